@@ -1,0 +1,43 @@
+# The two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup system-deps test lint typecheck pytest demo bench lambda-zip clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Chromium (template preview tests) and the Lambda runtime emulator (zip tests).
+system-deps: setup
+	bash scripts/install-system-deps.sh
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check gt_toolkit lambdas
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup system-deps
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+test: lint typecheck pytest
+
+demo: setup
+	$(BIN)/python -m gt_toolkit.demo --out demo-output
+
+bench: setup
+	$(BIN)/python bench/manifest_throughput.py
+
+lambda-zip: setup
+	$(BIN)/python -m gt_toolkit.lambda_package --out build/gt-toolkit-lambdas.zip
+
+clean:
+	rm -rf build dist demo-output .pytest_cache .mypy_cache .ruff_cache

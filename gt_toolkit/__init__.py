@@ -1,0 +1,65 @@
+"""gt-toolkit: raw images to a trained detector through SageMaker Ground Truth.
+
+The public API is what this module exports (``__all__``); everything else is internal.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import ConsolidationError as ConsolidationError
+from .errors import ConversionError as ConversionError
+from .errors import GtToolkitError as GtToolkitError
+from .errors import ManifestError as ManifestError
+from .errors import NoMatchingObjectsError as NoMatchingObjectsError
+from .errors import S3UriError as S3UriError
+from .errors import StorageError as StorageError
+from .errors import TemplateError as TemplateError
+from .errors import ValidationError as ValidationError
+from .inputs import iter_input_records as iter_input_records
+from .inputs import write_input_manifest as write_input_manifest
+from .manifest import ManifestLine as ManifestLine
+from .manifest import ReadStats as ReadStats
+from .manifest import RejectedLine as RejectedLine
+from .manifest import RejectPolicy as RejectPolicy
+from .manifest import parse_manifest_lines as parse_manifest_lines
+from .manifest import read_manifest as read_manifest
+from .manifest import write_manifest as write_manifest
+from .s3 import S3Store as S3Store
+from .s3 import make_s3_client as make_s3_client
+from .s3 import parse_s3_uri as parse_s3_uri
+from .sampling import sample_items as sample_items
+from .sampling import split_name as split_name
+
+try:
+    __version__ = version("gt-toolkit")
+except PackageNotFoundError:  # running from a checkout that is not installed
+    __version__ = "0.0.0"
+
+# Keep sorted; tests/test_public_api.py checks it against the module's public names.
+__all__ = [
+    "ConsolidationError",
+    "ConversionError",
+    "GtToolkitError",
+    "ManifestError",
+    "ManifestLine",
+    "NoMatchingObjectsError",
+    "ReadStats",
+    "RejectPolicy",
+    "RejectedLine",
+    "S3Store",
+    "S3UriError",
+    "StorageError",
+    "TemplateError",
+    "ValidationError",
+    "__version__",
+    "iter_input_records",
+    "make_s3_client",
+    "parse_manifest_lines",
+    "parse_s3_uri",
+    "read_manifest",
+    "sample_items",
+    "split_name",
+    "write_input_manifest",
+    "write_manifest",
+]

@@ -1,0 +1,49 @@
+"""``gt-convert``: one command line over the gt_toolkit API.
+
+Each subcommand lives in its own module under ``gt_toolkit.cli`` and exposes
+``register(subparsers)``; :data:`COMMAND_MODULES` lists them. The CLI only converts strings to
+API values and prints; errors the toolkit raises on purpose (:class:`GtToolkitError`) become
+one line on stderr and exit code 1, anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ..errors import GtToolkitError
+
+__all__ = ["COMMAND_MODULES", "build_parser", "main"]
+
+# One module per family of subcommands; each defines register(subparsers).
+COMMAND_MODULES: tuple[str, ...] = ("manifest",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``gt-convert`` parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="gt-convert",
+        description="Ground Truth manifests, consolidation, conversion and review.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``gt-convert``; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except GtToolkitError as exc:
+        print(f"gt-convert: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gt-convert: interrupted", file=sys.stderr)
+        return 130
+    return code

@@ -1,0 +1,38 @@
+"""Options and helpers shared by the ``gt-convert`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..s3 import S3Store, make_s3_client
+
+__all__ = ["add_aws_options", "eprint", "store_from_args"]
+
+
+def add_aws_options(parser: argparse.ArgumentParser) -> None:
+    """``--endpoint-url``/``--region``/``--profile`` for any subcommand that may touch S3."""
+    group = parser.add_argument_group("AWS")
+    group.add_argument(
+        "--endpoint-url",
+        help="S3-compatible endpoint (default: AWS_ENDPOINT_URL or AWS itself)",
+    )
+    group.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    group.add_argument("--profile", help="AWS profile name")
+
+
+def store_from_args(args: argparse.Namespace) -> S3Store:
+    """An :class:`S3Store` configured from the AWS options; the client is made lazily."""
+    import boto3
+
+    if args.profile or args.endpoint_url or args.region:
+        session = boto3.session.Session(profile_name=args.profile) if args.profile else None
+        return S3Store(
+            make_s3_client(session=session, endpoint_url=args.endpoint_url, region_name=args.region)
+        )
+    return S3Store()
+
+
+def eprint(*parts: object) -> None:
+    """Print a report line on stderr (stdout stays for data)."""
+    print(*parts, file=sys.stderr)

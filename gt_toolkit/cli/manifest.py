@@ -1,0 +1,208 @@
+"""``gt-convert manifest``, ``sample`` and ``split``: input manifests from data."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..files import atomic_output, join_location, write_json
+from ..inputs import iter_input_records
+from ..manifest import ReadStats, RejectPolicy, dump_line, read_manifest, write_manifest
+from ..progress import progress
+from ..s3 import DEFAULT_IMAGE_EXTENSIONS, is_s3_uri
+from ..sampling import item_key, percent_to_count, sample_items, split_name
+from ._common import add_aws_options, eprint, store_from_args
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
+def _percent(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError("must be in (0, 100]")
+    return value
+
+
+def _add_read_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy",
+        choices=[p.value for p in RejectPolicy],
+        default=RejectPolicy.COLLECT.value,
+        help="strict: stop at the first bad line; collect: keep going and write rejects (default)",
+    )
+    parser.add_argument(
+        "--rejects", help="rejects file (default: OUT with .rejects.jsonl appended)"
+    )
+
+
+def _rejects_location(args: argparse.Namespace, out: str) -> str:
+    return str(args.rejects) if args.rejects else f"{out}.rejects.jsonl"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the manifest, sample and split subcommands."""
+    p = subparsers.add_parser(
+        "manifest",
+        help="list an S3 prefix or a local folder into an input manifest",
+        description='Write a Ground Truth input manifest ({"source-ref": ...} per line) '
+        "for every image under an S3 prefix or a local folder, in key order.",
+    )
+    p.add_argument("src", help="s3://bucket/prefix/ or a local folder")
+    p.add_argument("-o", "--out", required=True, help="output manifest (path or s3:// URI)")
+    p.add_argument(
+        "--s3-prefix",
+        help="for a local folder: the s3://bucket/prefix/ its files are uploaded to",
+    )
+    p.add_argument(
+        "--ext",
+        action="append",
+        help=f"extension to keep, repeatable (default: {' '.join(DEFAULT_IMAGE_EXTENSIONS)})",
+    )
+    p.add_argument("--exclude", action="append", default=[], help="glob to skip, repeatable")
+    p.add_argument("--extra", type=_json_object, help="JSON object added to every line")
+    add_aws_options(p)
+    p.set_defaults(func=_run_manifest)
+
+    s = subparsers.add_parser(
+        "sample",
+        help="draw a reproducible random sample of a manifest",
+        description="Pick a seeded random sample (by percent, k = round(P/100 * n), or by "
+        "count), keeping the original line order, and record which lines were chosen in "
+        "OUT.sample.json.",
+    )
+    s.add_argument("manifest", help="input manifest (path or s3:// URI)")
+    s.add_argument("-o", "--out", required=True, help="sampled manifest (path or s3:// URI)")
+    size = s.add_mutually_exclusive_group(required=True)
+    size.add_argument("--percent", type=_percent, help="percentage of lines to keep")
+    size.add_argument("--count", type=int, help="number of lines to keep")
+    s.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    _add_read_options(s)
+    add_aws_options(s)
+    s.set_defaults(func=_run_sample)
+
+    sp = subparsers.add_parser(
+        "split",
+        help="split a manifest into stable train and validation manifests",
+        description="Assign every line to train or validation by a seeded hash of its "
+        "source-ref: adding lines later never moves existing ones.",
+    )
+    sp.add_argument("manifest", help="input manifest (path or s3:// URI)")
+    sp.add_argument("-o", "--out", required=True, help="output folder or s3:// prefix")
+    sp.add_argument("--validation-percent", type=_percent, default=20.0, help="default 20")
+    sp.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    _add_read_options(sp)
+    add_aws_options(sp)
+    sp.set_defaults(func=_run_split)
+
+
+def _run_manifest(args: argparse.Namespace) -> int:
+    store = store_from_args(args)
+    extensions = tuple(args.ext) if args.ext else DEFAULT_IMAGE_EXTENSIONS
+    records = iter_input_records(
+        args.src,
+        s3_prefix=args.s3_prefix,
+        extensions=extensions,
+        exclude=args.exclude,
+        extra=args.extra,
+        store=store,
+    )
+    count = write_manifest(progress(records, desc="listing", unit="obj"), args.out, store=store)
+    eprint(f"wrote {count} lines to {args.out}")
+    return 0
+
+
+def _read(args: argparse.Namespace, out: str, stats: ReadStats) -> Any:
+    store = store_from_args(args)
+    return store, read_manifest(
+        args.manifest,
+        policy=args.policy,
+        rejects=_rejects_location(args, out),
+        stats=stats,
+        store=store,
+    )
+
+
+def _report(stats: ReadStats, args: argparse.Namespace, out: str) -> None:
+    eprint(f"read {args.manifest}: {stats.summary()}")
+    if stats.rejected_total:
+        eprint(f"rejects written to {_rejects_location(args, out)}")
+
+
+def _count_lines(args: argparse.Namespace, out: str) -> int:
+    """A first, validating pass for --percent: the sample size depends on n."""
+    stats = ReadStats()
+    args_copy = argparse.Namespace(**{**vars(args), "rejects": os.devnull})
+    _, lines = _read(args_copy, out, stats)
+    for _ in lines:
+        pass
+    return stats.accepted
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    out = str(args.out)
+    count = args.count
+    if args.percent is not None:
+        count = percent_to_count(args.percent, _count_lines(args, out))
+    if count is None or count < 0:
+        raise SystemExit("gt-convert sample: --count must be >= 0")
+    stats = ReadStats()
+    store, lines = _read(args, out, stats)
+    result = sample_items(
+        progress(lines, desc="sampling", unit="line"),
+        count=count,
+        seed=args.seed,
+        key=lambda line: item_key(line.data),
+    )
+    written = write_manifest(result.items, out, store=store)
+    record = {
+        "manifest": str(args.manifest),
+        "seed": args.seed,
+        "percent": args.percent,
+        "count": args.count,
+        "total": result.total,
+        "selected": written,
+        "lines": [item.line_no for item in result.items],
+        "keys": result.keys,
+    }
+    write_json(f"{out}.sample.json", record, store=store)
+    _report(stats, args, out)
+    eprint(f"wrote {written} of {result.total} lines to {out}")
+    eprint(f"selection recorded in {out}.sample.json")
+    return 0
+
+
+def _run_split(args: argparse.Namespace) -> int:
+    out = str(args.out)
+    if not is_s3_uri(out):
+        Path(out).mkdir(parents=True, exist_ok=True)
+    stats = ReadStats()
+    store, lines = _read(args, join_location(out, "split"), stats)
+    fraction = args.validation_percent / 100
+    counts = {"train": 0, "validation": 0}
+    with contextlib.ExitStack() as stack:
+        sinks = {
+            name: stack.enter_context(
+                atomic_output(join_location(out, f"{name}.manifest"), store=store)
+            )
+            for name in counts
+        }
+        for line in progress(lines, desc="splitting", unit="line"):
+            name = split_name(item_key(line.data), seed=args.seed, validation_fraction=fraction)
+            counts[name] += 1
+            sinks[name].write(dump_line(line) + b"\n")
+    _report(stats, args, join_location(out, "split"))
+    eprint(f"wrote {counts['train']} train and {counts['validation']} validation lines to {out}")
+    return 0

@@ -1,0 +1,67 @@
+"""The one exception tree of gt_toolkit.
+
+Every error the toolkit raises on purpose derives from :class:`GtToolkitError`, so the CLI
+can print it as one line and exit 1, while any other exception is a bug and keeps its
+traceback. Each class also inherits the builtin it resembles::
+
+    GtToolkitError(Exception)
+    ├── ManifestError(GtToolkitError, ValueError)      file:line: reason of a bad line
+    ├── S3UriError(GtToolkitError, ValueError)         not an s3://bucket/key URI
+    ├── StorageError(GtToolkitError, OSError)          missing bucket or file, access denied
+    │   └── NoMatchingObjectsError                     a prefix or folder with nothing to list
+    ├── TemplateError(GtToolkitError)                  a worker template cannot be rendered
+    ├── ValidationError(GtToolkitError, ValueError)    a request with one or more problems
+    ├── ConversionError(GtToolkitError, ValueError)    an output manifest that cannot convert
+    └── ConsolidationError(GtToolkitError, ValueError) answers that cannot be consolidated
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class GtToolkitError(Exception):
+    """Root of every error gt_toolkit raises deliberately."""
+
+
+class ManifestError(GtToolkitError, ValueError):
+    """A manifest line that breaks the Ground Truth contract (strict policy)."""
+
+    def __init__(self, source: str, line_no: int, reason: str) -> None:
+        self.source = source
+        self.line_no = line_no
+        self.reason = reason
+        super().__init__(f"{source}:{line_no}: {reason}")
+
+
+class S3UriError(GtToolkitError, ValueError):
+    """A string that should be an ``s3://bucket/key`` URI and is not."""
+
+
+class StorageError(GtToolkitError, OSError):
+    """Local or S3 storage refused: missing bucket or file, access denied."""
+
+
+class NoMatchingObjectsError(StorageError):
+    """A prefix or folder that holds no object matching the filters."""
+
+
+class TemplateError(GtToolkitError):
+    """A worker task template that cannot be rendered or is unsafe."""
+
+
+class ValidationError(GtToolkitError, ValueError):
+    """A request or configuration with problems; lists every problem at once."""
+
+    def __init__(self, problems: Sequence[str], *, what: str = "request") -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s) in the {what}:\n{lines}")
+
+
+class ConversionError(GtToolkitError, ValueError):
+    """An output manifest that cannot be converted to the requested target."""
+
+
+class ConsolidationError(GtToolkitError, ValueError):
+    """Worker answers that cannot be consolidated at all."""

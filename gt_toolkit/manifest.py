@@ -1,0 +1,290 @@
+"""Ground Truth manifests (JSON Lines): parse, validate, stream, write.
+
+The pure core is :func:`parse_manifest_lines`, which maps raw byte lines to
+:class:`ManifestLine` or :class:`RejectedLine` values. :func:`read_manifest` is the I/O edge:
+it streams a local file or S3 object line by line, applies a :class:`RejectPolicy` and routes
+rejects to a JSON Lines rejects file. Contract: ``shared/spec/ground-truth-formats.md`` §1.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from .errors import ManifestError, S3UriError
+from .files import Location, atomic_output, iter_raw_lines
+from .s3 import S3Store, parse_s3_uri
+
+__all__ = [
+    "MAX_LINE_CHARS",
+    "ManifestLine",
+    "ReadStats",
+    "RejectPolicy",
+    "RejectReason",
+    "RejectedLine",
+    "dump_line",
+    "parse_manifest_lines",
+    "read_manifest",
+    "write_manifest",
+]
+
+logger = logging.getLogger(__name__)
+
+MAX_LINE_CHARS = 100_000
+_BOM = b"\xef\xbb\xbf"
+
+
+class RejectReason(StrEnum):
+    """Why a manifest line was rejected; the value is what the rejects file records."""
+
+    INVALID_UTF8 = "invalid-utf8"
+    BOM = "utf8-bom"
+    TOO_LONG = "line-too-long"
+    INVALID_JSON = "invalid-json"
+    NOT_OBJECT = "not-an-object"
+    NO_SOURCE = "no-source"
+    BAD_SOURCE_REF = "bad-source-ref"
+    BAD_SOURCE = "bad-source"
+    DOLLAR_ATTRIBUTE = "dollar-attribute"
+
+
+class RejectPolicy(StrEnum):
+    """What to do with a bad line: stop at once, or keep going and collect it."""
+
+    STRICT = "strict"
+    COLLECT = "collect"
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestLine:
+    """One accepted line: its 1-based number, the parsed object and the raw bytes."""
+
+    line_no: int
+    data: dict[str, Any]
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedLine:
+    """One rejected line, with everything needed to find and fix it."""
+
+    source: str
+    line_no: int
+    reason: RejectReason
+    detail: str
+    raw: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        """The rejects-file record; undecodable bytes are kept as backslash escapes."""
+        return {
+            "file": self.source,
+            "line": self.line_no,
+            "reason": self.reason.value,
+            "detail": self.detail,
+            "raw": self.raw.decode("utf-8", "backslashreplace"),
+        }
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line_no}: {self.reason.value}: {self.detail}"
+
+
+@dataclass(slots=True)
+class ReadStats:
+    """Counts from one read; ``rejected`` maps reason to count."""
+
+    lines: int = 0
+    accepted: int = 0
+    blank: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rejected_total(self) -> int:
+        """All rejected lines, whatever the reason."""
+        return sum(self.rejected.values())
+
+    def summary(self) -> str:
+        """One line for a person: what was read, kept, skipped and rejected."""
+        parts = [f"{self.lines} lines", f"{self.accepted} accepted"]
+        if self.blank:
+            parts.append(f"{self.blank} blank skipped")
+        if self.rejected:
+            detail = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items()))
+            parts.append(f"{self.rejected_total} rejected ({detail})")
+        return ", ".join(parts)
+
+
+def _check_object(obj: dict[str, Any], require_source: bool) -> tuple[RejectReason, str] | None:
+    for key in obj:
+        if key.startswith("$"):
+            return RejectReason.DOLLAR_ATTRIBUTE, f"attribute name {key!r} starts with '$'"
+    if "source-ref" in obj:
+        ref = obj["source-ref"]
+        try:
+            parse_s3_uri(ref)
+        except S3UriError as exc:
+            return RejectReason.BAD_SOURCE_REF, f"source-ref: {exc}"
+    elif "source" in obj:
+        if not isinstance(obj["source"], str):
+            return RejectReason.BAD_SOURCE, "source must be a string"
+    elif require_source:
+        return RejectReason.NO_SOURCE, "the object has neither 'source-ref' nor 'source'"
+    return None
+
+
+def parse_line(
+    raw: bytes, *, require_source: bool = True
+) -> dict[str, Any] | tuple[RejectReason, str]:
+    """Parse one raw line (no newline) into an object, or a ``(reason, detail)`` pair."""
+    if raw.startswith(_BOM):
+        return RejectReason.BOM, "line starts with a UTF-8 byte order mark"
+    if len(raw) > MAX_LINE_CHARS:
+        try:
+            chars = len(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            return RejectReason.INVALID_UTF8, f"invalid UTF-8 at byte {exc.start}"
+        if chars > MAX_LINE_CHARS:
+            return RejectReason.TOO_LONG, f"{chars} characters, the limit is {MAX_LINE_CHARS}"
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            return RejectReason.INVALID_UTF8, f"invalid UTF-8 at byte {uexc.start}"
+        return RejectReason.INVALID_JSON, str(exc)
+    if not isinstance(obj, dict):
+        return RejectReason.NOT_OBJECT, f"a JSON {type(obj).__name__}, not an object"
+    problem = _check_object(obj, require_source)
+    return problem if problem is not None else obj
+
+
+def parse_manifest_lines(
+    lines: Iterable[bytes],
+    *,
+    source: str,
+    require_source: bool = True,
+    blank: list[int] | None = None,
+) -> Iterator[ManifestLine | RejectedLine]:
+    r"""Map raw lines to accepted or rejected values, numbering lines from 1.
+
+    Blank lines are skipped; their numbers are appended to ``blank`` when given, so callers
+    can report them. A trailing ``\r`` (CRLF files) is removed.
+    """
+    for line_no, line in enumerate(lines, start=1):
+        raw = line[:-1] if line.endswith(b"\r") else line
+        if not raw.strip():
+            if blank is not None:
+                blank.append(line_no)
+            continue
+        parsed = parse_line(raw, require_source=require_source)
+        if isinstance(parsed, dict):
+            yield ManifestLine(line_no, parsed, raw)
+        else:
+            yield RejectedLine(source, line_no, parsed[0], parsed[1], raw)
+
+
+def read_manifest(
+    location: Location,
+    *,
+    policy: RejectPolicy | str = RejectPolicy.STRICT,
+    rejects: Location | None = None,
+    stats: ReadStats | None = None,
+    store: S3Store | None = None,
+    require_source: bool = True,
+) -> Iterator[ManifestLine]:
+    """Stream the accepted lines of a local or S3 manifest in constant memory.
+
+    Args:
+        location: a local path or ``s3://`` URI.
+        policy: ``strict`` raises :class:`ManifestError` at the first bad line; ``collect``
+            keeps going and writes every bad line to ``rejects``.
+        rejects: where the JSON Lines rejects file goes (written atomically at the end, only
+            when there is at least one reject). Without it, rejects are logged as warnings.
+        stats: filled in as the read goes, for the caller's report.
+        store: the S3 store for ``s3://`` locations.
+        require_source: reject lines without ``source-ref``/``source`` (manifest rules).
+
+    Raises:
+        ManifestError: under the strict policy, naming ``file:line: reason``.
+    """
+    policy = RejectPolicy(policy)
+    stats = stats if stats is not None else ReadStats()
+    name = str(location)
+    blank: list[int] = []
+    sink: _RejectSink | None = None
+    try:
+        for item in parse_manifest_lines(
+            iter_raw_lines(location, store=store),
+            source=name,
+            require_source=require_source,
+            blank=blank,
+        ):
+            stats.lines = item.line_no
+            stats.blank = len(blank)
+            if isinstance(item, ManifestLine):
+                stats.accepted += 1
+                yield item
+                continue
+            stats.rejected[item.reason.value] += 1
+            if policy is RejectPolicy.STRICT:
+                raise ManifestError(name, item.line_no, f"{item.reason.value}: {item.detail}")
+            if sink is None:
+                sink = _RejectSink(rejects, store)
+            sink.add(item)
+        if blank:
+            stats.lines = max(stats.lines, blank[-1])
+            stats.blank = len(blank)
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+class _RejectSink:
+    """Streams rejects to a temporary file that becomes the rejects file on close."""
+
+    def __init__(self, location: Location | None, store: S3Store | None) -> None:
+        self._cm = atomic_output(location, store=store) if location is not None else None
+        self._fh = self._cm.__enter__() if self._cm is not None else None
+
+    def add(self, item: RejectedLine) -> None:
+        if self._fh is None:
+            logger.warning("rejected %s", item)
+            return
+        self._fh.write(orjson.dumps(item.to_json()) + b"\n")
+
+    def close(self) -> None:
+        if self._cm is not None:
+            self._cm.__exit__(None, None, None)
+
+
+def dump_line(record: ManifestLine | Mapping[str, Any]) -> bytes:
+    """Serialise one record as a manifest line (no newline); unchanged lines keep their bytes."""
+    if isinstance(record, ManifestLine):
+        return record.raw
+    return orjson.dumps(record)
+
+
+def write_manifest(
+    records: Iterable[ManifestLine | Mapping[str, Any]],
+    location: Location,
+    *,
+    store: S3Store | None = None,
+) -> int:
+    """Write records as JSON Lines atomically (local rename or S3 upload when complete).
+
+    Returns:
+        The number of lines written.
+    """
+    count = 0
+    with atomic_output(location, store=store) as fh:
+        for record in records:
+            fh.write(dump_line(record))
+            fh.write(b"\n")
+            count += 1
+    return count
