@@ -77,3 +77,18 @@ def reset_moto(endpoint: str) -> None:
 def load_event(name: str) -> Any:
     """Load a JSON event fixture from ``tests/data/events``."""
     return json.loads((DATA / "events" / name).read_text())
+
+
+def seed_objects(bucket: str, keys: list[str], body: bytes = b"x") -> None:
+    """Put many objects straight into the in-process moto server's backend.
+
+    PUTs over HTTP cost ~6 ms each; thousands of them would dominate the suite. The server
+    under test runs in this process, so its state can be seeded directly; every read the
+    toolkit makes still goes over HTTP to 127.0.0.1.
+    """
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    for key in keys:
+        backend.put_object(bucket, key, body)

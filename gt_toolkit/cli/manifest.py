@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ..files import atomic_output, join_location, write_json
+from ..files import atomic_output, iter_raw_lines, join_location, write_json
 from ..inputs import iter_input_records
-from ..manifest import ReadStats, RejectPolicy, dump_line, read_manifest, write_manifest
+from ..manifest import (
+    ManifestLine,
+    ReadStats,
+    RejectPolicy,
+    dump_line,
+    parse_manifest_lines,
+    read_manifest,
+    write_manifest,
+)
 from ..progress import progress
-from ..s3 import DEFAULT_IMAGE_EXTENSIONS, is_s3_uri
+from ..s3 import DEFAULT_IMAGE_EXTENSIONS, S3Store, is_s3_uri
 from ..sampling import item_key, percent_to_count, sample_items, split_name
 from ._common import add_aws_options, eprint, store_from_args
 
@@ -124,7 +132,9 @@ def _run_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read(args: argparse.Namespace, out: str, stats: ReadStats) -> Any:
+def _read(
+    args: argparse.Namespace, out: str, stats: ReadStats
+) -> tuple[S3Store, Iterator[ManifestLine]]:
     store = store_from_args(args)
     return store, read_manifest(
         args.manifest,
@@ -141,21 +151,22 @@ def _report(stats: ReadStats, args: argparse.Namespace, out: str) -> None:
         eprint(f"rejects written to {_rejects_location(args, out)}")
 
 
-def _count_lines(args: argparse.Namespace, out: str) -> int:
-    """A first, validating pass for --percent: the sample size depends on n."""
-    stats = ReadStats()
-    args_copy = argparse.Namespace(**{**vars(args), "rejects": os.devnull})
-    _, lines = _read(args_copy, out, stats)
-    for _ in lines:
-        pass
-    return stats.accepted
+def _count_lines(args: argparse.Namespace) -> int:
+    """Count the lines the sample will draw from (``--percent`` needs n up front).
+
+    Validates like the real read but writes no rejects: the sampling pass reports them.
+    """
+    items = parse_manifest_lines(
+        iter_raw_lines(args.manifest, store=store_from_args(args)), source=str(args.manifest)
+    )
+    return sum(1 for item in items if isinstance(item, ManifestLine))
 
 
 def _run_sample(args: argparse.Namespace) -> int:
     out = str(args.out)
     count = args.count
     if args.percent is not None:
-        count = percent_to_count(args.percent, _count_lines(args, out))
+        count = percent_to_count(args.percent, _count_lines(args))
     if count is None or count < 0:
         raise SystemExit("gt-convert sample: --count must be >= 0")
     stats = ReadStats()

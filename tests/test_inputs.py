@@ -1,0 +1,119 @@
+"""Input manifests from an S3 prefix or a local folder, and S3 error handling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import seed_objects
+from gt_toolkit import NoMatchingObjectsError, StorageError, iter_input_records
+from gt_toolkit.inputs import iter_folder_keys, write_input_manifest
+from gt_toolkit.s3 import S3Store, make_s3_client
+
+
+def test_lists_5000_objects_through_pagination(store: S3Store, bucket: str) -> None:
+    keys = [f"imgs/{i:05d}.jpg" for i in range(5000)]
+    seed_objects(bucket, keys)
+    seed_objects(bucket, ["imgs/notes.txt", "other/0.jpg"])
+    refs = [r["source-ref"] for r in iter_input_records(f"s3://{bucket}/imgs/", store=store)]
+    assert refs == [f"s3://{bucket}/{k}" for k in keys]
+
+
+def test_small_pages_stream_every_key(store: S3Store, bucket: str) -> None:
+    keys = [f"p/{i:03d}.png" for i in range(250)]
+    seed_objects(bucket, keys)
+    listed = [o.key for o in store.iter_objects(f"s3://{bucket}/p/", page_size=100)]
+    assert listed == keys
+
+
+def test_extension_filter_is_case_insensitive_and_configurable(
+    store: S3Store, bucket: str
+) -> None:
+    seed_objects(bucket, ["a/1.JPG", "a/2.jpeg", "a/3.Png", "a/4.gif", "a/sub/5.jpg", "a/6.txt"])
+    default = [r["source-ref"] for r in iter_input_records(f"s3://{bucket}/a/", store=store)]
+    assert default == [f"s3://{bucket}/a/{k}" for k in ["1.JPG", "2.jpeg", "3.Png", "sub/5.jpg"]]
+    gifs = list(iter_input_records(f"s3://{bucket}/a/", extensions=[".GIF"], store=store))
+    assert [r["source-ref"] for r in gifs] == [f"s3://{bucket}/a/4.gif"]
+
+
+def test_exclude_globs_and_extra_attributes(store: S3Store, bucket: str) -> None:
+    seed_objects(bucket, ["a/keep.jpg", "a/thumbs/x.jpg", "a/skip_me.jpg"])
+    records = list(
+        iter_input_records(
+            f"s3://{bucket}/a/",
+            exclude=["thumbs/*", "*skip*"],
+            extra={"site": "plant-7"},
+            store=store,
+        )
+    )
+    assert records == [{"source-ref": f"s3://{bucket}/a/keep.jpg", "site": "plant-7"}]
+
+
+def test_empty_prefix_is_a_clear_error(store: S3Store, bucket: str) -> None:
+    seed_objects(bucket, ["a/readme.txt"])
+    with pytest.raises(NoMatchingObjectsError, match="no object under"):
+        list(iter_input_records(f"s3://{bucket}/a/", store=store))
+
+
+def test_missing_bucket_is_a_clear_error(store: S3Store) -> None:
+    with pytest.raises(StorageError, match="bucket does not exist"):
+        list(iter_input_records("s3://no-such-bucket-here/a/", store=store))
+
+
+def test_access_denied_is_a_clear_error(moto_endpoint: str, store: S3Store, bucket: str) -> None:
+    # moto checks IAM when asked to (in this process, where its server runs): a user with no
+    # policy is denied, as on AWS.
+    import boto3
+    from moto.core.authorization import enable_iam_authentication
+
+    seed_objects(bucket, ["a/1.jpg"])
+    iam = boto3.client("iam", endpoint_url=moto_endpoint, region_name="us-east-1")
+    iam.create_user(UserName=f"nobody-{bucket}")
+    key = iam.create_access_key(UserName=f"nobody-{bucket}")["AccessKey"]
+    session = boto3.session.Session(
+        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"]
+    )
+    denied = S3Store(
+        make_s3_client(session=session, endpoint_url=moto_endpoint, region_name="us-east-1")
+    )
+    with enable_iam_authentication(), pytest.raises(StorageError, match="access denied"):
+        list(iter_input_records(f"s3://{bucket}/a/", store=denied))
+    assert [o.key for o in store.iter_objects(f"s3://{bucket}/a/")] == ["a/1.jpg"]
+
+
+def test_local_folder_in_key_order(tmp_path: Path) -> None:
+    for rel in ["b.jpg", "a/z.png", "a-b.jpg", "a/y/1.JPEG", "c.txt", "A.jpg"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    keys = list(iter_folder_keys(tmp_path))
+    assert keys == sorted(["b.jpg", "a/z.png", "a-b.jpg", "a/y/1.JPEG", "A.jpg"])
+    out = tmp_path / "out" / "in.manifest"
+    n = write_input_manifest(tmp_path, out, s3_prefix="s3://my-bucket/data/")
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert n == len(lines) == 5
+    assert lines[0] == {"source-ref": "s3://my-bucket/data/A.jpg"}
+
+
+def test_local_folder_needs_an_s3_prefix(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    with pytest.raises(ValueError, match="s3_prefix"):
+        list(iter_input_records(tmp_path))
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="not a folder"):
+        list(iter_input_records(tmp_path / "nope", s3_prefix="s3://my-bucket/"))
+
+
+def test_manifest_written_to_s3(store: S3Store, bucket: str) -> None:
+    seed_objects(bucket, ["x/1.jpg", "x/2.jpg"])
+    n = write_input_manifest(f"s3://{bucket}/x/", f"s3://{bucket}/m/in.manifest", store=store)
+    body: Any = store.get_bytes(f"s3://{bucket}/m/in.manifest").decode()
+    assert n == 2
+    assert body.splitlines() == [
+        json.dumps({"source-ref": f"s3://{bucket}/x/{i}.jpg"}, separators=(",", ":"))
+        for i in (1, 2)
+    ]

@@ -1,0 +1,94 @@
+"""Seeded subsamples and stable splits."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gt_toolkit.sampling import (
+    hash_unit,
+    percent_to_count,
+    sample_items,
+    split_name,
+)
+
+
+def _refs(n: int, start: int = 0) -> list[str]:
+    return [f"s3://my-bucket/img_{i:05d}.jpg" for i in range(start, start + n)]
+
+
+def test_sample_is_deterministic_sized_and_in_original_order() -> None:
+    refs = _refs(1000)
+    a = sample_items(refs, count=200, seed=7, key=str)
+    b = sample_items(iter(refs), count=200, seed=7, key=str)
+    assert a.items == b.items
+    assert len(a.items) == 200 and a.total == 1000
+    assert a.indices == sorted(a.indices)
+    assert [refs[i] for i in a.indices] == a.items
+
+
+def test_different_seeds_pick_differently() -> None:
+    refs = _refs(1000)
+    a = sample_items(refs, count=100, seed=1, key=str).items
+    b = sample_items(refs, count=100, seed=2, key=str).items
+    assert a != b
+
+
+def test_sample_is_the_k_smallest_hashes() -> None:
+    refs = _refs(300)
+    expected = sorted(sorted(refs, key=lambda r: hash_unit(r, 3))[:30])
+    assert sorted(sample_items(refs, count=30, seed=3, key=str).items) == expected
+
+
+@pytest.mark.parametrize(
+    ("percent", "n", "k"),
+    [(20, 40, 8), (10, 5, 0), (50, 3, 2), (100, 7, 7), (33.3, 1000, 333), (0.1, 999, 1)],
+)
+def test_percent_follows_the_console_rounding(percent: float, n: int, k: int) -> None:
+    assert percent_to_count(percent, n) == k
+
+
+def test_count_larger_than_input_keeps_everything() -> None:
+    refs = _refs(5)
+    assert sample_items(refs, count=50, seed=0, key=str).items == refs
+
+
+def test_sample_is_roughly_uniform() -> None:
+    # Each of 10 blocks of 1,000 items should get about a tenth of a 2,000 sample.
+    refs = _refs(10_000)
+    chosen = sample_items(refs, count=2000, seed=11, key=str).indices
+    per_block = [sum(1 for i in chosen if b * 1000 <= i < (b + 1) * 1000) for b in range(10)]
+    assert all(140 <= c <= 260 for c in per_block), per_block
+
+
+def test_split_is_stable_when_items_are_added() -> None:
+    old = _refs(2000)
+    before = {r: split_name(r, seed=5, validation_fraction=0.2) for r in old}
+    grown = _refs(3000, start=0) + _refs(500, start=10_000)
+    after = {r: split_name(r, seed=5, validation_fraction=0.2) for r in grown}
+    assert all(after[r] == before[r] for r in old)
+    share = sum(v == "validation" for v in after.values()) / len(after)
+    assert 0.17 < share < 0.23
+
+
+def test_split_extremes() -> None:
+    assert split_name("s3://b/x", validation_fraction=0.0) == "train"
+    assert split_name("s3://b/x", validation_fraction=1.0) == "validation"
+    with pytest.raises(ValueError, match="validation_fraction"):
+        split_name("s3://b/x", validation_fraction=1.5)
+
+
+@given(st.lists(st.text(max_size=10), max_size=60), st.integers(0, 70), st.integers(0, 5))
+def test_sample_size_and_membership(items: list[str], count: int, seed: int) -> None:
+    result = sample_items(items, count=count, seed=seed, key=str)
+    assert len(result.items) == min(count, len(items))
+    assert result.indices == sorted(set(result.indices))
+    assert [items[i] for i in result.indices] == result.items
+
+
+@given(st.lists(st.text(max_size=10), min_size=1, max_size=40, unique=True), st.integers(0, 40))
+def test_sample_does_not_depend_on_input_order(items: list[str], count: int) -> None:
+    a = sample_items(items, count=count, seed=1, key=str).items
+    b = sample_items(list(reversed(items)), count=count, seed=1, key=str).items
+    assert sorted(a) == sorted(b)
