@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gt_toolkit.errors import ValidationError
+from gt_toolkit.label_config import (
+    build_label_category_config,
+    parse_label_category_config,
+    read_label_category_config,
+    validate_labels,
+    write_label_category_config,
+)
+from gt_toolkit.s3 import S3Store
+
+
+def test_build_label_category_config_matches_documented_shape() -> None:
+    assert build_label_category_config(["car", "bike"]) == {
+        "document-version": "2018-11-28",
+        "labels": [{"label": "car"}, {"label": "bike"}],
+    }
+
+
+def test_build_keeps_hostile_labels_verbatim() -> None:
+    labels = ['say "hi"', "a & b", "</script>", "自転車", "{{ x }}"]
+    config = build_label_category_config(labels)
+    assert [e["label"] for e in config["labels"]] == labels
+    assert parse_label_category_config(json.dumps(config)) == labels
+
+
+def test_build_adds_ner_instructions() -> None:
+    config = build_label_category_config(
+        ["PERSON"], task_type="NamedEntityRecognition", short_instruction="s", full_instruction="f"
+    )
+    assert config["instructions"] == {"shortInstruction": "s", "fullInstruction": "f"}
+
+
+@pytest.mark.parametrize(
+    ("labels", "task_type", "fragment"),
+    [
+        ([], "BoundingBox", "at least 1 label"),
+        (["a"], "ImageMultiClass", "at least 2 labels"),
+        (["a"], "ImageMultiClassMultiLabel", "at least 2 labels"),
+        ([f"l{i}" for i in range(51)], "BoundingBox", "at most 50 labels, got 51"),
+        ([f"l{i}" for i in range(51)], "TextMultiClassMultiLabel", "at most 50"),
+        (["a", "b", "a"], "BoundingBox", "'a' appears 2 times"),
+        (["", "b"], "BoundingBox", "label #1 is empty"),
+        (["x" * 257], "BoundingBox", "257 characters; the limit is 256"),
+        (["   "], "BoundingBox", "only whitespace"),
+        (["a", 3], "BoundingBox", "label #2 is a int"),
+        ("car", "BoundingBox", "not a single str"),
+    ],
+    ids=[
+        "bbox-empty",
+        "classifier-one",
+        "multilabel-one",
+        "bbox-51",
+        "multilabel-51",
+        "duplicate",
+        "empty-string",
+        "too-long",
+        "blank",
+        "not-a-string",
+        "bare-string",
+    ],
+)
+def test_validate_labels_reports_each_problem(
+    labels: list[object], task_type: str, fragment: str
+) -> None:
+    problems = validate_labels(labels, task_type=task_type)
+    assert any(fragment in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("labels", "task_type"),
+    [
+        (["x" * 256], "BoundingBox"),
+        ([f"l{i}" for i in range(50)], "BoundingBox"),
+        ([f"l{i}" for i in range(500)], "ImageMultiClass"),
+        (["cat", "dog"], "ImageMultiClass"),
+    ],
+    ids=["256-chars", "50-boxes", "500-single-label", "two-classes"],
+)
+def test_validate_labels_accepts_the_limits(labels: list[str], task_type: str) -> None:
+    assert validate_labels(labels, task_type=task_type) == []
+
+
+def test_build_raises_with_every_problem() -> None:
+    with pytest.raises(ValidationError) as info:
+        build_label_category_config(["a", "a", ""])
+    assert len(info.value.problems) == 2
+    assert "label list" in str(info.value)
+
+
+def test_unknown_task_type_is_a_clear_error() -> None:
+    with pytest.raises(ValidationError, match="unknown task type 'Boxes'"):
+        validate_labels(["a"], task_type="Boxes")
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"document-version": "2018-11-28", "labels": [{"label": "a"}, {"label": "b"}]},
+        {"document-version": "2021-05-13", "labels": [{"label": "a"}, {"label": "b"}]},
+        {"labels": [{"label": "a"}, {"label": "b"}]},
+    ],
+    ids=["2018", "2021", "no-version"],
+)
+def test_parse_accepts_both_versions(document: dict[str, object]) -> None:
+    assert parse_label_category_config(document) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("document", "fragment"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[1]", "expected a JSON object"),
+        (b'{"document-version": "1999-01-01", "labels": []}', "unknown document-version"),
+        (b'{"labels": {"label": "a"}}', '"labels" must be a list'),
+        (b'{"labels": [{"name": "a"}]}', 'labels[0] has no string "label"'),
+    ],
+)
+def test_parse_rejects_malformed(document: bytes, fragment: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_label_category_config(document)
+    assert fragment in str(info.value)
+
+
+@given(
+    st.lists(
+        st.text(min_size=1, max_size=256).filter(str.strip), min_size=1, max_size=50, unique=True
+    )
+)
+def test_build_then_parse_round_trips(labels: list[str]) -> None:
+    document = json.dumps(build_label_category_config(labels))
+    assert parse_label_category_config(document) == labels
+
+
+def test_write_and_read_local(tmp_path: Path) -> None:
+    path = tmp_path / "labels.json"
+    write_label_category_config(["ball", "cup"], path)
+    assert read_label_category_config(path) == ["ball", "cup"]
+    assert json.loads(path.read_text())["document-version"] == "2018-11-28"
+
+
+def test_write_and_read_s3(store: S3Store, bucket: str) -> None:
+    uri = f"s3://{bucket}/config/labels.json"
+    write_label_category_config(["ball"], uri, store=store)
+    assert read_label_category_config(uri, store=store) == ["ball"]
