@@ -1,0 +1,255 @@
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from typing import Any
+
+import pytest
+from conftest import load_event
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gt_toolkit.errors import StorageError, ValidationError
+from gt_toolkit.pre_annotation import (
+    PreAnnotationSettings,
+    find_prior_detection_attribute,
+    handle_pre_annotation,
+    load_pre_annotation_settings,
+)
+from gt_toolkit.s3 import S3Store
+
+LABELS = ("car", "bike")
+
+
+def test_source_ref_becomes_task_object_with_labels_and_header() -> None:
+    event = load_event("pre_source_ref.json")
+    out = handle_pre_annotation(
+        event, settings=PreAnnotationSettings(labels=LABELS, header="Box every vehicle")
+    )
+    assert out == {
+        "taskInput": {
+            "taskObject": event["dataObject"]["source-ref"],
+            "labels": list(LABELS),
+            "header": "Box every vehicle",
+        },
+        "isHumanAnnotationRequired": True,
+    }
+    # the response is JSON (what the Lambda runtime will serialise)
+    assert json.loads(json.dumps(out)) == out
+
+
+def test_source_text_becomes_task_object() -> None:
+    event = load_event("pre_source_text.json")
+    out = handle_pre_annotation(event, settings=PreAnnotationSettings())
+    assert out["taskInput"] == {"taskObject": event["dataObject"]["source"]}
+    assert out["isHumanAnnotationRequired"] is True
+
+
+def test_chained_job_boxes_become_initial_value_with_label_names() -> None:
+    event = load_event("pre_chained.json")
+    out = handle_pre_annotation(event, settings=PreAnnotationSettings(labels=("car", "x", "bike")))
+    anns = event["dataObject"]["boxes"]["annotations"]
+    assert out["taskInput"]["initialValue"] == [
+        {"label": "car", **{k: anns[0][k] for k in ("left", "top", "width", "height")}},
+        {"label": "bike", **{k: anns[1][k] for k in ("left", "top", "width", "height")}},
+    ]
+    assert "errors" not in out["taskInput"]
+    assert out["isHumanAnnotationRequired"] is True
+
+
+def test_prior_attribute_is_found_by_metadata_type_not_by_name() -> None:
+    data = load_event("pre_chained.json")["dataObject"]
+    assert find_prior_detection_attribute(data) == "boxes"
+    renamed = {
+        "source-ref": data["source-ref"],
+        "zz": data["boxes"],
+        "zz-metadata": data["boxes-metadata"],
+    }
+    assert find_prior_detection_attribute(renamed) == "zz"
+    assert find_prior_detection_attribute({"source-ref": "s3://b/k"}) is None
+
+
+def test_newest_prior_label_wins_in_a_chain() -> None:
+    data = load_event("pre_chained.json")["dataObject"]
+    newer_meta = dict(data["boxes-metadata"], **{"creation-date": "2025-01-01T00:00:00"})
+    chain = {
+        **data,
+        "adjusted": {"image_size": [], "annotations": []},
+        "adjusted-metadata": newer_meta,
+    }
+    assert find_prior_detection_attribute(chain) == "adjusted"
+    failed = dict(newer_meta, **{"failure-reason": "ClientError: boom"})
+    assert (
+        find_prior_detection_attribute({**data, "adjusted-metadata": failed, "adjusted": {}})
+        == "boxes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("threshold", "skipped"),
+    [
+        (None, False),  # no rule
+        (0.9, True),  # 0.97 and 0.92 both pass
+        (0.95, False),  # 0.92 fails
+        (0.0, True),
+    ],
+)
+def test_skip_rule_on_model_prelabels(threshold: float | None, skipped: bool) -> None:
+    event = load_event("pre_model_prelabels.json")
+    out = handle_pre_annotation(
+        event, settings=PreAnnotationSettings(skip_min_confidence=threshold)
+    )
+    assert out["isHumanAnnotationRequired"] is (not skipped)
+    assert [b["label"] for b in out["taskInput"]["initialValue"]] == ["car", "bike"]
+
+
+def test_skip_rule_never_skips_an_image_without_prior_boxes() -> None:
+    event = load_event("pre_source_ref.json")
+    out = handle_pre_annotation(event, settings=PreAnnotationSettings(skip_min_confidence=0.0))
+    assert out["isHumanAnnotationRequired"] is True
+    empty = copy.deepcopy(load_event("pre_model_prelabels.json"))
+    empty["dataObject"]["model"]["annotations"] = []
+    empty["dataObject"]["model-metadata"]["objects"] = []
+    out = handle_pre_annotation(empty, settings=PreAnnotationSettings(skip_min_confidence=0.0))
+    assert out["isHumanAnnotationRequired"] is True
+    assert "initialValue" not in out["taskInput"]
+
+
+def test_skip_rule_needs_every_confidence_known() -> None:
+    event = copy.deepcopy(load_event("pre_model_prelabels.json"))
+    event["dataObject"]["model-metadata"]["objects"] = [{"confidence": 0.99}]  # second missing
+    out = handle_pre_annotation(event, settings=PreAnnotationSettings(skip_min_confidence=0.5))
+    assert out["isHumanAnnotationRequired"] is True
+
+
+def test_prior_box_with_a_label_outside_the_choices_is_dropped_and_reported() -> None:
+    event = load_event("pre_chained.json")
+    out = handle_pre_annotation(event, settings=PreAnnotationSettings(labels=("car",)))
+    assert [b["label"] for b in out["taskInput"]["initialValue"]] == ["car"]
+    assert any("'bike'" in e for e in out["taskInput"]["errors"])
+
+
+def test_malformed_prior_label_is_logged_and_the_human_still_gets_the_task(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    event = load_event("pre_malformed.json")
+    with caplog.at_level(logging.ERROR, logger="gt_toolkit.pre_annotation"):
+        out = handle_pre_annotation(event, settings=PreAnnotationSettings(skip_min_confidence=0.1))
+    assert out["isHumanAnnotationRequired"] is True
+    assert out["taskInput"]["taskObject"] == "s3://b/img3.png"
+    assert "initialValue" not in out["taskInput"]
+    assert any("malformed" in e for e in out["taskInput"]["errors"])
+    assert [r.levelno for r in caplog.records] == [logging.ERROR]
+    assert caplog.records[0].gt["taskObject"] == "s3://b/img3.png"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("event", "task_object", "error_part"),
+    [
+        ({}, "", "dataObject must be a JSON object"),
+        ({"dataObject": None}, "", "dataObject must be a JSON object"),
+        ({"dataObject": ["s3://b/k"]}, "", "dataObject must be a JSON object"),
+        ({"dataObject": {"site": 1}}, "", "neither 'source-ref' nor 'source'"),
+        ({"dataObject": {"source-ref": 42}}, "42", "must be a string"),
+        ({"dataObject": {"source-ref": "https://x/y.jpg"}}, "https://x/y.jpg", "not an s3:// URI"),
+    ],
+    ids=["no-data-object", "null", "list", "no-source", "number", "not-s3"],
+)
+def test_malformed_data_object_never_raises(event: Any, task_object: str, error_part: str) -> None:
+    out = handle_pre_annotation(event, settings=PreAnnotationSettings(labels=LABELS))
+    assert out["isHumanAnnotationRequired"] is True
+    assert out["taskInput"]["taskObject"] == task_object
+    assert out["taskInput"]["labels"] == list(LABELS)
+    assert any(error_part in e for e in out["taskInput"]["errors"])
+
+
+def test_pass_through_keys_reach_the_template() -> None:
+    event = load_event("pre_source_ref.json")
+    out = handle_pre_annotation(
+        event, settings=PreAnnotationSettings(pass_through=("site", "nope"))
+    )
+    assert out["taskInput"]["metadata"] == {"site": "plant-7"}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data_object=st.dictionaries(
+        st.sampled_from(["source-ref", "source", "boxes", "boxes-metadata", "x", "x-metadata"]),
+        json_values,
+    ),
+    threshold=st.none() | st.floats(0, 1),
+)
+def test_any_data_object_gets_a_response(
+    data_object: dict[str, Any], threshold: float | None
+) -> None:
+    out = handle_pre_annotation(
+        {"dataObject": data_object},
+        settings=PreAnnotationSettings(labels=LABELS, skip_min_confidence=threshold),
+    )
+    assert isinstance(out["taskInput"]["taskObject"], str)
+    assert isinstance(out["isHumanAnnotationRequired"], bool)
+    if out["taskInput"].get("errors"):
+        assert out["isHumanAnnotationRequired"] is True
+    json.dumps(out)  # serialisable
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, PreAnnotationSettings()),
+        ({"GT_LABELS": '["a, b", "c"]'}, PreAnnotationSettings(labels=("a, b", "c"))),
+        ({"GT_LABELS": "car, bike ,"}, PreAnnotationSettings(labels=("car", "bike"))),
+        (
+            {"GT_HEADER": "Box it", "GT_SKIP_MIN_CONFIDENCE": "0.8", "GT_PASS_THROUGH_KEYS": "a,b"},
+            PreAnnotationSettings(
+                header="Box it", skip_min_confidence=0.8, pass_through=("a", "b")
+            ),
+        ),
+        ({"GT_PRIOR_LABEL_ATTRIBUTE": "boxes"}, PreAnnotationSettings(prior_attribute="boxes")),
+    ],
+)
+def test_settings_from_env(env: dict[str, str], expected: PreAnnotationSettings) -> None:
+    assert PreAnnotationSettings.from_env(env) == expected
+
+
+def test_settings_from_env_lists_every_problem() -> None:
+    with pytest.raises(ValidationError) as info:
+        PreAnnotationSettings.from_env(
+            {"GT_LABELS": "[1, 2]", "GT_SKIP_MIN_CONFIDENCE": "2", "GT_LABELS_S3_URI": "/tmp/x"}
+        )
+    assert len(info.value.problems) == 3
+
+
+def test_label_file_in_s3_is_read_once_at_cold_start(store: S3Store, bucket: str) -> None:
+    uri = f"s3://{bucket}/config/labels.json"
+    store.put_bytes(
+        uri,
+        json.dumps(
+            {"document-version": "2018-11-28", "labels": [{"label": "car"}, {"label": "bike"}]}
+        ).encode(),
+    )
+    settings_ = load_pre_annotation_settings({"GT_LABELS_S3_URI": uri}, store=store)
+    assert settings_.labels == ("car", "bike")
+    # env labels win over the file
+    assert load_pre_annotation_settings(
+        {"GT_LABELS_S3_URI": uri, "GT_LABELS": "x"}, store=store
+    ).labels == ("x",)
+
+
+def test_bad_or_missing_label_file_fails_loudly(store: S3Store, bucket: str) -> None:
+    uri = f"s3://{bucket}/config/labels.json"
+    with pytest.raises(StorageError):
+        load_pre_annotation_settings({"GT_LABELS_S3_URI": uri}, store=store)
+    store.put_bytes(uri, b'{"labels": "car"}')
+    with pytest.raises(ValidationError):
+        load_pre_annotation_settings({"GT_LABELS_S3_URI": uri}, store=store)
