@@ -16,6 +16,10 @@ from .errors import S3UriError as S3UriError
 from .errors import StorageError as StorageError
 from .errors import TemplateError as TemplateError
 from .errors import ValidationError as ValidationError
+from .evaluate import EvaluationResult as EvaluationResult
+from .evaluate import ScoredBox as ScoredBox
+from .evaluate import evaluate_detections as evaluate_detections
+from .evaluate import read_detection_set as read_detection_set
 from .inputs import iter_input_records as iter_input_records
 from .inputs import write_input_manifest as write_input_manifest
 from .manifest import ManifestLine as ManifestLine
@@ -40,6 +44,7 @@ except PackageNotFoundError:  # running from a checkout that is not installed
 __all__ = [
     "ConsolidationError",
     "ConversionError",
+    "EvaluationResult",
     "GtToolkitError",
     "ManifestError",
     "ManifestLine",
@@ -49,14 +54,17 @@ __all__ = [
     "RejectedLine",
     "S3Store",
     "S3UriError",
+    "ScoredBox",
     "StorageError",
     "TemplateError",
     "ValidationError",
     "__version__",
+    "evaluate_detections",
     "iter_input_records",
     "make_s3_client",
     "parse_manifest_lines",
     "parse_s3_uri",
+    "read_detection_set",
     "read_manifest",
     "sample_items",
     "split_name",

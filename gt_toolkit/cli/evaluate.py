@@ -1,0 +1,92 @@
+"""``gt-convert evaluate PRED REF``: score detections against a reference manifest."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..evaluate import evaluate_detections, format_evaluation, read_detection_set
+from ..files import write_json
+from ._common import add_aws_options, eprint, store_from_args
+
+
+def _unit(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be in [0, 1]")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the evaluate subcommand."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="AP, precision/recall and per-image IoU of detections against a reference",
+        description="Compare detections (a Ground Truth output manifest, or JSON Lines of "
+        '{"source-ref", "boxes": [{label, left, top, width, height, score}]} as decoded '
+        "endpoint predictions) with a reference output manifest. Prints a per-class table "
+        "(COCO AP@0.5, AP@0.75, AP@[.5:.95], precision/recall at a score threshold) and the "
+        "worst images by matched mean IoU.",
+    )
+    p.add_argument("predictions", help="detections: output manifest or prediction JSON Lines")
+    p.add_argument("reference", help="reference output manifest (path or s3:// URI)")
+    p.add_argument("-o", "--out", help="write the full report as JSON here")
+    p.add_argument("--pred-attribute", help="label attribute of PRED (default: detected)")
+    p.add_argument("--ref-attribute", help="label attribute of REF (default: detected)")
+    p.add_argument("--iou-threshold", type=_unit, default=0.5, help="for P/R (default 0.5)")
+    p.add_argument(
+        "--score-threshold", type=_unit, default=0.0, help="for P/R and image IoU (default 0)"
+    )
+    p.add_argument(
+        "--max-detections",
+        type=_positive,
+        help="per image and class, best scores first (COCO uses 100; default: all)",
+    )
+    p.add_argument("--worst", type=int, default=10, help="images to list (default 10)")
+    add_aws_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read both sides, evaluate, print the table, write the JSON report."""
+    store = store_from_args(args)
+    pred = read_detection_set(args.predictions, label_attribute=args.pred_attribute, store=store)
+    ref = read_detection_set(args.reference, label_attribute=args.ref_attribute, store=store)
+    for name, found in (("predictions", pred), ("reference", ref)):
+        for reason in found.skipped:
+            eprint(f"skipped {name} line {reason}")
+    result = evaluate_detections(
+        pred.boxes,
+        ref.boxes,
+        iou_threshold=args.iou_threshold,
+        score_threshold=args.score_threshold,
+        max_detections=args.max_detections,
+    )
+    print(format_evaluation(result, worst=args.worst))
+    if args.out:
+        report = result.to_json()
+        report["sources"] = {
+            "predictions": {
+                "location": str(args.predictions),
+                "kind": pred.kind,
+                "attribute": pred.attribute,
+                "images": len(pred.boxes),
+                "skipped": pred.skipped,
+            },
+            "reference": {
+                "location": str(args.reference),
+                "kind": ref.kind,
+                "attribute": ref.attribute,
+                "images": len(ref.boxes),
+                "skipped": ref.skipped,
+            },
+        }
+        write_json(args.out, report, store=store)
+        eprint(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,515 @@
+"""Evaluation: AP cross-checked against pycocotools on the same data, properties, adapters."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from gt_toolkit import evaluate_detections
+from gt_toolkit.cli import main
+from gt_toolkit.errors import ManifestError, ValidationError
+from gt_toolkit.evaluate import (
+    ScoredBox,
+    box_iou_xywh,
+    format_evaluation,
+    iter_prediction_lines,
+    read_detection_set,
+)
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def B(
+    label: str, left: float, top: float, width: float, height: float, score: float = 1.0
+) -> ScoredBox:
+    return ScoredBox(label=label, left=left, top=top, width=width, height=height, score=score)
+
+
+# Several classes, misses, false positives, duplicates, ties of scores (0.0 like a
+# single-worker Ground Truth job, and a crowd at 0.5), images with boxes on one side only,
+# and a class ("bird") that only the detections have.
+REFERENCE = {
+    "s3://bkt/a.jpg": [B("cat", 10, 10, 50, 50), B("dog", 100, 100, 40, 60)],
+    "s3://bkt/b.jpg": [],
+    "s3://bkt/c.jpg": [B("car", 0, 0, 30, 20), B("car", 40, 0, 30, 20), B("car", 80, 0, 30, 20)],
+    "s3://bkt/d.jpg": [B("cat", 0, 0, 40, 40), B("cat", 30, 30, 40, 40)],
+    "s3://bkt/e.jpg": [B("dog", 50, 50, 100, 100), B("car", 300, 300, 60, 30)],
+    "s3://bkt/f.jpg": [B("dog", 0, 0, 20, 80), B("dog", 25, 0, 20, 80), B("cat", 200, 10, 30, 30)],
+    "s3://bkt/g.jpg": [B("car", 0, 0, 10, 10), B("car", 2, 0, 10, 10)],
+}
+DETECTIONS = {
+    "s3://bkt/a.jpg": [
+        B("cat", 12, 11, 48, 50, 0.9),
+        B("cat", 10, 12, 50, 47, 0.8),  # duplicate of the same cat
+        B("dog", 105, 98, 40, 60, 0.7),
+        B("car", 200, 200, 30, 30, 0.6),  # false positive
+        B("bird", 5, 5, 10, 10, 0.5),  # class absent from the reference
+    ],
+    "s3://bkt/b.jpg": [B("cat", 0, 0, 20, 20, 0.95)],  # nothing to find here
+    # c.jpg: no entry at all, every car is missed
+    "s3://bkt/d.jpg": [
+        B("cat", 2, 1, 38, 40, 0.0),
+        B("cat", 28, 33, 40, 40, 0.0),
+        B("cat", 15, 15, 40, 40, 0.0),
+    ],
+    "s3://bkt/e.jpg": [
+        B("dog", 60, 60, 100, 100, 0.5),
+        B("dog", 50, 50, 90, 95, 0.5),
+        B("car", 305, 300, 60, 30, 0.5),
+        B("car", 330, 300, 60, 30, 0.5),
+    ],
+    "s3://bkt/f.jpg": [
+        B("dog", 0, 2, 20, 76, 0.5),
+        B("dog", 26, 0, 19, 80, 0.3),
+        B("dog", 12, 0, 20, 80, 0.5),
+        B("cat", 205, 12, 30, 28, 0.05),
+    ],
+    # The first detection has equal IoU with both cars; COCO gives it the later one, which
+    # leaves the exact match for the second detection.
+    "s3://bkt/g.jpg": [B("car", 1, 0, 10, 10, 0.9), B("car", 0, 0, 10, 10, 0.8)],
+}
+
+
+def _det_key(b: ScoredBox) -> tuple[float, ...]:
+    return (-b.score, b.left, b.top, b.width, b.height)
+
+
+def _ref_key(b: ScoredBox) -> tuple[float, ...]:
+    return (b.left, b.top, b.width, b.height)
+
+
+def coco_ap(
+    detections: dict[str, list[ScoredBox]],
+    reference: dict[str, list[ScoredBox]],
+    max_dets: int | None,
+) -> dict[str, tuple[float, float] | None]:
+    """AP@0.5 and AP@[.5:.95] per label (and "mean") from pycocotools' COCOeval.
+
+    Images get ids in source-ref order and boxes are listed in the documented tie order, so
+    pycocotools sees the same ranking as the toolkit.
+    """
+    images = sorted(reference)
+    labels = sorted(
+        {b.label for bs in reference.values() for b in bs}
+        | {b.label for bs in detections.values() for b in bs}
+    )
+    cat_ids = {label: i + 1 for i, label in enumerate(labels)}
+    gt: dict[str, Any] = {
+        "images": [{"id": i + 1, "width": 1000, "height": 1000} for i in range(len(images))],
+        "categories": [{"id": cat_ids[name], "name": name} for name in labels],
+        "annotations": [],
+    }
+    dts: list[dict[str, Any]] = []
+    for i, ref in enumerate(images):
+        for b in sorted(reference[ref], key=_ref_key):
+            gt["annotations"].append(
+                {
+                    "id": len(gt["annotations"]) + 1,
+                    "image_id": i + 1,
+                    "category_id": cat_ids[b.label],
+                    "bbox": [b.left, b.top, b.width, b.height],
+                    "area": b.width * b.height,
+                    "iscrowd": 0,
+                }
+            )
+        for b in sorted(detections.get(ref, []), key=_det_key):
+            dts.append(
+                {
+                    "image_id": i + 1,
+                    "category_id": cat_ids[b.label],
+                    "bbox": [b.left, b.top, b.width, b.height],
+                    "score": b.score,
+                }
+            )
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = gt
+        coco.createIndex()
+        coco_dt = coco.loadRes(dts)
+        ev = COCOeval(coco, coco_dt, "bbox")
+        ev.params.maxDets = [max_dets or 10**6]  # evaluate() sorts it; keep one value
+        ev.evaluate()
+        ev.accumulate()
+    precision = ev.eval["precision"]  # (T, R, K, A, M)
+    out: dict[str, tuple[float, float] | None] = {}
+    for k, label in enumerate(labels):
+        p = precision[:, :, k, 0, -1]
+        out[label] = None if (p <= -1).all() else (float(np.mean(p[0])), float(np.mean(p)))
+    all_p = precision[:, :, :, 0, -1]
+    out["mean"] = (float(np.mean(all_p[0][all_p[0] > -1])), float(np.mean(all_p[all_p > -1])))
+    return out
+
+
+def assert_matches_coco(
+    detections: dict[str, list[ScoredBox]],
+    reference: dict[str, list[ScoredBox]],
+    max_dets: int | None = None,
+) -> None:
+    expected = coco_ap(detections, reference, max_dets)
+    result = evaluate_detections(detections, reference, max_detections=max_dets)
+    got = {c.label: (c.ap50, c.ap) for c in result.classes}
+    for label, value in expected.items():
+        if label == "mean":
+            assert result.map50 == pytest.approx(value[0], abs=1e-6)  # type: ignore[index]
+            assert result.map == pytest.approx(value[1], abs=1e-6)  # type: ignore[index]
+        elif value is None:
+            assert got[label] == (None, None)
+        else:
+            assert got[label][0] == pytest.approx(value[0], abs=1e-6), label
+            assert got[label][1] == pytest.approx(value[1], abs=1e-6), label
+
+
+@pytest.mark.parametrize("max_dets", [None, 100, 1, 2], ids=["all", "coco-100", "one", "two"])
+def test_ap_matches_pycocotools_on_fixed_data(max_dets: int | None) -> None:
+    assert_matches_coco(DETECTIONS, REFERENCE, max_dets)
+
+
+def test_fixed_data_results_are_not_trivial() -> None:
+    # Guards the cross-check: the fixed data must exercise partial scores, not 0s and 1s.
+    result = evaluate_detections(DETECTIONS, REFERENCE)
+    by_label = {c.label: c for c in result.classes}
+    assert by_label["bird"].ap is None and by_label["bird"].false_positives == 1
+    assert 0 < by_label["cat"].ap50 < 1  # type: ignore[operator]
+    assert 0 < by_label["car"].ap50 < 1  # type: ignore[operator]
+    assert by_label["car"].false_negatives == 3  # all of c.jpg; e.jpg's car is found
+    assert result.map is not None and result.map50 is not None and result.map < result.map50
+    assert result.unknown_images == []
+
+
+boxes_st = st.builds(
+    B,
+    label=st.sampled_from(["a", "b", "c"]),
+    left=st.integers(0, 60),
+    top=st.integers(0, 60),
+    width=st.integers(1, 40),
+    height=st.integers(1, 40),
+    score=st.sampled_from([0.0, 0.25, 0.5, 0.5, 0.75, 1.0]),
+)
+images_st = st.dictionaries(
+    st.sampled_from([f"s3://bkt/{i}.jpg" for i in range(6)]),
+    st.lists(boxes_st, max_size=6),
+    min_size=1,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(reference=images_st, detections=images_st, jitter=st.integers(0, 6))
+def test_ap_matches_pycocotools_on_random_data(
+    reference: dict[str, list[ScoredBox]], detections: dict[str, list[ScoredBox]], jitter: int
+) -> None:
+    # Detections: shifted copies of reference boxes (hits at various IoU) plus random ones.
+    rng = random.Random(jitter)
+    dets = {k: list(v) for k, v in detections.items() if k in reference}
+    for ref, boxes in reference.items():
+        for b in boxes:
+            if rng.random() < 0.7:
+                dets.setdefault(ref, []).append(
+                    B(
+                        b.label,
+                        b.left + rng.randint(-jitter, jitter),
+                        b.top + rng.randint(-jitter, jitter),
+                        b.width,
+                        b.height,
+                        rng.choice([0.1, 0.5, 0.9]),
+                    )
+                )
+    if not any(dets.values()) or not any(reference.values()):
+        return  # pycocotools cannot load an empty result list / has no class to score
+    assert_matches_coco(dets, reference)
+
+
+def _perfect(reference: dict[str, list[ScoredBox]]) -> dict[str, list[ScoredBox]]:
+    return {
+        k: [B(b.label, b.left, b.top, b.width, b.height, 0.0) for b in v]
+        for k, v in reference.items()
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(reference=images_st)
+def test_perfect_predictions_score_one(reference: dict[str, list[ScoredBox]]) -> None:
+    result = evaluate_detections(_perfect(reference), reference)
+    if any(reference.values()):
+        assert result.map50 == pytest.approx(1.0) and result.map == pytest.approx(1.0)
+        assert result.precision == 1.0 and result.recall == 1.0
+    else:
+        assert result.map is None
+    assert all(img.miou == pytest.approx(1.0) for img in result.images)
+    assert all(img.missed == 0 and img.false_positives == 0 for img in result.images)
+
+
+@settings(max_examples=60, deadline=None)
+@given(reference=images_st, detections=images_st, seed=st.integers(0, 1000))
+def test_results_do_not_depend_on_input_order(
+    reference: dict[str, list[ScoredBox]], detections: dict[str, list[ScoredBox]], seed: int
+) -> None:
+    rng = random.Random(seed)
+
+    def shuffled(data: dict[str, list[ScoredBox]]) -> dict[str, list[ScoredBox]]:
+        keys = list(data)
+        rng.shuffle(keys)
+        return {k: rng.sample(data[k], len(data[k])) for k in keys}
+
+    first = evaluate_detections(detections, reference).to_json()
+    second = evaluate_detections(shuffled(detections), shuffled(reference)).to_json()
+    assert first == second
+
+
+def test_iou_matches_definition() -> None:
+    a = np.array([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 0.0, 5.0]])
+    b = np.array([[5.0, 5.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0], [100.0, 100.0, 1.0, 1.0]])
+    iou = box_iou_xywh(a, b)
+    assert iou.shape == (2, 3)
+    assert iou[0, 0] == pytest.approx(25 / 175)
+    assert iou[0, 1] == 1.0
+    assert iou[0, 2] == 0.0
+    assert (iou[1] == 0).all()  # zero-width box overlaps nothing
+
+
+def test_image_miou_counts_misses_and_false_positives_worst_first() -> None:
+    reference = {
+        "good.jpg": [B("x", 0, 0, 10, 10)],
+        "half.jpg": [B("x", 0, 0, 10, 10), B("x", 50, 50, 10, 10)],
+        "empty.jpg": [],
+        "fp.jpg": [],
+    }
+    detections = {
+        "good.jpg": [B("x", 0, 0, 10, 10)],
+        "half.jpg": [B("x", 0, 0, 10, 10)],
+        "fp.jpg": [B("x", 0, 0, 5, 5)],
+    }
+    result = evaluate_detections(detections, reference)
+    by_ref = {r.source_ref: r for r in result.images}
+    assert by_ref["good.jpg"].miou == 1.0
+    assert by_ref["half.jpg"].miou == pytest.approx(0.5)
+    assert by_ref["half.jpg"].matched_iou == 1.0 and by_ref["half.jpg"].missed == 1
+    assert by_ref["empty.jpg"].miou == 1.0  # nothing on either side
+    assert by_ref["fp.jpg"].miou == 0.0 and by_ref["fp.jpg"].false_positives == 1
+    assert [r.source_ref for r in result.images] == ["fp.jpg", "half.jpg", "empty.jpg", "good.jpg"]
+
+
+def test_wrong_label_is_a_miss_and_a_false_positive() -> None:
+    result = evaluate_detections({"a": [B("dog", 0, 0, 10, 10)]}, {"a": [B("cat", 0, 0, 10, 10)]})
+    image = result.images[0]
+    assert image.matched == 0 and image.missed == 1 and image.false_positives == 1
+    assert result.map == 0.0  # cat has AP 0; dog has no reference and is left out
+
+
+def test_score_threshold_drops_low_scores_from_precision_recall_only() -> None:
+    reference = {"a": [B("x", 0, 0, 10, 10), B("x", 50, 50, 10, 10)]}
+    detections = {"a": [B("x", 0, 0, 10, 10, 0.9), B("x", 50, 50, 10, 10, 0.2)]}
+    low = evaluate_detections(detections, reference, score_threshold=0.0)
+    high = evaluate_detections(detections, reference, score_threshold=0.5)
+    assert low.recall == 1.0 and high.recall == 0.5
+    assert low.map == high.map == pytest.approx(1.0)
+    assert high.images[0].miou == pytest.approx(0.5)
+
+
+def test_detections_on_unknown_images_are_reported_not_scored() -> None:
+    result = evaluate_detections(
+        {"s3://other/a.jpg": [B("x", 0, 0, 1, 1)]}, {"s3://bkt/a.jpg": [B("x", 0, 0, 1, 1)]}
+    )
+    assert result.unknown_images == ["s3://other/a.jpg"]
+    assert result.recall == 0.0 and result.map == 0.0
+
+
+@pytest.mark.parametrize(
+    ("box", "message"),
+    [
+        (B("x", float("nan"), 0, 1, 1), "non-finite"),
+        (B("x", 0, 0, -1, 1), "negative width"),
+        (B("x", 0, 0, 1, 1, float("inf")), "non-finite"),
+    ],
+    ids=["nan-left", "negative-width", "inf-score"],
+)
+def test_bad_boxes_are_rejected_with_every_problem(box: ScoredBox, message: str) -> None:
+    with pytest.raises(ValidationError, match=message) as info:
+        evaluate_detections({"a": [box]}, {"a": [box]})
+    assert len(info.value.problems) == 2  # both sides named
+
+
+def test_bad_settings_are_rejected() -> None:
+    with pytest.raises(ValidationError, match="iou_threshold") as info:
+        evaluate_detections({}, {}, iou_threshold=1.5, max_detections=0)
+    assert len(info.value.problems) == 2
+
+
+def test_format_evaluation_lists_classes_means_and_worst_images() -> None:
+    text = format_evaluation(evaluate_detections(DETECTIONS, REFERENCE), worst=2)
+    lines = text.splitlines()
+    assert lines[0].split() == [
+        "class",
+        "refs",
+        "dets",
+        "AP50",
+        "AP75",
+        "AP",
+        "P",
+        "R",
+        "TP",
+        "FP",
+        "FN",
+    ]
+    assert any(line.startswith("bird") and " - " in line for line in lines)
+    assert any(line.startswith("mean") for line in lines)
+    assert "worst 2 of 7 images:" in text
+    assert "s3://bkt/c.jpg" in text  # every car missed: mIoU 0
+
+
+# ------------------------------------------------------------------ adapters and CLI
+
+
+def _write_predictions(path: Path, data: dict[str, list[ScoredBox]]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in iter_prediction_lines(data)))
+
+
+def _truth() -> dict[str, list[ScoredBox]]:
+    return read_detection_set(SAMPLES / "truth.manifest").boxes
+
+
+def test_read_output_manifest_uses_confidences_and_detects_attribute() -> None:
+    found = read_detection_set(SAMPLES / "truth.manifest")
+    assert found.kind == "output-manifest" and found.attribute == "truth"
+    assert len(found.boxes) == 40
+    lines = (SAMPLES / "truth.manifest").read_text().splitlines()
+    first = json.loads(lines[0])
+    boxes = found.boxes[first["source-ref"]]
+    assert [b.left for b in boxes] == [a["left"] for a in first["truth"]["annotations"]]
+    assert {b.label for bs in found.boxes.values() for b in bs} == {"ball"}
+    assert all(b.score == 1.0 for b in boxes)
+
+
+def test_truth_against_itself_is_perfect() -> None:
+    truth = _truth()
+    result = evaluate_detections(truth, truth)
+    assert result.map == pytest.approx(1.0) and result.mean_image_miou == pytest.approx(1.0)
+
+
+def test_chained_job_picks_newest_label_and_skips_failed_objects(tmp_path: Path) -> None:
+    def label(left: int, date: str) -> dict[str, Any]:
+        return {
+            "v": {
+                "image_size": [{"width": 100, "height": 100}],
+                "annotations": [
+                    {"class_id": "0", "left": left, "top": 0, "width": 10, "height": 10}
+                ],
+            },
+            "m": {
+                "objects": [{"confidence": 0}],
+                "class-map": {"0": "ball"},
+                "type": "groundtruth/object-detection",
+                "creation-date": date,
+            },
+        }
+
+    old, new = label(1, "2024-01-01T00:00:00"), label(2, "2024-02-01T00:00:00")
+    lines = [
+        {
+            "source-ref": "s3://bkt/1.jpg",
+            "first": old["v"],
+            "first-metadata": old["m"],
+            "adjusted": new["v"],
+            "adjusted-metadata": new["m"],
+        },
+        {
+            "source-ref": "s3://bkt/2.jpg",
+            "first": old["v"],
+            "first-metadata": old["m"],
+            "adjusted-metadata": {"failure-reason": "ClientError: x"},
+        },
+    ]
+    path = tmp_path / "out.manifest"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    found = read_detection_set(path)
+    assert found.attribute == "adjusted"
+    assert found.boxes == {"s3://bkt/1.jpg": [B("ball", 2, 0, 10, 10, 0.0)]}
+    assert len(found.skipped) == 1 and "ClientError" in found.skipped[0]
+    first = read_detection_set(path, label_attribute="first")
+    assert [b.left for bs in first.boxes.values() for b in bs] == [1, 1] and not first.skipped
+
+
+def test_prediction_file_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "pred.jsonl"
+    _write_predictions(path, DETECTIONS)
+    found = read_detection_set(path)
+    assert found.kind == "predictions"
+    assert found.boxes == DETECTIONS
+
+
+@pytest.mark.parametrize(
+    ("lines", "error", "message"),
+    [
+        (
+            [{"source-ref": "s3://bkt/a.jpg", "boxes": [{"label": "x", "left": 0}]}],
+            ValidationError,
+            "box 0",
+        ),
+        (
+            [
+                {"source-ref": "s3://bkt/a.jpg", "boxes": []},
+                {"source-ref": "s3://bkt/a.jpg", "boxes": []},
+            ],
+            ValidationError,
+            "duplicate source-ref s3://bkt/a.jpg",
+        ),
+        ([{"source-ref": "s3://bkt/a.jpg", "other": 1}], ValidationError, "no bounding-box label"),
+        (["not json"], ManifestError, "invalid-json"),
+    ],
+    ids=["malformed-box", "duplicate", "no-label", "bad-json"],
+)
+def test_bad_files_raise_clear_errors(
+    tmp_path: Path, lines: list[Any], error: type[Exception], message: str
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    with pytest.raises(error, match=message):
+        read_detection_set(path)
+
+
+def test_cli_evaluate_prints_table_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth = _truth()
+    # A "model" that misses every second image's boxes and shifts the others a little.
+    predictions = {
+        ref: [B(b.label, b.left + 2, b.top + 1, b.width, b.height, 0.5 + 0.01 * i) for b in boxes]
+        for i, (ref, boxes) in enumerate(sorted(truth.items()))
+        if i % 2 == 0
+    }
+    pred = tmp_path / "pred.jsonl"
+    _write_predictions(pred, predictions)
+    out = tmp_path / "report" / "eval.json"
+    code = main(
+        ["evaluate", str(pred), str(SAMPLES / "truth.manifest"), "-o", str(out), "--worst", "3"]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].split()[:4] == ["class", "refs", "dets", "AP50"]
+    assert "worst 3 of 40 images:" in printed
+    report = json.loads(out.read_text())
+    expected = evaluate_detections(predictions, truth)
+    assert report["map50"] == pytest.approx(expected.map50)
+    assert report["recall"] == pytest.approx(expected.recall)
+    assert 0.3 < report["recall"] < 0.7
+    assert report["images"][0]["miou"] == 0.0  # a missed image comes first
+    assert report["sources"]["predictions"]["kind"] == "predictions"
+
+
+def test_cli_evaluate_reports_bad_input_as_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text('{"source-ref": "s3://bkt/a.jpg", "boxes": "nope"}\n')
+    assert main(["evaluate", str(pred), str(SAMPLES / "truth.manifest")]) == 1
+    assert "ValidationError" in capsys.readouterr().err
