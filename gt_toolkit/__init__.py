@@ -29,6 +29,14 @@ from .manifest import RejectPolicy as RejectPolicy
 from .manifest import parse_manifest_lines as parse_manifest_lines
 from .manifest import read_manifest as read_manifest
 from .manifest import write_manifest as write_manifest
+from .output import ClassificationRecord as ClassificationRecord
+from .output import ClassMap as ClassMap
+from .output import DetectionRecord as DetectionRecord
+from .output import LabelAttribute as LabelAttribute
+from .output import OutputStats as OutputStats
+from .output import detect_label_attributes as detect_label_attributes
+from .output import iter_classification_records as iter_classification_records
+from .output import iter_detection_records as iter_detection_records
 from .s3 import S3Store as S3Store
 from .s3 import make_s3_client as make_s3_client
 from .s3 import parse_s3_uri as parse_s3_uri
@@ -42,13 +50,18 @@ except PackageNotFoundError:  # running from a checkout that is not installed
 
 # Keep sorted; tests/test_public_api.py checks it against the module's public names.
 __all__ = [
+    "ClassMap",
+    "ClassificationRecord",
     "ConsolidationError",
     "ConversionError",
+    "DetectionRecord",
     "EvaluationResult",
     "GtToolkitError",
+    "LabelAttribute",
     "ManifestError",
     "ManifestLine",
     "NoMatchingObjectsError",
+    "OutputStats",
     "ReadStats",
     "RejectPolicy",
     "RejectedLine",
@@ -59,7 +72,10 @@ __all__ = [
     "TemplateError",
     "ValidationError",
     "__version__",
+    "detect_label_attributes",
     "evaluate_detections",
+    "iter_classification_records",
+    "iter_detection_records",
     "iter_input_records",
     "make_s3_client",
     "parse_manifest_lines",

@@ -1,0 +1,903 @@
+"""Read Ground Truth *output* manifests: find the label, check it, say what was dropped and why.
+
+An output manifest is an input manifest with ``<attr>`` + ``<attr>-metadata`` pairs added
+(``shared/spec/ground-truth-formats.md`` §2). The label attribute is the job name for console
+jobs and anything for API jobs, so it is found by its ``-metadata`` partner and that
+partner's ``type``, never by guessing from names. Chained and adjustment jobs add more pairs;
+the newest by ``creation-date`` wins unless the caller names one.
+
+The pure core is :func:`detect_label_attributes` and :class:`OutputReader`, which maps
+parsed lines (from :func:`gt_toolkit.manifest.parse_manifest_lines`) to records or rejects.
+:func:`iter_detection_records` and :func:`iter_classification_records` are the I/O edges:
+they stream a local file or S3 object in constant memory and write one rejects file holding
+both unparsable lines and labels that cannot be used (failed objects, broken labels, boxes
+outside the image, and empty images when asked), each with its line number and reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NoReturn, cast
+
+import orjson
+
+from .detection import DETECTION_TYPE, LabeledBox
+from .errors import ConversionError, ManifestError
+from .files import Location, atomic_output, iter_raw_lines
+from .manifest import ManifestLine, ReadStats, RejectedLine, RejectPolicy, parse_manifest_lines
+from .s3 import S3Store
+from .types import ImageSize
+
+__all__ = [
+    "BoxPolicy",
+    "ClassMap",
+    "ClassificationRecord",
+    "DetectionRecord",
+    "EmptyPolicy",
+    "LabelAttribute",
+    "LabelKind",
+    "OutputReader",
+    "OutputRejectReason",
+    "OutputStats",
+    "detect_label_attributes",
+    "iter_classification_records",
+    "iter_detection_records",
+    "parse_creation_date",
+]
+
+logger = logging.getLogger(__name__)
+
+_META = "-metadata"
+CLASSIFICATION_TYPE = "groundtruth/image-classification"
+MULTILABEL_TYPE = "groundtruth/image-classification-multilabel"
+
+
+class LabelKind(StrEnum):
+    """What a label attribute holds, as far as conversion is concerned."""
+
+    DETECTION = "object-detection"
+    CLASSIFICATION = "image-classification"
+    MULTILABEL = "image-classification-multilabel"
+    FAILED = "failed"
+    UNSUPPORTED = "unsupported"
+
+
+_KINDS: dict[str, LabelKind] = {
+    DETECTION_TYPE: LabelKind.DETECTION,
+    CLASSIFICATION_TYPE: LabelKind.CLASSIFICATION,
+    MULTILABEL_TYPE: LabelKind.MULTILABEL,
+}
+
+
+class OutputRejectReason(StrEnum):
+    """Why an output-manifest object was not converted (on top of manifest reject reasons)."""
+
+    FAILED_OBJECT = "failed-object"
+    NO_LABEL = "no-label"
+    INVALID_LABEL = "invalid-label"
+    WRONG_TYPE = "wrong-label-type"
+    BOX_OUTSIDE_IMAGE = "box-outside-image"
+    EMPTY_IMAGE = "empty-image"
+    NO_SOURCE_REF = "no-source-ref"
+
+
+class BoxPolicy(StrEnum):
+    """Boxes reaching outside ``image_size``: clip them to the image, or reject the line."""
+
+    CLIP = "clip"
+    REJECT = "reject"
+
+
+class EmptyPolicy(StrEnum):
+    """Objects labeled with no boxes (or no classes): keep them, or send them to rejects."""
+
+    KEEP = "keep"
+    REJECT = "reject"
+
+
+_DATE_FIX = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)(?:[.,](\d+))?\s*(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def parse_creation_date(value: object) -> dt.datetime | None:
+    """Parse a ``creation-date`` leniently; naive times are UTC. ``None`` when unreadable.
+
+    Ground Truth writes ``2024-03-01T10:11:12.123456`` (no zone) in image jobs and
+    ``+0000`` in video jobs; hand-made files drop the fraction or use seven digits.
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        match = _DATE_FIX.match(text)
+        if match is None:
+            return None
+        day, clock, frac, zone = match.groups()
+        if clock.count(":") == 1:
+            clock += ":00"
+        rebuilt = f"{day}T{clock}"
+        if frac:
+            rebuilt += "." + frac[:6].ljust(6, "0")
+        if zone:
+            rebuilt += "+00:00" if zone == "Z" else zone
+        try:
+            parsed = dt.datetime.fromisoformat(rebuilt)
+        except ValueError:
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class LabelAttribute:
+    """One ``<name>`` + ``<name>-metadata`` pair found on a manifest line.
+
+    ``type`` is the metadata's ``type`` as written (empty when absent, as in failed objects);
+    ``kind`` is what the toolkit can do with it; ``failed`` means the metadata carries a
+    ``failure-reason`` and the label value is missing.
+    """
+
+    name: str
+    type: str
+    creation_date: dt.datetime | None
+    kind: LabelKind
+    failed: bool = False
+    failure_reason: str | None = None
+
+    @property
+    def convertible(self) -> bool:
+        """True for object detection and image classification (single or multi-label)."""
+        return self.kind in (LabelKind.DETECTION, LabelKind.CLASSIFICATION, LabelKind.MULTILABEL)
+
+
+def _kind_of(name: str, type_: str, value: object) -> LabelKind:
+    kind = _KINDS.get(type_.lower())
+    if kind is not None:
+        return kind
+    if not type_ and isinstance(value, Mapping) and isinstance(value.get("annotations"), list):
+        return LabelKind.DETECTION  # hand-made outputs sometimes drop "type"
+    return LabelKind.UNSUPPORTED
+
+
+def detect_label_attributes(data: Mapping[str, Any]) -> list[LabelAttribute]:
+    """Every label attribute of one output-manifest line, newest ``creation-date`` first.
+
+    A label attribute is a key ``X`` whose partner ``X-metadata`` is an object; the partner
+    alone is enough (failed objects have no ``X``). Ties and missing dates keep file order.
+    """
+    found: list[LabelAttribute] = []
+    for key, meta in data.items():
+        if not key.endswith(_META) or not isinstance(meta, Mapping):
+            continue
+        name = key[: -len(_META)]
+        if not name or name in ("source", "source-ref"):
+            continue
+        raw_type = meta.get("type")
+        type_ = raw_type if isinstance(raw_type, str) else ""
+        reason = meta.get("failure-reason")
+        failed = name not in data and reason is not None
+        kind = LabelKind.FAILED if failed and not type_ else _kind_of(name, type_, data.get(name))
+        found.append(
+            LabelAttribute(
+                name=name,
+                type=type_,
+                creation_date=parse_creation_date(
+                    meta.get("creation-date", meta.get("creation_date"))
+                ),
+                kind=kind,
+                failed=failed,
+                failure_reason=str(reason) if reason is not None else None,
+            )
+        )
+    oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
+    # sorted() is stable, so equal dates keep file order.
+    return sorted(found, key=lambda a: a.creation_date or oldest, reverse=True)
+
+
+def _refusal(attr: LabelAttribute) -> str:
+    """Why an attribute cannot be converted, in words a user can act on."""
+    what = f"label attribute {attr.name!r} ({attr.type or 'no type'})"
+    low = attr.type.lower()
+    if attr.name.endswith("-ref") or "video" in low or "point-cloud" in low or "3d" in low:
+        return (
+            f"{what} cannot be converted: video-frame, 3D point cloud and semantic segmentation "
+            "outputs are '-ref' attributes pointing at a label file or mask per object "
+            "(e.g. SeqLabel.json), not boxes in the manifest, so they cannot feed training "
+            "channels directly (see AWS sagemaker-examples #1682)"
+        )
+    if "segmentation" in low:
+        return f"{what} cannot be converted: semantic segmentation labels are mask images"
+    return (
+        f"{what} cannot be converted: only groundtruth/object-detection, "
+        "groundtruth/image-classification and groundtruth/image-classification-multilabel "
+        "outputs are supported"
+    )
+
+
+class ClassMap:
+    """The global class-id to name map, merged across lines; a conflict is an error.
+
+    Ground Truth writes ``class-map`` per line, listing only the classes used on that line,
+    so the dataset's map is the union. Two lines that name one id differently mean the file
+    mixes jobs or was edited; converting it would silently mislabel boxes.
+    """
+
+    __slots__ = ("_first", "names")
+
+    def __init__(self, names: Mapping[int, str] | None = None) -> None:
+        self.names: dict[int, str] = dict(names or {})
+        self._first: dict[int, int] = dict.fromkeys(self.names, 0)
+
+    def add(self, class_id: int, name: str, line_no: int) -> None:
+        """Record ``class_id -> name`` seen at ``line_no``.
+
+        Raises:
+            ConversionError: the id already has another name; names both lines.
+        """
+        known = self.names.get(class_id)
+        if known is None:
+            self.names[class_id] = name
+            self._first[class_id] = line_no
+        elif known != name:
+            first = self._first[class_id]
+            where = f"line {first}" if first else "the given class map"
+            raise ConversionError(
+                f"class id {class_id} is named {known!r} at {where} but {name!r} at line "
+                f"{line_no}; the manifest mixes label sets (pick one job's lines, or fix the "
+                "class-map)"
+            )
+
+    def name_of(self, class_id: int) -> str:
+        """The name of ``class_id``; its decimal string when no line named it."""
+        return self.names.get(class_id) or str(class_id)
+
+    def sorted_names(self) -> list[str]:
+        """Names in class-id order (the order training formats use for their indices)."""
+        return [self.name_of(i) for i in sorted(self.names)]
+
+    def to_json(self) -> dict[str, str]:
+        """``{"0": "car", ...}``: Ground Truth's ``class-map`` spelling, id-sorted."""
+        return {str(i): self.names[i] for i in sorted(self.names)}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+@dataclass(slots=True)
+class OutputStats:
+    """What one read saw; the basis of the conversion summary."""
+
+    read: ReadStats = field(default_factory=ReadStats)
+    attribute: str | None = None
+    label_type: str | None = None
+    other_attributes: list[str] = field(default_factory=list)
+    objects: int = 0
+    empty_images: int = 0
+    boxes: int = 0
+    max_boxes: int = 0
+    boxes_per_class: Counter[str] = field(default_factory=Counter)
+    images_per_class: Counter[str] = field(default_factory=Counter)
+    clipped_boxes: int = 0
+    dropped_boxes: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    class_map: ClassMap = field(default_factory=ClassMap)
+
+    @property
+    def rejected_total(self) -> int:
+        """Every rejected line, manifest-level or label-level."""
+        return sum(self.rejected.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary written next to converted outputs."""
+        return {
+            "lines": self.read.lines,
+            "blank_lines": self.read.blank,
+            "label_attribute": self.attribute,
+            "label_type": self.label_type,
+            "other_label_attributes": self.other_attributes,
+            "objects": self.objects,
+            "empty_images": self.empty_images,
+            "boxes": self.boxes,
+            "max_boxes_per_image": self.max_boxes,
+            "boxes_per_class": dict(sorted(self.boxes_per_class.items())),
+            "images_per_class": dict(sorted(self.images_per_class.items())),
+            "clipped_boxes": self.clipped_boxes,
+            "dropped_boxes": self.dropped_boxes,
+            "rejected": self.rejected_total,
+            "rejected_by_reason": dict(sorted(self.rejected.items())),
+            "class_map": self.class_map.to_json(),
+        }
+
+    def summary_lines(self) -> list[str]:
+        """A short report for a person."""
+        lines = [
+            f"label attribute: {self.attribute} ({self.label_type})",
+            f"{self.read.lines} lines, {self.objects} objects converted, "
+            f"{self.empty_images} empty, {self.rejected_total} rejected",
+        ]
+        if self.boxes or self.label_type == DETECTION_TYPE:
+            per = ", ".join(f"{k}: {v}" for k, v in sorted(self.boxes_per_class.items()))
+            lines.append(f"{self.boxes} boxes (max {self.max_boxes} per image) {per}".rstrip())
+        elif self.images_per_class:
+            per = ", ".join(f"{k}: {v}" for k, v in sorted(self.images_per_class.items()))
+            lines.append(f"images per class: {per}")
+        if self.clipped_boxes or self.dropped_boxes:
+            lines.append(
+                f"{self.clipped_boxes} boxes clipped to the image, "
+                f"{self.dropped_boxes} dropped (nothing left inside)"
+            )
+        if self.rejected:
+            per = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items()))
+            lines.append(f"rejects by reason: {per}")
+        if self.other_attributes:
+            lines.append(f"other label attributes ignored: {', '.join(self.other_attributes)}")
+        return lines
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionRecord:
+    """One usable object-detection object; boxes are checked and named from the class map.
+
+    ``label`` is the (possibly clipped) label value with integer ``class_id`` values, ready
+    to be written back as a Ground Truth label.
+    """
+
+    line_no: int
+    data: dict[str, Any]
+    source_ref: str
+    attribute: str
+    image_size: ImageSize | None
+    boxes: list[LabeledBox]
+    label: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ClassificationRecord:
+    """One usable image-classification object: its class ids (one, or several)."""
+
+    line_no: int
+    data: dict[str, Any]
+    source_ref: str
+    attribute: str
+    class_ids: list[int]
+    labels: list[str]
+    multi_label: bool
+    label: int | list[int]
+
+
+_Record = DetectionRecord | ClassificationRecord
+
+
+class _Reject(Exception):
+    """Internal: this line goes to rejects with a reason."""
+
+    def __init__(self, reason: OutputRejectReason, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+
+
+def _as_class_id(value: object) -> int:
+    if value.__class__ is int:
+        return value
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a class id")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError(f"class id {value!r} is not an integer")
+
+
+_COORDS = ("left", "top", "width", "height")
+
+
+class OutputReader:
+    """Map parsed manifest lines to checked records; the pure core of the readers.
+
+    Args:
+        want: the label kinds the caller can use (detection, or classification kinds).
+        label_attribute: the attribute to read; ``None`` picks the newest convertible one
+            (by ``creation-date``) on the first labeled line and keeps it for the file.
+        box_policy: what to do with boxes reaching outside ``image_size``.
+        empty_policy: keep objects with no boxes/classes, or reject them.
+        class_map: a known class map to check against (and extend).
+        stats: filled in as lines go by.
+        source: the file name used in messages.
+    """
+
+    def __init__(
+        self,
+        *,
+        want: frozenset[LabelKind],
+        label_attribute: str | None = None,
+        box_policy: BoxPolicy | str = BoxPolicy.CLIP,
+        empty_policy: EmptyPolicy | str = EmptyPolicy.KEEP,
+        class_map: ClassMap | None = None,
+        stats: OutputStats | None = None,
+        source: str = "<manifest>",
+    ) -> None:
+        self.want = want
+        self.attribute = label_attribute
+        self.box_policy = BoxPolicy(box_policy)
+        self.empty_policy = EmptyPolicy(empty_policy)
+        self.stats = stats if stats is not None else OutputStats()
+        if class_map is not None:
+            self.stats.class_map = class_map
+        self.source = source
+        self._kind: LabelKind | None = None
+        self._others: set[str] = set()
+        if label_attribute is not None:
+            self.stats.attribute = label_attribute
+
+    # -- attribute choice --------------------------------------------------------------
+    def _choose(self, data: Mapping[str, Any], line_no: int) -> None:
+        """Lock the attribute on the first labeled line; refuse types the target cannot use."""
+        attrs = detect_label_attributes(data)
+        if self.attribute is not None:
+            named = next((a for a in attrs if a.name == self.attribute and not a.failed), None)
+            if named is not None:
+                self._accept(named, attrs, line_no)
+            return  # not on this line (or failed): the line is rejected, the next decides
+        live = [a for a in attrs if not a.failed]
+        if not live:
+            return
+        usable = [a for a in live if a.kind in self.want]
+        self._accept(usable[0] if usable else live[0], attrs, line_no)
+
+    def _accept(self, chosen: LabelAttribute, attrs: list[LabelAttribute], line_no: int) -> None:
+        if chosen.kind not in self.want:
+            if chosen.convertible:
+                raise ConversionError(
+                    f"{self.source}:{line_no}: label attribute {chosen.name!r} is "
+                    f"{chosen.type}, but this target needs "
+                    f"{' or '.join(sorted(k.value for k in self.want))}"
+                )
+            raise ConversionError(f"{self.source}:{line_no}: " + _refusal(chosen))
+        self.attribute = chosen.name
+        self._kind = chosen.kind
+        self.stats.attribute = chosen.name
+        self.stats.label_type = chosen.type or DETECTION_TYPE
+        others = sorted(a.name for a in attrs if a.name != chosen.name)
+        self.stats.other_attributes = others
+        if others:
+            logger.info("using label attribute %r; also present: %s", chosen.name, others)
+
+    # -- records ----------------------------------------------------------------------
+    def record(self, line: ManifestLine) -> _Record:
+        """Check one line and return its record.
+
+        Raises:
+            _Reject: (internal) the line goes to rejects.
+            ConversionError: the file cannot be converted at all (wrong type, class clash).
+        """
+        data = line.data
+        if self._kind is None:
+            self._choose(data, line.line_no)
+        attr = self.attribute
+        value = data.get(attr) if attr is not None and self._kind is not None else None
+        if attr is None or value is None:
+            self._unlabeled(data, attr)
+            raise AssertionError("unreachable")  # _unlabeled always raises
+        source_ref = data.get("source-ref")
+        if not isinstance(source_ref, str):
+            raise _Reject(OutputRejectReason.NO_SOURCE_REF, "no 'source-ref': not an image object")
+        meta = data.get(attr + _META)
+        if not isinstance(meta, dict):
+            meta = {}
+        if self._kind is LabelKind.DETECTION:
+            return self._detection(line.line_no, data, source_ref, attr, value, meta)
+        return self._classification(line.line_no, data, source_ref, attr, value, meta)
+
+    def _unlabeled(self, data: Mapping[str, Any], attr: str | None) -> NoReturn:
+        for a in detect_label_attributes(data):
+            if a.failed and (attr is None or a.name == attr):
+                raise _Reject(
+                    OutputRejectReason.FAILED_OBJECT,
+                    f"{a.name!r} failed: {a.failure_reason}",
+                )
+        if attr is None:
+            raise _Reject(OutputRejectReason.NO_LABEL, "no label attribute on this line")
+        raise _Reject(OutputRejectReason.NO_LABEL, f"no {attr!r} label on this line")
+
+    def _detection(
+        self,
+        line_no: int,
+        data: dict[str, Any],
+        source_ref: str,
+        attr: str,
+        value: Any,
+        meta: Mapping[str, Any],
+    ) -> DetectionRecord:
+        if not isinstance(value, dict) or not isinstance(value.get("annotations"), list):
+            raise _Reject(
+                OutputRejectReason.INVALID_LABEL,
+                f"{attr!r} is not an object-detection label (no 'annotations' list)",
+            )
+        size = _image_size(value.get("image_size"))
+        class_names = meta.get("class-map")
+        if not isinstance(class_names, Mapping):
+            class_names = {}
+        objects = meta.get("objects")
+        if not isinstance(objects, list):
+            objects = []
+        cmap = self.stats.class_map
+        annotations: list[dict[str, Any]] = []
+        boxes: list[LabeledBox] = []
+        clipped = dropped = 0
+        modified = False
+        for i, ann in enumerate(value["annotations"]):
+            try:
+                class_id = _as_class_id(ann["class_id"])
+                left, top, width, height = (float(ann[k]) for k in _COORDS)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise _Reject(
+                    OutputRejectReason.INVALID_LABEL, f"annotation {i} is malformed: {exc}"
+                ) from None
+            if not all(map(_finite, (left, top, width, height))):
+                raise _Reject(OutputRejectReason.INVALID_LABEL, f"annotation {i}: not finite")
+            name = class_names.get(str(class_id))
+            if isinstance(name, str):
+                cmap.add(class_id, name, line_no)
+            else:
+                name = cmap.name_of(class_id)
+            box = (left, top, width, height)
+            changed = ann["class_id"].__class__ is not int
+            if size is not None or width <= 0 or height <= 0:
+                fixed = _fit(box, size)
+                if fixed != box:
+                    if self.box_policy is BoxPolicy.REJECT:
+                        raise _Reject(
+                            OutputRejectReason.BOX_OUTSIDE_IMAGE,
+                            f"annotation {i} {dict(zip(_COORDS, box, strict=True))} does not "
+                            f"fit the image {size}",
+                        )
+                    if fixed is None:
+                        dropped += 1
+                        continue
+                    clipped += 1
+                    changed = True
+                    left, top, width, height = fixed
+            obj = objects[i] if i < len(objects) else None
+            conf = obj.get("confidence") if isinstance(obj, dict) else None
+            if changed:
+                modified = True
+                ann = {**ann, "class_id": class_id, "left": _num(left), "top": _num(top)}
+                ann.update(width=_num(width), height=_num(height))
+            annotations.append(ann)
+            boxes.append(
+                LabeledBox(
+                    label=name,
+                    class_id=class_id,
+                    left=left,
+                    top=top,
+                    width=width,
+                    height=height,
+                    confidence=float(conf) if isinstance(conf, int | float) else None,
+                )
+            )
+        if not boxes and self.empty_policy is EmptyPolicy.REJECT:
+            raise _Reject(OutputRejectReason.EMPTY_IMAGE, "no boxes on this image")
+        label = value
+        if modified or dropped:
+            label = {**value, "annotations": annotations}
+        st = self.stats
+        st.objects += 1
+        st.boxes += len(boxes)
+        st.clipped_boxes += clipped
+        st.dropped_boxes += dropped
+        if len(boxes) > st.max_boxes:
+            st.max_boxes = len(boxes)
+        if not boxes:
+            st.empty_images += 1
+        for b in boxes:
+            st.boxes_per_class[b.label] += 1
+        return DetectionRecord(line_no, data, source_ref, attr, size, boxes, label)
+
+    def _classification(
+        self,
+        line_no: int,
+        data: dict[str, Any],
+        source_ref: str,
+        attr: str,
+        value: Any,
+        meta: Mapping[str, Any],
+    ) -> ClassificationRecord:
+        multi = self._kind is LabelKind.MULTILABEL
+        try:
+            if multi:
+                if not isinstance(value, list):
+                    raise ValueError(f"expected a list of class ids, got {value!r}")
+                ids = sorted({_as_class_id(v) for v in value})
+            else:
+                ids = [_as_class_id(value)]
+        except ValueError as exc:
+            raise _Reject(OutputRejectReason.INVALID_LABEL, f"{attr!r}: {exc}") from None
+        cmap = self.stats.class_map
+        if multi:
+            names = meta.get("class-map")
+            if isinstance(names, Mapping):
+                for i in ids:
+                    name = names.get(str(i))
+                    if isinstance(name, str):
+                        cmap.add(i, name, line_no)
+        else:
+            name = meta.get("class-name")
+            if isinstance(name, str):
+                cmap.add(ids[0], name, line_no)
+        if not ids and self.empty_policy is EmptyPolicy.REJECT:
+            raise _Reject(OutputRejectReason.EMPTY_IMAGE, "no classes on this image")
+        labels = [cmap.name_of(i) for i in ids]
+        st = self.stats
+        st.objects += 1
+        if not ids:
+            st.empty_images += 1
+        for name in labels:
+            st.images_per_class[name] += 1
+        return ClassificationRecord(
+            line_no, data, source_ref, attr, ids, labels, multi, ids if multi else ids[0]
+        )
+
+    # -- streams ----------------------------------------------------------------------
+    def iter_records(
+        self,
+        items: Iterable[ManifestLine | RejectedLine],
+        *,
+        on_reject: Callable[[dict[str, Any]], None],
+    ) -> Iterator[_Record]:
+        """Yield records; hand every reject (manifest- or label-level) to ``on_reject``."""
+        rejected = self.stats.rejected
+        record = self.record
+        for item in items:
+            if isinstance(item, RejectedLine):
+                rejected[item.reason.value] += 1
+                on_reject(item.to_json())
+                continue
+            try:
+                yield record(item)
+            except _Reject as rej:
+                rejected[rej.reason.value] += 1
+                on_reject(
+                    {
+                        "file": self.source,
+                        "line": item.line_no,
+                        "reason": rej.reason.value,
+                        "detail": rej.detail,
+                        "raw": item.raw.decode("utf-8", "backslashreplace"),
+                    }
+                )
+
+
+def _num(x: float) -> int | float:
+    """Whole pixel values stay integers, as Ground Truth writes them."""
+    return int(x) if x.is_integer() else x
+
+
+def _finite(x: float) -> bool:
+    return x - x == 0.0
+
+
+def _image_size(value: object) -> ImageSize | None:
+    if not isinstance(value, list) or not value or not isinstance(value[0], Mapping):
+        return None
+    s0 = value[0]
+    try:
+        size: ImageSize = {"width": int(s0["width"]), "height": int(s0["height"])}
+        if "depth" in s0:
+            size["depth"] = int(s0["depth"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if size["width"] <= 0 or size["height"] <= 0:
+        return None
+    return size
+
+
+def _fit(
+    box: tuple[float, float, float, float], size: ImageSize | None
+) -> tuple[float, float, float, float] | None:
+    """The box clipped to the image (or unchanged), ``None`` when nothing is left inside."""
+    left, top, width, height = box
+    if width <= 0 or height <= 0:
+        return None
+    if size is None:
+        return box
+    w, h = size["width"], size["height"]
+    if left >= 0 and top >= 0 and left + width <= w and top + height <= h:
+        return box
+    x0, y0 = max(0.0, left), max(0.0, top)
+    x1, y1 = min(float(w), left + width), min(float(h), top + height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+class _RejectsFile:
+    """Collects reject records and writes them as JSON Lines when the read ends."""
+
+    def __init__(
+        self,
+        location: Location | None,
+        store: S3Store | None,
+        policy: RejectPolicy,
+        source: str,
+    ) -> None:
+        self._location = location
+        self._store = store
+        self._policy = policy
+        self._source = source
+        self._cm: Any = None
+        self._fh: Any = None
+
+    def add(self, item: dict[str, Any]) -> None:
+        if self._policy is RejectPolicy.STRICT:
+            raise ManifestError(
+                self._source, int(item["line"]), f"{item['reason']}: {item['detail']}"
+            )
+        if self._location is None:
+            logger.warning(
+                "rejected %s:%s: %s: %s", *(item[k] for k in ("file", "line", "reason", "detail"))
+            )
+            return
+        if self._fh is None:
+            self._cm = atomic_output(self._location, store=self._store)
+            self._fh = self._cm.__enter__()
+        self._fh.write(orjson.dumps(item) + b"\n")
+
+    def close(self, exc: BaseException | None) -> None:
+        if self._cm is not None:
+            if exc is None:
+                self._cm.__exit__(None, None, None)
+            else:
+                self._cm.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def _iter_output(
+    location: Location,
+    *,
+    want: frozenset[LabelKind],
+    label_attribute: str | None,
+    policy: RejectPolicy | str,
+    rejects: Location | None,
+    stats: OutputStats | ReadStats | None,
+    store: S3Store | None,
+    box_policy: BoxPolicy | str,
+    empty_policy: EmptyPolicy | str,
+    class_map: ClassMap | None,
+) -> Iterator[_Record]:
+    name = str(location)
+    out_stats = stats if isinstance(stats, OutputStats) else OutputStats()
+    reader = OutputReader(
+        want=want,
+        label_attribute=label_attribute,
+        box_policy=box_policy,
+        empty_policy=empty_policy,
+        class_map=class_map,
+        stats=out_stats,
+        source=name,
+    )
+    blank: list[int] = []
+    sink = _RejectsFile(rejects, store, RejectPolicy(policy), name)
+    error: BaseException | None = None
+    counter = _Counting(iter_raw_lines(location, store=store))
+    try:
+        yield from reader.iter_records(
+            parse_manifest_lines(counter, source=name, blank=blank), on_reject=sink.add
+        )
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        read = out_stats.read
+        read.lines += counter.count
+        read.blank += len(blank)
+        read.rejected.update(out_stats.rejected)
+        read.accepted += out_stats.objects
+        if isinstance(stats, ReadStats):
+            stats.lines, stats.blank = read.lines, read.blank
+            stats.accepted, stats.rejected = read.accepted, read.rejected
+        sink.close(error if not isinstance(error, GeneratorExit) else None)
+
+
+class _Counting:
+    """Counts the raw lines going by (for ``ReadStats.lines``) without a wrapper generator."""
+
+    __slots__ = ("_it", "count")
+
+    def __init__(self, it: Iterator[bytes]) -> None:
+        self._it = it
+        self.count = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = next(self._it)
+        self.count += 1
+        return line
+
+
+def iter_detection_records(
+    location: Location,
+    *,
+    label_attribute: str | None = None,
+    policy: RejectPolicy | str = RejectPolicy.COLLECT,
+    rejects: Location | None = None,
+    stats: OutputStats | ReadStats | None = None,
+    store: S3Store | None = None,
+    box_policy: BoxPolicy | str = BoxPolicy.CLIP,
+    empty_policy: EmptyPolicy | str = EmptyPolicy.KEEP,
+    class_map: ClassMap | None = None,
+) -> Iterator[DetectionRecord]:
+    """Stream the usable object-detection objects of an output manifest (local or S3).
+
+    Args:
+        location: the output manifest (``output.manifest``), a path or ``s3://`` URI.
+        label_attribute: the attribute to read; default: the newest object-detection
+            attribute by ``creation-date`` on the first labeled line.
+        policy: ``collect`` (default) routes bad lines to ``rejects`` and goes on;
+            ``strict`` raises :class:`ManifestError` at the first one.
+        rejects: the JSON Lines rejects file (only written when something was rejected).
+        stats: an :class:`OutputStats` (or a plain ``ReadStats``) filled in as lines go by.
+        box_policy: ``clip`` boxes to ``image_size`` (dropping those left empty) or
+            ``reject`` the line.
+        empty_policy: ``keep`` images without boxes (negatives) or ``reject`` them.
+        class_map: an expected class map; lines must agree with it.
+
+    Raises:
+        ConversionError: the chosen attribute is not object detection (video ``-ref``,
+            segmentation, classification...) or two lines name one class id differently.
+        ManifestError: under ``strict``, the first rejected line.
+    """
+    for rec in _iter_output(
+        location,
+        want=frozenset({LabelKind.DETECTION}),
+        label_attribute=label_attribute,
+        policy=policy,
+        rejects=rejects,
+        stats=stats,
+        store=store,
+        box_policy=box_policy,
+        empty_policy=empty_policy,
+        class_map=class_map,
+    ):
+        yield cast(DetectionRecord, rec)
+
+
+def iter_classification_records(
+    location: Location,
+    *,
+    label_attribute: str | None = None,
+    policy: RejectPolicy | str = RejectPolicy.COLLECT,
+    rejects: Location | None = None,
+    stats: OutputStats | ReadStats | None = None,
+    store: S3Store | None = None,
+    empty_policy: EmptyPolicy | str = EmptyPolicy.KEEP,
+    class_map: ClassMap | None = None,
+) -> Iterator[ClassificationRecord]:
+    """Stream the usable image-classification objects (single- or multi-label).
+
+    Same contract as :func:`iter_detection_records`; the attribute must be
+    ``groundtruth/image-classification`` or ``...-multilabel``.
+    """
+    for rec in _iter_output(
+        location,
+        want=frozenset({LabelKind.CLASSIFICATION, LabelKind.MULTILABEL}),
+        label_attribute=label_attribute,
+        policy=policy,
+        rejects=rejects,
+        stats=stats,
+        store=store,
+        box_policy=BoxPolicy.CLIP,
+        empty_policy=empty_policy,
+        class_map=class_map,
+    ):
+        yield cast(ClassificationRecord, rec)
