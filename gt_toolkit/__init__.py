@@ -7,6 +7,12 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .answers import BoundingBoxAnswer as BoundingBoxAnswer
+from .answers import parse_bounding_box_answer as parse_bounding_box_answer
+from .consolidate import ConsolidationSettings as ConsolidationSettings
+from .consolidate import ImageConsolidation as ImageConsolidation
+from .consolidate import consolidate_boxes as consolidate_boxes
+from .consolidate import consolidate_image as consolidate_image
 from .errors import ConsolidationError as ConsolidationError
 from .errors import ConversionError as ConversionError
 from .errors import GtToolkitError as GtToolkitError
@@ -50,13 +56,16 @@ except PackageNotFoundError:  # running from a checkout that is not installed
 
 # Keep sorted; tests/test_public_api.py checks it against the module's public names.
 __all__ = [
+    "BoundingBoxAnswer",
     "ClassMap",
     "ClassificationRecord",
     "ConsolidationError",
+    "ConsolidationSettings",
     "ConversionError",
     "DetectionRecord",
     "EvaluationResult",
     "GtToolkitError",
+    "ImageConsolidation",
     "LabelAttribute",
     "ManifestError",
     "ManifestLine",
@@ -72,12 +81,15 @@ __all__ = [
     "TemplateError",
     "ValidationError",
     "__version__",
+    "consolidate_boxes",
+    "consolidate_image",
     "detect_label_attributes",
     "evaluate_detections",
     "iter_classification_records",
     "iter_detection_records",
     "iter_input_records",
     "make_s3_client",
+    "parse_bounding_box_answer",
     "parse_manifest_lines",
     "parse_s3_uri",
     "read_detection_set",
