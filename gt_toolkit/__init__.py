@@ -28,6 +28,9 @@ from .evaluate import evaluate_detections as evaluate_detections
 from .evaluate import read_detection_set as read_detection_set
 from .inputs import iter_input_records as iter_input_records
 from .inputs import write_input_manifest as write_input_manifest
+from .labeling_job import build_labeling_job_request as build_labeling_job_request
+from .labeling_job import create_labeling_job as create_labeling_job
+from .labeling_job import wait_for_labeling_job as wait_for_labeling_job
 from .manifest import ManifestLine as ManifestLine
 from .manifest import ReadStats as ReadStats
 from .manifest import RejectedLine as RejectedLine
@@ -81,8 +84,10 @@ __all__ = [
     "TemplateError",
     "ValidationError",
     "__version__",
+    "build_labeling_job_request",
     "consolidate_boxes",
     "consolidate_image",
+    "create_labeling_job",
     "detect_label_attributes",
     "evaluate_detections",
     "iter_classification_records",
@@ -96,6 +101,7 @@ __all__ = [
     "read_manifest",
     "sample_items",
     "split_name",
+    "wait_for_labeling_job",
     "write_input_manifest",
     "write_manifest",
 ]

@@ -253,9 +253,7 @@ def problems_as_strings(problems: Sequence[Problem]) -> list[str]:
     return [str(p) for p in problems]
 
 
-def check_request(
-    operation: str, params: Mapping[str, Any], *, service: str = "sagemaker"
-) -> None:
+def check_request(operation: str, params: Mapping[str, Any], *, service: str = "sagemaker") -> None:
     """Raise one :class:`ValidationError` listing every problem :func:`validate_request` finds."""
     problems = validate_request(operation, params, service=service)
     if problems:

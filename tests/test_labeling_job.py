@@ -1,0 +1,633 @@
+"""Labeling-job requests, the service-model validator and the region tables.
+
+moto does not implement labeling jobs, so the SageMaker side is checked with botocore's
+Stubber, which validates both our request and the canned response against the service model.
+S3 uploads go to moto's server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from gt_toolkit import ValidationError, build_labeling_job_request
+from gt_toolkit.labeling_job import (
+    ALLOWED_PRICES_USD,
+    LabelingJobFailedError,
+    LabelingProgress,
+    WaitTimeoutError,
+    create_labeling_job,
+    labeling_job_problems,
+    price_range,
+    usd_to_price,
+    wait_for_labeling_job,
+)
+from gt_toolkit.regions import (
+    ALGORITHM_IMAGE_ACCOUNTS,
+    BUILTIN_LAMBDA_ACCOUNTS,
+    algorithm_image_uri,
+    arn_region,
+    builtin_lambda_arns,
+    lambda_function_name,
+    public_workteam_arn,
+)
+from gt_toolkit.s3 import S3Store
+from gt_toolkit.service_validation import (
+    Problem,
+    botocore_report,
+    check_request,
+    operation_model,
+    validate_request,
+)
+
+ROLE = "arn:aws:iam::123456789012:role/GroundTruthRole"
+TEAM = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/ball-team"
+OUR_PRE = "arn:aws:lambda:us-east-1:123456789012:function:gt-toolkit-sagemaker-pre"
+OUR_ACS = "arn:aws:lambda:us-east-1:123456789012:function:gt-toolkit-sagemaker-post"
+
+
+def base_args(**overrides: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "job_name": "balls-2026-11-24",
+        "manifest_uri": "s3://gt-toolkit-demo/input.manifest",
+        "output_uri": "s3://gt-toolkit-demo/output",
+        "role_arn": ROLE,
+        "labels": ["ball", "bat"],
+        "task_title": "Draw a box around each ball",
+        "task_description": "Draw one tight box around every ball you can see.",
+        "region": "us-east-1",
+        "workteam_arn": TEAM,
+    }
+    args.update(overrides)
+    return args
+
+
+def public_args(**overrides: Any) -> dict[str, Any]:
+    args = base_args(
+        workforce="public",
+        workteam_arn=None,
+        price_usd="0.036",
+        content_classifiers=["FreeOfPersonallyIdentifiableInformation"],
+    )
+    args.update(overrides)
+    return args
+
+
+def assert_valid_for_service(operation: str, request: dict[str, Any]) -> None:
+    """Both botocore's own validator and our full walk accept the request."""
+    assert botocore_report(operation, request) == []
+    assert validate_request(operation, request) == []
+
+
+# ---------------------------------------------------------------- builder: good requests
+
+
+def test_private_request_defaults_to_builtin_lambdas_and_config_uris() -> None:
+    request = build_labeling_job_request(**base_args())
+    assert_valid_for_service("CreateLabelingJob", request)
+    human = request["HumanTaskConfig"]
+    assert human["PreHumanTaskLambdaArn"] == (
+        "arn:aws:lambda:us-east-1:432418664414:function:PRE-BoundingBox"
+    )
+    assert human["AnnotationConsolidationConfig"]["AnnotationConsolidationLambdaArn"] == (
+        "arn:aws:lambda:us-east-1:432418664414:function:ACS-BoundingBox"
+    )
+    assert human["NumberOfHumanWorkersPerDataObject"] == 5
+    assert human["WorkteamArn"] == TEAM
+    assert "PublicWorkforceTaskPrice" not in human
+    assert request["LabelAttributeName"] == "balls-2026-11-24"
+    assert request["LabelCategoryConfigS3Uri"] == (
+        "s3://gt-toolkit-demo/output/balls-2026-11-24-config/label-categories.json"
+    )
+    assert human["UiConfig"] == {
+        "UiTemplateS3Uri": "s3://gt-toolkit-demo/output/balls-2026-11-24-config/template.liquid.html"
+    }
+
+
+def test_public_request_has_price_workteam_and_classifier() -> None:
+    request = build_labeling_job_request(
+        **public_args(
+            price_usd=0.036,
+            content_classifiers=[
+                "FreeOfPersonallyIdentifiableInformation",
+                "FreeOfAdultContent",
+            ],
+            tags={"project": "balls", "team": "vision"},
+            max_labeled_objects=100,
+            max_percent_labeled=50,
+            max_concurrent_tasks=200,
+            task_availability_lifetime_seconds=21_600,
+            task_keywords=["image", "bounding box"],
+            label_attribute="boxes",
+            workers_per_object=3,
+        )
+    )
+    assert_valid_for_service("CreateLabelingJob", request)
+    human = request["HumanTaskConfig"]
+    assert human["WorkteamArn"] == (
+        "arn:aws:sagemaker:us-east-1:394669845002:workteam/public-crowd/default"
+    )
+    assert human["PublicWorkforceTaskPrice"] == {
+        "AmountInUsd": {"Dollars": 0, "Cents": 3, "TenthFractionsOfACent": 6}
+    }
+    assert request["InputConfig"]["DataAttributes"]["ContentClassifiers"] == [
+        "FreeOfPersonallyIdentifiableInformation",
+        "FreeOfAdultContent",
+    ]
+    assert request["Tags"] == [
+        {"Key": "project", "Value": "balls"},
+        {"Key": "team", "Value": "vision"},
+    ]
+    assert request["StoppingConditions"] == {
+        "MaxHumanLabeledObjectCount": 100,
+        "MaxPercentageOfInputDatasetLabeled": 50,
+    }
+    assert human["NumberOfHumanWorkersPerDataObject"] == 3
+    assert human["MaxConcurrentTaskCount"] == 200
+
+
+def test_our_lambdas_replace_the_builtins() -> None:
+    request = build_labeling_job_request(
+        **base_args(pre_annotation_lambda_arn=OUR_PRE, consolidation_lambda_arn=OUR_ACS)
+    )
+    assert_valid_for_service("CreateLabelingJob", request)
+    human = request["HumanTaskConfig"]
+    assert human["PreHumanTaskLambdaArn"] == OUR_PRE
+    assert human["AnnotationConsolidationConfig"]["AnnotationConsolidationLambdaArn"] == OUR_ACS
+
+
+def test_vendor_and_classification_defaults() -> None:
+    vendor = "arn:aws:sagemaker:eu-west-1:123456789012:workteam/vendor-crowd/acme"
+    request = build_labeling_job_request(
+        **base_args(
+            workforce="vendor",
+            workteam_arn=vendor,
+            region="eu-west-1",
+            task_type="ImageMultiClass",
+            labels=["cat", "dog"],
+        )
+    )
+    assert_valid_for_service("CreateLabelingJob", request)
+    assert request["HumanTaskConfig"]["NumberOfHumanWorkersPerDataObject"] == 3
+    assert request["HumanTaskConfig"]["PreHumanTaskLambdaArn"].endswith(
+        ":568282634449:function:PRE-ImageMultiClass"
+    )
+
+
+@pytest.mark.parametrize("region", sorted(BUILTIN_LAMBDA_ACCOUNTS))
+def test_every_region_in_the_table_builds_a_valid_public_request(region: str) -> None:
+    request = build_labeling_job_request(**public_args(region=region))
+    assert_valid_for_service("CreateLabelingJob", request)
+    account = BUILTIN_LAMBDA_ACCOUNTS[region]
+    assert request["HumanTaskConfig"]["PreHumanTaskLambdaArn"] == (
+        f"arn:aws:lambda:{region}:{account}:function:PRE-BoundingBox"
+    )
+    assert arn_region(request["HumanTaskConfig"]["WorkteamArn"]) == region
+
+
+@pytest.mark.parametrize("price", [str(p) for p in ALLOWED_PRICES_USD if p >= Decimal("0.036")])
+def test_every_allowed_bounding_box_price_round_trips(price: str) -> None:
+    request = build_labeling_job_request(**public_args(price_usd=price))
+    usd = request["HumanTaskConfig"]["PublicWorkforceTaskPrice"]["AmountInUsd"]
+    cents = usd["Dollars"] * 1000 + usd["Cents"] * 10 + usd["TenthFractionsOfACent"]
+    assert Decimal(cents) / 1000 == Decimal(price)
+
+
+def test_price_ranges_per_task_type() -> None:
+    assert price_range("BoundingBox") == (Decimal("0.036"), Decimal("1.200"))
+    assert price_range("ImageMultiClass") == (Decimal("0.012"), Decimal("1.200"))
+    assert price_range("SemanticSegmentation") == (Decimal("0.840"), Decimal("1.200"))
+    assert usd_to_price(Decimal("1.2")) == {
+        "AmountInUsd": {"Dollars": 1, "Cents": 20, "TenthFractionsOfACent": 0}
+    }
+
+
+# ---------------------------------------------------------------- builder: bad inputs
+
+
+BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
+    ("name pattern", base_args(job_name="bad_name!"), ["LabelingJobName", "does not match"]),
+    ("name too long", base_args(job_name="a" * 64), ["LabelingJobName: length 64", "63"]),
+    (
+        "metadata suffix",
+        base_args(label_attribute="boxes-metadata"),
+        ["must not end with '-metadata'"],
+    ),
+    ("ref on bbox", base_args(label_attribute="boxes-ref"), ["must not end with '-ref'"]),
+    (
+        "no ref on semseg",
+        base_args(task_type="SemanticSegmentation", label_attribute="mask"),
+        ["must end with '-ref'"],
+    ),
+    ("source-ref attribute", base_args(label_attribute="source-ref"), ["overwrite"]),
+    (
+        "price off the steps",
+        public_args(price_usd="0.05"),
+        ["0.05 is not an allowed Mechanical Turk price", "0.036, 0.048"],
+    ),
+    (
+        "price below bbox floor",
+        public_args(price_usd="0.012"),
+        ["not an allowed Mechanical Turk price for BoundingBox"],
+    ),
+    ("price not a number", public_args(price_usd="cheap"), ["is not a number"]),
+    ("public without price", public_args(price_usd=None), ["needs a price per task"]),
+    (
+        "public without PII classifier",
+        public_args(content_classifiers=["FreeOfAdultContent"]),
+        ["requires the FreeOfPersonallyIdentifiableInformation"],
+    ),
+    (
+        "price on a private team",
+        base_args(price_usd="0.036"),
+        ["applies only to the public workforce"],
+    ),
+    ("private without team", base_args(workteam_arn=None), ["needs workteam_arn"]),
+    (
+        "team in another region",
+        base_args(region="eu-west-1"),
+        ["WorkteamArn is in us-east-1, but the job runs in eu-west-1"],
+    ),
+    (
+        "lambda in another region",
+        base_args(
+            pre_annotation_lambda_arn=(
+                "arn:aws:lambda:us-west-2:081040173940:function:PRE-BoundingBox"
+            )
+        ),
+        ["PreHumanTaskLambdaArn is in us-west-2", "owned by account 432418664414"],
+    ),
+    (
+        "invented built-in",
+        base_args(
+            consolidation_lambda_arn=(
+                "arn:aws:lambda:us-east-1:432418664414:function:ACS-3DBoundingBox"
+            )
+        ),
+        ["ACS-3DBoundingBox is not a built-in Ground Truth Lambda"],
+    ),
+    (
+        "pre and acs swapped",
+        base_args(
+            pre_annotation_lambda_arn=(
+                "arn:aws:lambda:us-east-1:432418664414:function:ACS-BoundingBox"
+            )
+        ),
+        ["must be a PRE-* function"],
+    ),
+    (
+        "our lambda without sagemaker in its name",
+        base_args(
+            pre_annotation_lambda_arn="arn:aws:lambda:us-east-1:123456789012:function:my-pre"
+        ),
+        ["'my-pre' must contain one of SageMaker"],
+    ),
+    (
+        "too few labels for classification",
+        base_args(task_type="ImageMultiClass", labels=["cat"]),
+        ["at least 2 labels"],
+    ),
+    (
+        "duplicate labels",
+        base_args(labels=["ball", "ball"]),
+        ["labels: label 'ball' appears 2 times"],
+    ),
+    ("too many labels", base_args(labels=[f"c{i}" for i in range(51)]), ["at most 50 labels"]),
+    ("region without GT", base_args(region="sa-east-1"), ["no Ground Truth built-in Lambdas"]),
+    (
+        "workers 0",
+        base_args(workers_per_object=0),
+        ["NumberOfHumanWorkersPerDataObject", "below the minimum 1"],
+    ),
+    ("workers 10", base_args(workers_per_object=10), ["above the maximum 9"]),
+    ("time limit 10", base_args(task_time_limit_seconds=10), ["below the minimum 30"]),
+    ("time limit 9h", base_args(task_time_limit_seconds=32_400), ["exceeds the 28800 s"]),
+    (
+        "mturk lifetime 13h",
+        public_args(task_availability_lifetime_seconds=46_800),
+        ["exceeds Mechanical Turk's maximum of 43200"],
+    ),
+    ("bad keyword", base_args(task_keywords=["ok", "not ok!"]), ["TaskKeywords[1]"]),
+    ("six keywords", base_args(task_keywords=["a", "b", "c", "d", "e", "f"]), ["item count 6"]),
+    (
+        "bad classifier",
+        public_args(content_classifiers=["FreeOfPersonallyIdentifiableInformation", "Safe"]),
+        ["'Safe' is not one of"],
+    ),
+    ("manifest not s3", base_args(manifest_uri="/tmp/in.manifest"), ["ManifestS3Uri"]),
+    ("role not an arn", base_args(role_arn="GroundTruthRole"), ["RoleArn"]),
+    ("percent 0", base_args(max_percent_labeled=0), ["MaxPercentageOfInputDatasetLabeled"]),
+    ("long tag", base_args(tags={"k" * 129: "v"}), ["Tags[0].Key: length 129"]),
+    ("unknown workforce", base_args(workforce="friends"), ["not one of: public, private, vendor"]),
+    (
+        "video on mturk",
+        public_args(
+            task_type="VideoObjectDetection",
+            label_attribute="v-ref",
+            human_task_ui_arn="arn:aws:sagemaker:us-east-1:394669845002:human-task-ui/VideoObjectDetection",
+        ),
+        ["Mechanical Turk cannot work on VideoObjectDetection"],
+    ),
+    (
+        "video without hosted ui",
+        base_args(task_type="VideoObjectDetection", label_attribute="v-ref"),
+        ["human_task_ui_arn"],
+    ),
+    ("vendor with private team", base_args(workforce="vendor"), ["'workteam/vendor-crowd/'"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "expected"), BAD_INPUTS, ids=[row[0] for row in BAD_INPUTS]
+)
+def test_bad_inputs_are_refused_with_the_expected_message(
+    case: str, args: dict[str, Any], expected: list[str]
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        build_labeling_job_request(**args)
+    message = str(info.value)
+    for fragment in expected:
+        assert fragment in message, f"{case}: {fragment!r} not in\n{message}"
+
+
+def test_one_error_lists_every_problem_at_once() -> None:
+    with pytest.raises(ValidationError) as info:
+        build_labeling_job_request(
+            **public_args(
+                job_name="bad name",
+                price_usd="0.05",
+                content_classifiers=[],
+                labels=[],
+                label_attribute="x-metadata",
+                workers_per_object=12,
+            )
+        )
+    problems = info.value.problems
+    for fragment in (
+        "LabelingJobName",
+        "0.05",
+        "FreeOfPersonallyIdentifiableInformation",
+        "at least 1 label",
+        "-metadata",
+        "above the maximum 9",
+    ):
+        assert any(fragment in p for p in problems), fragment
+    assert len(problems) >= 6
+
+
+def test_hand_written_request_is_checked_too() -> None:
+    request = build_labeling_job_request(**public_args())
+    request["HumanTaskConfig"]["PublicWorkforceTaskPrice"]["AmountInUsd"]["Cents"] = 5
+    problems = labeling_job_problems(request, region="us-east-1")
+    assert any("0.056 is not an allowed" in p for p in problems)
+
+
+# ---------------------------------------------------------------- service validation
+
+
+def test_validator_catches_what_botocore_leaves_to_the_service() -> None:
+    request = build_labeling_job_request(**base_args())
+    request["LabelingJobName"] = "bad_name!"  # pattern
+    request["HumanTaskConfig"]["TaskTitle"] = "t" * 129  # max
+    request["InputConfig"]["DataAttributes"] = {"ContentClassifiers": ["Nope"]}  # enum
+    assert botocore_report("CreateLabelingJob", request) == []
+    problems = validate_request("CreateLabelingJob", request)
+    paths = {p.path for p in problems}
+    assert paths == {
+        "LabelingJobName",
+        "HumanTaskConfig.TaskTitle",
+        "InputConfig.DataAttributes.ContentClassifiers[0]",
+    }
+
+
+def test_validator_reports_everything_botocore_reports() -> None:
+    bad = {"LabelingJobName": "", "Bogus": 1, "HumanTaskConfig": {"TaskTitle": 5}}
+    assert botocore_report("CreateLabelingJob", bad)
+    problems = validate_request("CreateLabelingJob", bad)
+    text = "\n".join(str(p) for p in problems)
+    assert "LabelingJobName: length 0 is below the minimum 1" in text
+    assert "Bogus: unknown member" in text
+    assert "HumanTaskConfig.TaskTitle: expected a string, got int" in text
+    assert "RoleArn: missing required member" in text
+
+
+def test_validator_rejects_bool_as_integer_and_checks_maps() -> None:
+    problems = validate_request(
+        "CreateTrainingJob",
+        {
+            "TrainingJobName": "j",
+            "RoleArn": ROLE,
+            "AlgorithmSpecification": {"TrainingInputMode": "Sideways"},
+            "OutputDataConfig": {"S3OutputPath": "s3://b/o"},
+            "ResourceConfig": {
+                "InstanceType": "ml.p3.2xlarge",
+                "InstanceCount": True,
+                "VolumeSizeInGB": 50,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "HyperParameters": {"epochs": 30},
+        },
+    )
+    text = "\n".join(map(str, problems))
+    assert "InstanceCount: expected an integer, got bool" in text
+    assert "TrainingInputMode: 'Sideways' is not one of" in text
+    assert "HyperParameters['epochs']: expected a string, got int" in text
+
+
+def test_java_patterns_compile_and_match_unicode_tags() -> None:
+    ok = {
+        "ResourceArn": "arn:aws:sagemaker:us-east-1:123456789012:model/m",
+        "Tags": [{"Key": "Über", "Value": "ça va"}],
+    }
+    assert validate_request("AddTags", ok) == []
+    bad = {"ResourceArn": ok["ResourceArn"], "Tags": [{"Key": "a|b", "Value": "v"}]}
+    assert [p.path for p in validate_request("AddTags", bad)] == ["Tags[0].Key"]
+
+
+def test_check_request_raises_one_error() -> None:
+    with pytest.raises(ValidationError) as info:
+        check_request("CreateEndpoint", {"EndpointName": "bad name", "EndpointConfigName": ""})
+    problems = info.value.problems
+    assert [p.split(":")[0] for p in problems] == ["EndpointName", "EndpointConfigName"]
+    assert str(Problem("A.B", "m")) == "A.B: m"
+    assert operation_model("CreateEndpoint").name == "CreateEndpoint"
+
+
+# ---------------------------------------------------------------- regions
+
+
+def test_region_helpers() -> None:
+    assert builtin_lambda_arns("eu-central-1", "ImageMultiClass") == (
+        "arn:aws:lambda:eu-central-1:203001061592:function:PRE-ImageMultiClass",
+        "arn:aws:lambda:eu-central-1:203001061592:function:ACS-ImageMultiClass",
+    )
+    assert public_workteam_arn("ap-south-1").startswith(
+        "arn:aws:sagemaker:ap-south-1:394669845002:"
+    )
+    assert algorithm_image_uri("us-west-1") == (
+        "632365934929.dkr.ecr.us-west-1.amazonaws.com/object-detection:1"
+    )
+    assert algorithm_image_uri("eu-west-1", "image-classification") == (
+        "685385470294.dkr.ecr.eu-west-1.amazonaws.com/image-classification:1"
+    )
+    assert len(ALGORITHM_IMAGE_ACCOUNTS) == 12
+    assert lambda_function_name(OUR_PRE + ":live") == "gt-toolkit-sagemaker-pre"
+    assert lambda_function_name("arn:aws:iam::1:role/x") is None
+    assert arn_region("not an arn") is None
+    with pytest.raises(ValidationError, match="sa-east-1"):
+        builtin_lambda_arns("sa-east-1")
+    with pytest.raises(ValidationError, match="unknown built-in task type"):
+        builtin_lambda_arns("us-east-1", "Boxes")
+    with pytest.raises(ValidationError, match="known built-in algorithm images"):
+        algorithm_image_uri("mars-north-1")
+
+
+# ---------------------------------------------------------------- create + wait (Stubber)
+
+
+@pytest.fixture
+def sagemaker_stub() -> Any:
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def test_create_labeling_job_uploads_template_and_labels_then_calls_sagemaker(
+    sagemaker_stub: Any, store: S3Store, bucket: str
+) -> None:
+    client, stubber = sagemaker_stub
+    request = build_labeling_job_request(
+        **base_args(
+            manifest_uri=f"s3://{bucket}/input.manifest",
+            output_uri=f"s3://{bucket}/output",
+        )
+    )
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:labeling-job/balls-2026-11-24"
+    stubber.add_response("create_labeling_job", {"LabelingJobArn": arn}, request)
+    template = "<crowd-form><crowd-bounding-box name='boundingBox'/></crowd-form>"
+    got = create_labeling_job(
+        request, sagemaker=client, store=store, labels=["ball", "bat"], template=template
+    )
+    assert got == arn
+    labels = json.loads(store.get_bytes(request["LabelCategoryConfigS3Uri"]))
+    assert labels == {
+        "document-version": "2018-11-28",
+        "labels": [{"label": "ball"}, {"label": "bat"}],
+    }
+    ui = request["HumanTaskConfig"]["UiConfig"]["UiTemplateS3Uri"]
+    assert store.get_bytes(ui).decode() == template
+
+
+def test_create_labeling_job_uploads_nothing_for_a_bad_request(
+    sagemaker_stub: Any, store: S3Store, bucket: str
+) -> None:
+    client, _ = sagemaker_stub
+    request = build_labeling_job_request(
+        **base_args(manifest_uri=f"s3://{bucket}/in.manifest", output_uri=f"s3://{bucket}/out")
+    )
+    request["HumanTaskConfig"]["TaskTimeLimitInSeconds"] = 5
+    with pytest.raises(ValidationError, match="TaskTimeLimitInSeconds"):
+        create_labeling_job(request, sagemaker=client, store=store, labels=["ball"], template="x")
+    assert not store.exists(request["LabelCategoryConfigS3Uri"])
+
+
+def describe_response(request: dict[str, Any], status: str, **counters: int) -> dict[str, Any]:
+    now = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+    response: dict[str, Any] = {
+        "LabelingJobStatus": status,
+        "LabelCounters": {
+            "TotalLabeled": counters.get("labeled", 0),
+            "HumanLabeled": counters.get("labeled", 0),
+            "MachineLabeled": 0,
+            "FailedNonRetryableError": counters.get("failed", 0),
+            "Unlabeled": counters.get("unlabeled", 0),
+        },
+        "CreationTime": now,
+        "LastModifiedTime": now,
+        "JobReferenceCode": "ref-1",
+        "LabelingJobName": request["LabelingJobName"],
+        "LabelingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:labeling-job/x",
+        "LabelAttributeName": request["LabelAttributeName"],
+        "InputConfig": request["InputConfig"],
+        "OutputConfig": request["OutputConfig"],
+        "RoleArn": request["RoleArn"],
+        "HumanTaskConfig": request["HumanTaskConfig"],
+    }
+    if status == "Failed":
+        response["FailureReason"] = "ClientError: workteam not found"
+    return response
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+def test_wait_reports_each_change_of_counters(sagemaker_stub: Any) -> None:
+    client, stubber = sagemaker_stub
+    request = build_labeling_job_request(**base_args())
+    params = {"LabelingJobName": request["LabelingJobName"]}
+    for status, counters in [
+        ("InProgress", {"unlabeled": 40}),
+        ("InProgress", {"unlabeled": 40}),
+        ("InProgress", {"labeled": 30, "failed": 1, "unlabeled": 9}),
+        ("Completed", {"labeled": 39, "failed": 1}),
+    ]:
+        stubber.add_response(
+            "describe_labeling_job", describe_response(request, status, **counters), params
+        )
+    seen: list[LabelingProgress] = []
+    fake = FakeTime()
+    final = wait_for_labeling_job(
+        client,
+        request["LabelingJobName"],
+        poll_seconds=30,
+        on_progress=seen.append,
+        sleep=fake.sleep,
+        clock=fake.clock,
+    )
+    assert final["LabelingJobStatus"] == "Completed"
+    assert fake.sleeps == [30, 30, 30]
+    assert [p.total_labeled for p in seen] == [0, 30, 39]  # the repeat is not reported
+    assert seen[1].format() == "InProgress 30/40 labeled (78%; human 30, machine 0), 1 failed"
+
+
+def test_wait_raises_on_failure_and_on_timeout(sagemaker_stub: Any) -> None:
+    client, stubber = sagemaker_stub
+    request = build_labeling_job_request(**base_args())
+    params = {"LabelingJobName": request["LabelingJobName"]}
+    stubber.add_response("describe_labeling_job", describe_response(request, "Failed"), params)
+    with pytest.raises(LabelingJobFailedError, match="workteam not found"):
+        wait_for_labeling_job(
+            client, request["LabelingJobName"], on_progress=None, sleep=lambda s: None
+        )
+    for _ in range(3):
+        stubber.add_response(
+            "describe_labeling_job", describe_response(request, "InProgress", unlabeled=5), params
+        )
+    fake = FakeTime()
+    with pytest.raises(WaitTimeoutError, match="still InProgress after 120 s"):
+        wait_for_labeling_job(
+            client,
+            request["LabelingJobName"],
+            poll_seconds=60,
+            timeout_seconds=120,
+            on_progress=None,
+            sleep=fake.sleep,
+            clock=fake.clock,
+        )
