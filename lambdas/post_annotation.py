@@ -1,0 +1,36 @@
+"""Post-annotation (consolidation) Lambda for Ground Truth: one call into ``gt_toolkit``.
+
+Handler: ``lambdas.post_annotation.lambda_handler``. Settings come from environment variables
+(``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_ASSUME_ROLE``, ...; see
+:class:`gt_toolkit.post_annotation.PostAnnotationSettings`); clients are built once per cold
+start and reused while the Lambda stays warm.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+
+from gt_toolkit.post_annotation import (
+    PostAnnotationResult,
+    PostAnnotationSettings,
+    assumed_role_store_factory,
+    handle_post_annotation,
+)
+from gt_toolkit.s3 import S3Store, make_s3_client
+
+logging.getLogger("gt_toolkit").setLevel(os.environ.get("GT_LOG_LEVEL", "INFO"))
+_SETTINGS = PostAnnotationSettings.from_env(os.environ)
+_STORE = S3Store(make_s3_client())
+_ROLE_STORES = assumed_role_store_factory(boto3.client("sts")) if _SETTINGS.assume_role else None
+
+
+def lambda_handler(event: Mapping[str, Any], context: object) -> list[PostAnnotationResult]:
+    """Consolidate one batch: one entry per ``datasetObjectId``."""
+    return handle_post_annotation(
+        event, store=_STORE, settings=_SETTINGS, store_for_role=_ROLE_STORES
+    )
