@@ -84,6 +84,9 @@ def _compiled(pattern: str) -> regex.Pattern[str] | None:
         return None
 
 
+_MAX_ENUM_SHOWN = 12  # instance-type enums run to hundreds of values
+
+
 def _short(value: object, limit: int = 60) -> str:
     """``repr`` cut to ``limit`` characters so a huge value does not drown the message."""
     text = repr(value)
@@ -164,7 +167,11 @@ class _Walker:
         self._range(path, len(value), shape, "length")
         enum: list[str] = getattr(shape, "enum", None) or []
         if enum and value not in enum:
-            self.add(path, f"{_short(value)} is not one of: {', '.join(enum)}")
+            shown = ", ".join(enum[:_MAX_ENUM_SHOWN])
+            more = (
+                f" ... ({len(enum) - _MAX_ENUM_SHOWN} more)" if len(enum) > _MAX_ENUM_SHOWN else ""
+            )
+            self.add(path, f"{_short(value)} is not one of: {shown}{more}")
         pattern = shape.metadata.get("pattern")
         if pattern:
             compiled = _compiled(pattern)
