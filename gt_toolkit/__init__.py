@@ -28,6 +28,8 @@ from .evaluate import evaluate_detections as evaluate_detections
 from .evaluate import read_detection_set as read_detection_set
 from .inputs import iter_input_records as iter_input_records
 from .inputs import write_input_manifest as write_input_manifest
+from .label_config import build_label_category_config as build_label_category_config
+from .label_config import validate_labels as validate_labels
 from .labeling_job import build_labeling_job_request as build_labeling_job_request
 from .labeling_job import create_labeling_job as create_labeling_job
 from .labeling_job import wait_for_labeling_job as wait_for_labeling_job
@@ -46,11 +48,20 @@ from .output import OutputStats as OutputStats
 from .output import detect_label_attributes as detect_label_attributes
 from .output import iter_classification_records as iter_classification_records
 from .output import iter_detection_records as iter_detection_records
+from .preview import render_liquid as render_liquid
+from .preview import write_preview as write_preview
+from .render import Example as Example
+from .render import render_bounding_box_template as render_bounding_box_template
+from .render import render_image_classifier_template as render_image_classifier_template
+from .review import ReviewSummary as ReviewSummary
+from .review import write_review as write_review
 from .s3 import S3Store as S3Store
 from .s3 import make_s3_client as make_s3_client
 from .s3 import parse_s3_uri as parse_s3_uri
 from .sampling import sample_items as sample_items
 from .sampling import split_name as split_name
+from .template_lint import LintFinding as LintFinding
+from .template_lint import lint_template as lint_template
 
 try:
     __version__ = version("gt-toolkit")
@@ -67,9 +78,11 @@ __all__ = [
     "ConversionError",
     "DetectionRecord",
     "EvaluationResult",
+    "Example",
     "GtToolkitError",
     "ImageConsolidation",
     "LabelAttribute",
+    "LintFinding",
     "ManifestError",
     "ManifestLine",
     "NoMatchingObjectsError",
@@ -77,6 +90,7 @@ __all__ = [
     "ReadStats",
     "RejectPolicy",
     "RejectedLine",
+    "ReviewSummary",
     "S3Store",
     "S3UriError",
     "ScoredBox",
@@ -84,6 +98,7 @@ __all__ = [
     "TemplateError",
     "ValidationError",
     "__version__",
+    "build_label_category_config",
     "build_labeling_job_request",
     "consolidate_boxes",
     "consolidate_image",
@@ -93,15 +108,22 @@ __all__ = [
     "iter_classification_records",
     "iter_detection_records",
     "iter_input_records",
+    "lint_template",
     "make_s3_client",
     "parse_bounding_box_answer",
     "parse_manifest_lines",
     "parse_s3_uri",
     "read_detection_set",
     "read_manifest",
+    "render_bounding_box_template",
+    "render_image_classifier_template",
+    "render_liquid",
     "sample_items",
     "split_name",
+    "validate_labels",
     "wait_for_labeling_job",
     "write_input_manifest",
     "write_manifest",
+    "write_preview",
+    "write_review",
 ]

@@ -1,0 +1,76 @@
+"""``gt-convert review MANIFEST -o DIR``: pictures, contact sheet and HTML review report."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..review import write_review
+from ._common import add_aws_options, eprint, store_from_args
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the review subcommand."""
+    p = subparsers.add_parser(
+        "review",
+        help="draw boxes on the images and write an HTML review report",
+        description="Draw the consolidated boxes (with confidence) of an output manifest on "
+        "its images, and each worker's boxes beside them when --worker-responses is given; "
+        "write DIR/images/*.png, DIR/contact_sheet.png, DIR/report.html (self-contained, "
+        "lowest agreement first, with the worker-quality table) and DIR/review.json.",
+    )
+    p.add_argument("manifest", help="output manifest (path or s3:// URI)")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument(
+        "--worker-responses",
+        help="the job's output prefix (folder or s3://) holding annotations/worker-response/",
+    )
+    p.add_argument("--images-dir", help="read images from this folder instead of S3")
+    p.add_argument(
+        "--images-prefix",
+        help="the s3:// prefix that --images-dir mirrors (default: match key, then basename)",
+    )
+    p.add_argument("--label-attribute", help="label attribute to draw (default: detected)")
+    p.add_argument(
+        "--limit", type=_positive, help="draw only the N lowest-agreement objects (default: all)"
+    )
+    p.add_argument(
+        "--min-width",
+        type=int,
+        default=320,
+        help="scale small images up to this width (default 320; 0 keeps the size)",
+    )
+    add_aws_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the review folder and print where it is."""
+    summary = write_review(
+        args.manifest,
+        args.out,
+        worker_responses=args.worker_responses,
+        images_dir=args.images_dir,
+        images_prefix=args.images_prefix,
+        label_attribute=args.label_attribute,
+        limit=args.limit,
+        min_width=args.min_width,
+        store=store_from_args(args),
+    )
+    if summary.missing_images:
+        eprint(
+            f"warning: {len(summary.missing_images)} image(s) not found, drawn as "
+            f"placeholders, e.g. {summary.missing_images[0]}"
+        )
+    eprint(f"drew {summary.images} image(s); lowest agreement:")
+    for source_ref, agreement in summary.lowest[:5]:
+        eprint(f"  {agreement:.3f}  {source_ref}")
+    print(summary.report)
+    print(summary.contact_sheet)
+    return 0

@@ -1,0 +1,433 @@
+"""Review pictures, contact sheet and HTML report, on the sample images and GT-layout answers."""
+
+from __future__ import annotations
+
+import json
+import random
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from gt_toolkit.answers import BoundingBoxAnswer
+from gt_toolkit.cli import main
+from gt_toolkit.errors import ConsolidationError, StorageError
+from gt_toolkit.review import (
+    CONSENSUS_COLOUR,
+    CONTACT_LABEL_HEIGHT,
+    ReviewItem,
+    contact_sheet,
+    draw_boxes,
+    image_agreement,
+    read_worker_responses,
+    render_review_image,
+    worker_colours,
+    write_review,
+)
+from gt_toolkit.s3 import S3Store
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+PREFIX = "s3://gt-toolkit-demo/images/"
+WORKERS = ("private.us-east-1.aaa", "private.us-east-1.bbb", "private.us-east-1.ccc")
+N_IMAGES = 8
+WHITE = (255, 255, 255)
+RED = (255, 0, 0)
+
+
+def _box(
+    label: str, left: float, top: float, width: float, height: float, conf: float = 1.0
+) -> dict[str, Any]:
+    return {
+        "label": label,
+        "left": left,
+        "top": top,
+        "width": width,
+        "height": height,
+        "confidence": conf,
+    }
+
+
+# ---------------------------------------------------------------- drawing (pure)
+
+
+def test_draw_boxes_puts_the_outline_on_the_box_edges() -> None:
+    image = Image.new("RGB", (100, 80), WHITE)
+    out = draw_boxes(image, [_box("x", 10, 20, 30, 40)], RED, line_width=1)
+    assert out.size == (100, 80)
+    assert out.getpixel((10, 40)) == RED  # left edge
+    assert out.getpixel((39, 40)) == RED  # right edge: left + width - 1
+    assert out.getpixel((25, 59)) == RED  # bottom edge
+    assert out.getpixel((25, 40)) == WHITE  # inside stays clear
+    assert out.getpixel((45, 40)) == WHITE  # outside stays clear
+    assert image.getpixel((10, 40)) == WHITE  # the input is not modified
+
+
+def test_draw_boxes_scales_image_and_coordinates_and_skips_nan() -> None:
+    image = Image.new("RGB", (50, 40), WHITE)
+    boxes = [_box("x", 10, 10, 10, 10), _box("bad", float("nan"), 0, 5, 5)]
+    out = draw_boxes(image, boxes, RED, scale=2.0, line_width=2)
+    assert out.size == (100, 80)
+    assert out.getpixel((20, 30)) == RED and out.getpixel((21, 30)) == RED
+    assert out.getpixel((39, 30)) == RED
+    assert out.getpixel((30, 30)) == WHITE
+    assert out.getpixel((0, 0)) == WHITE  # the NaN box was skipped
+
+
+def test_captions_are_drawn_above_the_box() -> None:
+    image = Image.new("RGB", (120, 80), WHITE)
+    out = draw_boxes(image, [_box("ball", 20, 40, 30, 30)], RED, captions=["ball 0.87"])
+    above = [out.getpixel((x, y)) for x in range(20, 40) for y in range(28, 40)]
+    assert RED in above and (255, 255, 255) in above  # the tab and its text
+    assert any(p not in (RED, WHITE) for p in above)  # anti-aliased text
+
+
+def _answer(
+    worker: str, boxes: list[dict[str, Any]], seconds: float | None = None
+) -> BoundingBoxAnswer:
+    return BoundingBoxAnswer(
+        worker_id=worker,
+        boxes=[{k: b[k] for k in ("label", "left", "top", "width", "height")} for b in boxes],  # type: ignore[misc]
+        time_spent=seconds,
+    )
+
+
+def test_review_image_has_a_consensus_panel_and_a_worker_panel() -> None:
+    image = Image.new("RGB", (60, 50), WHITE)
+    item = ReviewItem(
+        source_ref=PREFIX + "x.jpg",
+        boxes=[_box("x", 30, 30, 20, 15, 0.9)],
+        workers=[
+            _answer(WORKERS[0], [_box("x", 30, 30, 20, 15)]),
+            _answer(WORKERS[1], [_box("x", 5, 5, 10, 10)]),
+        ],
+    )
+    colours = worker_colours(WORKERS)
+    out = render_review_image(image, item, colours=colours, scale=2.0)
+    assert out.size == (2 * 120 + 6, 100 + 14)
+    assert out.getpixel((60, 75)) == CONSENSUS_COLOUR  # consensus left edge, scaled
+    right = 120 + 6
+    assert out.getpixel((right + 10, 15)) == colours[WORKERS[1]]  # second worker's box
+    assert out.getpixel((right + 60, 75)) == colours[WORKERS[0]]  # first worker's box
+    assert out.getpixel((10, 15)) == WHITE  # no worker boxes in the consensus panel
+
+
+def test_review_image_without_workers_is_one_panel() -> None:
+    image = Image.new("RGB", (60, 50), WHITE)
+    out = render_review_image(image, ReviewItem(source_ref="s3://bkt/a.jpg", boxes=[]))
+    assert out.size == (60, 50 + 14)
+
+
+def test_contact_sheet_size_and_placement() -> None:
+    images = [(Image.new("RGB", (200, 100), (i * 30, 0, 0)), f"img {i}") for i in range(7)]
+    sheet = contact_sheet(images, columns=3, cell=(100, 50))
+    assert sheet.size == (300, 3 * (50 + CONTACT_LABEL_HEIGHT))
+    # the first thumbnail (black) is centred in its cell; the empty last cells stay white
+    assert sheet.getpixel((50, 25)) == (0, 0, 0)
+    assert sheet.getpixel((250, 2 * 66 + 25)) == WHITE
+    assert contact_sheet(images[:2], columns=6, cell=(100, 50)).size == (200, 66)
+
+
+@pytest.mark.parametrize(
+    ("boxes", "workers", "expected"),
+    [
+        ([_box("x", 0, 0, 1, 1, 0.2), _box("x", 0, 0, 1, 1, 0.6)], [], 0.4),
+        ([], [], 1.0),  # nobody drew anything: full agreement that it is empty
+        ([], [_answer("w", [_box("x", 0, 0, 1, 1)])], 0.0),  # drawn, but no support
+        ([_box("x", 0, 0, 1, 1, 0.0)], [], 0.0),  # single-worker Ground Truth output
+    ],
+    ids=["mean-confidence", "empty-agreed", "unsupported-boxes", "single-worker"],
+)
+def test_image_agreement(
+    boxes: list[Any], workers: list[BoundingBoxAnswer], expected: float
+) -> None:
+    assert image_agreement(boxes, workers) == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------- realistic data
+
+
+def _truth_lines() -> list[dict[str, Any]]:
+    lines = (SAMPLES / "truth.manifest").read_text().splitlines()
+    return [json.loads(line) for line in lines[:N_IMAGES]]
+
+
+def _write_job(root: Path) -> tuple[Path, dict[str, float]]:
+    """An output manifest (truth boxes, a different confidence per image) and GT-layout
+    worker responses: worker aaa copies the truth, bbb jitters it, ccc misses the first box
+    and adds a spurious one. Returns the manifest path and the agreement per source-ref."""
+    rng = random.Random(7)
+    out_lines = []
+    agreement = {}
+    for i, line in enumerate(_truth_lines()):
+        anns = line["truth"]["annotations"]
+        conf = round(0.95 - 0.1 * ((i * 3) % N_IMAGES), 2)  # a shuffled order
+        record = {
+            "source-ref": line["source-ref"],
+            "boxes": line["truth"],
+            "boxes-metadata": {
+                **line["truth-metadata"],
+                "objects": [{"confidence": conf} for _ in anns],
+                "job-name": "labeling-job/review-test",
+            },
+        }
+        out_lines.append(record)
+        agreement[line["source-ref"]] = conf
+        truth = [
+            {"label": "ball", **{k: a[k] for k in ("left", "top", "width", "height")}} for a in anns
+        ]
+        jitter = [
+            {**b, "left": b["left"] + rng.randint(-2, 2), "top": b["top"] + rng.randint(-2, 2)}
+            for b in truth
+        ]
+        sloppy = [*truth[1:], {"label": "ball", "left": 1, "top": 1, "width": 9, "height": 9}]
+        for worker, boxes, n in zip(WORKERS, (truth, jitter, sloppy), range(3), strict=True):
+            folder = root / "job" / "annotations" / "worker-response" / "iteration-1" / str(i)
+            folder.mkdir(parents=True, exist_ok=True)
+            doc = {
+                "answers": [
+                    {
+                        "workerId": worker,
+                        "timeSpentInSeconds": 10.0 + n,
+                        "answerContent": {
+                            "boundingBox": {
+                                "boundingBoxes": boxes,
+                                "inputImageProperties": line["truth"]["image_size"][0],
+                            }
+                        },
+                    }
+                ]
+            }
+            (folder / f"2024-03-01T10:00:0{n}.json").write_text(json.dumps(doc))
+    manifest = root / "output.manifest"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in out_lines))
+    return manifest, agreement
+
+
+class _Report(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, str | None]] = []
+        self.srcs: list[str] = []
+        self.links: list[str] = []
+        self.tables: dict[str, int] = {}
+        self._table: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table":
+            self._table = a.get("id")
+            self.tables[self._table or ""] = 0
+        elif tag == "tr" and self._table:
+            self.tables[self._table] += 1
+            if a.get("class") == "image-row":
+                self.rows.append(a)
+        elif tag == "img":
+            self.srcs.append(a.get("src") or "")
+        elif tag in ("link", "script", "a"):
+            self.links.append(a.get("href") or a.get("src") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._table = None
+
+
+def _parse(path: Path) -> _Report:
+    parser = _Report()
+    parser.feed(path.read_text())
+    parser.close()
+    return parser
+
+
+def _check_review_folder(out: Path, agreement: dict[str, float], with_workers: bool) -> _Report:
+    report = _parse(out / "report.html")
+    refs = [row["data-source-ref"] for row in report.rows]
+    assert refs == sorted(agreement, key=lambda r: agreement[r])  # lowest agreement first
+    values = [float(row["data-agreement"] or "nan") for row in report.rows]
+    assert values == sorted(values) and values[0] == pytest.approx(min(agreement.values()))
+    assert len(report.srcs) == N_IMAGES
+    assert all(src.startswith("data:image/png;base64,") for src in report.srcs)
+    assert report.links == []  # self-contained: no scripts, stylesheets or links
+    if with_workers:
+        assert report.tables["worker-quality"] == 1 + len(WORKERS)  # header + one per worker
+    pictures = sorted((out / "images").glob("*.png"))
+    assert len(pictures) == N_IMAGES
+    first = Image.open(pictures[0])
+    lowest = min(agreement, key=lambda r: agreement[r])
+    name = lowest.rsplit("/", 1)[1]
+    truth = next(line for line in _truth_lines() if line["source-ref"].endswith("/" + name))
+    width = truth["truth"]["image_size"][0]["width"]
+    scale = max(1.0, 320 / width)
+    expected_width = round(width * scale) * (2 if with_workers else 1) + (6 if with_workers else 0)
+    assert first.width == expected_width
+    a = truth["truth"]["annotations"][0]
+    # the consensus box's left edge, half-way down, is drawn in the consensus colour
+    x, y = round(a["left"] * scale), round((a["top"] + a["height"] / 2) * scale)
+    assert first.convert("RGB").getpixel((x, y)) == CONSENSUS_COLOUR
+    sheet = Image.open(out / "contact_sheet.png")
+    assert sheet.width == 6 * 240 and sheet.height == 2 * (120 + CONTACT_LABEL_HEIGHT)
+    return report
+
+
+def test_write_review_with_local_images_and_worker_answers(tmp_path: Path) -> None:
+    manifest, agreement = _write_job(tmp_path)
+    summary = write_review(
+        manifest,
+        tmp_path / "review",
+        worker_responses=str(tmp_path / "job"),
+        images_dir=SAMPLES / "images",
+    )
+    assert summary.missing_images == []
+    _check_review_folder(tmp_path / "review", agreement, with_workers=True)
+    quality = {row["worker"]: row for row in summary.quality}
+    assert set(quality) == set(WORKERS)
+    exact = quality[WORKERS[0]]
+    assert exact["precision"] == exact["recall"] == exact["mean_iou"] == pytest.approx(1.0)
+    assert exact["mean_seconds"] == pytest.approx(10.0)
+    sloppy = quality[WORKERS[2]]
+    assert sloppy["recall"] < 1.0 and sloppy["precision"] < 1.0
+    assert 0.8 < quality[WORKERS[1]]["mean_iou"] < 1.0
+    saved = json.loads((tmp_path / "review" / "review.json").read_text())
+    assert saved["lowest"][0]["source-ref"] == min(agreement, key=lambda r: agreement[r])
+
+
+def test_write_review_reads_images_and_answers_from_s3(
+    tmp_path: Path, store: S3Store, bucket: str
+) -> None:
+    manifest, agreement = _write_job(tmp_path)
+    # Point the manifest at this test's bucket and upload images, manifest and answers.
+    text = manifest.read_text().replace(PREFIX, f"s3://{bucket}/images/")
+    agreement = {k.replace(PREFIX, f"s3://{bucket}/images/"): v for k, v in agreement.items()}
+    store.put_bytes(f"s3://{bucket}/job/manifests/output/output.manifest", text.encode())
+    for ref in agreement:
+        name = ref.rsplit("/", 1)[1]
+        store.upload_file(SAMPLES / "images" / name, ref)
+    for path in (tmp_path / "job").rglob("*.json"):
+        store.upload_file(
+            path, f"s3://{bucket}/job/{path.relative_to(tmp_path / 'job').as_posix()}"
+        )
+    summary = write_review(
+        f"s3://{bucket}/job/manifests/output/output.manifest",
+        tmp_path / "review",
+        worker_responses=f"s3://{bucket}/job/",
+        store=store,
+    )
+    assert summary.missing_images == []
+    _check_review_folder(tmp_path / "review", agreement, with_workers=True)
+
+
+def test_missing_images_become_placeholders_and_are_listed(tmp_path: Path) -> None:
+    manifest, agreement = _write_job(tmp_path)
+    images = tmp_path / "some-images"
+    images.mkdir()
+    kept = sorted(agreement)[:3]
+    for ref in kept:
+        name = ref.rsplit("/", 1)[1]
+        (images / name).write_bytes((SAMPLES / "images" / name).read_bytes())
+    summary = write_review(manifest, tmp_path / "review", images_dir=images)
+    assert sorted(summary.missing_images) == sorted(set(agreement) - set(kept))
+    assert len(list((tmp_path / "review" / "images").glob("*.png"))) == N_IMAGES
+    report = _parse(tmp_path / "review" / "report.html")
+    assert (
+        "worker-quality" in report.tables
+        or "No worker answers" in (tmp_path / "review" / "report.html").read_text()
+    )
+
+
+def test_images_prefix_maps_keys_below_a_folder(tmp_path: Path) -> None:
+    manifest, agreement = _write_job(tmp_path)
+    nested = tmp_path / "mirror" / "images"
+    nested.mkdir(parents=True)
+    for ref in agreement:
+        name = ref.rsplit("/", 1)[1]
+        (nested / name).write_bytes((SAMPLES / "images" / name).read_bytes())
+    summary = write_review(
+        manifest,
+        tmp_path / "review",
+        images_dir=tmp_path / "mirror",
+        images_prefix="s3://gt-toolkit-demo/",
+    )
+    assert summary.missing_images == []
+
+
+def test_read_worker_responses_keeps_the_latest_iteration(tmp_path: Path) -> None:
+    def put(iteration: int, worker: str) -> None:
+        folder = tmp_path / "annotations" / "worker-response" / f"iteration-{iteration}" / "0"
+        folder.mkdir(parents=True, exist_ok=True)
+        content = {
+            "boundingBox": {
+                "boundingBoxes": None,
+                "inputImageProperties": {"width": 5, "height": 5},
+            }
+        }
+        doc = {"answers": [{"workerId": worker, "answerContent": content}]}
+        (folder / f"{worker}.json").write_text(json.dumps(doc))
+
+    put(1, "old")
+    put(2, "new-a")
+    put(2, "new-b")
+    answers = read_worker_responses(str(tmp_path))
+    assert sorted(a.worker_id for a in answers["0"]) == ["new-a", "new-b"]
+    assert all(a.boxes == [] for a in answers["0"])  # boundingBoxes: null means nothing drawn
+
+
+def test_read_worker_responses_errors(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="no worker-response"):
+        read_worker_responses(str(tmp_path))
+    folder = tmp_path / "annotations" / "worker-response" / "iteration-1" / "3"
+    folder.mkdir(parents=True)
+    (folder / "x.json").write_text('{"not": "answers"}')
+    with pytest.raises(ConsolidationError, match="not a worker-response file"):
+        read_worker_responses(str(tmp_path))
+
+
+def test_cli_review(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest, agreement = _write_job(tmp_path)
+    out = tmp_path / "review"
+    code = main(
+        [
+            "review",
+            str(manifest),
+            "-o",
+            str(out),
+            "--worker-responses",
+            str(tmp_path / "job"),
+            "--images-dir",
+            str(SAMPLES / "images"),
+        ]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [str(out / "report.html"), str(out / "contact_sheet.png")]
+    lowest = min(agreement, key=lambda r: agreement[r])
+    assert lowest in captured.err
+    _check_review_folder(out, agreement, with_workers=True)
+
+
+def test_cli_review_limit_and_bad_prefix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    out = tmp_path / "review"
+    assert (
+        main(
+            [
+                "review",
+                str(manifest),
+                "-o",
+                str(out),
+                "--images-dir",
+                str(SAMPLES / "images"),
+                "--limit",
+                "3",
+            ]
+        )
+        == 0
+    )
+    assert len(_parse(out / "report.html").rows) == 3
+    code = main(
+        ["review", str(manifest), "-o", str(out), "--worker-responses", str(tmp_path / "nope")]
+    )
+    assert code == 1
+    assert "StorageError" in capsys.readouterr().err
