@@ -652,8 +652,24 @@ class ChannelFacts:
         return None
 
 
+def _int_or_none(value: object) -> int | None:
+    """An int from an int or a digit string (the converter writes hyperparameters as strings)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
 def parse_channel_facts(document: Mapping[str, Any]) -> ChannelFacts:
     """Read the converter's ``channels.json`` leniently (counts as an int or per channel).
+
+    Understands what ``gt_toolkit.convert.augmented`` writes (``num_training_samples`` per
+    channel, ``num_classes``, ``class_map``, ``hyperparameters.label_width`` as a string,
+    ``max_boxes_per_image``, ``InputDataConfig``) and plain top-level ``label_width`` /
+    ``max_boxes``.
 
     Raises:
         ValidationError: no usable ``num_training_samples`` or ``num_classes``.
@@ -691,14 +707,16 @@ def parse_channel_facts(document: Mapping[str, Any]) -> ChannelFacts:
     if problems:
         raise ValidationError(problems, what="channels.json")
     config = document.get("InputDataConfig") or []
-    label_width = document.get("label_width")
-    max_boxes = document.get("max_boxes")
+    hyper = document.get("hyperparameters")
+    hyper = hyper if isinstance(hyper, Mapping) else {}
+    label_width = _int_or_none(document.get("label_width", hyper.get("label_width")))
+    max_boxes = _int_or_none(document.get("max_boxes", document.get("max_boxes_per_image")))
     attribute = document.get("label_attribute")
     return ChannelFacts(
         num_training_samples=int(train or 0),
         num_classes=int(num_classes or 0),
-        label_width=label_width if isinstance(label_width, int) else None,
-        max_boxes=max_boxes if isinstance(max_boxes, int) else None,
+        label_width=label_width,
+        max_boxes=max_boxes,
         label_attribute=attribute if isinstance(attribute, str) else None,
         samples=samples,
         class_map=class_map,

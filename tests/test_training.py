@@ -436,3 +436,35 @@ def test_channels_json_from_s3_and_bad_documents(store: S3Store, bucket: str) ->
     store.put_bytes(uri, b"{not json")
     with pytest.raises(ValidationError, match="not JSON"):
         load_channel_facts(uri, store=store)
+
+
+def test_channels_json_in_the_converters_shape() -> None:
+    # The keys gt_toolkit.convert.augmented writes: counts per channel, hyperparameters as
+    # strings, max_boxes_per_image.
+    document = {
+        "algorithm": "object-detection",
+        "label_attribute": "truth",
+        "attribute_names": ["source-ref", "truth"],
+        "InputDataConfig": CHANNELS_JSON["InputDataConfig"],
+        "num_training_samples": {"train": 31, "validation": 9},
+        "num_classes": 1,
+        "class_map": {"0": "ball"},
+        "hyperparameters": {"num_classes": "1", "num_training_samples": "31", "label_width": "350"},
+        "label_width_required": 17,
+        "max_boxes_per_image": 3,
+        "notes": [],
+    }
+    facts = parse_channel_facts(document)
+    assert (facts.num_training_samples, facts.num_classes) == (31, 1)
+    assert (facts.label_width, facts.max_boxes) == (350, 3)
+    assert facts.class_map == {"0": "ball"}
+    request = build_object_detection_training_request(
+        **training_kwargs_from_facts(facts),
+        job_name="from-converter",
+        role_arn=ROLE,
+        region="us-east-1",
+        output_uri="s3://gt-toolkit-demo/models",
+        mini_batch_size=16,
+    )
+    assert request["HyperParameters"]["num_training_samples"] == "31"
+    assert request["HyperParameters"]["label_width"] == "350"
