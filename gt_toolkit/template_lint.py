@@ -32,6 +32,7 @@ __all__ = [
     "LintFinding",
     "has_errors",
     "lint_template",
+    "lint_template_text",
 ]
 
 TEMPLATE_SIZE_LIMIT: Final = 128_000
@@ -200,11 +201,12 @@ def lint_template(
             if finding is not None:
                 findings.append(finding)
     if template_text is not None:
-        findings += _lint_text(template_text)
+        findings += lint_template_text(template_text)
     return findings
 
 
-def _lint_text(template_text: str) -> list[LintFinding]:
+def lint_template_text(template_text: str) -> list[LintFinding]:
+    """Findings on a rendered template: over the size limit, or Liquid that does not parse."""
     findings: list[LintFinding] = []
     size = len(template_text)
     if size > TEMPLATE_SIZE_LIMIT:

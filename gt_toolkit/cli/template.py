@@ -1,0 +1,204 @@
+"""``gt-convert template``: write a worker task template, lint it, and preview it offline."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import orjson
+
+from ..errors import TemplateError
+from ..files import read_bytes, write_bytes
+from ..label_config import parse_label_category_config, write_label_category_config
+from ..preview import write_preview
+from ..render import (
+    DEFAULT_MAX_IMAGE_SIDE,
+    render_bounding_box_template,
+    render_image_classifier_template,
+)
+from ..s3 import S3Store
+from ..template_lint import LintFinding, has_errors, lint_template, lint_template_text
+from ._common import add_aws_options, eprint, store_from_args
+
+# --task value -> (label task type, renderer arguments)
+_TASKS = {
+    "bounding-box": "BoundingBox",
+    "image-classifier": "ImageMultiClass",
+    "image-classifier-multi": "ImageMultiClassMultiLabel",
+}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``template`` subcommand."""
+    p = subparsers.add_parser(
+        "template",
+        help="write a crowd-HTML worker template with good/bad examples; lint; preview",
+        description="Render a Ground Truth worker task template (crowd-HTML + Liquid) with "
+        "instructions and good and bad examples, check it, and optionally write an offline "
+        "preview page for one manifest line.",
+    )
+    p.add_argument("-o", "--out", required=True, help="template to write (path or s3:// URI)")
+    p.add_argument("--task", choices=sorted(_TASKS), default="bounding-box")
+    p.add_argument("--labels", nargs="+", default=[], metavar="LABEL", help="label names")
+    p.add_argument(
+        "--label-file",
+        help="label category config JSON (either document version) or a text file with one "
+        "label per line; path or s3:// URI",
+    )
+    p.add_argument("--header", default="", help="the question shown above the image")
+    p.add_argument("--short-instructions", default="", help="side-panel instructions text")
+    p.add_argument("--short-instructions-file", help="read the short instructions from a file")
+    p.add_argument("--full-instructions", default="", help="full instructions text")
+    p.add_argument("--full-instructions-file", help="read the full instructions from a file")
+    p.add_argument("--full-instructions-header", default="Full instructions")
+    p.add_argument(
+        "--good",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("IMAGE", "DESCRIPTION"),
+        help="a good example: image (https URL, s3:// URI or local file) and what it shows; "
+        "repeatable",
+    )
+    p.add_argument("--bad", nargs=2, action="append", default=[], metavar=("IMAGE", "DESCRIPTION"))
+    p.add_argument(
+        "--static-labels",
+        action="store_true",
+        help="always use these labels and header, even when taskInput supplies its own",
+    )
+    p.add_argument("--element-name", help="answer key (default boundingBox / category)")
+    p.add_argument("--max-image-side", type=int, default=DEFAULT_MAX_IMAGE_SIDE)
+    p.add_argument(
+        "--write-label-config", metavar="LOCATION", help="also write the label category config"
+    )
+    p.add_argument("--allow-lint-errors", action="store_true", help="write despite lint errors")
+    p.add_argument("--no-s3-check", action="store_true", help="do not check s3:// example images")
+    group = p.add_argument_group("preview")
+    group.add_argument(
+        "--preview",
+        metavar="MANIFEST_LINE_OR_MANIFEST",
+        help="a JSON manifest line / taskInput, or a manifest (path or s3://): write an "
+        "offline HTML preview of the task for it",
+    )
+    group.add_argument("--preview-line", type=int, default=1, help="manifest line (1-based)")
+    group.add_argument("--preview-out", help="preview page (default: OUT with .preview.html)")
+    group.add_argument("--image-root", help="local folder mirroring the images' S3 prefix")
+    group.add_argument("--label-attribute", help="label whose boxes become initialValue")
+    group.add_argument("--offline", action="store_true", help="never read images from S3")
+    add_aws_options(p)
+    p.set_defaults(func=run)
+
+
+def _read_text(location: str, store: S3Store) -> str:
+    try:
+        return read_bytes(location, store=store).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TemplateError(f"{location} is not UTF-8 text: {exc}") from exc
+
+
+def _labels(args: argparse.Namespace, store: S3Store) -> list[str]:
+    labels = list(args.labels)
+    if args.label_file:
+        raw = read_bytes(args.label_file, store=store)
+        try:
+            is_json = isinstance(orjson.loads(raw), dict)
+        except orjson.JSONDecodeError:
+            is_json = False
+        if is_json:
+            labels += parse_label_category_config(raw)
+        else:
+            text = raw.decode("utf-8", errors="strict")
+            labels += [line.strip() for line in text.splitlines() if line.strip()]
+    return labels
+
+
+def _preview_out(args: argparse.Namespace) -> str:
+    if args.preview_out:
+        return str(args.preview_out)
+    out = str(args.out)
+    stem = out[: -len(".html")] if out.endswith(".html") else out
+    return f"{stem}.preview.html"
+
+
+def _report(findings: list[LintFinding], allow_errors: bool) -> bool:
+    """Print findings; True when errors should stop the command."""
+    for finding in findings:
+        eprint(f"gt-convert template: {finding}")
+    if has_errors(findings) and not allow_errors:
+        eprint("gt-convert template: not written (fix the errors or pass --allow-lint-errors)")
+        return True
+    return False
+
+
+def run(args: argparse.Namespace) -> int:
+    """Render, lint, write; then preview when asked."""
+    store = store_from_args(args)
+    labels = _labels(args, store)
+    short = args.short_instructions
+    if args.short_instructions_file:
+        short = _read_text(args.short_instructions_file, store)
+    full = args.full_instructions
+    if args.full_instructions_file:
+        full = _read_text(args.full_instructions_file, store)
+    good = [(image, text) for image, text in args.good]
+    bad = [(image, text) for image, text in args.bad]
+    task_type = _TASKS[args.task]
+    overrides = not args.static_labels
+
+    common = {
+        "full_instructions_header": args.full_instructions_header,
+        "task_input_overrides": overrides,
+        "max_image_side": args.max_image_side,
+    }
+    if args.element_name:
+        common["element_name"] = args.element_name
+    findings = lint_template(
+        labels=labels,
+        header=args.header,
+        short_instructions=short,
+        full_instructions=full,
+        good_examples=good,
+        bad_examples=bad,
+        task_type=task_type,
+        labels_from_task_input=overrides,
+        store=None if args.no_s3_check else store,
+    )
+    if _report(findings, args.allow_lint_errors):
+        return 1
+    if args.task == "bounding-box":
+        text = render_bounding_box_template(labels, args.header, short, full, good, bad, **common)
+    else:
+        text = render_image_classifier_template(
+            labels,
+            args.header,
+            short,
+            full,
+            good,
+            bad,
+            multi_label=args.task == "image-classifier-multi",
+            **common,
+        )
+    if _report(lint_template_text(text), args.allow_lint_errors):
+        return 1
+    write_bytes(args.out, text.encode("utf-8"), store=store)
+    eprint(f"gt-convert template: wrote {args.out} ({len(text):,} characters)")
+    if args.write_label_config:
+        write_label_category_config(
+            labels, args.write_label_config, task_type=task_type, store=store
+        )
+        eprint(f"gt-convert template: wrote {args.write_label_config}")
+    if args.preview:
+        out = _preview_out(args)
+        result = write_preview(
+            text,
+            args.preview,
+            out,
+            line_no=args.preview_line,
+            label_attribute=args.label_attribute,
+            store=None if args.offline else store,
+            image_root=args.image_root,
+        )
+        for missing in result.missing_images:
+            eprint(f"gt-convert template: warning: preview shows a placeholder for {missing}")
+        eprint(f"gt-convert template: wrote preview {os.fspath(result.output)}")
+    return 0
