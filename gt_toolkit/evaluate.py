@@ -31,6 +31,7 @@ classes without reference boxes left out of the mean. Differences, all documente
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections import defaultdict
@@ -41,10 +42,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .detection import DETECTION_TYPE, parse_detection_label
 from .errors import ValidationError
-from .files import Location
-from .manifest import ReadStats, RejectPolicy, read_manifest
+from .files import Location, iter_raw_lines
+from .manifest import ManifestLine, RejectedLine, parse_manifest_lines
+from .output import DetectionRecord, LabelKind, OutputReader, OutputRejectReason
 from .s3 import S3Store
 
 __all__ = [
@@ -550,122 +551,95 @@ def iter_prediction_lines(
         yield {"source-ref": source_ref, "boxes": [b.to_json() for b in boxes[source_ref]]}
 
 
-def _detection_attributes(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``(attribute, creation-date)`` of every bounding-box label on an output line."""
-    found = []
-    for key, meta in data.items():
-        if not key.endswith("-metadata") or not isinstance(meta, Mapping):
-            continue
-        attr = key[: -len("-metadata")]
-        value = data.get(attr)
-        is_boxes = (
-            meta.get("type") == DETECTION_TYPE
-            or (isinstance(value, Mapping) and isinstance(value.get("annotations"), list))
-            or (value is None and "failure-reason" in meta)
-        )
-        if is_boxes:
-            found.append((attr, str(meta.get("creation-date") or "")))
-    return found
-
-
-def _choose_attribute(data: Mapping[str, Any], wanted: str | None) -> str | None:
-    if wanted is not None:
-        return wanted
-    found = _detection_attributes(data)
-    if not found:
-        return None
-    # Chained jobs add labels; the newest one is what the user means by default.
-    return max(found, key=lambda item: (item[1], item[0]))[0]
-
-
 def read_detection_set(
     location: Location,
     *,
     label_attribute: str | None = None,
     store: S3Store | None = None,
-    stats: ReadStats | None = None,
 ) -> DetectionSet:
     """Read per-image boxes from an output manifest or a neutral prediction file.
 
     The kind is decided by the first line: a ``boxes`` *list* means the prediction format
     (a bounding-box label value is an object, so an attribute named ``boxes`` is not
-    mistaken for it). From an output manifest the scores are ``objects[].confidence``
-    (0.0 when absent, as Ground Truth writes for one worker per object); failed objects
-    (``failure-reason``, no label) are skipped and listed in ``skipped``.
+    mistaken for it). Output manifests go through :class:`gt_toolkit.output.OutputReader`
+    (label attribute by its ``-metadata`` partner, newest by ``creation-date`` unless
+    named; boxes clipped to ``image_size``); scores are ``objects[].confidence``, 0.0 when
+    absent, as Ground Truth writes for one worker per object. Failed objects
+    (``failure-reason``) are skipped and listed in ``skipped``; anything else unreadable is
+    an error, because dropping an image silently would change the scores.
 
     Raises:
-        ManifestError: an unparsable line (strict reading: evaluation must not silently
-            drop images).
-        ValidationError: a duplicated ``source-ref``, a malformed label or prediction, or a
-            requested label attribute that is absent, listing every problem.
+        ValidationError: unparsable lines, duplicated ``source-ref`` values, malformed labels
+            or predictions, listing every problem with its line number.
+        ConversionError: the chosen label attribute is not object detection.
     """
-    boxes: dict[str, list[ScoredBox]] = {}
-    first_line: dict[str, int] = {}
-    problems: list[str] = []
-    skipped: list[str] = []
-    kind: str | None = None
-    attribute = label_attribute
     name = os.fspath(location)
-    for line in read_manifest(
-        location, policy=RejectPolicy.STRICT, stats=stats, store=store, require_source=False
-    ):
-        data = line.data
-        where = f"{name}:{line.line_no}"
-        if kind is None:
-            kind = "predictions" if isinstance(data.get("boxes"), list) else "output-manifest"
-        try:
-            if kind == "predictions":
-                source_ref, found = parse_prediction_line(data)
-            else:
-                source_ref, found, attribute, skip = _parse_output_line(data, attribute)
-                if skip is not None:
-                    skipped.append(f"{where}: {skip}")
-                    continue
-        except ValueError as exc:
-            problems.append(f"{where}: {exc}")
-            continue
-        if source_ref in first_line:
+    items = parse_manifest_lines(iter_raw_lines(location, store=store), source=name)
+    first: ManifestLine | None = None
+    buffered: list[ManifestLine | RejectedLine] = []
+    for item in items:
+        buffered.append(item)
+        if isinstance(item, ManifestLine):
+            first = item
+            break
+    stream = itertools.chain(buffered, items)
+    is_predictions = first is not None and isinstance(first.data.get("boxes"), list)
+    found = DetectionSet(boxes={}, kind="predictions" if is_predictions else "output-manifest")
+    problems: list[str] = []
+    lines: dict[str, int] = {}
+
+    def add(source_ref: str, line_no: int, boxes: list[ScoredBox]) -> None:
+        if source_ref in lines:
             problems.append(
-                f"{where}: duplicate source-ref {source_ref} (first on line "
-                f"{first_line[source_ref]})"
+                f"{name}:{line_no}: duplicate source-ref {source_ref} "
+                f"(first on line {lines[source_ref]})"
             )
-            continue
-        first_line[source_ref] = line.line_no
-        boxes[source_ref] = found
+            return
+        lines[source_ref] = line_no
+        found.boxes[source_ref] = boxes
+
+    if is_predictions:
+        for item in stream:
+            if isinstance(item, RejectedLine):
+                problems.append(str(item))
+                continue
+            try:
+                source_ref, boxes = parse_prediction_line(item.data)
+            except ValueError as exc:
+                problems.append(f"{name}:{item.line_no}: {exc}")
+                continue
+            add(source_ref, item.line_no, boxes)
+    else:
+
+        def on_reject(reject: Mapping[str, Any]) -> None:
+            where = f"{name}:{reject.get('line')}: {reject.get('reason')}: {reject.get('detail')}"
+            if reject.get("reason") == OutputRejectReason.FAILED_OBJECT.value:
+                found.skipped.append(where)
+            else:
+                problems.append(where)
+
+        reader = OutputReader(
+            want=frozenset({LabelKind.DETECTION}), label_attribute=label_attribute, source=name
+        )
+        for record in reader.iter_records(stream, on_reject=on_reject):
+            if not isinstance(record, DetectionRecord):  # pragma: no cover - want= forbids it
+                continue
+            add(
+                record.source_ref,
+                record.line_no,
+                [
+                    ScoredBox(
+                        label=b.label,
+                        left=b.left,
+                        top=b.top,
+                        width=b.width,
+                        height=b.height,
+                        score=b.confidence if b.confidence is not None else 0.0,
+                    )
+                    for b in record.boxes
+                ],
+            )
+        found.attribute = reader.stats.attribute
     if problems:
         raise ValidationError(problems, what=name)
-    return DetectionSet(
-        boxes=boxes, kind=kind or "output-manifest", attribute=attribute, skipped=skipped
-    )
-
-
-def _parse_output_line(
-    data: Mapping[str, Any], attribute: str | None
-) -> tuple[str, list[ScoredBox], str | None, str | None]:
-    source_ref = data.get("source-ref")
-    if not isinstance(source_ref, str):
-        raise ValueError("no 'source-ref' string")
-    attr = _choose_attribute(data, attribute)
-    if attr is None:
-        raise ValueError("no bounding-box label attribute (a key with a '-metadata' partner)")
-    meta = data.get(f"{attr}-metadata")
-    value = data.get(attr)
-    if value is None:
-        if isinstance(meta, Mapping) and "failure-reason" in meta:
-            return source_ref, [], attr, f"failed object: {meta['failure-reason']}"
-        raise ValueError(f"label attribute {attr!r} is missing")
-    if not isinstance(value, Mapping):
-        raise ValueError(f"label attribute {attr!r} is not a bounding-box label")
-    _, labeled = parse_detection_label(value, meta if isinstance(meta, Mapping) else None)
-    found = [
-        ScoredBox(
-            label=b.label,
-            left=b.left,
-            top=b.top,
-            width=b.width,
-            height=b.height,
-            score=b.confidence if b.confidence is not None else 0.0,
-        )
-        for b in labeled
-    ]
-    return source_ref, found, attr, None
+    return found

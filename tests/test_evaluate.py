@@ -18,7 +18,7 @@ from pycocotools.cocoeval import COCOeval
 
 from gt_toolkit import evaluate_detections
 from gt_toolkit.cli import main
-from gt_toolkit.errors import ManifestError, ValidationError
+from gt_toolkit.errors import ConversionError, ValidationError
 from gt_toolkit.evaluate import (
     ScoredBox,
     box_iou_xywh,
@@ -463,8 +463,8 @@ def test_prediction_file_round_trip(tmp_path: Path) -> None:
             ValidationError,
             "duplicate source-ref s3://bkt/a.jpg",
         ),
-        ([{"source-ref": "s3://bkt/a.jpg", "other": 1}], ValidationError, "no bounding-box label"),
-        (["not json"], ManifestError, "invalid-json"),
+        ([{"source-ref": "s3://bkt/a.jpg", "other": 1}], ValidationError, "no label attribute"),
+        (["not json"], ValidationError, "invalid-json"),
     ],
     ids=["malformed-box", "duplicate", "no-label", "bad-json"],
 )
@@ -513,3 +513,19 @@ def test_cli_evaluate_reports_bad_input_as_one_line(
     pred.write_text('{"source-ref": "s3://bkt/a.jpg", "boxes": "nope"}\n')
     assert main(["evaluate", str(pred), str(SAMPLES / "truth.manifest")]) == 1
     assert "ValidationError" in capsys.readouterr().err
+
+
+def test_classification_manifest_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cls.manifest"
+    line = {
+        "source-ref": "s3://bkt/a.jpg",
+        "animal": 1,
+        "animal-metadata": {
+            "class-name": "dog",
+            "confidence": 0.9,
+            "type": "groundtruth/image-classification",
+        },
+    }
+    path.write_text(json.dumps(line) + "\n")
+    with pytest.raises(ConversionError, match="animal"):
+        read_detection_set(path)
