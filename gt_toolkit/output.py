@@ -48,6 +48,7 @@ __all__ = [
     "detect_label_attributes",
     "iter_classification_records",
     "iter_detection_records",
+    "iter_output_records",
     "parse_creation_date",
 ]
 
@@ -736,6 +737,7 @@ class _RejectsFile:
         self._source = source
         self._cm: Any = None
         self._fh: Any = None
+        self.log = True
 
     def add(self, item: dict[str, Any]) -> None:
         if self._policy is RejectPolicy.STRICT:
@@ -743,6 +745,8 @@ class _RejectsFile:
                 self._source, int(item["line"]), f"{item['reason']}: {item['detail']}"
             )
         if self._location is None:
+            if not self.log:
+                return
             logger.warning(
                 "rejected %s:%s: %s: %s", *(item[k] for k in ("file", "line", "reason", "detail"))
             )
@@ -772,6 +776,7 @@ def _iter_output(
     box_policy: BoxPolicy | str,
     empty_policy: EmptyPolicy | str,
     class_map: ClassMap | None,
+    log_rejects: bool = True,
 ) -> Iterator[_Record]:
     name = str(location)
     out_stats = stats if isinstance(stats, OutputStats) else OutputStats()
@@ -786,6 +791,7 @@ def _iter_output(
     )
     blank: list[int] = []
     sink = _RejectsFile(rejects, store, RejectPolicy(policy), name)
+    sink.log = log_rejects
     error: BaseException | None = None
     counter = _Counting(iter_raw_lines(location, store=store))
     try:
@@ -901,3 +907,37 @@ def iter_classification_records(
         class_map=class_map,
     ):
         yield cast(ClassificationRecord, rec)
+
+
+def iter_output_records(
+    location: Location,
+    *,
+    kinds: Iterable[LabelKind],
+    label_attribute: str | None = None,
+    policy: RejectPolicy | str = RejectPolicy.COLLECT,
+    rejects: Location | None = None,
+    stats: OutputStats | ReadStats | None = None,
+    store: S3Store | None = None,
+    box_policy: BoxPolicy | str = BoxPolicy.CLIP,
+    empty_policy: EmptyPolicy | str = EmptyPolicy.KEEP,
+    class_map: ClassMap | None = None,
+    log_rejects: bool = True,
+) -> Iterator[DetectionRecord | ClassificationRecord]:
+    """Stream records of any of ``kinds`` (for targets that take detection or classification).
+
+    ``log_rejects=False`` with no ``rejects`` file drops rejects silently: for a first pass
+    over a file that a second pass will report on.
+    """
+    return _iter_output(
+        location,
+        want=frozenset(kinds),
+        label_attribute=label_attribute,
+        policy=policy,
+        rejects=rejects,
+        stats=stats,
+        store=store,
+        box_policy=box_policy,
+        empty_policy=empty_policy,
+        class_map=class_map,
+        log_rejects=log_rejects,
+    )

@@ -1,0 +1,394 @@
+"""What every converter shares: options, the result, splits, image names and copies.
+
+Converters read records with :mod:`gt_toolkit.output` and write with :mod:`gt_toolkit.files`,
+so every target takes local paths or ``s3://`` locations on both sides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import ConversionError
+from ..files import Location, join_location, write_bytes
+from ..manifest import RejectPolicy
+from ..output import (
+    BoxPolicy,
+    ClassificationRecord,
+    DetectionRecord,
+    EmptyPolicy,
+    LabelKind,
+    OutputStats,
+    iter_output_records,
+)
+from ..progress import progress
+from ..s3 import S3Store, is_s3_uri, parse_s3_uri
+from ..sampling import hash_unit, split_name
+
+__all__ = [
+    "CLASSIFICATION",
+    "DETECTION",
+    "ConversionResult",
+    "ConvertOptions",
+    "ImageCopier",
+    "ImageNamer",
+    "Splitter",
+    "read_records",
+]
+
+DETECTION = frozenset({LabelKind.DETECTION})
+CLASSIFICATION = frozenset({LabelKind.CLASSIFICATION, LabelKind.MULTILABEL})
+ANY = DETECTION | CLASSIFICATION
+SplitName = Literal["train", "validation"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConvertOptions:
+    """Options of every target; each target reads the ones it needs.
+
+    ``empty_policy`` and ``copy_images`` are ``None`` for "the target's default".
+    """
+
+    label_attribute: str | None = None
+    policy: RejectPolicy | str = RejectPolicy.COLLECT
+    rejects: Location | None = None
+    box_policy: BoxPolicy | str = BoxPolicy.CLIP
+    empty_policy: EmptyPolicy | str | None = None
+    validation_fraction: float = 0.2
+    seed: int | str = 0
+    stratify: bool = False
+    include_metadata: bool = False
+    copy_images: bool | None = None
+    images_dir: str | None = None
+    images_prefix: str | None = None
+    workers: int = 16
+    channel_prefix: str | None = None
+    image_prefix: str | None = None
+    job_name: str = "prelabel"
+    human_annotated: bool = False
+    store: S3Store | None = None
+
+
+@dataclass(slots=True)
+class ConversionResult:
+    """What a conversion wrote and saw; ``to_json`` is the summary file."""
+
+    target: str
+    stats: OutputStats
+    outputs: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    image_errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Stats, outputs and target-specific facts, ready for ``summary.json``."""
+        out: dict[str, Any] = {"target": self.target, **self.stats.to_json()}
+        out["outputs"] = self.outputs
+        out.update(self.extra)
+        out["image_errors"] = len(self.image_errors)
+        if self.image_errors:
+            out["image_error_examples"] = self.image_errors[:20]
+        return out
+
+    def summary_lines(self) -> list[str]:
+        """The printed summary."""
+        lines = [f"gt-convert {self.target}:", *(f"  {x}" for x in self.stats.summary_lines())]
+        lines += [f"  wrote {k}: {v}" for k, v in self.outputs.items()]
+        if self.image_errors:
+            lines.append(
+                f"  {len(self.image_errors)} image copies FAILED, e.g. {self.image_errors[0]}"
+            )
+        return lines
+
+
+def read_records(
+    source: Location,
+    options: ConvertOptions,
+    *,
+    kinds: frozenset[LabelKind],
+    stats: OutputStats,
+    default_empty: EmptyPolicy = EmptyPolicy.KEEP,
+    first_pass: bool = False,
+    desc: str = "objects",
+) -> Iterator[DetectionRecord | ClassificationRecord]:
+    """The records of ``source`` under the options; ``first_pass`` reports no rejects."""
+    records = iter_output_records(
+        source,
+        kinds=kinds,
+        label_attribute=options.label_attribute,
+        policy=options.policy,
+        rejects=None if first_pass else options.rejects,
+        stats=stats,
+        store=options.store,
+        box_policy=options.box_policy,
+        empty_policy=options.empty_policy or default_empty,
+        log_rejects=not first_pass,
+    )
+    return records if first_pass else progress(records, desc=desc, unit="obj")
+
+
+def classes_of(record: DetectionRecord | ClassificationRecord) -> set[str]:
+    """The class names present on a record (for stratification)."""
+    if isinstance(record, DetectionRecord):
+        return {b.label for b in record.boxes}
+    return set(record.labels)
+
+
+class Splitter:
+    """Train/validation assignment: the foundation's stable hash split, or stratified.
+
+    Plain mode is :func:`gt_toolkit.sampling.split_name` per record (constant memory).
+    Stratified mode needs a first pass (:meth:`plan`): each object's stratum is its rarest
+    class (images without classes form their own stratum), and within a stratum the objects
+    with the smallest split hashes go to validation, so every stratum gets
+    ``round(fraction * n)`` validation objects. It keeps 9 bytes per object.
+    """
+
+    def __init__(self, *, fraction: float, seed: int | str, stratify: bool) -> None:
+        if not 0 <= fraction <= 1:
+            raise ConversionError(f"the validation fraction must be within 0..1, got {fraction}")
+        self.fraction = fraction
+        self.seed = seed
+        self.stratify = stratify
+        self._plan: np.ndarray[Any, np.dtype[np.bool_]] | None = None
+        self._index = 0
+
+    def plan(self, records: Iterable[DetectionRecord | ClassificationRecord]) -> None:
+        """First pass of stratified mode: decide every object's split."""
+        hashes: list[float] = []
+        set_ids: list[int] = []
+        sets: dict[frozenset[str], int] = {}
+        counts: Counter[str] = Counter()
+        salt = f"split:{self.seed}"
+        for rec in records:
+            names = frozenset(classes_of(rec))
+            counts.update(names)
+            set_ids.append(sets.setdefault(names, len(sets)))
+            hashes.append(hash_unit(rec.source_ref, salt))
+        stratum_of_set = {
+            sid: min(names, key=lambda n: (counts[n], n)) if names else ""
+            for names, sid in sets.items()
+        }
+        h = np.asarray(hashes, dtype=np.float64)
+        strata = np.asarray([stratum_of_set[s] for s in set_ids], dtype=object)
+        plan = np.zeros(len(h), dtype=np.bool_)
+        for stratum in set(stratum_of_set.values()):
+            idx = np.flatnonzero(strata == stratum)
+            k = round(self.fraction * len(idx))
+            if k:
+                plan[idx[np.argsort(h[idx], kind="stable")[:k]]] = True
+        self._plan = plan
+        self._index = 0
+
+    def __call__(self, record: DetectionRecord | ClassificationRecord) -> SplitName:
+        """The split of the next record (records must come in the planned order)."""
+        if self._plan is None:
+            return split_name(record.source_ref, seed=self.seed, validation_fraction=self.fraction)
+        i = self._index
+        self._index += 1
+        if i >= len(self._plan):
+            raise ConversionError("the input changed between the two passes of a stratified split")
+        return "validation" if self._plan[i] else "train"
+
+
+class ImageNamer:
+    """Unique, stable file names for images: the source-ref's base name, de-duplicated.
+
+    Two source-refs with one stem (``a/img.jpg``, ``b/img.jpg``, ``c/img.png``) must not
+    overwrite each other's image or annotation file; later ones get a short hash of their
+    source-ref before the extension.
+    """
+
+    def __init__(self) -> None:
+        self._owner: dict[str, str] = {}
+
+    def __call__(self, source_ref: str) -> str:
+        """The file name for ``source_ref``."""
+        p = PurePosixPath(PurePosixPath(source_ref).name or "image")
+        owner = self._owner.setdefault(p.stem, source_ref)
+        if owner == source_ref:
+            return p.name
+        digest = hashlib.blake2b(source_ref.encode(), digest_size=4).hexdigest()
+        stem = f"{p.stem}-{digest}"
+        self._owner.setdefault(stem, source_ref)
+        return f"{stem}{p.suffix}"
+
+
+class ImageCopier:
+    """Copy images to an output location with a bounded thread pool.
+
+    Sources are ``source-ref`` URIs; with ``images_dir`` they are looked up in a local
+    mirror first (``images_prefix`` stripped, else the key, else the base name), so no
+    download is needed. At most ``4 * workers`` copies are in flight, so memory stays
+    bounded; failures are collected, not raised, so one bad image does not lose the rest.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: S3Store | None,
+        workers: int = 16,
+        images_dir: str | None = None,
+        images_prefix: str | None = None,
+    ) -> None:
+        self.store = store if store is not None else S3Store()
+        self.workers = max(1, workers)
+        self.images_dir = Path(images_dir) if images_dir else None
+        self.images_prefix = images_prefix
+        self.errors: list[str] = []
+        self.copied = 0
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: set[Future[None]] = set()
+        self._bar: Any = None
+
+    def local_path(self, source_ref: str) -> Path | None:
+        """The local mirror file of ``source_ref``, if there is one."""
+        if self.images_dir is None:
+            return None
+        candidates: list[str] = []
+        if self.images_prefix and source_ref.startswith(self.images_prefix):
+            candidates.append(source_ref[len(self.images_prefix) :].lstrip("/"))
+        if is_s3_uri(source_ref):
+            candidates.append(parse_s3_uri(source_ref)[1])
+        candidates.append(PurePosixPath(source_ref).name)
+        for rel in candidates:
+            path = self.images_dir / rel
+            if path.is_file():
+                return path
+        return None
+
+    def __enter__(self) -> ImageCopier:
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="gt-copy")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.drain()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def submit(self, source_ref: str, dest: Location) -> None:
+        """Queue one copy; blocks while too many are in flight."""
+        self._run(self._copy, source_ref, os.fspath(dest), what=source_ref)
+
+    def submit_write(self, dest: Location, data: bytes) -> None:
+        """Queue one small file write (annotation files on S3 are many round trips)."""
+        if not is_s3_uri(os.fspath(dest)):
+            write_bytes(dest, data)
+            return
+        self._run(write_bytes, dest, data, what=os.fspath(dest), store=self.store)
+
+    def _run(self, fn: Callable[..., None], *args: Any, what: str, **kwargs: Any) -> None:
+        if self._pool is None:
+            raise RuntimeError("ImageCopier must be used as a context manager")
+        while len(self._pending) >= 4 * self.workers:
+            done, self._pending = wait(self._pending, return_when=FIRST_COMPLETED)
+            self._collect(done)
+        future = self._pool.submit(fn, *args, **kwargs)
+        future.what = what  # type: ignore[attr-defined]
+        self._pending.add(future)
+
+    def drain(self) -> None:
+        """Wait for every queued copy."""
+        done, _ = wait(self._pending)
+        self._collect(done)
+        self._pending = set()
+
+    def _collect(self, done: Iterable[Future[None]]) -> None:
+        for future in done:
+            exc = future.exception()
+            if exc is not None:
+                self.errors.append(f"{future.what}: {exc}")  # type: ignore[attr-defined]
+            else:
+                self.copied += 1
+
+    def _copy(self, source_ref: str, dest: str) -> None:
+        local = self.local_path(source_ref)
+        if local is not None:
+            if is_s3_uri(dest):
+                self.store.upload_file(local, dest)
+            else:
+                Path(dest).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(local, dest)
+            return
+        if not is_s3_uri(source_ref):
+            raise ConversionError(f"no local copy of {source_ref} and it is not an s3:// URI")
+        if is_s3_uri(dest):
+            self.store.put_bytes(dest, self.store.get_bytes(source_ref))
+        else:
+            Path(dest).parent.mkdir(parents=True, exist_ok=True)
+            self.store.download_file(source_ref, dest)
+
+
+def image_size_from_file(path: Path) -> tuple[int, int]:
+    """``(width, height)`` of a local image, read from its header by Pillow."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.size
+
+
+def out_path(base: Location, *parts: str) -> str:
+    """A location under an output folder or ``s3://`` prefix."""
+    return join_location(base, *parts)
+
+
+def record_size(rec: DetectionRecord, copier: ImageCopier | None) -> tuple[int, int, int] | None:
+    """``(width, height, depth)`` from the label, else from a local mirror of the image."""
+    if rec.image_size is not None:
+        size = rec.image_size
+        return size["width"], size["height"], size.get("depth", 3)
+    local = copier.local_path(rec.source_ref) if copier is not None else None
+    if local is None:
+        return None
+    w, h = image_size_from_file(local)
+    return w, h, 3
+
+
+def skip_record(stats: OutputStats, reason: str) -> None:
+    """Count a record a target cannot use (after the reader accepted it) as a reject."""
+    stats.objects -= 1
+    stats.rejected[reason] += 1
+
+
+def num(x: float) -> int | float:
+    """Whole pixel values as integers (how Ground Truth and most readers write them)."""
+    return int(x) if float(x).is_integer() else round(x, 3)
+
+
+def read_detections(
+    source: Location, options: ConvertOptions, *, stats: OutputStats, desc: str = "objects"
+) -> Iterator[DetectionRecord]:
+    """Object-detection records (see :func:`read_records`)."""
+    for rec in read_records(source, options, kinds=DETECTION, stats=stats, desc=desc):
+        if isinstance(rec, DetectionRecord):
+            yield rec
+
+
+def read_classifications(
+    source: Location, options: ConvertOptions, *, stats: OutputStats, desc: str = "objects"
+) -> Iterator[ClassificationRecord]:
+    """Image-classification records (see :func:`read_records`)."""
+    for rec in read_records(source, options, kinds=CLASSIFICATION, stats=stats, desc=desc):
+        if isinstance(rec, ClassificationRecord):
+            yield rec
+
+
+def copier_for(options: ConvertOptions) -> ImageCopier:
+    """An :class:`ImageCopier` configured from the options."""
+    return ImageCopier(
+        store=options.store,
+        workers=options.workers,
+        images_dir=options.images_dir,
+        images_prefix=options.images_prefix,
+    )

@@ -1,0 +1,184 @@
+"""``augmented``: train/validation augmented manifests plus a ready ``channels.json``.
+
+Built-in object detection and image classification read an AugmentedManifestFile in Pipe
+mode with RecordIO wrapping and ``AttributeNames=[source-ref, <attr>]`` in that order
+(``shared/spec/ground-truth-formats.md`` §6 and pitfalls 1-6). This target writes exactly
+those lines, streams in constant memory, and computes the hyperparameter facts that trip
+jobs up: ``num_training_samples`` (non-empty lines only), ``num_classes`` and the
+``label_width`` that fits the busiest image.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import IO, Any
+
+import orjson
+
+from ..files import Location, atomic_output, write_json
+from ..output import DetectionRecord, EmptyPolicy, OutputStats
+from ..s3 import is_s3_uri
+from ._common import ANY, ConversionResult, ConvertOptions, Splitter, out_path, read_records
+
+__all__ = ["build_channel", "label_width_for", "to_augmented"]
+
+DEFAULT_LABEL_WIDTH = 350
+
+
+def label_width_for(max_boxes: int) -> int:
+    """The smallest ``label_width`` built-in object detection accepts: 2 + 5 × boxes."""
+    return 2 + 5 * max_boxes
+
+
+def build_channel(
+    name: str, uri: str, attribute: str, *, content_type: str = "application/x-recordio"
+) -> dict[str, Any]:
+    """One ``InputDataConfig`` entry for an augmented manifest (image first, label second)."""
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "AugmentedManifestFile",
+                "S3Uri": uri,
+                "S3DataDistributionType": "FullyReplicated",
+                "AttributeNames": ["source-ref", attribute],
+            }
+        },
+        "ContentType": content_type,
+        "RecordWrapperType": "RecordIO",
+        "CompressionType": "None",
+        "InputMode": "Pipe",
+    }
+
+
+class _Sink:
+    """Batched line writer over an open file."""
+
+    __slots__ = ("batch", "count", "fh")
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh = fh
+        self.batch: list[bytes] = []
+        self.count = 0
+
+    def add(self, line: bytes) -> None:
+        self.batch.append(line)
+        if len(self.batch) >= 4096:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.batch:
+            self.fh.write(b"\n".join(self.batch) + b"\n")
+            self.count += len(self.batch)
+            self.batch.clear()
+
+
+def to_augmented(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
+    """Write ``train.manifest``, ``validation.manifest`` and ``channels.json`` under ``out``.
+
+    Lines keep ``source-ref`` and the label attribute (checked, clipped, integer class ids)
+    and, with ``include_metadata``, its ``-metadata``. Empty images are rejected by default:
+    built-in object detection drops batches over them (pitfall 4).
+    """
+    stats = OutputStats()
+    splitter = Splitter(
+        fraction=options.validation_fraction, seed=options.seed, stratify=options.stratify
+    )
+    if options.stratify:
+        splitter.plan(
+            read_records(
+                source,
+                options,
+                kinds=ANY,
+                stats=OutputStats(),
+                default_empty=EmptyPolicy.REJECT,
+                first_pass=True,
+            )
+        )
+    train_loc = out_path(out, "train.manifest")
+    val_loc = out_path(out, "validation.manifest")
+    dumps = orjson.dumps
+    meta_on = options.include_metadata
+    max_id = -1
+    with (
+        atomic_output(train_loc, store=options.store) as ft,
+        atomic_output(val_loc, store=options.store) as fv,
+    ):
+        sinks = {"train": _Sink(ft), "validation": _Sink(fv)}
+        for rec in read_records(
+            source, options, kinds=ANY, stats=stats, default_empty=EmptyPolicy.REJECT
+        ):
+            attr = rec.attribute
+            line: dict[str, Any] = {"source-ref": rec.source_ref, attr: rec.label}
+            if meta_on:
+                line[attr + "-metadata"] = _metadata(rec)
+            sinks[splitter(rec)].add(dumps(line))
+        for sink in sinks.values():
+            sink.flush()
+    if len(stats.class_map):
+        max_id = max(stats.class_map.names)
+    counts = {name: sink.count for name, sink in sinks.items()}
+    attr = stats.attribute or (options.label_attribute or "")
+    detection = stats.label_type == "groundtruth/object-detection"
+    multi = stats.label_type == "groundtruth/image-classification-multilabel"
+    content_type = (
+        "application/x-recordio; label-format=class-id" if multi else "application/x-recordio"
+    )
+    base = options.channel_prefix or (os.fspath(out) if is_s3_uri(os.fspath(out)) else None)
+    uri = {
+        name: (out_path(base, f"{name}.manifest") if base else out_path(out, f"{name}.manifest"))
+        for name in counts
+    }
+    num_classes = max_id + 1
+    hyper: dict[str, str] = {
+        "num_classes": str(num_classes),
+        "num_training_samples": str(counts["train"]),
+    }
+    facts: dict[str, Any] = {
+        "algorithm": "object-detection" if detection else "image-classification",
+        "label_attribute": attr,
+        "attribute_names": ["source-ref", attr],
+        "InputDataConfig": [
+            build_channel(name, uri[name], attr, content_type=content_type) for name in counts
+        ],
+        "num_training_samples": counts,
+        "num_classes": num_classes,
+        "class_map": stats.class_map.to_json(),
+        "hyperparameters": hyper,
+    }
+    if detection:
+        need = label_width_for(stats.max_boxes)
+        hyper["label_width"] = str(max(DEFAULT_LABEL_WIDTH, need))
+        facts["label_width_required"] = need
+        facts["max_boxes_per_image"] = stats.max_boxes
+    if multi:
+        hyper["multi_label"] = "1"
+    notes = []
+    if base is None:
+        notes.append(
+            "S3Uri values are local paths: upload train.manifest and validation.manifest "
+            "and replace them (or pass --channel-prefix s3://bucket/prefix)"
+        )
+    if counts["validation"] == 0 or counts["train"] == 0:
+        notes.append("one channel is empty: training needs both train and validation")
+    if num_classes > len(stats.class_map):
+        notes.append(
+            f"class ids are not contiguous: num_classes is {num_classes} (max id + 1) for "
+            f"{len(stats.class_map)} named classes"
+        )
+    facts["notes"] = notes
+    channels_loc = out_path(out, "channels.json")
+    write_json(channels_loc, facts, store=options.store)
+    return ConversionResult(
+        target="augmented",
+        stats=stats,
+        outputs={"train": train_loc, "validation": val_loc, "channels": channels_loc},
+        extra={"num_training_samples": counts, "hyperparameters": hyper},
+    )
+
+
+def _metadata(rec: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = dict(rec.data.get(rec.attribute + "-metadata") or {})
+    if isinstance(rec, DetectionRecord) and len(meta.get("objects") or []) != len(rec.boxes):
+        meta["objects"] = [{"confidence": b.confidence or 0.0} for b in rec.boxes]
+    return meta

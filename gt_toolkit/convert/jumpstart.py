@@ -1,0 +1,70 @@
+"""``jumpstart-od``: ``images/`` plus ``annotations.json`` for JumpStart/TensorFlow detection.
+
+JumpStart's object detection fine-tuning takes ``bbox`` as ``[xmin, ymin, xmax, ymax]`` in
+pixels, not COCO's ``[x, y, w, h]`` (landscape §0); ``images`` entries carry ``file_name``,
+``width``, ``height`` and ``id``. ``categories`` is added for the names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..files import Location, write_json
+from ..output import OutputStats
+from ._common import (
+    ConversionResult,
+    ConvertOptions,
+    ImageNamer,
+    copier_for,
+    num,
+    out_path,
+    read_detections,
+    record_size,
+    skip_record,
+)
+
+__all__ = ["to_jumpstart_od"]
+
+
+def to_jumpstart_od(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
+    """Write ``out/images/*`` (copied unless ``copy_images`` is False) and ``annotations.json``."""
+    stats = OutputStats()
+    namer = ImageNamer()
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    copy = options.copy_images is not False
+    with copier_for(options) as copier:
+        for rec in read_detections(source, options, stats=stats, desc="jumpstart-od"):
+            size = record_size(rec, copier)
+            if size is None:
+                skip_record(stats, "no-image-size")
+                continue
+            name = namer(rec.source_ref)
+            image_id = len(images)
+            images.append({"file_name": name, "width": size[0], "height": size[1], "id": image_id})
+            annotations.extend(
+                {
+                    "image_id": image_id,
+                    "bbox": [num(b.left), num(b.top), num(b.left + b.width), num(b.top + b.height)],
+                    "category_id": b.class_id,
+                }
+                for b in rec.boxes
+            )
+            if copy:
+                copier.submit(rec.source_ref, out_path(out, "images", name))
+    categories = [
+        {"id": cid, "name": stats.class_map.name_of(cid)} for cid in sorted(stats.class_map.names)
+    ]
+    ann_loc = out_path(out, "annotations.json")
+    write_json(
+        ann_loc,
+        {"images": images, "annotations": annotations, "categories": categories},
+        store=options.store,
+    )
+    return ConversionResult(
+        target="jumpstart-od",
+        stats=stats,
+        outputs={"annotations": ann_loc, "images": out_path(out, "images")},
+        extra={"images": len(images), "annotations": len(annotations)},
+        image_errors=copier.errors,
+    )

@@ -1,0 +1,86 @@
+"""``od-json``: built-in object detection in File mode, one JSON per image.
+
+Channels ``train``/``validation`` hold images and ``train_annotation``/
+``validation_annotation`` hold ``<stem>.json`` files with ``file``, ``image_size``,
+``annotations`` (Ground Truth's own box layout) and ``categories``
+(``shared/spec/ground-truth-formats.md`` §6).
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import orjson
+
+from ..files import Location
+from ..output import OutputStats
+from ._common import (
+    ConversionResult,
+    ConvertOptions,
+    ImageNamer,
+    Splitter,
+    copier_for,
+    num,
+    out_path,
+    read_detections,
+    record_size,
+    skip_record,
+)
+
+__all__ = ["to_od_json"]
+
+
+def to_od_json(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
+    """Write the four File-mode channel folders under ``out``."""
+    stats = OutputStats()
+    splitter = Splitter(
+        fraction=options.validation_fraction, seed=options.seed, stratify=options.stratify
+    )
+    if options.stratify:
+        splitter.plan(read_detections(source, options, stats=OutputStats()))
+    namer = ImageNamer()
+    copy = options.copy_images is not False
+    counts = {"train": 0, "validation": 0}
+    with copier_for(options) as copier:
+        for rec in read_detections(source, options, stats=stats, desc="od-json"):
+            size = record_size(rec, copier)
+            if size is None:
+                skip_record(stats, "no-image-size")
+                continue
+            split = splitter(rec)
+            counts[split] += 1
+            name = namer(rec.source_ref)
+            doc = {
+                "file": name,
+                "image_size": [{"width": size[0], "height": size[1], "depth": size[2]}],
+                "annotations": [
+                    {
+                        "class_id": b.class_id,
+                        "left": num(b.left),
+                        "top": num(b.top),
+                        "width": num(b.width),
+                        "height": num(b.height),
+                    }
+                    for b in rec.boxes
+                ],
+                "categories": [
+                    {"class_id": cid, "name": stats.class_map.name_of(cid)}
+                    for cid in sorted({b.class_id for b in rec.boxes})
+                ],
+            }
+            stem = PurePosixPath(name).stem
+            copier.submit_write(
+                out_path(out, f"{split}_annotation", f"{stem}.json"), orjson.dumps(doc)
+            )
+            if copy:
+                copier.submit(rec.source_ref, out_path(out, split, name))
+    return ConversionResult(
+        target="od-json",
+        stats=stats,
+        outputs={
+            c: out_path(out, c)
+            for c in ("train", "validation", "train_annotation", "validation_annotation")
+        },
+        extra={"images_per_split": counts},
+        image_errors=copier.errors,
+    )
