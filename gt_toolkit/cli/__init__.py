@@ -18,7 +18,7 @@ from ..errors import GtToolkitError
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 # One module per family of subcommands; each defines register(subparsers).
-COMMAND_MODULES: tuple[str, ...] = ("manifest", "evaluate", "review", "template")
+COMMAND_MODULES: tuple[str, ...] = ("manifest", "evaluate", "review", "template", "convert")
 
 
 def build_parser() -> argparse.ArgumentParser:

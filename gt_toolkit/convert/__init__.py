@@ -30,7 +30,7 @@ __all__ = [
     "Splitter",
     "Target",
     "build_channel",
-    "convert",
+    "convert_output",
     "label_width_for",
 ]
 
@@ -113,11 +113,11 @@ CONVERTERS: dict[Target, ConverterSpec] = {
 }
 
 
-def convert(
+def convert_output(
     target: Target | str,
     source: Location,
     out: Location,
     options: ConvertOptions | None = None,
 ) -> ConversionResult:
-    """Run one conversion: ``convert("coco", "output.manifest", "out/")``."""
+    """Run one conversion: ``convert_output("coco", "output.manifest", "out/")``."""
     return CONVERTERS[Target(target)].func(source, out, options or ConvertOptions())
