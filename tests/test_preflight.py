@@ -1,0 +1,293 @@
+"""Pre-flight finds each planted defect in a dirty channel; a clean channel passes.
+
+Manifests and images live in moto's S3; bucket regions come from get_bucket_location.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from gt_toolkit import ValidationError
+from gt_toolkit.errors import StorageError
+from gt_toolkit.preflight import (
+    Severity,
+    bucket_region,
+    preflight_channels,
+    preflight_training_request,
+)
+from gt_toolkit.s3 import S3Store
+from gt_toolkit.training import build_object_detection_training_request
+
+ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+
+
+def box(
+    class_id: int | str, left: float = 10, top: float = 10, width: float = 20, height: float = 20
+) -> dict[str, Any]:
+    return {"class_id": class_id, "left": left, "top": top, "width": width, "height": height}
+
+
+def line(ref: str | None, boxes: list[dict[str, Any]] | None, attr: str = "boxes") -> str:
+    data: dict[str, Any] = {}
+    if ref is not None:
+        data["source-ref"] = ref
+    if boxes is not None:
+        data[attr] = {
+            "image_size": [{"width": 100, "height": 80, "depth": 3}],
+            "annotations": boxes,
+        }
+        data[f"{attr}-metadata"] = {
+            "class-map": {"0": "ball", "1": "bat"},
+            "type": "groundtruth/object-detection",
+        }
+    return json.dumps(data)
+
+
+@pytest.fixture
+def other_region_bucket(moto_endpoint: str) -> str:
+    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="eu-west-1")
+    name = f"gt-eu-{uuid.uuid4().hex[:10]}"
+    client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    return name
+
+
+def write(store: S3Store, uri: str, lines: list[str]) -> str:
+    store.put_bytes(uri, ("\n".join(lines) + "\n").encode())
+    return uri
+
+
+def clean_lines(bucket: str, start: int, count: int) -> list[str]:
+    return [
+        line(f"s3://{bucket}/img_{i:03d}.jpg", [box(i % 2), box(0, left=50)])
+        for i in range(start, start + count)
+    ]
+
+
+def test_clean_channels_pass(store: S3Store, bucket: str, s3_client: Any) -> None:
+    train = write(store, f"s3://{bucket}/train.manifest", clean_lines(bucket, 0, 12))
+    validation = write(store, f"s3://{bucket}/validation.manifest", clean_lines(bucket, 12, 4))
+    report = preflight_channels(
+        {"train": train, "validation": validation},
+        label_attribute="boxes",
+        class_map={"0": "ball", "1": "bat"},
+        region="us-east-1",
+        s3_client=s3_client,
+        store=store,
+        num_training_samples=12,
+        num_classes=2,
+        label_width=350,
+    )
+    assert report.ok, report.format()
+    assert report.findings == []
+    assert report.counts == {"train": 12, "validation": 4}
+    assert report.class_ids == {0, 1}
+    assert report.max_boxes == 2
+    assert report.bucket_regions == {bucket: "us-east-1"}
+    report.raise_for_errors()  # no error: does not raise
+
+
+def test_dirty_channel_every_planted_defect_is_found(
+    store: S3Store, bucket: str, s3_client: Any, other_region_bucket: str
+) -> None:
+    ok = f"s3://{bucket}"
+    train_lines = [
+        line(f"{ok}/a.jpg", [box(0), box(1)]),  # 1 good
+        json.dumps(
+            {
+                "source-ref": f"{ok}/b.jpg",
+                "boxes-metadata": {"failure-reason": "ClientError: worker timed out"},
+            }
+        ),  # 2 failed object
+        line(f"{ok}/c.jpg", []),  # 3 empty image
+        line(None, [box(0)]),  # 4 no source-ref
+        line(f"{ok}/d.jpg", [box(3)]),  # 5 class 3: gap at 2, not in class map
+        "{not json",  # 6 unreadable
+        line(f"{ok}/e.jpg", [box(0, width=0)]),  # 7 box without area
+        line(f"{ok}/f.jpg", [box(0, left=i) for i in range(7)]),  # 8 seven boxes
+        line(f"s3://{other_region_bucket}/g.jpg", [box(1)]),  # 9 bucket in eu-west-1
+        line(f"{ok}/a.jpg", [box(0)]),  # 10 duplicate image
+        "",  # 11 blank
+        line(f"{ok}/h.jpg", [box("1")]),  # 12 string class id is fine
+    ]
+    validation_lines = [line(f"{ok}/v1.jpg", [box(0, left=90, width=30)])]  # box leaves the image
+    train = write(store, f"{ok}/dirty/train.manifest", train_lines)
+    validation = write(store, f"{ok}/dirty/validation.manifest", validation_lines)
+    report = preflight_channels(
+        {"train": train, "validation": validation},
+        label_attribute="boxes",
+        class_map={"0": "ball", "1": "bat"},
+        region="us-east-1",
+        s3_client=s3_client,
+        store=store,
+        num_training_samples=12,  # counted the blank line (pitfall 6)
+        num_classes=2,
+        label_width=30,
+    )
+    text = report.format()
+
+    def has(
+        severity: Severity, fragment: str, line_no: int | None = None, channel: str | None = "train"
+    ) -> None:
+        hits = [
+            f
+            for f in report.findings
+            if f.severity is severity
+            and fragment in f.message
+            and (line_no is None or f.line_no == line_no)
+            and (channel is None or f.channel == channel)
+        ]
+        assert hits, f"{severity.value} {fragment!r} at {line_no} not in\n{text}"
+
+    has(Severity.ERROR, "no 'boxes' label (failed object: ClientError: worker timed out)", 2)
+    has(Severity.ERROR, "empty image", 3)
+    has(Severity.ERROR, "no 'source-ref'", 4)
+    has(Severity.ERROR, "unreadable line (invalid-json", 6)
+    has(Severity.ERROR, "annotation 0 has no area", 7)
+    has(
+        Severity.ERROR,
+        "bucket "
+        + other_region_bucket
+        + " are in eu-west-1, but the training job runs in us-east-1",
+        9,
+    )
+    has(Severity.WARNING, "already appears at train:1", 10)
+    has(Severity.WARNING, "1 blank line(s) (first at line 11)")
+    has(Severity.WARNING, "a box extends outside the image", 1, channel="validation")
+    has(Severity.ERROR, "class ids are not contiguous from 0: [2] never appear", channel=None)
+    has(Severity.ERROR, "class ids [3] are not in the class map", channel=None)
+    has(Severity.ERROR, "num_classes is 2, but the labels use ids 0..3", channel=None)
+    has(
+        Severity.ERROR,
+        "num_training_samples is 12, but the train channel has 10 lines",
+        channel=None,
+    )
+    has(Severity.ERROR, "label_width 30 is too small: the busiest image has 7 boxes", channel=None)
+    assert report.counts == {"train": 10, "validation": 1}
+    assert report.bucket_regions[other_region_bucket] == "eu-west-1"
+    with pytest.raises(ValidationError) as info:
+        report.raise_for_errors()
+    assert len(info.value.problems) == len(report.errors)
+    assert "train:3: empty image" in str(info.value)
+
+
+def test_allow_empty_images_downgrades_to_a_warning(store: S3Store, bucket: str) -> None:
+    train = write(
+        store,
+        f"s3://{bucket}/t.manifest",
+        [line(f"s3://{bucket}/a.jpg", [box(0)]), line(f"s3://{bucket}/b.jpg", [])],
+    )
+    validation = write(store, f"s3://{bucket}/v.manifest", [line(f"s3://{bucket}/c.jpg", [box(0)])])
+    report = preflight_channels(
+        {"train": train, "validation": validation},
+        label_attribute="boxes",
+        store=store,
+        allow_empty_images=True,
+    )
+    assert report.ok
+    assert [(f.severity, f.line_no) for f in report.findings] == [(Severity.WARNING, 2)]
+
+
+def test_missing_channel_ref_attribute_and_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "train.manifest"
+    path.write_text(line("s3://gt-toolkit-demo/a.jpg", [box(0)], attr="frames-ref") + "\n")
+    report = preflight_channels({"train": path}, label_attribute="frames-ref")
+    messages = [f.message for f in report.errors]
+    assert any("is a -ref" in m for m in messages)
+    assert any("no 'validation' channel given" in m for m in messages)
+    report = preflight_channels(
+        {"train": path, "validation": tmp_path / "missing.manifest"}, label_attribute="boxes"
+    )
+    assert any(f.channel == "validation" and "cannot read" in f.message for f in report.errors)
+
+
+def test_image_classification_labels(tmp_path: Path) -> None:
+    path = tmp_path / "ic.manifest"
+    rows = [
+        {"source-ref": "s3://gt-toolkit-demo/a.jpg", "category": 0},
+        {"source-ref": "s3://gt-toolkit-demo/b.jpg", "category": 1},
+        {"source-ref": "s3://gt-toolkit-demo/c.jpg", "category": "cat"},
+        {"source-ref": "s3://gt-toolkit-demo/d.jpg", "category": 1.5},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    report = preflight_channels(
+        {"train": path, "validation": path},
+        label_attribute="category",
+        algorithm="image-classification",
+    )
+    bad = sorted((f.line_no, f.message) for f in report.errors if f.channel == "train")
+    assert bad == [(3, "class id 'cat' is not an integer"), (4, "class id 1.5 is not an integer")]
+    multi = tmp_path / "multi.manifest"
+    multi.write_text(
+        json.dumps({"source-ref": "s3://gt-toolkit-demo/a.jpg", "tags": [0, 2]}) + "\n"
+    )
+    report = preflight_channels(
+        {"train": multi, "validation": multi},
+        label_attribute="tags",
+        algorithm="image-classification",
+        multi_label=True,
+    )
+    assert any("[1] never appear" in f.message for f in report.errors)
+
+
+def test_preflight_training_request_reads_channels_and_hyperparameters(
+    store: S3Store, bucket: str, s3_client: Any
+) -> None:
+    train = write(store, f"s3://{bucket}/train.manifest", clean_lines(bucket, 0, 9))
+    validation = write(store, f"s3://{bucket}/validation.manifest", clean_lines(bucket, 9, 3))
+    request = build_object_detection_training_request(
+        job_name="pf",
+        role_arn=ROLE,
+        region="us-east-1",
+        train_manifest_uri=train,
+        validation_manifest_uri=validation,
+        label_attribute="boxes",
+        output_uri=f"s3://{bucket}/models",
+        num_training_samples=9,
+        num_classes=2,
+        mini_batch_size=8,
+    )
+    report = preflight_training_request(
+        request, store=store, s3_client=s3_client, class_map=["ball", "bat"]
+    )
+    assert report.ok, report.format()
+    assert report.bucket_regions == {bucket: "us-east-1"}  # region read from the image URI
+    # The classic hand edits: RecordIO dropped, wrong label attribute, wrong count.
+    request["InputDataConfig"][0].pop("RecordWrapperType")
+    request["InputDataConfig"][1]["DataSource"]["S3DataSource"]["AttributeNames"] = [
+        "source-ref",
+        "truth",
+    ]
+    request["HyperParameters"]["num_training_samples"] = "10"
+    report = preflight_training_request(request, store=store)
+    messages = "\n".join(f.message for f in report.errors)
+    assert "request: channel 'train': RecordWrapperType must be RecordIO" in messages
+    assert (
+        "request: channel 'validation' streams 'truth', but the manifests' label is 'boxes'"
+        in messages
+    )
+    assert "num_training_samples is 10, but the train channel has 9 lines" in messages
+    no_channels = preflight_training_request({"InputDataConfig": []})
+    assert not no_channels.ok
+
+
+def test_bucket_region(s3_client: Any, bucket: str, other_region_bucket: str) -> None:
+    assert bucket_region(s3_client, bucket) == "us-east-1"
+    assert bucket_region(s3_client, other_region_bucket) == "eu-west-1"
+    with pytest.raises(StorageError, match="cannot get the region of bucket"):
+        bucket_region(s3_client, f"gt-missing-{uuid.uuid4().hex[:8]}")
+
+
+def test_repeated_findings_are_capped(tmp_path: Path) -> None:
+    path = tmp_path / "empty.manifest"
+    path.write_text("\n".join(line(f"s3://gt-toolkit-demo/{i}.jpg", []) for i in range(50)) + "\n")
+    report = preflight_channels({"train": path, "validation": path}, label_attribute="boxes")
+    empties = [f for f in report.findings if "empty image" in f.message]
+    assert len(empties) == 20
+    assert report.suppressed["empty"] == 80
+    assert "... and 80 more 'empty' findings not shown" in report.format()
