@@ -13,6 +13,10 @@ from .consolidate import ConsolidationSettings as ConsolidationSettings
 from .consolidate import ImageConsolidation as ImageConsolidation
 from .consolidate import consolidate_boxes as consolidate_boxes
 from .consolidate import consolidate_image as consolidate_image
+from .convert import ConversionResult as ConversionResult
+from .convert import ConvertOptions as ConvertOptions
+from .convert import Target as ConversionTarget
+from .convert import convert_output as convert_output
 from .errors import ConsolidationError as ConsolidationError
 from .errors import ConversionError as ConversionError
 from .errors import GtToolkitError as GtToolkitError
@@ -76,6 +80,9 @@ __all__ = [
     "ConsolidationError",
     "ConsolidationSettings",
     "ConversionError",
+    "ConversionResult",
+    "ConversionTarget",
+    "ConvertOptions",
     "DetectionRecord",
     "EvaluationResult",
     "Example",
@@ -102,6 +109,7 @@ __all__ = [
     "build_labeling_job_request",
     "consolidate_boxes",
     "consolidate_image",
+    "convert_output",
     "create_labeling_job",
     "detect_label_attributes",
     "evaluate_detections",
