@@ -1,0 +1,389 @@
+"""Worker templates: Jinja output run through a real Liquid engine, then parsed as HTML."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from liquid import Environment
+from markupsafe import Markup
+from PIL import Image
+
+from gt_toolkit import Example, render_bounding_box_template, render_image_classifier_template
+from gt_toolkit.errors import S3UriError, TemplateError, ValidationError
+from gt_toolkit.render import example_image_src, find_template_dir, liquid_inert, text_to_html
+
+REPO = Path(__file__).resolve().parent.parent
+GOOD = REPO / "samples" / "examples" / "good_tight.jpg"
+BAD = REPO / "samples" / "examples" / "bad_loose.jpg"
+VOID = {"img", "br", "meta", "input", "link", "hr", "source"}
+
+
+# --- a small DOM: stdlib html.parser, entities decoded as a browser would ------------------
+@dataclass
+class Node:
+    tag: str
+    attrs: dict[str, str]
+    children: list[Node] = field(default_factory=list)
+    text_parts: list[str] = field(default_factory=list)
+
+    def iter(self) -> Iterator[Node]:
+        yield self
+        for child in self.children:
+            yield from child.iter()
+
+    def find_all(self, tag: str, cls: str | None = None) -> list[Node]:
+        return [
+            n
+            for n in self.iter()
+            if n.tag == tag and (cls is None or cls in n.attrs.get("class", "").split())
+        ]
+
+    def find(self, tag: str, cls: str | None = None) -> Node:
+        found = self.find_all(tag, cls)
+        assert found, f"no <{tag} class={cls}>"
+        return found[0]
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts) + "".join(c.text for c in self.children)
+
+
+class _Builder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#root", {})
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, {k: v or "" for k, v in attrs})
+        self.stack[-1].children.append(node)
+        if tag not in VOID:
+            self.stack.append(node)
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self.stack) - 1, 0, -1):
+            if self.stack[i].tag == tag:
+                del self.stack[i:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].children.append(Node("#text", {}, text_parts=[data]))
+
+
+def parse_html(text: str) -> Node:
+    builder = _Builder()
+    builder.feed(text)
+    builder.close()
+    return builder.root
+
+
+# --- Ground Truth's Liquid, configured here independently of gt_toolkit.preview ------------
+def signed(uri: str) -> str:
+    return "https://signed.example/get?u=" + uri + "&sig=1"
+
+
+def gt_liquid(template: str, task_input: dict[str, Any]) -> str:
+    env = Environment(autoescape=True)
+    env.filters["grant_read_access"] = signed
+    env.filters["to_json"] = lambda v: json.dumps(v)
+    env.filters["skip_autoescape"] = lambda v: Markup(v)
+    return str(env.from_string(template).render(task={"input": task_input}))
+
+
+TASK = {"taskObject": "s3://bucket/images/img 1.jpg"}
+
+
+def render_default(**overrides: Any) -> str:
+    kwargs: dict[str, Any] = {
+        "labels": ["ball", "cup"],
+        "header": "Box every ball",
+        "short_instructions": "One tight box per ball.",
+        "full_instructions": "Draw one tight box around each ball.\n\n- include cut balls",
+        "good_examples": [(GOOD, "tight boxes")],
+        "bad_examples": [(BAD, "loose boxes"), ("s3://bucket/ex/missed.jpg", "missed one")],
+    }
+    kwargs.update(overrides)
+    return render_bounding_box_template(**kwargs)
+
+
+def test_bounding_box_template_structure() -> None:
+    template = render_default()
+    assert 'src="{{ task.input.taskObject | grant_read_access }}"' in template
+    dom = parse_html(gt_liquid(template, TASK))
+    assert dom.find_all("script")[0].attrs["src"] == (
+        "https://assets.crowd.aws/crowd-html-elements.js"
+    )
+    form = dom.find("crowd-form")
+    box = form.find("crowd-bounding-box")
+    assert box.attrs["name"] == "boundingBox"
+    assert box.attrs["src"] == signed(TASK["taskObject"])
+    assert box.attrs["header"] == "Box every ball"
+    assert json.loads(box.attrs["labels"]) == ["ball", "cup"]
+    assert "initial-value" not in box.attrs
+    full = box.find("full-instructions")
+    short = box.find("short-instructions")
+    assert full.attrs["header"] == "Full instructions"
+    assert "Draw one tight box around each ball." in full.text
+    assert [li.text for li in full.find_all("li")] == ["include cut balls"]
+    assert "One tight box per ball." in short.text
+    for region in (short, full):
+        good = region.find_all("figure", "gt-example-good")
+        bad = region.find_all("figure", "gt-example-bad")
+        assert [f.find("figcaption").text for f in good] == ["tight boxes"]
+        assert [f.find("figcaption").text for f in bad] == ["loose boxes", "missed one"]
+        assert good[0].find("img").attrs["src"].startswith("data:image/jpeg;base64,")
+        assert bad[1].find("img").attrs["src"] == signed("s3://bucket/ex/missed.jpg")
+        headings = [h.text for h in region.find_all("h3")]
+        assert headings == ["Good examples", "Bad examples"]
+
+
+def test_embedded_example_is_the_file_itself_when_small() -> None:
+    dom = parse_html(gt_liquid(render_default(), TASK))
+    src = dom.find("figure", "gt-example-good").find("img").attrs["src"]
+    assert base64.b64decode(src.split(",", 1)[1]) == GOOD.read_bytes()
+
+
+def test_initial_value_from_task_input_round_trips() -> None:
+    boxes = [{"label": 'a "b"', "left": 1, "top": 2, "width": 30, "height": 40}]
+    dom = parse_html(gt_liquid(render_default(), {**TASK, "initialValue": boxes}))
+    assert json.loads(dom.find("crowd-bounding-box").attrs["initial-value"]) == boxes
+
+
+def test_initial_value_can_be_switched_off() -> None:
+    template = render_default(initial_value=False)
+    dom = parse_html(gt_liquid(template, {**TASK, "initialValue": [{"label": "a"}]}))
+    assert "initial-value" not in dom.find("crowd-bounding-box").attrs
+
+
+def test_task_input_labels_and_header_override_the_baked_ones() -> None:
+    task = {**TASK, "labels": ["dog", "<cat>"], "header": "Dogs & cats"}
+    box = parse_html(gt_liquid(render_default(), task)).find("crowd-bounding-box")
+    assert json.loads(box.attrs["labels"]) == ["dog", "<cat>"]
+    assert box.attrs["header"] == "Dogs & cats"
+
+
+def test_static_labels_ignore_task_input() -> None:
+    task = {**TASK, "labels": ["dog"], "header": "Dogs"}
+    box = parse_html(gt_liquid(render_default(task_input_overrides=False), task)).find(
+        "crowd-bounding-box"
+    )
+    assert json.loads(box.attrs["labels"]) == ["ball", "cup"]
+    assert box.attrs["header"] == "Box every ball"
+
+
+def test_labels_may_come_only_from_task_input() -> None:
+    template = render_default(labels=[])
+    box = parse_html(gt_liquid(template, TASK)).find("crowd-bounding-box")
+    assert json.loads(box.attrs["labels"]) == []
+    box = parse_html(gt_liquid(template, {**TASK, "labels": ["x"]})).find("crowd-bounding-box")
+    assert json.loads(box.attrs["labels"]) == ["x"]
+    with pytest.raises(ValidationError, match="at least 1 label"):
+        render_default(labels=[], task_input_overrides=False)
+
+
+HOSTILE = [
+    ("html", "<b>bold</b> <img src=x onerror=alert(1)>"),
+    ("liquid-output", "{{ 7 | plus: 1 }}"),
+    ("liquid-tag", "{% if true %}X{% endif %}"),
+    ("liquid-raw-escape", "{% endraw %}{{ task.input.taskObject }}"),
+    ("liquid-comment", "{% comment %}gone{% endcomment %}"),
+    ("lone-braces", "{ } {{ }} {%"),
+    ("quotes", "say \"hi\" it's `x`"),
+    ("ampersands", "a & b &amp; c &#123; &lt;"),
+    ("script-end", "</script><script>alert(1)</script>"),
+    ("rtl", "עברית \u202eevil\u202c العربية"),
+    ("emoji", "🏀 ball 👍🏽 ZWJ 👨‍👩‍👧"),
+    ("json-ish", '["a", {"b": 1}]\\u003c'),
+    ("jinja", "[[ header ]] [% if x %]"),
+]
+
+
+@pytest.mark.parametrize("hostile", [h for _, h in HOSTILE], ids=[i for i, _ in HOSTILE])
+def test_hostile_strings_survive_as_literal_text(hostile: str) -> None:
+    template = render_default(
+        labels=[hostile, "ball"],
+        header=hostile,
+        short_instructions=hostile,
+        full_instructions=hostile,
+        good_examples=[(GOOD, hostile)],
+        bad_examples=[(BAD, hostile)],
+        full_instructions_header=hostile,
+    )
+    # Whatever the input, the only live Liquid is what the template itself writes.
+    baseline = render_default(good_examples=[(GOOD, "g")], bad_examples=[(BAD, "b")])
+    assert template.count("{{") == baseline.count("{{")
+    assert template.count("{%") == baseline.count("{%")
+    dom = parse_html(gt_liquid(template, TASK))
+    assert dom.find_all("script") == [dom.find("script")]  # only the crowd elements script
+    box = dom.find("crowd-bounding-box")
+    assert json.loads(box.attrs["labels"]) == [hostile, "ball"]
+    assert box.attrs["header"] == hostile
+    full = box.find("full-instructions")
+    assert full.attrs["header"] == hostile
+    assert full.find("div", "gt-instructions").text == hostile
+    assert box.find("short-instructions").find("div", "gt-instructions").text == hostile
+    captions = [f.text for f in dom.find_all("figcaption")]
+    assert captions == [hostile] * 4
+    assert all(img.attrs["alt"] == hostile for img in dom.find_all("img", "gt-example-image"))
+    assert not dom.find_all("b")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.text(min_size=1, max_size=30).filter(lambda s: s.strip() == s and s),
+        min_size=1,
+        max_size=6,
+        unique=True,
+    )
+)
+def test_any_labels_round_trip_through_jinja_liquid_and_html(labels: list[str]) -> None:
+    template = render_bounding_box_template(labels, "h", "s", "f", task_input_overrides=False)
+    box = parse_html(gt_liquid(template, TASK)).find("crowd-bounding-box")
+    assert json.loads(box.attrs["labels"]) == labels
+
+
+@pytest.mark.parametrize("multi", [False, True], ids=["single", "multi-select"])
+def test_image_classifier_template(multi: bool) -> None:
+    template = render_image_classifier_template(
+        ["cat", 'dog "good boy"'],
+        "What animal?",
+        "Pick one.",
+        "Pick the animal.",
+        [Example(GOOD, "a clear photo")],
+        [Example(BAD, "blurred")],
+        multi_label=multi,
+    )
+    tag = "crowd-image-classifier-multi-select" if multi else "crowd-image-classifier"
+    dom = parse_html(gt_liquid(template, TASK))
+    element = dom.find("crowd-form").find(tag)
+    assert element.attrs["name"] == "category"
+    assert element.attrs["src"] == signed(TASK["taskObject"])
+    assert json.loads(element.attrs["categories"]) == ["cat", 'dog "good boy"']
+    assert element.find("short-instructions").find("figcaption", None).text == "a clear photo"
+    assert len(element.find_all("figure", "gt-example-bad")) == 2
+
+
+def test_image_classifier_needs_two_labels() -> None:
+    with pytest.raises(ValidationError, match="at least 2 labels"):
+        render_image_classifier_template(["cat"], "h", "s", "f", task_input_overrides=False)
+
+
+def test_large_local_example_is_downscaled(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    Image.effect_noise((2000, 1200), 40).convert("RGB").save(path)
+    src = example_image_src(path, max_side=300)
+    assert src.startswith("data:image/jpeg;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as img:
+        assert img.size == (300, 180)
+
+
+def test_transparent_example_stays_png(tmp_path: Path) -> None:
+    path = tmp_path / "alpha.png"
+    Image.new("RGBA", (900, 300), (255, 0, 0, 128)).save(path)
+    src = example_image_src(path, max_side=450)
+    with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as img:
+        assert (img.format, img.mode, img.size) == ("PNG", "RGBA", (450, 150))
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("https://example.com/a.jpg?x=1&y=2", "https://example.com/a.jpg?x=1&y=2"),
+        ("data:image/png;base64,AAAA", "data:image/png;base64,AAAA"),
+        ("s3://bucket/dir/ex ample.png", '{{ "s3://bucket/dir/ex ample.png" | grant_read_access }}'),
+    ],
+    ids=["https", "data-uri", "s3"],
+)
+def test_example_image_src_kinds(image: str, expected: str) -> None:
+    assert example_image_src(image) == expected
+
+
+def test_https_example_url_survives_escaping() -> None:
+    url = "https://example.com/a.jpg?x=1&y={2}"
+    template = render_default(good_examples=[(url, "remote")])
+    img = parse_html(gt_liquid(template, TASK)).find("figure", "gt-example-good").find("img")
+    assert img.attrs["src"] == url
+
+
+@pytest.mark.parametrize(
+    ("image", "error", "fragment"),
+    [
+        ("missing/nope.jpg", TemplateError, "example image not found: missing/nope.jpg"),
+        (str(REPO / "pyproject.toml"), TemplateError, "is not a readable image"),
+        ('s3://bucket/a"b.jpg', TemplateError, "contains quotes, braces"),
+        ("s3://bucket/{{x}}.jpg", TemplateError, "contains quotes, braces"),
+        ("s3://B!/x.jpg", S3UriError, "bad bucket name"),
+    ],
+    ids=["missing-file", "not-an-image", "quote-in-key", "liquid-in-key", "bad-bucket"],
+)
+def test_bad_example_images_are_clear_errors(
+    image: str, error: type[Exception], fragment: str
+) -> None:
+    with pytest.raises(error) as info:
+        render_default(good_examples=[(image, "x")])
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "fragment"),
+    [
+        ({"good_examples": [("a.jpg",)]}, TemplateError, "must be an (image, description) pair"),
+        ({"good_examples": [(GOOD, 3)]}, TemplateError, "description must be text"),
+        ({"element_name": 'box" onload="x'}, TemplateError, "element name"),
+        ({"labels": ["a", "a"]}, ValidationError, "appears 2 times"),
+        ({"labels": [f"l{i}" for i in range(51)]}, ValidationError, "at most 50"),
+        ({"max_image_side": 4}, TemplateError, "at least 16 pixels"),
+    ],
+    ids=["not-a-pair", "non-text-description", "element-name", "duplicate", "51-labels", "tiny"],
+)
+def test_bad_arguments_are_clear_errors(
+    overrides: dict[str, Any], error: type[Exception], fragment: str
+) -> None:
+    with pytest.raises(error) as info:
+        render_default(**overrides)
+    assert fragment in str(info.value)
+
+
+def test_text_to_html_paragraphs_and_lists() -> None:
+    html = text_to_html("First line\nsecond line\n\n1. one\n2) two\n\n* a\n- b")
+    assert str(html) == (
+        "<p>First line<br>second line</p><ol><li>one</li><li>two</li></ol>"
+        "<ul><li>a</li><li>b</li></ul>"
+    )
+
+
+def test_trusted_markup_keeps_tags_but_not_liquid() -> None:
+    template = render_default(short_instructions=Markup("<em>Tight</em> {{ x }}"))
+    short = parse_html(gt_liquid(template, TASK)).find("short-instructions")
+    assert short.find("em").text == "Tight"
+    assert "{{ x }}" in short.text
+
+
+def test_liquid_inert_examples() -> None:
+    assert str(liquid_inert("{{a}}")) == "&#123;&#123;a&#125;&#125;"
+    assert str(liquid_inert(Markup("<i>{%</i>"))) == "<i>&#123;%</i>"
+
+
+def test_templates_found_and_replaceable(tmp_path: Path) -> None:
+    assert (find_template_dir() / "bounding_box.html.j2").is_file()
+    (tmp_path / "bounding_box.html.j2").write_text(
+        "<crowd-form>[[ header ]]|[[ labels_json ]]</crowd-form>"
+    )
+    out = render_default(template_dir=tmp_path, header="<H>")
+    assert out == '<crowd-form>&lt;H&gt;|[&#34;ball&#34;, &#34;cup&#34;]</crowd-form>'
+
+
+def test_missing_template_is_a_template_error(tmp_path: Path) -> None:
+    with pytest.raises(TemplateError, match="cannot render bounding_box.html.j2"):
+        render_default(template_dir=tmp_path)
