@@ -129,28 +129,61 @@ def iou_pairs(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
 
 
 def candidate_pairs(xyxy: FloatArray) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """All index pairs ``i < j`` (in the given order) whose boxes overlap with positive area.
+    """All index pairs ``i < j`` whose boxes overlap with positive area.
 
-    A sweep along x: after sorting by ``x1``, box ``i`` can only overlap the boxes that start
-    before it ends, so the pairs come from one ``searchsorted`` and are filtered on y. This
-    keeps consolidation near-linear for hundreds of small boxes, where a full ``(N, N)``
-    matrix would dominate the run time.
+    Small sets use every pair. Larger sets hash boxes into a uniform grid whose cell is the
+    median box size, so only boxes sharing a cell are compared; a pair is reported once, in
+    the cell holding the top-left corner of its intersection. This keeps consolidation
+    near-linear for hundreds of small boxes, where an ``(N, N)`` matrix (or an x-sweep on a
+    tall image) would dominate the run time.
     """
     n = len(xyxy)
     empty = np.zeros(0, dtype=np.intp)
     if n < 2:
         return empty, empty
-    order = np.argsort(xyxy[:, 0], kind="stable")
-    s = xyxy[order]
-    ends = np.searchsorted(s[:, 0], s[:, 2], side="left")
-    counts = np.maximum(ends - np.arange(n) - 1, 0)
-    total = int(counts.sum())
-    if total == 0:
-        return empty, empty
-    first = np.repeat(np.arange(n), counts)
-    starts = np.cumsum(counts) - counts
-    second = first + 1 + (np.arange(total) - np.repeat(starts, counts))
-    keep = (s[first, 1] < s[second, 3]) & (s[second, 1] < s[first, 3])
-    i, j = order[first[keep]], order[second[keep]]
-    lo, hi = np.minimum(i, j), np.maximum(i, j)
-    return lo.astype(np.intp), hi.astype(np.intp)
+    x1, y1, x2, y2 = (np.ascontiguousarray(xyxy[:, k]) for k in range(4))
+    if n <= 48:
+        lo, hi = np.triu_indices(n, 1)
+    else:
+        lo, hi = _grid_pairs(x1, y1, x2, y2)
+    keep = (np.minimum(x2[lo], x2[hi]) > np.maximum(x1[lo], x1[hi])) & (
+        np.minimum(y2[lo], y2[hi]) > np.maximum(y1[lo], y1[hi])
+    )
+    return lo[keep].astype(np.intp), hi[keep].astype(np.intp)
+
+
+def _expand(counts: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """For each ``k``, ``counts[k]`` entries: (owner ``k``, local index ``0..counts[k]-1``)."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    local = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+    return owner, local
+
+
+def _grid_pairs(
+    x1: FloatArray, y1: FloatArray, x2: FloatArray, y2: FloatArray
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    n = len(x1)
+    cell = max(float(np.median(np.concatenate([x2 - x1, y2 - y1]))) * 1.5, 1e-6)
+    cx0, cy0 = (x1 // cell).astype(np.int64), (y1 // cell).astype(np.int64)
+    nx = (x2 // cell).astype(np.int64) - cx0 + 1
+    per_box = nx * ((y2 // cell).astype(np.int64) - cy0 + 1)
+    if int(per_box.sum()) > 64 * n:  # a few huge boxes: every pair is cheaper
+        lo, hi = np.triu_indices(n, 1)
+        return lo.astype(np.int64), hi.astype(np.int64)
+    box, local = _expand(per_box)
+    row = int(cx0.min()), int(cy0.min())
+    width = int((cx0 + nx).max()) - row[0] + 1
+    bx = nx[box]
+    cx = cx0[box] + local % bx
+    cy = cy0[box] + local // bx
+    key = (cy - row[1]) * width + (cx - row[0])
+    order = np.argsort(key)
+    key, box = key[order], box[order]
+    first, offset = _expand(np.searchsorted(key, key, side="right") - np.arange(len(key)) - 1)
+    second = first + 1 + offset
+    i, j = box[first], box[second]
+    # Report each pair only in the cell of its intersection's top-left corner.
+    own_key = (np.maximum(cy0[i], cy0[j]) - row[1]) * width + (np.maximum(cx0[i], cx0[j]) - row[0])
+    own = key[first] == own_key
+    i, j = i[own], j[own]
+    return np.minimum(i, j), np.maximum(i, j)

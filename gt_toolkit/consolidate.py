@@ -36,8 +36,9 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
-from .boxes import FloatArray, candidate_pairs, iou_pairs
+from .boxes import FloatArray, candidate_pairs, clip_xyxy, iou_pairs
 from .errors import ConsolidationError
 from .types import ConsolidatedBox, ImageSize, WorkerBox
 
@@ -149,14 +150,18 @@ def default_min_support(workers: int) -> int:
     return workers // 2 + 1 if workers > 1 else 1
 
 
+IntArray = npt.NDArray[np.intp]
+
+
 @dataclass(slots=True)
 class _Clean:
-    """The valid boxes of an image in canonical order, as parallel arrays and lists."""
+    """The valid boxes of an image in canonical order, as parallel arrays."""
 
-    xyxy: FloatArray
-    labels: list[str]
-    worker: list[int]  # input worker index
-    box: list[int]  # input box index
+    xyxy: FloatArray  # (M, 4)
+    code: IntArray  # label code: index into the label priority order
+    worker: IntArray  # input worker index
+    box: IntArray  # input box index
+    pairs: tuple[IntArray, IntArray] | None = None  # overlapping pairs, see candidate_pairs
 
 
 def _drop(
@@ -165,60 +170,27 @@ def _drop(
     dropped.append({"worker": worker, "box": box, "reason": reason.value, "detail": detail})
 
 
-def _read_worker(
-    w: int,
-    boxes: Sequence[Any],
-    labels: frozenset[str] | None,
-    image_size: ImageSize | None,
-    settings: ConsolidationSettings,
-    dropped: list[dict[str, Any]],
-) -> tuple[list[tuple[float, float, float, float]], list[str], list[int]]:
-    """Validate one worker's boxes; returns xyxy rows, labels and input indices of the kept."""
+def _gather_slow(boxes: Sequence[Any]) -> tuple[FloatArray, list[Any], dict[int, str]]:
+    """Box-by-box reading for a worker whose answer has malformed entries."""
     rows: list[tuple[float, float, float, float]] = []
-    names: list[str] = []
-    index: list[int] = []
+    names: list[Any] = []
+    malformed: dict[int, str] = {}
     for b, raw in enumerate(boxes):
         if not isinstance(raw, Mapping):
-            _drop(dropped, w, b, DropReason.MALFORMED, f"not an object: {raw!r}"[:200])
-            continue
-        label = raw.get("label")
-        if not isinstance(label, str) or not label:
-            _drop(dropped, w, b, DropReason.MISSING_LABEL, f"label {label!r}")
-            continue
-        if labels is not None and label not in labels:
-            _drop(dropped, w, b, DropReason.UNKNOWN_LABEL, f"label {label!r} not in the label list")
+            malformed[b] = f"not an object: {raw!r}"[:200]
+            rows.append((math.nan,) * 4)
+            names.append(None)
             continue
         try:
-            values = [raw[k] for k in _COORDS]
-            if any(isinstance(v, bool) for v in values):
-                raise TypeError("boolean coordinate")
-            left, top, width, height = (float(v) for v in values)
+            left, top, width, height = (float(raw[k]) for k in _COORDS)
         except (KeyError, TypeError, ValueError) as exc:
-            _drop(dropped, w, b, DropReason.MALFORMED, f"bad coordinates: {exc}"[:200])
+            malformed[b] = f"bad coordinates: {exc}"[:200]
+            rows.append((math.nan,) * 4)
+            names.append(None)
             continue
-        if not all(math.isfinite(v) for v in (left, top, width, height)):
-            _drop(dropped, w, b, DropReason.NON_FINITE, "NaN or infinite coordinate")
-            continue
-        if width <= 0 or height <= 0:
-            _drop(dropped, w, b, DropReason.NON_POSITIVE_SIZE, f"size {width} x {height}")
-            continue
-        x1, y1, x2, y2 = left, top, left + width, top + height
-        if image_size is not None:
-            iw, ih = float(image_size["width"]), float(image_size["height"])
-            inside = x1 >= 0 and y1 >= 0 and x2 <= iw and y2 <= ih
-            if not inside:
-                if not settings.clip:
-                    _drop(dropped, w, b, DropReason.OUTSIDE_IMAGE, "crosses the image border")
-                    continue
-                x1, y1 = min(max(x1, 0.0), iw), min(max(y1, 0.0), ih)
-                x2, y2 = min(max(x2, 0.0), iw), min(max(y2, 0.0), ih)
-                if x2 <= x1 or y2 <= y1:
-                    _drop(dropped, w, b, DropReason.OUTSIDE_IMAGE, "entirely outside the image")
-                    continue
-        rows.append((x1, y1, x2, y2))
-        names.append(label)
-        index.append(b)
-    return rows, names, index
+        rows.append((left, top, width, height))
+        names.append(raw.get("label"))
+    return np.array(rows, dtype=np.float64).reshape(-1, 4), names, malformed
 
 
 def _clean(
@@ -228,109 +200,220 @@ def _clean(
     weights: Sequence[float],
     settings: ConsolidationSettings,
     dropped: list[dict[str, Any]],
-) -> _Clean:
-    """Validate, canonically order and de-duplicate every worker's boxes."""
+) -> tuple[_Clean, list[str]]:
+    """Validate every box (vectorised), then put the valid ones in canonical order.
+
+    Returns the valid boxes and the label priority order their ``code`` indexes: the
+    ``labels`` order first, then other names alphabetically (this order breaks vote ties).
+    """
+    parts: list[FloatArray] = []
+    names: list[Any] = []
+    worker_of: list[int] = []
+    box_of: list[int] = []
+    malformed: dict[int, str] = {}
+    for w, boxes in enumerate(answers):
+        try:
+            arr = np.array(
+                [(b["left"], b["top"], b["width"], b["height"]) for b in boxes],
+                dtype=np.float64,
+            ).reshape(-1, 4)
+            labs = [b.get("label") for b in boxes]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            arr, labs, bad = _gather_slow(boxes)
+            malformed.update({len(names) + b: d for b, d in bad.items()})
+        parts.append(arr)
+        names.extend(labs)
+        worker_of.extend([w] * len(labs))
+        box_of.extend(range(len(labs)))
+    if not names:
+        empty = np.zeros(0, dtype=np.intp)
+        return _Clean(np.zeros((0, 4)), empty, empty, empty), []
+    xywh = np.concatenate(parts)
+    xyxy = xywh.copy()
+    xyxy[:, 2:] += xyxy[:, :2]
     known = frozenset(labels) if labels is not None else None
-    per_worker = [
-        _read_worker(w, boxes, known, image_size, settings, dropped)
-        for w, boxes in enumerate(answers)
-    ]
-    # Worker rank: from the worker's own sorted boxes (and weight), not from input position.
-    keys = []
-    for w, (rows, names, _) in enumerate(per_worker):
-        keys.append((sorted(zip(rows, names, strict=True)), weights[w]))
-    rank = {w: r for r, w in enumerate(sorted(range(len(answers)), key=lambda w: keys[w]))}
-    entries = [
-        (row, name, rank[w], w, b)
-        for w, (rows, names, index) in enumerate(per_worker)
-        for row, name, b in zip(rows, names, index, strict=True)
-    ]
-    entries.sort(key=lambda e: (e[0], e[1], e[2], e[4]))
-    xyxy = np.array([e[0] for e in entries], dtype=np.float64).reshape(-1, 4)
-    clean = _Clean(xyxy, [e[1] for e in entries], [e[3] for e in entries], [e[4] for e in entries])
-    return _drop_duplicates(clean, settings, dropped)
+    label_ok = np.array(
+        [isinstance(x, str) and x != "" and (known is None or x in known) for x in names]
+    )
+    finite = np.asarray(np.isfinite(xywh).all(axis=1), dtype=bool)
+    positive: npt.NDArray[np.bool_] = (xywh[:, 2] > 0) & (xywh[:, 3] > 0)
+    inside: npt.NDArray[np.bool_] = np.ones(len(names), dtype=bool)
+    if image_size is not None:
+        iw, ih = float(image_size["width"]), float(image_size["height"])
+        with np.errstate(invalid="ignore"):
+            inside = (xyxy[:, 0] >= 0) & (xyxy[:, 1] >= 0) & (xyxy[:, 2] <= iw) & (xyxy[:, 3] <= ih)
+        if settings.clip:
+            xyxy = clip_xyxy(np.nan_to_num(xyxy), iw, ih)
+            inside = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    ok = label_ok & finite & positive & inside
+    for g in np.flatnonzero(~ok).tolist():
+        w, b = worker_of[g], box_of[g]
+        name = names[g]
+        if g in malformed:
+            _drop(dropped, w, b, DropReason.MALFORMED, malformed[g])
+        elif not isinstance(name, str) or not name:
+            _drop(dropped, w, b, DropReason.MISSING_LABEL, f"label {name!r}")
+        elif not label_ok[g]:
+            _drop(dropped, w, b, DropReason.UNKNOWN_LABEL, f"label {name!r} not in the label list")
+        elif not finite[g]:
+            _drop(dropped, w, b, DropReason.NON_FINITE, "NaN or infinite coordinate")
+        elif not positive[g]:
+            size = f"{xywh[g, 2]:g} x {xywh[g, 3]:g}"
+            _drop(dropped, w, b, DropReason.NON_POSITIVE_SIZE, f"size {size}")
+        else:
+            detail = "entirely outside the image" if settings.clip else "crosses the image border"
+            _drop(dropped, w, b, DropReason.OUTSIDE_IMAGE, detail)
+    keep = np.flatnonzero(ok)
+    xyxy = xyxy[keep]
+    worker = np.asarray(worker_of, dtype=np.intp)[keep]
+    box = np.asarray(box_of, dtype=np.intp)[keep]
+    kept_names = [names[g] for g in keep.tolist()]
+    listed = [x for x in dict.fromkeys(labels or ()) if x in set(kept_names)]
+    priority = listed + sorted(set(kept_names) - set(listed))
+    code_of = {name: i for i, name in enumerate(priority)}
+    code = np.array([code_of[x] for x in kept_names], dtype=np.intp)
+    # Canonical order: by geometry and label name, then by a worker rank computed from the
+    # worker's own boxes and weight (never from input position), then by box index. The
+    # rank only matters between identical boxes of different workers, so it is computed
+    # only when there are such ties.
+    alpha = {name: i for i, name in enumerate(sorted(priority))}
+    name_key = np.array([alpha[x] for x in kept_names], dtype=np.intp)
+    order = np.lexsort((box, name_key, xyxy[:, 3], xyxy[:, 2], xyxy[:, 1], xyxy[:, 0]))
+    rows = np.column_stack([xyxy[order], name_key[order]])
+    if len(rows) > 1 and (rows[1:] == rows[:-1]).all(axis=1).any():
+        rank = _worker_rank(len(answers), worker, xyxy, name_key, weights)
+        order = np.lexsort(
+            (box, rank[worker], name_key, xyxy[:, 3], xyxy[:, 2], xyxy[:, 1], xyxy[:, 0])
+        )
+    clean = _Clean(xyxy[order], code[order], worker[order], box[order])
+    return _drop_duplicates(clean, settings, dropped), priority
+
+
+def _worker_rank(
+    workers: int,
+    worker: IntArray,
+    xyxy: FloatArray,
+    name_key: IntArray,
+    weights: Sequence[float],
+) -> IntArray:
+    """A rank per worker from the bytes of their sorted boxes and weight (order-free)."""
+    keys: list[bytes] = []
+    for w in range(workers):
+        mine = worker == w
+        rows = np.column_stack([xyxy[mine], name_key[mine]])
+        rows = rows[np.lexsort(rows.T[::-1])] if len(rows) else rows
+        keys.append(rows.tobytes() + np.float64(weights[w]).tobytes())
+    rank = np.empty(workers, dtype=np.intp)
+    rank[sorted(range(workers), key=keys.__getitem__)] = np.arange(workers)
+    return rank
 
 
 def _drop_duplicates(
     clean: _Clean, settings: ConsolidationSettings, dropped: list[dict[str, Any]]
 ) -> _Clean:
-    """Remove later (canonical order) same-label boxes of one worker that repeat an earlier one."""
+    """Remove later (canonical order) same-label boxes of one worker that repeat an earlier one.
+
+    Also computes the overlapping pairs once for the clustering step (``clean.pairs``).
+    """
     lo, hi = candidate_pairs(clean.xyxy)
-    if len(lo) == 0:
-        return clean
-    worker = np.asarray(clean.worker)
-    same = worker[lo] == worker[hi]
+    clean.pairs = (lo, hi)
+    same = (clean.worker[lo] == clean.worker[hi]) & (clean.code[lo] == clean.code[hi])
     lo, hi = lo[same], hi[same]
     if len(lo) == 0:
         return clean
     iou = iou_pairs(clean.xyxy[lo], clean.xyxy[hi])
     hit = iou >= settings.duplicate_iou
+    if not hit.any():
+        return clean
     removed: set[int] = set()
     for i, j, v in sorted(zip(lo[hit].tolist(), hi[hit].tolist(), iou[hit].tolist(), strict=True)):
-        if i in removed or j in removed or clean.labels[i] != clean.labels[j]:
+        if i in removed or j in removed:
             continue
         removed.add(j)
         _drop(
             dropped,
-            clean.worker[j],
-            clean.box[j],
+            int(clean.worker[j]),
+            int(clean.box[j]),
             DropReason.DUPLICATE,
-            f"repeats box {clean.box[i]} of the same worker (IoU {v:.2f})",
+            f"repeats box {int(clean.box[i])} of the same worker (IoU {v:.2f})",
         )
-    if not removed:
-        return clean
-    keep = [k for k in range(len(clean.labels)) if k not in removed]
-    return _Clean(
-        clean.xyxy[keep],
-        [clean.labels[k] for k in keep],
-        [clean.worker[k] for k in keep],
-        [clean.box[k] for k in keep],
-    )
+    keep = np.ones(len(clean.code), dtype=bool)
+    keep[list(removed)] = False
+    new_index = np.cumsum(keep) - 1
+    both = keep[clean.pairs[0]] & keep[clean.pairs[1]]
+    out = _Clean(clean.xyxy[keep], clean.code[keep], clean.worker[keep], clean.box[keep])
+    out.pairs = (new_index[clean.pairs[0][both]], new_index[clean.pairs[1][both]])
+    return out
 
 
-def _cluster(
-    clean: _Clean, threshold: float
-) -> tuple[list[list[int]], dict[tuple[int, int], float]]:
-    """Greedy complete-linkage clustering of cross-worker pairs, one box per worker per cluster.
+def _components(n: int, lo: IntArray, hi: IntArray) -> IntArray:
+    """Connected components of an undirected graph: each node gets its component's min node."""
+    comp = np.arange(n, dtype=np.intp)
+    while True:
+        low = np.minimum(comp[lo], comp[hi])
+        new = comp.copy()
+        np.minimum.at(new, lo, low)
+        np.minimum.at(new, hi, low)
+        new = new[new]  # pointer jumping halves the remaining depth
+        if np.array_equal(new, comp):
+            return comp
+        comp = new
 
-    Returns clusters as sorted lists of canonical indices and the IoU of every linked pair.
+
+def _cluster(clean: _Clean, threshold: float) -> tuple[IntArray, IntArray, IntArray, FloatArray]:
+    """Cluster boxes of different workers: complete linkage, one box per worker per cluster.
+
+    Returns a cluster id per box and the linked pairs (``lo < hi``, canonical indices) with
+    their IoU. Fast path: a connected component of the IoU >= threshold graph that is a
+    clique of distinct workers is one cluster, exactly what the greedy merge would build;
+    only the other components go through the greedy merge (pairs by descending IoU, then
+    canonical order; merge when the clusters share no worker and every cross pair is linked).
     """
-    n = len(clean.labels)
-    lo, hi = candidate_pairs(clean.xyxy)
-    edges: dict[tuple[int, int], float] = {}
-    if len(lo):
-        worker = np.asarray(clean.worker)
-        cross = worker[lo] != worker[hi]
-        lo, hi = lo[cross], hi[cross]
-        iou = iou_pairs(clean.xyxy[lo], clean.xyxy[hi])
-        ok = iou >= threshold
-        lo, hi, iou = lo[ok], hi[ok], iou[ok]
-        order = np.lexsort((hi, lo, -iou))
-        lo_l, hi_l, iou_l = lo[order].tolist(), hi[order].tolist(), iou[order].tolist()
-        edges = dict(zip(zip(lo_l, hi_l, strict=True), iou_l, strict=True))
-    else:
-        lo_l, hi_l = [], []
-    root = list(range(n))
-    members: dict[int, list[int]] = {i: [i] for i in range(n)}
-    mask: dict[int, int] = {i: 1 << clean.worker[i] for i in range(n)}
-    for i, j in zip(lo_l, hi_l, strict=True):
-        ri, rj = root[i], root[j]
-        if ri == rj or mask[ri] & mask[rj]:
-            continue
-        a, b = members[ri], members[rj]
-        # Complete linkage: every cross pair must be linked.
-        if (len(a) > 1 or len(b) > 1) and not all(
-            (min(x, y), max(x, y)) in edges for x in a for y in b
-        ):
-            continue
-        if len(a) < len(b):
-            ri, rj, a, b = rj, ri, b, a
-        a.extend(b)
-        for k in b:
-            root[k] = ri
-        mask[ri] |= mask.pop(rj)
-        del members[rj]
-    return [sorted(m) for m in members.values()], edges
+    n = len(clean.code)
+    lo, hi = clean.pairs if clean.pairs is not None else candidate_pairs(clean.xyxy)
+    cross = clean.worker[lo] != clean.worker[hi]
+    lo, hi = lo[cross], hi[cross]
+    iou = iou_pairs(clean.xyxy[lo], clean.xyxy[hi])
+    linked = iou >= threshold
+    lo, hi, iou = lo[linked], hi[linked], iou[linked]
+    order = np.lexsort((hi, lo, -iou))
+    lo, hi, iou = lo[order], hi[order], iou[order]
+    comp = _components(n, lo, hi)
+    size = np.bincount(comp, minlength=n)
+    workers = int(clean.worker.max()) + 1 if n else 1
+    distinct = np.bincount(np.unique(comp * workers + clean.worker) // workers, minlength=n)
+    edges = np.bincount(comp[lo], minlength=n)
+    clique = (distinct == size) & (edges == size * (size - 1) // 2)
+    cluster = comp.copy()
+    messy = ~clique[comp[lo]]
+    if messy.any():
+        m_lo, m_hi = lo[messy].tolist(), hi[messy].tolist()
+        link = set(zip(m_lo, m_hi, strict=True))
+        root = list(range(n))
+        members: dict[int, list[int]] = {}
+        mask: dict[int, int] = {}
+        for i, j in zip(m_lo, m_hi, strict=True):
+            for k in (i, j):
+                if k not in members:
+                    members[k], mask[k] = [k], 1 << int(clean.worker[k])
+            ri, rj = root[i], root[j]
+            if ri == rj or mask[ri] & mask[rj]:
+                continue
+            a, b = members[ri], members[rj]
+            if (len(a) > 1 or len(b) > 1) and not all(
+                (x, y) in link if x < y else (y, x) in link for x in a for y in b
+            ):
+                continue
+            if len(a) < len(b):
+                ri, rj, a, b = rj, ri, b, a
+            a.extend(b)
+            for k in b:
+                root[k] = ri
+            mask[ri] |= mask.pop(rj)
+            del members[rj]
+        nodes = np.flatnonzero(~clique[comp])
+        cluster[nodes] = np.asarray(root, dtype=np.intp)[nodes]
+    return cluster, lo, hi, iou
 
 
 def _weighted_median(values: FloatArray, w: FloatArray) -> FloatArray:
@@ -406,65 +489,90 @@ def consolidate_image(
     result = ImageConsolidation(workers=n)
     if n == 0:
         return result
-    clean = _clean(answers, labels, image_size, w_all, settings, result.dropped)
-    if not clean.labels:
-        return result
-    groups, edges = _cluster(clean, settings.iou_threshold)
-    need = min(settings.min_support or default_min_support(n), n)
-    order_of_label = {name: i for i, name in enumerate(labels or ())}
-    total_weight = sum(w_all)
-    kept: list[tuple[tuple[Any, ...], ConsolidatedBox, list[tuple[int, int]]]] = []
-    for group in groups:
-        if len(group) < need:
-            for k in group:
-                _drop(
-                    result.dropped,
-                    clean.worker[k],
-                    clean.box[k],
-                    DropReason.BELOW_MIN_SUPPORT,
-                    f"{len(group)} of {n} workers drew it; {need} needed",
-                )
-            continue
-        ww = np.array([w_all[clean.worker[k]] for k in group])
-        if ww.sum() <= 0:
-            ww = np.ones(len(group))
-        coords = clean.xyxy[group]
-        if settings.fusion == "median":
-            fused = _weighted_median(coords, ww)
-        else:
-            fused = (coords * ww[:, None]).sum(axis=0) / ww.sum()
-        votes: dict[str, float] = {}
-        for k, wk in zip(group, ww.tolist(), strict=True):
-            votes[clean.labels[k]] = votes.get(clean.labels[k], 0.0) + wk
-        label = min(
-            votes,
-            key=lambda name: (-votes[name], order_of_label.get(name, len(order_of_label)), name),
-        )
-        if n == 1 or len(group) == 1:
-            confidence = 0.0
-        else:
-            pair_ious = [
-                edges.get((x, y), 0.0) for i, x in enumerate(group) for y in group[i + 1 :]
-            ]
-            agreement = sum(pair_ious) / len(pair_ious)
-            support = float(ww.sum()) / total_weight if weights is not None else len(group) / n
-            confidence = min(1.0, max(0.0, support * agreement * votes[label] / float(ww.sum())))
-        x1, y1, x2, y2 = (float(v) for v in fused)
-        box: ConsolidatedBox = {
-            "label": label,
-            "left": x1,
-            "top": y1,
-            "width": x2 - x1,
-            "height": y2 - y1,
-            "confidence": confidence,
-        }
-        members = sorted((clean.worker[k], clean.box[k]) for k in group)
-        kept.append(((y1, x1, y2, x2, label), box, members))
-    kept.sort(key=lambda item: item[0])
-    result.boxes = [item[1] for item in kept]
-    result.clusters = [item[2] for item in kept]
+    clean, priority = _clean(answers, labels, image_size, w_all, settings, result.dropped)
+    if len(clean.code):
+        _fuse(clean, priority, n, w_all, weights is not None, settings, result)
     result.dropped.sort(key=lambda d: (d["worker"], d["box"]))
     return result
+
+
+def _fuse(
+    clean: _Clean,
+    priority: list[str],
+    n: int,
+    w_all: list[float],
+    weighted: bool,
+    settings: ConsolidationSettings,
+    result: ImageConsolidation,
+) -> None:
+    """Cluster, apply the quorum, fuse, vote and score; fills ``result`` (vectorised)."""
+    cluster, lo, hi, iou = _cluster(clean, settings.iou_threshold)
+    _, cl = np.unique(cluster, return_inverse=True)
+    count = int(cl.max()) + 1
+    size = np.bincount(cl, minlength=count)
+    need = min(settings.min_support or default_min_support(n), n)
+    kept = size >= need
+    for g in np.flatnonzero(~kept[cl]).tolist():
+        _drop(
+            result.dropped,
+            int(clean.worker[g]),
+            int(clean.box[g]),
+            DropReason.BELOW_MIN_SUPPORT,
+            f"{size[cl[g]]} of {n} workers drew it; {need} needed",
+        )
+    if not kept.any():
+        return
+    wb = np.asarray(w_all, dtype=np.float64)[clean.worker]
+    wsum = np.bincount(cl, weights=wb, minlength=count)
+    zero = wsum <= 0  # every member has weight 0: fall back to equal weights
+    if zero.any():
+        wb = np.where(zero[cl], 1.0, wb)
+        wsum = np.bincount(cl, weights=wb, minlength=count)
+    if settings.fusion == "median":
+        fused = np.zeros((count, 4))
+        by_cluster = np.argsort(cl, kind="stable")
+        bounds = np.cumsum(size)[:-1]
+        for c, idx in enumerate(np.split(by_cluster, bounds)):
+            if kept[c]:
+                fused[c] = _weighted_median(clean.xyxy[idx], wb[idx])
+    else:
+        fused = (
+            np.column_stack(
+                [np.bincount(cl, weights=wb * clean.xyxy[:, k], minlength=count) for k in range(4)]
+            )
+            / wsum[:, None]
+        )
+    labels_n = len(priority)
+    votes = np.bincount(cl * labels_n + clean.code, weights=wb, minlength=count * labels_n)
+    votes = votes.reshape(count, labels_n)
+    winner = np.argmax(votes, axis=1)  # first maximum = highest-priority label on a tie
+    label_share = votes[np.arange(count), winner] / wsum
+    same = cl[lo] == cl[hi]
+    iou_sum = np.bincount(cl[lo][same], weights=iou[same], minlength=count)
+    pairs = size * (size - 1) / 2
+    agreement = np.divide(iou_sum, pairs, out=np.zeros(count), where=pairs > 0)
+    support = wsum / float(np.sum(w_all)) if weighted else size / n
+    confidence = np.clip(support * agreement * label_share, 0.0, 1.0)
+    if n == 1:
+        confidence[:] = 0.0
+    ids = np.flatnonzero(kept)
+    ids = ids[np.lexsort((winner[ids], fused[ids, 2], fused[ids, 3], fused[ids, 0], fused[ids, 1]))]
+    members_order = np.lexsort((clean.box, clean.worker, cl))
+    starts = np.concatenate([[0], np.cumsum(size)])
+    pairs_list = np.column_stack([clean.worker, clean.box])[members_order].tolist()
+    for c in ids.tolist():
+        x1, y1, x2, y2 = fused[c].tolist()
+        result.boxes.append(
+            {
+                "label": priority[int(winner[c])],
+                "left": x1,
+                "top": y1,
+                "width": x2 - x1,
+                "height": y2 - y1,
+                "confidence": float(confidence[c]),
+            }
+        )
+        result.clusters.append([(w, b) for w, b in pairs_list[starts[c] : starts[c + 1]]])
 
 
 def consolidate_boxes(
