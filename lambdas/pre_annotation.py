@@ -2,7 +2,7 @@
 
 Handler: ``lambdas.pre_annotation.lambda_handler``. Settings come from environment variables
 (see :class:`gt_toolkit.pre_annotation.PreAnnotationSettings`) and are read once per cold start,
-including the label category file named by ``GT_LABELS_S3_URI``.
+including the label category file named by ``GT_LABELS_S3_URI`` (read with the Lambda's role).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from gt_toolkit.pre_annotation import (
     handle_pre_annotation,
     load_pre_annotation_settings,
 )
-from gt_toolkit.s3 import S3Store
 
 logging.getLogger("gt_toolkit").setLevel(os.environ.get("GT_LOG_LEVEL", "INFO"))
-_SETTINGS = load_pre_annotation_settings(os.environ, store=S3Store())
+# No S3 client unless a label file is configured: boto3's import alone is ~100 ms of cold start.
+_SETTINGS = load_pre_annotation_settings(os.environ)
 
 
 def lambda_handler(event: Mapping[str, Any], context: object) -> PreAnnotationResponse:
