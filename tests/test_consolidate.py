@@ -1,0 +1,284 @@
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gt_toolkit import (
+    ConsolidationError,
+    ConsolidationSettings,
+    consolidate_boxes,
+    consolidate_image,
+    parse_bounding_box_answer,
+)
+from gt_toolkit.boxes import iou_matrix, xyxy_from_gt
+from gt_toolkit.consolidate import default_min_support
+
+
+def bx(left: float, top: float, width: float, height: float, label: str = "car") -> dict[str, Any]:
+    return {"label": label, "left": left, "top": top, "width": width, "height": height}
+
+
+A = bx(10, 10, 40, 40)
+A2 = bx(12, 11, 40, 40)
+A3 = bx(9, 12, 41, 39)
+B = bx(200, 100, 30, 60)
+
+
+# ---- table-driven cases ------------------------------------------------------------------
+CASES = [
+    # (id, answers, kwargs, expected [(label, left, top, width, height)] approx, confidence check)
+    ("two-agree", [[A], [A2]], {}, [("car", 11, 10.5, 40, 40)]),
+    ("disjoint-workers", [[A], [B]], {}, []),  # each box has 1 of 2 votes: no majority
+    (
+        "disjoint-min1",
+        [[A], [B]],
+        {"min_support": 1},
+        [("car", 10, 10, 40, 40), ("car", 200, 100, 30, 60)],
+    ),
+    ("one-worker", [[A, B]], {}, [("car", 10, 10, 40, 40), ("car", 200, 100, 30, 60)]),
+    ("empty-answers", [[], [], []], {}, []),
+    ("no-workers", [], {}, []),
+    ("majority-of-three", [[A], [A2], []], {}, [("car", 11, 10.5, 40, 40)]),
+    ("minority-dropped", [[A], [], []], {}, []),
+    (
+        "label-vote",
+        [[A], [A2], [bx(9, 12, 41, 39, "bus")]],
+        {},
+        [("car", 31 / 3, 11, 121 / 3, 119 / 3)],
+    ),
+    (
+        "two-boxes-one-object",  # worker 0 draws two boxes on A; only one joins the cluster
+        [[A, bx(14, 14, 38, 38)], [A2], [A3]],
+        {},
+        [("car", 31 / 3, 11, 121 / 3, 119 / 3)],
+    ),
+    (
+        "median",
+        [[A], [A2], [bx(100, 10, 40, 40)], [A3]],
+        {"fusion": "median", "min_support": 3},
+        [("car", 10, 11, 40, 40)],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("answers", "kwargs", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_consolidate_table(
+    answers: Any, kwargs: dict[str, Any], expected: list[tuple[Any, ...]]
+) -> None:
+    out = consolidate_boxes(answers, **kwargs)
+    assert len(out) == len(expected)
+    for got, exp in zip(out, expected, strict=True):
+        assert got["label"] == exp[0]
+        assert [got["left"], got["top"], got["width"], got["height"]] == pytest.approx(
+            list(exp[1:])
+        )
+        assert 0.0 <= got["confidence"] <= 1.0
+
+
+def test_label_tie_broken_by_label_list_then_name() -> None:
+    answers = [[bx(0, 0, 10, 10, "zebra")], [bx(0, 0, 10, 10, "apple")]]
+    assert consolidate_boxes(answers)[0]["label"] == "apple"
+    assert consolidate_boxes(answers, labels=["zebra", "apple"])[0]["label"] == "zebra"
+
+
+def test_confidence_formula() -> None:
+    # 2 of 3 workers, pairwise IoU of A and a box shifted by 4 px on 40 px: 36*40/(44*40)
+    shifted = bx(14, 10, 40, 40)
+    out = consolidate_image([[A], [shifted], []])
+    assert out.boxes[0]["confidence"] == pytest.approx((2 / 3) * (36 / 44))
+    # label disagreement lowers confidence by the winner's share
+    out = consolidate_image([[A], [A], [bx(10, 10, 40, 40, "bus")]])
+    assert out.boxes[0]["confidence"] == pytest.approx(1.0 * 1.0 * (2 / 3))
+    # one worker: 0.0, like Ground Truth
+    assert consolidate_boxes([[A]])[0]["confidence"] == 0.0
+
+
+def test_image_consolidation_records_clusters_and_drops() -> None:
+    answers = [
+        [A, bx(11, 10, 40, 40)],  # second box duplicates the first (IoU > 0.9)
+        [bx(12, 11, 40, 40), bx(0, 0, -5, 3), bx(float("nan"), 1, 2, 3)],
+        [bx(9, 12, 41, 39), bx(-100, -100, 10, 10), bx(1, 1, 5, 5, "dog"), {"oops": 1}, "bad"],
+    ]
+    out = consolidate_image(answers, labels=["car"], image_size={"width": 300, "height": 200})
+    assert out.workers == 3
+    assert out.clusters == [[(0, 0), (1, 0), (2, 0)]]
+    reasons = {(d["worker"], d["box"]): d["reason"] for d in out.dropped}
+    assert reasons == {
+        (0, 1): "duplicate",
+        (1, 1): "non-positive-size",
+        (1, 2): "non-finite",
+        (2, 1): "outside-image",
+        (2, 2): "unknown-label",
+        (2, 3): "malformed",
+        (2, 4): "malformed",
+    }
+
+
+def test_clip_versus_drop_at_image_border() -> None:
+    crossing = [[bx(90, 10, 20, 20)], [bx(91, 10, 20, 20)]]
+    size = {"width": 100, "height": 100}
+    clipped = consolidate_boxes(crossing, image_size=size)
+    assert clipped[0]["left"] + clipped[0]["width"] == pytest.approx(100)
+    dropped = consolidate_image(
+        crossing, image_size=size, settings=ConsolidationSettings(clip=False)
+    )
+    assert dropped.boxes == []
+    assert {d["reason"] for d in dropped.dropped} == {"outside-image"}
+
+
+def test_weights_pull_the_fused_box_and_label() -> None:
+    answers = [[bx(0, 0, 10, 10, "a")], [bx(2, 0, 10, 10, "b")]]
+    out = consolidate_boxes(answers, weights=[3.0, 1.0])
+    assert out[0]["left"] == pytest.approx(0.5)
+    assert out[0]["label"] == "a"
+    with pytest.raises(ConsolidationError, match="weights"):
+        consolidate_boxes(answers, weights=[1.0])
+    with pytest.raises(ConsolidationError, match="weights"):
+        consolidate_boxes(answers, weights=[1.0, -1.0])
+
+
+def test_min_support_capped_at_workers_who_answered() -> None:
+    assert consolidate_boxes([[A], [A2]], min_support=5)  # 2 of 2 is enough
+    assert [default_min_support(n) for n in range(6)] == [1, 1, 2, 2, 3, 3]
+
+
+def test_settings_validation_and_env() -> None:
+    s = ConsolidationSettings.from_env(
+        {"GT_IOU_THRESHOLD": "0.6", "GT_MIN_SUPPORT": "2", "GT_FUSION": "Median"}
+    )
+    assert (s.iou_threshold, s.min_support, s.fusion) == (0.6, 2, "median")
+    assert ConsolidationSettings.from_env({"GT_MIN_SUPPORT": ""}) == ConsolidationSettings()
+    for env in (
+        {"GT_IOU_THRESHOLD": "x"},
+        {"GT_IOU_THRESHOLD": "1.5"},
+        {"GT_MIN_SUPPORT": "0"},
+        {"GT_FUSION": "max"},
+    ):
+        with pytest.raises(ConsolidationError):
+            ConsolidationSettings.from_env(env)
+
+
+def test_crowded_scene_keeps_neighbours_apart() -> None:
+    # Two overlapping objects (IoU ~0.43): three workers draw both; no chaining across them.
+    o1, o2 = bx(0, 0, 40, 40), bx(12, 0, 40, 40)
+    answers = [
+        [o1, o2],
+        [bx(1, 0, 40, 40), bx(13, 0, 40, 40)],
+        [bx(0, 1, 40, 40), bx(12, 1, 40, 40)],
+    ]
+    out = consolidate_boxes(answers, iou_threshold=0.4)
+    assert len(out) == 2
+    assert sorted(round(b["left"]) for b in out) == [0, 12]
+
+
+# ---- answers parser -------------------------------------------------------------------
+def test_parse_bounding_box_answer() -> None:
+    content = {
+        "boundingBox": {
+            "boundingBoxes": [{"label": "car", "left": 1, "top": 2, "width": "3", "height": None}],
+            "inputImageProperties": {"width": 640, "height": 480},
+        }
+    }
+    ans = parse_bounding_box_answer(content, worker_id="w1", time_spent=12.5)
+    assert ans.worker_id == "w1" and ans.time_spent == 12.5
+    assert ans.image_size == {"width": 640, "height": 480}
+    assert ans.boxes[0]["width"] == 3.0 and math.isnan(ans.boxes[0]["height"])
+    null = parse_bounding_box_answer({"annotatedResult": {"boundingBoxes": None}})
+    assert null.boxes == [] and null.image_size is None
+    two = {"boxes": {"boundingBoxes": []}, "comment": "hi"}
+    assert parse_bounding_box_answer(two).boxes == []
+    assert parse_bounding_box_answer(two, element_name="boxes").boxes == []
+
+
+@pytest.mark.parametrize(
+    ("content", "kwargs", "match"),
+    [
+        ([], {}, "must be an object"),
+        ({"a": {"boundingBoxes": []}, "b": {"boundingBoxes": []}}, {}, "cannot tell"),
+        ({"a": {}}, {"element_name": "b"}, "no 'b' element"),
+        ({"a": "text"}, {}, "must be an object"),
+        ({"a": {"boundingBoxes": {}}}, {}, "list or null"),
+        ({"a": {"boundingBoxes": [3]}}, {}, "box 0"),
+    ],
+    ids=[
+        "not-object",
+        "ambiguous",
+        "missing-element",
+        "element-not-object",
+        "boxes-not-list",
+        "box-not-object",
+    ],
+)
+def test_parse_bounding_box_answer_errors(content: Any, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConsolidationError, match=match):
+        parse_bounding_box_answer(content, **kwargs)
+
+
+# ---- properties -----------------------------------------------------------------------
+coord = st.integers(min_value=-20, max_value=220)
+dim = st.integers(min_value=-5, max_value=120)
+label = st.sampled_from(["car", "bus", "person"])
+box_st = st.builds(bx, coord, coord, dim, dim, label)
+answers_st = st.lists(st.lists(box_st, max_size=6), min_size=0, max_size=5)
+SIZE = {"width": 200, "height": 150}
+
+
+@settings(max_examples=80, deadline=None)
+@given(answers_st, st.randoms(use_true_random=False))
+def test_permutation_invariance(answers: list[list[dict[str, Any]]], rnd: random.Random) -> None:
+    expected = consolidate_boxes(answers, image_size=SIZE)
+    shuffled = [list(a) for a in answers]
+    for a in shuffled:
+        rnd.shuffle(a)
+    rnd.shuffle(shuffled)
+    assert consolidate_boxes(shuffled, image_size=SIZE) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(box_st, max_size=6), st.integers(min_value=2, max_value=6))
+def test_identical_workers_give_their_boxes_back(boxes: list[dict[str, Any]], k: int) -> None:
+    size = {"width": 300, "height": 300}
+    valid = consolidate_boxes([boxes], image_size=size)  # one worker: their cleaned boxes
+    out = consolidate_boxes([boxes] * k, image_size=size)
+    assert [(b["label"], b["left"], b["top"], b["width"], b["height"]) for b in out] == [
+        (b["label"], b["left"], b["top"], b["width"], b["height"]) for b in valid
+    ]
+    assert all(b["confidence"] == pytest.approx(1.0) for b in out)
+
+
+@settings(max_examples=80, deadline=None)
+@given(answers_st, st.sampled_from(["mean", "median"]))
+def test_outputs_inside_image_and_valid(answers: list[list[dict[str, Any]]], fusion: Any) -> None:
+    out = consolidate_image(answers, image_size=SIZE, settings=ConsolidationSettings(fusion=fusion))
+    assert len(out.boxes) == len(out.clusters)
+    for b, members in zip(out.boxes, out.clusters, strict=True):
+        assert b["left"] >= 0 and b["top"] >= 0
+        assert b["left"] + b["width"] <= SIZE["width"] + 1e-9
+        assert b["top"] + b["height"] <= SIZE["height"] + 1e-9
+        assert b["width"] > 0 and b["height"] > 0
+        assert 0.0 <= b["confidence"] <= 1.0
+        workers = [w for w, _ in members]
+        assert len(workers) == len(set(workers))  # never two boxes of one worker
+        assert len(members) >= default_min_support(len(answers))
+    # every input box is either in a cluster or dropped with a reason, exactly once
+    accounted = [m for c in out.clusters for m in c] + [
+        (d["worker"], d["box"]) for d in out.dropped
+    ]
+    assert sorted(accounted) == sorted((w, i) for w, a in enumerate(answers) for i in range(len(a)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(answers_st)
+def test_cluster_members_overlap_their_fused_box(answers: list[list[dict[str, Any]]]) -> None:
+    out = consolidate_image(answers, image_size=SIZE)
+    for b, members in zip(out.boxes, out.clusters, strict=True):
+        fused = xyxy_from_gt([b])
+        member_boxes = xyxy_from_gt([answers[w][i] for w, i in members])
+        assert (iou_matrix(fused, member_boxes) > 0).all()
