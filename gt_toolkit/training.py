@@ -34,6 +34,7 @@ __all__ = [
     "build_object_detection_training_request",
     "channel_problems",
     "file_channel",
+    "hyperparameter_str",
     "image_classification_hyperparameters",
     "load_channel_facts",
     "min_label_width",
@@ -60,7 +61,7 @@ def min_label_width(max_boxes: int) -> int:
     return 2 + 5 * max_boxes
 
 
-def _fmt(value: float) -> str:
+def hyperparameter_str(value: float) -> str:
     """A number as the algorithm reads it: ``0.001`` not ``1e-03``, ``30`` not ``30.0``."""
     if isinstance(value, bool):
         return "1" if value else "0"
@@ -194,18 +195,18 @@ def object_detection_hyperparameters(
     if problems:
         raise ValidationError(problems, what="object detection hyperparameters")
     params = {
-        "num_training_samples": _fmt(num_training_samples),
-        "num_classes": _fmt(num_classes),
+        "num_training_samples": hyperparameter_str(num_training_samples),
+        "num_classes": hyperparameter_str(num_classes),
         "base_network": base_network,
-        "use_pretrained_model": _fmt(use_pretrained_model),
-        "epochs": _fmt(epochs),
-        "mini_batch_size": _fmt(mini_batch_size),
-        "learning_rate": _fmt(learning_rate),
+        "use_pretrained_model": hyperparameter_str(use_pretrained_model),
+        "epochs": hyperparameter_str(epochs),
+        "mini_batch_size": hyperparameter_str(mini_batch_size),
+        "learning_rate": hyperparameter_str(learning_rate),
         "optimizer": optimizer,
-        "momentum": _fmt(momentum),
-        "weight_decay": _fmt(weight_decay),
-        "image_shape": _fmt(image_shape),
-        "label_width": _fmt(width),
+        "momentum": hyperparameter_str(momentum),
+        "weight_decay": hyperparameter_str(weight_decay),
+        "image_shape": hyperparameter_str(image_shape),
+        "label_width": hyperparameter_str(width),
     }
     params.update(extra or {})
     return params
@@ -252,20 +253,20 @@ def image_classification_hyperparameters(
     if problems:
         raise ValidationError(problems, what="image classification hyperparameters")
     params = {
-        "num_training_samples": _fmt(num_training_samples),
-        "num_classes": _fmt(num_classes),
-        "num_layers": _fmt(num_layers),
+        "num_training_samples": hyperparameter_str(num_training_samples),
+        "num_classes": hyperparameter_str(num_classes),
+        "num_layers": hyperparameter_str(num_layers),
         "image_shape": image_shape.replace(" ", ""),
-        "use_pretrained_model": _fmt(use_pretrained_model),
-        "epochs": _fmt(epochs),
-        "mini_batch_size": _fmt(mini_batch_size),
-        "learning_rate": _fmt(learning_rate),
+        "use_pretrained_model": hyperparameter_str(use_pretrained_model),
+        "epochs": hyperparameter_str(epochs),
+        "mini_batch_size": hyperparameter_str(mini_batch_size),
+        "learning_rate": hyperparameter_str(learning_rate),
         "optimizer": optimizer,
     }
     if multi_label:
         params["multi_label"] = "1"
     if resize is not None:
-        params["resize"] = _fmt(resize)
+        params["resize"] = hyperparameter_str(resize)
     params.update(extra or {})
     return params
 

@@ -1,0 +1,310 @@
+"""Tuning requests on moto's server; picking the best job (moto's canned answer and Stubber)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from gt_toolkit import GtToolkitError, ValidationError
+from gt_toolkit.service_validation import botocore_report, validate_request
+from gt_toolkit.training import (
+    build_image_classification_training_request,
+    build_object_detection_training_request,
+)
+from gt_toolkit.tuning import (
+    CategoricalRange,
+    ContinuousRange,
+    IntegerRange,
+    best_training_job,
+    build_tuning_request,
+    default_ranges,
+    pick_best_training_job,
+)
+
+ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+
+
+def od_training(**overrides: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "job_name": "balls-od",
+        "role_arn": ROLE,
+        "region": "us-east-1",
+        "train_manifest_uri": "s3://gt-toolkit-demo/train.manifest",
+        "validation_manifest_uri": "s3://gt-toolkit-demo/validation.manifest",
+        "label_attribute": "boxes",
+        "output_uri": "s3://gt-toolkit-demo/models",
+        "num_training_samples": 40,
+        "num_classes": 1,
+        "max_boxes": 3,
+    }
+    args.update(overrides)
+    return build_object_detection_training_request(**args)
+
+
+def test_object_detection_tuning_request(aws: Callable[[str], Any]) -> None:
+    training = od_training()
+    request = build_tuning_request(
+        training, job_name="balls-od-hpo", max_jobs=12, max_parallel_jobs=3
+    )
+    assert botocore_report("CreateHyperParameterTuningJob", request) == []
+    assert validate_request("CreateHyperParameterTuningJob", request) == []
+    config = request["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Bayesian"
+    assert config["HyperParameterTuningJobObjective"] == {
+        "Type": "Maximize",
+        "MetricName": "validation:mAP",
+    }
+    assert config["TrainingJobEarlyStoppingType"] == "Auto"
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 12, "MaxParallelTrainingJobs": 3}
+    assert config["ParameterRanges"] == {
+        "ContinuousParameterRanges": [
+            {
+                "Name": "learning_rate",
+                "MinValue": "1e-06",
+                "MaxValue": "0.5",
+                "ScalingType": "Logarithmic",
+            }
+        ],
+        "IntegerParameterRanges": [
+            {"Name": "mini_batch_size", "MinValue": "8", "MaxValue": "40", "ScalingType": "Auto"}
+        ],
+        "CategoricalParameterRanges": [
+            {"Name": "optimizer", "Values": ["sgd", "adam", "rmsprop", "adadelta"]}
+        ],
+    }
+    static = request["TrainingJobDefinition"]["StaticHyperParameters"]
+    assert not {"learning_rate", "mini_batch_size", "optimizer"} & set(static)
+    assert static["num_training_samples"] == "40"
+    assert static["label_width"] == training["HyperParameters"]["label_width"]
+    assert request["TrainingJobDefinition"]["InputDataConfig"] == training["InputDataConfig"]
+
+    sm = aws("sagemaker")
+    sm.create_hyper_parameter_tuning_job(**request)
+    described = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="balls-od-hpo")
+    assert (
+        described["HyperParameterTuningJobConfig"]["ParameterRanges"] == config["ParameterRanges"]
+    )
+    assert described["TrainingJobDefinition"]["StaticHyperParameters"] == static
+    best = best_training_job(sm, "balls-od-hpo")
+    # moto answers with a canned BestTrainingJob: the helper must return exactly that one.
+    assert best.name == described["BestTrainingJob"]["TrainingJobName"]
+    assert (
+        best.value
+        == described["BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    )
+
+
+def test_image_classification_tuning_uses_accuracy_and_random(aws: Callable[[str], Any]) -> None:
+    training = build_image_classification_training_request(
+        job_name="ic",
+        role_arn=ROLE,
+        region="us-east-1",
+        output_uri="s3://gt-toolkit-demo/models",
+        num_training_samples=1000,
+        num_classes=3,
+        train_manifest_uri="s3://gt-toolkit-demo/t.manifest",
+        validation_manifest_uri="s3://gt-toolkit-demo/v.manifest",
+        label_attribute="category",
+    )
+    request = build_tuning_request(
+        training, job_name="ic-hpo", strategy="Random", early_stopping="Off"
+    )
+    config = request["HyperParameterTuningJobConfig"]
+    assert config["HyperParameterTuningJobObjective"]["MetricName"] == "validation:accuracy"
+    assert config["Strategy"] == "Random"
+    assert config["ParameterRanges"]["IntegerParameterRanges"][0]["MaxValue"] == "512"
+    assert config["ParameterRanges"]["CategoricalParameterRanges"][0]["Values"] == [
+        "sgd",
+        "adam",
+        "rmsprop",
+        "nag",
+    ]
+    aws("sagemaker").create_hyper_parameter_tuning_job(**request)
+
+
+def test_custom_ranges_replace_the_defaults() -> None:
+    request = build_tuning_request(
+        od_training(),
+        job_name="custom",
+        ranges=[
+            ContinuousRange("momentum", 0.0, 0.999),
+            ContinuousRange("weight_decay", 0.0, 0.999, "Linear"),
+        ],
+    )
+    static = request["TrainingJobDefinition"]["StaticHyperParameters"]
+    assert "momentum" not in static
+    assert static["learning_rate"] == "0.001"  # not tuned, so it stays static
+    assert request["HyperParameterTuningJobConfig"]["ParameterRanges"]["ContinuousParameterRanges"][
+        1
+    ] == {
+        "Name": "weight_decay",
+        "MinValue": "0.0",
+        "MaxValue": "0.999",
+        "ScalingType": "Linear",
+    }
+    assert default_ranges("object-detection", num_training_samples=20)[1] == IntegerRange(
+        "mini_batch_size", 8, 20
+    )
+
+
+BAD: list[tuple[str, dict[str, Any], list[str]]] = [
+    ("objective", {"objective_metric": "validation:accuracy"}, ["use 'validation:mAP'"]),
+    (
+        "parallel",
+        {"max_jobs": 2, "max_parallel_jobs": 4},
+        ["max_parallel_jobs 4 exceeds max_jobs 2"],
+    ),
+    (
+        "name too long",
+        {"job_name": "a" * 33},
+        ["HyperParameterTuningJobName: length 33 is above the maximum 32"],
+    ),
+    (
+        "log from zero",
+        {"ranges": [ContinuousRange("learning_rate", 0.0, 0.5, "Logarithmic")]},
+        ["Logarithmic scaling needs a low end above 0", "learning_rate range must lie in (0, 1]"],
+    ),
+    (
+        "reversed",
+        {"ranges": [IntegerRange("mini_batch_size", 64, 8)]},
+        ["the low end 64 must be below the high end 8"],
+    ),
+    (
+        "bad optimizer",
+        {"ranges": [CategoricalRange("optimizer", ("sgd", "nag"))]},
+        ["optimizer values ['nag'] are not valid for object-detection"],
+    ),
+    (
+        "empty categorical",
+        {"ranges": [CategoricalRange("optimizer", ())]},
+        ["needs at least one value"],
+    ),
+    (
+        "duplicate",
+        {"ranges": [IntegerRange("epochs", 5, 10), IntegerRange("epochs", 10, 20)]},
+        ["'epochs' has more than one range"],
+    ),
+    ("zero jobs", {"max_jobs": 0, "max_parallel_jobs": 0}, ["MaxNumberOfTrainingJobs"]),
+    ("strategy", {"strategy": "Grid"}, ["strategy 'Grid' is not one of"]),
+]
+
+
+@pytest.mark.parametrize(("case", "kwargs", "expected"), BAD, ids=[b[0] for b in BAD])
+def test_bad_tuning_inputs(case: str, kwargs: dict[str, Any], expected: list[str]) -> None:
+    args: dict[str, Any] = {"job_name": "hpo"}
+    args.update(kwargs)
+    with pytest.raises(ValidationError) as info:
+        build_tuning_request(od_training(), **args)
+    for fragment in expected:
+        assert fragment in str(info.value), f"{case}: {fragment!r} not in {info.value}"
+
+
+def test_hand_edited_training_definition_is_rechecked() -> None:
+    training = od_training()
+    training["InputDataConfig"][0]["InputMode"] = "File"
+    with pytest.raises(
+        ValidationError,
+        match="TrainingJobDefinition: channel 'train': AugmentedManifestFile works only in Pipe",
+    ):
+        build_tuning_request(training, job_name="hpo")
+
+
+def summary(
+    name: str, value: float | None, status: str = "Completed", objective: str = "Succeeded"
+) -> dict[str, Any]:
+    now = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+    out: dict[str, Any] = {
+        "TrainingJobName": name,
+        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}",
+        "CreationTime": now,
+        "TrainingJobStatus": status,
+        "TunedHyperParameters": {"learning_rate": "0.01", "mini_batch_size": "16"},
+        "ObjectiveStatus": objective,
+    }
+    if value is not None:
+        out["FinalHyperParameterTuningJobObjectiveMetric"] = {
+            "MetricName": "validation:mAP",
+            "Value": value,
+        }
+    return out
+
+
+def test_pick_best_training_job() -> None:
+    jobs = [
+        summary("a", 0.41),
+        summary("b", 0.77),
+        summary("c", 0.95, status="Failed"),
+        summary("d", 0.99, objective="Failed"),
+        summary("e", None),
+    ]
+    best = pick_best_training_job(jobs)
+    assert best is not None
+    assert (best.name, best.value, best.metric_name) == ("b", 0.77, "validation:mAP")
+    assert best.hyperparameters == {"learning_rate": "0.01", "mini_batch_size": "16"}
+    worst = pick_best_training_job(jobs, maximize=False)
+    assert worst is not None and worst.name == "a"
+    assert pick_best_training_job([summary("x", None)]) is None
+
+
+def tuning_description(training: dict[str, Any], status: str) -> dict[str, Any]:
+    request = build_tuning_request(training, job_name="hpo")
+    now = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+    return {
+        "HyperParameterTuningJobName": "hpo",
+        "HyperParameterTuningJobArn": (
+            "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/hpo"
+        ),
+        "HyperParameterTuningJobConfig": request["HyperParameterTuningJobConfig"],
+        "HyperParameterTuningJobStatus": status,
+        "CreationTime": now,
+        "TrainingJobStatusCounters": {},
+        "ObjectiveStatusCounters": {},
+    }
+
+
+def test_best_training_job_lists_jobs_when_sagemaker_names_none() -> None:
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "describe_hyper_parameter_tuning_job",
+            tuning_description(od_training(), "InProgress"),
+            {"HyperParameterTuningJobName": "hpo"},
+        )
+        stubber.add_response(
+            "list_training_jobs_for_hyper_parameter_tuning_job",
+            {
+                "TrainingJobSummaries": [summary("j1", 0.3), summary("j2", 0.6)],
+                "NextToken": "page-2",
+            },
+            {"HyperParameterTuningJobName": "hpo"},
+        )
+        stubber.add_response(
+            "list_training_jobs_for_hyper_parameter_tuning_job",
+            {
+                "TrainingJobSummaries": [
+                    summary("j3", 0.8),
+                    summary("j4", None, status="InProgress"),
+                ]
+            },
+            {"HyperParameterTuningJobName": "hpo", "NextToken": "page-2"},
+        )
+        best = best_training_job(client, "hpo")
+        assert best.name == "j3"
+        stubber.add_response(
+            "describe_hyper_parameter_tuning_job",
+            tuning_description(od_training(), "InProgress"),
+            {"HyperParameterTuningJobName": "hpo"},
+        )
+        stubber.add_response(
+            "list_training_jobs_for_hyper_parameter_tuning_job",
+            {"TrainingJobSummaries": [summary("j5", None, status="InProgress")]},
+            {"HyperParameterTuningJobName": "hpo"},
+        )
+        with pytest.raises(GtToolkitError, match="no training job with an objective value yet"):
+            best_training_job(client, "hpo")
+        stubber.assert_no_pending_responses()
