@@ -1,0 +1,203 @@
+"""``gt-convert template``: main([...]) with files, exit codes and stderr."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gt_toolkit.cli import main
+from gt_toolkit.s3 import S3Store
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "samples"
+GOOD = str(SAMPLES / "examples" / "good_tight.jpg")
+BAD = str(SAMPLES / "examples" / "bad_loose.jpg")
+BASE = [
+    "--header",
+    "Box every ball",
+    "--short-instructions",
+    "Tight.",
+    "--full-instructions",
+    "All.",
+]
+
+
+def test_template_with_label_config_and_preview(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "t.liquid.html"
+    code = main(
+        [
+            "template",
+            "-o",
+            str(out),
+            "--labels",
+            "ball",
+            "cup",
+            *BASE,
+            "--good",
+            GOOD,
+            "tight",
+            "--bad",
+            BAD,
+            "loose",
+            "--write-label-config",
+            str(tmp_path / "labels.json"),
+            "--preview",
+            str(SAMPLES / "truth.manifest"),
+            "--preview-line",
+            "2",
+            "--image-root",
+            str(SAMPLES / "images"),
+            "--offline",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 0, err
+    text = out.read_text()
+    assert 'src="{{ task.input.taskObject | grant_read_access }}"' in text
+    assert "[&#34;ball&#34;, &#34;cup&#34;]" in text
+    assert json.loads((tmp_path / "labels.json").read_text())["labels"] == [
+        {"label": "ball"},
+        {"label": "cup"},
+    ]
+    preview = (tmp_path / "t.liquid.preview.html").read_text()
+    assert "img_001.jpg" not in preview  # the image is embedded, not linked
+    assert "data:image/jpeg;base64," in preview
+    assert f"wrote {out}" in err
+
+
+def test_label_file_either_version_or_lines(tmp_path: Path) -> None:
+    config = tmp_path / "labels.json"
+    config.write_text(json.dumps({"document-version": "2021-05-13", "labels": [{"label": "a"}]}))
+    lines = tmp_path / "labels.txt"
+    lines.write_text("b\n\nc\n")
+    out = tmp_path / "t.html"
+    code = main(
+        [
+            "template",
+            "-o",
+            str(out),
+            "--label-file",
+            str(config),
+            *BASE,
+            "--static-labels",
+            "--good",
+            GOOD,
+            "g",
+            "--bad",
+            BAD,
+            "b",
+            "--task",
+            "image-classifier",
+            "--labels",
+            "z",
+        ]
+    )
+    assert code == 0
+    assert 'categories="[&#34;z&#34;, &#34;a&#34;]"' in out.read_text()
+    code = main(
+        [
+            "template",
+            "-o",
+            str(out),
+            "--label-file",
+            str(lines),
+            *BASE,
+            "--static-labels",
+            "--good",
+            GOOD,
+            "g",
+            "--bad",
+            BAD,
+            "b",
+        ]
+    )
+    assert code == 0
+    assert 'labels="[&#34;b&#34;, &#34;c&#34;]"' in out.read_text()
+
+
+def test_lint_errors_stop_the_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "t.html"
+    code = main(
+        ["template", "-o", str(out), "--labels", "a", "a", *BASE, "--good", "missing.jpg", "x"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert not out.exists()
+    assert "label 'a' appears 2 times" in err
+    assert "missing.jpg does not exist" in err
+    assert "no bad example" in err
+    assert "not written" in err
+
+
+def test_allow_lint_errors_still_reports_render_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "template",
+            "-o",
+            str(tmp_path / "t.html"),
+            "--labels",
+            "a",
+            *BASE,
+            "--good",
+            "missing.jpg",
+            "x",
+            "--allow-lint-errors",
+        ]
+    )
+    assert code == 1
+    assert "TemplateError: example image not found: missing.jpg" in capsys.readouterr().err
+
+
+def test_s3_examples_checked_and_template_uploaded(
+    moto_endpoint: str, store: S3Store, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store.put_bytes(f"s3://{bucket}/ex/good.jpg", Path(GOOD).read_bytes())
+    aws = ["--endpoint-url", moto_endpoint, "--region", "us-east-1"]
+    uri = f"s3://{bucket}/ui/template.liquid.html"
+    code = main(
+        [
+            "template",
+            "-o",
+            uri,
+            "--labels",
+            "ball",
+            *BASE,
+            *aws,
+            "--good",
+            f"s3://{bucket}/ex/good.jpg",
+            "tight",
+            "--bad",
+            f"s3://{bucket}/ex/nope.jpg",
+            "loose",
+        ]
+    )
+    assert code == 1
+    assert "does not exist in S3" in capsys.readouterr().err
+    store.put_bytes(f"s3://{bucket}/ex/nope.jpg", Path(BAD).read_bytes())
+    code = main(
+        [
+            "template",
+            "-o",
+            uri,
+            "--labels",
+            "ball",
+            *BASE,
+            *aws,
+            "--good",
+            f"s3://{bucket}/ex/good.jpg",
+            "tight",
+            "--bad",
+            f"s3://{bucket}/ex/nope.jpg",
+            "loose",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert f'{{{{ "s3://{bucket}/ex/nope.jpg" | grant_read_access }}}}' in (
+        store.get_bytes(uri).decode()
+    )
