@@ -10,8 +10,9 @@ by its ``-metadata`` partner) or from the neutral prediction format, JSON Lines 
      "boxes": [{"label": "ball", "left": 12, "top": 40, "width": 100, "height": 80,
                 "score": 0.93}]}
 
-(pixels, top-left origin, ``score`` optional and 1.0 when absent), which is what decoded
-endpoint predictions are written as.
+(pixels, top-left origin, ``score`` optional and 1.0 when absent; ``confidence`` is accepted
+in its place, so the boxes :func:`gt_toolkit.predictions.decode_detections` returns can be
+written as they are), which is what decoded endpoint predictions are written as.
 
 AP follows pycocotools' ``COCOeval`` for boxes exactly, so numbers are comparable with
 published ones: IoU thresholds ``np.linspace(.5, .95, 10)``, 101-point interpolated
@@ -535,7 +536,7 @@ def parse_prediction_line(data: Mapping[str, Any]) -> tuple[str, list[ScoredBox]
                     top=float(b["top"]),
                     width=float(b["width"]),
                     height=float(b["height"]),
-                    score=float(b.get("score", 1.0)),
+                    score=float(b.get("score", b.get("confidence", 1.0))),
                 )
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

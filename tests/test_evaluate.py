@@ -529,3 +529,11 @@ def test_classification_manifest_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(line) + "\n")
     with pytest.raises(ConversionError, match="animal"):
         read_detection_set(path)
+
+
+def test_prediction_lines_accept_confidence_as_the_score(tmp_path: Path) -> None:
+    # The shape gt_toolkit.predictions.decode_detections returns (ConsolidatedBox dicts).
+    box = {"label": "ball", "left": 1.5, "top": 2, "width": 3, "height": 4, "confidence": 0.7}
+    path = tmp_path / "pred.jsonl"
+    path.write_text(json.dumps({"source-ref": "s3://bkt/a.jpg", "boxes": [box]}) + "\n")
+    assert read_detection_set(path).boxes == {"s3://bkt/a.jpg": [B("ball", 1.5, 2, 3, 4, 0.7)]}
