@@ -30,10 +30,11 @@ import orjson
 from PIL import Image, ImageDraw, ImageFont
 
 from .answers import BoundingBoxAnswer, parse_bounding_box_answer
+from .consolidate import ConsolidationSettings, consolidate_image
 from .errors import ConsolidationError, StorageError
-from .evaluate import ScoredBox, evaluate_detections
 from .files import Location, read_bytes, write_bytes, write_json
 from .output import iter_detection_records
+from .quality import QualityAccumulator
 from .s3 import S3Store, is_s3_uri, parse_s3_uri
 from .types import ConsolidatedBox, ImageSize
 
@@ -300,63 +301,33 @@ def contact_sheet(
     return sheet
 
 
-def worker_quality_rows(items: Sequence[ReviewItem]) -> list[dict[str, Any]]:
-    """Per worker: images answered, boxes, precision, recall and mean IoU against consensus.
+def worker_quality_rows(
+    items: Sequence[ReviewItem], *, settings: ConsolidationSettings | None = None
+) -> list[dict[str, Any]]:
+    """The worker-quality table (:mod:`gt_toolkit.quality`) for the items' worker answers.
 
-    Each worker's boxes are scored as detections against the consolidated boxes of the images
-    they answered, the way a model would be: precision and recall one-to-one at IoU ≥ 0.5
-    with the same label, ``mean_iou`` over every overlapping one-to-one pair. Rows are sorted
-    by worker id.
+    Quality needs to know which consensus box each worker box joined, so each image's
+    answers are consolidated again with :func:`~gt_toolkit.consolidate.consolidate_image`
+    (``settings``, default: the toolkit's defaults); the manifest's own boxes may come from
+    another consolidation (Ground Truth's built-in one) and carry no such link. One row per
+    worker, sorted by worker id.
     """
-    per_worker: dict[str, dict[str, list[ScoredBox]]] = defaultdict(dict)
-    reference: dict[str, list[ScoredBox]] = {}
-    seconds: dict[str, list[float]] = defaultdict(list)
+    acc = QualityAccumulator()
     for item in items:
-        reference[item.source_ref] = [
-            ScoredBox(
-                label=b["label"], left=b["left"], top=b["top"], width=b["width"], height=b["height"]
-            )
-            for b in item.boxes
-        ]
-        for answer in item.workers:
-            per_worker[answer.worker_id][item.source_ref] = [
-                ScoredBox(
-                    label=b["label"],
-                    left=b["left"],
-                    top=b["top"],
-                    width=max(b["width"], 0.0),
-                    height=max(b["height"], 0.0),
-                )
-                for b in answer.boxes
-                if _finite_box(b)
-            ]
-            if answer.time_spent is not None:
-                seconds[answer.worker_id].append(answer.time_spent)
-    rows = []
-    for wid in sorted(per_worker):
-        answered = per_worker[wid]
-        result = evaluate_detections(answered, {k: reference[k] for k in answered})
-        matched = [img for img in result.images if img.matched_iou is not None]
-        total_matched = sum(img.matched for img in matched)
-        rows.append(
-            {
-                "worker": wid,
-                "images": len(answered),
-                "boxes": sum(len(v) for v in answered.values()),
-                "precision": result.precision,
-                "recall": result.recall,
-                "mean_iou": (
-                    math.fsum((img.matched_iou or 0.0) * img.matched for img in matched)
-                    / total_matched
-                    if total_matched
-                    else None
-                ),
-                "mean_seconds": math.fsum(seconds[wid]) / len(seconds[wid])
-                if seconds[wid]
-                else None,
-            }
+        if not item.workers:
+            continue
+        answers = [a.boxes for a in item.workers]
+        consolidation = consolidate_image(
+            answers, settings=settings or ConsolidationSettings(), image_size=item.image_size
         )
-    return rows
+        acc.add(
+            [a.worker_id for a in item.workers],
+            answers,
+            consolidation,
+            image_size=item.image_size,
+            time_spent=[a.time_spent for a in item.workers],
+        )
+    return [q.to_json() for q in acc.result()]
 
 
 def _cell(value: object) -> str:
@@ -416,7 +387,7 @@ def build_review_html(
             cells = []
             for k in keys:
                 v = row.get(k)
-                if k == "worker" and str(v) in palette:
+                if k == "worker_id" and str(v) in palette:
                     r, g, b = palette[str(v)]
                     swatch = f'<span class="swatch" style="background:rgb({r},{g},{b})"></span>'
                     cells.append(f"<td>{swatch}{esc(_cell(v))}</td>")
