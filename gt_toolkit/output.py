@@ -345,21 +345,80 @@ class OutputStats:
         return lines
 
 
-@dataclass(frozen=True, slots=True)
 class DetectionRecord:
     """One usable object-detection object; boxes are checked and named from the class map.
 
     ``label`` is the (possibly clipped) label value with integer ``class_id`` values, ready
-    to be written back as a Ground Truth label.
+    to be written back as a Ground Truth label; ``labels`` are the box class names in box
+    order. ``boxes`` (:class:`LabeledBox` values) are built on first use: manifest-to-
+    manifest targets never need them, and building them is most of a line's cost.
     """
 
-    line_no: int
-    data: dict[str, Any]
-    source_ref: str
-    attribute: str
-    image_size: ImageSize | None
-    boxes: list[LabeledBox]
-    label: dict[str, Any]
+    __slots__ = (
+        "_boxes",
+        "_objects",
+        "attribute",
+        "data",
+        "image_size",
+        "label",
+        "labels",
+        "line_no",
+        "source_ref",
+    )
+
+    def __init__(
+        self,
+        line_no: int,
+        data: dict[str, Any],
+        source_ref: str,
+        attribute: str,
+        image_size: ImageSize | None,
+        label: dict[str, Any],
+        labels: list[str],
+        objects: list[Any],
+    ) -> None:
+        self.line_no = line_no
+        self.data = data
+        self.source_ref = source_ref
+        self.attribute = attribute
+        self.image_size = image_size
+        self.label = label
+        self.labels = labels
+        self._objects = objects
+        self._boxes: list[LabeledBox] | None = None
+
+    @property
+    def boxes(self) -> list[LabeledBox]:
+        """The checked boxes with names and confidences (pixels, xywh)."""
+        if self._boxes is None:
+            objects = self._objects
+            boxes = []
+            for i, (ann, name) in enumerate(
+                zip(self.label["annotations"], self.labels, strict=True)
+            ):
+                obj = objects[i] if i < len(objects) else None
+                conf = obj.get("confidence") if isinstance(obj, dict) else None
+                boxes.append(
+                    LabeledBox(
+                        label=name,
+                        class_id=ann["class_id"],
+                        left=ann["left"],
+                        top=ann["top"],
+                        width=ann["width"],
+                        height=ann["height"],
+                        confidence=float(conf)
+                        if isinstance(conf, int | float) and not isinstance(conf, bool)
+                        else None,
+                    )
+                )
+            self._boxes = boxes
+        return self._boxes
+
+    def __repr__(self) -> str:
+        return (
+            f"DetectionRecord(line_no={self.line_no}, source_ref={self.source_ref!r}, "
+            f"attribute={self.attribute!r}, boxes={len(self.labels)})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +459,7 @@ def _as_class_id(value: object) -> int:
 
 
 _COORDS = ("left", "top", "width", "height")
+_ID_STR = [str(i) for i in range(256)]
 
 
 class OutputReader:
@@ -436,6 +496,7 @@ class OutputReader:
             self.stats.class_map = class_map
         self.source = source
         self._kind: LabelKind | None = None
+        self._last_class_map: object = None
         self._others: set[str] = set()
         if label_attribute is not None:
             self.stats.attribute = label_attribute
@@ -519,90 +580,146 @@ class OutputReader:
         value: Any,
         meta: Mapping[str, Any],
     ) -> DetectionRecord:
-        if not isinstance(value, dict) or not isinstance(value.get("annotations"), list):
+        if value.__class__ is not dict or value.get("annotations").__class__ is not list:
             raise _Reject(
                 OutputRejectReason.INVALID_LABEL,
                 f"{attr!r} is not an object-detection label (no 'annotations' list)",
             )
         size = _image_size(value.get("image_size"))
         class_names = meta.get("class-map")
-        if not isinstance(class_names, Mapping):
+        if class_names.__class__ is not dict:
             class_names = {}
         objects = meta.get("objects")
-        if not isinstance(objects, list):
+        if objects.__class__ is not list:
             objects = []
         cmap = self.stats.class_map
-        annotations: list[dict[str, Any]] = []
-        boxes: list[LabeledBox] = []
+        known = cmap.names
+        if class_names != self._last_class_map:  # one C-level compare for most lines
+            for key, name in class_names.items():
+                if isinstance(name, str) and isinstance(key, str) and key.lstrip("-").isdigit():
+                    key_id = int(key)
+                    if known.get(key_id) != name:
+                        cmap.add(key_id, name, line_no)
+            self._last_class_map = class_names
+        source_annotations = value["annotations"]
+        annotations: list[dict[str, Any]] | None = None  # made at the first changed box
+        names: list[str] = []
+        add_name = names.append
+        get_name = known.get
+        keep: list[Any] = []
         clipped = dropped = 0
-        modified = False
-        for i, ann in enumerate(value["annotations"]):
-            try:
-                class_id = _as_class_id(ann["class_id"])
-                left, top, width, height = (float(ann[k]) for k in _COORDS)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise _Reject(
-                    OutputRejectReason.INVALID_LABEL, f"annotation {i} is malformed: {exc}"
-                ) from None
-            if not all(map(_finite, (left, top, width, height))):
-                raise _Reject(OutputRejectReason.INVALID_LABEL, f"annotation {i}: not finite")
-            name = class_names.get(str(class_id))
-            if isinstance(name, str):
-                cmap.add(class_id, name, line_no)
-            else:
-                name = cmap.name_of(class_id)
-            box = (left, top, width, height)
-            changed = ann["class_id"].__class__ is not int
-            if size is not None or width <= 0 or height <= 0:
-                fixed = _fit(box, size)
-                if fixed != box:
-                    if self.box_policy is BoxPolicy.REJECT:
-                        raise _Reject(
-                            OutputRejectReason.BOX_OUTSIDE_IMAGE,
-                            f"annotation {i} {dict(zip(_COORDS, box, strict=True))} does not "
-                            f"fit the image {size}",
-                        )
-                    if fixed is None:
-                        dropped += 1
-                        continue
-                    clipped += 1
-                    changed = True
-                    left, top, width, height = fixed
-            obj = objects[i] if i < len(objects) else None
-            conf = obj.get("confidence") if isinstance(obj, dict) else None
-            if changed:
-                modified = True
-                ann = {**ann, "class_id": class_id, "left": _num(left), "top": _num(top)}
-                ann.update(width=_num(width), height=_num(height))
-            annotations.append(ann)
-            boxes.append(
-                LabeledBox(
-                    label=name,
-                    class_id=class_id,
-                    left=left,
-                    top=top,
-                    width=width,
-                    height=height,
-                    confidence=float(conf) if isinstance(conf, int | float) else None,
+        big = 1 << 62
+        width_px, height_px = (size["width"], size["height"]) if size is not None else (big, big)
+        for i, ann in enumerate(source_annotations):
+            # Fast path: integer fields, inside the image (what Ground Truth writes).
+            if ann.__class__ is dict:
+                cid, x, y, w, h = (
+                    ann.get("class_id"),
+                    ann.get("left"),
+                    ann.get("top"),
+                    ann.get("width"),
+                    ann.get("height"),
                 )
-            )
-        if not boxes and self.empty_policy is EmptyPolicy.REJECT:
+                if (
+                    cid.__class__ is int
+                    and x.__class__ is int
+                    and y.__class__ is int
+                    and w.__class__ is int
+                    and h.__class__ is int
+                    and x >= 0
+                    and y >= 0
+                    and w > 0
+                    and h > 0
+                    and x + w <= width_px
+                    and y + h <= height_px
+                ):
+                    add_name(get_name(cid) or str(cid))
+                    if annotations is not None:
+                        annotations.append(ann)
+                        keep.append(objects[i] if i < len(objects) else None)
+                    continue
+            if annotations is None:
+                annotations = list(source_annotations[:i])
+                keep = list(objects[:i])
+            fixed_ann, name, status = self._slow_box(i, ann, size, class_names, line_no)
+            if fixed_ann is None:
+                dropped += 1
+                continue
+            if status == "clipped":
+                clipped += 1
+            annotations.append(fixed_ann)
+            add_name(name)
+            keep.append(objects[i] if i < len(objects) else None)
+        if not names and self.empty_policy is EmptyPolicy.REJECT:
             raise _Reject(OutputRejectReason.EMPTY_IMAGE, "no boxes on this image")
-        label = value
-        if modified or dropped:
-            label = {**value, "annotations": annotations}
+        label = value if annotations is None else {**value, "annotations": annotations}
         st = self.stats
         st.objects += 1
-        st.boxes += len(boxes)
+        n = len(names)
+        st.boxes += n
         st.clipped_boxes += clipped
         st.dropped_boxes += dropped
-        if len(boxes) > st.max_boxes:
-            st.max_boxes = len(boxes)
-        if not boxes:
+        if n > st.max_boxes:
+            st.max_boxes = n
+        if n:
+            per_class = st.boxes_per_class
+            for name in names:  # Counter.update pays an ABC isinstance check per call
+                per_class[name] += 1
+        else:
             st.empty_images += 1
-        for b in boxes:
-            st.boxes_per_class[b.label] += 1
-        return DetectionRecord(line_no, data, source_ref, attr, size, boxes, label)
+        return DetectionRecord(
+            line_no,
+            data,
+            source_ref,
+            attr,
+            size,
+            label,
+            names,
+            objects if annotations is None else keep,
+        )
+
+    def _slow_box(
+        self,
+        i: int,
+        ann: Any,
+        size: ImageSize | None,
+        class_names: Mapping[str, Any],
+        line_no: int,
+    ) -> tuple[dict[str, Any] | None, str, str]:
+        """Check one unusual box: string ids, floats, outside the image. ``None`` = dropped."""
+        try:
+            class_id = _as_class_id(ann["class_id"])
+            left, top, width, height = (float(ann[k]) for k in _COORDS)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _Reject(
+                OutputRejectReason.INVALID_LABEL, f"annotation {i} is malformed: {exc!r}"
+            ) from None
+        if not all(map(_finite, (left, top, width, height))):
+            raise _Reject(OutputRejectReason.INVALID_LABEL, f"annotation {i}: not finite")
+        cmap = self.stats.class_map
+        name = class_names.get(str(class_id))
+        if isinstance(name, str):
+            cmap.add(class_id, name, line_no)
+        else:
+            name = cmap.name_of(class_id)
+        box = (left, top, width, height)
+        status = "ok"
+        fixed = _fit(box, size)
+        if fixed != box:
+            if self.box_policy is BoxPolicy.REJECT:
+                raise _Reject(
+                    OutputRejectReason.BOX_OUTSIDE_IMAGE,
+                    f"annotation {i} {dict(zip(_COORDS, box, strict=True))} does not "
+                    f"fit the image {size}",
+                )
+            if fixed is None:
+                return None, name, "dropped"
+            status = "clipped"
+        if fixed is None:  # unreachable: None never equals the box; narrows the type
+            return None, name, "dropped"
+        out = {**ann, "class_id": class_id}
+        out.update(zip(_COORDS, map(_num, fixed), strict=True))
+        return out, name, status
 
     def _classification(
         self,
@@ -688,17 +805,24 @@ def _finite(x: float) -> bool:
 
 
 def _image_size(value: object) -> ImageSize | None:
-    if not isinstance(value, list) or not value or not isinstance(value[0], Mapping):
+    if value.__class__ is not list or not value:
         return None
-    s0 = value[0]
-    try:
-        size: ImageSize = {"width": int(s0["width"]), "height": int(s0["height"])}
-        if "depth" in s0:
-            size["depth"] = int(s0["depth"])
-    except (KeyError, TypeError, ValueError):
+    s0: Any = value[0]
+    if s0.__class__ is not dict:
         return None
-    if size["width"] <= 0 or size["height"] <= 0:
+    w: Any = s0.get("width")
+    h: Any = s0.get("height")
+    d: Any = s0.get("depth")
+    if not (w.__class__ is int and h.__class__ is int):
+        try:
+            w, h = int(w), int(h)
+        except (TypeError, ValueError):
+            return None
+    if w <= 0 or h <= 0:
         return None
+    size: ImageSize = {"width": w, "height": h}
+    if d.__class__ is int:
+        size["depth"] = d
     return size
 
 
@@ -793,17 +917,18 @@ def _iter_output(
     sink = _RejectsFile(rejects, store, RejectPolicy(policy), name)
     sink.log = log_rejects
     error: BaseException | None = None
-    counter = _Counting(iter_raw_lines(location, store=store))
     try:
         yield from reader.iter_records(
-            parse_manifest_lines(counter, source=name, blank=blank), on_reject=sink.add
+            parse_manifest_lines(iter_raw_lines(location, store=store), source=name, blank=blank),
+            on_reject=sink.add,
         )
     except BaseException as exc:
         error = exc
         raise
     finally:
         read = out_stats.read
-        read.lines += counter.count
+        # every non-blank line became a record or a reject
+        read.lines += out_stats.objects + out_stats.rejected_total + len(blank)
         read.blank += len(blank)
         read.rejected.update(out_stats.rejected)
         read.accepted += out_stats.objects
@@ -811,24 +936,6 @@ def _iter_output(
             stats.lines, stats.blank = read.lines, read.blank
             stats.accepted, stats.rejected = read.accepted, read.rejected
         sink.close(error if not isinstance(error, GeneratorExit) else None)
-
-
-class _Counting:
-    """Counts the raw lines going by (for ``ReadStats.lines``) without a wrapper generator."""
-
-    __slots__ = ("_it", "count")
-
-    def __init__(self, it: Iterator[bytes]) -> None:
-        self._it = it
-        self.count = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        line = next(self._it)
-        self.count += 1
-        return line
 
 
 def iter_detection_records(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -50,6 +51,8 @@ DETECTION = frozenset({LabelKind.DETECTION})
 CLASSIFICATION = frozenset({LabelKind.CLASSIFICATION, LabelKind.MULTILABEL})
 ANY = DETECTION | CLASSIFICATION
 SplitName = Literal["train", "validation"]
+_blake2b = hashlib.blake2b
+_from_bytes = int.from_bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,7 +136,9 @@ def read_records(
         empty_policy=options.empty_policy or default_empty,
         log_rejects=not first_pass,
     )
-    return records if first_pass else progress(records, desc=desc, unit="obj")
+    if first_pass or not sys.stderr.isatty():
+        return records
+    return progress(records, desc=desc, unit="obj")
 
 
 def classes_of(record: DetectionRecord | ClassificationRecord) -> set[str]:
@@ -160,6 +165,7 @@ class Splitter:
         self.seed = seed
         self.stratify = stratify
         self._plan: np.ndarray[Any, np.dtype[np.bool_]] | None = None
+        self._salt = f"split:{seed}\x00".encode()
         self._index = 0
 
     def plan(self, records: Iterable[DetectionRecord | ClassificationRecord]) -> None:

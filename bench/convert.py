@@ -1,0 +1,236 @@
+"""Benchmark gt-convert against named peers, in one run, each in its own subprocess.
+
+1. ``augmented`` (the API path: read + check + split + write two manifests + channels.json)
+   against raw orjson read+write of the same lines (the floor any Python converter pays).
+   Goal: >= 50% of the raw lines/s, peak RSS < 150 MB.
+2. COCO export of ``--coco-lines`` images: ``gt-convert coco`` against globox (parse the same
+   manifest into a globox AnnotationSet, then ``save_coco``; globox has no GT reader).
+
+Peak RSS is each child's own ``ru_maxrss``. Usage::
+
+    .venv/bin/python bench/convert.py                    # 1,000,000 lines, 100,000 for COCO
+    .venv/bin/python bench/convert.py --lines 100000 --coco-lines 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+ATTR = "boxes"
+CLASSES = ["car", "bike", "truck", "person"]
+
+
+def generate(path: Path, lines: int, seed: int = 7) -> None:
+    """A realistic output manifest: 0-4 boxes per image, ~2% failed, ~3% empty."""
+    rng = random.Random(seed)
+    with path.open("wb") as fh:
+        batch = []
+        for i in range(lines):
+            ref = f"s3://bench-bucket/images/batch{i // 10000:03d}/img_{i:07d}.jpg"
+            r = rng.random()
+            if r < 0.02:
+                line = {
+                    "source-ref": ref,
+                    f"{ATTR}-metadata": {"failure-reason": "ClientError: expired"},
+                }
+            else:
+                n = 0 if r < 0.05 else rng.randint(1, 4)
+                anns = []
+                for _ in range(n):
+                    w, h = rng.randint(10, 200), rng.randint(10, 200)
+                    anns.append(
+                        {
+                            "class_id": rng.randrange(4),
+                            "left": rng.randint(0, 640 - w),
+                            "top": rng.randint(0, 480 - h),
+                            "width": w,
+                            "height": h,
+                        }
+                    )
+                used = sorted({a["class_id"] for a in anns})
+                line = {
+                    "source-ref": ref,
+                    ATTR: {
+                        "image_size": [{"width": 640, "height": 480, "depth": 3}],
+                        "annotations": anns,
+                    },
+                    f"{ATTR}-metadata": {
+                        "objects": [{"confidence": 0.0} for _ in anns],
+                        "class-map": {str(c): CLASSES[c] for c in used},
+                        "type": "groundtruth/object-detection",
+                        "human-annotated": "yes",
+                        "creation-date": "2025-08-18T17:57:40.723894",
+                        "job-name": "labeling-job/bench",
+                    },
+                }
+            batch.append(orjson.dumps(line))
+            if len(batch) == 10000:
+                fh.write(b"\n".join(batch) + b"\n")
+                batch.clear()
+        if batch:
+            fh.write(b"\n".join(batch) + b"\n")
+
+
+# -- children: each prints one JSON line {"seconds": ..., "rss_mb": ...} ------------------
+
+
+def child_raw(src: str, out: str) -> None:
+    loads, dumps = orjson.loads, orjson.dumps
+    t0 = time.perf_counter()
+    with open(src, "rb") as fin, open(out, "wb") as fout:  # noqa: PTH123 - the plain baseline
+        batch = []
+        for raw in fin:
+            batch.append(dumps(loads(raw)))
+            if len(batch) == 4096:
+                fout.write(b"\n".join(batch) + b"\n")
+                batch.clear()
+        if batch:
+            fout.write(b"\n".join(batch) + b"\n")
+    _report(time.perf_counter() - t0)
+
+
+def child_augmented(src: str, out: str) -> None:
+    from gt_toolkit.convert import ConvertOptions, convert_output
+
+    t0 = time.perf_counter()
+    result = convert_output("augmented", src, out, ConvertOptions(rejects=f"{out}/rejects.jsonl"))
+    _report(time.perf_counter() - t0, objects=result.stats.objects)
+
+
+def child_coco(src: str, out: str) -> None:
+    from gt_toolkit.convert import ConvertOptions, convert_output
+
+    t0 = time.perf_counter()
+    result = convert_output("coco", src, out, ConvertOptions())
+    _report(time.perf_counter() - t0, objects=result.stats.objects)
+
+
+def child_globox(src: str, out: str) -> None:
+    from globox import Annotation, AnnotationSet, BoundingBox, BoxFormat
+
+    t0 = time.perf_counter()
+    anns = []
+    with open(src, "rb") as fin:  # noqa: PTH123
+        for raw in fin:
+            line = orjson.loads(raw)
+            label = line.get(ATTR)
+            if label is None:
+                continue
+            names = line[f"{ATTR}-metadata"]["class-map"]
+            size = label["image_size"][0]
+            boxes = [
+                BoundingBox.create(
+                    label=names[str(a["class_id"])],
+                    coords=(a["left"], a["top"], a["width"], a["height"]),
+                    box_format=BoxFormat.LTWH,
+                )
+                for a in label["annotations"]
+            ]
+            anns.append(
+                Annotation(
+                    line["source-ref"].rsplit("/", 1)[1],
+                    image_size=(size["width"], size["height"]),
+                    boxes=boxes,
+                )
+            )
+    t1 = time.perf_counter()
+    AnnotationSet(anns).save_coco(out, auto_ids=True)
+    t2 = time.perf_counter()
+    _report(t2 - t0, objects=len(anns), write_seconds=t2 - t1)
+
+
+def _report(seconds: float, **extra: object) -> None:
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb, **extra}))
+
+
+CHILDREN = {
+    "raw": child_raw,
+    "augmented": child_augmented,
+    "coco": child_coco,
+    "globox": child_globox,
+}
+
+
+def run_child(name: str, src: Path, out: Path) -> dict[str, float]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", name, str(src), str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--coco-lines", type=int, default=100_000)
+    parser.add_argument("--child", nargs=3, metavar=("NAME", "SRC", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        name, src, out = args.child
+        CHILDREN[name](src, out)
+        return
+    with tempfile.TemporaryDirectory(prefix="gt-bench-convert-") as tmp:
+        root = Path(tmp)
+        src = root / "output.manifest"
+        t0 = time.perf_counter()
+        generate(src, args.lines)
+        size_mb = src.stat().st_size / 2**20
+        took = time.perf_counter() - t0
+        print(f"generated {args.lines:,} lines ({size_mb:.0f} MB) in {took:.1f}s")
+        raw = run_child("raw", src, root / "raw.manifest")
+        aug = run_child("augmented", src, root / "aug")
+        raw_rate, aug_rate = args.lines / raw["seconds"], args.lines / aug["seconds"]
+        print("\n## augmented vs raw orjson read+write")
+        print("| run | seconds | lines/s | peak RSS MB |")
+        print("|---|---|---|---|")
+        for label, res, rate in (
+            ("raw orjson loads+dumps", raw, raw_rate),
+            ("gt-convert augmented", aug, aug_rate),
+        ):
+            print(f"| {label} | {res['seconds']:.2f} | {rate:,.0f} | {res['rss_mb']:.0f} |")
+        ratio = aug_rate / raw_rate
+        print(
+            f"ratio augmented/raw = {ratio:.2f} "
+            f"(goal >= 0.50: {'met' if ratio >= 0.5 else 'MISSED'});"
+            f" peak RSS {aug['rss_mb']:.0f} MB (goal < 150: "
+            f"{'met' if aug['rss_mb'] < 150 else 'MISSED'})"
+        )
+
+        coco_src = root / "coco.manifest"
+        generate(coco_src, args.coco_lines, seed=11)
+        ours = run_child("coco", coco_src, root / "coco")
+        glob = run_child("globox", coco_src, root / "globox.json")
+        print(f"\n## COCO export of {args.coco_lines:,} images")
+        print("| run | seconds | peak RSS MB |")
+        print("|---|---|---|")
+        print(
+            f"| gt-convert coco (read+check+write) | {ours['seconds']:.2f} "
+            f"| {ours['rss_mb']:.0f} |"
+        )
+        print(
+            f"| globox (orjson parse + AnnotationSet + save_coco) | {glob['seconds']:.2f} "
+            f"| {glob['rss_mb']:.0f} |"
+        )
+        print(f"| globox save_coco alone | {glob['write_seconds']:.2f} | |")
+        print(
+            f"speed ratio gt-convert/globox = {glob['seconds'] / ours['seconds']:.2f}x "
+            f"(vs save_coco alone: {glob['write_seconds'] / ours['seconds']:.2f}x); "
+            f"RSS ratio = {ours['rss_mb'] / glob['rss_mb']:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
