@@ -17,6 +17,8 @@ from .convert import ConversionResult as ConversionResult
 from .convert import ConvertOptions as ConvertOptions
 from .convert import Target as ConversionTarget
 from .convert import convert_output as convert_output
+from .deploy import DeployedLambdas as DeployedLambdas
+from .deploy import deploy_lambdas as deploy_lambdas
 from .errors import ConsolidationError as ConsolidationError
 from .errors import ConversionError as ConversionError
 from .errors import GtToolkitError as GtToolkitError
@@ -37,6 +39,7 @@ from .label_config import validate_labels as validate_labels
 from .labeling_job import build_labeling_job_request as build_labeling_job_request
 from .labeling_job import create_labeling_job as create_labeling_job
 from .labeling_job import wait_for_labeling_job as wait_for_labeling_job
+from .lambda_package import build_lambda_zip as build_lambda_zip
 from .manifest import ManifestLine as ManifestLine
 from .manifest import ReadStats as ReadStats
 from .manifest import RejectedLine as RejectedLine
@@ -52,6 +55,10 @@ from .output import OutputStats as OutputStats
 from .output import detect_label_attributes as detect_label_attributes
 from .output import iter_classification_records as iter_classification_records
 from .output import iter_detection_records as iter_detection_records
+from .post_annotation import PostAnnotationSettings as PostAnnotationSettings
+from .post_annotation import handle_post_annotation as handle_post_annotation
+from .pre_annotation import PreAnnotationSettings as PreAnnotationSettings
+from .pre_annotation import handle_pre_annotation as handle_pre_annotation
 from .preview import render_liquid as render_liquid
 from .preview import write_preview as write_preview
 from .render import Example as Example
@@ -83,6 +90,7 @@ __all__ = [
     "ConversionResult",
     "ConversionTarget",
     "ConvertOptions",
+    "DeployedLambdas",
     "DetectionRecord",
     "EvaluationResult",
     "Example",
@@ -94,6 +102,8 @@ __all__ = [
     "ManifestLine",
     "NoMatchingObjectsError",
     "OutputStats",
+    "PostAnnotationSettings",
+    "PreAnnotationSettings",
     "ReadStats",
     "RejectPolicy",
     "RejectedLine",
@@ -107,12 +117,16 @@ __all__ = [
     "__version__",
     "build_label_category_config",
     "build_labeling_job_request",
+    "build_lambda_zip",
     "consolidate_boxes",
     "consolidate_image",
     "convert_output",
     "create_labeling_job",
+    "deploy_lambdas",
     "detect_label_attributes",
     "evaluate_detections",
+    "handle_post_annotation",
+    "handle_pre_annotation",
     "iter_classification_records",
     "iter_detection_records",
     "iter_input_records",
