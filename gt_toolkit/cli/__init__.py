@@ -18,7 +18,14 @@ from ..errors import GtToolkitError
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 # One module per family of subcommands; each defines register(subparsers).
-COMMAND_MODULES: tuple[str, ...] = ("manifest", "evaluate", "review", "template", "convert")
+COMMAND_MODULES: tuple[str, ...] = (
+    "manifest",
+    "evaluate",
+    "review",
+    "template",
+    "convert",
+    "consolidate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
