@@ -1,0 +1,154 @@
+"""Decoding endpoint answers: table cases plus Hypothesis properties."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gt_toolkit import ValidationError
+from gt_toolkit.detection import build_detection_label, parse_detection_label
+from gt_toolkit.predictions import decode_classification, decode_detections
+
+
+def test_detection_rows_become_pixel_boxes_best_first() -> None:
+    body = json.dumps(
+        {
+            "prediction": [
+                [1.0, 0.55, 0.1, 0.1, 0.2, 0.3],
+                [0.0, 0.95, 0.5, 0.25, 1.0, 0.75],
+                [0.0, 0.19, 0.0, 0.0, 1.0, 1.0],
+                [-1.0, 1.0, 0.0, 0.0, 1.0, 1.0],
+                [4.0, 0.7, 0.3, 0.3, 0.3, 0.6],  # zero width
+                [2.0, 0.6, 0.9, 0.9, 0.4, 0.8],  # corners swapped
+            ]
+        }
+    ).encode()
+    boxes = decode_detections(
+        body, image_size={"width": 400, "height": 200}, labels=["ball", "bat", "glove"]
+    )
+    assert boxes == [
+        {
+            "label": "ball",
+            "left": 200.0,
+            "top": 50.0,
+            "width": 200.0,
+            "height": 100.0,
+            "confidence": 0.95,
+        },
+        {
+            "label": "glove",
+            "left": pytest.approx(160.0),
+            "top": pytest.approx(160.0),
+            "width": pytest.approx(200.0),
+            "height": pytest.approx(20.0),
+            "confidence": 0.6,
+        },
+        {
+            "label": "bat",
+            "left": pytest.approx(40.0),
+            "top": pytest.approx(20.0),
+            "width": pytest.approx(40.0),
+            "height": pytest.approx(40.0),
+            "confidence": 0.55,
+        },
+    ]
+    assert len(decode_detections(body, image_size=(400, 200), top_k=1)) == 1
+    assert decode_detections(body, image_size=(400, 200), score_threshold=0.9)[0]["label"] == "0"
+    assert decode_detections(body, image_size=(400, 200), labels={1: "bat"})[1]["label"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"<html>500</html>", "not JSON"),
+        (b'{"predictions": []}', 'expected {"prediction"'),
+        (b'{"prediction": [[0, 0.9, 0.1]]}', "prediction[0] is not 6 numbers"),
+        (b'{"prediction": [[0, "high", 0, 0, 1, 1]]}', "prediction[0] holds a non-number"),
+    ],
+    ids=["html", "wrong-key", "short-row", "string-score"],
+)
+def test_bad_detection_bodies(body: bytes, fragment: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        decode_detections(body, image_size=(10, 10))
+    assert fragment in str(info.value)
+
+
+def test_decoded_boxes_feed_the_ground_truth_label_builder() -> None:
+    boxes = decode_detections(
+        {"prediction": [[0.0, 0.9, 0.1, 0.1, 0.6, 0.6]]}, image_size=(100, 100), labels=["ball"]
+    )
+    pair = build_detection_label(
+        "prelabel",
+        boxes,
+        image_size={"width": 100, "height": 100},
+        labels=["ball"],
+        job_name="model",
+    )
+    size, parsed = parse_detection_label(pair["prelabel"], pair["prelabel-metadata"])
+    assert size == {"width": 100, "height": 100}
+    assert [(b.label, b.left, b.top, b.width, b.height, b.confidence) for b in parsed] == [
+        ("ball", 10, 10, 50, 50, 0.9)
+    ]
+
+
+def test_classification_shapes() -> None:
+    scores = decode_classification(b'{"prediction": [0.2, 0.5, 0.3]}', labels=["a", "b", "c"])
+    assert [(s.class_id, s.label, s.probability) for s in scores] == [
+        (1, "b", 0.5),
+        (2, "c", 0.3),
+        (0, "a", 0.2),
+    ]
+    assert [s.label for s in decode_classification([0.9, 0.1], top_k=1)] == ["0"]
+    verbose = {"probabilities": [0.1, 0.9], "labels": ["cat", "dog"], "predicted_label": "dog"}
+    assert decode_classification(verbose)[0].label == "dog"
+    assert decode_classification({"prediction": [[0.3, 0.7]]})[0].class_id == 1
+    for bad in (b"{}", b'{"prediction": []}', b'{"prediction": ["x"]}'):
+        with pytest.raises(ValidationError):
+            decode_classification(bad)
+
+
+row = st.tuples(
+    st.integers(-1, 5).map(float),
+    st.floats(0, 1),
+    st.floats(-0.5, 1.5),
+    st.floats(-0.5, 1.5),
+    st.floats(-0.5, 1.5),
+    st.floats(-0.5, 1.5),
+).map(list)
+
+
+@given(
+    rows=st.lists(row, max_size=30),
+    width=st.integers(1, 4000),
+    height=st.integers(1, 4000),
+    threshold=st.floats(0, 1),
+    top_k=st.one_of(st.none(), st.integers(0, 10)),
+)
+def test_decoded_boxes_are_inside_the_image_sorted_and_above_threshold(
+    rows: list[list[float]], width: int, height: int, threshold: float, top_k: int | None
+) -> None:
+    boxes = decode_detections(
+        {"prediction": rows}, image_size=(width, height), score_threshold=threshold, top_k=top_k
+    )
+    eligible = [r for r in rows if r[0] >= 0 and r[1] >= threshold]
+    assert len(boxes) <= len(eligible)
+    if top_k is not None:
+        assert len(boxes) <= top_k
+    scores = [b["confidence"] for b in boxes]
+    assert scores == sorted(scores, reverse=True)
+    for b in boxes:
+        assert b["confidence"] >= threshold
+        assert b["width"] > 0 and b["height"] > 0
+        assert b["left"] >= -1e-9 and b["left"] + b["width"] <= width + 1e-6
+        assert b["top"] >= -1e-9 and b["top"] + b["height"] <= height + 1e-6
+
+
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=20))
+def test_classification_is_a_permutation_sorted_by_probability(probs: list[float]) -> None:
+    scores = decode_classification({"prediction": probs})
+    assert sorted(s.class_id for s in scores) == list(range(len(probs)))
+    assert [s.probability for s in scores] == sorted(probs, reverse=True)
+    assert all(probs[s.class_id] == s.probability for s in scores)
