@@ -125,6 +125,8 @@ def atomic_output(location: Location, *, store: S3Store | None = None) -> Iterat
         raise StorageError(f"cannot write {text}: {exc.strerror or exc}") from exc
     tmp_path = Path(tmp_name)
     try:
+        # mkstemp makes 0600 files; an output should get the permissions open() would give.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
@@ -133,6 +135,13 @@ def atomic_output(location: Location, *, store: S3Store | None = None) -> Iterat
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it; restore at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(location: Location, data: bytes, *, store: S3Store | None = None) -> None:

@@ -217,7 +217,19 @@ class S3Store:
             if code in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise _translate(exc, f"checking {uri}") from exc
+        except BotoCoreError as exc:  # no credentials, endpoint unreachable, ...
+            raise _translate(exc, f"checking {uri}") from exc
         return True
+
+    def presign(self, uri: str, *, expires_in: int = 3600) -> str:
+        """A presigned GET URL, as Ground Truth's ``grant_read_access`` makes for workers."""
+        bucket, key = parse_s3_uri(uri)
+        return self._call(
+            f"presigning {uri}",
+            lambda: self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
+            ),
+        )
 
     def download_file(self, uri: str, path: str | Path) -> None:
         """Download an object to a local path (parent folders are created)."""

@@ -196,3 +196,14 @@ def test_every_nonblank_line_is_accepted_or_rejected_never_dropped(lines: list[b
     blank: list[int] = []
     items = list(parse_manifest_lines(lines, source="m", blank=blank))
     assert sorted([i.line_no for i in items] + blank) == list(range(1, len(lines) + 1))
+
+
+def test_outputs_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    out = tmp_path / "out.manifest"
+    write_manifest([{"source-ref": "s3://my-bucket/a.jpg"}], out)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask
