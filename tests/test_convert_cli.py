@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gt_toolkit.cli import main
+
+OUTPUTS = Path(__file__).parent / "data" / "outputs"
+CONSOLE = OUTPUTS / "console-job.manifest"
+GT_CONVERT = Path(sys.executable).parent / "gt-convert"
+
+
+def test_augmented_cli_writes_outputs_summary_and_rejects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "aug"
+    code = main(["augmented", str(CONSOLE), "-o", str(out), "--validation-fraction", "0.5"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "label attribute: dogs-and-toys" in err
+    assert "rejects by reason: empty-image: 1, failed-object: 1, invalid-json: 1" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["objects"] == 3
+    assert summary["boxes_per_class"] == {"dog": 3, "toy": 3}
+    assert summary["rejected_by_reason"] == {
+        "empty-image": 1,
+        "failed-object": 1,
+        "invalid-json": 1,
+    }
+    assert summary["rejects_file"] == str(out / "rejects.jsonl")
+    rejects = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
+    assert sorted(r["line"] for r in rejects) == [2, 3, 7]
+    assert (
+        summary["num_training_samples"]["train"] + summary["num_training_samples"]["validation"]
+        == 3
+    )
+
+
+def test_empty_keep_flag_overrides_the_augmented_default(tmp_path: Path) -> None:
+    out = tmp_path / "aug"
+    assert main(["augmented", str(CONSOLE), "-o", str(out), "--empty", "keep"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["objects"] == 4
+    assert summary["empty_images"] == 1
+
+
+def test_coco_cli_to_a_json_file(tmp_path: Path) -> None:
+    out = tmp_path / "ds.json"
+    assert main(["coco", str(CONSOLE), "-o", str(out), "--boxes", "reject"]) == 0
+    doc = json.loads(out.read_text())
+    assert len(doc["images"]) == 3  # img_004 has a box outside the image: rejected
+    summary = json.loads((tmp_path / "ds.json.summary.json").read_text())
+    assert summary["rejected_by_reason"]["box-outside-image"] == 1
+
+
+def test_strict_policy_fails_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["yolo", str(CONSOLE), "-o", str(tmp_path / "y"), "--policy", "strict"])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"gt-convert: ManifestError: {CONSOLE}:3: failed-object: "
+        "'dogs-and-toys' failed: ClientError: Annotation tasks expired before "
+        "workers completed them"
+    ]
+
+
+def test_video_output_is_refused_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["augmented", str(OUTPUTS / "video-tracking.manifest"), "-o", str(tmp_path / "a")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "ConversionError" in err
+    assert "'tracks-ref'" in err
+    assert "SeqLabel.json" in err
+    assert not (tmp_path / "a" / "train.manifest").exists()
+
+
+def test_label_attribute_option_picks_the_older_job(tmp_path: Path) -> None:
+    out = tmp_path / "a"
+    args = ["augmented", str(OUTPUTS / "chained-adjustment.manifest"), "-o", str(out)]
+    assert main([*args, "--label-attribute", "boxes", "--validation-fraction", "0"]) == 0
+    lines = (out / "train.manifest").read_text().splitlines()
+    assert len(lines) == 3
+    assert all('"boxes"' in x and "adjusted-boxes" not in x for x in lines)
+
+
+def test_cli_reads_and_writes_s3(store: Any, bucket: str, moto_endpoint: str) -> None:
+    store.put_bytes(f"s3://{bucket}/job/output.manifest", CONSOLE.read_bytes())
+    code = main(
+        [
+            "coco",
+            f"s3://{bucket}/job/output.manifest",
+            "-o",
+            f"s3://{bucket}/coco/",
+            "--endpoint-url",
+            moto_endpoint,
+            "--region",
+            "us-east-1",
+        ]
+    )
+    assert code == 0
+    doc = json.loads(store.get_bytes(f"s3://{bucket}/coco/annotations.json"))
+    assert len(doc["annotations"]) == 6
+    summary = json.loads(store.get_bytes(f"s3://{bucket}/coco/summary.json"))
+    assert summary["rejected"] == 2
+    rejects = store.get_bytes(f"s3://{bucket}/coco/rejects.jsonl").splitlines()
+    assert len(rejects) == 2
+
+
+def test_installed_gt_convert_runs_a_conversion(tmp_path: Path) -> None:
+    assert GT_CONVERT.exists(), "gt-convert is not installed in the venv"
+    out = tmp_path / "voc"
+    proc = subprocess.run(
+        [str(GT_CONVERT), "voc", str(OUTPUTS / "api-job.manifest"), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "gt-convert voc:" in proc.stderr
+    assert len(list((out / "Annotations").glob("*.xml"))) == 4
