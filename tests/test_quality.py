@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from gt_toolkit.consolidate import consolidate_image
+from gt_toolkit.quality import QualityAccumulator, quality_weights
+from gt_toolkit.simulate import WorkerSkill, simulate_crowd
+
+
+def test_quality_separates_good_from_sloppy_workers() -> None:
+    skills = [
+        WorkerSkill("good1", jitter=0.02, miss_rate=0.0, spurious_rate=0.0, duplicate_rate=0.0),
+        WorkerSkill("good2", jitter=0.02, miss_rate=0.0, spurious_rate=0.0, duplicate_rate=0.0),
+        WorkerSkill("good3", jitter=0.02, miss_rate=0.0, spurious_rate=0.0, duplicate_rate=0.0),
+        WorkerSkill("sloppy", jitter=0.12, miss_rate=0.4, spurious_rate=0.3, loose=0.15),
+    ]
+    acc = QualityAccumulator()
+    for img in simulate_crowd(images=30, boxes_per_image=6, skills=skills, seed=4):
+        result = consolidate_image(img.answers, image_size=img.image_size)
+        acc.add(
+            img.worker_ids,
+            img.answers,
+            result,
+            image_size=img.image_size,
+            time_spent=img.time_spent,
+        )
+    q = {x.worker_id: x for x in acc.result()}
+    assert set(q) == {"good1", "good2", "good3", "sloppy"}
+    for name in ("good1", "good2", "good3"):
+        assert q[name].recall > 0.95 and q[name].precision > 0.95
+        assert q[name].mean_iou > q["sloppy"].mean_iou
+        assert abs(q[name].size_bias) < 0.05
+    assert q["sloppy"].recall < 0.8 and q["sloppy"].precision < q["good1"].precision
+    assert q["sloppy"].size_bias > 0.1  # loose boxes
+    assert q["good1"].images == 30 and q["good1"].mean_time_spent is not None
+    w = quality_weights(acc.result())
+    assert w["sloppy"] < min(w["good1"], w["good2"], w["good3"])
+    assert quality_weights(acc.result(), min_images=100) == dict.fromkeys(q, 1.0)
+
+
+def test_label_agreement_counts_wrong_labels() -> None:
+    a = {"label": "car", "left": 0, "top": 0, "width": 10, "height": 10}
+    b = dict(a, label="bus")
+    answers = [[a], [a], [b]]
+    acc = QualityAccumulator()
+    acc.add(["w1", "w2", "w3"], answers, consolidate_image(answers))  # type: ignore[list-item]
+    q = {x.worker_id: x for x in acc.result()}
+    assert q["w3"].label_agreement == 0.0 and q["w1"].label_agreement == 1.0
+    assert q["w3"].mean_time_spent is None

@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gt_toolkit.boxes import iou_matrix, xyxy_from_gt
+from gt_toolkit.cli import main
+from gt_toolkit.consolidate import ConsolidationSettings
+from gt_toolkit.errors import NoMatchingObjectsError
+from gt_toolkit.reconsolidate import parse_worker_response, reconsolidate
+
+REPO = Path(__file__).resolve().parent.parent
+JOB = REPO / "samples" / "job-output" / "samples-balls"
+TRUTH = REPO / "samples" / "truth.manifest"
+
+
+def truth_boxes() -> list[list[dict[str, Any]]]:
+    out = []
+    for line in TRUTH.read_text().splitlines():
+        rec = json.loads(line)
+        out.append(rec["truth"]["annotations"])
+    return out
+
+
+def recall_against_truth(lines: list[dict[str, Any]], attr: str) -> float:
+    hits = total = 0
+    for rec, truth in zip(lines, truth_boxes(), strict=True):
+        got = rec.get(attr, {}).get("annotations", [])
+        total += len(truth)
+        if got and truth:
+            m = iou_matrix(xyxy_from_gt(truth), xyxy_from_gt(got))
+            hits += int((m.max(axis=1) >= 0.5).sum())
+    return hits / total
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x]
+
+
+def check_output(lines: list[dict[str, Any]], attr: str = "consolidated") -> None:
+    sources = [
+        json.loads(x)["source-ref"]
+        for x in (REPO / "samples" / "input.manifest").read_text().splitlines()
+    ]
+    assert [r["source-ref"] for r in lines] == sources  # every object, in manifest order
+    for rec in lines:
+        meta = rec[f"{attr}-metadata"]
+        assert meta["type"] == "groundtruth/object-detection"
+        assert meta["job-name"] == "labeling-job/samples-balls"
+        assert len(meta["objects"]) == len(rec[attr]["annotations"])
+        assert all(0 <= o["confidence"] <= 1 for o in meta["objects"])
+        assert meta["class-map"] in ({}, {"0": "ball"})
+        assert rec[attr]["image_size"][0]["width"] > 0
+    assert recall_against_truth(lines, attr) >= 0.95
+
+
+def test_local_round_trip_matches_truth(tmp_path: Path) -> None:
+    out = tmp_path / "out.manifest"
+    report = reconsolidate(JOB, out)
+    assert report.objects == 40 and report.consolidated == 40 and report.failed == 0
+    lines = read_lines(out)
+    check_output(lines)
+    quality = json.loads((tmp_path / "out.manifest.worker-quality.json").read_text())
+    assert len(quality) == 5
+    assert all(0.5 < q["recall"] <= 1 and 0.5 < q["mean_iou"] <= 1 for q in quality)
+    assert (tmp_path / "out.manifest.worker-quality.csv").read_text().startswith("worker_id,")
+
+
+def upload(store_client: Any, bucket: str, folder: Path, prefix: str) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            key = f"{prefix}/{path.relative_to(folder).as_posix()}"
+            store_client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+
+
+def test_s3_round_trip_api_and_cli(
+    s3_client: Any,
+    store: Any,
+    bucket: str,
+    moto_endpoint: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    upload(s3_client, bucket, JOB, "jobs/samples-balls")
+    prefix = f"s3://{bucket}/jobs/samples-balls"
+    report = reconsolidate(
+        prefix, f"{prefix}/reconsolidated/out.manifest", store=store, max_workers=4
+    )
+    assert report.consolidated == 40
+    body = s3_client.get_object(
+        Bucket=bucket, Key="jobs/samples-balls/reconsolidated/out.manifest"
+    )["Body"].read()
+    check_output([json.loads(x) for x in body.splitlines()])
+    assert s3_client.head_object(
+        Bucket=bucket, Key="jobs/samples-balls/reconsolidated/out.manifest.worker-quality.csv"
+    )
+
+    local = tmp_path / "cli.manifest"
+    code = main(
+        [
+            "consolidate",
+            prefix,
+            "-o",
+            str(local),
+            "--iou-threshold",
+            "0.5",
+            "--min-support",
+            "3",
+            "--labels",
+            "ball",
+            "--label-attribute",
+            "balls",
+            "--endpoint-url",
+            moto_endpoint,
+            "--region",
+            "us-east-1",
+        ]
+    )
+    assert code == 0
+    assert "40 consolidated" in capsys.readouterr().err
+    check_output(read_lines(local), attr="balls")
+
+
+def test_objects_without_answers_are_kept_with_failure_reason(tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    shutil.rmtree(job / "annotations" / "worker-response" / "iteration-1" / "5")
+    (job / "annotations" / "worker-response" / "iteration-1" / "7" / "bad.json").write_text(
+        "{not json"
+    )
+    bad_only = job / "annotations" / "worker-response" / "iteration-1" / "9"
+    for f in bad_only.iterdir():
+        f.write_text('{"answers": "nope"}')
+    out = tmp_path / "out.manifest"
+    report = reconsolidate(job, out)
+    lines = read_lines(out)
+    assert len(lines) == 40 and report.failed == 2
+    assert "consolidated" not in lines[5]
+    assert "no worker answers" in lines[5]["consolidated-metadata"]["failure-reason"]
+    assert "answers" in lines[9]["consolidated-metadata"]["failure-reason"]
+    assert lines[7]["consolidated"]["annotations"]  # the good file still counts
+
+
+def test_min_support_and_threshold_change_the_result(tmp_path: Path) -> None:
+    strict = reconsolidate(
+        JOB, tmp_path / "a.manifest", settings=ConsolidationSettings(min_support=5)
+    )
+    loose = reconsolidate(
+        JOB, tmp_path / "b.manifest", settings=ConsolidationSettings(min_support=1)
+    )
+    assert strict.boxes < loose.boxes
+
+
+def test_per_worker_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "answers"
+    folder.mkdir()
+    per_worker: dict[str, list[str]] = {}
+    for obj in sorted(
+        (JOB / "annotations" / "worker-response" / "iteration-1").iterdir(),
+        key=lambda p: int(p.name),
+    ):
+        for f in obj.iterdir():
+            for answer in json.loads(f.read_text())["answers"]:
+                line: dict[str, Any]
+                if int(obj.name) % 2:
+                    line = {"datasetObjectId": obj.name, "answerContent": answer["answerContent"]}
+                else:  # the plain shape, matched by source-ref
+                    src = json.loads(
+                        (REPO / "samples" / "input.manifest")
+                        .read_text()
+                        .splitlines()[int(obj.name)]
+                    )
+                    inner = answer["answerContent"]["boundingBox"]
+                    line = {
+                        "source-ref": src["source-ref"],
+                        "boundingBoxes": inner["boundingBoxes"],
+                        "inputImageProperties": inner["inputImageProperties"],
+                    }
+                per_worker.setdefault(answer["workerId"], []).append(json.dumps(line))
+    for worker, lines in per_worker.items():
+        (folder / f"{worker}.jsonl").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.manifest"
+    report = reconsolidate(JOB, out, answers_folder=folder)
+    assert report.consolidated == 40
+    check_output(read_lines(out))
+    assert reconsolidate(JOB, tmp_path / "gt.manifest").boxes == report.boxes
+
+
+def test_wrong_prefix_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(NoMatchingObjectsError):
+        reconsolidate(tmp_path, tmp_path / "o.manifest")
+    assert main(["consolidate", str(tmp_path), "-o", str(tmp_path / "o.manifest")]) == 1
+    assert "NoMatchingObjectsError" in capsys.readouterr().err
+    assert not (tmp_path / "o.manifest").exists()
+
+
+def test_parse_worker_response_string_content_and_errors() -> None:
+    doc = {
+        "answers": [
+            {"workerId": "w", "answerContent": json.dumps({"boundingBox": {"boundingBoxes": None}})}
+        ]
+    }
+    assert parse_worker_response(doc)[0].worker_id == "w"
+    with pytest.raises(Exception, match="answers"):
+        parse_worker_response({"x": 1})
