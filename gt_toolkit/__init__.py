@@ -39,7 +39,6 @@ from .label_config import validate_labels as validate_labels
 from .labeling_job import build_labeling_job_request as build_labeling_job_request
 from .labeling_job import create_labeling_job as create_labeling_job
 from .labeling_job import wait_for_labeling_job as wait_for_labeling_job
-from .lambda_package import build_lambda_zip as build_lambda_zip
 from .manifest import ManifestLine as ManifestLine
 from .manifest import ReadStats as ReadStats
 from .manifest import RejectedLine as RejectedLine
@@ -117,7 +116,6 @@ __all__ = [
     "__version__",
     "build_label_category_config",
     "build_labeling_job_request",
-    "build_lambda_zip",
     "consolidate_boxes",
     "consolidate_image",
     "convert_output",

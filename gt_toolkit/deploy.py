@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import StorageError, ValidationError
-from .lambda_package import HANDLERS
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -248,6 +247,9 @@ def deploy_lambdas(
         ValidationError: a name that Lambda refuses or that the Ground Truth execution
             policy could not invoke; a zip too big to upload directly.
     """
+    # Imported here so `python -m gt_toolkit.lambda_package` does not find it pre-imported.
+    from .lambda_package import HANDLERS
+
     pre_name = f"{name_prefix}-SageMaker-pre-annotation"
     post_name = f"{name_prefix}-SageMaker-post-annotation"
     role = role_name or f"{name_prefix}-SageMaker-lambda-role"
