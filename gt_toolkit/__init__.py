@@ -19,6 +19,12 @@ from .convert import Target as ConversionTarget
 from .convert import convert_output as convert_output
 from .deploy import DeployedLambdas as DeployedLambdas
 from .deploy import deploy_lambdas as deploy_lambdas
+from .endpoints import Deployment as Deployment
+from .endpoints import delete_deployment as delete_deployment
+from .endpoints import deploy_training_job as deploy_training_job
+from .endpoints import invoke_classifier as invoke_classifier
+from .endpoints import invoke_detector as invoke_detector
+from .endpoints import wait_for_endpoint as wait_for_endpoint
 from .errors import ConsolidationError as ConsolidationError
 from .errors import ConversionError as ConversionError
 from .errors import GtToolkitError as GtToolkitError
@@ -58,8 +64,15 @@ from .post_annotation import PostAnnotationSettings as PostAnnotationSettings
 from .post_annotation import handle_post_annotation as handle_post_annotation
 from .pre_annotation import PreAnnotationSettings as PreAnnotationSettings
 from .pre_annotation import handle_pre_annotation as handle_pre_annotation
+from .predictions import decode_classification as decode_classification
+from .predictions import decode_detections as decode_detections
+from .preflight import PreflightReport as PreflightReport
+from .preflight import preflight_channels as preflight_channels
+from .preflight import preflight_training_request as preflight_training_request
 from .preview import render_liquid as render_liquid
 from .preview import write_preview as write_preview
+from .regions import algorithm_image_uri as algorithm_image_uri
+from .regions import builtin_lambda_arns as builtin_lambda_arns
 from .render import Example as Example
 from .render import render_bounding_box_template as render_bounding_box_template
 from .render import render_image_classifier_template as render_image_classifier_template
@@ -70,8 +83,18 @@ from .s3 import make_s3_client as make_s3_client
 from .s3 import parse_s3_uri as parse_s3_uri
 from .sampling import sample_items as sample_items
 from .sampling import split_name as split_name
+from .service_validation import validate_request as validate_request
 from .template_lint import LintFinding as LintFinding
 from .template_lint import lint_template as lint_template
+from .training import (
+    build_image_classification_training_request as build_image_classification_training_request,
+)
+from .training import (
+    build_object_detection_training_request as build_object_detection_training_request,
+)
+from .training import load_channel_facts as load_channel_facts
+from .tuning import best_training_job as best_training_job
+from .tuning import build_tuning_request as build_tuning_request
 
 try:
     __version__ = version("gt-toolkit")
@@ -90,6 +113,7 @@ __all__ = [
     "ConversionTarget",
     "ConvertOptions",
     "DeployedLambdas",
+    "Deployment",
     "DetectionRecord",
     "EvaluationResult",
     "Example",
@@ -103,6 +127,7 @@ __all__ = [
     "OutputStats",
     "PostAnnotationSettings",
     "PreAnnotationSettings",
+    "PreflightReport",
     "ReadStats",
     "RejectPolicy",
     "RejectedLine",
@@ -114,25 +139,40 @@ __all__ = [
     "TemplateError",
     "ValidationError",
     "__version__",
+    "algorithm_image_uri",
+    "best_training_job",
+    "build_image_classification_training_request",
     "build_label_category_config",
     "build_labeling_job_request",
+    "build_object_detection_training_request",
+    "build_tuning_request",
+    "builtin_lambda_arns",
     "consolidate_boxes",
     "consolidate_image",
     "convert_output",
     "create_labeling_job",
+    "decode_classification",
+    "decode_detections",
+    "delete_deployment",
     "deploy_lambdas",
+    "deploy_training_job",
     "detect_label_attributes",
     "evaluate_detections",
     "handle_post_annotation",
     "handle_pre_annotation",
+    "invoke_classifier",
+    "invoke_detector",
     "iter_classification_records",
     "iter_detection_records",
     "iter_input_records",
     "lint_template",
+    "load_channel_facts",
     "make_s3_client",
     "parse_bounding_box_answer",
     "parse_manifest_lines",
     "parse_s3_uri",
+    "preflight_channels",
+    "preflight_training_request",
     "read_detection_set",
     "read_manifest",
     "render_bounding_box_template",
@@ -141,6 +181,8 @@ __all__ = [
     "sample_items",
     "split_name",
     "validate_labels",
+    "validate_request",
+    "wait_for_endpoint",
     "wait_for_labeling_job",
     "write_input_manifest",
     "write_manifest",

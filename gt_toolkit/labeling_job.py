@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from .errors import GtToolkitError, S3UriError, ValidationError
 from .files import join_location
@@ -41,6 +41,7 @@ __all__ = [
     "PII_CLASSIFIER",
     "LabelingJobFailedError",
     "LabelingProgress",
+    "LambdaArns",
     "WaitTimeoutError",
     "Workforce",
     "build_labeling_job_request",
@@ -53,6 +54,21 @@ __all__ = [
 ]
 
 Workforce = Literal["public", "private", "vendor"]
+
+
+class LambdaArns(Protocol):
+    """Our deployed pre/post-annotation Lambdas (``gt_toolkit.deploy.DeployedLambdas``)."""
+
+    @property
+    def pre_annotation_arn(self) -> str:
+        """The ``PreHumanTaskLambdaArn``."""
+        ...
+
+    @property
+    def post_annotation_arn(self) -> str:
+        """The ``AnnotationConsolidationLambdaArn``."""
+        ...
+
 
 PII_CLASSIFIER: Final = "FreeOfPersonallyIdentifiableInformation"
 ADULT_CLASSIFIER: Final = "FreeOfAdultContent"
@@ -187,6 +203,7 @@ def build_labeling_job_request(
     content_classifiers: Sequence[str] = (),
     pre_annotation_lambda_arn: str | None = None,
     consolidation_lambda_arn: str | None = None,
+    lambdas: LambdaArns | None = None,
     source_label_attribute: str | None = None,
     output_kms_key_id: str | None = None,
     tags: Mapping[str, str] | None = None,
@@ -195,8 +212,8 @@ def build_labeling_job_request(
     """The kwargs for ``sagemaker.create_labeling_job(**request)``, fully validated.
 
     Lambdas default to AWS's built-in ``PRE-<task_type>`` / ``ACS-<task_type>`` for ``region``;
-    pass our own ARNs (e.g. from the deploy API) to override either one. The template and the
-    label file default to :func:`default_config_uris`.
+    pass ``lambdas=deploy_lambdas(...)`` (or the two ARNs) to use ours instead. The template and
+    the label file default to :func:`default_config_uris`.
 
     Args:
         label_attribute: the output key; defaults to ``job_name`` (as the console does).
@@ -239,6 +256,9 @@ def build_labeling_job_request(
             ui_config["UiTemplateS3Uri"] = template_uri or default_template
 
     pre_arn, acs_arn = pre_annotation_lambda_arn, consolidation_lambda_arn
+    if lambdas is not None:
+        pre_arn = pre_arn if pre_arn is not None else lambdas.pre_annotation_arn
+        acs_arn = acs_arn if acs_arn is not None else lambdas.post_annotation_arn
     if pre_arn is None or acs_arn is None:
         try:
             builtin_pre, builtin_acs = builtin_lambda_arns(region, task_type)

@@ -162,6 +162,21 @@ def test_our_lambdas_replace_the_builtins() -> None:
     assert human["AnnotationConsolidationConfig"]["AnnotationConsolidationLambdaArn"] == OUR_ACS
 
 
+def test_deploy_api_result_plugs_in() -> None:
+    from gt_toolkit.deploy import DeployedLambdas
+
+    deployed = DeployedLambdas(
+        pre_annotation_arn=OUR_PRE,
+        post_annotation_arn=OUR_ACS,
+        role_arn="arn:aws:iam::123456789012:role/gt-toolkit-lambda",
+    )
+    request = build_labeling_job_request(**base_args(lambdas=deployed))
+    assert_valid_for_service("CreateLabelingJob", request)
+    human = request["HumanTaskConfig"]
+    assert human["PreHumanTaskLambdaArn"] == OUR_PRE
+    assert human["AnnotationConsolidationConfig"]["AnnotationConsolidationLambdaArn"] == OUR_ACS
+
+
 def test_vendor_and_classification_defaults() -> None:
     vendor = "arn:aws:sagemaker:eu-west-1:123456789012:workteam/vendor-crowd/acme"
     request = build_labeling_job_request(
