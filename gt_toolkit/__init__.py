@@ -60,6 +60,8 @@ from .output import OutputStats as OutputStats
 from .output import detect_label_attributes as detect_label_attributes
 from .output import iter_classification_records as iter_classification_records
 from .output import iter_detection_records as iter_detection_records
+from .polygons import PolygonConsolidation as PolygonConsolidation
+from .polygons import consolidate_polygons as consolidate_polygons
 from .post_annotation import PostAnnotationSettings as PostAnnotationSettings
 from .post_annotation import handle_post_annotation as handle_post_annotation
 from .pre_annotation import PreAnnotationSettings as PreAnnotationSettings
@@ -71,6 +73,11 @@ from .preflight import preflight_channels as preflight_channels
 from .preflight import preflight_training_request as preflight_training_request
 from .preview import render_liquid as render_liquid
 from .preview import write_preview as write_preview
+from .quality import QualityAccumulator as QualityAccumulator
+from .quality import WorkerQuality as WorkerQuality
+from .quality import quality_weights as quality_weights
+from .reconsolidate import ReconsolidationReport as ReconsolidationReport
+from .reconsolidate import reconsolidate as reconsolidate
 from .regions import algorithm_image_uri as algorithm_image_uri
 from .regions import builtin_lambda_arns as builtin_lambda_arns
 from .render import Example as Example
@@ -125,10 +132,13 @@ __all__ = [
     "ManifestLine",
     "NoMatchingObjectsError",
     "OutputStats",
+    "PolygonConsolidation",
     "PostAnnotationSettings",
     "PreAnnotationSettings",
     "PreflightReport",
+    "QualityAccumulator",
     "ReadStats",
+    "ReconsolidationReport",
     "RejectPolicy",
     "RejectedLine",
     "ReviewSummary",
@@ -138,6 +148,7 @@ __all__ = [
     "StorageError",
     "TemplateError",
     "ValidationError",
+    "WorkerQuality",
     "__version__",
     "algorithm_image_uri",
     "best_training_job",
@@ -149,6 +160,7 @@ __all__ = [
     "builtin_lambda_arns",
     "consolidate_boxes",
     "consolidate_image",
+    "consolidate_polygons",
     "convert_output",
     "create_labeling_job",
     "decode_classification",
@@ -173,8 +185,10 @@ __all__ = [
     "parse_s3_uri",
     "preflight_channels",
     "preflight_training_request",
+    "quality_weights",
     "read_detection_set",
     "read_manifest",
+    "reconsolidate",
     "render_bounding_box_template",
     "render_image_classifier_template",
     "render_liquid",
