@@ -551,10 +551,10 @@ class OutputReader:
             self._unlabeled(data, attr)
             raise AssertionError("unreachable")  # _unlabeled always raises
         source_ref = data.get("source-ref")
-        if not isinstance(source_ref, str):
+        if source_ref.__class__ is not str:
             raise _Reject(OutputRejectReason.NO_SOURCE_REF, "no 'source-ref': not an image object")
         meta = data.get(attr + _META)
-        if not isinstance(meta, dict):
+        if meta.__class__ is not dict:
             meta = {}
         if self._kind is LabelKind.DETECTION:
             return self._detection(line.line_no, data, source_ref, attr, value, meta)

@@ -105,6 +105,7 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
         atomic_output(val_loc, store=options.store) as fv,
     ):
         sinks = {"train": _Sink(ft), "validation": _Sink(fv)}
+        batches = {name: sink.batch for name, sink in sinks.items()}
         for rec in read_records(
             source, options, kinds=ANY, stats=stats, default_empty=EmptyPolicy.REJECT
         ):
@@ -112,7 +113,10 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
             line: dict[str, Any] = {"source-ref": rec.source_ref, attr: rec.label}
             if meta_on:
                 line[attr + "-metadata"] = _metadata(rec)
-            sinks[splitter(rec)].add(dumps(line))
+            batch = batches[splitter(rec)]
+            batch.append(dumps(line))
+            if len(batch) >= 4096:
+                sinks["train" if batch is batches["train"] else "validation"].flush()
         for sink in sinks.values():
             sink.flush()
     if len(stats.class_map):
