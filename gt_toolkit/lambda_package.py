@@ -407,6 +407,7 @@ def build_lambda_zip(
             with zipfile.ZipFile(tmp_name, "w") as zf:
                 for path, arcname in entries:
                     _add(zf, path, arcname)
+            Path(tmp_name).chmod(0o644)  # mkstemp makes it 0600
             Path(tmp_name).replace(target)
         finally:
             Path(tmp_name).unlink(missing_ok=True)
