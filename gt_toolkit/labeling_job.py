@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
+import orjson
+
 from .errors import GtToolkitError, S3UriError, ValidationError
 from .files import join_location
 from .label_config import TASK_TYPES, build_label_category_config, validate_labels
@@ -615,8 +617,6 @@ def create_labeling_job(
         body = template.encode("utf-8") if isinstance(template, str) else template
         store.put_bytes(template_uri, body, content_type="text/html")
     if isinstance(label_uri, str):
-        import orjson
-
         store.put_bytes(label_uri, orjson.dumps(config), content_type="application/json")
     response = sagemaker.create_labeling_job(**request)
     return response["LabelingJobArn"]
