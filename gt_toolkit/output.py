@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import operator
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -459,7 +460,7 @@ def _as_class_id(value: object) -> int:
 
 
 _COORDS = ("left", "top", "width", "height")
-_ID_STR = [str(i) for i in range(256)]
+_BOX_FIELDS = operator.itemgetter("class_id", *_COORDS)
 
 
 class OutputReader:
@@ -612,14 +613,11 @@ class OutputReader:
         width_px, height_px = (size["width"], size["height"]) if size is not None else (big, big)
         for i, ann in enumerate(source_annotations):
             # Fast path: integer fields, inside the image (what Ground Truth writes).
-            if ann.__class__ is dict:
-                cid, x, y, w, h = (
-                    ann.get("class_id"),
-                    ann.get("left"),
-                    ann.get("top"),
-                    ann.get("width"),
-                    ann.get("height"),
-                )
+            if ann.__class__ is dict and len(ann) >= 5:
+                try:
+                    cid, x, y, w, h = _BOX_FIELDS(ann)
+                except KeyError:
+                    cid = None
                 if (
                     cid.__class__ is int
                     and x.__class__ is int

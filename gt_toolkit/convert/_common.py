@@ -34,7 +34,7 @@ from ..output import (
 )
 from ..progress import progress
 from ..s3 import S3Store, is_s3_uri, parse_s3_uri
-from ..sampling import hash_unit, split_name
+from ..sampling import hash_unit
 
 __all__ = [
     "CLASSIFICATION",
@@ -198,7 +198,9 @@ class Splitter:
     def __call__(self, record: DetectionRecord | ClassificationRecord) -> SplitName:
         """The split of the next record (records must come in the planned order)."""
         if self._plan is None:
-            return split_name(record.source_ref, seed=self.seed, validation_fraction=self.fraction)
+            # split_name's rule, inlined (it is per line): blake2b(salt, key) as a unit float.
+            digest = _blake2b(self._salt + record.source_ref.encode(), digest_size=8).digest()
+            return "validation" if _from_bytes(digest, "big") / 2**64 < self.fraction else "train"
         i = self._index
         self._index += 1
         if i >= len(self._plan):
