@@ -1,0 +1,121 @@
+"""`make demo` runs in CI: the same entry point, outputs checked for content."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gt_toolkit.demo import main
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Run the whole demo once (its own moto server) and keep what it printed."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("demo")
+    before = dict(os.environ)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["--out", str(out)])
+    assert code == 0, printed.getvalue()
+    # The demo restores the environment it borrowed for its local AWS.
+    assert {k: v for k, v in os.environ.items() if k.startswith("AWS_")} == {
+        k: v for k, v in before.items() if k.startswith("AWS_")
+    }
+    return out, printed.getvalue()
+
+
+def test_prints_every_step_with_its_output(demo_out: tuple[Path, str]) -> None:
+    out, text = demo_out
+    assert "moto server on http://127.0.0.1:" in text
+    assert text.count("     -> ") == 13
+    assert "gt-toolkit demo: 13 steps" in text
+    assert str(out / "review" / "report.html") in text
+
+
+def test_manifest_and_sample(demo_out: tuple[Path, str]) -> None:
+    out, _ = demo_out
+    everything = _lines(out / "all.manifest")
+    sample = _lines(out / "sample.manifest")
+    assert len(everything) == 40 and len(sample) == 8  # round(20% of 40)
+    assert all(x in everything for x in sample)
+    chosen = json.loads((out / "sample.manifest.sample.json").read_text())
+    assert [everything[n - 1] for n in chosen["lines"]] == sample
+
+
+def test_template_and_preview(demo_out: tuple[Path, str]) -> None:
+    out, _ = demo_out
+    template = (out / "template.liquid.html").read_text()
+    assert "<crowd-bounding-box" in template and "grant_read_access" in template
+    assert template.count("data:image/") >= 3  # one good and two bad examples
+    preview = (out / "template.preview.html").read_text()
+    assert "{{" not in preview  # the Liquid was rendered
+    assert "data:image/jpeg" in preview or "data:image/png" in preview
+
+
+def test_labeling_request_uses_the_deployed_lambdas(demo_out: tuple[Path, str]) -> None:
+    out, _ = demo_out
+    request = json.loads((out / "labeling_job_request.json").read_text())
+    task = request["HumanTaskConfig"]
+    assert task["PreHumanTaskLambdaArn"].endswith("SageMaker-pre-annotation")
+    consolidation = task["AnnotationConsolidationConfig"]["AnnotationConsolidationLambdaArn"]
+    assert consolidation.endswith("SageMaker-post-annotation")
+    assert task["NumberOfHumanWorkersPerDataObject"] == 5
+    assert request["LabelAttributeName"] == "balls"
+
+
+def test_output_manifest_is_consolidated_and_accurate(demo_out: tuple[Path, str]) -> None:
+    out, _ = demo_out
+    lines = _lines(out / "output.manifest")
+    assert [x["source-ref"] for x in lines] == [
+        x["source-ref"] for x in _lines(out / "sample.manifest")
+    ]
+    for line in lines:
+        meta = line["balls-metadata"]
+        assert meta["type"] == "groundtruth/object-detection"
+        assert len(meta["objects"]) == len(line["balls"]["annotations"])
+        assert all(0 <= o["confidence"] <= 1 for o in meta["objects"])
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    # Five simulated workers of ordinary skill: consolidation should find every ball.
+    assert evaluation["recall"] >= 0.9
+    assert evaluation["map50"] >= 0.9
+
+
+def test_channels_and_training_requests_agree(demo_out: tuple[Path, str]) -> None:
+    out, _ = demo_out
+    channels = json.loads((out / "channels.json").read_text())
+    training = json.loads((out / "training_request.json").read_text())
+    tuning = json.loads((out / "tuning_request.json").read_text())
+    hp = training["HyperParameters"]
+    assert int(hp["num_training_samples"]) == channels["num_training_samples"]["train"]
+    assert sum(channels["num_training_samples"].values()) == 8
+    assert hp["num_classes"] == "1"
+    names = [c["DataSource"]["S3DataSource"]["AttributeNames"] for c in training["InputDataConfig"]]
+    assert names == [["source-ref", "balls"], ["source-ref", "balls"]]
+    assert (
+        tuning["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
+        == "validation:mAP"
+    )
+
+
+def test_review_report(demo_out: tuple[Path, str]) -> None:
+    out, _ = demo_out
+    report = (out / "review" / "report.html").read_text()
+    assert report.count("<img") >= 8
+    review = json.loads((out / "review" / "review.json").read_text())
+    assert review["images"] == 8 and len(review["pictures"]) == 8
+    assert not review["missing_images"]
+    assert len(review["quality"]) == 5  # one row per simulated worker
+    agreement = [score for _, score in review["lowest"]]
+    assert agreement == sorted(agreement)
+    assert (out / "review" / "contact_sheet.png").stat().st_size > 10_000
