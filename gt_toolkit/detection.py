@@ -64,7 +64,8 @@ def build_detection_label(
     """
     ids = class_ids_for(labels, [b["label"] for b in boxes])
     label: DetectionLabel = {
-        "image_size": [image_size] if image_size is not None else [],
+        # Ground Truth always writes a depth; workers' inputImageProperties carry none.
+        "image_size": [{"depth": 3, **image_size}] if image_size is not None else [],
         "annotations": [
             {
                 "class_id": ids[b["label"]],

@@ -76,7 +76,7 @@ def test_one_worker(store: S3Store, bucket: str) -> None:
     label, meta = content_of(entry)
     box = worker_boxes(payload[0])[0][0]
     assert label == {
-        "image_size": [{"width": 640, "height": 480}],
+        "image_size": [{"width": 640, "height": 480, "depth": 3}],
         "annotations": [{"class_id": 0, **{k: box[k] for k in ("left", "top", "width", "height")}}],
     }
     assert meta == {
