@@ -9,7 +9,8 @@ peak RSS is its own:
 - ``gt-toolkit``: ``read_manifest`` (UTF-8/JSON/schema validation, rejects routing) and
   ``write_manifest`` (atomic), i.e. what ``gt-convert`` does per line.
 
-Prints lines/s (best of ``--repeat`` runs), peak RSS and our ratio to orjson. Goal: >= 60% of orjson, peak RSS < 150 MB.
+Prints lines/s (best of ``--repeat`` runs), peak RSS and our ratio to orjson.
+Goal: >= 60% of orjson, peak RSS < 150 MB.
 
     python bench/manifest_throughput.py [--lines 1000000]
 """
@@ -115,7 +116,7 @@ def main() -> None:
             )
             results[name] = json.loads(out.stdout)
     base = results["orjson"]["lines"] / results["orjson"]["seconds"]
-    print(f"\n| reader+writer | lines/s | peak RSS (MB) | vs orjson |")
+    print("\n| reader+writer | lines/s | peak RSS (MB) | vs orjson |")
     print("|---|---:|---:|---:|")
     for name, r in results.items():
         rate = r["lines"] / r["seconds"]

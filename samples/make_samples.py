@@ -48,9 +48,13 @@ def _image(rng: random.Random, width: int, height: int) -> tuple[Image.Image, li
         else:
             continue
         colour = (rng.randrange(150, 256), rng.randrange(0, 90), rng.randrange(0, 90))
-        draw.ellipse([left, top, left + size - 1, top + size - 1], fill=colour, outline=(40, 20, 20))
+        draw.ellipse(
+            [left, top, left + size - 1, top + size - 1], fill=colour, outline=(40, 20, 20)
+        )
         shine = size // 4
-        draw.ellipse([left + shine, top + shine, left + 2 * shine, top + 2 * shine], fill=(255, 230, 220))
+        draw.ellipse(
+            [left + shine, top + shine, left + 2 * shine, top + 2 * shine], fill=(255, 230, 220)
+        )
         boxes.append(box)
     return img, boxes
 

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, SAMPLES, seed_objects
+
 from gt_toolkit.cli import main
 from gt_toolkit.s3 import S3Store
 
@@ -32,8 +32,16 @@ def test_manifest_from_s3_prefix_to_s3(
 
 def test_manifest_from_folder(tmp_path: Path) -> None:
     out = tmp_path / "input.manifest"
-    code = main(["manifest", str(SAMPLES / "images"), "-o", str(out),
-                 "--s3-prefix", "s3://gt-toolkit-demo/images/"])
+    code = main(
+        [
+            "manifest",
+            str(SAMPLES / "images"),
+            "-o",
+            str(out),
+            "--s3-prefix",
+            "s3://gt-toolkit-demo/images/",
+        ]
+    )
     assert code == 0
     assert out.read_text() == (SAMPLES / "input.manifest").read_text().replace(", ", ",").replace(
         ": ", ":"
@@ -43,8 +51,16 @@ def test_manifest_from_folder(tmp_path: Path) -> None:
 def test_missing_bucket_is_one_line_and_exit_1(
     moto_endpoint: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["manifest", "s3://no-such-bucket-zz/", "-o", str(tmp_path / "m"),
-                 "--endpoint-url", moto_endpoint])
+    code = main(
+        [
+            "manifest",
+            "s3://no-such-bucket-zz/",
+            "-o",
+            str(tmp_path / "m"),
+            "--endpoint-url",
+            moto_endpoint,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1 and "StorageError" in err and "bucket does not exist" in err
@@ -53,8 +69,21 @@ def test_missing_bucket_is_one_line_and_exit_1(
 
 def test_sample_by_percent_records_the_choice(tmp_path: Path) -> None:
     out = tmp_path / "sample.manifest"
-    assert main(["sample", str(SAMPLES / "input.manifest"), "-o", str(out),
-                 "--percent", "20", "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(SAMPLES / "input.manifest"),
+                "-o",
+                str(out),
+                "--percent",
+                "20",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     sample = _lines(out)
     everything = _lines(SAMPLES / "input.manifest")
     assert len(sample) == 8  # round(0.2 * 40)
@@ -62,12 +91,27 @@ def test_sample_by_percent_records_the_choice(tmp_path: Path) -> None:
     assert record["total"] == 40 and record["selected"] == 8 and record["seed"] == 3
     assert [everything[n - 1] for n in record["lines"]] == sample
     again = tmp_path / "again.manifest"
-    assert main(["sample", str(SAMPLES / "input.manifest"), "-o", str(again),
-                 "--percent", "20", "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(SAMPLES / "input.manifest"),
+                "-o",
+                str(again),
+                "--percent",
+                "20",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert again.read_text() == out.read_text()
 
 
-def test_sample_by_count_collects_rejects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sample_by_count_collects_rejects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "in.manifest"
     good = [json.dumps({"source-ref": f"s3://my-bucket/{i}.jpg"}) for i in range(10)]
     src.write_text("\n".join([*good[:5], "{broken", *good[5:]]) + "\n")
@@ -85,16 +129,30 @@ def test_sample_strict_policy_fails_on_bad_line(
 ) -> None:
     src = tmp_path / "in.manifest"
     src.write_text('{"source-ref": "s3://my-bucket/1.jpg"}\n[1]\n')
-    code = main(["sample", str(src), "-o", str(tmp_path / "o"), "--count", "1",
-                 "--policy", "strict"])
+    code = main(
+        ["sample", str(src), "-o", str(tmp_path / "o"), "--count", "1", "--policy", "strict"]
+    )
     assert code == 1
     assert f"{src}:2: not-an-object" in capsys.readouterr().err
 
 
 def test_split_writes_both_sides(tmp_path: Path) -> None:
     out = tmp_path / "split"
-    assert main(["split", str(SAMPLES / "input.manifest"), "-o", str(out),
-                 "--validation-percent", "25", "--seed", "1"]) == 0
+    assert (
+        main(
+            [
+                "split",
+                str(SAMPLES / "input.manifest"),
+                "-o",
+                str(out),
+                "--validation-percent",
+                "25",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     train, val = _lines(out / "train.manifest"), _lines(out / "validation.manifest")
     assert len(train) + len(val) == 40 and 0 < len(val) < 20
     assert not {json.dumps(x) for x in train} & {json.dumps(x) for x in val}
@@ -110,7 +168,8 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
 
 def test_installed_console_script_runs() -> None:
     exe = Path(sys.executable).parent / "gt-convert"
-    result = subprocess.run([str(exe), "--help"], capture_output=True, text=True, cwd=REPO,
-                            check=False)
+    result = subprocess.run(
+        [str(exe), "--help"], capture_output=True, text=True, cwd=REPO, check=False
+    )
     assert result.returncode == 0
     assert "manifest" in result.stdout and "sample" in result.stdout

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import seed_objects
+
 from gt_toolkit import NoMatchingObjectsError, StorageError, iter_input_records
 from gt_toolkit.inputs import iter_folder_keys, write_input_manifest
 from gt_toolkit.s3 import S3Store, make_s3_client
@@ -29,9 +29,7 @@ def test_small_pages_stream_every_key(store: S3Store, bucket: str) -> None:
     assert listed == keys
 
 
-def test_extension_filter_is_case_insensitive_and_configurable(
-    store: S3Store, bucket: str
-) -> None:
+def test_extension_filter_is_case_insensitive_and_configurable(store: S3Store, bucket: str) -> None:
     seed_objects(bucket, ["a/1.JPG", "a/2.jpeg", "a/3.Png", "a/4.gif", "a/sub/5.jpg", "a/6.txt"])
     default = [r["source-ref"] for r in iter_input_records(f"s3://{bucket}/a/", store=store)]
     assert default == [f"s3://{bucket}/a/{k}" for k in ["1.JPG", "2.jpeg", "3.Png", "sub/5.jpg"]]

@@ -30,18 +30,25 @@ BAD_LINES = [
     pytest.param(b'["s3://my-bucket/a.jpg"]', RejectReason.NOT_OBJECT, id="array"),
     pytest.param(b'"just a string"', RejectReason.NOT_OBJECT, id="string"),
     pytest.param(b'{"image": "s3://my-bucket/a.jpg"}', RejectReason.NO_SOURCE, id="no-source"),
-    pytest.param(b'{"source-ref": "https://my-bucket.s3.amazonaws.com/a.jpg"}',
-                 RejectReason.BAD_SOURCE_REF, id="https-ref"),
+    pytest.param(
+        b'{"source-ref": "https://my-bucket.s3.amazonaws.com/a.jpg"}',
+        RejectReason.BAD_SOURCE_REF,
+        id="https-ref",
+    ),
     pytest.param(b'{"source-ref": "s3://my-bucket/"}', RejectReason.BAD_SOURCE_REF, id="no-key"),
     pytest.param(b'{"source-ref": "s3://B/a.jpg"}', RejectReason.BAD_SOURCE_REF, id="bad-bucket"),
     pytest.param(b'{"source-ref": 7}', RejectReason.BAD_SOURCE_REF, id="ref-not-string"),
     pytest.param(b'{"source": 7}', RejectReason.BAD_SOURCE, id="source-not-string"),
-    pytest.param(b'{"source-ref": "s3://my-bucket/a.jpg", "$x": 1}',
-                 RejectReason.DOLLAR_ATTRIBUTE, id="dollar"),
+    pytest.param(
+        b'{"source-ref": "s3://my-bucket/a.jpg", "$x": 1}',
+        RejectReason.DOLLAR_ATTRIBUTE,
+        id="dollar",
+    ),
     pytest.param(b"\xef\xbb\xbf" + GOOD, RejectReason.BOM, id="bom"),
     pytest.param(b'{"source": "caf\xe9"}', RejectReason.INVALID_UTF8, id="latin1"),
-    pytest.param(b'{"source": "' + b"x" * MAX_LINE_CHARS + b'"}', RejectReason.TOO_LONG,
-                 id="too-long"),
+    pytest.param(
+        b'{"source": "' + b"x" * MAX_LINE_CHARS + b'"}', RejectReason.TOO_LONG, id="too-long"
+    ),
 ]
 
 
@@ -167,8 +174,9 @@ def test_s3_write_uploads_nothing_on_failure(store: S3Store, bucket: str) -> Non
 keys = st.text(min_size=1, max_size=12).filter(lambda k: not k.startswith("$"))
 values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 bucket_names = st.from_regex(r"[a-z0-9][a-z0-9\-]{1,20}[a-z0-9]", fullmatch=True)
@@ -178,8 +186,9 @@ object_keys = st.text(min_size=1, max_size=30).filter(lambda k: "\n" not in k)
 @given(
     bucket=bucket_names,
     key=object_keys,
-    extra=st.dictionaries(keys.filter(lambda k: k not in ("source-ref", "source")), values,
-                          max_size=5),
+    extra=st.dictionaries(
+        keys.filter(lambda k: k not in ("source-ref", "source")), values, max_size=5
+    ),
 )
 def test_accepted_lines_round_trip(bucket: str, key: str, extra: dict[str, Any]) -> None:
     record = {"source-ref": f"s3://{bucket}/{key}", **extra}
