@@ -18,37 +18,21 @@ import orjson
 from ..files import Location, atomic_output, write_json
 from ..output import DetectionRecord, EmptyPolicy, OutputStats
 from ..s3 import is_s3_uri
+from ..training import (
+    DEFAULT_OD_LABEL_WIDTH,
+    MULTI_LABEL_CONTENT_TYPE,
+    RECORDIO_CONTENT_TYPE,
+    augmented_manifest_channel,
+    min_label_width,
+)
 from ._common import ANY, ConversionResult, ConvertOptions, Splitter, out_path, read_records
 
 __all__ = ["build_channel", "label_width_for", "to_augmented"]
 
-DEFAULT_LABEL_WIDTH = 350
-
-
-def label_width_for(max_boxes: int) -> int:
-    """The smallest ``label_width`` built-in object detection accepts: 2 + 5 × boxes."""
-    return 2 + 5 * max_boxes
-
-
-def build_channel(
-    name: str, uri: str, attribute: str, *, content_type: str = "application/x-recordio"
-) -> dict[str, Any]:
-    """One ``InputDataConfig`` entry for an augmented manifest (image first, label second)."""
-    return {
-        "ChannelName": name,
-        "DataSource": {
-            "S3DataSource": {
-                "S3DataType": "AugmentedManifestFile",
-                "S3Uri": uri,
-                "S3DataDistributionType": "FullyReplicated",
-                "AttributeNames": ["source-ref", attribute],
-            }
-        },
-        "ContentType": content_type,
-        "RecordWrapperType": "RecordIO",
-        "CompressionType": "None",
-        "InputMode": "Pipe",
-    }
+# The channel and ``label_width`` rules live with the training request builders, which read
+# the channels.json this target writes; the old names stay as aliases.
+build_channel = augmented_manifest_channel
+label_width_for = min_label_width
 
 
 class _Sink:
@@ -125,9 +109,7 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
     attr = stats.attribute or (options.label_attribute or "")
     detection = stats.label_type == "groundtruth/object-detection"
     multi = stats.label_type == "groundtruth/image-classification-multilabel"
-    content_type = (
-        "application/x-recordio; label-format=class-id" if multi else "application/x-recordio"
-    )
+    content_type = MULTI_LABEL_CONTENT_TYPE if multi else RECORDIO_CONTENT_TYPE
     base = options.channel_prefix or (os.fspath(out) if is_s3_uri(os.fspath(out)) else None)
     uri = {
         name: (out_path(base, f"{name}.manifest") if base else out_path(out, f"{name}.manifest"))
@@ -143,7 +125,8 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
         "label_attribute": attr,
         "attribute_names": ["source-ref", attr],
         "InputDataConfig": [
-            build_channel(name, uri[name], attr, content_type=content_type) for name in counts
+            augmented_manifest_channel(name, uri[name], attr, content_type=content_type)
+            for name in counts
         ],
         "num_training_samples": counts,
         "num_classes": num_classes,
@@ -151,8 +134,8 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
         "hyperparameters": hyper,
     }
     if detection:
-        need = label_width_for(stats.max_boxes)
-        hyper["label_width"] = str(max(DEFAULT_LABEL_WIDTH, need))
+        need = min_label_width(stats.max_boxes)
+        hyper["label_width"] = str(max(DEFAULT_OD_LABEL_WIDTH, need))
         facts["label_width_required"] = need
         facts["max_boxes_per_image"] = stats.max_boxes
     if multi:
