@@ -23,6 +23,7 @@ __all__ = [
     "gt_from_xyxy",
     "iou_matrix",
     "iou_pairs",
+    "overlap_pairs",
     "xyxy_from_gt",
 ]
 
@@ -131,59 +132,89 @@ def iou_pairs(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
 def candidate_pairs(xyxy: FloatArray) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """All index pairs ``i < j`` whose boxes overlap with positive area.
 
-    Small sets use every pair. Larger sets hash boxes into a uniform grid whose cell is the
-    median box size, so only boxes sharing a cell are compared; a pair is reported once, in
-    the cell holding the top-left corner of its intersection. This keeps consolidation
-    near-linear for hundreds of small boxes, where an ``(N, N)`` matrix (or an x-sweep on a
-    tall image) would dominate the run time.
+    Works on the columns (see :func:`overlap_pairs`), so it stays near-linear for
+    hundreds of small boxes, where an ``(N, N)`` matrix would dominate the run time.
     """
-    n = len(xyxy)
-    empty = np.zeros(0, dtype=np.intp)
+    arr = as_xyxy(xyxy)
+    x1, y1, x2, y2 = (np.ascontiguousarray(arr[:, k]) for k in range(4))
+    return overlap_pairs(x1, y1, x2, y2)
+
+
+_EMPTY_PAIRS = np.zeros(0, dtype=np.intp)
+
+
+def overlap_pairs(
+    x1: FloatArray, y1: FloatArray, x2: FloatArray, y2: FloatArray
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """All index pairs ``i < j`` of boxes (given as columns) that overlap with positive area.
+
+    Small sets compare every pair. Larger sets use a band sweep: boxes are cut into
+    horizontal bands one "ordinary" box high and sorted by band, then left edge, so the
+    partners of a box are two contiguous ranges of that order (its own band to the right,
+    the next band within one box width), found with ``searchsorted`` for all boxes at
+    once. Boxes much larger than the median are few and are compared with every box.
+    Only numpy calls over whole arrays, no per-box Python: about 20 calls per image.
+    """
+    n = len(x1)
     if n < 2:
-        return empty, empty
-    x1, y1, x2, y2 = (np.ascontiguousarray(xyxy[:, k]) for k in range(4))
-    if n <= 48:
+        return _EMPTY_PAIRS, _EMPTY_PAIRS
+    if n <= 40:
         lo, hi = np.triu_indices(n, 1)
-    else:
-        lo, hi = _grid_pairs(x1, y1, x2, y2)
+        return _exact(x1, y1, x2, y2, lo, hi)
+    w, h = x2 - x1, y2 - y1
+    half = n // 2
+    mw = float(np.partition(w, half)[half])
+    mh = float(np.partition(h, half)[half])
+    big = (w > 2.5 * mw) | (h > 2.5 * mh) | (w <= 0) | (h <= 0)
+    small = np.flatnonzero(~big)
+    if len(small) < 2 or mw <= 0 or mh <= 0:
+        lo, hi = np.triu_indices(n, 1)
+        return _exact(x1, y1, x2, y2, lo, hi)
+    sx1, sy1, sx2 = x1[small], y1[small], x2[small]
+    band_h = float(h[small].max())
+    max_w = float(w[small].max())
+    xmin = float(sx1.min())
+    span = float(sx2.max()) - xmin + 2.0 * max_w + 2.0
+    eps = 1e-9 * span
+    band = np.floor((sy1 - float(sy1.min())) / band_h)
+    key = band * span + (sx1 - xmin)
+    order = np.argsort(key, kind="stable")
+    key, band, sx1, sx2 = key[order], band[order], sx1[order], sx2[order]
+    m = len(key)
+    pos = np.arange(m)
+    # same band: boxes after p that start left of p's right edge; next band: boxes that
+    # start within one box width left of p's left edge up to p's right edge.
+    same_end = np.searchsorted(key, band * span + (sx2 - xmin) + eps, side="right")
+    next_base = (band + 1.0) * span - xmin
+    next_start = np.searchsorted(key, next_base + sx1 - max_w - eps, side="right")
+    next_end = np.searchsorted(key, next_base + sx2 + eps, side="right")
+    starts = np.concatenate([pos + 1, next_start])
+    count = np.maximum(np.concatenate([same_end, next_end]) - starts, 0)
+    owner = np.repeat(np.concatenate([pos, pos]), count)
+    partner = np.arange(len(owner)) + np.repeat(starts - (np.cumsum(count) - count), count)
+    sorted_index = small[order]
+    lo, hi = sorted_index[owner], sorted_index[partner]
+    bigs = np.flatnonzero(big)
+    if len(bigs):
+        b_lo = np.repeat(bigs, n)
+        b_hi = np.tile(np.arange(n), len(bigs))
+        keep = (b_hi != b_lo) & (~big[b_hi] | (b_hi > b_lo))
+        lo = np.concatenate([lo, b_lo[keep]])
+        hi = np.concatenate([hi, b_hi[keep]])
+    lo, hi = _exact(x1, y1, x2, y2, lo, hi)
+    return np.minimum(lo, hi), np.maximum(lo, hi)
+
+
+def _exact(
+    x1: FloatArray,
+    y1: FloatArray,
+    x2: FloatArray,
+    y2: FloatArray,
+    lo: npt.NDArray[np.intp],
+    hi: npt.NDArray[np.intp],
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Keep the candidate pairs whose boxes really overlap with positive area."""
     keep = (np.minimum(x2[lo], x2[hi]) > np.maximum(x1[lo], x1[hi])) & (
         np.minimum(y2[lo], y2[hi]) > np.maximum(y1[lo], y1[hi])
     )
     return lo[keep].astype(np.intp), hi[keep].astype(np.intp)
-
-
-def _expand(counts: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """For each ``k``, ``counts[k]`` entries: (owner ``k``, local index ``0..counts[k]-1``)."""
-    owner = np.repeat(np.arange(len(counts)), counts)
-    local = np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
-    return owner, local
-
-
-def _grid_pairs(
-    x1: FloatArray, y1: FloatArray, x2: FloatArray, y2: FloatArray
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    n = len(x1)
-    cell = max(float(np.median(np.concatenate([x2 - x1, y2 - y1]))) * 1.5, 1e-6)
-    cx0, cy0 = (x1 // cell).astype(np.int64), (y1 // cell).astype(np.int64)
-    nx = (x2 // cell).astype(np.int64) - cx0 + 1
-    per_box = nx * ((y2 // cell).astype(np.int64) - cy0 + 1)
-    if int(per_box.sum()) > 64 * n:  # a few huge boxes: every pair is cheaper
-        lo, hi = np.triu_indices(n, 1)
-        return lo.astype(np.int64), hi.astype(np.int64)
-    box, local = _expand(per_box)
-    row = int(cx0.min()), int(cy0.min())
-    width = int((cx0 + nx).max()) - row[0] + 1
-    bx = nx[box]
-    cx = cx0[box] + local % bx
-    cy = cy0[box] + local // bx
-    key = (cy - row[1]) * width + (cx - row[0])
-    order = np.argsort(key)
-    key, box = key[order], box[order]
-    first, offset = _expand(np.searchsorted(key, key, side="right") - np.arange(len(key)) - 1)
-    second = first + 1 + offset
-    i, j = box[first], box[second]
-    # Report each pair only in the cell of its intersection's top-left corner.
-    own_key = (np.maximum(cy0[i], cy0[j]) - row[1]) * width + (np.maximum(cx0[i], cx0[j]) - row[0])
-    own = key[first] == own_key
-    i, j = i[own], j[own]
-    return np.minimum(i, j), np.maximum(i, j)

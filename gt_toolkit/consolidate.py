@@ -14,17 +14,28 @@ Algorithm (pure, deterministic):
 2. **Canonical order.** Boxes are sorted by coordinates, label and a worker rank derived from
    each worker's own sorted boxes, never by input position, so any permutation of workers or
    of boxes gives the same result.
-3. **Cluster by geometry.** Candidate pairs of boxes from *different* workers with IoU >=
-   ``iou_threshold`` are found with an x-sweep (near-linear), sorted by IoU (ties by
-   canonical order), and merged greedily, agglomerative style, under two constraints: the
-   two clusters share no worker, and every cross pair reaches the threshold (complete
-   linkage, so clusters do not chain across neighbouring objects).
+3. **Cluster by geometry.** Overlapping pairs come from a band sweep (near-linear); pairs
+   of boxes from *different* workers with IoU >= ``iou_threshold`` are linked. A connected
+   component of links is one cluster when it is a clique of distinct workers, or when,
+   after each worker keeps only its box nearest the component's mean box, every kept box
+   reaches the threshold with the kept boxes' mean and the extra boxes are at most a fifth
+   of the kept ones (each extra box, a worker's second box on the object or a stray one,
+   becomes a singleton). Other components are merged greedily by descending IoU (ties by
+   canonical order): two clusters merge when every cross pair is linked or their mean
+   boxes reach the threshold, and they share no worker or fewer workers than the smaller
+   one has members (each shared worker then keeps its box nearer the merged mean box).
+   A cluster never holds two boxes of one worker, and a duplicate drawer cannot split
+   the other workers' cluster in two.
 4. **Vote the label** inside each cluster (weighted by worker weight): a worker who picked the
    wrong label still helps place the box. Ties go to the label listed first in ``labels``,
    else the alphabetically first.
 5. **Keep** clusters drawn by at least ``min_support`` workers (default: a strict majority of
    the workers who answered, 1 when one worker answered; capped at the number who answered).
-6. **Fuse** the member edges by (weighted) mean or median.
+6. **Fuse** the member edges by (weighted) mean or median, and **score** (see
+   :func:`consolidate_image` for the confidence formula).
+
+Speed: all per-box work is whole-array numpy (about a hundred calls per image) except the
+greedy merge, which only sees the few components that are not coherent.
 """
 
 from __future__ import annotations
@@ -33,12 +44,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from operator import itemgetter
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from .boxes import FloatArray, candidate_pairs, clip_xyxy, iou_pairs
+from .boxes import FloatArray, overlap_pairs
 from .errors import ConsolidationError
 from .types import ConsolidatedBox, ImageSize, WorkerBox
 
@@ -151,17 +163,38 @@ def default_min_support(workers: int) -> int:
 
 
 IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
+
+_GET_COORDS = itemgetter(*_COORDS)
+_GET_LABEL = itemgetter("label")
+_BELOW = DropReason.BELOW_MIN_SUPPORT.value
 
 
 @dataclass(slots=True)
 class _Clean:
-    """The valid boxes of an image in canonical order, as parallel arrays."""
+    """The valid boxes of an image in canonical order, as parallel column arrays."""
 
-    xyxy: FloatArray  # (M, 4)
+    x1: FloatArray
+    y1: FloatArray
+    x2: FloatArray
+    y2: FloatArray
     code: IntArray  # label code: index into the label priority order
     worker: IntArray  # input worker index
     box: IntArray  # input box index
-    pairs: tuple[IntArray, IntArray] | None = None  # overlapping pairs, see candidate_pairs
+    lo: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))  # overlapping
+    hi: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))  # pairs lo < hi
+    iou: FloatArray = field(default_factory=lambda: np.zeros(0))  # their IoU
+
+    def take(self, keep: IntArray | BoolArray) -> _Clean:
+        return _Clean(
+            self.x1[keep],
+            self.y1[keep],
+            self.x2[keep],
+            self.y2[keep],
+            self.code[keep],
+            self.worker[keep],
+            self.box[keep],
+        )
 
 
 def _drop(
@@ -193,6 +226,60 @@ def _gather_slow(boxes: Sequence[Any]) -> tuple[FloatArray, list[Any], dict[int,
     return np.array(rows, dtype=np.float64).reshape(-1, 4), names, malformed
 
 
+def _gather(
+    answers: Sequence[Sequence[Any]],
+) -> tuple[FloatArray, list[Any], IntArray, IntArray, dict[int, str]]:
+    """Every worker's boxes as one ``(M, 4)`` xywh array, labels, worker and box indices.
+
+    Fast path: one ``itemgetter`` map over all boxes and one array build (per-box Python
+    work is the main cost at a few hundred boxes). Anything unusual (a missing key, a
+    non-object box, a non-numeric coordinate) falls back to the worker-by-worker reading,
+    which records malformed boxes by global position.
+    """
+    counts = [len(a) for a in answers]
+    flat = [b for a in answers for b in a]
+    malformed: dict[int, str] = {}
+    try:
+        names: list[Any] = list(map(_GET_LABEL, flat))
+        xywh = np.array(list(map(_GET_COORDS, flat)), dtype=np.float64).reshape(-1, 4)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        parts: list[FloatArray] = []
+        names = []
+        for boxes in answers:
+            try:
+                arr = np.array(
+                    [(b["left"], b["top"], b["width"], b["height"]) for b in boxes],
+                    dtype=np.float64,
+                ).reshape(-1, 4)
+                labs = [b.get("label") for b in boxes]
+            except (KeyError, TypeError, ValueError, AttributeError):
+                arr, labs, bad = _gather_slow(boxes)
+                malformed.update({len(names) + b: d for b, d in bad.items()})
+            parts.append(arr)
+            names.extend(labs)
+        xywh = np.concatenate(parts) if parts else np.zeros((0, 4))
+    sizes = np.asarray(counts, dtype=np.intp)
+    worker = np.repeat(np.arange(len(counts), dtype=np.intp), sizes)
+    box = np.arange(len(worker), dtype=np.intp) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return xywh, names, worker, box, malformed
+
+
+def _label_ok(names: list[Any], known: frozenset[str] | None) -> BoolArray | None:
+    """Per-box "label is usable" mask, or ``None`` when every label is (the common case)."""
+
+    def ok(x: Any) -> bool:
+        return isinstance(x, str) and x != "" and (known is None or x in known)
+
+    try:
+        distinct: set[Any] | None = set(names)
+    except TypeError:  # an unhashable label: check box by box
+        distinct = None
+    if distinct is not None and all(ok(x) for x in distinct):
+        return None
+    mask: BoolArray = np.fromiter(map(ok, names), dtype=np.bool_, count=len(names))
+    return mask
+
+
 def _clean(
     answers: Sequence[Sequence[Any]],
     labels: Sequence[str] | None,
@@ -205,88 +292,103 @@ def _clean(
 
     Returns the valid boxes and the label priority order their ``code`` indexes: the
     ``labels`` order first, then other names alphabetically (this order breaks vote ties).
+    Also finds the overlapping pairs and their IoU once, for duplicates and clustering.
     """
-    parts: list[FloatArray] = []
-    names: list[Any] = []
-    worker_of: list[int] = []
-    box_of: list[int] = []
-    malformed: dict[int, str] = {}
-    for w, boxes in enumerate(answers):
-        try:
-            arr = np.array(
-                [(b["left"], b["top"], b["width"], b["height"]) for b in boxes],
-                dtype=np.float64,
-            ).reshape(-1, 4)
-            labs = [b.get("label") for b in boxes]
-        except (KeyError, TypeError, ValueError, AttributeError):
-            arr, labs, bad = _gather_slow(boxes)
-            malformed.update({len(names) + b: d for b, d in bad.items()})
-        parts.append(arr)
-        names.extend(labs)
-        worker_of.extend([w] * len(labs))
-        box_of.extend(range(len(labs)))
-    if not names:
-        empty = np.zeros(0, dtype=np.intp)
-        return _Clean(np.zeros((0, 4)), empty, empty, empty), []
-    xywh = np.concatenate(parts)
-    xyxy = xywh.copy()
-    xyxy[:, 2:] += xyxy[:, :2]
+    xywh, names, worker_of, box_of, malformed = _gather(answers)
+    x1, y1, w, h = (np.ascontiguousarray(xywh[:, k]) for k in range(4))
+    x2, y2 = x1 + w, y1 + h
     known = frozenset(labels) if labels is not None else None
-    label_ok = np.array(
-        [isinstance(x, str) and x != "" and (known is None or x in known) for x in names]
-    )
-    finite = np.asarray(np.isfinite(xywh).all(axis=1), dtype=bool)
-    positive: npt.NDArray[np.bool_] = (xywh[:, 2] > 0) & (xywh[:, 3] > 0)
-    inside: npt.NDArray[np.bool_] = np.ones(len(names), dtype=bool)
+    label_ok = _label_ok(names, known)
+    finite: BoolArray = np.asarray(np.isfinite(xywh).all(axis=1), dtype=np.bool_)
+    positive: BoolArray = (w > 0) & (h > 0)
+    ok = finite & positive
     if image_size is not None:
         iw, ih = float(image_size["width"]), float(image_size["height"])
-        with np.errstate(invalid="ignore"):
-            inside = (xyxy[:, 0] >= 0) & (xyxy[:, 1] >= 0) & (xyxy[:, 2] <= iw) & (xyxy[:, 3] <= ih)
         if settings.clip:
-            xyxy = clip_xyxy(np.nan_to_num(xyxy), iw, ih)
-            inside = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-    ok = label_ok & finite & positive & inside
-    for g in np.flatnonzero(~ok).tolist():
-        w, b = worker_of[g], box_of[g]
-        name = names[g]
-        if g in malformed:
-            _drop(dropped, w, b, DropReason.MALFORMED, malformed[g])
-        elif not isinstance(name, str) or not name:
-            _drop(dropped, w, b, DropReason.MISSING_LABEL, f"label {name!r}")
-        elif not label_ok[g]:
-            _drop(dropped, w, b, DropReason.UNKNOWN_LABEL, f"label {name!r} not in the label list")
-        elif not finite[g]:
-            _drop(dropped, w, b, DropReason.NON_FINITE, "NaN or infinite coordinate")
-        elif not positive[g]:
-            size = f"{xywh[g, 2]:g} x {xywh[g, 3]:g}"
-            _drop(dropped, w, b, DropReason.NON_POSITIVE_SIZE, f"size {size}")
+            x1, x2 = (np.clip(np.nan_to_num(v), 0.0, iw) for v in (x1, x2))
+            y1, y2 = (np.clip(np.nan_to_num(v), 0.0, ih) for v in (y1, y2))
+            inside = (x2 > x1) & (y2 > y1)
         else:
-            detail = "entirely outside the image" if settings.clip else "crosses the image border"
-            _drop(dropped, w, b, DropReason.OUTSIDE_IMAGE, detail)
-    keep = np.flatnonzero(ok)
-    xyxy = xyxy[keep]
-    worker = np.asarray(worker_of, dtype=np.intp)[keep]
-    box = np.asarray(box_of, dtype=np.intp)[keep]
-    kept_names = [names[g] for g in keep.tolist()]
-    listed = [x for x in dict.fromkeys(labels or ()) if x in set(kept_names)]
-    priority = listed + sorted(set(kept_names) - set(listed))
+            with np.errstate(invalid="ignore"):
+                inside = (x1 >= 0) & (y1 >= 0) & (x2 <= iw) & (y2 <= ih)
+        ok &= inside
+    if label_ok is not None:
+        ok &= label_ok
+    if malformed:
+        ok[list(malformed)] = False
+    if not ok.all():
+        for g in np.flatnonzero(~ok).tolist():
+            wk, b = int(worker_of[g]), int(box_of[g])
+            name = names[g]
+            if g in malformed:
+                _drop(dropped, wk, b, DropReason.MALFORMED, malformed[g])
+            elif not isinstance(name, str) or not name:
+                _drop(dropped, wk, b, DropReason.MISSING_LABEL, f"label {name!r}")
+            elif label_ok is not None and not label_ok[g]:
+                _drop(
+                    dropped,
+                    wk,
+                    b,
+                    DropReason.UNKNOWN_LABEL,
+                    f"label {name!r} not in the label list",
+                )
+            elif not finite[g]:
+                _drop(dropped, wk, b, DropReason.NON_FINITE, "NaN or infinite coordinate")
+            elif not positive[g]:
+                size = f"{xywh[g, 2]:g} x {xywh[g, 3]:g}"
+                _drop(dropped, wk, b, DropReason.NON_POSITIVE_SIZE, f"size {size}")
+            else:
+                detail = (
+                    "entirely outside the image" if settings.clip else "crosses the image border"
+                )
+                _drop(dropped, wk, b, DropReason.OUTSIDE_IMAGE, detail)
+        keep = np.flatnonzero(ok)
+        x1, y1, x2, y2 = x1[keep], y1[keep], x2[keep], y2[keep]
+        worker_of, box_of = worker_of[keep], box_of[keep]
+        names = [names[g] for g in keep.tolist()]
+    present = set(names)
+    listed = [x for x in dict.fromkeys(labels or ()) if x in present]
+    priority = listed + sorted(present - set(listed))
     code_of = {name: i for i, name in enumerate(priority)}
-    code = np.array([code_of[x] for x in kept_names], dtype=np.intp)
+    code = np.fromiter(map(code_of.__getitem__, names), dtype=np.intp, count=len(names))
     # Canonical order: by geometry and label name, then by a worker rank computed from the
     # worker's own boxes and weight (never from input position), then by box index. The
     # rank only matters between identical boxes of different workers, so it is computed
     # only when there are such ties.
-    alpha = {name: i for i, name in enumerate(sorted(priority))}
-    name_key = np.array([alpha[x] for x in kept_names], dtype=np.intp)
-    order = np.lexsort((box, name_key, xyxy[:, 3], xyxy[:, 2], xyxy[:, 1], xyxy[:, 0]))
-    rows = np.column_stack([xyxy[order], name_key[order]])
-    if len(rows) > 1 and (rows[1:] == rows[:-1]).all(axis=1).any():
-        rank = _worker_rank(len(answers), worker, xyxy, name_key, weights)
-        order = np.lexsort(
-            (box, rank[worker], name_key, xyxy[:, 3], xyxy[:, 2], xyxy[:, 1], xyxy[:, 0])
+    alpha = np.empty(len(priority), dtype=np.intp)
+    alpha[np.argsort(np.array(priority, dtype=object), kind="stable")] = np.arange(len(priority))
+    name_key = alpha[code]
+    order = np.lexsort((box_of, name_key, y2, x2, y1, x1))
+    if len(order) > 1:
+        s = order
+        tie = (
+            (x1[s[1:]] == x1[s[:-1]])
+            & (y1[s[1:]] == y1[s[:-1]])
+            & (x2[s[1:]] == x2[s[:-1]])
+            & (y2[s[1:]] == y2[s[:-1]])
+            & (name_key[s[1:]] == name_key[s[:-1]])
         )
-    clean = _Clean(xyxy[order], code[order], worker[order], box[order])
+        if tie.any():
+            xyxy = np.column_stack([x1, y1, x2, y2])
+            rank = _worker_rank(len(answers), worker_of, xyxy, name_key, weights)
+            order = np.lexsort((box_of, rank[worker_of], name_key, y2, x2, y1, x1))
+    clean = _Clean(
+        x1[order], y1[order], x2[order], y2[order], code[order], worker_of[order], box_of[order]
+    )
+    _find_pairs(clean)
     return _drop_duplicates(clean, settings, dropped), priority
+
+
+def _find_pairs(clean: _Clean) -> None:
+    """Overlapping pairs ``lo < hi`` (canonical indices) and their IoU, once per image."""
+    lo, hi = overlap_pairs(clean.x1, clean.y1, clean.x2, clean.y2)
+    x1, y1, x2, y2 = clean.x1, clean.y1, clean.x2, clean.y2
+    inter = (np.minimum(x2[lo], x2[hi]) - np.maximum(x1[lo], x1[hi])) * (
+        np.minimum(y2[lo], y2[hi]) - np.maximum(y1[lo], y1[hi])
+    )
+    area = (x2 - x1) * (y2 - y1)
+    clean.lo, clean.hi = lo, hi
+    clean.iou = np.minimum(inter / (area[lo] + area[hi] - inter), 1.0)
 
 
 def _worker_rank(
@@ -311,18 +413,13 @@ def _worker_rank(
 def _drop_duplicates(
     clean: _Clean, settings: ConsolidationSettings, dropped: list[dict[str, Any]]
 ) -> _Clean:
-    """Remove later (canonical order) same-label boxes of one worker that repeat an earlier one.
-
-    Also computes the overlapping pairs once for the clustering step (``clean.pairs``).
-    """
-    lo, hi = candidate_pairs(clean.xyxy)
-    clean.pairs = (lo, hi)
-    same = (clean.worker[lo] == clean.worker[hi]) & (clean.code[lo] == clean.code[hi])
-    lo, hi = lo[same], hi[same]
-    if len(lo) == 0:
-        return clean
-    iou = iou_pairs(clean.xyxy[lo], clean.xyxy[hi])
-    hit = iou >= settings.duplicate_iou
+    """Remove later (canonical order) same-label boxes of one worker that repeat an earlier one."""
+    lo, hi, iou = clean.lo, clean.hi, clean.iou
+    hit = (
+        (iou >= settings.duplicate_iou)
+        & (clean.worker[lo] == clean.worker[hi])
+        & (clean.code[lo] == clean.code[hi])
+    )
     if not hit.any():
         return clean
     removed: set[int] = set()
@@ -340,9 +437,9 @@ def _drop_duplicates(
     keep = np.ones(len(clean.code), dtype=bool)
     keep[list(removed)] = False
     new_index = np.cumsum(keep) - 1
-    both = keep[clean.pairs[0]] & keep[clean.pairs[1]]
-    out = _Clean(clean.xyxy[keep], clean.code[keep], clean.worker[keep], clean.box[keep])
-    out.pairs = (new_index[clean.pairs[0][both]], new_index[clean.pairs[1][both]])
+    both = keep[lo] & keep[hi]
+    out = clean.take(keep)
+    out.lo, out.hi, out.iou = new_index[lo[both]], new_index[hi[both]], iou[both]
     return out
 
 
@@ -360,60 +457,155 @@ def _components(n: int, lo: IntArray, hi: IntArray) -> IntArray:
         comp = new
 
 
-def _cluster(clean: _Clean, threshold: float) -> tuple[IntArray, IntArray, IntArray, FloatArray]:
-    """Cluster boxes of different workers: complete linkage, one box per worker per cluster.
+def _box_iou(a: list[float], b: list[float]) -> float:
+    """IoU of two xyxy boxes given as lists (plain Python: one pair at a time)."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
-    Returns a cluster id per box and the linked pairs (``lo < hi``, canonical indices) with
-    their IoU. Fast path: a connected component of the IoU >= threshold graph that is a
-    clique of distinct workers is one cluster, exactly what the greedy merge would build;
-    only the other components go through the greedy merge (pairs by descending IoU, then
-    canonical order; merge when the clusters share no worker and every cross pair is linked).
+
+def _cluster(clean: _Clean, threshold: float) -> tuple[IntArray, IntArray, IntArray, FloatArray]:
+    """Cluster boxes of different workers: one box per worker per cluster.
+
+    Returns a cluster id per box and the linked pairs (``lo < hi``, canonical indices,
+    IoU >= threshold, different workers) with their IoU.
+
+    Fast path: a connected component of the IoU >= threshold graph that is a clique of
+    distinct workers is one cluster (every rule below would build exactly that). Other
+    components go through a greedy merge of linked pairs by descending IoU (ties by
+    canonical order). Two clusters merge when every cross pair is linked (complete
+    linkage) or their mean boxes reach the threshold (centroid linkage, which tolerates
+    one jittery or loose member); and either they share no worker, or the shared workers
+    are fewer than the smaller cluster's members. Then each shared worker keeps the box
+    nearer the merged mean box and the other box leaves as a singleton: a worker who
+    drew two boxes on one object must not split the other workers' cluster in two.
     """
     n = len(clean.code)
-    lo, hi = clean.pairs if clean.pairs is not None else candidate_pairs(clean.xyxy)
-    cross = clean.worker[lo] != clean.worker[hi]
-    lo, hi = lo[cross], hi[cross]
-    iou = iou_pairs(clean.xyxy[lo], clean.xyxy[hi])
-    linked = iou >= threshold
+    lo, hi, iou = clean.lo, clean.hi, clean.iou
+    linked = (iou >= threshold) & (clean.worker[lo] != clean.worker[hi])
     lo, hi, iou = lo[linked], hi[linked], iou[linked]
     order = np.lexsort((hi, lo, -iou))
     lo, hi, iou = lo[order], hi[order], iou[order]
     comp = _components(n, lo, hi)
     size = np.bincount(comp, minlength=n)
     workers = int(clean.worker.max()) + 1 if n else 1
-    distinct = np.bincount(np.unique(comp * workers + clean.worker) // workers, minlength=n)
+    key = np.sort(comp * workers + clean.worker)
+    repeated = np.bincount(key[1:][key[1:] == key[:-1]] // workers, minlength=n)
     edges = np.bincount(comp[lo], minlength=n)
-    clique = (distinct == size) & (edges == size * (size - 1) // 2)
+    clique = (edges == size * (size - 1) // 2) & (repeated == 0)
     cluster = comp.copy()
-    messy = ~clique[comp[lo]]
+    if clique.all():
+        return cluster, lo, hi, iou
+    # Coherent components: each worker keeps the member nearest the component's mean box;
+    # when every kept member reaches the threshold with the kept members' mean box and
+    # the extra boxes are a small minority, the kept members are one cluster and each
+    # extra box (a worker's second box on the object, or a stray one) is a singleton.
+    boxes = (clean.x1, clean.y1, clean.x2, clean.y2)
+    near = _iou_to_mean(comp, np.ones(n, dtype=bool), boxes, n)
+    order = np.lexsort((-near, clean.worker, comp))
+    first = np.ones(n, dtype=bool)
+    first[1:] = (comp[order][1:] != comp[order][:-1]) | (
+        clean.worker[order][1:] != clean.worker[order][:-1]
+    )
+    keep = np.empty(n, dtype=bool)
+    keep[order] = first
+    near = _iou_to_mean(comp, keep, boxes, n)
+    far = keep & (near < threshold)
+    extra = np.bincount(comp[~keep], minlength=n)
+    coherent = (np.bincount(comp[far], minlength=n) == 0) & (4 * extra <= size - extra)
+    coherent |= clique
+    cluster[~keep & coherent[comp]] = n + np.flatnonzero(~keep & coherent[comp])
+    messy = ~coherent[comp[lo]]
     if messy.any():
-        m_lo, m_hi = lo[messy].tolist(), hi[messy].tolist()
-        link = set(zip(m_lo, m_hi, strict=True))
-        root = list(range(n))
-        members: dict[int, list[int]] = {}
-        mask: dict[int, int] = {}
-        for i, j in zip(m_lo, m_hi, strict=True):
-            for k in (i, j):
-                if k not in members:
-                    members[k], mask[k] = [k], 1 << int(clean.worker[k])
-            ri, rj = root[i], root[j]
-            if ri == rj or mask[ri] & mask[rj]:
-                continue
-            a, b = members[ri], members[rj]
-            if (len(a) > 1 or len(b) > 1) and not all(
-                (x, y) in link if x < y else (y, x) in link for x in a for y in b
-            ):
-                continue
-            if len(a) < len(b):
-                ri, rj, a, b = rj, ri, b, a
-            a.extend(b)
-            for k in b:
-                root[k] = ri
-            mask[ri] |= mask.pop(rj)
-            del members[rj]
-        nodes = np.flatnonzero(~clique[comp])
+        nodes = np.flatnonzero(~coherent[comp])
+        root = _greedy_merge(clean, lo[messy].tolist(), hi[messy].tolist(), n, threshold)
         cluster[nodes] = np.asarray(root, dtype=np.intp)[nodes]
     return cluster, lo, hi, iou
+
+
+def _iou_to_mean(
+    comp: IntArray, member: BoolArray, boxes: tuple[FloatArray, ...], n: int
+) -> FloatArray:
+    """IoU of every box with the mean box of its component's ``member`` boxes."""
+    count = np.maximum(np.bincount(comp[member], minlength=n), 1)
+    mx1, my1, mx2, my2 = (
+        (np.bincount(comp[member], weights=v[member], minlength=n) / count)[comp] for v in boxes
+    )
+    x1, y1, x2, y2 = boxes
+    inter = np.clip(np.minimum(mx2, x2) - np.maximum(mx1, x1), 0.0, None) * np.clip(
+        np.minimum(my2, y2) - np.maximum(my1, y1), 0.0, None
+    )
+    union = (mx2 - mx1) * (my2 - my1) + (x2 - x1) * (y2 - y1) - inter
+    out: FloatArray = np.divide(inter, union, out=np.zeros(n), where=union > 0)
+    return out
+
+
+def _greedy_merge(
+    clean: _Clean, m_lo: list[int], m_hi: list[int], n: int, threshold: float
+) -> list[int]:
+    """The greedy agglomeration of :func:`_cluster` for the non-clique components."""
+    link = set(zip(m_lo, m_hi, strict=True))
+    root = list(range(n))  # cluster label per box; an ejected box gets a fresh label >= n
+    members: dict[int, list[int]] = {}
+    by_worker: dict[int, dict[int, int]] = {}  # label -> {worker: member}
+    sums: dict[int, list[float]] = {}  # label -> summed x1, y1, x2, y2 of the members
+    wk = clean.worker.tolist()
+    boxes = np.column_stack([clean.x1, clean.y1, clean.x2, clean.y2]).tolist()
+    fresh = n
+
+    def single(k: int, label: int) -> None:
+        root[k] = label
+        members[label], by_worker[label], sums[label] = [k], {wk[k]: k}, list(boxes[k])
+
+    for i, j in zip(m_lo, m_hi, strict=True):
+        for k in (i, j):
+            if root[k] == k and k not in members:
+                single(k, k)
+        ri, rj = root[i], root[j]
+        if ri == rj:
+            continue
+        a, b = members[ri], members[rj]
+        shared = by_worker[ri].keys() & by_worker[rj].keys()
+        if len(shared) >= min(len(a), len(b)):
+            continue
+        complete = not shared and all(
+            (x, y) in link if x < y else (y, x) in link for x in a for y in b
+        )
+        if not complete:
+            mean_a = [v / len(a) for v in sums[ri]]
+            mean_b = [v / len(b) for v in sums[rj]]
+            if _box_iou(mean_a, mean_b) < threshold:
+                continue
+        if len(a) < len(b):
+            ri, rj, a, b = rj, ri, b, a
+        size = len(a) + len(b)
+        total = [p + q for p, q in zip(sums[ri], sums[rj], strict=True)]
+        mean = [v / size for v in total]
+        kept_of = by_worker[ri]
+        ejected = []
+        for w in sorted(shared):
+            x, y = kept_of[w], by_worker[rj][w]
+            ix, iy = _box_iou(boxes[x], mean), _box_iou(boxes[y], mean)
+            if iy > ix or (iy == ix and y < x):
+                x, y = y, x
+            ejected.append((w, x, y))  # x stays, y leaves
+        a.extend(b)
+        for k in b:
+            root[k] = ri
+        kept_of.update(by_worker.pop(rj))
+        sums[ri] = total
+        del members[rj], sums[rj]
+        for w, x, y in ejected:
+            a.remove(y)
+            kept_of[w] = x
+            sums[ri] = [p - q for p, q in zip(sums[ri], boxes[y], strict=True)]
+            single(y, fresh)
+            fresh += 1
+    return root
 
 
 def _weighted_median(values: FloatArray, w: FloatArray) -> FloatArray:
@@ -454,15 +646,20 @@ def consolidate_image(
             share of the confidence. ``None`` = equal weights.
 
     Returns:
-        The :class:`ImageConsolidation`. Confidence of each box, in ``[0, 1]``::
+        The :class:`ImageConsolidation`. Confidence of each box, in ``[0, 1]``, ranks
+        clusters by how likely they are real: support share first, agreement second::
 
-            confidence = (member weight / total weight)       # support share, k/N unweighted
-                       x mean pairwise IoU of the members      # geometric agreement
-                       x (weight of the winning label / member weight)  # label agreement
+            s = member weight / total weight   # support share; k / N unweighted
+            q = mean pairwise IoU of the k members       # geometric agreement (0 if k = 1)
+                x weight of the winning label / member weight   # label agreement
+            confidence = s * (1 - (1 - q) / (2 * k))
 
-        It is ``0.0`` when only one worker answered, to match Ground Truth (which reports
-        0.00 for one worker), and for a single-member cluster kept by ``min_support=1``
-        (no agreement to measure).
+        Unweighted this is ``(k - (1 - q) / 2) / N``: it lies in ``[(k - 1/2) / N, k / N]``,
+        so a cluster drawn by more workers always ranks above one drawn by fewer, and
+        agreement orders clusters of equal support. ``N`` identical boxes score 1.0; a
+        single-member cluster (kept by ``min_support=1``) scores ``1 / (2N)``, above 0.
+        The confidence is ``0.0`` only when exactly one worker answered the image, to
+        match Ground Truth (which reports 0.00 for one worker).
 
     Raises:
         ConsolidationError: ``weights`` has the wrong length or a negative or non-finite
@@ -473,7 +670,7 @@ def consolidate_image(
         >>> b = [{"label": "car", "left": 12, "top": 10, "width": 20, "height": 20}]
         >>> r = consolidate_image([a, b])
         >>> r.boxes[0]["left"], r.boxes[0]["width"], round(r.boxes[0]["confidence"], 3)
-        (11.0, 20.0, 0.818)
+        (11.0, 20.0, 0.955)
     """
     n = len(answers)
     if weights is None:
@@ -507,72 +704,90 @@ def _fuse(
 ) -> None:
     """Cluster, apply the quorum, fuse, vote and score; fills ``result`` (vectorised)."""
     cluster, lo, hi, iou = _cluster(clean, settings.iou_threshold)
-    _, cl = np.unique(cluster, return_inverse=True)
-    count = int(cl.max()) + 1
+    present = np.zeros(int(cluster.max()) + 1, dtype=np.intp)
+    present[cluster] = 1
+    count = int(present.sum())
+    cl = (np.cumsum(present) - 1)[cluster]  # compact cluster ids 0..count-1
     size = np.bincount(cl, minlength=count)
     need = min(settings.min_support or default_min_support(n), n)
     kept = size >= need
-    for g in np.flatnonzero(~kept[cl]).tolist():
-        _drop(
-            result.dropped,
-            int(clean.worker[g]),
-            int(clean.box[g]),
-            DropReason.BELOW_MIN_SUPPORT,
-            f"{size[cl[g]]} of {n} workers drew it; {need} needed",
-        )
-    if not kept.any():
-        return
-    wb = np.asarray(w_all, dtype=np.float64)[clean.worker]
-    wsum = np.bincount(cl, weights=wb, minlength=count)
-    zero = wsum <= 0  # every member has weight 0: fall back to equal weights
-    if zero.any():
-        wb = np.where(zero[cl], 1.0, wb)
+    if not kept.all():
+        below = np.flatnonzero(~kept[cl])
+        for g, wk, b in zip(
+            below.tolist(), clean.worker[below].tolist(), clean.box[below].tolist(), strict=True
+        ):
+            result.dropped.append(
+                {
+                    "worker": wk,
+                    "box": b,
+                    "reason": _BELOW,
+                    "detail": f"{size[cl[g]]} of {n} workers drew it; {need} needed",
+                }
+            )
+        if not kept.any():
+            return
+    cols = (clean.x1, clean.y1, clean.x2, clean.y2)
+    if weighted:
+        wb = np.asarray(w_all, dtype=np.float64)[clean.worker]
         wsum = np.bincount(cl, weights=wb, minlength=count)
+        zero = wsum <= 0  # every member has weight 0: fall back to equal weights
+        if zero.any():
+            wb = np.where(zero[cl], 1.0, wb)
+            wsum = np.bincount(cl, weights=wb, minlength=count)
+    else:
+        wb = np.ones(len(cl))
+        wsum = size.astype(np.float64)
     if settings.fusion == "median":
         fused = np.zeros((count, 4))
         by_cluster = np.argsort(cl, kind="stable")
-        bounds = np.cumsum(size)[:-1]
-        for c, idx in enumerate(np.split(by_cluster, bounds)):
+        xyxy = np.column_stack(cols)
+        for c, idx in enumerate(np.split(by_cluster, np.cumsum(size)[:-1])):
             if kept[c]:
-                fused[c] = _weighted_median(clean.xyxy[idx], wb[idx])
-    else:
-        fused = (
-            np.column_stack(
-                [np.bincount(cl, weights=wb * clean.xyxy[:, k], minlength=count) for k in range(4)]
-            )
-            / wsum[:, None]
+                fused[c] = _weighted_median(xyxy[idx], wb[idx])
+        f_x1, f_y1, f_x2, f_y2 = (fused[:, k] for k in range(4))
+    elif weighted:
+        f_x1, f_y1, f_x2, f_y2 = (
+            np.bincount(cl, weights=wb * v, minlength=count) / wsum for v in cols
         )
+    else:
+        f_x1, f_y1, f_x2, f_y2 = (np.bincount(cl, weights=v, minlength=count) / wsum for v in cols)
     labels_n = len(priority)
-    votes = np.bincount(cl * labels_n + clean.code, weights=wb, minlength=count * labels_n)
-    votes = votes.reshape(count, labels_n)
-    winner = np.argmax(votes, axis=1)  # first maximum = highest-priority label on a tie
-    label_share = votes[np.arange(count), winner] / wsum
+    if labels_n == 1:
+        winner = np.zeros(count, dtype=np.intp)
+        label_share = np.ones(count)
+    else:
+        votes = np.bincount(cl * labels_n + clean.code, weights=wb, minlength=count * labels_n)
+        votes = votes.reshape(count, labels_n)
+        winner = np.argmax(votes, axis=1)  # first maximum = highest-priority label on a tie
+        label_share = votes[np.arange(count), winner] / wsum
     same = cl[lo] == cl[hi]
-    iou_sum = np.bincount(cl[lo][same], weights=iou[same], minlength=count)
+    iou_sum = np.bincount(cl[lo[same]], weights=iou[same], minlength=count)
     pairs = size * (size - 1) / 2
     agreement = np.divide(iou_sum, pairs, out=np.zeros(count), where=pairs > 0)
     support = wsum / float(np.sum(w_all)) if weighted else size / n
-    confidence = np.clip(support * agreement * label_share, 0.0, 1.0)
+    quality = agreement * label_share
+    confidence = np.clip(support * (1.0 - (1.0 - quality) / (2.0 * size)), 0.0, 1.0)
     if n == 1:
         confidence[:] = 0.0
     ids = np.flatnonzero(kept)
-    ids = ids[np.lexsort((winner[ids], fused[ids, 2], fused[ids, 3], fused[ids, 0], fused[ids, 1]))]
-    members_order = np.lexsort((clean.box, clean.worker, cl))
-    starts = np.concatenate([[0], np.cumsum(size)])
-    pairs_list = np.column_stack([clean.worker, clean.box])[members_order].tolist()
-    for c in ids.tolist():
-        x1, y1, x2, y2 = fused[c].tolist()
-        result.boxes.append(
-            {
-                "label": priority[int(winner[c])],
-                "left": x1,
-                "top": y1,
-                "width": x2 - x1,
-                "height": y2 - y1,
-                "confidence": float(confidence[c]),
-            }
+    ids = ids[np.lexsort((winner[ids], f_x2[ids], f_y2[ids], f_x1[ids], f_y1[ids]))]
+    names = [priority[k] for k in winner[ids].tolist()]
+    x1s, y1s, x2s, y2s = (v[ids].tolist() for v in (f_x1, f_y1, f_x2, f_y2))
+    result.boxes = [
+        {"label": lab, "left": a, "top": b, "width": c - a, "height": d - b, "confidence": p}
+        for lab, a, b, c, d, p in zip(
+            names, x1s, y1s, x2s, y2s, confidence[ids].tolist(), strict=True
         )
-        result.clusters.append([(w, b) for w, b in pairs_list[starts[c] : starts[c + 1]]])
+    ]
+    members_order = np.lexsort((clean.box, clean.worker, cl))
+    ends = np.cumsum(size)
+    starts = ends - size
+    pairs_list = list(
+        zip(clean.worker[members_order].tolist(), clean.box[members_order].tolist(), strict=True)
+    )
+    result.clusters = [
+        pairs_list[s:e] for s, e in zip(starts[ids].tolist(), ends[ids].tolist(), strict=True)
+    ]
 
 
 def consolidate_boxes(

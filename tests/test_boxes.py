@@ -117,3 +117,35 @@ def test_as_xyxy_rejects_wrong_shape() -> None:
     with pytest.raises(ValueError, match=r"\(N, 4\)"):
         as_xyxy([[1, 2, 3]])
     assert as_xyxy([1, 2, 3, 4]).shape == (1, 4)
+
+
+many_st = st.lists(
+    st.tuples(st.integers(0, 400), st.integers(0, 400), st.integers(0, 60), st.integers(0, 60)).map(
+        lambda t: [t[0], t[1], t[0] + t[2], t[1] + t[3]]
+    ),
+    min_size=41,
+    max_size=120,
+)
+huge_st = st.lists(
+    st.tuples(st.integers(-50, 300), st.integers(-50, 300), st.integers(100, 500)).map(
+        lambda t: [t[0], t[1], t[0] + t[2], t[1] + t[2] // 2]
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(many_st, huge_st)
+def test_band_sweep_finds_every_overlapping_pair(
+    small: list[list[int]], huge: list[list[int]]
+) -> None:
+    # above 40 boxes the band sweep runs: integer edges make touching boxes common, and a
+    # few huge boxes (checked against everything) and zero-size ones are mixed in
+    arr = as_xyxy(small + huge)
+    lo, hi = candidate_pairs(arr)
+    ix = np.minimum(arr[:, None, 2], arr[None, :, 2]) - np.maximum(arr[:, None, 0], arr[None, :, 0])
+    iy = np.minimum(arr[:, None, 3], arr[None, :, 3]) - np.maximum(arr[:, None, 1], arr[None, :, 1])
+    expected = {(i, j) for i, j in zip(*np.nonzero((ix > 0) & (iy > 0)), strict=True) if i < j}
+    got = list(zip(lo.tolist(), hi.tolist(), strict=True))
+    assert len(got) == len(set(got))
+    assert set(got) == expected

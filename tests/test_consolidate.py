@@ -89,15 +89,34 @@ def test_label_tie_broken_by_label_list_then_name() -> None:
 
 
 def test_confidence_formula() -> None:
-    # 2 of 3 workers, pairwise IoU of A and a box shifted by 4 px on 40 px: 36*40/(44*40)
-    shifted = bx(14, 10, 40, 40)
+    # confidence = s * (1 - (1 - q) / (2k)); s = k/N, q = mean pairwise IoU x label share
+    shifted = bx(14, 10, 40, 40)  # IoU with A: 36*40 / (44*40)
     out = consolidate_image([[A], [shifted], []])
-    assert out.boxes[0]["confidence"] == pytest.approx((2 / 3) * (36 / 44))
-    # label disagreement lowers confidence by the winner's share
+    q = 36 / 44
+    assert out.boxes[0]["confidence"] == pytest.approx((2 / 3) * (1 - (1 - q) / 4))
+    # label disagreement: q = 1.0 (identical boxes) x 2/3 (winning label's share)
     out = consolidate_image([[A], [A], [bx(10, 10, 40, 40, "bus")]])
-    assert out.boxes[0]["confidence"] == pytest.approx(1.0 * 1.0 * (2 / 3))
+    assert out.boxes[0]["confidence"] == pytest.approx(1 - (1 - 2 / 3) / 6)
+    # a single-member cluster kept by min_support=1: no agreement measured (q = 0), s = 1/2
+    assert [b["confidence"] for b in consolidate_boxes([[A], [B]], min_support=1)] == [
+        pytest.approx(0.25),
+        pytest.approx(0.25),
+    ]
     # one worker: 0.0, like Ground Truth
     assert consolidate_boxes([[A]])[0]["confidence"] == 0.0
+
+
+def test_confidence_ranks_support_before_agreement() -> None:
+    # 3 of 5 workers with loose agreement outrank 2 of 5 with perfect agreement
+    loose = [[bx(0, 0, 40, 40)], [bx(6, 0, 40, 40)], [bx(0, 6, 40, 40)]]
+    tight = [[bx(200, 0, 40, 40)], [bx(200, 0, 40, 40)]]
+    answers = [a + b for a, b in zip(loose, [*tight, []], strict=True)] + [[], []]
+    out = consolidate_boxes(answers, min_support=2)
+    by_left = {round(b["left"]): b["confidence"] for b in out}
+    assert by_left[200] == pytest.approx(2 / 5)  # q = 1: exactly the support share
+    assert 2 / 5 < by_left[2] < 3 / 5
+    # deterministic: the same answers in another order give identical confidences
+    assert consolidate_boxes(answers[::-1], min_support=2) == out
 
 
 def test_image_consolidation_records_clusters_and_drops() -> None:
@@ -282,3 +301,34 @@ def test_cluster_members_overlap_their_fused_box(answers: list[list[dict[str, An
         fused = xyxy_from_gt([b])
         member_boxes = xyxy_from_gt([answers[w][i] for w, i in members])
         assert (iou_matrix(fused, member_boxes) > 0).all()
+
+
+def test_double_drawer_does_not_split_the_cluster() -> None:
+    # worker 0 draws two boxes on one object (IoU 0.73, below the duplicate threshold);
+    # each could seed its own cluster with half of the other workers.
+    answers = [
+        [bx(0, 0, 100, 100), bx(8, 8, 100, 100)],
+        [bx(1, 1, 100, 100)],
+        [bx(7, 7, 100, 100)],
+        [bx(9, 8, 100, 100)],
+        [bx(2, 0, 100, 100)],
+    ]
+    out = consolidate_image(answers)
+    assert len(out.boxes) == 1
+    assert sorted(w for w, _ in out.clusters[0]) == [0, 1, 2, 3, 4]
+    assert [(d["worker"], d["reason"]) for d in out.dropped] == [(0, "below-min-support")]
+
+
+def test_centroid_linkage_keeps_a_loose_member() -> None:
+    # the loose worker's box misses the threshold with one tight box (IoU 0.47), so
+    # complete linkage would leave one of them out, but every box reaches it with the
+    # cluster's mean box: all five help place the object.
+    tight = [bx(0, 0, 100, 100), bx(25, 0, 100, 100), bx(5, 5, 100, 100), bx(0, 5, 100, 100)]
+    loose = bx(-20, -20, 140, 140)
+    answers = [[b] for b in [*tight, loose]]
+    assert iou_matrix(xyxy_from_gt([loose]), xyxy_from_gt(tight)).round(2).tolist() == [
+        [0.51, 0.47, 0.51, 0.51]
+    ]
+    out = consolidate_image(answers)
+    assert len(out.clusters) == 1 and len(out.clusters[0]) == 5
+    assert out.dropped == []
