@@ -16,10 +16,8 @@ outside the image, and empty images when asked), each with its line number and r
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import operator
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +29,13 @@ import orjson
 from .detection import DETECTION_TYPE, LabeledBox
 from .errors import ConversionError, ManifestError
 from .files import Location, atomic_output, iter_raw_lines
+from .label_attributes import (
+    METADATA_SUFFIX,
+    LabelAttribute,
+    LabelKind,
+    detect_label_attributes,
+    parse_creation_date,
+)
 from .manifest import ManifestLine, ReadStats, RejectedLine, RejectPolicy, parse_manifest_lines
 from .s3 import S3Store
 from .types import ImageSize
@@ -54,27 +59,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_META = "-metadata"
-CLASSIFICATION_TYPE = "groundtruth/image-classification"
-MULTILABEL_TYPE = "groundtruth/image-classification-multilabel"
-
-
-class LabelKind(StrEnum):
-    """What a label attribute holds, as far as conversion is concerned."""
-
-    DETECTION = "object-detection"
-    CLASSIFICATION = "image-classification"
-    MULTILABEL = "image-classification-multilabel"
-    FAILED = "failed"
-    UNSUPPORTED = "unsupported"
-
-
-_KINDS: dict[str, LabelKind] = {
-    DETECTION_TYPE: LabelKind.DETECTION,
-    CLASSIFICATION_TYPE: LabelKind.CLASSIFICATION,
-    MULTILABEL_TYPE: LabelKind.MULTILABEL,
-}
 
 
 class OutputRejectReason(StrEnum):
@@ -101,109 +85,6 @@ class EmptyPolicy(StrEnum):
 
     KEEP = "keep"
     REJECT = "reject"
-
-
-_DATE_FIX = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)(?:[.,](\d+))?\s*(Z|[+-]\d{2}:?\d{2})?$"
-)
-
-
-def parse_creation_date(value: object) -> dt.datetime | None:
-    """Parse a ``creation-date`` leniently; naive times are UTC. ``None`` when unreadable.
-
-    Ground Truth writes ``2024-03-01T10:11:12.123456`` (no zone) in image jobs and
-    ``+0000`` in video jobs; hand-made files drop the fraction or use seven digits.
-    """
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        match = _DATE_FIX.match(text)
-        if match is None:
-            return None
-        day, clock, frac, zone = match.groups()
-        if clock.count(":") == 1:
-            clock += ":00"
-        rebuilt = f"{day}T{clock}"
-        if frac:
-            rebuilt += "." + frac[:6].ljust(6, "0")
-        if zone:
-            rebuilt += "+00:00" if zone == "Z" else zone
-        try:
-            parsed = dt.datetime.fromisoformat(rebuilt)
-        except ValueError:
-            return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed
-
-
-@dataclass(frozen=True, slots=True)
-class LabelAttribute:
-    """One ``<name>`` + ``<name>-metadata`` pair found on a manifest line.
-
-    ``type`` is the metadata's ``type`` as written (empty when absent, as in failed objects);
-    ``kind`` is what the toolkit can do with it; ``failed`` means the metadata carries a
-    ``failure-reason`` and the label value is missing.
-    """
-
-    name: str
-    type: str
-    creation_date: dt.datetime | None
-    kind: LabelKind
-    failed: bool = False
-    failure_reason: str | None = None
-
-    @property
-    def convertible(self) -> bool:
-        """True for object detection and image classification (single or multi-label)."""
-        return self.kind in (LabelKind.DETECTION, LabelKind.CLASSIFICATION, LabelKind.MULTILABEL)
-
-
-def _kind_of(name: str, type_: str, value: object) -> LabelKind:
-    kind = _KINDS.get(type_.lower())
-    if kind is not None:
-        return kind
-    if not type_ and isinstance(value, Mapping) and isinstance(value.get("annotations"), list):
-        return LabelKind.DETECTION  # hand-made outputs sometimes drop "type"
-    return LabelKind.UNSUPPORTED
-
-
-def detect_label_attributes(data: Mapping[str, Any]) -> list[LabelAttribute]:
-    """Every label attribute of one output-manifest line, newest ``creation-date`` first.
-
-    A label attribute is a key ``X`` whose partner ``X-metadata`` is an object; the partner
-    alone is enough (failed objects have no ``X``). Ties and missing dates keep file order.
-    """
-    found: list[LabelAttribute] = []
-    for key, meta in data.items():
-        if not key.endswith(_META) or not isinstance(meta, Mapping):
-            continue
-        name = key[: -len(_META)]
-        if not name or name in ("source", "source-ref"):
-            continue
-        raw_type = meta.get("type")
-        type_ = raw_type if isinstance(raw_type, str) else ""
-        reason = meta.get("failure-reason")
-        failed = name not in data and reason is not None
-        kind = LabelKind.FAILED if failed and not type_ else _kind_of(name, type_, data.get(name))
-        found.append(
-            LabelAttribute(
-                name=name,
-                type=type_,
-                creation_date=parse_creation_date(
-                    meta.get("creation-date", meta.get("creation_date"))
-                ),
-                kind=kind,
-                failed=failed,
-                failure_reason=str(reason) if reason is not None else None,
-            )
-        )
-    oldest = dt.datetime.min.replace(tzinfo=dt.UTC)
-    # sorted() is stable, so equal dates keep file order.
-    return sorted(found, key=lambda a: a.creation_date or oldest, reverse=True)
 
 
 def _refusal(attr: LabelAttribute) -> str:
@@ -554,7 +435,7 @@ class OutputReader:
         source_ref = data.get("source-ref")
         if source_ref.__class__ is not str:
             raise _Reject(OutputRejectReason.NO_SOURCE_REF, "no 'source-ref': not an image object")
-        meta = data.get(attr + _META)
+        meta = data.get(attr + METADATA_SUFFIX)
         if meta.__class__ is not dict:
             meta = {}
         if self._kind is LabelKind.DETECTION:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from .detection import DETECTION_TYPE, parse_detection_label
 from .errors import ValidationError
+from .label_attributes import detect_label_attributes
 
 if TYPE_CHECKING:
     from .s3 import S3Store
@@ -177,24 +178,23 @@ def load_pre_annotation_settings(
 def find_prior_detection_attribute(data: Mapping[str, Any]) -> str | None:
     """The label attribute of the newest bounding-box label on a data object, if any.
 
-    A label counts when ``<attr>`` and ``<attr>-metadata`` are both objects, the metadata
-    ``type`` is ``groundtruth/object-detection`` and it has no ``failure-reason``. With several
-    (a chain of jobs), the latest ``creation-date`` wins, then the last in key order.
+    Label attributes are found as the output-manifest reader finds them
+    (:func:`gt_toolkit.label_attributes.detect_label_attributes`). One counts when its value is
+    an object, its metadata ``type`` is ``groundtruth/object-detection`` and it has no
+    ``failure-reason``. With several (a chain of jobs), the latest ``creation-date`` wins, then
+    the last in key order: a chained job appends its pair after the one it started from.
     """
-    best: tuple[str, int, str] | None = None
-    for index, key in enumerate(data):
-        if not isinstance(key, str) or key.endswith("-metadata"):
-            continue
-        meta = data.get(f"{key}-metadata")
-        if not isinstance(meta, Mapping) or not isinstance(data[key], Mapping):
-            continue
-        if meta.get("type") != DETECTION_TYPE or "failure-reason" in meta:
-            continue
-        created = meta.get("creation-date")
-        rank = (created if isinstance(created, str) else "", index, key)
-        if best is None or rank[:2] > best[:2]:
-            best = rank
-    return best[2] if best is not None else None
+    found = [
+        attr
+        for attr in detect_label_attributes(data)
+        if attr.type == DETECTION_TYPE
+        and attr.failure_reason is None
+        and isinstance(data.get(attr.name), Mapping)
+    ]
+    if not found:
+        return None
+    newest = found[0].creation_date
+    return [attr for attr in found if attr.creation_date == newest][-1].name
 
 
 def _finite(value: float) -> bool:

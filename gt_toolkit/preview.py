@@ -31,6 +31,7 @@ from markupsafe import Markup
 from .detection import parse_detection_label
 from .errors import ManifestError, StorageError, TemplateError
 from .files import Location, atomic_output, iter_raw_lines
+from .label_attributes import LabelKind, detect_label_attributes
 from .render import find_template_dir
 from .s3 import S3Store, is_s3_uri, parse_s3_uri
 
@@ -221,7 +222,7 @@ def task_input_from_line(
 
     A mapping that already has ``taskObject`` is taken as a ``taskInput`` itself. Otherwise
     ``taskObject`` is the line's ``source-ref`` (or ``source``), and boxes of an existing
-    bounding-box label (``label_attribute``, or the first one found) become ``initialValue``
+    bounding-box label (``label_attribute``, or the newest one found) become ``initialValue``
     in the crowd-bounding-box ``initial-value`` shape.
 
     Raises:
@@ -260,14 +261,12 @@ def task_input_from_line(
 
 
 def _detection_attributes(data: Mapping[str, Any]) -> list[str]:
-    found = []
-    for key, value in data.items():
-        meta = data.get(f"{key}-metadata")
-        is_boxes = isinstance(value, Mapping) and isinstance(value.get("annotations"), list)
-        typed_ok = not isinstance(meta, Mapping) or "object-detection" in str(meta.get("type", ""))
-        if is_boxes and typed_ok:
-            found.append(key)
-    return found
+    """Bounding-box label attributes of a line, newest first, found as the output reader does."""
+    return [
+        attr.name
+        for attr in detect_label_attributes(data)
+        if attr.kind is LabelKind.DETECTION and isinstance(data.get(attr.name), Mapping)
+    ]
 
 
 def load_task_input(
