@@ -5,7 +5,7 @@ The public API is what this module exports (``__all__``); everything else is int
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _metadata
 
 from .answers import BoundingBoxAnswer as BoundingBoxAnswer
 from .answers import parse_bounding_box_answer as parse_bounding_box_answer
@@ -104,8 +104,8 @@ from .tuning import best_training_job as best_training_job
 from .tuning import build_tuning_request as build_tuning_request
 
 try:
-    __version__ = version("gt-toolkit")
-except PackageNotFoundError:  # running from a checkout that is not installed
+    __version__ = _metadata.version("gt-toolkit")
+except _metadata.PackageNotFoundError:  # running from a checkout that is not installed
     __version__ = "0.0.0"
 
 # Keep sorted; tests/test_public_api.py checks it against the module's public names.

@@ -283,9 +283,8 @@ def _labeling_steps(run: _Run, sample_uri: str, job_prefix: str) -> None:
         from .deploy import deploy_lambdas
         from .lambda_package import build_lambda_zip
 
-        built = build_lambda_zip(
-            REPO / "build" / "gt-toolkit-lambdas.zip", cache_dir=REPO / ".cache" / "lambda"
-        )
+        # The wheels are cached in ./.cache/lambda (shared with `make lambda-zip`).
+        built = build_lambda_zip(config.out_dir / "gt-toolkit-lambdas.zip")
         deployed = deploy_lambdas(
             built.path,
             iam_client=run.clients("iam"),

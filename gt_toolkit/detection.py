@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .types import ConsolidatedBox, DetectionLabel, DetectionMetadata, ImageSize
+from .types import ConsolidatedBox, DetectionLabel, DetectionMetadata, ImageSize, OutputAnnotation
 
 __all__ = [
     "DETECTION_TYPE",
@@ -66,16 +66,7 @@ def build_detection_label(
     label: DetectionLabel = {
         # Ground Truth always writes a depth; workers' inputImageProperties carry none.
         "image_size": [{"depth": 3, **image_size}] if image_size is not None else [],
-        "annotations": [
-            {
-                "class_id": ids[b["label"]],
-                "left": round(b["left"]),
-                "top": round(b["top"]),
-                "width": round(b["width"]),
-                "height": round(b["height"]),
-            }
-            for b in boxes
-        ],
+        "annotations": [_pixel_box(b, ids[b["label"]]) for b in boxes],
     }
     used = sorted({ids[b["label"]] for b in boxes})
     inverse = {v: k for k, v in ids.items()}
@@ -93,6 +84,24 @@ def build_detection_label(
     if extra_metadata:
         out[f"{attribute}-metadata"].update(extra_metadata)
     return out
+
+
+def _pixel_box(box: ConsolidatedBox, class_id: int) -> OutputAnnotation:
+    """Whole-pixel edges: round the corners, not the size, so the right edge stays put.
+
+    Rounding ``left`` and ``width`` separately moves the right edge by up to a pixel and can
+    make a thin box zero wide; a box keeps at least one pixel.
+    """
+    left, top = round(box["left"]), round(box["top"])
+    right = round(box["left"] + box["width"])
+    bottom = round(box["top"] + box["height"])
+    return {
+        "class_id": class_id,
+        "left": left,
+        "top": top,
+        "width": max(1, right - left),
+        "height": max(1, bottom - top),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,22 +123,35 @@ def parse_detection_label(
     """Read a bounding-box label leniently: ``class_id`` int or string, missing confidences.
 
     Raises:
-        ValueError: the value is not an object-detection label (no ``annotations`` list, or a
-            box without numeric coordinates).
+        ValueError: the value is not an object-detection label: no ``annotations`` list, a
+            box without numeric coordinates, or ``image_size``/``class-map``/``objects`` of
+            the wrong JSON type (data objects come from users; nothing else may escape).
     """
+    if not isinstance(value, Mapping):
+        raise ValueError(f"the label is a JSON {type(value).__name__}, not an object")
     annotations = value.get("annotations")
     if not isinstance(annotations, list):
         raise ValueError("no 'annotations' list in the label")
     sizes = value.get("image_size") or []
+    if not isinstance(sizes, list):
+        raise ValueError(f"image_size must be a list, got {sizes!r}")
     size: ImageSize | None = None
     if sizes and isinstance(sizes[0], Mapping):
         s0 = sizes[0]
-        size = {"width": int(s0["width"]), "height": int(s0["height"])}
-        if "depth" in s0:
-            size["depth"] = int(s0["depth"])
-    meta = metadata or {}
-    class_map = {str(k): str(v) for k, v in (meta.get("class-map") or {}).items()}
+        try:
+            size = {"width": int(s0["width"]), "height": int(s0["height"])}
+            if "depth" in s0:
+                size["depth"] = int(s0["depth"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"image_size is malformed: {s0!r}") from exc
+    meta = metadata if metadata is not None else {}
+    if not isinstance(meta, Mapping):
+        raise ValueError(f"the metadata is a JSON {type(meta).__name__}, not an object")
+    raw_map = meta.get("class-map") or {}
     objects = meta.get("objects") or []
+    if not isinstance(raw_map, Mapping) or not isinstance(objects, list):
+        raise ValueError("class-map must be an object and objects a list")
+    class_map = {str(k): str(v) for k, v in raw_map.items()}
     boxes: list[LabeledBox] = []
     for i, ann in enumerate(annotations):
         try:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import NoMatchingObjectsError, StorageError
+from .errors import NoMatchingObjectsError, StorageError, ValidationError
 from .files import Location, join_location
 from .manifest import write_manifest
 from .s3 import DEFAULT_IMAGE_EXTENSIONS, S3Store, is_s3_uri, parse_s3_uri
@@ -85,8 +85,13 @@ def iter_input_records(
         extra: attributes added to every line (copied by Ground Truth into the output).
     """
     extra = dict(extra or {})
-    if "source-ref" in extra or "source" in extra:
-        raise ValueError("extra attributes must not set 'source-ref' or 'source'")
+    problems = [
+        f"extra attribute {name!r} is reserved or starts with '$'"
+        for name in extra
+        if name in ("source-ref", "source") or name.startswith("$")
+    ]
+    if problems:
+        raise ValidationError(problems, what="extra attributes")
     text = os.fspath(source)
     if is_s3_uri(text):
         store = store if store is not None else S3Store()
@@ -94,7 +99,10 @@ def iter_input_records(
             yield {"source-ref": obj.uri, **extra}
         return
     if s3_prefix is None:
-        raise ValueError("a local folder needs s3_prefix: where its files are uploaded")
+        raise ValidationError(
+            [f"{text} is a local folder: give the s3://bucket/prefix/ its files are uploaded to"],
+            what="manifest source",
+        )
     parse_s3_uri(s3_prefix, require_key=False)
     for key in iter_folder_keys(text, extensions=extensions, exclude=exclude):
         yield {"source-ref": join_location(s3_prefix, key), **extra}
@@ -120,6 +128,3 @@ def write_input_manifest(
         store=store,
     )
     return write_manifest(records, out, store=store)
-
-
-_ = NoMatchingObjectsError  # re-raised from the listing helpers; documented above

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -234,6 +236,21 @@ def _pip(args: Sequence[str]) -> None:
         raise GtToolkitError(f"pip {args[0]} failed:\n{proc.stderr.strip()[-2000:]}")
 
 
+@contextlib.contextmanager
+def _cache_lock(cache: Path) -> Iterator[None]:
+    """Serialise builds that share a cache (parallel test workers, two terminals).
+
+    The cached dependency tree is installed, renamed into place and compiled in several
+    steps; two builds interleaving them corrupt it.
+    """
+    with (cache / ".lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _install_deps(
     requirements: Sequence[str], *, platforms: Sequence[str], python: str, cache_dir: Path
 ) -> Path:
@@ -388,14 +405,15 @@ def build_lambda_zip(
         code = _stage_code(Path(tmp))
         reqs = tuple(lambda_requirements(code_root=code) if requirements is None else requirements)
         tags = list(platforms) if platforms else _platforms(arch, python)
-        deps = _install_deps(reqs, platforms=tags, python=python, cache_dir=cache)
         exe = _compiler(python) if compile_bytecode else None
         pyc = f"cpython-{python.replace('.', '')}" if exe else None
-        if exe is not None:
-            _compile(code, exe)
-            if not (deps / ".compiled").is_file():
+        with _cache_lock(cache):
+            deps = _install_deps(reqs, platforms=tags, python=python, cache_dir=cache)
+            if exe is not None and not (deps / ".compiled").is_file():
                 _compile(deps, exe)
                 (deps / ".compiled").write_text(pyc or "")
+        if exe is not None:
+            _compile(code, exe)
         entries = sorted([*_walk(deps, pyc=pyc), *_walk(code, pyc=pyc)], key=lambda e: e[1])
         names = [a for _, a in entries]
         if len(names) != len(set(names)):

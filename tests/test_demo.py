@@ -11,6 +11,9 @@ import pytest
 
 from gt_toolkit.demo import main
 
+# One worker runs the whole module, so the demo (a module fixture) runs once, not per worker.
+pytestmark = pytest.mark.xdist_group("demo")
+
 
 def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in path.read_text().splitlines()]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import seed_objects
 
-from gt_toolkit import NoMatchingObjectsError, StorageError, iter_input_records
+from gt_toolkit import NoMatchingObjectsError, StorageError, ValidationError, iter_input_records
 from gt_toolkit.inputs import iter_folder_keys, write_input_manifest
 from gt_toolkit.s3 import S3Store, make_s3_client
 
@@ -97,8 +97,14 @@ def test_local_folder_in_key_order(tmp_path: Path) -> None:
 
 def test_local_folder_needs_an_s3_prefix(tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_bytes(b"x")
-    with pytest.raises(ValueError, match="s3_prefix"):
+    with pytest.raises(ValidationError, match="local folder"):
         list(iter_input_records(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["source-ref", "source", "$meta"])
+def test_extra_attributes_cannot_break_the_manifest(name: str, tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match=repr(name).replace("$", "\\$")):
+        list(iter_input_records(tmp_path, s3_prefix="s3://my-bucket/", extra={name: 1}))
 
 
 def test_missing_folder(tmp_path: Path) -> None:

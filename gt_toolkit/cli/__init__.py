@@ -48,7 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except GtToolkitError as exc:
-        print(f"gt-convert: {type(exc).__name__}: {exc}", file=sys.stderr)
+        # One line, whatever the message: a ValidationError lists its problems with "; ".
+        text = "; ".join(line.strip(" -") for line in str(exc).splitlines() if line.strip())
+        print(f"gt-convert: {type(exc).__name__}: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("gt-convert: interrupted", file=sys.stderr)

@@ -1,0 +1,69 @@
+"""gt-convert as a whole: every subcommand has help, user errors are one line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from gt_toolkit.cli import build_parser, main
+
+
+def _subcommands() -> list[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sorted(action.choices)
+
+
+def test_the_issue_named_subcommands_exist() -> None:
+    names = set(_subcommands())
+    expected = {
+        "manifest",
+        "sample",
+        "consolidate",
+        "template",
+        "augmented",
+        "od-json",
+        "lst",
+        "class-folders",
+        "jumpstart-od",
+        "coco",
+        "yolo",
+        "voc",
+        "from-coco",
+        "from-yolo",
+        "evaluate",
+        "review",
+    }
+    assert expected <= names
+
+
+@pytest.mark.parametrize("command", _subcommands())
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: gt-convert {command}")
+    assert "-o" in out or "--out" in out or command == "evaluate"
+
+
+def test_validation_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    code = main(
+        [
+            "manifest",
+            str(tmp_path),
+            "-o",
+            str(tmp_path / "m"),
+            "--extra",
+            '{"source": 1, "$x": 2}',
+            "--s3-prefix",
+            "s3://my-bucket/",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1
+    assert "'source'" in err and "'$x'" in err and err.startswith("gt-convert: ValidationError:")

@@ -1,0 +1,114 @@
+"""The bounding-box output label: build, parse, and refuse malformed shapes cleanly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gt_toolkit.detection import build_detection_label, class_ids_for, parse_detection_label
+from gt_toolkit.types import ConsolidatedBox
+
+
+def _box(label: str, left: float, top: float, width: float, height: float) -> ConsolidatedBox:
+    return {
+        "label": label,
+        "left": left,
+        "top": top,
+        "width": width,
+        "height": height,
+        "confidence": 0.5,
+    }
+
+
+def test_shape_follows_ground_truth() -> None:
+    pair = build_detection_label(
+        "boxes",
+        [_box("bike", 300, 210, 55, 60), _box("car", 12, 40, 100, 80)],
+        image_size={"width": 640, "height": 480},
+        labels=["car", "truck", "bike"],
+        job_name="boxes-job",
+        creation_date="2024-03-01T10:11:12.123456",
+    )
+    assert pair["boxes"] == {
+        "image_size": [{"depth": 3, "width": 640, "height": 480}],
+        "annotations": [
+            {"class_id": 2, "left": 300, "top": 210, "width": 55, "height": 60},
+            {"class_id": 0, "left": 12, "top": 40, "width": 100, "height": 80},
+        ],
+    }
+    meta = pair["boxes-metadata"]
+    assert meta["class-map"] == {"0": "car", "2": "bike"}  # only used classes, string keys
+    assert meta["job-name"] == "labeling-job/boxes-job"
+    assert meta["objects"] == [{"confidence": 0.5}, {"confidence": 0.5}]
+    assert meta["type"] == "groundtruth/object-detection"
+
+
+def test_rounding_keeps_the_right_edge_and_a_pixel() -> None:
+    pair = build_detection_label(
+        "b",
+        [_box("x", 10.4, 0, 10.4, 0.3), _box("x", 0.6, 0.6, 0.2, 0.2)],
+        image_size=None,
+        job_name="j",
+    )
+    first, second = pair["b"]["annotations"]
+    assert (first["left"], first["left"] + first["width"]) == (10, 21)  # 10.4 .. 20.8
+    assert first["height"] == 1 and second["width"] == 1 and second["height"] == 1
+
+
+def test_unknown_labels_get_ids_after_the_known_ones() -> None:
+    assert class_ids_for(["b", "a"], ["z", "a", "c"]) == {"b": 0, "a": 1, "c": 2, "z": 3}
+    assert class_ids_for(None, ["z", "a"]) == {"a": 0, "z": 1}
+
+
+@pytest.mark.parametrize(
+    ("value", "metadata"),
+    [
+        ([], {}),
+        ({"annotations": "x"}, {}),
+        ({"annotations": [], "image_size": 3}, {}),
+        ({"annotations": [], "image_size": [{"width": "wide", "height": 1}]}, {}),
+        ({"annotations": []}, {"class-map": ["a"]}),
+        ({"annotations": []}, {"objects": "x"}),
+        ({"annotations": []}, ["not", "a", "mapping"]),
+        ({"annotations": [{"class_id": "x", "left": 1, "top": 1, "width": 1, "height": 1}]}, {}),
+        ({"annotations": [{"class_id": 0, "left": None, "top": 1, "width": 1, "height": 1}]}, {}),
+    ],
+)
+def test_malformed_labels_raise_value_error_only(value: Any, metadata: Any) -> None:
+    with pytest.raises(ValueError):
+        parse_detection_label(value, metadata)
+
+
+boxes = st.lists(
+    st.builds(
+        _box,
+        st.sampled_from(["car", "bike", "person"]),
+        st.integers(0, 600),
+        st.integers(0, 400),
+        st.integers(1, 200),
+        st.integers(1, 200),
+    ),
+    max_size=8,
+)
+
+
+@given(boxes, st.booleans())
+def test_build_then_parse_round_trips(items: list[ConsolidatedBox], string_ids: bool) -> None:
+    pair = build_detection_label(
+        "a",
+        items,
+        image_size={"width": 800, "height": 600},
+        labels=["car", "bike"],
+        job_name="j",
+    )
+    if string_ids:  # real outputs carry class_id as int or string
+        for ann in pair["a"]["annotations"]:
+            ann["class_id"] = str(ann["class_id"])
+    size, parsed = parse_detection_label(pair["a"], pair["a-metadata"])
+    assert size == {"width": 800, "height": 600, "depth": 3}
+    assert [(b.label, b.left, b.top, b.width, b.height, b.confidence) for b in parsed] == [
+        (i["label"], i["left"], i["top"], i["width"], i["height"], 0.5) for i in items
+    ]
