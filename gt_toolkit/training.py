@@ -75,6 +75,29 @@ def _positive_int(name: str, value: object, problems: list[str]) -> None:
         problems.append(f"{name} must be a positive integer, got {value!r}")
 
 
+def _shared_problems(
+    *,
+    num_training_samples: int,
+    num_classes: int,
+    epochs: int,
+    mini_batch_size: int,
+    learning_rate: float,
+    optimizer: str,
+    optimizers: tuple[str, ...],
+) -> list[str]:
+    """Problems with the hyperparameters both built-in vision algorithms share, in one list."""
+    problems: list[str] = []
+    _positive_int("num_training_samples", num_training_samples, problems)
+    _positive_int("num_classes", num_classes, problems)
+    _positive_int("epochs", epochs, problems)
+    _positive_int("mini_batch_size", mini_batch_size, problems)
+    if optimizer not in optimizers:
+        problems.append(f"optimizer {optimizer!r} is not one of: {', '.join(optimizers)}")
+    if not 0 < learning_rate <= 1:
+        problems.append(f"learning_rate must be in (0, 1], got {learning_rate}")
+    return problems
+
+
 def augmented_manifest_channel(
     name: str,
     manifest_uri: str,
@@ -154,19 +177,19 @@ def object_detection_hyperparameters(
     Raises:
         ValidationError: every out-of-range value at once.
     """
-    problems: list[str] = []
-    _positive_int("num_training_samples", num_training_samples, problems)
-    _positive_int("num_classes", num_classes, problems)
-    _positive_int("epochs", epochs, problems)
-    _positive_int("mini_batch_size", mini_batch_size, problems)
+    problems = _shared_problems(
+        num_training_samples=num_training_samples,
+        num_classes=num_classes,
+        epochs=epochs,
+        mini_batch_size=mini_batch_size,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
+        optimizers=OD_OPTIMIZERS,
+    )
     if base_network not in OD_BASE_NETWORKS:
         problems.append(
             f"base_network {base_network!r} is not one of: {', '.join(OD_BASE_NETWORKS)}"
         )
-    if optimizer not in OD_OPTIMIZERS:
-        problems.append(f"optimizer {optimizer!r} is not one of: {', '.join(OD_OPTIMIZERS)}")
-    if not 0 < learning_rate <= 1:
-        problems.append(f"learning_rate must be in (0, 1], got {learning_rate}")
     if not 0 <= momentum < 1:
         problems.append(f"momentum must be in [0, 1), got {momentum}")
     if not 0 <= weight_decay < 1:
@@ -232,19 +255,19 @@ def image_classification_hyperparameters(
     Raises:
         ValidationError: every out-of-range value at once.
     """
-    problems: list[str] = []
-    _positive_int("num_training_samples", num_training_samples, problems)
-    _positive_int("num_classes", num_classes, problems)
-    _positive_int("epochs", epochs, problems)
-    _positive_int("mini_batch_size", mini_batch_size, problems)
+    problems = _shared_problems(
+        num_training_samples=num_training_samples,
+        num_classes=num_classes,
+        epochs=epochs,
+        mini_batch_size=mini_batch_size,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
+        optimizers=IC_OPTIMIZERS,
+    )
     if num_layers not in IC_NUM_LAYERS:
         problems.append(
             f"num_layers {num_layers} is not one of: {', '.join(map(str, IC_NUM_LAYERS))}"
         )
-    if optimizer not in IC_OPTIMIZERS:
-        problems.append(f"optimizer {optimizer!r} is not one of: {', '.join(IC_OPTIMIZERS)}")
-    if not 0 < learning_rate <= 1:
-        problems.append(f"learning_rate must be in (0, 1], got {learning_rate}")
     parts = image_shape.split(",")
     if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
         problems.append(f"image_shape must be 'channels,height,width', got {image_shape!r}")
