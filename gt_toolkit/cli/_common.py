@@ -7,7 +7,14 @@ import sys
 
 from ..s3 import S3Store, make_s3_client
 
-__all__ = ["add_aws_options", "eprint", "store_from_args"]
+__all__ = [
+    "add_aws_options",
+    "eprint",
+    "fraction",
+    "positive_int",
+    "store_from_args",
+    "threshold",
+]
 
 
 def add_aws_options(parser: argparse.ArgumentParser) -> None:
@@ -36,3 +43,31 @@ def store_from_args(args: argparse.Namespace) -> S3Store:
 def eprint(*parts: object) -> None:
     """Print a report line on stderr (stdout stays for data)."""
     print(*parts, file=sys.stderr)
+
+
+# argparse ``type=`` checkers: a bad value becomes a usage error naming the option, before any
+# work starts. argparse turns their ValueError (not a number) into "invalid <name> value".
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (counts, limits, threads)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1] (split fractions, score and IoU thresholds where 0 means none)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be in [0, 1]")
+    return value
+
+
+def threshold(text: str) -> float:
+    """A number in (0, 1] (an IoU threshold that must demand some overlap)."""
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError("must be in (0, 1]")
+    return value

@@ -6,21 +6,7 @@ import argparse
 
 from ..consolidate import ConsolidationSettings
 from ..reconsolidate import reconsolidate
-from ._common import add_aws_options, eprint, store_from_args
-
-
-def _threshold(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError("must be in (0, 1]")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
+from ._common import add_aws_options, eprint, positive_int, store_from_args, threshold
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,10 +32,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--answers-folder",
         help="read per-worker <worker id>.jsonl answer files from this folder instead",
     )
-    p.add_argument("--iou-threshold", type=_threshold, default=0.5, help="default 0.5")
+    p.add_argument("--iou-threshold", type=threshold, default=0.5, help="default 0.5")
     p.add_argument(
         "--min-support",
-        type=_positive,
+        type=positive_int,
         help="workers needed to keep a box (default: strict majority of those who answered)",
     )
     p.add_argument("--fusion", choices=["mean", "median"], default="mean")
@@ -60,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--label-attribute", default="consolidated", help="default 'consolidated'")
     p.add_argument("--job-name", help="job-name in the metadata (default: last part of JOB)")
     p.add_argument("--quality", help="worker-quality base name (default: OUTPUT.worker-quality)")
-    p.add_argument("--threads", type=_positive, default=16, help="concurrent reads (16)")
+    p.add_argument("--threads", type=positive_int, default=16, help="concurrent reads (16)")
     p.add_argument("--element-name", help="crowd element name in answerContent (auto)")
     add_aws_options(p)
     p.set_defaults(func=run)

@@ -16,16 +16,9 @@ from ..convert import CONVERTERS, ConverterSpec, ConvertOptions, Target
 from ..files import join_location, write_json
 from ..manifest import RejectPolicy
 from ..output import BoxPolicy, EmptyPolicy
-from ._common import add_aws_options, eprint, store_from_args
+from ._common import add_aws_options, eprint, fraction, store_from_args
 
 __all__ = ["register", "run"]
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError("must be within 0..1")
-    return value
 
 
 def _add_target(subparsers: Any, target: Target, spec: ConverterSpec) -> None:
@@ -62,7 +55,7 @@ def _add_target(subparsers: Any, target: Target, spec: ConverterSpec) -> None:
             "--human-annotated", action="store_true", help="mark the boxes human-annotated"
         )
     if spec.splits:
-        p.add_argument("--validation-fraction", type=_fraction, default=0.2, help="default 0.2")
+        p.add_argument("--validation-fraction", type=fraction, default=0.2, help="default 0.2")
         p.add_argument("--seed", default="0", help="split seed (default 0)")
         p.add_argument(
             "--stratify", action="store_true", help="stratify the split by (rarest) class"
@@ -115,9 +108,7 @@ def run(args: argparse.Namespace) -> int:
         rejects=get("rejects") or (beside("rejects.jsonl") if get("policy") else None),
         box_policy=get("boxes") or BoxPolicy.CLIP,
         empty_policy=get("empty"),
-        validation_fraction=fraction
-        if (fraction := get("validation_fraction")) is not None
-        else 0.2,
+        validation_fraction=share if (share := get("validation_fraction")) is not None else 0.2,
         seed=get("seed") or 0,
         stratify=bool(get("stratify")),
         include_metadata=bool(get("include_metadata")),

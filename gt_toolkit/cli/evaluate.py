@@ -6,21 +6,7 @@ import argparse
 
 from ..evaluate import evaluate_detections, format_evaluation, read_detection_set
 from ..files import write_json
-from ._common import add_aws_options, eprint, store_from_args
-
-
-def _unit(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("must be in [0, 1]")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
+from ._common import add_aws_options, eprint, fraction, positive_int, store_from_args
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,13 +25,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("-o", "--out", help="write the full report as JSON here")
     p.add_argument("--pred-attribute", help="label attribute of PRED (default: detected)")
     p.add_argument("--ref-attribute", help="label attribute of REF (default: detected)")
-    p.add_argument("--iou-threshold", type=_unit, default=0.5, help="for P/R (default 0.5)")
+    p.add_argument("--iou-threshold", type=fraction, default=0.5, help="for P/R (default 0.5)")
     p.add_argument(
-        "--score-threshold", type=_unit, default=0.0, help="for P/R and image IoU (default 0)"
+        "--score-threshold", type=fraction, default=0.0, help="for P/R and image IoU (default 0)"
     )
     p.add_argument(
         "--max-detections",
-        type=_positive,
+        type=positive_int,
         help="per image and class, best scores first (COCO uses 100; default: all)",
     )
     p.add_argument("--worst", type=int, default=10, help="images to list (default 10)")

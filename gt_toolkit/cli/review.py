@@ -5,14 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..review import write_review
-from ._common import add_aws_options, eprint, store_from_args
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
+from ._common import add_aws_options, eprint, positive_int, store_from_args
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--label-attribute", help="label attribute to draw (default: detected)")
     p.add_argument(
-        "--limit", type=_positive, help="draw only the N lowest-agreement objects (default: all)"
+        "--limit", type=positive_int, help="draw only the N lowest-agreement objects (default: all)"
     )
     p.add_argument(
         "--min-width",
