@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
@@ -19,6 +20,7 @@ __all__ = [
     "item_key",
     "percent_to_count",
     "sample_items",
+    "sample_percent",
     "split_items",
     "split_name",
 ]
@@ -92,6 +94,60 @@ def sample_items(
         items=[e[3] for e in chosen],
         indices=[-e[1] for e in chosen],
         total=total,
+        seed=seed,
+        requested=count,
+        keys=[e[2] for e in chosen],
+    )
+
+
+def sample_percent(
+    items: Callable[[], Iterable[T]],
+    *,
+    percent: float,
+    seed: int | str = 0,
+    key: Callable[[T], str],
+    margin: float = 6.0,
+) -> SampleResult[T]:
+    """Pick ``round(percent/100 * n)`` items in one pass without knowing ``n`` in advance.
+
+    The sample is exactly :func:`sample_items` with that count (the smallest hashes win), but
+    ``n`` is only known at the end. Hashes are uniform, so the k-th smallest of ``n`` lies
+    within a few standard deviations of ``p``: the pass keeps only items whose hash is below
+    a bound that shrinks as items arrive (``p`` plus ``margin`` standard deviations), about
+    ``p * n`` items in memory. At the end, if at least ``k`` kept items lie below the final
+    bound, every item of the true sample was kept and the answer is exact. Otherwise (odds
+    around 1e-9 at the default margin) ``items`` is called again for a second, counting
+    pass; that is why it is a factory.
+    """
+    if not 0 <= percent <= 100:
+        raise ValueError(f"percent must be within 0..100, got {percent}")
+    p = percent / 100
+
+    def bound(t: int) -> float:
+        return min(1.0, p + margin * math.sqrt(p * (1 - p) / t) + 1 / t)
+
+    kept: list[tuple[float, int, str, T]] = []
+    prune_at = 1024
+    t = 0
+    for t, item in enumerate(items(), start=1):
+        k = key(item)
+        u = hash_unit(k, seed)
+        if u < bound(t):
+            kept.append((u, t - 1, k, item))
+            if len(kept) >= prune_at:
+                limit = bound(t)
+                kept = [e for e in kept if e[0] < limit]
+                prune_at = max(1024, 2 * len(kept))
+    count = percent_to_count(percent, t)
+    final = bound(t) if t else 1.0
+    below = sorted(e for e in kept if e[0] < final)
+    if len(below) < count:  # the true sample may hold an item the pass let go
+        return sample_items(items(), count=count, seed=seed, key=key)
+    chosen = sorted(below[:count], key=lambda e: e[1])
+    return SampleResult(
+        items=[e[3] for e in chosen],
+        indices=[e[1] for e in chosen],
+        total=t,
         seed=seed,
         requested=count,
         keys=[e[2] for e in chosen],

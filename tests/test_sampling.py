@@ -10,6 +10,7 @@ from gt_toolkit.sampling import (
     hash_unit,
     percent_to_count,
     sample_items,
+    sample_percent,
     split_name,
 )
 
@@ -92,3 +93,49 @@ def test_sample_does_not_depend_on_input_order(items: list[str], count: int) -> 
     a = sample_items(items, count=count, seed=1, key=str).items
     b = sample_items(list(reversed(items)), count=count, seed=1, key=str).items
     assert sorted(a) == sorted(b)
+
+
+@given(
+    st.lists(st.text(max_size=8), max_size=300),
+    st.floats(0, 100, allow_nan=False),
+    st.integers(0, 3),
+)
+def test_one_pass_percent_equals_the_counted_sample(
+    items: list[str], percent: float, seed: int
+) -> None:
+    calls: list[int] = []
+
+    def factory() -> list[str]:
+        calls.append(1)
+        return items
+
+    got = sample_percent(factory, percent=percent, seed=seed, key=str)
+    want = sample_items(items, count=percent_to_count(percent, len(items)), seed=seed, key=str)
+    assert (got.items, got.indices, got.total) == (want.items, want.indices, want.total)
+
+
+def test_percent_is_one_pass_on_a_large_input() -> None:
+    refs = _refs(20_000)
+    calls: list[int] = []
+
+    def factory() -> list[str]:
+        calls.append(1)
+        return refs
+
+    got = sample_percent(factory, percent=10, seed=4, key=str)
+    assert calls == [1]
+    assert got.items == sample_items(refs, count=2000, seed=4, key=str).items
+
+
+def test_percent_falls_back_to_a_second_pass_when_the_bound_was_too_tight() -> None:
+    refs = _refs(2_000)
+    calls: list[int] = []
+
+    def factory() -> list[str]:
+        calls.append(1)
+        return refs
+
+    # A negative margin keeps too few candidates: the result must still be exact.
+    got = sample_percent(factory, percent=30, seed=2, key=str, margin=-3.0)
+    assert calls == [1, 1]
+    assert got.items == sample_items(refs, count=600, seed=2, key=str).items

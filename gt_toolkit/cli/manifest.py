@@ -10,20 +10,19 @@ from typing import Any
 
 import orjson
 
-from ..files import atomic_output, iter_raw_lines, join_location, write_json
+from ..files import atomic_output, join_location, write_json
 from ..inputs import iter_input_records
 from ..manifest import (
     ManifestLine,
     ReadStats,
     RejectPolicy,
     dump_line,
-    parse_manifest_lines,
     read_manifest,
     write_manifest,
 )
 from ..progress import progress
 from ..s3 import DEFAULT_IMAGE_EXTENSIONS, S3Store, is_s3_uri
-from ..sampling import item_key, percent_to_count, sample_items, split_name
+from ..sampling import item_key, sample_items, sample_percent, split_name
 from ._common import add_aws_options, eprint, store_from_args
 
 
@@ -151,32 +150,35 @@ def _report(stats: ReadStats, args: argparse.Namespace, out: str) -> None:
         eprint(f"rejects written to {_rejects_location(args, out)}")
 
 
-def _count_lines(args: argparse.Namespace) -> int:
-    """Count the lines the sample will draw from (``--percent`` needs n up front).
-
-    Validates like the real read but writes no rejects: the sampling pass reports them.
-    """
-    items = parse_manifest_lines(
-        iter_raw_lines(args.manifest, store=store_from_args(args)), source=str(args.manifest)
-    )
-    return sum(1 for item in items if isinstance(item, ManifestLine))
-
-
 def _run_sample(args: argparse.Namespace) -> int:
     out = str(args.out)
-    count = args.count
-    if args.percent is not None:
-        count = percent_to_count(args.percent, _count_lines(args))
-    if count is None or count < 0:
+    if args.count is not None and args.count < 0:
         raise SystemExit("gt-convert sample: --count must be >= 0")
-    stats = ReadStats()
-    store, lines = _read(args, out, stats)
-    result = sample_items(
-        progress(lines, desc="sampling", unit="line"),
-        count=count,
-        seed=args.seed,
-        key=lambda line: item_key(line.data),
-    )
+    store = store_from_args(args)
+    passes: list[ReadStats] = []
+
+    def lines() -> Iterator[ManifestLine]:
+        # --percent reads once (see sample_percent); a rare second pass gets fresh counts.
+        passes.append(ReadStats())
+        return progress(
+            read_manifest(
+                args.manifest,
+                policy=args.policy,
+                rejects=_rejects_location(args, out),
+                stats=passes[-1],
+                store=store,
+            ),
+            desc="sampling",
+            unit="line",
+        )
+
+    def key(line: ManifestLine) -> str:
+        return item_key(line.data)
+
+    if args.percent is not None:
+        result = sample_percent(lines, percent=args.percent, seed=args.seed, key=key)
+    else:
+        result = sample_items(lines(), count=args.count, seed=args.seed, key=key)
     written = write_manifest(result.items, out, store=store)
     record = {
         "manifest": str(args.manifest),
@@ -189,7 +191,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         "keys": result.keys,
     }
     write_json(f"{out}.sample.json", record, store=store)
-    _report(stats, args, out)
+    _report(passes[-1], args, out)
     eprint(f"wrote {written} of {result.total} lines to {out}")
     eprint(f"selection recorded in {out}.sample.json")
     return 0
