@@ -400,3 +400,55 @@ def copier_for(options: ConvertOptions) -> ImageCopier:
         images_dir=options.images_dir,
         images_prefix=options.images_prefix,
     )
+
+
+def planned_splitter(
+    source: Location,
+    options: ConvertOptions,
+    *,
+    kinds: frozenset[LabelKind] = DETECTION,
+    default_empty: EmptyPolicy = EmptyPolicy.KEEP,
+) -> Splitter:
+    """The options' train/validation :class:`Splitter`, planned when ``stratify`` is on.
+
+    A stratified split needs every record's classes before the first one is placed, so it
+    reads ``source`` once more up front (quietly: no rejects file, no progress bar);
+    ``kinds`` and ``default_empty`` must match the converting pass so both see one list.
+    """
+    splitter = Splitter(
+        fraction=options.validation_fraction, seed=options.seed, stratify=options.stratify
+    )
+    if options.stratify:
+        splitter.plan(
+            read_records(
+                source,
+                options,
+                kinds=kinds,
+                stats=OutputStats(),
+                default_empty=default_empty,
+                first_pass=True,
+            )
+        )
+    return splitter
+
+
+def sized_detections(
+    source: Location,
+    options: ConvertOptions,
+    *,
+    stats: OutputStats,
+    copier: ImageCopier,
+    desc: str,
+) -> Iterator[tuple[DetectionRecord, tuple[int, int, int], str]]:
+    """Detection records with their ``(width, height, depth)`` and a unique image file name.
+
+    Every per-image target needs the size; a record without ``image_size`` and without a
+    local mirror of its image is counted as a ``no-image-size`` reject and skipped.
+    """
+    namer = ImageNamer()
+    for rec in read_detections(source, options, stats=stats, desc=desc):
+        size = record_size(rec, copier)
+        if size is None:
+            skip_record(stats, "no-image-size")
+            continue
+        yield rec, size, namer(rec.source_ref)

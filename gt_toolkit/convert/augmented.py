@@ -25,7 +25,7 @@ from ..training import (
     augmented_manifest_channel,
     min_label_width,
 )
-from ._common import ANY, ConversionResult, ConvertOptions, Splitter, out_path, read_records
+from ._common import ANY, ConversionResult, ConvertOptions, out_path, planned_splitter, read_records
 
 __all__ = ["build_channel", "label_width_for", "to_augmented"]
 
@@ -65,20 +65,7 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
     built-in object detection drops batches over them (pitfall 4).
     """
     stats = OutputStats()
-    splitter = Splitter(
-        fraction=options.validation_fraction, seed=options.seed, stratify=options.stratify
-    )
-    if options.stratify:
-        splitter.plan(
-            read_records(
-                source,
-                options,
-                kinds=ANY,
-                stats=OutputStats(),
-                default_empty=EmptyPolicy.REJECT,
-                first_pass=True,
-            )
-        )
+    splitter = planned_splitter(source, options, kinds=ANY, default_empty=EmptyPolicy.REJECT)
     train_loc = out_path(out, "train.manifest")
     val_loc = out_path(out, "validation.manifest")
     dumps = orjson.dumps

@@ -15,12 +15,13 @@ from ..errors import ConversionError
 from ..files import Location, write_json, write_lines
 from ..output import ClassificationRecord, OutputStats
 from ._common import (
+    CLASSIFICATION,
     ConversionResult,
     ConvertOptions,
     ImageNamer,
-    Splitter,
     copier_for,
     out_path,
+    planned_splitter,
     read_classifications,
 )
 
@@ -37,11 +38,7 @@ def folder_name(label: str) -> str:
 def to_lst(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
     """Write ``train.lst``/``validation.lst`` (and the images unless ``copy_images`` is False)."""
     stats = OutputStats()
-    splitter = Splitter(
-        fraction=options.validation_fraction, seed=options.seed, stratify=options.stratify
-    )
-    if options.stratify:
-        splitter.plan(read_classifications(source, options, stats=OutputStats()))
+    splitter = planned_splitter(source, options, kinds=CLASSIFICATION)
     namer = ImageNamer()
     copy = options.copy_images is not False
     rows: list[tuple[str, ClassificationRecord, str]] = []

@@ -21,13 +21,10 @@ from ..output import OutputStats
 from ._common import (
     ConversionResult,
     ConvertOptions,
-    ImageNamer,
     copier_for,
     num,
     out_path,
-    read_detections,
-    record_size,
-    skip_record,
+    sized_detections,
 )
 
 __all__ = ["coco_annotation", "to_coco"]
@@ -63,7 +60,6 @@ def to_coco(source: Location, out: Location, options: ConvertOptions) -> Convers
     """
     stats = OutputStats()
     json_loc, folder = _targets(out)
-    namer = ImageNamer()
     copy = bool(options.copy_images)
     dumps = orjson.dumps
     image_id = ann_id = 0
@@ -74,13 +70,10 @@ def to_coco(source: Location, out: Location, options: ConvertOptions) -> Convers
     ):
         fh.write(b'{"info":{"description":"Ground Truth output converted by gt-toolkit"},')
         fh.write(b'"licenses":[],"images":[')
-        for rec in read_detections(source, options, stats=stats, desc="coco"):
-            size = record_size(rec, copier)
-            if size is None:
-                skip_record(stats, "no-image-size")
-                continue
+        for rec, size, name in sized_detections(
+            source, options, stats=stats, copier=copier, desc="coco"
+        ):
             image_id += 1
-            name = namer(rec.source_ref)
             image = {
                 "id": image_id,
                 "file_name": name,

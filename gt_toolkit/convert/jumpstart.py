@@ -14,13 +14,10 @@ from ..output import OutputStats
 from ._common import (
     ConversionResult,
     ConvertOptions,
-    ImageNamer,
     copier_for,
     num,
     out_path,
-    read_detections,
-    record_size,
-    skip_record,
+    sized_detections,
 )
 
 __all__ = ["to_jumpstart_od"]
@@ -29,17 +26,13 @@ __all__ = ["to_jumpstart_od"]
 def to_jumpstart_od(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
     """Write ``out/images/*`` (copied unless ``copy_images`` is False) and ``annotations.json``."""
     stats = OutputStats()
-    namer = ImageNamer()
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     copy = options.copy_images is not False
     with copier_for(options) as copier:
-        for rec in read_detections(source, options, stats=stats, desc="jumpstart-od"):
-            size = record_size(rec, copier)
-            if size is None:
-                skip_record(stats, "no-image-size")
-                continue
-            name = namer(rec.source_ref)
+        for rec, size, name in sized_detections(
+            source, options, stats=stats, copier=copier, desc="jumpstart-od"
+        ):
             image_id = len(images)
             images.append({"file_name": name, "width": size[0], "height": size[1], "id": image_id})
             annotations.extend(

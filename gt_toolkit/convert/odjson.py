@@ -17,14 +17,11 @@ from ..output import OutputStats
 from ._common import (
     ConversionResult,
     ConvertOptions,
-    ImageNamer,
-    Splitter,
     copier_for,
     num,
     out_path,
-    read_detections,
-    record_size,
-    skip_record,
+    planned_splitter,
+    sized_detections,
 )
 
 __all__ = ["to_od_json"]
@@ -33,23 +30,15 @@ __all__ = ["to_od_json"]
 def to_od_json(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
     """Write the four File-mode channel folders under ``out``."""
     stats = OutputStats()
-    splitter = Splitter(
-        fraction=options.validation_fraction, seed=options.seed, stratify=options.stratify
-    )
-    if options.stratify:
-        splitter.plan(read_detections(source, options, stats=OutputStats()))
-    namer = ImageNamer()
+    splitter = planned_splitter(source, options)
     copy = options.copy_images is not False
     counts = {"train": 0, "validation": 0}
     with copier_for(options) as copier:
-        for rec in read_detections(source, options, stats=stats, desc="od-json"):
-            size = record_size(rec, copier)
-            if size is None:
-                skip_record(stats, "no-image-size")
-                continue
+        for rec, size, name in sized_detections(
+            source, options, stats=stats, copier=copier, desc="od-json"
+        ):
             split = splitter(rec)
             counts[split] += 1
-            name = namer(rec.source_ref)
             doc = {
                 "file": name,
                 "image_size": [{"width": size[0], "height": size[1], "depth": size[2]}],

@@ -16,14 +16,11 @@ from ..output import OutputStats
 from ._common import (
     ConversionResult,
     ConvertOptions,
-    ImageNamer,
-    Splitter,
     copier_for,
     num,
     out_path,
-    read_detections,
-    record_size,
-    skip_record,
+    planned_splitter,
+    sized_detections,
 )
 
 __all__ = ["to_voc", "voc_xml"]
@@ -57,20 +54,12 @@ def voc_xml(name: str, size: tuple[int, int, int], boxes: list[LabeledBox]) -> b
 def to_voc(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
     """Write a VOC dataset folder at ``out``."""
     stats = OutputStats()
-    splitter = Splitter(
-        fraction=options.validation_fraction, seed=options.seed, stratify=options.stratify
-    )
-    if options.stratify:
-        splitter.plan(read_detections(source, options, stats=OutputStats()))
-    namer = ImageNamer()
+    splitter = planned_splitter(source, options)
     sets: dict[str, list[bytes]] = {"train": [], "validation": []}
     with copier_for(options) as copier:
-        for rec in read_detections(source, options, stats=stats, desc="voc"):
-            size = record_size(rec, copier)
-            if size is None:
-                skip_record(stats, "no-image-size")
-                continue
-            name = namer(rec.source_ref)
+        for rec, size, name in sized_detections(
+            source, options, stats=stats, copier=copier, desc="voc"
+        ):
             stem = PurePosixPath(name).stem
             sets[splitter(rec)].append(stem.encode())
             copier.submit_write(

@@ -19,13 +19,10 @@ from ..output import OutputStats
 from ._common import (
     ConversionResult,
     ConvertOptions,
-    ImageNamer,
-    Splitter,
     copier_for,
     out_path,
-    read_detections,
-    record_size,
-    skip_record,
+    planned_splitter,
+    sized_detections,
 )
 
 __all__ = ["to_yolo", "yolo_lines"]
@@ -47,25 +44,17 @@ def yolo_lines(
 def to_yolo(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
     """Write a YOLO dataset folder at ``out``."""
     stats = OutputStats()
-    splitter = Splitter(
-        fraction=options.validation_fraction, seed=options.seed, stratify=options.stratify
-    )
-    if options.stratify:
-        splitter.plan(read_detections(source, options, stats=OutputStats()))
-    namer = ImageNamer()
+    splitter = planned_splitter(source, options)
     counts = {"train": 0, "validation": 0}
     with (
         copier_for(options) as copier,
         atomic_output(out_path(out, "sources.jsonl"), store=options.store) as sources,
     ):
-        for rec in read_detections(source, options, stats=stats, desc="yolo"):
-            size = record_size(rec, copier)
-            if size is None:
-                skip_record(stats, "no-image-size")
-                continue
+        for rec, size, name in sized_detections(
+            source, options, stats=stats, copier=copier, desc="yolo"
+        ):
             split = splitter(rec)
             counts[split] += 1
-            name = namer(rec.source_ref)
             stem = PurePosixPath(name).stem
             folder = _SPLIT_DIR[split]
             lines = yolo_lines(
