@@ -154,16 +154,13 @@ class ImageResolver:
                 return _data_uri(path.read_bytes(), path.name)
             self.missing.append(text)
             return _placeholder(text)
-        bucket, key = parse_s3_uri(uri)
+        _bucket, key = parse_s3_uri(uri)
         local = self._local(key)
         if local is not None:
             return _data_uri(local.read_bytes(), local.name)
         if self.store is not None:
             if self.presign:
-                url: str = self.store.client.generate_presigned_url(
-                    "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=self.expires_in
-                )
-                return url
+                return self.store.presign(uri, expires_in=self.expires_in)
             try:
                 return _data_uri(self.store.get_bytes(uri), key)
             except StorageError:
