@@ -37,19 +37,17 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, TypedDict
 
 import orjson
 
 from .answers import BoundingBoxAnswer, parse_bounding_box_answer
+from .aws_roles import assumed_role_store_factory as assumed_role_store_factory
 from .consolidate import ConsolidationSettings, consolidate_image
 from .detection import build_detection_label, now_creation_date
 from .errors import GtToolkitError, StorageError, ValidationError
-from .s3 import S3Store, is_s3_uri, make_s3_client
+from .s3 import S3Store, is_s3_uri
 from .types import ImageSize
-
-if TYPE_CHECKING:
-    from mypy_boto3_sts import STSClient
 
 __all__ = [
     "ConsolidatedAnnotation",
@@ -63,7 +61,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 StoreFactory = Callable[[str], S3Store]
-"""Role ARN -> an :class:`S3Store` acting as that role (for ``event["roleArn"]``)."""
+"""Role ARN -> an :class:`S3Store` acting as that role (for ``event["roleArn"]``); the AWS one
+is :func:`gt_toolkit.aws_roles.assumed_role_store_factory`, re-exported here."""
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
@@ -133,49 +132,6 @@ class PostAnnotationSettings:
             element_name=env.get("GT_ELEMENT_NAME", "").strip() or None,
             fetch_threads=threads,
         )
-
-
-def assumed_role_store_factory(
-    sts_client: STSClient,
-    *,
-    session_name: str = "gt-toolkit-post-annotation",
-    endpoint_url: str | None = None,
-    region_name: str | None = None,
-) -> StoreFactory:
-    """A :data:`StoreFactory` that assumes the role with STS, caching credentials per role.
-
-    Credentials are reused until 5 minutes before they expire, so a warm Lambda does not call
-    STS on every batch.
-
-    Raises (from the returned factory):
-        StorageError: STS refused to hand out credentials for the role.
-    """
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    cache: dict[str, tuple[float, S3Store]] = {}
-
-    def factory(role_arn: str) -> S3Store:
-        hit = cache.get(role_arn)
-        if hit is not None and hit[0] - time.time() > 300:
-            return hit[1]
-        try:
-            creds = sts_client.assume_role(RoleArn=role_arn, RoleSessionName=session_name)[
-                "Credentials"
-            ]
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageError(f"cannot assume role {role_arn}: {exc}") from exc
-        session = boto3.session.Session(
-            aws_access_key_id=creds["AccessKeyId"],
-            aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"],
-            region_name=region_name,
-        )
-        store = S3Store(make_s3_client(session=session, endpoint_url=endpoint_url))
-        cache[role_arn] = (creds["Expiration"].timestamp(), store)
-        return store
-
-    return factory
 
 
 @dataclass
