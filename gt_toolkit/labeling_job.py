@@ -81,6 +81,8 @@ ALLOWED_PRICES_USD: Final[tuple[Decimal, ...]] = (
 )
 """Every price Mechanical Turk accepts per task (botocore's ``PublicWorkforceTaskPrice``)."""
 
+_NEEDS_PRICE: Final = "a public (Mechanical Turk) workforce needs a price per task (price_usd)"
+
 _MAX_PRICE: Final = Decimal("1.200")
 _LOWEST_PRICE: Final[dict[str, Decimal]] = {
     "BoundingBox": Decimal("0.036"),
@@ -342,17 +344,20 @@ def build_labeling_job_request(
     if tags:
         request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
 
-    problems.extend(
-        labeling_job_problems(
-            request,
-            region=region,
-            task_type=task_type,
-            workforce=workforce,
-            labels=labels,
-            source_label_attribute=source_label_attribute,
-            require_sagemaker_lambda_names=require_sagemaker_lambda_names,
-        )
+    found = labeling_job_problems(
+        request,
+        region=region,
+        task_type=task_type,
+        workforce=workforce,
+        labels=labels,
+        source_label_attribute=source_label_attribute,
+        require_sagemaker_lambda_names=require_sagemaker_lambda_names,
     )
+    if price_usd is not None:
+        # A given price that was refused above is left out of the request; "needs a price"
+        # would then be a second, wrong report of the same mistake.
+        found = [p for p in found if p != _NEEDS_PRICE]
+    problems.extend(found)
     if problems:
         raise ValidationError(list(dict.fromkeys(problems)), what="labeling job request")
     return request
@@ -462,9 +467,7 @@ def labeling_job_problems(
                 f"arn:aws:sagemaker:{region}:{PUBLIC_WORKTEAM_ACCOUNT}:workteam/public-crowd/default"
             )
         if price is None:
-            problems.append(
-                "a public (Mechanical Turk) workforce needs a price per task (price_usd)"
-            )
+            problems.append(_NEEDS_PRICE)
         elif isinstance(price, Mapping):
             problems.extend(_price_problems(price, task_type))
         if PII_CLASSIFIER not in classifiers:

@@ -371,6 +371,15 @@ def test_bad_inputs_are_refused_with_the_expected_message(
         assert fragment in message, f"{case}: {fragment!r} not in\n{message}"
 
 
+@pytest.mark.parametrize("price", ["cheap", "0.05", "0.012", "-1"])
+def test_an_invalid_price_is_reported_once_not_also_as_missing(price: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        build_labeling_job_request(**public_args(price_usd=price))
+    problems = info.value.problems
+    assert [p for p in problems if p.startswith("price_usd") and price in p], problems
+    assert not [p for p in problems if "needs a price per task" in p], problems
+
+
 def test_one_error_lists_every_problem_at_once() -> None:
     with pytest.raises(ValidationError) as info:
         build_labeling_job_request(
