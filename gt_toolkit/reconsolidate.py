@@ -246,6 +246,7 @@ def _process(
     labels: Sequence[str] | None,
     settings: ConsolidationSettings,
     files: int,
+    creation_date: str,
 ) -> _Result:
     answers = _merge_workers(answers)
     record = dict(data)
@@ -253,10 +254,10 @@ def _process(
         reason = "; ".join(problems) if problems else "no worker answers for this object"
         record.pop(attribute, None)
         record[f"{attribute}-metadata"] = {
-            "failure-reason": f"ClientError: {reason}"[:1000],
+            "failure-reason": f"reconsolidate: {reason}"[:1000],
             "type": DETECTION_TYPE,
             "human-annotated": "yes",
-            "creation-date": now_creation_date(),
+            "creation-date": creation_date,
             "job-name": f"labeling-job/{job_name}",
         }
         return _Result(record, [], None, None, files, reason)
@@ -371,6 +372,7 @@ def reconsolidate(
             labels=labels,
             settings=settings,
             files=files,
+            creation_date=creation_date,
         )
 
     window = max(1, max_workers) * 4

@@ -143,6 +143,12 @@ def test_objects_without_answers_are_kept_with_failure_reason(tmp_path: Path) ->
     assert "no worker answers" in lines[5]["consolidated-metadata"]["failure-reason"]
     assert "answers" in lines[9]["consolidated-metadata"]["failure-reason"]
     assert lines[7]["consolidated"]["annotations"]  # the good file still counts
+    # The reason says who wrote it; no AWS error class is made up.
+    for i in (5, 9):
+        assert lines[i]["consolidated-metadata"]["failure-reason"].startswith("reconsolidate: ")
+    # One run, one creation-date: failed objects carry the run's date like the others.
+    dates = {line["consolidated-metadata"]["creation-date"] for line in lines}
+    assert len(dates) == 1
 
 
 def test_min_support_and_threshold_change_the_result(tmp_path: Path) -> None:
