@@ -41,6 +41,23 @@ def test_augmented_cli_writes_outputs_summary_and_rejects(
     )
 
 
+def test_augmented_cli_prints_the_notes_an_empty_channel_raises(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "aug"
+    code = main(["augmented", str(CONSOLE), "-o", str(out), "--validation-fraction", "0"])
+    assert code == 0
+    err = capsys.readouterr().err
+    channels = json.loads((out / "channels.json").read_text())
+    assert channels["num_training_samples"]["validation"] == 0
+    empty = [n for n in channels["notes"] if "channel is empty" in n]
+    assert empty
+    # Every note reaches the terminal and the summary, not only channels.json.
+    for note in channels["notes"]:
+        assert f"note: {note}" in err
+    assert json.loads((out / "summary.json").read_text())["notes"] == channels["notes"]
+
+
 def test_empty_keep_flag_overrides_the_augmented_default(tmp_path: Path) -> None:
     out = tmp_path / "aug"
     assert main(["augmented", str(CONSOLE), "-o", str(out), "--empty", "keep"]) == 0

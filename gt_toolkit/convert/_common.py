@@ -84,13 +84,18 @@ class ConvertOptions:
 
 @dataclass(slots=True)
 class ConversionResult:
-    """What a conversion wrote and saw; ``to_json`` is the summary file."""
+    """What a conversion wrote and saw; ``to_json`` is the summary file.
+
+    ``notes`` are things the user must act on before training (an empty channel, local
+    ``S3Uri`` values); they are printed with the summary, not only buried in a file.
+    """
 
     target: str
     stats: OutputStats
     outputs: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     image_errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """Stats, outputs and target-specific facts, ready for ``summary.json``."""
@@ -100,6 +105,8 @@ class ConversionResult:
         out["image_errors"] = len(self.image_errors)
         if self.image_errors:
             out["image_error_examples"] = self.image_errors[:20]
+        if self.notes:
+            out["notes"] = self.notes
         return out
 
     def summary_lines(self) -> list[str]:
@@ -110,6 +117,7 @@ class ConversionResult:
             lines.append(
                 f"  {len(self.image_errors)} image copies FAILED, e.g. {self.image_errors[0]}"
             )
+        lines += [f"  note: {note}" for note in self.notes]
         return lines
 
 

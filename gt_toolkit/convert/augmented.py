@@ -148,6 +148,7 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
         stats=stats,
         outputs={"train": train_loc, "validation": val_loc, "channels": channels_loc},
         extra={"num_training_samples": counts, "hyperparameters": hyper},
+        notes=notes,
     )
 
 
