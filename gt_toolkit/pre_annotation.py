@@ -218,7 +218,10 @@ def _prior_boxes(
         return attribute, [], []
     try:
         _, boxes = parse_detection_label(value, metadata)
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:
+        # parse_detection_label promises ValueError, but the data object is user input and
+        # this Lambda must answer for it whatever slips through (an Infinity class_id
+        # overflows int(), a list where an object belongs has no .get).
         errors.append(f"prior label {attribute!r} is malformed: {exc}")
         return attribute, [], []
     initial: list[InitialBox] = []

@@ -181,14 +181,54 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None)
-@given(
-    data_object=st.dictionaries(
-        st.sampled_from(["source-ref", "source", "boxes", "boxes-metadata", "x", "x-metadata"]),
-        json_values,
-    ),
-    threshold=st.none() | st.floats(0, 1),
+# Numbers a JSON parser can hand over, including the NaN/Infinity Python's json accepts.
+json_numbers = (
+    st.integers() | st.floats() | st.sampled_from([float("inf"), float("-inf"), float("nan")])
 )
+# Bounding-box labels that get past the first shape checks, so parse_detection_label and the
+# code after it see malformed fields, not only a wrong top-level type.
+box_fields = st.fixed_dictionaries(
+    dict.fromkeys(("class_id", "left", "top", "width", "height"), json_numbers)
+) | st.dictionaries(
+    st.sampled_from(["class_id", "left", "top", "width", "height"]), json_values, max_size=5
+)
+label_values = st.fixed_dictionaries(
+    {"annotations": st.lists(box_fields | json_values, max_size=3)},
+    optional={
+        "image_size": json_values
+        | st.lists(
+            st.dictionaries(st.sampled_from(["width", "height", "depth"]), json_values), max_size=2
+        )
+    },
+)
+# Metadata typed as a bounding-box label whose fields may be any JSON type: "class-map": ["a"],
+# "objects": "x", confidences that are lists, dates that are numbers.
+metadata_values = st.fixed_dictionaries(
+    {"type": st.just("groundtruth/object-detection")},
+    optional={
+        "class-map": json_values,
+        "objects": json_values
+        | st.lists(st.dictionaries(st.just("confidence"), json_numbers | json_values), max_size=3),
+        "image_size": json_values,
+        "creation-date": json_values,
+        "failure-reason": json_values,
+    },
+)
+data_objects = st.dictionaries(
+    st.sampled_from(["source-ref", "source", "boxes", "boxes-metadata", "x", "x-metadata"]),
+    json_values,
+) | st.fixed_dictionaries(
+    {
+        "source-ref": st.just("s3://b/k.jpg") | json_values,
+        "boxes": label_values | json_values,
+        "boxes-metadata": metadata_values | json_values,
+    },
+    optional={"x": label_values, "x-metadata": metadata_values},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data_object=data_objects, threshold=st.none() | st.floats(0, 1))
 def test_any_data_object_gets_a_response(
     data_object: dict[str, Any], threshold: float | None
 ) -> None:
