@@ -239,7 +239,7 @@ def task_input_from_line(
             raise TemplateError(f"the manifest line has no label attribute {name!r}")
         try:
             _size, boxes = parse_detection_label(value, data.get(f"{name}-metadata"))
-        except ValueError as exc:
+        except (ValueError, ArithmeticError) as exc:  # an Infinity class_id overflows int()
             raise TemplateError(
                 f"label attribute {name!r} is not a bounding-box label: {exc}"
             ) from exc

@@ -127,8 +127,20 @@ def test_task_input_shapes(data: dict[str, Any], expected: dict[str, Any]) -> No
         ({"other": 1}, {}, "no 'source-ref' or 'source'"),
         ({"source-ref": "s3://b/k"}, {"label_attribute": "boxes"}, "no label attribute 'boxes'"),
         ({"source-ref": "s3://b/k", "boxes": {"x": 1}}, {"label_attribute": "boxes"}, "not a"),
+        (
+            {
+                "source-ref": "s3://b/k",
+                "boxes": {
+                    "annotations": [
+                        {"class_id": float("inf"), "left": 1, "top": 1, "width": 1, "height": 1}
+                    ]
+                },
+            },
+            {"label_attribute": "boxes"},
+            "not a",
+        ),
     ],
-    ids=["no-source", "missing-attribute", "not-boxes"],
+    ids=["no-source", "missing-attribute", "not-boxes", "infinite-class-id"],
 )
 def test_task_input_errors(data: dict[str, Any], kwargs: dict[str, Any], fragment: str) -> None:
     with pytest.raises(TemplateError) as info:
