@@ -18,8 +18,8 @@ Algorithm (pure, deterministic):
    of boxes from *different* workers with IoU >= ``iou_threshold`` are linked. A connected
    component of links is one cluster when it is a clique of distinct workers, or when,
    after each worker keeps only its box nearest the component's mean box, every kept box
-   reaches the threshold with the kept boxes' mean and the extra boxes are at most a fifth
-   of the kept ones (each extra box, a worker's second box on the object or a stray one,
+   reaches the threshold with the kept boxes' mean and the extra boxes are at most half
+   as many as the kept ones (each extra box, a worker's second box on the object or a stray one,
    becomes a singleton). Other components are merged greedily by descending IoU (ties by
    canonical order): two clusters merge when every cross pair is linked or their mean
    boxes reach the threshold, and they share no worker or fewer workers than the smaller
@@ -165,7 +165,7 @@ def default_min_support(workers: int) -> int:
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
 
-_GET_COORDS = itemgetter(*_COORDS)
+_GET_EACH = tuple(itemgetter(k) for k in _COORDS)
 _GET_LABEL = itemgetter("label")
 _BELOW = DropReason.BELOW_MIN_SUPPORT.value
 
@@ -241,7 +241,9 @@ def _gather(
     malformed: dict[int, str] = {}
     try:
         names: list[Any] = list(map(_GET_LABEL, flat))
-        xywh = np.array(list(map(_GET_COORDS, flat)), dtype=np.float64).reshape(-1, 4)
+        xywh = np.empty((len(flat), 4))
+        for k, get in enumerate(_GET_EACH):
+            xywh[:, k] = np.fromiter(map(get, flat), dtype=np.float64, count=len(flat))
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         parts: list[FloatArray] = []
         names = []
@@ -305,8 +307,8 @@ def _clean(
     if image_size is not None:
         iw, ih = float(image_size["width"]), float(image_size["height"])
         if settings.clip:
-            x1, x2 = (np.clip(np.nan_to_num(v), 0.0, iw) for v in (x1, x2))
-            y1, y2 = (np.clip(np.nan_to_num(v), 0.0, ih) for v in (y1, y2))
+            x1, x2 = (np.clip(v, 0.0, iw) for v in (x1, x2))  # NaN stays NaN: not finite
+            y1, y2 = (np.clip(v, 0.0, ih) for v in (y1, y2))
             inside = (x2 > x1) & (y2 > y1)
         else:
             with np.errstate(invalid="ignore"):
@@ -381,14 +383,9 @@ def _clean(
 
 def _find_pairs(clean: _Clean) -> None:
     """Overlapping pairs ``lo < hi`` (canonical indices) and their IoU, once per image."""
-    lo, hi = overlap_pairs(clean.x1, clean.y1, clean.x2, clean.y2)
-    x1, y1, x2, y2 = clean.x1, clean.y1, clean.x2, clean.y2
-    inter = (np.minimum(x2[lo], x2[hi]) - np.maximum(x1[lo], x1[hi])) * (
-        np.minimum(y2[lo], y2[hi]) - np.maximum(y1[lo], y1[hi])
+    clean.lo, clean.hi, clean.iou = overlap_pairs(
+        clean.x1, clean.y1, clean.x2, clean.y2, x_sorted=True, with_iou=True
     )
-    area = (x2 - x1) * (y2 - y1)
-    clean.lo, clean.hi = lo, hi
-    clean.iou = np.minimum(inter / (area[lo] + area[hi] - inter), 1.0)
 
 
 def _worker_rank(
@@ -488,8 +485,6 @@ def _cluster(clean: _Clean, threshold: float) -> tuple[IntArray, IntArray, IntAr
     lo, hi, iou = clean.lo, clean.hi, clean.iou
     linked = (iou >= threshold) & (clean.worker[lo] != clean.worker[hi])
     lo, hi, iou = lo[linked], hi[linked], iou[linked]
-    order = np.lexsort((hi, lo, -iou))
-    lo, hi, iou = lo[order], hi[order], iou[order]
     comp = _components(n, lo, hi)
     size = np.bincount(comp, minlength=n)
     workers = int(clean.worker.max()) + 1 if n else 1
@@ -504,25 +499,28 @@ def _cluster(clean: _Clean, threshold: float) -> tuple[IntArray, IntArray, IntAr
     # when every kept member reaches the threshold with the kept members' mean box and
     # the extra boxes are a small minority, the kept members are one cluster and each
     # extra box (a worker's second box on the object, or a stray one) is a singleton.
-    boxes = (clean.x1, clean.y1, clean.x2, clean.y2)
-    near = _iou_to_mean(comp, np.ones(n, dtype=bool), boxes, n)
-    order = np.lexsort((-near, clean.worker, comp))
-    first = np.ones(n, dtype=bool)
-    first[1:] = (comp[order][1:] != comp[order][:-1]) | (
-        clean.worker[order][1:] != clean.worker[order][:-1]
-    )
-    keep = np.empty(n, dtype=bool)
+    sub = np.flatnonzero(~clique[comp])  # the members of the other components
+    c_sub, w_sub = comp[sub], clean.worker[sub]
+    boxes = (clean.x1[sub], clean.y1[sub], clean.x2[sub], clean.y2[sub])
+    near = _iou_to_mean(c_sub, np.ones(len(sub), dtype=bool), boxes, n)
+    order = np.lexsort((-near, w_sub, c_sub))
+    first = np.ones(len(sub), dtype=bool)
+    first[1:] = (c_sub[order][1:] != c_sub[order][:-1]) | (w_sub[order][1:] != w_sub[order][:-1])
+    keep = np.empty(len(sub), dtype=bool)
     keep[order] = first
-    near = _iou_to_mean(comp, keep, boxes, n)
+    near = _iou_to_mean(c_sub, keep, boxes, n)
     far = keep & (near < threshold)
-    extra = np.bincount(comp[~keep], minlength=n)
-    coherent = (np.bincount(comp[far], minlength=n) == 0) & (4 * extra <= size - extra)
+    extra = np.bincount(c_sub[~keep], minlength=n)
+    coherent = (np.bincount(c_sub[far], minlength=n) == 0) & (2 * extra <= size - extra)
     coherent |= clique
-    cluster[~keep & coherent[comp]] = n + np.flatnonzero(~keep & coherent[comp])
+    leave = sub[~keep & coherent[c_sub]]
+    cluster[leave] = n + leave
     messy = ~coherent[comp[lo]]
     if messy.any():
+        m_lo, m_hi, m_iou = lo[messy], hi[messy], iou[messy]
+        order = np.lexsort((m_hi, m_lo, -m_iou))
         nodes = np.flatnonzero(~coherent[comp])
-        root = _greedy_merge(clean, lo[messy].tolist(), hi[messy].tolist(), n, threshold)
+        root = _greedy_merge(clean, m_lo[order].tolist(), m_hi[order].tolist(), n, threshold)
         cluster[nodes] = np.asarray(root, dtype=np.intp)[nodes]
     return cluster, lo, hi, iou
 
@@ -530,7 +528,10 @@ def _cluster(clean: _Clean, threshold: float) -> tuple[IntArray, IntArray, IntAr
 def _iou_to_mean(
     comp: IntArray, member: BoolArray, boxes: tuple[FloatArray, ...], n: int
 ) -> FloatArray:
-    """IoU of every box with the mean box of its component's ``member`` boxes."""
+    """IoU of every box with the mean box of its component's ``member`` boxes.
+
+    ``comp`` holds component ids below ``n``, one per box in ``boxes``.
+    """
     count = np.maximum(np.bincount(comp[member], minlength=n), 1)
     mx1, my1, mx2, my2 = (
         (np.bincount(comp[member], weights=v[member], minlength=n) / count)[comp] for v in boxes
@@ -540,7 +541,7 @@ def _iou_to_mean(
         np.minimum(my2, y2) - np.maximum(my1, y1), 0.0, None
     )
     union = (mx2 - mx1) * (my2 - my1) + (x2 - x1) * (y2 - y1) - inter
-    out: FloatArray = np.divide(inter, union, out=np.zeros(n), where=union > 0)
+    out: FloatArray = np.divide(inter, union, out=np.zeros(len(comp)), where=union > 0)
     return out
 
 
@@ -779,7 +780,8 @@ def _fuse(
             names, x1s, y1s, x2s, y2s, confidence[ids].tolist(), strict=True
         )
     ]
-    members_order = np.lexsort((clean.box, clean.worker, cl))
+    span_w, span_b = int(clean.worker.max()) + 1, int(clean.box.max()) + 1
+    members_order = np.argsort((cl * span_w + clean.worker) * span_b + clean.box)
     ends = np.cumsum(size)
     starts = ends - size
     pairs_list = list(

@@ -14,6 +14,7 @@ from gt_toolkit.boxes import (
     gt_from_xyxy,
     iou_matrix,
     iou_pairs,
+    overlap_pairs,
     xyxy_from_gt,
 )
 
@@ -149,3 +150,12 @@ def test_band_sweep_finds_every_overlapping_pair(
     got = list(zip(lo.tolist(), hi.tolist(), strict=True))
     assert len(got) == len(set(got))
     assert set(got) == expected
+    # the x-sweep for boxes sorted by left edge finds the same pairs, with their IoU
+    order = np.argsort(arr[:, 0], kind="stable")
+    cols = [np.ascontiguousarray(arr[order, k]) for k in range(4)]
+    s_lo, s_hi, s_iou = overlap_pairs(*cols, x_sorted=True, with_iou=True)
+    assert {
+        tuple(sorted((int(order[i]), int(order[j]))))
+        for i, j in zip(s_lo.tolist(), s_hi.tolist(), strict=True)
+    } == expected
+    assert s_iou == pytest.approx(iou_pairs(arr[order][s_lo], arr[order][s_hi]))
