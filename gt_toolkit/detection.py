@@ -142,7 +142,7 @@ def parse_detection_label(
             size = {"width": int(s0["width"]), "height": int(s0["height"])}
             if "depth" in s0:
                 size["depth"] = int(s0["depth"])
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"image_size is malformed: {s0!r}") from exc
     meta = metadata if metadata is not None else {}
     if not isinstance(meta, Mapping):
@@ -157,7 +157,7 @@ def parse_detection_label(
         try:
             class_id = int(ann["class_id"])
             coords = [float(ann[k]) for k in ("left", "top", "width", "height")]
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"annotation {i} is malformed: {ann!r}") from exc
         conf = (
             objects[i].get("confidence")
