@@ -8,6 +8,7 @@ this module is the one place that knows it.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -159,6 +160,8 @@ def parse_detection_label(
             coords = [float(ann[k]) for k in ("left", "top", "width", "height")]
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"annotation {i} is malformed: {ann!r}") from exc
+        if not all(math.isfinite(c) for c in coords):
+            raise ValueError(f"annotation {i} has a non-finite coordinate: {ann!r}")
         conf = (
             objects[i].get("confidence")
             if i < len(objects) and isinstance(objects[i], Mapping)

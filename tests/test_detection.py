@@ -84,6 +84,14 @@ def test_unknown_labels_get_ids_after_the_known_ones() -> None:
             {},
         ),
         ({"annotations": [], "image_size": [{"width": float("inf"), "height": 1}]}, {}),
+        (
+            {
+                "annotations": [
+                    {"class_id": 0, "left": float("nan"), "top": 1, "width": 1, "height": 1}
+                ]
+            },
+            {},
+        ),
     ],
 )
 def test_malformed_labels_raise_value_error_only(value: Any, metadata: Any) -> None:
