@@ -361,22 +361,31 @@ def _clean(
     alpha[np.argsort(np.array(priority, dtype=object), kind="stable")] = np.arange(len(priority))
     name_key = alpha[code]
     order = np.lexsort((box_of, name_key, y2, x2, y1, x1))
+    clean = _Clean(
+        x1[order], y1[order], x2[order], y2[order], code[order], worker_of[order], box_of[order]
+    )
     if len(order) > 1:
-        s = order
+        c = clean
         tie = (
-            (x1[s[1:]] == x1[s[:-1]])
-            & (y1[s[1:]] == y1[s[:-1]])
-            & (x2[s[1:]] == x2[s[:-1]])
-            & (y2[s[1:]] == y2[s[:-1]])
-            & (name_key[s[1:]] == name_key[s[:-1]])
+            (c.x1[1:] == c.x1[:-1])
+            & (c.y1[1:] == c.y1[:-1])
+            & (c.x2[1:] == c.x2[:-1])
+            & (c.y2[1:] == c.y2[:-1])
+            & (c.code[1:] == c.code[:-1])
         )
         if tie.any():
             xyxy = np.column_stack([x1, y1, x2, y2])
             rank = _worker_rank(len(answers), worker_of, xyxy, name_key, weights)
             order = np.lexsort((box_of, rank[worker_of], name_key, y2, x2, y1, x1))
-    clean = _Clean(
-        x1[order], y1[order], x2[order], y2[order], code[order], worker_of[order], box_of[order]
-    )
+            clean = _Clean(
+                x1[order],
+                y1[order],
+                x2[order],
+                y2[order],
+                code[order],
+                worker_of[order],
+                box_of[order],
+            )
     _find_pairs(clean)
     return _drop_duplicates(clean, settings, dropped), priority
 
