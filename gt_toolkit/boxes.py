@@ -192,7 +192,7 @@ def overlap_pairs(
         end = np.searchsorted(x1, x2, side="left")
         count = np.maximum(end - np.arange(1, n + 1), 0)
         if int(count.sum()) <= 12 * n:
-            lo = np.repeat(np.arange(n), count)
+            lo = np.arange(n).repeat(count)
             hi = np.arange(len(lo)) + np.repeat(
                 np.arange(1, n + 1) - (np.cumsum(count) - count), count
             )

@@ -17,6 +17,7 @@ from gt_toolkit import (
 )
 from gt_toolkit.boxes import iou_matrix, xyxy_from_gt
 from gt_toolkit.consolidate import default_min_support
+from gt_toolkit.simulate import make_skills, simulate_crowd
 
 
 def bx(left: float, top: float, width: float, height: float, label: str = "car") -> dict[str, Any]:
@@ -332,3 +333,26 @@ def test_centroid_linkage_keeps_a_loose_member() -> None:
     out = consolidate_image(answers)
     assert len(out.clusters) == 1 and len(out.clusters[0]) == 5
     assert out.dropped == []
+
+
+@pytest.mark.parametrize("workers", [3, 5, 9])
+def test_crowded_simulated_image_is_order_free(workers: int) -> None:
+    # hundreds of boxes: the sweep, coherent-component and greedy paths all run
+    crowd = simulate_crowd(
+        images=2,
+        boxes_per_image=60,
+        skills=make_skills(workers, seed=7, duplicate_rate=0.1, spurious_rate=0.05),
+        labels=["car", "bus"],
+        seed=7,
+    )
+    rnd = random.Random(workers)
+    for img in crowd:
+        expected = consolidate_boxes(img.answers, image_size=img.image_size)
+        shuffled = [list(a) for a in img.answers]
+        for a in shuffled:
+            rnd.shuffle(a)
+        rnd.shuffle(shuffled)
+        assert consolidate_boxes(shuffled, image_size=img.image_size) == expected
+        assert consolidate_image(img.answers, image_size=img.image_size).boxes == expected
+        assert 40 <= len(expected) <= 70
+        assert all(0.0 < b["confidence"] <= 1.0 for b in expected)
