@@ -560,10 +560,15 @@ def _evaluate_and_review(
 
 def _summary(steps: Sequence[DemoStep], out: Path) -> str:
     total = sum(s.seconds for s in steps)
-    lines = ["", "=" * 72, f"gt-toolkit demo: {len(steps)} steps in {total:.1f} s", "=" * 72]
+    width = max(len(s.title) for s in steps) + 2
+    lines = ["", "=" * 78, f"gt-toolkit demo: {len(steps)} steps in {total:.1f} s", "=" * 78]
     for i, step in enumerate(steps, 1):
-        lines.append(f"{i:2d}. {step.title:<58} {step.seconds:5.1f} s")
+        lines.append(f"{i:2d}. {step.title:<{width}} {step.seconds:5.1f} s")
+    results = {s.title: s.detail for s in steps}
     lines += [
+        "",
+        "Consolidated: " + next(v for k, v in results.items() if k.startswith("Run the post")),
+        "Against truth: " + next(v for k, v in results.items() if k.startswith("Evaluate")),
         "",
         f"Outputs in {out}/: all.manifest, sample.manifest, template.liquid.html,",
         "  template.preview.html, labeling_job_request.json, consolidation_response.json,",
