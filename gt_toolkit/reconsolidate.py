@@ -92,7 +92,10 @@ class ReconsolidationReport:
 
 # -- reading answers ---------------------------------------------------------------------
 def find_worker_responses(job: Location, *, store: S3Store | None = None) -> dict[int, list[str]]:
-    """Map ``datasetObjectId`` to its worker-response files (all iterations, key order).
+    """Map ``datasetObjectId`` to its worker-response files, in key order.
+
+    An object sent to workers again in a later iteration is answered by that iteration: only
+    the files of its latest ``iteration-N`` are returned.
 
     Raises:
         NoMatchingObjectsError: no worker-response file under the job prefix.
@@ -106,12 +109,19 @@ def find_worker_responses(job: Location, *, store: S3Store | None = None) -> dic
     else:
         root = Path(base)
         if not root.is_dir():
-            raise NoMatchingObjectsError(f"no worker responses: {base} is not a folder")
+            raise NoMatchingObjectsError(f"no worker-response files: {base} is not a folder")
         keys = (str(p) for p in sorted(root.glob("iteration-*/*/*.json")))
+    latest: dict[int, int] = {}
     for key in keys:
         m = _RESPONSE_RE.search(key.replace(os.sep, "/"))
-        if m:
-            found.setdefault(int(m.group(2)), []).append(key)
+        if not m:
+            continue
+        iteration, object_id = int(m.group(1)), int(m.group(2))
+        if iteration > latest.get(object_id, -1):
+            latest[object_id] = iteration
+            found[object_id] = []
+        if iteration == latest[object_id]:
+            found[object_id].append(key)
     if not found:
         raise NoMatchingObjectsError(f"no worker-response files under {base}")
     return found

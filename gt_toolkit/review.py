@@ -20,7 +20,6 @@ import html
 import io
 import math
 import os
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -29,12 +28,13 @@ from typing import Any
 import orjson
 from PIL import Image, ImageDraw, ImageFont
 
-from .answers import BoundingBoxAnswer, parse_bounding_box_answer
+from .answers import BoundingBoxAnswer
 from .consolidate import ConsolidationSettings, consolidate_image
 from .errors import ConsolidationError, StorageError
 from .files import Location, read_bytes, write_bytes, write_json
 from .output import iter_detection_records
 from .quality import QualityAccumulator
+from .reconsolidate import find_worker_responses, parse_worker_response
 from .s3 import S3Store, is_s3_uri, parse_s3_uri
 from .types import ConsolidatedBox, ImageSize
 
@@ -481,71 +481,29 @@ def image_resolver(
     return from_dir
 
 
-_WORKER_RESPONSE = "worker-response"
-
-
-def _response_files(prefix: str, store: S3Store | None) -> list[tuple[str, str, int]]:
-    """``(location, datasetObjectId, iteration)`` of every worker-response JSON file."""
-    found: list[tuple[str, str, int]] = []
-    if is_s3_uri(prefix):
-        names = [o.uri for o in (store or S3Store()).iter_objects(prefix, extensions=(".json",))]
-    else:
-        root = Path(prefix)
-        if not root.is_dir():
-            raise StorageError(f"worker responses: {prefix} is not a folder")
-        names = [str(p) for p in sorted(root.rglob("*.json"))]
-    for name in names:
-        parts = name.replace("\\", "/").split("/")
-        # .../worker-response/iteration-<N>/<datasetObjectId>/<timestamp>.json
-        if len(parts) >= 4 and parts[-4] == _WORKER_RESPONSE and parts[-3].startswith("iteration-"):
-            try:
-                iteration = int(parts[-3].split("-", 1)[1])
-            except ValueError:
-                continue
-            found.append((name, parts[-2], iteration))
-    return found
-
-
 def read_worker_responses(
     prefix: str, *, store: S3Store | None = None
 ) -> dict[str, list[BoundingBoxAnswer]]:
     """Every worker's answer per ``datasetObjectId`` from a job's worker-response files.
 
-    ``prefix`` is the job's output prefix (local folder or ``s3://``) or any folder above
-    ``annotations/worker-response/``; the layout is in ``shared/spec/ground-truth-formats.md``
-    §2.3. When an object was answered in several iterations, the latest iteration counts.
+    ``prefix`` is the job's output prefix (local folder or ``s3://``); files are found and
+    parsed by :mod:`gt_toolkit.reconsolidate`, so both read the same answers (the latest
+    iteration of each object).
 
     Raises:
-        StorageError: the prefix does not exist or holds no worker-response file.
+        StorageError: the prefix holds no worker-response file.
         ConsolidationError: a file that is not a worker-response document.
     """
-    files = _response_files(prefix, store)
-    if not files:
-        raise StorageError(f"no worker-response/iteration-N/<id>/*.json files under {prefix}")
-    latest: dict[str, int] = {}
-    for _, object_id, iteration in files:
-        latest[object_id] = max(iteration, latest.get(object_id, iteration))
-    answers: dict[str, list[BoundingBoxAnswer]] = defaultdict(list)
-    for name, object_id, iteration in sorted(files):
-        if iteration != latest[object_id]:
-            continue
-        try:
-            doc = orjson.loads(read_bytes(name, store=store))
-            entries = doc["answers"]
-            for entry in entries:
-                content = entry["answerContent"]
-                if isinstance(content, str | bytes):
-                    content = orjson.loads(content)
-                answers[object_id].append(
-                    parse_bounding_box_answer(
-                        content,
-                        worker_id=str(entry.get("workerId", "")),
-                        time_spent=entry.get("timeSpentInSeconds"),
-                    )
+    answers: dict[str, list[BoundingBoxAnswer]] = {}
+    for object_id, names in sorted(find_worker_responses(prefix, store=store).items()):
+        for name in names:
+            try:
+                answers.setdefault(str(object_id), []).extend(
+                    parse_worker_response(orjson.loads(read_bytes(name, store=store)))
                 )
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ConsolidationError(f"{name}: not a worker-response file ({exc})") from exc
-    return dict(answers)
+            except (orjson.JSONDecodeError, ConsolidationError) as exc:
+                raise ConsolidationError(f"{name}: not a worker-response file ({exc})") from exc
+    return answers
 
 
 @dataclass(slots=True, kw_only=True)

@@ -432,4 +432,4 @@ def test_cli_review_limit_and_bad_prefix(
         ["review", str(manifest), "-o", str(out), "--worker-responses", str(tmp_path / "nope")]
     )
     assert code == 1
-    assert "StorageError" in capsys.readouterr().err
+    assert "no worker-response files" in capsys.readouterr().err
