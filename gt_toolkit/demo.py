@@ -32,7 +32,7 @@ import orjson
 
 from .convert import ConvertOptions, convert_output
 from .detection import parse_detection_label
-from .errors import GtToolkitError
+from .errors import GtToolkitError, ValidationError
 from .evaluate import evaluate_detections, format_evaluation, read_detection_set
 from .files import write_bytes, write_json
 from .inputs import write_input_manifest
@@ -149,12 +149,15 @@ _FAKE_ENV = {
 
 
 def _truth(samples: Path) -> dict[str, tuple[ImageSize, list[WorkerBox]]]:
-    """The samples' true boxes by source-ref, as worker-shaped boxes."""
+    """The samples' true boxes by image file name, as worker-shaped boxes.
+
+    Keyed by name, not source-ref: the demo may upload the images to any bucket.
+    """
     out: dict[str, tuple[ImageSize, list[WorkerBox]]] = {}
     for line in read_manifest(samples / "truth.manifest"):
         size, boxes = parse_detection_label(line.data["truth"], line.data["truth-metadata"])
         assert size is not None
-        out[line.data["source-ref"]] = (
+        out[line.data["source-ref"].rsplit("/", 1)[-1]] = (
             size,
             [
                 {
@@ -178,6 +181,8 @@ def _post_annotation_handler() -> Callable[[Mapping[str, Any]], list[Any]]:
     """
     try:
         module = importlib.import_module("lambdas.post_annotation")
+        # A cold start: the handler builds its clients at import, from this run's endpoint.
+        module = importlib.reload(module)
     except ImportError:
         settings = PostAnnotationSettings.from_env(os.environ)
         store = S3Store(make_s3_client())
@@ -196,8 +201,14 @@ def run_demo(config: DemoConfig, *, clients: Callable[[str], Any]) -> list[DemoS
     job_prefix = f"labeling/{config.job_name}"
 
     with run.step("Upload the sample images") as s:
-        with contextlib.suppress(clients("s3").exceptions.BucketAlreadyOwnedByYou):
-            clients("s3").create_bucket(Bucket=config.bucket)
+        s3 = clients("s3")
+        location = (
+            {"CreateBucketConfiguration": {"LocationConstraint": config.region}}
+            if config.region != "us-east-1"  # the one region that refuses a constraint
+            else {}
+        )
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=config.bucket, **location)
         images = sorted((config.samples / "images").glob("*.jpg"))
         for path in images:
             store.upload_file(path, images_prefix + path.name)
@@ -367,7 +378,7 @@ def _crowd_steps(
         start = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
         payload = []
         for object_id, data in enumerate(sampled):
-            size, boxes = truth[data["source-ref"]]
+            size, boxes = truth[data["source-ref"].rsplit("/", 1)[-1]]
             answers = [simulate_worker(rng, boxes, skill, size, [LABEL]) for skill in skills]
             image = CrowdImage(
                 size,
@@ -525,11 +536,12 @@ def _evaluate_and_review(
 ) -> None:
     out = run.config.out_dir
     with run.step("Evaluate the consolidated labels against the samples' truth") as s:
-        refs = {d["source-ref"] for d in sampled}
+        # The truth file names the shipped bucket; point it at where the demo uploaded.
+        refs = {d["source-ref"].rsplit("/", 1)[-1]: d["source-ref"] for d in sampled}
         truth_lines = [
-            x
+            {**x.data, "source-ref": refs[name]}
             for x in read_manifest(run.config.samples / "truth.manifest")
-            if x.data["source-ref"] in refs
+            if (name := x.data["source-ref"].rsplit("/", 1)[-1]) in refs
         ]
         write_manifest(truth_lines, out / "truth.sample.manifest")
         result = evaluate_detections(
@@ -578,56 +590,91 @@ def _summary(steps: Sequence[DemoStep], out: Path) -> str:
     return "\n".join(lines)
 
 
+def _local_config(args: argparse.Namespace) -> DemoConfig:
+    """The moto run: fake account, ARNs in the chosen region."""
+    region = args.region or REGION
+    return DemoConfig(
+        out_dir=Path(args.out),
+        samples=Path(args.samples),
+        bucket=args.bucket or "gt-toolkit-demo",
+        region=region,
+        role_arn=f"arn:aws:iam::{ACCOUNT}:role/GroundTruthDemoRole",
+        workteam_arn=f"arn:aws:sagemaker:{region}:{ACCOUNT}:workteam/private-crowd/demo",
+    )
+
+
+def _aws_config(args: argparse.Namespace, region: str) -> DemoConfig:
+    """The real-AWS run: everything that names an account must come from the user."""
+    missing = [
+        flag
+        for flag, value in (
+            ("--bucket", args.bucket),
+            ("--role-arn", args.role_arn),
+            ("--workteam-arn", args.workteam_arn),
+        )
+        if not value
+    ]
+    if missing:
+        raise ValidationError(
+            [f"{flag} is required with --profile" for flag in missing], what="demo options"
+        )
+    return DemoConfig(
+        out_dir=Path(args.out),
+        samples=Path(args.samples),
+        bucket=args.bucket,
+        region=region,
+        role_arn=args.role_arn,
+        workteam_arn=args.workteam_arn,
+        submit=args.submit,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m gt_toolkit.demo``: run the demo locally (moto) or on AWS (``--profile``)."""
     parser = argparse.ArgumentParser(prog="python -m gt_toolkit.demo", description=__doc__)
     parser.add_argument("--out", default="demo-output", help="local output folder")
     parser.add_argument("--samples", default=str(REPO / "samples"))
     parser.add_argument("--profile", help="run against real AWS with this profile")
-    parser.add_argument("--bucket", default="gt-toolkit-demo")
-    parser.add_argument("--role-arn", help="the labeling/training role (real AWS)")
-    parser.add_argument("--workteam-arn", help="a private workteam (real AWS)")
-    parser.add_argument("--region", default=REGION)
+    parser.add_argument("--bucket", help="bucket to upload to (required with --profile)")
+    parser.add_argument("--role-arn", help="the labeling/training role (required with --profile)")
+    parser.add_argument("--workteam-arn", help="a private workteam (required with --profile)")
+    parser.add_argument("--region", help="default: the profile's region, else us-east-1")
     parser.add_argument(
-        "--submit", action="store_true", help="on real AWS, submit the jobs (costs money)"
+        "--submit", action="store_true", help="with --profile: submit the jobs (costs money)"
     )
     args = parser.parse_args(argv)
-    base = DemoConfig(
-        out_dir=Path(args.out), samples=Path(args.samples), bucket=args.bucket, region=args.region
-    )
+    if args.submit and not args.profile:
+        parser.error("--submit only applies to a real AWS run (--profile)")
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         if args.profile:
-            import boto3
-
+            _aws_config(args, args.region or REGION)  # refuse missing options before any call
             session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+            config = _aws_config(args, session.region_name or REGION)
             # boto3's stubs type client() per service literal; the demo picks services at run time
             session_client: Callable[..., Any] = session.client
-            config = DemoConfig(
-                out_dir=base.out_dir,
-                samples=base.samples,
-                bucket=base.bucket,
-                region=args.region,
-                role_arn=args.role_arn or base.role_arn,
-                workteam_arn=args.workteam_arn or base.workteam_arn,
-                submit=args.submit,
-            )
             steps = run_demo(config, clients=lambda svc: session_client(svc))
         else:
+            config = _local_config(args)
             with local_aws() as endpoint:
-                import boto3
-
                 make_client: Callable[..., Any] = boto3.client
                 print(f"local AWS: moto server on {endpoint} (nothing leaves this machine)")
                 steps = run_demo(
-                    base,
+                    config,
                     clients=lambda svc: make_client(
-                        svc, endpoint_url=endpoint, region_name=base.region
+                        svc, endpoint_url=endpoint, region_name=config.region
                     ),
                 )
-    except GtToolkitError as exc:
-        print(f"demo: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        print(f"demo: ValidationError: {exc.one_line()}", file=sys.stderr)
         return 1
-    print(_summary(steps, base.out_dir))
+    except (GtToolkitError, ClientError, BotoCoreError) as exc:
+        text = " ".join(str(exc).split())
+        print(f"demo: {type(exc).__name__}: {text}", file=sys.stderr)
+        return 1
+    print(_summary(steps, config.out_dir))
     return 0
 
 

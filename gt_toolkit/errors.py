@@ -53,10 +53,21 @@ class TemplateError(GtToolkitError):
 class ValidationError(GtToolkitError, ValueError):
     """A request or configuration with problems; lists every problem at once."""
 
+    MAX_SHOWN = 20  # a message a person can read; ``problems`` keeps them all
+
     def __init__(self, problems: Sequence[str], *, what: str = "request") -> None:
         self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{len(self.problems)} problem(s) in the {what}:\n{lines}")
+        self.what = what
+        lines = "\n".join(f"  - {p}" for p in self.problems[: self.MAX_SHOWN])
+        more = len(self.problems) - self.MAX_SHOWN
+        tail = f"\n  ... and {more} more" if more > 0 else ""
+        super().__init__(f"{len(self.problems)} problem(s) in the {what}:\n{lines}{tail}")
+
+    def one_line(self, shown: int = 5) -> str:
+        """The message on one line, for a terminal: the first ``shown`` problems."""
+        more = len(self.problems) - shown
+        text = "; ".join(self.problems[:shown]) + (f"; and {more} more" if more > 0 else "")
+        return f"{len(self.problems)} problem(s) in the {self.what}: {text}"
 
 
 class ConversionError(GtToolkitError, ValueError):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
+from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -131,6 +132,15 @@ class S3Store:
             return fn()
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc, what) from exc
+        except (S3UploadFailedError, S3TransferFailedError) as exc:
+            # boto3's transfer manager wraps the ClientError in its own exception.
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, ClientError | BotoCoreError):
+                raise _translate(cause, what) from exc
+            detail = str(exc)
+            if "NoSuchBucket" in detail:
+                raise StorageError(f"{what}: the bucket does not exist") from exc
+            raise StorageError(f"{what}: {detail}") from exc
 
     # -- listing -------------------------------------------------------------------------
     def iter_objects(

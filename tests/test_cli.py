@@ -67,3 +67,54 @@ def test_validation_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 1
     assert err.count("\n") == 1
     assert "'source'" in err and "'$x'" in err and err.startswith("gt-convert: ValidationError:")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sample", "in.manifest", "-o", "out", "--percent", "150"],
+        ["sample", "in.manifest", "-o", "out"],
+        ["coco"],
+        ["no-such-command"],
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_1(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 1
+    assert err.count("\n") == 1 and "error:" in err and "--help" in err
+
+
+def test_unknown_profile_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = tmp_path / "m"
+    manifest.write_text('{"source-ref": "s3://my-bucket/a.jpg"}\n')
+    code = main(
+        [
+            "sample",
+            str(manifest),
+            "-o",
+            str(tmp_path / "o"),
+            "--count",
+            "1",
+            "--profile",
+            "no-such-profile-zz",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "no-such-profile-zz" in err
+
+
+def test_long_problem_lists_are_shortened() -> None:
+    from gt_toolkit import ValidationError
+
+    exc = ValidationError([f"problem {i}" for i in range(30)], what="thing")
+    assert "... and 10 more" in str(exc) and "problem 19" in str(exc)
+    assert "problem 20" not in str(exc)
+    assert exc.one_line() == (
+        "30 problem(s) in the thing: problem 0; problem 1; problem 2; problem 3; problem 4; "
+        "and 25 more"
+    )
+    assert len(exc.problems) == 30

@@ -122,3 +122,34 @@ def test_review_report(demo_out: tuple[Path, str]) -> None:
     agreement = [score for _, score in review["lowest"]]
     assert agreement == sorted(agreement)
     assert (out / "review" / "contact_sheet.png").stat().st_size > 10_000
+
+
+def test_real_aws_run_needs_the_account_specific_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--profile", "someone", "--bucket", "b-b-b"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--role-arn is required" in err and "--workteam-arn is required" in err
+
+
+def test_submit_without_profile_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--submit"])
+    assert info.value.code == 2
+    assert "--submit only applies" in capsys.readouterr().err
+
+
+def test_another_region_and_bucket(tmp_path: Path) -> None:
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["--out", str(tmp_path), "--region", "eu-west-1", "--bucket", "my-demo-eu"])
+    assert code == 0, printed.getvalue()
+    request = json.loads((tmp_path / "labeling_job_request.json").read_text())
+    assert request["HumanTaskConfig"]["WorkteamArn"].startswith("arn:aws:sagemaker:eu-west-1:")
+    assert all(
+        x["source-ref"].startswith("s3://my-demo-eu/") for x in _lines(tmp_path / "output.manifest")
+    )

@@ -121,3 +121,14 @@ def test_manifest_written_to_s3(store: S3Store, bucket: str) -> None:
         json.dumps({"source-ref": f"s3://{bucket}/x/{i}.jpg"}, separators=(",", ":"))
         for i in (1, 2)
     ]
+
+
+def test_writing_to_a_missing_bucket_is_a_clear_error(store: S3Store, tmp_path: Path) -> None:
+    from gt_toolkit import write_manifest
+
+    with pytest.raises(StorageError, match="bucket does not exist"):
+        write_manifest(
+            [{"source-ref": "s3://my-bucket/a.jpg"}], "s3://no-such-bkt-zz/m", store=store
+        )
+    with pytest.raises(StorageError, match="bucket does not exist"):
+        store.put_bytes("s3://no-such-bkt-zz/m", b"x")

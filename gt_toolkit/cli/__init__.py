@@ -12,8 +12,9 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from ..errors import GtToolkitError
+from ..errors import GtToolkitError, ValidationError
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
@@ -28,9 +29,19 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with gt-convert's error contract: one line on stderr and exit code 1.
+
+    argparse's own ``error`` prints the whole usage and exits 2; subparsers inherit this class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``gt-convert`` parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gt-convert",
         description="Ground Truth manifests, consolidation, conversion and review.",
     )
@@ -48,8 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except GtToolkitError as exc:
-        # One line, whatever the message: a ValidationError lists its problems with "; ".
-        text = "; ".join(line.strip(" -") for line in str(exc).splitlines() if line.strip())
+        # One line, whatever the message.
+        if isinstance(exc, ValidationError):
+            text = exc.one_line()
+        else:
+            text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         print(f"gt-convert: {type(exc).__name__}: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import StorageError
 from ..s3 import S3Store, make_s3_client
 
 __all__ = [
@@ -31,9 +32,13 @@ def add_aws_options(parser: argparse.ArgumentParser) -> None:
 def store_from_args(args: argparse.Namespace) -> S3Store:
     """An :class:`S3Store` configured from the AWS options; the client is made lazily."""
     import boto3
+    from botocore.exceptions import ProfileNotFound
 
     if args.profile or args.endpoint_url or args.region:
-        session = boto3.session.Session(profile_name=args.profile) if args.profile else None
+        try:
+            session = boto3.session.Session(profile_name=args.profile) if args.profile else None
+        except ProfileNotFound as exc:
+            raise StorageError(f"--profile: {exc}") from exc
         return S3Store(
             make_s3_client(session=session, endpoint_url=args.endpoint_url, region_name=args.region)
         )
