@@ -98,6 +98,8 @@ def iter_input_records(
         for obj in store.iter_objects(text, extensions=extensions, exclude=exclude):
             yield {"source-ref": obj.uri, **extra}
         return
+    if not Path(text).is_dir():
+        raise StorageError(f"{text}: not a folder (nor an s3:// prefix)")
     if s3_prefix is None:
         raise ValidationError(
             [f"{text} is a local folder: give the s3://bucket/prefix/ its files are uploaded to"],

@@ -265,8 +265,12 @@ def render_review_image(
 
 
 def _short(worker_id: str) -> str:
-    """Worker ids like ``private.us-east-1.0123abcd`` shortened to their last part."""
-    return worker_id.rsplit(".", 1)[-1][:12] or "?"
+    """Worker ids like ``private.us-east-1.0123abcd`` shortened to their last part.
+
+    A long part keeps its end, where ids of one team differ (``sim20261124w03``).
+    """
+    part = worker_id.rsplit(".", 1)[-1]
+    return (part if len(part) <= 12 else "…" + part[-11:]) or "?"
 
 
 def contact_sheet(

@@ -118,3 +118,40 @@ def test_long_problem_lists_are_shortened() -> None:
         "and 25 more"
     )
     assert len(exc.problems) == 30
+
+
+def test_nothing_converted_or_drawn_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unlabeled = tmp_path / "in.manifest"
+    unlabeled.write_text('{"source-ref": "s3://my-bucket/a.jpg"}\n')
+    assert main(["coco", str(unlabeled), "-o", str(tmp_path / "c.json")]) == 1
+    assert "nothing was converted" in capsys.readouterr().err
+    assert main(["review", str(unlabeled), "-o", str(tmp_path / "r")]) == 1
+    assert "nothing to draw" in capsys.readouterr().err
+
+
+def test_review_refuses_an_s3_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["review", "samples/truth.manifest", "-o", "s3://my-bucket/review/"])
+    assert code == 1 and "local -o" in capsys.readouterr().err
+
+
+def test_missing_images_dir_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "yolo",
+            "samples/truth.manifest",
+            "-o",
+            str(tmp_path / "y"),
+            "--copy-images",
+            "--images-dir",
+            str(tmp_path / "nope"),
+        ]
+    )
+    assert code == 1 and "not a folder" in capsys.readouterr().err
+
+
+def test_missing_local_source_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["manifest", str(tmp_path / "nope"), "-o", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 1 and "not a folder" in err and err.count("\n") == 1

@@ -133,4 +133,8 @@ def run(args: argparse.Namespace) -> int:
     if options.rejects is not None and result.stats.rejected_total:
         eprint(f"  rejects: {options.rejects}")
     eprint(f"  summary: {summary_loc}")
+    reverse = target in (Target.FROM_COCO, Target.FROM_YOLO)
+    if not reverse and result.stats.objects == 0:
+        eprint("gt-convert: nothing was converted: no usable labeled line (see the summary)")
+        return 1
     return 1 if result.image_errors else 0

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=positive_int,
         help="per image and class, best scores first (COCO uses 100; default: all)",
     )
-    p.add_argument("--worst", type=int, default=10, help="images to list (default 10)")
+    p.add_argument("--worst", type=positive_int, default=10, help="images to list (default 10)")
     add_aws_options(p)
     p.set_defaults(func=run)
 

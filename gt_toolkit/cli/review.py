@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import ValidationError
 from ..review import write_review
+from ..s3 import is_s3_uri
 from ._common import add_aws_options, eprint, positive_int, store_from_args
 
 
@@ -45,6 +47,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Write the review folder and print where it is."""
+    if is_s3_uri(args.out):
+        raise ValidationError(
+            ["review writes a local folder (pictures and a report to open): give a local -o"],
+            what="review options",
+        )
     summary = write_review(
         args.manifest,
         args.out,
@@ -61,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
             f"warning: {len(summary.missing_images)} image(s) not found, drawn as "
             f"placeholders, e.g. {summary.missing_images[0]}"
         )
+    if not summary.images:
+        eprint(f"nothing to draw: no usable bounding-box line in {args.manifest}")
+        return 1
     eprint(f"drew {summary.images} image(s); lowest agreement:")
     for source_ref, agreement in summary.lowest[:5]:
         eprint(f"  {agreement:.3f}  {source_ref}")

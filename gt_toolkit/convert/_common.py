@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import ConversionError
+from ..errors import ConversionError, StorageError
 from ..files import Location, join_location, write_bytes
 from ..manifest import RejectPolicy
 from ..output import (
@@ -259,6 +259,9 @@ class ImageCopier:
         self.store = store if store is not None else S3Store()
         self.workers = max(1, workers)
         self.images_dir = Path(images_dir) if images_dir else None
+        if self.images_dir is not None and not self.images_dir.is_dir():
+            # A typo here would silently download every image from S3 instead.
+            raise StorageError(f"--images-dir {images_dir}: not a folder")
         self.images_prefix = images_prefix
         self.errors: list[str] = []
         self.copied = 0
