@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .errors import GtToolkitError, StorageError, ValidationError
 from .files import Location, iter_raw_lines
 from .manifest import ManifestLine, RejectedLine, parse_manifest_lines
-from .s3 import S3Store, parse_s3_uri
+from .s3 import S3Store, is_s3_uri, parse_s3_uri
 from .training import Algorithm, channel_problems, min_label_width
 
 if TYPE_CHECKING:
@@ -325,6 +325,7 @@ def preflight_channels(
             )
     if region is not None and s3_client is not None:
         _check_regions(out, report, buckets, region, s3_client)
+        _check_job_bucket_regions(out, report, channels, request, region, s3_client)
     if request is not None:
         _check_request(out, request, label_attribute, algorithm)
     return report
@@ -452,6 +453,35 @@ def _check_regions(
                 channel=channel,
                 line_no=line_no,
             )
+
+
+def _check_job_bucket_regions(
+    out: _Collector,
+    report: PreflightReport,
+    channels: Mapping[str, Location],
+    request: Mapping[str, Any] | None,
+    region: str,
+    s3_client: S3Client,
+) -> None:
+    """The channel manifests and the model output must be in the job's region too."""
+    places = [(f"the {name} channel's manifest", str(loc)) for name, loc in channels.items()]
+    output = ((request or {}).get("OutputDataConfig") or {}).get("S3OutputPath")
+    if isinstance(output, str):
+        places.append(("the training output", output))
+    for what, uri in places:
+        if not is_s3_uri(uri):
+            continue
+        bucket = parse_s3_uri(uri, require_key=False)[0]
+        where = report.bucket_regions.get(bucket)
+        if where is None:
+            try:
+                where = bucket_region(s3_client, bucket)
+            except StorageError as exc:
+                out.warn(f"{what}: {exc}")
+                continue
+            report.bucket_regions[bucket] = where
+        if where != region:
+            out.error(f"{what} is in bucket {bucket} in {where}, but the job runs in {region}")
 
 
 def _check_request(

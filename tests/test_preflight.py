@@ -291,3 +291,25 @@ def test_repeated_findings_are_capped(tmp_path: Path) -> None:
     assert len(empties) == 20
     assert report.suppressed["empty"] == 80
     assert "... and 80 more 'empty' findings not shown" in report.format()
+
+
+def test_manifests_and_output_in_another_region_are_errors(
+    store: S3Store, bucket: str, s3_client: Any, other_region_bucket: str
+) -> None:
+    eu = f"s3://{other_region_bucket}"
+    train = write(store, f"{eu}/ch/train.manifest", clean_lines(bucket, 0, 3))
+    validation = write(store, f"{eu}/ch/validation.manifest", clean_lines(bucket, 3, 2))
+    report = preflight_channels(
+        {"train": train, "validation": validation},
+        label_attribute="boxes",
+        region="us-east-1",
+        s3_client=s3_client,
+        store=store,
+        request={"OutputDataConfig": {"S3OutputPath": f"{eu}/models"}},
+    )
+    messages = [f.message for f in report.findings if f.severity is Severity.ERROR]
+    assert any(
+        "the train channel's manifest is in bucket" in m and "eu-west-1" in m for m in messages
+    )
+    assert any("the training output is in bucket" in m for m in messages)
+    assert not any(f"bucket {bucket} " in m for m in messages)  # the images are in us-east-1
