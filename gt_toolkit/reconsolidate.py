@@ -359,7 +359,9 @@ def reconsolidate(
         refs = {str(line.data.get("source-ref")): i for i, line in enumerate(lines)}
         grouped = _load_per_worker_folder(answers_folder, refs, store, element_name)
         files_by_id: dict[int, list[str]] = {}
-        report.answer_files = sum(len(v) for v in grouped.values())
+        report.answer_files = len(
+            {a.worker_id for v in grouped.values() for a in v}
+        )  # one file per worker
     else:
         grouped = {}
         files_by_id = find_worker_responses(job_text, store=store)

@@ -192,6 +192,7 @@ def test_per_worker_folder(tmp_path: Path) -> None:
     out = tmp_path / "out.manifest"
     report = reconsolidate(JOB, out, answers_folder=folder)
     assert report.consolidated == 40
+    assert report.answer_files == len(per_worker)  # one file per worker
     check_output(read_lines(out))
     assert reconsolidate(JOB, tmp_path / "gt.manifest").boxes == report.boxes
 
