@@ -303,7 +303,8 @@ class ImageCopier:
     def submit_write(self, dest: Location, data: bytes) -> None:
         """Queue one small file write (annotation files on S3 are many round trips)."""
         if not is_s3_uri(os.fspath(dest)):
-            write_bytes(dest, data)
+            # One small file per image: an fsync each would dominate (measured 98 s for 200k).
+            write_bytes(dest, data, durable=False)
             return
         self._run(write_bytes, dest, data, what=os.fspath(dest), store=self.store)
 
