@@ -89,6 +89,7 @@ from .s3 import S3Store as S3Store
 from .s3 import make_s3_client as make_s3_client
 from .s3 import parse_s3_uri as parse_s3_uri
 from .sampling import sample_items as sample_items
+from .sampling import sample_percent as sample_percent
 from .sampling import split_name as split_name
 from .service_validation import validate_request as validate_request
 from .template_lint import LintFinding as LintFinding
@@ -193,6 +194,7 @@ __all__ = [
     "render_image_classifier_template",
     "render_liquid",
     "sample_items",
+    "sample_percent",
     "split_name",
     "validate_labels",
     "validate_request",
