@@ -33,8 +33,11 @@ test: lint typecheck pytest
 demo: setup
 	$(BIN)/python -m gt_toolkit.demo --out demo-output
 
+# The speed goals of the issues, each against named peers in one run (several minutes).
 bench: setup
 	$(BIN)/python bench/manifest_throughput.py
+	$(BIN)/python bench/consolidation.py
+	$(BIN)/python bench/convert.py
 
 lambda-zip: setup
 	$(BIN)/python -m gt_toolkit.lambda_package --out build/gt-toolkit-lambdas.zip
