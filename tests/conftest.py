@@ -92,3 +92,18 @@ def seed_objects(bucket: str, keys: list[str], body: bytes = b"x") -> None:
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
     for key in keys:
         backend.put_object(bucket, key, body)
+
+
+class FakeTime:
+    """An injectable clock and sleep: wait loops are tested without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now

@@ -19,7 +19,7 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from conftest import SAMPLES
+from conftest import SAMPLES, FakeTime
 
 from gt_toolkit import GtToolkitError, ValidationError
 from gt_toolkit.endpoints import (
@@ -234,19 +234,6 @@ def describe_endpoint_response(status: str) -> dict[str, Any]:
     if status == "Failed":
         out["FailureReason"] = "The primary container did not pass the ping health check."
     return out
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
 
 
 def test_wait_for_endpoint_polls_until_in_service_or_fails() -> None:

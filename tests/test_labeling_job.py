@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from conftest import FakeTime
 
 from gt_toolkit import ValidationError, build_labeling_job_request
 from gt_toolkit.labeling_job import (
@@ -587,19 +588,6 @@ def describe_response(request: dict[str, Any], status: str, **counters: int) -> 
     if status == "Failed":
         response["FailureReason"] = "ClientError: workteam not found"
     return response
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
 
 
 def test_wait_reports_each_change_of_counters(sagemaker_stub: Any) -> None:
