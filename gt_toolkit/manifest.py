@@ -31,6 +31,7 @@ __all__ = [
     "RejectReason",
     "RejectedLine",
     "dump_line",
+    "iter_accepted_lines",
     "parse_manifest_lines",
     "read_manifest",
     "write_manifest",
@@ -172,7 +173,7 @@ def parse_line(
     return problem if problem is not None else obj
 
 
-def _iter_accepted(
+def iter_accepted_lines(
     lines: Iterable[bytes],
     *,
     source: str,
@@ -240,15 +241,18 @@ def parse_manifest_lines(
     source: str,
     require_source: bool = True,
     blank: list[int] | None = None,
+    strip_cr: bool = True,
 ) -> Iterator[ManifestLine | RejectedLine]:
     r"""Map raw lines to accepted or rejected values in line order, numbering from 1.
 
     Blank lines are skipped; their numbers are appended to ``blank`` when given, so callers
-    can report them. A trailing ``\r`` (CRLF files) is removed.
+    can report them. A trailing ``\r`` (CRLF files) is removed; lines from
+    :func:`~gt_toolkit.files.iter_raw_lines` come without one, so ``strip_cr=False`` spares
+    that per-line pass.
     """
     rejected: list[RejectedLine] = []
-    for line in _iter_accepted(
-        (line[:-1] if line.endswith(b"\r") else line for line in lines),
+    for line in iter_accepted_lines(
+        (line[:-1] if line.endswith(b"\r") else line for line in lines) if strip_cr else lines,
         source=source,
         require_source=require_source,
         on_reject=rejected.append,
@@ -310,7 +314,7 @@ def read_manifest(
             sink[0].close()
 
     # Returned, not delegated to with `yield from`: one generator layer less per line.
-    return _iter_accepted(
+    return iter_accepted_lines(
         itertools.chain.from_iterable(iter_line_batches(location, store=store)),
         source=name,
         require_source=require_source,

@@ -36,7 +36,13 @@ from .label_attributes import (
     detect_label_attributes,
     parse_creation_date,
 )
-from .manifest import ManifestLine, ReadStats, RejectedLine, RejectPolicy, parse_manifest_lines
+from .manifest import (
+    ManifestLine,
+    ReadStats,
+    RejectedLine,
+    RejectPolicy,
+    iter_accepted_lines,
+)
 from .s3 import S3Store
 from .types import ImageSize
 
@@ -379,6 +385,10 @@ class OutputReader:
         self.source = source
         self._kind: LabelKind | None = None
         self._last_class_map: object = None
+        # class-map entries ("2" -> "bike") already merged; most lines repeat a few of them
+        self._seen_class_keys: dict[str, str] = {}
+        self._last_sizes: object = None
+        self._last_size: ImageSize | None = None
         self._others: set[str] = set()
         if label_attribute is not None:
             self.stats.attribute = label_attribute
@@ -467,7 +477,11 @@ class OutputReader:
                 OutputRejectReason.INVALID_LABEL,
                 f"{attr!r} is not an object-detection label (no 'annotations' list)",
             )
-        size = _image_size(value.get("image_size"))
+        sizes = value.get("image_size")
+        if sizes != self._last_sizes:  # most jobs have few distinct image sizes
+            self._last_size = _image_size(sizes)
+            self._last_sizes = sizes
+        size = self._last_size
         class_names = meta.get("class-map")
         if class_names.__class__ is not dict:
             class_names = {}
@@ -477,11 +491,15 @@ class OutputReader:
         cmap = self.stats.class_map
         known = cmap.names
         if class_names != self._last_class_map:  # one C-level compare for most lines
+            seen = self._seen_class_keys
             for key, name in class_names.items():
+                if seen.get(key) == name:  # merged before: one dict look, no parsing
+                    continue
                 if isinstance(name, str) and isinstance(key, str) and key.lstrip("-").isdigit():
                     key_id = int(key)
                     if known.get(key_id) != name:
                         cmap.add(key_id, name, line_no)
+                    seen[key] = name
             self._last_class_map = class_names
         source_annotations = value["annotations"]
         annotations: list[dict[str, Any]] | None = None  # made at the first changed box
@@ -494,7 +512,7 @@ class OutputReader:
         width_px, height_px = (size["width"], size["height"]) if size is not None else (big, big)
         for i, ann in enumerate(source_annotations):
             # Fast path: integer fields, inside the image (what Ground Truth writes).
-            if ann.__class__ is dict and len(ann) >= 5:
+            if ann.__class__ is dict:
                 try:
                     cid, x, y, w, h = _BOX_FIELDS(ann)
                 except KeyError:
@@ -797,10 +815,21 @@ def _iter_output(
     sink.log = log_rejects
     error: BaseException | None = None
     try:
-        yield from reader.iter_records(
-            parse_manifest_lines(iter_raw_lines(location, store=store), source=name, blank=blank),
-            on_reject=sink.add,
+
+        def manifest_reject(item: RejectedLine) -> None:
+            out_stats.rejected[item.reason.value] += 1
+            sink.add(item.to_json())
+
+        # Accepted lines straight from the manifest hot path; rejects come through the
+        # callback in line order (one generator layer less than parse_manifest_lines).
+        lines = iter_accepted_lines(
+            iter_raw_lines(location, store=store),
+            source=name,
+            require_source=True,
+            on_reject=manifest_reject,
+            blank=blank,
         )
+        yield from reader.iter_records(lines, on_reject=sink.add)
     except BaseException as exc:
         error = exc
         raise
