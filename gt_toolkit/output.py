@@ -492,7 +492,9 @@ class OutputReader:
         known = cmap.names
         if class_names != self._last_class_map:  # one C-level compare for most lines
             seen = self._seen_class_keys
-            for key, name in class_names.items():
+            # All merged before (the usual case): one C-level subset test, no Python loop.
+            entries = () if class_names.items() <= seen.items() else class_names.items()
+            for key, name in entries:
                 if seen.get(key) == name:  # merged before: one dict look, no parsing
                     continue
                 if isinstance(name, str) and isinstance(key, str) and key.lstrip("-").isdigit():
@@ -511,30 +513,28 @@ class OutputReader:
         big = 1 << 62
         width_px, height_px = (size["width"], size["height"]) if size is not None else (big, big)
         for i, ann in enumerate(source_annotations):
-            # Fast path: integer fields, inside the image (what Ground Truth writes).
-            if ann.__class__ is dict:
-                try:
-                    cid, x, y, w, h = _BOX_FIELDS(ann)
-                except KeyError:
-                    cid = None
-                if (
+            # Fast path: an int class id and numbers inside the image (what Ground Truth
+            # writes). A string, NaN or missing field fails a comparison or the lookup and
+            # takes the slow path, which decides what to do with it.
+            try:
+                cid, x, y, w, h = _BOX_FIELDS(ann)
+                fast = (
                     cid.__class__ is int
-                    and x.__class__ is int
-                    and y.__class__ is int
-                    and w.__class__ is int
-                    and h.__class__ is int
                     and x >= 0
                     and y >= 0
                     and w > 0
                     and h > 0
                     and x + w <= width_px
                     and y + h <= height_px
-                ):
-                    add_name(get_name(cid) or str(cid))
-                    if annotations is not None:
-                        annotations.append(ann)
-                        keep.append(objects[i] if i < len(objects) else None)
-                    continue
+                )
+            except (KeyError, TypeError):
+                fast = False
+            if fast:
+                add_name(get_name(cid) or str(cid))
+                if annotations is not None:
+                    annotations.append(ann)
+                    keep.append(objects[i] if i < len(objects) else None)
+                continue
             if annotations is None:
                 annotations = list(source_annotations[:i])
                 keep = list(objects[:i])
