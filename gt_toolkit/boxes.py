@@ -196,7 +196,7 @@ def overlap_pairs(
             hi = np.arange(len(lo)) + np.repeat(
                 np.arange(1, n + 1) - (np.cumsum(count) - count), count
             )
-            return _exact(x1, y1, x2, y2, lo, hi, with_iou)
+            return _exact(x1, y1, x2, y2, lo, hi, with_iou, ordered=True)
     lo, hi = _candidates(x1, y1, x2, y2)
     return _exact(x1, y1, x2, y2, lo, hi, with_iou)
 
@@ -262,19 +262,23 @@ def _exact(
     lo: npt.NDArray[np.intp],
     hi: npt.NDArray[np.intp],
     with_iou: bool,
+    ordered: bool = False,
 ) -> (
     tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
     | tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]
 ):
-    """Keep the candidate pairs that overlap with positive area, as ``lo < hi``."""
+    """Keep the candidate pairs that overlap with positive area, as ``lo < hi``.
+
+    ``ordered``: every candidate already has ``lo < hi``.
+    """
     iw = np.minimum(x2[lo], x2[hi]) - np.maximum(x1[lo], x1[hi])
     ih = np.minimum(y2[lo], y2[hi]) - np.maximum(y1[lo], y1[hi])
     keep = (iw > 0) & (ih > 0)
-    a, b = lo[keep].astype(np.intp), hi[keep].astype(np.intp)
-    first, second = np.minimum(a, b), np.maximum(a, b)
+    a, b = lo[keep].astype(np.intp, copy=False), hi[keep].astype(np.intp, copy=False)
+    first, second = (a, b) if ordered else (np.minimum(a, b), np.maximum(a, b))
     if not with_iou:
         return first, second
     inter = iw[keep] * ih[keep]
-    union = (x2[a] - x1[a]) * (y2[a] - y1[a]) + (x2[b] - x1[b]) * (y2[b] - y1[b]) - inter
-    iou: FloatArray = np.minimum(inter / union, 1.0)
+    area = (x2 - x1) * (y2 - y1)  # per box, then gathered: fewer calls than per pair
+    iou: FloatArray = np.minimum(inter / (area[a] + area[b] - inter), 1.0)
     return first, second, iou
