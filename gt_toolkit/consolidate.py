@@ -26,11 +26,18 @@ Algorithm (pure, deterministic):
    one has members (each shared worker then keeps its box nearer the merged mean box).
    A cluster never holds two boxes of one worker, and a duplicate drawer cannot split
    the other workers' cluster in two.
-4. **Vote the label** inside each cluster (weighted by worker weight): a worker who picked the
-   wrong label still helps place the box. Ties go to the label listed first in ``labels``,
-   else the alphabetically first.
-5. **Keep** clusters drawn by at least ``min_support`` workers (default: a strict majority of
-   the workers who answered, 1 when one worker answered; capped at the number who answered).
+4. **Second boxes.** A cluster whose every member reaches ``iou_threshold`` with its own
+   worker's box in a *larger* cluster is those workers drawing the object again: its boxes
+   are dropped as ``duplicate`` (when a worker has two boxes on one component, the one
+   whose label agrees with the component's most common label joins the cluster).
+5. **Vote and keep.** With ``quorum="box"`` (default) a cluster drawn by at least
+   ``min_support`` workers is kept (default: a strict majority of the workers who
+   answered, 1 when one answered; capped at the number who answered) with the label
+   voted inside it (weighted by worker weight): a worker who picked the wrong label still
+   helps place the box. Ties go to the label listed first in ``labels``, else the
+   alphabetically first. With ``quorum="label"`` the support is counted per label (a
+   worker's second box with another label also votes): one box per label at least
+   ``min_support`` workers gave, all on the cluster's fused box.
 6. **Fuse** the member edges by (weighted) mean or median, and **score** (see
    :func:`consolidate_image` for the confidence formula).
 
@@ -59,12 +66,14 @@ __all__ = [
     "DropReason",
     "Fusion",
     "ImageConsolidation",
+    "Quorum",
     "consolidate_boxes",
     "consolidate_image",
     "default_min_support",
 ]
 
 Fusion = Literal["mean", "median"]
+Quorum = Literal["box", "label"]
 _COORDS = ("left", "top", "width", "height")
 
 
@@ -92,6 +101,12 @@ class ConsolidationSettings:
         fusion: how member edges are combined, ``"mean"`` or ``"median"``.
         clip: clip boxes to the image (``True``) or drop boxes that cross its border.
         duplicate_iou: IoU at which two same-label boxes of *one* worker count as a duplicate.
+        quorum: what ``min_support`` counts. ``"box"`` (default): workers who drew the
+            cluster; it is kept with the voted label, ties included. ``"label"``: workers
+            who gave each label; one box per label that reaches it, all on the cluster's
+            fused box (every member still helps place it). At a strict majority this drops
+            clusters whose label vote is split (a 1:1 tie of 3 workers is a coin flip);
+            at ``min_support=1`` it keeps every label any worker gave, as WBF does.
     """
 
     iou_threshold: float = 0.5
@@ -99,6 +114,7 @@ class ConsolidationSettings:
     fusion: Fusion = "mean"
     clip: bool = True
     duplicate_iou: float = 0.9
+    quorum: Quorum = "box"
 
     def __post_init__(self) -> None:
         problems = []
@@ -110,12 +126,14 @@ class ConsolidationSettings:
             problems.append(f"fusion must be 'mean' or 'median', got {self.fusion!r}")
         if not 0.0 < self.duplicate_iou <= 1.0:
             problems.append(f"duplicate_iou must be in (0, 1], got {self.duplicate_iou}")
+        if self.quorum not in ("box", "label"):
+            problems.append(f"quorum must be 'box' or 'label', got {self.quorum!r}")
         if problems:
             raise ConsolidationError("; ".join(problems))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ConsolidationSettings:
-        """Settings from ``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION`` (Lambda env).
+        """Settings from ``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``.
 
         Unset or empty variables keep the defaults.
 
@@ -134,6 +152,8 @@ class ConsolidationSettings:
             ) from exc
         if env.get("GT_FUSION", "").strip():
             kwargs["fusion"] = env["GT_FUSION"].strip().lower()
+        if env.get("GT_QUORUM", "").strip():
+            kwargs["quorum"] = env["GT_QUORUM"].strip().lower()
         return cls(**kwargs)
 
 
@@ -168,6 +188,7 @@ BoolArray = npt.NDArray[np.bool_]
 _GET_EACH = tuple(itemgetter(k) for k in _COORDS)
 _GET_LABEL = itemgetter("label")
 _BELOW = DropReason.BELOW_MIN_SUPPORT.value
+_NONE: IntArray = np.zeros(0, dtype=np.intp)
 
 
 @dataclass(slots=True)
@@ -184,6 +205,7 @@ class _Clean:
     lo: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))  # overlapping
     hi: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))  # pairs lo < hi
     iou: FloatArray = field(default_factory=lambda: np.zeros(0))  # their IoU
+    own: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))  # same worker
 
     def take(self, keep: IntArray | BoolArray) -> _Clean:
         return _Clean(
@@ -375,8 +397,7 @@ def _clean(
             & (c.code[1:] == c.code[:-1])
         )
         if tie.any():
-            xyxy = np.column_stack([x1, y1, x2, y2])
-            rank = _worker_rank(len(answers), worker_of, xyxy, name_key, weights)
+            rank = _worker_rank(len(answers), c, alpha, weights)
             order = np.lexsort((box_of, rank[worker_of], name_key, y2, x2, y1, x1))
             clean = _Clean(
                 x1[order],
@@ -399,19 +420,17 @@ def _find_pairs(clean: _Clean) -> None:
 
 
 def _worker_rank(
-    workers: int,
-    worker: IntArray,
-    xyxy: FloatArray,
-    name_key: IntArray,
-    weights: Sequence[float],
+    workers: int, clean: _Clean, alpha: IntArray, weights: Sequence[float]
 ) -> IntArray:
-    """A rank per worker from the bytes of their sorted boxes and weight (order-free)."""
-    keys: list[bytes] = []
-    for w in range(workers):
-        mine = worker == w
-        rows = np.column_stack([xyxy[mine], name_key[mine]])
-        rows = rows[np.lexsort(rows.T[::-1])] if len(rows) else rows
-        keys.append(rows.tobytes() + np.float64(weights[w]).tobytes())
+    """A rank per worker from the bytes of their sorted boxes and weight (order-free).
+
+    ``clean`` is in canonical order without the rank, so each worker's boxes in it are
+    already sorted by geometry and label name.
+    """
+    rows = np.column_stack([clean.x1, clean.y1, clean.x2, clean.y2, alpha[clean.code]])
+    keys = [
+        rows[clean.worker == w].tobytes() + np.float64(weights[w]).tobytes() for w in range(workers)
+    ]
     rank = np.empty(workers, dtype=np.intp)
     rank[sorted(range(workers), key=keys.__getitem__)] = np.arange(workers)
     return rank
@@ -422,11 +441,8 @@ def _drop_duplicates(
 ) -> _Clean:
     """Remove later (canonical order) same-label boxes of one worker that repeat an earlier one."""
     lo, hi, iou = clean.lo, clean.hi, clean.iou
-    hit = (
-        (iou >= settings.duplicate_iou)
-        & (clean.worker[lo] == clean.worker[hi])
-        & (clean.code[lo] == clean.code[hi])
-    )
+    clean.own = own = clean.worker[lo] == clean.worker[hi]
+    hit = (iou >= settings.duplicate_iou) & own & (clean.code[lo] == clean.code[hi])
     if not hit.any():
         return clean
     removed: set[int] = set()
@@ -446,7 +462,12 @@ def _drop_duplicates(
     new_index = np.cumsum(keep) - 1
     both = keep[lo] & keep[hi]
     out = clean.take(keep)
-    out.lo, out.hi, out.iou = new_index[lo[both]], new_index[hi[both]], iou[both]
+    out.lo, out.hi, out.iou, out.own = (
+        new_index[lo[both]],
+        new_index[hi[both]],
+        iou[both],
+        own[both],
+    )
     return out
 
 
@@ -475,11 +496,14 @@ def _box_iou(a: list[float], b: list[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _cluster(clean: _Clean, threshold: float) -> tuple[IntArray, IntArray, IntArray, FloatArray]:
+def _cluster(
+    clean: _Clean, threshold: float
+) -> tuple[IntArray, IntArray, IntArray, FloatArray, IntArray, IntArray]:
     """Cluster boxes of different workers: one box per worker per cluster.
 
-    Returns a cluster id per box and the linked pairs (``lo < hi``, canonical indices,
-    IoU >= threshold, different workers) with their IoU.
+    Returns a cluster id per box, the linked pairs (``lo < hi``, canonical indices,
+    IoU >= threshold, different workers) with their IoU, and the pairs of one worker's
+    boxes that reach the threshold (for :func:`_second_boxes`).
 
     Vectorised: a connected component of the IoU >= threshold graph is one cluster when
     it is a clique of distinct workers, or when it is coherent (each worker keeps its box
@@ -496,7 +520,10 @@ def _cluster(clean: _Clean, threshold: float) -> tuple[IntArray, IntArray, IntAr
     """
     n = len(clean.code)
     lo, hi, iou = clean.lo, clean.hi, clean.iou
-    linked = (iou >= threshold) & (clean.worker[lo] != clean.worker[hi])
+    close, own = iou >= threshold, clean.own
+    twin = close & own
+    twin_lo, twin_hi = (lo[twin], hi[twin]) if twin.any() else (_NONE, _NONE)
+    linked = close & ~own
     lo, hi, iou = lo[linked], hi[linked], iou[linked]
     comp = _components(n, lo, hi)
     size = np.bincount(comp, minlength=n)
@@ -507,7 +534,7 @@ def _cluster(clean: _Clean, threshold: float) -> tuple[IntArray, IntArray, IntAr
     clique = (edges == size * (size - 1) // 2) & (repeated == 0)
     cluster = comp.copy()
     if clique.all():
-        return cluster, lo, hi, iou
+        return cluster, lo, hi, iou, twin_lo, twin_hi
     # Coherent components: each worker keeps the member nearest the component's mean box;
     # when every kept member reaches the threshold with the kept members' mean box and
     # the extra boxes are a small minority, the kept members are one cluster and each
@@ -515,13 +542,26 @@ def _cluster(clean: _Clean, threshold: float) -> tuple[IntArray, IntArray, IntAr
     sub = np.flatnonzero(~clique[comp])  # the members of the other components
     c_sub, w_sub = comp[sub], clean.worker[sub]
     boxes = (clean.x1[sub], clean.y1[sub], clean.x2[sub], clean.y2[sub])
-    near = _iou_to_mean(c_sub, np.ones(len(sub), dtype=bool), boxes, n)
-    order = np.lexsort((-near, w_sub, c_sub))
-    first = np.ones(len(sub), dtype=bool)
-    first[1:] = (c_sub[order][1:] != c_sub[order][:-1]) | (w_sub[order][1:] != w_sub[order][:-1])
-    keep = np.empty(len(sub), dtype=bool)
-    keep[order] = first
-    near = _iou_to_mean(c_sub, keep, boxes, n)
+    near = _iou_to_mean(c_sub, None, boxes, n)
+    if repeated.any():
+        # A worker with two boxes keeps the one whose label agrees with the component's
+        # most common label (a second box with another label is the usual crowd slip),
+        # then the one nearest the mean box.
+        code_sub = clean.code[sub]
+        span = int(code_sub.max()) + 1
+        key = c_sub * span + code_sub
+        votes = np.bincount(key, minlength=n * span)
+        odd = votes[key] < votes.reshape(n, span).max(axis=1)[c_sub]
+        order = np.lexsort((-near, odd, w_sub, c_sub))
+        first = np.ones(len(sub), dtype=bool)
+        first[1:] = (c_sub[order][1:] != c_sub[order][:-1]) | (
+            w_sub[order][1:] != w_sub[order][:-1]
+        )
+        keep = np.empty(len(sub), dtype=bool)
+        keep[order] = first
+        near = _iou_to_mean(c_sub, keep, boxes, n)
+    else:  # one box per worker in every component: all are kept, ``near`` stands
+        keep = np.ones(len(sub), dtype=bool)
     far = keep & (near < threshold)
     extra = np.bincount(c_sub[~keep], minlength=n)
     coherent = (np.bincount(c_sub[far], minlength=n) == 0) & (2 * extra <= size - extra)
@@ -535,20 +575,19 @@ def _cluster(clean: _Clean, threshold: float) -> tuple[IntArray, IntArray, IntAr
         nodes = np.flatnonzero(~coherent[comp])
         root = _greedy_merge(clean, m_lo[order].tolist(), m_hi[order].tolist(), n, threshold)
         cluster[nodes] = np.asarray(root, dtype=np.intp)[nodes]
-    return cluster, lo, hi, iou
+    return cluster, lo, hi, iou, twin_lo, twin_hi
 
 
 def _iou_to_mean(
-    comp: IntArray, member: BoolArray, boxes: tuple[FloatArray, ...], n: int
+    comp: IntArray, member: BoolArray | None, boxes: tuple[FloatArray, ...], n: int
 ) -> FloatArray:
     """IoU of every box with the mean box of its component's ``member`` boxes.
 
     ``comp`` holds component ids below ``n``, one per box in ``boxes``.
     """
-    count = np.maximum(np.bincount(comp[member], minlength=n), 1)
-    mx1, my1, mx2, my2 = (
-        (np.bincount(comp[member], weights=v[member], minlength=n) / count)[comp] for v in boxes
-    )
+    cm, vm = (comp, boxes) if member is None else (comp[member], [v[member] for v in boxes])
+    count = np.maximum(np.bincount(cm, minlength=n), 1)
+    mx1, my1, mx2, my2 = ((np.bincount(cm, weights=v, minlength=n) / count)[comp] for v in vm)
     x1, y1, x2, y2 = boxes
     inter = np.maximum(np.minimum(mx2, x2) - np.maximum(mx1, x1), 0.0) * np.maximum(
         np.minimum(my2, y2) - np.maximum(my1, y1), 0.0
@@ -673,7 +712,9 @@ def consolidate_image(
         agreement orders clusters of equal support. ``N`` identical boxes score 1.0; a
         single-member cluster (kept by ``min_support=1``) scores ``1 / (2N)``, above 0.
         The confidence is ``0.0`` only when exactly one worker answered the image, to
-        match Ground Truth (which reports 0.00 for one worker).
+        match Ground Truth (which reports 0.00 for one worker). With ``quorum="label"``
+        each label's box is scored alike from the workers who gave that label: ``s`` and
+        ``k`` count them, and ``q`` uses their share of the cluster's weight.
 
     Raises:
         ConsolidationError: ``weights`` has the wrong length or a negative or non-finite
@@ -724,6 +765,84 @@ def _consolidate(
     return result
 
 
+def _second_boxes(
+    cl: IntArray, size: IntArray, a: IntArray, b: IntArray, smallest: int = 1
+) -> dict[int, int]:
+    """Boxes of clusters that repeat larger clusters, each mapped to its worker's box there.
+
+    ``a``, ``b``: pairs of one worker's boxes that reach the IoU threshold. A box is
+    covered when its twin is in a larger cluster; a cluster is a repeat when all its
+    members are covered. Repeats smaller than ``smallest`` are not looked for (the
+    quorum drops them anyway).
+    """
+    if not len(a):
+        return {}
+    sa, sb = size[cl[a]], size[cl[b]]
+    differ = (sa != sb) & (np.minimum(sa, sb) >= smallest)
+    if not differ.any():
+        return {}
+    # Plain Python from here: an image has a handful of such pairs, and numpy's per-call
+    # cost (np.unique, above all) was a tenth of the whole consolidation at 100 boxes.
+    out: dict[int, int] = {}
+    pending: dict[int, dict[int, int]] = {}  # cluster of several members -> covered ones
+    for x, y, sx, sy in zip(
+        a[differ].tolist(),
+        b[differ].tolist(),
+        sa[differ].tolist(),
+        sb[differ].tolist(),
+        strict=True,
+    ):
+        g, t, k = (x, y, sx) if sx < sy else (y, x, sy)
+        if k == 1:
+            out.setdefault(g, t)
+        else:
+            pending.setdefault(int(cl[g]), {}).setdefault(g, t)
+    for c, covered in pending.items():
+        if len(covered) == size[c]:
+            out.update(covered)
+    return out
+
+
+def _extra_votes(clean: _Clean, cl: IntArray, spare: dict[int, int]) -> IntArray:
+    """Second boxes that give their worker's object another label (one per worker and label)."""
+    out, seen = [], set()
+    for g, t in sorted(spare.items()):
+        key = (int(cl[t]), int(clean.worker[g]), int(clean.code[g]))
+        if clean.code[g] != clean.code[t] and key not in seen:
+            seen.add(key)
+            out.append(g)
+    return np.asarray(out, dtype=np.intp)
+
+
+def _record_drops(
+    clean: _Clean,
+    cl: IntArray,
+    size: IntArray,
+    kept: BoolArray,
+    spare: dict[int, int],
+    voted: set[int],
+    n: int,
+    need: int,
+    result: ImageConsolidation,
+) -> None:
+    """One record per box that is not part of an output box, with the reason."""
+    below = np.flatnonzero(~kept[cl])
+    for g, wk, b in zip(
+        below.tolist(), clean.worker[below].tolist(), clean.box[below].tolist(), strict=True
+    ):
+        if g in voted:
+            continue
+        if g in spare:
+            detail = f"a second box on the object of this worker's box {int(clean.box[spare[g]])}"
+            _drop(result.dropped, wk, b, DropReason.DUPLICATE, detail)
+            continue
+        k = int(size[cl[g]])
+        detail = f"{k} of {n} workers drew it; {need} needed"
+        if k >= need:
+            detail = f"{k} of {n} workers drew it, but no label was given by {need}"
+        result.dropped.append({"worker": wk, "box": b, "reason": _BELOW, "detail": detail})
+
+
 def _fuse(
     clean: _Clean,
     priority: list[str],
@@ -735,27 +854,42 @@ def _fuse(
     explain: bool = True,
 ) -> None:
     """Cluster, apply the quorum, fuse, vote and score; fills ``result`` (vectorised)."""
-    cluster, lo, hi, iou = _cluster(clean, settings.iou_threshold)
+    cluster, lo, hi, iou, twin_lo, twin_hi = _cluster(clean, settings.iou_threshold)
     present = np.zeros(int(cluster.max()) + 1, dtype=np.intp)
     present[cluster] = 1
     count = int(present.sum())
     cl = (np.cumsum(present) - 1)[cluster]  # compact cluster ids 0..count-1
     size = np.bincount(cl, minlength=count)
     need = min(settings.min_support or default_min_support(n), n)
-    kept = size >= need
+    labels_n = len(priority)
+    by_label = settings.quorum == "label" and labels_n > 1
+    # A worker's second box on an object is a duplicate, not another object: a cluster
+    # whose every member reaches the threshold with its own worker's box in a *larger*
+    # cluster is dropped (otherwise a low min_support, or two workers who both drew an
+    # object twice, would emit the object twice). Equal-sized clusters are kept: when
+    # every worker drew two overlapping boxes, they are two objects.
+    smallest = 1 if explain or by_label else need
+    spare = _second_boxes(cl, size, twin_lo, twin_hi, smallest)
+    gone = cl[np.fromiter(spare, dtype=np.intp, count=len(spare))] if spare else _NONE
+    # With the per-label quorum, a second box with another label is that worker giving
+    # the object a second label: it votes (as WBF's per-label clusters let it), but does
+    # not place the box.
+    extra = _extra_votes(clean, cl, spare) if by_label and spare else _NONE
+    if by_label:
+        flat = cl * labels_n + clean.code
+        voters = np.bincount(flat, minlength=count * labels_n)
+        extra_flat = cl[[spare[g] for g in extra.tolist()]] * labels_n + clean.code[extra]
+        np.add.at(voters, extra_flat, 1)
+        label_kept = voters.reshape(count, labels_n) >= need
+        label_kept[gone] = False
+        kept: BoolArray = np.asarray(label_kept.any(axis=1))
+        voted = set(extra[label_kept.reshape(-1)[extra_flat]].tolist())
+    else:
+        kept = np.asarray(size >= need)
+        kept[gone] = False
+        voted = set()
     if explain and not kept.all():
-        below = np.flatnonzero(~kept[cl])
-        for g, wk, b in zip(
-            below.tolist(), clean.worker[below].tolist(), clean.box[below].tolist(), strict=True
-        ):
-            result.dropped.append(
-                {
-                    "worker": wk,
-                    "box": b,
-                    "reason": _BELOW,
-                    "detail": f"{size[cl[g]]} of {n} workers drew it; {need} needed",
-                }
-            )
+        _record_drops(clean, cl, size, kept, spare, voted, n, need, result)
     if not kept.any():
         return
     cols = (clean.x1, clean.y1, clean.x2, clean.y2)
@@ -783,33 +917,46 @@ def _fuse(
         )
     else:
         f_x1, f_y1, f_x2, f_y2 = (np.bincount(cl, weights=v, minlength=count) / wsum for v in cols)
-    labels_n = len(priority)
-    if labels_n == 1:
-        winner = np.zeros(count, dtype=np.intp)
-        label_share = np.ones(count)
-    else:
-        votes = np.bincount(cl * labels_n + clean.code, weights=wb, minlength=count * labels_n)
-        votes = votes.reshape(count, labels_n)
-        winner = np.argmax(votes, axis=1)  # first maximum = highest-priority label on a tie
-        label_share = votes[np.arange(count), winner] / wsum
     same = cl[lo] == cl[hi]
     iou_sum = np.bincount(cl[lo[same]], weights=iou[same], minlength=count)
     pairs = size * (size - 1) / 2
     agreement = np.divide(iou_sum, pairs, out=np.zeros(count), where=pairs > 0)
-    support = wsum / float(np.sum(w_all)) if weighted else size / n
-    quality = agreement * label_share
-    confidence = np.minimum(np.maximum(support * (1.0 - (1.0 - quality) / (2.0 * size)), 0.0), 1.0)
+    total = float(np.sum(w_all)) if weighted else float(n)
+    label_share: FloatArray | float = 1.0
+    if by_label:  # one box per (cluster, label) that reached the quorum
+        votes = np.bincount(cl * labels_n + clean.code, weights=wb, minlength=count * labels_n)
+        if len(extra):  # second boxes' votes come on top of the members' weight
+            np.add.at(votes, extra_flat, wb[extra])
+        votes = votes.reshape(count, labels_n)
+        rows, labs = np.nonzero(label_kept)
+        k_box = voters.reshape(count, labels_n)[rows, labs]
+        support = votes[rows, labs] / total
+        label_share = np.minimum(votes[rows, labs] / wsum[rows], 1.0)
+        quality = agreement[rows] * label_share
+    else:  # one box per kept cluster, its vote winner; scored for all clusters at once
+        winner = np.zeros(count, dtype=np.intp)
+        if labels_n > 1:
+            votes = np.bincount(
+                cl * labels_n + clean.code, weights=wb, minlength=count * labels_n
+            ).reshape(count, labels_n)
+            winner = np.argmax(votes, axis=1)  # first maximum = highest priority on a tie
+            label_share = votes[np.arange(count), winner] / wsum
+        k_box = size
+        support = wsum / total
+        quality = agreement * label_share
+    confidence = np.minimum(np.maximum(support * (1.0 - (1.0 - quality) / (2.0 * k_box)), 0.0), 1.0)
     if n == 1:
         confidence[:] = 0.0
-    ids = np.flatnonzero(kept)
-    ids = ids[np.lexsort((winner[ids], f_x2[ids], f_y2[ids], f_x1[ids], f_y1[ids]))]
-    names = [priority[k] for k in winner[ids].tolist()]
-    x1s, y1s, x2s, y2s = (v[ids].tolist() for v in (f_x1, f_y1, f_x2, f_y2))
+    if not by_label:
+        rows = np.flatnonzero(kept)
+        labs, confidence = winner[rows], confidence[rows]
+    order = np.lexsort((labs, f_x2[rows], f_y2[rows], f_x1[rows], f_y1[rows]))
+    rows, labs, confidence = rows[order], labs[order], confidence[order]
+    names = [priority[k] for k in labs.tolist()]
+    x1s, y1s, x2s, y2s = (v[rows].tolist() for v in (f_x1, f_y1, f_x2, f_y2))
     result.boxes = [
         {"label": lab, "left": a, "top": b, "width": c - a, "height": d - b, "confidence": p}
-        for lab, a, b, c, d, p in zip(
-            names, x1s, y1s, x2s, y2s, confidence[ids].tolist(), strict=True
-        )
+        for lab, a, b, c, d, p in zip(names, x1s, y1s, x2s, y2s, confidence.tolist(), strict=True)
     ]
     if not explain:
         return
@@ -821,8 +968,15 @@ def _fuse(
         zip(clean.worker[members_order].tolist(), clean.box[members_order].tolist(), strict=True)
     )
     result.clusters = [
-        pairs_list[s:e] for s, e in zip(starts[ids].tolist(), ends[ids].tolist(), strict=True)
+        pairs_list[s:e] for s, e in zip(starts[rows].tolist(), ends[rows].tolist(), strict=True)
     ]
+    if voted:  # a second box that gave its label joins that label's box
+        where = {
+            (c, k): i for i, (c, k) in enumerate(zip(rows.tolist(), labs.tolist(), strict=True))
+        }
+        for g in sorted(voted):
+            i = where[int(cl[spare[g]]), int(clean.code[g])]
+            result.clusters[i].append((int(clean.worker[g]), int(clean.box[g])))
 
 
 def consolidate_boxes(
@@ -835,6 +989,7 @@ def consolidate_boxes(
     labels: Sequence[str] | None = None,
     image_size: ImageSize | None = None,
     weights: Sequence[float] | None = None,
+    quorum: Quorum = "box",
 ) -> list[ConsolidatedBox]:
     """Consolidate one image's worker boxes; the one-call public API.
 
@@ -849,6 +1004,10 @@ def consolidate_boxes(
         ['dog']
     """
     settings = ConsolidationSettings(
-        iou_threshold=iou_threshold, min_support=min_support, fusion=fusion, clip=clip
+        iou_threshold=iou_threshold,
+        min_support=min_support,
+        fusion=fusion,
+        clip=clip,
+        quorum=quorum,
     )
     return _consolidate(answers, settings, labels, image_size, weights, explain=False).boxes

@@ -66,6 +66,11 @@ class _Sums:
     timed: int = 0
 
 
+def _label_of(answers: Sequence[Sequence[WorkerBox]], member: tuple[int, int]) -> Any:
+    w, b = member
+    return answers[w][b].get("label")
+
+
 @dataclass
 class QualityAccumulator:
     """Add images one by one; :meth:`result` gives one :class:`WorkerQuality` per worker."""
@@ -85,10 +90,15 @@ class QualityAccumulator:
 
         ``consolidation`` must come from the same ``answers`` (its clusters index them).
         """
-        total = len(consolidation.boxes)
-        member_of: dict[tuple[int, int], int] = {
-            m: c for c, members in enumerate(consolidation.clusters) for m in members
-        }
+        # objects, not boxes: with quorum="label" one object can carry a box per label
+        total = len({(b["left"], b["top"], b["width"], b["height"]) for b in consolidation.boxes})
+        member_of: dict[tuple[int, int], int] = {}
+        for c, members in enumerate(consolidation.clusters):
+            for m in members:
+                # with quorum="label" a cluster can give several boxes (one per label):
+                # a worker's box counts towards the one with its own label
+                if m not in member_of or consolidation.boxes[c]["label"] == _label_of(answers, m):
+                    member_of[m] = c
         for w, wid in enumerate(worker_ids):
             s = self._sums.setdefault(wid, _Sums())
             s.images += 1

@@ -251,14 +251,22 @@ SIZE = {"width": 200, "height": 150}
 
 
 @settings(max_examples=80, deadline=None)
-@given(answers_st, st.randoms(use_true_random=False))
-def test_permutation_invariance(answers: list[list[dict[str, Any]]], rnd: random.Random) -> None:
-    expected = consolidate_boxes(answers, image_size=SIZE)
+@given(
+    answers_st,
+    st.randoms(use_true_random=False),
+    st.sampled_from(["box", "label"]),
+    st.sampled_from([None, 1]),
+)
+def test_permutation_invariance(
+    answers: list[list[dict[str, Any]]], rnd: random.Random, quorum: Any, support: int | None
+) -> None:
+    kw: dict[str, Any] = {"image_size": SIZE, "quorum": quorum, "min_support": support}
+    expected = consolidate_boxes(answers, **kw)
     shuffled = [list(a) for a in answers]
     for a in shuffled:
         rnd.shuffle(a)
     rnd.shuffle(shuffled)
-    assert consolidate_boxes(shuffled, image_size=SIZE) == expected
+    assert consolidate_boxes(shuffled, **kw) == expected
 
 
 @settings(max_examples=60, deadline=None)
@@ -274,10 +282,14 @@ def test_identical_workers_give_their_boxes_back(boxes: list[dict[str, Any]], k:
 
 
 @settings(max_examples=80, deadline=None)
-@given(answers_st, st.sampled_from(["mean", "median"]))
-def test_outputs_inside_image_and_valid(answers: list[list[dict[str, Any]]], fusion: Any) -> None:
-    out = consolidate_image(answers, image_size=SIZE, settings=ConsolidationSettings(fusion=fusion))
+@given(answers_st, st.sampled_from(["mean", "median"]), st.sampled_from(["box", "label"]))
+def test_outputs_inside_image_and_valid(
+    answers: list[list[dict[str, Any]]], fusion: Any, quorum: Any
+) -> None:
+    config = ConsolidationSettings(fusion=fusion, quorum=quorum)
+    out = consolidate_image(answers, image_size=SIZE, settings=config)
     assert len(out.boxes) == len(out.clusters)
+    need = default_min_support(len(answers))
     for b, members in zip(out.boxes, out.clusters, strict=True):
         assert b["left"] >= 0 and b["top"] >= 0
         assert b["left"] + b["width"] <= SIZE["width"] + 1e-9
@@ -285,12 +297,18 @@ def test_outputs_inside_image_and_valid(answers: list[list[dict[str, Any]]], fus
         assert b["width"] > 0 and b["height"] > 0
         assert 0.0 <= b["confidence"] <= 1.0
         workers = [w for w, _ in members]
-        assert len(workers) == len(set(workers))  # never two boxes of one worker
-        assert len(members) >= default_min_support(len(answers))
-    # every input box is either in a cluster or dropped with a reason, exactly once
-    accounted = [m for c in out.clusters for m in c] + [
-        (d["worker"], d["box"]) for d in out.dropped
-    ]
+        same_label = {w for w, i in members if answers[w][i]["label"] == b["label"]}
+        if quorum == "box":
+            assert len(workers) == len(set(workers))  # never two boxes of one worker
+            assert len(members) >= need
+        else:  # a worker's second box joins the box of the label it gave
+            assert len(same_label) >= need
+            geometry = [m for m in members if answers[m[0]][m[1]]["label"] == b["label"]]
+            assert len(members) - len(geometry) <= len(set(workers))
+    # every input box is either in a cluster or dropped with a reason, exactly once (a
+    # cluster that gives one box per label lists its members under each of them)
+    in_clusters = {m for c in out.clusters for m in c}
+    accounted = list(in_clusters) + [(d["worker"], d["box"]) for d in out.dropped]
     assert sorted(accounted) == sorted((w, i) for w, a in enumerate(answers) for i in range(len(a)))
 
 
@@ -317,7 +335,7 @@ def test_double_drawer_does_not_split_the_cluster() -> None:
     out = consolidate_image(answers)
     assert len(out.boxes) == 1
     assert sorted(w for w, _ in out.clusters[0]) == [0, 1, 2, 3, 4]
-    assert [(d["worker"], d["reason"]) for d in out.dropped] == [(0, "below-min-support")]
+    assert [(d["worker"], d["reason"]) for d in out.dropped] == [(0, "duplicate")]
 
 
 def test_centroid_linkage_keeps_a_loose_member() -> None:
@@ -356,3 +374,99 @@ def test_crowded_simulated_image_is_order_free(workers: int) -> None:
         assert consolidate_image(img.answers, image_size=img.image_size).boxes == expected
         assert 40 <= len(expected) <= 70
         assert all(0.0 < b["confidence"] <= 1.0 for b in expected)
+
+
+# ---- second boxes and the per-label quorum ----------------------------------------------
+def test_two_double_drawers_give_one_box() -> None:
+    # workers 0 and 2 both draw the object twice; their second boxes form a two-worker
+    # cluster that would pass a 3-worker majority and emit the object twice
+    answers = [
+        [bx(877, 244, 35, 27, "bike"), bx(878, 244, 34, 26, "car")],
+        [bx(875, 244, 36, 26, "bike")],
+        [bx(873, 244, 38, 28, "bike"), bx(876, 244, 38, 25, "bike")],
+    ]
+    out = consolidate_image(answers)
+    assert [b["label"] for b in out.boxes] == ["bike"]
+    assert sorted(w for w, _ in out.clusters[0]) == [0, 1, 2]
+    assert sorted((d["worker"], d["reason"]) for d in out.dropped) == [
+        (0, "duplicate"),
+        (2, "duplicate"),
+    ]
+    assert all("second box" in d["detail"] for d in out.dropped)
+
+
+def test_every_worker_drawing_two_overlapping_boxes_means_two_objects() -> None:
+    # two objects overlapping at IoU 0.6, drawn by all three workers: equal-sized
+    # clusters, so neither is taken for a repeat of the other
+    a, b = (0, 0, 100, 100), (25, 0, 100, 100)
+    answers = [[bx(*a), bx(*b)] for _ in range(3)]
+    out = consolidate_boxes(answers)
+    assert [(o["left"], o["width"]) for o in out] == [(0.0, 100.0), (25.0, 100.0)]
+
+
+def test_double_drawer_keeps_the_box_whose_label_the_others_gave() -> None:
+    # worker 2 draws the object as a car and as a bike; its car box is nearer the mean,
+    # but the bike box agrees with worker 0, so it joins and bike wins 2:0
+    answers = [
+        [bx(188, 276, 59, 54, "bike")],
+        [],
+        [bx(193, 280, 52, 49, "car"), bx(193, 278, 45, 57, "bike")],
+    ]
+    out = consolidate_image(answers, labels=["car", "person", "bike"])
+    assert [b["label"] for b in out.boxes] == ["bike"]
+    assert sorted(out.clusters[0]) == [(0, 0), (2, 1)]
+    assert [(d["worker"], d["box"], d["reason"]) for d in out.dropped] == [(2, 0, "duplicate")]
+
+
+def test_label_quorum_drops_a_split_vote_that_box_quorum_keeps() -> None:
+    answers = [[bx(0, 0, 50, 50, "bus")], [bx(2, 0, 50, 50, "car")], []]
+    kept = consolidate_image(answers)  # two of three drew it; the 1:1 tie goes to "bus"
+    assert [b["label"] for b in kept.boxes] == ["bus"]
+    split = consolidate_image(answers, settings=ConsolidationSettings(quorum="label"))
+    assert split.boxes == []
+    assert [(d["worker"], d["reason"]) for d in split.dropped] == [
+        (0, "below-min-support"),
+        (1, "below-min-support"),
+    ]
+    assert all("no label was given by 2" in d["detail"] for d in split.dropped)
+
+
+def test_label_quorum_at_one_keeps_every_label_on_the_fused_box() -> None:
+    answers = [[bx(0, 0, 50, 50, "car")], [bx(2, 0, 50, 50, "car")], [bx(4, 0, 50, 50, "bus")]]
+    out = consolidate_image(answers, settings=ConsolidationSettings(min_support=1, quorum="label"))
+    assert [b["label"] for b in out.boxes] == ["bus", "car"]
+    bus, car = out.boxes
+    assert (bus["left"], bus["width"]) == (car["left"], car["width"]) == (2.0, 50.0)
+    assert car["confidence"] > 0.5 > bus["confidence"] > 0.0
+    assert out.clusters[0] == out.clusters[1] == [(0, 0), (1, 0), (2, 0)]
+    # the vote winner alone, as the default gives it, scores higher (all three support it)
+    (alone,) = consolidate_boxes(answers, min_support=1)
+    assert alone["label"] == "car" and alone["confidence"] > car["confidence"]
+
+
+def test_label_quorum_counts_a_second_box_with_another_label() -> None:
+    # worker 0 calls the object both person and bike; with the per-label quorum that is a
+    # vote for each, so both labels reach 2 of 3 (what WBF's per-label clusters give)
+    answers = [
+        [bx(247, 556, 38, 71, "person"), bx(244, 555, 39, 70, "bike")],
+        [bx(244, 553, 42, 77, "person")],
+        [bx(242, 557, 43, 64, "bike")],
+    ]
+    labels = ["car", "person", "bike"]
+    out = consolidate_image(answers, labels=labels, settings=ConsolidationSettings(quorum="label"))
+    assert sorted(b["label"] for b in out.boxes) == ["bike", "person"]
+    assert out.dropped == []
+    members = {b["label"]: sorted(c) for b, c in zip(out.boxes, out.clusters, strict=True)}
+    assert (0, 0) in members["person"] and (0, 1) in members["bike"]
+    boxed = consolidate_image(answers, labels=labels)  # the default votes one label
+    assert len(boxed.boxes) == 1
+    assert [d["reason"] for d in boxed.dropped] == ["duplicate"]
+
+
+def test_quorum_setting_validation_and_env() -> None:
+    with pytest.raises(ConsolidationError, match="quorum must be 'box' or 'label'"):
+        ConsolidationSettings(quorum="labels")  # type: ignore[arg-type]
+    assert ConsolidationSettings.from_env({"GT_QUORUM": " Label "}).quorum == "label"
+    assert ConsolidationSettings.from_env({"GT_QUORUM": ""}).quorum == "box"
+    with pytest.raises(ConsolidationError, match="quorum"):
+        ConsolidationSettings.from_env({"GT_QUORUM": "cluster"})

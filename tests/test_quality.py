@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gt_toolkit.consolidate import consolidate_image
+from gt_toolkit.consolidate import ConsolidationSettings, consolidate_image
 from gt_toolkit.quality import QualityAccumulator, quality_weights
 from gt_toolkit.simulate import WorkerSkill, simulate_crowd
 
@@ -45,3 +45,20 @@ def test_label_agreement_counts_wrong_labels() -> None:
     q = {x.worker_id: x for x in acc.result()}
     assert q["w3"].label_agreement == 0.0 and q["w1"].label_agreement == 1.0
     assert q["w3"].mean_time_spent is None
+
+
+def test_label_quorum_credits_each_worker_with_their_own_label() -> None:
+    # with quorum="label" and min_support=1 the object gets a car box and a bus box on the
+    # same cluster; the bus worker matched the bus box, so their label agreement is 1.0
+    a = {"label": "car", "left": 0, "top": 0, "width": 10, "height": 10}
+    b = dict(a, label="bus")
+    answers = [[a], [a], [b]]
+    config = ConsolidationSettings(min_support=1, quorum="label")
+    result = consolidate_image(answers, settings=config)  # type: ignore[arg-type]
+    assert sorted(x["label"] for x in result.boxes) == ["bus", "car"]
+    acc = QualityAccumulator()
+    acc.add(["w1", "w2", "w3"], answers, result)  # type: ignore[arg-type]
+    q = {x.worker_id: x for x in acc.result()}
+    assert [q[w].label_agreement for w in ("w1", "w2", "w3")] == [1.0, 1.0, 1.0]
+    assert [q[w].matched for w in ("w1", "w2", "w3")] == [1, 1, 1]
+    assert [q[w].recall for w in ("w1", "w2", "w3")] == [1.0, 1.0, 1.0]  # one object
