@@ -236,7 +236,7 @@ def deploy_lambdas(
         pre_environment: variables for the pre-annotation Lambda (``GT_LABELS``,
             ``GT_HEADER``, ``GT_LABELS_S3_URI``, ``GT_SKIP_MIN_CONFIDENCE``, ...).
         post_environment: variables for the post-annotation Lambda (``GT_IOU_THRESHOLD``,
-            ``GT_MIN_SUPPORT``, ``GT_FUSION``, ...).
+            ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``, ...).
         code_s3_uri: where the zip was uploaded, for zips above the 50 MB direct limit.
         sleep: injectable for tests; used while IAM or an update settles.
 

@@ -102,8 +102,8 @@ class PostAnnotationSettings:
     def from_env(cls, env: Mapping[str, str]) -> PostAnnotationSettings:
         """Read settings from the Lambda's environment variables.
 
-        Variables: ``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_ASSUME_ROLE``
-        (true/false), ``GT_ELEMENT_NAME`` and ``GT_FETCH_THREADS``.
+        Variables: ``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``,
+        ``GT_ASSUME_ROLE`` (true/false), ``GT_ELEMENT_NAME`` and ``GT_FETCH_THREADS``.
 
         Raises:
             ValidationError: every unusable variable, listed at once.

@@ -1,9 +1,9 @@
 """Post-annotation (consolidation) Lambda for Ground Truth: one call into ``gt_toolkit``.
 
 Handler: ``lambdas.post_annotation.lambda_handler``. Settings come from environment variables
-(``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_ASSUME_ROLE``, ...; see
-:class:`gt_toolkit.post_annotation.PostAnnotationSettings`); clients are built once per cold
-start and reused while the Lambda stays warm.
+(``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``, ``GT_ASSUME_ROLE``,
+...; see :class:`gt_toolkit.post_annotation.PostAnnotationSettings`); clients are built once
+per cold start and reused while the Lambda stays warm.
 """
 
 from __future__ import annotations

@@ -214,3 +214,32 @@ def test_parse_worker_response_string_content_and_errors() -> None:
     assert parse_worker_response(doc)[0].worker_id == "w"
     with pytest.raises(Exception, match="answers"):
         parse_worker_response({"x": 1})
+
+
+@pytest.mark.parametrize(("quorum", "expected"), [("box", ["car"]), ("label", [])])
+def test_cli_quorum_flag_reaches_the_engine(
+    tmp_path: Path, quorum: str, expected: list[str]
+) -> None:
+    # two of three workers drew the object, one as a car and one as a bus: the default
+    # keeps it with the tie broken by the label list, the per-label quorum drops it
+    manifest = tmp_path / "in.manifest"
+    manifest.write_text(json.dumps({"source-ref": "s3://bucket-a/0.jpg"}) + "\n")
+    folder = tmp_path / "answers"
+    folder.mkdir()
+    size = {"width": 100, "height": 100, "depth": 3}
+    for worker, boxes in {
+        "w1": [{"label": "car", "left": 10, "top": 10, "width": 40, "height": 40}],
+        "w2": [{"label": "bus", "left": 12, "top": 10, "width": 40, "height": 40}],
+        "w3": [],
+    }.items():
+        line = {"source-ref": "s3://bucket-a/0.jpg", "boundingBoxes": boxes}
+        line["inputImageProperties"] = size
+        (folder / f"{worker}.jsonl").write_text(json.dumps(line) + "\n")
+    out = tmp_path / "out.manifest"
+    args = ["consolidate", str(tmp_path / "job"), "-o", str(out), "--manifest", str(manifest)]
+    args += ["--answers-folder", str(folder), "--labels", "car", "bus", "--quorum", quorum]
+    assert main(args) == 0
+    (line,) = read_lines(out)
+    classes = line["consolidated-metadata"]["class-map"]
+    got = [classes[str(a["class_id"])] for a in line["consolidated"]["annotations"]]
+    assert got == expected

@@ -39,6 +39,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="workers needed to keep a box (default: strict majority of those who answered)",
     )
     p.add_argument("--fusion", choices=["mean", "median"], default="mean")
+    p.add_argument(
+        "--quorum",
+        choices=["box", "label"],
+        default="box",
+        help=(
+            "what --min-support counts: workers who drew the box, labelled by their vote "
+            "(box, default), or workers who gave each label, one box per label that reaches "
+            "it (label: split votes are dropped at a majority; every label is kept at 1)"
+        ),
+    )
     p.add_argument("--no-clip", action="store_true", help="drop boxes crossing the border")
     p.add_argument(
         "--labels", nargs="+", help="label list, class ids in this order (default: the job's)"
@@ -59,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         min_support=args.min_support,
         fusion=args.fusion,
         clip=not args.no_clip,
+        quorum=args.quorum,
     )
     report = reconsolidate(
         args.job,
