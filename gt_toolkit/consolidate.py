@@ -168,7 +168,9 @@ class ImageConsolidation:
             "detail": text}``.
         workers: how many workers answered (the ``N`` of the confidence formula).
         clusters: for each output box (same index), its members as
-            ``(worker index, box index)`` into the input ``answers``.
+            ``(worker index, box index)`` into the input ``answers``. With
+            ``quorum="label"`` the boxes of one cluster share its members, and a worker's
+            second box that gave a box's label is listed with that box.
     """
 
     boxes: list[ConsolidatedBox] = field(default_factory=list)
