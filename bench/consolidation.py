@@ -4,6 +4,8 @@ One process, the same simulated crowds (``gt_toolkit.simulate``) for every metho
 
 - ``ours``: ``gt_toolkit.consolidate_boxes`` with its defaults (IoU 0.5, strict majority);
 - ``ours-all``: the same with ``min_support=1`` (keeps every cluster, like raw WBF does);
+- ``ours-label`` / ``ours-label-all``: the same two with ``quorum="label"`` (the support is
+  counted per label, one box per label that reaches it: WBF's per-label semantics);
 - ``wbf``: ``ensemble_boxes.weighted_boxes_fusion`` with every score 1.0,
   ``conf_type='box_and_model_avg'`` and ``iou_thr=0.5`` (all output boxes kept);
 - ``wbf>=0.5``: the same output keeping only boxes with score >= 0.5 (WBF's nearest
@@ -18,8 +20,9 @@ and a 10% mean miss rate (each worker 5-15%), jitter 5% of the box size, 2% spur
 
 Two operating points are compared, each against the WBF output at the same support:
 ``ours`` (strict majority) vs ``wbf>=0.5`` (score k/K >= 0.5 is the same majority), and
-``ours-all`` (min_support=1) vs raw ``wbf``; the differences (ours minus WBF) and every
-figure where ours is lower are printed, then the goals of issue 3.
+``ours-all`` (min_support=1) vs raw ``wbf``, and the same for the ``-label`` variants; the
+differences (ours minus WBF) and every figure where ours is lower are printed, then the
+goals of issue 3.
 
 Timing: quality comes from one pass; speed from ``--rounds`` interleaved rounds over the
 same images (the method order rotates), best round per method, so load on a shared

@@ -189,7 +189,6 @@ BoolArray = npt.NDArray[np.bool_]
 
 _GET_EACH = tuple(itemgetter(k) for k in _COORDS)
 _GET_LABEL = itemgetter("label")
-_BELOW = DropReason.BELOW_MIN_SUPPORT.value
 _NONE: IntArray = np.zeros(0, dtype=np.intp)
 
 
@@ -842,7 +841,7 @@ def _record_drops(
         detail = f"{k} of {n} workers drew it; {need} needed"
         if k >= need:
             detail = f"{k} of {n} workers drew it, but no label was given by {need}"
-        result.dropped.append({"worker": wk, "box": b, "reason": _BELOW, "detail": detail})
+        _drop(result.dropped, wk, b, DropReason.BELOW_MIN_SUPPORT, detail)
 
 
 def _fuse(
@@ -878,11 +877,12 @@ def _fuse(
     # not place the box.
     extra = _extra_votes(clean, cl, spare) if by_label and spare else _NONE
     if by_label:
-        flat = cl * labels_n + clean.code
-        voters = np.bincount(flat, minlength=count * labels_n)
+        flat = cl * labels_n + clean.code  # (cluster, label) cell of every box
         extra_flat = cl[[spare[g] for g in extra.tolist()]] * labels_n + clean.code[extra]
+        voters = np.bincount(flat, minlength=count * labels_n)
         np.add.at(voters, extra_flat, 1)
-        label_kept = voters.reshape(count, labels_n) >= need
+        voters = voters.reshape(count, labels_n)
+        label_kept = voters >= need
         label_kept[gone] = False
         kept: BoolArray = np.asarray(label_kept.any(axis=1))
         voted = set(extra[label_kept.reshape(-1)[extra_flat]].tolist())
@@ -926,12 +926,12 @@ def _fuse(
     total = float(np.sum(w_all)) if weighted else float(n)
     label_share: FloatArray | float = 1.0
     if by_label:  # one box per (cluster, label) that reached the quorum
-        votes = np.bincount(cl * labels_n + clean.code, weights=wb, minlength=count * labels_n)
+        votes = np.bincount(flat, weights=wb, minlength=count * labels_n)
         if len(extra):  # second boxes' votes come on top of the members' weight
             np.add.at(votes, extra_flat, wb[extra])
         votes = votes.reshape(count, labels_n)
         rows, labs = np.nonzero(label_kept)
-        k_box = voters.reshape(count, labels_n)[rows, labs]
+        k_box = voters[rows, labs]
         support = votes[rows, labs] / total
         label_share = np.minimum(votes[rows, labs] / wsum[rows], 1.0)
         quality = agreement[rows] * label_share
