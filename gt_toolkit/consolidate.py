@@ -27,9 +27,11 @@ Algorithm (pure, deterministic):
    A cluster never holds two boxes of one worker, and a duplicate drawer cannot split
    the other workers' cluster in two.
 4. **Second boxes.** A cluster whose every member reaches ``iou_threshold`` with its own
-   worker's box in a *larger* cluster is those workers drawing the object again: its boxes
-   are dropped as ``duplicate`` (when a worker has two boxes on one component, the one
-   whose label agrees with the component's most common label joins the cluster).
+   worker's box in a *larger* cluster, or with that cluster's mean box, is those workers
+   drawing the object again: its boxes are dropped as ``duplicate`` (when a worker has two
+   boxes on one component, the one whose label agrees with the component's most common
+   label joins the cluster). So is the later of one worker's two lone boxes that reach
+   the threshold, when several workers answered (nobody corroborates a second object).
 5. **Vote and keep.** With ``quorum="box"`` (default) a cluster drawn by at least
    ``min_support`` workers is kept (default: a strict majority of the workers who
    answered, 1 when one answered; capped at the number who answered) with the label
@@ -190,6 +192,7 @@ BoolArray = npt.NDArray[np.bool_]
 _GET_EACH = tuple(itemgetter(k) for k in _COORDS)
 _GET_LABEL = itemgetter("label")
 _NONE: IntArray = np.zeros(0, dtype=np.intp)
+_NO_IOU: FloatArray = np.zeros(0)
 
 
 @dataclass(slots=True)
@@ -207,6 +210,7 @@ class _Clean:
     hi: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))  # pairs lo < hi
     iou: FloatArray = field(default_factory=lambda: np.zeros(0))  # their IoU
     own: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=np.bool_))  # same worker
+    comp: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))  # linked group
 
     def take(self, keep: IntArray | BoolArray) -> _Clean:
         return _Clean(
@@ -499,12 +503,12 @@ def _box_iou(a: list[float], b: list[float]) -> float:
 
 def _cluster(
     clean: _Clean, threshold: float
-) -> tuple[IntArray, IntArray, IntArray, FloatArray, IntArray, IntArray]:
+) -> tuple[IntArray, IntArray, IntArray, FloatArray, IntArray, IntArray, FloatArray]:
     """Cluster boxes of different workers: one box per worker per cluster.
 
     Returns a cluster id per box, the linked pairs (``lo < hi``, canonical indices,
-    IoU >= threshold, different workers) with their IoU, and the pairs of one worker's
-    boxes that reach the threshold (for :func:`_second_boxes`).
+    IoU >= threshold, different workers) with their IoU, and the overlapping pairs of one
+    worker's boxes with their IoU (for :func:`_second_boxes`).
 
     Vectorised: a connected component of the IoU >= threshold graph is one cluster when
     it is a clique of distinct workers, or when it is coherent (each worker keeps its box
@@ -522,11 +526,10 @@ def _cluster(
     n = len(clean.code)
     lo, hi, iou = clean.lo, clean.hi, clean.iou
     close, own = iou >= threshold, clean.own
-    twin = close & own
-    twin_lo, twin_hi = (lo[twin], hi[twin]) if twin.any() else (_NONE, _NONE)
+    own_lo, own_hi, own_iou = (lo[own], hi[own], iou[own]) if own.any() else (_NONE, _NONE, _NO_IOU)
     linked = close & ~own
     lo, hi, iou = lo[linked], hi[linked], iou[linked]
-    comp = _components(n, lo, hi)
+    clean.comp = comp = _components(n, lo, hi)
     size = np.bincount(comp, minlength=n)
     workers = int(clean.worker.max()) + 1 if n else 1
     key = np.sort(comp * workers + clean.worker)
@@ -535,7 +538,7 @@ def _cluster(
     clique = (edges == size * (size - 1) // 2) & (repeated == 0)
     cluster = comp.copy()
     if clique.all():
-        return cluster, lo, hi, iou, twin_lo, twin_hi
+        return cluster, lo, hi, iou, own_lo, own_hi, own_iou
     # Coherent components: each worker keeps the member nearest the component's mean box;
     # when every kept member reaches the threshold with the kept members' mean box and
     # the extra boxes are a small minority, the kept members are one cluster and each
@@ -576,7 +579,7 @@ def _cluster(
         nodes = np.flatnonzero(~coherent[comp])
         root = _greedy_merge(clean, m_lo[order].tolist(), m_hi[order].tolist(), n, threshold)
         cluster[nodes] = np.asarray(root, dtype=np.intp)[nodes]
-    return cluster, lo, hi, iou, twin_lo, twin_hi
+    return cluster, lo, hi, iou, own_lo, own_hi, own_iou
 
 
 def _iou_to_mean(
@@ -714,8 +717,12 @@ def consolidate_image(
         single-member cluster (kept by ``min_support=1``) scores ``1 / (2N)``, above 0.
         The confidence is ``0.0`` only when exactly one worker answered the image, to
         match Ground Truth (which reports 0.00 for one worker). With ``quorum="label"``
-        each label's box is scored alike from the workers who gave that label: ``s`` and
-        ``k`` count them, and ``q`` uses their share of the cluster's weight.
+        each label's box is scored from the workers who gave that label: ``s`` and ``k``
+        count them, and with ``p`` their share of the cluster's weight,
+        ``q = mean pairwise IoU x p - (1 - p)``: the members who gave another label
+        dissent, so a contested label (``[(k - 1) / N, k / N]``) ranks below a box of as
+        many workers that nobody contradicts; crowds miss objects more often than they
+        mislabel them.
 
     Raises:
         ConsolidationError: ``weights`` has the wrong length or a negative or non-finite
@@ -767,33 +774,64 @@ def _consolidate(
 
 
 def _second_boxes(
-    cl: IntArray, size: IntArray, a: IntArray, b: IntArray, smallest: int = 1
+    clean: _Clean,
+    cl: IntArray,
+    size: IntArray,
+    means: tuple[FloatArray, ...],
+    pairs: tuple[IntArray, IntArray, FloatArray],
+    threshold: float,
+    answered: int,
+    smallest: int = 1,
 ) -> dict[int, int]:
-    """Boxes of clusters that repeat larger clusters, each mapped to its worker's box there.
+    """Boxes of clusters that repeat other clusters, each mapped to its worker's box there.
 
-    ``a``, ``b``: pairs of one worker's boxes that reach the IoU threshold. A box is
-    covered when its twin is in a larger cluster; a cluster is a repeat when all its
-    members are covered. Repeats smaller than ``smallest`` are not looked for (the
-    quorum drops them anyway).
+    A box is covered by its worker's box in a *larger* cluster when it reaches the
+    threshold with that box, or, for a lone box linked into the same component, with that
+    cluster's mean box (a worker's tight second box next to their loose first one still
+    lies on the object); a cluster is a repeat when all its members are covered. When
+    several workers answered, one worker's two lone boxes that reach the threshold are
+    one object drawn twice (nobody else corroborates a second object), so the later one
+    (canonical order) is a repeat too; equal clusters of several members stay two
+    objects. Repeats smaller than ``smallest`` are not looked for (the quorum drops them
+    anyway).
+
+    Args: ``means`` is each cluster's mean box (x1, y1, x2, y2 columns); ``pairs`` the
+    overlapping pairs of one worker's boxes (``lo < hi``) with their IoU; ``answered``
+    the number of workers who answered.
     """
+    a, b, ab = pairs
     if not len(a):
         return {}
     sa, sb = size[cl[a]], size[cl[b]]
-    differ = (sa != sb) & (np.minimum(sa, sb) >= smallest)
-    if not differ.any():
+    small = np.minimum(sa, sb)
+    candidate = (sa != sb) & (small >= smallest) & ((ab >= threshold) | (small == 1))
+    if smallest <= 1 and answered > 1:
+        candidate |= (sa == 1) & (sb == 1) & (ab >= threshold)
+    # the mean-box test is for a lone box that was linked into its worker's component
+    # and lost its place there to the worker's other box (a stray box elsewhere is not)
+    candidate &= (ab >= threshold) | (clean.comp[a] == clean.comp[b])
+    if not candidate.any():
         return {}
     # Plain Python from here: an image has a handful of such pairs, and numpy's per-call
     # cost (np.unique, above all) was a tenth of the whole consolidation at 100 boxes.
     out: dict[int, int] = {}
     pending: dict[int, dict[int, int]] = {}  # cluster of several members -> covered ones
-    for x, y, sx, sy in zip(
-        a[differ].tolist(),
-        b[differ].tolist(),
-        sa[differ].tolist(),
-        sb[differ].tolist(),
+    for x, y, sx, sy, v in zip(
+        a[candidate].tolist(),
+        b[candidate].tolist(),
+        sa[candidate].tolist(),
+        sb[candidate].tolist(),
+        ab[candidate].tolist(),
         strict=True,
     ):
         g, t, k = (x, y, sx) if sx < sy else (y, x, sy)
+        if v < threshold:  # a lone box may still lie on the larger cluster's object
+            if k != 1 or sx == sy:
+                continue
+            c = cl[t]
+            box = [float(v[g]) for v in (clean.x1, clean.y1, clean.x2, clean.y2)]
+            if _box_iou(box, [float(v[c]) for v in means]) < threshold:
+                continue
         if k == 1:
             out.setdefault(g, t)
         else:
@@ -801,6 +839,10 @@ def _second_boxes(
     for c, covered in pending.items():
         if len(covered) == size[c]:
             out.update(covered)
+    for g, t in out.items():  # point at a box that stays (a repeat of a repeat)
+        while t in out:
+            t = out[t]
+        out[g] = t
     return out
 
 
@@ -855,7 +897,7 @@ def _fuse(
     explain: bool = True,
 ) -> None:
     """Cluster, apply the quorum, fuse, vote and score; fills ``result`` (vectorised)."""
-    cluster, lo, hi, iou, twin_lo, twin_hi = _cluster(clean, settings.iou_threshold)
+    cluster, lo, hi, iou, own_lo, own_hi, own_iou = _cluster(clean, settings.iou_threshold)
     present = np.zeros(int(cluster.max()) + 1, dtype=np.intp)
     present[cluster] = 1
     count = int(present.sum())
@@ -870,7 +912,10 @@ def _fuse(
     # object twice, would emit the object twice). Equal-sized clusters are kept: when
     # every worker drew two overlapping boxes, they are two objects.
     smallest = 1 if explain or by_label else need
-    spare = _second_boxes(cl, size, twin_lo, twin_hi, smallest)
+    cols = (clean.x1, clean.y1, clean.x2, clean.y2)
+    means = tuple(np.bincount(cl, weights=v, minlength=count) / size for v in cols)
+    own = (own_lo, own_hi, own_iou)
+    spare = _second_boxes(clean, cl, size, means, own, settings.iou_threshold, n, smallest)
     gone = cl[np.fromiter(spare, dtype=np.intp, count=len(spare))] if spare else _NONE
     # With the per-label quorum, a second box with another label is that worker giving
     # the object a second label: it votes (as WBF's per-label clusters let it), but does
@@ -894,7 +939,6 @@ def _fuse(
         _record_drops(clean, cl, size, kept, spare, voted, n, need, result)
     if not kept.any():
         return
-    cols = (clean.x1, clean.y1, clean.x2, clean.y2)
     if weighted:
         wb = np.asarray(w_all, dtype=np.float64)[clean.worker]
         wsum = np.bincount(cl, weights=wb, minlength=count)
@@ -918,7 +962,7 @@ def _fuse(
             np.bincount(cl, weights=wb * v, minlength=count) / wsum for v in cols
         )
     else:
-        f_x1, f_y1, f_x2, f_y2 = (np.bincount(cl, weights=v, minlength=count) / wsum for v in cols)
+        f_x1, f_y1, f_x2, f_y2 = means
     same = cl[lo] == cl[hi]
     iou_sum = np.bincount(cl[lo[same]], weights=iou[same], minlength=count)
     pairs = size * (size - 1) / 2
@@ -934,7 +978,9 @@ def _fuse(
         k_box = voters[rows, labs]
         support = votes[rows, labs] / total
         label_share = np.minimum(votes[rows, labs] / wsum[rows], 1.0)
-        quality = agreement[rows] * label_share
+        # the members who gave another label dissent: a contested label ranks below a
+        # box nobody contradicts (workers miss objects more often than they mislabel them)
+        quality = agreement[rows] * label_share - (1.0 - label_share)
     else:  # one box per kept cluster, its vote winner; scored for all clusters at once
         winner = np.zeros(count, dtype=np.intp)
         if labels_n > 1:

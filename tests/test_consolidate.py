@@ -470,3 +470,50 @@ def test_quorum_setting_validation_and_env() -> None:
     assert ConsolidationSettings.from_env({"GT_QUORUM": ""}).quorum == "box"
     with pytest.raises(ConsolidationError, match="quorum"):
         ConsolidationSettings.from_env({"GT_QUORUM": "cluster"})
+
+
+def test_one_workers_lone_double_is_one_object() -> None:
+    # nobody else drew there: worker 0's two overlapping boxes (IoU ~0.88, under the
+    # duplicate IoU) are one object drawn twice, not two objects
+    double = [bx(60, 449, 59, 27, "person"), bx(58, 449, 65, 26, "person")]
+    answers = [double, [bx(400, 100, 30, 30)], [bx(402, 100, 30, 30)]]
+    out = consolidate_image(answers, settings=ConsolidationSettings(min_support=1))
+    people = [b for b in out.boxes if b["label"] == "person"]
+    assert len(people) == 1
+    assert [(d["worker"], d["reason"]) for d in out.dropped] == [(0, "duplicate")]
+    # the same when the others answered but drew nothing at all
+    assert len(consolidate_boxes([double, [], []], min_support=1)) == 1
+    # with one worker there is no one to compare with: both boxes stay theirs
+    assert len(consolidate_boxes([double])) == 2
+    # two workers who both drew two overlapping boxes are two objects (corroborated)
+    both = consolidate_boxes([double, double, []], min_support=1)
+    assert len(both) == 2
+
+
+def test_second_box_that_reaches_the_cluster_mean_is_a_duplicate() -> None:
+    # worker 1's loose box joins the cluster; its tight box misses the loose one
+    # (IoU 0.49) but lies on the object: it reaches the cluster's mean box
+    answers = [
+        [bx(808, 585, 53, 29, "person")],
+        [bx(810, 591, 46, 23, "person"), bx(798, 583, 70, 31, "person")],
+        [bx(800, 585, 59, 28, "person")],
+    ]
+    out = consolidate_image(answers, settings=ConsolidationSettings(min_support=1))
+    assert len(out.boxes) == 1
+    assert sorted(w for w, _ in out.clusters[0]) == [0, 1, 2]
+    assert [(d["worker"], d["reason"]) for d in out.dropped] == [(1, "duplicate")]
+
+
+def test_label_quorum_ranks_a_contested_label_below_an_uncontested_lone_box() -> None:
+    lone = bx(300, 300, 40, 40, "car")  # one of three drew it; the others drew nothing there
+    contested = [bx(0, 0, 50, 50, "car"), bx(2, 0, 50, 50, "car"), bx(4, 0, 50, 50, "bus")]
+    answers = [[contested[0], lone], [contested[1]], [contested[2]]]
+    out = consolidate_boxes(answers, min_support=1, quorum="label")
+    conf = {(b["label"], round(b["left"])): b["confidence"] for b in out}
+    assert set(conf) == {("car", 2), ("bus", 2), ("car", 300)}
+    # k = 1 for both: the lone box scores 1/(2N); the dissent pushes "bus" below it
+    assert conf["car", 300] == pytest.approx(1 / 6)
+    assert 0.0 <= conf["bus", 2] < conf["car", 300] < conf["car", 2]
+    # N identical boxes with one label still score 1.0 under the per-label quorum
+    same = consolidate_boxes([[contested[0]]] * 3, quorum="label")
+    assert same[0]["confidence"] == pytest.approx(1.0)
