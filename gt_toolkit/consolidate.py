@@ -31,7 +31,9 @@ Algorithm (pure, deterministic):
    drawing the object again: its boxes are dropped as ``duplicate`` (when a worker has two
    boxes on one component, the one whose label agrees with the component's most common
    label joins the cluster). So is the later of one worker's two lone boxes that reach
-   the threshold, when several workers answered (nobody corroborates a second object).
+   the threshold, when several workers answered (nobody corroborates a second object),
+   and the less agreed of two equal clusters of the same workers whose mean boxes are
+   closer than their members are (everyone drew the object twice).
 5. **Vote and keep.** With ``quorum="box"`` (default) a cluster drawn by at least
    ``min_support`` workers is kept (default: a strict majority of the workers who
    answered, 1 when one answered; capped at the number who answered) with the label
@@ -804,18 +806,20 @@ def _second_boxes(
         return {}
     sa, sb = size[cl[a]], size[cl[b]]
     small = np.minimum(sa, sb)
-    candidate = (sa != sb) & (small >= smallest) & ((ab >= threshold) | (small == 1))
-    if smallest <= 1 and answered > 1:
-        candidate |= (sa == 1) & (sb == 1) & (ab >= threshold)
+    close = ab >= threshold
+    candidate = (sa != sb) & (small >= smallest) & (close | (small == 1))
+    candidate |= (sa == sb) & close & (small >= max(smallest, 1 if answered > 1 else 2))
     # the mean-box test is for a lone box that was linked into its worker's component
     # and lost its place there to the worker's other box (a stray box elsewhere is not)
-    candidate &= (ab >= threshold) | (clean.comp[a] == clean.comp[b])
+    candidate &= close | (clean.comp[a] == clean.comp[b])
     if not candidate.any():
         return {}
     # Plain Python from here: an image has a handful of such pairs, and numpy's per-call
     # cost (np.unique, above all) was a tenth of the whole consolidation at 100 boxes.
+    cols = (clean.x1, clean.y1, clean.x2, clean.y2)
     out: dict[int, int] = {}
     pending: dict[int, dict[int, int]] = {}  # cluster of several members -> covered ones
+    twins: dict[tuple[int, int], dict[int, int]] = {}  # equal clusters -> member pairs
     for x, y, sx, sy, v in zip(
         a[candidate].tolist(),
         b[candidate].tolist(),
@@ -825,12 +829,16 @@ def _second_boxes(
         strict=True,
     ):
         g, t, k = (x, y, sx) if sx < sy else (y, x, sy)
+        if sx == sy and k > 1:
+            cx, cy = int(cl[x]), int(cl[y])
+            if cx != cy:
+                key, (p, q) = ((cx, cy), (x, y)) if cx < cy else ((cy, cx), (y, x))
+                twins.setdefault(key, {}).setdefault(p, q)
+            continue
         if v < threshold:  # a lone box may still lie on the larger cluster's object
-            if k != 1 or sx == sy:
-                continue
             c = cl[t]
-            box = [float(v[g]) for v in (clean.x1, clean.y1, clean.x2, clean.y2)]
-            if _box_iou(box, [float(v[c]) for v in means]) < threshold:
+            box = [float(col[g]) for col in cols]
+            if _box_iou(box, [float(m[c]) for m in means]) < threshold:
                 continue
         if k == 1:
             out.setdefault(g, t)
@@ -839,11 +847,44 @@ def _second_boxes(
     for c, covered in pending.items():
         if len(covered) == size[c]:
             out.update(covered)
+    for (c1, c2), pairing in twins.items():
+        if len(pairing) == size[c1] and len(set(pairing.values())) == size[c2]:
+            repeat = _repeat_of_twins(clean, cl, means, c1, c2)
+            if repeat is not None:
+                out.update(pairing if repeat == c1 else {q: p for p, q in pairing.items()})
     for g, t in out.items():  # point at a box that stays (a repeat of a repeat)
         while t in out:
             t = out[t]
         out[g] = t
     return out
+
+
+def _repeat_of_twins(
+    clean: _Clean, cl: IntArray, means: tuple[FloatArray, ...], c1: int, c2: int
+) -> int | None:
+    """Which of two equal clusters of the same workers repeats the other, if either does.
+
+    They are two objects when their mean boxes are further apart than their own members
+    are from each other (every worker drew both of two overlapping objects); they are
+    one object drawn twice by everyone when the means are closer than the members are
+    (IoU of the means > the lower mean pairwise IoU inside a cluster; identical workers,
+    whose members agree perfectly, keep every box they drew). The cluster drawn with
+    less agreement is then the repeat (ties: the later one).
+    """
+    boxes = np.column_stack([clean.x1, clean.y1, clean.x2, clean.y2])
+    agreement = []
+    for c in (c1, c2):
+        members = boxes[cl == c].tolist()
+        ious = [
+            _box_iou(members[i], members[j])
+            for i in range(len(members))
+            for j in range(i + 1, len(members))
+        ]
+        agreement.append(sum(ious) / len(ious))
+    between = _box_iou([float(m[c1]) for m in means], [float(m[c2]) for m in means])
+    if between <= min(agreement):  # identical workers' answers are kept as they are
+        return None
+    return c1 if agreement[0] < agreement[1] else c2
 
 
 def _extra_votes(clean: _Clean, cl: IntArray, spare: dict[int, int]) -> IntArray:
@@ -909,8 +950,8 @@ def _fuse(
     # A worker's second box on an object is a duplicate, not another object: a cluster
     # whose every member reaches the threshold with its own worker's box in a *larger*
     # cluster is dropped (otherwise a low min_support, or two workers who both drew an
-    # object twice, would emit the object twice). Equal-sized clusters are kept: when
-    # every worker drew two overlapping boxes, they are two objects.
+    # object twice, would emit the object twice). Equal clusters of the same workers are
+    # two objects unless their mean boxes are closer than their own members are.
     smallest = 1 if explain or by_label else need
     cols = (clean.x1, clean.y1, clean.x2, clean.y2)
     means = tuple(np.bincount(cl, weights=v, minlength=count) / size for v in cols)

@@ -517,3 +517,24 @@ def test_label_quorum_ranks_a_contested_label_below_an_uncontested_lone_box() ->
     # N identical boxes with one label still score 1.0 under the per-label quorum
     same = consolidate_boxes([[contested[0]]] * 3, quorum="label")
     assert same[0]["confidence"] == pytest.approx(1.0)
+
+
+def test_two_workers_who_both_drew_an_object_twice_give_one_box() -> None:
+    # equal clusters of the same two workers whose mean boxes are as close as their own
+    # members are to each other: one object drawn twice by both, not two objects
+    answers = [
+        [bx(563, 413, 56, 73, "person"), bx(560, 416, 51, 68, "person")],
+        [bx(559, 423, 55, 65, "person"), bx(562, 414, 48, 75, "person")],
+        [],
+    ]
+    for quorum in ("box", "label"):
+        out = consolidate_image(answers, settings=ConsolidationSettings(quorum=quorum))
+        assert len(out.boxes) == 1, quorum
+        assert sorted(w for w, _ in out.clusters[0]) == [0, 1]
+        assert sorted((d["worker"], d["reason"]) for d in out.dropped) == [
+            (0, "duplicate"),
+            (1, "duplicate"),
+        ]
+    # the cluster drawn with more agreement stays: (0, 1) and (1, 1) agree at IoU 0.86
+    kept = consolidate_image(answers).clusters[0]
+    assert sorted(kept) == [(0, 1), (1, 1)]
