@@ -269,6 +269,47 @@ def test_permutation_invariance(
     assert consolidate_boxes(shuffled, **kw) == expected
 
 
+fraction = st.floats(min_value=-20, max_value=220).map(lambda v: round(v, 2))
+fractional_st = st.lists(
+    st.lists(st.builds(bx, fraction, fraction, fraction, fraction, label), max_size=6),
+    max_size=5,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(fractional_st, st.randoms(use_true_random=False), st.sampled_from([None, SIZE]))
+def test_permutation_invariance_off_the_pixel_grid(
+    answers: list[list[dict[str, Any]]], rnd: random.Random, size: Any
+) -> None:
+    # fractional (and, without an image size, negative) edges take the float sort keys
+    expected = consolidate_boxes(answers, image_size=size, min_support=1)
+    shuffled = [list(a) for a in answers]
+    for a in shuffled:
+        rnd.shuffle(a)
+    rnd.shuffle(shuffled)
+    assert consolidate_boxes(shuffled, image_size=size, min_support=1) == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(answers_st)
+def test_whole_pixel_and_fractional_answers_cluster_alike(
+    answers: list[list[dict[str, Any]]],
+) -> None:
+    # a quarter-pixel shift moves every box alike: the same clusters, shifted
+    shifted = [
+        [{**b, "left": b["left"] + 0.25, "top": b["top"] - 0.25} for b in a] for a in answers
+    ]
+    whole = consolidate_boxes(answers, min_support=1)
+    moved = consolidate_boxes(shifted, min_support=1)
+    assert len(moved) == len(whole)
+    for m, w in zip(moved, whole, strict=True):
+        assert m["label"] == w["label"]
+        assert m["left"] == pytest.approx(w["left"] + 0.25)
+        assert m["top"] == pytest.approx(w["top"] - 0.25)
+        assert (m["width"], m["height"]) == pytest.approx((w["width"], w["height"]))
+        assert m["confidence"] == pytest.approx(w["confidence"])
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(box_st, max_size=6), st.integers(min_value=2, max_value=6))
 def test_identical_workers_give_their_boxes_back(boxes: list[dict[str, Any]], k: int) -> None:
@@ -538,3 +579,28 @@ def test_two_workers_who_both_drew_an_object_twice_give_one_box() -> None:
     # the cluster drawn with more agreement stays: (0, 1) and (1, 1) agree at IoU 0.86
     kept = consolidate_image(answers).clusters[0]
     assert sorted(kept) == [(0, 1), (1, 1)]
+
+
+@pytest.mark.parametrize("quorum", ["box", "label"])
+def test_crowded_scene_on_and_off_the_pixel_grid_agree(quorum: Any) -> None:
+    # whole-pixel answers sort on uint16 keys, fractional ones on floats; both orders
+    # must be by left edge (the pair sweep relies on it): a quarter-pixel shift of a
+    # crowded scene gives the same boxes, shifted
+    crowd = simulate_crowd(
+        images=2,
+        boxes_per_image=80,
+        skills=make_skills(5, seed=11, duplicate_rate=0.1, spurious_rate=0.05),
+        labels=["car", "bus"],
+        seed=11,
+    )
+    for img in crowd:
+        shifted = [
+            [{**b, "left": b["left"] + 0.25, "top": b["top"] - 0.25} for b in a]
+            for a in img.answers
+        ]
+        whole = consolidate_boxes(img.answers, quorum=quorum)
+        moved = consolidate_boxes(shifted, quorum=quorum)
+        assert len(whole) >= 60
+        assert [b["label"] for b in moved] == [b["label"] for b in whole]
+        got = [v for b in moved for v in (b["left"] - 0.25, b["top"] + 0.25, b["width"])]
+        assert got == pytest.approx([v for b in whole for v in (b["left"], b["top"], b["width"])])
