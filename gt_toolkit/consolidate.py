@@ -55,6 +55,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
+from itertools import chain
 from operator import itemgetter
 from typing import Any, Literal
 
@@ -266,7 +268,7 @@ def _gather(
     which records malformed boxes by global position.
     """
     counts = [len(a) for a in answers]
-    flat = [b for a in answers for b in a]
+    flat = list(chain.from_iterable(answers))
     malformed: dict[int, str] = {}
     try:
         names: list[Any] = list(map(_GET_LABEL, flat))
@@ -1110,11 +1112,19 @@ def consolidate_boxes(
         >>> [b["label"] for b in consolidate_boxes([w1, w1, []])]
         ['dog']
     """
-    settings = ConsolidationSettings(
+    settings = _settings(iou_threshold, min_support, fusion, clip, quorum)
+    return _consolidate(answers, settings, labels, image_size, weights, explain=False).boxes
+
+
+@lru_cache(maxsize=64)
+def _settings(
+    iou_threshold: float, min_support: int | None, fusion: Fusion, clip: bool, quorum: Quorum
+) -> ConsolidationSettings:
+    """One validated (frozen) settings object per combination: images of a job share it."""
+    return ConsolidationSettings(
         iou_threshold=iou_threshold,
         min_support=min_support,
         fusion=fusion,
         clip=clip,
         quorum=quorum,
     )
-    return _consolidate(answers, settings, labels, image_size, weights, explain=False).boxes
