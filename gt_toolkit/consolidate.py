@@ -297,8 +297,13 @@ def _gather(
     return xywh, names, worker, box, malformed
 
 
-def _label_ok(names: list[Any], known: frozenset[str] | None) -> BoolArray | None:
-    """Per-box "label is usable" mask, or ``None`` when every label is (the common case)."""
+def _label_ok(
+    names: list[Any], known: frozenset[str] | None
+) -> tuple[BoolArray | None, set[Any] | None]:
+    """Per-box "label is usable" mask, and the distinct labels when they are hashable.
+
+    The mask is ``None`` when every label is usable (the common case).
+    """
 
     def ok(x: Any) -> bool:
         return isinstance(x, str) and x != "" and (known is None or x in known)
@@ -308,9 +313,9 @@ def _label_ok(names: list[Any], known: frozenset[str] | None) -> BoolArray | Non
     except TypeError:  # an unhashable label: check box by box
         distinct = None
     if distinct is not None and all(ok(x) for x in distinct):
-        return None
+        return None, distinct
     mask: BoolArray = np.fromiter(map(ok, names), dtype=np.bool_, count=len(names))
-    return mask
+    return mask, distinct
 
 
 def _clean(
@@ -331,7 +336,7 @@ def _clean(
     x1, y1, w, h = (np.ascontiguousarray(xywh[:, k]) for k in range(4))
     x2, y2 = x1 + w, y1 + h
     known = frozenset(labels) if labels is not None else None
-    label_ok = _label_ok(names, known)
+    label_ok, present = _label_ok(names, known)
     finite: BoolArray = np.asarray(np.isfinite(xywh).all(axis=1), dtype=np.bool_)
     positive: BoolArray = (w > 0) & (h > 0)
     ok = finite & positive
@@ -380,7 +385,9 @@ def _clean(
         x1, y1, x2, y2 = x1[keep], y1[keep], x2[keep], y2[keep]
         worker_of, box_of = worker_of[keep], box_of[keep]
         names = [names[g] for g in keep.tolist()]
-    present = set(names)
+        present = None
+    if present is None:
+        present = set(names)
     listed = [x for x in dict.fromkeys(labels or ()) if x in present]
     priority = listed + sorted(present - set(listed))
     code_of = {name: i for i, name in enumerate(priority)}
@@ -390,7 +397,7 @@ def _clean(
     # rank only matters between identical boxes of different workers, so it is computed
     # only when there are such ties.
     alpha = np.empty(len(priority), dtype=np.intp)
-    alpha[np.argsort(np.array(priority, dtype=object), kind="stable")] = np.arange(len(priority))
+    alpha[sorted(range(len(priority)), key=priority.__getitem__)] = np.arange(len(priority))
     name_key = alpha[code]
     keys = _sort_keys(x1, y1, x2, y2, name_key, box_of)
     order = np.lexsort(keys)
