@@ -168,7 +168,8 @@ class ImageConsolidation:
     """The result for one image, with everything needed to explain it.
 
     Attributes:
-        boxes: the consolidated boxes, sorted by position (top, left, bottom, right, label).
+        boxes: the consolidated boxes, sorted by top edge, left edge and label (ties in
+            canonical order, so the order is deterministic too).
         dropped: one record per worker box that is not part of any output box:
             ``{"worker": worker index, "box": box index, "reason": DropReason value,
             "detail": text}``.
@@ -1066,7 +1067,7 @@ def _fuse(
     if not by_label:
         rows = np.flatnonzero(kept)
         labs, confidence = winner[rows], confidence[rows]
-    order = np.lexsort((labs, f_x2[rows], f_y2[rows], f_x1[rows], f_y1[rows]))
+    order = np.lexsort((labs, f_x1[rows], f_y1[rows]))  # ties stay in canonical order
     rows, labs, confidence = rows[order], labs[order], confidence[order]
     names = [priority[k] for k in labs.tolist()]
     x1s, y1s, x2s, y2s = (v[rows].tolist() for v in (f_x1, f_y1, f_x2, f_y2))
