@@ -269,11 +269,20 @@ def _exact(
 ):
     """Keep the candidate pairs that overlap with positive area, as ``lo < hi``.
 
-    ``ordered``: every candidate already has ``lo < hi``.
+    ``ordered``: the candidates come from the x-sweep (``lo < hi`` in left-edge order, so
+    ``x1[hi] >= x1[lo]`` and most overlap in x): the y test runs first, and the x test
+    only on the few that pass it (the sweep's candidates are mostly other rows).
     """
-    iw = np.minimum(x2[lo], x2[hi]) - np.maximum(x1[lo], x1[hi])
-    ih = np.minimum(y2[lo], y2[hi]) - np.maximum(y1[lo], y1[hi])
-    keep = (iw > 0) & (ih > 0)
+    if ordered:
+        ih = np.minimum(y2[lo], y2[hi]) - np.maximum(y1[lo], y1[hi])
+        rows = ih > 0
+        lo, hi, ih = lo[rows], hi[rows], ih[rows]
+        iw = np.minimum(x2[lo], x2[hi]) - x1[hi]
+        keep = iw > 0
+    else:
+        iw = np.minimum(x2[lo], x2[hi]) - np.maximum(x1[lo], x1[hi])
+        ih = np.minimum(y2[lo], y2[hi]) - np.maximum(y1[lo], y1[hi])
+        keep = (iw > 0) & (ih > 0)
     a, b = lo[keep].astype(np.intp, copy=False), hi[keep].astype(np.intp, copy=False)
     first, second = (a, b) if ordered else (np.minimum(a, b), np.maximum(a, b))
     if not with_iou:
