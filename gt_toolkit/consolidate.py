@@ -507,17 +507,20 @@ def _drop_duplicates(
 
 
 def _components(n: int, lo: IntArray, hi: IntArray) -> IntArray:
-    """Connected components of an undirected graph: each node gets its component's min node."""
+    """Connected components of an undirected graph: each node gets its component's min node.
+
+    Labels only decrease and always name a node of the same component, so once every edge
+    joins equal labels they are constant per component, and each is its component's
+    minimum (the minimum node's label cannot go lower): no confirming pass is needed.
+    """
     comp = np.arange(n, dtype=np.intp)
     while True:
         low = np.minimum(comp[lo], comp[hi])
-        new = comp.copy()
-        np.minimum.at(new, lo, low)
-        np.minimum.at(new, hi, low)
-        new = new[new]  # pointer jumping halves the remaining depth
-        if np.array_equal(new, comp):
+        np.minimum.at(comp, lo, low)
+        np.minimum.at(comp, hi, low)
+        comp = comp[comp]  # pointer jumping halves the remaining depth
+        if (comp[lo] == comp[hi]).all():
             return comp
-        comp = new
 
 
 def _box_iou(a: list[float], b: list[float]) -> float:
