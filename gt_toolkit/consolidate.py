@@ -335,10 +335,13 @@ def _clean(
     """
     xywh, names, worker_of, box_of, malformed = _gather(answers)
     x1, y1, w, h = (np.ascontiguousarray(xywh[:, k]) for k in range(4))
-    x2, y2 = x1 + w, y1 + h
+    with np.errstate(over="ignore", invalid="ignore"):  # huge or infinite edges: dropped below
+        x2, y2 = x1 + w, y1 + h
     known = frozenset(labels) if labels is not None else None
     label_ok, present = _label_ok(names, known)
     finite: BoolArray = np.asarray(np.isfinite(xywh).all(axis=1), dtype=np.bool_)
+    if image_size is None:  # left + width can overflow to inf (clipping would catch it)
+        finite &= np.isfinite(x2) & np.isfinite(y2)
     positive: BoolArray = (w > 0) & (h > 0)
     ok = finite & positive
     if image_size is not None:
@@ -410,6 +413,8 @@ def _clean(
         same = keys[1:][:, order]
         if (same[:, 1:] == same[:, :-1]).all(axis=0).any():
             rank = _worker_rank(len(answers), clean, alpha, weights)
+            if len(answers) > 65535:  # the worker rank would not fit the uint16 keys
+                keys = keys.astype(np.float64)
             order = np.lexsort((keys[0], rank[worker_of].astype(keys.dtype), *keys[1:]))
             clean = _Clean(
                 x1[order],
@@ -639,13 +644,15 @@ def _greedy_merge(
 ) -> list[int]:
     """The greedy agglomeration of :func:`_cluster` for the non-clique components."""
     link = set(zip(m_lo, m_hi, strict=True))
-    root = list(range(n))  # cluster label per box; an ejected box gets a fresh label >= n
+    # cluster label per box; an ejected box gets a fresh label >= 2n (labels n..2n-1 are
+    # the singletons :func:`_cluster` made of coherent components' extra boxes)
+    root = list(range(n))
     members: dict[int, list[int]] = {}
     by_worker: dict[int, dict[int, int]] = {}  # label -> {worker: member}
     sums: dict[int, list[float]] = {}  # label -> summed x1, y1, x2, y2 of the members
     wk = clean.worker.tolist()
     boxes = np.column_stack([clean.x1, clean.y1, clean.x2, clean.y2]).tolist()
-    fresh = n
+    fresh = 2 * n
 
     def single(k: int, label: int) -> None:
         root[k] = label
@@ -682,14 +689,14 @@ def _greedy_merge(
             ix, iy = _box_iou(boxes[x], mean), _box_iou(boxes[y], mean)
             if iy > ix or (iy == ix and y < x):
                 x, y = y, x
-            ejected.append((w, x, y))  # x stays, y leaves
+            ejected.append((y, w, x))  # x stays, y leaves
         a.extend(b)
         for k in b:
             root[k] = ri
         kept_of.update(by_worker.pop(rj))
         sums[ri] = total
         del members[rj], sums[rj]
-        for w, x, y in ejected:
+        for y, w, x in sorted(ejected):  # canonical order: fresh labels stay order-free
             a.remove(y)
             kept_of[w] = x
             sums[ri] = [p - q for p, q in zip(sums[ri], boxes[y], strict=True)]
@@ -753,9 +760,10 @@ def consolidate_image(
         each label's box is scored from the workers who gave that label: ``s`` and ``k``
         count them, and with ``p`` their share of the cluster's weight,
         ``q = mean pairwise IoU x p - (1 - p)``: the members who gave another label
-        dissent, so a contested label (``[(k - 1) / N, k / N]``) ranks below a box of as
-        many workers that nobody contradicts; crowds miss objects more often than they
-        mislabel them.
+        dissent, so a contested label scores lower than the same box uncontested (within
+        ``[(k - 1) / N, k / N]``), and one worker's label that the others contradict
+        ranks below a lone box nobody contradicts (crowds miss objects more often than
+        they mislabel them).
 
     Raises:
         ConsolidationError: ``weights`` has the wrong length or a negative or non-finite
@@ -1123,7 +1131,16 @@ def consolidate_boxes(
         >>> [b["label"] for b in consolidate_boxes([w1, w1, []])]
         ['dog']
     """
-    settings = _settings(iou_threshold, min_support, fusion, clip, quorum)
+    try:
+        settings = _settings(iou_threshold, min_support, fusion, clip, quorum)
+    except TypeError:  # an unhashable argument: validate it without the cache
+        settings = ConsolidationSettings(
+            iou_threshold=iou_threshold,
+            min_support=min_support,
+            fusion=fusion,
+            clip=clip,
+            quorum=quorum,
+        )
     return _consolidate(answers, settings, labels, image_size, weights, explain=False).boxes
 
 

@@ -639,3 +639,58 @@ def test_components_label_each_node_with_its_components_minimum(
     lo = np.array([a for a, _ in pairs], dtype=np.intp)
     hi = np.array([b for _, b in pairs], dtype=np.intp)
     assert _components(n, lo, hi).tolist() == [find(x) for x in range(n)]
+
+
+def test_ejected_boxes_never_share_a_cluster_id_with_coherent_extras() -> None:
+    # a coherent component's extra box (worker 0's second box at x=8) and a box ejected by
+    # the greedy merge near x=103 used to get the same fresh cluster id and be fused
+    b = lambda left, width: bx(left, 10, width, 20)  # noqa: E731
+    answers = [
+        [b(10, 20), b(8, 20), b(102, 12), b(104, 13)],
+        [b(10, 20), b(103, 9)],
+        [b(10, 20), b(106, 12), b(103, 20)],
+    ]
+    out = consolidate_image(answers)
+    for members in out.clusters:
+        workers = [w for w, _ in members]
+        assert len(workers) == len(set(workers))
+    assert [round(o["left"]) for o in out.boxes] == [10, 104]
+    assert consolidate_boxes([answers[1], answers[0], answers[2]]) == consolidate_boxes(answers)
+
+
+def test_output_order_is_free_of_worker_order_when_top_and_left_tie() -> None:
+    b = lambda width, height: bx(0, 0, width, height)  # noqa: E731
+    answers = [
+        [b(10, 7)],
+        [b(11, 11), b(5, 7)],
+        [b(7, 12), b(8, 3), b(9, 8)],
+        [b(4, 12), b(9, 10)],
+        [b(6, 6), b(6, 5), b(12, 4)],
+    ]
+    out = consolidate_boxes(answers, min_support=1)
+    assert len(out) >= 3
+    assert consolidate_boxes(answers[::-1], min_support=1) == out
+
+
+def test_unhashable_or_array_settings_are_validated_not_cached() -> None:
+    answers = [[A], [A2]]
+    same = consolidate_boxes(answers, iou_threshold=np.array(0.5))  # type: ignore[arg-type]
+    assert same == consolidate_boxes(answers)
+    with pytest.raises(ConsolidationError, match="fusion"):
+        consolidate_boxes(answers, fusion=["mean"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("left", "width"), [(1e308, 1e308), (math.inf, -math.inf), (-1e308, -1e308)]
+)
+def test_edges_that_overflow_are_dropped_without_warnings(left: float, width: float) -> None:
+    # pytest turns warnings into errors here: an overflowing right edge must neither warn
+    # nor come out as an infinite box
+    bad = {"label": "car", "left": left, "top": 0, "width": width, "height": 5}
+    out = consolidate_image([[bad, A], [bad, A2]], settings=ConsolidationSettings(min_support=1))
+    assert [round(b["left"]) for b in out.boxes] == [11]
+    assert {(d["box"], d["reason"]) for d in out.dropped} <= {
+        (0, "non-finite"),
+        (0, "non-positive-size"),
+    }
+    assert len(out.dropped) == 2
