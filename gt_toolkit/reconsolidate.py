@@ -15,7 +15,9 @@ another tool: a **folder of per-worker answer files**, ``<folder>/<worker id>.js
 line one image: ``{"datasetObjectId": "3"}`` *or* ``{"source-ref": "s3://..."}`` (matching the
 manifest), plus either ``"answerContent"`` (the crowd element output, as in Ground Truth) or
 ``"boundingBoxes"`` (a list of ``{label, left, top, width, height}``), and optionally
-``"inputImageProperties"`` and ``"timeSpentInSeconds"``. That mode holds all answers in memory.
+``"inputImageProperties"`` and ``"timeSpentInSeconds"``. Worker files list images in their own
+order, so their answers are spilled to a temporary on-disk SQLite index (stdlib) and read
+back one object at a time: memory stays flat in that mode too.
 
 Nothing is lost: every manifest line is written back; an object without answers (expired,
 or its files unreadable) gets ``<attr>-metadata.failure-reason``, Ground Truth's failed shape.
@@ -24,12 +26,15 @@ or its files unreadable) gets ``<attr>-metadata.failure-reason``, Ground Truth's
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import csv
 import io
 import os
 import re
+import sqlite3
+import tempfile
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +45,15 @@ from .answers import BoundingBoxAnswer, parse_bounding_box_answer
 from .consolidate import ConsolidationSettings, consolidate_image
 from .detection import DETECTION_TYPE, build_detection_label, now_creation_date
 from .errors import ConsolidationError, GtToolkitError, NoMatchingObjectsError, StorageError
-from .files import Location, atomic_output, join_location, read_bytes, write_bytes
-from .manifest import ManifestLine, read_manifest
+from .files import (
+    Location,
+    atomic_output,
+    iter_raw_lines,
+    join_location,
+    read_bytes,
+    write_bytes,
+)
+from .manifest import read_manifest
 from .progress import progress
 from .quality import QualityAccumulator, WorkerQuality
 from .s3 import S3Store, is_s3_uri
@@ -170,9 +182,7 @@ def _merge_workers(answers: Sequence[BoundingBoxAnswer]) -> list[BoundingBoxAnsw
     return [by_worker[k] for k in sorted(by_worker)]
 
 
-def _load_per_worker_folder(
-    folder: Location, refs: Mapping[str, int], store: S3Store | None, element_name: str | None
-) -> dict[int, list[BoundingBoxAnswer]]:
+def _folder_files(folder: Location, store: S3Store | None) -> list[str]:
     text = os.fspath(folder)
     if is_s3_uri(text):
         files = [
@@ -185,37 +195,123 @@ def _load_per_worker_folder(
         files = [str(p) for p in sorted(Path(text).glob("*.jsonl"))]
     if not files:
         raise NoMatchingObjectsError(f"no per-worker .jsonl answer files in {text}")
-    grouped: dict[int, list[BoundingBoxAnswer]] = {}
-    for location in files:
-        worker = Path(location.rsplit("/", 1)[-1]).stem
-        for n, raw in enumerate(read_bytes(location, store=store).splitlines(), start=1):
-            if not raw.strip():
-                continue
-            try:
-                rec = orjson.loads(raw)
-                if "datasetObjectId" in rec:
-                    index = int(rec["datasetObjectId"])
-                elif rec.get("source-ref") in refs:
-                    index = refs[rec["source-ref"]]
-                else:
-                    raise ConsolidationError("no datasetObjectId and no known source-ref")
-                content = rec.get("answerContent") or {
-                    "boundingBox": {
-                        "boundingBoxes": rec.get("boundingBoxes"),
-                        "inputImageProperties": rec.get("inputImageProperties"),
-                    }
-                }
-                spent = rec.get("timeSpentInSeconds")
-                answer = parse_bounding_box_answer(
-                    content,
-                    worker_id=str(rec.get("workerId") or worker),
-                    element_name=element_name,
-                    time_spent=spent if isinstance(spent, int | float) else None,
-                )
-            except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
-                raise ConsolidationError(f"{location}:{n}: bad answer line: {exc}") from exc
-            grouped.setdefault(index, []).append(answer)
-    return grouped
+    return files
+
+
+def _folder_answer(rec: Any, worker: str, element_name: str | None) -> BoundingBoxAnswer:
+    """One line of a per-worker file as an answer (``worker``: the file's name)."""
+    content = rec.get("answerContent") or {
+        "boundingBox": {
+            "boundingBoxes": rec.get("boundingBoxes"),
+            "inputImageProperties": rec.get("inputImageProperties"),
+        }
+    }
+    spent = rec.get("timeSpentInSeconds")
+    return parse_bounding_box_answer(
+        content,
+        worker_id=str(rec.get("workerId") or worker),
+        element_name=element_name,
+        time_spent=spent if isinstance(spent, int | float) else None,
+    )
+
+
+class _FolderAnswers:
+    """A folder of per-worker answer files, indexed by object in a temporary SQLite file.
+
+    Each worker's file lists images in its own order, so the answers cannot be streamed
+    in manifest order, and grouping them in memory would hold the whole job (500,000
+    answers for 100,000 objects x 5 workers). SQLite (stdlib: indexed, paged to disk,
+    cache bounded) holds one row per answer line instead, read back one object at a
+    time. Every line is parsed on the way in, so a bad line fails the run with its file
+    and line number before anything is written. Use as a context manager.
+    """
+
+    _BATCH = 256
+
+    def __init__(
+        self,
+        folder: Location,
+        manifest: Location,
+        store: S3Store | None,
+        element_name: str | None,
+    ) -> None:
+        self._element_name = element_name
+        self._tmp = tempfile.TemporaryDirectory(prefix="gt-answers-")
+        self._db = sqlite3.connect(Path(self._tmp.name) / "answers.sqlite")
+        try:
+            self._load(_folder_files(folder, store), manifest, store)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> _FolderAnswers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+        self._tmp.cleanup()
+
+    def _load(self, files: list[str], manifest: Location, store: S3Store | None) -> None:
+        db = self._db
+        db.execute("PRAGMA journal_mode = OFF")  # a scratch file: no crash safety needed
+        db.execute("PRAGMA synchronous = OFF")
+        db.execute("CREATE TABLE refs (ref TEXT PRIMARY KEY, idx INTEGER NOT NULL)")
+        db.execute("CREATE TABLE answers (idx INTEGER NOT NULL, worker TEXT NOT NULL, raw BLOB)")
+        lines = read_manifest(manifest, store=store)
+        db.executemany(  # the last line with a source-ref wins, as a dict would
+            "INSERT OR REPLACE INTO refs VALUES (?, ?)",
+            ((str(line.data.get("source-ref")), i) for i, line in enumerate(lines)),
+        )
+        batch: list[tuple[int, str, bytes]] = []
+        for location in files:
+            worker = Path(location.rsplit("/", 1)[-1]).stem
+            for n, raw in enumerate(iter_raw_lines(location, store=store), start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    rec = orjson.loads(raw)
+                    index = self._index_of(rec)
+                    answer = _folder_answer(rec, worker, self._element_name)
+                except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
+                    raise ConsolidationError(f"{location}:{n}: bad answer line: {exc}") from exc
+                batch.append((index, answer.worker_id, raw))
+                if len(batch) >= self._BATCH:
+                    db.executemany("INSERT INTO answers VALUES (?, ?, ?)", batch)
+                    batch.clear()
+        db.executemany("INSERT INTO answers VALUES (?, ?, ?)", batch)
+        db.execute("CREATE INDEX answers_by_object ON answers (idx)")
+
+    def _index_of(self, rec: Any) -> int:
+        if "datasetObjectId" in rec:
+            return int(rec["datasetObjectId"])
+        ref = rec.get("source-ref")
+        row = None
+        if ref is not None:
+            row = self._db.execute("SELECT idx FROM refs WHERE ref = ?", (str(ref),)).fetchone()
+        if row is None:
+            raise ConsolidationError("no datasetObjectId and no known source-ref")
+        return int(row[0])
+
+    def answers(self, index: int) -> list[BoundingBoxAnswer]:
+        """The answers for one object, in the order the files were read."""
+        rows = self._db.execute(
+            "SELECT worker, raw FROM answers WHERE idx = ? ORDER BY rowid", (index,)
+        )
+        return [_folder_answer(orjson.loads(raw), w, self._element_name) for w, raw in rows]
+
+    def workers(self) -> int:
+        (count,) = self._db.execute("SELECT COUNT(DISTINCT worker) FROM answers").fetchone()
+        return int(count)
+
+    def objects_from(self, start: int) -> list[int]:
+        """Object ids with answers at or past ``start`` (orphans when it is the line count)."""
+        rows = self._db.execute(
+            "SELECT DISTINCT idx FROM answers WHERE idx >= ? ORDER BY idx", (start,)
+        )
+        return [int(i) for (i,) in rows]
 
 
 # -- one object ----------------------------------------------------------------------------
@@ -353,24 +449,18 @@ def reconsolidate(
     quality = QualityAccumulator()
     creation_date = now_creation_date()
 
-    lines: list[ManifestLine] = []
+    folder: _FolderAnswers | None = None
+    files_by_id: dict[int, list[str]] = {}
     if answers_folder is not None:
-        lines = list(read_manifest(manifest, store=store))
-        refs = {str(line.data.get("source-ref")): i for i, line in enumerate(lines)}
-        grouped = _load_per_worker_folder(answers_folder, refs, store, element_name)
-        files_by_id: dict[int, list[str]] = {}
-        report.answer_files = len(
-            {a.worker_id for v in grouped.values() for a in v}
-        )  # one file per worker
+        folder = _FolderAnswers(answers_folder, manifest, store, element_name)
+        report.answer_files = folder.workers()  # one file per worker
     else:
-        grouped = {}
         files_by_id = find_worker_responses(job_text, store=store)
         report.answer_files = sum(len(v) for v in files_by_id.values())
 
-    def task(index: int, data: dict[str, Any]) -> _Result:
-        if answers_folder is not None:
-            answers, problems = grouped.get(index, []), list[str]()
-            files = len(answers)
+    def task(index: int, data: dict[str, Any], given: list[BoundingBoxAnswer] | None) -> _Result:
+        if given is not None:  # read from the folder's index in the calling thread
+            answers, problems, files = given, list[str](), len(given)
         else:
             files_for = files_by_id.get(index, [])
             answers, problems = _read_answers(files_for, store, element_name)
@@ -389,6 +479,7 @@ def reconsolidate(
 
     window = max(1, max_workers) * 4
     with (
+        folder or contextlib.nullcontext(),
         cf.ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool,
         atomic_output(output, store=store) as fh,
     ):
@@ -431,16 +522,17 @@ def reconsolidate(
             )
 
         count = 0
-        lines_iter: Iterable[ManifestLine] = (
-            lines if answers_folder is not None else read_manifest(manifest, store=store)
-        )
-        for index, line in enumerate(progress(lines_iter, desc="consolidating", unit="obj")):
-            pending.append(pool.submit(task, index, line.data))
+        lines = read_manifest(manifest, store=store)
+        for index, line in enumerate(progress(lines, desc="consolidating", unit="obj")):
+            given = folder.answers(index) if folder is not None else None
+            pending.append(pool.submit(task, index, line.data, given))
             count = index + 1
             drain(window)
         drain(0)
-    ids = set(grouped) if answers_folder is not None else set(files_by_id)
-    report.orphan_objects = sorted(i for i in ids if i >= count)
+        if folder is not None:
+            report.orphan_objects = folder.objects_from(count)
+        else:
+            report.orphan_objects = sorted(i for i in files_by_id if i >= count)
     report.quality = quality.result()
     base = quality_output or f"{os.fspath(output)}.worker-quality"
     report.quality_outputs = _write_quality(report.quality, base, store)

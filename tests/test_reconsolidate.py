@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ import pytest
 from gt_toolkit.boxes import iou_matrix, xyxy_from_gt
 from gt_toolkit.cli import main
 from gt_toolkit.consolidate import ConsolidationSettings
-from gt_toolkit.errors import NoMatchingObjectsError
+from gt_toolkit.errors import ConsolidationError, NoMatchingObjectsError
 from gt_toolkit.reconsolidate import parse_worker_response, reconsolidate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -161,8 +163,8 @@ def test_min_support_and_threshold_change_the_result(tmp_path: Path) -> None:
     assert strict.boxes < loose.boxes
 
 
-def test_per_worker_folder(tmp_path: Path) -> None:
-    folder = tmp_path / "answers"
+def write_answer_folder(folder: Path) -> dict[str, list[str]]:
+    """The samples' worker answers as one ``<worker>.jsonl`` per worker (both line shapes)."""
     folder.mkdir()
     per_worker: dict[str, list[str]] = {}
     for obj in sorted(
@@ -188,13 +190,87 @@ def test_per_worker_folder(tmp_path: Path) -> None:
                     }
                 per_worker.setdefault(answer["workerId"], []).append(json.dumps(line))
     for worker, lines in per_worker.items():
-        (folder / f"{worker}.jsonl").write_text("\n".join(lines) + "\n")
+        (folder / f"{worker}.jsonl").write_text("\n".join(lines[::-1]) + "\n")  # any order
+    return per_worker
+
+
+def test_per_worker_folder(tmp_path: Path) -> None:
+    per_worker = write_answer_folder(tmp_path / "answers")
     out = tmp_path / "out.manifest"
-    report = reconsolidate(JOB, out, answers_folder=folder)
+    report = reconsolidate(JOB, out, answers_folder=tmp_path / "answers")
     assert report.consolidated == 40
     assert report.answer_files == len(per_worker)  # one file per worker
     check_output(read_lines(out))
     assert reconsolidate(JOB, tmp_path / "gt.manifest").boxes == report.boxes
+
+
+def test_per_worker_folder_on_s3(s3_client: Any, store: Any, bucket: str, tmp_path: Path) -> None:
+    write_answer_folder(tmp_path / "answers")
+    upload(s3_client, bucket, tmp_path / "answers", "exports/answers")
+    upload(s3_client, bucket, JOB / "manifests", "exports/manifests")
+    local = reconsolidate(JOB, tmp_path / "local.manifest", answers_folder=tmp_path / "answers")
+    report = reconsolidate(
+        f"s3://{bucket}/exports",
+        tmp_path / "s3.manifest",
+        answers_folder=f"s3://{bucket}/exports/answers",
+        job_name="samples-balls",
+        store=store,
+    )
+    assert (report.consolidated, report.boxes) == (40, local.boxes)
+    check_output(read_lines(tmp_path / "s3.manifest"))
+
+
+def test_per_worker_folder_bad_line_and_orphans(tmp_path: Path) -> None:
+    folder = tmp_path / "answers"
+    write_answer_folder(folder)
+    extra = {"datasetObjectId": "99", "boundingBoxes": []}  # past the manifest's 40 lines
+    with (folder / "zz-late.jsonl").open("w") as fh:
+        fh.write(json.dumps(extra) + "\n")
+    report = reconsolidate(JOB, tmp_path / "out.manifest", answers_folder=folder)
+    assert report.orphan_objects == [99]
+    (folder / "zz-late.jsonl").write_text(json.dumps(extra) + "\n" + "{not json\n")
+    with pytest.raises(ConsolidationError, match=r"zz-late\.jsonl:2: bad answer line"):
+        reconsolidate(JOB, tmp_path / "bad.manifest", answers_folder=folder)
+    assert not (tmp_path / "bad.manifest").exists()
+
+
+@pytest.mark.slow
+def test_per_worker_folder_memory_stays_flat(tmp_path: Path) -> None:
+    # worker files list images in their own (shuffled) order; their answers are indexed
+    # on disk, not grouped in memory: four times the job, the same peak (files > 1 MiB)
+    def run(n: int) -> int:
+        root = tmp_path / str(n)
+        (root / "answers").mkdir(parents=True)
+        rnd = random.Random(n)
+        manifest = root / "in.manifest"
+        refs = (json.dumps({"source-ref": f"s3://bucket-a/{i}.jpg"}) for i in range(n))
+        manifest.write_text("\n".join(refs) + "\n")
+        for w in range(3):
+            order = list(range(n))
+            rnd.shuffle(order)
+            with (root / "answers" / f"w{w}.jsonl").open("w") as fh:
+                for i in order:
+                    box = {"label": "car", "left": 10 + w, "top": 20, "width": 50, "height": 40}
+                    line = {"datasetObjectId": str(i), "boundingBoxes": [box], "note": "x" * 8000}
+                    fh.write(json.dumps(line) + "\n")
+        tracemalloc.start()
+        try:
+            report = reconsolidate(
+                root / "job",
+                root / "out.manifest",
+                manifest=manifest,
+                answers_folder=root / "answers",
+                labels=["car"],
+                max_workers=2,
+            )
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert report.consolidated == n
+        return peak
+
+    small, large = run(300), run(1200)
+    assert large < 1.3 * small, (small, large)
 
 
 def test_wrong_prefix_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
