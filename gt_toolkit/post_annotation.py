@@ -25,6 +25,11 @@ Contract, and what happens with bad data:
   retries the batch.
 * The result depends only on the event and the S3 objects it names (and ``creation-date``),
   so a retried call returns the same labels.
+* **Lambda's 6 MB response limit.** When the diagnostics (``worker-answers``,
+  ``dropped-boxes``) would push the response past :data:`RESPONSE_BUDGET` bytes, they are
+  replaced, biggest object first, by a count and a pointer to the payload file (which holds
+  every raw answer); the labels themselves are never cut. A response over the limit would
+  fail the whole batch.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from .s3 import S3Store, is_s3_uri
 from .types import ImageSize
 
 __all__ = [
+    "RESPONSE_BUDGET",
     "ConsolidatedAnnotation",
     "PostAnnotationResult",
     "PostAnnotationSettings",
@@ -324,6 +330,47 @@ def _entry(
     return {"datasetObjectId": item.object_id, "consolidatedAnnotation": {"content": content}}
 
 
+# AWS Lambda returns at most 6 MB from a synchronous call; leave room for the runtime's
+# own JSON encoding (which escapes more than orjson) and the envelope.
+RESPONSE_BUDGET = 5_000_000
+_BULKY = ("worker-answers", "dropped-boxes")
+
+
+def _fit_response(
+    results: list[PostAnnotationResult], attribute: str, payload_uri: str, budget: int
+) -> int:
+    """Trim diagnostics until the response fits ``budget`` bytes; returns objects trimmed.
+
+    Biggest metadata first, so as few objects as possible lose their diagnostics; each
+    bulky field becomes ``{"omitted": why, "count": n, "payload": uri}``. The raw answers
+    stay in the payload file, so nothing is lost, and the labels are untouched.
+    """
+    size = len(orjson.dumps(results))
+    if size <= budget:
+        return 0
+    metas = []
+    for entry in results:
+        meta = entry["consolidatedAnnotation"]["content"].get(f"{attribute}-metadata")
+        if isinstance(meta, dict) and any(key in meta for key in _BULKY):
+            metas.append((len(orjson.dumps(meta)), meta))
+    metas.sort(key=lambda m: -m[0])
+    trimmed = 0
+    for _, meta in metas:
+        if size <= budget:
+            break
+        for key in _BULKY:
+            if key in meta:
+                before = len(orjson.dumps(meta[key]))
+                meta[key] = {
+                    "omitted": "over the Lambda response size limit",
+                    "count": len(meta[key]),
+                    "payload": payload_uri,
+                }
+                size -= before - len(orjson.dumps(meta[key]))
+        trimmed += 1
+    return trimmed
+
+
 def _failed(item: _Item, batch: _Batch, reason: str) -> PostAnnotationResult:
     """Empty label, the reason and every raw answer: the object is answered, nothing lost."""
     extra = {"failure-reason": reason, "worker-answers": item.annotations}
@@ -382,6 +429,7 @@ def handle_post_annotation(
     settings: PostAnnotationSettings,
     store_for_role: StoreFactory | None = None,
     creation_date: str | None = None,
+    response_budget: int = RESPONSE_BUDGET,
 ) -> list[PostAnnotationResult]:
     """Consolidate one Ground Truth batch: exactly one entry per ``datasetObjectId``.
 
@@ -393,6 +441,8 @@ def handle_post_annotation(
         store_for_role: builds a store acting as ``event["roleArn"]``; used, and required,
             when ``settings.assume_role`` is set.
         creation_date: the ``creation-date`` to stamp (default: now, once per call).
+        response_budget: the most bytes the (JSON) response may take; diagnostics are
+            trimmed to fit (see the module docstring).
 
     Returns:
         One entry per distinct ``datasetObjectId`` in payload order.
@@ -445,12 +495,20 @@ def handle_post_annotation(
             entry, was_failed = _failed(item, batch, f"{type(exc).__name__}: {exc}"), True
         failed += was_failed
         results.append(entry)
+    trimmed = _fit_response(results, attribute, uri, response_budget)
+    if trimmed:
+        logger.warning(
+            "post_annotation.diagnostics_trimmed %s",
+            json.dumps({"payload": uri, "objects": trimmed, "budget": response_budget}),
+            extra={"gt": {"payload": uri, "objects": trimmed}},
+        )
     fields = {
         "labelingJobArn": event.get("labelingJobArn"),
         "payload": uri,
         "items": len(payload),
         "objects": len(results),
         "failed": failed,
+        "diagnosticsTrimmed": trimmed,
         "answersFromS3": len(batch.fetched),
         "seconds": round(time.perf_counter() - started, 3),
     }

@@ -8,6 +8,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from conftest import DATA
 from hypothesis import HealthCheck, given, settings
@@ -475,3 +476,49 @@ def test_every_object_comes_back_exactly_once(
         assert meta["type"] == "groundtruth/object-detection"
         assert len(label["annotations"]) == len(meta["objects"])
     json.dumps(results, allow_nan=False)
+
+
+def test_diagnostics_are_trimmed_to_fit_the_lambda_response_limit(
+    store: S3Store, bucket: str
+) -> None:
+    # every object has two good answers and one broken one carrying 20 KB of raw content:
+    # kept whole, the diagnostics would exceed the (here small) response budget
+    good = {
+        "boundingBox": {
+            "boundingBoxes": [{"label": "cat", "left": 5, "top": 5, "width": 30, "height": 30}],
+            "inputImageProperties": {"width": 100, "height": 100},
+        }
+    }
+    payload = [
+        {
+            "datasetObjectId": str(i),
+            "dataObject": {"s3Uri": f"s3://{bucket}/img/{i}.jpg"},
+            "annotations": [
+                {"workerId": f"w{w}", "annotationData": {"content": json.dumps(good)}}
+                for w in range(2)
+            ]
+            + [{"workerId": "w2", "annotationData": {"content": "{" + "x" * 20_000}}],
+        }
+        for i in range(30)
+    ]
+    event = make_event(bucket)
+    put_payload(store, event, payload)
+    whole = handle_post_annotation(event, store=store, settings=DEFAULT, creation_date=DATE)
+    fitted = handle_post_annotation(
+        event, store=store, settings=DEFAULT, creation_date=DATE, response_budget=200_000
+    )
+    assert len(orjson.dumps(whole)) > 600_000
+    assert len(orjson.dumps(fitted)) <= 200_000
+    assert [r["datasetObjectId"] for r in fitted] == [str(i) for i in range(30)]
+    trimmed = 0
+    for a, b in zip(whole, fitted, strict=True):
+        (label_a, meta_a), (label_b, meta_b) = content_of(dict(a)), content_of(dict(b))
+        assert label_b == label_a  # the labels are never cut
+        if "omitted" in meta_b["worker-answers"]:
+            trimmed += 1
+            assert meta_b["worker-answers"]["count"] == len(meta_a["worker-answers"]) == 1
+            assert meta_b["worker-answers"]["payload"] == event["payload"]["s3Uri"]
+            assert meta_b["worker-errors"] == meta_a["worker-errors"]  # the reasons stay
+        else:
+            assert meta_b == meta_a
+    assert 0 < trimmed < 30  # only as many objects as needed
