@@ -1131,16 +1131,11 @@ def consolidate_boxes(
         >>> [b["label"] for b in consolidate_boxes([w1, w1, []])]
         ['dog']
     """
+    args = (iou_threshold, min_support, fusion, clip, quorum)
     try:
-        settings = _settings(iou_threshold, min_support, fusion, clip, quorum)
+        settings = _settings(*args)
     except TypeError:  # an unhashable argument: validate it without the cache
-        settings = ConsolidationSettings(
-            iou_threshold=iou_threshold,
-            min_support=min_support,
-            fusion=fusion,
-            clip=clip,
-            quorum=quorum,
-        )
+        settings = _settings.__wrapped__(*args)
     return _consolidate(answers, settings, labels, image_size, weights, explain=False).boxes
 
 
