@@ -694,3 +694,66 @@ def test_edges_that_overflow_are_dropped_without_warnings(left: float, width: fl
         (0, "non-positive-size"),
     }
     assert len(out.dropped) == 2
+
+
+def _messy_scene(rnd: random.Random) -> list[list[dict[str, Any]]]:
+    """Groups of nearby objects, each drawn 1-3 times by every worker, with pixel jitter.
+
+    Groups lie 100 px apart, so one image mixes clique, coherent and greedy components.
+    """
+    objects = [
+        (100 * g + rnd.randint(0, 30), rnd.randint(0, 30), rnd.randint(6, 20), rnd.randint(6, 20))
+        for g in range(rnd.randint(1, 3))
+        for _ in range(rnd.randint(1, 3))
+    ]
+    j = rnd.choice([1, 2, 4])
+    return [
+        [
+            bx(
+                x + rnd.randint(-j, j),
+                y + rnd.randint(-j, j),
+                w + rnd.randint(-j, j),
+                h + rnd.randint(-j, j),
+                rnd.choice(["car", "car", "bus"]),
+            )
+            for x, y, w, h in objects
+            for _ in range(rnd.choice([1, 2, 2, 3]))
+        ]
+        for _ in range(rnd.randint(1, 6))
+    ]
+
+
+def test_messy_scenes_keep_every_invariant() -> None:
+    # overlapping objects drawn several times by every worker drive the greedy merge, the
+    # coherent path and the second-box rules together; a seeded sweep of such scenes
+    # checks what every answer must satisfy (this found a cluster-id collision that fused
+    # unrelated boxes, and an output order that followed worker order)
+    rnd = random.Random(2026)
+    for _ in range(1500):
+        answers = _messy_scene(rnd)
+        kw: dict[str, Any] = {
+            "iou_threshold": rnd.choice([0.3, 0.5, 0.7]),
+            "min_support": rnd.choice([1, 2, None]),
+            "quorum": rnd.choice(["box", "label"]),
+            "fusion": rnd.choice(["mean", "median"]),
+        }
+        weights = rnd.choice([None, [rnd.choice([0.0, 0.5, 1.0, 2.0]) for _ in answers]])
+        full = consolidate_image(answers, settings=ConsolidationSettings(**kw), weights=weights)
+        boxes = consolidate_boxes(answers, weights=weights, **kw)
+        assert full.boxes == boxes
+        members = [m for cluster in full.clusters for m in cluster]
+        dropped = [(d["worker"], d["box"]) for d in full.dropped]
+        everything = {(w, b) for w, a in enumerate(answers) for b in range(len(a))}
+        assert len(dropped) == len(set(dropped))
+        assert set(members) | set(dropped) == everything  # no box lost
+        assert not set(members) & set(dropped)
+        if kw["quorum"] == "box":  # one box per worker per cluster, each box in one cluster
+            assert len(members) == len(set(members))
+            for cluster in full.clusters:
+                assert len({w for w, _ in cluster}) == len(cluster)
+        assert all(0.0 <= b["confidence"] <= 1.0 for b in boxes)
+        order = list(range(len(answers)))
+        rnd.shuffle(order)
+        shuffled = [rnd.sample(answers[i], len(answers[i])) for i in order]
+        moved = [weights[i] for i in order] if weights else None
+        assert consolidate_boxes(shuffled, weights=moved, **kw) == boxes
