@@ -444,12 +444,12 @@ def _sort_keys(
     a radix sort, about six times faster than sorting floats (whose comparison sort
     mispredicts on every fresh image). Other coordinates keep ``float64`` keys.
     """
-    edges = np.stack((box_of, name_key, y2, x2, y1, x1))
-    if edges.size and edges.min() >= 0 and edges.max() <= 65535:  # else the cast is undefined
-        pixels = edges.astype(np.uint16)
-        if np.array_equal(pixels, edges):
+    keys = np.stack((box_of, name_key, y2, x2, y1, x1))
+    if keys.size and keys.min() >= 0 and keys.max() <= 65535:  # else the cast is undefined
+        pixels = keys.astype(np.uint16)
+        if np.array_equal(pixels, keys):
             return pixels
-    return edges
+    return keys
 
 
 def _find_pairs(clean: _Clean) -> None:
@@ -832,9 +832,9 @@ def _second_boxes(
     lies on the object); a cluster is a repeat when all its members are covered. When
     several workers answered, one worker's two lone boxes that reach the threshold are
     one object drawn twice (nobody else corroborates a second object), so the later one
-    (canonical order) is a repeat too; equal clusters of several members stay two
-    objects. Repeats smaller than ``smallest`` are not looked for (the quorum drops them
-    anyway).
+    (canonical order) is a repeat too. Of two equal clusters of the same workers,
+    :func:`_repeat_of_twins` decides whether one repeats the other. Repeats smaller than
+    ``smallest`` are not looked for (the quorum drops them anyway).
 
     Args: ``means`` is each cluster's mean box (x1, y1, x2, y2 columns); ``pairs`` the
     overlapping pairs of one worker's boxes (``lo < hi``) with their IoU; ``answered``
@@ -868,11 +868,10 @@ def _second_boxes(
         strict=True,
     ):
         g, t, k = (x, y, sx) if sx < sy else (y, x, sy)
-        if sx == sy and k > 1:
+        if sx == sy and k > 1:  # one worker's boxes are never in one cluster
             cx, cy = int(cl[x]), int(cl[y])
-            if cx != cy:
-                key, (p, q) = ((cx, cy), (x, y)) if cx < cy else ((cy, cx), (y, x))
-                twins.setdefault(key, {}).setdefault(p, q)
+            key, (p, q) = ((cx, cy), (x, y)) if cx < cy else ((cy, cx), (y, x))
+            twins.setdefault(key, {}).setdefault(p, q)
             continue
         if v < threshold:  # a lone box may still lie on the larger cluster's object
             c = cl[t]
