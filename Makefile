@@ -31,7 +31,7 @@ pytest: setup system-deps
 test: lint typecheck pytest
 
 demo: setup
-	$(BIN)/python -m gt_toolkit.demo --out demo-output
+	$(BIN)/gt-convert demo --out demo-output
 
 # The speed goals of the issues, each against named peers in one run (several minutes).
 bench: setup
@@ -40,7 +40,7 @@ bench: setup
 	$(BIN)/python bench/convert.py
 
 lambda-zip: setup
-	$(BIN)/python -m gt_toolkit.lambda_package --out build/gt-toolkit-lambdas.zip
+	$(BIN)/python -m gt_toolkit.sagemaker.lambda_zip --out build/gt-toolkit-lambdas.zip
 
 clean:
 	rm -rf build dist demo-output .pytest_cache .mypy_cache .ruff_cache

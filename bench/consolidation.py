@@ -1,6 +1,6 @@
 """Consolidation quality and speed: gt-toolkit vs Weighted Boxes Fusion vs one worker.
 
-One process, the same simulated crowds (``gt_toolkit.simulate``) for every method:
+One process, the same simulated crowds (``gt_toolkit.testing.simulated_crowd``) for every method:
 
 - ``ours``: ``gt_toolkit.consolidate_boxes`` with its defaults (IoU 0.5, strict majority);
 - ``ours-all``: the same with ``min_support=1`` (keeps every cluster, like raw WBF does);
@@ -50,9 +50,9 @@ from typing import Any
 import numpy as np
 from ensemble_boxes import weighted_boxes_fusion
 
-from gt_toolkit.boxes import iou_matrix, xyxy_from_gt
-from gt_toolkit.consolidate import Quorum, consolidate_boxes
-from gt_toolkit.simulate import CrowdImage, make_skills, simulate_crowd
+from gt_toolkit.consolidation.engine import Quorum, consolidate_boxes
+from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
+from gt_toolkit.testing.simulated_crowd import CrowdImage, make_skills, simulate_crowd
 from gt_toolkit.types import ConsolidatedBox, WorkerBox
 
 LABELS = ("car", "person", "bike")

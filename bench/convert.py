@@ -229,8 +229,7 @@ def main() -> None:
         print("| run | seconds | peak RSS MB |")
         print("|---|---|---|")
         print(
-            f"| gt-convert coco (read+check+write) | {ours['seconds']:.2f} "
-            f"| {ours['rss_mb']:.0f} |"
+            f"| gt-convert coco (read+check+write) | {ours['seconds']:.2f} | {ours['rss_mb']:.0f} |"
         )
         print(
             f"| globox (orjson parse + AnnotationSet + save_coco) | {glob['seconds']:.2f} "

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import orjson
 
-from gt_toolkit.manifest import read_manifest, write_manifest  # imported before any timer
+from gt_toolkit.formats.manifest import read_manifest, write_manifest  # imported before any timer
 
 
 def generate(path: Path, n: int) -> None:

@@ -1,5 +1,5 @@
 """``python -m gt_toolkit`` runs ``gt-convert``."""
 
-from .cli import main
+from gt_toolkit.cli import main
 
 raise SystemExit(main())

@@ -2,7 +2,8 @@
 
 Handler: ``lambdas.post_annotation.lambda_handler``. Settings come from environment variables
 (``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``, ``GT_ASSUME_ROLE``,
-...; see :class:`gt_toolkit.post_annotation.PostAnnotationSettings`); clients are built once
+...; see :class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`); clients are built
+once
 per cold start and reused while the Lambda stays warm.
 """
 
@@ -15,13 +16,13 @@ from typing import Any
 
 import boto3
 
-from gt_toolkit.post_annotation import (
+from gt_toolkit.handlers.post_annotation import (
     PostAnnotationResult,
     PostAnnotationSettings,
     assumed_role_store_factory,
     handle_post_annotation,
 )
-from gt_toolkit.s3 import S3Store, make_s3_client
+from gt_toolkit.storage.s3 import S3Store, make_s3_client
 
 logging.getLogger("gt_toolkit").setLevel(os.environ.get("GT_LOG_LEVEL", "INFO"))
 _SETTINGS = PostAnnotationSettings.from_env(os.environ)

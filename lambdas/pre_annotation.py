@@ -1,7 +1,8 @@
 """Pre-annotation Lambda for Ground Truth custom workflows: one call into ``gt_toolkit``.
 
 Handler: ``lambdas.pre_annotation.lambda_handler``. Settings come from environment variables
-(see :class:`gt_toolkit.pre_annotation.PreAnnotationSettings`) and are read once per cold start,
+(see :class:`gt_toolkit.handlers.pre_annotation.PreAnnotationSettings`) and are read once per cold
+start,
 including the label category file named by ``GT_LABELS_S3_URI`` (read with the Lambda's role).
 """
 
@@ -12,7 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from gt_toolkit.pre_annotation import (
+from gt_toolkit.handlers.pre_annotation import (
     PreAnnotationResponse,
     handle_pre_annotation,
     load_pre_annotation_settings,

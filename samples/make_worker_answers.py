@@ -1,6 +1,7 @@
 """Make the shipped sample worker answers, deterministically (run from the repo root).
 
-Five simulated workers (``gt_toolkit.simulate``: jitter, misses, spurious and duplicate
+Five simulated workers (``gt_toolkit.testing.simulated_crowd``: jitter, misses, spurious and
+duplicate
 boxes, one loose worker) label every image of ``samples/truth.manifest``. Written in Ground
 Truth's S3 output layout under ``samples/job-output/<job-name>/``:
 
@@ -21,7 +22,12 @@ import random
 import shutil
 from pathlib import Path
 
-from gt_toolkit.simulate import CrowdImage, make_skills, simulate_worker, worker_response_document
+from gt_toolkit.testing.simulated_crowd import (
+    CrowdImage,
+    make_skills,
+    simulate_worker,
+    worker_response_document,
+)
 
 HERE = Path(__file__).resolve().parent
 JOB_NAME = "samples-balls"

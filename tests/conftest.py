@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from gt_toolkit.s3 import S3Store, make_s3_client
+from gt_toolkit.storage.s3 import S3Store, make_s3_client
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

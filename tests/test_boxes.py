@@ -6,7 +6,7 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gt_toolkit.boxes import (
+from gt_toolkit.consolidation.geometry import (
     area,
     as_xyxy,
     candidate_pairs,

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, SAMPLES, seed_objects
 
 from gt_toolkit.cli import main
-from gt_toolkit.s3 import S3Store
+from gt_toolkit.storage.s3 import S3Store
 
 
 def _lines(path: Path) -> list[dict[str, object]]:

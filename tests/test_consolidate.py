@@ -16,9 +16,9 @@ from gt_toolkit import (
     consolidate_image,
     parse_bounding_box_answer,
 )
-from gt_toolkit.boxes import iou_matrix, xyxy_from_gt
-from gt_toolkit.consolidate import default_min_support
-from gt_toolkit.simulate import make_skills, simulate_crowd
+from gt_toolkit.consolidation.engine import default_min_support
+from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
+from gt_toolkit.testing.simulated_crowd import make_skills, simulate_crowd
 
 
 def bx(left: float, top: float, width: float, height: float, label: str = "car") -> dict[str, Any]:
@@ -622,7 +622,7 @@ def test_crowded_scene_on_and_off_the_pixel_grid_agree(quorum: Any) -> None:
 def test_components_label_each_node_with_its_components_minimum(
     graph: tuple[int, list[tuple[int, int]]],
 ) -> None:
-    from gt_toolkit.consolidate import _components
+    from gt_toolkit.consolidation.engine import _components
 
     n, edges = graph
     pairs = sorted({(min(a, b), max(a, b)) for a, b in edges if a != b})

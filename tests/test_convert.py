@@ -11,8 +11,8 @@ from PIL import Image
 
 from gt_toolkit.convert import CONVERTERS, ConvertOptions, Target, convert_output
 from gt_toolkit.errors import ConversionError
-from gt_toolkit.output import iter_detection_records
-from gt_toolkit.sampling import split_name
+from gt_toolkit.formats.output_manifest import iter_detection_records
+from gt_toolkit.formats.sampling import split_name
 
 OUTPUTS = Path(__file__).parent / "data" / "outputs"
 CONSOLE = OUTPUTS / "console-job.manifest"

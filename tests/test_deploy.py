@@ -11,9 +11,9 @@ import pytest
 import yaml
 from conftest import REPO
 
-from gt_toolkit.deploy import build_lambda_role_policy, deploy_lambdas
 from gt_toolkit.errors import ValidationError
-from gt_toolkit.lambda_package import HANDLERS
+from gt_toolkit.sagemaker.lambda_deploy import build_lambda_role_policy, deploy_lambdas
+from gt_toolkit.sagemaker.lambda_zip import HANDLERS
 
 TEMPLATE = REPO / "lambdas" / "template.yaml"
 

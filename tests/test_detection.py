@@ -8,7 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gt_toolkit.detection import build_detection_label, class_ids_for, parse_detection_label
+from gt_toolkit.formats.detection_label import (
+    build_detection_label,
+    class_ids_for,
+    parse_detection_label,
+)
 from gt_toolkit.types import ConsolidatedBox
 
 

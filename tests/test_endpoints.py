@@ -22,7 +22,7 @@ from botocore.stub import Stubber
 from conftest import SAMPLES, FakeTime
 
 from gt_toolkit import GtToolkitError, ValidationError
-from gt_toolkit.endpoints import (
+from gt_toolkit.sagemaker.endpoints import (
     Deployment,
     EndpointFailedError,
     build_endpoint_config_request,
@@ -35,9 +35,9 @@ from gt_toolkit.endpoints import (
     invoke_detector,
     wait_for_endpoint,
 )
-from gt_toolkit.labeling_job import WaitTimeoutError
-from gt_toolkit.service_validation import botocore_report
-from gt_toolkit.training import build_object_detection_training_request
+from gt_toolkit.sagemaker.labeling_job import WaitTimeoutError
+from gt_toolkit.sagemaker.service_validation import botocore_report
+from gt_toolkit.sagemaker.training import build_object_detection_training_request
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IMAGE = "811284229777.dkr.ecr.us-east-1.amazonaws.com/object-detection:1"

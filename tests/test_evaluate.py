@@ -19,7 +19,7 @@ from pycocotools.cocoeval import COCOeval
 from gt_toolkit import evaluate_detections
 from gt_toolkit.cli import main
 from gt_toolkit.errors import ConversionError, ValidationError
-from gt_toolkit.evaluate import (
+from gt_toolkit.evaluation.metrics import (
     ScoredBox,
     box_iou_xywh,
     format_evaluation,
@@ -532,7 +532,7 @@ def test_classification_manifest_is_refused(tmp_path: Path) -> None:
 
 
 def test_prediction_lines_accept_confidence_as_the_score(tmp_path: Path) -> None:
-    # The shape gt_toolkit.predictions.decode_detections returns (ConsolidatedBox dicts).
+    # The shape gt_toolkit.sagemaker.predictions.decode_detections returns (ConsolidatedBox dicts).
     box = {"label": "ball", "left": 1.5, "top": 2, "width": 3, "height": 4, "confidence": 0.7}
     path = tmp_path / "pred.jsonl"
     path.write_text(json.dumps({"source-ref": "s3://bkt/a.jpg", "boxes": [box]}) + "\n")

@@ -8,14 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gt_toolkit.errors import ValidationError
-from gt_toolkit.label_config import (
+from gt_toolkit.formats.label_categories import (
     build_label_category_config,
     parse_label_category_config,
     read_label_category_config,
     validate_labels,
     write_label_category_config,
 )
-from gt_toolkit.s3 import S3Store
+from gt_toolkit.storage.s3 import S3Store
 
 
 def test_build_label_category_config_matches_documented_shape() -> None:

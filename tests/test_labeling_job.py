@@ -18,7 +18,7 @@ from botocore.stub import Stubber
 from conftest import FakeTime
 
 from gt_toolkit import ValidationError, build_labeling_job_request
-from gt_toolkit.labeling_job import (
+from gt_toolkit.sagemaker.labeling_job import (
     ALLOWED_PRICES_USD,
     LabelingJobFailedError,
     LabelingProgress,
@@ -29,7 +29,7 @@ from gt_toolkit.labeling_job import (
     usd_to_price,
     wait_for_labeling_job,
 )
-from gt_toolkit.regions import (
+from gt_toolkit.sagemaker.regions import (
     ALGORITHM_IMAGE_ACCOUNTS,
     BUILTIN_LAMBDA_ACCOUNTS,
     algorithm_image_uri,
@@ -38,14 +38,14 @@ from gt_toolkit.regions import (
     lambda_function_name,
     public_workteam_arn,
 )
-from gt_toolkit.s3 import S3Store
-from gt_toolkit.service_validation import (
+from gt_toolkit.sagemaker.service_validation import (
     Problem,
     botocore_report,
     check_request,
     operation_model,
     validate_request,
 )
+from gt_toolkit.storage.s3 import S3Store
 
 ROLE = "arn:aws:iam::123456789012:role/GroundTruthRole"
 TEAM = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/ball-team"
@@ -164,7 +164,7 @@ def test_our_lambdas_replace_the_builtins() -> None:
 
 
 def test_deploy_api_result_plugs_in() -> None:
-    from gt_toolkit.deploy import DeployedLambdas
+    from gt_toolkit.sagemaker.lambda_deploy import DeployedLambdas
 
     deployed = DeployedLambdas(
         pre_annotation_arn=OUR_PRE,

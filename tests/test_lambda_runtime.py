@@ -29,8 +29,8 @@ import pytest
 from botocore.config import Config
 from conftest import DATA, REPO
 
-from gt_toolkit.lambda_package import HANDLERS, build_lambda_zip
-from gt_toolkit.s3 import S3Store
+from gt_toolkit.sagemaker.lambda_zip import HANDLERS, build_lambda_zip
+from gt_toolkit.storage.s3 import S3Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("lambda_runtime")]
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gt_toolkit import ManifestError, read_manifest, write_manifest
-from gt_toolkit.manifest import (
+from gt_toolkit.formats.manifest import (
     MAX_LINE_CHARS,
     ManifestLine,
     ReadStats,
@@ -20,7 +20,7 @@ from gt_toolkit.manifest import (
     RejectReason,
     parse_manifest_lines,
 )
-from gt_toolkit.s3 import S3Store
+from gt_toolkit.storage.s3 import S3Store
 
 GOOD = b'{"source-ref": "s3://my-bucket/a.jpg"}'
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gt_toolkit.detection import build_detection_label
 from gt_toolkit.errors import ConversionError, ManifestError
-from gt_toolkit.manifest import ReadStats, parse_manifest_lines
-from gt_toolkit.output import (
+from gt_toolkit.formats.detection_label import build_detection_label
+from gt_toolkit.formats.manifest import ReadStats, parse_manifest_lines
+from gt_toolkit.formats.output_manifest import (
     ClassMap,
     LabelKind,
     OutputReader,

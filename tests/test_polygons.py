@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 import shapely
 
+from gt_toolkit.consolidation.polygons import consolidate_polygons, polygon_iou
 from gt_toolkit.errors import ConsolidationError
-from gt_toolkit.polygons import consolidate_polygons, polygon_iou
 
 
 def sq(x: float, y: float, s: float, label: str = "roof") -> dict[str, Any]:

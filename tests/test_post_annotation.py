@@ -14,14 +14,14 @@ from conftest import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gt_toolkit.consolidate import ConsolidationSettings
+from gt_toolkit.consolidation.engine import ConsolidationSettings
 from gt_toolkit.errors import StorageError, ValidationError
-from gt_toolkit.post_annotation import (
+from gt_toolkit.handlers.post_annotation import (
     PostAnnotationSettings,
     assumed_role_store_factory,
     handle_post_annotation,
 )
-from gt_toolkit.s3 import S3Store
+from gt_toolkit.storage.s3 import S3Store
 
 EVENTS = DATA / "events"
 DEFAULT = PostAnnotationSettings()
@@ -268,7 +268,7 @@ def test_items_without_an_id_are_logged_whole(
     store: S3Store, bucket: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     one = json.loads(fixture_text("post_payload_1_worker.json", bucket))[0]
-    with caplog.at_level(logging.INFO, logger="gt_toolkit.post_annotation"):
+    with caplog.at_level(logging.INFO, logger="gt_toolkit.handlers.post_annotation"):
         results = run(
             store, bucket, [{"annotations": []}, "junk", {**one, "datasetObjectId": ["x"]}, one]
         )

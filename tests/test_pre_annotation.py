@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gt_toolkit.errors import StorageError, ValidationError
-from gt_toolkit.pre_annotation import (
+from gt_toolkit.handlers.pre_annotation import (
     PreAnnotationSettings,
     find_prior_detection_attribute,
     handle_pre_annotation,
     load_pre_annotation_settings,
 )
-from gt_toolkit.s3 import S3Store
+from gt_toolkit.storage.s3 import S3Store
 
 LABELS = ("car", "bike")
 
@@ -134,7 +134,7 @@ def test_malformed_prior_label_is_logged_and_the_human_still_gets_the_task(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     event = load_event("pre_malformed.json")
-    with caplog.at_level(logging.ERROR, logger="gt_toolkit.pre_annotation"):
+    with caplog.at_level(logging.ERROR, logger="gt_toolkit.handlers.pre_annotation"):
         out = handle_pre_annotation(event, settings=PreAnnotationSettings(skip_min_confidence=0.1))
     assert out["isHumanAnnotationRequired"] is True
     assert out["taskInput"]["taskObject"] == "s3://b/img3.png"

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gt_toolkit import ValidationError
-from gt_toolkit.detection import build_detection_label, parse_detection_label
-from gt_toolkit.predictions import decode_classification, decode_detections
+from gt_toolkit.formats.detection_label import build_detection_label, parse_detection_label
+from gt_toolkit.sagemaker.predictions import decode_classification, decode_detections
 
 
 def test_detection_rows_become_pixel_boxes_best_first() -> None:

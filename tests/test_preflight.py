@@ -15,14 +15,14 @@ import pytest
 
 from gt_toolkit import ValidationError
 from gt_toolkit.errors import StorageError
-from gt_toolkit.preflight import (
+from gt_toolkit.sagemaker.preflight import (
     Severity,
     bucket_region,
     preflight_channels,
     preflight_training_request,
 )
-from gt_toolkit.s3 import S3Store
-from gt_toolkit.training import build_object_detection_training_request
+from gt_toolkit.sagemaker.training import build_object_detection_training_request
+from gt_toolkit.storage.s3 import S3Store
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 

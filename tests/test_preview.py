@@ -11,14 +11,14 @@ import pytest
 
 from gt_toolkit import render_bounding_box_template, render_liquid, write_preview
 from gt_toolkit.errors import ManifestError, TemplateError
-from gt_toolkit.preview import (
+from gt_toolkit.storage.s3 import S3Store
+from gt_toolkit.worker_ui.preview import (
     ImageResolver,
     build_preview_page,
     load_task_input,
     s3_uri_from_url,
     task_input_from_line,
 )
-from gt_toolkit.s3 import S3Store
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from gt_toolkit.consolidate import ConsolidationSettings, consolidate_image
-from gt_toolkit.quality import QualityAccumulator, quality_weights
-from gt_toolkit.simulate import WorkerSkill, simulate_crowd
+from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
+from gt_toolkit.consolidation.worker_quality import QualityAccumulator, quality_weights
+from gt_toolkit.testing.simulated_crowd import WorkerSkill, simulate_crowd
 
 
 def test_quality_separates_good_from_sloppy_workers() -> None:

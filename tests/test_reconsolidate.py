@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from gt_toolkit.boxes import iou_matrix, xyxy_from_gt
 from gt_toolkit.cli import main
-from gt_toolkit.consolidate import ConsolidationSettings
+from gt_toolkit.consolidation.engine import ConsolidationSettings
+from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
+from gt_toolkit.consolidation.reconsolidate import parse_worker_response, reconsolidate
 from gt_toolkit.errors import ConsolidationError, NoMatchingObjectsError
-from gt_toolkit.reconsolidate import parse_worker_response, reconsolidate
 
 REPO = Path(__file__).resolve().parent.parent
 JOB = REPO / "samples" / "job-output" / "samples-balls"

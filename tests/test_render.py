@@ -20,7 +20,12 @@ from PIL import Image
 
 from gt_toolkit import Example, render_bounding_box_template, render_image_classifier_template
 from gt_toolkit.errors import S3UriError, TemplateError, ValidationError
-from gt_toolkit.render import example_image_src, find_template_dir, liquid_inert, text_to_html
+from gt_toolkit.worker_ui.render import (
+    example_image_src,
+    find_template_dir,
+    liquid_inert,
+    text_to_html,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 GOOD = REPO / "samples" / "examples" / "good_tight.jpg"
@@ -87,7 +92,8 @@ def parse_html(text: str) -> Node:
     return builder.root
 
 
-# --- Ground Truth's Liquid, configured here independently of gt_toolkit.preview ------------
+# --- Ground Truth's Liquid, configured here independently of gt_toolkit.worker_ui.preview
+# ------------
 def signed(uri: str) -> str:
     return "https://signed.example/get?u=" + uri + "&sig=1"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gt_toolkit.cli import main
-from gt_toolkit.s3 import S3Store
+from gt_toolkit.storage.s3 import S3Store
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"

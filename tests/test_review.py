@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from gt_toolkit.answers import BoundingBoxAnswer
 from gt_toolkit.cli import main
 from gt_toolkit.errors import ConsolidationError, StorageError
-from gt_toolkit.review import (
+from gt_toolkit.evaluation.review import (
     CONSENSUS_COLOUR,
     CONTACT_LABEL_HEIGHT,
     ReviewItem,
@@ -26,7 +25,8 @@ from gt_toolkit.review import (
     worker_colours,
     write_review,
 )
-from gt_toolkit.s3 import S3Store
+from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
+from gt_toolkit.storage.s3 import S3Store
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 PREFIX = "s3://gt-toolkit-demo/images/"
@@ -280,7 +280,8 @@ def test_write_review_with_local_images_and_worker_answers(tmp_path: Path) -> No
     )
     assert summary.missing_images == []
     _check_review_folder(tmp_path / "review", agreement, with_workers=True)
-    # gt_toolkit.quality's table, against a fresh consolidation of the three workers
+    # gt_toolkit.consolidation.worker_quality's table, against a fresh consolidation of the three
+    # workers
     quality = {row["worker_id"]: row for row in summary.quality}
     assert set(quality) == set(WORKERS)
     exact, jitter, sloppy = (quality[w] for w in WORKERS)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gt_toolkit.sampling import (
+from gt_toolkit.formats.sampling import (
     hash_unit,
     percent_to_count,
     sample_items,

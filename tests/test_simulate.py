@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from gt_toolkit.answers import parse_bounding_box_answer
-from gt_toolkit.simulate import make_skills, simulate_crowd, worker_response_document
+from gt_toolkit.formats.worker_answers import parse_bounding_box_answer
+from gt_toolkit.testing.simulated_crowd import make_skills, simulate_crowd, worker_response_document
 
 
 def test_simulator_is_deterministic_and_seed_sensitive() -> None:

@@ -10,20 +10,22 @@ from typing import Any
 import pytest
 
 from gt_toolkit import ValidationError
-from gt_toolkit.regions import ALGORITHM_IMAGE_ACCOUNTS
-from gt_toolkit.s3 import S3Store
-from gt_toolkit.service_validation import botocore_report, validate_request
-from gt_toolkit.training import (
+from gt_toolkit.formats.training_channels import (
     augmented_manifest_channel,
+    load_channel_facts,
+    min_label_width,
+    parse_channel_facts,
+)
+from gt_toolkit.sagemaker.regions import ALGORITHM_IMAGE_ACCOUNTS
+from gt_toolkit.sagemaker.service_validation import botocore_report, validate_request
+from gt_toolkit.sagemaker.training import (
     build_image_classification_training_request,
     build_object_detection_training_request,
     channel_problems,
-    load_channel_facts,
-    min_label_width,
     object_detection_hyperparameters,
-    parse_channel_facts,
     training_kwargs_from_facts,
 )
+from gt_toolkit.storage.s3 import S3Store
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 

@@ -11,12 +11,12 @@ import pytest
 from botocore.stub import Stubber
 
 from gt_toolkit import GtToolkitError, ValidationError
-from gt_toolkit.service_validation import botocore_report, validate_request
-from gt_toolkit.training import (
+from gt_toolkit.sagemaker.service_validation import botocore_report, validate_request
+from gt_toolkit.sagemaker.training import (
     build_image_classification_training_request,
     build_object_detection_training_request,
 )
-from gt_toolkit.tuning import (
+from gt_toolkit.sagemaker.tuning import (
     CategoricalRange,
     ContinuousRange,
     IntegerRange,

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ..errors import GtToolkitError, ValidationError
+from gt_toolkit.errors import GtToolkitError, ValidationError
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "template",
     "convert",
     "consolidate",
+    "demo",
 )
 
 

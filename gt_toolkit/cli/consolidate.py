@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..consolidate import ConsolidationSettings
-from ..reconsolidate import reconsolidate
-from ._common import add_aws_options, eprint, positive_int, store_from_args, threshold
+from gt_toolkit.cli.options import add_aws_options, eprint, positive_int, store_from_args, threshold
+from gt_toolkit.consolidation.engine import ConsolidationSettings
+from gt_toolkit.consolidation.reconsolidate import reconsolidate
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

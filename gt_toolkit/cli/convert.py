@@ -12,11 +12,11 @@ import argparse
 import os
 from typing import Any
 
-from ..convert import CONVERTERS, ConverterSpec, ConvertOptions, Target
-from ..files import join_location, write_json
-from ..manifest import RejectPolicy
-from ..output import BoxPolicy, EmptyPolicy
-from ._common import add_aws_options, eprint, fraction, store_from_args
+from gt_toolkit.cli.options import add_aws_options, eprint, fraction, store_from_args
+from gt_toolkit.convert import CONVERTERS, ConverterSpec, ConvertOptions, Target
+from gt_toolkit.formats.manifest import RejectPolicy
+from gt_toolkit.formats.output_manifest import BoxPolicy, EmptyPolicy
+from gt_toolkit.storage.files import join_location, write_json
 
 __all__ = ["register", "run"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..evaluate import evaluate_detections, format_evaluation, read_detection_set
-from ..files import write_json
-from ._common import add_aws_options, eprint, fraction, positive_int, store_from_args
+from gt_toolkit.cli.options import add_aws_options, eprint, fraction, positive_int, store_from_args
+from gt_toolkit.evaluation.metrics import evaluate_detections, format_evaluation, read_detection_set
+from gt_toolkit.storage.files import write_json
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

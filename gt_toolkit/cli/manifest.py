@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from ..files import atomic_output, join_location, write_json
-from ..inputs import iter_input_records
-from ..manifest import (
+from gt_toolkit.cli.options import add_aws_options, eprint, store_from_args
+from gt_toolkit.formats.input_manifest import iter_input_records
+from gt_toolkit.formats.manifest import (
     ManifestLine,
     ReadStats,
     RejectPolicy,
@@ -20,10 +20,10 @@ from ..manifest import (
     read_manifest,
     write_manifest,
 )
-from ..progress import progress
-from ..s3 import DEFAULT_IMAGE_EXTENSIONS, S3Store, is_s3_uri
-from ..sampling import item_key, sample_items, sample_percent, split_name
-from ._common import add_aws_options, eprint, store_from_args
+from gt_toolkit.formats.sampling import item_key, sample_items, sample_percent, split_name
+from gt_toolkit.progress import progress
+from gt_toolkit.storage.files import atomic_output, join_location, write_json
+from gt_toolkit.storage.s3 import DEFAULT_IMAGE_EXTENSIONS, S3Store, is_s3_uri
 
 
 def _json_object(text: str) -> dict[str, Any]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ValidationError
-from ..review import write_review
-from ..s3 import is_s3_uri
-from ._common import add_aws_options, eprint, positive_int, store_from_args
+from gt_toolkit.cli.options import add_aws_options, eprint, positive_int, store_from_args
+from gt_toolkit.errors import ValidationError
+from gt_toolkit.evaluation.review import write_review
+from gt_toolkit.storage.s3 import is_s3_uri
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

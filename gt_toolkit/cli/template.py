@@ -7,18 +7,21 @@ import os
 
 import orjson
 
-from ..errors import TemplateError
-from ..files import read_bytes, write_bytes
-from ..label_config import parse_label_category_config, write_label_category_config
-from ..preview import write_preview
-from ..render import (
+from gt_toolkit.cli.options import add_aws_options, eprint, store_from_args
+from gt_toolkit.errors import TemplateError
+from gt_toolkit.formats.label_categories import (
+    parse_label_category_config,
+    write_label_category_config,
+)
+from gt_toolkit.storage.files import read_bytes, write_bytes
+from gt_toolkit.storage.s3 import S3Store
+from gt_toolkit.worker_ui.lint import LintFinding, has_errors, lint_template, lint_template_text
+from gt_toolkit.worker_ui.preview import write_preview
+from gt_toolkit.worker_ui.render import (
     DEFAULT_MAX_IMAGE_SIDE,
     render_bounding_box_template,
     render_image_classifier_template,
 )
-from ..s3 import S3Store
-from ..template_lint import LintFinding, has_errors, lint_template, lint_template_text
-from ._common import add_aws_options, eprint, store_from_args
 
 # --task value -> (label task type, renderer arguments)
 _TASKS = {

@@ -11,16 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ..files import Location
-from ._common import ConversionResult, ConvertOptions, Splitter
-from .augmented import build_channel, label_width_for, to_augmented
-from .classification import to_class_folders, to_lst
-from .coco import to_coco
-from .jumpstart import to_jumpstart_od
-from .odjson import to_od_json
-from .reverse import from_coco, from_yolo
-from .voc import to_voc
-from .yolo import to_yolo
+from gt_toolkit.convert._common import ConversionResult, ConvertOptions, Splitter
+from gt_toolkit.convert.augmented import to_augmented
+from gt_toolkit.convert.classification import to_class_folders, to_lst
+from gt_toolkit.convert.coco import to_coco
+from gt_toolkit.convert.jumpstart import to_jumpstart_od
+from gt_toolkit.convert.odjson import to_od_json
+from gt_toolkit.convert.reverse import from_coco, from_yolo
+from gt_toolkit.convert.voc import to_voc
+from gt_toolkit.convert.yolo import to_yolo
+from gt_toolkit.storage.files import Location
 
 __all__ = [
     "CONVERTERS",
@@ -29,9 +29,7 @@ __all__ = [
     "ConverterSpec",
     "Splitter",
     "Target",
-    "build_channel",
     "convert_output",
-    "label_width_for",
 ]
 
 Converter = Callable[[Location, Location, ConvertOptions], ConversionResult]

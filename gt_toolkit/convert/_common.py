@@ -1,6 +1,7 @@
 """What every converter shares: options, the result, splits, image names and copies.
 
-Converters read records with :mod:`gt_toolkit.output` and write with :mod:`gt_toolkit.files`,
+Converters read records with :mod:`gt_toolkit.formats.output_manifest` and write with
+:mod:`gt_toolkit.storage.files`,
 so every target takes local paths or ``s3://`` locations on both sides.
 """
 
@@ -20,10 +21,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import ConversionError, StorageError
-from ..files import Location, join_location, write_bytes
-from ..manifest import RejectPolicy
-from ..output import (
+from gt_toolkit.errors import ConversionError, StorageError
+from gt_toolkit.formats.manifest import RejectPolicy
+from gt_toolkit.formats.output_manifest import (
     BoxPolicy,
     ClassificationRecord,
     DetectionRecord,
@@ -32,9 +32,10 @@ from ..output import (
     OutputStats,
     iter_output_records,
 )
-from ..progress import progress
-from ..s3 import S3Store, is_s3_uri, parse_s3_uri
-from ..sampling import hash_unit
+from gt_toolkit.formats.sampling import hash_unit
+from gt_toolkit.progress import progress
+from gt_toolkit.storage.files import Location, join_location, write_bytes
+from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
 
 __all__ = [
     "CLASSIFICATION",
@@ -159,7 +160,7 @@ def classes_of(record: DetectionRecord | ClassificationRecord) -> set[str]:
 class Splitter:
     """Train/validation assignment: the foundation's stable hash split, or stratified.
 
-    Plain mode is :func:`gt_toolkit.sampling.split_name` per record (constant memory).
+    Plain mode is :func:`gt_toolkit.formats.sampling.split_name` per record (constant memory).
     Stratified mode needs a first pass (:meth:`plan`): each object's stratum is its rarest
     class (images without classes form their own stratum), and within a stratum the objects
     with the smallest split hashes go to validation, so every stratum gets

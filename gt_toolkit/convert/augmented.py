@@ -15,24 +15,26 @@ from typing import IO, Any
 
 import orjson
 
-from ..files import Location, atomic_output, write_json
-from ..output import DetectionRecord, EmptyPolicy, OutputStats
-from ..s3 import is_s3_uri
-from ..training import (
+from gt_toolkit.convert._common import (
+    ANY,
+    ConversionResult,
+    ConvertOptions,
+    out_path,
+    planned_splitter,
+    read_records,
+)
+from gt_toolkit.formats.output_manifest import DetectionRecord, EmptyPolicy, OutputStats
+from gt_toolkit.formats.training_channels import (
     DEFAULT_OD_LABEL_WIDTH,
     MULTI_LABEL_CONTENT_TYPE,
     RECORDIO_CONTENT_TYPE,
     augmented_manifest_channel,
     min_label_width,
 )
-from ._common import ANY, ConversionResult, ConvertOptions, out_path, planned_splitter, read_records
+from gt_toolkit.storage.files import Location, atomic_output, write_json
+from gt_toolkit.storage.s3 import is_s3_uri
 
-__all__ = ["build_channel", "label_width_for", "to_augmented"]
-
-# The channel and ``label_width`` rules live with the training request builders, which read
-# the channels.json this target writes; the old names stay as aliases.
-build_channel = augmented_manifest_channel
-label_width_for = min_label_width
+__all__ = ["to_augmented"]
 
 
 class _Sink:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ConversionError
-from ..files import Location, write_json, write_lines
-from ..output import ClassificationRecord, OutputStats
-from ._common import (
+from gt_toolkit.convert._common import (
     CLASSIFICATION,
     ConversionResult,
     ConvertOptions,
@@ -24,6 +21,9 @@ from ._common import (
     planned_splitter,
     read_classifications,
 )
+from gt_toolkit.errors import ConversionError
+from gt_toolkit.formats.output_manifest import ClassificationRecord, OutputStats
+from gt_toolkit.storage.files import Location, write_json, write_lines
 
 __all__ = ["folder_name", "to_class_folders", "to_lst"]
 

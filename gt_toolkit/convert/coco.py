@@ -15,10 +15,7 @@ from typing import Any
 
 import orjson
 
-from ..detection import LabeledBox
-from ..files import Location, atomic_output
-from ..output import OutputStats
-from ._common import (
+from gt_toolkit.convert._common import (
     ConversionResult,
     ConvertOptions,
     copier_for,
@@ -26,6 +23,9 @@ from ._common import (
     out_path,
     sized_detections,
 )
+from gt_toolkit.formats.detection_label import LabeledBox
+from gt_toolkit.formats.output_manifest import OutputStats
+from gt_toolkit.storage.files import Location, atomic_output
 
 __all__ = ["coco_annotation", "to_coco"]
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..files import Location, write_json
-from ..output import OutputStats
-from ._common import (
+from gt_toolkit.convert._common import (
     ConversionResult,
     ConvertOptions,
     copier_for,
@@ -19,6 +17,8 @@ from ._common import (
     out_path,
     sized_detections,
 )
+from gt_toolkit.formats.output_manifest import OutputStats
+from gt_toolkit.storage.files import Location, write_json
 
 __all__ = ["to_jumpstart_od"]
 

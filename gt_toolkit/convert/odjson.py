@@ -12,9 +12,7 @@ from pathlib import PurePosixPath
 
 import orjson
 
-from ..files import Location
-from ..output import OutputStats
-from ._common import (
+from gt_toolkit.convert._common import (
     ConversionResult,
     ConvertOptions,
     copier_for,
@@ -23,6 +21,8 @@ from ._common import (
     planned_splitter,
     sized_detections,
 )
+from gt_toolkit.formats.output_manifest import OutputStats
+from gt_toolkit.storage.files import Location
 
 __all__ = ["to_od_json"]
 

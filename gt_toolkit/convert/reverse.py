@@ -18,14 +18,14 @@ from typing import Any
 
 import orjson
 
-from ..detection import build_detection_label
-from ..errors import ConversionError
-from ..files import Location, read_bytes
-from ..manifest import write_manifest
-from ..output import OutputStats
-from ..s3 import is_s3_uri
-from ..types import ConsolidatedBox, ImageSize
-from ._common import ConversionResult, ConvertOptions, image_size_from_file
+from gt_toolkit.convert._common import ConversionResult, ConvertOptions, image_size_from_file
+from gt_toolkit.errors import ConversionError
+from gt_toolkit.formats.detection_label import build_detection_label
+from gt_toolkit.formats.manifest import write_manifest
+from gt_toolkit.formats.output_manifest import OutputStats
+from gt_toolkit.storage.files import Location, read_bytes
+from gt_toolkit.storage.s3 import is_s3_uri
+from gt_toolkit.types import ConsolidatedBox, ImageSize
 
 __all__ = ["from_coco", "from_yolo"]
 

@@ -10,10 +10,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import PurePosixPath
 
-from ..detection import LabeledBox
-from ..files import Location, write_lines
-from ..output import OutputStats
-from ._common import (
+from gt_toolkit.convert._common import (
     ConversionResult,
     ConvertOptions,
     copier_for,
@@ -22,6 +19,9 @@ from ._common import (
     planned_splitter,
     sized_detections,
 )
+from gt_toolkit.formats.detection_label import LabeledBox
+from gt_toolkit.formats.output_manifest import OutputStats
+from gt_toolkit.storage.files import Location, write_lines
 
 __all__ = ["to_voc", "voc_xml"]
 

@@ -14,9 +14,7 @@ from pathlib import PurePosixPath
 
 import orjson
 
-from ..files import Location, atomic_output, write_bytes
-from ..output import OutputStats
-from ._common import (
+from gt_toolkit.convert._common import (
     ConversionResult,
     ConvertOptions,
     copier_for,
@@ -24,6 +22,8 @@ from ._common import (
     planned_splitter,
     sized_detections,
 )
+from gt_toolkit.formats.output_manifest import OutputStats
+from gt_toolkit.storage.files import Location, atomic_output, write_bytes
 
 __all__ = ["to_yolo", "yolo_lines"]
 

@@ -1,0 +1,78 @@
+"""Options and helpers shared by the ``gt-convert`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from gt_toolkit.errors import StorageError
+from gt_toolkit.storage.s3 import S3Store, make_s3_client
+
+__all__ = [
+    "add_aws_options",
+    "eprint",
+    "fraction",
+    "positive_int",
+    "store_from_args",
+    "threshold",
+]
+
+
+def add_aws_options(parser: argparse.ArgumentParser) -> None:
+    """``--endpoint-url``/``--region``/``--profile`` for any subcommand that may touch S3."""
+    group = parser.add_argument_group("AWS")
+    group.add_argument(
+        "--endpoint-url",
+        help="S3-compatible endpoint (default: AWS_ENDPOINT_URL or AWS itself)",
+    )
+    group.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    group.add_argument("--profile", help="AWS profile name")
+
+
+def store_from_args(args: argparse.Namespace) -> S3Store:
+    """An :class:`S3Store` configured from the AWS options; the client is made lazily."""
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    if args.profile or args.endpoint_url or args.region:
+        try:
+            session = boto3.session.Session(profile_name=args.profile) if args.profile else None
+        except ProfileNotFound as exc:
+            raise StorageError(f"--profile: {exc}") from exc
+        return S3Store(
+            make_s3_client(session=session, endpoint_url=args.endpoint_url, region_name=args.region)
+        )
+    return S3Store()
+
+
+def eprint(*parts: object) -> None:
+    """Print a report line on stderr (stdout stays for data)."""
+    print(*parts, file=sys.stderr)
+
+
+# argparse ``type=`` checkers: a bad value becomes a usage error naming the option, before any
+# work starts. argparse turns their ValueError (not a number) into "invalid <name> value".
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (counts, limits, threads)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1] (split fractions, score and IoU thresholds where 0 means none)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be in [0, 1]")
+    return value
+
+
+def threshold(text: str) -> float:
+    """A number in (0, 1] (an IoU threshold that must demand some overlap)."""
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError("must be in (0, 1]")
+    return value

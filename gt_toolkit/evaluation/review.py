@@ -1,0 +1,666 @@
+"""Pictures for people: boxes drawn on images, a contact sheet, an HTML review report.
+
+Users judge a labeling run by looking at it, starting where the workers disagreed. For each
+object of an output manifest this module draws the consolidated boxes with their confidence
+and, when the workers' answers are known, every worker's boxes in that worker's colour in a
+second panel beside them. :func:`write_review` puts the pictures, a contact sheet PNG and a
+self-contained HTML report (images inlined as ``data:`` URIs, no external assets, so it can be
+mailed or attached to a ticket) in one folder, images sorted by lowest agreement first, with
+the worker-quality table on top.
+
+The drawing and HTML functions are pure (images and values in, images and text out);
+:func:`write_review` is the I/O edge that reads the manifest, the worker answers and the
+images (from S3 or a local folder).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import orjson
+from PIL import Image, ImageDraw, ImageFont
+
+from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
+from gt_toolkit.consolidation.reconsolidate import find_worker_responses, parse_worker_response
+from gt_toolkit.consolidation.worker_quality import QualityAccumulator
+from gt_toolkit.errors import ConsolidationError, StorageError
+from gt_toolkit.formats.output_manifest import iter_detection_records
+from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
+from gt_toolkit.storage.files import Location, read_bytes, write_bytes, write_json
+from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
+from gt_toolkit.types import ConsolidatedBox, ImageSize
+
+__all__ = [
+    "CONSENSUS_COLOUR",
+    "CONTACT_LABEL_HEIGHT",
+    "WORKER_COLOURS",
+    "ReviewItem",
+    "ReviewSummary",
+    "build_review_html",
+    "contact_sheet",
+    "draw_boxes",
+    "image_agreement",
+    "image_resolver",
+    "read_worker_responses",
+    "render_review_image",
+    "worker_colours",
+    "worker_quality_rows",
+    "write_review",
+]
+
+RGB = tuple[int, int, int]
+
+CONSENSUS_COLOUR: RGB = (0, 230, 64)
+"""Consolidated boxes: a green that stands out on most photos."""
+WORKER_COLOURS: tuple[RGB, ...] = (
+    (31, 119, 180),
+    (255, 127, 14),
+    (148, 103, 189),
+    (23, 190, 207),
+    (227, 119, 194),
+    (188, 189, 34),
+    (140, 86, 75),
+    (255, 215, 0),
+    (127, 127, 127),
+    (214, 39, 40),
+)
+"""One colour per worker (tab10 without its green, which marks the consensus)."""
+CONTACT_LABEL_HEIGHT = 16
+"""Pixels under each contact-sheet cell for its caption."""
+_PANEL_GAP = 6
+_LEGEND_HEIGHT = 14
+_MISSING_SIZE = (160, 120)
+
+
+# --------------------------------------------------------------------------- pure core
+
+
+@dataclass(slots=True, kw_only=True)
+class ReviewItem:
+    """One object to review: its consolidated boxes and, when known, each worker's answer."""
+
+    source_ref: str
+    boxes: list[ConsolidatedBox]
+    workers: list[BoundingBoxAnswer] = field(default_factory=list)
+    image_size: ImageSize | None = None
+    line_no: int = 0
+
+    @property
+    def agreement(self) -> float:
+        """See :func:`image_agreement`."""
+        return image_agreement(self.boxes, self.workers)
+
+
+def image_agreement(
+    boxes: Sequence[ConsolidatedBox], workers: Sequence[BoundingBoxAnswer] = ()
+) -> float:
+    """How much the workers agreed on an image, in [0, 1]: the mean box confidence.
+
+    An image without consolidated boxes scores 1.0 when no worker drew anything (they agree
+    it is empty) and 0.0 when some worker did (their boxes found no support), so those come
+    first in the review. Ground Truth writes confidence 0.0 for single-worker jobs, so such
+    outputs all score 0 and keep manifest order.
+    """
+    if boxes:
+        return math.fsum(float(b["confidence"]) for b in boxes) / len(boxes)
+    return 0.0 if any(w.boxes for w in workers) else 1.0
+
+
+def worker_colours(worker_ids: Iterable[str]) -> dict[str, RGB]:
+    """A stable colour per worker: sorted ids take :data:`WORKER_COLOURS` in turn."""
+    return {
+        wid: WORKER_COLOURS[i % len(WORKER_COLOURS)]
+        for i, wid in enumerate(sorted(set(worker_ids)))
+    }
+
+
+def _font(size: int = 10) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has no size argument
+        return ImageFont.load_default()
+
+
+def _text_colour(fill: RGB) -> RGB:
+    luminance = 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2]
+    return (0, 0, 0) if luminance > 140 else (255, 255, 255)
+
+
+def _finite_box(box: Mapping[str, Any]) -> bool:
+    try:
+        return all(math.isfinite(float(box[k])) for k in ("left", "top", "width", "height"))
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _resized(image: Image.Image, scale: float) -> Image.Image:
+    out = image.convert("RGB")
+    if scale != 1.0:
+        out = out.resize(
+            (max(1, round(out.width * scale)), max(1, round(out.height * scale))),
+            Image.Resampling.BILINEAR,
+        )
+    return out
+
+
+def draw_boxes(
+    image: Image.Image,
+    boxes: Sequence[Mapping[str, Any]],
+    colour: RGB,
+    *,
+    captions: Sequence[str] | None = None,
+    scale: float = 1.0,
+    line_width: int = 2,
+) -> Image.Image:
+    """Draw Ground Truth ``{left, top, width, height}`` boxes on a copy of ``image``.
+
+    The outline runs along the box's pixel edges (drawn inwards), so the pixel at
+    ``(left, top + height / 2)`` is ``colour``; captions sit on a filled tab above the box
+    (inside it when the box touches the top). Boxes with non-finite coordinates, which dirty
+    worker answers can hold, are skipped rather than failing the picture.
+
+    Args:
+        image: the picture at its original size; it is resized by ``scale`` first.
+        boxes: pixel boxes in the original image's coordinates.
+        captions: one text per box (``None`` for none).
+    """
+    out = _resized(image, scale)
+    _draw_on(out, boxes, colour, captions=captions, scale=scale, line_width=line_width)
+    return out
+
+
+def _draw_on(
+    out: Image.Image,
+    boxes: Sequence[Mapping[str, Any]],
+    colour: RGB,
+    *,
+    captions: Sequence[str] | None,
+    scale: float,
+    line_width: int,
+) -> None:
+    draw = ImageDraw.Draw(out)
+    font = _font()
+    for i, box in enumerate(boxes):
+        if not _finite_box(box):
+            continue
+        x0 = float(box["left"]) * scale
+        y0 = float(box["top"]) * scale
+        x1 = x0 + max(float(box["width"]) * scale, 1.0) - 1
+        y1 = y0 + max(float(box["height"]) * scale, 1.0) - 1
+        draw.rectangle([x0, y0, x1, y1], outline=colour, width=line_width)
+        text = captions[i] if captions is not None else ""
+        if text:
+            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+            tw, th = right - left + 4, bottom - top + 3
+            ty = y0 - th if y0 - th >= 0 else y0 + line_width
+            draw.rectangle([x0, ty, x0 + tw, ty + th], fill=colour)
+            draw.text((x0 + 2 - left, ty + 1 - top), text, fill=_text_colour(colour), font=font)
+
+
+def _legend(draw: ImageDraw.ImageDraw, x: int, y: int, entries: Sequence[tuple[str, RGB]]) -> None:
+    font = _font()
+    for text, colour in entries:
+        draw.rectangle([x, y + 2, x + 9, y + 11], fill=colour)
+        draw.text((x + 12, y + 1), text, fill=(0, 0, 0), font=font)
+        x += 12 + int(draw.textlength(text, font=font)) + 10
+
+
+def render_review_image(
+    image: Image.Image,
+    item: ReviewItem,
+    *,
+    colours: Mapping[str, RGB] | None = None,
+    scale: float = 1.0,
+) -> Image.Image:
+    """The review picture of one object: consensus panel, then (if known) the workers' panel.
+
+    The left panel shows the consolidated boxes in :data:`CONSENSUS_COLOUR`, captioned
+    ``label confidence``; the right one (only when ``item.workers`` is not empty) shows every
+    worker's boxes in that worker's colour. A legend strip under the panels names the
+    colours. Panels are ``scale`` times the image size and start at x = 0 and
+    x = panel width + 6.
+    """
+    consensus = draw_boxes(
+        image,
+        item.boxes,
+        CONSENSUS_COLOUR,
+        captions=[f"{b['label']} {float(b['confidence']):.2f}" for b in item.boxes],
+        scale=scale,
+    )
+    panels = [consensus]
+    legend: list[tuple[str, RGB]] = [("consensus", CONSENSUS_COLOUR)]
+    if item.workers:
+        palette = dict(colours or worker_colours(w.worker_id for w in item.workers))
+        for wid, colour in worker_colours(w.worker_id for w in item.workers).items():
+            palette.setdefault(wid, colour)
+        workers_panel = _resized(image, scale)
+        for answer in sorted(item.workers, key=lambda a: a.worker_id):
+            _draw_on(
+                workers_panel,
+                answer.boxes,
+                palette[answer.worker_id],
+                captions=None,
+                scale=scale,
+                line_width=2,
+            )
+        panels.append(workers_panel)
+        legend += [(_short(a.worker_id), palette[a.worker_id]) for a in item.workers]
+    width = sum(p.width for p in panels) + _PANEL_GAP * (len(panels) - 1)
+    height = max(p.height for p in panels) + _LEGEND_HEIGHT
+    sheet = Image.new("RGB", (width, height), (255, 255, 255))
+    x = 0
+    for panel in panels:
+        sheet.paste(panel, (x, 0))
+        x += panel.width + _PANEL_GAP
+    _legend(ImageDraw.Draw(sheet), 2, height - _LEGEND_HEIGHT, legend)
+    return sheet
+
+
+def _short(worker_id: str) -> str:
+    """Worker ids like ``private.us-east-1.0123abcd`` shortened to their last part.
+
+    A long part keeps its end, where ids of one team differ (``sim20261124w03``).
+    """
+    part = worker_id.rsplit(".", 1)[-1]
+    return (part if len(part) <= 12 else "…" + part[-11:]) or "?"
+
+
+def contact_sheet(
+    images: Sequence[tuple[Image.Image, str]],
+    *,
+    columns: int = 6,
+    cell: tuple[int, int] = (240, 120),
+) -> Image.Image:
+    """Thumbnails in a grid, each fitted into ``cell`` with its caption underneath.
+
+    The sheet is exactly ``columns * cell[0]`` wide (fewer columns when there are fewer
+    images) and ``rows * (cell[1] + CONTACT_LABEL_HEIGHT)`` high.
+    """
+    if columns < 1:
+        raise ValueError(f"columns must be >= 1, got {columns}")
+    cols = max(1, min(columns, len(images)))
+    rows = max(1, math.ceil(len(images) / cols))
+    cw, ch = cell
+    sheet = Image.new("RGB", (cols * cw, rows * (ch + CONTACT_LABEL_HEIGHT)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    font = _font()
+    for i, (img, caption) in enumerate(images):
+        thumb = img.convert("RGB")
+        thumb.thumbnail((cw - 4, ch - 4), Image.Resampling.LANCZOS)
+        r, c = divmod(i, cols)
+        x, y = c * cw, r * (ch + CONTACT_LABEL_HEIGHT)
+        sheet.paste(thumb, (x + (cw - thumb.width) // 2, y + (ch - thumb.height) // 2))
+        text = caption
+        while text and draw.textlength(text, font=font) > cw - 4:
+            text = text[:-2] + "…" if len(text) > 2 else ""
+        draw.text((x + 2, y + ch + 2), text, fill=(0, 0, 0), font=font)
+    return sheet
+
+
+def worker_quality_rows(
+    items: Sequence[ReviewItem], *, settings: ConsolidationSettings | None = None
+) -> list[dict[str, Any]]:
+    """The worker-quality table of the items' worker answers.
+
+    Quality needs to know which consensus box each worker box joined, so each image's
+    answers are consolidated again with :func:`~gt_toolkit.consolidation.engine.consolidate_image`
+    (``settings``, default: the toolkit's defaults); the manifest's own boxes may come from
+    another consolidation (Ground Truth's built-in one) and carry no such link. One row per
+    worker, sorted by worker id.
+    """
+    acc = QualityAccumulator()
+    for item in items:
+        if not item.workers:
+            continue
+        answers = [a.boxes for a in item.workers]
+        consolidation = consolidate_image(
+            answers, settings=settings or ConsolidationSettings(), image_size=item.image_size
+        )
+        acc.add(
+            [a.worker_id for a in item.workers],
+            answers,
+            consolidation,
+            image_size=item.image_size,
+            time_spent=[a.time_spent for a in item.workers],
+        )
+    return [q.to_json() for q in acc.result()]
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin-bottom:1.5em}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f2f2f2}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+img{image-rendering:auto;max-width:100%}
+.swatch{display:inline-block;width:.8em;height:.8em;margin-right:.3em;vertical-align:middle}
+""".strip()
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def build_review_html(
+    items: Sequence[ReviewItem],
+    pictures: Mapping[str, bytes],
+    *,
+    quality: Sequence[Mapping[str, Any]] = (),
+    colours: Mapping[str, RGB] | None = None,
+    title: str = "Ground Truth review",
+    notes: Sequence[str] = (),
+) -> str:
+    """A self-contained HTML page: worker-quality table, then one row per image.
+
+    Rows follow ``items`` order (pass them sorted by agreement). ``pictures`` maps a
+    source-ref to its PNG bytes, inlined as a ``data:`` URI; every user-supplied string is
+    HTML-escaped.
+    """
+    esc = html.escape
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+    out += [f"<p>{esc(n)}</p>" for n in notes]
+    out.append("<h2>Worker quality</h2>")
+    if quality:
+        keys = list(quality[0])
+        palette = colours or {}
+        out.append('<table id="worker-quality"><thead><tr>')
+        out += [f"<th>{esc(str(k))}</th>" for k in keys]
+        out.append("</tr></thead><tbody>")
+        for row in quality:
+            cells = []
+            for k in keys:
+                v = row.get(k)
+                if k == "worker_id" and str(v) in palette:
+                    r, g, b = palette[str(v)]
+                    swatch = f'<span class="swatch" style="background:rgb({r},{g},{b})"></span>'
+                    cells.append(f"<td>{swatch}{esc(_cell(v))}</td>")
+                else:
+                    cls = ' class="num"' if isinstance(v, int | float) else ""
+                    cells.append(f"<td{cls}>{esc(_cell(v))}</td>")
+            out.append("<tr>" + "".join(cells) + "</tr>")
+        out.append("</tbody></table>")
+    else:
+        out.append(
+            '<p id="worker-quality">No worker answers were given (use '
+            "<code>--worker-responses</code>).</p>"
+        )
+    out.append("<h2>Images, lowest agreement first</h2>")
+    out.append(
+        '<table id="images"><thead><tr><th>#</th><th>image</th><th>agreement</th>'
+        "<th>boxes (label confidence)</th><th>workers</th></tr></thead><tbody>"
+    )
+    for rank, item in enumerate(items, 1):
+        png = pictures.get(item.source_ref)
+        picture = (
+            f'<img alt="{esc(item.source_ref)}" src="{_data_uri(png)}">' if png else "no image"
+        )
+        boxes = (
+            "<br>".join(esc(f"{b['label']} {float(b['confidence']):.2f}") for b in item.boxes)
+            or "none"
+        )
+        workers = (
+            "<br>".join(
+                esc(f"{a.worker_id}: {len(a.boxes)} box(es)")
+                for a in sorted(item.workers, key=lambda a: a.worker_id)
+            )
+            or "–"
+        )
+        out.append(
+            f'<tr class="image-row" data-source-ref="{esc(item.source_ref)}" '
+            f'data-agreement="{item.agreement:.6f}">'
+            f'<td class="num">{rank}</td>'
+            f"<td>{picture}<br><code>{esc(item.source_ref)}</code></td>"
+            f'<td class="num">{item.agreement:.3f}</td><td>{boxes}</td><td>{workers}</td></tr>'
+        )
+    out.append("</tbody></table></body></html>")
+    return "\n".join(out)
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG", optimize=False)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- I/O edges
+
+
+def image_resolver(
+    *,
+    images_dir: str | os.PathLike[str] | None = None,
+    images_prefix: str | None = None,
+    store: S3Store | None = None,
+) -> Callable[[str], bytes | None]:
+    """A function from a ``source-ref`` to the image bytes, or ``None`` when not found.
+
+    Without ``images_dir`` the image is read from S3 (or the local path the source-ref
+    names). With it, the file is looked up in that folder as: the key relative to
+    ``images_prefix`` (when the source-ref starts with it), then the whole key, then the
+    key's basename; the first that exists wins.
+    """
+
+    def from_store(source_ref: str) -> bytes | None:
+        try:
+            return read_bytes(source_ref, store=store)
+        except StorageError:
+            return None
+
+    if images_dir is None:
+        return from_store
+    root = Path(images_dir)
+
+    def from_dir(source_ref: str) -> bytes | None:
+        key = parse_s3_uri(source_ref)[1] if is_s3_uri(source_ref) else source_ref
+        candidates = []
+        if images_prefix and source_ref.startswith(images_prefix):
+            candidates.append(source_ref[len(images_prefix) :].lstrip("/"))
+        candidates += [key.lstrip("/"), PurePosixPath(key).name]
+        for rel in candidates:
+            path = root / rel
+            if rel and path.is_file():
+                return path.read_bytes()
+        return None
+
+    return from_dir
+
+
+def read_worker_responses(
+    prefix: str, *, store: S3Store | None = None
+) -> dict[str, list[BoundingBoxAnswer]]:
+    """Every worker's answer per ``datasetObjectId`` from a job's worker-response files.
+
+    ``prefix`` is the job's output prefix (local folder or ``s3://``); files are found and
+    parsed by :mod:`gt_toolkit.consolidation.reconsolidate`, so both read the same answers (the
+    latest
+    iteration of each object).
+
+    Raises:
+        StorageError: the prefix holds no worker-response file.
+        ConsolidationError: a file that is not a worker-response document.
+    """
+    answers: dict[str, list[BoundingBoxAnswer]] = {}
+    for object_id, names in sorted(find_worker_responses(prefix, store=store).items()):
+        for name in names:
+            try:
+                answers.setdefault(str(object_id), []).extend(
+                    parse_worker_response(orjson.loads(read_bytes(name, store=store)))
+                )
+            except (orjson.JSONDecodeError, ConsolidationError) as exc:
+                raise ConsolidationError(f"{name}: not a worker-response file ({exc})") from exc
+    return answers
+
+
+@dataclass(slots=True, kw_only=True)
+class ReviewSummary:
+    """What :func:`write_review` wrote and saw."""
+
+    out_dir: str
+    report: str
+    contact_sheet: str
+    pictures: list[str]
+    images: int
+    missing_images: list[str]
+    lowest: list[tuple[str, float]]
+    quality: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "out_dir": self.out_dir,
+            "report": self.report,
+            "contact_sheet": self.contact_sheet,
+            "pictures": self.pictures,
+            "images": self.images,
+            "missing_images": self.missing_images,
+            "lowest": [{"source-ref": s, "agreement": a} for s, a in self.lowest],
+            "quality": self.quality,
+        }
+
+
+def _picture_name(source_ref: str, rank: int) -> str:
+    base = PurePosixPath(parse_s3_uri(source_ref)[1] if is_s3_uri(source_ref) else source_ref)
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in base.stem)[:80]
+    return f"{rank:04d}_{stem}.png"
+
+
+def _placeholder(size: ImageSize | None) -> Image.Image:
+    w, h = (size["width"], size["height"]) if size else _MISSING_SIZE
+    img = Image.new("RGB", (max(w, 1), max(h, 1)), (200, 200, 200))
+    ImageDraw.Draw(img).text((4, 4), "image not found", fill=(120, 0, 0), font=_font())
+    return img
+
+
+def write_review(
+    manifest: Location,
+    out_dir: str | os.PathLike[str],
+    *,
+    worker_responses: str | None = None,
+    images_dir: str | os.PathLike[str] | None = None,
+    images_prefix: str | None = None,
+    label_attribute: str | None = None,
+    limit: int | None = None,
+    min_width: int = 320,
+    store: S3Store | None = None,
+) -> ReviewSummary:
+    """Draw every object of an output manifest and write the review folder.
+
+    Writes ``out_dir/images/NNNN_<name>.png`` (rank by agreement, lowest first),
+    ``out_dir/contact_sheet.png``, ``out_dir/report.html`` and ``out_dir/review.json``.
+    Worker answers are matched to manifest lines by ``datasetObjectId``, the object's
+    0-based position in the manifest. An image that cannot be found is drawn as a grey
+    placeholder and listed, so one missing file does not hide the rest of the review.
+
+    Args:
+        manifest: the output manifest (local or ``s3://``).
+        worker_responses: the job's output prefix holding ``annotations/worker-response``.
+        images_dir: read images from this folder instead of S3 (see :func:`image_resolver`).
+        images_prefix: the source-ref prefix that ``images_dir`` mirrors.
+        limit: draw only this many objects, lowest agreement first (``None``: all).
+        min_width: small images are scaled up to at least this width for legibility.
+    """
+    out = Path(out_dir)
+    records = list(iter_detection_records(manifest, label_attribute=label_attribute, store=store))
+    answers = read_worker_responses(worker_responses, store=store) if worker_responses else {}
+    items = [
+        ReviewItem(
+            source_ref=rec.source_ref,
+            boxes=[
+                {
+                    "label": b.label,
+                    "left": b.left,
+                    "top": b.top,
+                    "width": b.width,
+                    "height": b.height,
+                    "confidence": b.confidence if b.confidence is not None else 0.0,
+                }
+                for b in rec.boxes
+            ],
+            workers=answers.get(str(rec.line_no - 1), []),
+            image_size=rec.image_size,
+            line_no=rec.line_no,
+        )
+        for rec in records
+    ]
+    items.sort(key=lambda it: (it.agreement, it.line_no))
+    if limit is not None:
+        items = items[:limit]
+    colours = worker_colours(a.worker_id for it in items for a in it.workers)
+    resolve = image_resolver(images_dir=images_dir, images_prefix=images_prefix, store=store)
+    pictures: dict[str, bytes] = {}
+    names: list[str] = []
+    thumbs: list[tuple[Image.Image, str]] = []
+    missing: list[str] = []
+    for rank, item in enumerate(items, 1):
+        data = resolve(item.source_ref)
+        image: Image.Image
+        if data is None:
+            missing.append(item.source_ref)
+            image = _placeholder(item.image_size)
+        else:
+            try:
+                with Image.open(io.BytesIO(data)) as opened:
+                    image = opened.convert("RGB")
+            except OSError:
+                missing.append(item.source_ref)
+                image = _placeholder(item.image_size)
+        scale = max(1.0, min_width / image.width) if min_width else 1.0
+        picture = render_review_image(image, item, colours=colours, scale=scale)
+        png = _png(picture)
+        pictures[item.source_ref] = png
+        name = _picture_name(item.source_ref, rank)
+        write_bytes(out / "images" / name, png)
+        names.append(f"images/{name}")
+        thumbs.append(
+            (picture, f"{rank}. {PurePosixPath(item.source_ref).name} {item.agreement:.2f}")
+        )
+    quality = worker_quality_rows(items) if answers else []
+    sheet = contact_sheet(thumbs) if thumbs else Image.new("RGB", (1, 1), (255, 255, 255))
+    write_bytes(out / "contact_sheet.png", _png(sheet))
+    notes = [
+        f"{len(items)} of {len(records)} objects from {os.fspath(manifest)}, lowest agreement "
+        "(mean consolidated confidence) first.",
+    ]
+    if missing:
+        notes.append(f"{len(missing)} image(s) could not be read and are drawn as placeholders.")
+    page = build_review_html(
+        items,
+        pictures,
+        quality=quality,
+        colours=colours,
+        title="Ground Truth review",
+        notes=notes,
+    )
+    write_bytes(out / "report.html", page.encode("utf-8"))
+    summary = ReviewSummary(
+        out_dir=str(out),
+        report=str(out / "report.html"),
+        contact_sheet=str(out / "contact_sheet.png"),
+        pictures=names,
+        images=len(items),
+        missing_images=missing,
+        lowest=[(it.source_ref, it.agreement) for it in items[:10]],
+        quality=quality,
+    )
+    write_json(out / "review.json", summary.to_json())
+    return summary

@@ -1,0 +1,132 @@
+"""Input manifests from data: an S3 prefix or a local folder to ``source-ref`` lines.
+
+Both sources stream in key order (S3 lists keys sorted; the folder walk visits entries in the
+same byte order), so a bucket of millions of keys never sits in memory.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from gt_toolkit.errors import NoMatchingObjectsError, StorageError, ValidationError
+from gt_toolkit.formats.manifest import write_manifest
+from gt_toolkit.storage.files import Location, join_location
+from gt_toolkit.storage.s3 import DEFAULT_IMAGE_EXTENSIONS, S3Store, is_s3_uri, parse_s3_uri
+
+__all__ = [
+    "iter_folder_keys",
+    "iter_input_records",
+    "write_input_manifest",
+]
+
+
+def iter_folder_keys(
+    folder: str | os.PathLike[str],
+    *,
+    extensions: Iterable[str] | None = DEFAULT_IMAGE_EXTENSIONS,
+    exclude: Iterable[str] = (),
+) -> Iterator[str]:
+    """Relative POSIX keys of the files under ``folder``, recursively, in sorted key order.
+
+    Raises:
+        StorageError: the folder does not exist.
+        NoMatchingObjectsError: nothing matches.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise StorageError(f"{root}: not a folder")
+    exts = tuple(e.lower() for e in extensions) if extensions is not None else None
+    patterns = tuple(exclude)
+    found = 0
+
+    def walk(path: Path, rel: str) -> Iterator[str]:
+        with os.scandir(path) as it:
+            # "name/" for folders sorts exactly as their keys do among sibling files.
+            entries = sorted(((e.name + "/" if e.is_dir() else e.name), e) for e in it)
+        for sort_name, entry in entries:
+            key = rel + entry.name
+            if sort_name.endswith("/"):
+                yield from walk(Path(entry.path), key + "/")
+            elif entry.is_file():
+                yield key
+
+    for key in walk(root, ""):
+        if exts is not None and not key.lower().endswith(exts):
+            continue
+        if any(fnmatch.fnmatchcase(key, p) for p in patterns):
+            continue
+        found += 1
+        yield key
+    if not found:
+        raise NoMatchingObjectsError(f"no file under {root} matches {list(exts or ['*'])}")
+
+
+def iter_input_records(
+    source: Location,
+    *,
+    s3_prefix: str | None = None,
+    extensions: Iterable[str] | None = DEFAULT_IMAGE_EXTENSIONS,
+    exclude: Iterable[str] = (),
+    extra: Mapping[str, Any] | None = None,
+    store: S3Store | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Stream ``{"source-ref": ...}`` records for an S3 prefix or a local folder.
+
+    Args:
+        source: ``s3://bucket/prefix/`` or a local folder.
+        s3_prefix: for a folder, the ``s3://bucket/prefix/`` the files are (or will be)
+            uploaded to; required for folders, ignored for S3 sources.
+        extensions: suffixes to keep (case-insensitive); ``None`` keeps all files.
+        exclude: glob patterns on the key relative to the source.
+        extra: attributes added to every line (copied by Ground Truth into the output).
+    """
+    extra = dict(extra or {})
+    problems = [
+        f"extra attribute {name!r} is reserved or starts with '$'"
+        for name in extra
+        if name in ("source-ref", "source") or name.startswith("$")
+    ]
+    if problems:
+        raise ValidationError(problems, what="extra attributes")
+    text = os.fspath(source)
+    if is_s3_uri(text):
+        store = store if store is not None else S3Store()
+        for obj in store.iter_objects(text, extensions=extensions, exclude=exclude):
+            yield {"source-ref": obj.uri, **extra}
+        return
+    if not Path(text).is_dir():
+        raise StorageError(f"{text}: not a folder (nor an s3:// prefix)")
+    if s3_prefix is None:
+        raise ValidationError(
+            [f"{text} is a local folder: give the s3://bucket/prefix/ its files are uploaded to"],
+            what="manifest source",
+        )
+    parse_s3_uri(s3_prefix, require_key=False)
+    for key in iter_folder_keys(text, extensions=extensions, exclude=exclude):
+        yield {"source-ref": join_location(s3_prefix, key), **extra}
+
+
+def write_input_manifest(
+    source: Location,
+    out: Location,
+    *,
+    s3_prefix: str | None = None,
+    extensions: Iterable[str] | None = DEFAULT_IMAGE_EXTENSIONS,
+    exclude: Iterable[str] = (),
+    extra: Mapping[str, Any] | None = None,
+    store: S3Store | None = None,
+) -> int:
+    """Write the input manifest for ``source`` to ``out`` (local or S3); return the line count."""
+    records = iter_input_records(
+        source,
+        s3_prefix=s3_prefix,
+        extensions=extensions,
+        exclude=exclude,
+        extra=extra,
+        store=store,
+    )
+    return write_manifest(records, out, store=store)

@@ -1,0 +1,210 @@
+"""Label category configuration files (``LabelCategoryConfigS3Uri``) and label rules.
+
+Ground Truth reads the label list of a built-in job from a small JSON file::
+
+    {"document-version": "2018-11-28", "labels": [{"label": "car"}, {"label": "bike"}]}
+
+The rules it enforces (``shared/spec/ground-truth-formats.md`` sections 1 and 5) are checked
+here once, so the template renderer, the CLI and the labeling-job request builder agree:
+labels are unique strings of 1 to 256 characters; bounding-box and multi-label jobs take at
+most 50; classification jobs need at least 2. Writers emit the documented ``2018-11-28``
+version; readers also accept ``2021-05-13`` (seen in real console jobs) and files without a
+version (the AWS example notebooks omit it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import orjson
+
+from gt_toolkit.errors import ValidationError
+from gt_toolkit.storage.files import Location, read_bytes, write_json
+from gt_toolkit.storage.s3 import S3Store
+
+__all__ = [
+    "DOCUMENT_VERSION",
+    "KNOWN_DOCUMENT_VERSIONS",
+    "MAX_LABEL_LENGTH",
+    "TASK_TYPES",
+    "build_label_category_config",
+    "label_limits",
+    "parse_label_category_config",
+    "read_label_category_config",
+    "validate_labels",
+    "write_label_category_config",
+]
+
+DOCUMENT_VERSION: Final = "2018-11-28"
+"""The version AWS documents; what we write."""
+
+KNOWN_DOCUMENT_VERSIONS: Final = frozenset({"2018-11-28", "2021-05-13"})
+"""Versions we read: the documented one and the one real console jobs write."""
+
+MAX_LABEL_LENGTH: Final = 256
+
+# task type -> (minimum labels, maximum labels or None for unlimited).
+# Names follow the PRE-/ACS- Lambda suffixes. Limits: [DG] input-data-limits and the
+# label-category-config rules (single-label classification is unlimited by API).
+TASK_TYPES: Final[Mapping[str, tuple[int, int | None]]] = {
+    "BoundingBox": (1, 50),
+    "VerificationBoundingBox": (1, 50),
+    "AdjustmentBoundingBox": (1, 50),
+    "ImageMultiClass": (2, None),
+    "TextMultiClass": (2, None),
+    "ImageMultiClassMultiLabel": (2, 50),
+    "TextMultiClassMultiLabel": (2, 50),
+    "SemanticSegmentation": (1, None),
+    "NamedEntityRecognition": (1, None),
+    "Custom": (1, None),
+}
+
+
+def label_limits(task_type: str) -> tuple[int, int | None]:
+    """``(minimum, maximum or None)`` label count for a task type.
+
+    Raises:
+        ValidationError: an unknown task type (the message lists the known ones).
+    """
+    try:
+        return TASK_TYPES[task_type]
+    except KeyError:
+        known = ", ".join(sorted(TASK_TYPES))
+        raise ValidationError(
+            [f"unknown task type {task_type!r}; expected one of: {known}"], what="label list"
+        ) from None
+
+
+def validate_labels(labels: Sequence[object], *, task_type: str = "BoundingBox") -> list[str]:
+    """Every problem with a label list for a task type; an empty list means it is valid.
+
+    Checks what Ground Truth rejects (count, length, duplicates) plus two things it accepts
+    but workers cannot use: non-string and blank labels.
+
+    Examples:
+        >>> validate_labels(["car", "car"])
+        ["label 'car' appears 2 times (labels must be unique)"]
+    """
+    low, high = label_limits(task_type)
+    problems: list[str] = []
+    if isinstance(labels, str | bytes):
+        return [f"labels must be a list of strings, not a single {type(labels).__name__}"]
+    count = len(labels)
+    if count < low:
+        need = "at least 2 labels" if low == 2 else "at least 1 label"
+        problems.append(f"{task_type} jobs need {need}, got {count}")
+    if high is not None and count > high:
+        problems.append(f"{task_type} jobs allow at most {high} labels, got {count}")
+    seen: dict[str, int] = {}
+    for index, label in enumerate(labels):
+        if not isinstance(label, str):
+            problems.append(f"label #{index + 1} is a {type(label).__name__}, not a string")
+            continue
+        if not label:
+            problems.append(f"label #{index + 1} is empty (labels need 1 to 256 characters)")
+            continue
+        if not label.strip():
+            problems.append(f"label #{index + 1} is only whitespace; workers could not see it")
+        if len(label) > MAX_LABEL_LENGTH:
+            problems.append(
+                f"label #{index + 1} ({label[:20]!r}...) has {len(label)} characters; "
+                f"the limit is {MAX_LABEL_LENGTH}"
+            )
+        seen[label] = seen.get(label, 0) + 1
+    for label, times in seen.items():
+        if times > 1:
+            problems.append(f"label {label!r} appears {times} times (labels must be unique)")
+    return problems
+
+
+def build_label_category_config(
+    labels: Sequence[str],
+    *,
+    task_type: str = "BoundingBox",
+    short_instruction: str | None = None,
+    full_instruction: str | None = None,
+) -> dict[str, Any]:
+    """The label category config document for ``LabelCategoryConfigS3Uri``.
+
+    Args:
+        labels: the label names, in the order workers should see them.
+        task_type: the built-in task type (a key of :data:`TASK_TYPES`); sets the limits.
+        short_instruction: NER jobs take their instructions from this file.
+        full_instruction: as ``short_instruction``.
+
+    Raises:
+        ValidationError: every problem :func:`validate_labels` finds, at once.
+
+    Examples:
+        >>> build_label_category_config(["car", "bike"])
+        {'document-version': '2018-11-28', 'labels': [{'label': 'car'}, {'label': 'bike'}]}
+    """
+    problems = validate_labels(labels, task_type=task_type)
+    if problems:
+        raise ValidationError(problems, what="label list")
+    config: dict[str, Any] = {
+        "document-version": DOCUMENT_VERSION,
+        "labels": [{"label": label} for label in labels],
+    }
+    if short_instruction is not None or full_instruction is not None:
+        config["instructions"] = {
+            "shortInstruction": short_instruction or "",
+            "fullInstruction": full_instruction or "",
+        }
+    return config
+
+
+def parse_label_category_config(document: Mapping[str, Any] | str | bytes) -> list[str]:
+    """The label names in a label category config (either document version, or none).
+
+    Raises:
+        ValidationError: not JSON, an unknown version, or a malformed ``labels`` list.
+    """
+    if isinstance(document, str | bytes):
+        try:
+            document = orjson.loads(document)
+        except orjson.JSONDecodeError as exc:
+            raise ValidationError([f"not JSON: {exc}"], what="label category config") from exc
+    if not isinstance(document, Mapping):
+        raise ValidationError(
+            [f"expected a JSON object, got {type(document).__name__}"],
+            what="label category config",
+        )
+    problems: list[str] = []
+    version = document.get("document-version")
+    if version is not None and version not in KNOWN_DOCUMENT_VERSIONS:
+        known = ", ".join(sorted(KNOWN_DOCUMENT_VERSIONS))
+        problems.append(f"unknown document-version {version!r} (known: {known})")
+    entries = document.get("labels")
+    labels: list[str] = []
+    if not isinstance(entries, list):
+        problems.append('"labels" must be a list of {"label": ...} objects')
+    else:
+        for index, entry in enumerate(entries):
+            name = entry.get("label") if isinstance(entry, Mapping) else None
+            if not isinstance(name, str):
+                problems.append(f'labels[{index}] has no string "label"')
+            else:
+                labels.append(name)
+    if problems:
+        raise ValidationError(problems, what="label category config")
+    return labels
+
+
+def read_label_category_config(location: Location, *, store: S3Store | None = None) -> list[str]:
+    """Read a label category config from a local path or ``s3://`` URI; return the labels."""
+    return parse_label_category_config(read_bytes(location, store=store))
+
+
+def write_label_category_config(
+    labels: Sequence[str],
+    location: Location,
+    *,
+    task_type: str = "BoundingBox",
+    store: S3Store | None = None,
+) -> dict[str, Any]:
+    """Validate, build and write a label category config; returns the document written."""
+    config = build_label_category_config(labels, task_type=task_type)
+    write_json(location, config, store=store)
+    return config

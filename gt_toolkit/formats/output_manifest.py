@@ -1,0 +1,958 @@
+"""Read Ground Truth *output* manifests: find the label, check it, say what was dropped and why.
+
+An output manifest is an input manifest with ``<attr>`` + ``<attr>-metadata`` pairs added
+(``shared/spec/ground-truth-formats.md`` §2). The label attribute is the job name for console
+jobs and anything for API jobs, so it is found by its ``-metadata`` partner and that
+partner's ``type``, never by guessing from names. Chained and adjustment jobs add more pairs;
+the newest by ``creation-date`` wins unless the caller names one.
+
+The pure core is :func:`detect_label_attributes` and :class:`OutputReader`, which maps
+parsed lines (from :func:`gt_toolkit.formats.manifest.parse_manifest_lines`) to records or rejects.
+:func:`iter_detection_records` and :func:`iter_classification_records` are the I/O edges:
+they stream a local file or S3 object in constant memory and write one rejects file holding
+both unparsable lines and labels that cannot be used (failed objects, broken labels, boxes
+outside the image, and empty images when asked), each with its line number and reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NoReturn, cast
+
+import orjson
+
+from gt_toolkit.errors import ConversionError, ManifestError
+from gt_toolkit.formats.detection_label import DETECTION_TYPE, LabeledBox
+from gt_toolkit.formats.label_attributes import (
+    METADATA_SUFFIX,
+    LabelAttribute,
+    LabelKind,
+    detect_label_attributes,
+    parse_creation_date,
+)
+from gt_toolkit.formats.manifest import (
+    ManifestLine,
+    ReadStats,
+    RejectedLine,
+    RejectPolicy,
+    iter_accepted_lines,
+)
+from gt_toolkit.storage.files import Location, atomic_output, iter_raw_lines
+from gt_toolkit.storage.s3 import S3Store
+from gt_toolkit.types import ImageSize
+
+__all__ = [
+    "BoxPolicy",
+    "ClassMap",
+    "ClassificationRecord",
+    "DetectionRecord",
+    "EmptyPolicy",
+    "LabelAttribute",
+    "LabelKind",
+    "OutputReader",
+    "OutputRejectReason",
+    "OutputStats",
+    "detect_label_attributes",
+    "iter_classification_records",
+    "iter_detection_records",
+    "iter_output_records",
+    "parse_creation_date",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class OutputRejectReason(StrEnum):
+    """Why an output-manifest object was not converted (on top of manifest reject reasons)."""
+
+    FAILED_OBJECT = "failed-object"
+    NO_LABEL = "no-label"
+    INVALID_LABEL = "invalid-label"
+    WRONG_TYPE = "wrong-label-type"
+    BOX_OUTSIDE_IMAGE = "box-outside-image"
+    EMPTY_IMAGE = "empty-image"
+    NO_SOURCE_REF = "no-source-ref"
+
+
+class BoxPolicy(StrEnum):
+    """Boxes reaching outside ``image_size``: clip them to the image, or reject the line."""
+
+    CLIP = "clip"
+    REJECT = "reject"
+
+
+class EmptyPolicy(StrEnum):
+    """Objects labeled with no boxes (or no classes): keep them, or send them to rejects."""
+
+    KEEP = "keep"
+    REJECT = "reject"
+
+
+def _refusal(attr: LabelAttribute) -> str:
+    """Why an attribute cannot be converted, in words a user can act on."""
+    what = f"label attribute {attr.name!r} ({attr.type or 'no type'})"
+    low = attr.type.lower()
+    if attr.name.endswith("-ref") or "video" in low or "point-cloud" in low or "3d" in low:
+        return (
+            f"{what} cannot be converted: video-frame, 3D point cloud and semantic segmentation "
+            "outputs are '-ref' attributes pointing at a label file or mask per object "
+            "(e.g. SeqLabel.json), not boxes in the manifest, so they cannot feed training "
+            "channels directly (see AWS sagemaker-examples #1682)"
+        )
+    if "segmentation" in low:
+        return f"{what} cannot be converted: semantic segmentation labels are mask images"
+    return (
+        f"{what} cannot be converted: only groundtruth/object-detection, "
+        "groundtruth/image-classification and groundtruth/image-classification-multilabel "
+        "outputs are supported"
+    )
+
+
+class ClassMap:
+    """The global class-id to name map, merged across lines; a conflict is an error.
+
+    Ground Truth writes ``class-map`` per line, listing only the classes used on that line,
+    so the dataset's map is the union. Two lines that name one id differently mean the file
+    mixes jobs or was edited; converting it would silently mislabel boxes.
+    """
+
+    __slots__ = ("_first", "names")
+
+    def __init__(self, names: Mapping[int, str] | None = None) -> None:
+        self.names: dict[int, str] = dict(names or {})
+        self._first: dict[int, int] = dict.fromkeys(self.names, 0)
+
+    def add(self, class_id: int, name: str, line_no: int) -> None:
+        """Record ``class_id -> name`` seen at ``line_no``.
+
+        Raises:
+            ConversionError: the id already has another name; names both lines.
+        """
+        known = self.names.get(class_id)
+        if known is None:
+            self.names[class_id] = name
+            self._first[class_id] = line_no
+        elif known != name:
+            first = self._first[class_id]
+            where = f"line {first}" if first else "the given class map"
+            raise ConversionError(
+                f"class id {class_id} is named {known!r} at {where} but {name!r} at line "
+                f"{line_no}; the manifest mixes label sets (pick one job's lines, or fix the "
+                "class-map)"
+            )
+
+    def name_of(self, class_id: int) -> str:
+        """The name of ``class_id``; its decimal string when no line named it."""
+        return self.names.get(class_id) or str(class_id)
+
+    def sorted_names(self) -> list[str]:
+        """Names in class-id order (the order training formats use for their indices)."""
+        return [self.name_of(i) for i in sorted(self.names)]
+
+    def to_json(self) -> dict[str, str]:
+        """``{"0": "car", ...}``: Ground Truth's ``class-map`` spelling, id-sorted."""
+        return {str(i): self.names[i] for i in sorted(self.names)}
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+@dataclass(slots=True)
+class OutputStats:
+    """What one read saw; the basis of the conversion summary."""
+
+    read: ReadStats = field(default_factory=ReadStats)
+    attribute: str | None = None
+    label_type: str | None = None
+    other_attributes: list[str] = field(default_factory=list)
+    objects: int = 0
+    empty_images: int = 0
+    boxes: int = 0
+    max_boxes: int = 0
+    boxes_per_class: Counter[str] = field(default_factory=Counter)
+    images_per_class: Counter[str] = field(default_factory=Counter)
+    clipped_boxes: int = 0
+    dropped_boxes: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    class_map: ClassMap = field(default_factory=ClassMap)
+
+    @property
+    def rejected_total(self) -> int:
+        """Every rejected line, manifest-level or label-level."""
+        return sum(self.rejected.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary written next to converted outputs."""
+        return {
+            "lines": self.read.lines,
+            "blank_lines": self.read.blank,
+            "label_attribute": self.attribute,
+            "label_type": self.label_type,
+            "other_label_attributes": self.other_attributes,
+            "objects": self.objects,
+            "empty_images": self.empty_images,
+            "boxes": self.boxes,
+            "max_boxes_per_image": self.max_boxes,
+            "boxes_per_class": dict(sorted(self.boxes_per_class.items())),
+            "images_per_class": dict(sorted(self.images_per_class.items())),
+            "clipped_boxes": self.clipped_boxes,
+            "dropped_boxes": self.dropped_boxes,
+            "rejected": self.rejected_total,
+            "rejected_by_reason": dict(sorted(self.rejected.items())),
+            "class_map": self.class_map.to_json(),
+        }
+
+    def summary_lines(self) -> list[str]:
+        """A short report for a person."""
+        lines = [
+            f"label attribute: {self.attribute} ({self.label_type})",
+            f"{self.read.lines} lines, {self.objects} objects converted, "
+            f"{self.empty_images} empty, {self.rejected_total} rejected",
+        ]
+        if self.boxes or self.label_type == DETECTION_TYPE:
+            per = ", ".join(f"{k}: {v}" for k, v in sorted(self.boxes_per_class.items()))
+            lines.append(f"{self.boxes} boxes (max {self.max_boxes} per image) {per}".rstrip())
+        elif self.images_per_class:
+            per = ", ".join(f"{k}: {v}" for k, v in sorted(self.images_per_class.items()))
+            lines.append(f"images per class: {per}")
+        if self.clipped_boxes or self.dropped_boxes:
+            lines.append(
+                f"{self.clipped_boxes} boxes clipped to the image, "
+                f"{self.dropped_boxes} dropped (nothing left inside)"
+            )
+        if self.rejected:
+            per = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items()))
+            lines.append(f"rejects by reason: {per}")
+        if self.other_attributes:
+            lines.append(f"other label attributes ignored: {', '.join(self.other_attributes)}")
+        return lines
+
+
+class DetectionRecord:
+    """One usable object-detection object; boxes are checked and named from the class map.
+
+    ``label`` is the (possibly clipped) label value with integer ``class_id`` values, ready
+    to be written back as a Ground Truth label; ``labels`` are the box class names in box
+    order. ``boxes`` (:class:`LabeledBox` values) are built on first use: manifest-to-
+    manifest targets never need them, and building them is most of a line's cost.
+    """
+
+    __slots__ = (
+        "_boxes",
+        "_objects",
+        "attribute",
+        "data",
+        "image_size",
+        "label",
+        "labels",
+        "line_no",
+        "source_ref",
+    )
+
+    def __init__(
+        self,
+        line_no: int,
+        data: dict[str, Any],
+        source_ref: str,
+        attribute: str,
+        image_size: ImageSize | None,
+        label: dict[str, Any],
+        labels: list[str],
+        objects: list[Any],
+    ) -> None:
+        self.line_no = line_no
+        self.data = data
+        self.source_ref = source_ref
+        self.attribute = attribute
+        self.image_size = image_size
+        self.label = label
+        self.labels = labels
+        self._objects = objects
+        self._boxes: list[LabeledBox] | None = None
+
+    @property
+    def boxes(self) -> list[LabeledBox]:
+        """The checked boxes with names and confidences (pixels, xywh)."""
+        if self._boxes is None:
+            objects = self._objects
+            boxes = []
+            for i, (ann, name) in enumerate(
+                zip(self.label["annotations"], self.labels, strict=True)
+            ):
+                obj = objects[i] if i < len(objects) else None
+                conf = obj.get("confidence") if isinstance(obj, dict) else None
+                boxes.append(
+                    LabeledBox(
+                        label=name,
+                        class_id=ann["class_id"],
+                        left=ann["left"],
+                        top=ann["top"],
+                        width=ann["width"],
+                        height=ann["height"],
+                        confidence=float(conf)
+                        if isinstance(conf, int | float) and not isinstance(conf, bool)
+                        else None,
+                    )
+                )
+            self._boxes = boxes
+        return self._boxes
+
+    def __repr__(self) -> str:
+        return (
+            f"DetectionRecord(line_no={self.line_no}, source_ref={self.source_ref!r}, "
+            f"attribute={self.attribute!r}, boxes={len(self.labels)})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClassificationRecord:
+    """One usable image-classification object: its class ids (one, or several)."""
+
+    line_no: int
+    data: dict[str, Any]
+    source_ref: str
+    attribute: str
+    class_ids: list[int]
+    labels: list[str]
+    multi_label: bool
+    label: int | list[int]
+
+
+_Record = DetectionRecord | ClassificationRecord
+
+
+class _Reject(Exception):
+    """Internal: this line goes to rejects with a reason."""
+
+    def __init__(self, reason: OutputRejectReason, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+
+
+def _as_class_id(value: object) -> int:
+    if value.__class__ is int:
+        return value
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a class id")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError(f"class id {value!r} is not an integer")
+
+
+_COORDS = ("left", "top", "width", "height")
+_BOX_FIELDS = operator.itemgetter("class_id", *_COORDS)
+
+
+class OutputReader:
+    """Map parsed manifest lines to checked records; the pure core of the readers.
+
+    Args:
+        want: the label kinds the caller can use (detection, or classification kinds).
+        label_attribute: the attribute to read; ``None`` picks the newest convertible one
+            (by ``creation-date``) on the first labeled line and keeps it for the file.
+        box_policy: what to do with boxes reaching outside ``image_size``.
+        empty_policy: keep objects with no boxes/classes, or reject them.
+        class_map: a known class map to check against (and extend).
+        stats: filled in as lines go by.
+        source: the file name used in messages.
+    """
+
+    def __init__(
+        self,
+        *,
+        want: frozenset[LabelKind],
+        label_attribute: str | None = None,
+        box_policy: BoxPolicy | str = BoxPolicy.CLIP,
+        empty_policy: EmptyPolicy | str = EmptyPolicy.KEEP,
+        class_map: ClassMap | None = None,
+        stats: OutputStats | None = None,
+        source: str = "<manifest>",
+    ) -> None:
+        self.want = want
+        self.attribute = label_attribute
+        self.box_policy = BoxPolicy(box_policy)
+        self.empty_policy = EmptyPolicy(empty_policy)
+        self.stats = stats if stats is not None else OutputStats()
+        if class_map is not None:
+            self.stats.class_map = class_map
+        self.source = source
+        self._kind: LabelKind | None = None
+        self._last_class_map: object = None
+        # class-map entries ("2" -> "bike") already merged; most lines repeat a few of them
+        self._seen_class_keys: dict[str, str] = {}
+        self._last_sizes: object = None
+        self._last_size: ImageSize | None = None
+        self._others: set[str] = set()
+        if label_attribute is not None:
+            self.stats.attribute = label_attribute
+
+    # -- attribute choice --------------------------------------------------------------
+    def _choose(self, data: Mapping[str, Any], line_no: int) -> None:
+        """Lock the attribute on the first labeled line; refuse types the target cannot use."""
+        attrs = detect_label_attributes(data)
+        if self.attribute is not None:
+            named = next((a for a in attrs if a.name == self.attribute and not a.failed), None)
+            if named is not None:
+                self._accept(named, attrs, line_no)
+            return  # not on this line (or failed): the line is rejected, the next decides
+        live = [a for a in attrs if not a.failed]
+        if not live:
+            return
+        usable = [a for a in live if a.kind in self.want]
+        self._accept(usable[0] if usable else live[0], attrs, line_no)
+
+    def _accept(self, chosen: LabelAttribute, attrs: list[LabelAttribute], line_no: int) -> None:
+        if chosen.kind not in self.want:
+            if chosen.convertible:
+                raise ConversionError(
+                    f"{self.source}:{line_no}: label attribute {chosen.name!r} is "
+                    f"{chosen.type}, but this target needs "
+                    f"{' or '.join(sorted(k.value for k in self.want))}"
+                )
+            raise ConversionError(f"{self.source}:{line_no}: " + _refusal(chosen))
+        self.attribute = chosen.name
+        self._kind = chosen.kind
+        self.stats.attribute = chosen.name
+        self.stats.label_type = chosen.type or DETECTION_TYPE
+        others = sorted(a.name for a in attrs if a.name != chosen.name)
+        self.stats.other_attributes = others
+        if others:
+            logger.info("using label attribute %r; also present: %s", chosen.name, others)
+
+    # -- records ----------------------------------------------------------------------
+    def record(self, line: ManifestLine) -> _Record:
+        """Check one line and return its record.
+
+        Raises:
+            _Reject: (internal) the line goes to rejects.
+            ConversionError: the file cannot be converted at all (wrong type, class clash).
+        """
+        data = line.data
+        if self._kind is None:
+            self._choose(data, line.line_no)
+        attr = self.attribute
+        value = data.get(attr) if attr is not None and self._kind is not None else None
+        if attr is None or value is None:
+            self._unlabeled(data, attr)
+            raise AssertionError("unreachable")  # _unlabeled always raises
+        source_ref = data.get("source-ref")
+        if source_ref.__class__ is not str:
+            raise _Reject(OutputRejectReason.NO_SOURCE_REF, "no 'source-ref': not an image object")
+        meta = data.get(attr + METADATA_SUFFIX)
+        if meta.__class__ is not dict:
+            meta = {}
+        if self._kind is LabelKind.DETECTION:
+            return self._detection(line.line_no, data, source_ref, attr, value, meta)
+        return self._classification(line.line_no, data, source_ref, attr, value, meta)
+
+    def _unlabeled(self, data: Mapping[str, Any], attr: str | None) -> NoReturn:
+        for a in detect_label_attributes(data):
+            if a.failed and (attr is None or a.name == attr):
+                raise _Reject(
+                    OutputRejectReason.FAILED_OBJECT,
+                    f"{a.name!r} failed: {a.failure_reason}",
+                )
+        if attr is None:
+            raise _Reject(OutputRejectReason.NO_LABEL, "no label attribute on this line")
+        raise _Reject(OutputRejectReason.NO_LABEL, f"no {attr!r} label on this line")
+
+    def _detection(
+        self,
+        line_no: int,
+        data: dict[str, Any],
+        source_ref: str,
+        attr: str,
+        value: Any,
+        meta: Mapping[str, Any],
+    ) -> DetectionRecord:
+        if value.__class__ is not dict or value.get("annotations").__class__ is not list:
+            raise _Reject(
+                OutputRejectReason.INVALID_LABEL,
+                f"{attr!r} is not an object-detection label (no 'annotations' list)",
+            )
+        sizes = value.get("image_size")
+        if sizes != self._last_sizes:  # most jobs have few distinct image sizes
+            self._last_size = _image_size(sizes)
+            self._last_sizes = sizes
+        size = self._last_size
+        class_names = meta.get("class-map")
+        if class_names.__class__ is not dict:
+            class_names = {}
+        objects = meta.get("objects")
+        if objects.__class__ is not list:
+            objects = []
+        cmap = self.stats.class_map
+        known = cmap.names
+        if class_names != self._last_class_map:  # one C-level compare for most lines
+            seen = self._seen_class_keys
+            # All merged before (the usual case): one C-level subset test, no Python loop.
+            entries = () if class_names.items() <= seen.items() else class_names.items()
+            for key, name in entries:
+                if seen.get(key) == name:  # merged before: one dict look, no parsing
+                    continue
+                if isinstance(name, str) and isinstance(key, str) and key.lstrip("-").isdigit():
+                    key_id = int(key)
+                    if known.get(key_id) != name:
+                        cmap.add(key_id, name, line_no)
+                    seen[key] = name
+            self._last_class_map = class_names
+        source_annotations = value["annotations"]
+        annotations: list[dict[str, Any]] | None = None  # made at the first changed box
+        names: list[str] = []
+        add_name = names.append
+        get_name = known.get
+        keep: list[Any] = []
+        clipped = dropped = 0
+        big = 1 << 62
+        width_px, height_px = (size["width"], size["height"]) if size is not None else (big, big)
+        for i, ann in enumerate(source_annotations):
+            # Fast path: an int class id and numbers inside the image (what Ground Truth
+            # writes). A string, NaN or missing field fails a comparison or the lookup and
+            # takes the slow path, which decides what to do with it.
+            try:
+                cid, x, y, w, h = _BOX_FIELDS(ann)
+                fast = (
+                    cid.__class__ is int
+                    and x >= 0
+                    and y >= 0
+                    and w > 0
+                    and h > 0
+                    and x + w <= width_px
+                    and y + h <= height_px
+                )
+            except (KeyError, TypeError):
+                fast = False
+            if fast:
+                add_name(get_name(cid) or str(cid))
+                if annotations is not None:
+                    annotations.append(ann)
+                    keep.append(objects[i] if i < len(objects) else None)
+                continue
+            if annotations is None:
+                annotations = list(source_annotations[:i])
+                keep = list(objects[:i])
+            fixed_ann, name, status = self._slow_box(i, ann, size, class_names, line_no)
+            if fixed_ann is None:
+                dropped += 1
+                continue
+            if status == "clipped":
+                clipped += 1
+            annotations.append(fixed_ann)
+            add_name(name)
+            keep.append(objects[i] if i < len(objects) else None)
+        if not names and self.empty_policy is EmptyPolicy.REJECT:
+            raise _Reject(OutputRejectReason.EMPTY_IMAGE, "no boxes on this image")
+        label = value if annotations is None else {**value, "annotations": annotations}
+        st = self.stats
+        st.objects += 1
+        n = len(names)
+        st.boxes += n
+        st.clipped_boxes += clipped
+        st.dropped_boxes += dropped
+        if n > st.max_boxes:
+            st.max_boxes = n
+        if n:
+            per_class = st.boxes_per_class
+            for name in names:  # Counter.update pays an ABC isinstance check per call
+                per_class[name] += 1
+        else:
+            st.empty_images += 1
+        return DetectionRecord(
+            line_no,
+            data,
+            source_ref,
+            attr,
+            size,
+            label,
+            names,
+            objects if annotations is None else keep,
+        )
+
+    def _slow_box(
+        self,
+        i: int,
+        ann: Any,
+        size: ImageSize | None,
+        class_names: Mapping[str, Any],
+        line_no: int,
+    ) -> tuple[dict[str, Any] | None, str, str]:
+        """Check one unusual box: string ids, floats, outside the image. ``None`` = dropped."""
+        try:
+            class_id = _as_class_id(ann["class_id"])
+            left, top, width, height = (float(ann[k]) for k in _COORDS)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _Reject(
+                OutputRejectReason.INVALID_LABEL, f"annotation {i} is malformed: {exc!r}"
+            ) from None
+        if not all(map(_finite, (left, top, width, height))):
+            raise _Reject(OutputRejectReason.INVALID_LABEL, f"annotation {i}: not finite")
+        cmap = self.stats.class_map
+        name = class_names.get(str(class_id))
+        if isinstance(name, str):
+            cmap.add(class_id, name, line_no)
+        else:
+            name = cmap.name_of(class_id)
+        box = (left, top, width, height)
+        status = "ok"
+        fixed = _fit(box, size)
+        if fixed != box:
+            if self.box_policy is BoxPolicy.REJECT:
+                raise _Reject(
+                    OutputRejectReason.BOX_OUTSIDE_IMAGE,
+                    f"annotation {i} {dict(zip(_COORDS, box, strict=True))} does not "
+                    f"fit the image {size}",
+                )
+            if fixed is None:
+                return None, name, "dropped"
+            status = "clipped"
+        if fixed is None:  # unreachable: None never equals the box; narrows the type
+            return None, name, "dropped"
+        out = {**ann, "class_id": class_id}
+        out.update(zip(_COORDS, map(_num, fixed), strict=True))
+        return out, name, status
+
+    def _classification(
+        self,
+        line_no: int,
+        data: dict[str, Any],
+        source_ref: str,
+        attr: str,
+        value: Any,
+        meta: Mapping[str, Any],
+    ) -> ClassificationRecord:
+        multi = self._kind is LabelKind.MULTILABEL
+        try:
+            if multi:
+                if not isinstance(value, list):
+                    raise ValueError(f"expected a list of class ids, got {value!r}")
+                ids = sorted({_as_class_id(v) for v in value})
+            else:
+                ids = [_as_class_id(value)]
+        except ValueError as exc:
+            raise _Reject(OutputRejectReason.INVALID_LABEL, f"{attr!r}: {exc}") from None
+        cmap = self.stats.class_map
+        if multi:
+            names = meta.get("class-map")
+            if isinstance(names, Mapping):
+                for i in ids:
+                    name = names.get(str(i))
+                    if isinstance(name, str):
+                        cmap.add(i, name, line_no)
+        else:
+            name = meta.get("class-name")
+            if isinstance(name, str):
+                cmap.add(ids[0], name, line_no)
+        if not ids and self.empty_policy is EmptyPolicy.REJECT:
+            raise _Reject(OutputRejectReason.EMPTY_IMAGE, "no classes on this image")
+        labels = [cmap.name_of(i) for i in ids]
+        st = self.stats
+        st.objects += 1
+        if not ids:
+            st.empty_images += 1
+        for name in labels:
+            st.images_per_class[name] += 1
+        return ClassificationRecord(
+            line_no, data, source_ref, attr, ids, labels, multi, ids if multi else ids[0]
+        )
+
+    # -- streams ----------------------------------------------------------------------
+    def iter_records(
+        self,
+        items: Iterable[ManifestLine | RejectedLine],
+        *,
+        on_reject: Callable[[dict[str, Any]], None],
+    ) -> Iterator[_Record]:
+        """Yield records; hand every reject (manifest- or label-level) to ``on_reject``."""
+        rejected = self.stats.rejected
+        record = self.record
+        for item in items:
+            if isinstance(item, RejectedLine):
+                rejected[item.reason.value] += 1
+                on_reject(item.to_json())
+                continue
+            try:
+                yield record(item)
+            except _Reject as rej:
+                rejected[rej.reason.value] += 1
+                on_reject(
+                    {
+                        "file": self.source,
+                        "line": item.line_no,
+                        "reason": rej.reason.value,
+                        "detail": rej.detail,
+                        "raw": item.raw.decode("utf-8", "backslashreplace"),
+                    }
+                )
+
+
+def _num(x: float) -> int | float:
+    """Whole pixel values stay integers, as Ground Truth writes them."""
+    return int(x) if x.is_integer() else x
+
+
+def _finite(x: float) -> bool:
+    return x - x == 0.0
+
+
+def _image_size(value: object) -> ImageSize | None:
+    if value.__class__ is not list or not value:
+        return None
+    s0: Any = value[0]
+    if s0.__class__ is not dict:
+        return None
+    w: Any = s0.get("width")
+    h: Any = s0.get("height")
+    d: Any = s0.get("depth")
+    if not (w.__class__ is int and h.__class__ is int):
+        try:
+            w, h = int(w), int(h)
+        except (TypeError, ValueError):
+            return None
+    if w <= 0 or h <= 0:
+        return None
+    size: ImageSize = {"width": w, "height": h}
+    if d.__class__ is int:
+        size["depth"] = d
+    return size
+
+
+def _fit(
+    box: tuple[float, float, float, float], size: ImageSize | None
+) -> tuple[float, float, float, float] | None:
+    """The box clipped to the image (or unchanged), ``None`` when nothing is left inside."""
+    left, top, width, height = box
+    if width <= 0 or height <= 0:
+        return None
+    if size is None:
+        return box
+    w, h = size["width"], size["height"]
+    if left >= 0 and top >= 0 and left + width <= w and top + height <= h:
+        return box
+    x0, y0 = max(0.0, left), max(0.0, top)
+    x1, y1 = min(float(w), left + width), min(float(h), top + height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+class _RejectsFile:
+    """Collects reject records and writes them as JSON Lines when the read ends."""
+
+    def __init__(
+        self,
+        location: Location | None,
+        store: S3Store | None,
+        policy: RejectPolicy,
+        source: str,
+    ) -> None:
+        self._location = location
+        self._store = store
+        self._policy = policy
+        self._source = source
+        self._cm: Any = None
+        self._fh: Any = None
+        self.log = True
+
+    def add(self, item: dict[str, Any]) -> None:
+        if self._policy is RejectPolicy.STRICT:
+            raise ManifestError(
+                self._source, int(item["line"]), f"{item['reason']}: {item['detail']}"
+            )
+        if self._location is None:
+            if not self.log:
+                return
+            logger.warning(
+                "rejected %s:%s: %s: %s", *(item[k] for k in ("file", "line", "reason", "detail"))
+            )
+            return
+        if self._fh is None:
+            self._cm = atomic_output(self._location, store=self._store)
+            self._fh = self._cm.__enter__()
+        self._fh.write(orjson.dumps(item) + b"\n")
+
+    def close(self, exc: BaseException | None) -> None:
+        if self._cm is not None:
+            if exc is None:
+                self._cm.__exit__(None, None, None)
+            else:
+                self._cm.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def _iter_output(
+    location: Location,
+    *,
+    want: frozenset[LabelKind],
+    label_attribute: str | None,
+    policy: RejectPolicy | str,
+    rejects: Location | None,
+    stats: OutputStats | ReadStats | None,
+    store: S3Store | None,
+    box_policy: BoxPolicy | str,
+    empty_policy: EmptyPolicy | str,
+    class_map: ClassMap | None,
+    log_rejects: bool = True,
+) -> Iterator[_Record]:
+    name = str(location)
+    out_stats = stats if isinstance(stats, OutputStats) else OutputStats()
+    reader = OutputReader(
+        want=want,
+        label_attribute=label_attribute,
+        box_policy=box_policy,
+        empty_policy=empty_policy,
+        class_map=class_map,
+        stats=out_stats,
+        source=name,
+    )
+    blank: list[int] = []
+    sink = _RejectsFile(rejects, store, RejectPolicy(policy), name)
+    sink.log = log_rejects
+    error: BaseException | None = None
+    try:
+
+        def manifest_reject(item: RejectedLine) -> None:
+            out_stats.rejected[item.reason.value] += 1
+            sink.add(item.to_json())
+
+        # Accepted lines straight from the manifest hot path; rejects come through the
+        # callback in line order (one generator layer less than parse_manifest_lines).
+        lines = iter_accepted_lines(
+            iter_raw_lines(location, store=store),
+            source=name,
+            require_source=True,
+            on_reject=manifest_reject,
+            blank=blank,
+        )
+        yield from reader.iter_records(lines, on_reject=sink.add)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        read = out_stats.read
+        # every non-blank line became a record or a reject
+        read.lines += out_stats.objects + out_stats.rejected_total + len(blank)
+        read.blank += len(blank)
+        read.rejected.update(out_stats.rejected)
+        read.accepted += out_stats.objects
+        if isinstance(stats, ReadStats):
+            stats.lines, stats.blank = read.lines, read.blank
+            stats.accepted, stats.rejected = read.accepted, read.rejected
+        sink.close(error if not isinstance(error, GeneratorExit) else None)
+
+
+def iter_detection_records(
+    location: Location,
+    *,
+    label_attribute: str | None = None,
+    policy: RejectPolicy | str = RejectPolicy.COLLECT,
+    rejects: Location | None = None,
+    stats: OutputStats | ReadStats | None = None,
+    store: S3Store | None = None,
+    box_policy: BoxPolicy | str = BoxPolicy.CLIP,
+    empty_policy: EmptyPolicy | str = EmptyPolicy.KEEP,
+    class_map: ClassMap | None = None,
+) -> Iterator[DetectionRecord]:
+    """Stream the usable object-detection objects of an output manifest (local or S3).
+
+    Args:
+        location: the output manifest (``output.manifest``), a path or ``s3://`` URI.
+        label_attribute: the attribute to read; default: the newest object-detection
+            attribute by ``creation-date`` on the first labeled line.
+        policy: ``collect`` (default) routes bad lines to ``rejects`` and goes on;
+            ``strict`` raises :class:`ManifestError` at the first one.
+        rejects: the JSON Lines rejects file (only written when something was rejected).
+        stats: an :class:`OutputStats` (or a plain ``ReadStats``) filled in as lines go by.
+        box_policy: ``clip`` boxes to ``image_size`` (dropping those left empty) or
+            ``reject`` the line.
+        empty_policy: ``keep`` images without boxes (negatives) or ``reject`` them.
+        class_map: an expected class map; lines must agree with it.
+
+    Raises:
+        ConversionError: the chosen attribute is not object detection (video ``-ref``,
+            segmentation, classification...) or two lines name one class id differently.
+        ManifestError: under ``strict``, the first rejected line.
+    """
+    for rec in _iter_output(
+        location,
+        want=frozenset({LabelKind.DETECTION}),
+        label_attribute=label_attribute,
+        policy=policy,
+        rejects=rejects,
+        stats=stats,
+        store=store,
+        box_policy=box_policy,
+        empty_policy=empty_policy,
+        class_map=class_map,
+    ):
+        yield cast(DetectionRecord, rec)
+
+
+def iter_classification_records(
+    location: Location,
+    *,
+    label_attribute: str | None = None,
+    policy: RejectPolicy | str = RejectPolicy.COLLECT,
+    rejects: Location | None = None,
+    stats: OutputStats | ReadStats | None = None,
+    store: S3Store | None = None,
+    empty_policy: EmptyPolicy | str = EmptyPolicy.KEEP,
+    class_map: ClassMap | None = None,
+) -> Iterator[ClassificationRecord]:
+    """Stream the usable image-classification objects (single- or multi-label).
+
+    Same contract as :func:`iter_detection_records`; the attribute must be
+    ``groundtruth/image-classification`` or ``...-multilabel``.
+    """
+    for rec in _iter_output(
+        location,
+        want=frozenset({LabelKind.CLASSIFICATION, LabelKind.MULTILABEL}),
+        label_attribute=label_attribute,
+        policy=policy,
+        rejects=rejects,
+        stats=stats,
+        store=store,
+        box_policy=BoxPolicy.CLIP,
+        empty_policy=empty_policy,
+        class_map=class_map,
+    ):
+        yield cast(ClassificationRecord, rec)
+
+
+def iter_output_records(
+    location: Location,
+    *,
+    kinds: Iterable[LabelKind],
+    label_attribute: str | None = None,
+    policy: RejectPolicy | str = RejectPolicy.COLLECT,
+    rejects: Location | None = None,
+    stats: OutputStats | ReadStats | None = None,
+    store: S3Store | None = None,
+    box_policy: BoxPolicy | str = BoxPolicy.CLIP,
+    empty_policy: EmptyPolicy | str = EmptyPolicy.KEEP,
+    class_map: ClassMap | None = None,
+    log_rejects: bool = True,
+) -> Iterator[DetectionRecord | ClassificationRecord]:
+    """Stream records of any of ``kinds`` (for targets that take detection or classification).
+
+    ``log_rejects=False`` with no ``rejects`` file drops rejects silently: for a first pass
+    over a file that a second pass will report on.
+    """
+    return _iter_output(
+        location,
+        want=frozenset(kinds),
+        label_attribute=label_attribute,
+        policy=policy,
+        rejects=rejects,
+        stats=stats,
+        store=store,
+        box_policy=box_policy,
+        empty_policy=empty_policy,
+        class_map=class_map,
+        log_rejects=log_rejects,
+    )

@@ -1,0 +1,144 @@
+"""Worker answers: decode one worker's ``answerContent`` of a bounding-box task.
+
+The post-annotation Lambda and offline re-consolidation both receive the crowd element's
+output, ``{"<element name>": {"boundingBoxes": [...] | null, "inputImageProperties": {...}}}``
+(``shared/spec/ground-truth-formats.md`` §2.3 and §3). This module turns it into typed boxes.
+It checks the *structure* only: a box with a NaN, a string or a negative width is passed on
+(coordinates as floats, NaN when unreadable) so consolidation can drop it with a recorded
+reason instead of failing the whole object.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gt_toolkit.errors import ConsolidationError
+from gt_toolkit.types import ImageSize, WorkerBox
+
+__all__ = ["BoundingBoxAnswer", "parse_bounding_box_answer"]
+
+_COORDS = ("left", "top", "width", "height")
+
+
+@dataclass
+class BoundingBoxAnswer:
+    """One worker's answer for one image."""
+
+    worker_id: str
+    boxes: list[WorkerBox] = field(default_factory=list)
+    image_size: ImageSize | None = None
+    time_spent: float | None = None
+
+
+def _number(value: Any) -> float:
+    """A coordinate as a float; NaN for anything unreadable (consolidation drops it)."""
+    if isinstance(value, bool):
+        return math.nan
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return math.nan
+    return math.nan
+
+
+def _image_size(props: Any) -> ImageSize | None:
+    if not isinstance(props, Mapping):
+        return None
+    try:
+        width, height = int(props["width"]), int(props["height"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if width <= 0 or height <= 0:
+        return None
+    size: ImageSize = {"width": width, "height": height}
+    if isinstance(props.get("depth"), int):
+        size["depth"] = int(props["depth"])
+    return size
+
+
+def _element(content: Mapping[str, Any], element_name: str | None) -> Mapping[str, Any]:
+    if element_name is not None:
+        if element_name not in content:
+            raise ConsolidationError(
+                f"answer has no {element_name!r} element (keys: {sorted(content)})"
+            )
+        value = content[element_name]
+    elif len(content) == 1:
+        value = next(iter(content.values()))
+    else:
+        # Custom templates may add other fields; take the one bounding-box element.
+        found = [k for k, v in content.items() if isinstance(v, Mapping) and "boundingBoxes" in v]
+        if len(found) != 1:
+            raise ConsolidationError(
+                "cannot tell the bounding-box element among answer keys "
+                f"{sorted(content)}; pass element_name"
+            )
+        value = content[found[0]]
+    if not isinstance(value, Mapping):
+        raise ConsolidationError(
+            f"the bounding-box element must be an object, got {type(value).__name__}"
+        )
+    return value
+
+
+def parse_bounding_box_answer(
+    answer_content: Mapping[str, Any],
+    *,
+    worker_id: str = "",
+    element_name: str | None = None,
+    time_spent: float | None = None,
+) -> BoundingBoxAnswer:
+    """Decode a crowd-bounding-box ``answerContent`` into a :class:`BoundingBoxAnswer`.
+
+    Args:
+        answer_content: the decoded JSON object (the Lambda payload carries it as a string;
+            decode it first).
+        worker_id: the ``workerId`` the answer came with.
+        element_name: the crowd element's ``name``; ``None`` takes the single key present.
+        time_spent: ``timeSpentInSeconds`` when known.
+
+    Raises:
+        ConsolidationError: the answer is not an object, has no (or an ambiguous)
+            bounding-box element, ``boundingBoxes`` is neither a list nor null, or a box is
+            not an object. ``boundingBoxes: null`` is a worker who drew nothing.
+    """
+    if not isinstance(answer_content, Mapping):
+        raise ConsolidationError(
+            f"answerContent must be an object, got {type(answer_content).__name__}"
+        )
+    element = _element(answer_content, element_name)
+    raw_boxes = element.get("boundingBoxes")
+    if raw_boxes is None:
+        raw_boxes = []
+    if not isinstance(raw_boxes, list):
+        raise ConsolidationError(
+            f"boundingBoxes must be a list or null, got {type(raw_boxes).__name__}"
+        )
+    boxes: list[WorkerBox] = []
+    for i, raw in enumerate(raw_boxes):
+        if not isinstance(raw, Mapping):
+            raise ConsolidationError(f"box {i} is not an object: {raw!r}")
+        label = raw.get("label")
+        left, top, width, height = (_number(raw.get(k)) for k in _COORDS)
+        boxes.append(
+            {
+                "label": label if isinstance(label, str) else "",
+                "left": left,
+                "top": top,
+                "width": width,
+                "height": height,
+            }
+        )
+    spent = _number(time_spent) if time_spent is not None else None
+    return BoundingBoxAnswer(
+        worker_id=worker_id,
+        boxes=boxes,
+        image_size=_image_size(element.get("inputImageProperties")),
+        time_spent=spent if spent is not None and math.isfinite(spent) else None,
+    )

@@ -1,0 +1,335 @@
+"""Deploy a trained built-in model, ask it about images, and clean up.
+
+Three requests (CreateModel, CreateEndpointConfig, CreateEndpoint) built from a finished
+training job and validated against botocore's model before anything is created, a wait with
+an injectable clock, invoke helpers that return Ground Truth shaped boxes
+(:mod:`gt_toolkit.sagemaker.predictions`), and :func:`delete_deployment`, which also removes the
+model
+and config so an experiment leaves nothing billing behind.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import ClientError
+
+from gt_toolkit.errors import GtToolkitError, ValidationError
+from gt_toolkit.sagemaker.labeling_job import WaitTimeoutError
+from gt_toolkit.sagemaker.predictions import ClassScore, decode_classification, decode_detections
+from gt_toolkit.sagemaker.service_validation import check_request
+from gt_toolkit.types import ConsolidatedBox, ImageSize
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
+
+__all__ = [
+    "Deployment",
+    "EndpointFailedError",
+    "build_endpoint_config_request",
+    "build_endpoint_request",
+    "build_model_request",
+    "delete_deployment",
+    "deploy_training_job",
+    "image_content_type",
+    "invoke_classifier",
+    "invoke_detector",
+    "wait_for_endpoint",
+]
+
+_IMAGE_TYPES: Final = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG": "image/png"}
+
+
+class EndpointFailedError(GtToolkitError):
+    """An endpoint ended ``Failed`` (or the training job to deploy did not complete)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """The three resources one deployment creates (delete them together)."""
+
+    model_name: str
+    endpoint_config_name: str
+    endpoint_name: str
+
+
+def build_model_request(
+    *,
+    model_name: str,
+    image_uri: str,
+    model_data_url: str,
+    role_arn: str,
+    tags: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """CreateModel kwargs for a built-in algorithm's artefact (validated)."""
+    request: dict[str, Any] = {
+        "ModelName": model_name,
+        "PrimaryContainer": {"Image": image_uri, "ModelDataUrl": model_data_url},
+        "ExecutionRoleArn": role_arn,
+    }
+    if tags:
+        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    check_request("CreateModel", request)
+    return request
+
+
+def build_endpoint_config_request(
+    *,
+    config_name: str,
+    model_name: str,
+    instance_type: str = "ml.m5.xlarge",
+    instance_count: int = 1,
+    variant_name: str = "AllTraffic",
+    tags: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """CreateEndpointConfig kwargs with one production variant (validated)."""
+    request: dict[str, Any] = {
+        "EndpointConfigName": config_name,
+        "ProductionVariants": [
+            {
+                "VariantName": variant_name,
+                "ModelName": model_name,
+                "InitialInstanceCount": instance_count,
+                "InstanceType": instance_type,
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+    }
+    if tags:
+        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    check_request("CreateEndpointConfig", request)
+    return request
+
+
+def build_endpoint_request(
+    *, endpoint_name: str, config_name: str, tags: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """CreateEndpoint kwargs (validated)."""
+    request: dict[str, Any] = {"EndpointName": endpoint_name, "EndpointConfigName": config_name}
+    if tags:
+        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    check_request("CreateEndpoint", request)
+    return request
+
+
+def deploy_training_job(
+    sagemaker: SageMakerClient,
+    training_job_name: str,
+    *,
+    endpoint_name: str,
+    instance_type: str = "ml.m5.xlarge",
+    instance_count: int = 1,
+    role_arn: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    wait: bool = True,
+    poll_seconds: float = 30.0,
+    timeout_seconds: float | None = 3600.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Deployment:
+    """Create model, endpoint config and endpoint (all named ``endpoint_name``) from a job.
+
+    The three requests are built and validated first, so a bad name or instance type
+    creates nothing. The image and role default to the training job's.
+
+    Raises:
+        EndpointFailedError: the training job has not completed, or the endpoint failed.
+        ValidationError: a request breaks the service model.
+    """
+    job = sagemaker.describe_training_job(TrainingJobName=training_job_name)
+    status = job.get("TrainingJobStatus")
+    if status != "Completed":
+        raise EndpointFailedError(
+            f"training job {training_job_name} is {status}, not Completed: nothing to deploy"
+        )
+    artefact = (job.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    image = (job.get("AlgorithmSpecification") or {}).get("TrainingImage")
+    if not artefact or not image:
+        raise EndpointFailedError(
+            f"training job {training_job_name} has no model artefact or image"
+        )
+    model = build_model_request(
+        model_name=endpoint_name,
+        image_uri=image,
+        model_data_url=artefact,
+        role_arn=role_arn or job["RoleArn"],
+        tags=tags,
+    )
+    config = build_endpoint_config_request(
+        config_name=endpoint_name,
+        model_name=endpoint_name,
+        instance_type=instance_type,
+        instance_count=instance_count,
+        tags=tags,
+    )
+    endpoint = build_endpoint_request(
+        endpoint_name=endpoint_name, config_name=endpoint_name, tags=tags
+    )
+    sagemaker.create_model(**model)
+    sagemaker.create_endpoint_config(**config)
+    sagemaker.create_endpoint(**endpoint)
+    deployment = Deployment(endpoint_name, endpoint_name, endpoint_name)
+    if wait:
+        wait_for_endpoint(
+            sagemaker,
+            endpoint_name,
+            poll_seconds=poll_seconds,
+            timeout_seconds=timeout_seconds,
+            sleep=sleep,
+            clock=clock,
+        )
+    return deployment
+
+
+def wait_for_endpoint(
+    sagemaker: SageMakerClient,
+    endpoint_name: str,
+    *,
+    poll_seconds: float = 30.0,
+    timeout_seconds: float | None = 3600.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Poll ``describe_endpoint`` until ``InService``; returns the last description.
+
+    Raises:
+        EndpointFailedError: the endpoint ended ``Failed`` (with SageMaker's reason).
+        WaitTimeoutError: not in service after ``timeout_seconds``.
+    """
+    started = clock()
+    while True:
+        description: dict[str, Any] = dict(sagemaker.describe_endpoint(EndpointName=endpoint_name))
+        status = description.get("EndpointStatus")
+        if status == "InService":
+            return description
+        if status == "Failed":
+            raise EndpointFailedError(
+                f"endpoint {endpoint_name} failed: {description.get('FailureReason', 'no reason')}"
+            )
+        if timeout_seconds is not None and clock() - started >= timeout_seconds:
+            raise WaitTimeoutError(
+                f"endpoint {endpoint_name} still {status} after {timeout_seconds:g} s"
+            )
+        sleep(poll_seconds)
+
+
+def image_content_type(image: bytes) -> str:
+    """``image/jpeg`` or ``image/png`` from the magic bytes; ``application/x-image`` otherwise."""
+    for magic, kind in _IMAGE_TYPES.items():
+        if image.startswith(magic):
+            return kind
+    return "application/x-image"
+
+
+def _image_size(image: bytes) -> ImageSize:
+    """Pixel size read from the image header (Pillow opens lazily: no full decode)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(image)) as img:
+            return {"width": img.width, "height": img.height}
+    except UnidentifiedImageError as exc:
+        raise ValidationError(
+            ["cannot read the image size: pass image_size"], what="invoke request"
+        ) from exc
+
+
+def _invoke(
+    runtime: SageMakerRuntimeClient, endpoint_name: str, image: bytes, content_type: str | None
+) -> bytes:
+    try:
+        response = runtime.invoke_endpoint(
+            EndpointName=endpoint_name,
+            Body=image,
+            ContentType=content_type or image_content_type(image),
+            Accept="application/json",
+        )
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise GtToolkitError(
+            f"endpoint {endpoint_name} refused the request: {err.get('Code')}: {err.get('Message')}"
+        ) from exc
+    return response["Body"].read()
+
+
+def invoke_detector(
+    runtime: SageMakerRuntimeClient,
+    endpoint_name: str,
+    image: bytes,
+    *,
+    image_size: ImageSize | tuple[int, int] | None = None,
+    labels: Sequence[str] | Mapping[int, str] | None = None,
+    score_threshold: float = 0.2,
+    top_k: int | None = None,
+    content_type: str | None = None,
+) -> list[ConsolidatedBox]:
+    """Send one image to an object-detection endpoint; return pixel boxes, best first.
+
+    ``image_size`` defaults to the image's own size (read with Pillow).
+    """
+    body = _invoke(runtime, endpoint_name, image, content_type)
+    size = image_size if image_size is not None else _image_size(image)
+    return decode_detections(
+        body, image_size=size, labels=labels, score_threshold=score_threshold, top_k=top_k
+    )
+
+
+def invoke_classifier(
+    runtime: SageMakerRuntimeClient,
+    endpoint_name: str,
+    image: bytes,
+    *,
+    labels: Sequence[str] | Mapping[int, str] | None = None,
+    top_k: int | None = None,
+    content_type: str | None = None,
+) -> list[ClassScore]:
+    """Send one image to an image-classification endpoint; classes, most likely first."""
+    body = _invoke(runtime, endpoint_name, image, content_type)
+    return decode_classification(body, labels=labels, top_k=top_k)
+
+
+def _gone(exc: ClientError) -> bool:
+    err = exc.response.get("Error", {})
+    message = str(err.get("Message", "")).lower()
+    return err.get("Code") in ("ValidationException", "ResourceNotFound") and (
+        "could not find" in message or "does not exist" in message or "not found" in message
+    )
+
+
+def delete_deployment(sagemaker: SageMakerClient, deployment: Deployment | str) -> list[str]:
+    """Delete the endpoint, its config and its model; missing ones are skipped.
+
+    Returns what was actually deleted (``"endpoint:<name>"``…), so cleanup can be rerun safely.
+    """
+    if isinstance(deployment, str):
+        deployment = Deployment(deployment, deployment, deployment)
+    deleted: list[str] = []
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("endpoint", lambda: sagemaker.delete_endpoint(EndpointName=deployment.endpoint_name)),
+        (
+            "endpoint-config",
+            lambda: sagemaker.delete_endpoint_config(
+                EndpointConfigName=deployment.endpoint_config_name
+            ),
+        ),
+        ("model", lambda: sagemaker.delete_model(ModelName=deployment.model_name)),
+    ]
+    names = {
+        "endpoint": deployment.endpoint_name,
+        "endpoint-config": deployment.endpoint_config_name,
+        "model": deployment.model_name,
+    }
+    for kind, call in steps:
+        try:
+            call()
+        except ClientError as exc:
+            if _gone(exc):
+                continue
+            raise
+        deleted.append(f"{kind}:{names[kind]}")
+    return deleted

@@ -1,0 +1,567 @@
+"""Pre-flight check of augmented-manifest training channels, before any GPU time is paid for.
+
+Every defect found here is one that otherwise surfaces minutes into a paid training job as
+"Got empty batch from pipe", "Invalid parameter value 'label_width'" or "Expected number of
+batches … did not match" (``shared/spec/ground-truth-formats.md`` §6, pitfalls 1–7, 20). The
+check streams each channel once, in constant memory apart from the per-bucket cache, and
+reports errors and warnings with the channel and line number.
+
+Bucket regions are looked up with ``get_bucket_location`` through an injected S3 client (one
+call per distinct bucket), so tests run against moto's server and users against AWS.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gt_toolkit.errors import GtToolkitError, StorageError, ValidationError
+from gt_toolkit.formats.manifest import ManifestLine, RejectedLine, parse_manifest_lines
+from gt_toolkit.formats.training_channels import min_label_width
+from gt_toolkit.sagemaker.training import Algorithm, channel_problems
+from gt_toolkit.storage.files import Location, iter_raw_lines
+from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = [
+    "Finding",
+    "PreflightReport",
+    "Severity",
+    "bucket_region",
+    "preflight_channels",
+    "preflight_training_request",
+]
+
+_ECR_REGION_RE: Final = re.compile(r"\.dkr\.ecr\.([a-z0-9\-]+)\.amazonaws\.com")
+_MAX_FINDINGS_PER_KIND: Final = 20
+
+
+class Severity(StrEnum):
+    """An error stops training from working; a warning is worth a look."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem: where (channel and 1-based line, when it has one) and what."""
+
+    severity: Severity
+    message: str
+    channel: str | None = None
+    line_no: int | None = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.channel is not None:
+            where = self.channel + (f":{self.line_no}" if self.line_no is not None else "")
+            where += ": "
+        return f"{self.severity.value}: {where}{self.message}"
+
+
+@dataclass(slots=True)
+class PreflightReport:
+    """Everything the pre-flight saw: findings, counts per channel, classes and boxes."""
+
+    findings: list[Finding] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    class_ids: set[int] = field(default_factory=set)
+    max_boxes: int = 0
+    bucket_regions: dict[str, str] = field(default_factory=dict)
+    suppressed: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def errors(self) -> list[Finding]:
+        """Findings that would make training fail or learn the wrong thing."""
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        """Findings worth a look that do not stop training."""
+        return [f for f in self.findings if f.severity is Severity.WARNING]
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return not self.errors
+
+    def format(self) -> str:
+        """A human report: one line per finding, then a summary."""
+        lines = [str(f) for f in self.findings]
+        for kind, count in sorted(self.suppressed.items()):
+            lines.append(f"... and {count} more {kind!r} findings not shown")
+        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        lines.append(
+            f"{len(self.errors)} error(s), {len(self.warnings)} warning(s); lines: {counts}; "
+            f"classes {sorted(self.class_ids)}; max boxes per image {self.max_boxes}"
+        )
+        return "\n".join(lines)
+
+    def raise_for_errors(self) -> None:
+        """Raise one :class:`ValidationError` listing every error (warnings are not raised)."""
+        if self.errors:
+            raise ValidationError([str(f) for f in self.errors], what="training channels")
+
+
+class _Collector:
+    """Adds findings, keeping at most a few of each repeated kind so reports stay readable."""
+
+    def __init__(self, report: PreflightReport) -> None:
+        self.report = report
+        self.seen: Counter[str] = Counter()
+
+    def add(
+        self,
+        severity: Severity,
+        message: str,
+        *,
+        channel: str | None = None,
+        line_no: int | None = None,
+        kind: str | None = None,
+    ) -> None:
+        key = kind or message
+        self.seen[key] += 1
+        if self.seen[key] > _MAX_FINDINGS_PER_KIND:
+            self.report.suppressed[key] += 1
+            return
+        self.report.findings.append(Finding(severity, message, channel, line_no))
+
+    def error(self, message: str, **where: Any) -> None:
+        self.add(Severity.ERROR, message, **where)
+
+    def warn(self, message: str, **where: Any) -> None:
+        self.add(Severity.WARNING, message, **where)
+
+
+def bucket_region(client: S3Client, bucket: str) -> str:
+    """A bucket's region by ``get_bucket_location`` (``None``: us-east-1, ``EU``: eu-west-1).
+
+    Raises:
+        StorageError: the bucket does not exist or cannot be asked.
+    """
+    try:
+        answer = client.get_bucket_location(Bucket=bucket)
+    except (ClientError, BotoCoreError) as exc:
+        code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+        raise StorageError(f"cannot get the region of bucket {bucket}: {code or exc}") from exc
+    location = answer.get("LocationConstraint")
+    if not location:
+        return "us-east-1"
+    if location == "EU":
+        return "eu-west-1"
+    return str(location)
+
+
+def _class_ids(
+    value: Any, algorithm: Algorithm, multi_label: bool
+) -> tuple[list[int] | None, int, str | None]:
+    """``(class ids, box count, problem)`` of one label value; ids ``None`` when unreadable."""
+    if algorithm == "object-detection":
+        if not isinstance(value, Mapping):
+            return None, 0, f"label is a {type(value).__name__}, not an object-detection label"
+        annotations = value.get("annotations")
+        if not isinstance(annotations, list):
+            return None, 0, "label has no 'annotations' list"
+        ids: list[int] = []
+        for i, ann in enumerate(annotations):
+            try:
+                ids.append(int(ann["class_id"]))
+                width, height = float(ann["width"]), float(ann["height"])
+                float(ann["left"]), float(ann["top"])
+            except (KeyError, TypeError, ValueError):
+                return None, 0, f"annotation {i} is malformed: {str(ann)[:80]}"
+            if width <= 0 or height <= 0:
+                return ids, len(annotations), f"annotation {i} has no area ({width} x {height})"
+        return ids, len(annotations), None
+    if multi_label:
+        if not isinstance(value, list):
+            return (
+                None,
+                0,
+                f"multi-label value is a {type(value).__name__}, not a list of class ids",
+            )
+        try:
+            return [int(v) for v in value], 0, None
+        except (TypeError, ValueError):
+            return None, 0, f"multi-label value {value!r} holds a non-integer"
+    if isinstance(value, bool):
+        return None, 0, f"class id {value!r} is not an integer"
+    try:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return [int(value)], 0, None
+    except (TypeError, ValueError):
+        return None, 0, f"class id {value!r} is not an integer"
+
+
+def _boxes_outside(value: Mapping[str, Any]) -> bool:
+    """True when a box leaves the image by more than a pixel (the image size is known)."""
+    sizes = value.get("image_size") or []
+    if not sizes or not isinstance(sizes[0], Mapping):
+        return False
+    try:
+        width, height = float(sizes[0]["width"]), float(sizes[0]["height"])
+        return any(
+            float(a["left"]) < -1
+            or float(a["top"]) < -1
+            or float(a["left"]) + float(a["width"]) > width + 1
+            or float(a["top"]) + float(a["height"]) > height + 1
+            for a in value.get("annotations") or []
+        )
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def preflight_channels(
+    channels: Mapping[str, Location],
+    *,
+    label_attribute: str,
+    algorithm: Algorithm = "object-detection",
+    class_map: Mapping[str, str] | Sequence[str] | None = None,
+    region: str | None = None,
+    s3_client: S3Client | None = None,
+    store: S3Store | None = None,
+    num_training_samples: int | None = None,
+    num_classes: int | None = None,
+    label_width: int | None = None,
+    multi_label: bool = False,
+    allow_empty_images: bool = False,
+    request: Mapping[str, Any] | None = None,
+) -> PreflightReport:
+    """Check augmented-manifest channels (``{"train": uri, "validation": uri}``) line by line.
+
+    Finds: lines missing ``source-ref`` or the label (failed objects), unreadable lines and
+    labels, ``-ref`` label attributes (video frames; not trainable), empty images, class ids not
+    contiguous from 0 or absent from ``class_map``, boxes without area or outside the image,
+    duplicate images, images in buckets of another region than ``region`` (needs
+    ``s3_client``), and, against the given hyperparameter values, a wrong
+    ``num_training_samples`` or ``num_classes`` or a ``label_width`` below 2 + 5 x max boxes.
+    With ``request``, also the channel settings of
+    :func:`gt_toolkit.sagemaker.training.channel_problems`.
+    """
+    report = PreflightReport()
+    out = _Collector(report)
+    names = _class_names(class_map)
+    buckets: dict[str, tuple[str, int]] = {}  # bucket -> first (channel, line)
+    seen_refs: dict[str, tuple[str, int]] = {}
+    per_class: Counter[int] = Counter()
+
+    if label_attribute.endswith("-ref"):
+        out.error(
+            f"label attribute {label_attribute!r} is a -ref (video-frame or 3D output, a pointer "
+            "to a sequence file): built-in algorithms cannot train on it"
+        )
+    if label_attribute.endswith("-metadata"):
+        out.error(f"label attribute {label_attribute!r} is the metadata key; use the label key")
+    for required in ("train", "validation"):
+        if required not in channels:
+            out.error(f"no {required!r} channel given; training needs train and validation")
+
+    for channel, location in channels.items():
+        count = 0
+        blank: list[int] = []
+        try:
+            items: Iterable[ManifestLine | RejectedLine] = parse_manifest_lines(
+                iter_raw_lines(location, store=store),
+                source=str(location),
+                require_source=False,
+                blank=blank,
+            )
+            for item in items:
+                if isinstance(item, RejectedLine):
+                    out.error(
+                        f"unreadable line ({item.reason.value}: {item.detail})",
+                        channel=channel,
+                        line_no=item.line_no,
+                        kind="unreadable",
+                    )
+                    continue
+                count += 1
+                _check_line(
+                    item,
+                    channel=channel,
+                    out=out,
+                    label_attribute=label_attribute,
+                    algorithm=algorithm,
+                    multi_label=multi_label,
+                    allow_empty_images=allow_empty_images,
+                    buckets=buckets,
+                    seen_refs=seen_refs,
+                    per_class=per_class,
+                )
+        except GtToolkitError as exc:
+            out.error(f"cannot read {location}: {exc}", channel=channel)
+        report.counts[channel] = count
+        if blank:
+            out.warn(
+                f"{len(blank)} blank line(s) (first at line {blank[0]}); they are not samples, "
+                "so do not count them in num_training_samples",
+                channel=channel,
+            )
+        if count == 0:
+            out.error("the channel has no usable lines", channel=channel)
+
+    report.class_ids = set(per_class)
+    _check_classes(out, per_class, names, num_classes, algorithm)
+    counted = report.counts.get("train")
+    if num_training_samples is not None and counted is not None and num_training_samples != counted:
+        out.error(
+            f"num_training_samples is {num_training_samples}, but the train channel has "
+            f"{counted} lines"
+        )
+    if algorithm == "object-detection" and report.max_boxes:
+        need = min_label_width(report.max_boxes)
+        if label_width is not None and label_width < need:
+            out.error(
+                f"label_width {label_width} is too small: the busiest image has "
+                f"{report.max_boxes} boxes, which needs >= 2 + 5 x {report.max_boxes} = {need}"
+            )
+    if region is not None and s3_client is not None:
+        _check_regions(out, report, buckets, region, s3_client)
+        _check_job_bucket_regions(out, report, channels, request, region, s3_client)
+    if request is not None:
+        _check_request(out, request, label_attribute, algorithm)
+    return report
+
+
+def _class_names(class_map: Mapping[str, str] | Sequence[str] | None) -> dict[int, str] | None:
+    if class_map is None:
+        return None
+    if isinstance(class_map, Mapping):
+        return {int(k): str(v) for k, v in class_map.items()}
+    return dict(enumerate(class_map))
+
+
+def _check_line(
+    item: ManifestLine,
+    *,
+    channel: str,
+    out: _Collector,
+    label_attribute: str,
+    algorithm: Algorithm,
+    multi_label: bool,
+    allow_empty_images: bool,
+    buckets: dict[str, tuple[str, int]],
+    seen_refs: dict[str, tuple[str, int]],
+    per_class: Counter[int],
+) -> None:
+    data, line_no = item.data, item.line_no
+    where = {"channel": channel, "line_no": line_no}
+    ref = data.get("source-ref")
+    if not isinstance(ref, str):
+        out.error(
+            "no 'source-ref': built-in algorithms stream the image first", **where, kind="no-source"
+        )
+    else:
+        try:
+            bucket, _ = parse_s3_uri(ref)
+            buckets.setdefault(bucket, (channel, line_no))
+        except GtToolkitError:
+            out.error(f"source-ref {ref[:80]!r} is not an s3:// URI", **where, kind="bad-ref")
+        if ref in seen_refs:
+            first = seen_refs[ref]
+            out.warn(
+                f"image {ref} already appears at {first[0]}:{first[1]} (duplicate, or in both "
+                "train and validation)",
+                **where,
+                kind="duplicate",
+            )
+        else:
+            seen_refs[ref] = (channel, line_no)
+    if label_attribute not in data:
+        meta = data.get(f"{label_attribute}-metadata")
+        reason = meta.get("failure-reason") if isinstance(meta, Mapping) else None
+        detail = f" (failed object: {str(reason)[:100]})" if reason else ""
+        out.error(f"no {label_attribute!r} label{detail}", **where, kind="no-label")
+        return
+    ids, boxes, problem = _class_ids(data[label_attribute], algorithm, multi_label)
+    if problem is not None:
+        out.error(problem, **where, kind="bad-label")
+    if ids is None:
+        return
+    for cid in ids:
+        per_class[cid] += 1
+    if algorithm == "object-detection":
+        out.report.max_boxes = max(out.report.max_boxes, boxes)
+        if boxes == 0:
+            message = "empty image (no boxes): object detection drops batches over it"
+            if allow_empty_images:
+                out.warn(message, **where, kind="empty")
+            else:
+                out.error(message + "; filter it out", **where, kind="empty")
+        elif _boxes_outside(data[label_attribute]):
+            out.warn("a box extends outside the image", **where, kind="outside")
+
+
+def _check_classes(
+    out: _Collector,
+    per_class: Counter[int],
+    names: dict[int, str] | None,
+    num_classes: int | None,
+    algorithm: Algorithm,
+) -> None:
+    if not per_class:
+        return
+    ids = sorted(per_class)
+    if ids[0] < 0:
+        out.error(f"negative class ids: {[i for i in ids if i < 0]}")
+    missing = sorted(set(range(max(ids) + 1)) - set(ids))
+    if missing:
+        out.error(
+            f"class ids are not contiguous from 0: {missing} never appear (seen {ids}); "
+            "remap them, or the model learns classes with no examples"
+        )
+    if names is not None:
+        unknown = [i for i in ids if i not in names]
+        if unknown:
+            out.error(f"class ids {unknown} are not in the class map {names}")
+    expected = max(ids) + 1
+    if num_classes is not None and num_classes != expected:
+        out.error(f"num_classes is {num_classes}, but the labels use ids 0..{max(ids)}")
+    if len(per_class) > 1:
+        rare = [i for i, n in per_class.items() if n * 20 < max(per_class.values())]
+        if rare:
+            what = "boxes" if algorithm == "object-detection" else "images"
+            out.warn(f"classes {sorted(rare)} have under 5% of the {what} of the largest class")
+
+
+def _check_regions(
+    out: _Collector,
+    report: PreflightReport,
+    buckets: Mapping[str, tuple[str, int]],
+    region: str,
+    s3_client: S3Client,
+) -> None:
+    for bucket, (channel, line_no) in sorted(buckets.items()):
+        try:
+            where = bucket_region(s3_client, bucket)
+        except StorageError as exc:
+            out.warn(str(exc), channel=channel, line_no=line_no)
+            continue
+        report.bucket_regions[bucket] = where
+        if where != region:
+            out.error(
+                f"images in bucket {bucket} are in {where}, but the training job runs in "
+                f"{region} (first used here)",
+                channel=channel,
+                line_no=line_no,
+            )
+
+
+def _check_job_bucket_regions(
+    out: _Collector,
+    report: PreflightReport,
+    channels: Mapping[str, Location],
+    request: Mapping[str, Any] | None,
+    region: str,
+    s3_client: S3Client,
+) -> None:
+    """The channel manifests and the model output must be in the job's region too."""
+    places = [(f"the {name} channel's manifest", str(loc)) for name, loc in channels.items()]
+    output = ((request or {}).get("OutputDataConfig") or {}).get("S3OutputPath")
+    if isinstance(output, str):
+        places.append(("the training output", output))
+    for what, uri in places:
+        if not is_s3_uri(uri):
+            continue
+        bucket = parse_s3_uri(uri, require_key=False)[0]
+        where = report.bucket_regions.get(bucket)
+        if where is None:
+            try:
+                where = bucket_region(s3_client, bucket)
+            except StorageError as exc:
+                out.warn(f"{what}: {exc}")
+                continue
+            report.bucket_regions[bucket] = where
+        if where != region:
+            out.error(f"{what} is in bucket {bucket} in {where}, but the job runs in {region}")
+
+
+def _check_request(
+    out: _Collector, request: Mapping[str, Any], label_attribute: str, algorithm: Algorithm
+) -> None:
+    for problem in channel_problems(request, algorithm=algorithm):
+        out.error(f"request: {problem}")
+    for channel in request.get("InputDataConfig") or []:
+        source = ((channel.get("DataSource") or {}).get("S3DataSource")) or {}
+        attributes = source.get("AttributeNames") or []
+        if len(attributes) == 2 and attributes[1] != label_attribute:
+            out.error(
+                f"request: channel {channel.get('ChannelName')!r} streams {attributes[1]!r}, "
+                f"but the manifests' label is {label_attribute!r}"
+            )
+
+
+def _hyper_int(request: Mapping[str, Any], name: str) -> int | None:
+    value = (request.get("HyperParameters") or {}).get(name)
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def preflight_training_request(
+    request: Mapping[str, Any],
+    *,
+    store: S3Store | None = None,
+    s3_client: S3Client | None = None,
+    region: str | None = None,
+    class_map: Mapping[str, str] | Sequence[str] | None = None,
+    algorithm: Algorithm | None = None,
+    allow_empty_images: bool = False,
+) -> PreflightReport:
+    """Pre-flight a CreateTrainingJob request: read its augmented-manifest channels and check.
+
+    The label attribute, hyperparameters and (unless given) the region come from the request
+    itself (the region from the ECR image URI), so a hand-written request is checked as is.
+    """
+    channels: dict[str, str] = {}
+    label_attribute = ""
+    content_multi = False
+    for channel in request.get("InputDataConfig") or []:
+        source = ((channel.get("DataSource") or {}).get("S3DataSource")) or {}
+        if source.get("S3DataType") != "AugmentedManifestFile":
+            continue
+        channels[str(channel.get("ChannelName"))] = str(source.get("S3Uri"))
+        attributes = source.get("AttributeNames") or []
+        if len(attributes) >= 2 and not label_attribute:
+            label_attribute = str(attributes[1])
+        content_multi = content_multi or "label-format=class-id" in str(channel.get("ContentType"))
+    image = str((request.get("AlgorithmSpecification") or {}).get("TrainingImage", ""))
+    if algorithm is None:
+        algorithm = (
+            "image-classification" if "image-classification" in image else "object-detection"
+        )
+    if region is None:
+        match = _ECR_REGION_RE.search(image)
+        region = match.group(1) if match else None
+    if not channels:
+        report = PreflightReport()
+        report.findings.append(
+            Finding(Severity.ERROR, "the request has no AugmentedManifestFile channels to check")
+        )
+        return report
+    return preflight_channels(
+        channels,
+        label_attribute=label_attribute,
+        algorithm=algorithm,
+        class_map=class_map,
+        region=region,
+        s3_client=s3_client,
+        store=store,
+        num_training_samples=_hyper_int(request, "num_training_samples"),
+        num_classes=_hyper_int(request, "num_classes"),
+        label_width=_hyper_int(request, "label_width"),
+        multi_label=content_multi or _hyper_int(request, "multi_label") == 1,
+        allow_empty_images=allow_empty_images,
+        request=request,
+    )

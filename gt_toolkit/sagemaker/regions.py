@@ -1,0 +1,179 @@
+"""Per-region AWS accounts behind Ground Truth's built-in Lambdas, workteams and algorithms.
+
+Users copy these ARNs by hand from five different pages and get a ``ValidationException``
+when the account belongs to another region (pitfall 16). The tables below come from
+``shared/spec/ground-truth-formats.md`` §5 (Lambdas, workteams) and §6 (algorithm images),
+cross-checked against botocore's ``CreateLabelingJob`` documentation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Literal
+
+from gt_toolkit.errors import ValidationError
+
+__all__ = [
+    "ACTIVE_LEARNING_ACCOUNT",
+    "ALGORITHM_IMAGE_ACCOUNTS",
+    "BUILTIN_LAMBDA_ACCOUNTS",
+    "BUILTIN_TASK_TYPES",
+    "HUMAN_TASK_UI_ACCOUNT",
+    "PUBLIC_WORKTEAM_ACCOUNT",
+    "algorithm_image_uri",
+    "arn_region",
+    "builtin_lambda_arns",
+    "human_task_ui_arn",
+    "lambda_function_name",
+    "private_workteam_arn",
+    "public_workteam_arn",
+]
+
+BUILTIN_LAMBDA_ACCOUNTS: Final[dict[str, str]] = {
+    "us-east-1": "432418664414",
+    "us-east-2": "266458841044",
+    "us-west-2": "081040173940",
+    "eu-west-1": "568282634449",
+    "eu-west-2": "487402164563",
+    "eu-central-1": "203001061592",
+    "ca-central-1": "918755190332",
+    "ap-northeast-1": "477331159723",
+    "ap-northeast-2": "845288260483",
+    "ap-south-1": "565803892007",
+    "ap-southeast-1": "377565633583",
+    "ap-southeast-2": "454466003867",
+}
+"""Region -> account owning the ``PRE-*`` / ``ACS-*`` Lambdas (the regions Ground Truth runs in)."""
+
+ALGORITHM_IMAGE_ACCOUNTS: Final[dict[str, str]] = {
+    "us-east-1": "811284229777",
+    "us-east-2": "825641698319",
+    "us-west-1": "632365934929",
+    "us-west-2": "433757028032",
+    "eu-west-1": "685385470294",
+    "eu-west-2": "644912444149",
+    "eu-central-1": "813361260812",
+    "ap-northeast-1": "501404015308",
+    "ap-southeast-1": "475088953585",
+    "ap-southeast-2": "544295431143",
+    "ap-south-1": "991648021394",
+    "ca-central-1": "469771592824",
+}
+"""Region -> ECR account of the built-in ``object-detection:1`` / ``image-classification:1``."""
+
+PUBLIC_WORKTEAM_ACCOUNT: Final = "394669845002"
+HUMAN_TASK_UI_ACCOUNT: Final = "394669845002"
+ACTIVE_LEARNING_ACCOUNT: Final = "027400017018"
+
+BUILTIN_TASK_TYPES: Final[tuple[str, ...]] = (
+    "BoundingBox",
+    "ImageMultiClass",
+    "ImageMultiClassMultiLabel",
+    "SemanticSegmentation",
+    "TextMultiClass",
+    "TextMultiClassMultiLabel",
+    "NamedEntityRecognition",
+    "VerificationBoundingBox",
+    "VerificationSemanticSegmentation",
+    "AdjustmentBoundingBox",
+    "AdjustmentSemanticSegmentation",
+    "VideoMultiClass",
+    "VideoObjectDetection",
+    "VideoObjectTracking",
+    "AdjustmentVideoObjectDetection",
+    "AdjustmentVideoObjectTracking",
+    "3DPointCloudObjectDetection",
+    "3DPointCloudObjectTracking",
+    "3DPointCloudSemanticSegmentation",
+    "Adjustment3DPointCloudObjectDetection",
+    "Adjustment3DPointCloudObjectTracking",
+    "Adjustment3DPointCloudSemanticSegmentation",
+    "PassThrough",
+)
+"""Suffixes of the built-in ``PRE-<type>`` / ``ACS-<type>`` Lambdas (botocore's list)."""
+
+Algorithm = Literal["object-detection", "image-classification"]
+_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:[a-z0-9\-]+:(?P<region>[a-z0-9\-]*):(?P<account>\d{12})?:")
+
+
+def _require(table: dict[str, str], region: str, what: str) -> str:
+    """Look ``region`` up, or fail listing the regions that do have ``what``."""
+    try:
+        return table[region]
+    except KeyError:
+        raise ValidationError(
+            [f"region {region!r} has no {what}; known regions: {', '.join(sorted(table))}"]
+        ) from None
+
+
+def builtin_lambda_arns(region: str, task_type: str = "BoundingBox") -> tuple[str, str]:
+    """The AWS-owned ``(PRE-<task_type>, ACS-<task_type>)`` Lambda ARNs for ``region``.
+
+    Raises:
+        ValidationError: an unknown region or task type (listing the valid ones).
+    """
+    problems = []
+    if task_type not in BUILTIN_TASK_TYPES:
+        problems.append(
+            f"unknown built-in task type {task_type!r}; one of: {', '.join(BUILTIN_TASK_TYPES)}"
+        )
+    if region not in BUILTIN_LAMBDA_ACCOUNTS:
+        problems.append(
+            f"region {region!r} has no Ground Truth built-in Lambdas; known regions: "
+            f"{', '.join(sorted(BUILTIN_LAMBDA_ACCOUNTS))}"
+        )
+    if problems:
+        raise ValidationError(problems)
+    account = BUILTIN_LAMBDA_ACCOUNTS[region]
+    base = f"arn:aws:lambda:{region}:{account}:function:"
+    return f"{base}PRE-{task_type}", f"{base}ACS-{task_type}"
+
+
+def public_workteam_arn(region: str) -> str:
+    """The Amazon Mechanical Turk (public crowd) workteam ARN for ``region``."""
+    _require(BUILTIN_LAMBDA_ACCOUNTS, region, "Ground Truth public workforce")
+    return f"arn:aws:sagemaker:{region}:{PUBLIC_WORKTEAM_ACCOUNT}:workteam/public-crowd/default"
+
+
+def private_workteam_arn(region: str, account: str, team: str) -> str:
+    """A private workteam ARN (``workteam/private-crowd/<team>``) in the user's account."""
+    return f"arn:aws:sagemaker:{region}:{account}:workteam/private-crowd/{team}"
+
+
+def human_task_ui_arn(region: str, task_type: str) -> str:
+    """The AWS-hosted worker UI (NER, video and 3D tasks only) for ``region``.
+
+    ``task_type`` is e.g. ``PointCloudObjectDetection`` (not ``3DPointCloud…``, pitfall 16).
+    """
+    _require(BUILTIN_LAMBDA_ACCOUNTS, region, "Ground Truth human task UIs")
+    return f"arn:aws:sagemaker:{region}:{HUMAN_TASK_UI_ACCOUNT}:human-task-ui/{task_type}"
+
+
+def algorithm_image_uri(region: str, algorithm: Algorithm = "object-detection") -> str:
+    """The built-in algorithm image, as ``sagemaker.image_uris.retrieve`` would give it.
+
+    Raises:
+        ValidationError: a region without a known account, or an unknown algorithm.
+    """
+    if algorithm not in ("object-detection", "image-classification"):
+        raise ValidationError(
+            [f"unknown algorithm {algorithm!r}; one of: object-detection, image-classification"]
+        )
+    account = _require(ALGORITHM_IMAGE_ACCOUNTS, region, "known built-in algorithm images")
+    return f"{account}.dkr.ecr.{region}.amazonaws.com/{algorithm}:1"
+
+
+def arn_region(arn: str) -> str | None:
+    """The region field of an ARN, or ``None`` when ``arn`` is not an ARN (or has none)."""
+    match = _ARN_RE.match(arn)
+    if match is None:
+        return None
+    return match.group("region") or None
+
+
+def lambda_function_name(arn: str) -> str | None:
+    """The function name of a Lambda ARN (without a version or alias), else ``None``."""
+    _, sep, rest = arn.partition(":function:")
+    if not sep or not rest:
+        return None
+    return rest.split(":", 1)[0]

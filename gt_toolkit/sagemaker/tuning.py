@@ -1,0 +1,342 @@
+"""Hyperparameter tuning requests for the built-in detectors, and picking the best job.
+
+A tuning job multiplies the cost of every mistake in its training definition by the number
+of jobs, so :func:`build_tuning_request` starts from a request our training builders already
+validated and adds ranges the documentation recommends (``shared/spec/ground-truth-formats.md``
+§6): ``learning_rate`` 1e-6..0.5 logarithmic, ``mini_batch_size`` an integer range (capped at
+the training set size), ``optimizer`` categorical, objective ``validation:mAP`` or
+``validation:accuracy`` maximised, early stopping ``Auto``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from gt_toolkit.errors import GtToolkitError, ValidationError
+from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
+from gt_toolkit.sagemaker.training import (
+    IC_OPTIMIZERS,
+    OD_OPTIMIZERS,
+    Algorithm,
+    channel_problems,
+    hyperparameter_str,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+
+__all__ = [
+    "OBJECTIVES",
+    "BestTrainingJob",
+    "CategoricalRange",
+    "ContinuousRange",
+    "IntegerRange",
+    "ParameterRange",
+    "best_training_job",
+    "build_tuning_request",
+    "default_ranges",
+    "pick_best_training_job",
+]
+
+Scaling = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
+Strategy = Literal["Bayesian", "Random"]
+
+OBJECTIVES: Final[dict[str, str]] = {
+    "object-detection": "validation:mAP",
+    "image-classification": "validation:accuracy",
+}
+"""The metric each built-in algorithm emits for tuning (both are maximised)."""
+
+_TRAINING_DEFINITION_KEYS: Final = (
+    "AlgorithmSpecification",
+    "RoleArn",
+    "InputDataConfig",
+    "OutputDataConfig",
+    "ResourceConfig",
+    "StoppingCondition",
+    "EnableManagedSpotTraining",
+    "VpcConfig",
+    "EnableNetworkIsolation",
+    "CheckpointConfig",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuousRange:
+    """A real-valued hyperparameter range (Logarithmic needs ``low > 0``)."""
+
+    name: str
+    low: float
+    high: float
+    scaling: Scaling = "Auto"
+
+
+@dataclass(frozen=True, slots=True)
+class IntegerRange:
+    """An integer hyperparameter range."""
+
+    name: str
+    low: int
+    high: int
+    scaling: Scaling = "Auto"
+
+
+@dataclass(frozen=True, slots=True)
+class CategoricalRange:
+    """A hyperparameter chosen from a list of strings."""
+
+    name: str
+    values: tuple[str, ...]
+
+
+ParameterRange = ContinuousRange | IntegerRange | CategoricalRange
+
+
+def default_ranges(
+    algorithm: Algorithm, *, num_training_samples: int | None = None
+) -> list[ParameterRange]:
+    """The documented most influential ranges: learning rate, batch size, optimizer.
+
+    ``mini_batch_size``'s upper bound is capped at ``num_training_samples`` (a batch larger
+    than the data set cannot be formed).
+    """
+    high = 64 if algorithm == "object-detection" else 512
+    if num_training_samples is not None:
+        high = min(high, num_training_samples)
+    optimizers = OD_OPTIMIZERS if algorithm == "object-detection" else IC_OPTIMIZERS
+    return [
+        ContinuousRange("learning_rate", 1e-6, 0.5, "Logarithmic"),
+        IntegerRange("mini_batch_size", 8, high, "Auto"),
+        CategoricalRange("optimizer", tuple(optimizers)),
+    ]
+
+
+def _range_problems(ranges: Sequence[ParameterRange], algorithm: Algorithm) -> list[str]:
+    problems: list[str] = []
+    names = [r.name for r in ranges]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"hyperparameter {name!r} has more than one range")
+    optimizers = OD_OPTIMIZERS if algorithm == "object-detection" else IC_OPTIMIZERS
+    for r in ranges:
+        if isinstance(r, CategoricalRange):
+            if not r.values:
+                problems.append(f"{r.name}: a categorical range needs at least one value")
+            if r.name == "optimizer":
+                bad = [v for v in r.values if v not in optimizers]
+                if bad:
+                    problems.append(
+                        f"optimizer values {bad} are not valid for {algorithm}; "
+                        f"use {', '.join(optimizers)}"
+                    )
+            continue
+        if not r.low < r.high:
+            problems.append(f"{r.name}: the low end {r.low} must be below the high end {r.high}")
+        if r.scaling in ("Logarithmic", "ReverseLogarithmic") and r.low <= 0:
+            problems.append(f"{r.name}: {r.scaling} scaling needs a low end above 0, got {r.low}")
+        if r.scaling == "ReverseLogarithmic" and r.high >= 1:
+            problems.append(f"{r.name}: ReverseLogarithmic scaling needs a high end below 1")
+        if isinstance(r, IntegerRange) and (
+            isinstance(r.low, bool) or not isinstance(r.low, int) or not isinstance(r.high, int)
+        ):
+            problems.append(f"{r.name}: an integer range needs integer ends")
+        if r.name == "learning_rate" and (r.low <= 0 or r.high > 1):
+            problems.append(f"learning_rate range must lie in (0, 1], got {r.low}..{r.high}")
+        if r.name == "mini_batch_size" and r.low < 1:
+            problems.append(f"mini_batch_size range must start at 1 or more, got {r.low}")
+    return problems
+
+
+def _ranges_json(ranges: Sequence[ParameterRange]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in ranges:
+        if isinstance(r, CategoricalRange):
+            out.setdefault("CategoricalParameterRanges", []).append(
+                {"Name": r.name, "Values": list(r.values)}
+            )
+        elif isinstance(r, IntegerRange):
+            out.setdefault("IntegerParameterRanges", []).append(
+                {
+                    "Name": r.name,
+                    "MinValue": str(r.low),
+                    "MaxValue": str(r.high),
+                    "ScalingType": r.scaling,
+                }
+            )
+        else:
+            out.setdefault("ContinuousParameterRanges", []).append(
+                {
+                    "Name": r.name,
+                    "MinValue": hyperparameter_str(r.low),
+                    "MaxValue": hyperparameter_str(r.high),
+                    "ScalingType": r.scaling,
+                }
+            )
+    return out
+
+
+def _algorithm_of(training_request: Mapping[str, Any]) -> Algorithm:
+    image = str((training_request.get("AlgorithmSpecification") or {}).get("TrainingImage", ""))
+    return "image-classification" if "image-classification" in image else "object-detection"
+
+
+def build_tuning_request(
+    training_request: Mapping[str, Any],
+    *,
+    job_name: str,
+    algorithm: Algorithm | None = None,
+    strategy: Strategy = "Bayesian",
+    ranges: Sequence[ParameterRange] | None = None,
+    max_jobs: int = 20,
+    max_parallel_jobs: int = 2,
+    early_stopping: Literal["Auto", "Off"] = "Auto",
+    objective_metric: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A CreateHyperParameterTuningJob request around a (validated) training request.
+
+    Tuned hyperparameters are removed from the static ones; every other hyperparameter of the
+    training request (``num_training_samples``, ``num_classes``, ``label_width``…) is kept.
+
+    Args:
+        training_request: from
+        :func:`gt_toolkit.sagemaker.training.build_object_detection_training_request`
+            or the image classification builder (or any CreateTrainingJob dict).
+        job_name: the tuning job name: at most 32 characters (SageMaker appends suffixes).
+        algorithm: inferred from the training image when not given.
+        ranges: default :func:`default_ranges`.
+
+    Raises:
+        ValidationError: every problem at once (ranges, limits, objective, service model).
+    """
+    algorithm = algorithm or _algorithm_of(training_request)
+    problems: list[str] = []
+    static = dict(training_request.get("HyperParameters") or {})
+    samples = str(static.get("num_training_samples", ""))
+    if ranges is None:
+        ranges = default_ranges(
+            algorithm, num_training_samples=int(samples) if samples.isdigit() else None
+        )
+    problems.extend(_range_problems(ranges, algorithm))
+    for r in ranges:
+        static.pop(r.name, None)
+    expected = OBJECTIVES[algorithm]
+    metric = objective_metric or expected
+    if metric != expected:
+        problems.append(
+            f"objective {metric!r} is not what built-in {algorithm} reports; use {expected!r}"
+        )
+    if (
+        isinstance(max_jobs, int)
+        and isinstance(max_parallel_jobs, int)
+        and max_parallel_jobs > max_jobs
+    ):
+        problems.append(f"max_parallel_jobs {max_parallel_jobs} exceeds max_jobs {max_jobs}")
+    if strategy not in ("Bayesian", "Random"):
+        problems.append(f"strategy {strategy!r} is not one of: Bayesian, Random")
+    definition: dict[str, Any] = {
+        k: training_request[k] for k in _TRAINING_DEFINITION_KEYS if k in training_request
+    }
+    definition["StaticHyperParameters"] = static
+    request: dict[str, Any] = {
+        "HyperParameterTuningJobName": job_name,
+        "HyperParameterTuningJobConfig": {
+            "Strategy": strategy,
+            "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": metric},
+            "ResourceLimits": {
+                "MaxNumberOfTrainingJobs": max_jobs,
+                "MaxParallelTrainingJobs": max_parallel_jobs,
+            },
+            "ParameterRanges": _ranges_json(ranges),
+            "TrainingJobEarlyStoppingType": early_stopping,
+        },
+        "TrainingJobDefinition": definition,
+    }
+    if tags:
+        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    problems.extend(problems_as_strings(validate_request("CreateHyperParameterTuningJob", request)))
+    problems.extend(
+        f"TrainingJobDefinition: {p}" for p in channel_problems(definition, algorithm=algorithm)
+    )
+    if problems:
+        raise ValidationError(list(dict.fromkeys(problems)), what="tuning job request")
+    return request
+
+
+@dataclass(frozen=True, slots=True)
+class BestTrainingJob:
+    """The winning training job of a tuning job and what it scored."""
+
+    name: str
+    metric_name: str | None
+    value: float | None
+    hyperparameters: dict[str, str]
+    status: str | None
+
+
+def _best_from(summary: Mapping[str, Any]) -> BestTrainingJob:
+    metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
+    value = metric.get("Value")
+    return BestTrainingJob(
+        name=str(summary["TrainingJobName"]),
+        metric_name=metric.get("MetricName"),
+        value=float(value) if value is not None else None,
+        hyperparameters={
+            str(k): str(v) for k, v in (summary.get("TunedHyperParameters") or {}).items()
+        },
+        status=summary.get("TrainingJobStatus"),
+    )
+
+
+def pick_best_training_job(
+    summaries: Iterable[Mapping[str, Any]], *, maximize: bool = True
+) -> BestTrainingJob | None:
+    """The completed job with the best final objective value, or ``None`` when none has one.
+
+    Jobs that failed, were stopped early by a failure, or have no objective value are skipped.
+    """
+    best: tuple[float, Mapping[str, Any]] | None = None
+    for summary in summaries:
+        if summary.get("TrainingJobStatus") not in ("Completed", "Stopped"):
+            continue
+        if summary.get("ObjectiveStatus", "Succeeded") != "Succeeded":
+            continue
+        value = (summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
+        if value is None:
+            continue
+        score = float(value) if maximize else -float(value)
+        if best is None or score > best[0]:
+            best = (score, summary)
+    return _best_from(best[1]) if best is not None else None
+
+
+def best_training_job(sagemaker: SageMakerClient, tuning_job_name: str) -> BestTrainingJob:
+    """The best training job of a tuning job (``BestTrainingJob``, else the listed jobs).
+
+    Raises:
+        GtToolkitError: no training job has reported an objective value yet.
+    """
+    description = sagemaker.describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=tuning_job_name
+    )
+    best = description.get("BestTrainingJob")
+    if best:
+        return _best_from(best)
+    objective = description["HyperParameterTuningJobConfig"].get(
+        "HyperParameterTuningJobObjective"
+    ) or {"Type": "Maximize"}
+    paginator = sagemaker.get_paginator("list_training_jobs_for_hyper_parameter_tuning_job")
+    summaries = (
+        summary
+        for page in paginator.paginate(HyperParameterTuningJobName=tuning_job_name)
+        for summary in page["TrainingJobSummaries"]
+    )
+    picked = pick_best_training_job(summaries, maximize=objective.get("Type") != "Minimize")
+    if picked is None:
+        status = description.get("HyperParameterTuningJobStatus")
+        raise GtToolkitError(
+            f"tuning job {tuning_job_name} ({status}) has no training job with an objective "
+            "value yet"
+        )
+    return picked

@@ -1,0 +1,263 @@
+"""The one place that talks to S3.
+
+Everything else takes an :class:`S3Store`, which wraps an injected boto3 client. Tests point
+that client at moto's server on 127.0.0.1; users get a client that honours ``AWS_ENDPOINT_URL``,
+their profile and botocore's *standard* retry mode.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gt_toolkit.errors import NoMatchingObjectsError, S3UriError, StorageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = [
+    "DEFAULT_IMAGE_EXTENSIONS",
+    "S3Object",
+    "S3Store",
+    "is_s3_uri",
+    "make_s3_client",
+    "parse_s3_uri",
+]
+
+DEFAULT_IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+_CHUNK = 1 << 20
+# S3 bucket naming rules (3-63 chars, lowercase, digits, dots, hyphens).
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+T = TypeVar("T")
+
+
+def is_s3_uri(value: object) -> bool:
+    """True for a string starting with ``s3://`` (whether or not it is well formed)."""
+    return isinstance(value, str) and value.startswith("s3://")
+
+
+def parse_s3_uri(uri: str, *, require_key: bool = True) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into ``(bucket, key)``.
+
+    Raises:
+        S3UriError: not an ``s3://`` URI, a malformed bucket name, or (with ``require_key``)
+            no key after the bucket.
+    """
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise S3UriError(f"expected an s3://bucket/key URI, got {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    if not _BUCKET_RE.match(bucket):
+        raise S3UriError(f"bad bucket name {bucket!r} in {uri!r}")
+    if require_key and not key:
+        raise S3UriError(f"no object key after the bucket in {uri!r}")
+    return bucket, key
+
+
+def make_s3_client(
+    *,
+    session: boto3.session.Session | None = None,
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    max_pool_connections: int = 32,
+) -> S3Client:
+    """Build an S3 client with standard retries and a pool big enough for our thread pools.
+
+    ``endpoint_url=None`` lets boto3 use ``AWS_ENDPOINT_URL`` when it is set.
+    """
+    session = session or boto3.session.Session()
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=max_pool_connections,
+    )
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region_name, config=config)
+
+
+@dataclass(frozen=True, slots=True)
+class S3Object:
+    """One listed object."""
+
+    bucket: str
+    key: str
+    size: int
+
+    @property
+    def uri(self) -> str:
+        """The ``s3://bucket/key`` URI."""
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def _translate(exc: Exception, what: str) -> StorageError:
+    """Turn a botocore error into one clear :class:`StorageError` line."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code", ""))
+        if code in ("NoSuchBucket",):
+            return StorageError(f"{what}: the bucket does not exist")
+        if code in ("AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId"):
+            return StorageError(f"{what}: access denied ({code})")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return StorageError(f"{what}: no such object")
+        return StorageError(f"{what}: {code or 'error'}: {err.get('Message', exc)}")
+    return StorageError(f"{what}: {exc}")
+
+
+class S3Store:
+    """S3 operations the toolkit needs, over one injected boto3 client.
+
+    Args:
+        client: a boto3 S3 client; ``None`` builds one with :func:`make_s3_client`.
+    """
+
+    def __init__(self, client: S3Client | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> S3Client:
+        """The boto3 client, created on first use so offline work never needs credentials."""
+        if self._client is None:
+            self._client = make_s3_client()
+        return self._client
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, what) from exc
+        except (S3UploadFailedError, S3TransferFailedError) as exc:
+            # boto3's transfer manager wraps the ClientError in its own exception.
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, ClientError | BotoCoreError):
+                raise _translate(cause, what) from exc
+            detail = str(exc)
+            if "NoSuchBucket" in detail:
+                raise StorageError(f"{what}: the bucket does not exist") from exc
+            raise StorageError(f"{what}: {detail}") from exc
+
+    # -- listing -------------------------------------------------------------------------
+    def iter_objects(
+        self,
+        uri: str,
+        *,
+        extensions: Iterable[str] | None = DEFAULT_IMAGE_EXTENSIONS,
+        exclude: Iterable[str] = (),
+        page_size: int | None = None,
+    ) -> Iterator[S3Object]:
+        """Stream every object under a prefix, recursively, in key order, page by page.
+
+        Args:
+            uri: ``s3://bucket/prefix/`` (a prefix of ``""`` lists the whole bucket).
+            extensions: suffixes to keep, case-insensitive; ``None`` keeps everything.
+            exclude: glob patterns matched against the key relative to the prefix and against
+                the full key; a match drops the object.
+            page_size: keys per ``list_objects_v2`` page (S3's default is 1,000).
+
+        Raises:
+            StorageError: missing bucket or access denied.
+            NoMatchingObjectsError: nothing under the prefix matches.
+        """
+        bucket, prefix = parse_s3_uri(uri, require_key=False)
+        exts = tuple(e.lower() for e in extensions) if extensions is not None else None
+        patterns = tuple(exclude)
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = (
+            paginator.paginate(
+                Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+            )
+            if page_size
+            else paginator.paginate(Bucket=bucket, Prefix=prefix)
+        )
+        found = 0
+        try:
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    key = obj["Key"]
+                    if key.endswith("/"):
+                        continue
+                    if exts is not None and not key.lower().endswith(exts):
+                        continue
+                    rel = key[len(prefix) :].lstrip("/")
+                    if any(
+                        fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(key, p) for p in patterns
+                    ):
+                        continue
+                    found += 1
+                    yield S3Object(bucket, key, int(obj.get("Size", 0)))
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"listing {uri}") from exc
+        if not found:
+            raise NoMatchingObjectsError(
+                f"no object under {uri} matches extensions {list(exts or ['*'])}"
+                + (f" minus exclusions {list(patterns)}" if patterns else "")
+            )
+
+    # -- reading -------------------------------------------------------------------------
+    def iter_chunks(self, uri: str, chunk_size: int = _CHUNK) -> Iterator[bytes]:
+        """Stream an object's bytes in chunks (constant memory)."""
+        bucket, key = parse_s3_uri(uri)
+        resp = self._call(f"reading {uri}", lambda: self.client.get_object(Bucket=bucket, Key=key))
+        body = resp["Body"]
+        try:
+            while chunk := body.read(chunk_size):
+                yield chunk
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc, f"reading {uri}") from exc
+        finally:
+            body.close()
+
+    def get_bytes(self, uri: str) -> bytes:
+        """Read a whole (small) object."""
+        return b"".join(self.iter_chunks(uri))
+
+    def exists(self, uri: str) -> bool:
+        """True when the object exists and is readable."""
+        bucket, key = parse_s3_uri(uri)
+        try:
+            self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise _translate(exc, f"checking {uri}") from exc
+        except BotoCoreError as exc:  # no credentials, endpoint unreachable, ...
+            raise _translate(exc, f"checking {uri}") from exc
+        return True
+
+    def presign(self, uri: str, *, expires_in: int = 3600) -> str:
+        """A presigned GET URL, as Ground Truth's ``grant_read_access`` makes for workers."""
+        bucket, key = parse_s3_uri(uri)
+        return self._call(
+            f"presigning {uri}",
+            lambda: self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
+            ),
+        )
+
+    def download_file(self, uri: str, path: str | Path) -> None:
+        """Download an object to a local path (parent folders are created)."""
+        bucket, key = parse_s3_uri(uri)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._call(f"downloading {uri}", lambda: self.client.download_file(bucket, key, str(path)))
+
+    # -- writing -------------------------------------------------------------------------
+    def put_bytes(self, uri: str, data: bytes, *, content_type: str | None = None) -> None:
+        """Write a whole object in one request."""
+        bucket, key = parse_s3_uri(uri)
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        self._call(
+            f"writing {uri}",
+            lambda: self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra),
+        )
+
+    def upload_file(self, path: str | Path, uri: str) -> None:
+        """Upload a local file (multipart for large files, handled by boto3's transfer)."""
+        bucket, key = parse_s3_uri(uri)
+        self._call(f"uploading to {uri}", lambda: self.client.upload_file(str(path), bucket, key))

@@ -1,0 +1,429 @@
+"""Worker task templates: Jinja renders crowd-HTML + Liquid for Ground Truth, once.
+
+A Ground Truth worker template is Liquid that Ground Truth evaluates per task
+(``{{ task.input.taskObject | grant_read_access }}``). We generate that Liquid from Jinja
+templates in ``templates/`` whose delimiters are ``[[ ]]``, ``[% %]`` and ``[# #]``, so the
+two languages never collide. The one Jinja environment lives here (STYLE.md 8.6).
+
+Safety rule: every user string (labels, header, instructions, descriptions, URLs) reaches the
+page through one ``finalize`` hook that HTML-escapes it *and* turns ``{`` and ``}`` into the
+character references ``&#123;``/``&#125;``. Browsers decode those back to braces (in text and
+in attribute values), while Ground Truth's Liquid pass never sees a ``{{`` or ``{%`` in user
+text, so a label such as ``{{ 7 | plus: 1 }}`` is shown literally instead of being run.
+(``{% raw %}`` wrapping would also work, but breaks if the text itself contains
+``{% endraw %}``; entity escaping has no such hole.) Labels are serialised with
+:func:`json.dumps` and then escaped for the attribute, so quotes, ``&``, ``</script>`` and
+non-ASCII labels arrive as valid JSON.
+
+Labels and header: by default the template uses ``task.input.labels`` / ``task.input.header``
+when the pre-annotation Lambda supplies them and falls back to the values baked in at render
+time otherwise (``task_input_overrides=True``); ``False`` bakes them in unconditionally.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, NamedTuple
+
+import jinja2
+from markupsafe import Markup, escape
+
+from gt_toolkit.errors import TemplateError, ValidationError
+from gt_toolkit.formats.label_categories import validate_labels
+from gt_toolkit.storage.s3 import is_s3_uri, parse_s3_uri
+
+__all__ = [
+    "DEFAULT_MAX_IMAGE_SIDE",
+    "Example",
+    "LiquidExpression",
+    "ResolvedExample",
+    "example_image_src",
+    "find_template_dir",
+    "liquid_inert",
+    "render_bounding_box_template",
+    "render_image_classifier_template",
+    "text_to_html",
+]
+
+DEFAULT_MAX_IMAGE_SIDE: Final = 480
+"""Embedded example images are downscaled to this many pixels on their longer side.
+
+The instruction panel is about 300-400 px wide, and each image is embedded twice (short and
+full instructions), so small images keep the template near the 128,000-character
+``TemplateContent`` limit of the HumanTaskUi APIs.
+"""
+
+_MAX_EMBED_BYTES: Final = 96 * 1024  # an image already this small and narrow is embedded as is
+_BRACES: Final = str.maketrans({"{": "&#123;", "}": "&#125;"})
+_ELEMENT_NAME_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
+# Characters that would end or corrupt the Liquid string literal we put an s3:// URI in.
+_UNSAFE_IN_LIQUID_STRING: Final = re.compile(r"[\"'{}%<>\\\x00-\x1f\x7f]")
+_NUMBER_RE: Final = re.compile(r"^\d+[.)]\s+")
+_MIME: Final[Mapping[str, str]] = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+}
+
+
+class LiquidExpression(Markup):
+    """Liquid that render.py itself writes (e.g. ``grant_read_access`` on an s3:// example).
+
+    The finalize hook passes it through untouched; nothing a user passes is ever one.
+    """
+
+
+class Example(NamedTuple):
+    """One good or bad example: an image and a description of what it shows.
+
+    ``image`` is an ``https://`` URL, an ``s3://`` URI (resolved by Ground Truth's
+    ``grant_read_access`` at task time), a ``data:image/...`` URI, or a local file (embedded).
+    """
+
+    image: str | os.PathLike[str]
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedExample:
+    """An example ready for the page: ``src`` is a URL, data URI or Liquid expression."""
+
+    src: str
+    description: Markup
+    alt: str
+
+
+def liquid_inert(value: object) -> Markup:
+    """HTML-escape a value and neutralise Liquid delimiters; the finalize hook of our Jinja env.
+
+    :class:`LiquidExpression` passes unchanged; other :class:`~markupsafe.Markup` (trusted
+    HTML from the caller) keeps its tags but still has its braces neutralised.
+
+    Examples:
+        >>> str(liquid_inert("{{ a }} & <b>"))
+        '&#123;&#123; a &#125;&#125; &amp; &lt;b&gt;'
+    """
+    if isinstance(value, LiquidExpression):
+        return value
+    if isinstance(value, Markup):
+        return Markup(str.translate(str(value), _BRACES))
+    return Markup(str.translate(str(escape(value)), _BRACES))
+
+
+def text_to_html(text: str) -> Markup:
+    """Plain instruction text to simple HTML: blank lines separate paragraphs.
+
+    A paragraph whose lines all start with ``- `` or ``* `` becomes a bullet list, one whose
+    lines all start with ``1.``-style numbers a numbered list; other line breaks are kept.
+    :class:`~markupsafe.Markup` input is trusted HTML and returned as is.
+    """
+    if isinstance(text, Markup):
+        return text
+    blocks: list[str] = []
+    for para in re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip()):
+        lines = [line.strip() for line in para.split("\n") if line.strip()]
+        if not lines:
+            continue
+        if all(line[:2] in ("- ", "* ") for line in lines):
+            items = "".join(f"<li>{escape(line[2:].strip())}</li>" for line in lines)
+            blocks.append(f"<ul>{items}</ul>")
+        elif all(_NUMBER_RE.match(line) for line in lines):
+            items = "".join(f"<li>{escape(_NUMBER_RE.sub('', line))}</li>" for line in lines)
+            blocks.append(f"<ol>{items}</ol>")
+        else:
+            blocks.append("<p>" + "<br>".join(str(escape(line)) for line in lines) + "</p>")
+    return Markup("".join(blocks))
+
+
+def _embed_local_image(path: Path, max_side: int) -> str:
+    """A local image as a data URI, downscaled (and re-encoded) when it is large."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise TemplateError(f"example image not found: {path}") from None
+    except OSError as exc:
+        raise TemplateError(f"cannot read example image {path}: {exc.strerror or exc}") from exc
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt = img.format or ""
+            if fmt in _MIME and max(img.size) <= max_side and len(data) <= _MAX_EMBED_BYTES:
+                return f"data:{_MIME[fmt]};base64,{base64.b64encode(data).decode('ascii')}"
+            small = ImageOps.exif_transpose(img)
+            small.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            out = io.BytesIO()
+            if small.mode in ("RGBA", "LA") or "transparency" in small.info:
+                small.convert("RGBA").save(out, format="PNG", optimize=True)
+                mime = "image/png"
+            else:
+                small.convert("RGB").save(out, format="JPEG", quality=85, optimize=True)
+                mime = "image/jpeg"
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise TemplateError(f"example image {path} is not a readable image: {exc}") from exc
+    return f"data:{mime};base64,{base64.b64encode(out.getvalue()).decode('ascii')}"
+
+
+def example_image_src(
+    image: str | os.PathLike[str], *, max_side: int = DEFAULT_MAX_IMAGE_SIDE
+) -> str:
+    """What goes in an example ``<img src>``: URL as is, s3:// as Liquid, local file embedded.
+
+    Raises:
+        TemplateError: a local file that is missing or not an image, or an s3:// key with
+            characters that cannot sit inside a Liquid string.
+        S3UriError: a malformed ``s3://`` URI.
+    """
+    text = os.fspath(image)
+    if text.startswith(("https://", "http://", "data:image/")):
+        return text
+    if is_s3_uri(text):
+        parse_s3_uri(text)
+        if _UNSAFE_IN_LIQUID_STRING.search(text):
+            raise TemplateError(
+                f"example image URI {text!r} contains quotes, braces, %, <, >, backslash or "
+                "control characters; rename the object or pass an https:// URL"
+            )
+        return LiquidExpression(f'{{{{ "{text}" | grant_read_access }}}}')
+    return _embed_local_image(Path(text), max_side)
+
+
+def _resolve_examples(
+    examples: Sequence[tuple[str | os.PathLike[str], str]], max_side: int, kind: str
+) -> list[ResolvedExample]:
+    resolved: list[ResolvedExample] = []
+    for index, pair in enumerate(examples):
+        try:
+            image, description = pair
+        except (TypeError, ValueError):
+            raise TemplateError(
+                f"{kind} example #{index + 1} must be an (image, description) pair, got {pair!r}"
+            ) from None
+        if not isinstance(description, str):
+            raise TemplateError(
+                f"{kind} example #{index + 1}: the description must be text, "
+                f"got {type(description).__name__}"
+            )
+        plain = re.sub(r"\s+", " ", str(description)).strip()
+        resolved.append(
+            ResolvedExample(
+                src=example_image_src(image, max_side=max_side),
+                description=text_to_html(description),
+                alt=plain[:125] or f"{kind} example {index + 1}",
+            )
+        )
+    return resolved
+
+
+def find_template_dir() -> Path:
+    """The folder of ``.html.j2`` templates: in the installed package, else the checkout.
+
+    A wheel carries them as ``gt_toolkit/templates`` (pyproject force-include); an editable
+    install or a plain checkout finds the repository's ``templates/``.
+    """
+    here = Path(__file__).resolve().parents[1]  # the gt_toolkit package
+    for candidate in (here / "templates", here.parent / "templates"):
+        if (candidate / "bounding_box.html.j2").is_file():
+            return candidate
+    raise TemplateError(
+        f"worker templates not found in {here / 'templates'} or {here.parent / 'templates'}; "
+        "reinstall gt-toolkit"
+    )
+
+
+def _environment(template_dir: str | os.PathLike[str] | None) -> jinja2.Environment:
+    folder = Path(template_dir) if template_dir is not None else find_template_dir()
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        variable_start_string="[[",
+        variable_end_string="]]",
+        block_start_string="[%",
+        block_end_string="%]",
+        comment_start_string="[#",
+        comment_end_string="#]",
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        finalize=liquid_inert,
+        keep_trailing_newline=True,
+    )
+
+
+def _version() -> str:
+    from gt_toolkit import __version__
+
+    return __version__
+
+
+def _render(
+    template_name: str, context: Mapping[str, Any], template_dir: str | os.PathLike[str] | None
+) -> str:
+    try:
+        return _environment(template_dir).get_template(template_name).render(**context)
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"cannot render {template_name}: {exc}") from exc
+
+
+def _common_context(
+    *,
+    labels: Sequence[str],
+    task_type: str,
+    header: str,
+    short_instructions: str,
+    full_instructions: str,
+    good_examples: Sequence[tuple[str | os.PathLike[str], str]],
+    bad_examples: Sequence[tuple[str | os.PathLike[str], str]],
+    element_name: str,
+    task_input_overrides: bool,
+    full_instructions_header: str,
+    good_heading: str,
+    bad_heading: str,
+    max_image_side: int,
+    include_script: bool,
+) -> dict[str, Any]:
+    labels = list(labels)
+    if labels or not task_input_overrides:
+        problems = validate_labels(labels, task_type=task_type)
+        if problems:
+            raise ValidationError(problems, what="label list")
+    if not _ELEMENT_NAME_RE.match(element_name):
+        raise TemplateError(
+            f"element name {element_name!r} must be letters, digits, '_' or '-' "
+            "(it becomes the key in every worker answer)"
+        )
+    if max_image_side < 16:
+        raise TemplateError(f"max_image_side must be at least 16 pixels, got {max_image_side}")
+    return {
+        "version": _version(),
+        "include_script": include_script,
+        "element_name": element_name,
+        "header": header,
+        "labels_json": json.dumps(labels, ensure_ascii=False),
+        "task_input_overrides": task_input_overrides,
+        "full_instructions_header": full_instructions_header,
+        "short_instructions": text_to_html(short_instructions),
+        "full_instructions": text_to_html(full_instructions),
+        "good_heading": good_heading,
+        "bad_heading": bad_heading,
+        "good_examples": _resolve_examples(good_examples, max_image_side, "good"),
+        "bad_examples": _resolve_examples(bad_examples, max_image_side, "bad"),
+    }
+
+
+def render_bounding_box_template(
+    labels: Sequence[str],
+    header: str,
+    short_instructions: str,
+    full_instructions: str,
+    good_examples: Sequence[tuple[str | os.PathLike[str], str]] = (),
+    bad_examples: Sequence[tuple[str | os.PathLike[str], str]] = (),
+    *,
+    element_name: str = "boundingBox",
+    task_input_overrides: bool = True,
+    initial_value: bool = True,
+    full_instructions_header: str = "Full instructions",
+    good_heading: str = "Good examples",
+    bad_heading: str = "Bad examples",
+    max_image_side: int = DEFAULT_MAX_IMAGE_SIDE,
+    include_script: bool = True,
+    template_dir: str | os.PathLike[str] | None = None,
+) -> str:
+    """A crowd-bounding-box worker template (crowd-HTML + Liquid) for ``UiTemplateS3Uri``.
+
+    Args:
+        labels: the label names; may be empty only when ``task_input_overrides`` is on and the
+            pre-annotation Lambda supplies ``taskInput.labels``.
+        header: the question above the image.
+        short_instructions: plain text (blank lines = paragraphs, ``- `` lines = bullets) or
+            trusted :class:`~markupsafe.Markup`; shown in the side panel.
+        full_instructions: as ``short_instructions``; shown behind "View full instructions".
+        good_examples: ``(image, description)`` pairs; see :class:`Example`.
+        bad_examples: as ``good_examples``.
+        element_name: the key of each worker answer (``boundingBox`` like the built-in task).
+        task_input_overrides: use ``task.input.labels``/``task.input.header`` when present.
+        initial_value: pass ``task.input.initialValue`` (a list of
+            ``{label, left, top, width, height}``) as pre-drawn boxes when present.
+        max_image_side: longer side, in pixels, of embedded local example images.
+        include_script: include the ``crowd-html-elements.js`` script tag.
+        template_dir: a folder of replacement templates (default: the packaged ones).
+
+    Raises:
+        ValidationError: invalid labels (duplicates, too long, more than 50, ...).
+        TemplateError: a missing or unreadable example image, a bad element name.
+
+    Examples:
+        >>> html = render_bounding_box_template(
+        ...     ["ball"], "Box every ball", "One tight box per ball.", "Box every ball.")
+        >>> 'name="boundingBox"' in html
+        True
+    """
+    context = _common_context(
+        labels=labels,
+        task_type="BoundingBox",
+        header=header,
+        short_instructions=short_instructions,
+        full_instructions=full_instructions,
+        good_examples=good_examples,
+        bad_examples=bad_examples,
+        element_name=element_name,
+        task_input_overrides=task_input_overrides,
+        full_instructions_header=full_instructions_header,
+        good_heading=good_heading,
+        bad_heading=bad_heading,
+        max_image_side=max_image_side,
+        include_script=include_script,
+    )
+    context["initial_value"] = initial_value
+    return _render("bounding_box.html.j2", context, template_dir)
+
+
+def render_image_classifier_template(
+    labels: Sequence[str],
+    header: str,
+    short_instructions: str,
+    full_instructions: str,
+    good_examples: Sequence[tuple[str | os.PathLike[str], str]] = (),
+    bad_examples: Sequence[tuple[str | os.PathLike[str], str]] = (),
+    *,
+    multi_label: bool = False,
+    element_name: str = "category",
+    task_input_overrides: bool = True,
+    full_instructions_header: str = "Full instructions",
+    good_heading: str = "Good examples",
+    bad_heading: str = "Bad examples",
+    max_image_side: int = DEFAULT_MAX_IMAGE_SIDE,
+    include_script: bool = True,
+    template_dir: str | os.PathLike[str] | None = None,
+) -> str:
+    """A crowd-image-classifier worker template (``-multi-select`` with ``multi_label``).
+
+    Arguments as :func:`render_bounding_box_template`; the labels fill ``categories`` and
+    need at least two (Ground Truth's classification rule).
+    """
+    context = _common_context(
+        labels=labels,
+        task_type="ImageMultiClassMultiLabel" if multi_label else "ImageMultiClass",
+        header=header,
+        short_instructions=short_instructions,
+        full_instructions=full_instructions,
+        good_examples=good_examples,
+        bad_examples=bad_examples,
+        element_name=element_name,
+        task_input_overrides=task_input_overrides,
+        full_instructions_header=full_instructions_header,
+        good_heading=good_heading,
+        bad_heading=bad_heading,
+        max_image_side=max_image_side,
+        include_script=include_script,
+    )
+    context["element"] = (
+        "crowd-image-classifier-multi-select" if multi_label else "crowd-image-classifier"
+    )
+    return _render("image_classifier.html.j2", context, template_dir)
