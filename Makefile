@@ -20,7 +20,7 @@ system-deps: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check gt_toolkit lambdas
+	$(BIN)/ruff format --check .
 
 typecheck: setup
 	$(BIN)/mypy

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
 from gt_toolkit.storage.s3 import S3Store, make_s3_client
-
-REPO = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
-SAMPLES = REPO / "samples"
-REGION = "us-east-1"
+from tests.helpers import REGION
 
 
 @pytest.fixture(scope="session")
@@ -67,43 +60,3 @@ def bucket(s3_client: Any) -> str:
     name = f"gt-test-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=name)
     return name
-
-
-def reset_moto(endpoint: str) -> None:
-    """Drop every resource on the moto server (rarely needed: buckets are unique per test)."""
-    urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST"))
-
-
-def load_event(name: str) -> Any:
-    """Load a JSON event fixture from ``tests/data/events``."""
-    return json.loads((DATA / "events" / name).read_text())
-
-
-def seed_objects(bucket: str, keys: list[str], body: bytes = b"x") -> None:
-    """Put many objects straight into the in-process moto server's backend.
-
-    PUTs over HTTP cost ~6 ms each; thousands of them would dominate the suite. The server
-    under test runs in this process, so its state can be seeded directly; every read the
-    toolkit makes still goes over HTTP to 127.0.0.1.
-    """
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.s3.models import s3_backends
-
-    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
-    for key in keys:
-        backend.put_object(bucket, key, body)
-
-
-class FakeTime:
-    """An injectable clock and sleep: wait loops are tested without waiting."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from gt_toolkit.cli import main
+from tests.helpers import DATA
 
-OUTPUTS = Path(__file__).parent / "data" / "outputs"
+OUTPUTS = DATA / "outputs"
 CONSOLE = OUTPUTS / "console-job.manifest"
 GT_CONVERT = Path(sys.executable).parent / "gt-convert"
 

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SAMPLES, seed_objects
 
 from gt_toolkit.cli import main
 from gt_toolkit.storage.s3 import S3Store
+from tests.helpers import REPO, SAMPLES, seed_objects
 
 
 def _lines(path: Path) -> list[dict[str, object]]:

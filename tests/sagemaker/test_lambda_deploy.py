@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO
 
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.sagemaker.lambda_deploy import build_lambda_role_policy, deploy_lambdas
 from gt_toolkit.sagemaker.lambda_zip import HANDLERS
+from tests.helpers import REPO
 
 TEMPLATE = REPO / "lambdas" / "template.yaml"
 

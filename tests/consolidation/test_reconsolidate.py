@@ -14,8 +14,8 @@ from gt_toolkit.consolidation.engine import ConsolidationSettings
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
 from gt_toolkit.consolidation.reconsolidate import parse_worker_response, reconsolidate
 from gt_toolkit.errors import ConsolidationError, NoMatchingObjectsError
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 JOB = REPO / "samples" / "job-output" / "samples-balls"
 TRUTH = REPO / "samples" / "truth.manifest"
 

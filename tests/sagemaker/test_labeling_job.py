@@ -15,7 +15,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import FakeTime
 
 from gt_toolkit import ValidationError, build_labeling_job_request
 from gt_toolkit.sagemaker.labeling_job import (
@@ -46,6 +45,7 @@ from gt_toolkit.sagemaker.service_validation import (
     validate_request,
 )
 from gt_toolkit.storage.s3 import S3Store
+from tests.helpers import FakeTime
 
 ROLE = "arn:aws:iam::123456789012:role/GroundTruthRole"
 TEAM = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/ball-team"

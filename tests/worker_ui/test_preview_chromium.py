@@ -12,11 +12,10 @@ import pytest
 from PIL import Image, ImageStat
 
 from gt_toolkit import render_bounding_box_template, render_image_classifier_template, write_preview
+from tests.helpers import SAMPLES
 
 pytestmark = pytest.mark.chromium
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "samples"
 TRUTH_LINE = (SAMPLES / "truth.manifest").read_text().splitlines()[0]
 LABELS = ["ball", '</script><b>"x"</b> {{ 1 | plus: 1 }}']
 FLAGS = [

@@ -13,8 +13,9 @@ from gt_toolkit.convert import CONVERTERS, ConvertOptions, Target, convert_outpu
 from gt_toolkit.errors import ConversionError
 from gt_toolkit.formats.output_manifest import iter_detection_records
 from gt_toolkit.formats.sampling import split_name
+from tests.helpers import DATA
 
-OUTPUTS = Path(__file__).parent / "data" / "outputs"
+OUTPUTS = DATA / "outputs"
 CONSOLE = OUTPUTS / "console-job.manifest"
 API = OUTPUTS / "api-job.manifest"
 

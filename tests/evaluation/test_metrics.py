@@ -26,8 +26,7 @@ from gt_toolkit.evaluation.metrics import (
     iter_prediction_lines,
     read_detection_set,
 )
-
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+from tests.helpers import SAMPLES
 
 
 def B(

@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +21,7 @@ from gt_toolkit.handlers.post_annotation import (
     handle_post_annotation,
 )
 from gt_toolkit.storage.s3 import S3Store
+from tests.helpers import DATA
 
 EVENTS = DATA / "events"
 DEFAULT = PostAnnotationSettings()

@@ -19,7 +19,6 @@ import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from conftest import SAMPLES, FakeTime
 
 from gt_toolkit import GtToolkitError, ValidationError
 from gt_toolkit.sagemaker.endpoints import (
@@ -38,6 +37,7 @@ from gt_toolkit.sagemaker.endpoints import (
 from gt_toolkit.sagemaker.labeling_job import WaitTimeoutError
 from gt_toolkit.sagemaker.service_validation import botocore_report
 from gt_toolkit.sagemaker.training import build_object_detection_training_request
+from tests.helpers import SAMPLES, FakeTime
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IMAGE = "811284229777.dkr.ecr.us-east-1.amazonaws.com/object-detection:1"

@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 import pytest
-from conftest import load_event
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +17,7 @@ from gt_toolkit.handlers.pre_annotation import (
     load_pre_annotation_settings,
 )
 from gt_toolkit.storage.s3 import S3Store
+from tests.helpers import load_event
 
 LABELS = ("car", "bike")
 

@@ -23,8 +23,9 @@ from gt_toolkit.formats.output_manifest import (
     iter_detection_records,
     parse_creation_date,
 )
+from tests.helpers import DATA
 
-OUTPUTS = Path(__file__).parent / "data" / "outputs"
+OUTPUTS = DATA / "outputs"
 
 
 def _rejects(path: Path) -> list[dict[str, Any]]:

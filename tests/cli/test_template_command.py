@@ -9,9 +9,8 @@ import pytest
 
 from gt_toolkit.cli import main
 from gt_toolkit.storage.s3 import S3Store
+from tests.helpers import SAMPLES
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "samples"
 GOOD = str(SAMPLES / "examples" / "good_tight.jpg")
 BAD = str(SAMPLES / "examples" / "bad_loose.jpg")
 BASE = [

@@ -27,10 +27,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from conftest import DATA, REPO
 
 from gt_toolkit.sagemaker.lambda_zip import HANDLERS, build_lambda_zip
 from gt_toolkit.storage.s3 import S3Store
+from tests.helpers import DATA, REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("lambda_runtime")]
 

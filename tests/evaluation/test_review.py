@@ -27,8 +27,8 @@ from gt_toolkit.evaluation.review import (
 )
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
 from gt_toolkit.storage.s3 import S3Store
+from tests.helpers import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 PREFIX = "s3://gt-toolkit-demo/images/"
 WORKERS = ("private.us-east-1.aaa", "private.us-east-1.bbb", "private.us-east-1.ccc")
 N_IMAGES = 8

@@ -8,8 +8,8 @@ import pytest
 from gt_toolkit import LintFinding, lint_template
 from gt_toolkit.storage.s3 import S3Store
 from gt_toolkit.worker_ui.lint import TEMPLATE_SIZE_LIMIT, has_errors, lint_template_text
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 GOOD = str(REPO / "samples" / "examples" / "good_tight.jpg")
 BAD = str(REPO / "samples" / "examples" / "bad_loose.jpg")
 

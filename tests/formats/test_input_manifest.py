@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import seed_objects
 
 from gt_toolkit import NoMatchingObjectsError, StorageError, ValidationError, iter_input_records
 from gt_toolkit.formats.input_manifest import iter_folder_keys, write_input_manifest
 from gt_toolkit.storage.s3 import S3Store, make_s3_client
+from tests.helpers import seed_objects
 
 
 def test_lists_5000_objects_through_pagination(store: S3Store, bucket: str) -> None:

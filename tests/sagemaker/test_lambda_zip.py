@@ -6,10 +6,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
 from gt_toolkit.errors import GtToolkitError
 from gt_toolkit.sagemaker.lambda_zip import build_lambda_zip, lambda_requirements
+from tests.helpers import REPO
 
 PYVER = f"{sys.version_info.major}.{sys.version_info.minor}"
 

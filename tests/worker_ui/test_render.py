@@ -26,8 +26,8 @@ from gt_toolkit.worker_ui.render import (
     liquid_inert,
     text_to_html,
 )
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 GOOD = REPO / "samples" / "examples" / "good_tight.jpg"
 BAD = REPO / "samples" / "examples" / "bad_loose.jpg"
 VOID = {"img", "br", "meta", "input", "link", "hr", "source"}

@@ -19,9 +19,8 @@ from gt_toolkit.worker_ui.preview import (
     s3_uri_from_url,
     task_input_from_line,
 )
+from tests.helpers import SAMPLES
 
-REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "samples"
 IMG0 = SAMPLES / "images" / "img_000.jpg"
 TRUTH_LINE = (SAMPLES / "truth.manifest").read_text().splitlines()[0]
 
