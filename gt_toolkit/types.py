@@ -1,7 +1,7 @@
 """Typed shapes of the AWS wire JSON the toolkit reads and writes.
 
 They cost nothing at run time and let mypy check the dicts handed back to AWS. Shapes follow
-``shared/spec/ground-truth-formats.md``; keys keep AWS spelling, which is why some are declared
+``docs/ground-truth-formats.md``; keys keep AWS spelling, which is why some are declared
 with the functional ``TypedDict`` syntax (``-`` is not valid in a class body).
 """
 

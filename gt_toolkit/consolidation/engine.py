@@ -3,7 +3,7 @@
 Why not Weighted Boxes Fusion: WBF merges greedily and is only right when each cluster holds
 at most one box per source (its author says so in ZFTurbo/Weighted-Boxes-Fusion PR #25);
 crowd workers routinely draw two boxes on one object. Here a cluster is a *matching*: it
-never holds two boxes of one worker. See ``shared/spec/ground-truth-formats.md`` §7.
+never holds two boxes of one worker. See ``docs/ground-truth-formats.md`` §7.
 
 Algorithm (pure, deterministic):
 

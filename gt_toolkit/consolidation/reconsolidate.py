@@ -1,7 +1,7 @@
 """Offline re-consolidation of a finished job's worker answers (local folder or S3).
 
 Reads ``<job>/annotations/worker-response/iteration-N/<datasetObjectId>/*.json`` (layout in
-``shared/spec/ground-truth-formats.md`` §2.3) together with the job's manifest (line ``i`` is
+``docs/ground-truth-formats.md`` §2.3) together with the job's manifest (line ``i`` is
 ``datasetObjectId`` ``i``), consolidates every object with chosen settings and writes a new
 output manifest in Ground Truth's bounding-box format plus a worker-quality table.
 

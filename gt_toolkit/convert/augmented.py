@@ -2,7 +2,7 @@
 
 Built-in object detection and image classification read an AugmentedManifestFile in Pipe
 mode with RecordIO wrapping and ``AttributeNames=[source-ref, <attr>]`` in that order
-(``shared/spec/ground-truth-formats.md`` §6 and pitfalls 1-6). This target writes exactly
+(``docs/ground-truth-formats.md`` §6 and §8 pitfalls 1-6). This target writes exactly
 those lines, streams in constant memory, and computes the hyperparameter facts that trip
 jobs up: ``num_training_samples`` (non-empty lines only), ``num_classes`` and the
 ``label_width`` that fits the busiest image.
@@ -64,7 +64,7 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
 
     Lines keep ``source-ref`` and the label attribute (checked, clipped, integer class ids)
     and, with ``include_metadata``, its ``-metadata``. Empty images are rejected by default:
-    built-in object detection drops batches over them (pitfall 4).
+    built-in object detection drops batches over them (§8 pitfall 4).
     """
     stats = OutputStats()
     splitter = planned_splitter(source, options, kinds=ANY, default_empty=EmptyPolicy.REJECT)

@@ -1,7 +1,7 @@
 """``jumpstart-od``: ``images/`` plus ``annotations.json`` for JumpStart/TensorFlow detection.
 
 JumpStart's object detection fine-tuning takes ``bbox`` as ``[xmin, ymin, xmax, ymax]`` in
-pixels, not COCO's ``[x, y, w, h]`` (landscape §0); ``images`` entries carry ``file_name``,
+pixels, not COCO's ``[x, y, w, h]`` (docs/other-tools.md); ``images`` entries carry ``file_name``,
 ``width``, ``height`` and ``id``. ``categories`` is added for the names.
 """
 

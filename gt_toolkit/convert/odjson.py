@@ -3,7 +3,7 @@
 Channels ``train``/``validation`` hold images and ``train_annotation``/
 ``validation_annotation`` hold ``<stem>.json`` files with ``file``, ``image_size``,
 ``annotations`` (Ground Truth's own box layout) and ``categories``
-(``shared/spec/ground-truth-formats.md`` §6).
+(``docs/ground-truth-formats.md`` §6).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Bounding-box output labels: build and parse Ground Truth's object-detection shape.
 
 The post-annotation Lambda, offline re-consolidation and the converters all produce or read
-the same ``<attr>`` + ``<attr>-metadata`` pair (``shared/spec/ground-truth-formats.md`` §2.1);
+the same ``<attr>`` + ``<attr>-metadata`` pair (``docs/ground-truth-formats.md`` §2.1);
 this module is the one place that knows it.
 """
 

@@ -1,7 +1,7 @@
 """Find the label attributes of one manifest line: pure, and light enough for the Lambdas.
 
 A label attribute is a key ``X`` whose partner ``X-metadata`` is an object
-(``shared/spec/ground-truth-formats.md`` §2). This module holds only that rule and its date
+(``docs/ground-truth-formats.md`` §2). This module holds only that rule and its date
 parsing, with no I/O imports, so the pre-annotation Lambda and the template preview can use
 the same rule as the output-manifest reader (:mod:`gt_toolkit.formats.output_manifest`, which
 re-exports it)

@@ -4,7 +4,7 @@ Ground Truth reads the label list of a built-in job from a small JSON file::
 
     {"document-version": "2018-11-28", "labels": [{"label": "car"}, {"label": "bike"}]}
 
-The rules it enforces (``shared/spec/ground-truth-formats.md`` sections 1 and 5) are checked
+The rules it enforces (``docs/ground-truth-formats.md`` sections 1 and 5) are checked
 here once, so the template renderer, the CLI and the labeling-job request builder agree:
 labels are unique strings of 1 to 256 characters; bounding-box and multi-label jobs take at
 most 50; classification jobs need at least 2. Writers emit the documented ``2018-11-28``

@@ -3,7 +3,7 @@
 The pure core is :func:`parse_manifest_lines`, which maps raw byte lines to
 :class:`ManifestLine` or :class:`RejectedLine` values. :func:`read_manifest` is the I/O edge:
 it streams a local file or S3 object line by line, applies a :class:`RejectPolicy` and routes
-rejects to a JSON Lines rejects file. Contract: ``shared/spec/ground-truth-formats.md`` §1.
+rejects to a JSON Lines rejects file. Contract: ``docs/ground-truth-formats.md`` §1.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Read Ground Truth *output* manifests: find the label, check it, say what was dropped and why.
 
 An output manifest is an input manifest with ``<attr>`` + ``<attr>-metadata`` pairs added
-(``shared/spec/ground-truth-formats.md`` §2). The label attribute is the job name for console
+(``docs/ground-truth-formats.md`` §2). The label attribute is the job name for console
 jobs and anything for API jobs, so it is found by its ``-metadata`` partner and that
 partner's ``type``, never by guessing from names. Chained and adjustment jobs add more pairs;
 the newest by ``creation-date`` wins unless the caller names one.

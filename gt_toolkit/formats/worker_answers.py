@@ -2,7 +2,7 @@
 
 The post-annotation Lambda and offline re-consolidation both receive the crowd element's
 output, ``{"<element name>": {"boundingBoxes": [...] | null, "inputImageProperties": {...}}}``
-(``shared/spec/ground-truth-formats.md`` §2.3 and §3). This module turns it into typed boxes.
+(``docs/ground-truth-formats.md`` §2.3 and §3). This module turns it into typed boxes.
 It checks the *structure* only: a box with a NaN, a string or a negative width is passed on
 (coordinates as floats, NaN when unreadable) so consolidation can drop it with a recorded
 reason instead of failing the whole object.

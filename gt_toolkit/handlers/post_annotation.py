@@ -1,7 +1,7 @@
 """Post-annotation (consolidation): one bounding-box label per data object, never one lost.
 
 Ground Truth calls the post-annotation Lambda once per batch with a pointer to a payload file
-in S3 listing every object and its workers' answers (``shared/spec/ground-truth-formats.md``
+in S3 listing every object and its workers' answers (``docs/ground-truth-formats.md``
 §3). :func:`handle_post_annotation` reads it, consolidates each object with
 :func:`gt_toolkit.consolidation.engine.consolidate_image` and returns exactly one entry per
 ``datasetObjectId``, in payload order, in the built-in bounding-box output shape (§2.1), so the

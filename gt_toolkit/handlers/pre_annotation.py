@@ -1,7 +1,7 @@
 """Pre-annotation: turn one data object into the ``taskInput`` a worker's template sees.
 
 Ground Truth calls the pre-annotation Lambda once per data object
-(``shared/spec/ground-truth-formats.md`` §3). :func:`handle_pre_annotation` is the whole
+(``docs/ground-truth-formats.md`` §3). :func:`handle_pre_annotation` is the whole
 logic as a pure function of the event and the settings, so the Lambda in
 ``lambdas/pre_annotation.py`` is one call and every rule is unit-tested without Lambda.
 

@@ -5,7 +5,7 @@ Users assemble this request by hand, copy Lambda ARNs for the wrong region and t
 returns the kwargs for ``sagemaker.create_labeling_job(**request)`` after checking them
 against botocore's service model (:mod:`gt_toolkit.sagemaker.service_validation`) *and* the Ground
 Truth
-rules the model does not carry (``shared/spec/ground-truth-formats.md`` §5 and pitfalls 12, 16,
+rules the model does not carry (``docs/ground-truth-formats.md`` §5 and §8 pitfalls 12, 16,
 17). :func:`create_labeling_job` is the I/O edge: it uploads the worker template and the label
 file, then calls SageMaker; :func:`wait_for_labeling_job` polls ``LabelCounters``.
 """
@@ -120,7 +120,7 @@ _REF_TASK_TYPES: Final = frozenset(
 _VIDEO_OR_3D: Final = ("Video", "3DPointCloud", "PointCloud")
 _HUMAN_TASK_UI_TYPES: Final = ("NamedEntityRecognition", *_VIDEO_OR_3D)
 # The managed AmazonSageMakerGroundTruthExecution policy only invokes functions whose name
-# contains one of these (pitfall 12).
+# contains one of these (§8 pitfall 12).
 _LAMBDA_NAME_MARKERS: Final = (
     "SageMaker",
     "sagemaker",
@@ -236,7 +236,7 @@ def build_labeling_job_request(
         source_label_attribute: for adjustment/verification jobs, the original job's attribute
             (the new one must differ).
         require_sagemaker_lambda_names: our Lambdas' names must contain "SageMaker" or similar
-            so the managed Ground Truth policy may invoke them (pitfall 12).
+            so the managed Ground Truth policy may invoke them (§8 pitfall 12).
 
     Raises:
         ValidationError: every problem at once, from the service model and the GT rules.
@@ -409,7 +409,7 @@ def labeling_job_problems(
             f"{', '.join(sorted(BUILTIN_LAMBDA_ACCOUNTS))}"
         )
 
-    # Label attribute (pitfall 17).
+    # Label attribute (§8 pitfall 17).
     attribute = request.get("LabelAttributeName")
     if isinstance(attribute, str):
         if attribute.endswith("-metadata"):
@@ -449,7 +449,7 @@ def labeling_job_problems(
             "HumanTaskConfig.UiConfig: set exactly one of UiTemplateS3Uri, HumanTaskUiArn"
         )
 
-    # ARNs must be in the job's region (pitfall 16).
+    # ARNs must be in the job's region (§8 pitfall 16).
     arns = {
         "HumanTaskConfig.WorkteamArn": team,
         "HumanTaskConfig.PreHumanTaskLambdaArn": human.get("PreHumanTaskLambdaArn"),

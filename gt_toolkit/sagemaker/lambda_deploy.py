@@ -5,7 +5,7 @@ CloudWatch Logs, S3 read on the job's output bucket, and ``sts:AssumeRole`` on t
 role when given) and the two functions, and returns their ARNs for the labeling-job request.
 Function names contain ``SageMaker`` because the ``AmazonSageMakerGroundTruthExecution``
 managed policy may invoke only ``*GtRecipe*``, ``*LabelingFunction*``, ``*SageMaker*``,
-``*sagemaker*`` or ``*Sagemaker*`` functions (``shared/spec/ground-truth-formats.md`` §3).
+``*sagemaker*`` or ``*Sagemaker*`` functions (``docs/ground-truth-formats.md`` §3).
 
 Teams deploying through infrastructure as code use ``lambdas/template.yaml`` (CloudFormation)
 instead; both make the same resources.

@@ -3,7 +3,7 @@
 Object detection answers ``{"prediction": [[class_id, score, xmin, ymin, xmax, ymax], …]}``
 with coordinates normalised to [0, 1], a float ``class_id`` (``-1`` for padding) and a fixed
 number of candidates, so most rows are noise until filtered by score
-(``shared/spec/ground-truth-formats.md`` §6). :func:`decode_detections` turns that into the
+(``docs/ground-truth-formats.md`` §6). :func:`decode_detections` turns that into the
 pixel ``{label, left, top, width, height, confidence}`` boxes the rest of the toolkit uses
 (consolidation, evaluation, pre-labels via
 :func:`gt_toolkit.formats.detection_label.build_detection_label`).

@@ -2,7 +2,7 @@
 
 Every defect found here is one that otherwise surfaces minutes into a paid training job as
 "Got empty batch from pipe", "Invalid parameter value 'label_width'" or "Expected number of
-batches … did not match" (``shared/spec/ground-truth-formats.md`` §6, pitfalls 1–7, 20). The
+batches … did not match" (``docs/ground-truth-formats.md`` §6, §8 pitfalls 1–7, 20). The
 check streams each channel once, in constant memory apart from the per-bucket cache, and
 reports errors and warnings with the channel and line number.
 

@@ -1,8 +1,8 @@
 """Per-region AWS accounts behind Ground Truth's built-in Lambdas, workteams and algorithms.
 
 Users copy these ARNs by hand from five different pages and get a ``ValidationException``
-when the account belongs to another region (pitfall 16). The tables below come from
-``shared/spec/ground-truth-formats.md`` §5 (Lambdas, workteams) and §6 (algorithm images),
+when the account belongs to another region (§8 pitfall 16). The tables below come from
+``docs/ground-truth-formats.md`` §5 (Lambdas, workteams) and §6 (algorithm images),
 cross-checked against botocore's ``CreateLabelingJob`` documentation.
 """
 
@@ -143,7 +143,7 @@ def private_workteam_arn(region: str, account: str, team: str) -> str:
 def human_task_ui_arn(region: str, task_type: str) -> str:
     """The AWS-hosted worker UI (NER, video and 3D tasks only) for ``region``.
 
-    ``task_type`` is e.g. ``PointCloudObjectDetection`` (not ``3DPointCloud…``, pitfall 16).
+    ``task_type`` is e.g. ``PointCloudObjectDetection`` (not ``3DPointCloud…``, §8 pitfall 16).
     """
     _require(BUILTIN_LAMBDA_ACCOUNTS, region, "Ground Truth human task UIs")
     return f"arn:aws:sagemaker:{region}:{HUMAN_TASK_UI_ACCOUNT}:human-task-ui/{task_type}"

@@ -3,7 +3,7 @@
 The expensive mistakes happen here: ``AttributeNames`` in the wrong order or with the
 ``-metadata`` key, a channel without RecordIO wrapping, File mode on an augmented manifest, an
 off-by-one ``num_training_samples`` or a ``label_width`` too small for the busiest image
-(``shared/spec/ground-truth-formats.md`` §6 and pitfalls 1–6). Each builder takes plain numbers
+(``docs/ground-truth-formats.md`` §6 and §8 pitfalls 1–6). Each builder takes plain numbers
 (what the converter or the pre-flight counted), writes every hyperparameter as the string the
 algorithm expects, and refuses a bad request with every problem listed at once.
 :func:`load_channel_facts` reads the ``channels.json`` the converter writes next to its output.
@@ -106,7 +106,7 @@ def object_detection_hyperparameters(
     """Hyperparameters for built-in object detection, every value a string.
 
     ``label_width`` defaults to the algorithm's 350, raised to :func:`min_label_width` when
-    ``max_boxes`` needs more; an explicit one smaller than that is an error (pitfall 5).
+    ``max_boxes`` needs more; an explicit one smaller than that is an error (§8 pitfall 5).
 
     Raises:
         ValidationError: every out-of-range value at once.
@@ -384,7 +384,7 @@ def build_object_detection_training_request(
     """Built-in object detection trained on Ground Truth's augmented manifests (Pipe, RecordIO).
 
     ``num_training_samples`` must be the exact non-empty line count of the train manifest
-    (pitfall 6); ``num_classes`` comes from the class map; ``max_boxes`` (most boxes on one
+    (§8 pitfall 6); ``num_classes`` comes from the class map; ``max_boxes`` (most boxes on one
     image) sizes ``label_width``.
 
     Raises:

@@ -2,7 +2,7 @@
 
 A tuning job multiplies the cost of every mistake in its training definition by the number
 of jobs, so :func:`build_tuning_request` starts from a request our training builders already
-validated and adds ranges the documentation recommends (``shared/spec/ground-truth-formats.md``
+validated and adds ranges the documentation recommends (``docs/ground-truth-formats.md``
 §6): ``learning_rate`` 1e-6..0.5 logarithmic, ``mini_batch_size`` an integer range (capped at
 the training set size), ``optimizer`` categorical, objective ``validation:mAP`` or
 ``validation:accuracy`` maximised, early stopping ``Auto``.

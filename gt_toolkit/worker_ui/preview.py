@@ -3,7 +3,7 @@
 Ground Truth evaluates the template's Liquid per task with ``task.input`` set to the
 pre-annotation Lambda's ``taskInput``, HTML-escaping every ``{{ }}`` output and offering the
 filters ``grant_read_access``, ``to_json``, ``escape``, ``escape_once`` and
-``skip_autoescape`` (``shared/spec/ground-truth-formats.md`` section 4). We do the same with
+``skip_autoescape`` (``docs/ground-truth-formats.md`` section 4). We do the same with
 python-liquid, a real Liquid engine, so a template that breaks there breaks here first.
 
 The crowd elements' script (``assets.crowd.aws``) is not reachable offline, so the preview

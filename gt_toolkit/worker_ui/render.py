@@ -3,7 +3,7 @@
 A Ground Truth worker template is Liquid that Ground Truth evaluates per task
 (``{{ task.input.taskObject | grant_read_access }}``). We generate that Liquid from Jinja
 templates in ``templates/`` whose delimiters are ``[[ ]]``, ``[% %]`` and ``[# #]``, so the
-two languages never collide. The one Jinja environment lives here (STYLE.md 8.6).
+two languages never collide. The one Jinja environment lives here.
 
 Safety rule: every user string (labels, header, instructions, descriptions, URLs) reaches the
 page through one ``finalize`` hook that HTML-escapes it *and* turns ``{`` and ``}`` into the

@@ -1,7 +1,7 @@
 """Deploy, wait, invoke and delete against moto's server; wait edge cases with Stubber.
 
 moto answers invoke_endpoint from a FIFO queue filled through
-POST /moto-api/static/sagemaker/endpoint-results (shared/spec/local-aws.md §1); each test uses
+POST /moto-api/static/sagemaker/endpoint-results (docs/testing-locally.md); each test uses
 its own endpoint name because moto also remembers the answer per (endpoint, body).
 """
 

@@ -125,7 +125,7 @@ def test_dirty_channel_every_planted_defect_is_found(
         region="us-east-1",
         s3_client=s3_client,
         store=store,
-        num_training_samples=12,  # counted the blank line (pitfall 6)
+        num_training_samples=12,  # counted the blank line (§8 pitfall 6)
         num_classes=2,
         label_width=30,
     )
