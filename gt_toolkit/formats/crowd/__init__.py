@@ -1,0 +1,31 @@
+"""Several annotators' boxes from any labeling tool, one image at a time.
+
+Every source (a Ground Truth job, Label Studio, CVAT, COCO with raters, a folder of
+per-annotator COCO files) is read into the same :class:`CrowdImage`, so consolidation,
+agreement and worker models never know which tool the labels came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gt_toolkit.types import ImageSize, WorkerBox
+
+__all__ = ["CrowdImage"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrowdImage:
+    """One image and what each annotator who saw it drew there.
+
+    ``annotators`` lists everyone who saw the image, including those who drew nothing (their
+    list in ``boxes`` is empty): a silent annotator is evidence that there is nothing to find,
+    which a tool export that only lists boxes would lose. ``boxes[i]`` belongs to
+    ``annotators[i]``; boxes are in pixels, in the engine's ``WorkerBox`` shape.
+    """
+
+    key: str
+    """The image's identity: a ``source-ref`` (``s3://...``) or the tool's file name."""
+    image_size: ImageSize | None
+    annotators: tuple[str, ...]
+    boxes: tuple[list[WorkerBox], ...]
