@@ -29,9 +29,9 @@ import orjson
 from PIL import Image, ImageDraw, ImageFont
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
-from gt_toolkit.consolidation.reconsolidate import find_worker_responses, parse_worker_response
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator
 from gt_toolkit.errors import ConsolidationError, StorageError
+from gt_toolkit.formats.crowd.gt_job import find_worker_responses, parse_worker_response
 from gt_toolkit.formats.output_manifest import iter_detection_records
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
 from gt_toolkit.storage.files import Location, read_bytes, write_bytes, write_json
@@ -491,7 +491,7 @@ def read_worker_responses(
     """Every worker's answer per ``datasetObjectId`` from a job's worker-response files.
 
     ``prefix`` is the job's output prefix (local folder or ``s3://``); files are found and
-    parsed by :mod:`gt_toolkit.consolidation.reconsolidate`, so both read the same answers (the
+    parsed by :mod:`gt_toolkit.formats.crowd.gt_job`, so both read the same answers (the
     latest
     iteration of each object).
 

@@ -1,0 +1,296 @@
+"""The answer-source type every crowd reader implements, and what the readers share.
+
+A :class:`CrowdSource` yields one :class:`CrowdItem` per image, each pass reading its files
+again (or its on-disk index), so a caller can make two passes (fit a worker model, then
+consolidate) in flat memory. Sources whose files are not grouped by image
+(:class:`IndexedSource`) load everything into an :class:`AnswerIndex` on the first pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from gt_toolkit.errors import NoMatchingObjectsError
+from gt_toolkit.formats.crowd import CrowdImage
+from gt_toolkit.formats.crowd.answer_index import AnswerIndex
+from gt_toolkit.formats.crowd.report import IngestReport, RejectHandler, Skipper, SkipReason
+from gt_toolkit.storage.files import Location, iter_chunks
+from gt_toolkit.storage.s3 import S3Store, is_s3_uri
+from gt_toolkit.types import ImageSize, WorkerBox
+
+__all__ = [
+    "CrowdItem",
+    "CrowdSource",
+    "IndexedSource",
+    "coordinate",
+    "envelope",
+    "list_files",
+    "open_stream",
+    "positive_size",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CrowdItem:
+    """One image as a source read it, with what consolidation needs beyond the boxes.
+
+    Attributes:
+        image: the image and every annotator's boxes.
+        time_spent: seconds per annotator (same order), where the tool records it.
+        record: the manifest line a Ground Truth source read for this image (its output line
+            starts from it); ``None`` for other tools, whose output line is built from the key.
+        failure: why answers that exist could not be read; the image is then not
+            consolidated but reported as failed.
+    """
+
+    image: CrowdImage
+    time_spent: tuple[float | None, ...] = ()
+    record: Mapping[str, Any] | None = None
+    failure: str | None = None
+
+
+class CrowdSource(ABC):
+    """A multi-annotator source: one :class:`CrowdItem` per image, pass after pass.
+
+    Args:
+        location: the export (a file or folder, local or ``s3://``).
+        store: the S3 store for ``s3://`` locations.
+        on_reject: receives every broken record; ``None`` makes the first one a
+            :class:`~gt_toolkit.errors.CrowdSourceError`.
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(
+        self,
+        location: Location,
+        *,
+        store: S3Store | None = None,
+        on_reject: RejectHandler | None = None,
+    ) -> None:
+        self.location = os.fspath(location)
+        self.store = store
+        self.report = IngestReport()
+        self.skip = Skipper(self.report, on_reject)
+        self._counted = False
+
+    @property
+    def labels(self) -> list[str] | None:
+        """The label list the export declares, in its order; ``None`` when it has none."""
+        return None
+
+    @abstractmethod
+    def items(self) -> Iterator[CrowdItem]:
+        """One item per image; a new pass reads the source again."""
+
+    def images(self) -> Iterator[CrowdImage]:
+        """The images alone."""
+        for item in self.items():
+            yield item.image
+
+    def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
+        """Release temporary files."""
+
+    def __enter__(self) -> CrowdSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _counting(self, items: Iterable[CrowdItem]) -> Iterator[CrowdItem]:
+        """Count the first complete pass into :attr:`report` (later passes are the same)."""
+        if self._counted:
+            yield from items
+            return
+        report = self.report
+        report.images = report.answers = report.boxes = 0
+        for item in items:
+            image = item.image
+            report.images += 1
+            report.answers += len(image.annotators)
+            report.annotators.update(image.annotators)
+            report.boxes += sum(len(b) for b in image.boxes)
+            yield item
+        self._counted = True
+
+
+class IndexedSource(CrowdSource):
+    """A source whose files are not grouped by image: loaded into an index on first use."""
+
+    def __init__(
+        self,
+        location: Location,
+        *,
+        store: S3Store | None = None,
+        on_reject: RejectHandler | None = None,
+    ) -> None:
+        super().__init__(location, store=store, on_reject=on_reject)
+        self._index: AnswerIndex | None = None
+        self._labels: dict[str, None] = {}  # ordered set
+
+    @property
+    def labels(self) -> list[str] | None:
+        """Labels the files declare (CVAT label lists, COCO categories), first seen first."""
+        self._loaded()
+        return list(self._labels) or None
+
+    def add_label(self, name: str) -> None:
+        """Declare a label (kept in first-seen order; names reconcile labels across files)."""
+        self._labels.setdefault(name, None)
+
+    @abstractmethod
+    def load(self, index: AnswerIndex) -> None:
+        """Read every file into ``index``."""
+
+    def _loaded(self) -> AnswerIndex:
+        if self._index is None:
+            index = AnswerIndex()
+            try:
+                self.load(index)
+                superseded = index.finish()
+            except BaseException:
+                index.close()
+                raise
+            if superseded:
+                self.report.skipped[SkipReason.SUPERSEDED.value] += superseded
+            self._index = index
+        return self._index
+
+    def items(self) -> Iterator[CrowdItem]:
+        """The images in the order first seen, annotators in the order first seen."""
+        index = self._loaded()
+
+        def read() -> Iterator[CrowdItem]:
+            for img, key, size in index.images():
+                answers = index.answers(img)
+                image = CrowdImage(
+                    key=key,
+                    image_size=size,
+                    annotators=tuple(a.annotator for a in answers),
+                    boxes=tuple(a.boxes for a in answers),
+                )
+                yield CrowdItem(image, time_spent=tuple(a.time_spent for a in answers))
+
+        return self._counting(read())
+
+    def close(self) -> None:
+        """Delete the index."""
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+
+# -- shared helpers --------------------------------------------------------------------------
+def coordinate(value: Any) -> float | None:
+    """A finite number as a float; ``None`` for anything else (booleans included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def positive_size(width: Any, height: Any) -> ImageSize | None:
+    """An image size from two positive integers (or integral floats); else ``None``."""
+    w, h = coordinate(width), coordinate(height)
+    if w is None or h is None or w <= 0 or h <= 0 or not w.is_integer() or not h.is_integer():
+        return None
+    return {"width": int(w), "height": int(h)}
+
+
+def envelope(box: WorkerBox, degrees: float, *, pivot: Literal["top-left", "center"]) -> WorkerBox:
+    """The axis-aligned envelope of ``box`` turned ``degrees`` clockwise about ``pivot``.
+
+    Image y grows downwards, so clockwise on screen is the usual rotation matrix. Label
+    Studio turns a rectangle about its top-left corner, CVAT about its centre.
+    """
+    left, top, width, height = box["left"], box["top"], box["width"], box["height"]
+    px, py = (left, top) if pivot == "top-left" else (left + width / 2, top + height / 2)
+    cos, sin = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    xs, ys = [], []
+    for x, y in (
+        (left, top),
+        (left + width, top),
+        (left + width, top + height),
+        (left, top + height),
+    ):
+        dx, dy = x - px, y - py
+        xs.append(px + dx * cos - dy * sin)
+        ys.append(py + dx * sin + dy * cos)
+    return {
+        "label": box["label"],
+        "left": min(xs),
+        "top": min(ys),
+        "width": max(xs) - min(xs),
+        "height": max(ys) - min(ys),
+    }
+
+
+def list_files(
+    folder: Location, extensions: tuple[str, ...], *, store: S3Store | None = None
+) -> list[str]:
+    """The files directly or deeper under ``folder`` with one of ``extensions``, sorted.
+
+    Raises:
+        NoMatchingObjectsError: none found (or ``folder`` is not a folder).
+    """
+    text = os.fspath(folder)
+    if is_s3_uri(text):
+        found = [
+            o.uri
+            for o in (store or S3Store()).iter_objects(
+                text.rstrip("/") + "/", extensions=extensions
+            )
+        ]
+    else:
+        root = Path(text)
+        found = sorted(
+            str(p) for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(extensions)
+        )
+    if not found:
+        raise NoMatchingObjectsError(f"no {' or '.join(extensions)} files in {text}")
+    return found
+
+
+class _Chunks(io.RawIOBase):
+    """A readable binary stream over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._rest:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._rest = chunk
+        n = min(len(buffer), len(self._rest))
+        buffer[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
+        return n
+
+
+@contextlib.contextmanager
+def open_stream(
+    location: Location, *, store: S3Store | None = None
+) -> Iterator[io.BufferedReader[_Chunks]]:
+    """A binary stream of a local file or S3 object, read in chunks (for streaming parsers)."""
+    chunks = iter_chunks(location, store=store)
+    with io.BufferedReader(_Chunks(chunks), buffer_size=1 << 16) as stream:
+        try:
+            yield stream
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
