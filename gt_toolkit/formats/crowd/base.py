@@ -32,6 +32,7 @@ __all__ = [
     "IndexedSource",
     "coordinate",
     "envelope",
+    "first_line",
     "list_files",
     "open_stream",
     "positive_size",
@@ -80,16 +81,27 @@ class CrowdSource(ABC):
         self.store = store
         self.report = IngestReport()
         self.skip = Skipper(self.report, on_reject)
-        self._counted = False
+        self._started = False
 
     @property
     def labels(self) -> list[str] | None:
         """The label list the export declares, in its order; ``None`` when it has none."""
         return None
 
-    @abstractmethod
     def items(self) -> Iterator[CrowdItem]:
-        """One item per image; a new pass reads the source again."""
+        """One item per image; a new pass reads the source again.
+
+        :attr:`report` describes the first pass: later passes count nothing again and hand
+        no record to the reject handler twice.
+        """
+        first = not self._started
+        self._started = True
+        items = self.read(first=first)
+        return self._count(items) if first else items
+
+    @abstractmethod
+    def read(self, *, first: bool) -> Iterator[CrowdItem]:
+        """One pass over the source (``first``: the pass that reports skips)."""
 
     def images(self) -> Iterator[CrowdImage]:
         """The images alone."""
@@ -105,13 +117,8 @@ class CrowdSource(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _counting(self, items: Iterable[CrowdItem]) -> Iterator[CrowdItem]:
-        """Count the first complete pass into :attr:`report` (later passes are the same)."""
-        if self._counted:
-            yield from items
-            return
+    def _count(self, items: Iterable[CrowdItem]) -> Iterator[CrowdItem]:
         report = self.report
-        report.images = report.answers = report.boxes = 0
         for item in items:
             image = item.image
             report.images += 1
@@ -119,7 +126,6 @@ class CrowdSource(ABC):
             report.annotators.update(image.annotators)
             report.boxes += sum(len(b) for b in image.boxes)
             yield item
-        self._counted = True
 
 
 class IndexedSource(CrowdSource):
@@ -164,22 +170,18 @@ class IndexedSource(CrowdSource):
             self._index = index
         return self._index
 
-    def items(self) -> Iterator[CrowdItem]:
+    def read(self, *, first: bool) -> Iterator[CrowdItem]:
         """The images in the order first seen, annotators in the order first seen."""
         index = self._loaded()
-
-        def read() -> Iterator[CrowdItem]:
-            for img, key, size in index.images():
-                answers = index.answers(img)
-                image = CrowdImage(
-                    key=key,
-                    image_size=size,
-                    annotators=tuple(a.annotator for a in answers),
-                    boxes=tuple(a.boxes for a in answers),
-                )
-                yield CrowdItem(image, time_spent=tuple(a.time_spent for a in answers))
-
-        return self._counting(read())
+        for img, key, size in index.images():
+            answers = index.answers(img)
+            image = CrowdImage(
+                key=key,
+                image_size=size,
+                annotators=tuple(a.annotator for a in answers),
+                boxes=tuple(a.boxes for a in answers),
+            )
+            yield CrowdItem(image, time_spent=tuple(a.time_spent for a in answers))
 
     def close(self) -> None:
         """Delete the index."""
@@ -189,6 +191,11 @@ class IndexedSource(CrowdSource):
 
 
 # -- shared helpers --------------------------------------------------------------------------
+def first_line(exc: BaseException) -> str:
+    """A parser's message without the multi-line context some parsers add (yajl's caret)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), repr(exc))
+
+
 def coordinate(value: Any) -> float | None:
     """A finite number as a float; ``None`` for anything else (booleans included)."""
     if isinstance(value, bool) or not isinstance(value, int | float):

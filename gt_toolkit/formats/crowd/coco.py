@@ -24,6 +24,7 @@ from gt_toolkit.formats.crowd.answer_index import AnswerIndex
 from gt_toolkit.formats.crowd.base import (
     IndexedSource,
     coordinate,
+    first_line,
     list_files,
     open_stream,
     positive_size,
@@ -46,7 +47,9 @@ class _CocoSource(IndexedSource):
                 for n, item in enumerate(ijson.items(stream, f"{name}.item", use_float=True)):
                     yield n, item
         except ijson.JSONError as exc:
-            raise CrowdSourceError(location, f"{name}[{n}]", f"not JSON: {exc}") from exc
+            raise CrowdSourceError(
+                location, f"{name}[{n}]", f"not JSON: {first_line(exc)}"
+            ) from exc
 
     def _categories(self, location: str) -> dict[str, str]:
         """Category id (as text) to name; every name is declared as a label."""

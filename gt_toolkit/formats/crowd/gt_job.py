@@ -173,10 +173,10 @@ def _item(
         if worker in by_worker and skip is not None:  # one per worker; the last read wins
             skip(where[i], f"worker {worker}", SkipReason.SUPERSEDED)
         by_worker[worker] = i
-    chosen = [answers[i] for i in sorted(by_worker.values())]
+    chosen = [answers[i] for i in by_worker.values()]  # in the order workers first appear
     size: ImageSize | None = None
     first = ""
-    for i in sorted(by_worker.values()):
+    for i in by_worker.values():
         got = answers[i].image_size
         if got is None:
             continue
@@ -192,7 +192,7 @@ def _item(
     image = CrowdImage(
         key=key,
         image_size=size,
-        annotators=tuple(w for w, i in sorted(by_worker.items(), key=lambda kv: kv[1])),
+        annotators=tuple(by_worker),
         boxes=tuple(a.boxes for a in chosen),
     )
     return CrowdItem(
@@ -260,13 +260,9 @@ class GtJobSource(CrowdSource):
             where.extend([location] * len(got))
         return answers, where, problems
 
-    def items(self) -> Iterator[CrowdItem]:
+    def read(self, *, first: bool) -> Iterator[CrowdItem]:
         """Manifest lines in order, each with the answers of its latest iteration."""
-        return self._counting(self._items())
-
-    def _items(self) -> Iterator[CrowdItem]:
         files = self._responses()
-        first_pass = not self._counted
         window = self.max_workers * 4
         count = 0
         with cf.ThreadPoolExecutor(max_workers=self.max_workers) as pool:
@@ -276,21 +272,21 @@ class GtJobSource(CrowdSource):
                 while len(pending) > limit:
                     line, future = pending.popleft()
                     answers, where, problems = future.result()
-                    for name, why in problems if first_pass else ():
+                    for name, why in problems if first else ():
                         here = f"manifest line {line.line_no}"
                         self.skip(name, here, SkipReason.UNREADABLE_ANSWER, why)
                     failure = None
                     if problems and not answers:
                         failure = "; ".join(f"{name}: {why}" for name, why in problems)
-                        self.report.failed_images += int(first_pass)
-                    yield _item(line, answers, where, self.skip if first_pass else None, failure)
+                        self.report.failed_images += int(first)
+                    yield _item(line, answers, where, self.skip if first else None, failure)
 
             for index, line in enumerate(read_manifest(self.manifest, store=self.store)):
                 pending.append((line, pool.submit(self._read, files.get(index, []))))
                 count = index + 1
                 yield from ready(window)
             yield from ready(0)
-        if first_pass:
+        if first:
             for object_id in sorted(i for i in files if i >= count):
                 self.skip(
                     files[object_id][0],
@@ -386,13 +382,9 @@ class AnswersFolderSource(IndexedSource):
             raise ConsolidationError("no datasetObjectId and no source-ref of the manifest")
         return found[0]
 
-    def items(self) -> Iterator[CrowdItem]:
+    def read(self, *, first: bool) -> Iterator[CrowdItem]:
         """Manifest lines in order, each with the answers the worker files gave it."""
-        return self._counting(self._items())
-
-    def _items(self) -> Iterator[CrowdItem]:
         index = self._loaded()
-        first_pass = not self._counted
         count = 0
         for i, line in enumerate(read_manifest(self.manifest, store=self.store)):
             count = i + 1
@@ -405,8 +397,8 @@ class AnswersFolderSource(IndexedSource):
                     for a in index.answers(img)
                 ]
             where = [self.location] * len(answers)
-            yield _item(line, answers, where, self.skip if first_pass else None)
-        if first_pass:
+            yield _item(line, answers, where, self.skip if first else None)
+        if first:
             for _, key, _ in index.images():
                 if int(key) >= count:
                     self.skip(

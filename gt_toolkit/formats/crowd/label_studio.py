@@ -19,6 +19,7 @@ from gt_toolkit.formats.crowd.base import (
     IndexedSource,
     coordinate,
     envelope,
+    first_line,
     open_stream,
     positive_size,
 )
@@ -86,7 +87,9 @@ class LabelStudioSource(IndexedSource):
                 for n, item in enumerate(ijson.items(stream, "item", use_float=True)):
                     yield n, item
         except ijson.JSONError as exc:
-            raise CrowdSourceError(self.location, f"after task {n}", f"not JSON: {exc}") from exc
+            raise CrowdSourceError(
+                self.location, f"after task {n}", f"not JSON: {first_line(exc)}"
+            ) from exc
 
     def _image(self, data: Any, where: str, raw: Any) -> str | None:
         ref = data.get(self.data_key) if isinstance(data, Mapping) else None
