@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gt_toolkit.consolidation.reconsolidate import reconsolidate
+from gt_toolkit.formats.crowd import CrowdImage
+from gt_toolkit.formats.crowd.sources import open_crowd_source
+from gt_toolkit.testing import crowd_exports
+from gt_toolkit.testing.simulated_crowd import CrowdImage as SimulatedImage
+from gt_toolkit.testing.simulated_crowd import (
+    make_skills,
+    simulate_crowd,
+    worker_response_document,
+)
+from tests.helpers import consolidated_boxes
+
+LABELS = ["car", "person"]
+
+
+def simulated(seed: int, workers: int, boxes: int) -> list[CrowdImage]:
+    """A small crowd; about one worker in five did not see each image."""
+    skills = make_skills(workers, seed=seed, wrong_label_rate=0.2)
+    rng = random.Random(seed)
+    images = []
+    crowd = simulate_crowd(images=4, boxes_per_image=boxes, skills=skills, labels=LABELS, seed=seed)
+    for n, sim in enumerate(crowd):
+        saw = [i for i in range(workers) if rng.random() > 0.2] or [0]
+        images.append(
+            CrowdImage(
+                key=f"s3://bkt/sim/img_{n}.jpg",
+                image_size=sim.image_size,
+                annotators=tuple(sim.worker_ids[i] for i in saw),
+                boxes=tuple(sim.answers[i] for i in saw),
+            )
+        )
+    return images
+
+
+def write_all(images: list[CrowdImage], root: Path) -> dict[str, Path]:
+    """The crowd as a Ground Truth job and as every tool's export."""
+    job = root / "job"
+    (job / "manifests" / "output").mkdir(parents=True)
+    lines = [json.dumps({"source-ref": i.key}) for i in images]
+    (job / "manifests" / "output" / "output.manifest").write_text("\n".join(lines) + "\n")
+    for n, image in enumerate(images):
+        folder = job / "annotations" / "worker-response" / "iteration-1" / str(n)
+        folder.mkdir(parents=True)
+        assert image.image_size is not None
+        sim = SimulatedImage(
+            image.image_size, [], list(image.boxes), list(image.annotators), [5.0] * 9
+        )
+        (folder / "answers.json").write_text(json.dumps(worker_response_document(sim)))
+    paths = {"gt-job": job}
+
+    def dump(name: str, value: Any) -> Path:
+        path = root / name
+        path.write_text(value if isinstance(value, str) else json.dumps(value))
+        return path
+
+    paths["label-studio"] = dump("ls.json", crowd_exports.label_studio_export(images))
+    paths["label-studio-min"] = dump(
+        "ls-min.json", crowd_exports.label_studio_export(images, minimal=True)
+    )
+    paths["coco-raters"] = dump("raters.json", crowd_exports.coco_with_raters(images))
+    for kind, files, suffix in (
+        ("cvat", crowd_exports.cvat_job_exports(images), "xml"),
+        ("coco-per-annotator", crowd_exports.coco_per_annotator(images), "json"),
+    ):
+        (root / kind).mkdir()
+        for name, value in files.items():
+            dump(f"{kind}/{name}.{suffix}", value)
+        paths[kind] = root / kind
+    return paths
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 10_000), workers=st.integers(2, 5), boxes=st.integers(0, 6))
+def test_the_same_crowd_in_every_source_consolidates_the_same(
+    tmp_path_factory: Any, seed: int, workers: int, boxes: int
+) -> None:
+    images = simulated(seed, workers, boxes)
+    root = tmp_path_factory.mktemp("crowd")
+    results = {}
+    for name, path in write_all(images, root).items():
+        kind = "label-studio" if name.startswith("label-studio") else name
+        prefix = None if kind == "gt-job" else "s3://bkt/sim/"
+        out = root / f"{name}.manifest"
+        with open_crowd_source(path, kind) as source:
+            report = reconsolidate(source, out, labels=LABELS, image_prefix=prefix)
+        assert report.complete and report.ingest.images == len(images), name
+        lines = [json.loads(x) for x in out.read_text().splitlines()]
+        results[name] = consolidated_boxes(lines)
+    reference = results.pop("gt-job")
+    assert list(reference) == [i.key for i in images]
+    for name, got in results.items():
+        assert got == reference, name
