@@ -11,7 +11,7 @@ from gt_toolkit.consolidation.reconsolidate import reconsolidate
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.crowd.base import CrowdSource
 from gt_toolkit.formats.crowd.gt_job import default_manifest
-from gt_toolkit.formats.crowd.report import RejectHandler, RejectsFile
+from gt_toolkit.formats.crowd.report import IngestReport, RejectHandler, RejectsFile
 from gt_toolkit.formats.crowd.sources import CrowdSourceKind, open_crowd_source
 from gt_toolkit.storage.files import write_json
 
@@ -163,10 +163,15 @@ def run(args: argparse.Namespace) -> int:
     write_json(f"{output}.summary.json", summary, store=store)
     eprint(f"wrote {report.output}: {report.summary()}")
     eprint("worker quality: " + ", ".join(report.quality_outputs))
-    if report.complete:
+    return lost_labels(report.ingest, rejects.count, rejects_loc)
+
+
+def lost_labels(ingest: IngestReport, rejects: int, location: str) -> int:
+    """The exit code: 1, with one line saying where they are, when labels could not be read."""
+    if not rejects and not ingest.failed_images:
         return 0
-    what = f"{rejects.count} broken records" if rejects.count else ""
-    if report.ingest.failed_images:
-        what += (", " if what else "") + f"{report.ingest.failed_images} images unreadable"
-    eprint(f"gt-convert: labels were lost: {what} (listed in {rejects_loc})")
+    what = [f"{rejects} broken records"] if rejects else []
+    if ingest.failed_images:
+        what.append(f"{ingest.failed_images} images whose answers could not be read")
+    eprint(f"gt-convert: labels were lost: {', '.join(what)} (listed in {location})")
     return 1
