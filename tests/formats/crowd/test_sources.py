@@ -18,7 +18,7 @@ from gt_toolkit.testing.simulated_crowd import (
     simulate_crowd,
     worker_response_document,
 )
-from tests.helpers import consolidated_boxes
+from tests.helpers import SAMPLES, consolidated_boxes
 
 LABELS = ["car", "person"]
 
@@ -102,3 +102,21 @@ def test_the_same_crowd_in_every_source_consolidates_the_same(
     assert list(reference) == [i.key for i in images]
     for name, got in results.items():
         assert got == reference, name
+
+
+def test_shipped_samples_say_the_same_in_every_format(tmp_path: Path) -> None:
+    sources = {
+        "gt-job": SAMPLES / "job-output" / "samples-balls",
+        "label-studio": SAMPLES / "crowd" / "label-studio.json",
+        "cvat": SAMPLES / "crowd" / "cvat",
+        "coco-raters": SAMPLES / "crowd" / "coco-raters.json",
+    }
+    results = {}
+    for kind, path in sources.items():
+        out = tmp_path / f"{kind}.manifest"
+        prefix = None if kind in ("gt-job", "label-studio") else "s3://gt-toolkit-demo/images/"
+        with open_crowd_source(path, kind) as source:
+            reconsolidate(source, out, labels=["ball"], image_prefix=prefix)
+        results[kind] = consolidated_boxes([json.loads(x) for x in out.read_text().splitlines()])
+    assert len(results["gt-job"]) == 40
+    assert results["label-studio"] == results["cvat"] == results["coco-raters"] == results["gt-job"]
