@@ -29,10 +29,13 @@ from typing import Any
 
 import orjson
 
+from gt_toolkit.consolidation.reconsolidate import reconsolidate
 from gt_toolkit.convert import ConvertOptions, convert_output
 from gt_toolkit.errors import GtToolkitError, StorageError, ValidationError
+from gt_toolkit.evaluation.agreement import measure_agreement, write_agreement
 from gt_toolkit.evaluation.metrics import evaluate_detections, format_evaluation, read_detection_set
 from gt_toolkit.evaluation.review import write_review
+from gt_toolkit.formats.crowd.sources import open_crowd_source
 from gt_toolkit.formats.detection_label import parse_detection_label
 from gt_toolkit.formats.input_manifest import write_input_manifest
 from gt_toolkit.formats.manifest import read_manifest, write_manifest
@@ -297,6 +300,7 @@ def run_demo(config: DemoConfig, *, clients: Callable[[str], Any]) -> list[DemoS
     output_manifest = _consolidate_steps(run, payload_uri, sampled, job_prefix)
     _training_steps(run, output_manifest)
     _evaluate_and_review(run, output_manifest, sampled, truth, job_prefix)
+    _other_tool_step(run)
     return run.steps
 
 
@@ -582,6 +586,22 @@ def _evaluate_and_review(
         s.detail = f"contact sheet {out / 'review' / 'contact_sheet.png'}; {summary.images} images"
 
 
+def _other_tool_step(run: _Run) -> None:
+    """The same crowd labeled in Label Studio: consolidated offline, agreement measured."""
+    out = run.config.out_dir
+    export = run.config.samples / "crowd" / "label-studio.json"
+    with run.step("Consolidate a Label Studio export and measure agreement") as s:
+        with open_crowd_source(export, "label-studio") as source:
+            report = reconsolidate(source, out / "label-studio.manifest")
+            agreement = measure_agreement(source.images())
+        pages = write_agreement(agreement, out / "agreement", title="Agreement: Label Studio")
+        s.output = pages["html"]
+        s.detail = (
+            f"{report.boxes} boxes on {report.objects} images; "
+            f"alpha {agreement.alpha or 0:.3f} over {agreement.units} objects"
+        )
+
+
 def _summary(steps: Sequence[DemoStep], out: Path) -> str:
     total = sum(s.seconds for s in steps)
     width = max(len(s.title) for s in steps) + 2
@@ -597,7 +617,8 @@ def _summary(steps: Sequence[DemoStep], out: Path) -> str:
         f"Outputs in {out}/: all.manifest, sample.manifest, template.liquid.html,",
         "  template.preview.html, labeling_job_request.json, consolidation_response.json,",
         "  output.manifest, channels.json, training_request.json, tuning_request.json,",
-        "  evaluation.json/.txt, review/report.html, review/contact_sheet.png",
+        "  evaluation.json/.txt, review/report.html, review/contact_sheet.png,",
+        "  label-studio.manifest, agreement/agreement.html",
     ]
     return "\n".join(lines)
 
