@@ -146,7 +146,7 @@ class LabelStudioSource(IndexedSource):
         """One annotator's results on one image: boxes in pixels, sizes checked."""
         size: ImageSize | None = None
         boxes: list[WorkerBox] = []
-        pending: list[tuple[Mapping[str, Any], str]] = []  # boxes waiting for a size
+        pending: list[tuple[Mapping[str, Any], str]] = []  # boxes waiting for the size
         for k, result in enumerate(results):
             here = f"{where}, result {k}"
             value = result.get("value") if isinstance(result, Mapping) else None
@@ -158,11 +158,11 @@ class LabelStudioSource(IndexedSource):
                 self.skip(self.location, here, SkipReason.MALFORMED, "no value", result)
                 continue
             box_size = positive_size(result.get("original_width"), result.get("original_height"))
-            size = self._same_size(index, key, size, box_size, annotator, (self.location, here))
-            pending.append(({**value, **_size_fields(result)}, here))
-        index_size = size or index.size_of(key)
+            size = _same_size(key, size, box_size, annotator, (self.location, here))
+            pending.append((value, here))
+        known = size or index.size_of(key)  # a result without a size: the image's, if known
         for value, here in pending:
-            box = self._box(value, index_size, here)
+            box = self._box(value, known, here)
             if box is not None:
                 boxes.append(box)
         index.add_answer(
@@ -173,25 +173,6 @@ class LabelStudioSource(IndexedSource):
             time_spent=coordinate(lead_time),
             where=(self.location, where),
         )
-
-    def _same_size(
-        self,
-        index: AnswerIndex,
-        key: str,
-        size: ImageSize | None,
-        box_size: ImageSize | None,
-        annotator: str,
-        where: Where,
-    ) -> ImageSize | None:
-        if box_size is None:
-            return size
-        if size is not None and size != box_size:
-            raise CrowdSourceError(
-                *where,
-                f"image {key!r} is {box_size['width']}x{box_size['height']} here but "
-                f"{size['width']}x{size['height']} in an earlier result of {annotator}",
-            )
-        return box_size
 
     def _box(
         self, value: Mapping[str, Any], size: ImageSize | None, where: str
@@ -205,8 +186,6 @@ class LabelStudioSource(IndexedSource):
         if any(c is None for c in coords):
             self.skip(self.location, where, SkipReason.MALFORMED, "x, y, width, height", value)
             return None
-        own = positive_size(value.get("original_width"), value.get("original_height"))
-        size = own or size
         if size is None:
             self.skip(
                 self.location,
@@ -250,6 +229,21 @@ class LabelStudioSource(IndexedSource):
                 elif isinstance(region, Mapping):  # another control's region
                     results.append({"type": next((k for k in region if k.endswith("labels")), "")})
         self._answer(index, key, annotator, results, record.get("lead_time"), where)
+
+
+def _same_size(
+    key: str, size: ImageSize | None, box_size: ImageSize | None, annotator: str, where: Where
+) -> ImageSize | None:
+    """The one size of an annotation's results (they must agree)."""
+    if box_size is None:
+        return size
+    if size is not None and size != box_size:
+        raise CrowdSourceError(
+            *where,
+            f"image {key!r} is {box_size['width']}x{box_size['height']} here but "
+            f"{size['width']}x{size['height']} in an earlier result of {annotator}",
+        )
+    return box_size
 
 
 def _size_fields(source: Mapping[str, Any]) -> dict[str, Any]:
