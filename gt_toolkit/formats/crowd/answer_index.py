@@ -63,7 +63,7 @@ class AnswerIndex:
             self._db.execute(statement)
         self._images = 0
         self._answers = 0
-        self._ids: dict[str, int] = {}  # a small cache of recent keys (bounded below)
+        self._ids: dict[str, int] = {}  # key -> row id of recent images (bounded)
 
     def __enter__(self) -> AnswerIndex:
         return self
@@ -119,7 +119,7 @@ class AnswerIndex:
         return img
 
     def _remember(self, key: str, img: int) -> None:
-        if len(self._ids) >= 4096:
+        if len(self._ids) >= 256:  # recent keys: an image's answers mostly come together
             self._ids.clear()
         self._ids[key] = img
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from gt_toolkit.errors import NoMatchingObjectsError
+from gt_toolkit.errors import NoMatchingObjectsError, StorageError
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.formats.crowd.answer_index import AnswerIndex
 from gt_toolkit.formats.crowd.report import IngestReport, RejectHandler, Skipper, SkipReason
@@ -267,36 +267,50 @@ def list_files(
 
 
 class _Chunks(io.RawIOBase):
-    """A readable binary stream over an iterator of byte chunks."""
+    """A readable binary stream over an iterator of byte chunks (no copy of the rest)."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
-        self._rest = b""
+        self._chunk = memoryview(b"")
+        self._at = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        while not self._rest:
+        while self._at >= len(self._chunk):
             chunk = next(self._chunks, None)
             if chunk is None:
                 return 0
-            self._rest = chunk
-        n = min(len(buffer), len(self._rest))
-        buffer[:n] = self._rest[:n]
-        self._rest = self._rest[n:]
+            self._chunk, self._at = memoryview(chunk), 0
+        n = min(len(buffer), len(self._chunk) - self._at)
+        buffer[:n] = self._chunk[self._at : self._at + n]
+        self._at += n
         return n
 
 
 @contextlib.contextmanager
 def open_stream(
     location: Location, *, store: S3Store | None = None
-) -> Iterator[io.BufferedReader[_Chunks]]:
-    """A binary stream of a local file or S3 object, read in chunks (for streaming parsers)."""
-    chunks = iter_chunks(location, store=store)
-    with io.BufferedReader(_Chunks(chunks), buffer_size=1 << 16) as stream:
+) -> Iterator[io.BufferedReader[Any]]:
+    """A buffered binary stream of a local file or S3 object (for streaming parsers).
+
+    Raises:
+        StorageError: the file or object cannot be opened.
+    """
+    text = os.fspath(location)
+    if not is_s3_uri(text):
         try:
+            stream = Path(text).open("rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise StorageError(f"cannot read {text}: {exc.strerror or exc}") from exc
+        with stream:
             yield stream
+        return
+    chunks = iter_chunks(text, store=store)
+    with io.BufferedReader(_Chunks(chunks), buffer_size=1 << 16) as buffered:
+        try:
+            yield buffered
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:

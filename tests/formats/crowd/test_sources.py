@@ -2,16 +2,25 @@ from __future__ import annotations
 
 import json
 import random
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gt_toolkit import iter_crowd_images
 from gt_toolkit.consolidation.reconsolidate import reconsolidate
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.formats.crowd.sources import open_crowd_source
 from gt_toolkit.testing import crowd_exports
+from gt_toolkit.testing.crowd_exports import (
+    coco_per_annotator,
+    coco_with_raters,
+    cvat_job_exports,
+    label_studio_export,
+)
 from gt_toolkit.testing.simulated_crowd import CrowdImage as SimulatedImage
 from gt_toolkit.testing.simulated_crowd import (
     make_skills,
@@ -120,3 +129,58 @@ def test_shipped_samples_say_the_same_in_every_format(tmp_path: Path) -> None:
         results[kind] = consolidated_boxes([json.loads(x) for x in out.read_text().splitlines()])
     assert len(results["gt-job"]) == 40
     assert results["label-studio"] == results["cvat"] == results["coco-raters"] == results["gt-job"]
+
+
+def many_images(n: int) -> list[CrowdImage]:
+    box = {"label": "car", "left": 10.0, "top": 20.0, "width": 50.0, "height": 40.0}
+    return [
+        CrowdImage(
+            key=f"s3://bkt/many/{i:06d}.jpg",
+            image_size={"width": 640, "height": 480},
+            annotators=("ana", "ben", "chen"),
+            boxes=([box] * 3, [box] * 2, [box]),
+        )
+        for i in range(n)
+    ]
+
+
+WRITERS = {
+    "label-studio": lambda images, root: dump(root / "ls.json", label_studio_export(images)),
+    "coco-raters": lambda images, root: dump(root / "c.json", coco_with_raters(images)),
+    "cvat": lambda images, root: dump_all(root, cvat_job_exports(images), "xml"),
+    "coco-per-annotator": lambda images, root: dump_all(root, coco_per_annotator(images), "json"),
+}
+
+
+def dump(path: Path, value: Any) -> Path:
+    path.write_text(json.dumps(value))
+    return path
+
+
+def dump_all(root: Path, files: dict[str, Any], suffix: str) -> Path:
+    for name, value in files.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        (root / f"{name}.{suffix}").write_text(text)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_reading_memory_does_not_grow_with_the_job(tmp_path: Path, kind: str) -> None:
+    # four times the images, the same peak of Python
+    # memory: the answers wait on disk, not in memory
+    def peak(n: int) -> int:
+        root = tmp_path / str(n)
+        root.mkdir()
+        path = WRITERS[kind](many_images(n), root)
+        tracemalloc.start()
+        try:
+            count = sum(1 for _ in iter_crowd_images(path, kind))
+            top = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert count == n
+        return top
+
+    small, large = peak(200), peak(800)
+    assert large < 1.3 * small, (small, large)
