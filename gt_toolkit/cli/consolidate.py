@@ -57,9 +57,6 @@ def open_source(args: argparse.Namespace, on_reject: RejectHandler) -> CrowdSour
             raise ValidationError(["--answers-folder goes with a job prefix, not --from"])
         location, kind = args.answers_folder, CrowdSourceKind.ANSWERS_FOLDER.value
         manifest = manifest or default_manifest(args.source)
-    extra = {"max_workers": args.threads} if args.threads is not None else {}
-    if args.threads is not None and kind != CrowdSourceKind.GT_JOB.value:
-        raise ValidationError([f"--threads applies to gt-job, not {kind}"])
     return open_crowd_source(
         location,
         kind,
@@ -68,7 +65,7 @@ def open_source(args: argparse.Namespace, on_reject: RejectHandler) -> CrowdSour
         data_key=args.data_key,
         store=store_from_args(args),
         on_reject=on_reject,
-        **extra,
+        max_workers=args.threads,
     )
 
 

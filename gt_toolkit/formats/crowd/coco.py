@@ -63,13 +63,25 @@ class _CocoSource(IndexedSource):
             self.add_label(name)
         return names
 
-    def _image(self, location: str, n: int, image: Any) -> tuple[str, str] | None:
-        """``(image id, file_name)`` of an ``images`` entry, registered in the index."""
-        name = image.get("file_name") if isinstance(image, Mapping) else None
-        if not isinstance(name, str) or not name or "id" not in image:
-            self.skip(location, f"images[{n}]", SkipReason.MALFORMED, "no id or file_name", image)
-            return None
-        return str(image["id"]), name
+    def _images(
+        self, location: str, index: AnswerIndex, who: str | None
+    ) -> Iterator[tuple[str, str, Any]]:
+        """``(image id, file_name, entry)`` of each ``images`` entry, registered in the index.
+
+        ``who`` names the size's origin in a conflict (default: the image id).
+        """
+        for n, image in self._section(location, "images"):
+            name = image.get("file_name") if isinstance(image, Mapping) else None
+            if not isinstance(name, str) or not name or "id" not in image:
+                self.skip(
+                    location, f"images[{n}]", SkipReason.MALFORMED, "no id or file_name", image
+                )
+                continue
+            size = positive_size(image.get("width"), image.get("height"))
+            image_id = str(image["id"])
+            where = (location, f"images[{n}]")
+            index.add_image(name, size, who=who or f"image id {image_id}", where=where)
+            yield image_id, name, image
 
     def _box(
         self,
@@ -126,13 +138,7 @@ class CocoRatersSource(_CocoSource):
         """Categories, then images with their raters, then every annotation, into ``index``."""
         location = self.location
         categories = self._categories(location)
-        for n, image in self._section(location, "images"):
-            found = self._image(location, n, image)
-            if found is None:
-                continue
-            image_id, key = found
-            size = positive_size(image.get("width"), image.get("height"))
-            index.add_image(key, size, who=f"image id {image_id}", where=(location, f"images[{n}]"))
+        for image_id, key, image in self._images(location, index, None):
             raters, sessions = _rater_list(image.get("rater_list"))
             index.set_alias(image_id, key, {"raters": raters, "sessions": sessions})
             for listed in raters or ():
@@ -170,13 +176,7 @@ class CocoPerAnnotatorSource(_CocoSource):
         for number, location in enumerate(list_files(self.location, (".json",), store=self.store)):
             annotator = PurePosixPath(location.replace("\\", "/")).stem
             categories = self._categories(location)
-            for n, image in self._section(location, "images"):
-                found = self._image(location, n, image)
-                if found is None:
-                    continue
-                image_id, key = found
-                size = positive_size(image.get("width"), image.get("height"))
-                index.add_image(key, size, who=annotator, where=(location, f"images[{n}]"))
+            for image_id, key, _ in self._images(location, index, annotator):
                 index.set_alias(f"{number}:{image_id}", key, None)
                 index.add_box(key, annotator, None)
             for n, ann in self._section(location, "annotations"):

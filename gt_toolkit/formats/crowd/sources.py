@@ -46,7 +46,7 @@ class SourceOptions(TypedDict, total=False):
     data_key: str | None
     store: S3Store | None
     on_reject: RejectHandler | None
-    max_workers: int
+    max_workers: int | None
 
 
 def open_crowd_source(
@@ -58,7 +58,7 @@ def open_crowd_source(
     data_key: str | None = None,
     store: S3Store | None = None,
     on_reject: RejectHandler | None = None,
-    max_workers: int = 16,
+    max_workers: int | None = None,
 ) -> CrowdSource:
     """A :class:`CrowdSource` of ``source``'s kind reading ``location``.
 
@@ -73,7 +73,7 @@ def open_crowd_source(
         data_key: ``label-studio``: the task ``data`` field holding the image
             (default ``image``).
         on_reject: receives every broken record; ``None`` makes the first one an error.
-        max_workers: ``gt-job``: threads reading answer files.
+        max_workers: ``gt-job``: threads reading answer files (default 16).
 
     Raises:
         ValidationError: an unknown kind, or an option the kind does not read.
@@ -92,6 +92,8 @@ def open_crowd_source(
         ]
     if kind is not CrowdSourceKind.LABEL_STUDIO and data_key is not None:
         problems.append("data_key applies to label-studio only")
+    if kind is not CrowdSourceKind.GT_JOB and max_workers is not None:
+        problems.append("max_workers applies to gt-job only")
     if kind is CrowdSourceKind.ANSWERS_FOLDER and manifest is None:
         problems.append("answers-folder needs the manifest the answers refer to")
     if problems:
@@ -101,7 +103,7 @@ def open_crowd_source(
             location,
             manifest=manifest,
             element_name=element_name,
-            max_workers=max_workers,
+            max_workers=max_workers or 16,
             store=store,
             on_reject=on_reject,
         )

@@ -184,3 +184,20 @@ def test_reading_memory_does_not_grow_with_the_job(tmp_path: Path, kind: str) ->
 
     small, large = peak(200), peak(800)
     assert large < 1.3 * small, (small, large)
+
+
+def test_exports_on_s3_read_like_local_files(
+    s3_client: Any, store: Any, bucket: str, tmp_path: Path
+) -> None:
+    images = simulated(7, 3, 4)
+    paths = write_all(images, tmp_path)
+    for kind in ("label-studio", "cvat", "coco-per-annotator"):
+        local = paths[kind]
+        files = [local] if local.is_file() else sorted(local.iterdir())
+        for f in files:
+            key = f"exports/{kind}/{f.name}" if local.is_dir() else f"exports/{f.name}"
+            s3_client.put_object(Bucket=bucket, Key=key, Body=f.read_bytes())
+        remote = f"s3://{bucket}/exports/" + (kind if local.is_dir() else local.name)
+        with open_crowd_source(remote, kind, store=store) as source:
+            got = list(source.images())
+        assert got == list(iter_crowd_images(local, kind)), kind
