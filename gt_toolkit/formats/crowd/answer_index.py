@@ -30,8 +30,9 @@ _NOWHERE: Where = ("", "")
 _SCHEMA = (
     "CREATE TABLE images (key TEXT PRIMARY KEY, ord INTEGER NOT NULL, width INTEGER,"
     " height INTEGER, who TEXT)",
-    # answer 0 accumulates boxes added one at a time; answer n > 0 is one whole answer, and
-    # an annotator's later whole answer for an image supersedes an earlier one
+    # answer 0 accumulates boxes added one at a time, -1 marks a box that could not be read;
+    # answer n > 0 is one whole answer, and an annotator's later whole answer for an image
+    # supersedes an earlier one
     "CREATE TABLE rows (img INTEGER NOT NULL, annotator TEXT NOT NULL, answer INTEGER NOT NULL,"
     " time REAL, boxes BLOB NOT NULL)",
     "CREATE TABLE aliases (alias TEXT PRIMARY KEY, key TEXT NOT NULL, extra BLOB)",
@@ -157,15 +158,19 @@ class AnswerIndex:
             (img, annotator, self._answers, time_spent, orjson.dumps(boxes)),
         )
 
-    def add_box(self, key: str, annotator: str, box: WorkerBox | None) -> None:
+    def add_box(
+        self, key: str, annotator: str, box: WorkerBox | None, *, broken: bool = False
+    ) -> None:
         """One box of an answer whose boxes come one by one (``None``: saw it, drew nothing).
 
+        ``broken``: the annotator drew a box here that could not be read. An annotator whose
+        every box on an image is broken is left out of it, not counted as drawing nothing.
         The image must be registered with :meth:`add_image` first (its size is known there).
         """
         img = self.add_image(key)
         self._db.execute(
-            "INSERT INTO rows VALUES (?, ?, 0, NULL, ?)",
-            (img, annotator, orjson.dumps([box] if box is not None else [])),
+            "INSERT INTO rows VALUES (?, ?, ?, NULL, ?)",
+            (img, annotator, -1 if broken else 0, orjson.dumps([box] if box is not None else [])),
         )
 
     def find(self, key: str) -> tuple[int, ImageSize | None] | None:
@@ -226,12 +231,15 @@ class AnswerIndex:
     def answers(self, img: int) -> list[IndexedAnswer]:
         """The answers for one image, annotators in the order first seen."""
         found: dict[str, IndexedAnswer] = {}
+        broken: set[str] = set()
         rows = self._db.execute(
-            "SELECT annotator, time, boxes FROM rows WHERE img = ? ORDER BY rowid", (img,)
+            "SELECT annotator, answer, time, boxes FROM rows WHERE img = ? ORDER BY rowid", (img,)
         )
-        for annotator, time, boxes in rows:
+        for annotator, answer_no, time, boxes in rows:
             answer = found.setdefault(annotator, IndexedAnswer(annotator))
             answer.boxes.extend(orjson.loads(boxes))
+            if answer_no < 0:
+                broken.add(annotator)
             if time is not None:
                 answer.time_spent = float(time)
-        return list(found.values())
+        return [a for a in found.values() if a.boxes or a.annotator not in broken]

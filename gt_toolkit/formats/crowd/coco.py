@@ -90,8 +90,12 @@ class _CocoSource(IndexedSource):
         ann: Any,
         resolve: Any,
         categories: Mapping[str, str],
-    ) -> tuple[str, Any, WorkerBox] | None:
-        """``(image key, alias extra, box)`` of one annotation, or ``None`` (skipped)."""
+    ) -> tuple[str, Any, WorkerBox | None] | None:
+        """``(image key, alias extra, box)`` of one annotation.
+
+        ``None`` when it names no known image or is skipped on purpose; the box is ``None``
+        when it is broken (rejected) on an image that is known.
+        """
         where = f"annotations[{n}]" + (
             f" (id {ann['id']})" if isinstance(ann, Mapping) and "id" in ann else ""
         )
@@ -107,6 +111,7 @@ class _CocoSource(IndexedSource):
         if ann.get("iscrowd"):
             self.skip(location, where, SkipReason.CROWD_REGION)
             return None
+        key, extra = found
         label = categories.get(str(ann.get("category_id")))
         if label is None:
             self.skip(
@@ -116,16 +121,15 @@ class _CocoSource(IndexedSource):
                 f"category_id {ann.get('category_id')!r}",
                 ann,
             )
-            return None
+            return key, extra, None
         bbox = ann.get("bbox")
         coords = [coordinate(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else []
         if len(coords) != 4 or any(c is None for c in coords):
             self.skip(
                 location, where, SkipReason.MALFORMED, "bbox is not [x, y, width, height]", ann
             )
-            return None
+            return key, extra, None
         x, y, w, h = (c or 0.0 for c in coords)
-        key, extra = found
         return key, extra, {"label": label, "left": x, "top": y, "width": w, "height": h}
 
 
@@ -141,20 +145,24 @@ class CocoRatersSource(_CocoSource):
         for image_id, key, image in self._images(location, index, None):
             raters, sessions = _rater_list(image.get("rater_list"))
             index.set_alias(image_id, key, {"raters": raters, "sessions": sessions})
-            for listed in raters or ():
-                index.add_box(key, listed, None)  # saw the image; boxes follow, if any
+            for name in raters or ():
+                index.add_box(key, name, None)  # saw the image; boxes follow, if any
         for n, ann in self._section(location, "annotations"):
             read = self._box(location, n, ann, index.resolve, categories)
             if read is None:
                 continue
             key, extra, box = read
             rater = _rater(ann, extra["sessions"])
+            listed = rater is not None and (extra["raters"] is None or rater in extra["raters"])
             where = f"annotations[{n}]"
-            if rater is None:
+            if box is None:  # rejected already: its rater, if known, is left out of the image
+                if listed:
+                    index.add_box(key, str(rater), None, broken=True)
+            elif rater is None:
                 self.skip(
                     location, where, SkipReason.NO_ANNOTATOR, "no rater_id (or session_id)", ann
                 )
-            elif extra["raters"] is not None and rater not in extra["raters"]:
+            elif not listed:
                 self.skip(
                     location,
                     where,
@@ -184,7 +192,8 @@ class CocoPerAnnotatorSource(_CocoSource):
                     location, n, ann, lambda i, p=f"{number}:": index.resolve(p + i), categories
                 )
                 if read is not None:
-                    index.add_box(read[0], annotator, read[2])
+                    key, _, box = read
+                    index.add_box(key, annotator, box, broken=box is None)
 
 
 def _rater_list(value: Any) -> tuple[list[str] | None, bool]:

@@ -99,15 +99,21 @@ class CvatSource(IndexedSource):
             )
             return
         boxes: list[WorkerBox] = []
+        broken = 0
         for k, child in enumerate(elem):
             here = f"{where}, shape {k}"
             if child.tag != "box":
                 reason = SkipReason.NOT_A_BOX if child.tag in _SHAPES else SkipReason.MALFORMED
                 self.skip(location, here, reason, f"<{child.tag}>", dict(child.attrib))
+                broken += reason.is_reject
                 continue
             box = self._box(location, here, child)
             if box is not None:
                 boxes.append(box)
+            broken += box is None
+        if broken and not boxes:  # every box broken (rejected): not an annotator who drew nothing
+            index.add_image(name, size, who=annotator, where=(location, where))
+            return
         index.add_answer(name, annotator, boxes, size=size, where=(location, where))
 
     def _box(self, location: str, where: str, elem: ET.Element) -> WorkerBox | None:

@@ -165,6 +165,9 @@ class LabelStudioSource(IndexedSource):
             box = self._box(value, known, here)
             if box is not None:
                 boxes.append(box)
+        if pending and not boxes:  # every box broken (rejected): not an annotator who drew nothing
+            index.add_image(key, size, who=annotator, where=(self.location, where))
+            return
         index.add_answer(
             key,
             annotator,

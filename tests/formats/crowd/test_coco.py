@@ -140,3 +140,21 @@ def test_per_annotator_size_conflict_names_both(tmp_path: Path) -> None:
         r"for alice",
     ):
         list(iter_crowd_images(folder, "coco-per-annotator"))
+
+
+def test_a_rater_whose_every_box_is_broken_is_left_out(tmp_path: Path) -> None:
+    coco = json.loads(RATERS.read_text())
+    coco["annotations"][0]["bbox"] = [64, 48, None, 96]  # r1's car on img_a
+    coco["annotations"][1]["category_id"] = 77  # r1's person on img_a
+    path = tmp_path / "raters.json"
+    path.write_text(json.dumps(coco))
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        img_a, img_b = source.images()
+    assert [r.reason.value for r in rejects] == [
+        "malformed",
+        "unknown-category",
+        "rater-not-listed",
+    ]
+    assert img_a.annotators == ("r2", "r3")  # r3 drew nothing; r1's boxes could not be read
+    assert img_b.annotators == ("r1", "r2", "r3")

@@ -113,3 +113,15 @@ def test_task_export_assignee_by_email_when_no_user_name(tmp_path: Path) -> None
     (tmp_path / "anna.xml").write_text(text)
     images: list[Any] = list(iter_crowd_images(tmp_path, "cvat"))
     assert [i.annotators for i in images] == [("alice@example.com",)] * 2
+
+
+def test_a_job_whose_every_box_on_an_image_is_broken_is_left_out(tmp_path: Path) -> None:
+    folder = edit(
+        "job_13_annotations.xml", 'xtl="160.00" ytl="126.00"', 'xtl="" ytl="126.00"', tmp_path
+    )
+    rejects: list[Any] = []
+    with open_crowd_source(folder, "cvat", on_reject=rejects.append) as source:
+        img_a, img_b = source.images()
+    assert [r.position for r in rejects] == ["image 'img_b.jpg' (id 1), shape 0"]
+    assert img_b.annotators == ("alice", "job_12_annotations")  # not a "no" from carol
+    assert img_a.annotators == ("alice", "job_12_annotations", "carol")

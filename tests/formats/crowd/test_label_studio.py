@@ -158,3 +158,16 @@ def test_with_a_reject_handler_broken_boxes_are_kept_aside(tmp_path: Path) -> No
     assert '"rectanglelabels": ["person"]' in reject.to_json()["raw"].replace('":[', '": [')
     assert [len(b) for b in images[0].boxes] == [1, 2]  # the annotator's other box stays
     assert source.report.rejected == 1
+
+
+def test_an_annotator_whose_every_box_is_broken_did_not_draw_nothing(tmp_path: Path) -> None:
+    tasks = json.loads(EXPORT.read_text())
+    for result in tasks[0]["annotations"][0]["result"]:
+        result["value"]["x"] = "left"
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(tasks))
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(path, "label-studio", on_reject=rejects.append) as source:
+        first = next(source.images())
+    assert len(rejects) == 2
+    assert first.annotators == ("bea@example.com",)  # 7 is left out, not a "no" vote
