@@ -101,6 +101,10 @@ def test_broken_records_go_to_rejects_and_fail_the_run(
     assert reject["reason"] == "malformed"
     assert "labels were lost: 1 broken records" in capsys.readouterr().err
     assert len(lines(out)) == 3  # every image is still written
+    # every reject the summary counts is in the rejects file it points at
+    summary = json.loads((tmp_path / "out.manifest.summary.json").read_text())
+    assert summary["ingest"]["rejected"] == 1
+    assert summary["rejects_file"] == str(tmp_path / "out.manifest.rejects.jsonl")
 
 
 def test_unreadable_answers_are_listed_and_fail_the_run(tmp_path: Path) -> None:
