@@ -91,6 +91,9 @@ _EXPORTS: dict[str, str] = {
     "validate_request": "sagemaker.service_validation",
     "build_image_classification_training_request": "sagemaker.training",
     "build_object_detection_training_request": "sagemaker.training",
+    "ImageClassificationHyperparameters": "sagemaker.training",
+    "ObjectDetectionHyperparameters": "sagemaker.training",
+    "TrainingResources": "sagemaker.training",
     "load_channel_facts": "formats.training_channels",
     "best_training_job": "sagemaker.tuning",
     "build_tuning_request": "sagemaker.tuning",
@@ -123,12 +126,14 @@ __all__ = [
     "EvaluationResult",
     "Example",
     "GtToolkitError",
+    "ImageClassificationHyperparameters",
     "ImageConsolidation",
     "LabelAttribute",
     "LintFinding",
     "ManifestError",
     "ManifestLine",
     "NoMatchingObjectsError",
+    "ObjectDetectionHyperparameters",
     "OutputStats",
     "PolygonConsolidation",
     "PostAnnotationSettings",
@@ -145,6 +150,7 @@ __all__ = [
     "ScoredBox",
     "StorageError",
     "TemplateError",
+    "TrainingResources",
     "ValidationError",
     "WorkerQuality",
     "__version__",
@@ -325,6 +331,13 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.sagemaker.regions import algorithm_image_uri as algorithm_image_uri
     from gt_toolkit.sagemaker.regions import builtin_lambda_arns as builtin_lambda_arns
     from gt_toolkit.sagemaker.service_validation import validate_request as validate_request
+    from gt_toolkit.sagemaker.training import (
+        ImageClassificationHyperparameters as ImageClassificationHyperparameters,
+    )
+    from gt_toolkit.sagemaker.training import (
+        ObjectDetectionHyperparameters as ObjectDetectionHyperparameters,
+    )
+    from gt_toolkit.sagemaker.training import TrainingResources as TrainingResources
     from gt_toolkit.sagemaker.training import (
         build_image_classification_training_request as build_image_classification_training_request,
     )

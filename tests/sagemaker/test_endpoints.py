@@ -37,7 +37,7 @@ from gt_toolkit.sagemaker.endpoints import (
 from gt_toolkit.sagemaker.labeling_job import WaitTimeoutError
 from gt_toolkit.sagemaker.service_validation import botocore_report
 from gt_toolkit.sagemaker.training import build_object_detection_training_request
-from tests.helpers import SAMPLES, FakeTime
+from tests.helpers import SAMPLES, FakeTime, od_request_args
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IMAGE = "811284229777.dkr.ecr.us-east-1.amazonaws.com/object-detection:1"
@@ -71,17 +71,7 @@ def unique(prefix: str) -> str:
 
 def trained_job(sm: Any) -> str:
     name = unique("od")
-    request = build_object_detection_training_request(
-        job_name=name,
-        role_arn=ROLE,
-        region="us-east-1",
-        train_manifest_uri="s3://gt-toolkit-demo/train.manifest",
-        validation_manifest_uri="s3://gt-toolkit-demo/validation.manifest",
-        label_attribute="boxes",
-        output_uri="s3://gt-toolkit-demo/models",
-        num_training_samples=32,
-        num_classes=1,
-    )
+    request = build_object_detection_training_request(**od_request_args(job_name=name))
     sm.create_training_job(**request)
     return name
 
