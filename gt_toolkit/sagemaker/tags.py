@@ -1,10 +1,10 @@
 """AWS resource tags: the one place a ``{"key": "value"}`` mapping becomes a ``Tags`` list.
 
 Every SageMaker request the toolkit builds (labeling, training, tuning, model, endpoint) takes
-tags as a plain mapping; :func:`tag_list` writes the wire list and :func:`tag_problems` holds the
-rule the service model cannot express: keys starting with ``aws:`` (in any case) are reserved
-for AWS and refused by the service only after the call. Lengths and characters are checked by
-the service model itself (:mod:`gt_toolkit.sagemaker.service_validation`).
+tags as a plain mapping and writes them with :func:`tag_list`. Keys starting with ``aws:`` (in
+any case) are reserved for AWS and refused by the service only after the call; the request
+check (:mod:`gt_toolkit.sagemaker.service_validation`) applies :func:`reserved_tag_key` to
+every tag key of every request, next to the lengths and characters the service model declares.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["RESERVED_TAG_PREFIX", "tag_list", "tag_problems"]
+__all__ = ["RESERVED_TAG_PREFIX", "reserved_tag_key", "tag_list"]
 
 RESERVED_TAG_PREFIX: Final = "aws:"
 
@@ -27,10 +27,6 @@ def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in tags.items()]
 
 
-def tag_problems(tags: Mapping[str, str] | None) -> list[str]:
-    """Tag keys AWS reserves for itself (``aws:`` prefix, any case), one problem each."""
-    return [
-        f"tag key {key!r}: the prefix {RESERVED_TAG_PREFIX!r} is reserved for AWS"
-        for key in tags or {}
-        if key.lower().startswith(RESERVED_TAG_PREFIX)
-    ]
+def reserved_tag_key(key: str) -> bool:
+    """Whether AWS keeps ``key`` for itself (the ``aws:`` prefix, in any case)."""
+    return key.lower().startswith(RESERVED_TAG_PREFIX)

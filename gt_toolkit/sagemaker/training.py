@@ -28,7 +28,7 @@ from gt_toolkit.formats.training_channels import (
 )
 from gt_toolkit.sagemaker.regions import algorithm_image_uri
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
-from gt_toolkit.sagemaker.tags import tag_list, tag_problems
+from gt_toolkit.sagemaker.tags import tag_list
 
 __all__ = [
     "IC_OPTIMIZERS",
@@ -409,7 +409,6 @@ def _training_request(
     }
     if tags:
         request["Tags"] = tag_list(tags)
-    problems.extend(tag_problems(tags))
     problems.extend(problems_as_strings(validate_request("CreateTrainingJob", request)))
     problems.extend(channel_problems(request, algorithm=algorithm))
     if problems:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar
 
 from gt_toolkit.errors import GtToolkitError, ValidationError
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
-from gt_toolkit.sagemaker.tags import tag_list, tag_problems
+from gt_toolkit.sagemaker.tags import tag_list
 from gt_toolkit.sagemaker.training import (
     IC_OPTIMIZERS,
     OD_OPTIMIZERS,
@@ -240,7 +240,6 @@ def build_tuning_request(
     if tags:
         request["Tags"] = tag_list(tags)
     problems = _range_problems(ranges, algorithm) + _config_problems(request, algorithm)
-    problems.extend(tag_problems(tags))
     problems.extend(problems_as_strings(validate_request("CreateHyperParameterTuningJob", request)))
     problems.extend(
         f"TrainingJobDefinition: {p}" for p in channel_problems(definition, algorithm=algorithm)

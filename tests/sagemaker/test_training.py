@@ -281,7 +281,7 @@ BAD_REQUESTS: list[tuple[str, Callable[..., Any], dict[str, Any], list[str]]] = 
         "reserved tag key",
         build_object_detection_training_request,
         od_args(tags={"aws:cloudformation:stack-name": "x"}),
-        ["tag key 'aws:cloudformation:stack-name': the prefix 'aws:' is reserved"],
+        ["Tags[0].Key: 'aws:cloudformation:stack-name': the prefix 'aws:' is reserved"],
     ),
     (
         "ic both inputs",
