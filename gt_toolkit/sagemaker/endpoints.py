@@ -17,8 +17,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from gt_toolkit.errors import GtToolkitError, ValidationError
-from gt_toolkit.sagemaker.labeling_job import WaitTimeoutError
+from gt_toolkit.errors import (
+    EndpointFailedError,
+    GtToolkitError,
+    ValidationError,
+    WaitTimeoutError,
+)
 from gt_toolkit.sagemaker.predictions import ClassScore, decode_classification, decode_detections
 from gt_toolkit.sagemaker.service_validation import check_request
 from gt_toolkit.sagemaker.tags import tag_list
@@ -30,7 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Deployment",
-    "EndpointFailedError",
     "build_endpoint_config_request",
     "build_endpoint_request",
     "build_model_request",
@@ -43,10 +46,6 @@ __all__ = [
 ]
 
 _IMAGE_TYPES: Final = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG": "image/png"}
-
-
-class EndpointFailedError(GtToolkitError):
-    """An endpoint ended ``Failed`` (or the training job to deploy did not complete)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from gt_toolkit.errors import GtToolkitError
+from gt_toolkit.errors import LambdaZipError
 
 __all__ = [
     "HANDLERS",
@@ -102,7 +102,7 @@ def _handlers_dir() -> Path:
     for candidate in (_PACKAGE_DIR / "_lambdas", _PACKAGE_DIR.parent / "lambdas"):
         if (candidate / "post_annotation.py").is_file():
             return candidate
-    raise GtToolkitError(
+    raise LambdaZipError(
         "cannot find the Lambda handlers (lambdas/pre_annotation.py, post_annotation.py) "
         f"next to {_PACKAGE_DIR}; build the zip from a checkout of gt-toolkit"
     )
@@ -161,7 +161,7 @@ def lambda_requirements(*, python: str | None = None, code_root: Path | None = N
         check=False,
     )
     if proc.returncode != 0:
-        raise GtToolkitError(f"importing the handlers failed:\n{proc.stderr.strip()}")
+        raise LambdaZipError(f"importing the handlers failed:\n{proc.stderr.strip()}")
     found: list[list[str]] = json.loads(proc.stdout.strip().splitlines()[-1])
     return sorted(
         f"{name}=={version}"
@@ -188,7 +188,7 @@ def _pip(args: Sequence[str]) -> None:
         check=False,
     )
     if proc.returncode != 0:
-        raise GtToolkitError(f"pip {args[0]} failed:\n{proc.stderr.strip()[-2000:]}")
+        raise LambdaZipError(f"pip {args[0]} failed:\n{proc.stderr.strip()[-2000:]}")
 
 
 @contextlib.contextmanager
@@ -305,7 +305,7 @@ def _compile(root: Path, exe: str) -> None:
         check=False,
     )
     if proc.returncode != 0:
-        raise GtToolkitError(f"compiling bytecode failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
+        raise LambdaZipError(f"compiling bytecode failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
 
 
 def _add(zf: zipfile.ZipFile, path: Path, arcname: str) -> None:
@@ -348,10 +348,10 @@ def build_lambda_zip(
         The zip's path, size in bytes, the packed requirements and the handler strings.
 
     Raises:
-        GtToolkitError: the handlers cannot be imported or pip cannot get a wheel.
+        LambdaZipError: the handlers cannot be imported or pip cannot get a wheel.
     """
     if arch not in ("x86_64", "arm64"):
-        raise GtToolkitError(f"arch must be 'x86_64' or 'arm64', got {arch!r}")
+        raise LambdaZipError(f"arch must be 'x86_64' or 'arm64', got {arch!r}")
     cache = Path(cache_dir).resolve()
     cache.mkdir(parents=True, exist_ok=True)
     target = Path(out)
@@ -373,7 +373,7 @@ def build_lambda_zip(
         names = [a for _, a in entries]
         if len(names) != len(set(names)):
             dupes = sorted({n for n in names if names.count(n) > 1})
-            raise GtToolkitError(f"files collide in the zip: {dupes[:5]}")
+            raise LambdaZipError(f"files collide in the zip: {dupes[:5]}")
         fd, tmp_name = tempfile.mkstemp(prefix=".lambda-", suffix=".zip", dir=target.parent)
         os.close(fd)
         try:
@@ -417,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache_dir=args.cache_dir,
             platforms=args.platforms,
         )
-    except GtToolkitError as exc:
+    except LambdaZipError as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(f"{built.path}: {built.size / 1e6:.1f} MB, python{args.python} {args.arch}")

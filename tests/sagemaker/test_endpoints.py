@@ -21,9 +21,9 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from gt_toolkit import GtToolkitError, ValidationError
+from gt_toolkit.errors import EndpointFailedError, WaitTimeoutError
 from gt_toolkit.sagemaker.endpoints import (
     Deployment,
-    EndpointFailedError,
     build_endpoint_config_request,
     build_endpoint_request,
     build_model_request,
@@ -34,7 +34,6 @@ from gt_toolkit.sagemaker.endpoints import (
     invoke_detector,
     wait_for_endpoint,
 )
-from gt_toolkit.sagemaker.labeling_job import WaitTimeoutError
 from gt_toolkit.sagemaker.service_validation import botocore_report
 from gt_toolkit.sagemaker.training import build_object_detection_training_request
 from tests.helpers import SAMPLES, FakeTime, od_request_args

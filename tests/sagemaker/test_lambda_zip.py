@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gt_toolkit.errors import GtToolkitError
+from gt_toolkit.errors import LambdaZipError
 from gt_toolkit.sagemaker.lambda_zip import build_lambda_zip, lambda_requirements
 from tests.helpers import REPO
 
@@ -80,5 +80,5 @@ def test_zip_gt_toolkit_imports_lazily(tmp_path: Path) -> None:
 
 
 def test_bad_arch_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(GtToolkitError, match="arch"):
+    with pytest.raises(LambdaZipError, match="arch"):
         build_lambda_zip(tmp_path / "x.zip", arch="sparc", requirements=[])  # type: ignore[arg-type]
