@@ -310,10 +310,11 @@ def _labeling_steps(run: _Run, sample_uri: str, job_prefix: str) -> None:
         # The wheels are cached in ./.cache/lambda (shared with `make lambda-zip`).
         built = build_lambda_zip(config.out_dir / "gt-toolkit-lambdas.zip")
         deployed = deploy_lambdas(
-            built.path,
+            built,
             iam_client=run.clients("iam"),
             lambda_client=run.clients("lambda"),
             output_bucket=config.bucket,
+            output_prefix="labeling/output/",  # the job's S3OutputPath below
             name_prefix="gt-toolkit-demo",
             pre_environment={"GT_LABELS": LABEL},
         )

@@ -12,6 +12,11 @@ Downloaded wheels and installed trees are cached under ``.cache/`` so rebuilding
 and works offline once the wheels are there. The zip is reproducible: sorted entries, fixed
 timestamps and permissions, so an unchanged build deploys as an unchanged function.
 
+The platform the wheels were chosen for (architecture and Python version) is written into the
+zip as :data:`TARGET_ENTRY`; the deployment reads it back (:func:`read_lambda_target`), so an
+``arm64`` zip is never deployed as an ``x86_64`` function, where its compiled wheels (numpy)
+would not load.
+
 CLI: ``python -m gt_toolkit.sagemaker.lambda_zip --out build/gt-toolkit-lambdas.zip``.
 """
 
@@ -22,6 +27,7 @@ import contextlib
 import fcntl
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import shutil
@@ -30,19 +36,22 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from gt_toolkit.errors import LambdaZipError
 
 __all__ = [
     "HANDLERS",
     "RUNTIME_PROVIDED",
+    "TARGET_ENTRY",
+    "LambdaTarget",
     "LambdaZip",
     "build_lambda_zip",
     "lambda_requirements",
     "main",
+    "read_lambda_target",
 ]
 
 Arch = Literal["x86_64", "arm64"]
@@ -82,6 +91,23 @@ print(json.dumps(sorted((d, md.version(d)) for d in dists)))
 """
 
 
+TARGET_ENTRY: Final = "gt-toolkit-lambda.json"
+"""The zip entry recording what the zip was built for: ``{"architecture", "python"}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaTarget:
+    """The platform a zip's wheels and bytecode were built for; its functions must match."""
+
+    architecture: Arch
+    python: str
+
+    @property
+    def runtime(self) -> str:
+        """Lambda's ``Runtime`` name: ``python3.12``."""
+        return f"python{self.python}"
+
+
 @dataclass(frozen=True, slots=True)
 class LambdaZip:
     """What :func:`build_lambda_zip` built."""
@@ -91,6 +117,34 @@ class LambdaZip:
     requirements: tuple[str, ...]
     handlers: dict[str, str]
     bytecode: bool
+    target: LambdaTarget
+
+
+def read_lambda_target(zip_file: str | os.PathLike[str] | bytes) -> LambdaTarget:
+    """The target :func:`build_lambda_zip` recorded in a zip (path or bytes).
+
+    Raises:
+        LambdaZipError: not a zip, or a zip without a readable :data:`TARGET_ENTRY`.
+    """
+    source = io.BytesIO(zip_file) if isinstance(zip_file, bytes) else Path(zip_file)
+    try:
+        with zipfile.ZipFile(source) as zf:
+            record = json.loads(zf.read(TARGET_ENTRY))
+    except KeyError:
+        raise LambdaZipError(
+            f"the zip has no {TARGET_ENTRY}, so its architecture is unknown; build it with "
+            "build_lambda_zip (or make lambda-zip)"
+        ) from None
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise LambdaZipError(f"cannot read the Lambda zip: {exc}") from exc
+    arch, python = (
+        (record.get(k) for k in ("architecture", "python"))
+        if isinstance(record, dict)
+        else (None, None)
+    )
+    if arch not in ("x86_64", "arm64") or not isinstance(python, str):
+        raise LambdaZipError(f"{TARGET_ENTRY} does not name an architecture and Python: {record}")
+    return LambdaTarget(architecture=arch, python=python)
 
 
 def _canonical(name: str) -> str:
@@ -345,7 +399,8 @@ def build_lambda_zip(
             it at run time, so this saves the compile on every cold start.
 
     Returns:
-        The zip's path, size in bytes, the packed requirements and the handler strings.
+        The zip's path, size in bytes, the packed requirements, the handler strings and the
+        target it was built for (also recorded in the zip as :data:`TARGET_ENTRY`).
 
     Raises:
         LambdaZipError: the handlers cannot be imported or pip cannot get a wheel.
@@ -356,8 +411,10 @@ def build_lambda_zip(
     cache.mkdir(parents=True, exist_ok=True)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
+    built_for = LambdaTarget(architecture=arch, python=python)
     with tempfile.TemporaryDirectory(prefix="gt-lambda-code-") as tmp:
         code = _stage_code(Path(tmp))
+        (code / TARGET_ENTRY).write_text(json.dumps(asdict(built_for)))
         reqs = tuple(lambda_requirements(code_root=code) if requirements is None else requirements)
         tags = list(platforms) if platforms else _platforms(arch, python)
         exe = _compiler(python) if compile_bytecode else None
@@ -390,6 +447,7 @@ def build_lambda_zip(
         requirements=reqs,
         handlers=dict(HANDLERS),
         bytecode=pyc is not None,
+        target=built_for,
     )
 
 

@@ -175,7 +175,8 @@ def test_deploy_api_result_plugs_in() -> None:
     deployed = DeployedLambdas(
         pre_annotation_arn=OUR_PRE,
         post_annotation_arn=OUR_ACS,
-        role_arn="arn:aws:iam::123456789012:role/gt-toolkit-lambda",
+        pre_annotation_role_arn="arn:aws:iam::123456789012:role/gt-toolkit-pre",
+        post_annotation_role_arn="arn:aws:iam::123456789012:role/gt-toolkit-post",
     )
     request = build_labeling_job_request(**base_args(lambdas=deployed))
     assert_valid_for_service("CreateLabelingJob", request)
