@@ -774,17 +774,13 @@ def _check_mturk_task_type(job: LabelingJobCheck) -> Iterator[str]:
 
 def _check_availability_lifetime(job: LabelingJobCheck) -> Iterator[str]:
     lifetime = job.human.get("TaskAvailabilityLifetimeInSeconds")
-    if not isinstance(lifetime, int):
-        return
-    if job.workforce == "public" and lifetime > _MTURK_MAX_LIFETIME:
+    public = job.workforce == "public"
+    maximum = _MTURK_MAX_LIFETIME if public else _PRIVATE_MAX_LIFETIME
+    if isinstance(lifetime, int) and lifetime > maximum:
+        whose = "Mechanical Turk's" if public else f"the {job.workforce} workforce"
         yield (
-            f"TaskAvailabilityLifetimeInSeconds {lifetime} exceeds Mechanical Turk's "
-            f"maximum of {_MTURK_MAX_LIFETIME} (12 hours)"
-        )
-    if job.workforce != "public" and lifetime > _PRIVATE_MAX_LIFETIME:
-        yield (
-            f"TaskAvailabilityLifetimeInSeconds {lifetime} exceeds the {job.workforce} "
-            f"workforce maximum of {_PRIVATE_MAX_LIFETIME} (30 days)"
+            f"TaskAvailabilityLifetimeInSeconds {lifetime} exceeds {whose} maximum of "
+            f"{maximum} ({maximum // 3600} hours)"
         )
 
 

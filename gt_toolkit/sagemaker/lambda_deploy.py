@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from gt_toolkit.sagemaker.lambda_zip import LambdaTarget, LambdaZip
 
 __all__ = [
-    "INVOKABLE_NAME_PARTS",
     "READ_PREFIX_VARIABLE",
     "DeployedLambdas",
     "LambdaNames",
@@ -52,15 +51,6 @@ __all__ = [
     "lambda_trust_policy",
     "log_group_arn",
 ]
-
-INVOKABLE_NAME_PARTS: Final = (
-    "GtRecipe",
-    "LabelingFunction",
-    "SageMaker",
-    "sagemaker",
-    "Sagemaker",
-)
-"""Literal name parts the Ground Truth execution policy lets a job invoke."""
 
 READ_PREFIX_VARIABLE: Final = "GT_ASSUME_ROLE_READ_PREFIX"
 """The post-annotation function's variable naming the prefix its assumed session may read."""

@@ -26,7 +26,6 @@ __all__ = [
     "human_task_ui_arn",
     "lambda_function_name",
     "parse_arn",
-    "private_workteam_arn",
     "public_workteam_arn",
     "region_partition",
 ]
@@ -138,11 +137,6 @@ def public_workteam_arn(region: str) -> str:
     """The Amazon Mechanical Turk (public crowd) workteam ARN for ``region``."""
     _require(BUILTIN_LAMBDA_ACCOUNTS, region, "Ground Truth public workforce")
     return f"arn:aws:sagemaker:{region}:{PUBLIC_WORKTEAM_ACCOUNT}:workteam/public-crowd/default"
-
-
-def private_workteam_arn(region: str, account: str, team: str) -> str:
-    """A private workteam ARN (``workteam/private-crowd/<team>``) in the user's account."""
-    return f"arn:aws:sagemaker:{region}:{account}:workteam/private-crowd/{team}"
 
 
 def human_task_ui_arn(region: str, task_type: str) -> str:

@@ -37,6 +37,7 @@ __all__ = [
     "ImageClassificationHyperparameters",
     "ObjectDetectionHyperparameters",
     "TrainingResources",
+    "algorithm_of",
     "build_image_classification_training_request",
     "build_object_detection_training_request",
     "channel_problems",
@@ -51,6 +52,12 @@ IC_NUM_LAYERS: Final = (18, 34, 50, 101, 152, 200, 20, 32, 44, 56, 110)
 _SOURCE_ATTRIBUTES: Final = ("source-ref", "source")
 
 Algorithm = Literal["object-detection", "image-classification"]
+
+
+def algorithm_of(request: Mapping[str, Any]) -> Algorithm:
+    """The built-in algorithm a CreateTrainingJob-shaped request trains, from its image URI."""
+    image = str((request.get("AlgorithmSpecification") or {}).get("TrainingImage", ""))
+    return "image-classification" if "image-classification" in image else "object-detection"
 
 
 def hyperparameter_str(value: float) -> str:

@@ -21,6 +21,7 @@ from gt_toolkit.sagemaker.training import (
     IC_OPTIMIZERS,
     OD_OPTIMIZERS,
     Algorithm,
+    algorithm_of,
     channel_problems,
     hyperparameter_str,
 )
@@ -175,11 +176,6 @@ def _ranges_json(ranges: Sequence[ParameterRange]) -> dict[str, list[dict[str, A
     return out
 
 
-def _algorithm_of(training_request: Mapping[str, Any]) -> Algorithm:
-    image = str((training_request.get("AlgorithmSpecification") or {}).get("TrainingImage", ""))
-    return "image-classification" if "image-classification" in image else "object-detection"
-
-
 def build_tuning_request(
     training_request: Mapping[str, Any],
     *,
@@ -209,7 +205,7 @@ def build_tuning_request(
     Raises:
         ValidationError: every problem at once (ranges, limits, objective, service model).
     """
-    algorithm = algorithm or _algorithm_of(training_request)
+    algorithm = algorithm or algorithm_of(training_request)
     static = dict(training_request.get("HyperParameters") or {})
     if ranges is None:
         samples = str(static.get("num_training_samples", ""))
