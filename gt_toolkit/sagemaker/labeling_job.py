@@ -225,7 +225,8 @@ def consolidation_response_bytes(
     envelope (id, image size, type, dates, job name, worker count); ``class_map`` the labels
     as JSON. Workers multiply the boxes because, in the worst case (workers who never agree
     and no agreement threshold), each worker's box survives as its own label. Diagnostics are
-    not counted: the handler trims them before the labels.
+    not counted: the handler trims them before the labels. A batch holds up to
+    ``MaxConcurrentTaskCount`` objects (``docs/ground-truth-formats.md`` §8 pitfall 19).
 
     Examples:
         >>> consolidation_response_bytes(workers=5, boxes_per_image=10, batch_size=1000)
