@@ -39,7 +39,7 @@ class _CocoSource(IndexedSource):
     """What both COCO layouts share: streaming the sections, reading one annotation."""
 
     def _section(self, location: str, name: str) -> Iterator[tuple[int, Any]]:
-        n = 0
+        n = -1  # the last entry read whole
         try:
             with open_stream(location, store=self.store) as stream:
                 if stream.peek(64).lstrip()[:1] != b"{":
@@ -48,7 +48,7 @@ class _CocoSource(IndexedSource):
                     yield n, item
         except ijson.JSONError as exc:
             raise CrowdSourceError(
-                location, f"{name}[{n}]", f"not JSON: {first_line(exc)}"
+                location, f"{name}[{n + 1}]", f"not JSON: {first_line(exc)}"
             ) from exc
 
     def _categories(self, location: str) -> dict[str, str]:

@@ -76,7 +76,7 @@ class LabelStudioSource(IndexedSource):
                 )
 
     def _records(self) -> Iterator[tuple[int, Any]]:
-        n = 0
+        n = -1  # the last task read whole
         try:
             with open_stream(self.location, store=self.store) as stream:
                 first = stream.peek(64).lstrip()[:1]
@@ -88,7 +88,7 @@ class LabelStudioSource(IndexedSource):
                     yield n, item
         except ijson.JSONError as exc:
             raise CrowdSourceError(
-                self.location, f"after task {n}", f"not JSON: {first_line(exc)}"
+                self.location, f"task {n + 1}", f"not JSON: {first_line(exc)}"
             ) from exc
 
     def _image(self, data: Any, where: str, raw: Any) -> str | None:

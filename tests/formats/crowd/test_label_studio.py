@@ -132,7 +132,7 @@ def mutate(tasks: list[Any], change: str) -> list[Any] | str:
         ),
         ("size-conflict-within", r"annotation 1, result 1: image .* is 640x480 here but 800x480"),
         ("not-a-list", r"bad\.json: not a Label Studio export: expected a JSON list"),
-        ("truncated", r"bad\.json: after task 0: not JSON"),
+        ("truncated", r"bad\.json: task 0: not JSON"),
     ],
 )
 def test_malformed_input_is_one_line_with_file_and_position(
