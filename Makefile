@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python bench/manifest_throughput.py
 	$(BIN)/python bench/consolidation.py
 	$(BIN)/python bench/convert.py
+	$(BIN)/python bench/crowd_ingest.py
 
 lambda-zip: setup
 	$(BIN)/python -m gt_toolkit.sagemaker.lambda_zip --out build/gt-toolkit-lambdas.zip
