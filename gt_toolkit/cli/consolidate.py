@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 
 from gt_toolkit.cli.options import add_aws_options, eprint, positive_int, store_from_args, threshold
 from gt_toolkit.consolidation.engine import ConsolidationSettings
@@ -117,7 +118,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--labels", nargs="+", help="label list, class ids in this order (default: the source's)"
     )
-    p.add_argument("--label-attribute", default="consolidated", help="default 'consolidated'")
+    p.add_argument("--label-attribute", help="manifest: the label attribute ('consolidated')")
     p.add_argument("--job-name", help="job-name in the metadata (default: last part of SOURCE)")
     p.add_argument("--quality", help="worker-quality base name (default: OUTPUT.worker-quality)")
     add_aws_options(p)
@@ -137,8 +138,15 @@ def settings_from_args(args: argparse.Namespace) -> ConsolidationSettings:
     )
 
 
+def _job_of(args: argparse.Namespace) -> str | None:
+    """With ``--answers-folder``, the job is SOURCE's (its last part); else the source's own."""
+    return re.split(r"[/\\]", args.source.rstrip("/\\"))[-1] if args.answers_folder else None
+
+
 def run(args: argparse.Namespace) -> int:
     """Consolidate, write the outputs and a summary; exit 1 when a label could not be read."""
+    if args.output_format == "coco" and args.label_attribute is not None:
+        raise ValidationError(["--label-attribute names a manifest attribute: not with coco"])
     settings = settings_from_args(args)
     store = store_from_args(args)
     output = os.fspath(args.output)
@@ -147,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
         report = reconsolidate(
             src,
             output,
-            label_attribute=args.label_attribute,
-            job_name=args.job_name,
+            label_attribute=args.label_attribute or "consolidated",
+            job_name=args.job_name or _job_of(args),
             labels=args.labels,
             settings=settings,
             output_format=args.output_format,

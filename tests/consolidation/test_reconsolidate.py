@@ -305,6 +305,7 @@ def test_cli_quorum_flag_reaches_the_engine(
     args += ["--answers-folder", str(folder), "--labels", "car", "bus", "--quorum", quorum]
     assert main(args) == 0
     (line,) = read_lines(out)
+    assert line["consolidated-metadata"]["job-name"] == "labeling-job/job"  # SOURCE's job
     classes = line["consolidated-metadata"]["class-map"]
     got = [classes[str(a["class_id"])] for a in line["consolidated"]["annotations"]]
     assert got == expected
