@@ -19,7 +19,7 @@ different labels and for a box against nothing, 0 for nothing against nothing. T
 which is Krippendorff's alpha with this distance (cross-checked against the ``krippendorff``
 package in the tests). ``D_e`` compares boxes across images by their position relative to
 the image size; it is computed from every value up to ``sample_size`` values and from a
-uniform (seeded) reservoir sample beyond, so memory stays flat on any job.
+uniform (seeded) reservoir sample beyond, so its cost is bounded on any job.
 
 Reported: alpha overall, per class (the units whose consensus label it is, with their own
 ``D_e``), per image (``1 - D_o(image) / D_e``: the job's ``D_e`` makes images comparable and
@@ -247,7 +247,11 @@ def _plain(row: ClassAgreement | ImageAgreement) -> dict[str, Any]:
 
 @dataclass
 class _Tally:
-    """Everything :func:`measure_agreement` accumulates image by image (flat memory)."""
+    """Everything :func:`measure_agreement` accumulates, image by image.
+
+    Bounded by the sample size and the number of annotators (pairs), except one small row
+    per image for the per-image table.
+    """
 
     rng: random.Random
     sample_size: int
@@ -292,7 +296,7 @@ def measure_agreement(
     sample_size: int = 2000,
     seed: int = 0,
 ) -> AgreementReport:
-    """Agreement of a crowd, image by image in flat memory (definitions in the module doc).
+    """Agreement of a crowd, read image by image (definitions in the module docstring).
 
     Args:
         images: the crowd, from :func:`~gt_toolkit.formats.crowd.sources.iter_crowd_images`.
