@@ -125,7 +125,7 @@ def test_cli_reads_and_writes_s3(store: Any, bucket: str, moto_endpoint: str) ->
         ]
     )
     assert code == 0
-    doc = json.loads(store.get_bytes(f"s3://{bucket}/coco/annotations.json"))
+    doc = json.loads(store.get_bytes(f"s3://{bucket}/coco/annotations/instances_default.json"))
     assert len(doc["annotations"]) == 6
     summary = json.loads(store.get_bytes(f"s3://{bucket}/coco/summary.json"))
     assert summary["rejected"] == 2

@@ -182,13 +182,13 @@ def test_from_coco_needs_a_prefix_for_relative_file_names(tmp_path: Path) -> Non
 def test_yolo_round_trip_through_images(tmp_path: Path) -> None:
     mirror = _mirror(tmp_path, API)
     out = tmp_path / "yolo"
-    result = convert_output(
+    convert_output(
         "yolo",
         API,
         out,
         ConvertOptions(copy_images=True, images_dir=str(mirror), validation_fraction=0.5),
     )
-    assert result.image_errors == []
+
     assert (out / "classes.txt").read_text().split() == ["car", "truck", "bike"]
     labels = sorted((out / "labels").rglob("*.txt"))
     assert len(labels) == 4
@@ -312,10 +312,10 @@ def test_class_folders_downloads_from_s3_and_writes_back(
         )
     store.put_bytes(f"s3://{bucket}/out/output.manifest", b"\n".join(orjson.dumps(r) for r in rows))
     local = tmp_path / "folders"
-    result = convert_output(
+    convert_output(
         "class-folders", f"s3://{bucket}/out/output.manifest", local, ConvertOptions(store=store)
     )
-    assert result.image_errors == []
+
     assert sorted(p.relative_to(local).as_posix() for p in local.rglob("*.jpg")) == [
         "cat/p0.jpg",
         "cat/p2.jpg",
@@ -332,19 +332,19 @@ def test_class_folders_downloads_from_s3_and_writes_back(
     assert store.get_bytes(f"s3://{bucket}/train/cat/p2.jpg") == b"image-2"
 
 
-def test_missing_images_are_reported_not_lost(tmp_path: Path) -> None:
+def test_a_missing_image_fails_the_run_and_writes_nothing(tmp_path: Path) -> None:
     mirror = _mirror(tmp_path, API)
     (mirror / "cars" / "b.png").unlink()
     out = tmp_path / "js"
-    result = convert_output(
-        "jumpstart-od",
-        API,
-        out,
-        ConvertOptions(images_dir=str(mirror), images_prefix="s3://gt-demo-bucket/"),
-    )
-    assert len(result.image_errors) == 1
-    assert "b.png" in result.image_errors[0]
-    assert len(json.loads((out / "annotations.json").read_text())["images"]) == 4
+    with pytest.raises(ConversionError, match=r"1 of 4 image copies.*b\.png"):
+        convert_output(
+            "jumpstart-od",
+            API,
+            out,
+            ConvertOptions(images_dir=str(mirror), images_prefix="s3://gt-demo-bucket/"),
+        )
+    assert not out.exists()
+    assert list(tmp_path.glob(".js.*")) == []  # the staging folder is gone too
 
 
 def test_augmented_to_and_from_s3(store: Any, bucket: str) -> None:
