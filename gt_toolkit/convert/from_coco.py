@@ -29,6 +29,7 @@ import tempfile
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -112,12 +113,16 @@ def _is_results_list(path: Path) -> bool:
 
 
 def _items(path: Path, prefix: str, name: str) -> Iterator[Any]:
-    """Stream the items under ``prefix`` (``images.item``...), numbers as floats."""
+    """Stream the items under ``prefix`` (``images.item``...).
+
+    Integers of any size arrive as ``int`` and fractions as ``Decimal`` (yajl's float mode
+    fails the whole file on one integer past 64 bits; an odd id must be one reject).
+    """
     import ijson  # only this target needs it
 
     with path.open("rb") as fh:
         try:
-            yield from ijson.items(fh, prefix, use_float=True)
+            yield from ijson.items(fh, prefix)
         except ijson.JSONError as exc:
             raise ConversionError(f"{name}: not valid JSON ({exc})") from exc
 
@@ -182,8 +187,8 @@ def _read_images(path: Path, name: str, prefix: str | None) -> _Images:
         images.index[image_id] = len(images.refs)
         images.refs.append(ref)
         w, h = img.get("width"), img.get("height")
-        ok = _is_number(w) and _is_number(h) and float(w).is_integer() and float(h).is_integer()
-        images.widths.append(int(w) if ok else 0)
+        ok = _is_number(w) and _is_number(h) and _whole_pixels(w) and _whole_pixels(h)
+        images.widths.append(int(w) if ok else 0)  # 0: no usable size, the line gets none
         images.heights.append(int(h) if ok else 0)
     if not images.refs:
         raise ConversionError(f"{name}: no 'images': not a COCO detection file")
@@ -210,9 +215,8 @@ class _Boxes:
         i: int,
     ) -> None:
         """Keep one annotation, or reject it with its reason."""
-        where = f"annotations[{i}]"
-        if not isinstance(ann, dict):
-            prior.reject(name, where, "invalid-annotation", "not an object", ann)
+        if ann.__class__ is not dict:
+            prior.reject(name, f"annotations[{i}]", "invalid-annotation", "not an object", ann)
             return
         if ann.get("iscrowd"):
             self.crowd += 1
@@ -220,20 +224,20 @@ class _Boxes:
         image_id, category_id = ann.get("image_id"), ann.get("category_id")
         image = images.index.get(image_id) if _is_key(image_id) else None
         cls = categories.index.get(category_id) if _is_int(category_id) else None
-        problem = _box_problem(ann.get("bbox"), ann.get("score", 1.0))
+        box = _box(ann.get("bbox"), ann.get("score"))
         if image is None:
-            prior.reject(name, where, "orphan-annotation", "its image_id is not in images", ann)
+            reason, detail = "orphan-annotation", "its image_id is not in images"
         elif cls is None:
-            prior.reject(
-                name, where, "unknown-category", "its category_id is not in categories", ann
-            )
-        elif problem:
-            prior.reject(name, where, "invalid-bbox", problem, ann)
+            reason, detail = "unknown-category", "its category_id is not in categories"
+        elif isinstance(box, str):
+            reason, detail = "invalid-bbox", box
         else:
             self.next.append(self.head[image])
             self.head[image] = len(self.cls)
             self.cls.append(cls)
-            self.xywhs.extend([*ann["bbox"], float(ann.get("score", math.nan))])
+            self.xywhs.extend(box)
+            return
+        prior.reject(name, f"annotations[{i}]", reason, detail, ann)
 
     def of_image(self, image: int, labels: list[str]) -> list[ConsolidatedBox]:
         """The boxes of one image, in file order."""
@@ -256,15 +260,35 @@ class _Boxes:
         return found
 
 
-def _box_problem(bbox: object, score: object) -> str | None:
-    """Why a ``bbox``/``score`` pair cannot be a box, or ``None``."""
-    if not isinstance(bbox, list) or len(bbox) != 4 or not all(map(_is_number, bbox)):
+def _box(bbox: object, score: object) -> tuple[float, float, float, float, float] | str:
+    """``(x, y, w, h, score)`` (score NaN when absent), or why the pair cannot be a box."""
+    if bbox.__class__ is not list or len(bbox) != 4 or not _NUMBERS.issuperset(map(type, bbox)):
         return f"bbox must be [x, y, width, height] numbers, got {bbox!r:.100}"
-    if not all(map(math.isfinite, bbox)) or bbox[2] <= 0 or bbox[3] <= 0:
+    try:
+        x, y, w, h = map(float, bbox)
+    except OverflowError:  # an integer of hundreds of digits
+        x = y = w = h = math.inf
+    total = x + y + w + h
+    if total - total != 0.0 or w <= 0 or h <= 0:  # inf - inf and NaN are not 0
         return f"bbox must be finite with a positive width and height, got {bbox!r:.100}"
+    if score is None:
+        return x, y, w, h, math.nan
     if not _is_number(score) or not 0 <= float(score) <= 1:
         return f"score must be a number in [0, 1], got {score!r:.50}"
-    return None
+    return x, y, w, h, float(score)
+
+
+def _whole_pixels(value: int | float | Decimal) -> bool:
+    """An image side COCO can give: a positive whole number a 64-bit array holds."""
+    return _finite(value) and 0 < value < 2**62 and float(value).is_integer()
+
+
+def _finite(value: int | float | Decimal) -> bool:
+    """A number a float holds (a 400-digit integer does not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -276,5 +300,8 @@ def _is_key(value: object) -> TypeGuard[int | str]:
     return value.__class__ is int or value.__class__ is str
 
 
-def _is_number(value: object) -> TypeGuard[int | float]:
-    return value.__class__ is int or value.__class__ is float
+_NUMBERS = frozenset({int, float, Decimal})
+
+
+def _is_number(value: object) -> TypeGuard[int | float | Decimal]:
+    return value.__class__ in _NUMBERS

@@ -23,7 +23,11 @@ import orjson
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.errors import ConversionError
-from gt_toolkit.formats.detection_label import DETECTION_TYPE, build_detection_label
+from gt_toolkit.formats.detection_label import (
+    DETECTION_TYPE,
+    build_detection_label,
+    now_creation_date,
+)
 from gt_toolkit.formats.manifest import RejectPolicy
 from gt_toolkit.formats.output_manifest import OutputStats
 from gt_toolkit.storage.files import write_lines
@@ -77,6 +81,7 @@ class PriorManifest:
         self.labels = labels
         self.attribute = options.label_attribute or DEFAULT_PRIOR_ATTRIBUTE
         self.stats = OutputStats(attribute=self.attribute, label_type=DETECTION_TYPE)
+        self.creation_date = now_creation_date()  # one import, one date
         for cid, name in enumerate(labels):
             self.stats.class_map.add(cid, name, 0)
         self._rejects: list[bytes] = []
@@ -120,6 +125,7 @@ class PriorManifest:
                 labels=self.labels,
                 job_name=self.options.job_name,
                 human_annotated=self.options.human_annotated,
+                creation_date=self.creation_date,
                 whole_pixels=False,
             )
         )
