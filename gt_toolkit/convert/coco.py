@@ -1,9 +1,10 @@
 """``coco``: a COCO detection file, streamed, that pycocotools and datumaro load.
 
 Categories are ``class_id + 1`` (COCO tools reserve 0 for background) with the Ground Truth
-names; boxes are ``[x, y, w, h]`` in pixels with ``area`` and a box polygon as
-``segmentation``; each image also keeps its ``source_ref`` (an extra key COCO readers ignore,
-used by ``from-coco`` to restore it). Images and annotations are written as they stream,
+names; boxes are ``[x, y, w, h]`` in pixels with ``area`` and an empty ``segmentation`` (a box
+is not a mask: a box-shaped polygon there made datumaro read every box twice, once as a
+polygon); each image also keeps its ``source_ref`` (an extra key COCO readers ignore, used by
+``from-coco`` to restore it). Images and annotations are written as they stream,
 so memory stays bounded by the class map and the image-name table.
 
 A folder output takes the layout datumaro and most COCO tools import:
@@ -35,16 +36,14 @@ SUBSET = "default"
 
 def coco_annotation(box: LabeledBox, *, ann_id: int, image_id: int) -> dict[str, Any]:
     """One COCO annotation for a Ground Truth box (category = class_id + 1)."""
-    x0, y0, w, h = pixel(box.left), pixel(box.top), pixel(box.width), pixel(box.height)
-    x1, y1 = pixel(box.left + box.width), pixel(box.top + box.height)
     return {
         "id": ann_id,
         "image_id": image_id,
         "category_id": box.class_id + 1,
-        "bbox": [x0, y0, w, h],
+        "bbox": [pixel(box.left), pixel(box.top), pixel(box.width), pixel(box.height)],
         "area": pixel(box.width * box.height),
         "iscrowd": 0,
-        "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]],
+        "segmentation": [],
     }
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from gt_toolkit.convert import ConvertOptions, convert_output
 from gt_toolkit.formats.output_manifest import iter_detection_records
-from tests.helpers import DATA, read_jsonl
+from tests.helpers import DATA, image_mirror, read_jsonl
 
 OUTPUTS = DATA / "outputs"
 CONSOLE = OUTPUTS / "console-job.manifest"
@@ -35,3 +35,26 @@ def test_coco_loads_in_pycocotools_and_round_trips(tmp_path: Path) -> None:
     first = read_jsonl(back)[0]
     assert first["prior-metadata"]["type"] == "groundtruth/object-detection"
     assert first["prior-metadata"]["human-annotated"] == "no"
+
+
+def test_a_folder_output_has_the_layout_datumaro_imports(tmp_path: Path) -> None:
+    """datumaro's coco importer: annotations/instances_<subset>.json, images/<subset>/."""
+    from pycocotools.coco import COCO
+
+    mirror = image_mirror(tmp_path, API)
+    out = tmp_path / "ds"
+    result = convert_output(
+        "coco", API, out, ConvertOptions(copy_images=True, images_dir=str(mirror))
+    )
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == [
+        "annotations/instances_default.json",
+        *(f"images/default/{n}.png" for n in "abcd"),
+    ]
+    assert result.outputs["coco"] == str(out / "annotations" / "instances_default.json")
+    coco = COCO(str(out / "annotations" / "instances_default.json"))
+    for image in coco.loadImgs(coco.getImgIds()):
+        assert (out / "images" / "default" / image["file_name"]).is_file()
+    # One annotation per box and no polygon: a box-shaped polygon was read as a second box.
+    assert len(coco.getAnnIds()) == 5
+    assert all(a["segmentation"] == [] for a in coco.loadAnns(coco.getAnnIds()))

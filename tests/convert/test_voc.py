@@ -3,7 +3,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from gt_toolkit.convert import ConvertOptions, convert_output
+from gt_toolkit.errors import ConversionError
 from tests.helpers import DATA
 
 OUTPUTS = DATA / "outputs"
@@ -26,3 +29,19 @@ def test_voc_is_readable_by_a_standard_parser(tmp_path: Path) -> None:
     loaded = AnnotationSet.from_pascal_voc(out / "Annotations")
     assert len(loaded) == 4
     assert sum(len(a.boxes) for a in loaded) == 5
+
+
+def test_labelmap_lists_every_class_as_datumaro_reads_it(tmp_path: Path) -> None:
+    """datumaro's VOC label map: ``name:color:parts:actions``, '#' lines are comments."""
+    out = tmp_path / "voc"
+    convert_output("voc", API, out)
+    lines = [x for x in (out / "labelmap.txt").read_text().splitlines() if not x.startswith("#")]
+    assert [x.split(":") for x in lines] == [[n, "", "", ""] for n in ("car", "truck", "bike")]
+
+
+def test_a_class_name_the_labelmap_cannot_hold_fails_the_run(tmp_path: Path) -> None:
+    src = tmp_path / "in.manifest"
+    src.write_text(API.read_text().replace('"bike"', '"bike: road"'))
+    with pytest.raises(ConversionError, match="labelmap"):
+        convert_output("voc", src, tmp_path / "voc")
+    assert not (tmp_path / "voc").exists()

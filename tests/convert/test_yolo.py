@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,3 +38,42 @@ def test_yolo_round_trip_through_images(tmp_path: Path) -> None:
     for ref, rec in original.items():
         got = [(b.label, b.left, b.top, b.width, b.height) for b in again[ref].boxes]
         assert got == [(b.label, b.left, b.top, b.width, b.height) for b in rec.boxes]
+
+
+def test_data_yaml_names_the_dataset_by_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ultralytics resolves a relative ``path`` against the current folder, not the file."""
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    convert_output("yolo", API, "rel/yolo", ConvertOptions(validation_fraction=0.5))
+    doc = yaml.safe_load((tmp_path / "rel" / "yolo" / "data.yaml").read_text())
+    assert doc["path"] == str(tmp_path / "rel" / "yolo")
+    assert (doc["train"], doc["val"]) == ("images/train", "images/val")
+    assert doc["names"] == {0: "car", 1: "truck", 2: "bike"}
+    assert doc["nc"] == 3
+
+
+def test_data_yaml_on_s3_has_no_path(store: Any, bucket: str) -> None:
+    """No ``path``: Ultralytics then takes the folder data.yaml was downloaded to."""
+    import yaml
+
+    out = f"s3://{bucket}/yolo"
+    convert_output("yolo", API, out, ConvertOptions(store=store))
+    doc = yaml.safe_load(store.get_bytes(f"{out}/data.yaml"))
+    assert "path" not in doc
+    assert doc["names"][2] == "bike"
+
+
+def test_dotted_stems_round_trip(tmp_path: Path) -> None:
+    src = tmp_path / "in.manifest"
+    src.write_text(API.read_text().replace("cars/a.png", "cars/x_ver1.0_640.png"))
+    mirror = image_mirror(tmp_path, src)
+    out = tmp_path / "yolo"
+    convert_output("yolo", src, out, ConvertOptions(copy_images=True, images_dir=str(mirror)))
+    assert len(list((out / "labels").rglob("x_ver1.0_640.txt"))) == 1
+    back = tmp_path / "back.manifest"
+    convert_output("from-yolo", out, back)
+    refs = {r.source_ref for r in iter_detection_records(back)}
+    assert "s3://gt-demo-bucket/cars/x_ver1.0_640.png" in refs
