@@ -43,10 +43,7 @@ def to_lst(source: Location, out: StagedOutput, options: ConvertOptions) -> Conv
             rows.append((split, rec, name))
             if copy:
                 copier.submit(rec.source_ref, out.staged(out.location(split, name)))
-    index = {cid: i for i, cid in enumerate(sorted(stats.class_map.names))}
-    for row in rows:
-        for cid in row[1].class_ids:
-            index.setdefault(cid, len(index))
+    index = {cid: i for i, cid in enumerate(sorted(stats.class_map.names))}  # names every id
     multi = any(row[1].multi_label for row in rows)
     lines: dict[str, list[bytes]] = {"train": [], "validation": []}
     for i, (part, rec, name) in enumerate(rows):

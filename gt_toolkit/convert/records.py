@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from typing import cast
 
 from gt_toolkit.convert.images import ImageCopier, ImageNamer, image_size_from_file
 from gt_toolkit.convert.options import ConvertOptions
@@ -29,7 +30,6 @@ __all__ = [
     "CLASSIFICATION",
     "DETECTION",
     "read_classifications",
-    "read_detections",
     "read_records",
     "sized_detections",
 ]
@@ -67,15 +67,6 @@ def read_records(
     return progress(records, desc=desc, unit="obj")
 
 
-def read_detections(
-    source: Location, options: ConvertOptions, *, stats: OutputStats, desc: str = "objects"
-) -> Iterator[DetectionRecord]:
-    """Object-detection records (see :func:`read_records`)."""
-    for rec in read_records(source, options, kinds=DETECTION, stats=stats, desc=desc):
-        if isinstance(rec, DetectionRecord):
-            yield rec
-
-
 def read_classifications(
     source: Location, options: ConvertOptions, *, stats: OutputStats, desc: str = "objects"
 ) -> Iterator[ClassificationRecord]:
@@ -111,7 +102,8 @@ def sized_detections(
     local mirror of its image is counted as a ``no-image-size`` reject and skipped.
     """
     namer = ImageNamer()
-    for rec in read_detections(source, options, stats=stats, desc=desc):
+    records = read_records(source, options, kinds=DETECTION, stats=stats, desc=desc)
+    for rec in cast(Iterator[DetectionRecord], records):  # kinds=DETECTION: nothing else
         size = _record_size(rec, copier)
         if size is None:
             stats.objects -= 1
