@@ -177,4 +177,4 @@ def convert_output(
 def _nothing_converted(source: Location, result: ConversionResult, options: ConvertOptions) -> str:
     seen = "; ".join(result.stats.summary_lines()[1:])
     where = f" (rejects: {options.rejects})" if options.rejects and result.stats.rejected else ""
-    return f"nothing to convert in {source}, so nothing was written: {seen}{where}"
+    return f"nothing was converted from {source}, so nothing was written: {seen}{where}"

@@ -34,7 +34,7 @@ from gt_toolkit.storage.files import write_lines
 from gt_toolkit.storage.s3 import is_s3_uri
 from gt_toolkit.types import ConsolidatedBox, ImageSize
 
-__all__ = ["DEFAULT_PRIOR_ATTRIBUTE", "PriorManifest", "source_ref_for"]
+__all__ = ["DEFAULT_PRIOR_ATTRIBUTE", "PriorManifest", "source_ref_for", "unique_labels"]
 
 DEFAULT_PRIOR_ATTRIBUTE = "prior-boxes"
 _BATCH = 4096

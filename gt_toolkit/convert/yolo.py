@@ -27,7 +27,7 @@ from gt_toolkit.formats.output_manifest import OutputStats
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.s3 import is_s3_uri
 
-__all__ = ["to_yolo", "yolo_lines"]
+__all__ = ["data_yaml", "to_yolo", "yolo_lines"]
 
 _SPLIT_DIR = {"train": "train", "validation": "val"}
 

@@ -188,7 +188,7 @@ def test_an_unlabeled_manifest_fails_in_one_line_and_writes_nothing(
     for target, out in (("augmented", tmp_path / "aug"), ("coco", tmp_path / "c.json")):
         assert main([target, str(src), "-o", str(out)]) == 1
         [line] = capsys.readouterr().err.strip().splitlines()
-        assert line.startswith("gt-convert: ConversionError: nothing to convert in")
+        assert line.startswith("gt-convert: ConversionError: nothing was converted from")
         assert "no-label: 2" in line
     leftovers = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
     # only the rejects files that say why; no manifest, channels.json or COCO file

@@ -108,7 +108,7 @@ def test_a_run_that_converts_nothing_writes_nothing(
     src = _unlabeled(tmp_path)
     rejects = tmp_path / "rejects.jsonl"
     options: dict[str, Any] = {"rejects": rejects}
-    with pytest.raises(ConversionError, match="nothing to convert") as err:
+    with pytest.raises(ConversionError, match="nothing was converted") as err:
         convert_output(target, src, tmp_path / out_name, ConvertOptions(**options))
     assert "no-label: 3" in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rejects.jsonl", "unlabeled.manifest"]
