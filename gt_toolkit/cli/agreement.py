@@ -6,9 +6,6 @@ import argparse
 
 from gt_toolkit.cli.consolidate import add_source_options, lost_labels, open_source
 from gt_toolkit.cli.options import add_aws_options, eprint, positive_int, store_from_args, threshold
-from gt_toolkit.evaluation.agreement import measure_agreement, write_agreement
-from gt_toolkit.formats.crowd.report import RejectsFile
-from gt_toolkit.storage.files import join_location
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Measure, write both files, print the headline; exit 1 when a label could not be read."""
+    from gt_toolkit.evaluation.agreement import measure_agreement, write_agreement
+    from gt_toolkit.formats.crowd.report import RejectsFile
+    from gt_toolkit.storage.files import join_location
+
     store = store_from_args(args)
     rejects_loc = args.rejects or join_location(args.out, "rejects.jsonl")
     with RejectsFile(rejects_loc, store=store) as rejects, open_source(args, rejects.add) as src:

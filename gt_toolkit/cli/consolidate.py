@@ -1,20 +1,23 @@
-"""``gt-convert consolidate``: consolidate a whole crowd offline, from any labeling tool."""
+"""``gt-convert consolidate``: consolidate a whole crowd offline, from any labeling tool.
+
+The API is imported inside the functions that run it, so ``gt-convert --help`` stays light.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import re
+from typing import TYPE_CHECKING
 
 from gt_toolkit.cli.options import add_aws_options, eprint, positive_int, store_from_args, threshold
-from gt_toolkit.consolidation.engine import ConsolidationSettings
-from gt_toolkit.consolidation.reconsolidate import reconsolidate
 from gt_toolkit.errors import ValidationError
-from gt_toolkit.formats.crowd.base import CrowdSource
-from gt_toolkit.formats.crowd.gt_job import default_manifest
-from gt_toolkit.formats.crowd.report import IngestReport, RejectHandler, RejectsFile
-from gt_toolkit.formats.crowd.sources import CrowdSourceKind, open_crowd_source
-from gt_toolkit.storage.files import write_json
+from gt_toolkit.formats.crowd import CrowdSourceKind
+
+if TYPE_CHECKING:
+    from gt_toolkit.consolidation.engine import ConsolidationSettings
+    from gt_toolkit.formats.crowd.base import CrowdSource
+    from gt_toolkit.formats.crowd.report import IngestReport, RejectHandler
 
 
 def add_source_options(p: argparse.ArgumentParser) -> None:
@@ -52,6 +55,9 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
 
 def open_source(args: argparse.Namespace, on_reject: RejectHandler) -> CrowdSource:
     """The crowd source the arguments name (``--answers-folder`` read as its own kind)."""
+    from gt_toolkit.formats.crowd.gt_job import default_manifest
+    from gt_toolkit.formats.crowd.sources import open_crowd_source
+
     location, kind, manifest = args.source, args.kind, args.manifest
     if args.answers_folder is not None:
         if kind != CrowdSourceKind.GT_JOB.value:
@@ -127,6 +133,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def settings_from_args(args: argparse.Namespace) -> ConsolidationSettings:
     """The consolidation settings the flags ask for (``--keep all``: every cluster)."""
+    from gt_toolkit.consolidation.engine import ConsolidationSettings
+
     if args.keep == "all" and args.min_support is not None:
         raise ValidationError(["--keep all keeps every cluster: drop --min-support"])
     return ConsolidationSettings(
@@ -145,6 +153,10 @@ def _job_of(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Consolidate, write the outputs and a summary; exit 1 when a label could not be read."""
+    from gt_toolkit.consolidation.reconsolidate import reconsolidate
+    from gt_toolkit.formats.crowd.report import RejectsFile
+    from gt_toolkit.storage.files import write_json
+
     if args.output_format == "coco" and args.label_attribute is not None:
         raise ValidationError(["--label-attribute names a manifest attribute: not with coco"])
     settings = settings_from_args(args)

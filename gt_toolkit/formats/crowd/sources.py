@@ -7,11 +7,10 @@ Each kind's shape is in ``docs/crowd-sources.md``; every kind reads into the sam
 from __future__ import annotations
 
 from collections.abc import Iterator
-from enum import StrEnum
 from typing import TypedDict, Unpack
 
 from gt_toolkit.errors import ValidationError
-from gt_toolkit.formats.crowd import CrowdImage
+from gt_toolkit.formats.crowd import CrowdImage, CrowdSourceKind
 from gt_toolkit.formats.crowd.base import CrowdSource, IndexedSource
 from gt_toolkit.formats.crowd.coco import CocoPerAnnotatorSource, CocoRatersSource
 from gt_toolkit.formats.crowd.cvat import CvatSource
@@ -21,18 +20,7 @@ from gt_toolkit.formats.crowd.report import RejectHandler
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.s3 import S3Store
 
-__all__ = ["CrowdSourceKind", "SourceOptions", "iter_crowd_images", "open_crowd_source"]
-
-
-class CrowdSourceKind(StrEnum):
-    """Every kind of crowd source (the values are what ``--from`` takes)."""
-
-    GT_JOB = "gt-job"
-    ANSWERS_FOLDER = "answers-folder"
-    LABEL_STUDIO = "label-studio"
-    CVAT = "cvat"
-    COCO_RATERS = "coco-raters"
-    COCO_PER_ANNOTATOR = "coco-per-annotator"
+__all__ = ["SourceOptions", "iter_crowd_images", "open_crowd_source"]
 
 
 _GROUND_TRUTH = (CrowdSourceKind.GT_JOB, CrowdSourceKind.ANSWERS_FOLDER)
