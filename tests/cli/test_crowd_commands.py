@@ -139,3 +139,23 @@ def test_agreement_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert report["matrix"]["annotators"] == ["alice", "bea", "carl"]
     assert "α = " in (out / "agreement.html").read_text()
     assert capsys.readouterr().err.startswith("alpha ")
+
+
+def test_evaluate_reads_consolidated_coco_like_the_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = [str(SAMPLES / "crowd" / "label-studio.json"), "--from", "label-studio"]
+    manifest, coco = tmp_path / "out.manifest", tmp_path / "out.json"
+    assert main(["consolidate", *source, "-o", str(manifest)]) == 0
+    assert main(["consolidate", *source, "-o", str(coco), "--output-format", "coco"]) == 0
+    reports = {}
+    for name, path in (("manifest", manifest), ("coco", coco)):
+        out = tmp_path / f"{name}.eval.json"
+        truth = str(SAMPLES / "truth.manifest")
+        assert main(["evaluate", str(path), truth, "-o", str(out)]) == 0
+        reports[name] = json.loads(out.read_text())
+    assert reports["coco"]["sources"]["predictions"]["kind"] == "coco"
+    assert reports["coco"]["sources"]["predictions"]["images"] == 40
+    # the same boxes and scores (the manifest's corners rounded to whole pixels)
+    assert reports["coco"]["map50"] == pytest.approx(reports["manifest"]["map50"], abs=0.01)
+    assert reports["coco"]["map50"] > 0.8
