@@ -3,8 +3,9 @@
 Handler: ``lambdas.post_annotation.lambda_handler``. Settings come from environment variables
 (``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``, ``GT_ASSUME_ROLE``,
 ...; see :class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`); clients are built
-once
-per cold start and reused while the Lambda stays warm.
+once per cold start and reused while the Lambda stays warm. The response is returned as
+compact JSON bytes, which the runtime sends unchanged (see
+:func:`gt_toolkit.handlers.post_annotation.post_annotation_response`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from typing import Any
 import boto3
 
 from gt_toolkit.handlers.post_annotation import (
-    PostAnnotationResult,
     PostAnnotationSettings,
     assumed_role_store_factory,
-    handle_post_annotation,
+    post_annotation_response,
 )
 from gt_toolkit.storage.s3 import S3Store, make_s3_client
 
@@ -30,8 +30,8 @@ _STORE = S3Store(make_s3_client())
 _ROLE_STORES = assumed_role_store_factory(boto3.client("sts")) if _SETTINGS.assume_role else None
 
 
-def lambda_handler(event: Mapping[str, Any], context: object) -> list[PostAnnotationResult]:
-    """Consolidate one batch: one entry per ``datasetObjectId``."""
-    return handle_post_annotation(
+def lambda_handler(event: Mapping[str, Any], context: object) -> bytes:
+    """Consolidate one batch: one entry per ``datasetObjectId``, as JSON bytes."""
+    return post_annotation_response(
         event, store=_STORE, settings=_SETTINGS, store_for_role=_ROLE_STORES
     )
