@@ -92,7 +92,7 @@ is :func:`gt_toolkit.storage.assumed_role.assumed_role_store_factory`, re-export
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 _ID_LIMIT = 1_024  # characters of a datasetObjectId (Ground Truth's are short numbers)
-_ATTRIBUTE_LIMIT = 127  # Ground Truth's limit for a label attribute name
+_NAME_LIMIT = 127  # characters of a name: Ground Truth's limit for a label attribute name
 _LOG_LIMIT = 10_000  # characters of a value shown in a log line
 _MISMATCH_LIMIT = 500  # characters of the label-mismatch reason on each object
 _OVER_LIMIT = "over the Lambda response size limit"
@@ -224,9 +224,9 @@ def _event_problems(event: Mapping[str, Any]) -> tuple[str, str, list[str]]:
         attribute = ""
     elif attribute.endswith("-metadata"):
         problems.append(f"labelAttributeName must not end with -metadata: {attribute!r:.200}")
-    elif len(attribute) > _ATTRIBUTE_LIMIT or clip_text(attribute) != attribute:
+    elif len(attribute) > _NAME_LIMIT or clip_text(attribute) != attribute:
         problems.append(
-            f"labelAttributeName must be at most {_ATTRIBUTE_LIMIT} characters of valid "
+            f"labelAttributeName must be at most {_NAME_LIMIT} characters of valid "
             f"text, got {attribute!r:.200}"
         )
     payload = event.get("payload")
@@ -255,7 +255,7 @@ def _job_name(event: Mapping[str, Any]) -> str:
     arn = event.get("labelingJobArn")
     if isinstance(arn, str) and "labeling-job/" in arn:
         arn = arn.split("labeling-job/", 1)[1]
-    return clip_text(arn, _ATTRIBUTE_LIMIT) if isinstance(arn, str) and arn else "unknown"
+    return clip_text(arn, _NAME_LIMIT) if isinstance(arn, str) and arn else "unknown"
 
 
 def _read_payload(store: S3Store, uri: str) -> list[Any]:
@@ -307,8 +307,12 @@ def _group(payload: list[Any]) -> list[_Item]:
                 extra={"gt": {"position": position, "item": raw}},
             )
             continue
-        annotations = raw.get("annotations")
-        annotations = list(annotations) if isinstance(annotations, list) else [annotations]
+        raw_annotations = raw.get("annotations")
+        annotations = (  # absent: no answers; not a list: kept as one broken answer
+            list(raw_annotations)
+            if isinstance(raw_annotations, list)
+            else ([] if raw_annotations is None else [raw_annotations])
+        )
         if object_id in items:
             items[object_id].annotations.extend(annotations)
             items[object_id].entries += 1
@@ -386,7 +390,7 @@ def _decode(annotation: Any, fetched: Mapping[str, bytes | Exception]) -> Mappin
 
 def _worker_id(annotation: Any, index: int) -> str:
     wid = annotation.get("workerId") if isinstance(annotation, Mapping) else None
-    return clip_text(wid, _ATTRIBUTE_LIMIT) if isinstance(wid, str) and wid else f"worker-{index}"
+    return clip_text(wid, _NAME_LIMIT) if isinstance(wid, str) and wid else f"worker-{index}"
 
 
 def _read_answers(

@@ -933,3 +933,23 @@ def test_labels_that_cannot_fit_fail_the_biggest_objects_with_one_log_line(
     assert sorted(failed) == [100, 100]  # the biggest, and only as many as needed
     [line] = [r.getMessage() for r in caplog.records if "response_too_large" in r.getMessage()]
     assert "a batch of 7 objects" in line and "MaxConcurrentTaskCount" in line
+
+
+@pytest.mark.parametrize(
+    ("annotations", "reason", "kept"),
+    [
+        (None, "no worker answers", []),
+        ([], "no worker answers", []),
+        ("x", "no usable worker answer (worker-0: ConsolidationError: annotation is not", ["x"]),
+    ],
+)
+def test_an_object_without_answers_is_failed_with_what_it_had(
+    store: S3Store, bucket: str, annotations: Any, reason: str, kept: list[Any]
+) -> None:
+    item = {"datasetObjectId": "0", "dataObject": {"s3Uri": "s3://b/0.png"}}
+    if annotations is not None:
+        item["annotations"] = annotations
+    [entry] = run(store, bucket, [item])
+    label, meta = content_of(entry)
+    assert label["annotations"] == [] and meta["failure-reason"].startswith(reason)
+    assert meta["worker-answers"] == kept
