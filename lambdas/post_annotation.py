@@ -5,8 +5,8 @@ Handler: ``lambdas.post_annotation.lambda_handler``. Settings come from environm
 ...; see :class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`);
 ``GT_ASSUME_ROLE_READ_PREFIX`` (``s3://bucket/prefix/``) narrows the assumed role to reading
 that prefix. Clients are built once per cold start and reused while the Lambda stays warm.
-The response is returned as compact JSON bytes, which the runtime sends unchanged (see
-:func:`gt_toolkit.handlers.post_annotation.post_annotation_response`).
+The response is returned as compact JSON bytes, which the runtime sends unchanged: the size
+the handler keeps under Lambda's 6 MB limit is the size sent.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import boto3
+import orjson
 
 from gt_toolkit.handlers.post_annotation import (
     PostAnnotationSettings,
     assumed_role_store_factory,
-    post_annotation_response,
+    handle_post_annotation,
 )
 from gt_toolkit.storage.s3 import S3Store, make_s3_client
 
@@ -39,6 +40,6 @@ _ROLE_STORES = (
 
 def lambda_handler(event: Mapping[str, Any], context: object) -> bytes:
     """Consolidate one batch: one entry per ``datasetObjectId``, as JSON bytes."""
-    return post_annotation_response(
-        event, store=_STORE, settings=_SETTINGS, store_for_role=_ROLE_STORES
+    return orjson.dumps(
+        handle_post_annotation(event, store=_STORE, settings=_SETTINGS, store_for_role=_ROLE_STORES)
     )

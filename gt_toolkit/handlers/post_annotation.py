@@ -5,8 +5,8 @@ in S3 listing every object and its workers' answers (``docs/ground-truth-formats
 :func:`handle_post_annotation` reads it, consolidates each object with
 :func:`gt_toolkit.consolidation.engine.consolidate_image` and returns exactly one entry per
 ``datasetObjectId``, in payload order, in the built-in bounding-box output shape (§2.1), so the
-output manifest of a custom job reads like a built-in one. The Lambda returns the same entries
-as compact JSON bytes (:func:`post_annotation_response`).
+output manifest of a custom job reads like a built-in one. The Lambda returns them as compact
+JSON bytes.
 
 What fails a worker's answer, an object, or the whole call:
 
@@ -80,7 +80,6 @@ __all__ = [
     "StoreFactory",
     "assumed_role_store_factory",
     "handle_post_annotation",
-    "post_annotation_response",
 ]
 
 logger = logging.getLogger(__name__)
@@ -704,11 +703,14 @@ def handle_post_annotation(
         store_for_role: builds a store acting as ``event["roleArn"]``; used, and required,
             when ``settings.assume_role`` is set.
         creation_date: the ``creation-date`` to stamp (default: now, once per call).
-        response_budget: the most bytes the response may take, encoded as
-            :func:`post_annotation_response` encodes it (see the module docstring).
+        response_budget: the most bytes ``orjson.dumps`` of the result may take (see the
+            module docstring).
 
     Returns:
-        One entry per distinct answerable ``datasetObjectId`` in payload order.
+        One entry per distinct answerable ``datasetObjectId`` in payload order. The Lambda
+        returns it as ``orjson.dumps`` bytes, which the Python runtime sends unchanged
+        (anything else it encodes itself, with a space after every comma and colon), so the
+        size checked is the size sent.
 
     Raises:
         ValidationError: the event lacks what every answer needs (label attribute, payload
@@ -718,22 +720,3 @@ def handle_post_annotation(
     """
     answered = _respond(event, store, settings, store_for_role, creation_date, response_budget)
     return [a.entry for a in answered]
-
-
-def post_annotation_response(
-    event: Mapping[str, Any],
-    *,
-    store: S3Store,
-    settings: PostAnnotationSettings,
-    store_for_role: StoreFactory | None = None,
-    creation_date: str | None = None,
-    response_budget: int = RESPONSE_BUDGET,
-) -> bytes:
-    """:func:`handle_post_annotation`, as the compact JSON bytes the Lambda returns.
-
-    The Lambda Python runtime sends a handler's ``bytes`` as they are (anything else it
-    encodes itself, with a space after every comma and colon), so the size checked against
-    ``response_budget`` is exactly the size sent.
-    """
-    answered = _respond(event, store, settings, store_for_role, creation_date, response_budget)
-    return b"[" + b",".join(a.encoded for a in answered) + b"]"

@@ -23,7 +23,6 @@ from gt_toolkit.handlers.post_annotation import (
     PostAnnotationSettings,
     assumed_role_store_factory,
     handle_post_annotation,
-    post_annotation_response,
 )
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import DATA, seed_objects
@@ -59,6 +58,11 @@ def run(
     event = make_event(bucket, **event_kw)
     put_payload(store, event, payload)
     return handle_post_annotation(event, store=store, settings=settings_, creation_date=DATE)  # type: ignore[return-value]
+
+
+def response_bytes(event: dict[str, Any], **kw: Any) -> bytes:
+    """What the Lambda returns: the entries as compact JSON bytes."""
+    return orjson.dumps(handle_post_annotation(event, **kw))
 
 
 def content_of(entry: dict[str, Any], attr: str = "boxes") -> tuple[dict[str, Any], dict[str, Any]]:
@@ -582,7 +586,7 @@ def test_a_number_beyond_any_image_is_a_broken_answer_of_one_worker(
     payload = [item_of("0", GOOD, GOOD, bad), item_of("1", GOOD, GOOD)]
     event = make_event(bucket)
     put_payload(store, event, payload)
-    raw = post_annotation_response(event, store=store, settings=DEFAULT, creation_date=DATE)
+    raw = response_bytes(event, store=store, settings=DEFAULT, creation_date=DATE)
     results = json.loads(raw)
     assert [r["datasetObjectId"] for r in results] == ["0", "1"]
     label, meta = content_of(results[0])
@@ -600,9 +604,7 @@ def test_an_answer_nested_300_deep_is_kept_as_a_pointer(store: S3Store, bucket: 
     one["annotations"].append(nested)
     event = make_event(bucket)
     put_payload(store, event, [one, item_of("1", deep(300)[0][0])])
-    results = json.loads(
-        post_annotation_response(event, store=store, settings=DEFAULT, creation_date=DATE)
-    )
+    results = json.loads(response_bytes(event, store=store, settings=DEFAULT, creation_date=DATE))
     assert [r["datasetObjectId"] for r in results] == ["0", "1"]
     label, meta = content_of(results[0])
     assert len(label["annotations"]) == 1
@@ -619,7 +621,7 @@ def test_ids_that_cannot_be_sent_back_are_logged_not_answered(
     payload.append({**item_of("x", GOOD), "datasetObjectId": "y" * 2000})
     put_payload(store, event, payload)
     with caplog.at_level(logging.ERROR, logger="gt_toolkit.handlers.post_annotation"):
-        raw = post_annotation_response(event, store=store, settings=DEFAULT)
+        raw = response_bytes(event, store=store, settings=DEFAULT)
     assert [r["datasetObjectId"] for r in json.loads(raw)] == ["0"]
     unanswerable = [r for r in caplog.records if "unanswerable_item" in r.getMessage()]
     assert [r.gt["position"] for r in unanswerable] == [1, 2]  # type: ignore[attr-defined]
@@ -641,7 +643,7 @@ def test_seven_megabyte_error_texts_are_cut(store: S3Store, bucket: str) -> None
     payload = [item_of(str(i), GOOD, GOOD, content(["x" * 1_000_000])) for i in range(7)]
     event = make_event(bucket)
     put_payload(store, event, payload)
-    raw = post_annotation_response(event, store=store, settings=DEFAULT, creation_date=DATE)
+    raw = response_bytes(event, store=store, settings=DEFAULT, creation_date=DATE)
     assert len(raw) <= RESPONSE_BUDGET
     results = json.loads(raw)
     assert [r["datasetObjectId"] for r in results] == [str(i) for i in range(7)]
@@ -861,9 +863,7 @@ def test_fuzz_every_object_answered_once_within_the_limit(store: S3Store, bucket
         key = event["payload"]["s3Uri"].split("/", 3)[3]
         seed_objects(bucket, [key], json.dumps(payload).encode())  # reads still go over HTTP
         try:
-            raw = post_annotation_response(
-                event, store=store, settings=DEFAULT, response_budget=budget
-            )
+            raw = response_bytes(event, store=store, settings=DEFAULT, response_budget=budget)
         except Exception as exc:
             raise AssertionError(f"payload {n} (seed {FUZZ_SEED}) raised {exc!r:.300}") from exc
         assert len(raw) <= budget, f"payload {n}: {len(raw)} bytes"
@@ -892,14 +892,14 @@ def crowded_batch(bucket: str, store: S3Store, boxes: list[int]) -> dict[str, An
 
 def test_labels_are_encoded_compactly(store: S3Store, bucket: str) -> None:
     event = crowded_batch(bucket, store, [100] * 50)
-    raw = post_annotation_response(event, store=store, settings=DEFAULT, creation_date=DATE)
+    raw = response_bytes(event, store=store, settings=DEFAULT, creation_date=DATE)
     results = json.loads(raw)
     assert raw == orjson.dumps(results)  # no whitespace, integer pixels
     assert all(len(content_of(r)[0]["annotations"]) == 100 for r in results)
     # what the Lambda runtime would send for the same list: a space after every , and :
     spaced = len(json.dumps(results))
     assert spaced > 1.1 * len(raw)
-    fitted = post_annotation_response(
+    fitted = response_bytes(
         event, store=store, settings=DEFAULT, creation_date=DATE, response_budget=len(raw)
     )
     assert fitted == raw  # a budget the runtime's own encoding would pass fits every label
@@ -910,10 +910,10 @@ def test_labels_that_cannot_fit_fail_the_biggest_objects_with_one_log_line(
 ) -> None:
     sizes = [100, 10, 100, 40, 100, 0, 70]
     event = crowded_batch(bucket, store, sizes)
-    whole = post_annotation_response(event, store=store, settings=DEFAULT, creation_date=DATE)
+    whole = response_bytes(event, store=store, settings=DEFAULT, creation_date=DATE)
     budget = len(whole) * 3 // 4
     with caplog.at_level(logging.ERROR, logger="gt_toolkit.handlers.post_annotation"):
-        raw = post_annotation_response(
+        raw = response_bytes(
             event, store=store, settings=DEFAULT, creation_date=DATE, response_budget=budget
         )
     assert len(raw) <= budget
