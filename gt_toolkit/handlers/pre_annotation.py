@@ -213,8 +213,7 @@ def find_prior_detection_attribute(data: Mapping[str, Any]) -> str | None:
 
     Label attributes are found as the output-manifest reader finds them
     (:func:`gt_toolkit.formats.label_attributes.detect_label_attributes`). One counts when its
-    value is
-    an object, its metadata ``type`` is ``groundtruth/object-detection`` and it has no
+    value is an object, its metadata ``type`` is ``groundtruth/object-detection`` and it has no
     ``failure-reason``. With several (a chain of jobs), the latest ``creation-date`` wins, then
     the last in key order: a chained job appends its pair after the one it started from.
     """
