@@ -710,7 +710,7 @@ def test_a_few_unknown_labels_are_dropped_box_by_box(store: S3Store, bucket: str
 # -- fuzz: whatever the payload holds, every object is answered once, within 6 MB ------------
 
 # GT_FUZZ_PAYLOADS=5000 for a longer local run; make test runs the default.
-FUZZ_PAYLOADS = int(os.environ.get("GT_FUZZ_PAYLOADS", "200"))
+FUZZ_PAYLOADS = int(os.environ.get("GT_FUZZ_PAYLOADS", "100"))
 FUZZ_SEED = 16
 
 
