@@ -5,8 +5,6 @@ Handler: ``lambdas.post_annotation.lambda_handler``. Settings come from environm
 ...; see :class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`);
 ``GT_ASSUME_ROLE_READ_PREFIX`` (``s3://bucket/prefix/``) narrows the assumed role to reading
 that prefix. Clients are built once per cold start and reused while the Lambda stays warm.
-The response is returned as compact JSON bytes, which the runtime sends unchanged: the size
-the handler keeps under Lambda's 6 MB limit is the size sent.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import boto3
-import orjson
 
 from gt_toolkit.handlers.post_annotation import (
     PostAnnotationSettings,
@@ -38,8 +35,8 @@ _ROLE_STORES = (
 )
 
 
-def lambda_handler(event: Mapping[str, Any], context: object) -> bytes:
-    """Consolidate one batch: one entry per ``datasetObjectId``, as JSON bytes."""
-    return orjson.dumps(
+def lambda_handler(event: Mapping[str, Any], context: object) -> list[Any]:
+    """Consolidate one batch: one entry per ``datasetObjectId``."""
+    return list(
         handle_post_annotation(event, store=_STORE, settings=_SETTINGS, store_for_role=_ROLE_STORES)
     )

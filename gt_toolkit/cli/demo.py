@@ -200,7 +200,7 @@ def _post_annotation_handler() -> Callable[[Mapping[str, Any]], list[Any]]:
         settings = PostAnnotationSettings.from_env(os.environ)
         store = S3Store(make_s3_client())
         return lambda event: list(handle_post_annotation(event, store=store, settings=settings))
-    return lambda event: list(orjson.loads(module.lambda_handler(event, None)))  # JSON bytes
+    return lambda event: list(module.lambda_handler(event, None))
 
 
 def run_demo(config: DemoConfig, *, clients: Callable[[str], Any]) -> list[DemoStep]:

@@ -8,17 +8,27 @@ fails every object of a batch, so everything it returns passes through here firs
   can be megabytes long) and makes it valid UTF-8;
 * :func:`returnable` keeps a raw value (a broken worker answer) only when it encodes as JSON,
   and otherwise puts a pointer to where the value is kept in its place;
-* :data:`RESPONSE_BUDGET` is the most bytes a response may take, counted on the compact
-  encoding (orjson, no whitespace) that the handler returns as bytes, so the count is exact.
+* :data:`RESPONSE_BUDGET` is the most bytes a response may take, counted by
+  :func:`runtime_size` the way the Python runtime encodes a handler's return value (a space
+  after every comma and colon). The handler returns plain JSON values, as AWS documents;
+  returning pre-encoded bytes would be smaller but relies on undocumented runtime behaviour.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
 
-__all__ = ["RESPONSE_BUDGET", "TEXT_LIMIT", "clip_text", "omitted", "returnable"]
+__all__ = [
+    "RESPONSE_BUDGET",
+    "TEXT_LIMIT",
+    "clip_text",
+    "omitted",
+    "returnable",
+    "runtime_size",
+]
 
 RESPONSE_BUDGET = 6_000_000
 """Bytes a Lambda response may take: AWS's limit is 6 MB (6,291,456 bytes); the rest is margin."""
@@ -57,3 +67,17 @@ def returnable(value: Any, where: str) -> Any:
         return orjson.loads(orjson.dumps(value))
     except orjson.JSONEncodeError as exc:
         return omitted(f"cannot be encoded as JSON: {clip_text(str(exc))}", 1, where)
+
+
+def runtime_size(value: Any) -> int:
+    """Bytes ``value`` takes in the response, as the Python runtime's encoder writes it.
+
+    The runtime puts a space after every comma and colon; non-ASCII text is counted escaped,
+    the larger of the two forms runtimes use, so the count is an upper bound on every version.
+
+    Raises:
+        orjson.JSONEncodeError: ``value`` holds what a JSON reader cannot take (an integer
+            of 2^64 or more, a lone surrogate, nesting deeper than 255 levels).
+    """
+    orjson.dumps(value)  # refuse what Ground Truth could not read, as for every answer
+    return len(json.dumps(value))

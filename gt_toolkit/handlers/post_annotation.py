@@ -68,6 +68,7 @@ from gt_toolkit.handlers.lambda_response import (
     clip_text,
     omitted,
     returnable,
+    runtime_size,
 )
 from gt_toolkit.storage.assumed_role import assumed_role_store_factory as assumed_role_store_factory
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
@@ -193,7 +194,7 @@ class _Answer:
 
     item: _Item
     entry: PostAnnotationResult
-    encoded: bytes
+    size: int  # bytes of the entry as the Python runtime encodes it
     failed: bool
     boxes: int = 0  # boxes its usable answers hold
     unknown: Counter[str] = field(default_factory=Counter)  # labels dropped as unknown-label
@@ -206,9 +207,9 @@ class _Answer:
 
     def reencode(self) -> int:
         """Encode the entry again after a change; returns the bytes it shrank by."""
-        before = len(self.encoded)
-        self.encoded = orjson.dumps(self.entry)
-        return before - len(self.encoded)
+        before = self.size
+        self.size = runtime_size(self.entry)
+        return before - self.size
 
 
 # -- phase 1: the event and the payload ------------------------------------------------------
@@ -465,7 +466,7 @@ def _answer(
         "datasetObjectId": item.object_id,
         "consolidatedAnnotation": {"content": content},
     }
-    return _Answer(item, entry, orjson.dumps(entry), failed)
+    return _Answer(item, entry, runtime_size(entry), failed)
 
 
 def _failed(item: _Item, batch: _Batch, reason: str, *, keep_answers: bool = True) -> _Answer:
@@ -551,7 +552,7 @@ def _check_labels(answered: Sequence[_Answer], batch: _Batch) -> LabelMismatch |
 
 def _size(answered: Sequence[_Answer]) -> int:
     """Bytes of the response: the entries, a comma between each two, and the brackets."""
-    return sum(len(a.encoded) for a in answered) + max(len(answered) - 1, 0) + 2
+    return sum(a.size for a in answered) + 2 * max(len(answered) - 1, 0) + 2
 
 
 def _trim_diagnostics(answered: Sequence[_Answer], batch: _Batch, budget: int) -> int:
@@ -564,7 +565,7 @@ def _trim_diagnostics(answered: Sequence[_Answer], batch: _Batch, budget: int) -
     size = _size(answered)
     trimmed: set[int] = set()
     for keys in _BULKY:
-        for index in sorted(range(len(answered)), key=lambda i: -len(answered[i].encoded)):
+        for index in sorted(range(len(answered)), key=lambda i: -answered[i].size):
             if size <= budget:
                 return len(trimmed)
             meta = answered[index].metadata(batch.attribute)
@@ -593,11 +594,11 @@ def _fail_biggest(answered: list[_Answer], batch: _Batch, budget: int) -> int:
     )
     reason = f"response-too-large: {text}; the answers are in {batch.payload_uri}"
     failed = 0
-    for index in sorted(range(len(answered)), key=lambda i: -len(answered[i].encoded)):
+    for index in sorted(range(len(answered)), key=lambda i: -answered[i].size):
         if size <= budget:
             break
         replacement = _failed(answered[index].item, batch, reason, keep_answers=False)
-        saved = len(answered[index].encoded) - len(replacement.encoded)
+        saved = answered[index].size - replacement.size
         if saved > 0:
             answered[index] = replacement
             size -= saved
@@ -703,14 +704,12 @@ def handle_post_annotation(
         store_for_role: builds a store acting as ``event["roleArn"]``; used, and required,
             when ``settings.assume_role`` is set.
         creation_date: the ``creation-date`` to stamp (default: now, once per call).
-        response_budget: the most bytes ``orjson.dumps`` of the result may take (see the
-            module docstring).
+        response_budget: the most bytes the runtime's encoding of the result may take (see
+            :func:`~gt_toolkit.handlers.lambda_response.runtime_size`).
 
     Returns:
-        One entry per distinct answerable ``datasetObjectId`` in payload order. The Lambda
-        returns it as ``orjson.dumps`` bytes, which the Python runtime sends unchanged
-        (anything else it encodes itself, with a space after every comma and colon), so the
-        size checked is the size sent.
+        One entry per distinct answerable ``datasetObjectId`` in payload order, as plain
+        JSON values for the Lambda to return.
 
     Raises:
         ValidationError: the event lacks what every answer needs (label attribute, payload
