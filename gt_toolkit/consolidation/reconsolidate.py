@@ -38,6 +38,7 @@ from gt_toolkit.consolidation.engine import (
     ImageConsolidation,
     consolidate_image,
 )
+from gt_toolkit.consolidation.label_check import label_mismatch, unknown_labels
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator, WorkerQuality
 from gt_toolkit.errors import ConsolidationError, ValidationError
 from gt_toolkit.formats.crowd.base import CrowdItem, CrowdSource
@@ -311,7 +312,9 @@ def reconsolidate(
 
     Raises:
         ValidationError: options that do not fit the source or each other.
-        ConsolidationError: a manifest is asked for images that have no ``s3://`` reference.
+        ConsolidationError: a manifest is asked for images that have no ``s3://`` reference,
+            or most boxes carry labels the label list lacks (the rule of
+            :func:`~gt_toolkit.consolidation.label_check.label_mismatch`): nothing is written.
         CrowdSourceError: the source cannot be read (and broken records, without a handler).
     """
     _check_options(source, image_prefix, output_format)
@@ -326,6 +329,8 @@ def reconsolidate(
     )
     report = ReconsolidationReport(output=os.fspath(output), ingest=source.report)
     quality = QualityAccumulator()
+    unknown: Counter[str] = Counter()
+    drawn = 0
     with _writer(run, output, store) as write:
         for item in progress(source.items(), desc="consolidating", unit="img"):
             result, failure = _consolidate(item, settings, given)
@@ -338,6 +343,8 @@ def reconsolidate(
             report.boxes += len(result.boxes)
             report.dropped.update(d["reason"] for d in result.dropped)
             image = item.image
+            unknown += unknown_labels(image.boxes, result)
+            drawn += sum(len(b) for b in image.boxes)
             quality.add(
                 image.annotators,
                 image.boxes,
@@ -345,10 +352,9 @@ def reconsolidate(
                 image_size=image.image_size,
                 time_spent=item.time_spent or None,
             )
-        # TODO(issue 16 item 6): stop here, before the output is committed, when most boxes
-        # were dropped as unknown-label, listing the labels seen and expected; call helper D's
-        # pure rule in gt_toolkit/consolidation/ once it is on main (one rule for the Lambda
-        # and this run).
+        mismatch = label_mismatch(unknown, drawn, given or ())
+        if mismatch is not None:  # before the output is committed: the run writes nothing
+            raise ConsolidationError(mismatch.message)
     report.labels = run.labels
     report.quality = quality.result()
     base = quality_output or f"{os.fspath(output)}.worker-quality"

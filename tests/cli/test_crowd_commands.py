@@ -159,3 +159,19 @@ def test_evaluate_reads_consolidated_coco_like_the_manifest(
     # the same boxes and scores (the manifest's corners rounded to whole pixels)
     assert reports["coco"]["map50"] == pytest.approx(reports["manifest"]["map50"], abs=0.01)
     assert reports["coco"]["map50"] > 0.8
+
+
+def test_a_label_list_that_matches_nothing_stops_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the workers drew 'ball'; the README's own example once passed --labels car person
+    out = tmp_path / "out.manifest"
+    args = ["consolidate", str(JOB), "-o", str(out), "--labels", "car", "person"]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert "label list mismatch: 444 of 444 boxes were dropped as unknown-label" in err
+    assert "labels seen: 'ball' (444); labels expected: 'car', 'person'" in err
+    assert not list(tmp_path.iterdir())  # nothing written, not even the quality table
+    assert main(["consolidate", str(JOB), "-o", str(out), "--labels", "Ball"]) == 1
+    assert "'ball' looks like 'Ball'" in capsys.readouterr().err
