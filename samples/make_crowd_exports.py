@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from make_worker_answers import sample_crowd
 
@@ -55,13 +56,17 @@ def main() -> None:
         for i in images
     ]
     tasks = crowd_exports.label_studio_export(emails)
-    (OUT / "label-studio.json").write_text(  # one task a line: readable and diffable
-        "[\n" + ",\n".join(json.dumps(t, separators=(",", ":")) for t in tasks) + "\n]\n"
-    )
+    (OUT / "label-studio.json").write_text(_one_per_line(tasks) + "\n")
     for name, xml in crowd_exports.cvat_job_exports(images, labels=labels).items():
         (OUT / "cvat" / f"{name}.xml").write_text(xml)
     coco = crowd_exports.coco_with_raters(images)
-    (OUT / "coco-raters.json").write_text(json.dumps(coco, indent=1) + "\n")
+    sections = (f'"{name}":{_one_per_line(items)}' for name, items in coco.items())
+    (OUT / "coco-raters.json").write_text("{" + ",\n".join(sections) + "}\n")
+
+
+def _one_per_line(items: list[Any]) -> str:
+    """A JSON list with one compact item a line: small, readable and diffable."""
+    return "[\n" + ",\n".join(json.dumps(i, separators=(",", ":")) for i in items) + "\n]"
 
 
 if __name__ == "__main__":
