@@ -11,7 +11,7 @@ jobs up: ``num_training_samples`` (non-empty lines only), ``num_classes`` and th
 from __future__ import annotations
 
 import os
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -31,32 +31,10 @@ from gt_toolkit.formats.training_channels import (
     augmented_manifest_channel,
     min_label_width,
 )
-from gt_toolkit.storage.files import Location, atomic_output, write_json
+from gt_toolkit.storage.files import LineWriter, Location, atomic_output, write_json
 from gt_toolkit.storage.s3 import is_s3_uri
 
 __all__ = ["to_augmented"]
-
-
-class _Sink:
-    """Batched line writer over an open file."""
-
-    __slots__ = ("batch", "count", "fh")
-
-    def __init__(self, fh: IO[bytes]) -> None:
-        self.fh = fh
-        self.batch: list[bytes] = []
-        self.count = 0
-
-    def add(self, line: bytes) -> None:
-        self.batch.append(line)
-        if len(self.batch) >= 4096:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.batch:
-            self.fh.write(b"\n".join(self.batch) + b"\n")
-            self.count += len(self.batch)
-            self.batch.clear()
 
 
 def to_augmented(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
@@ -77,8 +55,7 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
         atomic_output(train_loc, store=options.store) as ft,
         atomic_output(val_loc, store=options.store) as fv,
     ):
-        sinks = {"train": _Sink(ft), "validation": _Sink(fv)}
-        batches = {name: sink.batch for name, sink in sinks.items()}
+        sinks = {"train": LineWriter(ft), "validation": LineWriter(fv)}
         for rec in read_records(
             source, options, kinds=ANY, stats=stats, default_empty=EmptyPolicy.REJECT
         ):
@@ -86,10 +63,7 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
             line: dict[str, Any] = {"source-ref": rec.source_ref, attr: rec.label}
             if meta_on:
                 line[attr + "-metadata"] = _metadata(rec)
-            batch = batches[splitter(rec)]
-            batch.append(dumps(line))
-            if len(batch) >= 4096:
-                sinks["train" if batch is batches["train"] else "validation"].flush()
+            sinks[splitter(rec)].add(dumps(line))
         for sink in sinks.values():
             sink.flush()
     if len(stats.class_map):
