@@ -131,5 +131,5 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
 def _metadata(rec: Any) -> dict[str, Any]:
     meta: dict[str, Any] = dict(rec.data.get(rec.attribute + "-metadata") or {})
     if isinstance(rec, DetectionRecord) and len(meta.get("objects") or []) != len(rec.boxes):
-        meta["objects"] = [{"confidence": b.confidence or 0.0} for b in rec.boxes]
+        meta["objects"] = [{"confidence": b.score or 0.0} for b in rec.boxes]
     return meta

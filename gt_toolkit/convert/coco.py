@@ -23,21 +23,21 @@ from gt_toolkit.convert._common import (
     out_path,
     sized_detections,
 )
-from gt_toolkit.formats.detection_label import LabeledBox
+from gt_toolkit.formats.detection_label import ScoredBox
 from gt_toolkit.formats.output_manifest import OutputStats
 from gt_toolkit.storage.files import Location, atomic_output
 
 __all__ = ["coco_annotation", "to_coco"]
 
 
-def coco_annotation(box: LabeledBox, *, ann_id: int, image_id: int) -> dict[str, Any]:
+def coco_annotation(box: ScoredBox, *, class_id: int, ann_id: int, image_id: int) -> dict[str, Any]:
     """One COCO annotation for a Ground Truth box (category = class_id + 1)."""
     x0, y0, w, h = num(box.left), num(box.top), num(box.width), num(box.height)
     x1, y1 = num(box.left + box.width), num(box.top + box.height)
     return {
         "id": ann_id,
         "image_id": image_id,
-        "category_id": box.class_id + 1,
+        "category_id": class_id + 1,
         "bbox": [x0, y0, w, h],
         "area": num(box.width * box.height),
         "iscrowd": 0,
@@ -82,12 +82,10 @@ def to_coco(source: Location, out: Location, options: ConvertOptions) -> Convers
                 "source_ref": rec.source_ref,
             }
             fh.write((b"," if image_id > 1 else b"") + dumps(image))
-            for box in rec.boxes:
+            for class_id, box in zip(rec.class_ids, rec.boxes, strict=True):
                 ann_id += 1
-                anns.write(
-                    (b"," if ann_id > 1 else b"")
-                    + dumps(coco_annotation(box, ann_id=ann_id, image_id=image_id))
-                )
+                ann = coco_annotation(box, class_id=class_id, ann_id=ann_id, image_id=image_id)
+                anns.write((b"," if ann_id > 1 else b"") + dumps(ann))
             if copy:
                 copier.submit(rec.source_ref, out_path(folder, "images", name))
         fh.write(b'],"annotations":[')

@@ -39,9 +39,9 @@ def to_jumpstart_od(source: Location, out: Location, options: ConvertOptions) ->
                 {
                     "image_id": image_id,
                     "bbox": [num(b.left), num(b.top), num(b.left + b.width), num(b.top + b.height)],
-                    "category_id": b.class_id,
+                    "category_id": class_id,
                 }
-                for b in rec.boxes
+                for class_id, b in zip(rec.class_ids, rec.boxes, strict=True)
             )
             if copy:
                 copier.submit(rec.source_ref, out_path(out, "images", name))

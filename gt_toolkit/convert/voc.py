@@ -19,14 +19,14 @@ from gt_toolkit.convert._common import (
     planned_splitter,
     sized_detections,
 )
-from gt_toolkit.formats.detection_label import LabeledBox
+from gt_toolkit.formats.detection_label import ScoredBox
 from gt_toolkit.formats.output_manifest import OutputStats
 from gt_toolkit.storage.files import Location, write_lines
 
 __all__ = ["to_voc", "voc_xml"]
 
 
-def voc_xml(name: str, size: tuple[int, int, int], boxes: list[LabeledBox]) -> bytes:
+def voc_xml(name: str, size: tuple[int, int, int], boxes: list[ScoredBox]) -> bytes:
     """One VOC annotation document."""
     root = ET.Element("annotation")
     ET.SubElement(root, "folder").text = "JPEGImages"

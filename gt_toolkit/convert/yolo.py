@@ -58,7 +58,11 @@ def to_yolo(source: Location, out: Location, options: ConvertOptions) -> Convers
             stem = PurePosixPath(name).stem
             folder = _SPLIT_DIR[split]
             lines = yolo_lines(
-                [(b.class_id, b.left, b.top, b.width, b.height) for b in rec.boxes], *size[:2]
+                [
+                    (class_id, b.left, b.top, b.width, b.height)
+                    for class_id, b in zip(rec.class_ids, rec.boxes, strict=True)
+                ],
+                *size[:2],
             )
             body = "".join(line + "\n" for line in lines).encode()
             copier.submit_write(out_path(out, "labels", folder, f"{stem}.txt"), body)

@@ -585,17 +585,7 @@ def write_review(
     items = [
         ReviewItem(
             source_ref=rec.source_ref,
-            boxes=[
-                {
-                    "label": b.label,
-                    "left": b.left,
-                    "top": b.top,
-                    "width": b.width,
-                    "height": b.height,
-                    "confidence": b.confidence if b.confidence is not None else 0.0,
-                }
-                for b in rec.boxes
-            ],
+            boxes=[b.consolidated_box() for b in rec.boxes],
             workers=answers.get(str(rec.line_no - 1), []),
             image_size=rec.image_size,
             line_no=rec.line_no,

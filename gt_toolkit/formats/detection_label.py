@@ -19,15 +19,19 @@ from gt_toolkit.types import (
     DetectionMetadata,
     ImageSize,
     OutputAnnotation,
+    WorkerBox,
 )
 
 __all__ = [
     "DETECTION_TYPE",
-    "LabeledBox",
+    "ScoredBox",
     "build_detection_label",
     "class_ids_for",
+    "label_boxes",
+    "label_image_size",
     "now_creation_date",
     "parse_detection_label",
+    "parse_image_size",
 ]
 
 DETECTION_TYPE = "groundtruth/object-detection"
@@ -111,23 +115,127 @@ def _pixel_box(box: ConsolidatedBox, class_id: int) -> OutputAnnotation:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class LabeledBox:
-    """One box read back from an output label: name, pixel xywh and confidence."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoredBox:
+    """One labeled box in pixels (top-left origin) with an optional score: the toolkit's box.
+
+    Boxes read from a label (``score`` is the object's ``confidence``), predictions and
+    reference boxes all take this one shape; the AWS wire shapes stay the
+    :class:`~gt_toolkit.types.WorkerBox` and :class:`~gt_toolkit.types.ConsolidatedBox`
+    dicts, which :meth:`worker_box` and :meth:`consolidated_box` give. ``score`` is ``None``
+    when unknown (a label without ``objects``, a reference box).
+    """
 
     label: str
-    class_id: int
     left: float
     top: float
     width: float
     height: float
-    confidence: float | None
+    score: float | None = None
+
+    def worker_box(self) -> WorkerBox:
+        """The box as a worker's answer (``initialValue``, the consolidation engine's input)."""
+        return {
+            "label": self.label,
+            "left": self.left,
+            "top": self.top,
+            "width": self.width,
+            "height": self.height,
+        }
+
+    def consolidated_box(self) -> ConsolidatedBox:
+        """The box as a consolidated one; an unknown score is 0.0, as Ground Truth writes."""
+        return {**self.worker_box(), "confidence": 0.0 if self.score is None else self.score}
+
+    def to_json(self) -> dict[str, Any]:
+        """The neutral prediction-format box (``score`` left out when unknown)."""
+        out: dict[str, Any] = dict(self.worker_box())
+        if self.score is not None:
+            out["score"] = self.score
+        return out
+
+
+def parse_image_size(value: object) -> ImageSize | None:
+    """Read one ``{"width", "height"[, "depth"]}`` image size: the one parser of that shape.
+
+    It is a label's ``image_size[0]`` or a worker's ``inputImageProperties``. ``None``
+    (absent) gives ``None``. Sizes are whole, positive pixel counts below 2**31 (``640.0``
+    and ``"640"`` are read as 640; a bool is not a number).
+
+    Raises:
+        ValueError: present but not such a size.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"an image size must be an object, got {value!r}")
+    size: ImageSize = {"width": _pixels(value, "width"), "height": _pixels(value, "height")}
+    if value.get("depth") is not None:
+        size["depth"] = _pixels(value, "depth")
+    return size
+
+
+def _pixels(size: Mapping[str, Any], key: str) -> int:
+    value = size.get(key)
+    number: int | None = None
+    if value.__class__ is int:
+        number = value
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and value.isascii() and value.isdigit()
+    ):
+        number = int(value)
+    if number is None or not 0 < number < 2**31:
+        raise ValueError(f"image size {key} must be a whole number of pixels, got {value!r}")
+    return number
+
+
+def label_image_size(sizes: object) -> ImageSize | None:
+    """The size in a label's ``image_size`` list (its first entry); ``None`` when empty.
+
+    Raises:
+        ValueError: not a list, or a malformed size (:func:`parse_image_size`).
+    """
+    if sizes is None or sizes == []:
+        return None
+    if not isinstance(sizes, list):
+        raise ValueError(f"image_size must be a list, got {sizes!r}")
+    return parse_image_size(sizes[0])
+
+
+def label_boxes(
+    annotations: Sequence[Mapping[str, Any]], names: Sequence[str], objects: Sequence[Any]
+) -> list[ScoredBox]:
+    """Boxes from checked ``annotations`` (numeric edges) and their class ``names``.
+
+    A box's score is the numeric ``confidence`` of its entry in the metadata's ``objects``,
+    else ``None``.
+    """
+    boxes = []
+    for i, (ann, name) in enumerate(zip(annotations, names, strict=True)):
+        obj = objects[i] if i < len(objects) else None
+        conf = obj.get("confidence") if isinstance(obj, Mapping) else None
+        boxes.append(
+            ScoredBox(
+                label=name,
+                left=ann["left"],
+                top=ann["top"],
+                width=ann["width"],
+                height=ann["height"],
+                score=float(conf)
+                if isinstance(conf, int | float) and not isinstance(conf, bool)
+                else None,
+            )
+        )
+    return boxes
 
 
 def parse_detection_label(
     value: Mapping[str, Any], metadata: Mapping[str, Any] | None
-) -> tuple[ImageSize | None, list[LabeledBox]]:
-    """Read a bounding-box label leniently: ``class_id`` int or string, missing confidences.
+) -> tuple[ImageSize | None, list[ScoredBox]]:
+    """Read a bounding-box label: ``class_id`` int or string, confidences optional.
+
+    The output-manifest reader (:class:`gt_toolkit.formats.output_manifest.OutputReader`)
+    reads whole files this way, faster and with clipping; this reads one label value.
 
     Raises:
         ValueError: the value is not an object-detection label: no ``annotations`` list, a
@@ -139,18 +247,7 @@ def parse_detection_label(
     annotations = value.get("annotations")
     if not isinstance(annotations, list):
         raise ValueError("no 'annotations' list in the label")
-    sizes = value.get("image_size") or []
-    if not isinstance(sizes, list):
-        raise ValueError(f"image_size must be a list, got {sizes!r}")
-    size: ImageSize | None = None
-    if sizes and isinstance(sizes[0], Mapping):
-        s0 = sizes[0]
-        try:
-            size = {"width": int(s0["width"]), "height": int(s0["height"])}
-            if "depth" in s0:
-                size["depth"] = int(s0["depth"])
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise ValueError(f"image_size is malformed: {s0!r}") from exc
+    size = label_image_size(value.get("image_size"))
     meta = metadata if metadata is not None else {}
     if not isinstance(meta, Mapping):
         raise ValueError(f"the metadata is a JSON {type(meta).__name__}, not an object")
@@ -159,29 +256,16 @@ def parse_detection_label(
     if not isinstance(raw_map, Mapping) or not isinstance(objects, list):
         raise ValueError("class-map must be an object and objects a list")
     class_map = {str(k): str(v) for k, v in raw_map.items()}
-    boxes: list[LabeledBox] = []
+    checked: list[dict[str, float]] = []
+    names: list[str] = []
     for i, ann in enumerate(annotations):
         try:
             class_id = int(ann["class_id"])
-            coords = [float(ann[k]) for k in ("left", "top", "width", "height")]
+            coords = {k: float(ann[k]) for k in ("left", "top", "width", "height")}
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"annotation {i} is malformed: {ann!r}") from exc
-        if not all(math.isfinite(c) for c in coords):
+        if not all(math.isfinite(c) for c in coords.values()):
             raise ValueError(f"annotation {i} has a non-finite coordinate: {ann!r}")
-        conf = (
-            objects[i].get("confidence")
-            if i < len(objects) and isinstance(objects[i], Mapping)
-            else None
-        )
-        boxes.append(
-            LabeledBox(
-                label=class_map.get(str(class_id), str(class_id)),
-                class_id=class_id,
-                left=coords[0],
-                top=coords[1],
-                width=coords[2],
-                height=coords[3],
-                confidence=float(conf) if conf is not None else None,
-            )
-        )
-    return size, boxes
+        checked.append(coords)
+        names.append(class_map.get(str(class_id), str(class_id)))
+    return size, label_boxes(checked, names, objects)

@@ -24,10 +24,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NoReturn, cast
 
-import orjson
-
-from gt_toolkit.errors import ConversionError, ManifestError
-from gt_toolkit.formats.detection_label import DETECTION_TYPE, LabeledBox
+from gt_toolkit.errors import ConversionError
+from gt_toolkit.formats.detection_label import (
+    DETECTION_TYPE,
+    ScoredBox,
+    label_boxes,
+    label_image_size,
+)
 from gt_toolkit.formats.label_attributes import (
     METADATA_SUFFIX,
     LabelAttribute,
@@ -40,9 +43,10 @@ from gt_toolkit.formats.manifest import (
     ReadStats,
     RejectedLine,
     RejectPolicy,
+    RejectsSink,
     iter_accepted_lines,
 )
-from gt_toolkit.storage.files import Location, atomic_output, iter_raw_lines
+from gt_toolkit.storage.files import Location, iter_raw_lines
 from gt_toolkit.storage.s3 import S3Store
 from gt_toolkit.types import ImageSize
 
@@ -76,6 +80,7 @@ class OutputRejectReason(StrEnum):
     WRONG_TYPE = "wrong-label-type"
     BOX_OUTSIDE_IMAGE = "box-outside-image"
     EMPTY_IMAGE = "empty-image"
+    ALL_BOXES_DROPPED = "all-boxes-dropped"
     NO_SOURCE_REF = "no-source-ref"
 
 
@@ -238,7 +243,7 @@ class DetectionRecord:
 
     ``label`` is the (possibly clipped) label value with integer ``class_id`` values, ready
     to be written back as a Ground Truth label; ``labels`` are the box class names in box
-    order. ``boxes`` (:class:`LabeledBox` values) are built on first use: manifest-to-
+    order. ``boxes`` (:class:`ScoredBox` values) are built on first use: manifest-to-
     manifest targets never need them, and building them is most of a line's cost.
     """
 
@@ -273,34 +278,19 @@ class DetectionRecord:
         self.label = label
         self.labels = labels
         self._objects = objects
-        self._boxes: list[LabeledBox] | None = None
+        self._boxes: list[ScoredBox] | None = None
 
     @property
-    def boxes(self) -> list[LabeledBox]:
-        """The checked boxes with names and confidences (pixels, xywh)."""
+    def boxes(self) -> list[ScoredBox]:
+        """The checked boxes with names and scores (pixels, xywh)."""
         if self._boxes is None:
-            objects = self._objects
-            boxes = []
-            for i, (ann, name) in enumerate(
-                zip(self.label["annotations"], self.labels, strict=True)
-            ):
-                obj = objects[i] if i < len(objects) else None
-                conf = obj.get("confidence") if isinstance(obj, dict) else None
-                boxes.append(
-                    LabeledBox(
-                        label=name,
-                        class_id=ann["class_id"],
-                        left=ann["left"],
-                        top=ann["top"],
-                        width=ann["width"],
-                        height=ann["height"],
-                        confidence=float(conf)
-                        if isinstance(conf, int | float) and not isinstance(conf, bool)
-                        else None,
-                    )
-                )
-            self._boxes = boxes
+            self._boxes = label_boxes(self.label["annotations"], self.labels, self._objects)
         return self._boxes
+
+    @property
+    def class_ids(self) -> list[int]:
+        """The boxes' class ids, in box order (integers once read)."""
+        return [ann["class_id"] for ann in self.label["annotations"]]
 
     def __repr__(self) -> str:
         return (
@@ -439,15 +429,15 @@ class OutputReader:
             self._choose(data, line.line_no)
         attr = self.attribute
         value = data.get(attr) if attr is not None and self._kind is not None else None
-        if attr is None or value is None:
+        meta = data.get(attr + METADATA_SUFFIX) if attr is not None else None
+        if meta.__class__ is not dict:
+            meta = {}
+        if attr is None or value is None or meta.get("failure-reason") is not None:
             self._unlabeled(data, attr)
             raise AssertionError("unreachable")  # _unlabeled always raises
         source_ref = data.get("source-ref")
         if source_ref.__class__ is not str:
             raise _Reject(OutputRejectReason.NO_SOURCE_REF, "no 'source-ref': not an image object")
-        meta = data.get(attr + METADATA_SUFFIX)
-        if meta.__class__ is not dict:
-            meta = {}
         if self._kind is LabelKind.DETECTION:
             return self._detection(line.line_no, data, source_ref, attr, value, meta)
         return self._classification(line.line_no, data, source_ref, attr, value, meta)
@@ -547,8 +537,16 @@ class OutputReader:
             annotations.append(fixed_ann)
             add_name(name)
             keep.append(objects[i] if i < len(objects) else None)
-        if not names and self.empty_policy is EmptyPolicy.REJECT:
-            raise _Reject(OutputRejectReason.EMPTY_IMAGE, "no boxes on this image")
+        if not names:
+            lost = _dropped_count(meta.get("dropped-boxes"))
+            if lost:
+                raise _Reject(
+                    OutputRejectReason.ALL_BOXES_DROPPED,
+                    f"consolidation dropped all {lost} box(es) the workers drew (see "
+                    f"'dropped-boxes' in {attr + METADATA_SUFFIX!r}): not a negative image",
+                )
+            if self.empty_policy is EmptyPolicy.REJECT:
+                raise _Reject(OutputRejectReason.EMPTY_IMAGE, "no boxes on this image")
         label = value if annotations is None else {**value, "annotations": annotations}
         st = self.stats
         st.objects += 1
@@ -701,26 +699,26 @@ def _finite(x: float) -> bool:
     return x - x == 0.0
 
 
-def _image_size(value: object) -> ImageSize | None:
-    if value.__class__ is not list or not value:
+def _image_size(sizes: object) -> ImageSize | None:
+    """The label's size, ``None`` when absent or unusable (boxes are then not clipped)."""
+    try:
+        return label_image_size(sizes)
+    except ValueError:
         return None
-    s0: Any = value[0]
-    if s0.__class__ is not dict:
-        return None
-    w: Any = s0.get("width")
-    h: Any = s0.get("height")
-    d: Any = s0.get("depth")
-    if not (w.__class__ is int and h.__class__ is int):
-        try:
-            w, h = int(w), int(h)
-        except (TypeError, ValueError):
-            return None
-    if w <= 0 or h <= 0:
-        return None
-    size: ImageSize = {"width": w, "height": h}
-    if d.__class__ is int:
-        size["depth"] = d
-    return size
+
+
+def _dropped_count(value: object) -> int:
+    """How many boxes a post-annotation Lambda's ``dropped-boxes`` lists.
+
+    A list of dropped boxes, or, when the Lambda trimmed it to fit its response limit,
+    ``{"omitted": ..., "count": n}``.
+    """
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, Mapping):
+        count = value.get("count")
+        return count if isinstance(count, int) and not isinstance(count, bool) else 0
+    return 0
 
 
 def _fit(
@@ -740,49 +738,6 @@ def _fit(
     if x1 <= x0 or y1 <= y0:
         return None
     return (x0, y0, x1 - x0, y1 - y0)
-
-
-class _RejectsFile:
-    """Collects reject records and writes them as JSON Lines when the read ends."""
-
-    def __init__(
-        self,
-        location: Location | None,
-        store: S3Store | None,
-        policy: RejectPolicy,
-        source: str,
-    ) -> None:
-        self._location = location
-        self._store = store
-        self._policy = policy
-        self._source = source
-        self._cm: Any = None
-        self._fh: Any = None
-        self.log = True
-
-    def add(self, item: dict[str, Any]) -> None:
-        if self._policy is RejectPolicy.STRICT:
-            raise ManifestError(
-                self._source, int(item["line"]), f"{item['reason']}: {item['detail']}"
-            )
-        if self._location is None:
-            if not self.log:
-                return
-            logger.warning(
-                "rejected %s:%s: %s: %s", *(item[k] for k in ("file", "line", "reason", "detail"))
-            )
-            return
-        if self._fh is None:
-            self._cm = atomic_output(self._location, store=self._store)
-            self._fh = self._cm.__enter__()
-        self._fh.write(orjson.dumps(item) + b"\n")
-
-    def close(self, exc: BaseException | None) -> None:
-        if self._cm is not None:
-            if exc is None:
-                self._cm.__exit__(None, None, None)
-            else:
-                self._cm.__exit__(type(exc), exc, exc.__traceback__)
 
 
 def _iter_output(
@@ -811,8 +766,9 @@ def _iter_output(
         source=name,
     )
     blank: list[int] = []
-    sink = _RejectsFile(rejects, store, RejectPolicy(policy), name)
-    sink.log = log_rejects
+    sink = RejectsSink(
+        rejects, policy=RejectPolicy(policy), source=name, store=store, log=log_rejects
+    )
     error: BaseException | None = None
     try:
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gt_toolkit.errors import ConsolidationError
+from gt_toolkit.formats.detection_label import parse_image_size
 from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = ["BoundingBoxAnswer", "parse_bounding_box_answer"]
@@ -48,18 +49,11 @@ def _number(value: Any) -> float:
 
 
 def _image_size(props: Any) -> ImageSize | None:
-    if not isinstance(props, Mapping):
-        return None
+    """The size the worker's browser reported; ``None`` when missing or unusable."""
     try:
-        width, height = int(props["width"]), int(props["height"])
-    except (KeyError, TypeError, ValueError):
+        return parse_image_size(props)
+    except ValueError:
         return None
-    if width <= 0 or height <= 0:
-        return None
-    size: ImageSize = {"width": width, "height": height}
-    if isinstance(props.get("depth"), int):
-        size["depth"] = int(props["depth"])
-    return size
 
 
 def _element(content: Mapping[str, Any], element_name: str | None) -> Mapping[str, Any]:

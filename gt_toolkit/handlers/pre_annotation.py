@@ -238,16 +238,8 @@ def _prior_boxes(
             # could not be edited by the worker.
             errors.append(f"prior box dropped, label {box.label!r} is not a label choice")
             continue
-        initial.append(
-            {
-                "label": box.label,
-                "left": box.left,
-                "top": box.top,
-                "width": box.width,
-                "height": box.height,
-            }
-        )
-        confidences.append(box.confidence)
+        initial.append(box.worker_box())
+        confidences.append(box.score)
     return attribute, initial, confidences
 
 

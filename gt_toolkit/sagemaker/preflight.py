@@ -377,9 +377,9 @@ def _check_line(
             )
         else:
             seen_refs[ref] = (channel, line_no)
-    if label_attribute not in data:
-        meta = data.get(f"{label_attribute}-metadata")
-        reason = meta.get("failure-reason") if isinstance(meta, Mapping) else None
+    meta = data.get(f"{label_attribute}-metadata")
+    reason = meta.get("failure-reason") if isinstance(meta, Mapping) else None
+    if label_attribute not in data or reason is not None:  # a failed object's label is empty
         detail = f" (failed object: {str(reason)[:100]})" if reason else ""
         out.error(f"no {label_attribute!r} label{detail}", **where, kind="no-label")
         return

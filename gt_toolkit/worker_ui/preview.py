@@ -243,16 +243,7 @@ def task_input_from_line(
             raise TemplateError(
                 f"label attribute {name!r} is not a bounding-box label: {exc}"
             ) from exc
-        task_input["initialValue"] = [
-            {
-                "label": box.label,
-                "left": round(box.left),
-                "top": round(box.top),
-                "width": round(box.width),
-                "height": round(box.height),
-            }
-            for box in boxes
-        ]
+        task_input["initialValue"] = [box.worker_box() for box in boxes]
         break
     return task_input
 
@@ -262,7 +253,9 @@ def _detection_attributes(data: Mapping[str, Any]) -> list[str]:
     return [
         attr.name
         for attr in detect_label_attributes(data)
-        if attr.kind is LabelKind.DETECTION and isinstance(data.get(attr.name), Mapping)
+        if attr.kind is LabelKind.DETECTION
+        and not attr.failed
+        and isinstance(data.get(attr.name), Mapping)
     ]
 
 

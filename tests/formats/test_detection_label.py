@@ -130,6 +130,6 @@ def test_build_then_parse_round_trips(items: list[ConsolidatedBox], string_ids: 
             ann["class_id"] = str(ann["class_id"])
     size, parsed = parse_detection_label(pair["a"], pair["a-metadata"])
     assert size == {"width": 800, "height": 600, "depth": 3}
-    assert [(b.label, b.left, b.top, b.width, b.height, b.confidence) for b in parsed] == [
+    assert [(b.label, b.left, b.top, b.width, b.height, b.score) for b in parsed] == [
         (i["label"], i["left"], i["top"], i["width"], i["height"], 0.5) for i in items
     ]
