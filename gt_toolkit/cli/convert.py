@@ -12,7 +12,13 @@ import argparse
 import os
 from typing import Any
 
-from gt_toolkit.cli.options import add_aws_options, eprint, fraction, store_from_args
+from gt_toolkit.cli.options import (
+    add_aws_options,
+    add_image_mirror_options,
+    eprint,
+    fraction,
+    store_from_args,
+)
 from gt_toolkit.convert import CONVERTERS, ConverterSpec, ConvertOptions, Target
 from gt_toolkit.formats.manifest import RejectPolicy
 from gt_toolkit.formats.output_manifest import BoxPolicy, EmptyPolicy
@@ -74,8 +80,7 @@ def _add_target(subparsers: Any, target: Target, spec: ConverterSpec) -> None:
             default=spec.images,
             help=f"copy the images too (default: {'yes' if spec.images else 'no'})",
         )
-        p.add_argument("--images-dir", help="local mirror of the images (no download needed)")
-        p.add_argument("--images-prefix", help="source-ref prefix that maps onto --images-dir")
+        add_image_mirror_options(p)
         p.add_argument("--workers", type=int, default=16, help="parallel copies (default 16)")
     add_aws_options(p)
     p.set_defaults(func=run, target=target.value)

@@ -272,7 +272,7 @@ def run_demo(config: DemoConfig, *, clients: Callable[[str], Any]) -> list[DemoS
             task_input,
             out / "template.preview.html",
             store=store,
-            image_root=config.samples / "images",
+            images_dir=config.samples / "images",
         )
         s.output = str(out / "template.liquid.html")
         s.detail = f"preview: {out / 'template.preview.html'}; lint: " + (

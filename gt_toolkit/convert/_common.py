@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gt_toolkit.errors import ConversionError, StorageError
+from gt_toolkit.errors import ConversionError
 from gt_toolkit.formats.manifest import RejectPolicy
 from gt_toolkit.formats.output_manifest import (
     BoxPolicy,
@@ -35,7 +35,8 @@ from gt_toolkit.formats.output_manifest import (
 from gt_toolkit.formats.sampling import hash_unit
 from gt_toolkit.progress import progress
 from gt_toolkit.storage.files import Location, join_location, write_bytes
-from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
+from gt_toolkit.storage.image_mirror import ImageMirror, read_image_size
+from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
 __all__ = [
     "CLASSIFICATION",
@@ -243,9 +244,9 @@ class ImageNamer:
 class ImageCopier:
     """Copy images to an output location with a bounded thread pool.
 
-    Sources are ``source-ref`` URIs; with ``images_dir`` they are looked up in a local
-    mirror first (``images_prefix`` stripped, else the key, else the base name), so no
-    download is needed. At most ``4 * workers`` copies are in flight, so memory stays
+    Sources are ``source-ref`` URIs; with ``images_dir`` they are looked up in that local
+    mirror first (:class:`~gt_toolkit.storage.image_mirror.ImageMirror`), so no download is
+    needed. At most ``4 * workers`` copies are in flight, so memory stays
     bounded; failures are collected, not raised, so one bad image does not lose the rest.
     """
 
@@ -259,11 +260,7 @@ class ImageCopier:
     ) -> None:
         self.store = store if store is not None else S3Store()
         self.workers = max(1, workers)
-        self.images_dir = Path(images_dir) if images_dir else None
-        if self.images_dir is not None and not self.images_dir.is_dir():
-            # A typo here would silently download every image from S3 instead.
-            raise StorageError(f"--images-dir {images_dir}: not a folder")
-        self.images_prefix = images_prefix
+        self.mirror = ImageMirror(images_dir, images_prefix) if images_dir else None
         self.errors: list[str] = []
         self.copied = 0
         self._lock = threading.Lock()
@@ -273,19 +270,7 @@ class ImageCopier:
 
     def local_path(self, source_ref: str) -> Path | None:
         """The local mirror file of ``source_ref``, if there is one."""
-        if self.images_dir is None:
-            return None
-        candidates: list[str] = []
-        if self.images_prefix and source_ref.startswith(self.images_prefix):
-            candidates.append(source_ref[len(self.images_prefix) :].lstrip("/"))
-        if is_s3_uri(source_ref):
-            candidates.append(parse_s3_uri(source_ref)[1])
-        candidates.append(PurePosixPath(source_ref).name)
-        for rel in candidates:
-            path = self.images_dir / rel
-            if path.is_file():
-                return path
-        return None
+        return self.mirror.local_path(source_ref) if self.mirror is not None else None
 
     def __enter__(self) -> ImageCopier:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="gt-copy")
@@ -351,14 +336,6 @@ class ImageCopier:
             self.store.download_file(source_ref, dest)
 
 
-def image_size_from_file(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of a local image, read from its header by Pillow."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return img.size
-
-
 def out_path(base: Location, *parts: str) -> str:
     """A location under an output folder or ``s3://`` prefix."""
     return join_location(base, *parts)
@@ -370,10 +347,10 @@ def record_size(rec: DetectionRecord, copier: ImageCopier | None) -> tuple[int, 
         size = rec.image_size
         return size["width"], size["height"], size.get("depth", 3)
     local = copier.local_path(rec.source_ref) if copier is not None else None
-    if local is None:
+    found = read_image_size(local) if local is not None else None
+    if found is None:
         return None
-    w, h = image_size_from_file(local)
-    return w, h, 3
+    return found["width"], found["height"], 3
 
 
 def skip_record(stats: OutputStats, reason: str) -> None:

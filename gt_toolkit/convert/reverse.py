@@ -18,12 +18,13 @@ from typing import Any
 
 import orjson
 
-from gt_toolkit.convert._common import ConversionResult, ConvertOptions, image_size_from_file
+from gt_toolkit.convert._common import ConversionResult, ConvertOptions
 from gt_toolkit.errors import ConversionError
 from gt_toolkit.formats.detection_label import build_detection_label
 from gt_toolkit.formats.manifest import write_manifest
 from gt_toolkit.formats.output_manifest import OutputStats
 from gt_toolkit.storage.files import Location, read_bytes
+from gt_toolkit.storage.image_mirror import read_image_size
 from gt_toolkit.storage.s3 import is_s3_uri
 from gt_toolkit.types import ConsolidatedBox, ImageSize
 
@@ -178,7 +179,10 @@ def from_yolo(source: Location, out: Location, options: ConvertOptions) -> Conve
         )
         if image is None:
             raise ConversionError(f"{label_file}: no image for it under images/ (sizes needed)")
-        width, height = image_size_from_file(image)
+        found = read_image_size(image)
+        if found is None:
+            raise ConversionError(f"{image}: not an image whose size can be read")
+        width, height = found["width"], found["height"]
         boxes: list[ConsolidatedBox] = []
         for n, text in enumerate(label_file.read_text().splitlines(), 1):
             parts = text.split()
