@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gt_toolkit.convert._common import ConversionResult, ConvertOptions, Splitter
+from gt_toolkit.convert._common import ConversionResult, ConvertOptions
 from gt_toolkit.convert.augmented import to_augmented
 from gt_toolkit.convert.classification import to_class_folders, to_lst
 from gt_toolkit.convert.coco import to_coco
@@ -27,7 +27,6 @@ __all__ = [
     "ConversionResult",
     "ConvertOptions",
     "ConverterSpec",
-    "Splitter",
     "Target",
     "convert_output",
 ]
