@@ -462,6 +462,7 @@ class OutputReader:
         value: Any,
         meta: Mapping[str, Any],
     ) -> DetectionRecord:
+        """Check a bounding-box label in phases: shape, class map, boxes, empty, counts."""
         if value.__class__ is not dict or value.get("annotations").__class__ is not list:
             raise _Reject(
                 OutputRejectReason.INVALID_LABEL,
@@ -478,31 +479,57 @@ class OutputReader:
         objects = meta.get("objects")
         if objects.__class__ is not list:
             objects = []
+        self._merge_class_map(class_names, line_no)
+        annotations, names, kept, clipped, dropped = self._check_boxes(
+            value["annotations"], objects, size, class_names, line_no
+        )
+        if not names:
+            self._check_empty(meta, attr)
+        self._count(names, clipped, dropped)
+        label = value if annotations is None else {**value, "annotations": annotations}
+        return DetectionRecord(line_no, data, source_ref, attr, size, label, names, kept)
+
+    def _merge_class_map(self, class_names: dict[str, Any], line_no: int) -> None:
+        """Merge a line's ``class-map`` into the file's :class:`ClassMap`."""
+        if class_names == self._last_class_map:  # one C-level compare for most lines
+            return
         cmap = self.stats.class_map
         known = cmap.names
-        if class_names != self._last_class_map:  # one C-level compare for most lines
-            seen = self._seen_class_keys
-            # All merged before (the usual case): one C-level subset test, no Python loop.
-            entries = () if class_names.items() <= seen.items() else class_names.items()
-            for key, name in entries:
-                if seen.get(key) == name:  # merged before: one dict look, no parsing
-                    continue
-                if isinstance(name, str) and isinstance(key, str) and key.lstrip("-").isdigit():
-                    key_id = int(key)
-                    if known.get(key_id) != name:
-                        cmap.add(key_id, name, line_no)
-                    seen[key] = name
-            self._last_class_map = class_names
-        source_annotations = value["annotations"]
+        seen = self._seen_class_keys
+        # All merged before (the usual case): one C-level subset test, no Python loop.
+        entries = () if class_names.items() <= seen.items() else class_names.items()
+        for key, name in entries:
+            if seen.get(key) == name:  # merged before: one dict look, no parsing
+                continue
+            if isinstance(name, str) and isinstance(key, str) and key.lstrip("-").isdigit():
+                key_id = int(key)
+                if known.get(key_id) != name:
+                    cmap.add(key_id, name, line_no)
+                seen[key] = name
+        self._last_class_map = class_names
+
+    def _check_boxes(
+        self,
+        source: list[Any],
+        objects: list[Any],
+        size: ImageSize | None,
+        class_names: Mapping[str, Any],
+        line_no: int,
+    ) -> tuple[list[dict[str, Any]] | None, list[str], list[Any], int, int]:
+        """Check every box; returns ``(annotations, names, objects, clipped, dropped)``.
+
+        ``annotations`` is ``None`` when every box passed unchanged (the label is reused
+        as it is, and ``objects`` with it); else the boxes kept, fixed, with their objects.
+        """
         annotations: list[dict[str, Any]] | None = None  # made at the first changed box
         names: list[str] = []
         add_name = names.append
-        get_name = known.get
+        get_name = self.stats.class_map.names.get
         keep: list[Any] = []
         clipped = dropped = 0
         big = 1 << 62
         width_px, height_px = (size["width"], size["height"]) if size is not None else (big, big)
-        for i, ann in enumerate(source_annotations):
+        for i, ann in enumerate(source):
             # Fast path: an int class id and numbers inside the image (what Ground Truth
             # writes). A string, NaN or missing field fails a comparison or the lookup and
             # takes the slow path, which decides what to do with it.
@@ -526,7 +553,7 @@ class OutputReader:
                     keep.append(objects[i] if i < len(objects) else None)
                 continue
             if annotations is None:
-                annotations = list(source_annotations[:i])
+                annotations = list(source[:i])
                 keep = list(objects[:i])
             fixed_ann, name, status = self._slow_box(i, ann, size, class_names, line_no)
             if fixed_ann is None:
@@ -537,17 +564,22 @@ class OutputReader:
             annotations.append(fixed_ann)
             add_name(name)
             keep.append(objects[i] if i < len(objects) else None)
-        if not names:
-            lost = _dropped_count(meta.get("dropped-boxes"))
-            if lost:
-                raise _Reject(
-                    OutputRejectReason.ALL_BOXES_DROPPED,
-                    f"consolidation dropped all {lost} box(es) the workers drew (see "
-                    f"'dropped-boxes' in {attr + METADATA_SUFFIX!r}): not a negative image",
-                )
-            if self.empty_policy is EmptyPolicy.REJECT:
-                raise _Reject(OutputRejectReason.EMPTY_IMAGE, "no boxes on this image")
-        label = value if annotations is None else {**value, "annotations": annotations}
+        return annotations, names, objects if annotations is None else keep, clipped, dropped
+
+    def _check_empty(self, meta: Mapping[str, Any], attr: str) -> None:
+        """An object without boxes: flag it when consolidation dropped them all; policy."""
+        lost = _dropped_count(meta.get("dropped-boxes"))
+        if lost:
+            raise _Reject(
+                OutputRejectReason.ALL_BOXES_DROPPED,
+                f"consolidation dropped all {lost} box(es) the workers drew (see "
+                f"'dropped-boxes' in {attr + METADATA_SUFFIX!r}): not a negative image",
+            )
+        if self.empty_policy is EmptyPolicy.REJECT:
+            raise _Reject(OutputRejectReason.EMPTY_IMAGE, "no boxes on this image")
+
+    def _count(self, names: list[str], clipped: int, dropped: int) -> None:
+        """Add one accepted detection object to the stats."""
         st = self.stats
         st.objects += 1
         n = len(names)
@@ -562,16 +594,6 @@ class OutputReader:
                 per_class[name] += 1
         else:
             st.empty_images += 1
-        return DetectionRecord(
-            line_no,
-            data,
-            source_ref,
-            attr,
-            size,
-            label,
-            names,
-            objects if annotations is None else keep,
-        )
 
     def _slow_box(
         self,
