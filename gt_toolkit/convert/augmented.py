@@ -23,6 +23,8 @@ from gt_toolkit.convert._common import (
     planned_splitter,
     read_records,
 )
+from gt_toolkit.formats.detection_label import DETECTION_TYPE
+from gt_toolkit.formats.label_attributes import MULTILABEL_TYPE
 from gt_toolkit.formats.output_manifest import DetectionRecord, EmptyPolicy, OutputStats
 from gt_toolkit.formats.training_channels import (
     DEFAULT_OD_LABEL_WIDTH,
@@ -70,8 +72,8 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
         max_id = max(stats.class_map.names)
     counts = {name: sink.count for name, sink in sinks.items()}
     attr = stats.attribute or (options.label_attribute or "")
-    detection = stats.label_type == "groundtruth/object-detection"
-    multi = stats.label_type == "groundtruth/image-classification-multilabel"
+    detection = stats.label_type == DETECTION_TYPE
+    multi = stats.label_type == MULTILABEL_TYPE
     content_type = MULTI_LABEL_CONTENT_TYPE if multi else RECORDIO_CONTENT_TYPE
     base = options.channel_prefix or (os.fspath(out) if is_s3_uri(os.fspath(out)) else None)
     uri = {
