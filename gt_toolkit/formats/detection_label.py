@@ -7,6 +7,7 @@ this module is the one place that knows it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
@@ -24,12 +25,15 @@ from gt_toolkit.types import (
 
 __all__ = [
     "DETECTION_TYPE",
+    "MAX_CLASS_ID",
     "ScoredBox",
     "build_detection_label",
     "class_ids_for",
     "label_boxes",
     "label_image_size",
     "now_creation_date",
+    "parse_annotation",
+    "parse_class_id",
     "parse_detection_label",
     "parse_image_size",
 ]
@@ -229,6 +233,63 @@ def label_boxes(
     return boxes
 
 
+MAX_CLASS_ID = 2**31 - 1
+"""The largest class id read: every training format stores class ids as 32-bit integers."""
+_COORDS = ("left", "top", "width", "height")
+
+
+def parse_class_id(value: object) -> int:
+    """A class id: an int, an integral float or a decimal string (real outputs carry each).
+
+    Raises:
+        ValueError: a bool, a fraction, anything else that is not a whole number, or a number
+            outside 0..:data:`MAX_CLASS_ID`; the message says which.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a class id")
+    number: int | None = None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        number = int(value) if value.is_integer() else None
+    elif isinstance(value, str):
+        digits = value.strip().removeprefix("-")
+        number = int(value) if digits.isascii() and digits.isdigit() else None
+    if number is None:
+        raise ValueError(f"class id {value!r:.40} is not an integer")
+    if not 0 <= number <= MAX_CLASS_ID:
+        raise ValueError(f"class id {str(number)[:40]} is outside 0..{MAX_CLASS_ID}")
+    return number
+
+
+def parse_annotation(ann: object) -> tuple[int, float, float, float, float]:
+    """``(class_id, left, top, width, height)`` of one box of a bounding-box label.
+
+    The one check of a label box: every reader of labels calls it. Coordinates may be
+    numbers or numeric strings; a bool is not a number.
+
+    Raises:
+        ValueError: not an object, a bad class id (:func:`parse_class_id`), or a coordinate
+            that is missing, not a number or not finite.
+    """
+    if not isinstance(ann, Mapping):
+        raise ValueError(f"a box must be an object, got {ann!r:.80}")
+    class_id = parse_class_id(ann.get("class_id"))
+    left, top, width, height = (_coordinate(ann, key) for key in _COORDS)
+    return class_id, left, top, width, height
+
+
+def _coordinate(ann: Mapping[str, Any], key: str) -> float:
+    value = ann.get(key)
+    number = math.nan
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError, OverflowError):  # not a number: stays NaN
+            number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{key} {value!r:.40} is not a finite number")
+    return number
+
+
 def parse_detection_label(
     value: Mapping[str, Any], metadata: Mapping[str, Any] | None
 ) -> tuple[ImageSize | None, list[ScoredBox]]:
@@ -260,12 +321,9 @@ def parse_detection_label(
     names: list[str] = []
     for i, ann in enumerate(annotations):
         try:
-            class_id = int(ann["class_id"])
-            coords = {k: float(ann[k]) for k in ("left", "top", "width", "height")}
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise ValueError(f"annotation {i} is malformed: {ann!r}") from exc
-        if not all(math.isfinite(c) for c in coords.values()):
-            raise ValueError(f"annotation {i} has a non-finite coordinate: {ann!r}")
-        checked.append(coords)
+            class_id, *coords = parse_annotation(ann)
+        except ValueError as exc:
+            raise ValueError(f"annotation {i} is malformed: {exc}") from None
+        checked.append(dict(zip(_COORDS, coords, strict=True)))
         names.append(class_map.get(str(class_id), str(class_id)))
     return size, label_boxes(checked, names, objects)

@@ -30,6 +30,8 @@ from gt_toolkit.formats.detection_label import (
     ScoredBox,
     label_boxes,
     label_image_size,
+    parse_annotation,
+    parse_class_id,
 )
 from gt_toolkit.formats.label_attributes import (
     METADATA_SUFFIX,
@@ -324,18 +326,6 @@ class _Reject(Exception):
         self.detail = detail
 
 
-def _as_class_id(value: object) -> int:
-    if value.__class__ is int:
-        return value
-    if isinstance(value, bool):
-        raise ValueError("a boolean is not a class id")
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise ValueError(f"class id {value!r} is not an integer")
-
-
 _COORDS = ("left", "top", "width", "height")
 _BOX_FIELDS = operator.itemgetter("class_id", *_COORDS)
 
@@ -605,14 +595,11 @@ class OutputReader:
     ) -> tuple[dict[str, Any] | None, str, str]:
         """Check one unusual box: string ids, floats, outside the image. ``None`` = dropped."""
         try:
-            class_id = _as_class_id(ann["class_id"])
-            left, top, width, height = (float(ann[k]) for k in _COORDS)
-        except (KeyError, TypeError, ValueError) as exc:
+            class_id, left, top, width, height = parse_annotation(ann)
+        except ValueError as exc:
             raise _Reject(
-                OutputRejectReason.INVALID_LABEL, f"annotation {i} is malformed: {exc!r}"
+                OutputRejectReason.INVALID_LABEL, f"annotation {i} is malformed: {exc}"
             ) from None
-        if not all(map(_finite, (left, top, width, height))):
-            raise _Reject(OutputRejectReason.INVALID_LABEL, f"annotation {i}: not finite")
         cmap = self.stats.class_map
         name = class_names.get(str(class_id))
         if isinstance(name, str):
@@ -652,9 +639,9 @@ class OutputReader:
             if multi:
                 if not isinstance(value, list):
                     raise ValueError(f"expected a list of class ids, got {value!r}")
-                ids = sorted({_as_class_id(v) for v in value})
+                ids = sorted({parse_class_id(v) for v in value})
             else:
-                ids = [_as_class_id(value)]
+                ids = [parse_class_id(value)]
         except ValueError as exc:
             raise _Reject(OutputRejectReason.INVALID_LABEL, f"{attr!r}: {exc}") from None
         cmap = self.stats.class_map
@@ -715,10 +702,6 @@ class OutputReader:
 def _num(x: float) -> int | float:
     """Whole pixel values stay integers, as Ground Truth writes them."""
     return int(x) if x.is_integer() else x
-
-
-def _finite(x: float) -> bool:
-    return x - x == 0.0
 
 
 def _image_size(sizes: object) -> ImageSize | None:
