@@ -143,9 +143,7 @@ def detect_label_attributes(data: Mapping[str, Any]) -> list[LabelAttribute]:
             LabelAttribute(
                 name=name,
                 type=type_,
-                creation_date=parse_creation_date(
-                    meta.get("creation-date", meta.get("creation_date"))
-                ),
+                creation_date=parse_creation_date(meta.get("creation-date")),
                 kind=kind,
                 failed=failed,
                 failure_reason=str(reason) if reason is not None else None,
