@@ -6,10 +6,11 @@ S3 writes are staged in a local temporary file and uploaded only once complete, 
 never leaves half a manifest behind.
 
 A process killed in the middle of a write (``kill -9``, out of memory) cannot remove its
-temporary file. Each one is named after the process that writes it
-(``.<name>.<pid>.<token>.part``), and the first write of a later run into the same folder
-removes those whose process no longer runs; S3 staging files live in one per-user folder
-under the system temp folder, swept the same way.
+temporary file. Each one is named after the host and process that write it
+(``.<name>.<host>.<pid>.<token>.part``), and the first write of a later run into the same
+folder removes this host's whose process no longer runs (another machine's, in a shared
+folder, are left alone); S3 staging files live in one per-user folder under the system temp
+folder, swept the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import itertools
 import os
 import re
 import secrets
+import socket
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -47,8 +49,9 @@ __all__ = [
 Location = str | os.PathLike[str]
 _CHUNK = 1 << 20
 _BATCH = 4096
-# The end of every temporary name this module makes: ".<pid>.<token>.part".
-_PART_RE = re.compile(r"\.(\d+)\.[0-9a-f]{16}\.part\Z")
+# The end of every temporary name this module makes: ".<host>.<pid>.<token>.part".
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0])[:63] or "host"
+_PART_RE = re.compile(rf"\.{re.escape(_HOST)}\.(\d+)\.[0-9a-f]{{16}}\.part\Z")
 _swept: set[str] = set()
 _swept_lock = threading.Lock()
 
@@ -153,14 +156,14 @@ def atomic_output(
 
 
 def _new_part(folder: Path, stem: str, *, mode: int) -> tuple[int, Path]:
-    """Create ``folder/<stem>.<pid>.<token>.part`` exclusively, after sweeping the folder.
+    """Create ``folder/<stem>.<host>.<pid>.<token>.part`` exclusively, after a sweep.
 
     ``os.open`` applies the umask to ``mode`` itself, so no thread ever changes the umask.
     """
     _sweep(folder)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     while True:
-        path = folder / f"{stem}.{os.getpid()}.{secrets.token_hex(8)}.part"
+        path = folder / f"{stem}.{_HOST}.{os.getpid()}.{secrets.token_hex(8)}.part"
         try:
             return os.open(path, flags, mode), path
         except FileExistsError:  # pragma: no cover - a 64-bit token collision

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from gt_toolkit.storage import files
 from gt_toolkit.storage.files import LineWriter, atomic_output, read_bytes, write_bytes, write_lines
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import REPO
@@ -126,6 +127,15 @@ def test_an_s3_upload_killed_midway_leaves_no_staging_file(
     write_bytes(f"s3://{bucket}/out/validation.manifest", b"{}\n", store=store)
     assert list(temp.rglob("*.part")) == []
     assert read_bytes(f"s3://{bucket}/out/validation.manifest", store=store) == b"{}\n"
+
+
+def test_another_hosts_temporary_files_are_left_alone(tmp_path: Path) -> None:
+    other = tmp_path / ".a.manifest.other-host.1.0123456789abcdef.part"  # pid 1 runs here too
+    dead = tmp_path / f".a.manifest.{files._HOST}.999999999.0123456789abcdef.part"
+    other.write_bytes(b"x")
+    dead.write_bytes(b"x")
+    write_bytes(tmp_path / "b.manifest", b"x")
+    assert other.exists() and not dead.exists()
 
 
 def test_a_write_in_progress_elsewhere_is_left_alone(tmp_path: Path) -> None:
