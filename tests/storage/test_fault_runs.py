@@ -29,12 +29,10 @@ LIGHT: dict[Fault, float] = {"throttle": 0.04, "error500": 0.04, "reset": 0.04, 
 HEAVY: dict[Fault, float] = {"throttle": 0.15, "error500": 0.15, "reset": 0.15, "truncate": 0.15}
 
 # argv with {s3} for s3://<bucket> and {out} for the output folder.
-# Fixed on other branches: image copies that fail must fail the conversion and leave no
-# output (convert: staged outputs), and answers unreadable after the retries must fail the
-# run instead of becoming objects without labels (crowd: offline consolidation's rejects).
-_NEEDS_BRANCH = pytest.mark.xfail(
-    reason="fixed when the convert and crowd branches are merged; then remove this mark",
-    strict=False,
+# Fixed on the crowd branch: an answer unreadable after the retries must fail the run
+# (offline consolidation's rejects) instead of becoming an object without labels.
+_NEEDS_CROWD = pytest.mark.xfail(
+    reason="fixed when the crowd branch is merged; then remove this mark", strict=False
 )
 COMMANDS = [
     pytest.param(["manifest", "{s3}/images", "-o", "{out}/input.manifest"], id="manifest"),
@@ -42,7 +40,6 @@ COMMANDS = [
     pytest.param(
         ["coco", "{s3}/truth.manifest", "-o", "{out}/coco", "--copy-images"],
         id="coco",
-        marks=_NEEDS_BRANCH,
     ),
     pytest.param(
         ["evaluate", "{s3}/truth.manifest", "{s3}/truth.manifest", "-o", "{out}/eval.json"],
@@ -51,7 +48,7 @@ COMMANDS = [
     pytest.param(
         ["consolidate", "{s3}/job/samples-balls", "-o", "{out}/consolidated.manifest"],
         id="consolidate",
-        marks=_NEEDS_BRANCH,
+        marks=_NEEDS_CROWD,
     ),
 ]
 
