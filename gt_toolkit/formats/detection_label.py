@@ -177,7 +177,7 @@ def parse_image_size(value: object) -> ImageSize | None:
 
     It is a label's ``image_size[0]`` or a worker's ``inputImageProperties``. ``None``
     (absent) gives ``None``. Sizes are whole, positive pixel counts below 2**31 (``640.0``
-    and ``"640"`` are read as 640; a bool is not a number).
+    and ``"640"`` are read as 640; a bool is not a number); a depth that is not is left out.
 
     Raises:
         ValueError: present but not such a size.
@@ -187,7 +187,7 @@ def parse_image_size(value: object) -> ImageSize | None:
     if not isinstance(value, Mapping):
         raise ValueError(f"an image size must be an object, got {value!r}")
     size: ImageSize = {"width": _pixels(value, "width"), "height": _pixels(value, "height")}
-    if value.get("depth") is not None:
+    with contextlib.suppress(ValueError):  # a bad depth is left out: no box depends on it
         size["depth"] = _pixels(value, "depth")
     return size
 

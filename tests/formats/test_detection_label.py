@@ -193,6 +193,7 @@ def test_one_check_of_a_label_box(change: dict[str, Any], why: str) -> None:
         (None, None),
         ({"width": 640, "height": 480}, {"width": 640, "height": 480}),
         ({"width": 640.0, "height": "480", "depth": 3}, {"width": 640, "height": 480, "depth": 3}),
+        ({"width": 640, "height": 480, "depth": 2**64}, {"width": 640, "height": 480}),
     ],
 )
 def test_image_size_parser(value: object, expected: object) -> None:
