@@ -173,19 +173,7 @@ def _truth(samples: Path) -> dict[str, tuple[ImageSize, list[WorkerBox]]]:
     for line in read_manifest(samples / "truth.manifest"):
         size, boxes = parse_detection_label(line.data["truth"], line.data["truth-metadata"])
         assert size is not None
-        out[line.data["source-ref"].rsplit("/", 1)[-1]] = (
-            size,
-            [
-                {
-                    "label": b.label,
-                    "left": b.left,
-                    "top": b.top,
-                    "width": b.width,
-                    "height": b.height,
-                }
-                for b in boxes
-            ],
-        )
+        out[line.data["source-ref"].rsplit("/", 1)[-1]] = (size, [b.worker_box() for b in boxes])
     return out
 
 
@@ -288,7 +276,7 @@ def run_demo(config: DemoConfig, *, clients: Callable[[str], Any]) -> list[DemoS
             task_input,
             out / "template.preview.html",
             store=store,
-            image_root=config.samples / "images",
+            images_dir=config.samples / "images",
         )
         s.output = str(out / "template.liquid.html")
         s.detail = f"preview: {out / 'template.preview.html'}; lint: " + (

@@ -7,7 +7,12 @@ import os
 
 import orjson
 
-from gt_toolkit.cli.options import add_aws_options, eprint, store_from_args
+from gt_toolkit.cli.options import (
+    add_aws_options,
+    add_image_mirror_options,
+    eprint,
+    store_from_args,
+)
 from gt_toolkit.errors import TemplateError
 from gt_toolkit.formats.label_categories import (
     parse_label_category_config,
@@ -85,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     group.add_argument("--preview-line", type=int, default=1, help="manifest line (1-based)")
     group.add_argument("--preview-out", help="preview page (default: OUT with .preview.html)")
-    group.add_argument("--image-root", help="local folder mirroring the images' S3 prefix")
+    add_image_mirror_options(group)
     group.add_argument("--label-attribute", help="label whose boxes become initialValue")
     group.add_argument("--offline", action="store_true", help="never read images from S3")
     add_aws_options(p)
@@ -199,7 +204,8 @@ def run(args: argparse.Namespace) -> int:
             line_no=args.preview_line,
             label_attribute=args.label_attribute,
             store=None if args.offline else store,
-            image_root=args.image_root,
+            images_dir=args.images_dir,
+            images_prefix=args.images_prefix,
         )
         for missing in result.missing_images:
             eprint(f"gt-convert template: warning: preview shows a placeholder for {missing}")

@@ -15,7 +15,6 @@ images (from S3 or a local folder).
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import math
@@ -35,6 +34,7 @@ from gt_toolkit.formats.crowd.gt_job import find_worker_responses, parse_worker_
 from gt_toolkit.formats.output_manifest import iter_detection_records
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
 from gt_toolkit.storage.files import Location, read_bytes, write_bytes, write_json
+from gt_toolkit.storage.image_mirror import ImageMirror, data_uri
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
 from gt_toolkit.types import ConsolidatedBox, ImageSize
 
@@ -353,10 +353,6 @@ img{image-rendering:auto;max-width:100%}
 """.strip()
 
 
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
 def build_review_html(
     items: Sequence[ReviewItem],
     pictures: Mapping[str, bytes],
@@ -412,9 +408,7 @@ def build_review_html(
     )
     for rank, item in enumerate(items, 1):
         png = pictures.get(item.source_ref)
-        picture = (
-            f'<img alt="{esc(item.source_ref)}" src="{_data_uri(png)}">' if png else "no image"
-        )
+        picture = f'<img alt="{esc(item.source_ref)}" src="{data_uri(png)}">' if png else "no image"
         boxes = (
             "<br>".join(esc(f"{b['label']} {float(b['confidence']):.2f}") for b in item.boxes)
             or "none"
@@ -455,9 +449,8 @@ def image_resolver(
     """A function from a ``source-ref`` to the image bytes, or ``None`` when not found.
 
     Without ``images_dir`` the image is read from S3 (or the local path the source-ref
-    names). With it, the file is looked up in that folder as: the key relative to
-    ``images_prefix`` (when the source-ref starts with it), then the whole key, then the
-    key's basename; the first that exists wins.
+    names). With it, only that local mirror is read
+    (:class:`~gt_toolkit.storage.image_mirror.ImageMirror`).
     """
 
     def from_store(source_ref: str) -> bytes | None:
@@ -468,19 +461,11 @@ def image_resolver(
 
     if images_dir is None:
         return from_store
-    root = Path(images_dir)
+    mirror = ImageMirror(images_dir, images_prefix)
 
     def from_dir(source_ref: str) -> bytes | None:
-        key = parse_s3_uri(source_ref)[1] if is_s3_uri(source_ref) else source_ref
-        candidates = []
-        if images_prefix and source_ref.startswith(images_prefix):
-            candidates.append(source_ref[len(images_prefix) :].lstrip("/"))
-        candidates += [key.lstrip("/"), PurePosixPath(key).name]
-        for rel in candidates:
-            path = root / rel
-            if rel and path.is_file():
-                return path.read_bytes()
-        return None
+        path = mirror.local_path(source_ref)
+        return path.read_bytes() if path is not None else None
 
     return from_dir
 
@@ -585,17 +570,7 @@ def write_review(
     items = [
         ReviewItem(
             source_ref=rec.source_ref,
-            boxes=[
-                {
-                    "label": b.label,
-                    "left": b.left,
-                    "top": b.top,
-                    "width": b.width,
-                    "height": b.height,
-                    "confidence": b.confidence if b.confidence is not None else 0.0,
-                }
-                for b in rec.boxes
-            ],
+            boxes=[b.consolidated_box() for b in rec.boxes],
             workers=answers.get(str(rec.line_no - 1), []),
             image_size=rec.image_size,
             line_no=rec.line_no,
