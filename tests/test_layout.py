@@ -22,6 +22,7 @@ RANK = {
     "errors": 0,
     "types": 0,
     "progress": 0,
+    "templating": 0,
     "storage": 1,
     "formats": 2,
     "consolidation": 3,

@@ -21,7 +21,7 @@ from tests.helpers import REPO
 SCRIPT = """
 import json, sys
 import gt_toolkit
-from gt_toolkit.worker_ui.render import find_template_dir
+from gt_toolkit.templating import find_template_dir
 html = gt_toolkit.render_bounding_box_template(
     ["ball"], "Box", "Short.", "Full.", [(sys.argv[1], "good")], [(sys.argv[1], "bad")])
 print(json.dumps({"module": gt_toolkit.__file__, "templates": str(find_template_dir()),
