@@ -1,4 +1,5 @@
-"""Helpers the tests share: repository paths, event files, a fake clock, fast S3 seeding.
+"""Helpers the tests share: repository paths, event files, a fake clock, fast S3 seeding,
+headless Chromium.
 
 Fixtures live in ``conftest.py``; plain functions and constants live here, so tests import
 them by name (``from tests.helpers import ...``) instead of reaching into conftest.
@@ -7,6 +8,8 @@ them by name (``from tests.helpers import ...``) instead of reaching into confte
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -55,3 +58,29 @@ class FakeTime:
 
     def clock(self) -> float:
         return self.now
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run Debian's headless Chromium with a throw-away profile under ``tmp_path``."""
+    exe = shutil.which("chromium")
+    assert exe, "chromium is missing: run `bash scripts/install-system-deps.sh` (make test does)"
+    profile = tmp_path / "profile"
+    profile.mkdir(exist_ok=True)
+    return subprocess.run(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
