@@ -80,6 +80,7 @@ COCO_RECALL_POINTS: npt.NDArray[np.float64] = np.linspace(0.0, 1.0, 101)
 """COCO's 101 recall points for interpolated precision."""
 
 _EPS = float(np.spacing(1))
+_ANY_OVERLAP = float(np.nextafter(0.0, 1.0))  # a threshold that every positive IoU meets
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -270,30 +271,41 @@ def _ref_order(boxes: Sequence[ScoredBox]) -> list[ScoredBox]:
 
 def _greedy_match(
     iou: npt.NDArray[np.float64],
-    threshold: float,
+    thresholds: npt.NDArray[np.float64],
     ignored: npt.NDArray[np.bool_] | None = None,
 ) -> npt.NDArray[np.int64]:
-    """For each detection (rows, best first), the reference index it takes, or -1.
+    """``(T, D)``: per threshold, the reference index each detection takes, or -1.
 
-    COCO's rule: the unmatched reference with the highest IoU, at least ``threshold``
-    (capped at ``1 - 1e-10``); on equal IoU the later reference wins, as in pycocotools.
-    References flagged ``ignored`` (outside the area range) are taken only when no other
-    qualifies, as COCOeval does by sorting them last.
+    Detections (rows) are taken best first. COCO's rule: the unmatched reference with the
+    highest IoU, at least the threshold (capped at ``1 - 1e-10``); on equal IoU the later
+    reference wins, as in pycocotools. References flagged ``ignored`` (outside the area
+    range) are taken only when no other qualifies, as COCOeval does by sorting them last.
+    All thresholds advance together, one detection at a time.
     """
     n_det, n_ref = iou.shape
-    taken = np.zeros(n_ref, dtype=bool)
-    out = np.full(n_det, -1, dtype=np.int64)
-    floor = min(threshold, 1 - 1e-10)
-    groups = [np.ones(n_ref, dtype=bool)] if ignored is None else [~ignored, ignored]
+    floors = np.minimum(thresholds, 1 - 1e-10)
+    out = np.full((len(floors), n_det), -1, dtype=np.int64)
+    if n_ref == 0:
+        return out
+    candidates = iou >= floors.min()
+    if (candidates.sum(axis=0) <= 1).all() and (candidates.sum(axis=1) <= 1).all():
+        # No detection competes for a reference, nor a reference for a detection: each
+        # detection takes its one candidate wherever the IoU reaches the threshold.
+        ref = candidates.argmax(axis=1)
+        ok = candidates.any(axis=1)[None, :] & (iou[np.arange(n_det), ref] >= floors[:, None])
+        return np.where(ok, ref[None, :], -1)
+    taken = np.zeros((len(floors), n_ref), dtype=bool)
+    rows = np.arange(len(floors))
+    groups = [np.zeros(n_ref, dtype=bool)] if ignored is None else [ignored, ~ignored]
     for d in range(n_det):
-        for group in groups:
-            row = np.where(taken | ~group, -np.inf, iou[d])
-            best = float(row.max()) if n_ref else -np.inf
-            if best >= floor:
-                m = n_ref - 1 - int(np.argmax(row[::-1] == best))
-                taken[m] = True
-                out[d] = m
-                break
+        for excluded in groups:  # the refs a group may not take
+            open_ = out[:, d] < 0
+            row = np.where(taken | excluded, -np.inf, iou[d])
+            best = row.max(axis=1)
+            last = n_ref - 1 - np.argmax(row[:, ::-1] == best[:, None], axis=1)
+            take = open_ & (best >= floors)
+            out[take, d] = last[take]
+            taken[rows[take], last[take]] = True
     return out
 
 
@@ -432,20 +444,20 @@ def _rank_area_ranges(
     """Add one image and class to each area range's accumulator, as COCOeval counts it."""
     for name, (low, high) in AREA_RANGES.items():
         ignored = (ref_area < low) | (ref_area > high)
+        inside = (det_area >= low) & (det_area <= high)
         acc = ranked[name]
         acc.references += int((~ignored).sum())
-        if not len(scores):
-            continue
+        if ignored.all() and not inside.any():
+            continue  # nothing here can be a true or a false positive
         taken = matches
         if ignored.any() and not ignored.all():  # only a mix changes which box is taken
-            taken = np.stack([_greedy_match(iou, float(t), ignored) for t in COCO_IOU_THRESHOLDS])
+            taken = _greedy_match(iou, COCO_IOU_THRESHOLDS, ignored)
         hit = taken >= 0
         on_ignored = np.append(ignored, False)[taken]  # -1 (no match) reads the False
-        outside = ~hit & ((det_area < low) | (det_area > high))[None, :]
         tp = hit & ~on_ignored
         acc.scores.append(scores)
         acc.tp.append(tp)
-        acc.fp.append(~hit & ~outside)
+        acc.fp.append(~hit & inside[None, :])
         for i, k in enumerate(RECALL_DETECTIONS):
             acc.found[i] += tp[:, :k].sum(axis=1)
 
@@ -463,21 +475,27 @@ def _match_class(
     ref_area = np.array([b.width * b.height for b in refs], dtype=np.float64)
     det_area = np.array([b.width * b.height for b in dets], dtype=np.float64)
     scores = np.array([d.score for d in dets], dtype=np.float64)
-    matches = np.stack([_greedy_match(iou, float(t)) for t in COCO_IOU_THRESHOLDS])
-    _rank_area_ranges(ranked, iou, matches, det_area, ref_area, scores)
     kept = scores >= score_threshold
     iou_kept = iou[kept]
-    hits = _greedy_match(iou_kept, iou_threshold) >= 0
+    # P/R at iou_threshold, and the per-image IoU (any overlap counts): with every detection
+    # kept, the same pass as COCO's thresholds.
+    extra = np.array([iou_threshold, _ANY_OVERLAP])
+    if kept.all():
+        both = _greedy_match(iou, np.concatenate([COCO_IOU_THRESHOLDS, extra]))
+        matches, (hits, pairs) = both[:-2], both[-2:]
+    else:
+        matches = _greedy_match(iou, COCO_IOU_THRESHOLDS)
+        hits, pairs = _greedy_match(iou_kept, extra)
+    _rank_area_ranges(ranked, iou, matches, det_area, ref_area, scores)
+    hits = hits >= 0
     counts.references += len(refs)
     counts.detections += int(kept.sum())
     counts.tp += int(hits.sum())
     counts.fp += int((~hits).sum())
-    # Per-image IoU: one-to-one, any overlap counts, unmatched boxes add 0.
-    pairs = _greedy_match(iou_kept, 0.0)
-    overlap = pairs >= 0
-    pair_ious = iou_kept[np.nonzero(overlap)[0], pairs[overlap]]
-    positive = pair_ious > 0
-    return float(pair_ious[positive].sum()), int(positive.sum()), int(kept.sum())
+    # Per-image IoU: one-to-one pairs that overlap at all; unmatched boxes add 0.
+    paired = pairs >= 0
+    pair_ious = iou_kept[np.nonzero(paired)[0], pairs[paired]]
+    return float(pair_ious.sum()), int(paired.sum()), int(kept.sum())
 
 
 def _class_result(label: str, ranked: Mapping[str, _Ranked], counts: _Counts) -> ClassEvaluation:

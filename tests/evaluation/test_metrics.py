@@ -780,3 +780,45 @@ def test_evaluation_shows_progress_on_a_terminal(monkeypatch: pytest.MonkeyPatch
     truth = _truth()
     evaluate_detections(truth, truth)
     assert "evaluating:" in terminal.getvalue() and "0/40" in terminal.getvalue()
+
+
+def _coco_loop(iou: np.ndarray, threshold: float, ignored: list[bool]) -> list[int]:
+    """pycocotools' evaluateImg matching loop, transcribed (references sorted ignored-last)."""
+    order = sorted(range(iou.shape[1]), key=lambda g: ignored[g])
+    taken = [False] * iou.shape[1]
+    out = []
+    for d in range(iou.shape[0]):
+        best, m = min(threshold, 1 - 1e-10), -1
+        for g in order:
+            if taken[g]:
+                continue
+            if m > -1 and not ignored[m] and ignored[g]:
+                break
+            if iou[d, g] < best:
+                continue
+            best, m = iou[d, g], g
+        if m > -1:
+            taken[m] = True
+        out.append(m)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    iou=st.lists(
+        st.lists(st.sampled_from([0.0, 0.3, 0.5, 0.55, 0.7, 0.95, 1.0]), min_size=3, max_size=3),
+        max_size=5,
+    ),
+    ignored=st.lists(st.booleans(), min_size=3, max_size=3),
+    use_ignored=st.booleans(),
+)
+def test_greedy_match_is_cocos_loop(
+    iou: list[list[float]], ignored: list[bool], use_ignored: bool
+) -> None:
+    from gt_toolkit.evaluation.metrics import COCO_IOU_THRESHOLDS, _greedy_match
+
+    matrix = np.array(iou, dtype=float).reshape(len(iou), 3)
+    flags = ignored if use_ignored else [False] * 3
+    got = _greedy_match(matrix, COCO_IOU_THRESHOLDS, np.array(flags) if use_ignored else None)
+    for t, threshold in enumerate(COCO_IOU_THRESHOLDS):
+        assert got[t].tolist() == _coco_loop(matrix, float(threshold), flags)
