@@ -32,7 +32,10 @@ from gt_toolkit.formats.training_channels import ChannelFacts, load_channel_fact
 from gt_toolkit.handlers.post_annotation import PostAnnotationSettings, handle_post_annotation
 from gt_toolkit.handlers.pre_annotation import PreAnnotationSettings, handle_pre_annotation
 from gt_toolkit.sagemaker.labeling_job import build_labeling_job_request, create_labeling_job
-from gt_toolkit.sagemaker.training import build_object_detection_training_request
+from gt_toolkit.sagemaker.training import (
+    ObjectDetectionHyperparameters,
+    build_object_detection_training_request,
+)
 from gt_toolkit.sagemaker.tuning import (
     IntegerRange,
     best_training_job,
@@ -68,6 +71,8 @@ REGION = "us-east-1"
 LABEL = "ball"
 ACCOUNT = "123456789012"
 HEADER = "Draw a tight box around every ball"
+LABELING_OUTPUT = "labeling/output"
+"""The labeling job's output prefix in the demo's bucket (the post-annotation Lambda reads it)."""
 ANSWERED_AT = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.UTC)
 """When the simulated crowd answers: a fixed time keeps every output reproducible."""
 
@@ -289,7 +294,7 @@ def labeling_request(
     return build_labeling_job_request(
         job_name=config.job_name,
         manifest_uri=sample_uri,
-        output_uri=config.s3("labeling/output"),
+        output_uri=config.s3(LABELING_OUTPUT),
         role_arn=config.role_arn,
         labels=[LABEL],
         task_title="Draw a box around every ball",
@@ -313,10 +318,11 @@ def _labeling_steps(run: _Run, sample_uri: str, template: str) -> _Job:
         # The wheels are cached in ./.cache/lambda (shared with `make lambda-zip`).
         built = build_lambda_zip(out / "gt-toolkit-lambdas.zip")
         deployed = deploy_lambdas(
-            built.path,
+            built,
             iam_client=run.clients("iam"),
             lambda_client=run.clients("lambda"),
             output_bucket=config.bucket,
+            output_prefix=f"{LABELING_OUTPUT}/",  # the job's S3OutputPath
             name_prefix="gt-toolkit-demo",
             pre_environment={"GT_LABELS": LABEL},
         )
@@ -497,12 +503,12 @@ def _training_requests(
         ),
         label_attribute=facts.label_attribute or job.label_attribute,
         output_uri=config.s3("training/output"),
-        num_training_samples=facts.num_training_samples,
-        num_classes=facts.num_classes,
-        label_width=facts.label_width,
-        epochs=10,
-        # Eight sampled images leave six for training: a batch cannot be larger.
-        mini_batch_size=min(32, facts.num_training_samples),
+        hyperparameters=ObjectDetectionHyperparameters.from_facts(
+            facts,
+            epochs=10,
+            # Eight sampled images leave six for training: a batch cannot be larger.
+            mini_batch_size=min(32, facts.num_training_samples),
+        ),
     )
     ranges = [
         r
