@@ -73,6 +73,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--allow-lint-errors", action="store_true", help="write despite lint errors")
     p.add_argument("--no-s3-check", action="store_true", help="do not check s3:// example images")
+    _add_preview_options(p)
+    add_aws_options(p)
+    p.set_defaults(func=run)
+
+
+def _add_preview_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("preview")
     group.add_argument(
         "--preview",
@@ -85,8 +91,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     group.add_argument("--image-root", help="local folder mirroring the images' S3 prefix")
     group.add_argument("--label-attribute", help="label whose boxes become initialValue")
     group.add_argument("--offline", action="store_true", help="never read images from S3")
-    add_aws_options(p)
-    p.set_defaults(func=run)
 
 
 def _read_text(location: str, store: S3Store) -> str:

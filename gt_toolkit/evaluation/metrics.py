@@ -687,6 +687,39 @@ def format_evaluation(result: EvaluationResult, *, worst: int = 10) -> str:
 
     ``result.warnings`` are left to the caller (the CLI prints them on stderr).
     """
+    lines = [_class_table(result)]
+    lines.append(
+        f"P/R at IoU {result.iou_threshold:g}, score >= {result.score_threshold:g}; "
+        f"max detections per image and class: {result.max_detections or 'all'}; "
+        f"mean per-image mIoU: {_fmt(result.mean_image_miou)}"
+    )
+    lines.append(
+        f"AP small/medium/large: {_fmt(result.map_small)} / {_fmt(result.map_medium)} / "
+        f"{_fmt(result.map_large)}; AR@1/10/100: {_fmt(result.mar1)} / {_fmt(result.mar10)} / "
+        f"{_fmt(result.mar100)}; AR small/medium/large: {_fmt(result.mar_small)} / "
+        f"{_fmt(result.mar_medium)} / {_fmt(result.mar_large)}"
+    )
+    if worst and result.images:
+        lines.append("")
+        lines.append(f"worst {min(worst, len(result.images))} of {len(result.images)} images:")
+        img_rows = [
+            [
+                r.source_ref,
+                _fmt(r.miou),
+                _fmt(r.matched_iou),
+                str(r.references),
+                str(r.detections),
+                str(r.missed),
+                str(r.false_positives),
+            ]
+            for r in result.images[:worst]
+        ]
+        lines.append(_table(["image", "mIoU", "matched", "refs", "dets", "missed", "FP"], img_rows))
+    return "\n".join(lines)
+
+
+def _class_table(result: EvaluationResult) -> str:
+    """One row per class and a ``mean`` row (sums of the counts, means of the scores)."""
     head = ["class", "refs", "dets", "AP50", "AP75", "AP", "P", "R", "TP", "FP", "FN"]
     rows = [
         [
@@ -719,35 +752,7 @@ def format_evaluation(result: EvaluationResult, *, worst: int = 10) -> str:
             str(sum(c.false_negatives for c in result.classes)),
         ]
     )
-    lines = [_table(head, rows)]
-    lines.append(
-        f"P/R at IoU {result.iou_threshold:g}, score >= {result.score_threshold:g}; "
-        f"max detections per image and class: {result.max_detections or 'all'}; "
-        f"mean per-image mIoU: {_fmt(result.mean_image_miou)}"
-    )
-    lines.append(
-        f"AP small/medium/large: {_fmt(result.map_small)} / {_fmt(result.map_medium)} / "
-        f"{_fmt(result.map_large)}; AR@1/10/100: {_fmt(result.mar1)} / {_fmt(result.mar10)} / "
-        f"{_fmt(result.mar100)}; AR small/medium/large: {_fmt(result.mar_small)} / "
-        f"{_fmt(result.mar_medium)} / {_fmt(result.mar_large)}"
-    )
-    if worst and result.images:
-        lines.append("")
-        lines.append(f"worst {min(worst, len(result.images))} of {len(result.images)} images:")
-        img_rows = [
-            [
-                r.source_ref,
-                _fmt(r.miou),
-                _fmt(r.matched_iou),
-                str(r.references),
-                str(r.detections),
-                str(r.missed),
-                str(r.false_positives),
-            ]
-            for r in result.images[:worst]
-        ]
-        lines.append(_table(["image", "mIoU", "matched", "refs", "dets", "missed", "FP"], img_rows))
-    return "\n".join(lines)
+    return _table(head, rows)
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
@@ -812,6 +817,61 @@ def iter_prediction_lines(
         yield {"source-ref": source_ref, "boxes": [b.to_json() for b in boxes[source_ref]]}
 
 
+_Record = tuple[str, int, list[ScoredBox]]  # source-ref, line number, boxes
+
+
+def _prediction_records(
+    stream: Iterable[ManifestLine | RejectedLine], name: str, problems: list[str]
+) -> Iterator[_Record]:
+    for item in stream:
+        if isinstance(item, RejectedLine):
+            problems.append(str(item))
+            continue
+        try:
+            source_ref, boxes = parse_prediction_line(item.data)
+        except ValueError as exc:
+            problems.append(f"{name}:{item.line_no}: {exc}")
+            continue
+        yield source_ref, item.line_no, boxes
+
+
+def _output_records(
+    stream: Iterable[ManifestLine | RejectedLine],
+    name: str,
+    label_attribute: str | None,
+    found: DetectionSet,
+    problems: list[str],
+) -> Iterator[_Record]:
+    """Detection records of an output manifest; failed objects are skipped and listed."""
+
+    def on_reject(reject: Mapping[str, Any]) -> None:
+        where = f"{name}:{reject.get('line')}: {reject.get('reason')}: {reject.get('detail')}"
+        if reject.get("reason") == OutputRejectReason.FAILED_OBJECT.value:
+            found.skipped.append(where)
+        else:
+            problems.append(where)
+
+    reader = OutputReader(
+        want=frozenset({LabelKind.DETECTION}), label_attribute=label_attribute, source=name
+    )
+    for record in reader.iter_records(stream, on_reject=on_reject):
+        if not isinstance(record, DetectionRecord):  # pragma: no cover - want= forbids it
+            continue
+        boxes = [
+            ScoredBox(
+                label=b.label,
+                left=b.left,
+                top=b.top,
+                width=b.width,
+                height=b.height,
+                score=b.confidence if b.confidence is not None else 0.0,
+            )
+            for b in record.boxes
+        ]
+        yield record.source_ref, record.line_no, boxes
+    found.attribute = reader.stats.attribute
+
+
 def read_detection_set(
     location: Location,
     *,
@@ -849,59 +909,19 @@ def read_detection_set(
     found = DetectionSet(boxes={}, kind="predictions" if is_predictions else "output-manifest")
     problems: list[str] = []
     lines: dict[str, int] = {}
-
-    def add(source_ref: str, line_no: int, boxes: list[ScoredBox]) -> None:
+    if is_predictions:
+        records = _prediction_records(stream, name, problems)
+    else:
+        records = _output_records(stream, name, label_attribute, found, problems)
+    for source_ref, line_no, boxes in records:
         if source_ref in lines:
             problems.append(
                 f"{name}:{line_no}: duplicate source-ref {source_ref} "
                 f"(first on line {lines[source_ref]})"
             )
-            return
+            continue
         lines[source_ref] = line_no
         found.boxes[source_ref] = boxes
-
-    if is_predictions:
-        for item in stream:
-            if isinstance(item, RejectedLine):
-                problems.append(str(item))
-                continue
-            try:
-                source_ref, boxes = parse_prediction_line(item.data)
-            except ValueError as exc:
-                problems.append(f"{name}:{item.line_no}: {exc}")
-                continue
-            add(source_ref, item.line_no, boxes)
-    else:
-
-        def on_reject(reject: Mapping[str, Any]) -> None:
-            where = f"{name}:{reject.get('line')}: {reject.get('reason')}: {reject.get('detail')}"
-            if reject.get("reason") == OutputRejectReason.FAILED_OBJECT.value:
-                found.skipped.append(where)
-            else:
-                problems.append(where)
-
-        reader = OutputReader(
-            want=frozenset({LabelKind.DETECTION}), label_attribute=label_attribute, source=name
-        )
-        for record in reader.iter_records(stream, on_reject=on_reject):
-            if not isinstance(record, DetectionRecord):  # pragma: no cover - want= forbids it
-                continue
-            add(
-                record.source_ref,
-                record.line_no,
-                [
-                    ScoredBox(
-                        label=b.label,
-                        left=b.left,
-                        top=b.top,
-                        width=b.width,
-                        height=b.height,
-                        score=b.confidence if b.confidence is not None else 0.0,
-                    )
-                    for b in record.boxes
-                ],
-            )
-        found.attribute = reader.stats.attribute
     if problems:
         raise ValidationError(problems, what=name)
     return found
