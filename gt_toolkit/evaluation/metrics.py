@@ -783,14 +783,17 @@ def parse_prediction_line(data: Mapping[str, Any]) -> tuple[str, list[ScoredBox]
     """One neutral-format prediction line -> ``(source_ref, boxes)``.
 
     Raises:
-        ValueError: no ``source-ref``, ``boxes`` not a list, or a malformed box.
+        ValidationError: no ``source-ref``, ``boxes`` not a list, or a malformed box.
     """
     source_ref = data.get("source-ref")
     if not isinstance(source_ref, str):
-        raise ValueError("no 'source-ref' string")
+        raise ValidationError(["no 'source-ref' string"], what="prediction line")
     raw = data.get("boxes")
     if not isinstance(raw, list):
-        raise ValueError("'boxes' must be a list of {label, left, top, width, height, score}")
+        raise ValidationError(
+            ["'boxes' must be a list of {label, left, top, width, height, score}"],
+            what="prediction line",
+        )
     boxes = []
     for i, b in enumerate(raw):
         try:
@@ -805,7 +808,7 @@ def parse_prediction_line(data: Mapping[str, Any]) -> tuple[str, list[ScoredBox]
                 )
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"box {i} is malformed: {b!r}") from exc
+            raise ValidationError([f"box {i} is malformed: {b!r}"], what="prediction line") from exc
     return source_ref, boxes
 
 
@@ -829,8 +832,8 @@ def _prediction_records(
             continue
         try:
             source_ref, boxes = parse_prediction_line(item.data)
-        except ValueError as exc:
-            problems.append(f"{name}:{item.line_no}: {exc}")
+        except ValidationError as exc:
+            problems.append(f"{name}:{item.line_no}: {'; '.join(exc.problems)}")
             continue
         yield source_ref, item.line_no, boxes
 
