@@ -43,11 +43,11 @@ _EXPORTS: dict[str, str] = {
     "LambdaZipError": "errors",
     "WaitTimeoutError": "errors",
     "EvaluationResult": "evaluation.metrics",
-    "ScoredBox": "evaluation.metrics",
     "evaluate_detections": "evaluation.metrics",
     "read_detection_set": "evaluation.metrics",
     "ReviewSummary": "evaluation.review",
     "write_review": "evaluation.review",
+    "ScoredBox": "formats.detection_label",
     "iter_input_records": "formats.input_manifest",
     "write_input_manifest": "formats.input_manifest",
     "build_label_category_config": "formats.label_categories",
@@ -284,11 +284,11 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.errors import ValidationError as ValidationError
     from gt_toolkit.errors import WaitTimeoutError as WaitTimeoutError
     from gt_toolkit.evaluation.metrics import EvaluationResult as EvaluationResult
-    from gt_toolkit.evaluation.metrics import ScoredBox as ScoredBox
     from gt_toolkit.evaluation.metrics import evaluate_detections as evaluate_detections
     from gt_toolkit.evaluation.metrics import read_detection_set as read_detection_set
     from gt_toolkit.evaluation.review import ReviewSummary as ReviewSummary
     from gt_toolkit.evaluation.review import write_review as write_review
+    from gt_toolkit.formats.detection_label import ScoredBox as ScoredBox
     from gt_toolkit.formats.input_manifest import iter_input_records as iter_input_records
     from gt_toolkit.formats.input_manifest import write_input_manifest as write_input_manifest
     from gt_toolkit.formats.label_categories import (

@@ -12,6 +12,7 @@ import pytest
 
 from gt_toolkit.storage.s3 import S3Store, make_s3_client
 from tests.helpers import REGION
+from tests.storage.fault_proxy import FaultProxy
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +61,10 @@ def bucket(s3_client: Any) -> str:
     name = f"gt-test-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def fault_proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
+    """A proxy in front of moto that injects S3 faults (none until planned or shared)."""
+    with FaultProxy(moto_endpoint) as proxy:
+        yield proxy

@@ -122,7 +122,7 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
             "b",
             "--preview",
             '{"source-ref": "s3://gt-toolkit-demo/images/img_000.jpg"}',
-            "--image-root",
+            "--images-dir",
             str(REPO / "samples" / "images"),
             "--offline",
         ],

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from gt_toolkit.cli.options import (
+    IMAGES_DIR_HELP,
+    IMAGES_PREFIX_HELP,
     add_aws_options,
     eprint,
     fraction,
@@ -81,8 +83,8 @@ _FLAGS: dict[str, _Adder] = {
         "--channel-prefix", help="s3:// prefix the manifests will live under (channels.json)"
     ),
     "copy_images": _copy_images,
-    "images_dir": _flag("--images-dir", help="local mirror of the images (no download needed)"),
-    "images_prefix": _flag("--images-prefix", help="source-ref prefix that maps onto --images-dir"),
+    "images_dir": _flag("--images-dir", help=IMAGES_DIR_HELP),
+    "images_prefix": _flag("--images-prefix", help=IMAGES_PREFIX_HELP),
     "workers": _flag("--workers", type=positive_int, help="parallel copies (default 16)"),
     "image_prefix": _flag("--image-prefix", help="s3:// prefix for relative image paths"),
     "coco_reference": _flag(

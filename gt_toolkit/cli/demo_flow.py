@@ -150,19 +150,7 @@ def _truth(samples: Path) -> dict[str, tuple[ImageSize, list[WorkerBox]]]:
         size, boxes = parse_detection_label(line.data["truth"], line.data["truth-metadata"])
         if size is None:  # the shipped truth always has one; a hand-edited copy may not
             raise ManifestError(str(samples / "truth.manifest"), line.line_no, "no image_size")
-        out[line.data["source-ref"].rsplit("/", 1)[-1]] = (
-            size,
-            [
-                {
-                    "label": b.label,
-                    "left": b.left,
-                    "top": b.top,
-                    "width": b.width,
-                    "height": b.height,
-                }
-                for b in boxes
-            ],
-        )
+        out[line.data["source-ref"].rsplit("/", 1)[-1]] = (size, [b.worker_box() for b in boxes])
     return out
 
 
@@ -278,7 +266,7 @@ def _template_step(run: _Run, sampled: Sequence[Mapping[str, Any]]) -> str:
             task_input,
             out / "template.preview.html",
             store=run.store,
-            image_root=config.samples / "images",
+            images_dir=config.samples / "images",
         )
         s.output = str(out / "template.liquid.html")
         s.detail = f"preview: {out / 'template.preview.html'}; lint: " + (

@@ -14,7 +14,10 @@ if TYPE_CHECKING:
     from gt_toolkit.storage.s3 import S3Store
 
 __all__ = [
+    "IMAGES_DIR_HELP",
+    "IMAGES_PREFIX_HELP",
     "add_aws_options",
+    "add_image_mirror_options",
     "eprint",
     "fraction",
     "positive_int",
@@ -32,6 +35,21 @@ def add_aws_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--region", help="AWS region (default: your AWS configuration)")
     group.add_argument("--profile", help="AWS profile name")
+
+
+IMAGES_DIR_HELP = "a local folder with copies of the images (read instead of S3)"
+IMAGES_PREFIX_HELP = (
+    "the s3:// prefix that --images-dir mirrors (default: match the key, then the file name)"
+)
+
+
+def add_image_mirror_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--images-dir``/``--images-prefix``: the one pair every command reads local images by.
+
+    See :class:`gt_toolkit.storage.image_mirror.ImageMirror` for the lookup order.
+    """
+    parser.add_argument("--images-dir", help=IMAGES_DIR_HELP)
+    parser.add_argument("--images-prefix", help=IMAGES_PREFIX_HELP)
 
 
 def store_from_args(args: argparse.Namespace) -> S3Store:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from gt_toolkit.cli.options import add_aws_options, eprint, positive_int, store_from_args
+from gt_toolkit.cli.options import (
+    add_aws_options,
+    add_image_mirror_options,
+    eprint,
+    positive_int,
+    store_from_args,
+)
 from gt_toolkit.errors import ValidationError
 
 
@@ -24,11 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--worker-responses",
         help="the job's output prefix (folder or s3://) holding annotations/worker-response/",
     )
-    p.add_argument("--images-dir", help="read images from this folder instead of S3")
-    p.add_argument(
-        "--images-prefix",
-        help="the s3:// prefix that --images-dir mirrors (default: match key, then basename)",
-    )
+    add_image_mirror_options(p)
     p.add_argument("--label-attribute", help="label attribute to draw (default: detected)")
     p.add_argument(
         "--limit", type=positive_int, help="draw only the N lowest-agreement objects (default: all)"

@@ -9,7 +9,12 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from gt_toolkit.cli.options import add_aws_options, eprint, store_from_args
+from gt_toolkit.cli.options import (
+    add_aws_options,
+    add_image_mirror_options,
+    eprint,
+    store_from_args,
+)
 
 if TYPE_CHECKING:
     from gt_toolkit.storage.s3 import S3Store
@@ -88,7 +93,7 @@ def _add_preview_options(p: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--preview-line", type=int, default=1, help="manifest line (1-based)")
     group.add_argument("--preview-out", help="preview page (default: OUT with .preview.html)")
-    group.add_argument("--image-root", help="local folder mirroring the images' S3 prefix")
+    add_image_mirror_options(group)
     group.add_argument("--label-attribute", help="label whose boxes become initialValue")
     group.add_argument("--offline", action="store_true", help="never read images from S3")
 
@@ -203,7 +208,8 @@ def _preview(args: argparse.Namespace, text: str, store: S3Store) -> PreviewPage
         line_no=args.preview_line,
         label_attribute=args.label_attribute,
         store=None if args.offline else store,
-        image_root=args.image_root,
+        images_dir=args.images_dir,
+        images_prefix=args.images_prefix,
     )
 
 

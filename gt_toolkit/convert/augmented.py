@@ -17,9 +17,10 @@ import orjson
 
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.records import ANY, read_records
-from gt_toolkit.convert.splits import Splitter, planned_splitter
+from gt_toolkit.convert.splits import RecordSplitter, planned_splitter
 from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.formats.detection_label import DETECTION_TYPE
+from gt_toolkit.formats.label_attributes import MULTILABEL_TYPE
 from gt_toolkit.formats.output_manifest import (
     ClassificationRecord,
     DetectionRecord,
@@ -33,13 +34,12 @@ from gt_toolkit.formats.training_channels import (
     augmented_manifest_channel,
     min_label_width,
 )
-from gt_toolkit.storage.files import Location, join_location
+from gt_toolkit.storage.files import LineWriter, Location, join_location
 from gt_toolkit.storage.s3 import is_s3_uri
 
 __all__ = ["to_augmented"]
 
 _SPLITS = ("train", "validation")
-_BATCH = 4096
 
 
 def to_augmented(source: Location, out: StagedOutput, options: ConvertOptions) -> ConversionResult:
@@ -70,16 +70,14 @@ def _write_manifests(
     out: StagedOutput,
     options: ConvertOptions,
     stats: OutputStats,
-    splitter: Splitter,
+    splitter: RecordSplitter,
     manifests: dict[str, str],
 ) -> dict[str, int]:
     """Stream every record into its split's manifest; return the line count per split."""
     dumps = orjson.dumps
     meta_on = options.include_metadata
-    counts = dict.fromkeys(_SPLITS, 0)
-    batches: dict[str, list[bytes]] = {name: [] for name in _SPLITS}
     with out.open(manifests["train"]) as ft, out.open(manifests["validation"]) as fv:
-        files = {"train": ft, "validation": fv}
+        writers = {"train": LineWriter(ft), "validation": LineWriter(fv)}
         records = read_records(
             source, options, kinds=ANY, stats=stats, default_empty=EmptyPolicy.REJECT
         )
@@ -88,22 +86,10 @@ def _write_manifests(
             line: dict[str, Any] = {"source-ref": rec.source_ref, attr: rec.label}
             if meta_on:
                 line[attr + "-metadata"] = _metadata(rec)
-            split = splitter(rec)
-            batch = batches[split]
-            batch.append(dumps(line))
-            if len(batch) >= _BATCH:
-                counts[split] += _flush(files[split], batch)
-        for name in _SPLITS:
-            counts[name] += _flush(files[name], batches[name])
-    return counts
-
-
-def _flush(fh: Any, batch: list[bytes]) -> int:
-    n = len(batch)
-    if n:
-        fh.write(b"\n".join(batch) + b"\n")
-        batch.clear()
-    return n
+            writers[splitter(rec)].add(dumps(line))
+        for writer in writers.values():
+            writer.flush()
+    return {name: writer.count for name, writer in writers.items()}
 
 
 def _channel_facts(
@@ -112,7 +98,7 @@ def _channel_facts(
     """``channels.json``: the InputDataConfig and the hyperparameters the data implies."""
     attr = stats.attribute or (options.label_attribute or "")
     detection = stats.label_type == DETECTION_TYPE
-    multi = stats.label_type == "groundtruth/image-classification-multilabel"
+    multi = stats.label_type == MULTILABEL_TYPE
     content_type = MULTI_LABEL_CONTENT_TYPE if multi else RECORDIO_CONTENT_TYPE
     base = options.channel_prefix or (out.out if is_s3_uri(out.out) else None)
     num_classes = max(stats.class_map.names, default=-1) + 1
@@ -166,5 +152,5 @@ def _notes(base: str | None, counts: dict[str, int], num_classes: int, named: in
 def _metadata(rec: DetectionRecord | ClassificationRecord) -> dict[str, Any]:
     meta: dict[str, Any] = dict(rec.data.get(rec.attribute + "-metadata") or {})
     if isinstance(rec, DetectionRecord) and len(meta.get("objects") or []) != len(rec.boxes):
-        meta["objects"] = [{"confidence": b.confidence or 0.0} for b in rec.boxes]
+        meta["objects"] = [{"confidence": b.score or 0.0} for b in rec.boxes]
     return meta

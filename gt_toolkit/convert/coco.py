@@ -25,7 +25,7 @@ from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.pixels import pixel
 from gt_toolkit.convert.records import sized_detections
 from gt_toolkit.convert.staging import StagedOutput
-from gt_toolkit.formats.detection_label import LabeledBox
+from gt_toolkit.formats.detection_label import ScoredBox
 from gt_toolkit.formats.output_manifest import OutputStats
 from gt_toolkit.storage.files import Location, join_location
 
@@ -34,12 +34,12 @@ __all__ = ["coco_annotation", "to_coco"]
 SUBSET = "default"
 
 
-def coco_annotation(box: LabeledBox, *, ann_id: int, image_id: int) -> dict[str, Any]:
+def coco_annotation(box: ScoredBox, *, class_id: int, ann_id: int, image_id: int) -> dict[str, Any]:
     """One COCO annotation for a Ground Truth box (category = class_id + 1)."""
     return {
         "id": ann_id,
         "image_id": image_id,
-        "category_id": box.class_id + 1,
+        "category_id": class_id + 1,
         "bbox": [pixel(box.left), pixel(box.top), pixel(box.width), pixel(box.height)],
         "area": pixel(box.width * box.height),
         "iscrowd": 0,
@@ -115,12 +115,10 @@ def _write_images(
             "source_ref": rec.source_ref,
         }
         fh.write((b"," if image_id > 1 else b"") + dumps(image))
-        for box in rec.boxes:
+        for class_id, box in zip(rec.class_ids, rec.boxes, strict=True):
             ann_id += 1
-            anns.write(
-                (b"," if ann_id > 1 else b"")
-                + dumps(coco_annotation(box, ann_id=ann_id, image_id=image_id))
-            )
+            ann = coco_annotation(box, class_id=class_id, ann_id=ann_id, image_id=image_id)
+            anns.write((b"," if ann_id > 1 else b"") + dumps(ann))
         if images is not None:
             copier.submit(rec.source_ref, out.staged(join_location(images, name)))
     return image_id, ann_id

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import orjson
 
-from gt_toolkit.convert.images import image_size_from_file
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.prior_label import PriorManifest, source_ref_for, unique_labels
 from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.errors import ConversionError
 from gt_toolkit.storage.files import Location
+from gt_toolkit.storage.image_mirror import read_image_size
 from gt_toolkit.storage.s3 import is_s3_uri
 from gt_toolkit.types import ConsolidatedBox
 
@@ -57,7 +57,11 @@ def from_yolo(source: Location, out: StagedOutput, options: ConvertOptions) -> C
         for orphan in orphans:
             prior.reject(str(orphan), "file", "no-image", "no image for this label file", "")
         for image, label_file in images:
-            width, height = image_size_from_file(image)
+            size = read_image_size(image)
+            if size is None:
+                prior.reject(str(image), "file", "unreadable-image", "not an image", "")
+                continue
+            width, height = size["width"], size["height"]
             boxes: list[ConsolidatedBox] = []
             if label_file is not None:
                 boxes, bad = _read_label_file(label_file, width, height, labels, options, prior)

@@ -1,8 +1,7 @@
 """Image file names and copies for the targets that ship images with their labels.
 
-The local mirror lookup in :meth:`ImageCopier.local_path` (``--images-dir`` /
-``--images-prefix``) is kept on its own so it can be swapped for the storage layer's one
-mirror without touching the targets.
+Local copies of the images (``--images-dir`` / ``--images-prefix``) are found by the storage
+layer's one mirror, :class:`~gt_toolkit.storage.image_mirror.ImageMirror`.
 """
 
 from __future__ import annotations
@@ -16,19 +15,12 @@ from types import TracebackType
 from typing import Any
 
 from gt_toolkit.convert.options import ConvertOptions
-from gt_toolkit.errors import ConversionError, StorageError
+from gt_toolkit.errors import ConversionError
 from gt_toolkit.storage.files import write_bytes
-from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
+from gt_toolkit.storage.image_mirror import ImageMirror
+from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
-__all__ = ["ImageCopier", "ImageNamer", "copier_for", "image_size_from_file"]
-
-
-def image_size_from_file(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of a local image, read from its header by Pillow."""
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return img.size
+__all__ = ["ImageCopier", "ImageNamer", "copier_for"]
 
 
 class ImageNamer:
@@ -57,9 +49,9 @@ class ImageNamer:
 class ImageCopier:
     """Copy images (and write small per-image files) with a bounded thread pool.
 
-    Sources are ``source-ref`` URIs; with ``images_dir`` they are looked up in a local
-    mirror first (``images_prefix`` stripped, else the key, else the base name), so no
-    download is needed. At most ``4 * workers`` copies are in flight, so memory stays
+    Sources are ``source-ref`` URIs; with ``images_dir`` they are looked up in that local
+    mirror first (:class:`~gt_toolkit.storage.image_mirror.ImageMirror`), so no download is
+    needed. At most ``4 * workers`` copies are in flight, so memory stays
     bounded; failures are collected so every one is listed, and the block raises
     :class:`ConversionError` at its end when any failed: a dataset with missing images is
     not a finished output.
@@ -75,11 +67,7 @@ class ImageCopier:
     ) -> None:
         self.store = store if store is not None else S3Store()
         self.workers = max(1, workers)
-        self.images_dir = Path(images_dir) if images_dir else None
-        if self.images_dir is not None and not self.images_dir.is_dir():
-            # A typo here would silently download every image from S3 instead.
-            raise StorageError(f"--images-dir {images_dir}: not a folder")
-        self.images_prefix = images_prefix
+        self.mirror = ImageMirror(images_dir, images_prefix) if images_dir else None
         self.errors: list[str] = []
         self.done = 0
         self._pool: ThreadPoolExecutor | None = None
@@ -87,19 +75,7 @@ class ImageCopier:
 
     def local_path(self, source_ref: str) -> Path | None:
         """The local mirror file of ``source_ref``, if there is one."""
-        if self.images_dir is None:
-            return None
-        candidates: list[str] = []
-        if self.images_prefix and source_ref.startswith(self.images_prefix):
-            candidates.append(source_ref[len(self.images_prefix) :].lstrip("/"))
-        if is_s3_uri(source_ref):
-            candidates.append(parse_s3_uri(source_ref)[1])
-        candidates.append(PurePosixPath(source_ref).name)
-        for rel in candidates:
-            path = self.images_dir / rel
-            if path.is_file():
-                return path
-        return None
+        return self.mirror.local_path(source_ref) if self.mirror is not None else None
 
     def __enter__(self) -> ImageCopier:
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="gt-copy")

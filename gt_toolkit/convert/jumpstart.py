@@ -43,9 +43,9 @@ def to_jumpstart_od(
                         pixel(b.left + b.width),
                         pixel(b.top + b.height),
                     ],
-                    "category_id": b.class_id,
+                    "category_id": class_id,
                 }
-                for b in rec.boxes
+                for class_id, b in zip(rec.class_ids, rec.boxes, strict=True)
             )
             if copy:
                 copier.submit(rec.source_ref, out.staged(out.location("images", name)))

@@ -36,17 +36,17 @@ def _document(
         "image_size": [{"width": size[0], "height": size[1], "depth": size[2]}],
         "annotations": [
             {
-                "class_id": b.class_id,
+                "class_id": class_id,
                 "left": pixel(b.left),
                 "top": pixel(b.top),
                 "width": pixel(b.width),
                 "height": pixel(b.height),
             }
-            for b in rec.boxes
+            for class_id, b in zip(rec.class_ids, rec.boxes, strict=True)
         ],
         "categories": [
             {"class_id": cid, "name": stats.class_map.name_of(cid)}
-            for cid in sorted({b.class_id for b in rec.boxes})
+            for cid in sorted(set(rec.class_ids))
         ],
     }
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from typing import cast
 
-from gt_toolkit.convert.images import ImageCopier, ImageNamer, image_size_from_file
+from gt_toolkit.convert.images import ImageCopier, ImageNamer
 from gt_toolkit.convert.options import ConvertOptions
 from gt_toolkit.formats.output_manifest import (
     ClassificationRecord,
@@ -24,6 +24,7 @@ from gt_toolkit.formats.output_manifest import (
 )
 from gt_toolkit.progress import progress
 from gt_toolkit.storage.files import Location
+from gt_toolkit.storage.image_mirror import read_image_size
 
 __all__ = [
     "ANY",
@@ -82,10 +83,10 @@ def _record_size(rec: DetectionRecord, copier: ImageCopier) -> tuple[int, int, i
         size = rec.image_size
         return size["width"], size["height"], size.get("depth", 3)
     local = copier.local_path(rec.source_ref)
-    if local is None:
+    found = read_image_size(local) if local is not None else None
+    if found is None:
         return None
-    w, h = image_size_from_file(local)
-    return w, h, 3
+    return found["width"], found["height"], 3
 
 
 def sized_detections(

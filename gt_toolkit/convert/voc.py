@@ -20,7 +20,7 @@ from gt_toolkit.convert.records import sized_detections
 from gt_toolkit.convert.splits import planned_splitter
 from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.errors import ConversionError
-from gt_toolkit.formats.detection_label import LabeledBox
+from gt_toolkit.formats.detection_label import ScoredBox
 from gt_toolkit.formats.output_manifest import OutputStats
 from gt_toolkit.storage.files import Location
 
@@ -30,7 +30,7 @@ _SET_FILES = {"train": "train.txt", "validation": "val.txt"}
 _LABELMAP_UNSAFE = re.compile(r"[:\r\n]|^[\s#]")
 
 
-def voc_xml(name: str, size: tuple[int, int, int], boxes: list[LabeledBox]) -> bytes:
+def voc_xml(name: str, size: tuple[int, int, int], boxes: list[ScoredBox]) -> bytes:
     """One VOC annotation document."""
     root = ET.Element("annotation")
     ET.SubElement(root, "folder").text = "JPEGImages"

@@ -57,7 +57,11 @@ def to_yolo(source: Location, out: StagedOutput, options: ConvertOptions) -> Con
             folder = _SPLIT_DIR[split]
             label_file = f"labels/{folder}/{PurePosixPath(name).stem}.txt"
             lines = yolo_lines(
-                [(b.class_id, b.left, b.top, b.width, b.height) for b in rec.boxes], *size[:2]
+                [
+                    (class_id, b.left, b.top, b.width, b.height)
+                    for class_id, b in zip(rec.class_ids, rec.boxes, strict=True)
+                ],
+                *size[:2],
             )
             body = "".join(line + "\n" for line in lines).encode()
             copier.submit_write(out.staged(out.location(label_file)), body)

@@ -37,13 +37,14 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from gt_toolkit.errors import ValidationError
+from gt_toolkit.formats.detection_label import ScoredBox
 from gt_toolkit.formats.manifest import ManifestLine, RejectedLine, parse_manifest_lines
 from gt_toolkit.formats.output_manifest import (
     DetectionRecord,
@@ -64,7 +65,6 @@ __all__ = [
     "DetectionSet",
     "EvaluationResult",
     "ImageEvaluation",
-    "ScoredBox",
     "box_iou_xywh",
     "evaluate_detections",
     "format_evaluation",
@@ -81,22 +81,11 @@ COCO_RECALL_POINTS: npt.NDArray[np.float64] = np.linspace(0.0, 1.0, 101)
 
 _EPS = float(np.spacing(1))
 _ANY_OVERLAP = float(np.nextafter(0.0, 1.0))  # a threshold that every positive IoU meets
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScoredBox:
-    """One labeled box in pixels (top-left origin) with a score (ignored for the reference)."""
-
-    label: str
-    left: float
-    top: float
-    width: float
-    height: float
-    score: float = 1.0
-
-    def to_json(self) -> dict[str, Any]:
-        """The neutral prediction-format box."""
-        return asdict(self)
+# Objects the labeling did not label (listed in ``skipped``, not scored as negatives).
+_NOT_LABELED = (
+    OutputRejectReason.FAILED_OBJECT.value,
+    OutputRejectReason.ALL_BOXES_DROPPED.value,
+)
 
 
 Detections = Mapping[str, Sequence[ScoredBox]]
@@ -261,8 +250,13 @@ def box_iou_xywh(
     return out
 
 
+def _score(box: ScoredBox) -> float:
+    """A detection's score; one without a score counts as certain (1.0)."""
+    return 1.0 if box.score is None else box.score
+
+
 def _det_order(boxes: Sequence[ScoredBox]) -> list[ScoredBox]:
-    return sorted(boxes, key=lambda b: (-b.score, b.left, b.top, b.width, b.height))
+    return sorted(boxes, key=lambda b: (-_score(b), b.left, b.top, b.width, b.height))
 
 
 def _ref_order(boxes: Sequence[ScoredBox]) -> list[ScoredBox]:
@@ -350,7 +344,7 @@ def _mean(values: Iterable[float | None]) -> float | None:
 def _check_boxes(source_ref: str, boxes: Sequence[ScoredBox], side: str) -> list[str]:
     problems = []
     for i, b in enumerate(boxes):
-        values = (b.left, b.top, b.width, b.height, b.score)
+        values = (b.left, b.top, b.width, b.height, _score(b))
         if not all(math.isfinite(v) for v in values):
             problems.append(f"{side} {source_ref} box {i}: non-finite value in {b}")
         elif b.width < 0 or b.height < 0:
@@ -474,7 +468,7 @@ def _match_class(
     iou = box_iou_xywh(_xywh(dets), _xywh(refs))
     ref_area = np.array([b.width * b.height for b in refs], dtype=np.float64)
     det_area = np.array([b.width * b.height for b in dets], dtype=np.float64)
-    scores = np.array([d.score for d in dets], dtype=np.float64)
+    scores = np.array([_score(d) for d in dets], dtype=np.float64)
     kept = scores >= score_threshold
     iou_kept = iou[kept]
     # P/R at iou_threshold, and the per-image IoU (any overlap counts): with every detection
@@ -849,7 +843,7 @@ def _output_records(
 
     def on_reject(reject: Mapping[str, Any]) -> None:
         where = f"{name}:{reject.get('line')}: {reject.get('reason')}: {reject.get('detail')}"
-        if reject.get("reason") == OutputRejectReason.FAILED_OBJECT.value:
+        if reject.get("reason") in _NOT_LABELED:
             found.skipped.append(where)
         else:
             problems.append(where)
@@ -860,17 +854,7 @@ def _output_records(
     for record in reader.iter_records(stream, on_reject=on_reject):
         if not isinstance(record, DetectionRecord):  # pragma: no cover - want= forbids it
             continue
-        boxes = [
-            ScoredBox(
-                label=b.label,
-                left=b.left,
-                top=b.top,
-                width=b.width,
-                height=b.height,
-                score=b.confidence if b.confidence is not None else 0.0,
-            )
-            for b in record.boxes
-        ]
+        boxes = [b if b.score is not None else replace(b, score=0.0) for b in record.boxes]
         yield record.source_ref, record.line_no, boxes
     found.attribute = reader.stats.attribute
 

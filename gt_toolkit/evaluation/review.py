@@ -15,7 +15,6 @@ images (from S3 or a local folder).
 
 from __future__ import annotations
 
-import base64
 import io
 import math
 import os
@@ -40,6 +39,7 @@ from gt_toolkit.formats.output_manifest import (
 )
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
 from gt_toolkit.storage.files import Location, read_bytes, write_bytes, write_json
+from gt_toolkit.storage.image_mirror import ImageMirror, data_uri
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
 from gt_toolkit.templating import render_page
 from gt_toolkit.types import ConsolidatedBox, ImageSize
@@ -350,10 +350,6 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
 def _quality_table(
     quality: Sequence[Mapping[str, Any]], palette: Mapping[str, RGB]
 ) -> list[list[dict[str, Any]]]:
@@ -397,7 +393,7 @@ def build_review_html(
             "rank": rank,
             "source_ref": item.source_ref,
             "agreement": item.agreement,
-            "picture": _data_uri(pictures[item.source_ref])
+            "picture": data_uri(pictures[item.source_ref])
             if pictures.get(item.source_ref)
             else None,
             "boxes": [f"{b['label']} {float(b['confidence']):.2f}" for b in item.boxes],
@@ -438,9 +434,8 @@ def image_resolver(
     """A function from a ``source-ref`` to the image bytes, or ``None`` when not found.
 
     Without ``images_dir`` the image is read from S3 (or the local path the source-ref
-    names). With it, the file is looked up in that folder as: the key relative to
-    ``images_prefix`` (when the source-ref starts with it), then the whole key, then the
-    key's basename; the first that exists wins.
+    names). With it, only that local mirror is read
+    (:class:`~gt_toolkit.storage.image_mirror.ImageMirror`).
     """
 
     def from_store(source_ref: str) -> bytes | None:
@@ -451,19 +446,11 @@ def image_resolver(
 
     if images_dir is None:
         return from_store
-    root = Path(images_dir)
+    mirror = ImageMirror(images_dir, images_prefix)
 
     def from_dir(source_ref: str) -> bytes | None:
-        key = parse_s3_uri(source_ref)[1] if is_s3_uri(source_ref) else source_ref
-        candidates = []
-        if images_prefix and source_ref.startswith(images_prefix):
-            candidates.append(source_ref[len(images_prefix) :].lstrip("/"))
-        candidates += [key.lstrip("/"), PurePosixPath(key).name]
-        for rel in candidates:
-            path = root / rel
-            if rel and path.is_file():
-                return path.read_bytes()
-        return None
+        path = mirror.local_path(source_ref)
+        return path.read_bytes() if path is not None else None
 
     return from_dir
 
@@ -545,17 +532,7 @@ def _placeholder(size: ImageSize | None) -> Image.Image:
 def _review_item(record: DetectionRecord, workers: list[BoundingBoxAnswer]) -> ReviewItem:
     return ReviewItem(
         source_ref=record.source_ref,
-        boxes=[
-            {
-                "label": b.label,
-                "left": b.left,
-                "top": b.top,
-                "width": b.width,
-                "height": b.height,
-                "confidence": b.confidence if b.confidence is not None else 0.0,
-            }
-            for b in record.boxes
-        ],
+        boxes=[b.consolidated_box() for b in record.boxes],
         workers=workers,
         image_size=record.image_size,
         line_no=record.line_no,

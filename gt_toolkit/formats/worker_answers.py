@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gt_toolkit.errors import ConsolidationError
+from gt_toolkit.formats.detection_label import parse_image_size
 from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = ["MAX_PIXELS", "BoundingBoxAnswer", "parse_bounding_box_answer"]
@@ -70,17 +71,19 @@ def _coordinate(value: Any, key: str, box: int | None = None) -> float:
 
 
 def _image_size(props: Any) -> ImageSize | None:
-    """``inputImageProperties`` as a size; ``None`` when absent or not a positive size."""
-    if not isinstance(props, Mapping):
+    """``inputImageProperties`` as a size; ``None`` when absent or not a positive size.
+
+    A number beyond :data:`MAX_PIXELS` fails the answer (:func:`_coordinate`), as in a box;
+    otherwise the one size parser decides
+    (:func:`~gt_toolkit.formats.detection_label.parse_image_size`).
+    """
+    if isinstance(props, Mapping):
+        for key in ("width", "height"):
+            _coordinate(props.get(key), key)
+    try:
+        return parse_image_size(props)
+    except ValueError:
         return None
-    width, height = (_coordinate(props.get(k), k) for k in ("width", "height"))
-    if not (math.isfinite(width) and math.isfinite(height)) or width < 1 or height < 1:
-        return None
-    size: ImageSize = {"width": int(width), "height": int(height)}
-    depth = props.get("depth")
-    if isinstance(depth, int) and 0 < depth <= MAX_PIXELS:
-        size["depth"] = depth
-    return size
 
 
 def _element(content: Mapping[str, Any], element_name: str | None) -> Mapping[str, Any]:

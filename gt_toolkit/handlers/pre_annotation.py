@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.detection_label import DETECTION_TYPE, parse_detection_label
 from gt_toolkit.formats.label_attributes import detect_label_attributes
+from gt_toolkit.types import WorkerBox
 
 if TYPE_CHECKING:
     from gt_toolkit.storage.s3 import S3Store
 
 __all__ = [
-    "InitialBox",
     "PreAnnotationResponse",
     "PreAnnotationSettings",
     "find_prior_detection_attribute",
@@ -47,23 +47,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class InitialBox(TypedDict):
-    """One pre-loaded box in the ``<crowd-bounding-box initial-value>`` shape (pixels)."""
-
-    label: str
-    left: float
-    top: float
-    width: float
-    height: float
-
-
 class TaskInput(TypedDict):
     """``taskInput``: what the worker template reads as ``task.input``."""
 
     taskObject: str
     labels: NotRequired[list[str]]
     header: NotRequired[str]
-    initialValue: NotRequired[list[InitialBox]]
+    initialValue: NotRequired[list[WorkerBox]]
     errors: NotRequired[list[str]]
     metadata: NotRequired[dict[str, Any]]
 
@@ -236,7 +226,7 @@ def _finite(value: float) -> bool:
 
 def _prior_boxes(
     data: Mapping[str, Any], settings: PreAnnotationSettings, errors: list[str]
-) -> tuple[str | None, list[InitialBox], list[float | None]]:
+) -> tuple[str | None, list[WorkerBox], list[float | None]]:
     """Prior boxes as ``initialValue`` plus their confidences; problems go to ``errors``."""
     attribute = settings.prior_attribute or find_prior_detection_attribute(data)
     if attribute is None:
@@ -257,7 +247,7 @@ def _prior_boxes(
         # overflows int(), a list where an object belongs has no .get).
         errors.append(f"prior label {attribute!r} is malformed: {exc}")
         return attribute, [], []
-    initial: list[InitialBox] = []
+    initial: list[WorkerBox] = []
     confidences: list[float | None] = []
     known = set(settings.labels) if settings.labels is not None else None
     for box in boxes:
@@ -270,16 +260,8 @@ def _prior_boxes(
             # could not be edited by the worker.
             errors.append(f"prior box dropped, label {box.label!r} is not a label choice")
             continue
-        initial.append(
-            {
-                "label": box.label,
-                "left": box.left,
-                "top": box.top,
-                "width": box.width,
-                "height": box.height,
-            }
-        )
-        confidences.append(box.confidence)
+        initial.append(box.worker_box())
+        confidences.append(box.score)
     return attribute, initial, confidences
 
 
@@ -324,7 +306,7 @@ def handle_pre_annotation(
     errors: list[str] = []
     job = event.get("labelingJobArn") if isinstance(event, Mapping) else None
     data = event.get("dataObject") if isinstance(event, Mapping) else None
-    initial: list[InitialBox] = []
+    initial: list[WorkerBox] = []
     confidences: list[float | None] = []
     attribute: str | None = None
     if not isinstance(data, Mapping):

@@ -9,7 +9,6 @@ model and config so an experiment leaves nothing billing behind.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from gt_toolkit.errors import (
 from gt_toolkit.sagemaker.predictions import ClassScore, decode_classification, decode_detections
 from gt_toolkit.sagemaker.service_validation import check_request
 from gt_toolkit.sagemaker.tags import tag_list
+from gt_toolkit.storage.image_mirror import read_image_size
 from gt_toolkit.types import ConsolidatedBox, ImageSize
 
 if TYPE_CHECKING:
@@ -227,16 +227,13 @@ def image_content_type(image: bytes) -> str:
 
 
 def _image_size(image: bytes) -> ImageSize:
-    """Pixel size read from the image header (Pillow opens lazily: no full decode)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(image)) as img:
-            return {"width": img.width, "height": img.height}
-    except UnidentifiedImageError as exc:
+    """Pixel size read from the image header (:func:`read_image_size`)."""
+    size = read_image_size(image)
+    if size is None:
         raise ValidationError(
             ["cannot read the image size: pass image_size"], what="invoke request"
-        ) from exc
+        )
+    return size
 
 
 def _invoke(

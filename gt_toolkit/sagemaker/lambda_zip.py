@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from gt_toolkit.errors import LambdaZipError
+from gt_toolkit.storage.files import atomic_output
 
 __all__ = [
     "HANDLERS",
@@ -431,16 +432,9 @@ def build_lambda_zip(
         if len(names) != len(set(names)):
             dupes = sorted({n for n in names if names.count(n) > 1})
             raise LambdaZipError(f"files collide in the zip: {dupes[:5]}")
-        fd, tmp_name = tempfile.mkstemp(prefix=".lambda-", suffix=".zip", dir=target.parent)
-        os.close(fd)
-        try:
-            with zipfile.ZipFile(tmp_name, "w") as zf:
-                for path, arcname in entries:
-                    _add(zf, path, arcname)
-            Path(tmp_name).chmod(0o644)  # mkstemp makes it 0600
-            Path(tmp_name).replace(target)
-        finally:
-            Path(tmp_name).unlink(missing_ok=True)
+        with atomic_output(target) as fh, zipfile.ZipFile(fh, "w") as zf:
+            for path, arcname in entries:
+                _add(zf, path, arcname)
     return LambdaZip(
         path=target,
         size=target.stat().st_size,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gt_toolkit.errors import GtToolkitError, StorageError, ValidationError
+from gt_toolkit.formats.detection_label import label_image_size, parse_annotation, parse_class_id
 from gt_toolkit.formats.manifest import ManifestLine, RejectedLine, parse_manifest_lines
 from gt_toolkit.formats.training_channels import min_label_width
 from gt_toolkit.sagemaker.training import Algorithm, algorithm_of, channel_problems
@@ -164,7 +165,11 @@ def bucket_region(client: S3Client, bucket: str) -> str:
 def _class_ids(
     value: Any, algorithm: Algorithm, multi_label: bool
 ) -> tuple[list[int] | None, int, str | None]:
-    """``(class ids, box count, problem)`` of one label value; ids ``None`` when unreadable."""
+    """``(class ids, box count, problem)`` of one label value; ids ``None`` when unreadable.
+
+    Boxes and class ids are read by the formats' one check of them
+    (:func:`~gt_toolkit.formats.detection_label.parse_annotation`).
+    """
     if algorithm == "object-detection":
         if not isinstance(value, Mapping):
             return None, 0, f"label is a {type(value).__name__}, not an object-detection label"
@@ -174,50 +179,35 @@ def _class_ids(
         ids: list[int] = []
         for i, ann in enumerate(annotations):
             try:
-                ids.append(int(ann["class_id"]))
-                width, height = float(ann["width"]), float(ann["height"])
-                float(ann["left"]), float(ann["top"])
-            except (KeyError, TypeError, ValueError):
-                return None, 0, f"annotation {i} is malformed: {str(ann)[:80]}"
+                class_id, _left, _top, width, height = parse_annotation(ann)
+            except ValueError as exc:
+                return None, 0, f"annotation {i} is malformed: {exc}"
+            ids.append(class_id)
             if width <= 0 or height <= 0:
                 return ids, len(annotations), f"annotation {i} has no area ({width} x {height})"
         return ids, len(annotations), None
-    if multi_label:
-        if not isinstance(value, list):
-            return (
-                None,
-                0,
-                f"multi-label value is a {type(value).__name__}, not a list of class ids",
-            )
-        try:
-            return [int(v) for v in value], 0, None
-        except (TypeError, ValueError):
-            return None, 0, f"multi-label value {value!r} holds a non-integer"
-    not_integer = f"class id {value!r} is not an integer"
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        return None, 0, not_integer
+    if multi_label and not isinstance(value, list):
+        return None, 0, f"multi-label value is a {type(value).__name__}, not a list of class ids"
     try:
-        return [int(value)], 0, None
-    except (TypeError, ValueError):
-        return None, 0, not_integer
+        return [parse_class_id(v) for v in (value if multi_label else [value])], 0, None
+    except ValueError as exc:
+        return None, 0, str(exc)
 
 
 def _boxes_outside(value: Mapping[str, Any]) -> bool:
     """True when a box leaves the image by more than a pixel (the image size is known)."""
-    sizes = value.get("image_size") or []
-    if not sizes or not isinstance(sizes[0], Mapping):
-        return False
     try:
-        width, height = float(sizes[0]["width"]), float(sizes[0]["height"])
-        return any(
-            float(a["left"]) < -1
-            or float(a["top"]) < -1
-            or float(a["left"]) + float(a["width"]) > width + 1
-            or float(a["top"]) + float(a["height"]) > height + 1
-            for a in value.get("annotations") or []
-        )
-    except (KeyError, TypeError, ValueError):
+        size = label_image_size(value.get("image_size"))
+        boxes = [parse_annotation(a)[1:] for a in value.get("annotations") or []]
+    except (ValueError, TypeError):
         return False
+    if size is None:
+        return False
+    width, height = size["width"], size["height"]
+    return any(
+        left < -1 or top < -1 or left + w > width + 1 or top + h > height + 1
+        for left, top, w, h in boxes
+    )
 
 
 def preflight_channels(
@@ -385,9 +375,9 @@ def _check_line(item: ManifestLine, channel: str, scan: _Scan) -> None:
             )
         else:
             scan.seen_refs[ref] = (channel, line_no)
-    if label_attribute not in data:
-        meta = data.get(f"{label_attribute}-metadata")
-        reason = meta.get("failure-reason") if isinstance(meta, Mapping) else None
+    meta = data.get(f"{label_attribute}-metadata")
+    reason = meta.get("failure-reason") if isinstance(meta, Mapping) else None
+    if label_attribute not in data or reason is not None:  # a failed object's label is empty
         detail = f" (failed object: {str(reason)[:100]})" if reason else ""
         out.error(f"no {label_attribute!r} label{detail}", **where, kind="no-label")
         return

@@ -22,7 +22,6 @@ time otherwise (``task_input_overrides=True``); ``False`` bakes them in uncondit
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -36,6 +35,7 @@ from markupsafe import Markup, escape
 
 from gt_toolkit.errors import TemplateError, ValidationError
 from gt_toolkit.formats.label_categories import validate_labels
+from gt_toolkit.storage.image_mirror import data_uri
 from gt_toolkit.storage.s3 import is_s3_uri, parse_s3_uri
 from gt_toolkit.templating import render_page
 
@@ -156,7 +156,7 @@ def _embed_local_image(path: Path, max_side: int) -> str:
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format or ""
             if fmt in _MIME and max(img.size) <= max_side and len(data) <= _MAX_EMBED_BYTES:
-                return f"data:{_MIME[fmt]};base64,{base64.b64encode(data).decode('ascii')}"
+                return data_uri(data, _MIME[fmt])
             small = ImageOps.exif_transpose(img)
             small.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
             out = io.BytesIO()
@@ -168,7 +168,7 @@ def _embed_local_image(path: Path, max_side: int) -> str:
                 mime = "image/jpeg"
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise TemplateError(f"example image {path} is not a readable image: {exc}") from exc
-    return f"data:{mime};base64,{base64.b64encode(out.getvalue()).decode('ascii')}"
+    return data_uri(out.getvalue(), mime)
 
 
 def example_image_src(

@@ -48,7 +48,7 @@ def test_template_with_label_config_and_preview(
             str(SAMPLES / "truth.manifest"),
             "--preview-line",
             "2",
-            "--image-root",
+            "--images-dir",
             str(SAMPLES / "images"),
             "--offline",
         ]

@@ -29,7 +29,7 @@ def _text(path: Path, text: str) -> None:
 def _boxes(manifest: Path) -> dict[str, list[tuple[Any, ...]]]:
     return {
         r.source_ref.removeprefix(PREFIX): [
-            (b.label, b.left, b.top, b.width, b.height, b.confidence) for b in r.boxes
+            (b.label, b.left, b.top, b.width, b.height, b.score) for b in r.boxes
         ]
         for r in iter_detection_records(manifest)
     }

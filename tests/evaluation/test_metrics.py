@@ -20,12 +20,12 @@ from gt_toolkit import evaluate_detections
 from gt_toolkit.cli import main
 from gt_toolkit.errors import ConversionError, ValidationError
 from gt_toolkit.evaluation.metrics import (
-    ScoredBox,
     box_iou_xywh,
     format_evaluation,
     iter_prediction_lines,
     read_detection_set,
 )
+from gt_toolkit.formats.detection_label import ScoredBox
 from tests.helpers import SAMPLES
 
 
@@ -822,3 +822,26 @@ def test_greedy_match_is_cocos_loop(
     got = _greedy_match(matrix, COCO_IOU_THRESHOLDS, np.array(flags) if use_ignored else None)
     for t, threshold in enumerate(COCO_IOU_THRESHOLDS):
         assert got[t].tolist() == _coco_loop(matrix, float(threshold), flags)
+
+
+def test_failed_and_all_dropped_objects_are_skipped_not_scored_as_negatives(
+    tmp_path: Path,
+) -> None:
+    from gt_toolkit.formats.detection_label import build_detection_label
+
+    def line(ref: str, **meta: Any) -> str:
+        pair = build_detection_label(
+            "boxes", [], image_size=None, job_name="j", extra_metadata=meta
+        )
+        return json.dumps({"source-ref": ref, **pair}) + "\n"
+
+    dropped = [{"workerId": "w", "box": {}, "reason": "unknown-label"}]
+    path = tmp_path / "out.manifest"
+    path.write_text(
+        line("s3://bkt/failed.jpg", **{"failure-reason": "no usable worker answer"})
+        + line("s3://bkt/dropped.jpg", **{"dropped-boxes": dropped})
+        + line("s3://bkt/empty.jpg")
+    )
+    found = read_detection_set(path)
+    assert found.boxes == {"s3://bkt/empty.jpg": []}
+    assert [s.split(": ")[1] for s in found.skipped] == ["failed-object", "all-boxes-dropped"]

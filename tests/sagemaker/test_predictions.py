@@ -89,7 +89,7 @@ def test_decoded_boxes_feed_the_ground_truth_label_builder() -> None:
     )
     size, parsed = parse_detection_label(pair["prelabel"], pair["prelabel-metadata"])
     assert size == {"width": 100, "height": 100, "depth": 3}
-    assert [(b.label, b.left, b.top, b.width, b.height, b.confidence) for b in parsed] == [
+    assert [(b.label, b.left, b.top, b.width, b.height, b.score) for b in parsed] == [
         ("ball", 10, 10, 50, 50, 0.9)
     ]
 

@@ -316,3 +316,14 @@ def test_manifests_and_output_in_another_region_are_errors(
     )
     assert any("the training output is in bucket" in m for m in messages)
     assert not any(f"bucket {bucket} " in m for m in messages)  # the images are in us-east-1
+
+
+def test_a_failed_object_with_an_empty_label_is_an_error(tmp_path: Path) -> None:
+    failed = json.loads(line("s3://bkt/b.jpg", []))
+    failed["boxes-metadata"]["failure-reason"] = "no usable worker answer"
+    path = tmp_path / "train.manifest"
+    path.write_text(line("s3://bkt/a.jpg", [box(0)]) + "\n" + json.dumps(failed) + "\n")
+    report = preflight_channels({"train": path}, label_attribute="boxes", allow_empty_images=True)
+    (finding,) = [f for f in report.findings if f.line_no == 2]
+    assert finding.severity is Severity.ERROR
+    assert "failed object: no usable worker answer" in finding.message

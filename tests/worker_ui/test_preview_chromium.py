@@ -66,7 +66,7 @@ def bbox_preview(tmp_path: Path) -> Path:
         ],
     )
     out = tmp_path / "preview.html"
-    result = write_preview(template, TRUTH_LINE, out, image_root=SAMPLES / "images")
+    result = write_preview(template, TRUTH_LINE, out, images_dir=SAMPLES / "images")
     assert result.missing_images == []
     return out
 
@@ -148,7 +148,7 @@ def test_classifier_preview_offers_categories(tmp_path: Path) -> None:
         [],
     )
     out = tmp_path / "classifier.html"
-    write_preview(template, TRUTH_LINE, out, image_root=SAMPLES / "images")
+    write_preview(template, TRUTH_LINE, out, images_dir=SAMPLES / "images")
     dom = dump_dom(tmp_path, out)
     assert len(dom.by_class("gt-shim-label")) == 2
     radios = [(attrs["type"], "".join(text)) for tag, attrs, text in dom.elements if tag == "input"]
