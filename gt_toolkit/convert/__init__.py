@@ -83,7 +83,8 @@ CONVERTERS: dict[Target, ConverterSpec] = {
     ),
     Target.CLASS_FOLDERS: ConverterSpec(
         to_class_folders,
-        "one folder of images per class (JumpStart image classification)",
+        "train/ and validation/ with one folder of images per class (JumpStart, PyTorch)",
+        splits=True,
         images=True,
     ),
     Target.JUMPSTART_OD: ConverterSpec(
