@@ -13,6 +13,9 @@ traceback. Each class also inherits the builtin it resembles::
     ├── ValidationError(GtToolkitError, ValueError)    a request with one or more problems
     ├── ConversionError(GtToolkitError, ValueError)    an output manifest that cannot convert
     └── ConsolidationError(GtToolkitError, ValueError) answers that cannot be consolidated
+
+One warning, not an error: ``ServiceClosureWarning(UserWarning)`` when a request opts into an
+AWS feature with an announced end (Debugger, the Profiler).
 """
 
 from __future__ import annotations
@@ -76,3 +79,7 @@ class ConversionError(GtToolkitError, ValueError):
 
 class ConsolidationError(GtToolkitError, ValueError):
     """Worker answers that cannot be consolidated at all."""
+
+
+class ServiceClosureWarning(UserWarning):
+    """A request uses an AWS feature that is closing (the message says when and what instead)."""
