@@ -15,8 +15,9 @@ The file imports the standard library only: in the container it is a top-level m
 
 **Data layout.** One folder per class under each channel (``train/<class>/<image>``,
 ``validation/<class>/<image>``), as ``gt-convert class-folders`` writes it. Class ids follow the
-folder names in sorted order; folders starting with ``.`` are ignored; images are
-:data:`IMAGE_SUFFIXES`.
+folder names in sorted order; entries starting with ``.`` are ignored; images are
+:data:`IMAGE_SUFFIXES`. :func:`check_class_folders` is the one rule for what is wrong with such
+a layout; the script runs it at start-up and the pre-flight runs it before the job is paid for.
 
 **Metric line.** Once per epoch the script prints one line::
 
@@ -54,10 +55,12 @@ __all__ = [
     "PREDICTIONS_KEY",
     "SOURCE_FILES",
     "TRAIN_SCRIPT",
+    "ClassFolderCheck",
     "Hyperparameter",
     "build_parser",
-    "class_names",
+    "check_class_folders",
     "image_files",
+    "list_channel",
     "metric_definitions",
     "metric_line",
     "metric_regex",
@@ -237,13 +240,6 @@ def metric_definitions() -> list[dict[str, str]]:
     return [{"Name": name, "Regex": metric_regex(name)} for name in METRIC_NAMES]
 
 
-def class_names(folder: str | os.PathLike[str]) -> list[str]:
-    """The class folder names under ``folder``, sorted (their index is the class id)."""
-    return sorted(
-        entry.name for entry in Path(folder).iterdir() if entry.is_dir() and entry.name[0] != "."
-    )
-
-
 def image_files(folder: str | os.PathLike[str]) -> list[Path]:
     """The images directly inside one class folder, sorted (other files are skipped)."""
     return sorted(
@@ -251,3 +247,89 @@ def image_files(folder: str | os.PathLike[str]) -> list[Path]:
         for entry in Path(folder).iterdir()
         if entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES
     )
+
+
+def list_channel(root: str | os.PathLike[str]) -> list[str]:
+    """Every file under ``root`` as a relative POSIX path, plus ``"<dir>/"`` for empty folders.
+
+    The same shape an S3 listing gives (keys relative to the channel prefix), so
+    :func:`check_class_folders` reads both.
+    """
+    base = Path(root)
+    entries = []
+    for folder, dirs, files in os.walk(base):
+        here = Path(folder)
+        entries += [(here / name).relative_to(base).as_posix() for name in files]
+        if not dirs and not files and here != base:
+            entries.append(here.relative_to(base).as_posix() + "/")
+    return sorted(entries)
+
+
+@dataclass(frozen=True, slots=True)
+class ClassFolderCheck:
+    """What :func:`check_class_folders` found: the classes (sorted, id order) and the problems.
+
+    ``errors`` stop training; ``warnings`` name files the trainer skips.
+    """
+
+    classes: list[str]
+    errors: list[str]
+    warnings: list[str]
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def check_class_folders(channels: Mapping[str, list[str]]) -> ClassFolderCheck:
+    """Check class-folder channels given as listings (``{"train": ["cat/a.jpg", …], …}``).
+
+    Errors: a channel with fewer than two classes, a class folder without images, class sets
+    that differ between channels. Warnings: files outside any class folder, in nested folders,
+    or that are not images (the trainer skips those). Hidden entries (``.x``) are ignored.
+    The first channel's classes are the model's.
+    """
+    errors: list[str] = []
+    warnings: list[str] = []
+    per_channel: dict[str, list[str]] = {}
+    for channel, paths in channels.items():
+        images: dict[str, int] = {}
+        skipped: dict[str, list[str]] = {"outside": [], "nested": [], "not images": []}
+        for path in paths:
+            parts = path.split("/")
+            if any(part.startswith(".") for part in parts):
+                continue
+            if len(parts) == 1:
+                skipped["outside"].append(path)
+                continue
+            images.setdefault(parts[0], 0)
+            if parts[1:] == [""]:
+                continue  # an empty folder (or an S3 folder marker)
+            if len(parts) > 2:
+                skipped["nested"].append(path)
+            elif not _is_image(parts[1]):
+                skipped["not images"].append(path)
+            else:
+                images[parts[0]] += 1
+        per_channel[channel] = sorted(images)
+        if len(images) < 2:
+            errors.append(f"{channel}: needs at least two class folders, found {sorted(images)}")
+        empty = sorted(name for name, count in images.items() if count == 0)
+        if empty:
+            errors.append(f"{channel}: class folders without images: {empty}")
+        for kind, paths_ in skipped.items():
+            if paths_:
+                shown = ", ".join(paths_[:5]) + (
+                    f" and {len(paths_) - 5} more" if len(paths_) > 5 else ""
+                )
+                warnings.append(f"{channel}: {len(paths_)} file(s) {kind} skipped: {shown}")
+    names = list(per_channel)
+    for other in names[1:]:
+        first, second = set(per_channel[names[0]]), set(per_channel[other])
+        if first != second:
+            errors.append(
+                f"{names[0]} and {other} class folders differ: only in {names[0]} "
+                f"{sorted(first - second)}, only in {other} {sorted(second - first)}"
+            )
+    classes = per_channel[names[0]] if names else []
+    return ClassFolderCheck(classes=classes, errors=errors, warnings=warnings)

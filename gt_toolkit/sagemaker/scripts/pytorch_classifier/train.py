@@ -110,38 +110,25 @@ def pick_device(wanted: str) -> torch.device:
 
 
 def _check(args: argparse.Namespace) -> list[str]:
-    """The channel classes, or exit listing every problem with the hyperparameters and data."""
+    """The classes, or exit listing every problem with the hyperparameters and the data."""
     problems = [
         p
         for hp in contract.HYPERPARAMETERS
         if (p := hp.problem(getattr(args, hp.name))) is not None
     ]
-    train_dir, validation_dir = Path(args.train), Path(args.validation)
-    for label, folder in (("train", train_dir), ("validation", validation_dir)):
-        if not folder.is_dir():
-            problems.append(f"the {label} channel {folder} is not a folder")
+    for label in ("train", "validation"):
+        if not Path(getattr(args, label)).is_dir():
+            problems.append(f"the {label} channel {getattr(args, label)} is not a folder")
     if problems:
         raise SystemExit("; ".join(problems))
-    classes = contract.class_names(train_dir)
-    seen = contract.class_names(validation_dir)
-    if len(classes) < 2:
-        problems.append(f"{train_dir} needs at least two class folders, found {classes}")
-    if seen != classes:
-        only_train, only_validation = (
-            sorted(set(classes) - set(seen)),
-            sorted(set(seen) - set(classes)),
-        )
-        problems.append(
-            f"train and validation class folders differ: only in train {only_train}, "
-            f"only in validation {only_validation}"
-        )
-    for label, folder in (("train", train_dir), ("validation", validation_dir)):
-        empty = [c for c in contract.class_names(folder) if not contract.image_files(folder / c)]
-        if empty:
-            problems.append(f"{label} class folders without images: {empty}")
-    if problems:
-        raise SystemExit("; ".join(problems))
-    return classes
+    check = contract.check_class_folders(
+        {label: contract.list_channel(getattr(args, label)) for label in ("train", "validation")}
+    )
+    for warning in check.warnings:
+        print(f"#warning {warning}", flush=True)
+    if check.errors:
+        raise SystemExit("; ".join(check.errors))
+    return check.classes
 
 
 def _debug_hook(model: nn.Module, criterion: nn.Module) -> Callable[[bool], None] | None:
@@ -216,12 +203,10 @@ def _save(args: argparse.Namespace, classes: list[str], state: dict[str, Any]) -
         shutil.copyfile(here / name, code / name)
 
 
-def train(args: argparse.Namespace) -> dict[str, float]:
-    """Fine-tune, print one metric line per epoch, save the best epoch; the best metrics."""
-    classes = _check(args)
-    device = pick_device(args.device)
-    random.seed(args.seed)
-    torch.manual_seed(args.seed)
+def _loaders(
+    args: argparse.Namespace, classes: list[str], device: torch.device
+) -> tuple[DataLoader[Any], DataLoader[Any]]:
+    """Shuffled, augmented training batches and plain validation batches."""
     train_set = ClassFolders(Path(args.train), classes, train_transform(args.image_size))
     validation_set = ClassFolders(Path(args.validation), classes, eval_transform(args.image_size))
     common = {
@@ -233,42 +218,60 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     train_loader = DataLoader(
         train_set, shuffle=True, drop_last=len(train_set) > args.batch_size, **common
     )
-    validation_loader = DataLoader(validation_set, shuffle=False, **common)
-    model = build_model(args.arch, len(classes), pretrained=args.pretrained).to(device)
-    if args.train_only_top_layer:
-        for name, parameter in model.named_parameters():
-            parameter.requires_grad = name.startswith("fc.")
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer: torch.optim.Optimizer = (
-        torch.optim.SGD(
-            params, lr=args.learning_rate, momentum=args.momentum, weight_decay=args.weight_decay
-        )
-        if args.optimizer == "sgd"
-        else torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
-    )
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
-    criterion = nn.CrossEntropyLoss()
-    set_hook_mode = _debug_hook(model, criterion)
-    writer = None
-    if args.tensorboard_dir:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(args.tensorboard_dir)
     print(
         f"#info device={device} classes={len(classes)} train={len(train_set)} "
         f"validation={len(validation_set)} arch={args.arch}",
         flush=True,
     )
+    return train_loader, DataLoader(validation_set, shuffle=False, **common)
+
+
+def _optimizer(args: argparse.Namespace, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD with momentum or AdamW over the trainable parameters (only the head if asked)."""
+    if args.train_only_top_layer:
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad = name.startswith("fc.")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=args.learning_rate, momentum=args.momentum, weight_decay=args.weight_decay
+        )
+    return torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
+
+
+def _tensorboard(directory: str) -> Any:
+    """A SummaryWriter when a directory is given (TensorBoardOutputConfig), else ``None``."""
+    if not directory:
+        return None
+    try:  # needs the tensorboard package, which the framework images carry
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        print(f"#warning no TensorBoard output: {exc}", flush=True)
+        return None
+    return SummaryWriter(directory)
+
+
+def train(args: argparse.Namespace) -> dict[str, float]:
+    """Fine-tune, print one metric line per epoch, save the best epoch; the best metrics."""
+    classes = _check(args)
+    device = pick_device(args.device)
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    train_loader, validation_loader = _loaders(args, classes, device)
+    model = build_model(args.arch, len(classes), pretrained=args.pretrained).to(device)
+    optimizer = _optimizer(args, model)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    criterion = nn.CrossEntropyLoss()
+    set_hook_mode = _debug_hook(model, criterion) or (lambda training: None)
+    writer = _tensorboard(args.tensorboard_dir)
     best: dict[str, float] = {}
     history = []
     for epoch in range(1, args.epochs + 1):
         started = time.perf_counter()
-        if set_hook_mode is not None:
-            set_hook_mode(True)
+        set_hook_mode(True)
         train_loss, train_acc = _run_epoch(model, train_loader, criterion, device, optimizer)
         schedule.step()
-        if set_hook_mode is not None:
-            set_hook_mode(False)
+        set_hook_mode(False)
         val_loss, val_acc = _run_epoch(model, validation_loader, criterion, device, None)
         values = {
             "train:loss": train_loss,
@@ -279,9 +282,8 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         print(contract.metric_line(epoch, values), flush=True)
         print(f"#info epoch={epoch} seconds={time.perf_counter() - started:.1f}", flush=True)
         history.append({"epoch": epoch, **values})
-        if writer is not None:
-            for name, value in values.items():
-                writer.add_scalar(name, value, epoch)
+        for name, value in values.items() if writer is not None else ():
+            writer.add_scalar(name, value, epoch)
         if not best or val_acc > best["validation:accuracy"]:
             best = values
             _save(args, classes, {k: v.detach().cpu() for k, v in model.state_dict().items()})

@@ -1,0 +1,288 @@
+"""CreateTrainingJob requests for the shipped PyTorch classifier in script mode.
+
+The training script (:mod:`gt_toolkit.sagemaker.scripts.pytorch_classifier`) ships inside the
+wheel. :func:`pack_pytorch_source` packs it as ``sourcedir.tar.gz`` (byte-for-byte the same for
+the same files, so re-uploads are idempotent), :func:`upload_pytorch_source` puts that on S3,
+and :func:`build_pytorch_training_request` points a job at it:
+
+- the PyTorch Deep Learning Container for the region, framework version and instance (CPU or
+  GPU build, :func:`gt_toolkit.sagemaker.regions.pytorch_image_uri`);
+- ``sagemaker_program`` / ``sagemaker_submit_directory`` and every hyperparameter JSON-encoded,
+  which is how the framework container reads them (it JSON-decodes each value and passes
+  ``--name value`` to the script; :func:`script_argv` does the same, for tests and the smoke run);
+- ``train`` and ``validation`` channels over the class folders ``gt-convert class-folders``
+  writes;
+- ``MetricDefinitions`` made from the script's own metric line format, so they cannot drift.
+
+Hyperparameter names, types and ranges are the script's (``contract.HYPERPARAMETERS``): an
+unknown name or an out-of-range value is refused here, before the job is paid for.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import tarfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from gt_toolkit.errors import ValidationError
+from gt_toolkit.sagemaker.debugger import ProfilerSettings, attach_debugging
+from gt_toolkit.sagemaker.regions import pytorch_image_uri
+from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
+from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
+from gt_toolkit.storage.s3 import S3Store, is_s3_uri
+
+__all__ = [
+    "DEFAULT_PYTORCH_VERSION",
+    "SCRIPT_DIR",
+    "TENSORBOARD_LOCAL_PATH",
+    "build_pytorch_training_request",
+    "encode_hyperparameters",
+    "pack_pytorch_source",
+    "prefix_channel",
+    "pytorch_hyperparameters",
+    "script_argv",
+    "upload_pytorch_source",
+]
+
+SCRIPT_DIR: Final = Path(contract.__file__).resolve().parent
+DEFAULT_PYTORCH_VERSION: Final = "2.6.0"
+TENSORBOARD_LOCAL_PATH: Final = "/opt/ml/output/tensorboard"
+_HYPERPARAMETERS: Final = {hp.name: hp for hp in contract.HYPERPARAMETERS}
+
+
+def pack_pytorch_source(script_dir: Path = SCRIPT_DIR) -> bytes:
+    """``sourcedir.tar.gz`` of the shipped scripts: reproducible (fixed order, times, owners)."""
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
+        for name in contract.SOURCE_FILES:
+            data = (script_dir / name).read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def upload_pytorch_source(store: S3Store, uri: str) -> str:
+    """Upload :func:`pack_pytorch_source` to ``uri`` (``s3://…/sourcedir.tar.gz``); the URI."""
+    if not (is_s3_uri(uri) and uri.endswith(".tar.gz")):
+        raise ValidationError([f"the source bundle goes to an s3://….tar.gz URI, got {uri!r}"])
+    store.put_bytes(uri, pack_pytorch_source(), content_type="application/gzip")
+    return uri
+
+
+def encode_hyperparameters(values: Mapping[str, Any]) -> dict[str, str]:
+    """Every value JSON-encoded: ``resnet50`` as ``"resnet50"`` (quotes included), ``0.001``.
+
+    The framework container JSON-decodes all values or none: one raw string among them and
+    ``sagemaker_program`` arrives with quotes, so everything is encoded.
+    """
+    return {str(k): json.dumps(v) for k, v in values.items()}
+
+
+def pytorch_hyperparameters(values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The script's defaults overridden by ``values``, each checked against the contract.
+
+    Raises:
+        ValidationError: unknown names and out-of-range values, all at once.
+    """
+    given = dict(values or {})
+    problems = [
+        f"unknown hyperparameter {name!r}; the script accepts: {', '.join(_HYPERPARAMETERS)}"
+        for name in given
+        if name not in _HYPERPARAMETERS
+    ]
+    merged = {name: given.get(name, hp.default) for name, hp in _HYPERPARAMETERS.items()}
+    for name, hp in _HYPERPARAMETERS.items():
+        value = merged[name]
+        if hp.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            merged[name] = value = float(value)
+        if (problem := hp.problem(value)) is not None:
+            problems.append(problem)
+    if problems:
+        raise ValidationError(problems, what="PyTorch classifier hyperparameters")
+    return merged
+
+
+def prefix_channel(name: str, s3_prefix: str) -> dict[str, Any]:
+    """A File-mode channel over an S3 prefix, made to end in ``/``.
+
+    Without the slash, ``s3://b/train`` would also pull in ``s3://b/train_old/``.
+    """
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": s3_prefix if s3_prefix.endswith("/") else s3_prefix + "/",
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+        "InputMode": "File",
+    }
+
+
+def script_argv(hyperparameters: Mapping[str, str]) -> list[str]:
+    """The arguments the framework container gives the entry script for these hyperparameters.
+
+    Restates the SageMaker training toolkit's rule: decode every value as JSON (all of them,
+    or none when one is not JSON), drop the ``sagemaker_*`` keys, and pass ``--key value`` in
+    sorted key order with ``str(value)`` (so ``true`` arrives as ``True``).
+    """
+    try:
+        decoded: dict[str, Any] = {k: json.loads(v) for k, v in hyperparameters.items()}
+    except (json.JSONDecodeError, TypeError):
+        decoded = dict(hyperparameters)
+    argv: list[str] = []
+    for key in sorted(decoded):
+        if key.startswith("sagemaker_"):
+            continue
+        value = decoded[key]
+        if isinstance(value, Mapping):
+            text = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+        else:
+            text = "" if value is None else str(value)
+        argv += [f"--{key}" if len(key) > 1 else f"-{key}", text]
+    return argv
+
+
+def _uri_problems(**uris: str) -> list[str]:
+    return [
+        f"{name} must be an s3:// URI, got {uri!r}"
+        for name, uri in uris.items()
+        if not is_s3_uri(uri)
+    ]
+
+
+def build_pytorch_training_request(
+    *,
+    job_name: str,
+    role_arn: str,
+    region: str,
+    train_uri: str,
+    validation_uri: str,
+    output_uri: str,
+    source_dir_uri: str,
+    hyperparameters: Mapping[str, Any] | None = None,
+    framework_version: str = DEFAULT_PYTORCH_VERSION,
+    instance_type: str = "ml.g5.xlarge",
+    instance_count: int = 1,
+    volume_size_gb: int = 30,
+    max_runtime_seconds: int = 86_400,
+    spot: bool = False,
+    max_wait_seconds: int | None = None,
+    tensorboard_output_uri: str | None = None,
+    debugger_rules: Sequence[str] = (),
+    profiler: ProfilerSettings | None = None,
+    image_uri: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Fine-tune the shipped ResNet classifier on class folders in script mode.
+
+    Args:
+        train_uri: ``s3://…/train/`` holding one folder per class (``gt-convert class-folders``).
+        validation_uri: the same classes for validation.
+        source_dir_uri: where :func:`upload_pytorch_source` put ``sourcedir.tar.gz``.
+        hyperparameters: names from the script's contract, e.g. ``{"arch": "resnet50",
+            "epochs": 5}``; the rest keep the script's defaults.
+        tensorboard_output_uri: adds ``TensorBoardOutputConfig``; the script writes its
+            scalars there.
+        debugger_rules, profiler: opt-in; see
+            :func:`gt_toolkit.sagemaker.debugger.attach_debugging`.
+
+    Raises:
+        ValidationError: every problem with the inputs, hyperparameters and service model.
+
+    Examples:
+        >>> req = build_pytorch_training_request(
+        ...     job_name="dogs", role_arn="arn:aws:iam::123456789012:role/sm", region="us-east-1",
+        ...     train_uri="s3://bkt/dogs/train", validation_uri="s3://bkt/dogs/validation",
+        ...     output_uri="s3://bkt/models", source_dir_uri="s3://bkt/code/sourcedir.tar.gz",
+        ...     hyperparameters={"arch": "resnet50"})
+        >>> req["AlgorithmSpecification"]["TrainingImage"].rsplit("/", 1)[1]
+        'pytorch-training:2.6.0-gpu-py312'
+        >>> req["HyperParameters"]["arch"], req["HyperParameters"]["sagemaker_program"]
+        ('"resnet50"', '"train.py"')
+    """
+    problems = _uri_problems(
+        train_uri=train_uri,
+        validation_uri=validation_uri,
+        output_uri=output_uri,
+        source_dir_uri=source_dir_uri,
+    )
+    if is_s3_uri(source_dir_uri) and not source_dir_uri.endswith(".tar.gz"):
+        problems.append(f"source_dir_uri must name a .tar.gz bundle, got {source_dir_uri!r}")
+    values: dict[str, Any] = dict(hyperparameters or {})
+    if tensorboard_output_uri is not None:
+        values["tensorboard_dir"] = TENSORBOARD_LOCAL_PATH
+    try:
+        merged = pytorch_hyperparameters(values)
+    except ValidationError as exc:
+        problems.extend(exc.problems)
+        merged = {}
+    image = image_uri
+    if image is None:
+        try:
+            image = pytorch_image_uri(region, framework_version, instance_type=instance_type)
+        except ValidationError as exc:
+            problems.extend(exc.problems)
+            image = ""
+    request: dict[str, Any] = {
+        "TrainingJobName": job_name,
+        "AlgorithmSpecification": {
+            "TrainingImage": image,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": contract.metric_definitions(),
+            "EnableSageMakerMetricsTimeSeries": True,
+        },
+        "RoleArn": role_arn,
+        "InputDataConfig": [
+            prefix_channel("train", train_uri),
+            prefix_channel("validation", validation_uri),
+        ],
+        "OutputDataConfig": {"S3OutputPath": output_uri},
+        "ResourceConfig": {
+            "InstanceType": instance_type,
+            "InstanceCount": instance_count,
+            "VolumeSizeInGB": volume_size_gb,
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
+        "HyperParameters": encode_hyperparameters(
+            {
+                **merged,
+                "sagemaker_program": contract.TRAIN_SCRIPT,
+                "sagemaker_submit_directory": source_dir_uri,
+                "sagemaker_container_log_level": 20,
+                "sagemaker_job_name": job_name,
+                "sagemaker_region": region,
+            }
+        ),
+    }
+    if spot:
+        request["EnableManagedSpotTraining"] = True
+        request["StoppingCondition"]["MaxWaitTimeInSeconds"] = (
+            max_wait_seconds or max_runtime_seconds
+        )
+    if tensorboard_output_uri is not None:
+        request["TensorBoardOutputConfig"] = {
+            "S3OutputPath": tensorboard_output_uri,
+            "LocalPath": TENSORBOARD_LOCAL_PATH,
+        }
+    if tags:
+        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    try:
+        request = attach_debugging(
+            request, region=region, debugger_rules=debugger_rules, profiler=profiler
+        )
+    except ValidationError as exc:
+        problems.extend(exc.problems)
+    problems.extend(problems_as_strings(validate_request("CreateTrainingJob", request)))
+    if problems:
+        raise ValidationError(list(dict.fromkeys(problems)), what="PyTorch training request")
+    return request
