@@ -269,16 +269,41 @@ def list_channel(root: str | os.PathLike[str]) -> list[str]:
 class ClassFolderCheck:
     """What :func:`check_class_folders` found: the classes (sorted, id order) and the problems.
 
-    ``errors`` stop training; ``warnings`` name files the trainer skips.
+    ``counts`` is the number of usable images per channel; ``errors`` stop training;
+    ``warnings`` name files the trainer skips.
     """
 
     classes: list[str]
+    counts: dict[str, int]
     errors: list[str]
     warnings: list[str]
 
 
 def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def _scan(paths: list[str]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Images per class folder, and the files a trainer skips (by reason)."""
+    images: dict[str, int] = {}
+    skipped: dict[str, list[str]] = {"outside": [], "nested": [], "not images": []}
+    for path in paths:
+        parts = path.split("/")
+        if any(part.startswith(".") for part in parts):
+            continue
+        if len(parts) == 1:
+            skipped["outside"].append(path)
+            continue
+        images.setdefault(parts[0], 0)
+        if parts[1:] == [""]:
+            continue  # an empty folder (or an S3 folder marker)
+        if len(parts) > 2:
+            skipped["nested"].append(path)
+        elif not _is_image(parts[1]):
+            skipped["not images"].append(path)
+        else:
+            images[parts[0]] += 1
+    return images, skipped
 
 
 def check_class_folders(channels: Mapping[str, list[str]]) -> ClassFolderCheck:
@@ -292,37 +317,21 @@ def check_class_folders(channels: Mapping[str, list[str]]) -> ClassFolderCheck:
     errors: list[str] = []
     warnings: list[str] = []
     per_channel: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
     for channel, paths in channels.items():
-        images: dict[str, int] = {}
-        skipped: dict[str, list[str]] = {"outside": [], "nested": [], "not images": []}
-        for path in paths:
-            parts = path.split("/")
-            if any(part.startswith(".") for part in parts):
-                continue
-            if len(parts) == 1:
-                skipped["outside"].append(path)
-                continue
-            images.setdefault(parts[0], 0)
-            if parts[1:] == [""]:
-                continue  # an empty folder (or an S3 folder marker)
-            if len(parts) > 2:
-                skipped["nested"].append(path)
-            elif not _is_image(parts[1]):
-                skipped["not images"].append(path)
-            else:
-                images[parts[0]] += 1
+        images, skipped = _scan(paths)
         per_channel[channel] = sorted(images)
+        counts[channel] = sum(images.values())
         if len(images) < 2:
             errors.append(f"{channel}: needs at least two class folders, found {sorted(images)}")
         empty = sorted(name for name, count in images.items() if count == 0)
         if empty:
             errors.append(f"{channel}: class folders without images: {empty}")
-        for kind, paths_ in skipped.items():
-            if paths_:
-                shown = ", ".join(paths_[:5]) + (
-                    f" and {len(paths_) - 5} more" if len(paths_) > 5 else ""
-                )
-                warnings.append(f"{channel}: {len(paths_)} file(s) {kind} skipped: {shown}")
+        for kind, files in skipped.items():
+            if files:
+                more = f" and {len(files) - 5} more" if len(files) > 5 else ""
+                shown = ", ".join(files[:5]) + more
+                warnings.append(f"{channel}: {len(files)} file(s) {kind} skipped: {shown}")
     names = list(per_channel)
     for other in names[1:]:
         first, second = set(per_channel[names[0]]), set(per_channel[other])
@@ -332,4 +341,4 @@ def check_class_folders(channels: Mapping[str, list[str]]) -> ClassFolderCheck:
                 f"{sorted(first - second)}, only in {other} {sorted(second - first)}"
             )
     classes = per_channel[names[0]] if names else []
-    return ClassFolderCheck(classes=classes, errors=errors, warnings=warnings)
+    return ClassFolderCheck(classes=classes, counts=counts, errors=errors, warnings=warnings)
