@@ -10,7 +10,16 @@
    ``SM_CHANNEL_*`` variables, in a Python that has torch (``--torch-python``).
 3. Check every ``MetricDefinitions`` regex against the lines the script printed.
 4. Serve one image through ``inference.py`` from the model's ``code/`` folder (as the endpoint
-   would), as image bytes and as JSON, and decode the answers with ``decode_classification``.
+   would, ``serve_once.py``), as image bytes and as JSON, and decode the answers with
+   ``decode_classification``.
+
+``--keep DIR`` keeps the class folders, the unpacked bundle, the model and ``argv.txt`` (the
+container's arguments), so steps 2 and 4 can be rerun where only torch is installed, e.g. on a
+GPU machine (later arguments win)::
+
+    cd DIR && python3 sourcedir/train.py $(cat argv.txt) --device cuda --epochs 5
+        --train folders/train --validation folders/validation --model_dir model
+    python3 scripts/serve_once.py DIR/model samples/images/img_000.jpg
 
 Prints the time of each step; exits non-zero when any step fails. The orchestration runs in the
 project's environment; only steps 2 and 4 need torch.
@@ -40,18 +49,7 @@ from gt_toolkit.sagemaker.pytorch import (
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 CLASSES = {1: "one", 2: "two"}
-SERVE = """
-import base64, json, sys
-sys.path.insert(0, sys.argv[1] + "/code")
-import inference
-model = inference.model_fn(sys.argv[1])
-image = open(sys.argv[2], "rb").read()
-as_bytes = inference.predict_fn(inference.input_fn(image, "image/jpeg"), model)
-document = json.dumps({"image": base64.b64encode(image).decode(), "top_k": 2})
-as_json = inference.predict_fn(inference.input_fn(document, "application/json"), model)
-print(json.dumps([inference.output_fn(as_bytes, "application/json"),
-                  inference.output_fn(as_json, "application/json")]))
-"""
+SERVE_ONCE = REPO / "scripts" / "serve_once.py"
 
 
 def class_folders(work: Path) -> Path:
@@ -130,6 +128,7 @@ def train(args: argparse.Namespace, work: Path, folders: Path) -> tuple[Path, st
         "PYTHONUNBUFFERED": "1",
     }
     argv = [args.torch_python, "train.py", *script_argv(request["HyperParameters"])]
+    (work / "argv.txt").write_text(" ".join(argv[2:]) + "\n", encoding="utf-8")
     print("$ " + " ".join(argv[1:]))
     done = subprocess.run(argv, cwd=code, env=env, capture_output=True, text=True, check=False)
     sys.stdout.write(done.stdout)
@@ -152,7 +151,7 @@ def serve(args: argparse.Namespace, model_dir: Path) -> None:
     """Step 4: model_fn / input_fn / predict_fn / output_fn on one image, decoded."""
     image = SAMPLES / "images" / "img_000.jpg"
     done = subprocess.run(
-        [args.torch_python, "-c", SERVE, str(model_dir), str(image)],
+        [args.torch_python, str(SERVE_ONCE), str(model_dir), str(image)],
         capture_output=True,
         text=True,
         check=False,
@@ -177,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--log", help="keep train.py's output here")
+    parser.add_argument("--keep", help="work in this folder and keep it (default: a temporary one)")
     args = parser.parse_args(argv)
     found = shutil.which(args.torch_python)
     if found is None:
@@ -184,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     args.torch_python = str(Path(found).absolute())  # a venv python is a symlink: keep it
     times = {}
     with tempfile.TemporaryDirectory(prefix="train-smoke-") as tmp:
-        work = Path(tmp)
+        work = Path(args.keep or tmp).absolute()
+        if args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
         started = time.perf_counter()
         folders = class_folders(work)
         times["class folders"] = time.perf_counter() - started

@@ -89,6 +89,9 @@ def encode_hyperparameters(values: Mapping[str, Any]) -> dict[str, str]:
 def pytorch_hyperparameters(values: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The script's defaults overridden by ``values``, each checked against the contract.
 
+    Empty text (``tensorboard_dir`` by default) means "off" and is left out, so no argument
+    arrives without a value.
+
     Raises:
         ValidationError: unknown names and out-of-range values, all at once.
     """
@@ -107,7 +110,7 @@ def pytorch_hyperparameters(values: Mapping[str, Any] | None = None) -> dict[str
             problems.append(problem)
     if problems:
         raise ValidationError(problems, what="PyTorch classifier hyperparameters")
-    return merged
+    return {name: value for name, value in merged.items() if value != ""}  # "": the default off
 
 
 def prefix_channel(name: str, s3_prefix: str) -> dict[str, Any]:
