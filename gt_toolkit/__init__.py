@@ -37,6 +37,12 @@ _EXPORTS: dict[str, str] = {
     "StorageError": "errors",
     "TemplateError": "errors",
     "ValidationError": "errors",
+    "EndpointFailedError": "errors",
+    "JobFailedError": "errors",
+    "LabelingJobFailedError": "errors",
+    "LambdaResponseSizeWarning": "errors",
+    "LambdaZipError": "errors",
+    "WaitTimeoutError": "errors",
     "EvaluationResult": "evaluation.metrics",
     "ScoredBox": "evaluation.metrics",
     "evaluate_detections": "evaluation.metrics",
@@ -100,6 +106,9 @@ _EXPORTS: dict[str, str] = {
     "validate_request": "sagemaker.service_validation",
     "build_image_classification_training_request": "sagemaker.training",
     "build_object_detection_training_request": "sagemaker.training",
+    "ImageClassificationHyperparameters": "sagemaker.training",
+    "ObjectDetectionHyperparameters": "sagemaker.training",
+    "TrainingResources": "sagemaker.training",
     "load_channel_facts": "formats.training_channels",
     "best_training_job": "sagemaker.tuning",
     "build_tuning_request": "sagemaker.tuning",
@@ -129,15 +138,22 @@ __all__ = [
     "DeployedLambdas",
     "Deployment",
     "DetectionRecord",
+    "EndpointFailedError",
     "EvaluationResult",
     "Example",
     "GtToolkitError",
+    "ImageClassificationHyperparameters",
     "ImageConsolidation",
+    "JobFailedError",
     "LabelAttribute",
+    "LabelingJobFailedError",
+    "LambdaResponseSizeWarning",
+    "LambdaZipError",
     "LintFinding",
     "ManifestError",
     "ManifestLine",
     "NoMatchingObjectsError",
+    "ObjectDetectionHyperparameters",
     "OutputStats",
     "PolygonConsolidation",
     "PostAnnotationSettings",
@@ -156,7 +172,9 @@ __all__ = [
     "ServiceClosureWarning",
     "StorageError",
     "TemplateError",
+    "TrainingResources",
     "ValidationError",
+    "WaitTimeoutError",
     "WorkerQuality",
     "__version__",
     "algorithm_image_uri",
@@ -270,7 +288,12 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.convert import convert_output as convert_output
     from gt_toolkit.errors import ConsolidationError as ConsolidationError
     from gt_toolkit.errors import ConversionError as ConversionError
+    from gt_toolkit.errors import EndpointFailedError as EndpointFailedError
     from gt_toolkit.errors import GtToolkitError as GtToolkitError
+    from gt_toolkit.errors import JobFailedError as JobFailedError
+    from gt_toolkit.errors import LabelingJobFailedError as LabelingJobFailedError
+    from gt_toolkit.errors import LambdaResponseSizeWarning as LambdaResponseSizeWarning
+    from gt_toolkit.errors import LambdaZipError as LambdaZipError
     from gt_toolkit.errors import ManifestError as ManifestError
     from gt_toolkit.errors import NoMatchingObjectsError as NoMatchingObjectsError
     from gt_toolkit.errors import S3UriError as S3UriError
@@ -278,6 +301,7 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.errors import StorageError as StorageError
     from gt_toolkit.errors import TemplateError as TemplateError
     from gt_toolkit.errors import ValidationError as ValidationError
+    from gt_toolkit.errors import WaitTimeoutError as WaitTimeoutError
     from gt_toolkit.evaluation.metrics import EvaluationResult as EvaluationResult
     from gt_toolkit.evaluation.metrics import ScoredBox as ScoredBox
     from gt_toolkit.evaluation.metrics import evaluate_detections as evaluate_detections
@@ -360,6 +384,13 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.sagemaker.regions import algorithm_image_uri as algorithm_image_uri
     from gt_toolkit.sagemaker.regions import builtin_lambda_arns as builtin_lambda_arns
     from gt_toolkit.sagemaker.service_validation import validate_request as validate_request
+    from gt_toolkit.sagemaker.training import (
+        ImageClassificationHyperparameters as ImageClassificationHyperparameters,
+    )
+    from gt_toolkit.sagemaker.training import (
+        ObjectDetectionHyperparameters as ObjectDetectionHyperparameters,
+    )
+    from gt_toolkit.sagemaker.training import TrainingResources as TrainingResources
     from gt_toolkit.sagemaker.training import (
         build_image_classification_training_request as build_image_classification_training_request,
     )

@@ -2,9 +2,9 @@
 
 Handler: ``lambdas.post_annotation.lambda_handler``. Settings come from environment variables
 (``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``, ``GT_ASSUME_ROLE``,
-...; see :class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`); clients are built
-once
-per cold start and reused while the Lambda stays warm.
+...; see :class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`);
+``GT_ASSUME_ROLE_READ_PREFIX`` (``s3://bucket/prefix/``) narrows the assumed role to reading
+that prefix. Clients are built once per cold start and reused while the Lambda stays warm.
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ from gt_toolkit.storage.s3 import S3Store, make_s3_client
 logging.getLogger("gt_toolkit").setLevel(os.environ.get("GT_LOG_LEVEL", "INFO"))
 _SETTINGS = PostAnnotationSettings.from_env(os.environ)
 _STORE = S3Store(make_s3_client())
-_ROLE_STORES = assumed_role_store_factory(boto3.client("sts")) if _SETTINGS.assume_role else None
+_ROLE_STORES = (
+    assumed_role_store_factory(
+        boto3.client("sts"), read_prefix=os.environ.get("GT_ASSUME_ROLE_READ_PREFIX") or None
+    )
+    if _SETTINGS.assume_role
+    else None
+)
 
 
 def lambda_handler(event: Mapping[str, Any], context: object) -> list[PostAnnotationResult]:

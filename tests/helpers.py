@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,42 @@ class FakeTime:
 
     def clock(self) -> float:
         return self.now
+
+
+SAGEMAKER_ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+
+
+def od_request_args(**overrides: Any) -> dict[str, Any]:
+    """Keyword arguments of a valid object-detection training request; ``overrides`` win."""
+    from gt_toolkit.sagemaker.training import ObjectDetectionHyperparameters
+
+    args: dict[str, Any] = {
+        "job_name": "balls-od-1",
+        "role_arn": SAGEMAKER_ROLE,
+        "region": REGION,
+        "train_manifest_uri": "s3://gt-toolkit-demo/train.manifest",
+        "validation_manifest_uri": "s3://gt-toolkit-demo/validation.manifest",
+        "label_attribute": "boxes",
+        "output_uri": "s3://gt-toolkit-demo/models",
+        "hyperparameters": ObjectDetectionHyperparameters(
+            num_training_samples=32, num_classes=1, max_boxes=4
+        ),
+    }
+    return args | overrides
+
+
+def assert_refused(
+    make: Callable[..., object], kwargs: Mapping[str, Any], expected: list[str]
+) -> str:
+    """``make(**kwargs)`` raises a ValidationError naming every ``expected`` fragment; its text."""
+    from gt_toolkit.errors import ValidationError
+
+    try:
+        make(**kwargs)
+    except ValidationError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError(f"{make.__name__} accepted {kwargs}")
+    missing = [fragment for fragment in expected if fragment not in message]
+    assert not missing, f"{missing} not in\n{message}"
+    return message

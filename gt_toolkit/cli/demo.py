@@ -42,6 +42,7 @@ from gt_toolkit.handlers.post_annotation import PostAnnotationSettings, handle_p
 from gt_toolkit.handlers.pre_annotation import PreAnnotationSettings, handle_pre_annotation
 from gt_toolkit.sagemaker.labeling_job import build_labeling_job_request, create_labeling_job
 from gt_toolkit.sagemaker.training import (
+    ObjectDetectionHyperparameters,
     build_object_detection_training_request,
 )
 from gt_toolkit.sagemaker.tuning import (
@@ -309,10 +310,11 @@ def _labeling_steps(run: _Run, sample_uri: str, job_prefix: str) -> None:
         # The wheels are cached in ./.cache/lambda (shared with `make lambda-zip`).
         built = build_lambda_zip(config.out_dir / "gt-toolkit-lambdas.zip")
         deployed = deploy_lambdas(
-            built.path,
+            built,
             iam_client=run.clients("iam"),
             lambda_client=run.clients("lambda"),
             output_bucket=config.bucket,
+            output_prefix="labeling/output/",  # the job's S3OutputPath below
             name_prefix="gt-toolkit-demo",
             pre_environment={"GT_LABELS": LABEL},
         )
@@ -503,12 +505,12 @@ def _training_steps(run: _Run, output_manifest: str) -> None:
             ),
             label_attribute=facts.label_attribute or run.facts["label_attribute"],
             output_uri=run.s3("training/output"),
-            num_training_samples=facts.num_training_samples,
-            num_classes=facts.num_classes,
-            label_width=facts.label_width,
-            epochs=10,
-            # Eight sampled images leave six for training: a batch cannot be larger.
-            mini_batch_size=min(32, facts.num_training_samples),
+            hyperparameters=ObjectDetectionHyperparameters.from_facts(
+                facts,
+                epochs=10,
+                # Eight sampled images leave six for training: a batch cannot be larger.
+                mini_batch_size=min(32, facts.num_training_samples),
+            ),
         )
         ranges = [
             r

@@ -4,8 +4,7 @@ Three requests (CreateModel, CreateEndpointConfig, CreateEndpoint) built from a 
 training job and validated against botocore's model before anything is created, a wait with
 an injectable clock, invoke helpers that return Ground Truth shaped boxes
 (:mod:`gt_toolkit.sagemaker.predictions`), and :func:`delete_deployment`, which also removes the
-model
-and config so an experiment leaves nothing billing behind.
+model and config so an experiment leaves nothing billing behind.
 """
 
 from __future__ import annotations
@@ -18,10 +17,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from gt_toolkit.errors import GtToolkitError, ValidationError
-from gt_toolkit.sagemaker.labeling_job import WaitTimeoutError
+from gt_toolkit.errors import (
+    EndpointFailedError,
+    GtToolkitError,
+    ValidationError,
+    WaitTimeoutError,
+)
 from gt_toolkit.sagemaker.predictions import ClassScore, decode_classification, decode_detections
 from gt_toolkit.sagemaker.service_validation import check_request
+from gt_toolkit.sagemaker.tags import tag_list
 from gt_toolkit.types import ConsolidatedBox, ImageSize
 
 if TYPE_CHECKING:
@@ -30,7 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Deployment",
-    "EndpointFailedError",
     "build_endpoint_config_request",
     "build_endpoint_request",
     "build_model_request",
@@ -45,10 +48,6 @@ __all__ = [
 _IMAGE_TYPES: Final = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG": "image/png"}
 
 
-class EndpointFailedError(GtToolkitError):
-    """An endpoint ended ``Failed`` (or the training job to deploy did not complete)."""
-
-
 @dataclass(frozen=True, slots=True)
 class Deployment:
     """The three resources one deployment creates (delete them together)."""
@@ -56,6 +55,16 @@ class Deployment:
     model_name: str
     endpoint_config_name: str
     endpoint_name: str
+
+
+def _checked(
+    operation: str, request: dict[str, Any], tags: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """``request`` with its ``Tags``, once it passes the service model."""
+    if tags:
+        request["Tags"] = tag_list(tags)
+    check_request(operation, request)
+    return request
 
 
 def build_model_request(
@@ -72,10 +81,7 @@ def build_model_request(
         "PrimaryContainer": {"Image": image_uri, "ModelDataUrl": model_data_url},
         "ExecutionRoleArn": role_arn,
     }
-    if tags:
-        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
-    check_request("CreateModel", request)
-    return request
+    return _checked("CreateModel", request, tags)
 
 
 def build_endpoint_config_request(
@@ -100,10 +106,7 @@ def build_endpoint_config_request(
             }
         ],
     }
-    if tags:
-        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
-    check_request("CreateEndpointConfig", request)
-    return request
+    return _checked("CreateEndpointConfig", request, tags)
 
 
 def build_endpoint_request(
@@ -111,10 +114,7 @@ def build_endpoint_request(
 ) -> dict[str, Any]:
     """CreateEndpoint kwargs (validated)."""
     request: dict[str, Any] = {"EndpointName": endpoint_name, "EndpointConfigName": config_name}
-    if tags:
-        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
-    check_request("CreateEndpoint", request)
-    return request
+    return _checked("CreateEndpoint", request, tags)
 
 
 def deploy_training_job(

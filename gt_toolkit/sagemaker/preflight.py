@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from gt_toolkit.errors import GtToolkitError, StorageError, ValidationError
 from gt_toolkit.formats.manifest import ManifestLine, RejectedLine, parse_manifest_lines
 from gt_toolkit.formats.training_channels import min_label_width
-from gt_toolkit.sagemaker.training import Algorithm, channel_problems
+from gt_toolkit.sagemaker.training import Algorithm, algorithm_of, channel_problems
 from gt_toolkit.storage.files import Location, iter_raw_lines
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
 
@@ -193,14 +193,13 @@ def _class_ids(
             return [int(v) for v in value], 0, None
         except (TypeError, ValueError):
             return None, 0, f"multi-label value {value!r} holds a non-integer"
-    if isinstance(value, bool):
-        return None, 0, f"class id {value!r} is not an integer"
+    not_integer = f"class id {value!r} is not an integer"
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        return None, 0, not_integer
     try:
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError
         return [int(value)], 0, None
     except (TypeError, ValueError):
-        return None, 0, f"class id {value!r} is not an integer"
+        return None, 0, not_integer
 
 
 def _boxes_outside(value: Mapping[str, Any]) -> bool:
@@ -250,11 +249,23 @@ def preflight_channels(
     """
     report = PreflightReport()
     out = _Collector(report)
-    names = _class_names(class_map)
-    buckets: dict[str, tuple[str, int]] = {}  # bucket -> first (channel, line)
-    seen_refs: dict[str, tuple[str, int]] = {}
-    per_class: Counter[int] = Counter()
+    _check_names(out, label_attribute, channels)
+    scan = _Scan(out, label_attribute, algorithm, multi_label, allow_empty_images)
+    for channel, location in channels.items():
+        _scan_channel(scan, channel, location, store)
+    report.class_ids = set(scan.per_class)
+    _check_classes(out, scan.per_class, _class_names(class_map), num_classes, algorithm)
+    _check_hyperparameters(out, report, algorithm, num_training_samples, label_width)
+    if region is not None and s3_client is not None:
+        _check_regions(out, report, scan.buckets, region, s3_client)
+        _check_job_bucket_regions(out, report, channels, request, region, s3_client)
+    if request is not None:
+        _check_request(out, request, label_attribute, algorithm)
+    return report
 
+
+def _check_names(out: _Collector, label_attribute: str, channels: Mapping[str, Location]) -> None:
+    """The label attribute is a trainable label key; both channels are there."""
     if label_attribute.endswith("-ref"):
         out.error(
             f"label attribute {label_attribute!r} is a -ref (video-frame or 3D output, a pointer "
@@ -266,52 +277,65 @@ def preflight_channels(
         if required not in channels:
             out.error(f"no {required!r} channel given; training needs train and validation")
 
-    for channel, location in channels.items():
-        count = 0
-        blank: list[int] = []
-        try:
-            items: Iterable[ManifestLine | RejectedLine] = parse_manifest_lines(
-                iter_raw_lines(location, store=store),
-                source=str(location),
-                require_source=False,
-                blank=blank,
-            )
-            for item in items:
-                if isinstance(item, RejectedLine):
-                    out.error(
-                        f"unreadable line ({item.reason.value}: {item.detail})",
-                        channel=channel,
-                        line_no=item.line_no,
-                        kind="unreadable",
-                    )
-                    continue
-                count += 1
-                _check_line(
-                    item,
-                    channel=channel,
-                    out=out,
-                    label_attribute=label_attribute,
-                    algorithm=algorithm,
-                    multi_label=multi_label,
-                    allow_empty_images=allow_empty_images,
-                    buckets=buckets,
-                    seen_refs=seen_refs,
-                    per_class=per_class,
-                )
-        except GtToolkitError as exc:
-            out.error(f"cannot read {location}: {exc}", channel=channel)
-        report.counts[channel] = count
-        if blank:
-            out.warn(
-                f"{len(blank)} blank line(s) (first at line {blank[0]}); they are not samples, "
-                "so do not count them in num_training_samples",
-                channel=channel,
-            )
-        if count == 0:
-            out.error("the channel has no usable lines", channel=channel)
 
-    report.class_ids = set(per_class)
-    _check_classes(out, per_class, names, num_classes, algorithm)
+@dataclass(slots=True)
+class _Scan:
+    """The settings every line is checked with, and what the lines so far have shown."""
+
+    out: _Collector
+    label_attribute: str
+    algorithm: Algorithm
+    multi_label: bool
+    allow_empty_images: bool
+    buckets: dict[str, tuple[str, int]] = field(default_factory=dict)  # first (channel, line)
+    seen_refs: dict[str, tuple[str, int]] = field(default_factory=dict)
+    per_class: Counter[int] = field(default_factory=Counter)
+
+
+def _scan_channel(scan: _Scan, channel: str, location: Location, store: S3Store | None) -> None:
+    """Check every line of one channel; count the usable ones and the blank ones."""
+    out = scan.out
+    count = 0
+    blank: list[int] = []
+    try:
+        items: Iterable[ManifestLine | RejectedLine] = parse_manifest_lines(
+            iter_raw_lines(location, store=store),
+            source=str(location),
+            require_source=False,
+            blank=blank,
+        )
+        for item in items:
+            if isinstance(item, RejectedLine):
+                out.error(
+                    f"unreadable line ({item.reason.value}: {item.detail})",
+                    channel=channel,
+                    line_no=item.line_no,
+                    kind="unreadable",
+                )
+                continue
+            count += 1
+            _check_line(item, channel, scan)
+    except GtToolkitError as exc:
+        out.error(f"cannot read {location}: {exc}", channel=channel)
+    out.report.counts[channel] = count
+    if blank:
+        out.warn(
+            f"{len(blank)} blank line(s) (first at line {blank[0]}); they are not samples, "
+            "so do not count them in num_training_samples",
+            channel=channel,
+        )
+    if count == 0:
+        out.error("the channel has no usable lines", channel=channel)
+
+
+def _check_hyperparameters(
+    out: _Collector,
+    report: PreflightReport,
+    algorithm: Algorithm,
+    num_training_samples: int | None,
+    label_width: int | None,
+) -> None:
+    """The counted train lines and the busiest image against the hyperparameters given."""
     counted = report.counts.get("train")
     if num_training_samples is not None and counted is not None and num_training_samples != counted:
         out.error(
@@ -325,12 +349,6 @@ def preflight_channels(
                 f"label_width {label_width} is too small: the busiest image has "
                 f"{report.max_boxes} boxes, which needs >= 2 + 5 x {report.max_boxes} = {need}"
             )
-    if region is not None and s3_client is not None:
-        _check_regions(out, report, buckets, region, s3_client)
-        _check_job_bucket_regions(out, report, channels, request, region, s3_client)
-    if request is not None:
-        _check_request(out, request, label_attribute, algorithm)
-    return report
 
 
 def _class_names(class_map: Mapping[str, str] | Sequence[str] | None) -> dict[int, str] | None:
@@ -341,19 +359,9 @@ def _class_names(class_map: Mapping[str, str] | Sequence[str] | None) -> dict[in
     return dict(enumerate(class_map))
 
 
-def _check_line(
-    item: ManifestLine,
-    *,
-    channel: str,
-    out: _Collector,
-    label_attribute: str,
-    algorithm: Algorithm,
-    multi_label: bool,
-    allow_empty_images: bool,
-    buckets: dict[str, tuple[str, int]],
-    seen_refs: dict[str, tuple[str, int]],
-    per_class: Counter[int],
-) -> None:
+def _check_line(item: ManifestLine, channel: str, scan: _Scan) -> None:
+    """One manifest line: its image, its label, its classes and boxes."""
+    out, label_attribute = scan.out, scan.label_attribute
     data, line_no = item.data, item.line_no
     where = {"channel": channel, "line_no": line_no}
     ref = data.get("source-ref")
@@ -364,11 +372,11 @@ def _check_line(
     else:
         try:
             bucket, _ = parse_s3_uri(ref)
-            buckets.setdefault(bucket, (channel, line_no))
+            scan.buckets.setdefault(bucket, (channel, line_no))
         except GtToolkitError:
             out.error(f"source-ref {ref[:80]!r} is not an s3:// URI", **where, kind="bad-ref")
-        if ref in seen_refs:
-            first = seen_refs[ref]
+        if ref in scan.seen_refs:
+            first = scan.seen_refs[ref]
             out.warn(
                 f"image {ref} already appears at {first[0]}:{first[1]} (duplicate, or in both "
                 "train and validation)",
@@ -376,25 +384,24 @@ def _check_line(
                 kind="duplicate",
             )
         else:
-            seen_refs[ref] = (channel, line_no)
+            scan.seen_refs[ref] = (channel, line_no)
     if label_attribute not in data:
         meta = data.get(f"{label_attribute}-metadata")
         reason = meta.get("failure-reason") if isinstance(meta, Mapping) else None
         detail = f" (failed object: {str(reason)[:100]})" if reason else ""
         out.error(f"no {label_attribute!r} label{detail}", **where, kind="no-label")
         return
-    ids, boxes, problem = _class_ids(data[label_attribute], algorithm, multi_label)
+    ids, boxes, problem = _class_ids(data[label_attribute], scan.algorithm, scan.multi_label)
     if problem is not None:
         out.error(problem, **where, kind="bad-label")
     if ids is None:
         return
-    for cid in ids:
-        per_class[cid] += 1
-    if algorithm == "object-detection":
+    scan.per_class.update(ids)
+    if scan.algorithm == "object-detection":
         out.report.max_boxes = max(out.report.max_boxes, boxes)
         if boxes == 0:
             message = "empty image (no boxes): object detection drops batches over it"
-            if allow_empty_images:
+            if scan.allow_empty_images:
                 out.warn(message, **where, kind="empty")
             else:
                 out.error(message + "; filter it out", **where, kind="empty")
@@ -537,10 +544,7 @@ def preflight_training_request(
             label_attribute = str(attributes[1])
         content_multi = content_multi or "label-format=class-id" in str(channel.get("ContentType"))
     image = str((request.get("AlgorithmSpecification") or {}).get("TrainingImage", ""))
-    if algorithm is None:
-        algorithm = (
-            "image-classification" if "image-classification" in image else "object-detection"
-        )
+    algorithm = algorithm or algorithm_of(request)
     if region is None:
         match = _ECR_REGION_RE.search(image)
         region = match.group(1) if match else None

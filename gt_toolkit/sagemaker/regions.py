@@ -12,12 +12,12 @@ restate the SageMaker Python SDK's image tables (``image_uri_config/pytorch.json
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from gt_toolkit.errors import ValidationError
 
 __all__ = [
-    "ACTIVE_LEARNING_ACCOUNT",
     "ALGORITHM_IMAGE_ACCOUNTS",
     "BUILTIN_LAMBDA_ACCOUNTS",
     "BUILTIN_TASK_TYPES",
@@ -27,15 +27,16 @@ __all__ = [
     "PUBLIC_WORKTEAM_ACCOUNT",
     "PYTORCH_INFERENCE_VERSIONS",
     "PYTORCH_TRAINING_VERSIONS",
+    "Arn",
     "algorithm_image_uri",
-    "arn_region",
     "builtin_lambda_arns",
     "human_task_ui_arn",
     "is_gpu_instance",
     "lambda_function_name",
-    "private_workteam_arn",
+    "parse_arn",
     "public_workteam_arn",
     "pytorch_image_uri",
+    "region_partition",
     "rule_evaluator_image_uri",
 ]
 
@@ -73,7 +74,6 @@ ALGORITHM_IMAGE_ACCOUNTS: Final[dict[str, str]] = {
 
 PUBLIC_WORKTEAM_ACCOUNT: Final = "394669845002"
 HUMAN_TASK_UI_ACCOUNT: Final = "394669845002"
-ACTIVE_LEARNING_ACCOUNT: Final = "027400017018"
 
 BUILTIN_TASK_TYPES: Final[tuple[str, ...]] = (
     "BoundingBox",
@@ -103,7 +103,11 @@ BUILTIN_TASK_TYPES: Final[tuple[str, ...]] = (
 """Suffixes of the built-in ``PRE-<type>`` / ``ACS-<type>`` Lambdas (botocore's list)."""
 
 Algorithm = Literal["object-detection", "image-classification"]
-_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:[a-z0-9\-]+:(?P<region>[a-z0-9\-]*):(?P<account>\d{12})?:")
+_ARN_RE = re.compile(
+    r"arn:(?P<partition>aws[a-z\-]*):(?P<service>[a-z0-9\-]+):(?P<region>[a-z0-9\-]*):"
+    r"(?P<account>\d{12}|aws|):(?P<resource>.+)",
+    re.DOTALL,
+)
 
 
 def _require(table: dict[str, str], region: str, what: str) -> str:
@@ -145,11 +149,6 @@ def public_workteam_arn(region: str) -> str:
     return f"arn:aws:sagemaker:{region}:{PUBLIC_WORKTEAM_ACCOUNT}:workteam/public-crowd/default"
 
 
-def private_workteam_arn(region: str, account: str, team: str) -> str:
-    """A private workteam ARN (``workteam/private-crowd/<team>``) in the user's account."""
-    return f"arn:aws:sagemaker:{region}:{account}:workteam/private-crowd/{team}"
-
-
 def human_task_ui_arn(region: str, task_type: str) -> str:
     """The AWS-hosted worker UI (NER, video and 3D tasks only) for ``region``.
 
@@ -173,12 +172,38 @@ def algorithm_image_uri(region: str, algorithm: Algorithm = "object-detection") 
     return f"{account}.dkr.ecr.{region}.amazonaws.com/{algorithm}:1"
 
 
-def arn_region(arn: str) -> str | None:
-    """The region field of an ARN, or ``None`` when ``arn`` is not an ARN (or has none)."""
-    match = _ARN_RE.match(arn)
-    if match is None:
-        return None
-    return match.group("region") or None
+@dataclass(frozen=True, slots=True)
+class Arn:
+    """The fields of an ARN: ``arn:<partition>:<service>:<region>:<account>:<resource>``.
+
+    ``region`` is ``""`` for global services (IAM) and for an ARN written without one.
+    """
+
+    partition: str
+    service: str
+    region: str
+    account: str
+    resource: str
+
+
+def parse_arn(arn: str) -> Arn | None:
+    """The fields of ``arn``, or ``None`` when it is not an ARN.
+
+    Examples:
+        >>> parse_arn("arn:aws-cn:iam::123456789012:role/gt").partition
+        'aws-cn'
+    """
+    match = _ARN_RE.fullmatch(arn)
+    return Arn(**match.groupdict()) if match is not None else None
+
+
+def region_partition(region: str) -> str:
+    """The partition a region belongs to: ``aws-cn`` for China, ``aws-us-gov``, else ``aws``."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
 
 
 def lambda_function_name(arn: str) -> str | None:

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar
 
 from gt_toolkit.errors import GtToolkitError, ValidationError
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
+from gt_toolkit.sagemaker.tags import tag_list
 from gt_toolkit.sagemaker.training import (
     IC_OPTIMIZERS,
     OD_OPTIMIZERS,
     Algorithm,
+    algorithm_of,
     channel_problems,
     hyperparameter_str,
 )
@@ -42,6 +44,7 @@ __all__ = [
 
 Scaling = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
 Strategy = Literal["Bayesian", "Random"]
+_N = TypeVar("_N", int, float)
 
 OBJECTIVES: Final[dict[str, str]] = {
     "object-detection": "validation:mAP",
@@ -64,23 +67,25 @@ _TRAINING_DEFINITION_KEYS: Final = (
 
 
 @dataclass(frozen=True, slots=True)
-class ContinuousRange:
+class _NumericRange(Generic[_N]):
+    """A range from ``low`` to ``high``; the subclass says whether the values are whole."""
+
+    name: str
+    low: _N
+    high: _N
+    scaling: Scaling = "Auto"
+
+
+class ContinuousRange(_NumericRange[float]):
     """A real-valued hyperparameter range (Logarithmic needs ``low > 0``)."""
 
-    name: str
-    low: float
-    high: float
-    scaling: Scaling = "Auto"
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class IntegerRange:
+class IntegerRange(_NumericRange[int]):
     """An integer hyperparameter range."""
 
-    name: str
-    low: int
-    high: int
-    scaling: Scaling = "Auto"
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,36 +154,26 @@ def _range_problems(ranges: Sequence[ParameterRange], algorithm: Algorithm) -> l
 
 
 def _ranges_json(ranges: Sequence[ParameterRange]) -> dict[str, list[dict[str, Any]]]:
+    """``ParameterRanges`` as the service reads them: every bound a string."""
     out: dict[str, list[dict[str, Any]]] = {}
     for r in ranges:
         if isinstance(r, CategoricalRange):
             out.setdefault("CategoricalParameterRanges", []).append(
                 {"Name": r.name, "Values": list(r.values)}
             )
-        elif isinstance(r, IntegerRange):
-            out.setdefault("IntegerParameterRanges", []).append(
-                {
-                    "Name": r.name,
-                    "MinValue": str(r.low),
-                    "MaxValue": str(r.high),
-                    "ScalingType": r.scaling,
-                }
-            )
-        else:
-            out.setdefault("ContinuousParameterRanges", []).append(
-                {
-                    "Name": r.name,
-                    "MinValue": hyperparameter_str(r.low),
-                    "MaxValue": hyperparameter_str(r.high),
-                    "ScalingType": r.scaling,
-                }
-            )
+            continue
+        key = (
+            "IntegerParameterRanges" if isinstance(r, IntegerRange) else "ContinuousParameterRanges"
+        )
+        out.setdefault(key, []).append(
+            {
+                "Name": r.name,
+                "MinValue": hyperparameter_str(r.low),
+                "MaxValue": hyperparameter_str(r.high),
+                "ScalingType": r.scaling,
+            }
+        )
     return out
-
-
-def _algorithm_of(training_request: Mapping[str, Any]) -> Algorithm:
-    image = str((training_request.get("AlgorithmSpecification") or {}).get("TrainingImage", ""))
-    return "image-classification" if "image-classification" in image else "object-detection"
 
 
 def build_tuning_request(
@@ -210,31 +205,16 @@ def build_tuning_request(
     Raises:
         ValidationError: every problem at once (ranges, limits, objective, service model).
     """
-    algorithm = algorithm or _algorithm_of(training_request)
-    problems: list[str] = []
+    algorithm = algorithm or algorithm_of(training_request)
     static = dict(training_request.get("HyperParameters") or {})
-    samples = str(static.get("num_training_samples", ""))
     if ranges is None:
+        samples = str(static.get("num_training_samples", ""))
         ranges = default_ranges(
             algorithm, num_training_samples=int(samples) if samples.isdigit() else None
         )
-    problems.extend(_range_problems(ranges, algorithm))
     for r in ranges:
         static.pop(r.name, None)
-    expected = OBJECTIVES[algorithm]
-    metric = objective_metric or expected
-    if metric != expected:
-        problems.append(
-            f"objective {metric!r} is not what built-in {algorithm} reports; use {expected!r}"
-        )
-    if (
-        isinstance(max_jobs, int)
-        and isinstance(max_parallel_jobs, int)
-        and max_parallel_jobs > max_jobs
-    ):
-        problems.append(f"max_parallel_jobs {max_parallel_jobs} exceeds max_jobs {max_jobs}")
-    if strategy not in ("Bayesian", "Random"):
-        problems.append(f"strategy {strategy!r} is not one of: Bayesian, Random")
+    metric = objective_metric or OBJECTIVES[algorithm]
     definition: dict[str, Any] = {
         k: training_request[k] for k in _TRAINING_DEFINITION_KEYS if k in training_request
     }
@@ -254,7 +234,8 @@ def build_tuning_request(
         "TrainingJobDefinition": definition,
     }
     if tags:
-        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+        request["Tags"] = tag_list(tags)
+    problems = _range_problems(ranges, algorithm) + _config_problems(request, algorithm)
     problems.extend(problems_as_strings(validate_request("CreateHyperParameterTuningJob", request)))
     problems.extend(
         f"TrainingJobDefinition: {p}" for p in channel_problems(definition, algorithm=algorithm)
@@ -262,6 +243,25 @@ def build_tuning_request(
     if problems:
         raise ValidationError(list(dict.fromkeys(problems)), what="tuning job request")
     return request
+
+
+def _config_problems(request: Mapping[str, Any], algorithm: Algorithm) -> list[str]:
+    """Objective, limits and strategy the built-in algorithm or the service would refuse."""
+    problems: list[str] = []
+    config = request["HyperParameterTuningJobConfig"]
+    expected = OBJECTIVES[algorithm]
+    metric = config["HyperParameterTuningJobObjective"]["MetricName"]
+    if metric != expected:
+        problems.append(
+            f"objective {metric!r} is not what built-in {algorithm} reports; use {expected!r}"
+        )
+    max_jobs = config["ResourceLimits"]["MaxNumberOfTrainingJobs"]
+    max_parallel = config["ResourceLimits"]["MaxParallelTrainingJobs"]
+    if isinstance(max_jobs, int) and isinstance(max_parallel, int) and max_parallel > max_jobs:
+        problems.append(f"max_parallel_jobs {max_parallel} exceeds max_jobs {max_jobs}")
+    if config["Strategy"] not in ("Bayesian", "Random"):
+        problems.append(f"strategy {config['Strategy']!r} is not one of: Bayesian, Random")
+    return problems
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,9 +21,9 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from gt_toolkit import GtToolkitError, ValidationError
+from gt_toolkit.errors import EndpointFailedError, WaitTimeoutError
 from gt_toolkit.sagemaker.endpoints import (
     Deployment,
-    EndpointFailedError,
     build_endpoint_config_request,
     build_endpoint_request,
     build_model_request,
@@ -34,10 +34,9 @@ from gt_toolkit.sagemaker.endpoints import (
     invoke_detector,
     wait_for_endpoint,
 )
-from gt_toolkit.sagemaker.labeling_job import WaitTimeoutError
 from gt_toolkit.sagemaker.service_validation import botocore_report
 from gt_toolkit.sagemaker.training import build_object_detection_training_request
-from tests.helpers import SAMPLES, FakeTime
+from tests.helpers import SAMPLES, FakeTime, od_request_args
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IMAGE = "811284229777.dkr.ecr.us-east-1.amazonaws.com/object-detection:1"
@@ -71,17 +70,7 @@ def unique(prefix: str) -> str:
 
 def trained_job(sm: Any) -> str:
     name = unique("od")
-    request = build_object_detection_training_request(
-        job_name=name,
-        role_arn=ROLE,
-        region="us-east-1",
-        train_manifest_uri="s3://gt-toolkit-demo/train.manifest",
-        validation_manifest_uri="s3://gt-toolkit-demo/validation.manifest",
-        label_attribute="boxes",
-        output_uri="s3://gt-toolkit-demo/models",
-        num_training_samples=32,
-        num_classes=1,
-    )
+    request = build_object_detection_training_request(**od_request_args(job_name=name))
     sm.create_training_job(**request)
     return name
 

@@ -21,7 +21,10 @@ from gt_toolkit.sagemaker.preflight import (
     preflight_channels,
     preflight_training_request,
 )
-from gt_toolkit.sagemaker.training import build_object_detection_training_request
+from gt_toolkit.sagemaker.training import (
+    ObjectDetectionHyperparameters,
+    build_object_detection_training_request,
+)
 from gt_toolkit.storage.s3 import S3Store
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -248,9 +251,9 @@ def test_preflight_training_request_reads_channels_and_hyperparameters(
         validation_manifest_uri=validation,
         label_attribute="boxes",
         output_uri=f"s3://{bucket}/models",
-        num_training_samples=9,
-        num_classes=2,
-        mini_batch_size=8,
+        hyperparameters=ObjectDetectionHyperparameters(
+            num_training_samples=9, num_classes=2, mini_batch_size=8
+        ),
     )
     report = preflight_training_request(
         request, store=store, s3_client=s3_client, class_map=["ball", "bat"]

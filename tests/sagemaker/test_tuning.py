@@ -13,6 +13,8 @@ from botocore.stub import Stubber
 from gt_toolkit import GtToolkitError, ValidationError
 from gt_toolkit.sagemaker.service_validation import botocore_report, validate_request
 from gt_toolkit.sagemaker.training import (
+    ImageClassificationHyperparameters,
+    ObjectDetectionHyperparameters,
     build_image_classification_training_request,
     build_object_detection_training_request,
 )
@@ -25,25 +27,15 @@ from gt_toolkit.sagemaker.tuning import (
     default_ranges,
     pick_best_training_job,
 )
+from tests.helpers import SAGEMAKER_ROLE as ROLE
+from tests.helpers import od_request_args
 
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 
-
-def od_training(**overrides: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "job_name": "balls-od",
-        "role_arn": ROLE,
-        "region": "us-east-1",
-        "train_manifest_uri": "s3://gt-toolkit-demo/train.manifest",
-        "validation_manifest_uri": "s3://gt-toolkit-demo/validation.manifest",
-        "label_attribute": "boxes",
-        "output_uri": "s3://gt-toolkit-demo/models",
-        "num_training_samples": 40,
-        "num_classes": 1,
-        "max_boxes": 3,
-    }
-    args.update(overrides)
-    return build_object_detection_training_request(**args)
+def od_training() -> dict[str, Any]:
+    hp = ObjectDetectionHyperparameters(num_training_samples=40, num_classes=1, max_boxes=3)
+    return build_object_detection_training_request(
+        **od_request_args(job_name="balls-od", hyperparameters=hp)
+    )
 
 
 def test_object_detection_tuning_request(aws: Callable[[str], Any]) -> None:
@@ -105,8 +97,9 @@ def test_image_classification_tuning_uses_accuracy_and_random(aws: Callable[[str
         role_arn=ROLE,
         region="us-east-1",
         output_uri="s3://gt-toolkit-demo/models",
-        num_training_samples=1000,
-        num_classes=3,
+        hyperparameters=ImageClassificationHyperparameters(
+            num_training_samples=1000, num_classes=3
+        ),
         train_manifest_uri="s3://gt-toolkit-demo/t.manifest",
         validation_manifest_uri="s3://gt-toolkit-demo/v.manifest",
         label_attribute="category",
