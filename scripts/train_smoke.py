@@ -41,10 +41,12 @@ from pathlib import Path
 from gt_toolkit.convert import ConvertOptions, convert_output
 from gt_toolkit.sagemaker.predictions import decode_classification
 from gt_toolkit.sagemaker.pytorch import (
+    PyTorchClassifierHyperparameters,
     build_pytorch_training_request,
     pack_pytorch_source,
     script_argv,
 )
+from gt_toolkit.sagemaker.training import TrainingResources
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
@@ -100,17 +102,19 @@ def train(args: argparse.Namespace, work: Path, folders: Path) -> tuple[Path, st
         validation_uri="s3://gt-toolkit-demo/folders/validation/",
         output_uri="s3://gt-toolkit-demo/models",
         source_dir_uri="s3://gt-toolkit-demo/code/sourcedir.tar.gz",
-        hyperparameters={
-            "arch": args.arch,
-            "epochs": args.epochs,
-            "batch_size": 8,
-            "image_size": args.image_size,
-            "pretrained": False,  # no network here; the weights download is the container's
-            "num_workers": 0,
-            "device": args.device,
-            "learning_rate": 0.01,
-        },
-        instance_type="ml.g5.xlarge" if args.device == "cuda" else "ml.m5.xlarge",
+        hyperparameters=PyTorchClassifierHyperparameters(
+            arch=args.arch,
+            epochs=args.epochs,
+            batch_size=8,
+            image_size=args.image_size,
+            pretrained=False,  # no network here; the weights download is the container's
+            num_workers=0,
+            device=args.device,
+            learning_rate=0.01,
+        ),
+        resources=TrainingResources(
+            instance_type="ml.g5.xlarge" if args.device == "cuda" else "ml.m5.xlarge"
+        ),
     )
     code = work / "sourcedir"
     code.mkdir()

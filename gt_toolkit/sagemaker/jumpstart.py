@@ -30,6 +30,8 @@ from gt_toolkit.errors import StorageError, ValidationError
 from gt_toolkit.sagemaker.debugger import ProfilerSettings, attach_debugging
 from gt_toolkit.sagemaker.pytorch import encode_hyperparameters, prefix_channel
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
+from gt_toolkit.sagemaker.tags import tag_list
+from gt_toolkit.sagemaker.training import TrainingResources
 from gt_toolkit.storage.files import join_location
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
@@ -319,12 +321,7 @@ def build_jumpstart_training_request(
     validation_uri: str | None = None,
     model_version: str = "*",
     hyperparameters: Mapping[str, Any] | None = None,
-    instance_type: str | None = None,
-    instance_count: int = 1,
-    volume_size_gb: int | None = None,
-    max_runtime_seconds: int = 86_400,
-    spot: bool = False,
-    max_wait_seconds: int | None = None,
+    resources: TrainingResources | None = None,
     debugger_rules: Sequence[str] = (),
     profiler: ProfilerSettings | None = None,
     tags: Mapping[str, str] | None = None,
@@ -338,7 +335,8 @@ def build_jumpstart_training_request(
             (``od``, ``od1``).
         hyperparameters: the model's own names (``epochs``, ``learning_rate``,
             ``batch_size``…), checked against the spec's types and ranges.
-        instance_type: default the spec's ``default_training_instance_type``.
+        resources: default one of the spec's ``default_training_instance_type`` with the
+            spec's ``training_volume_size`` (or 30 GB), a day at most.
         debugger_rules, profiler: see :func:`gt_toolkit.sagemaker.debugger.attach_debugging`
             (tensor rules are refused: no hook writes tensors in JumpStart's scripts).
 
@@ -348,7 +346,12 @@ def build_jumpstart_training_request(
     """
     spec = read_jumpstart_spec(store, region=region, model_id=model_id, version=model_version)
     raw = spec.raw
-    instance = instance_type or str(raw.get("default_training_instance_type") or "")
+    if resources is None:
+        resources = TrainingResources(
+            instance_type=str(raw.get("default_training_instance_type") or ""),
+            volume_size_gb=int(raw.get("training_volume_size") or 30),
+        )
+    instance = resources.instance_type
     problems = _spec_problems(spec, instance, validation_uri is not None)
     problems += [
         f"{n} must be an s3:// URI, got {u!r}"
@@ -381,12 +384,7 @@ def build_jumpstart_training_request(
         "RoleArn": role_arn,
         "InputDataConfig": _channels(spec, train_uri, validation_uri, isolated),
         "OutputDataConfig": {"S3OutputPath": output_uri},
-        "ResourceConfig": {
-            "InstanceType": instance,
-            "InstanceCount": instance_count,
-            "VolumeSizeInGB": volume_size_gb or int(raw.get("training_volume_size") or 30),
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
+        **resources.request_fields(),
         "HyperParameters": encode_hyperparameters(
             {
                 **merged,
@@ -400,19 +398,12 @@ def build_jumpstart_training_request(
             }
         ),
         "EnableNetworkIsolation": isolated,
-        "Tags": [
-            {"Key": MODEL_ID_TAG, "Value": spec.model_id},
-            {"Key": MODEL_VERSION_TAG, "Value": spec.version},
-            *({"Key": k, "Value": v} for k, v in (tags or {}).items()),
-        ],
+        "Tags": tag_list(
+            {MODEL_ID_TAG: spec.model_id, MODEL_VERSION_TAG: spec.version, **(tags or {})}
+        ),
     }
     if (raw.get("estimator_kwargs") or {}).get("encrypt_inter_container_traffic"):
         request["EnableInterContainerTrafficEncryption"] = True
-    if spot:
-        request["EnableManagedSpotTraining"] = True
-        request["StoppingCondition"]["MaxWaitTimeInSeconds"] = (
-            max_wait_seconds or max_runtime_seconds
-        )
     try:
         request = attach_debugging(
             request, region=region, debugger_rules=debugger_rules, profiler=profiler

@@ -14,8 +14,9 @@ and :func:`build_pytorch_training_request` points a job at it:
   writes;
 - ``MetricDefinitions`` made from the script's own metric line format, so they cannot drift.
 
-Hyperparameter names, types and ranges are the script's (``contract.HYPERPARAMETERS``): an
-unknown name or an out-of-range value is refused here, before the job is paid for.
+Hyperparameter names, types and ranges are the script's (``contract.Hyperparameters``): an
+out-of-range value is refused where it is written (:class:`PyTorchClassifierHyperparameters`),
+before the job is paid for.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import io
 import json
 import tarfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,17 +35,20 @@ from gt_toolkit.sagemaker.debugger import ProfilerSettings, attach_debugging
 from gt_toolkit.sagemaker.regions import pytorch_image_uri
 from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
+from gt_toolkit.sagemaker.tags import tag_list
+from gt_toolkit.sagemaker.training import TrainingResources
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
 __all__ = [
+    "DEFAULT_PYTORCH_RESOURCES",
     "DEFAULT_PYTORCH_VERSION",
     "SCRIPT_DIR",
     "TENSORBOARD_LOCAL_PATH",
+    "PyTorchClassifierHyperparameters",
     "build_pytorch_training_request",
     "encode_hyperparameters",
     "pack_pytorch_source",
     "prefix_channel",
-    "pytorch_hyperparameters",
     "script_argv",
     "upload_pytorch_source",
 ]
@@ -51,7 +56,9 @@ __all__ = [
 SCRIPT_DIR: Final = Path(contract.__file__).resolve().parent
 DEFAULT_PYTORCH_VERSION: Final = "2.6.0"
 TENSORBOARD_LOCAL_PATH: Final = "/opt/ml/output/tensorboard"
-_HYPERPARAMETERS: Final = {hp.name: hp for hp in contract.HYPERPARAMETERS}
+DEFAULT_PYTORCH_RESOURCES: Final = TrainingResources(
+    instance_type="ml.g5.xlarge", volume_size_gb=30
+)
 
 
 def pack_pytorch_source(script_dir: Path = SCRIPT_DIR) -> bytes:
@@ -86,31 +93,33 @@ def encode_hyperparameters(values: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): json.dumps(v) for k, v in values.items()}
 
 
-def pytorch_hyperparameters(values: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The script's defaults overridden by ``values``, each checked against the contract.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PyTorchClassifierHyperparameters(contract.Hyperparameters):
+    """The shipped script's hyperparameters, refused where they are written when out of range.
 
-    Empty text (``tensorboard_dir`` by default) means "off" and is left out, so no argument
-    arrives without a value.
+    The fields, defaults and limits are the script's own (``contract.Hyperparameters``); an
+    integer given for a real-valued field is taken as that number.
 
     Raises:
-        ValidationError: unknown names and out-of-range values, all at once.
+        ValidationError: every bad value at once.
+
+    Examples:
+        >>> PyTorchClassifierHyperparameters(arch="resnet50", learning_rate=1).as_strings()["arch"]
+        '"resnet50"'
     """
-    given = dict(values or {})
-    problems = [
-        f"unknown hyperparameter {name!r}; the script accepts: {', '.join(_HYPERPARAMETERS)}"
-        for name in given
-        if name not in _HYPERPARAMETERS
-    ]
-    merged = {name: given.get(name, hp.default) for name, hp in _HYPERPARAMETERS.items()}
-    for name, hp in _HYPERPARAMETERS.items():
-        value = merged[name]
-        if hp.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            merged[name] = value = float(value)
-        if (problem := hp.problem(value)) is not None:
-            problems.append(problem)
-    if problems:
-        raise ValidationError(problems, what="PyTorch classifier hyperparameters")
-    return {name: value for name, value in merged.items() if value != ""}  # "": the default off
+
+    def __post_init__(self) -> None:
+        for name, kind in contract.KINDS.items():
+            value = getattr(self, name)
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
+        problems = self.problems()
+        if problems:
+            raise ValidationError(problems, what="PyTorch classifier hyperparameters")
+
+    def as_strings(self) -> dict[str, str]:
+        """``HyperParameters`` as the framework container reads them (JSON-encoded values)."""
+        return encode_hyperparameters(self.values())
 
 
 def prefix_channel(name: str, s3_prefix: str) -> dict[str, Any]:
@@ -172,14 +181,9 @@ def build_pytorch_training_request(
     validation_uri: str,
     output_uri: str,
     source_dir_uri: str,
-    hyperparameters: Mapping[str, Any] | None = None,
+    hyperparameters: PyTorchClassifierHyperparameters = PyTorchClassifierHyperparameters(),
+    resources: TrainingResources = DEFAULT_PYTORCH_RESOURCES,
     framework_version: str = DEFAULT_PYTORCH_VERSION,
-    instance_type: str = "ml.g5.xlarge",
-    instance_count: int = 1,
-    volume_size_gb: int = 30,
-    max_runtime_seconds: int = 86_400,
-    spot: bool = False,
-    max_wait_seconds: int | None = None,
     tensorboard_output_uri: str | None = None,
     debugger_rules: Sequence[str] = (),
     profiler: ProfilerSettings | None = None,
@@ -192,8 +196,8 @@ def build_pytorch_training_request(
         train_uri: ``s3://…/train/`` holding one folder per class (``gt-convert class-folders``).
         validation_uri: the same classes for validation.
         source_dir_uri: where :func:`upload_pytorch_source` put ``sourcedir.tar.gz``.
-        hyperparameters: names from the script's contract, e.g. ``{"arch": "resnet50",
-            "epochs": 5}``; the rest keep the script's defaults.
+        hyperparameters: e.g. ``PyTorchClassifierHyperparameters(arch="resnet50", epochs=5)``.
+        resources: default one ``ml.g5.xlarge`` with 30 GB, a day at most.
         tensorboard_output_uri: adds ``TensorBoardOutputConfig``; the script writes its
             scalars there.
         debugger_rules, profiler: opt-in; see
@@ -207,7 +211,7 @@ def build_pytorch_training_request(
         ...     job_name="dogs", role_arn="arn:aws:iam::123456789012:role/sm", region="us-east-1",
         ...     train_uri="s3://bkt/dogs/train", validation_uri="s3://bkt/dogs/validation",
         ...     output_uri="s3://bkt/models", source_dir_uri="s3://bkt/code/sourcedir.tar.gz",
-        ...     hyperparameters={"arch": "resnet50"})
+        ...     hyperparameters=PyTorchClassifierHyperparameters(arch="resnet50"))
         >>> req["AlgorithmSpecification"]["TrainingImage"].rsplit("/", 1)[1]
         'pytorch-training:2.6.0-gpu-py312'
         >>> req["HyperParameters"]["arch"], req["HyperParameters"]["sagemaker_program"]
@@ -221,18 +225,14 @@ def build_pytorch_training_request(
     )
     if is_s3_uri(source_dir_uri) and not source_dir_uri.endswith(".tar.gz"):
         problems.append(f"source_dir_uri must name a .tar.gz bundle, got {source_dir_uri!r}")
-    values: dict[str, Any] = dict(hyperparameters or {})
     if tensorboard_output_uri is not None:
-        values["tensorboard_dir"] = TENSORBOARD_LOCAL_PATH
-    try:
-        merged = pytorch_hyperparameters(values)
-    except ValidationError as exc:
-        problems.extend(exc.problems)
-        merged = {}
+        hyperparameters = replace(hyperparameters, tensorboard_dir=TENSORBOARD_LOCAL_PATH)
     image = image_uri
     if image is None:
         try:
-            image = pytorch_image_uri(region, framework_version, instance_type=instance_type)
+            image = pytorch_image_uri(
+                region, framework_version, instance_type=resources.instance_type
+            )
         except ValidationError as exc:
             problems.extend(exc.problems)
             image = ""
@@ -250,15 +250,10 @@ def build_pytorch_training_request(
             prefix_channel("validation", validation_uri),
         ],
         "OutputDataConfig": {"S3OutputPath": output_uri},
-        "ResourceConfig": {
-            "InstanceType": instance_type,
-            "InstanceCount": instance_count,
-            "VolumeSizeInGB": volume_size_gb,
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
+        **resources.request_fields(),
         "HyperParameters": encode_hyperparameters(
             {
-                **merged,
+                **hyperparameters.values(),
                 "sagemaker_program": contract.TRAIN_SCRIPT,
                 "sagemaker_submit_directory": source_dir_uri,
                 "sagemaker_container_log_level": 20,
@@ -267,18 +262,13 @@ def build_pytorch_training_request(
             }
         ),
     }
-    if spot:
-        request["EnableManagedSpotTraining"] = True
-        request["StoppingCondition"]["MaxWaitTimeInSeconds"] = (
-            max_wait_seconds or max_runtime_seconds
-        )
     if tensorboard_output_uri is not None:
         request["TensorBoardOutputConfig"] = {
             "S3OutputPath": tensorboard_output_uri,
             "LocalPath": TENSORBOARD_LOCAL_PATH,
         }
     if tags:
-        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+        request["Tags"] = tag_list(tags)
     try:
         request = attach_debugging(
             request, region=region, debugger_rules=debugger_rules, profiler=profiler

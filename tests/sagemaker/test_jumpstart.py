@@ -19,6 +19,7 @@ from gt_toolkit.sagemaker.jumpstart import (
     read_jumpstart_spec,
 )
 from gt_toolkit.sagemaker.service_validation import botocore_report
+from gt_toolkit.sagemaker.training import TrainingResources
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import DATA, REGION
 
@@ -160,7 +161,7 @@ def test_a_network_open_model_gets_the_script_uri_directly(
         ({"hyperparameters": {"lr": 0.1}}, "takes no hyperparameter 'lr'"),
         ({"hyperparameters": {"train_only_top_layer": "Maybe"}}, "is not one of: True, False"),
         ({"hyperparameters": {"batch_size": 2.5}}, "batch_size must be an integer"),
-        ({"instance_type": "ml.t3.medium"}, "trains on ml.m5.xlarge"),
+        ({"resources": TrainingResources(instance_type="ml.t3.medium")}, "trains on ml.m5.xlarge"),
         ({"validation_uri": "s3://b/v/"}, "takes no validation channel"),
         ({"output_uri": "models/"}, "output_uri must be an s3:// URI"),
         ({"debugger_rules": ["LossNotDecreasing"]}, "a JumpStart image has none"),

@@ -9,6 +9,7 @@ import math
 import re
 import tarfile
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,16 @@ from gt_toolkit import ValidationError
 from gt_toolkit.sagemaker.debugger import ProfilerSettings
 from gt_toolkit.sagemaker.pytorch import (
     SCRIPT_DIR,
+    PyTorchClassifierHyperparameters,
     build_pytorch_training_request,
     pack_pytorch_source,
-    pytorch_hyperparameters,
     script_argv,
     upload_pytorch_source,
 )
 from gt_toolkit.sagemaker.regions import DLC_ACCOUNTS, pytorch_image_uri
 from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
 from gt_toolkit.sagemaker.service_validation import botocore_report
+from gt_toolkit.sagemaker.training import TrainingResources
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import DATA
 
@@ -62,10 +64,10 @@ def parsed(request: dict[str, Any]) -> Any:
 
 def test_every_hyperparameter_the_builder_sends_is_accepted_by_the_script() -> None:
     values = {"arch": "resnet50", "learning_rate": 0.0003, "epochs": 4, "pretrained": False}
-    request = build_pytorch_training_request(**pt_args(hyperparameters=values))
-    args = parsed(request)
-    for hp in contract.HYPERPARAMETERS:
-        assert getattr(args, hp.name) == values.get(hp.name, hp.default), hp.name
+    chosen = PyTorchClassifierHyperparameters(**values)
+    args = parsed(build_pytorch_training_request(**pt_args(hyperparameters=chosen)))
+    for f in fields(contract.Hyperparameters):
+        assert getattr(args, f.name) == values.get(f.name, f.default), f.name
     assert (args.train, args.model_dir) == ("/t", "/m")
 
 
@@ -79,14 +81,10 @@ def test_every_hyperparameter_the_builder_sends_is_accepted_by_the_script() -> N
 def test_any_valid_hyperparameters_round_trip_through_the_container(
     arch: str, lr: float, batch: int, epochs: int, top_layer: bool
 ) -> None:
-    values = {
-        "arch": arch,
-        "learning_rate": lr,
-        "batch_size": batch,
-        "epochs": epochs,
-        "train_only_top_layer": top_layer,
-    }
-    args = parsed(build_pytorch_training_request(**pt_args(hyperparameters=values)))
+    chosen = PyTorchClassifierHyperparameters(
+        arch=arch, learning_rate=lr, batch_size=batch, epochs=epochs, train_only_top_layer=top_layer
+    )
+    args = parsed(build_pytorch_training_request(**pt_args(hyperparameters=chosen)))
     assert (args.arch, args.learning_rate, args.batch_size) == (arch, lr, batch)
     assert (args.epochs, args.train_only_top_layer) == (epochs, top_layer)
 
@@ -213,7 +211,8 @@ def test_upload_refuses_a_uri_that_is_not_a_tarball(store: S3Store) -> None:
 
 
 def test_request_shape() -> None:
-    request = build_pytorch_training_request(**pt_args(instance_type="ml.m5.xlarge"))
+    cpu = TrainingResources(instance_type="ml.m5.xlarge", volume_size_gb=30)
+    request = build_pytorch_training_request(**pt_args(resources=cpu))
     spec = request["AlgorithmSpecification"]
     assert spec["TrainingImage"] == (
         "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.6.0-cpu-py312"
@@ -243,9 +242,8 @@ def test_tensorboard_output_points_the_script_at_the_local_path() -> None:
 
 
 def test_spot_and_tags() -> None:
-    request = build_pytorch_training_request(
-        **pt_args(spot=True, max_runtime_seconds=3600, tags={"team": "vision"})
-    )
+    spot = TrainingResources(instance_type="ml.g5.xlarge", spot=True, max_runtime_seconds=3600)
+    request = build_pytorch_training_request(**pt_args(resources=spot, tags={"team": "vision"}))
     assert request["EnableManagedSpotTraining"] is True
     assert request["StoppingCondition"]["MaxWaitTimeInSeconds"] == 3600
     assert request["Tags"] == [{"Key": "team", "Value": "vision"}]
@@ -259,17 +257,35 @@ def test_training_image_per_region(region: str) -> None:
     )
 
 
+BAD_HYPERPARAMETERS: list[tuple[dict[str, Any], str]] = [
+    ({"arch": "resnet101"}, "arch 'resnet101' is not one of"),
+    ({"learning_rate": 0}, r"learning_rate must be in \(0"),
+    ({"epochs": 2.5}, "epochs must be an integer"),
+    ({"pretrained": "yes"}, "pretrained must be true or false"),
+    ({"batch_size": True}, "batch_size must be an integer"),
+    ({"optimizer": "adam"}, "optimizer 'adam' is not one of: sgd, adamw"),
+    ({"momentum": 1.0}, r"momentum must be in \[0, 0.999\]"),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), BAD_HYPERPARAMETERS)
+def test_bad_hyperparameters_fail_where_they_are_written(
+    values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        PyTorchClassifierHyperparameters(**values)
+
+
+def test_an_unknown_hyperparameter_name_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="lr"):
+        PyTorchClassifierHyperparameters(lr=0.1)  # type: ignore[call-arg]
+
+
 BAD_INPUTS: list[tuple[dict[str, Any], str]] = [
-    ({"hyperparameters": {"lr": 0.1}}, "unknown hyperparameter 'lr'"),
-    ({"hyperparameters": {"arch": "resnet101"}}, "arch 'resnet101' is not one of"),
-    ({"hyperparameters": {"learning_rate": 0}}, r"learning_rate must be in \(0"),
-    ({"hyperparameters": {"epochs": 2.5}}, "epochs must be an integer"),
-    ({"hyperparameters": {"pretrained": "yes"}}, "pretrained must be true or false"),
-    ({"hyperparameters": {"batch_size": True}}, "batch_size must be an integer"),
     ({"train_uri": "data/train"}, "train_uri must be an s3:// URI"),
     ({"source_dir_uri": "s3://b/code/"}, "must name a .tar.gz bundle"),
     ({"framework_version": "1.8.1"}, "no PyTorch training image for version '1.8.1'"),
-    ({"instance_type": "ml.trn1.2xlarge"}, "needs a Neuron image"),
+    ({"resources": TrainingResources(instance_type="ml.trn1.2xlarge")}, "needs a Neuron image"),
     ({"region": "mars-north-1"}, "no known Deep Learning Containers"),
     ({"job_name": "dogs_pt"}, "TrainingJobName"),
     ({"debugger_rules": ["DeadPixel"]}, "unknown Debugger rule 'DeadPixel'"),
@@ -289,26 +305,26 @@ def test_bad_pytorch_inputs(overrides: dict[str, Any], message: str) -> None:
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ValidationError) as info:
         build_pytorch_training_request(
-            **pt_args(hyperparameters={"lr": 1, "epochs": 0}, train_uri="here", region="nowhere")
+            **pt_args(source_dir_uri="s3://b/x.zip", train_uri="here", region="nowhere")
         )
-    assert len(info.value.problems) >= 4
+    assert len(info.value.problems) >= 3
 
 
 def test_hyperparameter_defaults_are_the_scripts() -> None:
-    merged = pytorch_hyperparameters({"learning_rate": 1})
+    merged = PyTorchClassifierHyperparameters(learning_rate=1).values()
     assert merged["learning_rate"] == 1.0 and isinstance(merged["learning_rate"], float)
     assert {k: v for k, v in merged.items() if k != "learning_rate"} == {
-        hp.name: hp.default
-        for hp in contract.HYPERPARAMETERS
-        if hp.name != "learning_rate" and hp.default != ""
+        f.name: f.default
+        for f in fields(contract.Hyperparameters)
+        if f.name != "learning_rate" and f.default != ""
     }
 
 
 @given(value=st.floats(allow_nan=True, allow_infinity=True))
-def test_a_number_outside_the_range_is_refused_and_inside_accepted(value: float) -> None:
+def test_a_learning_rate_outside_its_range_is_refused(value: float) -> None:
     assume(not (math.isfinite(value) and 0 < value <= 1))
     with pytest.raises(ValidationError, match="learning_rate"):
-        pytorch_hyperparameters({"learning_rate": value})
+        PyTorchClassifierHyperparameters(learning_rate=value)
 
 
 def test_script_argv_mirrors_the_container() -> None:

@@ -35,19 +35,19 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "ARCHITECTURES",
     "CLASSES_FILE",
     "CODE_DIR",
-    "HYPERPARAMETERS",
     "IMAGE_CONTENT_TYPES",
     "IMAGE_SUFFIXES",
     "INFERENCE_SCRIPT",
     "JSON_CONTENT_TYPE",
+    "KINDS",
     "METRIC_NAMES",
     "METRIC_PREFIX",
     "MODEL_FILE",
@@ -56,7 +56,8 @@ __all__ = [
     "SOURCE_FILES",
     "TRAIN_SCRIPT",
     "ClassFolderCheck",
-    "Hyperparameter",
+    "Hyperparameters",
+    "Limits",
     "build_parser",
     "check_class_folders",
     "image_files",
@@ -104,80 +105,100 @@ def parse_bool(text: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Hyperparameter:
-    """One hyperparameter the training script accepts: its type, default and valid range.
+class Limits:
+    """What a hyperparameter field accepts beyond its type (kept in the field's metadata).
 
     ``low``/``high`` bound numbers (``low_open`` excludes ``low`` itself); ``choices`` lists
     the strings a text value may take.
     """
 
-    name: str
-    kind: type[int] | type[float] | type[str] | type[bool]
-    default: int | float | str | bool
     help: str
     low: float | None = None
     high: float | None = None
     low_open: bool = False
     choices: tuple[str, ...] = ()
 
-    def problem(self, value: object) -> str | None:
-        """Why ``value`` is not acceptable, or ``None`` when it is."""
-        if self.kind is bool:
-            return None if isinstance(value, bool) else f"{self.name} must be true or false"
-        if self.kind is str:
-            if not isinstance(value, str):
-                return f"{self.name} must be text, got {value!r}"
-            if self.choices and value not in self.choices:
-                return f"{self.name} {value!r} is not one of: {', '.join(self.choices)}"
-            return None
-        integer_only = self.kind is int
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or (integer_only and not isinstance(value, int))
-        ):
-            return f"{self.name} must be {'an integer' if integer_only else 'a number'}"
-        if not math.isfinite(value):
-            return f"{self.name} must be finite, got {value}"
-        too_low = self.low is not None and (
-            value <= self.low if self.low_open else value < self.low
-        )
-        if too_low or (self.high is not None and value > self.high):
-            low = "(" if self.low_open else "["
-            return f"{self.name} must be in {low}{self.low}, {self.high}], got {value}"
+
+def _hp(default: Any, help: str, **limits: Any) -> Any:
+    return field(default=default, metadata={"limits": Limits(help, **limits)})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hyperparameters:
+    """Every hyperparameter ``train.py`` accepts (one ``--name`` option per field), defaults.
+
+    The builder sends these (``gt_toolkit.sagemaker.pytorch`` subclasses it to refuse bad
+    values where they are written) and the script's parser is made from the same fields.
+    """
+
+    arch: str = _hp("resnet18", "torchvision ResNet to fine-tune", choices=ARCHITECTURES)
+    pretrained: bool = _hp(True, "start from torchvision's ImageNet weights")
+    train_only_top_layer: bool = _hp(False, "freeze everything but the new head")
+    epochs: int = _hp(10, "passes over the training images", low=1, high=1000)
+    batch_size: int = _hp(32, "images per optimiser step", low=1, high=4096)
+    learning_rate: float = _hp(0.001, "optimiser step size", low=0, high=1, low_open=True)
+    optimizer: str = _hp("sgd", "sgd (with momentum) or adamw", choices=("sgd", "adamw"))
+    momentum: float = _hp(0.9, "SGD momentum", low=0, high=0.999)
+    weight_decay: float = _hp(0.0001, "L2 penalty", low=0, high=1)
+    image_size: int = _hp(224, "square input side in pixels", low=32, high=1024)
+    top_k: int = _hp(5, "classes the endpoint returns by default", low=1, high=1000)
+    num_workers: int = _hp(2, "data-loader worker processes", low=0, high=64)
+    seed: int = _hp(0, "random seed (shuffling, head initialisation)", low=0)
+    device: str = _hp("auto", "auto picks CUDA when present", choices=("auto", "cpu", "cuda"))
+    tensorboard_dir: str = _hp("", "write TensorBoard scalars here (empty: off)")
+
+    def problems(self) -> list[str]:
+        """Every value outside its type or limits, one line each."""
+        return [
+            problem
+            for f in fields(self)
+            if (
+                problem := _problem(
+                    f.name, KINDS[f.name], f.metadata["limits"], getattr(self, f.name)
+                )
+            )
+        ]
+
+    def values(self) -> dict[str, Any]:
+        """Name -> value, leaving out empty text (``tensorboard_dir`` off: no empty argument)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != ""}
+
+
+KINDS: Final[dict[str, type]] = {
+    f.name: {"str": str, "int": int, "float": float, "bool": bool}[str(f.type)]
+    for f in fields(Hyperparameters)
+}
+"""Each hyperparameter's Python type (the fields' annotations, which are strings here)."""
+
+
+def _problem(name: str, kind: type, limits: Limits, value: object) -> str | None:
+    """Why ``value`` is not acceptable for the field ``name``, or ``None`` when it is."""
+    if kind is bool:
+        return None if isinstance(value, bool) else f"{name} must be true or false"
+    if kind is str:
+        if not isinstance(value, str):
+            return f"{name} must be text, got {value!r}"
+        if limits.choices and value not in limits.choices:
+            return f"{name} {value!r} is not one of: {', '.join(limits.choices)}"
         return None
-
-
-HYPERPARAMETERS: Final = (
-    Hyperparameter(
-        "arch", str, "resnet18", "torchvision ResNet to fine-tune", choices=ARCHITECTURES
-    ),
-    Hyperparameter("pretrained", bool, True, "start from torchvision's ImageNet weights"),
-    Hyperparameter("train_only_top_layer", bool, False, "freeze everything but the new head"),
-    Hyperparameter("epochs", int, 10, "passes over the training images", low=1, high=1000),
-    Hyperparameter("batch_size", int, 32, "images per optimiser step", low=1, high=4096),
-    Hyperparameter(
-        "learning_rate", float, 0.001, "optimiser step size", low=0, high=1, low_open=True
-    ),
-    Hyperparameter(
-        "optimizer", str, "sgd", "sgd (with momentum) or adamw", choices=("sgd", "adamw")
-    ),
-    Hyperparameter("momentum", float, 0.9, "SGD momentum", low=0, high=0.999),
-    Hyperparameter("weight_decay", float, 0.0001, "L2 penalty", low=0, high=1),
-    Hyperparameter("image_size", int, 224, "square input side in pixels", low=32, high=1024),
-    Hyperparameter("top_k", int, 5, "classes the endpoint returns by default", low=1, high=1000),
-    Hyperparameter("num_workers", int, 2, "data-loader worker processes", low=0, high=64),
-    Hyperparameter("seed", int, 0, "random seed (shuffling, head initialisation)", low=0),
-    Hyperparameter(
-        "device", str, "auto", "auto picks CUDA when present", choices=("auto", "cpu", "cuda")
-    ),
-    Hyperparameter("tensorboard_dir", str, "", "write TensorBoard scalars here (empty: off)"),
-)
-"""Every hyperparameter ``train.py`` accepts; the builder refuses any other name."""
+    integer_only = kind is int
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (integer_only and not isinstance(value, int))
+    ):
+        return f"{name} must be {'an integer' if integer_only else 'a number'}"
+    if not math.isfinite(value):
+        return f"{name} must be finite, got {value}"
+    low, high = limits.low, limits.high
+    too_low = low is not None and (value <= low if limits.low_open else value < low)
+    if too_low or (high is not None and value > high):
+        return f"{name} must be in {'(' if limits.low_open else '['}{low}, {high}], got {value}"
+    return None
 
 
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
-    """The training script's parser: :data:`HYPERPARAMETERS` plus the SageMaker paths.
+    """The training script's parser: :class:`Hyperparameters` plus the SageMaker paths.
 
     Option names keep the underscores SageMaker sends (``--learning_rate 0.001``); the channel
     and model paths default to the ``SM_CHANNEL_*`` / ``SM_MODEL_DIR`` variables the container
@@ -188,25 +209,28 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     parser = argparse.ArgumentParser(
         prog=TRAIN_SCRIPT, description="Fine-tune a torchvision ResNet on class folders."
     )
-    for hp in HYPERPARAMETERS:
-        convert = parse_bool if hp.kind is bool else hp.kind
+    for f in fields(Hyperparameters):
+        kind, limits = KINDS[f.name], f.metadata["limits"]
         parser.add_argument(
-            f"--{hp.name}",
-            type=convert,
-            default=hp.default,
-            choices=hp.choices or None,
-            help=f"{hp.help} (default: {hp.default})",
+            f"--{f.name}",
+            type=parse_bool if kind is bool else kind,
+            default=f.default,
+            choices=limits.choices or None,
+            help=f"{limits.help} (default: {f.default})",
         )
     paths = (
-        ("train", "SM_CHANNEL_TRAIN", "training class folders"),
-        ("validation", "SM_CHANNEL_VALIDATION", "validation class folders"),
-        ("model_dir", "SM_MODEL_DIR", "where the model artefact is written"),
-        ("output_data_dir", "SM_OUTPUT_DATA_DIR", "where extra outputs (metrics.json) go"),
+        ("train", "SM_CHANNEL_TRAIN", "training class folders", True),
+        ("validation", "SM_CHANNEL_VALIDATION", "validation class folders", True),
+        ("model_dir", "SM_MODEL_DIR", "where the model artefact is written", True),
+        ("output_data_dir", "SM_OUTPUT_DATA_DIR", "where metrics.json goes (optional)", False),
     )
-    for name, variable, what in paths:
+    for name, variable, what, needed in paths:
         default = env.get(variable)
         parser.add_argument(
-            f"--{name}", default=default, required=default is None, help=f"{what} (${variable})"
+            f"--{name}",
+            default=default,
+            required=needed and default is None,
+            help=f"{what} (${variable})",
         )
     return parser
 

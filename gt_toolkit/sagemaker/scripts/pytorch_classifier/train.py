@@ -111,11 +111,8 @@ def pick_device(wanted: str) -> torch.device:
 
 def _check(args: argparse.Namespace) -> list[str]:
     """The classes, or exit listing every problem with the hyperparameters and the data."""
-    problems = [
-        p
-        for hp in contract.HYPERPARAMETERS
-        if (p := hp.problem(getattr(args, hp.name))) is not None
-    ]
+    chosen = {name: getattr(args, name) for name in contract.KINDS}
+    problems = contract.Hyperparameters(**chosen).problems()
     for label in ("train", "validation"):
         if not Path(getattr(args, label)).is_dir():
             problems.append(f"the {label} channel {getattr(args, label)} is not a folder")
