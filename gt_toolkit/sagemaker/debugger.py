@@ -21,10 +21,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from gt_toolkit.errors import ServiceClosureWarning, ValidationError
 from gt_toolkit.sagemaker.regions import rule_evaluator_image_uri
+from gt_toolkit.sagemaker.training import JobKind, job_kind
 
 __all__ = [
     "DEBUGGER_CLOSED_TO_NEW_CUSTOMERS",
@@ -32,10 +33,8 @@ __all__ = [
     "PROFILER_INTERVALS_MS",
     "PROFILER_RULES",
     "TENSOR_RULES",
-    "JobKind",
     "ProfilerSettings",
     "attach_debugging",
-    "job_kind",
 ]
 
 DEBUGGER_CLOSED_TO_NEW_CUSTOMERS: Final = "2026-07-30"
@@ -67,8 +66,6 @@ PROFILER_RULES: Final = (
 
 PROFILER_INTERVALS_MS: Final = (100, 200, 500, 1000, 5000, 60000)
 
-JobKind = Literal["builtin", "jumpstart", "script"]
-_JUMPSTART_TAG: Final = "sagemaker-sdk:jumpstart-model-id"
 _warned: set[str] = set()
 
 
@@ -84,21 +81,6 @@ class ProfilerSettings:
     rules: tuple[str, ...] = ()
     disabled: bool = False
     s3_output_uri: str | None = None
-
-
-def job_kind(request: Mapping[str, Any]) -> JobKind:
-    """Built-in algorithm, JumpStart model, or script mode (a ``sagemaker_program`` of one's own).
-
-    JumpStart requests are recognised by the model-id tag the JumpStart builder sets (as the
-    SageMaker SDK does); script mode by ``sagemaker_program``; anything else is treated as a
-    built-in algorithm, whose images write no tensors.
-    """
-    tags = request.get("Tags") or []
-    if any(isinstance(t, Mapping) and t.get("Key") == _JUMPSTART_TAG for t in tags):
-        return "jumpstart"
-    if "sagemaker_program" in (request.get("HyperParameters") or {}):
-        return "script"
-    return "builtin"
 
 
 def _warn_once(what: str, message: str) -> None:

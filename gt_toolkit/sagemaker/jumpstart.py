@@ -31,13 +31,12 @@ from gt_toolkit.sagemaker.debugger import ProfilerSettings, attach_debugging
 from gt_toolkit.sagemaker.pytorch import encode_hyperparameters, prefix_channel
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
 from gt_toolkit.sagemaker.tags import tag_list
-from gt_toolkit.sagemaker.training import TrainingResources
+from gt_toolkit.sagemaker.training import JUMPSTART_MODEL_ID_TAG, TrainingResources
 from gt_toolkit.storage.files import join_location
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
 __all__ = [
     "MANIFEST_KEY",
-    "MODEL_ID_TAG",
     "MODEL_VERSION_TAG",
     "TASK_LAYOUTS",
     "JumpStartSpec",
@@ -48,7 +47,6 @@ __all__ = [
 ]
 
 MANIFEST_KEY: Final = "models_manifest.json"
-MODEL_ID_TAG: Final = "sagemaker-sdk:jumpstart-model-id"
 MODEL_VERSION_TAG: Final = "sagemaker-sdk:jumpstart-model-version"
 CODE_CHANNEL_SOURCEDIR: Final = "/opt/ml/input/data/code/sourcedir.tar.gz"
 MODEL_CONTENT_TYPE: Final = "application/x-sagemaker-model"
@@ -399,7 +397,7 @@ def build_jumpstart_training_request(
         ),
         "EnableNetworkIsolation": isolated,
         "Tags": tag_list(
-            {MODEL_ID_TAG: spec.model_id, MODEL_VERSION_TAG: spec.version, **(tags or {})}
+            {JUMPSTART_MODEL_ID_TAG: spec.model_id, MODEL_VERSION_TAG: spec.version, **(tags or {})}
         ),
     }
     if (raw.get("estimator_kwargs") or {}).get("encrypt_inter_container_traffic"):

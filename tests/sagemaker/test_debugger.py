@@ -10,14 +10,13 @@ import pytest
 from gt_toolkit import ValidationError
 from gt_toolkit.errors import ServiceClosureWarning
 from gt_toolkit.sagemaker import debugger
-from gt_toolkit.sagemaker.debugger import ProfilerSettings, attach_debugging, job_kind
+from gt_toolkit.sagemaker.debugger import ProfilerSettings, attach_debugging
 from gt_toolkit.sagemaker.regions import DEBUGGER_RULE_ACCOUNTS, rule_evaluator_image_uri
 from gt_toolkit.sagemaker.service_validation import botocore_report, validate_request
-from gt_toolkit.sagemaker.training import build_object_detection_training_request
-from tests.sagemaker.test_pytorch import pt_args
-from tests.sagemaker.test_training import od_args
+from gt_toolkit.sagemaker.training import build_object_detection_training_request, job_kind
+from tests.helpers import od_request_args, pytorch_request_args
 
-SCRIPT = pt_args()
+SCRIPT = pytorch_request_args()
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +32,7 @@ def script_request() -> dict[str, Any]:
 
 
 def builtin_request() -> dict[str, Any]:
-    return build_object_detection_training_request(**od_args())
+    return build_object_detection_training_request(**od_request_args())
 
 
 def jumpstart_like(request: dict[str, Any]) -> dict[str, Any]:

@@ -12,14 +12,13 @@ from gt_toolkit import ValidationError
 from gt_toolkit.sagemaker.debugger import ProfilerSettings
 from gt_toolkit.sagemaker.jumpstart import (
     MANIFEST_KEY,
-    MODEL_ID_TAG,
     build_jumpstart_training_request,
     jumpstart_bucket,
     jumpstart_hyperparameters,
     read_jumpstart_spec,
 )
 from gt_toolkit.sagemaker.service_validation import botocore_report
-from gt_toolkit.sagemaker.training import TrainingResources
+from gt_toolkit.sagemaker.training import JUMPSTART_MODEL_ID_TAG, TrainingResources
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import DATA, REGION
 
@@ -115,7 +114,7 @@ def test_classifier_request(
     assert request["AlgorithmSpecification"]["MetricDefinitions"] == [
         {"Name": "pytorch-ic:val-accuracy", "Regex": "val_accuracy: ([0-9\\.]+)"}
     ]
-    assert {"Key": MODEL_ID_TAG, "Value": IC} in request["Tags"]
+    assert {"Key": JUMPSTART_MODEL_ID_TAG, "Value": IC} in request["Tags"]
     sm = aws("sagemaker")
     sm.create_training_job(**request)
     assert sm.describe_training_job(TrainingJobName="hurricane-ic-1")["TrainingJobStatus"]

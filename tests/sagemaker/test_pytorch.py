@@ -32,24 +32,9 @@ from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
 from gt_toolkit.sagemaker.service_validation import botocore_report
 from gt_toolkit.sagemaker.training import TrainingResources
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import DATA
+from tests.helpers import DATA, pytorch_request_args
 
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 TRAIN_LOG = DATA / "training" / "pytorch_classifier_train.log"
-
-
-def pt_args(**overrides: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "job_name": "dogs-pt-1",
-        "role_arn": ROLE,
-        "region": "us-east-1",
-        "train_uri": "s3://gt-toolkit-demo/dogs/train/",
-        "validation_uri": "s3://gt-toolkit-demo/dogs/validation/",
-        "output_uri": "s3://gt-toolkit-demo/models",
-        "source_dir_uri": "s3://gt-toolkit-demo/code/sourcedir.tar.gz",
-    }
-    args.update(overrides)
-    return args
 
 
 def parsed(request: dict[str, Any]) -> Any:
@@ -65,7 +50,7 @@ def parsed(request: dict[str, Any]) -> Any:
 def test_every_hyperparameter_the_builder_sends_is_accepted_by_the_script() -> None:
     values = {"arch": "resnet50", "learning_rate": 0.0003, "epochs": 4, "pretrained": False}
     chosen = PyTorchClassifierHyperparameters(**values)
-    args = parsed(build_pytorch_training_request(**pt_args(hyperparameters=chosen)))
+    args = parsed(build_pytorch_training_request(**pytorch_request_args(hyperparameters=chosen)))
     for f in fields(contract.Hyperparameters):
         assert getattr(args, f.name) == values.get(f.name, f.default), f.name
     assert (args.train, args.model_dir) == ("/t", "/m")
@@ -84,7 +69,7 @@ def test_any_valid_hyperparameters_round_trip_through_the_container(
     chosen = PyTorchClassifierHyperparameters(
         arch=arch, learning_rate=lr, batch_size=batch, epochs=epochs, train_only_top_layer=top_layer
     )
-    args = parsed(build_pytorch_training_request(**pt_args(hyperparameters=chosen)))
+    args = parsed(build_pytorch_training_request(**pytorch_request_args(hyperparameters=chosen)))
     assert (args.arch, args.learning_rate, args.batch_size) == (arch, lr, batch)
     assert (args.epochs, args.train_only_top_layer) == (epochs, top_layer)
 
@@ -190,7 +175,7 @@ def test_source_bundle_holds_the_shipped_scripts_and_is_reproducible() -> None:
 def test_upload_and_train_on_moto(store: S3Store, bucket: str, aws: Callable[[str], Any]) -> None:
     uri = upload_pytorch_source(store, f"s3://{bucket}/code/sourcedir.tar.gz")
     assert store.get_bytes(uri) == pack_pytorch_source()
-    request = build_pytorch_training_request(**pt_args(source_dir_uri=uri))
+    request = build_pytorch_training_request(**pytorch_request_args(source_dir_uri=uri))
     assert botocore_report("CreateTrainingJob", request) == []
     sm = aws("sagemaker")
     sm.create_training_job(**request)
@@ -212,7 +197,7 @@ def test_upload_refuses_a_uri_that_is_not_a_tarball(store: S3Store) -> None:
 
 def test_request_shape() -> None:
     cpu = TrainingResources(instance_type="ml.m5.xlarge", volume_size_gb=30)
-    request = build_pytorch_training_request(**pt_args(resources=cpu))
+    request = build_pytorch_training_request(**pytorch_request_args(resources=cpu))
     spec = request["AlgorithmSpecification"]
     assert spec["TrainingImage"] == (
         "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.6.0-cpu-py312"
@@ -229,13 +214,15 @@ def test_request_shape() -> None:
 
 
 def test_channel_prefixes_get_their_slash() -> None:
-    request = build_pytorch_training_request(**pt_args(train_uri="s3://b/dogs/train"))
+    request = build_pytorch_training_request(**pytorch_request_args(train_uri="s3://b/dogs/train"))
     uri = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
     assert uri == "s3://b/dogs/train/"
 
 
 def test_tensorboard_output_points_the_script_at_the_local_path() -> None:
-    request = build_pytorch_training_request(**pt_args(tensorboard_output_uri="s3://b/tb"))
+    request = build_pytorch_training_request(
+        **pytorch_request_args(tensorboard_output_uri="s3://b/tb")
+    )
     config = request["TensorBoardOutputConfig"]
     assert config["S3OutputPath"] == "s3://b/tb"
     assert parsed(request).tensorboard_dir == config["LocalPath"]
@@ -243,7 +230,9 @@ def test_tensorboard_output_points_the_script_at_the_local_path() -> None:
 
 def test_spot_and_tags() -> None:
     spot = TrainingResources(instance_type="ml.g5.xlarge", spot=True, max_runtime_seconds=3600)
-    request = build_pytorch_training_request(**pt_args(resources=spot, tags={"team": "vision"}))
+    request = build_pytorch_training_request(
+        **pytorch_request_args(resources=spot, tags={"team": "vision"})
+    )
     assert request["EnableManagedSpotTraining"] is True
     assert request["StoppingCondition"]["MaxWaitTimeInSeconds"] == 3600
     assert request["Tags"] == [{"Key": "team", "Value": "vision"}]
@@ -299,13 +288,15 @@ BAD_INPUTS: list[tuple[dict[str, Any], str]] = [
 @pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS)
 def test_bad_pytorch_inputs(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        build_pytorch_training_request(**pt_args(**overrides))
+        build_pytorch_training_request(**pytorch_request_args(**overrides))
 
 
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ValidationError) as info:
         build_pytorch_training_request(
-            **pt_args(source_dir_uri="s3://b/x.zip", train_uri="here", region="nowhere")
+            **pytorch_request_args(
+                source_dir_uri="s3://b/x.zip", train_uri="here", region="nowhere"
+            )
         )
     assert len(info.value.problems) >= 3
 
