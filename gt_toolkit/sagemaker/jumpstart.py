@@ -43,6 +43,7 @@ __all__ = [
     "build_jumpstart_training_request",
     "jumpstart_bucket",
     "jumpstart_hyperparameters",
+    "jumpstart_serving_container",
     "read_jumpstart_spec",
 ]
 
@@ -412,3 +413,40 @@ def build_jumpstart_training_request(
     if problems:
         raise ValidationError(list(dict.fromkeys(problems)), what="JumpStart training request")
     return request
+
+
+def jumpstart_serving_container(
+    store: S3Store, *, region: str, tags: Mapping[str, str], instance_type: str
+) -> tuple[dict[str, Any], bool]:
+    """``PrimaryContainer`` (less ``ModelDataUrl``) and network isolation for a fine-tuned model.
+
+    The spec is found again from the job's model-id and version tags. Fine-tuning with the
+    prepacked script writes the inference code into the model archive, so the serving image
+    and the spec's environment (``SAGEMAKER_PROGRAM=inference.py``, code in
+    ``/opt/ml/model/code``) are all it needs.
+
+    Raises:
+        ValidationError: no model-id tag, a model trained without the prepacked script (its
+            archive lacks inference code: the SageMaker SDK repacks those), or no serving image
+            for ``instance_type``.
+    """
+    model_id = tags.get(JUMPSTART_MODEL_ID_TAG)
+    if not model_id:
+        raise ValidationError(
+            [f"the training job has no {JUMPSTART_MODEL_ID_TAG} tag"], what="deployment"
+        )
+    version = tags.get(MODEL_VERSION_TAG, "*")
+    spec = read_jumpstart_spec(store, region=region, model_id=model_id, version=version)
+    problems = []
+    if not spec.raw.get("training_prepacked_script_key"):
+        problems.append(
+            f"{model_id} {spec.version} fine-tunes without a prepacked script, so its model "
+            "archive holds no inference code; deploy it with the SageMaker SDK, which repacks it"
+        )
+    image = spec.image_uri(instance_type, scope="hosting")
+    if image is None:
+        problems.append(f"the {model_id} spec has no serving image for {instance_type} in {region}")
+    if problems:
+        raise ValidationError(problems, what="deployment")
+    container = {"Image": image, "Environment": spec.inference_environment()}
+    return container, bool(spec.raw.get("inference_enable_network_isolation"))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -32,7 +33,7 @@ from typing import Any, Final
 
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.sagemaker.debugger import ProfilerSettings, attach_debugging
-from gt_toolkit.sagemaker.regions import pytorch_image_uri
+from gt_toolkit.sagemaker.regions import PYTORCH_INFERENCE_VERSIONS, pytorch_image_uri
 from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
 from gt_toolkit.sagemaker.tags import tag_list
@@ -49,6 +50,7 @@ __all__ = [
     "encode_hyperparameters",
     "pack_pytorch_source",
     "prefix_channel",
+    "pytorch_serving_container",
     "script_argv",
     "upload_pytorch_source",
 ]
@@ -56,6 +58,11 @@ __all__ = [
 SCRIPT_DIR: Final = Path(contract.__file__).resolve().parent
 DEFAULT_PYTORCH_VERSION: Final = "2.6.0"
 TENSORBOARD_LOCAL_PATH: Final = "/opt/ml/output/tensorboard"
+SERVING_CODE_DIR: Final = f"/opt/ml/model/{contract.CODE_DIR}"
+_TRAINING_IMAGE_RE: Final = re.compile(
+    r"^\d{12}\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/pytorch-training:"
+    r"(?P<version>\d+(?:\.\d+)+)-(?:cpu|gpu)-py\d+"
+)
 DEFAULT_PYTORCH_RESOURCES: Final = TrainingResources(
     instance_type="ml.g5.xlarge", volume_size_gb=30
 )
@@ -138,6 +145,56 @@ def prefix_channel(name: str, s3_prefix: str) -> dict[str, Any]:
         },
         "InputMode": "File",
     }
+
+
+def pytorch_serving_container(
+    training_job: Mapping[str, Any], *, instance_type: str
+) -> dict[str, Any]:
+    """``PrimaryContainer`` (less ``ModelDataUrl``) serving a model the shipped script trained.
+
+    The inference image matches the training image's version (or the newest serving version
+    before it; the serving images trail the training ones) and the endpoint's instance (CPU or
+    GPU build). The model archive already holds ``code/inference.py`` (``train.py`` copies it
+    there), so the environment points the server at it and nothing is repacked.
+
+    Args:
+        training_job: ``describe_training_job``'s answer (or the training request).
+
+    Raises:
+        ValidationError: a job not trained by the shipped ``train.py`` in a PyTorch image.
+    """
+    hyperparameters = training_job.get("HyperParameters") or {}
+    image = str((training_job.get("AlgorithmSpecification") or {}).get("TrainingImage", ""))
+    try:
+        program = json.loads(hyperparameters.get("sagemaker_program", '""'))
+    except json.JSONDecodeError:
+        program = hyperparameters.get("sagemaker_program")
+    match = _TRAINING_IMAGE_RE.match(image)
+    if program != contract.TRAIN_SCRIPT or match is None:
+        raise ValidationError(
+            [
+                f"{training_job.get('TrainingJobName')} was not trained by the shipped "
+                f"{contract.TRAIN_SCRIPT} in a PyTorch training image ({program!r}, {image}); "
+                "build its model with build_model_request and its own serving image"
+            ],
+            what="deployment",
+        )
+    version, region = match.group("version"), match.group("region")
+    serving = [v for v in PYTORCH_INFERENCE_VERSIONS if _version_key(v) <= _version_key(version)]
+    chosen = version if version in PYTORCH_INFERENCE_VERSIONS else max(serving, key=_version_key)
+    return {
+        "Image": pytorch_image_uri(region, chosen, instance_type=instance_type, scope="inference"),
+        "Environment": {
+            "SAGEMAKER_PROGRAM": contract.INFERENCE_SCRIPT,
+            "SAGEMAKER_SUBMIT_DIRECTORY": SERVING_CODE_DIR,
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+            "SAGEMAKER_REGION": region,
+        },
+    }
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 def script_argv(hyperparameters: Mapping[str, str]) -> list[str]:

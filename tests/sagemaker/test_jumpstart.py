@@ -11,7 +11,6 @@ import pytest
 from gt_toolkit import ValidationError
 from gt_toolkit.sagemaker.debugger import ProfilerSettings
 from gt_toolkit.sagemaker.jumpstart import (
-    MANIFEST_KEY,
     build_jumpstart_training_request,
     jumpstart_bucket,
     jumpstart_hyperparameters,
@@ -26,21 +25,6 @@ SPECS = DATA / "jumpstart"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IC = "pytorch-ic-resnet18"
 OD = "pytorch-od1-fasterrcnn-resnet50-fpn"
-
-
-@pytest.fixture
-def jumpstart(s3_client: Any, store: S3Store) -> S3Store:
-    """The region's JumpStart bucket on moto: the manifest and each spec under its spec_key."""
-    bucket = jumpstart_bucket(REGION)
-    existing = {b["Name"] for b in s3_client.list_buckets()["Buckets"]}
-    if bucket not in existing:
-        s3_client.create_bucket(Bucket=bucket)
-    manifest = json.loads((SPECS / MANIFEST_KEY).read_text())
-    store.put_bytes(f"s3://{bucket}/{MANIFEST_KEY}", (SPECS / MANIFEST_KEY).read_bytes())
-    for entry in manifest:
-        body = (SPECS / f"{entry['model_id']}.json").read_bytes()
-        store.put_bytes(f"s3://{bucket}/{entry['spec_key']}", body)
-    return store
 
 
 @pytest.fixture
