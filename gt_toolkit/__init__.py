@@ -94,7 +94,7 @@ _EXPORTS: dict[str, str] = {
     "deploy_lambdas": "sagemaker.lambda_deploy",
     "decode_classification": "sagemaker.predictions",
     "decode_detections": "sagemaker.predictions",
-    "PreflightReport": "sagemaker.preflight",
+    "PreflightReport": "sagemaker.preflight_report",
     "preflight_channels": "sagemaker.preflight",
     "preflight_training_request": "sagemaker.preflight",
     "preflight_class_folders": "sagemaker.preflight_data",
@@ -366,7 +366,6 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.sagemaker.lambda_deploy import deploy_lambdas as deploy_lambdas
     from gt_toolkit.sagemaker.predictions import decode_classification as decode_classification
     from gt_toolkit.sagemaker.predictions import decode_detections as decode_detections
-    from gt_toolkit.sagemaker.preflight import PreflightReport as PreflightReport
     from gt_toolkit.sagemaker.preflight import preflight_channels as preflight_channels
     from gt_toolkit.sagemaker.preflight import (
         preflight_training_request as preflight_training_request,
@@ -377,6 +376,7 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.sagemaker.preflight_data import (
         preflight_jumpstart_detection as preflight_jumpstart_detection,
     )
+    from gt_toolkit.sagemaker.preflight_report import PreflightReport as PreflightReport
     from gt_toolkit.sagemaker.pytorch import (
         build_pytorch_training_request as build_pytorch_training_request,
     )

@@ -44,6 +44,7 @@ __all__ = [
     "jumpstart_bucket",
     "jumpstart_hyperparameters",
     "jumpstart_serving_container",
+    "model_task",
     "read_jumpstart_spec",
 ]
 
@@ -59,6 +60,12 @@ TASK_LAYOUTS: Final[dict[str, Layout]] = {
     "od1": "jumpstart-od",
 }
 """JumpStart task (the second part of a model id, ``pytorch-ic-resnet18``) -> the data it reads."""
+
+
+def model_task(model_id: str) -> str:
+    """``ic``, ``od``, ``od1``, ``tc``…: JumpStart's ``framework-task-name`` model-id scheme."""
+    parts = model_id.split("-")
+    return parts[1] if len(parts) >= 3 else ""
 
 
 def jumpstart_bucket(region: str) -> str:
@@ -87,9 +94,8 @@ class JumpStartSpec:
 
     @property
     def task(self) -> str:
-        """``ic``, ``od``, ``od1``, ``tc``… (JumpStart's own ``framework-task-name`` scheme)."""
-        parts = self.model_id.split("-")
-        return parts[1] if len(parts) >= 3 else ""
+        """The model's task (:func:`model_task`)."""
+        return model_task(self.model_id)
 
     def _uri(self, key_field: str) -> str | None:
         key = self.raw.get(key_field)
@@ -160,7 +166,7 @@ def read_jumpstart_spec(
     if version != "*":
         entries = [e for e in entries if e.get("version") == version]
     if not entries:
-        task = model_id.split("-")[1] if model_id.count("-") >= 2 else ""
+        task = model_task(model_id)
         near = sorted(
             {
                 str(e.get("model_id"))

@@ -1,7 +1,8 @@
 """Pre-flight for the channels script mode and JumpStart read: class folders, detection data.
 
 The augmented-manifest pre-flight (:mod:`gt_toolkit.sagemaker.preflight`) reads manifests; these
-two read folders, local or on S3, before a job is paid for:
+two read folders, local or on S3, before a job is paid for (``preflight_training_request``
+calls them for script-mode and JumpStart requests):
 
 - :func:`preflight_class_folders`: class folders that are empty, hold files the trainer skips
   (non-images, nested folders, files outside any class), or differ between train and
@@ -25,7 +26,7 @@ from typing import Any
 import orjson
 
 from gt_toolkit.errors import NoMatchingObjectsError, StorageError
-from gt_toolkit.sagemaker.preflight import Finding, PreflightReport, Severity
+from gt_toolkit.sagemaker.preflight_report import Finding, PreflightReport, Severity
 from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
 from gt_toolkit.storage.files import Location, join_location, read_bytes
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from gt_toolkit.convert import ConvertOptions, convert_output
-from gt_toolkit.sagemaker.preflight import PreflightReport
 from gt_toolkit.sagemaker.preflight_data import (
     list_folder,
     preflight_class_folders,
     preflight_jumpstart_detection,
 )
+from gt_toolkit.sagemaker.preflight_report import PreflightReport
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import SAMPLES
 
