@@ -1,9 +1,8 @@
 """``make train-smoke``: run the shipped PyTorch scripts for real, once, on the samples.
 
-1. Label the 40 sample images by how many balls they show (``one``, ``two``,
-   ``three-or-more``, from ``samples/truth.manifest``), write that as a Ground Truth
-   image-classification output manifest and convert it with ``gt-convert class-folders``
-   (stratified, so every class is in both splits).
+1. Convert ``samples/ball-count.manifest`` (the 40 sample images labelled ``one``, ``two`` or
+   ``three-or-more`` balls, a Ground Truth image-classification output) with
+   ``gt-convert class-folders`` (stratified, so every class is in both splits).
 2. Build the training request with :func:`build_pytorch_training_request`, unpack the
    ``sourcedir.tar.gz`` the builder would upload, and run its ``train.py`` with the arguments the
    framework container would derive from the request (:func:`script_argv`) and the
@@ -50,34 +49,11 @@ from gt_toolkit.sagemaker.training import TrainingResources
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
-CLASSES = {1: "one", 2: "two"}
 SERVE_ONCE = REPO / "scripts" / "serve_once.py"
 
 
 def class_folders(work: Path) -> Path:
-    """Step 1: a classification output manifest from the truth, converted to class folders."""
-    lines = []
-    for raw in (SAMPLES / "truth.manifest").read_text(encoding="utf-8").splitlines():
-        record = json.loads(raw)
-        count = len(record["truth"]["annotations"])
-        name = CLASSES.get(count, "three-or-more")
-        class_id = sorted({*CLASSES.values(), "three-or-more"}).index(name)
-        lines.append(
-            {
-                "source-ref": record["source-ref"],
-                "balls": class_id,
-                "balls-metadata": {
-                    "class-name": name,
-                    "confidence": 1.0,
-                    "type": "groundtruth/image-classification",
-                    "human-annotated": "yes",
-                    "creation-date": "2026-11-24T00:00:00.000000",
-                    "job-name": "labeling-job/ball-count",
-                },
-            }
-        )
-    manifest = work / "ball-count.manifest"
-    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    """Step 1: the samples' ball-count labels converted to class folders."""
     out = work / "folders"
     options = ConvertOptions(
         images_dir=str(SAMPLES / "images"),
@@ -85,7 +61,7 @@ def class_folders(work: Path) -> Path:
         stratify=True,
         validation_fraction=0.25,
     )
-    result = convert_output("class-folders", manifest, out, options)
+    result = convert_output("class-folders", SAMPLES / "ball-count.manifest", out, options)
     if result.image_errors or result.notes:
         raise SystemExit(f"conversion: {result.image_errors} {result.notes}")
     print(f"class folders: {json.dumps(result.extra['images_per_folder'])}")
