@@ -99,6 +99,7 @@ _EXPORTS: dict[str, str] = {
     "preflight_training_request": "sagemaker.preflight",
     "preflight_class_folders": "sagemaker.preflight_data",
     "preflight_jumpstart_detection": "sagemaker.preflight_data",
+    "PyTorchClassifierHyperparameters": "sagemaker.pytorch",
     "build_pytorch_training_request": "sagemaker.pytorch",
     "upload_pytorch_source": "sagemaker.pytorch",
     "algorithm_image_uri": "sagemaker.regions",
@@ -160,6 +161,7 @@ __all__ = [
     "PreAnnotationSettings",
     "PreflightReport",
     "ProfilerSettings",
+    "PyTorchClassifierHyperparameters",
     "QualityAccumulator",
     "ReadStats",
     "ReconsolidationReport",
@@ -377,6 +379,9 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
         preflight_jumpstart_detection as preflight_jumpstart_detection,
     )
     from gt_toolkit.sagemaker.preflight_report import PreflightReport as PreflightReport
+    from gt_toolkit.sagemaker.pytorch import (
+        PyTorchClassifierHyperparameters as PyTorchClassifierHyperparameters,
+    )
     from gt_toolkit.sagemaker.pytorch import (
         build_pytorch_training_request as build_pytorch_training_request,
     )

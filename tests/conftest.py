@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from gt_toolkit.storage.s3 import S3Store, make_s3_client
-from tests.helpers import DATA, REGION
+from tests.helpers import REGION, SAMPLES
 
 
 @pytest.fixture(scope="session")
@@ -65,12 +65,12 @@ def bucket(s3_client: Any) -> str:
 @pytest.fixture
 def jumpstart(s3_client: Any, store: S3Store) -> S3Store:
     """The region's JumpStart bucket on moto: ``models_manifest.json`` and each hand-written
-    spec (``tests/data/jumpstart/``, the published shape) under its ``spec_key``."""
+    spec (``samples/jumpstart/``, the published shape) under its ``spec_key``."""
     import json
 
     from gt_toolkit.sagemaker.jumpstart import MANIFEST_KEY, jumpstart_bucket
 
-    specs = DATA / "jumpstart"
+    specs = SAMPLES / "jumpstart"
     name = jumpstart_bucket(REGION)
     if name not in {b["Name"] for b in s3_client.list_buckets()["Buckets"]}:
         s3_client.create_bucket(Bucket=name)

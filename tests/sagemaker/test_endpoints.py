@@ -45,7 +45,7 @@ from gt_toolkit.sagemaker.pytorch import (
 from gt_toolkit.sagemaker.service_validation import botocore_report
 from gt_toolkit.sagemaker.training import build_object_detection_training_request
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import DATA, SAMPLES, FakeTime, od_request_args, pytorch_request_args
+from tests.helpers import SAMPLES, FakeTime, od_request_args, pytorch_request_args
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IMAGE = "811284229777.dkr.ecr.us-east-1.amazonaws.com/object-detection:1"
@@ -429,7 +429,7 @@ def test_a_jumpstart_model_without_the_prepacked_script_is_not_deployed(
     aws: Callable[[str], Any], jumpstart: S3Store, bucket: str
 ) -> None:
     spec_key = "community_models/pytorch-ic-resnet18/specs_v3.0.5.json"
-    spec = json.loads((DATA / "jumpstart" / "pytorch-ic-resnet18.json").read_text())
+    spec = json.loads((SAMPLES / "jumpstart" / "pytorch-ic-resnet18.json").read_text())
     del spec["training_prepacked_script_key"]
     jumpstart.put_bytes(
         f"s3://jumpstart-cache-prod-us-east-1/{spec_key}", json.dumps(spec).encode()

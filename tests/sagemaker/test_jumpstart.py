@@ -19,9 +19,9 @@ from gt_toolkit.sagemaker.jumpstart import (
 from gt_toolkit.sagemaker.service_validation import botocore_report
 from gt_toolkit.sagemaker.training import JUMPSTART_MODEL_ID_TAG, TrainingResources
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import DATA, REGION
+from tests.helpers import REGION, SAMPLES
 
-SPECS = DATA / "jumpstart"
+SPECS = SAMPLES / "jumpstart"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IC = "pytorch-ic-resnet18"
 OD = "pytorch-od1-fasterrcnn-resnet50-fpn"
