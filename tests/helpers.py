@@ -58,6 +58,38 @@ class FakeTime:
         return self.now
 
 
+def read_jsonl(path: Path) -> list[Any]:
+    """The records of a local JSON Lines file (blank lines skipped)."""
+    return [json.loads(x) for x in path.read_bytes().splitlines() if x.strip()]
+
+
+def image_mirror(tmp_path: Path, manifest: Path, size: tuple[int, int] = (640, 480)) -> Path:
+    """Local images for every source-ref of a manifest, sized from its ``image_size``.
+
+    The folder mirrors the S3 keys (``s3://bucket/a/b.png`` -> ``mirror/a/b.png``), as
+    ``--images-dir`` expects; images without a size in their label get ``size``.
+    """
+    from PIL import Image
+
+    root = tmp_path / "mirror"
+    for raw in manifest.read_bytes().splitlines():
+        try:
+            line = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        ref = line["source-ref"]
+        w, h = size
+        for value in line.values():
+            if isinstance(value, dict) and value.get("image_size"):
+                w, h = value["image_size"][0]["width"], value["image_size"][0]["height"]
+        path = root / ref.split("/", 3)[3]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (w, h), (90, 120, 150)).save(
+            path, format="PNG" if ref.endswith(".png") else "JPEG"
+        )
+    return root
+
+
 SAGEMAKER_ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 
 

@@ -62,10 +62,13 @@ def build_detection_label(
     creation_date: str | None = None,
     human_annotated: bool = True,
     extra_metadata: Mapping[str, Any] | None = None,
+    whole_pixels: bool = True,
 ) -> dict[str, Any]:
     """Build ``{attribute: DetectionLabel, attribute-metadata: DetectionMetadata}``.
 
-    Coordinates are rounded to whole pixels as Ground Truth writes them; ``class_id`` follows
+    Coordinates are rounded to whole pixels as Ground Truth writes them, unless
+    ``whole_pixels`` is False (boxes imported from another tool keep their exact values,
+    so a round trip or an evaluation against them is not shifted); ``class_id`` follows
     ``labels`` order (the job's ``labelCategories``); ``class-map`` lists only used classes.
     ``job_name`` gets the ``labeling-job/`` prefix real outputs carry.
     """
@@ -73,7 +76,10 @@ def build_detection_label(
     label: DetectionLabel = {
         # Ground Truth always writes a depth; workers' inputImageProperties carry none.
         "image_size": [{"depth": 3, **image_size}] if image_size is not None else [],
-        "annotations": [_pixel_box(b, ids[b["label"]]) for b in boxes],
+        "annotations": [
+            _pixel_box(b, ids[b["label"]]) if whole_pixels else _exact_box(b, ids[b["label"]])
+            for b in boxes
+        ],
     }
     used = sorted({ids[b["label"]] for b in boxes})
     inverse = {v: k for k, v in ids.items()}
@@ -109,6 +115,13 @@ def _pixel_box(box: ConsolidatedBox, class_id: int) -> OutputAnnotation:
         "width": max(1, right - left),
         "height": max(1, bottom - top),
     }
+
+
+def _exact_box(box: ConsolidatedBox, class_id: int) -> OutputAnnotation:
+    """The box as given; whole values written as integers, as Ground Truth writes them."""
+    values = [box[k] for k in ("left", "top", "width", "height")]
+    left, top, width, height = (int(v) if float(v).is_integer() else v for v in values)
+    return {"class_id": class_id, "left": left, "top": top, "width": width, "height": height}
 
 
 @dataclass(frozen=True, slots=True)

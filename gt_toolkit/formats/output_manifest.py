@@ -74,6 +74,7 @@ class OutputRejectReason(StrEnum):
     NO_LABEL = "no-label"
     INVALID_LABEL = "invalid-label"
     WRONG_TYPE = "wrong-label-type"
+    UNKNOWN_CLASS = "unknown-class-id"
     BOX_OUTSIDE_IMAGE = "box-outside-image"
     EMPTY_IMAGE = "empty-image"
     NO_SOURCE_REF = "no-source-ref"
@@ -334,16 +335,30 @@ class _Reject(Exception):
         self.detail = detail
 
 
+MAX_CLASS_ID = 2**31 - 1
+"""The largest class id accepted: every training format stores ids as 32-bit integers."""
+
+
+def _is_class_key(key: str) -> bool:
+    """A ``class-map`` key that names a valid class id (``"0"``, ``"12"``)."""
+    return key.isascii() and key.isdigit() and len(key) <= 10 and int(key) <= MAX_CLASS_ID
+
+
 def _as_class_id(value: object) -> int:
-    if value.__class__ is int:
-        return value
+    """An integer class id in ``0..MAX_CLASS_ID``; ``ValueError`` says why not."""
     if isinstance(value, bool):
         raise ValueError("a boolean is not a class id")
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise ValueError(f"class id {value!r} is not an integer")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float | str) and (
+        value.is_integer() if isinstance(value, float) else value.strip().lstrip("-").isdigit()
+    ):
+        number = int(value)
+    else:
+        raise ValueError(f"class id {value!r:.40} is not an integer")
+    if not 0 <= number <= MAX_CLASS_ID:
+        raise ValueError(f"class id {str(number)[:40]} is outside 0..{MAX_CLASS_ID}")
+    return number
 
 
 _COORDS = ("left", "top", "width", "height")
@@ -497,7 +512,7 @@ class OutputReader:
             for key, name in entries:
                 if seen.get(key) == name:  # merged before: one dict look, no parsing
                     continue
-                if isinstance(name, str) and isinstance(key, str) and key.lstrip("-").isdigit():
+                if isinstance(name, str) and isinstance(key, str) and _is_class_key(key):
                     key_id = int(key)
                     if known.get(key_id) != name:
                         cmap.add(key_id, name, line_no)
@@ -518,6 +533,8 @@ class OutputReader:
             # takes the slow path, which decides what to do with it.
             try:
                 cid, x, y, w, h = _BOX_FIELDS(ann)
+                # JSON true/false arrive as bools, which compare as 1/0: only these pass
+                # the comparisons (identity tests: cheaper than four class lookups).
                 fast = (
                     cid.__class__ is int
                     and x >= 0
@@ -526,11 +543,18 @@ class OutputReader:
                     and h > 0
                     and x + w <= width_px
                     and y + h <= height_px
+                    and x is not True
+                    and x is not False
+                    and y is not True
+                    and y is not False
+                    and w is not True
+                    and h is not True
+                    and (name := get_name(cid)) is not None  # named ids are 0..MAX_CLASS_ID
                 )
             except (KeyError, TypeError):
                 fast = False
             if fast:
-                add_name(get_name(cid) or str(cid))
+                add_name(name)
                 if annotations is not None:
                     annotations.append(ann)
                     keep.append(objects[i] if i < len(objects) else None)
@@ -586,6 +610,8 @@ class OutputReader:
         """Check one unusual box: string ids, floats, outside the image. ``None`` = dropped."""
         try:
             class_id = _as_class_id(ann["class_id"])
+            if any(isinstance(ann[k], bool) for k in _COORDS):
+                raise ValueError("a boolean is not a coordinate")
             left, top, width, height = (float(ann[k]) for k in _COORDS)
         except (KeyError, TypeError, ValueError) as exc:
             raise _Reject(
@@ -593,12 +619,7 @@ class OutputReader:
             ) from None
         if not all(map(_finite, (left, top, width, height))):
             raise _Reject(OutputRejectReason.INVALID_LABEL, f"annotation {i}: not finite")
-        cmap = self.stats.class_map
-        name = class_names.get(str(class_id))
-        if isinstance(name, str):
-            cmap.add(class_id, name, line_no)
-        else:
-            name = cmap.name_of(class_id)
+        name = self._class_name(class_id, class_names, line_no, f"annotation {i}")
         box = (left, top, width, height)
         status = "ok"
         fixed = _fit(box, size)
@@ -617,6 +638,26 @@ class OutputReader:
         out = {**ann, "class_id": class_id}
         out.update(zip(_COORDS, map(_num, fixed), strict=True))
         return out, name, status
+
+    def _class_name(
+        self, class_id: int, class_names: Mapping[str, Any], line_no: int, what: str
+    ) -> str:
+        """The name of ``class_id`` from this line's class map or an earlier one.
+
+        An id nobody named would reach the output as a bare number: the line is rejected.
+        """
+        cmap = self.stats.class_map
+        name = class_names.get(str(class_id))
+        if isinstance(name, str):
+            cmap.add(class_id, name, line_no)
+            return name
+        known = cmap.names.get(class_id)
+        if known is None:
+            raise _Reject(
+                OutputRejectReason.UNKNOWN_CLASS,
+                f"{what}: class id {class_id} is in no class map of this file",
+            )
+        return known
 
     def _classification(
         self,
@@ -637,21 +678,14 @@ class OutputReader:
                 ids = [_as_class_id(value)]
         except ValueError as exc:
             raise _Reject(OutputRejectReason.INVALID_LABEL, f"{attr!r}: {exc}") from None
-        cmap = self.stats.class_map
-        if multi:
-            names = meta.get("class-map")
-            if isinstance(names, Mapping):
-                for i in ids:
-                    name = names.get(str(i))
-                    if isinstance(name, str):
-                        cmap.add(i, name, line_no)
-        else:
-            name = meta.get("class-name")
-            if isinstance(name, str):
-                cmap.add(ids[0], name, line_no)
+        class_names: Mapping[str, Any] = {}
+        if multi and isinstance(meta.get("class-map"), Mapping):
+            class_names = meta["class-map"]
+        elif not multi and isinstance(meta.get("class-name"), str):
+            class_names = {str(ids[0]): meta["class-name"]}
+        labels = [self._class_name(i, class_names, line_no, repr(attr)) for i in ids]
         if not ids and self.empty_policy is EmptyPolicy.REJECT:
             raise _Reject(OutputRejectReason.EMPTY_IMAGE, "no classes on this image")
-        labels = [cmap.name_of(i) for i in ids]
         st = self.stats
         st.objects += 1
         if not ids:

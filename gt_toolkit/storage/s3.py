@@ -261,3 +261,30 @@ class S3Store:
         """Upload a local file (multipart for large files, handled by boto3's transfer)."""
         bucket, key = parse_s3_uri(uri)
         self._call(f"uploading to {uri}", lambda: self.client.upload_file(str(path), bucket, key))
+
+    def delete_objects(self, uris: Iterable[str]) -> None:
+        """Delete objects (1,000 keys per request, S3's limit); missing keys are no error.
+
+        Raises:
+            StorageError: a request failed, or S3 refused some keys (the first few named).
+        """
+        by_bucket: dict[str, list[str]] = {}
+        for uri in uris:
+            bucket, key = parse_s3_uri(uri)
+            by_bucket.setdefault(bucket, []).append(key)
+        for bucket, keys in by_bucket.items():
+            for start in range(0, len(keys), 1000):
+                self._delete_batch(bucket, keys[start : start + 1000])
+
+    def _delete_batch(self, bucket: str, keys: list[str]) -> None:
+        objects: list[Any] = [{"Key": k} for k in keys]
+        resp = self._call(
+            f"deleting from s3://{bucket}/",
+            lambda: self.client.delete_objects(
+                Bucket=bucket, Delete={"Objects": objects, "Quiet": True}
+            ),
+        )
+        errors = resp.get("Errors") or []
+        if errors:
+            shown = ", ".join(f"{e.get('Key')}: {e.get('Code')}" for e in errors[:3])
+            raise StorageError(f"S3 refused {len(errors)} deletes in {bucket}: {shown}")
