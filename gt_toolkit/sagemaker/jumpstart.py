@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from gt_toolkit.errors import StorageError, ValidationError
-from gt_toolkit.sagemaker.debugger import ProfilerSettings, attach_debugging
-from gt_toolkit.sagemaker.pytorch import encode_hyperparameters, prefix_channel
-from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
+from gt_toolkit.sagemaker.debugger import ProfilerSettings
+from gt_toolkit.sagemaker.pytorch import encode_hyperparameters, finish_request, prefix_channel
 from gt_toolkit.sagemaker.tags import tag_list
 from gt_toolkit.sagemaker.training import JUMPSTART_MODEL_ID_TAG, TrainingResources
 from gt_toolkit.storage.files import join_location
@@ -409,16 +408,14 @@ def build_jumpstart_training_request(
     }
     if (raw.get("estimator_kwargs") or {}).get("encrypt_inter_container_traffic"):
         request["EnableInterContainerTrafficEncryption"] = True
-    try:
-        request = attach_debugging(
-            request, region=region, debugger_rules=debugger_rules, profiler=profiler
-        )
-    except ValidationError as exc:
-        problems.extend(exc.problems)
-    problems.extend(problems_as_strings(validate_request("CreateTrainingJob", request)))
-    if problems:
-        raise ValidationError(list(dict.fromkeys(problems)), what="JumpStart training request")
-    return request
+    return finish_request(
+        request,
+        region=region,
+        debugger_rules=debugger_rules,
+        profiler=profiler,
+        problems=problems,
+        what="JumpStart training request",
+    )
 
 
 def jumpstart_serving_container(

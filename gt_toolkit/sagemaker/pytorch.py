@@ -48,6 +48,7 @@ __all__ = [
     "PyTorchClassifierHyperparameters",
     "build_pytorch_training_request",
     "encode_hyperparameters",
+    "finish_request",
     "pack_pytorch_source",
     "prefix_channel",
     "pytorch_serving_container",
@@ -326,6 +327,29 @@ def build_pytorch_training_request(
         }
     if tags:
         request["Tags"] = tag_list(tags)
+    return finish_request(
+        request,
+        region=region,
+        debugger_rules=debugger_rules,
+        profiler=profiler,
+        problems=problems,
+        what="PyTorch training request",
+    )
+
+
+def finish_request(
+    request: dict[str, Any],
+    *,
+    region: str,
+    debugger_rules: Sequence[str],
+    profiler: ProfilerSettings | None,
+    problems: list[str],
+    what: str,
+) -> dict[str, Any]:
+    """Attach the opted-in Debugger/Profiler, check the service model, raise every problem.
+
+    ``problems`` are the builder's own, listed first.
+    """
     try:
         request = attach_debugging(
             request, region=region, debugger_rules=debugger_rules, profiler=profiler
@@ -334,5 +358,5 @@ def build_pytorch_training_request(
         problems.extend(exc.problems)
     problems.extend(problems_as_strings(validate_request("CreateTrainingJob", request)))
     if problems:
-        raise ValidationError(list(dict.fromkeys(problems)), what="PyTorch training request")
+        raise ValidationError(list(dict.fromkeys(problems)), what=what)
     return request

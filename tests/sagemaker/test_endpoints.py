@@ -372,22 +372,30 @@ def test_deploy_and_invoke_the_pytorch_classifier(
     ]
 
 
+def jumpstart_job(
+    sm: Any, store: S3Store, model_id: str, bucket: str, folder: str
+) -> tuple[str, dict[str, Any]]:
+    """Train ``model_id`` on ``s3://bucket/folder/`` (moto completes it at once)."""
+    job = unique(folder)
+    request = build_jumpstart_training_request(
+        store=store,
+        model_id=model_id,
+        region="us-east-1",
+        job_name=job,
+        role_arn=ROLE,
+        train_uri=f"s3://{bucket}/{folder}/",
+        output_uri=f"s3://{bucket}/models",
+    )
+    sm.create_training_job(**request)
+    return job, request
+
+
 def test_deploy_and_invoke_a_jumpstart_detector(
     aws: Callable[[str], Any], moto_endpoint: str, jumpstart: S3Store, bucket: str
 ) -> None:
     jumpstart.put_bytes(f"s3://{bucket}/od/annotations.json", b'{"images": [], "annotations": []}')
     sm = aws("sagemaker")
-    job = unique("birds")
-    request = build_jumpstart_training_request(
-        store=jumpstart,
-        model_id="pytorch-od1-fasterrcnn-resnet50-fpn",
-        region="us-east-1",
-        job_name=job,
-        role_arn=ROLE,
-        train_uri=f"s3://{bucket}/od/",
-        output_uri=f"s3://{bucket}/models",
-    )
-    sm.create_training_job(**request)
+    job, request = jumpstart_job(sm, jumpstart, "pytorch-od1-fasterrcnn-resnet50-fpn", bucket, "od")
     name = unique("birds")
     with pytest.raises(ValidationError, match="pass store="):
         deploy_training_job(sm, job, endpoint_name=name)
@@ -437,17 +445,7 @@ def test_a_jumpstart_model_without_the_prepacked_script_is_not_deployed(
     for key in ("ic/cat/a.jpg", "ic/dog/b.jpg"):
         jumpstart.put_bytes(f"s3://{bucket}/{key}", b"x")
     sm = aws("sagemaker")
-    job = unique("storm")
-    request = build_jumpstart_training_request(
-        store=jumpstart,
-        model_id="pytorch-ic-resnet18",
-        region="us-east-1",
-        job_name=job,
-        role_arn=ROLE,
-        train_uri=f"s3://{bucket}/ic/",
-        output_uri=f"s3://{bucket}/models",
-    )
-    sm.create_training_job(**request)
+    job, _ = jumpstart_job(sm, jumpstart, "pytorch-ic-resnet18", bucket, "ic")
     with pytest.raises(ValidationError, match="holds no inference code"):
         deploy_training_job(sm, job, endpoint_name=unique("storm"), store=jumpstart)
 
