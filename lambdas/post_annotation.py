@@ -17,7 +17,6 @@ from typing import Any
 import boto3
 
 from gt_toolkit.handlers.post_annotation import (
-    PostAnnotationResult,
     PostAnnotationSettings,
     assumed_role_store_factory,
     handle_post_annotation,
@@ -36,8 +35,8 @@ _ROLE_STORES = (
 )
 
 
-def lambda_handler(event: Mapping[str, Any], context: object) -> list[PostAnnotationResult]:
+def lambda_handler(event: Mapping[str, Any], context: object) -> list[Any]:
     """Consolidate one batch: one entry per ``datasetObjectId``."""
-    return handle_post_annotation(
-        event, store=_STORE, settings=_SETTINGS, store_for_role=_ROLE_STORES
+    return list(
+        handle_post_annotation(event, store=_STORE, settings=_SETTINGS, store_for_role=_ROLE_STORES)
     )

@@ -36,6 +36,7 @@ from gt_toolkit.formats.label_categories import (
     build_label_category_config,
     validate_labels,
 )
+from gt_toolkit.handlers.lambda_response import RESPONSE_BUDGET
 from gt_toolkit.sagemaker.regions import (
     BUILTIN_LAMBDA_ACCOUNTS,
     BUILTIN_TASK_TYPES,
@@ -58,7 +59,6 @@ __all__ = [
     "ALLOWED_PRICES_USD",
     "DEFAULT_MAX_CONCURRENT_TASKS",
     "LABELING_JOB_RULES",
-    "LAMBDA_RESPONSE_LIMIT",
     "PII_CLASSIFIER",
     "LabelingJobCheck",
     "LabelingProgress",
@@ -204,9 +204,6 @@ def default_config_uris(output_uri: str, job_name: str) -> tuple[str, str]:
 
 # ---------------------------------------------------------------- the response-size estimate
 
-LAMBDA_RESPONSE_LIMIT: Final = 6 * 1024 * 1024
-"""Bytes a synchronous Lambda call may return; a larger response fails the whole batch."""
-
 DEFAULT_MAX_CONCURRENT_TASKS: Final = 1000
 """SageMaker's ``MaxConcurrentTaskCount`` when the request leaves it out."""
 
@@ -237,14 +234,14 @@ def consolidation_response_bytes(
 
 
 def _warn_response_size(human: Mapping[str, Any], boxes: int, labels: Sequence[str]) -> None:
-    """Warn when a batch of this job's answers can pass :data:`LAMBDA_RESPONSE_LIMIT`."""
+    """Warn when a batch of this job's answers can pass :data:`RESPONSE_BUDGET`."""
     workers = human["NumberOfHumanWorkersPerDataObject"]
     batch = human.get("MaxConcurrentTaskCount", DEFAULT_MAX_CONCURRENT_TASKS)
     size = consolidation_response_bytes(
         workers=workers, boxes_per_image=boxes, batch_size=batch, labels=labels
     )
-    if size > LAMBDA_RESPONSE_LIMIT:
-        fits = max(1, batch * LAMBDA_RESPONSE_LIMIT // size)
+    if size > RESPONSE_BUDGET:
+        fits = max(1, batch * RESPONSE_BUDGET // size)
         warnings.warn(
             f"{workers} workers x {boxes} boxes per image x {batch} objects per batch "
             f"(MaxConcurrentTaskCount) can make a post-annotation response of {size / 1e6:.1f} MB, "

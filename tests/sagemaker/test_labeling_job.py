@@ -21,10 +21,10 @@ from botocore.stub import Stubber
 from gt_toolkit import ValidationError, build_labeling_job_request
 from gt_toolkit.errors import LabelingJobFailedError, LambdaResponseSizeWarning, WaitTimeoutError
 from gt_toolkit.formats.detection_label import build_detection_label
+from gt_toolkit.handlers.lambda_response import RESPONSE_BUDGET
 from gt_toolkit.sagemaker.labeling_job import (
     ALLOWED_PRICES_USD,
     LABELING_JOB_RULES,
-    LAMBDA_RESPONSE_LIMIT,
     LabelingJobCheck,
     LabelingProgress,
     consolidation_response_bytes,
@@ -843,12 +843,12 @@ def test_a_batch_that_can_pass_6_mb_is_warned_about_with_a_batch_that_fits() -> 
         consolidation_response_bytes(
             workers=5, boxes_per_image=40, batch_size=suggested, labels=["ball", "bat"]
         )
-        <= LAMBDA_RESPONSE_LIMIT
+        <= RESPONSE_BUDGET
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         build_labeling_job_request(**args, max_concurrent_tasks=suggested)
-        build_labeling_job_request(**base_args(expected_boxes_per_image=10))
+        build_labeling_job_request(**base_args(expected_boxes_per_image=8))
         build_labeling_job_request(**base_args())  # no estimate without expected boxes
 
 
