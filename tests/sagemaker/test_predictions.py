@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gt_toolkit import ValidationError
@@ -171,6 +171,7 @@ def test_the_pytorch_classifier_answer() -> None:
         decode_classification({"predictions": [{"class_id": 1, "probability": 0.5}]})
 
 
+@settings(deadline=None)  # two decodes per example; slow only on a loaded machine
 @given(rows=st.lists(row, max_size=20), width=st.integers(1, 2000), height=st.integers(1, 2000))
 def test_jumpstart_detections_decode_like_the_builtin_rows(
     rows: list[list[float]], width: int, height: int

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from gt_toolkit import ValidationError
@@ -56,6 +56,7 @@ def test_every_hyperparameter_the_builder_sends_is_accepted_by_the_script() -> N
     assert (args.train, args.model_dir) == ("/t", "/m")
 
 
+@settings(max_examples=60, deadline=None)  # builds and validates a whole request per example
 @given(
     arch=st.sampled_from(contract.ARCHITECTURES),
     lr=st.floats(min_value=1e-9, max_value=1.0, allow_nan=False),
