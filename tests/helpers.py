@@ -156,3 +156,17 @@ def assert_refused(
     missing = [fragment for fragment in expected if fragment not in message]
     assert not missing, f"{missing} not in\n{message}"
     return message
+
+
+def pytorch_request_args(**overrides: Any) -> dict[str, Any]:
+    """Keyword arguments of a valid PyTorch script-mode training request; ``overrides`` win."""
+    args: dict[str, Any] = {
+        "job_name": "dogs-pt-1",
+        "role_arn": SAGEMAKER_ROLE,
+        "region": REGION,
+        "train_uri": "s3://gt-toolkit-demo/dogs/train/",
+        "validation_uri": "s3://gt-toolkit-demo/dogs/validation/",
+        "output_uri": "s3://gt-toolkit-demo/models",
+        "source_dir_uri": "s3://gt-toolkit-demo/code/sourcedir.tar.gz",
+    }
+    return args | overrides

@@ -1,8 +1,9 @@
 """Where a conversion writes: nothing appears at the output unless the whole run succeeds.
 
 A converter writes every file (annotations, manifests, copied images) through a
-:class:`StagedOutput`. Locally the files go to a hidden ``.<name>.<random>.part`` folder
-beside the output, which is moved into place when the run ends without an error and deleted
+:class:`StagedOutput`. Locally the files go to a hidden ``.<name>.<host>.<pid>.<token>.part`` folder
+beside the output (:func:`~gt_toolkit.storage.files.make_part_folder`: a later run removes it
+if this one is killed), which is moved into place when the run ends without an error and deleted
 when it fails. S3 has no multi-object commit, so on S3 the objects are written at their final
 keys and the keys are remembered; a failed run deletes every object it wrote. The files that
 say a dataset is complete (``channels.json``, ``data.yaml``) are written last.
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +24,7 @@ from gt_toolkit.storage.files import (
     Location,
     atomic_output,
     join_location,
+    make_part_folder,
     write_bytes,
     write_json,
     write_lines,
@@ -96,10 +97,7 @@ class StagedOutput:
         if self._stage is None:
             try:
                 self._parent.mkdir(parents=True, exist_ok=True)
-                name = Path(self.out).name or "out"
-                self._stage = Path(
-                    tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=self._parent)
-                )
+                self._stage = make_part_folder(self._parent, Path(self.out).name or "out")
             except OSError as exc:
                 raise StorageError(f"cannot write {self.out}: {exc.strerror or exc}") from exc
         return self._stage

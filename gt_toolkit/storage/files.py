@@ -9,8 +9,9 @@ A process killed in the middle of a write (``kill -9``, out of memory) cannot re
 temporary file. Each one is named after the host and process that write it
 (``.<name>.<host>.<pid>.<token>.part``), and the first write of a later run into the same
 folder removes this host's whose process no longer runs (another machine's, in a shared
-folder, are left alone); S3 staging files live in one per-user folder under the system temp
-folder, swept the same way.
+folder, are left alone); staging folders of whole trees (:func:`make_part_folder`) are named
+and swept the same way, and S3 staging files live in one per-user folder under the system temp
+folder, swept likewise.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import itertools
 import os
 import re
 import secrets
+import shutil
 import socket
 import tempfile
 import threading
@@ -40,6 +42,7 @@ __all__ = [
     "iter_line_batches",
     "iter_raw_lines",
     "join_location",
+    "make_part_folder",
     "read_bytes",
     "write_bytes",
     "write_json",
@@ -170,6 +173,23 @@ def _new_part(folder: Path, stem: str, *, mode: int) -> tuple[int, Path]:
             continue
 
 
+def make_part_folder(parent: Path, stem: str) -> Path:
+    """Create a private ``parent/.<stem>.<host>.<pid>.<token>.part`` folder, after a sweep.
+
+    For writers that stage a whole tree and move it into place at the end (the converters):
+    the folder carries the same name pattern as a temporary file, so a later run removes it
+    when the process that made it was killed.
+    """
+    _sweep(parent)
+    while True:
+        path = parent / f".{stem}.{_HOST}.{os.getpid()}.{secrets.token_hex(8)}.part"
+        try:
+            path.mkdir(mode=0o700)
+            return path
+        except FileExistsError:  # pragma: no cover - a 64-bit token collision
+            continue
+
+
 def _staging_folder() -> Path:
     """Where S3 uploads are staged: one private folder per user under the temp folder."""
     folder = Path(tempfile.gettempdir()) / f"gt-toolkit-{os.getuid()}"
@@ -178,7 +198,7 @@ def _staging_folder() -> Path:
 
 
 def _sweep(folder: Path) -> None:
-    """Remove temporary files of processes that no longer run (once per folder and run)."""
+    """Remove temporary files and folders of processes that no longer run (once per folder)."""
     key = os.fspath(folder)
     with _swept_lock:
         if key in _swept:
@@ -192,7 +212,10 @@ def _sweep(folder: Path) -> None:
         match = _PART_RE.search(entry.name)
         if match is not None and not _running(int(match[1])):
             with contextlib.suppress(OSError):
-                Path(entry.path).unlink()
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    Path(entry.path).unlink()
 
 
 def _running(pid: int) -> bool:

@@ -90,9 +90,22 @@ def test_a_new_file_gets_the_mode_open_would_give(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o640
 
 
-def _kill_mid_write(target: str, tmp_path: Path, env: dict[str, str]) -> None:
+# A conversion stages a whole tree in a part folder and is killed before it moves it into place.
+_CONVERTER = """
+import sys, time
+from gt_toolkit.convert.staging import StagedOutput
+with StagedOutput(sys.argv[1]) as out:
+    out.write_bytes(out.location("labels", "a.txt"), b"x" * 1_000_000)
+    open(sys.argv[2], "w").close()
+    time.sleep(60)
+"""
+
+
+def _kill_mid_write(
+    target: str, tmp_path: Path, env: dict[str, str], script: str = _WRITER
+) -> None:
     ready = tmp_path / "ready"
-    child = subprocess.Popen([sys.executable, "-c", _WRITER, target, str(ready)], cwd=REPO, env=env)
+    child = subprocess.Popen([sys.executable, "-c", script, target, str(ready)], cwd=REPO, env=env)
     try:
         deadline = time.monotonic() + 60
         while not ready.exists():
@@ -111,6 +124,17 @@ def test_a_write_killed_midway_leaves_nothing_after_the_next_run(tmp_path: Path)
     assert not (out / "train.manifest").exists()  # and no partial output
     write_lines(out / "validation.manifest", [b"{}"])  # the next run, same folder
     assert sorted(p.name for p in out.iterdir()) == ["validation.manifest"]
+
+
+def test_a_conversion_killed_midway_leaves_no_staging_folder_after_the_next_run(
+    tmp_path: Path,
+) -> None:
+    parent = tmp_path / "exports"
+    _kill_mid_write(str(parent / "yolo"), tmp_path, dict(os.environ), script=_CONVERTER)
+    [left] = [p for p in parent.iterdir() if p.name.endswith(".part")]  # what the kill left
+    assert left.is_dir() and not (parent / "yolo").exists()
+    write_lines(parent / "coco.json", [b"{}"])  # the next run into the same folder
+    assert sorted(p.name for p in parent.iterdir()) == ["coco.json"]
 
 
 def test_an_s3_upload_killed_midway_leaves_no_staging_file(
