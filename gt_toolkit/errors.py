@@ -24,6 +24,8 @@ Warnings (``warnings.warn`` categories, not raised)::
 
     LambdaResponseSizeWarning(UserWarning)             a labeling job whose consolidation batches
                                                        can pass Lambda's 6 MB response limit
+    ServiceClosureWarning(UserWarning)                 a request opts into an AWS feature with
+                                                       an announced end (Debugger, Profiler)
 """
 
 from __future__ import annotations
@@ -132,3 +134,7 @@ class LambdaZipError(GtToolkitError):
 
 class LambdaResponseSizeWarning(UserWarning):
     """A labeling job whose post-annotation responses can pass Lambda's 6 MB limit."""
+
+
+class ServiceClosureWarning(UserWarning):
+    """A request uses an AWS feature that is closing (the message says when and what instead)."""

@@ -1,4 +1,5 @@
-"""Helpers the tests share: repository paths, event files, a fake clock, fast S3 seeding.
+"""Helpers the tests share: repository paths, event files, a fake clock, fast S3 seeding,
+headless Chromium.
 
 Fixtures live in ``conftest.py``; plain functions and constants live here, so tests import
 them by name (``from tests.helpers import ...``) instead of reaching into conftest.
@@ -7,6 +8,8 @@ them by name (``from tests.helpers import ...``) instead of reaching into confte
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -78,6 +81,32 @@ def consolidated_boxes(lines: list[dict[str, Any]], attr: str = "consolidated") 
     return out
 
 
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run Debian's headless Chromium with a throw-away profile under ``tmp_path``."""
+    exe = shutil.which("chromium")
+    assert exe, "chromium is missing: run `bash scripts/install-system-deps.sh` (make test does)"
+    profile = tmp_path / "profile"
+    profile.mkdir(exist_ok=True)
+    return subprocess.run(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
 def read_jsonl(path: Path) -> list[Any]:
     """The records of a local JSON Lines file (blank lines skipped)."""
     return [json.loads(x) for x in path.read_bytes().splitlines() if x.strip()]
@@ -147,3 +176,17 @@ def assert_refused(
     missing = [fragment for fragment in expected if fragment not in message]
     assert not missing, f"{missing} not in\n{message}"
     return message
+
+
+def pytorch_request_args(**overrides: Any) -> dict[str, Any]:
+    """Keyword arguments of a valid PyTorch script-mode training request; ``overrides`` win."""
+    args: dict[str, Any] = {
+        "job_name": "dogs-pt-1",
+        "role_arn": SAGEMAKER_ROLE,
+        "region": REGION,
+        "train_uri": "s3://gt-toolkit-demo/dogs/train/",
+        "validation_uri": "s3://gt-toolkit-demo/dogs/validation/",
+        "output_uri": "s3://gt-toolkit-demo/models",
+        "source_dir_uri": "s3://gt-toolkit-demo/code/sourcedir.tar.gz",
+    }
+    return args | overrides

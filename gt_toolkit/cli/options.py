@@ -1,12 +1,17 @@
-"""Options and helpers shared by the ``gt-convert`` subcommands."""
+"""Options and helpers shared by the ``gt-convert`` subcommands.
+
+Nothing here imports boto3 or another heavy library at the top: ``gt-convert --help`` builds
+every subcommand's parser, and each subcommand imports the API it runs inside ``run``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from gt_toolkit.errors import StorageError
-from gt_toolkit.storage.s3 import S3Store, make_s3_client
+if TYPE_CHECKING:
+    from gt_toolkit.storage.s3 import S3Store
 
 __all__ = [
     "IMAGES_DIR_HELP",
@@ -51,6 +56,9 @@ def store_from_args(args: argparse.Namespace) -> S3Store:
     """An :class:`S3Store` configured from the AWS options; the client is made lazily."""
     import boto3
     from botocore.exceptions import ProfileNotFound
+
+    from gt_toolkit.errors import StorageError
+    from gt_toolkit.storage.s3 import S3Store, make_s3_client
 
     if args.profile or args.endpoint_url or args.region:
         try:

@@ -104,8 +104,8 @@ CONVERTERS: dict[Target, ConverterSpec] = {
     ),
     Target.CLASS_FOLDERS: ConverterSpec(
         "classification:to_class_folders",
-        "one folder of images per class (JumpStart image classification)",
-        _READER | _MIRROR,
+        "train/ and validation/ with one folder of images per class (JumpStart, PyTorch)",
+        _READER | _SPLIT | _MIRROR,
     ),
     Target.JUMPSTART_OD: ConverterSpec(
         "jumpstart:to_jumpstart_od",

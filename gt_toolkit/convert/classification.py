@@ -3,8 +3,9 @@
 ``lst``: File-mode channels ``train``/``validation`` (images) and ``train.lst``/
 ``validation.lst``: ``index<TAB>class<TAB>path`` with class indices consecutive from 0
 (Ground Truth ids remapped in id order); multi-label outputs get one 0/1 column per class.
-``class-folders``: one folder per class name, the layout JumpStart image classification
-reads (its class indices follow the folder names alphabetically).
+``class-folders``: ``train/<class>/`` and ``validation/<class>/``, one folder per class name, the
+layout JumpStart image classification (give it ``train/``) and the PyTorch script-mode trainer
+read (class indices follow the folder names alphabetically).
 """
 
 from __future__ import annotations
@@ -78,10 +79,15 @@ def to_lst(source: Location, out: StagedOutput, options: ConvertOptions) -> Conv
 def to_class_folders(
     source: Location, out: StagedOutput, options: ConvertOptions
 ) -> ConversionResult:
-    """Copy each image into ``out/<class name>/`` (single-label outputs only)."""
+    """Copy each image into ``out/train/<class name>/`` or ``out/validation/<class name>/``.
+
+    Single-label outputs only. A class that lands in one split only is named in the notes:
+    the PyTorch script-mode trainer needs the same class folders in both.
+    """
     stats = OutputStats()
+    splitter = planned_splitter(source, options, kinds=CLASSIFICATION)
     namer = ImageNamer()
-    per_class: dict[str, int] = {}
+    per_split: dict[str, dict[str, int]] = {"train": {}, "validation": {}}
     with copier_for(options) as copier:
         for rec in read_classifications(source, options, stats=stats, desc="class-folders"):
             if rec.multi_label:
@@ -89,16 +95,24 @@ def to_class_folders(
                     f"line {rec.line_no}: class-folders needs single-label classification; "
                     f"{rec.attribute!r} is multi-label (use lst or augmented)"
                 )
-            folder = folder_name(rec.labels[0])
-            per_class[folder] = per_class.get(folder, 0) + 1
-            dest = out.location(folder, namer(rec.source_ref))
+            split, folder = splitter(rec), folder_name(rec.labels[0])
+            per_split[split][folder] = per_split[split].get(folder, 0) + 1
+            dest = out.location(split, folder, namer(rec.source_ref))
             copier.submit(rec.source_ref, out.staged(dest))
+    classes = sorted(set(per_split["train"]) | set(per_split["validation"]))
+    notes = [
+        f"class {name!r} has no {split} images"
+        for name in classes
+        for split in ("train", "validation")
+        if name not in per_split[split]
+    ]
     return ConversionResult(
         target="class-folders",
         stats=stats,
-        outputs={"folders": out.out},
+        outputs={split: out.location(split) for split in per_split},
         extra={
-            "images_per_folder": dict(sorted(per_class.items())),
-            "class_index": {str(i): n for i, n in enumerate(sorted(per_class))},
+            "images_per_folder": {k: dict(sorted(v.items())) for k, v in per_split.items()},
+            "class_index": {str(i): n for i, n in enumerate(classes)},
         },
+        notes=notes,
     )

@@ -33,10 +33,9 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +46,7 @@ from gt_toolkit.consolidation.worker_quality import QualityAccumulator, WorkerQu
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.storage.files import Location, join_location, write_bytes, write_json
 from gt_toolkit.storage.s3 import S3Store
+from gt_toolkit.templating import render_page
 from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = [
@@ -458,31 +458,7 @@ def write_agreement(
     json_loc = join_location(out_dir, "agreement.json")
     html_loc = join_location(out_dir, "agreement.html")
     context = page_context(report, title=title, notes=notes, worst=worst)
-    page = _render_page("agreement/report.html.j2", context)
+    page = render_page("agreement/report.html.j2", context)
     write_json(json_loc, report.to_json(), store=store)
     write_bytes(html_loc, page.encode(), store=store)
     return {"json": json_loc, "html": html_loc}
-
-
-def _render_page(name: str, context: Mapping[str, Any]) -> str:
-    """Render a page template with autoescape.
-
-    TODO(helper E): use the one shared Jinja environment (gt_toolkit/templating.py,
-    ``render_page``) once it is on main, and delete this function.
-    """
-    import jinja2
-
-    here = Path(__file__).resolve().parents[1]
-    folder = next(p for p in (here / "templates", here.parent / "templates") if p.is_dir())
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder),
-        variable_start_string="[[",
-        variable_end_string="]]",
-        block_start_string="[%",
-        block_end_string="%]",
-        comment_start_string="[#",
-        comment_end_string="#]",
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    return environment.get_template(name).render(**context)

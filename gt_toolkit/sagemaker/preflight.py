@@ -16,16 +16,27 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gt_toolkit.errors import GtToolkitError, StorageError, ValidationError
+from gt_toolkit.errors import GtToolkitError, StorageError
 from gt_toolkit.formats.detection_label import label_image_size, parse_annotation, parse_class_id
 from gt_toolkit.formats.manifest import ManifestLine, RejectedLine, parse_manifest_lines
 from gt_toolkit.formats.training_channels import min_label_width
-from gt_toolkit.sagemaker.training import Algorithm, algorithm_of, channel_problems
+from gt_toolkit.sagemaker.jumpstart import TASK_LAYOUTS, model_task
+from gt_toolkit.sagemaker.preflight_data import (
+    preflight_class_folders,
+    preflight_jumpstart_detection,
+)
+from gt_toolkit.sagemaker.preflight_report import Finding, PreflightReport, Severity
+from gt_toolkit.sagemaker.training import (
+    JUMPSTART_MODEL_ID_TAG,
+    Algorithm,
+    algorithm_of,
+    channel_problems,
+    job_kind,
+)
 from gt_toolkit.storage.files import Location, iter_raw_lines
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
 
@@ -33,9 +44,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 __all__ = [
-    "Finding",
-    "PreflightReport",
-    "Severity",
     "bucket_region",
     "preflight_channels",
     "preflight_training_request",
@@ -43,74 +51,6 @@ __all__ = [
 
 _ECR_REGION_RE: Final = re.compile(r"\.dkr\.ecr\.([a-z0-9\-]+)\.amazonaws\.com")
 _MAX_FINDINGS_PER_KIND: Final = 20
-
-
-class Severity(StrEnum):
-    """An error stops training from working; a warning is worth a look."""
-
-    ERROR = "error"
-    WARNING = "warning"
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem: where (channel and 1-based line, when it has one) and what."""
-
-    severity: Severity
-    message: str
-    channel: str | None = None
-    line_no: int | None = None
-
-    def __str__(self) -> str:
-        where = ""
-        if self.channel is not None:
-            where = self.channel + (f":{self.line_no}" if self.line_no is not None else "")
-            where += ": "
-        return f"{self.severity.value}: {where}{self.message}"
-
-
-@dataclass(slots=True)
-class PreflightReport:
-    """Everything the pre-flight saw: findings, counts per channel, classes and boxes."""
-
-    findings: list[Finding] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    class_ids: set[int] = field(default_factory=set)
-    max_boxes: int = 0
-    bucket_regions: dict[str, str] = field(default_factory=dict)
-    suppressed: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def errors(self) -> list[Finding]:
-        """Findings that would make training fail or learn the wrong thing."""
-        return [f for f in self.findings if f.severity is Severity.ERROR]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        """Findings worth a look that do not stop training."""
-        return [f for f in self.findings if f.severity is Severity.WARNING]
-
-    @property
-    def ok(self) -> bool:
-        """True when there is no error (warnings allowed)."""
-        return not self.errors
-
-    def format(self) -> str:
-        """A human report: one line per finding, then a summary."""
-        lines = [str(f) for f in self.findings]
-        for kind, count in sorted(self.suppressed.items()):
-            lines.append(f"... and {count} more {kind!r} findings not shown")
-        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
-        lines.append(
-            f"{len(self.errors)} error(s), {len(self.warnings)} warning(s); lines: {counts}; "
-            f"classes {sorted(self.class_ids)}; max boxes per image {self.max_boxes}"
-        )
-        return "\n".join(lines)
-
-    def raise_for_errors(self) -> None:
-        """Raise one :class:`ValidationError` listing every error (warnings are not raised)."""
-        if self.errors:
-            raise ValidationError([str(f) for f in self.errors], what="training channels")
 
 
 class _Collector:
@@ -506,6 +446,26 @@ def _hyper_int(request: Mapping[str, Any], name: str) -> int | None:
         return None
 
 
+def _preflight_folders(request: Mapping[str, Any], *, store: S3Store | None) -> PreflightReport:
+    """The folder pre-flight a script-mode or JumpStart request's channels need."""
+    prefixes = {
+        str(c.get("ChannelName")): str(
+            ((c.get("DataSource") or {}).get("S3DataSource") or {}).get("S3Uri")
+        )
+        for c in request.get("InputDataConfig") or []
+    }
+    tags = {str(t.get("Key")): str(t.get("Value")) for t in request.get("Tags") or []}
+    model_id = tags.get(JUMPSTART_MODEL_ID_TAG)
+    wanted = "training" if model_id else "train"
+    if wanted not in prefixes:
+        report = PreflightReport()
+        report.findings.append(Finding(Severity.ERROR, f"the request has no {wanted!r} channel"))
+        return report
+    if model_id and TASK_LAYOUTS.get(model_task(model_id)) == "jumpstart-od":
+        return preflight_jumpstart_detection(prefixes[wanted], store=store)
+    return preflight_class_folders(prefixes[wanted], prefixes.get("validation"), store=store)
+
+
 def preflight_training_request(
     request: Mapping[str, Any],
     *,
@@ -516,11 +476,16 @@ def preflight_training_request(
     algorithm: Algorithm | None = None,
     allow_empty_images: bool = False,
 ) -> PreflightReport:
-    """Pre-flight a CreateTrainingJob request: read its augmented-manifest channels and check.
+    """Pre-flight a CreateTrainingJob request: read its channels and check.
 
-    The label attribute, hyperparameters and (unless given) the region come from the request
-    itself (the region from the ECR image URI), so a hand-written request is checked as is.
+    Built-in requests have their augmented-manifest channels read; the label attribute,
+    hyperparameters and (unless given) the region come from the request itself (the region
+    from the ECR image URI), so a hand-written request is checked as is. Script-mode requests
+    have their class folders checked (:func:`preflight_class_folders`); JumpStart requests
+    the layout their model's task reads (class folders, or :func:`preflight_jumpstart_detection`).
     """
+    if job_kind(request) != "builtin":
+        return _preflight_folders(request, store=store)
     channels: dict[str, str] = {}
     label_attribute = ""
     content_multi = False

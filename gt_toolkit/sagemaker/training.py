@@ -32,6 +32,7 @@ from gt_toolkit.sagemaker.tags import tag_list
 
 __all__ = [
     "IC_OPTIMIZERS",
+    "JUMPSTART_MODEL_ID_TAG",
     "OD_BASE_NETWORKS",
     "OD_OPTIMIZERS",
     "ImageClassificationHyperparameters",
@@ -42,6 +43,7 @@ __all__ = [
     "build_object_detection_training_request",
     "channel_problems",
     "hyperparameter_str",
+    "job_kind",
     "training_kwargs_from_facts",
 ]
 
@@ -52,6 +54,23 @@ IC_NUM_LAYERS: Final = (18, 34, 50, 101, 152, 200, 20, 32, 44, 56, 110)
 _SOURCE_ATTRIBUTES: Final = ("source-ref", "source")
 
 Algorithm = Literal["object-detection", "image-classification"]
+JobKind = Literal["builtin", "jumpstart", "script"]
+JUMPSTART_MODEL_ID_TAG: Final = "sagemaker-sdk:jumpstart-model-id"
+
+
+def job_kind(request: Mapping[str, Any]) -> JobKind:
+    """Built-in algorithm, JumpStart model, or script mode (a ``sagemaker_program`` of one's own).
+
+    JumpStart requests carry the model-id tag the JumpStart builder sets (as the SageMaker SDK
+    does); script mode has ``sagemaker_program``; anything else is taken for a built-in
+    algorithm. Works on a request or on a job description with its tags added.
+    """
+    tags = request.get("Tags") or []
+    if any(isinstance(t, Mapping) and t.get("Key") == JUMPSTART_MODEL_ID_TAG for t in tags):
+        return "jumpstart"
+    if "sagemaker_program" in (request.get("HyperParameters") or {}):
+        return "script"
+    return "builtin"
 
 
 def algorithm_of(request: Mapping[str, Any]) -> Algorithm:

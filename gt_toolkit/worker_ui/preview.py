@@ -32,15 +32,17 @@ from gt_toolkit.formats.label_attributes import LabelKind, detect_label_attribut
 from gt_toolkit.storage.files import Location, atomic_output, iter_raw_lines
 from gt_toolkit.storage.image_mirror import ImageMirror, data_uri
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
-from gt_toolkit.worker_ui.render import find_template_dir
+from gt_toolkit.templating import render_page
 
 __all__ = [
     "GrantReadAccess",
     "ImageResolver",
+    "PreviewPage",
     "PreviewResult",
     "build_preview_page",
     "liquid_environment",
     "load_task_input",
+    "prepare_preview",
     "render_liquid",
     "s3_uri_from_url",
     "task_input_from_line",
@@ -80,13 +82,24 @@ def s3_uri_from_url(value: str) -> str | None:
 
 def _placeholder(uri: str) -> str:
     """An SVG data URI that says which image could not be shown offline."""
-    text = html.escape(f"image not available offline: {uri}")[:200]
+    text = html.escape(f"image not available offline: {uri}"[:200])
     svg = (
         '<svg xmlns="http://www.w3.org/2000/svg" width="640" height="360">'
         '<rect width="100%" height="100%" fill="#d5dbdb"/>'
         f'<text x="20" y="180" font-size="16" font-family="sans-serif">{text}</text></svg>'
     )
     return data_uri(svg.encode(), "image/svg+xml")
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, but False for names no file system holds (too long, NUL bytes).
+
+    A text task's ``taskObject`` is the ``source`` text itself, of any length, not a path.
+    """
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 @dataclass
@@ -128,7 +141,7 @@ class ImageResolver:
             if text.startswith(("https://", "http://", "data:")):
                 return text
             path = Path(text)
-            if path.is_file():
+            if _is_file(path):
                 return data_uri(path.read_bytes(), name=path.name)
             self.missing.append(text)
             return _placeholder(text)
@@ -269,10 +282,6 @@ def load_task_input(
     return task_input_from_line(data, label_attribute=label_attribute)
 
 
-def _shim(name: str) -> str:
-    return (find_template_dir() / "preview" / name).read_text(encoding="utf-8")
-
-
 def build_preview_page(
     template_text: str,
     task_input: Mapping[str, Any],
@@ -284,25 +293,23 @@ def build_preview_page(
 
     The crowd-html-elements script tag is dropped (it cannot load offline); a Content Security
     Policy lets only the inline shim run, so the page never fetches code from the network.
+    The page is ``templates/preview/page.html.j2``; ``title`` is escaped there.
     """
     body = render_liquid(template_text, task_input, grant_read_access=grant_read_access)
     body = _CROWD_SCRIPT_RE.sub(
         "<!-- crowd-html-elements.js replaced by the offline shim -->", body
     )
-    csp = (
-        "default-src 'none'; img-src data: blob: file: http: https:; "
-        "style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-    )
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(title)}</title>\n<style>\n{_shim('crowd-shim.css')}</style>\n"
-        '</head>\n<body class="gt-preview">\n'
-        '<p class="gt-preview-banner">Offline preview (gt-toolkit): Liquid rendered as Ground '
-        "Truth does; the crowd elements are imitated by a small shim.</p>\n"
-        f"{body}\n<script>\n{_shim('crowd-shim.js')}</script>\n</body>\n</html>\n"
-    )
+    # The rendered task is the page's content: HTML by design, escaped by Liquid already.
+    return render_page("preview/page.html.j2", {"title": title, "body": Markup(body)})
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewPage:
+    """A rendered preview page, not written yet, and which images it could not show."""
+
+    html: str
+    task_input: dict[str, Any]
+    missing_images: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,10 +321,9 @@ class PreviewResult:
     missing_images: list[str]
 
 
-def write_preview(
+def prepare_preview(
     template_text: str,
     source: str | os.PathLike[str] | Mapping[str, Any],
-    output: Location,
     *,
     line_no: int = 1,
     label_attribute: str | None = None,
@@ -325,13 +331,13 @@ def write_preview(
     images_dir: str | os.PathLike[str] | None = None,
     images_prefix: str | None = None,
     presign: bool = False,
-) -> PreviewResult:
-    """Render ``template_text`` for one manifest line and write the preview page to ``output``.
+) -> PreviewPage:
+    """Render ``template_text`` for one manifest line into a preview page, writing nothing.
 
     Args:
         source: a manifest line or taskInput (mapping or JSON text), or a manifest location.
         line_no: which line of a manifest (1-based).
-        store: reads S3 images (and ``source``/``output`` when they are S3 URIs).
+        store: reads S3 images (and ``source`` when it is an S3 URI).
         images_dir: a local folder of the images, for fully offline previews.
         images_prefix: the ``s3://`` prefix ``images_dir`` mirrors (see
             :class:`~gt_toolkit.storage.image_mirror.ImageMirror`).
@@ -346,6 +352,32 @@ def write_preview(
     mirror = ImageMirror(images_dir, images_prefix) if images_dir is not None else None
     resolver = ImageResolver(store=store, mirror=mirror, presign=presign)
     page = build_preview_page(template_text, task_input, grant_read_access=resolver)
+    return PreviewPage(page, task_input, list(resolver.missing))
+
+
+def write_preview(
+    template_text: str,
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    output: Location,
+    *,
+    line_no: int = 1,
+    label_attribute: str | None = None,
+    store: S3Store | None = None,
+    images_dir: str | os.PathLike[str] | None = None,
+    images_prefix: str | None = None,
+    presign: bool = False,
+) -> PreviewResult:
+    """:func:`prepare_preview`, then write the page to ``output`` (local or S3) atomically."""
+    page = prepare_preview(
+        template_text,
+        source,
+        line_no=line_no,
+        label_attribute=label_attribute,
+        store=store,
+        images_dir=images_dir,
+        images_prefix=images_prefix,
+        presign=presign,
+    )
     with atomic_output(output, store=store) as fh:
-        fh.write(page.encode("utf-8"))
-    return PreviewResult(os.fspath(output), task_input, list(resolver.missing))
+        fh.write(page.html.encode("utf-8"))
+    return PreviewResult(os.fspath(output), page.task_input, page.missing_images)

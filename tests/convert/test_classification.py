@@ -73,21 +73,28 @@ def test_class_folders_downloads_from_s3_and_writes_back(
         )
     store.put_bytes(f"s3://{bucket}/out/output.manifest", b"\n".join(orjson.dumps(r) for r in rows))
     local = tmp_path / "folders"
-    convert_output(
+    result = convert_output(
         "class-folders", f"s3://{bucket}/out/output.manifest", local, ConvertOptions(store=store)
     )
-
-    assert sorted(p.relative_to(local).as_posix() for p in local.rglob("*.jpg")) == [
-        "cat/p0.jpg",
-        "cat/p2.jpg",
-        "dog/p1.jpg",
-    ]
-    assert (local / "dog" / "p1.jpg").read_bytes() == b"image-1"
+    written = sorted(p.relative_to(local).as_posix() for p in local.rglob("*.jpg"))
+    # each image in exactly one split, under its class folder
+    assert sorted(w.split("/", 1)[1] for w in written) == ["cat/p0.jpg", "cat/p2.jpg", "dog/p1.jpg"]
+    assert {w.split("/", 1)[0] for w in written} <= {"train", "validation"}
+    dog = next(w for w in written if w.endswith("p1.jpg"))
+    assert (local / dog).read_bytes() == b"image-1"
+    split_of = {w.rsplit("/", 1)[1]: w.split("/", 1)[0] for w in written}
+    missing = {
+        f"class {name!r} has no {split} images"
+        for name, images in (("cat", ["p0.jpg", "p2.jpg"]), ("dog", ["p1.jpg"]))
+        for split in ("train", "validation")
+        if split not in {split_of[i] for i in images}
+    }
+    assert set(result.notes) == missing
     # and S3 to S3
     convert_output(
         "class-folders",
         f"s3://{bucket}/out/output.manifest",
-        f"s3://{bucket}/train/",
+        f"s3://{bucket}/folders/",
         ConvertOptions(store=store),
     )
-    assert store.get_bytes(f"s3://{bucket}/train/cat/p2.jpg") == b"image-2"
+    assert store.get_bytes(f"s3://{bucket}/folders/{split_of['p2.jpg']}/cat/p2.jpg") == b"image-2"

@@ -10,12 +10,16 @@ import pytest
 from gt_toolkit.formats.training_channels import parse_channel_facts
 
 MODULES = [
+    "debugger",
     "endpoints",
+    "jumpstart",
     "labeling_job",
     "lambda_deploy",
     "lambda_zip",
     "predictions",
     "preflight",
+    "preflight_data",
+    "pytorch",
     "regions",
     "service_validation",
     "tags",
@@ -34,5 +38,5 @@ def test_docstring_examples_run(name: str) -> None:
         runner.run(test)
     result = runner.summarize(verbose=False)
     assert result.failed == 0
-    if name in ("labeling_job", "regions", "tags", "training", "service_validation"):
+    if name in ("labeling_job", "pytorch", "regions", "tags", "training", "service_validation"):
         assert result.attempted > 0  # the modules whose examples this file guards

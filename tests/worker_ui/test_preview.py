@@ -202,3 +202,13 @@ def test_write_preview_to_s3_and_local(tmp_path: Path, store: S3Store, bucket: s
     uri = f"s3://{bucket}/previews/p.html"
     write_preview(_template(), json.loads(TRUTH_LINE), uri, store=store, images_dir=SAMPLES)
     assert b"crowd-bounding-box" in store.get_bytes(uri)
+
+
+def test_preview_page_escapes_its_title() -> None:
+    from gt_toolkit.worker_ui.preview import build_preview_page
+
+    hostile = '</title><script>alert("x")</script>'
+    page = build_preview_page("<p>[task]</p>", {"taskObject": "s3://b/a.jpg"}, title=hostile)
+    assert "<script>alert" not in page
+    assert "&lt;/title&gt;&lt;script&gt;" in page
+    assert "<p>[task]</p>" in page  # the rendered task itself is the page's HTML

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,35 +10,12 @@ import pytest
 from PIL import Image, ImageStat
 
 from gt_toolkit import render_bounding_box_template, render_image_classifier_template, write_preview
-from tests.helpers import SAMPLES
+from tests.helpers import SAMPLES, chromium
 
 pytestmark = pytest.mark.chromium
 
 TRUTH_LINE = (SAMPLES / "truth.manifest").read_text().splitlines()[0]
 LABELS = ["ball", '</script><b>"x"</b> {{ 1 | plus: 1 }}']
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("chromium")
-    assert exe, "chromium is missing: run `bash scripts/install-system-deps.sh` (make test does)"
-    profile = tmp_path / "profile"
-    profile.mkdir(exist_ok=True)
-    return subprocess.run(
-        [exe, *FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
 
 
 class _Elements(HTMLParser):
