@@ -33,12 +33,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Measure, write both files, print the headline; exit 1 when a label could not be read."""
     from gt_toolkit.evaluation.agreement import measure_agreement, write_agreement
-    from gt_toolkit.formats.crowd.report import RejectsFile
+    from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
     from gt_toolkit.storage.files import join_location
 
     store = store_from_args(args)
     rejects_loc = args.rejects or join_location(args.out, "rejects.jsonl")
-    with RejectsFile(rejects_loc, store=store) as rejects, open_source(args, rejects.add) as src:
+    rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
+    with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:
         report = measure_agreement(
             src.images(), iou_threshold=args.iou_threshold, labels=args.labels
         )

@@ -154,7 +154,7 @@ def _job_of(args: argparse.Namespace) -> str | None:
 def run(args: argparse.Namespace) -> int:
     """Consolidate, write the outputs and a summary; exit 1 when a label could not be read."""
     from gt_toolkit.consolidation.reconsolidate import reconsolidate
-    from gt_toolkit.formats.crowd.report import RejectsFile
+    from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
     from gt_toolkit.storage.files import write_json
 
     if args.output_format == "coco" and args.label_attribute is not None:
@@ -163,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
     store = store_from_args(args)
     output = os.fspath(args.output)
     rejects_loc = args.rejects or f"{output}.rejects.jsonl"
-    with RejectsFile(rejects_loc, store=store) as rejects, open_source(args, rejects.add) as src:
+    rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
+    with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:
         report = reconsolidate(
             src,
             output,

@@ -28,9 +28,8 @@ from gt_toolkit.formats.detection_label import (
     build_detection_label,
     now_creation_date,
 )
-from gt_toolkit.formats.manifest import RejectPolicy
+from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
 from gt_toolkit.formats.output_manifest import OutputStats
-from gt_toolkit.storage.files import write_lines
 from gt_toolkit.storage.s3 import is_s3_uri
 from gt_toolkit.types import ConsolidatedBox, ImageSize
 
@@ -84,7 +83,9 @@ class PriorManifest:
         self.creation_date = now_creation_date()  # one import, one date
         for cid, name in enumerate(labels):
             self.stats.class_map.add(cid, name, 0)
-        self._rejects: list[bytes] = []
+        self._rejects = RejectsSink(
+            options.rejects, policy=RejectPolicy.COLLECT, source=out.out, store=options.store
+        )
         self._batch: list[bytes] = []
         self._fh: IO[bytes] | None = None
         self._cm: Any = None
@@ -103,8 +104,7 @@ class PriorManifest:
         if exc_type is None:
             self._flush()
         self._cm.__exit__(exc_type, exc, tb)
-        if exc_type is None and self._rejects and self.options.rejects is not None:
-            write_lines(self.options.rejects, self._rejects, store=self.options.store)
+        self._rejects.close(exc)
 
     def add(self, source_ref: str, boxes: list[ConsolidatedBox], size: ImageSize | None) -> None:
         """Write one image's line."""
@@ -139,12 +139,15 @@ class PriorManifest:
             raise ConversionError(f"{file}:{where}: {reason}: {detail}")
         self.stats.rejected[reason] += 1
         text = raw if isinstance(raw, str) else json.dumps(raw, default=str)
-        item = {"file": file, "where": where, "reason": reason, "detail": detail}
-        item["raw"] = text[:_RAW_LIMIT]
-        if self.options.rejects is None:
-            logger.warning("rejected %s:%s: %s: %s", file, where, reason, detail)
-            return
-        self._rejects.append(orjson.dumps(item))
+        self._rejects.add(
+            {
+                "file": file,
+                "position": where,
+                "reason": reason,
+                "detail": detail,
+                "raw": text[:_RAW_LIMIT],
+            }
+        )
 
     def result(self, **extra: Any) -> ConversionResult:
         """The run's result; ``extra`` facts go into the summary."""

@@ -383,12 +383,15 @@ def read_manifest(
 
 
 class RejectsSink:
-    """Where rejected lines go: an error (strict), a JSON Lines rejects file, or the log.
+    """Where rejected records go: an error (strict), a JSON Lines rejects file, or the log.
 
-    Every reader of manifests routes its rejects through one of these. Each record is the
-    :meth:`RejectedLine.to_json` shape (``file``, ``line``, ``reason``, ``detail``,
-    ``raw``). The rejects file is created at the first reject, so a clean read writes
-    none, and appears (atomically) when the read ends; a read that fails leaves none.
+    The one rejects writer of the toolkit: manifest readers, the crowd sources and the
+    ``from-*`` converters all route their rejects through one of these. Each record is a
+    JSON object with ``file``, a position (``line`` for manifests, ``position`` elsewhere),
+    ``reason``, ``detail`` and ``raw``. The rejects file is created at the first reject, so a
+    clean read writes none, and appears (atomically) when the read ends; a read that fails
+    leaves none. ``count`` says how many records were routed. Use as a context manager, or
+    call :meth:`close`.
 
     Args:
         location: the rejects file; ``None`` logs each reject as a warning instead.
@@ -415,6 +418,13 @@ class RejectsSink:
         self._log = log
         self._output: contextlib.AbstractContextManager[IO[bytes]] | None = None
         self._fh: IO[bytes] | None = None
+        self.count = 0
+
+    def __enter__(self) -> RejectsSink:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self.close(exc)
 
     def add(self, item: Mapping[str, Any]) -> None:
         """Route one reject record.
@@ -426,11 +436,12 @@ class RejectsSink:
             raise ManifestError(
                 self._source, int(item["line"]), f"{item['reason']}: {item['detail']}"
             )
+        self.count += 1
         if self._location is None:
             if self._log:
+                where = item.get("line", item.get("position"))
                 logger.warning(
-                    "rejected %s:%s: %s: %s",
-                    *(item[k] for k in ("file", "line", "reason", "detail")),
+                    "rejected %s:%s: %s: %s", item["file"], where, item["reason"], item["detail"]
                 )
             return
         if self._fh is None:

@@ -118,7 +118,7 @@ def test_annotations_that_cannot_be_boxes_are_rejects(
     assert result.stats.boxes == 3
     assert result.stats.rejected == {reason: 1}
     [item] = read_jsonl(rejects)
-    assert (item["file"], item["where"], item["reason"]) == (
+    assert (item["file"], item["position"], item["reason"]) == (
         str(tmp_path / "gt.json"),
         "annotations[3]",
         reason,

@@ -112,7 +112,7 @@ def test_polygon_lines_are_rejects_unless_their_box_is_asked_for(tmp_path: Path)
     assert _boxes(out) == {"images/a.jpg": [BOX]}
     [item] = read_jsonl(rejects)
     label_file = str(root / "labels" / "a.txt")
-    assert (item["file"], item["where"], item["reason"]) == (label_file, "2", "polygon-line")
+    assert (item["file"], item["position"], item["reason"]) == (label_file, "2", "polygon-line")
     assert "--polygon-boxes" in item["detail"]
     assert result.extra["images_with_rejected_boxes"] == 1
     _, out = _convert(root, tmp_path, polygon_boxes=True)
@@ -138,7 +138,7 @@ def test_lines_that_cannot_be_boxes_are_rejects(tmp_path: Path, line: str, reaso
     rejects = tmp_path / "rejects.jsonl"
     result, out = _convert(_one_image(tmp_path, line + "\n"), tmp_path, rejects=rejects)
     assert _boxes(out) == {"images/a.jpg": [BOX]}
-    assert [(r["where"], r["reason"], r["raw"]) for r in read_jsonl(rejects)] == [
+    assert [(r["position"], r["reason"], r["raw"]) for r in read_jsonl(rejects)] == [
         ("2", reason, line)
     ]
     assert result.stats.rejected == {reason: 1}

@@ -9,24 +9,20 @@ with a :class:`~gt_toolkit.errors.CrowdSourceError`.
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from gt_toolkit.errors import CrowdSourceError
-from gt_toolkit.storage.files import Location, atomic_output
-from gt_toolkit.storage.s3 import S3Store
 
 __all__ = [
     "CrowdReject",
     "IngestReport",
     "RejectHandler",
-    "RejectsFile",
     "SkipReason",
     "Skipper",
 ]
@@ -182,32 +178,3 @@ class Skipper:
         if self.on_reject is None:
             raise CrowdSourceError(source, position, f"{reason.value}: {detail}")
         self.on_reject(CrowdReject(source, position, reason, detail, raw))
-
-
-class RejectsFile:
-    """A JSON Lines rejects file: one :class:`CrowdReject` a line, written atomically.
-
-    Use as a context manager and pass :meth:`add` as the reject handler. The file appears
-    when the block ends without an exception and at least one record was rejected; a run
-    that stops leaves none. ``count`` says how many it holds.
-    """
-
-    def __init__(self, location: Location, *, store: S3Store | None = None) -> None:
-        self.location = location
-        self.count = 0
-        self._store = store
-        self._stack = contextlib.ExitStack()
-        self._fh: IO[bytes] | None = None
-
-    def add(self, reject: CrowdReject) -> None:
-        """Write one reject (the file is opened on the first)."""
-        if self._fh is None:
-            self._fh = self._stack.enter_context(atomic_output(self.location, store=self._store))
-        self._fh.write(orjson.dumps(reject.to_json()) + b"\n")
-        self.count += 1
-
-    def __enter__(self) -> RejectsFile:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stack.__exit__(*exc)
