@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "CrowdSourceError": "errors",
     "ConversionError": "errors",
     "GtToolkitError": "errors",
+    "LabelFormatError": "errors",
     "ManifestError": "errors",
     "NoMatchingObjectsError": "errors",
     "S3UriError": "errors",
@@ -152,6 +153,7 @@ __all__ = [
     "ImageConsolidation",
     "JobFailedError",
     "LabelAttribute",
+    "LabelFormatError",
     "LabelingJobFailedError",
     "LambdaResponseSizeWarning",
     "LambdaZipError",
@@ -300,6 +302,7 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.errors import EndpointFailedError as EndpointFailedError
     from gt_toolkit.errors import GtToolkitError as GtToolkitError
     from gt_toolkit.errors import JobFailedError as JobFailedError
+    from gt_toolkit.errors import LabelFormatError as LabelFormatError
     from gt_toolkit.errors import LabelingJobFailedError as LabelingJobFailedError
     from gt_toolkit.errors import LambdaResponseSizeWarning as LambdaResponseSizeWarning
     from gt_toolkit.errors import LambdaZipError as LambdaZipError

@@ -6,6 +6,7 @@ traceback. Each class also inherits the builtin it resembles::
 
     GtToolkitError(Exception)
     ├── ManifestError(GtToolkitError, ValueError)      file:line: reason of a bad line
+    ├── LabelFormatError(GtToolkitError, ValueError)   a label off Ground Truth's shape
     ├── CrowdSourceError(GtToolkitError, ValueError)   file:position: reason in a tool's export
     ├── S3UriError(GtToolkitError, ValueError)         not an s3://bucket/key URI
     ├── StorageError(GtToolkitError, OSError)          missing bucket or file, access denied
@@ -46,6 +47,13 @@ class ManifestError(GtToolkitError, ValueError):
         self.line_no = line_no
         self.reason = reason
         super().__init__(f"{source}:{line_no}: {reason}")
+
+
+class LabelFormatError(GtToolkitError, ValueError):
+    """A label value, box, class id or image size that breaks Ground Truth's shape.
+
+    The readers catch it per line or per box and turn it into a reject with its reason.
+    """
 
 
 class CrowdSourceError(GtToolkitError, ValueError):

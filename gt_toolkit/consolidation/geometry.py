@@ -14,6 +14,8 @@ from typing import Any, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
+from gt_toolkit.errors import ConsolidationError
+
 __all__ = [
     "FloatArray",
     "area",
@@ -43,7 +45,7 @@ def as_xyxy(boxes: npt.ArrayLike) -> FloatArray:
     if arr.ndim == 1 and arr.shape[0] == 4:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[1] != 4:
-        raise ValueError(f"expected an (N, 4) xyxy array, got shape {arr.shape}")
+        raise ConsolidationError(f"expected an (N, 4) xyxy array, got shape {arr.shape}")
     return arr
 
 
@@ -118,7 +120,7 @@ def iou_pairs(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
     """Row-wise IoU of two equally long box sets: ``iou(a[i], b[i])`` for every ``i``."""
     aa, bb = as_xyxy(a), as_xyxy(b)
     if len(aa) != len(bb):
-        raise ValueError(f"iou_pairs needs equal lengths, got {len(aa)} and {len(bb)}")
+        raise ConsolidationError(f"iou_pairs needs equal lengths, got {len(aa)} and {len(bb)}")
     ix = np.minimum(aa[:, 2], bb[:, 2]) - np.maximum(aa[:, 0], bb[:, 0])
     iy = np.minimum(aa[:, 3], bb[:, 3]) - np.maximum(aa[:, 1], bb[:, 1])
     inter = np.clip(ix, 0.0, None) * np.clip(iy, 0.0, None)

@@ -115,7 +115,7 @@ class ImageCopier:
 
     def _run(self, fn: Callable[..., None], *args: Any, what: str, **kwargs: Any) -> None:
         if self._pool is None:
-            raise RuntimeError("ImageCopier must be used as a context manager")
+            raise ConversionError("ImageCopier must be used as a context manager")
         while len(self._pending) >= 4 * self.workers:
             self._collect(wait(self._pending, return_when=FIRST_COMPLETED).done)
         self._pending[self._pool.submit(fn, *args, **kwargs)] = what

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gt_toolkit.errors import LabelFormatError
 from gt_toolkit.types import (
     ConsolidatedBox,
     DetectionLabel,
@@ -185,7 +186,7 @@ def parse_image_size(value: object) -> ImageSize | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise ValueError(f"an image size must be an object, got {value!r}")
+        raise LabelFormatError(f"an image size must be an object, got {value!r}")
     size: ImageSize = {"width": _pixels(value, "width"), "height": _pixels(value, "height")}
     with contextlib.suppress(ValueError):  # a bad depth is left out: no box depends on it
         size["depth"] = _pixels(value, "depth")
@@ -202,7 +203,7 @@ def _pixels(size: Mapping[str, Any], key: str) -> int:
     ):
         number = int(value)
     if number is None or not 0 < number < 2**31:
-        raise ValueError(f"image size {key} must be a whole number of pixels, got {value!r}")
+        raise LabelFormatError(f"image size {key} must be a whole number of pixels, got {value!r}")
     return number
 
 
@@ -215,7 +216,7 @@ def label_image_size(sizes: object) -> ImageSize | None:
     if sizes is None or sizes == []:
         return None
     if not isinstance(sizes, list):
-        raise ValueError(f"image_size must be a list, got {sizes!r}")
+        raise LabelFormatError(f"image_size must be a list, got {sizes!r}")
     return parse_image_size(sizes[0])
 
 
@@ -259,7 +260,7 @@ def parse_class_id(value: object) -> int:
             outside 0..:data:`MAX_CLASS_ID`; the message says which.
     """
     if isinstance(value, bool):
-        raise ValueError("a boolean is not a class id")
+        raise LabelFormatError("a boolean is not a class id")
     number: int | None = None
     if isinstance(value, int):
         number = value
@@ -269,9 +270,9 @@ def parse_class_id(value: object) -> int:
         digits = value.strip().removeprefix("-")
         number = int(value) if digits.isascii() and digits.isdigit() else None
     if number is None:
-        raise ValueError(f"class id {value!r:.40} is not an integer")
+        raise LabelFormatError(f"class id {value!r:.40} is not an integer")
     if not 0 <= number <= MAX_CLASS_ID:
-        raise ValueError(f"class id {str(number)[:40]} is outside 0..{MAX_CLASS_ID}")
+        raise LabelFormatError(f"class id {str(number)[:40]} is outside 0..{MAX_CLASS_ID}")
     return number
 
 
@@ -286,7 +287,7 @@ def parse_annotation(ann: object) -> tuple[int, float, float, float, float]:
             that is missing, not a number or not finite.
     """
     if not isinstance(ann, Mapping):
-        raise ValueError(f"a box must be an object, got {ann!r:.80}")
+        raise LabelFormatError(f"a box must be an object, got {ann!r:.80}")
     class_id = parse_class_id(ann.get("class_id"))
     left, top, width, height = (_coordinate(ann, key) for key in _COORDS)
     return class_id, left, top, width, height
@@ -299,7 +300,7 @@ def _coordinate(ann: Mapping[str, Any], key: str) -> float:
         with contextlib.suppress(ValueError, OverflowError):  # not a number: stays NaN
             number = float(value)
     if not math.isfinite(number):
-        raise ValueError(f"{key} {value!r:.40} is not a finite number")
+        raise LabelFormatError(f"{key} {value!r:.40} is not a finite number")
     return number
 
 
@@ -317,18 +318,18 @@ def parse_detection_label(
             the wrong JSON type (data objects come from users; nothing else may escape).
     """
     if not isinstance(value, Mapping):
-        raise ValueError(f"the label is a JSON {type(value).__name__}, not an object")
+        raise LabelFormatError(f"the label is a JSON {type(value).__name__}, not an object")
     annotations = value.get("annotations")
     if not isinstance(annotations, list):
-        raise ValueError("no 'annotations' list in the label")
+        raise LabelFormatError("no 'annotations' list in the label")
     size = label_image_size(value.get("image_size"))
     meta = metadata if metadata is not None else {}
     if not isinstance(meta, Mapping):
-        raise ValueError(f"the metadata is a JSON {type(meta).__name__}, not an object")
+        raise LabelFormatError(f"the metadata is a JSON {type(meta).__name__}, not an object")
     raw_map = meta.get("class-map") or {}
     objects = meta.get("objects") or []
     if not isinstance(raw_map, Mapping) or not isinstance(objects, list):
-        raise ValueError("class-map must be an object and objects a list")
+        raise LabelFormatError("class-map must be an object and objects a list")
     class_map = {str(k): str(v) for k, v in raw_map.items()}
     checked: list[dict[str, float]] = []
     names: list[str] = []
@@ -336,7 +337,7 @@ def parse_detection_label(
         try:
             class_id, *coords = parse_annotation(ann)
         except ValueError as exc:
-            raise ValueError(f"annotation {i} is malformed: {exc}") from None
+            raise LabelFormatError(f"annotation {i} is malformed: {exc}") from None
         checked.append(dict(zip(_COORDS, coords, strict=True)))
         names.append(class_map.get(str(class_id), str(class_id)))
     return size, label_boxes(checked, names, objects)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NoReturn, cast
 
-from gt_toolkit.errors import ConversionError
+from gt_toolkit.errors import ConversionError, LabelFormatError
 from gt_toolkit.formats.detection_label import (
     DETECTION_TYPE,
     MAX_CLASS_ID,
@@ -670,7 +670,7 @@ class OutputReader:
         try:
             if multi:
                 if not isinstance(value, list):
-                    raise ValueError(f"expected a list of class ids, got {value!r}")
+                    raise LabelFormatError(f"expected a list of class ids, got {value!r}")
                 ids = sorted({parse_class_id(v) for v in value})
             else:
                 ids = [parse_class_id(value)]

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+from gt_toolkit.errors import ManifestError, ValidationError
+
 __all__ = [
     "SampleResult",
     "Splitter",
@@ -38,7 +40,7 @@ def item_key(data: Mapping[str, Any]) -> str:
         value = data.get(name)
         if isinstance(value, str):
             return value
-    raise KeyError("the object has neither 'source-ref' nor 'source'")
+    raise ManifestError("manifest", 0, "the object has neither 'source-ref' nor 'source'")
 
 
 def hash_unit(key: str, seed: int | str) -> float:
@@ -55,7 +57,9 @@ def _unit(salt: bytes, key: str) -> float:
 def percent_to_count(percent: float, total: int) -> int:
     """The console's rule: ``k = round(percent / 100 * n)`` (Python's round, half to even)."""
     if not 0 <= percent <= 100:
-        raise ValueError(f"percent must be within 0..100, got {percent}")
+        raise ValidationError(
+            [f"percent must be within 0..100, got {percent}"], what="sampling options"
+        )
     return round(percent / 100 * total)
 
 
@@ -84,7 +88,7 @@ def sample_items(
     broken by position. Memory is O(count), whatever the input size.
     """
     if count < 0:
-        raise ValueError(f"count must be >= 0, got {count}")
+        raise ValidationError([f"count must be >= 0, got {count}"], what="sampling options")
     heap: list[tuple[float, int, str, T]] = []  # max-heap on (priority, index) via negation
     total = 0
     for index, item in enumerate(items):
@@ -128,7 +132,9 @@ def sample_percent(
     pass; that is why it is a factory.
     """
     if not 0 <= percent <= 100:
-        raise ValueError(f"percent must be within 0..100, got {percent}")
+        raise ValidationError(
+            [f"percent must be within 0..100, got {percent}"], what="sampling options"
+        )
     p = percent / 100
 
     def bound(t: int) -> float:
@@ -184,7 +190,10 @@ class Splitter:
 
     def __init__(self, *, validation_fraction: float, seed: int | str = 0) -> None:
         if not 0 <= validation_fraction <= 1:
-            raise ValueError(f"validation_fraction must be within 0..1, got {validation_fraction}")
+            raise ValidationError(
+                [f"validation_fraction must be within 0..1, got {validation_fraction}"],
+                what="sampling options",
+            )
         self.fraction = validation_fraction
         self._salt = f"split:{seed}\x00".encode()  # hash_unit's input, built once
         self._plan: bytearray | None = None
@@ -204,7 +213,10 @@ class Splitter:
             return "validation" if self.unit(key) < self.fraction else "train"
         i = self._next
         if i >= len(self._plan):
-            raise ValueError("more items than the stratified split planned (the input changed)")
+            raise ValidationError(
+                ["more items than the stratified split planned (the input changed)"],
+                what="sampling options",
+            )
         self._next = i + 1
         return "validation" if self._plan[i] else "train"
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.crowd import CrowdImage
 
 __all__ = [
@@ -27,7 +28,7 @@ _DATE = "2026-11-24T09:00:00.000000Z"
 
 def _size(image: CrowdImage) -> tuple[int, int]:
     if image.image_size is None:
-        raise ValueError(f"{image.key}: every tool's export records the image size")
+        raise ValidationError([f"{image.key}: every tool's export records the image size"])
     return image.image_size["width"], image.image_size["height"]
 
 
