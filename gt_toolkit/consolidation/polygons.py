@@ -23,7 +23,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from gt_toolkit.consolidation.engine import DropReason, default_min_support
+from gt_toolkit.consolidation.settings import DropReason, default_min_support
 from gt_toolkit.errors import ConsolidationError
 from gt_toolkit.types import ImageSize
 

@@ -607,40 +607,6 @@ def test_crowded_scene_on_and_off_the_pixel_grid_agree(quorum: Any) -> None:
         assert got == pytest.approx([v for b in whole for v in (b["left"], b["top"], b["width"])])
 
 
-@settings(max_examples=100, deadline=None)
-@given(
-    st.integers(min_value=0, max_value=30).flatmap(
-        lambda n: st.tuples(
-            st.just(n),
-            st.lists(
-                st.tuples(st.integers(0, max(n - 1, 0)), st.integers(0, max(n - 1, 0))),
-                max_size=40 if n else 0,
-            ),
-        )
-    )
-)
-def test_components_label_each_node_with_its_components_minimum(
-    graph: tuple[int, list[tuple[int, int]]],
-) -> None:
-    from gt_toolkit.consolidation.engine import _components
-
-    n, edges = graph
-    pairs = sorted({(min(a, b), max(a, b)) for a, b in edges if a != b})
-    parent = list(range(n))  # reference: union-find
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            x = parent[x]
-        return x
-
-    for a, b in pairs:
-        ra, rb = find(a), find(b)
-        parent[max(ra, rb)] = min(ra, rb)
-    lo = np.array([a for a, _ in pairs], dtype=np.intp)
-    hi = np.array([b for _, b in pairs], dtype=np.intp)
-    assert _components(n, lo, hi).tolist() == [find(x) for x in range(n)]
-
-
 def test_ejected_boxes_never_share_a_cluster_id_with_coherent_extras() -> None:
     # a coherent component's extra box (worker 0's second box at x=8) and a box ejected by
     # the greedy merge near x=103 used to get the same fresh cluster id and be fused
