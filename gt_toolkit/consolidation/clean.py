@@ -28,7 +28,7 @@ IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
 
 _COORDS = ("left", "top", "width", "height")
-_GET_EACH = tuple(itemgetter(k) for k in _COORDS)
+_GET_COORDS = itemgetter(*_COORDS)
 _GET_LABEL = itemgetter("label")
 
 
@@ -42,10 +42,11 @@ class Pairs(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class CleanBoxes:
-    """The valid boxes of an image in canonical order, as parallel column arrays.
+    """The valid boxes of an image in canonical order, as parallel arrays.
 
     Attributes:
-        x1, y1, x2, y2: the corners (clipped to the image when asked).
+        xyxy: the corners, one row each (``x1, y1, x2, y2`` by ``n`` boxes), clipped to
+            the image when asked: per-box work runs on whole rows.
         code: label code per box, an index into ``labels``.
         worker, box: the box's worker and its index in that worker's answer (input order).
         labels: the label priority order: the job's label list first, then other names
@@ -54,10 +55,7 @@ class CleanBoxes:
         own: per overlapping pair, whether both boxes are one worker's.
     """
 
-    x1: FloatArray
-    y1: FloatArray
-    x2: FloatArray
-    y2: FloatArray
+    xyxy: FloatArray
     code: IntArray
     worker: IntArray
     box: IntArray
@@ -67,11 +65,6 @@ class CleanBoxes:
 
     def __len__(self) -> int:
         return len(self.code)
-
-    @property
-    def corners(self) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-        """The four corner columns, for per-cluster sums."""
-        return self.x1, self.y1, self.x2, self.y2
 
 
 def drop_record(worker: int, box: int, reason: DropReason, detail: str) -> dict[str, Any]:
@@ -92,13 +85,13 @@ def clean_boxes(
     """
     xywh, names, worker_of, box_of, malformed = _gather(answers)
     valid = _validate(xywh, names, malformed, labels, image_size, settings.clip)
-    x1, y1, x2, y2 = valid.corners
+    xyxy = valid.xyxy
     dropped: list[dict[str, Any]] = []
     present = valid.present
     if not valid.ok.all():
         dropped = _invalid_records(valid, xywh, names, malformed, worker_of, box_of, settings)
         keep = np.flatnonzero(valid.ok)
-        x1, y1, x2, y2 = x1[keep], y1[keep], x2[keep], y2[keep]
+        xyxy = xyxy[:, keep]
         worker_of, box_of = worker_of[keep], box_of[keep]
         names = [names[g] for g in keep.tolist()]
         present = None
@@ -108,15 +101,12 @@ def clean_boxes(
     priority = (*listed, *sorted(present - set(listed)))
     code_of = {name: i for i, name in enumerate(priority)}
     code = np.fromiter(map(code_of.__getitem__, names), dtype=np.intp, count=len(names))
-    order = _canonical_order(x1, y1, x2, y2, code, worker_of, box_of, priority, weights)
-    x1, y1, x2, y2 = x1[order], y1[order], x2[order], y2[order]
-    lo, hi, iou = overlap_pairs(x1, y1, x2, y2, x_sorted=True, with_iou=True)
+    order = _canonical_order(xyxy, code, worker_of, box_of, priority, weights)
+    xyxy = xyxy[:, order]
+    lo, hi, iou = overlap_pairs(xyxy[0], xyxy[1], xyxy[2], xyxy[3], x_sorted=True, with_iou=True)
     worker_of = worker_of[order]
     clean = CleanBoxes(
-        x1,
-        y1,
-        x2,
-        y2,
+        xyxy,
         code[order],
         worker_of,
         box_of[order],
@@ -165,9 +155,8 @@ def _gather(
     malformed: dict[int, str] = {}
     try:
         names: list[Any] = list(map(_GET_LABEL, flat))
-        xywh = np.empty((len(flat), 4))
-        for k, get in enumerate(_GET_EACH):
-            xywh[:, k] = np.fromiter(map(get, flat), dtype=np.float64, count=len(flat))
+        values = chain.from_iterable(map(_GET_COORDS, flat))
+        xywh = np.fromiter(values, dtype=np.float64, count=4 * len(flat)).reshape(-1, 4)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         parts: list[FloatArray] = []
         names = []
@@ -193,7 +182,7 @@ def _gather(
 class _Validity(NamedTuple):
     """Per-box checks of :func:`_validate`; ``label_ok`` is ``None`` when all labels are."""
 
-    corners: tuple[FloatArray, FloatArray, FloatArray, FloatArray]
+    xyxy: FloatArray  # (4, n) corners, clipped when asked
     ok: BoolArray
     finite: BoolArray
     positive: BoolArray
@@ -210,32 +199,32 @@ def _validate(
     clip: bool,
 ) -> _Validity:
     """Corners (clipped when asked) and the masks of every check, for all boxes at once."""
-    x1, y1, w, h = (np.ascontiguousarray(xywh[:, k]) for k in range(4))
-    with np.errstate(over="ignore", invalid="ignore"):  # huge or infinite edges: dropped below
-        x2, y2 = x1 + w, y1 + h
+    rows = np.ascontiguousarray(xywh.T)  # x1, y1, w, h; then x1, y1, x2, y2 in place
     known = frozenset(labels) if labels is not None else None
     label_ok, present = _label_ok(names, known)
-    finite: BoolArray = np.asarray(np.isfinite(xywh).all(axis=1), dtype=np.bool_)
-    if image_size is None:  # left + width can overflow to inf (clipping would catch it)
-        finite &= np.isfinite(x2) & np.isfinite(y2)
-    positive: BoolArray = (w > 0) & (h > 0)
+    finite: BoolArray = np.asarray(np.isfinite(rows).all(axis=0), dtype=np.bool_)
+    positive: BoolArray = (rows[2] > 0) & (rows[3] > 0)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge or infinite edges: dropped below
+        rows[2:] += rows[:2]
     ok = finite & positive
-    if image_size is not None:
+    if image_size is None:  # left + width can overflow to inf (clipping would catch it)
+        finite &= np.isfinite(rows[2:]).all(axis=0)
+        ok &= finite
+    else:
         iw, ih = float(image_size["width"]), float(image_size["height"])
         if clip:
             # plain ufuncs (np.clip's wrapper costs more than the work here); NaN stays NaN
-            x1, x2 = (np.minimum(np.maximum(v, 0.0), iw) for v in (x1, x2))
-            y1, y2 = (np.minimum(np.maximum(v, 0.0), ih) for v in (y1, y2))
-            inside = (x2 > x1) & (y2 > y1)
+            rows = np.minimum(np.maximum(rows, 0.0), np.array([[iw], [ih], [iw], [ih]]))
+            inside = (rows[2] > rows[0]) & (rows[3] > rows[1])
         else:
             with np.errstate(invalid="ignore"):
-                inside = (x1 >= 0) & (y1 >= 0) & (x2 <= iw) & (y2 <= ih)
+                inside = (rows[0] >= 0) & (rows[1] >= 0) & (rows[2] <= iw) & (rows[3] <= ih)
         ok &= inside
     if label_ok is not None:
         ok &= label_ok
     if malformed:
         ok[list(malformed)] = False
-    return _Validity((x1, y1, x2, y2), ok, finite, positive, label_ok, present)
+    return _Validity(rows, ok, finite, positive, label_ok, present)
 
 
 def _label_ok(
@@ -291,10 +280,7 @@ def _invalid_records(
 
 
 def _canonical_order(
-    x1: FloatArray,
-    y1: FloatArray,
-    x2: FloatArray,
-    y2: FloatArray,
+    xyxy: FloatArray,
     code: IntArray,
     worker_of: IntArray,
     box_of: IntArray,
@@ -309,13 +295,13 @@ def _canonical_order(
     """
     alpha = np.empty(len(priority), dtype=np.intp)
     alpha[sorted(range(len(priority)), key=priority.__getitem__)] = np.arange(len(priority))
-    keys = _sort_keys(x1, y1, x2, y2, alpha[code], box_of)
+    name_key = alpha[code]
+    keys = _sort_keys(xyxy, name_key, box_of)
     order: IntArray = np.lexsort(keys)
     if len(order) > 1:
         same = keys[1:][:, order]
         if (same[:, 1:] == same[:, :-1]).all(axis=0).any():
-            columns = (x1, y1, x2, y2, alpha[code].astype(np.float64))
-            sorted_rows = np.column_stack([v[order] for v in columns])
+            sorted_rows = np.vstack((xyxy, name_key.astype(np.float64)))[:, order].T.copy()
             rank = _worker_rank(len(weights), sorted_rows, worker_of[order], weights)
             if len(weights) > 65535:  # the worker rank would not fit the uint16 keys
                 keys = keys.astype(np.float64)
@@ -323,14 +309,7 @@ def _canonical_order(
     return order
 
 
-def _sort_keys(
-    x1: FloatArray,
-    y1: FloatArray,
-    x2: FloatArray,
-    y2: FloatArray,
-    name_key: IntArray,
-    box_of: IntArray,
-) -> npt.NDArray[Any]:
+def _sort_keys(xyxy: FloatArray, name_key: IntArray, box_of: IntArray) -> npt.NDArray[Any]:
     """The canonical sort keys, least significant first (for ``np.lexsort``).
 
     Primary the left edge, then top, right, bottom, label name, box index. Crowd answers
@@ -338,7 +317,7 @@ def _sort_keys(
     a radix sort, about six times faster than sorting floats (whose comparison sort
     mispredicts on every fresh image). Other coordinates keep ``float64`` keys.
     """
-    keys = np.stack((box_of, name_key, y2, x2, y1, x1))
+    keys = np.vstack((box_of, name_key, xyxy[::-1]))  # xyxy reversed: y2, x2, y1, x1
     if keys.size and keys.min() >= 0 and keys.max() <= 65535:  # else the cast is undefined
         pixels = keys.astype(np.uint16)
         if np.array_equal(pixels, keys):
@@ -387,10 +366,7 @@ def _drop_repeats(
     new_index = np.cumsum(keep) - 1
     both = keep[lo] & keep[hi]
     return CleanBoxes(
-        clean.x1[keep],
-        clean.y1[keep],
-        clean.x2[keep],
-        clean.y2[keep],
+        clean.xyxy[:, keep],
         clean.code[keep],
         clean.worker[keep],
         clean.box[keep],

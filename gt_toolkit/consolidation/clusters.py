@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gt_toolkit.consolidation.clean import BoolArray, CleanBoxes, IntArray, Pairs
-from gt_toolkit.consolidation.geometry import Columns, FloatArray, box_iou, iou_columns
+from gt_toolkit.consolidation.geometry import FloatArray, box_iou, iou_columns
 
 __all__ = ["Clusters", "cluster_boxes"]
 
@@ -30,7 +30,7 @@ class Clusters:
     Attributes:
         of: cluster id per box, compact (``0 .. count - 1``).
         size: members per cluster.
-        means: each cluster's mean box, as ``x1, y1, x2, y2`` columns.
+        means: each cluster's mean box, one row per corner (``x1, y1, x2, y2`` by cluster).
         component: per box, its connected component of links (a box index); a lone box
             linked into a component it lost its place in still shares its ``component``.
         links: the linked pairs (different workers, IoU >= threshold).
@@ -39,7 +39,7 @@ class Clusters:
 
     of: IntArray
     size: IntArray
-    means: Columns
+    means: FloatArray
     component: IntArray
     links: Pairs
     own: Pairs
@@ -83,9 +83,8 @@ def cluster_boxes(clean: CleanBoxes, threshold: float) -> Clusters:
     count = int(present.sum())
     of = (np.cumsum(present) - 1)[cluster]
     size = np.bincount(of, minlength=count)
-    sums = (np.bincount(of, weights=v, minlength=count) for v in clean.corners)
-    x1, y1, x2, y2 = (s / size for s in sums)
-    return Clusters(of, size, (x1, y1, x2, y2), comp, links, own_pairs)
+    sums = np.vstack([np.bincount(of, weights=v, minlength=count) for v in clean.xyxy])
+    return Clusters(of, size, sums / size, comp, links, own_pairs)
 
 
 def _components(n: int, lo: IntArray, hi: IntArray) -> IntArray:
@@ -124,7 +123,7 @@ def _coherent(
     n = len(clean)
     sub = np.flatnonzero(~clique[comp])  # the members of the other components
     c_sub, w_sub = comp[sub], clean.worker[sub]
-    boxes = (clean.x1[sub], clean.y1[sub], clean.x2[sub], clean.y2[sub])
+    boxes = clean.xyxy[:, sub]
     near = _iou_to_mean(c_sub, None, boxes, n)
     if repeats:
         # A worker with two boxes keeps the one whose label agrees with the component's
@@ -155,12 +154,12 @@ def _coherent(
     return result
 
 
-def _iou_to_mean(comp: IntArray, member: BoolArray | None, boxes: Columns, n: int) -> FloatArray:
+def _iou_to_mean(comp: IntArray, member: BoolArray | None, boxes: FloatArray, n: int) -> FloatArray:
     """IoU of every box with the mean box of its component's ``member`` boxes.
 
     ``comp`` holds component ids below ``n``, one per box in ``boxes``.
     """
-    cm, vm = (comp, boxes) if member is None else (comp[member], [v[member] for v in boxes])
+    cm, vm = (comp, boxes) if member is None else (comp[member], boxes[:, member])
     count = np.maximum(np.bincount(cm, minlength=n), 1)
     mx1, my1, mx2, my2 = ((np.bincount(cm, weights=v, minlength=n) / count)[comp] for v in vm)
     return iou_columns((mx1, my1, mx2, my2), boxes)
@@ -187,7 +186,7 @@ def _greedy_merge(
     by_worker: dict[int, dict[int, int]] = {}  # label -> {worker: member}
     sums: dict[int, list[float]] = {}  # label -> summed x1, y1, x2, y2 of the members
     wk = clean.worker.tolist()
-    boxes = np.column_stack(clean.corners).tolist()
+    boxes = clean.xyxy.T.tolist()
     fresh = 2 * n
 
     def single(k: int, label: int) -> None:

@@ -62,7 +62,7 @@ import numpy as np
 from gt_toolkit.consolidation.clean import CleanBoxes, clean_boxes
 from gt_toolkit.consolidation.clusters import Clusters, cluster_boxes
 from gt_toolkit.consolidation.fusion import fuse_clusters, member_weights
-from gt_toolkit.consolidation.geometry import Columns
+from gt_toolkit.consolidation.geometry import FloatArray
 from gt_toolkit.consolidation.repeats import find_repeats
 from gt_toolkit.consolidation.settings import (
     ConsolidationSettings,
@@ -73,11 +73,13 @@ from gt_toolkit.consolidation.settings import (
 )
 from gt_toolkit.consolidation.votes import (
     Ballot,
+    Evidence,
     Verdict,
     below_quorum_records,
     count_votes,
     score_boxes,
 )
+from gt_toolkit.consolidation.worker_model import WorkerModel
 from gt_toolkit.errors import ConsolidationError
 from gt_toolkit.types import ConsolidatedBox, ImageSize, WorkerBox
 
@@ -126,6 +128,8 @@ def consolidate_image(
     labels: Sequence[str] | None = None,
     image_size: ImageSize | None = None,
     weights: Sequence[float] | None = None,
+    worker_model: WorkerModel | None = None,
+    annotators: Sequence[str] | None = None,
 ) -> ImageConsolidation:
     """Consolidate one image's worker answers (algorithm in the module docstring).
 
@@ -176,7 +180,18 @@ def consolidate_image(
         >>> r.boxes[0]["left"], r.boxes[0]["width"], round(r.boxes[0]["confidence"], 3)
         (11.0, 20.0, 0.955)
     """
-    return _consolidate(answers, settings, labels, image_size, weights, explain=True)
+    evidence = None
+    if worker_model is not None:
+        if weights is not None:
+            raise ConsolidationError("give weights or a worker model, not both")
+        if annotators is None or len(annotators) != len(answers):
+            got = "no" if annotators is None else str(len(annotators))
+            raise ConsolidationError(
+                f"a worker model needs one annotator id per answer: got {got} for "
+                f"{len(answers)} answers"
+            )
+        evidence = worker_model.evidence(annotators)
+    return _consolidate(answers, settings, labels, image_size, weights, evidence, explain=True)
 
 
 def _consolidate(
@@ -185,6 +200,7 @@ def _consolidate(
     labels: Sequence[str] | None,
     image_size: ImageSize | None,
     weights: Sequence[float] | None,
+    evidence: Evidence | None,
     *,
     explain: bool,
 ) -> ImageConsolidation:
@@ -203,20 +219,21 @@ def _consolidate(
     if len(clean):
         threshold = settings.iou_threshold
         clusters = cluster_boxes(clean, threshold)
-        need = min(settings.min_support or default_min_support(n), n)
+        floor = 1 if evidence is not None else default_min_support(n)
+        need = min(settings.min_support or floor, n)
         by_label = settings.quorum == "label" and len(clean.labels) > 1
         smallest = 1 if explain or by_label else need
         repeats = find_repeats(clean, clusters, threshold, n, smallest)
-        ballot = count_votes(clean, clusters, repeats, need, by_label)
+        ballot = count_votes(clean, clusters, repeats, need, by_label, evidence)
         if explain and not ballot.kept.all():
             result.dropped += below_quorum_records(clean, clusters, ballot, repeats, n, need)
         if ballot.kept.any():
-            mw = member_weights(clean, clusters, w_all)
+            fusion_weights = evidence.weights.tolist() if evidence is not None else w_all
+            mw = member_weights(clean, clusters, fusion_weights)
             total = float(sum(w_all)) if w_all is not None else float(n)
             verdict = score_boxes(clean, clusters, ballot, mw.per_box, mw.per_cluster, total, n)
-            fused = fuse_clusters(
-                clean, clusters, ballot.kept, mw, settings.fusion, w_all is not None
-            )
+            weighted = fusion_weights is not None
+            fused = fuse_clusters(clean, clusters, ballot.kept, mw, settings.fusion, weighted)
             verdict = _in_output_order(verdict, fused)
             result.boxes = _output_boxes(verdict, fused, clean.labels)
             if explain:
@@ -241,17 +258,17 @@ def _checked_weights(weights: Sequence[float] | None, n: int) -> list[float] | N
     return w_all if sum(w_all) > 0 else [1.0] * n
 
 
-def _in_output_order(verdict: Verdict, fused: Columns) -> Verdict:
+def _in_output_order(verdict: Verdict, fused: FloatArray) -> Verdict:
     """Sorted by top edge, left edge and label; ties stay in canonical order."""
     order = np.lexsort((verdict.labels, fused[0][verdict.rows], fused[1][verdict.rows]))
     return Verdict(verdict.rows[order], verdict.labels[order], verdict.confidence[order])
 
 
 def _output_boxes(
-    verdict: Verdict, fused: Columns, labels: tuple[str, ...]
+    verdict: Verdict, fused: FloatArray, labels: tuple[str, ...]
 ) -> list[ConsolidatedBox]:
     names = [labels[k] for k in verdict.labels.tolist()]
-    x1s, y1s, x2s, y2s = (v[verdict.rows].tolist() for v in fused)
+    x1s, y1s, x2s, y2s = fused[:, verdict.rows].tolist()
     return [
         {"label": lab, "left": a, "top": b, "width": c - a, "height": d - b, "confidence": p}
         for lab, a, b, c, d, p in zip(
@@ -294,12 +311,12 @@ def consolidate_boxes(
     *,
     iou_threshold: float = 0.5,
     min_support: int | None = None,
-    fusion: Fusion = "mean",
+    fusion: Fusion = "huber",
     clip: bool = True,
     labels: Sequence[str] | None = None,
     image_size: ImageSize | None = None,
     weights: Sequence[float] | None = None,
-    quorum: Quorum = "box",
+    quorum: Quorum = "label",
 ) -> list[ConsolidatedBox]:
     """Consolidate one image's worker boxes; the one-call public API.
 
@@ -318,7 +335,7 @@ def consolidate_boxes(
         settings = _settings(*args)
     except TypeError:  # an unhashable argument: validate it without the cache
         settings = _settings.__wrapped__(*args)
-    return _consolidate(answers, settings, labels, image_size, weights, explain=False).boxes
+    return _consolidate(answers, settings, labels, image_size, weights, None, explain=False).boxes
 
 
 @lru_cache(maxsize=64)

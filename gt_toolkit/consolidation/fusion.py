@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from gt_toolkit.consolidation.clean import BoolArray, CleanBoxes
 from gt_toolkit.consolidation.clusters import Clusters
-from gt_toolkit.consolidation.geometry import Columns, FloatArray
+from gt_toolkit.consolidation.geometry import FloatArray
 from gt_toolkit.consolidation.settings import Fusion
 
 __all__ = ["MemberWeights", "fuse_clusters", "member_weights"]
@@ -53,6 +53,13 @@ def _weight_sums(cl: npt.NDArray[np.intp], per_box: FloatArray, count: int) -> F
     return sums.astype(np.float64, copy=False)
 
 
+HUBER_C = 1.345
+"""Huber's tuning constant: 95% of the mean's efficiency when the edges are Gaussian."""
+_HUBER_STEPS = 4
+_EDGE_ROWS = np.arange(4)[:, None]
+_SCALE_FLOOR = 1e-3  # relative to the box size: identical members still get a finite limit
+
+
 def fuse_clusters(
     clean: CleanBoxes,
     clusters: Clusters,
@@ -60,24 +67,75 @@ def fuse_clusters(
     weights: MemberWeights,
     fusion: Fusion,
     weighted: bool,
-) -> Columns:
-    """Each cluster's fused box as ``x1, y1, x2, y2`` columns (only ``kept`` ones for median)."""
-    cl, size, count = clusters.of, clusters.size, clusters.count
+) -> FloatArray:
+    """Each cluster's fused box, one row per corner (``x1, y1, x2, y2`` by cluster).
+
+    ``"median"`` fuses only the ``kept`` clusters (the others stay 0), the others all.
+    ``"huber"``: per edge, Huber's M-estimate of location (:func:`_huber`).
+    """
+    cl, count = clusters.of, clusters.count
     if fusion == "median":
-        fused = np.zeros((count, 4))
-        by_cluster = np.argsort(cl, kind="stable")
-        xyxy = np.column_stack(clean.corners)
-        for c, idx in enumerate(np.split(by_cluster, np.cumsum(size)[:-1])):
-            if kept[c]:
-                fused[c] = _weighted_median(xyxy[idx], weights.per_box[idx])
-        return fused[:, 0], fused[:, 1], fused[:, 2], fused[:, 3]
+        return _median(clean, clusters, kept, weights.per_box if weighted else None)
+    means = clusters.means
     if weighted:
-        x1, y1, x2, y2 = (
-            np.bincount(cl, weights=weights.per_box * v, minlength=count) / weights.per_cluster
-            for v in clean.corners
-        )
-        return x1, y1, x2, y2
-    return clusters.means
+        sums = [np.bincount(cl, weights=weights.per_box * v, minlength=count) for v in clean.xyxy]
+        means = np.vstack(sums) / weights.per_cluster
+    if fusion == "mean":
+        return means
+    return _huber(clean, clusters, weights, means)
+
+
+def _huber(
+    clean: CleanBoxes, clusters: Clusters, weights: MemberWeights, means: FloatArray
+) -> FloatArray:
+    """Huber's M-estimate of every cluster's edges, iterated from the (weighted) mean.
+
+    A member's edge within ``limit = HUBER_C x scale x size`` of the estimate counts fully,
+    a farther one as if it lay at the limit: a sloppy box on an object pulls little, and
+    Gaussian edges keep 95% of the mean's precision. ``scale`` is the image's edge noise
+    relative to the box size, a robust standard deviation pooled over every pair of members
+    of a cluster: ``1.4826 x median(|a - b| / size) / sqrt(2)``. Each step moves the estimate
+    by the mean of the clipped residuals (Huber's modified-residuals iteration); the loss is
+    convex, so it converges from the mean. Two members keep their (weighted) mean.
+    """
+    of, count, xyxy = clusters.of, clusters.count, clean.xyxy
+    lo, hi, _ = clean.overlaps
+    same = of[lo] == of[hi]
+    if not same.any():  # no cluster with two members: nothing to weigh
+        return means
+    w, h = means[2] - means[0], means[3] - means[1]
+    size = np.vstack((w, h, w, h))
+    lo, hi = lo[same], hi[same]
+    gaps = (np.abs(xyxy[:, lo] - xyxy[:, hi]) / size[:, of[lo]]).ravel()
+    middle = len(gaps) // 2
+    scale = 1.4826 * float(np.partition(gaps, middle)[middle]) / math.sqrt(2.0)
+    limit = (HUBER_C * max(scale, _SCALE_FLOOR)) * size[:, of]
+    cell = (_EDGE_ROWS * count + of).ravel()
+    mu = means
+    for _ in range(_HUBER_STEPS):
+        clipped = np.minimum(np.maximum(xyxy - mu[:, of], -limit), limit) * weights.per_box
+        step = np.bincount(cell, weights=clipped.ravel(), minlength=4 * count)
+        mu = mu + step.reshape(4, count) / weights.per_cluster
+    return mu
+
+
+def _median(
+    clean: CleanBoxes, clusters: Clusters, kept: BoolArray, member_weight: FloatArray | None
+) -> FloatArray:
+    """Per edge, the (weighted) median of each kept cluster's members."""
+    size = clusters.size
+    fused = np.zeros((clusters.count, 4))
+    xyxy = clean.xyxy.T
+    order = np.argsort(clusters.of, kind="stable")
+    starts = np.cumsum(size) - size
+    for k in np.unique(size[kept]).tolist():  # clusters of one size at once
+        ids = np.flatnonzero(kept & (size == k))
+        members = order[starts[ids][:, None] + np.arange(k)]
+        if member_weight is None:
+            fused[ids] = np.median(xyxy[members], axis=1)
+        else:
+            fused[ids] = [_weighted_median(xyxy[m], member_weight[m]) for m in members]
+    return fused.T
 
 
 def _weighted_median(values: FloatArray, w: FloatArray) -> FloatArray:

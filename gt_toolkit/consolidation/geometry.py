@@ -10,6 +10,7 @@ boxes have IoU 0, never NaN.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -129,14 +130,15 @@ def iou_pairs(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
     aa, bb = as_xyxy(a), as_xyxy(b)
     if len(aa) != len(bb):
         raise ValueError(f"iou_pairs needs equal lengths, got {len(aa)} and {len(bb)}")
-    return iou_columns(tuple(aa.T), tuple(bb.T))
+    return iou_columns(aa.T, bb.T)
 
 
-Columns = tuple[FloatArray, FloatArray, FloatArray, FloatArray]
+Columns = tuple[FloatArray, FloatArray, FloatArray, FloatArray] | FloatArray
+"""Boxes as four arrays ``x1, y1, x2, y2``: a tuple of them or a ``(4, N)`` array."""
 
 
 def iou_columns(a: Columns, b: Columns) -> FloatArray:
-    """Row-wise IoU of boxes given as ``(x1, y1, x2, y2)`` column arrays (no copies)."""
+    """Row-wise IoU of boxes given as ``x1, y1, x2, y2`` arrays (see :data:`Columns`)."""
     ax1, ay1, ax2, ay2 = a
     bx1, by1, bx2, by2 = b
     iw = np.maximum(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0.0)
@@ -241,6 +243,18 @@ def overlap_pairs(
     return _exact(x1, y1, x2, y2, lo, hi, with_iou)
 
 
+@lru_cache(maxsize=64)
+def _all_pairs(n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Every pair ``i < j`` of ``n`` boxes, cached: read the arrays, never write them.
+
+    ``np.triu_indices`` costs more than the whole overlap test at a few boxes.
+    """
+    lo, hi = np.triu_indices(n, 1)
+    lo.setflags(write=False)
+    hi.setflags(write=False)
+    return lo, hi
+
+
 def _candidates(
     x1: FloatArray, y1: FloatArray, x2: FloatArray, y2: FloatArray
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -249,8 +263,7 @@ def _candidates(
     if n < 2:
         return _EMPTY_PAIRS, _EMPTY_PAIRS
     if n <= 40:
-        lo, hi = np.triu_indices(n, 1)
-        return lo, hi
+        return _all_pairs(n)
     w, h = x2 - x1, y2 - y1
     half = n // 2
     mw = float(np.partition(w, half)[half])

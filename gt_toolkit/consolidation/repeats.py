@@ -67,8 +67,7 @@ def find_repeats(
             continue
         if v < threshold:  # a lone box may still lie on the larger cluster's object
             c = cl[t]
-            box = [float(col[g]) for col in clean.corners]
-            if box_iou(box, [float(m[c]) for m in clusters.means]) < threshold:
+            if box_iou(clean.xyxy[:, g].tolist(), clusters.means[:, c].tolist()) < threshold:
                 continue
         if k == 1:
             out.setdefault(g, t)
@@ -99,7 +98,7 @@ def _repeat_of_twins(clean: CleanBoxes, clusters: Clusters, c1: int, c2: int) ->
     whose members agree perfectly, keep every box they drew). The cluster drawn with
     less agreement is then the repeat (ties: the later one).
     """
-    boxes = np.column_stack(clean.corners)
+    boxes = clean.xyxy.T
     agreement = []
     for c in (c1, c2):
         members = boxes[clusters.of == c].tolist()
@@ -110,7 +109,7 @@ def _repeat_of_twins(clean: CleanBoxes, clusters: Clusters, c1: int, c2: int) ->
         ]
         agreement.append(sum(ious) / len(ious))
     means = clusters.means
-    between = box_iou([float(m[c1]) for m in means], [float(m[c2]) for m in means])
+    between = box_iou(means[:, c1].tolist(), means[:, c2].tolist())
     if between <= min(agreement):  # identical workers' answers are kept as they are
         return None
     return c1 if agreement[0] < agreement[1] else c2

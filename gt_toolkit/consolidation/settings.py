@@ -21,7 +21,7 @@ __all__ = [
     "default_min_support",
 ]
 
-Fusion = Literal["mean", "median"]
+Fusion = Literal["huber", "mean", "median"]
 Quorum = Literal["box", "label"]
 
 
@@ -36,6 +36,7 @@ class DropReason(StrEnum):
     OUTSIDE_IMAGE = "outside-image"
     DUPLICATE = "duplicate"
     BELOW_MIN_SUPPORT = "below-min-support"
+    UNLIKELY = "unlikely"  # a worker model finds a false positive likelier than an object
 
 
 def default_min_support(workers: int) -> int:
@@ -64,10 +65,10 @@ class ConsolidationSettings:
 
     iou_threshold: float = 0.5
     min_support: int | None = None
-    fusion: Fusion = "mean"
+    fusion: Fusion = "huber"
     clip: bool = True
     duplicate_iou: float = 0.9
-    quorum: Quorum = "box"
+    quorum: Quorum = "label"
 
     def __post_init__(self) -> None:
         problems = []
@@ -75,8 +76,8 @@ class ConsolidationSettings:
             problems.append(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
         if self.min_support is not None and self.min_support < 1:
             problems.append(f"min_support must be >= 1, got {self.min_support}")
-        if self.fusion not in ("mean", "median"):
-            problems.append(f"fusion must be 'mean' or 'median', got {self.fusion!r}")
+        if self.fusion not in ("huber", "mean", "median"):
+            problems.append(f"fusion must be 'huber', 'mean' or 'median', got {self.fusion!r}")
         if not 0.0 < self.duplicate_iou <= 1.0:
             problems.append(f"duplicate_iou must be in (0, 1], got {self.duplicate_iou}")
         if self.quorum not in ("box", "label"):

@@ -15,9 +15,35 @@ from gt_toolkit.consolidation.clusters import Clusters
 from gt_toolkit.consolidation.geometry import FloatArray
 from gt_toolkit.consolidation.settings import DropReason
 
-__all__ = ["Ballot", "Verdict", "below_quorum_records", "count_votes", "score_boxes"]
+__all__ = [
+    "Ballot",
+    "Evidence",
+    "Verdict",
+    "below_quorum_records",
+    "count_votes",
+    "score_boxes",
+]
 
 _NONE: IntArray = np.zeros(0, dtype=np.intp)
+
+
+class Evidence(NamedTuple):
+    """What a worker model says about the workers who answered one image, in log-odds.
+
+    A cluster's log-odds of being a real object is ``silent`` (the prior, plus every
+    answering worker's log-likelihood ratio for *not* drawing it) plus ``drawn[w]`` for
+    each worker ``w`` who drew it (their ratio for drawing it, minus the one for not).
+    Built by :meth:`gt_toolkit.consolidation.worker_model.WorkerModel.evidence`.
+
+    Attributes:
+        drawn: per answer (worker index), the log-odds a box of theirs adds.
+        silent: the log-odds of an object nobody drew.
+        weights: per answer, the worker's weight in fusion and the label vote.
+    """
+
+    drawn: FloatArray
+    silent: float
+    weights: FloatArray
 
 
 class Ballot(NamedTuple):
@@ -32,6 +58,8 @@ class Ballot(NamedTuple):
         extra: second boxes (repeats) that give their worker's object another label: with
             the per-label quorum they vote for it, in ``extra_cells``, but do not place it.
         voted: the ``extra`` boxes whose label reached the quorum (they join that box).
+        log_odds: with a worker model, the log-odds of each cluster (per-box quorum) or
+            of each ``(cluster, label)`` cell (per-label quorum) being a real object.
     """
 
     kept: BoolArray
@@ -41,6 +69,7 @@ class Ballot(NamedTuple):
     extra: IntArray = _NONE
     extra_cells: IntArray = _NONE
     voted: frozenset[int] = frozenset()
+    log_odds: FloatArray | None = None
 
 
 class Verdict(NamedTuple):
@@ -58,18 +87,31 @@ class Verdict(NamedTuple):
 
 
 def count_votes(
-    clean: CleanBoxes, clusters: Clusters, repeats: dict[int, int], need: int, by_label: bool
+    clean: CleanBoxes,
+    clusters: Clusters,
+    repeats: dict[int, int],
+    need: int,
+    by_label: bool,
+    evidence: Evidence | None = None,
 ) -> Ballot:
     """Apply the quorum: ``need`` workers per cluster, or per label with ``by_label``.
 
-    Clusters that repeat others (see :mod:`~gt_toolkit.consolidation.repeats`) never count.
+    With ``evidence`` a cluster (or label) is kept when its log-odds of being a real
+    object is positive (posterior above one half) and ``need`` workers gave it. Clusters
+    that repeat others (see :mod:`~gt_toolkit.consolidation.repeats`) never count.
     """
     cl, count = clusters.of, clusters.count
     gone = cl[np.fromiter(repeats, dtype=np.intp, count=len(repeats))] if repeats else _NONE
+    drawn = evidence.drawn[clean.worker] if evidence is not None else None
     if not by_label:
         enough: BoolArray = np.asarray(clusters.size >= need)
+        log_odds: FloatArray | None = None
+        if evidence is not None:
+            by_cluster = np.bincount(cl, weights=drawn, minlength=count)
+            log_odds = np.asarray(evidence.silent + by_cluster, dtype=np.float64)
+            enough &= log_odds > 0
         enough[gone] = False
-        return Ballot(enough)
+        return Ballot(enough, log_odds=log_odds)
     labels_n = len(clean.labels)
     extra = _extra_votes(clean, cl, repeats) if repeats else _NONE
     cells = cl * labels_n + clean.code
@@ -78,10 +120,16 @@ def count_votes(
     np.add.at(voters, extra_cells, 1)
     voters = voters.reshape(count, labels_n)
     label_kept = voters >= need
+    log_odds = None
+    if evidence is not None:
+        by_cell = np.bincount(cells, weights=drawn, minlength=count * labels_n)
+        np.add.at(by_cell, extra_cells, evidence.drawn[clean.worker[extra]])
+        log_odds = np.asarray(evidence.silent + by_cell.reshape(count, labels_n), np.float64)
+        label_kept &= (log_odds > 0) & (voters > 0)
     label_kept[gone] = False
     kept: BoolArray = np.asarray(label_kept.any(axis=1))
     voted = frozenset(extra[label_kept.reshape(-1)[extra_cells]].tolist())
-    return Ballot(kept, cells, voters, label_kept, extra, extra_cells, voted)
+    return Ballot(kept, cells, voters, label_kept, extra, extra_cells, voted, log_odds)
 
 
 def _extra_votes(clean: CleanBoxes, cl: IntArray, spare: dict[int, int]) -> IntArray:
@@ -117,10 +165,17 @@ def below_quorum_records(
             out.append(drop_record(wk, b, DropReason.DUPLICATE, detail))
             continue
         k = int(size[cl[g]])
-        detail = f"{k} of {answered} workers drew it; {need} needed"
-        if k >= need:
-            detail = f"{k} of {answered} workers drew it, but no label was given by {need}"
-        out.append(drop_record(wk, b, DropReason.BELOW_MIN_SUPPORT, detail))
+        drew = f"{k} of {answered} workers drew it"
+        if k < need:
+            out.append(drop_record(wk, b, DropReason.BELOW_MIN_SUPPORT, f"{drew}; {need} needed"))
+        elif ballot.log_odds is not None:
+            cell = ballot.log_odds[cl[g]]
+            p = float(_posterior(np.asarray(cell if np.ndim(cell) == 0 else cell.max())))
+            detail = f"{drew}; the worker model gives it {p:.2f}, 0.5 needed"
+            out.append(drop_record(wk, b, DropReason.UNLIKELY, detail))
+        else:
+            detail = f"{drew}, but no label was given by {need}"
+            out.append(drop_record(wk, b, DropReason.BELOW_MIN_SUPPORT, detail))
     return out
 
 
@@ -136,21 +191,21 @@ def score_boxes(
     """The output boxes (one per kept cluster, or per kept label) and their confidence.
 
     ``member_weight`` is each box's worker weight, ``cluster_weight`` their sum per
-    cluster and ``total_weight`` the sum over the workers who answered.
+    cluster and ``total_weight`` the sum over the workers who answered. With a worker
+    model (``ballot.log_odds``) the confidence is the posterior probability of the object.
     """
     cl, size, count = clusters.of, clusters.size, clusters.count
-    lo, hi, iou = clusters.links
-    same = cl[lo] == cl[hi]
-    iou_sum = np.bincount(cl[lo[same]], weights=iou[same], minlength=count)
-    pairs = size * (size - 1) / 2
-    agreement = np.divide(iou_sum, pairs, out=np.zeros(count), where=pairs > 0)
     labels_n = len(clean.labels)
+    posterior = ballot.log_odds is not None
+    agreement = _agreement(clusters) if not posterior else np.zeros(count)
     if ballot.label_kept is not None and ballot.voters is not None and ballot.cells is not None:
+        rows, labs = np.nonzero(ballot.label_kept)
+        if ballot.log_odds is not None:
+            return Verdict(rows, labs, _posterior(ballot.log_odds[rows, labs]))
         votes = np.bincount(ballot.cells, weights=member_weight, minlength=count * labels_n)
         if len(ballot.extra):  # second boxes' votes come on top of the members' weight
             np.add.at(votes, ballot.extra_cells, member_weight[ballot.extra])
         votes = votes.reshape(count, labels_n)
-        rows, labs = np.nonzero(ballot.label_kept)
         k_box = ballot.voters[rows, labs]
         support = votes[rows, labs] / total_weight
         label_share = np.minimum(votes[rows, labs] / cluster_weight[rows], 1.0)
@@ -167,10 +222,23 @@ def score_boxes(
         ).reshape(count, labels_n)
         winner = np.argmax(votes, axis=1)  # first maximum = highest priority on a tie
         label_share_all = votes[np.arange(count), winner] / cluster_weight
+    rows = np.flatnonzero(ballot.kept)
+    if ballot.log_odds is not None:
+        return Verdict(rows, winner[rows], _posterior(ballot.log_odds[rows]))
     support_all = cluster_weight / total_weight
     confidence_all = _confidence(support_all, agreement * label_share_all, size, answered)
-    rows = np.flatnonzero(ballot.kept)
     return Verdict(rows, winner[rows], confidence_all[rows])
+
+
+def _agreement(clusters: Clusters) -> FloatArray:
+    """Mean pairwise IoU of each cluster's members (0 for a single member)."""
+    cl, size = clusters.of, clusters.size
+    lo, hi, iou = clusters.links
+    same = cl[lo] == cl[hi]
+    iou_sum = np.bincount(cl[lo[same]], weights=iou[same], minlength=clusters.count)
+    pairs = size * (size - 1) / 2
+    agreement: FloatArray = np.divide(iou_sum, pairs, out=np.zeros(clusters.count), where=pairs > 0)
+    return agreement
 
 
 def _confidence(support: FloatArray, quality: FloatArray, k: IntArray, answered: int) -> FloatArray:
@@ -181,3 +249,9 @@ def _confidence(support: FloatArray, quality: FloatArray, k: IntArray, answered:
     if answered == 1:
         confidence[:] = 0.0
     return confidence
+
+
+def _posterior(log_odds: FloatArray) -> FloatArray:
+    """The probability of a log-odds, computed without overflow."""
+    p: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * log_odds))
+    return p
