@@ -20,6 +20,9 @@ seeded): one simulated labeling job per draw. Methods, all run in this process o
 draws:
 
 - ``ours``: ``gt_toolkit.consolidate_boxes`` with its defaults, image by image;
+- ``ours-model``: the whole-job path: ``fit_worker_model`` over the draw (every image, the
+  expert unused), then ``consolidate_image(..., worker_model=...)`` image by image;
+- ``ours-mean-box``: the defaults before issue 14 (``fusion="mean"``, ``quorum="box"``);
 - ``wbf+majority``: ``ensemble_boxes.weighted_boxes_fusion`` with every score 1.0,
   ``conf_type='box_and_model_avg'`` and ``iou_thr=0.5`` (its score is then the share of the K
   workers in the cluster), keeping the boxes scoring above 0.5 (a strict majority);
@@ -59,8 +62,9 @@ import numpy as np
 from ensemble_boxes import weighted_boxes_fusion
 from scipy.optimize import linear_sum_assignment
 
-from gt_toolkit.consolidation.engine import consolidate_boxes
+from gt_toolkit.consolidation.engine import consolidate_boxes, consolidate_image
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
+from gt_toolkit.consolidation.worker_model import fit_worker_model
 from gt_toolkit.formats.crowd import CrowdImage
 
 LABEL = "pedestrian"
@@ -137,9 +141,30 @@ def draw(scenes: Sequence[Scene], k: int, seed: int) -> list[CrowdImage]:
 Method = Callable[[Sequence[CrowdImage]], list[Boxes]]
 
 
-def ours(job: Sequence[CrowdImage]) -> list[Boxes]:
+def ours(**options: Any) -> Method:
+    def run(job: Sequence[CrowdImage]) -> list[Boxes]:
+        return [
+            xyxy_from_gt(
+                consolidate_boxes(img.boxes, labels=[LABEL], image_size=img.image_size, **options)
+            )
+            for img in job
+        ]
+
+    return run
+
+
+def ours_model(job: Sequence[CrowdImage]) -> list[Boxes]:
+    model = fit_worker_model(job, labels=[LABEL])
     return [
-        xyxy_from_gt(consolidate_boxes(img.boxes, labels=[LABEL], image_size=img.image_size))
+        xyxy_from_gt(
+            consolidate_image(
+                img.boxes,
+                labels=[LABEL],
+                image_size=img.image_size,
+                worker_model=model,
+                annotators=img.annotators,
+            ).boxes
+        )
         for img in job
     ]
 
@@ -223,7 +248,9 @@ def one_worker(job: Sequence[CrowdImage]) -> list[Boxes]:
 
 
 METHODS: dict[str, Method] = {
-    "ours": ours,
+    "ours": ours(),
+    "ours-model": ours_model,
+    "ours-mean-box": ours(fusion="mean", quorum="box"),
     "wbf+majority": wbf_majority,
     "medoid+majority": medoid_majority,
     "one worker": one_worker,

@@ -2,9 +2,9 @@
 
 Handler: ``lambdas.post_annotation.lambda_handler``. Settings come from environment variables
 (``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``, ``GT_ASSUME_ROLE``,
-...; see :class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`); clients are built
-once
-per cold start and reused while the Lambda stays warm.
+``GT_WORKER_MODEL_S3_URI``, ...; see
+:class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`); clients and the worker
+table are read once per cold start and reused while the Lambda stays warm.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ import boto3
 
 from gt_toolkit.handlers.post_annotation import (
     PostAnnotationResult,
-    PostAnnotationSettings,
     assumed_role_store_factory,
     handle_post_annotation,
+    load_post_annotation_settings,
 )
 from gt_toolkit.storage.s3 import S3Store, make_s3_client
 
 logging.getLogger("gt_toolkit").setLevel(os.environ.get("GT_LOG_LEVEL", "INFO"))
-_SETTINGS = PostAnnotationSettings.from_env(os.environ)
 _STORE = S3Store(make_s3_client())
+_SETTINGS = load_post_annotation_settings(os.environ, store=_STORE)
 _ROLE_STORES = assumed_role_store_factory(boto3.client("sts")) if _SETTINGS.assume_role else None
 
 

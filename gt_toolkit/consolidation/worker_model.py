@@ -41,6 +41,7 @@ so memory grows with the number of workers, not of images.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,8 +57,10 @@ from gt_toolkit.consolidation.settings import ConsolidationSettings
 from gt_toolkit.consolidation.votes import Evidence
 from gt_toolkit.errors import ConsolidationError
 from gt_toolkit.formats.crowd import CrowdImage
+from gt_toolkit.storage.files import Location, read_bytes
+from gt_toolkit.storage.s3 import S3Store
 
-__all__ = ["WorkerModel", "WorkerSkill", "fit_worker_model"]
+__all__ = ["WorkerModel", "WorkerSkill", "fit_worker_model", "read_worker_model"]
 
 PRIOR_STRENGTH = 5.0
 """Pseudo-observations behind the crowd's rates in each worker's estimate (the paper's 5)."""
@@ -199,6 +202,23 @@ def _skill_from(raw: Mapping[str, Any]) -> WorkerSkill:
         int(raw.get("boxes", 0)),
         float(raw.get("false_share", 0.0)),
     )
+
+
+def read_worker_model(location: Location, *, store: S3Store | None = None) -> WorkerModel:
+    """The worker table at a local path or ``s3://`` URI, as :meth:`WorkerModel.to_json` wrote it.
+
+    Raises:
+        ConsolidationError: the file is not JSON or not a worker model.
+        StorageError: the file cannot be read.
+    """
+    raw = read_bytes(location, store=store)
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ConsolidationError(f"{location}: bad worker model: not JSON ({exc})") from exc
+    if not isinstance(data, Mapping):
+        raise ConsolidationError(f"{location}: bad worker model: not a JSON object")
+    return WorkerModel.from_json(data)
 
 
 def fit_worker_model(
