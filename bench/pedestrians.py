@@ -369,8 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for mine, ref in zip(per_draw[name], per_draw[REFERENCE], strict=True)
                 ]
                 cols = [
-                    f"{f[i] - pooled[REFERENCE].figures()[i]:+.3f} "
-                    f"({spread([d[i] for d in diffs]):.3f})"
+                    f"{f[i] - pooled[REFERENCE].figures()[i]:+.4f} "
+                    f"({spread([d[i] for d in diffs]):.4f})"
                     for i in range(3)
                 ]
                 line += "   " + "  ".join(cols)

@@ -1,6 +1,6 @@
 """Phase 1 of the engine: read every worker's boxes, drop the bad ones, put the rest in order.
 
-Steps 1 and 2 of the rules in :mod:`gt_toolkit.consolidation.engine`: each box is checked
+Rules 1 and 2 of ``docs/consolidation.md``: each box is checked
 (vectorised), a bad one becomes a drop record and never fails the image, and the valid ones
 are sorted into a canonical order that no permutation of workers or boxes can change. The
 overlapping pairs and their IoU are found here once, for duplicates and clustering.

@@ -1,6 +1,6 @@
 """Phase 2 of the engine: cluster the clean boxes, never two boxes of one worker together.
 
-Step 3 of the rules in :mod:`gt_toolkit.consolidation.engine`. Vectorised: a connected
+Rule 3 of ``docs/consolidation.md``. Vectorised: a connected
 component of the IoU >= threshold graph (pairs of *different* workers) is one cluster when
 it is a clique of distinct workers, or when it is coherent: each worker keeps its box
 nearest the component's mean box, every kept box reaches the threshold with the kept boxes'
@@ -17,7 +17,7 @@ import numpy as np
 from gt_toolkit.consolidation.clean import BoolArray, CleanBoxes, IntArray, Pairs
 from gt_toolkit.consolidation.geometry import FloatArray, box_iou, iou_columns
 
-__all__ = ["Clusters", "cluster_boxes"]
+__all__ = ["Clusters", "cluster_boxes", "row_sums"]
 
 _NONE: IntArray = np.zeros(0, dtype=np.intp)
 _NO_IOU: FloatArray = np.zeros(0)
@@ -83,8 +83,15 @@ def cluster_boxes(clean: CleanBoxes, threshold: float) -> Clusters:
     count = int(present.sum())
     of = (np.cumsum(present) - 1)[cluster]
     size = np.bincount(of, minlength=count)
-    sums = np.vstack([np.bincount(of, weights=v, minlength=count) for v in clean.xyxy])
-    return Clusters(of, size, sums / size, comp, links, own_pairs)
+    return Clusters(of, size, row_sums(of, clean.xyxy, count) / size, comp, links, own_pairs)
+
+
+def row_sums(group: IntArray, rows: FloatArray, groups: int) -> FloatArray:
+    """Per-group sums of each row of ``rows`` ``(r, n)``: ``(r, groups)``, one bincount."""
+    r = len(rows)
+    cell = (np.arange(r)[:, None] * groups + group).ravel()
+    sums = np.bincount(cell, weights=rows.ravel(), minlength=r * groups)
+    return np.asarray(sums.reshape(r, groups), dtype=np.float64)
 
 
 def _components(n: int, lo: IntArray, hi: IntArray) -> IntArray:
@@ -161,8 +168,7 @@ def _iou_to_mean(comp: IntArray, member: BoolArray | None, boxes: FloatArray, n:
     """
     cm, vm = (comp, boxes) if member is None else (comp[member], boxes[:, member])
     count = np.maximum(np.bincount(cm, minlength=n), 1)
-    mx1, my1, mx2, my2 = ((np.bincount(cm, weights=v, minlength=n) / count)[comp] for v in vm)
-    return iou_columns((mx1, my1, mx2, my2), boxes)
+    return iou_columns((row_sums(cm, vm, n) / count)[:, comp], boxes)
 
 
 def _greedy_merge(

@@ -1,52 +1,14 @@
 """Consolidate several workers' boxes on one image into one set of labelled boxes.
 
-Why not Weighted Boxes Fusion: WBF merges greedily and is only right when each cluster holds
-at most one box per source (its author says so in ZFTurbo/Weighted-Boxes-Fusion PR #25);
-crowd workers routinely draw two boxes on one object. Here a cluster is a *matching*: it
-never holds two boxes of one worker. See ``docs/ground-truth-formats.md`` §7.
-
-Algorithm (pure, deterministic):
-
-1. **Clean.** Every box is checked; a bad one is dropped with a recorded reason (see
-   :class:`DropReason`) and never fails the image: malformed, missing or unknown label,
-   NaN/inf, zero or negative size, outside the image (or clipped to it), duplicates from one
-   worker (same label, IoU >= ``duplicate_iou``).
-2. **Canonical order.** Boxes are sorted by coordinates, label and a worker rank derived from
-   each worker's own sorted boxes, never by input position, so any permutation of workers or
-   of boxes gives the same result.
-3. **Cluster by geometry.** Overlapping pairs come from a band sweep (near-linear); pairs
-   of boxes from *different* workers with IoU >= ``iou_threshold`` are linked. A connected
-   component of links is one cluster when it is a clique of distinct workers, or when,
-   after each worker keeps only its box nearest the component's mean box, every kept box
-   reaches the threshold with the kept boxes' mean and the extra boxes are at most half
-   as many as the kept ones (each extra box, a worker's second box on the object or a stray one,
-   becomes a singleton). Other components are merged greedily by descending IoU (ties by
-   canonical order): two clusters merge when every cross pair is linked or their mean
-   boxes reach the threshold, and they share no worker or fewer workers than the smaller
-   one has members (each shared worker then keeps its box nearer the merged mean box).
-   A cluster never holds two boxes of one worker, and a duplicate drawer cannot split
-   the other workers' cluster in two.
-4. **Second boxes.** A cluster whose every member reaches ``iou_threshold`` with its own
-   worker's box in a *larger* cluster, or with that cluster's mean box, is those workers
-   drawing the object again: its boxes are dropped as ``duplicate`` (when a worker has two
-   boxes on one component, the one whose label agrees with the component's most common
-   label joins the cluster). So is the later of one worker's two lone boxes that reach
-   the threshold, when several workers answered (nobody corroborates a second object),
-   and the less agreed of two equal clusters of the same workers whose mean boxes are
-   closer than their members are (everyone drew the object twice).
-5. **Vote and keep.** With ``quorum="box"`` (default) a cluster drawn by at least
-   ``min_support`` workers is kept (default: a strict majority of the workers who
-   answered, 1 when one answered; capped at the number who answered) with the label
-   voted inside it (weighted by worker weight): a worker who picked the wrong label still
-   helps place the box. Ties go to the label listed first in ``labels``, else the
-   alphabetically first. With ``quorum="label"`` the support is counted per label (a
-   worker's second box with another label also votes): one box per label at least
-   ``min_support`` workers gave, all on the cluster's fused box.
-6. **Fuse** the member edges by (weighted) mean or median, and **score** (see
-   :func:`consolidate_image` for the confidence formula).
-
-Speed: all per-box work is whole-array numpy (about a hundred calls per image) except the
-greedy merge, which only sees the few components that are not coherent.
+The rules (cleaning, canonical order, clustering, second boxes, quorum, fusion, confidence,
+the worker model) are told once, in ``docs/consolidation.md``; rule numbers below refer to
+it. This module runs them as phases, each passing a typed value to the next:
+:func:`~gt_toolkit.consolidation.clean.clean_boxes` (rules 1-2),
+:func:`~gt_toolkit.consolidation.clusters.cluster_boxes` (3),
+:func:`~gt_toolkit.consolidation.repeats.find_repeats` (4),
+:func:`~gt_toolkit.consolidation.votes.count_votes` and
+:func:`~gt_toolkit.consolidation.votes.score_boxes` (5, 7, 8),
+:func:`~gt_toolkit.consolidation.fusion.fuse_clusters` (6).
 """
 
 from __future__ import annotations
@@ -131,7 +93,7 @@ def consolidate_image(
     worker_model: WorkerModel | None = None,
     annotators: Sequence[str] | None = None,
 ) -> ImageConsolidation:
-    """Consolidate one image's worker answers (algorithm in the module docstring).
+    """Consolidate one image's worker answers (the rules of ``docs/consolidation.md``).
 
     Args:
         answers: one entry per worker who answered, each a list of
@@ -142,36 +104,20 @@ def consolidate_image(
             (``unknown-label``) and it breaks label-vote ties. ``None`` accepts any label.
         image_size: clip (or drop) boxes against it; ``None`` skips the image-border check.
         weights: one non-negative weight per worker (for example from
-            :mod:`gt_toolkit.consolidation.worker_quality`); they weight fusion, label votes and
-            the support
-            share of the confidence. ``None`` = equal weights.
+            :mod:`gt_toolkit.consolidation.worker_quality`); they weight fusion, label votes
+            and the support share of the confidence. ``None`` = equal weights.
+        worker_model: decide and score with per-worker skills (rule 8) instead of the head
+            count; needs ``annotators``, excludes ``weights``.
+        annotators: the worker id of each answer (same order), for ``worker_model``.
 
     Returns:
-        The :class:`ImageConsolidation`. Confidence of each box, in ``[0, 1]``, ranks
-        clusters by how likely they are real: support share first, agreement second::
-
-            s = member weight / total weight   # support share; k / N unweighted
-            q = mean pairwise IoU of the k members       # geometric agreement (0 if k = 1)
-                x weight of the winning label / member weight   # label agreement
-            confidence = s * (1 - (1 - q) / (2 * k))
-
-        Unweighted this is ``(k - (1 - q) / 2) / N``: it lies in ``[(k - 1/2) / N, k / N]``,
-        so a cluster drawn by more workers always ranks above one drawn by fewer, and
-        agreement orders clusters of equal support. ``N`` identical boxes score 1.0; a
-        single-member cluster (kept by ``min_support=1``) scores ``1 / (2N)``, above 0.
-        The confidence is ``0.0`` only when exactly one worker answered the image, to
-        match Ground Truth (which reports 0.00 for one worker). With ``quorum="label"``
-        each label's box is scored from the workers who gave that label: ``s`` and ``k``
-        count them, and with ``p`` their share of the cluster's weight,
-        ``q = mean pairwise IoU x p - (1 - p)``: the members who gave another label
-        dissent, so a contested label scores lower than the same box uncontested (within
-        ``[(k - 1) / N, k / N]``), and one worker's label that the others contradict
-        ranks below a lone box nobody contradicts (crowds miss objects more often than
-        they mislabel them).
+        The :class:`ImageConsolidation`; each box's confidence follows rule 7 of
+        ``docs/consolidation.md`` (rule 8 with a worker model).
 
     Raises:
         ConsolidationError: ``weights`` has the wrong length or a negative or non-finite
-            value. Dirty boxes never raise; they are listed in ``dropped``.
+            value; a worker model without one annotator per answer, or with ``weights``.
+            Dirty boxes never raise; they are listed in ``dropped``.
 
     Examples:
         >>> a = [{"label": "car", "left": 10, "top": 10, "width": 20, "height": 20}]

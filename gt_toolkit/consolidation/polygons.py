@@ -1,6 +1,6 @@
 """Consolidate several workers' polygons (crowd-polygon answers) on one image.
 
-The rules are those of :mod:`gt_toolkit.consolidation.engine` for boxes: clusters by IoU that never
+The rules are those of ``docs/consolidation.md`` for boxes: clusters by IoU that never
 hold two polygons of one worker (greedy complete linkage over pairs by descending IoU),
 label voted inside the cluster, a strict-majority quorum by default, and a deterministic
 canonical order. Two differences: IoU comes from shapely (invalid, self-intersecting

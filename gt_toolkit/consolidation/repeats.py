@@ -1,6 +1,6 @@
 """Phase 3 of the engine: find the clusters that are a worker drawing an object again.
 
-Step 4 of the rules in :mod:`gt_toolkit.consolidation.engine`: a worker's second box on an
+Rule 4 of ``docs/consolidation.md``: a worker's second box on an
 object is a duplicate, not another object (otherwise a low ``min_support``, or two workers
 who both drew an object twice, would emit the object twice).
 """

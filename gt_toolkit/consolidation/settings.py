@@ -1,7 +1,7 @@
 """The engine's knobs and its vocabulary: settings, drop reasons, the default quorum.
 
 Every phase of :mod:`gt_toolkit.consolidation.engine` reads these; the rules they tune are
-told once, in that module's docstring.
+told once, in ``docs/consolidation.md``.
 """
 
 from __future__ import annotations

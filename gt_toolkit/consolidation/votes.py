@@ -1,7 +1,7 @@
 """Phase 4 of the engine: the quorum, the label vote and the confidence of each output box.
 
-Step 5 of the rules in :mod:`gt_toolkit.consolidation.engine`, and its confidence formula
-(told in :func:`~gt_toolkit.consolidation.engine.consolidate_image`).
+Rules 5, 7 and 8 of ``docs/consolidation.md``: who reached the quorum (or, with a worker
+model, which clusters are likelier objects than not), and the confidence of each box.
 """
 
 from __future__ import annotations

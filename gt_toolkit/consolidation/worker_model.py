@@ -1,42 +1,14 @@
 """A model of each worker, fitted over a whole job, to decide which clusters are objects.
 
-Crowd workers differ wildly: on a real pedestrian crowd, precision against an expert runs
-from 0.06 to 1.0. A head count treats a spammer's box like a careful worker's. Where the whole
-job is visible (offline consolidation from any source), this module learns, per worker, the
-three skills of the box model of Branson, Van Horn and Perona, "Lean Crowdsourcing: Combining
-Humans and Machines in an Online System" (CVPR 2017):
-
-- ``miss_rate``: the chance they draw no box on a real object in an image they answered;
-- ``false_positive_rate``: the chance one of their boxes lands on a *candidate* (a cluster of
-  the engine) that is not a real object;
-- ``box_noise``: how far their boxes stray, the root mean square of ``1 - IoU`` between each
-  of their boxes and the mean of the other workers' boxes on the same object.
-
-Fitting (:func:`fit_worker_model`) is expectation-maximisation in the manner of Dawid and
-Skene: the engine's clusters on every image are the candidates; each is a real object or not
-(its posterior), and each worker who answered the image either drew it or did not, with the
-worker's miss and false-positive rates as the likelihoods. E-step: each candidate's posterior
-from the current rates; M-step: each worker's rates from the posteriors, shrunk towards the
-crowd's rates by Beta priors worth five observations (the paper's strengths), and box noise
-by a scaled inverse-chi-square prior worth five boxes. It starts from the majority vote.
-
-Using it (:meth:`WorkerModel.evidence`, passed by ``consolidate_image(..., worker_model=...)``):
-a cluster is kept when its posterior log-odds is positive::
-
-    log-odds = logit(prior)
-             + sum over workers who drew it   of log((1 - miss) / false_positive)
-             + sum over workers who did not   of log(miss / (1 - false_positive))
-
-so one careful worker's box can outweigh two careless workers' silence, and a spammer's box
-counts for little; the confidence of the box is that posterior. Member boxes are fused with
-weights ``1 / box_noise**2`` (the inverse-variance weights of the paper's refinement step).
-Workers the model has not seen get the crowd's rates.
+After the box model of Branson, Van Horn and Perona, "Lean Crowdsourcing" (CVPR 2017): per
+worker a miss rate, a false-box rate and a box noise, fitted by expectation-maximisation over
+the engine's clusters of the whole job, then used by ``consolidate_image(...,
+worker_model=...)`` to keep the clusters the model finds likelier objects than not and to
+weight the fusion. The model, its fit and its use are told in ``docs/consolidation.md``
+(rule 8 and "The worker model"); this module is the arithmetic.
 
 Memory: the fit reads the images once, holding the candidates of at most ``chunk_images``
-images at a time (a few hundred bytes per image); what it keeps across chunks is a handful
-of sums per worker. A job up to ``chunk_images`` images is fitted exactly; a larger one
-chunk by chunk, each chunk's fit starting from the sums of those before it (incremental EM),
-so memory grows with the number of workers, not of images.
+images at a time; across chunks it keeps a few sums per worker.
 """
 
 from __future__ import annotations
@@ -50,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from gt_toolkit.consolidation.clean import IntArray, clean_boxes
-from gt_toolkit.consolidation.clusters import cluster_boxes
+from gt_toolkit.consolidation.clusters import cluster_boxes, row_sums
 from gt_toolkit.consolidation.geometry import FloatArray, iou_columns
 from gt_toolkit.consolidation.repeats import find_repeats
 from gt_toolkit.consolidation.settings import ConsolidationSettings
@@ -331,8 +303,7 @@ def _gap_to_others(xyxy: FloatArray, of: IntArray, size: IntArray) -> FloatArray
     """Per box, ``1 - IoU`` with the mean of the other members of its cluster (NaN alone)."""
     count = len(size)
     others = np.maximum(size[of] - 1, 1).astype(np.float64)
-    sums = np.vstack([np.bincount(of, weights=v, minlength=count)[of] for v in xyxy])
-    gap = 1.0 - iou_columns((sums - xyxy) / others, xyxy)
+    gap = 1.0 - iou_columns((row_sums(of, xyxy, count)[:, of] - xyxy) / others, xyxy)
     gap[size[of] < 2] = np.nan
     return gap
 
