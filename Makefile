@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup system-deps test lint typecheck pytest demo bench lambda-zip clean
+.PHONY: setup system-deps test lint typecheck pytest demo bench lambda-zip clean train-smoke
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,8 +39,24 @@ bench: setup
 	$(BIN)/python bench/consolidation.py
 	$(BIN)/python bench/convert.py
 
+# Run the shipped PyTorch scripts for real (not part of `make test`: torch is a 5.5 GB, several-
+# minute install). TORCH_PYTHON may name a Python that already has torch and torchvision.
+TORCH_VENV := .venv-torch
+TORCH_PYTHON ?= $(TORCH_VENV)/bin/python
+TORCH_PINS := $(if $(filter aarch64,$(shell uname -m)),torch==2.9.1 torchvision==0.24.1,torch==2.14.1 torchvision==0.29.1)
+DEVICE ?= cpu
+EPOCHS ?= 1
+IMAGE_SIZE ?= 128
+
+train-smoke: setup
+	@$(TORCH_PYTHON) -c "import torch, torchvision" 2>/dev/null || { \
+		test -x $(TORCH_VENV)/bin/python || $(PYTHON) -m venv $(TORCH_VENV); \
+		$(TORCH_VENV)/bin/python -m pip install -q $(TORCH_PINS); }
+	$(BIN)/python scripts/train_smoke.py --torch-python $(TORCH_PYTHON) --device $(DEVICE) \
+		--epochs $(EPOCHS) --image-size $(IMAGE_SIZE)
+
 lambda-zip: setup
 	$(BIN)/python -m gt_toolkit.sagemaker.lambda_zip --out build/gt-toolkit-lambdas.zip
 
 clean:
-	rm -rf build dist demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build dist demo-output .pytest_cache .mypy_cache .ruff_cache $(TORCH_VENV)

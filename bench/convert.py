@@ -5,6 +5,9 @@
    Goal: >= 50% of the raw lines/s, peak RSS < 150 MB.
 2. COCO export of ``--coco-lines`` images: ``gt-convert coco`` against globox (parse the same
    manifest into a globox AnnotationSet, then ``save_coco``; globox has no GT reader).
+3. COCO import of that file: ``gt-convert from-coco`` (streamed with ijson) against
+   pycocotools' ``COCO()`` (loads the whole file, builds its indexes) and a plain
+   ``orjson.loads`` of it. Goal: 100,000 images in <= 300 MB peak RSS.
 
 Peak RSS is each child's own ``ru_maxrss``. Usage::
 
@@ -115,6 +118,28 @@ def child_coco(src: str, out: str) -> None:
     _report(time.perf_counter() - t0, objects=result.stats.objects)
 
 
+def child_from_coco(src: str, out: str) -> None:
+    from gt_toolkit.convert import ConvertOptions, convert_output
+
+    t0 = time.perf_counter()
+    result = convert_output("from-coco", src, out, ConvertOptions())
+    _report(time.perf_counter() - t0, objects=result.stats.objects)
+
+
+def child_pycocotools(src: str, out: str) -> None:
+    from pycocotools.coco import COCO
+
+    t0 = time.perf_counter()
+    coco = COCO(src)
+    _report(time.perf_counter() - t0, objects=len(coco.imgs))
+
+
+def child_orjson_load(src: str, out: str) -> None:
+    t0 = time.perf_counter()
+    doc = orjson.loads(Path(src).read_bytes())
+    _report(time.perf_counter() - t0, objects=len(doc["images"]))
+
+
 def child_globox(src: str, out: str) -> None:
     from globox import Annotation, AnnotationSet, BoundingBox, BoxFormat
 
@@ -159,6 +184,9 @@ CHILDREN = {
     "augmented": child_augmented,
     "coco": child_coco,
     "globox": child_globox,
+    "from-coco": child_from_coco,
+    "pycocotools": child_pycocotools,
+    "orjson-load": child_orjson_load,
 }
 
 
@@ -241,6 +269,32 @@ def main() -> None:
             f"(vs save_coco alone: {glob['write_seconds'] / ours['seconds']:.2f}x); "
             f"RSS ratio = {ours['rss_mb'] / glob['rss_mb']:.2f}"
         )
+        import_coco(root, args.coco_lines, args.repeat)
+
+
+def import_coco(root: Path, images: int, repeat: int) -> None:
+    """Section 3: read back the COCO file section 2 wrote."""
+    coco_json = root / "coco" / "annotations" / "instances_default.json"
+    size_mb = coco_json.stat().st_size / 2**20
+    runs = {
+        name: min(
+            (run_child(name, coco_json, root / "prior.manifest") for _ in range(repeat)),
+            key=lambda r: r["seconds"],
+        )
+        for name in ("from-coco", "pycocotools", "orjson-load")
+    }
+    print(f"\n## COCO import of {images:,} images ({size_mb:.0f} MB, best of {repeat})")
+    print("| run | seconds | peak RSS MB |")
+    print("|---|---|---|")
+    labels = {
+        "from-coco": "gt-convert from-coco (stream, check, write the manifest)",
+        "pycocotools": "pycocotools COCO() (load + index)",
+        "orjson-load": "orjson.loads of the whole file",
+    }
+    for name, res in runs.items():
+        print(f"| {labels[name]} | {res['seconds']:.2f} | {res['rss_mb']:.0f} |")
+    rss = runs["from-coco"]["rss_mb"]
+    print(f"from-coco peak RSS {rss:.0f} MB (goal <= 300: {'met' if rss <= 300 else 'MISSED'})")
 
 
 if __name__ == "__main__":

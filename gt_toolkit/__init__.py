@@ -36,15 +36,22 @@ _EXPORTS: dict[str, str] = {
     "ManifestError": "errors",
     "NoMatchingObjectsError": "errors",
     "S3UriError": "errors",
+    "ServiceClosureWarning": "errors",
     "StorageError": "errors",
     "TemplateError": "errors",
     "ValidationError": "errors",
+    "EndpointFailedError": "errors",
+    "JobFailedError": "errors",
+    "LabelingJobFailedError": "errors",
+    "LambdaResponseSizeWarning": "errors",
+    "LambdaZipError": "errors",
+    "WaitTimeoutError": "errors",
     "EvaluationResult": "evaluation.metrics",
-    "ScoredBox": "evaluation.metrics",
     "evaluate_detections": "evaluation.metrics",
     "read_detection_set": "evaluation.metrics",
     "ReviewSummary": "evaluation.review",
     "write_review": "evaluation.review",
+    "ScoredBox": "formats.detection_label",
     "iter_input_records": "formats.input_manifest",
     "write_input_manifest": "formats.input_manifest",
     "build_label_category_config": "formats.label_categories",
@@ -73,12 +80,16 @@ _EXPORTS: dict[str, str] = {
     "handle_post_annotation": "handlers.post_annotation",
     "PreAnnotationSettings": "handlers.pre_annotation",
     "handle_pre_annotation": "handlers.pre_annotation",
+    "ProfilerSettings": "sagemaker.debugger",
+    "attach_debugging": "sagemaker.debugger",
     "Deployment": "sagemaker.endpoints",
     "delete_deployment": "sagemaker.endpoints",
     "deploy_training_job": "sagemaker.endpoints",
     "invoke_classifier": "sagemaker.endpoints",
     "invoke_detector": "sagemaker.endpoints",
     "wait_for_endpoint": "sagemaker.endpoints",
+    "build_jumpstart_training_request": "sagemaker.jumpstart",
+    "read_jumpstart_spec": "sagemaker.jumpstart",
     "build_labeling_job_request": "sagemaker.labeling_job",
     "create_labeling_job": "sagemaker.labeling_job",
     "wait_for_labeling_job": "sagemaker.labeling_job",
@@ -86,14 +97,22 @@ _EXPORTS: dict[str, str] = {
     "deploy_lambdas": "sagemaker.lambda_deploy",
     "decode_classification": "sagemaker.predictions",
     "decode_detections": "sagemaker.predictions",
-    "PreflightReport": "sagemaker.preflight",
+    "PreflightReport": "sagemaker.preflight_report",
     "preflight_channels": "sagemaker.preflight",
     "preflight_training_request": "sagemaker.preflight",
+    "preflight_class_folders": "sagemaker.preflight_data",
+    "preflight_jumpstart_detection": "sagemaker.preflight_data",
+    "PyTorchClassifierHyperparameters": "sagemaker.pytorch",
+    "build_pytorch_training_request": "sagemaker.pytorch",
+    "upload_pytorch_source": "sagemaker.pytorch",
     "algorithm_image_uri": "sagemaker.regions",
     "builtin_lambda_arns": "sagemaker.regions",
     "validate_request": "sagemaker.service_validation",
     "build_image_classification_training_request": "sagemaker.training",
     "build_object_detection_training_request": "sagemaker.training",
+    "ImageClassificationHyperparameters": "sagemaker.training",
+    "ObjectDetectionHyperparameters": "sagemaker.training",
+    "TrainingResources": "sagemaker.training",
     "load_channel_facts": "formats.training_channels",
     "best_training_job": "sagemaker.tuning",
     "build_tuning_request": "sagemaker.tuning",
@@ -123,20 +142,29 @@ __all__ = [
     "DeployedLambdas",
     "Deployment",
     "DetectionRecord",
+    "EndpointFailedError",
     "EvaluationResult",
     "Example",
     "GtToolkitError",
+    "ImageClassificationHyperparameters",
     "ImageConsolidation",
+    "JobFailedError",
     "LabelAttribute",
+    "LabelingJobFailedError",
+    "LambdaResponseSizeWarning",
+    "LambdaZipError",
     "LintFinding",
     "ManifestError",
     "ManifestLine",
     "NoMatchingObjectsError",
+    "ObjectDetectionHyperparameters",
     "OutputStats",
     "PolygonConsolidation",
     "PostAnnotationSettings",
     "PreAnnotationSettings",
     "PreflightReport",
+    "ProfilerSettings",
+    "PyTorchClassifierHyperparameters",
     "QualityAccumulator",
     "ReadStats",
     "ReconsolidationReport",
@@ -146,19 +174,25 @@ __all__ = [
     "S3Store",
     "S3UriError",
     "ScoredBox",
+    "ServiceClosureWarning",
     "StorageError",
     "TemplateError",
+    "TrainingResources",
     "ValidationError",
+    "WaitTimeoutError",
     "WorkerModel",
     "WorkerQuality",
     "WorkerSkill",
     "__version__",
     "algorithm_image_uri",
+    "attach_debugging",
     "best_training_job",
     "build_image_classification_training_request",
+    "build_jumpstart_training_request",
     "build_label_category_config",
     "build_labeling_job_request",
     "build_object_detection_training_request",
+    "build_pytorch_training_request",
     "build_tuning_request",
     "builtin_lambda_arns",
     "consolidate_boxes",
@@ -188,9 +222,12 @@ __all__ = [
     "parse_manifest_lines",
     "parse_s3_uri",
     "preflight_channels",
+    "preflight_class_folders",
+    "preflight_jumpstart_detection",
     "preflight_training_request",
     "quality_weights",
     "read_detection_set",
+    "read_jumpstart_spec",
     "read_manifest",
     "reconsolidate",
     "render_bounding_box_template",
@@ -199,6 +236,7 @@ __all__ = [
     "sample_items",
     "sample_percent",
     "split_name",
+    "upload_pytorch_source",
     "validate_labels",
     "validate_request",
     "wait_for_endpoint",
@@ -261,19 +299,26 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.convert import convert_output as convert_output
     from gt_toolkit.errors import ConsolidationError as ConsolidationError
     from gt_toolkit.errors import ConversionError as ConversionError
+    from gt_toolkit.errors import EndpointFailedError as EndpointFailedError
     from gt_toolkit.errors import GtToolkitError as GtToolkitError
+    from gt_toolkit.errors import JobFailedError as JobFailedError
+    from gt_toolkit.errors import LabelingJobFailedError as LabelingJobFailedError
+    from gt_toolkit.errors import LambdaResponseSizeWarning as LambdaResponseSizeWarning
+    from gt_toolkit.errors import LambdaZipError as LambdaZipError
     from gt_toolkit.errors import ManifestError as ManifestError
     from gt_toolkit.errors import NoMatchingObjectsError as NoMatchingObjectsError
     from gt_toolkit.errors import S3UriError as S3UriError
+    from gt_toolkit.errors import ServiceClosureWarning as ServiceClosureWarning
     from gt_toolkit.errors import StorageError as StorageError
     from gt_toolkit.errors import TemplateError as TemplateError
     from gt_toolkit.errors import ValidationError as ValidationError
+    from gt_toolkit.errors import WaitTimeoutError as WaitTimeoutError
     from gt_toolkit.evaluation.metrics import EvaluationResult as EvaluationResult
-    from gt_toolkit.evaluation.metrics import ScoredBox as ScoredBox
     from gt_toolkit.evaluation.metrics import evaluate_detections as evaluate_detections
     from gt_toolkit.evaluation.metrics import read_detection_set as read_detection_set
     from gt_toolkit.evaluation.review import ReviewSummary as ReviewSummary
     from gt_toolkit.evaluation.review import write_review as write_review
+    from gt_toolkit.formats.detection_label import ScoredBox as ScoredBox
     from gt_toolkit.formats.input_manifest import iter_input_records as iter_input_records
     from gt_toolkit.formats.input_manifest import write_input_manifest as write_input_manifest
     from gt_toolkit.formats.label_categories import (
@@ -311,12 +356,18 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.handlers.post_annotation import handle_post_annotation as handle_post_annotation
     from gt_toolkit.handlers.pre_annotation import PreAnnotationSettings as PreAnnotationSettings
     from gt_toolkit.handlers.pre_annotation import handle_pre_annotation as handle_pre_annotation
+    from gt_toolkit.sagemaker.debugger import ProfilerSettings as ProfilerSettings
+    from gt_toolkit.sagemaker.debugger import attach_debugging as attach_debugging
     from gt_toolkit.sagemaker.endpoints import Deployment as Deployment
     from gt_toolkit.sagemaker.endpoints import delete_deployment as delete_deployment
     from gt_toolkit.sagemaker.endpoints import deploy_training_job as deploy_training_job
     from gt_toolkit.sagemaker.endpoints import invoke_classifier as invoke_classifier
     from gt_toolkit.sagemaker.endpoints import invoke_detector as invoke_detector
     from gt_toolkit.sagemaker.endpoints import wait_for_endpoint as wait_for_endpoint
+    from gt_toolkit.sagemaker.jumpstart import (
+        build_jumpstart_training_request as build_jumpstart_training_request,
+    )
+    from gt_toolkit.sagemaker.jumpstart import read_jumpstart_spec as read_jumpstart_spec
     from gt_toolkit.sagemaker.labeling_job import (
         build_labeling_job_request as build_labeling_job_request,
     )
@@ -326,14 +377,34 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.sagemaker.lambda_deploy import deploy_lambdas as deploy_lambdas
     from gt_toolkit.sagemaker.predictions import decode_classification as decode_classification
     from gt_toolkit.sagemaker.predictions import decode_detections as decode_detections
-    from gt_toolkit.sagemaker.preflight import PreflightReport as PreflightReport
     from gt_toolkit.sagemaker.preflight import preflight_channels as preflight_channels
     from gt_toolkit.sagemaker.preflight import (
         preflight_training_request as preflight_training_request,
     )
+    from gt_toolkit.sagemaker.preflight_data import (
+        preflight_class_folders as preflight_class_folders,
+    )
+    from gt_toolkit.sagemaker.preflight_data import (
+        preflight_jumpstart_detection as preflight_jumpstart_detection,
+    )
+    from gt_toolkit.sagemaker.preflight_report import PreflightReport as PreflightReport
+    from gt_toolkit.sagemaker.pytorch import (
+        PyTorchClassifierHyperparameters as PyTorchClassifierHyperparameters,
+    )
+    from gt_toolkit.sagemaker.pytorch import (
+        build_pytorch_training_request as build_pytorch_training_request,
+    )
+    from gt_toolkit.sagemaker.pytorch import upload_pytorch_source as upload_pytorch_source
     from gt_toolkit.sagemaker.regions import algorithm_image_uri as algorithm_image_uri
     from gt_toolkit.sagemaker.regions import builtin_lambda_arns as builtin_lambda_arns
     from gt_toolkit.sagemaker.service_validation import validate_request as validate_request
+    from gt_toolkit.sagemaker.training import (
+        ImageClassificationHyperparameters as ImageClassificationHyperparameters,
+    )
+    from gt_toolkit.sagemaker.training import (
+        ObjectDetectionHyperparameters as ObjectDetectionHyperparameters,
+    )
+    from gt_toolkit.sagemaker.training import TrainingResources as TrainingResources
     from gt_toolkit.sagemaker.training import (
         build_image_classification_training_request as build_image_classification_training_request,
     )

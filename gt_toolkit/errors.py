@@ -12,12 +12,25 @@ traceback. Each class also inherits the builtin it resembles::
     ├── TemplateError(GtToolkitError)                  a worker template cannot be rendered
     ├── ValidationError(GtToolkitError, ValueError)    a request with one or more problems
     ├── ConversionError(GtToolkitError, ValueError)    an output manifest that cannot convert
-    └── ConsolidationError(GtToolkitError, ValueError) answers that cannot be consolidated
+    ├── ConsolidationError(GtToolkitError, ValueError) answers that cannot be consolidated
+    ├── JobFailedError(GtToolkitError)                 a SageMaker job or endpoint that failed
+    │   ├── LabelingJobFailedError                     a labeling job ended Failed or Stopped
+    │   └── EndpointFailedError                        an endpoint failed, or nothing to deploy
+    ├── WaitTimeoutError(GtToolkitError, TimeoutError) a job or endpoint still running at the limit
+    └── LambdaZipError(GtToolkitError)                 the Lambda zip cannot be built
+
+Warnings (``warnings.warn`` categories, not raised)::
+
+    LambdaResponseSizeWarning(UserWarning)             a labeling job whose consolidation batches
+                                                       can pass Lambda's 6 MB response limit
+    ServiceClosureWarning(UserWarning)                 a request opts into an AWS feature with
+                                                       an announced end (Debugger, Profiler)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class GtToolkitError(Exception):
@@ -76,3 +89,37 @@ class ConversionError(GtToolkitError, ValueError):
 
 class ConsolidationError(GtToolkitError, ValueError):
     """Worker answers that cannot be consolidated at all."""
+
+
+class JobFailedError(GtToolkitError):
+    """A SageMaker job or endpoint that ended in failure."""
+
+
+class LabelingJobFailedError(JobFailedError):
+    """A labeling job ended Failed or Stopped; carries the last description."""
+
+    def __init__(self, description: Mapping[str, Any]) -> None:
+        self.description = dict(description)
+        status = description.get("LabelingJobStatus")
+        reason = description.get("FailureReason", "no reason given")
+        super().__init__(f"labeling job {description.get('LabelingJobName')} {status}: {reason}")
+
+
+class EndpointFailedError(JobFailedError):
+    """An endpoint ended ``Failed`` (or the training job to deploy did not complete)."""
+
+
+class WaitTimeoutError(GtToolkitError, TimeoutError):
+    """A job or endpoint did not finish within the allowed time."""
+
+
+class LambdaZipError(GtToolkitError):
+    """The Lambda zip cannot be built: pip, bytecode or the import check failed."""
+
+
+class LambdaResponseSizeWarning(UserWarning):
+    """A labeling job whose post-annotation responses can pass Lambda's 6 MB limit."""
+
+
+class ServiceClosureWarning(UserWarning):
+    """A request uses an AWS feature that is closing (the message says when and what instead)."""

@@ -49,13 +49,16 @@ class ImageSize(TypedDict):
 
 
 class OutputAnnotation(TypedDict):
-    """One box of a bounding-box output label (pixels, integer in Ground Truth's output)."""
+    """One box of a bounding-box output label in pixels.
+
+    Ground Truth writes integers; boxes imported from other tools keep their fractions.
+    """
 
     class_id: int
-    left: int
-    top: int
-    width: int
-    height: int
+    left: float
+    top: float
+    width: float
+    height: float
 
 
 class DetectionLabel(TypedDict):

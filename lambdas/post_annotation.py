@@ -2,9 +2,10 @@
 
 Handler: ``lambdas.post_annotation.lambda_handler``. Settings come from environment variables
 (``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``, ``GT_ASSUME_ROLE``,
-``GT_WORKER_MODEL_S3_URI``, ...; see
-:class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`); clients and the worker
-table are read once per cold start and reused while the Lambda stays warm.
+``GT_WORKER_MODEL_S3_URI`` (a worker table read at cold start), ...; see
+:class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`);
+``GT_ASSUME_ROLE_READ_PREFIX`` (``s3://bucket/prefix/``) narrows the assumed role to reading
+that prefix. Clients are built once per cold start and reused while the Lambda stays warm.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 import boto3
 
 from gt_toolkit.handlers.post_annotation import (
-    PostAnnotationResult,
     assumed_role_store_factory,
     handle_post_annotation,
     load_post_annotation_settings,
@@ -27,11 +27,17 @@ from gt_toolkit.storage.s3 import S3Store, make_s3_client
 logging.getLogger("gt_toolkit").setLevel(os.environ.get("GT_LOG_LEVEL", "INFO"))
 _STORE = S3Store(make_s3_client())
 _SETTINGS = load_post_annotation_settings(os.environ, store=_STORE)
-_ROLE_STORES = assumed_role_store_factory(boto3.client("sts")) if _SETTINGS.assume_role else None
+_ROLE_STORES = (
+    assumed_role_store_factory(
+        boto3.client("sts"), read_prefix=os.environ.get("GT_ASSUME_ROLE_READ_PREFIX") or None
+    )
+    if _SETTINGS.assume_role
+    else None
+)
 
 
-def lambda_handler(event: Mapping[str, Any], context: object) -> list[PostAnnotationResult]:
+def lambda_handler(event: Mapping[str, Any], context: object) -> list[Any]:
     """Consolidate one batch: one entry per ``datasetObjectId``."""
-    return handle_post_annotation(
-        event, store=_STORE, settings=_SETTINGS, store_for_role=_ROLE_STORES
+    return list(
+        handle_post_annotation(event, store=_STORE, settings=_SETTINGS, store_for_role=_ROLE_STORES)
     )

@@ -1,9 +1,9 @@
 """Pre-annotation Lambda for Ground Truth custom workflows: one call into ``gt_toolkit``.
 
 Handler: ``lambdas.pre_annotation.lambda_handler``. Settings come from environment variables
-(see :class:`gt_toolkit.handlers.pre_annotation.PreAnnotationSettings`) and are read once per cold
-start,
-including the label category file named by ``GT_LABELS_S3_URI`` (read with the Lambda's role).
+(see :class:`gt_toolkit.handlers.pre_annotation.PreAnnotationSettings`) and are read once per
+cold start, including the label category file named by ``GT_LABELS_S3_URI`` (read with the
+Lambda's role).
 """
 
 from __future__ import annotations

@@ -7,7 +7,10 @@
 - ``samples/input.manifest``: the Ground Truth input manifest (``source-ref`` lines) for the
   images as uploaded to ``s3://gt-toolkit-demo/images/``;
 - ``samples/truth.manifest``: the true boxes, as a Ground Truth bounding-box output manifest
-  (label attribute ``truth``).
+  (label attribute ``truth``);
+- ``samples/ball-count.manifest``: the same images labelled by how many balls they show
+  (``one``, ``two``, ``three-or-more``), as a Ground Truth image-classification output manifest
+  (label attribute ``balls``): the classification flows' data (``lst``, ``class-folders``).
 
 Re-running it rewrites the same bytes (fixed seed, fixed JPEG settings).
 """
@@ -17,12 +20,14 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter
 
 HERE = Path(__file__).resolve().parent
 BUCKET_PREFIX = "s3://gt-toolkit-demo/images/"
 LABEL = "ball"
+COUNT_CLASSES = ("one", "two", "three-or-more")
 N_IMAGES = 40
 SEED = 20261124
 
@@ -68,6 +73,23 @@ def _separate(a: dict[str, int], b: dict[str, int]) -> bool:
     )
 
 
+def _ball_count(truth: dict[str, Any]) -> dict[str, Any]:
+    """One truth line as an image-classification label: how many balls the image shows."""
+    class_id = min(len(truth["truth"]["annotations"]), len(COUNT_CLASSES)) - 1
+    return {
+        "source-ref": truth["source-ref"],
+        "balls": class_id,
+        "balls-metadata": {
+            "class-name": COUNT_CLASSES[class_id],
+            "confidence": 1.0,
+            "type": "groundtruth/image-classification",
+            "human-annotated": "yes",
+            "creation-date": "2026-11-24T00:00:00.000000",
+            "job-name": "labeling-job/samples-ball-count",
+        },
+    }
+
+
 def main() -> None:
     rng = random.Random(SEED)
     images = HERE / "images"
@@ -99,6 +121,8 @@ def main() -> None:
         )
     (HERE / "input.manifest").write_text("".join(json.dumps(r) + "\n" for r in inputs))
     (HERE / "truth.manifest").write_text("".join(json.dumps(r) + "\n" for r in truths))
+    counts = [_ball_count(t) for t in truths]
+    (HERE / "ball-count.manifest").write_text("".join(json.dumps(r) + "\n" for r in counts))
     total = sum(p.stat().st_size for p in images.glob("*.jpg"))
     print(f"wrote {N_IMAGES} images ({total / 1024:.0f} KiB) and manifests to {HERE}")
 

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Python packages, idempotently:
 #  - Debian's chromium (headless preview screenshots);
+#  - Debian's fonts-wqy-microhei (1.6 MB; CJK, Cyrillic and Latin glyphs for review captions,
+#    chosen over fonts-noto-cjk's 57 MB download; the review finds either);
 #  - the AWS Lambda Runtime Interface Emulator, taken from the aws-sam-cli wheel
 #    (no Docker needed), into .cache/rie/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null 2>&1; then
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "chromium is missing and we are not root: install Debian's chromium package" >&2
+    echo "${missing[*]} missing and we are not root: install Debian's packages" >&2
     exit 1
   fi
 fi

@@ -11,7 +11,8 @@ import boto3
 import pytest
 
 from gt_toolkit.storage.s3 import S3Store, make_s3_client
-from tests.helpers import REGION
+from tests.helpers import REGION, SAMPLES
+from tests.storage.fault_proxy import FaultProxy
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +61,29 @@ def bucket(s3_client: Any) -> str:
     name = f"gt-test-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def fault_proxy(moto_endpoint: str) -> Iterator[FaultProxy]:
+    """A proxy in front of moto that injects S3 faults (none until planned or shared)."""
+    with FaultProxy(moto_endpoint) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def jumpstart(s3_client: Any, store: S3Store) -> S3Store:
+    """The region's JumpStart bucket on moto: ``models_manifest.json`` and each hand-written
+    spec (``samples/jumpstart/``, the published shape) under its ``spec_key``."""
+    import json
+
+    from gt_toolkit.sagemaker.jumpstart import MANIFEST_KEY, jumpstart_bucket
+
+    specs = SAMPLES / "jumpstart"
+    name = jumpstart_bucket(REGION)
+    if name not in {b["Name"] for b in s3_client.list_buckets()["Buckets"]}:
+        s3_client.create_bucket(Bucket=name)
+    store.put_bytes(f"s3://{name}/{MANIFEST_KEY}", (specs / MANIFEST_KEY).read_bytes())
+    for entry in json.loads((specs / MANIFEST_KEY).read_text()):
+        body = (specs / f"{entry['model_id']}.json").read_bytes()
+        store.put_bytes(f"s3://{name}/{entry['spec_key']}", body)
+    return store

@@ -1,4 +1,5 @@
-"""Helpers the tests share: repository paths, event files, a fake clock, fast S3 seeding.
+"""Helpers the tests share: repository paths, event files, a fake clock, fast S3 seeding,
+headless Chromium.
 
 Fixtures live in ``conftest.py``; plain functions and constants live here, so tests import
 them by name (``from tests.helpers import ...``) instead of reaching into conftest.
@@ -7,7 +8,10 @@ them by name (``from tests.helpers import ...``) instead of reaching into confte
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import urllib.request
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +59,114 @@ class FakeTime:
 
     def clock(self) -> float:
         return self.now
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run Debian's headless Chromium with a throw-away profile under ``tmp_path``."""
+    exe = shutil.which("chromium")
+    assert exe, "chromium is missing: run `bash scripts/install-system-deps.sh` (make test does)"
+    profile = tmp_path / "profile"
+    profile.mkdir(exist_ok=True)
+    return subprocess.run(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+def read_jsonl(path: Path) -> list[Any]:
+    """The records of a local JSON Lines file (blank lines skipped)."""
+    return [json.loads(x) for x in path.read_bytes().splitlines() if x.strip()]
+
+
+def image_mirror(tmp_path: Path, manifest: Path, size: tuple[int, int] = (640, 480)) -> Path:
+    """Local images for every source-ref of a manifest, sized from its ``image_size``.
+
+    The folder mirrors the S3 keys (``s3://bucket/a/b.png`` -> ``mirror/a/b.png``), as
+    ``--images-dir`` expects; images without a size in their label get ``size``.
+    """
+    from PIL import Image
+
+    root = tmp_path / "mirror"
+    for raw in manifest.read_bytes().splitlines():
+        try:
+            line = json.loads(raw)
+        except json.JSONDecodeError:
+            continue
+        ref = line["source-ref"]
+        w, h = size
+        for value in line.values():
+            if isinstance(value, dict) and value.get("image_size"):
+                w, h = value["image_size"][0]["width"], value["image_size"][0]["height"]
+        path = root / ref.split("/", 3)[3]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (w, h), (90, 120, 150)).save(
+            path, format="PNG" if ref.endswith(".png") else "JPEG"
+        )
+    return root
+
+
+SAGEMAKER_ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+
+
+def od_request_args(**overrides: Any) -> dict[str, Any]:
+    """Keyword arguments of a valid object-detection training request; ``overrides`` win."""
+    from gt_toolkit.sagemaker.training import ObjectDetectionHyperparameters
+
+    args: dict[str, Any] = {
+        "job_name": "balls-od-1",
+        "role_arn": SAGEMAKER_ROLE,
+        "region": REGION,
+        "train_manifest_uri": "s3://gt-toolkit-demo/train.manifest",
+        "validation_manifest_uri": "s3://gt-toolkit-demo/validation.manifest",
+        "label_attribute": "boxes",
+        "output_uri": "s3://gt-toolkit-demo/models",
+        "hyperparameters": ObjectDetectionHyperparameters(
+            num_training_samples=32, num_classes=1, max_boxes=4
+        ),
+    }
+    return args | overrides
+
+
+def assert_refused(
+    make: Callable[..., object], kwargs: Mapping[str, Any], expected: list[str]
+) -> str:
+    """``make(**kwargs)`` raises a ValidationError naming every ``expected`` fragment; its text."""
+    from gt_toolkit.errors import ValidationError
+
+    try:
+        make(**kwargs)
+    except ValidationError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError(f"{make.__name__} accepted {kwargs}")
+    missing = [fragment for fragment in expected if fragment not in message]
+    assert not missing, f"{missing} not in\n{message}"
+    return message
+
+
+def pytorch_request_args(**overrides: Any) -> dict[str, Any]:
+    """Keyword arguments of a valid PyTorch script-mode training request; ``overrides`` win."""
+    args: dict[str, Any] = {
+        "job_name": "dogs-pt-1",
+        "role_arn": SAGEMAKER_ROLE,
+        "region": REGION,
+        "train_uri": "s3://gt-toolkit-demo/dogs/train/",
+        "validation_uri": "s3://gt-toolkit-demo/dogs/validation/",
+        "output_uri": "s3://gt-toolkit-demo/models",
+        "source_dir_uri": "s3://gt-toolkit-demo/code/sourcedir.tar.gz",
+    }
+    return args | overrides

@@ -23,6 +23,7 @@ RANK = {
     "types": 0,
     "progress": 0,
     "storage": 1,
+    "templating": 1,
     "formats": 2,
     "consolidation": 3,
     "handlers": 4,

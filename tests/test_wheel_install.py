@@ -21,11 +21,15 @@ from tests.helpers import REPO
 SCRIPT = """
 import json, sys
 import gt_toolkit
-from gt_toolkit.worker_ui.render import find_template_dir
+from gt_toolkit.templating import find_template_dir
 html = gt_toolkit.render_bounding_box_template(
     ["ball"], "Box", "Short.", "Full.", [(sys.argv[1], "good")], [(sys.argv[1], "bad")])
+import io, tarfile
+from gt_toolkit.sagemaker.pytorch import SCRIPT_DIR, pack_pytorch_source
+bundle = tarfile.open(fileobj=io.BytesIO(pack_pytorch_source()), mode="r:gz").getnames()
 print(json.dumps({"module": gt_toolkit.__file__, "templates": str(find_template_dir()),
-                  "version": gt_toolkit.__version__, "html": html}))
+                  "version": gt_toolkit.__version__, "html": html,
+                  "scripts": str(SCRIPT_DIR), "bundle": bundle}))
 """
 
 
@@ -96,6 +100,9 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
     assert Path(info["module"]).is_relative_to(venv)
     assert Path(info["templates"]) == Path(purelib) / "gt_toolkit" / "templates"
     assert info["version"] == "0.1.0"
+    # the PyTorch scripts ship in the wheel and pack as sourcedir.tar.gz from there
+    assert Path(info["scripts"]).is_relative_to(Path(purelib) / "gt_toolkit")
+    assert info["bundle"] == ["train.py", "inference.py", "contract.py"]
     assert 'name="boundingBox"' in info["html"]
     assert info["html"].count("data:image/jpeg;base64,") == 4
 
@@ -122,7 +129,7 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
             "b",
             "--preview",
             '{"source-ref": "s3://gt-toolkit-demo/images/img_000.jpg"}',
-            "--image-root",
+            "--images-dir",
             str(REPO / "samples" / "images"),
             "--offline",
         ],

@@ -1,24 +1,107 @@
 """``gt-convert <target>``: one subcommand per conversion target, built from the registry.
 
 Every target in :data:`gt_toolkit.convert.CONVERTERS` becomes a subcommand taking
-``INPUT -o OUT``; options are offered from what the target's spec says it uses. The summary
-is printed to stderr and written as JSON (``--summary``, default ``OUT/summary.json`` or
-``OUT.summary.json`` for file outputs).
+``INPUT -o OUT``; it offers exactly the options its spec says it reads (:data:`_FLAGS` holds
+one flag per :class:`~gt_toolkit.convert.ConvertOptions` field). The summary is printed to
+stderr and written as JSON (``--summary``, default ``OUT/summary.json`` or
+``OUT.summary.json`` for file outputs). Building the parser imports no converter.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+from collections.abc import Callable
 from typing import Any
 
-from gt_toolkit.cli.options import add_aws_options, eprint, fraction, store_from_args
-from gt_toolkit.convert import CONVERTERS, ConverterSpec, ConvertOptions, Target
+from gt_toolkit.cli.options import (
+    IMAGES_DIR_HELP,
+    IMAGES_PREFIX_HELP,
+    add_aws_options,
+    eprint,
+    fraction,
+    positive_int,
+    store_from_args,
+)
+from gt_toolkit.convert import CONVERTERS, ConverterSpec, ConvertOptions, Target, convert_output
 from gt_toolkit.formats.manifest import RejectPolicy
 from gt_toolkit.formats.output_manifest import BoxPolicy, EmptyPolicy
 from gt_toolkit.storage.files import join_location, write_json
 
 __all__ = ["register", "run"]
+
+_Adder = Callable[[argparse.ArgumentParser, ConverterSpec], Any]
+_QUIET = argparse.SUPPRESS  # an option not given stays out of ConvertOptions: its default holds
+
+
+def _label_attribute(p: argparse.ArgumentParser, spec: ConverterSpec) -> Any:
+    if spec.input_kind == "output-manifest":
+        return p.add_argument("--label-attribute", default=_QUIET, help="default: the newest")
+    return p.add_argument("--label-attribute", default=_QUIET, help="to write (prior-boxes)")
+
+
+def _copy_images(p: argparse.ArgumentParser, spec: ConverterSpec) -> Any:
+    return p.add_argument(
+        "--copy-images",
+        action=argparse.BooleanOptionalAction,
+        default=_QUIET,
+        help=f"copy the images too (default: {'yes' if spec.copy_images else 'no'})",
+    )
+
+
+def _flag(*names: str, **kwargs: Any) -> _Adder:
+    return lambda p, _spec: p.add_argument(*names, default=_QUIET, **kwargs)
+
+
+_FLAGS: dict[str, _Adder] = {
+    "label_attribute": _label_attribute,
+    "policy": _flag(
+        "--policy",
+        choices=[x.value for x in RejectPolicy],
+        help="strict: stop at the first bad item; collect: write rejects (default)",
+    ),
+    "rejects": _flag("--rejects", help="rejects file (default: beside the output)"),
+    "box_policy": _flag(
+        "--boxes",
+        dest="box_policy",
+        choices=[x.value for x in BoxPolicy],
+        help="boxes outside image_size: clip them (default) or reject the line",
+    ),
+    "empty_policy": _flag(
+        "--empty",
+        dest="empty_policy",
+        choices=[x.value for x in EmptyPolicy],
+        help="images without labels: keep or reject (default: reject for augmented, keep "
+        "otherwise)",
+    ),
+    "validation_fraction": _flag("--validation-fraction", type=fraction, help="default 0.2"),
+    "seed": _flag("--seed", help="split seed (default 0)"),
+    "stratify": _flag("--stratify", action="store_true", help="stratify the split by class"),
+    "include_metadata": _flag(
+        "--include-metadata", action="store_true", help="keep <attr>-metadata on each line"
+    ),
+    "channel_prefix": _flag(
+        "--channel-prefix", help="s3:// prefix the manifests will live under (channels.json)"
+    ),
+    "copy_images": _copy_images,
+    "images_dir": _flag("--images-dir", help=IMAGES_DIR_HELP),
+    "images_prefix": _flag("--images-prefix", help=IMAGES_PREFIX_HELP),
+    "workers": _flag("--workers", type=positive_int, help="parallel copies (default 16)"),
+    "image_prefix": _flag("--image-prefix", help="s3:// prefix for relative image paths"),
+    "coco_reference": _flag(
+        "--coco-reference",
+        metavar="COCO_JSON",
+        help="for a results list: the COCO file with its images and categories",
+    ),
+    "polygon_boxes": _flag(
+        "--polygon-boxes",
+        action="store_true",
+        help="take a segmentation line's bounding box (default: reject the line)",
+    ),
+    "job_name": _flag("--job-name", help="job-name in the metadata (default prelabel)"),
+    "human_annotated": _flag(
+        "--human-annotated", action="store_true", help="mark the boxes human-annotated"
+    ),
+}
 
 
 def _add_target(subparsers: Any, target: Target, spec: ConverterSpec) -> None:
@@ -26,57 +109,9 @@ def _add_target(subparsers: Any, target: Target, spec: ConverterSpec) -> None:
     p.add_argument("input", metavar="INPUT", help=f"the {spec.input_kind} (path or s3:// URI)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output path or s3:// URI")
     p.add_argument("--summary", help="summary JSON (default: beside the output)")
-    if spec.input_kind == "output-manifest":
-        p.add_argument("--label-attribute", help="the label attribute (default: newest)")
-        p.add_argument(
-            "--policy",
-            choices=[x.value for x in RejectPolicy],
-            default=RejectPolicy.COLLECT.value,
-            help="strict: stop at the first bad line; collect: write rejects (default)",
-        )
-        p.add_argument("--rejects", help="rejects file (default: beside the output)")
-        p.add_argument(
-            "--boxes",
-            choices=[x.value for x in BoxPolicy],
-            default=BoxPolicy.CLIP.value,
-            help="boxes outside image_size: clip them (default) or reject the line",
-        )
-        p.add_argument(
-            "--empty",
-            choices=[x.value for x in EmptyPolicy],
-            help="images without labels: keep or reject (default: reject for augmented, "
-            "keep otherwise)",
-        )
-    else:
-        p.add_argument("--label-attribute", help="label attribute to write (default: prior-boxes)")
-        p.add_argument("--image-prefix", help="s3:// prefix for source-refs of relative images")
-        p.add_argument("--job-name", default="prelabel", help="job-name in the metadata")
-        p.add_argument(
-            "--human-annotated", action="store_true", help="mark the boxes human-annotated"
-        )
-    if spec.splits:
-        p.add_argument("--validation-fraction", type=fraction, default=0.2, help="default 0.2")
-        p.add_argument("--seed", default="0", help="split seed (default 0)")
-        p.add_argument(
-            "--stratify", action="store_true", help="stratify the split by (rarest) class"
-        )
-    if target is Target.AUGMENTED:
-        p.add_argument(
-            "--include-metadata", action="store_true", help="keep <attr>-metadata on each line"
-        )
-        p.add_argument(
-            "--channel-prefix", help="s3:// prefix the manifests will live under (channels.json)"
-        )
-    if spec.images is not None:
-        p.add_argument(
-            "--copy-images",
-            action=argparse.BooleanOptionalAction,
-            default=spec.images,
-            help=f"copy the images too (default: {'yes' if spec.images else 'no'})",
-        )
-        p.add_argument("--images-dir", help="local mirror of the images (no download needed)")
-        p.add_argument("--images-prefix", help="source-ref prefix that maps onto --images-dir")
-        p.add_argument("--workers", type=int, default=16, help="parallel copies (default 16)")
+    for name, add in _FLAGS.items():
+        if name in spec.reads:
+            add(p, spec)
     add_aws_options(p)
     p.set_defaults(func=run, target=target.value)
 
@@ -87,54 +122,30 @@ def register(subparsers: Any) -> None:
         _add_target(subparsers, target, spec)
 
 
-def _is_file_output(target: Target, out: str) -> bool:
-    return target in (Target.FROM_COCO, Target.FROM_YOLO) or out.endswith(".json")
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the conversion, print the summary, write it as JSON."""
     target = Target(args.target)
+    spec = CONVERTERS[target]
     out = str(args.output)
-    side = f"{out}." if _is_file_output(target, out) else None
-    store = store_from_args(args)
+    file_output = spec.input_kind != "output-manifest" or out.endswith(".json")
 
     def beside(name: str) -> str:
-        return f"{side}{name}" if side else join_location(out, name)
+        return f"{out}.{name}" if file_output else join_location(out, name)
 
-    get = vars(args).get
-    options = ConvertOptions(
-        label_attribute=get("label_attribute"),
-        policy=get("policy") or RejectPolicy.COLLECT,
-        rejects=get("rejects") or (beside("rejects.jsonl") if get("policy") else None),
-        box_policy=get("boxes") or BoxPolicy.CLIP,
-        empty_policy=get("empty"),
-        validation_fraction=share if (share := get("validation_fraction")) is not None else 0.2,
-        seed=get("seed") or 0,
-        stratify=bool(get("stratify")),
-        include_metadata=bool(get("include_metadata")),
-        copy_images=get("copy_images"),
-        images_dir=get("images_dir"),
-        images_prefix=get("images_prefix"),
-        workers=get("workers") or 16,
-        channel_prefix=get("channel_prefix"),
-        image_prefix=get("image_prefix"),
-        job_name=get("job_name") or "prelabel",
-        human_annotated=bool(get("human_annotated")),
-        store=store,
-    )
-    result = CONVERTERS[target].func(args.input, out, options)
+    values = {name: getattr(args, name) for name in spec.reads if hasattr(args, name)}
+    if "rejects" in spec.reads:
+        values.setdefault("rejects", beside("rejects.jsonl"))
+    store = store_from_args(args)
+    result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))
     summary = result.to_json()
-    if options.rejects is not None and result.stats.rejected_total:
-        summary["rejects_file"] = os.fspath(options.rejects)
+    rejects = values.get("rejects") if result.stats.rejected_total else None
+    if rejects is not None:
+        summary["rejects_file"] = str(rejects)
     summary_loc = args.summary or beside("summary.json")
     write_json(summary_loc, summary, store=store)
     for line in result.summary_lines():
         eprint(line)
-    if options.rejects is not None and result.stats.rejected_total:
-        eprint(f"  rejects: {options.rejects}")
+    if rejects is not None:
+        eprint(f"  rejects: {rejects}")
     eprint(f"  summary: {summary_loc}")
-    reverse = target in (Target.FROM_COCO, Target.FROM_YOLO)
-    if not reverse and result.stats.objects == 0:
-        eprint("gt-convert: nothing was converted: no usable labeled line (see the summary)")
-        return 1
-    return 1 if result.image_errors else 0
+    return 0

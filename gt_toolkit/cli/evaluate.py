@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 
 from gt_toolkit.cli.options import add_aws_options, eprint, fraction, positive_int, store_from_args
-from gt_toolkit.evaluation.metrics import evaluate_detections, format_evaluation, read_detection_set
-from gt_toolkit.storage.files import write_json
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,8 +15,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Compare detections (a Ground Truth output manifest, or JSON Lines of "
         '{"source-ref", "boxes": [{label, left, top, width, height, score}]} as decoded '
         "endpoint predictions) with a reference output manifest. Prints a per-class table "
-        "(COCO AP@0.5, AP@0.75, AP@[.5:.95], precision/recall at a score threshold) and the "
-        "worst images by matched mean IoU.",
+        "(COCO AP@0.5, AP@0.75, AP@[.5:.95], precision/recall at a score threshold), COCO's "
+        "AP and AR by box size and AR@1/10/100, and the worst images by matched mean IoU. "
+        "Detections on images the reference does not list are left out with a warning; "
+        "when none is in the reference the run fails.",
     )
     p.add_argument("predictions", help="detections: output manifest or prediction JSON Lines")
     p.add_argument("reference", help="reference output manifest (path or s3:// URI)")
@@ -41,6 +41,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Read both sides, evaluate, print the table, write the JSON report."""
+    from gt_toolkit.evaluation.metrics import (
+        evaluate_detections,
+        format_evaluation,
+        read_detection_set,
+    )
+    from gt_toolkit.storage.files import write_json
+
     store = store_from_args(args)
     pred = read_detection_set(args.predictions, label_attribute=args.pred_attribute, store=store)
     ref = read_detection_set(args.reference, label_attribute=args.ref_attribute, store=store)
@@ -55,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
         max_detections=args.max_detections,
     )
     print(format_evaluation(result, worst=args.worst))
+    for warning in result.warnings:
+        eprint(f"warning: {warning}")
     if args.out:
         report = result.to_json()
         report["sources"] = {

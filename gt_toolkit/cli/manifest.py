@@ -4,35 +4,37 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import orjson
+from typing import TYPE_CHECKING, Any
 
 from gt_toolkit.cli.options import add_aws_options, eprint, store_from_args
-from gt_toolkit.formats.input_manifest import iter_input_records
-from gt_toolkit.formats.manifest import (
-    ManifestLine,
-    ReadStats,
-    RejectPolicy,
-    dump_line,
-    read_manifest,
-    write_manifest,
-)
-from gt_toolkit.formats.sampling import item_key, sample_items, sample_percent, split_name
-from gt_toolkit.progress import progress
-from gt_toolkit.storage.files import atomic_output, join_location, write_json
-from gt_toolkit.storage.s3 import DEFAULT_IMAGE_EXTENSIONS, S3Store, is_s3_uri
+
+if TYPE_CHECKING:
+    from gt_toolkit.formats.manifest import ManifestLine, ReadStats
+    from gt_toolkit.storage.s3 import S3Store
+
+# The values of formats.manifest.RejectPolicy and storage.s3.DEFAULT_IMAGE_EXTENSIONS, spelled
+# out so that `gt-convert --help` imports neither (tests/cli/test_cli.py keeps them equal).
+REJECT_POLICIES = ("strict", "collect")
+IMAGE_EXTENSIONS_HELP = ".jpg .jpeg .png"
 
 
 def _json_object(text: str) -> dict[str, Any]:
     try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
     return value
 
 
@@ -46,8 +48,8 @@ def _percent(text: str) -> float:
 def _add_read_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy",
-        choices=[p.value for p in RejectPolicy],
-        default=RejectPolicy.COLLECT.value,
+        choices=REJECT_POLICIES,
+        default="collect",
         help="strict: stop at the first bad line; collect: keep going and write rejects (default)",
     )
     parser.add_argument(
@@ -76,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--ext",
         action="append",
-        help=f"extension to keep, repeatable (default: {' '.join(DEFAULT_IMAGE_EXTENSIONS)})",
+        help=f"extension to keep, repeatable (default: {IMAGE_EXTENSIONS_HELP}, any case)",
     )
     p.add_argument("--exclude", action="append", default=[], help="glob to skip, repeatable")
     p.add_argument("--extra", type=_json_object, help="JSON object added to every line")
@@ -94,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     s.add_argument("-o", "--out", required=True, help="sampled manifest (path or s3:// URI)")
     size = s.add_mutually_exclusive_group(required=True)
     size.add_argument("--percent", type=_percent, help="percentage of lines to keep")
-    size.add_argument("--count", type=int, help="number of lines to keep")
+    size.add_argument("--count", type=_count, help="number of lines to keep")
     s.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     _add_read_options(s)
     add_aws_options(s)
@@ -116,6 +118,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run_manifest(args: argparse.Namespace) -> int:
+    from gt_toolkit.formats.input_manifest import iter_input_records
+    from gt_toolkit.formats.manifest import write_manifest
+    from gt_toolkit.progress import progress
+    from gt_toolkit.storage.s3 import DEFAULT_IMAGE_EXTENSIONS
+
     store = store_from_args(args)
     extensions = tuple(args.ext) if args.ext else DEFAULT_IMAGE_EXTENSIONS
     records = iter_input_records(
@@ -134,6 +141,8 @@ def _run_manifest(args: argparse.Namespace) -> int:
 def _read(
     args: argparse.Namespace, out: str, stats: ReadStats
 ) -> tuple[S3Store, Iterator[ManifestLine]]:
+    from gt_toolkit.formats.manifest import read_manifest
+
     store = store_from_args(args)
     return store, read_manifest(
         args.manifest,
@@ -151,9 +160,12 @@ def _report(stats: ReadStats, args: argparse.Namespace, out: str) -> None:
 
 
 def _run_sample(args: argparse.Namespace) -> int:
+    from gt_toolkit.formats.manifest import ReadStats, read_manifest, write_manifest
+    from gt_toolkit.formats.sampling import item_key, sample_items, sample_percent
+    from gt_toolkit.progress import progress
+    from gt_toolkit.storage.files import write_json
+
     out = str(args.out)
-    if args.count is not None and args.count < 0:
-        raise SystemExit("gt-convert sample: --count must be >= 0")
     store = store_from_args(args)
     passes: list[ReadStats] = []
 
@@ -198,6 +210,12 @@ def _run_sample(args: argparse.Namespace) -> int:
 
 
 def _run_split(args: argparse.Namespace) -> int:
+    from gt_toolkit.formats.manifest import ReadStats, dump_line
+    from gt_toolkit.formats.sampling import item_key, split_name
+    from gt_toolkit.progress import progress
+    from gt_toolkit.storage.files import atomic_output, join_location
+    from gt_toolkit.storage.s3 import is_s3_uri
+
     out = str(args.out)
     if not is_s3_uri(out):
         Path(out).mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,23 @@
-"""Options and helpers shared by the ``gt-convert`` subcommands."""
+"""Options and helpers shared by the ``gt-convert`` subcommands.
+
+Nothing here imports boto3 or another heavy library at the top: ``gt-convert --help`` builds
+every subcommand's parser, and each subcommand imports the API it runs inside ``run``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from gt_toolkit.errors import StorageError
-from gt_toolkit.storage.s3 import S3Store, make_s3_client
+if TYPE_CHECKING:
+    from gt_toolkit.storage.s3 import S3Store
 
 __all__ = [
+    "IMAGES_DIR_HELP",
+    "IMAGES_PREFIX_HELP",
     "add_aws_options",
+    "add_image_mirror_options",
     "eprint",
     "fraction",
     "positive_int",
@@ -29,10 +37,28 @@ def add_aws_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--profile", help="AWS profile name")
 
 
+IMAGES_DIR_HELP = "a local folder with copies of the images (read instead of S3)"
+IMAGES_PREFIX_HELP = (
+    "the s3:// prefix that --images-dir mirrors (default: match the key, then the file name)"
+)
+
+
+def add_image_mirror_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--images-dir``/``--images-prefix``: the one pair every command reads local images by.
+
+    See :class:`gt_toolkit.storage.image_mirror.ImageMirror` for the lookup order.
+    """
+    parser.add_argument("--images-dir", help=IMAGES_DIR_HELP)
+    parser.add_argument("--images-prefix", help=IMAGES_PREFIX_HELP)
+
+
 def store_from_args(args: argparse.Namespace) -> S3Store:
     """An :class:`S3Store` configured from the AWS options; the client is made lazily."""
     import boto3
     from botocore.exceptions import ProfileNotFound
+
+    from gt_toolkit.errors import StorageError
+    from gt_toolkit.storage.s3 import S3Store, make_s3_client
 
     if args.profile or args.endpoint_url or args.region:
         try:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from gt_toolkit.cli.options import add_aws_options, eprint, positive_int, store_from_args
+from gt_toolkit.cli.options import (
+    add_aws_options,
+    add_image_mirror_options,
+    eprint,
+    positive_int,
+    store_from_args,
+)
 from gt_toolkit.errors import ValidationError
-from gt_toolkit.evaluation.review import write_review
-from gt_toolkit.storage.s3 import is_s3_uri
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,11 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--worker-responses",
         help="the job's output prefix (folder or s3://) holding annotations/worker-response/",
     )
-    p.add_argument("--images-dir", help="read images from this folder instead of S3")
-    p.add_argument(
-        "--images-prefix",
-        help="the s3:// prefix that --images-dir mirrors (default: match key, then basename)",
-    )
+    add_image_mirror_options(p)
     p.add_argument("--label-attribute", help="label attribute to draw (default: detected)")
     p.add_argument(
         "--limit", type=positive_int, help="draw only the N lowest-agreement objects (default: all)"
@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Write the review folder and print where it is."""
+    from gt_toolkit.evaluation.review import write_review
+    from gt_toolkit.storage.s3 import is_s3_uri
+
     if is_s3_uri(args.out):
         raise ValidationError(
             ["review writes a local folder (pictures and a report to open): give a local -o"],
@@ -63,14 +66,18 @@ def run(args: argparse.Namespace) -> int:
         min_width=args.min_width,
         store=store_from_args(args),
     )
+    if summary.rejects:
+        eprint(f"warning: {sum(summary.rejected.values())} line(s) rejected: {summary.rejects}")
     if summary.missing_images:
         eprint(
             f"warning: {len(summary.missing_images)} image(s) not found, drawn as "
             f"placeholders, e.g. {summary.missing_images[0]}"
         )
-    if not summary.images:
-        eprint(f"nothing to draw: no usable bounding-box line in {args.manifest}")
-        return 1
+    if summary.missing_glyphs:
+        eprint(
+            f"warning: no font on this machine draws {summary.missing_glyphs[0]!r}: install "
+            "fonts-wqy-microhei or fonts-noto-cjk (the pictures show empty boxes there)"
+        )
     eprint(f"drew {summary.images} image(s); lowest agreement:")
     for source_ref, agreement in summary.lowest[:5]:
         eprint(f"  {agreement:.3f}  {source_ref}")

@@ -1,27 +1,25 @@
-"""``gt-convert template``: write a worker task template, lint it, and preview it offline."""
+"""``gt-convert template``: write a worker task template, lint it, and preview it offline.
+
+Everything is read, rendered and checked before anything is written, so a run that fails
+(a lint error, a missing preview manifest) leaves no file behind.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
+from typing import TYPE_CHECKING, Any
 
-import orjson
+from gt_toolkit.cli.options import (
+    add_aws_options,
+    add_image_mirror_options,
+    eprint,
+    store_from_args,
+)
 
-from gt_toolkit.cli.options import add_aws_options, eprint, store_from_args
-from gt_toolkit.errors import TemplateError
-from gt_toolkit.formats.label_categories import (
-    parse_label_category_config,
-    write_label_category_config,
-)
-from gt_toolkit.storage.files import read_bytes, write_bytes
-from gt_toolkit.storage.s3 import S3Store
-from gt_toolkit.worker_ui.lint import LintFinding, has_errors, lint_template, lint_template_text
-from gt_toolkit.worker_ui.preview import write_preview
-from gt_toolkit.worker_ui.render import (
-    DEFAULT_MAX_IMAGE_SIDE,
-    render_bounding_box_template,
-    render_image_classifier_template,
-)
+if TYPE_CHECKING:
+    from gt_toolkit.storage.s3 import S3Store
+    from gt_toolkit.worker_ui.lint import LintFinding
+    from gt_toolkit.worker_ui.preview import PreviewPage
 
 # --task value -> (label task type, renderer arguments)
 _TASKS = {
@@ -70,12 +68,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="always use these labels and header, even when taskInput supplies its own",
     )
     p.add_argument("--element-name", help="answer key (default boundingBox / category)")
-    p.add_argument("--max-image-side", type=int, default=DEFAULT_MAX_IMAGE_SIDE)
+    p.add_argument(
+        "--max-image-side",
+        type=int,
+        help="longer side, in pixels, of embedded local example images (default 480)",
+    )
     p.add_argument(
         "--write-label-config", metavar="LOCATION", help="also write the label category config"
     )
     p.add_argument("--allow-lint-errors", action="store_true", help="write despite lint errors")
     p.add_argument("--no-s3-check", action="store_true", help="do not check s3:// example images")
+    _add_preview_options(p)
+    add_aws_options(p)
+    p.set_defaults(func=run)
+
+
+def _add_preview_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("preview")
     group.add_argument(
         "--preview",
@@ -85,14 +93,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     group.add_argument("--preview-line", type=int, default=1, help="manifest line (1-based)")
     group.add_argument("--preview-out", help="preview page (default: OUT with .preview.html)")
-    group.add_argument("--image-root", help="local folder mirroring the images' S3 prefix")
+    add_image_mirror_options(group)
     group.add_argument("--label-attribute", help="label whose boxes become initialValue")
     group.add_argument("--offline", action="store_true", help="never read images from S3")
-    add_aws_options(p)
-    p.set_defaults(func=run)
 
 
 def _read_text(location: str, store: S3Store) -> str:
+    from gt_toolkit.errors import TemplateError
+    from gt_toolkit.storage.files import read_bytes
+
     try:
         return read_bytes(location, store=store).decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -100,6 +109,11 @@ def _read_text(location: str, store: S3Store) -> str:
 
 
 def _labels(args: argparse.Namespace, store: S3Store) -> list[str]:
+    import orjson
+
+    from gt_toolkit.formats.label_categories import parse_label_category_config
+    from gt_toolkit.storage.files import read_bytes
+
     labels = list(args.labels)
     if args.label_file:
         raw = read_bytes(args.label_file, store=store)
@@ -125,6 +139,8 @@ def _preview_out(args: argparse.Namespace) -> str:
 
 def _report(findings: list[LintFinding], allow_errors: bool) -> bool:
     """Print findings; True when errors should stop the command."""
+    from gt_toolkit.worker_ui.lint import has_errors
+
     for finding in findings:
         eprint(f"gt-convert template: {finding}")
     if has_errors(findings) and not allow_errors:
@@ -133,10 +149,14 @@ def _report(findings: list[LintFinding], allow_errors: bool) -> bool:
     return False
 
 
-def run(args: argparse.Namespace) -> int:
-    """Render, lint, write; then preview when asked."""
-    store = store_from_args(args)
-    labels = _labels(args, store)
+def _render(args: argparse.Namespace, labels: list[str], store: S3Store) -> str | None:
+    """Lint the inputs, render the template, lint the result; ``None`` when errors stop it."""
+    from gt_toolkit.worker_ui.lint import lint_template, lint_template_text
+    from gt_toolkit.worker_ui.render import (
+        render_bounding_box_template,
+        render_image_classifier_template,
+    )
+
     short = args.short_instructions
     if args.short_instructions_file:
         short = _read_text(args.short_instructions_file, store)
@@ -145,16 +165,7 @@ def run(args: argparse.Namespace) -> int:
         full = _read_text(args.full_instructions_file, store)
     good = [(image, text) for image, text in args.good]
     bad = [(image, text) for image, text in args.bad]
-    task_type = _TASKS[args.task]
     overrides = not args.static_labels
-
-    common = {
-        "full_instructions_header": args.full_instructions_header,
-        "task_input_overrides": overrides,
-        "max_image_side": args.max_image_side,
-    }
-    if args.element_name:
-        common["element_name"] = args.element_name
     findings = lint_template(
         labels=labels,
         header=args.header,
@@ -162,46 +173,76 @@ def run(args: argparse.Namespace) -> int:
         full_instructions=full,
         good_examples=good,
         bad_examples=bad,
-        task_type=task_type,
+        task_type=_TASKS[args.task],
         labels_from_task_input=overrides,
         store=None if args.no_s3_check else store,
     )
     if _report(findings, args.allow_lint_errors):
-        return 1
+        return None
+    common: dict[str, Any] = {
+        "full_instructions_header": args.full_instructions_header,
+        "task_input_overrides": overrides,
+    }
+    if args.max_image_side is not None:
+        common["max_image_side"] = args.max_image_side
+    if args.element_name:
+        common["element_name"] = args.element_name
     if args.task == "bounding-box":
         text = render_bounding_box_template(labels, args.header, short, full, good, bad, **common)
     else:
+        multi = args.task == "image-classifier-multi"
         text = render_image_classifier_template(
-            labels,
-            args.header,
-            short,
-            full,
-            good,
-            bad,
-            multi_label=args.task == "image-classifier-multi",
-            **common,
+            labels, args.header, short, full, good, bad, multi_label=multi, **common
         )
     if _report(lint_template_text(text), args.allow_lint_errors):
+        return None
+    return text
+
+
+def _preview(args: argparse.Namespace, text: str, store: S3Store) -> PreviewPage:
+    from gt_toolkit.worker_ui.preview import prepare_preview
+
+    return prepare_preview(
+        text,
+        args.preview,
+        line_no=args.preview_line,
+        label_attribute=args.label_attribute,
+        store=None if args.offline else store,
+        images_dir=args.images_dir,
+        images_prefix=args.images_prefix,
+    )
+
+
+def _shortened(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Render, lint and preview everything; only then write the files."""
+    from gt_toolkit.formats.label_categories import build_label_category_config
+    from gt_toolkit.storage.files import write_bytes, write_json
+
+    store = store_from_args(args)
+    labels = _labels(args, store)
+    text = _render(args, labels, store)
+    if text is None:
         return 1
+    config = None
+    if args.write_label_config:
+        config = build_label_category_config(labels, task_type=_TASKS[args.task])
+    page = _preview(args, text, store) if args.preview else None
     write_bytes(args.out, text.encode("utf-8"), store=store)
     eprint(f"gt-convert template: wrote {args.out} ({len(text):,} characters)")
-    if args.write_label_config:
-        write_label_category_config(
-            labels, args.write_label_config, task_type=task_type, store=store
-        )
+    if config is not None:
+        write_json(args.write_label_config, config, store=store)
         eprint(f"gt-convert template: wrote {args.write_label_config}")
-    if args.preview:
+    if page is not None:
         out = _preview_out(args)
-        result = write_preview(
-            text,
-            args.preview,
-            out,
-            line_no=args.preview_line,
-            label_attribute=args.label_attribute,
-            store=None if args.offline else store,
-            image_root=args.image_root,
-        )
-        for missing in result.missing_images:
-            eprint(f"gt-convert template: warning: preview shows a placeholder for {missing}")
-        eprint(f"gt-convert template: wrote preview {os.fspath(result.output)}")
+        write_bytes(out, page.html.encode("utf-8"), store=store)
+        for missing in page.missing_images:
+            eprint(
+                "gt-convert template: warning: preview shows a placeholder for "
+                + _shortened(missing)
+            )
+        eprint(f"gt-convert template: wrote preview {out}")
     return 0

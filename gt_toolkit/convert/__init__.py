@@ -1,38 +1,40 @@
 """Converters from Ground Truth output manifests to training layouts, and back.
 
 One module per target; :data:`CONVERTERS` maps each :class:`Target` (the name users type)
-to its function, so the CLI builds its subcommands from this table with no ``if``/``elif``
-ladder. Every converter has the signature ``(source, out, options) -> ConversionResult``.
+to its spec, so the CLI builds its subcommands from this table with no ``if``/``elif``
+ladder. A spec names its function as ``"module:function"``, imported on first use, so
+reading the table (``gt-convert --help``) loads neither numpy, boto3 nor Pillow.
+
+Every converter has the signature ``(source, out: StagedOutput, options) -> ConversionResult``
+and writes through ``out``; :func:`convert_output` runs it so that a failed run, or one that
+converted nothing, leaves no output behind.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from gt_toolkit.convert._common import ConversionResult, ConvertOptions, Splitter
-from gt_toolkit.convert.augmented import to_augmented
-from gt_toolkit.convert.classification import to_class_folders, to_lst
-from gt_toolkit.convert.coco import to_coco
-from gt_toolkit.convert.jumpstart import to_jumpstart_od
-from gt_toolkit.convert.odjson import to_od_json
-from gt_toolkit.convert.reverse import from_coco, from_yolo
-from gt_toolkit.convert.voc import to_voc
-from gt_toolkit.convert.yolo import to_yolo
-from gt_toolkit.storage.files import Location
+from gt_toolkit.convert.options import ConversionResult, ConvertOptions, options_set
+from gt_toolkit.errors import ConversionError, ValidationError
+
+if TYPE_CHECKING:
+    from gt_toolkit.convert.staging import StagedOutput
+    from gt_toolkit.storage.files import Location
 
 __all__ = [
     "CONVERTERS",
     "ConversionResult",
     "ConvertOptions",
     "ConverterSpec",
-    "Splitter",
     "Target",
     "convert_output",
 ]
 
-Converter = Callable[[Location, Location, ConvertOptions], ConversionResult]
+Converter = Callable[["Location", "StagedOutput", ConvertOptions], ConversionResult]
 
 
 class Target(StrEnum):
@@ -54,58 +56,84 @@ class Target(StrEnum):
 class ConverterSpec:
     """A converter and what the CLI needs to offer it.
 
+    ``function`` is ``"module:function"`` under ``gt_toolkit.convert``; ``reads`` names the
+    :class:`ConvertOptions` fields the target uses (any other one set is refused);
     ``input_kind`` is ``output-manifest`` for Ground Truth outputs, else the foreign format;
-    ``splits`` says whether train/validation options apply; ``images`` whether it copies
-    images (and by default: ``True``/``False``), or ``None`` when it never does.
+    ``copy_images`` is the target's default for that option when it reads it.
     """
 
-    func: Converter
+    function: str
     help: str
+    reads: frozenset[str]
     input_kind: str = "output-manifest"
-    splits: bool = False
-    images: bool | None = None
+    copy_images: bool = False
 
+    def load(self) -> Converter:
+        """The converter function (its module is imported now)."""
+        module, name = self.function.split(":")
+        func: Converter = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        return func
+
+
+_READER = frozenset({"label_attribute", "policy", "rejects", "empty_policy"})
+_BOXES = _READER | {"box_policy"}
+_SPLIT = frozenset({"validation_fraction", "seed", "stratify"})
+_MIRROR = frozenset({"images_dir", "images_prefix", "workers"})
+_COPY = _MIRROR | {"copy_images"}
+_PRIOR = frozenset(
+    {"label_attribute", "policy", "rejects", "image_prefix", "job_name", "human_annotated"}
+)
 
 CONVERTERS: dict[Target, ConverterSpec] = {
     Target.AUGMENTED: ConverterSpec(
-        to_augmented,
+        "augmented:to_augmented",
         "train/validation augmented manifests + channels.json (built-in algorithms, Pipe mode)",
-        splits=True,
+        _BOXES | _SPLIT | {"include_metadata", "channel_prefix"},
     ),
     Target.OD_JSON: ConverterSpec(
-        to_od_json,
+        "odjson:to_od_json",
         "built-in object detection File mode: one JSON per image",
-        splits=True,
-        images=True,
+        _BOXES | _SPLIT | _COPY,
+        copy_images=True,
     ),
     Target.LST: ConverterSpec(
-        to_lst, "image classification .lst files (File mode)", splits=True, images=True
+        "classification:to_lst",
+        "image classification .lst files (File mode)",
+        _READER | _SPLIT | _COPY,
+        copy_images=True,
     ),
     Target.CLASS_FOLDERS: ConverterSpec(
-        to_class_folders,
-        "one folder of images per class (JumpStart image classification)",
-        images=True,
+        "classification:to_class_folders",
+        "train/ and validation/ with one folder of images per class (JumpStart, PyTorch)",
+        _READER | _SPLIT | _MIRROR,
     ),
     Target.JUMPSTART_OD: ConverterSpec(
-        to_jumpstart_od,
+        "jumpstart:to_jumpstart_od",
         "images/ + annotations.json with xyxy boxes (JumpStart detection)",
-        images=True,
+        _BOXES | _COPY,
+        copy_images=True,
     ),
-    Target.COCO: ConverterSpec(to_coco, "COCO detection JSON (pycocotools-valid)", images=False),
+    Target.COCO: ConverterSpec(
+        "coco:to_coco",
+        "COCO detection JSON (pycocotools-valid; a folder gets datumaro's layout)",
+        _BOXES | _COPY,
+    ),
     Target.YOLO: ConverterSpec(
-        to_yolo, "YOLO labels/ + data.yaml, split into train/val", splits=True, images=False
+        "yolo:to_yolo", "YOLO labels/ + data.yaml, split into train/val", _BOXES | _SPLIT | _COPY
     ),
     Target.VOC: ConverterSpec(
-        to_voc, "Pascal VOC XML + ImageSets train/val", splits=True, images=False
+        "voc:to_voc", "Pascal VOC XML + ImageSets train/val + labelmap.txt", _BOXES | _SPLIT | _COPY
     ),
     Target.FROM_COCO: ConverterSpec(
-        from_coco,
-        "COCO JSON -> input manifest with the boxes as a prior label",
+        "from_coco:from_coco",
+        "COCO JSON or results list -> input manifest with the boxes as a prior label",
+        _PRIOR | {"coco_reference"},
         input_kind="coco",
     ),
     Target.FROM_YOLO: ConverterSpec(
-        from_yolo,
+        "from_yolo:from_yolo",
         "YOLO folder -> input manifest with the boxes as a prior label",
+        _PRIOR | {"polygon_boxes"},
         input_kind="yolo",
     ),
 }
@@ -117,5 +145,36 @@ def convert_output(
     out: Location,
     options: ConvertOptions | None = None,
 ) -> ConversionResult:
-    """Run one conversion: ``convert_output("coco", "output.manifest", "out/")``."""
-    return CONVERTERS[Target(target)].func(source, out, options or ConvertOptions())
+    """Run one conversion: ``convert_output("coco", "output.manifest", "out/")``.
+
+    Raises:
+        ValidationError: an unknown target, or options set that the target does not read.
+        ConversionError: the input cannot be converted, or nothing in it could be; nothing
+            is written then (the rejects file, which says why, is kept).
+    """
+    try:
+        spec = CONVERTERS[Target(target)]
+    except ValueError:
+        raise ValidationError(
+            [f"unknown target {target!r}; one of {', '.join(Target)}"], what="conversion"
+        ) from None
+    options = options or ConvertOptions()
+    unread = [name for name in options_set(options) if name not in spec.reads]
+    if unread:
+        raise ValidationError(
+            [f"{Target(target).value} does not read option {name!r}" for name in unread],
+            what=f"{Target(target).value} options",
+        )
+    from gt_toolkit.convert.staging import StagedOutput  # boto3 behind it: not at import
+
+    with StagedOutput(out, store=options.store) as staged:
+        result = spec.load()(source, staged, options)
+        if result.stats.objects == 0:
+            raise ConversionError(_nothing_converted(source, result, options))
+    return result
+
+
+def _nothing_converted(source: Location, result: ConversionResult, options: ConvertOptions) -> str:
+    seen = "; ".join(result.stats.summary_lines()[1:])
+    where = f" (rejects: {options.rejects})" if options.rejects and result.stats.rejected else ""
+    return f"nothing was converted from {source}, so nothing was written: {seen}{where}"

@@ -11,19 +11,22 @@ jobs up: ``num_training_samples`` (non-empty lines only), ``num_classes`` and th
 from __future__ import annotations
 
 import os
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
-from gt_toolkit.convert._common import (
-    ANY,
-    ConversionResult,
-    ConvertOptions,
-    out_path,
-    planned_splitter,
-    read_records,
+from gt_toolkit.convert.options import ConversionResult, ConvertOptions
+from gt_toolkit.convert.records import ANY, read_records
+from gt_toolkit.convert.splits import RecordSplitter, planned_splitter
+from gt_toolkit.convert.staging import StagedOutput
+from gt_toolkit.formats.detection_label import DETECTION_TYPE
+from gt_toolkit.formats.label_attributes import MULTILABEL_TYPE
+from gt_toolkit.formats.output_manifest import (
+    ClassificationRecord,
+    DetectionRecord,
+    EmptyPolicy,
+    OutputStats,
 )
-from gt_toolkit.formats.output_manifest import DetectionRecord, EmptyPolicy, OutputStats
 from gt_toolkit.formats.training_channels import (
     DEFAULT_OD_LABEL_WIDTH,
     MULTI_LABEL_CONTENT_TYPE,
@@ -31,35 +34,15 @@ from gt_toolkit.formats.training_channels import (
     augmented_manifest_channel,
     min_label_width,
 )
-from gt_toolkit.storage.files import Location, atomic_output, write_json
+from gt_toolkit.storage.files import LineWriter, Location, join_location
 from gt_toolkit.storage.s3 import is_s3_uri
 
 __all__ = ["to_augmented"]
 
-
-class _Sink:
-    """Batched line writer over an open file."""
-
-    __slots__ = ("batch", "count", "fh")
-
-    def __init__(self, fh: IO[bytes]) -> None:
-        self.fh = fh
-        self.batch: list[bytes] = []
-        self.count = 0
-
-    def add(self, line: bytes) -> None:
-        self.batch.append(line)
-        if len(self.batch) >= 4096:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.batch:
-            self.fh.write(b"\n".join(self.batch) + b"\n")
-            self.count += len(self.batch)
-            self.batch.clear()
+_SPLITS = ("train", "validation")
 
 
-def to_augmented(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
+def to_augmented(source: Location, out: StagedOutput, options: ConvertOptions) -> ConversionResult:
     """Write ``train.manifest``, ``validation.manifest`` and ``channels.json`` under ``out``.
 
     Lines keep ``source-ref`` and the label attribute (checked, clipped, integer class ids)
@@ -68,54 +51,70 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
     """
     stats = OutputStats()
     splitter = planned_splitter(source, options, kinds=ANY, default_empty=EmptyPolicy.REJECT)
-    train_loc = out_path(out, "train.manifest")
-    val_loc = out_path(out, "validation.manifest")
+    manifests = {name: out.location(f"{name}.manifest") for name in _SPLITS}
+    counts = _write_manifests(source, out, options, stats, splitter, manifests)
+    facts = _channel_facts(out, options, stats, counts)
+    channels = out.location("channels.json")
+    out.write_json(channels, facts)  # last: its presence says the channels are complete
+    return ConversionResult(
+        target="augmented",
+        stats=stats,
+        outputs={**{n: manifests[n] for n in _SPLITS}, "channels": channels},
+        extra={"num_training_samples": counts, "hyperparameters": facts["hyperparameters"]},
+        notes=facts["notes"],
+    )
+
+
+def _write_manifests(
+    source: Location,
+    out: StagedOutput,
+    options: ConvertOptions,
+    stats: OutputStats,
+    splitter: RecordSplitter,
+    manifests: dict[str, str],
+) -> dict[str, int]:
+    """Stream every record into its split's manifest; return the line count per split."""
     dumps = orjson.dumps
     meta_on = options.include_metadata
-    max_id = -1
-    with (
-        atomic_output(train_loc, store=options.store) as ft,
-        atomic_output(val_loc, store=options.store) as fv,
-    ):
-        sinks = {"train": _Sink(ft), "validation": _Sink(fv)}
-        batches = {name: sink.batch for name, sink in sinks.items()}
-        for rec in read_records(
+    with out.open(manifests["train"]) as ft, out.open(manifests["validation"]) as fv:
+        writers = {"train": LineWriter(ft), "validation": LineWriter(fv)}
+        records = read_records(
             source, options, kinds=ANY, stats=stats, default_empty=EmptyPolicy.REJECT
-        ):
+        )
+        for rec in records:
             attr = rec.attribute
             line: dict[str, Any] = {"source-ref": rec.source_ref, attr: rec.label}
             if meta_on:
                 line[attr + "-metadata"] = _metadata(rec)
-            batch = batches[splitter(rec)]
-            batch.append(dumps(line))
-            if len(batch) >= 4096:
-                sinks["train" if batch is batches["train"] else "validation"].flush()
-        for sink in sinks.values():
-            sink.flush()
-    if len(stats.class_map):
-        max_id = max(stats.class_map.names)
-    counts = {name: sink.count for name, sink in sinks.items()}
+            writers[splitter(rec)].add(dumps(line))
+        for writer in writers.values():
+            writer.flush()
+    return {name: writer.count for name, writer in writers.items()}
+
+
+def _channel_facts(
+    out: StagedOutput, options: ConvertOptions, stats: OutputStats, counts: dict[str, int]
+) -> dict[str, Any]:
+    """``channels.json``: the InputDataConfig and the hyperparameters the data implies."""
     attr = stats.attribute or (options.label_attribute or "")
-    detection = stats.label_type == "groundtruth/object-detection"
-    multi = stats.label_type == "groundtruth/image-classification-multilabel"
+    detection = stats.label_type == DETECTION_TYPE
+    multi = stats.label_type == MULTILABEL_TYPE
     content_type = MULTI_LABEL_CONTENT_TYPE if multi else RECORDIO_CONTENT_TYPE
-    base = options.channel_prefix or (os.fspath(out) if is_s3_uri(os.fspath(out)) else None)
-    uri = {
-        name: (out_path(base, f"{name}.manifest") if base else out_path(out, f"{name}.manifest"))
-        for name in counts
-    }
-    num_classes = max_id + 1
-    hyper: dict[str, str] = {
-        "num_classes": str(num_classes),
-        "num_training_samples": str(counts["train"]),
-    }
+    base = options.channel_prefix or (out.out if is_s3_uri(out.out) else None)
+    num_classes = max(stats.class_map.names, default=-1) + 1
+    hyper = {"num_classes": str(num_classes), "num_training_samples": str(counts["train"])}
     facts: dict[str, Any] = {
         "algorithm": "object-detection" if detection else "image-classification",
         "label_attribute": attr,
         "attribute_names": ["source-ref", attr],
         "InputDataConfig": [
-            augmented_manifest_channel(name, uri[name], attr, content_type=content_type)
-            for name in counts
+            augmented_manifest_channel(
+                name,
+                join_location(base or os.fspath(out.out), f"{name}.manifest"),
+                attr,
+                content_type=content_type,
+            )
+            for name in _SPLITS
         ],
         "num_training_samples": counts,
         "num_classes": num_classes,
@@ -129,6 +128,11 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
         facts["max_boxes_per_image"] = stats.max_boxes
     if multi:
         hyper["multi_label"] = "1"
+    facts["notes"] = _notes(base, counts, num_classes, len(stats.class_map))
+    return facts
+
+
+def _notes(base: str | None, counts: dict[str, int], num_classes: int, named: int) -> list[str]:
     notes = []
     if base is None:
         notes.append(
@@ -137,25 +141,16 @@ def to_augmented(source: Location, out: Location, options: ConvertOptions) -> Co
         )
     if counts["validation"] == 0 or counts["train"] == 0:
         notes.append("one channel is empty: training needs both train and validation")
-    if num_classes > len(stats.class_map):
+    if num_classes > named:
         notes.append(
             f"class ids are not contiguous: num_classes is {num_classes} (max id + 1) for "
-            f"{len(stats.class_map)} named classes"
+            f"{named} named classes"
         )
-    facts["notes"] = notes
-    channels_loc = out_path(out, "channels.json")
-    write_json(channels_loc, facts, store=options.store)
-    return ConversionResult(
-        target="augmented",
-        stats=stats,
-        outputs={"train": train_loc, "validation": val_loc, "channels": channels_loc},
-        extra={"num_training_samples": counts, "hyperparameters": hyper},
-        notes=notes,
-    )
+    return notes
 
 
-def _metadata(rec: Any) -> dict[str, Any]:
+def _metadata(rec: DetectionRecord | ClassificationRecord) -> dict[str, Any]:
     meta: dict[str, Any] = dict(rec.data.get(rec.attribute + "-metadata") or {})
     if isinstance(rec, DetectionRecord) and len(meta.get("objects") or []) != len(rec.boxes):
-        meta["objects"] = [{"confidence": b.confidence or 0.0} for b in rec.boxes]
+        meta["objects"] = [{"confidence": b.score or 0.0} for b in rec.boxes]
     return meta

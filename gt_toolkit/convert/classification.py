@@ -3,27 +3,23 @@
 ``lst``: File-mode channels ``train``/``validation`` (images) and ``train.lst``/
 ``validation.lst``: ``index<TAB>class<TAB>path`` with class indices consecutive from 0
 (Ground Truth ids remapped in id order); multi-label outputs get one 0/1 column per class.
-``class-folders``: one folder per class name, the layout JumpStart image classification
-reads (its class indices follow the folder names alphabetically).
+``class-folders``: ``train/<class>/`` and ``validation/<class>/``, one folder per class name, the
+layout JumpStart image classification (give it ``train/``) and the PyTorch script-mode trainer
+read (class indices follow the folder names alphabetically).
 """
 
 from __future__ import annotations
 
 import re
 
-from gt_toolkit.convert._common import (
-    CLASSIFICATION,
-    ConversionResult,
-    ConvertOptions,
-    ImageNamer,
-    copier_for,
-    out_path,
-    planned_splitter,
-    read_classifications,
-)
+from gt_toolkit.convert.images import ImageNamer, copier_for
+from gt_toolkit.convert.options import ConversionResult, ConvertOptions
+from gt_toolkit.convert.records import CLASSIFICATION, read_classifications
+from gt_toolkit.convert.splits import planned_splitter
+from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.errors import ConversionError
 from gt_toolkit.formats.output_manifest import ClassificationRecord, OutputStats
-from gt_toolkit.storage.files import Location, write_json, write_lines
+from gt_toolkit.storage.files import Location
 
 __all__ = ["folder_name", "to_class_folders", "to_lst"]
 
@@ -35,7 +31,7 @@ def folder_name(label: str) -> str:
     return _UNSAFE.sub("_", label).strip(" .") or "_"
 
 
-def to_lst(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
+def to_lst(source: Location, out: StagedOutput, options: ConvertOptions) -> ConversionResult:
     """Write ``train.lst``/``validation.lst`` (and the images unless ``copy_images`` is False)."""
     stats = OutputStats()
     splitter = planned_splitter(source, options, kinds=CLASSIFICATION)
@@ -47,11 +43,8 @@ def to_lst(source: Location, out: Location, options: ConvertOptions) -> Conversi
             split, name = splitter(rec), namer(rec.source_ref)
             rows.append((split, rec, name))
             if copy:
-                copier.submit(rec.source_ref, out_path(out, split, name))
-    index = {cid: i for i, cid in enumerate(sorted(stats.class_map.names))}
-    for row in rows:
-        for cid in row[1].class_ids:
-            index.setdefault(cid, len(index))
+                copier.submit(rec.source_ref, out.staged(out.location(split, name)))
+    index = {cid: i for i, cid in enumerate(sorted(stats.class_map.names))}  # names every id
     multi = any(row[1].multi_label for row in rows)
     lines: dict[str, list[bytes]] = {"train": [], "validation": []}
     for i, (part, rec, name) in enumerate(rows):
@@ -64,11 +57,11 @@ def to_lst(source: Location, out: Location, options: ConvertOptions) -> Conversi
             cols = str(index[rec.class_ids[0]])
         lines[part].append(f"{i}\t{cols}\t{name}".encode())
     outputs = {}
-    for name_, body in lines.items():
-        outputs[f"{name_}_lst"] = out_path(out, f"{name_}.lst")
-        write_lines(outputs[f"{name_}_lst"], body, store=options.store)
+    for part, body in lines.items():
+        outputs[f"{part}_lst"] = out.location(f"{part}.lst")
+        out.write_lines(outputs[f"{part}_lst"], body)
     names = {str(i): stats.class_map.name_of(cid) for cid, i in index.items()}
-    write_json(out_path(out, "class_index.json"), names, store=options.store)
+    out.write_json(out.location("class_index.json"), names)
     return ConversionResult(
         target="lst",
         stats=stats,
@@ -80,15 +73,21 @@ def to_lst(source: Location, out: Location, options: ConvertOptions) -> Conversi
             "multi_label": multi,
             "class_index": names,
         },
-        image_errors=copier.errors,
     )
 
 
-def to_class_folders(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
-    """Copy each image into ``out/<class name>/`` (single-label outputs only)."""
+def to_class_folders(
+    source: Location, out: StagedOutput, options: ConvertOptions
+) -> ConversionResult:
+    """Copy each image into ``out/train/<class name>/`` or ``out/validation/<class name>/``.
+
+    Single-label outputs only. A class that lands in one split only is named in the notes:
+    the PyTorch script-mode trainer needs the same class folders in both.
+    """
     stats = OutputStats()
+    splitter = planned_splitter(source, options, kinds=CLASSIFICATION)
     namer = ImageNamer()
-    per_class: dict[str, int] = {}
+    per_split: dict[str, dict[str, int]] = {"train": {}, "validation": {}}
     with copier_for(options) as copier:
         for rec in read_classifications(source, options, stats=stats, desc="class-folders"):
             if rec.multi_label:
@@ -96,16 +95,24 @@ def to_class_folders(source: Location, out: Location, options: ConvertOptions) -
                     f"line {rec.line_no}: class-folders needs single-label classification; "
                     f"{rec.attribute!r} is multi-label (use lst or augmented)"
                 )
-            folder = folder_name(rec.labels[0])
-            per_class[folder] = per_class.get(folder, 0) + 1
-            copier.submit(rec.source_ref, out_path(out, folder, namer(rec.source_ref)))
+            split, folder = splitter(rec), folder_name(rec.labels[0])
+            per_split[split][folder] = per_split[split].get(folder, 0) + 1
+            dest = out.location(split, folder, namer(rec.source_ref))
+            copier.submit(rec.source_ref, out.staged(dest))
+    classes = sorted(set(per_split["train"]) | set(per_split["validation"]))
+    notes = [
+        f"class {name!r} has no {split} images"
+        for name in classes
+        for split in ("train", "validation")
+        if name not in per_split[split]
+    ]
     return ConversionResult(
         target="class-folders",
         stats=stats,
-        outputs={"folders": str(out)},
+        outputs={split: out.location(split) for split in per_split},
         extra={
-            "images_per_folder": dict(sorted(per_class.items())),
-            "class_index": {str(i): n for i, n in enumerate(sorted(per_class))},
+            "images_per_folder": {k: dict(sorted(v.items())) for k, v in per_split.items()},
+            "class_index": {str(i): n for i, n in enumerate(classes)},
         },
-        image_errors=copier.errors,
+        notes=notes,
     )

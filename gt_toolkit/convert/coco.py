@@ -1,95 +1,75 @@
-"""``coco``: a COCO detection file, streamed, that pycocotools loads.
+"""``coco``: a COCO detection file, streamed, that pycocotools and datumaro load.
 
 Categories are ``class_id + 1`` (COCO tools reserve 0 for background) with the Ground Truth
-names; boxes are ``[x, y, w, h]`` in pixels with ``area`` and a box polygon as
-``segmentation``; each image also keeps its ``source_ref`` (an extra key COCO readers ignore,
-used by ``from-coco`` to restore it). Images and annotations are written as they stream,
+names; boxes are ``[x, y, w, h]`` in pixels with ``area`` and an empty ``segmentation`` (a box
+is not a mask: a box-shaped polygon there made datumaro read every box twice, once as a
+polygon); each image also keeps its ``source_ref`` (an extra key COCO readers ignore, used by
+``from-coco`` to restore it). Images and annotations are written as they stream,
 so memory stays bounded by the class map and the image-name table.
+
+A folder output takes the layout datumaro and most COCO tools import:
+``annotations/instances_default.json`` and, with ``copy_images``, ``images/default/``
+(``default`` is the subset name datumaro gives a dataset without splits). A ``.json`` output
+is that one file, with ``images/`` beside it.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
-from gt_toolkit.convert._common import (
-    ConversionResult,
-    ConvertOptions,
-    copier_for,
-    num,
-    out_path,
-    sized_detections,
-)
-from gt_toolkit.formats.detection_label import LabeledBox
+from gt_toolkit.convert.images import ImageCopier, copier_for
+from gt_toolkit.convert.options import ConversionResult, ConvertOptions
+from gt_toolkit.convert.pixels import pixel
+from gt_toolkit.convert.records import sized_detections
+from gt_toolkit.convert.staging import StagedOutput
+from gt_toolkit.formats.detection_label import ScoredBox
 from gt_toolkit.formats.output_manifest import OutputStats
-from gt_toolkit.storage.files import Location, atomic_output
+from gt_toolkit.storage.files import Location, join_location
 
 __all__ = ["coco_annotation", "to_coco"]
 
+SUBSET = "default"
 
-def coco_annotation(box: LabeledBox, *, ann_id: int, image_id: int) -> dict[str, Any]:
+
+def coco_annotation(box: ScoredBox, *, class_id: int, ann_id: int, image_id: int) -> dict[str, Any]:
     """One COCO annotation for a Ground Truth box (category = class_id + 1)."""
-    x0, y0, w, h = num(box.left), num(box.top), num(box.width), num(box.height)
-    x1, y1 = num(box.left + box.width), num(box.top + box.height)
     return {
         "id": ann_id,
         "image_id": image_id,
-        "category_id": box.class_id + 1,
-        "bbox": [x0, y0, w, h],
-        "area": num(box.width * box.height),
+        "category_id": class_id + 1,
+        "bbox": [pixel(box.left), pixel(box.top), pixel(box.width), pixel(box.height)],
+        "area": pixel(box.width * box.height),
         "iscrowd": 0,
-        "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]],
+        "segmentation": [],
     }
 
 
-def _targets(out: Location) -> tuple[str, str]:
-    text = os.fspath(out)
-    if text.endswith(".json"):
-        parent = text.rsplit("/", 1)[0] if "/" in text else "."
-        return text, parent
-    return out_path(out, "annotations.json"), text
+def _layout(out: StagedOutput) -> tuple[str, str]:
+    """The annotation file and the images folder for ``out``."""
+    if out.out.endswith(".json"):
+        return out.out, out.beside("images")
+    return (
+        out.location("annotations", f"instances_{SUBSET}.json"),
+        out.location("images", SUBSET),
+    )
 
 
-def to_coco(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
-    """Write a COCO file at ``out`` (a ``.json`` path, or ``out/annotations.json``).
-
-    With ``copy_images`` the images go to ``images/`` beside it.
-    """
+def to_coco(source: Location, out: StagedOutput, options: ConvertOptions) -> ConversionResult:
+    """Write a COCO file at ``out`` (see the module docstring for the layout)."""
     stats = OutputStats()
-    json_loc, folder = _targets(out)
-    copy = bool(options.copy_images)
-    dumps = orjson.dumps
-    image_id = ann_id = 0
+    json_loc, images = _layout(out)
+    copy = images if options.copy_images else None
     with (
         tempfile.TemporaryFile() as anns,
         copier_for(options) as copier,
-        atomic_output(json_loc, store=options.store) as fh,
+        out.open(json_loc) as fh,
     ):
         fh.write(b'{"info":{"description":"Ground Truth output converted by gt-toolkit"},')
         fh.write(b'"licenses":[],"images":[')
-        for rec, size, name in sized_detections(
-            source, options, stats=stats, copier=copier, desc="coco"
-        ):
-            image_id += 1
-            image = {
-                "id": image_id,
-                "file_name": name,
-                "width": size[0],
-                "height": size[1],
-                "source_ref": rec.source_ref,
-            }
-            fh.write((b"," if image_id > 1 else b"") + dumps(image))
-            for box in rec.boxes:
-                ann_id += 1
-                anns.write(
-                    (b"," if ann_id > 1 else b"")
-                    + dumps(coco_annotation(box, ann_id=ann_id, image_id=image_id))
-                )
-            if copy:
-                copier.submit(rec.source_ref, out_path(folder, "images", name))
+        counts = _write_images(source, out, options, stats, copier, fh, anns, copy)
         fh.write(b'],"annotations":[')
         anns.seek(0)
         while chunk := anns.read(1 << 20):
@@ -98,14 +78,47 @@ def to_coco(source: Location, out: Location, options: ConvertOptions) -> Convers
             {"id": cid + 1, "name": stats.class_map.name_of(cid), "supercategory": "none"}
             for cid in sorted(stats.class_map.names)
         ]
-        fh.write(b'],"categories":' + dumps(categories) + b"}\n")
+        fh.write(b'],"categories":' + orjson.dumps(categories) + b"}\n")
     outputs = {"coco": json_loc}
     if copy:
-        outputs["images"] = out_path(folder, "images")
+        outputs["images"] = images
     return ConversionResult(
         target="coco",
         stats=stats,
         outputs=outputs,
-        extra={"images": image_id, "annotations": ann_id},
-        image_errors=copier.errors,
+        extra={"images": counts[0], "annotations": counts[1]},
     )
+
+
+def _write_images(
+    source: Location,
+    out: StagedOutput,
+    options: ConvertOptions,
+    stats: OutputStats,
+    copier: ImageCopier,
+    fh: IO[bytes],
+    anns: IO[bytes],
+    images: str | None,
+) -> tuple[int, int]:
+    """Stream the ``images`` entries to ``fh`` and the annotations to ``anns``."""
+    dumps = orjson.dumps
+    image_id = ann_id = 0
+    for rec, size, name in sized_detections(
+        source, options, stats=stats, copier=copier, desc="coco"
+    ):
+        image_id += 1
+        image = {
+            "id": image_id,
+            "file_name": name,
+            "width": size[0],
+            "height": size[1],
+            "source_ref": rec.source_ref,
+        }
+        fh.write((b"," if image_id > 1 else b"") + dumps(image))
+        for class_id, box in zip(rec.class_ids, rec.boxes, strict=True):
+            ann_id += 1
+            ann = coco_annotation(box, class_id=class_id, ann_id=ann_id, image_id=image_id)
+            anns.write((b"," if ann_id > 1 else b"") + dumps(ann))
+        if images is not None:
+            copier.submit(rec.source_ref, out.staged(join_location(images, name)))
+    return image_id, ann_id

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from gt_toolkit.convert._common import (
-    ConversionResult,
-    ConvertOptions,
-    copier_for,
-    num,
-    out_path,
-    sized_detections,
-)
+from gt_toolkit.convert.images import copier_for
+from gt_toolkit.convert.options import ConversionResult, ConvertOptions
+from gt_toolkit.convert.pixels import pixel
+from gt_toolkit.convert.records import sized_detections
+from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.formats.output_manifest import OutputStats
-from gt_toolkit.storage.files import Location, write_json
+from gt_toolkit.storage.files import Location
 
 __all__ = ["to_jumpstart_od"]
 
 
-def to_jumpstart_od(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
+def to_jumpstart_od(
+    source: Location, out: StagedOutput, options: ConvertOptions
+) -> ConversionResult:
     """Write ``out/images/*`` (copied unless ``copy_images`` is False) and ``annotations.json``."""
     stats = OutputStats()
     images: list[dict[str, Any]] = []
@@ -38,26 +37,31 @@ def to_jumpstart_od(source: Location, out: Location, options: ConvertOptions) ->
             annotations.extend(
                 {
                     "image_id": image_id,
-                    "bbox": [num(b.left), num(b.top), num(b.left + b.width), num(b.top + b.height)],
-                    "category_id": b.class_id,
+                    "bbox": [
+                        pixel(b.left),
+                        pixel(b.top),
+                        pixel(b.left + b.width),
+                        pixel(b.top + b.height),
+                    ],
+                    "category_id": class_id,
                 }
-                for b in rec.boxes
+                for class_id, b in zip(rec.class_ids, rec.boxes, strict=True)
             )
             if copy:
-                copier.submit(rec.source_ref, out_path(out, "images", name))
+                copier.submit(rec.source_ref, out.staged(out.location("images", name)))
     categories = [
         {"id": cid, "name": stats.class_map.name_of(cid)} for cid in sorted(stats.class_map.names)
     ]
-    ann_loc = out_path(out, "annotations.json")
-    write_json(
-        ann_loc,
-        {"images": images, "annotations": annotations, "categories": categories},
-        store=options.store,
+    ann_loc = out.location("annotations.json")
+    out.write_json(
+        ann_loc, {"images": images, "annotations": annotations, "categories": categories}
     )
+    outputs = {"annotations": ann_loc}
+    if copy:
+        outputs["images"] = out.location("images")
     return ConversionResult(
         target="jumpstart-od",
         stats=stats,
-        outputs={"annotations": ann_loc, "images": out_path(out, "images")},
+        outputs=outputs,
         extra={"images": len(images), "annotations": len(annotations)},
-        image_errors=copier.errors,
     )

@@ -9,25 +9,49 @@ Channels ``train``/``validation`` hold images and ``train_annotation``/
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import Any
 
 import orjson
 
-from gt_toolkit.convert._common import (
-    ConversionResult,
-    ConvertOptions,
-    copier_for,
-    num,
-    out_path,
-    planned_splitter,
-    sized_detections,
-)
-from gt_toolkit.formats.output_manifest import OutputStats
+from gt_toolkit.convert.images import copier_for
+from gt_toolkit.convert.options import ConversionResult, ConvertOptions
+from gt_toolkit.convert.pixels import pixel
+from gt_toolkit.convert.records import sized_detections
+from gt_toolkit.convert.splits import planned_splitter
+from gt_toolkit.convert.staging import StagedOutput
+from gt_toolkit.formats.output_manifest import DetectionRecord, OutputStats
 from gt_toolkit.storage.files import Location
 
 __all__ = ["to_od_json"]
 
+_CHANNELS = ("train", "validation", "train_annotation", "validation_annotation")
 
-def to_od_json(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
+
+def _document(
+    rec: DetectionRecord, size: tuple[int, int, int], name: str, stats: OutputStats
+) -> dict[str, Any]:
+    """One image's annotation file."""
+    return {
+        "file": name,
+        "image_size": [{"width": size[0], "height": size[1], "depth": size[2]}],
+        "annotations": [
+            {
+                "class_id": class_id,
+                "left": pixel(b.left),
+                "top": pixel(b.top),
+                "width": pixel(b.width),
+                "height": pixel(b.height),
+            }
+            for class_id, b in zip(rec.class_ids, rec.boxes, strict=True)
+        ],
+        "categories": [
+            {"class_id": cid, "name": stats.class_map.name_of(cid)}
+            for cid in sorted(set(rec.class_ids))
+        ],
+    }
+
+
+def to_od_json(source: Location, out: StagedOutput, options: ConvertOptions) -> ConversionResult:
     """Write the four File-mode channel folders under ``out``."""
     stats = OutputStats()
     splitter = planned_splitter(source, options)
@@ -39,37 +63,16 @@ def to_od_json(source: Location, out: Location, options: ConvertOptions) -> Conv
         ):
             split = splitter(rec)
             counts[split] += 1
-            doc = {
-                "file": name,
-                "image_size": [{"width": size[0], "height": size[1], "depth": size[2]}],
-                "annotations": [
-                    {
-                        "class_id": b.class_id,
-                        "left": num(b.left),
-                        "top": num(b.top),
-                        "width": num(b.width),
-                        "height": num(b.height),
-                    }
-                    for b in rec.boxes
-                ],
-                "categories": [
-                    {"class_id": cid, "name": stats.class_map.name_of(cid)}
-                    for cid in sorted({b.class_id for b in rec.boxes})
-                ],
-            }
             stem = PurePosixPath(name).stem
+            doc = orjson.dumps(_document(rec, size, name, stats))
             copier.submit_write(
-                out_path(out, f"{split}_annotation", f"{stem}.json"), orjson.dumps(doc)
+                out.staged(out.location(f"{split}_annotation", f"{stem}.json")), doc
             )
             if copy:
-                copier.submit(rec.source_ref, out_path(out, split, name))
+                copier.submit(rec.source_ref, out.staged(out.location(split, name)))
     return ConversionResult(
         target="od-json",
         stats=stats,
-        outputs={
-            c: out_path(out, c)
-            for c in ("train", "validation", "train_annotation", "validation_annotation")
-        },
+        outputs={c: out.location(c) for c in _CHANNELS if copy or "_" in c},
         extra={"images_per_split": counts},
-        image_errors=copier.errors,
     )

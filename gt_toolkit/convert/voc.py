@@ -1,32 +1,36 @@
 """``voc``: Pascal VOC XML, one file per image, with train/val image sets.
 
-Layout: ``Annotations/<stem>.xml``, ``ImageSets/Main/{train,val}.txt``, ``JPEGImages/`` when
-images are copied. Boxes are ``xmin = left``, ``xmax = left + width`` (continuous pixel
-coordinates, as most current readers expect), whole numbers written as integers.
+Layout (the one datumaro imports as ``voc``/``voc_detection``): ``Annotations/<stem>.xml``,
+``ImageSets/Main/{train,val}.txt``, ``labelmap.txt`` (``name:color:parts:actions``, one class
+per line, colour left empty) and ``JPEGImages/`` when images are copied. Boxes are
+``xmin = left``, ``xmax = left + width`` (continuous pixel coordinates, as most current
+readers expect), whole numbers written as integers.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import PurePosixPath
 
-from gt_toolkit.convert._common import (
-    ConversionResult,
-    ConvertOptions,
-    copier_for,
-    num,
-    out_path,
-    planned_splitter,
-    sized_detections,
-)
-from gt_toolkit.formats.detection_label import LabeledBox
+from gt_toolkit.convert.images import copier_for
+from gt_toolkit.convert.options import ConversionResult, ConvertOptions
+from gt_toolkit.convert.pixels import pixel
+from gt_toolkit.convert.records import sized_detections
+from gt_toolkit.convert.splits import planned_splitter
+from gt_toolkit.convert.staging import StagedOutput
+from gt_toolkit.errors import ConversionError
+from gt_toolkit.formats.detection_label import ScoredBox
 from gt_toolkit.formats.output_manifest import OutputStats
-from gt_toolkit.storage.files import Location, write_lines
+from gt_toolkit.storage.files import Location
 
-__all__ = ["to_voc", "voc_xml"]
+__all__ = ["label_map", "to_voc", "voc_xml"]
+
+_SET_FILES = {"train": "train.txt", "validation": "val.txt"}
+_LABELMAP_UNSAFE = re.compile(r"[:\r\n]|^[\s#]")
 
 
-def voc_xml(name: str, size: tuple[int, int, int], boxes: list[LabeledBox]) -> bytes:
+def voc_xml(name: str, size: tuple[int, int, int], boxes: list[ScoredBox]) -> bytes:
     """One VOC annotation document."""
     root = ET.Element("annotation")
     ET.SubElement(root, "folder").text = "JPEGImages"
@@ -45,13 +49,25 @@ def voc_xml(name: str, size: tuple[int, int, int], boxes: list[LabeledBox]) -> b
         bb = ET.SubElement(obj, "bndbox")
         coords = (box.left, box.top, box.left + box.width, box.top + box.height)
         for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), coords, strict=True):
-            ET.SubElement(bb, tag).text = str(num(value))
+            ET.SubElement(bb, tag).text = str(pixel(value))
     ET.indent(root)
     data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return data + b"\n"
 
 
-def to_voc(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
+def label_map(names: list[str]) -> bytes:
+    """``labelmap.txt``: one ``name:::`` line per class, in class-id order."""
+    bad = [n for n in names if _LABELMAP_UNSAFE.search(n)]
+    if bad:
+        raise ConversionError(
+            f"class names {bad[:3]} cannot be written to VOC's labelmap.txt, which holds "
+            "one 'name:color:parts:actions' line per class (no ':' or line break in a name, "
+            "no leading space or '#')"
+        )
+    return "".join(["# label:color_rgb:parts:actions\n", *(f"{n}:::\n" for n in names)]).encode()
+
+
+def to_voc(source: Location, out: StagedOutput, options: ConvertOptions) -> ConversionResult:
     """Write a VOC dataset folder at ``out``."""
     stats = OutputStats()
     splitter = planned_splitter(source, options)
@@ -62,17 +78,16 @@ def to_voc(source: Location, out: Location, options: ConvertOptions) -> Conversi
         ):
             stem = PurePosixPath(name).stem
             sets[splitter(rec)].append(stem.encode())
-            copier.submit_write(
-                out_path(out, "Annotations", f"{stem}.xml"), voc_xml(name, size, rec.boxes)
-            )
+            xml = voc_xml(name, size, rec.boxes)
+            copier.submit_write(out.staged(out.location("Annotations", f"{stem}.xml")), xml)
             if options.copy_images:
-                copier.submit(rec.source_ref, out_path(out, "JPEGImages", name))
-    for split, file in (("train", "train.txt"), ("validation", "val.txt")):
-        write_lines(out_path(out, "ImageSets", "Main", file), sets[split], store=options.store)
+                copier.submit(rec.source_ref, out.staged(out.location("JPEGImages", name)))
+    for split, file in _SET_FILES.items():
+        out.write_lines(out.location("ImageSets", "Main", file), sets[split])
+    out.write_bytes(out.location("labelmap.txt"), label_map(stats.class_map.sorted_names()))
     return ConversionResult(
         target="voc",
         stats=stats,
-        outputs={"dataset": str(out)},
+        outputs={"dataset": out.out},
         extra={"images_per_split": {k: len(v) for k, v in sets.items()}},
-        image_errors=copier.errors,
     )

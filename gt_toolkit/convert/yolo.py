@@ -2,30 +2,32 @@
 
 Layout: ``labels/{train,val}/<stem>.txt`` (one ``class cx cy w h`` line per box, normalised
 to [0, 1]; an empty file is a negative image), ``images/{train,val}/`` when images are copied,
-``data.yaml`` and ``classes.txt`` with the names, and ``sources.jsonl`` mapping each stem back
-to its ``source-ref`` (``from-yolo`` uses it). The YOLO class index is the Ground Truth
+``data.yaml`` and ``classes.txt`` with the names, and ``sources.jsonl`` mapping each label file
+back to its ``source-ref`` (``from-yolo`` uses it). The YOLO class index is the Ground Truth
 ``class_id``, so label files stream out without a second pass; unused ids get placeholder
 names.
+
+``data.yaml`` names the dataset folder as an absolute ``path`` for a local output: Ultralytics
+resolves a relative ``path`` against the current directory, not the file. For an S3 output it
+has no ``path`` key, so Ultralytics uses the folder holding ``data.yaml`` once downloaded.
 """
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import orjson
 
-from gt_toolkit.convert._common import (
-    ConversionResult,
-    ConvertOptions,
-    copier_for,
-    out_path,
-    planned_splitter,
-    sized_detections,
-)
+from gt_toolkit.convert.images import copier_for
+from gt_toolkit.convert.options import ConversionResult, ConvertOptions
+from gt_toolkit.convert.records import sized_detections
+from gt_toolkit.convert.splits import planned_splitter
+from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.formats.output_manifest import OutputStats
-from gt_toolkit.storage.files import Location, atomic_output, write_bytes
+from gt_toolkit.storage.files import Location
+from gt_toolkit.storage.s3 import is_s3_uri
 
-__all__ = ["to_yolo", "yolo_lines"]
+__all__ = ["data_yaml", "to_yolo", "yolo_lines"]
 
 _SPLIT_DIR = {"train": "train", "validation": "val"}
 
@@ -41,46 +43,48 @@ def yolo_lines(
     return out
 
 
-def to_yolo(source: Location, out: Location, options: ConvertOptions) -> ConversionResult:
+def to_yolo(source: Location, out: StagedOutput, options: ConvertOptions) -> ConversionResult:
     """Write a YOLO dataset folder at ``out``."""
     stats = OutputStats()
     splitter = planned_splitter(source, options)
     counts = {"train": 0, "validation": 0}
-    with (
-        copier_for(options) as copier,
-        atomic_output(out_path(out, "sources.jsonl"), store=options.store) as sources,
-    ):
+    with copier_for(options) as copier, out.open(out.location("sources.jsonl")) as sources:
         for rec, size, name in sized_detections(
             source, options, stats=stats, copier=copier, desc="yolo"
         ):
             split = splitter(rec)
             counts[split] += 1
-            stem = PurePosixPath(name).stem
             folder = _SPLIT_DIR[split]
+            label_file = f"labels/{folder}/{PurePosixPath(name).stem}.txt"
             lines = yolo_lines(
-                [(b.class_id, b.left, b.top, b.width, b.height) for b in rec.boxes], *size[:2]
+                [
+                    (class_id, b.left, b.top, b.width, b.height)
+                    for class_id, b in zip(rec.class_ids, rec.boxes, strict=True)
+                ],
+                *size[:2],
             )
             body = "".join(line + "\n" for line in lines).encode()
-            copier.submit_write(out_path(out, "labels", folder, f"{stem}.txt"), body)
-            sources.write(
-                orjson.dumps({"stem": f"{folder}/{stem}", "source-ref": rec.source_ref}) + b"\n"
-            )
+            copier.submit_write(out.staged(out.location(label_file)), body)
+            sources.write(orjson.dumps({"label": label_file, "source-ref": rec.source_ref}) + b"\n")
             if options.copy_images:
-                copier.submit(rec.source_ref, out_path(out, "images", folder, name))
+                copier.submit(rec.source_ref, out.staged(out.location("images", folder, name)))
     names = _names(stats)
-    yaml = ["path: .", "train: images/train", "val: images/val", "names:"]
-    yaml += [f"  {i}: {orjson.dumps(n).decode()}" for i, n in enumerate(names)]
-    write_bytes(out_path(out, "data.yaml"), ("\n".join(yaml) + "\n").encode(), store=options.store)
-    write_bytes(
-        out_path(out, "classes.txt"), "".join(n + "\n" for n in names).encode(), store=options.store
-    )
+    out.write_bytes(out.location("classes.txt"), "".join(n + "\n" for n in names).encode())
+    out.write_bytes(out.location("data.yaml"), data_yaml(out.out, names))
     return ConversionResult(
         target="yolo",
         stats=stats,
-        outputs={"dataset": str(out), "data.yaml": out_path(out, "data.yaml")},
+        outputs={"dataset": out.out, "data.yaml": out.location("data.yaml")},
         extra={"images_per_split": counts, "names": names},
-        image_errors=copier.errors,
     )
+
+
+def data_yaml(out: str, names: list[str]) -> bytes:
+    """Ultralytics' dataset file: ``path`` (local outputs), the two splits and the names."""
+    lines = [] if is_s3_uri(out) else [f"path: {orjson.dumps(str(Path(out).absolute())).decode()}"]
+    lines += ["train: images/train", "val: images/val", f"nc: {len(names)}", "names:"]
+    lines += [f"  {i}: {orjson.dumps(n).decode()}" for i, n in enumerate(names)]
+    return ("\n".join(lines) + "\n").encode()
 
 
 def _names(stats: OutputStats) -> list[str]:

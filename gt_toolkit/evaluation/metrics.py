@@ -37,14 +37,15 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from gt_toolkit.consolidation.geometry import iou_matrix
 from gt_toolkit.errors import ValidationError
+from gt_toolkit.formats.detection_label import ScoredBox
 from gt_toolkit.formats.manifest import ManifestLine, RejectedLine, parse_manifest_lines
 from gt_toolkit.formats.output_manifest import (
     DetectionRecord,
@@ -52,20 +53,23 @@ from gt_toolkit.formats.output_manifest import (
     OutputReader,
     OutputRejectReason,
 )
+from gt_toolkit.progress import progress
 from gt_toolkit.storage.files import Location, iter_raw_lines
 from gt_toolkit.storage.s3 import S3Store
 
 __all__ = [
+    "AREA_RANGES",
     "COCO_IOU_THRESHOLDS",
     "COCO_RECALL_POINTS",
+    "RECALL_DETECTIONS",
     "ClassEvaluation",
     "DetectionSet",
     "EvaluationResult",
     "ImageEvaluation",
-    "ScoredBox",
     "evaluate_detections",
     "format_evaluation",
     "iter_prediction_lines",
+    "mismatch_hints",
     "parse_prediction_line",
     "read_detection_set",
 ]
@@ -76,22 +80,12 @@ COCO_RECALL_POINTS: npt.NDArray[np.float64] = np.linspace(0.0, 1.0, 101)
 """COCO's 101 recall points for interpolated precision."""
 
 _EPS = float(np.spacing(1))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScoredBox:
-    """One labeled box in pixels (top-left origin) with a score (ignored for the reference)."""
-
-    label: str
-    left: float
-    top: float
-    width: float
-    height: float
-    score: float = 1.0
-
-    def to_json(self) -> dict[str, Any]:
-        """The neutral prediction-format box."""
-        return asdict(self)
+_ANY_OVERLAP = float(np.nextafter(0.0, 1.0))  # a threshold that every positive IoU meets
+# Objects the labeling did not label (listed in ``skipped``, not scored as negatives).
+_NOT_LABELED = (
+    OutputRejectReason.FAILED_OBJECT.value,
+    OutputRejectReason.ALL_BOXES_DROPPED.value,
+)
 
 
 Detections = Mapping[str, Sequence[ScoredBox]]
@@ -136,11 +130,27 @@ class ImageEvaluation:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EvaluationResult:
-    """Everything :func:`evaluate_detections` measured; ``to_json`` is the report."""
+    """Everything :func:`evaluate_detections` measured; ``to_json`` is the report.
+
+    ``map*`` and ``mar*`` are COCO's twelve summary numbers: AP over IoU .50:.95 (and at .50,
+    .75) for all boxes and for small (area < 32²), medium and large (> 96²) reference boxes,
+    and AR (recall averaged over the ten IoU thresholds and the classes) keeping each image's
+    best 1, 10 or 100 detections per class, and by size at 100. ``warnings`` are one-line
+    hints about inputs that look mismatched (label case, normalised boxes, other images).
+    """
 
     map50: float | None
     map75: float | None
     map: float | None
+    map_small: float | None
+    map_medium: float | None
+    map_large: float | None
+    mar1: float | None
+    mar10: float | None
+    mar100: float | None
+    mar_small: float | None
+    mar_medium: float | None
+    mar_large: float | None
     precision: float | None
     recall: float | None
     mean_image_miou: float | None
@@ -150,16 +160,61 @@ class EvaluationResult:
     score_threshold: float
     max_detections: int | None
     unknown_images: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (``None`` becomes ``null``)."""
         return asdict(self)
 
 
+AREA_RANGES: Final[Mapping[str, tuple[float, float]]] = {
+    "all": (0.0, 1e10),
+    "small": (0.0, 32.0**2),
+    "medium": (32.0**2, 96.0**2),
+    "large": (96.0**2, 1e10),
+}
+"""COCO's area ranges in square pixels, bounds included, for the reference boxes."""
+RECALL_DETECTIONS: Final = (1, 10, 100)
+"""The per-image, per-class detection counts of COCO's AR@1, AR@10 and AR@100."""
+
+
 @dataclass(slots=True)
-class _ClassAccumulator:
+class _Ranked:
+    """One class in one area range: every image's ranked detections and what they found."""
+
     scores: list[npt.NDArray[np.float64]] = field(default_factory=list)
-    matched: list[npt.NDArray[np.bool_]] = field(default_factory=list)  # (T, D) per image
+    tp: list[npt.NDArray[np.bool_]] = field(default_factory=list)  # (T, D) per image
+    fp: list[npt.NDArray[np.bool_]] = field(default_factory=list)  # (T, D) per image
+    references: int = 0  # reference boxes in the range
+    # true positives among each image's best k detections, per RECALL_DETECTIONS and threshold
+    found: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros((len(RECALL_DETECTIONS), len(COCO_IOU_THRESHOLDS)), int)
+    )
+
+    def ap(self) -> npt.NDArray[np.float64] | None:
+        """AP per IoU threshold; ``None`` when the range holds no reference box."""
+        if not self.references:
+            return None
+        if not self.scores:
+            return np.zeros(len(COCO_IOU_THRESHOLDS))
+        return _interpolated_ap(
+            np.concatenate(self.scores),
+            np.concatenate(self.tp, axis=1),
+            np.concatenate(self.fp, axis=1),
+            self.references,
+        )
+
+    def ar(self) -> list[float | None]:
+        """AR per :data:`RECALL_DETECTIONS`, averaged over the IoU thresholds."""
+        if not self.references:
+            return [None] * len(RECALL_DETECTIONS)
+        return [float(np.mean(row / self.references)) for row in self.found]
+
+
+@dataclass(slots=True)
+class _Counts:
+    """One class at ``iou_threshold`` and ``score_threshold``: precision/recall counts."""
+
     references: int = 0
     detections: int = 0
     tp: int = 0
@@ -173,57 +228,79 @@ def _xywh(boxes: Sequence[ScoredBox]) -> npt.NDArray[np.float64]:
     return np.array([[b.left, b.top, b.width, b.height] for b in boxes], dtype=np.float64)
 
 
+def _score(box: ScoredBox) -> float:
+    """A detection's score; one without a score counts as certain (1.0)."""
+    return 1.0 if box.score is None else box.score
+
+
 def _det_order(boxes: Sequence[ScoredBox]) -> list[ScoredBox]:
-    return sorted(boxes, key=lambda b: (-b.score, b.left, b.top, b.width, b.height))
+    return sorted(boxes, key=lambda b: (-_score(b), b.left, b.top, b.width, b.height))
 
 
 def _ref_order(boxes: Sequence[ScoredBox]) -> list[ScoredBox]:
     return sorted(boxes, key=lambda b: (b.left, b.top, b.width, b.height))
 
 
-def _greedy_match(iou: npt.NDArray[np.float64], threshold: float) -> npt.NDArray[np.int64]:
-    """For each detection (rows, best first), the reference index it takes, or -1.
+def _greedy_match(
+    iou: npt.NDArray[np.float64],
+    thresholds: npt.NDArray[np.float64],
+    ignored: npt.NDArray[np.bool_] | None = None,
+) -> npt.NDArray[np.int64]:
+    """``(T, D)``: per threshold, the reference index each detection takes, or -1.
 
-    COCO's rule: the unmatched reference with the highest IoU, at least ``threshold``
-    (capped at ``1 - 1e-10``); on equal IoU the later reference wins, as in pycocotools.
+    Detections (rows) are taken best first. COCO's rule: the unmatched reference with the
+    highest IoU, at least the threshold (capped at ``1 - 1e-10``); on equal IoU the later
+    reference wins, as in pycocotools. References flagged ``ignored`` (outside the area
+    range) are taken only when no other qualifies, as COCOeval does by sorting them last.
+    All thresholds advance together, one detection at a time.
     """
     n_det, n_ref = iou.shape
-    taken = np.zeros(n_ref, dtype=bool)
-    out = np.full(n_det, -1, dtype=np.int64)
-    floor = min(threshold, 1 - 1e-10)
+    floors = np.minimum(thresholds, 1 - 1e-10)
+    out = np.full((len(floors), n_det), -1, dtype=np.int64)
+    if n_ref == 0:
+        return out
+    candidates = iou >= floors.min()
+    if (candidates.sum(axis=0) <= 1).all() and (candidates.sum(axis=1) <= 1).all():
+        # No detection competes for a reference, nor a reference for a detection: each
+        # detection takes its one candidate wherever the IoU reaches the threshold.
+        ref = candidates.argmax(axis=1)
+        ok = candidates.any(axis=1)[None, :] & (iou[np.arange(n_det), ref] >= floors[:, None])
+        return np.where(ok, ref[None, :], -1)
+    taken = np.zeros((len(floors), n_ref), dtype=bool)
+    rows = np.arange(len(floors))
+    groups = [np.zeros(n_ref, dtype=bool)] if ignored is None else [ignored, ~ignored]
     for d in range(n_det):
-        if n_ref == 0:
-            break
-        row = np.where(taken, -np.inf, iou[d])
-        best = float(row.max())
-        if best < floor:
-            continue
-        m = n_ref - 1 - int(np.argmax(row[::-1] == best))
-        taken[m] = True
-        out[d] = m
+        for excluded in groups:  # the refs a group may not take
+            open_ = out[:, d] < 0
+            row = np.where(taken | excluded, -np.inf, iou[d])
+            best = row.max(axis=1)
+            last = n_ref - 1 - np.argmax(row[:, ::-1] == best[:, None], axis=1)
+            take = open_ & (best >= floors)
+            out[take, d] = last[take]
+            taken[rows[take], last[take]] = True
     return out
 
 
 def _interpolated_ap(
-    scores: npt.NDArray[np.float64], matched: npt.NDArray[np.bool_], n_refs: int
+    scores: npt.NDArray[np.float64],
+    tp: npt.NDArray[np.bool_],
+    fp: npt.NDArray[np.bool_],
+    n_refs: int,
 ) -> npt.NDArray[np.float64]:
     """AP per IoU threshold: COCO's 101-point interpolated precision, averaged.
 
-    ``matched`` is ``(T, D)``; detections are sorted here by score with a stable sort, so
-    ties keep the caller's (image, in-image) order.
+    ``tp`` and ``fp`` are ``(T, D)``; a detection that is neither (matched to or lying
+    outside the area range) does not count. Detections are sorted here by score with a
+    stable sort, so ties keep the caller's (image, in-image) order.
     """
     order = np.argsort(-scores, kind="mergesort")
-    tps = matched[:, order]
-    fps = ~tps
-    tp_sum = np.cumsum(tps, axis=1).astype(dtype=float)
-    fp_sum = np.cumsum(fps, axis=1).astype(dtype=float)
-    n_thr = matched.shape[0]
-    ap = np.zeros(n_thr, dtype=np.float64)
-    for t in range(n_thr):
-        tp, fp = tp_sum[t], fp_sum[t]
-        nd = len(tp)
-        rc = tp / n_refs
-        pr = tp / (fp + tp + _EPS)
+    tp_sum = np.cumsum(tp[:, order], axis=1).astype(dtype=float)
+    fp_sum = np.cumsum(fp[:, order], axis=1).astype(dtype=float)
+    ap = np.zeros(tp.shape[0], dtype=np.float64)
+    for t in range(tp.shape[0]):
+        nd = len(tp_sum[t])
+        rc = tp_sum[t] / n_refs
+        pr = tp_sum[t] / (fp_sum[t] + tp_sum[t] + _EPS)
         q = np.zeros(len(COCO_RECALL_POINTS), dtype=np.float64)
         pr = np.maximum.accumulate(pr[::-1])[::-1] if nd else pr
         inds = np.searchsorted(rc, COCO_RECALL_POINTS, side="left")
@@ -245,12 +322,213 @@ def _mean(values: Iterable[float | None]) -> float | None:
 def _check_boxes(source_ref: str, boxes: Sequence[ScoredBox], side: str) -> list[str]:
     problems = []
     for i, b in enumerate(boxes):
-        values = (b.left, b.top, b.width, b.height, b.score)
+        values = (b.left, b.top, b.width, b.height, _score(b))
         if not all(math.isfinite(v) for v in values):
             problems.append(f"{side} {source_ref} box {i}: non-finite value in {b}")
         elif b.width < 0 or b.height < 0:
             problems.append(f"{side} {source_ref} box {i}: negative width or height in {b}")
     return problems
+
+
+def _check_input(
+    detections: Detections,
+    reference: Detections,
+    iou_threshold: float,
+    max_detections: int | None,
+) -> None:
+    problems: list[str] = []
+    if not 0.0 <= iou_threshold <= 1.0:
+        problems.append(f"iou_threshold must be in [0, 1], got {iou_threshold}")
+    if max_detections is not None and max_detections < 1:
+        problems.append(f"max_detections must be >= 1 or None, got {max_detections}")
+    for ref, boxes in reference.items():
+        problems.extend(_check_boxes(ref, boxes, "reference"))
+    for ref, boxes in detections.items():
+        problems.extend(_check_boxes(ref, boxes, "detection"))
+    unknown = sorted(set(detections) - set(reference))
+    if detections and len(unknown) == len(detections):
+        problems.append(
+            f"none of the {len(detections)} detection image(s) is in the reference "
+            f"(e.g. {unknown[0]} against {min(reference, default='nothing')}): "
+            "do both name the images the same way (bucket, prefix)?"
+        )
+    if problems:
+        raise ValidationError(problems, what="evaluation input")
+
+
+def _is_normalised(boxes: Iterable[ScoredBox]) -> bool | None:
+    """Whether every box lies within [0, 1]²; ``None`` without boxes."""
+    edges = [max(b.left + b.width, b.top + b.height) for b in boxes]
+    return max(edges) <= 1.0 + 1e-9 if edges else None
+
+
+def mismatch_hints(detections: Detections, reference: Detections) -> list[str]:
+    """One line per sign that the two sides do not describe boxes the same way.
+
+    Labels that match only when case and surrounding spaces are ignored, boxes normalised to
+    0-1 on one side only, and detection images the reference does not list: each scores 0
+    without being wrong, so a person should hear about it.
+    """
+    hints = []
+    unknown = sorted(set(detections) - set(reference))
+    if unknown:
+        hints.append(
+            f"{len(unknown)} of {len(detections)} detection image(s) are not in the reference "
+            f"and were left out, e.g. {unknown[0]}"
+        )
+    det_labels = {b.label for boxes in detections.values() for b in boxes}
+    ref_labels = {b.label for boxes in reference.values() for b in boxes}
+    folded = {label.strip().casefold(): label for label in ref_labels}
+    near = sorted(
+        (label, folded[label.strip().casefold()])
+        for label in det_labels - ref_labels
+        if label.strip().casefold() in folded
+    )
+    if near:
+        pairs = ", ".join(f"{d!r} vs {r!r}" for d, r in near[:3])
+        hints.append(f"labels differ from the reference only in case or spaces: {pairs}")
+    det_norm = _is_normalised(b for boxes in detections.values() for b in boxes)
+    ref_norm = _is_normalised(b for boxes in reference.values() for b in boxes)
+    if det_norm is not None and ref_norm is not None and det_norm != ref_norm:
+        side, other = ("detection", "reference") if det_norm else ("reference", "detection")
+        hints.append(
+            f"{side} boxes all lie within 0-1 (normalised?) while {other} boxes are in "
+            "pixels: scale them by the image size"
+        )
+    return hints
+
+
+def _by_label(boxes: Iterable[ScoredBox]) -> dict[str, list[ScoredBox]]:
+    out: dict[str, list[ScoredBox]] = defaultdict(list)
+    for b in boxes:
+        out[b.label].append(b)
+    return out
+
+
+def _rank_area_ranges(
+    ranked: Mapping[str, _Ranked],
+    iou: npt.NDArray[np.float64],
+    matches: npt.NDArray[np.int64],
+    det_area: npt.NDArray[np.float64],
+    ref_area: npt.NDArray[np.float64],
+    scores: npt.NDArray[np.float64],
+) -> None:
+    """Add one image and class to each area range's accumulator, as COCOeval counts it."""
+    for name, (low, high) in AREA_RANGES.items():
+        ignored = (ref_area < low) | (ref_area > high)
+        inside = (det_area >= low) & (det_area <= high)
+        acc = ranked[name]
+        acc.references += int((~ignored).sum())
+        if ignored.all() and not inside.any():
+            continue  # nothing here can be a true or a false positive
+        taken = matches
+        if ignored.any() and not ignored.all():  # only a mix changes which box is taken
+            taken = _greedy_match(iou, COCO_IOU_THRESHOLDS, ignored)
+        hit = taken >= 0
+        on_ignored = np.append(ignored, False)[taken]  # -1 (no match) reads the False
+        tp = hit & ~on_ignored
+        acc.scores.append(scores)
+        acc.tp.append(tp)
+        acc.fp.append(~hit & inside[None, :])
+        for i, k in enumerate(RECALL_DETECTIONS):
+            acc.found[i] += tp[:, :k].sum(axis=1)
+
+
+def _match_class(
+    refs: list[ScoredBox],
+    dets: list[ScoredBox],
+    ranked: Mapping[str, _Ranked],
+    counts: _Counts,
+    iou_threshold: float,
+    score_threshold: float,
+) -> tuple[float, int, int]:
+    """Match one class on one image; returns (IoU sum, matched pairs, kept detections)."""
+    iou = iou_matrix(_xywh(dets), _xywh(refs), xywh=True)
+    ref_area = np.array([b.width * b.height for b in refs], dtype=np.float64)
+    det_area = np.array([b.width * b.height for b in dets], dtype=np.float64)
+    scores = np.array([_score(d) for d in dets], dtype=np.float64)
+    kept = scores >= score_threshold
+    iou_kept = iou[kept]
+    # P/R at iou_threshold, and the per-image IoU (any overlap counts): with every detection
+    # kept, the same pass as COCO's thresholds.
+    extra = np.array([iou_threshold, _ANY_OVERLAP])
+    if kept.all():
+        both = _greedy_match(iou, np.concatenate([COCO_IOU_THRESHOLDS, extra]))
+        matches, (hits, pairs) = both[:-2], both[-2:]
+    else:
+        matches = _greedy_match(iou, COCO_IOU_THRESHOLDS)
+        hits, pairs = _greedy_match(iou_kept, extra)
+    _rank_area_ranges(ranked, iou, matches, det_area, ref_area, scores)
+    hits = hits >= 0
+    counts.references += len(refs)
+    counts.detections += int(kept.sum())
+    counts.tp += int(hits.sum())
+    counts.fp += int((~hits).sum())
+    # Per-image IoU: one-to-one pairs that overlap at all; unmatched boxes add 0.
+    paired = pairs >= 0
+    pair_ious = iou_kept[np.nonzero(paired)[0], pairs[paired]]
+    return float(pair_ious.sum()), int(paired.sum()), int(kept.sum())
+
+
+def _class_result(label: str, ranked: Mapping[str, _Ranked], counts: _Counts) -> ClassEvaluation:
+    ap = ranked["all"].ap()
+    thr_50 = int(np.argmin(np.abs(COCO_IOU_THRESHOLDS - 0.5)))
+    thr_75 = int(np.argmin(np.abs(COCO_IOU_THRESHOLDS - 0.75)))
+    return ClassEvaluation(
+        label=label,
+        ap50=float(ap[thr_50]) if ap is not None else None,
+        ap75=float(ap[thr_75]) if ap is not None else None,
+        ap=float(np.mean(ap)) if ap is not None else None,
+        references=counts.references,
+        detections=counts.detections,
+        true_positives=counts.tp,
+        false_positives=counts.fp,
+        false_negatives=counts.references - counts.tp,
+        precision=_ratio(counts.tp, counts.tp + counts.fp),
+        recall=_ratio(counts.tp, counts.references),
+    )
+
+
+def _mean_ap(ranked: Iterable[_Ranked]) -> float | None:
+    aps = [ap for acc in ranked if (ap := acc.ap()) is not None]
+    return _mean(float(np.mean(ap)) for ap in aps)
+
+
+def _evaluate_image(
+    source_ref: str,
+    reference: Sequence[ScoredBox],
+    detections: Sequence[ScoredBox],
+    ranked: Mapping[str, Mapping[str, _Ranked]],
+    counts: Mapping[str, _Counts],
+    *,
+    iou_threshold: float,
+    score_threshold: float,
+    max_detections: int | None,
+) -> ImageEvaluation:
+    """Match one image class by class, adding to the accumulators; its own IoU summary."""
+    refs_by_label, dets_by_label = _by_label(reference), _by_label(detections)
+    iou_sum, matched, n_ref, n_det = 0.0, 0, 0, 0
+    for label in sorted(set(refs_by_label) | set(dets_by_label)):
+        refs = _ref_order(refs_by_label[label])
+        dets = _det_order(dets_by_label[label])[:max_detections]
+        pair_sum, pairs, kept = _match_class(
+            refs, dets, ranked[label], counts[label], iou_threshold, score_threshold
+        )
+        iou_sum += pair_sum
+        matched += pairs
+        n_ref += len(refs)
+        n_det += kept
+    denominator = n_ref + n_det - matched
+    return ImageEvaluation(
+        source_ref=source_ref,
+        miou=iou_sum / denominator if denominator else 1.0,
+        matched_iou=iou_sum / matched if matched else None,
+        matched=matched,
+        references=n_ref,
+        detections=n_det,
+        missed=n_ref - matched,
+        false_positives=n_det - matched,
+    )
 
 
 def evaluate_detections(
@@ -264,8 +542,9 @@ def evaluate_detections(
     """Compare detections with reference boxes, per class and per image.
 
     The reference decides which images count: an image it lists without a detection entry
-    has every box missed; detections on images it does not list are left out and named in
-    ``unknown_images`` (usually a bucket or prefix mismatch worth seeing).
+    has every box missed; detections on images it does not list are left out, named in
+    ``unknown_images`` and warned about (when *no* detection image is in the reference,
+    that is an error: the two sides name images differently).
 
     Args:
         detections: boxes with scores per ``source-ref`` (a model's or another labeling run's).
@@ -274,127 +553,92 @@ def evaluate_detections(
         score_threshold: detections scoring below it are dropped for precision, recall and
             the per-image IoU; AP always ranks all of them.
         max_detections: keep at most this many best-scored detections per image and class
-            (COCO's ``maxDets``); ``None`` keeps all.
+            (COCO's ``maxDets``); ``None`` keeps all. With 100, the AP and AR numbers are
+            exactly COCOeval's summary.
 
     Returns:
         Per-class AP@0.5, AP@0.75 and AP@[.5:.95], their means over classes with reference
-        boxes, micro-averaged precision/recall, and per-image IoU, worst image first.
+        boxes, COCO's size and AR numbers, micro-averaged precision/recall, per-image IoU
+        (worst image first) and one-line ``warnings`` from :func:`mismatch_hints`.
 
     Raises:
-        ValidationError: non-finite or negative-size boxes, or a bad threshold.
+        ValidationError: non-finite or negative-size boxes, a bad threshold, or detections
+            on none of the reference's images.
 
     Examples:
         >>> box = ScoredBox(label="ball", left=10, top=10, width=20, height=20)
         >>> evaluate_detections({"a.jpg": [box]}, {"a.jpg": [box]}).map50
         1.0
     """
-    problems: list[str] = []
-    if not 0.0 <= iou_threshold <= 1.0:
-        problems.append(f"iou_threshold must be in [0, 1], got {iou_threshold}")
-    if max_detections is not None and max_detections < 1:
-        problems.append(f"max_detections must be >= 1 or None, got {max_detections}")
-    for ref, boxes in reference.items():
-        problems.extend(_check_boxes(ref, boxes, "reference"))
-    for ref, boxes in detections.items():
-        problems.extend(_check_boxes(ref, boxes, "detection"))
-    if problems:
-        raise ValidationError(problems, what="evaluation input")
-
+    _check_input(detections, reference, iou_threshold, max_detections)
     images = sorted(reference)
-    unknown = sorted(set(detections) - set(reference))
     labels = sorted(
         {b.label for boxes in reference.values() for b in boxes}
         | {b.label for r in images for b in detections.get(r, ())}
     )
-    acc = {label: _ClassAccumulator() for label in labels}
-    per_image: list[ImageEvaluation] = []
-    for source_ref in images:
-        refs_by_label: dict[str, list[ScoredBox]] = defaultdict(list)
-        dets_by_label: dict[str, list[ScoredBox]] = defaultdict(list)
-        for b in reference[source_ref]:
-            refs_by_label[b.label].append(b)
-        for b in detections.get(source_ref, ()):
-            dets_by_label[b.label].append(b)
-        iou_sum, matched, n_ref, n_det = 0.0, 0, 0, 0
-        for label in sorted(set(refs_by_label) | set(dets_by_label)):
-            refs = _ref_order(refs_by_label[label])
-            dets = _det_order(dets_by_label[label])[:max_detections]
-            iou = iou_matrix(_xywh(dets), _xywh(refs), xywh=True)
-            a = acc[label]
-            a.references += len(refs)
-            if dets:
-                scores = np.array([d.score for d in dets], dtype=np.float64)
-                a.scores.append(scores)
-                a.matched.append(
-                    np.stack([_greedy_match(iou, float(t)) >= 0 for t in COCO_IOU_THRESHOLDS])
-                )
-            kept = np.array([d.score >= score_threshold for d in dets], dtype=bool)
-            iou_kept = iou[kept]
-            hits = _greedy_match(iou_kept, iou_threshold) >= 0
-            a.detections += int(kept.sum())
-            a.tp += int(hits.sum())
-            a.fp += int((~hits).sum())
-            # Per-image IoU: one-to-one, any overlap counts, unmatched boxes add 0.
-            pairs = _greedy_match(iou_kept, 0.0)
-            overlap = pairs >= 0
-            pair_ious = iou_kept[np.nonzero(overlap)[0], pairs[overlap]]
-            positive = pair_ious > 0
-            iou_sum += float(pair_ious[positive].sum())
-            matched += int(positive.sum())
-            n_ref += len(refs)
-            n_det += int(kept.sum())
-        denominator = n_ref + n_det - matched
-        per_image.append(
-            ImageEvaluation(
-                source_ref=source_ref,
-                miou=iou_sum / denominator if denominator else 1.0,
-                matched_iou=iou_sum / matched if matched else None,
-                matched=matched,
-                references=n_ref,
-                detections=n_det,
-                missed=n_ref - matched,
-                false_positives=n_det - matched,
-            )
+    ranked = {label: {name: _Ranked() for name in AREA_RANGES} for label in labels}
+    counts = {label: _Counts() for label in labels}
+    per_image = [
+        _evaluate_image(
+            source_ref,
+            reference[source_ref],
+            detections.get(source_ref, ()),
+            ranked,
+            counts,
+            iou_threshold=iou_threshold,
+            score_threshold=score_threshold,
+            max_detections=max_detections,
         )
-
-    thr_50 = int(np.argmin(np.abs(COCO_IOU_THRESHOLDS - 0.5)))
-    thr_75 = int(np.argmin(np.abs(COCO_IOU_THRESHOLDS - 0.75)))
-    classes: list[ClassEvaluation] = []
-    for label in labels:
-        a = acc[label]
-        ap: npt.NDArray[np.float64] | None = None
-        if a.references:
-            if a.scores:
-                ap = _interpolated_ap(
-                    np.concatenate(a.scores), np.concatenate(a.matched, axis=1), a.references
-                )
-            else:
-                ap = np.zeros(len(COCO_IOU_THRESHOLDS))
-        classes.append(
-            ClassEvaluation(
-                label=label,
-                ap50=float(ap[thr_50]) if ap is not None else None,
-                ap75=float(ap[thr_75]) if ap is not None else None,
-                ap=float(np.mean(ap)) if ap is not None else None,
-                references=a.references,
-                detections=a.detections,
-                true_positives=a.tp,
-                false_positives=a.fp,
-                false_negatives=a.references - a.tp,
-                precision=_ratio(a.tp, a.tp + a.fp),
-                recall=_ratio(a.tp, a.references),
-            )
-        )
+        for source_ref in progress(images, total=len(images), desc="evaluating", unit="img")
+    ]
     per_image.sort(key=lambda r: (r.miou, r.source_ref))
+    return _result(
+        [_class_result(label, ranked[label], counts[label]) for label in labels],
+        ranked,
+        per_image,
+        iou_threshold=iou_threshold,
+        score_threshold=score_threshold,
+        max_detections=max_detections,
+        unknown=sorted(set(detections) - set(reference)),
+        warnings=mismatch_hints(detections, reference),
+    )
+
+
+def _result(
+    classes: list[ClassEvaluation],
+    ranked: Mapping[str, Mapping[str, _Ranked]],
+    per_image: list[ImageEvaluation],
+    *,
+    iou_threshold: float,
+    score_threshold: float,
+    max_detections: int | None,
+    unknown: list[str],
+    warnings: list[str],
+) -> EvaluationResult:
+    def across(area: str) -> list[_Ranked]:
+        return [ranked[c.label][area] for c in classes]
+
+    recall = {
+        area: [acc.ar() for acc in across(area)] for area in ("all", "small", "medium", "large")
+    }
+    at_100 = RECALL_DETECTIONS.index(100)
     tp = sum(c.true_positives for c in classes)
     fp = sum(c.false_positives for c in classes)
-    n_refs = sum(c.references for c in classes)
     return EvaluationResult(
         map50=_mean(c.ap50 for c in classes),
         map75=_mean(c.ap75 for c in classes),
         map=_mean(c.ap for c in classes),
+        map_small=_mean_ap(across("small")),
+        map_medium=_mean_ap(across("medium")),
+        map_large=_mean_ap(across("large")),
+        mar1=_mean(r[0] for r in recall["all"]),
+        mar10=_mean(r[1] for r in recall["all"]),
+        mar100=_mean(r[at_100] for r in recall["all"]),
+        mar_small=_mean(r[at_100] for r in recall["small"]),
+        mar_medium=_mean(r[at_100] for r in recall["medium"]),
+        mar_large=_mean(r[at_100] for r in recall["large"]),
         precision=_ratio(tp, tp + fp),
-        recall=_ratio(tp, n_refs),
+        recall=_ratio(tp, sum(c.references for c in classes)),
         mean_image_miou=_mean(r.miou for r in per_image),
         classes=classes,
         images=per_image,
@@ -402,6 +646,7 @@ def evaluate_detections(
         score_threshold=score_threshold,
         max_detections=max_detections,
         unknown_images=unknown,
+        warnings=warnings,
     )
 
 
@@ -410,7 +655,43 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def format_evaluation(result: EvaluationResult, *, worst: int = 10) -> str:
-    """A plain-text report: the class table, the means, and the ``worst`` images."""
+    """A plain-text report: the class table, the means, and the ``worst`` images.
+
+    ``result.warnings`` are left to the caller (the CLI prints them on stderr).
+    """
+    lines = [_class_table(result)]
+    lines.append(
+        f"P/R at IoU {result.iou_threshold:g}, score >= {result.score_threshold:g}; "
+        f"max detections per image and class: {result.max_detections or 'all'}; "
+        f"mean per-image mIoU: {_fmt(result.mean_image_miou)}"
+    )
+    lines.append(
+        f"AP small/medium/large: {_fmt(result.map_small)} / {_fmt(result.map_medium)} / "
+        f"{_fmt(result.map_large)}; AR@1/10/100: {_fmt(result.mar1)} / {_fmt(result.mar10)} / "
+        f"{_fmt(result.mar100)}; AR small/medium/large: {_fmt(result.mar_small)} / "
+        f"{_fmt(result.mar_medium)} / {_fmt(result.mar_large)}"
+    )
+    if worst and result.images:
+        lines.append("")
+        lines.append(f"worst {min(worst, len(result.images))} of {len(result.images)} images:")
+        img_rows = [
+            [
+                r.source_ref,
+                _fmt(r.miou),
+                _fmt(r.matched_iou),
+                str(r.references),
+                str(r.detections),
+                str(r.missed),
+                str(r.false_positives),
+            ]
+            for r in result.images[:worst]
+        ]
+        lines.append(_table(["image", "mIoU", "matched", "refs", "dets", "missed", "FP"], img_rows))
+    return "\n".join(lines)
+
+
+def _class_table(result: EvaluationResult) -> str:
+    """One row per class and a ``mean`` row (sums of the counts, means of the scores)."""
     head = ["class", "refs", "dets", "AP50", "AP75", "AP", "P", "R", "TP", "FP", "FN"]
     rows = [
         [
@@ -443,34 +724,7 @@ def format_evaluation(result: EvaluationResult, *, worst: int = 10) -> str:
             str(sum(c.false_negatives for c in result.classes)),
         ]
     )
-    lines = [_table(head, rows)]
-    lines.append(
-        f"P/R at IoU {result.iou_threshold:g}, score >= {result.score_threshold:g}; "
-        f"max detections per image and class: {result.max_detections or 'all'}; "
-        f"mean per-image mIoU: {_fmt(result.mean_image_miou)}"
-    )
-    if worst and result.images:
-        lines.append("")
-        lines.append(f"worst {min(worst, len(result.images))} of {len(result.images)} images:")
-        img_rows = [
-            [
-                r.source_ref,
-                _fmt(r.miou),
-                _fmt(r.matched_iou),
-                str(r.references),
-                str(r.detections),
-                str(r.missed),
-                str(r.false_positives),
-            ]
-            for r in result.images[:worst]
-        ]
-        lines.append(_table(["image", "mIoU", "matched", "refs", "dets", "missed", "FP"], img_rows))
-    if result.unknown_images:
-        lines.append(
-            f"{len(result.unknown_images)} detection image(s) not in the reference were "
-            f"ignored, e.g. {result.unknown_images[0]}"
-        )
-    return "\n".join(lines)
+    return _table(head, rows)
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
@@ -501,14 +755,17 @@ def parse_prediction_line(data: Mapping[str, Any]) -> tuple[str, list[ScoredBox]
     """One neutral-format prediction line -> ``(source_ref, boxes)``.
 
     Raises:
-        ValueError: no ``source-ref``, ``boxes`` not a list, or a malformed box.
+        ValidationError: no ``source-ref``, ``boxes`` not a list, or a malformed box.
     """
     source_ref = data.get("source-ref")
     if not isinstance(source_ref, str):
-        raise ValueError("no 'source-ref' string")
+        raise ValidationError(["no 'source-ref' string"], what="prediction line")
     raw = data.get("boxes")
     if not isinstance(raw, list):
-        raise ValueError("'boxes' must be a list of {label, left, top, width, height, score}")
+        raise ValidationError(
+            ["'boxes' must be a list of {label, left, top, width, height, score}"],
+            what="prediction line",
+        )
     boxes = []
     for i, b in enumerate(raw):
         try:
@@ -523,7 +780,7 @@ def parse_prediction_line(data: Mapping[str, Any]) -> tuple[str, list[ScoredBox]
                 )
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"box {i} is malformed: {b!r}") from exc
+            raise ValidationError([f"box {i} is malformed: {b!r}"], what="prediction line") from exc
     return source_ref, boxes
 
 
@@ -533,6 +790,51 @@ def iter_prediction_lines(
     """Per-image boxes -> neutral prediction-format records, in ``source-ref`` order."""
     for source_ref in sorted(boxes):
         yield {"source-ref": source_ref, "boxes": [b.to_json() for b in boxes[source_ref]]}
+
+
+_Record = tuple[str, int, list[ScoredBox]]  # source-ref, line number, boxes
+
+
+def _prediction_records(
+    stream: Iterable[ManifestLine | RejectedLine], name: str, problems: list[str]
+) -> Iterator[_Record]:
+    for item in stream:
+        if isinstance(item, RejectedLine):
+            problems.append(str(item))
+            continue
+        try:
+            source_ref, boxes = parse_prediction_line(item.data)
+        except ValidationError as exc:
+            problems.append(f"{name}:{item.line_no}: {'; '.join(exc.problems)}")
+            continue
+        yield source_ref, item.line_no, boxes
+
+
+def _output_records(
+    stream: Iterable[ManifestLine | RejectedLine],
+    name: str,
+    label_attribute: str | None,
+    found: DetectionSet,
+    problems: list[str],
+) -> Iterator[_Record]:
+    """Detection records of an output manifest; failed objects are skipped and listed."""
+
+    def on_reject(reject: Mapping[str, Any]) -> None:
+        where = f"{name}:{reject.get('line')}: {reject.get('reason')}: {reject.get('detail')}"
+        if reject.get("reason") in _NOT_LABELED:
+            found.skipped.append(where)
+        else:
+            problems.append(where)
+
+    reader = OutputReader(
+        want=frozenset({LabelKind.DETECTION}), label_attribute=label_attribute, source=name
+    )
+    for record in reader.iter_records(stream, on_reject=on_reject):
+        if not isinstance(record, DetectionRecord):  # pragma: no cover - want= forbids it
+            continue
+        boxes = [b if b.score is not None else replace(b, score=0.0) for b in record.boxes]
+        yield record.source_ref, record.line_no, boxes
+    found.attribute = reader.stats.attribute
 
 
 def read_detection_set(
@@ -572,59 +874,19 @@ def read_detection_set(
     found = DetectionSet(boxes={}, kind="predictions" if is_predictions else "output-manifest")
     problems: list[str] = []
     lines: dict[str, int] = {}
-
-    def add(source_ref: str, line_no: int, boxes: list[ScoredBox]) -> None:
+    if is_predictions:
+        records = _prediction_records(stream, name, problems)
+    else:
+        records = _output_records(stream, name, label_attribute, found, problems)
+    for source_ref, line_no, boxes in records:
         if source_ref in lines:
             problems.append(
                 f"{name}:{line_no}: duplicate source-ref {source_ref} "
                 f"(first on line {lines[source_ref]})"
             )
-            return
+            continue
         lines[source_ref] = line_no
         found.boxes[source_ref] = boxes
-
-    if is_predictions:
-        for item in stream:
-            if isinstance(item, RejectedLine):
-                problems.append(str(item))
-                continue
-            try:
-                source_ref, boxes = parse_prediction_line(item.data)
-            except ValueError as exc:
-                problems.append(f"{name}:{item.line_no}: {exc}")
-                continue
-            add(source_ref, item.line_no, boxes)
-    else:
-
-        def on_reject(reject: Mapping[str, Any]) -> None:
-            where = f"{name}:{reject.get('line')}: {reject.get('reason')}: {reject.get('detail')}"
-            if reject.get("reason") == OutputRejectReason.FAILED_OBJECT.value:
-                found.skipped.append(where)
-            else:
-                problems.append(where)
-
-        reader = OutputReader(
-            want=frozenset({LabelKind.DETECTION}), label_attribute=label_attribute, source=name
-        )
-        for record in reader.iter_records(stream, on_reject=on_reject):
-            if not isinstance(record, DetectionRecord):  # pragma: no cover - want= forbids it
-                continue
-            add(
-                record.source_ref,
-                record.line_no,
-                [
-                    ScoredBox(
-                        label=b.label,
-                        left=b.left,
-                        top=b.top,
-                        width=b.width,
-                        height=b.height,
-                        score=b.confidence if b.confidence is not None else 0.0,
-                    )
-                    for b in record.boxes
-                ],
-            )
-        found.attribute = reader.stats.attribute
     if problems:
         raise ValidationError(problems, what=name)
     return found

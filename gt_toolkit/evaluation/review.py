@@ -15,36 +15,42 @@ images (from S3 or a local folder).
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import math
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import orjson
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
 from gt_toolkit.consolidation.reconsolidate import find_worker_responses, parse_worker_response
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator
-from gt_toolkit.errors import ConsolidationError, StorageError
-from gt_toolkit.formats.output_manifest import iter_detection_records
+from gt_toolkit.errors import ConsolidationError, ConversionError, StorageError, ValidationError
+from gt_toolkit.evaluation.fonts import caption_size, font_for, missing_glyphs
+from gt_toolkit.formats.output_manifest import (
+    DetectionRecord,
+    OutputStats,
+    iter_detection_records,
+)
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
 from gt_toolkit.storage.files import Location, read_bytes, write_bytes, write_json
+from gt_toolkit.storage.image_mirror import ImageMirror, data_uri
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
+from gt_toolkit.templating import render_page
 from gt_toolkit.types import ConsolidatedBox, ImageSize
 
 __all__ = [
     "CONSENSUS_COLOUR",
-    "CONTACT_LABEL_HEIGHT",
     "WORKER_COLOURS",
     "ReviewItem",
     "ReviewSummary",
     "build_review_html",
+    "contact_label_height",
     "contact_sheet",
     "draw_boxes",
     "image_agreement",
@@ -73,10 +79,7 @@ WORKER_COLOURS: tuple[RGB, ...] = (
     (214, 39, 40),
 )
 """One colour per worker (tab10 without its green, which marks the consensus)."""
-CONTACT_LABEL_HEIGHT = 16
-"""Pixels under each contact-sheet cell for its caption."""
 _PANEL_GAP = 6
-_LEGEND_HEIGHT = 14
 _MISSING_SIZE = (160, 120)
 
 
@@ -120,13 +123,6 @@ def worker_colours(worker_ids: Iterable[str]) -> dict[str, RGB]:
         wid: WORKER_COLOURS[i % len(WORKER_COLOURS)]
         for i, wid in enumerate(sorted(set(worker_ids)))
     }
-
-
-def _font(size: int = 10) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has no size argument
-        return ImageFont.load_default()
 
 
 def _text_colour(fill: RGB) -> RGB:
@@ -187,7 +183,7 @@ def _draw_on(
     line_width: int,
 ) -> None:
     draw = ImageDraw.Draw(out)
-    font = _font()
+    size = caption_size(out.width, out.height)
     for i, box in enumerate(boxes):
         if not _finite_box(box):
             continue
@@ -198,6 +194,7 @@ def _draw_on(
         draw.rectangle([x0, y0, x1, y1], outline=colour, width=line_width)
         text = captions[i] if captions is not None else ""
         if text:
+            font = font_for(text, size)
             left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
             tw, th = right - left + 4, bottom - top + 3
             ty = y0 - th if y0 - th >= 0 else y0 + line_width
@@ -205,12 +202,14 @@ def _draw_on(
             draw.text((x0 + 2 - left, ty + 1 - top), text, fill=_text_colour(colour), font=font)
 
 
-def _legend(draw: ImageDraw.ImageDraw, x: int, y: int, entries: Sequence[tuple[str, RGB]]) -> None:
-    font = _font()
+def _legend(
+    draw: ImageDraw.ImageDraw, x: int, y: int, entries: Sequence[tuple[str, RGB]], size: int
+) -> None:
     for text, colour in entries:
-        draw.rectangle([x, y + 2, x + 9, y + 11], fill=colour)
-        draw.text((x + 12, y + 1), text, fill=(0, 0, 0), font=font)
-        x += 12 + int(draw.textlength(text, font=font)) + 10
+        font = font_for(text, size)
+        draw.rectangle([x, y + 2, x + size - 2, y + size], fill=colour)
+        draw.text((x + size + 2, y + 1), text, fill=(0, 0, 0), font=font)
+        x += size + 2 + int(draw.textlength(text, font=font)) + size
 
 
 def render_review_image(
@@ -226,7 +225,8 @@ def render_review_image(
     ``label confidence``; the right one (only when ``item.workers`` is not empty) shows every
     worker's boxes in that worker's colour. A legend strip under the panels names the
     colours. Panels are ``scale`` times the image size and start at x = 0 and
-    x = panel width + 6.
+    x = panel width + 6; captions and legend use :func:`~gt_toolkit.evaluation.fonts.caption_size`
+    of the panel.
     """
     consensus = draw_boxes(
         image,
@@ -253,14 +253,15 @@ def render_review_image(
             )
         panels.append(workers_panel)
         legend += [(_short(a.worker_id), palette[a.worker_id]) for a in item.workers]
+    size = caption_size(consensus.width, consensus.height)
     width = sum(p.width for p in panels) + _PANEL_GAP * (len(panels) - 1)
-    height = max(p.height for p in panels) + _LEGEND_HEIGHT
+    height = max(p.height for p in panels) + size + 4
     sheet = Image.new("RGB", (width, height), (255, 255, 255))
     x = 0
     for panel in panels:
         sheet.paste(panel, (x, 0))
         x += panel.width + _PANEL_GAP
-    _legend(ImageDraw.Draw(sheet), 2, height - _LEGEND_HEIGHT, legend)
+    _legend(ImageDraw.Draw(sheet), 2, height - size - 4, legend, size)
     return sheet
 
 
@@ -273,6 +274,11 @@ def _short(worker_id: str) -> str:
     return (part if len(part) <= 12 else "…" + part[-11:]) or "?"
 
 
+def contact_label_height(cell: tuple[int, int]) -> int:
+    """Pixels under each contact-sheet cell for its caption: a font a sixteenth of the width."""
+    return max(12, round(cell[0] / 16)) + 6
+
+
 def contact_sheet(
     images: Sequence[tuple[Image.Image, str]],
     *,
@@ -282,22 +288,24 @@ def contact_sheet(
     """Thumbnails in a grid, each fitted into ``cell`` with its caption underneath.
 
     The sheet is exactly ``columns * cell[0]`` wide (fewer columns when there are fewer
-    images) and ``rows * (cell[1] + CONTACT_LABEL_HEIGHT)`` high.
+    images) and ``rows * (cell[1] + contact_label_height(cell))`` high.
     """
     if columns < 1:
-        raise ValueError(f"columns must be >= 1, got {columns}")
+        raise ValidationError([f"columns must be >= 1, got {columns}"], what="contact sheet")
     cols = max(1, min(columns, len(images)))
     rows = max(1, math.ceil(len(images) / cols))
     cw, ch = cell
-    sheet = Image.new("RGB", (cols * cw, rows * (ch + CONTACT_LABEL_HEIGHT)), (255, 255, 255))
+    label = contact_label_height(cell)
+    size = label - 6
+    sheet = Image.new("RGB", (cols * cw, rows * (ch + label)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
-    font = _font()
     for i, (img, caption) in enumerate(images):
         thumb = img.convert("RGB")
         thumb.thumbnail((cw - 4, ch - 4), Image.Resampling.LANCZOS)
         r, c = divmod(i, cols)
-        x, y = c * cw, r * (ch + CONTACT_LABEL_HEIGHT)
+        x, y = c * cw, r * (ch + label)
         sheet.paste(thumb, (x + (cw - thumb.width) // 2, y + (ch - thumb.height) // 2))
+        font = font_for(caption, size)
         text = caption
         while text and draw.textlength(text, font=font) > cw - 4:
             text = text[:-2] + "…" if len(text) > 2 else ""
@@ -342,19 +350,26 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin-bottom:1.5em}
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f2f2f2}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-img{image-rendering:auto;max-width:100%}
-.swatch{display:inline-block;width:.8em;height:.8em;margin-right:.3em;vertical-align:middle}
-""".strip()
-
-
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+def _quality_table(
+    quality: Sequence[Mapping[str, Any]], palette: Mapping[str, RGB]
+) -> list[list[dict[str, Any]]]:
+    """Cells of the worker-quality table: text, whether it is a number, the worker's swatch."""
+    keys = list(quality[0]) if quality else []
+    rows = []
+    for row in quality:
+        cells = []
+        for key in keys:
+            value = row.get(key)
+            colour = palette.get(str(value)) if key == "worker_id" else None
+            cells.append(
+                {
+                    "text": _cell(value),
+                    "number": isinstance(value, int | float) and not isinstance(value, bool),
+                    "swatch": "rgb({},{},{})".format(*colour) if colour else None,
+                }
+            )
+        rows.append(cells)
+    return rows
 
 
 def build_review_html(
@@ -369,72 +384,36 @@ def build_review_html(
     """A self-contained HTML page: worker-quality table, then one row per image.
 
     Rows follow ``items`` order (pass them sorted by agreement). ``pictures`` maps a
-    source-ref to its PNG bytes, inlined as a ``data:`` URI; every user-supplied string is
-    HTML-escaped.
+    source-ref to its PNG bytes, inlined as a ``data:`` URI. The page is
+    ``templates/review/report.html.j2``, rendered with autoescape, so source-refs, labels and
+    worker ids cannot inject markup.
     """
-    esc = html.escape
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{esc(title)}</h1>",
-    ]
-    out += [f"<p>{esc(n)}</p>" for n in notes]
-    out.append("<h2>Worker quality</h2>")
-    if quality:
-        keys = list(quality[0])
-        palette = colours or {}
-        out.append('<table id="worker-quality"><thead><tr>')
-        out += [f"<th>{esc(str(k))}</th>" for k in keys]
-        out.append("</tr></thead><tbody>")
-        for row in quality:
-            cells = []
-            for k in keys:
-                v = row.get(k)
-                if k == "worker_id" and str(v) in palette:
-                    r, g, b = palette[str(v)]
-                    swatch = f'<span class="swatch" style="background:rgb({r},{g},{b})"></span>'
-                    cells.append(f"<td>{swatch}{esc(_cell(v))}</td>")
-                else:
-                    cls = ' class="num"' if isinstance(v, int | float) else ""
-                    cells.append(f"<td{cls}>{esc(_cell(v))}</td>")
-            out.append("<tr>" + "".join(cells) + "</tr>")
-        out.append("</tbody></table>")
-    else:
-        out.append(
-            '<p id="worker-quality">No worker answers were given (use '
-            "<code>--worker-responses</code>).</p>"
-        )
-    out.append("<h2>Images, lowest agreement first</h2>")
-    out.append(
-        '<table id="images"><thead><tr><th>#</th><th>image</th><th>agreement</th>'
-        "<th>boxes (label confidence)</th><th>workers</th></tr></thead><tbody>"
-    )
-    for rank, item in enumerate(items, 1):
-        png = pictures.get(item.source_ref)
-        picture = (
-            f'<img alt="{esc(item.source_ref)}" src="{_data_uri(png)}">' if png else "no image"
-        )
-        boxes = (
-            "<br>".join(esc(f"{b['label']} {float(b['confidence']):.2f}") for b in item.boxes)
-            or "none"
-        )
-        workers = (
-            "<br>".join(
-                esc(f"{a.worker_id}: {len(a.boxes)} box(es)")
+    images = [
+        {
+            "rank": rank,
+            "source_ref": item.source_ref,
+            "agreement": item.agreement,
+            "picture": data_uri(pictures[item.source_ref])
+            if pictures.get(item.source_ref)
+            else None,
+            "boxes": [f"{b['label']} {float(b['confidence']):.2f}" for b in item.boxes],
+            "workers": [
+                f"{a.worker_id}: {len(a.boxes)} box(es)"
                 for a in sorted(item.workers, key=lambda a: a.worker_id)
-            )
-            or "–"
-        )
-        out.append(
-            f'<tr class="image-row" data-source-ref="{esc(item.source_ref)}" '
-            f'data-agreement="{item.agreement:.6f}">'
-            f'<td class="num">{rank}</td>'
-            f"<td>{picture}<br><code>{esc(item.source_ref)}</code></td>"
-            f'<td class="num">{item.agreement:.3f}</td><td>{boxes}</td><td>{workers}</td></tr>'
-        )
-    out.append("</tbody></table></body></html>")
-    return "\n".join(out)
+            ],
+        }
+        for rank, item in enumerate(items, 1)
+    ]
+    return render_page(
+        "review/report.html.j2",
+        {
+            "title": title,
+            "notes": list(notes),
+            "quality_keys": list(quality[0]) if quality else [],
+            "quality_rows": _quality_table(quality, colours or {}),
+            "images": images,
+        },
+    )
 
 
 def _png(image: Image.Image) -> bytes:
@@ -455,9 +434,8 @@ def image_resolver(
     """A function from a ``source-ref`` to the image bytes, or ``None`` when not found.
 
     Without ``images_dir`` the image is read from S3 (or the local path the source-ref
-    names). With it, the file is looked up in that folder as: the key relative to
-    ``images_prefix`` (when the source-ref starts with it), then the whole key, then the
-    key's basename; the first that exists wins.
+    names). With it, only that local mirror is read
+    (:class:`~gt_toolkit.storage.image_mirror.ImageMirror`).
     """
 
     def from_store(source_ref: str) -> bytes | None:
@@ -468,19 +446,11 @@ def image_resolver(
 
     if images_dir is None:
         return from_store
-    root = Path(images_dir)
+    mirror = ImageMirror(images_dir, images_prefix)
 
     def from_dir(source_ref: str) -> bytes | None:
-        key = parse_s3_uri(source_ref)[1] if is_s3_uri(source_ref) else source_ref
-        candidates = []
-        if images_prefix and source_ref.startswith(images_prefix):
-            candidates.append(source_ref[len(images_prefix) :].lstrip("/"))
-        candidates += [key.lstrip("/"), PurePosixPath(key).name]
-        for rel in candidates:
-            path = root / rel
-            if rel and path.is_file():
-                return path.read_bytes()
-        return None
+        path = mirror.local_path(source_ref)
+        return path.read_bytes() if path is not None else None
 
     return from_dir
 
@@ -523,6 +493,9 @@ class ReviewSummary:
     missing_images: list[str]
     lowest: list[tuple[str, float]]
     quality: list[dict[str, Any]]
+    rejected: dict[str, int] = field(default_factory=dict)
+    rejects: str | None = None
+    missing_glyphs: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -535,6 +508,9 @@ class ReviewSummary:
             "missing_images": self.missing_images,
             "lowest": [{"source-ref": s, "agreement": a} for s, a in self.lowest],
             "quality": self.quality,
+            "rejected": self.rejected,
+            "rejects": self.rejects,
+            "missing_glyphs": self.missing_glyphs,
         }
 
 
@@ -547,8 +523,111 @@ def _picture_name(source_ref: str, rank: int) -> str:
 def _placeholder(size: ImageSize | None) -> Image.Image:
     w, h = (size["width"], size["height"]) if size else _MISSING_SIZE
     img = Image.new("RGB", (max(w, 1), max(h, 1)), (200, 200, 200))
-    ImageDraw.Draw(img).text((4, 4), "image not found", fill=(120, 0, 0), font=_font())
+    text = "image not found"
+    font = font_for(text, caption_size(img.width, img.height))
+    ImageDraw.Draw(img).text((4, 4), text, fill=(120, 0, 0), font=font)
     return img
+
+
+def _review_item(record: DetectionRecord, workers: list[BoundingBoxAnswer]) -> ReviewItem:
+    return ReviewItem(
+        source_ref=record.source_ref,
+        boxes=[b.consolidated_box() for b in record.boxes],
+        workers=workers,
+        image_size=record.image_size,
+        line_no=record.line_no,
+    )
+
+
+def _read_items(
+    manifest: Location,
+    rejects: Path,
+    *,
+    label_attribute: str | None,
+    worker_responses: str | None,
+    store: S3Store | None,
+) -> tuple[list[ReviewItem], OutputStats]:
+    """Every usable object with its workers' answers; bad lines go to ``rejects``.
+
+    Raises:
+        ConversionError: no line of ``manifest`` has a usable bounding-box label.
+    """
+    stats = OutputStats()
+    records = list(
+        iter_detection_records(
+            manifest, label_attribute=label_attribute, rejects=rejects, stats=stats, store=store
+        )
+    )
+    if not records:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(stats.rejected.items()))
+        raise ConversionError(
+            f"nothing to draw: no usable bounding-box line in {os.fspath(manifest)} "
+            f"({stats.read.lines} lines" + (f"; rejected {reasons})" if reasons else ")")
+        )
+    answers = read_worker_responses(worker_responses, store=store) if worker_responses else {}
+    # datasetObjectId is the object's 0-based position in the manifest
+    items = [_review_item(rec, answers.get(str(rec.line_no - 1), [])) for rec in records]
+    return items, stats
+
+
+def _open_image(data: bytes | None) -> Image.Image | None:
+    if data is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            return opened.convert("RGB")
+    except OSError:
+        return None
+
+
+@dataclass(slots=True)
+class _Drawn:
+    pictures: dict[str, bytes] = field(default_factory=dict)  # source-ref -> PNG
+    names: list[str] = field(default_factory=list)  # images/NNNN_<name>.png, in rank order
+    thumbs: list[tuple[Image.Image, str]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def _draw_items(
+    items: Sequence[ReviewItem],
+    resolve: Callable[[str], bytes | None],
+    colours: Mapping[str, RGB],
+    min_width: int,
+) -> _Drawn:
+    drawn = _Drawn()
+    for rank, item in enumerate(items, 1):
+        image = _open_image(resolve(item.source_ref))
+        if image is None:
+            drawn.missing.append(item.source_ref)
+            image = _placeholder(item.image_size)
+        scale = max(1.0, min_width / image.width) if min_width else 1.0
+        picture = render_review_image(image, item, colours=colours, scale=scale)
+        drawn.pictures[item.source_ref] = _png(picture)
+        drawn.names.append(f"images/{_picture_name(item.source_ref, rank)}")
+        caption = f"{rank}. {PurePosixPath(item.source_ref).name} {item.agreement:.2f}"
+        drawn.thumbs.append((picture, caption))
+    return drawn
+
+
+def _notes(
+    manifest: Location, shown: int, stats: OutputStats, drawn: _Drawn, no_glyphs: list[str]
+) -> list[str]:
+    notes = [
+        f"{shown} of {stats.objects} objects from {os.fspath(manifest)}, lowest agreement "
+        "(mean consolidated confidence) first.",
+    ]
+    if stats.rejected_total:
+        notes.append(f"{stats.rejected_total} line(s) rejected, listed in rejects.jsonl.")
+    if drawn.missing:
+        notes.append(
+            f"{len(drawn.missing)} image(s) could not be read and are drawn as placeholders."
+        )
+    if no_glyphs:
+        notes.append(
+            f"No font on this machine draws {no_glyphs[0]!r} ({len(no_glyphs)} caption(s)): "
+            "the pictures show empty boxes there; install fonts-wqy-microhei or fonts-noto-cjk."
+        )
+    return notes
 
 
 def write_review(
@@ -566,10 +645,12 @@ def write_review(
     """Draw every object of an output manifest and write the review folder.
 
     Writes ``out_dir/images/NNNN_<name>.png`` (rank by agreement, lowest first),
-    ``out_dir/contact_sheet.png``, ``out_dir/report.html`` and ``out_dir/review.json``.
-    Worker answers are matched to manifest lines by ``datasetObjectId``, the object's
-    0-based position in the manifest. An image that cannot be found is drawn as a grey
-    placeholder and listed, so one missing file does not hide the rest of the review.
+    ``out_dir/contact_sheet.png``, ``out_dir/report.html``, ``out_dir/review.json`` and,
+    when lines were rejected, ``out_dir/rejects.jsonl``. Worker answers are matched to
+    manifest lines by ``datasetObjectId``, the object's 0-based position in the manifest.
+    An image that cannot be found is drawn as a grey placeholder and listed, so one missing
+    file does not hide the rest of the review. Everything is drawn before anything is
+    written.
 
     Args:
         manifest: the output manifest (local or ``s3://``).
@@ -578,89 +659,56 @@ def write_review(
         images_prefix: the source-ref prefix that ``images_dir`` mirrors.
         limit: draw only this many objects, lowest agreement first (``None``: all).
         min_width: small images are scaled up to at least this width for legibility.
+
+    Raises:
+        ConversionError: the manifest has no usable bounding-box line (nothing is written).
     """
     out = Path(out_dir)
-    records = list(iter_detection_records(manifest, label_attribute=label_attribute, store=store))
-    answers = read_worker_responses(worker_responses, store=store) if worker_responses else {}
-    items = [
-        ReviewItem(
-            source_ref=rec.source_ref,
-            boxes=[
-                {
-                    "label": b.label,
-                    "left": b.left,
-                    "top": b.top,
-                    "width": b.width,
-                    "height": b.height,
-                    "confidence": b.confidence if b.confidence is not None else 0.0,
-                }
-                for b in rec.boxes
-            ],
-            workers=answers.get(str(rec.line_no - 1), []),
-            image_size=rec.image_size,
-            line_no=rec.line_no,
+    with tempfile.TemporaryDirectory() as tmp:
+        held = Path(tmp) / "rejects.jsonl"
+        items, stats = _read_items(
+            manifest,
+            held,
+            label_attribute=label_attribute,
+            worker_responses=worker_responses,
+            store=store,
         )
-        for rec in records
-    ]
-    items.sort(key=lambda it: (it.agreement, it.line_no))
-    if limit is not None:
-        items = items[:limit]
-    colours = worker_colours(a.worker_id for it in items for a in it.workers)
-    resolve = image_resolver(images_dir=images_dir, images_prefix=images_prefix, store=store)
-    pictures: dict[str, bytes] = {}
-    names: list[str] = []
-    thumbs: list[tuple[Image.Image, str]] = []
-    missing: list[str] = []
-    for rank, item in enumerate(items, 1):
-        data = resolve(item.source_ref)
-        image: Image.Image
-        if data is None:
-            missing.append(item.source_ref)
-            image = _placeholder(item.image_size)
-        else:
-            try:
-                with Image.open(io.BytesIO(data)) as opened:
-                    image = opened.convert("RGB")
-            except OSError:
-                missing.append(item.source_ref)
-                image = _placeholder(item.image_size)
-        scale = max(1.0, min_width / image.width) if min_width else 1.0
-        picture = render_review_image(image, item, colours=colours, scale=scale)
-        png = _png(picture)
-        pictures[item.source_ref] = png
-        name = _picture_name(item.source_ref, rank)
-        write_bytes(out / "images" / name, png)
-        names.append(f"images/{name}")
-        thumbs.append(
-            (picture, f"{rank}. {PurePosixPath(item.source_ref).name} {item.agreement:.2f}")
+        items.sort(key=lambda it: (it.agreement, it.line_no))
+        items = items[:limit] if limit is not None else items
+        colours = worker_colours(a.worker_id for it in items for a in it.workers)
+        resolve = image_resolver(images_dir=images_dir, images_prefix=images_prefix, store=store)
+        drawn = _draw_items(items, resolve, colours, min_width)
+        quality = worker_quality_rows(items) if any(it.workers for it in items) else []
+        no_glyphs = missing_glyphs(
+            [b["label"] for it in items for b in it.boxes]
+            + [_short(a.worker_id) for it in items for a in it.workers]
         )
-    quality = worker_quality_rows(items) if answers else []
-    sheet = contact_sheet(thumbs) if thumbs else Image.new("RGB", (1, 1), (255, 255, 255))
-    write_bytes(out / "contact_sheet.png", _png(sheet))
-    notes = [
-        f"{len(items)} of {len(records)} objects from {os.fspath(manifest)}, lowest agreement "
-        "(mean consolidated confidence) first.",
-    ]
-    if missing:
-        notes.append(f"{len(missing)} image(s) could not be read and are drawn as placeholders.")
-    page = build_review_html(
-        items,
-        pictures,
-        quality=quality,
-        colours=colours,
-        title="Ground Truth review",
-        notes=notes,
-    )
-    write_bytes(out / "report.html", page.encode("utf-8"))
+        page = build_review_html(
+            items,
+            drawn.pictures,
+            quality=quality,
+            colours=colours,
+            title="Ground Truth review",
+            notes=_notes(manifest, len(items), stats, drawn, no_glyphs),
+        )
+        for name, png in zip(drawn.names, drawn.pictures.values(), strict=True):
+            write_bytes(out / name, png)
+        write_bytes(out / "contact_sheet.png", _png(contact_sheet(drawn.thumbs)))
+        write_bytes(out / "report.html", page.encode("utf-8"))
+        if stats.rejected_total:
+            write_bytes(out / "rejects.jsonl", held.read_bytes())
     summary = ReviewSummary(
         out_dir=str(out),
         report=str(out / "report.html"),
         contact_sheet=str(out / "contact_sheet.png"),
-        pictures=names,
+        pictures=drawn.names,
         images=len(items),
-        missing_images=missing,
+        missing_images=drawn.missing,
         lowest=[(it.source_ref, it.agreement) for it in items[:10]],
         quality=quality,
+        rejected=dict(sorted(stats.rejected.items())),
+        rejects=str(out / "rejects.jsonl") if stats.rejected_total else None,
+        missing_glyphs=no_glyphs,
     )
     write_json(out / "review.json", summary.to_json())
     return summary

@@ -7,6 +7,7 @@ this module is the one place that knows it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
@@ -19,15 +20,22 @@ from gt_toolkit.types import (
     DetectionMetadata,
     ImageSize,
     OutputAnnotation,
+    WorkerBox,
 )
 
 __all__ = [
     "DETECTION_TYPE",
-    "LabeledBox",
+    "MAX_CLASS_ID",
+    "ScoredBox",
     "build_detection_label",
     "class_ids_for",
+    "label_boxes",
+    "label_image_size",
     "now_creation_date",
+    "parse_annotation",
+    "parse_class_id",
     "parse_detection_label",
+    "parse_image_size",
 ]
 
 DETECTION_TYPE = "groundtruth/object-detection"
@@ -62,10 +70,13 @@ def build_detection_label(
     creation_date: str | None = None,
     human_annotated: bool = True,
     extra_metadata: Mapping[str, Any] | None = None,
+    whole_pixels: bool = True,
 ) -> dict[str, Any]:
     """Build ``{attribute: DetectionLabel, attribute-metadata: DetectionMetadata}``.
 
-    Coordinates are rounded to whole pixels as Ground Truth writes them; ``class_id`` follows
+    Coordinates are rounded to whole pixels as Ground Truth writes them, unless
+    ``whole_pixels`` is False (boxes imported from another tool keep their exact values,
+    so a round trip or an evaluation against them is not shifted); ``class_id`` follows
     ``labels`` order (the job's ``labelCategories``); ``class-map`` lists only used classes.
     ``job_name`` gets the ``labeling-job/`` prefix real outputs carry.
     """
@@ -73,7 +84,10 @@ def build_detection_label(
     label: DetectionLabel = {
         # Ground Truth always writes a depth; workers' inputImageProperties carry none.
         "image_size": [{"depth": 3, **image_size}] if image_size is not None else [],
-        "annotations": [_pixel_box(b, ids[b["label"]]) for b in boxes],
+        "annotations": [
+            _pixel_box(b, ids[b["label"]]) if whole_pixels else _exact_box(b, ids[b["label"]])
+            for b in boxes
+        ],
     }
     used = sorted({ids[b["label"]] for b in boxes})
     inverse = {v: k for k, v in ids.items()}
@@ -111,23 +125,191 @@ def _pixel_box(box: ConsolidatedBox, class_id: int) -> OutputAnnotation:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class LabeledBox:
-    """One box read back from an output label: name, pixel xywh and confidence."""
+def _exact_box(box: ConsolidatedBox, class_id: int) -> OutputAnnotation:
+    """The box as given; whole values written as integers, as Ground Truth writes them."""
+    values = [box[k] for k in ("left", "top", "width", "height")]
+    left, top, width, height = (int(v) if float(v).is_integer() else v for v in values)
+    return {"class_id": class_id, "left": left, "top": top, "width": width, "height": height}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoredBox:
+    """One labeled box in pixels (top-left origin) with an optional score: the toolkit's box.
+
+    Boxes read from a label (``score`` is the object's ``confidence``), predictions and
+    reference boxes all take this one shape; the AWS wire shapes stay the
+    :class:`~gt_toolkit.types.WorkerBox` and :class:`~gt_toolkit.types.ConsolidatedBox`
+    dicts, which :meth:`worker_box` and :meth:`consolidated_box` give. ``score`` is ``None``
+    when unknown (a label without ``objects``, a reference box).
+    """
 
     label: str
-    class_id: int
     left: float
     top: float
     width: float
     height: float
-    confidence: float | None
+    score: float | None = None
+
+    def worker_box(self) -> WorkerBox:
+        """The box as a worker's answer (``initialValue``, the consolidation engine's input)."""
+        return {
+            "label": self.label,
+            "left": self.left,
+            "top": self.top,
+            "width": self.width,
+            "height": self.height,
+        }
+
+    def consolidated_box(self) -> ConsolidatedBox:
+        """The box as a consolidated one; an unknown score is 0.0, as Ground Truth writes."""
+        return {**self.worker_box(), "confidence": 0.0 if self.score is None else self.score}
+
+    def to_json(self) -> dict[str, Any]:
+        """The neutral prediction-format box (``score`` left out when unknown)."""
+        out: dict[str, Any] = dict(self.worker_box())
+        if self.score is not None:
+            out["score"] = self.score
+        return out
+
+
+def parse_image_size(value: object) -> ImageSize | None:
+    """Read one ``{"width", "height"[, "depth"]}`` image size: the one parser of that shape.
+
+    It is a label's ``image_size[0]`` or a worker's ``inputImageProperties``. ``None``
+    (absent) gives ``None``. Sizes are whole, positive pixel counts below 2**31 (``640.0``
+    and ``"640"`` are read as 640; a bool is not a number); a depth that is not is left out.
+
+    Raises:
+        ValueError: present but not such a size.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"an image size must be an object, got {value!r}")
+    size: ImageSize = {"width": _pixels(value, "width"), "height": _pixels(value, "height")}
+    with contextlib.suppress(ValueError):  # a bad depth is left out: no box depends on it
+        size["depth"] = _pixels(value, "depth")
+    return size
+
+
+def _pixels(size: Mapping[str, Any], key: str) -> int:
+    value = size.get(key)
+    number: int | None = None
+    if value.__class__ is int:
+        number = value
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and value.isascii() and value.isdigit()
+    ):
+        number = int(value)
+    if number is None or not 0 < number < 2**31:
+        raise ValueError(f"image size {key} must be a whole number of pixels, got {value!r}")
+    return number
+
+
+def label_image_size(sizes: object) -> ImageSize | None:
+    """The size in a label's ``image_size`` list (its first entry); ``None`` when empty.
+
+    Raises:
+        ValueError: not a list, or a malformed size (:func:`parse_image_size`).
+    """
+    if sizes is None or sizes == []:
+        return None
+    if not isinstance(sizes, list):
+        raise ValueError(f"image_size must be a list, got {sizes!r}")
+    return parse_image_size(sizes[0])
+
+
+def label_boxes(
+    annotations: Sequence[Mapping[str, Any]], names: Sequence[str], objects: Sequence[Any]
+) -> list[ScoredBox]:
+    """Boxes from checked ``annotations`` (numeric edges) and their class ``names``.
+
+    A box's score is the numeric ``confidence`` of its entry in the metadata's ``objects``,
+    else ``None``.
+    """
+    boxes = []
+    for i, (ann, name) in enumerate(zip(annotations, names, strict=True)):
+        obj = objects[i] if i < len(objects) else None
+        conf = obj.get("confidence") if isinstance(obj, Mapping) else None
+        boxes.append(
+            ScoredBox(
+                label=name,
+                left=ann["left"],
+                top=ann["top"],
+                width=ann["width"],
+                height=ann["height"],
+                score=float(conf)
+                if isinstance(conf, int | float) and not isinstance(conf, bool)
+                else None,
+            )
+        )
+    return boxes
+
+
+MAX_CLASS_ID = 2**31 - 1
+"""The largest class id read: every training format stores class ids as 32-bit integers."""
+_COORDS = ("left", "top", "width", "height")
+
+
+def parse_class_id(value: object) -> int:
+    """A class id: an int, an integral float or a decimal string (real outputs carry each).
+
+    Raises:
+        ValueError: a bool, a fraction, anything else that is not a whole number, or a number
+            outside 0..:data:`MAX_CLASS_ID`; the message says which.
+    """
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a class id")
+    number: int | None = None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        number = int(value) if value.is_integer() else None
+    elif isinstance(value, str):
+        digits = value.strip().removeprefix("-")
+        number = int(value) if digits.isascii() and digits.isdigit() else None
+    if number is None:
+        raise ValueError(f"class id {value!r:.40} is not an integer")
+    if not 0 <= number <= MAX_CLASS_ID:
+        raise ValueError(f"class id {str(number)[:40]} is outside 0..{MAX_CLASS_ID}")
+    return number
+
+
+def parse_annotation(ann: object) -> tuple[int, float, float, float, float]:
+    """``(class_id, left, top, width, height)`` of one box of a bounding-box label.
+
+    The one check of a label box: every reader of labels calls it. Coordinates may be
+    numbers or numeric strings; a bool is not a number.
+
+    Raises:
+        ValueError: not an object, a bad class id (:func:`parse_class_id`), or a coordinate
+            that is missing, not a number or not finite.
+    """
+    if not isinstance(ann, Mapping):
+        raise ValueError(f"a box must be an object, got {ann!r:.80}")
+    class_id = parse_class_id(ann.get("class_id"))
+    left, top, width, height = (_coordinate(ann, key) for key in _COORDS)
+    return class_id, left, top, width, height
+
+
+def _coordinate(ann: Mapping[str, Any], key: str) -> float:
+    value = ann.get(key)
+    number = math.nan
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        with contextlib.suppress(ValueError, OverflowError):  # not a number: stays NaN
+            number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{key} {value!r:.40} is not a finite number")
+    return number
 
 
 def parse_detection_label(
     value: Mapping[str, Any], metadata: Mapping[str, Any] | None
-) -> tuple[ImageSize | None, list[LabeledBox]]:
-    """Read a bounding-box label leniently: ``class_id`` int or string, missing confidences.
+) -> tuple[ImageSize | None, list[ScoredBox]]:
+    """Read a bounding-box label: ``class_id`` int or string, confidences optional.
+
+    The output-manifest reader (:class:`gt_toolkit.formats.output_manifest.OutputReader`)
+    reads whole files this way, faster and with clipping; this reads one label value.
 
     Raises:
         ValueError: the value is not an object-detection label: no ``annotations`` list, a
@@ -139,18 +321,7 @@ def parse_detection_label(
     annotations = value.get("annotations")
     if not isinstance(annotations, list):
         raise ValueError("no 'annotations' list in the label")
-    sizes = value.get("image_size") or []
-    if not isinstance(sizes, list):
-        raise ValueError(f"image_size must be a list, got {sizes!r}")
-    size: ImageSize | None = None
-    if sizes and isinstance(sizes[0], Mapping):
-        s0 = sizes[0]
-        try:
-            size = {"width": int(s0["width"]), "height": int(s0["height"])}
-            if "depth" in s0:
-                size["depth"] = int(s0["depth"])
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise ValueError(f"image_size is malformed: {s0!r}") from exc
+    size = label_image_size(value.get("image_size"))
     meta = metadata if metadata is not None else {}
     if not isinstance(meta, Mapping):
         raise ValueError(f"the metadata is a JSON {type(meta).__name__}, not an object")
@@ -159,29 +330,13 @@ def parse_detection_label(
     if not isinstance(raw_map, Mapping) or not isinstance(objects, list):
         raise ValueError("class-map must be an object and objects a list")
     class_map = {str(k): str(v) for k, v in raw_map.items()}
-    boxes: list[LabeledBox] = []
+    checked: list[dict[str, float]] = []
+    names: list[str] = []
     for i, ann in enumerate(annotations):
         try:
-            class_id = int(ann["class_id"])
-            coords = [float(ann[k]) for k in ("left", "top", "width", "height")]
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise ValueError(f"annotation {i} is malformed: {ann!r}") from exc
-        if not all(math.isfinite(c) for c in coords):
-            raise ValueError(f"annotation {i} has a non-finite coordinate: {ann!r}")
-        conf = (
-            objects[i].get("confidence")
-            if i < len(objects) and isinstance(objects[i], Mapping)
-            else None
-        )
-        boxes.append(
-            LabeledBox(
-                label=class_map.get(str(class_id), str(class_id)),
-                class_id=class_id,
-                left=coords[0],
-                top=coords[1],
-                width=coords[2],
-                height=coords[3],
-                confidence=float(conf) if conf is not None else None,
-            )
-        )
-    return size, boxes
+            class_id, *coords = parse_annotation(ann)
+        except ValueError as exc:
+            raise ValueError(f"annotation {i} is malformed: {exc}") from None
+        checked.append(dict(zip(_COORDS, coords, strict=True)))
+        names.append(class_map.get(str(class_id), str(class_id)))
+    return size, label_boxes(checked, names, objects)

@@ -94,7 +94,9 @@ class LabelAttribute:
 
     ``type`` is the metadata's ``type`` as written (empty when absent, as in failed objects);
     ``kind`` is what the toolkit can do with it; ``failed`` means the metadata carries a
-    ``failure-reason`` and the label value is missing.
+    ``failure-reason``, whatever else the line holds: the post-annotation Lambda writes a
+    failed object as an empty label plus ``failure-reason``, and that empty label is not a
+    negative.
     """
 
     name: str
@@ -135,15 +137,13 @@ def detect_label_attributes(data: Mapping[str, Any]) -> list[LabelAttribute]:
         raw_type = meta.get("type")
         type_ = raw_type if isinstance(raw_type, str) else ""
         reason = meta.get("failure-reason")
-        failed = name not in data and reason is not None
+        failed = reason is not None
         kind = LabelKind.FAILED if failed and not type_ else _kind_of(name, type_, data.get(name))
         found.append(
             LabelAttribute(
                 name=name,
                 type=type_,
-                creation_date=parse_creation_date(
-                    meta.get("creation-date", meta.get("creation_date"))
-                ),
+                creation_date=parse_creation_date(meta.get("creation-date")),
                 kind=kind,
                 failed=failed,
                 failure_reason=str(reason) if reason is not None else None,

@@ -8,19 +8,20 @@ rejects to a JSON Lines rejects file. Contract: ``docs/ground-truth-formats.md``
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import orjson
 
 from gt_toolkit.errors import ManifestError, S3UriError
-from gt_toolkit.storage.files import Location, atomic_output, iter_line_batches
+from gt_toolkit.storage.files import Location, atomic_output, iter_line_batches, write_lines
 from gt_toolkit.storage.s3 import S3Store, parse_s3_uri
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "RejectPolicy",
     "RejectReason",
     "RejectedLine",
+    "RejectsSink",
     "dump_line",
     "iter_accepted_lines",
     "parse_manifest_lines",
@@ -41,8 +43,8 @@ logger = logging.getLogger(__name__)
 
 MAX_LINE_CHARS = 100_000
 _BOM = b"\xef\xbb\xbf"
-# What parse_s3_uri accepts, as one anchored regex for the per-line fast path.
-_S3_REF_RE = re.compile(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.", re.S)
+_SOURCE_KEYS = ("source-ref", "source")
+_MISSING: Any = object()
 
 
 class RejectReason(StrEnum):
@@ -56,6 +58,7 @@ class RejectReason(StrEnum):
     NO_SOURCE = "no-source"
     BAD_SOURCE_REF = "bad-source-ref"
     BAD_SOURCE = "bad-source"
+    DUPLICATE_SOURCE = "duplicate-source"
     DOLLAR_ATTRIBUTE = "dollar-attribute"
 
 
@@ -128,10 +131,16 @@ class ReadStats:
         return ", ".join(parts)
 
 
-def _check_object(obj: dict[str, Any], require_source: bool) -> tuple[RejectReason, str] | None:
+def _check_object(
+    obj: dict[str, Any], raw: bytes, require_source: bool
+) -> tuple[RejectReason, str] | None:
+    """The manifest rules for one parsed line (``docs/ground-truth-formats.md`` §1)."""
     for key in obj:
         if key.startswith("$"):
             return RejectReason.DOLLAR_ATTRIBUTE, f"attribute name {key!r} starts with '$'"
+    repeated = _repeated_source_key(raw)
+    if repeated is not None:
+        return RejectReason.DUPLICATE_SOURCE, repeated
     if "source-ref" in obj:
         ref = obj["source-ref"]
         try:
@@ -144,6 +153,39 @@ def _check_object(obj: dict[str, Any], require_source: bool) -> tuple[RejectReas
     elif require_source:
         return RejectReason.NO_SOURCE, "the object has neither 'source-ref' nor 'source'"
     return None
+
+
+def _may_repeat_source(raw: bytes) -> bool:
+    r"""False when the line cannot hold ``source-ref`` or ``source`` twice at the top level.
+
+    A JSON parser keeps the last of two equal keys, so ``{"source-ref": "bad", "source-ref":
+    "s3://ok/a"}`` would pass; a repeat needs two ``"source`` texts, or a key spelled with
+    ``\u00XX`` escapes.
+    """
+    return raw.count(b'"source') > 1 or b"\\u00" in raw
+
+
+def _repeated_source_key(raw: bytes) -> str | None:
+    """Why the line names ``source-ref`` or ``source`` more than once, or ``None``."""
+    if not _may_repeat_source(raw):
+        return None
+    top: list[tuple[str, Any]] = []
+
+    def keep_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        top[:] = pairs  # the top-level object is decoded last
+        return {}
+
+    try:
+        json.loads(raw, object_pairs_hook=keep_pairs)
+    except RecursionError:  # orjson allows deeper nesting than the stdlib parser
+        return "nested too deeply to check its keys"
+    except ValueError:  # pragma: no cover - orjson accepted the line, and json is laxer
+        return None
+    counts = Counter(key for key, _ in top)
+    twice = [key for key in _SOURCE_KEYS if counts[key] > 1]
+    if not twice:
+        return None
+    return f"{twice[0]!r} appears {counts[twice[0]]} times (a reader would keep only the last)"
 
 
 def parse_line(
@@ -169,8 +211,16 @@ def parse_line(
         return RejectReason.INVALID_JSON, str(exc)
     if not isinstance(obj, dict):
         return RejectReason.NOT_OBJECT, f"a JSON {type(obj).__name__}, not an object"
-    problem = _check_object(obj, require_source)
+    problem = _check_object(obj, raw, require_source)
     return problem if problem is not None else obj
+
+
+def _valid_ref(ref: str) -> bool:
+    try:
+        parse_s3_uri(ref)
+    except S3UriError:
+        return False
+    return True
 
 
 def iter_accepted_lines(
@@ -180,46 +230,55 @@ def iter_accepted_lines(
     require_source: bool,
     on_reject: Callable[[RejectedLine], None],
     blank: list[int],
-    on_close: Callable[[int], None] | None = None,
+    on_close: Callable[[int, BaseException | None], None] | None = None,
 ) -> Iterator[ManifestLine]:
     r"""The manifest hot path: yield accepted lines, hand every reject to ``on_reject``.
 
     ``lines`` must come without newline or trailing CR (:func:`iter_line_batches` strips both).
+    ``on_close`` gets the number of lines read and the exception that ended the read, if any
+    (``None`` also when the caller stopped early).
 
-    Clearly valid lines take an inlined fast path (one ``orjson.loads``, two dict looks, one
-    anchored regex, one tuple); anything unusual goes through :func:`parse_line`, which
-    decides the reject reason. Measured in bench/manifest_throughput.py.
+    Clearly valid lines take an inlined fast path (one ``orjson.loads``, two dict looks, a
+    prefix compare); anything unusual goes through :func:`parse_line`, which decides the
+    reject reason. The fast path accepts a line only where :func:`parse_line` would (a
+    property test checks it). Measured in bench/manifest_throughput.py.
     """
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
-    ref_ok = _S3_REF_RE.match
     new = tuple.__new__  # NamedTuple's own __new__ is a Python function: 2x slower
     max_chars = MAX_LINE_CHARS
-    known = "s3://"  # the last bucket prefix that passed the full check
+    known = "s3://"  # "s3://<bucket>/" of the last source-ref that passed the full check
     known_len = 99_999_999  # no ref is longer: nothing passes the cheap check before one full
     line_no = 0
+    error: BaseException | None = None
     try:
         for line_no, raw in enumerate(lines, 1):
-            # 36 is "$": a line without that byte cannot have a "$..." attribute name, and
-            # an int membership test is a memchr (~20 ns). Lines come without CR (callers
-            # strip it), so what passes here is exactly what parse_line would accept.
-            if len(raw) <= max_chars and 36 not in raw:
+            # 36 is "$" and 92 "\\": a line without "$" (nor a \\u00XX escape) cannot have
+            # a "$..." attribute name, and an int membership test is a memchr (~20 ns). With
+            # no escape and one '"source', no source key is repeated (_may_repeat_source).
+            # Lines come without CR (callers strip it).
+            if (
+                len(raw) <= max_chars
+                and 36 not in raw
+                and (92 not in raw or b"\\u00" not in raw)
+                and raw.count(b'"source') < 2
+            ):
                 try:
                     obj = loads(raw)
                 except decode_error:
                     obj = None
                 if obj.__class__ is dict:
-                    ref = obj.get("source-ref")
+                    ref = obj.get("source-ref", _MISSING)
                     if ref.__class__ is str:
                         if len(ref) > known_len and ref.startswith(known):
                             yield new(ManifestLine, (line_no, obj, raw))
                             continue
-                        if ref_ok(ref) is not None:
+                        if _valid_ref(ref):
                             known = ref[: ref.index("/", 5) + 1]
                             known_len = len(known)
                             yield new(ManifestLine, (line_no, obj, raw))
                             continue
-                    elif ref is None and obj.get("source").__class__ is str:
+                    elif ref is _MISSING and obj.get("source").__class__ is str:
                         yield new(ManifestLine, (line_no, obj, raw))
                         continue
             if not raw.strip():
@@ -230,9 +289,14 @@ def iter_accepted_lines(
                 yield ManifestLine(line_no, parsed, raw)
             else:
                 on_reject(RejectedLine(source, line_no, parsed[0], parsed[1], raw))
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
         if on_close is not None:
-            on_close(line_no)
+            on_close(line_no, error)
 
 
 def parse_manifest_lines(
@@ -280,8 +344,8 @@ def read_manifest(
         location: a local path or ``s3://`` URI.
         policy: ``strict`` raises :class:`ManifestError` at the first bad line; ``collect``
             keeps going and writes every bad line to ``rejects``.
-        rejects: where the JSON Lines rejects file goes (written atomically at the end, only
-            when there is at least one reject). Without it, rejects are logged as warnings.
+        rejects: where the JSON Lines rejects file goes (see :class:`RejectsSink`). Without
+            it, rejects are logged as warnings.
         stats: filled in when the read ends, for the caller's report.
         store: the S3 store for ``s3://`` locations.
         require_source: reject lines without ``source-ref``/``source`` (manifest rules).
@@ -289,29 +353,23 @@ def read_manifest(
     Raises:
         ManifestError: under the strict policy, naming ``file:line: reason``.
     """
-    policy = RejectPolicy(policy)
     stats = stats if stats is not None else ReadStats()
     name = str(location)
     blank: list[int] = []
-    sink: list[_RejectSink] = []
+    sink = RejectsSink(rejects, policy=RejectPolicy(policy), source=name, store=store)
     rejected = stats.rejected.copy()
 
     def on_reject(item: RejectedLine) -> None:
         rejected[item.reason.value] += 1
-        if policy is RejectPolicy.STRICT:
-            raise ManifestError(name, item.line_no, f"{item.reason.value}: {item.detail}")
-        if not sink:
-            sink.append(_RejectSink(rejects, store))
-        sink[0].add(item)
+        sink.add(item.to_json())
 
-    def on_close(lines_read: int) -> None:
+    def on_close(lines_read: int, error: BaseException | None) -> None:
         new_rejects = sum(rejected.values()) - stats.rejected_total
         stats.rejected = rejected
         stats.lines += lines_read
         stats.blank += len(blank)
         stats.accepted += lines_read - len(blank) - new_rejects
-        if sink:
-            sink[0].close()
+        sink.close(error)
 
     # Returned, not delegated to with `yield from`: one generator layer less per line.
     return iter_accepted_lines(
@@ -324,22 +382,71 @@ def read_manifest(
     )
 
 
-class _RejectSink:
-    """Streams rejects to a temporary file that becomes the rejects file on close."""
+class RejectsSink:
+    """Where rejected lines go: an error (strict), a JSON Lines rejects file, or the log.
 
-    def __init__(self, location: Location | None, store: S3Store | None) -> None:
-        self._cm = atomic_output(location, store=store) if location is not None else None
-        self._fh = self._cm.__enter__() if self._cm is not None else None
+    Every reader of manifests routes its rejects through one of these. Each record is the
+    :meth:`RejectedLine.to_json` shape (``file``, ``line``, ``reason``, ``detail``,
+    ``raw``). The rejects file is created at the first reject, so a clean read writes
+    none, and appears (atomically) when the read ends; a read that fails leaves none.
 
-    def add(self, item: RejectedLine) -> None:
-        if self._fh is None:
-            logger.warning("rejected %s", item)
+    Args:
+        location: the rejects file; ``None`` logs each reject as a warning instead.
+        policy: ``strict`` raises :class:`ManifestError` at the first reject.
+        source: the manifest's name, for the strict error.
+        store: the S3 store when ``location`` is an ``s3://`` URI.
+        log: with no ``location``, whether to log (``False``: a first pass over a file
+            that a second pass reports on).
+    """
+
+    def __init__(
+        self,
+        location: Location | None,
+        *,
+        policy: RejectPolicy,
+        source: str,
+        store: S3Store | None = None,
+        log: bool = True,
+    ) -> None:
+        self._location = location
+        self._policy = policy
+        self._source = source
+        self._store = store
+        self._log = log
+        self._output: contextlib.AbstractContextManager[IO[bytes]] | None = None
+        self._fh: IO[bytes] | None = None
+
+    def add(self, item: Mapping[str, Any]) -> None:
+        """Route one reject record.
+
+        Raises:
+            ManifestError: under the strict policy.
+        """
+        if self._policy is RejectPolicy.STRICT:
+            raise ManifestError(
+                self._source, int(item["line"]), f"{item['reason']}: {item['detail']}"
+            )
+        if self._location is None:
+            if self._log:
+                logger.warning(
+                    "rejected %s:%s: %s: %s",
+                    *(item[k] for k in ("file", "line", "reason", "detail")),
+                )
             return
-        self._fh.write(orjson.dumps(item.to_json()) + b"\n")
+        if self._fh is None:
+            self._output = atomic_output(self._location, store=self._store)
+            self._fh = self._output.__enter__()
+        self._fh.write(orjson.dumps(item) + b"\n")
 
-    def close(self) -> None:
-        if self._cm is not None:
-            self._cm.__exit__(None, None, None)
+    def close(self, error: BaseException | None = None) -> None:
+        """Publish the rejects file, or drop it when the read failed with ``error``."""
+        output, self._output, self._fh = self._output, None, None
+        if output is None:
+            return
+        if error is None:
+            output.__exit__(None, None, None)
+        else:
+            output.__exit__(type(error), error, error.__traceback__)
 
 
 def dump_line(record: ManifestLine | Mapping[str, Any]) -> bytes:
@@ -357,28 +464,11 @@ def write_manifest(
 ) -> int:
     """Write records as JSON Lines atomically (local rename or S3 upload when complete).
 
-    Unchanged :class:`ManifestLine` values are written back byte for byte; lines are
-    joined in batches so the per-line cost stays a list append.
+    Unchanged :class:`ManifestLine` values are written back byte for byte (:func:`dump_line`).
+    Only bytes are kept until written: holding the parsed lines themselves would make the
+    cyclic GC walk thousands of live dicts (measured: 40% slower).
 
     Returns:
         The number of lines written.
     """
-    count = 0
-    batch: list[bytes] = []
-    append = batch.append
-    dumps = orjson.dumps
-    with atomic_output(location, store=store) as fh:
-        for record in records:
-            # Keep only bytes: holding the parsed lines themselves would make the cyclic
-            # GC walk thousands of live dicts (measured: 40% slower).
-            append(record.raw if record.__class__ is ManifestLine else dumps(record))
-            if len(batch) == 4096:
-                fh.write(b"\n".join(batch))
-                fh.write(b"\n")
-                count += 4096
-                batch.clear()
-        if batch:
-            fh.write(b"\n".join(batch))
-            fh.write(b"\n")
-            count += len(batch)
-    return count
+    return write_lines(location, map(dump_line, records), store=store)

@@ -24,10 +24,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NoReturn, cast
 
-import orjson
-
-from gt_toolkit.errors import ConversionError, ManifestError
-from gt_toolkit.formats.detection_label import DETECTION_TYPE, LabeledBox
+from gt_toolkit.errors import ConversionError
+from gt_toolkit.formats.detection_label import (
+    DETECTION_TYPE,
+    MAX_CLASS_ID,
+    ScoredBox,
+    label_boxes,
+    label_image_size,
+    parse_annotation,
+    parse_class_id,
+)
 from gt_toolkit.formats.label_attributes import (
     METADATA_SUFFIX,
     LabelAttribute,
@@ -40,9 +46,10 @@ from gt_toolkit.formats.manifest import (
     ReadStats,
     RejectedLine,
     RejectPolicy,
+    RejectsSink,
     iter_accepted_lines,
 )
-from gt_toolkit.storage.files import Location, atomic_output, iter_raw_lines
+from gt_toolkit.storage.files import Location, iter_raw_lines
 from gt_toolkit.storage.s3 import S3Store
 from gt_toolkit.types import ImageSize
 
@@ -74,8 +81,10 @@ class OutputRejectReason(StrEnum):
     NO_LABEL = "no-label"
     INVALID_LABEL = "invalid-label"
     WRONG_TYPE = "wrong-label-type"
+    UNKNOWN_CLASS = "unknown-class-id"
     BOX_OUTSIDE_IMAGE = "box-outside-image"
     EMPTY_IMAGE = "empty-image"
+    ALL_BOXES_DROPPED = "all-boxes-dropped"
     NO_SOURCE_REF = "no-source-ref"
 
 
@@ -238,7 +247,7 @@ class DetectionRecord:
 
     ``label`` is the (possibly clipped) label value with integer ``class_id`` values, ready
     to be written back as a Ground Truth label; ``labels`` are the box class names in box
-    order. ``boxes`` (:class:`LabeledBox` values) are built on first use: manifest-to-
+    order. ``boxes`` (:class:`ScoredBox` values) are built on first use: manifest-to-
     manifest targets never need them, and building them is most of a line's cost.
     """
 
@@ -273,34 +282,19 @@ class DetectionRecord:
         self.label = label
         self.labels = labels
         self._objects = objects
-        self._boxes: list[LabeledBox] | None = None
+        self._boxes: list[ScoredBox] | None = None
 
     @property
-    def boxes(self) -> list[LabeledBox]:
-        """The checked boxes with names and confidences (pixels, xywh)."""
+    def boxes(self) -> list[ScoredBox]:
+        """The checked boxes with names and scores (pixels, xywh)."""
         if self._boxes is None:
-            objects = self._objects
-            boxes = []
-            for i, (ann, name) in enumerate(
-                zip(self.label["annotations"], self.labels, strict=True)
-            ):
-                obj = objects[i] if i < len(objects) else None
-                conf = obj.get("confidence") if isinstance(obj, dict) else None
-                boxes.append(
-                    LabeledBox(
-                        label=name,
-                        class_id=ann["class_id"],
-                        left=ann["left"],
-                        top=ann["top"],
-                        width=ann["width"],
-                        height=ann["height"],
-                        confidence=float(conf)
-                        if isinstance(conf, int | float) and not isinstance(conf, bool)
-                        else None,
-                    )
-                )
-            self._boxes = boxes
+            self._boxes = label_boxes(self.label["annotations"], self.labels, self._objects)
         return self._boxes
+
+    @property
+    def class_ids(self) -> list[int]:
+        """The boxes' class ids, in box order (integers once read)."""
+        return [ann["class_id"] for ann in self.label["annotations"]]
 
     def __repr__(self) -> str:
         return (
@@ -334,16 +328,9 @@ class _Reject(Exception):
         self.detail = detail
 
 
-def _as_class_id(value: object) -> int:
-    if value.__class__ is int:
-        return value
-    if isinstance(value, bool):
-        raise ValueError("a boolean is not a class id")
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    raise ValueError(f"class id {value!r} is not an integer")
+def _is_class_key(key: str) -> bool:
+    """A ``class-map`` key that names a valid class id (``"0"``, ``"12"``)."""
+    return key.isascii() and key.isdigit() and len(key) <= 10 and int(key) <= MAX_CLASS_ID
 
 
 _COORDS = ("left", "top", "width", "height")
@@ -439,15 +426,15 @@ class OutputReader:
             self._choose(data, line.line_no)
         attr = self.attribute
         value = data.get(attr) if attr is not None and self._kind is not None else None
-        if attr is None or value is None:
+        meta = data.get(attr + METADATA_SUFFIX) if attr is not None else None
+        if meta.__class__ is not dict:
+            meta = {}
+        if attr is None or value is None or meta.get("failure-reason") is not None:
             self._unlabeled(data, attr)
             raise AssertionError("unreachable")  # _unlabeled always raises
         source_ref = data.get("source-ref")
         if source_ref.__class__ is not str:
             raise _Reject(OutputRejectReason.NO_SOURCE_REF, "no 'source-ref': not an image object")
-        meta = data.get(attr + METADATA_SUFFIX)
-        if meta.__class__ is not dict:
-            meta = {}
         if self._kind is LabelKind.DETECTION:
             return self._detection(line.line_no, data, source_ref, attr, value, meta)
         return self._classification(line.line_no, data, source_ref, attr, value, meta)
@@ -472,6 +459,7 @@ class OutputReader:
         value: Any,
         meta: Mapping[str, Any],
     ) -> DetectionRecord:
+        """Check a bounding-box label in phases: shape, class map, boxes, empty, counts."""
         if value.__class__ is not dict or value.get("annotations").__class__ is not list:
             raise _Reject(
                 OutputRejectReason.INVALID_LABEL,
@@ -488,36 +476,65 @@ class OutputReader:
         objects = meta.get("objects")
         if objects.__class__ is not list:
             objects = []
+        self._merge_class_map(class_names, line_no)
+        annotations, names, kept, clipped, dropped = self._check_boxes(
+            value["annotations"], objects, size, class_names, line_no
+        )
+        if not names:
+            self._check_empty(meta, attr)
+        self._count(names, clipped, dropped)
+        label = value if annotations is None else {**value, "annotations": annotations}
+        return DetectionRecord(line_no, data, source_ref, attr, size, label, names, kept)
+
+    def _merge_class_map(self, class_names: dict[str, Any], line_no: int) -> None:
+        """Merge a line's ``class-map`` into the file's :class:`ClassMap`."""
+        if class_names == self._last_class_map:  # one C-level compare for most lines
+            return
         cmap = self.stats.class_map
         known = cmap.names
-        if class_names != self._last_class_map:  # one C-level compare for most lines
-            seen = self._seen_class_keys
-            # All merged before (the usual case): one C-level subset test, no Python loop.
-            entries = () if class_names.items() <= seen.items() else class_names.items()
-            for key, name in entries:
-                if seen.get(key) == name:  # merged before: one dict look, no parsing
-                    continue
-                if isinstance(name, str) and isinstance(key, str) and key.lstrip("-").isdigit():
-                    key_id = int(key)
-                    if known.get(key_id) != name:
-                        cmap.add(key_id, name, line_no)
-                    seen[key] = name
-            self._last_class_map = class_names
-        source_annotations = value["annotations"]
+        seen = self._seen_class_keys
+        # All merged before (the usual case): one C-level subset test, no Python loop.
+        entries = () if class_names.items() <= seen.items() else class_names.items()
+        for key, name in entries:
+            if seen.get(key) == name:  # merged before: one dict look, no parsing
+                continue
+            if isinstance(name, str) and isinstance(key, str) and _is_class_key(key):
+                key_id = int(key)
+                if known.get(key_id) != name:
+                    cmap.add(key_id, name, line_no)
+                seen[key] = name
+        self._last_class_map = class_names
+
+    def _check_boxes(
+        self,
+        source: list[Any],
+        objects: list[Any],
+        size: ImageSize | None,
+        class_names: Mapping[str, Any],
+        line_no: int,
+    ) -> tuple[list[dict[str, Any]] | None, list[str], list[Any], int, int]:
+        """Check every box; returns ``(annotations, names, objects, clipped, dropped)``.
+
+        ``annotations`` is ``None`` when every box passed unchanged (the label is reused
+        as it is, and ``objects`` with it); else the boxes kept, fixed, with their objects.
+        """
         annotations: list[dict[str, Any]] | None = None  # made at the first changed box
         names: list[str] = []
         add_name = names.append
-        get_name = known.get
+        get_name = self.stats.class_map.names.get
         keep: list[Any] = []
         clipped = dropped = 0
         big = 1 << 62
         width_px, height_px = (size["width"], size["height"]) if size is not None else (big, big)
-        for i, ann in enumerate(source_annotations):
+        name: Any  # a str whenever ``fast`` holds: its class-map lookup found the name
+        for i, ann in enumerate(source):
             # Fast path: an int class id and numbers inside the image (what Ground Truth
             # writes). A string, NaN or missing field fails a comparison or the lookup and
             # takes the slow path, which decides what to do with it.
             try:
                 cid, x, y, w, h = _BOX_FIELDS(ann)
+                # JSON true/false arrive as bools, which compare as 1/0: only these pass
+                # the comparisons (identity tests: cheaper than four class lookups).
                 fast = (
                     cid.__class__ is int
                     and x >= 0
@@ -526,17 +543,24 @@ class OutputReader:
                     and h > 0
                     and x + w <= width_px
                     and y + h <= height_px
+                    and x is not True
+                    and x is not False
+                    and y is not True
+                    and y is not False
+                    and w is not True
+                    and h is not True
+                    and (name := get_name(cid)) is not None  # named ids are 0..MAX_CLASS_ID
                 )
             except (KeyError, TypeError):
                 fast = False
             if fast:
-                add_name(get_name(cid) or str(cid))
+                add_name(name)
                 if annotations is not None:
                     annotations.append(ann)
                     keep.append(objects[i] if i < len(objects) else None)
                 continue
             if annotations is None:
-                annotations = list(source_annotations[:i])
+                annotations = list(source[:i])
                 keep = list(objects[:i])
             fixed_ann, name, status = self._slow_box(i, ann, size, class_names, line_no)
             if fixed_ann is None:
@@ -547,9 +571,22 @@ class OutputReader:
             annotations.append(fixed_ann)
             add_name(name)
             keep.append(objects[i] if i < len(objects) else None)
-        if not names and self.empty_policy is EmptyPolicy.REJECT:
+        return annotations, names, objects if annotations is None else keep, clipped, dropped
+
+    def _check_empty(self, meta: Mapping[str, Any], attr: str) -> None:
+        """An object without boxes: flag it when consolidation dropped them all; policy."""
+        lost = _dropped_count(meta.get("dropped-boxes"))
+        if lost:
+            raise _Reject(
+                OutputRejectReason.ALL_BOXES_DROPPED,
+                f"consolidation dropped all {lost} box(es) the workers drew (see "
+                f"'dropped-boxes' in {attr + METADATA_SUFFIX!r}): not a negative image",
+            )
+        if self.empty_policy is EmptyPolicy.REJECT:
             raise _Reject(OutputRejectReason.EMPTY_IMAGE, "no boxes on this image")
-        label = value if annotations is None else {**value, "annotations": annotations}
+
+    def _count(self, names: list[str], clipped: int, dropped: int) -> None:
+        """Add one accepted detection object to the stats."""
         st = self.stats
         st.objects += 1
         n = len(names)
@@ -564,16 +601,6 @@ class OutputReader:
                 per_class[name] += 1
         else:
             st.empty_images += 1
-        return DetectionRecord(
-            line_no,
-            data,
-            source_ref,
-            attr,
-            size,
-            label,
-            names,
-            objects if annotations is None else keep,
-        )
 
     def _slow_box(
         self,
@@ -585,20 +612,12 @@ class OutputReader:
     ) -> tuple[dict[str, Any] | None, str, str]:
         """Check one unusual box: string ids, floats, outside the image. ``None`` = dropped."""
         try:
-            class_id = _as_class_id(ann["class_id"])
-            left, top, width, height = (float(ann[k]) for k in _COORDS)
-        except (KeyError, TypeError, ValueError) as exc:
+            class_id, left, top, width, height = parse_annotation(ann)
+        except ValueError as exc:
             raise _Reject(
-                OutputRejectReason.INVALID_LABEL, f"annotation {i} is malformed: {exc!r}"
+                OutputRejectReason.INVALID_LABEL, f"annotation {i} is malformed: {exc}"
             ) from None
-        if not all(map(_finite, (left, top, width, height))):
-            raise _Reject(OutputRejectReason.INVALID_LABEL, f"annotation {i}: not finite")
-        cmap = self.stats.class_map
-        name = class_names.get(str(class_id))
-        if isinstance(name, str):
-            cmap.add(class_id, name, line_no)
-        else:
-            name = cmap.name_of(class_id)
+        name = self._class_name(class_id, class_names, line_no, f"annotation {i}")
         box = (left, top, width, height)
         status = "ok"
         fixed = _fit(box, size)
@@ -618,6 +637,26 @@ class OutputReader:
         out.update(zip(_COORDS, map(_num, fixed), strict=True))
         return out, name, status
 
+    def _class_name(
+        self, class_id: int, class_names: Mapping[str, Any], line_no: int, what: str
+    ) -> str:
+        """The name of ``class_id`` from this line's class map or an earlier one.
+
+        An id nobody named would reach the output as a bare number: the line is rejected.
+        """
+        cmap = self.stats.class_map
+        name = class_names.get(str(class_id))
+        if isinstance(name, str):
+            cmap.add(class_id, name, line_no)
+            return name
+        known = cmap.names.get(class_id)
+        if known is None:
+            raise _Reject(
+                OutputRejectReason.UNKNOWN_CLASS,
+                f"{what}: class id {class_id} is in no class map of this file",
+            )
+        return known
+
     def _classification(
         self,
         line_no: int,
@@ -632,26 +671,19 @@ class OutputReader:
             if multi:
                 if not isinstance(value, list):
                     raise ValueError(f"expected a list of class ids, got {value!r}")
-                ids = sorted({_as_class_id(v) for v in value})
+                ids = sorted({parse_class_id(v) for v in value})
             else:
-                ids = [_as_class_id(value)]
+                ids = [parse_class_id(value)]
         except ValueError as exc:
             raise _Reject(OutputRejectReason.INVALID_LABEL, f"{attr!r}: {exc}") from None
-        cmap = self.stats.class_map
-        if multi:
-            names = meta.get("class-map")
-            if isinstance(names, Mapping):
-                for i in ids:
-                    name = names.get(str(i))
-                    if isinstance(name, str):
-                        cmap.add(i, name, line_no)
-        else:
-            name = meta.get("class-name")
-            if isinstance(name, str):
-                cmap.add(ids[0], name, line_no)
+        class_names: Mapping[str, Any] = {}
+        if multi and isinstance(meta.get("class-map"), Mapping):
+            class_names = meta["class-map"]
+        elif not multi and isinstance(meta.get("class-name"), str):
+            class_names = {str(ids[0]): meta["class-name"]}
+        labels = [self._class_name(i, class_names, line_no, repr(attr)) for i in ids]
         if not ids and self.empty_policy is EmptyPolicy.REJECT:
             raise _Reject(OutputRejectReason.EMPTY_IMAGE, "no classes on this image")
-        labels = [cmap.name_of(i) for i in ids]
         st = self.stats
         st.objects += 1
         if not ids:
@@ -697,30 +729,26 @@ def _num(x: float) -> int | float:
     return int(x) if x.is_integer() else x
 
 
-def _finite(x: float) -> bool:
-    return x - x == 0.0
+def _image_size(sizes: object) -> ImageSize | None:
+    """The label's size, ``None`` when absent or unusable (boxes are then not clipped)."""
+    try:
+        return label_image_size(sizes)
+    except ValueError:
+        return None
 
 
-def _image_size(value: object) -> ImageSize | None:
-    if value.__class__ is not list or not value:
-        return None
-    s0: Any = value[0]
-    if s0.__class__ is not dict:
-        return None
-    w: Any = s0.get("width")
-    h: Any = s0.get("height")
-    d: Any = s0.get("depth")
-    if not (w.__class__ is int and h.__class__ is int):
-        try:
-            w, h = int(w), int(h)
-        except (TypeError, ValueError):
-            return None
-    if w <= 0 or h <= 0:
-        return None
-    size: ImageSize = {"width": w, "height": h}
-    if d.__class__ is int:
-        size["depth"] = d
-    return size
+def _dropped_count(value: object) -> int:
+    """How many boxes a post-annotation Lambda's ``dropped-boxes`` lists.
+
+    A list of dropped boxes, or, when the Lambda trimmed it to fit its response limit,
+    ``{"omitted": ..., "count": n}``.
+    """
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, Mapping):
+        count = value.get("count")
+        return count if isinstance(count, int) and not isinstance(count, bool) else 0
+    return 0
 
 
 def _fit(
@@ -740,49 +768,6 @@ def _fit(
     if x1 <= x0 or y1 <= y0:
         return None
     return (x0, y0, x1 - x0, y1 - y0)
-
-
-class _RejectsFile:
-    """Collects reject records and writes them as JSON Lines when the read ends."""
-
-    def __init__(
-        self,
-        location: Location | None,
-        store: S3Store | None,
-        policy: RejectPolicy,
-        source: str,
-    ) -> None:
-        self._location = location
-        self._store = store
-        self._policy = policy
-        self._source = source
-        self._cm: Any = None
-        self._fh: Any = None
-        self.log = True
-
-    def add(self, item: dict[str, Any]) -> None:
-        if self._policy is RejectPolicy.STRICT:
-            raise ManifestError(
-                self._source, int(item["line"]), f"{item['reason']}: {item['detail']}"
-            )
-        if self._location is None:
-            if not self.log:
-                return
-            logger.warning(
-                "rejected %s:%s: %s: %s", *(item[k] for k in ("file", "line", "reason", "detail"))
-            )
-            return
-        if self._fh is None:
-            self._cm = atomic_output(self._location, store=self._store)
-            self._fh = self._cm.__enter__()
-        self._fh.write(orjson.dumps(item) + b"\n")
-
-    def close(self, exc: BaseException | None) -> None:
-        if self._cm is not None:
-            if exc is None:
-                self._cm.__exit__(None, None, None)
-            else:
-                self._cm.__exit__(type(exc), exc, exc.__traceback__)
 
 
 def _iter_output(
@@ -811,8 +796,9 @@ def _iter_output(
         source=name,
     )
     blank: list[int] = []
-    sink = _RejectsFile(rejects, store, RejectPolicy(policy), name)
-    sink.log = log_rejects
+    sink = RejectsSink(
+        rejects, policy=RejectPolicy(policy), source=name, store=store, log=log_rejects
+    )
     error: BaseException | None = None
     try:
 

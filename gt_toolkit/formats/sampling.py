@@ -10,23 +10,26 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from array import array
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 __all__ = [
     "SampleResult",
+    "Splitter",
     "hash_unit",
     "item_key",
     "percent_to_count",
     "sample_items",
     "sample_percent",
-    "split_items",
     "split_name",
 ]
 
 T = TypeVar("T")
 SplitName = Literal["train", "validation"]
+_blake2b = hashlib.blake2b
 
 
 def item_key(data: Mapping[str, Any]) -> str:
@@ -40,7 +43,12 @@ def item_key(data: Mapping[str, Any]) -> str:
 
 def hash_unit(key: str, seed: int | str) -> float:
     """A uniform number in [0, 1) fixed by ``(seed, key)``: blake2b, not Python's ``hash``."""
-    digest = hashlib.blake2b(f"{seed}\x00{key}".encode(), digest_size=8).digest()
+    return _unit(f"{seed}\x00".encode(), key)
+
+
+def _unit(salt: bytes, key: str) -> float:
+    """:func:`hash_unit` with the seed already encoded (the seed, then a NUL byte)."""
+    digest = _blake2b(salt + key.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 
@@ -154,21 +162,78 @@ def sample_percent(
     )
 
 
+class Splitter:
+    """Train/validation assignment by key: the one split rule of the toolkit.
+
+    An item goes to validation when :func:`hash_unit` of its key under the salt
+    ``split:<seed>`` (not the sampling salt, so a sample and its split are independent) is
+    below ``validation_fraction``. It depends on the key alone: constant memory, and adding
+    items never moves old ones.
+
+    :meth:`plan` switches to a stratified split for one ordered pass: each item's stratum is
+    its rarest class (items without classes form their own stratum), and within a stratum
+    the items with the smallest split hashes go to validation, so every stratum gets
+    ``round(fraction * n)`` validation items. It keeps 13 bytes per item while planning and
+    1 after.
+
+    Raises:
+        ValueError: ``validation_fraction`` outside 0..1.
+    """
+
+    __slots__ = ("_next", "_plan", "_salt", "fraction")
+
+    def __init__(self, *, validation_fraction: float, seed: int | str = 0) -> None:
+        if not 0 <= validation_fraction <= 1:
+            raise ValueError(f"validation_fraction must be within 0..1, got {validation_fraction}")
+        self.fraction = validation_fraction
+        self._salt = f"split:{seed}\x00".encode()  # hash_unit's input, built once
+        self._plan: bytearray | None = None
+        self._next = 0
+
+    def unit(self, key: str) -> float:
+        """The key's split hash in [0, 1) (:func:`hash_unit` with the split salt)."""
+        return _unit(self._salt, key)
+
+    def __call__(self, key: str) -> SplitName:
+        """The split of ``key``; after :meth:`plan`, of the next planned item (in order).
+
+        Raises:
+            ValueError: more items than were planned.
+        """
+        if self._plan is None:
+            return "validation" if self.unit(key) < self.fraction else "train"
+        i = self._next
+        if i >= len(self._plan):
+            raise ValueError("more items than the stratified split planned (the input changed)")
+        self._next = i + 1
+        return "validation" if self._plan[i] else "train"
+
+    def plan(self, items: Iterable[tuple[str, Iterable[str]]]) -> None:
+        """Plan a stratified split over ``(key, class names)`` pairs, in the order to come."""
+        hashes = array("d")
+        set_ids = array("I")
+        sets: dict[frozenset[str], int] = {}
+        counts: Counter[str] = Counter()
+        for key, classes in items:
+            names = frozenset(classes)
+            counts.update(names)
+            set_ids.append(sets.setdefault(names, len(sets)))
+            hashes.append(self.unit(key))
+        stratum_of_set = [""] * len(sets)
+        for names, sid in sets.items():
+            stratum_of_set[sid] = min(names, key=lambda n: (counts[n], n)) if names else ""
+        members: dict[str, array[int]] = defaultdict(lambda: array("I"))
+        for i, sid in enumerate(set_ids):
+            members[stratum_of_set[sid]].append(i)
+        plan = bytearray(len(hashes))
+        for indices in members.values():
+            k = round(self.fraction * len(indices))
+            for i in heapq.nsmallest(k, indices, key=hashes.__getitem__):
+                plan[i] = 1
+        self._plan = plan
+        self._next = 0
+
+
 def split_name(key: str, *, seed: int | str = 0, validation_fraction: float) -> SplitName:
-    """Assign one item to ``train`` or ``validation`` from its key alone (stable)."""
-    if not 0 <= validation_fraction <= 1:
-        raise ValueError(f"validation_fraction must be within 0..1, got {validation_fraction}")
-    # A different salt from sampling, so a sample and its split are independent.
-    return "validation" if hash_unit(key, f"split:{seed}") < validation_fraction else "train"
-
-
-def split_items(
-    items: Iterable[T],
-    *,
-    validation_fraction: float,
-    seed: int | str = 0,
-    key: Callable[[T], str],
-) -> Iterator[tuple[SplitName, T]]:
-    """Stream ``(split, item)`` pairs; see :func:`split_name`."""
-    for item in items:
-        yield split_name(key(item), seed=seed, validation_fraction=validation_fraction), item
+    """Assign one item to ``train`` or ``validation`` from its key alone (:class:`Splitter`)."""
+    return Splitter(validation_fraction=validation_fraction, seed=seed)(key)

@@ -3,9 +3,13 @@
 The post-annotation Lambda and offline re-consolidation both receive the crowd element's
 output, ``{"<element name>": {"boundingBoxes": [...] | null, "inputImageProperties": {...}}}``
 (``docs/ground-truth-formats.md`` §2.3 and §3). This module turns it into typed boxes.
-It checks the *structure* only: a box with a NaN, a string or a negative width is passed on
+It checks the *structure*: a box with a NaN, a string or a negative width is passed on
 (coordinates as floats, NaN when unreadable) so consolidation can drop it with a recorded
-reason instead of failing the whole object.
+reason instead of failing the whole object. Two things make the whole answer unreadable
+instead: an element without a ``boundingBoxes`` key (the answer of another task type, or a
+template that nests its boxes elsewhere: it must not read as "drew nothing"), and a number
+beyond :data:`MAX_PIXELS` as a coordinate or image side (no image is that large; such a number
+is a broken or forged answer, and would not even fit the label's integer pixels).
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gt_toolkit.errors import ConsolidationError
+from gt_toolkit.formats.detection_label import parse_image_size
 from gt_toolkit.types import ImageSize, WorkerBox
 
-__all__ = ["BoundingBoxAnswer", "parse_bounding_box_answer"]
+__all__ = ["MAX_PIXELS", "BoundingBoxAnswer", "parse_bounding_box_answer"]
 
 _COORDS = ("left", "top", "width", "height")
+
+MAX_PIXELS = 2**31 - 1
+"""The largest coordinate or image side (in pixels, either sign) an answer may hold."""
 
 
 @dataclass
@@ -38,7 +46,10 @@ def _number(value: Any) -> float:
     if isinstance(value, bool):
         return math.nan
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond the largest float
+            return math.inf if value > 0 else -math.inf
     if isinstance(value, str):
         try:
             return float(value)
@@ -47,19 +58,32 @@ def _number(value: Any) -> float:
     return math.nan
 
 
+def _coordinate(value: Any, key: str, box: int | None = None) -> float:
+    """A coordinate as :func:`_number` reads it; a number beyond :data:`MAX_PIXELS` raises."""
+    if type(value) in (int, float) and -MAX_PIXELS <= value <= MAX_PIXELS:
+        return float(value)  # the common case, first: this runs for every edge of every box
+    number = _number(value)
+    if abs(number) > MAX_PIXELS and (math.isfinite(number) or isinstance(value, int)):
+        shown = f"{number:.6g}" if math.isfinite(number) else "an integer beyond 1e308"
+        where = f"inputImageProperties.{key}" if box is None else f"box {box} {key}"
+        raise ConsolidationError(f"{where} is {shown}, beyond {MAX_PIXELS} pixels")
+    return number
+
+
 def _image_size(props: Any) -> ImageSize | None:
-    if not isinstance(props, Mapping):
-        return None
+    """``inputImageProperties`` as a size; ``None`` when absent or not a positive size.
+
+    A number beyond :data:`MAX_PIXELS` fails the answer (:func:`_coordinate`), as in a box;
+    otherwise the one size parser decides
+    (:func:`~gt_toolkit.formats.detection_label.parse_image_size`).
+    """
+    if isinstance(props, Mapping):
+        for key in ("width", "height"):
+            _coordinate(props.get(key), key)
     try:
-        width, height = int(props["width"]), int(props["height"])
-    except (KeyError, TypeError, ValueError):
+        return parse_image_size(props)
+    except ValueError:
         return None
-    if width <= 0 or height <= 0:
-        return None
-    size: ImageSize = {"width": width, "height": height}
-    if isinstance(props.get("depth"), int):
-        size["depth"] = int(props["depth"])
-    return size
 
 
 def _element(content: Mapping[str, Any], element_name: str | None) -> Mapping[str, Any]:
@@ -105,14 +129,20 @@ def parse_bounding_box_answer(
 
     Raises:
         ConsolidationError: the answer is not an object, has no (or an ambiguous)
-            bounding-box element, ``boundingBoxes`` is neither a list nor null, or a box is
-            not an object. ``boundingBoxes: null`` is a worker who drew nothing.
+            bounding-box element, the element has no ``boundingBoxes`` key or it is neither
+            a list nor null, a box is not an object, or a coordinate or image side is beyond
+            :data:`MAX_PIXELS`. ``boundingBoxes: null`` is a worker who drew nothing.
     """
     if not isinstance(answer_content, Mapping):
         raise ConsolidationError(
             f"answerContent must be an object, got {type(answer_content).__name__}"
         )
     element = _element(answer_content, element_name)
+    if "boundingBoxes" not in element:
+        keys = sorted(map(str, element))
+        raise ConsolidationError(
+            f"the answer has no boundingBoxes (keys: {keys[:10]}): not a bounding-box answer"
+        )
     raw_boxes = element.get("boundingBoxes")
     if raw_boxes is None:
         raw_boxes = []
@@ -125,7 +155,7 @@ def parse_bounding_box_answer(
         if not isinstance(raw, Mapping):
             raise ConsolidationError(f"box {i} is not an object: {raw!r}")
         label = raw.get("label")
-        left, top, width, height = (_number(raw.get(k)) for k in _COORDS)
+        left, top, width, height = (_coordinate(raw.get(k), k, i) for k in _COORDS)
         boxes.append(
             {
                 "label": label if isinstance(label, str) else "",

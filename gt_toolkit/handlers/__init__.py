@@ -1,4 +1,4 @@
-"""What the pre- and post-annotation Lambdas run; the files in ``lambdas/`` are one-call.
+"""What the pre- and post-annotation Lambdas run.
 
-Dapters over these.
+The files in ``lambdas/`` are one-call adapters over these modules.
 """

@@ -1,42 +1,54 @@
 """Post-annotation (consolidation): one bounding-box label per data object, never one lost.
 
 Ground Truth calls the post-annotation Lambda once per batch with a pointer to a payload file
-in S3 listing every object and its workers' answers (``docs/ground-truth-formats.md``
-§3). :func:`handle_post_annotation` reads it, consolidates each object with
+in S3 listing every object and its workers' answers (``docs/ground-truth-formats.md`` §3).
+:func:`handle_post_annotation` reads it, consolidates each object with
 :func:`gt_toolkit.consolidation.engine.consolidate_image` and returns exactly one entry per
 ``datasetObjectId``, in payload order, in the built-in bounding-box output shape (§2.1), so the
-output manifest of a custom job reads like a built-in one.
+output manifest of a custom job reads like a built-in one. The Lambda returns them as compact
+JSON bytes.
 
-Contract, and what happens with bad data:
+What fails a worker's answer, an object, or the whole call:
 
-* Each object is consolidated in its own ``try``. A broken answer (undecodable ``content``,
-  unreadable ``s3Uri``, wrong shape) drops only that worker: it is listed under
-  ``worker-errors`` and kept verbatim under ``worker-answers`` in the metadata. An object
-  whose answers are all broken comes back with empty ``annotations``, a ``failure-reason`` and
-  the raw answers. Boxes the engine drops are listed under ``dropped-boxes`` with the reason.
-* Payload items without a usable ``datasetObjectId`` cannot be answered; they are logged
-  whole (level ERROR) and skipped. Ground Truth never sends them.
-* **Duplicate ``datasetObjectId``s** (not expected from Ground Truth) are merged: their
-  answers are consolidated together, once, at the position of the first occurrence, and
-  ``duplicate-entries`` in the metadata says how many items were merged. Returning one
-  entry per id is the contract; merging loses no answer.
-* The payload itself unreadable, or an event without ``labelAttributeName`` or
-  ``payload.s3Uri``, fails the whole call: there is nothing to answer with, and Ground Truth
-  retries the batch.
-* The result depends only on the event and the S3 objects it names (and ``creation-date``),
-  so a retried call returns the same labels.
-* **Lambda's 6 MB response limit.** When the diagnostics (``worker-answers``,
-  ``dropped-boxes``) would push the response past :data:`RESPONSE_BUDGET` bytes, they are
-  replaced, biggest object first, by a count and a pointer to the payload file (which holds
-  every raw answer); the labels themselves are never cut. A response over the limit would
-  fail the whole batch.
+* **A worker.** A broken answer (undecodable ``content``, unreadable ``s3Uri``, not a
+  bounding-box answer, a number beyond
+  :data:`~gt_toolkit.formats.worker_answers.MAX_PIXELS`) drops only that worker: it is
+  listed under ``worker-errors`` and kept verbatim under ``worker-answers``. Boxes the engine
+  drops are listed under ``dropped-boxes`` with the reason.
+* **An object.** An object whose answers are all broken, or that fails in any other way
+  (each object is consolidated in its own ``try``, its entry encoded there too), comes back
+  with empty ``annotations``, a ``failure-reason`` and its raw answers.
+* **Every object of the batch, answered.** When most boxes of the batch carry labels not in
+  ``labelCategories`` (case, spelling: the rule is
+  :func:`gt_toolkit.consolidation.label_check.label_mismatch`), every object keeps the boxes
+  that matched and gets a ``failure-reason`` naming the labels seen and expected; the log
+  says it once (``post_annotation.label_mismatch``). Nothing is lost: the payload file keeps
+  every answer for offline re-consolidation with the right labels.
+* **The call.** The payload unreadable, or an event without ``labelAttributeName`` or
+  ``payload.s3Uri``: there is nothing to answer with, and Ground Truth retries the batch.
+* Payload items without a usable ``datasetObjectId`` (missing, not a string or a 64-bit
+  integer, longer than 1,024 characters) cannot be answered; they are logged (level ERROR)
+  and skipped. Ground Truth never sends them. **Duplicate ids** (not expected either) are
+  merged: answers consolidated together, once, at the first occurrence, with
+  ``duplicate-entries`` saying how many items were merged.
+
+**Lambda's 6 MB response limit** (:data:`~gt_toolkit.handlers.lambda_response.RESPONSE_BUDGET`,
+counted exactly on the bytes returned). Every diagnostic text is cut to
+:data:`~gt_toolkit.handlers.lambda_response.TEXT_LIMIT` characters. If the response is still
+too big, the diagnostics are replaced, biggest object first, by a count and the payload's URI
+(raw answers and dropped boxes first, then error texts). If the labels alone cannot fit, the
+biggest objects are answered as failed (``response-too-large``) until the rest fit, and one
+ERROR line (``post_annotation.response_too_large``) names the batch size and says to lower
+the job's ``MaxConcurrentTaskCount``.
+
+The result depends only on the event and the S3 objects it names (and ``creation-date``), so a
+retried call returns the same labels.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -47,16 +59,23 @@ from typing import Any, TypedDict
 import orjson
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
+from gt_toolkit.consolidation.label_check import LabelMismatch, label_mismatch, unknown_labels
 from gt_toolkit.consolidation.worker_model import WorkerModel, read_worker_model
-from gt_toolkit.errors import GtToolkitError, StorageError, ValidationError
+from gt_toolkit.errors import ConsolidationError, GtToolkitError, StorageError, ValidationError
 from gt_toolkit.formats.detection_label import build_detection_label, now_creation_date
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer, parse_bounding_box_answer
+from gt_toolkit.handlers.lambda_response import (
+    RESPONSE_BUDGET,
+    clip_text,
+    omitted,
+    returnable,
+    runtime_size,
+)
 from gt_toolkit.storage.assumed_role import assumed_role_store_factory as assumed_role_store_factory
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
-from gt_toolkit.types import ImageSize
+from gt_toolkit.types import ConsolidatedBox, ImageSize
 
 __all__ = [
-    "RESPONSE_BUDGET",
     "ConsolidatedAnnotation",
     "PostAnnotationResult",
     "PostAnnotationSettings",
@@ -74,6 +93,13 @@ is :func:`gt_toolkit.storage.assumed_role.assumed_role_store_factory`, re-export
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
+_ID_LIMIT = 1_024  # characters of a datasetObjectId (Ground Truth's are short numbers)
+_NAME_LIMIT = 127  # characters of a name: Ground Truth's limit for a label attribute name
+_LOG_LIMIT = 10_000  # characters of a value shown in a log line
+_MISMATCH_LIMIT = 500  # characters of the label-mismatch reason on each object
+_OVER_LIMIT = "over the Lambda response size limit"
+# Diagnostics replaced when a response is too big, in this order (labels never are).
+_BULKY = (("worker-answers", "dropped-boxes"), ("worker-errors",))
 
 
 class ConsolidatedAnnotation(TypedDict):
@@ -150,7 +176,6 @@ class _Item:
     """One data object of the payload (duplicates merged)."""
 
     object_id: str | int
-    data_object: Any
     annotations: list[Any]
     entries: int = 1
 
@@ -165,6 +190,34 @@ class _Batch:
     creation_date: str
     settings: PostAnnotationSettings
     fetched: Mapping[str, bytes | Exception]
+    payload_uri: str
+
+
+@dataclass(slots=True)
+class _Answer:
+    """One object's entry, its exact encoding, and what the batch-wide checks need."""
+
+    item: _Item
+    entry: PostAnnotationResult
+    size: int  # bytes of the entry as the Python runtime encodes it
+    failed: bool
+    boxes: int = 0  # boxes its usable answers hold
+    unknown: Counter[str] = field(default_factory=Counter)  # labels dropped as unknown-label
+
+    def metadata(self, attribute: str) -> dict[str, Any]:
+        meta: dict[str, Any] = self.entry["consolidatedAnnotation"]["content"][
+            f"{attribute}-metadata"
+        ]
+        return meta
+
+    def reencode(self) -> int:
+        """Encode the entry again after a change; returns the bytes it shrank by."""
+        before = self.size
+        self.size = runtime_size(self.entry)
+        return before - self.size
+
+
+# -- phase 1: the event and the payload ------------------------------------------------------
 
 
 def _event_problems(event: Mapping[str, Any]) -> tuple[str, str, list[str]]:
@@ -172,14 +225,19 @@ def _event_problems(event: Mapping[str, Any]) -> tuple[str, str, list[str]]:
     problems: list[str] = []
     attribute = event.get("labelAttributeName")
     if not isinstance(attribute, str) or not attribute:
-        problems.append(f"labelAttributeName must be a non-empty string, got {attribute!r}")
+        problems.append(f"labelAttributeName must be a non-empty string, got {attribute!r:.200}")
         attribute = ""
     elif attribute.endswith("-metadata"):
-        problems.append(f"labelAttributeName must not end with -metadata: {attribute!r}")
+        problems.append(f"labelAttributeName must not end with -metadata: {attribute!r:.200}")
+    elif len(attribute) > _NAME_LIMIT or clip_text(attribute) != attribute:
+        problems.append(
+            f"labelAttributeName must be at most {_NAME_LIMIT} characters of valid "
+            f"text, got {attribute!r:.200}"
+        )
     payload = event.get("payload")
     uri = payload.get("s3Uri") if isinstance(payload, Mapping) else None
     if not is_s3_uri(uri):
-        problems.append(f"payload.s3Uri must be an s3:// URI, got {uri!r}")
+        problems.append(f"payload.s3Uri must be an s3:// URI, got {uri!r:.200}")
         uri = ""
     return attribute, str(uri), problems
 
@@ -192,7 +250,7 @@ def _labels(event: Mapping[str, Any]) -> list[str] | None:
         return list(raw)
     logger.warning(
         "post_annotation.bad_label_categories %s",
-        json.dumps({"labelCategories": raw}, default=str),
+        _for_log({"labelCategories": raw}),
         extra={"gt": {"labelCategories": raw}},
     )
     return None
@@ -201,35 +259,75 @@ def _labels(event: Mapping[str, Any]) -> list[str] | None:
 def _job_name(event: Mapping[str, Any]) -> str:
     arn = event.get("labelingJobArn")
     if isinstance(arn, str) and "labeling-job/" in arn:
-        return arn.split("labeling-job/", 1)[1]
-    return arn if isinstance(arn, str) and arn else "unknown"
+        arn = arn.split("labeling-job/", 1)[1]
+    return clip_text(arn, _NAME_LIMIT) if isinstance(arn, str) and arn else "unknown"
+
+
+def _read_payload(store: S3Store, uri: str) -> list[Any]:
+    """The payload file's list of items.
+
+    orjson reads it; what orjson refuses but JSON allows (a number beyond a double, a lone
+    surrogate escape, nesting beyond 1,024 levels) is read by the standard library instead,
+    so one odd value is a problem of its object, not of the batch.
+
+    Raises:
+        StorageError: unreadable, not JSON, or not a list.
+    """
+    body = store.get_bytes(uri)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            raise StorageError(f"payload {uri} is not JSON: {clip_text(str(exc))}") from exc
+    if not isinstance(payload, list):
+        raise StorageError(f"payload {uri} must be a JSON list, got {type(payload).__name__}")
+    return payload
+
+
+def _answerable_id(raw: Any) -> str | int | None:
+    """The item's ``datasetObjectId`` if it can be sent back exactly; else ``None``."""
+    object_id = raw.get("datasetObjectId") if isinstance(raw, Mapping) else None
+    if isinstance(object_id, bool) or not isinstance(object_id, str | int):
+        return None
+    if isinstance(object_id, str) and len(object_id) > _ID_LIMIT:
+        return None
+    try:
+        orjson.dumps(object_id)  # an integer of 2^64 or more, a lone surrogate
+    except orjson.JSONEncodeError:
+        return None
+    return object_id
 
 
 def _group(payload: list[Any]) -> list[_Item]:
     """Payload items keyed by ``datasetObjectId`` in first-seen order; duplicates merged."""
     items: dict[str | int, _Item] = {}
     for position, raw in enumerate(payload):
-        object_id = raw.get("datasetObjectId") if isinstance(raw, Mapping) else None
-        if isinstance(object_id, bool) or not isinstance(object_id, str | int):
+        object_id = _answerable_id(raw)
+        if object_id is None:
             logger.error(
                 "post_annotation.unanswerable_item %s",
-                json.dumps({"position": position, "item": raw}, default=str),
+                _for_log({"position": position, "item": raw}),
                 extra={"gt": {"position": position, "item": raw}},
             )
             continue
-        assert isinstance(raw, Mapping)  # narrowed by the id check above
-        annotations = raw.get("annotations")
-        annotations = list(annotations) if isinstance(annotations, list) else [annotations]
+        raw_annotations = raw.get("annotations")
+        annotations = (  # absent: no answers; not a list: kept as one broken answer
+            list(raw_annotations)
+            if isinstance(raw_annotations, list)
+            else ([] if raw_annotations is None else [raw_annotations])
+        )
         if object_id in items:
             items[object_id].annotations.extend(annotations)
             items[object_id].entries += 1
             logger.warning(
                 "post_annotation.duplicate_object %s",
-                json.dumps({"datasetObjectId": object_id}),
+                _for_log({"datasetObjectId": object_id}),
                 extra={"gt": {"datasetObjectId": object_id}},
             )
         else:
-            items[object_id] = _Item(object_id, raw.get("dataObject"), annotations)
+            items[object_id] = _Item(object_id, annotations)
     return list(items.values())
 
 
@@ -252,7 +350,7 @@ def _fetch(store: S3Store, uris: Sequence[str], threads: int) -> dict[str, bytes
     def one(uri: str) -> bytes | Exception:
         try:
             return store.get_bytes(uri)
-        except GtToolkitError as exc:
+        except (GtToolkitError, ValueError) as exc:  # ValueError: a key boto3 cannot encode
             return exc
 
     if not uris:
@@ -261,17 +359,21 @@ def _fetch(store: S3Store, uris: Sequence[str], threads: int) -> dict[str, bytes
         return dict(zip(uris, pool.map(one, uris), strict=True))
 
 
+# -- phase 2: each object on its own ---------------------------------------------------------
+
+
 def _decode(annotation: Any, fetched: Mapping[str, bytes | Exception]) -> Mapping[str, Any]:
     """One worker's ``annotationData`` as the decoded answer content.
 
     Raises:
-        GtToolkitError | ValueError: the answer cannot be read or is not a JSON object.
+        GtToolkitError | ValueError | RecursionError: the answer cannot be read or is not a
+            JSON object.
     """
     if not isinstance(annotation, Mapping):
-        raise ValidationError([f"annotation is not an object: {annotation!r}"], what="answer")
+        raise ConsolidationError("annotation is not an object")
     data = annotation.get("annotationData")
     if not isinstance(data, Mapping):
-        raise ValidationError(["annotationData is missing or not an object"], what="answer")
+        raise ConsolidationError("annotationData is missing or not an object")
     if "content" in data:
         content = data["content"]
         decoded = json.loads(content) if isinstance(content, str | bytes) else content
@@ -281,109 +383,25 @@ def _decode(annotation: Any, fetched: Mapping[str, bytes | Exception]) -> Mappin
             raise body
         decoded = json.loads(body)
     else:
-        raise ValidationError(["annotationData has neither content nor s3Uri"], what="answer")
+        raise ConsolidationError("annotationData has neither content nor s3Uri")
     if isinstance(decoded, Mapping) and "answerContent" in decoded:
         decoded = decoded["answerContent"]  # a worker-response style wrapper
     if not isinstance(decoded, Mapping):
-        raise ValidationError(
-            [f"answer content must be a JSON object, got {type(decoded).__name__}"],
-            what="answer",
+        raise ConsolidationError(
+            f"answer content must be a JSON object, got {type(decoded).__name__}"
         )
     return decoded
 
 
 def _worker_id(annotation: Any, index: int) -> str:
     wid = annotation.get("workerId") if isinstance(annotation, Mapping) else None
-    return wid if isinstance(wid, str) and wid else f"worker-{index}"
+    return clip_text(wid, _NAME_LIMIT) if isinstance(wid, str) and wid else f"worker-{index}"
 
 
-def _image_size(answers: Sequence[BoundingBoxAnswer]) -> ImageSize | None:
-    """The size most workers reported (ties: the first reported)."""
-    sizes = [a.image_size for a in answers if a.image_size is not None]
-    if not sizes:
-        return None
-    counts = Counter((s["width"], s["height"]) for s in sizes)
-    best = max(counts.values())
-    return next(s for s in sizes if counts[(s["width"], s["height"])] == best)
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become ``None`` so the response stays valid JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _entry(
-    item: _Item, batch: _Batch, boxes: Any, size: ImageSize | None, extra: dict[str, Any]
-) -> PostAnnotationResult:
-    if item.entries > 1:
-        extra["duplicate-entries"] = item.entries
-    content = build_detection_label(
-        batch.attribute,
-        boxes,
-        image_size=size,
-        labels=batch.labels,
-        job_name=batch.job_name,
-        creation_date=batch.creation_date,
-        extra_metadata=_json_safe(extra),
-    )
-    return {"datasetObjectId": item.object_id, "consolidatedAnnotation": {"content": content}}
-
-
-# AWS Lambda returns at most 6 MB from a synchronous call; leave room for the runtime's
-# own JSON encoding (which escapes more than orjson) and the envelope.
-RESPONSE_BUDGET = 5_000_000
-_BULKY = ("worker-answers", "dropped-boxes")
-
-
-def _fit_response(
-    results: list[PostAnnotationResult], attribute: str, payload_uri: str, budget: int
-) -> int:
-    """Trim diagnostics until the response fits ``budget`` bytes; returns objects trimmed.
-
-    Biggest metadata first, so as few objects as possible lose their diagnostics; each
-    bulky field becomes ``{"omitted": why, "count": n, "payload": uri}``. The raw answers
-    stay in the payload file, so nothing is lost, and the labels are untouched.
-    """
-    size = len(orjson.dumps(results))
-    if size <= budget:
-        return 0
-    metas = []
-    for entry in results:
-        meta = entry["consolidatedAnnotation"]["content"].get(f"{attribute}-metadata")
-        if isinstance(meta, dict) and any(key in meta for key in _BULKY):
-            metas.append((len(orjson.dumps(meta)), meta))
-    metas.sort(key=lambda m: -m[0])
-    trimmed = 0
-    for _, meta in metas:
-        if size <= budget:
-            break
-        for key in _BULKY:
-            if key in meta:
-                before = len(orjson.dumps(meta[key]))
-                meta[key] = {
-                    "omitted": "over the Lambda response size limit",
-                    "count": len(meta[key]),
-                    "payload": payload_uri,
-                }
-                size -= before - len(orjson.dumps(meta[key]))
-        trimmed += 1
-    return trimmed
-
-
-def _failed(item: _Item, batch: _Batch, reason: str) -> PostAnnotationResult:
-    """Empty label, the reason and every raw answer: the object is answered, nothing lost."""
-    extra = {"failure-reason": reason, "worker-answers": item.annotations}
-    return _entry(item, batch, [], None, extra)
-
-
-def _consolidate_item(item: _Item, batch: _Batch) -> tuple[PostAnnotationResult, bool]:
-    """Consolidate one object; returns its entry and whether it failed."""
+def _read_answers(
+    item: _Item, batch: _Batch
+) -> tuple[list[BoundingBoxAnswer], list[dict[str, str]], list[Any]]:
+    """The usable answers, and for the others a reason each and the raw answer."""
     answers: list[BoundingBoxAnswer] = []
     errors: list[dict[str, str]] = []
     broken: list[Any] = []
@@ -396,16 +414,89 @@ def _consolidate_item(item: _Item, batch: _Batch) -> tuple[PostAnnotationResult,
                     content, worker_id=worker, element_name=batch.settings.element_name
                 )
             )
-        except (GtToolkitError, ValueError, TypeError, KeyError) as exc:
-            errors.append({"workerId": worker, "reason": f"{type(exc).__name__}: {exc}"})
+        except (GtToolkitError, ValueError, TypeError, KeyError, RecursionError) as exc:
+            errors.append({"workerId": worker, "reason": clip_text(f"{type(exc).__name__}: {exc}")})
             broken.append(annotation)
+    return answers, errors, broken
+
+
+def _image_size(answers: Sequence[BoundingBoxAnswer]) -> ImageSize | None:
+    """The size most workers reported (ties: the first reported)."""
+    sizes = [a.image_size for a in answers if a.image_size is not None]
+    if not sizes:
+        return None
+    counts = Counter((s["width"], s["height"]) for s in sizes)
+    best = max(counts.values())
+    return next(s for s in sizes if counts[(s["width"], s["height"])] == best)
+
+
+def _dropped_box(answers: Sequence[BoundingBoxAnswer], drop: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``dropped-boxes`` record: who drew it, the box, why it was dropped."""
+    answer = answers[drop["worker"]]
+    box = {**answer.boxes[drop["box"]]}
+    box["label"] = clip_text(box["label"])
+    record = {"workerId": answer.worker_id, "box": box, "reason": str(drop["reason"])}
+    if drop.get("detail"):
+        record["detail"] = clip_text(str(drop["detail"]))
+    return record
+
+
+def _answer(
+    item: _Item,
+    batch: _Batch,
+    boxes: Sequence[ConsolidatedBox],
+    size: ImageSize | None,
+    extra: dict[str, Any],
+    *,
+    failed: bool,
+) -> _Answer:
+    """The object's entry, encoded.
+
+    Raises:
+        orjson.JSONEncodeError: the entry cannot be sent (a label a worker typed with a lone
+            surrogate, say); the caller answers the object as failed instead.
+    """
+    if item.entries > 1:
+        extra["duplicate-entries"] = item.entries
+    content = build_detection_label(
+        batch.attribute,
+        boxes,
+        image_size=size,
+        labels=batch.labels,
+        job_name=batch.job_name,
+        creation_date=batch.creation_date,
+        extra_metadata=extra,
+    )
+    entry: PostAnnotationResult = {
+        "datasetObjectId": item.object_id,
+        "consolidatedAnnotation": {"content": content},
+    }
+    return _Answer(item, entry, runtime_size(entry), failed)
+
+
+def _failed(item: _Item, batch: _Batch, reason: str, *, keep_answers: bool = True) -> _Answer:
+    """Empty label, the reason and the raw answers: the object is answered, nothing lost.
+
+    Never raises: every part is either built here or passed through :func:`returnable`.
+    """
+    answers: Any = [returnable(a, batch.payload_uri) for a in item.annotations]
+    if not keep_answers:
+        answers = omitted(_OVER_LIMIT, len(item.annotations), batch.payload_uri)
+    extra = {"failure-reason": clip_text(reason), "worker-answers": answers}
+    return _answer(item, batch, [], None, extra, failed=True)
+
+
+def _consolidate_item(item: _Item, batch: _Batch) -> _Answer:
+    """Consolidate one object: its usable answers, the broken ones kept with their reasons."""
+    answers, errors, broken = _read_answers(item, batch)
     if not answers:
         reasons = "; ".join(f"{e['workerId']}: {e['reason']}" for e in errors)
         reason = f"no usable worker answer ({reasons})" if errors else "no worker answers"
-        return _failed(item, batch, reason), True
+        return _failed(item, batch, reason)
     size = _image_size(answers)
+    boxes = [a.boxes for a in answers]
     result = consolidate_image(
-        [a.boxes for a in answers],
+        boxes,
         settings=batch.settings.consolidation,
         labels=batch.labels,
         image_size=size,
@@ -415,18 +506,193 @@ def _consolidate_item(item: _Item, batch: _Batch) -> tuple[PostAnnotationResult,
     extra: dict[str, Any] = {"worker-count": result.workers}
     if errors:
         extra["worker-errors"] = errors
-        extra["worker-answers"] = broken
+        extra["worker-answers"] = [returnable(a, batch.payload_uri) for a in broken]
     if result.dropped:
-        extra["dropped-boxes"] = [
-            {
-                "workerId": answers[d["worker"]].worker_id,
-                "box": answers[d["worker"]].boxes[d["box"]],
-                "reason": str(d["reason"]),
-                **({"detail": d["detail"]} if d.get("detail") else {}),
-            }
-            for d in result.dropped
-        ]
-    return _entry(item, batch, result.boxes, size, extra), False
+        dropped = [_dropped_box(answers, d) for d in result.dropped]
+        extra["dropped-boxes"] = returnable(dropped, batch.payload_uri)  # NaN edges read null
+    answer = _answer(item, batch, result.boxes, size, extra, failed=False)
+    answer.boxes = sum(map(len, boxes))
+    answer.unknown = unknown_labels(boxes, result)
+    return answer
+
+
+def _answer_all(items: Sequence[_Item], batch: _Batch) -> list[_Answer]:
+    """One answer per object; whatever goes wrong with one object fails only that object."""
+    answered = []
+    for item in items:
+        try:
+            answered.append(_consolidate_item(item, batch))
+        except Exception as exc:  # the one broad except: one object never fails the batch
+            logger.exception(
+                "post_annotation.object_failed %s",
+                _for_log({"datasetObjectId": item.object_id}),
+                extra={"gt": {"datasetObjectId": item.object_id}},
+            )
+            answered.append(_failed(item, batch, f"{type(exc).__name__}: {exc}"))
+    return answered
+
+
+# -- phase 3: what only the whole batch shows ------------------------------------------------
+
+
+def _check_labels(answered: Sequence[_Answer], batch: _Batch) -> LabelMismatch | None:
+    """Fail every object of a batch whose boxes mostly carry labels not in the label list.
+
+    The rule is :func:`gt_toolkit.consolidation.label_check.label_mismatch`. Each object keeps
+    the boxes that did match and gets ``failure-reason``; the log says it once.
+    """
+    if batch.labels is None:
+        return None
+    unknown: Counter[str] = Counter()
+    for answer in answered:
+        unknown.update(answer.unknown)
+    mismatch = label_mismatch(unknown, sum(a.boxes for a in answered), batch.labels)
+    if mismatch is None:
+        return None
+    reason = clip_text(mismatch.message, _MISMATCH_LIMIT)
+    for answer in answered:
+        if not answer.failed:
+            answer.metadata(batch.attribute)["failure-reason"] = reason
+            answer.failed = True
+            answer.reencode()
+    fields = {"payload": batch.payload_uri, "objects": len(answered), "message": mismatch.message}
+    logger.error("post_annotation.label_mismatch %s", _for_log(fields), extra={"gt": fields})
+    return mismatch
+
+
+def _size(answered: Sequence[_Answer]) -> int:
+    """Bytes of the response: the entries, a comma between each two, and the brackets."""
+    return sum(a.size for a in answered) + 2 * max(len(answered) - 1, 0) + 2
+
+
+def _trim_diagnostics(answered: Sequence[_Answer], batch: _Batch, budget: int) -> int:
+    """Replace diagnostics, biggest objects first, until the response fits; returns objects.
+
+    First the raw answers and dropped boxes, then (if still needed) the error texts; each
+    becomes :func:`~gt_toolkit.handlers.lambda_response.omitted` pointing to the payload file,
+    which holds every raw answer. Labels are left alone.
+    """
+    size = _size(answered)
+    trimmed: set[int] = set()
+    for keys in _BULKY:
+        for index in sorted(range(len(answered)), key=lambda i: -answered[i].size):
+            if size <= budget:
+                return len(trimmed)
+            meta = answered[index].metadata(batch.attribute)
+            present = [k for k in keys if isinstance(meta.get(k), list)]
+            for key in present:
+                meta[key] = omitted(_OVER_LIMIT, len(meta[key]), batch.payload_uri)
+            if present:
+                size -= answered[index].reencode()
+                trimmed.add(index)
+    return len(trimmed)
+
+
+def _fail_biggest(answered: list[_Answer], batch: _Batch, budget: int) -> int:
+    """When the labels alone cannot fit, answer the biggest objects as failed; returns how many.
+
+    Failing the fewest objects keeps the most labels; a failed object's answers stay in the
+    payload file, from which offline re-consolidation can label it.
+    """
+    size = needed = _size(answered)
+    if size <= budget:
+        return 0
+    text = (
+        f"a batch of {len(answered)} objects needs {needed:,} bytes of labels, over the "
+        f"{budget:,}-byte Lambda response limit: lower the labeling job's "
+        "MaxConcurrentTaskCount"
+    )
+    reason = f"response-too-large: {text}; the answers are in {batch.payload_uri}"
+    failed = 0
+    for index in sorted(range(len(answered)), key=lambda i: -answered[i].size):
+        if size <= budget:
+            break
+        replacement = _failed(answered[index].item, batch, reason, keep_answers=False)
+        saved = answered[index].size - replacement.size
+        if saved > 0:
+            answered[index] = replacement
+            size -= saved
+            failed += 1
+    fields = {"objects": len(answered), "bytes": needed, "budget": budget, "failed": failed}
+    logger.error(
+        "post_annotation.response_too_large: %s; %d objects answered as failed %s",
+        text,
+        failed,
+        _for_log({**fields, "payload": batch.payload_uri}),
+        extra={"gt": fields},
+    )
+    return failed
+
+
+def _for_log(value: Any) -> str:
+    """A value as one bounded JSON text for a log line, whatever it holds."""
+    try:
+        text = orjson.dumps(value, default=str).decode()
+    except orjson.JSONEncodeError as exc:
+        text = f"(cannot be shown as JSON: {exc})"
+    return clip_text(text, _LOG_LIMIT)
+
+
+# -- the handler -----------------------------------------------------------------------------
+
+
+def _respond(
+    event: Mapping[str, Any],
+    store: S3Store,
+    settings: PostAnnotationSettings,
+    store_for_role: StoreFactory | None,
+    creation_date: str | None,
+    budget: int,
+) -> list[_Answer]:
+    """Every phase in order; see :func:`handle_post_annotation`."""
+    started = time.perf_counter()
+    attribute, uri, problems = _event_problems(event)
+    role = event.get("roleArn")
+    if settings.assume_role:
+        if not isinstance(role, str) or not role:
+            problems.append("GT_ASSUME_ROLE is set but the event has no roleArn")
+        if store_for_role is None:
+            problems.append("GT_ASSUME_ROLE is set but no store factory was given")
+    if problems:
+        raise ValidationError(problems, what="post-annotation event")
+    if settings.assume_role:
+        assert store_for_role is not None and isinstance(role, str)  # checked above
+        store = store_for_role(role)
+    payload = _read_payload(store, uri)
+    items = _group(payload)
+    batch = _Batch(
+        attribute=attribute,
+        labels=_labels(event),
+        job_name=_job_name(event),
+        creation_date=creation_date or now_creation_date(),
+        settings=settings,
+        fetched=_fetch(store, _s3_uris(items), settings.fetch_threads),
+        payload_uri=uri,
+    )
+    answered = _answer_all(items, batch)
+    mismatch = _check_labels(answered, batch)
+    trimmed = _trim_diagnostics(answered, batch, budget)
+    if trimmed:
+        fields = {"payload": uri, "objects": trimmed, "budget": budget}
+        logger.warning(
+            "post_annotation.diagnostics_trimmed %s", _for_log(fields), extra={"gt": fields}
+        )
+    too_large = _fail_biggest(answered, batch, budget)
+    fields = {
+        "labelingJobArn": event.get("labelingJobArn"),
+        "payload": uri,
+        "items": len(payload),
+        "objects": len(answered),
+        "failed": sum(a.failed for a in answered),
+        "labelMismatch": mismatch is not None,
+        "diagnosticsTrimmed": trimmed,
+        "failedTooLarge": too_large,
+        "bytes": _size(answered),
+        "answersFromS3": len(batch.fetched),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    logger.info("post_annotation.done %s", _for_log(fields), extra={"gt": fields})
+    return answered
 
 
 def load_post_annotation_settings(
@@ -461,76 +727,18 @@ def handle_post_annotation(
         store_for_role: builds a store acting as ``event["roleArn"]``; used, and required,
             when ``settings.assume_role`` is set.
         creation_date: the ``creation-date`` to stamp (default: now, once per call).
-        response_budget: the most bytes the (JSON) response may take; diagnostics are
-            trimmed to fit (see the module docstring).
+        response_budget: the most bytes the runtime's encoding of the result may take (see
+            :func:`~gt_toolkit.handlers.lambda_response.runtime_size`).
 
     Returns:
-        One entry per distinct ``datasetObjectId`` in payload order.
+        One entry per distinct answerable ``datasetObjectId`` in payload order, as plain
+        JSON values for the Lambda to return.
 
     Raises:
         ValidationError: the event lacks what every answer needs (label attribute, payload
             URI, role when assuming one).
-        StorageError: the payload cannot be read, or the role cannot be assumed.
-        ConsolidationError: the payload is not a JSON list.
+        StorageError: the payload cannot be read, is not JSON or not a list, or the role
+            cannot be assumed.
     """
-    started = time.perf_counter()
-    attribute, uri, problems = _event_problems(event)
-    role = event.get("roleArn")
-    if settings.assume_role:
-        if not isinstance(role, str) or not role:
-            problems.append("GT_ASSUME_ROLE is set but the event has no roleArn")
-        if store_for_role is None:
-            problems.append("GT_ASSUME_ROLE is set but no store factory was given")
-    if problems:
-        raise ValidationError(problems, what="post-annotation event")
-    if settings.assume_role:
-        assert store_for_role is not None and isinstance(role, str)  # checked above
-        store = store_for_role(role)
-    try:
-        payload = orjson.loads(store.get_bytes(uri))
-    except orjson.JSONDecodeError as exc:
-        raise StorageError(f"payload {uri} is not JSON: {exc}") from exc
-    if not isinstance(payload, list):
-        raise StorageError(f"payload {uri} must be a JSON list, got {type(payload).__name__}")
-    items = _group(payload)
-    batch = _Batch(
-        attribute=attribute,
-        labels=_labels(event),
-        job_name=_job_name(event),
-        creation_date=creation_date or now_creation_date(),
-        settings=settings,
-        fetched=_fetch(store, _s3_uris(items), settings.fetch_threads),
-    )
-    results: list[PostAnnotationResult] = []
-    failed = 0
-    for item in items:
-        try:
-            entry, was_failed = _consolidate_item(item, batch)
-        except Exception as exc:  # the one broad except: one object never fails the batch
-            logger.exception(
-                "post_annotation.object_failed %s",
-                json.dumps({"datasetObjectId": item.object_id}),
-                extra={"gt": {"datasetObjectId": item.object_id}},
-            )
-            entry, was_failed = _failed(item, batch, f"{type(exc).__name__}: {exc}"), True
-        failed += was_failed
-        results.append(entry)
-    trimmed = _fit_response(results, attribute, uri, response_budget)
-    if trimmed:
-        logger.warning(
-            "post_annotation.diagnostics_trimmed %s",
-            json.dumps({"payload": uri, "objects": trimmed, "budget": response_budget}),
-            extra={"gt": {"payload": uri, "objects": trimmed}},
-        )
-    fields = {
-        "labelingJobArn": event.get("labelingJobArn"),
-        "payload": uri,
-        "items": len(payload),
-        "objects": len(results),
-        "failed": failed,
-        "diagnosticsTrimmed": trimmed,
-        "answersFromS3": len(batch.fetched),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-    logger.info("post_annotation.done %s", json.dumps(fields), extra={"gt": fields})
-    return results
+    answered = _respond(event, store, settings, store_for_role, creation_date, response_budget)
+    return [a.entry for a in answered]

@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.detection_label import DETECTION_TYPE, parse_detection_label
 from gt_toolkit.formats.label_attributes import detect_label_attributes
+from gt_toolkit.types import WorkerBox
 
 if TYPE_CHECKING:
     from gt_toolkit.storage.s3 import S3Store
 
 __all__ = [
-    "InitialBox",
     "PreAnnotationResponse",
     "PreAnnotationSettings",
     "find_prior_detection_attribute",
@@ -47,23 +47,13 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class InitialBox(TypedDict):
-    """One pre-loaded box in the ``<crowd-bounding-box initial-value>`` shape (pixels)."""
-
-    label: str
-    left: float
-    top: float
-    width: float
-    height: float
-
-
 class TaskInput(TypedDict):
     """``taskInput``: what the worker template reads as ``task.input``."""
 
     taskObject: str
     labels: NotRequired[list[str]]
     header: NotRequired[str]
-    initialValue: NotRequired[list[InitialBox]]
+    initialValue: NotRequired[list[WorkerBox]]
     errors: NotRequired[list[str]]
     metadata: NotRequired[dict[str, Any]]
 
@@ -101,7 +91,7 @@ class PreAnnotationSettings:
     def from_env(cls, env: Mapping[str, str]) -> PreAnnotationSettings:
         """Read settings from environment variables (pure: the label file is not read here).
 
-        Variables: ``GT_LABELS`` (a JSON array, or comma-separated names), ``GT_HEADER``,
+        Variables: ``GT_LABELS`` (see :func:`_labels_variable`), ``GT_HEADER``,
         ``GT_LABELS_S3_URI``, ``GT_PRIOR_LABEL_ATTRIBUTE``, ``GT_SKIP_MIN_CONFIDENCE`` (a
         number in [0, 1]) and ``GT_PASS_THROUGH_KEYS`` (comma-separated).
 
@@ -109,32 +99,8 @@ class PreAnnotationSettings:
             ValidationError: every malformed variable, listed at once.
         """
         problems: list[str] = []
-        labels: tuple[str, ...] | None = None
-        raw_labels = env.get("GT_LABELS", "").strip()
-        if raw_labels:
-            if raw_labels.startswith("["):
-                try:
-                    parsed = json.loads(raw_labels)
-                except json.JSONDecodeError as exc:
-                    parsed = None
-                    problems.append(f"GT_LABELS is not a JSON array: {exc}")
-                if parsed is not None:
-                    if isinstance(parsed, list) and all(isinstance(x, str) for x in parsed):
-                        labels = tuple(parsed)
-                    else:
-                        problems.append(f"GT_LABELS must be an array of strings, got {parsed!r}")
-            else:
-                labels = tuple(x.strip() for x in raw_labels.split(",") if x.strip())
-        skip: float | None = None
-        raw_skip = env.get("GT_SKIP_MIN_CONFIDENCE", "").strip()
-        if raw_skip:
-            try:
-                skip = float(raw_skip)
-            except ValueError:
-                problems.append(f"GT_SKIP_MIN_CONFIDENCE must be a number, got {raw_skip!r}")
-            else:
-                if not 0.0 <= skip <= 1.0:
-                    problems.append(f"GT_SKIP_MIN_CONFIDENCE must be in [0, 1], got {skip}")
+        labels = _labels_variable(env.get("GT_LABELS", ""), problems)
+        skip = _skip_threshold(env.get("GT_SKIP_MIN_CONFIDENCE", "").strip(), problems)
         labels_uri = env.get("GT_LABELS_S3_URI", "").strip() or None
         if labels_uri is not None and not labels_uri.startswith("s3://"):
             problems.append(f"GT_LABELS_S3_URI must be an s3:// URI, got {labels_uri!r}")
@@ -151,6 +117,63 @@ class PreAnnotationSettings:
             skip_min_confidence=skip,
             pass_through=pass_through,
         )
+
+
+def _labels_variable(raw: str, problems: list[str]) -> tuple[str, ...] | None:
+    """``GT_LABELS``: a JSON array of strings, or names separated by commas.
+
+    The JSON array form keeps every label exactly. The comma form splits at each comma and
+    drops the spaces that start a name (``car, bike`` is ``car`` and ``bike``); everything
+    else is kept, trailing spaces included (``car ,bike`` is ``"car "`` and ``bike``: a
+    warning is logged, as this is more often a typo than a label). A label that starts with
+    a space or holds a comma needs the JSON form; an empty name is a problem. Unset or blank
+    means no labels.
+
+    Examples:
+        >>> _labels_variable("car, bike", [])
+        ('car', 'bike')
+        >>> _labels_variable('["car ", " bike"]', [])
+        ('car ', ' bike')
+    """
+    if not raw.strip():
+        return None
+    if raw.lstrip().startswith("["):
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            problems.append(f"GT_LABELS is not a JSON array: {exc}")
+            return None
+        if isinstance(parsed, list) and all(isinstance(x, str) for x in parsed):
+            return tuple(parsed)
+        problems.append(f"GT_LABELS must be an array of strings, got {parsed!r}")
+        return None
+    names = tuple(name.lstrip(" ") for name in raw.split(","))
+    empty = [i + 1 for i, name in enumerate(names) if not name]
+    if empty:
+        problems.append(f"GT_LABELS has an empty label at position(s) {empty}: {raw!r}")
+        return None
+    spaced = [name for name in names if name != name.rstrip()]
+    if spaced:
+        logger.warning(
+            "pre_annotation.label_trailing_space %s",
+            json.dumps({"labels": spaced}),
+            extra={"gt": {"labels": spaced}},
+        )
+    return names
+
+
+def _skip_threshold(raw: str, problems: list[str]) -> float | None:
+    """``GT_SKIP_MIN_CONFIDENCE``: a number in [0, 1], or unset."""
+    if not raw:
+        return None
+    try:
+        skip = float(raw)
+    except ValueError:
+        problems.append(f"GT_SKIP_MIN_CONFIDENCE must be a number, got {raw!r}")
+        return None
+    if not 0.0 <= skip <= 1.0:
+        problems.append(f"GT_SKIP_MIN_CONFIDENCE must be in [0, 1], got {skip}")
+    return skip
 
 
 def load_pre_annotation_settings(
@@ -180,8 +203,7 @@ def find_prior_detection_attribute(data: Mapping[str, Any]) -> str | None:
 
     Label attributes are found as the output-manifest reader finds them
     (:func:`gt_toolkit.formats.label_attributes.detect_label_attributes`). One counts when its
-    value is
-    an object, its metadata ``type`` is ``groundtruth/object-detection`` and it has no
+    value is an object, its metadata ``type`` is ``groundtruth/object-detection`` and it has no
     ``failure-reason``. With several (a chain of jobs), the latest ``creation-date`` wins, then
     the last in key order: a chained job appends its pair after the one it started from.
     """
@@ -204,7 +226,7 @@ def _finite(value: float) -> bool:
 
 def _prior_boxes(
     data: Mapping[str, Any], settings: PreAnnotationSettings, errors: list[str]
-) -> tuple[str | None, list[InitialBox], list[float | None]]:
+) -> tuple[str | None, list[WorkerBox], list[float | None]]:
     """Prior boxes as ``initialValue`` plus their confidences; problems go to ``errors``."""
     attribute = settings.prior_attribute or find_prior_detection_attribute(data)
     if attribute is None:
@@ -225,7 +247,7 @@ def _prior_boxes(
         # overflows int(), a list where an object belongs has no .get).
         errors.append(f"prior label {attribute!r} is malformed: {exc}")
         return attribute, [], []
-    initial: list[InitialBox] = []
+    initial: list[WorkerBox] = []
     confidences: list[float | None] = []
     known = set(settings.labels) if settings.labels is not None else None
     for box in boxes:
@@ -238,16 +260,8 @@ def _prior_boxes(
             # could not be edited by the worker.
             errors.append(f"prior box dropped, label {box.label!r} is not a label choice")
             continue
-        initial.append(
-            {
-                "label": box.label,
-                "left": box.left,
-                "top": box.top,
-                "width": box.width,
-                "height": box.height,
-            }
-        )
-        confidences.append(box.confidence)
+        initial.append(box.worker_box())
+        confidences.append(box.score)
     return attribute, initial, confidences
 
 
@@ -256,6 +270,24 @@ def _should_skip(confidences: Sequence[float | None], threshold: float | None) -
     if threshold is None or not confidences:
         return False
     return all(c is not None and c >= threshold for c in confidences)
+
+
+def _task_object(data: Mapping[str, Any], errors: list[str]) -> str:
+    """The ``source-ref`` (an image) or the ``source`` text; problems go to ``errors``."""
+    source_ref = data.get("source-ref")
+    source = data.get("source")
+    if isinstance(source_ref, str) and source_ref:
+        if not source_ref.startswith("s3://"):
+            errors.append(f"source-ref is not an s3:// URI: {source_ref!r}")
+        return source_ref
+    if isinstance(source, str):
+        return source
+    if source_ref is not None or source is not None:
+        bad = source_ref if source_ref is not None else source
+        errors.append(f"source-ref/source must be a string, got {bad!r}")
+        return json.dumps(bad, default=str)
+    errors.append("dataObject has neither 'source-ref' nor 'source'")
+    return ""
 
 
 def handle_pre_annotation(
@@ -274,28 +306,15 @@ def handle_pre_annotation(
     errors: list[str] = []
     job = event.get("labelingJobArn") if isinstance(event, Mapping) else None
     data = event.get("dataObject") if isinstance(event, Mapping) else None
-    task_object = ""
-    initial: list[InitialBox] = []
+    initial: list[WorkerBox] = []
     confidences: list[float | None] = []
     attribute: str | None = None
     if not isinstance(data, Mapping):
         errors.append(f"dataObject must be a JSON object, got {type(data).__name__}")
         data = {}
+        task_object = ""
     else:
-        source_ref = data.get("source-ref")
-        source = data.get("source")
-        if isinstance(source_ref, str) and source_ref:
-            task_object = source_ref
-            if not source_ref.startswith("s3://"):
-                errors.append(f"source-ref is not an s3:// URI: {source_ref!r}")
-        elif isinstance(source, str):
-            task_object = source
-        elif source_ref is not None or source is not None:
-            bad = source_ref if source_ref is not None else source
-            errors.append(f"source-ref/source must be a string, got {bad!r}")
-            task_object = json.dumps(bad, default=str)
-        else:
-            errors.append("dataObject has neither 'source-ref' nor 'source'")
+        task_object = _task_object(data, errors)
         attribute, initial, confidences = _prior_boxes(data, settings, errors)
 
     task_input: TaskInput = {"taskObject": task_object}

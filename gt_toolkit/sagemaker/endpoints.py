@@ -1,16 +1,19 @@
-"""Deploy a trained built-in model, ask it about images, and clean up.
+"""Deploy a trained model, ask it about images, and clean up.
 
 Three requests (CreateModel, CreateEndpointConfig, CreateEndpoint) built from a finished
 training job and validated against botocore's model before anything is created, a wait with
 an injectable clock, invoke helpers that return Ground Truth shaped boxes
 (:mod:`gt_toolkit.sagemaker.predictions`), and :func:`delete_deployment`, which also removes the
-model
-and config so an experiment leaves nothing billing behind.
+model and config so an experiment leaves nothing billing behind.
+
+The serving container depends on how the job trained (``docs/training.md``): a built-in
+algorithm serves from its training image; the shipped PyTorch script from the matching
+``pytorch-inference`` image with ``SAGEMAKER_PROGRAM=inference.py`` (the code is in the model
+archive); a JumpStart model from its spec's serving image and environment.
 """
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,10 +21,20 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from gt_toolkit.errors import GtToolkitError, ValidationError
-from gt_toolkit.sagemaker.labeling_job import WaitTimeoutError
+from gt_toolkit.errors import (
+    EndpointFailedError,
+    GtToolkitError,
+    ValidationError,
+    WaitTimeoutError,
+)
+from gt_toolkit.sagemaker.jumpstart import jumpstart_serving_container
 from gt_toolkit.sagemaker.predictions import ClassScore, decode_classification, decode_detections
+from gt_toolkit.sagemaker.pytorch import pytorch_serving_container
 from gt_toolkit.sagemaker.service_validation import check_request
+from gt_toolkit.sagemaker.tags import tag_list
+from gt_toolkit.sagemaker.training import job_kind
+from gt_toolkit.storage.image_mirror import read_image_size
+from gt_toolkit.storage.s3 import S3Store
 from gt_toolkit.types import ConsolidatedBox, ImageSize
 
 if TYPE_CHECKING:
@@ -30,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Deployment",
-    "EndpointFailedError",
     "build_endpoint_config_request",
     "build_endpoint_request",
     "build_model_request",
@@ -45,10 +57,6 @@ __all__ = [
 _IMAGE_TYPES: Final = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG": "image/png"}
 
 
-class EndpointFailedError(GtToolkitError):
-    """An endpoint ended ``Failed`` (or the training job to deploy did not complete)."""
-
-
 @dataclass(frozen=True, slots=True)
 class Deployment:
     """The three resources one deployment creates (delete them together)."""
@@ -58,24 +66,42 @@ class Deployment:
     endpoint_name: str
 
 
+def _checked(
+    operation: str, request: dict[str, Any], tags: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """``request`` with its ``Tags``, once it passes the service model."""
+    if tags:
+        request["Tags"] = tag_list(tags)
+    check_request(operation, request)
+    return request
+
+
 def build_model_request(
     *,
     model_name: str,
     image_uri: str,
     model_data_url: str,
     role_arn: str,
+    environment: Mapping[str, str] | None = None,
+    network_isolation: bool = False,
     tags: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """CreateModel kwargs for a built-in algorithm's artefact (validated)."""
+    """CreateModel kwargs for a trained artefact (validated).
+
+    ``environment`` is the serving container's (``SAGEMAKER_PROGRAM``…); ``network_isolation``
+    sets ``EnableNetworkIsolation`` (JumpStart models ask for it).
+    """
+    container: dict[str, Any] = {"Image": image_uri, "ModelDataUrl": model_data_url}
+    if environment:
+        container["Environment"] = dict(environment)
     request: dict[str, Any] = {
         "ModelName": model_name,
-        "PrimaryContainer": {"Image": image_uri, "ModelDataUrl": model_data_url},
+        "PrimaryContainer": container,
         "ExecutionRoleArn": role_arn,
     }
-    if tags:
-        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
-    check_request("CreateModel", request)
-    return request
+    if network_isolation:
+        request["EnableNetworkIsolation"] = True
+    return _checked("CreateModel", request, tags)
 
 
 def build_endpoint_config_request(
@@ -100,10 +126,7 @@ def build_endpoint_config_request(
             }
         ],
     }
-    if tags:
-        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
-    check_request("CreateEndpointConfig", request)
-    return request
+    return _checked("CreateEndpointConfig", request, tags)
 
 
 def build_endpoint_request(
@@ -111,10 +134,7 @@ def build_endpoint_request(
 ) -> dict[str, Any]:
     """CreateEndpoint kwargs (validated)."""
     request: dict[str, Any] = {"EndpointName": endpoint_name, "EndpointConfigName": config_name}
-    if tags:
-        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
-    check_request("CreateEndpoint", request)
-    return request
+    return _checked("CreateEndpoint", request, tags)
 
 
 def deploy_training_job(
@@ -125,6 +145,7 @@ def deploy_training_job(
     instance_type: str = "ml.m5.xlarge",
     instance_count: int = 1,
     role_arn: str | None = None,
+    store: S3Store | None = None,
     tags: Mapping[str, str] | None = None,
     wait: bool = True,
     poll_seconds: float = 30.0,
@@ -135,11 +156,15 @@ def deploy_training_job(
     """Create model, endpoint config and endpoint (all named ``endpoint_name``) from a job.
 
     The three requests are built and validated first, so a bad name or instance type
-    creates nothing. The image and role default to the training job's.
+    creates nothing. The role defaults to the training job's; the serving container follows
+    from how the job trained (see the module docstring). ``store`` reads the model spec of a
+    JumpStart job from ``jumpstart-cache-prod-<region>``.
 
     Raises:
         EndpointFailedError: the training job has not completed, or the endpoint failed.
-        ValidationError: a request breaks the service model.
+        ValidationError: a request breaks the service model, or the job's serving container
+            cannot be known (a script other than the shipped one, a JumpStart job without
+            ``store``).
     """
     job = sagemaker.describe_training_job(TrainingJobName=training_job_name)
     status = job.get("TrainingJobStatus")
@@ -153,11 +178,16 @@ def deploy_training_job(
         raise EndpointFailedError(
             f"training job {training_job_name} has no model artefact or image"
         )
+    container, isolated = _serving_container(
+        sagemaker, job, instance_type=instance_type, store=store
+    )
     model = build_model_request(
         model_name=endpoint_name,
-        image_uri=image,
+        image_uri=container["Image"],
         model_data_url=artefact,
         role_arn=role_arn or job["RoleArn"],
+        environment=container.get("Environment"),
+        network_isolation=isolated,
         tags=tags,
     )
     config = build_endpoint_config_request(
@@ -184,6 +214,29 @@ def deploy_training_job(
             clock=clock,
         )
     return deployment
+
+
+def _serving_container(
+    sagemaker: SageMakerClient,
+    job: Mapping[str, Any],
+    *,
+    instance_type: str,
+    store: S3Store | None,
+) -> tuple[dict[str, Any], bool]:
+    """The ``PrimaryContainer`` parts and network isolation for the way ``job`` trained."""
+    image = str(job["AlgorithmSpecification"]["TrainingImage"])
+    if job_kind(job) == "builtin":
+        return {"Image": image}, False
+    tag_pairs = sagemaker.list_tags(ResourceArn=job["TrainingJobArn"]).get("Tags", [])
+    tags = {str(t["Key"]): str(t["Value"]) for t in tag_pairs}
+    if job_kind({**job, "Tags": tag_pairs}) == "script":
+        return pytorch_serving_container(job, instance_type=instance_type), False
+    if store is None:
+        raise ValidationError(
+            ["a JumpStart job: pass store=S3Store(...) to read its model spec"], what="deployment"
+        )
+    region = str(job["TrainingJobArn"]).split(":")[3]
+    return jumpstart_serving_container(store, region=region, tags=tags, instance_type=instance_type)
 
 
 def wait_for_endpoint(
@@ -227,27 +280,28 @@ def image_content_type(image: bytes) -> str:
 
 
 def _image_size(image: bytes) -> ImageSize:
-    """Pixel size read from the image header (Pillow opens lazily: no full decode)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(image)) as img:
-            return {"width": img.width, "height": img.height}
-    except UnidentifiedImageError as exc:
+    """Pixel size read from the image header (:func:`read_image_size`)."""
+    size = read_image_size(image)
+    if size is None:
         raise ValidationError(
             ["cannot read the image size: pass image_size"], what="invoke request"
-        ) from exc
+        )
+    return size
 
 
 def _invoke(
-    runtime: SageMakerRuntimeClient, endpoint_name: str, image: bytes, content_type: str | None
+    runtime: SageMakerRuntimeClient,
+    endpoint_name: str,
+    image: bytes,
+    content_type: str | None,
+    accept: str,
 ) -> bytes:
     try:
         response = runtime.invoke_endpoint(
             EndpointName=endpoint_name,
             Body=image,
             ContentType=content_type or image_content_type(image),
-            Accept="application/json",
+            Accept=accept,
         )
     except ClientError as exc:
         err = exc.response.get("Error", {})
@@ -267,12 +321,15 @@ def invoke_detector(
     score_threshold: float = 0.2,
     top_k: int | None = None,
     content_type: str | None = None,
+    accept: str = "application/json",
 ) -> list[ConsolidatedBox]:
     """Send one image to an object-detection endpoint; return pixel boxes, best first.
 
-    ``image_size`` defaults to the image's own size (read with Pillow).
+    ``image_size`` defaults to the image's own size (read with Pillow). Reads the built-in
+    detector's answer and JumpStart's; ask JumpStart with ``accept="application/json;verbose"``
+    to have its class names in the answer.
     """
-    body = _invoke(runtime, endpoint_name, image, content_type)
+    body = _invoke(runtime, endpoint_name, image, content_type, accept)
     size = image_size if image_size is not None else _image_size(image)
     return decode_detections(
         body, image_size=size, labels=labels, score_threshold=score_threshold, top_k=top_k
@@ -287,9 +344,14 @@ def invoke_classifier(
     labels: Sequence[str] | Mapping[int, str] | None = None,
     top_k: int | None = None,
     content_type: str | None = None,
+    accept: str = "application/json",
 ) -> list[ClassScore]:
-    """Send one image to an image-classification endpoint; classes, most likely first."""
-    body = _invoke(runtime, endpoint_name, image, content_type)
+    """Send one image to an image-classification endpoint; classes, most likely first.
+
+    Reads the built-in classifier's answer, JumpStart's (``accept="application/json;verbose"``
+    adds its class names) and the shipped PyTorch classifier's top-k answer.
+    """
+    body = _invoke(runtime, endpoint_name, image, content_type, accept)
     return decode_classification(body, labels=labels, top_k=top_k)
 
 

@@ -3,40 +3,52 @@
 Users assemble this request by hand, copy Lambda ARNs for the wrong region and then meet the
 ``ValidationException`` s one field at a time. :func:`build_labeling_job_request` is pure: it
 returns the kwargs for ``sagemaker.create_labeling_job(**request)`` after checking them
-against botocore's service model (:mod:`gt_toolkit.sagemaker.service_validation`) *and* the Ground
-Truth
-rules the model does not carry (``docs/ground-truth-formats.md`` §5 and §8 pitfalls 12, 16,
-17). :func:`create_labeling_job` is the I/O edge: it uploads the worker template and the label
-file, then calls SageMaker; :func:`wait_for_labeling_job` polls ``LabelCounters``.
+against botocore's service model (:mod:`gt_toolkit.sagemaker.service_validation`) *and* the
+Ground Truth rules the model does not carry (``docs/ground-truth-formats.md`` §5 and §8
+pitfalls 12, 16, 17). Those rules are :data:`LABELING_JOB_RULES`, a table of small functions
+that each read one :class:`LabelingJobCheck` and yield their problems.
+:func:`create_labeling_job` is the I/O edge: it uploads the worker template and the label file,
+then calls SageMaker; :func:`wait_for_labeling_job` polls ``LabelCounters``.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import orjson
 
-from gt_toolkit.errors import GtToolkitError, S3UriError, ValidationError
+from gt_toolkit.errors import (
+    LabelingJobFailedError,
+    LambdaResponseSizeWarning,
+    S3UriError,
+    ValidationError,
+    WaitTimeoutError,
+)
 from gt_toolkit.formats.label_categories import (
     TASK_TYPES,
     build_label_category_config,
     validate_labels,
 )
+from gt_toolkit.handlers.lambda_response import RESPONSE_BUDGET
 from gt_toolkit.sagemaker.regions import (
     BUILTIN_LAMBDA_ACCOUNTS,
     BUILTIN_TASK_TYPES,
     PUBLIC_WORKTEAM_ACCOUNT,
-    arn_region,
     builtin_lambda_arns,
     lambda_function_name,
+    parse_arn,
     public_workteam_arn,
+    region_partition,
 )
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
+from gt_toolkit.sagemaker.tags import tag_list
 from gt_toolkit.storage.files import join_location
 from gt_toolkit.storage.s3 import S3Store, parse_s3_uri
 
@@ -45,13 +57,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALLOWED_PRICES_USD",
+    "DEFAULT_MAX_CONCURRENT_TASKS",
+    "LABELING_JOB_RULES",
     "PII_CLASSIFIER",
-    "LabelingJobFailedError",
+    "LabelingJobCheck",
     "LabelingProgress",
     "LambdaArns",
-    "WaitTimeoutError",
     "Workforce",
     "build_labeling_job_request",
+    "consolidation_response_bytes",
     "create_labeling_job",
     "default_config_uris",
     "labeling_job_problems",
@@ -64,10 +78,7 @@ Workforce = Literal["public", "private", "vendor"]
 
 
 class LambdaArns(Protocol):
-    """Our deployed pre/post-annotation Lambdas.
-
-    ``gt_toolkit.sagemaker.lambda_deploy.DeployedLambdas``).
-    """
+    """Our deployed pre/post-annotation Lambdas (e.g. ``lambda_deploy.DeployedLambdas``)."""
 
     @property
     def pre_annotation_arn(self) -> str:
@@ -81,7 +92,6 @@ class LambdaArns(Protocol):
 
 
 PII_CLASSIFIER: Final = "FreeOfPersonallyIdentifiableInformation"
-ADULT_CLASSIFIER: Final = "FreeOfAdultContent"
 
 ALLOWED_PRICES_USD: Final[tuple[Decimal, ...]] = (
     *(Decimal(p) for p in ("0.012", "0.024", "0.036", "0.048", "0.060", "0.072")),
@@ -133,6 +143,11 @@ _MTURK_MAX_LIFETIME: Final = 43_200
 _PRIVATE_MAX_LIFETIME: Final = 30 * 24 * 3600
 _IMAGE_TEXT_MAX_TIME: Final = 28_800
 _RESERVED_ATTRIBUTES: Final = frozenset({"source", "source-ref"})
+
+_PRE_PATH: Final = "HumanTaskConfig.PreHumanTaskLambdaArn"
+_ACS_PATH: Final = "HumanTaskConfig.AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn"
+_TEAM_PATH: Final = "HumanTaskConfig.WorkteamArn"
+_UI_ARN_PATH: Final = "HumanTaskConfig.UiConfig.HumanTaskUiArn"
 
 
 def _is_video_or_3d(task_type: str) -> bool:
@@ -187,6 +202,130 @@ def default_config_uris(output_uri: str, job_name: str) -> tuple[str, str]:
     return join_location(base, "template.liquid.html"), join_location(base, "label-categories.json")
 
 
+# ---------------------------------------------------------------- the response-size estimate
+
+DEFAULT_MAX_CONCURRENT_TASKS: Final = 1000
+"""SageMaker's ``MaxConcurrentTaskCount`` when the request leaves it out."""
+
+_BOX_BYTES: Final = 110  # one box in the label plus its metadata object, JSON as Lambda writes it
+_OBJECT_BYTES: Final = 700  # datasetObjectId, image size, metadata fields, long names
+
+
+def consolidation_response_bytes(
+    *, workers: int, boxes_per_image: int, batch_size: int, labels: Sequence[str] = ()
+) -> int:
+    """Upper bound of one post-annotation response: ``batch x (object + workers x boxes x box)``.
+
+    The formula is ``batch_size x (700 + class_map + workers x boxes_per_image x 110)`` bytes:
+    110 bytes hold one box of the label (five-digit pixel coordinates) with its confidence
+    entry, as Lambda's runtime encodes JSON (``", "`` separators); 700 bytes the object's
+    envelope (id, image size, type, dates, job name, worker count); ``class_map`` the labels
+    as JSON. Workers multiply the boxes because, in the worst case (workers who never agree
+    and no agreement threshold), each worker's box survives as its own label. Diagnostics are
+    not counted: the handler trims them before the labels. A batch holds up to
+    ``MaxConcurrentTaskCount`` objects (``docs/ground-truth-formats.md`` §8 pitfall 19).
+
+    Examples:
+        >>> consolidation_response_bytes(workers=5, boxes_per_image=10, batch_size=1000)
+        6200000
+    """
+    class_map = sum(len(json.dumps(label)) + 8 for label in labels)
+    return batch_size * (_OBJECT_BYTES + class_map + workers * boxes_per_image * _BOX_BYTES)
+
+
+def _warn_response_size(human: Mapping[str, Any], boxes: int, labels: Sequence[str]) -> None:
+    """Warn when a batch of this job's answers can pass :data:`RESPONSE_BUDGET`."""
+    workers = human["NumberOfHumanWorkersPerDataObject"]
+    batch = human.get("MaxConcurrentTaskCount", DEFAULT_MAX_CONCURRENT_TASKS)
+    size = consolidation_response_bytes(
+        workers=workers, boxes_per_image=boxes, batch_size=batch, labels=labels
+    )
+    if size > RESPONSE_BUDGET:
+        fits = max(1, batch * RESPONSE_BUDGET // size)
+        warnings.warn(
+            f"{workers} workers x {boxes} boxes per image x {batch} objects per batch "
+            f"(MaxConcurrentTaskCount) can make a post-annotation response of {size / 1e6:.1f} MB, "
+            f"over Lambda's 6 MB limit, which fails the whole batch; lower max_concurrent_tasks "
+            f"to about {fits}",
+            LambdaResponseSizeWarning,
+            stacklevel=3,
+        )
+
+
+# ---------------------------------------------------------------- the builder
+
+
+def _build_ui_config(
+    task_type: str,
+    template_uri: str | None,
+    human_task_ui_arn: str | None,
+    default_template: str,
+    problems: list[str],
+) -> dict[str, str]:
+    """``UiConfig``: our template (default location) or an AWS-hosted worker UI."""
+    ui_config: dict[str, str] = {}
+    if human_task_ui_arn is not None:
+        ui_config["HumanTaskUiArn"] = human_task_ui_arn
+    if template_uri is not None or human_task_ui_arn is None:
+        uses_hosted_ui = task_type.startswith(_HUMAN_TASK_UI_TYPES) or _is_video_or_3d(task_type)
+        if uses_hosted_ui and template_uri is None:
+            problems.append(
+                f"{task_type} jobs use an AWS-hosted worker UI: pass human_task_ui_arn "
+                "(regions.human_task_ui_arn)"
+            )
+        else:
+            ui_config["UiTemplateS3Uri"] = template_uri or default_template
+    return ui_config
+
+
+def _lambda_pair(
+    region: str,
+    task_type: str,
+    pre_arn: str | None,
+    acs_arn: str | None,
+    lambdas: LambdaArns | None,
+    problems: list[str],
+) -> tuple[str, str]:
+    """Given ARNs first, then ``lambdas``, then the region's built-in ``PRE-``/``ACS-``."""
+    if lambdas is not None:
+        pre_arn = pre_arn if pre_arn is not None else lambdas.pre_annotation_arn
+        acs_arn = acs_arn if acs_arn is not None else lambdas.post_annotation_arn
+    if pre_arn is not None and acs_arn is not None:
+        return pre_arn, acs_arn
+    try:
+        builtin_pre, builtin_acs = builtin_lambda_arns(region, task_type)
+    except ValidationError as exc:
+        problems.extend(
+            f"no built-in Lambdas to default to: {p}; pass pre_annotation_lambda_arn and "
+            "consolidation_lambda_arn"
+            for p in exc.problems
+        )
+        builtin_pre = builtin_acs = ""
+    return pre_arn or builtin_pre, acs_arn or builtin_acs
+
+
+def _workteam(
+    workforce: Workforce, workteam_arn: str | None, region: str, problems: list[str]
+) -> str:
+    """The team ARN: given, or Mechanical Turk's for a public workforce."""
+    if workforce == "public" and workteam_arn is None:
+        try:
+            return public_workteam_arn(region)
+        except ValidationError as exc:
+            problems.extend(exc.problems)
+            return ""
+    if workforce not in ("public", "private", "vendor"):
+        problems.append(f"workforce {workforce!r} is not one of: public, private, vendor")
+    elif workforce != "public" and workteam_arn is None:
+        problems.append(f"a {workforce} workforce needs workteam_arn")
+    return workteam_arn or ""
+
+
+def _optional_members(**members: object) -> dict[str, Any]:
+    """The members that were given (not ``None``, not empty)."""
+    return {name: value for name, value in members.items() if value not in (None, "", [], {})}
+
+
 def build_labeling_job_request(
     *,
     job_name: str,
@@ -209,6 +348,7 @@ def build_labeling_job_request(
     task_time_limit_seconds: int = 300,
     task_availability_lifetime_seconds: int | None = None,
     max_concurrent_tasks: int | None = None,
+    expected_boxes_per_image: int | None = None,
     task_keywords: Sequence[str] = (),
     max_labeled_objects: int | None = None,
     max_percent_labeled: int | None = None,
@@ -233,6 +373,12 @@ def build_labeling_job_request(
             ``private`` or ``vendor`` (need ``workteam_arn``).
         price_usd: per task, one of :data:`ALLOWED_PRICES_USD` within :func:`price_range`.
         workers_per_object: defaults to 5 for bounding boxes, 3 otherwise (console defaults).
+        max_concurrent_tasks: ``MaxConcurrentTaskCount``, also the most objects one
+            post-annotation call answers (SageMaker's default: 1000).
+        expected_boxes_per_image: the most boxes a worker may draw on one image; with it, a
+            :class:`~gt_toolkit.errors.LambdaResponseSizeWarning` is issued when a batch of
+            answers can pass Lambda's 6 MB response limit
+            (:func:`consolidation_response_bytes`).
         source_label_attribute: for adjustment/verification jobs, the original job's attribute
             (the new one must differ).
         require_sagemaker_lambda_names: our Lambdas' names must contain "SageMaker" or similar
@@ -251,107 +397,56 @@ def build_labeling_job_request(
         >>> request["HumanTaskConfig"]["PreHumanTaskLambdaArn"]
         'arn:aws:lambda:us-east-1:432418664414:function:PRE-BoundingBox'
     """
-    problems: list[str] = []
-    attribute = label_attribute if label_attribute is not None else job_name
+    problems = _positive_or_none("expected_boxes_per_image", expected_boxes_per_image)
     default_template, default_labels = default_config_uris(output_uri, job_name)
-    ui_config: dict[str, str] = {}
-    uses_hosted_ui = task_type.startswith(_HUMAN_TASK_UI_TYPES) or _is_video_or_3d(task_type)
-    if human_task_ui_arn is not None:
-        ui_config["HumanTaskUiArn"] = human_task_ui_arn
-    if template_uri is not None or human_task_ui_arn is None:
-        if uses_hosted_ui and template_uri is None:
-            problems.append(
-                f"{task_type} jobs use an AWS-hosted worker UI: pass human_task_ui_arn "
-                "(regions.human_task_ui_arn)"
-            )
-        else:
-            ui_config["UiTemplateS3Uri"] = template_uri or default_template
-
-    pre_arn, acs_arn = pre_annotation_lambda_arn, consolidation_lambda_arn
-    if lambdas is not None:
-        pre_arn = pre_arn if pre_arn is not None else lambdas.pre_annotation_arn
-        acs_arn = acs_arn if acs_arn is not None else lambdas.post_annotation_arn
-    if pre_arn is None or acs_arn is None:
-        try:
-            builtin_pre, builtin_acs = builtin_lambda_arns(region, task_type)
-        except ValidationError as exc:
-            problems.extend(
-                f"no built-in Lambdas to default to: {p}; pass pre_annotation_lambda_arn and "
-                "consolidation_lambda_arn"
-                for p in exc.problems
-            )
-            builtin_pre = builtin_acs = ""
-        pre_arn = pre_arn if pre_arn is not None else builtin_pre
-        acs_arn = acs_arn if acs_arn is not None else builtin_acs
-
-    if workforce == "public":
-        team = workteam_arn
-        if team is None:
-            try:
-                team = public_workteam_arn(region)
-            except ValidationError as exc:
-                problems.extend(exc.problems)
-                team = ""
-    elif workforce in ("private", "vendor"):
-        if workteam_arn is None:
-            problems.append(f"a {workforce} workforce needs workteam_arn")
-        team = workteam_arn or ""
-    else:
-        problems.append(f"workforce {workforce!r} is not one of: public, private, vendor")
-        team = workteam_arn or ""
-
-    workers = workers_per_object
-    if workers is None:
-        workers = _DEFAULT_WORKERS.get(task_type, 3)
-
+    pre_arn, acs_arn = _lambda_pair(
+        region, task_type, pre_annotation_lambda_arn, consolidation_lambda_arn, lambdas, problems
+    )
+    price = _parse_price(price_usd, task_type, problems) if price_usd is not None else None
+    workers = (
+        _DEFAULT_WORKERS.get(task_type, 3) if workers_per_object is None else workers_per_object
+    )
     human: dict[str, Any] = {
-        "WorkteamArn": team,
-        "UiConfig": ui_config,
+        "WorkteamArn": _workteam(workforce, workteam_arn, region, problems),
+        "UiConfig": _build_ui_config(
+            task_type, template_uri, human_task_ui_arn, default_template, problems
+        ),
         "TaskTitle": task_title,
         "TaskDescription": task_description,
         "NumberOfHumanWorkersPerDataObject": workers,
         "TaskTimeLimitInSeconds": task_time_limit_seconds,
+        **_optional_members(
+            PreHumanTaskLambdaArn=pre_arn,
+            AnnotationConsolidationConfig=acs_arn and {"AnnotationConsolidationLambdaArn": acs_arn},
+            TaskKeywords=list(task_keywords),
+            TaskAvailabilityLifetimeInSeconds=task_availability_lifetime_seconds,
+            MaxConcurrentTaskCount=max_concurrent_tasks,
+            PublicWorkforceTaskPrice=usd_to_price(price) if price is not None else None,
+        ),
     }
-    if pre_arn:
-        human["PreHumanTaskLambdaArn"] = pre_arn
-    if acs_arn:
-        human["AnnotationConsolidationConfig"] = {"AnnotationConsolidationLambdaArn": acs_arn}
-    if task_keywords:
-        human["TaskKeywords"] = list(task_keywords)
-    if task_availability_lifetime_seconds is not None:
-        human["TaskAvailabilityLifetimeInSeconds"] = task_availability_lifetime_seconds
-    if max_concurrent_tasks is not None:
-        human["MaxConcurrentTaskCount"] = max_concurrent_tasks
-    if price_usd is not None:
-        amount = _parse_price(price_usd, task_type, problems)
-        if amount is not None:
-            human["PublicWorkforceTaskPrice"] = usd_to_price(amount)
-
+    classifiers = list(dict.fromkeys(content_classifiers))
     request: dict[str, Any] = {
         "LabelingJobName": job_name,
-        "LabelAttributeName": attribute,
-        "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": manifest_uri}}},
-        "OutputConfig": {"S3OutputPath": output_uri},
+        "LabelAttributeName": label_attribute if label_attribute is not None else job_name,
+        "InputConfig": {
+            "DataSource": {"S3DataSource": {"ManifestS3Uri": manifest_uri}},
+            **_optional_members(DataAttributes=classifiers and {"ContentClassifiers": classifiers}),
+        },
+        "OutputConfig": {
+            "S3OutputPath": output_uri,
+            **_optional_members(KmsKeyId=output_kms_key_id),
+        },
         "RoleArn": role_arn,
         "LabelCategoryConfigS3Uri": label_category_uri or default_labels,
         "HumanTaskConfig": human,
+        **_optional_members(
+            StoppingConditions=_optional_members(
+                MaxHumanLabeledObjectCount=max_labeled_objects,
+                MaxPercentageOfInputDatasetLabeled=max_percent_labeled,
+            ),
+            Tags=tag_list(tags) if tags else None,
+        ),
     }
-    if output_kms_key_id is not None:
-        request["OutputConfig"]["KmsKeyId"] = output_kms_key_id
-    if content_classifiers:
-        request["InputConfig"]["DataAttributes"] = {
-            "ContentClassifiers": list(dict.fromkeys(content_classifiers))
-        }
-    stopping: dict[str, int] = {}
-    if max_labeled_objects is not None:
-        stopping["MaxHumanLabeledObjectCount"] = max_labeled_objects
-    if max_percent_labeled is not None:
-        stopping["MaxPercentageOfInputDatasetLabeled"] = max_percent_labeled
-    if stopping:
-        request["StoppingConditions"] = stopping
-    if tags:
-        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
-
     found = labeling_job_problems(
         request,
         region=region,
@@ -361,167 +456,115 @@ def build_labeling_job_request(
         source_label_attribute=source_label_attribute,
         require_sagemaker_lambda_names=require_sagemaker_lambda_names,
     )
-    if price_usd is not None:
-        # A given price that was refused above is left out of the request; "needs a price"
-        # would then be a second, wrong report of the same mistake.
-        found = [p for p in found if p != _NEEDS_PRICE]
-    problems.extend(found)
+    # A given price refused above is left out of the request: "needs a price" would report
+    # the same mistake a second time, wrongly.
+    problems.extend(p for p in found if price_usd is None or p != _NEEDS_PRICE)
     if problems:
         raise ValidationError(list(dict.fromkeys(problems)), what="labeling job request")
+    if expected_boxes_per_image is not None:
+        _warn_response_size(human, expected_boxes_per_image, labels)
     return request
 
 
-def labeling_job_problems(
-    request: Mapping[str, Any],
-    *,
-    region: str,
-    task_type: str = "BoundingBox",
-    workforce: Workforce | None = None,
-    labels: Sequence[str] | None = None,
-    source_label_attribute: str | None = None,
-    require_sagemaker_lambda_names: bool = True,
-) -> list[str]:
-    """Every problem with a CreateLabelingJob request: service model plus Ground Truth rules.
+def _positive_or_none(name: str, value: object) -> list[str]:
+    """A problem when ``value`` is given and is not a positive integer."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return []
+    return [f"{name} must be a positive integer, got {value!r}"]
 
-    Works on any request dict (also hand-written ones), so a notebook user can check theirs.
-    ``workforce`` is inferred from the workteam ARN when not given.
-    """
-    problems = problems_as_strings(validate_request("CreateLabelingJob", request))
-    human = request.get("HumanTaskConfig")
-    human = human if isinstance(human, Mapping) else {}
-    team = human.get("WorkteamArn")
-    team = team if isinstance(team, str) else ""
-    if workforce is None:
-        workforce = (
-            "public"
-            if "workteam/public-crowd" in team
-            else ("vendor" if "workteam/vendor-crowd" in team else "private")
+
+# ---------------------------------------------------------------- the Ground Truth rules
+
+
+@dataclass(frozen=True, slots=True)
+class LabelingJobCheck:
+    """A CreateLabelingJob request and what it does not say itself, as every rule reads it."""
+
+    request: Mapping[str, Any]
+    region: str
+    task_type: str
+    workforce: Workforce
+    labels: Sequence[str] | None = None
+    source_label_attribute: str | None = None
+    require_sagemaker_lambda_names: bool = True
+
+    @classmethod
+    def of(
+        cls,
+        request: Mapping[str, Any],
+        *,
+        region: str,
+        task_type: str = "BoundingBox",
+        workforce: Workforce | None = None,
+        labels: Sequence[str] | None = None,
+        source_label_attribute: str | None = None,
+        require_sagemaker_lambda_names: bool = True,
+    ) -> LabelingJobCheck:
+        """The check of ``request``; ``workforce`` is read from the workteam ARN when not given."""
+        check = cls(
+            request,
+            region,
+            task_type,
+            "private",
+            labels,
+            source_label_attribute,
+            require_sagemaker_lambda_names,
         )
+        if workforce is None:
+            team = check.team
+            workforce = (
+                "public"
+                if "workteam/public-crowd" in team
+                else ("vendor" if "workteam/vendor-crowd" in team else "private")
+            )
+        return replace(check, workforce=workforce)
 
-    if task_type not in BUILTIN_TASK_TYPES and task_type != "Custom":
-        problems.append(
-            f"task_type {task_type!r} is not a Ground Truth task type; one of: "
-            f"{', '.join((*BUILTIN_TASK_TYPES, 'Custom'))}"
-        )
-    if region not in BUILTIN_LAMBDA_ACCOUNTS:
-        problems.append(
-            f"region {region!r} does not run Ground Truth; one of: "
-            f"{', '.join(sorted(BUILTIN_LAMBDA_ACCOUNTS))}"
-        )
+    @property
+    def human(self) -> Mapping[str, Any]:
+        """``HumanTaskConfig``, or an empty mapping when it is missing or not an object."""
+        human = self.request.get("HumanTaskConfig")
+        return human if isinstance(human, Mapping) else {}
 
-    # Label attribute (§8 pitfall 17).
-    attribute = request.get("LabelAttributeName")
-    if isinstance(attribute, str):
-        if attribute.endswith("-metadata"):
-            problems.append(f"LabelAttributeName {attribute!r} must not end with '-metadata'")
-        if task_type in _REF_TASK_TYPES and not attribute.endswith("-ref"):
-            problems.append(f"LabelAttributeName must end with '-ref' for {task_type} jobs")
-        if task_type not in _REF_TASK_TYPES and attribute.endswith("-ref"):
-            problems.append(f"LabelAttributeName must not end with '-ref' for {task_type} jobs")
-        if attribute in _RESERVED_ATTRIBUTES:
-            problems.append(
-                f"LabelAttributeName {attribute!r} would overwrite the input manifest's own key"
-            )
-        if source_label_attribute is not None and attribute == source_label_attribute:
-            problems.append(
-                "LabelAttributeName must differ from the original job's "
-                f"({source_label_attribute!r}) for adjustment and verification jobs"
-            )
+    @property
+    def team(self) -> str:
+        """The workteam ARN, or ``""``."""
+        team = self.human.get("WorkteamArn")
+        return team if isinstance(team, str) else ""
 
-    # S3 locations: Ground Truth reads and writes s3:// only (the model also allows https).
-    locations = {
-        "InputConfig.DataSource.S3DataSource.ManifestS3Uri": _dig(
-            request, "InputConfig", "DataSource", "S3DataSource", "ManifestS3Uri"
-        ),
-        "OutputConfig.S3OutputPath": _dig(request, "OutputConfig", "S3OutputPath"),
-        "LabelCategoryConfigS3Uri": request.get("LabelCategoryConfigS3Uri"),
-        "HumanTaskConfig.UiConfig.UiTemplateS3Uri": _dig(human, "UiConfig", "UiTemplateS3Uri"),
-    }
-    for path, uri in locations.items():
-        if isinstance(uri, str):
-            try:
-                parse_s3_uri(uri, require_key=not path.startswith("OutputConfig"))
-            except S3UriError as exc:
-                problems.append(f"{path}: {exc}")
-    ui = human.get("UiConfig")
-    if isinstance(ui, Mapping) and len(ui) != 1:
-        problems.append(
-            "HumanTaskConfig.UiConfig: set exactly one of UiTemplateS3Uri, HumanTaskUiArn"
-        )
+    def lambdas(self) -> dict[str, object]:
+        """The two Lambda ARNs by request path (either may be missing or not a string)."""
+        return {
+            _PRE_PATH: self.human.get("PreHumanTaskLambdaArn"),
+            _ACS_PATH: _dig(
+                self.human, "AnnotationConsolidationConfig", "AnnotationConsolidationLambdaArn"
+            ),
+        }
 
-    # ARNs must be in the job's region (§8 pitfall 16).
-    arns = {
-        "HumanTaskConfig.WorkteamArn": team,
-        "HumanTaskConfig.PreHumanTaskLambdaArn": human.get("PreHumanTaskLambdaArn"),
-        "HumanTaskConfig.AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn": _dig(
-            human, "AnnotationConsolidationConfig", "AnnotationConsolidationLambdaArn"
-        ),
-        "HumanTaskConfig.UiConfig.HumanTaskUiArn": _dig(human, "UiConfig", "HumanTaskUiArn"),
-    }
-    for path, arn in arns.items():
-        if isinstance(arn, str) and arn:
-            arn_at = arn_region(arn)
-            if arn_at is not None and arn_at != region:
-                problems.append(f"{path} is in {arn_at}, but the job runs in {region}")
-    problems.extend(_lambda_problems(human, region, task_type, require_sagemaker_lambda_names))
+    def regional_arns(self) -> dict[str, str]:
+        """The ARNs that name the job's region, by request path (the given, non-empty ones)."""
+        arns = {
+            _TEAM_PATH: self.team,
+            **self.lambdas(),
+            _UI_ARN_PATH: _dig(self.human, "UiConfig", "HumanTaskUiArn"),
+        }
+        return {path: arn for path, arn in arns.items() if isinstance(arn, str) and arn}
 
-    # Workforce rules.
-    price = human.get("PublicWorkforceTaskPrice")
-    classifiers = _dig(request, "InputConfig", "DataAttributes", "ContentClassifiers") or []
-    if workforce == "public":
-        if f":{PUBLIC_WORKTEAM_ACCOUNT}:workteam/public-crowd/default" not in team:
-            problems.append(
-                "HumanTaskConfig.WorkteamArn: the public workforce is "
-                f"arn:aws:sagemaker:{region}:{PUBLIC_WORKTEAM_ACCOUNT}:workteam/public-crowd/default"
-            )
-        if price is None:
-            problems.append(_NEEDS_PRICE)
-        elif isinstance(price, Mapping):
-            problems.extend(_price_problems(price, task_type))
-        if PII_CLASSIFIER not in classifiers:
-            problems.append(
-                f"a public workforce requires the {PII_CLASSIFIER} content classifier "
-                "(declare that the data holds no personal information); otherwise the job fails"
-            )
-        if _is_video_or_3d(task_type):
-            problems.append(f"Mechanical Turk cannot work on {task_type} jobs")
-        lifetime = human.get("TaskAvailabilityLifetimeInSeconds")
-        if isinstance(lifetime, int) and lifetime > _MTURK_MAX_LIFETIME:
-            problems.append(
-                f"TaskAvailabilityLifetimeInSeconds {lifetime} exceeds Mechanical Turk's "
-                f"maximum of {_MTURK_MAX_LIFETIME} (12 hours)"
-            )
-    else:
-        if price is not None:
-            problems.append(
-                f"PublicWorkforceTaskPrice applies only to the public workforce, not {workforce}"
-            )
-        if "workteam/public-crowd" in team:
-            problems.append(f"a {workforce} workforce cannot use the public-crowd workteam")
-        expected = "workteam/vendor-crowd/" if workforce == "vendor" else "workteam/private-crowd/"
-        if team and expected not in team:
-            problems.append(f"HumanTaskConfig.WorkteamArn: a {workforce} team ARN has '{expected}'")
-        lifetime = human.get("TaskAvailabilityLifetimeInSeconds")
-        if isinstance(lifetime, int) and lifetime > _PRIVATE_MAX_LIFETIME:
-            problems.append(
-                f"TaskAvailabilityLifetimeInSeconds {lifetime} exceeds the {workforce} "
-                f"workforce maximum of {_PRIVATE_MAX_LIFETIME} (30 days)"
-            )
-    limit = human.get("TaskTimeLimitInSeconds")
-    if isinstance(limit, int) and not _is_video_or_3d(task_type) and limit > _IMAGE_TEXT_MAX_TIME:
-        problems.append(
-            f"TaskTimeLimitInSeconds {limit} exceeds the {_IMAGE_TEXT_MAX_TIME} s (8 hours) "
-            "allowed for image, text and custom tasks"
-        )
+    def all_arns(self) -> dict[str, str]:
+        """Every ARN of the request by path: the role and KMS key too (they are global)."""
+        arns = {
+            "RoleArn": self.request.get("RoleArn"),
+            "OutputConfig.KmsKeyId": _dig(self.request, "OutputConfig", "KmsKeyId"),
+            **self.regional_arns(),
+        }
+        return {
+            path: arn
+            for path, arn in arns.items()
+            if isinstance(arn, str) and arn.startswith("arn:")
+        }
 
-    if labels is not None:
-        problems.extend(
-            f"labels: {p}"
-            for p in validate_labels(
-                labels, task_type=task_type if task_type in TASK_TYPES else "Custom"
-            )
-        )
-    return problems
+
+Rule = Callable[[LabelingJobCheck], Iterator[str]]
+"""One Ground Truth rule: the problems it finds in a request (none for a good one)."""
 
 
 def _dig(value: object, *keys: str) -> Any:
@@ -531,6 +574,168 @@ def _dig(value: object, *keys: str) -> Any:
             return None
         value = value.get(key)
     return value
+
+
+def _check_task_type(job: LabelingJobCheck) -> Iterator[str]:
+    if job.task_type not in BUILTIN_TASK_TYPES and job.task_type != "Custom":
+        yield (
+            f"task_type {job.task_type!r} is not a Ground Truth task type; one of: "
+            f"{', '.join((*BUILTIN_TASK_TYPES, 'Custom'))}"
+        )
+
+
+def _check_region(job: LabelingJobCheck) -> Iterator[str]:
+    if job.region not in BUILTIN_LAMBDA_ACCOUNTS:
+        yield (
+            f"region {job.region!r} does not run Ground Truth; one of: "
+            f"{', '.join(sorted(BUILTIN_LAMBDA_ACCOUNTS))}"
+        )
+
+
+def _check_label_attribute(job: LabelingJobCheck) -> Iterator[str]:
+    """§8 pitfall 17: the output key Ground Truth and the training channels read."""
+    attribute = job.request.get("LabelAttributeName")
+    if not isinstance(attribute, str):
+        return
+    if attribute.endswith("-metadata"):
+        yield f"LabelAttributeName {attribute!r} must not end with '-metadata'"
+    needs_ref = job.task_type in _REF_TASK_TYPES
+    if needs_ref != attribute.endswith("-ref"):
+        must = "must" if needs_ref else "must not"
+        yield f"LabelAttributeName {must} end with '-ref' for {job.task_type} jobs"
+    if attribute in _RESERVED_ATTRIBUTES:
+        yield f"LabelAttributeName {attribute!r} would overwrite the input manifest's own key"
+    if job.source_label_attribute is not None and attribute == job.source_label_attribute:
+        yield (
+            "LabelAttributeName must differ from the original job's "
+            f"({job.source_label_attribute!r}) for adjustment and verification jobs"
+        )
+
+
+def _check_s3_locations(job: LabelingJobCheck) -> Iterator[str]:
+    """Ground Truth reads and writes ``s3://`` only (the model also allows https)."""
+    locations = {
+        "InputConfig.DataSource.S3DataSource.ManifestS3Uri": _dig(
+            job.request, "InputConfig", "DataSource", "S3DataSource", "ManifestS3Uri"
+        ),
+        "OutputConfig.S3OutputPath": _dig(job.request, "OutputConfig", "S3OutputPath"),
+        "LabelCategoryConfigS3Uri": job.request.get("LabelCategoryConfigS3Uri"),
+        "HumanTaskConfig.UiConfig.UiTemplateS3Uri": _dig(job.human, "UiConfig", "UiTemplateS3Uri"),
+    }
+    for path, uri in locations.items():
+        if isinstance(uri, str):
+            try:
+                parse_s3_uri(uri, require_key=not path.startswith("OutputConfig"))
+            except S3UriError as exc:
+                yield f"{path}: {exc}"
+
+
+def _check_ui_config(job: LabelingJobCheck) -> Iterator[str]:
+    ui = job.human.get("UiConfig")
+    if isinstance(ui, Mapping) and len(ui) != 1:
+        yield "HumanTaskConfig.UiConfig: set exactly one of UiTemplateS3Uri, HumanTaskUiArn"
+
+
+def _check_arn_regions(job: LabelingJobCheck) -> Iterator[str]:
+    """§8 pitfall 16: teams, Lambdas and worker UIs live in the job's region."""
+    for path, arn in job.regional_arns().items():
+        parsed = parse_arn(arn)
+        if parsed is not None and parsed.region and parsed.region != job.region:
+            yield f"{path} is in {parsed.region}, but the job runs in {job.region}"
+
+
+def _check_arn_empty_regions(job: LabelingJobCheck) -> Iterator[str]:
+    for path, arn in job.regional_arns().items():
+        parsed = parse_arn(arn)
+        if parsed is not None and not parsed.region:
+            yield f"{path} has an empty region; a {parsed.service} ARN names one ({job.region})"
+
+
+def _check_arn_partitions(job: LabelingJobCheck) -> Iterator[str]:
+    """An ARN of another partition (``aws-cn``, ``aws-us-gov``) is never the job's."""
+    partition = region_partition(job.region)
+    for path, arn in job.all_arns().items():
+        parsed = parse_arn(arn)
+        if parsed is not None and parsed.partition != partition:
+            yield (
+                f"{path} is in the {parsed.partition} partition, but {job.region} is in {partition}"
+            )
+
+
+def _builtin_kind(arn: object) -> str | None:
+    """``BoundingBox`` for a ``PRE-``/``ACS-BoundingBox`` function ARN, else ``None``."""
+    name = lambda_function_name(arn) if isinstance(arn, str) else None
+    return name[4:] if name is not None and name.startswith(("PRE-", "ACS-")) else None
+
+
+def _check_builtin_lambdas(job: LabelingJobCheck) -> Iterator[str]:
+    """AWS's own Lambdas: the right prefix, a real task type, the region's account."""
+    kinds: dict[str, str] = {}
+    for (path, arn), prefix in zip(job.lambdas().items(), ("PRE-", "ACS-"), strict=True):
+        kind = _builtin_kind(arn)
+        if kind is None:
+            continue
+        name = lambda_function_name(str(arn))
+        field = path.rsplit(".", 1)[-1]
+        kinds[prefix] = kind
+        if name is not None and not name.startswith(prefix):
+            yield f"{field} must be a {prefix}* function, got {name}"
+        if kind not in BUILTIN_TASK_TYPES:
+            yield f"{field}: {name} is not a built-in Ground Truth Lambda"
+        account = BUILTIN_LAMBDA_ACCOUNTS.get(job.region)
+        if account is not None and f":{account}:function:" not in str(arn):
+            yield f"{field}: the built-in {name} for {job.region} is owned by account {account}"
+    if len(set(kinds.values())) > 1:
+        yield (
+            f"the built-in Lambdas disagree on the task type: PRE-{kinds['PRE-']} "
+            f"vs ACS-{kinds['ACS-']}"
+        )
+    elif kinds and job.task_type not in kinds.values() and job.task_type != "Custom":
+        kind = next(iter(kinds.values()))
+        yield f"built-in {kind} Lambdas do not match task_type {job.task_type!r}"
+
+
+def _check_lambda_names(job: LabelingJobCheck) -> Iterator[str]:
+    """§8 pitfall 12: the managed Ground Truth policy invokes only some function names."""
+    if not job.require_sagemaker_lambda_names:
+        return
+    for path, arn in job.lambdas().items():
+        name = lambda_function_name(arn) if isinstance(arn, str) else None
+        if name is None or _builtin_kind(arn) is not None:
+            continue
+        if not any(marker in name for marker in _LAMBDA_NAME_MARKERS):
+            yield (
+                f"{path.rsplit('.', 1)[-1]}: function name {name!r} must contain one of "
+                f"{', '.join(_LAMBDA_NAME_MARKERS)} so the Ground Truth execution policy may "
+                "invoke it (or pass require_sagemaker_lambda_names=False)"
+            )
+
+
+def _check_workteam(job: LabelingJobCheck) -> Iterator[str]:
+    team = job.team
+    if job.workforce == "public":
+        if f":{PUBLIC_WORKTEAM_ACCOUNT}:workteam/public-crowd/default" not in team:
+            yield (
+                f"{_TEAM_PATH}: the public workforce is "
+                f"arn:aws:sagemaker:{job.region}:{PUBLIC_WORKTEAM_ACCOUNT}:workteam/public-crowd/default"
+            )
+        return
+    if "workteam/public-crowd" in team:
+        yield f"a {job.workforce} workforce cannot use the public-crowd workteam"
+    expected = "workteam/vendor-crowd/" if job.workforce == "vendor" else "workteam/private-crowd/"
+    if team and expected not in team:
+        yield f"{_TEAM_PATH}: a {job.workforce} team ARN has '{expected}'"
+
+
+def _check_price(job: LabelingJobCheck) -> Iterator[str]:
+    """Mechanical Turk needs a price on its steps; other workforces take none."""
+    price = job.human.get("PublicWorkforceTaskPrice")
+    if job.workforce != "public" and price is not None:
+        yield f"PublicWorkforceTaskPrice applies only to the public workforce, not {job.workforce}"
+    elif job.workforce == "public" and price is None:
+        yield _NEEDS_PRICE
+    elif job.workforce == "public" and isinstance(price, Mapping):
+        yield from _price_problems(price, job.task_type)
 
 
 def _price_problems(price: Mapping[str, Any], task_type: str) -> list[str]:
@@ -551,52 +756,107 @@ def _price_problems(price: Mapping[str, Any], task_type: str) -> list[str]:
     return problems
 
 
-def _lambda_problems(
-    human: Mapping[str, Any], region: str, task_type: str, require_names: bool
-) -> list[str]:
-    """Built-in Lambdas must be the region's own; ours must be invocable by the GT policy."""
-    problems: list[str] = []
-    pairs = (
-        ("PreHumanTaskLambdaArn", human.get("PreHumanTaskLambdaArn"), "PRE-"),
-        (
-            "AnnotationConsolidationLambdaArn",
-            _dig(human, "AnnotationConsolidationConfig", "AnnotationConsolidationLambdaArn"),
-            "ACS-",
-        ),
-    )
-    builtin_types: dict[str, str] = {}
-    for field, arn, prefix in pairs:
-        if not isinstance(arn, str) or not arn:
-            continue
-        name = lambda_function_name(arn)
-        if name is None:
-            continue
-        if name.startswith(("PRE-", "ACS-")):
-            if not name.startswith(prefix):
-                problems.append(f"{field} must be a {prefix}* function, got {name}")
-            kind = name[4:]
-            builtin_types[prefix] = kind
-            if kind not in BUILTIN_TASK_TYPES:
-                problems.append(f"{field}: {name} is not a built-in Ground Truth Lambda")
-            account = BUILTIN_LAMBDA_ACCOUNTS.get(region)
-            if account is not None and f":{account}:function:" not in arn:
-                problems.append(
-                    f"{field}: the built-in {name} for {region} is owned by account {account}"
-                )
-        elif require_names and not any(m in name for m in _LAMBDA_NAME_MARKERS):
-            problems.append(
-                f"{field}: function name {name!r} must contain one of "
-                f"{', '.join(_LAMBDA_NAME_MARKERS)} so the Ground Truth execution policy may "
-                "invoke it (or pass require_sagemaker_lambda_names=False)"
-            )
-    if len(set(builtin_types.values())) > 1:
-        problems.append(
-            f"the built-in Lambdas disagree on the task type: PRE-{builtin_types['PRE-']} "
-            f"vs ACS-{builtin_types['ACS-']}"
+def _check_content_classifiers(job: LabelingJobCheck) -> Iterator[str]:
+    classifiers = _dig(job.request, "InputConfig", "DataAttributes", "ContentClassifiers") or []
+    if job.workforce == "public" and PII_CLASSIFIER not in classifiers:
+        yield (
+            f"a public workforce requires the {PII_CLASSIFIER} content classifier "
+            "(declare that the data holds no personal information); otherwise the job fails"
         )
-    elif builtin_types and task_type not in builtin_types.values() and task_type != "Custom":
-        kind = next(iter(builtin_types.values()))
-        problems.append(f"built-in {kind} Lambdas do not match task_type {task_type!r}")
+
+
+def _check_mturk_task_type(job: LabelingJobCheck) -> Iterator[str]:
+    if job.workforce == "public" and _is_video_or_3d(job.task_type):
+        yield f"Mechanical Turk cannot work on {job.task_type} jobs"
+
+
+def _check_availability_lifetime(job: LabelingJobCheck) -> Iterator[str]:
+    lifetime = job.human.get("TaskAvailabilityLifetimeInSeconds")
+    public = job.workforce == "public"
+    maximum = _MTURK_MAX_LIFETIME if public else _PRIVATE_MAX_LIFETIME
+    if isinstance(lifetime, int) and lifetime > maximum:
+        whose = "Mechanical Turk's" if public else f"the {job.workforce} workforce"
+        yield (
+            f"TaskAvailabilityLifetimeInSeconds {lifetime} exceeds {whose} maximum of "
+            f"{maximum} ({maximum // 3600} hours)"
+        )
+
+
+def _check_task_time_limit(job: LabelingJobCheck) -> Iterator[str]:
+    """A worker's time on one task: 8 hours for images and text, never past the lifetime."""
+    limit = job.human.get("TaskTimeLimitInSeconds")
+    if not isinstance(limit, int):
+        return
+    if not _is_video_or_3d(job.task_type) and limit > _IMAGE_TEXT_MAX_TIME:
+        yield (
+            f"TaskTimeLimitInSeconds {limit} exceeds the {_IMAGE_TEXT_MAX_TIME} s (8 hours) "
+            "allowed for image, text and custom tasks"
+        )
+    lifetime = job.human.get("TaskAvailabilityLifetimeInSeconds")
+    if isinstance(lifetime, int) and limit > lifetime:
+        yield (
+            f"TaskTimeLimitInSeconds {limit} is longer than TaskAvailabilityLifetimeInSeconds "
+            f"{lifetime}: a task would expire while a worker still has time on it"
+        )
+
+
+def _check_labels(job: LabelingJobCheck) -> Iterator[str]:
+    if job.labels is None:
+        return
+    task_type = job.task_type if job.task_type in TASK_TYPES else "Custom"
+    for problem in validate_labels(job.labels, task_type=task_type):
+        yield f"labels: {problem}"
+
+
+LABELING_JOB_RULES: Final[Mapping[str, Rule]] = {
+    "task-type": _check_task_type,
+    "region": _check_region,
+    "label-attribute": _check_label_attribute,
+    "s3-locations": _check_s3_locations,
+    "ui-config": _check_ui_config,
+    "arn-regions": _check_arn_regions,
+    "arn-empty-regions": _check_arn_empty_regions,
+    "arn-partitions": _check_arn_partitions,
+    "builtin-lambdas": _check_builtin_lambdas,
+    "lambda-names": _check_lambda_names,
+    "workteam": _check_workteam,
+    "price": _check_price,
+    "content-classifiers": _check_content_classifiers,
+    "mturk-task-type": _check_mturk_task_type,
+    "availability-lifetime": _check_availability_lifetime,
+    "task-time-limit": _check_task_time_limit,
+    "labels": _check_labels,
+}
+"""The Ground Truth rules the service model does not carry, by name, in the order reported."""
+
+
+def labeling_job_problems(
+    request: Mapping[str, Any],
+    *,
+    region: str,
+    task_type: str = "BoundingBox",
+    workforce: Workforce | None = None,
+    labels: Sequence[str] | None = None,
+    source_label_attribute: str | None = None,
+    require_sagemaker_lambda_names: bool = True,
+) -> list[str]:
+    """Every problem with a CreateLabelingJob request: service model plus Ground Truth rules.
+
+    Works on any request dict (also hand-written ones), so a notebook user can check theirs.
+    ``workforce`` is inferred from the workteam ARN when not given.
+    """
+    job = LabelingJobCheck.of(
+        request,
+        region=region,
+        task_type=task_type,
+        workforce=workforce,
+        labels=labels,
+        source_label_attribute=source_label_attribute,
+        require_sagemaker_lambda_names=require_sagemaker_lambda_names,
+    )
+    problems = problems_as_strings(validate_request("CreateLabelingJob", request))
+    for rule in LABELING_JOB_RULES.values():
+        problems.extend(rule(job))
     return problems
 
 
@@ -675,20 +935,6 @@ class LabelingProgress:
             f"({self.fraction_done:.0%}; human {self.human_labeled}, machine "
             f"{self.machine_labeled}), {self.failed} failed"
         )
-
-
-class LabelingJobFailedError(GtToolkitError):
-    """A labeling job ended Failed or Stopped; carries the last description."""
-
-    def __init__(self, description: Mapping[str, Any]) -> None:
-        self.description = dict(description)
-        status = description.get("LabelingJobStatus")
-        reason = description.get("FailureReason", "no reason given")
-        super().__init__(f"labeling job {description.get('LabelingJobName')} {status}: {reason}")
-
-
-class WaitTimeoutError(GtToolkitError, TimeoutError):
-    """A job or endpoint did not finish within the allowed time."""
 
 
 _TERMINAL: Final = frozenset({"Completed", "Failed", "Stopped"})

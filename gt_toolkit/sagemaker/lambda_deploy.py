@@ -1,14 +1,24 @@
-"""Deploy the pre- and post-annotation Lambdas in one call: IAM role + both functions.
+"""Deploy the pre- and post-annotation Lambdas in one call: a role each, then both functions.
 
-:func:`deploy_lambdas` creates, or updates in place, an execution role (Lambda trust,
-CloudWatch Logs, S3 read on the job's output bucket, and ``sts:AssumeRole`` on the labeling
-role when given) and the two functions, and returns their ARNs for the labeling-job request.
-Function names contain ``SageMaker`` because the ``AmazonSageMakerGroundTruthExecution``
-managed policy may invoke only ``*GtRecipe*``, ``*LabelingFunction*``, ``*SageMaker*``,
-``*sagemaker*`` or ``*Sagemaker*`` functions (``docs/ground-truth-formats.md`` §3).
+:func:`deploy_lambdas` creates, or updates in place, one execution role per function, each
+allowed only what its function does (least privilege):
+
+* both write logs to their own log group, ``/aws/lambda/<function>``, and nowhere else;
+* the pre-annotation function reads nothing but the label category file, when one is set
+  (``GT_LABELS_S3_URI``): it never sees the workers' answers;
+* the post-annotation function reads the job's output prefix (payload and answers) and, with
+  a labeling role, may assume that role; it then asks STS for a session narrowed by
+  :func:`gt_toolkit.storage.assumed_role.read_prefix_policy` to the same prefix
+  (``GT_ASSUME_ROLE_READ_PREFIX``), so it never reads more than its own role could.
+
+The functions are created with the architecture and Python the zip was built for (recorded in
+it by :func:`gt_toolkit.sagemaker.lambda_zip.build_lambda_zip`). Their names contain
+``SageMaker`` because the ``AmazonSageMakerGroundTruthExecution`` managed policy may invoke only
+``*GtRecipe*``, ``*LabelingFunction*``, ``*SageMaker*``, ``*sagemaker*`` or ``*Sagemaker*``
+functions (``docs/ground-truth-formats.md`` §3).
 
 Teams deploying through infrastructure as code use ``lambdas/template.yaml`` (CloudFormation)
-instead; both make the same resources.
+instead; both make the same resources with the same policies.
 """
 
 from __future__ import annotations
@@ -16,48 +26,79 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final
 
-from gt_toolkit.errors import StorageError, ValidationError
+from gt_toolkit.errors import GtToolkitError, S3UriError, StorageError, ValidationError
+from gt_toolkit.sagemaker.regions import parse_arn, region_partition
+from gt_toolkit.storage.assumed_role import read_prefix_policy
+from gt_toolkit.storage.s3 import parse_s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_lambda import LambdaClient
 
+    from gt_toolkit.sagemaker.lambda_zip import LambdaTarget, LambdaZip
+
 __all__ = [
-    "INVOKABLE_NAME_PARTS",
+    "READ_PREFIX_VARIABLE",
     "DeployedLambdas",
+    "LambdaNames",
     "build_lambda_role_policy",
     "deploy_lambdas",
     "lambda_trust_policy",
+    "log_group_arn",
 ]
 
-INVOKABLE_NAME_PARTS = ("GtRecipe", "LabelingFunction", "SageMaker", "sagemaker", "Sagemaker")
-"""Literal name parts the Ground Truth execution policy lets a job invoke."""
+READ_PREFIX_VARIABLE: Final = "GT_ASSUME_ROLE_READ_PREFIX"
+"""The post-annotation function's variable naming the prefix its assumed session may read."""
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_POLICY_NAME = "gt-toolkit-lambdas"
+_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_POLICY_NAME = "gt-toolkit-lambda"
 _MAX_INLINE_ZIP = 50 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class DeployedLambdas:
-    """The ARNs for the labeling-job request, and the role the functions run as.
+    """The ARNs for the labeling-job request, and the role each function runs as.
 
     ``pre_annotation_arn`` goes to ``PreHumanTaskLambdaArn``, ``post_annotation_arn`` to
-    ``AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn``.
+    ``AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn``. With a labeling role,
+    that role's trust policy must allow ``post_annotation_role_arn``.
     """
 
     pre_annotation_arn: str
     post_annotation_arn: str
-    role_arn: str
+    pre_annotation_role_arn: str
+    post_annotation_role_arn: str
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaNames:
+    """The functions' and roles' names for a prefix (the template uses the same ones)."""
+
+    prefix: str
+
+    @property
+    def pre(self) -> str:
+        """The pre-annotation function."""
+        return f"{self.prefix}-SageMaker-pre-annotation"
+
+    @property
+    def post(self) -> str:
+        """The post-annotation (consolidation) function."""
+        return f"{self.prefix}-SageMaker-post-annotation"
+
+    @staticmethod
+    def role(function_name: str) -> str:
+        """The execution role of ``function_name``."""
+        return f"{function_name}-role"
 
 
 def lambda_trust_policy() -> dict[str, Any]:
-    """The role's trust policy: Lambda may assume it."""
+    """The roles' trust policy: Lambda may assume them."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -70,37 +111,52 @@ def lambda_trust_policy() -> dict[str, Any]:
     }
 
 
+def log_group_arn(function_name: str, *, region: str, account: str) -> str:
+    """The ARN of the log group Lambda writes ``function_name``'s logs to."""
+    partition = region_partition(region)
+    return f"arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/{function_name}"
+
+
 def build_lambda_role_policy(
     *,
-    read_buckets: Sequence[str],
+    function_name: str,
+    region: str,
+    account: str,
+    read_object_uri: str | None = None,
+    read_prefix_uri: str | None = None,
     labeling_role_arn: str | None = None,
-    partition: str = "aws",
 ) -> dict[str, Any]:
-    """The inline policy: logs, read (and list) on the buckets, optional AssumeRole.
+    """One function's inline policy: its own logs, and only the reads it needs.
 
-    Read-only on purpose: the handlers never write to S3.
+    Args:
+        function_name: logs are allowed on ``/aws/lambda/<function_name>`` only.
+        read_object_uri: one object the function reads (the label category file).
+        read_prefix_uri: a prefix whose objects the function reads (the job's output).
+        labeling_role_arn: a role the function may assume.
     """
+    group = log_group_arn(function_name, region=region, account=account)
+    partition = region_partition(region)
     statements: list[dict[str, Any]] = [
         {
-            "Sid": "Logs",
+            "Sid": "OwnLogGroup",
             "Effect": "Allow",
             "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            "Resource": f"arn:{partition}:logs:*:*:*",
-        },
-        {
-            "Sid": "ReadJobData",
-            "Effect": "Allow",
-            "Action": ["s3:GetObject"],
-            "Resource": [f"arn:{partition}:s3:::{b}/*" for b in read_buckets],
-        },
-        {
-            "Sid": "ListJobData",
-            "Effect": "Allow",
-            "Action": ["s3:ListBucket"],
-            "Resource": [f"arn:{partition}:s3:::{b}" for b in read_buckets],
-        },
+            "Resource": [group, f"{group}:*"],
+        }
     ]
-    if labeling_role_arn:
+    if read_object_uri is not None:
+        bucket, key = parse_s3_uri(read_object_uri)
+        statements.append(
+            {
+                "Sid": "ReadLabelFile",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:{partition}:s3:::{bucket}/{key}",
+            }
+        )
+    if read_prefix_uri is not None:
+        statements.extend(read_prefix_policy(read_prefix_uri, partition=partition)["Statement"])
+    if labeling_role_arn is not None:
         statements.append(
             {
                 "Sid": "ReadAsTheLabelingRole",
@@ -112,16 +168,50 @@ def build_lambda_role_policy(
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, Mapping):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
+def _output_prefix_uri(bucket: str, prefix: str, problems: list[str]) -> str:
+    """``s3://bucket/prefix/`` after refusing wildcards and slashes in the bucket name.
+
+    A ``*`` bucket would grant read on every bucket; a prefix is a folder (``jobs`` reads
+    ``jobs/``, not ``jobs-old/``).
+    """
+    if "/" in bucket or not bucket:
+        problems.append(f"output_bucket must be a bucket name alone, got {bucket!r}")
+        return ""
+    folder = prefix.strip("/")
+    uri = f"s3://{bucket}/{folder}/" if folder else f"s3://{bucket}/"
+    try:
+        read_prefix_policy(uri)
+    except S3UriError as exc:
+        problems.append(f"output_bucket/output_prefix: {exc}")
+    return uri
 
 
-def _ensure_role(
-    iam: IAMClient, role_name: str, policy: Mapping[str, Any], description: str
-) -> str:
+def _zip_code(
+    zip_file: str | Path | bytes | LambdaZip, code_s3_uri: str | None, problems: list[str]
+) -> tuple[dict[str, Any], LambdaTarget | None]:
+    """``Code`` for Lambda and the target the zip records (``None`` after a problem)."""
+    from gt_toolkit.sagemaker.lambda_zip import LambdaZip, read_lambda_target
+
+    source: str | Path | bytes = zip_file.path if isinstance(zip_file, LambdaZip) else zip_file
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    target: LambdaTarget | None = None
+    try:
+        target = read_lambda_target(data)
+    except GtToolkitError as exc:
+        problems.append(str(exc))
+    if code_s3_uri is not None:
+        bucket, key = parse_s3_uri(code_s3_uri)
+        return {"S3Bucket": bucket, "S3Key": key}, target
+    if len(data) > _MAX_INLINE_ZIP:
+        problems.append(
+            f"the zip is {len(data) / 1e6:.1f} MB, over Lambda's 50 MB direct upload: "
+            "upload it to S3 and pass code_s3_uri"
+        )
+    return {"ZipFile": data}, target
+
+
+def _ensure_role(iam: IAMClient, role_name: str, description: str) -> str:
+    """Create the role, or reset the trust policy of the existing one; its ARN."""
     trust = json.dumps(lambda_trust_policy())
     try:
         arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
@@ -130,9 +220,6 @@ def _ensure_role(
         arn = iam.create_role(
             RoleName=role_name, AssumeRolePolicyDocument=trust, Description=description
         )["Role"]["Arn"]
-    iam.put_role_policy(
-        RoleName=role_name, PolicyName=_POLICY_NAME, PolicyDocument=json.dumps(policy)
-    )
     return arn
 
 
@@ -160,23 +247,21 @@ def _upsert_function(
     client: LambdaClient,
     *,
     name: str,
-    handler: str,
-    role_arn: str,
     code: dict[str, Any],
-    architecture: Literal["x86_64", "arm64"],
-    settings: dict[str, Any],
+    target: LambdaTarget,
+    config: dict[str, Any],
     sleep: Callable[[float], None],
     wait_timeout: float,
 ) -> str:
+    """Create the function, or update its code and configuration in place; its ARN."""
+    config = {"Runtime": target.runtime, **config}
+    architectures: list[Any] = [target.architecture]
     try:
         client.get_function(FunctionName=name)
     except client.exceptions.ResourceNotFoundException:
-        exists = False
+        pass
     else:
-        exists = True
-    config: dict[str, Any] = {"Role": role_arn, "Handler": handler, **settings}
-    if exists:
-        client.update_function_code(FunctionName=name, Architectures=[architecture], **code)
+        client.update_function_code(FunctionName=name, Architectures=architectures, **code)
         _wait_updated(client, name, sleep, wait_timeout)
         arn = client.update_function_configuration(FunctionName=name, **config)["FunctionArn"]
         _wait_updated(client, name, sleep, wait_timeout)
@@ -190,7 +275,7 @@ def _upsert_function(
             return client.create_function(
                 FunctionName=name,
                 Code=code,  # type: ignore[arg-type]  # ZipFile or S3Bucket/S3Key, built above
-                Architectures=[architecture],
+                Architectures=architectures,
                 **config,
             )["FunctionArn"]
         except client.exceptions.InvalidParameterValueException as exc:
@@ -200,39 +285,96 @@ def _upsert_function(
             delay = min(delay * 1.5, 10.0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Deployment:
+    """What both functions share: the clients, the code and its target, the settings."""
+
+    iam: IAMClient
+    lam: LambdaClient
+    code: dict[str, Any]
+    target: LambdaTarget
+    settings: Mapping[str, Any]
+    sleep: Callable[[float], None]
+    wait_timeout: float
+
+    def function(
+        self, name: str, handler: str, env: Mapping[str, str], description: str, **grants: Any
+    ) -> tuple[str, str]:
+        """Deploy one role with its own policy, then its function; ``(function, role)`` ARNs."""
+        role_name = LambdaNames.role(name)
+        role_arn = _ensure_role(self.iam, role_name, description)
+        parsed = parse_arn(role_arn)
+        policy = build_lambda_role_policy(
+            function_name=name,
+            region=self.lam.meta.region_name,
+            account=parsed.account if parsed is not None else "",
+            **grants,
+        )
+        self.iam.put_role_policy(
+            RoleName=role_name, PolicyName=_POLICY_NAME, PolicyDocument=json.dumps(policy)
+        )
+        config = {
+            **self.settings,
+            "Role": role_arn,
+            "Handler": handler,
+            "Environment": {"Variables": dict(env)},
+            "Description": description,
+        }
+        arn = _upsert_function(
+            self.lam,
+            name=name,
+            code=self.code,
+            target=self.target,
+            config=config,
+            sleep=self.sleep,
+            wait_timeout=self.wait_timeout,
+        )
+        return arn, role_arn
+
+
+def _labeling_role_problems(arn: str | None) -> list[str]:
+    """The role to assume must be one IAM role: a wildcard would allow assuming any."""
+    parsed = parse_arn(arn) if arn else None
+    if arn is None or (
+        parsed is not None
+        and parsed.service == "iam"
+        and parsed.resource.startswith("role/")
+        and not any(c in arn for c in "*?")
+    ):
+        return []
+    return [f"labeling_role_arn must be one IAM role ARN (no wildcards), got {arn!r}"]
+
+
 def deploy_lambdas(
-    zip_file: str | Path | bytes,
+    zip_file: str | Path | bytes | LambdaZip,
     *,
     iam_client: IAMClient,
     lambda_client: LambdaClient,
     output_bucket: str,
+    output_prefix: str = "",
     name_prefix: str = "gt-toolkit",
-    role_name: str | None = None,
     labeling_role_arn: str | None = None,
-    read_buckets: Sequence[str] = (),
     pre_environment: Mapping[str, str] | None = None,
     post_environment: Mapping[str, str] | None = None,
-    runtime: str = "python3.12",
-    architecture: Literal["x86_64", "arm64"] = "x86_64",
     memory_mb: int = 512,
     timeout_s: int = 300,
     code_s3_uri: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
     wait_timeout: float = 120.0,
 ) -> DeployedLambdas:
-    """Create or update the execution role and both Lambda functions.
+    """Create or update both execution roles and both Lambda functions.
 
     Args:
-        zip_file: the zip from :func:`gt_toolkit.sagemaker.lambda_zip.build_lambda_zip` (path or
-            bytes), built for the same ``runtime`` and ``architecture``.
-        output_bucket: the job's output bucket, where the post-annotation payload lives.
-        name_prefix: the functions are ``<prefix>-SageMaker-pre-annotation`` and
-            ``<prefix>-SageMaker-post-annotation``; the role defaults to
-            ``<prefix>-SageMaker-lambda-role``.
+        zip_file: the zip from :func:`gt_toolkit.sagemaker.lambda_zip.build_lambda_zip` (its
+            result, a path or bytes); the functions get the architecture and Python runtime
+            it records.
+        output_bucket: the job's output bucket, a plain bucket name (no ``*``, no ``/``).
+        output_prefix: the job's output folder in that bucket (``S3OutputPath`` without the
+            bucket); the post-annotation function reads under it and nowhere else.
+        name_prefix: names the functions and roles (:class:`LambdaNames`).
         labeling_role_arn: the job's ``RoleArn``; when given, the post-annotation Lambda
-            reads as that role (``GT_ASSUME_ROLE=true``) and may assume it. That role's
-            trust policy must also allow this Lambda role.
-        read_buckets: more buckets to read (for example the one holding the label file).
+            reads as that role (``GT_ASSUME_ROLE=true``), narrowed to the output prefix. That
+            role's trust policy must also allow the post-annotation role.
         pre_environment: variables for the pre-annotation Lambda (``GT_LABELS``,
             ``GT_HEADER``, ``GT_LABELS_S3_URI``, ``GT_SKIP_MIN_CONFIDENCE``, ...).
         post_environment: variables for the post-annotation Lambda (``GT_IOU_THRESHOLD``,
@@ -240,73 +382,56 @@ def deploy_lambdas(
         code_s3_uri: where the zip was uploaded, for zips above the 50 MB direct limit.
         sleep: injectable for tests; used while IAM or an update settles.
 
-    Returns:
-        The two function ARNs and the role ARN.
-
     Raises:
-        ValidationError: a name that Lambda refuses or that the Ground Truth execution
-            policy could not invoke; a zip too big to upload directly.
+        ValidationError: a name Lambda or IAM refuses, a wildcard or slashed bucket, a
+            wildcard labeling role, a zip without its recorded target, a zip too big to
+            upload directly.
     """
-    # Imported here so `python -m gt_toolkit.sagemaker.lambda_zip` does not find it pre-imported.
     from gt_toolkit.sagemaker.lambda_zip import HANDLERS
 
-    pre_name = f"{name_prefix}-SageMaker-pre-annotation"
-    post_name = f"{name_prefix}-SageMaker-post-annotation"
-    role = role_name or f"{name_prefix}-SageMaker-lambda-role"
+    names = LambdaNames(name_prefix)
     problems = [
-        f"function name {n!r} must be 1-64 letters, digits, '-' or '_'"
-        for n in (pre_name, post_name)
-        if not _NAME_RE.match(n)
+        f"name {n!r} must be 1-64 letters, digits, '-' or '_'"
+        for n in (names.pre, names.post, names.role(names.post))
+        if not _NAME_RE.fullmatch(n)
     ]
-    if code_s3_uri is not None:
-        from gt_toolkit.storage.s3 import parse_s3_uri
-
-        bucket, key = parse_s3_uri(code_s3_uri)
-        code: dict[str, Any] = {"S3Bucket": bucket, "S3Key": key}
-    else:
-        data = zip_file if isinstance(zip_file, bytes) else Path(zip_file).read_bytes()
-        if len(data) > _MAX_INLINE_ZIP:
-            problems.append(
-                f"the zip is {len(data) / 1e6:.1f} MB, over Lambda's 50 MB direct upload: "
-                "upload it to S3 and pass code_s3_uri"
-            )
-        code = {"ZipFile": data}
-    if problems:
+    read_prefix = _output_prefix_uri(output_bucket, output_prefix, problems)
+    problems.extend(_labeling_role_problems(labeling_role_arn or None))
+    pre_env = dict(pre_environment or {})
+    labels_uri = pre_env.get("GT_LABELS_S3_URI") or None
+    if labels_uri is not None:
+        try:
+            parse_s3_uri(labels_uri)
+        except S3UriError as exc:
+            problems.append(f"GT_LABELS_S3_URI: {exc}")
+    code, target = _zip_code(zip_file, code_s3_uri, problems)
+    if problems or target is None:
         raise ValidationError(problems, what="Lambda deployment")
-    policy = build_lambda_role_policy(
-        read_buckets=list(dict.fromkeys([output_bucket, *read_buckets])),
-        labeling_role_arn=labeling_role_arn,
-    )
-    role_arn = _ensure_role(
-        iam_client, role, policy, "gt-toolkit Ground Truth pre/post-annotation Lambdas"
-    )
-    post_env = dict(post_environment or {})
+    post_env = {**(post_environment or {}), READ_PREFIX_VARIABLE: read_prefix}
     if labeling_role_arn:
         post_env.setdefault("GT_ASSUME_ROLE", "true")
-    arns = []
-    for name, handler, env, description in (
-        (pre_name, HANDLERS["pre"], dict(pre_environment or {}), "Ground Truth pre-annotation"),
-        (post_name, HANDLERS["post"], post_env, "Ground Truth consolidation"),
-    ):
-        settings: dict[str, Any] = {
-            "Runtime": runtime,
-            "Timeout": timeout_s,
-            "MemorySize": memory_mb,
-            "Environment": {"Variables": env},
-            "Description": f"{description} (gt-toolkit)",
-        }
-        arn = _upsert_function(
-            lambda_client,
-            name=name,
-            handler=handler,
-            role_arn=role_arn,
-            code=code,
-            architecture=architecture,
-            settings=settings,
-            sleep=sleep,
-            wait_timeout=wait_timeout,
-        )
-        arns.append(arn)
-    return DeployedLambdas(
-        pre_annotation_arn=arns[0], post_annotation_arn=arns[1], role_arn=role_arn
+    deployment = _Deployment(
+        iam_client,
+        lambda_client,
+        code,
+        target,
+        {"Timeout": timeout_s, "MemorySize": memory_mb},
+        sleep,
+        wait_timeout,
     )
+    pre, pre_role = deployment.function(
+        names.pre,
+        HANDLERS["pre"],
+        pre_env,
+        "Ground Truth pre-annotation (gt-toolkit)",
+        read_object_uri=labels_uri,
+    )
+    post, post_role = deployment.function(
+        names.post,
+        HANDLERS["post"],
+        post_env,
+        "Ground Truth consolidation (gt-toolkit)",
+        read_prefix_uri=read_prefix,
+        labeling_role_arn=labeling_role_arn or None,
+    )
+    return DeployedLambdas(pre, post, pre_role, post_role)

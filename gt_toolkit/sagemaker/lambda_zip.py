@@ -12,6 +12,11 @@ Downloaded wheels and installed trees are cached under ``.cache/`` so rebuilding
 and works offline once the wheels are there. The zip is reproducible: sorted entries, fixed
 timestamps and permissions, so an unchanged build deploys as an unchanged function.
 
+The platform the wheels were chosen for (architecture and Python version) is written into the
+zip as :data:`TARGET_ENTRY`; the deployment reads it back (:func:`read_lambda_target`), so an
+``arm64`` zip is never deployed as an ``x86_64`` function, where its compiled wheels (numpy)
+would not load.
+
 CLI: ``python -m gt_toolkit.sagemaker.lambda_zip --out build/gt-toolkit-lambdas.zip``.
 """
 
@@ -22,6 +27,7 @@ import contextlib
 import fcntl
 import hashlib
 import importlib.metadata
+import io
 import json
 import os
 import shutil
@@ -30,19 +36,23 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
-from gt_toolkit.errors import GtToolkitError
+from gt_toolkit.errors import LambdaZipError
+from gt_toolkit.storage.files import atomic_output
 
 __all__ = [
     "HANDLERS",
     "RUNTIME_PROVIDED",
+    "TARGET_ENTRY",
+    "LambdaTarget",
     "LambdaZip",
     "build_lambda_zip",
     "lambda_requirements",
     "main",
+    "read_lambda_target",
 ]
 
 Arch = Literal["x86_64", "arm64"]
@@ -82,6 +92,23 @@ print(json.dumps(sorted((d, md.version(d)) for d in dists)))
 """
 
 
+TARGET_ENTRY: Final = "gt-toolkit-lambda.json"
+"""The zip entry recording what the zip was built for: ``{"architecture", "python"}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaTarget:
+    """The platform a zip's wheels and bytecode were built for; its functions must match."""
+
+    architecture: Arch
+    python: str
+
+    @property
+    def runtime(self) -> str:
+        """Lambda's ``Runtime`` name: ``python3.12``."""
+        return f"python{self.python}"
+
+
 @dataclass(frozen=True, slots=True)
 class LambdaZip:
     """What :func:`build_lambda_zip` built."""
@@ -91,6 +118,34 @@ class LambdaZip:
     requirements: tuple[str, ...]
     handlers: dict[str, str]
     bytecode: bool
+    target: LambdaTarget
+
+
+def read_lambda_target(zip_file: str | os.PathLike[str] | bytes) -> LambdaTarget:
+    """The target :func:`build_lambda_zip` recorded in a zip (path or bytes).
+
+    Raises:
+        LambdaZipError: not a zip, or a zip without a readable :data:`TARGET_ENTRY`.
+    """
+    source = io.BytesIO(zip_file) if isinstance(zip_file, bytes) else Path(zip_file)
+    try:
+        with zipfile.ZipFile(source) as zf:
+            record = json.loads(zf.read(TARGET_ENTRY))
+    except KeyError:
+        raise LambdaZipError(
+            f"the zip has no {TARGET_ENTRY}, so its architecture is unknown; build it with "
+            "build_lambda_zip (or make lambda-zip)"
+        ) from None
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise LambdaZipError(f"cannot read the Lambda zip: {exc}") from exc
+    arch, python = (
+        (record.get(k) for k in ("architecture", "python"))
+        if isinstance(record, dict)
+        else (None, None)
+    )
+    if arch not in ("x86_64", "arm64") or not isinstance(python, str):
+        raise LambdaZipError(f"{TARGET_ENTRY} does not name an architecture and Python: {record}")
+    return LambdaTarget(architecture=arch, python=python)
 
 
 def _canonical(name: str) -> str:
@@ -102,7 +157,7 @@ def _handlers_dir() -> Path:
     for candidate in (_PACKAGE_DIR / "_lambdas", _PACKAGE_DIR.parent / "lambdas"):
         if (candidate / "post_annotation.py").is_file():
             return candidate
-    raise GtToolkitError(
+    raise LambdaZipError(
         "cannot find the Lambda handlers (lambdas/pre_annotation.py, post_annotation.py) "
         f"next to {_PACKAGE_DIR}; build the zip from a checkout of gt-toolkit"
     )
@@ -161,7 +216,7 @@ def lambda_requirements(*, python: str | None = None, code_root: Path | None = N
         check=False,
     )
     if proc.returncode != 0:
-        raise GtToolkitError(f"importing the handlers failed:\n{proc.stderr.strip()}")
+        raise LambdaZipError(f"importing the handlers failed:\n{proc.stderr.strip()}")
     found: list[list[str]] = json.loads(proc.stdout.strip().splitlines()[-1])
     return sorted(
         f"{name}=={version}"
@@ -188,7 +243,7 @@ def _pip(args: Sequence[str]) -> None:
         check=False,
     )
     if proc.returncode != 0:
-        raise GtToolkitError(f"pip {args[0]} failed:\n{proc.stderr.strip()[-2000:]}")
+        raise LambdaZipError(f"pip {args[0]} failed:\n{proc.stderr.strip()[-2000:]}")
 
 
 @contextlib.contextmanager
@@ -305,7 +360,7 @@ def _compile(root: Path, exe: str) -> None:
         check=False,
     )
     if proc.returncode != 0:
-        raise GtToolkitError(f"compiling bytecode failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
+        raise LambdaZipError(f"compiling bytecode failed:\n{(proc.stdout + proc.stderr)[-2000:]}")
 
 
 def _add(zf: zipfile.ZipFile, path: Path, arcname: str) -> None:
@@ -345,19 +400,22 @@ def build_lambda_zip(
             it at run time, so this saves the compile on every cold start.
 
     Returns:
-        The zip's path, size in bytes, the packed requirements and the handler strings.
+        The zip's path, size in bytes, the packed requirements, the handler strings and the
+        target it was built for (also recorded in the zip as :data:`TARGET_ENTRY`).
 
     Raises:
-        GtToolkitError: the handlers cannot be imported or pip cannot get a wheel.
+        LambdaZipError: the handlers cannot be imported or pip cannot get a wheel.
     """
     if arch not in ("x86_64", "arm64"):
-        raise GtToolkitError(f"arch must be 'x86_64' or 'arm64', got {arch!r}")
+        raise LambdaZipError(f"arch must be 'x86_64' or 'arm64', got {arch!r}")
     cache = Path(cache_dir).resolve()
     cache.mkdir(parents=True, exist_ok=True)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
+    built_for = LambdaTarget(architecture=arch, python=python)
     with tempfile.TemporaryDirectory(prefix="gt-lambda-code-") as tmp:
         code = _stage_code(Path(tmp))
+        (code / TARGET_ENTRY).write_text(json.dumps(asdict(built_for)))
         reqs = tuple(lambda_requirements(code_root=code) if requirements is None else requirements)
         tags = list(platforms) if platforms else _platforms(arch, python)
         exe = _compiler(python) if compile_bytecode else None
@@ -373,23 +431,17 @@ def build_lambda_zip(
         names = [a for _, a in entries]
         if len(names) != len(set(names)):
             dupes = sorted({n for n in names if names.count(n) > 1})
-            raise GtToolkitError(f"files collide in the zip: {dupes[:5]}")
-        fd, tmp_name = tempfile.mkstemp(prefix=".lambda-", suffix=".zip", dir=target.parent)
-        os.close(fd)
-        try:
-            with zipfile.ZipFile(tmp_name, "w") as zf:
-                for path, arcname in entries:
-                    _add(zf, path, arcname)
-            Path(tmp_name).chmod(0o644)  # mkstemp makes it 0600
-            Path(tmp_name).replace(target)
-        finally:
-            Path(tmp_name).unlink(missing_ok=True)
+            raise LambdaZipError(f"files collide in the zip: {dupes[:5]}")
+        with atomic_output(target) as fh, zipfile.ZipFile(fh, "w") as zf:
+            for path, arcname in entries:
+                _add(zf, path, arcname)
     return LambdaZip(
         path=target,
         size=target.stat().st_size,
         requirements=reqs,
         handlers=dict(HANDLERS),
         bytecode=pyc is not None,
+        target=built_for,
     )
 
 
@@ -417,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache_dir=args.cache_dir,
             platforms=args.platforms,
         )
-    except GtToolkitError as exc:
+    except LambdaZipError as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(f"{built.path}: {built.size / 1e6:.1f} MB, python{args.python} {args.arch}")

@@ -1,4 +1,10 @@
-"""Decode built-in endpoint answers into Ground Truth's shapes (pure; no AWS here).
+"""Decode endpoint answers into Ground Truth's shapes (pure; no AWS here).
+
+Three families of endpoints answer: the built-in algorithms, JumpStart models and the shipped
+PyTorch classifier (``{"predictions": [{"class_id", "label", "probability"}, …]}``, its
+``inference.py``). JumpStart detectors answer ``{"normalized_boxes": [[xmin, ymin, xmax, ymax],
+…], "classes": […], "scores": […]}`` plus ``"labels"`` (names by class id) when asked with
+``application/json;verbose``.
 
 Object detection answers ``{"prediction": [[class_id, score, xmin, ymin, xmax, ymax], …]}``
 with coordinates normalised to [0, 1], a float ``class_id`` (``-1`` for padding) and a fixed
@@ -61,6 +67,40 @@ def _size(image_size: ImageSize | tuple[int, int]) -> tuple[float, float]:
     return float(image_size["width"]), float(image_size["height"])
 
 
+def _detection_rows(data: Any) -> tuple[list[Any], list[str] | None]:
+    """``[class_id, score, xmin, ymin, xmax, ymax]`` rows and any names the answer carries."""
+    if isinstance(data, Mapping) and isinstance(data.get("prediction"), list):
+        return data["prediction"], None
+    if isinstance(data, Mapping) and isinstance(data.get("normalized_boxes"), list):
+        boxes, classes, scores = data["normalized_boxes"], data.get("classes"), data.get("scores")
+        if not (isinstance(classes, list) and isinstance(scores, list)):
+            raise ValidationError(
+                ["a JumpStart answer needs classes and scores beside normalized_boxes"],
+                what="object detection response",
+            )
+        if not len(boxes) == len(classes) == len(scores):
+            raise ValidationError(
+                [
+                    f"normalized_boxes ({len(boxes)}), classes ({len(classes)}) and scores "
+                    f"({len(scores)}) differ in length"
+                ],
+                what="object detection response",
+            )
+        rows = [
+            [c, sc, *box] if isinstance(box, list) else box
+            for c, sc, box in zip(classes, scores, boxes, strict=True)
+        ]
+        names = data.get("labels")
+        return rows, [str(n) for n in names] if isinstance(names, list) else None
+    raise ValidationError(
+        [
+            'expected {"prediction": [[class_id, score, xmin, ymin, xmax, ymax], ...]} or '
+            'JumpStart\'s {"normalized_boxes": [...], "classes": [...], "scores": [...]}'
+        ],
+        what="object detection response",
+    )
+
+
 def decode_detections(
     body: bytes | str | Mapping[str, Any],
     *,
@@ -73,13 +113,15 @@ def decode_detections(
 
     Rows with ``class_id < 0``, a score below ``score_threshold``, non-finite numbers or no
     area after clipping to the image are dropped; ``top_k`` keeps the best ``k`` of the rest.
+    Reads the built-in answer and JumpStart's (whose ``labels`` name the classes when
+    ``labels`` is not given).
 
     Args:
         image_size: the image's pixel size, as ``{"width", "height"}`` or ``(width, height)``.
         labels: class names by id (the training class map); unknown ids keep their number.
 
     Raises:
-        ValidationError: the body is not ``{"prediction": [[6 numbers], …]}``.
+        ValidationError: the body is neither answer shape, or a row is not 6 numbers.
 
     Examples:
         >>> [box] = decode_detections('{"prediction": [[0.0, 0.9, 0.1, 0.2, 0.5, 0.6]]}',
@@ -87,13 +129,8 @@ def decode_detections(
         >>> box["label"], box["left"], box["top"], box["width"], box["height"]
         ('ball', 20.0, 20.0, 80.0, 40.0)
     """
-    data = parse_endpoint_body(body)
-    rows = data.get("prediction") if isinstance(data, Mapping) else None
-    if not isinstance(rows, list):
-        raise ValidationError(
-            ['expected {"prediction": [[class_id, score, xmin, ymin, xmax, ymax], ...]}'],
-            what="object detection response",
-        )
+    rows, names = _detection_rows(parse_endpoint_body(body))
+    labels = labels if labels is not None else names
     width, height = _size(image_size)
     if width <= 0 or height <= 0:
         raise ValidationError([f"image size must be positive, got {width} x {height}"])
@@ -149,13 +186,17 @@ def decode_classification(
 ) -> list[ClassScore]:
     """Image-classification probabilities, most likely first.
 
-    Accepts ``{"prediction": [p0, p1, …]}`` (built-in), a bare list, and the verbose
-    ``{"probabilities": […], "labels": […]}`` of JumpStart models (whose labels win).
+    Accepts ``{"prediction": [p0, p1, …]}`` (built-in), a bare list, the verbose
+    ``{"probabilities": […], "labels": […]}`` of JumpStart models (whose labels win), and the
+    shipped PyTorch classifier's top-k ``{"predictions": [{"class_id", "label",
+    "probability"}, …]}`` (its labels win too).
 
     Raises:
         ValidationError: no list of numbers to read.
     """
     data = parse_endpoint_body(body)
+    if isinstance(data, Mapping) and isinstance(data.get("predictions"), list):
+        return _top_k_answer(data["predictions"], top_k)
     probabilities: Any = data
     if isinstance(data, Mapping):
         probabilities = data.get("prediction", data.get("probabilities"))
@@ -181,5 +222,22 @@ def decode_classification(
             what="image classification response",
         ) from exc
     scores = [ClassScore(i, _label_for(i, labels), p) for i, p in enumerate(values)]
+    scores.sort(key=lambda s: s.probability, reverse=True)
+    return scores[:top_k] if top_k is not None else scores
+
+
+def _top_k_answer(rows: list[Any], top_k: int | None) -> list[ClassScore]:
+    """The PyTorch classifier's ``[{"class_id", "label", "probability"}, …]``, best first."""
+    scores: list[ClassScore] = []
+    for index, row in enumerate(rows):
+        try:
+            scores.append(
+                ClassScore(int(row["class_id"]), str(row["label"]), float(row["probability"]))
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(
+                [f"predictions[{index}] is not {{class_id, label, probability}}: {str(row)[:80]}"],
+                what="image classification response",
+            ) from exc
     scores.sort(key=lambda s: s.probability, reverse=True)
     return scores[:top_k] if top_k is not None else scores

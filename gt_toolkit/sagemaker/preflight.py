@@ -16,15 +16,27 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gt_toolkit.errors import GtToolkitError, StorageError, ValidationError
+from gt_toolkit.errors import GtToolkitError, StorageError
+from gt_toolkit.formats.detection_label import label_image_size, parse_annotation, parse_class_id
 from gt_toolkit.formats.manifest import ManifestLine, RejectedLine, parse_manifest_lines
 from gt_toolkit.formats.training_channels import min_label_width
-from gt_toolkit.sagemaker.training import Algorithm, channel_problems
+from gt_toolkit.sagemaker.jumpstart import TASK_LAYOUTS, model_task
+from gt_toolkit.sagemaker.preflight_data import (
+    preflight_class_folders,
+    preflight_jumpstart_detection,
+)
+from gt_toolkit.sagemaker.preflight_report import Finding, PreflightReport, Severity
+from gt_toolkit.sagemaker.training import (
+    JUMPSTART_MODEL_ID_TAG,
+    Algorithm,
+    algorithm_of,
+    channel_problems,
+    job_kind,
+)
 from gt_toolkit.storage.files import Location, iter_raw_lines
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
 
@@ -32,9 +44,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 __all__ = [
-    "Finding",
-    "PreflightReport",
-    "Severity",
     "bucket_region",
     "preflight_channels",
     "preflight_training_request",
@@ -42,74 +51,6 @@ __all__ = [
 
 _ECR_REGION_RE: Final = re.compile(r"\.dkr\.ecr\.([a-z0-9\-]+)\.amazonaws\.com")
 _MAX_FINDINGS_PER_KIND: Final = 20
-
-
-class Severity(StrEnum):
-    """An error stops training from working; a warning is worth a look."""
-
-    ERROR = "error"
-    WARNING = "warning"
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem: where (channel and 1-based line, when it has one) and what."""
-
-    severity: Severity
-    message: str
-    channel: str | None = None
-    line_no: int | None = None
-
-    def __str__(self) -> str:
-        where = ""
-        if self.channel is not None:
-            where = self.channel + (f":{self.line_no}" if self.line_no is not None else "")
-            where += ": "
-        return f"{self.severity.value}: {where}{self.message}"
-
-
-@dataclass(slots=True)
-class PreflightReport:
-    """Everything the pre-flight saw: findings, counts per channel, classes and boxes."""
-
-    findings: list[Finding] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    class_ids: set[int] = field(default_factory=set)
-    max_boxes: int = 0
-    bucket_regions: dict[str, str] = field(default_factory=dict)
-    suppressed: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def errors(self) -> list[Finding]:
-        """Findings that would make training fail or learn the wrong thing."""
-        return [f for f in self.findings if f.severity is Severity.ERROR]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        """Findings worth a look that do not stop training."""
-        return [f for f in self.findings if f.severity is Severity.WARNING]
-
-    @property
-    def ok(self) -> bool:
-        """True when there is no error (warnings allowed)."""
-        return not self.errors
-
-    def format(self) -> str:
-        """A human report: one line per finding, then a summary."""
-        lines = [str(f) for f in self.findings]
-        for kind, count in sorted(self.suppressed.items()):
-            lines.append(f"... and {count} more {kind!r} findings not shown")
-        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
-        lines.append(
-            f"{len(self.errors)} error(s), {len(self.warnings)} warning(s); lines: {counts}; "
-            f"classes {sorted(self.class_ids)}; max boxes per image {self.max_boxes}"
-        )
-        return "\n".join(lines)
-
-    def raise_for_errors(self) -> None:
-        """Raise one :class:`ValidationError` listing every error (warnings are not raised)."""
-        if self.errors:
-            raise ValidationError([str(f) for f in self.errors], what="training channels")
 
 
 class _Collector:
@@ -164,7 +105,11 @@ def bucket_region(client: S3Client, bucket: str) -> str:
 def _class_ids(
     value: Any, algorithm: Algorithm, multi_label: bool
 ) -> tuple[list[int] | None, int, str | None]:
-    """``(class ids, box count, problem)`` of one label value; ids ``None`` when unreadable."""
+    """``(class ids, box count, problem)`` of one label value; ids ``None`` when unreadable.
+
+    Boxes and class ids are read by the formats' one check of them
+    (:func:`~gt_toolkit.formats.detection_label.parse_annotation`).
+    """
     if algorithm == "object-detection":
         if not isinstance(value, Mapping):
             return None, 0, f"label is a {type(value).__name__}, not an object-detection label"
@@ -174,51 +119,35 @@ def _class_ids(
         ids: list[int] = []
         for i, ann in enumerate(annotations):
             try:
-                ids.append(int(ann["class_id"]))
-                width, height = float(ann["width"]), float(ann["height"])
-                float(ann["left"]), float(ann["top"])
-            except (KeyError, TypeError, ValueError):
-                return None, 0, f"annotation {i} is malformed: {str(ann)[:80]}"
+                class_id, _left, _top, width, height = parse_annotation(ann)
+            except ValueError as exc:
+                return None, 0, f"annotation {i} is malformed: {exc}"
+            ids.append(class_id)
             if width <= 0 or height <= 0:
                 return ids, len(annotations), f"annotation {i} has no area ({width} x {height})"
         return ids, len(annotations), None
-    if multi_label:
-        if not isinstance(value, list):
-            return (
-                None,
-                0,
-                f"multi-label value is a {type(value).__name__}, not a list of class ids",
-            )
-        try:
-            return [int(v) for v in value], 0, None
-        except (TypeError, ValueError):
-            return None, 0, f"multi-label value {value!r} holds a non-integer"
-    if isinstance(value, bool):
-        return None, 0, f"class id {value!r} is not an integer"
+    if multi_label and not isinstance(value, list):
+        return None, 0, f"multi-label value is a {type(value).__name__}, not a list of class ids"
     try:
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        return [int(value)], 0, None
-    except (TypeError, ValueError):
-        return None, 0, f"class id {value!r} is not an integer"
+        return [parse_class_id(v) for v in (value if multi_label else [value])], 0, None
+    except ValueError as exc:
+        return None, 0, str(exc)
 
 
 def _boxes_outside(value: Mapping[str, Any]) -> bool:
     """True when a box leaves the image by more than a pixel (the image size is known)."""
-    sizes = value.get("image_size") or []
-    if not sizes or not isinstance(sizes[0], Mapping):
-        return False
     try:
-        width, height = float(sizes[0]["width"]), float(sizes[0]["height"])
-        return any(
-            float(a["left"]) < -1
-            or float(a["top"]) < -1
-            or float(a["left"]) + float(a["width"]) > width + 1
-            or float(a["top"]) + float(a["height"]) > height + 1
-            for a in value.get("annotations") or []
-        )
-    except (KeyError, TypeError, ValueError):
+        size = label_image_size(value.get("image_size"))
+        boxes = [parse_annotation(a)[1:] for a in value.get("annotations") or []]
+    except (ValueError, TypeError):
         return False
+    if size is None:
+        return False
+    width, height = size["width"], size["height"]
+    return any(
+        left < -1 or top < -1 or left + w > width + 1 or top + h > height + 1
+        for left, top, w, h in boxes
+    )
 
 
 def preflight_channels(
@@ -250,11 +179,23 @@ def preflight_channels(
     """
     report = PreflightReport()
     out = _Collector(report)
-    names = _class_names(class_map)
-    buckets: dict[str, tuple[str, int]] = {}  # bucket -> first (channel, line)
-    seen_refs: dict[str, tuple[str, int]] = {}
-    per_class: Counter[int] = Counter()
+    _check_names(out, label_attribute, channels)
+    scan = _Scan(out, label_attribute, algorithm, multi_label, allow_empty_images)
+    for channel, location in channels.items():
+        _scan_channel(scan, channel, location, store)
+    report.class_ids = set(scan.per_class)
+    _check_classes(out, scan.per_class, _class_names(class_map), num_classes, algorithm)
+    _check_hyperparameters(out, report, algorithm, num_training_samples, label_width)
+    if region is not None and s3_client is not None:
+        _check_regions(out, report, scan.buckets, region, s3_client)
+        _check_job_bucket_regions(out, report, channels, request, region, s3_client)
+    if request is not None:
+        _check_request(out, request, label_attribute, algorithm)
+    return report
 
+
+def _check_names(out: _Collector, label_attribute: str, channels: Mapping[str, Location]) -> None:
+    """The label attribute is a trainable label key; both channels are there."""
     if label_attribute.endswith("-ref"):
         out.error(
             f"label attribute {label_attribute!r} is a -ref (video-frame or 3D output, a pointer "
@@ -266,52 +207,65 @@ def preflight_channels(
         if required not in channels:
             out.error(f"no {required!r} channel given; training needs train and validation")
 
-    for channel, location in channels.items():
-        count = 0
-        blank: list[int] = []
-        try:
-            items: Iterable[ManifestLine | RejectedLine] = parse_manifest_lines(
-                iter_raw_lines(location, store=store),
-                source=str(location),
-                require_source=False,
-                blank=blank,
-            )
-            for item in items:
-                if isinstance(item, RejectedLine):
-                    out.error(
-                        f"unreadable line ({item.reason.value}: {item.detail})",
-                        channel=channel,
-                        line_no=item.line_no,
-                        kind="unreadable",
-                    )
-                    continue
-                count += 1
-                _check_line(
-                    item,
-                    channel=channel,
-                    out=out,
-                    label_attribute=label_attribute,
-                    algorithm=algorithm,
-                    multi_label=multi_label,
-                    allow_empty_images=allow_empty_images,
-                    buckets=buckets,
-                    seen_refs=seen_refs,
-                    per_class=per_class,
-                )
-        except GtToolkitError as exc:
-            out.error(f"cannot read {location}: {exc}", channel=channel)
-        report.counts[channel] = count
-        if blank:
-            out.warn(
-                f"{len(blank)} blank line(s) (first at line {blank[0]}); they are not samples, "
-                "so do not count them in num_training_samples",
-                channel=channel,
-            )
-        if count == 0:
-            out.error("the channel has no usable lines", channel=channel)
 
-    report.class_ids = set(per_class)
-    _check_classes(out, per_class, names, num_classes, algorithm)
+@dataclass(slots=True)
+class _Scan:
+    """The settings every line is checked with, and what the lines so far have shown."""
+
+    out: _Collector
+    label_attribute: str
+    algorithm: Algorithm
+    multi_label: bool
+    allow_empty_images: bool
+    buckets: dict[str, tuple[str, int]] = field(default_factory=dict)  # first (channel, line)
+    seen_refs: dict[str, tuple[str, int]] = field(default_factory=dict)
+    per_class: Counter[int] = field(default_factory=Counter)
+
+
+def _scan_channel(scan: _Scan, channel: str, location: Location, store: S3Store | None) -> None:
+    """Check every line of one channel; count the usable ones and the blank ones."""
+    out = scan.out
+    count = 0
+    blank: list[int] = []
+    try:
+        items: Iterable[ManifestLine | RejectedLine] = parse_manifest_lines(
+            iter_raw_lines(location, store=store),
+            source=str(location),
+            require_source=False,
+            blank=blank,
+        )
+        for item in items:
+            if isinstance(item, RejectedLine):
+                out.error(
+                    f"unreadable line ({item.reason.value}: {item.detail})",
+                    channel=channel,
+                    line_no=item.line_no,
+                    kind="unreadable",
+                )
+                continue
+            count += 1
+            _check_line(item, channel, scan)
+    except GtToolkitError as exc:
+        out.error(f"cannot read {location}: {exc}", channel=channel)
+    out.report.counts[channel] = count
+    if blank:
+        out.warn(
+            f"{len(blank)} blank line(s) (first at line {blank[0]}); they are not samples, "
+            "so do not count them in num_training_samples",
+            channel=channel,
+        )
+    if count == 0:
+        out.error("the channel has no usable lines", channel=channel)
+
+
+def _check_hyperparameters(
+    out: _Collector,
+    report: PreflightReport,
+    algorithm: Algorithm,
+    num_training_samples: int | None,
+    label_width: int | None,
+) -> None:
+    """The counted train lines and the busiest image against the hyperparameters given."""
     counted = report.counts.get("train")
     if num_training_samples is not None and counted is not None and num_training_samples != counted:
         out.error(
@@ -325,12 +279,6 @@ def preflight_channels(
                 f"label_width {label_width} is too small: the busiest image has "
                 f"{report.max_boxes} boxes, which needs >= 2 + 5 x {report.max_boxes} = {need}"
             )
-    if region is not None and s3_client is not None:
-        _check_regions(out, report, buckets, region, s3_client)
-        _check_job_bucket_regions(out, report, channels, request, region, s3_client)
-    if request is not None:
-        _check_request(out, request, label_attribute, algorithm)
-    return report
 
 
 def _class_names(class_map: Mapping[str, str] | Sequence[str] | None) -> dict[int, str] | None:
@@ -341,19 +289,9 @@ def _class_names(class_map: Mapping[str, str] | Sequence[str] | None) -> dict[in
     return dict(enumerate(class_map))
 
 
-def _check_line(
-    item: ManifestLine,
-    *,
-    channel: str,
-    out: _Collector,
-    label_attribute: str,
-    algorithm: Algorithm,
-    multi_label: bool,
-    allow_empty_images: bool,
-    buckets: dict[str, tuple[str, int]],
-    seen_refs: dict[str, tuple[str, int]],
-    per_class: Counter[int],
-) -> None:
+def _check_line(item: ManifestLine, channel: str, scan: _Scan) -> None:
+    """One manifest line: its image, its label, its classes and boxes."""
+    out, label_attribute = scan.out, scan.label_attribute
     data, line_no = item.data, item.line_no
     where = {"channel": channel, "line_no": line_no}
     ref = data.get("source-ref")
@@ -364,11 +302,11 @@ def _check_line(
     else:
         try:
             bucket, _ = parse_s3_uri(ref)
-            buckets.setdefault(bucket, (channel, line_no))
+            scan.buckets.setdefault(bucket, (channel, line_no))
         except GtToolkitError:
             out.error(f"source-ref {ref[:80]!r} is not an s3:// URI", **where, kind="bad-ref")
-        if ref in seen_refs:
-            first = seen_refs[ref]
+        if ref in scan.seen_refs:
+            first = scan.seen_refs[ref]
             out.warn(
                 f"image {ref} already appears at {first[0]}:{first[1]} (duplicate, or in both "
                 "train and validation)",
@@ -376,25 +314,24 @@ def _check_line(
                 kind="duplicate",
             )
         else:
-            seen_refs[ref] = (channel, line_no)
-    if label_attribute not in data:
-        meta = data.get(f"{label_attribute}-metadata")
-        reason = meta.get("failure-reason") if isinstance(meta, Mapping) else None
+            scan.seen_refs[ref] = (channel, line_no)
+    meta = data.get(f"{label_attribute}-metadata")
+    reason = meta.get("failure-reason") if isinstance(meta, Mapping) else None
+    if label_attribute not in data or reason is not None:  # a failed object's label is empty
         detail = f" (failed object: {str(reason)[:100]})" if reason else ""
         out.error(f"no {label_attribute!r} label{detail}", **where, kind="no-label")
         return
-    ids, boxes, problem = _class_ids(data[label_attribute], algorithm, multi_label)
+    ids, boxes, problem = _class_ids(data[label_attribute], scan.algorithm, scan.multi_label)
     if problem is not None:
         out.error(problem, **where, kind="bad-label")
     if ids is None:
         return
-    for cid in ids:
-        per_class[cid] += 1
-    if algorithm == "object-detection":
+    scan.per_class.update(ids)
+    if scan.algorithm == "object-detection":
         out.report.max_boxes = max(out.report.max_boxes, boxes)
         if boxes == 0:
             message = "empty image (no boxes): object detection drops batches over it"
-            if allow_empty_images:
+            if scan.allow_empty_images:
                 out.warn(message, **where, kind="empty")
             else:
                 out.error(message + "; filter it out", **where, kind="empty")
@@ -509,6 +446,26 @@ def _hyper_int(request: Mapping[str, Any], name: str) -> int | None:
         return None
 
 
+def _preflight_folders(request: Mapping[str, Any], *, store: S3Store | None) -> PreflightReport:
+    """The folder pre-flight a script-mode or JumpStart request's channels need."""
+    prefixes = {
+        str(c.get("ChannelName")): str(
+            ((c.get("DataSource") or {}).get("S3DataSource") or {}).get("S3Uri")
+        )
+        for c in request.get("InputDataConfig") or []
+    }
+    tags = {str(t.get("Key")): str(t.get("Value")) for t in request.get("Tags") or []}
+    model_id = tags.get(JUMPSTART_MODEL_ID_TAG)
+    wanted = "training" if model_id else "train"
+    if wanted not in prefixes:
+        report = PreflightReport()
+        report.findings.append(Finding(Severity.ERROR, f"the request has no {wanted!r} channel"))
+        return report
+    if model_id and TASK_LAYOUTS.get(model_task(model_id)) == "jumpstart-od":
+        return preflight_jumpstart_detection(prefixes[wanted], store=store)
+    return preflight_class_folders(prefixes[wanted], prefixes.get("validation"), store=store)
+
+
 def preflight_training_request(
     request: Mapping[str, Any],
     *,
@@ -519,11 +476,16 @@ def preflight_training_request(
     algorithm: Algorithm | None = None,
     allow_empty_images: bool = False,
 ) -> PreflightReport:
-    """Pre-flight a CreateTrainingJob request: read its augmented-manifest channels and check.
+    """Pre-flight a CreateTrainingJob request: read its channels and check.
 
-    The label attribute, hyperparameters and (unless given) the region come from the request
-    itself (the region from the ECR image URI), so a hand-written request is checked as is.
+    Built-in requests have their augmented-manifest channels read; the label attribute,
+    hyperparameters and (unless given) the region come from the request itself (the region
+    from the ECR image URI), so a hand-written request is checked as is. Script-mode requests
+    have their class folders checked (:func:`preflight_class_folders`); JumpStart requests
+    the layout their model's task reads (class folders, or :func:`preflight_jumpstart_detection`).
     """
+    if job_kind(request) != "builtin":
+        return _preflight_folders(request, store=store)
     channels: dict[str, str] = {}
     label_attribute = ""
     content_multi = False
@@ -537,10 +499,7 @@ def preflight_training_request(
             label_attribute = str(attributes[1])
         content_multi = content_multi or "label-format=class-id" in str(channel.get("ContentType"))
     image = str((request.get("AlgorithmSpecification") or {}).get("TrainingImage", ""))
-    if algorithm is None:
-        algorithm = (
-            "image-classification" if "image-classification" in image else "object-detection"
-        )
+    algorithm = algorithm or algorithm_of(request)
     if region is None:
         match = _ECR_REGION_RE.search(image)
         region = match.group(1) if match else None

@@ -3,30 +3,41 @@
 Users copy these ARNs by hand from five different pages and get a ``ValidationException``
 when the account belongs to another region (§8 pitfall 16). The tables below come from
 ``docs/ground-truth-formats.md`` §5 (Lambdas, workteams) and §6 (algorithm images),
-cross-checked against botocore's ``CreateLabelingJob`` documentation.
+cross-checked against botocore's ``CreateLabelingJob`` documentation. The Deep Learning
+Container and Debugger rule-evaluator accounts, and the PyTorch versions with their Python tags,
+restate the SageMaker Python SDK's image tables (``image_uri_config/pytorch.json`` and
+``debugger.json``) for the commercial regions.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from gt_toolkit.errors import ValidationError
 
 __all__ = [
-    "ACTIVE_LEARNING_ACCOUNT",
     "ALGORITHM_IMAGE_ACCOUNTS",
     "BUILTIN_LAMBDA_ACCOUNTS",
     "BUILTIN_TASK_TYPES",
+    "DEBUGGER_RULE_ACCOUNTS",
+    "DLC_ACCOUNTS",
     "HUMAN_TASK_UI_ACCOUNT",
     "PUBLIC_WORKTEAM_ACCOUNT",
+    "PYTORCH_INFERENCE_VERSIONS",
+    "PYTORCH_TRAINING_VERSIONS",
+    "Arn",
     "algorithm_image_uri",
-    "arn_region",
     "builtin_lambda_arns",
     "human_task_ui_arn",
+    "is_gpu_instance",
     "lambda_function_name",
-    "private_workteam_arn",
+    "parse_arn",
     "public_workteam_arn",
+    "pytorch_image_uri",
+    "region_partition",
+    "rule_evaluator_image_uri",
 ]
 
 BUILTIN_LAMBDA_ACCOUNTS: Final[dict[str, str]] = {
@@ -63,7 +74,6 @@ ALGORITHM_IMAGE_ACCOUNTS: Final[dict[str, str]] = {
 
 PUBLIC_WORKTEAM_ACCOUNT: Final = "394669845002"
 HUMAN_TASK_UI_ACCOUNT: Final = "394669845002"
-ACTIVE_LEARNING_ACCOUNT: Final = "027400017018"
 
 BUILTIN_TASK_TYPES: Final[tuple[str, ...]] = (
     "BoundingBox",
@@ -93,7 +103,11 @@ BUILTIN_TASK_TYPES: Final[tuple[str, ...]] = (
 """Suffixes of the built-in ``PRE-<type>`` / ``ACS-<type>`` Lambdas (botocore's list)."""
 
 Algorithm = Literal["object-detection", "image-classification"]
-_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:[a-z0-9\-]+:(?P<region>[a-z0-9\-]*):(?P<account>\d{12})?:")
+_ARN_RE = re.compile(
+    r"arn:(?P<partition>aws[a-z\-]*):(?P<service>[a-z0-9\-]+):(?P<region>[a-z0-9\-]*):"
+    r"(?P<account>\d{12}|aws|):(?P<resource>.+)",
+    re.DOTALL,
+)
 
 
 def _require(table: dict[str, str], region: str, what: str) -> str:
@@ -135,11 +149,6 @@ def public_workteam_arn(region: str) -> str:
     return f"arn:aws:sagemaker:{region}:{PUBLIC_WORKTEAM_ACCOUNT}:workteam/public-crowd/default"
 
 
-def private_workteam_arn(region: str, account: str, team: str) -> str:
-    """A private workteam ARN (``workteam/private-crowd/<team>``) in the user's account."""
-    return f"arn:aws:sagemaker:{region}:{account}:workteam/private-crowd/{team}"
-
-
 def human_task_ui_arn(region: str, task_type: str) -> str:
     """The AWS-hosted worker UI (NER, video and 3D tasks only) for ``region``.
 
@@ -163,12 +172,38 @@ def algorithm_image_uri(region: str, algorithm: Algorithm = "object-detection") 
     return f"{account}.dkr.ecr.{region}.amazonaws.com/{algorithm}:1"
 
 
-def arn_region(arn: str) -> str | None:
-    """The region field of an ARN, or ``None`` when ``arn`` is not an ARN (or has none)."""
-    match = _ARN_RE.match(arn)
-    if match is None:
-        return None
-    return match.group("region") or None
+@dataclass(frozen=True, slots=True)
+class Arn:
+    """The fields of an ARN: ``arn:<partition>:<service>:<region>:<account>:<resource>``.
+
+    ``region`` is ``""`` for global services (IAM) and for an ARN written without one.
+    """
+
+    partition: str
+    service: str
+    region: str
+    account: str
+    resource: str
+
+
+def parse_arn(arn: str) -> Arn | None:
+    """The fields of ``arn``, or ``None`` when it is not an ARN.
+
+    Examples:
+        >>> parse_arn("arn:aws-cn:iam::123456789012:role/gt").partition
+        'aws-cn'
+    """
+    match = _ARN_RE.fullmatch(arn)
+    return Arn(**match.groupdict()) if match is not None else None
+
+
+def region_partition(region: str) -> str:
+    """The partition a region belongs to: ``aws-cn`` for China, ``aws-us-gov``, else ``aws``."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
 
 
 def lambda_function_name(arn: str) -> str | None:
@@ -177,3 +212,132 @@ def lambda_function_name(arn: str) -> str | None:
     if not sep or not rest:
         return None
     return rest.split(":", 1)[0]
+
+
+# -- framework images (script mode) and the Debugger rule evaluator -------------------------
+
+DLC_ACCOUNTS: Final[dict[str, str]] = {
+    **dict.fromkeys(
+        (
+            "us-east-1",
+            "us-east-2",
+            "us-west-1",
+            "us-west-2",
+            "ca-central-1",
+            "sa-east-1",
+            "eu-central-1",
+            "eu-north-1",
+            "eu-west-1",
+            "eu-west-2",
+            "eu-west-3",
+            "ap-northeast-1",
+            "ap-northeast-2",
+            "ap-south-1",
+            "ap-southeast-1",
+            "ap-southeast-2",
+        ),
+        "763104351884",
+    ),
+    "af-south-1": "626614931356",
+    "ap-east-1": "871362719292",
+    "ap-northeast-3": "364406365360",
+    "ap-south-2": "772153158452",
+    "ap-southeast-3": "907027046896",
+    "ap-southeast-4": "457447274322",
+    "ca-west-1": "204538143572",
+    "eu-central-2": "380420809688",
+    "eu-south-1": "692866216735",
+    "eu-south-2": "503227376785",
+    "il-central-1": "780543022126",
+    "me-central-1": "914824155844",
+    "me-south-1": "217643126080",
+}
+"""Region -> ECR account of the AWS Deep Learning Containers (``pytorch-training``,
+``pytorch-inference``), as the SageMaker Python SDK's image table lists them."""
+
+PYTORCH_TRAINING_VERSIONS: Final[dict[str, str]] = {
+    "2.3.0": "py311",
+    "2.4.0": "py311",
+    "2.5.1": "py311",
+    "2.6.0": "py312",
+    "2.7.1": "py312",
+    "2.8.0": "py312",
+}
+"""PyTorch training image versions -> their Python tag (tag ``<version>-<cpu|gpu>-<py>``)."""
+
+PYTORCH_INFERENCE_VERSIONS: Final[dict[str, str]] = {
+    "2.3.0": "py311",
+    "2.4.0": "py311",
+    "2.5.1": "py311",
+    "2.6.0": "py312",
+}
+"""PyTorch inference image versions (the serving images trail the training ones)."""
+
+DEBUGGER_RULE_ACCOUNTS: Final[dict[str, str]] = {
+    "us-east-1": "503895931360",
+    "us-east-2": "915447279597",
+    "us-west-1": "685455198987",
+    "us-west-2": "895741380848",
+    "ca-central-1": "519511493484",
+    "sa-east-1": "818342061345",
+    "eu-central-1": "482524230118",
+    "eu-north-1": "314864569078",
+    "eu-south-1": "563282790590",
+    "eu-west-1": "929884845733",
+    "eu-west-2": "250201462417",
+    "eu-west-3": "447278800020",
+    "af-south-1": "314341159256",
+    "ap-east-1": "199566480951",
+    "ap-northeast-1": "430734990657",
+    "ap-northeast-2": "578805364391",
+    "ap-northeast-3": "479947661362",
+    "ap-south-1": "904829902805",
+    "ap-southeast-1": "972752614525",
+    "ap-southeast-2": "184798709955",
+    "me-south-1": "986000313247",
+}
+"""Region -> ECR account of ``sagemaker-debugger-rules:latest`` (Debugger and Profiler rules)."""
+
+ImageScope = Literal["training", "inference"]
+
+
+def is_gpu_instance(instance_type: str) -> bool:
+    """``ml.p*`` and ``ml.g*`` instances carry NVIDIA GPUs (and take the ``gpu`` images)."""
+    return instance_type.startswith(("ml.p", "ml.g"))
+
+
+def pytorch_image_uri(
+    region: str, version: str, *, instance_type: str, scope: ImageScope = "training"
+) -> str:
+    """The PyTorch Deep Learning Container, e.g. ``…/pytorch-training:2.6.0-gpu-py312``.
+
+    Raises:
+        ValidationError: an unknown region or version, or an instance type (Inferentia,
+            Trainium) that these images do not run on; every problem at once.
+    """
+    versions = PYTORCH_TRAINING_VERSIONS if scope == "training" else PYTORCH_INFERENCE_VERSIONS
+    problems = []
+    if version not in versions:
+        problems.append(
+            f"no PyTorch {scope} image for version {version!r}; known: {', '.join(versions)}"
+        )
+    if instance_type.startswith(("ml.inf", "ml.trn")):
+        problems.append(f"{instance_type} needs a Neuron image, not the PyTorch {scope} image")
+    if region not in DLC_ACCOUNTS:
+        problems.append(
+            f"region {region!r} has no known Deep Learning Containers; known regions: "
+            f"{', '.join(sorted(DLC_ACCOUNTS))}"
+        )
+    if problems:
+        raise ValidationError(problems)
+    processor = "gpu" if is_gpu_instance(instance_type) else "cpu"
+    return (
+        f"{DLC_ACCOUNTS[region]}.dkr.ecr.{region}.amazonaws.com/pytorch-{scope}:"
+        f"{version}-{processor}-{versions[version]}"
+    )
+
+
+def rule_evaluator_image_uri(region: str) -> str:
+    """The Debugger/Profiler rule evaluator image for ``region``."""
+    account = _require(DEBUGGER_RULE_ACCOUNTS, region, "Debugger rule evaluator image")
+    return f"{account}.dkr.ecr.{region}.amazonaws.com/sagemaker-debugger-rules:latest"

@@ -2,10 +2,11 @@ r"""Check a request dict against botocore's own service model, completely.
 
 botocore's client-side ``ParamValidator`` checks types, required members and *minimum*
 lengths/values only; it leaves ``max``, ``pattern`` and ``enum`` to the service, which means a
-``ValidationException`` one field at a time after the user already waited for the call (the
-spec, ``shared/spec/local-aws.md`` §1). This module walks the same shape model and checks every
-constraint it declares, returning *all* problems with their paths, so a builder can refuse a
-bad request before anything is paid for.
+``ValidationException`` one field at a time after the user already waited for the call. This
+module walks the same shape model and checks every constraint it declares, returning *all*
+problems with their paths, so a builder can refuse a bad request before anything is paid for.
+One rule the model states only in prose is checked too: tag keys may not start with ``aws:``
+(:func:`gt_toolkit.sagemaker.tags.reserved_tag_key`).
 
 Patterns in the model are Java regular expressions matched against the whole value; they use
 ``\p{L}``-style classes and UTF-16 surrogate ranges, so they are compiled with the ``regex``
@@ -19,12 +20,13 @@ import decimal
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import regex
 from botocore.validate import ParamValidator
 
 from gt_toolkit.errors import ValidationError
+from gt_toolkit.sagemaker.tags import RESERVED_TAG_PREFIX, reserved_tag_key
 
 if TYPE_CHECKING:
     from botocore.model import OperationModel, ServiceModel, Shape
@@ -84,6 +86,8 @@ def _compiled(pattern: str) -> regex.Pattern[str] | None:
         return None
 
 
+# The tag-key shapes of the services the toolkit calls: their ``aws:`` rule is prose, not model.
+_TAG_KEY_SHAPES: Final = frozenset({"TagKey", "tagKeyType"})
 _MAX_ENUM_SHOWN = 12  # instance-type enums run to hundreds of values
 
 
@@ -177,6 +181,10 @@ class _Walker:
             compiled = _compiled(pattern)
             if compiled is not None and compiled.fullmatch(value) is None:
                 self.add(path, f"{_short(value)} does not match the pattern {pattern}")
+        if shape.name in _TAG_KEY_SHAPES and reserved_tag_key(value):
+            self.add(
+                path, f"{_short(value)}: the prefix {RESERVED_TAG_PREFIX!r} is reserved for AWS"
+            )
 
     def _integer(self, value: Any, shape: Shape, path: str) -> None:
         if isinstance(value, bool) or not isinstance(value, int):

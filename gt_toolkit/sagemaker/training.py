@@ -3,16 +3,18 @@
 The expensive mistakes happen here: ``AttributeNames`` in the wrong order or with the
 ``-metadata`` key, a channel without RecordIO wrapping, File mode on an augmented manifest, an
 off-by-one ``num_training_samples`` or a ``label_width`` too small for the busiest image
-(``docs/ground-truth-formats.md`` §6 and §8 pitfalls 1–6). Each builder takes plain numbers
-(what the converter or the pre-flight counted), writes every hyperparameter as the string the
-algorithm expects, and refuses a bad request with every problem listed at once.
-:func:`load_channel_facts` reads the ``channels.json`` the converter writes next to its output.
+(``docs/ground-truth-formats.md`` §6 and §8 pitfalls 1–6). The hyperparameters are typed values
+(:class:`ObjectDetectionHyperparameters`, :class:`ImageClassificationHyperparameters`) that
+refuse a bad number when built and write every value as the string the algorithm expects; the
+compute is a :class:`TrainingResources`. Each builder puts them around the channels and refuses
+a bad request with every problem listed at once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Final, Literal, Self
 
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.training_channels import (
@@ -26,17 +28,22 @@ from gt_toolkit.formats.training_channels import (
 )
 from gt_toolkit.sagemaker.regions import algorithm_image_uri
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
+from gt_toolkit.sagemaker.tags import tag_list
 
 __all__ = [
     "IC_OPTIMIZERS",
+    "JUMPSTART_MODEL_ID_TAG",
     "OD_BASE_NETWORKS",
     "OD_OPTIMIZERS",
+    "ImageClassificationHyperparameters",
+    "ObjectDetectionHyperparameters",
+    "TrainingResources",
+    "algorithm_of",
     "build_image_classification_training_request",
     "build_object_detection_training_request",
     "channel_problems",
     "hyperparameter_str",
-    "image_classification_hyperparameters",
-    "object_detection_hyperparameters",
+    "job_kind",
     "training_kwargs_from_facts",
 ]
 
@@ -47,6 +54,29 @@ IC_NUM_LAYERS: Final = (18, 34, 50, 101, 152, 200, 20, 32, 44, 56, 110)
 _SOURCE_ATTRIBUTES: Final = ("source-ref", "source")
 
 Algorithm = Literal["object-detection", "image-classification"]
+JobKind = Literal["builtin", "jumpstart", "script"]
+JUMPSTART_MODEL_ID_TAG: Final = "sagemaker-sdk:jumpstart-model-id"
+
+
+def job_kind(request: Mapping[str, Any]) -> JobKind:
+    """Built-in algorithm, JumpStart model, or script mode (a ``sagemaker_program`` of one's own).
+
+    JumpStart requests carry the model-id tag the JumpStart builder sets (as the SageMaker SDK
+    does); script mode has ``sagemaker_program``; anything else is taken for a built-in
+    algorithm. Works on a request or on a job description with its tags added.
+    """
+    tags = request.get("Tags") or []
+    if any(isinstance(t, Mapping) and t.get("Key") == JUMPSTART_MODEL_ID_TAG for t in tags):
+        return "jumpstart"
+    if "sagemaker_program" in (request.get("HyperParameters") or {}):
+        return "script"
+    return "builtin"
+
+
+def algorithm_of(request: Mapping[str, Any]) -> Algorithm:
+    """The built-in algorithm a CreateTrainingJob-shaped request trains, from its image URI."""
+    image = str((request.get("AlgorithmSpecification") or {}).get("TrainingImage", ""))
+    return "image-classification" if "image-classification" in image else "object-detection"
 
 
 def hyperparameter_str(value: float) -> str:
@@ -63,210 +93,279 @@ def _positive_int(name: str, value: object, problems: list[str]) -> None:
         problems.append(f"{name} must be a positive integer, got {value!r}")
 
 
-def _shared_problems(
-    *,
-    num_training_samples: int,
-    num_classes: int,
-    epochs: int,
-    mini_batch_size: int,
-    learning_rate: float,
-    optimizer: str,
-    optimizers: tuple[str, ...],
-) -> list[str]:
-    """Problems with the hyperparameters both built-in vision algorithms share, in one list."""
-    problems: list[str] = []
-    _positive_int("num_training_samples", num_training_samples, problems)
-    _positive_int("num_classes", num_classes, problems)
-    _positive_int("epochs", epochs, problems)
-    _positive_int("mini_batch_size", mini_batch_size, problems)
-    if optimizer not in optimizers:
-        problems.append(f"optimizer {optimizer!r} is not one of: {', '.join(optimizers)}")
-    if not 0 < learning_rate <= 1:
-        problems.append(f"learning_rate must be in (0, 1], got {learning_rate}")
-    return problems
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _VisionHyperparameters:
+    """What both built-in vision algorithms take; a subclass adds its own and its defaults.
 
-
-def object_detection_hyperparameters(
-    *,
-    num_training_samples: int,
-    num_classes: int,
-    max_boxes: int | None = None,
-    label_width: int | None = None,
-    base_network: str = "resnet-50",
-    use_pretrained_model: bool = True,
-    epochs: int = 30,
-    mini_batch_size: int = 32,
-    learning_rate: float = 0.001,
-    optimizer: str = "sgd",
-    momentum: float = 0.9,
-    weight_decay: float = 0.0005,
-    image_shape: int = 300,
-    extra: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """Hyperparameters for built-in object detection, every value a string.
-
-    ``label_width`` defaults to the algorithm's 350, raised to :func:`min_label_width` when
-    ``max_boxes`` needs more; an explicit one smaller than that is an error (§8 pitfall 5).
-
-    Raises:
-        ValidationError: every out-of-range value at once.
+    Built values are valid: ``__post_init__`` raises :class:`ValidationError` with every
+    out-of-range value at once, so a bad number fails where it is written.
     """
-    problems = _shared_problems(
-        num_training_samples=num_training_samples,
-        num_classes=num_classes,
-        epochs=epochs,
-        mini_batch_size=mini_batch_size,
-        learning_rate=learning_rate,
-        optimizer=optimizer,
-        optimizers=OD_OPTIMIZERS,
-    )
-    if base_network not in OD_BASE_NETWORKS:
-        problems.append(
-            f"base_network {base_network!r} is not one of: {', '.join(OD_BASE_NETWORKS)}"
-        )
-    if not 0 <= momentum < 1:
-        problems.append(f"momentum must be in [0, 1), got {momentum}")
-    if not 0 <= weight_decay < 1:
-        problems.append(f"weight_decay must be in [0, 1), got {weight_decay}")
-    if isinstance(image_shape, bool) or not isinstance(image_shape, int) or image_shape < 300:
-        problems.append(f"image_shape must be an integer >= 300, got {image_shape!r}")
-    needed = min_label_width(max_boxes) if max_boxes is not None else None
-    if label_width is None:
-        width = max(DEFAULT_OD_LABEL_WIDTH, needed or 0)
-    else:
-        width = label_width
-        if needed is not None and label_width < needed:
+
+    _WHAT: ClassVar[str]
+    _OPTIMIZERS: ClassVar[tuple[str, ...]]
+
+    num_training_samples: int
+    num_classes: int
+    use_pretrained_model: bool = True
+    epochs: int = 30
+    mini_batch_size: int = 32
+    learning_rate: float
+    optimizer: str = "sgd"
+    extra: Mapping[str, str] = field(default_factory=dict)
+    """More hyperparameters, passed through as written (they override the typed ones)."""
+
+    def __post_init__(self) -> None:
+        problems = self._problems()
+        if problems:
+            raise ValidationError(problems, what=self._WHAT)
+
+    def _problems(self) -> list[str]:
+        problems: list[str] = []
+        _positive_int("num_training_samples", self.num_training_samples, problems)
+        _positive_int("num_classes", self.num_classes, problems)
+        _positive_int("epochs", self.epochs, problems)
+        _positive_int("mini_batch_size", self.mini_batch_size, problems)
+        if self.optimizer not in self._OPTIMIZERS:
             problems.append(
-                f"label_width {label_width} is too small for {max_boxes} boxes in one image; "
-                f"it needs >= 2 + 5 x {max_boxes} = {needed}"
+                f"optimizer {self.optimizer!r} is not one of: {', '.join(self._OPTIMIZERS)}"
             )
-    if (
-        isinstance(num_training_samples, int)
-        and isinstance(mini_batch_size, int)
-        and 0 < num_training_samples < mini_batch_size
-    ):
-        problems.append(
-            f"mini_batch_size {mini_batch_size} is larger than the {num_training_samples} "
-            "training samples; no full batch can be formed"
-        )
-    if problems:
-        raise ValidationError(problems, what="object detection hyperparameters")
-    params = {
-        "num_training_samples": hyperparameter_str(num_training_samples),
-        "num_classes": hyperparameter_str(num_classes),
-        "base_network": base_network,
-        "use_pretrained_model": hyperparameter_str(use_pretrained_model),
-        "epochs": hyperparameter_str(epochs),
-        "mini_batch_size": hyperparameter_str(mini_batch_size),
-        "learning_rate": hyperparameter_str(learning_rate),
-        "optimizer": optimizer,
-        "momentum": hyperparameter_str(momentum),
-        "weight_decay": hyperparameter_str(weight_decay),
-        "image_shape": hyperparameter_str(image_shape),
-        "label_width": hyperparameter_str(width),
-    }
-    params.update(extra or {})
-    return params
+        if not 0 < self.learning_rate <= 1:
+            problems.append(f"learning_rate must be in (0, 1], got {self.learning_rate}")
+        return problems
+
+    def _shared_strings(self) -> dict[str, str]:
+        return {
+            "num_training_samples": hyperparameter_str(self.num_training_samples),
+            "num_classes": hyperparameter_str(self.num_classes),
+            "use_pretrained_model": hyperparameter_str(self.use_pretrained_model),
+            "epochs": hyperparameter_str(self.epochs),
+            "mini_batch_size": hyperparameter_str(self.mini_batch_size),
+            "learning_rate": hyperparameter_str(self.learning_rate),
+            "optimizer": self.optimizer,
+        }
 
 
-def image_classification_hyperparameters(
-    *,
-    num_training_samples: int,
-    num_classes: int,
-    num_layers: int = 18,
-    image_shape: str = "3,224,224",
-    use_pretrained_model: bool = True,
-    epochs: int = 30,
-    mini_batch_size: int = 32,
-    learning_rate: float = 0.1,
-    optimizer: str = "sgd",
-    multi_label: bool = False,
-    resize: int | None = None,
-    extra: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """Hyperparameters for built-in image classification, every value a string.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectDetectionHyperparameters(_VisionHyperparameters):
+    """Hyperparameters of built-in object detection.
+
+    ``num_training_samples`` must be the exact non-empty line count of the train manifest
+    (§8 pitfall 6) and ``num_classes`` comes from the class map. ``label_width`` defaults to
+    the algorithm's 350, raised to :func:`min_label_width` when ``max_boxes`` (most boxes on one
+    image) needs more; an explicit one smaller than that is an error (§8 pitfall 5).
+
+    Raises:
+        ValidationError: every out-of-range value at once.
+
+    Examples:
+        >>> hp = ObjectDetectionHyperparameters(num_training_samples=40, num_classes=2,
+        ...                                     max_boxes=100, learning_rate=1e-4)
+        >>> hp.as_strings()["label_width"], hp.as_strings()["learning_rate"]
+        ('502', '0.0001')
+    """
+
+    _WHAT: ClassVar[str] = "object detection hyperparameters"
+    _OPTIMIZERS: ClassVar[tuple[str, ...]] = OD_OPTIMIZERS
+
+    learning_rate: float = 0.001
+    max_boxes: int | None = None
+    label_width: int | None = None
+    base_network: str = "resnet-50"
+    momentum: float = 0.9
+    weight_decay: float = 0.0005
+    image_shape: int = 300
+
+    @classmethod
+    def from_facts(cls, facts: ChannelFacts, **overrides: Any) -> Self:
+        """The counts, classes, label width and busiest image the converter wrote, + overrides."""
+        known = {
+            "num_training_samples": facts.num_training_samples,
+            "num_classes": facts.num_classes,
+            "label_width": facts.label_width,
+            "max_boxes": facts.max_boxes,
+        }
+        return cls(**(known | overrides))
+
+    def _needed_width(self) -> int | None:
+        return min_label_width(self.max_boxes) if self.max_boxes is not None else None
+
+    def _problems(self) -> list[str]:
+        problems = _VisionHyperparameters._problems(self)
+        if self.base_network not in OD_BASE_NETWORKS:
+            problems.append(
+                f"base_network {self.base_network!r} is not one of: {', '.join(OD_BASE_NETWORKS)}"
+            )
+        if not 0 <= self.momentum < 1:
+            problems.append(f"momentum must be in [0, 1), got {self.momentum}")
+        if not 0 <= self.weight_decay < 1:
+            problems.append(f"weight_decay must be in [0, 1), got {self.weight_decay}")
+        shape = self.image_shape
+        if isinstance(shape, bool) or not isinstance(shape, int) or shape < 300:
+            problems.append(f"image_shape must be an integer >= 300, got {shape!r}")
+        needed = self._needed_width()
+        if self.label_width is not None and needed is not None and self.label_width < needed:
+            problems.append(
+                f"label_width {self.label_width} is too small for {self.max_boxes} boxes in one "
+                f"image; it needs >= 2 + 5 x {self.max_boxes} = {needed}"
+            )
+        samples, batch = self.num_training_samples, self.mini_batch_size
+        if isinstance(samples, int) and isinstance(batch, int) and 0 < samples < batch:
+            problems.append(
+                f"mini_batch_size {batch} is larger than the {samples} training samples; "
+                "no full batch can be formed"
+            )
+        return problems
+
+    def as_strings(self) -> dict[str, str]:
+        """The ``HyperParameters`` map: every value as the string the algorithm reads."""
+        width = self.label_width
+        if width is None:
+            width = max(DEFAULT_OD_LABEL_WIDTH, self._needed_width() or 0)
+        return {
+            **self._shared_strings(),
+            "base_network": self.base_network,
+            "momentum": hyperparameter_str(self.momentum),
+            "weight_decay": hyperparameter_str(self.weight_decay),
+            "image_shape": hyperparameter_str(self.image_shape),
+            "label_width": hyperparameter_str(width),
+            **self.extra,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageClassificationHyperparameters(_VisionHyperparameters):
+    """Hyperparameters of built-in image classification.
+
+    ``multi_label`` also switches the augmented-manifest channels to the class-id content type;
+    ``resize`` defaults to the image height in ``.lst`` File mode (see the builder).
 
     Raises:
         ValidationError: every out-of-range value at once.
     """
-    problems = _shared_problems(
-        num_training_samples=num_training_samples,
-        num_classes=num_classes,
-        epochs=epochs,
-        mini_batch_size=mini_batch_size,
-        learning_rate=learning_rate,
-        optimizer=optimizer,
-        optimizers=IC_OPTIMIZERS,
-    )
-    if num_layers not in IC_NUM_LAYERS:
+
+    _WHAT: ClassVar[str] = "image classification hyperparameters"
+    _OPTIMIZERS: ClassVar[tuple[str, ...]] = IC_OPTIMIZERS
+
+    learning_rate: float = 0.1
+    num_layers: int = 18
+    image_shape: str = "3,224,224"
+    multi_label: bool = False
+    resize: int | None = None
+
+    @classmethod
+    def from_facts(cls, facts: ChannelFacts, **overrides: Any) -> Self:
+        """The counts and classes the converter wrote, plus ``overrides``."""
+        known = {
+            "num_training_samples": facts.num_training_samples,
+            "num_classes": facts.num_classes,
+        }
+        return cls(**(known | overrides))
+
+    def image_height(self) -> int | None:
+        """The height of ``image_shape`` (``channels,height,width``), when it reads as one."""
+        parts = self.image_shape.split(",")
+        return int(parts[1]) if len(parts) == 3 and parts[1].strip().isdigit() else None
+
+    def _problems(self) -> list[str]:
+        problems = _VisionHyperparameters._problems(self)
+        if self.num_layers not in IC_NUM_LAYERS:
+            problems.append(
+                f"num_layers {self.num_layers} is not one of: {', '.join(map(str, IC_NUM_LAYERS))}"
+            )
+        parts = self.image_shape.split(",")
+        if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            problems.append(
+                f"image_shape must be 'channels,height,width', got {self.image_shape!r}"
+            )
+        if self.resize is not None:
+            _positive_int("resize", self.resize, problems)
+        return problems
+
+    def as_strings(self) -> dict[str, str]:
+        """The ``HyperParameters`` map: every value as the string the algorithm reads."""
+        params = {
+            **self._shared_strings(),
+            "num_layers": hyperparameter_str(self.num_layers),
+            "image_shape": self.image_shape.replace(" ", ""),
+        }
+        if self.multi_label:
+            params["multi_label"] = "1"
+        if self.resize is not None:
+            params["resize"] = hyperparameter_str(self.resize)
+        return params | dict(self.extra)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainingResources:
+    """Where and how long a training job runs: ``ResourceConfig`` and ``StoppingCondition``.
+
+    With ``spot``, ``max_wait_seconds`` (default: ``max_runtime_seconds``) bounds the wait for
+    spot capacity plus the run.
+    """
+
+    instance_type: str = "ml.p3.2xlarge"
+    instance_count: int = 1
+    volume_size_gb: int = 50
+    max_runtime_seconds: int = 86_400
+    spot: bool = False
+    max_wait_seconds: int | None = None
+
+    def request_fields(self) -> dict[str, Any]:
+        """The CreateTrainingJob members these settings fill."""
+        stopping: dict[str, int] = {"MaxRuntimeInSeconds": self.max_runtime_seconds}
+        fields: dict[str, Any] = {
+            "ResourceConfig": {
+                "InstanceType": self.instance_type,
+                "InstanceCount": self.instance_count,
+                "VolumeSizeInGB": self.volume_size_gb,
+            },
+            "StoppingCondition": stopping,
+        }
+        if self.spot:
+            fields["EnableManagedSpotTraining"] = True
+            stopping["MaxWaitTimeInSeconds"] = self.max_wait_seconds or self.max_runtime_seconds
+        return fields
+
+
+def _augmented_channel_problems(channel: Mapping[str, Any], algo_mode: object) -> list[str]:
+    """What built-in algorithms refuse in one AugmentedManifestFile channel."""
+    problems: list[str] = []
+    where = f"channel {channel.get('ChannelName')!r}"
+    source = (channel.get("DataSource") or {}).get("S3DataSource") or {}
+    attributes = source.get("AttributeNames")
+    if not attributes:
         problems.append(
-            f"num_layers {num_layers} is not one of: {', '.join(map(str, IC_NUM_LAYERS))}"
+            f"{where}: an augmented manifest needs AttributeNames [source-ref, <label>] "
+            "(else 'Got empty batch from pipe')"
         )
-    parts = image_shape.split(",")
-    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        problems.append(f"image_shape must be 'channels,height,width', got {image_shape!r}")
-    if resize is not None:
-        _positive_int("resize", resize, problems)
-    if problems:
-        raise ValidationError(problems, what="image classification hyperparameters")
-    params = {
-        "num_training_samples": hyperparameter_str(num_training_samples),
-        "num_classes": hyperparameter_str(num_classes),
-        "num_layers": hyperparameter_str(num_layers),
-        "image_shape": image_shape.replace(" ", ""),
-        "use_pretrained_model": hyperparameter_str(use_pretrained_model),
-        "epochs": hyperparameter_str(epochs),
-        "mini_batch_size": hyperparameter_str(mini_batch_size),
-        "learning_rate": hyperparameter_str(learning_rate),
-        "optimizer": optimizer,
-    }
-    if multi_label:
-        params["multi_label"] = "1"
-    if resize is not None:
-        params["resize"] = hyperparameter_str(resize)
-    params.update(extra or {})
-    return params
-
-
-def _base_request(
-    *,
-    job_name: str,
-    role_arn: str,
-    image_uri: str,
-    input_mode: str,
-    channels: list[dict[str, Any]],
-    hyperparameters: dict[str, str],
-    output_uri: str,
-    instance_type: str,
-    instance_count: int,
-    volume_size_gb: int,
-    max_runtime_seconds: int,
-    spot: bool,
-    max_wait_seconds: int | None,
-    tags: Mapping[str, str] | None,
-) -> dict[str, Any]:
-    request: dict[str, Any] = {
-        "TrainingJobName": job_name,
-        "AlgorithmSpecification": {"TrainingImage": image_uri, "TrainingInputMode": input_mode},
-        "RoleArn": role_arn,
-        "InputDataConfig": channels,
-        "OutputDataConfig": {"S3OutputPath": output_uri},
-        "ResourceConfig": {
-            "InstanceType": instance_type,
-            "InstanceCount": instance_count,
-            "VolumeSizeInGB": volume_size_gb,
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
-        "HyperParameters": hyperparameters,
-    }
-    if spot:
-        request["EnableManagedSpotTraining"] = True
-        request["StoppingCondition"]["MaxWaitTimeInSeconds"] = (
-            max_wait_seconds or max_runtime_seconds
+    else:
+        if len(attributes) != 2:
+            problems.append(
+                f"{where}: AttributeNames must be exactly [source-ref, <label>], got {attributes}"
+            )
+        if attributes[0] not in _SOURCE_ATTRIBUTES:
+            problems.append(
+                f"{where}: AttributeNames must start with the image (source-ref), got {attributes}"
+            )
+        problems.extend(
+            f"{where}: AttributeNames must not include {attr!r}"
+            for attr in attributes
+            if isinstance(attr, str) and attr.endswith("-metadata")
         )
-    if tags:
-        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
-    return request
+    mode = channel.get("InputMode") or algo_mode
+    if mode != "Pipe":
+        problems.append(f"{where}: AugmentedManifestFile works only in Pipe mode, not {mode}")
+    if channel.get("RecordWrapperType") != "RecordIO":
+        problems.append(
+            f"{where}: RecordWrapperType must be RecordIO for built-in algorithms "
+            "(else 'Record IO header does not start with the magic number')"
+        )
+    content = channel.get("ContentType")
+    if not (isinstance(content, str) and content.startswith(RECORDIO_CONTENT_TYPE)):
+        problems.append(f"{where}: ContentType must be {RECORDIO_CONTENT_TYPE}, got {content!r}")
+    if source.get("S3DataDistributionType", "FullyReplicated") != "FullyReplicated":
+        problems.append(f"{where}: use S3DataDistributionType FullyReplicated")
+    return problems
 
 
 def channel_problems(
@@ -278,72 +377,64 @@ def channel_problems(
     can check hand-written requests too.
     """
     problems: list[str] = []
-    channels = request.get("InputDataConfig") or []
+    channels = [c for c in request.get("InputDataConfig") or [] if isinstance(c, Mapping)]
     algo_mode = (request.get("AlgorithmSpecification") or {}).get("TrainingInputMode")
-    names = [c.get("ChannelName") for c in channels if isinstance(c, Mapping)]
+    names = [c.get("ChannelName") for c in channels]
     augmented = False
     for channel in channels:
-        if not isinstance(channel, Mapping):
-            continue
-        name = channel.get("ChannelName")
         source = (channel.get("DataSource") or {}).get("S3DataSource") or {}
-        mode = channel.get("InputMode") or algo_mode
-        where = f"channel {name!r}"
         if source.get("S3DataType") == "AugmentedManifestFile":
             augmented = True
-            attributes = source.get("AttributeNames")
-            if not attributes:
-                problems.append(
-                    f"{where}: an augmented manifest needs AttributeNames [source-ref, <label>] "
-                    "(else 'Got empty batch from pipe')"
-                )
-            else:
-                if len(attributes) != 2:
-                    problems.append(
-                        f"{where}: AttributeNames must be exactly [source-ref, <label>], "
-                        f"got {attributes}"
-                    )
-                if attributes[0] not in _SOURCE_ATTRIBUTES:
-                    problems.append(
-                        f"{where}: AttributeNames must start with the image (source-ref), "
-                        f"got {attributes}"
-                    )
-                for attr in attributes:
-                    if isinstance(attr, str) and attr.endswith("-metadata"):
-                        problems.append(f"{where}: AttributeNames must not include {attr!r}")
-            if mode != "Pipe":
-                problems.append(
-                    f"{where}: AugmentedManifestFile works only in Pipe mode, not {mode}"
-                )
-            if channel.get("RecordWrapperType") != "RecordIO":
-                problems.append(
-                    f"{where}: RecordWrapperType must be RecordIO for built-in algorithms "
-                    "(else 'Record IO header does not start with the magic number')"
-                )
-            content = channel.get("ContentType")
-            if not (isinstance(content, str) and content.startswith(RECORDIO_CONTENT_TYPE)):
-                problems.append(
-                    f"{where}: ContentType must be {RECORDIO_CONTENT_TYPE}, got {content!r}"
-                )
-            if source.get("S3DataDistributionType", "FullyReplicated") != "FullyReplicated":
-                problems.append(f"{where}: use S3DataDistributionType FullyReplicated")
-        elif (
-            channel.get("RecordWrapperType") == "RecordIO"
-            and source.get("S3DataType") == "S3Prefix"
+            problems.extend(_augmented_channel_problems(channel, algo_mode))
+        elif channel.get("RecordWrapperType") == "RecordIO" and source.get("S3DataType") == (
+            "S3Prefix"
         ):
-            problems.append(f"{where}: RecordWrapperType RecordIO is for augmented manifests only")
+            problems.append(
+                f"channel {channel.get('ChannelName')!r}: RecordWrapperType RecordIO is for "
+                "augmented manifests only"
+            )
     required = ["train", "validation"]
     if algorithm == "image-classification" and not augmented and channels:
         required += ["train_lst", "validation_lst"]
-    for name in required:
-        if name not in names:
-            problems.append(f"missing the {name!r} channel")
+    problems.extend(f"missing the {name!r} channel" for name in required if name not in names)
     if len(set(names)) != len(names):
         problems.append(f"channel names repeat: {names}")
     return problems
 
 
-def _finish(request: dict[str, Any], algorithm: Algorithm, problems: list[str]) -> dict[str, Any]:
+def _training_request(
+    *,
+    job_name: str,
+    role_arn: str,
+    region: str,
+    algorithm: Algorithm,
+    input_mode: str,
+    channels: list[dict[str, Any]],
+    hyperparameters: dict[str, str],
+    output_uri: str,
+    resources: TrainingResources,
+    image_uri: str | None,
+    tags: Mapping[str, str] | None,
+    problems: list[str],
+) -> dict[str, Any]:
+    """The request around the builder's parts, or every problem (the builder's ones first)."""
+    if image_uri is None:
+        try:
+            image_uri = algorithm_image_uri(region, algorithm)
+        except ValidationError as exc:
+            problems.extend(exc.problems)
+            image_uri = ""
+    request: dict[str, Any] = {
+        "TrainingJobName": job_name,
+        "AlgorithmSpecification": {"TrainingImage": image_uri, "TrainingInputMode": input_mode},
+        "RoleArn": role_arn,
+        "InputDataConfig": channels,
+        "OutputDataConfig": {"S3OutputPath": output_uri},
+        **resources.request_fields(),
+        "HyperParameters": hyperparameters,
+    }
+    if tags:
+        request["Tags"] = tag_list(tags)
     problems.extend(problems_as_strings(validate_request("CreateTrainingJob", request)))
     problems.extend(channel_problems(request, algorithm=algorithm))
     if problems:
@@ -360,101 +451,97 @@ def build_object_detection_training_request(
     validation_manifest_uri: str,
     label_attribute: str,
     output_uri: str,
-    num_training_samples: int,
-    num_classes: int,
-    max_boxes: int | None = None,
-    label_width: int | None = None,
-    base_network: str = "resnet-50",
-    use_pretrained_model: bool = True,
-    epochs: int = 30,
-    mini_batch_size: int = 32,
-    learning_rate: float = 0.001,
-    optimizer: str = "sgd",
-    image_shape: int = 300,
-    extra_hyperparameters: Mapping[str, str] | None = None,
-    instance_type: str = "ml.p3.2xlarge",
-    instance_count: int = 1,
-    volume_size_gb: int = 50,
-    max_runtime_seconds: int = 86_400,
-    spot: bool = False,
-    max_wait_seconds: int | None = None,
+    hyperparameters: ObjectDetectionHyperparameters,
+    resources: TrainingResources = TrainingResources(),
     image_uri: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Built-in object detection trained on Ground Truth's augmented manifests (Pipe, RecordIO).
 
-    ``num_training_samples`` must be the exact non-empty line count of the train manifest
-    (§8 pitfall 6); ``num_classes`` comes from the class map; ``max_boxes`` (most boxes on one
-    image) sizes ``label_width``.
-
     Raises:
-        ValidationError: every problem with the hyperparameters, channels and service model.
+        ValidationError: every problem with the channels, resources and service model.
 
     Examples:
         >>> req = build_object_detection_training_request(
         ...     job_name="balls-od", role_arn="arn:aws:iam::123456789012:role/sm",
         ...     region="us-east-1", train_manifest_uri="s3://bkt/train.manifest",
         ...     validation_manifest_uri="s3://bkt/validation.manifest", label_attribute="boxes",
-        ...     output_uri="s3://bkt/models", num_training_samples=32, num_classes=1, max_boxes=3)
+        ...     output_uri="s3://bkt/models", hyperparameters=ObjectDetectionHyperparameters(
+        ...         num_training_samples=32, num_classes=1, max_boxes=3))
         >>> req["InputDataConfig"][0]["DataSource"]["S3DataSource"]["AttributeNames"]
         ['source-ref', 'boxes']
     """
     problems: list[str] = []
-    try:
-        hyperparameters = object_detection_hyperparameters(
-            num_training_samples=num_training_samples,
-            num_classes=num_classes,
-            max_boxes=max_boxes,
-            label_width=label_width,
-            base_network=base_network,
-            use_pretrained_model=use_pretrained_model,
-            epochs=epochs,
-            mini_batch_size=mini_batch_size,
-            learning_rate=learning_rate,
-            optimizer=optimizer,
-            image_shape=image_shape,
-            extra=extra_hyperparameters,
-        )
-    except ValidationError as exc:
-        problems.extend(exc.problems)
-        hyperparameters = {}
     if label_attribute.endswith("-metadata"):
         problems.append(
             f"label_attribute {label_attribute!r} is the metadata key; pass the label key"
         )
-    image = image_uri or _image_or_problem(region, "object-detection", problems)
-    request = _base_request(
+    if not resources.instance_type.startswith(("ml.p", "ml.g")):
+        problems.append(
+            "built-in object detection trains on GPU instances (ml.p*/ml.g*), not "
+            f"{resources.instance_type}"
+        )
+    return _training_request(
         job_name=job_name,
         role_arn=role_arn,
-        image_uri=image,
+        region=region,
+        algorithm="object-detection",
         input_mode="Pipe",
         channels=[
             augmented_manifest_channel("train", train_manifest_uri, label_attribute),
             augmented_manifest_channel("validation", validation_manifest_uri, label_attribute),
         ],
-        hyperparameters=hyperparameters,
+        hyperparameters=hyperparameters.as_strings(),
         output_uri=output_uri,
-        instance_type=instance_type,
-        instance_count=instance_count,
-        volume_size_gb=volume_size_gb,
-        max_runtime_seconds=max_runtime_seconds,
-        spot=spot,
-        max_wait_seconds=max_wait_seconds,
+        resources=resources,
+        image_uri=image_uri,
         tags=tags,
+        problems=problems,
     )
-    if not instance_type.startswith(("ml.p", "ml.g")):
-        problems.append(
-            f"built-in object detection trains on GPU instances (ml.p*/ml.g*), not {instance_type}"
-        )
-    return _finish(request, "object-detection", problems)
 
 
-def _image_or_problem(region: str, algorithm: Algorithm, problems: list[str]) -> str:
-    try:
-        return algorithm_image_uri(region, algorithm)
-    except ValidationError as exc:
-        problems.extend(exc.problems)
-        return ""
+_LST_CHANNELS: Final = ("train", "validation", "train_lst", "validation_lst")
+
+
+def _image_classification_channels(
+    manifest_args: tuple[str | None, str | None, str | None],
+    lst_args: tuple[str | None, str | None, str | None, str | None],
+    *,
+    multi_label: bool,
+    problems: list[str],
+) -> tuple[list[dict[str, Any]], Literal["Pipe", "File"]]:
+    """The channels and input mode of either input layout; a missing or mixed one is a problem."""
+    use_manifest = any(a is not None for a in manifest_args)
+    use_lst = any(a is not None for a in lst_args)
+    if use_manifest and use_lst:
+        problems.append("give either augmented manifests or .lst prefixes, not both")
+    if use_manifest:
+        if None in manifest_args:
+            problems.append(
+                "augmented-manifest mode needs train_manifest_uri, validation_manifest_uri and "
+                "label_attribute"
+            )
+        train, validation, attribute = (a or "" for a in manifest_args)
+        content = MULTI_LABEL_CONTENT_TYPE if multi_label else RECORDIO_CONTENT_TYPE
+        channels = [
+            augmented_manifest_channel("train", train, attribute, content_type=content),
+            augmented_manifest_channel("validation", validation, attribute, content_type=content),
+        ]
+        return channels, "Pipe"
+    if use_lst:
+        if None in lst_args:
+            problems.append(
+                ".lst mode needs train_uri, validation_uri, train_lst_uri and validation_lst_uri"
+            )
+        channels = [
+            file_channel(name, uri or "") for name, uri in zip(_LST_CHANNELS, lst_args, strict=True)
+        ]
+        return channels, "File"
+    problems.append(
+        "no input: give train_manifest_uri/validation_manifest_uri/label_attribute or the "
+        "four .lst prefixes"
+    )
+    return [], "Pipe"
 
 
 def build_image_classification_training_request(
@@ -463,8 +550,7 @@ def build_image_classification_training_request(
     role_arn: str,
     region: str,
     output_uri: str,
-    num_training_samples: int,
-    num_classes: int,
+    hyperparameters: ImageClassificationHyperparameters,
     train_manifest_uri: str | None = None,
     validation_manifest_uri: str | None = None,
     label_attribute: str | None = None,
@@ -472,22 +558,7 @@ def build_image_classification_training_request(
     validation_uri: str | None = None,
     train_lst_uri: str | None = None,
     validation_lst_uri: str | None = None,
-    multi_label: bool = False,
-    num_layers: int = 18,
-    image_shape: str = "3,224,224",
-    use_pretrained_model: bool = True,
-    epochs: int = 30,
-    mini_batch_size: int = 32,
-    learning_rate: float = 0.1,
-    optimizer: str = "sgd",
-    resize: int | None = None,
-    extra_hyperparameters: Mapping[str, str] | None = None,
-    instance_type: str = "ml.p3.2xlarge",
-    instance_count: int = 1,
-    volume_size_gb: int = 50,
-    max_runtime_seconds: int = 86_400,
-    spot: bool = False,
-    max_wait_seconds: int | None = None,
+    resources: TrainingResources = TrainingResources(),
     image_uri: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -499,109 +570,45 @@ def build_image_classification_training_request(
     algorithm requires it for raw image files.
 
     Raises:
-        ValidationError: every problem with the inputs, hyperparameters and service model.
+        ValidationError: every problem with the inputs, resources and service model.
     """
     problems: list[str] = []
-    manifest_args = (train_manifest_uri, validation_manifest_uri, label_attribute)
-    lst_args = (train_uri, validation_uri, train_lst_uri, validation_lst_uri)
-    use_manifest = any(a is not None for a in manifest_args)
-    use_lst = any(a is not None for a in lst_args)
-    channels: list[dict[str, Any]] = []
-    if use_manifest and use_lst:
-        problems.append("give either augmented manifests or .lst prefixes, not both")
-    if use_manifest:
-        if None in manifest_args:
-            problems.append(
-                "augmented-manifest mode needs train_manifest_uri, validation_manifest_uri and "
-                "label_attribute"
-            )
-        content = MULTI_LABEL_CONTENT_TYPE if multi_label else RECORDIO_CONTENT_TYPE
-        attr = label_attribute or ""
-        channels = [
-            augmented_manifest_channel(
-                "train", train_manifest_uri or "", attr, content_type=content
-            ),
-            augmented_manifest_channel(
-                "validation", validation_manifest_uri or "", attr, content_type=content
-            ),
-        ]
-        mode = "Pipe"
-    elif use_lst:
-        if None in lst_args:
-            problems.append(
-                ".lst mode needs train_uri, validation_uri, train_lst_uri and validation_lst_uri"
-            )
-        channels = [
-            file_channel(name, uri or "")
-            for name, uri in zip(
-                ("train", "validation", "train_lst", "validation_lst"), lst_args, strict=True
-            )
-        ]
-        mode = "File"
-        if resize is None:
-            parts = image_shape.split(",")
-            resize = int(parts[1]) if len(parts) == 3 and parts[1].strip().isdigit() else None
-    else:
-        problems.append(
-            "no input: give train_manifest_uri/validation_manifest_uri/label_attribute or the "
-            "four .lst prefixes"
-        )
-        mode = "Pipe"
-    try:
-        hyperparameters = image_classification_hyperparameters(
-            num_training_samples=num_training_samples,
-            num_classes=num_classes,
-            num_layers=num_layers,
-            image_shape=image_shape,
-            use_pretrained_model=use_pretrained_model,
-            epochs=epochs,
-            mini_batch_size=mini_batch_size,
-            learning_rate=learning_rate,
-            optimizer=optimizer,
-            multi_label=multi_label,
-            resize=resize,
-            extra=extra_hyperparameters,
-        )
-    except ValidationError as exc:
-        problems.extend(exc.problems)
-        hyperparameters = {}
-    image = image_uri or _image_or_problem(region, "image-classification", problems)
-    request = _base_request(
+    channels, mode = _image_classification_channels(
+        (train_manifest_uri, validation_manifest_uri, label_attribute),
+        (train_uri, validation_uri, train_lst_uri, validation_lst_uri),
+        multi_label=hyperparameters.multi_label,
+        problems=problems,
+    )
+    if mode == "File" and hyperparameters.resize is None:
+        hyperparameters = replace(hyperparameters, resize=hyperparameters.image_height())
+    return _training_request(
         job_name=job_name,
         role_arn=role_arn,
-        image_uri=image,
+        region=region,
+        algorithm="image-classification",
         input_mode=mode,
         channels=channels,
-        hyperparameters=hyperparameters,
+        hyperparameters=hyperparameters.as_strings(),
         output_uri=output_uri,
-        instance_type=instance_type,
-        instance_count=instance_count,
-        volume_size_gb=volume_size_gb,
-        max_runtime_seconds=max_runtime_seconds,
-        spot=spot,
-        max_wait_seconds=max_wait_seconds,
+        resources=resources,
+        image_uri=image_uri,
         tags=tags,
+        problems=problems,
     )
-    return _finish(request, "image-classification", problems)
 
 
-def training_kwargs_from_facts(facts: ChannelFacts) -> dict[str, Any]:
-    """Builder kwargs the converter already knows: counts, classes, label width, manifests.
+def training_kwargs_from_facts(facts: ChannelFacts) -> dict[str, str]:
+    """The channel kwargs of a builder that the converter wrote: manifests and label attribute.
+
+    The counts go into the hyperparameters (``ObjectDetectionHyperparameters.from_facts``).
 
     Examples:
-        >>> facts = parse_channel_facts({"num_training_samples": {"train": 30, "validation": 8},
-        ...                              "num_classes": 2, "label_width": 52})
+        >>> facts = parse_channel_facts({"num_training_samples": 30, "num_classes": 2,
+        ...                              "label_attribute": "boxes"})
         >>> training_kwargs_from_facts(facts)
-        {'num_training_samples': 30, 'num_classes': 2, 'label_width': 52}
+        {'label_attribute': 'boxes'}
     """
-    kwargs: dict[str, Any] = {
-        "num_training_samples": facts.num_training_samples,
-        "num_classes": facts.num_classes,
-    }
-    if facts.label_width is not None:
-        kwargs["label_width"] = facts.label_width
-    if facts.max_boxes is not None:
-        kwargs["max_boxes"] = facts.max_boxes
+    kwargs: dict[str, str] = {}
     if facts.label_attribute is not None:
         kwargs["label_attribute"] = facts.label_attribute
     for channel, key in (

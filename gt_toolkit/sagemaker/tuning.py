@@ -1,27 +1,36 @@
-"""Hyperparameter tuning requests for the built-in detectors, and picking the best job.
+"""Hyperparameter tuning requests for every training backend, and picking the best job.
 
 A tuning job multiplies the cost of every mistake in its training definition by the number
 of jobs, so :func:`build_tuning_request` starts from a request our training builders already
-validated and adds ranges the documentation recommends (``docs/ground-truth-formats.md``
-§6): ``learning_rate`` 1e-6..0.5 logarithmic, ``mini_batch_size`` an integer range (capped at
-the training set size), ``optimizer`` categorical, objective ``validation:mAP`` or
-``validation:accuracy`` maximised, early stopping ``Auto``.
+validated. For the built-in algorithms it adds the ranges the documentation recommends
+(``docs/ground-truth-formats.md`` §6): ``learning_rate`` 1e-6..0.5 logarithmic,
+``mini_batch_size`` an integer range (capped at the training set size), ``optimizer``
+categorical, objective ``validation:mAP`` or ``validation:accuracy`` maximised, early stopping
+``Auto``. For script mode and JumpStart (``docs/training.md``) the ranges are ``learning_rate``
+(logarithmic), ``batch_size`` and ``epochs``, names both take; the objective must be one of the
+request's own ``MetricDefinitions`` (the failure "A metric is required for this hyperparameter
+tuning job objective" otherwise comes after the jobs start), and categorical values are
+JSON-encoded as the framework containers read every hyperparameter.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar
 
 from gt_toolkit.errors import GtToolkitError, ValidationError
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
+from gt_toolkit.sagemaker.tags import tag_list
 from gt_toolkit.sagemaker.training import (
     IC_OPTIMIZERS,
     OD_OPTIMIZERS,
     Algorithm,
+    algorithm_of,
     channel_problems,
     hyperparameter_str,
+    job_kind,
 )
 
 if TYPE_CHECKING:
@@ -38,10 +47,12 @@ __all__ = [
     "build_tuning_request",
     "default_ranges",
     "pick_best_training_job",
+    "script_default_ranges",
 ]
 
 Scaling = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
 Strategy = Literal["Bayesian", "Random"]
+_N = TypeVar("_N", int, float)
 
 OBJECTIVES: Final[dict[str, str]] = {
     "object-detection": "validation:mAP",
@@ -60,27 +71,37 @@ _TRAINING_DEFINITION_KEYS: Final = (
     "VpcConfig",
     "EnableNetworkIsolation",
     "CheckpointConfig",
+    "EnableInterContainerTrafficEncryption",
 )
+_TUNING_ALGORITHM_KEYS: Final = (
+    "TrainingImage",
+    "TrainingInputMode",
+    "AlgorithmName",
+    "MetricDefinitions",
+)
+"""What a tuning job's ``AlgorithmSpecification`` takes (no metrics time series, for one)."""
 
 
 @dataclass(frozen=True, slots=True)
-class ContinuousRange:
+class _NumericRange(Generic[_N]):
+    """A range from ``low`` to ``high``; the subclass says whether the values are whole."""
+
+    name: str
+    low: _N
+    high: _N
+    scaling: Scaling = "Auto"
+
+
+class ContinuousRange(_NumericRange[float]):
     """A real-valued hyperparameter range (Logarithmic needs ``low > 0``)."""
 
-    name: str
-    low: float
-    high: float
-    scaling: Scaling = "Auto"
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class IntegerRange:
+class IntegerRange(_NumericRange[int]):
     """An integer hyperparameter range."""
 
-    name: str
-    low: int
-    high: int
-    scaling: Scaling = "Auto"
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +134,21 @@ def default_ranges(
     ]
 
 
-def _range_problems(ranges: Sequence[ParameterRange], algorithm: Algorithm) -> list[str]:
+def script_default_ranges() -> list[ParameterRange]:
+    """Script mode and JumpStart: learning rate (logarithmic), batch size and epochs.
+
+    Both the shipped PyTorch script and JumpStart's fine-tuning scripts name them
+    ``learning_rate``, ``batch_size`` and ``epochs``.
+    """
+    return [
+        ContinuousRange("learning_rate", 1e-5, 0.1, "Logarithmic"),
+        IntegerRange("batch_size", 8, 64, "Auto"),
+        IntegerRange("epochs", 2, 20, "Auto"),
+    ]
+
+
+def _range_problems(ranges: Sequence[ParameterRange], algorithm: Algorithm | None) -> list[str]:
+    """Ranges the service or the algorithm would refuse (``algorithm`` for built-ins only)."""
     problems: list[str] = []
     names = [r.name for r in ranges]
     for name in sorted({n for n in names if names.count(n) > 1}):
@@ -123,7 +158,7 @@ def _range_problems(ranges: Sequence[ParameterRange], algorithm: Algorithm) -> l
         if isinstance(r, CategoricalRange):
             if not r.values:
                 problems.append(f"{r.name}: a categorical range needs at least one value")
-            if r.name == "optimizer":
+            if r.name == "optimizer" and algorithm is not None:
                 bad = [v for v in r.values if v not in optimizers]
                 if bad:
                     problems.append(
@@ -143,42 +178,39 @@ def _range_problems(ranges: Sequence[ParameterRange], algorithm: Algorithm) -> l
             problems.append(f"{r.name}: an integer range needs integer ends")
         if r.name == "learning_rate" and (r.low <= 0 or r.high > 1):
             problems.append(f"learning_rate range must lie in (0, 1], got {r.low}..{r.high}")
-        if r.name == "mini_batch_size" and r.low < 1:
-            problems.append(f"mini_batch_size range must start at 1 or more, got {r.low}")
+        if r.name in ("mini_batch_size", "batch_size", "epochs") and r.low < 1:
+            problems.append(f"{r.name} range must start at 1 or more, got {r.low}")
     return problems
 
 
-def _ranges_json(ranges: Sequence[ParameterRange]) -> dict[str, list[dict[str, Any]]]:
+def _ranges_json(
+    ranges: Sequence[ParameterRange], *, json_values: bool
+) -> dict[str, list[dict[str, Any]]]:
+    """``ParameterRanges`` as the service reads them: every bound a string.
+
+    ``json_values`` JSON-encodes categorical values (``adamw`` as ``"adamw"``, quotes kept),
+    as framework containers decode every hyperparameter.
+    """
     out: dict[str, list[dict[str, Any]]] = {}
     for r in ranges:
         if isinstance(r, CategoricalRange):
+            values = [json.dumps(v) for v in r.values] if json_values else list(r.values)
             out.setdefault("CategoricalParameterRanges", []).append(
-                {"Name": r.name, "Values": list(r.values)}
+                {"Name": r.name, "Values": values}
             )
-        elif isinstance(r, IntegerRange):
-            out.setdefault("IntegerParameterRanges", []).append(
-                {
-                    "Name": r.name,
-                    "MinValue": str(r.low),
-                    "MaxValue": str(r.high),
-                    "ScalingType": r.scaling,
-                }
-            )
-        else:
-            out.setdefault("ContinuousParameterRanges", []).append(
-                {
-                    "Name": r.name,
-                    "MinValue": hyperparameter_str(r.low),
-                    "MaxValue": hyperparameter_str(r.high),
-                    "ScalingType": r.scaling,
-                }
-            )
+            continue
+        key = (
+            "IntegerParameterRanges" if isinstance(r, IntegerRange) else "ContinuousParameterRanges"
+        )
+        out.setdefault(key, []).append(
+            {
+                "Name": r.name,
+                "MinValue": hyperparameter_str(r.low),
+                "MaxValue": hyperparameter_str(r.high),
+                "ScalingType": r.scaling,
+            }
+        )
     return out
-
-
-def _algorithm_of(training_request: Mapping[str, Any]) -> Algorithm:
-    image = str((training_request.get("AlgorithmSpecification") or {}).get("TrainingImage", ""))
-    return "image-classification" if "image-classification" in image else "object-detection"
 
 
 def build_tuning_request(
@@ -192,6 +224,7 @@ def build_tuning_request(
     max_parallel_jobs: int = 2,
     early_stopping: Literal["Auto", "Off"] = "Auto",
     objective_metric: str | None = None,
+    objective_type: Literal["Maximize", "Minimize"] | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A CreateHyperParameterTuningJob request around a (validated) training request.
@@ -200,68 +233,123 @@ def build_tuning_request(
     training request (``num_training_samples``, ``num_classes``, ``label_width``…) is kept.
 
     Args:
-        training_request: from
-        :func:`gt_toolkit.sagemaker.training.build_object_detection_training_request`
-            or the image classification builder (or any CreateTrainingJob dict).
+        training_request: from any of our training builders (built-in, JumpStart, PyTorch
+            script mode) or any CreateTrainingJob dict.
         job_name: the tuning job name: at most 32 characters (SageMaker appends suffixes).
-        algorithm: inferred from the training image when not given.
-        ranges: default :func:`default_ranges`.
+        algorithm: a built-in request's algorithm; inferred from the training image when not
+            given.
+        ranges: default :func:`default_ranges` (built-in) or :func:`script_default_ranges`.
+        objective_metric: default the built-in algorithm's metric, ``validation:accuracy``
+            when the request reports it, or the request's only metric.
+        objective_type: default ``Minimize`` for a metric named like a loss, else ``Maximize``.
 
     Raises:
         ValidationError: every problem at once (ranges, limits, objective, service model).
     """
-    algorithm = algorithm or _algorithm_of(training_request)
-    problems: list[str] = []
+    builtin = job_kind(training_request) == "builtin"
+    algorithm = (algorithm or algorithm_of(training_request)) if builtin else None
     static = dict(training_request.get("HyperParameters") or {})
-    samples = str(static.get("num_training_samples", ""))
-    if ranges is None:
+    if ranges is None and algorithm is not None:
+        samples = str(static.get("num_training_samples", ""))
         ranges = default_ranges(
             algorithm, num_training_samples=int(samples) if samples.isdigit() else None
         )
-    problems.extend(_range_problems(ranges, algorithm))
+    ranges = script_default_ranges() if ranges is None else ranges
+    problems = _range_problems(ranges, algorithm)
+    if not builtin:
+        takes = sorted(k for k in static if not k.startswith("sagemaker_"))
+        problems += [
+            f"{r.name} is not a hyperparameter of this job; it takes: {', '.join(takes)}"
+            for r in ranges
+            if r.name not in static
+        ]
     for r in ranges:
         static.pop(r.name, None)
-    expected = OBJECTIVES[algorithm]
-    metric = objective_metric or expected
-    if metric != expected:
-        problems.append(
-            f"objective {metric!r} is not what built-in {algorithm} reports; use {expected!r}"
-        )
-    if (
-        isinstance(max_jobs, int)
-        and isinstance(max_parallel_jobs, int)
-        and max_parallel_jobs > max_jobs
-    ):
-        problems.append(f"max_parallel_jobs {max_parallel_jobs} exceeds max_jobs {max_jobs}")
-    if strategy not in ("Bayesian", "Random"):
-        problems.append(f"strategy {strategy!r} is not one of: Bayesian, Random")
-    definition: dict[str, Any] = {
-        k: training_request[k] for k in _TRAINING_DEFINITION_KEYS if k in training_request
+    metric = objective_metric or _default_objective(training_request, algorithm)
+    definition = _definition(training_request, static)
+    objective = {
+        "Type": objective_type or ("Minimize" if "loss" in metric.lower() else "Maximize"),
+        "MetricName": metric,
     }
-    definition["StaticHyperParameters"] = static
     request: dict[str, Any] = {
         "HyperParameterTuningJobName": job_name,
         "HyperParameterTuningJobConfig": {
             "Strategy": strategy,
-            "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": metric},
+            "HyperParameterTuningJobObjective": objective,
             "ResourceLimits": {
                 "MaxNumberOfTrainingJobs": max_jobs,
                 "MaxParallelTrainingJobs": max_parallel_jobs,
             },
-            "ParameterRanges": _ranges_json(ranges),
+            "ParameterRanges": _ranges_json(ranges, json_values=not builtin),
             "TrainingJobEarlyStoppingType": early_stopping,
         },
         "TrainingJobDefinition": definition,
     }
     if tags:
-        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+        request["Tags"] = tag_list(tags)
+    problems += _config_problems(request, algorithm)
     problems.extend(problems_as_strings(validate_request("CreateHyperParameterTuningJob", request)))
-    problems.extend(
-        f"TrainingJobDefinition: {p}" for p in channel_problems(definition, algorithm=algorithm)
-    )
+    if algorithm is not None:
+        problems.extend(
+            f"TrainingJobDefinition: {p}" for p in channel_problems(definition, algorithm=algorithm)
+        )
     if problems:
         raise ValidationError(list(dict.fromkeys(problems)), what="tuning job request")
     return request
+
+
+def _definition(training_request: Mapping[str, Any], static: dict[str, str]) -> dict[str, Any]:
+    """The ``TrainingJobDefinition``: what a tuning job's training definition takes."""
+    definition: dict[str, Any] = {
+        k: training_request[k] for k in _TRAINING_DEFINITION_KEYS if k in training_request
+    }
+    spec = definition.get("AlgorithmSpecification") or {}
+    definition["AlgorithmSpecification"] = {
+        k: v for k, v in spec.items() if k in _TUNING_ALGORITHM_KEYS
+    }
+    definition["StaticHyperParameters"] = static
+    return definition
+
+
+def _metric_names(request: Mapping[str, Any]) -> list[str]:
+    spec = request.get("AlgorithmSpecification") or {}
+    return [str(m.get("Name")) for m in spec.get("MetricDefinitions") or []]
+
+
+def _default_objective(training_request: Mapping[str, Any], algorithm: Algorithm | None) -> str:
+    """The built-in algorithm's metric, else ``validation:accuracy`` or the only metric."""
+    if algorithm is not None:
+        return OBJECTIVES[algorithm]
+    names = _metric_names(training_request)
+    if "validation:accuracy" in names or len(names) != 1:
+        return "validation:accuracy"
+    return names[0]
+
+
+def _config_problems(request: Mapping[str, Any], algorithm: Algorithm | None) -> list[str]:
+    """Objective, limits and strategy the algorithm, the job's metrics or the service refuse."""
+    problems: list[str] = []
+    config = request["HyperParameterTuningJobConfig"]
+    metric = config["HyperParameterTuningJobObjective"]["MetricName"]
+    if algorithm is not None and metric != OBJECTIVES[algorithm]:
+        problems.append(
+            f"objective {metric!r} is not what built-in {algorithm} reports; "
+            f"use {OBJECTIVES[algorithm]!r}"
+        )
+    names = _metric_names(request["TrainingJobDefinition"])
+    if algorithm is None and metric not in names:
+        reports = f"it reports: {', '.join(names)}" if names else "it defines no MetricDefinitions"
+        problems.append(
+            f"objective {metric!r} is none of the training job's metrics ({reports}); no job "
+            "would report a value to tune on"
+        )
+    max_jobs = config["ResourceLimits"]["MaxNumberOfTrainingJobs"]
+    max_parallel = config["ResourceLimits"]["MaxParallelTrainingJobs"]
+    if isinstance(max_jobs, int) and isinstance(max_parallel, int) and max_parallel > max_jobs:
+        problems.append(f"max_parallel_jobs {max_parallel} exceeds max_jobs {max_jobs}")
+    if config["Strategy"] not in ("Bayesian", "Random"):
+        problems.append(f"strategy {config['Strategy']!r} is not one of: Bayesian, Random")
+    return problems
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,45 +4,94 @@ Ground Truth passes the labeling job's role in each post-annotation event; when 
 Lambda's own role cannot read the worker answers, it reads them as that role. STS and
 boto3 sessions live here so :mod:`gt_toolkit.handlers.post_annotation` stays pure logic over an
 :class:`~gt_toolkit.storage.s3.S3Store` it is handed.
+
+The labeling role may do much more than read one job's answers, so the session can be narrowed
+with a session policy (:func:`read_prefix_policy`): the credentials then read objects under the
+job's output prefix and nothing else, whatever the role itself allows.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from gt_toolkit.errors import StorageError
-from gt_toolkit.storage.s3 import S3Store, make_s3_client
+from gt_toolkit.errors import S3UriError, StorageError
+from gt_toolkit.storage.s3 import S3Store, make_s3_client, parse_s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
 
-__all__ = ["assumed_role_store_factory"]
+__all__ = ["assumed_role_store_factory", "read_prefix_policy"]
 
 # Renew cached credentials this long before they expire, so no batch starts on a key that
 # dies mid-read.
 _RENEW_SECONDS = 300
 
 
+def read_prefix_policy(prefix_uri: str, *, partition: str = "aws") -> dict[str, Any]:
+    """An IAM policy that reads (and lists) the objects under one S3 prefix, nothing else.
+
+    ``s3://bucket/jobs/`` allows ``s3:GetObject`` on ``bucket/jobs/*`` and ``s3:ListBucket``
+    for keys starting with ``jobs/``. Used as the post-annotation Lambda's own S3 grant and
+    as the session policy of the role it assumes.
+
+    Raises:
+        S3UriError: not an ``s3://bucket/prefix`` URI, or a prefix with a ``*`` or ``?`` (a
+            wildcard would widen the grant).
+
+    Examples:
+        >>> read_prefix_policy("s3://bkt/jobs/")["Statement"][0]["Resource"]
+        'arn:aws:s3:::bkt/jobs/*'
+    """
+    bucket, prefix = parse_s3_uri(prefix_uri, require_key=False)
+    if any(c in prefix for c in "*?"):
+        raise S3UriError(f"a read prefix must not hold wildcards (* or ?), got {prefix_uri!r}")
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadJobOutput",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*",
+            },
+            {
+                "Sid": "ListJobOutput",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": f"arn:{partition}:s3:::{bucket}",
+                "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+            },
+        ],
+    }
+
+
 def assumed_role_store_factory(
     sts_client: STSClient,
     *,
+    read_prefix: str | None = None,
     session_name: str = "gt-toolkit-post-annotation",
     endpoint_url: str | None = None,
     region_name: str | None = None,
 ) -> Callable[[str], S3Store]:
     """A store factory (role ARN -> :class:`S3Store`) that assumes the role with STS.
 
-    Credentials are cached per role and reused until 5 minutes before they expire, so a
-    warm Lambda does not call STS on every batch.
+    With ``read_prefix`` (``s3://bucket/prefix/``), every session carries
+    :func:`read_prefix_policy` as its session policy, in the role's partition: it reads under
+    that prefix only. Credentials are cached per role and reused until 5 minutes before they
+    expire, so a warm Lambda does not call STS on every batch.
 
-    Raises (from the returned factory):
-        StorageError: STS refused to hand out credentials for the role.
+    Raises:
+        S3UriError: ``read_prefix`` is not a usable prefix (at once, not per call).
+        StorageError: from the returned factory, when STS refuses credentials for the role.
     """
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if read_prefix is not None:
+        read_prefix_policy(read_prefix)  # a bad prefix fails at cold start, not per batch
     cache: dict[str, tuple[float, S3Store]] = {}
 
     def factory(role_arn: str) -> S3Store:
@@ -50,9 +99,15 @@ def assumed_role_store_factory(
         if hit is not None and hit[0] - time.time() > _RENEW_SECONDS:
             return hit[1]
         try:
-            creds = sts_client.assume_role(RoleArn=role_arn, RoleSessionName=session_name)[
-                "Credentials"
-            ]
+            if read_prefix is None:
+                response = sts_client.assume_role(RoleArn=role_arn, RoleSessionName=session_name)
+            else:
+                partition = role_arn.split(":")[1] if role_arn.count(":") >= 5 else "aws"
+                policy = read_prefix_policy(read_prefix, partition=partition)
+                response = sts_client.assume_role(
+                    RoleArn=role_arn, RoleSessionName=session_name, Policy=json.dumps(policy)
+                )
+            creds = response["Credentials"]
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot assume role {role_arn}: {exc}") from exc
         session = boto3.session.Session(

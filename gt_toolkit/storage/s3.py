@@ -8,7 +8,10 @@ their profile and botocore's *standard* retry mode.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import random
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +20,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import boto3
 from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
 
 from gt_toolkit.errors import NoMatchingObjectsError, S3UriError, StorageError
 
@@ -28,6 +37,7 @@ __all__ = [
     "DEFAULT_IMAGE_EXTENSIONS",
     "S3Object",
     "S3Store",
+    "bucket_name_problem",
     "is_s3_uri",
     "make_s3_client",
     "parse_s3_uri",
@@ -35,8 +45,19 @@ __all__ = [
 
 DEFAULT_IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 _CHUNK = 1 << 20
-# S3 bucket naming rules (3-63 chars, lowercase, digits, dots, hyphens).
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+# General-purpose bucket naming rules: 3-63 characters of lowercase letters, digits, dots and
+# hyphens, a letter or digit at both ends, no ".." and no dot beside a hyphen (not
+# DNS-compatible), not an IPv4 address, and none of the prefixes and suffixes S3 reserves
+# for its own names (punycode, access-point aliases, Object Lambda, Multi-Region and
+# directory buckets, S3 Tables).
+_BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+_BUCKET_BAD_PAIRS = ("..", ".-", "-.")
+_IPV4_FORM = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+# How often a cut-off object body is resumed (with a ranged GET) before the read fails.
+_BODY_ATTEMPTS = 5
+_BODY_ERRORS = (IncompleteReadError, ResponseStreamingError, ReadTimeoutError)
 T = TypeVar("T")
 
 
@@ -45,18 +66,40 @@ def is_s3_uri(value: object) -> bool:
     return isinstance(value, str) and value.startswith("s3://")
 
 
+def bucket_name_problem(name: str) -> str | None:
+    """What breaks S3's bucket naming rules in ``name``, or ``None`` for a valid name."""
+    if not _BUCKET_CHARS.fullmatch(name):
+        return (
+            "3 to 63 lowercase letters, digits, dots or hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    pair = next((p for p in _BUCKET_BAD_PAIRS if p in name), None)
+    if pair is not None:
+        return f"{pair!r} inside the name"
+    if _IPV4_FORM.fullmatch(name):
+        return "formatted as an IP address"
+    start = next((p for p in _BUCKET_RESERVED_PREFIXES if name.startswith(p)), None)
+    if start is not None:
+        return f"the prefix {start!r} is reserved"
+    end = next((s for s in _BUCKET_RESERVED_SUFFIXES if name.endswith(s)), None)
+    if end is not None:
+        return f"the suffix {end!r} is reserved"
+    return None
+
+
 def parse_s3_uri(uri: str, *, require_key: bool = True) -> tuple[str, str]:
     """Split ``s3://bucket/key`` into ``(bucket, key)``.
 
     Raises:
-        S3UriError: not an ``s3://`` URI, a malformed bucket name, or (with ``require_key``)
-            no key after the bucket.
+        S3UriError: not an ``s3://`` URI, a bucket name that breaks S3's naming rules
+            (:func:`bucket_name_problem`), or (with ``require_key``) no key after the bucket.
     """
     if not isinstance(uri, str) or not uri.startswith("s3://"):
         raise S3UriError(f"expected an s3://bucket/key URI, got {uri!r}")
     bucket, _, key = uri[5:].partition("/")
-    if not _BUCKET_RE.match(bucket):
-        raise S3UriError(f"bad bucket name {bucket!r} in {uri!r}")
+    problem = bucket_name_problem(bucket)
+    if problem is not None:
+        raise S3UriError(f"bad bucket name {bucket!r} in {uri!r}: {problem}")
     if require_key and not key:
         raise S3UriError(f"no object key after the bucket in {uri!r}")
     return bucket, key
@@ -106,6 +149,8 @@ def _translate(exc: Exception, what: str) -> StorageError:
             return StorageError(f"{what}: access denied ({code})")
         if code in ("NoSuchKey", "404", "NotFound"):
             return StorageError(f"{what}: no such object")
+        if code in ("PreconditionFailed", "412"):
+            return StorageError(f"{what}: the object changed while it was read")
         return StorageError(f"{what}: {code or 'error'}: {err.get('Message', exc)}")
     return StorageError(f"{what}: {exc}")
 
@@ -154,7 +199,8 @@ class S3Store:
         """Stream every object under a prefix, recursively, in key order, page by page.
 
         Args:
-            uri: ``s3://bucket/prefix/`` (a prefix of ``""`` lists the whole bucket).
+            uri: ``s3://bucket/prefix/`` (a prefix of ``""`` lists the whole bucket). A
+                prefix is a folder: ``s3://bucket/raw`` lists ``raw/...``, not ``raw-old/``.
             extensions: suffixes to keep, case-insensitive; ``None`` keeps everything.
             exclude: glob patterns matched against the key relative to the prefix and against
                 the full key; a match drops the object.
@@ -165,6 +211,8 @@ class S3Store:
             NoMatchingObjectsError: nothing under the prefix matches.
         """
         bucket, prefix = parse_s3_uri(uri, require_key=False)
+        if prefix and not prefix.endswith("/"):
+            prefix += "/"
         exts = tuple(e.lower() for e in extensions) if extensions is not None else None
         patterns = tuple(exclude)
         paginator = self.client.get_paginator("list_objects_v2")
@@ -201,17 +249,45 @@ class S3Store:
 
     # -- reading -------------------------------------------------------------------------
     def iter_chunks(self, uri: str, chunk_size: int = _CHUNK) -> Iterator[bytes]:
-        """Stream an object's bytes in chunks (constant memory)."""
+        """Stream an object's bytes in chunks (constant memory).
+
+        botocore retries throttling, 5xx answers and broken connections before a response
+        starts, but not a body cut off in the middle. Such a body is resumed here with a
+        ranged GET from the first missing byte, pinned to the first response's ETag so a
+        changed object is never stitched together, up to ``_BODY_ATTEMPTS`` times in all.
+
+        Raises:
+            StorageError: the object cannot be read, changed while it was read, or its body
+                was still cut off after the retries.
+        """
         bucket, key = parse_s3_uri(uri)
-        resp = self._call(f"reading {uri}", lambda: self.client.get_object(Bucket=bucket, Key=key))
-        body = resp["Body"]
-        try:
-            while chunk := body.read(chunk_size):
-                yield chunk
-        except (ClientError, BotoCoreError) as exc:
-            raise _translate(exc, f"reading {uri}") from exc
-        finally:
-            body.close()
+        offset = 0
+        etag: str | None = None
+        for attempt in range(1, _BODY_ATTEMPTS + 1):
+            request: dict[str, Any] = {"Bucket": bucket, "Key": key}
+            if etag:
+                request.update(Range=f"bytes={offset}-", IfMatch=etag)
+            resp = self._call(
+                f"reading {uri}", functools.partial(self.client.get_object, **request)
+            )
+            etag = etag or resp.get("ETag")
+            body = resp["Body"]
+            try:
+                while chunk := body.read(chunk_size):
+                    offset += len(chunk)
+                    yield chunk
+                return
+            except _BODY_ERRORS as exc:
+                if attempt == _BODY_ATTEMPTS or etag is None:
+                    raise StorageError(
+                        f"reading {uri}: the body was cut off after {offset} bytes "
+                        f"{attempt} time(s): {exc}"
+                    ) from exc
+            except (ClientError, BotoCoreError) as exc:
+                raise _translate(exc, f"reading {uri}") from exc
+            finally:
+                body.close()
+            time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
 
     def get_bytes(self, uri: str) -> bytes:
         """Read a whole (small) object."""
@@ -261,3 +337,30 @@ class S3Store:
         """Upload a local file (multipart for large files, handled by boto3's transfer)."""
         bucket, key = parse_s3_uri(uri)
         self._call(f"uploading to {uri}", lambda: self.client.upload_file(str(path), bucket, key))
+
+    def delete_objects(self, uris: Iterable[str]) -> None:
+        """Delete objects (1,000 keys per request, S3's limit); missing keys are no error.
+
+        Raises:
+            StorageError: a request failed, or S3 refused some keys (the first few named).
+        """
+        by_bucket: dict[str, list[str]] = {}
+        for uri in uris:
+            bucket, key = parse_s3_uri(uri)
+            by_bucket.setdefault(bucket, []).append(key)
+        for bucket, keys in by_bucket.items():
+            for start in range(0, len(keys), 1000):
+                self._delete_batch(bucket, keys[start : start + 1000])
+
+    def _delete_batch(self, bucket: str, keys: list[str]) -> None:
+        objects: list[Any] = [{"Key": k} for k in keys]
+        resp = self._call(
+            f"deleting from s3://{bucket}/",
+            lambda: self.client.delete_objects(
+                Bucket=bucket, Delete={"Objects": objects, "Quiet": True}
+            ),
+        )
+        errors = resp.get("Errors") or []
+        if errors:
+            shown = ", ".join(f"{e.get('Key')}: {e.get('Code')}" for e in errors[:3])
+            raise StorageError(f"S3 refused {len(errors)} deletes in {bucket}: {shown}")

@@ -143,8 +143,19 @@ def lint_template(
         labels_from_task_input: the pre-annotation Lambda supplies ``taskInput.labels``.
         store: reads S3 example images; ``None`` reports them as unchecked.
     """
+    findings = _label_findings(list(labels), task_type, labels_from_task_input)
+    findings += _text_findings(header, short_instructions, full_instructions)
+    for kind, examples in (("good", good_examples), ("bad", bad_examples)):
+        findings += _example_findings(kind, examples, store)
+    if template_text is not None:
+        findings += lint_template_text(template_text)
+    return findings
+
+
+def _label_findings(
+    labels: list[str], task_type: str, labels_from_task_input: bool
+) -> list[LintFinding]:
     findings: list[LintFinding] = []
-    labels = list(labels)
     if labels or not labels_from_task_input:
         findings += [
             LintFinding("error", "invalid-labels", problem)
@@ -160,13 +171,18 @@ def lint_template(
                 "long list slowly and inconsistently, so consider splitting the job",
             )
         )
+    return findings
+
+
+def _text_findings(header: str, short: str, full: str) -> list[LintFinding]:
+    findings: list[LintFinding] = []
     if not header.strip():
         findings.append(
             LintFinding(
                 "warning", "missing-header", "no header: workers see no question above the image"
             )
         )
-    for name, text in (("short", short_instructions), ("full", full_instructions)):
+    for name, text in (("short", short), ("full", full)):
         if not text.strip():
             findings.append(
                 LintFinding(
@@ -176,32 +192,35 @@ def lint_template(
                     "region, and workers need to know what a correct label looks like",
                 )
             )
-    for kind, examples in (("good", good_examples), ("bad", bad_examples)):
-        if not examples:
+    return findings
+
+
+def _example_findings(
+    kind: str, examples: Sequence[tuple[str | os.PathLike[str], str]], store: S3Store | None
+) -> list[LintFinding]:
+    findings: list[LintFinding] = []
+    if not examples:
+        findings.append(
+            LintFinding(
+                "warning",
+                f"no-{kind}-example",
+                f"no {kind} example: show workers at least one {kind} example "
+                f"(image and description) with --{kind} IMAGE DESCRIPTION",
+            )
+        )
+    for index, (image, description) in enumerate(examples):
+        where = f"{kind} example #{index + 1}"
+        if not str(description).strip():
             findings.append(
                 LintFinding(
                     "warning",
-                    f"no-{kind}-example",
-                    f"no {kind} example: show workers at least one {kind} example "
-                    f"(image and description) with --{kind} IMAGE DESCRIPTION",
+                    "example-without-description",
+                    f"{where} has no description: say what makes it {kind}",
                 )
             )
-        for index, pair in enumerate(examples):
-            image, description = pair
-            where = f"{kind} example #{index + 1}"
-            if not str(description).strip():
-                findings.append(
-                    LintFinding(
-                        "warning",
-                        "example-without-description",
-                        f"{where} has no description: say what makes it {kind}",
-                    )
-                )
-            finding = _check_image(image, where, store)
-            if finding is not None:
-                findings.append(finding)
-    if template_text is not None:
-        findings += lint_template_text(template_text)
+        finding = _check_image(image, where, store)
+        if finding is not None:
+            findings.append(finding)
     return findings
 
 

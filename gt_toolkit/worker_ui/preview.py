@@ -14,10 +14,8 @@ page one self-contained file.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
-import mimetypes
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -32,16 +30,19 @@ from gt_toolkit.errors import ManifestError, StorageError, TemplateError
 from gt_toolkit.formats.detection_label import parse_detection_label
 from gt_toolkit.formats.label_attributes import LabelKind, detect_label_attributes
 from gt_toolkit.storage.files import Location, atomic_output, iter_raw_lines
+from gt_toolkit.storage.image_mirror import ImageMirror, data_uri
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
-from gt_toolkit.worker_ui.render import find_template_dir
+from gt_toolkit.templating import render_page
 
 __all__ = [
     "GrantReadAccess",
     "ImageResolver",
+    "PreviewPage",
     "PreviewResult",
     "build_preview_page",
     "liquid_environment",
     "load_task_input",
+    "prepare_preview",
     "render_liquid",
     "s3_uri_from_url",
     "task_input_from_line",
@@ -57,12 +58,6 @@ _CROWD_SCRIPT_RE: Final = re.compile(
 )
 _VIRTUAL_HOSTED_RE: Final = re.compile(r"^(?P<bucket>.+)\.s3[.-](?:[a-z0-9-]+\.)?amazonaws\.com$")
 _PATH_STYLE_RE: Final = re.compile(r"^s3[.-](?:[a-z0-9-]+\.)?amazonaws\.com$|^s3\.amazonaws\.com$")
-_SNIFF: Final = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF8", "image/gif"),
-    (b"RIFF", "image/webp"),
-)
 
 
 def s3_uri_from_url(value: str) -> str | None:
@@ -85,41 +80,46 @@ def s3_uri_from_url(value: str) -> str | None:
     return None
 
 
-def _data_uri(data: bytes, name: str = "") -> str:
-    mime = next((m for magic, m in _SNIFF if data.startswith(magic)), None)
-    mime = mime or mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
 def _placeholder(uri: str) -> str:
     """An SVG data URI that says which image could not be shown offline."""
-    text = html.escape(f"image not available offline: {uri}")[:200]
+    text = html.escape(f"image not available offline: {uri}"[:200])
     svg = (
         '<svg xmlns="http://www.w3.org/2000/svg" width="640" height="360">'
         '<rect width="100%" height="100%" fill="#d5dbdb"/>'
         f'<text x="20" y="180" font-size="16" font-family="sans-serif">{text}</text></svg>'
     )
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode("ascii")
+    return data_uri(svg.encode(), "image/svg+xml")
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, but False for names no file system holds (too long, NUL bytes).
+
+    A text task's ``taskObject`` is the ``source`` text itself, of any length, not a path.
+    """
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 @dataclass
 class ImageResolver:
     """The preview's ``grant_read_access``: turns image references into loadable URLs.
 
-    Order for an S3 reference: a file under ``image_root`` (same key, then same file name),
+    Order for an S3 reference: its copy in ``mirror`` (a local folder of the images),
     then the object through ``store`` (embedded, or a presigned URL with ``presign``), else a
     placeholder image; every reference that fell back is listed in :attr:`missing`.
     ``https``/``data:`` URLs pass through; an existing local path is embedded.
 
     Args:
         store: where to read S3 images; ``None`` keeps the preview fully offline.
-        image_root: a local folder mirroring the bucket (e.g. ``samples/images``).
+        mirror: local copies of the images (``--images-dir``/``--images-prefix``).
         presign: link to presigned URLs instead of embedding the bytes.
         expires_in: presigned URL lifetime in seconds.
     """
 
     store: S3Store | None = None
-    image_root: str | os.PathLike[str] | None = None
+    mirror: ImageMirror | None = None
     presign: bool = False
     expires_in: int = 3600
     missing: list[str] = field(default_factory=list)
@@ -132,15 +132,6 @@ class ImageResolver:
             self._cache[text] = self._resolve(text)
         return self._cache[text]
 
-    def _local(self, key: str) -> Path | None:
-        if self.image_root is None:
-            return None
-        root = Path(self.image_root)
-        for candidate in (root / key, root / Path(key).name):
-            if candidate.is_file():
-                return candidate
-        return None
-
     def _resolve(self, text: str) -> str:
         if not text:
             self.missing.append("(empty image reference)")
@@ -150,19 +141,19 @@ class ImageResolver:
             if text.startswith(("https://", "http://", "data:")):
                 return text
             path = Path(text)
-            if path.is_file():
-                return _data_uri(path.read_bytes(), path.name)
+            if _is_file(path):
+                return data_uri(path.read_bytes(), name=path.name)
             self.missing.append(text)
             return _placeholder(text)
         _bucket, key = parse_s3_uri(uri)
-        local = self._local(key)
+        local = self.mirror.local_path(uri) if self.mirror is not None else None
         if local is not None:
-            return _data_uri(local.read_bytes(), local.name)
+            return data_uri(local.read_bytes(), name=local.name)
         if self.store is not None:
             if self.presign:
                 return self.store.presign(uri, expires_in=self.expires_in)
             try:
-                return _data_uri(self.store.get_bytes(uri), key)
+                return data_uri(self.store.get_bytes(uri), name=key)
             except StorageError:
                 pass
         self.missing.append(uri)
@@ -243,16 +234,7 @@ def task_input_from_line(
             raise TemplateError(
                 f"label attribute {name!r} is not a bounding-box label: {exc}"
             ) from exc
-        task_input["initialValue"] = [
-            {
-                "label": box.label,
-                "left": round(box.left),
-                "top": round(box.top),
-                "width": round(box.width),
-                "height": round(box.height),
-            }
-            for box in boxes
-        ]
+        task_input["initialValue"] = [box.worker_box() for box in boxes]
         break
     return task_input
 
@@ -262,7 +244,9 @@ def _detection_attributes(data: Mapping[str, Any]) -> list[str]:
     return [
         attr.name
         for attr in detect_label_attributes(data)
-        if attr.kind is LabelKind.DETECTION and isinstance(data.get(attr.name), Mapping)
+        if attr.kind is LabelKind.DETECTION
+        and not attr.failed
+        and isinstance(data.get(attr.name), Mapping)
     ]
 
 
@@ -298,10 +282,6 @@ def load_task_input(
     return task_input_from_line(data, label_attribute=label_attribute)
 
 
-def _shim(name: str) -> str:
-    return (find_template_dir() / "preview" / name).read_text(encoding="utf-8")
-
-
 def build_preview_page(
     template_text: str,
     task_input: Mapping[str, Any],
@@ -313,25 +293,23 @@ def build_preview_page(
 
     The crowd-html-elements script tag is dropped (it cannot load offline); a Content Security
     Policy lets only the inline shim run, so the page never fetches code from the network.
+    The page is ``templates/preview/page.html.j2``; ``title`` is escaped there.
     """
     body = render_liquid(template_text, task_input, grant_read_access=grant_read_access)
     body = _CROWD_SCRIPT_RE.sub(
         "<!-- crowd-html-elements.js replaced by the offline shim -->", body
     )
-    csp = (
-        "default-src 'none'; img-src data: blob: file: http: https:; "
-        "style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-    )
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(title)}</title>\n<style>\n{_shim('crowd-shim.css')}</style>\n"
-        '</head>\n<body class="gt-preview">\n'
-        '<p class="gt-preview-banner">Offline preview (gt-toolkit): Liquid rendered as Ground '
-        "Truth does; the crowd elements are imitated by a small shim.</p>\n"
-        f"{body}\n<script>\n{_shim('crowd-shim.js')}</script>\n</body>\n</html>\n"
-    )
+    # The rendered task is the page's content: HTML by design, escaped by Liquid already.
+    return render_page("preview/page.html.j2", {"title": title, "body": Markup(body)})
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewPage:
+    """A rendered preview page, not written yet, and which images it could not show."""
+
+    html: str
+    task_input: dict[str, Any]
+    missing_images: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,24 +321,26 @@ class PreviewResult:
     missing_images: list[str]
 
 
-def write_preview(
+def prepare_preview(
     template_text: str,
     source: str | os.PathLike[str] | Mapping[str, Any],
-    output: Location,
     *,
     line_no: int = 1,
     label_attribute: str | None = None,
     store: S3Store | None = None,
-    image_root: str | os.PathLike[str] | None = None,
+    images_dir: str | os.PathLike[str] | None = None,
+    images_prefix: str | None = None,
     presign: bool = False,
-) -> PreviewResult:
-    """Render ``template_text`` for one manifest line and write the preview page to ``output``.
+) -> PreviewPage:
+    """Render ``template_text`` for one manifest line into a preview page, writing nothing.
 
     Args:
         source: a manifest line or taskInput (mapping or JSON text), or a manifest location.
         line_no: which line of a manifest (1-based).
-        store: reads S3 images (and ``source``/``output`` when they are S3 URIs).
-        image_root: a local folder mirroring the images' bucket, for fully offline previews.
+        store: reads S3 images (and ``source`` when it is an S3 URI).
+        images_dir: a local folder of the images, for fully offline previews.
+        images_prefix: the ``s3://`` prefix ``images_dir`` mirrors (see
+            :class:`~gt_toolkit.storage.image_mirror.ImageMirror`).
         presign: link presigned URLs instead of embedding images.
     """
     if isinstance(source, Mapping):
@@ -369,8 +349,35 @@ def write_preview(
         task_input = load_task_input(
             source, line_no=line_no, label_attribute=label_attribute, store=store
         )
-    resolver = ImageResolver(store=store, image_root=image_root, presign=presign)
+    mirror = ImageMirror(images_dir, images_prefix) if images_dir is not None else None
+    resolver = ImageResolver(store=store, mirror=mirror, presign=presign)
     page = build_preview_page(template_text, task_input, grant_read_access=resolver)
+    return PreviewPage(page, task_input, list(resolver.missing))
+
+
+def write_preview(
+    template_text: str,
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    output: Location,
+    *,
+    line_no: int = 1,
+    label_attribute: str | None = None,
+    store: S3Store | None = None,
+    images_dir: str | os.PathLike[str] | None = None,
+    images_prefix: str | None = None,
+    presign: bool = False,
+) -> PreviewResult:
+    """:func:`prepare_preview`, then write the page to ``output`` (local or S3) atomically."""
+    page = prepare_preview(
+        template_text,
+        source,
+        line_no=line_no,
+        label_attribute=label_attribute,
+        store=store,
+        images_dir=images_dir,
+        images_prefix=images_prefix,
+        presign=presign,
+    )
     with atomic_output(output, store=store) as fh:
-        fh.write(page.encode("utf-8"))
-    return PreviewResult(os.fspath(output), task_input, list(resolver.missing))
+        fh.write(page.html.encode("utf-8"))
+    return PreviewResult(os.fspath(output), page.task_input, page.missing_images)

@@ -2,8 +2,8 @@
 
 A Ground Truth worker template is Liquid that Ground Truth evaluates per task
 (``{{ task.input.taskObject | grant_read_access }}``). We generate that Liquid from Jinja
-templates in ``templates/`` whose delimiters are ``[[ ]]``, ``[% %]`` and ``[# #]``, so the
-two languages never collide. The one Jinja environment lives here.
+templates in ``templates/`` through the one Jinja environment (:mod:`gt_toolkit.templating`),
+whose ``[[ ]]`` delimiters never collide with Liquid's.
 
 Safety rule: every user string (labels, header, instructions, descriptions, URLs) reaches the
 page through one ``finalize`` hook that HTML-escapes it *and* turns ``{`` and ``}`` into the
@@ -22,7 +22,6 @@ time otherwise (``task_input_overrides=True``); ``False`` bakes them in uncondit
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -32,12 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-import jinja2
 from markupsafe import Markup, escape
 
 from gt_toolkit.errors import TemplateError, ValidationError
 from gt_toolkit.formats.label_categories import validate_labels
+from gt_toolkit.storage.image_mirror import data_uri
 from gt_toolkit.storage.s3 import is_s3_uri, parse_s3_uri
+from gt_toolkit.templating import render_page
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_SIDE",
@@ -45,7 +45,6 @@ __all__ = [
     "LiquidExpression",
     "ResolvedExample",
     "example_image_src",
-    "find_template_dir",
     "liquid_inert",
     "render_bounding_box_template",
     "render_image_classifier_template",
@@ -157,7 +156,7 @@ def _embed_local_image(path: Path, max_side: int) -> str:
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format or ""
             if fmt in _MIME and max(img.size) <= max_side and len(data) <= _MAX_EMBED_BYTES:
-                return f"data:{_MIME[fmt]};base64,{base64.b64encode(data).decode('ascii')}"
+                return data_uri(data, _MIME[fmt])
             small = ImageOps.exif_transpose(img)
             small.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
             out = io.BytesIO()
@@ -169,7 +168,7 @@ def _embed_local_image(path: Path, max_side: int) -> str:
                 mime = "image/jpeg"
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise TemplateError(f"example image {path} is not a readable image: {exc}") from exc
-    return f"data:{mime};base64,{base64.b64encode(out.getvalue()).decode('ascii')}"
+    return data_uri(out.getvalue(), mime)
 
 
 def example_image_src(
@@ -223,39 +222,6 @@ def _resolve_examples(
     return resolved
 
 
-def find_template_dir() -> Path:
-    """The folder of ``.html.j2`` templates: in the installed package, else the checkout.
-
-    A wheel carries them as ``gt_toolkit/templates`` (pyproject force-include); an editable
-    install or a plain checkout finds the repository's ``templates/``.
-    """
-    here = Path(__file__).resolve().parents[1]  # the gt_toolkit package
-    for candidate in (here / "templates", here.parent / "templates"):
-        if (candidate / "bounding_box.html.j2").is_file():
-            return candidate
-    raise TemplateError(
-        f"worker templates not found in {here / 'templates'} or {here.parent / 'templates'}; "
-        "reinstall gt-toolkit"
-    )
-
-
-def _environment(template_dir: str | os.PathLike[str] | None) -> jinja2.Environment:
-    folder = Path(template_dir) if template_dir is not None else find_template_dir()
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder),
-        variable_start_string="[[",
-        variable_end_string="]]",
-        block_start_string="[%",
-        block_end_string="%]",
-        comment_start_string="[#",
-        comment_end_string="#]",
-        autoescape=jinja2.select_autoescape(["html", "j2"]),
-        undefined=jinja2.StrictUndefined,
-        finalize=liquid_inert,
-        keep_trailing_newline=True,
-    )
-
-
 def _version() -> str:
     from gt_toolkit import __version__
 
@@ -265,10 +231,8 @@ def _version() -> str:
 def _render(
     template_name: str, context: Mapping[str, Any], template_dir: str | os.PathLike[str] | None
 ) -> str:
-    try:
-        return _environment(template_dir).get_template(template_name).render(**context)
-    except jinja2.TemplateError as exc:
-        raise TemplateError(f"cannot render {template_name}: {exc}") from exc
+    folder = Path(template_dir) if template_dir is not None else None
+    return render_page(template_name, context, template_dir=folder, finalize=liquid_inert)
 
 
 def _common_context(

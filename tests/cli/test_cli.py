@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from gt_toolkit.cli import build_parser, main
+import gt_toolkit
+from gt_toolkit.cli import COMMAND_MODULES, build_parser, main
 
 
 def _subcommands() -> list[str]:
@@ -155,3 +159,52 @@ def test_missing_local_source_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
     code = main(["manifest", str(tmp_path / "nope"), "-o", str(tmp_path / "m")])
     err = capsys.readouterr().err
     assert code == 1 and "not a folder" in err and err.count("\n") == 1
+
+
+HEAVY = ("numpy", "boto3", "botocore", "PIL", "jinja2", "liquid", "shapely")
+
+
+# convert and consolidate are made light with their own rework (issue 13); add them here then.
+LIGHT_COMMAND_MODULES = [m for m in COMMAND_MODULES if m not in ("convert", "consolidate")]
+
+
+@pytest.mark.parametrize("module", LIGHT_COMMAND_MODULES)
+def test_registering_a_command_imports_nothing_heavy(module: str) -> None:
+    # `gt-convert --help` registers every command: each must leave its API until it runs.
+    probe = (
+        "import argparse, importlib, sys;"
+        f"m = importlib.import_module('gt_toolkit.cli.{module}');"
+        "m.register(argparse.ArgumentParser().add_subparsers());"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"gt-convert {gt_toolkit.__version__}\n"
+    assert gt_toolkit.__version__ == importlib.metadata.version("gt-toolkit")
+
+
+def test_spelled_out_choices_match_the_api(capsys: pytest.CaptureFixture[str]) -> None:
+    from gt_toolkit.cli.manifest import IMAGE_EXTENSIONS_HELP, REJECT_POLICIES
+    from gt_toolkit.formats.manifest import RejectPolicy
+    from gt_toolkit.storage.s3 import DEFAULT_IMAGE_EXTENSIONS
+    from gt_toolkit.worker_ui.render import DEFAULT_MAX_IMAGE_SIDE
+
+    assert tuple(p.value for p in RejectPolicy) == REJECT_POLICIES
+    assert IMAGE_EXTENSIONS_HELP.split() == list(DEFAULT_IMAGE_EXTENSIONS)
+    with pytest.raises(SystemExit):
+        main(["template", "--help"])
+    assert f"(default {DEFAULT_MAX_IMAGE_SIDE})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_sample_count_must_not_be_negative(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["sample", "samples/input.manifest", "-o", str(tmp_path / "s"), "--count", "-1"])
+    assert info.value.code == 1 and "--count: must be >= 0" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -125,7 +126,7 @@ def test_cli_reads_and_writes_s3(store: Any, bucket: str, moto_endpoint: str) ->
         ]
     )
     assert code == 0
-    doc = json.loads(store.get_bytes(f"s3://{bucket}/coco/annotations.json"))
+    doc = json.loads(store.get_bytes(f"s3://{bucket}/coco/annotations/instances_default.json"))
     assert len(doc["annotations"]) == 6
     summary = json.loads(store.get_bytes(f"s3://{bucket}/coco/summary.json"))
     assert summary["rejected"] == 2
@@ -145,3 +146,50 @@ def test_installed_gt_convert_runs_a_conversion(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "gt-convert voc:" in proc.stderr
     assert len(list((out / "Annotations").glob("*.xml"))) == 4
+
+
+def test_every_option_has_one_flag() -> None:
+    from gt_toolkit.cli.convert import _FLAGS
+    from gt_toolkit.convert import ConvertOptions
+
+    fields = {f.name for f in dataclasses.fields(ConvertOptions)} - {"store"}
+    assert set(_FLAGS) == fields
+
+
+@pytest.mark.parametrize(
+    ("target", "offered", "not_offered"),
+    [
+        ("coco", "--copy-images", "--stratify"),
+        ("augmented", "--stratify", "--images-dir"),
+        ("class-folders", "--images-dir", "--copy-images"),
+        ("from-coco", "--coco-reference", "--boxes"),
+        ("from-yolo", "--polygon-boxes", "--coco-reference"),
+    ],
+)
+def test_a_target_offers_only_the_flags_it_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str, offered: str, not_offered: str
+) -> None:
+    with pytest.raises(SystemExit):
+        main([target, "--help"])
+    text = capsys.readouterr().out
+    assert offered in text
+    assert not_offered not in text
+    with pytest.raises(SystemExit) as stop:
+        main([target, str(CONSOLE), "-o", str(tmp_path / "o"), not_offered])
+    assert stop.value.code == 1
+    assert f"unrecognized arguments: {not_offered}" in capsys.readouterr().err
+
+
+def test_an_unlabeled_manifest_fails_in_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.manifest"
+    src.write_text('{"source-ref": "s3://bkt-x/a.jpg"}\n{"source-ref": "s3://bkt-x/b.jpg"}\n')
+    for target, out in (("augmented", tmp_path / "aug"), ("coco", tmp_path / "c.json")):
+        assert main([target, str(src), "-o", str(out)]) == 1
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("gt-convert: ConversionError: nothing was converted from")
+        assert "no-label: 2" in line
+    leftovers = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    # only the rejects files that say why; no manifest, channels.json or COCO file
+    assert leftovers == ["aug", "aug/rejects.jsonl", "c.json.rejects.jsonl", "in.manifest"]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gt_toolkit.cli import main
+from gt_toolkit.cli import build_parser, main
+from gt_toolkit.cli.demo import how_to_run, local_config
+from gt_toolkit.cli.demo_flow import bucket_location, labeling_request
 
 # One worker runs the whole module, so the demo (a module fixture) runs once, not per worker.
 pytestmark = pytest.mark.xdist_group("demo")
@@ -43,6 +46,7 @@ def test_prints_every_step_with_its_output(demo_out: tuple[Path, str]) -> None:
     assert "moto server on http://127.0.0.1:" in text
     assert text.count("     -> ") == 13
     assert "gt-toolkit demo: 13 steps" in text
+    assert "train.manifest, validation.manifest" in text
     assert str(out / "review" / "report.html") in text
 
 
@@ -138,18 +142,50 @@ def test_submit_without_profile_is_refused(capsys: pytest.CaptureFixture[str]) -
     assert "--submit only applies" in capsys.readouterr().err
 
 
-def test_another_region_and_bucket(tmp_path: Path) -> None:
-    import contextlib
-    import io
-
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        code = main(
-            ["demo", "--out", str(tmp_path), "--region", "eu-west-1", "--bucket", "my-demo-eu"]
-        )
-    assert code == 0, printed.getvalue()
-    request = json.loads((tmp_path / "labeling_job_request.json").read_text())
+def test_another_region_and_bucket() -> None:
+    # Checked on the builders the run uses, not by a second full run of the demo.
+    args = build_parser().parse_args(
+        ["demo", "--out", "x", "--region", "eu-west-1", "--bucket", "my-demo-eu"]
+    )
+    config = local_config(args)
+    assert (config.region, config.bucket) == ("eu-west-1", "my-demo-eu")
+    assert bucket_location("eu-west-1") == {
+        "CreateBucketConfiguration": {"LocationConstraint": "eu-west-1"}
+    }
+    assert bucket_location("us-east-1") == {}  # the one region that refuses a constraint
+    region_arn = "arn:aws:lambda:eu-west-1:123456789012:function:gt-toolkit-demo-SageMaker-{}"
+    request = labeling_request(
+        config,
+        "s3://my-demo-eu/labeling/balls-demo/input/sample.manifest",
+        pre_annotation_arn=region_arn.format("pre"),
+        consolidation_arn=region_arn.format("post"),
+    )
     assert request["HumanTaskConfig"]["WorkteamArn"].startswith("arn:aws:sagemaker:eu-west-1:")
-    assert all(
-        x["source-ref"].startswith("s3://my-demo-eu/") for x in _lines(tmp_path / "output.manifest")
+    assert request["OutputConfig"]["S3OutputPath"].startswith("s3://my-demo-eu/")
+    assert request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"].startswith(
+        "s3://my-demo-eu/"
+    )
+
+
+def test_local_copies_of_the_training_channels(demo_out: tuple[Path, str]) -> None:
+    out, _ = demo_out
+    channels = json.loads((out / "channels.json").read_text())
+    for name in ("train", "validation"):
+        lines = _lines(out / f"{name}.manifest")
+        assert len(lines) == channels["num_training_samples"][name]
+        assert all(set(line) == {"source-ref", "balls"} for line in lines)
+
+
+def test_summary_says_how_to_run_gt_convert(
+    demo_out: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, text = demo_out
+    assert "gt-convert" in text.splitlines()[-1]
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # a shell where the virtualenv is not active
+    bin_dir = Path(sys.executable).parent
+    hint = how_to_run()
+    assert "activate`" in hint and f"{bin_dir.name}/gt-convert --help" in hint
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin")
+    assert (
+        how_to_run() == "Next: gt-convert --help (every step above is a subcommand or an API call)"
     )

@@ -48,7 +48,7 @@ def test_template_with_label_config_and_preview(
             str(SAMPLES / "truth.manifest"),
             "--preview-line",
             "2",
-            "--image-root",
+            "--images-dir",
             str(SAMPLES / "images"),
             "--offline",
         ]
@@ -200,3 +200,47 @@ def test_s3_examples_checked_and_template_uploaded(
     assert f'{{{{ "s3://{bucket}/ex/nope.jpg" | grant_read_access }}}}' in (
         store.get_bytes(uri).decode()
     )
+
+
+def _full_run(tmp_path: Path, preview: str) -> list[str]:
+    return [
+        "template",
+        "-o",
+        str(tmp_path / "t.html"),
+        "--labels",
+        "ball",
+        *BASE,
+        "--good",
+        GOOD,
+        "tight",
+        "--bad",
+        BAD,
+        "loose",
+        "--write-label-config",
+        str(tmp_path / "labels.json"),
+        "--preview",
+        preview,
+        "--offline",
+    ]
+
+
+def test_a_failed_preview_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(_full_run(tmp_path, str(tmp_path / "missing.manifest")))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "missing.manifest" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_preview_of_a_long_text_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A text task's source is the text itself: far longer than any file name can be.
+    manifest = tmp_path / "text.manifest"
+    manifest.write_text(json.dumps({"source": "a long review " * 400}) + "\n")
+    code = main(_full_run(tmp_path, str(manifest)))
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert (tmp_path / "t.preview.html").is_file()
+    warning = next(line for line in err.splitlines() if "placeholder" in line)
+    assert len(warning) < 200

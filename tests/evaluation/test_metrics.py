@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -21,11 +21,11 @@ from gt_toolkit.cli import main
 from gt_toolkit.consolidation.geometry import iou_matrix
 from gt_toolkit.errors import ConversionError, ValidationError
 from gt_toolkit.evaluation.metrics import (
-    ScoredBox,
     format_evaluation,
     iter_prediction_lines,
     read_detection_set,
 )
+from gt_toolkit.formats.detection_label import ScoredBox
 from tests.helpers import SAMPLES
 
 
@@ -223,9 +223,167 @@ def test_ap_matches_pycocotools_on_random_data(
                         rng.choice([0.1, 0.5, 0.9]),
                     )
                 )
-    if not any(dets.values()) or not any(reference.values()):
-        return  # pycocotools cannot load an empty result list / has no class to score
+    # pycocotools cannot load an empty result list, and has no class to score without boxes
+    assume(any(dets.values()) and any(reference.values()))
     assert_matches_coco(dets, reference)
+
+
+SUMMARY = (
+    "map",
+    "map50",
+    "map75",
+    "map_small",
+    "map_medium",
+    "map_large",
+    "mar1",
+    "mar10",
+    "mar100",
+    "mar_small",
+    "mar_medium",
+    "mar_large",
+)
+"""EvaluationResult's names for COCOeval.stats, in its order."""
+
+
+def coco_summary(
+    detections: dict[str, list[ScoredBox]], reference: dict[str, list[ScoredBox]]
+) -> dict[str, float | None]:
+    """COCOeval's twelve summary numbers (default maxDets 1, 10, 100); -1 becomes None."""
+    images = sorted(reference)
+    labels = sorted({b.label for bs in [*reference.values(), *detections.values()] for b in bs})
+    cat_ids = {label: i + 1 for i, label in enumerate(labels)}
+    gt: dict[str, Any] = {
+        "images": [{"id": i + 1, "width": 1000, "height": 1000} for i in range(len(images))],
+        "categories": [{"id": cat_ids[name], "name": name} for name in labels],
+        "annotations": [
+            {
+                "id": n + 1,
+                "image_id": i + 1,
+                "category_id": cat_ids[b.label],
+                "bbox": [b.left, b.top, b.width, b.height],
+                "area": b.width * b.height,
+                "iscrowd": 0,
+            }
+            for n, (i, b) in enumerate(
+                (i, b) for i, ref in enumerate(images) for b in sorted(reference[ref], key=_ref_key)
+            )
+        ],
+    }
+    dts = [
+        {
+            "image_id": i + 1,
+            "category_id": cat_ids[b.label],
+            "bbox": [b.left, b.top, b.width, b.height],
+            "score": b.score,
+        }
+        for i, ref in enumerate(images)
+        for b in sorted(detections.get(ref, []), key=_det_key)
+    ]
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = gt
+        coco.createIndex()
+        ev = COCOeval(coco, coco.loadRes(dts), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return {name: None if v < 0 else float(v) for name, v in zip(SUMMARY, ev.stats, strict=True)}
+
+
+def assert_summary_matches_coco(
+    detections: dict[str, list[ScoredBox]], reference: dict[str, list[ScoredBox]]
+) -> None:
+    expected = coco_summary(detections, reference)
+    result = evaluate_detections(detections, reference, max_detections=100)
+    for name, value in expected.items():
+        got = getattr(result, name)
+        if value is None:
+            assert got is None, name
+        else:
+            assert got == pytest.approx(value, abs=1e-6), name
+
+
+# Boxes on both sides of COCO's area bounds (32² and 96², both inclusive), detections whose
+# own area lies in another range than the box they hit, and an image crowded past 10.
+AREAS = {
+    "s3://bkt/a.jpg": [B("x", 0, 0, 32, 32), B("x", 40, 0, 31, 33), B("x", 100, 0, 96, 96)],
+    "s3://bkt/b.jpg": [B("x", 0, 0, 97, 96), B("x", 0, 0, 30, 30), B("y", 200, 200, 60, 60)],
+    "s3://bkt/c.jpg": [B("x", 30 * i, 0, 25, 25) for i in range(12)],
+    "s3://bkt/d.jpg": [B("x", 0, 0, 32, 32), B("x", 0, 0, 33, 33)],
+}
+AREA_DETECTIONS = {
+    "s3://bkt/a.jpg": [
+        B("x", 1, 0, 33, 32, 0.9),  # area 1056: medium, on a 1024 box (small and medium)
+        B("x", 40, 1, 31, 33, 0.8),
+        B("x", 104, 0, 90, 96, 0.7),  # medium box on the 96² one
+        B("x", 500, 500, 5, 5, 0.95),  # small false positive
+    ],
+    "s3://bkt/b.jpg": [
+        B("x", 2, 2, 95, 94, 0.6),
+        B("x", 0, 0, 28, 31, 0.6),  # overlaps both x boxes: prefers the one in range
+        B("y", 210, 200, 60, 60, 0.4),
+    ],
+    "s3://bkt/c.jpg": [B("x", 30 * i + 1, 0, 25, 25, 1 - i / 20) for i in range(12)],
+    # for "small", the exact match (33², medium only) is out of range: COCO takes the 32² box
+    "s3://bkt/d.jpg": [B("x", 0, 0, 33, 33, 0.9)],
+}
+
+
+def test_summary_matches_pycocotools_on_fixed_data() -> None:
+    assert_summary_matches_coco(DETECTIONS, REFERENCE)
+    assert_summary_matches_coco(AREA_DETECTIONS, AREAS)
+
+
+def test_area_data_is_not_trivial() -> None:
+    result = evaluate_detections(AREA_DETECTIONS, AREAS, max_detections=100)
+    for name in ("map_small", "map_medium", "map_large", "mar1", "mar10"):
+        assert 0 < getattr(result, name) < 1, name
+    assert result.mar1 < result.mar10 < result.mar100  # c.jpg has 12 boxes
+
+
+sized_boxes_st = st.builds(
+    B,
+    label=st.sampled_from(["a", "b"]),
+    left=st.integers(0, 150),
+    top=st.integers(0, 150),
+    width=st.integers(1, 130),
+    height=st.integers(1, 130),
+    score=st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    reference=st.dictionaries(
+        st.sampled_from([f"s3://bkt/{i}.jpg" for i in range(4)]),
+        st.lists(sized_boxes_st, max_size=12),
+        min_size=1,
+    ),
+    seed=st.integers(0, 1000),
+)
+def test_summary_matches_pycocotools_on_random_data(
+    reference: dict[str, list[ScoredBox]], seed: int
+) -> None:
+    # Detections: each reference box found (or not) with its size changed, plus stray boxes.
+    rng = random.Random(seed)
+    dets: dict[str, list[ScoredBox]] = {}
+    for ref, boxes in reference.items():
+        for b in boxes:
+            if rng.random() < 0.8:
+                dets.setdefault(ref, []).append(
+                    B(
+                        b.label,
+                        b.left + rng.randint(-4, 4),
+                        b.top + rng.randint(-4, 4),
+                        max(1, b.width + rng.randint(-20, 20)),
+                        max(1, b.height + rng.randint(-20, 20)),
+                        rng.choice([0.1, 0.5, 0.9]),
+                    )
+                )
+        if rng.random() < 0.5:
+            dets.setdefault(ref, []).append(B("a", rng.randint(0, 200), 0, 40, 40, 0.3))
+    assume(any(dets.values()) and any(reference.values()))
+    assert_summary_matches_coco(dets, reference)
 
 
 def _perfect(reference: dict[str, list[ScoredBox]]) -> dict[str, list[ScoredBox]]:
@@ -253,6 +411,7 @@ def test_perfect_predictions_score_one(reference: dict[str, list[ScoredBox]]) ->
 def test_results_do_not_depend_on_input_order(
     reference: dict[str, list[ScoredBox]], detections: dict[str, list[ScoredBox]], seed: int
 ) -> None:
+    assume(set(detections) & set(reference))  # disjoint names are an error (tested below)
     rng = random.Random(seed)
 
     def shuffled(data: dict[str, list[ScoredBox]]) -> dict[str, list[ScoredBox]]:
@@ -317,10 +476,49 @@ def test_score_threshold_drops_low_scores_from_precision_recall_only() -> None:
 
 def test_detections_on_unknown_images_are_reported_not_scored() -> None:
     result = evaluate_detections(
-        {"s3://other/a.jpg": [B("x", 0, 0, 1, 1)]}, {"s3://bkt/a.jpg": [B("x", 0, 0, 1, 1)]}
+        {"s3://bkt/a.jpg": [B("x", 0, 0, 1, 1)], "s3://other/a.jpg": [B("x", 0, 0, 1, 1)]},
+        {"s3://bkt/a.jpg": [B("x", 0, 0, 1, 1)]},
     )
     assert result.unknown_images == ["s3://other/a.jpg"]
-    assert result.recall == 0.0 and result.map == 0.0
+    assert result.recall == 1.0 and result.map == pytest.approx(1.0)
+    assert result.warnings == [
+        "1 of 2 detection image(s) are not in the reference and were left out, "
+        "e.g. s3://other/a.jpg"
+    ]
+
+
+def test_detections_on_none_of_the_reference_images_are_an_error() -> None:
+    with pytest.raises(ValidationError, match=r"none of the 1 detection image\(s\)") as info:
+        evaluate_detections(
+            {"s3://other/a.jpg": [B("x", 0, 0, 1, 1)]}, {"s3://bkt/a.jpg": [B("x", 0, 0, 1, 1)]}
+        )
+    assert "s3://other/a.jpg against s3://bkt/a.jpg" in info.value.one_line()
+
+
+@pytest.mark.parametrize(
+    ("detections", "hint"),
+    [
+        ({"a": [B("Ball", 10, 10, 20, 20)]}, "only in case or spaces: 'Ball' vs 'ball'"),
+        ({"a": [B("ball ", 10, 10, 20, 20)]}, "only in case or spaces: 'ball ' vs 'ball'"),
+        ({"a": [B("ball", 0.1, 0.1, 0.2, 0.2)]}, "detection boxes all lie within 0-1"),
+    ],
+    ids=["case", "spaces", "normalised"],
+)
+def test_mismatched_inputs_score_zero_with_a_hint(
+    detections: dict[str, list[ScoredBox]], hint: str
+) -> None:
+    reference = {"a": [B("ball", 10, 10, 20, 20)]}
+    result = evaluate_detections(detections, reference)
+    assert result.map == 0.0
+    assert len(result.warnings) == 1 and hint in result.warnings[0]
+    assert evaluate_detections(reference, reference).warnings == []
+
+
+def test_a_normalised_reference_is_named_too() -> None:
+    result = evaluate_detections(
+        {"a": [B("ball", 10, 10, 20, 20)]}, {"a": [B("ball", 0.1, 0.1, 0.2, 0.2)]}
+    )
+    assert "reference boxes all lie within 0-1" in result.warnings[0]
 
 
 @pytest.mark.parametrize(
@@ -505,6 +703,39 @@ def test_cli_evaluate_prints_table_and_writes_json(
     assert report["sources"]["predictions"]["kind"] == "predictions"
 
 
+def test_cli_evaluate_warns_about_label_case_and_unknown_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth = _truth()
+    predictions = {
+        ref: [B("Ball", b.left, b.top, b.width, b.height) for b in boxes]
+        for ref, boxes in truth.items()
+    }
+    predictions["s3://elsewhere/x.jpg"] = [B("Ball", 0, 0, 5, 5)]
+    pred = tmp_path / "pred.jsonl"
+    _write_predictions(pred, predictions)
+    code = main(["evaluate", str(pred), str(SAMPLES / "truth.manifest")])
+    captured = capsys.readouterr()
+    assert code == 0
+    warnings = captured.err.splitlines()
+    assert warnings == [
+        "warning: 1 of 41 detection image(s) are not in the reference and were left out, "
+        "e.g. s3://elsewhere/x.jpg",
+        "warning: labels differ from the reference only in case or spaces: 'Ball' vs 'ball'",
+    ]
+    assert "AR@1/10/100" in captured.out
+
+
+def test_cli_evaluate_fails_when_no_image_matches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pred = tmp_path / "pred.jsonl"
+    _write_predictions(pred, {"s3://elsewhere/img_000.jpg": [B("ball", 0, 0, 5, 5)]})
+    assert main(["evaluate", str(pred), str(SAMPLES / "truth.manifest")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none of the 1 detection image(s)" in err
+
+
 def test_cli_evaluate_reports_bad_input_as_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -536,3 +767,81 @@ def test_prediction_lines_accept_confidence_as_the_score(tmp_path: Path) -> None
     path = tmp_path / "pred.jsonl"
     path.write_text(json.dumps({"source-ref": "s3://bkt/a.jpg", "boxes": [box]}) + "\n")
     assert read_detection_set(path).boxes == {"s3://bkt/a.jpg": [B("ball", 1.5, 2, 3, 4, 0.7)]}
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_evaluation_shows_progress_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    truth = _truth()
+    evaluate_detections(truth, truth)
+    assert "evaluating:" in terminal.getvalue() and "0/40" in terminal.getvalue()
+
+
+def _coco_loop(iou: np.ndarray, threshold: float, ignored: list[bool]) -> list[int]:
+    """pycocotools' evaluateImg matching loop, transcribed (references sorted ignored-last)."""
+    order = sorted(range(iou.shape[1]), key=lambda g: ignored[g])
+    taken = [False] * iou.shape[1]
+    out = []
+    for d in range(iou.shape[0]):
+        best, m = min(threshold, 1 - 1e-10), -1
+        for g in order:
+            if taken[g]:
+                continue
+            if m > -1 and not ignored[m] and ignored[g]:
+                break
+            if iou[d, g] < best:
+                continue
+            best, m = iou[d, g], g
+        if m > -1:
+            taken[m] = True
+        out.append(m)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    iou=st.lists(
+        st.lists(st.sampled_from([0.0, 0.3, 0.5, 0.55, 0.7, 0.95, 1.0]), min_size=3, max_size=3),
+        max_size=5,
+    ),
+    ignored=st.lists(st.booleans(), min_size=3, max_size=3),
+    use_ignored=st.booleans(),
+)
+def test_greedy_match_is_cocos_loop(
+    iou: list[list[float]], ignored: list[bool], use_ignored: bool
+) -> None:
+    from gt_toolkit.evaluation.metrics import COCO_IOU_THRESHOLDS, _greedy_match
+
+    matrix = np.array(iou, dtype=float).reshape(len(iou), 3)
+    flags = ignored if use_ignored else [False] * 3
+    got = _greedy_match(matrix, COCO_IOU_THRESHOLDS, np.array(flags) if use_ignored else None)
+    for t, threshold in enumerate(COCO_IOU_THRESHOLDS):
+        assert got[t].tolist() == _coco_loop(matrix, float(threshold), flags)
+
+
+def test_failed_and_all_dropped_objects_are_skipped_not_scored_as_negatives(
+    tmp_path: Path,
+) -> None:
+    from gt_toolkit.formats.detection_label import build_detection_label
+
+    def line(ref: str, **meta: Any) -> str:
+        pair = build_detection_label(
+            "boxes", [], image_size=None, job_name="j", extra_metadata=meta
+        )
+        return json.dumps({"source-ref": ref, **pair}) + "\n"
+
+    dropped = [{"workerId": "w", "box": {}, "reason": "unknown-label"}]
+    path = tmp_path / "out.manifest"
+    path.write_text(
+        line("s3://bkt/failed.jpg", **{"failure-reason": "no usable worker answer"})
+        + line("s3://bkt/dropped.jpg", **{"dropped-boxes": dropped})
+        + line("s3://bkt/empty.jpg")
+    )
+    found = read_detection_set(path)
+    assert found.boxes == {"s3://bkt/empty.jpg": []}
+    assert [s.split(": ")[1] for s in found.skipped] == ["failed-object", "all-boxes-dropped"]

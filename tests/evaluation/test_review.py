@@ -13,10 +13,13 @@ from PIL import Image
 
 from gt_toolkit.cli import main
 from gt_toolkit.errors import ConsolidationError, StorageError
+from gt_toolkit.evaluation import fonts
+from gt_toolkit.evaluation.fonts import caption_size
 from gt_toolkit.evaluation.review import (
     CONSENSUS_COLOUR,
-    CONTACT_LABEL_HEIGHT,
     ReviewItem,
+    build_review_html,
+    contact_label_height,
     contact_sheet,
     draw_boxes,
     image_agreement,
@@ -27,7 +30,7 @@ from gt_toolkit.evaluation.review import (
 )
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import SAMPLES
+from tests.helpers import SAMPLES, chromium
 
 PREFIX = "s3://gt-toolkit-demo/images/"
 WORKERS = ("private.us-east-1.aaa", "private.us-east-1.bbb", "private.us-east-1.ccc")
@@ -78,7 +81,7 @@ def test_draw_boxes_scales_image_and_coordinates_and_skips_nan() -> None:
 def test_captions_are_drawn_above_the_box() -> None:
     image = Image.new("RGB", (120, 80), WHITE)
     out = draw_boxes(image, [_box("ball", 20, 40, 30, 30)], RED, captions=["ball 0.87"])
-    above = [out.getpixel((x, y)) for x in range(20, 40) for y in range(28, 40)]
+    above = [out.getpixel((x, y)) for x in range(20, 80) for y in range(20, 40)]
     assert RED in above and (255, 255, 255) in above  # the tab and its text
     assert any(p not in (RED, WHITE) for p in above)  # anti-aliased text
 
@@ -105,7 +108,7 @@ def test_review_image_has_a_consensus_panel_and_a_worker_panel() -> None:
     )
     colours = worker_colours(WORKERS)
     out = render_review_image(image, item, colours=colours, scale=2.0)
-    assert out.size == (2 * 120 + 6, 100 + 14)
+    assert out.size == (2 * 120 + 6, 100 + caption_size(120, 100) + 4)
     assert out.getpixel((60, 75)) == CONSENSUS_COLOUR  # consensus left edge, scaled
     right = 120 + 6
     assert out.getpixel((right + 10, 15)) == colours[WORKERS[1]]  # second worker's box
@@ -116,17 +119,18 @@ def test_review_image_has_a_consensus_panel_and_a_worker_panel() -> None:
 def test_review_image_without_workers_is_one_panel() -> None:
     image = Image.new("RGB", (60, 50), WHITE)
     out = render_review_image(image, ReviewItem(source_ref="s3://bkt/a.jpg", boxes=[]))
-    assert out.size == (60, 50 + 14)
+    assert out.size == (60, 50 + caption_size(60, 50) + 4)  # the legend strip
 
 
 def test_contact_sheet_size_and_placement() -> None:
     images = [(Image.new("RGB", (200, 100), (i * 30, 0, 0)), f"img {i}") for i in range(7)]
     sheet = contact_sheet(images, columns=3, cell=(100, 50))
-    assert sheet.size == (300, 3 * (50 + CONTACT_LABEL_HEIGHT))
+    row = 50 + contact_label_height((100, 50))
+    assert sheet.size == (300, 3 * row)
     # the first thumbnail (black) is centred in its cell; the empty last cells stay white
     assert sheet.getpixel((50, 25)) == (0, 0, 0)
-    assert sheet.getpixel((250, 2 * 66 + 25)) == WHITE
-    assert contact_sheet(images[:2], columns=6, cell=(100, 50)).size == (200, 66)
+    assert sheet.getpixel((250, 2 * row + 25)) == WHITE
+    assert contact_sheet(images[:2], columns=6, cell=(100, 50)).size == (200, row)
 
 
 @pytest.mark.parametrize(
@@ -266,7 +270,7 @@ def _check_review_folder(out: Path, agreement: dict[str, float], with_workers: b
     x, y = round(a["left"] * scale), round((a["top"] + a["height"] / 2) * scale)
     assert first.convert("RGB").getpixel((x, y)) == CONSENSUS_COLOUR
     sheet = Image.open(out / "contact_sheet.png")
-    assert sheet.width == 6 * 240 and sheet.height == 2 * (120 + CONTACT_LABEL_HEIGHT)
+    assert sheet.width == 6 * 240 and sheet.height == 2 * (120 + contact_label_height((240, 120)))
     return report
 
 
@@ -434,3 +438,138 @@ def test_cli_review_limit_and_bad_prefix(
     )
     assert code == 1
     assert "no worker-response files" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- what a new user trips on
+
+
+def test_unlabeled_manifest_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "review"
+    assert main(["review", str(SAMPLES / "input.manifest"), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "nothing to draw" in err and "40 lines" in err and "no-label: 40" in err
+    assert not out.exists()
+
+
+def test_rejected_lines_are_kept_beside_the_review(tmp_path: Path) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    with manifest.open("a") as fh:
+        fh.write('{"source-ref": "s3://gt-toolkit-demo/images/unlabeled.jpg"}\nnot json\n')
+    summary = write_review(manifest, tmp_path / "review", images_dir=SAMPLES / "images")
+    assert summary.images == N_IMAGES
+    assert sum(summary.rejected.values()) == 2
+    rejects = [
+        json.loads(x) for x in (tmp_path / "review" / "rejects.jsonl").read_text().splitlines()
+    ]
+    assert [r["line"] for r in rejects] == [N_IMAGES + 1, N_IMAGES + 2]
+    assert "2 line(s) rejected" in (tmp_path / "review" / "report.html").read_text()
+
+
+HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+
+
+def test_report_escapes_hostile_strings() -> None:
+    item = ReviewItem(
+        source_ref="s3://b/" + HOSTILE,
+        boxes=[_box(HOSTILE, 0, 0, 5, 5, 0.5)],
+        workers=[_answer(HOSTILE, [_box("x", 0, 0, 5, 5)])],
+    )
+    page = build_review_html(
+        [item],
+        {},
+        quality=[{"worker_id": HOSTILE, HOSTILE: 1.0}],
+        title=HOSTILE,
+        notes=[HOSTILE],
+    )
+    assert "<script>" not in page and "<img src=x" not in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 6
+    assert "&#34;&gt;&lt;script&gt;" in page  # attribute values too
+
+
+def test_captions_grow_with_the_picture() -> None:
+    def tab_height(side: int) -> int:
+        image = Image.new("RGB", (side * 4 // 3, side), WHITE)
+        out = draw_boxes(
+            image,
+            [_box("ball", side // 4, side // 2, side // 3, side // 3)],
+            RED,
+            captions=["ball 0.93"],
+        )
+        column = [out.getpixel((side // 4 + 1, y)) for y in range(side)]
+        return sum(1 for pixel in column[: side // 2] if pixel == RED)
+
+    small, large = tab_height(240), tab_height(1200)
+    assert small >= 12  # readable on the sample images
+    assert large >= 3 * small  # and in proportion on a photo
+
+
+def test_contact_sheet_captions_are_readable() -> None:
+    images = [(Image.new("RGB", (320, 240), WHITE), "1. img_000.jpg 0.42")]
+    sheet = contact_sheet(images, cell=(240, 120))
+    rows = [
+        y
+        for y in range(120, sheet.height)
+        if any(sheet.getpixel((x, y))[0] < 100 for x in range(sheet.width))
+    ]
+    assert rows and max(rows) - min(rows) >= 10  # glyphs at least 10 px tall
+
+
+def test_cjk_label_renders_glyphs_not_missing_boxes() -> None:
+    def caption_pixels(text: str) -> bytes:
+        image = Image.new("RGB", (320, 240), WHITE)
+        out = draw_boxes(image, [_box(text, 40, 120, 100, 80)], RED, captions=[text])
+        return out.crop((40, 80, 200, 120)).tobytes()
+
+    glyphs = caption_pixels("猫")
+    assert glyphs != caption_pixels("\uffff")  # a missing-glyph box looks like this
+    assert glyphs != caption_pixels(" ")  # and something was drawn
+    assert fonts.missing_glyphs(["猫", "кошка", "ball"]) == []
+
+
+def test_without_a_cjk_font_the_review_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fonts, "FONT_FILES", ())
+    fonts._fonts.cache_clear()
+    try:
+        assert fonts.missing_glyphs(["猫", "ball"]) == ["猫"]
+        manifest, _agreement = _write_job(tmp_path)
+        text = manifest.read_text().replace('"0": "ball"', '"0": "猫"')
+        manifest.write_text(text)
+        summary = write_review(manifest, tmp_path / "review", images_dir=SAMPLES / "images")
+    finally:
+        monkeypatch.undo()
+        fonts._fonts.cache_clear()
+    assert summary.missing_glyphs == ["猫"]
+    assert "install fonts-wqy-microhei" in (tmp_path / "review" / "report.html").read_text()
+
+
+@pytest.mark.chromium
+def test_report_fits_a_1280_px_window(tmp_path: Path) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    summary = write_review(
+        manifest,
+        tmp_path / "review",
+        worker_responses=str(tmp_path / "job"),
+        images_dir=SAMPLES / "images",
+    )
+    page = Path(summary.report).read_text()
+    long_id = "private.us-east-1." + "0123456789abcdef" * 6
+    page = page.replace(WORKERS[0], long_id)
+    probe = (
+        "<script>document.body.dataset.probe = [document.documentElement.scrollWidth,"
+        " window.innerWidth].join(',')</script></body>"
+    )
+    (tmp_path / "probe.html").write_text(page.replace("</body>", probe))
+    dom = chromium(
+        tmp_path,
+        "--window-size=1280,900",
+        "--dump-dom",
+        (tmp_path / "probe.html").as_uri(),
+    ).stdout
+    page_width, window = (int(v) for v in dom.split('data-probe="')[1].split('"')[0].split(","))
+    assert window == 1280
+    assert page_width <= window  # wide tables scroll inside their box, the page does not

@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 from gt_toolkit.formats.detection_label import (
     build_detection_label,
     class_ids_for,
+    parse_annotation,
+    parse_class_id,
     parse_detection_label,
+    parse_image_size,
 )
 from gt_toolkit.types import ConsolidatedBox
 
@@ -130,6 +133,84 @@ def test_build_then_parse_round_trips(items: list[ConsolidatedBox], string_ids: 
             ann["class_id"] = str(ann["class_id"])
     size, parsed = parse_detection_label(pair["a"], pair["a-metadata"])
     assert size == {"width": 800, "height": 600, "depth": 3}
-    assert [(b.label, b.left, b.top, b.width, b.height, b.confidence) for b in parsed] == [
+    assert [(b.label, b.left, b.top, b.width, b.height, b.score) for b in parsed] == [
         (i["label"], i["left"], i["top"], i["width"], i["height"], 0.5) for i in items
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0, 0), (7, 7), (3.0, 3), ("2", 2), (" 12 ", 12), (2**31 - 1, 2**31 - 1)],
+)
+def test_class_ids_real_outputs_carry(value: object, expected: int) -> None:
+    assert parse_class_id(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (True, "boolean"),
+        (1.5, "not an integer"),
+        ("cat", "not an integer"),
+        ("١", "not an integer"),  # a digit, but not an ASCII one
+        (None, "not an integer"),
+        (-1, "outside"),
+        ("-3", "outside"),
+        (2**31, "outside"),
+        (2**64, "outside"),
+        (float("inf"), "not an integer"),
+    ],
+)
+def test_odd_class_ids_are_refused_with_a_reason(value: object, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse_class_id(value)
+
+
+GOOD_BOX = {"class_id": 1, "left": 1, "top": 2.5, "width": "3", "height": 4}
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"left": True}, "left True is not a finite number"),
+        ({"top": float("nan")}, "top nan"),
+        ({"width": "wide"}, "width 'wide'"),
+        ({"height": 10**400}, "height"),
+        ({"class_id": -2}, "outside"),
+    ],
+)
+def test_one_check_of_a_label_box(change: dict[str, Any], why: str) -> None:
+    assert parse_annotation(GOOD_BOX) == (1, 1.0, 2.5, 3.0, 4.0)
+    with pytest.raises(ValueError, match=why):
+        parse_annotation({**GOOD_BOX, **change})
+    with pytest.raises(ValueError, match="must be an object"):
+        parse_annotation([1, 2, 3, 4])
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ({"width": 640, "height": 480}, {"width": 640, "height": 480}),
+        ({"width": 640.0, "height": "480", "depth": 3}, {"width": 640, "height": 480, "depth": 3}),
+        ({"width": 640, "height": 480, "depth": 2**64}, {"width": 640, "height": 480}),
+    ],
+)
+def test_image_size_parser(value: object, expected: object) -> None:
+    assert parse_image_size(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"width": 0, "height": 480},
+        {"width": True, "height": 480},
+        {"width": 640.5, "height": 480},
+        {"width": 2**31, "height": 480},
+        {"height": 480},
+        [640, 480],
+    ],
+)
+def test_image_size_parser_refuses_what_is_not_a_size(value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_image_size(value)

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from gt_toolkit import ManifestError, read_manifest, write_manifest
@@ -18,9 +18,11 @@ from gt_toolkit.formats.manifest import (
     ReadStats,
     RejectedLine,
     RejectReason,
+    iter_accepted_lines,
+    parse_line,
     parse_manifest_lines,
 )
-from gt_toolkit.storage.s3 import S3Store
+from gt_toolkit.storage.s3 import S3Store, bucket_name_problem
 
 GOOD = b'{"source-ref": "s3://my-bucket/a.jpg"}'
 
@@ -44,6 +46,35 @@ BAD_LINES = [
         RejectReason.DOLLAR_ATTRIBUTE,
         id="dollar",
     ),
+    pytest.param(
+        b'{"source-ref": "s3://my-bucket/a.jpg", "\\u0024x": 1}',
+        RejectReason.DOLLAR_ATTRIBUTE,
+        id="escaped-dollar",
+    ),
+    pytest.param(
+        b'{"source-ref": "s3://my-bucket\\n/a.jpg"}', RejectReason.BAD_SOURCE_REF, id="newline"
+    ),
+    pytest.param(b'{"source-ref": "s3://my..bucket/a"}', RejectReason.BAD_SOURCE_REF, id="dots"),
+    pytest.param(
+        b'{"source-ref": "s3://my.-bucket/a"}', RejectReason.BAD_SOURCE_REF, id="dot-dash"
+    ),
+    pytest.param(b'{"source-ref": "s3://10.0.0.1/a"}', RejectReason.BAD_SOURCE_REF, id="ip"),
+    pytest.param(b'{"source-ref": "s3://xn--bucket/a"}', RejectReason.BAD_SOURCE_REF, id="xn"),
+    pytest.param(b'{"source-ref": "s3://b-s3alias/a"}', RejectReason.BAD_SOURCE_REF, id="alias"),
+    pytest.param(
+        b'{"source-ref": null, "source": "text"}', RejectReason.BAD_SOURCE_REF, id="null-ref"
+    ),
+    pytest.param(
+        b'{"source-ref": "s3://B/a.jpg", "source-ref": "s3://my-bucket/a.jpg"}',
+        RejectReason.DUPLICATE_SOURCE,
+        id="repeated-ref",
+    ),
+    pytest.param(
+        b'{"source-ref": "bad", "source\\u002dref": "s3://my-bucket/a.jpg"}',
+        RejectReason.DUPLICATE_SOURCE,
+        id="repeated-escaped-ref",
+    ),
+    pytest.param(b'{"source": 1, "source": "ok"}', RejectReason.DUPLICATE_SOURCE, id="repeated"),
     pytest.param(b"\xef\xbb\xbf" + GOOD, RejectReason.BOM, id="bom"),
     pytest.param(b'{"source": "caf\xe9"}', RejectReason.INVALID_UTF8, id="latin1"),
     pytest.param(
@@ -179,7 +210,9 @@ values = st.recursive(
     ),
     max_leaves=10,
 )
-bucket_names = st.from_regex(r"[a-z0-9][a-z0-9\-]{1,20}[a-z0-9]", fullmatch=True)
+bucket_names = st.from_regex(r"[a-z0-9][a-z0-9\-]{1,20}[a-z0-9]", fullmatch=True).filter(
+    lambda name: bucket_name_problem(name) is None
+)
 object_keys = st.text(min_size=1, max_size=30).filter(lambda k: "\n" not in k)
 
 
@@ -207,12 +240,50 @@ def test_every_nonblank_line_is_accepted_or_rejected_never_dropped(lines: list[b
     assert sorted([i.line_no for i in items] + blank) == list(range(1, len(lines) + 1))
 
 
-def test_outputs_get_ordinary_permissions(tmp_path: Path) -> None:
-    import os
-    import stat
+# Lines built from parts that sit near the rules: "$" names (also escaped), repeated and
+# escaped source keys, bucket names that break one rule each, values of the wrong type.
+_NAMES = [
+    '"source-ref"',
+    '"source"',
+    '"source\\u002dref"',
+    '"\\u0073ource"',
+    '"$x"',
+    '"\\u0024x"',
+    '"x$"',
+    '"label"',
+    '"sources"',
+]
+_BUCKETS = st.sampled_from(
+    ["my-bucket", "bkt", "my.bucket", "b\\n", "B", "my..b", "a.-b", "1.2.3.4", "xn--b", "b-s3alias"]
+) | st.from_regex(r"[a-z0-9.\-]{1,8}", fullmatch=True)
+_VALUES = st.one_of(
+    st.builds(
+        lambda b, k: f'"s3://{b}/{k}"', _BUCKETS, st.sampled_from(["", "a.jpg", "d/\\u00e9"])
+    ),
+    st.sampled_from(["null", "7", '"text"', "[]", '{"source-ref": "s3://bkt/a"}', '"s3://"']),
+)
+_PAIRS = st.lists(st.tuples(st.sampled_from(_NAMES), _VALUES), max_size=4)
+_LINES = st.builds(
+    lambda pairs: ("{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}").encode(), _PAIRS
+)
 
-    out = tmp_path / "out.manifest"
-    write_manifest([{"source-ref": "s3://my-bucket/a.jpg"}], out)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask
+
+def _slow_verdict(raw: bytes) -> object:
+    parsed = parse_line(raw)
+    return parsed[0] if isinstance(parsed, tuple) else parsed
+
+
+@given(st.lists(_LINES | st.binary(min_size=1, max_size=40), min_size=1, max_size=6))
+def test_the_fast_path_gives_the_rule_checks_verdict_on_every_line(lines: list[bytes]) -> None:
+    lines = [line.replace(b"\n", b" ") for line in lines]
+    assume(all(line.strip() for line in lines))
+    verdicts: dict[int, object] = {}
+    for item in iter_accepted_lines(
+        lines,
+        source="m",
+        require_source=True,
+        on_reject=lambda r: verdicts.setdefault(r.line_no, r.reason),
+        blank=[],
+    ):
+        verdicts[item.line_no] = item.data
+    assert [verdicts[n] for n in range(1, len(lines) + 1)] == [_slow_verdict(x) for x in lines]

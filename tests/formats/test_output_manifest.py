@@ -46,7 +46,7 @@ def test_console_job_attribute_is_job_name_and_every_case_is_reported(tmp_path: 
     assert recs[1].boxes == []  # empty image kept by default
     # line 4: class_id "1" (string) becomes 1; the first box reaches outside 640x480: clipped
     four = recs[2]
-    assert [b.class_id for b in four.boxes] == [1, 1, 0]
+    assert four.class_ids == [1, 1, 0]
     assert (four.boxes[0].width, four.boxes[0].height) == (40, 80)
     assert four.label["annotations"][0]["class_id"] == 1
     assert four.label["annotations"][0]["width"] == 40
@@ -91,7 +91,7 @@ def test_api_job_custom_attribute_and_sparse_class_ids() -> None:
     recs = list(iter_detection_records(OUTPUTS / "api-job.manifest", stats=stats))
     assert {r.attribute for r in recs} == {"boxes"}
     assert stats.class_map.to_json() == {"0": "car", "1": "truck", "2": "bike"}
-    assert recs[0].boxes[1].confidence == pytest.approx(0.64)
+    assert recs[0].boxes[1].score == pytest.approx(0.64)
     assert recs[3].boxes[0].width == 40  # 280 + 100 > 320: clipped
 
 
@@ -260,6 +260,81 @@ def test_parser_round_trips_built_labels(images: list[list[Any]], string_ids: bo
             x1, y1 = min(640, x0 + b["width"]), min(480, y0 + b["height"])
             want.append((b["label"], x0, y0, x1 - x0, y1 - y0))
         assert got == want
-        assert [b.confidence for b in rec.boxes] == [
+        assert [b.score for b in rec.boxes] == [
             pytest.approx(round(b["confidence"], 4)) for b in boxes
         ]
+
+
+def _lambda_line(ref: str, boxes: list[Any], **extra: Any) -> bytes:
+    """A line shaped as the post-annotation Lambda writes it (boxes as ConsolidatedBox)."""
+    pair = build_detection_label(
+        "boxes",
+        boxes,
+        image_size={"width": 100, "height": 100},
+        labels=["car"],
+        job_name="j",
+        extra_metadata=extra,
+    )
+    return orjson.dumps({"source-ref": ref, **pair})
+
+
+CAR = {"label": "car", "left": 1, "top": 1, "width": 10, "height": 10, "confidence": 0.9}
+DROPPED = {"workerId": "w1", "box": {**CAR, "label": "truck"}, "reason": "unknown-label"}
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["failed-first", "failed-later"])
+def test_failure_reason_fails_the_object_whatever_else_the_line_holds(
+    tmp_path: Path, first: bool
+) -> None:
+    failed = _lambda_line("s3://bkt/f.jpg", [], **{"failure-reason": "no usable worker answer"})
+    good = _lambda_line("s3://bkt/g.jpg", [CAR])
+    path = tmp_path / "out.manifest"
+    path.write_bytes(b"\n".join([failed, good] if first else [good, failed]) + b"\n")
+    stats = OutputStats()
+    recs = list(iter_detection_records(path, stats=stats, rejects=tmp_path / "r.jsonl"))
+    assert [r.source_ref for r in recs] == ["s3://bkt/g.jpg"]
+    assert stats.empty_images == 0
+    (reject,) = _rejects(tmp_path / "r.jsonl")
+    assert reject["reason"] == "failed-object"
+    assert "no usable worker answer" in reject["detail"]
+    attrs = detect_label_attributes(orjson.loads(failed))
+    assert [(a.name, a.failed) for a in attrs] == [("boxes", True)]
+
+
+def test_failed_classification_with_a_value_is_not_a_label(tmp_path: Path) -> None:
+    meta = {"class-name": "dog", "type": "groundtruth/image-classification"}
+    lines = [
+        {"source-ref": "s3://bkt/a.jpg", "animal": 0, "animal-metadata": meta},
+        {
+            "source-ref": "s3://bkt/b.jpg",
+            "animal": 0,
+            "animal-metadata": {**meta, "failure-reason": "ClientError: timeout"},
+        },
+    ]
+    path = tmp_path / "out.manifest"
+    path.write_bytes(b"\n".join(map(orjson.dumps, lines)) + b"\n")
+    stats = OutputStats()
+    assert [r.line_no for r in iter_classification_records(path, stats=stats)] == [1]
+    assert dict(stats.rejected) == {"failed-object": 1}
+
+
+def test_objects_whose_boxes_were_all_dropped_are_flagged_not_negatives(tmp_path: Path) -> None:
+    trimmed = {"omitted": "over the Lambda response size limit", "count": 3, "payload": "s3://x"}
+    lines = [
+        _lambda_line("s3://bkt/all.jpg", [], **{"dropped-boxes": [DROPPED, DROPPED]}),
+        _lambda_line("s3://bkt/trimmed.jpg", [], **{"dropped-boxes": trimmed}),
+        _lambda_line("s3://bkt/some.jpg", [CAR], **{"dropped-boxes": [DROPPED]}),
+        _lambda_line("s3://bkt/empty.jpg", []),
+    ]
+    path = tmp_path / "out.manifest"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    stats = OutputStats()
+    recs = list(iter_detection_records(path, stats=stats, rejects=tmp_path / "r.jsonl"))
+    assert [r.source_ref for r in recs] == ["s3://bkt/some.jpg", "s3://bkt/empty.jpg"]
+    assert stats.empty_images == 1  # only the object nobody drew on
+    rejects = _rejects(tmp_path / "r.jsonl")
+    assert [(r["line"], r["reason"]) for r in rejects] == [
+        (1, "all-boxes-dropped"),
+        (2, "all-boxes-dropped"),
+    ]
+    assert "all 3 box(es)" in rejects[1]["detail"]

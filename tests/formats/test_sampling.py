@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gt_toolkit.formats.sampling import (
+    Splitter,
     hash_unit,
     percent_to_count,
     sample_items,
@@ -139,3 +142,39 @@ def test_percent_falls_back_to_a_second_pass_when_the_bound_was_too_tight() -> N
     got = sample_percent(factory, percent=30, seed=2, key=str, margin=-3.0)
     assert calls == [1, 1]
     assert got.items == sample_items(refs, count=600, seed=2, key=str).items
+
+
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=6), st.frozensets(st.sampled_from("abcd"), max_size=3)),
+        max_size=80,
+        unique_by=lambda item: item[0],
+    ),
+    st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0]),
+)
+def test_stratified_split_gives_every_stratum_its_share_of_smallest_hashes(
+    items: list[tuple[str, frozenset[str]]], fraction: float
+) -> None:
+    splitter = Splitter(validation_fraction=fraction, seed=7)
+    splitter.plan(items)
+    got = [splitter(key) for key, _ in items]
+    counts = Counter(c for _, classes in items for c in classes)
+    strata: dict[str, list[int]] = {}
+    for i, (_, classes) in enumerate(items):
+        rarest = min(classes, key=lambda c: (counts[c], c)) if classes else ""
+        strata.setdefault(rarest, []).append(i)
+    for members in strata.values():
+        ranked = sorted(members, key=lambda i: (splitter.unit(items[i][0]), i))
+        chosen = set(ranked[: round(fraction * len(members))])
+        assert {i for i in members if got[i] == "validation"} == chosen
+    with pytest.raises(ValueError, match="more items"):
+        splitter("one too many")
+
+
+def test_split_name_is_the_splitters_rule() -> None:
+    splitter = Splitter(validation_fraction=0.3, seed=2)
+    keys = _refs(500)
+    assert [splitter(k) for k in keys] == [
+        split_name(k, seed=2, validation_fraction=0.3) for k in keys
+    ]
+    assert all(splitter.unit(k) == hash_unit(k, "split:2") for k in keys)

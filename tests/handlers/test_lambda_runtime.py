@@ -28,6 +28,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from gt_toolkit.handlers.lambda_response import runtime_size
 from gt_toolkit.sagemaker.lambda_zip import HANDLERS, build_lambda_zip
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import DATA, REPO
@@ -230,7 +231,10 @@ def test_post_annotation_handler_in_the_emulator(
         (events / "post_payload_broken.json").read_text()
     )
     store.put_bytes(event["payload"]["s3Uri"], json.dumps(payload).encode())
-    out = invoke(client, event)
+    raw = client.invoke(FunctionName="function", Payload=json.dumps(event).encode())
+    body = raw["Payload"].read()
+    out = json.loads(body)
+    assert len(body) <= runtime_size(out)  # the budget counts at least what is sent
     assert [r["datasetObjectId"] for r in out] == ["0", "1", "2", "10", "11", "12"]
     first = out[0]["consolidatedAnnotation"]["content"]
     assert len(first["boxes"]["annotations"]) == 2

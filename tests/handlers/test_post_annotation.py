@@ -3,6 +3,8 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
+import os
 import random
 import statistics
 from collections.abc import Callable
@@ -15,13 +17,15 @@ from hypothesis import strategies as st
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings
 from gt_toolkit.errors import StorageError, ValidationError
+from gt_toolkit.formats.worker_answers import MAX_PIXELS
+from gt_toolkit.handlers.lambda_response import RESPONSE_BUDGET, TEXT_LIMIT
 from gt_toolkit.handlers.post_annotation import (
     PostAnnotationSettings,
     assumed_role_store_factory,
     handle_post_annotation,
 )
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import DATA
+from tests.helpers import DATA, seed_objects
 
 EVENTS = DATA / "events"
 DEFAULT = PostAnnotationSettings()
@@ -54,6 +58,11 @@ def run(
     event = make_event(bucket, **event_kw)
     put_payload(store, event, payload)
     return handle_post_annotation(event, store=store, settings=settings_, creation_date=DATE)  # type: ignore[return-value]
+
+
+def response_bytes(event: dict[str, Any], **kw: Any) -> bytes:
+    """What the Lambda runtime sends: the entries with a space after every comma and colon."""
+    return json.dumps(handle_post_annotation(event, **kw)).encode()
 
 
 def content_of(entry: dict[str, Any], attr: str = "boxes") -> tuple[dict[str, Any], dict[str, Any]]:
@@ -522,6 +531,426 @@ def test_diagnostics_are_trimmed_to_fit_the_lambda_response_limit(
         else:
             assert meta_b == meta_a
     assert 0 < trimmed < 30  # only as many objects as needed
+
+
+# -- hostile answers: a problem of one worker or one object, never of the batch -------------
+
+
+def content(boxes: Any, size: Any = None, element: str = "boundingBox") -> str:
+    """One worker's ``content`` string, as Ground Truth's payload carries it."""
+    answer: dict[str, Any] = {"boundingBoxes": boxes}
+    if size is not None:
+        answer["inputImageProperties"] = size
+    return json.dumps({element: answer})
+
+
+def car(left: Any = 10, top: Any = 10, width: Any = 40, height: Any = 40) -> dict[str, Any]:
+    return {"label": "car", "left": left, "top": top, "width": width, "height": height}
+
+
+def item_of(object_id: str, *contents: str) -> dict[str, Any]:
+    return {
+        "datasetObjectId": object_id,
+        "dataObject": {"s3Uri": f"s3://b/{object_id}.png"},
+        "annotations": [
+            {"workerId": f"w{k}", "annotationData": {"content": c}} for k, c in enumerate(contents)
+        ],
+    }
+
+
+GOOD = content([car()], {"width": 640, "height": 480})
+
+
+def deep(levels: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (content([car()], {"width": 2**64, "height": 480}), "inputImageProperties.width"),
+        (content([car()], {"width": 640, "height": 1e300}), "inputImageProperties.height"),
+        (content([car()], {"width": 640, "height": 10**400}), "inputImageProperties.height"),
+        (content([car(left=2**64)]), "box 0 left"),
+        (content([car(width=-(2**70))], {"width": 0, "height": 0}), "box 0 width"),
+        (content([car(top="1e300")]), "box 0 top"),
+    ],
+    ids=["width-2^64", "height-1e300", "height-10^400", "left-2^64-no-size", "width-2^70", "str"],
+)
+def test_a_number_beyond_any_image_is_a_broken_answer_of_one_worker(
+    store: S3Store, bucket: str, bad: str, reason: str
+) -> None:
+    payload = [item_of("0", GOOD, GOOD, bad), item_of("1", GOOD, GOOD)]
+    event = make_event(bucket)
+    put_payload(store, event, payload)
+    raw = response_bytes(event, store=store, settings=DEFAULT, creation_date=DATE)
+    results = json.loads(raw)
+    assert [r["datasetObjectId"] for r in results] == ["0", "1"]
+    label, meta = content_of(results[0])
+    assert len(label["annotations"]) == 1 and meta["worker-count"] == 2
+    [error] = meta["worker-errors"]
+    assert error["workerId"] == "w2" and reason in error["reason"]
+    assert "MAX_PIXELS" not in error["reason"] and str(MAX_PIXELS) in error["reason"]
+    assert meta["worker-answers"] == [payload[0]["annotations"][2]]
+    assert content_of(results[1])[1]["worker-count"] == 2
+
+
+def test_an_answer_nested_300_deep_is_kept_as_a_pointer(store: S3Store, bucket: str) -> None:
+    nested = {"workerId": "w9", "annotationData": {"content": {"boundingBox": deep(300)}}}
+    one = item_of("0", GOOD, GOOD)
+    one["annotations"].append(nested)
+    event = make_event(bucket)
+    put_payload(store, event, [one, item_of("1", deep(300)[0][0])])
+    results = json.loads(response_bytes(event, store=store, settings=DEFAULT, creation_date=DATE))
+    assert [r["datasetObjectId"] for r in results] == ["0", "1"]
+    label, meta = content_of(results[0])
+    assert len(label["annotations"]) == 1
+    [kept] = meta["worker-answers"]
+    assert kept["payload"] == event["payload"]["s3Uri"] and "Recursion" in kept["omitted"]
+    assert "failure-reason" in content_of(results[1])[1]
+
+
+def test_ids_that_cannot_be_sent_back_are_logged_not_answered(
+    store: S3Store, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    event = make_event(bucket)
+    payload = [item_of("0", GOOD), {**item_of("x", GOOD), "datasetObjectId": 2**64}]
+    payload.append({**item_of("x", GOOD), "datasetObjectId": "y" * 2000})
+    put_payload(store, event, payload)
+    with caplog.at_level(logging.ERROR, logger="gt_toolkit.handlers.post_annotation"):
+        raw = response_bytes(event, store=store, settings=DEFAULT)
+    assert [r["datasetObjectId"] for r in json.loads(raw)] == ["0"]
+    unanswerable = [r for r in caplog.records if "unanswerable_item" in r.getMessage()]
+    assert [r.gt["position"] for r in unanswerable] == [1, 2]  # type: ignore[attr-defined]
+
+
+def test_a_payload_orjson_refuses_is_read_by_the_standard_library(
+    store: S3Store, bucket: str
+) -> None:
+    event = make_event(bucket)
+    body = json.dumps([item_of("0", GOOD), item_of("1", GOOD)])
+    body = body.replace('"dataObject"', '"huge": 1' + "0" * 400 + ', "dataObject"', 1)
+    put_payload(store, event, body.encode())
+    results = handle_post_annotation(event, store=store, settings=DEFAULT)
+    assert [r["datasetObjectId"] for r in results] == ["0", "1"]
+
+
+def test_seven_megabyte_error_texts_are_cut(store: S3Store, bucket: str) -> None:
+    # each broken answer quotes a 1 MB string in its error text ("box 0 is not an object")
+    payload = [item_of(str(i), GOOD, GOOD, content(["x" * 1_000_000])) for i in range(7)]
+    event = make_event(bucket)
+    put_payload(store, event, payload)
+    raw = response_bytes(event, store=store, settings=DEFAULT, creation_date=DATE)
+    assert len(raw) <= RESPONSE_BUDGET
+    results = json.loads(raw)
+    assert [r["datasetObjectId"] for r in results] == [str(i) for i in range(7)]
+    for r in results:
+        label, meta = content_of(r)
+        assert len(label["annotations"]) == 1
+        [error] = meta["worker-errors"]
+        assert "box 0 is not an object" in error["reason"]
+        assert len(error["reason"]) < TEXT_LIMIT + 50
+    kept = [content_of(r)[1]["worker-answers"] for r in results]
+    assert any(isinstance(k, list) for k in kept)  # as many as fit keep the raw answer
+    assert any(isinstance(k, dict) and k["count"] == 1 for k in kept)
+
+
+def test_an_answer_without_bounding_boxes_is_a_worker_error(store: S3Store, bucket: str) -> None:
+    ner = json.dumps({"crowd-entity-annotation": {"entities": [{"label": "car"}]}})
+    nested = json.dumps({"boundingBox": {"shapes": {"boundingBoxes": [car()]}}})
+    payload = [item_of("0", ner), item_of("1", GOOD, nested)]
+    results = run(store, bucket, payload)
+    _, meta = content_of(results[0])
+    assert "no boundingBoxes" in meta["failure-reason"]
+    assert meta["worker-answers"] == payload[0]["annotations"]
+    _, meta = content_of(results[1])
+    assert meta["worker-count"] == 1
+    assert "no boundingBoxes" in meta["worker-errors"][0]["reason"]
+    assert meta["worker-answers"] == [payload[1]["annotations"][1]]
+
+
+# -- labels that do not match the label list ------------------------------------------------
+
+
+def test_a_batch_whose_labels_mostly_miss_the_label_list_fails_every_object(
+    store: S3Store, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cased = content(
+        [
+            {**car(), "label": "Car"},
+            {**car(left=200), "label": "Car"},
+            {**car(left=400), "label": "bike"},
+        ]
+    )
+    payload = [item_of("0", cased, cased), item_of("1", cased), item_of("2", content(None))]
+    with caplog.at_level(logging.ERROR, logger="gt_toolkit.handlers.post_annotation"):
+        results = run(store, bucket, payload)
+    assert [r["datasetObjectId"] for r in results] == ["0", "1", "2"]
+    for r in results:
+        label, meta = content_of(r)
+        assert "label list mismatch: 6 of 9 boxes" in meta["failure-reason"]
+        assert "'Car' (6)" in meta["failure-reason"] and "'car', 'bike'" in meta["failure-reason"]
+    label, meta = content_of(results[0])
+    assert [a["class_id"] for a in label["annotations"]] == [1]  # the bike matched: kept
+    [logged] = [r for r in caplog.records if "label_mismatch" in r.getMessage()]
+    assert "'Car' looks like 'car'" in logged.getMessage()
+
+
+def test_a_few_unknown_labels_are_dropped_box_by_box(store: S3Store, bucket: str) -> None:
+    mixed = content([car(), car(left=200), {**car(left=400), "label": "truck"}])
+    results = run(store, bucket, [item_of("0", mixed, mixed)])
+    label, meta = content_of(results[0])
+    assert "failure-reason" not in meta and len(label["annotations"]) == 2
+    assert {d["reason"] for d in meta["dropped-boxes"]} == {"unknown-label"}
+
+
+# -- fuzz: whatever the payload holds, every object is answered once, within 6 MB ------------
+
+# GT_FUZZ_PAYLOADS=5000 for a longer local run; make test runs the default.
+FUZZ_PAYLOADS = int(os.environ.get("GT_FUZZ_PAYLOADS", "100"))
+FUZZ_SEED = 16
+
+
+class Fuzz:
+    """A seeded generator of hostile post-annotation payloads: mostly sound, often not."""
+
+    def __init__(self, rng: random.Random, answers: list[str]) -> None:
+        self.rng = rng
+        self.answers = answers  # s3Uri answers stored before the run (and one never stored)
+        self.hostile = False  # set per answer: most answers are sound, one in five is not
+        self.truth: list[dict[str, Any]] = []  # the boxes of the object the sound workers see
+
+    def pick(self, *choices: tuple[float, Callable[[], Any]]) -> Any:
+        """Call one of ``(weight, make)`` choices."""
+        weights, makers = zip(*choices, strict=True)
+        return self.rng.choices(makers, weights)[0]()
+
+    def number(self) -> Any:
+        r = self.rng
+        if not self.hostile:
+            return r.choice([r.uniform(-20, 660), r.randint(0, 640)])
+        return self.pick(
+            (8, lambda: r.uniform(-20, 660)),
+            (8, lambda: r.randint(0, 640)),
+            (1, lambda: r.choice([2**64, -(2**70), 10**400, 1e300, -1e300, 2**31, 2**63])),
+            (1, lambda: r.choice([math.nan, math.inf, -math.inf])),
+            (1, lambda: r.choice(["12", "1e400", "x", "", "1e300"])),
+            (1, lambda: r.choice([None, True, [], {}])),
+        )
+
+    def text(self) -> str:
+        r = self.rng
+        if not self.hostile:
+            return r.choice(["car", "bike", "car", "bike", "Car", "truck"])
+        return self.pick(  # type: ignore[no-any-return]
+            (500, lambda: r.choice(["car", "bike", "Car", "bike ", "truck"])),
+            (20, lambda: r.choice(["", "\ud800", "ü" * 3, "\x00", "x" * 2_000])),
+            (3, lambda: "x" * 100_000),
+            (1, lambda: "x" * 1_100_000),  # seven of these in one batch pass 6 MB
+        )
+
+    def box(self) -> Any:
+        r = self.rng
+        box = {k: self.number() for k in ("left", "top", "width", "height")}
+        box["label"] = self.text()
+        if not self.hostile:
+            return box
+        if r.random() < 0.05:
+            del box[r.choice(list(box))]
+        return self.pick(
+            (30, lambda: box),
+            (1, lambda: r.choice([None, 5, "car"])),
+            (1, lambda: {**box, "label": r.choice([None, 5, ["car"]])}),
+            (1, lambda: deep(300)),
+        )
+
+    def answer_text(self) -> str:
+        r = self.rng
+        self.hostile = r.random() < 0.2
+        boxes = [self.box() for _ in range(r.choice([0, 1, 2, 3, 5, 40]))]
+        if not self.hostile:
+            boxes = [{**b, "left": b["left"] + r.uniform(-2, 2)} for b in self.truth]
+        size = self.pick(
+            (8, lambda: {"width": 640, "height": 480}),
+            (1, lambda: {"width": self.number(), "height": self.number(), "depth": self.number()}),
+            (1, lambda: r.choice([None, "640x480", []])),
+        )
+        element: Any = {"boundingBoxes": boxes, "inputImageProperties": size}
+        element = self.pick(
+            (20, lambda: element),
+            (1, lambda: {**element, "boundingBoxes": r.choice([None, 3, "x", {}])}),
+            (1, lambda: {"inputImageProperties": size}),  # another task's answer
+        )
+        answer: Any = {r.choice(["boundingBox", "annotatedResult"]): element}
+        return self.pick(  # type: ignore[no-any-return]
+            (30, lambda: json.dumps(answer)),
+            (1, lambda: json.dumps({**answer, "other": {"boundingBoxes": []}})),
+            (1, lambda: json.dumps({"answerContent": answer})),
+            (1, lambda: json.dumps(answer)[: r.randint(0, 40)]),
+            (1, lambda: "[" * (levels := r.choice([300, 3_000])) + "]" * levels),
+            (1, lambda: r.choice(["[]", "3", "null", '"x"', "{}"])),
+        )
+
+    def annotation(self) -> Any:
+        r = self.rng
+        data = self.pick(
+            (20, lambda: {"content": self.answer_text()}),
+            (1, lambda: {"content": r.choice([deep(300), {"boundingBox": 5}, None])}),
+            (2, lambda: {"s3Uri": r.choice(self.answers)}),
+            (1, lambda: r.choice([{}, None, "x", {"s3Uri": 5}])),
+        )
+        worker = r.choice(["w0", "w1", "w2", "w3", "w4"])
+        return self.pick(
+            (30, lambda: {"workerId": worker, "annotationData": data}),
+            (1, lambda: {"workerId": r.choice([None, 7, "w" * 3_000]), "annotationData": data}),
+            (1, lambda: r.choice([None, "x", 5, deep(300)])),
+        )
+
+    def item(self) -> Any:
+        r = self.rng
+        self.hostile = False
+        self.truth = [self.box() for _ in range(r.choice([0, 1, 3, 10, 60]))]
+        object_id = self.pick(
+            (16, lambda: str(r.randint(0, 30))),
+            (2, lambda: r.randint(0, 3)),
+            (1, lambda: r.choice([None, True, 1.5, [], 2**64, "y" * 2_000, -(2**63)])),
+        )
+        annotations = self.pick(
+            (20, lambda: [self.annotation() for _ in range(r.choice([1, 2, 3, 5]))]),
+            (1, lambda: r.choice([[], None, "x", {}])),
+        )
+        item = {"datasetObjectId": object_id, "dataObject": {"s3Uri": "s3://b/i.png"}}
+        item["annotations"] = annotations
+        return self.pick(
+            (40, lambda: item),
+            (1, lambda: {k: v for k, v in item.items() if k != r.choice(list(item))}),
+            (1, lambda: r.choice(["junk", 5, None, []])),
+        )
+
+    def event(self, bucket: str) -> dict[str, Any]:
+        labels = self.pick(
+            (5, lambda: ["car", "bike"]),
+            (3, lambda: None),
+            (1, lambda: self.rng.choice([["Car"], [], 5, ["car", 5]])),
+        )
+        return make_event(bucket, labelCategories=labels)
+
+
+def answerable(raw: Any) -> str | int | None:
+    """The documented rule for ids the Lambda can send back (module docstring)."""
+    object_id = raw.get("datasetObjectId") if isinstance(raw, dict) else None
+    if isinstance(object_id, str) and len(object_id) <= 1_024:
+        return object_id
+    if type(object_id) is int and -(2**63) <= object_id < 2**64:
+        return object_id
+    return None
+
+
+@pytest.mark.slow
+def test_fuzz_every_object_answered_once_within_the_limit(store: S3Store, bucket: str) -> None:
+    answers = [f"s3://{bucket}/answers/{name}.json" for name in ("good", "broken", "big", "none")]
+    store.put_bytes(answers[0], GOOD.encode())
+    store.put_bytes(answers[1], b"{not json")
+    store.put_bytes(answers[2], content([car(left=2**64)]).encode())
+    fuzz = Fuzz(random.Random(FUZZ_SEED), answers)
+    for n in range(FUZZ_PAYLOADS):
+        payload = [fuzz.item() for _ in range(fuzz.rng.choice([0, 1, 3, 8, 20]))]
+        event = fuzz.event(bucket)
+        budget = fuzz.rng.choice([1_200 * len(payload) + 1_000, 200_000, RESPONSE_BUDGET])
+        key = event["payload"]["s3Uri"].split("/", 3)[3]
+        seed_objects(bucket, [key], json.dumps(payload).encode())  # reads still go over HTTP
+        try:
+            raw = response_bytes(event, store=store, settings=DEFAULT, response_budget=budget)
+        except Exception as exc:
+            raise AssertionError(f"payload {n} (seed {FUZZ_SEED}) raised {exc!r:.300}") from exc
+        assert len(raw) <= budget, f"payload {n}: {len(raw)} bytes"
+        results = json.loads(raw)
+        expected = list(dict.fromkeys(i for i in map(answerable, payload) if i is not None))
+        assert [r["datasetObjectId"] for r in results] == expected, f"payload {n}"
+        for r in results:
+            label, meta = content_of(r)
+            assert len(label["annotations"]) == len(meta["objects"]), f"payload {n}"
+
+
+# -- the 6 MB limit: compact labels, and what happens when they cannot fit -------------------
+
+
+def crowded_batch(bucket: str, store: S3Store, boxes: list[int]) -> dict[str, Any]:
+    """One worker per image drawing ``boxes[i]`` boxes, apart on a grid, on image ``i``."""
+
+    def drawn(n: int) -> str:
+        grid = [car(left=50 * (k % 30) + 3, top=50 * (k // 30) + 7) for k in range(n)]
+        return content(grid, {"width": 1920, "height": 1080})
+
+    event = make_event(bucket, labelCategories=["car"])
+    put_payload(store, event, [item_of(str(i), drawn(n)) for i, n in enumerate(boxes)])
+    return event
+
+
+def test_labels_are_encoded_compactly(store: S3Store, bucket: str) -> None:
+    event = crowded_batch(bucket, store, [100] * 50)
+    raw = response_bytes(event, store=store, settings=DEFAULT, creation_date=DATE)
+    results = json.loads(raw)
+    assert all(len(content_of(r)[0]["annotations"]) == 100 for r in results)
+    boxes = [a for r in results for a in content_of(r)[0]["annotations"]]
+    assert all(type(v) is int for a in boxes for v in a.values())  # whole pixels, no floats
+    fitted = response_bytes(
+        event, store=store, settings=DEFAULT, creation_date=DATE, response_budget=len(raw)
+    )
+    assert fitted == raw  # a budget of exactly what the runtime sends fits every label
+
+
+def test_labels_that_cannot_fit_fail_the_biggest_objects_with_one_log_line(
+    store: S3Store, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sizes = [100, 10, 100, 40, 100, 0, 70]
+    event = crowded_batch(bucket, store, sizes)
+    whole = response_bytes(event, store=store, settings=DEFAULT, creation_date=DATE)
+    budget = len(whole) * 3 // 4
+    with caplog.at_level(logging.ERROR, logger="gt_toolkit.handlers.post_annotation"):
+        raw = response_bytes(
+            event, store=store, settings=DEFAULT, creation_date=DATE, response_budget=budget
+        )
+    assert len(raw) <= budget
+    results = json.loads(raw)
+    assert [r["datasetObjectId"] for r in results] == [str(i) for i in range(len(sizes))]
+    failed = []
+    for r, n in zip(results, sizes, strict=True):
+        label, meta = content_of(r)
+        if "failure-reason" in meta:
+            failed.append(n)
+            assert meta["failure-reason"].startswith("response-too-large: ")
+            assert "MaxConcurrentTaskCount" in meta["failure-reason"]
+            assert meta["worker-answers"]["payload"] == event["payload"]["s3Uri"]
+            assert label["annotations"] == []
+        else:
+            assert len(label["annotations"]) == n
+    assert sorted(failed) == [100, 100]  # the biggest, and only as many as needed
+    [line] = [r.getMessage() for r in caplog.records if "response_too_large" in r.getMessage()]
+    assert "a batch of 7 objects" in line and "MaxConcurrentTaskCount" in line
+
+
+@pytest.mark.parametrize(
+    ("annotations", "reason", "kept"),
+    [
+        (None, "no worker answers", []),
+        ([], "no worker answers", []),
+        ("x", "no usable worker answer (worker-0: ConsolidationError: annotation is not", ["x"]),
+    ],
+)
+def test_an_object_without_answers_is_failed_with_what_it_had(
+    store: S3Store, bucket: str, annotations: Any, reason: str, kept: list[Any]
+) -> None:
+    item = {"datasetObjectId": "0", "dataObject": {"s3Uri": "s3://b/0.png"}}
+    if annotations is not None:
+        item["annotations"] = annotations
+    [entry] = run(store, bucket, [item])
+    label, meta = content_of(entry)
+    assert label["annotations"] == [] and meta["failure-reason"].startswith(reason)
+    assert meta["worker-answers"] == kept
 
 
 def test_worker_table_replaces_the_head_count(store: S3Store, bucket: str) -> None:

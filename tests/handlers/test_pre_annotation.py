@@ -248,7 +248,6 @@ def test_any_data_object_gets_a_response(
     [
         ({}, PreAnnotationSettings()),
         ({"GT_LABELS": '["a, b", "c"]'}, PreAnnotationSettings(labels=("a, b", "c"))),
-        ({"GT_LABELS": "car, bike ,"}, PreAnnotationSettings(labels=("car", "bike"))),
         (
             {"GT_HEADER": "Box it", "GT_SKIP_MIN_CONFIDENCE": "0.8", "GT_PASS_THROUGH_KEYS": "a,b"},
             PreAnnotationSettings(
@@ -260,6 +259,41 @@ def test_any_data_object_gets_a_response(
 )
 def test_settings_from_env(env: dict[str, str], expected: PreAnnotationSettings) -> None:
     assert PreAnnotationSettings.from_env(env) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "labels"),
+    [
+        ("car,bike", ("car", "bike")),
+        ("car, bike", ("car", "bike")),  # spaces after a comma separate
+        ("  car,  bike", ("car", "bike")),
+        ("car ,bike ", ("car ", "bike ")),  # a trailing space is part of the label
+        ("traffic light,person", ("traffic light", "person")),
+        ("Straße,café", ("Straße", "café")),
+        ('["car ", " bike", "a, b"]', ("car ", " bike", "a, b")),  # JSON keeps all exactly
+        ('  ["car"]', ("car",)),
+        ("", None),
+        ("   ", None),
+    ],
+)
+def test_gt_labels_forms(value: str, labels: tuple[str, ...] | None) -> None:
+    assert PreAnnotationSettings.from_env({"GT_LABELS": value}).labels == labels
+
+
+def test_a_trailing_space_in_the_comma_form_is_kept_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="gt_toolkit.handlers.pre_annotation"):
+        settings_ = PreAnnotationSettings.from_env({"GT_LABELS": "car ,bike"})
+    assert settings_.labels == ("car ", "bike")
+    [record] = caplog.records
+    assert record.gt == {"labels": ["car "]}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("value", ["car,,bike", "car,bike,", ",car", "car, ,bike"])
+def test_an_empty_label_in_the_comma_form_is_refused(value: str) -> None:
+    with pytest.raises(ValidationError, match="empty label"):
+        PreAnnotationSettings.from_env({"GT_LABELS": value})
 
 
 def test_settings_from_env_lists_every_problem() -> None:

@@ -1,8 +1,8 @@
 """Deploy, wait, invoke and delete against moto's server; wait edge cases with Stubber.
 
 moto answers invoke_endpoint from a FIFO queue filled through
-POST /moto-api/static/sagemaker/endpoint-results (docs/testing-locally.md); each test uses
-its own endpoint name because moto also remembers the answer per (endpoint, body).
+POST /moto-api/static/sagemaker/endpoint-results (docs/testing-locally.md). moto remembers the
+answer it gave per request body, whatever the endpoint, so each test sends its own image bytes.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from gt_toolkit import GtToolkitError, ValidationError
+from gt_toolkit.errors import EndpointFailedError, WaitTimeoutError
 from gt_toolkit.sagemaker.endpoints import (
     Deployment,
-    EndpointFailedError,
     build_endpoint_config_request,
     build_endpoint_request,
     build_model_request,
@@ -34,10 +34,18 @@ from gt_toolkit.sagemaker.endpoints import (
     invoke_detector,
     wait_for_endpoint,
 )
-from gt_toolkit.sagemaker.labeling_job import WaitTimeoutError
+from gt_toolkit.sagemaker.jumpstart import (
+    build_jumpstart_training_request,
+    jumpstart_serving_container,
+)
+from gt_toolkit.sagemaker.pytorch import (
+    PyTorchClassifierHyperparameters,
+    build_pytorch_training_request,
+)
 from gt_toolkit.sagemaker.service_validation import botocore_report
 from gt_toolkit.sagemaker.training import build_object_detection_training_request
-from tests.helpers import SAMPLES, FakeTime
+from gt_toolkit.storage.s3 import S3Store
+from tests.helpers import SAMPLES, FakeTime, od_request_args, pytorch_request_args
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 IMAGE = "811284229777.dkr.ecr.us-east-1.amazonaws.com/object-detection:1"
@@ -71,17 +79,7 @@ def unique(prefix: str) -> str:
 
 def trained_job(sm: Any) -> str:
     name = unique("od")
-    request = build_object_detection_training_request(
-        job_name=name,
-        role_arn=ROLE,
-        region="us-east-1",
-        train_manifest_uri="s3://gt-toolkit-demo/train.manifest",
-        validation_manifest_uri="s3://gt-toolkit-demo/validation.manifest",
-        label_attribute="boxes",
-        output_uri="s3://gt-toolkit-demo/models",
-        num_training_samples=32,
-        num_classes=1,
-    )
+    request = build_object_detection_training_request(**od_request_args(job_name=name))
     sm.create_training_job(**request)
     return name
 
@@ -330,3 +328,133 @@ def test_invoke_sends_binary_images_as_is() -> None:
             invoke_detector(client, "ep", image)
     assert box["label"] == "ball"
     assert (box["width"], box["height"]) == pytest.approx((width / 2, height / 2))
+
+
+# -- script mode and JumpStart ---------------------------------------------------------------
+
+
+def test_deploy_and_invoke_the_pytorch_classifier(
+    aws: Callable[[str], Any], moto_endpoint: str
+) -> None:
+    sm = aws("sagemaker")
+    job = unique("dogs")
+    versions = PyTorchClassifierHyperparameters(epochs=2)
+    request = build_pytorch_training_request(
+        **pytorch_request_args(job_name=job, hyperparameters=versions, framework_version="2.8.0")
+    )
+    sm.create_training_job(**request)
+    name = unique("dogs")
+    deploy_training_job(sm, job, endpoint_name=name, instance_type="ml.c5.xlarge")
+    model = sm.describe_model(ModelName=name)
+    container = model["PrimaryContainer"]
+    # 2.8.0 trains, 2.6.0 is the newest serving image before it; the CPU build for ml.c5
+    assert container["Image"] == (
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
+    )
+    assert container["Environment"] == {
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+        "SAGEMAKER_REGION": "us-east-1",
+    }
+    answer = {
+        "predictions": [
+            {"class_id": 1, "label": "husky", "probability": 0.8},
+            {"class_id": 0, "label": "akita", "probability": 0.15},
+        ]
+    }
+    queue_endpoint_results(moto_endpoint, [answer])
+    # moto remembers an answer per request body, so each test sends its own image
+    scores = invoke_classifier(aws("sagemaker-runtime"), name, b"P3 1 1 255 7 7 7")
+    assert [(s.class_id, s.label, s.probability) for s in scores] == [
+        (1, "husky", 0.8),
+        (0, "akita", 0.15),
+    ]
+
+
+def jumpstart_job(
+    sm: Any, store: S3Store, model_id: str, bucket: str, folder: str
+) -> tuple[str, dict[str, Any]]:
+    """Train ``model_id`` on ``s3://bucket/folder/`` (moto completes it at once)."""
+    job = unique(folder)
+    request = build_jumpstart_training_request(
+        store=store,
+        model_id=model_id,
+        region="us-east-1",
+        job_name=job,
+        role_arn=ROLE,
+        train_uri=f"s3://{bucket}/{folder}/",
+        output_uri=f"s3://{bucket}/models",
+    )
+    sm.create_training_job(**request)
+    return job, request
+
+
+def test_deploy_and_invoke_a_jumpstart_detector(
+    aws: Callable[[str], Any], moto_endpoint: str, jumpstart: S3Store, bucket: str
+) -> None:
+    jumpstart.put_bytes(f"s3://{bucket}/od/annotations.json", b'{"images": [], "annotations": []}')
+    sm = aws("sagemaker")
+    job, request = jumpstart_job(sm, jumpstart, "pytorch-od1-fasterrcnn-resnet50-fpn", bucket, "od")
+    name = unique("birds")
+    with pytest.raises(ValidationError, match="pass store="):
+        deploy_training_job(sm, job, endpoint_name=name)
+    deploy_training_job(
+        sm, job, endpoint_name=name, instance_type="ml.g4dn.xlarge", store=jumpstart
+    )
+    model = sm.describe_model(ModelName=name)
+    assert model["PrimaryContainer"]["Image"].endswith("pytorch-inference:1.10.0-gpu-py38")
+    environment = model["PrimaryContainer"]["Environment"]
+    assert environment["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert environment["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
+    # moto does not keep EnableNetworkIsolation; the request the deployment built has it
+    tags = {t["Key"]: t["Value"] for t in request["Tags"]}
+    _, isolated = jumpstart_serving_container(
+        jumpstart, region="us-east-1", tags=tags, instance_type="ml.g4dn.xlarge"
+    )
+    assert isolated is True
+
+    answer = {
+        "normalized_boxes": [[0.25, 0.5, 0.75, 1.0], [0.0, 0.0, 0.1, 0.1]],
+        "classes": [1.0, 0.0],
+        "scores": [0.9, 0.1],
+        "labels": ["gull", "tern"],
+    }
+    queue_endpoint_results(moto_endpoint, [answer])
+    width, height = 64, 40
+    image = f"P3\n{width} {height}\n255\n".encode() + b"9 9 9\n" * (width * height)
+    [box] = invoke_detector(
+        aws("sagemaker-runtime"),
+        name,
+        image,
+        accept="application/json;verbose",
+        content_type="application/x-image",
+    )
+    assert (box["label"], box["left"], box["width"]) == ("tern", 16.0, 32.0)
+
+
+def test_a_jumpstart_model_without_the_prepacked_script_is_not_deployed(
+    aws: Callable[[str], Any], jumpstart: S3Store, bucket: str
+) -> None:
+    spec_key = "community_models/pytorch-ic-resnet18/specs_v3.0.5.json"
+    spec = json.loads((SAMPLES / "jumpstart" / "pytorch-ic-resnet18.json").read_text())
+    del spec["training_prepacked_script_key"]
+    jumpstart.put_bytes(
+        f"s3://jumpstart-cache-prod-us-east-1/{spec_key}", json.dumps(spec).encode()
+    )
+    for key in ("ic/cat/a.jpg", "ic/dog/b.jpg"):
+        jumpstart.put_bytes(f"s3://{bucket}/{key}", b"x")
+    sm = aws("sagemaker")
+    job, _ = jumpstart_job(sm, jumpstart, "pytorch-ic-resnet18", bucket, "ic")
+    with pytest.raises(ValidationError, match="holds no inference code"):
+        deploy_training_job(sm, job, endpoint_name=unique("storm"), store=jumpstart)
+
+
+def test_a_foreign_script_is_not_guessed(aws: Callable[[str], Any]) -> None:
+    sm = aws("sagemaker")
+    job = unique("own")
+    request = build_pytorch_training_request(**pytorch_request_args(job_name=job))
+    request["HyperParameters"]["sagemaker_program"] = '"my_train.py"'
+    sm.create_training_job(**request)
+    with pytest.raises(ValidationError, match=r"was not trained by the shipped train\.py"):
+        deploy_training_job(sm, job, endpoint_name=unique("own"))

@@ -7,8 +7,10 @@ S3 uploads go to moto's server.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
+import warnings
 from decimal import Decimal
 from typing import Any
 
@@ -17,11 +19,15 @@ import pytest
 from botocore.stub import Stubber
 
 from gt_toolkit import ValidationError, build_labeling_job_request
+from gt_toolkit.errors import LabelingJobFailedError, LambdaResponseSizeWarning, WaitTimeoutError
+from gt_toolkit.formats.detection_label import build_detection_label
+from gt_toolkit.handlers.lambda_response import RESPONSE_BUDGET
 from gt_toolkit.sagemaker.labeling_job import (
     ALLOWED_PRICES_USD,
-    LabelingJobFailedError,
+    LABELING_JOB_RULES,
+    LabelingJobCheck,
     LabelingProgress,
-    WaitTimeoutError,
+    consolidation_response_bytes,
     create_labeling_job,
     labeling_job_problems,
     price_range,
@@ -32,9 +38,9 @@ from gt_toolkit.sagemaker.regions import (
     ALGORITHM_IMAGE_ACCOUNTS,
     BUILTIN_LAMBDA_ACCOUNTS,
     algorithm_image_uri,
-    arn_region,
     builtin_lambda_arns,
     lambda_function_name,
+    parse_arn,
     public_workteam_arn,
 )
 from gt_toolkit.sagemaker.service_validation import (
@@ -45,7 +51,7 @@ from gt_toolkit.sagemaker.service_validation import (
     validate_request,
 )
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import FakeTime
+from tests.helpers import FakeTime, assert_refused
 
 ROLE = "arn:aws:iam::123456789012:role/GroundTruthRole"
 TEAM = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/ball-team"
@@ -169,7 +175,8 @@ def test_deploy_api_result_plugs_in() -> None:
     deployed = DeployedLambdas(
         pre_annotation_arn=OUR_PRE,
         post_annotation_arn=OUR_ACS,
-        role_arn="arn:aws:iam::123456789012:role/gt-toolkit-lambda",
+        pre_annotation_role_arn="arn:aws:iam::123456789012:role/gt-toolkit-pre",
+        post_annotation_role_arn="arn:aws:iam::123456789012:role/gt-toolkit-post",
     )
     request = build_labeling_job_request(**base_args(lambdas=deployed))
     assert_valid_for_service("CreateLabelingJob", request)
@@ -204,7 +211,8 @@ def test_every_region_in_the_table_builds_a_valid_public_request(region: str) ->
     assert request["HumanTaskConfig"]["PreHumanTaskLambdaArn"] == (
         f"arn:aws:lambda:{region}:{account}:function:PRE-BoundingBox"
     )
-    assert arn_region(request["HumanTaskConfig"]["WorkteamArn"]) == region
+    parsed = parse_arn(request["HumanTaskConfig"]["WorkteamArn"])
+    assert parsed is not None and parsed.region == region
 
 
 @pytest.mark.parametrize("price", [str(p) for p in ALLOWED_PRICES_USD if p >= Decimal("0.036")])
@@ -356,20 +364,196 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         ["human_task_ui_arn"],
     ),
     ("vendor with private team", base_args(workforce="vendor"), ["'workteam/vendor-crowd/'"]),
+    (
+        "role from another partition",
+        base_args(role_arn="arn:aws-cn:iam::123456789012:role/GroundTruthRole"),
+        ["RoleArn is in the aws-cn partition, but us-east-1 is in aws"],
+    ),
+    (
+        "gov-cloud team for a commercial region",
+        base_args(workteam_arn=TEAM.replace("arn:aws:", "arn:aws-us-gov:")),
+        ["WorkteamArn is in the aws-us-gov partition"],
+    ),
+    (
+        "lambda without a region",
+        base_args(pre_annotation_lambda_arn=OUR_PRE.replace(":us-east-1:", "::")),
+        ["PreHumanTaskLambdaArn has an empty region; a lambda ARN names one (us-east-1)"],
+    ),
+    (
+        "reserved tag key",
+        base_args(tags={"project": "balls", "aws:owner": "me"}),
+        ["Tags[1].Key: 'aws:owner': the prefix 'aws:' is reserved for AWS"],
+    ),
+    (
+        "time limit longer than the lifetime",
+        base_args(task_time_limit_seconds=3600, task_availability_lifetime_seconds=1800),
+        ["TaskTimeLimitInSeconds 3600 is longer than TaskAvailabilityLifetimeInSeconds 1800"],
+    ),
+    (
+        "expected boxes 0",
+        base_args(expected_boxes_per_image=0),
+        ["expected_boxes_per_image must be a positive integer, got 0"],
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("case", "args", "expected"), BAD_INPUTS, ids=[row[0] for row in BAD_INPUTS]
+    ("args", "expected"), [row[1:] for row in BAD_INPUTS], ids=[row[0] for row in BAD_INPUTS]
 )
 def test_bad_inputs_are_refused_with_the_expected_message(
-    case: str, args: dict[str, Any], expected: list[str]
+    args: dict[str, Any], expected: list[str]
 ) -> None:
-    with pytest.raises(ValidationError) as info:
-        build_labeling_job_request(**args)
-    message = str(info.value)
-    for fragment in expected:
-        assert fragment in message, f"{case}: {fragment!r} not in\n{message}"
+    assert_refused(build_labeling_job_request, args, expected)
+
+
+# ---------------------------------------------------------------- the rule table
+
+DELETE = object()  # an edit that removes the member
+
+
+def edited(request: dict[str, Any], edits: dict[str, object]) -> dict[str, Any]:
+    """A deep copy of ``request`` with each dotted path set to its value (or removed)."""
+    out = copy.deepcopy(request)
+    for path, value in edits.items():
+        *parents, last = path.split(".")
+        node = out
+        for key in parents:
+            node = node.setdefault(key, {})
+        if value is DELETE:
+            del node[last]
+        else:
+            node[last] = value
+    return out
+
+
+GOOD = {"private": base_args, "public": public_args}
+
+# rule, good request, edits that break it, check settings that break it, the problem named
+RULE_ROWS: list[tuple[str, str, dict[str, object], dict[str, Any], str]] = [
+    ("task-type", "private", {}, {"task_type": "Boxes"}, "'Boxes' is not a Ground Truth"),
+    ("region", "private", {}, {"region": "sa-east-1"}, "'sa-east-1' does not run Ground Truth"),
+    (
+        "label-attribute",
+        "private",
+        {"LabelAttributeName": "boxes-metadata"},
+        {},
+        "must not end with '-metadata'",
+    ),
+    (
+        "s3-locations",
+        "private",
+        {"InputConfig.DataSource.S3DataSource.ManifestS3Uri": "https://bkt/in.manifest"},
+        {},
+        "InputConfig.DataSource.S3DataSource.ManifestS3Uri:",
+    ),
+    (
+        "ui-config",
+        "private",
+        {"HumanTaskConfig.UiConfig.HumanTaskUiArn": "arn:aws:sagemaker:us-east-1:1:x"},
+        {},
+        "set exactly one of UiTemplateS3Uri, HumanTaskUiArn",
+    ),
+    (
+        "arn-regions",
+        "private",
+        {"HumanTaskConfig.WorkteamArn": TEAM.replace("us-east-1", "eu-west-1")},
+        {},
+        "WorkteamArn is in eu-west-1, but the job runs in us-east-1",
+    ),
+    (
+        "arn-empty-regions",
+        "private",
+        {"HumanTaskConfig.WorkteamArn": TEAM.replace("us-east-1", "")},
+        {},
+        "WorkteamArn has an empty region; a sagemaker ARN names one",
+    ),
+    (
+        "arn-partitions",
+        "private",
+        {"RoleArn": ROLE.replace("arn:aws:", "arn:aws-us-gov:")},
+        {},
+        "RoleArn is in the aws-us-gov partition, but us-east-1 is in aws",
+    ),
+    (
+        "builtin-lambdas",
+        "private",
+        {"HumanTaskConfig.PreHumanTaskLambdaArn": builtin_lambda_arns("us-east-1")[1]},
+        {},
+        "PreHumanTaskLambdaArn must be a PRE-* function, got ACS-BoundingBox",
+    ),
+    (
+        "lambda-names",
+        "private",
+        {"HumanTaskConfig.PreHumanTaskLambdaArn": OUR_PRE.replace("sagemaker-pre", "pre")},
+        {},
+        "function name 'gt-toolkit-pre' must contain one of",
+    ),
+    ("workteam", "private", {}, {"workforce": "vendor"}, "a vendor team ARN has"),
+    (
+        "price",
+        "private",
+        {"HumanTaskConfig.PublicWorkforceTaskPrice": usd_to_price(Decimal("0.036"))},
+        {},
+        "applies only to the public workforce, not private",
+    ),
+    (
+        "content-classifiers",
+        "public",
+        {"InputConfig.DataAttributes": DELETE},
+        {},
+        "requires the FreeOfPersonallyIdentifiableInformation content classifier",
+    ),
+    (
+        "mturk-task-type",
+        "public",
+        {},
+        {"task_type": "VideoObjectDetection"},
+        "Mechanical Turk cannot work on VideoObjectDetection",
+    ),
+    (
+        "availability-lifetime",
+        "public",
+        {"HumanTaskConfig.TaskAvailabilityLifetimeInSeconds": 43_201},
+        {},
+        "exceeds Mechanical Turk's maximum of 43200",
+    ),
+    (
+        "task-time-limit",
+        "private",
+        {"HumanTaskConfig.TaskAvailabilityLifetimeInSeconds": 299},
+        {},
+        "TaskTimeLimitInSeconds 300 is longer than TaskAvailabilityLifetimeInSeconds 299",
+    ),
+    ("labels", "private", {}, {"labels": ["ball", "ball"]}, "labels: label 'ball' appears 2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "good", "edits", "settings", "expected"), RULE_ROWS, ids=[row[0] for row in RULE_ROWS]
+)
+def test_each_rule_passes_a_good_request_and_names_what_breaks_it(
+    rule: str, good: str, edits: dict[str, object], settings: dict[str, Any], expected: str
+) -> None:
+    request = build_labeling_job_request(**GOOD[good]())
+    context = {"region": "us-east-1", "labels": ["ball", "bat"]}
+    check = LABELING_JOB_RULES[rule]
+    assert list(check(LabelingJobCheck.of(request, **context))) == []
+    bad = LabelingJobCheck.of(edited(request, edits), **(context | settings))
+    problems = list(check(bad))
+    assert len(problems) == 1 and expected in problems[0], problems
+
+
+def test_every_rule_has_a_row_in_the_table() -> None:
+    assert [row[0] for row in RULE_ROWS] == list(LABELING_JOB_RULES)
+
+
+def test_the_workforce_is_read_from_the_team_when_not_given() -> None:
+    public = build_labeling_job_request(**public_args())
+    assert LabelingJobCheck.of(public, region="us-east-1").workforce == "public"
+    vendor = edited(public, {"HumanTaskConfig.WorkteamArn": TEAM.replace("private", "vendor")})
+    assert LabelingJobCheck.of(vendor, region="us-east-1").workforce == "vendor"
+    private = build_labeling_job_request(**base_args())
+    assert LabelingJobCheck.of(private, region="us-east-1").workforce == "private"
 
 
 @pytest.mark.parametrize("price", ["cheap", "0.05", "0.012", "-1"])
@@ -504,7 +688,7 @@ def test_region_helpers() -> None:
     assert len(ALGORITHM_IMAGE_ACCOUNTS) == 12
     assert lambda_function_name(OUR_PRE + ":live") == "gt-toolkit-sagemaker-pre"
     assert lambda_function_name("arn:aws:iam::1:role/x") is None
-    assert arn_region("not an arn") is None
+    assert parse_arn("not an arn") is None
     with pytest.raises(ValidationError, match="sa-east-1"):
         builtin_lambda_arns("sa-east-1")
     with pytest.raises(ValidationError, match="unknown built-in task type"):
@@ -643,3 +827,53 @@ def test_wait_raises_on_failure_and_on_timeout(sagemaker_stub: Any) -> None:
             sleep=fake.sleep,
             clock=fake.clock,
         )
+
+
+# ---------------------------------------------------------------- the 6 MB response estimate
+
+
+def test_a_batch_that_can_pass_6_mb_is_warned_about_with_a_batch_that_fits() -> None:
+    args = base_args(workers_per_object=5, expected_boxes_per_image=40)
+    with pytest.warns(LambdaResponseSizeWarning, match="lower max_concurrent_tasks") as caught:
+        build_labeling_job_request(**args)
+    message = str(caught[0].message)
+    assert "5 workers x 40 boxes per image x 1000 objects per batch" in message
+    suggested = int(message.rsplit("about ", 1)[1])
+    assert (
+        consolidation_response_bytes(
+            workers=5, boxes_per_image=40, batch_size=suggested, labels=["ball", "bat"]
+        )
+        <= RESPONSE_BUDGET
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_labeling_job_request(**args, max_concurrent_tasks=suggested)
+        build_labeling_job_request(**base_args(expected_boxes_per_image=8))
+        build_labeling_job_request(**base_args())  # no estimate without expected boxes
+
+
+def test_the_estimate_bounds_a_real_response_of_that_size() -> None:
+    labels = ["pedestrian", "Fußgänger", "自転車"]
+    workers, boxes, batch = 5, 20, 50
+    box = {"left": 12345.6, "top": 23456.7, "width": 1234.5, "height": 2345.6, "confidence": 0.5}
+    response = [
+        {
+            "datasetObjectId": str(100_000 + i),
+            "consolidatedAnnotation": {
+                "content": build_detection_label(
+                    "a-label-attribute-of-some-length",
+                    [{**box, "label": labels[b % 3]} for b in range(workers * boxes)],
+                    image_size={"width": 40_000, "height": 30_000},
+                    labels=labels,
+                    job_name="j" * 63,
+                    extra_metadata={"worker-count": workers},
+                )
+            },
+        }
+        for i in range(batch)
+    ]
+    actual = len(json.dumps(response))  # Lambda's runtime encodes with the json module
+    estimate = consolidation_response_bytes(
+        workers=workers, boxes_per_image=boxes, batch_size=batch, labels=labels
+    )
+    assert actual <= estimate <= 1.3 * actual

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import ast
 import io
 import json
+import re
 import urllib.parse
 import zipfile
 from collections.abc import Callable
@@ -11,14 +13,21 @@ import pytest
 import yaml
 
 from gt_toolkit.errors import ValidationError
-from gt_toolkit.sagemaker.lambda_deploy import build_lambda_role_policy, deploy_lambdas
-from gt_toolkit.sagemaker.lambda_zip import HANDLERS
+from gt_toolkit.sagemaker.lambda_deploy import (
+    READ_PREFIX_VARIABLE,
+    LambdaNames,
+    build_lambda_role_policy,
+    deploy_lambdas,
+)
+from gt_toolkit.sagemaker.lambda_zip import HANDLERS, TARGET_ENTRY
+from gt_toolkit.storage.assumed_role import assumed_role_store_factory, read_prefix_policy
 from tests.helpers import REPO
 
 TEMPLATE = REPO / "lambdas" / "template.yaml"
 
 
-def tiny_zip(marker: str) -> bytes:
+def tiny_zip(marker: str, *, architecture: str = "x86_64", python: str = "3.12") -> bytes:
+    """The handlers and the target record a real build writes, without the dependencies."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for path in (
@@ -28,6 +37,7 @@ def tiny_zip(marker: str) -> bytes:
         ):
             zf.writestr(path, (REPO / path).read_text())
         zf.writestr("marker.txt", marker)
+        zf.writestr(TARGET_ENTRY, json.dumps({"architecture": architecture, "python": python}))
     return buf.getvalue()
 
 
@@ -35,88 +45,197 @@ def no_sleep(_: float) -> None:
     return None
 
 
-def role_policy(iam: Any, role: str) -> dict[str, Any]:
-    doc = iam.get_role_policy(RoleName=role, PolicyName="gt-toolkit-lambdas")["PolicyDocument"]
-    return json.loads(urllib.parse.unquote(doc)) if isinstance(doc, str) else doc
+def role_policy(iam: Any, role_arn: str) -> dict[str, Any]:
+    role = role_arn.rsplit("/", 1)[1]
+    names = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    assert len(names) == 1, names
+    doc = iam.get_role_policy(RoleName=role, PolicyName=names[0])["PolicyDocument"]
+    if isinstance(doc, str):
+        text = urllib.parse.unquote(doc)
+        # moto's CloudFormation stores an inline policy as a Python repr, not JSON
+        doc = json.loads(text) if text.startswith('{"') else ast.literal_eval(text)
+    # ... and keeps an `!If [..., !Ref AWS::NoValue]` statement as null, which AWS drops
+    return {**doc, "Statement": [st for st in doc["Statement"] if st is not None]}
 
 
-def test_deploy_creates_role_and_both_functions(aws: Callable[[str], Any], bucket: str) -> None:
+def statements(policy: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in policy["Statement"]}
+
+
+def deploy(aws: Callable[[str], Any], bucket: str, zip_file: bytes, **kwargs: Any) -> Any:
+    args: dict[str, Any] = {
+        "iam_client": aws("iam"),
+        "lambda_client": aws("lambda"),
+        "output_bucket": bucket,
+        "name_prefix": bucket,
+        "sleep": no_sleep,
+    }
+    return deploy_lambdas(zip_file, **(args | kwargs))
+
+
+def test_each_function_gets_its_own_least_privilege_role(
+    aws: Callable[[str], Any], bucket: str
+) -> None:
     iam, lam = aws("iam"), aws("lambda")
     labeling_role = iam.create_role(RoleName=f"GtExec-{bucket}", AssumeRolePolicyDocument="{}")[
         "Role"
     ]["Arn"]
-    out = deploy_lambdas(
+    labels_uri = f"s3://{bucket}/config/labels.json"
+    out = deploy(
+        aws,
+        bucket,
         tiny_zip("v1"),
-        iam_client=iam,
-        lambda_client=lam,
-        output_bucket=bucket,
-        name_prefix=bucket,
+        output_prefix="jobs/run-1",
         labeling_role_arn=labeling_role,
-        pre_environment={"GT_LABELS": "car,bike"},
+        pre_environment={"GT_LABELS_S3_URI": labels_uri},
         post_environment={"GT_MIN_SUPPORT": "2"},
-        sleep=no_sleep,
     )
     assert "SageMaker" in out.pre_annotation_arn and "SageMaker" in out.post_annotation_arn
     pre = lam.get_function(FunctionName=out.pre_annotation_arn)["Configuration"]
     post = lam.get_function(FunctionName=out.post_annotation_arn)["Configuration"]
     assert (pre["Handler"], post["Handler"]) == (HANDLERS["pre"], HANDLERS["post"])
-    assert pre["Role"] == post["Role"] == out.role_arn
-    assert pre["Runtime"] == "python3.12"
-    assert pre["Environment"]["Variables"] == {"GT_LABELS": "car,bike"}
-    assert post["Environment"]["Variables"] == {"GT_MIN_SUPPORT": "2", "GT_ASSUME_ROLE": "true"}
-    role_name = out.role_arn.rsplit("/", 1)[1]
-    trust = iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]
-    assert trust["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
-    policy = role_policy(iam, role_name)
-    assert policy == build_lambda_role_policy(
-        read_buckets=[bucket], labeling_role_arn=labeling_role
+    assert (pre["Role"], post["Role"]) == (
+        out.pre_annotation_role_arn,
+        out.post_annotation_role_arn,
     )
-    assert f"arn:aws:s3:::{bucket}/*" in json.dumps(policy)
+    assert out.pre_annotation_role_arn != out.post_annotation_role_arn
+    assert post["Environment"]["Variables"] == {
+        "GT_MIN_SUPPORT": "2",
+        "GT_ASSUME_ROLE": "true",
+        READ_PREFIX_VARIABLE: f"s3://{bucket}/jobs/run-1/",
+    }
+    for arn in (out.pre_annotation_role_arn, out.post_annotation_role_arn):
+        trust = iam.get_role(RoleName=arn.rsplit("/", 1)[1])["Role"]["AssumeRolePolicyDocument"]
+        assert trust["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+
+    pre_policy = statements(role_policy(iam, out.pre_annotation_role_arn))
+    assert set(pre_policy) == {"OwnLogGroup", "ReadLabelFile"}  # no answers, no AssumeRole
+    assert pre_policy["ReadLabelFile"]["Resource"] == f"arn:aws:s3:::{bucket}/config/labels.json"
+    assert pre_policy["OwnLogGroup"]["Resource"] == [
+        f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{pre['FunctionName']}",
+        f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{pre['FunctionName']}:*",
+    ]
+
+    post_policy = statements(role_policy(iam, out.post_annotation_role_arn))
+    assert set(post_policy) == {
+        "OwnLogGroup",
+        "ReadJobOutput",
+        "ListJobOutput",
+        "ReadAsTheLabelingRole",
+    }
+    assert post_policy["ReadJobOutput"]["Resource"] == f"arn:aws:s3:::{bucket}/jobs/run-1/*"
+    assert post_policy["ListJobOutput"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["jobs/run-1/*"]}
+    }
+    assert post_policy["ReadAsTheLabelingRole"]["Resource"] == labeling_role
+    assert all(
+        f"/aws/lambda/{post['FunctionName']}" in r for r in post_policy["OwnLogGroup"]["Resource"]
+    )
+
+
+def test_the_assumed_session_reads_only_the_output_prefix(
+    aws: Callable[[str], Any], bucket: str, moto_endpoint: str
+) -> None:
+    iam, lam = aws("iam"), aws("lambda")
+    labeling_role = iam.create_role(RoleName=f"GtLabel-{bucket}", AssumeRolePolicyDocument="{}")[
+        "Role"
+    ]["Arn"]
+    out = deploy(
+        aws, bucket, tiny_zip("v1"), output_prefix="jobs/", labeling_role_arn=labeling_role
+    )
+    env = lam.get_function(FunctionName=out.post_annotation_arn)["Configuration"]["Environment"]
+    sts = aws("sts")
+    sent: list[dict[str, Any]] = []
+    sts.meta.events.register(
+        "provide-client-params.sts.AssumeRole", lambda params, **_: sent.append(dict(params))
+    )
+    factory = assumed_role_store_factory(
+        sts, read_prefix=env["Variables"][READ_PREFIX_VARIABLE], endpoint_url=moto_endpoint
+    )
+    factory(labeling_role)
+    assert len(sent) == 1
+    session_policy = json.loads(sent[0]["Policy"])
+    assert session_policy == read_prefix_policy(f"s3://{bucket}/jobs/")
+    assert {s["Resource"] for s in session_policy["Statement"]} == {
+        f"arn:aws:s3:::{bucket}/jobs/*",
+        f"arn:aws:s3:::{bucket}",
+    }
+
+
+def test_functions_get_the_architecture_and_runtime_the_zip_records(
+    aws: Callable[[str], Any], bucket: str
+) -> None:
+    lam = aws("lambda")
+    out = deploy(aws, bucket, tiny_zip("arm", architecture="arm64", python="3.11"))
+    for arn in (out.pre_annotation_arn, out.post_annotation_arn):
+        config = lam.get_function(FunctionName=arn)["Configuration"]
+        assert (config["Architectures"], config["Runtime"]) == (["arm64"], "python3.11")
 
 
 def test_redeploy_updates_code_and_settings_in_place(
     aws: Callable[[str], Any], bucket: str
 ) -> None:
     iam, lam = aws("iam"), aws("lambda")
-    kwargs: dict[str, Any] = {
-        "iam_client": iam,
-        "lambda_client": lam,
-        "output_bucket": bucket,
-        "name_prefix": bucket,
-        "sleep": no_sleep,
-    }
-    first = deploy_lambdas(tiny_zip("v1"), post_environment={"GT_FUSION": "mean"}, **kwargs)
+    first = deploy(aws, bucket, tiny_zip("v1"), post_environment={"GT_FUSION": "mean"})
     sha1 = lam.get_function(FunctionName=first.post_annotation_arn)["Configuration"]["CodeSha256"]
-    second = deploy_lambdas(
-        tiny_zip("v2"), post_environment={"GT_FUSION": "median"}, memory_mb=1024, **kwargs
+    second = deploy(
+        aws, bucket, tiny_zip("v2"), post_environment={"GT_FUSION": "median"}, memory_mb=1024
     )
     assert second == first
     post = lam.get_function(FunctionName=second.post_annotation_arn)["Configuration"]
     assert post["CodeSha256"] != sha1
-    assert post["Environment"]["Variables"] == {"GT_FUSION": "median"}
+    assert post["Environment"]["Variables"] == {
+        "GT_FUSION": "median",
+        READ_PREFIX_VARIABLE: f"s3://{bucket}/",
+    }
     assert post["MemorySize"] == 1024
-    role_name = first.role_arn.rsplit("/", 1)[1]
-    assert "sts:AssumeRole" not in json.dumps(role_policy(iam, role_name))
+    assert "sts:AssumeRole" not in json.dumps(role_policy(iam, first.post_annotation_role_arn))
+
+
+NO_TARGET = io.BytesIO()
+with zipfile.ZipFile(NO_TARGET, "w") as _zf:
+    _zf.writestr("lambdas/__init__.py", "")
 
 
 @pytest.mark.parametrize(
     ("kwargs", "problem"),
     [
-        ({"name_prefix": "bad name!"}, "function name"),
-        ({"name_prefix": "x" * 60}, "function name"),
+        ({"name_prefix": "bad name!"}, "name 'bad name!-SageMaker-pre-annotation'"),
+        ({"name_prefix": "x" * 40}, "-SageMaker-post-annotation-role' must be 1-64"),
         ({"zip_file": b"0" * (50 * 1024 * 1024 + 1)}, "50 MB"),
+        ({"zip_file": NO_TARGET.getvalue()}, "the zip has no gt-toolkit-lambda.json"),
+        ({"output_bucket": "*"}, "bad bucket name '*'"),
+        ({"output_bucket": "b-out/jobs"}, "output_bucket must be a bucket name alone"),
+        ({"output_prefix": "jobs/*/"}, "must not hold wildcards"),
+        ({"labeling_role_arn": "*"}, "labeling_role_arn must be one IAM role ARN"),
+        (
+            {"labeling_role_arn": "arn:aws:iam::123456789012:role/*"},
+            "labeling_role_arn must be one IAM role ARN",
+        ),
+        ({"pre_environment": {"GT_LABELS_S3_URI": "labels.json"}}, "GT_LABELS_S3_URI:"),
     ],
-    ids=["characters", "too-long", "zip-too-big"],
+    ids=[
+        "characters",
+        "too-long",
+        "zip-too-big",
+        "zip-without-target",
+        "wildcard-bucket",
+        "slashed-bucket",
+        "wildcard-prefix",
+        "wildcard-role",
+        "wildcard-role-name",
+        "labels-not-s3",
+    ],
 )
 def test_bad_deployments_are_refused_before_any_call(kwargs: dict[str, Any], problem: str) -> None:
     args: dict[str, Any] = {
-        "zip_file": b"zip",
+        "zip_file": tiny_zip("v1"),
         "iam_client": None,
         "lambda_client": None,
         "output_bucket": "b-out",
     }
-    with pytest.raises(ValidationError, match=problem):
-        deploy_lambdas(**{**args, **kwargs})
+    with pytest.raises(ValidationError, match=re.escape(problem)):
+        deploy_lambdas(**(args | kwargs))
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -141,18 +260,58 @@ def test_template_matches_the_package() -> None:
     assert resources["PostAnnotationFunction"]["Properties"]["Handler"] == HANDLERS["post"]
     for name in ("PreAnnotationFunction", "PostAnnotationFunction"):
         assert "SageMaker" in resources[name]["Properties"]["FunctionName"]["Sub"]
+    names = LambdaNames("${NamePrefix}")
+    for role, function in (("PreAnnotationRole", names.pre), ("PostAnnotationRole", names.post)):
+        assert resources[role]["Properties"]["RoleName"] == {"Sub": names.role(function)}
 
 
-def test_template_deploys_on_cloudformation(aws: Callable[[str], Any], bucket: str) -> None:
-    s3, cfn, lam = aws("s3"), aws("cloudformation"), aws("lambda")
+@pytest.mark.parametrize(
+    ("parameter", "value", "allowed"),
+    [
+        ("OutputBucket", "my-gt-output", True),
+        ("OutputBucket", "*", False),
+        ("OutputBucket", "my-gt-output/jobs", False),
+        ("OutputPrefix", "", True),
+        ("OutputPrefix", "jobs/run-1/", True),
+        ("OutputPrefix", "jobs", False),
+        ("OutputPrefix", "jobs/*/", False),
+        ("OutputPrefix", "/jobs/", False),
+        ("LabelsS3Uri", "", True),
+        ("LabelsS3Uri", "s3://bkt/labels.json", True),
+        ("LabelsS3Uri", "s3://bkt/*", False),
+    ],
+)
+def test_template_parameters_refuse_wildcards_and_slashed_buckets(
+    parameter: str, value: str, allowed: bool
+) -> None:
+    pattern = yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)["Parameters"][parameter][
+        "AllowedPattern"
+    ]
+    assert (re.fullmatch(pattern, value) is not None) is allowed
+
+
+@pytest.mark.parametrize("with_labeling_role", [True, False], ids=["labeling-role", "label-file"])
+def test_template_deploys_on_cloudformation(
+    aws: Callable[[str], Any], bucket: str, with_labeling_role: bool
+) -> None:
+    s3, cfn, lam, iam = aws("s3"), aws("cloudformation"), aws("lambda"), aws("iam")
     s3.put_object(Bucket=bucket, Key="code/fn.zip", Body=tiny_zip("cfn"))
+    labeling_role = iam.create_role(RoleName=f"GtCfn-{bucket}", AssumeRolePolicyDocument="{}")[
+        "Role"
+    ]["Arn"]
     prefix = f"cfn-{bucket[-8:]}"
     params = {
         "NamePrefix": prefix,
         "CodeBucket": bucket,
         "CodeKey": "code/fn.zip",
         "OutputBucket": bucket,
+        "OutputPrefix": "jobs/",
         "Labels": "car,bike",
+        **(
+            {"LabelingRoleArn": labeling_role}
+            if with_labeling_role
+            else {"LabelsS3Uri": f"s3://{bucket}/config/labels.json"}
+        ),
     }
     cfn.create_stack(
         StackName=f"gt-{bucket}",
@@ -168,4 +327,25 @@ def test_template_deploys_on_cloudformation(aws: Callable[[str], Any], bucket: s
     assert pre["FunctionName"] == f"{prefix}-SageMaker-pre-annotation"
     assert pre["Environment"]["Variables"]["GT_LABELS"] == "car,bike"
     assert post["Handler"] == HANDLERS["post"]
-    assert post["Environment"]["Variables"]["GT_ASSUME_ROLE"] == "false"
+    assert post["Environment"]["Variables"]["GT_ASSUME_ROLE"] == str(with_labeling_role).lower()
+    assert post["Environment"]["Variables"][READ_PREFIX_VARIABLE] == f"s3://{bucket}/jobs/"
+    assert (pre["Role"], post["Role"]) == (
+        outputs["PreAnnotationRoleArn"],
+        outputs["PostAnnotationRoleArn"],
+    )
+    # The same policies deploy_lambdas writes (CloudFormation names the statements alike).
+    account = pre["Role"].split(":")[4]
+    for config, grants in (
+        (pre, {"read_object_uri": params.get("LabelsS3Uri")}),
+        (
+            post,
+            {
+                "read_prefix_uri": f"s3://{bucket}/jobs/",
+                "labeling_role_arn": params.get("LabelingRoleArn"),
+            },
+        ),
+    ):
+        expected = build_lambda_role_policy(
+            function_name=config["FunctionName"], region="us-east-1", account=account, **grants
+        )
+        assert role_policy(iam, config["Role"]) == expected

@@ -1,14 +1,24 @@
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gt_toolkit.errors import GtToolkitError
-from gt_toolkit.sagemaker.lambda_zip import build_lambda_zip, lambda_requirements
+from gt_toolkit.errors import LambdaZipError
+from gt_toolkit.sagemaker.lambda_deploy import deploy_lambdas
+from gt_toolkit.sagemaker.lambda_zip import (
+    TARGET_ENTRY,
+    LambdaTarget,
+    build_lambda_zip,
+    lambda_requirements,
+    read_lambda_target,
+)
 from tests.helpers import REPO
 
 PYVER = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -80,5 +90,54 @@ def test_zip_gt_toolkit_imports_lazily(tmp_path: Path) -> None:
 
 
 def test_bad_arch_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(GtToolkitError, match="arch"):
+    with pytest.raises(LambdaZipError, match="arch"):
         build_lambda_zip(tmp_path / "x.zip", arch="sparc", requirements=[])  # type: ignore[arg-type]
+
+
+def test_the_zip_records_its_target_and_deploys_with_it(
+    tmp_path: Path, aws: Callable[[str], Any], bucket: str
+) -> None:
+    built = build_lambda_zip(
+        tmp_path / "arm.zip",
+        arch="arm64",
+        python=PYVER,
+        requirements=[],
+        cache_dir=tmp_path / "c",
+        compile_bytecode=False,
+    )
+    assert built.target == LambdaTarget(architecture="arm64", python=PYVER)
+    assert read_lambda_target(built.path) == built.target
+    assert read_lambda_target(built.path.read_bytes()) == built.target
+    assert TARGET_ENTRY in zip_names(built.path)
+    deployed = deploy_lambdas(
+        built,
+        iam_client=aws("iam"),
+        lambda_client=aws("lambda"),
+        output_bucket=bucket,
+        name_prefix=bucket,
+        sleep=lambda _: None,
+    )
+    config = aws("lambda").get_function(FunctionName=deployed.post_annotation_arn)["Configuration"]
+    assert config["Architectures"] == ["arm64"]
+    assert config["Runtime"] == f"python{PYVER}"
+
+
+@pytest.mark.parametrize(
+    ("entries", "problem"),
+    [
+        ({}, "has no gt-toolkit-lambda.json"),
+        ({TARGET_ENTRY: "{not json"}, "cannot read the Lambda zip"),
+        ({TARGET_ENTRY: '{"architecture": "sparc", "python": "3.12"}'}, "does not name"),
+        ({TARGET_ENTRY: "[1, 2]"}, "does not name"),
+    ],
+)
+def test_a_zip_without_a_readable_target_is_refused(entries: dict[str, str], problem: str) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("lambdas/__init__.py", "")
+        for name, text in entries.items():
+            zf.writestr(name, text)
+    with pytest.raises(LambdaZipError, match=problem):
+        read_lambda_target(buf.getvalue())
+    with pytest.raises(LambdaZipError, match="cannot read the Lambda zip"):
+        read_lambda_target(b"not a zip")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gt_toolkit import ValidationError
@@ -89,7 +89,7 @@ def test_decoded_boxes_feed_the_ground_truth_label_builder() -> None:
     )
     size, parsed = parse_detection_label(pair["prelabel"], pair["prelabel-metadata"])
     assert size == {"width": 100, "height": 100, "depth": 3}
-    assert [(b.label, b.left, b.top, b.width, b.height, b.confidence) for b in parsed] == [
+    assert [(b.label, b.left, b.top, b.width, b.height, b.score) for b in parsed] == [
         ("ball", 10, 10, 50, 50, 0.9)
     ]
 
@@ -152,3 +152,63 @@ def test_classification_is_a_permutation_sorted_by_probability(probs: list[float
     assert sorted(s.class_id for s in scores) == list(range(len(probs)))
     assert [s.probability for s in scores] == sorted(probs, reverse=True)
     assert all(probs[s.class_id] == s.probability for s in scores)
+
+
+def test_the_pytorch_classifier_answer() -> None:
+    body = {
+        "predictions": [
+            {"class_id": 2, "label": "husky", "probability": 0.7},
+            {"class_id": 0, "label": "akita", "probability": 0.2},
+        ]
+    }
+    scores = decode_classification(json.dumps(body))
+    assert [(s.class_id, s.label, s.probability) for s in scores] == [
+        (2, "husky", 0.7),
+        (0, "akita", 0.2),
+    ]
+    assert len(decode_classification(body, top_k=1)) == 1
+    with pytest.raises(ValidationError, match=r"predictions\[0\]"):
+        decode_classification({"predictions": [{"class_id": 1, "probability": 0.5}]})
+
+
+@settings(deadline=None)  # two decodes per example; slow only on a loaded machine
+@given(rows=st.lists(row, max_size=20), width=st.integers(1, 2000), height=st.integers(1, 2000))
+def test_jumpstart_detections_decode_like_the_builtin_rows(
+    rows: list[list[float]], width: int, height: int
+) -> None:
+    """JumpStart's columns, regrouped into built-in rows, give the same boxes."""
+    jumpstart = {
+        "normalized_boxes": [r[2:] for r in rows],
+        "classes": [r[0] for r in rows],
+        "scores": [r[1] for r in rows],
+    }
+    size = (width, height)
+    assert decode_detections(jumpstart, image_size=size) == decode_detections(
+        {"prediction": rows}, image_size=size
+    )
+
+
+def test_jumpstart_verbose_labels_name_the_boxes() -> None:
+    body = {
+        "normalized_boxes": [[0.1, 0.2, 0.5, 0.6]],
+        "classes": [1.0],
+        "scores": [0.8],
+        "labels": ["person", "bicycle"],
+    }
+    [box] = decode_detections(json.dumps(body), image_size=(200, 100))
+    assert (box["label"], box["left"], box["top"]) == ("bicycle", 20.0, 20.0)
+    assert decode_detections(body, image_size=(200, 100), labels={1: "bike"})[0]["label"] == "bike"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"normalized_boxes": [[0, 0, 1, 1]]}, "needs classes and scores"),
+        ({"normalized_boxes": [[0, 0, 1, 1]], "classes": [0], "scores": []}, "differ in length"),
+        ({"normalized_boxes": [[0, 0, 1]], "classes": [0], "scores": [1]}, "not 6 numbers"),
+        ({"boxes": []}, "normalized_boxes"),
+    ],
+)
+def test_bad_jumpstart_detections(body: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        decode_detections(body, image_size=(10, 10))

@@ -16,12 +16,15 @@ import pytest
 from gt_toolkit import ValidationError
 from gt_toolkit.errors import StorageError
 from gt_toolkit.sagemaker.preflight import (
-    Severity,
     bucket_region,
     preflight_channels,
     preflight_training_request,
 )
-from gt_toolkit.sagemaker.training import build_object_detection_training_request
+from gt_toolkit.sagemaker.preflight_report import Severity
+from gt_toolkit.sagemaker.training import (
+    ObjectDetectionHyperparameters,
+    build_object_detection_training_request,
+)
 from gt_toolkit.storage.s3 import S3Store
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -248,9 +251,9 @@ def test_preflight_training_request_reads_channels_and_hyperparameters(
         validation_manifest_uri=validation,
         label_attribute="boxes",
         output_uri=f"s3://{bucket}/models",
-        num_training_samples=9,
-        num_classes=2,
-        mini_batch_size=8,
+        hyperparameters=ObjectDetectionHyperparameters(
+            num_training_samples=9, num_classes=2, mini_batch_size=8
+        ),
     )
     report = preflight_training_request(
         request, store=store, s3_client=s3_client, class_map=["ball", "bat"]
@@ -313,3 +316,81 @@ def test_manifests_and_output_in_another_region_are_errors(
     )
     assert any("the training output is in bucket" in m for m in messages)
     assert not any(f"bucket {bucket} " in m for m in messages)  # the images are in us-east-1
+
+
+def test_a_failed_object_with_an_empty_label_is_an_error(tmp_path: Path) -> None:
+    failed = json.loads(line("s3://bkt/b.jpg", []))
+    failed["boxes-metadata"]["failure-reason"] = "no usable worker answer"
+    path = tmp_path / "train.manifest"
+    path.write_text(line("s3://bkt/a.jpg", [box(0)]) + "\n" + json.dumps(failed) + "\n")
+    report = preflight_channels({"train": path}, label_attribute="boxes", allow_empty_images=True)
+    (finding,) = [f for f in report.findings if f.line_no == 2]
+    assert finding.severity is Severity.ERROR
+    assert "failed object: no usable worker answer" in finding.message
+
+
+# -- script mode and JumpStart requests ------------------------------------------------------
+
+
+def test_a_script_mode_request_gets_its_class_folders_checked(store: S3Store, bucket: str) -> None:
+    from gt_toolkit.sagemaker.pytorch import build_pytorch_training_request
+    from tests.helpers import pytorch_request_args
+
+    for key in ("train/cat/a.jpg", "train/dog/b.jpg", "validation/cat/c.jpg", "train/dog/x.txt"):
+        store.put_bytes(f"s3://{bucket}/dogs/{key}", b"x")
+    request = build_pytorch_training_request(
+        **pytorch_request_args(
+            train_uri=f"s3://{bucket}/dogs/train", validation_uri=f"s3://{bucket}/dogs/validation"
+        )
+    )
+    report = preflight_training_request(request, store=store)
+    assert [f.message for f in report.errors] == [
+        "validation: needs at least two class folders, found ['cat']",
+        "train and validation class folders differ: only in train ['dog'], only in validation []",
+    ]
+    assert [f.message for f in report.warnings] == [
+        "train: 1 file(s) not images skipped: dog/x.txt"
+    ]
+    assert report.counts == {"train": 2, "validation": 1}
+
+
+def test_jumpstart_requests_get_the_layout_of_their_task(jumpstart: S3Store, bucket: str) -> None:
+    from gt_toolkit.sagemaker.jumpstart import build_jumpstart_training_request
+
+    annotations = {
+        "images": [{"file_name": "a.jpg", "width": 8, "height": 8, "id": 0}],
+        "annotations": [{"image_id": 0, "bbox": [1, 1, 4, 4], "category_id": 3}],
+    }
+    jumpstart.put_bytes(f"s3://{bucket}/od/annotations.json", json.dumps(annotations).encode())
+    jumpstart.put_bytes(f"s3://{bucket}/od/images/b.jpg", b"x")
+    for key in ("ic/cat/a.jpg", "ic/dog/b.jpg"):
+        jumpstart.put_bytes(f"s3://{bucket}/{key}", b"x")
+    common = {
+        "store": jumpstart,
+        "region": "us-east-1",
+        "role_arn": ROLE,
+        "output_uri": f"s3://{bucket}/models",
+    }
+    detector = build_jumpstart_training_request(
+        model_id="pytorch-od1-fasterrcnn-resnet50-fpn",
+        job_name="birds",
+        train_uri=f"s3://{bucket}/od/",
+        **common,
+    )
+    errors = [f.message for f in preflight_training_request(detector, store=jumpstart).errors]
+    assert errors == [
+        "annotations.json names 1 image(s) not in images/: a.jpg",
+        "class ids are not dense: the annotations use [3], JumpStart counts classes as 0..0 "
+        "(missing [0])",
+    ]
+    classifier = build_jumpstart_training_request(
+        model_id="pytorch-ic-resnet18", job_name="storm", train_uri=f"s3://{bucket}/ic/", **common
+    )
+    report = preflight_training_request(classifier, store=jumpstart)
+    assert report.ok and report.counts == {"train": 2}
+
+
+def test_a_script_request_without_its_train_channel() -> None:
+    request = {"HyperParameters": {"sagemaker_program": '"train.py"'}, "InputDataConfig": []}
+    report = preflight_training_request(request)
+    assert [f.message for f in report.errors] == ["the request has no 'train' channel"]

@@ -19,32 +19,30 @@ from gt_toolkit.formats.training_channels import (
 from gt_toolkit.sagemaker.regions import ALGORITHM_IMAGE_ACCOUNTS
 from gt_toolkit.sagemaker.service_validation import botocore_report, validate_request
 from gt_toolkit.sagemaker.training import (
+    ImageClassificationHyperparameters,
+    ObjectDetectionHyperparameters,
+    TrainingResources,
     build_image_classification_training_request,
     build_object_detection_training_request,
     channel_problems,
-    object_detection_hyperparameters,
     training_kwargs_from_facts,
 )
 from gt_toolkit.storage.s3 import S3Store
+from tests.helpers import SAGEMAKER_ROLE as ROLE
+from tests.helpers import assert_refused
+from tests.helpers import od_request_args as od_args
 
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+
+def od_hp(**fields: Any) -> ObjectDetectionHyperparameters:
+    return ObjectDetectionHyperparameters(
+        **({"num_training_samples": 32, "num_classes": 1, "max_boxes": 4} | fields)
+    )
 
 
-def od_args(**overrides: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "job_name": "balls-od-1",
-        "role_arn": ROLE,
-        "region": "us-east-1",
-        "train_manifest_uri": "s3://gt-toolkit-demo/train.manifest",
-        "validation_manifest_uri": "s3://gt-toolkit-demo/validation.manifest",
-        "label_attribute": "boxes",
-        "output_uri": "s3://gt-toolkit-demo/models",
-        "num_training_samples": 32,
-        "num_classes": 1,
-        "max_boxes": 4,
-    }
-    args.update(overrides)
-    return args
+def ic_hp(**fields: Any) -> ImageClassificationHyperparameters:
+    return ImageClassificationHyperparameters(
+        **({"num_training_samples": 32, "num_classes": 2} | fields)
+    )
 
 
 def ic_lst_args(**overrides: Any) -> dict[str, Any]:
@@ -53,15 +51,13 @@ def ic_lst_args(**overrides: Any) -> dict[str, Any]:
         "role_arn": ROLE,
         "region": "us-east-1",
         "output_uri": "s3://gt-toolkit-demo/models",
-        "num_training_samples": 32,
-        "num_classes": 2,
+        "hyperparameters": ic_hp(),
         "train_uri": "s3://gt-toolkit-demo/ic/train/",
         "validation_uri": "s3://gt-toolkit-demo/ic/validation/",
         "train_lst_uri": "s3://gt-toolkit-demo/ic/train_lst/",
         "validation_lst_uri": "s3://gt-toolkit-demo/ic/validation_lst/",
     }
-    args.update(overrides)
-    return args
+    return args | overrides
 
 
 def assert_valid(request: dict[str, Any]) -> None:
@@ -97,20 +93,21 @@ def test_object_detection_request_has_the_channel_settings_builtins_need() -> No
 
 def test_label_width_grows_with_the_busiest_image() -> None:
     assert min_label_width(100) == 502
-    hp = object_detection_hyperparameters(
-        num_training_samples=10, num_classes=3, max_boxes=100, mini_batch_size=8
-    )
-    assert hp["label_width"] == "502"
-    hp = object_detection_hyperparameters(
+    hp = od_hp(num_training_samples=10, num_classes=3, max_boxes=100, mini_batch_size=8)
+    assert hp.as_strings()["label_width"] == "502"
+    hp = od_hp(
         num_training_samples=10, num_classes=3, max_boxes=2, label_width=12, mini_batch_size=8
     )
-    assert hp["label_width"] == "12"
+    assert hp.as_strings()["label_width"] == "12"
 
 
 def test_object_detection_training_runs_on_moto(aws: Callable[[str], Any]) -> None:
     sm = aws("sagemaker")
     request = build_object_detection_training_request(
-        **od_args(job_name="od-on-moto", learning_rate=1e-4, optimizer="adam", epochs=5)
+        **od_args(
+            job_name="od-on-moto",
+            hyperparameters=od_hp(learning_rate=1e-4, optimizer="adam", epochs=5),
+        )
     )
     sm.create_training_job(**request)
     described = sm.describe_training_job(TrainingJobName="od-on-moto")
@@ -168,7 +165,7 @@ def test_image_classification_multi_label_uses_class_id_content_type() -> None:
             train_manifest_uri="s3://b-k-t/train.manifest",
             validation_manifest_uri="s3://b-k-t/validation.manifest",
             label_attribute="tags",
-            multi_label=True,
+            hyperparameters=ic_hp(multi_label=True),
         )
     )
     assert request["InputDataConfig"][0]["ContentType"] == (
@@ -207,55 +204,49 @@ def test_image_uri_per_region(region: str) -> None:
     )
 
 
-BAD: list[tuple[str, Callable[..., Any], dict[str, Any], list[str]]] = [
+BAD_HYPERPARAMETERS: list[tuple[str, Callable[..., Any], dict[str, Any], list[str]]] = [
     (
         "label width too small",
-        build_object_detection_training_request,
-        od_args(max_boxes=80, label_width=350),
+        od_hp,
+        {"max_boxes": 80, "label_width": 350},
         ["label_width 350 is too small for 80 boxes", ">= 2 + 5 x 80 = 402"],
     ),
-    (
-        "zero samples",
-        build_object_detection_training_request,
-        od_args(num_training_samples=0),
-        ["num_training_samples must be a positive integer"],
-    ),
-    (
-        "string classes",
-        build_object_detection_training_request,
-        od_args(num_classes="2"),
-        ["num_classes must be a positive integer, got '2'"],
-    ),
-    (
-        "base network",
-        build_object_detection_training_request,
-        od_args(base_network="vgg-19"),
-        ["base_network 'vgg-19'"],
-    ),
-    (
-        "optimizer",
-        build_object_detection_training_request,
-        od_args(optimizer="lbfgs"),
-        ["optimizer 'lbfgs'"],
-    ),
-    (
-        "learning rate 0",
-        build_object_detection_training_request,
-        od_args(learning_rate=0.0),
-        ["learning_rate must be in (0, 1]"],
-    ),
-    (
-        "image shape",
-        build_object_detection_training_request,
-        od_args(image_shape=224),
-        ["image_shape must be an integer >= 300"],
-    ),
+    ("zero samples", od_hp, {"num_training_samples": 0}, ["num_training_samples must be a"]),
+    ("string classes", od_hp, {"num_classes": "2"}, ["num_classes must be a positive integer"]),
+    ("zero epochs", od_hp, {"epochs": 0}, ["epochs must be a positive integer, got 0"]),
+    ("base network", od_hp, {"base_network": "vgg-19"}, ["base_network 'vgg-19'"]),
+    ("optimizer", od_hp, {"optimizer": "lbfgs"}, ["optimizer 'lbfgs'"]),
+    ("learning rate 0", od_hp, {"learning_rate": 0.0}, ["learning_rate must be in (0, 1]"]),
+    ("momentum 1", od_hp, {"momentum": 1.0}, ["momentum must be in [0, 1), got 1.0"]),
+    ("weight decay", od_hp, {"weight_decay": -0.1}, ["weight_decay must be in [0, 1)"]),
+    ("image shape", od_hp, {"image_shape": 224}, ["image_shape must be an integer >= 300"]),
     (
         "batch larger than data",
-        build_object_detection_training_request,
-        od_args(num_training_samples=10),
+        od_hp,
+        {"num_training_samples": 10},
         ["mini_batch_size 32 is larger than the 10"],
     ),
+    ("ic layers", ic_hp, {"num_layers": 19}, ["num_layers 19"]),
+    ("ic shape", ic_hp, {"image_shape": "224,224"}, ["image_shape must be 'channels,height"]),
+    ("ic optimizer", ic_hp, {"optimizer": "adadelta"}, ["optimizer 'adadelta'"]),
+    ("ic resize", ic_hp, {"resize": 0}, ["resize must be a positive integer, got 0"]),
+    (
+        "every problem at once",
+        od_hp,
+        {"epochs": 0, "optimizer": "lbfgs"},
+        ["2 problem(s)", "epochs must be", "optimizer 'lbfgs'"],
+    ),
+]
+
+
+def test_extra_hyperparameters_pass_through_and_win() -> None:
+    hp = od_hp(extra={"nms_threshold": "0.45", "epochs": "3"})
+    assert hp.as_strings()["nms_threshold"] == "0.45"
+    assert hp.as_strings()["epochs"] == "3"
+    assert ic_hp(extra={"augmentation_type": "crop"}).as_strings()["augmentation_type"] == "crop"
+
+
+BAD_REQUESTS: list[tuple[str, Callable[..., Any], dict[str, Any], list[str]]] = [
     (
         "metadata attribute",
         build_object_detection_training_request,
@@ -265,13 +256,13 @@ BAD: list[tuple[str, Callable[..., Any], dict[str, Any], list[str]]] = [
     (
         "cpu instance",
         build_object_detection_training_request,
-        od_args(instance_type="ml.m5.xlarge"),
+        od_args(resources=TrainingResources(instance_type="ml.m5.xlarge")),
         ["GPU instances"],
     ),
     (
         "fake instance",
         build_object_detection_training_request,
-        od_args(instance_type="ml.fake"),
+        od_args(resources=TrainingResources(instance_type="ml.fake")),
         ["ResourceConfig.InstanceType: 'ml.fake' is not one of", "more)"],
     ),
     (
@@ -287,6 +278,12 @@ BAD: list[tuple[str, Callable[..., Any], dict[str, Any], list[str]]] = [
         ["region 'mars-1' has no known built-in algorithm images"],
     ),
     (
+        "reserved tag key",
+        build_object_detection_training_request,
+        od_args(tags={"aws:cloudformation:stack-name": "x"}),
+        ["Tags[0].Key: 'aws:cloudformation:stack-name': the prefix 'aws:' is reserved"],
+    ),
+    (
         "ic both inputs",
         build_image_classification_training_request,
         ic_lst_args(
@@ -295,6 +292,18 @@ BAD: list[tuple[str, Callable[..., Any], dict[str, Any], list[str]]] = [
             label_attribute="c",
         ),
         ["not both"],
+    ),
+    (
+        "ic missing manifest",
+        build_image_classification_training_request,
+        ic_lst_args(
+            train_uri=None,
+            validation_uri=None,
+            train_lst_uri=None,
+            validation_lst_uri=None,
+            train_manifest_uri="s3://b-k-t/t.manifest",
+        ),
+        ["augmented-manifest mode needs"],
     ),
     (
         "ic missing lst",
@@ -310,36 +319,18 @@ BAD: list[tuple[str, Callable[..., Any], dict[str, Any], list[str]]] = [
         ),
         ["no input"],
     ),
-    (
-        "ic layers",
-        build_image_classification_training_request,
-        ic_lst_args(num_layers=19),
-        ["num_layers 19"],
-    ),
-    (
-        "ic shape",
-        build_image_classification_training_request,
-        ic_lst_args(image_shape="224,224"),
-        ["image_shape must be 'channels,height,width'"],
-    ),
-    (
-        "ic optimizer",
-        build_image_classification_training_request,
-        ic_lst_args(optimizer="adadelta"),
-        ["optimizer 'adadelta'"],
-    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "builder", "args", "expected"), BAD, ids=[b[0] for b in BAD])
-def test_bad_training_inputs(
-    case: str, builder: Callable[..., Any], args: dict[str, Any], expected: list[str]
+@pytest.mark.parametrize(
+    ("make", "kwargs", "expected"),
+    [row[1:] for row in BAD_HYPERPARAMETERS + BAD_REQUESTS],
+    ids=[row[0] for row in BAD_HYPERPARAMETERS + BAD_REQUESTS],
+)
+def test_bad_training_inputs_are_refused_with_every_problem(
+    make: Callable[..., Any], kwargs: dict[str, Any], expected: list[str]
 ) -> None:
-    with pytest.raises(ValidationError) as info:
-        builder(**args)
-    message = str(info.value)
-    for fragment in expected:
-        assert fragment in message, f"{case}: {fragment!r} not in\n{message}"
+    assert_refused(make, kwargs, expected)
 
 
 def test_channel_problems_find_the_classic_mistakes_in_a_hand_written_request() -> None:
@@ -374,11 +365,23 @@ def test_channel_problems_find_the_classic_mistakes_in_a_hand_written_request() 
 
 def test_spot_and_tags() -> None:
     request = build_object_detection_training_request(
-        **od_args(spot=True, tags={"project": "balls"})
+        **od_args(resources=TrainingResources(spot=True), tags={"project": "balls"})
     )
     assert_valid(request)
     assert request["EnableManagedSpotTraining"] is True
     assert request["StoppingCondition"]["MaxWaitTimeInSeconds"] == 86_400
+    assert request["Tags"] == [{"Key": "project", "Value": "balls"}]
+    resources = TrainingResources(
+        instance_type="ml.g5.xlarge", instance_count=2, volume_size_gb=80, max_runtime_seconds=600
+    )
+    request = build_object_detection_training_request(**od_args(resources=resources))
+    assert request["ResourceConfig"] == {
+        "InstanceType": "ml.g5.xlarge",
+        "InstanceCount": 2,
+        "VolumeSizeInGB": 80,
+    }
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 600}
+    assert "EnableManagedSpotTraining" not in request
     channel = augmented_manifest_channel("train", "s3://b-k-t/m", "boxes", shuffle_seed=7)
     assert channel["ShuffleConfig"] == {"Seed": 7}
 
@@ -406,21 +409,19 @@ def test_channels_json_feeds_the_builder(tmp_path: Path) -> None:
     assert facts.samples == {"train": 32, "validation": 8}
     kwargs = training_kwargs_from_facts(facts)
     assert kwargs == {
-        "num_training_samples": 32,
-        "num_classes": 1,
-        "label_width": 17,
-        "max_boxes": 3,
         "label_attribute": "truth",
         "train_manifest_uri": "s3://gt-toolkit-demo/conv/train.manifest",
         "validation_manifest_uri": "s3://gt-toolkit-demo/conv/validation.manifest",
     }
+    hp = ObjectDetectionHyperparameters.from_facts(facts, mini_batch_size=8)
+    assert (hp.num_training_samples, hp.num_classes, hp.label_width, hp.max_boxes) == (32, 1, 17, 3)
     request = build_object_detection_training_request(
         **kwargs,
         job_name="from-facts",
         role_arn=ROLE,
         region="us-east-1",
         output_uri="s3://gt-toolkit-demo/models",
-        mini_batch_size=8,
+        hyperparameters=hp,
     )
     assert request["HyperParameters"]["label_width"] == "17"
     assert request["InputDataConfig"] == CHANNELS_JSON["InputDataConfig"]
@@ -466,7 +467,7 @@ def test_channels_json_in_the_converters_shape() -> None:
         role_arn=ROLE,
         region="us-east-1",
         output_uri="s3://gt-toolkit-demo/models",
-        mini_batch_size=16,
+        hyperparameters=ObjectDetectionHyperparameters.from_facts(facts, mini_batch_size=16),
     )
     assert request["HyperParameters"]["num_training_samples"] == "31"
     assert request["HyperParameters"]["label_width"] == "350"

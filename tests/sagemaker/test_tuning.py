@@ -13,6 +13,9 @@ from botocore.stub import Stubber
 from gt_toolkit import GtToolkitError, ValidationError
 from gt_toolkit.sagemaker.service_validation import botocore_report, validate_request
 from gt_toolkit.sagemaker.training import (
+    JUMPSTART_MODEL_ID_TAG,
+    ImageClassificationHyperparameters,
+    ObjectDetectionHyperparameters,
     build_image_classification_training_request,
     build_object_detection_training_request,
 )
@@ -24,26 +27,17 @@ from gt_toolkit.sagemaker.tuning import (
     build_tuning_request,
     default_ranges,
     pick_best_training_job,
+    script_default_ranges,
 )
+from tests.helpers import SAGEMAKER_ROLE as ROLE
+from tests.helpers import od_request_args, pytorch_request_args
 
-ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 
-
-def od_training(**overrides: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "job_name": "balls-od",
-        "role_arn": ROLE,
-        "region": "us-east-1",
-        "train_manifest_uri": "s3://gt-toolkit-demo/train.manifest",
-        "validation_manifest_uri": "s3://gt-toolkit-demo/validation.manifest",
-        "label_attribute": "boxes",
-        "output_uri": "s3://gt-toolkit-demo/models",
-        "num_training_samples": 40,
-        "num_classes": 1,
-        "max_boxes": 3,
-    }
-    args.update(overrides)
-    return build_object_detection_training_request(**args)
+def od_training() -> dict[str, Any]:
+    hp = ObjectDetectionHyperparameters(num_training_samples=40, num_classes=1, max_boxes=3)
+    return build_object_detection_training_request(
+        **od_request_args(job_name="balls-od", hyperparameters=hp)
+    )
 
 
 def test_object_detection_tuning_request(aws: Callable[[str], Any]) -> None:
@@ -105,8 +99,9 @@ def test_image_classification_tuning_uses_accuracy_and_random(aws: Callable[[str
         role_arn=ROLE,
         region="us-east-1",
         output_uri="s3://gt-toolkit-demo/models",
-        num_training_samples=1000,
-        num_classes=3,
+        hyperparameters=ImageClassificationHyperparameters(
+            num_training_samples=1000, num_classes=3
+        ),
         train_manifest_uri="s3://gt-toolkit-demo/t.manifest",
         validation_manifest_uri="s3://gt-toolkit-demo/v.manifest",
         label_attribute="category",
@@ -307,4 +302,131 @@ def test_best_training_job_lists_jobs_when_sagemaker_names_none() -> None:
         )
         with pytest.raises(GtToolkitError, match="no training job with an objective value yet"):
             best_training_job(client, "hpo")
+        stubber.assert_no_pending_responses()
+
+
+# -- script mode and JumpStart ---------------------------------------------------------------
+
+
+def script_training() -> dict[str, Any]:
+    from gt_toolkit.sagemaker.pytorch import build_pytorch_training_request
+
+    return build_pytorch_training_request(**pytorch_request_args())
+
+
+def test_script_mode_tuning_finds_its_metric(aws: Callable[[str], Any]) -> None:
+    training = script_training()
+    request = build_tuning_request(training, job_name="dogs-hpo", max_jobs=6)
+    config = request["HyperParameterTuningJobConfig"]
+    assert config["HyperParameterTuningJobObjective"] == {
+        "Type": "Maximize",
+        "MetricName": "validation:accuracy",
+    }
+    ranges = config["ParameterRanges"]
+    assert ranges["ContinuousParameterRanges"] == [
+        {
+            "Name": "learning_rate",
+            "MinValue": "1e-05",
+            "MaxValue": "0.1",
+            "ScalingType": "Logarithmic",
+        }
+    ]
+    assert [r["Name"] for r in ranges["IntegerParameterRanges"]] == ["batch_size", "epochs"]
+    definition = request["TrainingJobDefinition"]
+    static = definition["StaticHyperParameters"]
+    assert {"learning_rate", "batch_size", "epochs"}.isdisjoint(static)
+    assert static["sagemaker_program"] == '"train.py"' and static["arch"] == '"resnet18"'
+    spec = definition["AlgorithmSpecification"]
+    assert "EnableSageMakerMetricsTimeSeries" not in spec
+    assert spec["MetricDefinitions"] == training["AlgorithmSpecification"]["MetricDefinitions"]
+    assert botocore_report("CreateHyperParameterTuningJob", request) == []
+    sm = aws("sagemaker")
+    sm.create_hyper_parameter_tuning_job(**request)
+    described = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="dogs-hpo")
+    assert described["TrainingJobDefinition"]["StaticHyperParameters"] == static
+
+
+def test_a_loss_objective_is_minimised_and_categoricals_are_json() -> None:
+    ranges = [
+        ContinuousRange("learning_rate", 1e-4, 1e-2, "Logarithmic"),
+        CategoricalRange("optimizer", ("sgd", "adamw")),
+    ]
+    request = build_tuning_request(
+        script_training(), job_name="dogs-hpo", ranges=ranges, objective_metric="validation:loss"
+    )
+    config = request["HyperParameterTuningJobConfig"]
+    assert config["HyperParameterTuningJobObjective"]["Type"] == "Minimize"
+    assert config["ParameterRanges"]["CategoricalParameterRanges"] == [
+        {"Name": "optimizer", "Values": ['"sgd"', '"adamw"']}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"objective_metric": "validation:mAP"},
+            "objective 'validation:mAP' is none of the training job's metrics (it reports: "
+            "train:loss, train:accuracy, validation:loss, validation:accuracy)",
+        ),
+        (
+            {"ranges": [IntegerRange("mini_batch_size", 8, 64)]},
+            "mini_batch_size is not a hyperparameter of this job; it takes: arch, batch_size",
+        ),
+        ({"ranges": [IntegerRange("epochs", 0, 5)]}, "epochs range must start at 1 or more"),
+    ],
+)
+def test_bad_script_tuning(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        build_tuning_request(script_training(), job_name="dogs-hpo", **kwargs)
+    assert any(message in p for p in info.value.problems), info.value.problems
+
+
+def test_a_job_without_metric_definitions_cannot_be_tuned_on_a_metric() -> None:
+    training = script_training()
+    training["AlgorithmSpecification"] = {
+        k: v for k, v in training["AlgorithmSpecification"].items() if k != "MetricDefinitions"
+    }
+    with pytest.raises(ValidationError, match="it defines no MetricDefinitions"):
+        build_tuning_request(training, job_name="dogs-hpo")
+
+
+def test_jumpstart_tuning_uses_the_specs_metric(aws: Callable[[str], Any]) -> None:
+    """A JumpStart-shaped request (model tag, spec metric, network isolation, code channel)."""
+    training = script_training()
+    training["Tags"] = [{"Key": JUMPSTART_MODEL_ID_TAG, "Value": "pytorch-ic-resnet18"}]
+    training["AlgorithmSpecification"]["MetricDefinitions"] = [
+        {"Name": "pytorch-ic:val-accuracy", "Regex": "val_accuracy: ([0-9\\.]+)"}
+    ]
+    training["EnableNetworkIsolation"] = True
+    training["EnableInterContainerTrafficEncryption"] = True
+    request = build_tuning_request(training, job_name="hurricane-hpo")
+    objective = request["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+    assert objective == {"Type": "Maximize", "MetricName": "pytorch-ic:val-accuracy"}
+    definition = request["TrainingJobDefinition"]
+    assert definition["EnableNetworkIsolation"] is True
+    assert definition["EnableInterContainerTrafficEncryption"] is True
+    aws("sagemaker").create_hyper_parameter_tuning_job(**request)
+
+
+def test_best_training_job_of_a_minimised_script_objective() -> None:
+    training = script_training()
+    request = build_tuning_request(
+        training, job_name="hpo", objective_metric="validation:loss", ranges=script_default_ranges()
+    )
+    description = tuning_description(training, "Completed")
+    description["HyperParameterTuningJobConfig"] = request["HyperParameterTuningJobConfig"]
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "describe_hyper_parameter_tuning_job",
+            description,
+            {"HyperParameterTuningJobName": "hpo"},
+        )
+        stubber.add_response(
+            "list_training_jobs_for_hyper_parameter_tuning_job",
+            {"TrainingJobSummaries": [summary("j1", 0.9), summary("j2", 0.4), summary("j3", 0.7)]},
+            {"HyperParameterTuningJobName": "hpo"},
+        )
+        assert best_training_job(client, "hpo").name == "j2"
         stubber.assert_no_pending_responses()

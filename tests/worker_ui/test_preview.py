@@ -11,6 +11,7 @@ import pytest
 
 from gt_toolkit import render_bounding_box_template, render_liquid, write_preview
 from gt_toolkit.errors import ManifestError, TemplateError
+from gt_toolkit.storage.image_mirror import ImageMirror
 from gt_toolkit.storage.s3 import S3Store
 from gt_toolkit.worker_ui.preview import (
     ImageResolver,
@@ -67,8 +68,8 @@ def test_s3_uri_from_url(url: str, expected: str | None) -> None:
     assert s3_uri_from_url(url) == expected
 
 
-def test_resolver_prefers_image_root_then_reports_missing() -> None:
-    resolver = ImageResolver(image_root=SAMPLES / "images")
+def test_resolver_prefers_the_mirror_then_reports_missing() -> None:
+    resolver = ImageResolver(mirror=ImageMirror(SAMPLES / "images"))
     assert data_bytes(resolver("s3://any-bucket/deep/prefix/img_000.jpg")) == IMG0.read_bytes()
     assert resolver("s3://any-bucket/nope.jpg").startswith("data:image/svg+xml;base64,")
     assert resolver("https://example.com/a.jpg") == "https://example.com/a.jpg"
@@ -174,7 +175,7 @@ def _template() -> str:
 
 
 def test_preview_page_replaces_the_crowd_script_with_the_shim() -> None:
-    resolver = ImageResolver(image_root=SAMPLES)
+    resolver = ImageResolver(mirror=ImageMirror(SAMPLES))
     page = build_preview_page(
         _template(), task_input_from_line(json.loads(TRUTH_LINE)), grant_read_access=resolver
     )
@@ -184,7 +185,7 @@ def test_preview_page_replaces_the_crowd_script_with_the_shim() -> None:
     assert "Box &#123;&#123; every &#125;&#125; ball" in page
     srcs = re.findall(r'src="([^"]+)"', page)
     assert all(s.startswith("data:image/") for s in srcs), [s[:40] for s in srcs]
-    # the s3:// example resolved through image_root (samples/examples/bad_loose.jpg)
+    # the s3:// example resolved through the mirror (samples/examples/bad_loose.jpg)
     assert resolver.missing == []
 
 
@@ -199,5 +200,15 @@ def test_write_preview_to_s3_and_local(tmp_path: Path, store: S3Store, bucket: s
         "s3://gt-toolkit-demo/images/img_001.jpg",
     ]
     uri = f"s3://{bucket}/previews/p.html"
-    write_preview(_template(), json.loads(TRUTH_LINE), uri, store=store, image_root=SAMPLES)
+    write_preview(_template(), json.loads(TRUTH_LINE), uri, store=store, images_dir=SAMPLES)
     assert b"crowd-bounding-box" in store.get_bytes(uri)
+
+
+def test_preview_page_escapes_its_title() -> None:
+    from gt_toolkit.worker_ui.preview import build_preview_page
+
+    hostile = '</title><script>alert("x")</script>'
+    page = build_preview_page("<p>[task]</p>", {"taskObject": "s3://b/a.jpg"}, title=hostile)
+    assert "<script>alert" not in page
+    assert "&lt;/title&gt;&lt;script&gt;" in page
+    assert "<p>[task]</p>" in page  # the rendered task itself is the page's HTML

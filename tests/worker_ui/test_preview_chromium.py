@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,35 +10,12 @@ import pytest
 from PIL import Image, ImageStat
 
 from gt_toolkit import render_bounding_box_template, render_image_classifier_template, write_preview
-from tests.helpers import SAMPLES
+from tests.helpers import SAMPLES, chromium
 
 pytestmark = pytest.mark.chromium
 
 TRUTH_LINE = (SAMPLES / "truth.manifest").read_text().splitlines()[0]
 LABELS = ["ball", '</script><b>"x"</b> {{ 1 | plus: 1 }}']
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("chromium")
-    assert exe, "chromium is missing: run `bash scripts/install-system-deps.sh` (make test does)"
-    profile = tmp_path / "profile"
-    profile.mkdir(exist_ok=True)
-    return subprocess.run(
-        [exe, *FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
 
 
 class _Elements(HTMLParser):
@@ -91,7 +66,7 @@ def bbox_preview(tmp_path: Path) -> Path:
         ],
     )
     out = tmp_path / "preview.html"
-    result = write_preview(template, TRUTH_LINE, out, image_root=SAMPLES / "images")
+    result = write_preview(template, TRUTH_LINE, out, images_dir=SAMPLES / "images")
     assert result.missing_images == []
     return out
 
@@ -173,7 +148,7 @@ def test_classifier_preview_offers_categories(tmp_path: Path) -> None:
         [],
     )
     out = tmp_path / "classifier.html"
-    write_preview(template, TRUTH_LINE, out, image_root=SAMPLES / "images")
+    write_preview(template, TRUTH_LINE, out, images_dir=SAMPLES / "images")
     dom = dump_dom(tmp_path, out)
     assert len(dom.by_class("gt-shim-label")) == 2
     radios = [(attrs["type"], "".join(text)) for tag, attrs, text in dom.elements if tag == "input"]

@@ -20,12 +20,8 @@ from PIL import Image
 
 from gt_toolkit import Example, render_bounding_box_template, render_image_classifier_template
 from gt_toolkit.errors import S3UriError, TemplateError, ValidationError
-from gt_toolkit.worker_ui.render import (
-    example_image_src,
-    find_template_dir,
-    liquid_inert,
-    text_to_html,
-)
+from gt_toolkit.templating import find_template_dir
+from gt_toolkit.worker_ui.render import example_image_src, liquid_inert, text_to_html
 from tests.helpers import REPO
 
 GOOD = REPO / "samples" / "examples" / "good_tight.jpg"

@@ -1,0 +1,124 @@
+"""The label-list check: a label list that matches (almost) none of the workers' labels.
+
+Consolidation drops a box whose label is not in the job's label list as ``unknown-label``
+(:mod:`gt_toolkit.consolidation.engine`). One such box is a worker's slip; most boxes of a run
+dropped that way is a configuration error (``labelCategories`` or ``--labels`` spelled or
+cased differently from the labels the workers were offered), and carrying on would turn every
+drawn object into an empty, confident-looking label. :func:`label_mismatch` is the one rule
+that tells the two apart; the post-annotation Lambda and offline re-consolidation both call it,
+each over a whole run (a Lambda batch, a job), and decide what stopping means for them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gt_toolkit.consolidation.engine import DropReason, ImageConsolidation
+from gt_toolkit.types import WorkerBox
+
+__all__ = ["LabelMismatch", "label_mismatch", "unknown_labels"]
+
+_SHOWN = 20  # labels listed in the message; the counts keep them all
+_NAME_CHARS = 80  # a label name longer than this is cut in the message
+
+
+def unknown_labels(
+    answers: Sequence[Sequence[WorkerBox]], result: ImageConsolidation
+) -> Counter[str]:
+    """Labels of one image's boxes dropped as ``unknown-label``, with their box counts.
+
+    Args:
+        answers: the workers' boxes exactly as given to
+            :func:`~gt_toolkit.consolidation.engine.consolidate_image`.
+        result: what it returned for them.
+    """
+    return Counter(
+        str(answers[d["worker"]][d["box"]]["label"])
+        for d in result.dropped
+        if d["reason"] == DropReason.UNKNOWN_LABEL
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LabelMismatch:
+    """Most boxes of a run carried labels the label list does not have.
+
+    Attributes:
+        seen: each unknown label with the number of boxes that carried it.
+        expected: the label list the run was given.
+        dropped: boxes dropped as ``unknown-label`` (the sum of ``seen``).
+        boxes: boxes the workers drew in the run.
+    """
+
+    seen: Mapping[str, int]
+    expected: tuple[str, ...]
+    dropped: int
+    boxes: int
+
+    @property
+    def message(self) -> str:
+        """One paragraph: the counts, the labels seen and expected, and near misses."""
+        seen = sorted(self.seen.items(), key=lambda kv: (-kv[1], kv[0]))
+        listed = ", ".join(f"{_name(k)} ({n})" for k, n in seen[:_SHOWN])
+        if len(seen) > _SHOWN:
+            listed += f", and {len(seen) - _SHOWN} more"
+        expected = ", ".join(_name(k) for k in self.expected[:_SHOWN])
+        if len(self.expected) > _SHOWN:
+            expected += f", and {len(self.expected) - _SHOWN} more"
+        text = (
+            f"label list mismatch: {self.dropped} of {self.boxes} boxes were dropped as "
+            f"unknown-label; labels seen: {listed}; labels expected: {expected or '(none)'}"
+        )
+        near = _near_misses(self.seen, self.expected)
+        if near:
+            text += "; " + ", ".join(f"{_name(a)} looks like {_name(b)}" for a, b in near)
+        return text
+
+
+def label_mismatch(
+    unknown: Mapping[str, int], boxes: int, expected: Sequence[str]
+) -> LabelMismatch | None:
+    """The rule: a mismatch when more than half of the run's boxes had an unknown label.
+
+    Args:
+        unknown: unknown labels with their box counts over the whole run (sum the
+            :func:`unknown_labels` of every image).
+        boxes: every box the workers drew in the run, dropped or not.
+        expected: the label list the run was given.
+
+    Returns:
+        The mismatch to report, or ``None`` when at most half of the boxes were dropped as
+        ``unknown-label`` (a few stray labels are reported box by box, as ever).
+
+    Examples:
+        >>> print(label_mismatch({"Car": 9}, 10, ["car", "bus"]).message)
+        label list mismatch: 9 of 10 boxes were dropped as unknown-label; labels seen: 'Car' (9); \
+labels expected: 'car', 'bus'; 'Car' looks like 'car'
+        >>> label_mismatch({"truck": 1}, 10, ["car"]) is None
+        True
+    """
+    dropped = sum(unknown.values())
+    if 2 * dropped <= boxes:
+        return None
+    seen = {name: n for name, n in unknown.items() if n}
+    return LabelMismatch(seen=seen, expected=tuple(expected), dropped=dropped, boxes=boxes)
+
+
+def _near_misses(seen: Mapping[str, int], expected: Sequence[str]) -> list[tuple[str, str]]:
+    """Unknown labels equal to an expected one up to case and surrounding spaces."""
+    folded = {name.strip().casefold(): name for name in expected}
+    out = []
+    for name in seen:
+        match = folded.get(name.strip().casefold())
+        if match is not None:
+            out.append((name, match))
+    return out[:_SHOWN]
+
+
+def _name(name: str) -> str:
+    """A label as the message shows it: quoted, cut when very long."""
+    if len(name) > _NAME_CHARS:
+        return repr(name[:_NAME_CHARS]) + f"... ({len(name)} characters)"
+    return repr(name)

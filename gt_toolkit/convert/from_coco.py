@@ -1,0 +1,307 @@
+"""``from-coco``: a COCO detection file, or a COCO results list, as a Ground Truth prior label.
+
+The file is streamed with ijson (three passes: categories, images, annotations), so memory
+holds a compact table of images and boxes, not the parsed document: a COCO file of 100,000
+images converts in well under 300 MB (see the README's conversion section).
+
+What COCO says is kept, and what cannot be kept is said:
+
+* coordinates are written exactly as the file has them (no rounding to whole pixels);
+* ``iscrowd`` regions (one box around a crowd, which COCO evaluation ignores) are skipped
+  and counted;
+* class ids are the categories' positions in category-id order, every category included
+  (used or not); ``<OUT>.categories.json`` maps each class id to its COCO id and name, and
+  the names go into every line's ``class-map``, so evaluation matches classes by name;
+* annotations whose image is not in ``images`` (orphans), with a category not in
+  ``categories``, or with a malformed ``bbox`` or ``score`` are rejects with their position.
+
+A results list (``[{"image_id", "category_id", "bbox", "score"}, ...]``, what detectors and
+``COCO.loadRes`` use) has no images or categories of its own: they come from the COCO file
+named by ``coco_reference`` (``--coco-reference``), as with pycocotools.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeGuard
+
+from gt_toolkit.convert.options import ConversionResult, ConvertOptions
+from gt_toolkit.convert.prior_label import PriorManifest, source_ref_for, unique_labels
+from gt_toolkit.convert.staging import StagedOutput
+from gt_toolkit.errors import ConversionError
+from gt_toolkit.storage.files import Location
+from gt_toolkit.storage.s3 import S3Store, is_s3_uri
+from gt_toolkit.types import ConsolidatedBox, ImageSize
+
+__all__ = ["from_coco"]
+
+
+def from_coco(source: Location, out: StagedOutput, options: ConvertOptions) -> ConversionResult:
+    """Write a manifest with one line per COCO image and its boxes as a prior label."""
+    name = os.fspath(source)
+    with contextlib.ExitStack() as stack:
+        path = stack.enter_context(_local_file(name, options.store))
+        results = _is_results_list(path)
+        if results and options.coco_reference is None:
+            raise ConversionError(
+                f"{name} is a COCO results list (detections without images or categories): "
+                "pass --coco-reference with the COCO file it was made for"
+            )
+        ref_name = os.fspath(options.coco_reference) if results and options.coco_reference else name
+        ref = stack.enter_context(_local_file(ref_name, options.store)) if results else path
+        categories = _read_categories(ref, ref_name)
+        images = _read_images(ref, ref_name, options.image_prefix)
+        with PriorManifest("from-coco", out, options, categories.labels) as prior:
+            boxes = _Boxes(len(images.refs))
+            prefix = "item" if results else "annotations.item"
+            for i, ann in enumerate(_items(path, prefix, name)):
+                boxes.add(ann, images, categories, prior, name, i)
+            for i, ref_uri in enumerate(images.refs):
+                prior.add(ref_uri, boxes.of_image(i, categories.labels), images.size(i))
+    mapping = f"{out.out}.categories.json"
+    out.write_json(mapping, categories.mapping())
+    result = prior.result(
+        categories=categories.mapping(), crowd_regions_skipped=boxes.crowd, results_list=results
+    )
+    result.outputs["categories"] = mapping
+    result.notes += _notes(categories, boxes.crowd)
+    return result
+
+
+def _notes(categories: _Categories, crowd: int) -> list[str]:
+    notes = []
+    if any(cid != i for i, cid in enumerate(categories.coco_ids)):
+        notes.append(
+            "class ids are the COCO categories' positions (see the categories file); "
+            "evaluate by name, not by COCO category id"
+        )
+    if crowd:
+        notes.append(f"{crowd} iscrowd regions skipped (COCO evaluation ignores them too)")
+    return notes
+
+
+@contextlib.contextmanager
+def _local_file(location: str, store: S3Store | None) -> Iterator[Path]:
+    """A local path to read (an S3 object is downloaded once: the reader makes three passes)."""
+    if not is_s3_uri(location):
+        if not Path(location).is_file():
+            raise ConversionError(f"{location}: no such file")
+        yield Path(location)
+        return
+    with tempfile.TemporaryDirectory(prefix="gt-from-coco-") as tmp:
+        path = Path(tmp) / "coco.json"
+        (store if store is not None else S3Store()).download_file(location, path)
+        yield path
+
+
+def _is_results_list(path: Path) -> bool:
+    """True when the document is a JSON array (a results list), not a COCO object."""
+    with path.open("rb") as fh:
+        while chunk := fh.read(4096):
+            text = chunk.lstrip(b"\xef\xbb\xbf \t\r\n")
+            if text:
+                return text[:1] == b"["
+    return False
+
+
+def _items(path: Path, prefix: str, name: str) -> Iterator[Any]:
+    """Stream the items under ``prefix`` (``images.item``...).
+
+    Integers of any size arrive as ``int`` and fractions as ``Decimal`` (yajl's float mode
+    fails the whole file on one integer past 64 bits; an odd id must be one reject).
+    """
+    import ijson  # only this target needs it
+
+    with path.open("rb") as fh:
+        try:
+            yield from ijson.items(fh, prefix)
+        except ijson.JSONError as exc:
+            raise ConversionError(f"{name}: not valid JSON ({exc})") from exc
+
+
+@dataclass(slots=True)
+class _Categories:
+    """COCO categories in id order; a class id is a position in this order."""
+
+    coco_ids: list[int]
+    labels: list[str]
+    index: dict[int, int]
+
+    def mapping(self) -> list[dict[str, Any]]:
+        """Class id, COCO category id and name of every category."""
+        return [
+            {"class_id": i, "coco_id": cid, "name": name}
+            for i, (cid, name) in enumerate(zip(self.coco_ids, self.labels, strict=True))
+        ]
+
+
+def _read_categories(path: Path, name: str) -> _Categories:
+    found: dict[int, str] = {}
+    for i, cat in enumerate(_items(path, "categories.item", name)):
+        cid = cat.get("id") if isinstance(cat, dict) else None
+        label = cat.get("name") if isinstance(cat, dict) else None
+        if not _is_int(cid) or not isinstance(label, str) or cid in found:
+            raise ConversionError(
+                f"{name}: categories[{i}] needs a unique integer 'id' and a 'name': {cat!r:.200}"
+            )
+        found[cid] = label
+    ids = sorted(found)
+    labels = unique_labels([found[c] for c in ids], f"{name}: categories")
+    return _Categories(ids, labels, {cid: i for i, cid in enumerate(ids)})
+
+
+@dataclass(slots=True)
+class _Images:
+    """The images table: position by COCO id, source-ref and size (0 when unknown)."""
+
+    index: dict[Any, int] = field(default_factory=dict)
+    refs: list[str] = field(default_factory=list)
+    widths: array[int] = field(default_factory=lambda: array("q"))
+    heights: array[int] = field(default_factory=lambda: array("q"))
+
+    def size(self, i: int) -> ImageSize | None:
+        w, h = self.widths[i], self.heights[i]
+        return {"width": w, "height": h, "depth": 3} if w > 0 and h > 0 else None
+
+
+def _read_images(path: Path, name: str, prefix: str | None) -> _Images:
+    images = _Images()
+    for i, img in enumerate(_items(path, "images.item", name)):
+        image_id = img.get("id") if isinstance(img, dict) else None
+        file_name = img.get("file_name") if isinstance(img, dict) else None
+        if not _is_key(image_id) or not isinstance(file_name, str) or image_id in images.index:
+            raise ConversionError(
+                f"{name}: images[{i}] needs a unique 'id' and a 'file_name': {img!r:.200}"
+            )
+        ref = img.get("source_ref")
+        if not isinstance(ref, str):
+            ref = source_ref_for(file_name, prefix, f"{name}: images[{i}]")
+        images.index[image_id] = len(images.refs)
+        images.refs.append(ref)
+        w, h = img.get("width"), img.get("height")
+        ok = _is_number(w) and _is_number(h) and _whole_pixels(w) and _whole_pixels(h)
+        images.widths.append(int(w) if ok else 0)  # 0: no usable size, the line gets none
+        images.heights.append(int(h) if ok else 0)
+    if not images.refs:
+        raise ConversionError(f"{name}: no 'images': not a COCO detection file")
+    return images
+
+
+class _Boxes:
+    """Every kept box in flat columns, chained per image (a few dozen bytes a box)."""
+
+    def __init__(self, n_images: int) -> None:
+        self.head = array("q", [-1]) * n_images
+        self.next = array("q")
+        self.cls = array("q")
+        self.xywhs = array("d")  # left, top, width, height, score (NaN: none)
+        self.crowd = 0
+
+    def add(
+        self,
+        ann: Any,
+        images: _Images,
+        categories: _Categories,
+        prior: PriorManifest,
+        name: str,
+        i: int,
+    ) -> None:
+        """Keep one annotation, or reject it with its reason."""
+        if ann.__class__ is not dict:
+            prior.reject(name, f"annotations[{i}]", "invalid-annotation", "not an object", ann)
+            return
+        if ann.get("iscrowd"):
+            self.crowd += 1
+            return
+        image_id, category_id = ann.get("image_id"), ann.get("category_id")
+        image = images.index.get(image_id) if _is_key(image_id) else None
+        cls = categories.index.get(category_id) if _is_int(category_id) else None
+        box = _box(ann.get("bbox"), ann.get("score"))
+        if image is None:
+            reason, detail = "orphan-annotation", "its image_id is not in images"
+        elif cls is None:
+            reason, detail = "unknown-category", "its category_id is not in categories"
+        elif isinstance(box, str):
+            reason, detail = "invalid-bbox", box
+        else:
+            self.next.append(self.head[image])
+            self.head[image] = len(self.cls)
+            self.cls.append(cls)
+            self.xywhs.extend(box)
+            return
+        prior.reject(name, f"annotations[{i}]", reason, detail, ann)
+
+    def of_image(self, image: int, labels: list[str]) -> list[ConsolidatedBox]:
+        """The boxes of one image, in file order."""
+        found = []
+        k = self.head[image]
+        while k >= 0:
+            x, y, w, h, score = self.xywhs[5 * k : 5 * k + 5]
+            found.append(
+                ConsolidatedBox(
+                    label=labels[self.cls[k]],
+                    left=x,
+                    top=y,
+                    width=w,
+                    height=h,
+                    confidence=1.0 if math.isnan(score) else score,
+                )
+            )
+            k = self.next[k]
+        found.reverse()
+        return found
+
+
+def _box(bbox: object, score: object) -> tuple[float, float, float, float, float] | str:
+    """``(x, y, w, h, score)`` (score NaN when absent), or why the pair cannot be a box."""
+    if bbox.__class__ is not list or len(bbox) != 4 or not _NUMBERS.issuperset(map(type, bbox)):
+        return f"bbox must be [x, y, width, height] numbers, got {bbox!r:.100}"
+    try:
+        x, y, w, h = map(float, bbox)
+    except OverflowError:  # an integer of hundreds of digits
+        x = y = w = h = math.inf
+    total = x + y + w + h
+    if total - total != 0.0 or w <= 0 or h <= 0:  # inf - inf and NaN are not 0
+        return f"bbox must be finite with a positive width and height, got {bbox!r:.100}"
+    if score is None:
+        return x, y, w, h, math.nan
+    if not _is_number(score) or not 0 <= float(score) <= 1:
+        return f"score must be a number in [0, 1], got {score!r:.50}"
+    return x, y, w, h, float(score)
+
+
+def _whole_pixels(value: int | float | Decimal) -> bool:
+    """An image side COCO can give: a positive whole number a 64-bit array holds."""
+    return _finite(value) and 0 < value < 2**62 and float(value).is_integer()
+
+
+def _finite(value: int | float | Decimal) -> bool:
+    """A number a float holds (a 400-digit integer does not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return value.__class__ is int
+
+
+def _is_key(value: object) -> TypeGuard[int | str]:
+    """An image id: an integer as COCO writes it, or a string as some exporters do."""
+    return value.__class__ is int or value.__class__ is str
+
+
+_NUMBERS = frozenset({int, float, Decimal})
+
+
+def _is_number(value: object) -> TypeGuard[int | float | Decimal]:
+    return value.__class__ in _NUMBERS

@@ -1,0 +1,113 @@
+"""The records a target converts: read under the options, sized, named.
+
+Targets read Ground Truth output manifests through
+:func:`gt_toolkit.formats.output_manifest.iter_output_records` (which checks every label and
+writes the rejects file); this module applies the conversion options to that reader and adds
+what per-image targets need on top: the image size and a unique file name.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import cast
+
+from gt_toolkit.convert.images import ImageCopier, ImageNamer
+from gt_toolkit.convert.options import ConvertOptions
+from gt_toolkit.formats.output_manifest import (
+    ClassificationRecord,
+    DetectionRecord,
+    EmptyPolicy,
+    LabelKind,
+    OutputStats,
+    iter_output_records,
+)
+from gt_toolkit.progress import progress
+from gt_toolkit.storage.files import Location
+from gt_toolkit.storage.image_mirror import read_image_size
+
+__all__ = [
+    "ANY",
+    "CLASSIFICATION",
+    "DETECTION",
+    "read_classifications",
+    "read_records",
+    "sized_detections",
+]
+
+DETECTION = frozenset({LabelKind.DETECTION})
+CLASSIFICATION = frozenset({LabelKind.CLASSIFICATION, LabelKind.MULTILABEL})
+ANY = DETECTION | CLASSIFICATION
+
+
+def read_records(
+    source: Location,
+    options: ConvertOptions,
+    *,
+    kinds: frozenset[LabelKind],
+    stats: OutputStats,
+    default_empty: EmptyPolicy = EmptyPolicy.KEEP,
+    first_pass: bool = False,
+    desc: str = "objects",
+) -> Iterator[DetectionRecord | ClassificationRecord]:
+    """The records of ``source`` under the options; ``first_pass`` reports no rejects."""
+    records = iter_output_records(
+        source,
+        kinds=kinds,
+        label_attribute=options.label_attribute,
+        policy=options.policy,
+        rejects=None if first_pass else options.rejects,
+        stats=stats,
+        store=options.store,
+        box_policy=options.box_policy,
+        empty_policy=options.empty_policy or default_empty,
+        log_rejects=not first_pass,
+    )
+    if first_pass or not sys.stderr.isatty():
+        return records
+    return progress(records, desc=desc, unit="obj")
+
+
+def read_classifications(
+    source: Location, options: ConvertOptions, *, stats: OutputStats, desc: str = "objects"
+) -> Iterator[ClassificationRecord]:
+    """Image-classification records (see :func:`read_records`)."""
+    for rec in read_records(source, options, kinds=CLASSIFICATION, stats=stats, desc=desc):
+        if isinstance(rec, ClassificationRecord):
+            yield rec
+
+
+def _record_size(rec: DetectionRecord, copier: ImageCopier) -> tuple[int, int, int] | None:
+    """``(width, height, depth)`` from the label, else from a local mirror of the image."""
+    if rec.image_size is not None:
+        size = rec.image_size
+        return size["width"], size["height"], size.get("depth", 3)
+    local = copier.local_path(rec.source_ref)
+    found = read_image_size(local) if local is not None else None
+    if found is None:
+        return None
+    return found["width"], found["height"], 3
+
+
+def sized_detections(
+    source: Location,
+    options: ConvertOptions,
+    *,
+    stats: OutputStats,
+    copier: ImageCopier,
+    desc: str,
+) -> Iterator[tuple[DetectionRecord, tuple[int, int, int], str]]:
+    """Detection records with their ``(width, height, depth)`` and a unique image file name.
+
+    Every per-image target needs the size; a record without ``image_size`` and without a
+    local mirror of its image is counted as a ``no-image-size`` reject and skipped.
+    """
+    namer = ImageNamer()
+    records = read_records(source, options, kinds=DETECTION, stats=stats, desc=desc)
+    for rec in cast(Iterator[DetectionRecord], records):  # kinds=DETECTION: nothing else
+        size = _record_size(rec, copier)
+        if size is None:
+            stats.objects -= 1
+            stats.rejected["no-image-size"] += 1
+            continue
+        yield rec, size, namer(rec.source_ref)

@@ -1,0 +1,368 @@
+"""The contract between the PyTorch classifier scripts and the request builder (no torch here).
+
+SageMaker's training container turns the job's ``HyperParameters`` into command-line
+arguments (each value JSON-decoded, then ``--name value``) and runs ``train.py`` with them;
+CloudWatch and the tuner read the script's metrics back out of its log with the
+``MetricDefinitions`` regexes. When the builder and the script each keep their own copy of the
+names, the formats drift and a tuning job fails with "A metric is required for this
+hyperparameter tuning job objective". So both import this file: the builder packs it beside the
+scripts in ``sourcedir.tar.gz``, and ``make test`` checks, without torch, that every
+hyperparameter the builder sends parses here and that every regex matches :func:`metric_line`.
+
+The file imports the standard library only: in the container it is a top-level module next to
+``train.py`` (``import contract``), in gt_toolkit it is
+``gt_toolkit.sagemaker.scripts.pytorch_classifier.contract``.
+
+**Data layout.** One folder per class under each channel (``train/<class>/<image>``,
+``validation/<class>/<image>``), as ``gt-convert class-folders`` writes it. Class ids follow the
+folder names in sorted order; entries starting with ``.`` are ignored; images are
+:data:`IMAGE_SUFFIXES`. :func:`check_class_folders` is the one rule for what is wrong with such
+a layout; the script runs it at start-up and the pre-flight runs it before the job is paid for.
+
+**Metric line.** Once per epoch the script prints one line::
+
+    #metrics epoch=3 train:loss=0.41 train:accuracy=0.8 validation:loss=0.39 validation:accuracy=1
+
+**Model artefact.** ``model.pth`` (the state dict), ``classes.json`` (architecture, image size,
+class names in id order, default top-k) and ``code/`` (the scripts, so the inference container
+finds ``code/inference.py`` in the model archive without a repack).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = [
+    "ARCHITECTURES",
+    "CLASSES_FILE",
+    "CODE_DIR",
+    "IMAGE_CONTENT_TYPES",
+    "IMAGE_SUFFIXES",
+    "INFERENCE_SCRIPT",
+    "JSON_CONTENT_TYPE",
+    "KINDS",
+    "METRIC_NAMES",
+    "METRIC_PREFIX",
+    "MODEL_FILE",
+    "OBJECTIVE_METRIC",
+    "PREDICTIONS_KEY",
+    "SOURCE_FILES",
+    "TRAIN_SCRIPT",
+    "ClassFolderCheck",
+    "Hyperparameters",
+    "Limits",
+    "build_parser",
+    "check_class_folders",
+    "image_files",
+    "list_channel",
+    "metric_definitions",
+    "metric_line",
+    "metric_regex",
+    "parse_bool",
+]
+
+TRAIN_SCRIPT: Final = "train.py"
+INFERENCE_SCRIPT: Final = "inference.py"
+SOURCE_FILES: Final = (TRAIN_SCRIPT, INFERENCE_SCRIPT, "contract.py")
+"""What ``sourcedir.tar.gz`` holds (and what ``train.py`` copies into the model's ``code/``)."""
+
+MODEL_FILE: Final = "model.pth"
+CLASSES_FILE: Final = "classes.json"
+CODE_DIR: Final = "code"
+
+ARCHITECTURES: Final = ("resnet18", "resnet34", "resnet50")
+IMAGE_SUFFIXES: Final = (".jpg", ".jpeg", ".png")
+IMAGE_CONTENT_TYPES: Final = ("image/jpeg", "image/png", "application/x-image")
+JSON_CONTENT_TYPE: Final = "application/json"
+PREDICTIONS_KEY: Final = "predictions"
+"""The inference answer: ``{"predictions": [{"class_id", "label", "probability"}, …]}``."""
+
+METRIC_PREFIX: Final = "#metrics"
+METRIC_NAMES: Final = ("train:loss", "train:accuracy", "validation:loss", "validation:accuracy")
+OBJECTIVE_METRIC: Final = "validation:accuracy"
+_NUMBER: Final = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+
+def parse_bool(text: str) -> bool:
+    """``True``/``true``/``1``/``yes`` and their opposites, as SageMaker passes booleans.
+
+    Raises:
+        argparse.ArgumentTypeError: anything else (argparse turns it into a usage error).
+    """
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a hyperparameter field accepts beyond its type (kept in the field's metadata).
+
+    ``low``/``high`` bound numbers (``low_open`` excludes ``low`` itself); ``choices`` lists
+    the strings a text value may take.
+    """
+
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple[str, ...] = ()
+
+
+def _hp(default: Any, help: str, **limits: Any) -> Any:
+    return field(default=default, metadata={"limits": Limits(help, **limits)})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hyperparameters:
+    """Every hyperparameter ``train.py`` accepts (one ``--name`` option per field), defaults.
+
+    The builder sends these (``gt_toolkit.sagemaker.pytorch`` subclasses it to refuse bad
+    values where they are written) and the script's parser is made from the same fields.
+    """
+
+    arch: str = _hp("resnet18", "torchvision ResNet to fine-tune", choices=ARCHITECTURES)
+    pretrained: bool = _hp(True, "start from torchvision's ImageNet weights")
+    train_only_top_layer: bool = _hp(False, "freeze everything but the new head")
+    epochs: int = _hp(10, "passes over the training images", low=1, high=1000)
+    batch_size: int = _hp(32, "images per optimiser step", low=1, high=4096)
+    learning_rate: float = _hp(0.001, "optimiser step size", low=0, high=1, low_open=True)
+    optimizer: str = _hp("sgd", "sgd (with momentum) or adamw", choices=("sgd", "adamw"))
+    momentum: float = _hp(0.9, "SGD momentum", low=0, high=0.999)
+    weight_decay: float = _hp(0.0001, "L2 penalty", low=0, high=1)
+    image_size: int = _hp(224, "square input side in pixels", low=32, high=1024)
+    top_k: int = _hp(5, "classes the endpoint returns by default", low=1, high=1000)
+    num_workers: int = _hp(2, "data-loader worker processes", low=0, high=64)
+    seed: int = _hp(0, "random seed (shuffling, head initialisation)", low=0)
+    device: str = _hp("auto", "auto picks CUDA when present", choices=("auto", "cpu", "cuda"))
+    tensorboard_dir: str = _hp("", "write TensorBoard scalars here (empty: off)")
+
+    def problems(self) -> list[str]:
+        """Every value outside its type or limits, one line each."""
+        return [
+            problem
+            for f in fields(self)
+            if (
+                problem := _problem(
+                    f.name, KINDS[f.name], f.metadata["limits"], getattr(self, f.name)
+                )
+            )
+        ]
+
+    def values(self) -> dict[str, Any]:
+        """Name -> value, leaving out empty text (``tensorboard_dir`` off: no empty argument)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != ""}
+
+
+KINDS: Final[dict[str, type]] = {
+    f.name: {"str": str, "int": int, "float": float, "bool": bool}[str(f.type)]
+    for f in fields(Hyperparameters)
+}
+"""Each hyperparameter's Python type (the fields' annotations, which are strings here)."""
+
+
+def _problem(name: str, kind: type, limits: Limits, value: object) -> str | None:
+    """Why ``value`` is not acceptable for the field ``name``, or ``None`` when it is."""
+    if kind is bool:
+        return None if isinstance(value, bool) else f"{name} must be true or false"
+    if kind is str:
+        if not isinstance(value, str):
+            return f"{name} must be text, got {value!r}"
+        if limits.choices and value not in limits.choices:
+            return f"{name} {value!r} is not one of: {', '.join(limits.choices)}"
+        return None
+    integer_only = kind is int
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (integer_only and not isinstance(value, int))
+    ):
+        return f"{name} must be {'an integer' if integer_only else 'a number'}"
+    if not math.isfinite(value):
+        return f"{name} must be finite, got {value}"
+    low, high = limits.low, limits.high
+    too_low = low is not None and (value <= low if limits.low_open else value < low)
+    if too_low or (high is not None and value > high):
+        return f"{name} must be in {'(' if limits.low_open else '['}{low}, {high}], got {value}"
+    return None
+
+
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """The training script's parser: :class:`Hyperparameters` plus the SageMaker paths.
+
+    Option names keep the underscores SageMaker sends (``--learning_rate 0.001``); the channel
+    and model paths default to the ``SM_CHANNEL_*`` / ``SM_MODEL_DIR`` variables the container
+    sets. Unknown options are errors, so a name the builder sends and the script lacks fails
+    the contract test instead of being ignored in a paid job.
+    """
+    env = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(
+        prog=TRAIN_SCRIPT, description="Fine-tune a torchvision ResNet on class folders."
+    )
+    for f in fields(Hyperparameters):
+        kind, limits = KINDS[f.name], f.metadata["limits"]
+        parser.add_argument(
+            f"--{f.name}",
+            type=parse_bool if kind is bool else kind,
+            default=f.default,
+            choices=limits.choices or None,
+            help=f"{limits.help} (default: {f.default})",
+        )
+    paths = (
+        ("train", "SM_CHANNEL_TRAIN", "training class folders", True),
+        ("validation", "SM_CHANNEL_VALIDATION", "validation class folders", True),
+        ("model_dir", "SM_MODEL_DIR", "where the model artefact is written", True),
+        ("output_data_dir", "SM_OUTPUT_DATA_DIR", "where metrics.json goes (optional)", False),
+    )
+    for name, variable, what, needed in paths:
+        default = env.get(variable)
+        parser.add_argument(
+            f"--{name}",
+            default=default,
+            required=needed and default is None,
+            help=f"{what} (${variable})",
+        )
+    return parser
+
+
+def metric_line(epoch: int, values: Mapping[str, float]) -> str:
+    """The one log line per epoch that :func:`metric_regex` reads back.
+
+    Non-finite values are left out (a regex should find no value rather than a wrong one);
+    names outside :data:`METRIC_NAMES` are a programming error.
+    """
+    unknown = sorted(set(values) - set(METRIC_NAMES))
+    if unknown:
+        raise ValueError(f"unknown metric names {unknown}; known: {', '.join(METRIC_NAMES)}")
+    finite = [
+        f"{name}={values[name]:.6g}"
+        for name in METRIC_NAMES
+        if name in values and math.isfinite(values[name])
+    ]
+    return " ".join([METRIC_PREFIX, f"epoch={epoch}", *finite])
+
+
+def metric_regex(name: str) -> str:
+    """The ``MetricDefinitions`` regex for ``name``: its value on a :func:`metric_line`."""
+    if name not in METRIC_NAMES:
+        raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRIC_NAMES)}")
+    return f"{METRIC_PREFIX} .*\\s{re.escape(name)}={_NUMBER}"
+
+
+def metric_definitions() -> list[dict[str, str]]:
+    """``MetricDefinitions`` for every metric the script prints (``Name`` and ``Regex``)."""
+    return [{"Name": name, "Regex": metric_regex(name)} for name in METRIC_NAMES]
+
+
+def image_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The images directly inside one class folder, sorted (other files are skipped)."""
+    return sorted(
+        entry
+        for entry in Path(folder).iterdir()
+        if entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def list_channel(root: str | os.PathLike[str]) -> list[str]:
+    """Every file under ``root`` as a relative POSIX path, plus ``"<dir>/"`` for empty folders.
+
+    The same shape an S3 listing gives (keys relative to the channel prefix), so
+    :func:`check_class_folders` reads both.
+    """
+    base = Path(root)
+    entries = []
+    for folder, dirs, files in os.walk(base):
+        here = Path(folder)
+        entries += [(here / name).relative_to(base).as_posix() for name in files]
+        if not dirs and not files and here != base:
+            entries.append(here.relative_to(base).as_posix() + "/")
+    return sorted(entries)
+
+
+@dataclass(frozen=True, slots=True)
+class ClassFolderCheck:
+    """What :func:`check_class_folders` found: the classes (sorted, id order) and the problems.
+
+    ``counts`` is the number of usable images per channel; ``errors`` stop training;
+    ``warnings`` name files the trainer skips.
+    """
+
+    classes: list[str]
+    counts: dict[str, int]
+    errors: list[str]
+    warnings: list[str]
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def _scan(paths: list[str]) -> tuple[dict[str, int], dict[str, list[str]]]:
+    """Images per class folder, and the files a trainer skips (by reason)."""
+    images: dict[str, int] = {}
+    skipped: dict[str, list[str]] = {"outside": [], "nested": [], "not images": []}
+    for path in paths:
+        parts = path.split("/")
+        if any(part.startswith(".") for part in parts):
+            continue
+        if len(parts) == 1:
+            skipped["outside"].append(path)
+            continue
+        images.setdefault(parts[0], 0)
+        if parts[1:] == [""]:
+            continue  # an empty folder (or an S3 folder marker)
+        if len(parts) > 2:
+            skipped["nested"].append(path)
+        elif not _is_image(parts[1]):
+            skipped["not images"].append(path)
+        else:
+            images[parts[0]] += 1
+    return images, skipped
+
+
+def check_class_folders(channels: Mapping[str, list[str]]) -> ClassFolderCheck:
+    """Check class-folder channels given as listings (``{"train": ["cat/a.jpg", …], …}``).
+
+    Errors: a channel with fewer than two classes, a class folder without images, class sets
+    that differ between channels. Warnings: files outside any class folder, in nested folders,
+    or that are not images (the trainer skips those). Hidden entries (``.x``) are ignored.
+    The first channel's classes are the model's.
+    """
+    errors: list[str] = []
+    warnings: list[str] = []
+    per_channel: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
+    for channel, paths in channels.items():
+        images, skipped = _scan(paths)
+        per_channel[channel] = sorted(images)
+        counts[channel] = sum(images.values())
+        if len(images) < 2:
+            errors.append(f"{channel}: needs at least two class folders, found {sorted(images)}")
+        empty = sorted(name for name, count in images.items() if count == 0)
+        if empty:
+            errors.append(f"{channel}: class folders without images: {empty}")
+        for kind, files in skipped.items():
+            if files:
+                more = f" and {len(files) - 5} more" if len(files) > 5 else ""
+                shown = ", ".join(files[:5]) + more
+                warnings.append(f"{channel}: {len(files)} file(s) {kind} skipped: {shown}")
+    names = list(per_channel)
+    for other in names[1:]:
+        first, second = set(per_channel[names[0]]), set(per_channel[other])
+        if first != second:
+            errors.append(
+                f"{names[0]} and {other} class folders differ: only in {names[0]} "
+                f"{sorted(first - second)}, only in {other} {sorted(second - first)}"
+            )
+    classes = per_channel[names[0]] if names else []
+    return ClassFolderCheck(classes=classes, counts=counts, errors=errors, warnings=warnings)

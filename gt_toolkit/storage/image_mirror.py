@@ -1,0 +1,87 @@
+"""Images offline: a local mirror of S3 images, image headers, and ``data:`` URIs.
+
+Converters, the review report and the template preview all read images that a manifest names
+by ``s3://`` URI. When the images are also on disk (the folder that was uploaded, or a
+``aws s3 sync`` copy), :class:`ImageMirror` finds them there: every command takes the same
+pair of options for it, ``--images-dir`` (the folder) and ``--images-prefix`` (the
+``s3://`` prefix that folder mirrors).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import mimetypes
+import os
+from pathlib import Path, PurePosixPath
+
+from gt_toolkit.errors import StorageError
+from gt_toolkit.storage.s3 import is_s3_uri, parse_s3_uri
+from gt_toolkit.types import ImageSize
+
+__all__ = ["ImageMirror", "data_uri", "read_image_size"]
+
+_SNIFF = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"GIF8", "image/gif"),
+    (b"RIFF", "image/webp"),
+)
+
+
+class ImageMirror:
+    """A local folder holding copies of images that manifests name by ``source-ref``.
+
+    A reference is looked up in the folder as: the part after ``images_prefix`` (when the
+    reference starts with it), then the object key, then the key's file name; the first file
+    that exists wins.
+
+    Args:
+        images_dir: the folder (``--images-dir``).
+        images_prefix: the ``s3://bucket/prefix/`` the folder mirrors (``--images-prefix``).
+
+    Raises:
+        StorageError: ``images_dir`` is not a folder (a typo would otherwise send every
+            lookup to S3, or show every image as missing).
+    """
+
+    def __init__(self, images_dir: str | os.PathLike[str], images_prefix: str | None = None):
+        self.root = Path(images_dir)
+        if not self.root.is_dir():
+            raise StorageError(f"--images-dir {os.fspath(images_dir)}: not a folder")
+        self.prefix = images_prefix
+
+    def local_path(self, reference: str) -> Path | None:
+        """The local copy of ``reference`` (an ``s3://`` URI or a key), if there is one."""
+        key = parse_s3_uri(reference)[1] if is_s3_uri(reference) else reference
+        candidates = []
+        if self.prefix and reference.startswith(self.prefix):
+            candidates.append(reference[len(self.prefix) :])
+        candidates += [key, PurePosixPath(key).name]
+        for rel in candidates:
+            rel = rel.lstrip("/")
+            path = self.root / rel
+            if rel and path.is_file():
+                return path
+        return None
+
+
+def data_uri(data: bytes, mime: str | None = None, *, name: str = "") -> str:
+    """A ``data:`` URI; the type is ``mime``, else sniffed from the bytes, else from ``name``."""
+    mime = mime or next((m for magic, m in _SNIFF if data.startswith(magic)), None)
+    mime = mime or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def read_image_size(image: bytes | Path) -> ImageSize | None:
+    """Pixel size from an image's header (Pillow opens lazily: no full decode).
+
+    ``None`` when the bytes or file are not an image Pillow can read.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as img:
+            return {"width": img.width, "height": img.height}
+    except (UnidentifiedImageError, OSError):
+        return None

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from gt_toolkit.consolidation.engine import consolidate_image
+from gt_toolkit.consolidation.label_check import label_mismatch, unknown_labels
+from gt_toolkit.types import WorkerBox
+
+
+def box(label: str, left: float = 10) -> WorkerBox:
+    return {"label": label, "left": left, "top": 10, "width": 40, "height": 40}
+
+
+@pytest.mark.parametrize(
+    ("unknown", "boxes", "mismatch"),
+    [
+        ({}, 0, False),  # nothing drawn
+        ({}, 10, False),
+        ({"truck": 1}, 10, False),  # a stray label: dropped box by box
+        ({"Car": 5}, 10, False),  # half is not most
+        ({"Car": 6}, 10, True),
+        ({"Car": 3, "Bike": 3}, 10, True),  # several labels add up
+        ({"ball": 444}, 444, True),  # the README example: every box
+        ({"ball": 0}, 0, False),
+    ],
+)
+def test_the_rule_is_more_than_half_of_the_boxes(
+    unknown: dict[str, int], boxes: int, mismatch: bool
+) -> None:
+    assert (label_mismatch(unknown, boxes, ["car", "bike"]) is not None) is mismatch
+
+
+def test_the_message_lists_labels_seen_and_expected_with_near_misses() -> None:
+    found = label_mismatch({"Car": 6, "ball": 9, " bike": 1}, 20, ["car", "bike", "person"])
+    assert found is not None
+    assert (found.dropped, found.boxes, found.expected) == (16, 20, ("car", "bike", "person"))
+    text = found.message
+    assert text.startswith("label list mismatch: 16 of 20 boxes were dropped as unknown-label")
+    assert "labels seen: 'ball' (9), 'Car' (6), ' bike' (1)" in text  # most boxes first
+    assert "labels expected: 'car', 'bike', 'person'" in text
+    assert "'Car' looks like 'car', ' bike' looks like 'bike'" in text
+    assert "'ball' looks like" not in text
+
+
+def test_the_message_stays_short_for_many_or_long_labels() -> None:
+    unknown = {f"label-{i:03}": 1 for i in range(500)} | {"x" * 5_000: 1}
+    found = label_mismatch(unknown, 501, ["y" * 5_000])
+    assert found is not None and len(found.seen) == 501
+    assert "and 481 more" in found.message and "(5000 characters)" in found.message
+    assert len(found.message) < 3_000
+
+
+def test_unknown_labels_counts_what_the_engine_dropped_as_unknown() -> None:
+    answers = [[box("car"), box("Car", 200), box("", 400)], [box("car"), box("Car", 202)]]
+    result = consolidate_image(answers, labels=["car"])
+    assert unknown_labels(answers, result) == {"Car": 2}  # the empty label is missing-label
+    assert unknown_labels(answers, consolidate_image(answers)) == {}

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gt_toolkit.convert import ConvertOptions, convert_output
+from gt_toolkit.formats.sampling import split_name
+from tests.helpers import DATA, read_jsonl
+
+OUTPUTS = DATA / "outputs"
+CONSOLE = OUTPUTS / "console-job.manifest"
+API = OUTPUTS / "api-job.manifest"
+
+
+def test_augmented_split_channels_and_facts(tmp_path: Path) -> None:
+    out = tmp_path / "aug"
+    result = convert_output("augmented", API, out, ConvertOptions(validation_fraction=0.5, seed=3))
+    train, val = read_jsonl(out / "train.manifest"), read_jsonl(out / "validation.manifest")
+    assert len(train) + len(val) == 4
+    for line in train + val:
+        assert list(line) == ["source-ref", "boxes"]  # image first, no metadata by default
+        want = split_name(line["source-ref"], seed=3, validation_fraction=0.5)
+        assert (line in val) == (want == "validation")
+    channels = json.loads((out / "channels.json").read_text())
+    assert channels["attribute_names"] == ["source-ref", "boxes"]
+    cfg = {c["ChannelName"]: c for c in channels["InputDataConfig"]}
+    assert set(cfg) == {"train", "validation"}
+    src = cfg["train"]["DataSource"]["S3DataSource"]
+    assert src["S3DataType"] == "AugmentedManifestFile"
+    assert src["AttributeNames"] == ["source-ref", "boxes"]
+    assert cfg["train"]["RecordWrapperType"] == "RecordIO"
+    assert cfg["train"]["InputMode"] == "Pipe"
+    assert channels["num_training_samples"] == {"train": len(train), "validation": len(val)}
+    assert channels["hyperparameters"]["num_training_samples"] == str(len(train))
+    assert channels["num_classes"] == 3
+    assert channels["label_width_required"] == 2 + 5 * 2
+    assert result.stats.clipped_boxes == 1
+    clipped = next(x for x in train + val if x["source-ref"].endswith("d.png"))
+    assert clipped["boxes"]["annotations"][0]["width"] == 40
+
+
+def test_augmented_rejects_empty_by_default_and_keeps_metadata_on_request(tmp_path: Path) -> None:
+    out = tmp_path / "aug"
+    result = convert_output(
+        "augmented",
+        CONSOLE,
+        out,
+        ConvertOptions(include_metadata=True, rejects=tmp_path / "r.jsonl", validation_fraction=0),
+    )
+    lines = read_jsonl(out / "train.manifest")
+    assert [x["source-ref"][-11:] for x in lines] == ["img_001.jpg", "img_004.jpg", "img_005.jpg"]
+    assert all(x["dogs-and-toys-metadata"]["type"] == "groundtruth/object-detection" for x in lines)
+    assert lines[1]["dogs-and-toys"]["annotations"][0]["class_id"] == 1  # "1" normalised
+    reasons = sorted(
+        json.loads(x)["reason"] for x in (tmp_path / "r.jsonl").read_text().splitlines()
+    )
+    assert reasons == ["empty-image", "failed-object", "invalid-json"]
+    assert result.stats.rejected_total == 3
+    notes = json.loads((out / "channels.json").read_text())["notes"]
+    assert any("one channel is empty" in n for n in notes)
+
+
+def test_augmented_to_and_from_s3(store: Any, bucket: str) -> None:
+    store.put_bytes(f"s3://{bucket}/job/output.manifest", API.read_bytes())
+    convert_output(
+        "augmented",
+        f"s3://{bucket}/job/output.manifest",
+        f"s3://{bucket}/channels",
+        ConvertOptions(store=store, validation_fraction=0.5),
+    )
+    channels = json.loads(store.get_bytes(f"s3://{bucket}/channels/channels.json"))
+    uris = [c["DataSource"]["S3DataSource"]["S3Uri"] for c in channels["InputDataConfig"]]
+    assert uris == [
+        f"s3://{bucket}/channels/train.manifest",
+        f"s3://{bucket}/channels/validation.manifest",
+    ]
+    n = sum(len(store.get_bytes(u).splitlines()) for u in uris)
+    assert n == 4
+    assert not any("local paths" in x for x in channels["notes"])

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from gt_toolkit.convert import ConvertOptions, convert_output
+from gt_toolkit.errors import ConversionError
+from tests.helpers import DATA
+
+OUTPUTS = DATA / "outputs"
+CONSOLE = OUTPUTS / "console-job.manifest"
+API = OUTPUTS / "api-job.manifest"
+
+
+def test_lst_single_and_multi_label(tmp_path: Path) -> None:
+    out = tmp_path / "lst"
+    result = convert_output(
+        "lst",
+        OUTPUTS / "classification-single.manifest",
+        out,
+        ConvertOptions(copy_images=False, validation_fraction=0),
+    )
+    rows = [x.split("\t") for x in (out / "train.lst").read_text().splitlines()]
+    assert rows == [
+        ["0", "1", "p1.jpg"],
+        ["1", "0", "p2.jpg"],
+        ["2", "0", "p3.jpg"],
+        ["3", "2", "p4.jpg"],
+    ]
+    assert result.extra["class_index"] == {"0": "cat", "1": "dog", "2": "bird"}
+    multi = tmp_path / "multi"
+    convert_output(
+        "lst",
+        OUTPUTS / "classification-multi.manifest",
+        multi,
+        ConvertOptions(copy_images=False, validation_fraction=0),
+    )
+    rows = [x.split("\t") for x in (multi / "train.lst").read_text().splitlines()]
+    assert rows[0] == ["0", "1", "1", "0", "s1.jpg"]
+    assert rows[2] == ["2", "0", "0", "0", "s3.jpg"]
+
+
+def test_class_folders_refuses_multi_label(tmp_path: Path) -> None:
+    with pytest.raises(ConversionError, match="single-label"):
+        convert_output(
+            "class-folders",
+            OUTPUTS / "classification-multi.manifest",
+            tmp_path / "f",
+            ConvertOptions(images_dir=str(tmp_path)),
+        )
+
+
+def test_class_folders_downloads_from_s3_and_writes_back(
+    store: Any, bucket: str, tmp_path: Path
+) -> None:
+    rows = []
+    for i, (cls, name) in enumerate([(0, "cat"), (1, "dog"), (0, "cat")]):
+        key = f"pets/p{i}.jpg"
+        store.put_bytes(f"s3://{bucket}/{key}", f"image-{i}".encode())
+        rows.append(
+            {
+                "source-ref": f"s3://{bucket}/{key}",
+                "animal": cls,
+                "animal-metadata": {
+                    "class-name": name,
+                    "type": "groundtruth/image-classification",
+                    "creation-date": "2024-01-01T00:00:00",
+                },
+            }
+        )
+    store.put_bytes(f"s3://{bucket}/out/output.manifest", b"\n".join(orjson.dumps(r) for r in rows))
+    local = tmp_path / "folders"
+    result = convert_output(
+        "class-folders", f"s3://{bucket}/out/output.manifest", local, ConvertOptions(store=store)
+    )
+    written = sorted(p.relative_to(local).as_posix() for p in local.rglob("*.jpg"))
+    # each image in exactly one split, under its class folder
+    assert sorted(w.split("/", 1)[1] for w in written) == ["cat/p0.jpg", "cat/p2.jpg", "dog/p1.jpg"]
+    assert {w.split("/", 1)[0] for w in written} <= {"train", "validation"}
+    dog = next(w for w in written if w.endswith("p1.jpg"))
+    assert (local / dog).read_bytes() == b"image-1"
+    split_of = {w.rsplit("/", 1)[1]: w.split("/", 1)[0] for w in written}
+    missing = {
+        f"class {name!r} has no {split} images"
+        for name, images in (("cat", ["p0.jpg", "p2.jpg"]), ("dog", ["p1.jpg"]))
+        for split in ("train", "validation")
+        if split not in {split_of[i] for i in images}
+    }
+    assert set(result.notes) == missing
+    # and S3 to S3
+    convert_output(
+        "class-folders",
+        f"s3://{bucket}/out/output.manifest",
+        f"s3://{bucket}/folders/",
+        ConvertOptions(store=store),
+    )
+    assert store.get_bytes(f"s3://{bucket}/folders/{split_of['p2.jpg']}/cat/p2.jpg") == b"image-2"

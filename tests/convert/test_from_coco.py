@@ -1,0 +1,189 @@
+"""``from-coco``: what a COCO file says is kept, what cannot be kept is said."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gt_toolkit.convert import ConvertOptions, convert_output
+from gt_toolkit.errors import ConversionError
+from gt_toolkit.evaluation.metrics import evaluate_detections, read_detection_set
+from gt_toolkit.formats.output_manifest import iter_detection_records
+from tests.helpers import read_jsonl
+
+PREFIX = "s3://bkt-x/imgs/"
+CATEGORIES = [
+    {"id": 90, "name": "toothbrush"},  # used by no annotation, listed first on purpose
+    {"id": 1, "name": "person"},
+    {"id": 3, "name": "car"},
+]
+IMAGES = [
+    {"id": 10, "file_name": "a.jpg", "width": 64, "height": 48},
+    {"id": 11, "file_name": "b.jpg", "width": 64, "height": 48},
+]
+ANNOTATIONS = [
+    {"id": 1, "image_id": 10, "category_id": 1, "bbox": [10.4, 10.6, 4.2, 5.3], "iscrowd": 0},
+    {"id": 2, "image_id": 10, "category_id": 3, "bbox": [30.25, 2.5, 7.75, 6.125]},
+    {"id": 3, "image_id": 11, "category_id": 3, "bbox": [1.0, 1.0, 20.5, 20.5]},
+]
+
+
+def _write(path: Path, doc: Any) -> Path:
+    path.write_text(json.dumps(doc))  # json, not orjson: it writes integers of any size
+    return path
+
+
+def _coco(tmp_path: Path, annotations: list[Any] | None = None) -> Path:
+    doc = {"images": IMAGES, "annotations": annotations or ANNOTATIONS, "categories": CATEGORIES}
+    return _write(tmp_path / "gt.json", doc)
+
+
+def _convert(src: Path, out: Path, **options: Any) -> Any:
+    return convert_output("from-coco", src, out, ConvertOptions(image_prefix=PREFIX, **options))
+
+
+def test_coordinates_are_kept_exactly(tmp_path: Path) -> None:
+    out = tmp_path / "prior.manifest"
+    _convert(_coco(tmp_path), out)
+    boxes = {
+        r.source_ref: [(b.label, b.left, b.top, b.width, b.height) for b in r.boxes]
+        for r in iter_detection_records(out)
+    }
+    assert boxes == {
+        PREFIX + "a.jpg": [("person", 10.4, 10.6, 4.2, 5.3), ("car", 30.25, 2.5, 7.75, 6.125)],
+        PREFIX + "b.jpg": [("car", 1, 1, 20.5, 20.5)],
+    }
+
+
+def test_every_category_is_kept_with_a_written_mapping(tmp_path: Path) -> None:
+    out = tmp_path / "prior.manifest"
+    result = _convert(_coco(tmp_path), out)
+    mapping = json.loads((tmp_path / "prior.manifest.categories.json").read_text())
+    assert mapping == [
+        {"class_id": 0, "coco_id": 1, "name": "person"},
+        {"class_id": 1, "coco_id": 3, "name": "car"},
+        {"class_id": 2, "coco_id": 90, "name": "toothbrush"},
+    ]
+    assert result.stats.class_map.to_json() == {"0": "person", "1": "car", "2": "toothbrush"}
+    assert any("evaluate by name" in note for note in result.notes)
+    first = read_jsonl(out)[0]
+    assert first["prior-boxes-metadata"]["class-map"] == {"0": "person", "1": "car"}
+
+
+def test_two_categories_with_one_name_are_refused(tmp_path: Path) -> None:
+    doc = {
+        "images": IMAGES,
+        "annotations": [],
+        "categories": [*CATEGORIES, {"id": 4, "name": "car"}],
+    }
+    with pytest.raises(ConversionError, match="both named 'car'"):
+        _convert(_write(tmp_path / "c.json", doc), tmp_path / "o.manifest")
+
+
+def test_crowd_regions_are_skipped_and_counted(tmp_path: Path) -> None:
+    crowd = {"id": 9, "image_id": 11, "category_id": 1, "bbox": [0, 0, 60, 40], "iscrowd": 1}
+    result = _convert(_coco(tmp_path, [*ANNOTATIONS, crowd]), tmp_path / "o.manifest")
+    assert result.extra["crowd_regions_skipped"] == 1
+    assert result.stats.boxes == 3
+    assert "1 iscrowd regions skipped" in " ".join(result.notes)
+
+
+ODD = [
+    ({"image_id": 99}, "orphan-annotation"),
+    ({"category_id": 2}, "unknown-category"),
+    ({"category_id": 2**64}, "unknown-category"),
+    ({"category_id": True}, "unknown-category"),
+    ({"bbox": [1, 2, 3]}, "invalid-bbox"),
+    ({"bbox": [True, 2, 3, 4]}, "invalid-bbox"),
+    ({"bbox": [1, 2, 0, 4]}, "invalid-bbox"),
+    ({"bbox": [1, 2, 3, "4"]}, "invalid-bbox"),
+    ({"bbox": [1, 2, 3, 10**400]}, "invalid-bbox"),
+    ({"score": 1.5}, "invalid-bbox"),
+    ({"score": False}, "invalid-bbox"),
+]
+
+
+@pytest.mark.parametrize(("change", "reason"), ODD, ids=[r + str(c) for c, r in ODD])
+def test_annotations_that_cannot_be_boxes_are_rejects(
+    tmp_path: Path, change: dict[str, Any], reason: str
+) -> None:
+    odd = {**ANNOTATIONS[2], "id": 4, **change}
+    rejects = tmp_path / "rejects.jsonl"
+    result = _convert(
+        _coco(tmp_path, [*ANNOTATIONS, odd]), tmp_path / "o.manifest", rejects=rejects
+    )
+    assert result.stats.boxes == 3
+    assert result.stats.rejected == {reason: 1}
+    [item] = read_jsonl(rejects)
+    assert (item["file"], item["where"], item["reason"]) == (
+        str(tmp_path / "gt.json"),
+        "annotations[3]",
+        reason,
+    )
+    assert '"id": 4' in item["raw"]
+
+
+def test_the_strict_policy_stops_at_the_first_reject(tmp_path: Path) -> None:
+    orphan = {**ANNOTATIONS[0], "image_id": 99}
+    with pytest.raises(ConversionError, match=r"annotations\[3\]: orphan-annotation"):
+        _convert(_coco(tmp_path, [*ANNOTATIONS, orphan]), tmp_path / "o.manifest", policy="strict")
+    assert not (tmp_path / "o.manifest").exists()
+
+
+def test_a_results_list_becomes_predictions_that_evaluate_by_name(tmp_path: Path) -> None:
+    gt = _coco(tmp_path)
+    results = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": s}
+        for a, s in zip(ANNOTATIONS, (0.9, 0.8, 0.7), strict=True)
+    ]
+    results.append({"image_id": 11, "category_id": 1, "bbox": [40, 30, 5, 5], "score": 0.1})
+    preds = _write(tmp_path / "results.json", results)
+    with pytest.raises(ConversionError, match="--coco-reference"):
+        _convert(preds, tmp_path / "p.manifest")
+    result = _convert(preds, tmp_path / "p.manifest", coco_reference=gt)
+    assert result.extra["results_list"] is True
+    _convert(gt, tmp_path / "gt.manifest")
+    scores = [
+        o["confidence"]
+        for o in read_jsonl(tmp_path / "p.manifest")[1]["prior-boxes-metadata"]["objects"]
+    ]
+    assert scores == [0.7, 0.1]
+    evaluation = evaluate_detections(
+        read_detection_set(tmp_path / "p.manifest").boxes,
+        read_detection_set(tmp_path / "gt.manifest").boxes,
+    )
+    # Exact boxes: AP is 1 at every IoU up to 0.95 (whole-pixel rounding broke the small boxes).
+    assert evaluation.map == pytest.approx(1.0)
+
+
+def test_a_coco_file_from_s3(store: Any, bucket: str, tmp_path: Path) -> None:
+    store.put_bytes(f"s3://{bucket}/gt.json", _coco(tmp_path).read_bytes())
+    out = f"s3://{bucket}/prior.manifest"
+    convert_output(
+        "from-coco", f"s3://{bucket}/gt.json", out, ConvertOptions(image_prefix=PREFIX, store=store)
+    )
+    assert len(store.get_bytes(out).splitlines()) == 2
+    assert store.exists(f"{out}.categories.json")
+
+
+def test_from_coco_needs_a_prefix_for_relative_file_names(tmp_path: Path) -> None:
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 7, "bbox": [1, 2, 3, 4], "score": 0.4}
+        ],
+        "categories": [{"id": 7, "name": "cat"}],
+    }
+    src = _write(tmp_path / "c.json", doc)
+    with pytest.raises(ConversionError, match="--image-prefix"):
+        convert_output("from-coco", src, tmp_path / "o.manifest", ConvertOptions())
+    _convert(src, tmp_path / "o.manifest")
+    line = read_jsonl(tmp_path / "o.manifest")[0]
+    assert line["source-ref"] == PREFIX + "a.jpg"
+    assert line["prior-boxes"]["annotations"] == [
+        {"class_id": 0, "left": 1, "top": 2, "width": 3, "height": 4}
+    ]
+    assert line["prior-boxes-metadata"]["objects"] == [{"confidence": 0.4}]

@@ -1,0 +1,178 @@
+"""``from-yolo``: the layouts YOLO tools write, dotted stems, odd lines as rejects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from gt_toolkit.convert import ConvertOptions, convert_output
+from gt_toolkit.errors import ConversionError
+from gt_toolkit.formats.output_manifest import iter_detection_records
+from tests.helpers import read_jsonl
+
+PREFIX = "s3://bkt-x/ds/"
+
+
+def _image(path: Path, size: tuple[int, int] = (200, 100)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size).save(path)
+
+
+def _text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _boxes(manifest: Path) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        r.source_ref.removeprefix(PREFIX): [
+            (b.label, b.left, b.top, b.width, b.height, b.score) for b in r.boxes
+        ]
+        for r in iter_detection_records(manifest)
+    }
+
+
+def _convert(root: Path, tmp_path: Path, **options: Any) -> tuple[Any, Path]:
+    out = tmp_path / "prior.manifest"
+    result = convert_output("from-yolo", root, out, ConvertOptions(image_prefix=PREFIX, **options))
+    return result, out
+
+
+# A centred box of half the image: 200x100 image -> left 50, top 25, 100 x 50.
+LINE = "1 0.5 0.5 0.5 0.5\n"
+BOX = ("dog", 50, 25, 100, 50, 1.0)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        "names: [cat, dog]\n",
+        "names:\n  - cat\n  - dog\n",
+        "names:\n  0: cat\n  1: dog\n",
+        "nc: 2\nnames: {1: dog, 0: cat}\n",
+    ],
+    ids=["flow list", "block list", "map", "unordered map"],
+)
+def test_ultralytics_layout_with_names_as_a_list_or_a_map(tmp_path: Path, names: str) -> None:
+    root = tmp_path / "ds"
+    _text(root / "data.yaml", f"path: .\ntrain: images/train\nval: images/val\n{names}")
+    _image(root / "images" / "train" / "x_ver1.0_640.jpg")  # a dotted stem
+    _text(root / "labels" / "train" / "x_ver1.0_640.txt", LINE)
+    _image(root / "images" / "val" / "neg.png")  # no label file: a negative image
+    result, out = _convert(root, tmp_path)
+    assert _boxes(out) == {"images/train/x_ver1.0_640.jpg": [BOX], "images/val/neg.png": []}
+    assert result.extra["names"] == ["cat", "dog"]
+    assert result.stats.empty_images == 1
+
+
+def test_split_folders_with_images_and_labels_inside(tmp_path: Path) -> None:
+    """Roboflow's export: train/images + train/labels, valid/images + valid/labels."""
+    root = tmp_path / "ds"
+    _text(
+        root / "data.yaml",
+        "train: ../train/images\nval: ../valid/images\nnc: 2\nnames: ['cat', 'dog']\n",
+    )
+    for split in ("train", "valid"):
+        _image(root / split / "images" / f"{split}.a.jpg")
+        _text(root / split / "labels" / f"{split}.a.txt", LINE)
+    _, out = _convert(root, tmp_path)
+    assert _boxes(out) == {"train/images/train.a.jpg": [BOX], "valid/images/valid.a.jpg": [BOX]}
+
+
+def test_darknet_layout_with_obj_names(tmp_path: Path) -> None:
+    """CVAT's YOLO 1.1 export: obj.names, obj.data, train.txt, labels beside the images."""
+    root = tmp_path / "ds"
+    _text(root / "obj.names", "cat\ndog\n")
+    _text(root / "obj.data", "classes = 2\ntrain = data/train.txt\nnames = data/obj.names\n")
+    _text(root / "train.txt", "data/obj_train_data/a.b.jpg\n")
+    _image(root / "obj_train_data" / "a.b.jpg")
+    _text(root / "obj_train_data" / "a.b.txt", LINE)
+    _, out = _convert(root, tmp_path)
+    assert _boxes(out) == {"obj_train_data/a.b.jpg": [BOX]}
+
+
+def _one_image(tmp_path: Path, lines: str) -> Path:
+    root = tmp_path / "ds"
+    _text(root / "classes.txt", "cat\ndog\n")
+    _image(root / "images" / "a.jpg")
+    _text(root / "labels" / "a.txt", LINE + lines)
+    return root
+
+
+POLYGON = "0 0.1 0.2 0.3 0.2 0.3 0.6 0.1 0.6\n"
+
+
+def test_polygon_lines_are_rejects_unless_their_box_is_asked_for(tmp_path: Path) -> None:
+    root = _one_image(tmp_path, POLYGON)
+    rejects = tmp_path / "rejects.jsonl"
+    result, out = _convert(root, tmp_path, rejects=rejects)
+    assert _boxes(out) == {"images/a.jpg": [BOX]}
+    [item] = read_jsonl(rejects)
+    label_file = str(root / "labels" / "a.txt")
+    assert (item["file"], item["where"], item["reason"]) == (label_file, "2", "polygon-line")
+    assert "--polygon-boxes" in item["detail"]
+    assert result.extra["images_with_rejected_boxes"] == 1
+    _, out = _convert(root, tmp_path, polygon_boxes=True)
+    assert _boxes(out) == {"images/a.jpg": [BOX, ("cat", 20, 20, 40, 40, 1.0)]}
+
+
+ODD = [
+    ("-1 0.5 0.5 0.1 0.1", "invalid-class-id"),
+    ("1.5 0.5 0.5 0.1 0.1", "invalid-class-id"),
+    (f"{2**64} 0.5 0.5 0.1 0.1", "unknown-class-id"),
+    ("2 0.5 0.5 0.1 0.1", "unknown-class-id"),
+    ("0 0.5 0.5 0.1", "invalid-box"),
+    ("0 0.5 0.5 0.1 x", "invalid-box"),
+    ("0 0.5 0.5 0 0.1", "invalid-box"),
+    ("0 1.5 0.5 0.1 0.1", "invalid-box"),
+    ("0 nan 0.5 0.1 0.1", "invalid-box"),
+    ("0 0.5 0.5 0.1 0.1 1.2", "invalid-box"),
+]
+
+
+@pytest.mark.parametrize(("line", "reason"), ODD, ids=[o[0] for o in ODD])
+def test_lines_that_cannot_be_boxes_are_rejects(tmp_path: Path, line: str, reason: str) -> None:
+    rejects = tmp_path / "rejects.jsonl"
+    result, out = _convert(_one_image(tmp_path, line + "\n"), tmp_path, rejects=rejects)
+    assert _boxes(out) == {"images/a.jpg": [BOX]}
+    assert [(r["where"], r["reason"], r["raw"]) for r in read_jsonl(rejects)] == [
+        ("2", reason, line)
+    ]
+    assert result.stats.rejected == {reason: 1}
+
+
+def test_a_score_column_is_the_confidence(tmp_path: Path) -> None:
+    _, out = _convert(_one_image(tmp_path, "0 0.5 0.5 0.5 0.5 0.25\n"), tmp_path)
+    assert _boxes(out)["images/a.jpg"][1] == ("cat", 50, 25, 100, 50, 0.25)
+
+
+def test_a_label_file_without_its_image_is_a_reject(tmp_path: Path) -> None:
+    root = _one_image(tmp_path, "")
+    _text(root / "labels" / "lost.txt", LINE)
+    rejects = tmp_path / "rejects.jsonl"
+    _convert(root, tmp_path, rejects=rejects)
+    [item] = read_jsonl(rejects)
+    assert (item["file"], item["reason"]) == (str(root / "labels" / "lost.txt"), "no-image")
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"data.yaml": "names: {0: cat, 2: dog}\n"}, "every id 0..1"),
+        ({"classes.txt": "cat\n\ndog\n"}, "blank line"),
+        ({"classes.txt": "cat\ncat\n"}, "both named 'cat'"),
+        ({}, "no class names"),
+    ],
+)
+def test_class_names_that_would_misnumber_are_refused(
+    tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    root = tmp_path / "ds"
+    for name, text in files.items():
+        _text(root / name, text)
+    _image(root / "images" / "a.jpg")
+    with pytest.raises(ConversionError, match=message):
+        _convert(root, tmp_path)

@@ -1,0 +1,95 @@
+"""What every target reads: odd class ids and coordinates are rejects, never output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gt_toolkit.convert import ConvertOptions, Target, convert_output
+from tests.helpers import read_jsonl
+
+FORWARD_DETECTION = [
+    Target.AUGMENTED,
+    Target.OD_JSON,
+    Target.JUMPSTART_OD,
+    Target.COCO,
+    Target.YOLO,
+    Target.VOC,
+]
+
+
+def _line(ref: str, box: dict[str, Any]) -> bytes:
+    """One output-manifest line with one box; its class map names only class 0."""
+    body = (
+        '{"source-ref": "s3://bkt-x/%s", "b": {"image_size": [{"width": 100, "height": 80, '
+        '"depth": 3}], "annotations": [%s]}, "b-metadata": {"objects": [{"confidence": 0.9}], '
+        '"class-map": {"0": "cat"}, "type": "groundtruth/object-detection", '
+        '"creation-date": "2024-01-01T00:00:00"}}'
+    )
+    fields = ", ".join(f'"{k}": {v}' for k, v in box.items())
+    return (body % (ref, "{" + fields + "}")).encode()
+
+
+GOOD = {"class_id": "0", "left": "1", "top": "2", "width": "30", "height": "40"}
+
+# (case, box fields as raw JSON, reason); raw JSON so 2^64 arrives as JSON writes it.
+ODD = [
+    ("id 2^64", {**GOOD, "class_id": str(2**64)}, "invalid-label"),
+    ("id 2^64-1", {**GOOD, "class_id": str(2**64 - 1)}, "invalid-label"),
+    ("id 10^30", {**GOOD, "class_id": "1" + "0" * 30}, "invalid-label"),
+    ("negative id", {**GOOD, "class_id": "-1"}, "invalid-label"),
+    ("id in no class map", {**GOOD, "class_id": "7"}, "unknown-class-id"),
+    ("boolean left", {**GOOD, "left": "true"}, "invalid-label"),
+    ("boolean top", {**GOOD, "top": "false"}, "invalid-label"),
+    ("boolean width", {**GOOD, "width": "true"}, "invalid-label"),
+    ("boolean id", {**GOOD, "class_id": "false"}, "invalid-label"),
+]
+
+
+@pytest.mark.parametrize("target", FORWARD_DETECTION, ids=str)
+@pytest.mark.parametrize(("case", "box", "reason"), ODD, ids=[c[0] for c in ODD])
+def test_odd_class_ids_and_coordinates_are_rejects(
+    tmp_path: Path, target: Target, case: str, box: dict[str, Any], reason: str
+) -> None:
+    src = tmp_path / "in.manifest"
+    src.write_bytes(_line("good.jpg", GOOD) + b"\n" + _line("odd.jpg", box) + b"\n")
+    rejects = tmp_path / "rejects.jsonl"
+    options: dict[str, Any] = {"rejects": rejects}
+    if target in (Target.OD_JSON, Target.JUMPSTART_OD):
+        options["copy_images"] = False
+    result = convert_output(target, src, tmp_path / "out", ConvertOptions(**options))
+    assert result.stats.objects == 1
+    assert result.stats.rejected == {reason: 1}
+    [rejected] = read_jsonl(rejects)
+    assert (rejected["file"], rejected["line"], rejected["reason"]) == (str(src), 2, reason)
+    assert "odd.jpg" in rejected["raw"]
+
+
+@pytest.mark.parametrize(
+    ("label", "meta", "reason"),
+    [
+        ("-1", '"class-name": "cat"', "invalid-label"),
+        (str(2**64), '"class-name": "cat"', "invalid-label"),
+        ("3", '"other": 1', "unknown-class-id"),
+        ("true", '"class-name": "cat"', "invalid-label"),
+    ],
+)
+def test_odd_classification_ids_are_rejects(
+    tmp_path: Path, label: str, meta: str, reason: str
+) -> None:
+    line = (
+        '{"source-ref": "s3://bkt-x/%s", "pet": %s, "pet-metadata": {%s, '
+        '"type": "groundtruth/image-classification", "creation-date": "2024-01-01T00:00:00"}}'
+    )
+    good = line % ("a.jpg", "0", '"class-name": "cat"')
+    odd = line % ("b.jpg", label, meta)
+    src = tmp_path / "in.manifest"
+    src.write_text(good + "\n" + odd + "\n")
+    rejects = tmp_path / "rejects.jsonl"
+    result = convert_output(
+        "lst", src, tmp_path / "out", ConvertOptions(rejects=rejects, copy_images=False)
+    )
+    assert result.extra["class_index"] == {"0": "cat"}
+    assert [(r["line"], r["reason"]) for r in read_jsonl(rejects)] == [(2, reason)]

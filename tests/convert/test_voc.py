@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from gt_toolkit.convert import ConvertOptions, convert_output
+from gt_toolkit.errors import ConversionError
+from tests.helpers import DATA
+
+OUTPUTS = DATA / "outputs"
+CONSOLE = OUTPUTS / "console-job.manifest"
+API = OUTPUTS / "api-job.manifest"
+
+
+def test_voc_is_readable_by_a_standard_parser(tmp_path: Path) -> None:
+    from globox import AnnotationSet
+
+    out = tmp_path / "voc"
+    convert_output("voc", API, out, ConvertOptions(validation_fraction=0.5))
+    doc = ET.parse(out / "Annotations" / "a.xml").getroot()
+    assert doc.findtext("size/width") == "320"
+    names = [o.findtext("name") for o in doc.iter("object")]
+    assert names == ["car", "bike"]
+    assert doc.findtext("object/bndbox/xmax") == "112"
+    sets = [(out / "ImageSets" / "Main" / f).read_text().split() for f in ("train.txt", "val.txt")]
+    assert sorted(sets[0] + sets[1]) == ["a", "b", "c", "d"]
+    loaded = AnnotationSet.from_pascal_voc(out / "Annotations")
+    assert len(loaded) == 4
+    assert sum(len(a.boxes) for a in loaded) == 5
+
+
+def test_labelmap_lists_every_class_as_datumaro_reads_it(tmp_path: Path) -> None:
+    """datumaro's VOC label map: ``name:color:parts:actions``, '#' lines are comments."""
+    out = tmp_path / "voc"
+    convert_output("voc", API, out)
+    lines = [x for x in (out / "labelmap.txt").read_text().splitlines() if not x.startswith("#")]
+    assert [x.split(":") for x in lines] == [[n, "", "", ""] for n in ("car", "truck", "bike")]
+
+
+def test_a_class_name_the_labelmap_cannot_hold_fails_the_run(tmp_path: Path) -> None:
+    src = tmp_path / "in.manifest"
+    src.write_text(API.read_text().replace('"bike"', '"bike: road"'))
+    with pytest.raises(ConversionError, match="labelmap"):
+        convert_output("voc", src, tmp_path / "voc")
+    assert not (tmp_path / "voc").exists()

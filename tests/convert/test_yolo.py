@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gt_toolkit.convert import ConvertOptions, convert_output
+from gt_toolkit.formats.output_manifest import iter_detection_records
+from tests.helpers import DATA, image_mirror
+
+OUTPUTS = DATA / "outputs"
+CONSOLE = OUTPUTS / "console-job.manifest"
+API = OUTPUTS / "api-job.manifest"
+
+
+def test_yolo_round_trip_through_images(tmp_path: Path) -> None:
+    mirror = image_mirror(tmp_path, API)
+    out = tmp_path / "yolo"
+    convert_output(
+        "yolo",
+        API,
+        out,
+        ConvertOptions(copy_images=True, images_dir=str(mirror), validation_fraction=0.5),
+    )
+
+    assert (out / "classes.txt").read_text().split() == ["car", "truck", "bike"]
+    labels = sorted((out / "labels").rglob("*.txt"))
+    assert len(labels) == 4
+    first = next(p for p in labels if p.stem == "a").read_text().split("\n")[0].split()
+    assert first[0] == "0"
+    assert [float(v) for v in first[1:]] == pytest.approx([62 / 320, 80 / 240, 100 / 320, 80 / 240])
+    back = tmp_path / "back.manifest"
+    convert_output("from-yolo", out, back, ConvertOptions())
+    original = {r.source_ref: r for r in iter_detection_records(API)}
+    again = {r.source_ref: r for r in iter_detection_records(back)}
+    assert set(again) == set(original)
+    for ref, rec in original.items():
+        got = [(b.label, b.left, b.top, b.width, b.height) for b in again[ref].boxes]
+        assert got == [(b.label, b.left, b.top, b.width, b.height) for b in rec.boxes]
+
+
+def test_data_yaml_names_the_dataset_by_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ultralytics resolves a relative ``path`` against the current folder, not the file."""
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    convert_output("yolo", API, "rel/yolo", ConvertOptions(validation_fraction=0.5))
+    doc = yaml.safe_load((tmp_path / "rel" / "yolo" / "data.yaml").read_text())
+    assert doc["path"] == str(tmp_path / "rel" / "yolo")
+    assert (doc["train"], doc["val"]) == ("images/train", "images/val")
+    assert doc["names"] == {0: "car", 1: "truck", 2: "bike"}
+    assert doc["nc"] == 3
+
+
+def test_data_yaml_on_s3_has_no_path(store: Any, bucket: str) -> None:
+    """No ``path``: Ultralytics then takes the folder data.yaml was downloaded to."""
+    import yaml
+
+    out = f"s3://{bucket}/yolo"
+    convert_output("yolo", API, out, ConvertOptions(store=store))
+    doc = yaml.safe_load(store.get_bytes(f"{out}/data.yaml"))
+    assert "path" not in doc
+    assert doc["names"][2] == "bike"
+
+
+def test_dotted_stems_round_trip(tmp_path: Path) -> None:
+    src = tmp_path / "in.manifest"
+    src.write_text(API.read_text().replace("cars/a.png", "cars/x_ver1.0_640.png"))
+    mirror = image_mirror(tmp_path, src)
+    out = tmp_path / "yolo"
+    convert_output("yolo", src, out, ConvertOptions(copy_images=True, images_dir=str(mirror)))
+    assert len(list((out / "labels").rglob("x_ver1.0_640.txt"))) == 1
+    back = tmp_path / "back.manifest"
+    convert_output("from-yolo", out, back)
+    refs = {r.source_ref for r in iter_detection_records(back)}
+    assert "s3://gt-demo-bucket/cars/x_ver1.0_640.png" in refs

@@ -1,0 +1,393 @@
+"""PyTorch script mode: the script's contract (without torch) and the request builder on moto."""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import math
+import re
+import tarfile
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from gt_toolkit import ValidationError
+from gt_toolkit.sagemaker.debugger import ProfilerSettings
+from gt_toolkit.sagemaker.pytorch import (
+    SCRIPT_DIR,
+    PyTorchClassifierHyperparameters,
+    build_pytorch_training_request,
+    pack_pytorch_source,
+    script_argv,
+    upload_pytorch_source,
+)
+from gt_toolkit.sagemaker.regions import DLC_ACCOUNTS, pytorch_image_uri
+from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
+from gt_toolkit.sagemaker.service_validation import botocore_report
+from gt_toolkit.sagemaker.training import TrainingResources
+from gt_toolkit.storage.s3 import S3Store
+from tests.helpers import DATA, pytorch_request_args
+
+TRAIN_LOG = DATA / "training" / "pytorch_classifier_train.log"
+
+
+def parsed(request: dict[str, Any]) -> Any:
+    """What train.py's parser makes of the arguments the container derives from the request."""
+    env = {"SM_CHANNEL_TRAIN": "/t", "SM_CHANNEL_VALIDATION": "/v", "SM_MODEL_DIR": "/m"}
+    env["SM_OUTPUT_DATA_DIR"] = "/o"
+    return contract.build_parser(env).parse_args(script_argv(request["HyperParameters"]))
+
+
+# -- the contract between builder and script -------------------------------------------------
+
+
+def test_every_hyperparameter_the_builder_sends_is_accepted_by_the_script() -> None:
+    values = {"arch": "resnet50", "learning_rate": 0.0003, "epochs": 4, "pretrained": False}
+    chosen = PyTorchClassifierHyperparameters(**values)
+    args = parsed(build_pytorch_training_request(**pytorch_request_args(hyperparameters=chosen)))
+    for f in fields(contract.Hyperparameters):
+        assert getattr(args, f.name) == values.get(f.name, f.default), f.name
+    assert (args.train, args.model_dir) == ("/t", "/m")
+
+
+@settings(max_examples=60, deadline=None)  # builds and validates a whole request per example
+@given(
+    arch=st.sampled_from(contract.ARCHITECTURES),
+    lr=st.floats(min_value=1e-9, max_value=1.0, allow_nan=False),
+    batch=st.integers(min_value=1, max_value=4096),
+    epochs=st.integers(min_value=1, max_value=1000),
+    top_layer=st.booleans(),
+)
+def test_any_valid_hyperparameters_round_trip_through_the_container(
+    arch: str, lr: float, batch: int, epochs: int, top_layer: bool
+) -> None:
+    chosen = PyTorchClassifierHyperparameters(
+        arch=arch, learning_rate=lr, batch_size=batch, epochs=epochs, train_only_top_layer=top_layer
+    )
+    args = parsed(build_pytorch_training_request(**pytorch_request_args(hyperparameters=chosen)))
+    assert (args.arch, args.learning_rate, args.batch_size) == (arch, lr, batch)
+    assert (args.epochs, args.train_only_top_layer) == (epochs, top_layer)
+
+
+def test_the_parser_refuses_a_name_the_script_does_not_know() -> None:
+    with pytest.raises(SystemExit):
+        contract.build_parser({}).parse_args(["--train", "t", "--validation", "v"])  # no model_dir
+    env = {"SM_CHANNEL_TRAIN": "/t", "SM_CHANNEL_VALIDATION": "/v", "SM_MODEL_DIR": "/m"}
+    with pytest.raises(SystemExit):
+        contract.build_parser(env).parse_args(["--lr", "0.1"])
+
+
+@pytest.mark.parametrize("text", ["True", "true", "1", "yes", "False", "false", "0", "no"])
+def test_booleans_as_sagemaker_sends_them(text: str) -> None:
+    assert contract.parse_bool(text) is (text.lower() in ("true", "1", "yes"))
+
+
+def test_a_boolean_that_is_neither_is_refused() -> None:
+    with pytest.raises(Exception, match="expected true or false"):
+        contract.parse_bool("maybe")
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@given(
+    epoch=st.integers(min_value=1, max_value=10_000),
+    values=st.tuples(finite, finite, finite, finite),
+)
+def test_every_metric_regex_reads_its_value_back_from_the_metric_line(
+    epoch: int, values: tuple[float, float, float, float]
+) -> None:
+    line = contract.metric_line(epoch, dict(zip(contract.METRIC_NAMES, values, strict=True)))
+    for definition, value in zip(contract.metric_definitions(), values, strict=True):
+        match = re.search(definition["Regex"], line)
+        assert match is not None, (definition, line)
+        assert float(match.group(1)) == pytest.approx(value, rel=1e-5, abs=1e-300)
+
+
+@given(name=st.sampled_from(contract.METRIC_NAMES), bad=st.sampled_from([math.nan, math.inf]))
+def test_a_non_finite_metric_is_left_out_so_no_regex_reads_a_wrong_value(
+    name: str, bad: float
+) -> None:
+    line = contract.metric_line(1, {name: bad})
+    assert re.search(contract.metric_regex(name), line) is None
+
+
+def test_metric_regexes_do_not_read_a_neighbour() -> None:
+    line = contract.metric_line(2, {"validation:loss": 0.5, "train:loss": 0.25})
+    assert re.search(contract.metric_regex("train:loss"), line).group(1) == "0.25"  # type: ignore[union-attr]
+    assert re.search(contract.metric_regex("train:accuracy"), line) is None
+
+
+def test_unknown_metric_names_are_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="unknown metric"):
+        contract.metric_line(1, {"val_acc": 0.5})
+    with pytest.raises(ValueError, match="unknown metric"):
+        contract.metric_regex("val_acc")
+
+
+def test_the_regexes_match_the_lines_the_script_really_printed() -> None:
+    """A log captured from ``make train-smoke`` (torch, CPU): every metric on every epoch."""
+    lines = TRAIN_LOG.read_text(encoding="utf-8").splitlines()
+    epochs = [line for line in lines if line.startswith(contract.METRIC_PREFIX)]
+    assert epochs, "the captured log has no metric line"
+    for definition in contract.metric_definitions():
+        for line in epochs:
+            match = re.search(definition["Regex"], line)
+            assert match is not None, (definition["Name"], line)
+            assert math.isfinite(float(match.group(1)))
+
+
+def test_train_py_prints_metrics_only_through_the_contract() -> None:
+    """No second, hand-written copy of the metric format in the script."""
+    source = (SCRIPT_DIR / contract.TRAIN_SCRIPT).read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "metric_line"
+    ]
+    assert len(calls) == 1
+    assert contract.METRIC_PREFIX not in source
+
+
+# -- the source bundle ------------------------------------------------------------------------
+
+
+def test_source_bundle_holds_the_shipped_scripts_and_is_reproducible() -> None:
+    bundle = pack_pytorch_source()
+    assert bundle == pack_pytorch_source()
+    with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
+        names = tar.getnames()
+        assert names == list(contract.SOURCE_FILES)
+        for name in names:
+            member = tar.extractfile(name)
+            assert member is not None
+            assert member.read() == (SCRIPT_DIR / name).read_bytes()
+
+
+def test_upload_and_train_on_moto(store: S3Store, bucket: str, aws: Callable[[str], Any]) -> None:
+    uri = upload_pytorch_source(store, f"s3://{bucket}/code/sourcedir.tar.gz")
+    assert store.get_bytes(uri) == pack_pytorch_source()
+    request = build_pytorch_training_request(**pytorch_request_args(source_dir_uri=uri))
+    assert botocore_report("CreateTrainingJob", request) == []
+    sm = aws("sagemaker")
+    sm.create_training_job(**request)
+    job = sm.describe_training_job(TrainingJobName="dogs-pt-1")
+    assert json.loads(job["HyperParameters"]["sagemaker_submit_directory"]) == uri
+    assert job["AlgorithmSpecification"]["TrainingImage"].endswith(
+        "pytorch-training:2.6.0-gpu-py312"
+    )
+    # (moto replaces MetricDefinitions with its own sample, so they are checked offline above)
+
+
+def test_upload_refuses_a_uri_that_is_not_a_tarball(store: S3Store) -> None:
+    with pytest.raises(ValidationError, match=r"tar\.gz"):
+        upload_pytorch_source(store, "s3://bkt/code/")
+
+
+# -- the request ------------------------------------------------------------------------------
+
+
+def test_request_shape() -> None:
+    cpu = TrainingResources(instance_type="ml.m5.xlarge", volume_size_gb=30)
+    request = build_pytorch_training_request(**pytorch_request_args(resources=cpu))
+    spec = request["AlgorithmSpecification"]
+    assert spec["TrainingImage"] == (
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.6.0-cpu-py312"
+    )
+    assert [m["Name"] for m in spec["MetricDefinitions"]] == list(contract.METRIC_NAMES)
+    hps = request["HyperParameters"]
+    assert json.loads(hps["sagemaker_program"]) == "train.py"
+    assert all(isinstance(json.loads(v), str | int | float | bool) for v in hps.values())
+    channels = {c["ChannelName"]: c for c in request["InputDataConfig"]}
+    assert set(channels) == {"train", "validation"}
+    assert channels["train"]["DataSource"]["S3DataSource"]["S3Uri"].endswith("/train/")
+    for absent in ("DebugHookConfig", "ProfilerConfig", "DebugRuleConfigurations"):
+        assert absent not in request
+
+
+def test_channel_prefixes_get_their_slash() -> None:
+    request = build_pytorch_training_request(**pytorch_request_args(train_uri="s3://b/dogs/train"))
+    uri = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert uri == "s3://b/dogs/train/"
+
+
+def test_tensorboard_output_points_the_script_at_the_local_path() -> None:
+    request = build_pytorch_training_request(
+        **pytorch_request_args(tensorboard_output_uri="s3://b/tb")
+    )
+    config = request["TensorBoardOutputConfig"]
+    assert config["S3OutputPath"] == "s3://b/tb"
+    assert parsed(request).tensorboard_dir == config["LocalPath"]
+
+
+def test_spot_and_tags() -> None:
+    spot = TrainingResources(instance_type="ml.g5.xlarge", spot=True, max_runtime_seconds=3600)
+    request = build_pytorch_training_request(
+        **pytorch_request_args(resources=spot, tags={"team": "vision"})
+    )
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["StoppingCondition"]["MaxWaitTimeInSeconds"] == 3600
+    assert request["Tags"] == [{"Key": "team", "Value": "vision"}]
+
+
+@pytest.mark.parametrize("region", sorted(DLC_ACCOUNTS))
+def test_training_image_per_region(region: str) -> None:
+    uri = pytorch_image_uri(region, "2.5.1", instance_type="ml.p3.2xlarge")
+    assert uri == (
+        f"{DLC_ACCOUNTS[region]}.dkr.ecr.{region}.amazonaws.com/pytorch-training:2.5.1-gpu-py311"
+    )
+
+
+BAD_HYPERPARAMETERS: list[tuple[dict[str, Any], str]] = [
+    ({"arch": "resnet101"}, "arch 'resnet101' is not one of"),
+    ({"learning_rate": 0}, r"learning_rate must be in \(0"),
+    ({"epochs": 2.5}, "epochs must be an integer"),
+    ({"pretrained": "yes"}, "pretrained must be true or false"),
+    ({"batch_size": True}, "batch_size must be an integer"),
+    ({"optimizer": "adam"}, "optimizer 'adam' is not one of: sgd, adamw"),
+    ({"momentum": 1.0}, r"momentum must be in \[0, 0.999\]"),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), BAD_HYPERPARAMETERS)
+def test_bad_hyperparameters_fail_where_they_are_written(
+    values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        PyTorchClassifierHyperparameters(**values)
+
+
+def test_an_unknown_hyperparameter_name_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="lr"):
+        PyTorchClassifierHyperparameters(lr=0.1)  # type: ignore[call-arg]
+
+
+BAD_INPUTS: list[tuple[dict[str, Any], str]] = [
+    ({"train_uri": "data/train"}, "train_uri must be an s3:// URI"),
+    ({"source_dir_uri": "s3://b/code/"}, "must name a .tar.gz bundle"),
+    ({"framework_version": "1.8.1"}, "no PyTorch training image for version '1.8.1'"),
+    ({"resources": TrainingResources(instance_type="ml.trn1.2xlarge")}, "needs a Neuron image"),
+    ({"region": "mars-north-1"}, "no known Deep Learning Containers"),
+    ({"job_name": "dogs_pt"}, "TrainingJobName"),
+    ({"debugger_rules": ["DeadPixel"]}, "unknown Debugger rule 'DeadPixel'"),
+    (
+        {"profiler": ProfilerSettings(disabled=True, rules=("LowGPUUtilization",))},
+        "cannot run with the profiler disabled",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_INPUTS)
+def test_bad_pytorch_inputs(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        build_pytorch_training_request(**pytorch_request_args(**overrides))
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ValidationError) as info:
+        build_pytorch_training_request(
+            **pytorch_request_args(
+                source_dir_uri="s3://b/x.zip", train_uri="here", region="nowhere"
+            )
+        )
+    assert len(info.value.problems) >= 3
+
+
+def test_hyperparameter_defaults_are_the_scripts() -> None:
+    merged = PyTorchClassifierHyperparameters(learning_rate=1).values()
+    assert merged["learning_rate"] == 1.0 and isinstance(merged["learning_rate"], float)
+    assert {k: v for k, v in merged.items() if k != "learning_rate"} == {
+        f.name: f.default
+        for f in fields(contract.Hyperparameters)
+        if f.name != "learning_rate" and f.default != ""
+    }
+
+
+@given(value=st.floats(allow_nan=True, allow_infinity=True))
+def test_a_learning_rate_outside_its_range_is_refused(value: float) -> None:
+    assume(not (math.isfinite(value) and 0 < value <= 1))
+    with pytest.raises(ValidationError, match="learning_rate"):
+        PyTorchClassifierHyperparameters(learning_rate=value)
+
+
+def test_script_argv_mirrors_the_container() -> None:
+    argv = script_argv({"b": '"x y"', "a": "3", "sagemaker_program": '"train.py"', "c": "true"})
+    assert argv == ["-a", "3", "-b", "x y", "-c", "True"]
+    # one value that is not JSON: the container then passes every value raw
+    assert script_argv({"lr": "0.1", "arch": "resnet18"}) == ["--arch", "resnet18", "--lr", "0.1"]
+    assert script_argv({"m": '{"k": 1}', "n": "null"}) == ["-m", "k=1", "-n", ""]
+
+
+def test_the_scripts_import_nothing_from_gt_toolkit() -> None:
+    """They run in a container where gt_toolkit is not installed."""
+    for name in contract.SOURCE_FILES:
+        tree = ast.parse((SCRIPT_DIR / name).read_text(encoding="utf-8"))
+        modules = [
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        ] + [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        assert not [m for m in modules if m.startswith("gt_toolkit")], name
+
+
+def test_listing_a_local_channel(tmp_path: Path) -> None:
+    for folder in ("cat", "dog", ".ipynb_checkpoints", "empty"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "cat" / "a.JPG").write_bytes(b"x")
+    (tmp_path / "cat" / "notes.txt").write_text("x")
+    (tmp_path / "README.md").write_text("x")
+    assert contract.list_channel(tmp_path) == [
+        ".ipynb_checkpoints/",
+        "README.md",
+        "cat/a.JPG",
+        "cat/notes.txt",
+        "dog/",
+        "empty/",
+    ]
+    assert [p.name for p in contract.image_files(tmp_path / "cat")] == ["a.JPG"]
+
+
+GOOD = ["cat/a.jpg", "cat/b.png", "dog/c.jpeg"]
+CLASS_FOLDER_CASES: list[tuple[dict[str, list[str]], list[str], list[str]]] = [
+    ({"train": GOOD, "validation": GOOD}, [], []),
+    (
+        {"train": GOOD, "validation": ["cat/x.jpg"]},
+        ["validation: needs at least two", "differ"],
+        [],
+    ),
+    (
+        {"train": [*GOOD, "bird/"], "validation": GOOD},
+        ["train: class folders without images: ['bird']", "only in train ['bird']"],
+        [],
+    ),
+    ({"train": [*GOOD, "bird/readme.txt"]}, ["without images: ['bird']"], ["1 file(s) not images"]),
+    ({"train": [*GOOD, "labels.csv"]}, [], ["1 file(s) outside skipped: labels.csv"]),
+    ({"train": [*GOOD, "cat/more/d.jpg"]}, [], ["1 file(s) nested skipped"]),
+    ({"train": [*GOOD, ".DS_Store", "cat/.hidden.jpg", ".cache/x.jpg"]}, [], []),
+    ({"train": []}, ["needs at least two class folders, found []"], []),
+]
+
+
+@pytest.mark.parametrize(("channels", "errors", "warnings"), CLASS_FOLDER_CASES)
+def test_class_folder_rules(
+    channels: dict[str, list[str]], errors: list[str], warnings: list[str]
+) -> None:
+    check = contract.check_class_folders(channels)
+    assert len(check.errors) == len(errors), check.errors
+    for got, want in zip(check.errors, errors, strict=True):
+        assert want in got
+    assert len(check.warnings) == len(warnings), check.warnings
+    for got, want in zip(check.warnings, warnings, strict=True):
+        assert want in got
+    if not errors:
+        assert check.classes == ["cat", "dog"]

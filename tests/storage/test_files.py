@@ -1,0 +1,183 @@
+"""Local and S3 writes: atomic, with the modes open() gives, and nothing left after a kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gt_toolkit.storage import files
+from gt_toolkit.storage.files import LineWriter, atomic_output, read_bytes, write_bytes, write_lines
+from gt_toolkit.storage.s3 import S3Store
+from tests.helpers import REPO
+
+# A child that starts an atomic write, says so, and waits to be killed mid-write.
+_WRITER = """
+import sys, time
+from gt_toolkit.storage.files import atomic_output
+with atomic_output(sys.argv[1]) as fh:
+    fh.write(b"x" * 1_000_000)
+    fh.flush()
+    open(sys.argv[2], "w").close()
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def umask_077() -> Iterator[None]:
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_modes_follow_the_umask_while_threads_write(
+    tmp_path: Path, umask_077: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reading the umask means setting it; any write that does so races with the others.
+    umask_calls: list[int] = []
+    real_umask = os.umask
+
+    def spy(mask: int) -> int:
+        umask_calls.append(mask)
+        return real_umask(mask)
+
+    monkeypatch.setattr(os, "umask", spy)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show up
+    try:
+        errors: list[BaseException] = []
+
+        def writer(n: int) -> None:
+            try:
+                for i in range(100):
+                    write_bytes(tmp_path / f"t{n}-{i}.txt", b"x", durable=False)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert errors == []
+    assert umask_calls == []
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == {0o600}
+
+
+def test_a_new_file_gets_the_mode_open_would_give(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        write_bytes(tmp_path / "a.txt", b"x")
+        with (tmp_path / "b.txt").open("wb"):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o640
+
+
+# A conversion stages a whole tree in a part folder and is killed before it moves it into place.
+_CONVERTER = """
+import sys, time
+from gt_toolkit.convert.staging import StagedOutput
+with StagedOutput(sys.argv[1]) as out:
+    out.write_bytes(out.location("labels", "a.txt"), b"x" * 1_000_000)
+    open(sys.argv[2], "w").close()
+    time.sleep(60)
+"""
+
+
+def _kill_mid_write(
+    target: str, tmp_path: Path, env: dict[str, str], script: str = _WRITER
+) -> None:
+    ready = tmp_path / "ready"
+    child = subprocess.Popen([sys.executable, "-c", script, target, str(ready)], cwd=REPO, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert child.poll() is None, "the writer died before it was killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+
+
+def test_a_write_killed_midway_leaves_nothing_after_the_next_run(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _kill_mid_write(str(out / "train.manifest"), tmp_path, dict(os.environ))
+    assert [p.name for p in out.iterdir() if p.name.endswith(".part")]  # what the kill left
+    assert not (out / "train.manifest").exists()  # and no partial output
+    write_lines(out / "validation.manifest", [b"{}"])  # the next run, same folder
+    assert sorted(p.name for p in out.iterdir()) == ["validation.manifest"]
+
+
+def test_a_conversion_killed_midway_leaves_no_staging_folder_after_the_next_run(
+    tmp_path: Path,
+) -> None:
+    parent = tmp_path / "exports"
+    _kill_mid_write(str(parent / "yolo"), tmp_path, dict(os.environ), script=_CONVERTER)
+    [left] = [p for p in parent.iterdir() if p.name.endswith(".part")]  # what the kill left
+    assert left.is_dir() and not (parent / "yolo").exists()
+    write_lines(parent / "coco.json", [b"{}"])  # the next run into the same folder
+    assert sorted(p.name for p in parent.iterdir()) == ["coco.json"]
+
+
+def test_an_s3_upload_killed_midway_leaves_no_staging_file(
+    tmp_path: Path, store: S3Store, bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = dict(os.environ, TMPDIR=str(temp), AWS_ENDPOINT_URL=moto_endpoint)
+    _kill_mid_write(f"s3://{bucket}/out/train.manifest", tmp_path, env)
+    staged = [p for p in temp.rglob("*.part")]
+    assert staged
+    assert not store.exists(f"s3://{bucket}/out/train.manifest")
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    write_bytes(f"s3://{bucket}/out/validation.manifest", b"{}\n", store=store)
+    assert list(temp.rglob("*.part")) == []
+    assert read_bytes(f"s3://{bucket}/out/validation.manifest", store=store) == b"{}\n"
+
+
+def test_another_hosts_temporary_files_are_left_alone(tmp_path: Path) -> None:
+    other = tmp_path / ".a.manifest.other-host.1.0123456789abcdef.part"  # pid 1 runs here too
+    dead = tmp_path / f".a.manifest.{files._HOST}.999999999.0123456789abcdef.part"
+    other.write_bytes(b"x")
+    dead.write_bytes(b"x")
+    write_bytes(tmp_path / "b.manifest", b"x")
+    assert other.exists() and not dead.exists()
+
+
+def test_a_write_in_progress_elsewhere_is_left_alone(tmp_path: Path) -> None:
+    with atomic_output(tmp_path / "a.manifest") as fh:
+        fh.write(b"partial")
+        write_bytes(tmp_path / "b.manifest", b"x")  # sweeps the folder: a live writer's file
+        fh.write(b" and the rest")
+    assert (tmp_path / "a.manifest").read_bytes() == b"partial and the rest"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.manifest", "b.manifest"]
+
+
+def test_line_writer_batches_and_counts(tmp_path: Path) -> None:
+    lines = [str(i).encode() for i in range(10_000)]
+    with (tmp_path / "x").open("wb") as fh:
+        writer = LineWriter(fh)
+        for line in lines:
+            writer.add(line)
+        writer.flush()
+    assert writer.count == 10_000
+    assert (tmp_path / "x").read_bytes().split(b"\n") == [*lines, b""]
+    assert write_lines(tmp_path / "y", iter(lines)) == 10_000

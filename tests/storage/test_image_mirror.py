@@ -1,0 +1,63 @@
+"""Local copies of S3 images: one lookup rule for every command, headers and data URIs."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from gt_toolkit.errors import StorageError
+from gt_toolkit.storage.image_mirror import ImageMirror, data_uri, read_image_size
+from tests.helpers import SAMPLES
+
+IMG = SAMPLES / "images" / "img_000.jpg"
+
+
+@pytest.fixture
+def mirror_dir(tmp_path: Path) -> Path:
+    for rel in ("cam1/a.jpg", "images/cam1/a.jpg", "b.jpg", "images/c.jpg"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(rel.encode())
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("prefix", "reference", "found"),
+    [
+        ("s3://bkt/images/", "s3://bkt/images/cam1/a.jpg", "cam1/a.jpg"),  # after the prefix
+        (None, "s3://bkt/images/cam1/a.jpg", "images/cam1/a.jpg"),  # the whole key
+        ("s3://bkt/images/", "s3://other-bkt/x/b.jpg", "b.jpg"),  # the file name
+        (None, "s3://bkt/images/c.jpg", "images/c.jpg"),
+        (None, "s3://bkt/nowhere/d.jpg", None),
+        (None, "images/c.jpg", "images/c.jpg"),  # a plain key
+    ],
+)
+def test_lookup_order(
+    mirror_dir: Path, prefix: str | None, reference: str, found: str | None
+) -> None:
+    path = ImageMirror(mirror_dir, prefix).local_path(reference)
+    assert (path.relative_to(mirror_dir).as_posix() if path else None) == found
+
+
+def test_a_missing_folder_is_an_error_not_a_silent_download(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match=r"--images-dir .*not a folder"):
+        ImageMirror(tmp_path / "typo")
+
+
+def test_data_uris_name_the_type() -> None:
+    jpeg = IMG.read_bytes()
+    assert data_uri(jpeg).startswith("data:image/jpeg;base64,")
+    assert base64.b64decode(data_uri(jpeg).split(",", 1)[1]) == jpeg
+    assert data_uri(b"<svg/>", "image/svg+xml").startswith("data:image/svg+xml;base64,")
+    assert data_uri(b"??", name="x.png").startswith("data:image/png;")
+    assert data_uri(b"??").startswith("data:application/octet-stream;")
+
+
+def test_image_size_from_a_header(tmp_path: Path) -> None:
+    size = read_image_size(IMG)
+    assert size is not None and size == read_image_size(IMG.read_bytes())
+    assert size["width"] > 0 and size["height"] > 0
+    (tmp_path / "not.jpg").write_bytes(b"not an image")
+    assert read_image_size(tmp_path / "not.jpg") is None
+    assert read_image_size(b"") is None

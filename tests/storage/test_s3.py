@@ -1,0 +1,93 @@
+"""The S3 edge: bucket naming rules, prefixes as folders, bodies cut off mid-download."""
+
+from __future__ import annotations
+
+import pytest
+
+from gt_toolkit.errors import NoMatchingObjectsError, S3UriError, StorageError
+from gt_toolkit.storage.s3 import S3Store, bucket_name_problem, make_s3_client, parse_s3_uri
+from tests.helpers import REGION, seed_objects
+from tests.storage.fault_proxy import FaultProxy
+
+GOOD_BUCKETS = ["abc", "my-bucket", "my.bucket.v2", "a" * 63, "1-2.3", "xn-bucket", "s3alias-b"]
+# (name, what the message names): one row per documented rule.
+BAD_BUCKETS = [
+    pytest.param("ab", "3 to 63", id="too-short"),
+    pytest.param("a" * 64, "3 to 63", id="too-long"),
+    pytest.param("My-Bucket", "lowercase", id="uppercase"),
+    pytest.param("my_bucket", "lowercase", id="underscore"),
+    pytest.param("-bucket", "starting and ending", id="leading-hyphen"),
+    pytest.param("bucket.", "starting and ending", id="trailing-dot"),
+    pytest.param("bucket\n", "3 to 63", id="trailing-newline"),
+    pytest.param("my..bucket", "'..'", id="double-dot"),
+    pytest.param("my.-bucket", "'.-'", id="dot-hyphen"),
+    pytest.param("my-.bucket", "'-.'", id="hyphen-dot"),
+    pytest.param("192.168.5.4", "IP address", id="ip-address"),
+    pytest.param("xn--bucket", "'xn--'", id="punycode-prefix"),
+    pytest.param("sthree-bucket", "'sthree-'", id="sthree-prefix"),
+    pytest.param("amzn-s3-demo-bucket", "'amzn-s3-demo-'", id="demo-prefix"),
+    pytest.param("bucket-s3alias", "'-s3alias'", id="access-point-alias"),
+    pytest.param("bucket--ol-s3", "'--ol-s3'", id="object-lambda-alias"),
+    pytest.param("bucket.mrap", "'.mrap'", id="multi-region"),
+    pytest.param("bucket--x-s3", "'--x-s3'", id="directory-bucket"),
+    pytest.param("bucket--table-s3", "'--table-s3'", id="table-bucket"),
+]
+
+
+@pytest.mark.parametrize("name", GOOD_BUCKETS)
+def test_valid_bucket_names_pass(name: str) -> None:
+    assert bucket_name_problem(name) is None
+    assert parse_s3_uri(f"s3://{name}/key.jpg") == (name, "key.jpg")
+
+
+@pytest.mark.parametrize(("name", "named"), BAD_BUCKETS)
+def test_each_bucket_naming_rule_is_enforced(name: str, named: str) -> None:
+    problem = bucket_name_problem(name)
+    assert problem is not None and named in problem
+    with pytest.raises(S3UriError, match="bad bucket name"):
+        parse_s3_uri(f"s3://{name}/key.jpg")
+
+
+def test_a_prefix_without_slash_is_a_folder(store: S3Store, bucket: str) -> None:
+    seed_objects(bucket, ["raw/a.jpg", "raw/sub/b.jpg", "raw-old/c.jpg", "raw.jpg", "rawx/d.jpg"])
+    keys = [o.key for o in store.iter_objects(f"s3://{bucket}/raw")]
+    assert keys == ["raw/a.jpg", "raw/sub/b.jpg"]
+    assert [o.key for o in store.iter_objects(f"s3://{bucket}/raw/")] == keys
+    with pytest.raises(NoMatchingObjectsError):
+        list(store.iter_objects(f"s3://{bucket}/ra"))
+
+
+def _store_through(proxy: FaultProxy) -> S3Store:
+    return S3Store(make_s3_client(endpoint_url=proxy.url, region_name=REGION))
+
+
+def test_a_body_cut_off_mid_download_is_resumed(
+    store: S3Store, bucket: str, fault_proxy: FaultProxy
+) -> None:
+    data = bytes(range(256)) * 12_000  # 3 MB: the first cut falls after a whole chunk
+    store.put_bytes(f"s3://{bucket}/big.bin", data)
+    fault_proxy.plan("truncate", "truncate", method="GET")
+    assert _store_through(fault_proxy).get_bytes(f"s3://{bucket}/big.bin") == data
+    assert fault_proxy.injected["truncate"] == 2
+
+
+def test_a_body_still_cut_off_after_the_retries_is_a_storage_error(
+    store: S3Store, bucket: str, fault_proxy: FaultProxy
+) -> None:
+    store.put_bytes(f"s3://{bucket}/a.json", b'{"answers": []}' * 100)
+    fault_proxy.plan(*["truncate"] * 5, method="GET")
+    with pytest.raises(StorageError, match=r"a\.json: the body was cut off .* 5 time"):
+        _store_through(fault_proxy).get_bytes(f"s3://{bucket}/a.json")
+
+
+def test_an_object_changed_while_resuming_is_not_stitched(
+    store: S3Store, bucket: str, fault_proxy: FaultProxy
+) -> None:
+    uri = f"s3://{bucket}/big.bin"
+    store.put_bytes(uri, b"a" * 3_000_000)
+    fault_proxy.plan("truncate", method="GET")
+    chunks = _store_through(fault_proxy).iter_chunks(uri)
+    assert next(chunks) == b"a" * (1 << 20)
+    store.put_bytes(uri, b"b" * 3_000_000)  # rewritten before the resume
+    with pytest.raises(StorageError, match="changed while it was read"):
+        list(chunks)

@@ -1,0 +1,158 @@
+"""Every python and bash block of README.md runs as written, against a local moto server.
+
+Blocks run section by section (``## `` headings) in README order, in one working folder that
+holds the repository's samples: the python blocks of a section share one namespace, and the
+bash blocks run with the virtualenv's ``gt-convert`` on PATH and ``AWS_ENDPOINT_URL`` pointing
+at moto. The README's own "Trying the examples" section (which creates and fills the buckets
+the examples use) runs first. A block preceded by ``<!-- not-run: reason -->`` is skipped;
+a failure names the README line, the section and the block.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import REGION, REPO
+
+pytestmark = pytest.mark.xdist_group("readme")  # one worker: sections share the moto state
+
+README = REPO / "README.md"
+SETUP_SECTION = "Trying the examples"
+RUN = ("python", "bash")
+NOT_RUN = re.compile(r"^<!--\s*not-run:\s*(?P<reason>.+?)\s*-->$")
+# What the working folder borrows from the checkout (the examples use relative paths).
+LINKED = ("samples", "Makefile", "pyproject.toml", "gt_toolkit", "lambdas", "templates", ".venv")
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One fenced code block of the README."""
+
+    line: int  # of the opening fence, 1-based
+    section: str
+    language: str
+    code: str
+    not_run: str | None
+
+    def where(self) -> str:
+        return f"README.md:{self.line} ({self.section!r}, {self.language} block)"
+
+
+def readme_blocks(text: str) -> list[Block]:
+    """The fenced blocks of ``text`` (indented ones too) with their section and marker."""
+    blocks: list[Block] = []
+    section, previous = "", ""
+    fence: tuple[int, str, str, int] | None = None  # line, language, line before, indent
+    body: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.lstrip()
+        if fence is not None:
+            if stripped.rstrip() == "```":
+                marker = NOT_RUN.match(fence[2])
+                code = "\n".join(body) + "\n"
+                reason = marker["reason"] if marker else None
+                blocks.append(Block(fence[0], section, fence[1], code, reason))
+                fence, body = None, []
+            else:
+                body.append(line[fence[3] :] if line[: fence[3]].isspace() else line)
+            continue
+        if line.startswith("## "):
+            section = line[3:].strip()
+        elif stripped.startswith("```"):
+            fence = (number, stripped[3:].strip(), previous, len(line) - len(stripped))
+        if stripped:
+            previous = stripped.rstrip()
+    assert fence is None, f"README.md:{fence[0]}: the code block is never closed"
+    return blocks
+
+
+BLOCKS = readme_blocks(README.read_text(encoding="utf-8"))
+SECTIONS = list(dict.fromkeys(b.section for b in BLOCKS if b.language in RUN and not b.not_run))
+
+
+def test_the_readme_is_parsed_and_markers_say_why() -> None:
+    assert SETUP_SECTION in SECTIONS
+    assert len([b for b in BLOCKS if b.language in RUN]) >= 15
+    for block in BLOCKS:
+        if block.not_run is not None:
+            assert block.language in RUN, f"{block.where()}: not-run on a block nothing runs"
+            assert len(block.not_run) > 10, f"{block.where()}: say why it cannot run"
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> Iterator[Path]:
+    """The folder the examples run in, with the buckets the setup section creates."""
+    folder = tmp_path_factory.mktemp("readme")
+    for name in LINKED:
+        (folder / name).symlink_to(REPO / name)
+    (REPO / ".cache").mkdir(exist_ok=True)  # the Lambda wheel cache, shared with make
+    (folder / ".cache").symlink_to(REPO / ".cache")
+    saved = {k: os.environ.get(k) for k in _aws_env(moto_endpoint)}
+    os.environ.update(_aws_env(moto_endpoint))
+    try:
+        for block in _runnable(SETUP_SECTION):
+            _run(block, folder, {})
+        yield folder
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _aws_env(endpoint: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }
+
+
+def _runnable(section: str) -> list[Block]:
+    return [b for b in BLOCKS if b.section == section and b.language in RUN and not b.not_run]
+
+
+def _run(block: Block, folder: Path, namespace: dict[str, Any]) -> None:
+    if block.language == "bash":
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block.code],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode:
+            tail = (done.stdout + done.stderr)[-3000:]
+            pytest.fail(f"{block.where()} exited {done.returncode}:\n{block.code}\n{tail}")
+        return
+    here = Path.cwd()
+    os.chdir(folder)
+    try:
+        exec(compile(block.code, block.where(), "exec"), namespace)
+    except Exception as exc:  # any failure of an example fails the test
+        trace = "".join(traceback.format_exception(exc)[-6:])
+        pytest.fail(f"{block.where()} raised {type(exc).__name__}: {exc}\n{trace}")
+    finally:
+        os.chdir(here)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("section", [s for s in SECTIONS if s != SETUP_SECTION])
+def test_readme_section_runs(section: str, workdir: Path) -> None:
+    namespace: dict[str, Any] = {"__name__": "readme"}
+    for block in _runnable(section):
+        _run(block, workdir, namespace)
