@@ -276,6 +276,53 @@ def spread(diffs: Sequence[float]) -> float:
     return float(np.std(diffs, ddof=1) / math.sqrt(len(diffs)))
 
 
+Cell = tuple[int, int, dict[str, Score], dict[str, list[tuple[float, ...]]]]
+
+
+def print_deficits(cells: Sequence[Cell]) -> tuple[dict[str, int], dict[str, int]]:
+    """Print every figure where ours is below the paired WBF; count them (and beyond 2 SE)."""
+    print(
+        "quality figures where ours < the paired WBF (cell, pair, figure, pooled difference,"
+        " standard error of the per-crowd differences):"
+    )
+    beyond: dict[str, int] = {}
+    lower: dict[str, int] = {}
+    for k, n, res, per_seed in cells:
+        for mine, theirs in PAIRS:
+            pooled = zip(FIGURES, figures(res[mine]), figures(res[theirs]), strict=True)
+            for f, (fig, a, b) in enumerate(pooled):
+                if a >= b - 1e-9:
+                    continue
+                diffs = [x[f] - y[f] for x, y in zip(per_seed[mine], per_seed[theirs], strict=True)]
+                se = spread(diffs)
+                noise = se > 0 and b - a <= 2 * se
+                beyond[mine] = beyond.get(mine, 0) + (not noise)
+                lower[mine] = lower.get(mine, 0) + 1
+                verdict = "within 2 SE (noise)" if noise else "beyond 2 SE"
+                if len(diffs) < 5:  # a standard error from fewer crowds says little
+                    verdict = f"only {len(diffs)} crowds: noise not judged"
+                print(
+                    f"    K={k} x {n} boxes, {mine} vs {theirs}, {fig}: {a - b:+.4f} "
+                    f"(SE {se:.4f}, {verdict})"
+                )
+    if not lower:
+        print("    none")
+    return lower, beyond
+
+
+def print_markdown(cells: Sequence[Cell]) -> None:
+    print()
+    print("| K | boxes | method | mIoU | P@0.5 | R@0.5 | AP@0.5 | ms/image |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|")
+    for k, n, res, _ in cells:
+        for name, s in res.items():
+            q = figures(s)
+            print(
+                f"| {k} | {n} | {name} | {q[0]:.3f} | {q[1]:.3f} | {q[2]:.3f} | "
+                f"{q[3]:.3f} | {s.ms:.2f} |"
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images and crowds per cell")
@@ -294,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(header)
     print("-" * len(header))
-    cells: list[tuple[int, int, dict[str, Score], dict[str, list[tuple[float, ...]]]]] = []
+    cells: list[Cell] = []
     for k in args.workers:
         for n in args.boxes:
             images = images_for.get(n, 10)
@@ -321,34 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             sys.stdout.flush()
     print()
-    print(
-        "quality figures where ours < the paired WBF (cell, pair, figure, pooled difference,"
-        " standard error of the per-crowd differences):"
-    )
-    beyond: dict[str, int] = {}
-    lower: dict[str, int] = {}
-    listed = 0
-    for k, n, res, per_seed in cells:
-        for mine, theirs in PAIRS:
-            pooled = zip(FIGURES, figures(res[mine]), figures(res[theirs]), strict=True)
-            for f, (fig, a, b) in enumerate(pooled):
-                if a >= b - 1e-9:
-                    continue
-                diffs = [x[f] - y[f] for x, y in zip(per_seed[mine], per_seed[theirs], strict=True)]
-                se = spread(diffs)
-                noise = se > 0 and b - a <= 2 * se
-                beyond[mine] = beyond.get(mine, 0) + (not noise)
-                lower[mine] = lower.get(mine, 0) + 1
-                listed += 1
-                verdict = "within 2 SE (noise)" if noise else "beyond 2 SE"
-                if len(diffs) < 5:  # a standard error from fewer crowds says little
-                    verdict = f"only {len(diffs)} crowds: noise not judged"
-                print(
-                    f"    K={k} x {n} boxes, {mine} vs {theirs}, {fig}: {a - b:+.4f} "
-                    f"(SE {se:.4f}, {verdict})"
-                )
-    if not listed:
-        print("    none")
+    lower, beyond = print_deficits(cells)
     print("goals:")
     for mine, theirs in PAIRS:
         print(
@@ -364,16 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"(goal >= {speed_goal[n]:g}x)"
             )
     if args.markdown:
-        print()
-        print("| K | boxes | method | mIoU | P@0.5 | R@0.5 | AP@0.5 | ms/image |")
-        print("|---:|---:|---|---:|---:|---:|---:|---:|")
-        for k, n, res, _ in cells:
-            for name, s in res.items():
-                q = figures(s)
-                print(
-                    f"| {k} | {n} | {name} | {q[0]:.3f} | {q[1]:.3f} | {q[2]:.3f} | "
-                    f"{q[3]:.3f} | {s.ms:.2f} |"
-                )
+        print_markdown(cells)
     return 0
 
 
