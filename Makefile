@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python bench/manifest_throughput.py
 	$(BIN)/python bench/consolidation.py
 	$(BIN)/python bench/convert.py
+	$(BIN)/python bench/crowd_ingest.py
 
 # Run the shipped PyTorch scripts for real (not part of `make test`: torch is a 5.5 GB, several-
 # minute install). TORCH_PYTHON may name a Python that already has torch and torchvision.

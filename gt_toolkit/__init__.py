@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "ConvertOptions": "convert",
     "convert_output": "convert",
     "ConsolidationError": "errors",
+    "CrowdSourceError": "errors",
     "ConversionError": "errors",
     "GtToolkitError": "errors",
     "ManifestError": "errors",
@@ -75,6 +76,8 @@ _EXPORTS: dict[str, str] = {
     "sample_percent": "formats.sampling",
     "split_name": "formats.sampling",
     "BoundingBoxAnswer": "formats.worker_answers",
+    "CrowdImage": "formats.crowd",
+    "iter_crowd_images": "formats.crowd.sources",
     "parse_bounding_box_answer": "formats.worker_answers",
     "PostAnnotationSettings": "handlers.post_annotation",
     "handle_post_annotation": "handlers.post_annotation",
@@ -139,6 +142,8 @@ __all__ = [
     "ConversionResult",
     "ConversionTarget",
     "ConvertOptions",
+    "CrowdImage",
+    "CrowdSourceError",
     "DeployedLambdas",
     "Deployment",
     "DetectionRecord",
@@ -213,6 +218,7 @@ __all__ = [
     "invoke_classifier",
     "invoke_detector",
     "iter_classification_records",
+    "iter_crowd_images",
     "iter_detection_records",
     "iter_input_records",
     "lint_template",
@@ -299,6 +305,7 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.convert import convert_output as convert_output
     from gt_toolkit.errors import ConsolidationError as ConsolidationError
     from gt_toolkit.errors import ConversionError as ConversionError
+    from gt_toolkit.errors import CrowdSourceError as CrowdSourceError
     from gt_toolkit.errors import EndpointFailedError as EndpointFailedError
     from gt_toolkit.errors import GtToolkitError as GtToolkitError
     from gt_toolkit.errors import JobFailedError as JobFailedError
@@ -318,6 +325,8 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.evaluation.metrics import read_detection_set as read_detection_set
     from gt_toolkit.evaluation.review import ReviewSummary as ReviewSummary
     from gt_toolkit.evaluation.review import write_review as write_review
+    from gt_toolkit.formats.crowd import CrowdImage as CrowdImage
+    from gt_toolkit.formats.crowd.sources import iter_crowd_images as iter_crowd_images
     from gt_toolkit.formats.detection_label import ScoredBox as ScoredBox
     from gt_toolkit.formats.input_manifest import iter_input_records as iter_input_records
     from gt_toolkit.formats.input_manifest import write_input_manifest as write_input_manifest

@@ -6,6 +6,7 @@ traceback. Each class also inherits the builtin it resembles::
 
     GtToolkitError(Exception)
     ├── ManifestError(GtToolkitError, ValueError)      file:line: reason of a bad line
+    ├── CrowdSourceError(GtToolkitError, ValueError)   file:position: reason in a tool's export
     ├── S3UriError(GtToolkitError, ValueError)         not an s3://bucket/key URI
     ├── StorageError(GtToolkitError, OSError)          missing bucket or file, access denied
     │   └── NoMatchingObjectsError                     a prefix or folder with nothing to list
@@ -45,6 +46,20 @@ class ManifestError(GtToolkitError, ValueError):
         self.line_no = line_no
         self.reason = reason
         super().__init__(f"{source}:{line_no}: {reason}")
+
+
+class CrowdSourceError(GtToolkitError, ValueError):
+    """A multi-annotator export (Label Studio, CVAT, COCO, worker answers) that cannot be read.
+
+    ``position`` says where in ``source``, in the export's own terms (``task 3, annotation
+    1``, ``line 12``, ``image 'a.jpg'``), since a streamed JSON document has no useful line.
+    """
+
+    def __init__(self, source: str, position: str, reason: str) -> None:
+        self.source = source
+        self.position = position
+        self.reason = reason
+        super().__init__(f"{source}: {position}: {reason}" if position else f"{source}: {reason}")
 
 
 class S3UriError(GtToolkitError, ValueError):

@@ -36,17 +36,16 @@ SEED = 20261124
 WORKERS = 5
 
 
-def main() -> None:
+def sample_crowd() -> tuple[list[str], list[CrowdImage]]:
+    """The job's labels and every image's simulated answers, in manifest order."""
     truth_lines = [json.loads(x) for x in (HERE / "truth.manifest").read_text().splitlines() if x]
     labels = sorted(
         {v for line in truth_lines for v in line["truth-metadata"]["class-map"].values()}
     )
     skills = make_skills(WORKERS, seed=SEED, miss_rate=0.1, spurious_rate=0.05)
     rng = random.Random(SEED)
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    start = dt.datetime(2026, 11, 24, 9, 0, 0, tzinfo=dt.UTC)
-    for index, line in enumerate(truth_lines):
+    images = []
+    for line in truth_lines:
         size = line["truth"]["image_size"][0]
         image_size = {"width": size["width"], "height": size["height"]}
         class_map = line["truth-metadata"]["class-map"]
@@ -65,7 +64,16 @@ def main() -> None:
             round(s.seconds_per_box * (len(a) + 1) * rng.uniform(0.7, 1.3), 1)
             for s, a in zip(skills, answers, strict=True)
         ]
-        image = CrowdImage(image_size, truth, answers, [s.worker_id for s in skills], spent)  # type: ignore[arg-type]
+        images.append(CrowdImage(image_size, truth, answers, [s.worker_id for s in skills], spent))  # type: ignore[arg-type]
+    return labels, images
+
+
+def main() -> None:
+    labels, images = sample_crowd()
+    if OUT.exists():
+        shutil.rmtree(OUT)
+    start = dt.datetime(2026, 11, 24, 9, 0, 0, tzinfo=dt.UTC)
+    for index, image in enumerate(images):
         when = start + dt.timedelta(minutes=3 * index)
         doc = worker_response_document(image, start=when)
         folder = OUT / "annotations" / "worker-response" / "iteration-1" / str(index)

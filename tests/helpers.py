@@ -61,6 +61,26 @@ class FakeTime:
         return self.now
 
 
+CROWD = DATA / "crowd"  # one small crowd written by hand in each tool's export shape
+
+
+def consolidated_boxes(lines: list[dict[str, Any]], attr: str = "consolidated") -> dict[str, Any]:
+    """``source-ref`` -> ``[(label, left, top, width, height, confidence)]`` of an output manifest,
+    or -> the failure reason of a failed object."""
+    out: dict[str, Any] = {}
+    for line in lines:
+        meta = line[f"{attr}-metadata"]
+        if "failure-reason" in meta:
+            out[line["source-ref"]] = meta["failure-reason"]
+            continue
+        names = meta["class-map"]
+        rows = out[line["source-ref"]] = []
+        for a, o in zip(line[attr]["annotations"], meta["objects"], strict=True):
+            label = names[str(a["class_id"])]
+            rows.append((label, a["left"], a["top"], a["width"], a["height"], o["confidence"]))
+    return out
+
+
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",

@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "template",
     "convert",
     "consolidate",
+    "agreement",
     "demo",
 )
 

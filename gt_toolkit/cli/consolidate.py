@@ -1,38 +1,109 @@
-"""``gt-convert consolidate``: re-consolidate a finished job's worker answers offline."""
+"""``gt-convert consolidate``: consolidate a whole crowd offline, from any labeling tool.
+
+The API is imported inside the functions that run it, so ``gt-convert --help`` stays light.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+from typing import TYPE_CHECKING
 
 from gt_toolkit.cli.options import add_aws_options, eprint, positive_int, store_from_args, threshold
-from gt_toolkit.consolidation.engine import ConsolidationSettings
-from gt_toolkit.consolidation.reconsolidate import reconsolidate
+from gt_toolkit.errors import ValidationError
+from gt_toolkit.formats.crowd import CrowdSourceKind
+
+if TYPE_CHECKING:
+    from gt_toolkit.consolidation.engine import ConsolidationSettings
+    from gt_toolkit.formats.crowd.base import CrowdSource
+    from gt_toolkit.formats.crowd.report import IngestReport, RejectHandler
+
+
+def add_source_options(p: argparse.ArgumentParser) -> None:
+    """SOURCE, ``--from`` and the options of the source kinds (shared with ``agreement``)."""
+    p.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="a Ground Truth job output prefix (<S3OutputPath>/<job-name>), or the export to "
+        "read with --from, local or s3://",
+    )
+    p.add_argument(
+        "--from",
+        dest="kind",
+        choices=[k.value for k in CrowdSourceKind],
+        default=CrowdSourceKind.GT_JOB.value,
+        help="what SOURCE is (default gt-job; shapes in docs/crowd-sources.md)",
+    )
+    p.add_argument(
+        "--manifest",
+        help="gt-job: the job's manifest (default: SOURCE/manifests/output/output.manifest); "
+        "answers-folder: the manifest the answers refer to",
+    )
+    p.add_argument(
+        "--answers-folder",
+        help="read per-worker <worker id>.jsonl files from this folder, numbered by the "
+        "manifest of the job SOURCE (same as SOURCE=this folder --from answers-folder)",
+    )
+    p.add_argument("--data-key", help="label-studio: the task data field of the image (image)")
+    p.add_argument("--element-name", help="Ground Truth: crowd element name in answerContent")
+    p.add_argument("--threads", type=positive_int, help="gt-job: concurrent reads (16)")
+    p.add_argument(
+        "--rejects", help="where broken records go (default: beside the output, .rejects.jsonl)"
+    )
+
+
+def open_source(args: argparse.Namespace, on_reject: RejectHandler) -> CrowdSource:
+    """The crowd source the arguments name (``--answers-folder`` read as its own kind)."""
+    from gt_toolkit.formats.crowd.gt_job import default_manifest
+    from gt_toolkit.formats.crowd.sources import open_crowd_source
+
+    location, kind, manifest = args.source, args.kind, args.manifest
+    if args.answers_folder is not None:
+        if kind != CrowdSourceKind.GT_JOB.value:
+            raise ValidationError(["--answers-folder goes with a job prefix, not --from"])
+        location, kind = args.answers_folder, CrowdSourceKind.ANSWERS_FOLDER.value
+        manifest = manifest or default_manifest(args.source)
+    return open_crowd_source(
+        location,
+        kind,
+        manifest=manifest,
+        element_name=args.element_name,
+        data_key=args.data_key,
+        store=store_from_args(args),
+        on_reject=on_reject,
+        max_workers=args.threads,
+    )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``consolidate`` subcommand."""
     p = subparsers.add_parser(
         "consolidate",
-        help="re-consolidate a job's worker answers into a new output manifest",
+        help="consolidate several annotators' boxes (Ground Truth, Label Studio, CVAT, COCO)",
         description=(
-            "Read JOB_OUTPUT_PREFIX/annotations/worker-response/iteration-N/<id>/*.json with "
-            "the job's manifest, consolidate every object (IoU clustering, one box per "
-            "worker per cluster, label vote, majority quorum) and write a Ground Truth "
-            "bounding-box output manifest plus a worker-quality table (JSON and CSV)."
+            "Read every annotator's boxes from SOURCE, consolidate each image (IoU "
+            "clustering, one box per worker per cluster, label vote, majority quorum) and "
+            "write a Ground Truth bounding-box output manifest (or COCO with scores) plus a "
+            "worker-quality table (JSON and CSV). Broken records go to a rejects file and "
+            "make the run exit 1, as do answers that could not be read."
         ),
     )
+    add_source_options(p)
+    p.add_argument("-o", "--output", required=True, help="output manifest or COCO .json")
+    p.add_argument("--output-format", choices=["manifest", "coco"], default="manifest")
     p.add_argument(
-        "job", metavar="JOB_OUTPUT_PREFIX", help="<S3OutputPath>/<job-name>, local or s3://"
-    )
-    p.add_argument("-o", "--output", required=True, help="output manifest (local or s3://)")
-    p.add_argument(
-        "--manifest", help="the job's manifest (default: JOB/manifests/output/output.manifest)"
-    )
-    p.add_argument(
-        "--answers-folder",
-        help="read per-worker <worker id>.jsonl answer files from this folder instead",
+        "--image-prefix",
+        help="s3://bucket/folder/ that turns a tool's image file names into source-refs",
     )
     p.add_argument("--iou-threshold", type=threshold, default=0.5, help="default 0.5")
+    p.add_argument(
+        "--keep",
+        choices=["quorum", "all"],
+        default="quorum",
+        help="quorum: clusters with enough workers (default); all: every cluster, scored by "
+        "its confidence, to threshold later",
+    )
     p.add_argument(
         "--min-support",
         type=positive_int,
@@ -56,40 +127,73 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--no-clip", action="store_true", help="drop boxes crossing the border")
     p.add_argument(
-        "--labels", nargs="+", help="label list, class ids in this order (default: the job's)"
+        "--labels", nargs="+", help="label list, class ids in this order (default: the source's)"
     )
-    p.add_argument("--label-attribute", default="consolidated", help="default 'consolidated'")
-    p.add_argument("--job-name", help="job-name in the metadata (default: last part of JOB)")
+    p.add_argument("--label-attribute", help="manifest: the label attribute ('consolidated')")
+    p.add_argument("--job-name", help="job-name in the metadata (default: last part of SOURCE)")
     p.add_argument("--quality", help="worker-quality base name (default: OUTPUT.worker-quality)")
-    p.add_argument("--threads", type=positive_int, default=16, help="concurrent reads (16)")
-    p.add_argument("--element-name", help="crowd element name in answerContent (auto)")
     add_aws_options(p)
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the re-consolidation and print a summary on stderr."""
-    settings = ConsolidationSettings(
+def settings_from_args(args: argparse.Namespace) -> ConsolidationSettings:
+    """The consolidation settings the flags ask for (``--keep all``: every cluster)."""
+    from gt_toolkit.consolidation.engine import ConsolidationSettings
+
+    if args.keep == "all" and args.min_support is not None:
+        raise ValidationError(["--keep all keeps every cluster: drop --min-support"])
+    return ConsolidationSettings(
         iou_threshold=args.iou_threshold,
-        min_support=args.min_support,
+        min_support=1 if args.keep == "all" else args.min_support,
         fusion=args.fusion,
         clip=not args.no_clip,
         quorum=args.quorum,
     )
-    report = reconsolidate(
-        args.job,
-        args.output,
-        manifest=args.manifest,
-        answers_folder=args.answers_folder,
-        label_attribute=args.label_attribute,
-        job_name=args.job_name,
-        labels=args.labels,
-        settings=settings,
-        quality_output=args.quality,
-        store=store_from_args(args),
-        max_workers=args.threads,
-        element_name=args.element_name,
-    )
+
+
+def _job_of(args: argparse.Namespace) -> str | None:
+    """With ``--answers-folder``, the job is SOURCE's (its last part); else the source's own."""
+    return re.split(r"[/\\]", args.source.rstrip("/\\"))[-1] if args.answers_folder else None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Consolidate, write the outputs and a summary; exit 1 when a label could not be read."""
+    from gt_toolkit.consolidation.reconsolidate import reconsolidate
+    from gt_toolkit.formats.crowd.report import RejectsFile
+    from gt_toolkit.storage.files import write_json
+
+    if args.output_format == "coco" and args.label_attribute is not None:
+        raise ValidationError(["--label-attribute names a manifest attribute: not with coco"])
+    settings = settings_from_args(args)
+    store = store_from_args(args)
+    output = os.fspath(args.output)
+    rejects_loc = args.rejects or f"{output}.rejects.jsonl"
+    with RejectsFile(rejects_loc, store=store) as rejects, open_source(args, rejects.add) as src:
+        report = reconsolidate(
+            src,
+            output,
+            label_attribute=args.label_attribute or "consolidated",
+            job_name=args.job_name or _job_of(args),
+            labels=args.labels,
+            settings=settings,
+            output_format=args.output_format,
+            image_prefix=args.image_prefix,
+            quality_output=args.quality,
+            store=store,
+        )
+    summary = report.to_json() | {"rejects_file": rejects_loc if rejects.count else None}
+    write_json(f"{output}.summary.json", summary, store=store)
     eprint(f"wrote {report.output}: {report.summary()}")
     eprint("worker quality: " + ", ".join(report.quality_outputs))
-    return 0
+    return lost_labels(report.ingest, rejects.count, rejects_loc)
+
+
+def lost_labels(ingest: IngestReport, rejects: int, location: str) -> int:
+    """The exit code: 1, with one line saying where they are, when labels could not be read."""
+    if not rejects and not ingest.failed_images:
+        return 0
+    what = [f"{rejects} broken records"] if rejects else []
+    if ingest.failed_images:
+        what.append(f"{ingest.failed_images} images whose answers could not be read")
+    eprint(f"gt-convert: labels were lost: {', '.join(what)} (listed in {location})")
+    return 1

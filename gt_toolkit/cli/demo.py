@@ -99,7 +99,8 @@ def summary(steps: Sequence[DemoStep], out: Path) -> str:
         "  template.preview.html, labeling_job_request.json, consolidation_response.json,",
         "  output.manifest, train.manifest, validation.manifest, channels.json,",
         "  training_request.json, tuning_request.json, evaluation.json/.txt,",
-        "  review/report.html, review/contact_sheet.png",
+        "  review/report.html, review/contact_sheet.png, label-studio.manifest,",
+        "  agreement/agreement.html",
         "",
         how_to_run(),
     ]

@@ -20,10 +20,13 @@ from typing import Any
 
 import orjson
 
+from gt_toolkit.consolidation.reconsolidate import reconsolidate
 from gt_toolkit.convert import ConvertOptions, convert_output
 from gt_toolkit.errors import ManifestError
+from gt_toolkit.evaluation.agreement import measure_agreement, write_agreement
 from gt_toolkit.evaluation.metrics import evaluate_detections, format_evaluation, read_detection_set
 from gt_toolkit.evaluation.review import write_review
+from gt_toolkit.formats.crowd.sources import open_crowd_source
 from gt_toolkit.formats.detection_label import parse_detection_label
 from gt_toolkit.formats.input_manifest import write_input_manifest
 from gt_toolkit.formats.manifest import read_manifest, write_manifest
@@ -189,6 +192,7 @@ def run_demo(config: DemoConfig, *, clients: Callable[[str], Any]) -> list[DemoS
     output_manifest = _consolidation_steps(run, job, payload_uri, sampled)
     _training_steps(run, job)
     _evaluate_and_review(run, job, output_manifest, sampled)
+    _other_tool_step(run)
     return run.steps
 
 
@@ -561,3 +565,19 @@ def _evaluate_and_review(
         )
         s.output = str(out / "review" / "report.html")
         s.detail = f"contact sheet {out / 'review' / 'contact_sheet.png'}; {summary.images} images"
+
+
+def _other_tool_step(run: _Run) -> None:
+    """The same crowd labeled in Label Studio: consolidated offline, agreement measured."""
+    out = run.config.out_dir
+    export = run.config.samples / "crowd" / "label-studio.json"
+    with run.step("Consolidate a Label Studio export and measure agreement") as s:
+        with open_crowd_source(export, "label-studio") as source:
+            report = reconsolidate(source, out / "label-studio.manifest")
+            agreement = measure_agreement(source.images())
+        pages = write_agreement(agreement, out / "agreement", title="Agreement: Label Studio")
+        s.output = pages["html"]
+        s.detail = (
+            f"{report.boxes} boxes on {report.objects} images; "
+            f"alpha {agreement.alpha or 0:.3f} over {agreement.units} objects"
+        )

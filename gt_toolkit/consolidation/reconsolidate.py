@@ -1,98 +1,93 @@
-"""Offline re-consolidation of a finished job's worker answers (local folder or S3).
+"""Offline consolidation of a whole crowd, from any source, into one labeled dataset.
 
-Reads ``<job>/annotations/worker-response/iteration-N/<datasetObjectId>/*.json`` (layout in
-``docs/ground-truth-formats.md`` §2.3) together with the job's manifest (line ``i`` is
-``datasetObjectId`` ``i``), consolidates every object with chosen settings and writes a new
-output manifest in Ground Truth's bounding-box format plus a worker-quality table.
+The answers come from a :class:`~gt_toolkit.formats.crowd.base.CrowdSource` (a Ground Truth
+job, per-worker answer files, Label Studio, CVAT, COCO; see
+:func:`~gt_toolkit.formats.crowd.sources.open_crowd_source`). Every image is consolidated
+with the chosen settings (rules in :mod:`gt_toolkit.consolidation.engine`) and written, in
+the source's order, as
 
-Scale: a 100,000-object job with 5 workers is 500,000 small files. Keys are listed once
-(only keys are held, never contents); objects are then processed in manifest order by a
-bounded thread pool with a bounded window of objects in flight, so memory stays flat;
-S3 reads retry through the client's *standard* retry mode
-(:func:`~gt_toolkit.storage.s3.make_s3_client`).
+- ``manifest``: a Ground Truth bounding-box output manifest with a per-box confidence
+  (``docs/ground-truth-formats.md`` §2.1). A Ground Truth source keeps each manifest line
+  and adds the label; other sources get ``{"source-ref": ...}`` lines, so their image keys
+  must be ``s3://`` URIs or become ones through ``image_prefix``;
+- ``coco``: a COCO detection file whose annotations carry ``score`` (the confidence),
 
-Also accepted, for jobs that ran without a consolidation Lambda or answers exported from
-another tool: a **folder of per-worker answer files**, ``<folder>/<worker id>.jsonl``, each
-line one image: ``{"datasetObjectId": "3"}`` *or* ``{"source-ref": "s3://..."}`` (matching the
-manifest), plus either ``"answerContent"`` (the crowd element output, as in Ground Truth) or
-``"boundingBoxes"`` (a list of ``{label, left, top, width, height}``), and optionally
-``"inputImageProperties"`` and ``"timeSpentInSeconds"``. Worker files list images in their own
-order, so their answers are spilled to a temporary on-disk SQLite index (stdlib) and read
-back one object at a time: memory stays flat in that mode too.
-
-Nothing is lost: every manifest line is written back; an object without answers (expired,
-or its files unreadable) gets ``<attr>-metadata.failure-reason``, Ground Truth's failed shape.
+plus a worker-quality table (JSON and CSV). Nothing is lost: every image is written; one
+without usable answers (nobody answered, or their answers could not be read) is marked
+failed (``<attr>-metadata.failure-reason``, Ground Truth's shape; in COCO an image
+``failure_reason``) and counted. Outputs are written atomically: a run that stops leaves none.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import csv
 import io
 import os
 import re
-import sqlite3
 import tempfile
-from collections import Counter, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import IO, Any, Literal
 
 import orjson
 
-from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
-from gt_toolkit.consolidation.worker_quality import QualityAccumulator, WorkerQuality
-from gt_toolkit.errors import (
-    ConsolidationError,
-    GtToolkitError,
-    NoMatchingObjectsError,
-    StorageError,
+from gt_toolkit.consolidation.engine import (
+    ConsolidationSettings,
+    ImageConsolidation,
+    consolidate_image,
 )
+from gt_toolkit.consolidation.label_check import label_mismatch, unknown_labels
+from gt_toolkit.consolidation.worker_quality import QualityAccumulator, WorkerQuality
+from gt_toolkit.errors import ConsolidationError, ValidationError
+from gt_toolkit.formats.crowd.base import CrowdItem, CrowdSource
+from gt_toolkit.formats.crowd.report import IngestReport
 from gt_toolkit.formats.detection_label import (
     DETECTION_TYPE,
     build_detection_label,
     now_creation_date,
 )
-from gt_toolkit.formats.manifest import read_manifest
-from gt_toolkit.formats.worker_answers import BoundingBoxAnswer, parse_bounding_box_answer
 from gt_toolkit.progress import progress
-from gt_toolkit.storage.files import (
-    Location,
-    atomic_output,
-    iter_raw_lines,
-    join_location,
-    read_bytes,
-    write_bytes,
-)
+from gt_toolkit.storage.files import Location, atomic_output, write_bytes
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
-from gt_toolkit.types import ImageSize
 
-__all__ = [
-    "ReconsolidationReport",
-    "find_worker_responses",
-    "parse_worker_response",
-    "reconsolidate",
-]
+__all__ = ["OutputFormat", "ReconsolidationReport", "image_reference", "reconsolidate"]
 
-_RESPONSE_RE = re.compile(r"worker-response/iteration-(\d+)/(\d+)/[^/]+\.json$")
+OutputFormat = Literal["manifest", "coco"]
+_GROUND_TRUTH = ("gt-job", "answers-folder")
 
 
 @dataclass
 class ReconsolidationReport:
-    """What a run did, for the CLI's summary and for tests."""
+    """What a run did, for the CLI's summary and for tests.
+
+    Attributes:
+        objects: images written (every image the source yielded).
+        consolidated: images consolidated (the others are ``failed``).
+        failed: images without usable answers; ``ingest.failed_images`` of them had answers
+            that could not be read (the rest: nobody answered).
+        boxes: consolidated boxes written.
+        dropped: worker boxes the engine dropped, by reason.
+        labels: the label list, in class-id order.
+        ingest: what reading the source did (counts and skips by reason).
+    """
 
     objects: int = 0
     consolidated: int = 0
     failed: int = 0
-    answer_files: int = 0
     boxes: int = 0
-    orphan_objects: list[int] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
+    labels: list[str] = field(default_factory=list)
     quality: list[WorkerQuality] = field(default_factory=list)
     output: str = ""
     quality_outputs: list[str] = field(default_factory=list)
+    ingest: IngestReport = field(default_factory=IngestReport)
+
+    @property
+    def complete(self) -> bool:
+        """Every label the source holds was read: no broken record, no unreadable answer."""
+        return not self.ingest.rejected and not self.ingest.failed_images
 
     def summary(self) -> str:
         """One line for a person."""
@@ -100,289 +95,271 @@ class ReconsolidationReport:
             f"{self.objects} objects",
             f"{self.consolidated} consolidated",
             f"{self.failed} without usable answers",
-            f"{self.boxes} boxes from {self.answer_files} answer files",
+            f"{self.boxes} boxes from {self.ingest.boxes} worker boxes",
         ]
         if self.dropped:
             parts.append(
                 "dropped worker boxes: "
                 + ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items()))
             )
-        if self.orphan_objects:
-            parts.append(f"{len(self.orphan_objects)} answered ids beyond the manifest")
-        return "; ".join(parts)
+        return "; ".join(parts) + f" (read: {self.ingest.summary()})"
 
-
-# -- reading answers ---------------------------------------------------------------------
-def find_worker_responses(job: Location, *, store: S3Store | None = None) -> dict[int, list[str]]:
-    """Map ``datasetObjectId`` to its worker-response files, in key order.
-
-    An object sent to workers again in a later iteration is answered by that iteration: only
-    the files of its latest ``iteration-N`` are returned.
-
-    Raises:
-        NoMatchingObjectsError: no worker-response file under the job prefix.
-    """
-    base = join_location(job, "annotations", "worker-response")
-    found: dict[int, list[str]] = {}
-    if is_s3_uri(base):
-        keys: Iterator[str] = (
-            o.uri for o in (store or S3Store()).iter_objects(base + "/", extensions=(".json",))
-        )
-    else:
-        root = Path(base)
-        if not root.is_dir():
-            raise NoMatchingObjectsError(f"no worker-response files: {base} is not a folder")
-        keys = (str(p) for p in sorted(root.glob("iteration-*/*/*.json")))
-    latest: dict[int, int] = {}
-    for key in keys:
-        m = _RESPONSE_RE.search(key.replace(os.sep, "/"))
-        if not m:
-            continue
-        iteration, object_id = int(m.group(1)), int(m.group(2))
-        if iteration > latest.get(object_id, -1):
-            latest[object_id] = iteration
-            found[object_id] = []
-        if iteration == latest[object_id]:
-            found[object_id].append(key)
-    if not found:
-        raise NoMatchingObjectsError(f"no worker-response files under {base}")
-    return found
-
-
-def parse_worker_response(
-    document: Mapping[str, Any], *, element_name: str | None = None
-) -> list[BoundingBoxAnswer]:
-    """Answers of one worker-response file (``{"answers": [...]}``).
-
-    ``answerContent`` may be an object or a JSON string (as in Lambda payloads).
-
-    Raises:
-        ConsolidationError: the document or an answer is malformed.
-    """
-    answers = document.get("answers") if isinstance(document, Mapping) else None
-    if not isinstance(answers, list):
-        raise ConsolidationError("worker-response file has no 'answers' list")
-    out = []
-    for item in answers:
-        if not isinstance(item, Mapping):
-            raise ConsolidationError(f"answer is not an object: {item!r}"[:200])
-        content: Any = item.get("answerContent")
-        if isinstance(content, str):
-            try:
-                content = orjson.loads(content)
-            except orjson.JSONDecodeError as exc:
-                raise ConsolidationError(f"answerContent is not JSON: {exc}") from exc
-        spent = item.get("timeSpentInSeconds")
-        out.append(
-            parse_bounding_box_answer(
-                content,
-                worker_id=str(item.get("workerId", "")),
-                element_name=element_name,
-                time_spent=spent if isinstance(spent, int | float) else None,
-            )
-        )
-    return out
-
-
-def _merge_workers(answers: Sequence[BoundingBoxAnswer]) -> list[BoundingBoxAnswer]:
-    """One answer per worker (the last one read wins), sorted by worker id."""
-    by_worker: dict[str, BoundingBoxAnswer] = {}
-    for i, a in enumerate(answers):
-        by_worker[a.worker_id or f"anonymous-{i}"] = a
-    return [by_worker[k] for k in sorted(by_worker)]
-
-
-def _folder_files(folder: Location, store: S3Store | None) -> list[str]:
-    text = os.fspath(folder)
-    if is_s3_uri(text):
-        files = [
-            o.uri
-            for o in (store or S3Store()).iter_objects(
-                text.rstrip("/") + "/", extensions=(".jsonl",)
-            )
-        ]
-    else:
-        files = [str(p) for p in sorted(Path(text).glob("*.jsonl"))]
-    if not files:
-        raise NoMatchingObjectsError(f"no per-worker .jsonl answer files in {text}")
-    return files
-
-
-def _folder_answer(rec: Any, worker: str, element_name: str | None) -> BoundingBoxAnswer:
-    """One line of a per-worker file as an answer (``worker``: the file's name)."""
-    content = rec.get("answerContent") or {
-        "boundingBox": {
-            "boundingBoxes": rec.get("boundingBoxes"),
-            "inputImageProperties": rec.get("inputImageProperties"),
+    def to_json(self) -> dict[str, Any]:
+        """The counts as plain JSON, for a summary file."""
+        return {
+            "output": self.output,
+            "objects": self.objects,
+            "consolidated": self.consolidated,
+            "failed": self.failed,
+            "boxes": self.boxes,
+            "dropped": dict(sorted(self.dropped.items())),
+            "labels": self.labels,
+            "quality_outputs": self.quality_outputs,
+            "ingest": self.ingest.to_json(),
         }
-    }
-    spent = rec.get("timeSpentInSeconds")
-    return parse_bounding_box_answer(
-        content,
-        worker_id=str(rec.get("workerId") or worker),
-        element_name=element_name,
-        time_spent=spent if isinstance(spent, int | float) else None,
-    )
 
 
-class _FolderAnswers:
-    """A folder of per-worker answer files, indexed by object in a temporary SQLite file.
+def image_reference(key: str, image_prefix: str | None) -> str:
+    """The ``source-ref`` of an image key: ``s3://`` keys as they are, others under a prefix.
 
-    Each worker's file lists images in its own order, so the answers cannot be streamed
-    in manifest order, and grouping them in memory would hold the whole job (500,000
-    answers for 100,000 objects x 5 workers). SQLite (stdlib: indexed, paged to disk,
-    cache bounded) holds one row per answer line instead, read back one object at a
-    time. Every line is parsed on the way in, so a bad line fails the run with its file
-    and line number before anything is written. Use as a context manager.
+    A key that is not an ``s3://`` URI (a tool's file name, path or URL) becomes
+    ``image_prefix`` + its last path part; without a prefix it stays as it is.
     """
-
-    _BATCH = 256
-
-    def __init__(
-        self,
-        folder: Location,
-        manifest: Location,
-        store: S3Store | None,
-        element_name: str | None,
-    ) -> None:
-        self._element_name = element_name
-        self._tmp = tempfile.TemporaryDirectory(prefix="gt-answers-")
-        self._db = sqlite3.connect(Path(self._tmp.name) / "answers.sqlite")
-        try:
-            self._load(_folder_files(folder, store), manifest, store)
-        except BaseException:
-            self.close()
-            raise
-
-    def __enter__(self) -> _FolderAnswers:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._db.close()
-        self._tmp.cleanup()
-
-    def _load(self, files: list[str], manifest: Location, store: S3Store | None) -> None:
-        db = self._db
-        db.execute("PRAGMA journal_mode = OFF")  # a scratch file: no crash safety needed
-        db.execute("PRAGMA synchronous = OFF")
-        db.execute("CREATE TABLE refs (ref TEXT PRIMARY KEY, idx INTEGER NOT NULL)")
-        db.execute("CREATE TABLE answers (idx INTEGER NOT NULL, worker TEXT NOT NULL, raw BLOB)")
-        lines = read_manifest(manifest, store=store)
-        db.executemany(  # the last line with a source-ref wins, as a dict would
-            "INSERT OR REPLACE INTO refs VALUES (?, ?)",
-            ((str(line.data.get("source-ref")), i) for i, line in enumerate(lines)),
-        )
-        batch: list[tuple[int, str, bytes]] = []
-        for location in files:
-            worker = Path(location.rsplit("/", 1)[-1]).stem
-            for n, raw in enumerate(iter_raw_lines(location, store=store), start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    rec = orjson.loads(raw)
-                    index = self._index_of(rec)
-                    answer = _folder_answer(rec, worker, self._element_name)
-                except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
-                    raise ConsolidationError(f"{location}:{n}: bad answer line: {exc}") from exc
-                batch.append((index, answer.worker_id, raw))
-                if len(batch) >= self._BATCH:
-                    db.executemany("INSERT INTO answers VALUES (?, ?, ?)", batch)
-                    batch.clear()
-        db.executemany("INSERT INTO answers VALUES (?, ?, ?)", batch)
-        db.execute("CREATE INDEX answers_by_object ON answers (idx)")
-
-    def _index_of(self, rec: Any) -> int:
-        if "datasetObjectId" in rec:
-            return int(rec["datasetObjectId"])
-        ref = rec.get("source-ref")
-        row = None
-        if ref is not None:
-            row = self._db.execute("SELECT idx FROM refs WHERE ref = ?", (str(ref),)).fetchone()
-        if row is None:
-            raise ConsolidationError("no datasetObjectId and no known source-ref")
-        return int(row[0])
-
-    def answers(self, index: int) -> list[BoundingBoxAnswer]:
-        """The answers for one object, in the order the files were read."""
-        rows = self._db.execute(
-            "SELECT worker, raw FROM answers WHERE idx = ? ORDER BY rowid", (index,)
-        )
-        return [_folder_answer(orjson.loads(raw), w, self._element_name) for w, raw in rows]
-
-    def workers(self) -> int:
-        (count,) = self._db.execute("SELECT COUNT(DISTINCT worker) FROM answers").fetchone()
-        return int(count)
-
-    def objects_from(self, start: int) -> list[int]:
-        """Object ids with answers at or past ``start`` (orphans when it is the line count)."""
-        rows = self._db.execute(
-            "SELECT DISTINCT idx FROM answers WHERE idx >= ? ORDER BY idx", (start,)
-        )
-        return [int(i) for (i,) in rows]
+    if is_s3_uri(key) or image_prefix is None:
+        return key
+    return image_prefix.rstrip("/") + "/" + re.split(r"[/\\=]", key)[-1]
 
 
-# -- one object ----------------------------------------------------------------------------
+# -- outputs -----------------------------------------------------------------------------------
 @dataclass
-class _Result:
-    record: dict[str, Any]
-    answers: list[BoundingBoxAnswer]
-    consolidation: Any
-    image_size: ImageSize | None
-    files: int
-    failure: str | None
+class _Run:
+    """What every image of a run shares."""
 
+    attribute: str
+    job_name: str
+    creation_date: str
+    labels: list[str]  # grows as new labels appear; class id = position
+    image_prefix: str | None
+    manifest: bool
 
-def _read_answers(
-    files: Sequence[str], store: S3Store | None, element_name: str | None
-) -> tuple[list[BoundingBoxAnswer], list[str]]:
-    answers: list[BoundingBoxAnswer] = []
-    problems: list[str] = []
-    for location in files:
-        try:
-            answers.extend(
-                parse_worker_response(
-                    orjson.loads(read_bytes(location, store=store)), element_name=element_name
-                )
+    def class_of(self, label: str) -> int:
+        if label not in self.labels:
+            self.labels.append(label)
+        return self.labels.index(label)
+
+    def reference(self, item: CrowdItem) -> str:
+        ref = image_reference(item.image.key, self.image_prefix)
+        if self.manifest and item.record is None and not is_s3_uri(ref):
+            raise ConsolidationError(
+                f"image {item.image.key!r} is not an s3:// URI, which a Ground Truth manifest "
+                "needs: pass an image prefix (--image-prefix s3://bucket/folder/) or write COCO"
             )
-        except (GtToolkitError, orjson.JSONDecodeError) as exc:
-            problems.append(f"{location}: {exc}")
-    return answers, problems
+        return ref
 
 
-def _process(
-    data: dict[str, Any],
-    answers: list[BoundingBoxAnswer],
-    problems: list[str],
-    *,
-    attribute: str,
-    job_name: str,
-    labels: Sequence[str] | None,
-    settings: ConsolidationSettings,
-    files: int,
-    creation_date: str,
-) -> _Result:
-    answers = _merge_workers(answers)
-    record = dict(data)
-    if not answers:
-        reason = "; ".join(problems) if problems else "no worker answers for this object"
-        record.pop(attribute, None)
-        record[f"{attribute}-metadata"] = {
-            "failure-reason": f"reconsolidate: {reason}"[:1000],
+def _manifest_line(
+    run: _Run, item: CrowdItem, result: ImageConsolidation | None, failure: str | None
+) -> bytes:
+    record: dict[str, Any] = (
+        dict(item.record) if item.record is not None else {"source-ref": run.reference(item)}
+    )
+    if result is None:
+        record.pop(run.attribute, None)
+        record[f"{run.attribute}-metadata"] = {
+            "failure-reason": f"reconsolidate: {failure}"[:1000],
             "type": DETECTION_TYPE,
             "human-annotated": "yes",
-            "creation-date": creation_date,
-            "job-name": f"labeling-job/{job_name}",
+            "creation-date": run.creation_date,
+            "job-name": f"labeling-job/{run.job_name}",
         }
-        return _Result(record, [], None, None, files, reason)
-    sizes = [a.image_size for a in answers if a.image_size is not None]
-    size = sizes[0] if sizes else None
+    else:
+        for box in result.boxes:
+            run.class_of(box["label"])
+        record.update(
+            build_detection_label(
+                run.attribute,
+                result.boxes,
+                image_size=item.image.image_size,
+                labels=run.labels,
+                job_name=run.job_name,
+                creation_date=run.creation_date,
+            )
+        )
+    return orjson.dumps(record) + b"\n"
+
+
+class _CocoWriter:
+    """Images streamed into the file, annotations into a spill file appended at the end."""
+
+    def __init__(self, run: _Run, fh: IO[bytes], spill: IO[bytes]) -> None:
+        self.run, self.fh, self.spill = run, fh, spill
+        self.images = self.annotations = 0
+        fh.write(b'{"info":{"description":"consolidated by gt-toolkit"},"licenses":[],"images":[')
+
+    def add(self, item: CrowdItem, result: ImageConsolidation | None, failure: str | None) -> None:
+        self.images += 1
+        ref = self.run.reference(item)
+        image: dict[str, Any] = {"id": self.images, "file_name": ref.rsplit("/", 1)[-1]}
+        size = item.image.image_size
+        if size is not None:
+            image |= {"width": size["width"], "height": size["height"]}
+        if is_s3_uri(ref):
+            image["source_ref"] = ref
+        if result is None:
+            image["failure_reason"] = f"reconsolidate: {failure}"[:1000]
+        self.fh.write((b"," if self.images > 1 else b"") + orjson.dumps(image))
+        for box in result.boxes if result is not None else ():
+            self.annotations += 1
+            x, y = float(box["left"]), float(box["top"])
+            w, h = float(box["width"]), float(box["height"])
+            annotation = {
+                "id": self.annotations,
+                "image_id": self.images,
+                "category_id": self.run.class_of(box["label"]) + 1,
+                "bbox": [x, y, w, h],
+                "area": w * h,
+                "iscrowd": 0,
+                "score": round(float(box["confidence"]), 4),
+            }
+            self.spill.write((b"," if self.annotations > 1 else b"") + orjson.dumps(annotation))
+
+    def close(self) -> None:
+        self.fh.write(b'],"annotations":[')
+        self.spill.seek(0)
+        while chunk := self.spill.read(1 << 20):
+            self.fh.write(chunk)
+        categories = [
+            {"id": i + 1, "name": name, "supercategory": "none"}
+            for i, name in enumerate(self.run.labels)
+        ]
+        self.fh.write(b'],"categories":' + orjson.dumps(categories) + b"}\n")
+
+
+# -- the run -------------------------------------------------------------------------------------
+def _consolidate(
+    item: CrowdItem, settings: ConsolidationSettings, labels: Sequence[str] | None
+) -> tuple[ImageConsolidation | None, str | None]:
+    """The image's consolidation, or ``None`` and why it has none."""
+    if item.failure is not None:
+        return None, item.failure
+    if not item.image.annotators:
+        return None, "no worker answers for this object"
+    image = item.image
     result = consolidate_image(
-        [a.boxes for a in answers], settings=settings, labels=labels, image_size=size
+        image.boxes, settings=settings, labels=labels, image_size=image.image_size
     )
-    return _Result(record, answers, result, size, files, None)
+    return result, None
+
+
+def _check_options(source: CrowdSource, image_prefix: str | None, output_format: str) -> None:
+    problems = []
+    if output_format not in ("manifest", "coco"):
+        problems.append(f"output_format must be 'manifest' or 'coco', got {output_format!r}")
+    if image_prefix is not None and source.kind in _GROUND_TRUTH:
+        problems.append(f"image_prefix does not apply to {source.kind}: its images are s3:// refs")
+    if image_prefix is not None and not is_s3_uri(image_prefix.rstrip("/") + "/x"):
+        problems.append(f"image_prefix must be an s3://bucket/folder/ prefix, got {image_prefix!r}")
+    if problems:
+        raise ValidationError(problems, what="consolidation options")
+
+
+def _default_job_name(source: CrowdSource) -> str:
+    return re.split(r"[/\\]", source.location.rstrip("/\\"))[-1].rsplit(".", 1)[0] or "crowd"
+
+
+@contextlib.contextmanager
+def _writer(run: _Run, output: Location, store: S3Store | None) -> Iterator[Any]:
+    """A function writing one image to ``output`` (atomically, when the block succeeds)."""
+    with atomic_output(output, store=store) as fh:
+        if run.manifest:
+            yield lambda item, result, failure: fh.write(_manifest_line(run, item, result, failure))
+            return
+        with tempfile.TemporaryFile() as spill:
+            coco = _CocoWriter(run, fh, spill)
+            yield coco.add
+            coco.close()
+
+
+def reconsolidate(
+    source: CrowdSource,
+    output: Location,
+    *,
+    label_attribute: str = "consolidated",
+    job_name: str | None = None,
+    labels: Sequence[str] | None = None,
+    settings: ConsolidationSettings = ConsolidationSettings(),  # noqa: B008 - frozen
+    output_format: OutputFormat = "manifest",
+    image_prefix: str | None = None,
+    quality_output: str | None = None,
+    store: S3Store | None = None,
+) -> ReconsolidationReport:
+    """Consolidate every image of ``source`` and write the labeled dataset to ``output``.
+
+    Args:
+        source: where the answers come from (its reject handler decides whether a broken
+            record stops the run or goes to the caller's rejects file).
+        output: the output manifest, or COCO file (written atomically).
+        label_attribute: ``manifest``: the label attribute to write (replaces one).
+        job_name: ``job-name`` in the metadata; default the last part of the source's path.
+        labels: the label list (class ids follow it; other labels are dropped as
+            ``unknown-label``); default the labels the source declares, else labels in
+            order of first appearance.
+        settings: consolidation settings (``min_support=1`` keeps every cluster, scored).
+        output_format: ``manifest`` or ``coco`` (module docstring).
+        image_prefix: ``s3://`` prefix that turns tool file names into ``source-ref``s.
+        quality_output: base name for the worker-quality table (``.json`` and ``.csv`` are
+            appended); default ``<output>.worker-quality``.
+
+    Raises:
+        ValidationError: options that do not fit the source or each other.
+        ConsolidationError: a manifest is asked for images that have no ``s3://`` reference,
+            or most boxes carry labels the label list lacks (the rule of
+            :func:`~gt_toolkit.consolidation.label_check.label_mismatch`): nothing is written.
+        CrowdSourceError: the source cannot be read (and broken records, without a handler).
+    """
+    _check_options(source, image_prefix, output_format)
+    given = list(labels) if labels else source.labels
+    run = _Run(
+        attribute=label_attribute,
+        job_name=job_name or _default_job_name(source),
+        creation_date=now_creation_date(),
+        labels=list(given or ()),
+        image_prefix=image_prefix,
+        manifest=output_format == "manifest",
+    )
+    report = ReconsolidationReport(output=os.fspath(output), ingest=source.report)
+    quality = QualityAccumulator()
+    unknown: Counter[str] = Counter()
+    drawn = 0
+    with _writer(run, output, store) as write:
+        for item in progress(source.items(), desc="consolidating", unit="img"):
+            result, failure = _consolidate(item, settings, given)
+            write(item, result, failure)
+            report.objects += 1
+            if result is None:
+                report.failed += 1
+                continue
+            report.consolidated += 1
+            report.boxes += len(result.boxes)
+            report.dropped.update(d["reason"] for d in result.dropped)
+            image = item.image
+            unknown += unknown_labels(image.boxes, result)
+            drawn += sum(len(b) for b in image.boxes)
+            quality.add(
+                image.annotators,
+                image.boxes,
+                result,
+                image_size=image.image_size,
+                time_spent=item.time_spent or None,
+            )
+        mismatch = label_mismatch(unknown, drawn, given or ())
+        if mismatch is not None:  # before the output is committed: the run writes nothing
+            raise ConsolidationError(mismatch.message)
+    report.labels = run.labels
+    report.quality = quality.result()
+    base = quality_output or f"{os.fspath(output)}.worker-quality"
+    report.quality_outputs = _write_quality(report.quality, base, store)
+    return report
 
 
 def _write_quality(quality: list[WorkerQuality], base: str, store: S3Store | None) -> list[str]:
@@ -397,153 +374,3 @@ def _write_quality(quality: list[WorkerQuality], base: str, store: S3Store | Non
         writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
     write_bytes(csv_loc, buf.getvalue().encode(), store=store)
     return [json_loc, csv_loc]
-
-
-def _job_labels(job: Location, store: S3Store | None) -> list[str] | None:
-    """Labels from ``<job>/annotation-tool/data.json`` when the job folder has it."""
-    location = join_location(job, "annotation-tool", "data.json")
-    try:
-        doc = orjson.loads(read_bytes(location, store=store))
-    except (StorageError, orjson.JSONDecodeError):
-        return None
-    items = doc.get("labels") if isinstance(doc, dict) else None
-    if not isinstance(items, list):
-        return None
-    names = [i.get("label") for i in items if isinstance(i, dict)]
-    return [n for n in names if isinstance(n, str)] or None
-
-
-def reconsolidate(
-    job: Location,
-    output: Location,
-    *,
-    manifest: Location | None = None,
-    answers_folder: Location | None = None,
-    label_attribute: str = "consolidated",
-    job_name: str | None = None,
-    labels: Sequence[str] | None = None,
-    settings: ConsolidationSettings = ConsolidationSettings(),  # noqa: B008 - frozen
-    quality_output: str | None = None,
-    store: S3Store | None = None,
-    max_workers: int = 16,
-    element_name: str | None = None,
-) -> ReconsolidationReport:
-    """Re-consolidate a job's worker answers into a new output manifest.
-
-    Args:
-        job: the job's output prefix (``<S3OutputPath>/<job-name>``), local or ``s3://``.
-        output: where the new output manifest goes (written atomically).
-        manifest: the job's manifest; default ``<job>/manifests/output/output.manifest``.
-        answers_folder: read a folder of per-worker ``.jsonl`` files instead of the Ground
-            Truth layout (shape in the module docstring).
-        label_attribute: the label attribute to write (replaces an existing one).
-        job_name: ``job-name`` in the metadata; default the last part of ``job``.
-        labels: the label list (class ids follow it); default the job's
-            ``annotation-tool/data.json``, else labels in order of first appearance.
-        settings: consolidation settings.
-        quality_output: base name for the worker-quality table (``.json`` and ``.csv`` are
-            appended); default ``<output>.worker-quality``.
-        max_workers: threads reading answer files.
-
-    Raises:
-        NoMatchingObjectsError: no worker answers at all (wrong prefix?).
-        StorageError: the manifest cannot be read.
-        ManifestError: a manifest line is not valid JSON with a source.
-    """
-    job_text = os.fspath(job).rstrip("/")
-    job_name = job_name or re.split(r"[/\\]", job_text)[-1]
-    manifest = manifest or join_location(job_text, "manifests", "output", "output.manifest")
-    labels = list(labels) if labels else _job_labels(job_text, store)
-    seen_labels: list[str] = list(labels or ())
-    report = ReconsolidationReport(output=os.fspath(output))
-    quality = QualityAccumulator()
-    creation_date = now_creation_date()
-
-    folder: _FolderAnswers | None = None
-    files_by_id: dict[int, list[str]] = {}
-    if answers_folder is not None:
-        folder = _FolderAnswers(answers_folder, manifest, store, element_name)
-        report.answer_files = folder.workers()  # one file per worker
-    else:
-        files_by_id = find_worker_responses(job_text, store=store)
-        report.answer_files = sum(len(v) for v in files_by_id.values())
-
-    def task(index: int, data: dict[str, Any], given: list[BoundingBoxAnswer] | None) -> _Result:
-        if given is not None:  # read from the folder's index in the calling thread
-            answers, problems, files = given, list[str](), len(given)
-        else:
-            files_for = files_by_id.get(index, [])
-            answers, problems = _read_answers(files_for, store, element_name)
-            files = len(files_for)
-        return _process(
-            data,
-            answers,
-            problems,
-            attribute=label_attribute,
-            job_name=job_name,
-            labels=labels,
-            settings=settings,
-            files=files,
-            creation_date=creation_date,
-        )
-
-    window = max(1, max_workers) * 4
-    with (
-        folder or contextlib.nullcontext(),
-        cf.ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool,
-        atomic_output(output, store=store) as fh,
-    ):
-        pending: deque[cf.Future[_Result]] = deque()
-
-        def drain(limit: int) -> None:
-            while len(pending) > limit:
-                res = pending.popleft().result()
-                _finish(res)
-                fh.write(orjson.dumps(res.record) + b"\n")
-
-        def _finish(res: _Result) -> None:
-            report.objects += 1
-            if res.consolidation is None:
-                report.failed += 1
-                return
-            report.consolidated += 1
-            cons = res.consolidation
-            for b in cons.boxes:
-                if b["label"] not in seen_labels:
-                    seen_labels.append(b["label"])
-            report.boxes += len(cons.boxes)
-            report.dropped.update(d["reason"] for d in cons.dropped)
-            res.record.update(
-                build_detection_label(
-                    label_attribute,
-                    cons.boxes,
-                    image_size=res.image_size,
-                    labels=seen_labels,
-                    job_name=job_name,
-                    creation_date=creation_date,
-                )
-            )
-            quality.add(
-                [a.worker_id for a in res.answers],
-                [a.boxes for a in res.answers],
-                cons,
-                image_size=res.image_size,
-                time_spent=[a.time_spent for a in res.answers],
-            )
-
-        count = 0
-        lines = read_manifest(manifest, store=store)
-        for index, line in enumerate(progress(lines, desc="consolidating", unit="obj")):
-            given = folder.answers(index) if folder is not None else None
-            pending.append(pool.submit(task, index, line.data, given))
-            count = index + 1
-            drain(window)
-        drain(0)
-        if folder is not None:
-            report.orphan_objects = folder.objects_from(count)
-        else:
-            report.orphan_objects = sorted(i for i in files_by_id if i >= count)
-    report.quality = quality.result()
-    base = quality_output or f"{os.fspath(output)}.worker-quality"
-    report.quality_outputs = _write_quality(report.quality, base, store)
-    return report

@@ -746,7 +746,7 @@ class DetectionSet:
     """Boxes per image read from a file, with what was skipped and why."""
 
     boxes: dict[str, list[ScoredBox]]
-    kind: str  # "output-manifest" or "predictions"
+    kind: str  # "output-manifest", "predictions" or "coco"
     attribute: str | None = None
     skipped: list[str] = field(default_factory=list)
 
@@ -843,7 +843,10 @@ def read_detection_set(
     label_attribute: str | None = None,
     store: S3Store | None = None,
 ) -> DetectionSet:
-    """Read per-image boxes from an output manifest or a neutral prediction file.
+    """Read per-image boxes from an output manifest, a neutral prediction file or COCO.
+
+    A COCO file (one JSON object with ``images``) is read by
+    :func:`gt_toolkit.evaluation.coco_detections.read_coco_detections`.
 
     The kind is decided by the first line: a ``boxes`` *list* means the prediction format
     (a bounding-box label value is an object, so an attribute named ``boxes`` is not
@@ -860,6 +863,23 @@ def read_detection_set(
             or predictions, listing every problem with its line number.
         ConversionError: the chosen label attribute is not object detection.
     """
+    from gt_toolkit.evaluation.coco_detections import is_coco_file, read_coco_detections
+
+    if is_coco_file(location, store=store):
+        if label_attribute is not None:
+            raise ValidationError([f"{location}: a COCO file has no label attribute to choose"])
+        coco = read_coco_detections(location, store=store)
+        return DetectionSet(
+            boxes={
+                key: [
+                    ScoredBox(label=label, left=x, top=y, width=w, height=h, score=score)
+                    for label, x, y, w, h, score in rows
+                ]
+                for key, rows in coco.boxes.items()
+            },
+            kind="coco",
+            skipped=coco.skipped,
+        )
     name = os.fspath(location)
     items = parse_manifest_lines(iter_raw_lines(location, store=store), source=name)
     first: ManifestLine | None = None

@@ -28,10 +28,10 @@ import orjson
 from PIL import Image, ImageDraw
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
-from gt_toolkit.consolidation.reconsolidate import find_worker_responses, parse_worker_response
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator
 from gt_toolkit.errors import ConsolidationError, ConversionError, StorageError, ValidationError
 from gt_toolkit.evaluation.fonts import caption_size, font_for, missing_glyphs
+from gt_toolkit.formats.crowd.gt_job import find_worker_responses, parse_worker_response
 from gt_toolkit.formats.output_manifest import (
     DetectionRecord,
     OutputStats,
@@ -461,7 +461,7 @@ def read_worker_responses(
     """Every worker's answer per ``datasetObjectId`` from a job's worker-response files.
 
     ``prefix`` is the job's output prefix (local folder or ``s3://``); files are found and
-    parsed by :mod:`gt_toolkit.consolidation.reconsolidate`, so both read the same answers (the
+    parsed by :mod:`gt_toolkit.formats.crowd.gt_job`, so both read the same answers (the
     latest
     iteration of each object).
 

@@ -26,6 +26,7 @@ def test_the_issue_named_subcommands_exist() -> None:
         "manifest",
         "sample",
         "consolidate",
+        "agreement",
         "template",
         "augmented",
         "od-json",

@@ -44,8 +44,8 @@ def demo_out(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_prints_every_step_with_its_output(demo_out: tuple[Path, str]) -> None:
     out, text = demo_out
     assert "moto server on http://127.0.0.1:" in text
-    assert text.count("     -> ") == 13
-    assert "gt-toolkit demo: 13 steps" in text
+    assert text.count("     -> ") == 14
+    assert "gt-toolkit demo: 14 steps" in text
     assert "train.manifest, validation.manifest" in text
     assert str(out / "review" / "report.html") in text
 
@@ -189,3 +189,14 @@ def test_summary_says_how_to_run_gt_convert(
     assert (
         how_to_run() == "Next: gt-convert --help (every step above is a subcommand or an API call)"
     )
+
+
+def test_label_studio_export_is_consolidated_with_its_agreement(
+    demo_out: tuple[Path, str],
+) -> None:
+    out, text = demo_out
+    lines = _lines(out / "label-studio.manifest")
+    assert len(lines) == 40 and all("consolidated" in x for x in lines)
+    agreement = json.loads((out / "agreement" / "agreement.json").read_text())
+    assert 0.3 < agreement["alpha"] < 1 and len(agreement["per_annotator"]) == 5
+    assert str(out / "agreement" / "agreement.html") in text

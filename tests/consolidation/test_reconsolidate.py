@@ -12,12 +12,15 @@ import pytest
 from gt_toolkit.cli import main
 from gt_toolkit.consolidation.engine import ConsolidationSettings
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
-from gt_toolkit.consolidation.reconsolidate import parse_worker_response, reconsolidate
-from gt_toolkit.errors import ConsolidationError, NoMatchingObjectsError
+from gt_toolkit.consolidation.reconsolidate import reconsolidate
+from gt_toolkit.errors import NoMatchingObjectsError
+from gt_toolkit.formats.crowd.report import CrowdReject
+from gt_toolkit.formats.crowd.sources import open_crowd_source
 from tests.helpers import REPO
 
 JOB = REPO / "samples" / "job-output" / "samples-balls"
 TRUTH = REPO / "samples" / "truth.manifest"
+JOB_MANIFEST = JOB / "manifests" / "output" / "output.manifest"
 
 
 def truth_boxes() -> list[list[dict[str, Any]]]:
@@ -62,8 +65,9 @@ def check_output(lines: list[dict[str, Any]], attr: str = "consolidated") -> Non
 
 def test_local_round_trip_matches_truth(tmp_path: Path) -> None:
     out = tmp_path / "out.manifest"
-    report = reconsolidate(JOB, out)
+    report = reconsolidate(open_crowd_source(JOB), out)
     assert report.objects == 40 and report.consolidated == 40 and report.failed == 0
+    assert report.complete and report.ingest.answers == 200
     lines = read_lines(out)
     check_output(lines)
     quality = json.loads((tmp_path / "out.manifest.worker-quality.json").read_text())
@@ -90,7 +94,9 @@ def test_s3_round_trip_api_and_cli(
     upload(s3_client, bucket, JOB, "jobs/samples-balls")
     prefix = f"s3://{bucket}/jobs/samples-balls"
     report = reconsolidate(
-        prefix, f"{prefix}/reconsolidated/out.manifest", store=store, max_workers=4
+        open_crowd_source(prefix, store=store, max_workers=4),
+        f"{prefix}/reconsolidated/out.manifest",
+        store=store,
     )
     assert report.consolidated == 40
     body = s3_client.get_object(
@@ -138,9 +144,14 @@ def test_objects_without_answers_are_kept_with_failure_reason(tmp_path: Path) ->
     for f in bad_only.iterdir():
         f.write_text('{"answers": "nope"}')
     out = tmp_path / "out.manifest"
-    report = reconsolidate(job, out)
+    rejects: list[CrowdReject] = []
+    report = reconsolidate(open_crowd_source(job, on_reject=rejects.append), out)
     lines = read_lines(out)
     assert len(lines) == 40 and report.failed == 2
+    # every unreadable file is listed, and the run does not claim to be complete
+    assert sorted(Path(r.source).parent.name for r in rejects) == ["7", "9"]
+    assert {r.reason.value for r in rejects} == {"unreadable-answer"}
+    assert report.ingest.failed_images == 1 and not report.complete
     assert "consolidated" not in lines[5]
     assert "no worker answers" in lines[5]["consolidated-metadata"]["failure-reason"]
     assert "answers" in lines[9]["consolidated-metadata"]["failure-reason"]
@@ -155,10 +166,14 @@ def test_objects_without_answers_are_kept_with_failure_reason(tmp_path: Path) ->
 
 def test_min_support_and_threshold_change_the_result(tmp_path: Path) -> None:
     strict = reconsolidate(
-        JOB, tmp_path / "a.manifest", settings=ConsolidationSettings(min_support=5)
+        open_crowd_source(JOB),
+        tmp_path / "a.manifest",
+        settings=ConsolidationSettings(min_support=5),
     )
     loose = reconsolidate(
-        JOB, tmp_path / "b.manifest", settings=ConsolidationSettings(min_support=1)
+        open_crowd_source(JOB),
+        tmp_path / "b.manifest",
+        settings=ConsolidationSettings(min_support=1),
     )
     assert strict.boxes < loose.boxes
 
@@ -197,41 +212,31 @@ def write_answer_folder(folder: Path) -> dict[str, list[str]]:
 def test_per_worker_folder(tmp_path: Path) -> None:
     per_worker = write_answer_folder(tmp_path / "answers")
     out = tmp_path / "out.manifest"
-    report = reconsolidate(JOB, out, answers_folder=tmp_path / "answers")
+    folder = open_crowd_source(tmp_path / "answers", "answers-folder", manifest=JOB_MANIFEST)
+    report = reconsolidate(folder, out, job_name="samples-balls")
     assert report.consolidated == 40
-    assert report.answer_files == len(per_worker)  # one file per worker
+    assert len(report.ingest.annotators) == len(per_worker)  # one file per worker
     check_output(read_lines(out))
-    assert reconsolidate(JOB, tmp_path / "gt.manifest").boxes == report.boxes
+    assert reconsolidate(open_crowd_source(JOB), tmp_path / "gt.manifest").boxes == report.boxes
 
 
 def test_per_worker_folder_on_s3(s3_client: Any, store: Any, bucket: str, tmp_path: Path) -> None:
     write_answer_folder(tmp_path / "answers")
     upload(s3_client, bucket, tmp_path / "answers", "exports/answers")
     upload(s3_client, bucket, JOB / "manifests", "exports/manifests")
-    local = reconsolidate(JOB, tmp_path / "local.manifest", answers_folder=tmp_path / "answers")
-    report = reconsolidate(
-        f"s3://{bucket}/exports",
-        tmp_path / "s3.manifest",
-        answers_folder=f"s3://{bucket}/exports/answers",
-        job_name="samples-balls",
+    local = reconsolidate(
+        open_crowd_source(tmp_path / "answers", "answers-folder", manifest=JOB_MANIFEST),
+        tmp_path / "local.manifest",
+    )
+    remote = open_crowd_source(
+        f"s3://{bucket}/exports/answers",
+        "answers-folder",
+        manifest=f"s3://{bucket}/exports/manifests/output/output.manifest",
         store=store,
     )
+    report = reconsolidate(remote, tmp_path / "s3.manifest", job_name="samples-balls")
     assert (report.consolidated, report.boxes) == (40, local.boxes)
     check_output(read_lines(tmp_path / "s3.manifest"))
-
-
-def test_per_worker_folder_bad_line_and_orphans(tmp_path: Path) -> None:
-    folder = tmp_path / "answers"
-    write_answer_folder(folder)
-    extra = {"datasetObjectId": "99", "boundingBoxes": []}  # past the manifest's 40 lines
-    with (folder / "zz-late.jsonl").open("w") as fh:
-        fh.write(json.dumps(extra) + "\n")
-    report = reconsolidate(JOB, tmp_path / "out.manifest", answers_folder=folder)
-    assert report.orphan_objects == [99]
-    (folder / "zz-late.jsonl").write_text(json.dumps(extra) + "\n" + "{not json\n")
-    with pytest.raises(ConsolidationError, match=r"zz-late\.jsonl:2: bad answer line"):
-        reconsolidate(JOB, tmp_path / "bad.manifest", answers_folder=folder)
-    assert not (tmp_path / "bad.manifest").exists()
 
 
 @pytest.mark.slow
@@ -255,14 +260,9 @@ def test_per_worker_folder_memory_stays_flat(tmp_path: Path) -> None:
                     fh.write(json.dumps(line) + "\n")
         tracemalloc.start()
         try:
-            report = reconsolidate(
-                root / "job",
-                root / "out.manifest",
-                manifest=manifest,
-                answers_folder=root / "answers",
-                labels=["car"],
-                max_workers=2,
-            )
+            source = open_crowd_source(root / "answers", "answers-folder", manifest=manifest)
+            with source:
+                report = reconsolidate(source, root / "out.manifest", labels=["car"])
             peak = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
@@ -275,21 +275,10 @@ def test_per_worker_folder_memory_stays_flat(tmp_path: Path) -> None:
 
 def test_wrong_prefix_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(NoMatchingObjectsError):
-        reconsolidate(tmp_path, tmp_path / "o.manifest")
+        reconsolidate(open_crowd_source(tmp_path), tmp_path / "o.manifest")
     assert main(["consolidate", str(tmp_path), "-o", str(tmp_path / "o.manifest")]) == 1
     assert "NoMatchingObjectsError" in capsys.readouterr().err
     assert not (tmp_path / "o.manifest").exists()
-
-
-def test_parse_worker_response_string_content_and_errors() -> None:
-    doc = {
-        "answers": [
-            {"workerId": "w", "answerContent": json.dumps({"boundingBox": {"boundingBoxes": None}})}
-        ]
-    }
-    assert parse_worker_response(doc)[0].worker_id == "w"
-    with pytest.raises(Exception, match="answers"):
-        parse_worker_response({"x": 1})
 
 
 @pytest.mark.parametrize(("quorum", "expected"), [("box", ["car"]), ("label", [])])
@@ -316,6 +305,7 @@ def test_cli_quorum_flag_reaches_the_engine(
     args += ["--answers-folder", str(folder), "--labels", "car", "bus", "--quorum", quorum]
     assert main(args) == 0
     (line,) = read_lines(out)
+    assert line["consolidated-metadata"]["job-name"] == "labeling-job/job"  # SOURCE's job
     classes = line["consolidated-metadata"]["class-map"]
     got = [classes[str(a["class_id"])] for a in line["consolidated"]["annotations"]]
     assert got == expected

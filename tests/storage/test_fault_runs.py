@@ -29,11 +29,6 @@ LIGHT: dict[Fault, float] = {"throttle": 0.04, "error500": 0.04, "reset": 0.04, 
 HEAVY: dict[Fault, float] = {"throttle": 0.15, "error500": 0.15, "reset": 0.15, "truncate": 0.15}
 
 # argv with {s3} for s3://<bucket> and {out} for the output folder.
-# Fixed on the crowd branch: an answer unreadable after the retries must fail the run
-# (offline consolidation's rejects) instead of becoming an object without labels.
-_NEEDS_CROWD = pytest.mark.xfail(
-    reason="fixed when the crowd branch is merged; then remove this mark", strict=False
-)
 COMMANDS = [
     pytest.param(["manifest", "{s3}/images", "-o", "{out}/input.manifest"], id="manifest"),
     pytest.param(["augmented", "{s3}/truth.manifest", "-o", "{out}/aug"], id="augmented"),
@@ -48,7 +43,6 @@ COMMANDS = [
     pytest.param(
         ["consolidate", "{s3}/job/samples-balls", "-o", "{out}/consolidated.manifest"],
         id="consolidate",
-        marks=_NEEDS_CROWD,
     ),
 ]
 

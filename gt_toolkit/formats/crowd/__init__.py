@@ -8,10 +8,26 @@ agreement and worker models never know which tool the labels came from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from gt_toolkit.types import ImageSize, WorkerBox
 
-__all__ = ["CrowdImage"]
+__all__ = ["CrowdImage", "CrowdSourceKind"]
+
+
+class CrowdSourceKind(StrEnum):
+    """Every kind of crowd source (the values are what ``--from`` takes).
+
+    Shapes in ``docs/crowd-sources.md``; :func:`gt_toolkit.formats.crowd.sources.open_crowd_source`
+    opens each.
+    """
+
+    GT_JOB = "gt-job"
+    ANSWERS_FOLDER = "answers-folder"
+    LABEL_STUDIO = "label-studio"
+    CVAT = "cvat"
+    COCO_RATERS = "coco-raters"
+    COCO_PER_ANNOTATOR = "coco-per-annotator"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

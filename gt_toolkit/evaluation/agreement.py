@@ -1,0 +1,464 @@
+"""How much annotators agree on boxes: Krippendorff's alpha after matching, and who drifts.
+
+Matching first (as KaLOS and CVAT's consensus do): on each image the boxes of different
+annotators that show the same object are grouped by the consolidation engine's clustering
+(one box per annotator per cluster, IoU >= ``iou_threshold``; rules in
+:mod:`gt_toolkit.consolidation.engine`), every cluster kept. Each cluster is a *unit*; each
+annotator who saw the image gives it one *value*: their box, or "nothing" when they drew
+none there. A worker's second box on an object and broken boxes are not values (the engine
+drops them with a reason).
+
+Distance between two values: ``1 - IoU`` for two boxes of one label, 1 for boxes of
+different labels and for a box against nothing, 0 for nothing against nothing. Then, with
+``n`` pairable values (units seen by at least two annotators),
+
+    D_o = 1/n x sum over units u of  sum_{i != j in u} d(v_i, v_j) / (m_u - 1)
+    D_e = mean of d over all ordered pairs of distinct pairable values
+    alpha = 1 - D_o / D_e
+
+which is Krippendorff's alpha with this distance (cross-checked against the ``krippendorff``
+package in the tests). ``D_e`` compares boxes across images by their position relative to
+the image size; it is computed from every value up to ``sample_size`` values and from a
+uniform (seeded) reservoir sample beyond, so its cost is bounded on any job.
+
+Reported: alpha overall, per class (the units whose consensus label it is, with their own
+``D_e``), per image (``1 - D_o(image) / D_e``: the job's ``D_e`` makes images comparable and
+gives one-unit images a value), for each pair of annotators (``1 - mean d over the units
+either drew / D_e``), and per annotator the precision, recall, mean IoU and size bias
+against the consensus (:mod:`gt_toolkit.consolidation.worker_quality`).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
+from gt_toolkit.consolidation.geometry import clip_xyxy, iou_matrix
+from gt_toolkit.consolidation.worker_quality import QualityAccumulator, WorkerQuality
+from gt_toolkit.formats.crowd import CrowdImage
+from gt_toolkit.storage.files import Location, join_location, write_bytes, write_json
+from gt_toolkit.storage.s3 import S3Store
+from gt_toolkit.templating import render_page
+from gt_toolkit.types import ImageSize, WorkerBox
+
+__all__ = [
+    "AgreementReport",
+    "ClassAgreement",
+    "ImageAgreement",
+    "Value",
+    "match_units",
+    "measure_agreement",
+    "page_context",
+    "value_distance",
+    "write_agreement",
+]
+
+Value = tuple[str, float, float, float, float] | None
+"""One annotator's value in a unit: ``(label, x1, y1, x2, y2)``, or ``None`` (drew nothing)."""
+
+
+def value_distance(a: Value, b: Value) -> float:
+    """The distance between two values (module docstring), in plain Python for one pair."""
+    if a is None or b is None:
+        return 0.0 if a is b else 1.0
+    if a[0] != b[0]:
+        return 1.0
+    w = min(a[3], b[3]) - max(a[1], b[1])
+    h = min(a[4], b[4]) - max(a[2], b[2])
+    inter = w * h if w > 0 and h > 0 else 0.0
+    union = (a[3] - a[1]) * (a[4] - a[2]) + (b[3] - b[1]) * (b[4] - b[2]) - inter
+    return 1.0 - inter / union if union > 0 else 1.0
+
+
+def _xyxy(box: WorkerBox, size: ImageSize | None) -> list[float]:
+    """The box's corners, clipped to the image and relative to its size when known."""
+    xyxy = np.array(
+        [[box["left"], box["top"], box["left"] + box["width"], box["top"] + box["height"]]],
+        dtype=np.float64,
+    )
+    if size is None:
+        return [float(v) for v in xyxy[0]]
+    clipped = clip_xyxy(xyxy, size["width"], size["height"])[0]
+    scale = (size["width"], size["height"]) * 2
+    return [float(v) / s for v, s in zip(clipped, scale, strict=True)]
+
+
+def match_units(
+    image: CrowdImage,
+    *,
+    iou_threshold: float = 0.5,
+    labels: Sequence[str] | None = None,
+) -> tuple[list[list[Value]], list[str]]:
+    """The image's units (one value per annotator, in order) and each unit's consensus label.
+
+    Coordinates are relative to the image size when it is known (pixels otherwise).
+    """
+    settings = ConsolidationSettings(iou_threshold=iou_threshold, min_support=1)
+    result = consolidate_image(
+        image.boxes, settings=settings, labels=labels, image_size=image.image_size
+    )
+    units: list[list[Value]] = []
+    for members in result.clusters:
+        values: list[Value] = [None] * len(image.annotators)
+        for worker, index in members:
+            drawn = image.boxes[worker][index]
+            x1, y1, x2, y2 = _xyxy(drawn, image.image_size)
+            values[worker] = (drawn["label"], x1, y1, x2, y2)
+        units.append(values)
+    return units, [b["label"] for b in result.boxes]
+
+
+def _pair_sum(values: Sequence[Value]) -> float:
+    """Sum of d over ordered pairs of distinct values, vectorised over the boxes."""
+    boxes = [v for v in values if v is not None]
+    empties = len(values) - len(boxes)
+    total = 2.0 * empties * len(boxes) + len(boxes) * (len(boxes) - 1)
+    by_label: dict[str, list[tuple[float, ...]]] = defaultdict(list)
+    for v in boxes:
+        by_label[v[0]].append(v[1:])
+    for coords in by_label.values():
+        if len(coords) > 1:
+            arr = np.array(coords, dtype=np.float64)
+            for start in range(0, len(arr), 512):  # bounded memory for big samples
+                block = iou_matrix(arr[start : start + 512], arr)
+                total -= float(block.sum())
+            total += len(coords)  # the diagonal: a value against itself
+    return total
+
+
+class _Reservoir:
+    """Every value up to ``size``, then a uniform sample of them (Algorithm R)."""
+
+    def __init__(self, size: int, rng: random.Random) -> None:
+        self.size, self.rng = size, rng
+        self.values: list[Value] = []
+        self.seen = 0
+
+    def add(self, value: Value) -> None:
+        self.seen += 1
+        if len(self.values) < self.size:
+            self.values.append(value)
+            return
+        slot = self.rng.randrange(self.seen)
+        if slot < self.size:
+            self.values[slot] = value
+
+    def expected(self) -> float | None:
+        n = len(self.values)
+        return _pair_sum(self.values) / (n * (n - 1)) if n > 1 else None
+
+
+@dataclass
+class _Disagreement:
+    """Observed disagreement sums for one slice of the units."""
+
+    weighted: float = 0.0  # sum over units of pair sum / (m_u - 1)
+    values: int = 0
+    units: int = 0
+
+    def add(self, pair_sum: float, values: int) -> None:
+        self.weighted += pair_sum / (values - 1)
+        self.values += values
+        self.units += 1
+
+    def observed(self) -> float | None:
+        return self.weighted / self.values if self.values else None
+
+
+def _alpha(observed: float | None, expected: float | None) -> float | None:
+    if observed is None or expected is None or expected <= 0:
+        return None
+    return 1.0 - observed / expected
+
+
+@dataclass(frozen=True, slots=True)
+class ClassAgreement:
+    """Alpha over the units whose consensus label is ``label``."""
+
+    label: str
+    alpha: float | None
+    units: int
+    boxes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageAgreement:
+    """Alpha of one image against the job's expected disagreement."""
+
+    key: str
+    alpha: float | None
+    units: int
+    annotators: int
+    boxes: int
+
+
+@dataclass
+class AgreementReport:
+    """What :func:`measure_agreement` found; :meth:`to_json` is the JSON file's content."""
+
+    alpha: float | None
+    observed_disagreement: float | None
+    expected_disagreement: float | None
+    units: int
+    values: int
+    sampled_values: int
+    iou_threshold: float
+    per_class: list[ClassAgreement]
+    per_image: list[ImageAgreement]
+    per_annotator: list[WorkerQuality]
+    annotators: list[str]
+    pair_alpha: list[list[float | None]]
+    pair_units: list[list[int]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON: images worst first (images without units last)."""
+        return {
+            "alpha": self.alpha,
+            "observed_disagreement": self.observed_disagreement,
+            "expected_disagreement": self.expected_disagreement,
+            "units": self.units,
+            "values": self.values,
+            "expected_from_values": self.sampled_values,
+            "iou_threshold": self.iou_threshold,
+            "per_class": [_plain(c) for c in self.per_class],
+            "per_image": [_plain(i) for i in self.per_image],
+            "per_annotator": [q.to_json() for q in self.per_annotator],
+            "matrix": {
+                "annotators": self.annotators,
+                "alpha": self.pair_alpha,
+                "units": self.pair_units,
+            },
+            **self.extra,
+        }
+
+
+def _plain(row: ClassAgreement | ImageAgreement) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in row.__slots__}
+
+
+@dataclass
+class _Tally:
+    """Everything :func:`measure_agreement` accumulates, image by image.
+
+    Bounded by the sample size and the number of annotators (pairs), except one small row
+    per image for the per-image table.
+    """
+
+    rng: random.Random
+    sample_size: int
+    overall: _Disagreement = field(default_factory=_Disagreement)
+    reservoir: _Reservoir = field(init=False)
+    classes: dict[str, tuple[_Disagreement, _Reservoir]] = field(default_factory=dict)
+    class_boxes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    images: list[tuple[str, _Disagreement, int, int]] = field(default_factory=list)
+    pairs: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    quality: QualityAccumulator = field(default_factory=QualityAccumulator)
+
+    def __post_init__(self) -> None:
+        self.reservoir = _Reservoir(self.sample_size, self.rng)
+
+    def unit(self, image: CrowdImage, values: list[Value], label: str, mine: _Disagreement) -> None:
+        pair_sum = _pair_sum(values)
+        for slice_ in (self.overall, mine):
+            slice_.add(pair_sum, len(values))
+        if label not in self.classes:
+            self.classes[label] = (_Disagreement(), _Reservoir(self.sample_size, self.rng))
+        disagreement, reservoir = self.classes[label]
+        disagreement.add(pair_sum, len(values))
+        self.class_boxes[label] += sum(v is not None for v in values)
+        for value in values:
+            self.reservoir.add(value)
+            reservoir.add(value)
+        for (i, a), (j, b) in combinations(enumerate(image.annotators), 2):
+            if values[i] is None and values[j] is None:
+                continue
+            key = (a, b) if a < b else (b, a)
+            sums = self.pairs.setdefault(key, [0.0, 0])
+            sums[0] += value_distance(values[i], values[j])
+            sums[1] += 1
+
+
+def measure_agreement(
+    images: Iterable[CrowdImage],
+    *,
+    iou_threshold: float = 0.5,
+    labels: Sequence[str] | None = None,
+    consensus: ConsolidationSettings | None = None,
+    sample_size: int = 2000,
+    seed: int = 0,
+) -> AgreementReport:
+    """Agreement of a crowd, read image by image (definitions in the module docstring).
+
+    Args:
+        images: the crowd, from :func:`~gt_toolkit.formats.crowd.sources.iter_crowd_images`.
+        iou_threshold: the IoU at which boxes of two annotators are matched.
+        labels: the label list (other labels are not values); ``None`` accepts all.
+        consensus: the settings of the consensus each annotator is scored against
+            (default: the engine's defaults at ``iou_threshold``).
+        sample_size: values kept to compute the expected disagreement (exact below it).
+        seed: the reservoir sample's seed (same input, same figures).
+    """
+    consensus = consensus or ConsolidationSettings(iou_threshold=iou_threshold)
+    tally = _Tally(random.Random(seed), sample_size)
+    for image in images:
+        mine = _Disagreement()
+        boxes = sum(len(b) for b in image.boxes)
+        if len(image.annotators) > 1:
+            units, unit_labels = match_units(image, iou_threshold=iou_threshold, labels=labels)
+            for values, label in zip(units, unit_labels, strict=True):
+                tally.unit(image, values, label, mine)
+        tally.images.append((image.key, mine, len(image.annotators), boxes))
+        if image.annotators:
+            result = consolidate_image(
+                image.boxes, settings=consensus, labels=labels, image_size=image.image_size
+            )
+            tally.quality.add(image.annotators, image.boxes, result, image_size=image.image_size)
+    return _report(tally, iou_threshold)
+
+
+def _report(tally: _Tally, iou_threshold: float) -> AgreementReport:
+    expected = tally.reservoir.expected()
+    per_image = [
+        ImageAgreement(key, _alpha(d.observed(), expected), d.units, annotators, boxes)
+        for key, d, annotators, boxes in tally.images
+    ]
+    per_image.sort(key=lambda r: (r.alpha is None, r.alpha if r.alpha is not None else 0.0))
+    per_class = [
+        ClassAgreement(label, _alpha(d.observed(), r.expected()), d.units, tally.class_boxes[label])
+        for label, (d, r) in sorted(tally.classes.items())
+    ]
+    quality = tally.quality.result()
+    names = sorted({q.worker_id for q in quality})
+    alpha_matrix: list[list[float | None]] = []
+    units_matrix: list[list[int]] = []
+    for a in names:
+        row_alpha: list[float | None] = []
+        row_units: list[int] = []
+        for b in names:
+            sums = tally.pairs.get((a, b) if a < b else (b, a))
+            if sums is None:  # the diagonal, or two annotators who never shared an image
+                row_alpha.append(None)
+                row_units.append(0)
+                continue
+            row_alpha.append(_alpha(sums[0] / sums[1], expected))
+            row_units.append(int(sums[1]))
+        alpha_matrix.append(row_alpha)
+        units_matrix.append(row_units)
+    return AgreementReport(
+        alpha=_alpha(tally.overall.observed(), expected),
+        observed_disagreement=tally.overall.observed(),
+        expected_disagreement=expected,
+        units=tally.overall.units,
+        values=tally.overall.values,
+        sampled_values=len(tally.reservoir.values),
+        iou_threshold=iou_threshold,
+        per_class=per_class,
+        per_image=per_image,
+        per_annotator=quality,
+        annotators=names,
+        pair_alpha=alpha_matrix,
+        pair_units=units_matrix,
+    )
+
+
+def _figure(value: float | None, digits: int = 3) -> str:
+    """A figure for the page: ``-`` when undefined."""
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _colour(alpha: float | None) -> str:
+    """Red at alpha <= 0 through yellow to green at 1; grey when undefined."""
+    if alpha is None:
+        return "#eeeeee"
+    return f"hsl({round(120 * min(1.0, max(0.0, alpha)))}, 70%, 80%)"
+
+
+_ANNOTATOR_KEYS = {
+    "worker_id": "annotator",
+    "images": "images",
+    "boxes": "boxes",
+    "precision": "precision",
+    "recall": "recall",
+    "mean_iou": "mean IoU",
+    "size_bias": "size bias",
+    "label_agreement": "label agreement",
+}
+
+
+def page_context(
+    report: AgreementReport, *, title: str, notes: Sequence[str] = (), worst: int = 50
+) -> dict[str, Any]:
+    """The agreement page's values, formatted (the template only places them)."""
+    rows = [q.to_json() for q in report.per_annotator]
+    return {
+        "title": title,
+        "notes": list(notes),
+        "alpha": _figure(report.alpha),
+        "units": report.units,
+        "values": report.values,
+        "iou_threshold": report.iou_threshold,
+        "classes": [
+            {"label": c.label, "alpha": _figure(c.alpha), "units": c.units, "boxes": c.boxes}
+            for c in report.per_class
+        ],
+        "annotator_keys": list(_ANNOTATOR_KEYS.values()),
+        "annotators": [
+            [r[k] if isinstance(r[k], str | int) else _figure(r[k]) for k in _ANNOTATOR_KEYS]
+            for r in rows
+        ],
+        "matrix": [
+            {
+                "number": i + 1,
+                "name": name,
+                "cells": [
+                    {"alpha": _figure(a, 2), "units": n, "colour": _colour(a)}
+                    for a, n in zip(report.pair_alpha[i], report.pair_units[i], strict=True)
+                ],
+            }
+            for i, name in enumerate(report.annotators)
+        ],
+        "images": [
+            {
+                "key": r.key,
+                "alpha": _figure(r.alpha),
+                "units": r.units,
+                "annotators": r.annotators,
+                "boxes": r.boxes,
+            }
+            for r in report.per_image[:worst]
+        ],
+        "images_shown": min(worst, len(report.per_image)),
+        "images_total": len(report.per_image),
+    }
+
+
+def write_agreement(
+    report: AgreementReport,
+    out_dir: Location,
+    *,
+    title: str = "Annotator agreement",
+    notes: Sequence[str] = (),
+    worst: int = 50,
+    store: S3Store | None = None,
+) -> dict[str, str]:
+    """Write ``agreement.json`` and ``agreement.html`` into ``out_dir`` (local or ``s3://``).
+
+    Returns:
+        ``{"json": location, "html": location}``.
+    """
+    json_loc = join_location(out_dir, "agreement.json")
+    html_loc = join_location(out_dir, "agreement.html")
+    context = page_context(report, title=title, notes=notes, worst=worst)
+    page = render_page("agreement/report.html.j2", context)
+    write_json(json_loc, report.to_json(), store=store)
+    write_bytes(html_loc, page.encode(), store=store)
+    return {"json": json_loc, "html": html_loc}

@@ -1,0 +1,245 @@
+"""Group annotators' answers by image on disk, so a job of any size reads in flat memory.
+
+Most exports are not grouped by image: a CVAT or per-annotator COCO export is one file per
+annotator, and a COCO file lists annotations in any order. Holding every answer until the
+last file is read would hold the whole job. :class:`AnswerIndex` keeps them in a temporary
+SQLite file instead (stdlib, indexed, paged to disk with a bounded cache) and gives them
+back one image at a time, in the order images were first seen.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gt_toolkit.errors import CrowdSourceError
+from gt_toolkit.types import ImageSize, WorkerBox
+
+__all__ = ["AnswerIndex", "IndexedAnswer", "Where"]
+
+Where = tuple[str, str]
+"""``(file, position)`` of a record, for messages."""
+_NOWHERE: Where = ("", "")
+
+_SCHEMA = (
+    "CREATE TABLE images (key TEXT PRIMARY KEY, ord INTEGER NOT NULL, width INTEGER,"
+    " height INTEGER, who TEXT)",
+    # answer 0 accumulates boxes added one at a time, -1 marks a box that could not be read;
+    # answer n > 0 is one whole answer, and an annotator's later whole answer for an image
+    # supersedes an earlier one
+    "CREATE TABLE rows (img INTEGER NOT NULL, annotator TEXT NOT NULL, answer INTEGER NOT NULL,"
+    " time REAL, boxes BLOB NOT NULL)",
+    "CREATE TABLE aliases (alias TEXT PRIMARY KEY, key TEXT NOT NULL, extra BLOB)",
+)
+
+
+@dataclass(slots=True)
+class IndexedAnswer:
+    """One annotator's boxes on one image, as read back from the index."""
+
+    annotator: str
+    boxes: list[WorkerBox] = field(default_factory=list)
+    time_spent: float | None = None
+
+
+class AnswerIndex:
+    """Answers by image in a temporary SQLite file; use as a context manager.
+
+    Add with :meth:`add_image`, :meth:`add_answer` and :meth:`add_box`; call :meth:`finish`
+    once; then read with :meth:`images` and :meth:`answers` as often as needed.
+    """
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="gt-crowd-")
+        self._db = sqlite3.connect(Path(self._tmp.name) / "answers.sqlite")
+        self._db.execute("PRAGMA journal_mode = OFF")  # a scratch file: no crash safety needed
+        self._db.execute("PRAGMA synchronous = OFF")
+        for statement in _SCHEMA:
+            self._db.execute(statement)
+        self._images = 0
+        self._answers = 0
+        self._ids: dict[str, int] = {}  # key -> row id of recent images (bounded)
+
+    def __enter__(self) -> AnswerIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Delete the temporary file."""
+        self._db.close()
+        self._tmp.cleanup()
+
+    def __len__(self) -> int:
+        return self._images
+
+    # -- adding --------------------------------------------------------------------------
+    def add_image(
+        self, key: str, size: ImageSize | None = None, *, who: str = "", where: Where = _NOWHERE
+    ) -> int:
+        """Register an image (first sight fixes its order); returns its row id.
+
+        ``who`` (an annotator, or the file that lists the image) and ``where`` (file and
+        position) name the origin of ``size`` in the error a later, different size raises.
+
+        Raises:
+            CrowdSourceError: ``size`` differs from the size given before for this image.
+        """
+        img = self._ids.get(key)
+        if img is None:
+            row = self._db.execute(
+                "SELECT rowid, width, height, who FROM images WHERE key = ?", (key,)
+            ).fetchone()
+            if row is None:
+                self._images += 1
+                width, height = (size["width"], size["height"]) if size else (None, None)
+                cur = self._db.execute(
+                    "INSERT INTO images VALUES (?, ?, ?, ?, ?)",
+                    (key, self._images, width, height, who if size else None),
+                )
+                img = int(cur.lastrowid or 0)
+                self._remember(key, img)
+                return img
+            img = int(row[0])
+            self._remember(key, img)
+            if size is not None:
+                self._check_size(img, key, size, who, where, row[1:])
+            return img
+        if size is not None:
+            row = self._db.execute(
+                "SELECT width, height, who FROM images WHERE rowid = ?", (img,)
+            ).fetchone()
+            self._check_size(img, key, size, who, where, row)
+        return img
+
+    def _remember(self, key: str, img: int) -> None:
+        if len(self._ids) >= 256:  # recent keys: an image's answers mostly come together
+            self._ids.clear()
+        self._ids[key] = img
+
+    def _check_size(
+        self, img: int, key: str, size: ImageSize, who: str, where: Where, known: Any
+    ) -> None:
+        width, height, first = known
+        if width is None:
+            self._db.execute(
+                "UPDATE images SET width = ?, height = ?, who = ? WHERE rowid = ?",
+                (size["width"], size["height"], who, img),
+            )
+        elif (width, height) != (size["width"], size["height"]):
+            raise CrowdSourceError(
+                *where,
+                f"image {key!r} is {size['width']}x{size['height']} for {who} but "
+                f"{width}x{height} for {first}",
+            )
+
+    def add_answer(
+        self,
+        key: str,
+        annotator: str,
+        boxes: list[WorkerBox],
+        *,
+        size: ImageSize | None = None,
+        time_spent: float | None = None,
+        where: Where = _NOWHERE,
+    ) -> None:
+        """One annotator's whole answer for an image (an empty list: they drew nothing)."""
+        img = self.add_image(key, size, who=annotator, where=where)
+        self._answers += 1
+        self._db.execute(
+            "INSERT INTO rows VALUES (?, ?, ?, ?, ?)",
+            (img, annotator, self._answers, time_spent, orjson.dumps(boxes)),
+        )
+
+    def add_box(
+        self, key: str, annotator: str, box: WorkerBox | None, *, broken: bool = False
+    ) -> None:
+        """One box of an answer whose boxes come one by one (``None``: saw it, drew nothing).
+
+        ``broken``: the annotator drew a box here that could not be read. An annotator whose
+        every box on an image is broken is left out of it, not counted as drawing nothing.
+        The image must be registered with :meth:`add_image` first (its size is known there).
+        """
+        img = self.add_image(key)
+        self._db.execute(
+            "INSERT INTO rows VALUES (?, ?, ?, NULL, ?)",
+            (img, annotator, -1 if broken else 0, orjson.dumps([box] if box is not None else [])),
+        )
+
+    def find(self, key: str) -> tuple[int, ImageSize | None] | None:
+        """``(row id, size)`` of a registered image, or ``None``."""
+        row = self._db.execute(
+            "SELECT rowid, width, height FROM images WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return None
+        size: ImageSize | None = (
+            {"width": int(row[1]), "height": int(row[2])} if row[1] is not None else None
+        )
+        return int(row[0]), size
+
+    def size_of(self, key: str) -> ImageSize | None:
+        """The size known so far for an image (``None``: unknown or not registered)."""
+        found = self.find(key)
+        return found[1] if found is not None else None
+
+    def set_alias(self, alias: str, key: str, extra: Any = None) -> None:
+        """Remember that ``alias`` (a file's image id) means image ``key``, with ``extra``."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)",
+            (alias, key, orjson.dumps(extra)),
+        )
+
+    def resolve(self, alias: str) -> tuple[str, Any] | None:
+        """The key and extra an alias was set to, or ``None``."""
+        row = self._db.execute(
+            "SELECT key, extra FROM aliases WHERE alias = ?", (alias,)
+        ).fetchone()
+        return (str(row[0]), orjson.loads(row[1])) if row is not None else None
+
+    def finish(self) -> int:
+        """Index the rows for reading; returns how many whole answers were superseded."""
+        (superseded,) = self._db.execute(
+            "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM rows"
+            " WHERE answer > 0 GROUP BY img, annotator)"
+        ).fetchone()
+        self._db.execute(
+            "DELETE FROM rows WHERE answer > 0 AND answer NOT IN"
+            " (SELECT MAX(answer) FROM rows WHERE answer > 0 GROUP BY img, annotator)"
+        )
+        self._db.execute("CREATE INDEX rows_by_image ON rows (img)")
+        self._db.commit()
+        return int(superseded)
+
+    # -- reading -------------------------------------------------------------------------
+    def images(self) -> Iterator[tuple[int, str, ImageSize | None]]:
+        """``(row id, key, size)`` of every image, in the order first seen."""
+        cursor = self._db.execute("SELECT rowid, key, width, height FROM images ORDER BY ord")
+        for img, key, width, height in cursor:
+            size: ImageSize | None = (
+                {"width": int(width), "height": int(height)} if width is not None else None
+            )
+            yield int(img), str(key), size
+
+    def answers(self, img: int) -> list[IndexedAnswer]:
+        """The answers for one image, annotators in the order first seen."""
+        found: dict[str, IndexedAnswer] = {}
+        broken: set[str] = set()
+        rows = self._db.execute(
+            "SELECT annotator, answer, time, boxes FROM rows WHERE img = ? ORDER BY rowid", (img,)
+        )
+        for annotator, answer_no, time, boxes in rows:
+            answer = found.setdefault(annotator, IndexedAnswer(annotator))
+            answer.boxes.extend(orjson.loads(boxes))
+            if answer_no < 0:
+                broken.add(annotator)
+            if time is not None:
+                answer.time_spent = float(time)
+        return [a for a in found.values() if a.boxes or a.annotator not in broken]

@@ -1,0 +1,317 @@
+"""The answer-source type every crowd reader implements, and what the readers share.
+
+A :class:`CrowdSource` yields one :class:`CrowdItem` per image, each pass reading its files
+again (or its on-disk index), so a caller can make two passes (fit a worker model, then
+consolidate) in flat memory. Sources whose files are not grouped by image
+(:class:`IndexedSource`) load everything into an :class:`AnswerIndex` on the first pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from gt_toolkit.errors import NoMatchingObjectsError, StorageError
+from gt_toolkit.formats.crowd import CrowdImage
+from gt_toolkit.formats.crowd.answer_index import AnswerIndex
+from gt_toolkit.formats.crowd.report import IngestReport, RejectHandler, Skipper, SkipReason
+from gt_toolkit.storage.files import Location, iter_chunks
+from gt_toolkit.storage.s3 import S3Store, is_s3_uri
+from gt_toolkit.types import ImageSize, WorkerBox
+
+__all__ = [
+    "CrowdItem",
+    "CrowdSource",
+    "IndexedSource",
+    "coordinate",
+    "envelope",
+    "first_line",
+    "list_files",
+    "open_stream",
+    "positive_size",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class CrowdItem:
+    """One image as a source read it, with what consolidation needs beyond the boxes.
+
+    Attributes:
+        image: the image and every annotator's boxes.
+        time_spent: seconds per annotator (same order), where the tool records it.
+        record: the manifest line a Ground Truth source read for this image (its output line
+            starts from it); ``None`` for other tools, whose output line is built from the key.
+        failure: why answers that exist could not be read; the image is then not
+            consolidated but reported as failed.
+    """
+
+    image: CrowdImage
+    time_spent: tuple[float | None, ...] = ()
+    record: Mapping[str, Any] | None = None
+    failure: str | None = None
+
+
+class CrowdSource(ABC):
+    """A multi-annotator source: one :class:`CrowdItem` per image, pass after pass.
+
+    Args:
+        location: the export (a file or folder, local or ``s3://``).
+        store: the S3 store for ``s3://`` locations.
+        on_reject: receives every broken record; ``None`` makes the first one a
+            :class:`~gt_toolkit.errors.CrowdSourceError`.
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(
+        self,
+        location: Location,
+        *,
+        store: S3Store | None = None,
+        on_reject: RejectHandler | None = None,
+    ) -> None:
+        self.location = os.fspath(location)
+        self.store = store
+        self.report = IngestReport()
+        self.skip = Skipper(self.report, on_reject)
+        self._started = False
+
+    @property
+    def labels(self) -> list[str] | None:
+        """The label list the export declares, in its order; ``None`` when it has none."""
+        return None
+
+    def items(self) -> Iterator[CrowdItem]:
+        """One item per image; a new pass reads the source again.
+
+        :attr:`report` describes the first pass: later passes count nothing again and hand
+        no record to the reject handler twice.
+        """
+        first = not self._started
+        self._started = True
+        items = self.read(first=first)
+        return self._count(items) if first else items
+
+    @abstractmethod
+    def read(self, *, first: bool) -> Iterator[CrowdItem]:
+        """One pass over the source (``first``: the pass that reports skips)."""
+
+    def images(self) -> Iterator[CrowdImage]:
+        """The images alone."""
+        for item in self.items():
+            yield item.image
+
+    def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
+        """Release temporary files."""
+
+    def __enter__(self) -> CrowdSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _count(self, items: Iterable[CrowdItem]) -> Iterator[CrowdItem]:
+        report = self.report
+        for item in items:
+            image = item.image
+            report.images += 1
+            report.answers += len(image.annotators)
+            report.annotators.update(image.annotators)
+            report.boxes += sum(len(b) for b in image.boxes)
+            yield item
+
+
+class IndexedSource(CrowdSource):
+    """A source whose files are not grouped by image: loaded into an index on first use."""
+
+    def __init__(
+        self,
+        location: Location,
+        *,
+        store: S3Store | None = None,
+        on_reject: RejectHandler | None = None,
+    ) -> None:
+        super().__init__(location, store=store, on_reject=on_reject)
+        self._index: AnswerIndex | None = None
+        self._labels: dict[str, None] = {}  # ordered set
+
+    @property
+    def labels(self) -> list[str] | None:
+        """Labels the files declare (CVAT label lists, COCO categories), first seen first."""
+        self._loaded()
+        return list(self._labels) or None
+
+    def add_label(self, name: str) -> None:
+        """Declare a label (kept in first-seen order; names reconcile labels across files)."""
+        self._labels.setdefault(name, None)
+
+    @abstractmethod
+    def load(self, index: AnswerIndex) -> None:
+        """Read every file into ``index``."""
+
+    def _loaded(self) -> AnswerIndex:
+        if self._index is None:
+            index = AnswerIndex()
+            try:
+                self.load(index)
+                superseded = index.finish()
+            except BaseException:
+                index.close()
+                raise
+            if superseded:
+                self.report.skipped[SkipReason.SUPERSEDED.value] += superseded
+            self._index = index
+        return self._index
+
+    def read(self, *, first: bool) -> Iterator[CrowdItem]:
+        """The images in the order first seen, annotators in the order first seen."""
+        index = self._loaded()
+        for img, key, size in index.images():
+            answers = index.answers(img)
+            image = CrowdImage(
+                key=key,
+                image_size=size,
+                annotators=tuple(a.annotator for a in answers),
+                boxes=tuple(a.boxes for a in answers),
+            )
+            yield CrowdItem(image, time_spent=tuple(a.time_spent for a in answers))
+
+    def close(self) -> None:
+        """Delete the index."""
+        if self._index is not None:
+            self._index.close()
+            self._index = None
+
+
+# -- shared helpers --------------------------------------------------------------------------
+def first_line(exc: BaseException) -> str:
+    """A parser's message without the multi-line context some parsers add (yajl's caret)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), repr(exc))
+
+
+def coordinate(value: Any) -> float | None:
+    """A finite number as a float; ``None`` for anything else (booleans included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def positive_size(width: Any, height: Any) -> ImageSize | None:
+    """An image size from two positive integers (or integral floats); else ``None``."""
+    w, h = coordinate(width), coordinate(height)
+    if w is None or h is None or w <= 0 or h <= 0 or not w.is_integer() or not h.is_integer():
+        return None
+    return {"width": int(w), "height": int(h)}
+
+
+def envelope(box: WorkerBox, degrees: float, *, pivot: Literal["top-left", "center"]) -> WorkerBox:
+    """The axis-aligned envelope of ``box`` turned ``degrees`` clockwise about ``pivot``.
+
+    Image y grows downwards, so clockwise on screen is the usual rotation matrix. Label
+    Studio turns a rectangle about its top-left corner, CVAT about its centre.
+    """
+    left, top, width, height = box["left"], box["top"], box["width"], box["height"]
+    px, py = (left, top) if pivot == "top-left" else (left + width / 2, top + height / 2)
+    cos, sin = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    xs, ys = [], []
+    for x, y in (
+        (left, top),
+        (left + width, top),
+        (left + width, top + height),
+        (left, top + height),
+    ):
+        dx, dy = x - px, y - py
+        xs.append(px + dx * cos - dy * sin)
+        ys.append(py + dx * sin + dy * cos)
+    return {
+        "label": box["label"],
+        "left": min(xs),
+        "top": min(ys),
+        "width": max(xs) - min(xs),
+        "height": max(ys) - min(ys),
+    }
+
+
+def list_files(
+    folder: Location, extensions: tuple[str, ...], *, store: S3Store | None = None
+) -> list[str]:
+    """The files directly or deeper under ``folder`` with one of ``extensions``, sorted.
+
+    Raises:
+        NoMatchingObjectsError: none found (or ``folder`` is not a folder).
+    """
+    text = os.fspath(folder)
+    if is_s3_uri(text):
+        found = [
+            o.uri
+            for o in (store or S3Store()).iter_objects(
+                text.rstrip("/") + "/", extensions=extensions
+            )
+        ]
+    else:
+        root = Path(text)
+        found = sorted(
+            str(p) for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(extensions)
+        )
+    if not found:
+        raise NoMatchingObjectsError(f"no {' or '.join(extensions)} files in {text}")
+    return found
+
+
+class _Chunks(io.RawIOBase):
+    """A readable binary stream over an iterator of byte chunks (no copy of the rest)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._chunk = memoryview(b"")
+        self._at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self._at >= len(self._chunk):
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._chunk, self._at = memoryview(chunk), 0
+        n = min(len(buffer), len(self._chunk) - self._at)
+        buffer[:n] = self._chunk[self._at : self._at + n]
+        self._at += n
+        return n
+
+
+@contextlib.contextmanager
+def open_stream(
+    location: Location, *, store: S3Store | None = None
+) -> Iterator[io.BufferedReader[Any]]:
+    """A buffered binary stream of a local file or S3 object (for streaming parsers).
+
+    Raises:
+        StorageError: the file or object cannot be opened.
+    """
+    text = os.fspath(location)
+    if not is_s3_uri(text):
+        try:
+            stream = Path(text).open("rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise StorageError(f"cannot read {text}: {exc.strerror or exc}") from exc
+        with stream:
+            yield stream
+        return
+    chunks = iter_chunks(text, store=store)
+    with io.BufferedReader(_Chunks(chunks), buffer_size=1 << 16) as buffered:
+        try:
+            yield buffered
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()

@@ -1,0 +1,177 @@
+"""CVAT consensus replicas: a folder of per-job exports in "CVAT for images 1.1" XML.
+
+CVAT leaves a task's replica jobs out of the task export, so each replica job is exported on
+its own; one file (or one ``.zip`` holding ``annotations.xml``) per job. Shapes in
+``docs/crowd-sources.md``. The annotator of a file is the job's ``<assignee>`` where the
+export names one, else the file's stem (the folder's name for ``<job>/annotations.xml``).
+
+XML is parsed as a stream (``iterparse``, each ``<image>`` cleared once read). The standard
+library's expat (2.4.1 and newer) refuses entity-expansion bombs and ElementTree never
+fetches external entities, so no hardened parser package is needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import zipfile
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+from typing import IO
+from xml.etree import ElementTree as ET
+
+from gt_toolkit.errors import CrowdSourceError
+from gt_toolkit.formats.crowd.answer_index import AnswerIndex
+from gt_toolkit.formats.crowd.base import (
+    IndexedSource,
+    coordinate,
+    envelope,
+    list_files,
+    open_stream,
+    positive_size,
+)
+from gt_toolkit.formats.crowd.report import SkipReason
+from gt_toolkit.storage.files import read_bytes
+from gt_toolkit.types import WorkerBox
+
+__all__ = ["CvatSource"]
+
+_EXTENSIONS = (".xml", ".zip")
+_SHAPES = frozenset(
+    {"polygon", "polyline", "points", "cuboid", "ellipse", "mask", "skeleton", "tag"}
+)
+
+
+class CvatSource(IndexedSource):
+    """A folder of CVAT for images 1.1 job exports, one annotator each."""
+
+    kind = "cvat"
+
+    def load(self, index: AnswerIndex) -> None:
+        """Read every job file into ``index``."""
+        for location in list_files(self.location, _EXTENSIONS, store=self.store):
+            with self._open(location) as stream:
+                self._job(index, location, stream)
+
+    def _open(self, location: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+        if not location.lower().endswith(".zip"):
+            return open_stream(location, store=self.store)
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(read_bytes(location, store=self.store)))
+            return archive.open("annotations.xml")
+        except (zipfile.BadZipFile, KeyError) as exc:
+            raise CrowdSourceError(location, "", f"not a CVAT export archive: {exc}") from exc
+
+    def _job(self, index: AnswerIndex, location: str, stream: IO[bytes]) -> None:
+        annotator = _stem(location)
+        in_meta = False
+        try:
+            events = ET.iterparse(stream, events=("start", "end"))
+            _, root = next(events)
+            if root.tag != "annotations":
+                raise CrowdSourceError(location, "", f"not CVAT XML: root is <{root.tag}>")
+            for event, elem in events:
+                if event == "start":
+                    in_meta = in_meta or elem.tag == "meta"
+                    continue
+                if elem.tag == "meta":
+                    annotator = _assignee(elem) or annotator
+                    for name in _label_names(elem):
+                        self.add_label(name)
+                    in_meta = False
+                    root.clear()
+                elif elem.tag == "image" and not in_meta:
+                    self._image(index, location, annotator, elem)
+                    root.clear()
+        except ET.ParseError as exc:
+            line, column = exc.position
+            raise CrowdSourceError(
+                location, f"line {line}, column {column}", f"not well-formed XML: {exc}"
+            ) from exc
+
+    def _image(self, index: AnswerIndex, location: str, annotator: str, elem: ET.Element) -> None:
+        name = elem.get("name")
+        where = f"image {name!r} (id {elem.get('id')})"
+        size = positive_size(_number(elem.get("width")), _number(elem.get("height")))
+        if not name or size is None:
+            self.skip(
+                location, where, SkipReason.MALFORMED, "no name, width or height", dict(elem.attrib)
+            )
+            return
+        boxes: list[WorkerBox] = []
+        broken = 0
+        for k, child in enumerate(elem):
+            here = f"{where}, shape {k}"
+            if child.tag != "box":
+                reason = SkipReason.NOT_A_BOX if child.tag in _SHAPES else SkipReason.MALFORMED
+                self.skip(location, here, reason, f"<{child.tag}>", dict(child.attrib))
+                broken += reason.is_reject
+                continue
+            box = self._box(location, here, child)
+            if box is not None:
+                boxes.append(box)
+            broken += box is None
+        if broken and not boxes:  # every box broken (rejected): not an annotator who drew nothing
+            index.add_image(name, size, who=annotator, where=(location, where))
+            return
+        index.add_answer(name, annotator, boxes, size=size, where=(location, where))
+
+    def _box(self, location: str, where: str, elem: ET.Element) -> WorkerBox | None:
+        label = elem.get("label")
+        xtl, ytl, xbr, ybr = (_number(elem.get(k)) for k in ("xtl", "ytl", "xbr", "ybr"))
+        if not label or xtl is None or ytl is None or xbr is None or ybr is None:
+            self.skip(
+                location,
+                where,
+                SkipReason.MALFORMED,
+                "label, xtl, ytl, xbr, ybr",
+                dict(elem.attrib),
+            )
+            return None
+        box: WorkerBox = {
+            "label": label,
+            "left": xtl,
+            "top": ytl,
+            "width": xbr - xtl,
+            "height": ybr - ytl,
+        }
+        rotation = _number(elem.get("rotation", "0")) or 0.0
+        if rotation % 360.0:
+            self.report.rotated += 1
+            box = envelope(box, rotation, pivot="center")
+        return box
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return coordinate(float(text)) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _stem(location: str) -> str:
+    path = PurePosixPath(location.replace("\\", "/"))
+    if path.name.lower() == "annotations.xml" and path.parent.name:
+        return path.parent.name
+    return path.stem
+
+
+def _assignee(meta: ET.Element) -> str | None:
+    """The job's (or task's) assignee: username, else email; ``None`` when not named."""
+    for owner in ("job", "task", "project"):
+        assignee = meta.find(f"{owner}/assignee")
+        if assignee is None:
+            continue
+        for field in ("username", "email"):
+            text = (assignee.findtext(field) or "").strip()
+            if text:
+                return text
+    return None
+
+
+def _label_names(meta: ET.Element) -> Iterator[str]:
+    for owner in ("job", "task", "project"):
+        for label in meta.iterfind(f"{owner}/labels/label"):
+            name = (label.findtext("name") or "").strip()
+            if name:
+                yield name

@@ -1,0 +1,409 @@
+"""Ground Truth jobs as crowd sources: the job's worker-response files, or per-worker files.
+
+- ``gt-job``: ``<job>/annotations/worker-response/iteration-N/<datasetObjectId>/*.json``
+  (``docs/ground-truth-formats.md`` §2.3) with the job's manifest (line ``i`` is
+  ``datasetObjectId`` ``i``). A 100,000-object job with 5 workers is 500,000 small files:
+  keys are listed once (keys only, never contents), then each pass reads the answers of the
+  objects in manifest order through a bounded thread pool with a bounded window of objects
+  in flight, so memory stays flat. S3 reads retry through the client's *standard* retry
+  mode (:func:`~gt_toolkit.storage.s3.make_s3_client`).
+- ``answers-folder``: for jobs that ran without a consolidation Lambda, or answers kept by
+  other means, ``<folder>/<worker id>.jsonl``, each line one image: ``{"datasetObjectId":
+  "3"}`` *or* ``{"source-ref": "s3://..."}`` (matching the manifest), plus either
+  ``"answerContent"`` (the crowd element output, as in Ground Truth) or ``"boundingBoxes"``
+  (a list of ``{label, left, top, width, height}``), and optionally
+  ``"inputImageProperties"`` and ``"timeSpentInSeconds"``. Worker files list images in
+  their own order, so they go through the on-disk :class:`AnswerIndex`.
+
+Both yield every manifest line, in order, whether anybody answered it or not.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import re
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gt_toolkit.errors import (
+    ConsolidationError,
+    CrowdSourceError,
+    GtToolkitError,
+    NoMatchingObjectsError,
+    StorageError,
+)
+from gt_toolkit.formats.crowd import CrowdImage
+from gt_toolkit.formats.crowd.answer_index import AnswerIndex
+from gt_toolkit.formats.crowd.base import CrowdItem, CrowdSource, IndexedSource, list_files
+from gt_toolkit.formats.crowd.report import RejectHandler, Skipper, SkipReason
+from gt_toolkit.formats.manifest import ManifestLine, read_manifest
+from gt_toolkit.formats.worker_answers import BoundingBoxAnswer, parse_bounding_box_answer
+from gt_toolkit.storage.files import Location, iter_raw_lines, join_location, read_bytes
+from gt_toolkit.storage.s3 import S3Store, is_s3_uri
+from gt_toolkit.types import ImageSize
+
+__all__ = [
+    "AnswersFolderSource",
+    "GtJobSource",
+    "default_manifest",
+    "find_worker_responses",
+    "job_labels",
+    "parse_worker_response",
+]
+
+_RESPONSE_RE = re.compile(r"worker-response/iteration-(\d+)/(\d+)/[^/]+\.json$")
+
+
+def default_manifest(job: Location) -> str:
+    """Where a job keeps the manifest its answers are numbered by."""
+    return join_location(os.fspath(job).rstrip("/"), "manifests", "output", "output.manifest")
+
+
+def find_worker_responses(job: Location, *, store: S3Store | None = None) -> dict[int, list[str]]:
+    """Map ``datasetObjectId`` to its worker-response files, in key order.
+
+    An object sent to workers again in a later iteration is answered by that iteration: only
+    the files of its latest ``iteration-N`` are returned.
+
+    Raises:
+        NoMatchingObjectsError: no worker-response file under the job prefix.
+    """
+    base = join_location(job, "annotations", "worker-response")
+    found: dict[int, list[str]] = {}
+    if is_s3_uri(base):
+        keys: Iterator[str] = (
+            o.uri for o in (store or S3Store()).iter_objects(base + "/", extensions=(".json",))
+        )
+    else:
+        root = Path(base)
+        if not root.is_dir():
+            raise NoMatchingObjectsError(f"no worker-response files: {base} is not a folder")
+        keys = (str(p) for p in sorted(root.glob("iteration-*/*/*.json")))
+    latest: dict[int, int] = {}
+    for key in keys:
+        m = _RESPONSE_RE.search(key.replace(os.sep, "/"))
+        if not m:
+            continue
+        iteration, object_id = int(m.group(1)), int(m.group(2))
+        if iteration > latest.get(object_id, -1):
+            latest[object_id] = iteration
+            found[object_id] = []
+        if iteration == latest[object_id]:
+            found[object_id].append(key)
+    if not found:
+        raise NoMatchingObjectsError(f"no worker-response files under {base}")
+    return found
+
+
+def parse_worker_response(
+    document: Mapping[str, Any], *, element_name: str | None = None
+) -> list[BoundingBoxAnswer]:
+    """Answers of one worker-response file (``{"answers": [...]}``).
+
+    ``answerContent`` may be an object or a JSON string (as in Lambda payloads).
+
+    Raises:
+        ConsolidationError: the document or an answer is malformed.
+    """
+    answers = document.get("answers") if isinstance(document, Mapping) else None
+    if not isinstance(answers, list):
+        raise ConsolidationError("worker-response file has no 'answers' list")
+    out = []
+    for item in answers:
+        if not isinstance(item, Mapping):
+            raise ConsolidationError(f"answer is not an object: {item!r}"[:200])
+        content: Any = item.get("answerContent")
+        if isinstance(content, str):
+            try:
+                content = orjson.loads(content)
+            except orjson.JSONDecodeError as exc:
+                raise ConsolidationError(f"answerContent is not JSON: {exc}") from exc
+        spent = item.get("timeSpentInSeconds")
+        out.append(
+            parse_bounding_box_answer(
+                content,
+                worker_id=str(item.get("workerId", "")),
+                element_name=element_name,
+                time_spent=spent if isinstance(spent, int | float) else None,
+            )
+        )
+    return out
+
+
+def job_labels(job: Location, *, store: S3Store | None = None) -> list[str] | None:
+    """Labels from ``<job>/annotation-tool/data.json`` when the job folder has it."""
+    location = join_location(job, "annotation-tool", "data.json")
+    try:
+        doc = orjson.loads(read_bytes(location, store=store))
+    except (StorageError, orjson.JSONDecodeError):
+        return None
+    items = doc.get("labels") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        return None
+    names = [i.get("label") for i in items if isinstance(i, dict)]
+    return [n for n in names if isinstance(n, str)] or None
+
+
+def _key_of(data: Mapping[str, Any]) -> str:
+    ref = data.get("source-ref", data.get("source"))
+    return ref if isinstance(ref, str) else str(ref)
+
+
+def _item(
+    line: ManifestLine,
+    answers: Sequence[BoundingBoxAnswer],
+    where: Sequence[str],
+    skip: Skipper | None,
+    failure: str | None = None,
+) -> CrowdItem:
+    """One manifest line with its answers: one per worker, sizes checked.
+
+    ``where[i]`` names the file of ``answers[i]`` for messages; ``skip`` counts superseded
+    answers (``None`` on a later pass, which counts nothing again).
+    """
+    key = _key_of(line.data)
+    by_worker: dict[str, int] = {}
+    for i, answer in enumerate(answers):
+        worker = answer.worker_id or f"anonymous-{i}"
+        if worker in by_worker and skip is not None:  # one per worker; the last read wins
+            skip(where[i], f"worker {worker}", SkipReason.SUPERSEDED)
+        by_worker[worker] = i
+    chosen = [answers[i] for i in by_worker.values()]  # in the order workers first appear
+    size: ImageSize | None = None
+    first = ""
+    for i in by_worker.values():
+        got = answers[i].image_size
+        if got is None:
+            continue
+        if size is None:
+            size, first = got, answers[i].worker_id
+        elif (got["width"], got["height"]) != (size["width"], size["height"]):
+            raise CrowdSourceError(
+                where[i],
+                f"manifest line {line.line_no}",
+                f"image {key!r} is {got['width']}x{got['height']} for worker "
+                f"{answers[i].worker_id} but {size['width']}x{size['height']} for {first}",
+            )
+    image = CrowdImage(
+        key=key,
+        image_size=size,
+        annotators=tuple(by_worker),
+        boxes=tuple(a.boxes for a in chosen),
+    )
+    return CrowdItem(
+        image, time_spent=tuple(a.time_spent for a in chosen), record=line.data, failure=failure
+    )
+
+
+class GtJobSource(CrowdSource):
+    """A Ground Truth job's output prefix: manifest lines with their worker-response files.
+
+    Args:
+        manifest: the job's manifest; default ``<job>/manifests/output/output.manifest``.
+        element_name: the crowd element's name in ``answerContent`` (found when there is one).
+        max_workers: threads reading answer files.
+    """
+
+    kind = "gt-job"
+
+    def __init__(
+        self,
+        location: Location,
+        *,
+        manifest: Location | None = None,
+        element_name: str | None = None,
+        store: S3Store | None = None,
+        on_reject: RejectHandler | None = None,
+        max_workers: int = 16,
+    ) -> None:
+        super().__init__(os.fspath(location).rstrip("/"), store=store, on_reject=on_reject)
+        self.manifest = manifest or default_manifest(self.location)
+        self.element_name = element_name
+        self.max_workers = max(1, max_workers)
+        self._files: dict[int, list[str]] | None = None
+
+    @property
+    def labels(self) -> list[str] | None:
+        """The job's label list (``annotation-tool/data.json``), when the folder has it."""
+        return job_labels(self.location, store=self.store)
+
+    @property
+    def answer_files(self) -> int:
+        """How many worker-response files the job holds (latest iterations)."""
+        return sum(len(v) for v in self._responses().values())
+
+    def _responses(self) -> dict[int, list[str]]:
+        if self._files is None:
+            self._files = find_worker_responses(self.location, store=self.store)
+        return self._files
+
+    def _read(
+        self, files: Sequence[str]
+    ) -> tuple[list[BoundingBoxAnswer], list[str], list[tuple[str, str]]]:
+        """Answers of one object's files, the file of each, and ``(file, why)`` of failures."""
+        answers: list[BoundingBoxAnswer] = []
+        where: list[str] = []
+        problems: list[tuple[str, str]] = []
+        for location in files:
+            try:
+                doc = orjson.loads(read_bytes(location, store=self.store))
+                got = parse_worker_response(doc, element_name=self.element_name)
+            except (GtToolkitError, orjson.JSONDecodeError) as exc:
+                problems.append((location, str(exc)))
+                continue
+            answers.extend(got)
+            where.extend([location] * len(got))
+        return answers, where, problems
+
+    def read(self, *, first: bool) -> Iterator[CrowdItem]:
+        """Manifest lines in order, each with the answers of its latest iteration."""
+        files = self._responses()
+        window = self.max_workers * 4
+        count = 0
+        with cf.ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+            pending: deque[tuple[ManifestLine, cf.Future[Any]]] = deque()
+
+            def ready(limit: int) -> Iterator[CrowdItem]:
+                while len(pending) > limit:
+                    line, future = pending.popleft()
+                    answers, where, problems = future.result()
+                    for name, why in problems if first else ():
+                        here = f"manifest line {line.line_no}"
+                        self.skip(name, here, SkipReason.UNREADABLE_ANSWER, why)
+                    failure = None
+                    if problems and not answers:
+                        failure = "; ".join(f"{name}: {why}" for name, why in problems)
+                        self.report.failed_images += int(first)
+                    yield _item(line, answers, where, self.skip if first else None, failure)
+
+            for index, line in enumerate(read_manifest(self.manifest, store=self.store)):
+                pending.append((line, pool.submit(self._read, files.get(index, []))))
+                count = index + 1
+                yield from ready(window)
+            yield from ready(0)
+        if first:
+            for object_id in sorted(i for i in files if i >= count):
+                self.skip(
+                    files[object_id][0],
+                    f"datasetObjectId {object_id}",
+                    SkipReason.UNKNOWN_IMAGE,
+                    f"answered object beyond the manifest's {count} lines",
+                )
+
+
+class AnswersFolderSource(IndexedSource):
+    """A folder of per-worker ``<worker id>.jsonl`` answer files, numbered by a manifest.
+
+    Args:
+        manifest: the manifest the answers refer to (by line number or ``source-ref``).
+        element_name: the crowd element's name in ``answerContent`` (found when there is one).
+    """
+
+    kind = "answers-folder"
+
+    def __init__(
+        self,
+        location: Location,
+        *,
+        manifest: Location,
+        element_name: str | None = None,
+        store: S3Store | None = None,
+        on_reject: RejectHandler | None = None,
+    ) -> None:
+        super().__init__(location, store=store, on_reject=on_reject)
+        self.manifest = manifest
+        self.element_name = element_name
+        self.workers = 0
+
+    def load(self, index: AnswerIndex) -> None:
+        """Every answer line, parsed on the way in (a bad line is a reject with its line)."""
+        for i, line in enumerate(read_manifest(self.manifest, store=self.store)):
+            index.set_alias(_key_of(line.data), str(i))  # the last line with a ref wins
+        files = list_files(self.location, (".jsonl",), store=self.store)
+        self.workers = len(files)
+        for location in files:
+            worker = Path(location.rsplit("/", 1)[-1]).stem
+            for n, raw in enumerate(iter_raw_lines(location, store=self.store), start=1):
+                if raw.strip():
+                    self._line(index, location, n, raw, worker)
+
+    def _line(self, index: AnswerIndex, location: str, n: int, raw: bytes, worker: str) -> None:
+        try:
+            rec = orjson.loads(raw)
+            key = self._object_of(rec, index)
+            content = rec.get("answerContent") or {
+                "boundingBox": {
+                    "boundingBoxes": rec.get("boundingBoxes"),
+                    "inputImageProperties": rec.get("inputImageProperties"),
+                }
+            }
+            spent = rec.get("timeSpentInSeconds")
+            answer = parse_bounding_box_answer(
+                content,
+                worker_id=str(rec.get("workerId") or worker),
+                element_name=self.element_name,
+                time_spent=spent if isinstance(spent, int | float) else None,
+            )
+        except (
+            orjson.JSONDecodeError,
+            GtToolkitError,
+            TypeError,
+            ValueError,
+            AttributeError,
+        ) as exc:
+            self.skip(
+                location,
+                f"line {n}",
+                SkipReason.MALFORMED,
+                f"bad answer line: {exc}",
+                raw.decode("utf-8", "replace"),
+            )
+            return
+        index.add_answer(
+            key,
+            answer.worker_id,
+            answer.boxes,
+            size=answer.image_size,
+            time_spent=answer.time_spent,
+            where=(location, f"line {n}"),
+        )
+
+    @staticmethod
+    def _object_of(rec: Any, index: AnswerIndex) -> str:
+        if "datasetObjectId" in rec:
+            return str(int(rec["datasetObjectId"]))
+        found = index.resolve(str(rec.get("source-ref")))
+        if found is None:
+            raise ConsolidationError("no datasetObjectId and no source-ref of the manifest")
+        return found[0]
+
+    def read(self, *, first: bool) -> Iterator[CrowdItem]:
+        """Manifest lines in order, each with the answers the worker files gave it."""
+        index = self._loaded()
+        count = 0
+        for i, line in enumerate(read_manifest(self.manifest, store=self.store)):
+            count = i + 1
+            found = index.find(str(i))
+            answers: list[BoundingBoxAnswer] = []
+            if found is not None:
+                img, size = found
+                answers = [
+                    BoundingBoxAnswer(a.annotator, a.boxes, size, a.time_spent)
+                    for a in index.answers(img)
+                ]
+            where = [self.location] * len(answers)
+            yield _item(line, answers, where, self.skip if first else None)
+        if first:
+            for _, key, _ in index.images():
+                if int(key) >= count:
+                    self.skip(
+                        self.location,
+                        f"datasetObjectId {key}",
+                        SkipReason.UNKNOWN_IMAGE,
+                        f"answered object beyond the manifest's {count} lines",
+                    )

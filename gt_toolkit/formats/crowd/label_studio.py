@@ -1,0 +1,262 @@
+"""Label Studio exports: the JSON export (one task per image) and JSON_MIN (one per annotation).
+
+Shapes in ``docs/crowd-sources.md``. Both are one JSON list, often hundreds of megabytes, so
+it is parsed as a stream (ijson): memory holds one task at a time. Each list item decides
+its own shape: a task carries ``annotations`` (or ``completions`` in old exports); a
+JSON_MIN record carries ``annotator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import ijson
+
+from gt_toolkit.errors import CrowdSourceError
+from gt_toolkit.formats.crowd.answer_index import AnswerIndex, Where
+from gt_toolkit.formats.crowd.base import (
+    IndexedSource,
+    coordinate,
+    envelope,
+    first_line,
+    open_stream,
+    positive_size,
+)
+from gt_toolkit.formats.crowd.report import RejectHandler, SkipReason
+from gt_toolkit.storage.files import Location
+from gt_toolkit.storage.s3 import S3Store
+from gt_toolkit.types import ImageSize, WorkerBox
+
+__all__ = ["LabelStudioSource"]
+
+_BOX_TYPE = "rectanglelabels"
+_DECIMALS = 6  # pixels from percent, rounded past float noise
+
+
+class LabelStudioSource(IndexedSource):
+    """A Label Studio JSON or JSON_MIN export file.
+
+    Args:
+        data_key: the field of the task's ``data`` that holds the image reference.
+    """
+
+    kind = "label-studio"
+
+    def __init__(
+        self,
+        location: Location,
+        *,
+        data_key: str = "image",
+        store: S3Store | None = None,
+        on_reject: RejectHandler | None = None,
+    ) -> None:
+        super().__init__(location, store=store, on_reject=on_reject)
+        self.data_key = data_key
+
+    def load(self, index: AnswerIndex) -> None:
+        """Stream the list, one task (or JSON_MIN record) at a time, into ``index``."""
+        for n, item in self._records():
+            where = f"task {n}" + (
+                f" (id {item['id']})" if isinstance(item, dict) and "id" in item else ""
+            )
+            if not isinstance(item, dict):
+                self.skip(self.location, where, SkipReason.MALFORMED, "not an object", item)
+            elif "annotations" in item or "completions" in item:
+                self._task(index, item, where)
+            elif "annotator" in item:
+                self._min_record(index, item, where.replace("task", "record", 1))
+            else:
+                self.skip(
+                    self.location,
+                    where,
+                    SkipReason.MALFORMED,
+                    "neither a task ('annotations') nor a JSON_MIN record ('annotator')",
+                    item,
+                )
+
+    def _records(self) -> Iterator[tuple[int, Any]]:
+        n = -1  # the last task read whole
+        try:
+            with open_stream(self.location, store=self.store) as stream:
+                first = stream.peek(64).lstrip()[:1]
+                if first != b"[":
+                    raise CrowdSourceError(
+                        self.location, "", "not a Label Studio export: expected a JSON list"
+                    )
+                for n, item in enumerate(ijson.items(stream, "item", use_float=True)):
+                    yield n, item
+        except ijson.JSONError as exc:
+            raise CrowdSourceError(
+                self.location, f"task {n + 1}", f"not JSON: {first_line(exc)}"
+            ) from exc
+
+    def _image(self, data: Any, where: str, raw: Any) -> str | None:
+        ref = data.get(self.data_key) if isinstance(data, Mapping) else None
+        if not isinstance(ref, str) or not ref:
+            self.skip(
+                self.location,
+                where,
+                SkipReason.NO_IMAGE,
+                f"no image reference in data[{self.data_key!r}] (see --data-key)",
+                raw,
+            )
+            return None
+        return ref
+
+    # -- the JSON export ---------------------------------------------------------------------
+    def _task(self, index: AnswerIndex, task: dict[str, Any], where: str) -> None:
+        key = self._image(task.get("data"), where, task.get("data"))
+        if key is None:
+            return
+        annotations = task["annotations"] if "annotations" in task else task["completions"]
+        if not isinstance(annotations, list):
+            self.skip(self.location, where, SkipReason.MALFORMED, "annotations is not a list")
+            return
+        index.add_image(key)
+        for j, ann in enumerate(annotations):
+            here = f"{where}, annotation {j}"
+            if not isinstance(ann, dict):
+                self.skip(self.location, here, SkipReason.MALFORMED, "not an object", ann)
+                continue
+            if ann.get("was_cancelled") or ann.get("skipped"):
+                self.skip(self.location, here, SkipReason.CANCELLED)
+                continue
+            annotator = _annotator(ann.get("completed_by"))
+            if annotator is None:
+                self.skip(
+                    self.location, here, SkipReason.NO_ANNOTATOR, "no completed_by", ann.get("id")
+                )
+                continue
+            results = ann.get("result") or []
+            if not isinstance(results, list):
+                self.skip(self.location, here, SkipReason.MALFORMED, "result is not a list")
+                continue
+            self._answer(index, key, annotator, results, ann.get("lead_time"), here)
+
+    def _answer(
+        self,
+        index: AnswerIndex,
+        key: str,
+        annotator: str,
+        results: list[Any],
+        lead_time: Any,
+        where: str,
+    ) -> None:
+        """One annotator's results on one image: boxes in pixels, sizes checked."""
+        size: ImageSize | None = None
+        boxes: list[WorkerBox] = []
+        pending: list[tuple[Mapping[str, Any], str]] = []  # boxes waiting for the size
+        for k, result in enumerate(results):
+            here = f"{where}, result {k}"
+            value = result.get("value") if isinstance(result, Mapping) else None
+            if not isinstance(result, Mapping) or result.get("type") != _BOX_TYPE:
+                kind = result.get("type") if isinstance(result, Mapping) else None
+                self.skip(self.location, here, SkipReason.NOT_A_BOX, f"type {kind!r}")
+                continue
+            if not isinstance(value, Mapping):
+                self.skip(self.location, here, SkipReason.MALFORMED, "no value", result)
+                continue
+            box_size = positive_size(result.get("original_width"), result.get("original_height"))
+            size = _same_size(key, size, box_size, annotator, (self.location, here))
+            pending.append((value, here))
+        known = size or index.size_of(key)  # a result without a size: the image's, if known
+        for value, here in pending:
+            box = self._box(value, known, here)
+            if box is not None:
+                boxes.append(box)
+        if pending and not boxes:  # every box broken (rejected): not an annotator who drew nothing
+            index.add_image(key, size, who=annotator, where=(self.location, where))
+            return
+        index.add_answer(
+            key,
+            annotator,
+            boxes,
+            size=size,
+            time_spent=coordinate(lead_time),
+            where=(self.location, where),
+        )
+
+    def _box(
+        self, value: Mapping[str, Any], size: ImageSize | None, where: str
+    ) -> WorkerBox | None:
+        """A percent box in pixels (its envelope when rotated); ``None`` when it is broken."""
+        labels = value.get("rectanglelabels")
+        coords = [coordinate(value.get(k)) for k in ("x", "y", "width", "height")]
+        if not isinstance(labels, list) or not labels or not isinstance(labels[0], str):
+            self.skip(self.location, where, SkipReason.MALFORMED, "no rectanglelabels", value)
+            return None
+        if any(c is None for c in coords):
+            self.skip(self.location, where, SkipReason.MALFORMED, "x, y, width, height", value)
+            return None
+        if size is None:
+            self.skip(
+                self.location,
+                where,
+                SkipReason.NO_IMAGE_SIZE,
+                "no original_width/original_height for this image",
+                value,
+            )
+            return None
+        x, y, w, h = (c or 0.0 for c in coords)
+        sx, sy = size["width"] / 100.0, size["height"] / 100.0
+        box: WorkerBox = {  # to a millionth of a pixel: 42.49999999 was meant as 42.5
+            "label": labels[0],
+            "left": round(x * sx, _DECIMALS),
+            "top": round(y * sy, _DECIMALS),
+            "width": round(w * sx, _DECIMALS),
+            "height": round(h * sy, _DECIMALS),
+        }
+        rotation = coordinate(value.get("rotation", 0)) or 0.0
+        if rotation % 360.0:
+            self.report.rotated += 1
+            box = envelope(box, rotation, pivot="top-left")
+        return box
+
+    # -- JSON_MIN ------------------------------------------------------------------------------
+    def _min_record(self, index: AnswerIndex, record: dict[str, Any], where: str) -> None:
+        key = self._image(record, where, {k: v for k, v in record.items() if k != "annotator"})
+        if key is None:
+            return
+        annotator = _annotator(record.get("annotator"))
+        if annotator is None:  # a task nobody annotated: the image is still part of the job
+            index.add_image(key)
+            return
+        results: list[Any] = []
+        for name, value in record.items():
+            if name == self.data_key or not isinstance(value, list):
+                continue
+            for region in value:
+                if isinstance(region, Mapping) and _BOX_TYPE in region:
+                    results.append({"type": _BOX_TYPE, "value": region, **_size_fields(region)})
+                elif isinstance(region, Mapping):  # another control's region
+                    results.append({"type": next((k for k in region if k.endswith("labels")), "")})
+        self._answer(index, key, annotator, results, record.get("lead_time"), where)
+
+
+def _same_size(
+    key: str, size: ImageSize | None, box_size: ImageSize | None, annotator: str, where: Where
+) -> ImageSize | None:
+    """The one size of an annotation's results (they must agree)."""
+    if box_size is None:
+        return size
+    if size is not None and size != box_size:
+        raise CrowdSourceError(
+            *where,
+            f"image {key!r} is {box_size['width']}x{box_size['height']} here but "
+            f"{size['width']}x{size['height']} in an earlier result of {annotator}",
+        )
+    return box_size
+
+
+def _size_fields(source: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: source[k] for k in ("original_width", "original_height") if k in source}
+
+
+def _annotator(value: Any) -> str | None:
+    """``completed_by`` (an id or ``{"email": ...}``) or JSON_MIN ``annotator`` as a name."""
+    if isinstance(value, Mapping):
+        value = value.get("email") or value.get("id")
+    if isinstance(value, bool) or value is None or value == "":
+        return None
+    return str(value) if isinstance(value, int | str) else None

@@ -1,0 +1,213 @@
+"""What reading a crowd source did: counts, and every record it could not use, with why.
+
+Nothing is dropped silently. A record is either read, or *skipped* with a
+:class:`SkipReason`: a deliberate skip (a cancelled annotation, a result that is not a box)
+is counted; a record that is broken (:attr:`SkipReason.is_reject`) is also handed to the
+caller's reject handler with its file and position, or, without a handler, stops the read
+with a :class:`~gt_toolkit.errors.CrowdSourceError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import IO, Any
+
+import orjson
+
+from gt_toolkit.errors import CrowdSourceError
+from gt_toolkit.storage.files import Location, atomic_output
+from gt_toolkit.storage.s3 import S3Store
+
+__all__ = [
+    "CrowdReject",
+    "IngestReport",
+    "RejectHandler",
+    "RejectsFile",
+    "SkipReason",
+    "Skipper",
+]
+
+_RAW_CHARS = 2000  # what a rejects-file record keeps of the broken input
+
+
+class SkipReason(StrEnum):
+    """Why a record of a crowd source did not become an annotator's box or answer."""
+
+    CANCELLED = "cancelled-annotation"
+    """Label Studio: ``was_cancelled`` (or the old ``skipped``): the annotator skipped it."""
+    NOT_A_BOX = "not-a-box"
+    """A result of another kind (choices, polygons, keypoints, tracks) in a box export."""
+    CROWD_REGION = "crowd-region"
+    """COCO ``iscrowd: 1``: a region covering several objects, not one object's box."""
+    SUPERSEDED = "superseded-answer"
+    """An annotator answered the same image twice; the later answer is kept."""
+    MALFORMED = "malformed"
+    """A record whose fields are missing or of the wrong type."""
+    NO_IMAGE_SIZE = "no-image-size"
+    """A box in percent of an image whose size the export does not give."""
+    NO_IMAGE = "no-image-reference"
+    """A task or annotation that names no image."""
+    UNKNOWN_IMAGE = "unknown-image"
+    """A COCO annotation, or a worker answer, for an image the file does not list."""
+    UNKNOWN_CATEGORY = "unknown-category"
+    """A COCO annotation whose ``category_id`` is not in ``categories``."""
+    NO_ANNOTATOR = "no-annotator"
+    """An annotation that does not say who drew it."""
+    RATER_NOT_LISTED = "rater-not-listed"
+    """A multi-rater COCO annotation by a rater missing from the image's ``rater_list``."""
+    UNREADABLE_ANSWER = "unreadable-answer"
+    """A worker-response file that could not be read or decoded."""
+
+    @property
+    def is_reject(self) -> bool:
+        """A broken record (kept in the rejects file), not a deliberate skip."""
+        return self not in _DELIBERATE
+
+
+_DELIBERATE = frozenset(
+    {SkipReason.CANCELLED, SkipReason.NOT_A_BOX, SkipReason.CROWD_REGION, SkipReason.SUPERSEDED}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CrowdReject:
+    """One broken record, with everything needed to find and fix it."""
+
+    source: str
+    position: str
+    reason: SkipReason
+    detail: str
+    raw: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The rejects-file record (the raw input trimmed to a readable size)."""
+        raw = self.raw
+        if raw is not None and not isinstance(raw, str):
+            raw = orjson.dumps(raw, default=str).decode()
+        return {
+            "file": self.source,
+            "position": self.position,
+            "reason": self.reason.value,
+            "detail": self.detail[:_RAW_CHARS],
+            "raw": raw[:_RAW_CHARS] if isinstance(raw, str) else None,
+        }
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.position}: {self.reason.value}: {self.detail}"
+
+
+RejectHandler = Callable[[CrowdReject], None]
+"""Receives each broken record; ``None`` instead makes the first one an error."""
+
+
+@dataclass
+class IngestReport:
+    """Counts of one read of a crowd source.
+
+    Attributes:
+        images: images yielded (one per image, whoever saw it).
+        annotators: distinct annotators seen.
+        answers: (image, annotator) pairs, including annotators who drew nothing.
+        boxes: boxes read.
+        rotated: rotated rectangles read as their axis-aligned envelope (also in ``boxes``).
+        skipped: records not used, by :class:`SkipReason` value.
+        failed_images: images whose answers exist but could not be read (listed as rejects).
+    """
+
+    images: int = 0
+    annotators: set[str] = field(default_factory=set)
+    answers: int = 0
+    boxes: int = 0
+    rotated: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    failed_images: int = 0
+
+    @property
+    def rejected(self) -> int:
+        """Broken records: what the rejects file holds."""
+        return sum(n for reason, n in self.skipped.items() if SkipReason(reason).is_reject)
+
+    def summary(self) -> str:
+        """One line for a person."""
+        parts = [
+            f"{self.images} images",
+            f"{len(self.annotators)} annotators",
+            f"{self.answers} answers",
+            f"{self.boxes} boxes read",
+        ]
+        if self.rotated:
+            parts.append(f"{self.rotated} rotated boxes read as their axis-aligned envelope")
+        if self.skipped:
+            parts.append(
+                "skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items()))
+            )
+        return "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """The counts as plain JSON (annotators as a count)."""
+        return {
+            "images": self.images,
+            "annotators": len(self.annotators),
+            "answers": self.answers,
+            "boxes": self.boxes,
+            "rotated": self.rotated,
+            "skipped": dict(sorted(self.skipped.items())),
+            "rejected": self.rejected,
+            "failed_images": self.failed_images,
+        }
+
+
+@dataclass
+class Skipper:
+    """Counts skips into a report and routes broken records to the handler (or raises)."""
+
+    report: IngestReport
+    on_reject: RejectHandler | None
+
+    def __call__(
+        self, source: str, position: str, reason: SkipReason, detail: str = "", raw: Any = None
+    ) -> None:
+        """Record one skipped record.
+
+        Raises:
+            CrowdSourceError: a broken record and no reject handler.
+        """
+        self.report.skipped[reason.value] += 1
+        if not reason.is_reject:
+            return
+        if self.on_reject is None:
+            raise CrowdSourceError(source, position, f"{reason.value}: {detail}")
+        self.on_reject(CrowdReject(source, position, reason, detail, raw))
+
+
+class RejectsFile:
+    """A JSON Lines rejects file: one :class:`CrowdReject` a line, written atomically.
+
+    Use as a context manager and pass :meth:`add` as the reject handler. The file appears
+    when the block ends without an exception and at least one record was rejected; a run
+    that stops leaves none. ``count`` says how many it holds.
+    """
+
+    def __init__(self, location: Location, *, store: S3Store | None = None) -> None:
+        self.location = location
+        self.count = 0
+        self._store = store
+        self._stack = contextlib.ExitStack()
+        self._fh: IO[bytes] | None = None
+
+    def add(self, reject: CrowdReject) -> None:
+        """Write one reject (the file is opened on the first)."""
+        if self._fh is None:
+            self._fh = self._stack.enter_context(atomic_output(self.location, store=self._store))
+        self._fh.write(orjson.dumps(reject.to_json()) + b"\n")
+        self.count += 1
+
+    def __enter__(self) -> RejectsFile:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.__exit__(*exc)

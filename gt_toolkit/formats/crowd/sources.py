@@ -1,0 +1,135 @@
+"""Open any crowd source by kind: the one entry point behind ``--from``.
+
+Each kind's shape is in ``docs/crowd-sources.md``; every kind reads into the same
+:class:`~gt_toolkit.formats.crowd.CrowdImage`, so what consumes them never knows the tool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TypedDict, Unpack
+
+from gt_toolkit.errors import ValidationError
+from gt_toolkit.formats.crowd import CrowdImage, CrowdSourceKind
+from gt_toolkit.formats.crowd.base import CrowdSource, IndexedSource
+from gt_toolkit.formats.crowd.coco import CocoPerAnnotatorSource, CocoRatersSource
+from gt_toolkit.formats.crowd.cvat import CvatSource
+from gt_toolkit.formats.crowd.gt_job import AnswersFolderSource, GtJobSource
+from gt_toolkit.formats.crowd.label_studio import LabelStudioSource
+from gt_toolkit.formats.crowd.report import RejectHandler
+from gt_toolkit.storage.files import Location
+from gt_toolkit.storage.s3 import S3Store
+
+__all__ = ["SourceOptions", "iter_crowd_images", "open_crowd_source"]
+
+
+_GROUND_TRUTH = (CrowdSourceKind.GT_JOB, CrowdSourceKind.ANSWERS_FOLDER)
+
+
+class SourceOptions(TypedDict, total=False):
+    """The keyword options of :func:`open_crowd_source` (each applies to some kinds only)."""
+
+    manifest: Location | None
+    element_name: str | None
+    data_key: str | None
+    store: S3Store | None
+    on_reject: RejectHandler | None
+    max_workers: int | None
+
+
+def open_crowd_source(
+    location: Location,
+    source: CrowdSourceKind | str = CrowdSourceKind.GT_JOB,
+    *,
+    manifest: Location | None = None,
+    element_name: str | None = None,
+    data_key: str | None = None,
+    store: S3Store | None = None,
+    on_reject: RejectHandler | None = None,
+    max_workers: int | None = None,
+) -> CrowdSource:
+    """A :class:`CrowdSource` of ``source``'s kind reading ``location``.
+
+    Args:
+        location: a Ground Truth job output prefix (``gt-job``), a folder of per-worker
+            ``.jsonl`` files (``answers-folder``), a Label Studio JSON or JSON_MIN export
+            file, a folder of CVAT job exports, a COCO file with raters, or a folder of
+            COCO files, one per annotator.
+        manifest: ``gt-job``: the job's manifest (default: the job's own);
+            ``answers-folder``: the manifest the answers refer to (required).
+        element_name: Ground Truth kinds: the crowd element's name in ``answerContent``.
+        data_key: ``label-studio``: the task ``data`` field holding the image
+            (default ``image``).
+        on_reject: receives every broken record; ``None`` makes the first one an error.
+        max_workers: ``gt-job``: threads reading answer files (default 16).
+
+    Raises:
+        ValidationError: an unknown kind, or an option the kind does not read.
+    """
+    try:
+        kind = CrowdSourceKind(source)
+    except ValueError:
+        known = ", ".join(k.value for k in CrowdSourceKind)
+        raise ValidationError([f"unknown crowd source {source!r} (one of {known})"]) from None
+    problems = []
+    if kind not in _GROUND_TRUTH:
+        problems += [
+            f"{n} applies to gt-job and answers-folder only"
+            for n, v in (("manifest", manifest), ("element_name", element_name))
+            if v is not None
+        ]
+    if kind is not CrowdSourceKind.LABEL_STUDIO and data_key is not None:
+        problems.append("data_key applies to label-studio only")
+    if kind is not CrowdSourceKind.GT_JOB and max_workers is not None:
+        problems.append("max_workers applies to gt-job only")
+    if kind is CrowdSourceKind.ANSWERS_FOLDER and manifest is None:
+        problems.append("answers-folder needs the manifest the answers refer to")
+    if problems:
+        raise ValidationError(problems, what=f"{kind.value} source options")
+    if kind is CrowdSourceKind.GT_JOB:
+        return GtJobSource(
+            location,
+            manifest=manifest,
+            element_name=element_name,
+            max_workers=max_workers or 16,
+            store=store,
+            on_reject=on_reject,
+        )
+    if kind is CrowdSourceKind.ANSWERS_FOLDER:
+        assert manifest is not None  # checked above
+        return AnswersFolderSource(
+            location, manifest=manifest, element_name=element_name, store=store, on_reject=on_reject
+        )
+    if kind is CrowdSourceKind.LABEL_STUDIO:
+        return LabelStudioSource(
+            location, data_key=data_key or "image", store=store, on_reject=on_reject
+        )
+    return _FILE_SOURCES[kind](location, store=store, on_reject=on_reject)
+
+
+_FILE_SOURCES: dict[CrowdSourceKind, type[IndexedSource]] = {
+    CrowdSourceKind.CVAT: CvatSource,
+    CrowdSourceKind.COCO_RATERS: CocoRatersSource,
+    CrowdSourceKind.COCO_PER_ANNOTATOR: CocoPerAnnotatorSource,
+}
+
+
+def iter_crowd_images(
+    location: Location,
+    source: CrowdSourceKind | str = CrowdSourceKind.GT_JOB,
+    **options: Unpack[SourceOptions],
+) -> Iterator[CrowdImage]:
+    """One :class:`CrowdImage` per image of ``location``, read as ``source``.
+
+    Options are those of :func:`open_crowd_source`. Without ``on_reject`` the first broken
+    record raises :class:`~gt_toolkit.errors.CrowdSourceError` naming its file and position.
+
+    Examples:
+        >>> from gt_toolkit import iter_crowd_images
+        >>> images = iter_crowd_images("samples/crowd/label-studio.json", "label-studio")
+        >>> image = next(images)
+        >>> image.key, len(image.annotators)
+        ('s3://gt-toolkit-demo/images/img_000.jpg', 5)
+    """
+    with open_crowd_source(location, source, **options) as crowd:
+        yield from crowd.images()

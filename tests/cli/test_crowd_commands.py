@@ -1,0 +1,177 @@
+"""gt-convert consolidate and agreement on every kind of crowd source."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from gt_toolkit.cli import main
+from tests.helpers import CROWD, SAMPLES, consolidated_boxes
+
+JOB = SAMPLES / "job-output" / "samples-balls"
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_label_studio_to_a_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.manifest"
+    args = ["consolidate", str(CROWD / "label-studio.json"), "--from", "label-studio"]
+    assert main([*args, "-o", str(out)]) == 0
+    got = consolidated_boxes(lines(out))
+    assert got["s3://bkt/photos/img_b.jpg"] == [("car", 160, 123, 160, 120, 0.6508)]
+    err = capsys.readouterr().err
+    assert "3 objects; 2 consolidated; 1 without usable answers" in err
+    assert "skipped: cancelled-annotation 1, not-a-box 1" in err
+    summary = json.loads((tmp_path / "out.manifest.summary.json").read_text())
+    assert summary["rejects_file"] is None and summary["ingest"]["rotated"] == 1
+    assert (tmp_path / "out.manifest.worker-quality.csv").read_text().startswith("worker_id,")
+
+
+def test_coco_output_carries_scores_and_pycocotools_reads_it(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    args = ["consolidate", str(CROWD / "cvat-replicas"), "--from", "cvat", "-o", str(out)]
+    assert main([*args, "--output-format", "coco"]) == 0
+    coco = json.loads(out.read_text())
+    assert [i["file_name"] for i in coco["images"]] == ["img_a.jpg", "img_b.jpg"]
+    assert [c["name"] for c in coco["categories"]] == ["car", "person"]
+    assert [a["score"] for a in coco["annotations"]] == [0.6583, 0.6667, 0.6508]
+    assert coco["annotations"][1]["bbox"] == pytest.approx([320, 240, 64, 96])
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO(str(out))
+        detections = truth.loadRes(coco["annotations"])
+        evaluation = COCOeval(truth, detections, "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    assert evaluation.stats[0] == pytest.approx(1.0)  # the file scored against itself
+
+
+def test_image_prefix_makes_source_refs(tmp_path: Path) -> None:
+    out = tmp_path / "out.manifest"
+    args = ["consolidate", str(CROWD / "coco-raters.json"), "--from", "coco-raters"]
+    assert main([*args, "-o", str(out), "--image-prefix", "s3://bkt/photos"]) == 1  # r9
+    assert [x["source-ref"] for x in lines(out)] == [
+        "s3://bkt/photos/img_a.jpg",
+        "s3://bkt/photos/img_b.jpg",
+    ]
+
+
+def test_a_manifest_needs_s3_refs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.manifest"
+    args = ["consolidate", str(CROWD / "cvat-replicas"), "--from", "cvat", "-o", str(out)]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--image-prefix" in err and "'img_a.jpg'" in err
+    assert not out.exists() and not list(tmp_path.iterdir())  # a failed run writes nothing
+
+
+def test_keep_all_keeps_every_cluster_scored(tmp_path: Path) -> None:
+    quorum, everything = tmp_path / "q.manifest", tmp_path / "a.manifest"
+    assert main(["consolidate", str(JOB), "-o", str(quorum)]) == 0
+    assert main(["consolidate", str(JOB), "-o", str(everything), "--keep", "all"]) == 0
+    kept = [b for v in consolidated_boxes(lines(quorum)).values() for b in v]
+    every = [b for v in consolidated_boxes(lines(everything)).values() for b in v]
+    assert len(every) > len(kept)
+    assert min(b[-1] for b in every) < 0.2 < min(b[-1] for b in kept)  # lone boxes score low
+    bad = ["consolidate", str(JOB), "-o", str(tmp_path / "x"), "--keep", "all"]
+    assert main([*bad, "--min-support", "2"]) == 1
+
+
+def test_broken_records_go_to_rejects_and_fail_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tasks = json.loads((CROWD / "label-studio.json").read_text())
+    del tasks[1]["annotations"][0]["result"][0]["value"]["x"]
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(tasks))
+    out = tmp_path / "out.manifest"
+    assert main(["consolidate", str(export), "--from", "label-studio", "-o", str(out)]) == 1
+    (reject,) = lines(tmp_path / "out.manifest.rejects.jsonl")
+    assert reject["position"] == "task 1 (id 102), annotation 0, result 0"
+    assert reject["reason"] == "malformed"
+    assert "labels were lost: 1 broken records" in capsys.readouterr().err
+    assert len(lines(out)) == 3  # every image is still written
+    # every reject the summary counts is in the rejects file it points at
+    summary = json.loads((tmp_path / "out.manifest.summary.json").read_text())
+    assert summary["ingest"]["rejected"] == 1
+    assert summary["rejects_file"] == str(tmp_path / "out.manifest.rejects.jsonl")
+
+
+def test_unreadable_answers_are_listed_and_fail_the_run(tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    for f in (job / "annotations" / "worker-response" / "iteration-1" / "4").iterdir():
+        f.write_text('{"answers": [')  # a body cut short
+    out = tmp_path / "out.manifest"
+    assert main(["consolidate", str(job), "-o", str(out)]) == 1
+    (reject,) = lines(tmp_path / "out.manifest.rejects.jsonl")
+    assert reject["reason"] == "unreadable-answer" and "/4/" in reject["file"]
+    assert "failure-reason" in lines(out)[4]["consolidated-metadata"]
+
+
+def test_options_of_other_kinds_are_refused(tmp_path: Path) -> None:
+    out = str(tmp_path / "o")
+    source = str(CROWD / "label-studio.json")
+    assert main(["consolidate", source, "--from", "label-studio", "-o", out, "--threads", "2"]) == 1
+    assert main(["consolidate", source, "--from", "cvat", "-o", out, "--data-key", "x"]) == 1
+    assert main(["consolidate", str(JOB), "-o", out, "--image-prefix", "s3://b/x/"]) == 1
+    coco = ["--output-format", "coco", "--label-attribute", "boxes"]
+    assert main(["consolidate", str(JOB), "-o", out, *coco]) == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_agreement_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "agreement"
+    args = ["agreement", str(CROWD / "coco-per-annotator"), "--from", "coco-per-annotator"]
+    assert main([*args, "-o", str(out)]) == 0
+    report = json.loads((out / "agreement.json").read_text())
+    assert report["units"] == 3 and report["ingest"]["images"] == 2
+    assert report["matrix"]["annotators"] == ["alice", "bea", "carl"]
+    assert "α = " in (out / "agreement.html").read_text()
+    assert capsys.readouterr().err.startswith("alpha ")
+
+
+def test_evaluate_reads_consolidated_coco_like_the_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = [str(SAMPLES / "crowd" / "label-studio.json"), "--from", "label-studio"]
+    manifest, coco = tmp_path / "out.manifest", tmp_path / "out.json"
+    assert main(["consolidate", *source, "-o", str(manifest)]) == 0
+    assert main(["consolidate", *source, "-o", str(coco), "--output-format", "coco"]) == 0
+    reports = {}
+    for name, path in (("manifest", manifest), ("coco", coco)):
+        out = tmp_path / f"{name}.eval.json"
+        truth = str(SAMPLES / "truth.manifest")
+        assert main(["evaluate", str(path), truth, "-o", str(out)]) == 0
+        reports[name] = json.loads(out.read_text())
+    assert reports["coco"]["sources"]["predictions"]["kind"] == "coco"
+    assert reports["coco"]["sources"]["predictions"]["images"] == 40
+    # the same boxes and scores (the manifest's corners rounded to whole pixels)
+    assert reports["coco"]["map50"] == pytest.approx(reports["manifest"]["map50"], abs=0.01)
+    assert reports["coco"]["map50"] > 0.8
+
+
+def test_a_label_list_that_matches_nothing_stops_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the workers drew 'ball'; the README's own example once passed --labels car person
+    out = tmp_path / "out.manifest"
+    args = ["consolidate", str(JOB), "-o", str(out), "--labels", "car", "person"]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert "label list mismatch: 444 of 444 boxes were dropped as unknown-label" in err
+    assert "labels seen: 'ball' (444); labels expected: 'car', 'person'" in err
+    assert not list(tmp_path.iterdir())  # nothing written, not even the quality table
+    assert main(["consolidate", str(JOB), "-o", str(out), "--labels", "Ball"]) == 1
+    assert "'ball' looks like 'Ball'" in capsys.readouterr().err

@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import krippendorff
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from gt_toolkit.evaluation.agreement import (
+    Value,
+    match_units,
+    measure_agreement,
+    value_distance,
+    write_agreement,
+)
+from gt_toolkit.formats.crowd import CrowdImage
+from gt_toolkit.formats.crowd.sources import open_crowd_source
+from gt_toolkit.testing.simulated_crowd import make_skills, simulate_crowd
+from tests.helpers import SAMPLES
+
+JOB = SAMPLES / "job-output" / "samples-balls"
+
+
+def sample_images() -> list[CrowdImage]:
+    with open_crowd_source(JOB) as source:
+        return list(source.images())
+
+
+def independent_alpha(images: list[CrowdImage], *, label: str | None = None) -> float:
+    """``krippendorff.alpha`` on the same matched units: annotators x units, each box its
+    own value, "nothing" one shared value, the distance looked up in a table."""
+    names = sorted({a for image in images for a in image.annotators})
+    domain: list[Value] = [None]
+    columns = []
+    for image in images:
+        if len(image.annotators) < 2:
+            continue
+        units, unit_labels = match_units(image)
+        for values, unit_label in zip(units, unit_labels, strict=True):
+            if label is not None and unit_label != label:
+                continue
+            column = [np.nan] * len(names)
+            for annotator, value in zip(image.annotators, values, strict=True):
+                if value is not None:
+                    domain.append(value)
+                column[names.index(annotator)] = 0 if value is None else len(domain) - 1
+            columns.append(column)
+    table = np.array([[value_distance(a, b) for b in domain] for a in domain])
+
+    def metric(v1: Any, v2: Any, i1: Any, i2: Any, n_v: Any, dtype: Any = np.float64) -> Any:
+        return table[v1.astype(int), v2.astype(int)]
+
+    return float(
+        krippendorff.alpha(
+            reliability_data=np.array(columns).T,
+            value_domain=np.arange(len(domain)),
+            level_of_measurement=metric,
+        )
+    )
+
+
+def test_alpha_matches_the_krippendorff_package_on_the_samples() -> None:
+    images = sample_images()
+    report = measure_agreement(images)
+    assert report.units > 100 and report.sampled_values == report.values  # exact D_e
+    assert report.alpha == pytest.approx(independent_alpha(images), abs=1e-9)
+    (ball,) = report.per_class
+    assert ball.alpha == pytest.approx(report.alpha)
+
+
+def crowd(seed: int, workers: int, boxes: int) -> list[CrowdImage]:
+    """Two labels, varied image sizes, and annotators who did not see some images."""
+    skills = make_skills(workers, seed=seed, wrong_label_rate=0.25, jitter=0.08)
+    rng = random.Random(seed)
+    out = []
+    for n in range(5):
+        size = {"width": rng.choice([320, 640]), "height": rng.choice([240, 480])}
+        (sim,) = simulate_crowd(
+            images=1,
+            boxes_per_image=boxes,
+            skills=skills,
+            labels=("car", "person"),
+            image_size=size,
+            seed=seed * 10 + n,
+        )
+        saw = [i for i in range(workers) if rng.random() > 0.25]
+        out.append(
+            CrowdImage(
+                key=f"img_{n}.jpg",
+                image_size=sim.image_size,
+                annotators=tuple(sim.worker_ids[i] for i in saw),
+                boxes=tuple(sim.answers[i] for i in saw),
+            )
+        )
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 100_000), workers=st.integers(2, 6), boxes=st.integers(1, 6))
+def test_alpha_matches_the_krippendorff_package_per_crowd_and_class(
+    seed: int, workers: int, boxes: int
+) -> None:
+    images = crowd(seed, workers, boxes)
+    report = measure_agreement(images)
+    assume(report.alpha is not None)  # nothing pairable: the package refuses such data too
+    assert report.alpha == pytest.approx(independent_alpha(images), abs=1e-9)
+    for row in report.per_class:
+        if row.alpha is not None:
+            assert row.alpha == pytest.approx(independent_alpha(images, label=row.label), abs=1e-9)
+
+
+def box(label: str, left: float, top: float, width: float = 20, height: float = 20) -> Any:
+    return {"label": label, "left": left, "top": top, "width": width, "height": height}
+
+
+def image(key: str, *answers: list[Any]) -> CrowdImage:
+    names = ("ann", "bob", "cat")[: len(answers)]
+    return CrowdImage(
+        key=key, image_size={"width": 100, "height": 100}, annotators=names, boxes=answers
+    )
+
+
+def test_hand_computed_crowd() -> None:
+    # img_1: both drew the same box. img_2: both drew (10,10), only ann drew (50,50).
+    # Three units of two values: sums over ordered pairs / (m - 1) are 0, 0 and 2, so
+    # D_o = 2/6. The six values are four boxes at (10,10), one at (50,50) and one
+    # "nothing": of 30 ordered pairs only the 12 among the (10,10) boxes have d = 0, so
+    # D_e = 18/30. img_2 alone: D_o = 2/4.
+    images = [
+        image("img_1", [box("car", 10, 10)], [box("car", 10, 10)]),
+        image("img_2", [box("car", 10, 10), box("car", 50, 50)], [box("car", 10, 10)]),
+    ]
+    report = measure_agreement(images)
+    assert report.units == 3 and report.values == 6
+    assert report.observed_disagreement == pytest.approx(2 / 6)
+    assert report.expected_disagreement == pytest.approx(18 / 30)
+    assert report.alpha == pytest.approx(1 - (2 / 6) / (18 / 30))
+    worst, best = report.per_image
+    assert (worst.key, best.key, best.alpha) == ("img_2", "img_1", 1.0)
+    assert worst.alpha == pytest.approx(1 - (2 / 4) / (18 / 30))
+    assert report.pair_alpha == [[None, report.alpha], [report.alpha, None]]
+    assert report.pair_units == [[0, 3], [3, 0]]
+
+
+def test_labels_and_iou_set_the_distance() -> None:
+    a: Value = ("car", 0.0, 0.0, 0.2, 0.2)
+    assert value_distance(a, a) == 0.0
+    assert value_distance(a, ("person", 0.0, 0.0, 0.2, 0.2)) == 1.0
+    assert value_distance(a, ("car", 0.1, 0.0, 0.3, 0.2)) == pytest.approx(1 - 1 / 3)
+    assert value_distance(a, None) == 1.0 and value_distance(None, None) == 0.0
+
+
+def test_a_reservoir_sample_estimates_the_expected_disagreement() -> None:
+    images = sample_images()
+    exact = measure_agreement(images)
+    sampled = measure_agreement(images, sample_size=200, seed=3)
+    assert sampled.sampled_values == 200 < sampled.values
+    assert sampled.alpha == pytest.approx(exact.alpha, abs=0.05)
+    assert measure_agreement(images, sample_size=200, seed=3).alpha == sampled.alpha
+
+
+def test_annotators_are_scored_against_the_consensus() -> None:
+    # cat drew a loose box and a spurious one: lower precision and a positive size bias
+    images = [
+        image(
+            f"img_{i}",
+            [box("car", 10, 10)],
+            [box("car", 10, 10)],
+            [box("car", 8, 8, 24, 24), box("car", 70, 70)],
+        )
+        for i in range(3)
+    ]
+    report = measure_agreement(images)
+    by_name = {q.worker_id: q for q in report.per_annotator}
+    assert by_name["ann"].precision == 1.0 and by_name["cat"].precision == 0.5
+    assert by_name["cat"].size_bias > 0.1 > abs(by_name["ann"].size_bias)
+    assert report.annotators == ["ann", "bob", "cat"]
+
+
+def test_page_and_json_escape_hostile_names(tmp_path: Path) -> None:
+    hostile = "<script>alert(1)</script>"
+    images = [
+        CrowdImage(
+            key=f"{hostile}.jpg",
+            image_size={"width": 100, "height": 100},
+            annotators=(hostile, "bob"),
+            boxes=([box(hostile, 10, 10)], [box(hostile, 11, 10)]),
+        )
+    ]
+    written = write_agreement(measure_agreement(images), tmp_path, notes=[hostile])
+    page = Path(written["html"]).read_text()
+    assert hostile not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    doc = json.loads(Path(written["json"]).read_text())
+    assert doc["per_class"][0]["label"] == hostile
+    assert doc["matrix"]["annotators"] == sorted([hostile, "bob"])

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gt_toolkit import iter_crowd_images
+from gt_toolkit.errors import CrowdSourceError, ValidationError
+from gt_toolkit.formats.crowd.gt_job import parse_worker_response
+from gt_toolkit.formats.crowd.report import CrowdReject
+from gt_toolkit.formats.crowd.sources import open_crowd_source
+from tests.helpers import SAMPLES
+
+JOB = SAMPLES / "job-output" / "samples-balls"
+MANIFEST = JOB / "manifests" / "output" / "output.manifest"
+RESPONSES = JOB / "annotations" / "worker-response" / "iteration-1"
+
+
+def test_every_manifest_line_in_order_with_its_workers() -> None:
+    with open_crowd_source(JOB) as source:
+        items = list(source.items())
+        assert source.labels == ["ball"]
+    refs = [json.loads(x)["source-ref"] for x in MANIFEST.read_text().splitlines()]
+    assert [i.image.key for i in items] == refs
+    first = items[0]
+    assert first.record is not None and first.record["source-ref"] == refs[0]
+    assert len(first.image.annotators) == 5 and len(first.time_spent) == 5
+    assert first.image.image_size == {"width": 160, "height": 120}
+    # a second pass reads the same and counts nothing twice
+    assert [i.image for i in source.items()] == [i.image for i in items]
+    assert (source.report.images, source.report.answers) == (40, 200)
+
+
+def test_a_later_iteration_answers_its_object(tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    later = job / "annotations" / "worker-response" / "iteration-2" / "3"
+    later.mkdir(parents=True)
+    doc = json.loads(next((RESPONSES / "3").iterdir()).read_text())
+    doc["answers"] = doc["answers"][:1]
+    (later / "again.json").write_text(json.dumps(doc))
+    images = list(iter_crowd_images(job))
+    assert len(images[3].annotators) == 1 and len(images[4].annotators) == 5
+
+
+def test_size_conflict_between_workers_names_both(tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    path = next((job / "annotations" / "worker-response" / "iteration-1" / "2").iterdir())
+    doc = json.loads(path.read_text())
+    doc["answers"][1]["answerContent"]["boundingBox"]["inputImageProperties"]["width"] = 999
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CrowdSourceError, match=r"manifest line 3: image .* is 999x\d+ for worker"):
+        list(iter_crowd_images(job))
+
+
+def test_worker_answering_twice_keeps_the_last_and_counts_it(tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    path = next((job / "annotations" / "worker-response" / "iteration-1" / "0").iterdir())
+    doc = json.loads(path.read_text())
+    repeat = json.loads(json.dumps(doc["answers"][0]))
+    repeat["answerContent"]["boundingBox"]["boundingBoxes"] = None
+    (path.parent / "zz-repeat.json").write_text(json.dumps({"answers": [repeat]}))
+    with open_crowd_source(job) as source:
+        first = next(source.images())
+        assert len(first.annotators) == 5 and first.boxes[0] == []
+        list(source.images())
+    assert source.report.skipped["superseded-answer"] == 1
+
+
+def write_folder(folder: Path) -> None:
+    folder.mkdir()
+    for obj in sorted(RESPONSES.iterdir(), key=lambda p: int(p.name)):
+        for f in obj.iterdir():
+            for answer in json.loads(f.read_text())["answers"]:
+                line = {"datasetObjectId": obj.name, "answerContent": answer["answerContent"]}
+                with (folder / f"{answer['workerId']}.jsonl").open("a") as fh:
+                    fh.write(json.dumps(line) + "\n")
+
+
+def test_answers_folder_bad_line_and_orphans(tmp_path: Path) -> None:
+    folder = tmp_path / "answers"
+    write_folder(folder)
+    late = folder / "zz-late.jsonl"
+    late.write_text(json.dumps({"datasetObjectId": "99", "boundingBoxes": []}) + "\n{not json\n")
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(
+        folder, "answers-folder", manifest=MANIFEST, on_reject=rejects.append
+    ) as source:
+        images = list(source.images())
+    assert len(images) == 40
+    assert [(r.position, r.reason.value) for r in rejects] == [
+        ("line 2", "malformed"),
+        ("datasetObjectId 99", "unknown-image"),
+    ]
+    with pytest.raises(CrowdSourceError, match=r"zz-late\.jsonl: line 2: malformed: bad answer"):
+        list(iter_crowd_images(folder, "answers-folder", manifest=MANIFEST))
+
+
+def test_options_a_kind_does_not_read_are_refused() -> None:
+    with pytest.raises(ValidationError, match="data_key applies to label-studio only"):
+        open_crowd_source(JOB, data_key="photo")
+    with pytest.raises(ValidationError, match="answers-folder needs the manifest"):
+        open_crowd_source(JOB, "answers-folder")
+    with pytest.raises(ValidationError, match="manifest applies to gt-job and answers-folder"):
+        open_crowd_source(JOB, "cvat", manifest=MANIFEST)
+    with pytest.raises(ValidationError, match="unknown crowd source 'yolo'"):
+        open_crowd_source(JOB, "yolo")
+
+
+def test_parse_worker_response_string_content_and_errors() -> None:
+    doc = {
+        "answers": [
+            {"workerId": "w", "answerContent": json.dumps({"boundingBox": {"boundingBoxes": None}})}
+        ]
+    }
+    assert parse_worker_response(doc)[0].worker_id == "w"
+    with pytest.raises(Exception, match="answers"):
+        parse_worker_response({"x": 1})
