@@ -23,6 +23,9 @@ _EXPORTS: dict[str, str] = {
     "QualityAccumulator": "consolidation.worker_quality",
     "WorkerQuality": "consolidation.worker_quality",
     "quality_weights": "consolidation.worker_quality",
+    "WorkerModel": "consolidation.worker_model",
+    "WorkerSkill": "consolidation.worker_model",
+    "fit_worker_model": "consolidation.worker_model",
     "ConversionResult": "convert",
     "ConversionTarget": "convert:Target",
     "ConvertOptions": "convert",
@@ -184,7 +187,9 @@ __all__ = [
     "TrainingResources",
     "ValidationError",
     "WaitTimeoutError",
+    "WorkerModel",
     "WorkerQuality",
+    "WorkerSkill",
     "__version__",
     "algorithm_image_uri",
     "attach_debugging",
@@ -209,6 +214,7 @@ __all__ = [
     "deploy_training_job",
     "detect_label_attributes",
     "evaluate_detections",
+    "fit_worker_model",
     "handle_post_annotation",
     "handle_pre_annotation",
     "invoke_classifier",
@@ -289,6 +295,9 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
         ReconsolidationReport as ReconsolidationReport,
     )
     from gt_toolkit.consolidation.reconsolidate import reconsolidate as reconsolidate
+    from gt_toolkit.consolidation.worker_model import WorkerModel as WorkerModel
+    from gt_toolkit.consolidation.worker_model import WorkerSkill as WorkerSkill
+    from gt_toolkit.consolidation.worker_model import fit_worker_model as fit_worker_model
     from gt_toolkit.consolidation.worker_quality import QualityAccumulator as QualityAccumulator
     from gt_toolkit.consolidation.worker_quality import WorkerQuality as WorkerQuality
     from gt_toolkit.consolidation.worker_quality import quality_weights as quality_weights

@@ -2,7 +2,8 @@
 
 Handler: ``lambdas.post_annotation.lambda_handler``. Settings come from environment variables
 (``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``, ``GT_ASSUME_ROLE``,
-...; see :class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`);
+``GT_WORKER_MODEL_S3_URI`` (a worker table read at cold start), ...; see
+:class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`);
 ``GT_ASSUME_ROLE_READ_PREFIX`` (``s3://bucket/prefix/``) narrows the assumed role to reading
 that prefix. Clients are built once per cold start and reused while the Lambda stays warm.
 """
@@ -17,15 +18,15 @@ from typing import Any
 import boto3
 
 from gt_toolkit.handlers.post_annotation import (
-    PostAnnotationSettings,
     assumed_role_store_factory,
     handle_post_annotation,
+    load_post_annotation_settings,
 )
 from gt_toolkit.storage.s3 import S3Store, make_s3_client
 
 logging.getLogger("gt_toolkit").setLevel(os.environ.get("GT_LOG_LEVEL", "INFO"))
-_SETTINGS = PostAnnotationSettings.from_env(os.environ)
 _STORE = S3Store(make_s3_client())
+_SETTINGS = load_post_annotation_settings(os.environ, store=_STORE)
 _ROLE_STORES = (
     assumed_role_store_factory(
         boto3.client("sts"), read_prefix=os.environ.get("GT_ASSUME_ROLE_READ_PREFIX") or None

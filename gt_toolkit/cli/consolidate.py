@@ -109,15 +109,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=positive_int,
         help="workers needed to keep a box (default: strict majority of those who answered)",
     )
-    p.add_argument("--fusion", choices=["mean", "median"], default="mean")
+    p.add_argument(
+        "--fusion",
+        choices=["huber", "mean", "median"],
+        default="huber",
+        help="how member edges combine (default huber: a mean that sloppy boxes barely move)",
+    )
     p.add_argument(
         "--quorum",
         choices=["box", "label"],
-        default="box",
+        default="label",
         help=(
-            "what --min-support counts: workers who drew the box, labelled by their vote "
-            "(box, default), or workers who gave each label, one box per label that reaches "
-            "it (label: split votes are dropped at a majority; every label is kept at 1)"
+            "what --min-support counts: workers who gave each label, one box per label that "
+            "reaches it (label, default: split votes are dropped at a majority; every label "
+            "is kept at 1), or workers who drew the box, labelled by their vote (box)"
         ),
     )
     p.add_argument("--no-clip", action="store_true", help="drop boxes crossing the border")

@@ -2,13 +2,15 @@
 
 Ground Truth speaks ``{left, top, width, height}``; the toolkit converts to xyxy at the parse
 edge (:func:`xyxy_from_gt`) and back at the serialise edge (:func:`gt_from_xyxy`), so every
-computation in between is vectorised. IoU uses safe division: two empty boxes have IoU 0,
-never NaN.
+computation in between is vectorised. IoU is computed here and nowhere else in the
+package (the engine, worker quality and evaluation call it), with safe division: two empty
+boxes have IoU 0, never NaN.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -20,9 +22,11 @@ __all__ = [
     "FloatArray",
     "area",
     "as_xyxy",
+    "box_iou",
     "candidate_pairs",
     "clip_xyxy",
     "gt_from_xyxy",
+    "iou_columns",
     "iou_matrix",
     "iou_pairs",
     "overlap_pairs",
@@ -93,27 +97,34 @@ def clip_xyxy(xyxy: npt.ArrayLike, width: float, height: float) -> FloatArray:
     return arr
 
 
-def iou_matrix(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
+def iou_matrix(a: npt.ArrayLike, b: npt.ArrayLike, *, xywh: bool = False) -> FloatArray:
     """The ``(N, M)`` intersection-over-union matrix of two box sets.
 
     Safe division: where the union is 0 (two empty boxes) the IoU is 0, so the result is
-    always in ``[0, 1]`` and never NaN for finite input.
+    always in ``[0, 1]`` and never NaN for finite input. ``xywh=True`` reads ``left, top,
+    width, height`` rows and takes each area as ``width x height``, which is pycocotools'
+    ``bbIou`` arithmetic to the last bit, so threshold decisions match COCO's.
 
     Examples:
         >>> iou_matrix([[0, 0, 2, 2]], [[1, 0, 3, 2], [0, 0, 2, 2]]).round(3).tolist()
         [[0.333, 1.0]]
+        >>> iou_matrix([[0, 0, 2, 2]], [[1, 0, 2, 2]], xywh=True).round(3).tolist()
+        [[0.333]]
     """
     aa, bb = as_xyxy(a), as_xyxy(b)
     if len(aa) == 0 or len(bb) == 0:
         return np.zeros((len(aa), len(bb)), dtype=np.float64)
+    if xywh:
+        area_a, area_b = aa[:, 2] * aa[:, 3], bb[:, 2] * bb[:, 3]
+        aa, bb = aa.copy(), bb.copy()
+        aa[:, 2:] += aa[:, :2]
+        bb[:, 2:] += bb[:, :2]
+    else:
+        area_a, area_b = area(aa), area(bb)
     ix = np.minimum(aa[:, None, 2], bb[None, :, 2]) - np.maximum(aa[:, None, 0], bb[None, :, 0])
     iy = np.minimum(aa[:, None, 3], bb[None, :, 3]) - np.maximum(aa[:, None, 1], bb[None, :, 1])
     inter = np.clip(ix, 0.0, None) * np.clip(iy, 0.0, None)
-    union = area(aa)[:, None] + area(bb)[None, :] - inter
-    out = np.zeros_like(inter)
-    np.divide(inter, union, out=out, where=union > 0)
-    result: FloatArray = np.clip(out, 0.0, 1.0)
-    return result
+    return _ratio(inter, area_a[:, None] + area_b[None, :] - inter)
 
 
 def iou_pairs(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
@@ -121,14 +132,45 @@ def iou_pairs(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:
     aa, bb = as_xyxy(a), as_xyxy(b)
     if len(aa) != len(bb):
         raise ConsolidationError(f"iou_pairs needs equal lengths, got {len(aa)} and {len(bb)}")
-    ix = np.minimum(aa[:, 2], bb[:, 2]) - np.maximum(aa[:, 0], bb[:, 0])
-    iy = np.minimum(aa[:, 3], bb[:, 3]) - np.maximum(aa[:, 1], bb[:, 1])
-    inter = np.clip(ix, 0.0, None) * np.clip(iy, 0.0, None)
-    union = area(aa) + area(bb) - inter
-    out = np.zeros_like(inter)
+    return iou_columns(aa.T, bb.T)
+
+
+Columns = tuple[FloatArray, FloatArray, FloatArray, FloatArray] | FloatArray
+"""Boxes as four arrays ``x1, y1, x2, y2``: a tuple of them or a ``(4, N)`` array."""
+
+
+def iou_columns(a: Columns, b: Columns) -> FloatArray:
+    """Row-wise IoU of boxes given as ``x1, y1, x2, y2`` arrays (see :data:`Columns`)."""
+    ax1, ay1, ax2, ay2 = a
+    bx1, by1, bx2, by2 = b
+    iw = np.maximum(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0.0)
+    ih = np.maximum(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0.0)
+    inter = iw * ih
+    area_a = np.maximum(ax2 - ax1, 0.0) * np.maximum(ay2 - ay1, 0.0)
+    area_b = np.maximum(bx2 - bx1, 0.0) * np.maximum(by2 - by1, 0.0)
+    return _ratio(inter, area_a + area_b - inter)
+
+
+def _ratio(inter: FloatArray, union: FloatArray) -> FloatArray:
+    """``inter / union`` where the union is positive, else 0, within ``[0, 1]``."""
+    out = np.zeros(np.shape(inter))
     np.divide(inter, union, out=out, where=union > 0)
-    result: FloatArray = np.clip(out, 0.0, 1.0)
+    result: FloatArray = np.minimum(out, 1.0)
     return result
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """IoU of two xyxy boxes in plain Python: one pair costs far less than a numpy call.
+
+    Same arithmetic as :func:`iou_matrix`; for the engine's few one-pair questions.
+    """
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return min(inter / union, 1.0) if union > 0 else 0.0
 
 
 def candidate_pairs(xyxy: FloatArray) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -203,6 +245,18 @@ def overlap_pairs(
     return _exact(x1, y1, x2, y2, lo, hi, with_iou)
 
 
+@lru_cache(maxsize=64)
+def _all_pairs(n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Every pair ``i < j`` of ``n`` boxes, cached: read the arrays, never write them.
+
+    ``np.triu_indices`` costs more than the whole overlap test at a few boxes.
+    """
+    lo, hi = np.triu_indices(n, 1)
+    lo.setflags(write=False)
+    hi.setflags(write=False)
+    return lo, hi
+
+
 def _candidates(
     x1: FloatArray, y1: FloatArray, x2: FloatArray, y2: FloatArray
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -211,8 +265,7 @@ def _candidates(
     if n < 2:
         return _EMPTY_PAIRS, _EMPTY_PAIRS
     if n <= 40:
-        lo, hi = np.triu_indices(n, 1)
-        return lo, hi
+        return _all_pairs(n)
     w, h = x2 - x1, y2 - y1
     half = n // 2
     mw = float(np.partition(w, half)[half])

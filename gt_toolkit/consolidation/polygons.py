@@ -1,6 +1,6 @@
 """Consolidate several workers' polygons (crowd-polygon answers) on one image.
 
-The rules are those of :mod:`gt_toolkit.consolidation.engine` for boxes: clusters by IoU that never
+The rules are those of ``docs/consolidation.md`` for boxes: clusters by IoU that never
 hold two polygons of one worker (greedy complete linkage over pairs by descending IoU),
 label voted inside the cluster, a strict-majority quorum by default, and a deterministic
 canonical order. Two differences: IoU comes from shapely (invalid, self-intersecting
@@ -15,15 +15,16 @@ Input shape per polygon: ``{"label": str, "vertices": [{"x": float, "y": float},
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from gt_toolkit.consolidation.engine import DropReason, default_min_support
+from gt_toolkit.consolidation.settings import DropReason, default_min_support
 from gt_toolkit.errors import ConsolidationError
 from gt_toolkit.types import ImageSize
 
@@ -95,6 +96,16 @@ def _vertices(geom: BaseGeometry) -> list[dict[str, float]]:
     return [{"x": float(x), "y": float(y)} for x, y in coords]
 
 
+class _Item(NamedTuple):
+    """One valid polygon: its canonical sort key, worker, index in their answer, shape, label."""
+
+    key: tuple[Any, ...]
+    worker: int
+    box: int
+    geom: BaseGeometry
+    label: str
+
+
 def consolidate_polygons(
     answers: Sequence[Sequence[Mapping[str, Any]]],
     *,
@@ -115,96 +126,124 @@ def consolidate_polygons(
         raise ConsolidationError(f"min_support must be >= 1, got {min_support}")
     n = len(answers)
     result = PolygonConsolidation(workers=n)
+    items = _read_all(answers, labels, image_size, result.dropped)
+    if items:
+        groups, ious = _cluster(items, iou_threshold)
+        need = min(min_support or default_min_support(n), n)
+        kept = []
+        for group in groups:
+            if len(group) >= need:
+                kept.append(_fuse(items, group, ious, n, labels))
+                continue
+            detail = f"{len(group)} of {n} workers drew it; {need} needed"
+            result.dropped += [
+                _drop(items[k].worker, items[k].box, DropReason.BELOW_MIN_SUPPORT, detail)
+                for k in group
+            ]
+        kept.sort(key=lambda it: it[0])
+        result.polygons = [it[1] for it in kept]
+        result.clusters = [it[2] for it in kept]
+    result.dropped.sort(key=lambda d: (d["worker"], d["box"]))
+    return result
+
+
+def _drop(worker: int, index: int, reason: DropReason, detail: str) -> dict[str, Any]:
+    return {"worker": worker, "box": index, "reason": reason.value, "detail": detail}
+
+
+def _read_all(
+    answers: Sequence[Sequence[Mapping[str, Any]]],
+    labels: Sequence[str] | None,
+    image_size: ImageSize | None,
+    dropped: list[dict[str, Any]],
+) -> list[_Item]:
+    """The valid polygons in canonical order; a drop record per invalid one in ``dropped``.
+
+    Canonical order: geometry and label, then a worker rank from the worker's own items.
+    """
     known = frozenset(labels) if labels is not None else None
     frame = shapely.box(0, 0, image_size["width"], image_size["height"]) if image_size else None
-    items: list[tuple[tuple[Any, ...], int, int, BaseGeometry, str]] = []
+    items: list[_Item] = []
     for w, polys in enumerate(answers):
         for b, raw in enumerate(polys):
             got = _read(w, b, raw, known, frame)
             if isinstance(got[0], DropReason):
-                result.dropped.append(
-                    {"worker": w, "box": b, "reason": got[0].value, "detail": got[1]}
-                )
+                dropped.append(_drop(w, b, got[0], got[1]))
                 continue
             geom, label = got[0], got[1]
             assert isinstance(geom, BaseGeometry)  # narrowed by the branch above
             key = (tuple(round(v, 6) for v in geom.bounds), round(geom.area, 6), label, geom.wkt)
-            items.append((key, w, b, geom, label))
-    # Canonical order: geometry and label, then a worker rank from the worker's own items.
-    worker_key = {w: sorted(it[0] for it in items if it[1] == w) for w in range(n)}
-    rank = {w: r for r, w in enumerate(sorted(range(n), key=lambda w: worker_key[w]))}
-    items.sort(key=lambda it: (it[0], rank[it[1]], it[2]))
-    geoms = [it[3] for it in items]
-    if not geoms:
-        return result
-    tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms, predicate="intersects")
+            items.append(_Item(key, w, b, geom, label))
+    worker_key = {w: sorted(it.key for it in items if it.worker == w) for w in range(len(answers))}
+    rank = {w: r for r, w in enumerate(sorted(worker_key, key=worker_key.__getitem__))}
+    items.sort(key=lambda it: (it.key, rank[it.worker], it.box))
+    return items
+
+
+def _cluster(
+    items: list[_Item], threshold: float
+) -> tuple[list[list[int]], dict[tuple[int, int], float]]:
+    """Greedy complete linkage by descending IoU; never two polygons of one worker.
+
+    Returns the groups (item indices, sorted) and the IoU of every overlapping pair of
+    different workers' polygons.
+    """
+    geoms = [it.geom for it in items]
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
     pairs = [(int(i), int(j)) for i, j in zip(left, right, strict=True) if i < j]
-    pairs = [(i, j) for i, j in pairs if items[i][1] != items[j][1]]
+    pairs = [(i, j) for i, j in pairs if items[i].worker != items[j].worker]
     ious = {(i, j): polygon_iou(geoms[i], geoms[j]) for i, j in pairs}
     edges = sorted(
-        ((v, i, j) for (i, j), v in ious.items() if v >= iou_threshold),
+        ((v, i, j) for (i, j), v in ious.items() if v >= threshold),
         key=lambda e: (-e[0], e[1], e[2]),
     )
     root = list(range(len(items)))
     members: dict[int, list[int]] = {i: [i] for i in range(len(items))}
-    mask = {i: 1 << items[i][1] for i in range(len(items))}
+    mask = {i: 1 << items[i].worker for i in range(len(items))}
     for _iou, i, j in edges:
         ri, rj = root[i], root[j]
         if ri == rj or mask[ri] & mask[rj]:
             continue
         a, c = members[ri], members[rj]
-        if not all(ious.get((min(x, y), max(x, y)), 0.0) >= iou_threshold for x in a for y in c):
+        if not all(ious.get((min(x, y), max(x, y)), 0.0) >= threshold for x in a for y in c):
             continue
         a.extend(c)
         for k in c:
             root[k] = ri
         mask[ri] |= mask.pop(rj)
         del members[rj]
-    need = min(min_support or default_min_support(n), n)
+    return [sorted(group) for group in members.values()], ious
+
+
+def _fuse(
+    items: list[_Item],
+    group: list[int],
+    ious: dict[tuple[int, int], float],
+    answered: int,
+    labels: Sequence[str] | None,
+) -> tuple[tuple[Any, ...], dict[str, Any], list[tuple[int, int]]]:
+    """A kept group's output: sort key, ``{label, vertices, confidence}``, members.
+
+    The polygon is the medoid (highest mean IoU to the others, first in canonical order on a
+    tie); the label is voted, ties to the label listed first, then alphabetically.
+    """
+    k = len(group)
+    pair_iou = np.zeros((k, k))
+    for x in range(k):
+        for y in range(x + 1, k):
+            pair_iou[x, y] = pair_iou[y, x] = ious.get((group[x], group[y]), 0.0)
+    medoid = group[int(np.argmax(pair_iou.sum(axis=1) / max(1, k - 1)))]
+    votes = Counter(items[g].label for g in group)
     order_of_label = {name: i for i, name in enumerate(labels or ())}
-    kept = []
-    for group in members.values():
-        group.sort()
-        if len(group) < need:
-            for k in group:
-                result.dropped.append(
-                    {
-                        "worker": items[k][1],
-                        "box": items[k][2],
-                        "reason": DropReason.BELOW_MIN_SUPPORT.value,
-                        "detail": f"{len(group)} of {n} workers drew it; {need} needed",
-                    }
-                )
-            continue
-        pair_iou = np.zeros((len(group), len(group)))
-        for x in range(len(group)):
-            for y in range(x + 1, len(group)):
-                pair_iou[x, y] = pair_iou[y, x] = ious.get((group[x], group[y]), 0.0)
-        mean_to_others = pair_iou.sum(axis=1) / max(1, len(group) - 1)
-        medoid = group[int(np.argmax(mean_to_others))]  # first maximum: canonical order
-        votes: dict[str, int] = {}
-        for k in group:
-            votes[items[k][4]] = votes.get(items[k][4], 0) + 1
-        label = min(
-            votes,
-            key=lambda s: (-votes[s], order_of_label.get(s, len(order_of_label)), s),
-        )
-        if n == 1 or len(group) == 1:
-            confidence = 0.0
-        else:
-            agreement = float(pair_iou[np.triu_indices(len(group), 1)].mean())
-            confidence = (len(group) / n) * agreement * (votes[label] / len(group))
-        geom = geoms[medoid]
-        kept.append(
-            (
-                (geom.bounds[1], geom.bounds[0], label),
-                {"label": label, "vertices": _vertices(geom), "confidence": confidence},
-                sorted((items[k][1], items[k][2]) for k in group),
-            )
-        )
-    kept.sort(key=lambda it: it[0])
-    result.polygons = [it[1] for it in kept]
-    result.clusters = [it[2] for it in kept]
-    result.dropped.sort(key=lambda d: (d["worker"], d["box"]))
-    return result
+    label = min(votes, key=lambda s: (-votes[s], order_of_label.get(s, len(order_of_label)), s))
+    confidence = 0.0
+    if answered > 1 and k > 1:
+        agreement = float(pair_iou[np.triu_indices(k, 1)].mean())
+        confidence = (k / answered) * agreement * (votes[label] / k)
+    geom = items[medoid].geom
+    polygon = {"label": label, "vertices": _vertices(geom), "confidence": confidence}
+    return (
+        (geom.bounds[1], geom.bounds[0], label),
+        polygon,
+        sorted((items[g].worker, items[g].box) for g in group),
+    )

@@ -43,6 +43,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from gt_toolkit.consolidation.geometry import iou_matrix
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.detection_label import ScoredBox
 from gt_toolkit.formats.manifest import ManifestLine, RejectedLine, parse_manifest_lines
@@ -65,7 +66,6 @@ __all__ = [
     "DetectionSet",
     "EvaluationResult",
     "ImageEvaluation",
-    "box_iou_xywh",
     "evaluate_detections",
     "format_evaluation",
     "iter_prediction_lines",
@@ -226,28 +226,6 @@ def _xywh(boxes: Sequence[ScoredBox]) -> npt.NDArray[np.float64]:
     if not boxes:
         return np.zeros((0, 4), dtype=np.float64)
     return np.array([[b.left, b.top, b.width, b.height] for b in boxes], dtype=np.float64)
-
-
-def box_iou_xywh(
-    dets: npt.NDArray[np.float64], refs: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    """``(D, R)`` IoU of xywh boxes, computed as pycocotools' ``bbIou`` does.
-
-    The same arithmetic (intersection over ``det_area + ref_area - intersection``, zero for
-    boxes that do not overlap or have no area) keeps threshold decisions identical to COCO's.
-    """
-    if dets.shape[0] == 0 or refs.shape[0] == 0:
-        return np.zeros((dets.shape[0], refs.shape[0]), dtype=np.float64)
-    d = dets[:, None, :]
-    r = refs[None, :, :]
-    w = np.minimum(d[..., 2] + d[..., 0], r[..., 2] + r[..., 0]) - np.maximum(d[..., 0], r[..., 0])
-    h = np.minimum(d[..., 3] + d[..., 1], r[..., 3] + r[..., 1]) - np.maximum(d[..., 1], r[..., 1])
-    inter = w * h
-    union = d[..., 2] * d[..., 3] + r[..., 2] * r[..., 3] - inter
-    ok = (w > 0) & (h > 0)
-    out: npt.NDArray[np.float64] = np.zeros(inter.shape, dtype=np.float64)
-    np.divide(inter, union, out=out, where=ok)
-    return out
 
 
 def _score(box: ScoredBox) -> float:
@@ -465,7 +443,7 @@ def _match_class(
     score_threshold: float,
 ) -> tuple[float, int, int]:
     """Match one class on one image; returns (IoU sum, matched pairs, kept detections)."""
-    iou = box_iou_xywh(_xywh(dets), _xywh(refs))
+    iou = iou_matrix(_xywh(dets), _xywh(refs), xywh=True)
     ref_area = np.array([b.width * b.height for b in refs], dtype=np.float64)
     det_area = np.array([b.width * b.height for b in dets], dtype=np.float64)
     scores = np.array([_score(d) for d in dets], dtype=np.float64)

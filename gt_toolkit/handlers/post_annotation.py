@@ -53,13 +53,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypedDict
 
 import orjson
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
 from gt_toolkit.consolidation.label_check import LabelMismatch, label_mismatch, unknown_labels
+from gt_toolkit.consolidation.worker_model import WorkerModel, read_worker_model
 from gt_toolkit.errors import ConsolidationError, GtToolkitError, StorageError, ValidationError
 from gt_toolkit.formats.detection_label import build_detection_label, now_creation_date
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer, parse_bounding_box_answer
@@ -81,6 +82,7 @@ __all__ = [
     "StoreFactory",
     "assumed_role_store_factory",
     "handle_post_annotation",
+    "load_post_annotation_settings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -123,12 +125,15 @@ class PostAnnotationSettings:
             Lambda's own role.
         element_name: the crowd element's ``name`` in the answers; ``None`` = the single one.
         fetch_threads: concurrent reads of answers stored at ``s3Uri``.
+        worker_model: the worker table ``GT_WORKER_MODEL_S3_URI`` names, read at cold start:
+            objects are kept by its posterior, not the head count (``docs/consolidation.md``).
     """
 
     consolidation: ConsolidationSettings = field(default_factory=ConsolidationSettings)
     assume_role: bool = False
     element_name: str | None = None
     fetch_threads: int = 16
+    worker_model: WorkerModel | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PostAnnotationSettings:
@@ -491,7 +496,12 @@ def _consolidate_item(item: _Item, batch: _Batch) -> _Answer:
     size = _image_size(answers)
     boxes = [a.boxes for a in answers]
     result = consolidate_image(
-        boxes, settings=batch.settings.consolidation, labels=batch.labels, image_size=size
+        boxes,
+        settings=batch.settings.consolidation,
+        labels=batch.labels,
+        image_size=size,
+        worker_model=batch.settings.worker_model,
+        annotators=[a.worker_id for a in answers] if batch.settings.worker_model else None,
     )
     extra: dict[str, Any] = {"worker-count": result.workers}
     if errors:
@@ -683,6 +693,19 @@ def _respond(
     }
     logger.info("post_annotation.done %s", _for_log(fields), extra={"gt": fields})
     return answered
+
+
+def load_post_annotation_settings(
+    env: Mapping[str, str], *, store: S3Store | None = None
+) -> PostAnnotationSettings:
+    """Settings from the environment, with the worker table ``GT_WORKER_MODEL_S3_URI`` names.
+
+    Called once at cold start. A table that cannot be read raises: a Lambda that fails at
+    start is better than one that silently falls back to the head count.
+    """
+    settings = PostAnnotationSettings.from_env(env)
+    uri = env.get("GT_WORKER_MODEL_S3_URI", "").strip()
+    return replace(settings, worker_model=read_worker_model(uri, store=store)) if uri else settings
 
 
 def handle_post_annotation(

@@ -29,6 +29,9 @@ A = bx(10, 10, 40, 40)
 A2 = bx(12, 11, 40, 40)
 A3 = bx(9, 12, 41, 39)
 B = bx(200, 100, 30, 60)
+# the engine before issue 14's defaults: mean fusion, one voted label per cluster
+MEAN_BOX = ConsolidationSettings(fusion="mean", quorum="box")
+MEAN_BOX_KW: dict[str, Any] = {"fusion": "mean", "quorum": "box"}
 
 
 # ---- table-driven cases ------------------------------------------------------------------
@@ -50,13 +53,13 @@ CASES = [
     (
         "label-vote",
         [[A], [A2], [bx(9, 12, 41, 39, "bus")]],
-        {},
+        {"fusion": "mean"},
         [("car", 31 / 3, 11, 121 / 3, 119 / 3)],
     ),
     (
         "two-boxes-one-object",  # worker 0 draws two boxes on A; only one joins the cluster
         [[A, bx(14, 14, 38, 38)], [A2], [A3]],
-        {},
+        {"fusion": "mean"},
         [("car", 31 / 3, 11, 121 / 3, 119 / 3)],
     ),
     (
@@ -86,8 +89,9 @@ def test_consolidate_table(
 
 def test_label_tie_broken_by_label_list_then_name() -> None:
     answers = [[bx(0, 0, 10, 10, "zebra")], [bx(0, 0, 10, 10, "apple")]]
-    assert consolidate_boxes(answers)[0]["label"] == "apple"
-    assert consolidate_boxes(answers, labels=["zebra", "apple"])[0]["label"] == "zebra"
+    assert consolidate_boxes(answers, quorum="box")[0]["label"] == "apple"
+    tie = consolidate_boxes(answers, labels=["zebra", "apple"], quorum="box")
+    assert tie[0]["label"] == "zebra"
 
 
 def test_confidence_formula() -> None:
@@ -97,7 +101,7 @@ def test_confidence_formula() -> None:
     q = 36 / 44
     assert out.boxes[0]["confidence"] == pytest.approx((2 / 3) * (1 - (1 - q) / 4))
     # label disagreement: q = 1.0 (identical boxes) x 2/3 (winning label's share)
-    out = consolidate_image([[A], [A], [bx(10, 10, 40, 40, "bus")]])
+    out = consolidate_image([[A], [A], [bx(10, 10, 40, 40, "bus")]], settings=MEAN_BOX)
     assert out.boxes[0]["confidence"] == pytest.approx(1 - (1 - 2 / 3) / 6)
     # a single-member cluster kept by min_support=1: no agreement measured (q = 0), s = 1/2
     assert [b["confidence"] for b in consolidate_boxes([[A], [B]], min_support=1)] == [
@@ -156,7 +160,7 @@ def test_clip_versus_drop_at_image_border() -> None:
 
 def test_weights_pull_the_fused_box_and_label() -> None:
     answers = [[bx(0, 0, 10, 10, "a")], [bx(2, 0, 10, 10, "b")]]
-    out = consolidate_boxes(answers, weights=[3.0, 1.0])
+    out = consolidate_boxes(answers, weights=[3.0, 1.0], **MEAN_BOX_KW)
     assert out[0]["left"] == pytest.approx(0.5)
     assert out[0]["label"] == "a"
     with pytest.raises(ConsolidationError, match="weights"):
@@ -427,7 +431,7 @@ def test_two_double_drawers_give_one_box() -> None:
         [bx(875, 244, 36, 26, "bike")],
         [bx(873, 244, 38, 28, "bike"), bx(876, 244, 38, 25, "bike")],
     ]
-    out = consolidate_image(answers)
+    out = consolidate_image(answers, settings=MEAN_BOX)
     assert [b["label"] for b in out.boxes] == ["bike"]
     assert sorted(w for w, _ in out.clusters[0]) == [0, 1, 2]
     assert sorted((d["worker"], d["reason"]) for d in out.dropped) == [
@@ -462,7 +466,8 @@ def test_double_drawer_keeps_the_box_whose_label_the_others_gave() -> None:
 
 def test_label_quorum_drops_a_split_vote_that_box_quorum_keeps() -> None:
     answers = [[bx(0, 0, 50, 50, "bus")], [bx(2, 0, 50, 50, "car")], []]
-    kept = consolidate_image(answers)  # two of three drew it; the 1:1 tie goes to "bus"
+    # two of three drew it; the 1:1 tie goes to "bus"
+    kept = consolidate_image(answers, settings=MEAN_BOX)
     assert [b["label"] for b in kept.boxes] == ["bus"]
     split = consolidate_image(answers, settings=ConsolidationSettings(quorum="label"))
     assert split.boxes == []
@@ -481,8 +486,8 @@ def test_label_quorum_at_one_keeps_every_label_on_the_fused_box() -> None:
     assert (bus["left"], bus["width"]) == (car["left"], car["width"]) == (2.0, 50.0)
     assert car["confidence"] > 0.5 > bus["confidence"] > 0.0
     assert out.clusters[0] == out.clusters[1] == [(0, 0), (1, 0), (2, 0)]
-    # the vote winner alone, as the default gives it, scores higher (all three support it)
-    (alone,) = consolidate_boxes(answers, min_support=1)
+    # the vote winner alone, as quorum="box" gives it, scores higher (all three support it)
+    (alone,) = consolidate_boxes(answers, min_support=1, quorum="box")
     assert alone["label"] == "car" and alone["confidence"] > car["confidence"]
 
 
@@ -500,7 +505,7 @@ def test_label_quorum_counts_a_second_box_with_another_label() -> None:
     assert out.dropped == []
     members = {b["label"]: sorted(c) for b, c in zip(out.boxes, out.clusters, strict=True)}
     assert (0, 0) in members["person"] and (0, 1) in members["bike"]
-    boxed = consolidate_image(answers, labels=labels)  # the default votes one label
+    boxed = consolidate_image(answers, labels=labels, settings=MEAN_BOX)  # one voted label
     assert len(boxed.boxes) == 1
     assert [d["reason"] for d in boxed.dropped] == ["duplicate"]
 
@@ -509,7 +514,7 @@ def test_quorum_setting_validation_and_env() -> None:
     with pytest.raises(ConsolidationError, match="quorum must be 'box' or 'label'"):
         ConsolidationSettings(quorum="labels")  # type: ignore[arg-type]
     assert ConsolidationSettings.from_env({"GT_QUORUM": " Label "}).quorum == "label"
-    assert ConsolidationSettings.from_env({"GT_QUORUM": ""}).quorum == "box"
+    assert ConsolidationSettings.from_env({"GT_QUORUM": ""}).quorum == "label"
     with pytest.raises(ConsolidationError, match="quorum"):
         ConsolidationSettings.from_env({"GT_QUORUM": "cluster"})
 
@@ -605,40 +610,6 @@ def test_crowded_scene_on_and_off_the_pixel_grid_agree(quorum: Any) -> None:
         assert [b["label"] for b in moved] == [b["label"] for b in whole]
         got = [v for b in moved for v in (b["left"] - 0.25, b["top"] + 0.25, b["width"])]
         assert got == pytest.approx([v for b in whole for v in (b["left"], b["top"], b["width"])])
-
-
-@settings(max_examples=100, deadline=None)
-@given(
-    st.integers(min_value=0, max_value=30).flatmap(
-        lambda n: st.tuples(
-            st.just(n),
-            st.lists(
-                st.tuples(st.integers(0, max(n - 1, 0)), st.integers(0, max(n - 1, 0))),
-                max_size=40 if n else 0,
-            ),
-        )
-    )
-)
-def test_components_label_each_node_with_its_components_minimum(
-    graph: tuple[int, list[tuple[int, int]]],
-) -> None:
-    from gt_toolkit.consolidation.engine import _components
-
-    n, edges = graph
-    pairs = sorted({(min(a, b), max(a, b)) for a, b in edges if a != b})
-    parent = list(range(n))  # reference: union-find
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            x = parent[x]
-        return x
-
-    for a, b in pairs:
-        ra, rb = find(a), find(b)
-        parent[max(ra, rb)] = min(ra, rb)
-    lo = np.array([a for a, _ in pairs], dtype=np.intp)
-    hi = np.array([b for _, b in pairs], dtype=np.intp)
-    assert _components(n, lo, hi).tolist() == [find(x) for x in range(n)]
 
 
 def test_ejected_boxes_never_share_a_cluster_id_with_coherent_extras() -> None:

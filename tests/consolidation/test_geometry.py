@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 from gt_toolkit.consolidation.geometry import (
     area,
     as_xyxy,
+    box_iou,
     candidate_pairs,
     clip_xyxy,
     gt_from_xyxy,
+    iou_columns,
     iou_matrix,
     iou_pairs,
     overlap_pairs,
@@ -66,6 +68,37 @@ def test_iou_symmetric_bounded_and_self_one(a: list[list[float]]) -> None:
     assert np.allclose(np.diag(m)[nonempty], 1.0)
     if a:
         assert np.allclose(iou_pairs(a, a)[nonempty], 1.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(boxes_st, boxes_st)
+def test_every_iou_form_agrees_with_the_matrix(a: list[list[float]], b: list[list[float]]) -> None:
+    """The scalar, row-wise, column and xywh forms are one IoU, bit for bit."""
+    m = iou_matrix(a, b)
+    for i, ba in enumerate(a):
+        for j, bb in enumerate(b):
+            assert box_iou(ba, bb) == m[i, j]
+    k = min(len(a), len(b))
+    aa, bb_ = as_xyxy(a[:k]), as_xyxy(b[:k])
+    rows = iou_pairs(aa, bb_)
+    assert rows.tolist() == [m[i, i] for i in range(k)]
+    assert iou_columns(tuple(aa.T), tuple(bb_.T)).tolist() == rows.tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(*[st.integers(0, 300)] * 4), max_size=8),
+    st.lists(st.tuples(*[st.integers(0, 300)] * 4), max_size=8),
+)
+def test_xywh_iou_is_the_xyxy_iou_of_the_same_boxes(
+    a: list[tuple[int, ...]], b: list[tuple[int, ...]]
+) -> None:
+    def corners(boxes: list[tuple[int, ...]]) -> list[list[int]]:
+        return [[x, y, x + w, y + h] for x, y, w, h in boxes]
+
+    got = iou_matrix(a, b, xywh=True)
+    assert got.shape == (len(a), len(b))
+    assert np.array_equal(got, iou_matrix(corners(a), corners(b)))
 
 
 @settings(max_examples=60, deadline=None)

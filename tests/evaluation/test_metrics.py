@@ -18,9 +18,9 @@ from pycocotools.cocoeval import COCOeval
 
 from gt_toolkit import evaluate_detections
 from gt_toolkit.cli import main
+from gt_toolkit.consolidation.geometry import iou_matrix
 from gt_toolkit.errors import ConversionError, ValidationError
 from gt_toolkit.evaluation.metrics import (
-    box_iou_xywh,
     format_evaluation,
     iter_prediction_lines,
     read_detection_set,
@@ -427,7 +427,7 @@ def test_results_do_not_depend_on_input_order(
 def test_iou_matches_definition() -> None:
     a = np.array([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 0.0, 5.0]])
     b = np.array([[5.0, 5.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0], [100.0, 100.0, 1.0, 1.0]])
-    iou = box_iou_xywh(a, b)
+    iou = iou_matrix(a, b, xywh=True)
     assert iou.shape == (2, 3)
     assert iou[0, 0] == pytest.approx(25 / 175)
     assert iou[0, 1] == 1.0

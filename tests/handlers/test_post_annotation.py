@@ -951,3 +951,47 @@ def test_an_object_without_answers_is_failed_with_what_it_had(
     label, meta = content_of(entry)
     assert label["annotations"] == [] and meta["failure-reason"].startswith(reason)
     assert meta["worker-answers"] == kept
+
+
+def test_worker_table_replaces_the_head_count(store: S3Store, bucket: str) -> None:
+    from gt_toolkit.consolidation.worker_model import WorkerModel, WorkerSkill
+    from gt_toolkit.errors import ConsolidationError
+    from gt_toolkit.handlers.post_annotation import load_post_annotation_settings
+
+    box = {"label": "car", "left": 12, "top": 40, "width": 100, "height": 80}
+
+    def answer(worker: str, boxes: list[dict[str, Any]]) -> dict[str, Any]:
+        content = {"boundingBox": {"boundingBoxes": boxes}}
+        return {"workerId": worker, "annotationData": {"content": json.dumps(content)}}
+
+    payload = [
+        {
+            "datasetObjectId": "0",
+            "dataObject": {"s3Uri": f"s3://{bucket}/img1.png"},
+            "annotations": [answer("reliable", [box]), answer("careless", [])],
+        }
+    ]
+    reliable = WorkerSkill(miss_rate=0.1, false_boxes=0.01, box_noise=0.1)
+    careless = WorkerSkill(miss_rate=0.6, false_boxes=2.0, box_noise=0.3)
+    model = WorkerModel({"reliable": reliable, "careless": careless}, careless, 1.0, 50.0)
+    uri = f"s3://{bucket}/models/workers.json"
+    store.put_bytes(uri, json.dumps(model.to_json()).encode())
+
+    assert load_post_annotation_settings({}, store=store) == DEFAULT
+    loaded = load_post_annotation_settings({"GT_WORKER_MODEL_S3_URI": f" {uri} "}, store=store)
+    assert loaded.worker_model == model
+
+    [head_count] = run(store, bucket, payload)  # one of two workers: below the majority
+    assert content_of(head_count)[0]["annotations"] == []
+    [with_model] = run(store, bucket, payload, settings_=loaded)
+    label, meta = content_of(with_model)
+    assert [a["left"] for a in label["annotations"]] == [12]
+    assert 0.5 < meta["objects"][0]["confidence"] < 1.0
+
+    store.put_bytes(uri, b"not json")
+    with pytest.raises(ConsolidationError, match="bad worker model"):
+        load_post_annotation_settings({"GT_WORKER_MODEL_S3_URI": uri}, store=store)
+    with pytest.raises(StorageError):
+        load_post_annotation_settings(
+            {"GT_WORKER_MODEL_S3_URI": f"s3://{bucket}/models/missing.json"}, store=store
+        )

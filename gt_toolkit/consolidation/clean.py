@@ -1,0 +1,376 @@
+"""Phase 1 of the engine: read every worker's boxes, drop the bad ones, put the rest in order.
+
+Rules 1 and 2 of ``docs/consolidation.md``: each box is checked
+(vectorised), a bad one becomes a drop record and never fails the image, and the valid ones
+are sorted into a canonical order that no permutation of workers or boxes can change. The
+overlapping pairs and their IoU are found here once, for duplicates and clustering.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from gt_toolkit.consolidation.geometry import FloatArray, overlap_pairs
+from gt_toolkit.consolidation.settings import ConsolidationSettings, DropReason
+from gt_toolkit.types import ImageSize
+
+__all__ = ["BoolArray", "CleanBoxes", "IntArray", "Pairs", "clean_boxes", "drop_record"]
+
+IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
+
+_COORDS = ("left", "top", "width", "height")
+_GET_COORDS = itemgetter(*_COORDS)
+_GET_LABEL = itemgetter("label")
+
+
+class Pairs(NamedTuple):
+    """Pairs of boxes ``lo < hi`` (canonical indices) with their IoU."""
+
+    lo: IntArray
+    hi: IntArray
+    iou: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class CleanBoxes:
+    """The valid boxes of an image in canonical order, as parallel arrays.
+
+    Attributes:
+        xyxy: the corners, one row each (``x1, y1, x2, y2`` by ``n`` boxes), clipped to
+            the image when asked: per-box work runs on whole rows.
+        code: label code per box, an index into ``labels``.
+        worker, box: the box's worker and its index in that worker's answer (input order).
+        labels: the label priority order: the job's label list first, then other names
+            alphabetically. Label-vote ties go to the lower code.
+        overlaps: every overlapping pair of boxes, with its IoU.
+        own: per overlapping pair, whether both boxes are one worker's.
+    """
+
+    xyxy: FloatArray
+    code: IntArray
+    worker: IntArray
+    box: IntArray
+    labels: tuple[str, ...]
+    overlaps: Pairs
+    own: BoolArray
+
+    def __len__(self) -> int:
+        return len(self.code)
+
+
+def drop_record(worker: int, box: int, reason: DropReason, detail: str) -> dict[str, Any]:
+    """One entry of ``ImageConsolidation.dropped``."""
+    return {"worker": worker, "box": box, "reason": reason.value, "detail": detail}
+
+
+def clean_boxes(
+    answers: Sequence[Sequence[Any]],
+    labels: Sequence[str] | None,
+    image_size: ImageSize | None,
+    weights: Sequence[float],
+    settings: ConsolidationSettings,
+) -> tuple[CleanBoxes, list[dict[str, Any]]]:
+    """Validate every box, order the valid ones canonically and drop one worker's repeats.
+
+    Returns the boxes and one drop record per box left out.
+    """
+    xywh, names, worker_of, box_of, malformed = _gather(answers)
+    valid = _validate(xywh, names, malformed, labels, image_size, settings.clip)
+    xyxy = valid.xyxy
+    dropped: list[dict[str, Any]] = []
+    present = valid.present
+    if not valid.ok.all():
+        dropped = _invalid_records(valid, xywh, names, malformed, worker_of, box_of, settings)
+        keep = np.flatnonzero(valid.ok)
+        xyxy = xyxy[:, keep]
+        worker_of, box_of = worker_of[keep], box_of[keep]
+        names = [names[g] for g in keep.tolist()]
+        present = None
+    if present is None:
+        present = set(names)
+    listed = [x for x in dict.fromkeys(labels or ()) if x in present]
+    priority = (*listed, *sorted(present - set(listed)))
+    code_of = {name: i for i, name in enumerate(priority)}
+    code = np.fromiter(map(code_of.__getitem__, names), dtype=np.intp, count=len(names))
+    order = _canonical_order(xyxy, code, worker_of, box_of, priority, weights)
+    xyxy = xyxy[:, order]
+    lo, hi, iou = overlap_pairs(xyxy[0], xyxy[1], xyxy[2], xyxy[3], x_sorted=True, with_iou=True)
+    worker_of = worker_of[order]
+    clean = CleanBoxes(
+        xyxy,
+        code[order],
+        worker_of,
+        box_of[order],
+        priority,
+        Pairs(lo, hi, iou),
+        worker_of[lo] == worker_of[hi],
+    )
+    return _drop_repeats(clean, settings.duplicate_iou, dropped), dropped
+
+
+def _gather_slow(boxes: Sequence[Any]) -> tuple[FloatArray, list[Any], dict[int, str]]:
+    """Box-by-box reading for a worker whose answer has malformed entries."""
+    rows: list[tuple[float, float, float, float]] = []
+    names: list[Any] = []
+    malformed: dict[int, str] = {}
+    for b, raw in enumerate(boxes):
+        if not isinstance(raw, Mapping):
+            malformed[b] = f"not an object: {raw!r}"[:200]
+            rows.append((math.nan,) * 4)
+            names.append(None)
+            continue
+        try:
+            left, top, width, height = (float(raw[k]) for k in _COORDS)
+        except (KeyError, TypeError, ValueError) as exc:
+            malformed[b] = f"bad coordinates: {exc}"[:200]
+            rows.append((math.nan,) * 4)
+            names.append(None)
+            continue
+        rows.append((left, top, width, height))
+        names.append(raw.get("label"))
+    return np.array(rows, dtype=np.float64).reshape(-1, 4), names, malformed
+
+
+def _gather(
+    answers: Sequence[Sequence[Any]],
+) -> tuple[FloatArray, list[Any], IntArray, IntArray, dict[int, str]]:
+    """Every worker's boxes as one ``(M, 4)`` xywh array, labels, worker and box indices.
+
+    Fast path: one ``itemgetter`` map over all boxes and one array build (per-box Python
+    work is the main cost at a few hundred boxes). Anything unusual (a missing key, a
+    non-object box, a non-numeric coordinate) falls back to the worker-by-worker reading,
+    which records malformed boxes by global position.
+    """
+    counts = [len(a) for a in answers]
+    flat = list(chain.from_iterable(answers))
+    malformed: dict[int, str] = {}
+    try:
+        names: list[Any] = list(map(_GET_LABEL, flat))
+        values = chain.from_iterable(map(_GET_COORDS, flat))
+        xywh = np.fromiter(values, dtype=np.float64, count=4 * len(flat)).reshape(-1, 4)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        parts: list[FloatArray] = []
+        names = []
+        for boxes in answers:
+            try:
+                arr = np.array(
+                    [(b["left"], b["top"], b["width"], b["height"]) for b in boxes],
+                    dtype=np.float64,
+                ).reshape(-1, 4)
+                labs = [b.get("label") for b in boxes]
+            except (KeyError, TypeError, ValueError, AttributeError):
+                arr, labs, bad = _gather_slow(boxes)
+                malformed.update({len(names) + b: d for b, d in bad.items()})
+            parts.append(arr)
+            names.extend(labs)
+        xywh = np.concatenate(parts) if parts else np.zeros((0, 4))
+    sizes = np.asarray(counts, dtype=np.intp)
+    worker = np.arange(len(counts), dtype=np.intp).repeat(sizes)
+    box = np.arange(len(worker), dtype=np.intp) - (sizes.cumsum() - sizes).repeat(sizes)
+    return xywh, names, worker, box, malformed
+
+
+class _Validity(NamedTuple):
+    """Per-box checks of :func:`_validate`; ``label_ok`` is ``None`` when all labels are."""
+
+    xyxy: FloatArray  # (4, n) corners, clipped when asked
+    ok: BoolArray
+    finite: BoolArray
+    positive: BoolArray
+    label_ok: BoolArray | None
+    present: set[Any] | None  # the distinct labels, when they are hashable
+
+
+def _validate(
+    xywh: FloatArray,
+    names: list[Any],
+    malformed: dict[int, str],
+    labels: Sequence[str] | None,
+    image_size: ImageSize | None,
+    clip: bool,
+) -> _Validity:
+    """Corners (clipped when asked) and the masks of every check, for all boxes at once."""
+    rows = np.ascontiguousarray(xywh.T)  # x1, y1, w, h; then x1, y1, x2, y2 in place
+    known = frozenset(labels) if labels is not None else None
+    label_ok, present = _label_ok(names, known)
+    finite: BoolArray = np.asarray(np.isfinite(rows).all(axis=0), dtype=np.bool_)
+    positive: BoolArray = (rows[2] > 0) & (rows[3] > 0)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge or infinite edges: dropped below
+        rows[2:] += rows[:2]
+    ok = finite & positive
+    if image_size is None:  # left + width can overflow to inf (clipping would catch it)
+        finite &= np.isfinite(rows[2:]).all(axis=0)
+        ok &= finite
+    else:
+        iw, ih = float(image_size["width"]), float(image_size["height"])
+        if clip:
+            # plain ufuncs (np.clip's wrapper costs more than the work here); NaN stays NaN
+            rows = np.minimum(np.maximum(rows, 0.0), np.array([[iw], [ih], [iw], [ih]]))
+            inside = (rows[2] > rows[0]) & (rows[3] > rows[1])
+        else:
+            with np.errstate(invalid="ignore"):
+                inside = (rows[0] >= 0) & (rows[1] >= 0) & (rows[2] <= iw) & (rows[3] <= ih)
+        ok &= inside
+    if label_ok is not None:
+        ok &= label_ok
+    if malformed:
+        ok[list(malformed)] = False
+    return _Validity(rows, ok, finite, positive, label_ok, present)
+
+
+def _label_ok(
+    names: list[Any], known: frozenset[str] | None
+) -> tuple[BoolArray | None, set[Any] | None]:
+    """Per-box "label is usable" mask, and the distinct labels when they are hashable.
+
+    The mask is ``None`` when every label is usable (the common case).
+    """
+
+    def ok(x: Any) -> bool:
+        return isinstance(x, str) and x != "" and (known is None or x in known)
+
+    try:
+        distinct: set[Any] | None = set(names)
+    except TypeError:  # an unhashable label: check box by box
+        distinct = None
+    if distinct is not None and all(ok(x) for x in distinct):
+        return None, distinct
+    mask: BoolArray = np.fromiter(map(ok, names), dtype=np.bool_, count=len(names))
+    return mask, distinct
+
+
+def _invalid_records(
+    valid: _Validity,
+    xywh: FloatArray,
+    names: list[Any],
+    malformed: dict[int, str],
+    worker_of: IntArray,
+    box_of: IntArray,
+    settings: ConsolidationSettings,
+) -> list[dict[str, Any]]:
+    """One drop record per invalid box, with the first check it fails."""
+    out = []
+    for g in np.flatnonzero(~valid.ok).tolist():
+        wk, b, name = int(worker_of[g]), int(box_of[g]), names[g]
+        if g in malformed:
+            reason, detail = DropReason.MALFORMED, malformed[g]
+        elif not isinstance(name, str) or not name:
+            reason, detail = DropReason.MISSING_LABEL, f"label {name!r}"
+        elif valid.label_ok is not None and not valid.label_ok[g]:
+            reason, detail = DropReason.UNKNOWN_LABEL, f"label {name!r} not in the label list"
+        elif not valid.finite[g]:
+            reason, detail = DropReason.NON_FINITE, "NaN or infinite coordinate"
+        elif not valid.positive[g]:
+            size = f"{xywh[g, 2]:g} x {xywh[g, 3]:g}"
+            reason, detail = DropReason.NON_POSITIVE_SIZE, f"size {size}"
+        else:
+            reason = DropReason.OUTSIDE_IMAGE
+            detail = "entirely outside the image" if settings.clip else "crosses the image border"
+        out.append(drop_record(wk, b, reason, detail))
+    return out
+
+
+def _canonical_order(
+    xyxy: FloatArray,
+    code: IntArray,
+    worker_of: IntArray,
+    box_of: IntArray,
+    priority: tuple[str, ...],
+    weights: Sequence[float],
+) -> IntArray:
+    """The canonical order: by geometry and label name, then worker rank, then box index.
+
+    The worker rank is computed from the worker's own boxes and weight (never from input
+    position). It only matters between identical boxes of different workers, so it is
+    computed only when there are such ties.
+    """
+    alpha = np.empty(len(priority), dtype=np.intp)
+    alpha[sorted(range(len(priority)), key=priority.__getitem__)] = np.arange(len(priority))
+    name_key = alpha[code]
+    keys = _sort_keys(xyxy, name_key, box_of)
+    order: IntArray = np.lexsort(keys)
+    if len(order) > 1:
+        same = keys[1:][:, order]
+        if (same[:, 1:] == same[:, :-1]).all(axis=0).any():
+            sorted_rows = np.vstack((xyxy, name_key.astype(np.float64)))[:, order].T.copy()
+            rank = _worker_rank(len(weights), sorted_rows, worker_of[order], weights)
+            if len(weights) > 65535:  # the worker rank would not fit the uint16 keys
+                keys = keys.astype(np.float64)
+            order = np.lexsort((keys[0], rank[worker_of].astype(keys.dtype), *keys[1:]))
+    return order
+
+
+def _sort_keys(xyxy: FloatArray, name_key: IntArray, box_of: IntArray) -> npt.NDArray[Any]:
+    """The canonical sort keys, least significant first (for ``np.lexsort``).
+
+    Primary the left edge, then top, right, bottom, label name, box index. Crowd answers
+    are whole pixels: then the keys are ``uint16`` and each of the six stable passes is
+    a radix sort, about six times faster than sorting floats (whose comparison sort
+    mispredicts on every fresh image). Other coordinates keep ``float64`` keys.
+    """
+    keys = np.vstack((box_of, name_key, xyxy[::-1]))  # xyxy reversed: y2, x2, y1, x1
+    if keys.size and keys.min() >= 0 and keys.max() <= 65535:  # else the cast is undefined
+        pixels = keys.astype(np.uint16)
+        if np.array_equal(pixels, keys):
+            return pixels
+    return keys
+
+
+def _worker_rank(
+    workers: int, rows: FloatArray, worker_of: IntArray, weights: Sequence[float]
+) -> IntArray:
+    """A rank per worker from the bytes of their sorted boxes and weight (order-free).
+
+    ``rows`` (corners and label name rank) are in canonical order without the rank, so
+    each worker's rows are already sorted by geometry and label name.
+    """
+    keys = [
+        rows[worker_of == w].tobytes() + np.float64(weights[w]).tobytes() for w in range(workers)
+    ]
+    rank = np.empty(workers, dtype=np.intp)
+    rank[sorted(range(workers), key=keys.__getitem__)] = np.arange(workers)
+    return rank
+
+
+def _drop_repeats(
+    clean: CleanBoxes, duplicate_iou: float, dropped: list[dict[str, Any]]
+) -> CleanBoxes:
+    """Remove later (canonical order) same-label boxes of one worker that repeat an earlier one.
+
+    Appends a drop record per removed box to ``dropped``.
+    """
+    lo, hi, iou = clean.overlaps
+    hit = (iou >= duplicate_iou) & clean.own & (clean.code[lo] == clean.code[hi])
+    if not hit.any():
+        return clean
+    removed: set[int] = set()
+    for i, j, v in sorted(zip(lo[hit].tolist(), hi[hit].tolist(), iou[hit].tolist(), strict=True)):
+        if i in removed or j in removed:
+            continue
+        removed.add(j)
+        detail = f"repeats box {int(clean.box[i])} of the same worker (IoU {v:.2f})"
+        dropped.append(
+            drop_record(int(clean.worker[j]), int(clean.box[j]), DropReason.DUPLICATE, detail)
+        )
+    keep = np.ones(len(clean), dtype=bool)
+    keep[list(removed)] = False
+    new_index = np.cumsum(keep) - 1
+    both = keep[lo] & keep[hi]
+    return CleanBoxes(
+        clean.xyxy[:, keep],
+        clean.code[keep],
+        clean.worker[keep],
+        clean.box[keep],
+        clean.labels,
+        Pairs(new_index[lo[both]], new_index[hi[both]], iou[both]),
+        clean.own[both],
+    )

@@ -1,0 +1,246 @@
+"""Phase 2 of the engine: cluster the clean boxes, never two boxes of one worker together.
+
+Rule 3 of ``docs/consolidation.md``. Vectorised: a connected
+component of the IoU >= threshold graph (pairs of *different* workers) is one cluster when
+it is a clique of distinct workers, or when it is coherent: each worker keeps its box
+nearest the component's mean box, every kept box reaches the threshold with the kept boxes'
+mean box, and the extra boxes are at most half as many as the kept ones (each extra box
+becomes a singleton). Only the remaining components go through a greedy merge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gt_toolkit.consolidation.clean import BoolArray, CleanBoxes, IntArray, Pairs
+from gt_toolkit.consolidation.geometry import FloatArray, box_iou, iou_columns
+
+__all__ = ["Clusters", "cluster_boxes", "row_sums"]
+
+_NONE: IntArray = np.zeros(0, dtype=np.intp)
+_NO_IOU: FloatArray = np.zeros(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Clusters:
+    """Which cluster each clean box is in, with what later phases need to know about them.
+
+    Attributes:
+        of: cluster id per box, compact (``0 .. count - 1``).
+        size: members per cluster.
+        means: each cluster's mean box, one row per corner (``x1, y1, x2, y2`` by cluster).
+        component: per box, its connected component of links (a box index); a lone box
+            linked into a component it lost its place in still shares its ``component``.
+        links: the linked pairs (different workers, IoU >= threshold).
+        own: the overlapping pairs of one worker's boxes.
+    """
+
+    of: IntArray
+    size: IntArray
+    means: FloatArray
+    component: IntArray
+    links: Pairs
+    own: Pairs
+
+    @property
+    def count(self) -> int:
+        """The number of clusters."""
+        return len(self.size)
+
+
+def cluster_boxes(clean: CleanBoxes, threshold: float) -> Clusters:
+    """Cluster boxes of different workers: one box per worker per cluster.
+
+    Components that are neither cliques nor coherent go through :func:`_greedy_merge`.
+    """
+    n = len(clean)
+    lo, hi, iou = clean.overlaps
+    own = clean.own
+    own_pairs = Pairs(lo[own], hi[own], iou[own]) if own.any() else Pairs(_NONE, _NONE, _NO_IOU)
+    linked = (iou >= threshold) & ~own
+    links = Pairs(lo[linked], hi[linked], iou[linked])
+    comp = _components(n, links.lo, links.hi)
+    size = np.bincount(comp, minlength=n)
+    workers = int(clean.worker.max()) + 1 if n else 1
+    key = np.sort(comp * workers + clean.worker)
+    repeated = np.bincount(key[1:][key[1:] == key[:-1]] // workers, minlength=n)
+    edges = np.bincount(comp[links.lo], minlength=n)
+    clique = (edges == size * (size - 1) // 2) & (repeated == 0)
+    cluster = comp.copy()
+    if not clique.all():
+        coherent = _coherent(clean, comp, size, clique, bool(repeated.any()), threshold, cluster)
+        messy = ~coherent[comp[links.lo]]
+        if messy.any():
+            m_lo, m_hi, m_iou = links.lo[messy], links.hi[messy], links.iou[messy]
+            order = np.lexsort((m_hi, m_lo, -m_iou))
+            nodes = np.flatnonzero(~coherent[comp])
+            root = _greedy_merge(clean, m_lo[order].tolist(), m_hi[order].tolist(), threshold)
+            cluster[nodes] = np.asarray(root, dtype=np.intp)[nodes]
+    present = np.zeros(int(cluster.max()) + 1, dtype=np.intp)
+    present[cluster] = 1
+    count = int(present.sum())
+    of = (np.cumsum(present) - 1)[cluster]
+    size = np.bincount(of, minlength=count)
+    return Clusters(of, size, row_sums(of, clean.xyxy, count) / size, comp, links, own_pairs)
+
+
+def row_sums(group: IntArray, rows: FloatArray, groups: int) -> FloatArray:
+    """Per-group sums of each row of ``rows`` ``(r, n)``: ``(r, groups)``, one bincount."""
+    r = len(rows)
+    cell = (np.arange(r)[:, None] * groups + group).ravel()
+    sums = np.bincount(cell, weights=rows.ravel(), minlength=r * groups)
+    return np.asarray(sums.reshape(r, groups), dtype=np.float64)
+
+
+def _components(n: int, lo: IntArray, hi: IntArray) -> IntArray:
+    """Connected components of an undirected graph: each node gets its component's min node.
+
+    Labels only decrease and always name a node of the same component, so once every edge
+    joins equal labels they are constant per component, and each is its component's
+    minimum (the minimum node's label cannot go lower): no confirming pass is needed.
+    """
+    comp = np.arange(n, dtype=np.intp)
+    while True:
+        low = np.minimum(comp[lo], comp[hi])
+        np.minimum.at(comp, lo, low)
+        np.minimum.at(comp, hi, low)
+        comp = comp[comp]  # pointer jumping halves the remaining depth
+        if (comp[lo] == comp[hi]).all():
+            return comp
+
+
+def _coherent(
+    clean: CleanBoxes,
+    comp: IntArray,
+    size: IntArray,
+    clique: BoolArray,
+    repeats: bool,
+    threshold: float,
+    cluster: IntArray,
+) -> BoolArray:
+    """Which components are one cluster (cliques and coherent ones), per component id.
+
+    Each worker keeps the member nearest the component's mean box; when every kept member
+    reaches the threshold with the kept members' mean box and the extra boxes are a small
+    minority, the kept members are one cluster and each extra box (a worker's second box on
+    the object, or a stray one) is made a singleton in ``cluster`` (label ``n + box``).
+    """
+    n = len(clean)
+    sub = np.flatnonzero(~clique[comp])  # the members of the other components
+    c_sub, w_sub = comp[sub], clean.worker[sub]
+    boxes = clean.xyxy[:, sub]
+    near = _iou_to_mean(c_sub, None, boxes, n)
+    if repeats:
+        # A worker with two boxes keeps the one whose label agrees with the component's
+        # most common label (a second box with another label is the usual crowd slip),
+        # then the one nearest the mean box.
+        code_sub = clean.code[sub]
+        span = int(code_sub.max()) + 1
+        key = c_sub * span + code_sub
+        votes = np.bincount(key, minlength=n * span)
+        odd = votes[key] < votes.reshape(n, span).max(axis=1)[c_sub]
+        order = np.lexsort((-near, odd, w_sub, c_sub))
+        first = np.ones(len(sub), dtype=bool)
+        first[1:] = (c_sub[order][1:] != c_sub[order][:-1]) | (
+            w_sub[order][1:] != w_sub[order][:-1]
+        )
+        keep = np.empty(len(sub), dtype=bool)
+        keep[order] = first
+        near = _iou_to_mean(c_sub, keep, boxes, n)
+    else:  # one box per worker in every component: all are kept, ``near`` stands
+        keep = np.ones(len(sub), dtype=bool)
+    far = keep & (near < threshold)
+    extra = np.bincount(c_sub[~keep], minlength=n)
+    coherent = (np.bincount(c_sub[far], minlength=n) == 0) & (2 * extra <= size - extra)
+    coherent |= clique
+    leave = sub[~keep & coherent[c_sub]]
+    cluster[leave] = n + leave
+    result: BoolArray = coherent
+    return result
+
+
+def _iou_to_mean(comp: IntArray, member: BoolArray | None, boxes: FloatArray, n: int) -> FloatArray:
+    """IoU of every box with the mean box of its component's ``member`` boxes.
+
+    ``comp`` holds component ids below ``n``, one per box in ``boxes``.
+    """
+    cm, vm = (comp, boxes) if member is None else (comp[member], boxes[:, member])
+    count = np.maximum(np.bincount(cm, minlength=n), 1)
+    return iou_columns((row_sums(cm, vm, n) / count)[:, comp], boxes)
+
+
+def _greedy_merge(
+    clean: CleanBoxes, m_lo: list[int], m_hi: list[int], threshold: float
+) -> list[int]:
+    """The greedy agglomeration of the components that are neither cliques nor coherent.
+
+    Linked pairs come by descending IoU (ties by canonical order): two clusters merge when
+    every cross pair is linked (complete linkage) or their mean boxes reach the threshold
+    (centroid linkage, which tolerates one jittery or loose member); and either they share
+    no worker, or the shared workers are fewer than the smaller cluster's members. Then each
+    shared worker keeps the box nearer the merged mean box and the other box leaves as a
+    singleton: a worker who drew two boxes on one object must not split the other workers'
+    cluster in two. Returns a cluster label per box; an ejected box gets a fresh label
+    ``>= 2n`` (labels ``n .. 2n - 1`` are the coherent components' singletons).
+    """
+    n = len(clean)
+    link = set(zip(m_lo, m_hi, strict=True))
+    root = list(range(n))
+    members: dict[int, list[int]] = {}
+    by_worker: dict[int, dict[int, int]] = {}  # label -> {worker: member}
+    sums: dict[int, list[float]] = {}  # label -> summed x1, y1, x2, y2 of the members
+    wk = clean.worker.tolist()
+    boxes = clean.xyxy.T.tolist()
+    fresh = 2 * n
+
+    def single(k: int, label: int) -> None:
+        root[k] = label
+        members[label], by_worker[label], sums[label] = [k], {wk[k]: k}, list(boxes[k])
+
+    for i, j in zip(m_lo, m_hi, strict=True):
+        for k in (i, j):
+            if root[k] == k and k not in members:
+                single(k, k)
+        ri, rj = root[i], root[j]
+        if ri == rj:
+            continue
+        a, b = members[ri], members[rj]
+        shared = by_worker[ri].keys() & by_worker[rj].keys()
+        if len(shared) >= min(len(a), len(b)):
+            continue
+        complete = not shared and all(
+            (x, y) in link if x < y else (y, x) in link for x in a for y in b
+        )
+        if not complete:
+            mean_a = [v / len(a) for v in sums[ri]]
+            mean_b = [v / len(b) for v in sums[rj]]
+            if box_iou(mean_a, mean_b) < threshold:
+                continue
+        if len(a) < len(b):
+            ri, rj, a, b = rj, ri, b, a
+        size = len(a) + len(b)
+        total = [p + q for p, q in zip(sums[ri], sums[rj], strict=True)]
+        mean = [v / size for v in total]
+        kept_of = by_worker[ri]
+        ejected = []
+        for w in sorted(shared):
+            x, y = kept_of[w], by_worker[rj][w]
+            ix, iy = box_iou(boxes[x], mean), box_iou(boxes[y], mean)
+            if iy > ix or (iy == ix and y < x):
+                x, y = y, x
+            ejected.append((y, w, x))  # x stays, y leaves
+        a.extend(b)
+        for k in b:
+            root[k] = ri
+        kept_of.update(by_worker.pop(rj))
+        sums[ri] = total
+        del members[rj], sums[rj]
+        for y, w, x in sorted(ejected):  # canonical order: fresh labels stay order-free
+            a.remove(y)
+            kept_of[w] = x
+            sums[ri] = [p - q for p, q in zip(sums[ri], boxes[y], strict=True)]
+            single(y, fresh)
+            fresh += 1
+    return root

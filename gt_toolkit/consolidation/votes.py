@@ -1,0 +1,257 @@
+"""Phase 4 of the engine: the quorum, the label vote and the confidence of each output box.
+
+Rules 5, 7 and 8 of ``docs/consolidation.md``: who reached the quorum (or, with a worker
+model, which clusters are likelier objects than not), and the confidence of each box.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from gt_toolkit.consolidation.clean import BoolArray, CleanBoxes, IntArray, drop_record
+from gt_toolkit.consolidation.clusters import Clusters
+from gt_toolkit.consolidation.geometry import FloatArray
+from gt_toolkit.consolidation.settings import DropReason
+
+__all__ = [
+    "Ballot",
+    "Evidence",
+    "Verdict",
+    "below_quorum_records",
+    "count_votes",
+    "score_boxes",
+]
+
+_NONE: IntArray = np.zeros(0, dtype=np.intp)
+
+
+class Evidence(NamedTuple):
+    """What a worker model says about the workers who answered one image, in log-odds.
+
+    A cluster's log-odds of being a real object is ``silent`` (the prior, plus every
+    answering worker's log-likelihood ratio for *not* drawing it) plus ``drawn[w]`` for
+    each worker ``w`` who drew it (their ratio for drawing it, minus the one for not).
+    Built by :meth:`gt_toolkit.consolidation.worker_model.WorkerModel.evidence`.
+
+    Attributes:
+        drawn: per answer (worker index), the log-odds a box of theirs adds.
+        silent: the log-odds of an object nobody drew.
+        weights: per answer, the worker's weight in fusion and the label vote.
+    """
+
+    drawn: FloatArray
+    silent: float
+    weights: FloatArray
+
+
+class Ballot(NamedTuple):
+    """Who gave which label to which cluster, and what reached the quorum.
+
+    Attributes:
+        kept: per cluster, whether it gives at least one output box.
+        cells: with the per-label quorum, the ``(cluster, label)`` cell of every box
+            (``cluster * labels + code``); ``None`` with the per-box quorum.
+        voters: with the per-label quorum, the ``(clusters, labels)`` table of workers who
+            gave each label; ``label_kept`` marks the cells that reached the quorum.
+        extra: second boxes (repeats) that give their worker's object another label: with
+            the per-label quorum they vote for it, in ``extra_cells``, but do not place it.
+        voted: the ``extra`` boxes whose label reached the quorum (they join that box).
+        log_odds: with a worker model, the log-odds of each cluster (per-box quorum) or
+            of each ``(cluster, label)`` cell (per-label quorum) being a real object.
+    """
+
+    kept: BoolArray
+    cells: IntArray | None = None
+    voters: IntArray | None = None
+    label_kept: BoolArray | None = None
+    extra: IntArray = _NONE
+    extra_cells: IntArray = _NONE
+    voted: frozenset[int] = frozenset()
+    log_odds: FloatArray | None = None
+
+
+class Verdict(NamedTuple):
+    """The output boxes, before fusion places them: one row per box.
+
+    Attributes:
+        rows: the cluster of each output box.
+        labels: its label code.
+        confidence: its confidence, in ``[0, 1]``.
+    """
+
+    rows: IntArray
+    labels: IntArray
+    confidence: FloatArray
+
+
+def count_votes(
+    clean: CleanBoxes,
+    clusters: Clusters,
+    repeats: dict[int, int],
+    need: int,
+    by_label: bool,
+    evidence: Evidence | None = None,
+) -> Ballot:
+    """Apply the quorum: ``need`` workers per cluster, or per label with ``by_label``.
+
+    With ``evidence`` a cluster (or label) is kept when its log-odds of being a real
+    object is positive (posterior above one half) and ``need`` workers gave it. Clusters
+    that repeat others (see :mod:`~gt_toolkit.consolidation.repeats`) never count.
+    """
+    cl, count = clusters.of, clusters.count
+    gone = cl[np.fromiter(repeats, dtype=np.intp, count=len(repeats))] if repeats else _NONE
+    drawn = evidence.drawn[clean.worker] if evidence is not None else None
+    if not by_label:
+        enough: BoolArray = np.asarray(clusters.size >= need)
+        log_odds: FloatArray | None = None
+        if evidence is not None:
+            by_cluster = np.bincount(cl, weights=drawn, minlength=count)
+            log_odds = np.asarray(evidence.silent + by_cluster, dtype=np.float64)
+            enough &= log_odds > 0
+        enough[gone] = False
+        return Ballot(enough, log_odds=log_odds)
+    labels_n = len(clean.labels)
+    extra = _extra_votes(clean, cl, repeats) if repeats else _NONE
+    cells = cl * labels_n + clean.code
+    extra_cells = cl[[repeats[g] for g in extra.tolist()]] * labels_n + clean.code[extra]
+    voters = np.bincount(cells, minlength=count * labels_n)
+    np.add.at(voters, extra_cells, 1)
+    voters = voters.reshape(count, labels_n)
+    label_kept = voters >= need
+    log_odds = None
+    if evidence is not None:
+        by_cell = np.bincount(cells, weights=drawn, minlength=count * labels_n)
+        np.add.at(by_cell, extra_cells, evidence.drawn[clean.worker[extra]])
+        log_odds = np.asarray(evidence.silent + by_cell.reshape(count, labels_n), np.float64)
+        label_kept &= (log_odds > 0) & (voters > 0)
+    label_kept[gone] = False
+    kept: BoolArray = np.asarray(label_kept.any(axis=1))
+    voted = frozenset(extra[label_kept.reshape(-1)[extra_cells]].tolist())
+    return Ballot(kept, cells, voters, label_kept, extra, extra_cells, voted, log_odds)
+
+
+def _extra_votes(clean: CleanBoxes, cl: IntArray, spare: dict[int, int]) -> IntArray:
+    """Second boxes that give their worker's object another label (one per worker and label)."""
+    out, seen = [], set()
+    for g, t in sorted(spare.items()):
+        key = (int(cl[t]), int(clean.worker[g]), int(clean.code[g]))
+        if clean.code[g] != clean.code[t] and key not in seen:
+            seen.add(key)
+            out.append(g)
+    return np.asarray(out, dtype=np.intp)
+
+
+def below_quorum_records(
+    clean: CleanBoxes,
+    clusters: Clusters,
+    ballot: Ballot,
+    repeats: dict[int, int],
+    answered: int,
+    need: int,
+) -> list[dict[str, Any]]:
+    """One drop record per box that is not part of an output box, with the reason."""
+    out = []
+    cl, size = clusters.of, clusters.size
+    below = np.flatnonzero(~ballot.kept[cl])
+    for g, wk, b in zip(
+        below.tolist(), clean.worker[below].tolist(), clean.box[below].tolist(), strict=True
+    ):
+        if g in ballot.voted:
+            continue
+        if g in repeats:
+            detail = f"a second box on the object of this worker's box {int(clean.box[repeats[g]])}"
+            out.append(drop_record(wk, b, DropReason.DUPLICATE, detail))
+            continue
+        k = int(size[cl[g]])
+        drew = f"{k} of {answered} workers drew it"
+        if k < need:
+            out.append(drop_record(wk, b, DropReason.BELOW_MIN_SUPPORT, f"{drew}; {need} needed"))
+        elif ballot.log_odds is not None:
+            cell = ballot.log_odds[cl[g]]
+            p = float(_posterior(np.asarray(cell if np.ndim(cell) == 0 else cell.max())))
+            detail = f"{drew}; the worker model gives it {p:.2f}, 0.5 needed"
+            out.append(drop_record(wk, b, DropReason.UNLIKELY, detail))
+        else:
+            detail = f"{drew}, but no label was given by {need}"
+            out.append(drop_record(wk, b, DropReason.BELOW_MIN_SUPPORT, detail))
+    return out
+
+
+def score_boxes(
+    clean: CleanBoxes,
+    clusters: Clusters,
+    ballot: Ballot,
+    member_weight: FloatArray,
+    cluster_weight: FloatArray,
+    total_weight: float,
+    answered: int,
+) -> Verdict:
+    """The output boxes (one per kept cluster, or per kept label) and their confidence.
+
+    ``member_weight`` is each box's worker weight, ``cluster_weight`` their sum per
+    cluster and ``total_weight`` the sum over the workers who answered. With a worker
+    model (``ballot.log_odds``) the confidence is the posterior probability of the object.
+    """
+    cl, size, count = clusters.of, clusters.size, clusters.count
+    labels_n = len(clean.labels)
+    posterior = ballot.log_odds is not None
+    agreement = _agreement(clusters) if not posterior else np.zeros(count)
+    if ballot.label_kept is not None and ballot.voters is not None and ballot.cells is not None:
+        rows, labs = np.nonzero(ballot.label_kept)
+        if ballot.log_odds is not None:
+            return Verdict(rows, labs, _posterior(ballot.log_odds[rows, labs]))
+        votes = np.bincount(ballot.cells, weights=member_weight, minlength=count * labels_n)
+        if len(ballot.extra):  # second boxes' votes come on top of the members' weight
+            np.add.at(votes, ballot.extra_cells, member_weight[ballot.extra])
+        votes = votes.reshape(count, labels_n)
+        k_box = ballot.voters[rows, labs]
+        support = votes[rows, labs] / total_weight
+        label_share = np.minimum(votes[rows, labs] / cluster_weight[rows], 1.0)
+        # the members who gave another label dissent: a contested label ranks below a
+        # box nobody contradicts (workers miss objects more often than they mislabel them)
+        quality = agreement[rows] * label_share - (1.0 - label_share)
+        confidence = _confidence(support, quality, k_box, answered)
+        return Verdict(rows, labs, confidence)
+    winner = np.zeros(count, dtype=np.intp)
+    label_share_all: FloatArray | float = 1.0
+    if labels_n > 1:
+        votes = np.bincount(
+            cl * labels_n + clean.code, weights=member_weight, minlength=count * labels_n
+        ).reshape(count, labels_n)
+        winner = np.argmax(votes, axis=1)  # first maximum = highest priority on a tie
+        label_share_all = votes[np.arange(count), winner] / cluster_weight
+    rows = np.flatnonzero(ballot.kept)
+    if ballot.log_odds is not None:
+        return Verdict(rows, winner[rows], _posterior(ballot.log_odds[rows]))
+    support_all = cluster_weight / total_weight
+    confidence_all = _confidence(support_all, agreement * label_share_all, size, answered)
+    return Verdict(rows, winner[rows], confidence_all[rows])
+
+
+def _agreement(clusters: Clusters) -> FloatArray:
+    """Mean pairwise IoU of each cluster's members (0 for a single member)."""
+    cl, size = clusters.of, clusters.size
+    lo, hi, iou = clusters.links
+    same = cl[lo] == cl[hi]
+    iou_sum = np.bincount(cl[lo[same]], weights=iou[same], minlength=clusters.count)
+    pairs = size * (size - 1) / 2
+    agreement: FloatArray = np.divide(iou_sum, pairs, out=np.zeros(clusters.count), where=pairs > 0)
+    return agreement
+
+
+def _confidence(support: FloatArray, quality: FloatArray, k: IntArray, answered: int) -> FloatArray:
+    """``support x (1 - (1 - quality) / (2k))`` within ``[0, 1]``; 0 when one worker answered."""
+    confidence: FloatArray = np.minimum(
+        np.maximum(support * (1.0 - (1.0 - quality) / (2.0 * k)), 0.0), 1.0
+    )
+    if answered == 1:
+        confidence[:] = 0.0
+    return confidence
+
+
+def _posterior(log_odds: FloatArray) -> FloatArray:
+    """The probability of a log-odds, computed without overflow."""
+    p: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * log_odds))
+    return p

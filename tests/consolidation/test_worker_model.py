@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from gt_toolkit.consolidation.engine import consolidate_boxes, consolidate_image
+from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
+from gt_toolkit.consolidation.worker_model import WorkerModel, WorkerSkill, fit_worker_model
+from gt_toolkit.errors import ConsolidationError
+from gt_toolkit.formats.crowd import CrowdImage
+from gt_toolkit.testing.simulated_crowd import CrowdImage as SimulatedImage
+from gt_toolkit.testing.simulated_crowd import WorkerSkill as SimulatedSkill
+from gt_toolkit.testing.simulated_crowd import simulate_crowd
+from gt_toolkit.types import WorkerBox
+
+LABELS = ("car",)
+CAREFUL = [
+    SimulatedSkill(f"careful{i}", jitter=0.03, miss_rate=0.05, spurious_rate=0.01) for i in range(5)
+]
+SPAMMER = SimulatedSkill("spammer", jitter=0.15, miss_rate=0.5, spurious_rate=0.8)
+
+
+def _job(images: int = 160, per_image: int = 3) -> tuple[list[CrowdImage], list[SimulatedImage]]:
+    """Every image answered by ``per_image`` of six workers (one a spammer), in rotation."""
+    pool = [*CAREFUL, SPAMMER]
+    crowd = simulate_crowd(images=images, boxes_per_image=4, skills=pool, labels=LABELS, seed=7)
+    job = []
+    for i, img in enumerate(crowd):
+        chosen = [(i + j) % len(pool) for j in range(per_image)]
+        job.append(
+            CrowdImage(
+                key=f"img{i}",
+                image_size=img.image_size,
+                annotators=tuple(img.worker_ids[c] for c in chosen),
+                boxes=tuple(img.answers[c] for c in chosen),
+            )
+        )
+    return job, crowd
+
+
+def _f1(found: list[list[WorkerBox]], crowd: list[SimulatedImage]) -> float:
+    tp = fp = fn = 0
+    for boxes, img in zip(found, crowd, strict=True):
+        iou = iou_matrix(xyxy_from_gt(boxes), xyxy_from_gt(img.truth))
+        hits = 0
+        taken: set[int] = set()
+        for row in iou:
+            best = max(
+                (j for j in range(len(row)) if j not in taken), key=row.__getitem__, default=None
+            )
+            if best is not None and row[best] >= 0.5:
+                taken.add(best)
+                hits += 1
+        tp, fp, fn = tp + hits, fp + len(boxes) - hits, fn + len(img.truth) - hits
+    return 2 * tp / (2 * tp + fp + fn)
+
+
+def test_fit_tells_the_spammer_from_careful_workers() -> None:
+    job, _ = _job()
+    model = fit_worker_model(job, labels=LABELS)
+    spammer = model.workers["spammer"]
+    careful = [model.workers[s.worker_id] for s in CAREFUL]
+    assert all(spammer.false_boxes > 3 * c.false_boxes for c in careful)
+    assert all(spammer.miss_rate > 2 * c.miss_rate for c in careful)
+    assert all(spammer.box_noise > c.box_noise for c in careful)
+    assert all(spammer.false_share > 0.5 > 0.1 > c.false_share for c in careful)
+    assert sum(c.images for c in careful) + spammer.images == 3 * len(job)
+    # what a box of theirs is worth: a careful worker's box counts, the spammer's barely
+    evidence = model.evidence(["spammer", "careful0"])
+    assert evidence.drawn[1] > evidence.drawn[0] + 2.0
+    assert evidence.weights[1] > evidence.weights[0]
+
+
+def test_model_keeps_what_a_careful_worker_drew_alone() -> None:
+    # two workers per image: a head count needs both, so every object one of them missed is
+    # lost; the model keeps a careful worker's lone box and drops the spammer's
+    job, crowd = _job(per_image=2)
+    model = fit_worker_model(job, labels=LABELS)
+    with_model = [
+        consolidate_image(
+            img.boxes,
+            labels=LABELS,
+            image_size=img.image_size,
+            worker_model=model,
+            annotators=img.annotators,
+        ).boxes
+        for img in job
+    ]
+    head_count = [
+        consolidate_boxes(img.boxes, labels=LABELS, image_size=img.image_size) for img in job
+    ]
+    assert _f1(with_model, crowd) > _f1(head_count, crowd) + 0.05  # type: ignore[arg-type]
+
+
+def test_decision_and_confidence_follow_the_log_odds() -> None:
+    box: WorkerBox = {"label": "car", "left": 10, "top": 10, "width": 40, "height": 40}
+    reliable = WorkerSkill(miss_rate=0.1, false_boxes=0.01, box_noise=0.1)
+    careless = WorkerSkill(miss_rate=0.6, false_boxes=2.0, box_noise=0.3)
+    model = WorkerModel({"r": reliable, "c": careless}, reliable, objects=2.0, places=50.0)
+
+    def log_odds(drew: list[WorkerSkill], silent: list[WorkerSkill]) -> float:
+        value = math.log(2.0 / 50.0) + sum(math.log(s.miss_rate) for s in silent)
+        for s in drew:
+            value += math.log(50.0 * (1 - s.miss_rate) / s.false_boxes)
+        return value
+
+    # a lone reliable box, the careless worker silent: kept, at the posterior
+    out = consolidate_image([[box], []], worker_model=model, annotators=["r", "c"])
+    expected = 1 / (1 + math.exp(-log_odds([reliable], [careless])))
+    assert expected > 0.5
+    assert [b["confidence"] for b in out.boxes] == [pytest.approx(expected)]
+    # a lone careless box, the reliable worker silent: dropped as unlikely
+    out = consolidate_image([[], [box]], worker_model=model, annotators=["r", "c"])
+    assert out.boxes == []
+    assert [d["reason"] for d in out.dropped] == ["unlikely"]
+    assert log_odds([careless], [reliable]) < 0
+    # an unknown worker gets the crowd's skills (here the reliable one)
+    out = consolidate_image([[box], []], worker_model=model, annotators=["new", "c"])
+    assert [b["confidence"] for b in out.boxes] == [pytest.approx(expected)]
+
+
+def test_model_weights_pull_the_fused_box_towards_the_steady_worker() -> None:
+    steady = WorkerSkill(miss_rate=0.1, false_boxes=0.01, box_noise=0.05)
+    shaky = WorkerSkill(miss_rate=0.1, false_boxes=0.01, box_noise=0.5)
+    model = WorkerModel({"s": steady, "k": shaky}, steady, objects=1.0, places=20.0)
+    a: WorkerBox = {"label": "car", "left": 0, "top": 0, "width": 40, "height": 40}
+    b: WorkerBox = {"label": "car", "left": 8, "top": 0, "width": 40, "height": 40}
+    (fused,) = consolidate_image([[a], [b]], worker_model=model, annotators=["s", "k"]).boxes
+    assert 0 < fused["left"] < 0.5  # weights 400 : 4
+
+
+def test_fit_reads_the_images_once_and_chunks_agree() -> None:
+    job, _ = _job(images=120)
+
+    def once() -> Iterator[CrowdImage]:
+        yield from job
+
+    whole = fit_worker_model(once(), labels=LABELS)
+    chunked = fit_worker_model(once(), labels=LABELS, chunk_images=25)
+    assert whole.workers.keys() == chunked.workers.keys()
+    for w, skill in whole.workers.items():
+        other = chunked.workers[w]
+        assert other.images == skill.images and other.boxes == skill.boxes
+        assert other.false_boxes == pytest.approx(skill.false_boxes, rel=0.35, abs=0.02)
+        assert other.miss_rate == pytest.approx(skill.miss_rate, rel=0.35, abs=0.02)
+
+
+def test_silent_annotators_count_and_empty_jobs_fit() -> None:
+    box: WorkerBox = {"label": "car", "left": 0, "top": 0, "width": 10, "height": 10}
+    job = [
+        CrowdImage(key=str(i), image_size=None, annotators=("a", "b"), boxes=([box], []))
+        for i in range(20)
+    ]
+    model = fit_worker_model(job)
+    assert model.workers["b"].images == 20 and model.workers["b"].boxes == 0
+    assert model.workers["b"].miss_rate > model.workers["a"].miss_rate
+    empty = fit_worker_model([])
+    assert empty.workers == {} and 0 < empty.crowd.miss_rate < 1
+
+
+def test_json_round_trip_and_bad_tables() -> None:
+    job, _ = _job(images=40)
+    model = fit_worker_model(job, labels=LABELS)
+    again = WorkerModel.from_json(json.loads(json.dumps(model.to_json())))
+    assert again == model
+    table = model.to_json()
+    for broken in (
+        {**table, "model": "something-else"},
+        {**table, "objects": -1},
+        {**table, "workers": {"x": {**table["crowd"], "miss_rate": 1.5}}},
+        {k: v for k, v in table.items() if k != "crowd"},
+    ):
+        with pytest.raises(ConsolidationError, match="bad worker model"):
+            WorkerModel.from_json(broken)
+
+
+def test_model_misuse_is_refused() -> None:
+    model = WorkerModel({}, WorkerSkill(0.1, 0.1, 0.1), objects=1.0, places=10.0)
+    box: WorkerBox = {"label": "car", "left": 0, "top": 0, "width": 10, "height": 10}
+    with pytest.raises(ConsolidationError, match="one annotator id per answer"):
+        consolidate_image([[box]], worker_model=model)
+    with pytest.raises(ConsolidationError, match="one annotator id per answer"):
+        consolidate_image([[box]], worker_model=model, annotators=["a", "b"])
+    with pytest.raises(ConsolidationError, match="weights or a worker model"):
+        consolidate_image([[box]], worker_model=model, annotators=["a"], weights=[1.0])
+    with pytest.raises(ConsolidationError, match=">= 1"):
+        fit_worker_model([], chunk_images=0)
+
+
+def test_evidence_matches_the_model_figures() -> None:
+    a = WorkerSkill(miss_rate=0.2, false_boxes=0.1, box_noise=0.2)
+    model = WorkerModel({"a": a}, a, objects=1.5, places=30.0)
+    ev = model.evidence(["a", "a"])
+    assert ev.silent == pytest.approx(math.log(1.5 / 30.0) + 2 * math.log(0.2))
+    assert np.allclose(ev.drawn, math.log(30.0 * 0.8 / 0.1) - math.log(0.2))
+    assert np.allclose(ev.weights, 1 / 0.2**2)
