@@ -9,7 +9,7 @@ what per-image targets need on top: the image size and a unique file name.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import cast
 
 from gt_toolkit.convert.images import ImageCopier, ImageNamer
@@ -49,8 +49,13 @@ def read_records(
     default_empty: EmptyPolicy = EmptyPolicy.KEEP,
     first_pass: bool = False,
     desc: str = "objects",
+    check: Callable[[DetectionRecord | ClassificationRecord], str | None] | None = None,
 ) -> Iterator[DetectionRecord | ClassificationRecord]:
-    """The records of ``source`` under the options; ``first_pass`` reports no rejects."""
+    """The records of ``source`` under the options; ``first_pass`` reports no rejects.
+
+    ``check`` refuses a record the target cannot use, as a reject with the returned reason
+    (see :func:`~gt_toolkit.formats.output_manifest.iter_output_records`).
+    """
     records = iter_output_records(
         source,
         kinds=kinds,
@@ -62,6 +67,7 @@ def read_records(
         box_policy=options.box_policy,
         empty_policy=options.empty_policy or default_empty,
         log_rejects=not first_pass,
+        check=check,
     )
     if first_pass or not sys.stderr.isatty():
         return records
@@ -100,14 +106,18 @@ def sized_detections(
     """Detection records with their ``(width, height, depth)`` and a unique image file name.
 
     Every per-image target needs the size; a record without ``image_size`` and without a
-    local mirror of its image is counted as a ``no-image-size`` reject and skipped.
+    local mirror of its image is a ``no-image-size`` reject, in the rejects file like any other.
     """
     namer = ImageNamer()
-    records = read_records(source, options, kinds=DETECTION, stats=stats, desc=desc)
-    for rec in cast(Iterator[DetectionRecord], records):  # kinds=DETECTION: nothing else
-        size = _record_size(rec, copier)
+    sizes: dict[int, tuple[int, int, int]] = {}
+
+    def sized(rec: DetectionRecord | ClassificationRecord) -> str | None:
+        size = _record_size(cast(DetectionRecord, rec), copier)
         if size is None:
-            stats.objects -= 1
-            stats.rejected["no-image-size"] += 1
-            continue
-        yield rec, size, namer(rec.source_ref)
+            return "no-image-size"
+        sizes[rec.line_no] = size
+        return None
+
+    records = read_records(source, options, kinds=DETECTION, stats=stats, desc=desc, check=sized)
+    for rec in cast(Iterator[DetectionRecord], records):  # kinds=DETECTION: nothing else
+        yield rec, sizes.pop(rec.line_no), namer(rec.source_ref)

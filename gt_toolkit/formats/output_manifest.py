@@ -47,6 +47,7 @@ from gt_toolkit.formats.manifest import (
     RejectedLine,
     RejectPolicy,
     RejectsSink,
+    dump_line,
     iter_accepted_lines,
 )
 from gt_toolkit.storage.files import Location, iter_raw_lines
@@ -783,6 +784,7 @@ def _iter_output(
     empty_policy: EmptyPolicy | str,
     class_map: ClassMap | None,
     log_rejects: bool = True,
+    check: Callable[[_Record], str | None] | None = None,
 ) -> Iterator[_Record]:
     name = str(location)
     out_stats = stats if isinstance(stats, OutputStats) else OutputStats()
@@ -815,7 +817,28 @@ def _iter_output(
             on_reject=manifest_reject,
             blank=blank,
         )
-        yield from reader.iter_records(lines, on_reject=sink.add)
+        records = reader.iter_records(lines, on_reject=sink.add)
+        if check is None:
+            yield from records
+        else:
+            for record in records:
+                reason = check(record)
+                if reason is None:
+                    yield record
+                    continue
+                # a record the caller cannot use is a reject like any other: counted once,
+                # not as an object, and kept in the rejects file with its line
+                out_stats.objects -= 1
+                out_stats.rejected[reason] += 1
+                sink.add(
+                    {
+                        "file": name,
+                        "line": record.line_no,
+                        "reason": reason,
+                        "detail": f"{record.source_ref}: {reason}",
+                        "raw": dump_line(record.data).decode(),
+                    }
+                )
     except BaseException as exc:
         error = exc
         raise
@@ -923,11 +946,14 @@ def iter_output_records(
     empty_policy: EmptyPolicy | str = EmptyPolicy.KEEP,
     class_map: ClassMap | None = None,
     log_rejects: bool = True,
+    check: Callable[[DetectionRecord | ClassificationRecord], str | None] | None = None,
 ) -> Iterator[DetectionRecord | ClassificationRecord]:
     """Stream records of any of ``kinds`` (for targets that take detection or classification).
 
     ``log_rejects=False`` with no ``rejects`` file drops rejects silently: for a first pass
-    over a file that a second pass will report on.
+    over a file that a second pass will report on. ``check`` lets a caller refuse a record
+    the reader accepted (a converter that needs the image size): it returns a reject reason
+    or ``None``, and a refused record is a reject like the reader's own.
     """
     return _iter_output(
         location,
@@ -941,4 +967,5 @@ def iter_output_records(
         empty_policy=empty_policy,
         class_map=class_map,
         log_rejects=log_rejects,
+        check=check,
     )

@@ -93,3 +93,31 @@ def test_odd_classification_ids_are_rejects(
     )
     assert result.extra["class_index"] == {"0": "cat"}
     assert [(r["line"], r["reason"]) for r in read_jsonl(rejects)] == [(2, reason)]
+
+
+SIZED = [Target.OD_JSON, Target.JUMPSTART_OD, Target.COCO, Target.YOLO, Target.VOC]
+
+
+@pytest.mark.parametrize("target", SIZED, ids=str)
+def test_a_line_without_image_size_is_a_written_reject_not_an_empty_image(
+    tmp_path: Path, target: Target
+) -> None:
+    src = tmp_path / "in.manifest"
+    sizeless = _line("sizeless.jpg", GOOD).replace(
+        b'"image_size": [{"width": 100, "height": 80, "depth": 3}], ', b""
+    )
+    empty = _line("empty.jpg", GOOD).replace(b"[{" + b'"class_id"', b'[], "x": [{"class_id"', 1)
+    assert sizeless != _line("sizeless.jpg", GOOD)
+    src.write_bytes(b"\n".join([_line("good.jpg", GOOD), sizeless, empty]) + b"\n")
+    rejects = tmp_path / "rejects.jsonl"
+    options: dict[str, Any] = {"rejects": rejects}
+    if target in (Target.OD_JSON, Target.JUMPSTART_OD):
+        options["copy_images"] = False
+    result = convert_output(target, src, tmp_path / "out", ConvertOptions(**options))
+    # counted once, as a reject, and kept in the rejects file with its line
+    assert result.stats.rejected == {"no-image-size": 1}
+    assert result.stats.objects == 2
+    assert result.stats.empty_images == 1  # only the image with no boxes
+    [rejected] = read_jsonl(rejects)
+    assert (rejected["line"], rejected["reason"]) == (2, "no-image-size")
+    assert "sizeless.jpg" in rejected["raw"]
