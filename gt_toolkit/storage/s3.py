@@ -17,20 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import boto3
-from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    IncompleteReadError,
-    ReadTimeoutError,
-    ResponseStreamingError,
-)
-
 from gt_toolkit.errors import NoMatchingObjectsError, S3UriError, StorageError
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_s3 import S3Client
 
 __all__ = [
@@ -57,7 +47,42 @@ _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 # How often a cut-off object body is resumed (with a ranged GET) before the read fails.
 _BODY_ATTEMPTS = 5
-_BODY_ERRORS = (IncompleteReadError, ResponseStreamingError, ReadTimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class _AwsErrors:
+    """boto3's and botocore's exception classes the store catches."""
+
+    call: tuple[type[Exception], ...]  # a refused or failed request (ClientError, BotoCoreError)
+    client: type[Exception]  # ClientError: a response with an error code
+    transfer: tuple[type[Exception], ...]  # the transfer manager's wrappers of the above
+    body: tuple[type[Exception], ...]  # a response body cut off in the middle
+
+
+@functools.cache
+def _aws() -> _AwsErrors:
+    """The exception classes, imported on first use.
+
+    boto3 costs about 0.2 s to import; a command that never reaches S3 (``--help``, local
+    files only) should not pay it, and by the time one of these can be raised a client exists.
+    """
+    from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        IncompleteReadError,
+        ReadTimeoutError,
+        ResponseStreamingError,
+    )
+
+    return _AwsErrors(
+        call=(ClientError, BotoCoreError),
+        client=ClientError,
+        transfer=(S3UploadFailedError, S3TransferFailedError),
+        body=(IncompleteReadError, ResponseStreamingError, ReadTimeoutError),
+    )
+
+
 T = TypeVar("T")
 
 
@@ -116,6 +141,9 @@ def make_s3_client(
 
     ``endpoint_url=None`` lets boto3 use ``AWS_ENDPOINT_URL`` when it is set.
     """
+    import boto3
+    from botocore.config import Config
+
     session = session or boto3.session.Session()
     config = Config(
         retries={"mode": "standard", "max_attempts": 5},
@@ -140,8 +168,8 @@ class S3Object:
 
 def _translate(exc: Exception, what: str) -> StorageError:
     """Turn a botocore error into one clear :class:`StorageError` line."""
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
+    if isinstance(exc, _aws().client):
+        err = getattr(exc, "response", {}).get("Error", {})
         code = str(err.get("Code", ""))
         if code in ("NoSuchBucket",):
             return StorageError(f"{what}: the bucket does not exist")
@@ -173,14 +201,15 @@ class S3Store:
         return self._client
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
+        aws = _aws()
         try:
             return fn()
-        except (ClientError, BotoCoreError) as exc:
+        except aws.call as exc:
             raise _translate(exc, what) from exc
-        except (S3UploadFailedError, S3TransferFailedError) as exc:
+        except aws.transfer as exc:
             # boto3's transfer manager wraps the ClientError in its own exception.
             cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, ClientError | BotoCoreError):
+            if isinstance(cause, aws.call):
                 raise _translate(cause, what) from exc
             detail = str(exc)
             if "NoSuchBucket" in detail:
@@ -239,7 +268,7 @@ class S3Store:
                         continue
                     found += 1
                     yield S3Object(bucket, key, int(obj.get("Size", 0)))
-        except (ClientError, BotoCoreError) as exc:
+        except _aws().call as exc:
             raise _translate(exc, f"listing {uri}") from exc
         if not found:
             raise NoMatchingObjectsError(
@@ -277,13 +306,13 @@ class S3Store:
                     offset += len(chunk)
                     yield chunk
                 return
-            except _BODY_ERRORS as exc:
+            except _aws().body as exc:
                 if attempt == _BODY_ATTEMPTS or etag is None:
                     raise StorageError(
                         f"reading {uri}: the body was cut off after {offset} bytes "
                         f"{attempt} time(s): {exc}"
                     ) from exc
-            except (ClientError, BotoCoreError) as exc:
+            except _aws().call as exc:
                 raise _translate(exc, f"reading {uri}") from exc
             finally:
                 body.close()
@@ -298,12 +327,10 @@ class S3Store:
         bucket, key = parse_s3_uri(uri)
         try:
             self.client.head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in ("404", "NoSuchKey", "NotFound"):
+        except _aws().call as exc:  # also no credentials, endpoint unreachable, ...
+            error = getattr(exc, "response", {}).get("Error", {})
+            if str(error.get("Code", "")) in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise _translate(exc, f"checking {uri}") from exc
-        except BotoCoreError as exc:  # no credentials, endpoint unreachable, ...
             raise _translate(exc, f"checking {uri}") from exc
         return True
 

@@ -165,11 +165,7 @@ def test_missing_local_source_folder(tmp_path: Path, capsys: pytest.CaptureFixtu
 HEAVY = ("numpy", "boto3", "botocore", "PIL", "jinja2", "liquid", "shapely")
 
 
-# convert and consolidate are made light with their own rework (issue 13); add them here then.
-LIGHT_COMMAND_MODULES = [m for m in COMMAND_MODULES if m not in ("convert", "consolidate")]
-
-
-@pytest.mark.parametrize("module", LIGHT_COMMAND_MODULES)
+@pytest.mark.parametrize("module", COMMAND_MODULES)
 def test_registering_a_command_imports_nothing_heavy(module: str) -> None:
     # `gt-convert --help` registers every command: each must leave its API until it runs.
     probe = (
