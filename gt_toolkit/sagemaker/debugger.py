@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from gt_toolkit.errors import ServiceClosureWarning, ValidationError
+from gt_toolkit.sagemaker.job_kinds import JobKind, job_kind
 from gt_toolkit.sagemaker.regions import rule_evaluator_image_uri
-from gt_toolkit.sagemaker.training import JobKind, job_kind
 
 __all__ = [
     "DEBUGGER_CLOSED_TO_NEW_CUSTOMERS",

@@ -27,12 +27,12 @@ from gt_toolkit.errors import (
     ValidationError,
     WaitTimeoutError,
 )
+from gt_toolkit.sagemaker.job_kinds import job_kind
 from gt_toolkit.sagemaker.jumpstart import jumpstart_serving_container
 from gt_toolkit.sagemaker.predictions import ClassScore, decode_classification, decode_detections
 from gt_toolkit.sagemaker.pytorch import pytorch_serving_container
 from gt_toolkit.sagemaker.service_validation import check_request
 from gt_toolkit.sagemaker.tags import tag_list
-from gt_toolkit.sagemaker.training import job_kind
 from gt_toolkit.storage.image_mirror import read_image_size
 from gt_toolkit.storage.s3 import S3Store
 from gt_toolkit.types import ConsolidatedBox, ImageSize

@@ -28,9 +28,10 @@ from typing import Any, Final, Literal
 
 from gt_toolkit.errors import StorageError, ValidationError
 from gt_toolkit.sagemaker.debugger import ProfilerSettings
-from gt_toolkit.sagemaker.pytorch import encode_hyperparameters, finish_request, prefix_channel
+from gt_toolkit.sagemaker.job_kinds import JUMPSTART_MODEL_ID_TAG
+from gt_toolkit.sagemaker.pytorch import encode_hyperparameters, prefix_channel
 from gt_toolkit.sagemaker.tags import tag_list
-from gt_toolkit.sagemaker.training import JUMPSTART_MODEL_ID_TAG, TrainingResources
+from gt_toolkit.sagemaker.training import TrainingResources, finish_request
 from gt_toolkit.storage.files import join_location
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 

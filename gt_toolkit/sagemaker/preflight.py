@@ -24,19 +24,14 @@ from gt_toolkit.errors import GtToolkitError, StorageError
 from gt_toolkit.formats.detection_label import label_image_size, parse_annotation, parse_class_id
 from gt_toolkit.formats.manifest import ManifestLine, RejectedLine, parse_manifest_lines
 from gt_toolkit.formats.training_channels import min_label_width
+from gt_toolkit.sagemaker.job_kinds import JUMPSTART_MODEL_ID_TAG, Algorithm, algorithm_of, job_kind
 from gt_toolkit.sagemaker.jumpstart import TASK_LAYOUTS, model_task
 from gt_toolkit.sagemaker.preflight_data import (
     preflight_class_folders,
     preflight_jumpstart_detection,
 )
 from gt_toolkit.sagemaker.preflight_report import Finding, PreflightReport, Severity
-from gt_toolkit.sagemaker.training import (
-    JUMPSTART_MODEL_ID_TAG,
-    Algorithm,
-    algorithm_of,
-    channel_problems,
-    job_kind,
-)
+from gt_toolkit.sagemaker.training import channel_problems
 from gt_toolkit.storage.files import Location, iter_raw_lines
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
 

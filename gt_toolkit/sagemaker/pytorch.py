@@ -32,12 +32,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from gt_toolkit.errors import ValidationError
-from gt_toolkit.sagemaker.debugger import ProfilerSettings, attach_debugging
+from gt_toolkit.sagemaker.debugger import ProfilerSettings
 from gt_toolkit.sagemaker.regions import PYTORCH_INFERENCE_VERSIONS, pytorch_image_uri
 from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
-from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
 from gt_toolkit.sagemaker.tags import tag_list
-from gt_toolkit.sagemaker.training import TrainingResources
+from gt_toolkit.sagemaker.training import TrainingResources, finish_request
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
 __all__ = [
@@ -48,7 +47,6 @@ __all__ = [
     "PyTorchClassifierHyperparameters",
     "build_pytorch_training_request",
     "encode_hyperparameters",
-    "finish_request",
     "pack_pytorch_source",
     "prefix_channel",
     "pytorch_serving_container",
@@ -335,28 +333,3 @@ def build_pytorch_training_request(
         problems=problems,
         what="PyTorch training request",
     )
-
-
-def finish_request(
-    request: dict[str, Any],
-    *,
-    region: str,
-    debugger_rules: Sequence[str],
-    profiler: ProfilerSettings | None,
-    problems: list[str],
-    what: str,
-) -> dict[str, Any]:
-    """Attach the opted-in Debugger/Profiler, check the service model, raise every problem.
-
-    ``problems`` are the builder's own, listed first.
-    """
-    try:
-        request = attach_debugging(
-            request, region=region, debugger_rules=debugger_rules, profiler=profiler
-        )
-    except ValidationError as exc:
-        problems.extend(exc.problems)
-    problems.extend(problems_as_strings(validate_request("CreateTrainingJob", request)))
-    if problems:
-        raise ValidationError(list(dict.fromkeys(problems)), what=what)
-    return request

@@ -12,7 +12,7 @@ a bad request with every problem listed at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Final, Literal, Self
 
@@ -26,24 +26,24 @@ from gt_toolkit.formats.training_channels import (
     file_channel,
     min_label_width,
 )
+from gt_toolkit.sagemaker.debugger import ProfilerSettings, attach_debugging
+from gt_toolkit.sagemaker.job_kinds import Algorithm
 from gt_toolkit.sagemaker.regions import algorithm_image_uri
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
 from gt_toolkit.sagemaker.tags import tag_list
 
 __all__ = [
     "IC_OPTIMIZERS",
-    "JUMPSTART_MODEL_ID_TAG",
     "OD_BASE_NETWORKS",
     "OD_OPTIMIZERS",
     "ImageClassificationHyperparameters",
     "ObjectDetectionHyperparameters",
     "TrainingResources",
-    "algorithm_of",
     "build_image_classification_training_request",
     "build_object_detection_training_request",
     "channel_problems",
+    "finish_request",
     "hyperparameter_str",
-    "job_kind",
     "training_kwargs_from_facts",
 ]
 
@@ -52,31 +52,6 @@ OD_OPTIMIZERS: Final = ("sgd", "adam", "rmsprop", "adadelta")
 IC_OPTIMIZERS: Final = ("sgd", "adam", "rmsprop", "nag")
 IC_NUM_LAYERS: Final = (18, 34, 50, 101, 152, 200, 20, 32, 44, 56, 110)
 _SOURCE_ATTRIBUTES: Final = ("source-ref", "source")
-
-Algorithm = Literal["object-detection", "image-classification"]
-JobKind = Literal["builtin", "jumpstart", "script"]
-JUMPSTART_MODEL_ID_TAG: Final = "sagemaker-sdk:jumpstart-model-id"
-
-
-def job_kind(request: Mapping[str, Any]) -> JobKind:
-    """Built-in algorithm, JumpStart model, or script mode (a ``sagemaker_program`` of one's own).
-
-    JumpStart requests carry the model-id tag the JumpStart builder sets (as the SageMaker SDK
-    does); script mode has ``sagemaker_program``; anything else is taken for a built-in
-    algorithm. Works on a request or on a job description with its tags added.
-    """
-    tags = request.get("Tags") or []
-    if any(isinstance(t, Mapping) and t.get("Key") == JUMPSTART_MODEL_ID_TAG for t in tags):
-        return "jumpstart"
-    if "sagemaker_program" in (request.get("HyperParameters") or {}):
-        return "script"
-    return "builtin"
-
-
-def algorithm_of(request: Mapping[str, Any]) -> Algorithm:
-    """The built-in algorithm a CreateTrainingJob-shaped request trains, from its image URI."""
-    image = str((request.get("AlgorithmSpecification") or {}).get("TrainingImage", ""))
-    return "image-classification" if "image-classification" in image else "object-detection"
 
 
 def hyperparameter_str(value: float) -> str:
@@ -415,6 +390,8 @@ def _training_request(
     resources: TrainingResources,
     image_uri: str | None,
     tags: Mapping[str, str] | None,
+    debugger_rules: Sequence[str],
+    profiler: ProfilerSettings | None,
     problems: list[str],
 ) -> dict[str, Any]:
     """The request around the builder's parts, or every problem (the builder's ones first)."""
@@ -435,11 +412,15 @@ def _training_request(
     }
     if tags:
         request["Tags"] = tag_list(tags)
-    problems.extend(problems_as_strings(validate_request("CreateTrainingJob", request)))
     problems.extend(channel_problems(request, algorithm=algorithm))
-    if problems:
-        raise ValidationError(list(dict.fromkeys(problems)), what="training job request")
-    return request
+    return finish_request(
+        request,
+        region=region,
+        debugger_rules=debugger_rules,
+        profiler=profiler,
+        problems=problems,
+        what="training job request",
+    )
 
 
 def build_object_detection_training_request(
@@ -455,8 +436,14 @@ def build_object_detection_training_request(
     resources: TrainingResources = TrainingResources(),
     image_uri: str | None = None,
     tags: Mapping[str, str] | None = None,
+    debugger_rules: Sequence[str] = (),
+    profiler: ProfilerSettings | None = None,
 ) -> dict[str, Any]:
     """Built-in object detection trained on Ground Truth's augmented manifests (Pipe, RecordIO).
+
+    ``debugger_rules`` and ``profiler`` opt into SageMaker Debugger and the Profiler (see
+    :func:`~gt_toolkit.sagemaker.debugger.attach_debugging`): the built-in algorithms write no
+    tensors, so tensor rules are refused here; profiler rules are accepted.
 
     Raises:
         ValidationError: every problem with the channels, resources and service model.
@@ -496,6 +483,8 @@ def build_object_detection_training_request(
         resources=resources,
         image_uri=image_uri,
         tags=tags,
+        debugger_rules=debugger_rules,
+        profiler=profiler,
         problems=problems,
     )
 
@@ -561,6 +550,8 @@ def build_image_classification_training_request(
     resources: TrainingResources = TrainingResources(),
     image_uri: str | None = None,
     tags: Mapping[str, str] | None = None,
+    debugger_rules: Sequence[str] = (),
+    profiler: ProfilerSettings | None = None,
 ) -> dict[str, Any]:
     """Built-in image classification from augmented manifests (Pipe) or ``.lst`` files (File).
 
@@ -593,6 +584,8 @@ def build_image_classification_training_request(
         resources=resources,
         image_uri=image_uri,
         tags=tags,
+        debugger_rules=debugger_rules,
+        profiler=profiler,
         problems=problems,
     )
 
@@ -619,3 +612,28 @@ def training_kwargs_from_facts(facts: ChannelFacts) -> dict[str, str]:
         if uri is not None:
             kwargs[key] = uri
     return kwargs
+
+
+def finish_request(
+    request: dict[str, Any],
+    *,
+    region: str,
+    debugger_rules: Sequence[str],
+    profiler: ProfilerSettings | None,
+    problems: list[str],
+    what: str,
+) -> dict[str, Any]:
+    """Attach the opted-in Debugger/Profiler, check the service model, raise every problem.
+
+    ``problems`` are the builder's own, listed first.
+    """
+    try:
+        request = attach_debugging(
+            request, region=region, debugger_rules=debugger_rules, profiler=profiler
+        )
+    except ValidationError as exc:
+        problems.extend(exc.problems)
+    problems.extend(problems_as_strings(validate_request("CreateTrainingJob", request)))
+    if problems:
+        raise ValidationError(list(dict.fromkeys(problems)), what=what)
+    return request

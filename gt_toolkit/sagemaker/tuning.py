@@ -21,16 +21,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar
 
 from gt_toolkit.errors import GtToolkitError, ValidationError
+from gt_toolkit.sagemaker.job_kinds import Algorithm, algorithm_of, job_kind
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
 from gt_toolkit.sagemaker.tags import tag_list
 from gt_toolkit.sagemaker.training import (
     IC_OPTIMIZERS,
     OD_OPTIMIZERS,
-    Algorithm,
-    algorithm_of,
     channel_problems,
     hyperparameter_str,
-    job_kind,
 )
 
 if TYPE_CHECKING:

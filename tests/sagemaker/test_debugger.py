@@ -11,9 +11,10 @@ from gt_toolkit import ValidationError
 from gt_toolkit.errors import ServiceClosureWarning
 from gt_toolkit.sagemaker import debugger
 from gt_toolkit.sagemaker.debugger import ProfilerSettings, attach_debugging
+from gt_toolkit.sagemaker.job_kinds import job_kind
 from gt_toolkit.sagemaker.regions import DEBUGGER_RULE_ACCOUNTS, rule_evaluator_image_uri
 from gt_toolkit.sagemaker.service_validation import botocore_report, validate_request
-from gt_toolkit.sagemaker.training import build_object_detection_training_request, job_kind
+from gt_toolkit.sagemaker.training import build_object_detection_training_request
 from tests.helpers import od_request_args, pytorch_request_args
 
 SCRIPT = pytorch_request_args()
@@ -144,3 +145,19 @@ def test_rule_image_per_region(region: str) -> None:
         f"{DEBUGGER_RULE_ACCOUNTS[region]}.dkr.ecr.{region}.amazonaws.com/"
         "sagemaker-debugger-rules:latest"
     )
+
+
+def test_the_built_in_builders_take_the_same_opt_ins() -> None:
+    # tensor rules are refused where no hook writes tensors, through the builder's own keywords
+    with pytest.raises(ValidationError, match="LossNotDecreasing"):
+        build_object_detection_training_request(
+            **od_request_args(), debugger_rules=["LossNotDecreasing"]
+        )
+    # profiler rules need no hook: accepted, with the closure warning
+    profiler = ProfilerSettings(rules=["LowGPUUtilization"])
+    with pytest.warns(ServiceClosureWarning, match="2027-06-30"):
+        out = build_object_detection_training_request(**od_request_args(), profiler=profiler)
+    assert out["ProfilerConfig"]["ProfilingIntervalInMilliseconds"] == profiler.interval_ms
+    [rule] = out["ProfilerRuleConfigurations"]
+    assert rule["RuleConfigurationName"] == "LowGPUUtilization"
+    assert "DebugHookConfig" not in out

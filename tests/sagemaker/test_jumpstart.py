@@ -10,6 +10,7 @@ import pytest
 
 from gt_toolkit import ValidationError
 from gt_toolkit.sagemaker.debugger import ProfilerSettings
+from gt_toolkit.sagemaker.job_kinds import JUMPSTART_MODEL_ID_TAG
 from gt_toolkit.sagemaker.jumpstart import (
     build_jumpstart_training_request,
     jumpstart_bucket,
@@ -17,7 +18,7 @@ from gt_toolkit.sagemaker.jumpstart import (
     read_jumpstart_spec,
 )
 from gt_toolkit.sagemaker.service_validation import botocore_report
-from gt_toolkit.sagemaker.training import JUMPSTART_MODEL_ID_TAG, TrainingResources
+from gt_toolkit.sagemaker.training import TrainingResources
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import REGION, SAMPLES
 

@@ -11,9 +11,9 @@ import pytest
 from botocore.stub import Stubber
 
 from gt_toolkit import GtToolkitError, ValidationError
+from gt_toolkit.sagemaker.job_kinds import JUMPSTART_MODEL_ID_TAG
 from gt_toolkit.sagemaker.service_validation import botocore_report, validate_request
 from gt_toolkit.sagemaker.training import (
-    JUMPSTART_MODEL_ID_TAG,
     ImageClassificationHyperparameters,
     ObjectDetectionHyperparameters,
     build_image_classification_training_request,
