@@ -81,7 +81,6 @@ class OutputRejectReason(StrEnum):
     FAILED_OBJECT = "failed-object"
     NO_LABEL = "no-label"
     INVALID_LABEL = "invalid-label"
-    WRONG_TYPE = "wrong-label-type"
     UNKNOWN_CLASS = "unknown-class-id"
     BOX_OUTSIDE_IMAGE = "box-outside-image"
     EMPTY_IMAGE = "empty-image"
@@ -377,7 +376,6 @@ class OutputReader:
         self._seen_class_keys: dict[str, str] = {}
         self._last_sizes: object = None
         self._last_size: ImageSize | None = None
-        self._others: set[str] = set()
         if label_attribute is not None:
             self.stats.attribute = label_attribute
 
@@ -432,7 +430,6 @@ class OutputReader:
             meta = {}
         if attr is None or value is None or meta.get("failure-reason") is not None:
             self._unlabeled(data, attr)
-            raise AssertionError("unreachable")  # _unlabeled always raises
         source_ref = data.get("source-ref")
         if source_ref.__class__ is not str:
             raise _Reject(OutputRejectReason.NO_SOURCE_REF, "no 'source-ref': not an image object")
