@@ -15,6 +15,7 @@ traceback. Each class also inherits the builtin it resembles::
     ├── ValidationError(GtToolkitError, ValueError)    a request with one or more problems
     ├── ConversionError(GtToolkitError, ValueError)    an output manifest that cannot convert
     ├── ConsolidationError(GtToolkitError, ValueError) answers that cannot be consolidated
+    ├── RejectedRecordError(GtToolkitError)            inside a reader: this record is a reject
     ├── JobFailedError(GtToolkitError)                 a SageMaker job or endpoint that failed
     │   ├── LabelingJobFailedError                     a labeling job ended Failed or Stopped
     │   └── EndpointFailedError                        an endpoint failed, or nothing to deploy
@@ -112,6 +113,19 @@ class ConversionError(GtToolkitError, ValueError):
 
 class ConsolidationError(GtToolkitError, ValueError):
     """Worker answers that cannot be consolidated at all."""
+
+
+class RejectedRecordError(GtToolkitError):
+    """A record one reader sends to its rejects file, with a ``reason`` and a ``detail``.
+
+    Raised and caught inside the reader (output-manifest lines, YOLO label lines), which
+    writes the reject with its file and line; it never reaches a caller.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
 
 
 class JobFailedError(GtToolkitError):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 SAMPLES = REPO / "samples"
 REGION = "us-east-1"
-
-
-def reset_moto(endpoint: str) -> None:
-    """Drop every resource on the moto server (rarely needed: buckets are unique per test)."""
-    urllib.request.urlopen(urllib.request.Request(endpoint + "/moto-api/reset", method="POST"))
 
 
 def load_event(name: str) -> Any:

@@ -31,7 +31,7 @@ import orjson
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.prior_label import PriorManifest, source_ref_for, unique_labels
 from gt_toolkit.convert.staging import StagedOutput
-from gt_toolkit.errors import ConversionError
+from gt_toolkit.errors import ConversionError, RejectedRecordError
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.image_mirror import read_image_size
 from gt_toolkit.storage.s3 import is_s3_uri
@@ -176,7 +176,7 @@ def _read_label_file(
             continue
         try:
             cls, (cx, cy, w, h), conf = _parse_line(text.split(), len(labels), options)
-        except _LineReject as rej:
+        except RejectedRecordError as rej:
             prior.reject(str(path), str(n), rej.reason, rej.detail, text)
             bad = 1
             continue
@@ -198,25 +198,23 @@ def _read_label_file(
     return boxes, bad
 
 
-class _LineReject(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
-
-
 def _parse_line(
     parts: list[str], n_classes: int, options: ConvertOptions
 ) -> tuple[int, tuple[float, float, float, float], float]:
     """``(class, (cx, cy, w, h), confidence)`` of one label line."""
     if not _CLASS_ID.fullmatch(parts[0]):
-        raise _LineReject("invalid-class-id", f"class id {parts[0]!r:.40} is not an integer >= 0")
+        raise RejectedRecordError(
+            "invalid-class-id", f"class id {parts[0]!r:.40} is not an integer >= 0"
+        )
     cls = int(parts[0])
     if cls >= n_classes:
-        raise _LineReject("unknown-class-id", f"class id {cls} is not in the {n_classes} names")
+        raise RejectedRecordError(
+            "unknown-class-id", f"class id {cls} is not in the {n_classes} names"
+        )
     try:
         values = [float(v) for v in parts[1:]]
     except ValueError as exc:
-        raise _LineReject("invalid-box", f"not a number: {exc}") from None
+        raise RejectedRecordError("invalid-box", f"not a number: {exc}") from None
     conf = 1.0
     if len(values) in (4, 5):
         box = (values[0], values[1], values[2], values[3])
@@ -224,16 +222,16 @@ def _parse_line(
     elif len(values) >= 6 and options.polygon_boxes:
         box, conf = _polygon_box(values)
     elif len(values) >= 6:
-        raise _LineReject(
+        raise RejectedRecordError(
             "polygon-line",
             f"a YOLO segmentation line ({len(values) // 2} points); pass --polygon-boxes to "
             "take its bounding box",
         )
     else:
-        raise _LineReject("invalid-box", f"{len(values)} numbers after the class, need 4")
+        raise RejectedRecordError("invalid-box", f"{len(values)} numbers after the class, need 4")
     problem = _box_problem(box, conf)
     if problem:
-        raise _LineReject("invalid-box", problem)
+        raise RejectedRecordError("invalid-box", problem)
     return cls, box, conf
 
 

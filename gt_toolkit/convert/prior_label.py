@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Sequence
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -30,13 +30,13 @@ from gt_toolkit.formats.detection_label import (
 )
 from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
 from gt_toolkit.formats.output_manifest import OutputStats
+from gt_toolkit.storage.files import LineWriter
 from gt_toolkit.storage.s3 import is_s3_uri
 from gt_toolkit.types import ConsolidatedBox, ImageSize
 
 __all__ = ["DEFAULT_PRIOR_ATTRIBUTE", "PriorManifest", "source_ref_for", "unique_labels"]
 
 DEFAULT_PRIOR_ATTRIBUTE = "prior-boxes"
-_BATCH = 4096
 _RAW_LIMIT = 2000  # characters of a rejected item kept in the rejects file
 logger = logging.getLogger(__name__)
 
@@ -86,13 +86,12 @@ class PriorManifest:
         self._rejects = RejectsSink(
             options.rejects, policy=RejectPolicy.COLLECT, source=out.out, store=options.store
         )
-        self._batch: list[bytes] = []
-        self._fh: IO[bytes] | None = None
+        self._lines: LineWriter | None = None
         self._cm: Any = None
 
     def __enter__(self) -> PriorManifest:
         self._cm = self.out.open(self.out.out)
-        self._fh = self._cm.__enter__()
+        self._lines = LineWriter(self._cm.__enter__())
         return self
 
     def __exit__(
@@ -101,8 +100,8 @@ class PriorManifest:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            self._flush()
+        if exc_type is None and self._lines is not None:
+            self._lines.flush()
         self._cm.__exit__(exc_type, exc, tb)
         self._rejects.close(exc)
 
@@ -129,9 +128,9 @@ class PriorManifest:
                 whole_pixels=False,
             )
         )
-        self._batch.append(orjson.dumps(line))
-        if len(self._batch) >= _BATCH:
-            self._flush()
+        if self._lines is None:
+            raise ConversionError("PriorManifest.add outside its with-block")
+        self._lines.add(orjson.dumps(line))
 
     def reject(self, file: str, where: str, reason: str, detail: str, raw: object) -> None:
         """Count and keep one item that cannot become a box (``where``: line or position)."""
@@ -158,8 +157,3 @@ class PriorManifest:
             outputs={"manifest": self.out.out},
             extra={"lines": self.stats.objects, **extra},
         )
-
-    def _flush(self) -> None:
-        if self._batch and self._fh is not None:
-            self._fh.write(b"\n".join(self._batch) + b"\n")
-            self._batch.clear()

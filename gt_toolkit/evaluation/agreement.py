@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
-from gt_toolkit.consolidation.geometry import clip_xyxy, iou_matrix
+from gt_toolkit.consolidation.geometry import box_iou, clip_xyxy, iou_matrix
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator, WorkerQuality
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.storage.files import Location, join_location, write_bytes, write_json
@@ -71,11 +71,7 @@ def value_distance(a: Value, b: Value) -> float:
         return 0.0 if a is b else 1.0
     if a[0] != b[0]:
         return 1.0
-    w = min(a[3], b[3]) - max(a[1], b[1])
-    h = min(a[4], b[4]) - max(a[2], b[2])
-    inter = w * h if w > 0 and h > 0 else 0.0
-    union = (a[3] - a[1]) * (a[4] - a[2]) + (b[3] - b[1]) * (b[4] - b[2]) - inter
-    return 1.0 - inter / union if union > 0 else 1.0
+    return 1.0 - box_iou(a[1:], b[1:])
 
 
 def _xyxy(box: WorkerBox, size: ImageSize | None) -> list[float]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NoReturn, cast
 
-from gt_toolkit.errors import ConversionError, LabelFormatError
+from gt_toolkit.errors import ConversionError, LabelFormatError, RejectedRecordError
 from gt_toolkit.formats.detection_label import (
     DETECTION_TYPE,
     MAX_CLASS_ID,
@@ -81,7 +81,6 @@ class OutputRejectReason(StrEnum):
     FAILED_OBJECT = "failed-object"
     NO_LABEL = "no-label"
     INVALID_LABEL = "invalid-label"
-    WRONG_TYPE = "wrong-label-type"
     UNKNOWN_CLASS = "unknown-class-id"
     BOX_OUTSIDE_IMAGE = "box-outside-image"
     EMPTY_IMAGE = "empty-image"
@@ -321,14 +320,6 @@ class ClassificationRecord:
 _Record = DetectionRecord | ClassificationRecord
 
 
-class _Reject(Exception):
-    """Internal: this line goes to rejects with a reason."""
-
-    def __init__(self, reason: OutputRejectReason, detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
-
-
 def _is_class_key(key: str) -> bool:
     """A ``class-map`` key that names a valid class id (``"0"``, ``"12"``)."""
     return key.isascii() and key.isdigit() and len(key) <= 10 and int(key) <= MAX_CLASS_ID
@@ -377,7 +368,6 @@ class OutputReader:
         self._seen_class_keys: dict[str, str] = {}
         self._last_sizes: object = None
         self._last_size: ImageSize | None = None
-        self._others: set[str] = set()
         if label_attribute is not None:
             self.stats.attribute = label_attribute
 
@@ -419,7 +409,7 @@ class OutputReader:
         """Check one line and return its record.
 
         Raises:
-            _Reject: (internal) the line goes to rejects.
+            RejectedRecordError: (internal) the line goes to rejects.
             ConversionError: the file cannot be converted at all (wrong type, class clash).
         """
         data = line.data
@@ -432,10 +422,11 @@ class OutputReader:
             meta = {}
         if attr is None or value is None or meta.get("failure-reason") is not None:
             self._unlabeled(data, attr)
-            raise AssertionError("unreachable")  # _unlabeled always raises
         source_ref = data.get("source-ref")
         if source_ref.__class__ is not str:
-            raise _Reject(OutputRejectReason.NO_SOURCE_REF, "no 'source-ref': not an image object")
+            raise RejectedRecordError(
+                OutputRejectReason.NO_SOURCE_REF, "no 'source-ref': not an image object"
+            )
         if self._kind is LabelKind.DETECTION:
             return self._detection(line.line_no, data, source_ref, attr, value, meta)
         return self._classification(line.line_no, data, source_ref, attr, value, meta)
@@ -443,13 +434,15 @@ class OutputReader:
     def _unlabeled(self, data: Mapping[str, Any], attr: str | None) -> NoReturn:
         for a in detect_label_attributes(data):
             if a.failed and (attr is None or a.name == attr):
-                raise _Reject(
+                raise RejectedRecordError(
                     OutputRejectReason.FAILED_OBJECT,
                     f"{a.name!r} failed: {a.failure_reason}",
                 )
         if attr is None:
-            raise _Reject(OutputRejectReason.NO_LABEL, "no label attribute on this line")
-        raise _Reject(OutputRejectReason.NO_LABEL, f"no {attr!r} label on this line")
+            raise RejectedRecordError(
+                OutputRejectReason.NO_LABEL, "no label attribute on this line"
+            )
+        raise RejectedRecordError(OutputRejectReason.NO_LABEL, f"no {attr!r} label on this line")
 
     def _detection(
         self,
@@ -462,7 +455,7 @@ class OutputReader:
     ) -> DetectionRecord:
         """Check a bounding-box label in phases: shape, class map, boxes, empty, counts."""
         if value.__class__ is not dict or value.get("annotations").__class__ is not list:
-            raise _Reject(
+            raise RejectedRecordError(
                 OutputRejectReason.INVALID_LABEL,
                 f"{attr!r} is not an object-detection label (no 'annotations' list)",
             )
@@ -578,13 +571,13 @@ class OutputReader:
         """An object without boxes: flag it when consolidation dropped them all; policy."""
         lost = _dropped_count(meta.get("dropped-boxes"))
         if lost:
-            raise _Reject(
+            raise RejectedRecordError(
                 OutputRejectReason.ALL_BOXES_DROPPED,
                 f"consolidation dropped all {lost} box(es) the workers drew (see "
                 f"'dropped-boxes' in {attr + METADATA_SUFFIX!r}): not a negative image",
             )
         if self.empty_policy is EmptyPolicy.REJECT:
-            raise _Reject(OutputRejectReason.EMPTY_IMAGE, "no boxes on this image")
+            raise RejectedRecordError(OutputRejectReason.EMPTY_IMAGE, "no boxes on this image")
 
     def _count(self, names: list[str], clipped: int, dropped: int) -> None:
         """Add one accepted detection object to the stats."""
@@ -615,7 +608,7 @@ class OutputReader:
         try:
             class_id, left, top, width, height = parse_annotation(ann)
         except ValueError as exc:
-            raise _Reject(
+            raise RejectedRecordError(
                 OutputRejectReason.INVALID_LABEL, f"annotation {i} is malformed: {exc}"
             ) from None
         name = self._class_name(class_id, class_names, line_no, f"annotation {i}")
@@ -624,7 +617,7 @@ class OutputReader:
         fixed = _fit(box, size)
         if fixed != box:
             if self.box_policy is BoxPolicy.REJECT:
-                raise _Reject(
+                raise RejectedRecordError(
                     OutputRejectReason.BOX_OUTSIDE_IMAGE,
                     f"annotation {i} {dict(zip(_COORDS, box, strict=True))} does not "
                     f"fit the image {size}",
@@ -652,7 +645,7 @@ class OutputReader:
             return name
         known = cmap.names.get(class_id)
         if known is None:
-            raise _Reject(
+            raise RejectedRecordError(
                 OutputRejectReason.UNKNOWN_CLASS,
                 f"{what}: class id {class_id} is in no class map of this file",
             )
@@ -676,7 +669,9 @@ class OutputReader:
             else:
                 ids = [parse_class_id(value)]
         except ValueError as exc:
-            raise _Reject(OutputRejectReason.INVALID_LABEL, f"{attr!r}: {exc}") from None
+            raise RejectedRecordError(
+                OutputRejectReason.INVALID_LABEL, f"{attr!r}: {exc}"
+            ) from None
         class_names: Mapping[str, Any] = {}
         if multi and isinstance(meta.get("class-map"), Mapping):
             class_names = meta["class-map"]
@@ -684,7 +679,7 @@ class OutputReader:
             class_names = {str(ids[0]): meta["class-name"]}
         labels = [self._class_name(i, class_names, line_no, repr(attr)) for i in ids]
         if not ids and self.empty_policy is EmptyPolicy.REJECT:
-            raise _Reject(OutputRejectReason.EMPTY_IMAGE, "no classes on this image")
+            raise RejectedRecordError(OutputRejectReason.EMPTY_IMAGE, "no classes on this image")
         st = self.stats
         st.objects += 1
         if not ids:
@@ -712,13 +707,14 @@ class OutputReader:
                 continue
             try:
                 yield record(item)
-            except _Reject as rej:
-                rejected[rej.reason.value] += 1
+            except RejectedRecordError as rej:
+                reason = str(rej.reason)  # an OutputRejectReason: its value
+                rejected[reason] += 1
                 on_reject(
                     {
                         "file": self.source,
                         "line": item.line_no,
-                        "reason": rej.reason.value,
+                        "reason": reason,
                         "detail": rej.detail,
                         "raw": item.raw.decode("utf-8", "backslashreplace"),
                     }

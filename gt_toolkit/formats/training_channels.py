@@ -55,8 +55,9 @@ def augmented_manifest_channel(
     """One augmented-manifest channel as built-in vision algorithms need it.
 
     ``AttributeNames`` is built explicitly as ``[source, label]`` (image first, never the
-    ``-metadata`` key; §8 pitfall 1); RecordIO wrapping, ``application/x-recordio``, Pipe mode and
-    ``FullyReplicated`` are set because the algorithms fail without them (§8 pitfalls 2, 3).
+    ``-metadata`` key; ``docs/ground-truth-formats.md`` §8 pitfall 1); RecordIO wrapping,
+    ``application/x-recordio``, Pipe mode and ``FullyReplicated`` are set because the
+    algorithms fail without them (pitfalls 2 and 3 there).
     """
     channel: dict[str, Any] = {
         "ChannelName": name,

@@ -234,7 +234,7 @@ def worker_response_document(
     element_name: str = "boundingBox",
     start: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """The Ground Truth worker-response file for one image (§2.3 of the formats spec).
+    """The Ground Truth worker-response file for one image (``docs/ground-truth-formats.md`` §2.3).
 
     ``{"answers": [{"workerId", "acceptanceTime", "submissionTime", "timeSpentInSeconds",
     "answerContent": {element_name: {"boundingBoxes", "inputImageProperties"}},

@@ -232,11 +232,6 @@ class GtJobSource(CrowdSource):
         """The job's label list (``annotation-tool/data.json``), when the folder has it."""
         return job_labels(self.location, store=self.store)
 
-    @property
-    def answer_files(self) -> int:
-        """How many worker-response files the job holds (latest iterations)."""
-        return sum(len(v) for v in self._responses().values())
-
     def _responses(self) -> dict[int, list[str]]:
         if self._files is None:
             self._files = find_worker_responses(self.location, store=self.store)

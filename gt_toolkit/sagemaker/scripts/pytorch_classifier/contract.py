@@ -51,7 +51,6 @@ __all__ = [
     "METRIC_NAMES",
     "METRIC_PREFIX",
     "MODEL_FILE",
-    "OBJECTIVE_METRIC",
     "PREDICTIONS_KEY",
     "SOURCE_FILES",
     "TRAIN_SCRIPT",
@@ -86,7 +85,6 @@ PREDICTIONS_KEY: Final = "predictions"
 
 METRIC_PREFIX: Final = "#metrics"
 METRIC_NAMES: Final = ("train:loss", "train:accuracy", "validation:loss", "validation:accuracy")
-OBJECTIVE_METRIC: Final = "validation:accuracy"
 _NUMBER: Final = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
 
