@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from gt_toolkit.cli.consolidate import add_source_options, lost_labels, open_source
+from gt_toolkit.cli.consolidate import (
+    add_source_options,
+    add_worker_model_option,
+    lost_labels,
+    open_source,
+    worker_model_arg,
+)
 from gt_toolkit.cli.options import add_aws_options, eprint, positive_int, store_from_args, threshold
 
 
@@ -26,25 +32,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--iou-threshold", type=threshold, default=0.5, help="matching IoU (0.5)")
     p.add_argument("--labels", nargs="+", help="label list (other labels are not counted)")
     p.add_argument("--worst", type=positive_int, default=50, help="images on the page (50)")
+    add_worker_model_option(p, use="show beside each annotator's figures", default="none")
     add_aws_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Measure, write both files, print the headline; exit 1 when a label could not be read."""
+    from gt_toolkit.consolidation.settings import ConsolidationSettings
+    from gt_toolkit.consolidation.worker_model import fit_worker_model
     from gt_toolkit.evaluation.agreement import measure_agreement, write_agreement
     from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
-    from gt_toolkit.storage.files import join_location
+    from gt_toolkit.storage.files import join_location, write_json
 
     store = store_from_args(args)
     rejects_loc = args.rejects or join_location(args.out, "rejects.jsonl")
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
+    model = worker_model_arg(args.worker_model, args)
     with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:
+        fitted = model == "fit"
+        if model == "fit":  # a first pass; the alpha and the consensus never use the model
+            settings = ConsolidationSettings(iou_threshold=args.iou_threshold)
+            model = fit_worker_model(src.images(), settings=settings, labels=args.labels)
         report = measure_agreement(
-            src.images(), iou_threshold=args.iou_threshold, labels=args.labels
+            src.images(), iou_threshold=args.iou_threshold, labels=args.labels, worker_model=model
         )
         report.extra["ingest"] = src.report.to_json()
         notes = [f"Read from {args.source} ({src.kind}): {src.report.summary()}."]
+        if model is not None:
+            notes.append(
+                "Model columns: each annotator's skills in a worker model fitted over the "
+                "whole job (docs/consolidation.md); the other figures do not use it."
+            )
         written = write_agreement(
             report,
             args.out,
@@ -53,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
             store=store,
             worst=args.worst,
         )
+        if fitted and model is not None:
+            written["worker_model"] = join_location(args.out, "worker-model.json")
+            write_json(written["worker_model"], model.to_json(), store=store)
     alpha = "undefined" if report.alpha is None else f"{report.alpha:.3f}"
-    eprint(f"alpha {alpha} over {report.units} objects; wrote {written['json']}, {written['html']}")
+    eprint(f"alpha {alpha} over {report.units} objects; wrote {', '.join(written.values())}")
     return lost_labels(src.report, rejects.count, rejects_loc)

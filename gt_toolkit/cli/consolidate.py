@@ -8,14 +8,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from gt_toolkit.cli.options import add_aws_options, eprint, positive_int, store_from_args, threshold
+from gt_toolkit.consolidation.settings import DEFAULT_WORKER_MODEL
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.crowd import CrowdSourceKind
 
 if TYPE_CHECKING:
     from gt_toolkit.consolidation.engine import ConsolidationSettings
+    from gt_toolkit.consolidation.worker_model import WorkerModel
     from gt_toolkit.formats.crowd.base import CrowdSource
     from gt_toolkit.formats.crowd.report import IngestReport, RejectHandler
 
@@ -76,6 +78,31 @@ def open_source(args: argparse.Namespace, on_reject: RejectHandler) -> CrowdSour
     )
 
 
+def add_worker_model_option(p: argparse.ArgumentParser, *, use: str, default: str) -> None:
+    """``--worker-model fit|none|TABLE`` (shared with ``agreement``); ``use``: what it does."""
+    p.add_argument(
+        "--worker-model",
+        metavar="fit|none|TABLE",
+        help=f"{use} each worker's miss rate, false boxes per image and box noise over the "
+        "whole job (docs/consolidation.md, 'The worker model'): fit (fit it on SOURCE first, "
+        "which reads SOURCE twice), a saved table (local or s3://, as a fit writes it), or "
+        f"none (default: {default})",
+    )
+
+
+def worker_model_arg(
+    value: str | None, args: argparse.Namespace
+) -> WorkerModel | Literal["fit"] | None:
+    """What ``--worker-model`` names (a table is read now: a bad one fails before any work)."""
+    if value is None or value == "none":
+        return None
+    if value == "fit":
+        return "fit"
+    from gt_toolkit.consolidation.worker_model import read_worker_model
+
+    return read_worker_model(value, store=store_from_args(args))
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``consolidate`` subcommand."""
     p = subparsers.add_parser(
@@ -132,6 +159,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--label-attribute", help="manifest: the label attribute ('consolidated')")
     p.add_argument("--job-name", help="job-name in the metadata (default: last part of SOURCE)")
     p.add_argument("--quality", help="worker-quality base name (default: OUTPUT.worker-quality)")
+    add_worker_model_option(
+        p,
+        use="decide which clusters are objects and fuse them with",
+        default=f"{DEFAULT_WORKER_MODEL or 'none'}; none with --keep all",
+    )
     add_aws_options(p)
     p.set_defaults(func=run)
 
@@ -142,6 +174,8 @@ def settings_from_args(args: argparse.Namespace) -> ConsolidationSettings:
 
     if args.keep == "all" and args.min_support is not None:
         raise ValidationError(["--keep all keeps every cluster: drop --min-support"])
+    if args.keep == "all" and args.worker_model not in (None, "none"):
+        raise ValidationError(["--keep all keeps every cluster, a worker model the likely ones"])
     return ConsolidationSettings(
         iou_threshold=args.iou_threshold,
         min_support=1 if args.keep == "all" else args.min_support,
@@ -166,6 +200,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError(["--label-attribute names a manifest attribute: not with coco"])
     settings = settings_from_args(args)
     store = store_from_args(args)
+    # --keep all means the head count at one worker: no default model overrides it
+    default = "none" if args.keep == "all" else DEFAULT_WORKER_MODEL
+    worker_model = worker_model_arg(args.worker_model or default, args)
     output = os.fspath(args.output)
     rejects_loc = args.rejects or f"{output}.rejects.jsonl"
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
@@ -180,12 +217,15 @@ def run(args: argparse.Namespace) -> int:
             output_format=args.output_format,
             image_prefix=args.image_prefix,
             quality_output=args.quality,
+            worker_model=worker_model,
             store=store,
         )
     summary = report.to_json() | {"rejects_file": rejects_loc if rejects.count else None}
     write_json(f"{output}.summary.json", summary, store=store)
     eprint(f"wrote {report.output}: {report.summary()}")
     eprint("worker quality: " + ", ".join(report.quality_outputs))
+    if report.worker_model_output is not None:
+        eprint(f"worker model: {report.worker_model_output}")
     return lost_labels(report.ingest, rejects.count, rejects_loc)
 
 

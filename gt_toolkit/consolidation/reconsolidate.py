@@ -3,7 +3,7 @@
 The answers come from a :class:`~gt_toolkit.formats.crowd.base.CrowdSource` (a Ground Truth
 job, per-worker answer files, Label Studio, CVAT, COCO; see
 :func:`~gt_toolkit.formats.crowd.sources.open_crowd_source`). Every image is consolidated
-with the chosen settings (rules in :mod:`gt_toolkit.consolidation.engine`) and written, in
+with the chosen settings (the rules are told in ``docs/consolidation.md``) and written, in
 the source's order, as
 
 - ``manifest``: a Ground Truth bounding-box output manifest with a per-box confidence
@@ -12,7 +12,11 @@ the source's order, as
   must be ``s3://`` URIs or become ones through ``image_prefix``;
 - ``coco``: a COCO detection file whose annotations carry ``score`` (the confidence),
 
-plus a worker-quality table (JSON and CSV). Nothing is lost: every image is written; one
+plus a worker-quality table (JSON and CSV). With ``worker_model="fit"`` the source is read
+twice: a first pass fits the worker model over the whole job (``docs/consolidation.md``,
+"The worker model"), the second consolidates with it; the fitted table is written beside
+the output (``<output>.worker-model.json``, the file the post-annotation Lambda reads too).
+Nothing is lost: every image is written; one
 without usable answers (nobody answered, or their answers could not be read) is marked
 failed (``<attr>-metadata.failure-reason``, Ground Truth's shape; in COCO an image
 ``failure_reason``) and counted. Outputs are written atomically: a run that stops leaves none.
@@ -29,7 +33,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeAlias
 
 import orjson
 
@@ -39,6 +43,8 @@ from gt_toolkit.consolidation.engine import (
     consolidate_image,
 )
 from gt_toolkit.consolidation.label_check import label_mismatch, unknown_labels
+from gt_toolkit.consolidation.settings import DEFAULT_WORKER_MODEL
+from gt_toolkit.consolidation.worker_model import WorkerModel, fit_worker_model
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator, WorkerQuality
 from gt_toolkit.errors import ConsolidationError, ValidationError
 from gt_toolkit.formats.crowd.base import CrowdItem, CrowdSource
@@ -49,12 +55,20 @@ from gt_toolkit.formats.detection_label import (
     now_creation_date,
 )
 from gt_toolkit.progress import progress
-from gt_toolkit.storage.files import Location, atomic_output, write_bytes
+from gt_toolkit.storage.files import Location, atomic_output, write_bytes, write_json
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
-__all__ = ["OutputFormat", "ReconsolidationReport", "image_reference", "reconsolidate"]
+__all__ = [
+    "OutputFormat",
+    "ReconsolidationReport",
+    "WorkerModelChoice",
+    "image_reference",
+    "reconsolidate",
+]
 
 OutputFormat = Literal["manifest", "coco"]
+WorkerModelChoice: TypeAlias = WorkerModel | Literal["fit"] | None
+"""A fitted or saved model, ``"fit"`` (fit one on the source first), or ``None`` (head count)."""
 _GROUND_TRUTH = ("gt-job", "answers-folder")
 
 
@@ -71,6 +85,10 @@ class ReconsolidationReport:
         dropped: worker boxes the engine dropped, by reason.
         labels: the label list, in class-id order.
         ingest: what reading the source did (counts and skips by reason).
+        worker_model: the worker model the run consolidated with, if any.
+        worker_model_output: where the run wrote the model it fitted.
+        unknown_workers: annotators the (given) worker model had not seen: they were
+            judged by the crowd's skills, a sign the table comes from another job or tool.
     """
 
     objects: int = 0
@@ -83,6 +101,9 @@ class ReconsolidationReport:
     output: str = ""
     quality_outputs: list[str] = field(default_factory=list)
     ingest: IngestReport = field(default_factory=IngestReport)
+    worker_model: WorkerModel | None = None
+    worker_model_output: str | None = None
+    unknown_workers: int = 0
 
     @property
     def complete(self) -> bool:
@@ -102,6 +123,10 @@ class ReconsolidationReport:
                 "dropped worker boxes: "
                 + ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items()))
             )
+        if self.worker_model is not None:
+            parts.append(f"worker model of {len(self.worker_model.workers)} workers")
+        if self.unknown_workers:
+            parts.append(f"{self.unknown_workers} annotators unknown to the worker model")
         return "; ".join(parts) + f" (read: {self.ingest.summary()})"
 
     def to_json(self) -> dict[str, Any]:
@@ -115,6 +140,8 @@ class ReconsolidationReport:
             "dropped": dict(sorted(self.dropped.items())),
             "labels": self.labels,
             "quality_outputs": self.quality_outputs,
+            "worker_model_output": self.worker_model_output,
+            "unknown_workers": self.unknown_workers,
             "ingest": self.ingest.to_json(),
         }
 
@@ -237,7 +264,10 @@ class _CocoWriter:
 
 # -- the run -------------------------------------------------------------------------------------
 def _consolidate(
-    item: CrowdItem, settings: ConsolidationSettings, labels: Sequence[str] | None
+    item: CrowdItem,
+    settings: ConsolidationSettings,
+    labels: Sequence[str] | None,
+    model: WorkerModel | None,
 ) -> tuple[ImageConsolidation | None, str | None]:
     """The image's consolidation, or ``None`` and why it has none."""
     if item.failure is not None:
@@ -246,13 +276,31 @@ def _consolidate(
         return None, "no worker answers for this object"
     image = item.image
     result = consolidate_image(
-        image.boxes, settings=settings, labels=labels, image_size=image.image_size
+        image.boxes,
+        settings=settings,
+        labels=labels,
+        image_size=image.image_size,
+        worker_model=model,
+        annotators=image.annotators if model is not None else None,
     )
     return result, None
 
 
-def _check_options(source: CrowdSource, image_prefix: str | None, output_format: str) -> None:
+def _fit(
+    source: CrowdSource, settings: ConsolidationSettings, labels: Sequence[str] | None
+) -> WorkerModel:
+    """The first pass: a worker model fitted on every readable image of ``source``."""
+    items = progress(source.items(), desc="fitting worker model", unit="img")
+    images = (item.image for item in items if item.failure is None)
+    return fit_worker_model(images, settings=settings, labels=labels)
+
+
+def _check_options(
+    source: CrowdSource, image_prefix: str | None, output_format: str, worker_model: object
+) -> None:
     problems = []
+    if isinstance(worker_model, str) and worker_model != "fit":
+        problems.append(f"worker_model must be a WorkerModel, 'fit' or None, got {worker_model!r}")
     if output_format not in ("manifest", "coco"):
         problems.append(f"output_format must be 'manifest' or 'coco', got {output_format!r}")
     if image_prefix is not None and source.kind in _GROUND_TRUTH:
@@ -291,6 +339,7 @@ def reconsolidate(
     output_format: OutputFormat = "manifest",
     image_prefix: str | None = None,
     quality_output: str | None = None,
+    worker_model: WorkerModelChoice = DEFAULT_WORKER_MODEL,
     store: S3Store | None = None,
 ) -> ReconsolidationReport:
     """Consolidate every image of ``source`` and write the labeled dataset to ``output``.
@@ -308,7 +357,11 @@ def reconsolidate(
         output_format: ``manifest`` or ``coco`` (module docstring).
         image_prefix: ``s3://`` prefix that turns tool file names into ``source-ref``s.
         quality_output: base name for the worker-quality table (``.json`` and ``.csv`` are
-            appended); default ``<output>.worker-quality``.
+            appended); default ``<output>.worker-quality``; with a worker model it gains the
+            model's per-worker figures.
+        worker_model: decide and fuse with per-worker skills (rule 8 of
+            ``docs/consolidation.md``): a model (``read_worker_model`` reads a saved table),
+            or ``"fit"`` to fit one on ``source`` first (module docstring).
 
     Raises:
         ValidationError: options that do not fit the source or each other.
@@ -317,7 +370,7 @@ def reconsolidate(
             :func:`~gt_toolkit.consolidation.label_check.label_mismatch`): nothing is written.
         CrowdSourceError: the source cannot be read (and broken records, without a handler).
     """
-    _check_options(source, image_prefix, output_format)
+    _check_options(source, image_prefix, output_format, worker_model)
     given = list(labels) if labels else source.labels
     run = _Run(
         attribute=label_attribute,
@@ -328,12 +381,13 @@ def reconsolidate(
         manifest=output_format == "manifest",
     )
     report = ReconsolidationReport(output=os.fspath(output), ingest=source.report)
+    model = _fit(source, settings, given) if worker_model == "fit" else worker_model
     quality = QualityAccumulator()
     unknown: Counter[str] = Counter()
     drawn = 0
     with _writer(run, output, store) as write:
         for item in progress(source.items(), desc="consolidating", unit="img"):
-            result, failure = _consolidate(item, settings, given)
+            result, failure = _consolidate(item, settings, given, model)
             write(item, result, failure)
             report.objects += 1
             if result is None:
@@ -356,18 +410,25 @@ def reconsolidate(
         if mismatch is not None:  # before the output is committed: the run writes nothing
             raise ConsolidationError(mismatch.message)
     report.labels = run.labels
-    report.quality = quality.result()
+    report.worker_model = model
+    report.quality = quality.result(model)
+    if model is not None:
+        report.unknown_workers = sum(q.worker_id not in model.workers for q in report.quality)
     base = quality_output or f"{os.fspath(output)}.worker-quality"
     report.quality_outputs = _write_quality(report.quality, base, store)
+    if worker_model == "fit" and model is not None:
+        report.worker_model_output = f"{os.fspath(output)}.worker-model.json"
+        write_json(report.worker_model_output, model.to_json(), store=store)
     return report
 
 
 def _write_quality(quality: list[WorkerQuality], base: str, store: S3Store | None) -> list[str]:
     rows = [q.to_json() for q in quality]
     json_loc, csv_loc = f"{base}.json", f"{base}.csv"
-    write_bytes(json_loc, orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n", store=store)
+    write_json(json_loc, rows, store=store)
     buf = io.StringIO()
-    fields = list(WorkerQuality.__dataclass_fields__)
+    with_model = any(q.miss_rate is not None for q in quality)
+    fields = WorkerQuality.columns(with_model=with_model)
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from gt_toolkit.errors import ConsolidationError
 
 __all__ = [
+    "DEFAULT_WORKER_MODEL",
     "ConsolidationSettings",
     "DropReason",
     "Fusion",
@@ -23,6 +24,10 @@ __all__ = [
 
 Fusion = Literal["huber", "mean", "median"]
 Quorum = Literal["box", "label"]
+
+DEFAULT_WORKER_MODEL: Literal["fit"] | None = None
+"""Offline consolidation without a model given: ``"fit"`` one on the job first, or ``None``
+(the head count). Why: ``docs/consolidation.md``, "Why these defaults"."""
 
 
 class DropReason(StrEnum):

@@ -10,7 +10,10 @@ a few images already predict it):
 - ``precision``: their boxes that joined a kept cluster / all boxes they submitted;
 - ``label_agreement``: matched boxes whose label equals the consensus label;
 - ``size_bias``: mean of ``sqrt(their area / consensus area) - 1`` (> 0 loose, < 0 tight);
-- ``mean_time_spent``: seconds per image, when known.
+- ``mean_time_spent``: seconds per image, when known;
+- with a worker model (:mod:`gt_toolkit.consolidation.worker_model`), its fitted
+  ``miss_rate``, ``false_boxes`` (per image) and ``box_noise``: the same worker seen across
+  the whole job rather than against each image's consensus (absent without a model).
 
 Streaming: :class:`QualityAccumulator` keeps only per-worker sums, so a 100,000-image job
 costs constant memory.
@@ -20,16 +23,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 from gt_toolkit.consolidation.engine import ImageConsolidation
 from gt_toolkit.consolidation.geometry import clip_xyxy, iou_pairs
+from gt_toolkit.consolidation.worker_model import WorkerModel
 from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = ["QualityAccumulator", "WorkerQuality", "quality_weights"]
+
+_MODEL_COLUMNS = ("miss_rate", "false_boxes", "box_noise")  # only when a model was used
 
 
 @dataclass
@@ -47,10 +53,19 @@ class WorkerQuality:
     label_agreement: float = 0.0
     size_bias: float = 0.0
     mean_time_spent: float | None = None
+    miss_rate: float | None = None
+    false_boxes: float | None = None
+    box_noise: float | None = None
+
+    @staticmethod
+    def columns(*, with_model: bool) -> list[str]:
+        """The table's columns: the model's only when a model was used."""
+        return [f.name for f in fields(WorkerQuality) if with_model or f.name not in _MODEL_COLUMNS]
 
     def to_json(self) -> dict[str, Any]:
-        """A plain dict for the JSON and CSV quality tables."""
-        return asdict(self)
+        """A plain dict for the JSON and CSV quality tables (:meth:`columns`)."""
+        row = asdict(self)
+        return {k: row[k] for k in self.columns(with_model=self.miss_rate is not None)}
 
 
 @dataclass
@@ -126,11 +141,12 @@ class QualityAccumulator:
                 1 for t, fb in zip(theirs, fused, strict=True) if t["label"] == fb["label"]
             )
 
-    def result(self) -> list[WorkerQuality]:
-        """Figures per worker, sorted by worker id."""
+    def result(self, worker_model: WorkerModel | None = None) -> list[WorkerQuality]:
+        """Figures per worker, sorted by worker id, with ``worker_model``'s skills if given."""
         out = []
         for wid in sorted(self._sums):
             s = self._sums[wid]
+            skill = worker_model.skill(wid) if worker_model is not None else None
             out.append(
                 WorkerQuality(
                     worker_id=wid,
@@ -144,6 +160,9 @@ class QualityAccumulator:
                     label_agreement=s.same_label / s.matched if s.matched else 0.0,
                     size_bias=s.size / s.matched if s.matched else 0.0,
                     mean_time_spent=s.time / s.timed if s.timed else None,
+                    miss_rate=skill.miss_rate if skill is not None else None,
+                    false_boxes=skill.false_boxes if skill is not None else None,
+                    box_noise=skill.box_noise if skill is not None else None,
                 )
             )
         return out

@@ -25,7 +25,8 @@ Reported: alpha overall, per class (the units whose consensus label it is, with 
 ``D_e``), per image (``1 - D_o(image) / D_e``: the job's ``D_e`` makes images comparable and
 gives one-unit images a value), for each pair of annotators (``1 - mean d over the units
 either drew / D_e``), and per annotator the precision, recall, mean IoU and size bias
-against the consensus (:mod:`gt_toolkit.consolidation.worker_quality`).
+against the consensus (:mod:`gt_toolkit.consolidation.worker_quality`), joined, when a
+worker model is given, by its fitted miss rate, false boxes per image and box noise.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import numpy as np
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
 from gt_toolkit.consolidation.geometry import box_iou, clip_xyxy, iou_matrix
+from gt_toolkit.consolidation.worker_model import WorkerModel
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator, WorkerQuality
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.storage.files import Location, join_location, write_bytes, write_json
@@ -291,6 +293,7 @@ def measure_agreement(
     consensus: ConsolidationSettings | None = None,
     sample_size: int = 2000,
     seed: int = 0,
+    worker_model: WorkerModel | None = None,
 ) -> AgreementReport:
     """Agreement of a crowd, read image by image (definitions in the module docstring).
 
@@ -302,6 +305,9 @@ def measure_agreement(
             (default: the engine's defaults at ``iou_threshold``).
         sample_size: values kept to compute the expected disagreement (exact below it).
         seed: the reservoir sample's seed (same input, same figures).
+        worker_model: a worker model fitted on the job, whose per-worker skills join the
+            per-annotator rows; it changes no other figure (alpha and the consensus are
+            the crowd's own).
     """
     consensus = consensus or ConsolidationSettings(iou_threshold=iou_threshold)
     tally = _Tally(random.Random(seed), sample_size)
@@ -318,10 +324,12 @@ def measure_agreement(
                 image.boxes, settings=consensus, labels=labels, image_size=image.image_size
             )
             tally.quality.add(image.annotators, image.boxes, result, image_size=image.image_size)
-    return _report(tally, iou_threshold)
+    return _report(tally, iou_threshold, worker_model)
 
 
-def _report(tally: _Tally, iou_threshold: float) -> AgreementReport:
+def _report(
+    tally: _Tally, iou_threshold: float, worker_model: WorkerModel | None
+) -> AgreementReport:
     expected = tally.reservoir.expected()
     per_image = [
         ImageAgreement(key, _alpha(d.observed(), expected), d.units, annotators, boxes)
@@ -332,7 +340,7 @@ def _report(tally: _Tally, iou_threshold: float) -> AgreementReport:
         ClassAgreement(label, _alpha(d.observed(), r.expected()), d.units, tally.class_boxes[label])
         for label, (d, r) in sorted(tally.classes.items())
     ]
-    quality = tally.quality.result()
+    quality = tally.quality.result(worker_model)
     names = sorted({q.worker_id for q in quality})
     alpha_matrix: list[list[float | None]] = []
     units_matrix: list[list[int]] = []
@@ -387,6 +395,9 @@ _ANNOTATOR_KEYS = {
     "mean_iou": "mean IoU",
     "size_bias": "size bias",
     "label_agreement": "label agreement",
+    "miss_rate": "model: miss rate",  # the worker model's columns, when one was given
+    "false_boxes": "model: false boxes / image",
+    "box_noise": "model: box noise",
 }
 
 
@@ -395,6 +406,7 @@ def page_context(
 ) -> dict[str, Any]:
     """The agreement page's values, formatted (the template only places them)."""
     rows = [q.to_json() for q in report.per_annotator]
+    keys = [k for k in _ANNOTATOR_KEYS if not rows or k in rows[0]]
     return {
         "title": title,
         "notes": list(notes),
@@ -406,10 +418,9 @@ def page_context(
             {"label": c.label, "alpha": _figure(c.alpha), "units": c.units, "boxes": c.boxes}
             for c in report.per_class
         ],
-        "annotator_keys": list(_ANNOTATOR_KEYS.values()),
+        "annotator_keys": [_ANNOTATOR_KEYS[k] for k in keys],
         "annotators": [
-            [r[k] if isinstance(r[k], str | int) else _figure(r[k]) for k in _ANNOTATOR_KEYS]
-            for r in rows
+            [r[k] if isinstance(r[k], str | int) else _figure(r[k]) for k in keys] for r in rows
         ],
         "matrix": [
             {

@@ -141,6 +141,41 @@ def test_agreement_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert capsys.readouterr().err.startswith("alpha ")
 
 
+def test_agreement_shows_the_worker_model_and_keeps_alpha(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gt_toolkit.consolidation.worker_model import read_worker_model
+
+    args = ["agreement", str(SAMPLES / "crowd" / "label-studio.json"), "--from", "label-studio"]
+    assert main([*args, "-o", str(tmp_path / "plain")]) == 0
+    assert main([*args, "-o", str(tmp_path / "fit"), "--worker-model", "fit"]) == 0
+    table = tmp_path / "fit" / "worker-model.json"
+    assert f"wrote {tmp_path / 'fit'}" in capsys.readouterr().err
+    saved = ["--worker-model", str(table)]
+    assert main([*args, "-o", str(tmp_path / "saved"), *saved]) == 0
+    plain, fit, from_table = (
+        json.loads((tmp_path / d / "agreement.json").read_text()) for d in ("plain", "fit", "saved")
+    )
+    model = read_worker_model(table)
+    rows = {r["worker_id"]: r for r in fit["per_annotator"]}
+    assert {w: (r["miss_rate"], r["false_boxes"], r["box_noise"]) for w, r in rows.items()} == {
+        w: (s.miss_rate, s.false_boxes, s.box_noise) for w, s in model.workers.items()
+    }
+    assert "miss_rate" not in plain["per_annotator"][0]
+    assert from_table == fit
+    # the model adds columns and changes no other figure
+    for key in ("alpha", "per_class", "per_image", "matrix"):
+        assert fit[key] == plain[key], key
+    trimmed = [
+        {k: v for k, v in r.items() if k in plain["per_annotator"][0]} for r in rows.values()
+    ]
+    assert trimmed == plain["per_annotator"]
+    page = (tmp_path / "fit" / "agreement.html").read_text()
+    assert "model: miss rate" in page and "model: box noise" in page
+    assert "model: miss rate" not in (tmp_path / "plain" / "agreement.html").read_text()
+    assert not (tmp_path / "saved" / "worker-model.json").exists()
+
+
 def test_evaluate_reads_consolidated_coco_like_the_manifest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,10 +13,15 @@ from gt_toolkit.cli import main
 from gt_toolkit.consolidation.engine import ConsolidationSettings
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
 from gt_toolkit.consolidation.reconsolidate import reconsolidate
-from gt_toolkit.errors import NoMatchingObjectsError
+from gt_toolkit.consolidation.worker_model import WorkerModel, read_worker_model
+from gt_toolkit.errors import NoMatchingObjectsError, ValidationError
+from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.formats.crowd.report import CrowdReject
 from gt_toolkit.formats.crowd.sources import open_crowd_source
-from tests.helpers import REPO
+from gt_toolkit.testing.crowd_exports import label_studio_export
+from gt_toolkit.testing.simulated_crowd import WorkerSkill as SimulatedSkill
+from gt_toolkit.testing.simulated_crowd import simulate_crowd
+from tests.helpers import REPO, consolidated_boxes
 
 JOB = REPO / "samples" / "job-output" / "samples-balls"
 TRUTH = REPO / "samples" / "truth.manifest"
@@ -106,6 +111,14 @@ def test_s3_round_trip_api_and_cli(
     assert s3_client.head_object(
         Bucket=bucket, Key="jobs/samples-balls/reconsolidated/out.manifest.worker-quality.csv"
     )
+    fitted = reconsolidate(
+        open_crowd_source(prefix, store=store, max_workers=4),
+        f"{prefix}/reconsolidated/fit.manifest",
+        worker_model="fit",
+        store=store,
+    )
+    assert fitted.worker_model_output == f"{prefix}/reconsolidated/fit.manifest.worker-model.json"
+    assert read_worker_model(fitted.worker_model_output, store=store) == fitted.worker_model
 
     local = tmp_path / "cli.manifest"
     code = main(
@@ -309,3 +322,167 @@ def test_cli_quorum_flag_reaches_the_engine(
     classes = line["consolidated-metadata"]["class-map"]
     got = [classes[str(a["class_id"])] for a in line["consolidated"]["annotations"]]
     assert got == expected
+
+
+# -- the worker model, fitted on the source or read from a saved table ----------------------------
+SAMPLE_SOURCES = {
+    "gt-job": (JOB, None),
+    "label-studio": (REPO / "samples" / "crowd" / "label-studio.json", None),
+    "cvat": (REPO / "samples" / "crowd" / "cvat", "s3://gt-toolkit-demo/images/"),
+    "coco-raters": (
+        REPO / "samples" / "crowd" / "coco-raters.json",
+        "s3://gt-toolkit-demo/images/",
+    ),
+}
+
+
+def fit_on(kind: str, out: Path) -> tuple[WorkerModel, dict[str, Any]]:
+    """The model ``reconsolidate(worker_model="fit")`` writes for a shipped sample source."""
+    path, prefix = SAMPLE_SOURCES[kind]
+    with open_crowd_source(path, kind) as source:
+        report = reconsolidate(
+            source, out, labels=["ball"], image_prefix=prefix, worker_model="fit"
+        )
+    assert report.worker_model_output == f"{out}.worker-model.json"
+    assert report.complete and report.ingest.images == 40 and report.unknown_workers == 0
+    assert report.dropped["unlikely"] > 0  # the model, not the head count, decided
+    return read_worker_model(report.worker_model_output), consolidated_boxes(read_lines(out))
+
+
+def figures(model: WorkerModel) -> list[float]:
+    """Every number of the model, workers in the order of their sorted ids."""
+    skills = [model.crowd, *(s for _, s in sorted(model.workers.items()))]
+    table = [[s.miss_rate, s.false_boxes, s.box_noise, s.images, s.boxes] for s in skills]
+    return [model.objects, model.places, *(x for row in table for x in row)]
+
+
+def test_every_shipped_source_fits_the_same_model(tmp_path: Path) -> None:
+    # the same five workers in every format, under each tool's names for them
+    # (w00..w04 in the job, ana..eli elsewhere: sorted, they line up)
+    fitted = {kind: fit_on(kind, tmp_path / f"{kind}.manifest") for kind in SAMPLE_SOURCES}
+    reference, reference_boxes = fitted.pop("gt-job")
+    assert len(reference.workers) == 5
+    for kind, (model, boxes) in fitted.items():
+        assert figures(model) == pytest.approx(figures(reference), rel=1e-9), kind
+        assert boxes == reference_boxes, kind
+
+
+def test_a_saved_table_round_trips_and_consolidates_like_the_fit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, fitted_boxes = fit_on("label-studio", tmp_path / "fit.manifest")
+    table = tmp_path / "fit.manifest.worker-model.json"
+    assert WorkerModel.from_json(model.to_json()) == model
+    assert json.loads(table.read_text()) == model.to_json()
+
+    ls = str(SAMPLE_SOURCES["label-studio"][0])
+    with open_crowd_source(ls, "label-studio") as source:
+        report = reconsolidate(
+            source, tmp_path / "api.manifest", labels=["ball"], worker_model=model
+        )
+    assert report.worker_model_output is None  # a given table is not written again
+    assert consolidated_boxes(read_lines(tmp_path / "api.manifest")) == fitted_boxes
+
+    out = tmp_path / "cli.manifest"
+    args = ["consolidate", ls, "--from", "label-studio", "--labels", "ball", "-o", str(out)]
+    assert main([*args, "--worker-model", str(table)]) == 0
+    assert consolidated_boxes(read_lines(out)) == fitted_boxes
+    quality = json.loads((tmp_path / "cli.manifest.worker-quality.json").read_text())
+    assert {q["worker_id"]: q["miss_rate"] for q in quality} == {
+        w: s.miss_rate for w, s in model.workers.items()
+    }
+    header = (tmp_path / "cli.manifest.worker-quality.csv").read_text().splitlines()[0]
+    assert header.endswith(",miss_rate,false_boxes,box_noise")
+    assert not Path(f"{out}.worker-model.json").exists()
+
+    # without a model: the head count, and the quality table without the model's columns
+    assert main([*args[:-1], str(tmp_path / "plain.manifest")]) == 0
+    assert consolidated_boxes(read_lines(tmp_path / "plain.manifest")) != fitted_boxes
+    header = (tmp_path / "plain.manifest.worker-quality.csv").read_text().splitlines()[0]
+    assert "miss_rate" not in header
+    capsys.readouterr()
+
+    # a table from another tool names other workers: said, not hidden
+    cvat, prefix = SAMPLE_SOURCES["cvat"]
+    out = tmp_path / "cvat.manifest"
+    args = ["consolidate", str(cvat), "--from", "cvat", "--image-prefix", str(prefix)]
+    assert main([*args, "-o", str(out), "--worker-model", str(table)]) == 0
+    assert "5 annotators unknown to the worker model" in capsys.readouterr().err
+    assert json.loads(Path(f"{out}.summary.json").read_text())["unknown_workers"] == 5
+
+
+def test_keep_all_and_a_worker_model_exclude_each_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ls = str(SAMPLE_SOURCES["label-studio"][0])
+    args = ["consolidate", ls, "--from", "label-studio", "--keep", "all"]
+    assert main([*args, "--worker-model", "fit", "-o", str(tmp_path / "o.manifest")]) == 1
+    assert "--keep all keeps every cluster" in capsys.readouterr().err
+    assert not (tmp_path / "o.manifest").exists()
+    with pytest.raises(ValidationError, match="worker_model must be"):
+        reconsolidate(open_crowd_source(ls, "label-studio"), tmp_path / "o", worker_model="yes")  # type: ignore[arg-type]
+
+
+def spam_crowd(seed: int) -> tuple[list[CrowdImage], list[list[dict[str, Any]]]]:
+    """Two careful workers and a spammer (sloppy edges, about three stray boxes per image)."""
+    skills = [
+        SimulatedSkill("ana", jitter=0.03, miss_rate=0.1, spurious_rate=0.05),
+        SimulatedSkill("ben", jitter=0.03, miss_rate=0.1, spurious_rate=0.05),
+        SimulatedSkill("spam", jitter=0.2, miss_rate=0.2, spurious_rate=1.0),
+    ]
+    crowd = simulate_crowd(images=30, boxes_per_image=3, skills=skills, labels=["car"], seed=seed)
+    images = [
+        CrowdImage(
+            key=f"s3://bkt/spam/{i}.jpg",
+            image_size=sim.image_size,
+            annotators=tuple(sim.worker_ids),
+            boxes=tuple(sim.answers),
+        )
+        for i, sim in enumerate(crowd)
+    ]
+    return images, [list(sim.truth) for sim in crowd]
+
+
+def against_truth(found: dict[str, Any], truth: list[list[dict[str, Any]]]) -> tuple[int, float]:
+    """False boxes, and the mean IoU of the boxes matched (greedily, at 0.5) to a true one."""
+    false, ious = 0, []
+    for boxes, true in zip(found.values(), truth, strict=True):
+        got = [dict(zip(("left", "top", "width", "height"), b[1:5], strict=True)) for b in boxes]
+        iou = iou_matrix(xyxy_from_gt(got), xyxy_from_gt(true)) if got and true else None
+        taken: set[int] = set()
+        for row in iou if iou is not None else [[]] * len(got):
+            best = max(
+                (j for j in range(len(row)) if j not in taken), key=row.__getitem__, default=None
+            )
+            if best is None or row[best] < 0.5:
+                false += 1
+                continue
+            taken.add(best)
+            ious.append(float(row[best]))
+    return false, sum(ious) / len(ious)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_spammer_is_down_weighted_with_the_model_and_not_without(
+    tmp_path: Path, seed: int
+) -> None:
+    images, truth = spam_crowd(seed)
+    export = tmp_path / "ls.json"
+    export.write_text(json.dumps(label_studio_export(images)))
+    found = {}
+    for choice in (None, "fit"):
+        out = tmp_path / f"{choice}.manifest"
+        with open_crowd_source(export, "label-studio") as source:
+            report = reconsolidate(source, out, image_prefix="s3://bkt/spam/", worker_model=choice)
+        found[choice] = against_truth(consolidated_boxes(read_lines(out)), truth)
+    assert report.worker_model is not None
+    skills = report.worker_model.workers
+    assert skills["spam"].weight < 0.5 * min(skills["ana"].weight, skills["ben"].weight)
+    assert skills["spam"].false_boxes > 3 * max(
+        skills["ana"].false_boxes, skills["ben"].false_boxes
+    )
+    (false_plain, iou_plain), (false_model, iou_model) = found[None], found["fit"]
+    # the spammer's sloppy edges pull the head count's boxes, not the model's; and the
+    # stray boxes it seconds for a careful worker's lone stray box stay out
+    assert iou_model > iou_plain + 0.02, found
+    assert false_model <= false_plain, found

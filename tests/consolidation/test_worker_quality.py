@@ -1,7 +1,13 @@
 from __future__ import annotations
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
-from gt_toolkit.consolidation.worker_quality import QualityAccumulator, quality_weights
+from gt_toolkit.consolidation.worker_model import WorkerModel
+from gt_toolkit.consolidation.worker_model import WorkerSkill as ModelSkill
+from gt_toolkit.consolidation.worker_quality import (
+    QualityAccumulator,
+    WorkerQuality,
+    quality_weights,
+)
 from gt_toolkit.testing.simulated_crowd import WorkerSkill, simulate_crowd
 
 
@@ -62,3 +68,24 @@ def test_label_quorum_credits_each_worker_with_their_own_label() -> None:
     assert [q[w].label_agreement for w in ("w1", "w2", "w3")] == [1.0, 1.0, 1.0]
     assert [q[w].matched for w in ("w1", "w2", "w3")] == [1, 1, 1]
     assert [q[w].recall for w in ("w1", "w2", "w3")] == [1.0, 1.0, 1.0]  # one object
+
+
+def test_a_worker_model_adds_its_columns_and_the_crowds_skills_for_strangers() -> None:
+    box = {"label": "car", "left": 10, "top": 10, "width": 40, "height": 40}
+    acc = QualityAccumulator()
+    answers = [[box], [box], []]
+    acc.add(["ana", "ben", "stranger"], answers, consolidate_image(answers))
+    careful = ModelSkill(miss_rate=0.1, false_boxes=0.05, box_noise=0.1)
+    crowd = ModelSkill(miss_rate=0.3, false_boxes=0.5, box_noise=0.2)
+    model = WorkerModel({"ana": careful, "ben": careful}, crowd, 1.0, 50.0)
+
+    plain = {q.worker_id: q for q in acc.result()}
+    rows = {q.worker_id: q.to_json() for q in acc.result(model)}
+    assert rows["ana"] == plain["ana"].to_json() | {
+        "miss_rate": 0.1,
+        "false_boxes": 0.05,
+        "box_noise": 0.1,
+    }
+    assert (rows["stranger"]["miss_rate"], rows["stranger"]["box_noise"]) == (0.3, 0.2)
+    assert list(plain["ana"].to_json()) == WorkerQuality.columns(with_model=False)
+    assert list(rows["ana"]) == WorkerQuality.columns(with_model=True)

@@ -8,6 +8,7 @@ import os
 import random
 import statistics
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,7 +26,7 @@ from gt_toolkit.handlers.post_annotation import (
     handle_post_annotation,
 )
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import DATA, seed_objects
+from tests.helpers import DATA, SAMPLES, seed_objects
 
 EVENTS = DATA / "events"
 DEFAULT = PostAnnotationSettings()
@@ -995,3 +996,52 @@ def test_worker_table_replaces_the_head_count(store: S3Store, bucket: str) -> No
         load_post_annotation_settings(
             {"GT_WORKER_MODEL_S3_URI": f"s3://{bucket}/models/missing.json"}, store=store
         )
+
+
+def test_the_table_an_offline_fit_writes_drives_the_lambda(
+    store: S3Store, bucket: str, tmp_path: Path
+) -> None:
+    # gt-convert consolidate --worker-model fit writes the table GT_WORKER_MODEL_S3_URI
+    # names: the Lambda reads it and, on the job's own answers, decides as the offline run
+    from gt_toolkit.cli import main
+    from gt_toolkit.consolidation.worker_model import read_worker_model
+    from gt_toolkit.handlers.post_annotation import load_post_annotation_settings
+
+    job = SAMPLES / "job-output" / "samples-balls"
+    out = tmp_path / "offline.manifest"
+    args = ["consolidate", str(job), "-o", str(out), "--labels", "ball", "--worker-model", "fit"]
+    assert main(args) == 0
+    table = tmp_path / "offline.manifest.worker-model.json"
+    uri = f"s3://{bucket}/models/workers.json"
+    store.put_bytes(uri, table.read_bytes())
+    loaded = load_post_annotation_settings({"GT_WORKER_MODEL_S3_URI": uri}, store=store)
+    assert loaded.worker_model == read_worker_model(table)
+    assert loaded.worker_model is not None and len(loaded.worker_model.workers) == 5
+
+    offline = [json.loads(x) for x in out.read_text().splitlines()]
+    responses = job / "annotations" / "worker-response" / "iteration-1"
+    payload = []
+    for n in range(8):
+        [answers] = [json.loads(f.read_text()) for f in (responses / str(n)).iterdir()]
+        annotations = [
+            {
+                "workerId": a["workerId"],
+                "annotationData": {"content": json.dumps(a["answerContent"])},
+            }
+            for a in answers["answers"]
+        ]
+        ref = offline[n]["source-ref"]
+        payload.append(
+            {"datasetObjectId": str(n), "dataObject": {"s3Uri": ref}, "annotations": annotations}
+        )
+    entries = run(store, bucket, payload, settings_=loaded, labelCategories=["ball"])
+    head_count = run(store, bucket, payload, labelCategories=["ball"])
+    assert [content_of(e)[0]["annotations"] for e in entries] == [
+        line["consolidated"]["annotations"] for line in offline[:8]
+    ]
+    assert [content_of(e)[1]["objects"] for e in entries] == [
+        line["consolidated-metadata"]["objects"] for line in offline[:8]
+    ]
+    assert [content_of(e)[1]["objects"] for e in entries] != [
+        content_of(e)[1]["objects"] for e in head_count
+    ]
