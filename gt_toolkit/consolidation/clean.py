@@ -103,7 +103,7 @@ def clean_boxes(
     code = np.fromiter(map(code_of.__getitem__, names), dtype=np.intp, count=len(names))
     order = _canonical_order(xyxy, code, worker_of, box_of, priority, weights)
     xyxy = xyxy[:, order]
-    lo, hi, iou = overlap_pairs(xyxy[0], xyxy[1], xyxy[2], xyxy[3], x_sorted=True, with_iou=True)
+    lo, hi, iou = overlap_pairs(xyxy, x_sorted=True, with_iou=True)
     worker_of = worker_of[order]
     clean = CleanBoxes(
         xyxy,

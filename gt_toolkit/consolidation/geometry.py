@@ -179,74 +179,57 @@ def candidate_pairs(xyxy: FloatArray) -> tuple[npt.NDArray[np.intp], npt.NDArray
     Works on the columns (see :func:`overlap_pairs`), so it stays near-linear for
     hundreds of small boxes, where an ``(N, N)`` matrix would dominate the run time.
     """
-    arr = as_xyxy(xyxy)
-    x1, y1, x2, y2 = (np.ascontiguousarray(arr[:, k]) for k in range(4))
-    return overlap_pairs(x1, y1, x2, y2)
+    return overlap_pairs(np.ascontiguousarray(as_xyxy(xyxy).T))
 
 
-_EMPTY_PAIRS = np.zeros(0, dtype=np.intp)
+IntArray = npt.NDArray[np.intp]
+_Overlaps = tuple[IntArray, IntArray, FloatArray]  # lo, hi, intersection area
+
+
+@overload
+def overlap_pairs(xyxy: FloatArray, *, x_sorted: bool = False) -> tuple[IntArray, IntArray]: ...
 
 
 @overload
 def overlap_pairs(
-    x1: FloatArray, y1: FloatArray, x2: FloatArray, y2: FloatArray, *, x_sorted: bool = False
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]: ...
-
-
-@overload
-def overlap_pairs(
-    x1: FloatArray,
-    y1: FloatArray,
-    x2: FloatArray,
-    y2: FloatArray,
-    *,
-    x_sorted: bool = False,
-    with_iou: Literal[True],
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]: ...
+    xyxy: FloatArray, *, x_sorted: bool = False, with_iou: Literal[True]
+) -> tuple[IntArray, IntArray, FloatArray]: ...
 
 
 def overlap_pairs(
-    x1: FloatArray,
-    y1: FloatArray,
-    x2: FloatArray,
-    y2: FloatArray,
-    *,
-    x_sorted: bool = False,
-    with_iou: bool = False,
-) -> (
-    tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
-    | tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]
-):
-    """All index pairs ``i < j`` of boxes (given as columns) that overlap with positive area.
+    xyxy: FloatArray, *, x_sorted: bool = False, with_iou: bool = False
+) -> tuple[IntArray, IntArray] | tuple[IntArray, IntArray, FloatArray]:
+    """All index pairs ``i < j`` of boxes (``xyxy``: one row per corner) that overlap.
 
-    Small sets compare every pair. Larger sets use a band sweep: boxes are cut into
-    horizontal bands one "ordinary" box high and sorted by band, then left edge, so the
-    partners of a box are two contiguous ranges of that order (its own band to the right,
-    the next band within one box width), found with ``searchsorted`` for all boxes at
-    once. Boxes much larger than the median are few and are compared with every box.
-    Only numpy calls over whole arrays, no per-box Python: about 20 calls per image.
-    When the boxes are already sorted by left edge (``x_sorted=True``), a plain x-sweep
-    (each box against the boxes that start before its right edge) is tried first: one
-    ``searchsorted`` and an expansion, cheaper than the bands while it yields at most
-    a dozen candidates per box (few boxes, or a wide image). ``with_iou=True`` also
-    returns each pair's IoU (computed with the overlap test).
+    Overlap means positive area. Small sets compare every pair, larger ones sweep
+    (:func:`_bands`). When the boxes are already sorted by left edge (``x_sorted=True``),
+    a plain x-sweep (each box against the boxes that start before its right edge) is
+    tried first: cheaper than the bands while it yields at most a dozen candidates per
+    box (few boxes, or a wide image). Only numpy calls over whole arrays (or blocks of
+    them), no per-box Python. ``with_iou=True`` also returns each pair's IoU.
     """
-    n = len(x1)
-    if x_sorted and n > 40:
-        end = np.searchsorted(x1, x2, side="left")
-        count = np.maximum(end - np.arange(1, n + 1), 0)
-        if int(count.sum()) <= 12 * n:
-            lo = np.arange(n).repeat(count)
-            hi = np.arange(len(lo)) + np.repeat(
-                np.arange(1, n + 1) - (np.cumsum(count) - count), count
-            )
-            return _exact(x1, y1, x2, y2, lo, hi, with_iou, ordered=True)
-    lo, hi = _candidates(x1, y1, x2, y2)
-    return _exact(x1, y1, x2, y2, lo, hi, with_iou)
+    n = xyxy.shape[1]
+    if n <= 40:
+        lo, hi, inter = _overlapping(xyxy, *_all_pairs(n), x_sorted=False)
+    else:
+        count = np.zeros(0, dtype=np.intp)
+        if x_sorted:
+            end = np.searchsorted(xyxy[0], xyxy[2], side="left")
+            count = np.maximum(end - np.arange(1, n + 1), 0)
+        if x_sorted and int(count.sum()) <= 12 * n:
+            lo, hi, inter = _sweep(xyxy, np.arange(n), np.arange(1, n + 1), count, True)
+        else:
+            lo, hi, inter = _bands(xyxy)
+    if not with_iou:
+        return lo, hi
+    wh = xyxy[2:] - xyxy[:2]
+    area = wh[0] * wh[1]  # per box, then gathered: fewer calls than per pair
+    iou: FloatArray = np.minimum(inter / (area.take(lo) + area.take(hi) - inter), 1.0)
+    return lo, hi, iou
 
 
 @lru_cache(maxsize=64)
-def _all_pairs(n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+def _all_pairs(n: int) -> tuple[IntArray, IntArray]:
     """Every pair ``i < j`` of ``n`` boxes, cached: read the arrays, never write them.
 
     ``np.triu_indices`` costs more than the whole overlap test at a few boxes.
@@ -257,24 +240,26 @@ def _all_pairs(n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     return lo, hi
 
 
-def _candidates(
-    x1: FloatArray, y1: FloatArray, x2: FloatArray, y2: FloatArray
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Index pairs ``i != j`` (each unordered pair once) that include every overlapping pair."""
-    n = len(x1)
-    if n < 2:
-        return _EMPTY_PAIRS, _EMPTY_PAIRS
-    if n <= 40:
-        return _all_pairs(n)
-    w, h = x2 - x1, y2 - y1
+def _bands(xyxy: FloatArray) -> _Overlaps:
+    """The overlapping pairs of a large set of boxes, by a band sweep.
+
+    Boxes are cut into horizontal bands one "ordinary" box high and sorted by band, then
+    left edge, so the partners of a box are two contiguous ranges of that order (its own
+    band to the right, the next band within one box width), found with ``searchsorted``
+    for all boxes at once. Boxes much larger than the median are few and are compared
+    with every box.
+    """
+    n = xyxy.shape[1]
+    x1, y1, x2, _ = xyxy
+    w, h = xyxy[2:] - xyxy[:2]
     half = n // 2
     mw = float(np.partition(w, half)[half])
     mh = float(np.partition(h, half)[half])
     big = (w > 2.5 * mw) | (h > 2.5 * mh) | (w <= 0) | (h <= 0)
-    small = np.flatnonzero(~big)
-    if len(small) < 2 or mw <= 0 or mh <= 0:
-        lo, hi = np.triu_indices(n, 1)
-        return lo, hi
+    small = (~big).nonzero()[0]
+    if len(small) < 2 or mw <= 0 or mh <= 0:  # no ordinary size: every pair
+        first = np.arange(n)
+        return _sweep(xyxy, first, first + 1, n - 1 - first, False)
     sx1, sy1, sx2 = x1[small], y1[small], x2[small]
     band_h = float(h[small].max())
     max_w = float(w[small].max())
@@ -285,8 +270,7 @@ def _candidates(
     key = band * span + (sx1 - xmin)
     order = np.argsort(key, kind="stable")
     key, band, sx1, sx2 = key[order], band[order], sx1[order], sx2[order]
-    m = len(key)
-    pos = np.arange(m)
+    pos = np.arange(len(key))
     # same band: boxes after p that start left of p's right edge; next band: boxes that
     # start within one box width left of p's left edge up to p's right edge.
     same_end = np.searchsorted(key, band * span + (sx2 - xmin) + eps, side="right")
@@ -295,54 +279,75 @@ def _candidates(
     next_end = np.searchsorted(key, next_base + sx2 + eps, side="right")
     starts = np.concatenate([pos + 1, next_start])
     count = np.maximum(np.concatenate([same_end, next_end]) - starts, 0)
-    owner = np.repeat(np.concatenate([pos, pos]), count)
-    partner = np.arange(len(owner)) + np.repeat(starts - (np.cumsum(count) - count), count)
-    sorted_index = small[order]
-    lo, hi = sorted_index[owner], sorted_index[partner]
-    bigs = np.flatnonzero(big)
-    if len(bigs):
-        b_lo = np.repeat(bigs, n)
-        b_hi = np.tile(np.arange(n), len(bigs))
-        keep = (b_hi != b_lo) & (~big[b_hi] | (b_hi > b_lo))
-        lo = np.concatenate([lo, b_lo[keep]])
-        hi = np.concatenate([hi, b_hi[keep]])
-    return lo, hi
+    perm = small[order]  # the test reads the boxes in band order: nearby in memory
+    owner = np.concatenate([pos, pos])
+    lo, hi, inter = _sweep(xyxy.take(perm, axis=1), owner, starts, count, False)
+    lo, hi = perm.take(lo), perm.take(hi)
+    lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+    bigs = big.nonzero()[0]
+    if not len(bigs):
+        return lo, hi, inter
+    b_lo = np.repeat(bigs, n)
+    b_hi = np.tile(np.arange(n), len(bigs))
+    keep = (b_hi != b_lo) & (~big[b_hi] | (b_hi > b_lo))
+    m_lo, m_hi, m_inter = _overlapping(xyxy, b_lo.compress(keep), b_hi.compress(keep), False)
+    return (
+        np.concatenate([lo, np.minimum(m_lo, m_hi)]),
+        np.concatenate([hi, np.maximum(m_lo, m_hi)]),
+        np.concatenate([inter, m_inter]),
+    )
 
 
-def _exact(
-    x1: FloatArray,
-    y1: FloatArray,
-    x2: FloatArray,
-    y2: FloatArray,
-    lo: npt.NDArray[np.intp],
-    hi: npt.NDArray[np.intp],
-    with_iou: bool,
-    ordered: bool = False,
-) -> (
-    tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
-    | tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]
-):
-    """Keep the candidate pairs that overlap with positive area, as ``lo < hi``.
+_BLOCK = 16384
+"""Candidate pairs tested at once: a block's temporaries stay in the cache, and small
+enough that the allocator reuses them instead of mapping fresh pages (page faults cost
+more than the arithmetic on a crowded image)."""
 
-    ``ordered``: the candidates come from the x-sweep (``lo < hi`` in left-edge order, so
-    ``x1[hi] >= x1[lo]`` and most overlap in x): the y test runs first, and the x test
-    only on the few that pass it (the sweep's candidates are mostly other rows).
+
+def _sweep(
+    boxes: FloatArray, owner: IntArray, start: IntArray, count: IntArray, x_sorted: bool
+) -> _Overlaps:
+    """The overlapping pairs of each box ``owner[i]`` with the boxes ``start[i]`` onwards.
+
+    ``count[i]`` boxes from ``start[i]`` are candidates; blocks of about ``_BLOCK``
+    candidates are expanded and tested one after the other, in order.
     """
-    if ordered:
-        ih = np.minimum(y2[lo], y2[hi]) - np.maximum(y1[lo], y1[hi])
-        rows = ih > 0
-        lo, hi, ih = lo[rows], hi[rows], ih[rows]
-        iw = np.minimum(x2[lo], x2[hi]) - x1[hi]
-        keep = iw > 0
-    else:
-        iw = np.minimum(x2[lo], x2[hi]) - np.maximum(x1[lo], x1[hi])
-        ih = np.minimum(y2[lo], y2[hi]) - np.maximum(y1[lo], y1[hi])
-        keep = (iw > 0) & (ih > 0)
-    a, b = lo[keep].astype(np.intp, copy=False), hi[keep].astype(np.intp, copy=False)
-    first, second = (a, b) if ordered else (np.minimum(a, b), np.maximum(a, b))
-    if not with_iou:
-        return first, second
-    inter = iw[keep] * ih[keep]
-    area = (x2 - x1) * (y2 - y1)  # per box, then gathered: fewer calls than per pair
-    iou: FloatArray = np.minimum(inter / (area[a] + area[b] - inter), 1.0)
-    return first, second, iou
+    ends = np.cumsum(count)
+    total = int(ends[-1]) if len(ends) else 0
+    cuts = np.searchsorted(ends, np.arange(_BLOCK, total, _BLOCK), side="right").tolist()
+    parts = []
+    for i0, i1 in zip([0, *cuts], [*cuts, len(count)], strict=True):
+        if i1 <= i0:
+            continue
+        c = count[i0:i1]
+        done = int(ends[i0 - 1]) if i0 else 0
+        lo = owner[i0:i1].repeat(c)
+        hi = np.arange(len(lo)) + (start[i0:i1] - (ends[i0:i1] - c - done)).repeat(c)
+        parts.append(_overlapping(boxes, lo, hi, x_sorted))
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return _NO_PAIRS, _NO_PAIRS, np.zeros(0)
+    los, his, inters = zip(*parts, strict=True)
+    return np.concatenate(los), np.concatenate(his), np.concatenate(inters)
+
+
+_NO_PAIRS: IntArray = np.zeros(0, dtype=np.intp)
+
+
+def _overlapping(boxes: FloatArray, lo: IntArray, hi: IntArray, x_sorted: bool) -> _Overlaps:
+    """The candidate pairs (columns of ``boxes``) that overlap, and their intersection area.
+
+    The y test runs first and the x test only on the pairs that pass it (a sweep's
+    candidates mostly overlap in x). ``x_sorted``: ``x1[hi] >= x1[lo]``, so the left
+    edge of the intersection is ``x1[hi]``. Gathers are ``take`` and filters
+    ``compress``, several times faster than fancy and boolean indexing on many pairs.
+    """
+    x1, y1, x2, y2 = boxes
+    ih = np.minimum(y2.take(lo), y2.take(hi)) - np.maximum(y1.take(lo), y1.take(hi))
+    rows = ih > 0
+    lo, hi, ih = lo.compress(rows), hi.compress(rows), ih.compress(rows)
+    left = x1.take(hi) if x_sorted else np.maximum(x1.take(lo), x1.take(hi))
+    iw = np.minimum(x2.take(lo), x2.take(hi)) - left
+    keep = iw > 0
+    return lo.compress(keep), hi.compress(keep), iw.compress(keep) * ih.compress(keep)

@@ -186,7 +186,7 @@ def test_band_sweep_finds_every_overlapping_pair(
     # the x-sweep for boxes sorted by left edge finds the same pairs, with their IoU
     order = np.argsort(arr[:, 0], kind="stable")
     cols = [np.ascontiguousarray(arr[order, k]) for k in range(4)]
-    s_lo, s_hi, s_iou = overlap_pairs(*cols, x_sorted=True, with_iou=True)
+    s_lo, s_hi, s_iou = overlap_pairs(np.array(cols), x_sorted=True, with_iou=True)
     assert {
         tuple(sorted((int(order[i]), int(order[j]))))
         for i, j in zip(s_lo.tolist(), s_hi.tolist(), strict=True)
