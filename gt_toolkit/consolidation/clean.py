@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -88,21 +89,19 @@ def clean_boxes(
     xyxy = valid.xyxy
     dropped: list[dict[str, Any]] = []
     present = valid.present
-    if not valid.ok.all():
+    if np.count_nonzero(valid.ok) < len(names):  # a fifth of the cost of ``not ok.all()``
         dropped = _invalid_records(valid, xywh, names, malformed, worker_of, box_of, settings)
-        keep = np.flatnonzero(valid.ok)
-        xyxy = xyxy[:, keep]
+        keep = valid.ok.nonzero()[0]
+        xyxy = xyxy.take(keep, axis=1)
         worker_of, box_of = worker_of[keep], box_of[keep]
         names = [names[g] for g in keep.tolist()]
         present = None
     if present is None:
         present = set(names)
-    listed = [x for x in dict.fromkeys(labels or ()) if x in present]
-    priority = (*listed, *sorted(present - set(listed)))
-    code_of = {name: i for i, name in enumerate(priority)}
+    priority, code_of, alpha = _label_order(tuple(labels or ()), frozenset(present))
     code = np.fromiter(map(code_of.__getitem__, names), dtype=np.intp, count=len(names))
-    order = _canonical_order(xyxy, code, worker_of, box_of, priority, weights)
-    xyxy = xyxy[:, order]
+    order = _canonical_order(xyxy, code, alpha, worker_of, box_of, weights)
+    xyxy = xyxy.take(order, axis=1)
     lo, hi, iou = overlap_pairs(xyxy, x_sorted=True, with_iou=True)
     worker_of = worker_of[order]
     clean = CleanBoxes(
@@ -115,6 +114,24 @@ def clean_boxes(
         worker_of[lo] == worker_of[hi],
     )
     return _drop_repeats(clean, settings.duplicate_iou, dropped), dropped
+
+
+@lru_cache(maxsize=256)
+def _label_order(
+    labels: tuple[str, ...], present: frozenset[str]
+) -> tuple[tuple[str, ...], dict[str, int], IntArray]:
+    """The label priority, each label's code (its place there) and each code's name rank.
+
+    The priority is the job's label list first, then other names alphabetically. Cached
+    (read the dict and array, never write them): a job has a handful of label sets.
+    """
+    listed = [x for x in dict.fromkeys(labels) if x in present]
+    priority = (*listed, *sorted(present - set(listed)))
+    code_of = {name: i for i, name in enumerate(priority)}
+    alpha = np.empty(len(priority), dtype=np.intp)
+    alpha[sorted(range(len(priority)), key=priority.__getitem__)] = np.arange(len(priority))
+    alpha.setflags(write=False)
+    return priority, code_of, alpha
 
 
 def _gather_slow(boxes: Sequence[Any]) -> tuple[FloatArray, list[Any], dict[int, str]]:
@@ -185,7 +202,6 @@ class _Validity(NamedTuple):
     xyxy: FloatArray  # (4, n) corners, clipped when asked
     ok: BoolArray
     finite: BoolArray
-    positive: BoolArray
     label_ok: BoolArray | None
     present: set[Any] | None  # the distinct labels, when they are hashable
 
@@ -198,33 +214,42 @@ def _validate(
     image_size: ImageSize | None,
     clip: bool,
 ) -> _Validity:
-    """Corners (clipped when asked) and the masks of every check, for all boxes at once."""
+    """Corners (clipped when asked) and which boxes pass every check, for all boxes at once.
+
+    With clipping, a box still inside the image after it has a positive size (``x + w <=
+    x`` for ``w <= 0``, and clipping keeps the order), so :func:`_positive` is only asked
+    without clipping, or for a box that failed.
+    """
     rows = np.ascontiguousarray(xywh.T)  # x1, y1, w, h; then x1, y1, x2, y2 in place
     known = frozenset(labels) if labels is not None else None
     label_ok, present = _label_ok(names, known)
-    finite: BoolArray = np.asarray(np.isfinite(rows).all(axis=0), dtype=np.bool_)
-    positive: BoolArray = (rows[2] > 0) & (rows[3] > 0)
+    finite: BoolArray = np.logical_and.reduce(np.isfinite(rows), axis=0)
     with np.errstate(over="ignore", invalid="ignore"):  # huge or infinite edges: dropped below
         rows[2:] += rows[:2]
-    ok = finite & positive
     if image_size is None:  # left + width can overflow to inf (clipping would catch it)
         finite &= np.isfinite(rows[2:]).all(axis=0)
-        ok &= finite
+        ok = finite & _positive(xywh)
+    elif clip:
+        iw, ih = float(image_size["width"]), float(image_size["height"])
+        # plain ufuncs (np.clip's wrapper costs more than the work here); NaN stays NaN
+        rows = np.minimum(np.maximum(rows, 0.0), np.array([[iw], [ih], [iw], [ih]]))
+        ok = finite & (rows[2] > rows[0]) & (rows[3] > rows[1])
     else:
         iw, ih = float(image_size["width"]), float(image_size["height"])
-        if clip:
-            # plain ufuncs (np.clip's wrapper costs more than the work here); NaN stays NaN
-            rows = np.minimum(np.maximum(rows, 0.0), np.array([[iw], [ih], [iw], [ih]]))
-            inside = (rows[2] > rows[0]) & (rows[3] > rows[1])
-        else:
-            with np.errstate(invalid="ignore"):
-                inside = (rows[0] >= 0) & (rows[1] >= 0) & (rows[2] <= iw) & (rows[3] <= ih)
-        ok &= inside
+        with np.errstate(invalid="ignore"):
+            inside = (rows[0] >= 0) & (rows[1] >= 0) & (rows[2] <= iw) & (rows[3] <= ih)
+        ok = finite & _positive(xywh) & inside
     if label_ok is not None:
         ok &= label_ok
     if malformed:
         ok[list(malformed)] = False
-    return _Validity(rows, ok, finite, positive, label_ok, present)
+    return _Validity(rows, ok, finite, label_ok, present)
+
+
+def _positive(xywh: FloatArray) -> BoolArray:
+    """Per box, whether its width and height are positive."""
+    positive: BoolArray = (xywh[:, 2] > 0) & (xywh[:, 3] > 0)
+    return positive
 
 
 def _label_ok(
@@ -259,7 +284,8 @@ def _invalid_records(
 ) -> list[dict[str, Any]]:
     """One drop record per invalid box, with the first check it fails."""
     out = []
-    for g in np.flatnonzero(~valid.ok).tolist():
+    positive = _positive(xywh)
+    for g in (~valid.ok).nonzero()[0].tolist():
         wk, b, name = int(worker_of[g]), int(box_of[g]), names[g]
         if g in malformed:
             reason, detail = DropReason.MALFORMED, malformed[g]
@@ -269,7 +295,7 @@ def _invalid_records(
             reason, detail = DropReason.UNKNOWN_LABEL, f"label {name!r} not in the label list"
         elif not valid.finite[g]:
             reason, detail = DropReason.NON_FINITE, "NaN or infinite coordinate"
-        elif not valid.positive[g]:
+        elif not positive[g]:
             size = f"{xywh[g, 2]:g} x {xywh[g, 3]:g}"
             reason, detail = DropReason.NON_POSITIVE_SIZE, f"size {size}"
         else:
@@ -282,26 +308,25 @@ def _invalid_records(
 def _canonical_order(
     xyxy: FloatArray,
     code: IntArray,
+    alpha: IntArray,
     worker_of: IntArray,
     box_of: IntArray,
-    priority: tuple[str, ...],
     weights: Sequence[float],
 ) -> IntArray:
     """The canonical order: by geometry and label name, then worker rank, then box index.
 
     The worker rank is computed from the worker's own boxes and weight (never from input
     position). It only matters between identical boxes of different workers, so it is
-    computed only when there are such ties.
+    computed only when there are such ties. ``alpha`` is each label code's name rank.
     """
-    alpha = np.empty(len(priority), dtype=np.intp)
-    alpha[sorted(range(len(priority)), key=priority.__getitem__)] = np.arange(len(priority))
     name_key = alpha[code]
     keys = _sort_keys(xyxy, name_key, box_of)
     order: IntArray = np.lexsort(keys)
     if len(order) > 1:
-        same = keys[1:][:, order]
-        if (same[:, 1:] == same[:, :-1]).all(axis=0).any():
-            sorted_rows = np.vstack((xyxy, name_key.astype(np.float64)))[:, order].T.copy()
+        same = keys[1:].take(order, axis=1)
+        if np.count_nonzero((same[:, 1:] == same[:, :-1]).all(axis=0)):
+            rows = np.vstack((xyxy, name_key.astype(np.float64)))
+            sorted_rows = rows.take(order, axis=1).T.copy()
             rank = _worker_rank(len(weights), sorted_rows, worker_of[order], weights)
             if len(weights) > 65535:  # the worker rank would not fit the uint16 keys
                 keys = keys.astype(np.float64)
@@ -315,10 +340,13 @@ def _sort_keys(xyxy: FloatArray, name_key: IntArray, box_of: IntArray) -> npt.ND
     Primary the left edge, then top, right, bottom, label name, box index. Crowd answers
     are whole pixels: then the keys are ``uint16`` and each of the six stable passes is
     a radix sort, about six times faster than sorting floats (whose comparison sort
-    mispredicts on every fresh image). Other coordinates keep ``float64`` keys.
+    mispredicts on every fresh image). Other coordinates, and a few boxes (where the
+    checks would cost more than the sort), keep ``float64`` keys.
     """
-    keys = np.vstack((box_of, name_key, xyxy[::-1]))  # xyxy reversed: y2, x2, y1, x1
-    if keys.size and keys.min() >= 0 and keys.max() <= 65535:  # else the cast is undefined
+    keys = np.array((box_of, name_key, *xyxy[::-1]))  # xyxy reversed: y2, x2, y1, x1
+    if len(box_of) <= 64:
+        return keys
+    if keys.min() >= 0 and keys.max() <= 65535:  # else the cast is undefined
         pixels = keys.astype(np.uint16)
         if np.array_equal(pixels, keys):
             return pixels
@@ -349,8 +377,10 @@ def _drop_repeats(
     Appends a drop record per removed box to ``dropped``.
     """
     lo, hi, iou = clean.overlaps
+    if not np.count_nonzero(clean.own):
+        return clean
     hit = (iou >= duplicate_iou) & clean.own & (clean.code[lo] == clean.code[hi])
-    if not hit.any():
+    if not np.count_nonzero(hit):
         return clean
     removed: set[int] = set()
     for i, j, v in sorted(zip(lo[hit].tolist(), hi[hit].tolist(), iou[hit].tolist(), strict=True)):
