@@ -206,7 +206,7 @@ def _checked_weights(weights: Sequence[float] | None, n: int) -> list[float] | N
 
 def _in_output_order(verdict: Verdict, fused: FloatArray) -> Verdict:
     """Sorted by top edge, left edge and label; ties stay in canonical order."""
-    order = np.lexsort((verdict.labels, fused[0][verdict.rows], fused[1][verdict.rows]))
+    order = np.lexsort((verdict.labels, fused[0].take(verdict.rows), fused[1].take(verdict.rows)))
     return Verdict(verdict.rows[order], verdict.labels[order], verdict.confidence[order])
 
 
@@ -214,7 +214,7 @@ def _output_boxes(
     verdict: Verdict, fused: FloatArray, labels: tuple[str, ...]
 ) -> list[ConsolidatedBox]:
     names = [labels[k] for k in verdict.labels.tolist()]
-    x1s, y1s, x2s, y2s = fused[:, verdict.rows].tolist()
+    x1s, y1s, x2s, y2s = fused.take(verdict.rows, axis=1).tolist()
     return [
         {"label": lab, "left": a, "top": b, "width": c - a, "height": d - b, "confidence": p}
         for lab, a, b, c, d, p in zip(

@@ -113,11 +113,13 @@ def count_votes(
         enough[gone] = False
         return Ballot(enough, log_odds=log_odds)
     labels_n = len(clean.labels)
-    extra = _extra_votes(clean, cl, repeats) if repeats else _NONE
+    extra, extra_cells = _NONE, _NONE
     cells = cl * labels_n + clean.code
-    extra_cells = cl[[repeats[g] for g in extra.tolist()]] * labels_n + clean.code[extra]
     voters = np.bincount(cells, minlength=count * labels_n)
-    np.add.at(voters, extra_cells, 1)
+    if repeats:
+        extra = _extra_votes(clean, cl, repeats)
+        extra_cells = cl[[repeats[g] for g in extra.tolist()]] * labels_n + clean.code[extra]
+        np.add.at(voters, extra_cells, 1)
     voters = voters.reshape(count, labels_n)
     label_kept = voters >= need
     log_odds = None
@@ -126,9 +128,11 @@ def count_votes(
         np.add.at(by_cell, extra_cells, evidence.drawn[clean.worker[extra]])
         log_odds = np.asarray(evidence.silent + by_cell.reshape(count, labels_n), np.float64)
         label_kept &= (log_odds > 0) & (voters > 0)
-    label_kept[gone] = False
-    kept: BoolArray = np.asarray(label_kept.any(axis=1))
-    voted = frozenset(extra[label_kept.reshape(-1)[extra_cells]].tolist())
+    voted: frozenset[int] = frozenset()
+    if repeats:
+        label_kept[gone] = False
+        voted = frozenset(extra[label_kept.reshape(-1)[extra_cells]].tolist())
+    kept: BoolArray = np.logical_or.reduce(label_kept, axis=1)
     return Ballot(kept, cells, voters, label_kept, extra, extra_cells, voted, log_odds)
 
 
@@ -205,10 +209,11 @@ def score_boxes(
         votes = np.bincount(ballot.cells, weights=member_weight, minlength=count * labels_n)
         if len(ballot.extra):  # second boxes' votes come on top of the members' weight
             np.add.at(votes, ballot.extra_cells, member_weight[ballot.extra])
-        votes = votes.reshape(count, labels_n)
-        k_box = ballot.voters[rows, labs]
-        support = votes[rows, labs] / total_weight
-        label_share = np.minimum(votes[rows, labs] / cluster_weight[rows], 1.0)
+        cell = rows * labels_n + labs  # take on the flat tables: 2-D fancy indexing costs more
+        k_box = ballot.voters.take(cell)
+        box_votes = votes.take(cell)
+        support = box_votes / total_weight
+        label_share = np.minimum(box_votes / cluster_weight.take(rows), 1.0)
         # the members who gave another label dissent: a contested label ranks below a
         # box nobody contradicts (workers miss objects more often than they mislabel them)
         quality = agreement[rows] * label_share - (1.0 - label_share)
@@ -234,10 +239,11 @@ def _agreement(clusters: Clusters) -> FloatArray:
     """Mean pairwise IoU of each cluster's members (0 for a single member)."""
     cl, size = clusters.of, clusters.size
     lo, hi, iou = clusters.links
-    same = cl[lo] == cl[hi]
-    iou_sum = np.bincount(cl[lo[same]], weights=iou[same], minlength=clusters.count)
-    pairs = size * (size - 1) / 2
-    agreement: FloatArray = np.divide(iou_sum, pairs, out=np.zeros(clusters.count), where=pairs > 0)
+    lo_cl = cl.take(lo)
+    same = lo_cl == cl.take(hi)
+    iou_sum = np.bincount(lo_cl.compress(same), iou.compress(same), clusters.count)
+    pairs = size * (size - 1) / 2  # 0 only for a single member, whose sum is 0 too
+    agreement: FloatArray = iou_sum / np.maximum(pairs, 1.0)
     return agreement
 
 
