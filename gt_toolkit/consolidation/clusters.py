@@ -152,9 +152,9 @@ def _coherent(
     the object, or a stray one) is made a singleton in ``cluster`` (label ``n + box``).
     """
     n = len(clean)
-    sub = np.flatnonzero(~clique[comp])  # the members of the other components
+    sub = (~clique[comp]).nonzero()[0]  # the members of the other components
     c_sub, w_sub = comp[sub], clean.worker[sub]
-    boxes = clean.xyxy[:, sub]
+    boxes = clean.xyxy.take(sub, axis=1)
     near = _iou_to_mean(c_sub, None, boxes, n)
     if repeats:
         # A worker with two boxes keeps the one whose label agrees with the component's
@@ -190,9 +190,9 @@ def _iou_to_mean(comp: IntArray, member: BoolArray | None, boxes: FloatArray, n:
 
     ``comp`` holds component ids below ``n``, one per box in ``boxes``.
     """
-    cm, vm = (comp, boxes) if member is None else (comp[member], boxes[:, member])
+    cm, vm = (comp, boxes) if member is None else (comp[member], boxes.compress(member, axis=1))
     count = np.maximum(np.bincount(cm, minlength=n), 1)
-    return iou_columns((row_sums(cm, vm, n) / count)[:, comp], boxes)
+    return iou_columns((row_sums(cm, vm, n) / count).take(comp, axis=1), boxes)
 
 
 def _greedy_merge(

@@ -140,15 +140,16 @@ Columns = tuple[FloatArray, FloatArray, FloatArray, FloatArray] | FloatArray
 
 
 def iou_columns(a: Columns, b: Columns) -> FloatArray:
-    """Row-wise IoU of boxes given as ``x1, y1, x2, y2`` arrays (see :data:`Columns`)."""
-    ax1, ay1, ax2, ay2 = a
-    bx1, by1, bx2, by2 = b
-    iw = np.maximum(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0.0)
-    ih = np.maximum(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0.0)
-    inter = iw * ih
-    area_a = np.maximum(ax2 - ax1, 0.0) * np.maximum(ay2 - ay1, 0.0)
-    area_b = np.maximum(bx2 - bx1, 0.0) * np.maximum(by2 - by1, 0.0)
-    return _ratio(inter, area_a + area_b - inter)
+    """Row-wise IoU of boxes given as ``x1, y1, x2, y2`` arrays (see :data:`Columns`).
+
+    Works on the ``(2, N)`` halves: half the numpy calls of a column at a time.
+    """
+    aa, bb = np.asarray(a), np.asarray(b)
+    wh = np.maximum(np.minimum(aa[2:], bb[2:]) - np.maximum(aa[:2], bb[:2]), 0.0)
+    inter = wh[0] * wh[1]
+    size_a = np.maximum(aa[2:] - aa[:2], 0.0)
+    size_b = np.maximum(bb[2:] - bb[:2], 0.0)
+    return _ratio(inter, size_a[0] * size_a[1] + size_b[0] * size_b[1] - inter)
 
 
 def _ratio(inter: FloatArray, union: FloatArray) -> FloatArray:
