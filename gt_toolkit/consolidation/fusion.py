@@ -39,7 +39,7 @@ def member_weights(
     cl, count = clusters.of, clusters.count
     if weights is None:
         sizes: FloatArray = clusters.size.astype(np.float64)
-        return MemberWeights(np.ones(len(cl)), sizes, False)
+        return MemberWeights(np.full(len(cl), 1.0), sizes, False)
     per_box = np.asarray(weights, dtype=np.float64)[clean.worker]
     per_cluster = _weight_sums(cl, per_box, count)
     zero = per_cluster <= 0

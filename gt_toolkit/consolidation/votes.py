@@ -110,7 +110,8 @@ def count_votes(
             by_cluster = np.bincount(cl, weights=drawn, minlength=count)
             log_odds = np.asarray(evidence.silent + by_cluster, dtype=np.float64)
             enough &= log_odds > 0
-        enough[gone] = False
+        if repeats:
+            enough[gone] = False
         return Ballot(enough, log_odds=log_odds)
     labels_n = len(clean.labels)
     extra, extra_cells = _NONE, _NONE
@@ -158,7 +159,7 @@ def below_quorum_records(
     """One drop record per box that is not part of an output box, with the reason."""
     out = []
     cl, size = clusters.of, clusters.size
-    below = np.flatnonzero(~ballot.kept[cl])
+    below = (~ballot.kept[cl]).nonzero()[0]
     for g, wk, b in zip(
         below.tolist(), clean.worker[below].tolist(), clean.box[below].tolist(), strict=True
     ):
@@ -227,7 +228,7 @@ def score_boxes(
         ).reshape(count, labels_n)
         winner = np.argmax(votes, axis=1)  # first maximum = highest priority on a tie
         label_share_all = votes[np.arange(count), winner] / cluster_weight
-    rows = np.flatnonzero(ballot.kept)
+    rows = ballot.kept.nonzero()[0]
     if ballot.log_odds is not None:
         return Verdict(rows, winner[rows], _posterior(ballot.log_odds[rows]))
     support_all = cluster_weight / total_weight
