@@ -29,8 +29,7 @@ IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
 
 _COORDS = ("left", "top", "width", "height")
-_GET_COORDS = itemgetter(*_COORDS)
-_GET_LABEL = itemgetter("label")
+_GET_BOX = itemgetter("label", *_COORDS)
 
 
 class Pairs(NamedTuple):
@@ -160,20 +159,24 @@ def _gather_slow(boxes: Sequence[Any]) -> tuple[FloatArray, list[Any], dict[int,
 def _gather(
     answers: Sequence[Sequence[Any]],
 ) -> tuple[FloatArray, list[Any], IntArray, IntArray, dict[int, str]]:
-    """Every worker's boxes as one ``(M, 4)`` xywh array, labels, worker and box indices.
+    """Every worker's boxes as ``(4, M)`` rows ``x, y, w, h``, labels, worker, box index.
 
-    Fast path: one ``itemgetter`` map over all boxes and one array build (per-box Python
-    work is the main cost at a few hundred boxes). Anything unusual (a missing key, a
-    non-object box, a non-numeric coordinate) falls back to the worker-by-worker reading,
-    which records malformed boxes by global position.
+    Fast path: one ``itemgetter`` map over all boxes, transposed by ``zip`` into the label
+    column and the four coordinate rows, and one array build (per-box Python work is the
+    main cost at a few hundred boxes). Anything unusual (a missing key, a non-object box,
+    a non-numeric coordinate) falls back to the worker-by-worker reading, which records
+    malformed boxes by global position.
     """
     counts = [len(a) for a in answers]
     flat = list(chain.from_iterable(answers))
     malformed: dict[int, str] = {}
+    names: list[Any] = []
     try:
-        names: list[Any] = list(map(_GET_LABEL, flat))
-        values = chain.from_iterable(map(_GET_COORDS, flat))
-        xywh = np.fromiter(values, dtype=np.float64, count=4 * len(flat)).reshape(-1, 4)
+        xywh = np.zeros((4, 0))
+        if flat:
+            labels, *coords = zip(*map(_GET_BOX, flat), strict=True)
+            xywh = np.array(coords, dtype=np.float64)
+            names = list(labels)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         parts: list[FloatArray] = []
         names = []
@@ -189,7 +192,7 @@ def _gather(
                 malformed.update({len(names) + b: d for b, d in bad.items()})
             parts.append(arr)
             names.extend(labs)
-        xywh = np.concatenate(parts) if parts else np.zeros((0, 4))
+        xywh = np.ascontiguousarray(np.concatenate(parts).T)
     sizes = np.asarray(counts, dtype=np.intp)
     worker = np.arange(len(counts), dtype=np.intp).repeat(sizes)
     box = np.arange(len(worker), dtype=np.intp) - (sizes.cumsum() - sizes).repeat(sizes)
@@ -220,7 +223,7 @@ def _validate(
     x`` for ``w <= 0``, and clipping keeps the order), so :func:`_positive` is only asked
     without clipping, or for a box that failed.
     """
-    rows = np.ascontiguousarray(xywh.T)  # x1, y1, w, h; then x1, y1, x2, y2 in place
+    rows = xywh.copy()  # x1, y1, w, h; then x1, y1, x2, y2 in place
     known = frozenset(labels) if labels is not None else None
     label_ok, present = _label_ok(names, known)
     finite: BoolArray = np.logical_and.reduce(np.isfinite(rows), axis=0)
@@ -248,7 +251,7 @@ def _validate(
 
 def _positive(xywh: FloatArray) -> BoolArray:
     """Per box, whether its width and height are positive."""
-    positive: BoolArray = (xywh[:, 2] > 0) & (xywh[:, 3] > 0)
+    positive: BoolArray = (xywh[2] > 0) & (xywh[3] > 0)
     return positive
 
 
@@ -296,7 +299,7 @@ def _invalid_records(
         elif not valid.finite[g]:
             reason, detail = DropReason.NON_FINITE, "NaN or infinite coordinate"
         elif not positive[g]:
-            size = f"{xywh[g, 2]:g} x {xywh[g, 3]:g}"
+            size = f"{xywh[2, g]:g} x {xywh[3, g]:g}"
             reason, detail = DropReason.NON_POSITIVE_SIZE, f"size {size}"
         else:
             reason = DropReason.OUTSIDE_IMAGE
@@ -326,7 +329,7 @@ def _canonical_order(
         same = keys[1:].take(order, axis=1)
         if np.count_nonzero((same[:, 1:] == same[:, :-1]).all(axis=0)):
             rows = np.vstack((xyxy, name_key.astype(np.float64)))
-            sorted_rows = rows.take(order, axis=1).T.copy()
+            sorted_rows = rows.T.take(order, axis=0)  # (n, 5), C order
             rank = _worker_rank(len(weights), sorted_rows, worker_of[order], weights)
             if len(weights) > 65535:  # the worker rank would not fit the uint16 keys
                 keys = keys.astype(np.float64)
@@ -362,7 +365,8 @@ def _worker_rank(
     each worker's rows are already sorted by geometry and label name.
     """
     keys = [
-        rows[worker_of == w].tobytes() + np.float64(weights[w]).tobytes() for w in range(workers)
+        rows.compress(worker_of == w, axis=0).tobytes() + np.float64(weights[w]).tobytes()
+        for w in range(workers)
     ]
     rank = np.empty(workers, dtype=np.intp)
     rank[sorted(range(workers), key=keys.__getitem__)] = np.arange(workers)

@@ -164,7 +164,7 @@ def _coherent(
         span = int(code_sub.max()) + 1
         key = c_sub * span + code_sub
         votes = np.bincount(key, minlength=n * span)
-        odd = votes[key] < votes.reshape(n, span).max(axis=1)[c_sub]
+        odd = votes.take(key) < votes.reshape(n, span).max(axis=1).take(c_sub)
         order = np.lexsort((-near, odd, w_sub, c_sub))
         first = np.ones(len(sub), dtype=bool)
         first[1:] = (c_sub[order][1:] != c_sub[order][:-1]) | (
