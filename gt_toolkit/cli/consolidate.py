@@ -10,7 +10,14 @@ import os
 import re
 from typing import TYPE_CHECKING, Literal
 
-from gt_toolkit.cli.options import add_aws_options, eprint, positive_int, store_from_args, threshold
+from gt_toolkit.cli.options import (
+    add_aws_options,
+    eprint,
+    lost_labels_exit,
+    positive_int,
+    store_from_args,
+    threshold,
+)
 from gt_toolkit.consolidation.settings import DEFAULT_WORKER_MODEL
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.crowd import CrowdSourceKind
@@ -230,11 +237,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def lost_labels(ingest: IngestReport, rejects: int, location: str) -> int:
-    """The exit code: 1, with one line saying where they are, when labels could not be read."""
-    if not rejects and not ingest.failed_images:
-        return 0
-    what = [f"{rejects} broken records"] if rejects else []
+    """The exit code (:func:`lost_labels_exit`) for broken records and unreadable answers."""
+    lost = [f"{rejects} broken records"] if rejects else []
     if ingest.failed_images:
-        what.append(f"{ingest.failed_images} images whose answers could not be read")
-    eprint(f"gt-convert: labels were lost: {', '.join(what)} (listed in {location})")
-    return 1
+        lost.append(f"{ingest.failed_images} images whose answers could not be read")
+    return lost_labels_exit(lost, location)
