@@ -352,7 +352,9 @@ def fit_on(kind: str, out: Path) -> tuple[WorkerModel, dict[str, Any]]:
 def figures(model: WorkerModel) -> list[float]:
     """Every number of the model, workers in the order of their sorted ids."""
     skills = [model.crowd, *(s for _, s in sorted(model.workers.items()))]
-    table = [[s.miss_rate, s.false_boxes, s.box_noise, s.images, s.boxes] for s in skills]
+    table = [
+        [s.miss_rate, s.false_boxes, s.box_noise, s.images, s.boxes, *s.box_bias] for s in skills
+    ]
     return [model.objects, model.places, *(x for row in table for x in row)]
 
 
