@@ -316,7 +316,7 @@ def test_cli_quorum_flag_reaches_the_engine(
     out = tmp_path / "out.manifest"
     args = ["consolidate", str(tmp_path / "job"), "-o", str(out), "--manifest", str(manifest)]
     args += ["--answers-folder", str(folder), "--labels", "car", "bus", "--quorum", quorum]
-    assert main(args) == 0
+    assert main([*args, "--worker-model", "none"]) == 0
     (line,) = read_lines(out)
     assert line["consolidated-metadata"]["job-name"] == "labeling-job/job"  # SOURCE's job
     classes = line["consolidated-metadata"]["class-map"]
@@ -397,8 +397,14 @@ def test_a_saved_table_round_trips_and_consolidates_like_the_fit(
     assert header.endswith(",miss_rate,false_boxes,box_noise")
     assert not Path(f"{out}.worker-model.json").exists()
 
+    # the offline default fits the model first (DEFAULT_WORKER_MODEL), as "fit" does
+    default = tmp_path / "default.manifest"
+    assert main([*args[:-1], str(default)]) == 0
+    assert consolidated_boxes(read_lines(default)) == fitted_boxes
+    assert read_worker_model(f"{default}.worker-model.json") == model
+
     # without a model: the head count, and the quality table without the model's columns
-    assert main([*args[:-1], str(tmp_path / "plain.manifest")]) == 0
+    assert main([*args[:-1], str(tmp_path / "plain.manifest"), "--worker-model", "none"]) == 0
     assert consolidated_boxes(read_lines(tmp_path / "plain.manifest")) != fitted_boxes
     header = (tmp_path / "plain.manifest.worker-quality.csv").read_text().splitlines()[0]
     assert "miss_rate" not in header
