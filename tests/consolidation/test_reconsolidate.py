@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 import random
 import shutil
@@ -494,3 +495,24 @@ def test_a_spammer_is_down_weighted_with_the_model_and_not_without(
     # stray boxes it seconds for a careful worker's lone stray box stay out
     assert iou_model > iou_plain + 0.02, found
     assert false_model <= false_plain, found
+
+
+def test_a_worker_id_that_reads_as_a_formula_is_quoted_in_the_csv_only(tmp_path: Path) -> None:
+    box = {"label": "ball", "left": 10, "top": 10, "width": 20, "height": 20}
+    hostile = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "ana"]
+    image = CrowdImage(
+        key="a.jpg",
+        image_size={"width": 100, "height": 100},
+        annotators=tuple(hostile),
+        boxes=tuple([box] for _ in hostile),
+    )
+    export = tmp_path / "ls.json"
+    export.write_text(json.dumps(label_studio_export([image])))
+    out = tmp_path / "out.manifest"
+    with open_crowd_source(export, "label-studio") as source:
+        reconsolidate(source, out, image_prefix="s3://bkt/")
+    with (tmp_path / "out.manifest.worker-quality.csv").open(newline="") as f:
+        ids = {row["worker_id"] for row in csv.DictReader(f)}
+    assert ids == {"'" + w for w in hostile[:4]} | {"ana"}
+    table = json.loads((tmp_path / "out.manifest.worker-quality.json").read_text())
+    assert {row["worker_id"] for row in table} == set(hostile)
