@@ -20,8 +20,9 @@ seeded): one simulated labeling job per draw. Methods, all run in this process o
 draws:
 
 - ``ours``: ``gt_toolkit.consolidate_boxes`` with its defaults, image by image;
-- ``ours-model``: the whole-job path: ``fit_worker_model`` over the draw (every image, the
-  expert unused), then ``consolidate_image(..., worker_model=...)`` image by image;
+- ``ours-model``: the whole-job path, the offline default: ``fit_worker_model`` over the
+  draw (every image, the expert unused), then ``consolidate_image(..., worker_model=...)``
+  image by image;
 - ``ours-mean-box``: the defaults before issue 14 (``fusion="mean"``, ``quorum="box"``);
 - ``wbf+majority``: ``ensemble_boxes.weighted_boxes_fusion`` with every score 1.0,
   ``conf_type='box_and_model_avg'`` and ``iou_thr=0.5`` (its score is then the share of the K

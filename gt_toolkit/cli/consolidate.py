@@ -10,7 +10,14 @@ import os
 import re
 from typing import TYPE_CHECKING, Literal
 
-from gt_toolkit.cli.options import add_aws_options, eprint, positive_int, store_from_args, threshold
+from gt_toolkit.cli.options import (
+    add_aws_options,
+    eprint,
+    lost_labels_exit,
+    positive_int,
+    store_from_args,
+    threshold,
+)
 from gt_toolkit.consolidation.settings import DEFAULT_WORKER_MODEL
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.crowd import CrowdSourceKind
@@ -123,6 +130,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--image-prefix",
         help="s3://bucket/folder/ that turns a tool's image file names into source-refs",
     )
+    _add_engine_options(p)
+    p.add_argument("--no-clip", action="store_true", help="drop boxes crossing the border")
+    p.add_argument(
+        "--labels", nargs="+", help="label list, class ids in this order (default: the source's)"
+    )
+    p.add_argument("--label-attribute", help="manifest: the label attribute ('consolidated')")
+    p.add_argument("--job-name", help="job-name in the metadata (default: last part of SOURCE)")
+    p.add_argument("--quality", help="worker-quality base name (default: OUTPUT.worker-quality)")
+    add_worker_model_option(
+        p,
+        use="decide which clusters are objects and fuse them with",
+        default=f"{DEFAULT_WORKER_MODEL or 'none'}; none with --keep all",
+    )
+    add_aws_options(p)
+    p.set_defaults(func=run)
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    """The flags that choose how clusters are kept and fused (the engine's settings)."""
     p.add_argument("--iou-threshold", type=threshold, default=0.5, help="default 0.5")
     p.add_argument(
         "--keep",
@@ -152,20 +178,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "is kept at 1), or workers who drew the box, labelled by their vote (box)"
         ),
     )
-    p.add_argument("--no-clip", action="store_true", help="drop boxes crossing the border")
-    p.add_argument(
-        "--labels", nargs="+", help="label list, class ids in this order (default: the source's)"
-    )
-    p.add_argument("--label-attribute", help="manifest: the label attribute ('consolidated')")
-    p.add_argument("--job-name", help="job-name in the metadata (default: last part of SOURCE)")
-    p.add_argument("--quality", help="worker-quality base name (default: OUTPUT.worker-quality)")
-    add_worker_model_option(
-        p,
-        use="decide which clusters are objects and fuse them with",
-        default=f"{DEFAULT_WORKER_MODEL or 'none'}; none with --keep all",
-    )
-    add_aws_options(p)
-    p.set_defaults(func=run)
 
 
 def settings_from_args(args: argparse.Namespace) -> ConsolidationSettings:
@@ -230,11 +242,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def lost_labels(ingest: IngestReport, rejects: int, location: str) -> int:
-    """The exit code: 1, with one line saying where they are, when labels could not be read."""
-    if not rejects and not ingest.failed_images:
-        return 0
-    what = [f"{rejects} broken records"] if rejects else []
+    """The exit code (:func:`lost_labels_exit`) for broken records and unreadable answers."""
+    lost = [f"{rejects} broken records"] if rejects else []
     if ingest.failed_images:
-        what.append(f"{ingest.failed_images} images whose answers could not be read")
-    eprint(f"gt-convert: labels were lost: {', '.join(what)} (listed in {location})")
-    return 1
+        lost.append(f"{ingest.failed_images} images whose answers could not be read")
+    return lost_labels_exit(lost, location)

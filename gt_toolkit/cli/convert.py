@@ -19,6 +19,7 @@ from gt_toolkit.cli.options import (
     add_aws_options,
     eprint,
     fraction,
+    lost_labels_exit,
     positive_int,
     store_from_args,
 )
@@ -148,4 +149,7 @@ def run(args: argparse.Namespace) -> int:
     if rejects is not None:
         eprint(f"  rejects: {rejects}")
     eprint(f"  summary: {summary_loc}")
-    return 0
+    lost = result.stats.lost_total
+    return lost_labels_exit(
+        [f"{lost} records whose labels could not be read"] if lost else [], rejects
+    )

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gt_toolkit.cli.options import add_aws_options, eprint, store_from_args
+from gt_toolkit.cli.options import add_aws_options, eprint, lost_labels_exit, store_from_args
 
 if TYPE_CHECKING:
     from gt_toolkit.formats.manifest import ManifestLine, ReadStats
@@ -159,6 +159,12 @@ def _report(stats: ReadStats, args: argparse.Namespace, out: str) -> None:
         eprint(f"rejects written to {_rejects_location(args, out)}")
 
 
+def _exit_code(stats: ReadStats, args: argparse.Namespace, out: str) -> int:
+    """1 when lines were rejected: they are missing from the output (see lost_labels_exit)."""
+    lost = [f"{stats.rejected_total} rejected lines"] if stats.rejected_total else []
+    return lost_labels_exit(lost, _rejects_location(args, out))
+
+
 def _run_sample(args: argparse.Namespace) -> int:
     from gt_toolkit.formats.manifest import ReadStats, read_manifest, write_manifest
     from gt_toolkit.formats.sampling import item_key, sample_items, sample_percent
@@ -206,7 +212,7 @@ def _run_sample(args: argparse.Namespace) -> int:
     _report(passes[-1], args, out)
     eprint(f"wrote {written} of {result.total} lines to {out}")
     eprint(f"selection recorded in {out}.sample.json")
-    return 0
+    return _exit_code(passes[-1], args, out)
 
 
 def _run_split(args: argparse.Namespace) -> int:
@@ -236,4 +242,4 @@ def _run_split(args: argparse.Namespace) -> int:
             sinks[name].write(dump_line(line) + b"\n")
     _report(stats, args, join_location(out, "split"))
     eprint(f"wrote {counts['train']} train and {counts['validation']} validation lines to {out}")
-    return 0
+    return _exit_code(stats, args, join_location(out, "split"))

@@ -20,6 +20,7 @@ __all__ = [
     "add_image_mirror_options",
     "eprint",
     "fraction",
+    "lost_labels_exit",
     "positive_int",
     "store_from_args",
     "threshold",
@@ -74,6 +75,24 @@ def store_from_args(args: argparse.Namespace) -> S3Store:
 def eprint(*parts: object) -> None:
     """Print a report line on stderr (stdout stays for data)."""
     print(*parts, file=sys.stderr)
+
+
+def lost_labels_exit(lost: list[str], location: str | None) -> int:
+    """The exit code of a run that finished: 0 only when no record or label was lost.
+
+    Every command keeps one rule: a run that could not read something it was given exits 1,
+    with one line saying what and where the list is, even though its outputs are complete
+    for everything it could read (a run that fails outright writes nothing and exits 1 too).
+
+    Args:
+        lost: what was lost, one phrase per kind with its count (``"3 rejected lines"``).
+        location: the rejects file (or report) that lists them.
+    """
+    if not lost:
+        return 0
+    where = f" (listed in {location})" if location else ""
+    eprint(f"gt-convert: labels were lost: {', '.join(lost)}{where}")
+    return 1
 
 
 # argparse ``type=`` checkers: a bad value becomes a usage error naming the option, before any

@@ -8,6 +8,7 @@ from gt_toolkit.cli.options import (
     add_aws_options,
     add_image_mirror_options,
     eprint,
+    lost_labels_exit,
     positive_int,
     store_from_args,
 )
@@ -48,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """Write the review folder and print where it is."""
     from gt_toolkit.evaluation.review import write_review
+    from gt_toolkit.formats.output_manifest import lost_count
     from gt_toolkit.storage.s3 import is_s3_uri
 
     if is_s3_uri(args.out):
@@ -83,4 +85,5 @@ def run(args: argparse.Namespace) -> int:
         eprint(f"  {agreement:.3f}  {source_ref}")
     print(summary.report)
     print(summary.contact_sheet)
-    return 0
+    lost = lost_count(summary.rejected)
+    return lost_labels_exit([f"{lost} lines not drawn"] if lost else [], summary.rejects)

@@ -23,7 +23,7 @@ import numpy as np
 
 from gt_toolkit.consolidation.clean import CleanBoxes, clean_boxes
 from gt_toolkit.consolidation.clusters import Clusters, cluster_boxes
-from gt_toolkit.consolidation.fusion import fuse_clusters, member_weights
+from gt_toolkit.consolidation.fusion import fuse_clusters, member_weights, without_bias
 from gt_toolkit.consolidation.geometry import FloatArray
 from gt_toolkit.consolidation.repeats import find_repeats
 from gt_toolkit.consolidation.settings import (
@@ -180,7 +180,8 @@ def _consolidate(
             total = float(sum(w_all)) if w_all is not None else float(n)
             verdict = score_boxes(clean, clusters, ballot, mw.per_box, mw.per_cluster, total, n)
             weighted = fusion_weights is not None
-            fused = fuse_clusters(clean, clusters, ballot.kept, mw, settings.fusion, weighted)
+            placed = clean if evidence is None else without_bias(clean, evidence.bias, image_size)
+            fused = fuse_clusters(placed, clusters, ballot.kept, mw, settings.fusion, weighted)
             verdict = _in_output_order(verdict, fused)
             result.boxes = _output_boxes(verdict, fused, clean.labels)
             if explain:

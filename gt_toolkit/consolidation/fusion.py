@@ -1,11 +1,13 @@
 """Phase 5 of the engine: place each kept cluster's box from its members' edges.
 
 Rule 6 of ``docs/consolidation.md``: per edge, Huber's M-estimate, the mean or the median
-of the members' edges (weighted by worker weight).
+of the members' edges (weighted by worker weight); with a worker model (rule 8), each
+member's bias taken out first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -17,8 +19,9 @@ from gt_toolkit.consolidation.clean import BoolArray, CleanBoxes
 from gt_toolkit.consolidation.clusters import Clusters, row_sums
 from gt_toolkit.consolidation.geometry import FloatArray
 from gt_toolkit.consolidation.settings import Fusion
+from gt_toolkit.types import ImageSize
 
-__all__ = ["MemberWeights", "fuse_clusters", "member_weights"]
+__all__ = ["MemberWeights", "fuse_clusters", "member_weights", "without_bias"]
 
 
 class MemberWeights(NamedTuple):
@@ -165,3 +168,19 @@ def _weighted_median(values: FloatArray, w: FloatArray) -> FloatArray:
         k = int(np.searchsorted(cw, half))
         out[c] = (v[k] + v[k + 1]) / 2.0 if math.isclose(cw[k], half) and k + 1 < len(v) else v[k]
     return out
+
+
+def without_bias(clean: CleanBoxes, bias: FloatArray, image_size: ImageSize | None) -> CleanBoxes:
+    """The boxes with their workers' edge bias (``(workers, 4)``, ``box_bias``) taken out.
+
+    Each edge moves back by its worker's bias times the box's own width or height (the
+    object's size is not known before fusion; the box's own stands for it). The result is
+    clipped to the image when its size is known: a correction never leaves the picture.
+    """
+    xyxy = clean.xyxy
+    w, h = xyxy[2] - xyxy[0], xyxy[3] - xyxy[1]
+    moved = xyxy - bias[clean.worker].T * np.vstack((w, h, w, h))
+    if image_size is not None:
+        np.clip(moved[0::2], 0.0, float(image_size["width"]), out=moved[0::2])
+        np.clip(moved[1::2], 0.0, float(image_size["height"]), out=moved[1::2])
+    return dataclasses.replace(clean, xyxy=moved)

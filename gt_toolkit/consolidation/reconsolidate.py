@@ -422,6 +422,20 @@ def reconsolidate(
     return report
 
 
+def _csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet shows as written: floats rounded, formula-like text quoted.
+
+    Worker ids come from other tools (an email, a user name); one starting with ``=``, ``+``,
+    ``-``, ``@`` or a control character would run as a formula in Excel or Sheets (OWASP's
+    CSV injection), so it gets a leading ``'``. The JSON table keeps the id as it is.
+    """
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return "'" + value
+    return value
+
+
 def _write_quality(quality: list[WorkerQuality], base: str, store: S3Store | None) -> list[str]:
     rows = [q.to_json() for q in quality]
     json_loc, csv_loc = f"{base}.json", f"{base}.csv"
@@ -432,6 +446,6 @@ def _write_quality(quality: list[WorkerQuality], base: str, store: S3Store | Non
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()})
+        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
     write_bytes(csv_loc, buf.getvalue().encode(), store=store)
     return [json_loc, csv_loc]

@@ -25,7 +25,7 @@ __all__ = [
 Fusion = Literal["huber", "mean", "median"]
 Quorum = Literal["box", "label"]
 
-DEFAULT_WORKER_MODEL: Literal["fit"] | None = None
+DEFAULT_WORKER_MODEL: Literal["fit"] | None = "fit"
 """Offline consolidation without a model given: ``"fit"`` one on the job first, or ``None``
 (the head count). Why: ``docs/consolidation.md``, "Why these defaults"."""
 

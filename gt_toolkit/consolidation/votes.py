@@ -39,11 +39,14 @@ class Evidence(NamedTuple):
         drawn: per answer (worker index), the log-odds a box of theirs adds.
         silent: the log-odds of an object nobody drew.
         weights: per answer, the worker's weight in fusion and the label vote.
+        bias: per answer, the worker's edge offsets ``(answers, 4)`` (``box_bias``),
+            taken out of their boxes before fusion.
     """
 
     drawn: FloatArray
     silent: float
     weights: FloatArray
+    bias: FloatArray
 
 
 class Ballot(NamedTuple):

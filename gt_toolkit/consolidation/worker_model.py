@@ -1,10 +1,11 @@
 """A model of each worker, fitted over a whole job, to decide which clusters are objects.
 
 After the box model of Branson, Van Horn and Perona, "Lean Crowdsourcing" (CVPR 2017): per
-worker a miss rate, a false-box rate and a box noise, fitted by expectation-maximisation over
-the engine's clusters of the whole job, then used by ``consolidate_image(...,
-worker_model=...)`` to keep the clusters the model finds likelier objects than not and to
-weight the fusion. The model, its fit and its use are told in ``docs/consolidation.md``
+worker a miss rate, a false-box rate, a box noise and a box bias, fitted by
+expectation-maximisation over the engine's clusters of the whole job, then used by
+``consolidate_image(..., worker_model=...)`` to keep the clusters the model finds likelier
+objects than not, to weight the fusion and to take each worker's bias out of their boxes
+before it. The model, its fit and its use are told in ``docs/consolidation.md``
 (rule 8 and "The worker model"); this module is the arithmetic.
 
 Memory: the fit reads the images once, holding the candidates of at most ``chunk_images``
@@ -40,6 +41,10 @@ _RATE_FLOOR = 1e-3  # no rate is certain: one surprising answer must not give in
 _NOISE_FLOOR = 0.01  # 1 - IoU; keeps the weight of a worker seen on few boxes finite
 _DEFAULT_SKILL = (0.2, 0.1, 0.15)  # miss rate, false boxes per image, noise: before evidence
 _DEFAULT_PLACES = 100.0  # when no image has a size
+MAX_BIAS = 0.25
+"""The largest edge bias, in box sizes: a corrected box keeps at least half its size."""
+_NO_BIAS = (0.0, 0.0, 0.0, 0.0)
+_EDGES = ("left", "top", "right", "bottom")
 _DEFAULTS = ConsolidationSettings()
 
 
@@ -54,6 +59,10 @@ class WorkerSkill:
         images: images the worker answered in the fitted job.
         boxes: boxes of theirs that took part (valid, not a repeat).
         false_share: the expected share of those boxes that are not objects.
+        box_bias: the mean offset of each edge (left, top, right, bottom) from the other
+            workers' mean box on the same object, in box widths (left, right) or heights
+            (top, bottom); > 0 to the right or down: ``(-0.1, 0, 0.1, 0)`` draws 10% too
+            wide on each side. Taken out of their boxes before fusion.
     """
 
     miss_rate: float
@@ -62,6 +71,7 @@ class WorkerSkill:
     images: int = 0
     boxes: int = 0
     false_share: float = 0.0
+    box_bias: tuple[float, float, float, float] = _NO_BIAS
 
     @property
     def weight(self) -> float:
@@ -100,6 +110,7 @@ class WorkerModel:
             drawn,
             math.log(self.objects / self.places) + float(silent.sum()),
             np.array([s.weight for s in skills], dtype=np.float64),
+            np.array([s.box_bias for s in skills], dtype=np.float64).reshape(-1, 4),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -157,6 +168,7 @@ def _skill_json(s: WorkerSkill) -> dict[str, Any]:
         "images": s.images,
         "boxes": s.boxes,
         "false_share": s.false_share,
+        "box_bias": dict(zip(_EDGES, s.box_bias, strict=True)),
     }
 
 
@@ -166,6 +178,10 @@ def _skill_from(raw: Mapping[str, Any]) -> WorkerSkill:
         raise ValueError(
             f"miss_rate must be in (0, 1), false_boxes > 0 and box_noise in (0, 1], got {dict(raw)}"
         )
+    bias = dict(raw.get("box_bias", {}))  # a hand-written table may leave it out: no bias
+    left, top, right, bottom = (float(bias.get(e, 0.0)) for e in _EDGES)
+    if not all(abs(b) <= MAX_BIAS for b in (left, top, right, bottom)):
+        raise ValueError(f"box_bias must be within +-{MAX_BIAS}, got {bias}")
     return WorkerSkill(
         miss,
         false,
@@ -173,6 +189,7 @@ def _skill_from(raw: Mapping[str, Any]) -> WorkerSkill:
         int(raw.get("images", 0)),
         int(raw.get("boxes", 0)),
         float(raw.get("false_share", 0.0)),
+        (left, top, right, bottom),
     )
 
 
@@ -241,6 +258,7 @@ class _Chunk:
     member_item: list[int] = field(default_factory=list)  # per member box
     member_worker: list[int] = field(default_factory=list)
     member_gap: list[float] = field(default_factory=list)  # 1 - IoU to the others' mean; NaN
+    member_offset: list[float] = field(default_factory=list)  # 4 per member: edge offsets
     place_log: float = 0.0  # sum of log(image area / box area) over boxes in sized images
     place_n: int = 0
 
@@ -272,8 +290,9 @@ class _Chunk:
         self.item_majority.extend((clusters.size >= n // 2 + 1).tolist())
         self.member_item.extend((base + clusters.of[member]).tolist())
         self.member_worker.extend(np.asarray(workers)[clean.worker[member]].tolist())
-        gap = _gap_to_others(clean.xyxy, clusters.of, clusters.size)
+        gap, offset = _to_others(clean.xyxy, clusters.of, clusters.size)
         self.member_gap.extend(gap[member].tolist())
+        self.member_offset.extend(offset[:, member].T.ravel().tolist())
         if image.image_size is not None:
             x1, y1, x2, y2 = clean.xyxy
             area = (x2 - x1) * (y2 - y1)
@@ -294,18 +313,30 @@ class _Chunk:
             ints(self.member_item),
             ints(self.member_worker),
             np.asarray(self.member_gap, dtype=np.float64),
+            np.asarray(self.member_offset, dtype=np.float64).reshape(-1, 4),
             self.place_log,
             self.place_n,
         )
 
 
-def _gap_to_others(xyxy: FloatArray, of: IntArray, size: IntArray) -> FloatArray:
-    """Per box, ``1 - IoU`` with the mean of the other members of its cluster (NaN alone)."""
+def _to_others(xyxy: FloatArray, of: IntArray, size: IntArray) -> tuple[FloatArray, FloatArray]:
+    """Per box, ``1 - IoU`` and each edge's offset (``box_bias``) to its cluster's others.
+
+    Against the mean box of the other members of its cluster (NaN alone); offsets are in
+    that mean box's width or height: the worker's own box is noisier, and dividing by it
+    would make everyone look tight (a loose box divides its offset by more).
+    """
     count = len(size)
     others = np.maximum(size[of] - 1, 1).astype(np.float64)
-    gap = 1.0 - iou_columns((row_sums(of, xyxy, count)[:, of] - xyxy) / others, xyxy)
-    gap[size[of] < 2] = np.nan
-    return gap
+    ref = (row_sums(of, xyxy, count)[:, of] - xyxy) / others
+    gap = 1.0 - iou_columns(ref, xyxy)
+    w, h = ref[2] - ref[0], ref[3] - ref[1]
+    with np.errstate(divide="ignore", invalid="ignore"):  # alone: no reference box
+        offset = (xyxy - ref) / np.vstack((w, h, w, h))
+    alone = size[of] < 2
+    gap[alone] = np.nan
+    offset[:, alone] = np.nan
+    return gap, offset
 
 
 @dataclass(frozen=True)
@@ -318,6 +349,7 @@ class _ChunkArrays:
     member_item: IntArray
     member_worker: IntArray
     member_gap: FloatArray
+    member_offset: FloatArray  # (members, 4)
     place_log: float
     place_n: int
 
@@ -333,7 +365,9 @@ class _Rates(NamedTuple):
     crowd: WorkerSkill
 
 
-_PER_WORKER = ("images", "real_seen", "real_drawn", "fake_drawn", "noise", "noise_n", "boxes")
+_BIAS = tuple(f"bias_{e}" for e in _EDGES)
+_COUNTS = ("images", "real_seen", "real_drawn", "fake_drawn", "noise", "noise_n", "boxes")
+_PER_WORKER = (*_COUNTS, *_BIAS)
 
 
 @dataclass
@@ -342,7 +376,8 @@ class _Sums:
 
     Per worker: ``images`` answered; ``real_seen``, the expected real objects on them;
     ``real_drawn`` / ``fake_drawn``, their boxes on real objects and false ones;
-    ``noise`` / ``noise_n``, posterior-weighted squared gaps and their weight; ``boxes``.
+    ``noise`` / ``noise_n``, posterior-weighted squared gaps and their weight; ``boxes``;
+    ``bias_<edge>``, posterior-weighted edge offsets (weight: ``noise_n`` again).
     Over the job: ``real`` objects, ``images``, and the box-area sums behind ``places``.
     """
 
@@ -401,6 +436,9 @@ class _Sums:
         r, w = sums.rates(), sums.per_worker
         drawn = w["real_drawn"] + w["fake_drawn"]
         share = np.divide(w["fake_drawn"], drawn, out=np.zeros(len(drawn)), where=drawn > 0)
+        # shrunk towards no bias (the crowd's mean offset from itself is 0)
+        bias = np.vstack([w[key] for key in _BIAS]) / (w["noise_n"] + PRIOR_STRENGTH)
+        bias = np.clip(bias, -MAX_BIAS, MAX_BIAS)
         workers = {
             worker: WorkerSkill(
                 float(r.miss[i]),
@@ -409,6 +447,7 @@ class _Sums:
                 round(float(w["images"][i])),
                 round(float(w["boxes"][i])),
                 float(share[i]),
+                (float(bias[0, i]), float(bias[1, i]), float(bias[2, i]), float(bias[3, i])),
             )
             for worker, i in ids.items()
         }
@@ -461,4 +500,7 @@ def _expected_counts(chunk: _ChunkArrays, p: FloatArray, workers: int) -> _Sums:
         "noise_n": per_worker(chunk.member_worker[has_gap], pm[has_gap]),
         "boxes": per_worker(chunk.member_worker, np.ones(len(chunk.member_worker))),
     }
+    offset = chunk.member_offset[has_gap] * pm[has_gap, None]
+    for edge, key in enumerate(_BIAS):
+        counts[key] = per_worker(chunk.member_worker[has_gap], offset[:, edge])
     return _Sums(counts, float(p.sum()), chunk.images, chunk.place_log, chunk.place_n)

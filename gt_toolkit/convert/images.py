@@ -36,7 +36,8 @@ class ImageNamer:
 
     def __call__(self, source_ref: str) -> str:
         """The file name for ``source_ref``."""
-        p = PurePosixPath(PurePosixPath(source_ref).name or "image")
+        base = PurePosixPath(source_ref).name  # a key ending in '/..' has the name '..'
+        p = PurePosixPath(base if base not in ("", "..") else "image")
         owner = self._owner.setdefault(p.stem, source_ref)
         if owner == source_ref:
             return p.name

@@ -20,7 +20,7 @@ from typing import Any, Final
 import orjson
 
 from gt_toolkit.errors import ValidationError
-from gt_toolkit.storage.files import Location, read_bytes, write_json
+from gt_toolkit.storage.files import Location, read_bytes
 from gt_toolkit.storage.s3 import S3Store
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "parse_label_category_config",
     "read_label_category_config",
     "validate_labels",
-    "write_label_category_config",
 ]
 
 DOCUMENT_VERSION: Final = "2018-11-28"
@@ -195,16 +194,3 @@ def parse_label_category_config(document: Mapping[str, Any] | str | bytes) -> li
 def read_label_category_config(location: Location, *, store: S3Store | None = None) -> list[str]:
     """Read a label category config from a local path or ``s3://`` URI; return the labels."""
     return parse_label_category_config(read_bytes(location, store=store))
-
-
-def write_label_category_config(
-    labels: Sequence[str],
-    location: Location,
-    *,
-    task_type: str = "BoundingBox",
-    store: S3Store | None = None,
-) -> dict[str, Any]:
-    """Validate, build and write a label category config; returns the document written."""
-    config = build_label_category_config(labels, task_type=task_type)
-    write_json(location, config, store=store)
-    return config

@@ -55,6 +55,7 @@ from gt_toolkit.storage.s3 import S3Store
 from gt_toolkit.types import ImageSize
 
 __all__ = [
+    "NOTHING_LOST",
     "BoxPolicy",
     "ClassMap",
     "ClassificationRecord",
@@ -69,6 +70,7 @@ __all__ = [
     "iter_classification_records",
     "iter_detection_records",
     "iter_output_records",
+    "lost_count",
     "parse_creation_date",
 ]
 
@@ -86,6 +88,26 @@ class OutputRejectReason(StrEnum):
     EMPTY_IMAGE = "empty-image"
     ALL_BOXES_DROPPED = "all-boxes-dropped"
     NO_SOURCE_REF = "no-source-ref"
+
+
+# Rejects that lose nothing the input held: objects nobody labeled (a failed object, a line
+# without the label, every box dropped by consolidation) and lines refused by a policy the user
+# chose (``--boxes reject``, ``--empty reject``). Every other reject is a label that could not be
+# read, and a run with one does not exit 0.
+NOTHING_LOST = frozenset(
+    {
+        OutputRejectReason.FAILED_OBJECT,
+        OutputRejectReason.NO_LABEL,
+        OutputRejectReason.ALL_BOXES_DROPPED,
+        OutputRejectReason.BOX_OUTSIDE_IMAGE,
+        OutputRejectReason.EMPTY_IMAGE,
+    }
+)
+
+
+def lost_count(rejected: Mapping[str, int]) -> int:
+    """How many of these rejects (counts by reason) are labels that could not be read."""
+    return sum(n for reason, n in rejected.items() if reason not in NOTHING_LOST)
 
 
 class BoxPolicy(StrEnum):
@@ -194,6 +216,11 @@ class OutputStats:
     def rejected_total(self) -> int:
         """Every rejected line, manifest-level or label-level."""
         return sum(self.rejected.values())
+
+    @property
+    def lost_total(self) -> int:
+        """Rejected lines whose label could not be read (see ``NOTHING_LOST``)."""
+        return lost_count(self.rejected)
 
     def to_json(self) -> dict[str, Any]:
         """The summary written next to converted outputs."""
@@ -767,6 +794,50 @@ def _fit(
     return (x0, y0, x1 - x0, y1 - y0)
 
 
+def _checked(
+    records: Iterable[_Record],
+    check: Callable[[_Record], str | None],
+    out_stats: OutputStats,
+    sink: RejectsSink,
+    source: str,
+) -> Iterator[_Record]:
+    """The records the caller's ``check`` accepts; the others become rejects.
+
+    A record the caller cannot use is a reject like any other: counted once (not also as an
+    object) and kept in the rejects file with its line.
+    """
+    for record in records:
+        reason = check(record)
+        if reason is None:
+            yield record
+            continue
+        out_stats.objects -= 1
+        out_stats.rejected[reason] += 1
+        sink.add(
+            {
+                "file": source,
+                "line": record.line_no,
+                "reason": reason,
+                "detail": f"{record.source_ref}: {reason}",
+                "raw": dump_line(record.data).decode(),
+            }
+        )
+
+
+def _settle_line_counts(
+    out_stats: OutputStats, stats: OutputStats | ReadStats | None, *, blank: int
+) -> None:
+    """Fill the line counts once the read ends: every non-blank line became a record or a reject."""
+    read = out_stats.read
+    read.lines += out_stats.objects + out_stats.rejected_total + blank
+    read.blank += blank
+    read.rejected.update(out_stats.rejected)
+    read.accepted += out_stats.objects
+    if isinstance(stats, ReadStats):
+        stats.lines, stats.blank = read.lines, read.blank
+        stats.accepted, stats.rejected = read.accepted, read.rejected
+
+
 def _iter_output(
     location: Location,
     *,
@@ -782,6 +853,7 @@ def _iter_output(
     log_rejects: bool = True,
     check: Callable[[_Record], str | None] | None = None,
 ) -> Iterator[_Record]:
+    """The records of one output manifest, rejects routed to one sink (the public readers)."""
     name = str(location)
     out_stats = stats if isinstance(stats, OutputStats) else OutputStats()
     reader = OutputReader(
@@ -814,40 +886,12 @@ def _iter_output(
             blank=blank,
         )
         records = reader.iter_records(lines, on_reject=sink.add)
-        if check is None:
-            yield from records
-        else:
-            for record in records:
-                reason = check(record)
-                if reason is None:
-                    yield record
-                    continue
-                # a record the caller cannot use is a reject like any other: counted once,
-                # not as an object, and kept in the rejects file with its line
-                out_stats.objects -= 1
-                out_stats.rejected[reason] += 1
-                sink.add(
-                    {
-                        "file": name,
-                        "line": record.line_no,
-                        "reason": reason,
-                        "detail": f"{record.source_ref}: {reason}",
-                        "raw": dump_line(record.data).decode(),
-                    }
-                )
+        yield from records if check is None else _checked(records, check, out_stats, sink, name)
     except BaseException as exc:
         error = exc
         raise
     finally:
-        read = out_stats.read
-        # every non-blank line became a record or a reject
-        read.lines += out_stats.objects + out_stats.rejected_total + len(blank)
-        read.blank += len(blank)
-        read.rejected.update(out_stats.rejected)
-        read.accepted += out_stats.objects
-        if isinstance(stats, ReadStats):
-            stats.lines, stats.blank = read.lines, read.blank
-            stats.accepted, stats.rejected = read.accepted, read.rejected
+        _settle_line_counts(out_stats, stats, blank=len(blank))
         sink.close(error if not isinstance(error, GeneratorExit) else None)
 
 

@@ -314,6 +314,38 @@ def _channels(
     return channels
 
 
+def _data_problems(
+    store: S3Store, spec: JumpStartSpec, train_uri: str, output_uri: str
+) -> list[str]:
+    """Locations that are not S3 URIs, and training data off the layout the model's task reads."""
+    problems = [
+        f"{n} must be an s3:// URI, got {u!r}"
+        for n, u in (("train_uri", train_uri), ("output_uri", output_uri))
+        if not is_s3_uri(u)
+    ]
+    if is_s3_uri(train_uri) and (layout := _layout_problem(store, spec, train_uri)):
+        problems.append(layout)
+    return problems
+
+
+def _container_hyperparameters(
+    spec: JumpStartSpec, isolated: bool, job_name: str, region: str
+) -> dict[str, Any]:
+    """The ``sagemaker_*`` entries the framework container reads to find and run the script."""
+    container = spec.hyperparameter_specs("container")
+    program = (container.get("sagemaker_program") or {}).get("default", "transfer_learning.py")
+    log_level = (container.get("sagemaker_container_log_level") or {}).get("default", "20")
+    return {
+        "sagemaker_program": program,
+        "sagemaker_submit_directory": CODE_CHANNEL_SOURCEDIR
+        if isolated
+        else spec.training_script_uri,
+        "sagemaker_container_log_level": log_level,
+        "sagemaker_job_name": job_name,
+        "sagemaker_region": region,
+    }
+
+
 def build_jumpstart_training_request(
     *,
     store: S3Store,
@@ -358,13 +390,7 @@ def build_jumpstart_training_request(
         )
     instance = resources.instance_type
     problems = _spec_problems(spec, instance, validation_uri is not None)
-    problems += [
-        f"{n} must be an s3:// URI, got {u!r}"
-        for n, u in (("train_uri", train_uri), ("output_uri", output_uri))
-        if not is_s3_uri(u)
-    ]
-    if is_s3_uri(train_uri) and (layout := _layout_problem(store, spec, train_uri)):
-        problems.append(layout)
+    problems += _data_problems(store, spec, train_uri, output_uri)
     try:
         merged = jumpstart_hyperparameters(spec, hyperparameters)
     except ValidationError as exc:
@@ -376,9 +402,6 @@ def build_jumpstart_training_request(
             f"the {spec.model_id} spec has no training image for {instance} in {region}"
         )
     isolated = bool(raw.get("training_enable_network_isolation"))
-    container = spec.hyperparameter_specs("container")
-    program = (container.get("sagemaker_program") or {}).get("default", "transfer_learning.py")
-    log_level = (container.get("sagemaker_container_log_level") or {}).get("default", "20")
     request: dict[str, Any] = {
         "TrainingJobName": job_name,
         "AlgorithmSpecification": {
@@ -391,16 +414,7 @@ def build_jumpstart_training_request(
         "OutputDataConfig": {"S3OutputPath": output_uri},
         **resources.request_fields(),
         "HyperParameters": encode_hyperparameters(
-            {
-                **merged,
-                "sagemaker_program": program,
-                "sagemaker_submit_directory": CODE_CHANNEL_SOURCEDIR
-                if isolated
-                else spec.training_script_uri,
-                "sagemaker_container_log_level": log_level,
-                "sagemaker_job_name": job_name,
-                "sagemaker_region": region,
-            }
+            {**merged, **_container_hyperparameters(spec, isolated, job_name, region)}
         ),
         "EnableNetworkIsolation": isolated,
         "Tags": tag_list(

@@ -34,7 +34,8 @@ class ImageMirror:
 
     A reference is looked up in the folder as: the part after ``images_prefix`` (when the
     reference starts with it), then the object key, then the key's file name; the first file
-    that exists wins.
+    that exists wins. A key with ``..`` parts (S3 allows them) never reads a file outside the
+    folder, and a name the file system cannot hold (a 1,024-byte key) is simply not there.
 
     Args:
         images_dir: the folder (``--images-dir``).
@@ -60,10 +61,24 @@ class ImageMirror:
         candidates += [key, PurePosixPath(key).name]
         for rel in candidates:
             rel = rel.lstrip("/")
-            path = self.root / rel
-            if rel and path.is_file():
+            if rel and (path := self._inside(rel)) is not None:
                 return path
         return None
+
+    def _inside(self, rel: str) -> Path | None:
+        """``root/rel`` when it is a file and ``rel`` stays inside the folder.
+
+        The check is on the name, not on resolved links: a link the user put in the folder
+        (to a shared image store, say) is theirs to follow; a ``..`` in a manifest is not.
+        """
+        normal = os.path.normpath(rel)
+        if normal == ".." or normal.startswith(("../", "/")):
+            return None
+        path = self.root / normal
+        try:
+            return path if path.is_file() else None
+        except OSError:  # ENAMETOOLONG and kin: no such file can be here
+            return None
 
 
 def data_uri(data: bytes, mime: str | None = None, *, name: str = "") -> str:

@@ -22,8 +22,12 @@ def test_augmented_cli_writes_outputs_summary_and_rejects(
 ) -> None:
     out = tmp_path / "aug"
     code = main(["augmented", str(CONSOLE), "-o", str(out), "--validation-fraction", "0.5"])
-    assert code == 0
+    assert code == 1  # the invalid JSON line is a label that could not be read
     err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        "gt-convert: labels were lost: 1 records whose labels could not be read "
+        f"(listed in {out / 'rejects.jsonl'})"
+    )
     assert "label attribute: dogs-and-toys" in err
     assert "rejects by reason: empty-image: 1, failed-object: 1, invalid-json: 1" in err
     summary = json.loads((out / "summary.json").read_text())
@@ -48,7 +52,7 @@ def test_augmented_cli_prints_the_notes_an_empty_channel_raises(
 ) -> None:
     out = tmp_path / "aug"
     code = main(["augmented", str(CONSOLE), "-o", str(out), "--validation-fraction", "0"])
-    assert code == 0
+    assert code == 1  # the sample's invalid JSON line
     err = capsys.readouterr().err
     channels = json.loads((out / "channels.json").read_text())
     assert channels["num_training_samples"]["validation"] == 0
@@ -62,7 +66,7 @@ def test_augmented_cli_prints_the_notes_an_empty_channel_raises(
 
 def test_empty_keep_flag_overrides_the_augmented_default(tmp_path: Path) -> None:
     out = tmp_path / "aug"
-    assert main(["augmented", str(CONSOLE), "-o", str(out), "--empty", "keep"]) == 0
+    assert main(["augmented", str(CONSOLE), "-o", str(out), "--empty", "keep"]) == 1
     summary = json.loads((out / "summary.json").read_text())
     assert summary["objects"] == 4
     assert summary["empty_images"] == 1
@@ -70,11 +74,35 @@ def test_empty_keep_flag_overrides_the_augmented_default(tmp_path: Path) -> None
 
 def test_coco_cli_to_a_json_file(tmp_path: Path) -> None:
     out = tmp_path / "ds.json"
-    assert main(["coco", str(CONSOLE), "-o", str(out), "--boxes", "reject"]) == 0
+    assert main(["coco", str(CONSOLE), "-o", str(out), "--boxes", "reject"]) == 1
     doc = json.loads(out.read_text())
     assert len(doc["images"]) == 3  # img_004 has a box outside the image: rejected
     summary = json.loads((tmp_path / "ds.json.summary.json").read_text())
     assert summary["rejected_by_reason"]["box-outside-image"] == 1
+
+
+def test_rejects_that_lose_nothing_leave_exit_code_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Without its invalid JSON line the console sample still rejects a failed object and an
+    # empty image (augmented's --empty default): nothing there could not be read.
+    lines = CONSOLE.read_text().splitlines(keepends=True)
+    readable = [line for line in lines if not line.strip() or _parses(line)]
+    assert len(readable) == len(lines) - 1
+    manifest = tmp_path / "in.manifest"
+    manifest.write_text("".join(readable))
+    assert main(["augmented", str(manifest), "-o", str(tmp_path / "aug")]) == 0
+    err = capsys.readouterr().err
+    assert "rejects by reason: empty-image: 1, failed-object: 1" in err
+    assert "labels were lost" not in err
+
+
+def _parses(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def test_strict_policy_fails_with_one_line(
@@ -125,7 +153,7 @@ def test_cli_reads_and_writes_s3(store: Any, bucket: str, moto_endpoint: str) ->
             "us-east-1",
         ]
     )
-    assert code == 0
+    assert code == 1  # the sample's invalid JSON line
     doc = json.loads(store.get_bytes(f"s3://{bucket}/coco/annotations/instances_default.json"))
     assert len(doc["annotations"]) == 6
     summary = json.loads(store.get_bytes(f"s3://{bucket}/coco/summary.json"))

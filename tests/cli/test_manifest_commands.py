@@ -116,12 +116,13 @@ def test_sample_by_count_collects_rejects(
     good = [json.dumps({"source-ref": f"s3://my-bucket/{i}.jpg"}) for i in range(10)]
     src.write_text("\n".join([*good[:5], "{broken", *good[5:]]) + "\n")
     out = tmp_path / "s.manifest"
-    assert main(["sample", str(src), "-o", str(out), "--count", "4"]) == 0
+    assert main(["sample", str(src), "-o", str(out), "--count", "4"]) == 1  # a line lost
     assert len(_lines(out)) == 4
     rejects = _lines(tmp_path / "s.manifest.rejects.jsonl")
     assert rejects[0]["line"] == 6 and rejects[0]["reason"] == "invalid-json"
     err = capsys.readouterr().err
     assert "1 rejected" in err and "rejects written to" in err
+    assert "labels were lost: 1 rejected lines" in err.splitlines()[-1]
 
 
 def test_sample_strict_policy_fails_on_bad_line(

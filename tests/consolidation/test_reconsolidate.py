@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 import random
 import shutil
@@ -316,7 +317,7 @@ def test_cli_quorum_flag_reaches_the_engine(
     out = tmp_path / "out.manifest"
     args = ["consolidate", str(tmp_path / "job"), "-o", str(out), "--manifest", str(manifest)]
     args += ["--answers-folder", str(folder), "--labels", "car", "bus", "--quorum", quorum]
-    assert main(args) == 0
+    assert main([*args, "--worker-model", "none"]) == 0
     (line,) = read_lines(out)
     assert line["consolidated-metadata"]["job-name"] == "labeling-job/job"  # SOURCE's job
     classes = line["consolidated-metadata"]["class-map"]
@@ -352,7 +353,9 @@ def fit_on(kind: str, out: Path) -> tuple[WorkerModel, dict[str, Any]]:
 def figures(model: WorkerModel) -> list[float]:
     """Every number of the model, workers in the order of their sorted ids."""
     skills = [model.crowd, *(s for _, s in sorted(model.workers.items()))]
-    table = [[s.miss_rate, s.false_boxes, s.box_noise, s.images, s.boxes] for s in skills]
+    table = [
+        [s.miss_rate, s.false_boxes, s.box_noise, s.images, s.boxes, *s.box_bias] for s in skills
+    ]
     return [model.objects, model.places, *(x for row in table for x in row)]
 
 
@@ -395,8 +398,14 @@ def test_a_saved_table_round_trips_and_consolidates_like_the_fit(
     assert header.endswith(",miss_rate,false_boxes,box_noise")
     assert not Path(f"{out}.worker-model.json").exists()
 
+    # the offline default fits the model first (DEFAULT_WORKER_MODEL), as "fit" does
+    default = tmp_path / "default.manifest"
+    assert main([*args[:-1], str(default)]) == 0
+    assert consolidated_boxes(read_lines(default)) == fitted_boxes
+    assert read_worker_model(f"{default}.worker-model.json") == model
+
     # without a model: the head count, and the quality table without the model's columns
-    assert main([*args[:-1], str(tmp_path / "plain.manifest")]) == 0
+    assert main([*args[:-1], str(tmp_path / "plain.manifest"), "--worker-model", "none"]) == 0
     assert consolidated_boxes(read_lines(tmp_path / "plain.manifest")) != fitted_boxes
     header = (tmp_path / "plain.manifest.worker-quality.csv").read_text().splitlines()[0]
     assert "miss_rate" not in header
@@ -486,3 +495,24 @@ def test_a_spammer_is_down_weighted_with_the_model_and_not_without(
     # stray boxes it seconds for a careful worker's lone stray box stay out
     assert iou_model > iou_plain + 0.02, found
     assert false_model <= false_plain, found
+
+
+def test_a_worker_id_that_reads_as_a_formula_is_quoted_in_the_csv_only(tmp_path: Path) -> None:
+    box = {"label": "ball", "left": 10, "top": 10, "width": 20, "height": 20}
+    hostile = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(A1)", "ana"]
+    image = CrowdImage(
+        key="a.jpg",
+        image_size={"width": 100, "height": 100},
+        annotators=tuple(hostile),
+        boxes=tuple([box] for _ in hostile),
+    )
+    export = tmp_path / "ls.json"
+    export.write_text(json.dumps(label_studio_export([image])))
+    out = tmp_path / "out.manifest"
+    with open_crowd_source(export, "label-studio") as source:
+        reconsolidate(source, out, image_prefix="s3://bkt/")
+    with (tmp_path / "out.manifest.worker-quality.csv").open(newline="") as f:
+        ids = {row["worker_id"] for row in csv.DictReader(f)}
+    assert ids == {"'" + w for w in hostile[:4]} | {"ana"}
+    table = json.loads((tmp_path / "out.manifest.worker-quality.json").read_text())
+    assert {row["worker_id"] for row in table} == set(hostile)

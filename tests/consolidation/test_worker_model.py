@@ -6,16 +6,24 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from gt_toolkit.consolidation.engine import consolidate_boxes, consolidate_image
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
-from gt_toolkit.consolidation.worker_model import WorkerModel, WorkerSkill, fit_worker_model
+from gt_toolkit.consolidation.settings import ConsolidationSettings, Fusion
+from gt_toolkit.consolidation.worker_model import (
+    PRIOR_STRENGTH,
+    WorkerModel,
+    WorkerSkill,
+    fit_worker_model,
+)
 from gt_toolkit.errors import ConsolidationError
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.testing.simulated_crowd import CrowdImage as SimulatedImage
 from gt_toolkit.testing.simulated_crowd import WorkerSkill as SimulatedSkill
 from gt_toolkit.testing.simulated_crowd import simulate_crowd
-from gt_toolkit.types import WorkerBox
+from gt_toolkit.types import ImageSize, WorkerBox
 
 LABELS = ("car",)
 CAREFUL = [
@@ -173,9 +181,17 @@ def test_json_round_trip_and_bad_tables() -> None:
         {**table, "objects": -1},
         {**table, "workers": {"x": {**table["crowd"], "miss_rate": 1.5}}},
         {k: v for k, v in table.items() if k != "crowd"},
+        {**table, "workers": {"x": {**table["crowd"], "box_bias": {"left": 0.3}}}},
+        {**table, "workers": {"x": {**table["crowd"], "box_bias": {"top": math.nan}}}},
     ):
         with pytest.raises(ConsolidationError, match="bad worker model"):
             WorkerModel.from_json(broken)
+    # a hand-written table may leave the bias out, or give only some edges: no bias there
+    plain = {k: v for k, v in table["crowd"].items() if k != "box_bias"}
+    partial = {**table["crowd"], "box_bias": {"right": 0.05}}
+    again = WorkerModel.from_json({**table, "workers": {"p": plain, "q": partial}})
+    assert again.workers["p"].box_bias == (0.0, 0.0, 0.0, 0.0)
+    assert again.workers["q"].box_bias == (0.0, 0.0, 0.05, 0.0)
 
 
 def test_model_misuse_is_refused() -> None:
@@ -198,3 +214,105 @@ def test_evidence_matches_the_model_figures() -> None:
     assert ev.silent == pytest.approx(math.log(1.5 / 30.0) + 2 * math.log(0.2))
     assert np.allclose(ev.drawn, math.log(30.0 * 0.8 / 0.1) - math.log(0.2))
     assert np.allclose(ev.weights, 1 / 0.2**2)
+
+
+def _box(x1: float, y1: float, x2: float, y2: float) -> WorkerBox:
+    return {"label": "car", "left": x1, "top": y1, "width": x2 - x1, "height": y2 - y1}
+
+
+def _biased_job(bias: tuple[float, ...], images: int = 60) -> list[CrowdImage]:
+    """Five workers box one object per image; ``loose`` adds ``bias`` (in box sizes)."""
+    rng = np.random.default_rng(3)
+    workers = ("loose", "a", "b", "c", "d")
+    job = []
+    for i in range(images):
+        x, y, w, h = rng.uniform(50, 300, 2).tolist() + rng.uniform(40, 120, 2).tolist()
+        size = np.array([w, h, w, h])
+        answers = []
+        for name in workers:
+            edges = np.array([x, y, x + w, y + h]) + rng.normal(0.0, 0.02, 4) * size
+            if name == "loose":
+                edges += np.asarray(bias) * size
+            answers.append([_box(*edges.tolist())])
+        size_px = {"width": 640, "height": 480}
+        job.append(
+            CrowdImage(key=str(i), image_size=size_px, annotators=workers, boxes=tuple(answers))
+        )
+    return job
+
+
+@pytest.mark.parametrize(
+    "bias", [(-0.1, -0.05, 0.1, 0.05), (0.08, 0.0, 0.08, 0.0), (0.0, 0.06, 0.0, -0.04)]
+)
+def test_fit_finds_a_worker_s_bias_against_the_others(bias: tuple[float, ...]) -> None:
+    # measured against the mean box of the other workers: the loose worker's own bias, and
+    # for each of the others a quarter of it the other way (the loose worker is one of the
+    # four they are measured against); shrunk by the prior like every other figure
+    images = 60
+    model = fit_worker_model(_biased_job(bias, images), labels=LABELS)
+    shrink = images / (images + PRIOR_STRENGTH)
+    assert model.workers["loose"].box_bias == pytest.approx(np.multiply(bias, shrink), abs=0.01)
+    for other in "abcd":
+        expected = np.multiply(bias, -shrink / 4)
+        assert model.workers[other].box_bias == pytest.approx(expected, abs=0.01)
+    assert model.crowd.box_bias == (0.0, 0.0, 0.0, 0.0)
+
+
+_BIAS = st.floats(-0.1, 0.1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    truth=st.tuples(
+        st.floats(100, 500), st.floats(100, 500), st.floats(20, 300), st.floats(20, 300)
+    ),
+    biases=st.lists(st.tuples(_BIAS, _BIAS, _BIAS, _BIAS), min_size=2, max_size=5),
+    fusion=st.sampled_from(["huber", "mean", "median"]),
+)
+def test_each_worker_s_bias_comes_out_before_fusion(
+    truth: tuple[float, float, float, float],
+    biases: list[tuple[float, float, float, float]],
+    fusion: Fusion,
+) -> None:
+    # every worker draws the object exactly but for their bias, an offset of each edge in
+    # their box's own size: whatever the biases, the fused box is the object
+    x, y, w, h = truth
+    answers = []
+    for left, top, right, bottom in biases:
+        drawn_w, drawn_h = w / (1 - right + left), h / (1 - bottom + top)
+        x1, y1 = x + left * drawn_w, y + top * drawn_h
+        answers.append([_box(x1, y1, x1 + drawn_w, y1 + drawn_h)])
+    drawn = np.concatenate([xyxy_from_gt(a) for a in answers])
+    assume(iou_matrix(drawn, drawn).min() >= 0.5)  # one cluster
+    names = [f"w{i}" for i in range(len(biases))]
+    skills = {
+        n: WorkerSkill(0.1, 0.01, 0.1, box_bias=b) for n, b in zip(names, biases, strict=True)
+    }
+    model = WorkerModel(skills, WorkerSkill(0.1, 0.01, 0.1), objects=1.0, places=100.0)
+    out = consolidate_image(
+        answers,
+        image_size={"width": 1000, "height": 1000},
+        worker_model=model,
+        annotators=names,
+        settings=ConsolidationSettings(fusion=fusion),
+    )
+    (box,) = out.boxes
+    got = (box["left"], box["top"], box["width"], box["height"])
+    assert got == pytest.approx(truth, rel=1e-9, abs=1e-6)
+
+
+def test_a_bias_correction_stays_inside_the_image() -> None:
+    # two workers who box tight on the left (+10%) both drew a box against the left border:
+    # taken out, their bias would put the edge 4 px outside the picture
+    tight = WorkerSkill(0.1, 0.01, 0.1, box_bias=(0.1, 0.0, 0.0, 0.0))
+    model = WorkerModel({"a": tight, "b": tight}, tight, objects=1.0, places=100.0)
+    answers = [[_box(0, 10, 40, 50)], [_box(0, 10, 40, 50)]]
+
+    def left(image_size: ImageSize | None) -> float:
+        out = consolidate_image(
+            answers, image_size=image_size, worker_model=model, annotators=["a", "b"]
+        )
+        return out.boxes[0]["left"]
+
+    assert left(None) == pytest.approx(-4.0)  # no image size: nothing to clip to
+    assert left({"width": 100, "height": 100}) == 0.0

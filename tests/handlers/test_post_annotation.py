@@ -710,8 +710,10 @@ def test_a_few_unknown_labels_are_dropped_box_by_box(store: S3Store, bucket: str
 
 # -- fuzz: whatever the payload holds, every object is answered once, within 6 MB ------------
 
-# GT_FUZZ_PAYLOADS=5000 for a longer local run; make test runs the default.
-FUZZ_PAYLOADS = int(os.environ.get("GT_FUZZ_PAYLOADS", "100"))
+# make test runs 4 x 500 payloads (chunks, so xdist spreads them); GT_FUZZ_PAYLOADS=5000 makes
+# each chunk longer for a local run.
+FUZZ_PAYLOADS = int(os.environ.get("GT_FUZZ_PAYLOADS", "500"))
+FUZZ_CHUNKS = 4
 FUZZ_SEED = 16
 
 
@@ -851,12 +853,16 @@ def answerable(raw: Any) -> str | int | None:
 
 
 @pytest.mark.slow
-def test_fuzz_every_object_answered_once_within_the_limit(store: S3Store, bucket: str) -> None:
+@pytest.mark.parametrize("chunk", range(FUZZ_CHUNKS))
+def test_fuzz_every_object_answered_once_within_the_limit(
+    store: S3Store, bucket: str, chunk: int
+) -> None:
     answers = [f"s3://{bucket}/answers/{name}.json" for name in ("good", "broken", "big", "none")]
     store.put_bytes(answers[0], GOOD.encode())
     store.put_bytes(answers[1], b"{not json")
     store.put_bytes(answers[2], content([car(left=2**64)]).encode())
-    fuzz = Fuzz(random.Random(FUZZ_SEED), answers)
+    seed = FUZZ_SEED + chunk
+    fuzz = Fuzz(random.Random(seed), answers)
     for n in range(FUZZ_PAYLOADS):
         payload = [fuzz.item() for _ in range(fuzz.rng.choice([0, 1, 3, 8, 20]))]
         event = fuzz.event(bucket)
@@ -866,7 +872,7 @@ def test_fuzz_every_object_answered_once_within_the_limit(store: S3Store, bucket
         try:
             raw = response_bytes(event, store=store, settings=DEFAULT, response_budget=budget)
         except Exception as exc:
-            raise AssertionError(f"payload {n} (seed {FUZZ_SEED}) raised {exc!r:.300}") from exc
+            raise AssertionError(f"payload {n} (seed {seed}) raised {exc!r:.300}") from exc
         assert len(raw) <= budget, f"payload {n}: {len(raw)} bytes"
         results = json.loads(raw)
         expected = list(dict.fromkeys(i for i in map(answerable, payload) if i is not None))

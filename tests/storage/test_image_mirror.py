@@ -61,3 +61,26 @@ def test_image_size_from_a_header(tmp_path: Path) -> None:
     (tmp_path / "not.jpg").write_bytes(b"not an image")
     assert read_image_size(tmp_path / "not.jpg") is None
     assert read_image_size(b"") is None
+
+
+@pytest.mark.parametrize(
+    "reference", ["s3://bkt/../secret.jpg", "../secret.jpg", "s3://bkt/a/../../secret.jpg"]
+)
+def test_a_key_with_dot_dot_never_reads_beside_the_folder(tmp_path: Path, reference: str) -> None:
+    (tmp_path / "secret.jpg").write_bytes(b"not an image of the job")
+    (tmp_path / "mirror").mkdir()
+    assert ImageMirror(tmp_path / "mirror").local_path(reference) is None
+
+
+def test_a_link_the_user_made_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "a.jpg").write_bytes(b"shared copy")
+    (tmp_path / "mirror").mkdir()
+    (tmp_path / "mirror" / "images").symlink_to(tmp_path / "store")
+    found = ImageMirror(tmp_path / "mirror").local_path("s3://bkt/images/a.jpg")
+    assert found is not None and found.read_bytes() == b"shared copy"
+
+
+def test_a_key_too_long_for_the_file_system_is_not_there(mirror_dir: Path) -> None:
+    # S3 keys reach 1,024 bytes in one segment; most file systems stop names at 255.
+    assert ImageMirror(mirror_dir).local_path("s3://bkt/" + "k" * 1000 + ".jpg") is None

@@ -226,6 +226,7 @@ class GtJobSource(CrowdSource):
         self.element_name = element_name
         self.max_workers = max(1, max_workers)
         self._files: dict[int, list[str]] | None = None
+        self._troubled: set[int] = set()  # manifest lines whose reads were already reported
 
     @property
     def labels(self) -> list[str] | None:
@@ -267,13 +268,18 @@ class GtJobSource(CrowdSource):
                 while len(pending) > limit:
                     line, future = pending.popleft()
                     answers, where, problems = future.result()
-                    for name, why in problems if first else ():
-                        here = f"manifest line {line.line_no}"
-                        self.skip(name, here, SkipReason.UNREADABLE_ANSWER, why)
+                    # S3 is read again on every pass: a read that fails only on a later pass
+                    # is reported then, or its image would be lost without a word
+                    new = bool(problems) and line.line_no not in self._troubled
+                    if new:
+                        self._troubled.add(line.line_no)
+                        for name, why in problems:
+                            here = f"manifest line {line.line_no}"
+                            self.skip(name, here, SkipReason.UNREADABLE_ANSWER, why)
                     failure = None
                     if problems and not answers:
                         failure = "; ".join(f"{name}: {why}" for name, why in problems)
-                        self.report.failed_images += int(first)
+                        self.report.failed_images += int(new)
                     yield _item(line, answers, where, self.skip if first else None, failure)
 
             for index, line in enumerate(read_manifest(self.manifest, store=self.store)):

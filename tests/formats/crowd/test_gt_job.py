@@ -45,6 +45,26 @@ def test_a_later_iteration_answers_its_object(tmp_path: Path) -> None:
     assert len(images[3].annotators) == 1 and len(images[4].annotators) == 5
 
 
+def test_an_answer_unreadable_only_on_a_later_pass_is_reported_then(tmp_path: Path) -> None:
+    # Offline consolidation reads a job twice (fit the worker model, then consolidate), and
+    # S3 is read again each time: a read that fails only the second time must not vanish.
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(job, on_reject=rejects.append) as source:
+        assert all(i.failure is None for i in source.items())
+        broken = list((job / "annotations" / "worker-response" / "iteration-1" / "5").iterdir())
+        for path in broken:
+            path.write_text("{not json")
+        again = list(source.items())
+        third = list(source.items())
+    assert again[5].failure is not None and third[5].failure is not None
+    assert [i for i, item in enumerate(again) if item.failure] == [5]
+    assert source.report.failed_images == 1  # counted once, on the pass that saw it
+    assert sorted(r.source for r in rejects) == sorted(str(p) for p in broken)
+    assert all(r.reason == "unreadable-answer" for r in rejects)
+
+
 def test_size_conflict_between_workers_names_both(tmp_path: Path) -> None:
     job = tmp_path / "job"
     shutil.copytree(JOB, job)
