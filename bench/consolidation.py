@@ -5,6 +5,9 @@ One process, the same simulated crowds (``gt_toolkit.testing.simulated_crowd``) 
 - ``ours``: ``gt_toolkit.consolidate_boxes`` with its defaults (IoU 0.5, strict majority
   per label, Huber fusion);
 - ``ours-all``: the same with ``min_support=1`` (keeps every cluster, like raw WBF does);
+- ``ours-model``: the offline default (``gt-convert consolidate``, ``reconsolidate``):
+  ``fit_worker_model`` over the whole crowd (untimed), then ``consolidate_image(...,
+  worker_model=...)`` per image (timed);
 - ``ours-mean-box``: the defaults before issue 14 (``fusion="mean"``, ``quorum="box"``: one
   voted label per cluster, 1:1 ties kept), for comparison;
 - ``wbf``: ``ensemble_boxes.weighted_boxes_fusion`` with every score 1.0,
@@ -25,9 +28,10 @@ is set against the standard error of its per-crowd differences, because one crow
 figures move in the fourth decimal from seed to seed.
 
 Two operating points are compared, each against the WBF output at the same support:
-``ours`` (strict majority) vs ``wbf>=0.5`` (score k/K >= 0.5 is the same majority), and
-``ours-all`` (min_support=1) vs raw ``wbf``; the differences (ours minus WBF) and every
-figure where ours is lower are printed, then the goals of issue 14.
+``ours`` and ``ours-model`` (strict majority; the model's own keep rule) vs ``wbf>=0.5``
+(score k/K >= 0.5 is the same majority), and ``ours-all`` (min_support=1) vs raw ``wbf``;
+the differences (ours minus WBF) and every figure where ours is lower are printed, then the
+goals of issue 14.
 
 Timing: on the first crowd of each cell, ``--rounds`` interleaved rounds over the same
 images (the method order rotates), best round per method. Each round counts the CPU time
@@ -52,8 +56,10 @@ from typing import Any
 import numpy as np
 from ensemble_boxes import weighted_boxes_fusion
 
-from gt_toolkit.consolidation.engine import consolidate_boxes
+from gt_toolkit.consolidation.engine import consolidate_boxes, consolidate_image
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
+from gt_toolkit.consolidation.worker_model import WorkerModel, fit_worker_model
+from gt_toolkit.formats.crowd import CrowdImage as JobImage
 from gt_toolkit.testing.simulated_crowd import CrowdImage, make_skills, simulate_crowd
 from gt_toolkit.types import ConsolidatedBox, WorkerBox
 
@@ -153,6 +159,7 @@ class Method:
     run: Callable[[CrowdImage, random.Random], Any]
     pred: Callable[[Any], Pred]
     timed_as: str = ""  # the method whose timing this one shares (same call)
+    prepare: Callable[[Sequence[CrowdImage]], None] | None = None  # per crowd, untimed
 
 
 def ours(min_support: int | None = None, **options: Any) -> Method:
@@ -167,6 +174,34 @@ def ours(min_support: int | None = None, **options: Any) -> Method:
         return xyxy_from_gt(out), [b["label"] for b in out], scores
 
     return Method(run, pred)
+
+
+def ours_model() -> Method:
+    """The offline default: a worker model fitted on the whole crowd, then each image."""
+    fitted: dict[str, WorkerModel] = {}
+
+    def prepare(crowd: Sequence[CrowdImage]) -> None:
+        job = (
+            JobImage(
+                key=str(i),
+                image_size=img.image_size,
+                annotators=tuple(img.worker_ids),
+                boxes=tuple(img.answers),
+            )
+            for i, img in enumerate(crowd)
+        )
+        fitted["model"] = fit_worker_model(job, labels=list(LABELS))
+
+    def run(img: CrowdImage, rng: random.Random) -> list[ConsolidatedBox]:
+        return consolidate_image(
+            img.answers,
+            labels=LABELS,
+            image_size=img.image_size,
+            worker_model=fitted["model"],
+            annotators=img.worker_ids,
+        ).boxes
+
+    return Method(run, ours().pred, prepare=prepare)
 
 
 def wbf_run(img: CrowdImage, rng: random.Random) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -205,6 +240,7 @@ def single_pred(answer: list[WorkerBox]) -> Pred:
 METHODS: dict[str, Method] = {
     "ours": ours(),
     "ours-all": ours(1),
+    "ours-model": ours_model(),
     "ours-mean-box": ours(fusion="mean", quorum="box"),
     "wbf": wbf(),
     "wbf>=0.5": wbf(0.5),
@@ -237,6 +273,8 @@ def run_cell(
         )
         crowds.append(crowd)
         for name, method in METHODS.items():
+            if method.prepare is not None:
+                method.prepare(crowd)
             score = Score()
             rng = random.Random(seed)
             for img in crowd:
@@ -245,6 +283,9 @@ def run_cell(
             per_seed[name].append(figures(score))
             results[name].add(score)
     crowd, seed = crowds[0], seeds[0]
+    for method in METHODS.values():
+        if method.prepare is not None:
+            method.prepare(crowd)
     best = {name: math.inf for name in TIMED}
     for r in range(rounds):
         names = TIMED[r % len(TIMED) :] + TIMED[: r % len(TIMED)]
@@ -261,7 +302,7 @@ def run_cell(
     return results, per_seed
 
 
-PAIRS = (("ours", "wbf>=0.5"), ("ours-all", "wbf"))
+PAIRS = (("ours", "wbf>=0.5"), ("ours-model", "wbf>=0.5"), ("ours-all", "wbf"))
 FIGURES = ("mIoU", "P", "R", "AP")
 
 
