@@ -1,8 +1,8 @@
 """Post-annotation (consolidation) Lambda for Ground Truth: one call into ``gt_toolkit``.
 
 Handler: ``lambdas.post_annotation.lambda_handler``. Settings come from environment variables
-(``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``, ``GT_ASSUME_ROLE``,
-``GT_WORKER_MODEL_S3_URI`` (a worker table read at cold start), ...; see
+(``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``, ``GT_KEEP``,
+``GT_ASSUME_ROLE``, ``GT_WORKER_MODEL_S3_URI`` (a worker table read at cold start), ...; see
 :class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`);
 ``GT_ASSUME_ROLE_READ_PREFIX`` (``s3://bucket/prefix/``) narrows the assumed role to reading
 that prefix. Clients are built once per cold start and reused while the Lambda stays warm.

@@ -140,7 +140,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--quality", help="worker-quality base name (default: OUTPUT.worker-quality)")
     add_worker_model_option(
         p,
-        use="decide which clusters are objects and fuse them with",
+        use="fuse the kept clusters with (and, with --keep model, decide which are objects)",
         default=f"{DEFAULT_WORKER_MODEL or 'none'}; none with --keep all",
     )
     add_aws_options(p)
@@ -152,10 +152,11 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iou-threshold", type=threshold, default=0.5, help="default 0.5")
     p.add_argument(
         "--keep",
-        choices=["quorum", "all"],
+        choices=["quorum", "all", "model"],
         default="quorum",
         help="quorum: clusters with enough workers (default); all: every cluster, scored by "
-        "its confidence, to threshold later",
+        "its confidence, to threshold later; model: the clusters the worker model finds "
+        "likelier objects than not (needs a worker model)",
     )
     p.add_argument(
         "--min-support",
@@ -188,12 +189,15 @@ def settings_from_args(args: argparse.Namespace) -> ConsolidationSettings:
         raise ValidationError(["--keep all keeps every cluster: drop --min-support"])
     if args.keep == "all" and args.worker_model not in (None, "none"):
         raise ValidationError(["--keep all keeps every cluster, a worker model the likely ones"])
+    if args.keep == "model" and (args.worker_model or DEFAULT_WORKER_MODEL or "none") == "none":
+        raise ValidationError(["--keep model needs a worker model: not --worker-model none"])
     return ConsolidationSettings(
         iou_threshold=args.iou_threshold,
         min_support=1 if args.keep == "all" else args.min_support,
         fusion=args.fusion,
         clip=not args.no_clip,
         quorum=args.quorum,
+        keep="model" if args.keep == "model" else "quorum",
     )
 
 

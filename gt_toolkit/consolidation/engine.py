@@ -106,8 +106,9 @@ def consolidate_image(
         weights: one non-negative weight per worker (for example from
             :mod:`gt_toolkit.consolidation.worker_quality`); they weight fusion, label votes
             and the support share of the confidence. ``None`` = equal weights.
-        worker_model: decide and score with per-worker skills (rule 8) instead of the head
-            count; needs ``annotators``, excludes ``weights``.
+        worker_model: per-worker skills (rule 8): they weight fusion and take out each
+            worker's bias, and with ``settings.keep="model"`` they also decide and score
+            instead of the head count; needs ``annotators``, excludes ``weights``.
         annotators: the worker id of each answer (same order), for ``worker_model``.
 
     Returns:
@@ -116,8 +117,9 @@ def consolidate_image(
 
     Raises:
         ConsolidationError: ``weights`` has the wrong length or a negative or non-finite
-            value; a worker model without one annotator per answer, or with ``weights``.
-            Dirty boxes never raise; they are listed in ``dropped``.
+            value; a worker model without one annotator per answer, or with ``weights``;
+            ``settings.keep="model"`` without a worker model. Dirty boxes never raise;
+            they are listed in ``dropped``.
 
     Examples:
         >>> a = [{"label": "car", "left": 10, "top": 10, "width": 20, "height": 20}]
@@ -127,6 +129,8 @@ def consolidate_image(
         (11.0, 20.0, 0.955)
     """
     evidence = None
+    if worker_model is None and settings.keep == "model":
+        raise ConsolidationError('keep="model" needs a worker_model: give one, or keep="quorum"')
     if worker_model is not None:
         if weights is not None:
             raise ConsolidationError("give weights or a worker model, not both")
@@ -154,6 +158,7 @@ def _consolidate(
 
     ``explain=False`` skips the clusters and the below-min-support records, which
     :func:`consolidate_boxes` would throw away (about a tenth of the time per image).
+    ``evidence`` always fuses; it decides only with ``settings.keep == "model"``.
     """
     n = len(answers)
     w_all = _checked_weights(weights, n)
@@ -165,19 +170,20 @@ def _consolidate(
     if len(clean):
         threshold = settings.iou_threshold
         clusters = cluster_boxes(clean, threshold)
-        floor = 1 if evidence is not None else default_min_support(n)
+        decides = evidence if settings.keep == "model" else None
+        floor = 1 if decides is not None else default_min_support(n)
         need = min(settings.min_support or floor, n)
         by_label = settings.quorum == "label" and len(clean.labels) > 1
         smallest = 1 if explain or by_label else need
         repeats = find_repeats(clean, clusters, threshold, n, smallest)
-        ballot = count_votes(clean, clusters, repeats, need, by_label, evidence)
+        ballot = count_votes(clean, clusters, repeats, need, by_label, decides)
         kept = np.count_nonzero(ballot.kept)  # a fifth of the cost of .all() and .any()
         if explain and kept < len(ballot.kept):
             result.dropped += below_quorum_records(clean, clusters, ballot, repeats, n, need)
         if kept:
             fusion_weights = evidence.weights.tolist() if evidence is not None else w_all
             mw = member_weights(clean, clusters, fusion_weights)
-            total = float(sum(w_all)) if w_all is not None else float(n)
+            total = float(sum(fusion_weights)) if fusion_weights is not None else float(n)
             verdict = score_boxes(clean, clusters, ballot, mw.per_box, mw.per_cluster, total, n)
             weighted = fusion_weights is not None
             placed = clean if evidence is None else without_bias(clean, evidence.bias, image_size)

@@ -296,11 +296,17 @@ def _fit(
 
 
 def _check_options(
-    source: CrowdSource, image_prefix: str | None, output_format: str, worker_model: object
+    source: CrowdSource,
+    image_prefix: str | None,
+    output_format: str,
+    worker_model: object,
+    keep: str,
 ) -> None:
     problems = []
     if isinstance(worker_model, str) and worker_model != "fit":
         problems.append(f"worker_model must be a WorkerModel, 'fit' or None, got {worker_model!r}")
+    if worker_model is None and keep == "model":
+        problems.append('settings.keep="model" needs a worker_model: give one, or keep="quorum"')
     if output_format not in ("manifest", "coco"):
         problems.append(f"output_format must be 'manifest' or 'coco', got {output_format!r}")
     if image_prefix is not None and source.kind in _GROUND_TRUTH:
@@ -359,9 +365,10 @@ def reconsolidate(
         quality_output: base name for the worker-quality table (``.json`` and ``.csv`` are
             appended); default ``<output>.worker-quality``; with a worker model it gains the
             model's per-worker figures.
-        worker_model: decide and fuse with per-worker skills (rule 8 of
-            ``docs/consolidation.md``): a model (``read_worker_model`` reads a saved table),
-            or ``"fit"`` to fit one on ``source`` first (module docstring).
+        worker_model: fuse with per-worker skills, and decide with them when
+            ``settings.keep="model"`` (rule 8 of ``docs/consolidation.md``): a model
+            (``read_worker_model`` reads a saved table), or ``"fit"`` to fit one on
+            ``source`` first (module docstring).
 
     Raises:
         ValidationError: options that do not fit the source or each other.
@@ -370,7 +377,7 @@ def reconsolidate(
             :func:`~gt_toolkit.consolidation.label_check.label_mismatch`): nothing is written.
         CrowdSourceError: the source cannot be read (and broken records, without a handler).
     """
-    _check_options(source, image_prefix, output_format, worker_model)
+    _check_options(source, image_prefix, output_format, worker_model, settings.keep)
     given = list(labels) if labels else source.labels
     run = _Run(
         attribute=label_attribute,

@@ -18,12 +18,14 @@ __all__ = [
     "ConsolidationSettings",
     "DropReason",
     "Fusion",
+    "Keep",
     "Quorum",
     "default_min_support",
 ]
 
 Fusion = Literal["huber", "mean", "median"]
 Quorum = Literal["box", "label"]
+Keep = Literal["quorum", "model"]
 
 DEFAULT_WORKER_MODEL: Literal["fit"] | None = "fit"
 """Offline consolidation without a model given: ``"fit"`` one on the job first, or ``None``
@@ -66,6 +68,10 @@ class ConsolidationSettings:
             fused box (every member still helps place it). At a strict majority this drops
             clusters whose label vote is split (a 1:1 tie of 3 workers is a coin flip);
             at ``min_support=1`` it keeps every label any worker gave, as WBF does.
+        keep: who decides which clusters are objects when a worker model is given.
+            ``"quorum"`` (default): the head count (``min_support`` and ``quorum`` as
+            without a model); the model only fuses. ``"model"``: the model's log-odds
+            (rule 8), at least one worker. ``"model"`` needs a worker model.
     """
 
     iou_threshold: float = 0.5
@@ -74,6 +80,7 @@ class ConsolidationSettings:
     clip: bool = True
     duplicate_iou: float = 0.9
     quorum: Quorum = "label"
+    keep: Keep = "quorum"
 
     def __post_init__(self) -> None:
         problems = []
@@ -87,13 +94,16 @@ class ConsolidationSettings:
             problems.append(f"duplicate_iou must be in (0, 1], got {self.duplicate_iou}")
         if self.quorum not in ("box", "label"):
             problems.append(f"quorum must be 'box' or 'label', got {self.quorum!r}")
+        if self.keep not in ("quorum", "model"):
+            problems.append(f"keep must be 'quorum' or 'model', got {self.keep!r}")
         if problems:
             raise ConsolidationError("; ".join(problems))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ConsolidationSettings:
-        """Settings from ``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``.
+        """Settings from the ``GT_*`` variables of the post-annotation Lambda.
 
+        ``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``, ``GT_KEEP``.
         Unset or empty variables keep the defaults.
 
         Raises:
@@ -113,4 +123,6 @@ class ConsolidationSettings:
             kwargs["fusion"] = env["GT_FUSION"].strip().lower()
         if env.get("GT_QUORUM", "").strip():
             kwargs["quorum"] = env["GT_QUORUM"].strip().lower()
+        if env.get("GT_KEEP", "").strip():
+            kwargs["keep"] = env["GT_KEEP"].strip().lower()
         return cls(**kwargs)

@@ -126,7 +126,8 @@ class PostAnnotationSettings:
         element_name: the crowd element's ``name`` in the answers; ``None`` = the single one.
         fetch_threads: concurrent reads of answers stored at ``s3Uri``.
         worker_model: the worker table ``GT_WORKER_MODEL_S3_URI`` names, read at cold start:
-            objects are kept by its posterior, not the head count (``docs/consolidation.md``).
+            it fuses, and with ``GT_KEEP=model`` it also keeps objects by its posterior
+            instead of the head count (``docs/consolidation.md``, rule 8).
     """
 
     consolidation: ConsolidationSettings = field(default_factory=ConsolidationSettings)
@@ -140,7 +141,7 @@ class PostAnnotationSettings:
         """Read settings from the Lambda's environment variables.
 
         Variables: ``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``,
-        ``GT_ASSUME_ROLE`` (true/false), ``GT_ELEMENT_NAME`` and ``GT_FETCH_THREADS``.
+        ``GT_KEEP``, ``GT_ASSUME_ROLE`` (true/false), ``GT_ELEMENT_NAME`` and ``GT_FETCH_THREADS``.
 
         Raises:
             ValidationError: every unusable variable, listed at once.
@@ -702,9 +703,18 @@ def load_post_annotation_settings(
 
     Called once at cold start. A table that cannot be read raises: a Lambda that fails at
     start is better than one that silently falls back to the head count.
+
+    Raises:
+        ValidationError: an unusable variable, or ``GT_KEEP=model`` without
+            ``GT_WORKER_MODEL_S3_URI``.
     """
     settings = PostAnnotationSettings.from_env(env)
     uri = env.get("GT_WORKER_MODEL_S3_URI", "").strip()
+    if settings.consolidation.keep == "model" and not uri:
+        raise ValidationError(
+            ["GT_KEEP=model needs a worker table: set GT_WORKER_MODEL_S3_URI"],
+            what="post-annotation settings",
+        )
     return replace(settings, worker_model=read_worker_model(uri, store=store)) if uri else settings
 
 

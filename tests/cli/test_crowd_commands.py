@@ -87,6 +87,22 @@ def test_keep_all_keeps_every_cluster_scored(tmp_path: Path) -> None:
     assert main([*bad, "--min-support", "2"]) == 1
 
 
+def test_keep_chooses_who_decides_with_the_worker_model(tmp_path: Path) -> None:
+    # the default fits a model and lets the head count keep (the same boxes as without a
+    # model, moved); --keep model lets the model keep and drop ("unlikely")
+    runs = {"none": ["--worker-model", "none"], "quorum": [], "model": ["--keep", "model"]}
+    found, dropped = {}, {}
+    for name, flags in runs.items():
+        out = tmp_path / f"{name}.manifest"
+        assert main(["consolidate", str(JOB), "-o", str(out), "--labels", "ball", *flags]) == 0
+        found[name] = consolidated_boxes(lines(out))
+        dropped[name] = json.loads(Path(f"{out}.summary.json").read_text())["dropped"]
+    counts = {name: {k: len(v) for k, v in boxes.items()} for name, boxes in found.items()}
+    assert counts["quorum"] == counts["none"] and found["quorum"] != found["none"]
+    assert dropped["quorum"] == dropped["none"] and "unlikely" not in dropped["quorum"]
+    assert dropped["model"].get("unlikely", 0) > 0 and found["model"] != found["quorum"]
+
+
 def test_broken_records_go_to_rejects_and_fail_the_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -26,6 +26,7 @@ from tests.helpers import REPO, consolidated_boxes
 
 JOB = REPO / "samples" / "job-output" / "samples-balls"
 TRUTH = REPO / "samples" / "truth.manifest"
+MODEL_KEEPS = ConsolidationSettings(keep="model")
 JOB_MANIFEST = JOB / "manifests" / "output" / "output.manifest"
 
 
@@ -338,11 +339,17 @@ SAMPLE_SOURCES = {
 
 
 def fit_on(kind: str, out: Path) -> tuple[WorkerModel, dict[str, Any]]:
-    """The model ``reconsolidate(worker_model="fit")`` writes for a shipped sample source."""
+    """The model ``reconsolidate(worker_model="fit")`` writes for a shipped sample source,
+    and the boxes it keeps (``keep="model"``)."""
     path, prefix = SAMPLE_SOURCES[kind]
     with open_crowd_source(path, kind) as source:
         report = reconsolidate(
-            source, out, labels=["ball"], image_prefix=prefix, worker_model="fit"
+            source,
+            out,
+            settings=MODEL_KEEPS,
+            labels=["ball"],
+            image_prefix=prefix,
+            worker_model="fit",
         )
     assert report.worker_model_output == f"{out}.worker-model.json"
     assert report.complete and report.ingest.images == 40 and report.unknown_workers == 0
@@ -381,13 +388,18 @@ def test_a_saved_table_round_trips_and_consolidates_like_the_fit(
     ls = str(SAMPLE_SOURCES["label-studio"][0])
     with open_crowd_source(ls, "label-studio") as source:
         report = reconsolidate(
-            source, tmp_path / "api.manifest", labels=["ball"], worker_model=model
+            source,
+            tmp_path / "api.manifest",
+            settings=MODEL_KEEPS,
+            labels=["ball"],
+            worker_model=model,
         )
     assert report.worker_model_output is None  # a given table is not written again
     assert consolidated_boxes(read_lines(tmp_path / "api.manifest")) == fitted_boxes
 
     out = tmp_path / "cli.manifest"
-    args = ["consolidate", ls, "--from", "label-studio", "--labels", "ball", "-o", str(out)]
+    plain = ["consolidate", ls, "--from", "label-studio", "--labels", "ball"]
+    args = [*plain, "--keep", "model", "-o", str(out)]
     assert main([*args, "--worker-model", str(table)]) == 0
     assert consolidated_boxes(read_lines(out)) == fitted_boxes
     quality = json.loads((tmp_path / "cli.manifest.worker-quality.json").read_text())
@@ -404,8 +416,12 @@ def test_a_saved_table_round_trips_and_consolidates_like_the_fit(
     assert consolidated_boxes(read_lines(default)) == fitted_boxes
     assert read_worker_model(f"{default}.worker-model.json") == model
 
+    # the model fusing what the head count keeps (the offline default's keep) differs
+    assert main([*plain, "-o", str(tmp_path / "fuse.manifest"), "--worker-model", "fit"]) == 0
+    assert consolidated_boxes(read_lines(tmp_path / "fuse.manifest")) != fitted_boxes
+
     # without a model: the head count, and the quality table without the model's columns
-    assert main([*args[:-1], str(tmp_path / "plain.manifest"), "--worker-model", "none"]) == 0
+    assert main([*plain, "-o", str(tmp_path / "plain.manifest"), "--worker-model", "none"]) == 0
     assert consolidated_boxes(read_lines(tmp_path / "plain.manifest")) != fitted_boxes
     header = (tmp_path / "plain.manifest.worker-quality.csv").read_text().splitlines()[0]
     assert "miss_rate" not in header
@@ -430,6 +446,22 @@ def test_keep_all_and_a_worker_model_exclude_each_other(
     assert not (tmp_path / "o.manifest").exists()
     with pytest.raises(ValidationError, match="worker_model must be"):
         reconsolidate(open_crowd_source(ls, "label-studio"), tmp_path / "o", worker_model="yes")  # type: ignore[arg-type]
+
+
+def test_keep_model_needs_a_worker_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ls = str(SAMPLE_SOURCES["label-studio"][0])
+    args = ["consolidate", ls, "--from", "label-studio", "--keep", "model"]
+    assert main([*args, "--worker-model", "none", "-o", str(tmp_path / "o.manifest")]) == 1
+    assert "--keep model needs a worker model" in capsys.readouterr().err
+    assert not (tmp_path / "o.manifest").exists()
+    with (
+        open_crowd_source(ls, "label-studio") as source,
+        pytest.raises(ValidationError, match='keep="model" needs a worker_model'),
+    ):
+        reconsolidate(source, tmp_path / "o", settings=MODEL_KEEPS, worker_model=None)
+    assert not (tmp_path / "o").exists()
 
 
 def spam_crowd(seed: int) -> tuple[list[CrowdImage], list[list[dict[str, Any]]]]:
@@ -481,8 +513,11 @@ def test_a_spammer_is_down_weighted_with_the_model_and_not_without(
     found = {}
     for choice in (None, "fit"):
         out = tmp_path / f"{choice}.manifest"
+        keep = MODEL_KEEPS if choice else ConsolidationSettings()
         with open_crowd_source(export, "label-studio") as source:
-            report = reconsolidate(source, out, image_prefix="s3://bkt/spam/", worker_model=choice)
+            report = reconsolidate(
+                source, out, settings=keep, image_prefix="s3://bkt/spam/", worker_model=choice
+            )
         found[choice] = against_truth(consolidated_boxes(read_lines(out)), truth)
     assert report.worker_model is not None
     skills = report.worker_model.workers

@@ -3,15 +3,20 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from gt_toolkit.consolidation.engine import consolidate_boxes, consolidate_image
+from gt_toolkit.consolidation.engine import (
+    ImageConsolidation,
+    consolidate_boxes,
+    consolidate_image,
+)
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
-from gt_toolkit.consolidation.settings import ConsolidationSettings, Fusion
+from gt_toolkit.consolidation.settings import ConsolidationSettings, Fusion, Keep
 from gt_toolkit.consolidation.worker_model import (
     PRIOR_STRENGTH,
     WorkerModel,
@@ -22,7 +27,7 @@ from gt_toolkit.errors import ConsolidationError
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.testing.simulated_crowd import CrowdImage as SimulatedImage
 from gt_toolkit.testing.simulated_crowd import WorkerSkill as SimulatedSkill
-from gt_toolkit.testing.simulated_crowd import simulate_crowd
+from gt_toolkit.testing.simulated_crowd import make_skills, simulate_crowd
 from gt_toolkit.types import ImageSize, WorkerBox
 
 LABELS = ("car",)
@@ -30,6 +35,7 @@ CAREFUL = [
     SimulatedSkill(f"careful{i}", jitter=0.03, miss_rate=0.05, spurious_rate=0.01) for i in range(5)
 ]
 SPAMMER = SimulatedSkill("spammer", jitter=0.15, miss_rate=0.5, spurious_rate=0.8)
+MODEL_KEEPS = ConsolidationSettings(keep="model")
 
 
 def _job(images: int = 160, per_image: int = 3) -> tuple[list[CrowdImage], list[SimulatedImage]]:
@@ -91,6 +97,7 @@ def test_model_keeps_what_a_careful_worker_drew_alone() -> None:
     with_model = [
         consolidate_image(
             img.boxes,
+            settings=MODEL_KEEPS,
             labels=LABELS,
             image_size=img.image_size,
             worker_model=model,
@@ -117,17 +124,22 @@ def test_decision_and_confidence_follow_the_log_odds() -> None:
         return value
 
     # a lone reliable box, the careless worker silent: kept, at the posterior
-    out = consolidate_image([[box], []], worker_model=model, annotators=["r", "c"])
+    def run(answers: list[list[WorkerBox]], annotators: list[str]) -> ImageConsolidation:
+        return consolidate_image(
+            answers, settings=MODEL_KEEPS, worker_model=model, annotators=annotators
+        )
+
+    out = run([[box], []], ["r", "c"])
     expected = 1 / (1 + math.exp(-log_odds([reliable], [careless])))
     assert expected > 0.5
     assert [b["confidence"] for b in out.boxes] == [pytest.approx(expected)]
     # a lone careless box, the reliable worker silent: dropped as unlikely
-    out = consolidate_image([[], [box]], worker_model=model, annotators=["r", "c"])
+    out = run([[], [box]], ["r", "c"])
     assert out.boxes == []
     assert [d["reason"] for d in out.dropped] == ["unlikely"]
     assert log_odds([careless], [reliable]) < 0
     # an unknown worker gets the crowd's skills (here the reliable one)
-    out = consolidate_image([[box], []], worker_model=model, annotators=["new", "c"])
+    out = run([[box], []], ["new", "c"])
     assert [b["confidence"] for b in out.boxes] == [pytest.approx(expected)]
 
 
@@ -316,3 +328,106 @@ def test_a_bias_correction_stays_inside_the_image() -> None:
 
     assert left(None) == pytest.approx(-4.0)  # no image size: nothing to clip to
     assert left({"width": 100, "height": 100}) == 0.0
+
+
+def _members_by_box(out: ImageConsolidation) -> list[tuple[str, tuple[tuple[int, int], ...]]]:
+    """Each output box's label and members, in a fixed order."""
+    return sorted(
+        (box["label"], tuple(sorted(members)))
+        for box, members in zip(out.boxes, out.clusters, strict=True)
+    )
+
+
+_RATE = st.floats(0.01, 0.9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    workers=st.integers(2, 6),
+    objects=st.integers(1, 10),
+    skills=st.lists(
+        st.tuples(_RATE, st.floats(0.001, 3.0), st.tuples(_BIAS, _BIAS, _BIAS, _BIAS)),
+        min_size=6,
+        max_size=6,
+    ),
+    quorum=st.sampled_from(["box", "label"]),
+)
+def test_with_keep_quorum_the_head_count_keeps_and_the_model_moves_the_boxes(
+    seed: int,
+    workers: int,
+    objects: int,
+    skills: list[tuple[float, float, tuple[float, float, float, float]]],
+    quorum: Literal["box", "label"],
+) -> None:
+    # whatever the model thinks of each worker's misses and false boxes, the head count
+    # decides; the model's bias comes out of every member (equal noise: a plain mean)
+    labels = ("car", "person")
+    crowd = simulate_crowd(
+        images=1,
+        boxes_per_image=objects,
+        skills=make_skills(workers, seed=seed, duplicate_rate=0.0),
+        labels=labels,
+        seed=seed,
+    )
+    img = crowd[0]
+    table = {
+        name: WorkerSkill(miss, false, 0.1, box_bias=bias)
+        for name, (miss, false, bias) in zip(img.worker_ids, skills, strict=False)
+    }
+    model = WorkerModel(table, WorkerSkill(0.1, 0.1, 0.1), objects=3.0, places=50.0)
+    plain = ConsolidationSettings(fusion="mean", quorum=quorum)
+    head = consolidate_image(img.answers, settings=plain, labels=labels)
+    fused = consolidate_image(
+        img.answers, settings=plain, labels=labels, worker_model=model, annotators=img.worker_ids
+    )
+    assert _members_by_box(fused) == _members_by_box(head)
+    assert fused.dropped == head.dropped
+
+    def mean_of(members: list[tuple[int, int]], moved: bool) -> list[float]:
+        edges = []
+        for w, b in members:
+            box = img.answers[w][b]
+            x1, y1, bw, bh = box["left"], box["top"], box["width"], box["height"]
+            left, top, right, bottom = table[img.worker_ids[w]].box_bias if moved else (0,) * 4
+            edges.append(
+                (x1 - left * bw, y1 - top * bh, x1 + bw - right * bw, y1 + bh - bottom * bh)
+            )
+        x1, y1, x2, y2 = np.mean(edges, axis=0)
+        return [x1, y1, x2 - x1, y2 - y1]
+
+    for out, moved in ((head, False), (fused, True)):
+        for box, members in zip(out.boxes, out.clusters, strict=True):
+            got = [box["left"], box["top"], box["width"], box["height"]]
+            assert got == pytest.approx(mean_of(members, moved), rel=1e-9, abs=1e-6)
+
+
+@pytest.mark.parametrize(("keep", "kept"), [("model", 1), ("quorum", 0)])
+def test_only_keep_model_keeps_a_careful_worker_s_lone_box(keep: Keep, kept: int) -> None:
+    # two workers, one silent: the head count needs both; the model trusts the careful one
+    careful = WorkerSkill(miss_rate=0.05, false_boxes=0.01, box_noise=0.05)
+    careless = WorkerSkill(miss_rate=0.6, false_boxes=2.0, box_noise=0.3)
+    model = WorkerModel({"a": careful, "b": careless}, careless, objects=2.0, places=50.0)
+    box: WorkerBox = {"label": "car", "left": 10, "top": 10, "width": 40, "height": 40}
+    answers: list[list[WorkerBox]] = [[box], []]
+    assert consolidate_boxes(answers) == []
+    out = consolidate_image(
+        answers,
+        settings=ConsolidationSettings(keep=keep),
+        worker_model=model,
+        annotators=["a", "b"],
+    )
+    assert len(out.boxes) == kept
+    assert [d["reason"] for d in out.dropped] == ["below-min-support"] * (1 - kept)
+
+
+def test_keep_is_validated_and_model_needs_a_worker_model() -> None:
+    with pytest.raises(ConsolidationError, match="keep must be 'quorum' or 'model'"):
+        ConsolidationSettings(keep="all")  # type: ignore[arg-type]
+    box: WorkerBox = {"label": "car", "left": 0, "top": 0, "width": 10, "height": 10}
+    with pytest.raises(ConsolidationError, match='keep="model" needs a worker_model'):
+        consolidate_image([[box]], settings=ConsolidationSettings(keep="model"))
+    assert ConsolidationSettings.from_env({"GT_KEEP": " Model "}).keep == "model"
+    assert ConsolidationSettings.from_env({"GT_KEEP": ""}).keep == "quorum"
+    with pytest.raises(ConsolidationError, match="keep must be"):
+        ConsolidationSettings.from_env({"GT_KEEP": "everything"})

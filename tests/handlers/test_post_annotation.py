@@ -384,6 +384,10 @@ def test_payload_read_as_the_event_role(
             {"GT_ELEMENT_NAME": "boxes", "GT_FETCH_THREADS": "4"},
             PostAnnotationSettings(element_name="boxes", fetch_threads=4),
         ),
+        (
+            {"GT_QUORUM": "box", "GT_KEEP": "Model"},
+            PostAnnotationSettings(consolidation=ConsolidationSettings(quorum="box", keep="model")),
+        ),
     ],
 )
 def test_settings_from_env(env: dict[str, str], expected: PostAnnotationSettings) -> None:
@@ -960,7 +964,7 @@ def test_an_object_without_answers_is_failed_with_what_it_had(
     assert meta["worker-answers"] == kept
 
 
-def test_worker_table_replaces_the_head_count(store: S3Store, bucket: str) -> None:
+def test_worker_table_decides_with_gt_keep_model(store: S3Store, bucket: str) -> None:
     from gt_toolkit.consolidation.worker_model import WorkerModel, WorkerSkill
     from gt_toolkit.errors import ConsolidationError
     from gt_toolkit.handlers.post_annotation import load_post_annotation_settings
@@ -985,8 +989,9 @@ def test_worker_table_replaces_the_head_count(store: S3Store, bucket: str) -> No
     store.put_bytes(uri, json.dumps(model.to_json()).encode())
 
     assert load_post_annotation_settings({}, store=store) == DEFAULT
-    loaded = load_post_annotation_settings({"GT_WORKER_MODEL_S3_URI": f" {uri} "}, store=store)
-    assert loaded.worker_model == model
+    env = {"GT_WORKER_MODEL_S3_URI": f" {uri} ", "GT_KEEP": "model"}
+    loaded = load_post_annotation_settings(env, store=store)
+    assert loaded.worker_model == model and loaded.consolidation.keep == "model"
 
     [head_count] = run(store, bucket, payload)  # one of two workers: below the majority
     assert content_of(head_count)[0]["annotations"] == []
@@ -994,6 +999,13 @@ def test_worker_table_replaces_the_head_count(store: S3Store, bucket: str) -> No
     label, meta = content_of(with_model)
     assert [a["left"] for a in label["annotations"]] == [12]
     assert 0.5 < meta["objects"][0]["confidence"] < 1.0
+    # the table without GT_KEEP=model only fuses: the head count still decides
+    fusing = load_post_annotation_settings({"GT_WORKER_MODEL_S3_URI": uri}, store=store)
+    assert fusing.worker_model == model and fusing.consolidation.keep == "quorum"
+    [fused] = run(store, bucket, payload, settings_=fusing)
+    assert content_of(fused)[0]["annotations"] == []
+    with pytest.raises(ValidationError, match="GT_KEEP=model needs a worker table"):
+        load_post_annotation_settings({"GT_KEEP": "model"}, store=store)
 
     store.put_bytes(uri, b"not json")
     with pytest.raises(ConsolidationError, match="bad worker model"):
