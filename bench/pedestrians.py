@@ -22,7 +22,8 @@ draws:
 - ``ours``: ``gt_toolkit.consolidate_boxes`` with its defaults, image by image;
 - ``ours-model``: the whole-job path, the offline default: ``fit_worker_model`` over the
   draw (every image, the expert unused), then ``consolidate_image(..., worker_model=...)``
-  image by image;
+  image by image (the head count keeps the clusters, the model fuses them);
+- ``ours-model-keep``: the same with ``keep="model"`` (the model also decides);
 - ``ours-mean-box``: the defaults before issue 14 (``fusion="mean"``, ``quorum="box"``);
 - ``wbf+majority``: ``ensemble_boxes.weighted_boxes_fusion`` with every score 1.0,
   ``conf_type='box_and_model_avg'`` and ``iou_thr=0.5`` (its score is then the share of the K
@@ -65,6 +66,7 @@ from scipy.optimize import linear_sum_assignment
 
 from gt_toolkit.consolidation.engine import consolidate_boxes, consolidate_image
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
+from gt_toolkit.consolidation.settings import ConsolidationSettings, Keep
 from gt_toolkit.consolidation.worker_model import fit_worker_model
 from gt_toolkit.formats.crowd import CrowdImage
 
@@ -154,20 +156,26 @@ def ours(**options: Any) -> Method:
     return run
 
 
-def ours_model(job: Sequence[CrowdImage]) -> list[Boxes]:
-    model = fit_worker_model(job, labels=[LABEL])
-    return [
-        xyxy_from_gt(
-            consolidate_image(
-                img.boxes,
-                labels=[LABEL],
-                image_size=img.image_size,
-                worker_model=model,
-                annotators=img.annotators,
-            ).boxes
-        )
-        for img in job
-    ]
+def ours_model(keep: Keep) -> Method:
+    settings = ConsolidationSettings(keep=keep)
+
+    def run(job: Sequence[CrowdImage]) -> list[Boxes]:
+        model = fit_worker_model(job, labels=[LABEL])
+        return [
+            xyxy_from_gt(
+                consolidate_image(
+                    img.boxes,
+                    settings=settings,
+                    labels=[LABEL],
+                    image_size=img.image_size,
+                    worker_model=model,
+                    annotators=img.annotators,
+                ).boxes
+            )
+            for img in job
+        ]
+
+    return run
 
 
 def wbf_majority(job: Sequence[CrowdImage]) -> list[Boxes]:
@@ -250,7 +258,8 @@ def one_worker(job: Sequence[CrowdImage]) -> list[Boxes]:
 
 METHODS: dict[str, Method] = {
     "ours": ours(),
-    "ours-model": ours_model,
+    "ours-model": ours_model("quorum"),
+    "ours-model-keep": ours_model("model"),
     "ours-mean-box": ours(fusion="mean", quorum="box"),
     "wbf+majority": wbf_majority,
     "medoid+majority": medoid_majority,
