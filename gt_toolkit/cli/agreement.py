@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Measure, write both files, print the headline; exit 1 when a label could not be read."""
+    from gt_toolkit.consolidation.reconsolidate import fit_source_model
     from gt_toolkit.consolidation.settings import ConsolidationSettings
-    from gt_toolkit.consolidation.worker_model import fit_worker_model
     from gt_toolkit.evaluation.agreement import measure_agreement, write_agreement
     from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
     from gt_toolkit.storage.files import join_location, write_json
@@ -50,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     model = worker_model_arg(args.worker_model, args)
     with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:
-        fitted = model == "fit"
+        fitted = None
         if model == "fit":  # a first pass; the alpha and the consensus never use the model
             settings = ConsolidationSettings(iou_threshold=args.iou_threshold)
-            model = fit_worker_model(src.images(), settings=settings, labels=args.labels)
+            model = fitted = fit_source_model(src, settings, args.labels)
         report = measure_agreement(
             src.images(), iou_threshold=args.iou_threshold, labels=args.labels, worker_model=model
         )
@@ -72,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
             store=store,
             worst=args.worst,
         )
-        if fitted and model is not None:
+        if fitted is not None:
             written["worker_model"] = join_location(args.out, "worker-model.json")
-            write_json(written["worker_model"], model.to_json(), store=store)
+            write_json(written["worker_model"], fitted.to_json(), store=store)
     alpha = "undefined" if report.alpha is None else f"{report.alpha:.3f}"
     eprint(f"alpha {alpha} over {report.units} objects; wrote {', '.join(written.values())}")
     return lost_labels(src.report, rejects.count, rejects_loc)

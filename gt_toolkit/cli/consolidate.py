@@ -189,7 +189,7 @@ def settings_from_args(args: argparse.Namespace) -> ConsolidationSettings:
         raise ValidationError(["--keep all keeps every cluster: drop --min-support"])
     if args.keep == "all" and args.worker_model not in (None, "none"):
         raise ValidationError(["--keep all keeps every cluster, a worker model the likely ones"])
-    if args.keep == "model" and (args.worker_model or DEFAULT_WORKER_MODEL or "none") == "none":
+    if args.keep == "model" and _model_choice(args) == "none":
         raise ValidationError(["--keep model needs a worker model: not --worker-model none"])
     return ConsolidationSettings(
         iou_threshold=args.iou_threshold,
@@ -199,6 +199,16 @@ def settings_from_args(args: argparse.Namespace) -> ConsolidationSettings:
         quorum=args.quorum,
         keep="model" if args.keep == "model" else "quorum",
     )
+
+
+def _model_choice(args: argparse.Namespace) -> str:
+    """``--worker-model`` as given, else the offline default.
+
+    With ``--keep all`` the default is ``none``: every cluster at one worker is the head
+    count's, and no default model overrides it.
+    """
+    default = None if args.keep == "all" else DEFAULT_WORKER_MODEL
+    return str(args.worker_model or default or "none")
 
 
 def _job_of(args: argparse.Namespace) -> str | None:
@@ -216,9 +226,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError(["--label-attribute names a manifest attribute: not with coco"])
     settings = settings_from_args(args)
     store = store_from_args(args)
-    # --keep all means the head count at one worker: no default model overrides it
-    default = "none" if args.keep == "all" else DEFAULT_WORKER_MODEL
-    worker_model = worker_model_arg(args.worker_model or default, args)
+    worker_model = worker_model_arg(_model_choice(args), args)
     output = os.fspath(args.output)
     rejects_loc = args.rejects or f"{output}.rejects.jsonl"
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)

@@ -62,6 +62,7 @@ __all__ = [
     "OutputFormat",
     "ReconsolidationReport",
     "WorkerModelChoice",
+    "fit_source_model",
     "image_reference",
     "reconsolidate",
 ]
@@ -286,10 +287,14 @@ def _consolidate(
     return result, None
 
 
-def _fit(
+def fit_source_model(
     source: CrowdSource, settings: ConsolidationSettings, labels: Sequence[str] | None
 ) -> WorkerModel:
-    """The first pass: a worker model fitted on every readable image of ``source``."""
+    """The first pass: a worker model fitted on every readable image of ``source``.
+
+    ``reconsolidate(worker_model="fit")`` and ``gt-convert agreement --worker-model fit``
+    both fit this way, so one source gives one model.
+    """
     items = progress(source.items(), desc="fitting worker model", unit="img")
     images = (item.image for item in items if item.failure is None)
     return fit_worker_model(images, settings=settings, labels=labels)
@@ -388,7 +393,7 @@ def reconsolidate(
         manifest=output_format == "manifest",
     )
     report = ReconsolidationReport(output=os.fspath(output), ingest=source.report)
-    model = _fit(source, settings, given) if worker_model == "fit" else worker_model
+    model = fit_source_model(source, settings, given) if worker_model == "fit" else worker_model
     quality = QualityAccumulator()
     unknown: Counter[str] = Counter()
     drawn = 0

@@ -72,7 +72,7 @@ class ImageMirror:
         (to a shared image store, say) is theirs to follow; a ``..`` in a manifest is not.
         """
         normal = os.path.normpath(rel)
-        if normal == ".." or normal.startswith(("../", "/")):
+        if normal == ".." or normal.startswith("../"):  # rel has no leading "/" here
             return None
         path = self.root / normal
         try:
