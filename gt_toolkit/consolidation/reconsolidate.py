@@ -12,12 +12,13 @@ the source's order, as
   must be ``s3://`` URIs or become ones through ``image_prefix``;
 - ``coco``: a COCO detection file whose annotations carry ``score`` (the confidence),
 
-plus a worker-quality table (JSON and CSV). With ``worker_model="fit"`` the source is read
-twice: a first pass fits the worker model over the whole job (``docs/consolidation.md``,
-"The worker model"), the second consolidates with it; the fitted table is written beside
-the output (``<output>.worker-model.json``, the file the post-annotation Lambda reads too).
-Nothing is lost: every image is written; one
-without usable answers (nobody answered, or their answers could not be read) is marked
+plus a worker-quality table (JSON and CSV). With ``worker_model="fit"`` the run makes two
+passes over the source (which reads its files once and replays them,
+:class:`~gt_toolkit.formats.crowd.base.CrowdSource`): the first fits the worker model over
+the whole job (``docs/consolidation.md``, "The worker model"), the second consolidates with
+it; the fitted table is written beside the output (``<output>.worker-model.json``, the file
+the post-annotation Lambda reads too). Nothing is lost: every image is written; one without
+usable answers (nobody answered, or their answers could not be read) is marked
 failed (``<attr>-metadata.failure-reason``, Ground Truth's shape; in COCO an image
 ``failure_reason``) and counted. Outputs are written atomically: a run that stops leaves none.
 """

@@ -1,9 +1,12 @@
 """The answer-source type every crowd reader implements, and what the readers share.
 
-A :class:`CrowdSource` yields one :class:`CrowdItem` per image, each pass reading its files
-again (or its on-disk index), so a caller can make two passes (fit a worker model, then
-consolidate) in flat memory. Sources whose files are not grouped by image
-(:class:`IndexedSource`) load everything into an :class:`AnswerIndex` on the first pass.
+A :class:`CrowdSource` yields one :class:`CrowdItem` per image, pass after pass, in flat
+memory, so a caller can fit a worker model on one pass and consolidate on the next. The first
+pass reads the files and keeps what it yields in a spool file on local disk; later passes read
+the spool: a job on S3 is fetched once, and every pass sees exactly the answers the first one
+read (an answer file that changes or fails between passes cannot make them disagree). Sources
+whose files are not grouped by image (:class:`IndexedSource`) load everything into an
+:class:`AnswerIndex` on the first pass instead, and later passes read that.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import contextlib
 import io
 import math
 import os
+import pickle
+import tempfile
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -69,6 +75,9 @@ class CrowdSource(ABC):
     """
 
     kind: ClassVar[str]
+    spools: ClassVar[bool] = True
+    """Whether later passes replay the first pass's spool (``False``: the source re-reads
+    something local and cheap, such as its own index)."""
 
     def __init__(
         self,
@@ -82,6 +91,7 @@ class CrowdSource(ABC):
         self.report = IngestReport()
         self.skip = Skipper(self.report, on_reject)
         self._started = False
+        self._spool: str | None = None  # the first pass's items, once it ran to its end
 
     @property
     def labels(self) -> list[str] | None:
@@ -89,15 +99,21 @@ class CrowdSource(ABC):
         return None
 
     def items(self) -> Iterator[CrowdItem]:
-        """One item per image; a new pass reads the source again.
+        """One item per image; later passes replay the first (module docstring).
 
         :attr:`report` describes the first pass: later passes count nothing again and hand
-        no record to the reject handler twice.
+        no record to the reject handler twice. A first pass left unfinished leaves no
+        spool: the next pass reads the source again.
         """
+        if self._spool is not None:
+            return _replay(self._spool)
         first = not self._started
         self._started = True
         items = self.read(first=first)
-        return self._count(items) if first else items
+        if not first:
+            return items
+        counted = self._count(items)
+        return self._spooled(counted) if self.spools else counted
 
     @abstractmethod
     def read(self, *, first: bool) -> Iterator[CrowdItem]:
@@ -108,14 +124,34 @@ class CrowdSource(ABC):
         for item in self.items():
             yield item.image
 
-    def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
-        """Release temporary files."""
+    def close(self) -> None:
+        """Release temporary files (the spool; subclasses add their own)."""
+        if self._spool is not None:
+            _remove(self._spool)
+            self._spool = None
 
     def __enter__(self) -> CrowdSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _spooled(self, items: Iterable[CrowdItem]) -> Iterator[CrowdItem]:
+        """``items`` as they come, each also pickled into a spool kept for later passes."""
+        fd, path = tempfile.mkstemp(prefix="gt-toolkit-crowd-", suffix=".spool")
+        finished = False
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for item in items:
+                    pickle.dump(item, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                    yield item
+            finished = True
+        finally:
+            if finished:
+                self._spool = path
+                weakref.finalize(self, _remove, path)  # also when close() is never called
+            else:
+                _remove(path)
 
     def _count(self, items: Iterable[CrowdItem]) -> Iterator[CrowdItem]:
         report = self.report
@@ -130,6 +166,8 @@ class CrowdSource(ABC):
 
 class IndexedSource(CrowdSource):
     """A source whose files are not grouped by image: loaded into an index on first use."""
+
+    spools = False  # its index is its spool
 
     def __init__(
         self,
@@ -185,9 +223,25 @@ class IndexedSource(CrowdSource):
 
     def close(self) -> None:
         """Delete the index."""
+        super().close()
         if self._index is not None:
             self._index.close()
             self._index = None
+
+
+def _replay(path: str) -> Iterator[CrowdItem]:
+    """The items a first pass spooled, in its order, one at a time."""
+    with Path(path).open("rb") as fh:
+        while True:
+            try:
+                item: CrowdItem = pickle.load(fh)  # our own temporary file: trusted
+            except EOFError:
+                return
+            yield item
+
+
+def _remove(path: str) -> None:
+    Path(path).unlink(missing_ok=True)
 
 
 # -- shared helpers --------------------------------------------------------------------------

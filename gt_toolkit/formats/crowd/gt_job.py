@@ -268,8 +268,8 @@ class GtJobSource(CrowdSource):
                 while len(pending) > limit:
                     line, future = pending.popleft()
                     answers, where, problems = future.result()
-                    # S3 is read again on every pass: a read that fails only on a later pass
-                    # is reported then, or its image would be lost without a word
+                    # S3 is read again when a first pass was left unfinished: a read that
+                    # fails only then is reported then, or its image would be lost unsaid
                     new = bool(problems) and line.line_no not in self._troubled
                     if new:
                         self._troubled.add(line.line_no)

@@ -45,14 +45,35 @@ def test_a_later_iteration_answers_its_object(tmp_path: Path) -> None:
     assert len(images[3].annotators) == 1 and len(images[4].annotators) == 5
 
 
-def test_an_answer_unreadable_only_on_a_later_pass_is_reported_then(tmp_path: Path) -> None:
-    # Offline consolidation reads a job twice (fit the worker model, then consolidate), and
-    # S3 is read again each time: a read that fails only the second time must not vanish.
+def test_later_passes_replay_the_first_without_reading_the_job_again(tmp_path: Path) -> None:
+    # Offline consolidation makes two passes (fit the worker model, then consolidate): the
+    # second must see exactly what the first read, and must not fetch the job again.
     job = tmp_path / "job"
     shutil.copytree(JOB, job)
     rejects: list[CrowdReject] = []
     with open_crowd_source(job, on_reject=rejects.append) as source:
-        assert all(i.failure is None for i in source.items())
+        first = list(source.items())
+        shutil.rmtree(job)
+        again, third = list(source.items()), list(source.items())
+        spool = source._spool
+        assert spool is not None and Path(spool).is_file()
+    assert not Path(spool).exists()  # closing the source deletes its spool
+    assert again == first and third == first
+    assert all(i.failure is None for i in first) and not rejects
+    assert (source.report.images, source.report.answers) == (40, 200)
+
+
+def test_an_answer_unreadable_after_an_unfinished_first_pass_is_reported(tmp_path: Path) -> None:
+    # A first pass left unfinished leaves no spool: the next pass reads the job again, and a
+    # read that fails only then must not vanish.
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(job, on_reject=rejects.append) as source:
+        partial = source.items()
+        assert next(partial).failure is None
+        partial.close()  # type: ignore[attr-defined]
+        assert source._spool is None
         broken = list((job / "annotations" / "worker-response" / "iteration-1" / "5").iterdir())
         for path in broken:
             path.write_text("{not json")
