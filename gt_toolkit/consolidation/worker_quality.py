@@ -12,8 +12,10 @@ a few images already predict it):
 - ``size_bias``: mean of ``sqrt(their area / consensus area) - 1`` (> 0 loose, < 0 tight);
 - ``mean_time_spent``: seconds per image, when known;
 - with a worker model (:mod:`gt_toolkit.consolidation.worker_model`), its fitted
-  ``miss_rate``, ``false_boxes`` (per image) and ``box_noise``: the same worker seen across
-  the whole job rather than against each image's consensus (absent without a model).
+  ``miss_rate``, ``false_boxes`` (per image), ``box_noise`` and ``bias_left``, ``bias_top``,
+  ``bias_right``, ``bias_bottom`` (``WorkerSkill.box_bias``, the edge offsets fusion takes
+  out): the same worker seen across the whole job rather than against each image's
+  consensus (absent without a model).
 
 Streaming: :class:`QualityAccumulator` keeps only per-worker sums, so a 100,000-image job
 costs constant memory.
@@ -35,7 +37,8 @@ from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = ["QualityAccumulator", "WorkerQuality", "quality_weights"]
 
-_MODEL_COLUMNS = ("miss_rate", "false_boxes", "box_noise")  # only when a model was used
+_BIAS_COLUMNS = ("bias_left", "bias_top", "bias_right", "bias_bottom")  # box_bias's order
+_MODEL_COLUMNS = ("miss_rate", "false_boxes", "box_noise", *_BIAS_COLUMNS)  # with a model
 
 
 @dataclass
@@ -56,6 +59,10 @@ class WorkerQuality:
     miss_rate: float | None = None
     false_boxes: float | None = None
     box_noise: float | None = None
+    bias_left: float | None = None
+    bias_top: float | None = None
+    bias_right: float | None = None
+    bias_bottom: float | None = None
 
     @staticmethod
     def columns(*, with_model: bool) -> list[str]:
@@ -147,6 +154,7 @@ class QualityAccumulator:
         for wid in sorted(self._sums):
             s = self._sums[wid]
             skill = worker_model.skill(wid) if worker_model is not None else None
+            bias = dict(zip(_BIAS_COLUMNS, skill.box_bias, strict=True)) if skill else {}
             out.append(
                 WorkerQuality(
                     worker_id=wid,
@@ -163,6 +171,7 @@ class QualityAccumulator:
                     miss_rate=skill.miss_rate if skill is not None else None,
                     false_boxes=skill.false_boxes if skill is not None else None,
                     box_noise=skill.box_noise if skill is not None else None,
+                    **bias,
                 )
             )
         return out

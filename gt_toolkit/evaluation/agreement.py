@@ -398,6 +398,10 @@ _ANNOTATOR_KEYS = {
     "miss_rate": "model: miss rate",  # the worker model's columns, when one was given
     "false_boxes": "model: false boxes / image",
     "box_noise": "model: box noise",
+    "bias_left": "model: bias left",
+    "bias_top": "model: bias top",
+    "bias_right": "model: bias right",
+    "bias_bottom": "model: bias bottom",
 }
 
 

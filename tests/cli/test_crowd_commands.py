@@ -177,6 +177,10 @@ def test_agreement_shows_the_worker_model_and_keeps_alpha(
     assert {w: (r["miss_rate"], r["false_boxes"], r["box_noise"]) for w, r in rows.items()} == {
         w: (s.miss_rate, s.false_boxes, s.box_noise) for w, s in model.workers.items()
     }
+    edges = ("bias_left", "bias_top", "bias_right", "bias_bottom")
+    assert {w: tuple(r[e] for e in edges) for w, r in rows.items()} == {
+        w: s.box_bias for w, s in model.workers.items()
+    }
     assert "miss_rate" not in plain["per_annotator"][0]
     assert from_table == fit
     # the model adds columns and changes no other figure

@@ -75,7 +75,7 @@ def test_a_worker_model_adds_its_columns_and_the_crowds_skills_for_strangers() -
     acc = QualityAccumulator()
     answers = [[box], [box], []]
     acc.add(["ana", "ben", "stranger"], answers, consolidate_image(answers))
-    careful = ModelSkill(miss_rate=0.1, false_boxes=0.05, box_noise=0.1)
+    careful = ModelSkill(miss_rate=0.1, false_boxes=0.05, box_noise=0.1, box_bias=(-0.1, 0, 0.2, 0))
     crowd = ModelSkill(miss_rate=0.3, false_boxes=0.5, box_noise=0.2)
     model = WorkerModel({"ana": careful, "ben": careful}, crowd, 1.0, 50.0)
 
@@ -85,7 +85,12 @@ def test_a_worker_model_adds_its_columns_and_the_crowds_skills_for_strangers() -
         "miss_rate": 0.1,
         "false_boxes": 0.05,
         "box_noise": 0.1,
+        "bias_left": -0.1,
+        "bias_top": 0,
+        "bias_right": 0.2,
+        "bias_bottom": 0,
     }
     assert (rows["stranger"]["miss_rate"], rows["stranger"]["box_noise"]) == (0.3, 0.2)
+    assert rows["stranger"]["bias_right"] == 0.0  # the crowd's (default) bias
     assert list(plain["ana"].to_json()) == WorkerQuality.columns(with_model=False)
     assert list(rows["ana"]) == WorkerQuality.columns(with_model=True)
