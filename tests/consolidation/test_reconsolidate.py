@@ -407,7 +407,8 @@ def test_a_saved_table_round_trips_and_consolidates_like_the_fit(
         w: s.miss_rate for w, s in model.workers.items()
     }
     header = (tmp_path / "cli.manifest.worker-quality.csv").read_text().splitlines()[0]
-    assert header.endswith(",miss_rate,false_boxes,box_noise")
+    model_columns = ",miss_rate,false_boxes,box_noise,bias_left,bias_top,bias_right,bias_bottom"
+    assert header.endswith(model_columns)
     assert not Path(f"{out}.worker-model.json").exists()
 
     # the offline default fits the model first (DEFAULT_WORKER_MODEL), as "fit" does
