@@ -293,10 +293,12 @@ def fit_source_model(
 ) -> WorkerModel:
     """The first pass: a worker model fitted on every readable image of ``source``.
 
+    The source keeps what this pass reads for the next (``items(again=True)``).
+
     ``reconsolidate(worker_model="fit")`` and ``gt-convert agreement --worker-model fit``
     both fit this way, so one source gives one model.
     """
-    items = progress(source.items(), desc="fitting worker model", unit="img")
+    items = progress(source.items(again=True), desc="fitting worker model", unit="img")
     images = (item.image for item in items if item.failure is None)
     return fit_worker_model(images, settings=settings, labels=labels)
 

@@ -83,6 +83,28 @@ def test_local_round_trip_matches_truth(tmp_path: Path) -> None:
     assert (tmp_path / "out.manifest.worker-quality.csv").read_text().startswith("worker_id,")
 
 
+@pytest.mark.parametrize("worker_model", ["fit", None])
+def test_each_answer_file_is_read_once_with_or_without_the_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker_model: str | None
+) -> None:
+    # the fit's pass keeps what it reads: on S3 a second read is a second bill
+    import gt_toolkit.formats.crowd.gt_job as gt_job
+
+    reads: list[str] = []
+    real_read = gt_job.read_bytes
+
+    def counted(location: Any, **kwargs: Any) -> bytes:
+        reads.append(str(location))
+        return real_read(location, **kwargs)
+
+    monkeypatch.setattr(gt_job, "read_bytes", counted)
+    with open_crowd_source(JOB) as source:
+        report = reconsolidate(source, tmp_path / "out.manifest", worker_model=worker_model)
+    answers = sorted(str(p) for p in (JOB / "annotations" / "worker-response").rglob("*.json"))
+    assert report.consolidated == 40 and (report.worker_model is not None) == bool(worker_model)
+    assert sorted(r for r in reads if "worker-response" in r) == answers
+
+
 def upload(store_client: Any, bucket: str, folder: Path, prefix: str) -> None:
     for path in folder.rglob("*"):
         if path.is_file():

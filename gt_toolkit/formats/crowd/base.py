@@ -1,12 +1,13 @@
 """The answer-source type every crowd reader implements, and what the readers share.
 
 A :class:`CrowdSource` yields one :class:`CrowdItem` per image, pass after pass, in flat
-memory, so a caller can fit a worker model on one pass and consolidate on the next. The first
-pass reads the files and keeps what it yields in a spool file on local disk; later passes read
-the spool: a job on S3 is fetched once, and every pass sees exactly the answers the first one
-read (an answer file that changes or fails between passes cannot make them disagree). Sources
-whose files are not grouped by image (:class:`IndexedSource`) load everything into an
-:class:`AnswerIndex` on the first pass instead, and later passes read that.
+memory, so a caller can fit a worker model on one pass and consolidate on the next. A first
+pass told that another will follow (``items(again=True)``) keeps what it yields in a spool
+file in the temporary folder, and later passes read the spool: a job on S3 is fetched once,
+and every pass sees exactly the answers the first one read (an answer file that changes or
+fails between passes cannot make them disagree). Sources whose files are not grouped by image
+(:class:`IndexedSource`) load everything into an :class:`AnswerIndex` on the first pass
+instead, and later passes read that.
 """
 
 from __future__ import annotations
@@ -98,12 +99,12 @@ class CrowdSource(ABC):
         """The label list the export declares, in its order; ``None`` when it has none."""
         return None
 
-    def items(self) -> Iterator[CrowdItem]:
-        """One item per image; later passes replay the first (module docstring).
+    def items(self, *, again: bool = False) -> Iterator[CrowdItem]:
+        """One item per image; ``again``: another pass will follow (module docstring).
 
         :attr:`report` describes the first pass: later passes count nothing again and hand
-        no record to the reject handler twice. A first pass left unfinished leaves no
-        spool: the next pass reads the source again.
+        no record to the reject handler twice. Without a spool (a first pass not told
+        ``again``, or left unfinished) the next pass reads the source again.
         """
         if self._spool is not None:
             return _replay(self._spool)
@@ -113,7 +114,7 @@ class CrowdSource(ABC):
         if not first:
             return items
         counted = self._count(items)
-        return self._spooled(counted) if self.spools else counted
+        return self._spooled(counted) if again and self.spools else counted
 
     @abstractmethod
     def read(self, *, first: bool) -> Iterator[CrowdItem]:

@@ -52,7 +52,7 @@ def test_later_passes_replay_the_first_without_reading_the_job_again(tmp_path: P
     shutil.copytree(JOB, job)
     rejects: list[CrowdReject] = []
     with open_crowd_source(job, on_reject=rejects.append) as source:
-        first = list(source.items())
+        first = list(source.items(again=True))
         shutil.rmtree(job)
         again, third = list(source.items()), list(source.items())
         spool = source._spool
@@ -63,6 +63,16 @@ def test_later_passes_replay_the_first_without_reading_the_job_again(tmp_path: P
     assert (source.report.images, source.report.answers) == (40, 200)
 
 
+def test_a_pass_not_told_another_follows_keeps_no_spool(tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    with open_crowd_source(job) as source:
+        first = list(source.items())
+        assert source._spool is None
+        again = list(source.items())  # read from the job again
+    assert again == first
+
+
 def test_an_answer_unreadable_after_an_unfinished_first_pass_is_reported(tmp_path: Path) -> None:
     # A first pass left unfinished leaves no spool: the next pass reads the job again, and a
     # read that fails only then must not vanish.
@@ -70,7 +80,7 @@ def test_an_answer_unreadable_after_an_unfinished_first_pass_is_reported(tmp_pat
     shutil.copytree(JOB, job)
     rejects: list[CrowdReject] = []
     with open_crowd_source(job, on_reject=rejects.append) as source:
-        partial = source.items()
+        partial = source.items(again=True)
         assert next(partial).failure is None
         partial.close()  # type: ignore[attr-defined]
         assert source._spool is None
