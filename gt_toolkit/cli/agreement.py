@@ -62,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
         if model is not None:
             notes.append(
                 "Model columns: each annotator's skills in a worker model fitted over the "
-                "whole job (docs/consolidation.md); the other figures do not use it."
+                "whole job (docs/consolidation.md); the other figures do not use it. Bias: "
+                "each edge's mean offset from the other annotators' box, in box widths (left, "
+                "right) or heights (top, bottom), > 0 to the right or down; consolidation "
+                "takes it out before fusing."
             )
         written = write_agreement(
             report,
