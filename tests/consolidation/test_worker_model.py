@@ -270,6 +270,16 @@ def test_fit_finds_a_worker_s_bias_against_the_others(bias: tuple[float, ...]) -
     assert model.crowd.box_bias == (0.0, 0.0, 0.0, 0.0)
 
 
+def test_a_steady_habit_is_not_noise() -> None:
+    # the loose worker draws 10% too wide on each side, as precisely as the others: once
+    # the bias is out their boxes are as steady, and their fusion weight must say so
+    model = fit_worker_model(_biased_job((-0.1, -0.1, 0.1, 0.1)), labels=LABELS)
+    loose, others = model.workers["loose"], [model.workers[w] for w in "abcd"]
+    assert loose.box_bias[2] > 0.05
+    assert loose.box_noise < 1.5 * max(o.box_noise for o in others)
+    assert loose.weight > 0.4 * min(o.weight for o in others)
+
+
 _BIAS = st.floats(-0.1, 0.1)
 
 
