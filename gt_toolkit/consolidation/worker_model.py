@@ -24,7 +24,7 @@ import numpy as np
 
 from gt_toolkit.consolidation.clean import IntArray, clean_boxes
 from gt_toolkit.consolidation.clusters import cluster_boxes, row_sums
-from gt_toolkit.consolidation.geometry import FloatArray, iou_columns
+from gt_toolkit.consolidation.geometry import FloatArray
 from gt_toolkit.consolidation.repeats import find_repeats
 from gt_toolkit.consolidation.settings import ConsolidationSettings
 from gt_toolkit.consolidation.votes import Evidence
@@ -38,8 +38,8 @@ __all__ = ["WorkerModel", "WorkerSkill", "fit_worker_model", "read_worker_model"
 PRIOR_STRENGTH = 5.0
 """Pseudo-observations behind the crowd's rates in each worker's estimate (the paper's 5)."""
 _RATE_FLOOR = 1e-3  # no rate is certain: one surprising answer must not give infinite odds
-_NOISE_FLOOR = 0.01  # 1 - IoU; keeps the weight of a worker seen on few boxes finite
-_DEFAULT_SKILL = (0.2, 0.1, 0.15)  # miss rate, false boxes per image, noise: before evidence
+_NOISE_FLOOR = 0.01  # box sizes; keeps the weight of a worker who copies the others finite
+_DEFAULT_SKILL = (0.2, 0.1, 0.05)  # miss rate, false boxes per image, noise: before evidence
 _DEFAULT_PLACES = 100.0  # when no image has a size
 MAX_BIAS = 0.25
 """The largest edge bias, in box sizes: a corrected box keeps at least half its size."""
@@ -55,8 +55,10 @@ class WorkerSkill:
     Attributes:
         miss_rate: chance of drawing no box on a real object in an answered image.
         false_boxes: false boxes drawn per answered image, on average.
-        box_noise: root mean square of ``1 - IoU`` to the other workers' mean box, with
-            ``box_bias`` taken out of the worker's box.
+        box_noise: root mean square of the worker's edge offsets from the other workers'
+            mean box (in its width or height, as ``box_bias``) once ``box_bias`` is taken
+            out: how unsteady they are beyond the habit fusion corrects (the crowd's, which
+            stands for workers never seen and so never corrected, keeps the bias in).
         images: images the worker answered in the fitted job.
         boxes: boxes of theirs that took part (valid, not a repeat).
         false_share: the expected share of those boxes that are not objects.
@@ -258,7 +260,6 @@ class _Chunk:
     item_majority: list[bool] = field(default_factory=list)
     member_item: list[int] = field(default_factory=list)  # per member box
     member_worker: list[int] = field(default_factory=list)
-    member_gap: list[float] = field(default_factory=list)  # 1 - IoU to the others' mean; NaN
     member_offset: list[float] = field(default_factory=list)  # 4 per member: edge offsets
     place_log: float = 0.0  # sum of log(image area / box area) over boxes in sized images
     place_n: int = 0
@@ -291,8 +292,7 @@ class _Chunk:
         self.item_majority.extend((clusters.size >= n // 2 + 1).tolist())
         self.member_item.extend((base + clusters.of[member]).tolist())
         self.member_worker.extend(np.asarray(workers)[clean.worker[member]].tolist())
-        gap, offset = _to_others(clean.xyxy, clusters.of, clusters.size)
-        self.member_gap.extend(gap[member].tolist())
+        offset = _to_others(clean.xyxy, clusters.of, clusters.size)
         self.member_offset.extend(offset[:, member].T.ravel().tolist())
         if image.image_size is not None:
             x1, y1, x2, y2 = clean.xyxy
@@ -313,31 +313,27 @@ class _Chunk:
             np.asarray(self.item_majority, dtype=np.float64),
             ints(self.member_item),
             ints(self.member_worker),
-            np.asarray(self.member_gap, dtype=np.float64),
             np.asarray(self.member_offset, dtype=np.float64).reshape(-1, 4),
             self.place_log,
             self.place_n,
         )
 
 
-def _to_others(xyxy: FloatArray, of: IntArray, size: IntArray) -> tuple[FloatArray, FloatArray]:
-    """Per box, ``1 - IoU`` and each edge's offset (``box_bias``) to its cluster's others.
+def _to_others(xyxy: FloatArray, of: IntArray, size: IntArray) -> FloatArray:
+    """Per box, each edge's offset (``(4, n)``) from the mean box of its cluster's others.
 
-    Against the mean box of the other members of its cluster (NaN alone); offsets are in
-    that mean box's width or height: the worker's own box is noisier, and dividing by it
-    would make everyone look tight (a loose box divides its offset by more).
+    NaN for a box alone in its cluster. Offsets are in that mean box's width or height:
+    the worker's own box is noisier, and dividing by it would make everyone look tight (a
+    loose box divides its offset by more).
     """
     count = len(size)
     others = np.maximum(size[of] - 1, 1).astype(np.float64)
     ref = (row_sums(of, xyxy, count)[:, of] - xyxy) / others
-    gap = 1.0 - iou_columns(ref, xyxy)
     w, h = ref[2] - ref[0], ref[3] - ref[1]
     with np.errstate(divide="ignore", invalid="ignore"):  # alone: no reference box
-        offset = (xyxy - ref) / np.vstack((w, h, w, h))
-    alone = size[of] < 2
-    gap[alone] = np.nan
-    offset[:, alone] = np.nan
-    return gap, offset
+        offset: FloatArray = (xyxy - ref) / np.vstack((w, h, w, h))
+    offset[:, size[of] < 2] = np.nan
+    return offset
 
 
 @dataclass(frozen=True)
@@ -349,7 +345,6 @@ class _ChunkArrays:
     majority: FloatArray
     member_item: IntArray
     member_worker: IntArray
-    member_gap: FloatArray
     member_offset: FloatArray  # (members, 4)
     place_log: float
     place_n: int
@@ -367,8 +362,9 @@ class _Rates(NamedTuple):
 
 
 _BIAS = tuple(f"bias_{e}" for e in _EDGES)
-_COUNTS = ("images", "real_seen", "real_drawn", "fake_drawn", "noise", "noise_n", "boxes")
-_PER_WORKER = (*_COUNTS, *_BIAS)
+_COUNTS = ("images", "real_seen", "real_drawn", "fake_drawn", "noise_n", "boxes")
+_SPREAD = tuple(f"spread_{e}" for e in _EDGES)
+_PER_WORKER = (*_COUNTS, *_BIAS, *_SPREAD)
 
 
 @dataclass
@@ -377,8 +373,10 @@ class _Sums:
 
     Per worker: ``images`` answered; ``real_seen``, the expected real objects on them;
     ``real_drawn`` / ``fake_drawn``, their boxes on real objects and false ones;
-    ``noise`` / ``noise_n``, posterior-weighted squared gaps and their weight; ``boxes``;
-    ``bias_<edge>``, posterior-weighted edge offsets (weight: ``noise_n`` again).
+    ``boxes``; ``bias_<edge>`` and ``spread_<edge>``, the posterior-weighted sums of
+    their edge offsets and of their squares, and ``noise_n``, the weights (boxes that had
+    others to be measured against). Box noise and bias follow from these at the end, exactly
+    however the job was cut into chunks.
     Over the job: ``real`` objects, ``images``, and the box-area sums behind ``places``.
     """
 
@@ -413,14 +411,15 @@ class _Sums:
             crowd_miss = float(1.0 - w["real_drawn"].sum() / w["real_seen"].sum())
         if w["images"].sum() > 0:
             crowd_false = float(w["fake_drawn"].sum() / w["images"].sum())
-        if w["noise_n"].sum() > 0:
-            crowd_noise = math.sqrt(float(w["noise"].sum() / w["noise_n"].sum()))
+        measured = w["noise_n"]
+        if measured.sum() > 0:  # bias left in: a worker the model never saw keeps theirs
+            crowd_noise = math.sqrt(float(sum(w[e].sum() for e in _SPREAD) / 4 / measured.sum()))
         crowd_miss = min(max(crowd_miss, _RATE_FLOOR), 1.0 - _RATE_FLOOR)
         crowd_false = max(crowd_false, _RATE_FLOOR)
         crowd_noise = max(crowd_noise, _NOISE_FLOOR)
         miss = (w["real_seen"] - w["real_drawn"] + k * crowd_miss) / (w["real_seen"] + k)
         false = (w["fake_drawn"] + k * crowd_false) / (w["images"] + k)
-        noise = np.sqrt((w["noise"] + k * crowd_noise**2) / (w["noise_n"] + k))
+        noise = np.sqrt((self._steadiness() + k * crowd_noise**2) / (measured + k))
         objects = max(self.real / self.images, _RATE_FLOOR) if self.images else 1.0
         places = math.exp(self.place_log / self.place_n) if self.place_n else _DEFAULT_PLACES
         return _Rates(
@@ -431,6 +430,18 @@ class _Sums:
             max(places, 1.0),
             WorkerSkill(crowd_miss, crowd_false, crowd_noise),
         )
+
+    def _steadiness(self) -> FloatArray:
+        """Per worker, the summed squared edge offsets around their bias, mean of 4 edges.
+
+        ``sum p (o - b)**2 = spread - 2 b sum(p o) + b**2 sum(p)`` per edge, with the bias
+        ``b`` fusion takes out: what is left is the noise fusion sees.
+        """
+        w, b = self.per_worker, self.bias()
+        offsets = np.vstack([w[key] for key in _BIAS])
+        squares = np.vstack([w[key] for key in _SPREAD])
+        left = squares - 2.0 * b * offsets + b * b * w["noise_n"]
+        return np.asarray(np.maximum(left, 0.0).sum(axis=0) / 4.0, dtype=np.float64)
 
     def bias(self) -> FloatArray:
         """Each worker's edge bias ``(4, workers)``, shrunk towards none (the crowd's)."""
@@ -468,8 +479,7 @@ def _fit_chunk(chunk: _ChunkArrays, before: _Sums, workers: int, max_rounds: int
         p = new_p
         if settled:
             break
-    counts = _expected_counts(chunk, p, workers)
-    return _debiased_noise(chunk, p, counts, before.plus(counts).bias())
+    return _expected_counts(chunk, p, workers)
 
 
 def _posteriors(chunk: _ChunkArrays, rates: _Rates) -> FloatArray:
@@ -491,8 +501,8 @@ def _expected_counts(chunk: _ChunkArrays, p: FloatArray, workers: int) -> _Sums:
         np.bincount(chunk.item_image, weights=p, minlength=chunk.images), np.float64
     )
     pm = p[chunk.member_item]
-    gap = chunk.member_gap
-    has_gap = ~np.isnan(gap)
+    measured = ~np.isnan(chunk.member_offset[:, 0])  # NaN: alone in its cluster
+    who = chunk.member_worker[measured]
 
     def per_worker(index: IntArray, weights: FloatArray) -> FloatArray:
         return np.asarray(np.bincount(index, weights=weights, minlength=workers), np.float64)
@@ -502,35 +512,12 @@ def _expected_counts(chunk: _ChunkArrays, p: FloatArray, workers: int) -> _Sums:
         "real_seen": per_worker(chunk.seen_worker, real_per_image[chunk.seen_image]),
         "real_drawn": per_worker(chunk.member_worker, pm),
         "fake_drawn": per_worker(chunk.member_worker, 1.0 - pm),
-        "noise": per_worker(chunk.member_worker[has_gap], pm[has_gap] * gap[has_gap] ** 2),
-        "noise_n": per_worker(chunk.member_worker[has_gap], pm[has_gap]),
+        "noise_n": per_worker(who, pm[measured]),
         "boxes": per_worker(chunk.member_worker, np.ones(len(chunk.member_worker))),
     }
-    offset = chunk.member_offset[has_gap] * pm[has_gap, None]
-    for edge, key in enumerate(_BIAS):
-        counts[key] = per_worker(chunk.member_worker[has_gap], offset[:, edge])
+    offset = chunk.member_offset[measured]
+    weighted = offset * pm[measured, None]
+    for edge in range(4):
+        counts[_BIAS[edge]] = per_worker(who, weighted[:, edge])
+        counts[_SPREAD[edge]] = per_worker(who, weighted[:, edge] * offset[:, edge])
     return _Sums(counts, float(p.sum()), chunk.images, chunk.place_log, chunk.place_n)
-
-
-def _debiased_noise(chunk: _ChunkArrays, p: FloatArray, counts: _Sums, bias: FloatArray) -> _Sums:
-    """``counts`` with each member's gap measured after its worker's bias is taken out.
-
-    The fusion weight is ``1 / box_noise**2``, and fusion takes the bias out first, so the
-    noise that matters is what is left then. The bias (``(4, workers)``, from the chunk's
-    posteriors) is only known after EM; the noise plays no part in EM, so it is measured
-    once, here. On the real crowd of the benchmark this raised the offline default's mean
-    IoU by 0.002 to 0.004 at 3, 5 and 7 workers, on both halves of the dev images.
-    """
-    gap = chunk.member_gap
-    has_gap = ~np.isnan(gap)
-    worker = chunk.member_worker[has_gap]
-    # in the reference box's own units the reference is the unit square (IoU is unchanged
-    # by scaling an axis), and the member's edges are its offsets from it
-    o = chunk.member_offset[has_gap].T - bias[:, worker]
-    unit = np.array([[0.0], [0.0], [1.0], [1.0]])
-    box = o + unit
-    gap2 = 1.0 - iou_columns(np.broadcast_to(unit, box.shape), box)
-    pm = p[chunk.member_item][has_gap]
-    noise = np.bincount(worker, weights=pm * gap2**2, minlength=len(counts.per_worker["noise"]))
-    counts.per_worker["noise"] = noise.astype(np.float64)
-    return counts

@@ -154,7 +154,9 @@ class QualityAccumulator:
         for wid in sorted(self._sums):
             s = self._sums[wid]
             skill = worker_model.skill(wid) if worker_model is not None else None
-            bias = dict(zip(_BIAS_COLUMNS, skill.box_bias, strict=True)) if skill else {}
+            bias = (
+                dict(zip(_BIAS_COLUMNS, skill.box_bias, strict=True)) if skill is not None else {}
+            )
             out.append(
                 WorkerQuality(
                     worker_id=wid,

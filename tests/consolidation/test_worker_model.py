@@ -169,6 +169,18 @@ def test_fit_reads_the_images_once_and_chunks_agree() -> None:
         assert other.miss_rate == pytest.approx(skill.miss_rate, rel=0.35, abs=0.02)
 
 
+@pytest.mark.parametrize("chunk_images", [1, 7])
+def test_noise_and_bias_do_not_depend_on_the_chunks(chunk_images: int) -> None:
+    # both come from sums over the job: cutting it into chunks changes nothing
+    job = _biased_job((-0.1, -0.05, 0.1, 0.05), images=30)
+    whole = fit_worker_model(job, labels=LABELS)
+    chunked = fit_worker_model(job, labels=LABELS, chunk_images=chunk_images)
+    for w, skill in whole.workers.items():
+        other = chunked.workers[w]
+        assert other.box_noise == pytest.approx(skill.box_noise, rel=1e-9)
+        assert other.box_bias == pytest.approx(skill.box_bias, rel=1e-9, abs=1e-12)
+
+
 def test_silent_annotators_count_and_empty_jobs_fit() -> None:
     box: WorkerBox = {"label": "car", "left": 0, "top": 0, "width": 10, "height": 10}
     job = [

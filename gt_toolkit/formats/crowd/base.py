@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import IO, Any, ClassVar, Literal
 
 from gt_toolkit.errors import NoMatchingObjectsError, StorageError
 from gt_toolkit.formats.crowd import CrowdImage
@@ -93,6 +93,7 @@ class CrowdSource(ABC):
         self.skip = Skipper(self.report, on_reject)
         self._started = False
         self._spool: str | None = None  # the first pass's items, once it ran to its end
+        self._spool_files: list[weakref.finalize[[str], Any]] = []  # each deletes one
 
     @property
     def labels(self) -> list[str] | None:
@@ -126,10 +127,11 @@ class CrowdSource(ABC):
             yield item.image
 
     def close(self) -> None:
-        """Release temporary files (the spool; subclasses add their own)."""
-        if self._spool is not None:
-            _remove(self._spool)
-            self._spool = None
+        """Release temporary files (the spool, finished or not; subclasses add their own)."""
+        self._spool = None
+        for remove in self._spool_files:
+            remove()
+        self._spool_files.clear()
 
     def __enter__(self) -> CrowdSource:
         return self
@@ -138,21 +140,35 @@ class CrowdSource(ABC):
         self.close()
 
     def _spooled(self, items: Iterable[CrowdItem]) -> Iterator[CrowdItem]:
-        """``items`` as they come, each also pickled into a spool kept for later passes."""
+        """``items`` as they come, each also pickled into a spool kept for later passes.
+
+        The spool only saves reading the source again: when it cannot be written (a full
+        temporary folder) this pass goes on without it, and the next reads the source.
+        """
         fd, path = tempfile.mkstemp(prefix="gt-toolkit-crowd-", suffix=".spool")
-        finished = False
+        remove = weakref.finalize(self, _remove, path)  # also when close() is never called
+        self._spool_files.append(remove)
+        fh: IO[bytes] | None = os.fdopen(fd, "wb")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                for item in items:
-                    pickle.dump(item, fh, protocol=pickle.HIGHEST_PROTOCOL)
-                    yield item
-            finished = True
+            for item in items:
+                if fh is not None:
+                    try:
+                        pickle.dump(item, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                    except OSError:
+                        _give_up(fh, remove)
+                        fh = None
+                yield item
+            if fh is not None:
+                try:
+                    fh.close()
+                except OSError:
+                    remove()
+                if remove.alive:  # written whole, and close() did not come first
+                    self._spool = path
+                fh = None
         finally:
-            if finished:
-                self._spool = path
-                weakref.finalize(self, _remove, path)  # also when close() is never called
-            else:
-                _remove(path)
+            if fh is not None:  # the pass stopped early: nothing to replay
+                _give_up(fh, remove)
 
     def _count(self, items: Iterable[CrowdItem]) -> Iterator[CrowdItem]:
         report = self.report
@@ -239,6 +255,13 @@ def _replay(path: str) -> Iterator[CrowdItem]:
             except EOFError:
                 return
             yield item
+
+
+def _give_up(fh: IO[bytes], remove: weakref.finalize[[str], Any]) -> None:
+    """Close and delete an unfinished spool (an error closing it changes nothing then)."""
+    with contextlib.suppress(OSError):
+        fh.close()
+    remove()
 
 
 def _remove(path: str) -> None:

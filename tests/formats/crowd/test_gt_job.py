@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,6 +73,40 @@ def test_a_pass_not_told_another_follows_keeps_no_spool(tmp_path: Path) -> None:
         assert source._spool is None
         again = list(source.items())  # read from the job again
     assert again == first
+
+
+def test_a_spool_that_cannot_be_written_costs_a_second_read_not_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a full temporary folder: the spool is only a saving, the pass goes on without it
+    import gt_toolkit.formats.crowd.base as base
+
+    real_dump, calls = base.pickle.dump, [0]
+
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise OSError(28, "No space left on device")
+        real_dump(*args, **kwargs)
+
+    monkeypatch.setattr(base.pickle, "dump", full_disk)
+    spools = set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*"))
+    with open_crowd_source(JOB) as source:
+        first = list(source.items(again=True))
+        assert source._spool is None and calls[0] == 3  # no more writes after the failure
+        assert list(source.items()) == first  # read from the job again
+    assert len(first) == 40
+    assert set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*")) == spools
+
+
+def test_closing_the_source_mid_pass_deletes_its_spool() -> None:
+    spools = set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*"))
+    with open_crowd_source(JOB) as source:
+        items = source.items(again=True)
+        next(items)
+        assert len(set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*")) - spools) == 1
+    assert set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*")) == spools
+    assert len(list(items)) == 39 and source._spool is None  # finishing later keeps none
 
 
 def test_an_answer_unreadable_after_an_unfinished_first_pass_is_reported(tmp_path: Path) -> None:
