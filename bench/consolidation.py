@@ -62,7 +62,6 @@ from gt_toolkit.consolidation.engine import consolidate_boxes, consolidate_image
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
 from gt_toolkit.consolidation.settings import ConsolidationSettings, Keep
 from gt_toolkit.consolidation.worker_model import WorkerModel, fit_worker_model
-from gt_toolkit.formats.crowd import CrowdImage as JobImage
 from gt_toolkit.testing.simulated_crowd import CrowdImage, make_skills, simulate_crowd
 from gt_toolkit.types import ConsolidatedBox, WorkerBox
 
@@ -185,15 +184,7 @@ def ours_model(keep: Keep) -> Method:
     settings = ConsolidationSettings(keep=keep)
 
     def prepare(crowd: Sequence[CrowdImage]) -> None:
-        job = (
-            JobImage(
-                key=str(i),
-                image_size=img.image_size,
-                annotators=tuple(img.worker_ids),
-                boxes=tuple(img.answers),
-            )
-            for i, img in enumerate(crowd)
-        )
+        job = (img.as_source_image(str(i)) for i, img in enumerate(crowd))
         fitted["model"] = fit_worker_model(job, labels=list(LABELS))
 
     def run(img: CrowdImage, rng: random.Random) -> list[ConsolidatedBox]:

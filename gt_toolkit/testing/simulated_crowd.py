@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gt_toolkit.formats import crowd
 from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = [
@@ -63,6 +64,16 @@ class CrowdImage:
     answers: list[list[WorkerBox]]
     worker_ids: list[str]
     time_spent: list[float] = field(default_factory=list)
+
+    def as_source_image(self, key: str, workers: Sequence[int] | None = None) -> crowd.CrowdImage:
+        """The image as a crowd source yields it, seen by ``workers`` (indices; default all)."""
+        seen = range(len(self.answers)) if workers is None else workers
+        return crowd.CrowdImage(
+            key=key,
+            image_size=self.image_size,
+            annotators=tuple(self.worker_ids[i] for i in seen),
+            boxes=tuple(self.answers[i] for i in seen),
+        )
 
 
 def make_skills(

@@ -495,15 +495,7 @@ def spam_crowd(seed: int) -> tuple[list[CrowdImage], list[list[dict[str, Any]]]]
         SimulatedSkill("spam", jitter=0.2, miss_rate=0.2, spurious_rate=1.0),
     ]
     crowd = simulate_crowd(images=30, boxes_per_image=3, skills=skills, labels=["car"], seed=seed)
-    images = [
-        CrowdImage(
-            key=f"s3://bkt/spam/{i}.jpg",
-            image_size=sim.image_size,
-            annotators=tuple(sim.worker_ids),
-            boxes=tuple(sim.answers),
-        )
-        for i, sim in enumerate(crowd)
-    ]
+    images = [sim.as_source_image(f"s3://bkt/spam/{i}.jpg") for i, sim in enumerate(crowd)]
     return images, [list(sim.truth) for sim in crowd]
 
 

@@ -45,14 +45,7 @@ def _job(images: int = 160, per_image: int = 3) -> tuple[list[CrowdImage], list[
     job = []
     for i, img in enumerate(crowd):
         chosen = [(i + j) % len(pool) for j in range(per_image)]
-        job.append(
-            CrowdImage(
-                key=f"img{i}",
-                image_size=img.image_size,
-                annotators=tuple(img.worker_ids[c] for c in chosen),
-                boxes=tuple(img.answers[c] for c in chosen),
-            )
-        )
+        job.append(img.as_source_image(f"img{i}", chosen))
     return job, crowd
 
 

@@ -89,14 +89,7 @@ def crowd(seed: int, workers: int, boxes: int) -> list[CrowdImage]:
             seed=seed * 10 + n,
         )
         saw = [i for i in range(workers) if rng.random() > 0.25]
-        out.append(
-            CrowdImage(
-                key=f"img_{n}.jpg",
-                image_size=sim.image_size,
-                annotators=tuple(sim.worker_ids[i] for i in saw),
-                boxes=tuple(sim.answers[i] for i in saw),
-            )
-        )
+        out.append(sim.as_source_image(f"img_{n}.jpg", saw))
     return out
 
 

@@ -40,14 +40,7 @@ def simulated(seed: int, workers: int, boxes: int) -> list[CrowdImage]:
     crowd = simulate_crowd(images=4, boxes_per_image=boxes, skills=skills, labels=LABELS, seed=seed)
     for n, sim in enumerate(crowd):
         saw = [i for i in range(workers) if rng.random() > 0.2] or [0]
-        images.append(
-            CrowdImage(
-                key=f"s3://bkt/sim/img_{n}.jpg",
-                image_size=sim.image_size,
-                annotators=tuple(sim.worker_ids[i] for i in saw),
-                boxes=tuple(sim.answers[i] for i in saw),
-            )
-        )
+        images.append(sim.as_source_image(f"s3://bkt/sim/img_{n}.jpg", saw))
     return images
 
 
