@@ -44,6 +44,11 @@ IoU 0.5 and 0.75 from the true positives, false positives and misses pooled over
 draws; mIoU is the mean IoU of the pairs matched at 0.5. Each difference to ``wbf+majority``
 is set against the standard error of its per-draw differences.
 
+Per K it also prints what bounds every method: the share of expert boxes that any of the K
+workers found (IoU >= 0.5), the share a strict majority found (the recall ceiling of a
+majority rule), and how many of the clusters one worker drew alone match an expert box
+(whether keeping minority clusters could pay).
+
     .venv/bin/python bench/pedestrians.py --data DIR [--draws 5] [--workers 3 5 7] [--markdown]
 """
 
@@ -69,6 +74,7 @@ from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
 from gt_toolkit.consolidation.settings import ConsolidationSettings, Keep
 from gt_toolkit.consolidation.worker_model import fit_worker_model
 from gt_toolkit.formats.crowd import CrowdImage
+from gt_toolkit.types import ImageSize, WorkerBox
 
 LABEL = "pedestrian"
 THRESHOLDS = (0.5, 0.75)
@@ -131,12 +137,12 @@ def draw(scenes: Sequence[Scene], k: int, seed: int) -> list[CrowdImage]:
         chosen = rng.sample(sorted(s.workers), min(k, len(s.workers)))
         boxes = tuple(
             [
-                {"label": LABEL, "left": x1, "top": y1, "width": x2 - x1, "height": y2 - y1}
+                WorkerBox(label=LABEL, left=x1, top=y1, width=x2 - x1, height=y2 - y1)
                 for x1, y1, x2, y2 in s.workers[w]
             ]
             for w in chosen
         )
-        size = {"width": s.width, "height": s.height}
+        size = ImageSize(width=s.width, height=s.height)
         job.append(CrowdImage(key=s.key, image_size=size, annotators=tuple(chosen), boxes=boxes))
     return job
 
@@ -268,6 +274,22 @@ METHODS: dict[str, Method] = {
 REFERENCE = "wbf+majority"
 
 
+def matched(iou: np.ndarray, t: float) -> dict[int, float]:
+    """The one-to-one matching (rows: predictions) maximising the summed IoU of pairs >= t.
+
+    Returns each matched prediction's IoU with its reference box.
+    """
+    if not iou.size:
+        return {}
+    eligible = np.where(iou >= t, iou, 0.0)
+    rows, cols = linear_sum_assignment(-eligible)
+    return {
+        int(r): float(eligible[r, c])
+        for r, c in zip(rows, cols, strict=True)
+        if eligible[r, c] >= t
+    }
+
+
 @dataclass
 class Score:
     """Counts pooled over images (and draws, when added up)."""
@@ -281,15 +303,12 @@ class Score:
     def add(self, pred: Boxes, truth: Boxes) -> None:
         iou = iou_matrix(pred, truth)
         for t in THRESHOLDS:
-            eligible = np.where(iou >= t, iou, 0.0)
-            rows, cols = linear_sum_assignment(-eligible) if eligible.size else ([], [])
-            hits = eligible[rows, cols] >= t if eligible.size else np.zeros(0, dtype=bool)
-            tp = int(hits.sum())
-            self.tp[t] += tp
-            self.fp[t] += len(pred) - tp
-            self.fn[t] += len(truth) - tp
-            if t == 0.5 and tp:
-                self.iou_sum += float(eligible[rows, cols][hits].sum())
+            hits = matched(iou, t)
+            self.tp[t] += len(hits)
+            self.fp[t] += len(pred) - len(hits)
+            self.fn[t] += len(truth) - len(hits)
+            if t == 0.5:
+                self.iou_sum += sum(hits.values())
 
     def merge(self, other: Score) -> None:
         for t in THRESHOLDS:
@@ -338,6 +357,46 @@ def spread(diffs: Sequence[float]) -> float:
 FIGURES = ("F1@0.5", "F1@0.75", "mIoU")
 
 
+def lone_boxes(job: Sequence[CrowdImage], scenes: Sequence[Scene]) -> tuple[int, int]:
+    """Clusters one worker drew alone (``min_support=1``): how many, and how many are real.
+
+    Scored as every method is, on all the clusters at once, so a lone box counts as real
+    only when it is the match of an expert box no bigger cluster took: whether keeping
+    minority clusters could pay at all.
+    """
+    settings = ConsolidationSettings(min_support=1)
+    lone = real = 0
+    for img, scene in zip(job, scenes, strict=True):
+        if scene.expert is None:
+            continue
+        result = consolidate_image(
+            img.boxes, settings=settings, labels=[LABEL], image_size=img.image_size
+        )
+        alone = [len({w for w, _ in members}) == 1 for members in result.clusters]
+        hits = matched(iou_matrix(xyxy_from_gt(result.boxes), scene.expert), 0.5)
+        lone += sum(alone)
+        real += sum(alone[i] for i in hits)
+    return lone, real
+
+
+def found_by(job: Sequence[CrowdImage], scenes: Sequence[Scene]) -> list[int]:
+    """Per expert box, how many of the drawn workers drew a box at IoU >= 0.5 with it.
+
+    The recall ceilings of any consolidation: a box nobody found cannot be output, and one
+    found by fewer than a strict majority only by a rule that keeps minority clusters.
+    """
+    counts: list[int] = []
+    for img, scene in zip(job, scenes, strict=True):
+        if scene.expert is None or not len(scene.expert):
+            continue
+        found = np.zeros(len(scene.expert), dtype=int)
+        for answer in img.boxes:
+            if answer:
+                found += (iou_matrix(xyxy_from_gt(answer), scene.expert) >= 0.5).any(axis=0)
+        counts.extend(found.tolist())
+    return counts
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -360,8 +419,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for k in args.workers:
         pooled = {name: Score() for name in args.methods}
         per_draw: dict[str, list[tuple[float, ...]]] = {name: [] for name in args.methods}
+        found: list[int] = []
+        lone = [0, 0]
         for d in range(args.draws):
             job = draw(scenes, k, seed=1000 * k + d)
+            found += found_by(job, scenes)
+            lone = [a + b for a, b in zip(lone, lone_boxes(job, scenes), strict=True)]
             for name in args.methods:
                 s = score(METHODS[name], job, scenes)
                 pooled[name].merge(s)
@@ -386,6 +449,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 line += "   " + "  ".join(cols)
             print(line)
             table.append((k, name, s))
+        if found:
+            anyone = sum(c >= 1 for c in found) / len(found)
+            most = sum(2 * c > k for c in found) / len(found)
+            print(
+                f"{'':>2} recall ceilings: an expert box found (IoU >= 0.5) by any of the {k} "
+                f"workers {anyone:.3f}, by a strict majority {most:.3f}; "
+                f"{lone[1]} of the {lone[0]} boxes one worker drew alone are real"
+            )
         sys.stdout.flush()
     if args.markdown:
         print()
