@@ -130,7 +130,8 @@ def build_lambda_role_policy(
 
     Args:
         function_name: logs are allowed on ``/aws/lambda/<function_name>`` only.
-        read_object_uri: one object the function reads (the label category file).
+        read_object_uri: the one file the function reads at cold start (the label category
+            file, the worker table).
         read_prefix_uri: a prefix whose objects the function reads (the job's output).
         labeling_role_arn: a role the function may assume.
     """
@@ -148,7 +149,7 @@ def build_lambda_role_policy(
         bucket, key = parse_s3_uri(read_object_uri)
         statements.append(
             {
-                "Sid": "ReadLabelFile",
+                "Sid": "ReadColdStartFile",
                 "Effect": "Allow",
                 "Action": "s3:GetObject",
                 "Resource": f"arn:{partition}:s3:::{bucket}/{key}",
@@ -378,7 +379,8 @@ def deploy_lambdas(
         pre_environment: variables for the pre-annotation Lambda (``GT_LABELS``,
             ``GT_HEADER``, ``GT_LABELS_S3_URI``, ``GT_SKIP_MIN_CONFIDENCE``, ...).
         post_environment: variables for the post-annotation Lambda (``GT_IOU_THRESHOLD``,
-            ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``, ...).
+            ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``, ``GT_WORKER_MODEL_S3_URI``,
+            ...). Each function's role may read the file its ``*_S3_URI`` names.
         code_s3_uri: where the zip was uploaded, for zips above the 50 MB direct limit.
         sleep: injectable for tests; used while IAM or an update settles.
 
@@ -398,12 +400,8 @@ def deploy_lambdas(
     read_prefix = _output_prefix_uri(output_bucket, output_prefix, problems)
     problems.extend(_labeling_role_problems(labeling_role_arn or None))
     pre_env = dict(pre_environment or {})
-    labels_uri = pre_env.get("GT_LABELS_S3_URI") or None
-    if labels_uri is not None:
-        try:
-            parse_s3_uri(labels_uri)
-        except S3UriError as exc:
-            problems.append(f"GT_LABELS_S3_URI: {exc}")
+    labels_uri = _cold_start_file(pre_env, "GT_LABELS_S3_URI", problems)
+    table_uri = _cold_start_file(post_environment or {}, "GT_WORKER_MODEL_S3_URI", problems)
     code, target = _zip_code(zip_file, code_s3_uri, problems)
     if problems or target is None:
         raise ValidationError(problems, what="Lambda deployment")
@@ -431,7 +429,25 @@ def deploy_lambdas(
         HANDLERS["post"],
         post_env,
         "Ground Truth consolidation (gt-toolkit)",
+        read_object_uri=table_uri,
         read_prefix_uri=read_prefix,
         labeling_role_arn=labeling_role_arn or None,
     )
     return DeployedLambdas(pre, post, pre_role, post_role)
+
+
+def _cold_start_file(env: Mapping[str, str], variable: str, problems: list[str]) -> str | None:
+    """The ``s3://`` file ``variable`` names (``None`` when unset): the function's role reads it.
+
+    A malformed URI, or a wildcard (it would grant reading every object it matches), is
+    added to ``problems``.
+    """
+    uri = env.get(variable, "").strip() or None
+    if uri is not None:
+        try:
+            parse_s3_uri(uri)
+        except S3UriError as exc:
+            problems.append(f"{variable}: {exc}")
+        if any(c in uri for c in "*?"):
+            problems.append(f"{variable} must name one object, no wildcards: got {uri!r}")
+    return uri

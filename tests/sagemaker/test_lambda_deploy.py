@@ -81,6 +81,7 @@ def test_each_function_gets_its_own_least_privilege_role(
         "Role"
     ]["Arn"]
     labels_uri = f"s3://{bucket}/config/labels.json"
+    table_uri = f"s3://{bucket}/models/worker-model.json"  # outside the job's output prefix
     out = deploy(
         aws,
         bucket,
@@ -88,7 +89,7 @@ def test_each_function_gets_its_own_least_privilege_role(
         output_prefix="jobs/run-1",
         labeling_role_arn=labeling_role,
         pre_environment={"GT_LABELS_S3_URI": labels_uri},
-        post_environment={"GT_MIN_SUPPORT": "2"},
+        post_environment={"GT_MIN_SUPPORT": "2", "GT_WORKER_MODEL_S3_URI": table_uri},
     )
     assert "SageMaker" in out.pre_annotation_arn and "SageMaker" in out.post_annotation_arn
     pre = lam.get_function(FunctionName=out.pre_annotation_arn)["Configuration"]
@@ -101,6 +102,7 @@ def test_each_function_gets_its_own_least_privilege_role(
     assert out.pre_annotation_role_arn != out.post_annotation_role_arn
     assert post["Environment"]["Variables"] == {
         "GT_MIN_SUPPORT": "2",
+        "GT_WORKER_MODEL_S3_URI": table_uri,
         "GT_ASSUME_ROLE": "true",
         READ_PREFIX_VARIABLE: f"s3://{bucket}/jobs/run-1/",
     }
@@ -109,8 +111,9 @@ def test_each_function_gets_its_own_least_privilege_role(
         assert trust["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
 
     pre_policy = statements(role_policy(iam, out.pre_annotation_role_arn))
-    assert set(pre_policy) == {"OwnLogGroup", "ReadLabelFile"}  # no answers, no AssumeRole
-    assert pre_policy["ReadLabelFile"]["Resource"] == f"arn:aws:s3:::{bucket}/config/labels.json"
+    assert set(pre_policy) == {"OwnLogGroup", "ReadColdStartFile"}  # no answers, no AssumeRole
+    labels_arn = f"arn:aws:s3:::{bucket}/config/labels.json"
+    assert pre_policy["ReadColdStartFile"]["Resource"] == labels_arn
     assert pre_policy["OwnLogGroup"]["Resource"] == [
         f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{pre['FunctionName']}",
         f"arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/{pre['FunctionName']}:*",
@@ -119,10 +122,14 @@ def test_each_function_gets_its_own_least_privilege_role(
     post_policy = statements(role_policy(iam, out.post_annotation_role_arn))
     assert set(post_policy) == {
         "OwnLogGroup",
+        "ReadColdStartFile",
         "ReadJobOutput",
         "ListJobOutput",
         "ReadAsTheLabelingRole",
     }
+    assert post_policy["ReadColdStartFile"]["Resource"] == (
+        f"arn:aws:s3:::{bucket}/models/worker-model.json"
+    )
     assert post_policy["ReadJobOutput"]["Resource"] == f"arn:aws:s3:::{bucket}/jobs/run-1/*"
     assert post_policy["ListJobOutput"]["Condition"] == {
         "StringLike": {"s3:prefix": ["jobs/run-1/*"]}
@@ -213,6 +220,10 @@ with zipfile.ZipFile(NO_TARGET, "w") as _zf:
             "labeling_role_arn must be one IAM role ARN",
         ),
         ({"pre_environment": {"GT_LABELS_S3_URI": "labels.json"}}, "GT_LABELS_S3_URI:"),
+        (
+            {"post_environment": {"GT_WORKER_MODEL_S3_URI": "s3://bkt/models/*"}},
+            "GT_WORKER_MODEL_S3_URI must name one object",
+        ),
     ],
     ids=[
         "characters",
@@ -225,6 +236,7 @@ with zipfile.ZipFile(NO_TARGET, "w") as _zf:
         "wildcard-role",
         "wildcard-role-name",
         "labels-not-s3",
+        "wildcard-worker-table",
     ],
 )
 def test_bad_deployments_are_refused_before_any_call(kwargs: dict[str, Any], problem: str) -> None:
@@ -279,6 +291,8 @@ def test_template_matches_the_package() -> None:
         ("LabelsS3Uri", "", True),
         ("LabelsS3Uri", "s3://bkt/labels.json", True),
         ("LabelsS3Uri", "s3://bkt/*", False),
+        ("WorkerModelS3Uri", "s3://bkt/models/worker-model.json", True),
+        ("WorkerModelS3Uri", "s3://bkt/models/*", False),
     ],
 )
 def test_template_parameters_refuse_wildcards_and_slashed_buckets(
@@ -310,7 +324,10 @@ def test_template_deploys_on_cloudformation(
         **(
             {"LabelingRoleArn": labeling_role}
             if with_labeling_role
-            else {"LabelsS3Uri": f"s3://{bucket}/config/labels.json"}
+            else {
+                "LabelsS3Uri": f"s3://{bucket}/config/labels.json",
+                "WorkerModelS3Uri": f"s3://{bucket}/models/worker-model.json",
+            }
         ),
     }
     cfn.create_stack(
@@ -340,6 +357,7 @@ def test_template_deploys_on_cloudformation(
         (
             post,
             {
+                "read_object_uri": params.get("WorkerModelS3Uri"),
                 "read_prefix_uri": f"s3://{bucket}/jobs/",
                 "labeling_role_arn": params.get("LabelingRoleArn"),
             },
