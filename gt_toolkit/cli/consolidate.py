@@ -187,8 +187,6 @@ def settings_from_args(args: argparse.Namespace) -> ConsolidationSettings:
 
     if args.keep == "all" and args.min_support is not None:
         raise ValidationError(["--keep all keeps every cluster: drop --min-support"])
-    if args.keep == "all" and args.worker_model not in (None, "none"):
-        raise ValidationError(["--keep all keeps every cluster, a worker model the likely ones"])
     if args.keep == "model" and _model_choice(args) == "none":
         raise ValidationError(["--keep model needs a worker model: not --worker-model none"])
     return ConsolidationSettings(
@@ -204,8 +202,8 @@ def settings_from_args(args: argparse.Namespace) -> ConsolidationSettings:
 def _model_choice(args: argparse.Namespace) -> str:
     """``--worker-model`` as given, else the offline default.
 
-    With ``--keep all`` the default is ``none``: every cluster at one worker is the head
-    count's, and no default model overrides it.
+    With ``--keep all`` the default is ``none``: every cluster scored by the head count, as
+    the Lambda scores it; a model given with it places and weighs the clusters, never drops.
     """
     default = None if args.keep == "all" else DEFAULT_WORKER_MODEL
     return str(args.worker_model or default or "none")

@@ -459,14 +459,23 @@ def test_a_saved_table_round_trips_and_consolidates_like_the_fit(
     assert json.loads(Path(f"{out}.summary.json").read_text())["unknown_workers"] == 5
 
 
-def test_keep_all_and_a_worker_model_exclude_each_other(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_keep_all_with_a_worker_model_keeps_every_cluster_and_places_them(
+    tmp_path: Path,
 ) -> None:
     ls = str(SAMPLE_SOURCES["label-studio"][0])
     args = ["consolidate", ls, "--from", "label-studio", "--keep", "all"]
-    assert main([*args, "--worker-model", "fit", "-o", str(tmp_path / "o.manifest")]) == 1
-    assert "--keep all keeps every cluster" in capsys.readouterr().err
-    assert not (tmp_path / "o.manifest").exists()
+    runs = {"none": [], "fit": ["--worker-model", "fit"]}
+    boxes = {}
+    for name, flags in runs.items():
+        out = tmp_path / f"{name}.manifest"
+        assert main([*args, *flags, "-o", str(out)]) == 0
+        boxes[name] = consolidated_boxes(read_lines(out))
+        assert Path(f"{out}.worker-model.json").exists() is (name == "fit")
+    # the same clusters, one box each, in every image; the model moves some of them
+    assert {k: len(v) for k, v in boxes["fit"].items()} == {
+        k: len(v) for k, v in boxes["none"].items()
+    }
+    assert boxes["fit"] != boxes["none"]
     with pytest.raises(ValidationError, match="worker_model must be"):
         reconsolidate(open_crowd_source(ls, "label-studio"), tmp_path / "o", worker_model="yes")  # type: ignore[arg-type]
 
