@@ -7,8 +7,9 @@
 - ``coco-per-annotator``: a folder of plain COCO files, annotator = file stem; images are
   matched by ``file_name`` and categories by ``name`` across files.
 
-Shapes in ``docs/crowd-sources.md``. Each file is streamed (ijson) section by section
-(``categories``, ``images``, ``annotations``), so it may list them in any order.
+Shapes and rules in ``docs/crowd-sources.md``. Each file is streamed (ijson, through
+:func:`~gt_toolkit.formats.crowd.json_stream.open_json`) section by section (``categories``,
+``images``, ``annotations``), so it may list them in any order.
 """
 
 from __future__ import annotations
@@ -26,30 +27,61 @@ from gt_toolkit.formats.crowd.base import (
     coordinate,
     first_line,
     list_files,
-    open_stream,
     positive_size,
 )
+from gt_toolkit.formats.crowd.json_stream import open_json
 from gt_toolkit.formats.crowd.report import SkipReason
-from gt_toolkit.types import WorkerBox
+from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = ["CocoPerAnnotatorSource", "CocoRatersSource"]
+
+_MAX_SIZE = 2**31 - 1  # pixels: no image is wider (1e20 would overflow the SQLite index)
+_KINDS = {"start_map": "an object", "null": "null"}  # ijson events; scalars read "a number"
 
 
 class _CocoSource(IndexedSource):
     """What both COCO layouts share: streaming the sections, reading one annotation."""
 
     def _section(self, location: str, name: str) -> Iterator[tuple[int, Any]]:
+        """The entries of the top-level list ``name``, numbered.
+
+        Raises:
+            CrowdSourceError: not a JSON object, ``name`` is there but not a list, or it is
+                missing (``categories`` may be).
+        """
         n = -1  # the last entry read whole
         try:
-            with open_stream(location, store=self.store) as stream:
+            with open_json(location, store=self.store) as stream:
                 if stream.peek(64).lstrip()[:1] != b"{":
                     raise CrowdSourceError(location, "", "not a COCO file: expected an object")
                 for n, item in enumerate(ijson.items(stream, f"{name}.item", use_float=True)):
                     yield n, item
+            if n < 0:  # nothing read: an empty list, or no list at all
+                self._check_list(location, name)
         except ijson.JSONError as exc:
             raise CrowdSourceError(
                 location, f"{name}[{n + 1}]", f"not JSON: {first_line(exc)}"
             ) from exc
+
+    def _check_list(self, location: str, name: str) -> None:
+        """Refuse a file whose ``name`` is not a list, which ``items`` reads as no entries.
+
+        Called only when a section yielded nothing, so a sound file is read once a section.
+        """
+        with open_json(location, store=self.store) as stream:
+            events = ijson.parse(stream)
+            kind = next(
+                (next(events, ("", "", None))[1] for top in events if top == ("", "map_key", name)),
+                None,
+            )
+        if kind == "start_array" or (kind is None and name == "categories"):
+            return
+        found = (
+            f"{name!r} is {_KINDS.get(kind, f'a {kind}')}, not a list"
+            if kind
+            else f"no {name!r} list"
+        )
+        raise CrowdSourceError(location, "", f"not a COCO file: {found}")
 
     def _categories(self, location: str) -> dict[str, str]:
         """Category id (as text) to name; every name is declared as a label."""
@@ -64,24 +96,74 @@ class _CocoSource(IndexedSource):
         return names
 
     def _images(
-        self, location: str, index: AnswerIndex, who: str | None
-    ) -> Iterator[tuple[str, str, Any]]:
-        """``(image id, file_name, entry)`` of each ``images`` entry, registered in the index.
+        self, location: str, index: AnswerIndex, who: str | None, prefix: str
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(file_name, extra)`` of each sound ``images`` entry, registered in the index.
 
-        ``who`` names the size's origin in a conflict (default: the image id).
+        Its id, prefixed with ``prefix``, becomes an alias of the file name whose extra is
+        :meth:`_extra`'s plus where the entry is. ``who`` names the size's origin in a
+        conflict (default: the image id).
         """
         for n, image in self._section(location, "images"):
-            name = image.get("file_name") if isinstance(image, Mapping) else None
-            if not isinstance(name, str) or not name or "id" not in image:
-                self.skip(
-                    location, f"images[{n}]", SkipReason.MALFORMED, "no id or file_name", image
-                )
+            where = f"images[{n}]"
+            entry = self._entry(image)
+            if isinstance(entry, str):
+                self.skip(location, where, SkipReason.MALFORMED, entry, image)
                 continue
-            size = positive_size(image.get("width"), image.get("height"))
-            image_id = str(image["id"])
-            where = (location, f"images[{n}]")
-            index.add_image(name, size, who=who or f"image id {image_id}", where=where)
-            yield image_id, name, image
+            key, size, extra = entry
+            alias = prefix + str(image["id"])
+            first = index.resolve(alias)
+            if first is not None:
+                self._duplicate(location, where, index, alias, key, first, image)
+                continue
+            who_ = who or f"image id {image['id']}"
+            index.add_image(key, size, who=who_, where=(location, where))
+            index.set_alias(alias, key, {**extra, "at": where})
+            yield key, extra
+
+    def _entry(self, image: Any) -> tuple[str, ImageSize | None, dict[str, Any]] | str:
+        """``(file_name, size, extra)`` of an ``images`` entry, or why it is malformed."""
+        name = image.get("file_name") if isinstance(image, Mapping) else None
+        if not isinstance(name, str) or not name or "id" not in image:
+            return "no id or file_name"
+        width, height = image.get("width"), image.get("height")
+        size = positive_size(width, height)
+        if (width, height) != (None, None) and (
+            size is None or max(size["width"], size["height"]) > _MAX_SIZE
+        ):
+            return f"width {width!r}, height {height!r}: not whole pixels from 1 to {_MAX_SIZE}"
+        extra = self._extra(image)
+        return extra if isinstance(extra, str) else (name, size, extra)
+
+    def _extra(self, image: Mapping[str, Any]) -> dict[str, Any] | str:
+        """What the layout keeps with an image id, or why the entry is malformed."""
+        return {}
+
+    def _duplicate(
+        self,
+        location: str,
+        where: str,
+        index: AnswerIndex,
+        alias: str,
+        key: str,
+        first: tuple[str, Any],
+        image: Mapping[str, Any],
+    ) -> None:
+        """Reject a second entry with an image id already seen.
+
+        If it names another file, the id is ambiguous: every annotation naming it is
+        rejected (:meth:`_box`) rather than put on either image.
+        """
+        first_key, extra = first
+        self.skip(
+            location,
+            where,
+            SkipReason.MALFORMED,
+            f"duplicate image id {image['id']!r}, first at {extra['at']}",
+            image,
+        )
+        if key != first_key and "also" not in extra:
+            index.set_alias(alias, first_key, {**extra, "also": f"{key!r} at {where}"})
 
     def _box(
         self,
@@ -108,10 +190,17 @@ class _CocoSource(IndexedSource):
                 location, where, SkipReason.UNKNOWN_IMAGE, f"image_id {ann.get('image_id')!r}", ann
             )
             return None
+        key, extra = found
+        if "also" in extra:
+            detail = (
+                f"image_id {ann.get('image_id')!r} names both {key!r} at {extra['at']}"
+                f" and {extra['also']}"
+            )
+            self.skip(location, where, SkipReason.MALFORMED, detail, ann)
+            return key, extra, None
         if ann.get("iscrowd"):
             self.skip(location, where, SkipReason.CROWD_REGION)
             return None
-        key, extra = found
         label = categories.get(str(ann.get("category_id")))
         if label is None:
             self.skip(
@@ -130,6 +219,11 @@ class _CocoSource(IndexedSource):
             )
             return key, extra, None
         x, y, w, h = (c or 0.0 for c in coords)
+        if w <= 0 or h <= 0:
+            self.skip(
+                location, where, SkipReason.MALFORMED, "bbox width and height must be positive", ann
+            )
+            return key, extra, None
         return key, extra, {"label": label, "left": x, "top": y, "width": w, "height": h}
 
 
@@ -138,14 +232,16 @@ class CocoRatersSource(_CocoSource):
 
     kind = "coco-raters"
 
+    def _extra(self, image: Mapping[str, Any]) -> dict[str, Any] | str:
+        """The image's raters (:func:`_rater_list`)."""
+        return _rater_list(image.get("rater_list"))
+
     def load(self, index: AnswerIndex) -> None:
         """Categories, then images with their raters, then every annotation, into ``index``."""
         location = self.location
         categories = self._categories(location)
-        for image_id, key, image in self._images(location, index, None):
-            raters, sessions = _rater_list(image.get("rater_list"))
-            index.set_alias(image_id, key, {"raters": raters, "sessions": sessions})
-            for name in raters or ():
+        for key, extra in self._images(location, index, None, ""):
+            for name in extra["raters"] or ():
                 index.add_box(key, name, None)  # saw the image; boxes follow, if any
         for n, ann in self._section(location, "annotations"):
             read = self._box(location, n, ann, index.resolve, categories)
@@ -184,25 +280,38 @@ class CocoPerAnnotatorSource(_CocoSource):
         for number, location in enumerate(list_files(self.location, (".json",), store=self.store)):
             annotator = PurePosixPath(location.replace("\\", "/")).stem
             categories = self._categories(location)
-            for image_id, key, _ in self._images(location, index, annotator):
-                index.set_alias(f"{number}:{image_id}", key, None)
+            prefix = f"{number}:"
+            for key, _ in self._images(location, index, annotator, prefix):
                 index.add_box(key, annotator, None)
             for n, ann in self._section(location, "annotations"):
                 read = self._box(
-                    location, n, ann, lambda i, p=f"{number}:": index.resolve(p + i), categories
+                    location, n, ann, lambda i, p=prefix: index.resolve(p + i), categories
                 )
                 if read is not None:
                     key, _, box = read
                     index.add_box(key, annotator, box, broken=box is None)
 
 
-def _rater_list(value: Any) -> tuple[list[str] | None, bool]:
-    """``rater_list`` as annotator names, and whether it lists sessions."""
-    if isinstance(value, list):
-        return [str(r) for r in value], False
-    if isinstance(value, Mapping):
-        return [f"{r} (S{s})" for r, sessions in value.items() for s in sessions or ()], True
-    return None, False
+def _rater_list(value: Any) -> dict[str, Any] | str:
+    """``rater_list`` as annotator names and whether it lists sessions, or why it cannot be.
+
+    ``raters`` is ``None`` when the image has no ``rater_list``.
+    """
+    if value is None:
+        return {"raters": None, "sessions": False}
+    if isinstance(value, list) and all(map(_is_id, value)):
+        return {"raters": [str(r) for r in value], "sessions": False}
+    if isinstance(value, Mapping) and all(
+        isinstance(s, list) and all(map(_is_id, s)) for s in value.values()
+    ):
+        raters = [f"{r} (S{s})" for r, sessions in value.items() for s in sessions]
+        return {"raters": raters, "sessions": True}
+    return "rater_list is neither a list of raters nor an object of session lists"
+
+
+def _is_id(value: Any) -> bool:
+    """A rater or session id: a string or an integer."""
+    return isinstance(value, str | int) and not isinstance(value, bool)
 
 
 def _rater(ann: Mapping[str, Any], sessions: bool) -> str | None:

@@ -159,3 +159,209 @@ def test_a_rater_whose_every_box_is_broken_is_left_out(tmp_path: Path) -> None:
     ]
     assert img_a.annotators == ("r2", "r3")  # r3 drew nothing; r1's boxes could not be read
     assert img_b.annotators == ("r1", "r2", "r3")
+
+
+@pytest.mark.parametrize("bbox", [[110, 60, -100, -50], [10, 10, 0, 0], [10, 10, 5, 0]])
+def test_a_box_without_positive_width_and_height_is_malformed(
+    tmp_path: Path, bbox: list[float]
+) -> None:
+    coco = json.loads(RATERS.read_text())
+    coco["annotations"][0]["bbox"] = bbox  # r1's car on img_a
+    path = tmp_path / "raters.json"
+    path.write_text(json.dumps(coco))
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        img_a, _ = source.images()
+    assert str(rejects[0]).endswith(
+        "annotations[0] (id 1): malformed: bbox width and height must be positive"
+    )
+    assert img_a.annotators == ("r1", "r2", "r3")  # r1's person still counts
+    assert [b["label"] for b in img_a.boxes[0]] == ["person"]
+
+
+def duplicate_first_image(coco: dict[str, Any]) -> dict[str, Any]:
+    """A second ``images`` entry with the first one's id and another file."""
+    first = coco["images"][0]
+    coco["images"].append({**first, "file_name": "img_z.jpg"})
+    return coco
+
+
+def test_raters_duplicate_image_id_moves_no_box(tmp_path: Path) -> None:
+    coco = duplicate_first_image(json.loads(RATERS.read_text()))
+    first_id = coco["images"][0]["id"]
+    on_first = sum(a["image_id"] == first_id for a in coco["annotations"])
+    path = tmp_path / "raters.json"
+    path.write_text(json.dumps(coco))
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        images = list(source.images())
+    assert str(rejects[0]).endswith(
+        f"images[2]: malformed: duplicate image id {first_id}, first at images[0]"
+    )
+    ambiguous = [r for r in rejects if "names both" in r.detail]
+    assert len(ambiguous) == on_first  # r3's crowd region included: which image is it on?
+    assert ambiguous[0].detail == (
+        f"image_id {first_id} names both 'img_a.jpg' at images[0] and 'img_z.jpg' at images[2]"
+    )
+    assert [i.key for i in images] == ["img_a.jpg", "img_b.jpg"]
+    # r3 drew nothing under that id; r1's and r2's boxes could be on either image
+    assert images[0].annotators == ("r3",)
+
+
+def test_per_annotator_duplicate_image_id_moves_no_box(tmp_path: Path) -> None:
+    folder = tmp_path / "coco"
+    shutil.copytree(PER_ANNOTATOR, folder)
+    alice = duplicate_first_image(json.loads((folder / "alice.json").read_text()))
+    (folder / "alice.json").write_text(json.dumps(alice))
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(folder, "coco-per-annotator", on_reject=rejects.append) as source:
+        images = list(source.images())
+    assert [r.position for r in rejects] == [
+        "images[2]",
+        "annotations[0] (id 1)",
+        "annotations[1] (id 2)",
+    ]
+    assert all(r.source.endswith("alice.json") for r in rejects)
+    assert [i.key for i in images] == ["img_a.jpg", "img_b.jpg"]
+    assert images[0].annotators == ("bea",)
+
+
+def test_the_same_image_listed_twice_keeps_its_boxes(tmp_path: Path) -> None:
+    coco = json.loads(RATERS.read_text())
+    coco["images"].append(coco["images"][0])  # a repeated entry: the id is not ambiguous
+    path = tmp_path / "raters.json"
+    path.write_text(json.dumps(coco))
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        img_a, _ = source.images()
+    assert [r.detail for r in rejects][:1] == ["duplicate image id 20, first at images[0]"]
+    assert img_a.annotators == ("r1", "r2", "r3") and sum(map(len, img_a.boxes)) == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"annotations": {"1": {"id": 1}}}, "'annotations' is an object, not a list"),
+        ({"images": {"1": {"id": 1}}}, "'images' is an object, not a list"),
+        ({"annotations": None}, "'annotations' is null, not a list"),
+        ({"images": 3}, "'images' is a number, not a list"),
+        ({"categories": "car"}, "'categories' is a string, not a list"),
+        ({"images": ...}, "no 'images' list"),
+        ({"annotations": ...}, "no 'annotations' list"),
+    ],
+)
+def test_a_section_that_is_not_a_list_is_an_error(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    coco = json.loads(RATERS.read_text())
+    for name, value in change.items():
+        if value is ...:
+            del coco[name]
+        else:
+            coco[name] = value
+    path = tmp_path / "raters.json"
+    path.write_text(json.dumps(coco))
+    with pytest.raises(CrowdSourceError, match=rf"raters\.json: not a COCO file: {message}$"):
+        list(iter_crowd_images(path, "coco-raters"))
+
+
+def test_an_empty_object_is_not_an_empty_export(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_text("{}")
+    with pytest.raises(CrowdSourceError, match=r"a\.json: not a COCO file: no 'images' list"):
+        list(iter_crowd_images(path, "coco-raters"))
+
+
+def test_empty_lists_and_no_categories_are_an_export_of_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"images": [], "annotations": []}))
+    assert list(iter_crowd_images(path, "coco-raters")) == []
+
+
+@pytest.mark.parametrize(
+    ("size", "shown"),
+    [
+        ({"width": 1e20}, "width 1e+20, height 480"),
+        ({"width": 2**31}, "width 2147483648, height 480"),
+        ({"width": -640}, "width -640, height 480"),
+        ({"width": 0}, "width 0, height 480"),
+        ({"width": 640.5}, "width 640.5, height 480"),
+        ({"width": "640"}, "width '640', height 480"),
+        ({"height": None}, "width 640, height None"),
+    ],
+)
+def test_an_image_size_off_whole_pixels_is_malformed(
+    tmp_path: Path, size: dict[str, Any], shown: str
+) -> None:
+    coco = json.loads(RATERS.read_text())
+    coco["images"][0].update(size)
+    path = tmp_path / "raters.json"
+    path.write_text(json.dumps(coco))
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        images = list(source.images())
+    assert str(rejects[0]).endswith(
+        f"images[0]: malformed: {shown}: not whole pixels from 1 to 2147483647"
+    )
+    assert [i.key for i in images] == ["img_b.jpg"]
+    assert {r.reason.value for r in rejects[1:]} <= {"unknown-image", "rater-not-listed"}
+
+
+@pytest.mark.parametrize(
+    "rater_list", [{"r1": 1, "r2": [1]}, 7, "r1", [["r1"]], [True], {"r1": [[1]]}]
+)
+def test_a_rater_list_of_another_shape_is_malformed(tmp_path: Path, rater_list: Any) -> None:
+    coco = json.loads(RATERS.read_text())
+    coco["images"][0]["rater_list"] = rater_list
+    path = tmp_path / "raters.json"
+    path.write_text(json.dumps(coco))
+    with pytest.raises(
+        CrowdSourceError,
+        match=r"raters\.json: images\[0\]: malformed: rater_list is neither a list of raters "
+        r"nor an object of session lists$",
+    ):
+        list(iter_crowd_images(path, "coco-raters"))
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
+    path = tmp_path / "raters.json"
+    path.write_bytes(b"\xef\xbb\xbf" + RATERS.read_bytes())
+    read = []
+    for location in (path, RATERS):
+        rejects: list[CrowdReject] = []
+        with open_crowd_source(location, "coco-raters", on_reject=rejects.append) as source:
+            read.append((list(source.images()), [r.detail for r in rejects]))
+    assert read[0] == read[1] and read[0][0]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [
+        ("utf-16", r"byte 3: not UTF-8 text: a NUL byte \(UTF-16\? save the file as UTF-8\)"),
+        ("utf-16-le", r"byte 1: not UTF-8 text: a NUL byte"),
+        ("latin-1", r"byte \d+: not UTF-8 text \(save the file as UTF-8\)"),
+    ],
+)
+def test_a_file_not_in_utf8_is_one_line_naming_it(
+    tmp_path: Path, encoding: str, message: str
+) -> None:
+    coco = json.loads(RATERS.read_text())
+    coco["images"][0]["file_name"] = "café.jpg"
+    path = tmp_path / "raters.json"
+    path.write_bytes(json.dumps(coco, ensure_ascii=False).encode(encoding))
+    with pytest.raises(CrowdSourceError, match=rf"raters\.json: {message}") as caught:
+        list(iter_crowd_images(path, "coco-raters"))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_deeply_nested_file_is_refused(tmp_path: Path) -> None:
+    # 60 KB nested 30,000 deep took ijson 2 GB before the guard
+    coco = json.loads(RATERS.read_text())
+    coco["categories"][0]["keypoints"] = "@"
+    text = json.dumps(coco).replace('"@"', "[" * 30_000 + "]" * 30_000)
+    path = tmp_path / "raters.json"
+    path.write_text(text)
+    with pytest.raises(
+        CrowdSourceError, match=r"raters\.json: before byte \d+: nested more than 64 levels deep$"
+    ):
+        list(iter_crowd_images(path, "coco-raters"))
