@@ -4,8 +4,9 @@
   agreement tool: ``annotations[].rater_id``, and ``images[].rater_list`` naming who saw
   the image (a list, or ``{rater: [session, ...]}`` where each session counts as its own
   annotator ``"<rater> (S<session>)"`` and annotations carry ``session_id``).
-- ``coco-per-annotator``: a folder of plain COCO files, annotator = file stem; images are
-  matched by ``file_name`` and categories by ``name`` across files.
+- ``coco-per-annotator``: a folder of plain COCO files, annotator = file stem (the path
+  under the folder where stems repeat); images are matched by ``file_name`` and categories
+  by ``name`` across files.
 
 Shapes and rules in ``docs/crowd-sources.md``. Each file is streamed (ijson, through
 :func:`~gt_toolkit.formats.crowd.json_stream.open_json`) section by section (``categories``,
@@ -14,8 +15,9 @@ Shapes and rules in ``docs/crowd-sources.md``. Each file is streamed (ijson, thr
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import ijson
@@ -31,6 +33,7 @@ from gt_toolkit.formats.crowd.base import (
 )
 from gt_toolkit.formats.crowd.json_stream import open_json
 from gt_toolkit.formats.crowd.report import SkipReason
+from gt_toolkit.storage.s3 import is_s3_uri
 from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = ["CocoPerAnnotatorSource", "CocoRatersSource"]
@@ -277,8 +280,8 @@ class CocoPerAnnotatorSource(_CocoSource):
 
     def load(self, index: AnswerIndex) -> None:
         """Each file's images (seen by its annotator) and boxes, into ``index``."""
-        for number, location in enumerate(list_files(self.location, (".json",), store=self.store)):
-            annotator = PurePosixPath(location.replace("\\", "/")).stem
+        files = list_files(self.location, (".json",), store=self.store)
+        for number, (location, annotator) in enumerate(_annotators(self.location, files)):
             categories = self._categories(location)
             prefix = f"{number}:"
             for key, _ in self._images(location, index, annotator, prefix):
@@ -290,6 +293,38 @@ class CocoPerAnnotatorSource(_CocoSource):
                 if read is not None:
                     key, _, box = read
                     index.add_box(key, annotator, box, broken=box is None)
+
+
+def _annotators(root: str, files: list[str]) -> list[tuple[str, str]]:
+    """Each file with its annotator: its stem, or its path under ``root`` where stems repeat.
+
+    ``alice/annotations/instances_default.json`` and ``bob/annotations/instances_default.json``
+    (CVAT's and datumaro's COCO export, unzipped per annotator) are
+    ``alice/annotations/instances_default`` and ``bob/annotations/instances_default``.
+
+    Raises:
+        CrowdSourceError: two files would still name the same annotator.
+    """
+    stems = [PurePosixPath(f.replace("\\", "/")).stem for f in files]
+    repeated = Counter(stems)
+    named: dict[str, str] = {}
+    for location, stem in zip(files, stems, strict=True):
+        name = stem if repeated[stem] == 1 else _relative_stem(root, location)
+        if name in named:
+            raise CrowdSourceError(
+                location, "", f"names the same annotator {name!r} as {named[name]}"
+            )
+        named[name] = location
+    return [(location, name) for name, location in named.items()]
+
+
+def _relative_stem(root: str, location: str) -> str:
+    """``location``'s path under the folder ``root``, without its extension, with ``/``."""
+    if is_s3_uri(root):
+        path = PurePosixPath(location[len(root.rstrip("/")) + 1 :])
+    else:
+        path = PurePosixPath(Path(location).relative_to(root).as_posix())
+    return str(path.with_suffix(""))
 
 
 def _rater_list(value: Any) -> dict[str, Any] | str:

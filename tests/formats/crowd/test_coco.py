@@ -161,6 +161,64 @@ def test_a_rater_whose_every_box_is_broken_is_left_out(tmp_path: Path) -> None:
     assert img_b.annotators == ("r1", "r2", "r3")
 
 
+def cvat_coco(coco: dict[str, Any]) -> dict[str, Any]:
+    """``coco`` as CVAT's "COCO 1.0" export writes it (datumaro's field set)."""
+    return {
+        "licenses": [{"name": "", "id": 0, "url": ""}],
+        "info": {"contributor": "", "date_created": "", "description": "", "url": "",
+                 "version": "", "year": ""},
+        "categories": [{**c, "supercategory": ""} for c in coco["categories"]],
+        "images": [
+            {**i, "license": 0, "flickr_url": "", "coco_url": "", "date_captured": 0}
+            for i in coco["images"]
+        ],
+        "annotations": [
+            {**a, "segmentation": [], "attributes": {"occluded": False, "rotation": 0.0}}
+            for a in coco["annotations"]
+        ],
+    }  # fmt: skip
+
+
+def test_per_annotator_files_sharing_a_stem_are_named_by_their_path(tmp_path: Path) -> None:
+    # CVAT's COCO export unzipped once per annotator: every file is instances_default.json
+    folder = tmp_path / "coco"
+    for person in ("alice", "bea", "carl"):
+        target = folder / person / "annotations" / "instances_default.json"
+        target.parent.mkdir(parents=True)
+        coco = json.loads((PER_ANNOTATOR / f"{person}.json").read_text())
+        target.write_text(json.dumps(cvat_coco(coco)))
+    boxes, report = consolidate(folder, "coco-per-annotator", tmp_path)
+    flat, _ = consolidate(PER_ANNOTATOR, "coco-per-annotator", tmp_path)
+    assert boxes == flat  # three annotators, not one who drew everything twice
+    assert report.ingest.annotators == {
+        "alice/annotations/instances_default",
+        "bea/annotations/instances_default",
+        "carl/annotations/instances_default",
+    }
+
+
+def test_per_annotator_a_unique_stem_stays_the_name(tmp_path: Path) -> None:
+    folder = tmp_path / "coco"
+    (folder / "a").mkdir(parents=True)
+    (folder / "b").mkdir()
+    shutil.copy(PER_ANNOTATOR / "alice.json", folder / "alice.json")
+    shutil.copy(PER_ANNOTATOR / "bea.json", folder / "a" / "x.json")
+    shutil.copy(PER_ANNOTATOR / "carl.json", folder / "b" / "x.json")
+    seen = {i.key: i.annotators for i in iter_crowd_images(folder, "coco-per-annotator")}
+    assert seen["img_b.jpg"] == ("a/x", "alice", "b/x")  # carl's is b/x
+
+
+def test_per_annotator_files_naming_one_annotator_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "coco"
+    folder.mkdir()
+    shutil.copy(PER_ANNOTATOR / "alice.json", folder / "alice.json")
+    shutil.copy(PER_ANNOTATOR / "bea.json", folder / "alice.JSON")
+    with pytest.raises(
+        CrowdSourceError, match=r"alice\.json: names the same annotator 'alice' as "
+    ):
+        list(iter_crowd_images(folder, "coco-per-annotator"))
+
+
 @pytest.mark.parametrize("bbox", [[110, 60, -100, -50], [10, 10, 0, 0], [10, 10, 5, 0]])
 def test_a_box_without_positive_width_and_height_is_malformed(
     tmp_path: Path, bbox: list[float]
