@@ -41,6 +41,9 @@ class SkipReason(StrEnum):
     """COCO ``iscrowd: 1``: a region covering several objects, not one object's box."""
     SUPERSEDED = "superseded-answer"
     """An annotator answered the same image twice; the later answer is kept."""
+    DUPLICATE_ANSWER = "duplicate-answer"
+    """A second answer to an image by an annotator whose first answer came from elsewhere
+    (two CVAT job files of one assignee covering the same frame); the first is kept."""
     MALFORMED = "malformed"
     """A record whose fields are missing or of the wrong type."""
     NO_IMAGE_SIZE = "no-image-size"
