@@ -273,8 +273,13 @@ _MAX_SIDE = 2**31 - 1  # pixels: a signed 32-bit integer
 
 
 def first_line(exc: BaseException) -> str:
-    """A parser's message without the multi-line context some parsers add (yajl's caret)."""
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), repr(exc))
+    """A parser's message without the multi-line context some parsers add (yajl's caret).
+
+    yajl gives its message as bytes (holding the input's raw bytes): decoded, not ``repr``'d.
+    """
+    arg = exc.args[0] if len(exc.args) == 1 else None
+    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(exc)
+    return next((line.strip() for line in text.splitlines() if line.strip()), repr(exc))
 
 
 def coordinate(value: Any) -> float | None:
