@@ -199,6 +199,7 @@ def test_agreement_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     report = json.loads((out / "agreement.json").read_text())
     assert report["units"] == 3 and report["ingest"]["images"] == 2
     assert report["matrix"]["annotators"] == ["alice", "bea", "carl"]
+    assert [r["mean_time_spent"] for r in report["per_annotator"]] == [None] * 3  # COCO: none
     assert "α = " in (out / "agreement.html").read_text()
     assert capsys.readouterr().err.startswith("alpha ")
 
@@ -236,6 +237,13 @@ def test_agreement_shows_the_worker_model_and_keeps_alpha(
         {k: v for k, v in r.items() if k in plain["per_annotator"][0]} for r in rows.values()
     ]
     assert trimmed == plain["per_annotator"]
+    # Label Studio records each annotation's lead time: the same means consolidate reports
+    quality = tmp_path / "c.manifest"
+    assert main(["consolidate", *args[1:], "-o", str(quality), "--worker-model", "none"]) == 0
+    timed = json.loads(Path(f"{quality}.worker-quality.json").read_text())
+    times = {r["worker_id"]: r["mean_time_spent"] for r in plain["per_annotator"]}
+    assert times == {q["worker_id"]: q["mean_time_spent"] for q in timed}
+    assert all(t is not None and t > 0 for t in times.values())
     page = (tmp_path / "fit" / "agreement.html").read_text()
     assert "model: miss rate" in page and "model: box noise" in page
     assert "model: miss rate" not in (tmp_path / "plain" / "agreement.html").read_text()
