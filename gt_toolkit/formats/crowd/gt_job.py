@@ -82,7 +82,11 @@ def find_worker_responses(job: Location, *, store: S3Store | None = None) -> dic
     else:
         root = Path(base)
         if not root.is_dir():
-            raise NoMatchingObjectsError(f"no worker-response files: {base} is not a folder")
+            raise NoMatchingObjectsError(
+                f"no worker-response files: {base} is not a folder (read as a Ground Truth "
+                "job, the gt-job source; another tool's export needs its source: label-studio, "
+                "cvat, coco-raters or coco-per-annotator)"
+            )
         keys = (str(p) for p in sorted(root.glob("iteration-*/*/*.json")))
     latest: dict[int, int] = {}
     for key in keys:
