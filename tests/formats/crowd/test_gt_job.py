@@ -90,22 +90,24 @@ def test_a_spool_that_cannot_be_written_costs_a_second_read_not_the_run(
         real_dump(*args, **kwargs)
 
     monkeypatch.setattr(base.pickle, "dump", full_disk)
-    spools = set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its own: tests run in parallel
     with open_crowd_source(JOB) as source:
         first = list(source.items(again=True))
         assert source._spool is None and calls[0] == 3  # no more writes after the failure
         assert list(source.items()) == first  # read from the job again
     assert len(first) == 40
-    assert set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*")) == spools
+    assert not list(tmp_path.glob("gt-toolkit-crowd-*"))
 
 
-def test_closing_the_source_mid_pass_deletes_its_spool() -> None:
-    spools = set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*"))
+def test_closing_the_source_mid_pass_deletes_its_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its own: tests run in parallel
     with open_crowd_source(JOB) as source:
         items = source.items(again=True)
         next(items)
-        assert len(set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*")) - spools) == 1
-    assert set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*")) == spools
+        assert len(list(tmp_path.glob("gt-toolkit-crowd-*"))) == 1
+    assert not list(tmp_path.glob("gt-toolkit-crowd-*"))
     assert len(list(items)) == 39 and source._spool is None  # finishing later keeps none
 
 
