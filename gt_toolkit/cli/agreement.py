@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             settings = ConsolidationSettings(iou_threshold=args.iou_threshold)
             model = fitted = fit_source_model(src, settings, args.labels)
         report = measure_agreement(
-            src.images(), iou_threshold=args.iou_threshold, labels=args.labels, worker_model=model
+            src.items(), iou_threshold=args.iou_threshold, labels=args.labels, worker_model=model
         )
         report.extra["ingest"] = src.report.to_json()
         notes = [f"Read from {args.source} ({src.kind}): {src.report.summary()}."]

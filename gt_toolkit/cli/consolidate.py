@@ -58,7 +58,9 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--element-name", help="Ground Truth: crowd element name in answerContent")
     p.add_argument("--threads", type=positive_int, help="gt-job: concurrent reads (16)")
     p.add_argument(
-        "--rejects", help="where broken records go (default: beside the output, .rejects.jsonl)"
+        "--rejects",
+        help="where broken records go (default: consolidate OUT.rejects.jsonl, agreement "
+        "DIR/rejects.jsonl)",
     )
 
 
@@ -90,9 +92,9 @@ def add_worker_model_option(p: argparse.ArgumentParser, *, use: str, default: st
     p.add_argument(
         "--worker-model",
         metavar="fit|none|TABLE",
-        help=f"{use} each worker's miss rate, false boxes per image and box noise over the "
-        "whole job (docs/consolidation.md, 'The worker model'): fit (fit it on SOURCE first, "
-        "which reads SOURCE twice), a saved table (local or s3://, as a fit writes it), or "
+        help=f"{use} each worker's miss rate, false boxes per image, box noise and box bias "
+        "over the whole job (docs/consolidation.md, 'The worker model'): fit (fit it on SOURCE "
+        "first, a second pass), a saved table (local or s3://, as a fit writes it), or "
         f"none (default: {default})",
     )
 
@@ -136,7 +138,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--labels", nargs="+", help="label list, class ids in this order (default: the source's)"
     )
     p.add_argument("--label-attribute", help="manifest: the label attribute ('consolidated')")
-    p.add_argument("--job-name", help="job-name in the metadata (default: last part of SOURCE)")
+    p.add_argument(
+        "--job-name",
+        help="job-name in the metadata (default: SOURCE's last part without its extension)",
+    )
     p.add_argument("--quality", help="worker-quality base name (default: OUTPUT.worker-quality)")
     add_worker_model_option(
         p,

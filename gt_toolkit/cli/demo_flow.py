@@ -574,7 +574,7 @@ def _other_tool_step(run: _Run) -> None:
     with run.step("Consolidate a Label Studio export and measure agreement") as s:
         with open_crowd_source(export, "label-studio") as source:
             report = reconsolidate(source, out / "label-studio.manifest")
-            agreement = measure_agreement(source.images())
+            agreement = measure_agreement(source.items())
         pages = write_agreement(agreement, out / "agreement", title="Agreement: Label Studio")
         s.output = pages["html"]
         s.detail = (

@@ -183,8 +183,11 @@ def _consolidate(
         if kept:
             fusion_weights = evidence.weights.tolist() if evidence is not None else w_all
             mw = member_weights(clean, clusters, fusion_weights)
-            total = float(sum(fusion_weights)) if fusion_weights is not None else float(n)
-            verdict = score_boxes(clean, clusters, ballot, mw.per_box, mw.per_cluster, total, n)
+            # fsum: exact, so the workers' order cannot move the confidence's last bits
+            total = math.fsum(fusion_weights) if fusion_weights is not None else float(n)
+            verdict = score_boxes(
+                clean, clusters, ballot, mw.per_box, mw.per_cluster, total, n, void=mw.void
+            )
             weighted = fusion_weights is not None
             placed = clean if evidence is None else without_bias(clean, evidence.bias, image_size)
             fused = fuse_clusters(placed, clusters, ballot.kept, mw, settings.fusion, weighted)
@@ -197,7 +200,9 @@ def _consolidate(
 
 
 def _checked_weights(weights: Sequence[float] | None, n: int) -> list[float] | None:
-    """The weights as floats; ``None`` for equal weights (also when all are 0).
+    """The weights as floats scaled to a largest of 1; ``None`` for equal weights.
+
+    All zero counts as equal weights.
 
     Raises:
         ConsolidationError: the wrong length, or a negative or non-finite weight.
@@ -209,7 +214,10 @@ def _checked_weights(weights: Sequence[float] | None, n: int) -> list[float] | N
         raise ConsolidationError(f"got {len(w_all)} weights for {n} workers")
     if any(not math.isfinite(x) or x < 0 for x in w_all):
         raise ConsolidationError(f"weights must be finite and >= 0, got {w_all}")
-    return w_all if sum(w_all) > 0 else [1.0] * n
+    top = max(w_all, default=0.0)
+    # only their ratios count: the largest becomes 1, so huge or tiny weights neither
+    # overflow nor underflow in the sums and products they go into
+    return [x / top for x in w_all] if top > 0 else [1.0] * n
 
 
 def _in_output_order(verdict: Verdict, fused: FloatArray) -> Verdict:

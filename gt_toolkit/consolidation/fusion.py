@@ -25,11 +25,16 @@ __all__ = ["MemberWeights", "fuse_clusters", "member_weights", "without_bias"]
 
 
 class MemberWeights(NamedTuple):
-    """Each box's worker weight, and their sum per cluster (``weighted``: not all 1.0)."""
+    """Each box's worker weight, and their sum per cluster (``weighted``: not all 1.0).
+
+    ``void`` marks the clusters whose members all weigh 0: they fuse with equal weights,
+    but their support (rule 7) stays 0.
+    """
 
     per_box: FloatArray
     per_cluster: FloatArray
     weighted: bool
+    void: BoolArray | None = None
 
 
 def member_weights(
@@ -46,10 +51,10 @@ def member_weights(
     per_box = np.asarray(weights, dtype=np.float64)[clean.worker]
     per_cluster = _weight_sums(cl, per_box, count)
     zero = per_cluster <= 0
-    if zero.any():
-        per_box = np.where(zero[cl], 1.0, per_box)
-        per_cluster = _weight_sums(cl, per_box, count)
-    return MemberWeights(per_box, per_cluster, True)
+    if not zero.any():
+        return MemberWeights(per_box, per_cluster, True)
+    per_box = np.where(zero[cl], 1.0, per_box)
+    return MemberWeights(per_box, _weight_sums(cl, per_box, count), True, zero)
 
 
 def _weight_sums(cl: npt.NDArray[np.intp], per_box: FloatArray, count: int) -> FloatArray:

@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, TypeAlias
+from urllib.parse import unquote
 
 import orjson
 
@@ -151,12 +152,27 @@ class ReconsolidationReport:
 def image_reference(key: str, image_prefix: str | None) -> str:
     """The ``source-ref`` of an image key: ``s3://`` keys as they are, others under a prefix.
 
-    A key that is not an ``s3://`` URI (a tool's file name, path or URL) becomes
-    ``image_prefix`` + its last path part; without a prefix it stays as it is.
+    A key that is not an ``s3://`` URI becomes ``image_prefix`` + :func:`image_path`;
+    without a prefix it stays as it is.
     """
     if is_s3_uri(key) or image_prefix is None:
         return key
-    return image_prefix.rstrip("/") + "/" + re.split(r"[/\\=]", key)[-1]
+    return image_prefix.rstrip("/") + "/" + image_path(key)
+
+
+def image_path(key: str) -> str:
+    """Where a tool's image key puts the image below its dataset folder.
+
+    A relative path (a CVAT image name, a COCO ``file_name``) is kept whole, with ``/``
+    separators, so ``day1/0001.jpg`` and ``day2/0001.jpg`` stay two images, as ``from-coco``
+    joins them; a Label Studio local-files URL gives its ``?d=`` path; any other URL or
+    absolute path (a Label Studio upload, ``http://``) gives its last part.
+    """
+    if "?d=" in key:
+        key = unquote(key.split("?d=", 1)[1])
+    elif "://" in key or key.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[/\\]", key):
+        return re.split(r"[/\\]", key)[-1]
+    return "/".join(p for p in re.split(r"[/\\]", key) if p not in ("", "."))
 
 
 # -- outputs -----------------------------------------------------------------------------------
@@ -170,6 +186,7 @@ class _Run:
     labels: list[str]  # grows as new labels appear; class id = position
     image_prefix: str | None
     manifest: bool
+    paths: dict[str, str] = field(default_factory=dict)  # image_path -> key, non-s3:// keys
 
     def class_of(self, label: str) -> int:
         if label not in self.labels:
@@ -177,12 +194,21 @@ class _Run:
         return self.labels.index(label)
 
     def reference(self, item: CrowdItem) -> str:
-        ref = image_reference(item.image.key, self.image_prefix)
+        """The image's ``source-ref``; two keys that would share one are an error."""
+        key = item.image.key
+        ref = image_reference(key, self.image_prefix)
         if self.manifest and item.record is None and not is_s3_uri(ref):
             raise ConsolidationError(
-                f"image {item.image.key!r} is not an s3:// URI, which a Ground Truth manifest "
+                f"image {key!r} is not an s3:// URI, which a Ground Truth manifest "
                 "needs: pass an image prefix (--image-prefix s3://bucket/folder/) or write COCO"
             )
+        if not is_s3_uri(key):
+            first = self.paths.setdefault(image_path(key), key)
+            if first != key:
+                raise ConsolidationError(
+                    f"images {first!r} and {key!r} would both be {image_path(key)!r} in the "
+                    "output: give the tool's images distinct file names"
+                )
         return ref
 
 
@@ -228,7 +254,8 @@ class _CocoWriter:
     def add(self, item: CrowdItem, result: ImageConsolidation | None, failure: str | None) -> None:
         self.images += 1
         ref = self.run.reference(item)
-        image: dict[str, Any] = {"id": self.images, "file_name": ref.rsplit("/", 1)[-1]}
+        name = image_path(ref if is_s3_uri(item.image.key) else item.image.key)
+        image: dict[str, Any] = {"id": self.images, "file_name": name}
         size = item.image.image_size
         if size is not None:
             image |= {"width": size["width"], "height": size["height"]}

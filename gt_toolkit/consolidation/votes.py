@@ -195,17 +195,21 @@ def score_boxes(
     cluster_weight: FloatArray,
     total_weight: float,
     answered: int,
+    *,
+    void: BoolArray | None = None,
 ) -> Verdict:
     """The output boxes (one per kept cluster, or per kept label) and their confidence.
 
     ``member_weight`` is each box's worker weight, ``cluster_weight`` their sum per
-    cluster and ``total_weight`` the sum over the workers who answered. With a worker
-    model (``ballot.log_odds``) the confidence is the posterior probability of the object.
+    cluster and ``total_weight`` the sum over the workers who answered; ``void`` marks the
+    clusters whose members all weigh 0 (given equal weights to fuse): their support is 0.
+    With a worker model (``ballot.log_odds``) the confidence is the posterior probability
+    of the object.
     """
     cl, size, count = clusters.of, clusters.size, clusters.count
     labels_n = len(clean.labels)
     posterior = ballot.log_odds is not None
-    agreement = _agreement(clusters) if not posterior else np.zeros(count)
+    agreement = _agreement(clean, clusters) if not posterior else np.zeros(count)
     if ballot.label_kept is not None and ballot.voters is not None and ballot.cells is not None:
         rows, labs = np.nonzero(ballot.label_kept)
         if ballot.log_odds is not None:
@@ -217,6 +221,8 @@ def score_boxes(
         k_box = ballot.voters.take(cell)
         box_votes = votes.take(cell)
         support = box_votes / total_weight
+        if void is not None:
+            support[void.take(rows)] = 0.0
         label_share = np.minimum(box_votes / cluster_weight.take(rows), 1.0)
         # the members who gave another label dissent: a contested label ranks below a
         # box nobody contradicts (workers miss objects more often than they mislabel them)
@@ -235,14 +241,20 @@ def score_boxes(
     if ballot.log_odds is not None:
         return Verdict(rows, winner[rows], _posterior(ballot.log_odds[rows]))
     support_all = cluster_weight / total_weight
+    if void is not None:
+        support_all[void] = 0.0
     confidence_all = _confidence(support_all, agreement * label_share_all, size, answered)
     return Verdict(rows, winner[rows], confidence_all[rows])
 
 
-def _agreement(clusters: Clusters) -> FloatArray:
-    """Mean pairwise IoU of each cluster's members (0 for a single member)."""
+def _agreement(clean: CleanBoxes, clusters: Clusters) -> FloatArray:
+    """Mean pairwise IoU of each cluster's members (0 for a single member).
+
+    Over every overlapping pair in a cluster, also those below the IoU threshold (a
+    cluster formed around its mean box can hold them); pairs that do not overlap add 0.
+    """
     cl, size = clusters.of, clusters.size
-    lo, hi, iou = clusters.links
+    lo, hi, iou = clean.overlaps
     lo_cl = cl.take(lo)
     same = lo_cl == cl.take(hi)
     iou_sum = np.bincount(lo_cl.compress(same), iou.compress(same), clusters.count)

@@ -111,7 +111,7 @@ class WorkerModel:
         drawn, silent = _log_odds_terms(miss, false, self.places)
         return Evidence(
             drawn,
-            math.log(self.objects / self.places) + float(silent.sum()),
+            math.log(self.objects / self.places) + math.fsum(silent.tolist()),  # order-free
             np.array([s.weight for s in skills], dtype=np.float64),
             np.array([s.box_bias for s in skills], dtype=np.float64).reshape(-1, 4),
         )
@@ -177,9 +177,10 @@ def _skill_json(s: WorkerSkill) -> dict[str, Any]:
 
 def _skill_from(raw: Mapping[str, Any]) -> WorkerSkill:
     miss, false, noise = (float(raw[k]) for k in ("miss_rate", "false_boxes", "box_noise"))
-    if not (0.0 < miss < 1.0 and 0.0 < false < math.inf and 0.0 < noise <= 1.0):
+    if not (0.0 < miss < 1.0 and 0.0 < false < math.inf and 0.0 < noise < math.inf):
         raise ValueError(
-            f"miss_rate must be in (0, 1), false_boxes > 0 and box_noise in (0, 1], got {dict(raw)}"
+            "miss_rate must be in (0, 1), false_boxes and box_noise finite and > 0, "
+            f"got {dict(raw)}"
         )
     bias = dict(raw.get("box_bias", {}))  # a hand-written table may leave it out: no bias
     left, top, right, bottom = (float(bias.get(e, 0.0)) for e in _EDGES)

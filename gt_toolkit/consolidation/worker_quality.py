@@ -6,7 +6,8 @@ their work a look. Figures per worker (Hata et al. 2017 found quality stable ove
 a few images already predict it):
 
 - ``mean_iou``: mean IoU of their matched boxes to the consolidated box they joined;
-- ``recall``: consolidated boxes they drew / consolidated boxes on images they answered;
+- ``recall``: consolidated objects they drew / consolidated objects on images they answered
+  (an object kept with two labels counts once, however many of their boxes joined it);
 - ``precision``: their boxes that joined a kept cluster / all boxes they submitted;
 - ``label_agreement``: matched boxes whose label equals the consensus label;
 - ``size_bias``: mean of ``sqrt(their area / consensus area) - 1`` (> 0 loose, < 0 tight);
@@ -80,12 +81,18 @@ class _Sums:
     images: int = 0
     boxes: int = 0
     matched: int = 0
+    found: int = 0  # consensus objects they drew (two boxes on one object count once)
     consensus: int = 0
     iou: float = 0.0
     same_label: int = 0
     size: float = 0.0
     time: float = 0.0
     timed: int = 0
+
+
+def _place(box: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Where a consolidated box is: one object's boxes (one per kept label) share it."""
+    return box["left"], box["top"], box["width"], box["height"]
 
 
 def _label_of(answers: Sequence[Sequence[WorkerBox]], member: tuple[int, int]) -> Any:
@@ -113,7 +120,7 @@ class QualityAccumulator:
         ``consolidation`` must come from the same ``answers`` (its clusters index them).
         """
         # objects, not boxes: with quorum="label" one object can carry a box per label
-        total = len({(b["left"], b["top"], b["width"], b["height"]) for b in consolidation.boxes})
+        total = len({_place(b) for b in consolidation.boxes})
         member_of: dict[tuple[int, int], int] = {}
         for c, members in enumerate(consolidation.clusters):
             for m in members:
@@ -139,6 +146,7 @@ class QualityAccumulator:
             a = _xyxy(theirs, image_size)
             f = _xyxy(fused, None)
             s.matched += len(mine)
+            s.found += len({_place(fb) for fb in fused})
             s.iou += float(iou_pairs(a, f).sum())
             area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
             area_f = (f[:, 2] - f[:, 0]) * (f[:, 3] - f[:, 1])
@@ -165,7 +173,7 @@ class QualityAccumulator:
                     matched=s.matched,
                     consensus_boxes=s.consensus,
                     mean_iou=s.iou / s.matched if s.matched else 0.0,
-                    recall=s.matched / s.consensus if s.consensus else 1.0,
+                    recall=s.found / s.consensus if s.consensus else 1.0,
                     precision=s.matched / s.boxes if s.boxes else 1.0,
                     label_agreement=s.same_label / s.matched if s.matched else 0.0,
                     size_bias=s.size / s.matched if s.matched else 0.0,

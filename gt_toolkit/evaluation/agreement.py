@@ -46,6 +46,7 @@ from gt_toolkit.consolidation.geometry import box_iou, clip_xyxy, iou_matrix
 from gt_toolkit.consolidation.worker_model import WorkerModel
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator, WorkerQuality
 from gt_toolkit.formats.crowd import CrowdImage
+from gt_toolkit.formats.crowd.base import CrowdItem
 from gt_toolkit.storage.files import Location, join_location, write_bytes, write_json
 from gt_toolkit.storage.s3 import S3Store
 from gt_toolkit.templating import render_page
@@ -286,7 +287,7 @@ class _Tally:
 
 
 def measure_agreement(
-    images: Iterable[CrowdImage],
+    images: Iterable[CrowdImage | CrowdItem],
     *,
     iou_threshold: float = 0.5,
     labels: Sequence[str] | None = None,
@@ -298,7 +299,9 @@ def measure_agreement(
     """Agreement of a crowd, read image by image (definitions in the module docstring).
 
     Args:
-        images: the crowd, from :func:`~gt_toolkit.formats.crowd.sources.iter_crowd_images`.
+        images: the crowd, from :func:`~gt_toolkit.formats.crowd.sources.iter_crowd_images`,
+            or a source's items (``source.items()``), which also give each annotator's time
+            spent where the tool records it (the per-annotator ``mean_time_spent``).
         iou_threshold: the IoU at which boxes of two annotators are matched.
         labels: the label list (other labels are not values); ``None`` accepts all.
         consensus: the settings of the consensus each annotator is scored against
@@ -311,7 +314,8 @@ def measure_agreement(
     """
     consensus = consensus or ConsolidationSettings(iou_threshold=iou_threshold)
     tally = _Tally(random.Random(seed), sample_size)
-    for image in images:
+    for entry in images:
+        image = entry.image if isinstance(entry, CrowdItem) else entry
         mine = _Disagreement()
         boxes = sum(len(b) for b in image.boxes)
         if len(image.annotators) > 1:
@@ -323,7 +327,13 @@ def measure_agreement(
             result = consolidate_image(
                 image.boxes, settings=consensus, labels=labels, image_size=image.image_size
             )
-            tally.quality.add(image.annotators, image.boxes, result, image_size=image.image_size)
+            tally.quality.add(
+                image.annotators,
+                image.boxes,
+                result,
+                image_size=image.image_size,
+                time_spent=entry.time_spent or None if isinstance(entry, CrowdItem) else None,
+            )
     return _report(tally, iou_threshold, worker_model)
 
 

@@ -40,8 +40,8 @@ def _annotators(images: Sequence[CrowdImage]) -> list[str]:
 
 
 def _name(key: str) -> str:
-    """The file name a tool shows for an image reference."""
-    return key.rsplit("/", 1)[-1]
+    """The file name a tool shows for an image reference (a relative path stays whole)."""
+    return key.rsplit("/", 1)[-1] if "://" in key else key
 
 
 def label_studio_export(

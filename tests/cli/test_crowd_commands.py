@@ -14,6 +14,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from gt_toolkit.cli import main
+from gt_toolkit.formats.crowd import CrowdImage
+from gt_toolkit.testing.crowd_exports import cvat_job_exports, label_studio_export
 from tests.helpers import CROWD, SAMPLES, consolidated_boxes
 
 JOB = SAMPLES / "job-output" / "samples-balls"
@@ -64,6 +66,50 @@ def test_image_prefix_makes_source_refs(tmp_path: Path) -> None:
         "s3://bkt/photos/img_a.jpg",
         "s3://bkt/photos/img_b.jpg",
     ]
+
+
+def _two_folders(key: str) -> list[CrowdImage]:
+    """Two images named alike in two folders, three annotators each (``key`` % folder)."""
+    box = {"label": "car", "left": 10.0, "top": 10.0, "width": 40.0, "height": 30.0}
+    return [
+        CrowdImage(
+            key=key % folder,
+            image_size={"width": 200, "height": 100},
+            annotators=("ann", "bob", "cy"),
+            boxes=([box], [box], []),
+        )
+        for folder in ("day1", "day2")
+    ]
+
+
+def test_images_named_alike_in_two_folders_stay_two_images(tmp_path: Path) -> None:
+    replicas = tmp_path / "replicas"
+    replicas.mkdir()
+    for name, xml in cvat_job_exports(_two_folders("%s/cam/0001.jpg")).items():
+        (replicas / f"{name}.xml").write_text(xml)
+    coco, manifest = tmp_path / "out.json", tmp_path / "out.manifest"
+    args = ["consolidate", str(replicas), "--from", "cvat", "--worker-model", "none"]
+    assert main([*args, "-o", str(coco), "--output-format", "coco"]) == 0
+    names = [i["file_name"] for i in json.loads(coco.read_text())["images"]]
+    assert sorted(names) == ["day1/cam/0001.jpg", "day2/cam/0001.jpg"]
+    assert main([*args, "-o", str(manifest), "--image-prefix", "s3://bkt/photos/"]) == 0
+    assert sorted(x["source-ref"] for x in lines(manifest)) == [
+        "s3://bkt/photos/day1/cam/0001.jpg",
+        "s3://bkt/photos/day2/cam/0001.jpg",
+    ]
+
+
+def test_two_images_that_would_share_an_output_name_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = tmp_path / "export.json"  # URLs: only their last part names the image
+    export.write_text(json.dumps(label_studio_export(_two_folders("https://cdn.test/%s/1.jpg"))))
+    out = tmp_path / "out.json"
+    args = ["consolidate", str(export), "--from", "label-studio", "--output-format", "coco"]
+    assert main([*args, "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "'https://cdn.test/day1/1.jpg'" in err and "'https://cdn.test/day2/1.jpg'" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == [export]
 
 
 def test_a_manifest_needs_s3_refs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,6 +199,7 @@ def test_agreement_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     report = json.loads((out / "agreement.json").read_text())
     assert report["units"] == 3 and report["ingest"]["images"] == 2
     assert report["matrix"]["annotators"] == ["alice", "bea", "carl"]
+    assert [r["mean_time_spent"] for r in report["per_annotator"]] == [None] * 3  # COCO: none
     assert "α = " in (out / "agreement.html").read_text()
     assert capsys.readouterr().err.startswith("alpha ")
 
@@ -190,6 +237,13 @@ def test_agreement_shows_the_worker_model_and_keeps_alpha(
         {k: v for k, v in r.items() if k in plain["per_annotator"][0]} for r in rows.values()
     ]
     assert trimmed == plain["per_annotator"]
+    # Label Studio records each annotation's lead time: the same means consolidate reports
+    quality = tmp_path / "c.manifest"
+    assert main(["consolidate", *args[1:], "-o", str(quality), "--worker-model", "none"]) == 0
+    timed = json.loads(Path(f"{quality}.worker-quality.json").read_text())
+    times = {r["worker_id"]: r["mean_time_spent"] for r in plain["per_annotator"]}
+    assert times == {q["worker_id"]: q["mean_time_spent"] for q in timed}
+    assert all(t is not None and t > 0 for t in times.values())
     page = (tmp_path / "fit" / "agreement.html").read_text()
     assert "model: miss rate" in page and "model: box noise" in page
     assert "model: miss rate" not in (tmp_path / "plain" / "agreement.html").read_text()

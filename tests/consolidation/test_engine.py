@@ -728,3 +728,50 @@ def test_messy_scenes_keep_every_invariant() -> None:
         shuffled = [rnd.sample(answers[i], len(answers[i])) for i in order]
         moved = [weights[i] for i in order] if weights else None
         assert consolidate_boxes(shuffled, weights=moved, **kw) == boxes
+
+
+@pytest.mark.parametrize("quorum", ["label", "box"])
+def test_a_box_only_weightless_workers_drew_has_no_support(quorum: str) -> None:
+    # rule 7: s is the members' share of the weight; fusion alone gives them equal weights
+    answers = [[bx(100, 0, 10, 10)], [bx(50, 0, 10, 10), bx(101, 0, 10, 10)], [bx(50, 0, 10, 10)]]
+    settings = ConsolidationSettings(quorum=quorum)  # type: ignore[arg-type]
+    result = consolidate_image(answers, weights=[1.0, 0.0, 0.0], settings=settings)
+    by_left = {round(b["left"]): b for b in result.boxes}
+    assert set(by_left) == {50, 100}
+    assert by_left[50]["confidence"] == 0.0 < by_left[100]["confidence"]
+
+
+def test_agreement_counts_every_pair_of_a_cluster() -> None:
+    # 0, 20 and 40 px apart: one cluster (each reaches the mean box), yet the outer pair's
+    # IoU is below the threshold; q is the mean over all three pairs (rule 7)
+    answers = [[bx(x, 0, 100, 100)] for x in (0, 20, 40)]
+    (box,) = consolidate_image(answers, settings=ConsolidationSettings(quorum="box")).boxes
+    iou = iou_matrix(xyxy_from_gt([a[0] for a in answers]), xyxy_from_gt([a[0] for a in answers]))
+    q = (iou[0, 1] + iou[0, 2] + iou[1, 2]) / 3
+    assert iou[0, 2] < 0.5
+    assert box["confidence"] == pytest.approx((3 - (1 - q) / 2) / 3, abs=1e-12)
+
+
+def test_weighted_workers_in_any_order_give_the_same_bits() -> None:
+    answers = [[bx(0, 0, 10, 10)], [bx(1, 0, 10, 10)], [], [], []]
+    weights = [0.1, 0.2, 0.3, 0.7, 0.9]
+    settings = ConsolidationSettings(min_support=2)
+    base = consolidate_image(answers, weights=weights, settings=settings).boxes
+    for order in ((0, 1, 3, 4, 2), (4, 3, 2, 1, 0), (2, 0, 4, 1, 3)):
+        moved = consolidate_image(
+            [answers[i] for i in order], weights=[weights[i] for i in order], settings=settings
+        ).boxes
+        assert moved == base
+
+
+@given(st.sampled_from([1e-300, 1e-3, 1.0, 1e150, 1e308]))
+def test_only_the_ratio_of_the_weights_counts(scale: float) -> None:
+    answers = [[bx(0, 0, 10, 10)], [bx(2, 1, 12, 10)], [bx(1, 0, 9, 11)], []]
+    ratios = [1.0, 0.5, 0.25, 0.75]
+    plain = consolidate_image(answers, weights=ratios).boxes
+    scaled = consolidate_image(answers, weights=[r * scale for r in ratios]).boxes
+    assert all(math.isfinite(v) for b in scaled for v in b.values() if isinstance(v, float))
+    assert [b["label"] for b in scaled] == [b["label"] for b in plain]
+    for a, b in zip(scaled, plain, strict=True):
+        for key in ("left", "top", "width", "height", "confidence"):
+            assert a[key] == pytest.approx(b[key], rel=1e-12)

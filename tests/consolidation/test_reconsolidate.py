@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gt_toolkit.cli import main
 from gt_toolkit.consolidation.engine import ConsolidationSettings
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
-from gt_toolkit.consolidation.reconsolidate import reconsolidate
+from gt_toolkit.consolidation.reconsolidate import image_path, image_reference, reconsolidate
 from gt_toolkit.consolidation.worker_model import WorkerModel, read_worker_model
 from gt_toolkit.errors import NoMatchingObjectsError, ValidationError
 from gt_toolkit.formats.crowd import CrowdImage
@@ -68,6 +70,33 @@ def check_output(lines: list[dict[str, Any]], attr: str = "consolidated") -> Non
         assert meta["class-map"] in ({}, {"0": "ball"})
         assert rec[attr]["image_size"][0]["width"] > 0
     assert recall_against_truth(lines, attr) >= 0.95
+
+
+_SEGMENT = st.text(st.characters(blacklist_characters="/\\?="), min_size=1).filter(
+    lambda p: p not in (".", "..") and ":" not in p
+)
+
+
+@given(st.lists(_SEGMENT, min_size=1, max_size=4), st.sampled_from(["/", "\\"]))
+def test_a_relative_image_key_keeps_its_whole_path(parts: list[str], sep: str) -> None:
+    path = "/".join(parts)
+    assert image_path(sep.join(parts)) == image_path(f".{sep}{sep.join(parts)}") == path
+    assert image_reference(sep.join(parts), "s3://bkt/photos/") == f"s3://bkt/photos/{path}"
+
+
+@pytest.mark.parametrize(
+    ("key", "path"),
+    [
+        ("/data/upload/3/5f3a-img.jpg", "5f3a-img.jpg"),  # a Label Studio upload
+        ("/data/local-files/?d=site%20a/img.jpg", "site a/img.jpg"),  # Label Studio local files
+        ("https://cdn.test/day1/1.jpg", "1.jpg"),
+        ("C:\\shots\\1.jpg", "1.jpg"),
+    ],
+)
+def test_urls_and_absolute_paths_give_their_last_part(key: str, path: str) -> None:
+    assert image_path(key) == path
+    assert image_reference(key, None) == key
+    assert image_reference("s3://bkt/k/1.jpg", "s3://other/") == "s3://bkt/k/1.jpg"
 
 
 def test_local_round_trip_matches_truth(tmp_path: Path) -> None:
@@ -315,6 +344,11 @@ def test_wrong_prefix_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
         reconsolidate(open_crowd_source(tmp_path), tmp_path / "o.manifest")
     assert main(["consolidate", str(tmp_path), "-o", str(tmp_path / "o.manifest")]) == 1
     assert "NoMatchingObjectsError" in capsys.readouterr().err
+    assert not (tmp_path / "o.manifest").exists()
+    export = str(SAMPLE_SOURCES["label-studio"][0])  # a tool's export without --from
+    assert main(["consolidate", export, "-o", str(tmp_path / "o.manifest")]) == 1
+    err = capsys.readouterr().err
+    assert "read as a Ground Truth job" in err and "label-studio" in err
     assert not (tmp_path / "o.manifest").exists()
 
 

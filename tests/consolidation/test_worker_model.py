@@ -209,6 +209,11 @@ def test_json_round_trip_and_bad_tables() -> None:
     again = WorkerModel.from_json({**table, "workers": {"p": plain, "q": partial}})
     assert again.workers["p"].box_bias == (0.0, 0.0, 0.0, 0.0)
     assert again.workers["q"].box_bias == (0.0, 0.0, 0.05, 0.0)
+    # a sloppy worker at a low IoU threshold can be noisier than one box size: still a table
+    sloppy = {**table, "workers": {"s": {**table["crowd"], "box_noise": 1.345}}}
+    assert WorkerModel.from_json(sloppy).workers["s"].box_noise == 1.345
+    with pytest.raises(ConsolidationError, match="bad worker model"):
+        WorkerModel.from_json({**table, "workers": {"s": {**table["crowd"], "box_noise": 0}}})
 
 
 def test_model_misuse_is_refused() -> None:

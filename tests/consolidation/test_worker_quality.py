@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
 from gt_toolkit.consolidation.worker_model import WorkerModel
 from gt_toolkit.consolidation.worker_model import WorkerSkill as ModelSkill
@@ -94,3 +96,19 @@ def test_a_worker_model_adds_its_columns_and_the_crowds_skills_for_strangers() -
     assert rows["stranger"]["bias_right"] == 0.0  # the crowd's (default) bias
     assert list(plain["ana"].to_json()) == WorkerQuality.columns(with_model=False)
     assert list(rows["ana"]) == WorkerQuality.columns(with_model=True)
+
+
+def test_recall_counts_objects_not_boxes() -> None:
+    # one worker draws one object twice with two labels and both labels are kept: that is
+    # one object found, so recall stays at most 1 (precision counts the boxes)
+    def b(x: float, label: str) -> dict[str, Any]:
+        return {"label": label, "left": x, "top": 0, "width": 100, "height": 100}
+
+    answers = [[b(0, "car"), b(10, "dog")], [b(0, "car")], [b(2, "dog")]]
+    settings = ConsolidationSettings(quorum="label", min_support=1)
+    result = consolidate_image(answers, settings=settings)
+    accumulator = QualityAccumulator()
+    accumulator.add(["A", "B", "C"], answers, result)
+    quality = {q.worker_id: q for q in accumulator.result()}
+    assert quality["A"].matched == 2 and quality["A"].consensus_boxes == 1
+    assert quality["A"].recall == 1.0 and quality["B"].recall == 1.0

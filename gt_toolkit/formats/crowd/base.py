@@ -269,9 +269,17 @@ def _remove(path: str) -> None:
 
 
 # -- shared helpers --------------------------------------------------------------------------
+_MAX_SIDE = 2**31 - 1  # pixels: a signed 32-bit integer
+
+
 def first_line(exc: BaseException) -> str:
-    """A parser's message without the multi-line context some parsers add (yajl's caret)."""
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), repr(exc))
+    """A parser's message without the multi-line context some parsers add (yajl's caret).
+
+    yajl gives its message as bytes (holding the input's raw bytes): decoded, not ``repr``'d.
+    """
+    arg = exc.args[0] if len(exc.args) == 1 else None
+    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(exc)
+    return next((line.strip() for line in text.splitlines() if line.strip()), repr(exc))
 
 
 def coordinate(value: Any) -> float | None:
@@ -280,14 +288,23 @@ def coordinate(value: Any) -> float | None:
         return value if math.isfinite(value) else None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past the largest float
+        return None
     return number if math.isfinite(number) else None
 
 
 def positive_size(width: Any, height: Any) -> ImageSize | None:
-    """An image size from two positive integers (or integral floats); else ``None``."""
+    """An image size from two integers (or integral floats) in 1 to 2**31 - 1; else ``None``.
+
+    The bound is what every image format and the answer index's integer columns hold; a
+    larger number is a broken record, not an image.
+    """
     w, h = coordinate(width), coordinate(height)
-    if w is None or h is None or w <= 0 or h <= 0 or not w.is_integer() or not h.is_integer():
+    if w is None or h is None or not (0 < w <= _MAX_SIDE and 0 < h <= _MAX_SIDE):
+        return None
+    if not w.is_integer() or not h.is_integer():
         return None
     return {"width": int(w), "height": int(h)}
 

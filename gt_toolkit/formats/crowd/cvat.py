@@ -3,7 +3,8 @@
 CVAT leaves a task's replica jobs out of the task export, so each replica job is exported on
 its own; one file (or one ``.zip`` holding ``annotations.xml``) per job. Shapes in
 ``docs/crowd-sources.md``. The annotator of a file is the job's ``<assignee>`` where the
-export names one, else the file's stem (the folder's name for ``<job>/annotations.xml``).
+export names one, else the file's stem (the folder's name for ``<job>/annotations.xml``), or
+its path under the folder when stems collide: two files are one annotator only by name.
 
 XML is parsed as a stream (``iterparse``, each ``<image>`` cleared once read). The standard
 library's expat (2.4.1 and newer) refuses entity-expansion bombs and ElementTree never
@@ -15,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import io
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
-from pathlib import PurePosixPath
+from pathlib import PurePath, PurePosixPath
 from typing import IO
 from xml.etree import ElementTree as ET
 
 from gt_toolkit.errors import CrowdSourceError
-from gt_toolkit.formats.crowd.answer_index import AnswerIndex
+from gt_toolkit.formats.crowd.answer_index import AnswerIndex, Where
 from gt_toolkit.formats.crowd.base import (
     IndexedSource,
     coordinate,
@@ -32,6 +34,7 @@ from gt_toolkit.formats.crowd.base import (
 )
 from gt_toolkit.formats.crowd.report import SkipReason
 from gt_toolkit.storage.files import read_bytes
+from gt_toolkit.storage.s3 import is_s3_uri
 from gt_toolkit.types import WorkerBox
 
 __all__ = ["CvatSource"]
@@ -49,9 +52,11 @@ class CvatSource(IndexedSource):
 
     def load(self, index: AnswerIndex) -> None:
         """Read every job file into ``index``."""
-        for location in list_files(self.location, _EXTENSIONS, store=self.store):
+        files = list_files(self.location, _EXTENSIONS, store=self.store)
+        names = _file_annotators(self.location, files)
+        for location in files:
             with self._open(location) as stream:
-                self._job(index, location, stream)
+                self._job(index, location, stream, names[location])
 
     def _open(self, location: str) -> contextlib.AbstractContextManager[IO[bytes]]:
         if not location.lower().endswith(".zip"):
@@ -62,8 +67,8 @@ class CvatSource(IndexedSource):
         except (zipfile.BadZipFile, KeyError) as exc:
             raise CrowdSourceError(location, "", f"not a CVAT export archive: {exc}") from exc
 
-    def _job(self, index: AnswerIndex, location: str, stream: IO[bytes]) -> None:
-        annotator = _stem(location)
+    def _job(self, index: AnswerIndex, location: str, stream: IO[bytes], annotator: str) -> None:
+        """One job file (``annotator``: the file's own name, used when it names no assignee)."""
         in_meta = False
         try:
             events = ET.iterparse(stream, events=("start", "end"))
@@ -72,6 +77,13 @@ class CvatSource(IndexedSource):
                 raise CrowdSourceError(location, "", f"not CVAT XML: root is <{root.tag}>")
             for event, elem in events:
                 if event == "start":
+                    if elem.tag == "track" and not in_meta:
+                        raise CrowdSourceError(
+                            location,
+                            "",
+                            'a "CVAT for video" export (<track> elements): export each job'
+                            ' as "CVAT for images 1.1"',
+                        )
                     in_meta = in_meta or elem.tag == "meta"
                     continue
                 if elem.tag == "meta":
@@ -95,8 +107,14 @@ class CvatSource(IndexedSource):
         size = positive_size(_number(elem.get("width")), _number(elem.get("height")))
         if not name or size is None:
             self.skip(
-                location, where, SkipReason.MALFORMED, "no name, width or height", dict(elem.attrib)
+                location,
+                where,
+                SkipReason.MALFORMED,
+                "no name, or width/height not a whole number from 1 to 2**31 - 1",
+                dict(elem.attrib),
             )
+            return
+        if not self._first_answer(index, name, annotator, (location, where)):
             return
         boxes: list[WorkerBox] = []
         broken = 0
@@ -116,6 +134,25 @@ class CvatSource(IndexedSource):
             return
         index.add_answer(name, annotator, boxes, size=size, where=(location, where))
 
+    def _first_answer(self, index: AnswerIndex, name: str, annotator: str, where: Where) -> bool:
+        """Whether this is the annotator's first answer to image ``name``; else a reject.
+
+        Two job files of one assignee are one person's work (replicas of several segments);
+        where both cover a frame, the files' order says nothing about which answer counts.
+        """
+        alias = f"cvat\0{annotator}\0{name}"  # XML text holds no NUL
+        first = index.resolve(alias)
+        if first is None:
+            index.set_alias(alias, name, where)
+            return True
+        file, position = first[1]
+        self.skip(
+            *where,
+            SkipReason.DUPLICATE_ANSWER,
+            f"{annotator} answered image {name!r} already in {file}: {position}",
+        )
+        return False
+
     def _box(self, location: str, where: str, elem: ET.Element) -> WorkerBox | None:
         label = elem.get("label")
         xtl, ytl, xbr, ybr = (_number(elem.get(k)) for k in ("xtl", "ytl", "xbr", "ybr"))
@@ -126,6 +163,11 @@ class CvatSource(IndexedSource):
                 SkipReason.MALFORMED,
                 "label, xtl, ytl, xbr, ybr",
                 dict(elem.attrib),
+            )
+            return None
+        if xbr < xtl or ybr < ytl:  # CVAT always writes the top-left corner first
+            self.skip(
+                location, where, SkipReason.MALFORMED, "xbr < xtl or ybr < ytl", dict(elem.attrib)
             )
             return None
         box: WorkerBox = {
@@ -149,11 +191,28 @@ def _number(text: str | None) -> float | None:
         return None
 
 
-def _stem(location: str) -> str:
-    path = PurePosixPath(location.replace("\\", "/"))
-    if path.name.lower() == "annotations.xml" and path.parent.name:
-        return path.parent.name
-    return path.stem
+def _file_annotators(root: str, files: list[str]) -> dict[str, str]:
+    """The annotator each file names when it names no assignee.
+
+    Its stem (the job folder's name for ``<job>/annotations.xml``); where stems collide
+    (``alice/export.xml``, ``bob/export.xml``), its path under ``root`` without the
+    extension; where those collide too (``a.xml``, ``a.zip``), its whole path under ``root``.
+    """
+    prefix = (root if is_s3_uri(root) else str(PurePath(root))).replace("\\", "/")
+    prefix = prefix.rstrip("/") + "/"
+    choices: dict[str, tuple[str, str, str]] = {}
+    for location in files:
+        relative = location.replace("\\", "/").removeprefix(prefix)
+        path = PurePosixPath(relative)
+        if path.name.lower() == "annotations.xml" and path.parent.name:
+            choices[location] = (path.parent.name, str(path.parent), relative)
+        else:
+            choices[location] = (path.stem, str(path.with_suffix("")), relative)
+    taken = [Counter(c[level] for c in choices.values()) for level in range(2)]
+    return {
+        location: next((c[n] for n in range(2) if taken[n][c[n]] == 1), c[2])
+        for location, c in choices.items()
+    }
 
 
 def _assignee(meta: ET.Element) -> str | None:

@@ -82,7 +82,11 @@ def find_worker_responses(job: Location, *, store: S3Store | None = None) -> dic
     else:
         root = Path(base)
         if not root.is_dir():
-            raise NoMatchingObjectsError(f"no worker-response files: {base} is not a folder")
+            raise NoMatchingObjectsError(
+                f"no worker-response files: {base} is not a folder (read as a Ground Truth "
+                "job, the gt-job source; another tool's export needs its source: label-studio, "
+                "cvat, coco-raters or coco-per-annotator)"
+            )
         keys = (str(p) for p in sorted(root.glob("iteration-*/*/*.json")))
     latest: dict[int, int] = {}
     for key in keys:
@@ -376,8 +380,20 @@ class AnswersFolderSource(IndexedSource):
 
     @staticmethod
     def _object_of(rec: Any, index: AnswerIndex) -> str:
+        """The manifest line a record answers: ``datasetObjectId``, else its ``source-ref``.
+
+        Ground Truth writes the id as a string of digits; an int is taken too. Anything else
+        (``"-1"``, ``1.9``, ``"1e3"``) names no line and would be dropped or truncated.
+        """
         if "datasetObjectId" in rec:
-            return str(int(rec["datasetObjectId"]))
+            found = rec["datasetObjectId"]
+            if type(found) is int and found >= 0:
+                return str(found)
+            if isinstance(found, str) and found.isascii() and found.isdigit():
+                return str(int(found))
+            raise ConsolidationError(
+                f"datasetObjectId {found!r} is not a line number (a non-negative integer)"
+            )
         found = index.resolve(str(rec.get("source-ref")))
         if found is None:
             raise ConsolidationError("no datasetObjectId and no source-ref of the manifest")

@@ -1,14 +1,18 @@
 """Label Studio exports: the JSON export (one task per image) and JSON_MIN (one per annotation).
 
 Shapes in ``docs/crowd-sources.md``. Both are one JSON list, often hundreds of megabytes, so
-it is parsed as a stream (ijson): memory holds one task at a time. Each list item decides
-its own shape: a task carries ``annotations`` (or ``completions`` in old exports); a
-JSON_MIN record carries ``annotator``.
+it is parsed as a stream (ijson): memory holds one task at a time (for JSON_MIN, the records
+of one image in a row). Each list item decides its own shape: a task carries
+``annotations`` (or ``completions`` in old exports); a JSON_MIN record carries
+``annotator``. An image's answers are converted to pixels once all of that task's
+annotations are read, so an annotation without the image size takes it from any other,
+whatever their order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import ijson
@@ -32,6 +36,20 @@ __all__ = ["LabelStudioSource"]
 
 _BOX_TYPE = "rectanglelabels"
 _DECIMALS = 6  # pixels from percent, rounded past float noise
+_BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark, which some editors and tools prepend
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+@dataclass(slots=True)
+class _Answer:
+    """One annotation read but not yet in pixels: its size may come from another."""
+
+    annotator: str
+    where: str
+    size: ImageSize | None = None
+    regions: list[tuple[Mapping[str, Any], str]] = field(default_factory=list)  # value, where
+    broken: int = 0  # box results rejected on reading
+    lead_time: Any = None
 
 
 class LabelStudioSource(IndexedSource):
@@ -55,17 +73,34 @@ class LabelStudioSource(IndexedSource):
         self.data_key = data_key
 
     def load(self, index: AnswerIndex) -> None:
-        """Stream the list, one task (or JSON_MIN record) at a time, into ``index``."""
+        """Stream the list, one task (or JSON_MIN record) at a time, into ``index``.
+
+        JSON_MIN records of one image come in a row (one per annotation of a task): they
+        are held until the image changes, then finished together like a task's annotations.
+        """
+        held: tuple[str, list[_Answer]] | None = None  # JSON_MIN answers of one image
         for n, item in self._records():
             where = f"task {n}" + (
                 f" (id {item['id']})" if isinstance(item, dict) and "id" in item else ""
             )
-            if not isinstance(item, dict):
-                self.skip(self.location, where, SkipReason.MALFORMED, "not an object", item)
-            elif "annotations" in item or "completions" in item:
+            task = isinstance(item, dict) and ("annotations" in item or "completions" in item)
+            if isinstance(item, dict) and not task and "annotator" in item:
+                found = self._min_record(index, item, where.replace("task", "record", 1))
+                if found is None:
+                    continue
+                if held is not None and held[0] != found[0]:
+                    self._finish(index, *held)
+                elif held is not None:
+                    found = (found[0], held[1] + found[1])
+                held = found
+                continue
+            if held is not None:
+                self._finish(index, *held)
+                held = None
+            if task:
                 self._task(index, item, where)
-            elif "annotator" in item:
-                self._min_record(index, item, where.replace("task", "record", 1))
+            elif not isinstance(item, dict):
+                self.skip(self.location, where, SkipReason.MALFORMED, "not an object", item)
             else:
                 self.skip(
                     self.location,
@@ -74,13 +109,21 @@ class LabelStudioSource(IndexedSource):
                     "neither a task ('annotations') nor a JSON_MIN record ('annotator')",
                     item,
                 )
+        if held is not None:
+            self._finish(index, *held)
 
     def _records(self) -> Iterator[tuple[int, Any]]:
         n = -1  # the last task read whole
         try:
             with open_stream(self.location, store=self.store) as stream:
-                first = stream.peek(64).lstrip()[:1]
-                if first != b"[":
+                if stream.peek(3)[:3] == _BOM:
+                    stream.read(3)
+                head = stream.peek(64)
+                if head[:2] in _UTF16_BOMS:
+                    raise CrowdSourceError(
+                        self.location, "", "not UTF-8 (it starts with a UTF-16 byte order mark)"
+                    )
+                if head.lstrip()[:1] != b"[":
                     raise CrowdSourceError(
                         self.location, "", "not a Label Studio export: expected a JSON list"
                     )
@@ -114,6 +157,7 @@ class LabelStudioSource(IndexedSource):
             self.skip(self.location, where, SkipReason.MALFORMED, "annotations is not a list")
             return
         index.add_image(key)
+        answers: list[_Answer] = []
         for j, ann in enumerate(annotations):
             here = f"{where}, annotation {j}"
             if not isinstance(ann, dict):
@@ -132,22 +176,16 @@ class LabelStudioSource(IndexedSource):
             if not isinstance(results, list):
                 self.skip(self.location, here, SkipReason.MALFORMED, "result is not a list")
                 continue
-            self._answer(index, key, annotator, results, ann.get("lead_time"), here)
+            answers.append(self._answer(key, annotator, results, ann.get("lead_time"), here))
+        self._finish(index, key, answers)
 
     def _answer(
-        self,
-        index: AnswerIndex,
-        key: str,
-        annotator: str,
-        results: list[Any],
-        lead_time: Any,
-        where: str,
-    ) -> None:
-        """One annotator's results on one image: boxes in pixels, sizes checked."""
-        size: ImageSize | None = None
-        boxes: list[WorkerBox] = []
-        pending: list[tuple[Mapping[str, Any], str]] = []  # boxes waiting for the size
-        raw_size: tuple[Any, Any] | None = None  # the results of one annotation share it
+        self, key: str, annotator: str, results: list[Any], lead_time: Any, where: str
+    ) -> _Answer:
+        """One annotator's results on one image, checked; their boxes still in percent."""
+        answer = _Answer(annotator, where, lead_time=lead_time)
+        raw_size: tuple[Any, Any] = (None, None)  # the results of one annotation share it
+        box_size: ImageSize | None = None
         for k, result in enumerate(results):
             here = f"{where}, result {k}"
             # parsed JSON: dict, not Mapping (whose isinstance costs eight times as much)
@@ -158,34 +196,56 @@ class LabelStudioSource(IndexedSource):
                 continue
             if not isinstance(value, dict):
                 self.skip(self.location, here, SkipReason.MALFORMED, "no value", result)
+                answer.broken += 1
                 continue
             raw = (result.get("original_width"), result.get("original_height"))
             if raw != raw_size:
-                raw_size = raw
-                box_size = positive_size(*raw)
-                size = _same_size(key, size, box_size, annotator, (self.location, here))
-            pending.append((value, here))
-        known = size or index.size_of(key)  # a result without a size: the image's, if known
-        for value, here in pending:
-            box = self._box(value, known, here)
-            if box is not None:
-                boxes.append(box)
-        if pending and not boxes:  # every box broken (rejected): not an annotator who drew nothing
-            index.add_image(key, size, who=annotator, where=(self.location, where))
-            return
-        index.add_answer(
-            key,
-            annotator,
-            boxes,
-            size=size,
-            time_spent=coordinate(lead_time),
-            where=(self.location, where),
-        )
+                raw_size, box_size = raw, positive_size(*raw)
+            if box_size is None and raw != (None, None):
+                self.skip(
+                    self.location,
+                    here,
+                    SkipReason.MALFORMED,
+                    "original_width/original_height not whole numbers from 1 to 2**31 - 1",
+                    result,
+                )
+                answer.broken += 1
+                continue
+            where_size = (self.location, here)
+            answer.size = _same_size(key, answer.size, box_size, annotator, where_size)
+            answer.regions.append((value, here))
+        return answer
+
+    def _finish(self, index: AnswerIndex, key: str, answers: list[_Answer]) -> None:
+        """An image's answers in pixels, each in the size it gives, else any other's."""
+        known = next((a.size for a in answers if a.size), None) or index.size_of(key)
+        for answer in answers:
+            boxes: list[WorkerBox] = []
+            for value, here in answer.regions:
+                box = self._box(value, answer.size or known, here)
+                if box is not None:
+                    boxes.append(box)
+            where = (self.location, answer.where)
+            if (answer.regions or answer.broken) and not boxes:  # every box broken (rejected):
+                index.add_image(key, answer.size, who=answer.annotator, where=where)
+                continue  # not an annotator who drew nothing
+            index.add_answer(
+                key,
+                answer.annotator,
+                boxes,
+                size=answer.size,
+                time_spent=coordinate(answer.lead_time),
+                where=where,
+            )
 
     def _box(
         self, value: Mapping[str, Any], size: ImageSize | None, where: str
     ) -> WorkerBox | None:
-        """A percent box in pixels (its envelope when rotated); ``None`` when it is broken."""
+        """A percent box in pixels (its envelope when rotated); ``None`` when it is broken.
+
+        Label Studio keeps a rectangle dragged up or left with a negative width or height
+        and draws it from ``x + width`` to ``x``: that is the box read (counted as flipped).
+        """
         labels = value.get("rectanglelabels")
         if not isinstance(labels, list) or not labels or not isinstance(labels[0], str):
             self.skip(self.location, where, SkipReason.MALFORMED, "no rectanglelabels", value)
@@ -203,6 +263,12 @@ class LabelStudioSource(IndexedSource):
                 value,
             )
             return None
+        rotation = coordinate(value.get("rotation", 0)) or 0.0
+        if w < 0 or h < 0:
+            self.report.flipped += 1
+            if not rotation % 360.0:  # a rotated one keeps its corner (x, y) as the pivot
+                x, w = (x + w, -w) if w < 0 else (x, w)
+                y, h = (y + h, -h) if h < 0 else (y, h)
         sx, sy = size["width"] / 100.0, size["height"] / 100.0
         box: WorkerBox = {  # to a millionth of a pixel: 42.49999999 was meant as 42.5
             "label": labels[0],
@@ -211,21 +277,23 @@ class LabelStudioSource(IndexedSource):
             "width": round(w * sx, _DECIMALS),
             "height": round(h * sy, _DECIMALS),
         }
-        rotation = coordinate(value.get("rotation", 0)) or 0.0
-        if rotation % 360.0:
+        if rotation % 360.0:  # the envelope of the four corners, whatever their signs
             self.report.rotated += 1
             box = envelope(box, rotation, pivot="top-left")
         return box
 
     # -- JSON_MIN ------------------------------------------------------------------------------
-    def _min_record(self, index: AnswerIndex, record: dict[str, Any], where: str) -> None:
+    def _min_record(
+        self, index: AnswerIndex, record: dict[str, Any], where: str
+    ) -> tuple[str, list[_Answer]] | None:
+        """The image a record answers and its answer (none for a task nobody annotated)."""
         key = self._image(record, where, {k: v for k, v in record.items() if k != "annotator"})
         if key is None:
-            return
+            return None
+        index.add_image(key)  # the image is part of the job, whoever answered it
         annotator = _annotator(record.get("annotator"))
-        if annotator is None:  # a task nobody annotated: the image is still part of the job
-            index.add_image(key)
-            return
+        if annotator is None:  # a task nobody annotated
+            return key, []
         results: list[Any] = []
         for name, value in record.items():
             if name == self.data_key or not isinstance(value, list):
@@ -235,7 +303,7 @@ class LabelStudioSource(IndexedSource):
                     results.append({"type": _BOX_TYPE, "value": region, **_size_fields(region)})
                 elif isinstance(region, Mapping):  # another control's region
                     results.append({"type": next((k for k in region if k.endswith("labels")), "")})
-        self._answer(index, key, annotator, results, record.get("lead_time"), where)
+        return key, [self._answer(key, annotator, results, record.get("lead_time"), where)]
 
 
 def _same_size(

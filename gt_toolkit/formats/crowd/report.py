@@ -41,6 +41,9 @@ class SkipReason(StrEnum):
     """COCO ``iscrowd: 1``: a region covering several objects, not one object's box."""
     SUPERSEDED = "superseded-answer"
     """An annotator answered the same image twice; the later answer is kept."""
+    DUPLICATE_ANSWER = "duplicate-answer"
+    """A second answer to an image by an annotator whose first answer came from elsewhere
+    (two CVAT job files of one assignee covering the same frame); the first is kept."""
     MALFORMED = "malformed"
     """A record whose fields are missing or of the wrong type."""
     NO_IMAGE_SIZE = "no-image-size"
@@ -110,6 +113,8 @@ class IngestReport:
         answers: (image, annotator) pairs, including annotators who drew nothing.
         boxes: boxes read.
         rotated: rotated rectangles read as their axis-aligned envelope (also in ``boxes``).
+        flipped: rectangles drawn with a negative width or height, read as the box between
+            their edges (also in ``boxes``).
         skipped: records not used, by :class:`SkipReason` value.
         failed_images: images whose answers exist but could not be read (listed as rejects).
     """
@@ -119,6 +124,7 @@ class IngestReport:
     answers: int = 0
     boxes: int = 0
     rotated: int = 0
+    flipped: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     failed_images: int = 0
 
@@ -137,6 +143,8 @@ class IngestReport:
         ]
         if self.rotated:
             parts.append(f"{self.rotated} rotated boxes read as their axis-aligned envelope")
+        if self.flipped:
+            parts.append(f"{self.flipped} boxes of negative width or height read flipped")
         if self.skipped:
             parts.append(
                 "skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items()))
@@ -151,6 +159,7 @@ class IngestReport:
             "answers": self.answers,
             "boxes": self.boxes,
             "rotated": self.rotated,
+            "flipped": self.flipped,
             "skipped": dict(sorted(self.skipped.items())),
             "rejected": self.rejected,
             "failed_images": self.failed_images,

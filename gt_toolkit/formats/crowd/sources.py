@@ -83,7 +83,9 @@ def open_crowd_source(
     if kind is not CrowdSourceKind.GT_JOB and max_workers is not None:
         problems.append("max_workers applies to gt-job only")
     if kind is CrowdSourceKind.ANSWERS_FOLDER and manifest is None:
-        problems.append("answers-folder needs the manifest the answers refer to")
+        problems.append(
+            "answers-folder needs the manifest the answers refer to (manifest=, --manifest)"
+        )
     if problems:
         raise ValidationError(problems, what=f"{kind.value} source options")
     if kind is CrowdSourceKind.GT_JOB:

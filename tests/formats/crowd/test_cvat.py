@@ -95,8 +95,20 @@ def edit(name: str, old: str, new: str, tmp_path: Path) -> Path:
             "</annotation>",
             r"job_12_annotations\.xml: line \d+, column \d+: not well-formed XML",
         ),
+        (
+            "job_12_annotations.xml",
+            'xtl="70.40" ytl="48.00" xbr="192.00"',
+            'xtl="192.00" ytl="48.00" xbr="70.40"',
+            r"job_12_annotations\.xml: image 'img_a\.jpg' \(id 0\), shape 0: malformed: xbr < xtl",
+        ),
+        (
+            "job_13_annotations.xml",
+            '<image id="1" name="img_b.jpg" width="640"',
+            '<image id="1" name="img_b.jpg" width="1e20"',
+            r"job_13_annotations\.xml: image 'img_b\.jpg' \(id 1\): malformed: .*2\*\*31",
+        ),
     ],
-    ids=["coordinate", "label", "size-conflict", "xml"],
+    ids=["coordinate", "label", "size-conflict", "xml", "corners", "huge-size"],
 )
 def test_malformed_input_is_one_line_with_file_and_position(
     tmp_path: Path, name: str, old: str, new: str, message: str
@@ -126,3 +138,78 @@ def test_a_job_whose_every_box_on_an_image_is_broken_is_left_out(tmp_path: Path)
     assert [r.position for r in rejects] == ["image 'img_b.jpg' (id 1), shape 0"]
     assert img_b.annotators == ("alice", "job_12_annotations")  # not a "no" from carol
     assert img_a.annotators == ("alice", "job_12_annotations", "carol")
+
+
+def test_files_named_alike_without_assignee_are_told_apart_by_their_folder(
+    tmp_path: Path,
+) -> None:
+    # job 12 names no assignee: three such exports saved as <person>/export.xml
+    for person in ("alice", "bob", "carl"):
+        (tmp_path / person).mkdir()
+        shutil.copy(REPLICAS / "job_12_annotations.xml", tmp_path / person / "export.xml")
+    with open_crowd_source(tmp_path, "cvat") as source:
+        images = list(source.images())
+    assert [i.annotators for i in images] == [("alice/export", "bob/export", "carl/export")] * 2
+    assert "superseded-answer" not in source.report.skipped
+
+
+def test_one_assignee_in_two_job_files_is_one_annotator_who_may_not_answer_twice(
+    tmp_path: Path,
+) -> None:
+    # alice's replica of a second job: img_b again (a duplicate) and a new frame img_c
+    text = (REPLICAS / "job_11_annotations.xml").read_text()
+    head, _, tail = text.partition('  <image id="0" name="img_a.jpg"')
+    frames = tail[tail.index('  <image id="1"') :].replace('xtl="160.00"', 'xtl="100.00"')
+    frames = frames.replace(
+        "</annotations>",
+        '  <image id="2" name="img_c.jpg" width="640" height="480">\n  </image>\n</annotations>',
+    )
+    (tmp_path / "job_11.xml").write_text(text)
+    (tmp_path / "job_21.xml").write_text(head + frames)
+    rejects: list[Any] = []
+    with open_crowd_source(tmp_path, "cvat", on_reject=rejects.append) as source:
+        images = list(source.images())
+    assert [(i.key, i.annotators) for i in images] == [
+        ("img_a.jpg", ("alice",)),
+        ("img_b.jpg", ("alice",)),
+        ("img_c.jpg", ("alice",)),
+    ]
+    assert [(r.source, r.position, r.reason.value) for r in rejects] == [
+        (str(tmp_path / "job_21.xml"), "image 'img_b.jpg' (id 1)", "duplicate-answer")
+    ]
+    assert "job_11.xml: image 'img_b.jpg' (id 1)" in rejects[0].detail
+    car = {"label": "car", "left": 160.0, "top": 120.0, "width": 160.0, "height": 120.0}
+    assert images[1].boxes == ([car],)  # the first answer stays, not job 21's xtl="100.00"
+    assert source.report.skipped == {"duplicate-answer": 1}
+
+
+def test_a_cvat_for_video_export_is_an_error_not_an_annotator_who_drew_nothing(
+    tmp_path: Path,
+) -> None:
+    text = (REPLICAS / "job_12_annotations.xml").read_text()
+    frames = text[text.index("  <image") : text.index("</annotations>")]
+    track = (
+        '  <track id="0" label="car" source="manual">\n'
+        '    <box frame="0" keyframe="1" outside="0" occluded="0" xtl="70.40" ytl="48.00"'
+        ' xbr="192.00" ybr="144.00" z_order="0">\n    </box>\n  </track>\n'
+    )
+    folder = tmp_path / "jobs"
+    shutil.copytree(REPLICAS, folder)
+    (folder / "job_12_annotations.xml").write_text(text.replace(frames, track))
+    with pytest.raises(CrowdSourceError, match=r'job_12_annotations\.xml: .*"CVAT for images'):
+        list(iter_crowd_images(folder, "cvat"))
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
+    data = (REPLICAS / "job_11_annotations.xml").read_bytes()
+    (tmp_path / "job_11.xml").write_bytes(b"\xef\xbb\xbf" + data)
+    assert [i.annotators for i in iter_crowd_images(tmp_path, "cvat")] == [("alice",)] * 2
+
+
+def test_a_file_not_in_utf8_is_one_line_naming_it(tmp_path: Path) -> None:
+    text = (REPLICAS / "job_11_annotations.xml").read_text().replace("img_a", "img_\u00e9")
+    (tmp_path / "job_11.xml").write_bytes(text.encode("latin-1"))  # declared utf-8
+    with pytest.raises(
+        CrowdSourceError, match=r"job_11\.xml: line 52, column \d+: not well-formed"
+    ):
+        list(iter_crowd_images(tmp_path, "cvat"))

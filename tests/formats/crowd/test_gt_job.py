@@ -90,22 +90,24 @@ def test_a_spool_that_cannot_be_written_costs_a_second_read_not_the_run(
         real_dump(*args, **kwargs)
 
     monkeypatch.setattr(base.pickle, "dump", full_disk)
-    spools = set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its own: tests run in parallel
     with open_crowd_source(JOB) as source:
         first = list(source.items(again=True))
         assert source._spool is None and calls[0] == 3  # no more writes after the failure
         assert list(source.items()) == first  # read from the job again
     assert len(first) == 40
-    assert set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*")) == spools
+    assert not list(tmp_path.glob("gt-toolkit-crowd-*"))
 
 
-def test_closing_the_source_mid_pass_deletes_its_spool() -> None:
-    spools = set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*"))
+def test_closing_the_source_mid_pass_deletes_its_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its own: tests run in parallel
     with open_crowd_source(JOB) as source:
         items = source.items(again=True)
         next(items)
-        assert len(set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*")) - spools) == 1
-    assert set(Path(tempfile.gettempdir()).glob("gt-toolkit-crowd-*")) == spools
+        assert len(list(tmp_path.glob("gt-toolkit-crowd-*"))) == 1
+    assert not list(tmp_path.glob("gt-toolkit-crowd-*"))
     assert len(list(items)) == 39 and source._spool is None  # finishing later keeps none
 
 
@@ -185,6 +187,38 @@ def test_answers_folder_bad_line_and_orphans(tmp_path: Path) -> None:
     ]
     with pytest.raises(CrowdSourceError, match=r"zz-late\.jsonl: line 2: malformed: bad answer"):
         list(iter_crowd_images(folder, "answers-folder", manifest=MANIFEST))
+
+
+@pytest.mark.parametrize(
+    "object_id",
+    ["-1", 1.9, "1.9", -1, True, "", "1e3", " 3", "\u0663"],
+    ids=["neg-str", "float", "float-str", "neg-int", "bool", "empty", "exp", "space", "arabic"],
+)
+def test_answers_folder_object_id_must_be_a_line_number(tmp_path: Path, object_id: Any) -> None:
+    folder = tmp_path / "answers"
+    write_folder(folder)
+    box = {"label": "ball", "left": 10, "top": 10, "width": 50, "height": 50}
+    bad = {"datasetObjectId": object_id, "boundingBoxes": [box]}
+    (folder / "zz-odd.jsonl").write_text(json.dumps(bad) + "\n")
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(
+        folder, "answers-folder", manifest=MANIFEST, on_reject=rejects.append
+    ) as source:
+        images = list(source.images())
+    assert len(images) == 40 and "zz-odd" not in source.report.annotators
+    assert [(r.source, r.position, r.reason.value) for r in rejects] == [
+        (str(folder / "zz-odd.jsonl"), "line 1", "malformed")
+    ]
+    assert "datasetObjectId" in rejects[0].detail
+
+
+def test_answers_folder_object_id_may_be_an_int(tmp_path: Path) -> None:
+    folder = tmp_path / "answers"
+    write_folder(folder)
+    box = {"label": "ball", "left": 10, "top": 10, "width": 50, "height": 50}
+    (folder / "zz-int.jsonl").write_text(json.dumps({"datasetObjectId": 1, "boundingBoxes": [box]}))
+    images = list(iter_crowd_images(folder, "answers-folder", manifest=MANIFEST))
+    assert ["zz-int" in i.annotators for i in images[:3]] == [False, True, False]
 
 
 def test_options_a_kind_does_not_read_are_refused() -> None:

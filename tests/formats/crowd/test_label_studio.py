@@ -101,9 +101,14 @@ def mutate(tasks: list[Any], change: str) -> list[Any] | str:
         first["result"][0]["value"]["width"] = "20"
     elif change == "no-label":
         first["result"][0]["value"]["rectanglelabels"] = []
-    elif change == "no-size":
-        for result in first["result"]:
-            del result["original_width"]
+    elif change == "no-size":  # no annotation of the task gives the size
+        for annotation in tasks[0]["annotations"]:
+            for result in annotation["result"]:
+                del result["original_width"], result["original_height"]
+    elif change == "half-size":
+        del first["result"][0]["original_height"]
+    elif change == "huge-size":
+        first["result"][0]["original_width"] = 1e20
     elif change == "no-annotator":
         del first["completed_by"]
     elif change == "size-conflict":  # two annotators disagree on the image's size
@@ -125,6 +130,8 @@ def mutate(tasks: list[Any], change: str) -> list[Any] | str:
         ("string-width", r"task 0 \(id 101\), annotation 0, result 0: malformed"),
         ("no-label", r"task 0 \(id 101\), annotation 0, result 0: malformed: no rectanglelabels"),
         ("no-size", r"annotation 0, result 0: no-image-size"),
+        ("half-size", r"annotation 0, result 0: malformed: original_width/original_height"),
+        ("huge-size", r"annotation 0, result 0: malformed: .* from 1 to 2\*\*31 - 1"),
         ("no-annotator", r"task 0 \(id 101\), annotation 0: no-annotator"),
         (
             "size-conflict",
@@ -172,3 +179,103 @@ def test_an_annotator_whose_every_box_is_broken_did_not_draw_nothing(tmp_path: P
         first = next(source.images())
     assert len(rejects) == 2
     assert first.annotators == ("bea@example.com",)  # 7 is left out, not a "no" vote
+
+
+def write(tmp_path: Path, tasks: Any, name: str = "export.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(tasks))
+    return path
+
+
+@pytest.mark.parametrize("sized_first", [True, False], ids=["sized-first", "sized-last"])
+def test_an_annotation_without_the_size_takes_it_from_the_task(
+    tmp_path: Path, sized_first: bool
+) -> None:
+    tasks = json.loads(EXPORT.read_text())
+    annotations = tasks[0]["annotations"]
+    for result in annotations[0]["result"]:  # 7 gives no size; bea gives 640x480
+        del result["original_width"], result["original_height"]
+    if not sized_first:
+        annotations.reverse()
+    want = {
+        i.key: dict(zip(i.annotators, i.boxes, strict=True))
+        for i in iter_crowd_images(EXPORT, "label-studio")
+    }
+    got = {
+        i.key: dict(zip(i.annotators, i.boxes, strict=True))
+        for i in iter_crowd_images(write(tmp_path, tasks), "label-studio")
+    }
+    assert got == want
+
+
+def test_json_min_records_of_one_image_share_its_size(tmp_path: Path) -> None:
+    records = json.loads(MINIMAL.read_text())
+    for region in records[0]["label"]:  # 7's record first, without the size
+        del region["original_width"], region["original_height"]
+    got = list(iter_crowd_images(write(tmp_path, records), "label-studio"))
+    assert [i.boxes for i in got] == [i.boxes for i in iter_crowd_images(MINIMAL, "label-studio")]
+
+
+# A rectangle dragged upwards, as Label Studio 1.x stores it (HumanSignal/label-studio#3140):
+# 800x800 image, y 96.176%, height -60.729%: drawn from y 35.447% to 96.176%.
+DRAGGED_UP = {
+    "original_width": 800, "original_height": 800, "image_rotation": 0,
+    "value": {
+        "x": 16.3677871180938, "y": 96.17628384254151, "width": 52.96047307090268,
+        "height": -60.72944286625309, "rotation": 0, "rectanglelabels": ["car"],
+    },
+    "id": "YKhsh44ARh", "from_name": "label", "to_name": "image", "type": "rectanglelabels",
+    "origin": "manual",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_negative_width_or_height_is_read_flipped_and_counted(
+    tmp_path: Path, rotation: float
+) -> None:
+    dragged = json.loads(json.dumps(DRAGGED_UP))
+    dragged["value"]["rotation"] = rotation
+    drawn = json.loads(json.dumps(dragged))  # the same rectangle dragged downwards
+    drawn["value"]["y"] += drawn["value"]["height"]
+    drawn["value"]["height"] *= -1
+    task = {"id": 1589, "data": {"image": "s3://bkt/100_21.jpg"}, "annotations": []}
+    for n, result in enumerate([dragged, drawn]):
+        task["annotations"].append({"id": n, "completed_by": n, "result": [result]})
+    with open_crowd_source(write(tmp_path, [task]), "label-studio") as source:
+        (image,) = source.images()
+    up, down = (b[0] for b in image.boxes)
+    corners = [up[k] for k in ("left", "top", "width", "height")]  # type: ignore[literal-required]
+    if rotation:  # turned about its stored corner (x, y), the bottom-left one: 90 degrees
+        # clockwise takes its top edge to the right of (x, y), its left edge below it
+        assert corners == pytest.approx([130.94, 769.41, 485.84, 423.68], abs=0.01)
+    else:
+        assert up == down and corners == pytest.approx([130.94, 283.57, 423.68, 485.84], abs=0.01)
+    assert source.report.flipped == 1 and source.report.boxes == 2
+    assert "1 boxes of negative width or height read flipped" in source.report.summary()
+
+
+def test_a_utf8_byte_order_mark_is_read_past(tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + EXPORT.read_bytes())
+    got = [(i.key, i.annotators, i.boxes) for i in iter_crowd_images(path, "label-studio")]
+    assert got == [
+        (i.key, i.annotators, i.boxes) for i in iter_crowd_images(EXPORT, "label-studio")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "message"),
+    [
+        ("latin-1", r"latin-1\.json: task 0: not JSON: lexical error: invalid bytes in UTF8"),
+        ("utf-16", r"utf-16\.json: not UTF-8 \(it starts with a UTF-16 byte order mark\)"),
+    ],
+)
+def test_a_file_not_in_utf8_is_one_line_naming_it(
+    tmp_path: Path, encoding: str, message: str
+) -> None:
+    text = EXPORT.read_text().replace("img_a.jpg", "img_\u00e9.jpg")
+    path = tmp_path / f"{encoding}.json"
+    path.write_bytes(text.encode(encoding))
+    with pytest.raises(CrowdSourceError, match=message) as caught:
+        list(iter_crowd_images(path, "label-studio"))
+    assert "\n" not in str(caught.value) and "\\n" not in str(caught.value)
