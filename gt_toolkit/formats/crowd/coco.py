@@ -38,7 +38,6 @@ from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = ["CocoPerAnnotatorSource", "CocoRatersSource"]
 
-_MAX_SIZE = 2**31 - 1  # pixels: no image is wider (1e20 would overflow the SQLite index)
 _KINDS = {"start_map": "an object", "null": "null"}  # ijson events; scalars read "a number"
 
 
@@ -131,10 +130,8 @@ class _CocoSource(IndexedSource):
             return "no id or file_name"
         width, height = image.get("width"), image.get("height")
         size = positive_size(width, height)
-        if (width, height) != (None, None) and (
-            size is None or max(size["width"], size["height"]) > _MAX_SIZE
-        ):
-            return f"width {width!r}, height {height!r}: not whole pixels from 1 to {_MAX_SIZE}"
+        if size is None and (width, height) != (None, None):
+            return f"width {width!r}, height {height!r}: not whole numbers from 1 to 2**31 - 1"
         extra = self._extra(image)
         return extra if isinstance(extra, str) else (name, size, extra)
 

@@ -359,7 +359,7 @@ def test_an_image_size_off_whole_pixels_is_malformed(
     with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
         images = list(source.images())
     assert str(rejects[0]).endswith(
-        f"images[0]: malformed: {shown}: not whole pixels from 1 to 2147483647"
+        f"images[0]: malformed: {shown}: not whole numbers from 1 to 2**31 - 1"
     )
     assert [i.key for i in images] == ["img_b.jpg"]
     assert {r.reason.value for r in rejects[1:]} <= {"unknown-image", "rater-not-listed"}
