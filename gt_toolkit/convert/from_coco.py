@@ -36,7 +36,8 @@ from typing import Any, TypeGuard
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.prior_label import PriorManifest, source_ref_for, unique_labels
 from gt_toolkit.convert.staging import StagedOutput
-from gt_toolkit.errors import ConversionError
+from gt_toolkit.errors import ConversionError, CrowdSourceError
+from gt_toolkit.formats.crowd.json_stream import open_json
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 from gt_toolkit.types import ConsolidatedBox, ImageSize
@@ -113,18 +114,20 @@ def _is_results_list(path: Path) -> bool:
 
 
 def _items(path: Path, prefix: str, name: str) -> Iterator[Any]:
-    """Stream the items under ``prefix`` (``images.item``...).
+    """Stream the items under ``prefix`` (``images.item``...), as every JSON reader opens files.
 
     Integers of any size arrive as ``int`` and fractions as ``Decimal`` (yajl's float mode
     fails the whole file on one integer past 64 bits; an odd id must be one reject).
     """
     import ijson  # only this target needs it
 
-    with path.open("rb") as fh:
-        try:
+    try:
+        with open_json(path) as fh:  # a BOM skipped, UTF-8 and the nesting depth checked
             yield from ijson.items(fh, prefix)
-        except ijson.JSONError as exc:
-            raise ConversionError(f"{name}: not valid JSON ({exc})") from exc
+    except ijson.JSONError as exc:
+        raise ConversionError(f"{name}: not valid JSON ({exc})") from exc
+    except CrowdSourceError as exc:
+        raise ConversionError(str(exc)) from exc
 
 
 @dataclass(slots=True)

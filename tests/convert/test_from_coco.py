@@ -187,3 +187,22 @@ def test_from_coco_needs_a_prefix_for_relative_file_names(tmp_path: Path) -> Non
         {"class_id": 0, "left": 1, "top": 2, "width": 3, "height": 4}
     ]
     assert line["prior-boxes-metadata"]["objects"] == [{"confidence": 0.4}]
+
+
+def test_a_byte_order_mark_is_read_past_and_deep_nesting_refused(tmp_path: Path) -> None:
+    plain, marked = tmp_path / "plain.manifest", tmp_path / "marked.manifest"
+    src = _coco(tmp_path)
+    _convert(src, plain)
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + src.read_bytes())
+    _convert(bom, marked)
+
+    def boxes(path: Path) -> list[Any]:
+        return [(r.source_ref, r.boxes) for r in iter_detection_records(path)]
+
+    assert boxes(marked) == boxes(plain) and len(boxes(plain)) == 2
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"images": ' + "[" * 5000)
+    with pytest.raises(ConversionError, match=r"deep\.json: .*nested more than 64 levels"):
+        _convert(deep, tmp_path / "deep.manifest")
+    assert not (tmp_path / "deep.manifest").exists()

@@ -24,9 +24,9 @@ from gt_toolkit.formats.crowd.base import (
     coordinate,
     envelope,
     first_line,
-    open_stream,
     positive_size,
 )
+from gt_toolkit.formats.crowd.json_stream import open_json
 from gt_toolkit.formats.crowd.report import RejectHandler, SkipReason
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.s3 import S3Store
@@ -36,8 +36,6 @@ __all__ = ["LabelStudioSource"]
 
 _BOX_TYPE = "rectanglelabels"
 _DECIMALS = 6  # pixels from percent, rounded past float noise
-_BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark, which some editors and tools prepend
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 @dataclass(slots=True)
@@ -115,15 +113,8 @@ class LabelStudioSource(IndexedSource):
     def _records(self) -> Iterator[tuple[int, Any]]:
         n = -1  # the last task read whole
         try:
-            with open_stream(self.location, store=self.store) as stream:
-                if stream.peek(3)[:3] == _BOM:
-                    stream.read(3)
-                head = stream.peek(64)
-                if head[:2] in _UTF16_BOMS:
-                    raise CrowdSourceError(
-                        self.location, "", "not UTF-8 (it starts with a UTF-16 byte order mark)"
-                    )
-                if head.lstrip()[:1] != b"[":
+            with open_json(self.location, store=self.store) as stream:
+                if stream.peek(64).lstrip()[:1] != b"[":
                     raise CrowdSourceError(
                         self.location, "", "not a Label Studio export: expected a JSON list"
                     )

@@ -266,8 +266,8 @@ def test_a_utf8_byte_order_mark_is_read_past(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("encoding", "message"),
     [
-        ("latin-1", r"latin-1\.json: task 0: not JSON: lexical error: invalid bytes in UTF8"),
-        ("utf-16", r"utf-16\.json: not UTF-8 \(it starts with a UTF-16 byte order mark\)"),
+        ("latin-1", r"latin-1\.json: byte \d+: not UTF-8 text \(save the file as UTF-8\)$"),
+        ("utf-16", r"utf-16\.json: byte 3: not UTF-8 text: a NUL byte \(UTF-16\?"),
     ],
 )
 def test_a_file_not_in_utf8_is_one_line_naming_it(
@@ -279,3 +279,11 @@ def test_a_file_not_in_utf8_is_one_line_naming_it(
     with pytest.raises(CrowdSourceError, match=message) as caught:
         list(iter_crowd_images(path, "label-studio"))
     assert "\n" not in str(caught.value) and "\\n" not in str(caught.value)
+
+
+def test_an_export_nested_too_deep_is_refused_in_one_line(tmp_path: Path) -> None:
+    # ijson's memory grows with the square of the depth: the guard stops it first
+    path = tmp_path / "deep.json"
+    path.write_text("[" + '{"annotations": [' * 5000)
+    with pytest.raises(CrowdSourceError, match=r"deep\.json: .*nested more than 64 levels"):
+        list(iter_crowd_images(path, "label-studio"))
