@@ -161,11 +161,15 @@ def test_broken_records_go_to_rejects_and_fail_the_run(
     (reject,) = lines(tmp_path / "out.manifest.rejects.jsonl")
     assert reject["position"] == "task 1 (id 102), annotation 0, result 0"
     assert reject["reason"] == "malformed"
-    assert "labels were lost: 1 broken records" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "labels were lost: 1 broken records" in err
+    assert "rejected: malformed 1" in err and "skipped: cancelled-annotation" in err
     assert len(lines(out)) == 3  # every image is still written
     # every reject the summary counts is in the rejects file it points at
     summary = json.loads((tmp_path / "out.manifest.summary.json").read_text())
     assert summary["ingest"]["rejected"] == 1
+    assert summary["ingest"]["rejected_by_reason"] == {"malformed": 1}
+    assert "malformed" not in summary["ingest"]["skipped"]
     assert summary["rejects_file"] == str(tmp_path / "out.manifest.rejects.jsonl")
 
 

@@ -115,7 +115,8 @@ class IngestReport:
         rotated: rotated rectangles read as their axis-aligned envelope (also in ``boxes``).
         flipped: rectangles drawn with a negative width or height, read as the box between
             their edges (also in ``boxes``).
-        skipped: records not used, by :class:`SkipReason` value.
+        skipped: records not used, by :class:`SkipReason` value (skipped on purpose and
+            rejected alike; the summary and the JSON tell the two apart).
         failed_images: images whose answers exist but could not be read (listed as rejects).
     """
 
@@ -145,11 +146,18 @@ class IngestReport:
             parts.append(f"{self.rotated} rotated boxes read as their axis-aligned envelope")
         if self.flipped:
             parts.append(f"{self.flipped} boxes of negative width or height read flipped")
-        if self.skipped:
-            parts.append(
-                "skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items()))
-            )
+        for kind, counts in (("skipped", self._by_kind(False)), ("rejected", self._by_kind(True))):
+            if counts:
+                parts.append(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         return "; ".join(parts)
+
+    def _by_kind(self, reject: bool) -> dict[str, int]:
+        """The reasons skipped on purpose (``reject=False``) or rejected, sorted, with counts."""
+        return {
+            reason: n
+            for reason, n in sorted(self.skipped.items())
+            if SkipReason(reason).is_reject is reject
+        }
 
     def to_json(self) -> dict[str, Any]:
         """The counts as plain JSON (annotators as a count)."""
@@ -160,8 +168,9 @@ class IngestReport:
             "boxes": self.boxes,
             "rotated": self.rotated,
             "flipped": self.flipped,
-            "skipped": dict(sorted(self.skipped.items())),
+            "skipped": self._by_kind(False),
             "rejected": self.rejected,
+            "rejected_by_reason": self._by_kind(True),
             "failed_images": self.failed_images,
         }
 
