@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, TypeAlias
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
@@ -161,18 +161,22 @@ def image_reference(key: str, image_prefix: str | None) -> str:
 
 
 def image_path(key: str) -> str:
-    """Where a tool's image key puts the image below its dataset folder.
+    """Where a tool's image key puts the image below the folder its tool serves images from.
 
     A relative path (a CVAT image name, a COCO ``file_name``) is kept whole, with ``/``
     separators, so ``day1/0001.jpg`` and ``day2/0001.jpg`` stay two images, as ``from-coco``
-    joins them; a Label Studio local-files URL gives its ``?d=`` path; any other URL or
-    absolute path (a Label Studio upload, ``http://``) gives its last part.
+    joins them; so is a URL's path below its host and a Label Studio local-files URL's
+    ``?d=`` path (below the document root). An absolute file path or a Label Studio upload
+    (``/data/upload/3/...``, a folder of Label Studio's own) gives its last part. ``.`` and
+    ``..`` parts are dropped: a key never climbs out of the prefix it is joined to.
     """
     if "?d=" in key:
         key = unquote(key.split("?d=", 1)[1])
-    elif "://" in key or key.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[/\\]", key):
+    elif "://" in key:
+        key = unquote(urlsplit(key).path)
+    elif key.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[/\\]", key):
         return re.split(r"[/\\]", key)[-1]
-    return "/".join(p for p in re.split(r"[/\\]", key) if p not in ("", "."))
+    return "/".join(p for p in re.split(r"[/\\]", key) if p not in ("", ".", ".."))
 
 
 # -- outputs -----------------------------------------------------------------------------------

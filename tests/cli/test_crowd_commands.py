@@ -102,14 +102,19 @@ def test_images_named_alike_in_two_folders_stay_two_images(tmp_path: Path) -> No
 def test_two_images_that_would_share_an_output_name_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    export = tmp_path / "export.json"  # URLs: only their last part names the image
-    export.write_text(json.dumps(label_studio_export(_two_folders("https://cdn.test/%s/1.jpg"))))
+    export = tmp_path / "export.json"  # uploads: only their last part names the image
+    export.write_text(json.dumps(label_studio_export(_two_folders("/data/upload/%s/1.jpg"))))
     out = tmp_path / "out.json"
     args = ["consolidate", str(export), "--from", "label-studio", "--output-format", "coco"]
     assert main([*args, "-o", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "'https://cdn.test/day1/1.jpg'" in err and "'https://cdn.test/day2/1.jpg'" in err
+    assert "'/data/upload/day1/1.jpg'" in err and "'/data/upload/day2/1.jpg'" in err
     assert not out.exists() and list(tmp_path.iterdir()) == [export]
+    # URLs keep their path below the host, so the same names in two folders stay apart
+    export.write_text(json.dumps(label_studio_export(_two_folders("https://cdn.test/%s/1.jpg"))))
+    assert main([*args, "-o", str(out)]) == 0
+    names = sorted(i["file_name"] for i in json.loads(out.read_text())["images"])
+    assert names == ["day1/1.jpg", "day2/1.jpg"]
 
 
 def test_a_manifest_needs_s3_refs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

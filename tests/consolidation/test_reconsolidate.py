@@ -89,11 +89,12 @@ def test_a_relative_image_key_keeps_its_whole_path(parts: list[str], sep: str) -
     [
         ("/data/upload/3/5f3a-img.jpg", "5f3a-img.jpg"),  # a Label Studio upload
         ("/data/local-files/?d=site%20a/img.jpg", "site a/img.jpg"),  # Label Studio local files
-        ("https://cdn.test/day1/1.jpg", "1.jpg"),
+        ("https://cdn.test/day1/1.jpg?v=2", "day1/1.jpg"),  # the path below the host
         ("C:\\shots\\1.jpg", "1.jpg"),
+        ("a/../../b.jpg", "a/b.jpg"),  # never above the prefix
     ],
 )
-def test_urls_and_absolute_paths_give_their_last_part(key: str, path: str) -> None:
+def test_urls_and_absolute_paths_give_their_path(key: str, path: str) -> None:
     assert image_path(key) == path
     assert image_reference(key, None) == key
     assert image_reference("s3://bkt/k/1.jpg", "s3://other/") == "s3://bkt/k/1.jpg"

@@ -219,9 +219,13 @@ class _CocoSource(IndexedSource):
             )
             return key, extra, None
         x, y, w, h = (c or 0.0 for c in coords)
-        if w <= 0 or h <= 0:
+        if w < 0 or h < 0:  # a zero size reaches the engine, which drops it as every source's
             self.skip(
-                location, where, SkipReason.MALFORMED, "bbox width and height must be positive", ann
+                location,
+                where,
+                SkipReason.MALFORMED,
+                "bbox width and height must not be negative",
+                ann,
             )
             return key, extra, None
         return key, extra, {"label": label, "left": x, "top": y, "width": w, "height": h}

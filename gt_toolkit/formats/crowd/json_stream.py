@@ -7,8 +7,9 @@ Studio about 8), so :func:`open_json` refuses a document nested deeper than
 :data:`MAX_DEPTH` before the parser sees the bytes that go too deep. It checks each chunk
 as it passes (brackets outside strings), in constant memory and without a second read.
 
-Each JSON reader of ours opens its file with :func:`open_json` (rules in
-``docs/crowd-sources.md``).
+The crowd readers and ``from-coco``, which stream their exports, open them with
+:func:`open_json` (rules in ``docs/crowd-sources.md``); ``evaluate`` loads its COCO file
+whole and does not.
 """
 
 from __future__ import annotations

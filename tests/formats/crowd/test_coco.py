@@ -27,6 +27,13 @@ def consolidate(location: Path, kind: str, tmp_path: Path, **kw: Any) -> tuple[A
     return consolidated_boxes(lines), report
 
 
+def write_raters(tmp_path: Path, coco: dict[str, Any]) -> Path:
+    """``coco`` (the raters fixture, changed by a test) as ``raters.json`` in ``tmp_path``."""
+    path = tmp_path / "raters.json"
+    path.write_text(json.dumps(coco))
+    return path
+
+
 def test_raters_file_consolidates_box_by_box(tmp_path: Path) -> None:
     # r3 is listed on img_a and drew nothing there: three workers, two drew each object
     # (2/3 x (1 - (1 - IoU)/4)); on img_b r2 drew nothing. r9's box (not listed on img_b)
@@ -147,8 +154,7 @@ def test_a_rater_whose_every_box_is_broken_is_left_out(tmp_path: Path) -> None:
     coco = json.loads(RATERS.read_text())
     coco["annotations"][0]["bbox"] = [64, 48, None, 96]  # r1's car on img_a
     coco["annotations"][1]["category_id"] = 77  # r1's person on img_a
-    path = tmp_path / "raters.json"
-    path.write_text(json.dumps(coco))
+    path = write_raters(tmp_path, coco)
     rejects: list[CrowdReject] = []
     with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
         img_a, img_b = source.images()
@@ -219,19 +225,16 @@ def test_per_annotator_files_naming_one_annotator_are_refused(tmp_path: Path) ->
         list(iter_crowd_images(folder, "coco-per-annotator"))
 
 
-@pytest.mark.parametrize("bbox", [[110, 60, -100, -50], [10, 10, 0, 0], [10, 10, 5, 0]])
-def test_a_box_without_positive_width_and_height_is_malformed(
-    tmp_path: Path, bbox: list[float]
-) -> None:
+@pytest.mark.parametrize("bbox", [[110, 60, -100, -50], [10, 10, 5, -1]])
+def test_a_box_of_negative_width_or_height_is_malformed(tmp_path: Path, bbox: list[float]) -> None:
     coco = json.loads(RATERS.read_text())
     coco["annotations"][0]["bbox"] = bbox  # r1's car on img_a
-    path = tmp_path / "raters.json"
-    path.write_text(json.dumps(coco))
+    path = write_raters(tmp_path, coco)
     rejects: list[CrowdReject] = []
     with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
         img_a, _ = source.images()
     assert str(rejects[0]).endswith(
-        "annotations[0] (id 1): malformed: bbox width and height must be positive"
+        "annotations[0] (id 1): malformed: bbox width and height must not be negative"
     )
     assert img_a.annotators == ("r1", "r2", "r3")  # r1's person still counts
     assert [b["label"] for b in img_a.boxes[0]] == ["person"]
@@ -248,8 +251,7 @@ def test_raters_duplicate_image_id_moves_no_box(tmp_path: Path) -> None:
     coco = duplicate_first_image(json.loads(RATERS.read_text()))
     first_id = coco["images"][0]["id"]
     on_first = sum(a["image_id"] == first_id for a in coco["annotations"])
-    path = tmp_path / "raters.json"
-    path.write_text(json.dumps(coco))
+    path = write_raters(tmp_path, coco)
     rejects: list[CrowdReject] = []
     with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
         images = list(source.images())
@@ -287,8 +289,7 @@ def test_per_annotator_duplicate_image_id_moves_no_box(tmp_path: Path) -> None:
 def test_the_same_image_listed_twice_keeps_its_boxes(tmp_path: Path) -> None:
     coco = json.loads(RATERS.read_text())
     coco["images"].append(coco["images"][0])  # a repeated entry: the id is not ambiguous
-    path = tmp_path / "raters.json"
-    path.write_text(json.dumps(coco))
+    path = write_raters(tmp_path, coco)
     rejects: list[CrowdReject] = []
     with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
         img_a, _ = source.images()
@@ -317,8 +318,7 @@ def test_a_section_that_is_not_a_list_is_an_error(
             del coco[name]
         else:
             coco[name] = value
-    path = tmp_path / "raters.json"
-    path.write_text(json.dumps(coco))
+    path = write_raters(tmp_path, coco)
     with pytest.raises(CrowdSourceError, match=rf"raters\.json: not a COCO file: {message}$"):
         list(iter_crowd_images(path, "coco-raters"))
 
@@ -353,8 +353,7 @@ def test_an_image_size_off_whole_pixels_is_malformed(
 ) -> None:
     coco = json.loads(RATERS.read_text())
     coco["images"][0].update(size)
-    path = tmp_path / "raters.json"
-    path.write_text(json.dumps(coco))
+    path = write_raters(tmp_path, coco)
     rejects: list[CrowdReject] = []
     with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
         images = list(source.images())
@@ -371,8 +370,7 @@ def test_an_image_size_off_whole_pixels_is_malformed(
 def test_a_rater_list_of_another_shape_is_malformed(tmp_path: Path, rater_list: Any) -> None:
     coco = json.loads(RATERS.read_text())
     coco["images"][0]["rater_list"] = rater_list
-    path = tmp_path / "raters.json"
-    path.write_text(json.dumps(coco))
+    path = write_raters(tmp_path, coco)
     with pytest.raises(
         CrowdSourceError,
         match=r"raters\.json: images\[0\]: malformed: rater_list is neither a list of raters "
@@ -423,3 +421,15 @@ def test_a_deeply_nested_file_is_refused(tmp_path: Path) -> None:
         CrowdSourceError, match=r"raters\.json: before byte \d+: nested more than 64 levels deep$"
     ):
         list(iter_crowd_images(path, "coco-raters"))
+
+
+def test_a_box_of_no_size_is_read_and_left_to_the_engine(tmp_path: Path) -> None:
+    # as from CVAT or Label Studio: read, then dropped by consolidation, not a broken record
+    coco = json.loads(RATERS.read_text())
+    coco["annotations"][0]["bbox"] = [10, 10, 0, 5]
+    path = write_raters(tmp_path, coco)
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        img_a, _ = source.images()
+    assert [r.reason for r in rejects] == ["rater-not-listed"]  # the fixture's own one
+    assert {"label": "car", "left": 10, "top": 10, "width": 0, "height": 5} in img_a.boxes[0]
