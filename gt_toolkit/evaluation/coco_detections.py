@@ -12,6 +12,7 @@ manifest's ``source-ref``), else by ``file_name``; labels are category names; a 
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ def is_coco_file(location: Location, *, store: S3Store | None = None) -> bool:
     A manifest's first line is a whole JSON object with a ``source-ref``; a COCO file's first
     line is either the whole file (an object with ``images``) or the start of one.
     """
-    head = next(iter_chunks(location, store=store), b"")
+    head = next(iter_chunks(location, store=store), b"").removeprefix(codecs.BOM_UTF8)
     first = head.split(b"\n", 1)[0].strip()
     if not first.startswith(b"{"):
         return False
@@ -63,7 +64,7 @@ def read_coco_detections(location: Location, *, store: S3Store | None = None) ->
     """
     name = os.fspath(location)
     try:
-        doc = orjson.loads(read_bytes(location, store=store))
+        doc = orjson.loads(read_bytes(location, store=store).removeprefix(codecs.BOM_UTF8))
     except orjson.JSONDecodeError as exc:
         raise ValidationError([f"{name}: not JSON: {exc}"], what=name) from exc
     if not isinstance(doc, Mapping) or not isinstance(doc.get("images"), list):

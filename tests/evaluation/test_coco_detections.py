@@ -25,10 +25,10 @@ COCO = {
 }
 
 
-@pytest.mark.parametrize("indent", [None, 2])
-def test_boxes_by_source_ref_or_file_name(tmp_path: Path, indent: int | None) -> None:
+@pytest.mark.parametrize(("indent", "bom"), [(None, b""), (2, b""), (None, b"\xef\xbb\xbf")])
+def test_boxes_by_source_ref_or_file_name(tmp_path: Path, indent: int | None, bom: bytes) -> None:
     path = tmp_path / "coco.json"
-    path.write_text(json.dumps(COCO, indent=indent))
+    path.write_bytes(bom + json.dumps(COCO, indent=indent).encode())  # a BOM: Windows tools
     assert is_coco_file(path)
     found = read_detection_set(path)
     assert found.kind == "coco"
