@@ -100,7 +100,9 @@ def match_units(
 
     Coordinates are relative to the image size when it is known (pixels otherwise).
     """
-    settings = ConsolidationSettings(iou_threshold=iou_threshold, min_support=1)
+    # one output box per cluster (its voted label): per label, one object seen as a car by
+    # two and a truck by one would be two units
+    settings = ConsolidationSettings(iou_threshold=iou_threshold, min_support=1, quorum="box")
     result = consolidate_image(
         image.boxes, settings=settings, labels=labels, image_size=image.image_size
     )

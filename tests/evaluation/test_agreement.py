@@ -140,6 +140,18 @@ def test_hand_computed_crowd() -> None:
     assert report.pair_units == [[0, 3], [3, 0]]
 
 
+def test_an_object_given_two_labels_is_one_unit_of_its_voted_label() -> None:
+    # two say car, one says truck: one object, so one unit (the label disagreement is in
+    # its values), counted under the label most annotators gave
+    crowd = image("a", [box("car", 10, 10)], [box("car", 11, 10)], [box("truck", 10, 11)])
+    units, labels = match_units(crowd)
+    assert labels == ["car"] and len(units) == 1
+    assert [v[0] for v in units[0] if v is not None] == ["car", "car", "truck"]
+    report = measure_agreement([crowd])
+    assert (report.units, report.values) == (1, 3)
+    assert [(c.label, c.units) for c in report.per_class] == [("car", 1)]
+
+
 def test_labels_and_iou_set_the_distance() -> None:
     a: Value = ("car", 0.0, 0.0, 0.2, 0.2)
     assert value_distance(a, a) == 0.0
