@@ -54,6 +54,7 @@ from gt_toolkit.formats.crowd.report import IngestReport
 from gt_toolkit.formats.detection_label import (
     DETECTION_TYPE,
     build_detection_label,
+    label_attribute_problems,
     now_creation_date,
 )
 from gt_toolkit.progress import progress
@@ -340,8 +341,9 @@ def _check_options(
     output_format: str,
     worker_model: object,
     keep: str,
+    label_attribute: str,
 ) -> None:
-    problems = []
+    problems = label_attribute_problems(label_attribute) if output_format == "manifest" else []
     if isinstance(worker_model, str) and worker_model != "fit":
         problems.append(f"worker_model must be a WorkerModel, 'fit' or None, got {worker_model!r}")
     if worker_model is None and keep == "model":
@@ -416,7 +418,9 @@ def reconsolidate(
             :func:`~gt_toolkit.consolidation.label_check.label_mismatch`): nothing is written.
         CrowdSourceError: the source cannot be read (and broken records, without a handler).
     """
-    _check_options(source, image_prefix, output_format, worker_model, settings.keep)
+    _check_options(
+        source, image_prefix, output_format, worker_model, settings.keep, label_attribute
+    )
     given = list(labels) if labels else source.labels
     run = _Run(
         attribute=label_attribute,

@@ -26,6 +26,7 @@ from gt_toolkit.errors import ConversionError
 from gt_toolkit.formats.detection_label import (
     DETECTION_TYPE,
     build_detection_label,
+    label_attribute_problems,
     now_creation_date,
 )
 from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
@@ -79,6 +80,9 @@ class PriorManifest:
         self.options = options
         self.labels = labels
         self.attribute = options.label_attribute or DEFAULT_PRIOR_ATTRIBUTE
+        problems = label_attribute_problems(self.attribute)
+        if problems:
+            raise ConversionError("; ".join(problems))
         self.stats = OutputStats(attribute=self.attribute, label_type=DETECTION_TYPE)
         self.creation_date = now_creation_date()  # one import, one date
         for cid, name in enumerate(labels):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "ScoredBox",
     "build_detection_label",
     "class_ids_for",
+    "label_attribute_problems",
     "label_boxes",
     "label_image_size",
     "now_creation_date",
@@ -38,6 +40,39 @@ __all__ = [
     "parse_detection_label",
     "parse_image_size",
 ]
+
+_ATTRIBUTE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}")
+RESERVED_ATTRIBUTES = frozenset({"source", "source-ref"})
+"""The input line's own keys: a label attribute of that name would overwrite the image."""
+
+
+def label_attribute_problems(
+    name: str, *, reference: bool = False, pattern: bool = True
+) -> list[str]:
+    """Why ``name`` cannot be a label attribute (§2.2 and §8 pitfall 17); empty when it can.
+
+    The rules Ground Truth's API enforces, for whoever writes the ``<name>`` +
+    ``<name>-metadata`` pair: 1-127 letters, digits and hyphens, starting and ending with a
+    letter or digit; never ending in ``-metadata``; never an input key (``source``,
+    ``source-ref``); ending in ``-ref`` exactly when the label is a file reference
+    (``reference``; a bounding-box label is not). ``pattern=False`` leaves the characters to
+    a caller that checks them against the service model already.
+    """
+    problems = []
+    if pattern and not _ATTRIBUTE_NAME.fullmatch(name):
+        problems.append(
+            f"label attribute {name!r} must be 1-127 letters, digits and hyphens, starting "
+            "and ending with a letter or digit"
+        )
+    if name.endswith("-metadata"):
+        problems.append(f"label attribute {name!r} must not end with '-metadata'")
+    if name in RESERVED_ATTRIBUTES:
+        problems.append(f"label attribute {name!r} would overwrite the input line's own key")
+    if reference != name.endswith("-ref"):
+        must = "must" if reference else "must not"
+        problems.append(f"label attribute {name!r} {must} end with '-ref' for this kind of label")
+    return problems
+
 
 DETECTION_TYPE = "groundtruth/object-detection"
 

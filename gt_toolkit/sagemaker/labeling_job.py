@@ -31,6 +31,7 @@ from gt_toolkit.errors import (
     ValidationError,
     WaitTimeoutError,
 )
+from gt_toolkit.formats.detection_label import label_attribute_problems
 from gt_toolkit.formats.label_categories import (
     TASK_TYPES,
     build_label_category_config,
@@ -142,7 +143,6 @@ _DEFAULT_WORKERS: Final = {"BoundingBox": 5}
 _MTURK_MAX_LIFETIME: Final = 43_200
 _PRIVATE_MAX_LIFETIME: Final = 30 * 24 * 3600
 _IMAGE_TEXT_MAX_TIME: Final = 28_800
-_RESERVED_ATTRIBUTES: Final = frozenset({"source", "source-ref"})
 
 _PRE_PATH: Final = "HumanTaskConfig.PreHumanTaskLambdaArn"
 _ACS_PATH: Final = "HumanTaskConfig.AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn"
@@ -597,14 +597,9 @@ def _check_label_attribute(job: LabelingJobCheck) -> Iterator[str]:
     attribute = job.request.get("LabelAttributeName")
     if not isinstance(attribute, str):
         return
-    if attribute.endswith("-metadata"):
-        yield f"LabelAttributeName {attribute!r} must not end with '-metadata'"
     needs_ref = job.task_type in _REF_TASK_TYPES
-    if needs_ref != attribute.endswith("-ref"):
-        must = "must" if needs_ref else "must not"
-        yield f"LabelAttributeName {must} end with '-ref' for {job.task_type} jobs"
-    if attribute in _RESERVED_ATTRIBUTES:
-        yield f"LabelAttributeName {attribute!r} would overwrite the input manifest's own key"
+    for problem in label_attribute_problems(attribute, reference=needs_ref, pattern=False):
+        yield f"LabelAttributeName: {problem} ({job.task_type} jobs)"
     if job.source_label_attribute is not None and attribute == job.source_label_attribute:
         yield (
             "LabelAttributeName must differ from the original job's "

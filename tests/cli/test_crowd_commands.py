@@ -293,3 +293,14 @@ def test_a_label_list_that_matches_nothing_stops_the_run(
     assert not list(tmp_path.iterdir())  # nothing written, not even the quality table
     assert main(["consolidate", str(JOB), "-o", str(out), "--labels", "Ball"]) == 1
     assert "'ball' looks like 'Ball'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("attribute", ["source-ref", "boxes-metadata", "bad name!"])
+def test_a_label_attribute_that_would_break_the_manifest_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], attribute: str
+) -> None:
+    out = tmp_path / "out.manifest"
+    args = ["consolidate", str(JOB), "-o", str(out), "--label-attribute", attribute]
+    assert main(args) == 1
+    assert f"label attribute {attribute!r}" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing written

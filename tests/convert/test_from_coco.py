@@ -206,3 +206,10 @@ def test_a_byte_order_mark_is_read_past_and_deep_nesting_refused(tmp_path: Path)
     with pytest.raises(ConversionError, match=r"deep\.json: .*nested more than 64 levels"):
         _convert(deep, tmp_path / "deep.manifest")
     assert not (tmp_path / "deep.manifest").exists()
+
+
+def test_a_label_attribute_that_would_break_the_manifest_is_refused(tmp_path: Path) -> None:
+    src = _coco(tmp_path)
+    with pytest.raises(ConversionError, match="must not end with '-metadata'"):
+        _convert(src, tmp_path / "prior.manifest", label_attribute="prior-metadata")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gt.json"]

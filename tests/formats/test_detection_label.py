@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from gt_toolkit.formats.detection_label import (
     build_detection_label,
     class_ids_for,
+    label_attribute_problems,
     parse_annotation,
     parse_class_id,
     parse_detection_label,
@@ -214,3 +215,28 @@ def test_image_size_parser(value: object, expected: object) -> None:
 def test_image_size_parser_refuses_what_is_not_a_size(value: object) -> None:
     with pytest.raises(ValueError):
         parse_image_size(value)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("source-ref", "own key"),
+        ("source", "own key"),
+        ("boxes-metadata", "must not end with '-metadata'"),
+        ("boxes-ref", "must not end with '-ref'"),
+        ("bad name!", "letters, digits and hyphens"),
+        ("-boxes", "letters, digits and hyphens"),
+        ("a" * 128, "1-127"),
+        ("", "1-127"),
+    ],
+)
+def test_a_label_attribute_ground_truth_would_refuse_is_named(name: str, problem: str) -> None:
+    assert any(problem in p for p in label_attribute_problems(name))
+
+
+@given(st.from_regex(r"[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?", fullmatch=True))
+def test_a_plain_name_is_a_label_attribute(name: str) -> None:
+    bad = name.endswith(("-metadata", "-ref")) or name in ("source", "source-ref")
+    assert (label_attribute_problems(name) == []) is not bad
+    if name != "source":  # "source-ref" is the input's own key
+        assert label_attribute_problems(name + "-ref", reference=True) == []
