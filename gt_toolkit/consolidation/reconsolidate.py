@@ -34,6 +34,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any, Literal, TypeAlias
 from urllib.parse import unquote, urlsplit
 
@@ -435,41 +436,64 @@ def reconsolidate(
     quality = QualityAccumulator()
     unknown: Counter[str] = Counter()
     drawn = 0
-    with _writer(run, output, store) as write:
-        for item in progress(source.items(), desc="consolidating", unit="img"):
-            result, failure = _consolidate(item, settings, given, model)
-            write(item, result, failure)
-            report.objects += 1
-            if result is None:
-                report.failed += 1
-                continue
-            report.consolidated += 1
-            report.boxes += len(result.boxes)
-            report.dropped.update(d["reason"] for d in result.dropped)
-            image = item.image
-            unknown += unknown_labels(image.boxes, result)
-            drawn += sum(len(b) for b in image.boxes)
-            quality.add(
-                image.annotators,
-                image.boxes,
-                result,
-                image_size=image.image_size,
-                time_spent=item.time_spent or None,
-            )
-        mismatch = label_mismatch(unknown, drawn, given or ())
-        if mismatch is not None:  # before the output is committed: the run writes nothing
-            raise ConsolidationError(mismatch.message)
-    report.labels = run.labels
-    report.worker_model = model
-    report.quality = quality.result(model)
-    if model is not None:
-        report.unknown_workers = sum(q.worker_id not in model.workers for q in report.quality)
-    base = quality_output or f"{os.fspath(output)}.worker-quality"
-    report.quality_outputs = _write_quality(report.quality, base, store)
-    if worker_model == "fit" and model is not None:
-        report.worker_model_output = f"{os.fspath(output)}.worker-model.json"
-        write_json(report.worker_model_output, model.to_json(), store=store)
+    side: list[str] = []  # written before the output is committed, removed if it is not
+    try:
+        with _writer(run, output, store) as write:
+            for item in progress(source.items(), desc="consolidating", unit="img"):
+                result, failure = _consolidate(item, settings, given, model)
+                write(item, result, failure)
+                report.objects += 1
+                if result is None:
+                    report.failed += 1
+                    continue
+                report.consolidated += 1
+                report.boxes += len(result.boxes)
+                report.dropped.update(d["reason"] for d in result.dropped)
+                image = item.image
+                unknown += unknown_labels(image.boxes, result)
+                drawn += sum(len(b) for b in image.boxes)
+                quality.add(
+                    image.annotators,
+                    image.boxes,
+                    result,
+                    image_size=image.image_size,
+                    time_spent=item.time_spent or None,
+                )
+            mismatch = label_mismatch(unknown, drawn, given or ())
+            if mismatch is not None:  # before the output is committed: the run writes nothing
+                raise ConsolidationError(mismatch.message)
+            report.labels = run.labels
+            report.worker_model = model
+            report.quality = quality.result(model)
+            if model is not None:
+                report.unknown_workers = sum(
+                    q.worker_id not in model.workers for q in report.quality
+                )
+            base = quality_output or f"{os.fspath(output)}.worker-quality"
+            report.quality_outputs = _write_quality(report.quality, base, store, side)
+            if worker_model == "fit" and model is not None:
+                report.worker_model_output = f"{os.fspath(output)}.worker-model.json"
+                side.append(report.worker_model_output)
+                write_json(report.worker_model_output, model.to_json(), store=store)
+    except BaseException:
+        _discard(side, store)
+        raise
     return report
+
+
+def _discard(locations: Sequence[str], store: S3Store | None) -> None:
+    """Remove what a failed run wrote beside its output.
+
+    Best effort: the error that failed the run is the one to report.
+    """
+    with contextlib.suppress(Exception):
+        s3 = [loc for loc in locations if is_s3_uri(loc)]
+        if s3:
+            (store or S3Store()).delete_objects(s3)
+    for loc in locations:
+        if not is_s3_uri(loc):
+            with contextlib.suppress(OSError):
+                Path(loc).unlink(missing_ok=True)
 
 
 def _csv_cell(value: Any) -> Any:
@@ -486,9 +510,13 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def _write_quality(quality: list[WorkerQuality], base: str, store: S3Store | None) -> list[str]:
+def _write_quality(
+    quality: list[WorkerQuality], base: str, store: S3Store | None, written: list[str]
+) -> list[str]:
+    """The worker-quality JSON and CSV; each location joins ``written`` before it is written."""
     rows = [q.to_json() for q in quality]
     json_loc, csv_loc = f"{base}.json", f"{base}.csv"
+    written += [json_loc, csv_loc]
     write_json(json_loc, rows, store=store)
     buf = io.StringIO()
     with_model = any(q.miss_rate is not None for q in quality)

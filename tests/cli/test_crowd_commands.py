@@ -304,3 +304,16 @@ def test_a_label_attribute_that_would_break_the_manifest_is_refused(
     assert main(args) == 1
     assert f"label attribute {attribute!r}" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_side_output_that_cannot_be_written_leaves_no_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the worker-quality table goes under a path that is a file: the manifest, already
+    # complete, must not be committed without it, nor the model table it would sit beside
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "out.manifest"
+    args = ["consolidate", str(SAMPLES / "crowd" / "label-studio.json"), "--from", "label-studio"]
+    assert main([*args, "-o", str(out), "--quality", str(tmp_path / "afile" / "q")]) == 1
+    assert "afile" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

@@ -17,7 +17,7 @@ from gt_toolkit.consolidation.engine import ConsolidationSettings
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
 from gt_toolkit.consolidation.reconsolidate import image_path, image_reference, reconsolidate
 from gt_toolkit.consolidation.worker_model import WorkerModel, read_worker_model
-from gt_toolkit.errors import NoMatchingObjectsError, ValidationError
+from gt_toolkit.errors import NoMatchingObjectsError, StorageError, ValidationError
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.formats.crowd.report import CrowdReject
 from gt_toolkit.formats.crowd.sources import open_crowd_source
@@ -610,3 +610,21 @@ def test_a_worker_id_that_reads_as_a_formula_is_quoted_in_the_csv_only(tmp_path:
     assert ids == {"'" + w for w in hostile[:4]} | {"ana"}
     table = json.loads((tmp_path / "out.manifest.worker-quality.json").read_text())
     assert {row["worker_id"] for row in table} == set(hostile)
+
+
+def test_an_output_that_cannot_be_committed_takes_its_side_files_with_it(
+    store: Any, bucket: str, tmp_path: Path
+) -> None:
+    # the quality table is written first, locally; the model table and the manifest go to a
+    # bucket that does not exist: the run must not leave tables of an output that is not
+    source = open_crowd_source(SAMPLE_SOURCES["label-studio"][0], "label-studio")
+    base = tmp_path / "quality"
+    with pytest.raises(StorageError, match=r"the bucket does not exist"):
+        reconsolidate(
+            source,
+            f"s3://{bucket}-missing/out.manifest",
+            quality_output=str(base),
+            worker_model="fit",
+            store=store,
+        )
+    assert not list(tmp_path.iterdir())
