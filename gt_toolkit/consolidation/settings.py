@@ -59,11 +59,12 @@ class ConsolidationSettings:
         iou_threshold: the IoU two boxes of different workers need to be the same object.
         min_support: workers needed to keep a cluster; ``None`` = strict majority of the
             workers who answered (1 when one answered).
-        fusion: how member edges are combined, ``"mean"`` or ``"median"``.
+        fusion: how member edges are combined: ``"huber"`` (default, Huber's M-estimate),
+            ``"mean"`` or ``"median"``.
         clip: clip boxes to the image (``True``) or drop boxes that cross its border.
         duplicate_iou: IoU at which two same-label boxes of *one* worker count as a duplicate.
-        quorum: what ``min_support`` counts. ``"box"`` (default): workers who drew the
-            cluster; it is kept with the voted label, ties included. ``"label"``: workers
+        quorum: what ``min_support`` counts. ``"box"``: workers who drew the cluster; it
+            is kept with the voted label, ties included. ``"label"`` (default): workers
             who gave each label; one box per label that reaches it, all on the cluster's
             fused box (every member still helps place it). At a strict majority this drops
             clusters whose label vote is split (a 1:1 tie of 3 workers is a coin flip);
