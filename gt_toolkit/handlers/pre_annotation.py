@@ -239,6 +239,11 @@ def _prior_boxes(
     if not isinstance(value, Mapping) or not (metadata is None or isinstance(metadata, Mapping)):
         errors.append(f"prior label {attribute!r} is not a bounding-box label object")
         return attribute, [], []
+    if metadata is not None and metadata.get("failure-reason") is not None:
+        # docs §2.1: a failed label is failed whatever boxes it holds (the named attribute
+        # is held to the rule the detected one is): no priors, no skip
+        errors.append(f"prior label {attribute!r} is marked failed: {metadata['failure-reason']}")
+        return attribute, [], []
     try:
         _, boxes = parse_detection_label(value, metadata)
     except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as exc:

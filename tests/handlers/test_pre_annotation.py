@@ -116,6 +116,20 @@ def test_skip_rule_never_skips_an_image_without_prior_boxes() -> None:
     assert "initialValue" not in out["taskInput"]
 
 
+@pytest.mark.parametrize("named", [True, False], ids=["named", "detected"])
+def test_a_label_marked_failed_gives_no_priors_and_no_skip(named: bool) -> None:
+    # our post-annotation Lambda keeps the boxes of a label-mismatch failure beside its
+    # failure-reason: named or detected, such a label must not pre-load or skip the human
+    event = copy.deepcopy(load_event("pre_model_prelabels.json"))
+    event["dataObject"]["model-metadata"]["failure-reason"] = "labels do not match the job"
+    settings = PreAnnotationSettings(
+        skip_min_confidence=0.0, prior_attribute="model" if named else None
+    )
+    out = handle_pre_annotation(event, settings=settings)
+    assert out["isHumanAnnotationRequired"] is True
+    assert "initialValue" not in out["taskInput"]
+
+
 def test_skip_rule_needs_every_confidence_known() -> None:
     event = copy.deepcopy(load_event("pre_model_prelabels.json"))
     event["dataObject"]["model-metadata"]["objects"] = [{"confidence": 0.99}]  # second missing
