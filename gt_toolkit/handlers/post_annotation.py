@@ -71,6 +71,7 @@ from gt_toolkit.handlers.lambda_response import (
     returnable,
     runtime_size,
 )
+from gt_toolkit.handlers.pre_annotation import labels_variable
 from gt_toolkit.storage.assumed_role import assumed_role_store_factory as assumed_role_store_factory
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 from gt_toolkit.types import ConsolidatedBox, ImageSize
@@ -135,13 +136,16 @@ class PostAnnotationSettings:
     element_name: str | None = None
     fetch_threads: int = 16
     worker_model: WorkerModel | None = None
+    labels: tuple[str, ...] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PostAnnotationSettings:
         """Read settings from the Lambda's environment variables.
 
         Variables: ``GT_IOU_THRESHOLD``, ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``,
-        ``GT_KEEP``, ``GT_ASSUME_ROLE`` (true/false), ``GT_ELEMENT_NAME`` and ``GT_FETCH_THREADS``.
+        ``GT_KEEP``, ``GT_ASSUME_ROLE`` (true/false), ``GT_ELEMENT_NAME``, ``GT_FETCH_THREADS``
+        and ``GT_LABELS`` (the job's labels, for class ids when the event's
+        ``labelCategories`` is null, as console jobs send it).
 
         Raises:
             ValidationError: every unusable variable, listed at once.
@@ -162,6 +166,7 @@ class PostAnnotationSettings:
                 threads = int(raw_threads)
             else:
                 problems.append(f"GT_FETCH_THREADS must be an integer >= 1, got {raw_threads!r}")
+        labels = labels_variable(env.get("GT_LABELS", ""), problems)
         if problems:
             raise ValidationError(problems, what="post-annotation settings")
         return cls(
@@ -169,6 +174,7 @@ class PostAnnotationSettings:
             assume_role=raw_assume in _TRUE,
             element_name=env.get("GT_ELEMENT_NAME", "").strip() or None,
             fetch_threads=threads,
+            labels=labels,
         )
 
 
@@ -243,15 +249,27 @@ def _event_problems(event: Mapping[str, Any]) -> tuple[str, str, list[str]]:
     return attribute, str(uri), problems
 
 
-def _labels(event: Mapping[str, Any]) -> list[str] | None:
+def _labels(event: Mapping[str, Any], configured: tuple[str, ...] | None) -> list[str] | None:
+    """The job's label list: the event's ``labelCategories``, else ``GT_LABELS``.
+
+    Class ids follow it. Without either, each object's own labels are sorted, so one label
+    can get different ids on different objects: a warning says so (the built-in detector
+    reads ``class_id``, not ``class-map``).
+    """
     raw = event.get("labelCategories")
-    if raw is None:
-        return None  # console-created jobs send null
     if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
         return list(raw)
-    logger.warning(
-        "post_annotation.bad_label_categories %s",
-        _for_log({"labelCategories": raw}),
+    if raw is not None:
+        logger.warning(
+            "post_annotation.bad_label_categories %s",
+            _for_log({"labelCategories": raw}),
+            extra={"gt": {"labelCategories": raw}},
+        )
+    if configured is not None:
+        return list(configured)
+    logger.warning(  # console-created jobs send null
+        "post_annotation.no_label_list %s",
+        _for_log({"hint": "set GT_LABELS: class ids differ between objects without it"}),
         extra={"gt": {"labelCategories": raw}},
     )
     return None
@@ -663,7 +681,7 @@ def _respond(
     items = _group(payload)
     batch = _Batch(
         attribute=attribute,
-        labels=_labels(event),
+        labels=_labels(event, settings.labels),
         job_name=_job_name(event),
         creation_date=creation_date or now_creation_date(),
         settings=settings,

@@ -91,7 +91,7 @@ class PreAnnotationSettings:
     def from_env(cls, env: Mapping[str, str]) -> PreAnnotationSettings:
         """Read settings from environment variables (pure: the label file is not read here).
 
-        Variables: ``GT_LABELS`` (see :func:`_labels_variable`), ``GT_HEADER``,
+        Variables: ``GT_LABELS`` (see :func:`labels_variable`), ``GT_HEADER``,
         ``GT_LABELS_S3_URI``, ``GT_PRIOR_LABEL_ATTRIBUTE``, ``GT_SKIP_MIN_CONFIDENCE`` (a
         number in [0, 1]) and ``GT_PASS_THROUGH_KEYS`` (comma-separated).
 
@@ -99,7 +99,7 @@ class PreAnnotationSettings:
             ValidationError: every malformed variable, listed at once.
         """
         problems: list[str] = []
-        labels = _labels_variable(env.get("GT_LABELS", ""), problems)
+        labels = labels_variable(env.get("GT_LABELS", ""), problems)
         skip = _skip_threshold(env.get("GT_SKIP_MIN_CONFIDENCE", "").strip(), problems)
         labels_uri = env.get("GT_LABELS_S3_URI", "").strip() or None
         if labels_uri is not None and not labels_uri.startswith("s3://"):
@@ -119,8 +119,8 @@ class PreAnnotationSettings:
         )
 
 
-def _labels_variable(raw: str, problems: list[str]) -> tuple[str, ...] | None:
-    """``GT_LABELS``: a JSON array of strings, or names separated by commas.
+def labels_variable(raw: str, problems: list[str]) -> tuple[str, ...] | None:
+    """``GT_LABELS``, which both Lambdas read: a JSON array, or names separated by commas.
 
     The JSON array form keeps every label exactly. The comma form splits at each comma and
     drops the spaces that start a name (``car, bike`` is ``car`` and ``bike``); everything
@@ -130,9 +130,9 @@ def _labels_variable(raw: str, problems: list[str]) -> tuple[str, ...] | None:
     means no labels.
 
     Examples:
-        >>> _labels_variable("car, bike", [])
+        >>> labels_variable("car, bike", [])
         ('car', 'bike')
-        >>> _labels_variable('["car ", " bike"]', [])
+        >>> labels_variable('["car ", " bike"]', [])
         ('car ', ' bike')
     """
     if not raw.strip():

@@ -1063,3 +1063,42 @@ def test_the_table_an_offline_fit_writes_drives_the_lambda(
     assert [content_of(e)[1]["objects"] for e in entries] != [
         content_of(e)[1]["objects"] for e in head_count
     ]
+
+
+IMAGE_SIZE = {"width": 640, "height": 480}
+
+
+def _object(object_id: str, labels: list[str]) -> dict[str, Any]:
+    """A one-worker data object whose worker drew one box per label."""
+    boxes = [
+        {"label": name, "left": 10 + 40 * i, "top": 10, "width": 30, "height": 30}
+        for i, name in enumerate(labels)
+    ]
+    answer = {"boundingBox": {"boundingBoxes": boxes, "inputImageProperties": IMAGE_SIZE}}
+    return {
+        "datasetObjectId": object_id,
+        "dataObject": {"source-ref": f"s3://b/{object_id}.png"},
+        "annotations": [
+            {"workerId": "private.w0", "annotationData": {"content": json.dumps(answer)}}
+        ],
+    }
+
+
+def test_without_label_categories_gt_labels_keeps_class_ids_stable_across_objects(
+    store: S3Store, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # console jobs send labelCategories null; the built-in detector reads class_id alone
+    payload = [_object("0", ["truck"]), _object("1", ["car", "truck"])]
+
+    def truck_ids(settings_: PostAnnotationSettings) -> list[int]:
+        ids = []
+        for entry in run(store, bucket, payload, settings_=settings_, labelCategories=None):
+            _, meta = content_of(entry)
+            ids.append(int({v: k for k, v in meta["class-map"].items()}["truck"]))
+        return ids
+
+    configured = PostAnnotationSettings.from_env({"GT_LABELS": "car, truck"})
+    assert truck_ids(configured) == [1, 1]
+    assert "no_label_list" not in caplog.text
+    assert truck_ids(DEFAULT) == [0, 1]  # each object's own sorted labels
+    assert "set GT_LABELS" in caplog.text
