@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gt_toolkit.consolidation.engine import DropReason, ImageConsolidation
 from gt_toolkit.types import WorkerBox
 
-__all__ = ["LabelMismatch", "label_mismatch", "unknown_labels"]
+__all__ = ["LabelMismatch", "LabelTally", "label_mismatch", "unknown_labels"]
 
 _SHOWN = 20  # labels listed in the message; the counts keep them all
 _NAME_CHARS = 80  # a label name longer than this is cut in the message
@@ -39,6 +39,46 @@ def unknown_labels(
         for d in result.dropped
         if d["reason"] == DropReason.UNKNOWN_LABEL
     )
+
+
+@dataclass(slots=True)
+class LabelTally:
+    """What :func:`label_mismatch` weighs over a run, added image by image.
+
+    Attributes:
+        unknown: labels dropped as ``unknown-label``, with their box counts.
+        boxes: boxes the workers drew.
+        answers: worker answers (one worker on one image) that hold a box.
+        misread: those answers whose boxes were mostly dropped as ``unknown-label``.
+    """
+
+    unknown: Counter[str] = field(default_factory=Counter)
+    boxes: int = 0
+    answers: int = 0
+    misread: int = 0
+
+    def add(self, answers: Sequence[Sequence[WorkerBox]], result: ImageConsolidation) -> None:
+        """Count one image: ``answers`` exactly as given to ``consolidate_image``."""
+        self.unknown += unknown_labels(answers, result)
+        self.boxes += sum(map(len, answers))
+        dropped = Counter(
+            d["worker"] for d in result.dropped if d["reason"] == DropReason.UNKNOWN_LABEL
+        )
+        self.answers += sum(1 for boxes in answers if boxes)
+        self.misread += sum(1 for w, n in dropped.items() if 2 * n > len(answers[w]))
+
+    def __iadd__(self, other: LabelTally) -> LabelTally:
+        self.unknown += other.unknown
+        self.boxes += other.boxes
+        self.answers += other.answers
+        self.misread += other.misread
+        return self
+
+    def mismatch(self, expected: Sequence[str]) -> LabelMismatch | None:
+        """:func:`label_mismatch` over the run so far."""
+        return label_mismatch(
+            self.unknown, self.boxes, expected, answers=self.answers, misread=self.misread
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,19 +118,31 @@ class LabelMismatch:
 
 
 def label_mismatch(
-    unknown: Mapping[str, int], boxes: int, expected: Sequence[str]
+    unknown: Mapping[str, int],
+    boxes: int,
+    expected: Sequence[str],
+    *,
+    answers: int | None = None,
+    misread: int = 0,
 ) -> LabelMismatch | None:
-    """The rule: a mismatch when more than half of the run's boxes had an unknown label.
+    """The rule: most boxes of the run, and most boxes of most answers, had unknown labels.
+
+    The second half (checked when ``answers`` is given) keeps one worker from failing a
+    run: a worker who floods one answer with boxes of a made-up label outweighs the others'
+    boxes, not their answers. A label list that does not match fails nearly every answer.
 
     Args:
         unknown: unknown labels with their box counts over the whole run (sum the
             :func:`unknown_labels` of every image).
         boxes: every box the workers drew in the run, dropped or not.
         expected: the label list the run was given.
+        answers: worker answers that hold a box (:class:`LabelTally` counts them).
+        misread: of those, the answers whose boxes were mostly dropped as unknown-label.
 
     Returns:
         The mismatch to report, or ``None`` when at most half of the boxes were dropped as
-        ``unknown-label`` (a few stray labels are reported box by box, as ever).
+        ``unknown-label``, or at most half of the answers mostly were (a few stray labels
+        are reported box by box, as ever).
 
     Examples:
         >>> print(label_mismatch({"Car": 9}, 10, ["car", "bus"]).message)
@@ -100,7 +152,7 @@ labels expected: 'car', 'bus'; 'Car' looks like 'car'
         True
     """
     dropped = sum(unknown.values())
-    if 2 * dropped <= boxes:
+    if 2 * dropped <= boxes or (answers is not None and 2 * misread <= answers):
         return None
     seen = {name: n for name, n in unknown.items() if n}
     return LabelMismatch(seen=seen, expected=tuple(expected), dropped=dropped, boxes=boxes)

@@ -45,7 +45,7 @@ from gt_toolkit.consolidation.engine import (
     ImageConsolidation,
     consolidate_image,
 )
-from gt_toolkit.consolidation.label_check import label_mismatch, unknown_labels
+from gt_toolkit.consolidation.label_check import LabelTally
 from gt_toolkit.consolidation.settings import DEFAULT_WORKER_MODEL
 from gt_toolkit.consolidation.worker_model import WorkerModel, fit_worker_model
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator, WorkerQuality
@@ -434,8 +434,7 @@ def reconsolidate(
     report = ReconsolidationReport(output=os.fspath(output), ingest=source.report)
     model = fit_source_model(source, settings, given) if worker_model == "fit" else worker_model
     quality = QualityAccumulator()
-    unknown: Counter[str] = Counter()
-    drawn = 0
+    tally = LabelTally()
     side: list[str] = []  # written before the output is committed, removed if it is not
     try:
         with _writer(run, output, store) as write:
@@ -450,8 +449,7 @@ def reconsolidate(
                 report.boxes += len(result.boxes)
                 report.dropped.update(d["reason"] for d in result.dropped)
                 image = item.image
-                unknown += unknown_labels(image.boxes, result)
-                drawn += sum(len(b) for b in image.boxes)
+                tally.add(image.boxes, result)
                 quality.add(
                     image.annotators,
                     image.boxes,
@@ -459,7 +457,7 @@ def reconsolidate(
                     image_size=image.image_size,
                     time_spent=item.time_spent or None,
                 )
-            mismatch = label_mismatch(unknown, drawn, given or ())
+            mismatch = tally.mismatch(given or ())
             if mismatch is not None:  # before the output is committed: the run writes nothing
                 raise ConsolidationError(mismatch.message)
             report.labels = run.labels

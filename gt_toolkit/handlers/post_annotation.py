@@ -59,7 +59,7 @@ from typing import Any, TypedDict
 import orjson
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
-from gt_toolkit.consolidation.label_check import LabelMismatch, label_mismatch, unknown_labels
+from gt_toolkit.consolidation.label_check import LabelMismatch, LabelTally
 from gt_toolkit.consolidation.worker_model import WorkerModel, read_worker_model
 from gt_toolkit.errors import ConsolidationError, GtToolkitError, StorageError, ValidationError
 from gt_toolkit.formats.detection_label import build_detection_label, now_creation_date
@@ -208,8 +208,7 @@ class _Answer:
     entry: PostAnnotationResult
     size: int  # bytes of the entry as the Python runtime encodes it
     failed: bool
-    boxes: int = 0  # boxes its usable answers hold
-    unknown: Counter[str] = field(default_factory=Counter)  # labels dropped as unknown-label
+    labels: LabelTally = field(default_factory=LabelTally)  # for the label-list check
 
     def metadata(self, attribute: str) -> dict[str, Any]:
         meta: dict[str, Any] = self.entry["consolidatedAnnotation"]["content"][
@@ -530,8 +529,7 @@ def _consolidate_item(item: _Item, batch: _Batch) -> _Answer:
         dropped = [_dropped_box(answers, d) for d in result.dropped]
         extra["dropped-boxes"] = returnable(dropped, batch.payload_uri)  # NaN edges read null
     answer = _answer(item, batch, result.boxes, size, extra, failed=False)
-    answer.boxes = sum(map(len, boxes))
-    answer.unknown = unknown_labels(boxes, result)
+    answer.labels.add(boxes, result)
     return answer
 
 
@@ -562,10 +560,10 @@ def _check_labels(answered: Sequence[_Answer], batch: _Batch) -> LabelMismatch |
     """
     if batch.labels is None:
         return None
-    unknown: Counter[str] = Counter()
+    tally = LabelTally()
     for answer in answered:
-        unknown.update(answer.unknown)
-    mismatch = label_mismatch(unknown, sum(a.boxes for a in answered), batch.labels)
+        tally += answer.labels
+    mismatch = tally.mismatch(batch.labels)
     if mismatch is None:
         return None
     reason = clip_text(mismatch.message, _MISMATCH_LIMIT)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gt_toolkit.consolidation.engine import consolidate_image
-from gt_toolkit.consolidation.label_check import label_mismatch, unknown_labels
+from gt_toolkit.consolidation.label_check import LabelTally, label_mismatch, unknown_labels
 from gt_toolkit.types import WorkerBox
 
 
@@ -55,3 +55,29 @@ def test_unknown_labels_counts_what_the_engine_dropped_as_unknown() -> None:
     result = consolidate_image(answers, labels=["car"])
     assert unknown_labels(answers, result) == {"Car": 2}  # the empty label is missing-label
     assert unknown_labels(answers, consolidate_image(answers)) == {}
+
+
+def test_one_worker_flooding_an_answer_with_a_made_up_label_is_no_mismatch() -> None:
+    # 10 images, three workers drawing the car; on one image a fourth answer holds 61 boxes
+    # of "zzz": most boxes are unknown, but 1 of 31 answers, so the label list stands
+    expected = ["car"]
+    tally = LabelTally()
+    for i in range(10):
+        answers = [[box("car")], [box("car", 11)], [box("car", 12)]]
+        if i == 0:
+            answers.append([box("zzz", 200 + 3 * k) for k in range(61)])
+        tally.add(answers, consolidate_image(answers, labels=expected))
+    assert (tally.boxes, tally.answers, tally.misread) == (91, 31, 1)
+    assert sum(tally.unknown.values()) == 61
+    assert tally.mismatch(expected) is None
+    assert label_mismatch(tally.unknown, tally.boxes, expected) is not None  # boxes alone
+
+
+def test_a_label_list_that_matches_no_worker_is_a_mismatch_by_answers_too() -> None:
+    tally = LabelTally()
+    for _ in range(5):
+        answers = [[box("Car")], [box("Car", 11)], [box("car", 12), box("Car", 100)]]
+        tally.add(answers, consolidate_image(answers, labels=["car"]))
+    assert (tally.answers, tally.misread) == (15, 10)  # the third worker's half is not most
+    found = tally.mismatch(["car"])
+    assert found is not None and found.dropped == 15

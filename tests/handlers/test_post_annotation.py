@@ -1068,19 +1068,22 @@ def test_the_table_an_offline_fit_writes_drives_the_lambda(
 IMAGE_SIZE = {"width": 640, "height": 480}
 
 
-def _object(object_id: str, labels: list[str]) -> dict[str, Any]:
-    """A one-worker data object whose worker drew one box per label."""
-    boxes = [
-        {"label": name, "left": 10 + 40 * i, "top": 10, "width": 30, "height": 30}
-        for i, name in enumerate(labels)
-    ]
-    answer = {"boundingBox": {"boundingBoxes": boxes, "inputImageProperties": IMAGE_SIZE}}
+def _object(object_id: str, *workers: list[str]) -> dict[str, Any]:
+    """A data object; each worker drew one box per label given, side by side."""
+    annotations = []
+    for w, labels in enumerate(workers):
+        boxes = [
+            {"label": name, "left": 10 + 40 * i, "top": 10, "width": 30, "height": 30}
+            for i, name in enumerate(labels)
+        ]
+        answer = {"boundingBox": {"boundingBoxes": boxes, "inputImageProperties": IMAGE_SIZE}}
+        annotations.append(
+            {"workerId": f"private.w{w}", "annotationData": {"content": json.dumps(answer)}}
+        )
     return {
         "datasetObjectId": object_id,
         "dataObject": {"source-ref": f"s3://b/{object_id}.png"},
-        "annotations": [
-            {"workerId": "private.w0", "annotationData": {"content": json.dumps(answer)}}
-        ],
+        "annotations": annotations,
     }
 
 
@@ -1102,3 +1105,17 @@ def test_without_label_categories_gt_labels_keeps_class_ids_stable_across_object
     assert "no_label_list" not in caplog.text
     assert truck_ids(DEFAULT) == [0, 1]  # each object's own sorted labels
     assert "set GT_LABELS" in caplog.text
+
+
+def test_one_worker_flooding_an_answer_with_a_made_up_label_fails_no_object(
+    store: S3Store, bucket: str
+) -> None:
+    # the label-list check weighs answers too: one answer of 15 "zzz" boxes outweighs the
+    # other workers' boxes, not their answers, and a configuration error it is not
+    payload = [_object(str(i), ["car"], ["car"], ["car"]) for i in range(4)]
+    payload[0] = _object("0", ["car"], ["car"], ["car"], ["zzz"] * 15)
+    entries = run(store, bucket, payload, labelCategories=["car"])
+    assert all("failure-reason" not in content_of(e)[1] for e in entries)
+    misspelled = [_object(str(i), ["Car"], ["Car"], ["car"]) for i in range(4)]
+    entries = run(store, bucket, misspelled, labelCategories=["car"])
+    assert all("label list mismatch" in content_of(e)[1]["failure-reason"] for e in entries)
