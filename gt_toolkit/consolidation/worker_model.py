@@ -139,11 +139,44 @@ class WorkerModel:
             objects, places = float(data["objects"]), float(data["places"])
             if not (objects > 0 and places >= 1 and math.isfinite(objects * places)):
                 raise ValueError(f"objects must be > 0 and places >= 1, got {objects}, {places}")
+            if not objects / places > 0:  # the prior's log-odds: log(objects / places)
+                raise ValueError(f"objects / places underflows: {objects} / {places}")
             crowd = _skill_from(data["crowd"])
             workers = {str(w): _skill_from(s) for w, s in dict(data["workers"]).items()}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConsolidationError(f"bad worker model: {exc}") from exc
-        return cls(workers, crowd, objects, places)
+        model = cls(workers, crowd, objects, places)
+        model._check_usable()
+        return model
+
+    def _check_usable(self) -> None:
+        """Every figure consolidation computes from the table is a finite number.
+
+        Each value can be in range while what is made of it is not (a box noise of 1e-200
+        has no finite weight, ``objects / places`` can underflow to a log of 0): such a table
+        must fail where it is read, never on every image after.
+
+        Raises:
+            ConsolidationError: naming the first worker whose figures are not finite.
+        """
+        names = [*self.workers, ""]  # "": a worker the table does not know (the crowd)
+        if self._finite(names):  # all at once; one by one only to name the culprit
+            return
+        name = next((n for n in names if not self._finite([n])), "")
+        who = f"worker {name!r}" if name else "the crowd"
+        raise ConsolidationError(
+            f"bad worker model: the figures of {who} give no finite weight or log-odds"
+        )
+
+    def _finite(self, names: Sequence[str]) -> bool:
+        """Whether the evidence for an image ``names`` answered is finite throughout."""
+        try:
+            with np.errstate(all="ignore"):
+                e = self.evidence(names)
+        except (ArithmeticError, ValueError):  # a log of 0, 1 / 0.0 in plain floats
+            return False
+        arrays = (e.drawn, e.weights, e.bias)
+        return math.isfinite(e.silent) and all(bool(np.isfinite(a).all()) for a in arrays)
 
 
 MODEL_NAME = "gt-toolkit-worker-model-1"

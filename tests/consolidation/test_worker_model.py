@@ -216,6 +216,27 @@ def test_json_round_trip_and_bad_tables() -> None:
         WorkerModel.from_json({**table, "workers": {"s": {**table["crowd"], "box_noise": 0}}})
 
 
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"box_noise": 1e-200}, "worker 'x'"),  # 1 / noise**2 overflows
+        ({"box_noise": 1e-160}, "worker 'x'"),  # noise**2 underflows to 0
+        ({"false_boxes": 1e-320}, "worker 'x'"),  # its log-odds are not finite
+    ],
+)
+def test_a_table_whose_figures_compute_to_no_number_is_refused_where_it_is_read(
+    change: dict[str, float], named: str
+) -> None:
+    # each value is in range, but consolidation would fail on every image with it
+    job, _ = _job(images=20)
+    table = fit_worker_model(job, labels=LABELS).to_json()
+    workers = {**table["workers"], "x": {**table["crowd"], **change}}
+    with pytest.raises(ConsolidationError, match=f"figures of {named} give no finite"):
+        WorkerModel.from_json({**table, "workers": workers})
+    with pytest.raises(ConsolidationError, match="objects / places underflows"):
+        WorkerModel.from_json({**table, "objects": 1e-300, "places": 1e300})
+
+
 def test_model_misuse_is_refused() -> None:
     model = WorkerModel({}, WorkerSkill(0.1, 0.1, 0.1), objects=1.0, places=10.0)
     box: WorkerBox = {"label": "car", "left": 0, "top": 0, "width": 10, "height": 10}
