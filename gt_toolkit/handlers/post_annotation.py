@@ -5,8 +5,9 @@ in S3 listing every object and its workers' answers (``docs/ground-truth-formats
 :func:`handle_post_annotation` reads it, consolidates each object with
 :func:`gt_toolkit.consolidation.engine.consolidate_image` and returns exactly one entry per
 ``datasetObjectId``, in payload order, in the built-in bounding-box output shape (§2.1), so the
-output manifest of a custom job reads like a built-in one. The Lambda returns them as compact
-JSON bytes.
+output manifest of a custom job reads like a built-in one. The Lambda returns them as plain
+JSON values, which the runtime encodes (sizes counted as it does:
+:mod:`gt_toolkit.handlers.lambda_response`).
 
 What fails a worker's answer, an object, or the whole call:
 

@@ -33,8 +33,9 @@ _RENEW_SECONDS = 300
 def read_prefix_policy(prefix_uri: str, *, partition: str = "aws") -> dict[str, Any]:
     """An IAM policy that reads (and lists) the objects under one S3 prefix, nothing else.
 
-    ``s3://bucket/jobs/`` allows ``s3:GetObject`` on ``bucket/jobs/*`` and ``s3:ListBucket``
-    for keys starting with ``jobs/``. Used as the post-annotation Lambda's own S3 grant and
+    ``s3://bucket/jobs/`` (or ``s3://bucket/jobs``: a prefix is a folder) allows
+    ``s3:GetObject`` on ``bucket/jobs/*`` and ``s3:ListBucket`` for keys starting with
+    ``jobs/``. Used as the post-annotation Lambda's own S3 grant and
     as the session policy of the role it assumes.
 
     Raises:
@@ -44,10 +45,14 @@ def read_prefix_policy(prefix_uri: str, *, partition: str = "aws") -> dict[str, 
     Examples:
         >>> read_prefix_policy("s3://bkt/jobs/")["Statement"][0]["Resource"]
         'arn:aws:s3:::bkt/jobs/*'
+        >>> read_prefix_policy("s3://bkt/jobs")["Statement"][0]["Resource"]
+        'arn:aws:s3:::bkt/jobs/*'
     """
     bucket, prefix = parse_s3_uri(prefix_uri, require_key=False)
     if any(c in prefix for c in "*?"):
         raise S3UriError(f"a read prefix must not hold wildcards (* or ?), got {prefix_uri!r}")
+    if prefix and not prefix.endswith("/"):  # a folder: "jobs" must not read "jobs-old/"
+        prefix += "/"
     return {
         "Version": "2012-10-17",
         "Statement": [
