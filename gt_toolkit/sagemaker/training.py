@@ -270,12 +270,18 @@ class ImageClassificationHyperparameters(_VisionHyperparameters):
         return params | dict(self.extra)
 
 
+MAX_RUNTIME_SECONDS: Final = 28 * 24 * 3600
+"""The longest MaxRuntimeInSeconds CreateTrainingJob takes (the service's documentation)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrainingResources:
     """Where and how long a training job runs: ``ResourceConfig`` and ``StoppingCondition``.
 
     With ``spot``, ``max_wait_seconds`` (default: ``max_runtime_seconds``) bounds the wait for
-    spot capacity plus the run.
+    spot capacity plus the run. Built values are valid: ``__post_init__`` raises
+    :class:`ValidationError` with every rule of the service's documentation a value breaks
+    (its model states only some of them).
     """
 
     instance_type: str = "ml.p3.2xlarge"
@@ -284,6 +290,28 @@ class TrainingResources:
     max_runtime_seconds: int = 86_400
     spot: bool = False
     max_wait_seconds: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.instance_count < 1:
+            problems.append(f"instance_count must be at least 1, got {self.instance_count}")
+        if self.volume_size_gb < 1:
+            problems.append(f"volume_size_gb must be at least 1, got {self.volume_size_gb}")
+        if not 1 <= self.max_runtime_seconds <= MAX_RUNTIME_SECONDS:
+            problems.append(
+                f"max_runtime_seconds must be 1 to {MAX_RUNTIME_SECONDS} (28 days), got "
+                f"{self.max_runtime_seconds}"
+            )
+        if self.max_wait_seconds is not None and not self.spot:
+            problems.append("max_wait_seconds bounds a spot job's wait: give spot=True too")
+        if self.max_wait_seconds is not None and self.max_wait_seconds < self.max_runtime_seconds:
+            problems.append(
+                f"max_wait_seconds ({self.max_wait_seconds}) must be at least "
+                f"max_runtime_seconds ({self.max_runtime_seconds}): it bounds the wait plus "
+                "the run"
+            )
+        if problems:
+            raise ValidationError(problems, what="training resources")
 
     def request_fields(self) -> dict[str, Any]:
         """The CreateTrainingJob members these settings fill."""

@@ -386,6 +386,30 @@ def test_spot_and_tags() -> None:
     assert channel["ShuffleConfig"] == {"Seed": 7}
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"spot": True, "max_runtime_seconds": 7200, "max_wait_seconds": 3600}, "at least"),
+        ({"max_runtime_seconds": 29 * 86_400}, "28 days"),
+        ({"instance_count": 0}, "instance_count must be at least 1"),
+        ({"max_wait_seconds": 90_000}, "give spot=True"),
+    ],
+)
+def test_resources_the_service_refuses_are_refused_when_built(
+    kwargs: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        TrainingResources(**kwargs)
+
+
+def test_a_spot_wait_as_long_as_the_run_is_taken() -> None:
+    resources = TrainingResources(spot=True, max_runtime_seconds=3600, max_wait_seconds=3600)
+    assert resources.request_fields()["StoppingCondition"] == {
+        "MaxRuntimeInSeconds": 3600,
+        "MaxWaitTimeInSeconds": 3600,
+    }
+
+
 CHANNELS_JSON = {
     "label_attribute": "truth",
     "num_training_samples": {"train": 32, "validation": 8},
