@@ -166,10 +166,13 @@ def _range_problems(ranges: Sequence[ParameterRange], algorithm: Algorithm | Non
             continue
         if not r.low < r.high:
             problems.append(f"{r.name}: the low end {r.low} must be below the high end {r.high}")
-        if r.scaling in ("Logarithmic", "ReverseLogarithmic") and r.low <= 0:
-            problems.append(f"{r.name}: {r.scaling} scaling needs a low end above 0, got {r.low}")
-        if r.scaling == "ReverseLogarithmic" and r.high >= 1:
-            problems.append(f"{r.name}: ReverseLogarithmic scaling needs a high end below 1")
+        if r.scaling == "Logarithmic" and r.low <= 0:
+            problems.append(f"{r.name}: Logarithmic scaling needs a low end above 0, got {r.low}")
+        if r.scaling == "ReverseLogarithmic" and not (r.low >= 0 and r.high < 1):
+            problems.append(
+                f"{r.name}: ReverseLogarithmic scaling needs a range within 0 <= x < 1, got "
+                f"{r.low}..{r.high}"
+            )
         if isinstance(r, IntegerRange) and (
             isinstance(r.low, bool) or not isinstance(r.low, int) or not isinstance(r.high, int)
         ):

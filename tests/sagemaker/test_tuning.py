@@ -122,6 +122,17 @@ def test_image_classification_tuning_uses_accuracy_and_random(aws: Callable[[str
     aws("sagemaker").create_hyper_parameter_tuning_job(**request)
 
 
+def test_reverse_logarithmic_scaling_may_start_at_zero() -> None:
+    # the service's rule: a range entirely within 0 <= x < 1 (momentum near 1 is its use)
+    request = build_tuning_request(
+        od_training(),
+        job_name="revlog",
+        ranges=[ContinuousRange("momentum", 0.0, 0.99, "ReverseLogarithmic")],
+    )
+    ranges = request["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    assert ranges["ContinuousParameterRanges"][0]["ScalingType"] == "ReverseLogarithmic"
+
+
 def test_custom_ranges_replace_the_defaults() -> None:
     request = build_tuning_request(
         od_training(),
@@ -163,6 +174,11 @@ BAD: list[tuple[str, dict[str, Any], list[str]]] = [
         "log from zero",
         {"ranges": [ContinuousRange("learning_rate", 0.0, 0.5, "Logarithmic")]},
         ["Logarithmic scaling needs a low end above 0", "learning_rate range must lie in (0, 1]"],
+    ),
+    (
+        "reverse log to one",
+        {"ranges": [ContinuousRange("momentum", 0.5, 1.0, "ReverseLogarithmic")]},
+        ["ReverseLogarithmic scaling needs a range within 0 <= x < 1"],
     ),
     (
         "reversed",
