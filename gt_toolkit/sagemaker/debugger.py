@@ -10,14 +10,17 @@ region, to any ``CreateTrainingJob`` request. It refuses what fails later and co
 - profiler rules together with ``DisableProfiler`` (an invalid request shape);
 - unknown rule names and intervals the service does not offer.
 
-Debugger closed to new customers on 2026-07-30 and the Profiler ends on 2027-06-30, so opting in
-warns once per process (:class:`~gt_toolkit.errors.ServiceClosureWarning`). What to use instead:
-the metrics and TensorBoard scalars the training script writes (``TensorBoardOutputConfig``) and
-CloudWatch's instance metrics for utilisation (the README's training section shows both).
+Debugger closed to new customers on 2026-07-30 and the Profiler ends on 2027-06-30, so every
+opt-in warns (:class:`~gt_toolkit.errors.ServiceClosureWarning`; Python shows it once per call
+site unless told otherwise), and the Profiler is refused once its end date has passed. What to
+use instead: the metrics and TensorBoard scalars the training script writes
+(``TensorBoardOutputConfig``) and CloudWatch's instance metrics for utilisation (the README's
+training section shows both).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -66,8 +69,6 @@ PROFILER_RULES: Final = (
 
 PROFILER_INTERVALS_MS: Final = (100, 200, 500, 1000, 5000, 60000)
 
-_warned: set[str] = set()
-
 
 @dataclass(frozen=True, slots=True)
 class ProfilerSettings:
@@ -83,10 +84,8 @@ class ProfilerSettings:
     s3_output_uri: str | None = None
 
 
-def _warn_once(what: str, message: str) -> None:
-    if what not in _warned:
-        _warned.add(what)
-        warnings.warn(message, ServiceClosureWarning, stacklevel=3)
+def _warn(message: str) -> None:
+    warnings.warn(message, ServiceClosureWarning, stacklevel=3)
 
 
 def _tensor_rule_problems(rules: Sequence[str], kind: JobKind, image: str) -> list[str]:
@@ -155,11 +154,13 @@ def attach_debugging(
     debugger_rules: Sequence[str] = (),
     profiler: ProfilerSettings | None = None,
     debug_output_uri: str | None = None,
+    today: dt.date | None = None,
 ) -> dict[str, Any]:
     """A copy of ``request`` with the asked-for Debugger rules and Profiler settings added.
 
     With no rules and no profiler the request comes back unchanged: nothing is attached by
-    default. Opting in warns once with the closure dates.
+    default. Opting in warns with the closure dates; after :data:`PROFILER_END_OF_SUPPORT`
+    (``today``, default the date now) profiling is refused: the service is gone.
 
     Args:
         request: any CreateTrainingJob request (built-in, JumpStart or script mode).
@@ -179,6 +180,12 @@ def attach_debugging(
     problems = _tensor_rule_problems(debugger_rules, kind, image)
     if profiler is not None:
         problems.extend(_profiler_problems(profiler))
+        ended = dt.date.fromisoformat(PROFILER_END_OF_SUPPORT)
+        if not profiler.disabled and (today or dt.date.today()) > ended:
+            problems.append(
+                f"the SageMaker Profiler ended on {PROFILER_END_OF_SUPPORT}: use CloudWatch's "
+                "instance metrics instead"
+            )
     evaluator = ""
     if debugger_rules or (profiler is not None and profiler.rules):
         try:
@@ -188,8 +195,7 @@ def attach_debugging(
     if problems:
         raise ValidationError(problems, what="Debugger/Profiler settings")
     if debugger_rules:
-        _warn_once(
-            "debugger",
+        _warn(
             f"SageMaker Debugger closed to new customers on {DEBUGGER_CLOSED_TO_NEW_CUSTOMERS}; "
             "prefer the script's metrics and TensorBoard output (TensorBoardOutputConfig)",
         )
@@ -198,8 +204,7 @@ def attach_debugging(
     if profiler is not None and profiler.disabled:
         out["ProfilerConfig"] = {"DisableProfiler": True}
     elif profiler is not None:
-        _warn_once(
-            "profiler",
+        _warn(
             f"the SageMaker Profiler ends on {PROFILER_END_OF_SUPPORT}; prefer CloudWatch's "
             "instance metrics (CPU, GPU, memory utilisation) for the same signals",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 from typing import Any
 
@@ -18,12 +19,6 @@ from gt_toolkit.sagemaker.training import build_object_detection_training_reques
 from tests.helpers import od_request_args, pytorch_request_args
 
 SCRIPT = pytorch_request_args()
-
-
-@pytest.fixture(autouse=True)
-def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test sees the 'warn once' state of a new process."""
-    monkeypatch.setattr(debugger, "_warned", set())
 
 
 def script_request() -> dict[str, Any]:
@@ -90,11 +85,27 @@ def test_disabling_the_profiler_is_explicit_and_silent() -> None:
     assert "ProfilerRuleConfigurations" not in out
 
 
-def test_the_closure_warning_comes_once() -> None:
-    with pytest.warns(ServiceClosureWarning) as record:
+def test_every_opt_in_warns_and_the_profiler_is_refused_after_its_end() -> None:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
         for _ in range(3):
             attach_debugging(script_request(), region="us-east-1", debugger_rules=["Overfit"])
-    assert len(record) == 1
+    assert [type(w.message) for w in record] == [ServiceClosureWarning] * 3
+    profiler = ProfilerSettings(rules=("LowGPUUtilization",))
+    last_day = dt.date.fromisoformat(debugger.PROFILER_END_OF_SUPPORT)
+    with pytest.warns(ServiceClosureWarning):
+        attach_debugging(script_request(), region="us-east-1", profiler=profiler, today=last_day)
+    with pytest.raises(ValidationError, match="Profiler ended on 2027-06-30"):
+        attach_debugging(
+            script_request(),
+            region="us-east-1",
+            profiler=profiler,
+            today=last_day + dt.timedelta(days=1),
+        )
+    off = ProfilerSettings(disabled=True)  # turning it off stays possible
+    later = last_day + dt.timedelta(days=400)
+    out = attach_debugging(script_request(), region="us-east-1", profiler=off, today=later)
+    assert out["ProfilerConfig"] == {"DisableProfiler": True}
 
 
 @pytest.mark.parametrize(
