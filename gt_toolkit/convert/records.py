@@ -107,14 +107,20 @@ def sized_detections(
 
     Every per-image target needs the size; a record without ``image_size`` and without a
     local mirror of its image is a ``no-image-size`` reject, in the rejects file like any other.
+    A second line of a source-ref already read is a ``duplicate-source-ref`` reject: its label
+    file would overwrite the first one's (the first line wins; the run then reports a loss).
     """
     namer = ImageNamer()
     sizes: dict[int, tuple[int, int, int]] = {}
+    seen: set[str] = set()
 
     def sized(rec: DetectionRecord | ClassificationRecord) -> str | None:
+        if rec.source_ref in seen:
+            return "duplicate-source-ref"
         size = _record_size(cast(DetectionRecord, rec), copier)
         if size is None:
             return "no-image-size"
+        seen.add(rec.source_ref)
         sizes[rec.line_no] = size
         return None
 

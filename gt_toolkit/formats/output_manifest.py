@@ -812,6 +812,11 @@ def _checked(
             yield record
             continue
         out_stats.objects -= 1
+        if isinstance(record, DetectionRecord):  # its boxes were counted as converted
+            out_stats.boxes -= len(record.labels)
+            out_stats.boxes_per_class.subtract(record.labels)
+            out_stats.boxes_per_class += Counter()  # drop the classes that fell to 0
+            out_stats.empty_images -= not record.labels
         out_stats.rejected[reason] += 1
         sink.add(
             {

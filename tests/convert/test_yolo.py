@@ -77,3 +77,19 @@ def test_dotted_stems_round_trip(tmp_path: Path) -> None:
     convert_output("from-yolo", out, back)
     refs = {r.source_ref for r in iter_detection_records(back)}
     assert "s3://gt-demo-bucket/cars/x_ver1.0_640.png" in refs
+
+
+def test_a_second_line_of_one_image_is_a_reject_not_an_overwrite(tmp_path: Path) -> None:
+    # one label file per image (yolo, voc, od-json share the reader): the second line would
+    # replace the first one's boxes
+    target = "yolo"
+    lines = API.read_text().splitlines()
+    doubled = tmp_path / "doubled.manifest"
+    doubled.write_text("\n".join([*lines, lines[0]]) + "\n")
+    out = tmp_path / target
+    result = convert_output(target, doubled, out, ConvertOptions())
+    assert result.stats.rejected == {"duplicate-source-ref": 1}
+    assert result.stats.lost_total == 1  # the run reports a loss (exit 1)
+    assert result.stats.objects == len(lines)
+    single = convert_output(target, API, tmp_path / "single", ConvertOptions())
+    assert result.stats.boxes == single.stats.boxes  # the rejected line's boxes uncounted
