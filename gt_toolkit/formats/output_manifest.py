@@ -88,6 +88,7 @@ class OutputRejectReason(StrEnum):
     EMPTY_IMAGE = "empty-image"
     ALL_BOXES_DROPPED = "all-boxes-dropped"
     NO_SOURCE_REF = "no-source-ref"
+    OTHER_ATTRIBUTE = "other-label-attribute"
 
 
 # Rejects that lose nothing the input held: objects nobody labeled (a failed object, a line
@@ -468,6 +469,13 @@ class OutputReader:
         if attr is None:
             raise RejectedRecordError(
                 OutputRejectReason.NO_LABEL, "no label attribute on this line"
+            )
+        others = [a.name for a in detect_label_attributes(data) if not a.failed]
+        if others:  # a label is there, under another name: lost unless the user picks it
+            raise RejectedRecordError(
+                OutputRejectReason.OTHER_ATTRIBUTE,
+                f"no {attr!r} label, but {', '.join(map(repr, others))} (--label-attribute "
+                "chooses; one run converts one attribute)",
             )
         raise RejectedRecordError(OutputRejectReason.NO_LABEL, f"no {attr!r} label on this line")
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,19 @@ def test_a_second_line_of_one_image_is_a_reject_not_an_overwrite(tmp_path: Path)
     assert result.stats.objects == len(lines)
     single = convert_output(target, API, tmp_path / "single", ConvertOptions())
     assert result.stats.boxes == single.stats.boxes  # the rejected line's boxes uncounted
+
+
+def test_a_label_under_another_attribute_name_is_a_loss_not_an_unlabeled_image(
+    tmp_path: Path,
+) -> None:
+    # one run converts one attribute (the first line's here); a line whose label is under
+    # another name is reported as lost, so the run does not exit 0 having dropped it
+    lines = [json.loads(x) for x in API.read_text().splitlines()]
+    attr = next(k for k in lines[0] if k.endswith("-metadata")).removesuffix("-metadata")
+    moved = dict(lines[1])
+    moved["other"], moved["other-metadata"] = moved.pop(attr), moved.pop(f"{attr}-metadata")
+    mixed = tmp_path / "mixed.manifest"
+    mixed.write_text("".join(json.dumps(x) + "\n" for x in [lines[0], moved, *lines[2:]]))
+    result = convert_output("yolo", mixed, tmp_path / "yolo", ConvertOptions())
+    assert result.stats.rejected == {"other-label-attribute": 1}
+    assert result.stats.lost_total == 1
