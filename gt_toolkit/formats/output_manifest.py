@@ -510,7 +510,7 @@ class OutputReader:
             value["annotations"], objects, size, class_names, line_no
         )
         if not names:
-            self._check_empty(meta, attr)
+            self._check_empty(meta, attr, dropped)
         self._count(names, clipped, dropped)
         label = value if annotations is None else {**value, "annotations": annotations}
         return DetectionRecord(line_no, data, source_ref, attr, size, label, names, kept)
@@ -602,8 +602,17 @@ class OutputReader:
             keep.append(objects[i] if i < len(objects) else None)
         return annotations, names, objects if annotations is None else keep, clipped, dropped
 
-    def _check_empty(self, meta: Mapping[str, Any], attr: str) -> None:
-        """An object without boxes: flag it when consolidation dropped them all; policy."""
+    def _check_empty(self, meta: Mapping[str, Any], attr: str, outside: int) -> None:
+        """An object without boxes: flag it when its boxes were all dropped; then policy.
+
+        Dropped by consolidation, or (``outside``) by clipping, as boxes that miss the image:
+        either way the image had objects, so it is not a negative example.
+        """
+        if outside:
+            raise RejectedRecordError(
+                OutputRejectReason.ALL_BOXES_DROPPED,
+                f"all {outside} box(es) lie outside the image: not a negative image",
+            )
         lost = _dropped_count(meta.get("dropped-boxes"))
         if lost:
             raise RejectedRecordError(

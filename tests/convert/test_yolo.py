@@ -110,3 +110,19 @@ def test_a_label_under_another_attribute_name_is_a_loss_not_an_unlabeled_image(
     result = convert_output("yolo", mixed, tmp_path / "yolo", ConvertOptions())
     assert result.stats.rejected == {"other-label-attribute": 1}
     assert result.stats.lost_total == 1
+
+
+def test_an_image_whose_every_box_misses_it_is_not_a_negative(tmp_path: Path) -> None:
+    # clipping drops a box that lies wholly outside the image; an image left with none had
+    # objects nonetheless, so it is a reject, never an empty label file (a negative example)
+    lines = [json.loads(x) for x in API.read_text().splitlines()]
+    attr = next(k for k in lines[0] if k.endswith("-metadata")).removesuffix("-metadata")
+    for ann in lines[0][attr]["annotations"]:
+        ann["left"] = 10_000
+    moved = tmp_path / "outside.manifest"
+    moved.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    result = convert_output("yolo", moved, tmp_path / "yolo", ConvertOptions())
+    assert result.stats.rejected == {"all-boxes-dropped": 1}
+    assert result.stats.empty_images == 0
+    written = {p.stem for p in (tmp_path / "yolo" / "labels").rglob("*.txt")}
+    assert lines[0]["source-ref"].rsplit("/", 1)[1].rsplit(".", 1)[0] not in written
