@@ -88,6 +88,7 @@ def to_class_folders(
     splitter = planned_splitter(source, options, kinds=CLASSIFICATION)
     namer = ImageNamer()
     per_split: dict[str, dict[str, int]] = {"train": {}, "validation": {}}
+    owner: dict[str, str] = {}  # folder -> the class name it holds
     with copier_for(options) as copier:
         for rec in read_classifications(source, options, stats=stats, desc="class-folders"):
             if rec.multi_label:
@@ -96,6 +97,13 @@ def to_class_folders(
                     f"{rec.attribute!r} is multi-label (use lst or augmented)"
                 )
             split, folder = splitter(rec), folder_name(rec.labels[0])
+            first = owner.setdefault(folder, rec.labels[0])
+            if first != rec.labels[0]:
+                raise ConversionError(
+                    f"line {rec.line_no}: classes {first!r} and {rec.labels[0]!r} would share "
+                    f"the folder {folder!r} (a folder name cannot hold every character): "
+                    "rename one, or use lst or augmented"
+                )
             per_split[split][folder] = per_split[split].get(folder, 0) + 1
             dest = out.location(split, folder, namer(rec.source_ref))
             copier.submit(rec.source_ref, out.staged(dest))

@@ -98,3 +98,18 @@ def test_class_folders_downloads_from_s3_and_writes_back(
         ConvertOptions(store=store),
     )
     assert store.get_bytes(f"s3://{bucket}/folders/{split_of['p2.jpg']}/cat/p2.jpg") == b"image-2"
+
+
+def test_class_folders_refuses_two_classes_one_folder_name(tmp_path: Path) -> None:
+    # "a/b" and "a_b" are two classes; made safe as folder names both would be "a_b"
+    lines = (OUTPUTS / "classification-single.manifest").read_text().splitlines()
+    renamed = [orjson.loads(line) for line in lines[:2]]
+    renamed[0]["animal-metadata"]["class-name"] = "a/b"
+    renamed[1]["animal-metadata"]["class-name"] = "a_b"
+    src = tmp_path / "clash.manifest"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in renamed))
+    with pytest.raises(ConversionError, match="'a/b' and 'a_b' would share the folder 'a_b'"):
+        convert_output(
+            "class-folders", src, tmp_path / "f", ConvertOptions(images_dir=str(tmp_path))
+        )
+    assert not (tmp_path / "f").exists()
