@@ -14,6 +14,8 @@ has no ``path`` key, so Ultralytics uses the folder holding ``data.yaml`` once d
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path, PurePosixPath
 
 import orjson
@@ -23,6 +25,7 @@ from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.records import sized_detections
 from gt_toolkit.convert.splits import planned_splitter
 from gt_toolkit.convert.staging import StagedOutput
+from gt_toolkit.errors import ConversionError
 from gt_toolkit.formats.output_manifest import OutputStats
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.s3 import is_s3_uri
@@ -79,15 +82,38 @@ def to_yolo(source: Location, out: StagedOutput, options: ConvertOptions) -> Con
     )
 
 
+_NOT_YAML = re.compile("[\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
 def data_yaml(out: str, names: list[str]) -> bytes:
-    """Ultralytics' dataset file: ``path`` (local outputs), the two splits and the names."""
-    lines = [] if is_s3_uri(out) else [f"path: {orjson.dumps(str(Path(out).absolute())).decode()}"]
+    r"""Ultralytics' dataset file: ``path`` (local outputs), the two splits and the names.
+
+    Strings are YAML double-quoted scalars written as JSON, with the characters YAML will not
+    take raw (DEL, C1 controls, non-characters: ``_NOT_YAML``) as ``\u`` escapes, which it
+    reads back.
+    """
+
+    def quoted(text: str) -> str:
+        return _NOT_YAML.sub(lambda m: f"\\u{ord(m[0]):04x}", json.dumps(text, ensure_ascii=False))
+
+    lines = [] if is_s3_uri(out) else [f"path: {quoted(str(Path(out).absolute()))}"]
     lines += ["train: images/train", "val: images/val", f"nc: {len(names)}", "names:"]
-    lines += [f"  {i}: {orjson.dumps(n).decode()}" for i, n in enumerate(names)]
+    lines += [f"  {i}: {quoted(n)}" for i, n in enumerate(names)]
     return ("\n".join(lines) + "\n").encode()
+
+
+MAX_CLASS_GAP = 10_000
+"""YOLO numbers classes 0 .. nc - 1, so unnamed ids below the largest get placeholder names;
+ids this far past the number of named classes are refused rather than listed."""
 
 
 def _names(stats: OutputStats) -> list[str]:
     ids = stats.class_map.names
     top = max(ids) if ids else -1
+    if top >= len(ids) + MAX_CLASS_GAP:
+        raise ConversionError(
+            f"class id {top} with {len(ids)} named classes: YOLO numbers classes 0 .. nc - 1, "
+            "and this would list every id below it; renumber the classes (gt-convert coco, "
+            "then from-coco, numbers them densely)"
+        )
     return [ids.get(i) or f"class_{i}" for i in range(top + 1)]

@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from gt_toolkit.convert import ConvertOptions, convert_output
+from gt_toolkit.convert.yolo import data_yaml
+from gt_toolkit.errors import ConversionError
 from gt_toolkit.formats.output_manifest import iter_detection_records
 from tests.helpers import DATA, image_mirror
 
@@ -126,3 +128,19 @@ def test_an_image_whose_every_box_misses_it_is_not_a_negative(tmp_path: Path) ->
     assert result.stats.empty_images == 0
     written = {p.stem for p in (tmp_path / "yolo" / "labels").rglob("*.txt")}
     assert lines[0]["source-ref"].rsplit("/", 1)[1].rsplit(".", 1)[0] not in written
+
+
+def test_data_yaml_reads_back_any_class_name_and_refuses_absurd_ids(tmp_path: Path) -> None:
+    import yaml
+
+    names = ["car", "del\x7f", "c1\x85", 'tab\tquote"', "émoji 🚗", "line\nbreak"]
+    assert yaml.safe_load(data_yaml("s3://b/yolo", names))["names"] == dict(enumerate(names))
+    lines = [json.loads(x) for x in API.read_text().splitlines()]
+    attr = next(k for k in lines[0] if k.endswith("-metadata")).removesuffix("-metadata")
+    lines[0][attr]["annotations"][0]["class_id"] = 2**31 - 1
+    lines[0][f"{attr}-metadata"]["class-map"][str(2**31 - 1)] = "far"
+    sparse = tmp_path / "sparse.manifest"
+    sparse.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with pytest.raises(ConversionError, match="renumber the classes"):
+        convert_output("yolo", sparse, tmp_path / "yolo", ConvertOptions())
+    assert not (tmp_path / "yolo").exists()
