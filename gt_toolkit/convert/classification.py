@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from gt_toolkit.convert.images import ImageNamer, copier_for
+from gt_toolkit.convert.images import ImageNamer, check_file_name, copier_for
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.records import CLASSIFICATION, read_classifications
 from gt_toolkit.convert.splits import planned_splitter
@@ -41,6 +41,7 @@ def to_lst(source: Location, out: StagedOutput, options: ConvertOptions) -> Conv
     with copier_for(options) as copier:
         for rec in read_classifications(source, options, stats=stats, desc="lst"):
             split, name = splitter(rec), namer(rec.source_ref)
+            check_file_name(name, rec.line_no, ".lst")
             rows.append((split, rec, name))
             if copy:
                 copier.submit(rec.source_ref, out.staged(out.location(split, name)))

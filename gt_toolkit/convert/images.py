@@ -7,6 +7,7 @@ layer's one mirror, :class:`~gt_toolkit.storage.image_mirror.ImageMirror`.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -20,7 +21,28 @@ from gt_toolkit.storage.files import write_bytes
 from gt_toolkit.storage.image_mirror import ImageMirror
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
-__all__ = ["ImageCopier", "ImageNamer", "copier_for"]
+__all__ = ["ImageCopier", "ImageNamer", "check_file_name", "copier_for"]
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def check_file_name(name: str, line_no: int, target: str) -> None:
+    """Refuse an image file name that a line- or XML-based index cannot hold.
+
+    ``.lst`` rows are tab-separated lines, VOC's image sets one stem per line and its XML
+    refuses control characters: a tab, line break or other control character in a name would
+    split or break the file its reader sees.
+
+    Raises:
+        ConversionError: naming the manifest line and the character.
+    """
+    bad = _CONTROL.search(name)
+    if bad:
+        raise ConversionError(
+            f"line {line_no}: the image name {name!r} holds {bad[0]!r}, which {target} files "
+            "cannot carry: rename the image"
+        )
 
 
 class ImageNamer:

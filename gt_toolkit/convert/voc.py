@@ -13,7 +13,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import PurePosixPath
 
-from gt_toolkit.convert.images import copier_for
+from gt_toolkit.convert.images import check_file_name, copier_for
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.pixels import pixel
 from gt_toolkit.convert.records import sized_detections
@@ -27,7 +27,7 @@ from gt_toolkit.storage.files import Location
 __all__ = ["label_map", "to_voc", "voc_xml"]
 
 _SET_FILES = {"train": "train.txt", "validation": "val.txt"}
-_LABELMAP_UNSAFE = re.compile(r"[:\r\n]|^[\s#]")
+_LABELMAP_UNSAFE = re.compile(r"[:\x00-\x1f\x7f-\x9f]|^[\s#]")  # labelmap lines, XML text
 
 
 def voc_xml(name: str, size: tuple[int, int, int], boxes: list[ScoredBox]) -> bytes:
@@ -61,8 +61,8 @@ def label_map(names: list[str]) -> bytes:
     if bad:
         raise ConversionError(
             f"class names {bad[:3]} cannot be written to VOC's labelmap.txt, which holds "
-            "one 'name:color:parts:actions' line per class (no ':' or line break in a name, "
-            "no leading space or '#')"
+            "one 'name:color:parts:actions' line per class, and its XML (no ':' or control "
+            "character in a name, no leading space or '#')"
         )
     return "".join(["# label:color_rgb:parts:actions\n", *(f"{n}:::\n" for n in names)]).encode()
 
@@ -76,6 +76,7 @@ def to_voc(source: Location, out: StagedOutput, options: ConvertOptions) -> Conv
         for rec, size, name in sized_detections(
             source, options, stats=stats, copier=copier, desc="voc"
         ):
+            check_file_name(name, rec.line_no, "VOC")
             stem = PurePosixPath(name).stem
             sets[splitter(rec)].append(stem.encode())
             xml = voc_xml(name, size, rec.boxes)

@@ -13,6 +13,7 @@ from tests.helpers import DATA
 OUTPUTS = DATA / "outputs"
 CONSOLE = OUTPUTS / "console-job.manifest"
 API = OUTPUTS / "api-job.manifest"
+CLASSIFIED = OUTPUTS / "classification-single.manifest"
 
 
 def test_lst_single_and_multi_label(tmp_path: Path) -> None:
@@ -113,3 +114,13 @@ def test_class_folders_refuses_two_classes_one_folder_name(tmp_path: Path) -> No
             "class-folders", src, tmp_path / "f", ConvertOptions(images_dir=str(tmp_path))
         )
     assert not (tmp_path / "f").exists()
+
+
+def test_lst_refuses_an_image_name_that_would_split_its_row(tmp_path: Path) -> None:
+    lines = [orjson.loads(x) for x in CLASSIFIED.read_text().splitlines()]
+    lines[2]["source-ref"] = lines[2]["source-ref"].replace("p3", "p\t3")
+    src = tmp_path / "tab.manifest"
+    src.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    with pytest.raises(ConversionError, match=r"line 3: the image name 'p\\t3.jpg'"):
+        convert_output("lst", src, tmp_path / "lst", ConvertOptions(copy_images=False))
+    assert not (tmp_path / "lst").exists()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -45,3 +46,22 @@ def test_a_class_name_the_labelmap_cannot_hold_fails_the_run(tmp_path: Path) -> 
     with pytest.raises(ConversionError, match="labelmap"):
         convert_output("voc", src, tmp_path / "voc")
     assert not (tmp_path / "voc").exists()
+
+
+def test_names_a_voc_file_cannot_carry_are_refused(tmp_path: Path) -> None:
+    # a control character breaks the XML; a line break splits ImageSets into two entries
+    lines = [json.loads(x) for x in API.read_text().splitlines()]
+    attr = next(k for k in lines[0] if k.endswith("-metadata")).removesuffix("-metadata")
+    bad_file = [dict(x) for x in lines]
+    bad_file[1]["source-ref"] = bad_file[1]["source-ref"].replace(".png", "\n2.png")
+    bad_label = [json.loads(json.dumps(x)) for x in lines]
+    for x in bad_label:  # one class map for the whole file, as a job writes it
+        if "0" in x[f"{attr}-metadata"]["class-map"]:
+            x[f"{attr}-metadata"]["class-map"]["0"] = "car\x01"
+    for i, doc in enumerate((bad_file, bad_label)):
+        src = tmp_path / f"bad{i}.manifest"
+        src.write_text("".join(json.dumps(x) + "\n" for x in doc))
+        out = tmp_path / f"voc{i}"
+        with pytest.raises(ConversionError, match=r"\\n|control character"):
+            convert_output("voc", src, out, ConvertOptions(copy_images=False))
+        assert not out.exists()
