@@ -14,6 +14,7 @@ archive); a JumpStart model from its spec's serving image and environment.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -200,9 +201,7 @@ def deploy_training_job(
     endpoint = build_endpoint_request(
         endpoint_name=endpoint_name, config_name=endpoint_name, tags=tags
     )
-    sagemaker.create_model(**model)
-    sagemaker.create_endpoint_config(**config)
-    sagemaker.create_endpoint(**endpoint)
+    _create_all(sagemaker, model, config, endpoint)
     deployment = Deployment(endpoint_name, endpoint_name, endpoint_name)
     if wait:
         wait_for_endpoint(
@@ -214,6 +213,36 @@ def deploy_training_job(
             clock=clock,
         )
     return deployment
+
+
+def _create_all(
+    sagemaker: SageMakerClient,
+    model: Mapping[str, Any],
+    config: Mapping[str, Any],
+    endpoint: Mapping[str, Any],
+) -> None:
+    """Create the model, its endpoint config and the endpoint, or none of them.
+
+    When a later call is refused (a name taken, a quota), the resources created before it
+    are deleted again (best effort), so a failed deployment leaves nothing to clean up by
+    hand; the refusal is what is raised.
+    """
+    undo: list[Any] = []
+    try:
+        sagemaker.create_model(**model)
+        undo.append(lambda: sagemaker.delete_model(ModelName=model["ModelName"]))
+        sagemaker.create_endpoint_config(**config)
+        undo.append(
+            lambda: sagemaker.delete_endpoint_config(
+                EndpointConfigName=config["EndpointConfigName"]
+            )
+        )
+        sagemaker.create_endpoint(**endpoint)
+    except BaseException:
+        for step in reversed(undo):
+            with contextlib.suppress(Exception):
+                step()
+        raise
 
 
 def _serving_container(

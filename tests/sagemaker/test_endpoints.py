@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
@@ -265,6 +266,27 @@ def test_wait_for_endpoint_polls_until_in_service_or_fails() -> None:
                 clock=fake.clock,
             )
         stubber.assert_no_pending_responses()
+
+
+def test_a_deployment_refused_halfway_leaves_nothing_behind(aws: Callable[[str], Any]) -> None:
+    # the endpoint is refused after its model and config exist (a quota, a name in use):
+    # both are deleted again, and the refusal is what the caller sees
+    sm = aws("sagemaker")
+    job = trained_job(sm)
+    name = unique("halfway")
+
+    def refuse(**_: Any) -> None:
+        raise RuntimeError("ResourceLimitExceeded: no more endpoints")
+
+    sm.meta.events.register("before-call.sagemaker.CreateEndpoint", refuse)
+    with pytest.raises(RuntimeError, match="ResourceLimitExceeded"):
+        deploy_training_job(sm, job, endpoint_name=name, sleep=lambda _: None)
+    for call, key in (
+        (sm.describe_model, "ModelName"),
+        (sm.describe_endpoint_config, "EndpointConfigName"),
+    ):
+        with pytest.raises(ClientError):
+            call(**{key: name})
 
 
 def test_deploy_refuses_an_unfinished_training_job() -> None:
