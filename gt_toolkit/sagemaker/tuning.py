@@ -184,6 +184,21 @@ def _range_problems(ranges: Sequence[ParameterRange], algorithm: Algorithm | Non
     return problems
 
 
+def _builtin_limit_problems(
+    ranges: Sequence[ParameterRange], static: Mapping[str, str]
+) -> list[str]:
+    """Ranges the job's own data rules out: a batch above ``num_training_samples``."""
+    samples = str(static.get("num_training_samples", ""))
+    return [
+        f"mini_batch_size range reaches {r.high}, above num_training_samples {samples}"
+        for r in ranges
+        if isinstance(r, IntegerRange)
+        and r.name == "mini_batch_size"
+        and samples.isdigit()
+        and r.high > int(samples)
+    ]
+
+
 def _ranges_json(
     ranges: Sequence[ParameterRange], *, json_values: bool
 ) -> dict[str, list[dict[str, Any]]]:
@@ -257,6 +272,8 @@ def build_tuning_request(
         )
     ranges = script_default_ranges() if ranges is None else ranges
     problems = _range_problems(ranges, algorithm)
+    if builtin:
+        problems += _builtin_limit_problems(ranges, static)
     if not builtin:
         takes = sorted(k for k in static if not k.startswith("sagemaker_"))
         problems += [

@@ -176,6 +176,11 @@ BAD: list[tuple[str, dict[str, Any], list[str]]] = [
         ["Logarithmic scaling needs a low end above 0", "learning_rate range must lie in (0, 1]"],
     ),
     (
+        "batch above the samples",
+        {"ranges": [IntegerRange("mini_batch_size", 8, 64)]},
+        ["mini_batch_size range reaches 64, above num_training_samples 40"],
+    ),
+    (
         "reverse log to one",
         {"ranges": [ContinuousRange("momentum", 0.5, 1.0, "ReverseLogarithmic")]},
         ["ReverseLogarithmic scaling needs a range within 0 <= x < 1"],
