@@ -176,6 +176,8 @@ def image_path(key: str) -> str:
         key = unquote(key.split("?d=", 1)[1])
     elif "://" in key:
         key = unquote(urlsplit(key).path)
+        if key.startswith("/data/upload/"):  # Label Studio's own folder, served with its host
+            return key.rsplit("/", 1)[-1]
     elif key.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[/\\]", key):
         return re.split(r"[/\\]", key)[-1]
     return "/".join(p for p in re.split(r"[/\\]", key) if p not in ("", ".", ".."))
@@ -471,8 +473,8 @@ def reconsolidate(
             report.quality_outputs = _write_quality(report.quality, base, store, side)
             if worker_model == "fit" and model is not None:
                 report.worker_model_output = f"{os.fspath(output)}.worker-model.json"
-                side.append(report.worker_model_output)
                 write_json(report.worker_model_output, model.to_json(), store=store)
+                side.append(report.worker_model_output)
     except BaseException:
         _discard(side, store)
         raise
@@ -511,11 +513,15 @@ def _csv_cell(value: Any) -> Any:
 def _write_quality(
     quality: list[WorkerQuality], base: str, store: S3Store | None, written: list[str]
 ) -> list[str]:
-    """The worker-quality JSON and CSV; each location joins ``written`` before it is written."""
+    """The worker-quality JSON and CSV; each location joins ``written`` once it is written.
+
+    A write that fails leaves the file as it was (writes are atomic), so only what this run
+    wrote is there to discard.
+    """
     rows = [q.to_json() for q in quality]
     json_loc, csv_loc = f"{base}.json", f"{base}.csv"
-    written += [json_loc, csv_loc]
     write_json(json_loc, rows, store=store)
+    written.append(json_loc)
     buf = io.StringIO()
     with_model = any(q.miss_rate is not None for q in quality)
     fields = WorkerQuality.columns(with_model=with_model)
@@ -524,4 +530,5 @@ def _write_quality(
     for row in rows:
         writer.writerow({k: _csv_cell(v) for k, v in row.items()})
     write_bytes(csv_loc, buf.getvalue().encode(), store=store)
+    written.append(csv_loc)
     return [json_loc, csv_loc]

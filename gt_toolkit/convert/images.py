@@ -24,7 +24,7 @@ from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 __all__ = ["ImageCopier", "ImageNamer", "check_file_name", "copier_for"]
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x1f]")
 
 
 def check_file_name(name: str, line_no: int, target: str) -> None:

@@ -27,7 +27,8 @@ from gt_toolkit.storage.files import Location
 __all__ = ["label_map", "to_voc", "voc_xml"]
 
 _SET_FILES = {"train": "train.txt", "validation": "val.txt"}
-_LABELMAP_UNSAFE = re.compile(r"[:\x00-\x1f\x7f-\x9f]|^[\s#]")  # labelmap lines, XML text
+# labelmap.txt is one line per class; XML 1.0 text takes no C0 control but tab and line breaks
+_LABELMAP_UNSAFE = re.compile(r"[:\x00-\x08\x0a-\x1f]|^[\s#]")
 
 
 def voc_xml(name: str, size: tuple[int, int, int], boxes: list[ScoredBox]) -> bytes:

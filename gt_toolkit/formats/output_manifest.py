@@ -92,13 +92,15 @@ class OutputRejectReason(StrEnum):
 
 
 # Rejects that lose nothing the input held: objects nobody labeled (a failed object, a line
-# without the label, every box dropped by consolidation) and lines refused by a policy the user
+# without the label or with only another attribute's, such as an input's prior boxes on an
+# object the job skipped, every box dropped by consolidation) and lines refused by a policy the user
 # chose (``--boxes reject``, ``--empty reject``). Every other reject is a label that could not be
 # read, and a run with one does not exit 0.
 NOTHING_LOST = frozenset(
     {
         OutputRejectReason.FAILED_OBJECT,
         OutputRejectReason.NO_LABEL,
+        OutputRejectReason.OTHER_ATTRIBUTE,
         OutputRejectReason.ALL_BOXES_DROPPED,
         OutputRejectReason.BOX_OUTSIDE_IMAGE,
         OutputRejectReason.EMPTY_IMAGE,
@@ -470,8 +472,8 @@ class OutputReader:
             raise RejectedRecordError(
                 OutputRejectReason.NO_LABEL, "no label attribute on this line"
             )
-        others = [a.name for a in detect_label_attributes(data) if not a.failed]
-        if others:  # a label is there, under another name: lost unless the user picks it
+        others = [a.name for a in detect_label_attributes(data) if not a.failed and a.name != attr]
+        if others:  # another job's label, or an input's prior one: named, left to the user
             raise RejectedRecordError(
                 OutputRejectReason.OTHER_ATTRIBUTE,
                 f"no {attr!r} label, but {', '.join(map(repr, others))} (--label-attribute "
@@ -611,7 +613,8 @@ class OutputReader:
         if outside:
             raise RejectedRecordError(
                 OutputRejectReason.ALL_BOXES_DROPPED,
-                f"all {outside} box(es) lie outside the image: not a negative image",
+                f"all {outside} box(es) dropped (outside the image, or of no size): not a "
+                "negative image",
             )
         lost = _dropped_count(meta.get("dropped-boxes"))
         if lost:

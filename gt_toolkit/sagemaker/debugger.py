@@ -84,6 +84,11 @@ class ProfilerSettings:
     s3_output_uri: str | None = None
 
 
+def _today() -> dt.date:
+    """The date the closure rules are judged on (a seam for the tests' fixed date)."""
+    return dt.date.today()
+
+
 def _warn(message: str) -> None:
     warnings.warn(message, ServiceClosureWarning, stacklevel=3)
 
@@ -167,6 +172,7 @@ def attach_debugging(
         debugger_rules: names from :data:`TENSOR_RULES`, e.g. ``["LossNotDecreasing"]``.
         profiler: system monitoring and its rules (names from :data:`PROFILER_RULES`).
         debug_output_uri: where the hook writes tensors; default the job's output path.
+        today: the date the Profiler's end is judged on (default: the date now).
 
     Raises:
         ValidationError: every refusal listed in the module docstring, at once.
@@ -181,7 +187,7 @@ def attach_debugging(
     if profiler is not None:
         problems.extend(_profiler_problems(profiler))
         ended = dt.date.fromisoformat(PROFILER_END_OF_SUPPORT)
-        if not profiler.disabled and (today or dt.date.today()) > ended:
+        if not profiler.disabled and (today or _today()) > ended:
             problems.append(
                 f"the SageMaker Profiler ended on {PROFILER_END_OF_SUPPORT}: use CloudWatch's "
                 "instance metrics instead"

@@ -88,6 +88,7 @@ def test_a_relative_image_key_keeps_its_whole_path(parts: list[str], sep: str) -
     ("key", "path"),
     [
         ("/data/upload/3/5f3a-img.jpg", "5f3a-img.jpg"),  # a Label Studio upload
+        ("http://ls.local:8080/data/upload/3/5f3a-img.jpg", "5f3a-img.jpg"),  # with its host
         ("/data/local-files/?d=site%20a/img.jpg", "site a/img.jpg"),  # Label Studio local files
         ("https://cdn.test/day1/1.jpg?v=2", "day1/1.jpg"),  # the path below the host
         ("C:\\shots\\1.jpg", "1.jpg"),

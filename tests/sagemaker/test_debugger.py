@@ -19,6 +19,13 @@ from gt_toolkit.sagemaker.training import build_object_detection_training_reques
 from tests.helpers import od_request_args, pytorch_request_args
 
 SCRIPT = pytorch_request_args()
+WRITTEN = dt.date(2026, 12, 4)  # the Profiler still runs: tests judge the rules on this date
+
+
+@pytest.fixture(autouse=True)
+def a_fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The closure rules depend on the date; these tests must not change on 2027-07-01."""
+    monkeypatch.setattr(debugger, "_today", lambda: WRITTEN)
 
 
 def script_request() -> dict[str, Any]:
