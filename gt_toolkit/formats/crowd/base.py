@@ -20,12 +20,13 @@ import pickle
 import tempfile
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import IO, Any, ClassVar, Literal
 
-from gt_toolkit.errors import NoMatchingObjectsError, StorageError
+from gt_toolkit.errors import CrowdSourceError, NoMatchingObjectsError, StorageError
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.formats.crowd.answer_index import AnswerIndex
 from gt_toolkit.formats.crowd.report import IngestReport, RejectHandler, Skipper, SkipReason
@@ -361,6 +362,46 @@ def list_files(
     if not found:
         raise NoMatchingObjectsError(f"no {' or '.join(extensions)} files in {text}")
     return found
+
+
+def _stem_names(path: PurePosixPath) -> tuple[str, str]:
+    return path.stem, str(path.with_suffix(""))
+
+
+def file_annotators(
+    root: str,
+    files: Sequence[str],
+    *,
+    names: Callable[[PurePosixPath], tuple[str, str]] = _stem_names,
+    whole_path: bool = True,
+) -> dict[str, str]:
+    """The annotator each file under ``root`` names by itself: two files are one only by name.
+
+    ``names`` gives a file's short name and its longer one from its path under ``root``
+    (default: the stem, then the path without the extension). Each file takes the first of
+    them no other file shares; else, with ``whole_path``, its whole path under ``root``.
+
+    Raises:
+        CrowdSourceError: two files would still name the same annotator, at the second one.
+    """
+    prefix = (root if is_s3_uri(root) else str(PurePath(root))).replace("\\", "/")
+    prefix = prefix.rstrip("/") + "/"
+    choices = {}
+    for location in files:
+        relative = location.replace("\\", "/").removeprefix(prefix)
+        choices[location] = (*names(PurePosixPath(relative)), relative)
+    last = 2 if whole_path else 1
+    taken = [Counter(c[level] for c in choices.values()) for level in range(last)]
+    named: dict[str, str] = {}
+    first: dict[str, str] = {}
+    for location, c in choices.items():
+        name = next((c[n] for n in range(last) if taken[n][c[n]] == 1), c[last])
+        if name in first:
+            raise CrowdSourceError(
+                location, "", f"names the same annotator {name!r} as {first[name]}"
+            )
+        first[name], named[location] = location, name
+    return named
 
 
 class _Chunks(io.RawIOBase):

@@ -15,9 +15,7 @@ Shapes and rules in ``docs/crowd-sources.md``. Each file is streamed (ijson, thr
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator, Mapping
-from pathlib import Path, PurePosixPath
 from typing import Any
 
 import ijson
@@ -27,13 +25,13 @@ from gt_toolkit.formats.crowd.answer_index import AnswerIndex
 from gt_toolkit.formats.crowd.base import (
     IndexedSource,
     coordinate,
+    file_annotators,
     first_line,
     list_files,
     positive_size,
 )
 from gt_toolkit.formats.crowd.json_stream import open_json
 from gt_toolkit.formats.crowd.report import SkipReason
-from gt_toolkit.storage.s3 import is_s3_uri
 from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = ["CocoPerAnnotatorSource", "CocoRatersSource"]
@@ -282,7 +280,10 @@ class CocoPerAnnotatorSource(_CocoSource):
     def load(self, index: AnswerIndex) -> None:
         """Each file's images (seen by its annotator) and boxes, into ``index``."""
         files = list_files(self.location, (".json",), store=self.store)
-        for number, (location, annotator) in enumerate(_annotators(self.location, files)):
+        # alice/annotations/instances_default.json and bob/... (CVAT's and datumaro's COCO
+        # export, unzipped per annotator) name alice/annotations/instances_default and bob/...
+        annotators = file_annotators(self.location, files, whole_path=False)
+        for number, (location, annotator) in enumerate(annotators.items()):
             categories = self._categories(location)
             prefix = f"{number}:"
             for key, _ in self._images(location, index, annotator, prefix):
@@ -294,38 +295,6 @@ class CocoPerAnnotatorSource(_CocoSource):
                 if read is not None:
                     key, _, box = read
                     index.add_box(key, annotator, box, broken=box is None)
-
-
-def _annotators(root: str, files: list[str]) -> list[tuple[str, str]]:
-    """Each file with its annotator: its stem, or its path under ``root`` where stems repeat.
-
-    ``alice/annotations/instances_default.json`` and ``bob/annotations/instances_default.json``
-    (CVAT's and datumaro's COCO export, unzipped per annotator) are
-    ``alice/annotations/instances_default`` and ``bob/annotations/instances_default``.
-
-    Raises:
-        CrowdSourceError: two files would still name the same annotator.
-    """
-    stems = [PurePosixPath(f.replace("\\", "/")).stem for f in files]
-    repeated = Counter(stems)
-    named: dict[str, str] = {}
-    for location, stem in zip(files, stems, strict=True):
-        name = stem if repeated[stem] == 1 else _relative_stem(root, location)
-        if name in named:
-            raise CrowdSourceError(
-                location, "", f"names the same annotator {name!r} as {named[name]}"
-            )
-        named[name] = location
-    return [(location, name) for name, location in named.items()]
-
-
-def _relative_stem(root: str, location: str) -> str:
-    """``location``'s path under the folder ``root``, without its extension, with ``/``."""
-    if is_s3_uri(root):
-        path = PurePosixPath(location[len(root.rstrip("/")) + 1 :])
-    else:
-        path = PurePosixPath(Path(location).relative_to(root).as_posix())
-    return str(path.with_suffix(""))
 
 
 def _rater_list(value: Any) -> dict[str, Any] | str:

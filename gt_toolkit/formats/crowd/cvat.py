@@ -16,9 +16,8 @@ from __future__ import annotations
 import contextlib
 import io
 import zipfile
-from collections import Counter
 from collections.abc import Iterator
-from pathlib import PurePath, PurePosixPath
+from pathlib import PurePosixPath
 from typing import IO
 from xml.etree import ElementTree as ET
 
@@ -28,13 +27,13 @@ from gt_toolkit.formats.crowd.base import (
     IndexedSource,
     coordinate,
     envelope,
+    file_annotators,
     list_files,
     open_stream,
     positive_size,
 )
 from gt_toolkit.formats.crowd.report import SkipReason
 from gt_toolkit.storage.files import read_bytes
-from gt_toolkit.storage.s3 import is_s3_uri
 from gt_toolkit.types import WorkerBox
 
 __all__ = ["CvatSource"]
@@ -53,7 +52,7 @@ class CvatSource(IndexedSource):
     def load(self, index: AnswerIndex) -> None:
         """Read every job file into ``index``."""
         files = list_files(self.location, _EXTENSIONS, store=self.store)
-        names = _file_annotators(self.location, files)
+        names = file_annotators(self.location, files, names=_job_names)
         for location in files:
             with self._open(location) as stream:
                 self._job(index, location, stream, names[location])
@@ -191,28 +190,11 @@ def _number(text: str | None) -> float | None:
         return None
 
 
-def _file_annotators(root: str, files: list[str]) -> dict[str, str]:
-    """The annotator each file names when it names no assignee.
-
-    Its stem (the job folder's name for ``<job>/annotations.xml``); where stems collide
-    (``alice/export.xml``, ``bob/export.xml``), its path under ``root`` without the
-    extension; where those collide too (``a.xml``, ``a.zip``), its whole path under ``root``.
-    """
-    prefix = (root if is_s3_uri(root) else str(PurePath(root))).replace("\\", "/")
-    prefix = prefix.rstrip("/") + "/"
-    choices: dict[str, tuple[str, str, str]] = {}
-    for location in files:
-        relative = location.replace("\\", "/").removeprefix(prefix)
-        path = PurePosixPath(relative)
-        if path.name.lower() == "annotations.xml" and path.parent.name:
-            choices[location] = (path.parent.name, str(path.parent), relative)
-        else:
-            choices[location] = (path.stem, str(path.with_suffix("")), relative)
-    taken = [Counter(c[level] for c in choices.values()) for level in range(2)]
-    return {
-        location: next((c[n] for n in range(2) if taken[n][c[n]] == 1), c[2])
-        for location, c in choices.items()
-    }
+def _job_names(path: PurePosixPath) -> tuple[str, str]:
+    """A job file's short and longer name: the job folder's for ``<job>/annotations.xml``."""
+    if path.name.lower() == "annotations.xml" and path.parent.name:
+        return path.parent.name, str(path.parent)
+    return path.stem, str(path.with_suffix(""))
 
 
 def _assignee(meta: ET.Element) -> str | None:
