@@ -754,6 +754,10 @@ class DetectionSet:
 def parse_prediction_line(data: Mapping[str, Any]) -> tuple[str, list[ScoredBox]]:
     """One neutral-format prediction line -> ``(source_ref, boxes)``.
 
+    A box needs a non-empty string ``label`` and finite numbers (JSON numbers or numeric
+    strings, never booleans) with a width and height of at least 0: a ``null`` label would
+    otherwise become a class named ``"None"`` and score as a false positive.
+
     Raises:
         ValidationError: no ``source-ref``, ``boxes`` not a list, or a malformed box.
     """
@@ -769,19 +773,31 @@ def parse_prediction_line(data: Mapping[str, Any]) -> tuple[str, list[ScoredBox]
     boxes = []
     for i, b in enumerate(raw):
         try:
+            label = b["label"]
+            if not isinstance(label, str) or not label:
+                raise TypeError(label)
             boxes.append(
                 ScoredBox(
-                    label=str(b["label"]),
-                    left=float(b["left"]),
-                    top=float(b["top"]),
-                    width=float(b["width"]),
-                    height=float(b["height"]),
-                    score=float(b.get("score", b.get("confidence", 1.0))),
+                    label=label,
+                    left=_number(b["left"]),
+                    top=_number(b["top"]),
+                    width=_number(b["width"]),
+                    height=_number(b["height"]),
+                    score=_number(b.get("score", b.get("confidence", 1.0))),
                 )
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValidationError([f"box {i} is malformed: {b!r}"], what="prediction line") from exc
+    if problems := _check_boxes(source_ref, boxes, "prediction"):
+        raise ValidationError(problems, what="prediction line")
     return source_ref, boxes
+
+
+def _number(value: object) -> float:
+    """A JSON number or numeric string as a float; a boolean is not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(value)
+    return float(value)
 
 
 def iter_prediction_lines(
