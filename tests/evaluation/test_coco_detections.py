@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,7 +62,7 @@ def test_broken_entries_are_named(tmp_path: Path) -> None:
         read_detection_set(path, label_attribute="boxes")
 
 
-def _with(change: str) -> dict[str, object]:
+def _with(change: str) -> Any:
     """COCO with one defect; ``change`` names it (the test ids)."""
     coco = json.loads(json.dumps(COCO))
     images, anns, cats = coco["images"], coco["annotations"], coco["categories"]
