@@ -29,7 +29,13 @@ from gt_toolkit.errors import ValidationError
 from gt_toolkit.storage.files import Location, iter_chunks, read_bytes
 from gt_toolkit.storage.s3 import S3Store
 
-__all__ = ["CocoBox", "CocoDetections", "is_coco_file", "read_coco_detections"]
+__all__ = [
+    "CocoBox",
+    "CocoDetections",
+    "is_coco_file",
+    "is_results_list",
+    "read_coco_detections",
+]
 
 CocoBox = tuple[str, float, float, float, float, float]
 """``(label, left, top, width, height, score)`` in pixels."""
@@ -58,6 +64,16 @@ def is_coco_file(location: Location, *, store: S3Store | None = None) -> bool:
     except orjson.JSONDecodeError:  # an indented file; a manifest line is whole
         return any(f'"{k}"'.encode() in head for k in ("images", "annotations", "categories"))
     return isinstance(line, Mapping) and "images" in line and "annotations" in line
+
+
+def is_results_list(location: Location, *, store: S3Store | None = None) -> bool:
+    """Whether the file is one JSON array: a COCO results list, which has no image names.
+
+    Its ``image_id`` and ``category_id`` mean something only with the COCO file they refer
+    to, so readers name the conversion instead of failing on every line.
+    """
+    head = next(iter_chunks(location, store=store), b"").removeprefix(codecs.BOM_UTF8)
+    return head.lstrip().startswith(b"[")
 
 
 def read_coco_detections(location: Location, *, store: S3Store | None = None) -> CocoDetections:

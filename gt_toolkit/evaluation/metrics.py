@@ -876,11 +876,25 @@ def read_detection_set(
 
     Raises:
         ValidationError: unparsable lines, duplicated ``source-ref`` values, malformed labels
-            or predictions, listing every problem with its line number.
+            or predictions, listing every problem with its line number; a COCO results list
+            (one JSON array), naming the conversion it needs first.
         ConversionError: the chosen label attribute is not object detection.
     """
-    from gt_toolkit.evaluation.coco_detections import is_coco_file, read_coco_detections
+    from gt_toolkit.evaluation.coco_detections import (
+        is_coco_file,
+        is_results_list,
+        read_coco_detections,
+    )
 
+    if is_results_list(location, store=store):
+        raise ValidationError(
+            [
+                f"{location} is a COCO results list, whose image_id and category_id refer to "
+                "a COCO file: convert it with gt-convert from-coco RESULTS --coco-reference "
+                "COCO_FILE --image-prefix PREFIX -o predictions.manifest, then evaluate that"
+            ],
+            what=os.fspath(location),
+        )
     if is_coco_file(location, store=store):
         if label_attribute is not None:
             raise ValidationError([f"{location}: a COCO file has no label attribute to choose"])

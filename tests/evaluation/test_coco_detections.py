@@ -104,3 +104,15 @@ def test_defects_that_would_move_or_bend_boxes_are_named(
     with pytest.raises(ValidationError) as caught:
         read_coco_detections(path)
     assert caught.value.problems[0].startswith(f"{path}: {message}")
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_a_results_list_names_the_conversion_it_needs(tmp_path: Path, indent: int | None) -> None:
+    results = [{"image_id": 1, "category_id": 7, "bbox": [1, 2, 3, 4], "score": 0.5}]
+    path = tmp_path / "results.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(results, indent=indent).encode())
+    with pytest.raises(ValidationError) as caught:
+        read_detection_set(path)
+    assert len(caught.value.problems) == 1  # not one invalid-json line per indented line
+    assert "COCO results list" in caught.value.problems[0]
+    assert "from-coco" in caught.value.problems[0]
