@@ -16,7 +16,9 @@ written as they are), which is what decoded endpoint predictions are written as.
 
 AP follows pycocotools' ``COCOeval`` for boxes exactly, so numbers are comparable with
 published ones: IoU thresholds ``np.linspace(.5, .95, 10)``, 101-point interpolated
-precision, area range "all", no crowd regions, greedy matching of detections in descending
+precision, area range "all", no crowd regions (a COCO reference's ``iscrowd`` regions are
+skipped, so detections on them are false positives, and box areas are ``width * height``,
+never a COCO file's ``area``), greedy matching of detections in descending
 score order to the unmatched reference box of the same class with the highest IoU, and
 classes without reference boxes left out of the mean. Differences, all documented choices:
 
