@@ -97,19 +97,25 @@ def clip_xyxy(xyxy: npt.ArrayLike, width: float, height: float) -> FloatArray:
     return arr
 
 
-def iou_matrix(a: npt.ArrayLike, b: npt.ArrayLike, *, xywh: bool = False) -> FloatArray:
+def iou_matrix(
+    a: npt.ArrayLike, b: npt.ArrayLike, *, xywh: bool = False, crowd: npt.ArrayLike | None = None
+) -> FloatArray:
     """The ``(N, M)`` intersection-over-union matrix of two box sets.
 
     Safe division: where the union is 0 (two empty boxes) the IoU is 0, so the result is
     always in ``[0, 1]`` and never NaN for finite input. ``xywh=True`` reads ``left, top,
     width, height`` rows and takes each area as ``width x height``, which is pycocotools'
-    ``bbIou`` arithmetic to the last bit, so threshold decisions match COCO's.
+    ``bbIou`` arithmetic to the last bit, so threshold decisions match COCO's. Columns
+    flagged in ``crowd`` (``M`` booleans) divide by the ``a`` box's area instead of the
+    union, as ``bbIou`` does for an ``iscrowd`` region: the share of the box inside it.
 
     Examples:
         >>> iou_matrix([[0, 0, 2, 2]], [[1, 0, 3, 2], [0, 0, 2, 2]]).round(3).tolist()
         [[0.333, 1.0]]
         >>> iou_matrix([[0, 0, 2, 2]], [[1, 0, 2, 2]], xywh=True).round(3).tolist()
         [[0.333]]
+        >>> iou_matrix([[0, 0, 2, 2]], [[1, 0, 9, 9]], xywh=True, crowd=[True]).tolist()
+        [[0.5]]
     """
     aa, bb = as_xyxy(a), as_xyxy(b)
     if len(aa) == 0 or len(bb) == 0:
@@ -124,7 +130,10 @@ def iou_matrix(a: npt.ArrayLike, b: npt.ArrayLike, *, xywh: bool = False) -> Flo
     ix = np.minimum(aa[:, None, 2], bb[None, :, 2]) - np.maximum(aa[:, None, 0], bb[None, :, 0])
     iy = np.minimum(aa[:, None, 3], bb[None, :, 3]) - np.maximum(aa[:, None, 1], bb[None, :, 1])
     inter = np.clip(ix, 0.0, None) * np.clip(iy, 0.0, None)
-    return _ratio(inter, area_a[:, None] + area_b[None, :] - inter)
+    union = area_a[:, None] + area_b[None, :] - inter
+    if crowd is not None and np.any(crowd):
+        union = np.where(np.asarray(crowd, dtype=bool)[None, :], area_a[:, None], union)
+    return _ratio(inter, union)
 
 
 def iou_pairs(a: npt.ArrayLike, b: npt.ArrayLike) -> FloatArray:

@@ -1,17 +1,18 @@
 """A COCO detection file as one side of an evaluation (consolidated COCO, a COCO dataset).
 
 ``gt-convert consolidate --output-format coco`` writes COCO whose annotations carry
-``score``; :func:`~gt_toolkit.evaluation.metrics.read_detection_set` reads such files with
-:func:`read_coco_detections` (plain tuples here, so this module needs nothing of metrics).
-Images are keyed by their ``source_ref`` when they have one (so they meet an output
-manifest's ``source-ref``), else by ``file_name``; labels are category names; a box without
-``score`` scores 1.0 (a COCO dataset's boxes are certain). An image marked
-``failure_reason`` is skipped and listed, like a failed object of an output manifest;
-``iscrowd`` regions are skipped and listed too (this evaluation has no ignore regions).
-An image id or category id listed twice, a category without a name, and a ``bbox`` or
-``score`` that is not finite numbers (or a box of negative size) stop the read, each named by
-its position: pycocotools would keep the last of two ids silently and so move boxes to
-another image or class.
+``score``; :func:`~gt_toolkit.evaluation.metrics.read_detection_set` reads such files, and
+COCO datasets, with :func:`read_coco_detections`. Images are keyed by their ``source_ref``
+when they have one (so they meet an output manifest's ``source-ref``), else by
+``file_name``; labels are category names; a box without ``score`` scores 1.0 (a COCO
+dataset's boxes are certain). An image marked ``failure_reason`` is skipped and listed, like
+a failed object of an output manifest. ``iscrowd`` and ``area`` are kept on each box
+(:class:`~gt_toolkit.formats.detection_label.ScoredBox` ``crowd`` and ``area``; an absent
+``area`` is ``width * height``) for evaluation to use as COCOeval does.
+An image id or category id listed twice, a category without a name, a ``bbox``, ``score``
+or ``area`` that is not finite numbers (or a box of negative size or area), and an
+``iscrowd`` other than 0 or 1 stop the read, each named by its position: pycocotools would
+keep the last of two ids silently and so move boxes to another image or class.
 """
 
 from __future__ import annotations
@@ -26,26 +27,23 @@ from typing import Any
 import orjson
 
 from gt_toolkit.errors import ValidationError
+from gt_toolkit.formats.detection_label import ScoredBox
 from gt_toolkit.storage.files import Location, iter_chunks, read_bytes
 from gt_toolkit.storage.s3 import S3Store
 
 __all__ = [
-    "CocoBox",
     "CocoDetections",
     "is_coco_file",
     "is_results_list",
     "read_coco_detections",
 ]
 
-CocoBox = tuple[str, float, float, float, float, float]
-"""``(label, left, top, width, height, score)`` in pixels."""
-
 
 @dataclass(slots=True)
 class CocoDetections:
     """Boxes per image key, and what was skipped and why."""
 
-    boxes: dict[str, list[CocoBox]] = field(default_factory=dict)
+    boxes: dict[str, list[ScoredBox]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
 
 
@@ -101,9 +99,6 @@ def read_coco_detections(location: Location, *, store: S3Store | None = None) ->
             if not isinstance(ann, Mapping) or str(ann.get("image_id")) not in keys:
                 problems.append(f"{where}: no image {_get(ann, 'image_id')!r}")
             continue  # a failed image's boxes
-        if ann.get("iscrowd"):
-            found.skipped.append(f"{where}: iscrowd region")
-            continue
         box = _box(ann, categories)
         if isinstance(box, str):
             problems.append(f"{where}: {box}")
@@ -176,7 +171,7 @@ def _images(
     return keys
 
 
-def _box(ann: Mapping[str, Any], categories: Mapping[str, str]) -> CocoBox | str:
+def _box(ann: Mapping[str, Any], categories: Mapping[str, str]) -> ScoredBox | str:
     """The annotation's box, or why it is not one."""
     label = categories.get(str(ann.get("category_id")))
     if label is None:
@@ -189,7 +184,21 @@ def _box(ann: Mapping[str, Any], categories: Mapping[str, str]) -> CocoBox | str
     x, y, w, h = (float(v) for v in bbox)
     if w < 0 or h < 0:
         return f"bbox {bbox!r:.60} has a negative width or height"
-    return label, x, y, w, h, float(score)
+    crowd, area = ann.get("iscrowd", 0), ann.get("area")
+    if crowd not in (0, 1):  # true and false compare equal to 1 and 0: fine too
+        return f"iscrowd must be 0 or 1, got {crowd!r:.20}"
+    if area is not None and not (_finite(area) and area >= 0):
+        return f"area must be a finite number >= 0, got {area!r:.20}"
+    return ScoredBox(
+        label=label,
+        left=x,
+        top=y,
+        width=w,
+        height=h,
+        score=float(score),
+        crowd=bool(crowd),
+        area=None if area is None else float(area),
+    )
 
 
 def _finite(value: object) -> bool:

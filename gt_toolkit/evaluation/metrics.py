@@ -16,11 +16,19 @@ written as they are), which is what decoded endpoint predictions are written as.
 
 AP follows pycocotools' ``COCOeval`` for boxes exactly, so numbers are comparable with
 published ones: IoU thresholds ``np.linspace(.5, .95, 10)``, 101-point interpolated
-precision, area range "all", no crowd regions (a COCO reference's ``iscrowd`` regions are
-skipped, so detections on them are false positives, and box areas are ``width * height``,
-never a COCO file's ``area``), greedy matching of detections in descending
-score order to the unmatched reference box of the same class with the highest IoU, and
-classes without reference boxes left out of the mean. Differences, all documented choices:
+precision, greedy matching of detections in descending score order to the unmatched
+reference box of the same class with the highest IoU, and classes without reference boxes
+left out of the mean. Crowd regions (reference boxes with ``crowd`` set, a COCO dataset's
+``iscrowd: 1``) are COCO's: never counted as objects, in any size range; a detection's
+overlap with one is the share of the detection inside it (intersection over the
+detection's area); any number of detections may match one, but only when no other box
+qualifies; a detection matched to one is neither a true nor a false positive. A reference
+box's size range is decided by its ``area`` when it has one (the file's, as COCOeval reads
+it), else by ``width * height``; a detection's always by ``width * height``.
+The other figures follow the same rule: for precision/recall at ``iou_threshold`` and the
+per-image IoU, crowd regions are not references, and a detection that matches one at
+``iou_threshold`` is left out (counted in neither ``detections``, TP nor FP).
+Differences from COCOeval, all documented choices:
 
 - ``max_detections`` (COCO's ``maxDets``) is per image and class, and defaults to no cap
   (``None``), because labeling jobs and crowded images can exceed COCO's 100; pass 100 to
@@ -29,7 +37,8 @@ classes without reference boxes left out of the mean. Differences, all documente
   in ``source_ref`` order, and within an image detections are ordered by descending score,
   then ``left, top, width, height`` (Ground Truth writes 0.0 confidence for every box of a
   single-worker job, so ties are common); reference boxes are ordered by ``left, top, width,
-  height``. pycocotools gives the same numbers when fed that order.
+  height`` (the ignored ones, crowd regions included, then go last in that order, as in
+  COCOeval). pycocotools gives the same numbers when fed that order.
 """
 
 from __future__ import annotations
@@ -96,7 +105,10 @@ Detections = Mapping[str, Sequence[ScoredBox]]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClassEvaluation:
-    """Scores for one class; AP is ``None`` when the reference has no box of the class."""
+    """Scores for one class; AP is ``None`` when the reference has no box of the class.
+
+    The counts leave out crowd regions and the detections on them (module docstring).
+    """
 
     label: str
     ap50: float | None
@@ -115,9 +127,10 @@ class ClassEvaluation:
 class ImageEvaluation:
     """One image's one-to-one match of detections to reference boxes (same class only).
 
-    ``miou`` counts every unmatched box on either side as IoU 0 (1.0 when both sides are
-    empty), so it falls with misses and false positives; ``matched_iou`` is the mean IoU of
-    the matched pairs alone (``None`` without any), which shows how tight the boxes are.
+    Crowd regions and the detections on them are left out (module docstring). ``miou``
+    counts every unmatched box on either side as IoU 0 (1.0 when both sides are empty), so
+    it falls with misses and false positives; ``matched_iou`` is the mean IoU of the
+    matched pairs alone (``None`` without any), which shows how tight the boxes are.
     """
 
     source_ref: str
@@ -175,7 +188,7 @@ AREA_RANGES: Final[Mapping[str, tuple[float, float]]] = {
     "medium": (32.0**2, 96.0**2),
     "large": (96.0**2, 1e10),
 }
-"""COCO's area ranges in square pixels, bounds included, for the reference boxes."""
+"""COCO's area ranges in square pixels, bounds included (a reference box's ``area`` if set)."""
 RECALL_DETECTIONS: Final = (1, 10, 100)
 """The per-image, per-class detection counts of COCO's AR@1, AR@10 and AR@100."""
 
@@ -235,6 +248,11 @@ def _score(box: ScoredBox) -> float:
     return 1.0 if box.score is None else box.score
 
 
+def _ref_area(box: ScoredBox) -> float:
+    """A reference box's area for COCO's size ranges: its own ``area``, else width x height."""
+    return box.width * box.height if box.area is None else box.area
+
+
 def _det_order(boxes: Sequence[ScoredBox]) -> list[ScoredBox]:
     return sorted(boxes, key=lambda b: (-_score(b), b.left, b.top, b.width, b.height))
 
@@ -247,14 +265,16 @@ def _greedy_match(
     iou: npt.NDArray[np.float64],
     thresholds: npt.NDArray[np.float64],
     ignored: npt.NDArray[np.bool_] | None = None,
+    crowd: npt.NDArray[np.bool_] | None = None,
 ) -> npt.NDArray[np.int64]:
     """``(T, D)``: per threshold, the reference index each detection takes, or -1.
 
     Detections (rows) are taken best first. COCO's rule: the unmatched reference with the
     highest IoU, at least the threshold (capped at ``1 - 1e-10``); on equal IoU the later
-    reference wins, as in pycocotools. References flagged ``ignored`` (outside the area
-    range) are taken only when no other qualifies, as COCOeval does by sorting them last.
-    All thresholds advance together, one detection at a time.
+    reference wins, as in pycocotools. References flagged ``ignored`` (crowd regions, or
+    outside the area range) are taken only when no other qualifies, as COCOeval does by
+    sorting them last; ``crowd`` ones are never used up, so any number of detections may
+    take one. All thresholds advance together, one detection at a time.
     """
     n_det, n_ref = iou.shape
     floors = np.minimum(thresholds, 1 - 1e-10)
@@ -270,17 +290,24 @@ def _greedy_match(
         return np.where(ok, ref[None, :], -1)
     taken = np.zeros((len(floors), n_ref), dtype=bool)
     rows = np.arange(len(floors))
-    groups = [np.zeros(n_ref, dtype=bool)] if ignored is None else [ignored, ~ignored]
+    none = np.zeros(n_ref, dtype=bool)
+    groups = [ignored, ~ignored] if ignored is not None and _splits(ignored) else [none]
+    lasting = none if crowd is None else crowd
     for d in range(n_det):
         for excluded in groups:  # the refs a group may not take
             open_ = out[:, d] < 0
-            row = np.where(taken | excluded, -np.inf, iou[d])
+            row = np.where(taken & ~lasting | excluded, -np.inf, iou[d])
             best = row.max(axis=1)
             last = n_ref - 1 - np.argmax(row[:, ::-1] == best[:, None], axis=1)
             take = open_ & (best >= floors)
             out[take, d] = last[take]
             taken[rows[take], last[take]] = True
     return out
+
+
+def _splits(ignored: npt.NDArray[np.bool_]) -> bool:
+    """Whether ``ignored`` parts the references in two groups (else one, as with none)."""
+    return bool(ignored.any() and not ignored.all())
 
 
 def _interpolated_ap(
@@ -329,6 +356,8 @@ def _check_boxes(source_ref: str, boxes: Sequence[ScoredBox], side: str) -> list
             problems.append(f"{side} {source_ref} box {i}: non-finite value in {b}")
         elif b.width < 0 or b.height < 0:
             problems.append(f"{side} {source_ref} box {i}: negative width or height in {b}")
+        elif b.area is not None and not (math.isfinite(b.area) and b.area >= 0):
+            problems.append(f"{side} {source_ref} box {i}: area must be finite and >= 0 in {b}")
     return problems
 
 
@@ -414,18 +443,22 @@ def _rank_area_ranges(
     det_area: npt.NDArray[np.float64],
     ref_area: npt.NDArray[np.float64],
     scores: npt.NDArray[np.float64],
+    crowd: npt.NDArray[np.bool_],
 ) -> None:
-    """Add one image and class to each area range's accumulator, as COCOeval counts it."""
+    """Add one image and class to each area range's accumulator, as COCOeval counts it.
+
+    ``matches`` are the ones with only crowd regions ignored; a range that ignores other
+    references too matches again (only the grouping changes which box is taken).
+    """
     for name, (low, high) in AREA_RANGES.items():
-        ignored = (ref_area < low) | (ref_area > high)
+        ignored = crowd | (ref_area < low) | (ref_area > high)
         inside = (det_area >= low) & (det_area <= high)
         acc = ranked[name]
         acc.references += int((~ignored).sum())
         if ignored.all() and not inside.any():
             continue  # nothing here can be a true or a false positive
-        taken = matches
-        if ignored.any() and not ignored.all():  # only a mix changes which box is taken
-            taken = _greedy_match(iou, COCO_IOU_THRESHOLDS, ignored)
+        same_groups = np.array_equal(ignored, crowd) or not (_splits(ignored) or _splits(crowd))
+        taken = matches if same_groups else _greedy_match(iou, COCO_IOU_THRESHOLDS, ignored, crowd)
         hit = taken >= 0
         on_ignored = np.append(ignored, False)[taken]  # -1 (no match) reads the False
         tp = hit & ~on_ignored
@@ -436,6 +469,34 @@ def _rank_area_ranges(
             acc.found[i] += tp[:, :k].sum(axis=1)
 
 
+def _threshold_matches(
+    iou: npt.NDArray[np.float64],
+    kept: npt.NDArray[np.bool_],
+    crowd: npt.NDArray[np.bool_],
+    iou_threshold: float,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]
+]:
+    """COCO's matches ``(T, D)``, then the precision/recall and per-image IoU matches.
+
+    Those are the kept detections' matches at ``iou_threshold`` and at any overlap, and
+    their IoU rows. A kept detection that takes a crowd region at ``iou_threshold`` (COCO's
+    rule) is left out of these, and so are crowd columns: here they are not references.
+    """
+    extra = np.array([iou_threshold, _ANY_OVERLAP])
+    if not crowd.any():
+        if kept.all():  # one pass for all of them
+            both = _greedy_match(iou, np.concatenate([COCO_IOU_THRESHOLDS, extra]))
+            return both[:-2], both[-2], both[-1], iou
+        hits, pairs = _greedy_match(iou[kept], extra)
+        return _greedy_match(iou, COCO_IOU_THRESHOLDS), hits, pairs, iou[kept]
+    matches = _greedy_match(iou, COCO_IOU_THRESHOLDS, crowd, crowd)
+    hits = _greedy_match(iou[kept], extra[:1], crowd, crowd)[0]
+    scored = ~np.append(crowd, False)[hits]  # -1 (no match) reads the False
+    iou_scored = iou[kept][scored][:, ~crowd]
+    return matches, hits[scored], _greedy_match(iou_scored, extra[1:])[0], iou_scored
+
+
 def _match_class(
     refs: list[ScoredBox],
     dets: list[ScoredBox],
@@ -443,33 +504,30 @@ def _match_class(
     counts: _Counts,
     iou_threshold: float,
     score_threshold: float,
-) -> tuple[float, int, int]:
-    """Match one class on one image; returns (IoU sum, matched pairs, kept detections)."""
-    iou = iou_matrix(_xywh(dets), _xywh(refs), xywh=True)
-    ref_area = np.array([b.width * b.height for b in refs], dtype=np.float64)
+) -> tuple[float, int, int, int]:
+    """Match one class on one image into the accumulators.
+
+    Returns the per-image IoU's parts: (IoU sum, matched pairs, references, detections),
+    without crowd regions and the detections on them.
+    """
+    crowd = np.array([b.crowd for b in refs], dtype=bool)
+    iou = iou_matrix(_xywh(dets), _xywh(refs), xywh=True, crowd=crowd)
+    ref_area = np.array([_ref_area(b) for b in refs], dtype=np.float64)
     det_area = np.array([b.width * b.height for b in dets], dtype=np.float64)
     scores = np.array([_score(d) for d in dets], dtype=np.float64)
-    kept = scores >= score_threshold
-    iou_kept = iou[kept]
-    # P/R at iou_threshold, and the per-image IoU (any overlap counts): with every detection
-    # kept, the same pass as COCO's thresholds.
-    extra = np.array([iou_threshold, _ANY_OVERLAP])
-    if kept.all():
-        both = _greedy_match(iou, np.concatenate([COCO_IOU_THRESHOLDS, extra]))
-        matches, (hits, pairs) = both[:-2], both[-2:]
-    else:
-        matches = _greedy_match(iou, COCO_IOU_THRESHOLDS)
-        hits, pairs = _greedy_match(iou_kept, extra)
-    _rank_area_ranges(ranked, iou, matches, det_area, ref_area, scores)
-    hits = hits >= 0
-    counts.references += len(refs)
-    counts.detections += int(kept.sum())
-    counts.tp += int(hits.sum())
-    counts.fp += int((~hits).sum())
+    matches, hits, pairs, iou_scored = _threshold_matches(
+        iou, scores >= score_threshold, crowd, iou_threshold
+    )
+    _rank_area_ranges(ranked, iou, matches, det_area, ref_area, scores, crowd)
+    n_refs = int((~crowd).sum())
+    counts.references += n_refs
+    counts.detections += len(hits)
+    counts.tp += int((hits >= 0).sum())
+    counts.fp += int((hits < 0).sum())
     # Per-image IoU: one-to-one pairs that overlap at all; unmatched boxes add 0.
     paired = pairs >= 0
-    pair_ious = iou_kept[np.nonzero(paired)[0], pairs[paired]]
-    return float(pair_ious.sum()), int(paired.sum()), int(kept.sum())
+    pair_ious = iou_scored[np.nonzero(paired)[0], pairs[paired]]
+    return float(pair_ious.sum()), int(paired.sum()), n_refs, len(hits)
 
 
 def _class_result(label: str, ranked: Mapping[str, _Ranked], counts: _Counts) -> ClassEvaluation:
@@ -513,13 +571,13 @@ def _evaluate_image(
     for label in sorted(set(refs_by_label) | set(dets_by_label)):
         refs = _ref_order(refs_by_label[label])
         dets = _det_order(dets_by_label[label])[:max_detections]
-        pair_sum, pairs, kept = _match_class(
+        pair_sum, pairs, refs_scored, dets_scored = _match_class(
             refs, dets, ranked[label], counts[label], iou_threshold, score_threshold
         )
         iou_sum += pair_sum
         matched += pairs
-        n_ref += len(refs)
-        n_det += kept
+        n_ref += refs_scored
+        n_det += dets_scored
     denominator = n_ref + n_det - matched
     return ImageEvaluation(
         source_ref=source_ref,
@@ -549,8 +607,10 @@ def evaluate_detections(
     that is an error: the two sides name images differently).
 
     Args:
-        detections: boxes with scores per ``source-ref`` (a model's or another labeling run's).
-        reference: the trusted boxes per ``source-ref``; their scores are ignored.
+        detections: boxes with scores per ``source-ref`` (a model's or another labeling run's);
+            their ``crowd`` and ``area`` are not used (COCO's results have neither).
+        reference: the trusted boxes per ``source-ref``; their scores are ignored, their
+            ``crowd`` flags and ``area`` used as the module docstring says.
         iou_threshold: IoU for precision/recall at ``score_threshold`` (AP uses COCO's ten).
         score_threshold: detections scoring below it are dropped for precision, recall and
             the per-image IoU; AP always ranks all of them.
@@ -564,8 +624,8 @@ def evaluate_detections(
         (worst image first) and one-line ``warnings`` from :func:`mismatch_hints`.
 
     Raises:
-        ValidationError: non-finite or negative-size boxes, a bad threshold, or detections
-            on none of the reference's images.
+        ValidationError: non-finite or negative-size boxes (or ``area``), a bad threshold,
+            or detections on none of the reference's images.
 
     Examples:
         >>> box = ScoredBox(label="ball", left=10, top=10, width=20, height=20)
@@ -901,17 +961,7 @@ def read_detection_set(
         if label_attribute is not None:
             raise ValidationError([f"{location}: a COCO file has no label attribute to choose"])
         coco = read_coco_detections(location, store=store)
-        return DetectionSet(
-            boxes={
-                key: [
-                    ScoredBox(label=label, left=x, top=y, width=w, height=h, score=score)
-                    for label, x, y, w, h, score in rows
-                ]
-                for key, rows in coco.boxes.items()
-            },
-            kind="coco",
-            skipped=coco.skipped,
-        )
+        return DetectionSet(boxes=coco.boxes, kind="coco", skipped=coco.skipped)
     name = os.fspath(location)
     items = parse_manifest_lines(iter_raw_lines(location, store=store), source=name)
     first: ManifestLine | None = None

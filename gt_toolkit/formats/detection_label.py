@@ -177,6 +177,12 @@ class ScoredBox:
     :class:`~gt_toolkit.types.WorkerBox` and :class:`~gt_toolkit.types.ConsolidatedBox`
     dicts, which :meth:`worker_box` and :meth:`consolidated_box` give. ``score`` is ``None``
     when unknown (a label without ``objects``, a reference box).
+
+    ``crowd`` and ``area`` are facts of a COCO dataset's reference box, which evaluation
+    uses as COCOeval does: ``crowd`` marks an ``iscrowd`` region (one box around a group,
+    ignored rather than counted), ``area`` the annotation's own area (a mask's, in COCO's
+    files), which decides its size range; ``None`` means ``width * height``. The wire
+    shapes below leave both out: neither Ground Truth nor the prediction format has them.
     """
 
     label: str
@@ -185,6 +191,8 @@ class ScoredBox:
     width: float
     height: float
     score: float | None = None
+    crowd: bool = False
+    area: float | None = None
 
     def worker_box(self) -> WorkerBox:
         """The box as a worker's answer (``initialValue``, the consolidation engine's input)."""

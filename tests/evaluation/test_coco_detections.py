@@ -20,7 +20,7 @@ COCO = {
     "annotations": [
         {"id": 1, "image_id": 1, "category_id": 7, "bbox": [1, 2, 3, 4], "score": 0.5},
         {"id": 2, "image_id": 2, "category_id": 7, "bbox": [0, 0, 2, 2]},
-        {"id": 3, "image_id": 2, "category_id": 7, "bbox": [0, 0, 9, 9], "iscrowd": 1},
+        {"id": 3, "image_id": 2, "category_id": 7, "bbox": [0, 0, 9, 9], "iscrowd": 1, "area": 50},
     ],
     "categories": [{"id": 7, "name": "car"}],
 }
@@ -34,8 +34,10 @@ def test_boxes_by_source_ref_or_file_name(tmp_path: Path, indent: int | None, bo
     found = read_detection_set(path)
     assert found.kind == "coco"
     assert [(b.label, b.left, b.score) for b in found.boxes["s3://b/a.jpg"]] == [("car", 1, 0.5)]
-    assert [b.score for b in found.boxes["b.jpg"]] == [1.0]  # a dataset's box is certain
-    assert "c.jpg" not in found.boxes and len(found.skipped) == 2  # failed image, crowd region
+    assert [b.score for b in found.boxes["b.jpg"]] == [1.0, 1.0]  # a dataset's box is certain
+    # A crowd region is kept, flagged, with the file's area (an absent one is width x height).
+    assert [(b.crowd, b.area) for b in found.boxes["b.jpg"]] == [(False, None), (True, 50.0)]
+    assert "c.jpg" not in found.boxes and len(found.skipped) == 1  # the failed image
 
 
 def test_manifests_are_not_coco() -> None:
@@ -79,6 +81,12 @@ def _with(change: str) -> Any:
         anns[0]["bbox"] = [1, 2, -3, 4]
     elif change == "score-not-a-number":
         anns[0]["score"] = "0.5"
+    elif change == "iscrowd-not-0-or-1":  # pycocotools would ignore it but not use its IoU rule
+        anns[2]["iscrowd"] = "1"
+    elif change == "area-not-a-number":  # would decide the size range
+        anns[2]["area"] = "50"
+    elif change == "negative-area":
+        anns[1]["area"] = -4
     elif change == "annotations-not-a-list":
         coco["annotations"] = "none"
     return coco
@@ -93,6 +101,9 @@ def _with(change: str) -> Any:
         ("empty-file-name", "images[1]: needs an id and a file_name"),
         ("negative-width", "annotations[0]: bbox [1, 2, -3, 4] has a negative width or height"),
         ("score-not-a-number", "annotations[0]: needs bbox [x, y, w, h] and score as finite"),
+        ("iscrowd-not-0-or-1", "annotations[2]: iscrowd must be 0 or 1, got '1'"),
+        ("area-not-a-number", "annotations[2]: area must be a finite number >= 0, got '50'"),
+        ("negative-area", "annotations[1]: area must be a finite number >= 0, got -4"),
         ("annotations-not-a-list", "'annotations' must be a list, got str"),
     ],
 )

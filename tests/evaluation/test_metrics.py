@@ -248,7 +248,10 @@ SUMMARY = (
 def coco_summary(
     detections: dict[str, list[ScoredBox]], reference: dict[str, list[ScoredBox]]
 ) -> dict[str, float | None]:
-    """COCOeval's twelve summary numbers (default maxDets 1, 10, 100); -1 becomes None."""
+    """COCOeval's twelve summary numbers (default maxDets 1, 10, 100); -1 becomes None.
+
+    Reference boxes keep their ``crowd`` flag and ``area`` (``width * height`` when unset).
+    """
     images = sorted(reference)
     labels = sorted({b.label for bs in [*reference.values(), *detections.values()] for b in bs})
     cat_ids = {label: i + 1 for i, label in enumerate(labels)}
@@ -261,8 +264,8 @@ def coco_summary(
                 "image_id": i + 1,
                 "category_id": cat_ids[b.label],
                 "bbox": [b.left, b.top, b.width, b.height],
-                "area": b.width * b.height,
-                "iscrowd": 0,
+                "area": b.width * b.height if b.area is None else b.area,
+                "iscrowd": int(b.crowd),
             }
             for n, (i, b) in enumerate(
                 (i, b) for i, ref in enumerate(images) for b in sorted(reference[ref], key=_ref_key)
@@ -279,6 +282,11 @@ def coco_summary(
         for i, ref in enumerate(images)
         for b in sorted(detections.get(ref, []), key=_det_key)
     ]
+    return coco_stats(gt, dts)
+
+
+def coco_stats(gt: dict[str, Any], dts: list[dict[str, Any]]) -> dict[str, float | None]:
+    """COCOeval's twelve summary numbers for a COCO dataset and a results list."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
         coco.dataset = gt
@@ -293,7 +301,14 @@ def coco_summary(
 def assert_summary_matches_coco(
     detections: dict[str, list[ScoredBox]], reference: dict[str, list[ScoredBox]]
 ) -> None:
-    expected = coco_summary(detections, reference)
+    assert_summary_is(coco_summary(detections, reference), detections, reference)
+
+
+def assert_summary_is(
+    expected: dict[str, float | None],
+    detections: dict[str, list[ScoredBox]],
+    reference: dict[str, list[ScoredBox]],
+) -> None:
     result = evaluate_detections(detections, reference, max_detections=100)
     for name, value in expected.items():
         got = getattr(result, name)
@@ -383,6 +398,103 @@ def test_summary_matches_pycocotools_on_random_data(
         if rng.random() < 0.5:
             dets.setdefault(ref, []).append(B("a", rng.randint(0, 200), 0, 40, 40, 0.3))
     assume(any(dets.values()) and any(reference.values()))
+    assert_summary_matches_coco(dets, reference)
+
+
+# The audit's case: a person, and a crowd region (file area 8100) holding a detection that
+# scores above the person's. The person's file area (900) is small, its bbox (2500) medium.
+CROWD_GT: dict[str, Any] = {
+    "images": [{"id": 1, "file_name": "a.jpg", "width": 200, "height": 200}],
+    "categories": [{"id": 1, "name": "person"}],
+    "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 50, 50], "area": 900}
+        | {"iscrowd": 0},
+        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [100, 100, 90, 90], "area": 8100}
+        | {"iscrowd": 1},
+    ],
+}
+CROWD_DT = [
+    {"image_id": 1, "category_id": 1, "bbox": [0, 0, 50, 50], "score": 0.5},
+    {"image_id": 1, "category_id": 1, "bbox": [110, 110, 40, 40], "score": 0.9},
+]
+
+
+def test_a_detection_on_a_crowd_region_is_ignored_as_cocoeval_does(tmp_path: Path) -> None:
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(CROWD_GT))
+    reference = read_detection_set(path).boxes
+    detections = {"a.jpg": [B("person", *d["bbox"], d["score"]) for d in CROWD_DT]}
+    assert_summary_is(coco_stats(CROWD_GT, CROWD_DT), detections, reference)
+    result = evaluate_detections(detections, reference, max_detections=100)
+    # Before: AP 0.5 (the crowd detection was a false positive), and medium, not small.
+    assert result.map == pytest.approx(1.0) and result.map_small == pytest.approx(1.0)
+    assert result.map_medium is None
+
+
+def test_crowd_regions_are_neither_references_nor_hits_for_precision_and_recall() -> None:
+    crowd = ScoredBox(label="p", left=100, top=100, width=90, height=90, crowd=True)
+    reference = {"a.jpg": [B("p", 0, 0, 50, 50), crowd]}
+    detections = {
+        "a.jpg": [
+            B("p", 0, 0, 50, 50, 0.5),  # the person
+            B("p", 110, 110, 40, 40, 0.9),  # two inside the crowd region: not counted
+            B("p", 150, 150, 30, 30, 0.8),
+            B("p", 185, 100, 20, 20, 0.7),  # a quarter of it inside: a false positive
+            B("p", 300, 0, 20, 20, 0.6),  # a false positive
+        ]
+    }
+    result = evaluate_detections(detections, reference)
+    (c,) = result.classes
+    assert (c.references, c.detections, c.true_positives, c.false_positives) == (1, 3, 1, 2)
+    assert (result.precision, result.recall) == (pytest.approx(1 / 3), 1.0)
+    (image,) = result.images
+    assert (image.references, image.detections, image.matched) == (1, 3, 1)
+    assert image.miou == pytest.approx(1 / 3)  # one exact pair over 1 + 3 - 1 boxes
+
+
+crowd_reference_st = st.builds(
+    ScoredBox,
+    label=st.sampled_from(["a", "b", "c"]),
+    left=st.integers(0, 150),
+    top=st.integers(0, 150),
+    width=st.integers(1, 130),
+    height=st.integers(1, 130),
+    crowd=st.sampled_from([False, False, True]),
+    # a file's own area, across COCO's size bounds and unrelated to width x height
+    area=st.one_of(st.none(), st.sampled_from([1024.0, 9216.0]), st.integers(0, 12000)),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    reference=st.dictionaries(
+        st.sampled_from([f"s3://bkt/{i}.jpg" for i in range(4)]),
+        st.lists(crowd_reference_st, max_size=10),
+        min_size=1,
+    ),
+    seed=st.integers(0, 1000),
+)
+def test_summary_matches_pycocotools_with_crowd_regions_and_areas(
+    reference: dict[str, list[ScoredBox]], seed: int
+) -> None:
+    # Detections: boxes found with their size changed, several inside each crowd region
+    # (any number may match one), stray boxes; scores tie often.
+    rng = random.Random(seed)
+    dets: dict[str, list[ScoredBox]] = {}
+    for ref, boxes in reference.items():
+        for b in boxes:
+            found = dets.setdefault(ref, [])
+            if rng.random() < 0.8:
+                w = max(1, b.width + rng.randint(-20, 20))
+                h = max(1, b.height + rng.randint(-20, 20))
+                found.append(B(b.label, b.left + rng.randint(-4, 4), b.top, w, h, 0.5))
+            for _ in range(rng.randint(1, 3) if b.crowd else 0):
+                w, h = rng.randint(1, int(b.width)), rng.randint(1, int(b.height))
+                x, y = b.left + rng.randint(0, int(b.width) - w), b.top + rng.randint(0, 9)
+                found.append(B(b.label, x, y, w, h, rng.choice([0.1, 0.5, 0.9])))
+        if rng.random() < 0.5:
+            dets.setdefault(ref, []).append(B("a", rng.randint(0, 200), 0, 40, 40, 0.5))
+    assume(any(dets.values()) and any(not b.crowd for bs in reference.values() for b in bs))
     assert_summary_matches_coco(dets, reference)
 
 
@@ -527,8 +639,10 @@ def test_a_normalised_reference_is_named_too() -> None:
         (B("x", float("nan"), 0, 1, 1), "non-finite"),
         (B("x", 0, 0, -1, 1), "negative width"),
         (B("x", 0, 0, 1, 1, float("inf")), "non-finite"),
+        (ScoredBox(label="x", left=0, top=0, width=1, height=1, area=float("nan")), "area"),
+        (ScoredBox(label="x", left=0, top=0, width=1, height=1, area=-1.0), "area"),
     ],
-    ids=["nan-left", "negative-width", "inf-score"],
+    ids=["nan-left", "negative-width", "inf-score", "nan-area", "negative-area"],
 )
 def test_bad_boxes_are_rejected_with_every_problem(box: ScoredBox, message: str) -> None:
     with pytest.raises(ValidationError, match=message) as info:
@@ -810,7 +924,9 @@ def test_evaluation_shows_progress_on_a_terminal(monkeypatch: pytest.MonkeyPatch
     assert "evaluating:" in terminal.getvalue() and "0/40" in terminal.getvalue()
 
 
-def _coco_loop(iou: np.ndarray, threshold: float, ignored: list[bool]) -> list[int]:
+def _coco_loop(
+    iou: np.ndarray, threshold: float, ignored: list[bool], crowd: list[bool]
+) -> list[int]:
     """pycocotools' evaluateImg matching loop, transcribed (references sorted ignored-last)."""
     order = sorted(range(iou.shape[1]), key=lambda g: ignored[g])
     taken = [False] * iou.shape[1]
@@ -818,7 +934,7 @@ def _coco_loop(iou: np.ndarray, threshold: float, ignored: list[bool]) -> list[i
     for d in range(iou.shape[0]):
         best, m = min(threshold, 1 - 1e-10), -1
         for g in order:
-            if taken[g]:
+            if taken[g] and not crowd[g]:
                 continue
             if m > -1 and not ignored[m] and ignored[g]:
                 break
@@ -838,18 +954,26 @@ def _coco_loop(iou: np.ndarray, threshold: float, ignored: list[bool]) -> list[i
         max_size=5,
     ),
     ignored=st.lists(st.booleans(), min_size=3, max_size=3),
+    crowd=st.lists(st.booleans(), min_size=3, max_size=3),
     use_ignored=st.booleans(),
 )
 def test_greedy_match_is_cocos_loop(
-    iou: list[list[float]], ignored: list[bool], use_ignored: bool
+    iou: list[list[float]], ignored: list[bool], crowd: list[bool], use_ignored: bool
 ) -> None:
     from gt_toolkit.evaluation.metrics import COCO_IOU_THRESHOLDS, _greedy_match
 
     matrix = np.array(iou, dtype=float).reshape(len(iou), 3)
-    flags = ignored if use_ignored else [False] * 3
-    got = _greedy_match(matrix, COCO_IOU_THRESHOLDS, np.array(flags) if use_ignored else None)
+    # COCOeval ignores every crowd region; without ignored flags there is no crowd either.
+    crowds = [c and use_ignored for c in crowd]
+    flags = [(i or c) and use_ignored for i, c in zip(ignored, crowd, strict=True)]
+    got = _greedy_match(
+        matrix,
+        COCO_IOU_THRESHOLDS,
+        np.array(flags) if use_ignored else None,
+        np.array(crowds) if use_ignored else None,
+    )
     for t, threshold in enumerate(COCO_IOU_THRESHOLDS):
-        assert got[t].tolist() == _coco_loop(matrix, float(threshold), flags)
+        assert got[t].tolist() == _coco_loop(matrix, float(threshold), flags, crowds)
 
 
 def test_failed_and_all_dropped_objects_are_skipped_not_scored_as_negatives(
