@@ -23,6 +23,7 @@ import re
 import secrets
 import shutil
 import socket
+import stat
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -141,21 +142,49 @@ def atomic_output(
             tmp_path.unlink(missing_ok=True)
         return
     target = Path(text)
+    _check_target(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_path = _new_part(target.parent, f".{target.name}", mode=0o666)
     except OSError as exc:
-        raise StorageError(f"cannot write {text}: {exc.strerror or exc}") from exc
+        raise _cannot_write(text, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        tmp_path.replace(target)
+            try:
+                fh.flush()
+                if durable:
+                    os.fsync(fh.fileno())
+            except OSError as exc:  # a full disk shows here, if not in the caller's writes
+                raise _cannot_write(text, exc) from exc
+        try:
+            tmp_path.replace(target)
+        except OSError as exc:  # the target became a folder meanwhile
+            raise _cannot_write(text, exc) from exc
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _cannot_write(text: str, exc: OSError) -> StorageError:
+    return StorageError(f"cannot write {text}: {exc.strerror or exc}")
+
+
+def _check_target(target: Path) -> None:
+    """Refuse a target the rename would break: a folder, or a device or pipe it would replace.
+
+    ``-o some/folder`` or ``-o /dev/stdout`` fails in one line before the file is written,
+    instead of a traceback from the rename (a folder) or a device node swapped for a file
+    (as root). A target that cannot be looked at is left to the write, which says why.
+    """
+    try:
+        mode = target.stat().st_mode
+    except OSError:
+        return
+    if stat.S_ISDIR(mode):
+        raise StorageError(f"cannot write {target}: it is a folder (give a file name)")
+    if not stat.S_ISREG(mode):
+        raise StorageError(f"cannot write {target}: not a regular file (a device or a pipe)")
 
 
 def _new_part(folder: Path, stem: str, *, mode: int) -> tuple[int, Path]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from gt_toolkit.errors import StorageError
 from gt_toolkit.storage import files
 from gt_toolkit.storage.files import LineWriter, atomic_output, read_bytes, write_bytes, write_lines
 from gt_toolkit.storage.s3 import S3Store
@@ -181,3 +182,33 @@ def test_line_writer_batches_and_counts(tmp_path: Path) -> None:
     assert writer.count == 10_000
     assert (tmp_path / "x").read_bytes().split(b"\n") == [*lines, b""]
     assert write_lines(tmp_path / "y", iter(lines)) == 10_000
+
+
+def test_a_folder_target_is_refused_in_one_line_and_left_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    (folder / "kept").mkdir(parents=True)
+    with pytest.raises(StorageError, match=r"out: it is a folder"):
+        write_bytes(folder, b"x")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary file either
+    assert [p.name for p in folder.iterdir()] == ["kept"]
+
+
+def test_a_pipe_target_is_refused_not_replaced_by_a_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(StorageError, match="not a regular file"):
+        write_bytes(fifo, b"x")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
+
+
+def test_a_failed_flush_is_one_storage_error_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    with pytest.raises(StorageError, match=r"a\.manifest: No space left on device"):
+        write_bytes(tmp_path / "a.manifest", b"x")
+    assert list(tmp_path.iterdir()) == []
