@@ -143,10 +143,12 @@ def atomic_output(
         return
     target = Path(text)
     _check_target(target)
+    made: list[Path] = []
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        made = _make_folders(target.parent)
         fd, tmp_path = _new_part(target.parent, f".{target.name}", mode=0o666)
     except OSError as exc:
+        _remove_empty(made)
         raise _cannot_write(text, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -163,7 +165,29 @@ def atomic_output(
             raise _cannot_write(text, exc) from exc
     except BaseException:
         tmp_path.unlink(missing_ok=True)
+        _remove_empty(made)
         raise
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created, outermost first."""
+    missing: list[Path] = []
+    while not folder.is_dir() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    made: list[Path] = []
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another writer made it meanwhile
+            path.mkdir()
+            made.append(path)
+    return made
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Remove the folders a failed write created, innermost first, if nothing else is there."""
+    for path in reversed(made):
+        with contextlib.suppress(OSError):  # not empty: another writer's file stays
+            path.rmdir()
 
 
 def _cannot_write(text: str, exc: OSError) -> StorageError:

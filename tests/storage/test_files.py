@@ -212,3 +212,18 @@ def test_a_failed_flush_is_one_storage_error_and_leaves_nothing(
     with pytest.raises(StorageError, match=r"a\.manifest: No space left on device"):
         write_bytes(tmp_path / "a.manifest", b"x")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_removes_the_folders_it_made_and_only_those(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    with pytest.raises(RuntimeError), atomic_output(tmp_path / "a" / "b" / "c" / "x.json") as fh:
+        fh.write(b"half")
+        raise RuntimeError("the run failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]
+    assert list((tmp_path / "a").iterdir()) == []
+    with atomic_output(tmp_path / "a" / "b" / "y.json") as fh:
+        with pytest.raises(RuntimeError), atomic_output(tmp_path / "a" / "b" / "z.json") as other:
+            other.write(b"z")
+            raise RuntimeError("this one failed")
+        fh.write(b"y")  # the folder both made stays for the write that succeeds
+    assert (tmp_path / "a" / "b" / "y.json").read_bytes() == b"y"
