@@ -244,3 +244,51 @@ def test_preview_of_a_long_text_source(tmp_path: Path, capsys: pytest.CaptureFix
     assert (tmp_path / "t.preview.html").is_file()
     warning = next(line for line in err.splitlines() if "placeholder" in line)
     assert len(warning) < 200
+
+
+def test_a_label_file_that_is_not_text_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "t.html"
+    image = str(SAMPLES / "images" / "img_000.jpg")
+    assert main(["template", "-o", str(out), *BASE, "--label-file", image]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("gt-convert: TemplateError:") and "is not UTF-8 text" in err
+    assert err.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--preview-line", "3"], "without --preview nothing reads --preview-line"),
+        (["--images-dir", "samples/images", "--offline"], "nothing reads --images-dir, --offline"),
+        (
+            ["--preview-out", "p.html", "--label-attribute", "truth"],
+            "nothing reads --preview-out, --label-attribute",
+        ),
+    ],
+)
+def test_preview_options_without_preview_are_refused(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "t.html"
+    assert main(["template", "-o", str(out), "--labels", "a", *BASE, *extra]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--preview", "samples/truth.manifest", "--preview-line", "0"],
+        ["--short-instructions-file", "x.txt"],  # BASE gives --short-instructions
+        ["--full-instructions-file", "x.txt"],
+    ],
+)
+def test_contradictory_or_impossible_flags_are_usage_errors(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["template", "-o", str(tmp_path / "t.html"), "--labels", "a", *BASE, *argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and err.count("\n") == 1 and "error: argument" in err
