@@ -174,3 +174,25 @@ def test_installed_console_script_runs() -> None:
     )
     assert result.returncode == 0
     assert "manifest" in result.stdout and "sample" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "out", "rejects"),
+    [
+        ("sample", "s.manifest", "s.manifest.rejects.jsonl"),
+        ("split", "split", "split/split.rejects.jsonl"),
+    ],
+)
+def test_rejects_go_where_the_help_says(
+    command: str, out: str, rejects: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "in.manifest"
+    manifest.write_text('{"source-ref": "s3://my-bucket/a.jpg"}\nnot json\n')
+    size = ["--count", "1"] if command == "sample" else []
+    assert main([command, str(manifest), "-o", str(tmp_path / out), *size]) == 1
+    assert (tmp_path / rejects).is_file()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    default = rejects.replace(out, "OUT", 1)
+    assert f"(default: {default})" in " ".join(capsys.readouterr().out.split())
