@@ -357,6 +357,17 @@ def test_listing_a_local_channel(tmp_path: Path) -> None:
     assert [p.name for p in contract.image_files(tmp_path / "cat")] == ["a.JPG"]
 
 
+def test_the_trainer_reads_the_images_the_check_counts(tmp_path: Path) -> None:
+    """A macOS resource fork (``._a.jpg``) is no image: the check skips it, so must training."""
+    for name in ("a.jpg", "._a.jpg", ".hidden.png", "b.png"):
+        (tmp_path / "cat" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "cat" / name).write_bytes(b"x")
+    check = contract.check_class_folders({"train": contract.list_channel(tmp_path)})
+    read = contract.image_files(tmp_path / "cat")
+    assert [p.name for p in read] == ["a.jpg", "b.png"]
+    assert check.counts["train"] == len(read)
+
+
 GOOD = ["cat/a.jpg", "cat/b.png", "dog/c.jpeg"]
 CLASS_FOLDER_CASES: list[tuple[dict[str, list[str]], list[str], list[str]]] = [
     ({"train": GOOD, "validation": GOOD}, [], []),
