@@ -322,8 +322,9 @@ def test_a_learning_rate_outside_its_range_is_refused(value: float) -> None:
 def test_script_argv_mirrors_the_container() -> None:
     argv = script_argv({"b": '"x y"', "a": "3", "sagemaker_program": '"train.py"', "c": "true"})
     assert argv == ["-a", "3", "-b", "x y", "-c", "True"]
-    # one value that is not JSON: the container then passes every value raw
+    # a value that is not JSON stays raw; the others are still decoded
     assert script_argv({"lr": "0.1", "arch": "resnet18"}) == ["--arch", "resnet18", "--lr", "0.1"]
+    assert script_argv({"arch": '"resnet18"', "xy": "raw"}) == ["--arch", "resnet18", "--xy", "raw"]
     assert script_argv({"m": '{"k": 1}', "n": "null"}) == ["-m", "k=1", "-n", ""]
 
 
@@ -338,6 +339,18 @@ def test_the_scripts_import_nothing_from_gt_toolkit() -> None:
             for alias in node.names
         ] + [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
         assert not [m for m in modules if m.startswith("gt_toolkit")], name
+
+
+def test_a_tuning_jobs_training_job_parses_in_the_script() -> None:
+    """A tuning job adds ``_tuning_objective_metric`` (raw text) to each job's hyperparameters."""
+    request = build_pytorch_training_request(**pytorch_request_args())
+    hyperparameters = {
+        **request["HyperParameters"],
+        "_tuning_objective_metric": "validation:accuracy",
+        "learning_rate": "0.0042",
+    }
+    args = parsed({**request, "HyperParameters": hyperparameters})
+    assert (args.arch, args.learning_rate) == ("resnet18", 0.0042)
 
 
 def test_listing_a_local_channel(tmp_path: Path) -> None:
