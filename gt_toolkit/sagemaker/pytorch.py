@@ -284,6 +284,12 @@ def build_pytorch_training_request(
     )
     if is_s3_uri(source_dir_uri) and not source_dir_uri.endswith(".tar.gz"):
         problems.append(f"source_dir_uri must name a .tar.gz bundle, got {source_dir_uri!r}")
+    if resources.instance_count != 1:
+        problems.append(
+            f"the shipped {contract.TRAIN_SCRIPT} is not distributed: each of "
+            f"{resources.instance_count} instances would train the same model on the same data; "
+            "use instance_count=1"
+        )
     if tensorboard_output_uri is not None:
         hyperparameters = replace(hyperparameters, tensorboard_dir=TENSORBOARD_LOCAL_PATH)
     image = image_uri

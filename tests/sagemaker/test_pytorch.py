@@ -229,6 +229,13 @@ def test_tensorboard_output_points_the_script_at_the_local_path() -> None:
     assert parsed(request).tensorboard_dir == config["LocalPath"]
 
 
+def test_more_than_one_instance_is_refused() -> None:
+    """The script trains on one machine; a second one would pay for the same work again."""
+    two = TrainingResources(instance_type="ml.g5.xlarge", instance_count=2)
+    with pytest.raises(ValidationError, match="not distributed"):
+        build_pytorch_training_request(**pytorch_request_args(resources=two))
+
+
 def test_spot_and_tags() -> None:
     spot = TrainingResources(instance_type="ml.g5.xlarge", spot=True, max_runtime_seconds=3600)
     request = build_pytorch_training_request(
