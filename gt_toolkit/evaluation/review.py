@@ -386,7 +386,8 @@ def build_review_html(
     Rows follow ``items`` order (pass them sorted by agreement). ``pictures`` maps a
     source-ref to its PNG bytes, inlined as a ``data:`` URI. The page is
     ``templates/review/report.html.j2``, rendered with autoescape, so source-refs, labels and
-    worker ids cannot inject markup.
+    worker ids cannot inject markup; labels and worker ids sit in ``<bdi>``, so right-to-left
+    text (or a stray U+202E override) in them cannot reorder the numbers after them.
     """
     images = [
         {
@@ -396,10 +397,9 @@ def build_review_html(
             "picture": data_uri(pictures[item.source_ref])
             if pictures.get(item.source_ref)
             else None,
-            "boxes": [f"{b['label']} {float(b['confidence']):.2f}" for b in item.boxes],
+            "boxes": [(b["label"], f"{float(b['confidence']):.2f}") for b in item.boxes],
             "workers": [
-                f"{a.worker_id}: {len(a.boxes)} box(es)"
-                for a in sorted(item.workers, key=lambda a: a.worker_id)
+                (a.worker_id, len(a.boxes)) for a in sorted(item.workers, key=lambda a: a.worker_id)
             ],
         }
         for rank, item in enumerate(items, 1)

@@ -489,6 +489,45 @@ def test_report_escapes_hostile_strings() -> None:
     assert "&#34;&gt;&lt;script&gt;" in page  # attribute values too
 
 
+# Reads, left to right on screen, the figures after a label or worker id in the report.
+_FIGURE_ORDER_PROBE = """<script>
+var seen = [];
+document.querySelectorAll("#images td:nth-child(n+4)").forEach(function (cell) {
+  var walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  for (var node = walker.nextNode(); node; node = walker.nextNode()) {
+    ["0.93", "12"].forEach(function (figure) {
+      var at = node.data.indexOf(figure);
+      if (at < 0) { return; }
+      var xs = [];
+      for (var i = 0; i < figure.length; i++) {
+        var range = document.createRange();
+        range.setStart(node, at + i);
+        range.setEnd(node, at + i + 1);
+        xs.push([range.getBoundingClientRect().left, figure[i]]);
+      }
+      xs.sort(function (a, b) { return a[0] - b[0]; });
+      seen.push(xs.map(function (x) { return x[1]; }).join(""));
+    });
+  }
+});
+document.body.dataset.probe = seen.join(",");
+</script></body>"""
+
+
+@pytest.mark.chromium
+def test_right_to_left_names_cannot_reorder_the_figures(tmp_path: Path) -> None:
+    # U+202E (right-to-left override) in a label or worker id would show 0.93 as 39.0.
+    override = "\u202e"
+    item = ReviewItem(
+        source_ref="s3://bucket/img.jpg",
+        boxes=[_box(f"car{override}", 0, 0, 5, 5, 0.93)],
+        workers=[_answer(f"bob{override}", [_box("car", 0, 0, 1, 1)] * 12)],
+    )
+    page = build_review_html([item], {})
+    (tmp_path / "probe.html").write_text(page.replace("</body>", _FIGURE_ORDER_PROBE))
+    dom = chromium(tmp_path, "--dump-dom", (tmp_path / "probe.html").as_uri()).stdout
+    assert dom.split('data-probe="')[1].split('"')[0] == "0.93,12"
+
 def test_captions_grow_with_the_picture() -> None:
     def tab_height(side: int) -> int:
         image = Image.new("RGB", (side * 4 // 3, side), WHITE)
