@@ -528,6 +528,7 @@ def test_right_to_left_names_cannot_reorder_the_figures(tmp_path: Path) -> None:
     dom = chromium(tmp_path, "--dump-dom", (tmp_path / "probe.html").as_uri()).stdout
     assert dom.split('data-probe="')[1].split('"')[0] == "0.93,12"
 
+
 def test_captions_grow_with_the_picture() -> None:
     def tab_height(side: int) -> int:
         image = Image.new("RGB", (side * 4 // 3, side), WHITE)
