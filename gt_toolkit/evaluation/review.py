@@ -576,7 +576,7 @@ def _open_image(data: bytes | None) -> Image.Image | None:
     try:
         with Image.open(io.BytesIO(data)) as opened:
             return opened.convert("RGB")
-    except OSError:
+    except (OSError, Image.DecompressionBombError):  # listed as missing, drawn as a placeholder
         return None
 
 

@@ -106,7 +106,7 @@ def _check_image(
     try:
         with Image.open(path) as img:
             img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
         return LintFinding(
             "error",
             "example-image-unreadable",

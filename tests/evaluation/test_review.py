@@ -30,7 +30,7 @@ from gt_toolkit.evaluation.review import (
 )
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import SAMPLES, chromium
+from tests.helpers import SAMPLES, chromium, huge_png_header
 
 PREFIX = "s3://gt-toolkit-demo/images/"
 WORKERS = ("private.us-east-1.aaa", "private.us-east-1.bbb", "private.us-east-1.ccc")
@@ -340,6 +340,20 @@ def test_missing_images_become_placeholders_and_are_listed(tmp_path: Path) -> No
         "worker-quality" in report.tables
         or "No worker answers" in (tmp_path / "review" / "report.html").read_text()
     )
+
+
+def test_an_image_too_big_to_open_becomes_a_placeholder(tmp_path: Path) -> None:
+    manifest, agreement = _write_job(tmp_path)
+    images = tmp_path / "images"
+    images.mkdir()
+    huge, *rest = sorted(agreement)
+    for ref in rest:
+        name = ref.rsplit("/", 1)[1]
+        (images / name).write_bytes((SAMPLES / "images" / name).read_bytes())
+    (images / huge.rsplit("/", 1)[1]).write_bytes(huge_png_header())
+    summary = write_review(manifest, tmp_path / "review", images_dir=images)
+    assert summary.missing_images == [huge]
+    assert len(list((tmp_path / "review" / "images").glob("*.png"))) == N_IMAGES
 
 
 def test_images_prefix_maps_keys_below_a_folder(tmp_path: Path) -> None:
