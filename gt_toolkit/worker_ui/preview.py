@@ -295,7 +295,8 @@ def build_preview_page(
     """A self-contained HTML page showing the rendered task with an offline crowd-element shim.
 
     The crowd-html-elements script tag is dropped (it cannot load offline); a Content Security
-    Policy lets only the inline shim run, so the page never fetches code from the network.
+    Policy runs inline scripts only (the shim, and any the template holds, as Ground Truth
+    would), so the page never fetches code from the network.
     The page is ``templates/preview/page.html.j2``; ``title`` is escaped there.
     """
     body = render_liquid(template_text, task_input, grant_read_access=grant_read_access)
