@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from html.parser import HTMLParser
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -485,6 +485,40 @@ def test_rejected_lines_are_kept_beside_the_review(tmp_path: Path) -> None:
 HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
 
 
+def test_an_image_on_two_lines_is_drawn_twice(tmp_path: Path) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    lines = manifest.read_text().splitlines()
+    again = json.loads(lines[0])
+    again["boxes-metadata"]["objects"] = [
+        {"confidence": 0.01} for _ in again["boxes-metadata"]["objects"]
+    ]
+    manifest.write_text("\n".join([*lines, json.dumps(again)]) + "\n")
+    summary = write_review(manifest, tmp_path / "review", images_dir=SAMPLES / "images")
+    assert summary.images == N_IMAGES + 1 and len(summary.pictures) == N_IMAGES + 1
+    source_ref, lowest = summary.lowest[0]
+    assert source_ref == again["source-ref"] and lowest == pytest.approx(0.01)
+    rows = _parse(tmp_path / "review" / "report.html").rows
+    assert [r["data-source-ref"] for r in rows].count(again["source-ref"]) == 2
+    assert len(list((tmp_path / "review" / "images").glob("*.png"))) == N_IMAGES + 1
+
+
+def test_a_rerun_leaves_nothing_of_the_earlier_review(tmp_path: Path) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    first = manifest.read_text().splitlines()
+    manifest.write_text("\n".join([*first, "not json"]) + "\n")
+    out = tmp_path / "review"
+    (out / "images").mkdir(parents=True)
+    (out / "images" / "mine.png").write_bytes(b"not ours")  # the user's file stays
+    write_review(manifest, out, images_dir=SAMPLES / "images")
+    assert (out / "rejects.jsonl").exists()
+    manifest.write_text(first[0] + "\n")
+    summary = write_review(manifest, out, images_dir=SAMPLES / "images")
+    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
+        [PurePosixPath(summary.pictures[0]).name, "mine.png"]
+    )
+    assert not (out / "rejects.jsonl").exists()
+
+
 def test_report_escapes_hostile_strings() -> None:
     item = ReviewItem(
         source_ref="s3://b/" + HOSTILE,
@@ -493,7 +527,7 @@ def test_report_escapes_hostile_strings() -> None:
     )
     page = build_review_html(
         [item],
-        {},
+        [None],
         quality=[{"worker_id": HOSTILE, HOSTILE: 1.0}],
         title=HOSTILE,
         notes=[HOSTILE],
@@ -537,7 +571,7 @@ def test_right_to_left_names_cannot_reorder_the_figures(tmp_path: Path) -> None:
         boxes=[_box(f"car{override}", 0, 0, 5, 5, 0.93)],
         workers=[_answer(f"bob{override}", [_box("car", 0, 0, 1, 1)] * 12)],
     )
-    page = build_review_html([item], {})
+    page = build_review_html([item], [None])
     (tmp_path / "probe.html").write_text(page.replace("</body>", _FIGURE_ORDER_PROBE))
     dom = chromium(tmp_path, "--dump-dom", (tmp_path / "probe.html").as_uri()).stdout
     assert dom.split('data-probe="')[1].split('"')[0] == "0.93,12"
