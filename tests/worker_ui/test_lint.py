@@ -139,3 +139,14 @@ def test_template_size_limit_boundary() -> None:
 def test_liquid_syntax_error_is_reported() -> None:
     findings = lint(template_text="<p>{% if task.input.x %}unclosed</p>")
     assert codes(findings) == {"liquid-syntax": "error"}
+
+
+def test_a_filter_ground_truth_lacks_is_an_error() -> None:
+    text = (
+        '<img src="{{ task.input.taskObject | grant_read_acess }}">'
+        "{{ task.input.labels | to_json | skip_autoescape }}{{ task.input.header | upcase }}"
+    )
+    findings = lint_template_text(text)
+    assert codes(findings) == {"liquid-filter": "error"}
+    assert "'grant_read_acess'" in str(findings[0])
+    assert "did you mean 'grant_read_access'?" in str(findings[0])
