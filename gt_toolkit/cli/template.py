@@ -194,7 +194,7 @@ def _render(args: argparse.Namespace, labels: list[str], store: S3Store) -> str 
     }
     if args.max_image_side is not None:
         common["max_image_side"] = args.max_image_side
-    if args.element_name:
+    if args.element_name is not None:  # "" is refused by the renderer, not read as unset
         common["element_name"] = args.element_name
     if args.task == "bounding-box":
         text = render_bounding_box_template(labels, args.header, short, full, good, bad, **common)

@@ -327,3 +327,13 @@ def test_outputs_that_name_one_file_are_refused(
     assert code == 1
     assert "name the same file" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_element_name_is_refused_not_defaulted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "t.html"
+    code = main(["template", "-o", str(out), "--labels", "ball", *BASE, "--element-name", ""])
+    assert code == 1
+    assert "element name '' must be" in capsys.readouterr().err
+    assert not out.exists()
