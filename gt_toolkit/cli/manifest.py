@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gt_toolkit.cli.options import add_aws_options, eprint, lost_labels_exit, store_from_args
@@ -220,11 +219,8 @@ def _run_split(args: argparse.Namespace) -> int:
     from gt_toolkit.formats.sampling import item_key, split_name
     from gt_toolkit.progress import progress
     from gt_toolkit.storage.files import atomic_output, join_location
-    from gt_toolkit.storage.s3 import is_s3_uri
 
     out = str(args.out)
-    if not is_s3_uri(out):
-        Path(out).mkdir(parents=True, exist_ok=True)
     stats = ReadStats()
     store, lines = _read(args, join_location(out, "split"), stats)
     fraction = args.validation_percent / 100

@@ -155,17 +155,27 @@ def atomic_output(
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_path = _new_part(target.parent, f".{target.name}", mode=0o666)
     except OSError as exc:
-        raise StorageError(f"cannot write {text}: {exc.strerror or exc}") from exc
+        raise _cannot_write(text, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        tmp_path.replace(target)
+            try:
+                fh.flush()
+                if durable:
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                raise _cannot_write(text, exc) from exc
+        try:
+            tmp_path.replace(target)
+        except OSError as exc:  # the target is a folder, say
+            raise _cannot_write(text, exc) from exc
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _cannot_write(text: str, exc: OSError) -> StorageError:
+    return StorageError(f"cannot write {text}: {exc.strerror or exc}")
 
 
 def _new_part(folder: Path, stem: str, *, mode: int) -> tuple[int, Path]:

@@ -159,6 +159,25 @@ def test_split_writes_both_sides(tmp_path: Path) -> None:
     assert not {json.dumps(x) for x in train} & {json.dumps(x) for x in val}
 
 
+@pytest.mark.parametrize(
+    ("command", "out"),
+    [
+        (["split"], "in.manifest"),  # -o names a file where a folder must go
+        (["sample", "--count", "1"], "."),  # -o names a folder where a file must go
+    ],
+)
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(
+    command: list[str], out: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.manifest"
+    src.write_text('{"source-ref": "s3://my-bucket/1.jpg"}\n')
+    code = main([command[0], str(src), "-o", str(tmp_path / out), *command[1:]])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "StorageError: cannot write" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
 @pytest.mark.parametrize("command", ["manifest", "sample", "split"])
 def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
