@@ -11,8 +11,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from unittest import mock
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import given
