@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,22 @@ def test_installed_console_script_runs() -> None:
     )
     assert result.returncode == 0
     assert "manifest" in result.stdout and "sample" in result.stdout
+
+
+def test_sample_keeps_the_chosen_lines_as_bytes_not_parsed(tmp_path: Path) -> None:
+    # Lines with many boxes, as labeled manifests have: parsed, each costs ten times its bytes.
+    src = tmp_path / "in.manifest"
+    boxes = [{"left": j + 0.5, "top": 1.5, "width": 2.5, "height": 3.5} for j in range(20)]
+    with src.open("w") as fh:
+        for i in range(2000):
+            line = {"source-ref": f"s3://my-bucket/{i}.jpg", "boxes": boxes}
+            fh.write(json.dumps(line, separators=(",", ":")) + "\n")
+    size = src.stat().st_size
+    tracemalloc.start()
+    try:
+        assert main(["sample", str(src), "-o", str(tmp_path / "s"), "--percent", "100"]) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (tmp_path / "s").read_bytes() == src.read_bytes()
+    assert peak < 6 * size  # measured: 10 times the file when parsed, 4 as bytes
