@@ -44,16 +44,14 @@ def _percent(text: str) -> float:
     return value
 
 
-def _add_read_options(parser: argparse.ArgumentParser) -> None:
+def _add_read_options(parser: argparse.ArgumentParser, rejects_default: str) -> None:
     parser.add_argument(
         "--policy",
         choices=REJECT_POLICIES,
         default="collect",
         help="strict: stop at the first bad line; collect: keep going and write rejects (default)",
     )
-    parser.add_argument(
-        "--rejects", help="rejects file (default: OUT with .rejects.jsonl appended)"
-    )
+    parser.add_argument("--rejects", help=f"rejects file (default: {rejects_default})")
 
 
 def _rejects_location(args: argparse.Namespace, out: str) -> str:
@@ -97,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     size.add_argument("--percent", type=_percent, help="percentage of lines to keep")
     size.add_argument("--count", type=_count, help="number of lines to keep")
     s.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    _add_read_options(s)
+    _add_read_options(s, "OUT.rejects.jsonl")
     add_aws_options(s)
     s.set_defaults(func=_run_sample)
 
@@ -111,7 +109,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sp.add_argument("-o", "--out", required=True, help="output folder or s3:// prefix")
     sp.add_argument("--validation-percent", type=_percent, default=20.0, help="default 20")
     sp.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    _add_read_options(sp)
+    _add_read_options(sp, "OUT/split.rejects.jsonl")
     add_aws_options(sp)
     sp.set_defaults(func=_run_split)
 

@@ -213,3 +213,20 @@ def test_sample_keeps_the_chosen_lines_as_bytes_not_parsed(tmp_path: Path) -> No
         tracemalloc.stop()
     assert (tmp_path / "s").read_bytes() == src.read_bytes()
     assert peak < 6 * size  # measured: 10 times the file when parsed, 4 as bytes
+
+
+@pytest.mark.parametrize(
+    ("command", "rejects"), [("sample", "OUT.rejects.jsonl"), ("split", "OUT/split.rejects.jsonl")]
+)
+def test_the_rejects_file_is_where_help_says(
+    command: str, rejects: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.manifest"
+    src.write_text('{"source-ref": "s3://my-bucket/1.jpg"}\n{broken\n')
+    out = tmp_path / "out"
+    size = ["--count", "1"] if command == "sample" else []
+    assert main([command, str(src), "-o", str(out), *size]) == 1
+    assert _lines(Path(rejects.replace("OUT", str(out))))[0]["line"] == 2
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert f"(default: {rejects})" in " ".join(capsys.readouterr().out.split())
