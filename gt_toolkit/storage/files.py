@@ -94,18 +94,28 @@ def iter_line_batches(location: Location, *, store: S3Store | None = None) -> It
     Lines come without their newline and without a trailing ``\r`` (CRLF files); a final
     line without a newline is still yielded. Splitting a whole chunk at once in C is what
     keeps per-line overhead low; memory is bounded by the chunk and the longest line.
+    Chunks of a line that spans many are joined once, when the line ends: adding each chunk
+    to the text so far copied a 300 MB line 300 times (a minute, where this takes a second).
     """
-    pending = b""
+    pending: list[bytes] = []
     for chunk in iter_chunks(location, store=store):
-        data = pending + chunk if pending else chunk
+        if b"\n" not in chunk:
+            pending.append(chunk)
+            continue
+        if pending:
+            pending.append(chunk)
+            data = b"".join(pending)
+        else:
+            data = chunk
         parts = data.split(b"\n")
-        pending = parts.pop()
+        tail = parts.pop()
+        pending = [tail] if tail else []
         if b"\r" in data:
             parts = [p[:-1] if p.endswith(b"\r") else p for p in parts]
-        if parts:
-            yield parts
+        yield parts
     if pending:
-        yield [pending[:-1] if pending.endswith(b"\r") else pending]
+        last = b"".join(pending)
+        yield [last[:-1] if last.endswith(b"\r") else last]
 
 
 def iter_raw_lines(location: Location, *, store: S3Store | None = None) -> Iterator[bytes]:
@@ -145,17 +155,27 @@ def atomic_output(
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_path = _new_part(target.parent, f".{target.name}", mode=0o666)
     except OSError as exc:
-        raise StorageError(f"cannot write {text}: {exc.strerror or exc}") from exc
+        raise _cannot_write(text, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        tmp_path.replace(target)
+            try:
+                fh.flush()
+                if durable:
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                raise _cannot_write(text, exc) from exc
+        try:
+            tmp_path.replace(target)
+        except OSError as exc:  # the target is a folder, say
+            raise _cannot_write(text, exc) from exc
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _cannot_write(text: str, exc: OSError) -> StorageError:
+    return StorageError(f"cannot write {text}: {exc.strerror or exc}")
 
 
 def _new_part(folder: Path, stem: str, *, mode: int) -> tuple[int, Path]:

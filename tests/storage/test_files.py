@@ -12,8 +12,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gt_toolkit.storage import files
 from gt_toolkit.storage.files import LineWriter, atomic_output, read_bytes, write_bytes, write_lines
@@ -181,3 +184,17 @@ def test_line_writer_batches_and_counts(tmp_path: Path) -> None:
     assert writer.count == 10_000
     assert (tmp_path / "x").read_bytes().split(b"\n") == [*lines, b""]
     assert write_lines(tmp_path / "y", iter(lines)) == 10_000
+
+
+@given(
+    data=st.binary(max_size=300).map(lambda b: b.replace(b"x", b"\n").replace(b"y", b"\r\n")),
+    size=st.integers(1, 40),
+)
+def test_lines_come_whole_whatever_the_chunks(data: bytes, size: int) -> None:
+    chunks = [data[i : i + size] for i in range(0, len(data), size)]
+    expected = data.split(b"\n")
+    if expected[-1] == b"":
+        expected.pop()  # a final newline ends the last line, it does not start one
+    expected = [line.removesuffix(b"\r") for line in expected]
+    with mock.patch.object(files, "iter_chunks", lambda location, store=None: iter(chunks)):
+        assert list(files.iter_raw_lines("any")) == expected
