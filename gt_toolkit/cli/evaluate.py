@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     ref = read_detection_set(args.reference, label_attribute=args.ref_attribute, store=store)
     for name, found in (("predictions", pred), ("reference", ref)):
         for reason in found.skipped:
-            eprint(f"skipped {name} line {reason}")
+            eprint(f"skipped in {name}: {reason}")
     result = evaluate_detections(
         pred.boxes,
         ref.boxes,

@@ -163,38 +163,39 @@ def _exit_code(stats: ReadStats, args: argparse.Namespace, out: str) -> int:
 
 
 def _run_sample(args: argparse.Namespace) -> int:
-    from gt_toolkit.formats.manifest import ReadStats, read_manifest, write_manifest
+    from gt_toolkit.formats.manifest import ReadStats, read_manifest
     from gt_toolkit.formats.sampling import item_key, sample_items, sample_percent
     from gt_toolkit.progress import progress
-    from gt_toolkit.storage.files import write_json
+    from gt_toolkit.storage.files import write_json, write_lines
 
     out = str(args.out)
     store = store_from_args(args)
     passes: list[ReadStats] = []
 
-    def lines() -> Iterator[ManifestLine]:
+    def lines() -> Iterator[tuple[int, str, bytes]]:
         # --percent reads once (see sample_percent); a rare second pass gets fresh counts.
+        # Only (line number, key, bytes) are kept: a parsed line costs ten times its bytes.
         passes.append(ReadStats())
-        return progress(
-            read_manifest(
-                args.manifest,
-                policy=args.policy,
-                rejects=_rejects_location(args, out),
-                stats=passes[-1],
-                store=store,
-            ),
-            desc="sampling",
-            unit="line",
+        read = read_manifest(
+            args.manifest,
+            policy=args.policy,
+            rejects=_rejects_location(args, out),
+            stats=passes[-1],
+            store=store,
+        )
+        return (
+            (line.line_no, item_key(line.data), line.raw)
+            for line in progress(read, desc="sampling", unit="line")
         )
 
-    def key(line: ManifestLine) -> str:
-        return item_key(line.data)
+    def key(item: tuple[int, str, bytes]) -> str:
+        return item[1]
 
     if args.percent is not None:
         result = sample_percent(lines, percent=args.percent, seed=args.seed, key=key)
     else:
         result = sample_items(lines(), count=args.count, seed=args.seed, key=key)
-    written = write_manifest(result.items, out, store=store)
+    written = write_lines(out, (raw for _, _, raw in result.items), store=store)
     record = {
         "manifest": str(args.manifest),
         "seed": args.seed,
@@ -202,7 +203,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         "count": args.count,
         "total": result.total,
         "selected": written,
-        "lines": [item.line_no for item in result.items],
+        "lines": [line_no for line_no, _, _ in result.items],
         "keys": result.keys,
     }
     write_json(f"{out}.sample.json", record, store=store)
@@ -218,7 +219,7 @@ def _run_split(args: argparse.Namespace) -> int:
     from gt_toolkit.progress import progress
     from gt_toolkit.storage.files import atomic_output, join_location
 
-    out = str(args.out)  # atomic_output makes the folder once a manifest is complete
+    out = str(args.out)
     stats = ReadStats()
     store, lines = _read(args, join_location(out, "split"), stats)
     fraction = args.validation_percent / 100

@@ -117,29 +117,40 @@ def _add_preview_options(p: argparse.ArgumentParser) -> None:
 
 
 def _read_text(location: str, store: S3Store) -> str:
+    """A UTF-8 text file, without the byte-order mark Windows editors put at its start."""
+    import codecs
+
     from gt_toolkit.errors import TemplateError
     from gt_toolkit.storage.files import read_bytes
 
+    raw = read_bytes(location, store=store).removeprefix(codecs.BOM_UTF8)
     try:
-        return read_bytes(location, store=store).decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise TemplateError(f"{location} is not UTF-8 text: {exc}") from exc
+        line = raw[: exc.start].count(b"\n") + 1
+        raise TemplateError(
+            f"{location}:{line}: not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
 
 
 def _labels(args: argparse.Namespace, store: S3Store) -> list[str]:
-    import orjson
+    """``--labels`` then ``--label-file``: a JSON label category config, else one per line.
 
+    A file that starts like JSON is parsed as JSON, so a broken config is reported instead of
+    becoming one label per line of its text.
+    """
+    from gt_toolkit.errors import ValidationError
     from gt_toolkit.formats.label_categories import parse_label_category_config
 
     labels = list(args.labels)
     if args.label_file:
         text = _read_text(args.label_file, store)
-        try:
-            is_json = isinstance(orjson.loads(text), dict)
-        except orjson.JSONDecodeError:
-            is_json = False
-        if is_json:
-            labels += parse_label_category_config(text)
+        if text.lstrip().startswith(("{", "[")):
+            try:
+                labels += parse_label_category_config(text)
+            except ValidationError as exc:
+                what = f"label category config {args.label_file}"
+                raise ValidationError(exc.problems, what=what) from None
         else:
             labels += [line.strip() for line in text.splitlines() if line.strip()]
     return labels
@@ -201,7 +212,7 @@ def _render(args: argparse.Namespace, labels: list[str], store: S3Store) -> str 
     }
     if args.max_image_side is not None:
         common["max_image_side"] = args.max_image_side
-    if args.element_name is not None:
+    if args.element_name is not None:  # "" is refused by the renderer, not read as unset
         common["element_name"] = args.element_name
     if args.task == "bounding-box":
         text = render_bounding_box_template(labels, args.header, short, full, good, bad, **common)
@@ -252,9 +263,15 @@ def _shortened(text: str, limit: int = 120) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Render, lint and preview everything; only then write the files."""
+    """Render, lint and preview everything; only then write the files, all or none."""
+    import contextlib
+    from pathlib import Path
+
+    import orjson
+
+    from gt_toolkit.errors import TemplateError
     from gt_toolkit.formats.label_categories import build_label_category_config
-    from gt_toolkit.storage.files import write_bytes, write_json
+    from gt_toolkit.storage.files import atomic_output
 
     _check_preview_options(args)
     store = store_from_args(args)
@@ -262,22 +279,28 @@ def run(args: argparse.Namespace) -> int:
     text = _render(args, labels, store)
     if text is None:
         return 1
-    config = None
+    files = [(args.out, text.encode("utf-8"))]
     if args.write_label_config:
         config = build_label_category_config(labels, task_type=_TASKS[args.task])
+        document = orjson.dumps(config, option=orjson.OPT_INDENT_2) + b"\n"
+        files.append((args.write_label_config, document))
     page = _preview(args, text, store) if args.preview else None
-    write_bytes(args.out, text.encode("utf-8"), store=store)
+    if page is not None:
+        files.append((_preview_out(args), page.html.encode("utf-8")))
+    if len({Path(location).absolute() for location, _ in files}) < len(files):
+        raise TemplateError("--out, --write-label-config and --preview-out name the same file")
+    # Every file is staged before any appears: one that cannot be written stops them all.
+    with contextlib.ExitStack() as stack:
+        for location, data in files:
+            stack.enter_context(atomic_output(location, store=store)).write(data)
     eprint(f"gt-convert template: wrote {args.out} ({len(text):,} characters)")
-    if config is not None:
-        write_json(args.write_label_config, config, store=store)
+    if args.write_label_config:
         eprint(f"gt-convert template: wrote {args.write_label_config}")
     if page is not None:
-        out = _preview_out(args)
-        write_bytes(out, page.html.encode("utf-8"), store=store)
         for missing in page.missing_images:
             eprint(
                 "gt-convert template: warning: preview shows a placeholder for "
                 + _shortened(missing)
             )
-        eprint(f"gt-convert template: wrote preview {out}")
+        eprint(f"gt-convert template: wrote preview {_preview_out(args)}")
     return 0

@@ -8,11 +8,16 @@ manifest's ``source-ref``), else by ``file_name``; labels are category names; a 
 ``score`` scores 1.0 (a COCO dataset's boxes are certain). An image marked
 ``failure_reason`` is skipped and listed, like a failed object of an output manifest;
 ``iscrowd`` regions are skipped and listed too (this evaluation has no ignore regions).
+An image id or category id listed twice, a category without a name, and a ``bbox`` or
+``score`` that is not finite numbers (or a box of negative size) stop the read, each named by
+its position: pycocotools would keep the last of two ids silently and so move boxes to
+another image or class.
 """
 
 from __future__ import annotations
 
 import codecs
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +29,13 @@ from gt_toolkit.errors import ValidationError
 from gt_toolkit.storage.files import Location, iter_chunks, read_bytes
 from gt_toolkit.storage.s3 import S3Store
 
-__all__ = ["CocoBox", "CocoDetections", "is_coco_file", "read_coco_detections"]
+__all__ = [
+    "CocoBox",
+    "CocoDetections",
+    "is_coco_file",
+    "is_results_list",
+    "read_coco_detections",
+]
 
 CocoBox = tuple[str, float, float, float, float, float]
 """``(label, left, top, width, height, score)`` in pixels."""
@@ -55,6 +66,16 @@ def is_coco_file(location: Location, *, store: S3Store | None = None) -> bool:
     return isinstance(line, Mapping) and "images" in line and "annotations" in line
 
 
+def is_results_list(location: Location, *, store: S3Store | None = None) -> bool:
+    """Whether the file is one JSON array: a COCO results list, which has no image names.
+
+    Its ``image_id`` and ``category_id`` mean something only with the COCO file they refer
+    to, so readers name the conversion instead of failing on every line.
+    """
+    head = next(iter_chunks(location, store=store), b"").removeprefix(codecs.BOM_UTF8)
+    return head.lstrip().startswith(b"[")
+
+
 def read_coco_detections(location: Location, *, store: S3Store | None = None) -> CocoDetections:
     """Per-image boxes of a COCO detection file (rules in the module docstring).
 
@@ -71,13 +92,9 @@ def read_coco_detections(location: Location, *, store: S3Store | None = None) ->
         raise ValidationError([f"{name}: not a COCO file (no 'images' list)"], what=name)
     problems: list[str] = []
     found = CocoDetections()
-    categories = {
-        str(c.get("id")): str(c.get("name"))
-        for c in doc.get("categories") or []
-        if isinstance(c, Mapping)
-    }
+    categories = _categories(name, _list(name, doc, "categories", problems), problems)
     keys = _images(name, doc["images"], found, problems)
-    for n, ann in enumerate(doc.get("annotations") or []):
+    for n, ann in enumerate(_list(name, doc, "annotations", problems)):
         where = f"{name}: annotations[{n}]"
         key = keys.get(str(ann.get("image_id"))) if isinstance(ann, Mapping) else None
         if key is None:
@@ -88,8 +105,8 @@ def read_coco_detections(location: Location, *, store: S3Store | None = None) ->
             found.skipped.append(f"{where}: iscrowd region")
             continue
         box = _box(ann, categories)
-        if box is None:
-            problems.append(f"{where}: needs a known category_id and bbox [x, y, w, h]")
+        if isinstance(box, str):
+            problems.append(f"{where}: {box}")
             continue
         found.boxes[key].append(box)
     if problems:
@@ -101,16 +118,52 @@ def _get(item: Any, key: str) -> Any:
     return item.get(key) if isinstance(item, Mapping) else None
 
 
+def _list(name: str, doc: Mapping[str, Any], key: str, problems: list[str]) -> list[Any]:
+    """``doc[key]`` as a list (absent or ``null``: empty); anything else is a problem."""
+    value = doc.get(key)
+    if value is None or isinstance(value, list):
+        return value or []
+    problems.append(f"{name}: '{key}' must be a list, got {type(value).__name__}")
+    return []
+
+
+def _categories(name: str, categories: list[Any], problems: list[str]) -> dict[str, str]:
+    """Category id to name; an id listed twice or a category without a name is a problem."""
+    names: dict[str, str] = {}
+    first: dict[str, int] = {}
+    for n, cat in enumerate(categories):
+        cat_id, label = _get(cat, "id"), _get(cat, "name")
+        if cat_id is None or not isinstance(label, str) or not label:
+            problems.append(f"{name}: categories[{n}]: needs an id and a name")
+        elif str(cat_id) in first:
+            problems.append(
+                f"{name}: categories[{n}]: id {cat_id!r} is listed twice "
+                f"(categories[{first[str(cat_id)]}])"
+            )
+        else:
+            first[str(cat_id)] = n
+            names[str(cat_id)] = label
+    return names
+
+
 def _images(
     name: str, images: list[Any], found: CocoDetections, problems: list[str]
 ) -> dict[str, str | None]:
     """Image id to key (``None`` for a failed image, whose boxes are not read)."""
     keys: dict[str, str | None] = {}
+    first: dict[str, int] = {}
     for n, image in enumerate(images):
         key = _get(image, "source_ref") or _get(image, "file_name")
-        if not isinstance(key, str) or _get(image, "id") is None:
+        if not isinstance(key, str) or not key or _get(image, "id") is None:
             problems.append(f"{name}: images[{n}]: needs an id and a file_name")
             continue
+        if str(image["id"]) in first:
+            problems.append(
+                f"{name}: images[{n}]: id {image['id']!r} is listed twice "
+                f"(images[{first[str(image['id'])]}])"
+            )
+            continue
+        first[str(image["id"])] = n
         if key in found.boxes or key in keys.values():
             problems.append(f"{name}: images[{n}]: {key} is listed twice")
             continue
@@ -123,14 +176,22 @@ def _images(
     return keys
 
 
-def _box(ann: Mapping[str, Any], categories: Mapping[str, str]) -> CocoBox | None:
+def _box(ann: Mapping[str, Any], categories: Mapping[str, str]) -> CocoBox | str:
+    """The annotation's box, or why it is not one."""
     label = categories.get(str(ann.get("category_id")))
-    bbox = ann.get("bbox")
-    if label is None or not isinstance(bbox, list) or len(bbox) != 4:
-        return None
-    try:
-        x, y, w, h = (float(v) for v in bbox)
-        score = float(ann.get("score", 1.0))
-    except (TypeError, ValueError):
-        return None
-    return label, x, y, w, h, score
+    if label is None:
+        return f"unknown category_id {ann.get('category_id')!r:.40}"
+    bbox, score = ann.get("bbox"), ann.get("score", 1.0)
+    if not isinstance(bbox, list) or len(bbox) != 4 or not all(map(_finite, [*bbox, score])):
+        return (
+            f"needs bbox [x, y, w, h] and score as finite numbers, got {bbox!r:.60}, {score!r:.20}"
+        )
+    x, y, w, h = (float(v) for v in bbox)
+    if w < 0 or h < 0:
+        return f"bbox {bbox!r:.60} has a negative width or height"
+    return label, x, y, w, h, float(score)
+
+
+def _finite(value: object) -> bool:
+    """A JSON number that is finite (a bool or a numeric string is not a number)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

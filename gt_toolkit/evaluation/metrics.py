@@ -16,7 +16,9 @@ written as they are), which is what decoded endpoint predictions are written as.
 
 AP follows pycocotools' ``COCOeval`` for boxes exactly, so numbers are comparable with
 published ones: IoU thresholds ``np.linspace(.5, .95, 10)``, 101-point interpolated
-precision, area range "all", no crowd regions, greedy matching of detections in descending
+precision, area range "all", no crowd regions (a COCO reference's ``iscrowd`` regions are
+skipped, so detections on them are false positives, and box areas are ``width * height``,
+never a COCO file's ``area``), greedy matching of detections in descending
 score order to the unmatched reference box of the same class with the highest IoU, and
 classes without reference boxes left out of the mean. Differences, all documented choices:
 
@@ -754,6 +756,10 @@ class DetectionSet:
 def parse_prediction_line(data: Mapping[str, Any]) -> tuple[str, list[ScoredBox]]:
     """One neutral-format prediction line -> ``(source_ref, boxes)``.
 
+    A box needs a non-empty string ``label`` and finite numbers (JSON numbers or numeric
+    strings, never booleans) with a width and height of at least 0: a ``null`` label would
+    otherwise become a class named ``"None"`` and score as a false positive.
+
     Raises:
         ValidationError: no ``source-ref``, ``boxes`` not a list, or a malformed box.
     """
@@ -769,19 +775,31 @@ def parse_prediction_line(data: Mapping[str, Any]) -> tuple[str, list[ScoredBox]
     boxes = []
     for i, b in enumerate(raw):
         try:
+            label = b["label"]
+            if not isinstance(label, str) or not label:
+                raise TypeError(label)
             boxes.append(
                 ScoredBox(
-                    label=str(b["label"]),
-                    left=float(b["left"]),
-                    top=float(b["top"]),
-                    width=float(b["width"]),
-                    height=float(b["height"]),
-                    score=float(b.get("score", b.get("confidence", 1.0))),
+                    label=label,
+                    left=_number(b["left"]),
+                    top=_number(b["top"]),
+                    width=_number(b["width"]),
+                    height=_number(b["height"]),
+                    score=_number(b.get("score", b.get("confidence", 1.0))),
                 )
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValidationError([f"box {i} is malformed: {b!r}"], what="prediction line") from exc
+    if problems := _check_boxes(source_ref, boxes, "prediction"):
+        raise ValidationError(problems, what="prediction line")
     return source_ref, boxes
+
+
+def _number(value: object) -> float:
+    """A JSON number or numeric string as a float; a boolean is not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(value)
+    return float(value)
 
 
 def iter_prediction_lines(
@@ -860,11 +878,25 @@ def read_detection_set(
 
     Raises:
         ValidationError: unparsable lines, duplicated ``source-ref`` values, malformed labels
-            or predictions, listing every problem with its line number.
+            or predictions, listing every problem with its line number; a COCO results list
+            (one JSON array), naming the conversion it needs first.
         ConversionError: the chosen label attribute is not object detection.
     """
-    from gt_toolkit.evaluation.coco_detections import is_coco_file, read_coco_detections
+    from gt_toolkit.evaluation.coco_detections import (
+        is_coco_file,
+        is_results_list,
+        read_coco_detections,
+    )
 
+    if is_results_list(location, store=store):
+        raise ValidationError(
+            [
+                f"{location} is a COCO results list, whose image_id and category_id refer to "
+                "a COCO file: convert it with gt-convert from-coco RESULTS --coco-reference "
+                "COCO_FILE --image-prefix PREFIX -o predictions.manifest, then evaluate that"
+            ],
+            what=os.fspath(location),
+        )
     if is_coco_file(location, store=store):
         if label_attribute is not None:
             raise ValidationError([f"{location}: a COCO file has no label attribute to choose"])

@@ -374,7 +374,7 @@ def _quality_table(
 
 def build_review_html(
     items: Sequence[ReviewItem],
-    pictures: Mapping[str, bytes],
+    pictures: Sequence[bytes | None],
     *,
     quality: Sequence[Mapping[str, Any]] = (),
     colours: Mapping[str, RGB] | None = None,
@@ -383,26 +383,25 @@ def build_review_html(
 ) -> str:
     """A self-contained HTML page: worker-quality table, then one row per image.
 
-    Rows follow ``items`` order (pass them sorted by agreement). ``pictures`` maps a
-    source-ref to its PNG bytes, inlined as a ``data:`` URI. The page is
+    Rows follow ``items`` order (pass them sorted by agreement). ``pictures`` holds each
+    item's PNG bytes in the same order (``None``: no picture), inlined as a ``data:`` URI;
+    by position, since a manifest may list one image on two lines. The page is
     ``templates/review/report.html.j2``, rendered with autoescape, so source-refs, labels and
-    worker ids cannot inject markup.
+    worker ids cannot inject markup; labels and worker ids sit in ``<bdi>``, so right-to-left
+    text (or a stray U+202E override) in them cannot reorder the numbers after them.
     """
     images = [
         {
             "rank": rank,
             "source_ref": item.source_ref,
             "agreement": item.agreement,
-            "picture": data_uri(pictures[item.source_ref])
-            if pictures.get(item.source_ref)
-            else None,
-            "boxes": [f"{b['label']} {float(b['confidence']):.2f}" for b in item.boxes],
+            "picture": data_uri(picture) if picture else None,
+            "boxes": [(b["label"], f"{float(b['confidence']):.2f}") for b in item.boxes],
             "workers": [
-                f"{a.worker_id}: {len(a.boxes)} box(es)"
-                for a in sorted(item.workers, key=lambda a: a.worker_id)
+                (a.worker_id, len(a.boxes)) for a in sorted(item.workers, key=lambda a: a.worker_id)
             ],
         }
-        for rank, item in enumerate(items, 1)
+        for rank, (item, picture) in enumerate(zip(items, pictures, strict=True), 1)
     ]
     return render_page(
         "review/report.html.j2",
@@ -576,13 +575,13 @@ def _open_image(data: bytes | None) -> Image.Image | None:
     try:
         with Image.open(io.BytesIO(data)) as opened:
             return opened.convert("RGB")
-    except OSError:
+    except (OSError, Image.DecompressionBombError):  # listed as missing, drawn as a placeholder
         return None
 
 
 @dataclass(slots=True)
 class _Drawn:
-    pictures: dict[str, bytes] = field(default_factory=dict)  # source-ref -> PNG
+    pictures: list[bytes] = field(default_factory=list)  # PNGs, in rank order
     names: list[str] = field(default_factory=list)  # images/NNNN_<name>.png, in rank order
     thumbs: list[tuple[Image.Image, str]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -602,7 +601,7 @@ def _draw_items(
             image = _placeholder(item.image_size)
         scale = max(1.0, min_width / image.width) if min_width else 1.0
         picture = render_review_image(image, item, colours=colours, scale=scale)
-        drawn.pictures[item.source_ref] = _png(picture)
+        drawn.pictures.append(_png(picture))
         drawn.names.append(f"images/{_picture_name(item.source_ref, rank)}")
         caption = f"{rank}. {PurePosixPath(item.source_ref).name} {item.agreement:.2f}"
         drawn.thumbs.append((picture, caption))
@@ -630,6 +629,17 @@ def _notes(
     return notes
 
 
+def _clear_previous(out: Path) -> None:
+    """Remove what an earlier review wrote into ``out`` (pictures, rejects) and only that.
+
+    A rerun into the same folder would otherwise leave pictures of objects it no longer
+    draws, and a rejects file from another run, beside its own report.
+    """
+    stale = [out / "rejects.jsonl", *(out / "images").glob("[0-9][0-9][0-9][0-9]_*.png")]
+    for path in stale:
+        path.unlink(missing_ok=True)
+
+
 def write_review(
     manifest: Location,
     out_dir: str | os.PathLike[str],
@@ -649,8 +659,9 @@ def write_review(
     when lines were rejected, ``out_dir/rejects.jsonl``. Worker answers are matched to
     manifest lines by ``datasetObjectId``, the object's 0-based position in the manifest.
     An image that cannot be found is drawn as a grey placeholder and listed, so one missing
-    file does not hide the rest of the review. Everything is drawn before anything is
-    written.
+    file does not hide the rest of the review. An image on two lines is drawn twice. Everything
+    is drawn before anything is written; what an earlier review wrote into ``out_dir`` is
+    replaced (:func:`_clear_previous`).
 
     Args:
         manifest: the output manifest (local or ``s3://``).
@@ -691,7 +702,8 @@ def write_review(
             title="Ground Truth review",
             notes=_notes(manifest, len(items), stats, drawn, no_glyphs),
         )
-        for name, png in zip(drawn.names, drawn.pictures.values(), strict=True):
+        _clear_previous(out)
+        for name, png in zip(drawn.names, drawn.pictures, strict=True):
             write_bytes(out / name, png)
         write_bytes(out / "contact_sheet.png", _png(contact_sheet(drawn.thumbs)))
         write_bytes(out / "report.html", page.encode("utf-8"))

@@ -6,7 +6,8 @@ validated. For the built-in algorithms it adds the ranges the documentation reco
 (``docs/ground-truth-formats.md`` §6): ``learning_rate`` 1e-6..0.5 logarithmic,
 ``mini_batch_size`` an integer range (capped at the training set size), ``optimizer``
 categorical, objective ``validation:mAP`` or ``validation:accuracy`` maximised, early stopping
-``Auto``. For script mode and JumpStart (``docs/training.md``) the ranges are ``learning_rate``
+``Auto``; a range over a hyperparameter the algorithm does not tune (:data:`TUNABLE`) is
+refused. For script mode and JumpStart (``docs/training.md``) the ranges are ``learning_rate``
 (logarithmic), ``batch_size`` and ``epochs``, names both take; the objective must be one of the
 request's own ``MetricDefinitions`` (the failure "A metric is required for this hyperparameter
 tuning job objective" otherwise comes after the jobs start), and categorical values are
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OBJECTIVES",
+    "TUNABLE",
     "BestTrainingJob",
     "CategoricalRange",
     "ContinuousRange",
@@ -57,6 +59,29 @@ OBJECTIVES: Final[dict[str, str]] = {
     "image-classification": "validation:accuracy",
 }
 """The metric each built-in algorithm emits for tuning (both are maximised)."""
+
+TUNABLE: Final[dict[str, tuple[str, ...]]] = {
+    "object-detection": (
+        "learning_rate",
+        "mini_batch_size",
+        "momentum",
+        "optimizer",
+        "weight_decay",
+    ),
+    "image-classification": (
+        "beta_1",
+        "beta_2",
+        "eps",
+        "gamma",
+        "learning_rate",
+        "mini_batch_size",
+        "momentum",
+        "optimizer",
+        "weight_decay",
+    ),
+}
+"""The hyperparameters each built-in algorithm lets a tuning job range over; the service
+refuses a tuning request that ranges over any other (a typo such as ``learnig_rate``)."""
 
 _TRAINING_DEFINITION_KEYS: Final = (
     "AlgorithmSpecification",
@@ -152,6 +177,13 @@ def _range_problems(ranges: Sequence[ParameterRange], algorithm: Algorithm | Non
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"hyperparameter {name!r} has more than one range")
     optimizers = OD_OPTIMIZERS if algorithm == "object-detection" else IC_OPTIMIZERS
+    if algorithm is not None:
+        tunable = TUNABLE[algorithm]
+        problems += [
+            f"{name!r} is not tunable for {algorithm}; tune {', '.join(tunable)}"
+            for name in dict.fromkeys(names)
+            if name not in tunable
+        ]
     for r in ranges:
         if isinstance(r, CategoricalRange):
             if not r.values:

@@ -95,18 +95,28 @@ def iter_line_batches(location: Location, *, store: S3Store | None = None) -> It
     Lines come without their newline and without a trailing ``\r`` (CRLF files); a final
     line without a newline is still yielded. Splitting a whole chunk at once in C is what
     keeps per-line overhead low; memory is bounded by the chunk and the longest line.
+    Chunks of a line that spans many are joined once, when the line ends: adding each chunk
+    to the text so far copied a 300 MB line 300 times (a minute, where this takes a second).
     """
-    pending = b""
+    pending: list[bytes] = []
     for chunk in iter_chunks(location, store=store):
-        data = pending + chunk if pending else chunk
+        if b"\n" not in chunk:
+            pending.append(chunk)
+            continue
+        if pending:
+            pending.append(chunk)
+            data = b"".join(pending)
+        else:
+            data = chunk
         parts = data.split(b"\n")
-        pending = parts.pop()
+        tail = parts.pop()
+        pending = [tail] if tail else []
         if b"\r" in data:
             parts = [p[:-1] if p.endswith(b"\r") else p for p in parts]
-        if parts:
-            yield parts
+        yield parts
     if pending:
-        yield [pending[:-1] if pending.endswith(b"\r") else pending]
+        last = b"".join(pending)
+        yield [last[:-1] if last.endswith(b"\r") else last]
 
 
 def iter_raw_lines(location: Location, *, store: S3Store | None = None) -> Iterator[bytes]:

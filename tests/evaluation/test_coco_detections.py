@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,8 +54,65 @@ def test_broken_entries_are_named(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as caught:
         read_coco_detections(path)
     assert [p.split(": ", 1)[1] for p in caught.value.problems] == [
-        "annotations[0]: needs a known category_id and bbox [x, y, w, h]",
+        "annotations[0]: needs bbox [x, y, w, h] and score as finite numbers, "
+        "got [1, 2, 'x', 4], 0.5",
         "annotations[1]: no image 99",
     ]
     with pytest.raises(ValidationError, match="no label attribute"):
         read_detection_set(path, label_attribute="boxes")
+
+
+def _with(change: str) -> Any:
+    """COCO with one defect; ``change`` names it (the test ids)."""
+    coco = json.loads(json.dumps(COCO))
+    images, anns, cats = coco["images"], coco["annotations"], coco["categories"]
+    if change == "image-id-twice":  # pycocotools keeps the last: a.jpg's box would move to b.jpg
+        images[1]["id"] = 1
+        anns[1]["image_id"] = 1
+    elif change == "category-id-twice":  # the last name would relabel every car a bus
+        cats.append({"id": 7, "name": "bus"})
+    elif change == "category-without-name":
+        del cats[0]["name"]
+    elif change == "empty-file-name":
+        images[1]["file_name"] = ""
+    elif change == "negative-width":
+        anns[0]["bbox"] = [1, 2, -3, 4]
+    elif change == "score-not-a-number":
+        anns[0]["score"] = "0.5"
+    elif change == "annotations-not-a-list":
+        coco["annotations"] = "none"
+    return coco
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("image-id-twice", "images[1]: id 1 is listed twice (images[0])"),
+        ("category-id-twice", "categories[1]: id 7 is listed twice (categories[0])"),
+        ("category-without-name", "categories[0]: needs an id and a name"),
+        ("empty-file-name", "images[1]: needs an id and a file_name"),
+        ("negative-width", "annotations[0]: bbox [1, 2, -3, 4] has a negative width or height"),
+        ("score-not-a-number", "annotations[0]: needs bbox [x, y, w, h] and score as finite"),
+        ("annotations-not-a-list", "'annotations' must be a list, got str"),
+    ],
+)
+def test_defects_that_would_move_or_bend_boxes_are_named(
+    tmp_path: Path, change: str, message: str
+) -> None:
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(_with(change)))
+    with pytest.raises(ValidationError) as caught:
+        read_coco_detections(path)
+    assert caught.value.problems[0].startswith(f"{path}: {message}")
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_a_results_list_names_the_conversion_it_needs(tmp_path: Path, indent: int | None) -> None:
+    results = [{"image_id": 1, "category_id": 7, "bbox": [1, 2, 3, 4], "score": 0.5}]
+    path = tmp_path / "results.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(results, indent=indent).encode())
+    with pytest.raises(ValidationError) as caught:
+        read_detection_set(path)
+    assert len(caught.value.problems) == 1  # not one invalid-json line per indented line
+    assert "COCO results list" in caught.value.problems[0]
+    assert "from-coco" in caught.value.problems[0]

@@ -769,6 +769,34 @@ def test_prediction_lines_accept_confidence_as_the_score(tmp_path: Path) -> None
     assert read_detection_set(path).boxes == {"s3://bkt/a.jpg": [B("ball", 1.5, 2, 3, 4, 0.7)]}
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"label": None}, "box 1 is malformed"),  # once a class named "None"
+        ({"label": ["ball"]}, "box 1 is malformed"),
+        ({"score": True}, "box 1 is malformed"),
+        ({"width": -3}, "prediction s3://bkt/a.jpg box 1: negative width or height"),
+        ({"left": "nan"}, "prediction s3://bkt/a.jpg box 1: non-finite value"),
+    ],
+    ids=["null-label", "list-label", "bool-score", "negative-width", "nan-left"],
+)
+def test_bad_prediction_boxes_are_named_by_file_and_line(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    good = {"label": "ball", "left": 1, "top": 2, "width": 3, "height": 4, "score": 0.7}
+    path = tmp_path / "pred.jsonl"
+    path.write_text(
+        json.dumps({"source-ref": "s3://bkt/b.jpg", "boxes": [good]})
+        + "\n"
+        + json.dumps({"source-ref": "s3://bkt/a.jpg", "boxes": [good, {**good, **change}]})
+        + "\n"
+    )
+    with pytest.raises(ValidationError) as caught:
+        read_detection_set(path)
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith(f"{path}:2: {message}")
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from html.parser import HTMLParser
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -30,7 +30,7 @@ from gt_toolkit.evaluation.review import (
 )
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import SAMPLES, chromium
+from tests.helpers import SAMPLES, chromium, huge_png_header
 
 PREFIX = "s3://gt-toolkit-demo/images/"
 WORKERS = ("private.us-east-1.aaa", "private.us-east-1.bbb", "private.us-east-1.ccc")
@@ -342,6 +342,20 @@ def test_missing_images_become_placeholders_and_are_listed(tmp_path: Path) -> No
     )
 
 
+def test_an_image_too_big_to_open_becomes_a_placeholder(tmp_path: Path) -> None:
+    manifest, agreement = _write_job(tmp_path)
+    images = tmp_path / "images"
+    images.mkdir()
+    huge, *rest = sorted(agreement)
+    for ref in rest:
+        name = ref.rsplit("/", 1)[1]
+        (images / name).write_bytes((SAMPLES / "images" / name).read_bytes())
+    (images / huge.rsplit("/", 1)[1]).write_bytes(huge_png_header())
+    summary = write_review(manifest, tmp_path / "review", images_dir=images)
+    assert summary.missing_images == [huge]
+    assert len(list((tmp_path / "review" / "images").glob("*.png"))) == N_IMAGES
+
+
 def test_images_prefix_maps_keys_below_a_folder(tmp_path: Path) -> None:
     manifest, agreement = _write_job(tmp_path)
     nested = tmp_path / "mirror" / "images"
@@ -471,6 +485,40 @@ def test_rejected_lines_are_kept_beside_the_review(tmp_path: Path) -> None:
 HOSTILE = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
 
 
+def test_an_image_on_two_lines_is_drawn_twice(tmp_path: Path) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    lines = manifest.read_text().splitlines()
+    again = json.loads(lines[0])
+    again["boxes-metadata"]["objects"] = [
+        {"confidence": 0.01} for _ in again["boxes-metadata"]["objects"]
+    ]
+    manifest.write_text("\n".join([*lines, json.dumps(again)]) + "\n")
+    summary = write_review(manifest, tmp_path / "review", images_dir=SAMPLES / "images")
+    assert summary.images == N_IMAGES + 1 and len(summary.pictures) == N_IMAGES + 1
+    source_ref, lowest = summary.lowest[0]
+    assert source_ref == again["source-ref"] and lowest == pytest.approx(0.01)
+    rows = _parse(tmp_path / "review" / "report.html").rows
+    assert [r["data-source-ref"] for r in rows].count(again["source-ref"]) == 2
+    assert len(list((tmp_path / "review" / "images").glob("*.png"))) == N_IMAGES + 1
+
+
+def test_a_rerun_leaves_nothing_of_the_earlier_review(tmp_path: Path) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    first = manifest.read_text().splitlines()
+    manifest.write_text("\n".join([*first, "not json"]) + "\n")
+    out = tmp_path / "review"
+    (out / "images").mkdir(parents=True)
+    (out / "images" / "mine.png").write_bytes(b"not ours")  # the user's file stays
+    write_review(manifest, out, images_dir=SAMPLES / "images")
+    assert (out / "rejects.jsonl").exists()
+    manifest.write_text(first[0] + "\n")
+    summary = write_review(manifest, out, images_dir=SAMPLES / "images")
+    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
+        [PurePosixPath(summary.pictures[0]).name, "mine.png"]
+    )
+    assert not (out / "rejects.jsonl").exists()
+
+
 def test_report_escapes_hostile_strings() -> None:
     item = ReviewItem(
         source_ref="s3://b/" + HOSTILE,
@@ -479,7 +527,7 @@ def test_report_escapes_hostile_strings() -> None:
     )
     page = build_review_html(
         [item],
-        {},
+        [None],
         quality=[{"worker_id": HOSTILE, HOSTILE: 1.0}],
         title=HOSTILE,
         notes=[HOSTILE],
@@ -487,6 +535,46 @@ def test_report_escapes_hostile_strings() -> None:
     assert "<script>" not in page and "<img src=x" not in page
     assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 6
     assert "&#34;&gt;&lt;script&gt;" in page  # attribute values too
+
+
+# Reads, left to right on screen, the figures after a label or worker id in the report.
+_FIGURE_ORDER_PROBE = """<script>
+var seen = [];
+document.querySelectorAll("#images td:nth-child(n+4)").forEach(function (cell) {
+  var walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  for (var node = walker.nextNode(); node; node = walker.nextNode()) {
+    ["0.93", "12"].forEach(function (figure) {
+      var at = node.data.indexOf(figure);
+      if (at < 0) { return; }
+      var xs = [];
+      for (var i = 0; i < figure.length; i++) {
+        var range = document.createRange();
+        range.setStart(node, at + i);
+        range.setEnd(node, at + i + 1);
+        xs.push([range.getBoundingClientRect().left, figure[i]]);
+      }
+      xs.sort(function (a, b) { return a[0] - b[0]; });
+      seen.push(xs.map(function (x) { return x[1]; }).join(""));
+    });
+  }
+});
+document.body.dataset.probe = seen.join(",");
+</script></body>"""
+
+
+@pytest.mark.chromium
+def test_right_to_left_names_cannot_reorder_the_figures(tmp_path: Path) -> None:
+    # U+202E (right-to-left override) in a label or worker id would show 0.93 as 39.0.
+    override = "\u202e"
+    item = ReviewItem(
+        source_ref="s3://bucket/img.jpg",
+        boxes=[_box(f"car{override}", 0, 0, 5, 5, 0.93)],
+        workers=[_answer(f"bob{override}", [_box("car", 0, 0, 1, 1)] * 12)],
+    )
+    page = build_review_html([item], [None])
+    (tmp_path / "probe.html").write_text(page.replace("</body>", _FIGURE_ORDER_PROBE))
+    dom = chromium(tmp_path, "--dump-dom", (tmp_path / "probe.html").as_uri()).stdout
+    assert dom.split('data-probe="')[1].split('"')[0] == "0.93,12"
 
 
 def test_captions_grow_with_the_picture() -> None:

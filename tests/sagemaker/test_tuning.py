@@ -120,6 +120,14 @@ def test_image_classification_tuning_uses_accuracy_and_random(aws: Callable[[str
         "nag",
     ]
     aws("sagemaker").create_hyper_parameter_tuning_job(**request)
+    adam = build_tuning_request(
+        training, job_name="ic-adam", ranges=[ContinuousRange("beta_1", 0.5, 0.99)]
+    )
+    assert adam["HyperParameterTuningJobConfig"]["ParameterRanges"] == {
+        "ContinuousParameterRanges": [
+            {"Name": "beta_1", "MinValue": "0.5", "MaxValue": "0.99", "ScalingType": "Auto"}
+        ]
+    }
 
 
 def test_reverse_logarithmic_scaling_may_start_at_zero() -> None:
@@ -204,6 +212,16 @@ BAD: list[tuple[str, dict[str, Any], list[str]]] = [
         "duplicate",
         {"ranges": [IntegerRange("epochs", 5, 10), IntegerRange("epochs", 10, 20)]},
         ["'epochs' has more than one range"],
+    ),
+    (
+        "typo",
+        {"ranges": [ContinuousRange("learnig_rate", 1e-4, 0.1)]},
+        ["'learnig_rate' is not tunable for object-detection; tune learning_rate, "],
+    ),
+    (
+        "another algorithm's",
+        {"ranges": [ContinuousRange("beta_1", 0.5, 0.9)]},
+        ["'beta_1' is not tunable for object-detection"],
     ),
     ("zero jobs", {"max_jobs": 0, "max_parallel_jobs": 0}, ["MaxNumberOfTrainingJobs"]),
     ("strategy", {"strategy": "Grid"}, ["strategy 'Grid' is not one of"]),

@@ -12,8 +12,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gt_toolkit.errors import StorageError
 from gt_toolkit.storage import files
@@ -227,3 +230,17 @@ def test_a_failed_write_removes_the_folders_it_made_and_only_those(tmp_path: Pat
             raise RuntimeError("this one failed")
         fh.write(b"y")  # the folder both made stays for the write that succeeds
     assert (tmp_path / "a" / "b" / "y.json").read_bytes() == b"y"
+
+
+@given(
+    data=st.binary(max_size=300).map(lambda b: b.replace(b"x", b"\n").replace(b"y", b"\r\n")),
+    size=st.integers(1, 40),
+)
+def test_lines_come_whole_whatever_the_chunks(data: bytes, size: int) -> None:
+    chunks = [data[i : i + size] for i in range(0, len(data), size)]
+    expected = data.split(b"\n")
+    if expected[-1] == b"":
+        expected.pop()  # a final newline ends the last line, it does not start one
+    expected = [line.removesuffix(b"\r") for line in expected]
+    with mock.patch.object(files, "iter_chunks", lambda location, store=None: iter(chunks)):
+        assert list(files.iter_raw_lines("any")) == expected
