@@ -84,12 +84,24 @@ def render_page(
     """Render template ``name`` with ``context``.
 
     Raises:
-        TemplateError: the template is missing, does not parse, or uses an undefined name.
+        TemplateError: the template is missing, does not parse, or uses an undefined name; or
+            a value holds a lone surrogate, which no file can store as UTF-8.
     """
     import jinja2
 
     environment = jinja_environment(template_dir, finalize=finalize)
     try:
-        return environment.get_template(name).render(**context)
+        page = environment.get_template(name).render(**context)
     except jinja2.TemplateError as exc:
         raise TemplateError(f"cannot render {name}: {exc}") from exc
+    try:
+        page.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # Python decodes a non-UTF-8 byte in a command-line argument to one (PEP 383), and JSON
+        # can spell one ("\udcff"); say where, rather than fail later when the page is written.
+        before = page[max(exc.start - 40, 0) : exc.start]
+        raise TemplateError(
+            f"cannot render {name}: a value holds {exc.object[exc.start]!r}, not valid Unicode "
+            f"(a lone surrogate), after {before!r}; was an argument or file not UTF-8?"
+        ) from None
+    return page

@@ -184,3 +184,22 @@ def pytorch_request_args(**overrides: Any) -> dict[str, Any]:
         "source_dir_uri": "s3://gt-toolkit-demo/code/sourcedir.tar.gz",
     }
     return args | overrides
+
+
+def huge_png_header(side: int = 20_000) -> bytes:
+    """A tiny PNG whose header claims ``side`` x ``side`` pixels: Pillow refuses to open it
+    (``DecompressionBombError`` from about 179 million pixels), as it would a real giant."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )

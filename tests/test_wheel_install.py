@@ -102,7 +102,7 @@ def test_wheel_installs_and_renders_outside_the_checkout(tmp_path: Path) -> None
     assert info["version"] == "0.1.0"
     # the PyTorch scripts ship in the wheel and pack as sourcedir.tar.gz from there
     assert Path(info["scripts"]).is_relative_to(Path(purelib) / "gt_toolkit")
-    assert info["bundle"] == ["train.py", "inference.py", "contract.py"]
+    assert info["bundle"] == ["train.py", "inference.py", "contract.py", "image_io.py"]
     assert 'name="boundingBox"' in info["html"]
     assert info["html"].count("data:image/jpeg;base64,") == 4
 

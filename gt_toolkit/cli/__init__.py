@@ -2,21 +2,31 @@
 
 Each subcommand lives in its own module under ``gt_toolkit.cli`` and exposes
 ``register(subparsers)``; :data:`COMMAND_MODULES` lists them. The CLI only converts strings to
-API values and prints; errors the toolkit raises on purpose (:class:`GtToolkitError`) become
-one line on stderr and exit code 1, anything else is a bug and keeps its traceback.
+API values and prints; errors the toolkit raises on purpose (:class:`GtToolkitError`) and
+faults of the machine (a full disk, a permission, a full temporary folder) become one line on
+stderr and exit code 1; anything else is a bug and keeps its traceback. Ctrl-C exits 130 and a
+closed stdout pipe 141, as a shell reports a process those signals stopped.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sqlite3
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from gt_toolkit.errors import GtToolkitError, ValidationError
 
-__all__ = ["COMMAND_MODULES", "build_parser", "main"]
+__all__ = ["COMMAND_MODULES", "EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "build_parser", "main"]
+
+EXIT_INTERRUPTED = 130
+"""Ctrl-C: 128 + SIGINT, what a shell reports for a process the signal stopped."""
+EXIT_BROKEN_PIPE = 141
+"""The reader of stdout went away (``| head``): 128 + SIGPIPE."""
 
 # One module per family of subcommands; each defines register(subparsers).
 COMMAND_MODULES: tuple[str, ...] = (
@@ -90,7 +100,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         print(f"gt-convert: {type(exc).__name__}: {text}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # Python would print a traceback flushing stdout at exit; point it at nothing instead.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"gt-convert: {type(exc).__name__}: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
+    except sqlite3.OperationalError as exc:
+        if not _temporary_disk_fault(exc):
+            raise
+        print(
+            f"gt-convert: the temporary index in {tempfile.gettempdir()} failed: {exc} "
+            "(a full or read-only disk? TMPDIR moves it)",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print("gt-convert: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return code
+
+
+def _temporary_disk_fault(exc: sqlite3.OperationalError) -> bool:
+    """True for SQLite's full-disk, I/O and cannot-open errors; SQL mistakes stay bugs.
+
+    The one SQLite database is the crowd sources' scratch index in the temporary folder.
+    """
+    name = getattr(exc, "sqlite_errorname", "")
+    return name.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN"))

@@ -127,7 +127,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_source_options(p)
     p.add_argument("-o", "--output", required=True, help="output manifest or COCO .json")
-    p.add_argument("--output-format", choices=["manifest", "coco"], default="manifest")
+    p.add_argument(
+        "--output-format",
+        choices=["manifest", "coco"],
+        default="manifest",
+        help="a Ground Truth output manifest (default) or COCO with a score on each box",
+    )
     p.add_argument(
         "--image-prefix",
         help="s3://bucket/folder/ that turns a tool's image file names into source-refs",

@@ -1,17 +1,7 @@
 """``make demo``: the whole flow on the shipped samples, against a local AWS, in one command.
 
-Without an AWS session it starts moto's server on 127.0.0.1 (nothing leaves the machine) and
-runs every step a team runs for real: upload the images, list them into an input manifest, draw
-a seeded sample, render the worker template and its offline preview, package and deploy the
-Lambdas and build the labeling-job request, answer the tasks with the crowd simulator, run the
-post-annotation Lambda on Ground Truth's consolidation payload, assemble ``output.manifest``,
-convert it to training channels, submit training and tuning, evaluate the consolidated labels
-against the samples' truth and write the review report. Each step prints where its output is.
-
-With a boto3 session (``--profile``) the same code runs against real AWS; it then stops short of
-anything that costs money (labeling, training and tuning jobs are built and validated, not
-submitted) unless ``--submit`` is given. The steps live in :mod:`gt_toolkit.cli.demo_flow`,
-imported only when the demo runs.
+What it runs is told once, in :data:`DESCRIPTION` (``gt-convert demo --help`` prints it). The
+steps live in :mod:`gt_toolkit.cli.demo_flow`, imported only when the demo runs.
 """
 
 from __future__ import annotations
@@ -30,7 +20,33 @@ from gt_toolkit.errors import GtToolkitError, StorageError, ValidationError
 if TYPE_CHECKING:
     from gt_toolkit.cli.demo_flow import DemoConfig, DemoStep
 
-__all__ = ["aws_config", "how_to_run", "local_aws", "local_config", "register", "run", "summary"]
+__all__ = [
+    "DESCRIPTION",
+    "aws_config",
+    "how_to_run",
+    "local_aws",
+    "local_config",
+    "register",
+    "run",
+    "summary",
+]
+
+DESCRIPTION = (
+    "The whole flow on the shipped samples, in one command. Without --profile it starts "
+    "moto's server on 127.0.0.1 (nothing leaves the machine) and runs every step a team runs "
+    "for real: upload the images, list them into an input manifest, draw a seeded sample, "
+    "render the worker template and its offline preview, package and deploy the Lambdas and "
+    "build the labeling-job request, answer the tasks with the crowd simulator, run the "
+    "post-annotation Lambda on Ground Truth's consolidation payload, assemble output.manifest, "
+    "convert it to training channels, submit training and tuning, evaluate the consolidated "
+    "labels against the samples' truth, write the review report, and consolidate a Label "
+    "Studio export and measure its agreement. Each step prints where its output is. With "
+    "--profile the same code runs against real AWS; it then stops short of anything that "
+    "costs money (labeling, training and tuning jobs are built and validated, not submitted) "
+    "unless --submit is given."
+)
+# What the steps read from --samples (a checkout's samples/ folder).
+SAMPLE_FILES = ("images", "truth.manifest", "examples", "crowd/label-studio.json")
 
 REPO = Path(__file__).resolve().parents[2]
 _FAKE_ENV = {
@@ -159,10 +175,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "demo",
         help="run the whole flow on the shipped samples against a local AWS (moto)",
-        description=__doc__,
+        description=DESCRIPTION,
     )
-    p.add_argument("--out", default="demo-output", help="local output folder")
-    p.add_argument("--samples", default=str(REPO / "samples"))
+    p.add_argument("--out", default="demo-output", help="local output folder (demo-output)")
+    p.add_argument(
+        "--samples",
+        default=str(REPO / "samples"),
+        help="the samples folder of a checkout (default: this checkout's samples/)",
+    )
     p.add_argument("--profile", help="run against real AWS with this profile")
     p.add_argument("--bucket", help="bucket to upload to (required with --profile)")
     p.add_argument("--role-arn", help="the labeling/training role (required with --profile)")
@@ -174,6 +194,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=run)
 
 
+def _check_folders(samples: Path, out: Path) -> None:
+    """Refuse a samples folder without the samples, or an --out that is a file, before step 1.
+
+    Installed from a wheel there is no samples/ beside the package: the demo needs a checkout.
+    """
+    missing = [name for name in SAMPLE_FILES if not (samples / name).exists()]
+    if missing:
+        raise StorageError(
+            f"{samples}: not the samples folder (no {', '.join(missing)}); the demo runs from "
+            "a checkout of gt-toolkit, or give its samples/ with --samples"
+        )
+    if out.exists() and not out.is_dir():
+        raise StorageError(f"--out {out}: a file is in the way of the output folder")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the demo locally (moto) or on AWS (``--profile``) and print where its outputs are."""
     if args.submit and not args.profile:
@@ -182,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.profile:
         aws_config(args, args.region or "us-east-1")  # refuse missing options before any call
+    _check_folders(Path(args.samples), Path(args.out))
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 

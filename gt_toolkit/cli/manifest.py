@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gt_toolkit.cli.options import add_aws_options, eprint, lost_labels_exit, store_from_args
@@ -45,16 +44,14 @@ def _percent(text: str) -> float:
     return value
 
 
-def _add_read_options(parser: argparse.ArgumentParser) -> None:
+def _add_read_options(parser: argparse.ArgumentParser, rejects_default: str) -> None:
     parser.add_argument(
         "--policy",
         choices=REJECT_POLICIES,
         default="collect",
         help="strict: stop at the first bad line; collect: keep going and write rejects (default)",
     )
-    parser.add_argument(
-        "--rejects", help="rejects file (default: OUT with .rejects.jsonl appended)"
-    )
+    parser.add_argument("--rejects", help=f"rejects file (default: {rejects_default})")
 
 
 def _rejects_location(args: argparse.Namespace, out: str) -> str:
@@ -98,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     size.add_argument("--percent", type=_percent, help="percentage of lines to keep")
     size.add_argument("--count", type=_count, help="number of lines to keep")
     s.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    _add_read_options(s)
+    _add_read_options(s, "OUT.rejects.jsonl")
     add_aws_options(s)
     s.set_defaults(func=_run_sample)
 
@@ -112,7 +109,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sp.add_argument("-o", "--out", required=True, help="output folder or s3:// prefix")
     sp.add_argument("--validation-percent", type=_percent, default=20.0, help="default 20")
     sp.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    _add_read_options(sp)
+    _add_read_options(sp, "OUT/split.rejects.jsonl")
     add_aws_options(sp)
     sp.set_defaults(func=_run_split)
 
@@ -166,38 +163,39 @@ def _exit_code(stats: ReadStats, args: argparse.Namespace, out: str) -> int:
 
 
 def _run_sample(args: argparse.Namespace) -> int:
-    from gt_toolkit.formats.manifest import ReadStats, read_manifest, write_manifest
+    from gt_toolkit.formats.manifest import ReadStats, read_manifest
     from gt_toolkit.formats.sampling import item_key, sample_items, sample_percent
     from gt_toolkit.progress import progress
-    from gt_toolkit.storage.files import write_json
+    from gt_toolkit.storage.files import write_json, write_lines
 
     out = str(args.out)
     store = store_from_args(args)
     passes: list[ReadStats] = []
 
-    def lines() -> Iterator[ManifestLine]:
+    def lines() -> Iterator[tuple[int, str, bytes]]:
         # --percent reads once (see sample_percent); a rare second pass gets fresh counts.
+        # Only (line number, key, bytes) are kept: a parsed line costs ten times its bytes.
         passes.append(ReadStats())
-        return progress(
-            read_manifest(
-                args.manifest,
-                policy=args.policy,
-                rejects=_rejects_location(args, out),
-                stats=passes[-1],
-                store=store,
-            ),
-            desc="sampling",
-            unit="line",
+        read = read_manifest(
+            args.manifest,
+            policy=args.policy,
+            rejects=_rejects_location(args, out),
+            stats=passes[-1],
+            store=store,
+        )
+        return (
+            (line.line_no, item_key(line.data), line.raw)
+            for line in progress(read, desc="sampling", unit="line")
         )
 
-    def key(line: ManifestLine) -> str:
-        return item_key(line.data)
+    def key(item: tuple[int, str, bytes]) -> str:
+        return item[1]
 
     if args.percent is not None:
         result = sample_percent(lines, percent=args.percent, seed=args.seed, key=key)
     else:
         result = sample_items(lines(), count=args.count, seed=args.seed, key=key)
-    written = write_manifest(result.items, out, store=store)
+    written = write_lines(out, (raw for _, _, raw in result.items), store=store)
     record = {
         "manifest": str(args.manifest),
         "seed": args.seed,
@@ -205,7 +203,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         "count": args.count,
         "total": result.total,
         "selected": written,
-        "lines": [item.line_no for item in result.items],
+        "lines": [line_no for line_no, _, _ in result.items],
         "keys": result.keys,
     }
     write_json(f"{out}.sample.json", record, store=store)
@@ -220,11 +218,8 @@ def _run_split(args: argparse.Namespace) -> int:
     from gt_toolkit.formats.sampling import item_key, split_name
     from gt_toolkit.progress import progress
     from gt_toolkit.storage.files import atomic_output, join_location
-    from gt_toolkit.storage.s3 import is_s3_uri
 
     out = str(args.out)
-    if not is_s3_uri(out):
-        Path(out).mkdir(parents=True, exist_ok=True)
     stats = ReadStats()
     store, lines = _read(args, join_location(out, "split"), stats)
     fraction = args.validation_percent / 100

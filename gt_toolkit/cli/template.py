@@ -13,6 +13,7 @@ from gt_toolkit.cli.options import (
     add_aws_options,
     add_image_mirror_options,
     eprint,
+    positive_int,
     store_from_args,
 )
 
@@ -39,19 +40,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "preview page for one manifest line.",
     )
     p.add_argument("-o", "--out", required=True, help="template to write (path or s3:// URI)")
-    p.add_argument("--task", choices=sorted(_TASKS), default="bounding-box")
+    p.add_argument(
+        "--task", choices=sorted(_TASKS), default="bounding-box", help="default bounding-box"
+    )
     p.add_argument("--labels", nargs="+", default=[], metavar="LABEL", help="label names")
     p.add_argument(
         "--label-file",
         help="label category config JSON (either document version) or a text file with one "
-        "label per line; path or s3:// URI",
+        "label per line, added after --labels; path or s3:// URI",
     )
     p.add_argument("--header", default="", help="the question shown above the image")
-    p.add_argument("--short-instructions", default="", help="side-panel instructions text")
-    p.add_argument("--short-instructions-file", help="read the short instructions from a file")
-    p.add_argument("--full-instructions", default="", help="full instructions text")
-    p.add_argument("--full-instructions-file", help="read the full instructions from a file")
-    p.add_argument("--full-instructions-header", default="Full instructions")
+    short = p.add_mutually_exclusive_group()
+    short.add_argument("--short-instructions", default="", help="side-panel instructions text")
+    short.add_argument("--short-instructions-file", help="read the short instructions from a file")
+    full = p.add_mutually_exclusive_group()
+    full.add_argument("--full-instructions", default="", help="full instructions text")
+    full.add_argument("--full-instructions-file", help="read the full instructions from a file")
+    p.add_argument(
+        "--full-instructions-header",
+        default="Full instructions",
+        help="title of the full instructions (default 'Full instructions')",
+    )
     p.add_argument(
         "--good",
         nargs=2,
@@ -61,7 +70,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="a good example: image (https URL, s3:// URI or local file) and what it shows; "
         "repeatable",
     )
-    p.add_argument("--bad", nargs=2, action="append", default=[], metavar=("IMAGE", "DESCRIPTION"))
+    p.add_argument(
+        "--bad",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("IMAGE", "DESCRIPTION"),
+        help="a bad example, as --good; repeatable",
+    )
     p.add_argument(
         "--static-labels",
         action="store_true",
@@ -91,7 +107,9 @@ def _add_preview_options(p: argparse.ArgumentParser) -> None:
         help="a JSON manifest line / taskInput, or a manifest (path or s3://): write an "
         "offline HTML preview of the task for it",
     )
-    group.add_argument("--preview-line", type=int, default=1, help="manifest line (1-based)")
+    group.add_argument(
+        "--preview-line", type=positive_int, help="manifest line (1-based; default 1)"
+    )
     group.add_argument("--preview-out", help="preview page (default: OUT with .preview.html)")
     add_image_mirror_options(group)
     group.add_argument("--label-attribute", help="label whose boxes become initialValue")
@@ -99,32 +117,41 @@ def _add_preview_options(p: argparse.ArgumentParser) -> None:
 
 
 def _read_text(location: str, store: S3Store) -> str:
+    """A UTF-8 text file, without the byte-order mark Windows editors put at its start."""
+    import codecs
+
     from gt_toolkit.errors import TemplateError
     from gt_toolkit.storage.files import read_bytes
 
+    raw = read_bytes(location, store=store).removeprefix(codecs.BOM_UTF8)
     try:
-        return read_bytes(location, store=store).decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise TemplateError(f"{location} is not UTF-8 text: {exc}") from exc
+        line = raw[: exc.start].count(b"\n") + 1
+        raise TemplateError(
+            f"{location}:{line}: not UTF-8 text (byte {exc.start}: {exc.reason})"
+        ) from None
 
 
 def _labels(args: argparse.Namespace, store: S3Store) -> list[str]:
-    import orjson
+    """``--labels`` then ``--label-file``: a JSON label category config, else one per line.
 
+    A file that starts like JSON is parsed as JSON, so a broken config is reported instead of
+    becoming one label per line of its text.
+    """
+    from gt_toolkit.errors import ValidationError
     from gt_toolkit.formats.label_categories import parse_label_category_config
-    from gt_toolkit.storage.files import read_bytes
 
     labels = list(args.labels)
     if args.label_file:
-        raw = read_bytes(args.label_file, store=store)
-        try:
-            is_json = isinstance(orjson.loads(raw), dict)
-        except orjson.JSONDecodeError:
-            is_json = False
-        if is_json:
-            labels += parse_label_category_config(raw)
+        text = _read_text(args.label_file, store)
+        if text.lstrip().startswith(("{", "[")):
+            try:
+                labels += parse_label_category_config(text)
+            except ValidationError as exc:
+                what = f"label category config {args.label_file}"
+                raise ValidationError(exc.problems, what=what) from None
         else:
-            text = raw.decode("utf-8", errors="strict")
             labels += [line.strip() for line in text.splitlines() if line.strip()]
     return labels
 
@@ -185,7 +212,7 @@ def _render(args: argparse.Namespace, labels: list[str], store: S3Store) -> str 
     }
     if args.max_image_side is not None:
         common["max_image_side"] = args.max_image_side
-    if args.element_name:
+    if args.element_name is not None:  # "" is refused by the renderer, not read as unset
         common["element_name"] = args.element_name
     if args.task == "bounding-box":
         text = render_bounding_box_template(labels, args.header, short, full, good, bad, **common)
@@ -205,7 +232,7 @@ def _preview(args: argparse.Namespace, text: str, store: S3Store) -> PreviewPage
     return prepare_preview(
         text,
         args.preview,
-        line_no=args.preview_line,
+        line_no=args.preview_line or 1,
         label_attribute=args.label_attribute,
         store=None if args.offline else store,
         images_dir=args.images_dir,
@@ -213,36 +240,67 @@ def _preview(args: argparse.Namespace, text: str, store: S3Store) -> PreviewPage
     )
 
 
+# The preview group's options besides --preview: without it nothing would read them.
+_PREVIEW_ONLY = ("preview_line", "preview_out", "images_dir", "images_prefix", "label_attribute")
+
+
+def _check_preview_options(args: argparse.Namespace) -> None:
+    """Refuse preview options given without ``--preview`` rather than ignore them."""
+    from gt_toolkit.errors import ValidationError
+
+    if args.preview:
+        return
+    given = [f"--{name.replace('_', '-')}" for name in _PREVIEW_ONLY if getattr(args, name)]
+    given += ["--offline"] if args.offline else []
+    if given:
+        raise ValidationError(
+            [f"without --preview nothing reads {', '.join(given)}"], what="template options"
+        )
+
+
 def _shortened(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def run(args: argparse.Namespace) -> int:
-    """Render, lint and preview everything; only then write the files."""
-    from gt_toolkit.formats.label_categories import build_label_category_config
-    from gt_toolkit.storage.files import write_bytes, write_json
+    """Render, lint and preview everything; only then write the files, all or none."""
+    import contextlib
+    from pathlib import Path
 
+    import orjson
+
+    from gt_toolkit.errors import TemplateError
+    from gt_toolkit.formats.label_categories import build_label_category_config
+    from gt_toolkit.storage.files import atomic_output
+
+    _check_preview_options(args)
     store = store_from_args(args)
     labels = _labels(args, store)
     text = _render(args, labels, store)
     if text is None:
         return 1
-    config = None
+    files = [(args.out, text.encode("utf-8"))]
     if args.write_label_config:
         config = build_label_category_config(labels, task_type=_TASKS[args.task])
+        document = orjson.dumps(config, option=orjson.OPT_INDENT_2) + b"\n"
+        files.append((args.write_label_config, document))
     page = _preview(args, text, store) if args.preview else None
-    write_bytes(args.out, text.encode("utf-8"), store=store)
+    if page is not None:
+        files.append((_preview_out(args), page.html.encode("utf-8")))
+    if len({Path(location).absolute() for location, _ in files}) < len(files):
+        raise TemplateError("--out, --write-label-config and --preview-out name the same file")
+    # Every file is staged before any appears: one that cannot be written stops them all.
+    with contextlib.ExitStack() as stack:
+        for location, data in files:
+            stack.enter_context(atomic_output(location, store=store)).write(data)
     eprint(f"gt-convert template: wrote {args.out} ({len(text):,} characters)")
-    if config is not None:
-        write_json(args.write_label_config, config, store=store)
+    if args.write_label_config:
         eprint(f"gt-convert template: wrote {args.write_label_config}")
     if page is not None:
-        out = _preview_out(args)
-        write_bytes(out, page.html.encode("utf-8"), store=store)
         for missing in page.missing_images:
             eprint(
                 "gt-convert template: warning: preview shows a placeholder for "
                 + _shortened(missing)
             )
-        eprint(f"gt-convert template: wrote preview {out}")
+        eprint(f"gt-convert template: wrote preview {_preview_out(args)}")
     return 0

@@ -387,7 +387,8 @@ def build_review_html(
     item's PNG bytes in the same order (``None``: no picture), inlined as a ``data:`` URI;
     by position, since a manifest may list one image on two lines. The page is
     ``templates/review/report.html.j2``, rendered with autoescape, so source-refs, labels and
-    worker ids cannot inject markup.
+    worker ids cannot inject markup; labels and worker ids sit in ``<bdi>``, so right-to-left
+    text (or a stray U+202E override) in them cannot reorder the numbers after them.
     """
     images = [
         {
@@ -395,10 +396,9 @@ def build_review_html(
             "source_ref": item.source_ref,
             "agreement": item.agreement,
             "picture": data_uri(picture) if picture else None,
-            "boxes": [f"{b['label']} {float(b['confidence']):.2f}" for b in item.boxes],
+            "boxes": [(b["label"], f"{float(b['confidence']):.2f}") for b in item.boxes],
             "workers": [
-                f"{a.worker_id}: {len(a.boxes)} box(es)"
-                for a in sorted(item.workers, key=lambda a: a.worker_id)
+                (a.worker_id, len(a.boxes)) for a in sorted(item.workers, key=lambda a: a.worker_id)
             ],
         }
         for rank, (item, picture) in enumerate(zip(items, pictures, strict=True), 1)
@@ -575,7 +575,7 @@ def _open_image(data: bytes | None) -> Image.Image | None:
     try:
         with Image.open(io.BytesIO(data)) as opened:
             return opened.convert("RGB")
-    except OSError:
+    except (OSError, Image.DecompressionBombError):  # listed as missing, drawn as a placeholder
         return None
 
 

@@ -41,7 +41,10 @@ __all__ = [
     "parse_image_size",
 ]
 
+# The service model's pattern; its {0,126} counts letters, not hyphens, so the 127-character
+# limit (the model's "max") is checked apart.
 _ATTRIBUTE_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}")
+_ATTRIBUTE_MAX = 127
 RESERVED_ATTRIBUTES = frozenset({"source", "source-ref"})
 """The input line's own keys: a label attribute of that name would overwrite the image."""
 
@@ -59,7 +62,7 @@ def label_attribute_problems(
     a caller that checks them against the service model already.
     """
     problems = []
-    if pattern and not _ATTRIBUTE_NAME.fullmatch(name):
+    if pattern and (len(name) > _ATTRIBUTE_MAX or not _ATTRIBUTE_NAME.fullmatch(name)):
         problems.append(
             f"label attribute {name!r} must be 1-127 letters, digits and hyphens, starting "
             "and ending with a letter or digit"

@@ -32,8 +32,12 @@ def iter_folder_keys(
 ) -> Iterator[str]:
     """Relative POSIX keys of the files under ``folder``, recursively, in sorted key order.
 
+    Links are followed, as ``aws s3 sync`` does, except a link back to a folder that is being
+    walked: its files are listed already, and following it would never end.
+
     Raises:
-        StorageError: the folder does not exist.
+        StorageError: the folder does not exist, a folder cannot be read, or a file name is
+            not UTF-8 (S3 keys are).
         NoMatchingObjectsError: nothing matches.
     """
     root = Path(folder)
@@ -43,18 +47,25 @@ def iter_folder_keys(
     patterns = tuple(exclude)
     found = 0
 
-    def walk(path: Path, rel: str) -> Iterator[str]:
-        with os.scandir(path) as it:
-            # "name/" for folders sorts exactly as their keys do among sibling files.
-            entries = sorted(((e.name + "/" if e.is_dir() else e.name), e) for e in it)
+    def walk(path: Path, rel: str, above: frozenset[tuple[int, int]]) -> Iterator[str]:
+        try:
+            st = path.stat()
+            here = above | {(st.st_dev, st.st_ino)}
+            if here == above:
+                return
+            with os.scandir(path) as it:
+                # "name/" for folders sorts exactly as their keys do among sibling files.
+                entries = sorted(((e.name + "/" if e.is_dir() else e.name), e) for e in it)
+        except OSError as exc:
+            raise StorageError(f"cannot list {path}: {exc.strerror or exc}") from exc
         for sort_name, entry in entries:
             key = rel + entry.name
             if sort_name.endswith("/"):
-                yield from walk(Path(entry.path), key + "/")
+                yield from walk(Path(entry.path), key + "/", here)
             elif entry.is_file():
-                yield key
+                yield _utf8_key(key, entry.path)
 
-    for key in walk(root, ""):
+    for key in walk(root, "", frozenset()):
         if exts is not None and not key.lower().endswith(exts):
             continue
         if any(fnmatch.fnmatchcase(key, p) for p in patterns):
@@ -63,6 +74,17 @@ def iter_folder_keys(
         yield key
     if not found:
         raise NoMatchingObjectsError(f"no file under {root} matches {list(exts or ['*'])}")
+
+
+def _utf8_key(key: str, path: str) -> str:
+    """``key``, when it can be an S3 key: a name that is not UTF-8 decodes to surrogates."""
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise StorageError(
+            f"{path!r}: the file name is not UTF-8, so no S3 key can name it"
+        ) from None
+    return key
 
 
 def iter_input_records(

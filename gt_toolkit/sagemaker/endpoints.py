@@ -356,10 +356,11 @@ def invoke_detector(
 
     ``image_size`` defaults to the image's own size (read with Pillow). Reads the built-in
     detector's answer and JumpStart's; ask JumpStart with ``accept="application/json;verbose"``
-    to have its class names in the answer.
+    to have its class names in the answer. The size is read first: an image whose size cannot
+    be read is refused before the endpoint is paid to answer.
     """
-    body = _invoke(runtime, endpoint_name, image, content_type, accept)
     size = image_size if image_size is not None else _image_size(image)
+    body = _invoke(runtime, endpoint_name, image, content_type, accept)
     return decode_detections(
         body, image_size=size, labels=labels, score_threshold=score_threshold, top_k=top_k
     )

@@ -129,6 +129,7 @@ def decode_detections(
         >>> box["label"], box["left"], box["top"], box["width"], box["height"]
         ('ball', 20.0, 20.0, 80.0, 40.0)
     """
+    _check_top_k(top_k)
     rows, names = _detection_rows(parse_endpoint_body(body))
     labels = labels if labels is not None else names
     width, height = _size(image_size)
@@ -142,7 +143,7 @@ def decode_detections(
             continue
         try:
             class_id, score, x0, y0, x1, y1 = (float(v) for v in row)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             problems.append(f"prediction[{index}] holds a non-number: {str(row)[:60]}")
             continue
         if not all(math.isfinite(v) for v in (class_id, score, x0, y0, x1, y1)):
@@ -167,6 +168,20 @@ def decode_detections(
         raise ValidationError(problems, what="object detection response")
     boxes.sort(key=lambda b: b["confidence"], reverse=True)
     return boxes[:top_k] if top_k is not None else boxes
+
+
+def _check_top_k(top_k: int | None) -> None:
+    """Refuse a negative ``top_k``, which a slice would read as "all but the last few"."""
+    if top_k is not None and top_k < 0:
+        raise ValidationError([f"top_k must be 0 or more, got {top_k}"], what="decode request")
+
+
+def _finite(values: list[float], what: str) -> list[float]:
+    """``values`` when every one is a finite number (a NaN would sort anywhere)."""
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise ValidationError([f"a probability is not finite: {bad[0]}"], what=what)
+    return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +209,7 @@ def decode_classification(
     Raises:
         ValidationError: no list of numbers to read.
     """
+    _check_top_k(top_k)
     data = parse_endpoint_body(body)
     if isinstance(data, Mapping) and isinstance(data.get("predictions"), list):
         return _top_k_answer(data["predictions"], top_k)
@@ -216,11 +232,12 @@ def decode_classification(
         )
     try:
         values = [float(p) for p in probabilities]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError(
             [f"a probability is not a number: {str(probabilities)[:80]}"],
             what="image classification response",
         ) from exc
+    _finite(values, "image classification response")
     scores = [ClassScore(i, _label_for(i, labels), p) for i, p in enumerate(values)]
     scores.sort(key=lambda s: s.probability, reverse=True)
     return scores[:top_k] if top_k is not None else scores
@@ -234,10 +251,11 @@ def _top_k_answer(rows: list[Any], top_k: int | None) -> list[ClassScore]:
             scores.append(
                 ClassScore(int(row["class_id"]), str(row["label"]), float(row["probability"]))
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValidationError(
                 [f"predictions[{index}] is not {{class_id, label, probability}}: {str(row)[:80]}"],
                 what="image classification response",
             ) from exc
+    _finite([s.probability for s in scores], "image classification response")
     scores.sort(key=lambda s: s.probability, reverse=True)
     return scores[:top_k] if top_k is not None else scores

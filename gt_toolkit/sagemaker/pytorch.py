@@ -62,6 +62,8 @@ _TRAINING_IMAGE_RE: Final = re.compile(
     r"^\d{12}\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/pytorch-training:"
     r"(?P<version>\d+(?:\.\d+)+)-(?:cpu|gpu)-py\d+"
 )
+_TOOLKIT_KEYS: Final = frozenset({"_tuning_objective_metric", "default_user_module_name"})
+"""Hyperparameters the training toolkit keeps from the script besides the ``sagemaker_*`` ones."""
 DEFAULT_PYTORCH_RESOURCES: Final = TrainingResources(
     instance_type="ml.g5.xlarge", volume_size_gb=30
 )
@@ -93,8 +95,9 @@ def upload_pytorch_source(store: S3Store, uri: str) -> str:
 def encode_hyperparameters(values: Mapping[str, Any]) -> dict[str, str]:
     """Every value JSON-encoded: ``resnet50`` as ``"resnet50"`` (quotes included), ``0.001``.
 
-    The framework container JSON-decodes all values or none: one raw string among them and
-    ``sagemaker_program`` arrives with quotes, so everything is encoded.
+    The framework container JSON-decodes each value and keeps one that is not JSON as it is,
+    so a raw ``resnet50`` would work too; but a raw text that happens to be JSON (``"1"``,
+    ``"true"``, ``"null"``) would change type on the way, and encoded it cannot.
     """
     return {str(k): json.dumps(v) for k, v in values.items()}
 
@@ -199,19 +202,19 @@ def _version_key(version: str) -> tuple[int, ...]:
 def script_argv(hyperparameters: Mapping[str, str]) -> list[str]:
     """The arguments the framework container gives the entry script for these hyperparameters.
 
-    Restates the SageMaker training toolkit's rule: decode every value as JSON (all of them,
-    or none when one is not JSON), drop the ``sagemaker_*`` keys, and pass ``--key value`` in
-    sorted key order with ``str(value)`` (so ``true`` arrives as ``True``).
+    Restates the SageMaker training toolkit's rule: decode each value as JSON (one that is not
+    JSON stays the raw string), drop the keys the toolkit keeps for itself (``sagemaker_*``, and
+    ``_tuning_objective_metric``, which a tuning job adds to each of its training jobs), and pass
+    ``--key value`` in sorted key order with ``str(value)`` (so ``true`` arrives as ``True``).
     """
-    try:
-        decoded: dict[str, Any] = {k: json.loads(v) for k, v in hyperparameters.items()}
-    except (json.JSONDecodeError, TypeError):
-        decoded = dict(hyperparameters)
     argv: list[str] = []
-    for key in sorted(decoded):
-        if key.startswith("sagemaker_"):
+    for key in sorted(hyperparameters):
+        if key.startswith("sagemaker_") or key in _TOOLKIT_KEYS:
             continue
-        value = decoded[key]
+        try:
+            value: Any = json.loads(hyperparameters[key])
+        except (json.JSONDecodeError, TypeError):
+            value = hyperparameters[key]
         if isinstance(value, Mapping):
             text = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
         else:
@@ -281,6 +284,12 @@ def build_pytorch_training_request(
     )
     if is_s3_uri(source_dir_uri) and not source_dir_uri.endswith(".tar.gz"):
         problems.append(f"source_dir_uri must name a .tar.gz bundle, got {source_dir_uri!r}")
+    if resources.instance_count != 1:
+        problems.append(
+            f"the shipped {contract.TRAIN_SCRIPT} is not distributed: each of "
+            f"{resources.instance_count} instances would train the same model on the same data; "
+            "use instance_count=1"
+        )
     if tensorboard_output_uri is not None:
         hyperparameters = replace(hyperparameters, tensorboard_dir=TENSORBOARD_LOCAL_PATH)
     image = image_uri

@@ -140,16 +140,26 @@ def make_s3_client(
     """Build an S3 client with standard retries and a pool big enough for our thread pools.
 
     ``endpoint_url=None`` lets boto3 use ``AWS_ENDPOINT_URL`` when it is set.
+
+    Raises:
+        StorageError: boto3 refused the settings (an endpoint that is not a URL, a malformed
+            region, an unknown ``AWS_PROFILE``), from flags or from the environment alike.
     """
     import boto3
     from botocore.config import Config
 
-    session = session or boto3.session.Session()
     config = Config(
         retries={"mode": "standard", "max_attempts": 5},
         max_pool_connections=max_pool_connections,
     )
-    return session.client("s3", endpoint_url=endpoint_url, region_name=region_name, config=config)
+    refused: tuple[type[Exception], ...] = (ValueError, *_aws().call)
+    try:
+        session = session or boto3.session.Session()
+        return session.client(
+            "s3", endpoint_url=endpoint_url, region_name=region_name, config=config
+        )
+    except refused as exc:  # botocore's own errors, and a bare ValueError for a bad URL
+        raise StorageError(f"cannot make an S3 client: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)

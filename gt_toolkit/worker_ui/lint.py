@@ -1,7 +1,8 @@
 """Checks on a worker template and its inputs, before anyone is paid to use it.
 
 Each finding has a severity: ``error`` means the job would fail or workers could not do the
-task as meant (bad labels, an example image that does not exist, Liquid that does not parse);
+task as meant (bad labels, an example image that does not exist, Liquid that does not parse
+or calls a filter Ground Truth lacks);
 ``warning`` means it works but is likely to cost label quality (no bad example, more labels
 than the crowd-bounding-box element documents, a template too big for the HumanTaskUi APIs).
 
@@ -14,6 +15,7 @@ images that are better served from S3.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,7 +108,7 @@ def _check_image(
     try:
         with Image.open(path) as img:
             img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
         return LintFinding(
             "error",
             "example-image-unreadable",
@@ -225,7 +227,7 @@ def _example_findings(
 
 
 def lint_template_text(template_text: str) -> list[LintFinding]:
-    """Findings on a rendered template: over the size limit, or Liquid that does not parse."""
+    """Findings on a rendered template: too large, Liquid that fails to parse, unknown filters."""
     findings: list[LintFinding] = []
     size = len(template_text)
     if size > TEMPLATE_SIZE_LIMIT:
@@ -238,13 +240,28 @@ def lint_template_text(template_text: str) -> list[LintFinding]:
                 "URIs) instead of embedding them, or lower --max-image-side",
             )
         )
-    from liquid import Environment
     from liquid.exceptions import LiquidError
 
+    from gt_toolkit.worker_ui.preview import liquid_environment
+
+    env = liquid_environment()
     try:
-        Environment(autoescape=True).parse(template_text)
+        used = env.from_string(template_text).analyze().filters
     except LiquidError as exc:
         findings.append(
             LintFinding("error", "liquid-syntax", f"the template's Liquid does not parse: {exc}")
+        )
+        return findings
+    # Liquid looks filters up only when a task renders: a misspelt one fails every task
+    for name in sorted(set(used) - set(env.filters)):
+        close = difflib.get_close_matches(name, list(env.filters), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        findings.append(
+            LintFinding(
+                "error",
+                "liquid-filter",
+                f"the template uses the filter {name!r}, which Ground Truth's Liquid does not "
+                f"have{hint}: every task would fail to render",
+            )
         )
     return findings

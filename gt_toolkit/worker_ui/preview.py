@@ -260,11 +260,14 @@ def load_task_input(
     """A ``taskInput`` from JSON text (manifest line or taskInput) or a manifest's line ``line_no``.
 
     Raises:
-        ManifestError: the chosen line is not a JSON object, or the manifest is too short.
+        ManifestError: the chosen line is not a JSON object, or the manifest is too short
+            (or ``line_no`` is below 1).
     """
     text = os.fspath(source)
     if text.lstrip().startswith("{"):
         raw, origin, number = text.encode(), "<argument>", 1
+    elif line_no < 1:
+        raise ManifestError(text, line_no, "line numbers start at 1")
     else:
         raw, origin, number = b"", text, line_no
         for index, line in enumerate(iter_raw_lines(text, store=store), start=1):
@@ -292,7 +295,8 @@ def build_preview_page(
     """A self-contained HTML page showing the rendered task with an offline crowd-element shim.
 
     The crowd-html-elements script tag is dropped (it cannot load offline); a Content Security
-    Policy lets only the inline shim run, so the page never fetches code from the network.
+    Policy runs inline scripts only (the shim, and any the template holds, as Ground Truth
+    would), so the page never fetches code from the network.
     The page is ``templates/preview/page.html.j2``; ``title`` is escaped there.
     """
     body = render_liquid(template_text, task_input, grant_read_access=grant_read_access)

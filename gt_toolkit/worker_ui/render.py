@@ -166,7 +166,7 @@ def _embed_local_image(path: Path, max_side: int) -> str:
             else:
                 small.convert("RGB").save(out, format="JPEG", quality=85, optimize=True)
                 mime = "image/jpeg"
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise TemplateError(f"example image {path} is not a readable image: {exc}") from exc
     return data_uri(out.getvalue(), mime)
 

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
+import resource
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import gt_toolkit
+from gt_toolkit import cli
 from gt_toolkit.cli import COMMAND_MODULES, build_parser, main
+from tests.helpers import REPO, SAMPLES
 
 
 def _subcommands() -> list[str]:
@@ -205,3 +213,116 @@ def test_sample_count_must_not_be_negative(
     with pytest.raises(SystemExit) as info:
         main(["sample", "samples/input.manifest", "-o", str(tmp_path / "s"), "--count", "-1"])
     assert info.value.code == 1 and "--count: must be >= 0" in capsys.readouterr().err
+
+
+def _gt_convert(*args: str, fsize: int | None = None, **popen: Any) -> subprocess.Popen[str]:
+    """``gt-convert ARGS`` in a child; ``fsize`` caps the bytes one file may hold (EFBIG)."""
+
+    def limit() -> None:  # pragma: no cover - runs in the child
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap fails instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "gt_toolkit", *args],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=limit if fsize is not None else None,
+        **popen,
+    )
+
+
+def _manifest(path: Path, lines: int) -> Path:
+    text = "".join(f'{{"source-ref": "s3://my-bucket/img_{i:06d}.jpg"}}\n' for i in range(lines))
+    path.write_text(text)
+    return path
+
+
+def test_a_full_disk_is_one_line_exit_1_and_no_output(tmp_path: Path) -> None:
+    big = _manifest(tmp_path / "in.manifest", 5_000)  # about 250 kB of output
+    out = tmp_path / "out"
+    child = _gt_convert(
+        "sample", str(big), "-o", str(out / "s.manifest"), "--count", "5000", fsize=64_000
+    )
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 1, err
+    assert err.count("\n") == 1 and "File too large" in err and "Traceback" not in err
+    assert not out.exists()  # not even the folder the output would have gone to
+
+
+def test_a_full_temporary_folder_is_one_line(tmp_path: Path) -> None:
+    # The crowd sources index answers in SQLite in the temporary folder; it is the first to fill.
+    out = tmp_path / "c.manifest"
+    child = _gt_convert(
+        "consolidate",
+        "samples/crowd/label-studio.json",
+        "--from",
+        "label-studio",
+        "-o",
+        str(out),
+        fsize=8_000,
+    )
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 1, err
+    assert err.count("\n") == 1 and "temporary index" in err and "TMPDIR" in err
+    assert not out.exists()
+
+
+def test_an_sql_mistake_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(args: argparse.Namespace) -> int:
+        raise sqlite3.OperationalError("no such column: x")  # a bug, not the machine
+
+    parser = build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    action.choices["sample"].set_defaults(func=broken)
+    with pytest.raises(sqlite3.OperationalError):
+        main(["sample", "x", "-o", "y", "--count", "1"])
+
+
+def test_a_closed_stdout_pipe_exits_141_without_a_traceback(tmp_path: Path) -> None:
+    manifest = tmp_path / "truth.manifest"
+    line = (SAMPLES / "truth.manifest").read_text().splitlines()[0]
+    manifest.write_text(
+        "".join(line.replace("img_000", f"img_{i:05d}") + "\n" for i in range(3000))
+    )
+    child = _gt_convert(
+        "evaluate", str(manifest), str(manifest), "--worst", "3000", stdout=subprocess.PIPE
+    )
+    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout.read(10)  # the table has begun: about 300 kB more are on the way
+    child.stdout.close()  # as `| head -1` does
+    err = child.stderr.read()
+    assert child.wait(timeout=120) == cli.EXIT_BROKEN_PIPE, err
+    assert err == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sample", "IN", "-o", "OUT/s.manifest", "--percent", "10"],
+        ["split", "IN", "-o", "OUT"],
+        ["coco", "IN", "-o", "OUT"],
+        ["augmented", "IN", "-o", "OUT"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_ctrl_c_midway_exits_130_in_one_line_and_leaves_nothing(
+    argv: list[str], tmp_path: Path
+) -> None:
+    # The input is a pipe the test feeds: the command is surely midway when Ctrl-C comes.
+    fifo = tmp_path / "in.manifest"
+    os.mkfifo(fifo)
+    args = [a.replace("IN", str(fifo)).replace("OUT", str(tmp_path / "out")) for a in argv]
+    child = _gt_convert(*args)
+    truth = (SAMPLES / "truth.manifest").read_text().splitlines()
+    with fifo.open("w") as fh:
+        for i in range(20):
+            fh.writelines(line.replace("img_0", f"img{i}_0") + "\n" for line in truth)
+        fh.flush()
+        time.sleep(1.0)  # let it read, convert and stage what it has
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    assert child.returncode == cli.EXIT_INTERRUPTED
+    assert err == "gt-convert: interrupted\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["in.manifest"]

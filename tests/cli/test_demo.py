@@ -200,3 +200,32 @@ def test_label_studio_export_is_consolidated_with_its_agreement(
     agreement = json.loads((out / "agreement" / "agreement.json").read_text())
     assert 0.3 < agreement["alpha"] < 1 and len(agreement["per_annotator"]) == 5
     assert str(out / "agreement" / "agreement.html") in text
+
+
+def test_every_output_the_summary_names_was_written(demo_out: tuple[Path, str]) -> None:
+    out, text = demo_out
+    listing = text.split(f"Outputs in {out}/:", 1)[1].split("\n\n", 1)[0]
+    names = [n.strip() for n in listing.replace("\n", " ").split(",")]
+    names = [n.replace("/.txt", "") for n in names] + ["evaluation.txt"]  # evaluation.json/.txt
+    assert len(names) == 18
+    assert [n for n in names if not (out / n).is_file()] == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--samples", "no-such-folder"], "not the samples folder (no images, truth.manifest"),
+        (["--out", "{file}"], "a file is in the way of the output folder"),
+    ],
+)
+def test_a_wrong_samples_or_out_folder_is_one_line_before_any_step(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("x")
+    args = [a.replace("{file}", str(tmp_path / "file")) for a in argv]
+    out = ["--out", str(tmp_path / "out")] if "--out" not in args else []
+    assert main(["demo", *out, *args]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no step ran, not even the local AWS
+    assert message in captured.err and captured.err.count("\n") == 1
+    assert not (tmp_path / "out").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,25 @@ def test_split_writes_both_sides(tmp_path: Path) -> None:
     assert not {json.dumps(x) for x in train} & {json.dumps(x) for x in val}
 
 
+@pytest.mark.parametrize(
+    ("command", "out"),
+    [
+        (["split"], "in.manifest"),  # -o names a file where a folder must go
+        (["sample", "--count", "1"], "."),  # -o names a folder where a file must go
+    ],
+)
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_1(
+    command: list[str], out: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.manifest"
+    src.write_text('{"source-ref": "s3://my-bucket/1.jpg"}\n')
+    code = main([command[0], str(src), "-o", str(tmp_path / out), *command[1:]])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "StorageError: cannot write" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.manifest"]
+
+
 @pytest.mark.parametrize("command", ["manifest", "sample", "split"])
 def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
@@ -174,3 +194,39 @@ def test_installed_console_script_runs() -> None:
     )
     assert result.returncode == 0
     assert "manifest" in result.stdout and "sample" in result.stdout
+
+
+def test_sample_keeps_the_chosen_lines_as_bytes_not_parsed(tmp_path: Path) -> None:
+    # Lines with many boxes, as labeled manifests have: parsed, each costs ten times its bytes.
+    src = tmp_path / "in.manifest"
+    boxes = [{"left": j + 0.5, "top": 1.5, "width": 2.5, "height": 3.5} for j in range(20)]
+    with src.open("w") as fh:
+        for i in range(2000):
+            line = {"source-ref": f"s3://my-bucket/{i}.jpg", "boxes": boxes}
+            fh.write(json.dumps(line, separators=(",", ":")) + "\n")
+    size = src.stat().st_size
+    tracemalloc.start()
+    try:
+        assert main(["sample", str(src), "-o", str(tmp_path / "s"), "--percent", "100"]) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (tmp_path / "s").read_bytes() == src.read_bytes()
+    assert peak < 6 * size  # measured: 10 times the file when parsed, 4 as bytes
+
+
+@pytest.mark.parametrize(
+    ("command", "rejects"), [("sample", "OUT.rejects.jsonl"), ("split", "OUT/split.rejects.jsonl")]
+)
+def test_the_rejects_file_is_where_help_says(
+    command: str, rejects: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.manifest"
+    src.write_text('{"source-ref": "s3://my-bucket/1.jpg"}\n{broken\n')
+    out = tmp_path / "out"
+    size = ["--count", "1"] if command == "sample" else []
+    assert main([command, str(src), "-o", str(out), *size]) == 1
+    assert _lines(Path(rejects.replace("OUT", str(out))))[0]["line"] == 2
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert f"(default: {rejects})" in " ".join(capsys.readouterr().out.split())

@@ -244,3 +244,133 @@ def test_preview_of_a_long_text_source(tmp_path: Path, capsys: pytest.CaptureFix
     assert (tmp_path / "t.preview.html").is_file()
     warning = next(line for line in err.splitlines() if "placeholder" in line)
     assert len(warning) < 200
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--preview-line", "3"], "without --preview nothing reads --preview-line"),
+        (["--images-dir", "samples/images", "--offline"], "nothing reads --images-dir, --offline"),
+        (
+            ["--preview-out", "p.html", "--label-attribute", "truth"],
+            "nothing reads --preview-out, --label-attribute",
+        ),
+    ],
+)
+def test_preview_options_without_preview_are_refused(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "t.html"
+    assert main(["template", "-o", str(out), "--labels", "a", *BASE, *extra]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--preview", "samples/truth.manifest", "--preview-line", "0"],
+        ["--short-instructions-file", "x.txt"],  # BASE gives --short-instructions
+        ["--full-instructions-file", "x.txt"],
+    ],
+)
+def test_contradictory_or_impossible_flags_are_usage_errors(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["template", "-o", str(tmp_path / "t.html"), "--labels", "a", *BASE, *argv])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and err.count("\n") == 1 and "error: argument" in err
+
+
+_BOM = "\ufeff"
+
+
+@pytest.mark.parametrize(
+    ("content", "labels"),
+    [
+        pytest.param(f"{_BOM}car\r\ntruck\r\n", ["car", "truck"], id="lines-bom-crlf"),
+        pytest.param(
+            _BOM + json.dumps({"document-version": "2018-11-28", "labels": [{"label": "car"}]}),
+            ["car"],
+            id="config-bom",
+        ),
+    ],
+)
+def test_label_file_byte_order_mark_is_not_part_of_a_label(
+    tmp_path: Path, content: str, labels: list[str]
+) -> None:
+    label_file = tmp_path / "labels"
+    label_file.write_text(content, encoding="utf-8")
+    out = tmp_path / "t.html"
+    code = main(
+        ["template", "-o", str(out), "--label-file", str(label_file), *BASE, "--static-labels"]
+    )
+    assert code == 0
+    baked = json.dumps(labels).replace('"', "&#34;")
+    assert f'labels="{baked}"' in out.read_text()
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        pytest.param(b"car\ncaf\xe9\n", "labels:2: not UTF-8 text", id="latin-1"),
+        pytest.param(b'{"labels": [{"label": "a"},]}', "label category config", id="bad-json"),
+        pytest.param(b'["a", "b"]', "expected a JSON object, got list", id="json-list"),
+    ],
+)
+def test_bad_label_file_is_an_error_not_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, fragment: str
+) -> None:
+    label_file = tmp_path / "labels"
+    label_file.write_bytes(content)
+    out = tmp_path / "t.html"
+    code = main(["template", "-o", str(out), "--label-file", str(label_file), *BASE])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert fragment in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_file_that_cannot_be_written_stops_them_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    args = _full_run(tmp_path, str(SAMPLES / "truth.manifest"))
+    code = main([*args, "--preview-out", str(blocker / "preview.html")])
+    assert code == 1
+    assert "cannot write" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+
+
+def test_an_argument_that_is_not_utf8_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Python turns the byte 0xff of a Latin-1 terminal's argument into "\udcff" (PEP 383).
+    out = tmp_path / "t.html"
+    code = main(["template", "-o", str(out), "--labels", "ball", *BASE, "--header", "h\udcff"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "'\\udcff', not valid Unicode" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_outputs_that_name_one_file_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _full_run(tmp_path, str(SAMPLES / "truth.manifest"))
+    code = main([*args, "--preview-out", str(tmp_path / "t.html")])
+    assert code == 1
+    assert "name the same file" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_element_name_is_refused_not_defaulted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "t.html"
+    code = main(["template", "-o", str(out), "--labels", "ball", *BASE, "--element-name", ""])
+    assert code == 1
+    assert "element name '' must be" in capsys.readouterr().err
+    assert not out.exists()

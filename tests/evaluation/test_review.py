@@ -30,7 +30,7 @@ from gt_toolkit.evaluation.review import (
 )
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import SAMPLES, chromium
+from tests.helpers import SAMPLES, chromium, huge_png_header
 
 PREFIX = "s3://gt-toolkit-demo/images/"
 WORKERS = ("private.us-east-1.aaa", "private.us-east-1.bbb", "private.us-east-1.ccc")
@@ -342,6 +342,20 @@ def test_missing_images_become_placeholders_and_are_listed(tmp_path: Path) -> No
     )
 
 
+def test_an_image_too_big_to_open_becomes_a_placeholder(tmp_path: Path) -> None:
+    manifest, agreement = _write_job(tmp_path)
+    images = tmp_path / "images"
+    images.mkdir()
+    huge, *rest = sorted(agreement)
+    for ref in rest:
+        name = ref.rsplit("/", 1)[1]
+        (images / name).write_bytes((SAMPLES / "images" / name).read_bytes())
+    (images / huge.rsplit("/", 1)[1]).write_bytes(huge_png_header())
+    summary = write_review(manifest, tmp_path / "review", images_dir=images)
+    assert summary.missing_images == [huge]
+    assert len(list((tmp_path / "review" / "images").glob("*.png"))) == N_IMAGES
+
+
 def test_images_prefix_maps_keys_below_a_folder(tmp_path: Path) -> None:
     manifest, agreement = _write_job(tmp_path)
     nested = tmp_path / "mirror" / "images"
@@ -521,6 +535,46 @@ def test_report_escapes_hostile_strings() -> None:
     assert "<script>" not in page and "<img src=x" not in page
     assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 6
     assert "&#34;&gt;&lt;script&gt;" in page  # attribute values too
+
+
+# Reads, left to right on screen, the figures after a label or worker id in the report.
+_FIGURE_ORDER_PROBE = """<script>
+var seen = [];
+document.querySelectorAll("#images td:nth-child(n+4)").forEach(function (cell) {
+  var walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  for (var node = walker.nextNode(); node; node = walker.nextNode()) {
+    ["0.93", "12"].forEach(function (figure) {
+      var at = node.data.indexOf(figure);
+      if (at < 0) { return; }
+      var xs = [];
+      for (var i = 0; i < figure.length; i++) {
+        var range = document.createRange();
+        range.setStart(node, at + i);
+        range.setEnd(node, at + i + 1);
+        xs.push([range.getBoundingClientRect().left, figure[i]]);
+      }
+      xs.sort(function (a, b) { return a[0] - b[0]; });
+      seen.push(xs.map(function (x) { return x[1]; }).join(""));
+    });
+  }
+});
+document.body.dataset.probe = seen.join(",");
+</script></body>"""
+
+
+@pytest.mark.chromium
+def test_right_to_left_names_cannot_reorder_the_figures(tmp_path: Path) -> None:
+    # U+202E (right-to-left override) in a label or worker id would show 0.93 as 39.0.
+    override = "\u202e"
+    item = ReviewItem(
+        source_ref="s3://bucket/img.jpg",
+        boxes=[_box(f"car{override}", 0, 0, 5, 5, 0.93)],
+        workers=[_answer(f"bob{override}", [_box("car", 0, 0, 1, 1)] * 12)],
+    )
+    page = build_review_html([item], [None])
+    (tmp_path / "probe.html").write_text(page.replace("</body>", _FIGURE_ORDER_PROBE))
+    dom = chromium(tmp_path, "--dump-dom", (tmp_path / "probe.html").as_uri()).stdout
+    assert dom.split('data-probe="')[1].split('"')[0] == "0.93,12"
 
 
 def test_captions_grow_with_the_picture() -> None:

@@ -227,6 +227,7 @@ def test_image_size_parser_refuses_what_is_not_a_size(value: object) -> None:
         ("bad name!", "letters, digits and hyphens"),
         ("-boxes", "letters, digits and hyphens"),
         ("a" * 128, "1-127"),
+        ("a" + "-" * 126 + "b", "1-127"),  # the pattern counts letters, the limit characters
         ("", "1-127"),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,26 @@ def test_local_folder_in_key_order(tmp_path: Path) -> None:
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert n == len(lines) == 5
     assert lines[0] == {"source-ref": "s3://my-bucket/data/A.jpg"}
+
+
+def test_a_link_back_up_the_folder_is_not_walked_again(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    (tmp_path / "sub" / "b.jpg").write_bytes(b"x")
+    (tmp_path / "sub" / "up").symlink_to(tmp_path)  # a loop: sub/up/sub/up/...
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "c.jpg").write_bytes(b"x")
+    (tmp_path / "link").symlink_to(tmp_path / "other")  # not a loop: followed
+    assert list(iter_folder_keys(tmp_path)) == ["a.jpg", "link/c.jpg", "other/c.jpg", "sub/b.jpg"]
+
+
+def test_a_file_name_that_is_not_utf8_is_named_and_nothing_is_written(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    (tmp_path / os.fsdecode(b"\xff.jpg")).write_bytes(b"x")
+    out = tmp_path / "out" / "in.manifest"
+    with pytest.raises(StorageError, match=r"\\udcff\.jpg'.*not UTF-8"):
+        write_input_manifest(tmp_path, out, s3_prefix="s3://my-bucket/data/")
+    assert not out.parent.exists() or not any(out.parent.iterdir())
 
 
 def test_local_folder_needs_an_s3_prefix(tmp_path: Path) -> None:

@@ -352,6 +352,14 @@ def test_invoke_sends_binary_images_as_is() -> None:
     assert (box["width"], box["height"]) == pytest.approx((width / 2, height / 2))
 
 
+def test_an_image_of_unknown_size_is_refused_before_the_endpoint_is_called() -> None:
+    client = boto3.client("sagemaker-runtime", region_name="us-east-1")
+    with Stubber(client) as stubber:  # no response queued: any call would fail the test
+        with pytest.raises(ValidationError, match="cannot read the image size"):
+            invoke_detector(client, "ep", b"not an image")
+        stubber.assert_no_pending_responses()
+
+
 # -- script mode and JumpStart ---------------------------------------------------------------
 
 

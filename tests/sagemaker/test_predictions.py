@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -169,6 +171,35 @@ def test_the_pytorch_classifier_answer() -> None:
     assert len(decode_classification(body, top_k=1)) == 1
     with pytest.raises(ValidationError, match=r"predictions\[0\]"):
         decode_classification({"predictions": [{"class_id": 1, "probability": 0.5}]})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"predictions": [{"class_id": math.inf, "label": "a", "probability": 0.5}]},
+        {"predictions": [{"class_id": 0, "label": "a", "probability": math.nan}]},
+        {"prediction": [10**400, 0.2]},
+        {"prediction": [0.2, math.nan, 0.5]},
+        '{"prediction": [0.2, NaN]}',  # what Python's json writes for a NaN
+    ],
+)
+def test_malformed_numbers_are_refused_not_a_traceback(body: Any) -> None:
+    """An answer decoded by the caller (``json.loads`` accepts NaN and Infinity) may hold them."""
+    with pytest.raises(ValidationError, match="image classification response"):
+        decode_classification(json.loads(body) if isinstance(body, str) else body)
+
+
+def test_a_detection_row_too_large_for_a_float_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"prediction\[0\] holds a non-number"):
+        decode_detections({"prediction": [[0, 0.9, 10**400, 0, 1, 1]]}, image_size=(10, 10))
+
+
+def test_a_negative_top_k_is_refused_not_read_as_a_slice() -> None:
+    """``top_k=-1`` used to drop the least likely class and return the rest."""
+    with pytest.raises(ValidationError, match="top_k"):
+        decode_classification([0.1, 0.5, 0.4], top_k=-1)
+    with pytest.raises(ValidationError, match="top_k"):
+        decode_detections({"prediction": [[0, 0.9, 0, 0, 1, 1]]}, image_size=(9, 9), top_k=-2)
 
 
 @settings(deadline=None)  # two decodes per example; slow only on a loaded machine

@@ -229,6 +229,13 @@ def test_tensorboard_output_points_the_script_at_the_local_path() -> None:
     assert parsed(request).tensorboard_dir == config["LocalPath"]
 
 
+def test_more_than_one_instance_is_refused() -> None:
+    """The script trains on one machine; a second one would pay for the same work again."""
+    two = TrainingResources(instance_type="ml.g5.xlarge", instance_count=2)
+    with pytest.raises(ValidationError, match="not distributed"):
+        build_pytorch_training_request(**pytorch_request_args(resources=two))
+
+
 def test_spot_and_tags() -> None:
     spot = TrainingResources(instance_type="ml.g5.xlarge", spot=True, max_runtime_seconds=3600)
     request = build_pytorch_training_request(
@@ -322,8 +329,9 @@ def test_a_learning_rate_outside_its_range_is_refused(value: float) -> None:
 def test_script_argv_mirrors_the_container() -> None:
     argv = script_argv({"b": '"x y"', "a": "3", "sagemaker_program": '"train.py"', "c": "true"})
     assert argv == ["-a", "3", "-b", "x y", "-c", "True"]
-    # one value that is not JSON: the container then passes every value raw
+    # a value that is not JSON stays raw; the others are still decoded
     assert script_argv({"lr": "0.1", "arch": "resnet18"}) == ["--arch", "resnet18", "--lr", "0.1"]
+    assert script_argv({"arch": '"resnet18"', "xy": "raw"}) == ["--arch", "resnet18", "--xy", "raw"]
     assert script_argv({"m": '{"k": 1}', "n": "null"}) == ["-m", "k=1", "-n", ""]
 
 
@@ -338,6 +346,18 @@ def test_the_scripts_import_nothing_from_gt_toolkit() -> None:
             for alias in node.names
         ] + [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
         assert not [m for m in modules if m.startswith("gt_toolkit")], name
+
+
+def test_a_tuning_jobs_training_job_parses_in_the_script() -> None:
+    """A tuning job adds ``_tuning_objective_metric`` (raw text) to each job's hyperparameters."""
+    request = build_pytorch_training_request(**pytorch_request_args())
+    hyperparameters = {
+        **request["HyperParameters"],
+        "_tuning_objective_metric": "validation:accuracy",
+        "learning_rate": "0.0042",
+    }
+    args = parsed({**request, "HyperParameters": hyperparameters})
+    assert (args.arch, args.learning_rate) == ("resnet18", 0.0042)
 
 
 def test_listing_a_local_channel(tmp_path: Path) -> None:
@@ -355,6 +375,17 @@ def test_listing_a_local_channel(tmp_path: Path) -> None:
         "empty/",
     ]
     assert [p.name for p in contract.image_files(tmp_path / "cat")] == ["a.JPG"]
+
+
+def test_the_trainer_reads_the_images_the_check_counts(tmp_path: Path) -> None:
+    """A macOS resource fork (``._a.jpg``) is no image: the check skips it, so must training."""
+    for name in ("a.jpg", "._a.jpg", ".hidden.png", "b.png"):
+        (tmp_path / "cat" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "cat" / name).write_bytes(b"x")
+    check = contract.check_class_folders({"train": contract.list_channel(tmp_path)})
+    read = contract.image_files(tmp_path / "cat")
+    assert [p.name for p in read] == ["a.jpg", "b.png"]
+    assert check.counts["train"] == len(read)
 
 
 GOOD = ["cat/a.jpg", "cat/b.png", "dog/c.jpeg"]

@@ -12,9 +12,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from gt_toolkit.errors import StorageError
 from gt_toolkit.storage import files
 from gt_toolkit.storage.files import LineWriter, atomic_output, read_bytes, write_bytes, write_lines
 from gt_toolkit.storage.s3 import S3Store
@@ -181,3 +185,62 @@ def test_line_writer_batches_and_counts(tmp_path: Path) -> None:
     assert writer.count == 10_000
     assert (tmp_path / "x").read_bytes().split(b"\n") == [*lines, b""]
     assert write_lines(tmp_path / "y", iter(lines)) == 10_000
+
+
+def test_a_folder_target_is_refused_in_one_line_and_left_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    (folder / "kept").mkdir(parents=True)
+    with pytest.raises(StorageError, match=r"out: it is a folder"):
+        write_bytes(folder, b"x")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary file either
+    assert [p.name for p in folder.iterdir()] == ["kept"]
+
+
+def test_a_pipe_target_is_refused_not_replaced_by_a_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(StorageError, match="not a regular file"):
+        write_bytes(fifo, b"x")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
+
+
+def test_a_failed_flush_is_one_storage_error_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    with pytest.raises(StorageError, match=r"a\.manifest: No space left on device"):
+        write_bytes(tmp_path / "a.manifest", b"x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_removes_the_folders_it_made_and_only_those(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    with pytest.raises(RuntimeError), atomic_output(tmp_path / "a" / "b" / "c" / "x.json") as fh:
+        fh.write(b"half")
+        raise RuntimeError("the run failed")
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]
+    assert list((tmp_path / "a").iterdir()) == []
+    with atomic_output(tmp_path / "a" / "b" / "y.json") as fh:
+        with pytest.raises(RuntimeError), atomic_output(tmp_path / "a" / "b" / "z.json") as other:
+            other.write(b"z")
+            raise RuntimeError("this one failed")
+        fh.write(b"y")  # the folder both made stays for the write that succeeds
+    assert (tmp_path / "a" / "b" / "y.json").read_bytes() == b"y"
+
+
+@given(
+    data=st.binary(max_size=300).map(lambda b: b.replace(b"x", b"\n").replace(b"y", b"\r\n")),
+    size=st.integers(1, 40),
+)
+def test_lines_come_whole_whatever_the_chunks(data: bytes, size: int) -> None:
+    chunks = [data[i : i + size] for i in range(0, len(data), size)]
+    expected = data.split(b"\n")
+    if expected[-1] == b"":
+        expected.pop()  # a final newline ends the last line, it does not start one
+    expected = [line.removesuffix(b"\r") for line in expected]
+    with mock.patch.object(files, "iter_chunks", lambda location, store=None: iter(chunks)):
+        assert list(files.iter_raw_lines("any")) == expected

@@ -91,3 +91,25 @@ def test_an_object_changed_while_resuming_is_not_stitched(
     store.put_bytes(uri, b"b" * 3_000_000)  # rewritten before the resume
     with pytest.raises(StorageError, match="changed while it was read"):
         list(chunks)
+
+
+@pytest.mark.parametrize(
+    ("settings", "env", "message"),
+    [
+        ({"endpoint_url": "not-a-url"}, {}, "Invalid endpoint: not-a-url"),
+        ({"region_name": "bad region"}, {}, "'bad region'"),
+        ({}, {"AWS_ENDPOINT_URL": "not-a-url"}, "Invalid endpoint"),
+        ({}, {"AWS_PROFILE": "no-such-profile-zz"}, "no-such-profile-zz"),
+    ],
+)
+def test_settings_boto3_refuses_are_one_storage_error(
+    settings: dict[str, str],
+    env: dict[str, str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(StorageError, match="cannot make an S3 client") as info:
+        make_s3_client(**settings)
+    assert message in str(info.value)

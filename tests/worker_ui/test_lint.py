@@ -8,7 +8,7 @@ import pytest
 from gt_toolkit import LintFinding, lint_template
 from gt_toolkit.storage.s3 import S3Store
 from gt_toolkit.worker_ui.lint import TEMPLATE_SIZE_LIMIT, has_errors, lint_template_text
-from tests.helpers import REPO
+from tests.helpers import REPO, huge_png_header
 
 GOOD = str(REPO / "samples" / "examples" / "good_tight.jpg")
 BAD = str(REPO / "samples" / "examples" / "bad_loose.jpg")
@@ -29,6 +29,14 @@ def lint(**overrides: Any) -> list[LintFinding]:
 
 def codes(findings: list[LintFinding]) -> dict[str, str]:
     return {f.code: f.severity for f in findings}
+
+
+def test_an_image_too_big_to_open_is_an_error(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(huge_png_header())
+    findings = lint(good_examples=[(huge, "t")])
+    assert codes(findings) == {"example-image-unreadable": "error"}
+    assert "decompression bomb" in findings[0].message
 
 
 def test_clean_inputs_have_no_findings() -> None:
@@ -131,3 +139,14 @@ def test_template_size_limit_boundary() -> None:
 def test_liquid_syntax_error_is_reported() -> None:
     findings = lint(template_text="<p>{% if task.input.x %}unclosed</p>")
     assert codes(findings) == {"liquid-syntax": "error"}
+
+
+def test_a_filter_ground_truth_lacks_is_an_error() -> None:
+    text = (
+        '<img src="{{ task.input.taskObject | grant_read_acess }}">'
+        "{{ task.input.labels | to_json | skip_autoescape }}{{ task.input.header | upcase }}"
+    )
+    findings = lint_template_text(text)
+    assert codes(findings) == {"liquid-filter": "error"}
+    assert "'grant_read_acess'" in str(findings[0])
+    assert "did you mean 'grant_read_access'?" in str(findings[0])

@@ -155,6 +155,8 @@ def test_load_task_input_from_text_and_manifest(tmp_path: Path) -> None:
     assert load_task_input(manifest, line_no=2) == {"taskObject": second["source-ref"]}
     with pytest.raises(ManifestError, match="fewer lines"):
         load_task_input(manifest, line_no=10_000)
+    with pytest.raises(ManifestError, match="line numbers start at 1"):
+        load_task_input(manifest, line_no=0)
     bad = tmp_path / "bad.manifest"
     bad.write_text('[1]\n{"source-ref": \n')
     with pytest.raises(ManifestError, match="expected a JSON object"):

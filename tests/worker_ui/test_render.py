@@ -22,7 +22,7 @@ from gt_toolkit import Example, render_bounding_box_template, render_image_class
 from gt_toolkit.errors import S3UriError, TemplateError, ValidationError
 from gt_toolkit.templating import find_template_dir
 from gt_toolkit.worker_ui.render import example_image_src, liquid_inert, text_to_html
-from tests.helpers import REPO
+from tests.helpers import REPO, huge_png_header
 
 GOOD = REPO / "samples" / "examples" / "good_tight.jpg"
 BAD = REPO / "samples" / "examples" / "bad_loose.jpg"
@@ -335,6 +335,13 @@ def test_bad_example_images_are_clear_errors(
     with pytest.raises(error) as info:
         render_default(good_examples=[(image, "x")])
     assert fragment in str(info.value)
+
+
+def test_an_example_image_too_big_to_open_is_a_template_error(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(huge_png_header())
+    with pytest.raises(TemplateError, match=r"is not a readable image: .*decompression bomb"):
+        render_default(good_examples=[(huge, "x")])
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,7 @@ __all__ = [
 
 TRAIN_SCRIPT: Final = "train.py"
 INFERENCE_SCRIPT: Final = "inference.py"
-SOURCE_FILES: Final = (TRAIN_SCRIPT, INFERENCE_SCRIPT, "contract.py")
+SOURCE_FILES: Final = (TRAIN_SCRIPT, INFERENCE_SCRIPT, "contract.py", "image_io.py")
 """What ``sourcedir.tar.gz`` holds (and what ``train.py`` copies into the model's ``code/``)."""
 
 MODEL_FILE: Final = "model.pth"
@@ -263,11 +263,15 @@ def metric_definitions() -> list[dict[str, str]]:
 
 
 def image_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """The images directly inside one class folder, sorted (other files are skipped)."""
+    """The images directly inside one class folder, sorted.
+
+    Other files are skipped, and so are hidden ones (``._cat.jpg``, the resource forks macOS
+    leaves beside copied files), as :func:`check_class_folders` counts them.
+    """
     return sorted(
         entry
         for entry in Path(folder).iterdir()
-        if entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES
+        if entry.is_file() and _is_image(entry.name) and not entry.name.startswith(".")
     )
 
 

@@ -23,7 +23,8 @@ from typing import Any
 
 import contract
 import torch
-from PIL import Image, UnidentifiedImageError
+from image_io import rgb_image
+from PIL import Image
 from train import build_model, eval_transform
 
 
@@ -51,8 +52,8 @@ def model_fn(model_dir: str) -> dict[str, Any]:
 def _image(data: bytes) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as img:
-            return img.convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
+            return rgb_image(img)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ValueError(f"the request body is not a JPEG or PNG image: {exc}") from exc
 
 

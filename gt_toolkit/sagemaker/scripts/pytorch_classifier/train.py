@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import contract
+import image_io
 import torch
-from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import models, transforms
@@ -56,8 +56,7 @@ class ClassFolders(Dataset[tuple[Any, int]]):
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
         path, class_id = self.items[index]
-        with Image.open(path) as img:
-            return self.transform(img.convert("RGB")), class_id
+        return self.transform(image_io.read_rgb(path)), class_id
 
 
 def eval_transform(image_size: int) -> Callable[..., Any]:
@@ -110,7 +109,11 @@ def pick_device(wanted: str) -> torch.device:
 
 
 def _check(args: argparse.Namespace) -> list[str]:
-    """The classes, or exit listing every problem with the hyperparameters and the data."""
+    """The classes, or exit listing every problem with the hyperparameters and the data.
+
+    Every image's header is opened here (cheap), so a file that is no image stops the job
+    before the model is built; one broken further in fails its epoch with its path named.
+    """
     chosen = {name: getattr(args, name) for name in contract.KINDS}
     problems = contract.Hyperparameters(**chosen).problems()
     for label in ("train", "validation"):
@@ -125,6 +128,16 @@ def _check(args: argparse.Namespace) -> list[str]:
         print(f"#warning {warning}", flush=True)
     if check.errors:
         raise SystemExit("; ".join(check.errors))
+    unreadable = image_io.unreadable_images(
+        path
+        for label in ("train", "validation")
+        for name in check.classes
+        for path in contract.image_files(Path(getattr(args, label)) / name)
+    )
+    if unreadable:
+        shown = "; ".join(unreadable[:20])
+        more = f" and {len(unreadable) - 20} more" if len(unreadable) > 20 else ""
+        raise SystemExit(f"{len(unreadable)} image(s) cannot be read: {shown}{more}")
     return check.classes
 
 
