@@ -14,15 +14,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="AP, precision/recall and per-image IoU of detections against a reference",
         description="Compare detections (a Ground Truth output manifest, JSON Lines of "
         '{"source-ref", "boxes": [{label, left, top, width, height, score}]} as decoded '
-        "endpoint predictions, or COCO with scores as consolidate --output-format coco "
-        "writes) with a reference (an output manifest or COCO). Images meet by source-ref "
+        "endpoint predictions, COCO with scores as consolidate --output-format coco "
+        "writes, or a detector's COCO results list when REF is the COCO file it refers to) "
+        "with a reference (an output manifest or COCO). Images meet by source-ref "
         "(a COCO image's source_ref, else its file_name). Prints a per-class table "
         "(COCO AP@0.5, AP@0.75, AP@[.5:.95], precision/recall at a score threshold), COCO's "
         "AP and AR by box size and AR@1/10/100, and the worst images by matched mean IoU. "
         "Detections on images the reference does not list are left out with a warning; "
         "when none is in the reference the run fails.",
     )
-    p.add_argument("predictions", help="detections: output manifest, prediction JSON Lines or COCO")
+    p.add_argument(
+        "predictions",
+        help="detections: output manifest, prediction JSON Lines, COCO or a COCO results list",
+    )
     p.add_argument("reference", help="reference output manifest or COCO (path or s3:// URI)")
     p.add_argument("-o", "--out", help="write the full report as JSON here")
     p.add_argument("--pred-attribute", help="label attribute of PRED (default: detected)")
@@ -51,7 +55,12 @@ def run(args: argparse.Namespace) -> int:
     from gt_toolkit.storage.files import write_json
 
     store = store_from_args(args)
-    pred = read_detection_set(args.predictions, label_attribute=args.pred_attribute, store=store)
+    pred = read_detection_set(
+        args.predictions,
+        label_attribute=args.pred_attribute,
+        store=store,
+        coco_reference=args.reference,
+    )
     ref = read_detection_set(args.reference, label_attribute=args.ref_attribute, store=store)
     for name, found in (("predictions", pred), ("reference", ref)):
         for reason in found.skipped:

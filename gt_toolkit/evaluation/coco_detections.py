@@ -36,6 +36,7 @@ __all__ = [
     "is_coco_file",
     "is_results_list",
     "read_coco_detections",
+    "read_coco_results",
 ]
 
 
@@ -82,31 +83,98 @@ def read_coco_detections(location: Location, *, store: S3Store | None = None) ->
             its position (``images[3]``, ``annotations[17]``).
     """
     name = os.fspath(location)
-    try:
-        doc = orjson.loads(read_bytes(location, store=store).removeprefix(codecs.BOM_UTF8))
-    except orjson.JSONDecodeError as exc:
-        raise ValidationError([f"{name}: not JSON: {exc}"], what=name) from exc
+    doc = _load(location, store)
     if not isinstance(doc, Mapping) or not isinstance(doc.get("images"), list):
         raise ValidationError([f"{name}: not a COCO file (no 'images' list)"], what=name)
     problems: list[str] = []
-    found = CocoDetections()
-    categories = _categories(name, _list(name, doc, "categories", problems), problems)
-    keys = _images(name, doc["images"], found, problems)
-    for n, ann in enumerate(_list(name, doc, "annotations", problems)):
-        where = f"{name}: annotations[{n}]"
-        key = keys.get(str(ann.get("image_id"))) if isinstance(ann, Mapping) else None
-        if key is None:
-            if not isinstance(ann, Mapping) or str(ann.get("image_id")) not in keys:
-                problems.append(f"{where}: no image {_get(ann, 'image_id')!r}")
-            continue  # a failed image's boxes
-        box = _box(ann, categories)
-        if isinstance(box, str):
-            problems.append(f"{where}: {box}")
-            continue
-        found.boxes[key].append(box)
+    found, categories, keys = _frame(name, doc, problems)
+    annotations = _list(name, doc, "annotations", problems)
+    _add_boxes(f"{name}: annotations", annotations, keys, categories, found, problems)
     if problems:
         raise ValidationError(problems, what=name)
     return found
+
+
+def read_coco_results(
+    location: Location, reference: Location, *, store: S3Store | None = None
+) -> CocoDetections:
+    """A COCO results list's boxes per image key, its ids resolved in the COCO file ``reference``.
+
+    The ``COCO.loadRes`` workflow: each result names an image and a category of the
+    reference by id, which gives the image its key (as :func:`read_coco_detections` keys
+    the reference itself) and the box its label. Every image of the reference is present,
+    with no boxes when no result names it. As ``loadRes`` does, a result's ``iscrowd`` and
+    ``area`` are not read, and each result needs a ``score`` (a default would rank every
+    box alike).
+
+    Raises:
+        ValidationError: the reference is not a COCO file, the results are not a list, or
+            results that cannot be read (an unknown image or category id, a bad ``bbox`` or
+            ``score``), each named by its position (``results.json: [17]``).
+    """
+    name, ref_name = os.fspath(location), os.fspath(reference)
+    doc = _load(reference, store)
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("images"), list):
+        raise ValidationError([f"{ref_name}: not a COCO file (no 'images' list)"], what=ref_name)
+    results = _load(location, store)
+    if not isinstance(results, list):
+        raise ValidationError([f"{name}: not a COCO results list (one JSON array)"], what=name)
+    problems: list[str] = []
+    found, categories, keys = _frame(ref_name, doc, problems)
+    scored: list[Any] = []
+    for n, result in enumerate(results):
+        if isinstance(result, Mapping) and "score" in result:
+            scored.append({k: v for k, v in result.items() if k not in ("iscrowd", "area")})
+        else:
+            problems.append(f"{name}: [{n}]: needs image_id, category_id, bbox and score")
+            scored.append(None)
+    _add_boxes(f"{name}: ", scored, keys, categories, found, problems)
+    if problems:
+        raise ValidationError(problems, what=name)
+    return found
+
+
+def _load(location: Location, store: S3Store | None) -> Any:
+    """The whole JSON document (a BOM skipped)."""
+    name = os.fspath(location)
+    try:
+        return orjson.loads(read_bytes(location, store=store).removeprefix(codecs.BOM_UTF8))
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError([f"{name}: not JSON: {exc}"], what=name) from exc
+
+
+def _frame(
+    name: str, doc: Mapping[str, Any], problems: list[str]
+) -> tuple[CocoDetections, dict[str, str], dict[str, str | None]]:
+    """A COCO file's images (one empty box list each) and its category and image id maps."""
+    found = CocoDetections()
+    categories = _categories(name, _list(name, doc, "categories", problems), problems)
+    return found, categories, _images(name, doc["images"], found, problems)
+
+
+def _add_boxes(
+    where: str,
+    items: list[Any],
+    keys: Mapping[str, str | None],
+    categories: Mapping[str, str],
+    found: CocoDetections,
+    problems: list[str],
+) -> None:
+    """Each item's box onto its image; ``None`` items (already reported) are passed over."""
+    for n, ann in enumerate(items):
+        if ann is None:
+            continue
+        at = f"{where}[{n}]"
+        key = keys.get(str(ann.get("image_id"))) if isinstance(ann, Mapping) else None
+        if key is None:
+            if not isinstance(ann, Mapping) or str(ann.get("image_id")) not in keys:
+                problems.append(f"{at}: no image {_get(ann, 'image_id')!r}")
+            continue  # a failed image's boxes
+        box = _box(ann, categories)
+        if isinstance(box, str):
+            problems.append(f"{at}: {box}")
+            continue
+        found.boxes[key].append(box)
 
 
 def _get(item: Any, key: str) -> Any:

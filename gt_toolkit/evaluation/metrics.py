@@ -808,7 +808,7 @@ class DetectionSet:
     """Boxes per image read from a file, with what was skipped and why."""
 
     boxes: dict[str, list[ScoredBox]]
-    kind: str  # "output-manifest", "predictions" or "coco"
+    kind: str  # "output-manifest", "predictions", "coco" or "coco-results"
     attribute: str | None = None
     skipped: list[str] = field(default_factory=list)
 
@@ -920,11 +920,15 @@ def read_detection_set(
     *,
     label_attribute: str | None = None,
     store: S3Store | None = None,
+    coco_reference: Location | None = None,
 ) -> DetectionSet:
     """Read per-image boxes from an output manifest, a neutral prediction file or COCO.
 
     A COCO file (one JSON object with ``images``) is read by
-    :func:`gt_toolkit.evaluation.coco_detections.read_coco_detections`.
+    :func:`gt_toolkit.evaluation.coco_detections.read_coco_detections`; a COCO results list
+    (one JSON array) by :func:`~gt_toolkit.evaluation.coco_detections.read_coco_results`,
+    against ``coco_reference``, the COCO file its ids refer to (``evaluate`` passes its
+    reference).
 
     The kind is decided by the first line: a ``boxes`` *list* means the prediction format
     (a bounding-box label value is an object, so an attribute named ``boxes`` is not
@@ -939,24 +943,31 @@ def read_detection_set(
     Raises:
         ValidationError: unparsable lines, duplicated ``source-ref`` values, malformed labels
             or predictions, listing every problem with its line number; a COCO results list
-            (one JSON array), naming the conversion it needs first.
+            without a COCO ``coco_reference``, naming what it needs.
         ConversionError: the chosen label attribute is not object detection.
     """
     from gt_toolkit.evaluation.coco_detections import (
         is_coco_file,
         is_results_list,
         read_coco_detections,
+        read_coco_results,
     )
 
     if is_results_list(location, store=store):
-        raise ValidationError(
-            [
-                f"{location} is a COCO results list, whose image_id and category_id refer to "
-                "a COCO file: convert it with gt-convert from-coco RESULTS --coco-reference "
-                "COCO_FILE --image-prefix PREFIX -o predictions.manifest, then evaluate that"
-            ],
-            what=os.fspath(location),
-        )
+        if coco_reference is None or not is_coco_file(coco_reference, store=store):
+            raise ValidationError(
+                [
+                    f"{location} is a COCO results list, whose image_id and category_id refer "
+                    "to a COCO file: evaluate it against that file (gt-convert evaluate "
+                    "RESULTS COCO_FILE), or convert it with gt-convert from-coco RESULTS "
+                    "--coco-reference COCO_FILE --image-prefix PREFIX -o predictions.manifest"
+                ],
+                what=os.fspath(location),
+            )
+        if label_attribute is not None:
+            raise ValidationError([f"{location}: a COCO results list has no label attribute"])
+        coco = read_coco_results(location, coco_reference, store=store)
+        return DetectionSet(boxes=coco.boxes, kind="coco-results", skipped=coco.skipped)
     if is_coco_file(location, store=store):
         if label_attribute is not None:
             raise ValidationError([f"{location}: a COCO file has no label attribute to choose"])

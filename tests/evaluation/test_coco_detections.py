@@ -7,7 +7,11 @@ from typing import Any
 import pytest
 
 from gt_toolkit.errors import ValidationError
-from gt_toolkit.evaluation.coco_detections import is_coco_file, read_coco_detections
+from gt_toolkit.evaluation.coco_detections import (
+    is_coco_file,
+    read_coco_detections,
+    read_coco_results,
+)
 from gt_toolkit.evaluation.metrics import read_detection_set
 from tests.helpers import SAMPLES
 
@@ -118,12 +122,63 @@ def test_defects_that_would_move_or_bend_boxes_are_named(
 
 
 @pytest.mark.parametrize("indent", [None, 2])
-def test_a_results_list_names_the_conversion_it_needs(tmp_path: Path, indent: int | None) -> None:
+def test_a_results_list_without_its_coco_file_names_what_it_needs(
+    tmp_path: Path, indent: int | None
+) -> None:
     results = [{"image_id": 1, "category_id": 7, "bbox": [1, 2, 3, 4], "score": 0.5}]
     path = tmp_path / "results.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(results, indent=indent).encode())
+    for reference in (None, SAMPLES / "truth.manifest"):  # none, or not a COCO file
+        with pytest.raises(ValidationError) as caught:
+            read_detection_set(path, coco_reference=reference)
+        assert len(caught.value.problems) == 1  # not one invalid-json line per indented line
+        assert "COCO results list" in caught.value.problems[0]
+        assert "evaluate RESULTS COCO_FILE" in caught.value.problems[0]
+        assert "from-coco" in caught.value.problems[0]
+
+
+def test_a_results_list_reads_its_ids_in_the_coco_file(tmp_path: Path) -> None:
+    reference = tmp_path / "instances.json"
+    reference.write_text(json.dumps(COCO))
+    results = [
+        {"image_id": 2, "category_id": 7, "bbox": [0, 0, 2, 2], "score": 0.9},
+        # loadRes sets every result's iscrowd to 0 and its area to width x height
+        {"image_id": 2, "category_id": 7, "bbox": [5, 5, 3, 3], "score": 0.2, "iscrowd": 1},
+        {"image_id": 3, "category_id": 7, "bbox": [0, 0, 1, 1], "score": 0.7},  # failed image
+    ]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    found = read_detection_set(path, coco_reference=reference)
+    assert found.kind == "coco-results"
+    assert found.boxes["s3://b/a.jpg"] == []  # an image no result names is there, empty
+    assert [(b.label, b.left, b.score, b.crowd, b.area) for b in found.boxes["b.jpg"]] == [
+        ("car", 0, 0.9, False, None),
+        ("car", 5, 0.2, False, None),
+    ]
+    assert "c.jpg" not in found.boxes and len(found.skipped) == 1
+
+
+def test_broken_results_are_named_by_position(tmp_path: Path) -> None:
+    reference = tmp_path / "instances.json"
+    reference.write_text(json.dumps(COCO))
+    results = [
+        {"image_id": 9, "category_id": 7, "bbox": [0, 0, 2, 2], "score": 0.9},
+        {"image_id": 1, "category_id": 8, "bbox": [0, 0, 2, 2], "score": 0.9},
+        {"image_id": 1, "category_id": 7, "bbox": [0, 0, 2, 2]},
+        "a box",
+        {"image_id": 1, "category_id": 7, "bbox": [0, 0, 2], "score": 0.9},
+    ]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
     with pytest.raises(ValidationError) as caught:
-        read_detection_set(path)
-    assert len(caught.value.problems) == 1  # not one invalid-json line per indented line
-    assert "COCO results list" in caught.value.problems[0]
-    assert "from-coco" in caught.value.problems[0]
+        read_coco_results(path, reference)
+    assert [p.removeprefix(f"{path}: ") for p in caught.value.problems] == [
+        "[2]: needs image_id, category_id, bbox and score",
+        "[3]: needs image_id, category_id, bbox and score",
+        "[0]: no image 9",
+        "[1]: unknown category_id 8",
+        "[4]: needs bbox [x, y, w, h] and score as finite numbers, got [0, 0, 2], 0.9",
+    ]
+    path.write_text(json.dumps({"results": results}))
+    with pytest.raises(ValidationError, match="not a COCO results list"):
+        read_coco_results(path, reference)

@@ -105,7 +105,10 @@ def coco_ap(
     )
     cat_ids = {label: i + 1 for i, label in enumerate(labels)}
     gt: dict[str, Any] = {
-        "images": [{"id": i + 1, "width": 1000, "height": 1000} for i in range(len(images))],
+        "images": [
+            {"id": i + 1, "file_name": ref, "width": 1000, "height": 1000}
+            for i, ref in enumerate(images)
+        ],
         "categories": [{"id": cat_ids[name], "name": name} for name in labels],
         "annotations": [],
     }
@@ -248,7 +251,14 @@ SUMMARY = (
 def coco_summary(
     detections: dict[str, list[ScoredBox]], reference: dict[str, list[ScoredBox]]
 ) -> dict[str, float | None]:
-    """COCOeval's twelve summary numbers (default maxDets 1, 10, 100); -1 becomes None.
+    """COCOeval's twelve summary numbers (default maxDets 1, 10, 100); -1 becomes None."""
+    return coco_stats(*coco_documents(detections, reference))
+
+
+def coco_documents(
+    detections: dict[str, list[ScoredBox]], reference: dict[str, list[ScoredBox]]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The reference as a COCO dataset (images named by key) and the detections as results.
 
     Reference boxes keep their ``crowd`` flag and ``area`` (``width * height`` when unset).
     """
@@ -256,7 +266,10 @@ def coco_summary(
     labels = sorted({b.label for bs in [*reference.values(), *detections.values()] for b in bs})
     cat_ids = {label: i + 1 for i, label in enumerate(labels)}
     gt: dict[str, Any] = {
-        "images": [{"id": i + 1, "width": 1000, "height": 1000} for i in range(len(images))],
+        "images": [
+            {"id": i + 1, "file_name": ref, "width": 1000, "height": 1000}
+            for i, ref in enumerate(images)
+        ],
         "categories": [{"id": cat_ids[name], "name": name} for name in labels],
         "annotations": [
             {
@@ -282,7 +295,7 @@ def coco_summary(
         for i, ref in enumerate(images)
         for b in sorted(detections.get(ref, []), key=_det_key)
     ]
-    return coco_stats(gt, dts)
+    return gt, dts
 
 
 def coco_stats(gt: dict[str, Any], dts: list[dict[str, Any]]) -> dict[str, float | None]:
@@ -347,6 +360,22 @@ AREA_DETECTIONS = {
 def test_summary_matches_pycocotools_on_fixed_data() -> None:
     assert_summary_matches_coco(DETECTIONS, REFERENCE)
     assert_summary_matches_coco(AREA_DETECTIONS, AREAS)
+
+
+def test_evaluate_reads_a_results_list_against_its_coco_file(tmp_path: Path) -> None:
+    # The pycocotools workflow: gt-convert evaluate RESULTS INSTANCES, no conversion first.
+    reference = {**AREAS, "s3://bkt/e.jpg": [B("x", 5, 5, 50, 50)]}  # e: no detection at all
+    gt, dts = coco_documents(AREA_DETECTIONS, reference)
+    (tmp_path / "instances.json").write_text(json.dumps(gt))
+    (tmp_path / "results.json").write_text(json.dumps(dts, indent=1))
+    out = tmp_path / "eval.json"
+    args = ["evaluate", str(tmp_path / "results.json"), str(tmp_path / "instances.json")]
+    assert main([*args, "--max-detections", "100", "-o", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["sources"]["predictions"]["kind"] == "coco-results"
+    assert report["sources"]["predictions"]["images"] == len(reference)  # e.jpg included
+    for name, value in coco_stats(gt, dts).items():
+        assert report[name] == pytest.approx(value, abs=1e-6), name
 
 
 def test_area_data_is_not_trivial() -> None:
