@@ -126,7 +126,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     add_source_options(p)
-    p.add_argument("-o", "--output", required=True, help="output manifest or COCO .json")
+    p.add_argument("-o", "--output", "--out", required=True, help="output manifest or COCO .json")
     p.add_argument(
         "--output-format",
         choices=["manifest", "coco"],

@@ -108,7 +108,9 @@ _FLAGS: dict[str, _Adder] = {
 def _add_target(subparsers: Any, target: Target, spec: ConverterSpec) -> None:
     p = subparsers.add_parser(target.value, help=spec.help, description=spec.help)
     p.add_argument("input", metavar="INPUT", help=f"the {spec.input_kind} (path or s3:// URI)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output path or s3:// URI")
+    p.add_argument(
+        "-o", "--output", "--out", required=True, metavar="OUT", help="output path or s3:// URI"
+    )
     p.add_argument("--summary", help="summary JSON (default: beside the output)")
     for name, add in _FLAGS.items():
         if name in spec.reads:

@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="detections: output manifest, prediction JSON Lines, COCO or a COCO results list",
     )
     p.add_argument("reference", help="reference output manifest or COCO (path or s3:// URI)")
-    p.add_argument("-o", "--out", help="write the full report as JSON here")
+    p.add_argument("-o", "--out", "--output", help="write the full report as JSON here")
     p.add_argument("--pred-attribute", help="label attribute of PRED (default: detected)")
     p.add_argument("--ref-attribute", help="label attribute of REF (default: detected)")
     p.add_argument("--iou-threshold", type=fraction, default=0.5, help="for P/R (default 0.5)")

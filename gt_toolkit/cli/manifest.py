@@ -67,7 +67,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "for every image under an S3 prefix or a local folder, in key order.",
     )
     p.add_argument("src", help="s3://bucket/prefix/ or a local folder")
-    p.add_argument("-o", "--out", required=True, help="output manifest (path or s3:// URI)")
+    p.add_argument(
+        "-o", "--out", "--output", required=True, help="output manifest (path or s3:// URI)"
+    )
     p.add_argument(
         "--s3-prefix",
         help="for a local folder: the s3://bucket/prefix/ its files are uploaded to",
@@ -90,7 +92,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "OUT.sample.json.",
     )
     s.add_argument("manifest", help="input manifest (path or s3:// URI)")
-    s.add_argument("-o", "--out", required=True, help="sampled manifest (path or s3:// URI)")
+    s.add_argument(
+        "-o", "--out", "--output", required=True, help="sampled manifest (path or s3:// URI)"
+    )
     size = s.add_mutually_exclusive_group(required=True)
     size.add_argument("--percent", type=_percent, help="percentage of lines to keep")
     size.add_argument("--count", type=_count, help="number of lines to keep")
@@ -106,7 +110,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "source-ref: adding lines later never moves existing ones.",
     )
     sp.add_argument("manifest", help="input manifest (path or s3:// URI)")
-    sp.add_argument("-o", "--out", required=True, help="output folder or s3:// prefix")
+    sp.add_argument("-o", "--out", "--output", required=True, help="output folder or s3:// prefix")
     sp.add_argument("--validation-percent", type=_percent, default=20.0, help="default 20")
     sp.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     _add_read_options(sp, "OUT/split.rejects.jsonl")

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "lowest agreement first, with the worker-quality table) and DIR/review.json.",
     )
     p.add_argument("manifest", help="output manifest (path or s3:// URI)")
-    p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("-o", "--out", "--output", required=True, help="output folder")
     p.add_argument(
         "--worker-responses",
         help="the job's output prefix (folder or s3://) holding annotations/worker-response/",

@@ -39,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "instructions and good and bad examples, check it, and optionally write an offline "
         "preview page for one manifest line.",
     )
-    p.add_argument("-o", "--out", required=True, help="template to write (path or s3:// URI)")
+    p.add_argument(
+        "-o", "--out", "--output", required=True, help="template to write (path or s3:// URI)"
+    )
     p.add_argument(
         "--task", choices=sorted(_TASKS), default="bounding-box", help="default bounding-box"
     )

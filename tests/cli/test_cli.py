@@ -62,6 +62,27 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
     assert "-o" in out or "--out" in out or command == "evaluate"
 
 
+def _output_options() -> dict[str, list[str]]:
+    """Each subcommand's ``-o`` option strings (demo has only ``--out``, no ``-o``)."""
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {
+        name: a.option_strings
+        for name, sub in action.choices.items()
+        for a in sub._actions
+        if "-o" in a.option_strings
+    }
+
+
+def test_the_output_option_takes_both_spellings() -> None:
+    # half the subcommands said --out and half --output; a user should not have to remember
+    options = _output_options()
+    assert len(options) >= len(_subcommands()) - 1
+    assert {
+        name for name, spelled in options.items() if not {"--out", "--output"} <= set(spelled)
+    } == set()
+
+
 def test_validation_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "a.jpg").write_bytes(b"x")
     code = main(
