@@ -171,7 +171,8 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-support",
         type=positive_int,
-        help="workers needed to keep a box (default: strict majority of those who answered)",
+        help="workers needed to keep a box (default: strict majority of those who answered; "
+        "on an image fewer answered, all of them)",
     )
     p.add_argument(
         "--fusion",

@@ -248,9 +248,10 @@ class OutputStats:
 
     def summary_lines(self) -> list[str]:
         """A short report for a person."""
+        read = f"{self.read.lines} lines, " if self.read.lines else ""  # from-coco reads none
         lines = [
             f"label attribute: {self.attribute} ({self.label_type})",
-            f"{self.read.lines} lines, {self.objects} objects converted, "
+            f"{read}{self.objects} objects converted, "
             f"{self.empty_images} empty, {self.rejected_total} rejected",
         ]
         if self.boxes or self.label_type == DETECTION_TYPE:

@@ -58,6 +58,12 @@ def test_coordinates_are_kept_exactly(tmp_path: Path) -> None:
     }
 
 
+def test_the_summary_counts_images_not_input_lines(tmp_path: Path) -> None:
+    result = _convert(_coco(tmp_path), tmp_path / "prior.manifest")
+    counts = result.stats.summary_lines()[1]
+    assert counts.startswith("2 objects converted, 0 empty")  # was "0 lines, 2 objects..."
+
+
 def test_every_category_is_kept_with_a_written_mapping(tmp_path: Path) -> None:
     out = tmp_path / "prior.manifest"
     result = _convert(_coco(tmp_path), out)
