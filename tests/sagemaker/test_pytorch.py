@@ -422,3 +422,21 @@ def test_class_folder_rules(
         assert want in got
     if not errors:
         assert check.classes == ["cat", "dog"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "ok"),
+    [
+        ("", True),
+        ("application/json", True),
+        ("Application/JSON; charset=utf-8", True),
+        ("application/json, text/plain", True),  # was refused: read as one media type
+        ("text/html, application/xhtml+xml, */*;q=0.8", True),  # a browser
+        ("application/*", True),
+        ("text/csv", False),
+        ("text/csv, application/json;q=0", False),  # JSON explicitly not acceptable
+        ("text/plain, */*; q=0.0", False),
+    ],
+)
+def test_the_endpoint_reads_every_media_range_of_accept(accept: str, ok: bool) -> None:
+    assert contract.accepts_json(accept) is ok

@@ -57,6 +57,7 @@ __all__ = [
     "ClassFolderCheck",
     "Hyperparameters",
     "Limits",
+    "accepts_json",
     "build_parser",
     "check_class_folders",
     "image_files",
@@ -231,6 +232,35 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
             help=f"{what} (${variable})",
         )
     return parser
+
+
+def accepts_json(accept: str) -> bool:
+    """Whether an HTTP ``Accept`` header lets the endpoint answer JSON.
+
+    A header may list several media ranges (``text/html, */*;q=0.8`` from a browser,
+    ``application/json, text/plain``); any of JSON, ``application/*`` or ``*/*`` without
+    ``q=0`` will do. An empty header accepts anything.
+    """
+    if not accept.strip():
+        return True
+    for item in accept.split(","):
+        media, *params = (part.strip().lower() for part in item.split(";"))
+        if media in (JSON_CONTENT_TYPE, "application/*", "*/*") and not any(
+            _weight(p) == 0 for p in params
+        ):
+            return True
+    return False
+
+
+def _weight(param: str) -> float | None:
+    """A media range's ``q`` weight (``None`` for another parameter or a malformed one)."""
+    name, _, value = param.partition("=")
+    if name.strip() != "q":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def metric_line(epoch: int, values: Mapping[str, float]) -> str:

@@ -97,7 +97,6 @@ def predict_fn(data: dict[str, Any], model: dict[str, Any]) -> list[dict[str, An
 
 def output_fn(prediction: list[dict[str, Any]], accept: str) -> str:
     """``{"predictions": [...]}`` as JSON (the only answer type this endpoint speaks)."""
-    wanted = (accept or contract.JSON_CONTENT_TYPE).split(";")[0].strip().lower()
-    if wanted not in (contract.JSON_CONTENT_TYPE, "*/*"):
+    if not contract.accepts_json(accept or ""):
         raise ValueError(f"unsupported accept type {accept!r}; use {contract.JSON_CONTENT_TYPE}")
     return json.dumps({contract.PREDICTIONS_KEY: prediction})
