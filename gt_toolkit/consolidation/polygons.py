@@ -6,8 +6,8 @@ label voted inside the cluster, a strict-majority quorum by default, and a deter
 canonical order. Two differences: IoU comes from shapely (invalid, self-intersecting
 polygons are repaired with ``make_valid`` first), and the fused polygon is the *member*
 with the highest mean IoU to the others (a medoid; averaging vertices of polygons with
-different vertex counts has no meaning). Confidence is the box formula:
-``support share x mean pairwise IoU x label share``, 0.0 for one worker. Dirty input is
+different vertex counts has no meaning). Confidence is the box formula (rule 7, as with
+``quorum="box"``: the agreement is the mean pairwise IoU times the label share). Dirty input is
 recorded, never fatal, with the box reasons (a worker's repeated polygon is a ``duplicate``).
 
 The output keeps the crowd-polygon shape, one simple ring per polygon; a kept shape that
@@ -34,6 +34,7 @@ from gt_toolkit.consolidation.settings import (
     DropReason,
     default_min_support,
 )
+from gt_toolkit.consolidation.votes import support_confidence
 from gt_toolkit.errors import ConsolidationError
 from gt_toolkit.types import ImageSize
 
@@ -297,10 +298,11 @@ def _fuse(
     votes = Counter(items[g].label for g in group)
     order_of_label = {name: i for i, name in enumerate(labels or ())}
     label = min(votes, key=lambda s: (-votes[s], order_of_label.get(s, len(order_of_label)), s))
-    confidence = 0.0
-    if answered > 1 and k > 1:
-        agreement = float(pair_iou[np.triu_indices(k, 1)].mean())
-        confidence = (k / answered) * agreement * (votes[label] / k)
+    agreement = float(pair_iou[np.triu_indices(k, 1)].mean()) if k > 1 else 0.0
+    quality = np.array([agreement * votes[label] / k])  # the box rule without a label quorum
+    confidence = float(
+        support_confidence(np.array([k / answered]), quality, np.array([k]), answered)[0]
+    )
     members = sorted((items[g].worker, items[g].box) for g in group)
     return [
         (

@@ -213,3 +213,17 @@ def test_polygons_invariants(
     assert sorted(
         (_canonical(shuffled[d["worker"]][d["box"]]), d["reason"]) for d in again.dropped
     ) == sorted((_canonical(answers[d["worker"]][d["box"]]), d["reason"]) for d in out.dropped)
+
+
+def test_polygon_confidence_is_the_box_formula() -> None:
+    """docs/consolidation.md rule 7: support ranks first, agreement second."""
+    loose = [sq(0, 0, 10), sq(2, 0, 10), sq(1, 2, 10)]  # three workers, mean IoU < 1
+    answers = [[loose[0], sq(50, 50, 10)], [loose[1], sq(50, 50, 10)], [loose[2]], []]
+    drawn_by_three, drawn_by_two = sorted(
+        consolidate_polygons(answers, min_support=2).polygons, key=lambda p: p["vertices"][0]["x"]
+    )
+    assert drawn_by_three["confidence"] > drawn_by_two["confidence"] == pytest.approx(2 / 4)
+    lone = consolidate_polygons([[sq(0, 0, 10)], [], []], min_support=1).polygons
+    assert [p["confidence"] for p in lone] == [pytest.approx(1 / 6)]  # 1 / (2N)
+    everyone = consolidate_polygons([[sq(0, 0, 10)]] * 3).polygons
+    assert [p["confidence"] for p in everyone] == [pytest.approx(1.0)]
