@@ -123,6 +123,7 @@ def build_label_category_config(
     task_type: str = "BoundingBox",
     short_instruction: str | None = None,
     full_instruction: str | None = None,
+    audit_label_attribute: str | None = None,
 ) -> dict[str, Any]:
     """The label category config document for ``LabelCategoryConfigS3Uri``.
 
@@ -131,6 +132,8 @@ def build_label_category_config(
         task_type: the built-in task type (a key of :data:`TASK_TYPES`); sets the limits.
         short_instruction: NER jobs take their instructions from this file.
         full_instruction: as ``short_instruction``.
+        audit_label_attribute: the label attribute of the job a video-frame or 3D
+            adjustment job adjusts (``auditLabelAttributeName``).
 
     Raises:
         ValidationError: every problem :func:`validate_labels` finds, at once.
@@ -151,6 +154,8 @@ def build_label_category_config(
             "shortInstruction": short_instruction or "",
             "fullInstruction": full_instruction or "",
         }
+    if audit_label_attribute is not None:
+        config["auditLabelAttributeName"] = audit_label_attribute
     return config
 
 
