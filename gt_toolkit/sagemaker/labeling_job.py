@@ -410,6 +410,10 @@ def build_labeling_job_request(
         'arn:aws:lambda:us-east-1:432418664414:function:PRE-BoundingBox'
     """
     problems = _positive_or_none("expected_boxes_per_image", expected_boxes_per_image)
+    keywords = _string_list("task_keywords", task_keywords, problems)
+    classifiers = list(
+        dict.fromkeys(_string_list("content_classifiers", content_classifiers, problems))
+    )
     default_template, default_labels = default_config_uris(output_uri, job_name)
     pre_arn, acs_arn = _lambda_pair(
         region, task_type, pre_annotation_lambda_arn, consolidation_lambda_arn, lambdas, problems
@@ -430,13 +434,12 @@ def build_labeling_job_request(
         **_optional_members(
             PreHumanTaskLambdaArn=pre_arn,
             AnnotationConsolidationConfig=acs_arn and {"AnnotationConsolidationLambdaArn": acs_arn},
-            TaskKeywords=list(task_keywords),
+            TaskKeywords=keywords,
             TaskAvailabilityLifetimeInSeconds=task_availability_lifetime_seconds,
             MaxConcurrentTaskCount=max_concurrent_tasks,
             PublicWorkforceTaskPrice=usd_to_price(price) if price is not None else None,
         ),
     }
-    classifiers = list(dict.fromkeys(content_classifiers))
     request: dict[str, Any] = {
         "LabelingJobName": job_name,
         "LabelAttributeName": (
@@ -485,6 +488,14 @@ def build_labeling_job_request(
 def _default_attribute(job_name: str, task_type: str) -> str:
     """The console's label attribute: the job name, ``-ref`` where the label is a file."""
     return f"{job_name}-ref" if task_type in _REF_TASK_TYPES else job_name
+
+
+def _string_list(name: str, values: Sequence[str], problems: list[str]) -> list[str]:
+    """``values`` as a list; one string is refused, not split into its characters."""
+    if isinstance(values, str):
+        problems.append(f"{name} must be a list of strings, got the single string {values!r}")
+        return []
+    return list(values)
 
 
 def _positive_or_none(name: str, value: object) -> list[str]:

@@ -387,6 +387,16 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("bad keyword", base_args(task_keywords=["ok", "not ok!"]), ["TaskKeywords[1]"]),
     ("six keywords", base_args(task_keywords=["a", "b", "c", "d", "e", "f"]), ["item count 6"]),
     (
+        "one keyword string",
+        base_args(task_keywords="image"),
+        ["task_keywords must be a list of strings, got the single string 'image'"],
+    ),
+    (
+        "one classifier string",
+        public_args(content_classifiers="FreeOfPersonallyIdentifiableInformation"),
+        ["content_classifiers must be a list of strings, got the single string"],
+    ),
+    (
         "bad classifier",
         public_args(content_classifiers=["FreeOfPersonallyIdentifiableInformation", "Safe"]),
         ["'Safe' is not one of"],
