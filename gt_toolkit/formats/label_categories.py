@@ -78,8 +78,8 @@ def label_limits(task_type: str) -> tuple[int, int | None]:
 def validate_labels(labels: Sequence[object], *, task_type: str = "BoundingBox") -> list[str]:
     """Every problem with a label list for a task type; an empty list means it is valid.
 
-    Checks what Ground Truth rejects (count, length, duplicates) plus two things it accepts
-    but workers cannot use: non-string and blank labels.
+    Checks what Ground Truth rejects (count, length, duplicates) plus what it accepts but
+    workers cannot use: non-string and blank labels, and labels that differ only in spaces.
 
     Examples:
         >>> validate_labels(["car", "car"])
@@ -114,6 +114,15 @@ def validate_labels(labels: Sequence[object], *, task_type: str = "BoundingBox")
     for label, times in seen.items():
         if times > 1:
             problems.append(f"label {label!r} appears {times} times (labels must be unique)")
+    looks: dict[str, list[str]] = {}
+    for label in seen:
+        looks.setdefault(" ".join(label.split()), []).append(label)
+    for same in looks.values():
+        if len(same) > 1:  # "car" and "car ": two labels, one button text
+            shown = " and ".join(repr(x) for x in same)
+            problems.append(
+                f"labels {shown} differ only in spaces; workers could not tell them apart"
+            )
     return problems
 
 
