@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from gt_toolkit.consolidation.geometry import FloatArray, overlap_pairs
 from gt_toolkit.consolidation.settings import ConsolidationSettings, DropReason
+from gt_toolkit.errors import ConsolidationError
 from gt_toolkit.types import ImageSize
 
 __all__ = ["BoolArray", "CleanBoxes", "IntArray", "Pairs", "clean_boxes", "drop_record"]
@@ -167,7 +168,10 @@ def _gather(
     a non-numeric coordinate) falls back to the worker-by-worker reading, which records
     malformed boxes by global position.
     """
-    counts = [len(a) for a in answers]
+    try:
+        counts = [len(a) for a in answers]
+    except TypeError:  # None, a number: not one worker's list of boxes
+        raise ConsolidationError(_not_lists(answers)) from None
     flat = list(chain.from_iterable(answers))
     malformed: dict[int, str] = {}
     names: list[Any] = []
@@ -178,6 +182,8 @@ def _gather(
             xywh = np.array(coords, dtype=np.float64)
             names = list(labels)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError):
+        if any(isinstance(a, str | bytes | Mapping) for a in answers):
+            raise ConsolidationError(_not_lists(answers)) from None
         parts: list[FloatArray] = []
         names = []
         for boxes in answers:
@@ -197,6 +203,16 @@ def _gather(
     worker = np.arange(len(counts), dtype=np.intp).repeat(sizes)
     box = np.arange(len(worker), dtype=np.intp) - (sizes.cumsum() - sizes).repeat(sizes)
     return xywh, names, worker, box, malformed
+
+
+def _not_lists(answers: Sequence[Any]) -> str:
+    """The error for answers that are not lists of boxes (a caller's mistake, not a worker's)."""
+    bad = [
+        f"answer {i} is {type(a).__name__}"
+        for i, a in enumerate(answers)
+        if not isinstance(a, Sequence) or isinstance(a, str | bytes)
+    ]
+    return f"each answer must be one worker's list of boxes: {', '.join(bad[:5])}"
 
 
 class _Validity(NamedTuple):

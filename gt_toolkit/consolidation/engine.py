@@ -116,10 +116,11 @@ def consolidate_image(
         ``docs/consolidation.md`` (rule 8 with a worker model).
 
     Raises:
-        ConsolidationError: ``weights`` has the wrong length or a negative or non-finite
-            value; a worker model without one annotator per answer, or with ``weights``;
-            ``settings.keep="model"`` without a worker model. Dirty boxes never raise;
-            they are listed in ``dropped``.
+        ConsolidationError: an answer that is not a list of boxes (``None``, a string, a
+            dict), or ``labels`` given as one string; ``weights`` has the wrong length or a
+            negative or non-finite value; a worker model without one annotator per answer,
+            or with ``weights``; ``settings.keep="model"`` without a worker model. Dirty
+            boxes never raise; they are listed in ``dropped``.
 
     Examples:
         >>> a = [{"label": "car", "left": 10, "top": 10, "width": 20, "height": 20}]
@@ -160,6 +161,8 @@ def _consolidate(
     :func:`consolidate_boxes` would throw away (about a tenth of the time per image).
     ``evidence`` always fuses; it decides only with ``settings.keep == "model"``.
     """
+    if isinstance(labels, str):  # a str is a sequence of one-letter labels
+        raise ConsolidationError(f"labels must be a list of names, not the string {labels!r:.40}")
     n = len(answers)
     w_all = _checked_weights(weights, n)
     result = ImageConsolidation(workers=n)

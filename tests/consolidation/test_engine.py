@@ -158,6 +158,23 @@ def test_a_coordinate_no_float_can_hold_is_malformed_not_a_crash(where: str) -> 
     assert len(out.boxes) == 1
 
 
+@pytest.mark.parametrize(
+    ("answers", "labels", "message"),
+    [
+        ([None, [A]], None, "answer 0 is NoneType"),
+        ([[A], "car"], None, "answer 1 is str"),  # was one malformed box per letter
+        ([{"car": A}, [A]], None, "answer 0 is dict"),  # was one per key
+        ([[A], [A]], "car", "not the string 'car'"),  # was the labels 'c', 'a', 'r'
+    ],
+    ids=["none", "string", "dict", "labels-string"],
+)
+def test_a_callers_wrong_shapes_are_an_error_not_worker_slips(
+    answers: list[Any], labels: Any, message: str
+) -> None:
+    with pytest.raises(ConsolidationError, match=message):
+        consolidate_image(answers, labels=labels)
+
+
 def test_clip_versus_drop_at_image_border() -> None:
     crossing = [[bx(90, 10, 20, 20)], [bx(91, 10, 20, 20)]]
     size = {"width": 100, "height": 100}
