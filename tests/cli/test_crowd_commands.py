@@ -188,6 +188,12 @@ def test_unreadable_answers_are_listed_and_fail_the_run(tmp_path: Path) -> None:
     (reject,) = lines(tmp_path / "out.manifest.rejects.jsonl")
     assert reject["reason"] == "unreadable-answer" and "/4/" in reject["file"]
     assert "failure-reason" in lines(out)[4]["consolidated-metadata"]
+    # mended and run again: the earlier run's rejects file goes, it names nothing now
+    shutil.rmtree(job)
+    shutil.copytree(JOB, job)
+    assert main(["consolidate", str(job), "-o", str(out)]) == 0
+    assert not (tmp_path / "out.manifest.rejects.jsonl").exists()
+    assert "failure-reason" not in lines(out)[4]["consolidated-metadata"]
 
 
 def test_options_of_other_kinds_are_refused(tmp_path: Path) -> None:
