@@ -1,11 +1,15 @@
-"""The label-list check: a label list that matches (almost) none of the workers' labels.
+"""The label-list check: a label list that does not match the labels the workers drew.
 
 Consolidation drops a box whose label is not in the job's label list as ``unknown-label``
 (:mod:`gt_toolkit.consolidation.engine`). One such box is a worker's slip; most boxes of a run
 dropped that way is a configuration error (``labelCategories`` or ``--labels`` spelled or
 cased differently from the labels the workers were offered), and carrying on would turn every
-drawn object into an empty, confident-looking label. :func:`label_mismatch` is the one rule
-that tells the two apart; the post-annotation Lambda and offline re-consolidation both call it,
+drawn object into an empty, confident-looking label. So is one label of the list spelled
+otherwise than the workers mostly spelled it (``Person`` for the ``person`` they drew), however
+rare that label: every one of its objects would vanish from the consolidated data, and workers
+pick labels from the list they are shown, so no slip of theirs gives a label that differs
+only in case or surrounding spaces. :func:`label_mismatch` is the one rule that tells these
+apart; the post-annotation Lambda and offline re-consolidation both call it,
 each over a whole run (a Lambda batch, a job), and decide what stopping means for them.
 """
 
@@ -47,12 +51,14 @@ class LabelTally:
 
     Attributes:
         unknown: labels dropped as ``unknown-label``, with their box counts.
+        drawn: every label the workers drew, with its box counts.
         boxes: boxes the workers drew.
         answers: worker answers (one worker on one image) that hold a box.
         misread: those answers whose boxes were mostly dropped as ``unknown-label``.
     """
 
     unknown: Counter[str] = field(default_factory=Counter)
+    drawn: Counter[str] = field(default_factory=Counter)
     boxes: int = 0
     answers: int = 0
     misread: int = 0
@@ -60,6 +66,7 @@ class LabelTally:
     def add(self, answers: Sequence[Sequence[WorkerBox]], result: ImageConsolidation) -> None:
         """Count one image: ``answers`` exactly as given to ``consolidate_image``."""
         self.unknown += unknown_labels(answers, result)
+        self.drawn.update(str(box.get("label")) for boxes in answers for box in boxes)
         self.boxes += sum(map(len, answers))
         dropped = Counter(
             d["worker"] for d in result.dropped if d["reason"] == DropReason.UNKNOWN_LABEL
@@ -69,6 +76,7 @@ class LabelTally:
 
     def __iadd__(self, other: LabelTally) -> LabelTally:
         self.unknown += other.unknown
+        self.drawn += other.drawn
         self.boxes += other.boxes
         self.answers += other.answers
         self.misread += other.misread
@@ -77,7 +85,12 @@ class LabelTally:
     def mismatch(self, expected: Sequence[str]) -> LabelMismatch | None:
         """:func:`label_mismatch` over the run so far."""
         return label_mismatch(
-            self.unknown, self.boxes, expected, answers=self.answers, misread=self.misread
+            self.unknown,
+            self.boxes,
+            expected,
+            answers=self.answers,
+            misread=self.misread,
+            drawn=self.drawn,
         )
 
 
@@ -111,7 +124,7 @@ class LabelMismatch:
             f"label list mismatch: {self.dropped} of {self.boxes} boxes were dropped as "
             f"unknown-label; labels seen: {listed}; labels expected: {expected or '(none)'}"
         )
-        near = _near_misses(self.seen, self.expected)
+        near = _near_misses(self.seen, self.expected)[:_SHOWN]
         if near:
             text += "; " + ", ".join(f"{_name(a)} looks like {_name(b)}" for a, b in near)
         return text
@@ -124,9 +137,11 @@ def label_mismatch(
     *,
     answers: int | None = None,
     misread: int = 0,
+    drawn: Mapping[str, int] | None = None,
 ) -> LabelMismatch | None:
-    """The rule: most boxes of the run, and most boxes of most answers, had unknown labels.
+    """The rule: the workers' labels mostly miss the list, or spell one of its labels otherwise.
 
+    Mostly miss: most boxes of the run, and most boxes of most answers, had unknown labels.
     The second half (checked when ``answers`` is given) keeps one worker from failing a
     run: a worker who floods one answer with boxes of a made-up label outweighs the others'
     boxes, not their answers. A label list that does not match fails nearly every answer.
@@ -138,11 +153,16 @@ def label_mismatch(
         expected: the label list the run was given.
         answers: worker answers that hold a box (:class:`LabelTally` counts them).
         misread: of those, the answers whose boxes were mostly dropped as unknown-label.
+        drawn: every label drawn in the run with its box counts (:class:`LabelTally`
+            counts them): an unknown label equal to a listed one up to case and surrounding
+            spaces that carries more boxes than the listed spelling is a mismatch however
+            few boxes it has (module docstring).
 
     Returns:
         The mismatch to report, or ``None`` when at most half of the boxes were dropped as
-        ``unknown-label``, or at most half of the answers mostly were (a few stray labels
-        are reported box by box, as ever).
+        ``unknown-label``, or at most half of the answers mostly were, and no listed label
+        is outnumbered by another spelling of it (a few stray labels are reported box by
+        box, as ever).
 
     Examples:
         >>> print(label_mismatch({"Car": 9}, 10, ["car", "bus"]).message)
@@ -152,7 +172,11 @@ labels expected: 'car', 'bus'; 'Car' looks like 'car'
         True
     """
     dropped = sum(unknown.values())
-    if 2 * dropped <= boxes or (answers is not None and 2 * misread <= answers):
+    most = 2 * dropped > boxes and (answers is None or 2 * misread > answers)
+    respelt = drawn is not None and any(
+        unknown[name] > drawn.get(listed, 0) for name, listed in _near_misses(unknown, expected)
+    )
+    if not (most or respelt):
         return None
     seen = {name: n for name, n in unknown.items() if n}
     return LabelMismatch(seen=seen, expected=tuple(expected), dropped=dropped, boxes=boxes)
@@ -166,7 +190,7 @@ def _near_misses(seen: Mapping[str, int], expected: Sequence[str]) -> list[tuple
         match = folded.get(name.strip().casefold())
         if match is not None:
             out.append((name, match))
-    return out[:_SHOWN]
+    return out
 
 
 def _name(name: str) -> str:

@@ -20,7 +20,9 @@ it; the fitted table is written beside the output (``<output>.worker-model.json`
 the post-annotation Lambda reads too). Nothing is lost: every image is written; one without
 usable answers (nobody answered, or their answers could not be read) is marked
 failed (``<attr>-metadata.failure-reason``, Ground Truth's shape; in COCO an image
-``failure_reason``) and counted. Outputs are written atomically: a run that stops leaves none.
+``failure_reason``) and counted. Outputs are written atomically, the side files (quality
+and model tables) committed only after the output: a run that stops leaves none, and what an
+earlier run wrote stays whole.
 """
 
 from __future__ import annotations
@@ -32,9 +34,8 @@ import os
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any, Literal, TypeAlias
 from urllib.parse import unquote, urlsplit
 
@@ -59,7 +60,7 @@ from gt_toolkit.formats.detection_label import (
     now_creation_date,
 )
 from gt_toolkit.progress import progress
-from gt_toolkit.storage.files import Location, atomic_output, write_bytes, write_json
+from gt_toolkit.storage.files import Location, atomic_output, json_bytes
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
 __all__ = [
@@ -75,6 +76,7 @@ OutputFormat = Literal["manifest", "coco"]
 WorkerModelChoice: TypeAlias = WorkerModel | Literal["fit"] | None
 """A fitted or saved model, ``"fit"`` (fit one on the source first), or ``None`` (head count)."""
 _GROUND_TRUTH = ("gt-job", "answers-folder")
+_Write: TypeAlias = Callable[[CrowdItem, ImageConsolidation | None, str | None], object]
 
 
 @dataclass
@@ -366,7 +368,7 @@ def _default_job_name(source: CrowdSource) -> str:
 
 
 @contextlib.contextmanager
-def _writer(run: _Run, output: Location, store: S3Store | None) -> Iterator[Any]:
+def _writer(run: _Run, output: Location, store: S3Store | None) -> Iterator[_Write]:
     """A function writing one image to ``output`` (atomically, when the block succeeds)."""
     with atomic_output(output, store=store) as fh:
         if run.manifest:
@@ -435,30 +437,16 @@ def reconsolidate(
     )
     report = ReconsolidationReport(output=os.fspath(output), ingest=source.report)
     model = fit_source_model(source, settings, given) if worker_model == "fit" else worker_model
-    quality = QualityAccumulator()
-    tally = LabelTally()
-    side: list[str] = []  # written before the output is committed, removed if it is not
-    try:
+    base = quality_output or f"{os.fspath(output)}.worker-quality"
+    sides = [f"{base}.json", f"{base}.csv"]
+    if worker_model == "fit":
+        sides.append(f"{os.fspath(output)}.worker-model.json")
+    with contextlib.ExitStack() as staged:
+        # Side files are staged before the output and committed after it, only if it was:
+        # a run that fails leaves every file as it was, an earlier run's tables included.
+        files = [staged.enter_context(atomic_output(loc, store=store)) for loc in sides]
         with _writer(run, output, store) as write:
-            for item in progress(source.items(), desc="consolidating", unit="img"):
-                result, failure = _consolidate(item, settings, given, model)
-                write(item, result, failure)
-                report.objects += 1
-                if result is None:
-                    report.failed += 1
-                    continue
-                report.consolidated += 1
-                report.boxes += len(result.boxes)
-                report.dropped.update(d["reason"] for d in result.dropped)
-                image = item.image
-                tally.add(image.boxes, result)
-                quality.add(
-                    image.annotators,
-                    image.boxes,
-                    result,
-                    image_size=image.image_size,
-                    time_spent=item.time_spent or None,
-                )
+            quality, tally = _consolidate_all(source, write, settings, given, model, report)
             mismatch = tally.mismatch(given or ())
             if mismatch is not None:  # before the output is committed: the run writes nothing
                 raise ConsolidationError(mismatch.message)
@@ -469,31 +457,45 @@ def reconsolidate(
                 report.unknown_workers = sum(
                     q.worker_id not in model.workers for q in report.quality
                 )
-            base = quality_output or f"{os.fspath(output)}.worker-quality"
-            report.quality_outputs = _write_quality(report.quality, base, store, side)
+            _write_quality(report.quality, files[0], files[1])
+            report.quality_outputs = sides[:2]
             if worker_model == "fit" and model is not None:
-                report.worker_model_output = f"{os.fspath(output)}.worker-model.json"
-                write_json(report.worker_model_output, model.to_json(), store=store)
-                side.append(report.worker_model_output)
-    except BaseException:
-        _discard(side, store)
-        raise
+                files[2].write(json_bytes(model.to_json()))
+                report.worker_model_output = sides[2]
     return report
 
 
-def _discard(locations: Sequence[str], store: S3Store | None) -> None:
-    """Remove what a failed run wrote beside its output.
-
-    Best effort: the error that failed the run is the one to report.
-    """
-    with contextlib.suppress(Exception):
-        s3 = [loc for loc in locations if is_s3_uri(loc)]
-        if s3:
-            (store or S3Store()).delete_objects(s3)
-    for loc in locations:
-        if not is_s3_uri(loc):
-            with contextlib.suppress(OSError):
-                Path(loc).unlink(missing_ok=True)
+def _consolidate_all(
+    source: CrowdSource,
+    write: _Write,
+    settings: ConsolidationSettings,
+    labels: Sequence[str] | None,
+    model: WorkerModel | None,
+    report: ReconsolidationReport,
+) -> tuple[QualityAccumulator, LabelTally]:
+    """Consolidate and write every item of ``source``, counting into ``report``."""
+    quality = QualityAccumulator()
+    tally = LabelTally()
+    for item in progress(source.items(), desc="consolidating", unit="img"):
+        result, failure = _consolidate(item, settings, labels, model)
+        write(item, result, failure)
+        report.objects += 1
+        if result is None:
+            report.failed += 1
+            continue
+        report.consolidated += 1
+        report.boxes += len(result.boxes)
+        report.dropped.update(d["reason"] for d in result.dropped)
+        image = item.image
+        tally.add(image.boxes, result)
+        quality.add(
+            image.annotators,
+            image.boxes,
+            result,
+            image_size=image.image_size,
+            time_spent=item.time_spent or None,
+        )
+    return quality, tally
 
 
 def _csv_cell(value: Any) -> Any:
@@ -510,18 +512,10 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def _write_quality(
-    quality: list[WorkerQuality], base: str, store: S3Store | None, written: list[str]
-) -> list[str]:
-    """The worker-quality JSON and CSV; each location joins ``written`` once it is written.
-
-    A write that fails leaves the file as it was (writes are atomic), so only what this run
-    wrote is there to discard.
-    """
+def _write_quality(quality: list[WorkerQuality], json_file: IO[bytes], csv_file: IO[bytes]) -> None:
+    """The worker-quality table as JSON and as CSV (:func:`_csv_cell`)."""
     rows = [q.to_json() for q in quality]
-    json_loc, csv_loc = f"{base}.json", f"{base}.csv"
-    write_json(json_loc, rows, store=store)
-    written.append(json_loc)
+    json_file.write(json_bytes(rows))
     buf = io.StringIO()
     with_model = any(q.miss_rate is not None for q in quality)
     fields = WorkerQuality.columns(with_model=with_model)
@@ -529,6 +523,4 @@ def _write_quality(
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _csv_cell(v) for k, v in row.items()})
-    write_bytes(csv_loc, buf.getvalue().encode(), store=store)
-    written.append(csv_loc)
-    return [json_loc, csv_loc]
+    csv_file.write(buf.getvalue().encode())

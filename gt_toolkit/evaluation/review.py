@@ -32,6 +32,7 @@ from gt_toolkit.consolidation.worker_quality import QualityAccumulator
 from gt_toolkit.errors import ConsolidationError, ConversionError, StorageError, ValidationError
 from gt_toolkit.evaluation.fonts import caption_size, font_for, missing_glyphs
 from gt_toolkit.formats.crowd.gt_job import find_worker_responses, parse_worker_response
+from gt_toolkit.formats.manifest import dataset_object_id
 from gt_toolkit.formats.output_manifest import (
     DetectionRecord,
     OutputStats,
@@ -552,9 +553,15 @@ def _read_items(
         ConversionError: no line of ``manifest`` has a usable bounding-box label.
     """
     stats = OutputStats()
+    blank: list[int] = []
     records = list(
         iter_detection_records(
-            manifest, label_attribute=label_attribute, rejects=rejects, stats=stats, store=store
+            manifest,
+            label_attribute=label_attribute,
+            rejects=rejects,
+            stats=stats,
+            store=store,
+            blank_lines=blank,
         )
     )
     if not records:
@@ -564,8 +571,10 @@ def _read_items(
             f"({stats.read.lines} lines" + (f"; rejected {reasons})" if reasons else ")")
         )
     answers = read_worker_responses(worker_responses, store=store) if worker_responses else {}
-    # datasetObjectId is the object's 0-based position in the manifest
-    items = [_review_item(rec, answers.get(str(rec.line_no - 1), [])) for rec in records]
+    items = [
+        _review_item(rec, answers.get(str(dataset_object_id(rec.line_no, blank)), []))
+        for rec in records
+    ]
     return items, stats
 
 
@@ -657,7 +666,7 @@ def write_review(
     Writes ``out_dir/images/NNNN_<name>.png`` (rank by agreement, lowest first),
     ``out_dir/contact_sheet.png``, ``out_dir/report.html``, ``out_dir/review.json`` and,
     when lines were rejected, ``out_dir/rejects.jsonl``. Worker answers are matched to
-    manifest lines by ``datasetObjectId``, the object's 0-based position in the manifest.
+    manifest lines by ``datasetObjectId`` (:func:`~gt_toolkit.formats.manifest.dataset_object_id`).
     An image that cannot be found is drawn as a grey placeholder and listed, so one missing
     file does not hide the rest of the review. An image on two lines is drawn twice. Everything
     is drawn before anything is written; what an earlier review wrote into ``out_dir`` is

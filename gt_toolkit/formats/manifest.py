@@ -8,12 +8,13 @@ rejects to a JSON Lines rejects file. Contract: ``docs/ground-truth-formats.md``
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import IO, Any, NamedTuple
@@ -32,6 +33,7 @@ __all__ = [
     "RejectReason",
     "RejectedLine",
     "RejectsSink",
+    "dataset_object_id",
     "dump_line",
     "iter_accepted_lines",
     "parse_manifest_lines",
@@ -337,6 +339,7 @@ def read_manifest(
     stats: ReadStats | None = None,
     store: S3Store | None = None,
     require_source: bool = True,
+    blank_lines: list[int] | None = None,
 ) -> Iterator[ManifestLine]:
     """Stream the accepted lines of a local or S3 manifest in constant memory.
 
@@ -349,13 +352,15 @@ def read_manifest(
         stats: filled in when the read ends, for the caller's report.
         store: the S3 store for ``s3://`` locations.
         require_source: reject lines without ``source-ref``/``source`` (manifest rules).
+        blank_lines: an empty list, given the number of each blank line before the next
+            accepted line is yielded (what :func:`dataset_object_id` needs).
 
     Raises:
         ManifestError: under the strict policy, naming ``file:line: reason``.
     """
     stats = stats if stats is not None else ReadStats()
     name = str(location)
-    blank: list[int] = []
+    blank = blank_lines if blank_lines is not None else []
     sink = RejectsSink(rejects, policy=RejectPolicy(policy), source=name, store=store)
     rejected = stats.rejected.copy()
 
@@ -380,6 +385,18 @@ def read_manifest(
         blank=blank,
         on_close=on_close,
     )
+
+
+def dataset_object_id(line_no: int, blank_lines: Sequence[int]) -> int:
+    """Ground Truth's ``datasetObjectId`` of the manifest line ``line_no`` (1-based).
+
+    Ground Truth numbers a manifest's data objects from 0 in file order, and a data object
+    is a line holding a JSON object: a blank line is none and takes no number, any other
+    line takes one, even one a reader rejects, so a bad line shifts no other object
+    (``docs/ground-truth-formats.md`` §2.3). ``blank_lines``: the numbers of the blank lines
+    before ``line_no``, in order (``read_manifest(blank_lines=...)`` collects them).
+    """
+    return line_no - 1 - bisect.bisect_left(blank_lines, line_no)
 
 
 class RejectsSink:

@@ -878,6 +878,7 @@ def _iter_output(
     class_map: ClassMap | None,
     log_rejects: bool = True,
     check: Callable[[_Record], str | None] | None = None,
+    blank_lines: list[int] | None = None,
 ) -> Iterator[_Record]:
     """The records of one output manifest, rejects routed to one sink (the public readers)."""
     name = str(location)
@@ -891,7 +892,7 @@ def _iter_output(
         stats=out_stats,
         source=name,
     )
-    blank: list[int] = []
+    blank = blank_lines if blank_lines is not None else []
     sink = RejectsSink(
         rejects, policy=RejectPolicy(policy), source=name, store=store, log=log_rejects
     )
@@ -932,6 +933,7 @@ def iter_detection_records(
     box_policy: BoxPolicy | str = BoxPolicy.CLIP,
     empty_policy: EmptyPolicy | str = EmptyPolicy.KEEP,
     class_map: ClassMap | None = None,
+    blank_lines: list[int] | None = None,
 ) -> Iterator[DetectionRecord]:
     """Stream the usable object-detection objects of an output manifest (local or S3).
 
@@ -947,6 +949,8 @@ def iter_detection_records(
             ``reject`` the line.
         empty_policy: ``keep`` images without boxes (negatives) or ``reject`` them.
         class_map: an expected class map; lines must agree with it.
+        blank_lines: an empty list, given the numbers of the blank lines as the read goes
+            (for :func:`~gt_toolkit.formats.manifest.dataset_object_id`).
 
     Raises:
         ConversionError: the chosen attribute is not object detection (video ``-ref``,
@@ -964,6 +968,7 @@ def iter_detection_records(
         box_policy=box_policy,
         empty_policy=empty_policy,
         class_map=class_map,
+        blank_lines=blank_lines,
     ):
         yield cast(DetectionRecord, rec)
 

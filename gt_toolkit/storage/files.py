@@ -43,8 +43,10 @@ __all__ = [
     "iter_line_batches",
     "iter_raw_lines",
     "join_location",
+    "json_bytes",
     "make_part_folder",
     "read_bytes",
+    "remove_file",
     "write_bytes",
     "write_json",
     "write_lines",
@@ -302,9 +304,30 @@ def write_bytes(
         fh.write(data)
 
 
+def remove_file(location: Location, *, store: S3Store | None = None) -> None:
+    """Delete a file or S3 object (an earlier run's output); one that is not there is no error.
+
+    Raises:
+        StorageError: it is there and could not be deleted.
+    """
+    text = os.fspath(location)
+    if is_s3_uri(text):
+        _store(store).delete_objects([text])
+        return
+    try:
+        Path(text).unlink(missing_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot delete {text}: {exc.strerror or exc}") from exc
+
+
+def json_bytes(obj: object) -> bytes:
+    """Indented JSON with a final newline: how reports and side files (not manifests) look."""
+    return orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n"
+
+
 def write_json(location: Location, obj: object, *, store: S3Store | None = None) -> None:
-    """Write indented JSON atomically (for reports and side files, not manifests)."""
-    write_bytes(location, orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n", store=store)
+    """Write :func:`json_bytes` atomically."""
+    write_bytes(location, json_bytes(obj), store=store)
 
 
 def write_lines(location: Location, lines: Iterable[bytes], *, store: S3Store | None = None) -> int:

@@ -188,6 +188,12 @@ def test_unreadable_answers_are_listed_and_fail_the_run(tmp_path: Path) -> None:
     (reject,) = lines(tmp_path / "out.manifest.rejects.jsonl")
     assert reject["reason"] == "unreadable-answer" and "/4/" in reject["file"]
     assert "failure-reason" in lines(out)[4]["consolidated-metadata"]
+    # mended and run again: the earlier run's rejects file goes, it names nothing now
+    shutil.rmtree(job)
+    shutil.copytree(JOB, job)
+    assert main(["consolidate", str(job), "-o", str(out)]) == 0
+    assert not (tmp_path / "out.manifest.rejects.jsonl").exists()
+    assert "failure-reason" not in lines(out)[4]["consolidated-metadata"]
 
 
 def test_options_of_other_kinds_are_refused(tmp_path: Path) -> None:
@@ -293,6 +299,27 @@ def test_a_label_list_that_matches_nothing_stops_the_run(
     assert not list(tmp_path.iterdir())  # nothing written, not even the quality table
     assert main(["consolidate", str(JOB), "-o", str(out), "--labels", "Ball"]) == 1
     assert "'ball' looks like 'Ball'" in capsys.readouterr().err
+
+
+def test_one_mis_cased_label_of_several_stops_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the workers drew 'person' on a fifth of the images, the list says 'Person': every
+    # person would vanish from the output, which is no stray label
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    for folder in range(8):
+        for path in (
+            job / "annotations" / "worker-response" / "iteration-1" / str(folder)
+        ).iterdir():
+            path.write_text(path.read_text().replace('"ball"', '"person"'))
+    out = tmp_path / "out" / "out.manifest"
+    args = ["consolidate", str(job), "-o", str(out), "--worker-model", "none"]
+    assert main([*args, "--labels", "ball", "Person"]) == 1
+    assert "'person' looks like 'Person'" in capsys.readouterr().err
+    assert not out.parent.exists() or not list(out.parent.iterdir())  # nothing written
+    assert main([*args, "--labels", "ball", "person"]) == 0  # the list as the workers saw it
+    assert "person" in out.read_text()
 
 
 @pytest.mark.parametrize("attribute", ["source-ref", "boxes-metadata", "bad name!"])

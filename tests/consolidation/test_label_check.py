@@ -81,3 +81,38 @@ def test_a_label_list_that_matches_no_worker_is_a_mismatch_by_answers_too() -> N
     assert (tally.answers, tally.misread) == (15, 10)  # the third worker's half is not most
     found = tally.mismatch(["car"])
     assert found is not None and found.dropped == 15
+
+
+@pytest.mark.parametrize(
+    ("unknown", "drawn", "mismatch"),
+    [
+        ({"person": 9}, {"car": 91, "person": 9}, True),  # the list says "Person"
+        ({" car": 2}, {"car": 0, " car": 2}, True),  # spaces count as another spelling
+        ({"Person": 1}, {"car": 90, "person": 9, "Person": 1}, False),  # outnumbered: a slip
+        ({"Person": 9}, {"car": 82, "person": 9, "Person": 9}, False),  # a tie is no proof
+        ({"truck": 9}, {"car": 91, "truck": 9}, False),  # not a respelling: box by box
+        ({}, {"car": 91, "person": 9}, False),  # the healthy job
+    ],
+)
+def test_a_listed_label_the_workers_spell_otherwise_is_a_mismatch(
+    unknown: dict[str, int], drawn: dict[str, int], mismatch: bool
+) -> None:
+    expected = ["car", "Person"] if "person" in unknown else ["car", "person"]
+    found = label_mismatch(unknown, 100, expected, answers=50, misread=5, drawn=drawn)
+    assert (found is not None) is mismatch
+    assert label_mismatch(unknown, 100, expected, answers=50, misread=5) is None  # counts alone
+
+
+def test_a_tally_catches_one_mis_cased_label_of_several() -> None:
+    tally = LabelTally()
+    for i in range(10):
+        label = "person" if i < 2 else "car"  # one image in five holds the rarer class
+        answers = [[box(label)], [box(label, 11)], [box(label, 12)]]
+        tally.add(answers, consolidate_image(answers, labels=["car", "Person"]))
+    assert tally.drawn == {"car": 24, "person": 6}
+    found = tally.mismatch(["car", "Person"])
+    assert found is not None and found.dropped == 6
+    assert "'person' looks like 'Person'" in found.message
+    merged = LabelTally()
+    merged += tally  # the Lambda sums its answers' tallies
+    assert merged.drawn == tally.drawn and merged.mismatch(["car", "Person"]) == found

@@ -629,3 +629,22 @@ def test_an_output_that_cannot_be_committed_takes_its_side_files_with_it(
             store=store,
         )
     assert not list(tmp_path.iterdir())
+
+
+def test_a_rerun_that_fails_leaves_the_earlier_run_whole(
+    store: Any, bucket: str, tmp_path: Path
+) -> None:
+    # a rerun whose output cannot be committed (its bucket is gone) must not take the
+    # tables of the output it did not replace
+    base = tmp_path / "quality"
+
+    def run(output: str) -> None:
+        source = open_crowd_source(SAMPLE_SOURCES["label-studio"][0], "label-studio")
+        reconsolidate(source, output, quality_output=str(base), store=store)
+
+    run(f"s3://{bucket}/out.manifest")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(before) == ["quality.csv", "quality.json"]
+    with pytest.raises(StorageError, match=r"the bucket does not exist"):
+        run(f"s3://{bucket}-missing/out.manifest")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,9 +29,12 @@ from gt_toolkit.evaluation.review import (
     worker_colours,
     write_review,
 )
+from gt_toolkit.formats.crowd.gt_job import GtJobSource
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import SAMPLES, chromium, huge_png_header
+
+JOB = SAMPLES / "job-output" / "samples-balls"
 
 PREFIX = "s3://gt-toolkit-demo/images/"
 WORKERS = ("private.us-east-1.aaa", "private.us-east-1.bbb", "private.us-east-1.ccc")
@@ -661,3 +665,31 @@ def test_report_fits_a_1280_px_window(tmp_path: Path) -> None:
     page_width, window = (int(v) for v in dom.split('data-probe="')[1].split('"')[0].split(","))
     assert window == 1280
     assert page_width <= window  # wide tables scroll inside their box, the page does not
+
+
+def test_answers_pair_with_data_objects_not_physical_lines(tmp_path: Path) -> None:
+    # A blank line is no data object: the object after it is still datasetObjectId 1, as
+    # the gt-job source numbers it (docs/ground-truth-formats.md §2.3).
+    job = tmp_path / "job"
+    for i in range(3):
+        answers = JOB / "annotations" / "worker-response" / "iteration-1" / str(i)
+        shutil.copytree(answers, job / "annotations" / "worker-response" / "iteration-1" / str(i))
+    lines = (SAMPLES / "truth.manifest").read_text().splitlines()[:3]
+    reviews = {}
+    for name, text in [
+        ("plain", "\n".join(lines)),
+        ("blank", f"{lines[0]}\n\n{lines[1]}\n{lines[2]}"),
+    ]:
+        (tmp_path / name).write_text(text + "\n")
+        summary = write_review(
+            tmp_path / name,
+            tmp_path / f"review-{name}",
+            worker_responses=str(job),
+            images_dir=SAMPLES / "images",
+        )
+        reviews[name] = summary.quality
+    assert {row["images"] for row in reviews["plain"]} == {3}
+    assert reviews["blank"] == reviews["plain"]
+    source = GtJobSource(job, manifest=tmp_path / "blank")
+    read = [item.image.annotators for item in source.items()]
+    assert len(read) == 3 and all(len(annotators) == 5 for annotators in read)

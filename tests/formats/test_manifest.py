@@ -18,6 +18,7 @@ from gt_toolkit.formats.manifest import (
     ReadStats,
     RejectedLine,
     RejectReason,
+    dataset_object_id,
     iter_accepted_lines,
     parse_line,
     parse_manifest_lines,
@@ -108,6 +109,25 @@ def test_text_source_and_extra_keys_are_accepted() -> None:
     (item,) = parse_manifest_lines([raw], source="m")
     assert isinstance(item, ManifestLine)
     assert item.data == {"source": "The parcel arrived late", "site": "plant-7"}
+
+
+@pytest.mark.parametrize(
+    ("lines", "ids"),
+    [
+        ([GOOD, GOOD, GOOD], [0, 1, 2]),
+        ([GOOD, b"", GOOD, b"  ", b"", GOOD, b""], [0, 1, 2]),  # blank lines take no number
+        ([b"", GOOD, GOOD], [0, 1]),
+        ([GOOD, b"{not json", GOOD], [0, 2]),  # a rejected line keeps its number
+    ],
+)
+def test_dataset_object_id_counts_every_line_but_blank_ones(
+    tmp_path: Path, lines: list[bytes], ids: list[int]
+) -> None:
+    path = tmp_path / "m.manifest"
+    path.write_bytes(b"\r\n".join(lines) + b"\r\n")
+    blank: list[int] = []
+    read = read_manifest(path, policy="collect", blank_lines=blank)
+    assert [dataset_object_id(line.line_no, blank) for line in read] == ids
 
 
 def test_crlf_and_blank_lines() -> None:

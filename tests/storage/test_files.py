@@ -20,7 +20,14 @@ from hypothesis import strategies as st
 
 from gt_toolkit.errors import StorageError
 from gt_toolkit.storage import files
-from gt_toolkit.storage.files import LineWriter, atomic_output, read_bytes, write_bytes, write_lines
+from gt_toolkit.storage.files import (
+    LineWriter,
+    atomic_output,
+    read_bytes,
+    remove_file,
+    write_bytes,
+    write_lines,
+)
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import REPO
 
@@ -244,3 +251,17 @@ def test_lines_come_whole_whatever_the_chunks(data: bytes, size: int) -> None:
     expected = [line.removesuffix(b"\r") for line in expected]
     with mock.patch.object(files, "iter_chunks", lambda location, store=None: iter(chunks)):
         assert list(files.iter_raw_lines("any")) == expected
+
+
+def test_remove_file_deletes_local_and_s3_files_and_minds_no_missing_one(
+    tmp_path: Path, store: S3Store, bucket: str
+) -> None:
+    for location in (str(tmp_path / "a.jsonl"), f"s3://{bucket}/a.jsonl"):
+        write_bytes(location, b"x\n", store=store)
+        remove_file(location, store=store)
+        remove_file(location, store=store)  # gone already: no error
+        with pytest.raises(StorageError):
+            read_bytes(location, store=store)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(StorageError, match="cannot delete"):
+        remove_file(tmp_path / "folder")

@@ -1,11 +1,12 @@
 """Ground Truth jobs as crowd sources: the job's worker-response files, or per-worker files.
 
 - ``gt-job``: ``<job>/annotations/worker-response/iteration-N/<datasetObjectId>/*.json``
-  (``docs/ground-truth-formats.md`` §2.3) with the job's manifest (line ``i`` is
-  ``datasetObjectId`` ``i``). A 100,000-object job with 5 workers is 500,000 small files:
-  keys are listed once (keys only, never contents), then each pass reads the answers of the
-  objects in manifest order through a bounded thread pool with a bounded window of objects
-  in flight, so memory stays flat. S3 reads retry through the client's *standard* retry
+  (``docs/ground-truth-formats.md`` §2.3) with the job's manifest (its ``i``-th data
+  object, blank lines not counted, is ``datasetObjectId`` ``i``: :func:`dataset_object_id`).
+  A 100,000-object job with 5 workers is 500,000 small files: keys are listed once (keys
+  only, never contents), then each pass reads the answers of the objects in manifest order
+  through a bounded thread pool with a bounded window of objects in flight, so memory
+  stays flat. S3 reads retry through the client's *standard* retry
   mode (:func:`~gt_toolkit.storage.s3.make_s3_client`).
 - ``answers-folder``: for jobs that ran without a consolidation Lambda, or answers kept by
   other means, ``<folder>/<worker id>.jsonl``, each line one image: ``{"datasetObjectId":
@@ -41,7 +42,7 @@ from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.formats.crowd.answer_index import AnswerIndex
 from gt_toolkit.formats.crowd.base import CrowdItem, CrowdSource, IndexedSource, list_files
 from gt_toolkit.formats.crowd.report import RejectHandler, Skipper, SkipReason
-from gt_toolkit.formats.manifest import ManifestLine, read_manifest
+from gt_toolkit.formats.manifest import ManifestLine, dataset_object_id, read_manifest
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer, parse_bounding_box_answer
 from gt_toolkit.storage.files import Location, iter_raw_lines, join_location, read_bytes
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
@@ -151,6 +152,13 @@ def job_labels(job: Location, *, store: S3Store | None = None) -> list[str] | No
         return None
     names = [i.get("label") for i in items if isinstance(i, dict)]
     return [n for n in names if isinstance(n, str)] or None
+
+
+def _numbered(manifest: Location, store: S3Store | None) -> Iterator[tuple[int, ManifestLine]]:
+    """The manifest's lines with their ``datasetObjectId`` (:func:`dataset_object_id`)."""
+    blank: list[int] = []
+    for line in read_manifest(manifest, store=store, blank_lines=blank):
+        yield dataset_object_id(line.line_no, blank), line
 
 
 def _key_of(data: Mapping[str, Any]) -> str:
@@ -286,7 +294,7 @@ class GtJobSource(CrowdSource):
                         self.report.failed_images += int(new)
                     yield _item(line, answers, where, self.skip if first else None, failure)
 
-            for index, line in enumerate(read_manifest(self.manifest, store=self.store)):
+            for index, line in _numbered(self.manifest, self.store):
                 pending.append((line, pool.submit(self._read, files.get(index, []))))
                 count = index + 1
                 yield from ready(window)
@@ -327,7 +335,7 @@ class AnswersFolderSource(IndexedSource):
 
     def load(self, index: AnswerIndex) -> None:
         """Every answer line, parsed on the way in (a bad line is a reject with its line)."""
-        for i, line in enumerate(read_manifest(self.manifest, store=self.store)):
+        for i, line in _numbered(self.manifest, self.store):
             index.set_alias(_key_of(line.data), str(i))  # the last line with a ref wins
         files = list_files(self.location, (".jsonl",), store=self.store)
         self.workers = len(files)
@@ -403,7 +411,7 @@ class AnswersFolderSource(IndexedSource):
         """Manifest lines in order, each with the answers the worker files gave it."""
         index = self._loaded()
         count = 0
-        for i, line in enumerate(read_manifest(self.manifest, store=self.store)):
+        for i, line in _numbered(self.manifest, self.store):
             count = i + 1
             found = index.find(str(i))
             answers: list[BoundingBoxAnswer] = []
