@@ -5,7 +5,10 @@ in S3 listing every object and its workers' answers (``docs/ground-truth-formats
 :func:`handle_post_annotation` reads it, consolidates each object with
 :func:`gt_toolkit.consolidation.engine.consolidate_image` and returns exactly one entry per
 ``datasetObjectId``, in payload order, in the built-in bounding-box output shape (§2.1), so the
-output manifest of a custom job reads like a built-in one. The Lambda returns them as plain
+output manifest of a custom job reads like a built-in one. An answer kept in S3 (``s3Uri``,
+read when ``content`` is absent or null) is the crowd element's output or a worker-response
+file (§2.3); such answers are read one window of objects ahead of the consolidation, so a
+batch of any size holds at most two windows of them in memory. The Lambda returns them as plain
 JSON values, which the runtime encodes (sizes counted as it does:
 :mod:`gt_toolkit.handlers.lambda_response`).
 
