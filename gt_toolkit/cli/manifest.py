@@ -218,21 +218,27 @@ def _run_sample(args: argparse.Namespace) -> int:
 
 
 def _run_split(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gt_toolkit.convert.staging import StagedOutput
+    from gt_toolkit.errors import StorageError
     from gt_toolkit.formats.manifest import ReadStats, dump_line
     from gt_toolkit.formats.sampling import item_key, split_name
     from gt_toolkit.progress import progress
-    from gt_toolkit.storage.files import atomic_output, join_location
+    from gt_toolkit.storage.files import join_location
+    from gt_toolkit.storage.s3 import is_s3_uri
 
     out = str(args.out)
+    if not is_s3_uri(out) and Path(out).exists() and not Path(out).is_dir():
+        raise StorageError(f"cannot write {out}: it is a file, and split writes a folder")
     stats = ReadStats()
     store, lines = _read(args, join_location(out, "split"), stats)
     fraction = args.validation_percent / 100
     counts = {"train": 0, "validation": 0}
-    with contextlib.ExitStack() as stack:
+    # both manifests or neither: one that failed to write takes the other with it
+    with StagedOutput(out, store=store) as staged, contextlib.ExitStack() as stack:
         sinks = {
-            name: stack.enter_context(
-                atomic_output(join_location(out, f"{name}.manifest"), store=store)
-            )
+            name: stack.enter_context(staged.open(staged.location(f"{name}.manifest")))
             for name in counts
         }
         for line in progress(lines, desc="splitting", unit="line"):

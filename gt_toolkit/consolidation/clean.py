@@ -146,7 +146,7 @@ def _gather_slow(boxes: Sequence[Any]) -> tuple[FloatArray, list[Any], dict[int,
             continue
         try:
             left, top, width, height = (float(raw[k]) for k in _COORDS)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # 10**400: no float
             malformed[b] = f"bad coordinates: {exc}"[:200]
             rows.append((math.nan,) * 4)
             names.append(None)
@@ -177,7 +177,7 @@ def _gather(
             labels, *coords = zip(*map(_GET_BOX, flat), strict=True)
             xywh = np.array(coords, dtype=np.float64)
             names = list(labels)
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError):
         parts: list[FloatArray] = []
         names = []
         for boxes in answers:
@@ -187,7 +187,7 @@ def _gather(
                     dtype=np.float64,
                 ).reshape(-1, 4)
                 labs = [b.get("label") for b in boxes]
-            except (KeyError, TypeError, ValueError, AttributeError):
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
                 arr, labs, bad = _gather_slow(boxes)
                 malformed.update({len(names) + b: d for b, d in bad.items()})
             parts.append(arr)

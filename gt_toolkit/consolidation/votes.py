@@ -22,6 +22,7 @@ __all__ = [
     "below_quorum_records",
     "count_votes",
     "score_boxes",
+    "support_confidence",
 ]
 
 _NONE: IntArray = np.zeros(0, dtype=np.intp)
@@ -227,7 +228,7 @@ def score_boxes(
         # the members who gave another label dissent: a contested label ranks below a
         # box nobody contradicts (workers miss objects more often than they mislabel them)
         quality = agreement[rows] * label_share - (1.0 - label_share)
-        confidence = _confidence(support, quality, k_box, answered)
+        confidence = support_confidence(support, quality, k_box, answered)
         return Verdict(rows, labs, confidence)
     winner = np.zeros(count, dtype=np.intp)
     label_share_all: FloatArray | float = 1.0
@@ -243,7 +244,7 @@ def score_boxes(
     support_all = cluster_weight / total_weight
     if void is not None:
         support_all[void] = 0.0
-    confidence_all = _confidence(support_all, agreement * label_share_all, size, answered)
+    confidence_all = support_confidence(support_all, agreement * label_share_all, size, answered)
     return Verdict(rows, winner[rows], confidence_all[rows])
 
 
@@ -263,8 +264,13 @@ def _agreement(clean: CleanBoxes, clusters: Clusters) -> FloatArray:
     return agreement
 
 
-def _confidence(support: FloatArray, quality: FloatArray, k: IntArray, answered: int) -> FloatArray:
-    """``support x (1 - (1 - quality) / (2k))`` within ``[0, 1]``; 0 when one worker answered."""
+def support_confidence(
+    support: FloatArray, quality: FloatArray, k: IntArray, answered: int
+) -> FloatArray:
+    """``support x (1 - (1 - quality) / (2k))`` within ``[0, 1]``; 0 when one worker answered.
+
+    Rule 7 of ``docs/consolidation.md``, for boxes and polygons alike.
+    """
     confidence: FloatArray = np.minimum(
         np.maximum(support * (1.0 - (1.0 - quality) / (2.0 * k)), 0.0), 1.0
     )

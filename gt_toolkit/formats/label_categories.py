@@ -78,8 +78,8 @@ def label_limits(task_type: str) -> tuple[int, int | None]:
 def validate_labels(labels: Sequence[object], *, task_type: str = "BoundingBox") -> list[str]:
     """Every problem with a label list for a task type; an empty list means it is valid.
 
-    Checks what Ground Truth rejects (count, length, duplicates) plus two things it accepts
-    but workers cannot use: non-string and blank labels.
+    Checks what Ground Truth rejects (count, length, duplicates) plus what it accepts but
+    workers cannot use: non-string and blank labels, and labels that differ only in spaces.
 
     Examples:
         >>> validate_labels(["car", "car"])
@@ -114,6 +114,15 @@ def validate_labels(labels: Sequence[object], *, task_type: str = "BoundingBox")
     for label, times in seen.items():
         if times > 1:
             problems.append(f"label {label!r} appears {times} times (labels must be unique)")
+    looks: dict[str, list[str]] = {}
+    for label in seen:
+        looks.setdefault(" ".join(label.split()), []).append(label)
+    for same in looks.values():
+        if len(same) > 1:  # "car" and "car ": two labels, one button text
+            shown = " and ".join(repr(x) for x in same)
+            problems.append(
+                f"labels {shown} differ only in spaces; workers could not tell them apart"
+            )
     return problems
 
 
@@ -123,6 +132,7 @@ def build_label_category_config(
     task_type: str = "BoundingBox",
     short_instruction: str | None = None,
     full_instruction: str | None = None,
+    audit_label_attribute: str | None = None,
 ) -> dict[str, Any]:
     """The label category config document for ``LabelCategoryConfigS3Uri``.
 
@@ -131,6 +141,8 @@ def build_label_category_config(
         task_type: the built-in task type (a key of :data:`TASK_TYPES`); sets the limits.
         short_instruction: NER jobs take their instructions from this file.
         full_instruction: as ``short_instruction``.
+        audit_label_attribute: the label attribute of the job a video-frame or 3D
+            adjustment job adjusts (``auditLabelAttributeName``).
 
     Raises:
         ValidationError: every problem :func:`validate_labels` finds, at once.
@@ -151,6 +163,8 @@ def build_label_category_config(
             "shortInstruction": short_instruction or "",
             "fullInstruction": full_instruction or "",
         }
+    if audit_label_attribute is not None:
+        config["auditLabelAttributeName"] = audit_label_attribute
     return config
 
 

@@ -41,8 +41,13 @@ from gt_toolkit.handlers.lambda_response import RESPONSE_BUDGET
 from gt_toolkit.sagemaker.regions import (
     BUILTIN_LAMBDA_ACCOUNTS,
     BUILTIN_TASK_TYPES,
+    HUMAN_TASK_UI_ACCOUNT,
+    HUMAN_TASK_UIS,
+    LABELING_ALGORITHMS,
     PUBLIC_WORKTEAM_ACCOUNT,
     builtin_lambda_arns,
+    human_task_ui_arn,
+    labeling_algorithm_arn,
     lambda_function_name,
     parse_arn,
     public_workteam_arn,
@@ -129,7 +134,6 @@ _REF_TASK_TYPES: Final = frozenset(
     }
 )
 _VIDEO_OR_3D: Final = ("Video", "3DPointCloud", "PointCloud")
-_HUMAN_TASK_UI_TYPES: Final = ("NamedEntityRecognition", *_VIDEO_OR_3D)
 # The managed AmazonSageMakerGroundTruthExecution policy only invokes functions whose name
 # contains one of these (§8 pitfall 12).
 _LAMBDA_NAME_MARKERS: Final = (
@@ -148,6 +152,8 @@ _PRE_PATH: Final = "HumanTaskConfig.PreHumanTaskLambdaArn"
 _ACS_PATH: Final = "HumanTaskConfig.AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn"
 _TEAM_PATH: Final = "HumanTaskConfig.WorkteamArn"
 _UI_ARN_PATH: Final = "HumanTaskConfig.UiConfig.HumanTaskUiArn"
+_UI_TEMPLATE_PATH: Final = "HumanTaskConfig.UiConfig.UiTemplateS3Uri"
+_ALGORITHM_PATH: Final = "LabelingJobAlgorithmsConfig.LabelingJobAlgorithmSpecificationArn"
 
 
 def _is_video_or_3d(task_type: str) -> bool:
@@ -257,25 +263,26 @@ def _warn_response_size(human: Mapping[str, Any], boxes: int, labels: Sequence[s
 
 def _build_ui_config(
     task_type: str,
+    region: str,
     template_uri: str | None,
-    human_task_ui_arn: str | None,
+    ui_arn: str | None,
     default_template: str,
     problems: list[str],
 ) -> dict[str, str]:
-    """``UiConfig``: our template (default location) or an AWS-hosted worker UI."""
-    ui_config: dict[str, str] = {}
-    if human_task_ui_arn is not None:
-        ui_config["HumanTaskUiArn"] = human_task_ui_arn
-    if template_uri is not None or human_task_ui_arn is None:
-        uses_hosted_ui = task_type.startswith(_HUMAN_TASK_UI_TYPES) or _is_video_or_3d(task_type)
-        if uses_hosted_ui and template_uri is None:
-            problems.append(
-                f"{task_type} jobs use an AWS-hosted worker UI: pass human_task_ui_arn "
-                "(regions.human_task_ui_arn)"
-            )
-        else:
-            ui_config["UiTemplateS3Uri"] = template_uri or default_template
-    return ui_config
+    """``UiConfig``: what was given, else the task type's hosted UI or our template's location.
+
+    Given values are kept as given (both at once, or the wrong kind for the task type, are
+    reported by the ``ui-config`` rule).
+    """
+    if template_uri is not None or ui_arn is not None:
+        return _optional_members(UiTemplateS3Uri=template_uri, HumanTaskUiArn=ui_arn)
+    if task_type not in HUMAN_TASK_UIS:
+        return {"UiTemplateS3Uri": default_template}
+    try:
+        return {"HumanTaskUiArn": human_task_ui_arn(region, task_type)}
+    except ValidationError as exc:
+        problems.extend(exc.problems)
+        return {}
 
 
 def _lambda_pair(
@@ -368,7 +375,12 @@ def build_labeling_job_request(
     the label file default to :func:`default_config_uris`.
 
     Args:
-        label_attribute: the output key; defaults to ``job_name`` (as the console does).
+        label_attribute: the output key; defaults to ``job_name`` (as the console does),
+            with ``-ref`` added for the task types whose label is a file reference.
+        template_uri: the worker template; defaults to :func:`default_config_uris`' location.
+            Not for NER, video-frame and 3D jobs: they take an AWS-hosted UI.
+        human_task_ui_arn: the hosted UI of those jobs; defaults to
+            :func:`~gt_toolkit.sagemaker.regions.human_task_ui_arn` for ``region``.
         workforce: ``public`` (Mechanical Turk; needs ``price_usd`` and the PII classifier),
             ``private`` or ``vendor`` (need ``workteam_arn``).
         price_usd: per task, one of :data:`ALLOWED_PRICES_USD` within :func:`price_range`.
@@ -398,6 +410,10 @@ def build_labeling_job_request(
         'arn:aws:lambda:us-east-1:432418664414:function:PRE-BoundingBox'
     """
     problems = _positive_or_none("expected_boxes_per_image", expected_boxes_per_image)
+    keywords = _string_list("task_keywords", task_keywords, problems)
+    classifiers = list(
+        dict.fromkeys(_string_list("content_classifiers", content_classifiers, problems))
+    )
     default_template, default_labels = default_config_uris(output_uri, job_name)
     pre_arn, acs_arn = _lambda_pair(
         region, task_type, pre_annotation_lambda_arn, consolidation_lambda_arn, lambdas, problems
@@ -409,7 +425,7 @@ def build_labeling_job_request(
     human: dict[str, Any] = {
         "WorkteamArn": _workteam(workforce, workteam_arn, region, problems),
         "UiConfig": _build_ui_config(
-            task_type, template_uri, human_task_ui_arn, default_template, problems
+            task_type, region, template_uri, human_task_ui_arn, default_template, problems
         ),
         "TaskTitle": task_title,
         "TaskDescription": task_description,
@@ -418,16 +434,19 @@ def build_labeling_job_request(
         **_optional_members(
             PreHumanTaskLambdaArn=pre_arn,
             AnnotationConsolidationConfig=acs_arn and {"AnnotationConsolidationLambdaArn": acs_arn},
-            TaskKeywords=list(task_keywords),
+            TaskKeywords=keywords,
             TaskAvailabilityLifetimeInSeconds=task_availability_lifetime_seconds,
             MaxConcurrentTaskCount=max_concurrent_tasks,
             PublicWorkforceTaskPrice=usd_to_price(price) if price is not None else None,
         ),
     }
-    classifiers = list(dict.fromkeys(content_classifiers))
     request: dict[str, Any] = {
         "LabelingJobName": job_name,
-        "LabelAttributeName": label_attribute if label_attribute is not None else job_name,
+        "LabelAttributeName": (
+            label_attribute
+            if label_attribute is not None
+            else _default_attribute(job_name, task_type)
+        ),
         "InputConfig": {
             "DataSource": {"S3DataSource": {"ManifestS3Uri": manifest_uri}},
             **_optional_members(DataAttributes=classifiers and {"ContentClassifiers": classifiers}),
@@ -464,6 +483,19 @@ def build_labeling_job_request(
     if expected_boxes_per_image is not None:
         _warn_response_size(human, expected_boxes_per_image, labels)
     return request
+
+
+def _default_attribute(job_name: str, task_type: str) -> str:
+    """The console's label attribute: the job name, ``-ref`` where the label is a file."""
+    return f"{job_name}-ref" if task_type in _REF_TASK_TYPES else job_name
+
+
+def _string_list(name: str, values: Sequence[str], problems: list[str]) -> list[str]:
+    """``values`` as a list; one string is refused, not split into its characters."""
+    if isinstance(values, str):
+        problems.append(f"{name} must be a list of strings, got the single string {values!r}")
+        return []
+    return list(values)
 
 
 def _positive_or_none(name: str, value: object) -> list[str]:
@@ -541,21 +573,30 @@ class LabelingJobCheck:
         }
 
     def regional_arns(self) -> dict[str, str]:
-        """The ARNs that name the job's region, by request path (the given, non-empty ones)."""
+        """The ARNs that name the job's region, by request path (the given, non-empty ones).
+
+        KMS keys may also be given as a bare key id or alias; those are no ARN and not checked.
+        """
+        algorithms = _dig(self.request, "LabelingJobAlgorithmsConfig")
         arns = {
             _TEAM_PATH: self.team,
             **self.lambdas(),
             _UI_ARN_PATH: _dig(self.human, "UiConfig", "HumanTaskUiArn"),
+            # SSE-KMS keys must be in the output bucket's region, which is the job's.
+            "OutputConfig.KmsKeyId": _dig(self.request, "OutputConfig", "KmsKeyId"),
+            _ALGORITHM_PATH: _dig(algorithms, "LabelingJobAlgorithmSpecificationArn"),
+            "LabelingJobAlgorithmsConfig.InitialActiveLearningModelArn": _dig(
+                algorithms, "InitialActiveLearningModelArn"
+            ),
+            "LabelingJobAlgorithmsConfig.LabelingJobResourceConfig.VolumeKmsKeyId": _dig(
+                algorithms, "LabelingJobResourceConfig", "VolumeKmsKeyId"
+            ),
         }
         return {path: arn for path, arn in arns.items() if isinstance(arn, str) and arn}
 
     def all_arns(self) -> dict[str, str]:
-        """Every ARN of the request by path: the role and KMS key too (they are global)."""
-        arns = {
-            "RoleArn": self.request.get("RoleArn"),
-            "OutputConfig.KmsKeyId": _dig(self.request, "OutputConfig", "KmsKeyId"),
-            **self.regional_arns(),
-        }
+        """Every ARN of the request by path: the (global) role too."""
+        arns = {"RoleArn": self.request.get("RoleArn"), **self.regional_arns()}
         return {
             path: arn
             for path, arn in arns.items()
@@ -626,9 +667,35 @@ def _check_s3_locations(job: LabelingJobCheck) -> Iterator[str]:
 
 
 def _check_ui_config(job: LabelingJobCheck) -> Iterator[str]:
+    """NER, video-frame and 3D jobs take their own hosted UI; every other task a template."""
     ui = job.human.get("UiConfig")
-    if isinstance(ui, Mapping) and len(ui) != 1:
+    if not isinstance(ui, Mapping):
+        return
+    if len(ui) != 1:
         yield "HumanTaskConfig.UiConfig: set exactly one of UiTemplateS3Uri, HumanTaskUiArn"
+        return
+    hosted = HUMAN_TASK_UIS.get(job.task_type)
+    ui_arn = ui.get("HumanTaskUiArn")
+    if hosted is None and ui_arn is not None:
+        yield (
+            f"{_UI_ARN_PATH}: {job.task_type} jobs take a worker template (UiTemplateS3Uri); "
+            "AWS hosts worker UIs only for NER, video-frame and 3D jobs"
+        )
+    elif hosted is not None and ui_arn is None:
+        yield (
+            f"{_UI_TEMPLATE_PATH}: {job.task_type} jobs take the AWS-hosted worker UI "
+            f"human-task-ui/{hosted} (HumanTaskUiArn), not a template"
+        )
+    elif hosted is not None and isinstance(ui_arn, str):
+        parsed = parse_arn(ui_arn)
+        expected = f"human-task-ui/{hosted}"
+        if parsed is not None and (
+            parsed.account != HUMAN_TASK_UI_ACCOUNT or parsed.resource != expected
+        ):
+            yield (
+                f"{_UI_ARN_PATH}: {job.task_type} jobs take AWS's {expected} of account "
+                f"{HUMAN_TASK_UI_ACCOUNT}, got {parsed.resource} of account {parsed.account}"
+            )
 
 
 def _check_arn_regions(job: LabelingJobCheck) -> Iterator[str]:
@@ -795,6 +862,28 @@ def _check_task_time_limit(job: LabelingJobCheck) -> Iterator[str]:
         )
 
 
+def _check_automated_labeling(job: LabelingJobCheck) -> Iterator[str]:
+    """Automated data labeling serves four task types, each with AWS's own algorithm ARN."""
+    arn = _dig(job.request, "LabelingJobAlgorithmsConfig", "LabelingJobAlgorithmSpecificationArn")
+    if not isinstance(arn, str):
+        return
+    if job.task_type not in LABELING_ALGORITHMS:
+        yield (
+            f"LabelingJobAlgorithmsConfig: automated data labeling does not serve {job.task_type} "
+            f"jobs; only {', '.join(LABELING_ALGORITHMS)}"
+        )
+        return
+    try:
+        expected = labeling_algorithm_arn(job.region, job.task_type)
+    except ValidationError:
+        return  # the region rule names the region
+    parsed, wanted = parse_arn(arn), parse_arn(expected)
+    if parsed is None or wanted is None:
+        return  # the service model reports a non-ARN
+    if (parsed.account, parsed.resource) != (wanted.account, wanted.resource):
+        yield f"{_ALGORITHM_PATH}: {job.task_type} jobs take {expected}"
+
+
 def _check_labels(job: LabelingJobCheck) -> Iterator[str]:
     if job.labels is None:
         return
@@ -820,6 +909,7 @@ LABELING_JOB_RULES: Final[Mapping[str, Rule]] = {
     "mturk-task-type": _check_mturk_task_type,
     "availability-lifetime": _check_availability_lifetime,
     "task-time-limit": _check_task_time_limit,
+    "automated-labeling": _check_automated_labeling,
     "labels": _check_labels,
 }
 """The Ground Truth rules the service model does not carry, by name, in the order reported."""
@@ -863,21 +953,42 @@ def create_labeling_job(
     labels: Sequence[str],
     template: str | bytes | None = None,
     task_type: str = "BoundingBox",
+    short_instruction: str | None = None,
+    full_instruction: str | None = None,
+    audit_label_attribute: str | None = None,
 ) -> str:
     """Upload the worker template and label file where ``request`` points, then create the job.
 
     The request is re-checked against the service model first, so nothing is uploaded for a
     request SageMaker would refuse. Returns the ``LabelingJobArn``.
+
+    Args:
+        short_instruction: NER jobs read their worker instructions from the label file, so
+            they need this or ``full_instruction``.
+        full_instruction: as ``short_instruction``.
+        audit_label_attribute: the original job's label attribute, which video-frame and 3D
+            adjustment jobs name in their label file (``auditLabelAttributeName``).
     """
     problems = problems_as_strings(validate_request("CreateLabelingJob", request))
     template_uri = _dig(request, "HumanTaskConfig", "UiConfig", "UiTemplateS3Uri")
     if template_uri is not None and template is None:
         problems.append("the request names UiTemplateS3Uri, so pass the template to upload")
+    if template_uri is None and template is not None:
+        problems.append("the request uses an AWS-hosted worker UI, so no template is used")
+    problems.extend(
+        _label_file_problems(
+            task_type, short_instruction or full_instruction, audit_label_attribute
+        )
+    )
     label_uri = request.get("LabelCategoryConfigS3Uri")
     if problems:
         raise ValidationError(problems, what="labeling job request")
     config = build_label_category_config(
-        labels, task_type=task_type if task_type in TASK_TYPES else "Custom"
+        labels,
+        task_type=task_type if task_type in TASK_TYPES else "Custom",
+        short_instruction=short_instruction,
+        full_instruction=full_instruction,
+        audit_label_attribute=audit_label_attribute,
     )
     if template_uri is not None and template is not None:
         body = template.encode("utf-8") if isinstance(template, str) else template
@@ -886,6 +997,29 @@ def create_labeling_job(
         store.put_bytes(label_uri, orjson.dumps(config), content_type="application/json")
     response = sagemaker.create_labeling_job(**request)
     return response["LabelingJobArn"]
+
+
+def _label_file_problems(
+    task_type: str, instructions: str | None, audit_label_attribute: str | None
+) -> list[str]:
+    """What the label file of ``task_type`` must hold beyond its labels.
+
+    botocore's ``LabelCategoryConfigS3Uri``: NER jobs take their instructions from it, and
+    video-frame and 3D adjustment jobs the attribute they adjust.
+    """
+    problems = []
+    if task_type == "NamedEntityRecognition" and not instructions:
+        problems.append(
+            "NamedEntityRecognition jobs read their worker instructions from the label file: "
+            "pass short_instruction and/or full_instruction"
+        )
+    audited = task_type in HUMAN_TASK_UIS and task_type.startswith("Adjustment")
+    if audited and not audit_label_attribute:
+        problems.append(
+            f"{task_type} jobs name the label attribute they adjust in the label file: pass "
+            "audit_label_attribute (the original job's LabelAttributeName)"
+        )
+    return problems
 
 
 @dataclass(frozen=True, slots=True)

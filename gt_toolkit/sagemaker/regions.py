@@ -23,7 +23,10 @@ __all__ = [
     "BUILTIN_TASK_TYPES",
     "DEBUGGER_RULE_ACCOUNTS",
     "DLC_ACCOUNTS",
+    "HUMAN_TASK_UIS",
     "HUMAN_TASK_UI_ACCOUNT",
+    "LABELING_ALGORITHMS",
+    "LABELING_ALGORITHM_ACCOUNT",
     "PUBLIC_WORKTEAM_ACCOUNT",
     "PYTORCH_INFERENCE_VERSIONS",
     "PYTORCH_TRAINING_VERSIONS",
@@ -32,6 +35,7 @@ __all__ = [
     "builtin_lambda_arns",
     "human_task_ui_arn",
     "is_gpu_instance",
+    "labeling_algorithm_arn",
     "lambda_function_name",
     "parse_arn",
     "public_workteam_arn",
@@ -74,6 +78,35 @@ ALGORITHM_IMAGE_ACCOUNTS: Final[dict[str, str]] = {
 
 PUBLIC_WORKTEAM_ACCOUNT: Final = "394669845002"
 HUMAN_TASK_UI_ACCOUNT: Final = "394669845002"
+
+HUMAN_TASK_UIS: Final[dict[str, str]] = {
+    "NamedEntityRecognition": "NamedEntityRecognition",
+    **dict.fromkeys(
+        ("VideoObjectDetection", "AdjustmentVideoObjectDetection"), "VideoObjectDetection"
+    ),
+    **dict.fromkeys(
+        ("VideoObjectTracking", "AdjustmentVideoObjectTracking"), "VideoObjectTracking"
+    ),
+    **{
+        f"{prefix}3DPointCloud{kind}": f"PointCloud{kind}"
+        for prefix in ("", "Adjustment")
+        for kind in ("ObjectDetection", "ObjectTracking", "SemanticSegmentation")
+    },
+}
+"""Task type -> its AWS-hosted worker UI (``human-task-ui/<name>``), botocore's ``UiConfig`` list.
+
+Only these task types take a ``HumanTaskUiArn``; every other one (images, text, video
+classification, custom) takes a ``UiTemplateS3Uri``. The 3D names drop the ``3D`` prefix.
+"""
+
+LABELING_ALGORITHM_ACCOUNT: Final = "027400017018"
+LABELING_ALGORITHMS: Final[dict[str, str]] = {
+    "BoundingBox": "object-detection",
+    "ImageMultiClass": "image-classification",
+    "TextMultiClass": "text-classification",
+    "SemanticSegmentation": "semantic-segmentation",
+}
+"""The task types automated data labeling serves -> their algorithm specification."""
 
 BUILTIN_TASK_TYPES: Final[tuple[str, ...]] = (
     "BoundingBox",
@@ -150,12 +183,55 @@ def public_workteam_arn(region: str) -> str:
 
 
 def human_task_ui_arn(region: str, task_type: str) -> str:
-    """The AWS-hosted worker UI (NER, video and 3D tasks only) for ``region``.
+    """The AWS-hosted worker UI (NER, video-frame and 3D tasks only) for ``region``.
 
-    ``task_type`` is e.g. ``PointCloudObjectDetection`` (not ``3DPointCloud…``, §8 pitfall 16).
+    ``task_type`` is the job's (``3DPointCloudObjectDetection``) or the UI's own name
+    (``PointCloudObjectDetection``); an invented name is refused, since SageMaker refuses it
+    only when the job is created (§8 pitfall 16).
+
+    Raises:
+        ValidationError: a region without Ground Truth, or a task type without a hosted UI.
+
+    Examples:
+        >>> human_task_ui_arn("us-east-1", "Adjustment3DPointCloudObjectTracking")
+        'arn:aws:sagemaker:us-east-1:394669845002:human-task-ui/PointCloudObjectTracking'
     """
     _require(BUILTIN_LAMBDA_ACCOUNTS, region, "Ground Truth human task UIs")
-    return f"arn:aws:sagemaker:{region}:{HUMAN_TASK_UI_ACCOUNT}:human-task-ui/{task_type}"
+    name = HUMAN_TASK_UIS.get(task_type, task_type)
+    if name not in HUMAN_TASK_UIS.values():
+        raise ValidationError(
+            [
+                f"{task_type!r} has no AWS-hosted worker UI (only NER, video-frame and 3D task "
+                f"types do; the others take a worker template): one of {', '.join(HUMAN_TASK_UIS)}"
+            ]
+        )
+    return f"arn:aws:sagemaker:{region}:{HUMAN_TASK_UI_ACCOUNT}:human-task-ui/{name}"
+
+
+def labeling_algorithm_arn(region: str, task_type: str) -> str:
+    """The ``LabelingJobAlgorithmSpecificationArn`` of automated data labeling for a task type.
+
+    Raises:
+        ValidationError: a region without Ground Truth, or a task type automated labeling
+            does not serve (listing those it does).
+
+    Examples:
+        >>> labeling_algorithm_arn("eu-west-1", "BoundingBox").rsplit(":", 1)[-1]
+        'labeling-job-algorithm-specification/object-detection'
+    """
+    _require(BUILTIN_LAMBDA_ACCOUNTS, region, "Ground Truth automated data labeling")
+    algorithm = LABELING_ALGORITHMS.get(task_type)
+    if algorithm is None:
+        raise ValidationError(
+            [
+                f"automated data labeling does not serve {task_type} jobs; only "
+                f"{', '.join(LABELING_ALGORITHMS)}"
+            ]
+        )
+    return (
+        f"arn:aws:sagemaker:{region}:{LABELING_ALGORITHM_ACCOUNT}:"
+        f"labeling-job-algorithm-specification/{algorithm}"
+    )
 
 
 def algorithm_image_uri(region: str, algorithm: Algorithm = "object-detection") -> str:

@@ -13,6 +13,7 @@ import pytest
 from gt_toolkit.cli import main
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import REPO, SAMPLES, seed_objects
+from tests.storage.fault_proxy import FaultProxy
 
 
 def _lines(path: Path) -> list[dict[str, object]]:
@@ -230,3 +231,23 @@ def test_the_rejects_file_is_where_help_says(
     with pytest.raises(SystemExit):
         main([command, "--help"])
     assert f"(default: {rejects})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_split_to_s3_writes_both_manifests_or_neither(
+    store: S3Store, bucket: str, fault_proxy: FaultProxy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the train upload fails past the retries after validation's went up: neither may stay
+    fault_proxy.plan(*["error500"] * 20, method="PUT", path="train.manifest")
+    out = f"s3://{bucket}/split"
+    args = ["split", str(SAMPLES / "input.manifest"), "-o", out, "--endpoint-url"]
+    assert main([*args, fault_proxy.url]) == 1
+    assert "train.manifest" in capsys.readouterr().err
+    assert _keys(store, bucket) == []
+    fault_proxy.clear()
+    assert main([*args, fault_proxy.url]) == 0  # no fault left: both appear
+    assert _keys(store, bucket) == ["split/train.manifest", "split/validation.manifest"]
+
+
+def _keys(store: S3Store, bucket: str) -> list[str]:
+    listed = store.client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return sorted(o["Key"] for o in listed)

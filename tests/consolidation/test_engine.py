@@ -146,6 +146,18 @@ def test_image_consolidation_records_clusters_and_drops() -> None:
     }
 
 
+@pytest.mark.parametrize("where", ["fast", "slow"], ids=["whole-answer", "with-a-bad-box"])
+def test_a_coordinate_no_float_can_hold_is_malformed_not_a_crash(where: str) -> None:
+    # JSON reads 1e400-digit integers as Python ints; float() of one overflows
+    huge = {"label": "car", "left": 10**400, "top": 1, "width": 5, "height": 5}
+    first = [huge] if where == "fast" else [huge, {"oops": 1}]
+    out = consolidate_image([first, [A], [A]])
+    first_drop = out.dropped[0]
+    assert (first_drop["worker"], first_drop["box"], first_drop["reason"]) == (0, 0, "malformed")
+    assert "int too large" in first_drop["detail"]
+    assert len(out.boxes) == 1
+
+
 def test_clip_versus_drop_at_image_border() -> None:
     crossing = [[bx(90, 10, 20, 20)], [bx(91, 10, 20, 20)]]
     size = {"width": 100, "height": 100}

@@ -52,6 +52,8 @@ def test_build_adds_ner_instructions() -> None:
         (["   "], "BoundingBox", "only whitespace"),
         (["a", 3], "BoundingBox", "label #2 is a int"),
         ("car", "BoundingBox", "not a single str"),
+        (["car", "car "], "BoundingBox", "labels 'car' and 'car ' differ only in spaces"),
+        (["big  dog", "big dog"], "BoundingBox", "differ only in spaces"),
     ],
     ids=[
         "bbox-empty",
@@ -65,6 +67,8 @@ def test_build_adds_ner_instructions() -> None:
         "blank",
         "not-a-string",
         "bare-string",
+        "trailing-space",
+        "double-space",
     ],
 )
 def test_validate_labels_reports_each_problem(
@@ -131,7 +135,10 @@ def test_parse_rejects_malformed(document: bytes, fragment: str) -> None:
 
 @given(
     st.lists(
-        st.text(min_size=1, max_size=256).filter(str.strip), min_size=1, max_size=50, unique=True
+        st.text(min_size=1, max_size=256).filter(str.strip),
+        min_size=1,
+        max_size=50,
+        unique_by=lambda label: " ".join(label.split()),  # what a worker sees
     )
 )
 def test_build_then_parse_round_trips(labels: list[str]) -> None:

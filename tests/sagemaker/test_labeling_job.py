@@ -37,8 +37,12 @@ from gt_toolkit.sagemaker.labeling_job import (
 from gt_toolkit.sagemaker.regions import (
     ALGORITHM_IMAGE_ACCOUNTS,
     BUILTIN_LAMBDA_ACCOUNTS,
+    HUMAN_TASK_UIS,
+    LABELING_ALGORITHMS,
     algorithm_image_uri,
     builtin_lambda_arns,
+    human_task_ui_arn,
+    labeling_algorithm_arn,
     lambda_function_name,
     parse_arn,
     public_workteam_arn,
@@ -57,6 +61,11 @@ ROLE = "arn:aws:iam::123456789012:role/GroundTruthRole"
 TEAM = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/ball-team"
 OUR_PRE = "arn:aws:lambda:us-east-1:123456789012:function:gt-toolkit-sagemaker-pre"
 OUR_ACS = "arn:aws:lambda:us-east-1:123456789012:function:gt-toolkit-sagemaker-post"
+UI = "arn:aws:sagemaker:us-east-1:394669845002:human-task-ui/"
+AL_BOXES = (
+    "arn:aws:sagemaker:us-east-1:027400017018:labeling-job-algorithm-specification/object-detection"
+)
+KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
 def base_args(**overrides: Any) -> dict[str, Any]:
@@ -203,6 +212,44 @@ def test_vendor_and_classification_defaults() -> None:
     )
 
 
+@pytest.mark.parametrize("task_type", sorted(HUMAN_TASK_UIS))
+def test_hosted_ui_task_types_default_to_their_own_worker_ui(task_type: str) -> None:
+    """NER, video-frame and 3D jobs build without a template, on AWS's UI for the type."""
+    request = build_labeling_job_request(**base_args(task_type=task_type, labels=["car"]))
+    assert_valid_for_service("CreateLabelingJob", request)
+    assert request["HumanTaskConfig"]["UiConfig"] == {
+        "HumanTaskUiArn": UI + HUMAN_TASK_UIS[task_type]
+    }
+
+
+@pytest.mark.parametrize(
+    ("task_type", "attribute"),
+    [
+        ("SemanticSegmentation", "balls-2026-11-24-ref"),
+        ("AdjustmentVideoObjectTracking", "balls-2026-11-24-ref"),
+        ("VerificationSemanticSegmentation", "balls-2026-11-24"),
+        ("3DPointCloudObjectDetection", "balls-2026-11-24"),
+    ],
+)
+def test_the_default_label_attribute_ends_in_ref_where_the_task_type_needs_it(
+    task_type: str, attribute: str
+) -> None:
+    request = build_labeling_job_request(**base_args(task_type=task_type, labels=["car"]))
+    assert request["LabelAttributeName"] == attribute
+
+
+def test_video_classification_takes_a_template_not_a_hosted_ui() -> None:
+    request = build_labeling_job_request(**base_args(task_type="VideoMultiClass"))
+    assert_valid_for_service("CreateLabelingJob", request)
+    assert list(request["HumanTaskConfig"]["UiConfig"]) == ["UiTemplateS3Uri"]
+
+
+def test_a_kms_key_of_the_jobs_region_or_without_one_is_accepted() -> None:
+    for key in (KMS_KEY, "alias/labels", "1234abcd-12ab-34cd-56ef-1234567890ab"):
+        request = build_labeling_job_request(**base_args(output_kms_key_id=key))
+        assert request["OutputConfig"]["KmsKeyId"] == key
+
+
 @pytest.mark.parametrize("region", sorted(BUILTIN_LAMBDA_ACCOUNTS))
 def test_every_region_in_the_table_builds_a_valid_public_request(region: str) -> None:
     request = build_labeling_job_request(**public_args(region=region))
@@ -340,6 +387,16 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("bad keyword", base_args(task_keywords=["ok", "not ok!"]), ["TaskKeywords[1]"]),
     ("six keywords", base_args(task_keywords=["a", "b", "c", "d", "e", "f"]), ["item count 6"]),
     (
+        "one keyword string",
+        base_args(task_keywords="image"),
+        ["task_keywords must be a list of strings, got the single string 'image'"],
+    ),
+    (
+        "one classifier string",
+        public_args(content_classifiers="FreeOfPersonallyIdentifiableInformation"),
+        ["content_classifiers must be a list of strings, got the single string"],
+    ),
+    (
         "bad classifier",
         public_args(content_classifiers=["FreeOfPersonallyIdentifiableInformation", "Safe"]),
         ["'Safe' is not one of"],
@@ -359,9 +416,45 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         ["Mechanical Turk cannot work on VideoObjectDetection"],
     ),
     (
-        "video without hosted ui",
-        base_args(task_type="VideoObjectDetection", label_attribute="v-ref"),
-        ["human_task_ui_arn"],
+        "video with a template",
+        base_args(
+            task_type="VideoObjectDetection", template_uri="s3://gt-toolkit-demo/t.liquid.html"
+        ),
+        ["VideoObjectDetection jobs take the AWS-hosted worker UI human-task-ui/VideoObject"],
+    ),
+    (
+        "NER with a template",
+        base_args(
+            task_type="NamedEntityRecognition",
+            template_uri="s3://gt-toolkit-demo/t.liquid.html",
+        ),
+        ["take the AWS-hosted worker UI human-task-ui/NamedEntityRecognition"],
+    ),
+    (
+        "bounding boxes on a hosted ui",
+        base_args(human_task_ui_arn=UI + "VideoObjectDetection"),
+        ["BoundingBox jobs take a worker template (UiTemplateS3Uri)"],
+    ),
+    (
+        "invented 3D ui name",
+        base_args(
+            task_type="3DPointCloudObjectDetection",
+            human_task_ui_arn=UI + "3DPointCloudObjectDetection",
+        ),
+        ["take AWS's human-task-ui/PointCloudObjectDetection of account 394669845002"],
+    ),
+    (
+        "hosted ui of another account",
+        base_args(
+            task_type="VideoObjectTracking",
+            human_task_ui_arn=UI.replace("394669845002", "123456789012") + "VideoObjectTracking",
+        ),
+        ["got human-task-ui/VideoObjectTracking of account 123456789012"],
+    ),
+    (
+        "output key in another region",
+        base_args(output_kms_key_id=KMS_KEY.replace("us-east-1", "eu-west-1")),
+        ["OutputConfig.KmsKeyId is in eu-west-1, but the job runs in us-east-1"],
     ),
     ("vendor with private team", base_args(workforce="vendor"), ["'workteam/vendor-crowd/'"]),
     (
@@ -524,6 +617,13 @@ RULE_ROWS: list[tuple[str, str, dict[str, object], dict[str, Any], str]] = [
         {},
         "TaskTimeLimitInSeconds 300 is longer than TaskAvailabilityLifetimeInSeconds 299",
     ),
+    (
+        "automated-labeling",
+        "private",
+        {"LabelingJobAlgorithmsConfig": {"LabelingJobAlgorithmSpecificationArn": AL_BOXES}},
+        {"task_type": "AdjustmentBoundingBox"},
+        "automated data labeling does not serve AdjustmentBoundingBox jobs",
+    ),
     ("labels", "private", {}, {"labels": ["ball", "ball"]}, "labels: label 'ball' appears 2"),
 ]
 
@@ -541,6 +641,34 @@ def test_each_rule_passes_a_good_request_and_names_what_breaks_it(
     bad = LabelingJobCheck.of(edited(request, edits), **(context | settings))
     problems = list(check(bad))
     assert len(problems) == 1 and expected in problems[0], problems
+
+
+def test_automated_labeling_takes_the_algorithm_of_its_task_type_and_region() -> None:
+    request = build_labeling_job_request(**base_args())
+    model = "arn:aws:sagemaker:us-east-1:123456789012:model/boxes-al"
+    config = {
+        "LabelingJobAlgorithmSpecificationArn": AL_BOXES,
+        "InitialActiveLearningModelArn": model,
+    }
+    good = edited(request, {"LabelingJobAlgorithmsConfig": config})
+    assert labeling_job_problems(good, region="us-east-1", labels=["ball", "bat"]) == []
+    classes = AL_BOXES.replace("object-detection", "image-classification")
+    bad = edited(
+        request,
+        {
+            "LabelingJobAlgorithmsConfig.LabelingJobAlgorithmSpecificationArn": classes,
+            "LabelingJobAlgorithmsConfig.InitialActiveLearningModelArn": model.replace(
+                "us-east-1", "us-west-2"
+            ),
+        },
+    )
+    problems = labeling_job_problems(bad, region="us-east-1", labels=["ball", "bat"])
+    assert problems == [
+        "LabelingJobAlgorithmsConfig.InitialActiveLearningModelArn is in us-west-2, but the job "
+        "runs in us-east-1",
+        f"LabelingJobAlgorithmsConfig.LabelingJobAlgorithmSpecificationArn: BoundingBox jobs take "
+        f"{AL_BOXES}",
+    ]
 
 
 def test_every_rule_has_a_row_in_the_table() -> None:
@@ -697,6 +825,34 @@ def test_region_helpers() -> None:
         algorithm_image_uri("mars-north-1")
 
 
+@pytest.mark.parametrize(
+    ("task_type", "ui"),
+    [
+        ("3DPointCloudObjectDetection", "PointCloudObjectDetection"),
+        ("Adjustment3DPointCloudSemanticSegmentation", "PointCloudSemanticSegmentation"),
+        ("AdjustmentVideoObjectDetection", "VideoObjectDetection"),
+        ("NamedEntityRecognition", "NamedEntityRecognition"),
+        ("PointCloudObjectTracking", "PointCloudObjectTracking"),  # the UI's own name
+    ],
+)
+def test_hosted_ui_arns_name_the_ui_of_the_task_type(task_type: str, ui: str) -> None:
+    assert human_task_ui_arn("us-east-1", task_type) == UI + ui
+
+
+@pytest.mark.parametrize("task_type", ["BoundingBox", "VideoMultiClass", "3DBoundingBox"])
+def test_task_types_without_a_hosted_ui_get_no_invented_arn(task_type: str) -> None:
+    with pytest.raises(ValidationError, match=f"'{task_type}' has no AWS-hosted worker UI"):
+        human_task_ui_arn("us-east-1", task_type)
+
+
+def test_automated_labeling_algorithms_per_task_type() -> None:
+    assert labeling_algorithm_arn("us-east-1", "BoundingBox") == AL_BOXES
+    for task_type, algorithm in LABELING_ALGORITHMS.items():
+        assert labeling_algorithm_arn("ap-south-1", task_type).endswith("/" + algorithm)
+    with pytest.raises(ValidationError, match="does not serve ImageMultiClassMultiLabel jobs"):
+        labeling_algorithm_arn("us-east-1", "ImageMultiClassMultiLabel")
+
+
 # ---------------------------------------------------------------- create + wait (Stubber)
 
 
@@ -745,6 +901,63 @@ def test_create_labeling_job_uploads_nothing_for_a_bad_request(
     with pytest.raises(ValidationError, match="TaskTimeLimitInSeconds"):
         create_labeling_job(request, sagemaker=client, store=store, labels=["ball"], template="x")
     assert not store.exists(request["LabelCategoryConfigS3Uri"])
+
+
+def test_a_ner_label_file_carries_the_instructions(
+    sagemaker_stub: Any, store: S3Store, bucket: str
+) -> None:
+    client, stubber = sagemaker_stub
+    request = build_labeling_job_request(
+        **base_args(
+            task_type="NamedEntityRecognition",
+            manifest_uri=f"s3://{bucket}/in.manifest",
+            output_uri=f"s3://{bucket}/out",
+        )
+    )
+    common = {"sagemaker": client, "store": store, "labels": ["person"]}
+    with pytest.raises(ValidationError, match="pass short_instruction and/or full_instruction"):
+        create_labeling_job(request, task_type="NamedEntityRecognition", **common)
+    with pytest.raises(ValidationError, match="an AWS-hosted worker UI, so no template is used"):
+        create_labeling_job(
+            request,
+            task_type="NamedEntityRecognition",
+            template="<crowd-form/>",
+            short_instruction="Mark names",
+            **common,
+        )
+    assert not store.exists(request["LabelCategoryConfigS3Uri"])
+    stubber.add_response("create_labeling_job", {"LabelingJobArn": "arn:x"}, request)
+    create_labeling_job(
+        request, task_type="NamedEntityRecognition", short_instruction="<p>Mark names</p>", **common
+    )
+    config = json.loads(store.get_bytes(request["LabelCategoryConfigS3Uri"]))
+    assert config["instructions"] == {
+        "shortInstruction": "<p>Mark names</p>",
+        "fullInstruction": "",
+    }
+
+
+def test_a_3d_adjustment_label_file_names_the_audited_attribute(
+    sagemaker_stub: Any, store: S3Store, bucket: str
+) -> None:
+    client, stubber = sagemaker_stub
+    task_type = "Adjustment3DPointCloudObjectDetection"
+    request = build_labeling_job_request(
+        **base_args(
+            task_type=task_type,
+            labels=["car"],
+            source_label_attribute="cars",
+            manifest_uri=f"s3://{bucket}/in.manifest",
+            output_uri=f"s3://{bucket}/out",
+        )
+    )
+    common = {"sagemaker": client, "store": store, "labels": ["car"], "task_type": task_type}
+    with pytest.raises(ValidationError, match="pass audit_label_attribute"):
+        create_labeling_job(request, **common)
+    stubber.add_response("create_labeling_job", {"LabelingJobArn": "arn:x"}, request)
+    create_labeling_job(request, audit_label_attribute="cars", **common)
+    config = json.loads(store.get_bytes(request["LabelCategoryConfigS3Uri"]))
+    assert config["auditLabelAttributeName"] == "cars"
 
 
 def describe_response(request: dict[str, Any], status: str, **counters: int) -> dict[str, Any]:

@@ -49,7 +49,7 @@ class FaultProxy:
         self.injected: Counter[str] = Counter()
         self.requests = 0
         self._rng = random.Random(seed)
-        self._planned: collections.deque[tuple[Fault, str | None]] = collections.deque()
+        self._planned: collections.deque[tuple[Fault, str | None, str]] = collections.deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -69,17 +69,23 @@ class FaultProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def plan(self, *faults: Fault, method: str | None = None) -> None:
-        """Apply ``faults`` to the next requests (of ``method`` only, when given), in order."""
+    def plan(self, *faults: Fault, method: str | None = None, path: str = "") -> None:
+        """Apply ``faults`` to the next requests, in order: of ``method`` only, when given,
+        and to a path containing ``path`` (one object's key) only, when given."""
         with self._lock:
-            self._planned.extend((fault, method) for fault in faults)
+            self._planned.extend((fault, method, path) for fault in faults)
 
-    def choose(self, method: str) -> Fault | None:
-        """The fault for the next request: the first planned one for ``method``, else a draw."""
+    def clear(self) -> None:
+        """Drop the planned faults no request has taken yet."""
+        with self._lock:
+            self._planned.clear()
+
+    def choose(self, method: str, path: str = "") -> Fault | None:
+        """The fault for the next request: the first planned one that fits it, else a draw."""
         with self._lock:
             self.requests += 1
-            for i, (fault, only) in enumerate(self._planned):
-                if only in (None, method):
+            for i, (fault, only, needle) in enumerate(self._planned):
+                if only in (None, method) and needle in path:
                     del self._planned[i]
                     return fault
             draw = self._rng.random()
@@ -115,7 +121,7 @@ def _handler_for(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             body = self._body()
-            fault = proxy.choose(self.command)
+            fault = proxy.choose(self.command, self.path)
             if fault == "truncate" and self.command == "HEAD":
                 fault = None
             if fault is not None and fault != "truncate":
