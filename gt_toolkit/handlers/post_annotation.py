@@ -5,7 +5,10 @@ in S3 listing every object and its workers' answers (``docs/ground-truth-formats
 :func:`handle_post_annotation` reads it, consolidates each object with
 :func:`gt_toolkit.consolidation.engine.consolidate_image` and returns exactly one entry per
 ``datasetObjectId``, in payload order, in the built-in bounding-box output shape (§2.1), so the
-output manifest of a custom job reads like a built-in one. The Lambda returns them as plain
+output manifest of a custom job reads like a built-in one. An answer kept in S3 (``s3Uri``,
+read when ``content`` is absent or null) is the crowd element's output or a worker-response
+file (§2.3); such answers are read one window of objects ahead of the consolidation, so a
+batch of any size holds at most two windows of them in memory. The Lambda returns them as plain
 JSON values, which the runtime encodes (sizes counted as it does:
 :mod:`gt_toolkit.handlers.lambda_response`).
 
@@ -52,8 +55,8 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, TypedDict
 
@@ -100,6 +103,7 @@ _NAME_LIMIT = 127  # characters of a name: Ground Truth's limit for a label attr
 _LOG_LIMIT = 10_000  # characters of a value shown in a log line
 _MISMATCH_LIMIT = 500  # characters of the label-mismatch reason on each object
 _OVER_LIMIT = "over the Lambda response size limit"
+_READ_AHEAD = 256  # answers read from S3 ahead of the consolidation (one window of objects)
 # Diagnostics replaced when a response is too big, in this order (labels never are).
 _BULKY = (("worker-answers", "dropped-boxes"), ("worker-errors",))
 
@@ -179,6 +183,10 @@ class PostAnnotationSettings:
         )
 
 
+_Fetched = Mapping[str, bytes | Exception]
+"""Answers read from S3 for one window of objects: the bytes, or why they could not be read."""
+
+
 @dataclass
 class _Item:
     """One data object of the payload (duplicates merged)."""
@@ -197,7 +205,6 @@ class _Batch:
     job_name: str
     creation_date: str
     settings: PostAnnotationSettings
-    fetched: Mapping[str, bytes | Exception]
     payload_uri: str
 
 
@@ -254,10 +261,11 @@ def _labels(event: Mapping[str, Any], configured: tuple[str, ...] | None) -> lis
 
     Class ids follow it. Without either, each object's own labels are sorted, so one label
     can get different ids on different objects: a warning says so (the built-in detector
-    reads ``class_id``, not ``class-map``).
+    reads ``class_id``, not ``class-map``). An empty list is no label list (a bounding-box
+    job has at least one label): read as one, it would drop every box as unknown.
     """
     raw = event.get("labelCategories")
-    if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+    if isinstance(raw, list) and raw and all(isinstance(x, str) for x in raw):
         return list(raw)
     if raw is not None:
         logger.warning(
@@ -350,38 +358,57 @@ def _group(payload: list[Any]) -> list[_Item]:
     return list(items.values())
 
 
+def _stored_at(data: Mapping[str, Any]) -> str | None:
+    """The ``s3Uri`` to read an answer from: set, and no ``content`` (absent or null).
+
+    The documented ``annotationData`` lists both keys; a payload writer that fills the unused
+    one with null must not turn an answer kept in S3 into a broken one.
+    """
+    uri = data.get("s3Uri")
+    return uri if isinstance(uri, str) and data.get("content") is None else None
+
+
 def _s3_uris(items: Sequence[_Item]) -> list[str]:
     uris: dict[str, None] = {}
     for item in items:
         for ann in item.annotations:
             data = ann.get("annotationData") if isinstance(ann, Mapping) else None
-            if not isinstance(data, Mapping) or "content" in data:
-                continue
-            uri = data.get("s3Uri")
-            if isinstance(uri, str):
+            uri = _stored_at(data) if isinstance(data, Mapping) else None
+            if uri is not None:
                 uris[uri] = None
     return list(uris)
 
 
-def _fetch(store: S3Store, uris: Sequence[str], threads: int) -> dict[str, bytes | Exception]:
-    """Read answers stored in S3 concurrently; a failed read is kept as its exception."""
+def _windows(items: Sequence[_Item]) -> Iterator[Sequence[_Item]]:
+    """The objects in payload order, cut where their answers in S3 reach :data:`_READ_AHEAD`."""
+    start = reads = 0
+    for end, item in enumerate(items, 1):
+        reads += len(_s3_uris([item]))
+        if reads >= _READ_AHEAD:
+            yield items[start:end]
+            start, reads = end, 0
+    if start < len(items):
+        yield items[start:]
 
-    def one(uri: str) -> bytes | Exception:
+
+def _start_reads(
+    pool: ThreadPoolExecutor, store: S3Store, window: Sequence[_Item] | None
+) -> list[Future[tuple[str, bytes | Exception]]]:
+    """Start reading one window's answers; a failed read is kept as its exception."""
+
+    def one(uri: str) -> tuple[str, bytes | Exception]:
         try:
-            return store.get_bytes(uri)
+            return uri, store.get_bytes(uri)
         except (GtToolkitError, ValueError) as exc:  # ValueError: a key boto3 cannot encode
-            return exc
+            return uri, exc
 
-    if not uris:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(threads, len(uris))) as pool:
-        return dict(zip(uris, pool.map(one, uris), strict=True))
+    return [pool.submit(one, uri) for uri in _s3_uris(window or ())]
 
 
 # -- phase 2: each object on its own ---------------------------------------------------------
 
 
-def _decode(annotation: Any, fetched: Mapping[str, bytes | Exception]) -> Mapping[str, Any]:
+def _decode(annotation: Any, fetched: _Fetched) -> Mapping[str, Any]:
     """One worker's ``annotationData`` as the decoded answer content.
 
     Raises:
@@ -393,14 +420,15 @@ def _decode(annotation: Any, fetched: Mapping[str, bytes | Exception]) -> Mappin
     data = annotation.get("annotationData")
     if not isinstance(data, Mapping):
         raise ConsolidationError("annotationData is missing or not an object")
-    if "content" in data:
-        content = data["content"]
-        decoded = json.loads(content) if isinstance(content, str | bytes) else content
-    elif isinstance(data.get("s3Uri"), str):
-        body = fetched[data["s3Uri"]]
+    uri = _stored_at(data)
+    if uri is not None:
+        body = fetched[uri]
         if isinstance(body, Exception):
             raise body
         decoded = json.loads(body)
+    elif "content" in data:
+        content = data["content"]
+        decoded = json.loads(content) if isinstance(content, str | bytes) else content
     else:
         raise ConsolidationError("annotationData has neither content nor s3Uri")
     if isinstance(decoded, Mapping) and "answerContent" in decoded:
@@ -412,13 +440,40 @@ def _decode(annotation: Any, fetched: Mapping[str, bytes | Exception]) -> Mappin
     return decoded
 
 
+def _parse(
+    content: Mapping[str, Any], annotation: Mapping[str, Any], worker: str, element: str | None
+) -> BoundingBoxAnswer:
+    """One worker's answer, also when ``s3Uri`` names a worker-response file.
+
+    A worker-response file (``{"answers": [...]}``, the shape Ground Truth keeps under
+    ``worker-response/iteration-N/``, ``docs/ground-truth-formats.md`` §2.3) gives the answer
+    whose ``workerId`` is the annotation's, or its only answer.
+
+    Raises:
+        ConsolidationError: not a bounding-box answer, or no single answer of this worker.
+    """
+    if not isinstance(content.get("answers"), list):
+        return parse_bounding_box_answer(content, worker_id=worker, element_name=element)
+    from gt_toolkit.formats.crowd.gt_job import parse_worker_response  # rare: not at cold start
+
+    found = parse_worker_response(content, element_name=element)
+    mine = [a for a in found if a.worker_id == annotation.get("workerId")]
+    if not mine and len(found) == 1:
+        mine = found
+    if len(mine) != 1:
+        raise ConsolidationError(
+            f"the worker-response file holds {len(found)} answers, {len(mine)} by this worker"
+        )
+    return replace(mine[0], worker_id=worker)
+
+
 def _worker_id(annotation: Any, index: int) -> str:
     wid = annotation.get("workerId") if isinstance(annotation, Mapping) else None
     return clip_text(wid, _NAME_LIMIT) if isinstance(wid, str) and wid else f"worker-{index}"
 
 
 def _read_answers(
-    item: _Item, batch: _Batch
+    item: _Item, batch: _Batch, fetched: _Fetched
 ) -> tuple[list[BoundingBoxAnswer], list[dict[str, str]], list[Any]]:
     """The usable answers, and for the others a reason each and the raw answer."""
     answers: list[BoundingBoxAnswer] = []
@@ -427,12 +482,8 @@ def _read_answers(
     for index, annotation in enumerate(item.annotations):
         worker = _worker_id(annotation, index)
         try:
-            content = _decode(annotation, batch.fetched)
-            answers.append(
-                parse_bounding_box_answer(
-                    content, worker_id=worker, element_name=batch.settings.element_name
-                )
-            )
+            content = _decode(annotation, fetched)
+            answers.append(_parse(content, annotation, worker, batch.settings.element_name))
         except (GtToolkitError, ValueError, TypeError, KeyError, RecursionError) as exc:
             errors.append({"workerId": worker, "reason": clip_text(f"{type(exc).__name__}: {exc}")})
             broken.append(annotation)
@@ -505,9 +556,9 @@ def _failed(item: _Item, batch: _Batch, reason: str, *, keep_answers: bool = Tru
     return _answer(item, batch, [], None, extra, failed=True)
 
 
-def _consolidate_item(item: _Item, batch: _Batch) -> _Answer:
+def _consolidate_item(item: _Item, batch: _Batch, fetched: _Fetched) -> _Answer:
     """Consolidate one object: its usable answers, the broken ones kept with their reasons."""
-    answers, errors, broken = _read_answers(item, batch)
+    answers, errors, broken = _read_answers(item, batch, fetched)
     if not answers:
         reasons = "; ".join(f"{e['workerId']}: {e['reason']}" for e in errors)
         reason = f"no usable worker answer ({reasons})" if errors else "no worker answers"
@@ -534,20 +585,39 @@ def _consolidate_item(item: _Item, batch: _Batch) -> _Answer:
     return answer
 
 
-def _answer_all(items: Sequence[_Item], batch: _Batch) -> list[_Answer]:
-    """One answer per object; whatever goes wrong with one object fails only that object."""
-    answered = []
-    for item in items:
-        try:
-            answered.append(_consolidate_item(item, batch))
-        except Exception as exc:  # the one broad except: one object never fails the batch
-            logger.exception(
-                "post_annotation.object_failed %s",
-                _for_log({"datasetObjectId": item.object_id}),
-                extra={"gt": {"datasetObjectId": item.object_id}},
-            )
-            answered.append(_failed(item, batch, f"{type(exc).__name__}: {exc}"))
-    return answered
+def _answer_one(item: _Item, batch: _Batch, fetched: _Fetched) -> _Answer:
+    """One object's answer; whatever goes wrong with it fails only that object."""
+    try:
+        return _consolidate_item(item, batch, fetched)
+    except Exception as exc:  # the one broad except: one object never fails the batch
+        logger.exception(
+            "post_annotation.object_failed %s",
+            _for_log({"datasetObjectId": item.object_id}),
+            extra={"gt": {"datasetObjectId": item.object_id}},
+        )
+        return _failed(item, batch, f"{type(exc).__name__}: {exc}")
+
+
+def _answer_all(items: Sequence[_Item], batch: _Batch, store: S3Store) -> tuple[list[_Answer], int]:
+    """One answer per object, in order, and how many answers were read from S3.
+
+    Answers kept in S3 are read one window (:func:`_windows`) ahead of the consolidation, so
+    at most two windows of them are held at once, whatever the batch size.
+    """
+    answered: list[_Answer] = []
+    reads = 0
+    windows = _windows(items)
+    with ThreadPoolExecutor(max_workers=batch.settings.fetch_threads) as pool:
+        window = next(windows, None)
+        pending = _start_reads(pool, store, window)
+        while window is not None:
+            fetched = dict(future.result() for future in pending)
+            following = next(windows, None)
+            pending = _start_reads(pool, store, following)
+            answered.extend(_answer_one(item, batch, fetched) for item in window)
+            reads += len(fetched)
+            window = following
+    return answered, reads
 
 
 # -- phase 3: what only the whole batch shows ------------------------------------------------
@@ -684,10 +754,9 @@ def _respond(
         job_name=_job_name(event),
         creation_date=creation_date or now_creation_date(),
         settings=settings,
-        fetched=_fetch(store, _s3_uris(items), settings.fetch_threads),
         payload_uri=uri,
     )
-    answered = _answer_all(items, batch)
+    answered, reads = _answer_all(items, batch, store)
     mismatch = _check_labels(answered, batch)
     trimmed = _trim_diagnostics(answered, batch, budget)
     if trimmed:
@@ -706,7 +775,7 @@ def _respond(
         "diagnosticsTrimmed": trimmed,
         "failedTooLarge": too_large,
         "bytes": _size(answered),
-        "answersFromS3": len(batch.fetched),
+        "answersFromS3": reads,
         "seconds": round(time.perf_counter() - started, 3),
     }
     logger.info("post_annotation.done %s", _for_log(fields), extra={"gt": fields})

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.detection_label import DETECTION_TYPE, parse_detection_label
 from gt_toolkit.formats.label_attributes import detect_label_attributes
+from gt_toolkit.handlers.lambda_response import clip_text
 from gt_toolkit.types import WorkerBox
 
 if TYPE_CHECKING:
@@ -287,6 +288,9 @@ def _task_object(data: Mapping[str, Any], errors: list[str]) -> str:
         return source_ref
     if isinstance(source, str):
         return source
+    if source_ref == "":
+        errors.append("source-ref is empty")
+        return ""
     if source_ref is not None or source is not None:
         bad = source_ref if source_ref is not None else source
         errors.append(f"source-ref/source must be a string, got {bad!r}")
@@ -335,18 +339,19 @@ def handle_pre_annotation(
     if errors:
         task_input["errors"] = errors
     skip = not errors and _should_skip(confidences, settings.skip_min_confidence)
-    fields = {
+    fields = {  # texts clipped: a source line is up to 100 KB of the customer's data
         "labelingJobArn": job,
-        "taskObject": task_object,
+        "taskObject": clip_text(task_object),
         "priorAttribute": attribute,
         "initialBoxes": len(initial),
         "skip": skip,
     }
     if errors:
+        shown = [clip_text(e) for e in errors]
         logger.error(
             "pre_annotation.malformed %s",
-            json.dumps({**fields, "errors": errors}, default=str),
-            extra={"gt": {**fields, "errors": errors}},
+            json.dumps({**fields, "errors": shown}, default=str),
+            extra={"gt": {**fields, "errors": shown}},
         )
     else:
         logger.info("pre_annotation.ok %s", json.dumps(fields), extra={"gt": fields})

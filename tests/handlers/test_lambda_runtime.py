@@ -230,12 +230,23 @@ def test_post_annotation_handler_in_the_emulator(
     payload = json.loads((events / "post_payload_5_workers.json").read_text()) + json.loads(
         (events / "post_payload_broken.json").read_text()
     )
+    # an answer kept in S3 as a worker-response file, content null beside its s3Uri: read
+    # through a module the handler imports only then, so the zip must hold it
+    answer = json.loads((events / "post_answer_s3uri_w0.json").read_text())
+    stored = f"s3://{bucket}/answers/13/response.json"
+    response = {"answers": [{"workerId": "w0", "answerContent": answer}]}
+    store.put_bytes(stored, json.dumps(response).encode())
+    annotation = {"workerId": "w0", "annotationData": {"content": None, "s3Uri": stored}}
+    payload.append({"datasetObjectId": "13", "annotations": [annotation]})
     store.put_bytes(event["payload"]["s3Uri"], json.dumps(payload).encode())
     raw = client.invoke(FunctionName="function", Payload=json.dumps(event).encode())
     body = raw["Payload"].read()
     out = json.loads(body)
     assert len(body) <= runtime_size(out)  # the budget counts at least what is sent
-    assert [r["datasetObjectId"] for r in out] == ["0", "1", "2", "10", "11", "12"]
+    assert [r["datasetObjectId"] for r in out] == ["0", "1", "2", "10", "11", "12", "13"]
+    last = out[6]["consolidatedAnnotation"]["content"]
+    assert last["boxes"]["annotations"][0]["left"] == 14
+    assert "failure-reason" not in last["boxes-metadata"]
     first = out[0]["consolidatedAnnotation"]["content"]
     assert len(first["boxes"]["annotations"]) == 2
     assert first["boxes-metadata"]["class-map"] == {"0": "car", "1": "bike"}

@@ -7,6 +7,8 @@ import math
 import os
 import random
 import statistics
+import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from hypothesis import strategies as st
 from gt_toolkit.consolidation.engine import ConsolidationSettings
 from gt_toolkit.errors import StorageError, ValidationError
 from gt_toolkit.formats.worker_answers import MAX_PIXELS
+from gt_toolkit.handlers import post_annotation
 from gt_toolkit.handlers.lambda_response import RESPONSE_BUDGET, TEXT_LIMIT
 from gt_toolkit.handlers.post_annotation import (
     PostAnnotationSettings,
@@ -1119,3 +1122,123 @@ def test_one_worker_flooding_an_answer_with_a_made_up_label_fails_no_object(
     misspelled = [_object(str(i), ["Car"], ["Car"], ["car"]) for i in range(4)]
     entries = run(store, bucket, misspelled, labelCategories=["car"])
     assert all("label list mismatch" in content_of(e)[1]["failure-reason"] for e in entries)
+
+
+def _stored_answer(store: S3Store, bucket: str, key: str, body: Any) -> str:
+    uri = f"s3://{bucket}/{key}"
+    store.put_bytes(uri, json.dumps(body).encode())
+    return uri
+
+
+def test_an_answer_in_s3_is_read_when_content_is_null(store: S3Store, bucket: str) -> None:
+    # the documented annotationData lists both keys; the unused one may come as null
+    answer = json.loads((EVENTS / "post_answer_s3uri_w0.json").read_text())
+    uri = _stored_answer(store, bucket, "answers/7/w0.json", answer)
+    payload = json.loads(fixture_text("post_payload_s3uri.json", bucket))
+    payload[0]["annotations"][0]["annotationData"] = {"content": None, "s3Uri": uri}
+    [entry] = run(store, bucket, payload)
+    label, meta = content_of(entry)
+    assert meta["worker-count"] == 2 and "worker-errors" not in meta
+    assert label["annotations"][0]["left"] == 13  # 14 (from S3) and 12 (inline) fused
+
+
+def test_an_answer_in_s3_may_be_a_worker_response_file(store: S3Store, bucket: str) -> None:
+    # the shape Ground Truth keeps under worker-response/iteration-N/<id>/: the answer of the
+    # annotation's worker is taken; its answerContent may be an object or a JSON string
+    answer = json.loads((EVENTS / "post_answer_s3uri_w0.json").read_text())
+    other = {
+        "boundingBox": {
+            "boundingBoxes": None,
+            "inputImageProperties": answer["boundingBox"]["inputImageProperties"],
+        }
+    }
+    response = {
+        "answers": [
+            {"workerId": "private.us-east-1.w9", "answerContent": other},
+            {
+                "workerId": "private.us-east-1.w0",
+                "answerContent": json.dumps(answer),
+                "timeSpentInSeconds": 40.3,
+                "workerMetadata": {"identityData": {"sub": "secret-sub"}},
+            },
+        ]
+    }
+    key = "my-job/annotations/worker-response/iteration-1/7/2024-03-01_10:11:12.json"
+    uri = _stored_answer(store, bucket, key, response)
+    alone = _stored_answer(store, bucket, "alone.json", {"answers": response["answers"][1:]})
+    payload = json.loads(fixture_text("post_payload_s3uri.json", bucket))
+    payload[0]["annotations"][0]["annotationData"] = {"s3Uri": uri}
+    second = {**payload[0], "datasetObjectId": "8"}
+    second["annotations"] = [
+        {"workerId": "private.us-east-1.w5", "annotationData": {"s3Uri": alone}}
+    ]
+    third = {**payload[0], "datasetObjectId": "9"}
+    third["annotations"] = [{"workerId": "private.us-east-1.w5", "annotationData": {"s3Uri": uri}}]
+    first, only, unclear = run(store, bucket, [*payload, second, third])
+    label, meta = content_of(first)
+    assert meta["worker-count"] == 2 and "worker-errors" not in meta
+    assert label["annotations"][0]["left"] == 13  # w0's answer (14) fused with w1's (12)
+    assert content_of(only)[0]["annotations"][0]["left"] == 14  # the file's only answer
+    _, meta = content_of(unclear)  # two answers, neither by w5: which one is unknowable
+    assert "2 answers, 0 by this worker" in meta["failure-reason"]
+    assert "secret-sub" not in json.dumps([first, only, unclear])
+
+
+def test_an_empty_label_category_list_is_no_list(store: S3Store, bucket: str) -> None:
+    # read as a list it would drop every box as unknown and fail every object of the job
+    payload = [_object("0", ["car", "truck"])]
+    configured = PostAnnotationSettings.from_env({"GT_LABELS": "car, truck"})
+    [entry] = run(store, bucket, payload, settings_=configured, labelCategories=[])
+    label, meta = content_of(entry)
+    assert "failure-reason" not in meta and "dropped-boxes" not in meta
+    assert meta["class-map"] == {"0": "car", "1": "truck"}
+    assert len(label["annotations"]) == 2
+
+
+class _CountingStore(S3Store):
+    """Moto's S3, counting the answers read from it that are still held in memory."""
+
+    def __init__(self, store: S3Store) -> None:
+        super().__init__(store.client)
+        self.held = self.most_held = 0
+        self.lock = threading.Lock()
+
+    def _release(self) -> None:
+        with self.lock:
+            self.held -= 1
+
+    def get_bytes(self, uri: str) -> bytes:
+        body = _Body(super().get_bytes(uri))
+        if "/answers/" in uri:
+            with self.lock:
+                self.held += 1
+                self.most_held = max(self.most_held, self.held)
+            weakref.finalize(body, self._release)
+        return body  # type: ignore[return-value]  # a bytes-like the handler reads as bytes
+
+
+class _Body(bytearray):
+    """Bytes that can be watched (``bytes`` cannot be weakly referenced)."""
+
+
+def test_answers_in_s3_are_held_a_window_at_a_time(
+    store: S3Store, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a batch of large answers kept in S3 must not all sit in the Lambda's memory at once
+    monkeypatch.setattr(post_annotation, "_READ_AHEAD", 4)
+    answer = (EVENTS / "post_answer_s3uri_w0.json").read_bytes()
+    payload = []
+    for i in range(40):
+        uri = f"s3://{bucket}/answers/{i}.json"
+        store.put_bytes(uri, answer)
+        payload.append(
+            {
+                "datasetObjectId": str(i),
+                "annotations": [{"workerId": "w0", "annotationData": {"s3Uri": uri}}],
+            }
+        )
+    counting = _CountingStore(store)
+    entries = run(counting, bucket, payload)
+    assert [e["datasetObjectId"] for e in entries] == [str(i) for i in range(40)]
+    assert all(content_of(e)[1]["worker-count"] == 1 for e in entries)
+    assert counting.most_held <= 2 * 4

@@ -167,8 +167,9 @@ def test_malformed_prior_label_is_logged_and_the_human_still_gets_the_task(
         ({"dataObject": {"site": 1}}, "", "neither 'source-ref' nor 'source'"),
         ({"dataObject": {"source-ref": 42}}, "42", "must be a string"),
         ({"dataObject": {"source-ref": "https://x/y.jpg"}}, "https://x/y.jpg", "not an s3:// URI"),
+        ({"dataObject": {"source-ref": ""}}, "", "source-ref is empty"),
     ],
-    ids=["no-data-object", "null", "list", "no-source", "number", "not-s3"],
+    ids=["no-data-object", "null", "list", "no-source", "number", "not-s3", "empty"],
 )
 def test_malformed_data_object_never_raises(event: Any, task_object: str, error_part: str) -> None:
     out = handle_pre_annotation(event, settings=PreAnnotationSettings(labels=LABELS))
@@ -176,6 +177,21 @@ def test_malformed_data_object_never_raises(event: Any, task_object: str, error_
     assert out["taskInput"]["taskObject"] == task_object
     assert out["taskInput"]["labels"] == list(LABELS)
     assert any(error_part in e for e in out["taskInput"]["errors"])
+
+
+def test_a_long_source_text_reaches_the_worker_whole_and_the_log_clipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a source line holds up to 100 KB of the customer's text: the log names it, no more
+    text = "Sue bought 10 shares. " * 4_000
+    events = [{"dataObject": {"source": text}}, {"dataObject": {"source": {"text": text}}}]
+    with caplog.at_level(logging.INFO, logger="gt_toolkit.handlers.pre_annotation"):
+        outs = [handle_pre_annotation(e, settings=PreAnnotationSettings()) for e in events]
+    assert outs[0]["taskInput"]["taskObject"] == text
+    assert json.loads(outs[1]["taskInput"]["taskObject"]) == {"text": text}
+    assert text in outs[1]["taskInput"]["errors"][0]
+    assert [r.levelno for r in caplog.records] == [logging.INFO, logging.ERROR]
+    assert all(len(r.getMessage()) < 3_000 for r in caplog.records)
 
 
 def test_pass_through_keys_reach_the_template() -> None:
