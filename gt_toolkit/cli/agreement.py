@@ -11,7 +11,14 @@ from gt_toolkit.cli.consolidate import (
     open_source,
     worker_model_arg,
 )
-from gt_toolkit.cli.options import add_aws_options, eprint, positive_int, store_from_args, threshold
+from gt_toolkit.cli.options import (
+    add_aws_options,
+    eprint,
+    positive_int,
+    remove_stale_rejects,
+    store_from_args,
+    threshold,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         if fitted is not None:
             written["worker_model"] = join_location(args.out, "worker-model.json")
             write_json(written["worker_model"], fitted.to_json(), store=store)
+    if not rejects.count:
+        remove_stale_rejects(rejects_loc, store)
     alpha = "undefined" if report.alpha is None else f"{report.alpha:.3f}"
     eprint(f"alpha {alpha} over {report.units} objects; wrote {', '.join(written.values())}")
     return lost_labels(src.report, rejects.count, rejects_loc)

@@ -15,11 +15,12 @@ from gt_toolkit.cli.options import (
     eprint,
     lost_labels_exit,
     positive_int,
+    remove_stale_rejects,
     store_from_args,
     threshold,
 )
 from gt_toolkit.consolidation.settings import DEFAULT_WORKER_MODEL
-from gt_toolkit.errors import StorageError, ValidationError
+from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.crowd import CrowdSourceKind
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from gt_toolkit.consolidation.worker_model import WorkerModel
     from gt_toolkit.formats.crowd.base import CrowdSource
     from gt_toolkit.formats.crowd.report import IngestReport, RejectHandler
-    from gt_toolkit.storage.s3 import S3Store
 
 
 def add_source_options(p: argparse.ArgumentParser) -> None:
@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
             store=store,
         )
     if not rejects.count:
-        _remove_stale(rejects_loc, store)
+        remove_stale_rejects(rejects_loc, store)
     summary = report.to_json() | {"rejects_file": rejects_loc if rejects.count else None}
     write_json(f"{output}.summary.json", summary, store=store)
     eprint(f"wrote {report.output}: {report.summary()}")
@@ -263,20 +263,6 @@ def run(args: argparse.Namespace) -> int:
     if report.worker_model_output is not None:
         eprint(f"worker model: {report.worker_model_output}")
     return lost_labels(report.ingest, rejects.count, rejects_loc)
-
-
-def _remove_stale(rejects: str, store: S3Store | None) -> None:
-    """Remove the rejects file an earlier run left where this clean run would have put its own.
-
-    Left there, it would name broken records this run did not see; a file that cannot be
-    removed is said, not fatal (the run itself succeeded).
-    """
-    from gt_toolkit.storage.files import remove_file
-
-    try:
-        remove_file(rejects, store=store)
-    except StorageError as exc:
-        eprint(f"warning: an earlier run's rejects file stays: {exc}")
 
 
 def lost_labels(ingest: IngestReport, rejects: int, location: str) -> int:

@@ -99,6 +99,21 @@ def lost_labels_exit(lost: list[str], location: str | None) -> int:
 # work starts. argparse turns their ValueError (not a number) into "invalid <name> value".
 
 
+def remove_stale_rejects(location: str, store: S3Store | None) -> None:
+    """Remove the rejects file an earlier run left where this clean run would have put its own.
+
+    Left there, it would name broken records this run did not see; a file that cannot be
+    removed is said, not fatal (the run itself succeeded).
+    """
+    from gt_toolkit.errors import StorageError
+    from gt_toolkit.storage.files import remove_file
+
+    try:
+        remove_file(location, store=store)
+    except StorageError as exc:
+        eprint(f"warning: an earlier run's rejects file stays: {exc}")
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1 (counts, limits, threads)."""
     value = int(text)

@@ -196,6 +196,20 @@ def test_unreadable_answers_are_listed_and_fail_the_run(tmp_path: Path) -> None:
     assert "failure-reason" not in lines(out)[4]["consolidated-metadata"]
 
 
+def test_agreement_rerun_on_a_mended_export_leaves_no_rejects_file(tmp_path: Path) -> None:
+    tasks = json.loads((CROWD / "label-studio.json").read_text())
+    broken = json.loads(json.dumps(tasks))
+    del broken[1]["annotations"][0]["result"][0]["value"]["x"]
+    export, out = tmp_path / "export.json", tmp_path / "agreement"
+    export.write_text(json.dumps(broken))
+    args = ["agreement", str(export), "--from", "label-studio", "-o", str(out)]
+    assert main(args) == 1
+    assert len(lines(out / "rejects.jsonl")) == 1
+    export.write_text(json.dumps(tasks))
+    assert main(args) == 0
+    assert not (out / "rejects.jsonl").exists()  # it named a record that is mended now
+
+
 def test_options_of_other_kinds_are_refused(tmp_path: Path) -> None:
     out = str(tmp_path / "o")
     source = str(CROWD / "label-studio.json")
