@@ -269,11 +269,9 @@ def run(args: argparse.Namespace) -> int:
     import contextlib
     from pathlib import Path
 
-    import orjson
-
     from gt_toolkit.errors import TemplateError
     from gt_toolkit.formats.label_categories import build_label_category_config
-    from gt_toolkit.storage.files import atomic_output
+    from gt_toolkit.storage.files import atomic_output, json_bytes
 
     _check_preview_options(args)
     store = store_from_args(args)
@@ -284,8 +282,7 @@ def run(args: argparse.Namespace) -> int:
     files = [(args.out, text.encode("utf-8"))]
     if args.write_label_config:
         config = build_label_category_config(labels, task_type=_TASKS[args.task])
-        document = orjson.dumps(config, option=orjson.OPT_INDENT_2) + b"\n"
-        files.append((args.write_label_config, document))
+        files.append((args.write_label_config, json_bytes(config)))
     page = _preview(args, text, store) if args.preview else None
     if page is not None:
         files.append((_preview_out(args), page.html.encode("utf-8")))
