@@ -66,7 +66,9 @@ class LabelTally:
     def add(self, answers: Sequence[Sequence[WorkerBox]], result: ImageConsolidation) -> None:
         """Count one image: ``answers`` exactly as given to ``consolidate_image``."""
         self.unknown += unknown_labels(answers, result)
-        self.drawn.update(str(box.get("label")) for boxes in answers for box in boxes)
+        self.drawn.update(  # a box that is not an object is consolidation's malformed one
+            str(box.get("label")) for boxes in answers for box in boxes if isinstance(box, Mapping)
+        )
         self.boxes += sum(map(len, answers))
         dropped = Counter(
             d["worker"] for d in result.dropped if d["reason"] == DropReason.UNKNOWN_LABEL
