@@ -54,7 +54,11 @@ __all__ = [
     "default_manifest",
     "find_worker_responses",
     "job_labels",
+    "one_per_worker",
     "parse_worker_response",
+    "read_answer_files",
+    "reject_unknown_objects",
+    "reject_unreadable",
 ]
 
 _RESPONSE_RE = re.compile(r"worker-response/iteration-(\d+)/(\d+)/[^/]+\.json$")
@@ -173,18 +177,13 @@ def _item(
     skip: Skipper | None,
     failure: str | None = None,
 ) -> CrowdItem:
-    """One manifest line with its answers: one per worker, sizes checked.
+    """One manifest line with its answers: one per worker (:func:`one_per_worker`), sizes checked.
 
-    ``where[i]`` names the file of ``answers[i]`` for messages; ``skip`` counts superseded
-    answers (``None`` on a later pass, which counts nothing again).
+    ``where[i]`` names the file of ``answers[i]`` for messages; ``skip`` is ``None`` on a later
+    pass, which counts nothing again.
     """
     key = _key_of(line.data)
-    by_worker: dict[str, int] = {}
-    for i, answer in enumerate(answers):
-        worker = answer.worker_id or f"anonymous-{i}"
-        if worker in by_worker and skip is not None:  # one per worker; the last read wins
-            skip(where[i], f"worker {worker}", SkipReason.SUPERSEDED)
-        by_worker[worker] = i
+    by_worker = one_per_worker(answers, where, skip)
     chosen = [answers[i] for i in by_worker.values()]  # in the order workers first appear
     size: ImageSize | None = None
     first = ""
@@ -210,6 +209,78 @@ def _item(
     return CrowdItem(
         image, time_spent=tuple(a.time_spent for a in chosen), record=line.data, failure=failure
     )
+
+
+def one_per_worker(
+    answers: Sequence[BoundingBoxAnswer], where: Sequence[str], skip: Skipper | None
+) -> dict[str, int]:
+    """Which answer of each worker counts: worker name to its index in ``answers``.
+
+    A worker who answered an object twice (two files of one iteration) is counted once: the
+    last answer read wins, and the earlier one is a ``superseded-answer`` skip. An answer
+    without a worker id is worker ``anonymous-<index>``. Workers keep the order in which they
+    first appear.
+
+    Args:
+        where: the file of each answer, for the skip.
+        skip: counts superseded answers; ``None`` on a later pass, which counts nothing again.
+    """
+    by_worker: dict[str, int] = {}
+    for i, answer in enumerate(answers):
+        worker = answer.worker_id or f"anonymous-{i}"
+        if worker in by_worker and skip is not None:
+            skip(where[i], f"worker {worker}", SkipReason.SUPERSEDED)
+        by_worker[worker] = i
+    return by_worker
+
+
+def read_answer_files(
+    files: Sequence[str], *, element_name: str | None = None, store: S3Store | None = None
+) -> tuple[list[BoundingBoxAnswer], list[str], list[tuple[str, str]]]:
+    """The answers of one object's worker-response files, read one file at a time.
+
+    A file that cannot be read or parsed (missing, cut short, not a worker-response
+    document) does not stop the others: it comes back as ``(file, why)`` for
+    :func:`reject_unreadable`.
+
+    Returns:
+        The answers, the file of each answer, and the files that failed with why.
+    """
+    answers: list[BoundingBoxAnswer] = []
+    where: list[str] = []
+    problems: list[tuple[str, str]] = []
+    for location in files:
+        try:
+            doc = orjson.loads(read_bytes(location, store=store))
+            got = parse_worker_response(doc, element_name=element_name)
+        except (GtToolkitError, orjson.JSONDecodeError) as exc:
+            problems.append((location, str(exc)))
+            continue
+        answers.extend(got)
+        where.extend([location] * len(got))
+    return answers, where, problems
+
+
+def reject_unreadable(problems: Sequence[tuple[str, str]], line_no: int, skip: Skipper) -> None:
+    """Reject each file :func:`read_answer_files` could not read (``unreadable-answer``)."""
+    for name, why in problems:
+        skip(name, f"manifest line {line_no}", SkipReason.UNREADABLE_ANSWER, why)
+
+
+def reject_unknown_objects(files: Mapping[int, Sequence[str]], count: int, skip: Skipper) -> None:
+    """Reject the answers of objects numbered beyond a manifest of ``count`` data objects.
+
+    Such answers belong to no manifest line (another job's answers, or a manifest cut
+    short), so they would otherwise be dropped unsaid: one ``unknown-image`` reject per
+    object, naming its first file.
+    """
+    for object_id in sorted(i for i in files if i >= count):
+        skip(
+            files[object_id][0],
+            f"datasetObjectId {object_id}",
+            SkipReason.UNKNOWN_IMAGE,
+            f"answered object beyond the manifest's {count} lines",
+        )
 
 
 class GtJobSource(CrowdSource):
@@ -250,24 +321,6 @@ class GtJobSource(CrowdSource):
             self._files = find_worker_responses(self.location, store=self.store)
         return self._files
 
-    def _read(
-        self, files: Sequence[str]
-    ) -> tuple[list[BoundingBoxAnswer], list[str], list[tuple[str, str]]]:
-        """Answers of one object's files, the file of each, and ``(file, why)`` of failures."""
-        answers: list[BoundingBoxAnswer] = []
-        where: list[str] = []
-        problems: list[tuple[str, str]] = []
-        for location in files:
-            try:
-                doc = orjson.loads(read_bytes(location, store=self.store))
-                got = parse_worker_response(doc, element_name=self.element_name)
-            except (GtToolkitError, orjson.JSONDecodeError) as exc:
-                problems.append((location, str(exc)))
-                continue
-            answers.extend(got)
-            where.extend([location] * len(got))
-        return answers, where, problems
-
     def read(self, *, first: bool) -> Iterator[CrowdItem]:
         """Manifest lines in order, each with the answers of its latest iteration."""
         files = self._responses()
@@ -285,9 +338,7 @@ class GtJobSource(CrowdSource):
                     new = bool(problems) and line.line_no not in self._troubled
                     if new:
                         self._troubled.add(line.line_no)
-                        for name, why in problems:
-                            here = f"manifest line {line.line_no}"
-                            self.skip(name, here, SkipReason.UNREADABLE_ANSWER, why)
+                        reject_unreadable(problems, line.line_no, self.skip)
                     failure = None
                     if problems and not answers:
                         failure = "; ".join(f"{name}: {why}" for name, why in problems)
@@ -295,18 +346,18 @@ class GtJobSource(CrowdSource):
                     yield _item(line, answers, where, self.skip if first else None, failure)
 
             for index, line in _numbered(self.manifest, self.store):
-                pending.append((line, pool.submit(self._read, files.get(index, []))))
+                got = pool.submit(
+                    read_answer_files,
+                    files.get(index, []),
+                    element_name=self.element_name,
+                    store=self.store,
+                )
+                pending.append((line, got))
                 count = index + 1
                 yield from ready(window)
             yield from ready(0)
         if first:
-            for object_id in sorted(i for i in files if i >= count):
-                self.skip(
-                    files[object_id][0],
-                    f"datasetObjectId {object_id}",
-                    SkipReason.UNKNOWN_IMAGE,
-                    f"answered object beyond the manifest's {count} lines",
-                )
+            reject_unknown_objects(files, count, self.skip)
 
 
 class AnswersFolderSource(IndexedSource):
