@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Draw the consolidated boxes (with confidence) of an output manifest on "
         "its images, and each worker's boxes beside them when --worker-responses is given; "
         "write DIR/images/*.png, DIR/contact_sheet.png, DIR/report.html (self-contained, "
-        "lowest agreement first, with the worker-quality table) and DIR/review.json.",
+        "lowest agreement first, with the worker-quality table) and DIR/review.json. "
+        "Worker answers are read as the gt-job source reads them; lines and answers that "
+        "cannot be used go to DIR/rejects.jsonl and make the exit status 1.",
     )
     p.add_argument("manifest", help="output manifest (path or s3:// URI)")
     p.add_argument("-o", "--out", "--output", required=True, help="output folder")
@@ -68,8 +70,12 @@ def run(args: argparse.Namespace) -> int:
         min_width=args.min_width,
         store=store_from_args(args),
     )
-    if summary.rejects:
+    answers = sum(summary.rejected_answers.values())
+    reasons = ", ".join(f"{k} {v}" for k, v in summary.rejected_answers.items())
+    if summary.rejected:
         eprint(f"warning: {sum(summary.rejected.values())} line(s) rejected: {summary.rejects}")
+    if answers:
+        eprint(f"warning: {answers} worker answer(s) rejected ({reasons}): {summary.rejects}")
     if summary.missing_images:
         eprint(
             f"warning: {len(summary.missing_images)} image(s) not found, drawn as "
@@ -85,5 +91,8 @@ def run(args: argparse.Namespace) -> int:
         eprint(f"  {agreement:.3f}  {source_ref}")
     print(summary.report)
     print(summary.contact_sheet)
-    lost = lost_count(summary.rejected)
-    return lost_labels_exit([f"{lost} lines not drawn"] if lost else [], summary.rejects)
+    lost_lines = lost_count(summary.rejected)
+    lost = [f"{lost_lines} lines not drawn"] if lost_lines else []
+    if answers:
+        lost.append(f"{answers} worker answers not drawn ({reasons})")
+    return lost_labels_exit(lost, summary.rejects)

@@ -9,8 +9,9 @@ mailed or attached to a ticket) in one folder, images sorted by lowest agreement
 the worker-quality table on top.
 
 The drawing and HTML functions are pure (images and values in, images and text out);
-:func:`write_review` is the I/O edge that reads the manifest, the worker answers and the
-images (from S3 or a local folder).
+:func:`write_review` is the I/O edge that reads the manifest, the worker answers (by the
+``gt-job`` crowd source's rules, so a review and ``consolidate`` see the same answers) and
+the images (from S3 or a local folder).
 """
 
 from __future__ import annotations
@@ -21,19 +22,25 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import orjson
 from PIL import Image, ImageDraw
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator
-from gt_toolkit.errors import ConsolidationError, ConversionError, StorageError, ValidationError
+from gt_toolkit.errors import ConversionError, StorageError, ValidationError
 from gt_toolkit.evaluation.fonts import caption_size, font_for, missing_glyphs
-from gt_toolkit.formats.crowd.gt_job import find_worker_responses, parse_worker_response
-from gt_toolkit.formats.manifest import dataset_object_id
+from gt_toolkit.formats.crowd.gt_job import (
+    find_worker_responses,
+    one_per_worker,
+    read_answer_files,
+    reject_unknown_objects,
+    reject_unreadable,
+)
+from gt_toolkit.formats.crowd.report import IngestReport, Skipper
+from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink, dataset_object_id
 from gt_toolkit.formats.output_manifest import (
     DetectionRecord,
     OutputStats,
@@ -457,34 +464,51 @@ def image_resolver(
 
 
 def read_worker_responses(
-    prefix: str, *, store: S3Store | None = None
-) -> dict[str, list[BoundingBoxAnswer]]:
-    """Every worker's answer per ``datasetObjectId`` from a job's worker-response files.
+    prefix: str,
+    objects: Mapping[int, int],
+    *,
+    data_objects: int,
+    skip: Skipper,
+    store: S3Store | None = None,
+) -> dict[int, list[BoundingBoxAnswer]]:
+    """The workers' answers to each object, read by the rules of the ``gt-job`` crowd source.
 
-    ``prefix`` is the job's output prefix (local folder or ``s3://``); files are found and
-    parsed by :mod:`gt_toolkit.formats.crowd.gt_job`, so both read the same answers (the
-    latest
-    iteration of each object).
+    ``prefix`` is the job's output prefix (local folder or ``s3://``). Files are listed,
+    read and kept by the pieces :class:`~gt_toolkit.formats.crowd.gt_job.GtJobSource` reads
+    with, so a review draws the answers ``consolidate`` counts: the latest iteration of each
+    object, one answer per worker (:func:`~gt_toolkit.formats.crowd.gt_job.one_per_worker`).
+    A file that cannot be read is an ``unreadable-answer`` reject and its object keeps its
+    other files' answers; answers to objects beyond the manifest are an ``unknown-image``
+    reject. Neither stops the read.
+
+    Args:
+        objects: ``datasetObjectId`` to manifest line number, for each object to read.
+        data_objects: how many data objects the manifest holds (blank lines are none).
+        skip: counts skipped answers and hands rejected ones on.
 
     Raises:
-        StorageError: the prefix holds no worker-response file.
-        ConsolidationError: a file that is not a worker-response document.
+        NoMatchingObjectsError: the prefix holds no worker-response file.
     """
-    answers: dict[str, list[BoundingBoxAnswer]] = {}
-    for object_id, names in sorted(find_worker_responses(prefix, store=store).items()):
-        for name in names:
-            try:
-                answers.setdefault(str(object_id), []).extend(
-                    parse_worker_response(orjson.loads(read_bytes(name, store=store)))
-                )
-            except (orjson.JSONDecodeError, ConsolidationError) as exc:
-                raise ConsolidationError(f"{name}: not a worker-response file ({exc})") from exc
+    files = find_worker_responses(prefix, store=store)
+    answers: dict[int, list[BoundingBoxAnswer]] = {}
+    for object_id, line_no in objects.items():
+        got, where, problems = read_answer_files(files.get(object_id, []), store=store)
+        reject_unreadable(problems, line_no, skip)
+        kept = one_per_worker(got, where, skip)
+        answers[object_id] = [replace(got[i], worker_id=name) for name, i in kept.items()]
+    reject_unknown_objects(files, data_objects, skip)
     return answers
 
 
 @dataclass(slots=True, kw_only=True)
 class ReviewSummary:
-    """What :func:`write_review` wrote and saw."""
+    """What :func:`write_review` wrote and saw.
+
+    ``rejected`` counts rejected manifest lines by reason; ``rejected_answers`` the worker
+    answers that could not be drawn (``unreadable-answer``, ``unknown-image``) and
+    ``skipped_answers`` those left out on purpose (``superseded-answer``), by reason.
+    ``rejects`` is the rejects file listing both kinds of reject, ``None`` when there is none.
+    """
 
     out_dir: str
     report: str
@@ -495,6 +519,8 @@ class ReviewSummary:
     lowest: list[tuple[str, float]]
     quality: list[dict[str, Any]]
     rejected: dict[str, int] = field(default_factory=dict)
+    rejected_answers: dict[str, int] = field(default_factory=dict)
+    skipped_answers: dict[str, int] = field(default_factory=dict)
     rejects: str | None = None
     missing_glyphs: list[str] = field(default_factory=list)
 
@@ -510,6 +536,8 @@ class ReviewSummary:
             "lowest": [{"source-ref": s, "agreement": a} for s, a in self.lowest],
             "quality": self.quality,
             "rejected": self.rejected,
+            "rejected_answers": self.rejected_answers,
+            "skipped_answers": self.skipped_answers,
             "rejects": self.rejects,
             "missing_glyphs": self.missing_glyphs,
         }
@@ -544,15 +572,20 @@ def _review_item(record: DetectionRecord, workers: list[BoundingBoxAnswer]) -> R
     )
 
 
+_HELD = ("lines.jsonl", "answers.jsonl")
+"""The rejects files a review holds back (manifest lines, then worker answers) until it writes
+its folder; ``rejects.jsonl`` is the two, in this order."""
+
+
 def _read_items(
     manifest: Location,
-    rejects: Path,
+    held: Path,
     *,
     label_attribute: str | None,
     worker_responses: str | None,
     store: S3Store | None,
-) -> tuple[list[ReviewItem], OutputStats]:
-    """Every usable object with its workers' answers; bad lines go to ``rejects``.
+) -> tuple[list[ReviewItem], OutputStats, IngestReport]:
+    """Every usable object with its workers' answers; rejects go to the files in ``held``.
 
     Raises:
         ConversionError: no line of ``manifest`` has a usable bounding-box label.
@@ -563,7 +596,7 @@ def _read_items(
         iter_detection_records(
             manifest,
             label_attribute=label_attribute,
-            rejects=rejects,
+            rejects=held / _HELD[0],
             stats=stats,
             store=store,
             blank_lines=blank,
@@ -575,12 +608,23 @@ def _read_items(
             f"nothing to draw: no usable bounding-box line in {os.fspath(manifest)} "
             f"({stats.read.lines} lines" + (f"; rejected {reasons})" if reasons else ")")
         )
-    answers = read_worker_responses(worker_responses, store=store) if worker_responses else {}
-    items = [
-        _review_item(rec, answers.get(str(dataset_object_id(rec.line_no, blank)), []))
-        for rec in records
-    ]
-    return items, stats
+    ids = [dataset_object_id(rec.line_no, blank) for rec in records]
+    report = IngestReport()
+    answers: dict[int, list[BoundingBoxAnswer]] = {}
+    if worker_responses:
+        sink = RejectsSink(
+            held / _HELD[1], policy=RejectPolicy.COLLECT, source=worker_responses, store=store
+        )
+        with sink:
+            answers = read_worker_responses(
+                worker_responses,
+                {i: rec.line_no for i, rec in zip(ids, records, strict=True)},
+                data_objects=stats.read.lines - len(blank),
+                skip=Skipper(report, lambda reject: sink.add(reject.to_json())),
+                store=store,
+            )
+    items = [_review_item(rec, answers.get(i, [])) for i, rec in zip(ids, records, strict=True)]
+    return items, stats, report
 
 
 def _open_image(data: bytes | None) -> Image.Image | None:
@@ -623,7 +667,12 @@ def _draw_items(
 
 
 def _notes(
-    manifest: Location, shown: int, stats: OutputStats, drawn: _Drawn, no_glyphs: list[str]
+    manifest: Location,
+    shown: int,
+    stats: OutputStats,
+    answers: IngestReport,
+    drawn: _Drawn,
+    no_glyphs: list[str],
 ) -> list[str]:
     notes = [
         f"{shown} of {stats.objects} objects from {os.fspath(manifest)}, lowest agreement "
@@ -631,6 +680,18 @@ def _notes(
     ]
     if stats.rejected_total:
         notes.append(f"{stats.rejected_total} line(s) rejected, listed in rejects.jsonl.")
+    counts = answers.to_json()
+    if counts["rejected"]:
+        reasons = ", ".join(f"{k} {v}" for k, v in counts["rejected_by_reason"].items())
+        notes.append(
+            f"{counts['rejected']} worker answer(s) not drawn ({reasons}), listed in "
+            "rejects.jsonl; their objects are drawn with the answers that could be read."
+        )
+    if counts["skipped"]:
+        notes.append(
+            f"{sum(counts['skipped'].values())} answer(s) superseded: a worker who answered "
+            "an object twice is drawn with the answer read last."
+        )
     if drawn.missing:
         notes.append(
             f"{len(drawn.missing)} image(s) could not be read and are drawn as placeholders."
@@ -671,12 +732,15 @@ def write_review(
 
     Writes ``out_dir/images/NNNN_<name>.png`` (rank by agreement, lowest first),
     ``out_dir/contact_sheet.png``, ``out_dir/report.html``, ``out_dir/review.json`` and,
-    when lines were rejected, ``out_dir/rejects.jsonl``. Worker answers are matched to
-    manifest lines by ``datasetObjectId`` (:func:`~gt_toolkit.formats.manifest.dataset_object_id`).
-    An image that cannot be found is drawn as a grey placeholder and listed, so one missing
-    file does not hide the rest of the review. An image on two lines is drawn twice. Everything
-    is drawn before anything is written; what an earlier review wrote into ``out_dir`` is
-    replaced (:func:`_clear_previous`).
+    when lines or worker answers were rejected, ``out_dir/rejects.jsonl`` (lines first, each
+    record with its file, position and reason). Worker answers are read as the ``gt-job``
+    crowd source reads them (:func:`read_worker_responses`): a worker-response file that
+    cannot be read, or answers to an object beyond the manifest, are rejected and the review
+    goes on with the rest (:attr:`ReviewSummary.rejected_answers` counts them; the command
+    exits 1 on them). An image that cannot be found is drawn as a grey placeholder and
+    listed, so one missing file does not hide the rest of the review. An image on two lines
+    is drawn twice. Everything is drawn before anything is written; what an earlier review
+    wrote into ``out_dir`` is replaced (:func:`_clear_previous`).
 
     Args:
         manifest: the output manifest (local or ``s3://``).
@@ -688,11 +752,12 @@ def write_review(
 
     Raises:
         ConversionError: the manifest has no usable bounding-box line (nothing is written).
+        NoMatchingObjectsError: ``worker_responses`` holds no worker-response file.
     """
     out = Path(out_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        held = Path(tmp) / "rejects.jsonl"
-        items, stats = _read_items(
+        held = Path(tmp)
+        items, stats, answers = _read_items(
             manifest,
             held,
             label_attribute=label_attribute,
@@ -715,15 +780,16 @@ def write_review(
             quality=quality,
             colours=colours,
             title="Ground Truth review",
-            notes=_notes(manifest, len(items), stats, drawn, no_glyphs),
+            notes=_notes(manifest, len(items), stats, answers, drawn, no_glyphs),
         )
         _clear_previous(out)
         for name, png in zip(drawn.names, drawn.pictures, strict=True):
             write_bytes(out / name, png)
         write_bytes(out / "contact_sheet.png", _png(contact_sheet(drawn.thumbs)))
         write_bytes(out / "report.html", page.encode("utf-8"))
-        if stats.rejected_total:
-            write_bytes(out / "rejects.jsonl", held.read_bytes())
+        rejects = b"".join(p.read_bytes() for p in map(held.joinpath, _HELD) if p.exists())
+        if rejects:
+            write_bytes(out / "rejects.jsonl", rejects)
     summary = ReviewSummary(
         out_dir=str(out),
         report=str(out / "report.html"),
@@ -734,7 +800,9 @@ def write_review(
         lowest=[(it.source_ref, it.agreement) for it in items[:10]],
         quality=quality,
         rejected=dict(sorted(stats.rejected.items())),
-        rejects=str(out / "rejects.jsonl") if stats.rejected_total else None,
+        rejected_answers=answers.to_json()["rejected_by_reason"],
+        skipped_answers=answers.to_json()["skipped"],
+        rejects=str(out / "rejects.jsonl") if rejects else None,
         missing_glyphs=no_glyphs,
     )
     write_json(out / "review.json", summary.to_json())

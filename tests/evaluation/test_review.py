@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 from gt_toolkit.cli import main
-from gt_toolkit.errors import ConsolidationError, StorageError
+from gt_toolkit.errors import StorageError
 from gt_toolkit.evaluation import fonts
 from gt_toolkit.evaluation.fonts import caption_size
 from gt_toolkit.evaluation.review import (
@@ -30,6 +31,7 @@ from gt_toolkit.evaluation.review import (
     write_review,
 )
 from gt_toolkit.formats.crowd.gt_job import GtJobSource
+from gt_toolkit.formats.crowd.report import CrowdReject, IngestReport, Skipper, SkipReason
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import SAMPLES, chromium, huge_png_header
@@ -376,35 +378,48 @@ def test_images_prefix_maps_keys_below_a_folder(tmp_path: Path) -> None:
     assert summary.missing_images == []
 
 
+def _read_answers(
+    prefix: Path, objects: dict[int, int], data_objects: int
+) -> tuple[dict[int, list[BoundingBoxAnswer]], list[CrowdReject]]:
+    rejects: list[CrowdReject] = []
+    skip = Skipper(IngestReport(), rejects.append)
+    answers = read_worker_responses(str(prefix), objects, data_objects=data_objects, skip=skip)
+    return answers, rejects
+
+
+def _put_answer(root: Path, iteration: int, object_id: int, worker: str) -> Path:
+    folder = root / "annotations" / "worker-response" / f"iteration-{iteration}" / str(object_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    content = {
+        "boundingBox": {"boundingBoxes": None, "inputImageProperties": {"width": 5, "height": 5}}
+    }
+    doc = {"answers": [{"workerId": worker, "answerContent": content}]}
+    path = folder / f"{worker}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
 def test_read_worker_responses_keeps_the_latest_iteration(tmp_path: Path) -> None:
-    def put(iteration: int, worker: str) -> None:
-        folder = tmp_path / "annotations" / "worker-response" / f"iteration-{iteration}" / "0"
-        folder.mkdir(parents=True, exist_ok=True)
-        content = {
-            "boundingBox": {
-                "boundingBoxes": None,
-                "inputImageProperties": {"width": 5, "height": 5},
-            }
-        }
-        doc = {"answers": [{"workerId": worker, "answerContent": content}]}
-        (folder / f"{worker}.json").write_text(json.dumps(doc))
-
-    put(1, "old")
-    put(2, "new-a")
-    put(2, "new-b")
-    answers = read_worker_responses(str(tmp_path))
-    assert sorted(a.worker_id for a in answers["0"]) == ["new-a", "new-b"]
-    assert all(a.boxes == [] for a in answers["0"])  # boundingBoxes: null means nothing drawn
+    _put_answer(tmp_path, 1, 0, "old")
+    _put_answer(tmp_path, 2, 0, "new-a")
+    _put_answer(tmp_path, 2, 0, "new-b")
+    answers, rejects = _read_answers(tmp_path, {0: 1}, 1)
+    assert sorted(a.worker_id for a in answers[0]) == ["new-a", "new-b"]
+    assert all(a.boxes == [] for a in answers[0])  # boundingBoxes: null means nothing drawn
+    assert rejects == []
 
 
-def test_read_worker_responses_errors(tmp_path: Path) -> None:
+def test_read_worker_responses_rejects_a_bad_file_and_reads_the_rest(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="no worker-response"):
-        read_worker_responses(str(tmp_path))
-    folder = tmp_path / "annotations" / "worker-response" / "iteration-1" / "3"
-    folder.mkdir(parents=True)
-    (folder / "x.json").write_text('{"not": "answers"}')
-    with pytest.raises(ConsolidationError, match="not a worker-response file"):
-        read_worker_responses(str(tmp_path))
+        _read_answers(tmp_path, {0: 1}, 1)
+    _put_answer(tmp_path, 1, 3, "good")
+    bad = _put_answer(tmp_path, 1, 3, "zz-bad")
+    bad.write_text('{"not": "answers"}')
+    answers, rejects = _read_answers(tmp_path, {3: 4}, 4)
+    assert [a.worker_id for a in answers[3]] == ["good"]
+    assert [(r.source, r.position, r.reason) for r in rejects] == [
+        (str(bad), "manifest line 4", SkipReason.UNREADABLE_ANSWER)
+    ]
 
 
 def test_cli_review(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -456,6 +471,90 @@ def test_cli_review_limit_and_bad_prefix(
     )
     assert code == 1
     assert "no worker-response files" in capsys.readouterr().err
+
+
+def _review_copied_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Path], Path]
+) -> tuple[int, str, Path, list[dict[str, Any]], Path]:
+    """``review`` of the sample job copied and changed by ``change`` (which returns the file
+    it broke or added): exit code, stderr, the folder, its rejects, and that file."""
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    changed = change(job / "annotations" / "worker-response" / "iteration-1")
+    out = tmp_path / "review"
+    code = main(
+        [
+            "review",
+            str(SAMPLES / "truth.manifest"),
+            "-o",
+            str(out),
+            "--worker-responses",
+            str(job),
+            "--images-dir",
+            str(SAMPLES / "images"),
+        ]
+    )
+    err = capsys.readouterr().err
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    return code, err, out, rejects, changed
+
+
+def _cut_short(responses: Path) -> Path:
+    """Cut the body of object 20's answer file (the middle of the job) in half."""
+    (path,) = (responses / "20").glob("*.json")
+    body = path.read_bytes()
+    path.write_bytes(body[: len(body) // 2])
+    return path
+
+
+def _beyond(responses: Path) -> Path:
+    """Answers for object 40 of a 40-object manifest: a copy of object 0's folder."""
+    shutil.copytree(responses / "0", responses / "40")
+    (path,) = (responses / "40").glob("*.json")
+    return path
+
+
+def test_review_goes_past_an_unreadable_answer_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err, out, rejects, broken = _review_copied_job(tmp_path, capsys, _cut_short)
+    assert code == 1
+    assert "labels were lost: 1 worker answers not drawn (unreadable-answer 1)" in err
+    assert [(r["file"], r["position"], r["reason"]) for r in rejects] == [
+        (str(broken), "manifest line 21", "unreadable-answer")
+    ]
+    summary = json.loads((out / "review.json").read_text())
+    assert summary["images"] == 40 and summary["rejected_answers"] == {"unreadable-answer": 1}
+    assert {row["images"] for row in summary["quality"]} == {39}  # every other object's answers
+    assert "1 worker answer(s) not drawn (unreadable-answer 1)" in (out / "report.html").read_text()
+
+
+def test_review_reports_answers_beyond_the_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err, out, rejects, extra = _review_copied_job(tmp_path, capsys, _beyond)
+    assert code == 1
+    assert "1 worker answers not drawn (unknown-image 1)" in err
+    assert [(r["file"], r["position"], r["reason"]) for r in rejects] == [
+        (str(extra), "datasetObjectId 40", "unknown-image")
+    ]
+    summary = json.loads((out / "review.json").read_text())
+    assert {row["images"] for row in summary["quality"]} == {40}  # object 0 counted once
+
+
+@pytest.mark.parametrize("change", [_cut_short, _beyond])
+def test_review_rejects_the_answers_the_gt_job_source_rejects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Path], Path]
+) -> None:
+    _code, _err, _out, rejects, _path = _review_copied_job(tmp_path, capsys, change)
+    seen: list[CrowdReject] = []
+    source = GtJobSource(
+        tmp_path / "job", manifest=SAMPLES / "truth.manifest", on_reject=seen.append
+    )
+    assert len(list(source.items())) == 40
+    assert [(r["file"], r["position"], r["reason"]) for r in rejects] == [
+        (r.source, r.position, r.reason.value) for r in seen
+    ]
 
 
 # ---------------------------------------------------------------- what a new user trips on
