@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 
+from gt_toolkit.handlers.deadline import LambdaContext
 from gt_toolkit.handlers.post_annotation import (
     assumed_role_store_factory,
     handle_post_annotation,
@@ -36,8 +37,14 @@ _ROLE_STORES = (
 )
 
 
-def lambda_handler(event: Mapping[str, Any], context: object) -> list[Any]:
-    """Consolidate one batch: one entry per ``datasetObjectId``."""
+def lambda_handler(event: Mapping[str, Any], context: LambdaContext | None) -> list[Any]:
+    """Consolidate one batch: one entry per ``datasetObjectId``, answered before the timeout."""
     return list(
-        handle_post_annotation(event, store=_STORE, settings=_SETTINGS, store_for_role=_ROLE_STORES)
+        handle_post_annotation(
+            event,
+            store=_STORE,
+            settings=_SETTINGS,
+            store_for_role=_ROLE_STORES,
+            context=context,
+        )
     )
