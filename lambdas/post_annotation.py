@@ -6,6 +6,7 @@ Handler: ``lambdas.post_annotation.lambda_handler``. Settings come from environm
 :class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`);
 ``GT_ASSUME_ROLE_READ_PREFIX`` (``s3://bucket/prefix/``) narrows the assumed role to reading
 that prefix. Clients are built once per cold start and reused while the Lambda stays warm.
+The invocation's context gives the deadline (:mod:`gt_toolkit.handlers.deadline`).
 """
 
 from __future__ import annotations

@@ -52,7 +52,8 @@ ERROR line (``post_annotation.response_too_large``) names the batch size and say
 the job's ``MaxConcurrentTaskCount``.
 
 The result depends only on the event and the S3 objects it names (and ``creation-date``), so a
-retried call returns the same labels.
+retried call returns the same labels; only a call that reaches its deadline answers fewer
+objects than one with more time.
 """
 
 from __future__ import annotations

@@ -1263,6 +1263,7 @@ def test_objects_left_at_the_deadline_are_answered_as_failed(
     put_payload(store, event, payload)
     whole = handle_post_annotation(event, store=store, settings=DEFAULT, creation_date=DATE)
     context = FakeLambdaContext(*[PLENTY_MS] * in_time, 0)
+    caplog.clear()  # only the call with a context
     with caplog.at_level(logging.INFO, logger="gt_toolkit.handlers.post_annotation"):
         entries = handle_post_annotation(
             event, store=store, settings=DEFAULT, creation_date=DATE, context=context
