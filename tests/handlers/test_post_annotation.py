@@ -1222,22 +1222,24 @@ class _Body(bytearray):
     """Bytes that can be watched (``bytes`` cannot be weakly referenced)."""
 
 
+def answers_in_s3(store: S3Store, bucket: str, objects: int) -> list[dict[str, Any]]:
+    """A payload of ``objects`` objects, each with one answer kept in S3 under ``answers/``."""
+    answer = (EVENTS / "post_answer_s3uri_w0.json").read_bytes()
+    payload = []
+    for i in range(objects):
+        uri = f"s3://{bucket}/answers/{i}.json"
+        store.put_bytes(uri, answer)
+        annotation = {"workerId": "w0", "annotationData": {"s3Uri": uri}}
+        payload.append({"datasetObjectId": str(i), "annotations": [annotation]})
+    return payload
+
+
 def test_answers_in_s3_are_held_a_window_at_a_time(
     store: S3Store, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a batch of large answers kept in S3 must not all sit in the Lambda's memory at once
     monkeypatch.setattr(post_annotation, "_READ_AHEAD", 4)
-    answer = (EVENTS / "post_answer_s3uri_w0.json").read_bytes()
-    payload = []
-    for i in range(40):
-        uri = f"s3://{bucket}/answers/{i}.json"
-        store.put_bytes(uri, answer)
-        payload.append(
-            {
-                "datasetObjectId": str(i),
-                "annotations": [{"workerId": "w0", "annotationData": {"s3Uri": uri}}],
-            }
-        )
+    payload = answers_in_s3(store, bucket, 40)
     counting = _CountingStore(store)
     entries = run(counting, bucket, payload)
     assert [e["datasetObjectId"] for e in entries] == [str(i) for i in range(40)]
@@ -1321,16 +1323,9 @@ def test_reads_of_answers_in_s3_stop_at_the_deadline(
     store: S3Store, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(post_annotation, "_READ_AHEAD", 4)
-    answer = (EVENTS / "post_answer_s3uri_w0.json").read_bytes()
-    payload = []
-    for i in range(40):
-        uri = f"s3://{bucket}/answers/{i}.json"
-        store.put_bytes(uri, answer)
-        annotation = {"workerId": "w0", "annotationData": {"s3Uri": uri}}
-        payload.append({"datasetObjectId": str(i), "annotations": [annotation]})
     counting = _CountingStore(store)
     event = make_event(bucket)
-    put_payload(store, event, payload)
+    put_payload(store, event, answers_in_s3(store, bucket, 40))
     entries = handle_post_annotation(
         event, store=counting, settings=DEFAULT, context=FakeLambdaContext(*[PLENTY_MS] * 6, 0)
     )
