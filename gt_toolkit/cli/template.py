@@ -7,7 +7,10 @@ Everything is read, rendered and checked before anything is written, so a run th
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
 
 from gt_toolkit.cli.options import (
     add_aws_options,
@@ -147,7 +150,7 @@ def _labels(args: argparse.Namespace, store: S3Store) -> list[str]:
     labels = list(args.labels)
     if args.label_file:
         text = _read_text(args.label_file, store)
-        if text.lstrip().startswith(("{", "[")):
+        if _is_json_config(text):
             try:
                 labels += parse_label_category_config(text)
             except ValidationError as exc:
@@ -156,6 +159,34 @@ def _labels(args: argparse.Namespace, store: S3Store) -> list[str]:
         else:
             labels += [line.strip() for line in text.splitlines() if line.strip()]
     return labels
+
+
+@contextlib.contextmanager
+def _placed(
+    output: contextlib.AbstractContextManager[IO[bytes]], location: str, placed: list[str]
+) -> Iterator[IO[bytes]]:
+    """``output`` as it is, adding ``location`` to ``placed`` once the file is in place."""
+    with output as fh:
+        yield fh
+    placed.append(location)
+
+
+def _is_json_config(text: str) -> bool:
+    """Whether a label file is a label category config (JSON), not one label per line.
+
+    A config is an object; a text that starts with ``[`` is JSON only if it parses, so a
+    first label such as ``[unsure]`` stays a label.
+    """
+    head = text.lstrip()
+    if head.startswith("{"):
+        return True
+    if not head.startswith("["):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _preview_out(args: argparse.Namespace) -> str:
@@ -266,14 +297,11 @@ def _shortened(text: str, limit: int = 120) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Render, lint and preview everything; only then write the files, all or none."""
-    import contextlib
     from pathlib import Path
-
-    import orjson
 
     from gt_toolkit.errors import TemplateError
     from gt_toolkit.formats.label_categories import build_label_category_config
-    from gt_toolkit.storage.files import atomic_output
+    from gt_toolkit.storage.files import atomic_output, json_bytes, remove_file
 
     _check_preview_options(args)
     store = store_from_args(args)
@@ -284,17 +312,24 @@ def run(args: argparse.Namespace) -> int:
     files = [(args.out, text.encode("utf-8"))]
     if args.write_label_config:
         config = build_label_category_config(labels, task_type=_TASKS[args.task])
-        document = orjson.dumps(config, option=orjson.OPT_INDENT_2) + b"\n"
-        files.append((args.write_label_config, document))
+        files.append((args.write_label_config, json_bytes(config)))
     page = _preview(args, text, store) if args.preview else None
     if page is not None:
         files.append((_preview_out(args), page.html.encode("utf-8")))
     if len({Path(location).absolute() for location, _ in files}) < len(files):
         raise TemplateError("--out, --write-label-config and --preview-out name the same file")
-    # Every file is staged before any appears: one that cannot be written stops them all.
-    with contextlib.ExitStack() as stack:
-        for location, data in files:
-            stack.enter_context(atomic_output(location, store=store)).write(data)
+    # Every file is staged before any appears: one that cannot be written stops them all,
+    # and one that fails to appear takes back those that already did.
+    placed: list[str] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            for location, data in files:
+                output = atomic_output(location, store=store)
+                stack.enter_context(_placed(output, location, placed)).write(data)
+    except BaseException:
+        for location in placed:
+            remove_file(location, store=store)
+        raise
     eprint(f"gt-convert template: wrote {args.out} ({len(text):,} characters)")
     if args.write_label_config:
         eprint(f"gt-convert template: wrote {args.write_label_config}")

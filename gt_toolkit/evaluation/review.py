@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -514,6 +515,10 @@ class ReviewSummary:
         }
 
 
+_PICTURE = re.compile(r"\d{4,}_.*\.png")
+"""What :func:`_picture_name` makes: the rank has four digits or more (``10000_x.png``)."""
+
+
 def _picture_name(source_ref: str, rank: int) -> str:
     base = PurePosixPath(parse_s3_uri(source_ref)[1] if is_s3_uri(source_ref) else source_ref)
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in base.stem)[:80]
@@ -644,7 +649,8 @@ def _clear_previous(out: Path) -> None:
     A rerun into the same folder would otherwise leave pictures of objects it no longer
     draws, and a rejects file from another run, beside its own report.
     """
-    stale = [out / "rejects.jsonl", *(out / "images").glob("[0-9][0-9][0-9][0-9]_*.png")]
+    pictures = (p for p in (out / "images").glob("*.png") if _PICTURE.fullmatch(p.name))
+    stale = [out / "rejects.jsonl", *pictures]
     for path in stale:
         path.unlink(missing_ok=True)
 

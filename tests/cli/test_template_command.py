@@ -295,6 +295,8 @@ _BOM = "\ufeff"
             ["car"],
             id="config-bom",
         ),
+        # a first label in brackets is a label, not the start of a JSON list
+        pytest.param("[unsure]\ncar\n", ["[unsure]", "car"], id="bracketed-label"),
     ],
 )
 def test_label_file_byte_order_mark_is_not_part_of_a_label(
@@ -342,6 +344,18 @@ def test_a_file_that_cannot_be_written_stops_them_all(
     assert code == 1
     assert "cannot write" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+
+
+def test_a_file_that_fails_to_appear_takes_back_those_that_did(
+    tmp_path: Path, moto_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the label config lands locally, then the template's upload meets no bucket
+    config = tmp_path / "labels.json"
+    args = ["template", "-o", "s3://no-such-bucket-gt/t.html", "--labels", "ball", *BASE]
+    code = main([*args, "--write-label-config", str(config), "--endpoint-url", moto_endpoint])
+    assert code == 1
+    assert "no-such-bucket-gt" in capsys.readouterr().err
+    assert not config.exists()
 
 
 def test_an_argument_that_is_not_utf8_is_an_error(

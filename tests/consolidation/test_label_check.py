@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gt_toolkit.consolidation.engine import consolidate_image
@@ -116,3 +118,14 @@ def test_a_tally_catches_one_mis_cased_label_of_several() -> None:
     merged = LabelTally()
     merged += tally  # the Lambda sums its answers' tallies
     assert merged.drawn == tally.drawn and merged.mismatch(["car", "Person"]) == found
+
+
+def test_a_tally_takes_the_malformed_boxes_consolidation_records() -> None:
+    # consolidate_image records a box that is not an object as malformed; the tally must
+    # count the image all the same, not fail on the box's missing label
+    answers: list[list[Any]] = [[box("car"), None, "junk"], [box("car", 11)]]
+    result = consolidate_image(answers, labels=["car"])
+    assert [d["reason"] for d in result.dropped] == ["malformed", "malformed"]
+    tally = LabelTally()
+    tally.add(answers, result)
+    assert tally.drawn == {"car": 2} and tally.mismatch(["car"]) is None

@@ -515,6 +515,7 @@ def test_a_rerun_leaves_nothing_of_the_earlier_review(tmp_path: Path) -> None:
     (out / "images" / "mine.png").write_bytes(b"not ours")  # the user's file stays
     write_review(manifest, out, images_dir=SAMPLES / "images")
     assert (out / "rejects.jsonl").exists()
+    (out / "images" / "10000_img.png").write_bytes(b"")  # an earlier review's 10,000th image
     manifest.write_text(first[0] + "\n")
     summary = write_review(manifest, out, images_dir=SAMPLES / "images")
     assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
