@@ -160,6 +160,11 @@ def _is_video_or_3d(task_type: str) -> bool:
     return any(marker in task_type for marker in _VIDEO_OR_3D)
 
 
+def _runs_ground_truth(region: str) -> bool:
+    """Whether ``region`` is in AWS's tables; where not, only the ``region`` rule says so."""
+    return region in BUILTIN_LAMBDA_ACCOUNTS
+
+
 def price_range(task_type: str) -> tuple[Decimal, Decimal]:
     """``(lowest, highest)`` Mechanical Turk price per task for a task type, in USD."""
     return _LOWEST_PRICE.get(task_type, ALLOWED_PRICES_USD[0]), _MAX_PRICE
@@ -267,22 +272,19 @@ def _build_ui_config(
     template_uri: str | None,
     ui_arn: str | None,
     default_template: str,
-    problems: list[str],
 ) -> dict[str, str]:
     """``UiConfig``: what was given, else the task type's hosted UI or our template's location.
 
     Given values are kept as given (both at once, or the wrong kind for the task type, are
-    reported by the ``ui-config`` rule).
+    reported by the ``ui-config`` rule). Left empty in a region without Ground Truth.
     """
     if template_uri is not None or ui_arn is not None:
         return _optional_members(UiTemplateS3Uri=template_uri, HumanTaskUiArn=ui_arn)
     if task_type not in HUMAN_TASK_UIS:
         return {"UiTemplateS3Uri": default_template}
-    try:
-        return {"HumanTaskUiArn": human_task_ui_arn(region, task_type)}
-    except ValidationError as exc:
-        problems.extend(exc.problems)
+    if not _runs_ground_truth(region):
         return {}
+    return {"HumanTaskUiArn": human_task_ui_arn(region, task_type)}
 
 
 def _lambda_pair(
@@ -297,8 +299,8 @@ def _lambda_pair(
     if lambdas is not None:
         pre_arn = pre_arn if pre_arn is not None else lambdas.pre_annotation_arn
         acs_arn = acs_arn if acs_arn is not None else lambdas.post_annotation_arn
-    if pre_arn is not None and acs_arn is not None:
-        return pre_arn, acs_arn
+    if (pre_arn is not None and acs_arn is not None) or not _runs_ground_truth(region):
+        return pre_arn or "", acs_arn or ""
     try:
         builtin_pre, builtin_acs = builtin_lambda_arns(region, task_type)
     except ValidationError as exc:
@@ -316,11 +318,7 @@ def _workteam(
 ) -> str:
     """The team ARN: given, or Mechanical Turk's for a public workforce."""
     if workforce == "public" and workteam_arn is None:
-        try:
-            return public_workteam_arn(region)
-        except ValidationError as exc:
-            problems.extend(exc.problems)
-            return ""
+        return public_workteam_arn(region) if _runs_ground_truth(region) else ""
     if workforce not in ("public", "private", "vendor"):
         problems.append(f"workforce {workforce!r} is not one of: public, private, vendor")
     elif workforce != "public" and workteam_arn is None:
@@ -425,7 +423,7 @@ def build_labeling_job_request(
     human: dict[str, Any] = {
         "WorkteamArn": _workteam(workforce, workteam_arn, region, problems),
         "UiConfig": _build_ui_config(
-            task_type, region, template_uri, human_task_ui_arn, default_template, problems
+            task_type, region, template_uri, human_task_ui_arn, default_template
         ),
         "TaskTitle": task_title,
         "TaskDescription": task_description,
@@ -475,9 +473,16 @@ def build_labeling_job_request(
         source_label_attribute=source_label_attribute,
         require_sagemaker_lambda_names=require_sagemaker_lambda_names,
     )
-    # A given price refused above is left out of the request: "needs a price" would report
-    # the same mistake a second time, wrongly.
-    problems.extend(p for p in found if price_usd is None or p != _NEEDS_PRICE)
+    # Reported already: a given price refused above is left out of the request ("needs a
+    # price" would report the same mistake again, wrongly), and so is the public team of a
+    # region without Ground Truth, which the region rule names.
+    no_team = workforce == "public" and workteam_arn is None and not _runs_ground_truth(region)
+    problems.extend(
+        p
+        for p in found
+        if not (price_usd is not None and p == _NEEDS_PRICE)
+        and not (no_team and p.startswith(_TEAM_PATH))
+    )
     if problems:
         raise ValidationError(list(dict.fromkeys(problems)), what="labeling job request")
     if expected_boxes_per_image is not None:
@@ -671,10 +676,12 @@ def _check_ui_config(job: LabelingJobCheck) -> Iterator[str]:
     ui = job.human.get("UiConfig")
     if not isinstance(ui, Mapping):
         return
+    hosted = HUMAN_TASK_UIS.get(job.task_type)
+    if not ui and hosted is not None and not _runs_ground_truth(job.region):
+        return  # no hosted UI to name there: the region rule reports the region
     if len(ui) != 1:
         yield "HumanTaskConfig.UiConfig: set exactly one of UiTemplateS3Uri, HumanTaskUiArn"
         return
-    hosted = HUMAN_TASK_UIS.get(job.task_type)
     ui_arn = ui.get("HumanTaskUiArn")
     if hosted is None and ui_arn is not None:
         yield (

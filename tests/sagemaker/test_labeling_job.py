@@ -370,7 +370,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         ["labels: label 'ball' appears 2 times"],
     ),
     ("too many labels", base_args(labels=[f"c{i}" for i in range(51)]), ["at most 50 labels"]),
-    ("region without GT", base_args(region="sa-east-1"), ["no Ground Truth built-in Lambdas"]),
+    ("region without GT", base_args(region="sa-east-1"), ["'sa-east-1' does not run Ground Truth"]),
     (
         "workers 0",
         base_args(workers_per_object=0),
@@ -691,6 +691,39 @@ def test_an_invalid_price_is_reported_once_not_also_as_missing(price: str) -> No
     problems = info.value.problems
     assert [p for p in problems if p.startswith("price_usd") and price in p], problems
     assert not [p for p in problems if "needs a price per task" in p], problems
+
+
+@pytest.mark.parametrize(
+    ("task_type", "workforce"),
+    [
+        ("NamedEntityRecognition", "private"),
+        ("NamedEntityRecognition", "public"),
+        ("VideoObjectDetection", "private"),
+        ("3DPointCloudObjectDetection", "private"),
+        ("BoundingBox", "private"),
+        ("BoundingBox", "public"),
+    ],
+)
+def test_a_region_without_ground_truth_is_reported_once_and_alone(
+    task_type: str, workforce: str
+) -> None:
+    team = TEAM.replace("us-east-1", "af-south-1")
+    args = public_args() if workforce == "public" else base_args(workteam_arn=team)
+    with pytest.raises(ValidationError) as info:
+        build_labeling_job_request(
+            **(args | {"region": "af-south-1", "task_type": task_type, "labels": ["ball"]})
+        )
+    problems = info.value.problems
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("region 'af-south-1' does not run Ground Truth"), problems
+
+
+def test_an_empty_ui_config_is_still_reported_where_a_template_was_due() -> None:
+    request = edited(build_labeling_job_request(**base_args()), {"HumanTaskConfig.UiConfig": {}})
+    problems = labeling_job_problems(request, region="af-south-1")
+    assert "HumanTaskConfig.UiConfig: set exactly one of UiTemplateS3Uri, HumanTaskUiArn" in (
+        problems
+    )
 
 
 def test_one_error_lists_every_problem_at_once() -> None:
