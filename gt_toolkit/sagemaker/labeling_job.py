@@ -7,8 +7,9 @@ against botocore's service model (:mod:`gt_toolkit.sagemaker.service_validation`
 Ground Truth rules the model does not carry (``docs/ground-truth-formats.md`` §5 and §8
 pitfalls 12, 16, 17). Those rules are :data:`LABELING_JOB_RULES`, a table of small functions
 that each read one :class:`LabelingJobCheck` and yield their problems.
-:func:`create_labeling_job` is the I/O edge: it uploads the worker template and the label file,
-then calls SageMaker; :func:`wait_for_labeling_job` polls ``LabelCounters``.
+:func:`create_labeling_job` is the I/O edge: it checks what needs the manifest (the size
+automated labeling requires), uploads the worker template and the label file (encrypted as the
+output is), then calls SageMaker; :func:`wait_for_labeling_job` polls ``LabelCounters``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from gt_toolkit.errors import (
     LabelingJobFailedError,
     LambdaResponseSizeWarning,
     S3UriError,
+    ServiceQuotaWarning,
+    StorageError,
     ValidationError,
     WaitTimeoutError,
 )
@@ -55,14 +58,15 @@ from gt_toolkit.sagemaker.regions import (
 )
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
 from gt_toolkit.sagemaker.tags import tag_list
-from gt_toolkit.storage.files import join_location
-from gt_toolkit.storage.s3 import S3Store, parse_s3_uri
+from gt_toolkit.storage.files import iter_line_batches, join_location
+from gt_toolkit.storage.s3 import S3Store, ServerSideEncryption, parse_s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
 
 __all__ = [
     "ALLOWED_PRICES_USD",
+    "AUTOMATED_LABELING_MIN_OBJECTS",
     "DEFAULT_MAX_CONCURRENT_TASKS",
     "LABELING_JOB_RULES",
     "PII_CLASSIFIER",
@@ -217,6 +221,9 @@ def default_config_uris(output_uri: str, job_name: str) -> tuple[str, str]:
 
 DEFAULT_MAX_CONCURRENT_TASKS: Final = 1000
 """SageMaker's ``MaxConcurrentTaskCount`` when the request leaves it out."""
+AUTOMATED_LABELING_MIN_OBJECTS: Final = 1250
+"""The fewest data objects a job with automated data labeling may have (AWS's minimum)."""
+_CONCURRENT_TASK_QUOTA: Final = 1000  # more needs AWS Support to raise the quota (up to 5,000)
 
 _BOX_BYTES: Final = 110  # one box in the label plus its metadata object, JSON as Lambda writes it
 _OBJECT_BYTES: Final = 700  # datasetObjectId, image size, metadata fields, long names
@@ -242,6 +249,23 @@ def consolidation_response_bytes(
     """
     class_map = sum(len(json.dumps(label)) + 8 for label in labels)
     return batch_size * (_OBJECT_BYTES + class_map + workers * boxes_per_image * _BOX_BYTES)
+
+
+def _warn_concurrent_task_quota(human: Mapping[str, Any]) -> None:
+    """Warn when ``MaxConcurrentTaskCount`` passes the quota an account starts with.
+
+    A warning, not a refusal: an account whose quota AWS Support has raised may use more.
+    """
+    tasks = human.get("MaxConcurrentTaskCount")
+    if isinstance(tasks, int) and tasks > _CONCURRENT_TASK_QUOTA:
+        warnings.warn(
+            f"MaxConcurrentTaskCount {tasks} is above the {_CONCURRENT_TASK_QUOTA:,} objects at "
+            "a time an AWS account may use by default: ask AWS Support to raise the quota for "
+            f"this account (to at most 5,000) or lower max_concurrent_tasks to "
+            f"{_CONCURRENT_TASK_QUOTA}",
+            ServiceQuotaWarning,
+            stacklevel=3,
+        )
 
 
 def _warn_response_size(human: Mapping[str, Any], boxes: int, labels: Sequence[str]) -> None:
@@ -384,7 +408,9 @@ def build_labeling_job_request(
         price_usd: per task, one of :data:`ALLOWED_PRICES_USD` within :func:`price_range`.
         workers_per_object: defaults to 5 for bounding boxes, 3 otherwise (console defaults).
         max_concurrent_tasks: ``MaxConcurrentTaskCount``, also the most objects one
-            post-annotation call answers (SageMaker's default: 1000).
+            post-annotation call answers (SageMaker's default: 1000). Above 1000 a
+            :class:`~gt_toolkit.errors.ServiceQuotaWarning` is issued: the account needs AWS
+            Support to raise its quota first.
         expected_boxes_per_image: the most boxes a worker may draw on one image; with it, a
             :class:`~gt_toolkit.errors.LambdaResponseSizeWarning` is issued when a batch of
             answers can pass Lambda's 6 MB response limit
@@ -485,6 +511,7 @@ def build_labeling_job_request(
     )
     if problems:
         raise ValidationError(list(dict.fromkeys(problems)), what="labeling job request")
+    _warn_concurrent_task_quota(human)
     if expected_boxes_per_image is not None:
         _warn_response_size(human, expected_boxes_per_image, labels)
     return request
@@ -963,13 +990,20 @@ def create_labeling_job(
     short_instruction: str | None = None,
     full_instruction: str | None = None,
     audit_label_attribute: str | None = None,
+    sse: ServerSideEncryption | None = None,
 ) -> str:
     """Upload the worker template and label file where ``request`` points, then create the job.
 
     The request is re-checked against the service model first, so nothing is uploaded for a
     request SageMaker would refuse. Returns the ``LabelingJobArn``.
 
+    The uploads are encrypted with the request's ``OutputConfig.KmsKeyId`` (SSE-KMS) when it
+    names one, else as ``sse`` asks, so a bucket whose policy refuses unencrypted puts takes
+    them; the job's role must be allowed to decrypt with that key.
+
     Args:
+        sse: ``"AES256"`` (SSE-S3) or ``"aws:kms"`` (the bucket's or AWS's default KMS key)
+            for the uploads when the request names no KMS key.
         short_instruction: NER jobs read their worker instructions from the label file, so
             they need this or ``full_instruction``.
         full_instruction: as ``short_instruction``.
@@ -987,6 +1021,12 @@ def create_labeling_job(
             task_type, short_instruction or full_instruction, audit_label_attribute
         )
     )
+    kms_key = _dig(request, "OutputConfig", "KmsKeyId") or None
+    if kms_key is not None and sse == "AES256":
+        problems.append(
+            "the request's OutputConfig.KmsKeyId asks for SSE-KMS uploads, but sse is 'AES256'"
+        )
+    problems.extend(_automated_labeling_size_problems(request, store))
     label_uri = request.get("LabelCategoryConfigS3Uri")
     if problems:
         raise ValidationError(problems, what="labeling job request")
@@ -997,13 +1037,48 @@ def create_labeling_job(
         full_instruction=full_instruction,
         audit_label_attribute=audit_label_attribute,
     )
+    encryption: dict[str, Any] = {"sse": sse, "kms_key_id": kms_key}
     if template_uri is not None and template is not None:
         body = template.encode("utf-8") if isinstance(template, str) else template
-        store.put_bytes(template_uri, body, content_type="text/html")
+        store.put_bytes(template_uri, body, content_type="text/html", **encryption)
     if isinstance(label_uri, str):
-        store.put_bytes(label_uri, orjson.dumps(config), content_type="application/json")
+        store.put_bytes(
+            label_uri, orjson.dumps(config), content_type="application/json", **encryption
+        )
     response = sagemaker.create_labeling_job(**request)
     return response["LabelingJobArn"]
+
+
+def _automated_labeling_size_problems(request: Mapping[str, Any], store: S3Store) -> list[str]:
+    """Automated data labeling refuses a manifest of under 1,250 objects (§5).
+
+    Counts the manifest's non-blank lines, streaming, and stops at the minimum. A manifest
+    that cannot be read here (another account's bucket, no permission) is left to SageMaker.
+    """
+    manifest = _dig(request, "InputConfig", "DataSource", "S3DataSource", "ManifestS3Uri")
+    if not isinstance(manifest, str) or not _dig(request, "LabelingJobAlgorithmsConfig"):
+        return []
+    try:
+        count = _count_objects(manifest, store, at_most=AUTOMATED_LABELING_MIN_OBJECTS)
+    except (StorageError, S3UriError):
+        return []
+    if count >= AUTOMATED_LABELING_MIN_OBJECTS:
+        return []
+    return [
+        f"LabelingJobAlgorithmsConfig: automated data labeling needs at least "
+        f"{AUTOMATED_LABELING_MIN_OBJECTS:,} data objects, but {manifest} holds {count}; "
+        "leave LabelingJobAlgorithmsConfig out to have workers label them all"
+    ]
+
+
+def _count_objects(manifest: str, store: S3Store, *, at_most: int) -> int:
+    """The manifest's non-blank lines (its data objects), counting no further than ``at_most``."""
+    count = 0
+    for batch in iter_line_batches(manifest, store=store):
+        count += sum(1 for line in batch if line.strip())
+        if count >= at_most:
+            return at_most
+    return count
 
 
 def _label_file_problems(
