@@ -6,6 +6,7 @@ Handler: ``lambdas.post_annotation.lambda_handler``. Settings come from environm
 :class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`);
 ``GT_ASSUME_ROLE_READ_PREFIX`` (``s3://bucket/prefix/``) narrows the assumed role to reading
 that prefix. Clients are built once per cold start and reused while the Lambda stays warm.
+The invocation's context gives the deadline (:mod:`gt_toolkit.handlers.deadline`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import boto3
 
+from gt_toolkit.handlers.deadline import LambdaContext
 from gt_toolkit.handlers.post_annotation import (
     assumed_role_store_factory,
     handle_post_annotation,
@@ -36,8 +38,14 @@ _ROLE_STORES = (
 )
 
 
-def lambda_handler(event: Mapping[str, Any], context: object) -> list[Any]:
-    """Consolidate one batch: one entry per ``datasetObjectId``."""
+def lambda_handler(event: Mapping[str, Any], context: LambdaContext | None) -> list[Any]:
+    """Consolidate one batch: one entry per ``datasetObjectId``, answered before the timeout."""
     return list(
-        handle_post_annotation(event, store=_STORE, settings=_SETTINGS, store_for_role=_ROLE_STORES)
+        handle_post_annotation(
+            event,
+            store=_STORE,
+            settings=_SETTINGS,
+            store_for_role=_ROLE_STORES,
+            context=context,
+        )
     )

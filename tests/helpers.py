@@ -55,6 +55,19 @@ class FakeTime:
         return self.now
 
 
+class FakeLambdaContext:
+    """AWS Lambda's context object, the part the handlers use: each ask of the time left gets
+    the next of ``remaining_ms``, the last one again once they run out."""
+
+    def __init__(self, *remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+        self.asked = 0
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.asked += 1
+        return self.remaining_ms[min(self.asked, len(self.remaining_ms)) - 1]
+
+
 CROWD = DATA / "crowd"  # one small crowd written by hand in each tool's export shape
 
 

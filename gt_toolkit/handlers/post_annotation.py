@@ -28,6 +28,12 @@ What fails a worker's answer, an object, or the whole call:
   that matched and gets a ``failure-reason`` naming the labels seen and expected; the log
   says it once (``post_annotation.label_mismatch``). Nothing is lost: the payload file keeps
   every answer for offline re-consolidation with the right labels.
+* **The objects not yet consolidated, at the deadline.** Given the Lambda context, the
+  handler stops consolidating when the time left no longer covers one more object and
+  answering the rest (:class:`~gt_toolkit.handlers.deadline.Deadline`); every object left
+  is answered as failed (``deadline: ...``, its raw answers left in the payload file) and
+  one WARNING line (``post_annotation.deadline``) gives the counts. Lambda would otherwise
+  end the call at its timeout and every answer of the batch would be lost.
 * **The call.** The payload unreadable, or an event without ``labelAttributeName`` or
   ``payload.s3Uri``: there is nothing to answer with, and Ground Truth retries the batch.
 * Payload items without a usable ``datasetObjectId`` (missing, not a string or a 64-bit
@@ -46,7 +52,8 @@ ERROR line (``post_annotation.response_too_large``) names the batch size and say
 the job's ``MaxConcurrentTaskCount``.
 
 The result depends only on the event and the S3 objects it names (and ``creation-date``), so a
-retried call returns the same labels.
+retried call returns the same labels; only a call that reaches its deadline answers fewer
+objects than one with more time.
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ from gt_toolkit.consolidation.worker_model import WorkerModel, read_worker_model
 from gt_toolkit.errors import ConsolidationError, GtToolkitError, StorageError, ValidationError
 from gt_toolkit.formats.detection_label import build_detection_label, now_creation_date
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer, parse_bounding_box_answer
+from gt_toolkit.handlers.deadline import Deadline, LambdaContext
 from gt_toolkit.handlers.lambda_response import (
     RESPONSE_BUDGET,
     clip_text,
@@ -103,6 +111,7 @@ _NAME_LIMIT = 127  # characters of a name: Ground Truth's limit for a label attr
 _LOG_LIMIT = 10_000  # characters of a value shown in a log line
 _MISMATCH_LIMIT = 500  # characters of the label-mismatch reason on each object
 _OVER_LIMIT = "over the Lambda response size limit"
+_OUT_OF_TIME = "not read: the Lambda ran out of time"
 _READ_AHEAD = 256  # answers read from S3 ahead of the consolidation (one window of objects)
 # Diagnostics replaced when a response is too big, in this order (labels never are).
 _BULKY = (("worker-answers", "dropped-boxes"), ("worker-errors",))
@@ -217,6 +226,7 @@ class _Answer:
     size: int  # bytes of the entry as the Python runtime encodes it
     failed: bool
     labels: LabelTally = field(default_factory=LabelTally)  # for the label-list check
+    encode_s: float = 0.0  # seconds the encoding took, for the deadline
 
     def metadata(self, attribute: str) -> dict[str, Any]:
         meta: dict[str, Any] = self.entry["consolidatedAnnotation"]["content"][
@@ -541,17 +551,23 @@ def _answer(
         "datasetObjectId": item.object_id,
         "consolidatedAnnotation": {"content": content},
     }
-    return _Answer(item, entry, runtime_size(entry), failed)
+    started = time.perf_counter()
+    encoded = runtime_size(entry)
+    return _Answer(item, entry, encoded, failed, encode_s=time.perf_counter() - started)
 
 
-def _failed(item: _Item, batch: _Batch, reason: str, *, keep_answers: bool = True) -> _Answer:
+def _failed(item: _Item, batch: _Batch, reason: str, *, omit: str | None = None) -> _Answer:
     """Empty label, the reason and the raw answers: the object is answered, nothing lost.
 
-    Never raises: every part is either built here or passed through :func:`returnable`.
+    With ``omit`` (why), a pointer to the payload file stands in for the raw answers, which
+    are then not even encoded (dense answers take milliseconds each). Never raises: every
+    part is either built here or passed through :func:`returnable`.
     """
-    answers: Any = [returnable(a, batch.payload_uri) for a in item.annotations]
-    if not keep_answers:
-        answers = omitted(_OVER_LIMIT, len(item.annotations), batch.payload_uri)
+    answers: Any = (
+        omitted(omit, len(item.annotations), batch.payload_uri)
+        if omit
+        else [returnable(a, batch.payload_uri) for a in item.annotations]
+    )
     extra = {"failure-reason": clip_text(reason), "worker-answers": answers}
     return _answer(item, batch, [], None, extra, failed=True)
 
@@ -598,11 +614,15 @@ def _answer_one(item: _Item, batch: _Batch, fetched: _Fetched) -> _Answer:
         return _failed(item, batch, f"{type(exc).__name__}: {exc}")
 
 
-def _answer_all(items: Sequence[_Item], batch: _Batch, store: S3Store) -> tuple[list[_Answer], int]:
+def _answer_all(
+    items: Sequence[_Item], batch: _Batch, store: S3Store, deadline: Deadline
+) -> tuple[list[_Answer], int]:
     """One answer per object, in order, and how many answers were read from S3.
 
     Answers kept in S3 are read one window (:func:`_windows`) ahead of the consolidation, so
-    at most two windows of them are held at once, whatever the batch size.
+    at most two windows of them are held at once, whatever the batch size. Once the
+    ``deadline`` has passed, the reads not yet started are cancelled and every object left
+    is answered by :func:`_out_of_time`.
     """
     answered: list[_Answer] = []
     reads = 0
@@ -612,12 +632,54 @@ def _answer_all(items: Sequence[_Item], batch: _Batch, store: S3Store) -> tuple[
         pending = _start_reads(pool, store, window)
         while window is not None:
             fetched = dict(future.result() for future in pending)
+            reads += len(fetched)
             following = next(windows, None)
             pending = _start_reads(pool, store, following)
-            answered.extend(_answer_one(item, batch, fetched) for item in window)
-            reads += len(fetched)
+            for item in window:
+                if deadline.passed(len(items) - len(answered)):
+                    for future in pending:
+                        future.cancel()
+                    left = items[len(answered) :]
+                    answered.extend(_out_of_time(left, len(answered), batch, deadline))
+                    return answered, reads
+                started = time.perf_counter()
+                answer = _answer_one(item, batch, fetched)
+                deadline.record(time.perf_counter() - started, answer.encode_s)
+                answered.append(answer)
             window = following
     return answered, reads
+
+
+def _out_of_time(
+    items: Sequence[_Item], consolidated: int, batch: _Batch, deadline: Deadline
+) -> list[_Answer]:
+    """The objects left when the deadline passed, failed, and one WARNING line with counts.
+
+    Their answers stay in the payload file, from which offline re-consolidation labels them.
+    """
+    reason = (
+        f"deadline: {deadline.remaining_ms} ms of the Lambda's time were left and "
+        f"{deadline.reserve_ms:.0f} ms were needed to consolidate another object and still "
+        f"answer the {len(items)} not consolidated: raise the function's timeout or lower "
+        f"the labeling job's MaxConcurrentTaskCount; the answers are in {batch.payload_uri}"
+    )
+    failed = [_failed(item, batch, reason, omit=_OUT_OF_TIME) for item in items]
+    fields = {
+        "payload": batch.payload_uri,
+        "objects": consolidated + len(items),
+        "consolidated": consolidated,
+        "failedDeadline": len(items),
+        "remainingMs": deadline.remaining_ms,
+        "reserveMs": round(deadline.reserve_ms),
+        "slowestObjectMs": round(deadline.slowest_ms),
+    }
+    logger.warning(
+        "post_annotation.deadline: %d objects not consolidated, answered as failed %s",
+        len(items),
+        _for_log(fields),
+        extra={"gt": fields},
+    )
+    return failed
 
 
 # -- phase 3: what only the whole batch shows ------------------------------------------------
@@ -695,7 +757,7 @@ def _fail_biggest(answered: list[_Answer], batch: _Batch, budget: int) -> int:
     for index in sorted(range(len(answered)), key=lambda i: -answered[i].size):
         if size <= budget:
             break
-        replacement = _failed(answered[index].item, batch, reason, keep_answers=False)
+        replacement = _failed(answered[index].item, batch, reason, omit=_OVER_LIMIT)
         saved = answered[index].size - replacement.size
         if saved > 0:
             answered[index] = replacement
@@ -731,6 +793,7 @@ def _respond(
     store_for_role: StoreFactory | None,
     creation_date: str | None,
     budget: int,
+    deadline: Deadline,
 ) -> list[_Answer]:
     """Every phase in order; see :func:`handle_post_annotation`."""
     started = time.perf_counter()
@@ -756,7 +819,7 @@ def _respond(
         settings=settings,
         payload_uri=uri,
     )
-    answered, reads = _answer_all(items, batch, store)
+    answered, reads = _answer_all(items, batch, store, deadline)
     mismatch = _check_labels(answered, batch)
     trimmed = _trim_diagnostics(answered, batch, budget)
     if trimmed:
@@ -771,6 +834,7 @@ def _respond(
         "items": len(payload),
         "objects": len(answered),
         "failed": sum(a.failed for a in answered),
+        "failedDeadline": deadline.left,
         "labelMismatch": mismatch is not None,
         "diagnosticsTrimmed": trimmed,
         "failedTooLarge": too_large,
@@ -812,6 +876,7 @@ def handle_post_annotation(
     store_for_role: StoreFactory | None = None,
     creation_date: str | None = None,
     response_budget: int = RESPONSE_BUDGET,
+    context: LambdaContext | None = None,
 ) -> list[PostAnnotationResult]:
     """Consolidate one Ground Truth batch: exactly one entry per ``datasetObjectId``.
 
@@ -825,6 +890,10 @@ def handle_post_annotation(
         creation_date: the ``creation-date`` to stamp (default: now, once per call).
         response_budget: the most bytes the runtime's encoding of the result may take (see
             :func:`~gt_toolkit.handlers.lambda_response.runtime_size`).
+        context: the Lambda context; with it, objects still to consolidate when the time
+            left runs short are answered as failed (``deadline: ...``) instead of Lambda
+            ending the call and losing every answer (:mod:`gt_toolkit.handlers.deadline`).
+            ``None``: no deadline.
 
     Returns:
         One entry per distinct answerable ``datasetObjectId`` in payload order, as plain
@@ -836,5 +905,13 @@ def handle_post_annotation(
         StorageError: the payload cannot be read, is not JSON or not a list, or the role
             cannot be assumed.
     """
-    answered = _respond(event, store, settings, store_for_role, creation_date, response_budget)
+    answered = _respond(
+        event,
+        store,
+        settings,
+        store_for_role,
+        creation_date,
+        response_budget,
+        Deadline(context),
+    )
     return [a.entry for a in answered]

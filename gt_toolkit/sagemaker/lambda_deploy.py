@@ -381,6 +381,9 @@ def deploy_lambdas(
         post_environment: variables for the post-annotation Lambda (``GT_IOU_THRESHOLD``,
             ``GT_MIN_SUPPORT``, ``GT_FUSION``, ``GT_QUORUM``, ``GT_WORKER_MODEL_S3_URI``,
             ...). Each function's role may read the file its ``*_S3_URI`` names.
+        timeout_s: each function's timeout (Lambda allows 1-900 s); the post-annotation
+            handler answers the objects it has no time left for as failed before it
+            (:mod:`gt_toolkit.handlers.deadline`).
         code_s3_uri: where the zip was uploaded, for zips above the 50 MB direct limit.
         sleep: injectable for tests; used while IAM or an update settles.
 

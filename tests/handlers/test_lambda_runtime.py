@@ -12,6 +12,7 @@ import importlib.metadata as md
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -255,3 +256,52 @@ def test_post_annotation_handler_in_the_emulator(
     error = invoke(client, {**event, "payload": {}})
     assert error["errorType"] == "ValidationError"
     assert "payload.s3Uri" in error["errorMessage"]
+
+
+def crowded_answer(rng: random.Random, spots: list[tuple[float, float]]) -> dict[str, Any]:
+    """One worker boxing a dense crowd: every spot, a few pixels off."""
+    boxes = [
+        {"label": "car", "left": round(x + rng.gauss(0, 3)), "top": round(y + rng.gauss(0, 3))}
+        | {"width": 40, "height": 40}
+        for x, y in spots
+    ]
+    answer = {"boundingBoxes": boxes, "inputImageProperties": {"width": 640, "height": 480}}
+    return {"boundingBox": answer}
+
+
+def test_post_annotation_answers_every_object_before_the_emulator_times_out(
+    serve: Callable[[str, dict[str, str]], Any], store: S3Store, bucket: str
+) -> None:
+    # 60 dense objects (12 MB) take several times the 3 s timeout to consolidate: without the
+    # deadline guard the emulator ends the call and no object is answered
+    client = serve(HANDLERS["post"], {"AWS_LAMBDA_FUNCTION_TIMEOUT": "3"})
+    rng = random.Random(7)
+    payload = []
+    for i in range(60):
+        spots = [(rng.uniform(0, 200), rng.uniform(0, 200)) for _ in range(500)]
+        annotations = [
+            {
+                "workerId": f"w{k}",
+                "annotationData": {"content": json.dumps(crowded_answer(rng, spots))},
+            }
+            for k in range(5)
+        ]
+        payload.append({"datasetObjectId": str(i), "annotations": annotations})
+    event = json.loads(
+        (DATA / "events" / "post_event.json").read_text().replace("{bucket}", bucket)
+    )
+    # a first call starts the runtime, so a slow cold start under load does not eat the 3 s
+    store.put_bytes(event["payload"]["s3Uri"], json.dumps(payload[:1]).encode())
+    assert [r["datasetObjectId"] for r in invoke(client, event)] == ["0"]
+    store.put_bytes(event["payload"]["s3Uri"], json.dumps(payload).encode())
+    raw = client.invoke(FunctionName="function", Payload=json.dumps(event).encode())
+    body = raw["Payload"].read()
+    assert "FunctionError" not in raw, body[:500]
+    out = json.loads(body)
+    assert [r["datasetObjectId"] for r in out] == [str(i) for i in range(60)]
+    metadata = [r["consolidatedAnnotation"]["content"]["boxes-metadata"] for r in out]
+    reasons = [m.get("failure-reason") for m in metadata]
+    consolidated = reasons.count(None)
+    assert 1 <= consolidated < 60, reasons[0]
+    assert reasons[:consolidated] == [None] * consolidated
+    assert all(r.startswith("deadline: ") for r in reasons[consolidated:])

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from gt_toolkit.consolidation.engine import ConsolidationSettings
 from gt_toolkit.errors import StorageError, ValidationError
 from gt_toolkit.formats.worker_answers import MAX_PIXELS
-from gt_toolkit.handlers import post_annotation
+from gt_toolkit.handlers import deadline, post_annotation
 from gt_toolkit.handlers.lambda_response import RESPONSE_BUDGET, TEXT_LIMIT
 from gt_toolkit.handlers.post_annotation import (
     PostAnnotationSettings,
@@ -29,7 +29,7 @@ from gt_toolkit.handlers.post_annotation import (
     handle_post_annotation,
 )
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import DATA, SAMPLES, seed_objects
+from tests.helpers import DATA, SAMPLES, FakeLambdaContext, seed_objects
 
 EVENTS = DATA / "events"
 DEFAULT = PostAnnotationSettings()
@@ -1200,7 +1200,7 @@ class _CountingStore(S3Store):
 
     def __init__(self, store: S3Store) -> None:
         super().__init__(store.client)
-        self.held = self.most_held = 0
+        self.held = self.most_held = self.reads = 0
         self.lock = threading.Lock()
 
     def _release(self) -> None:
@@ -1211,6 +1211,7 @@ class _CountingStore(S3Store):
         body = _Body(super().get_bytes(uri))
         if "/answers/" in uri:
             with self.lock:
+                self.reads += 1
                 self.held += 1
                 self.most_held = max(self.most_held, self.held)
             weakref.finalize(body, self._release)
@@ -1221,24 +1222,114 @@ class _Body(bytearray):
     """Bytes that can be watched (``bytes`` cannot be weakly referenced)."""
 
 
+def answers_in_s3(store: S3Store, bucket: str, objects: int) -> list[dict[str, Any]]:
+    """A payload of ``objects`` objects, each with one answer kept in S3 under ``answers/``."""
+    answer = (EVENTS / "post_answer_s3uri_w0.json").read_bytes()
+    payload = []
+    for i in range(objects):
+        uri = f"s3://{bucket}/answers/{i}.json"
+        store.put_bytes(uri, answer)
+        annotation = {"workerId": "w0", "annotationData": {"s3Uri": uri}}
+        payload.append({"datasetObjectId": str(i), "annotations": [annotation]})
+    return payload
+
+
 def test_answers_in_s3_are_held_a_window_at_a_time(
     store: S3Store, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a batch of large answers kept in S3 must not all sit in the Lambda's memory at once
     monkeypatch.setattr(post_annotation, "_READ_AHEAD", 4)
-    answer = (EVENTS / "post_answer_s3uri_w0.json").read_bytes()
-    payload = []
-    for i in range(40):
-        uri = f"s3://{bucket}/answers/{i}.json"
-        store.put_bytes(uri, answer)
-        payload.append(
-            {
-                "datasetObjectId": str(i),
-                "annotations": [{"workerId": "w0", "annotationData": {"s3Uri": uri}}],
-            }
-        )
+    payload = answers_in_s3(store, bucket, 40)
     counting = _CountingStore(store)
     entries = run(counting, bucket, payload)
     assert [e["datasetObjectId"] for e in entries] == [str(i) for i in range(40)]
     assert all(content_of(e)[1]["worker-count"] == 1 for e in entries)
     assert counting.most_held <= 2 * 4
+
+
+# -- the deadline: every object answered before Lambda's timeout ends the call ---------------
+
+PLENTY_MS = 300_000  # the deployed timeout
+
+
+def deadline_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("post_annotation.deadline")]
+
+
+@pytest.mark.parametrize("in_time", [0, 1, 4, 6])
+def test_objects_left_at_the_deadline_are_answered_as_failed(
+    store: S3Store, bucket: str, caplog: pytest.LogCaptureFixture, in_time: int
+) -> None:
+    event = make_event(bucket, labelCategories=["car"])
+    payload = [item_of(str(i), GOOD, GOOD) for i in range(6)]
+    put_payload(store, event, payload)
+    whole = handle_post_annotation(event, store=store, settings=DEFAULT, creation_date=DATE)
+    context = FakeLambdaContext(*[PLENTY_MS] * in_time, 0)
+    caplog.clear()  # only the call with a context
+    with caplog.at_level(logging.INFO, logger="gt_toolkit.handlers.post_annotation"):
+        entries = handle_post_annotation(
+            event, store=store, settings=DEFAULT, creation_date=DATE, context=context
+        )
+    assert [e["datasetObjectId"] for e in entries] == [str(i) for i in range(6)]
+    assert entries[:in_time] == whole[:in_time]
+    uri = event["payload"]["s3Uri"]
+    for entry in entries[in_time:]:
+        label, meta = content_of(entry)
+        assert label["annotations"] == []
+        assert meta["failure-reason"].startswith("deadline: 0 ms of the Lambda's time were left")
+        assert f"answer the {6 - in_time} not consolidated" in meta["failure-reason"]
+        assert meta["failure-reason"].endswith(f"the answers are in {uri}")
+        assert meta["worker-answers"]["count"] == 2 and meta["worker-answers"]["payload"] == uri
+    assert context.asked == min(in_time + 1, 6)  # once before each object, never after
+    [done] = [r for r in caplog.records if r.getMessage().startswith("post_annotation.done")]
+    assert done.gt["failedDeadline"] == 6 - in_time  # type: ignore[attr-defined]
+    if in_time == 6:
+        assert deadline_lines(caplog) == []
+        return
+    [line] = deadline_lines(caplog)
+    assert line.levelno == logging.WARNING
+    counts = {k: line.gt[k] for k in ("objects", "consolidated", "failedDeadline")}  # type: ignore[attr-defined]
+    assert counts == {"objects": 6, "consolidated": in_time, "failedDeadline": 6 - in_time}
+
+
+def test_without_a_context_or_with_time_to_spare_nothing_changes(
+    store: S3Store, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    event = make_event(bucket)
+    put_payload(store, event, json.loads(fixture_text("post_payload_5_workers.json", bucket)))
+    kw: dict[str, Any] = {"store": store, "settings": DEFAULT, "creation_date": DATE}
+    with caplog.at_level(logging.WARNING, logger="gt_toolkit.handlers.post_annotation"):
+        alone = handle_post_annotation(event, **kw)
+        spare = handle_post_annotation(event, **kw, context=FakeLambdaContext(PLENTY_MS))
+    assert spare == alone
+    assert not any("failure-reason" in content_of(e)[1] for e in alone)
+    assert deadline_lines(caplog) == []
+
+
+def test_a_call_that_starts_without_time_to_answer_every_object_consolidates_none(
+    store: S3Store, bucket: str
+) -> None:
+    # the reserve counts every object still to answer: 6 need FLOOR_MS + 6 * FAIL_MS
+    event = make_event(bucket)
+    put_payload(store, event, [item_of(str(i), GOOD) for i in range(6)])
+    needed = deadline.FLOOR_MS + 6 * deadline.FAIL_MS
+    for remaining, failed in ((math.ceil(needed), False), (math.ceil(needed) - 1, True)):
+        context = FakeLambdaContext(remaining, PLENTY_MS)
+        entries = handle_post_annotation(event, store=store, settings=DEFAULT, context=context)
+        assert ("failure-reason" in content_of(entries[0])[1]) is failed
+
+
+def test_reads_of_answers_in_s3_stop_at_the_deadline(
+    store: S3Store, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(post_annotation, "_READ_AHEAD", 4)
+    counting = _CountingStore(store)
+    event = make_event(bucket)
+    put_payload(store, event, answers_in_s3(store, bucket, 40))
+    entries = handle_post_annotation(
+        event, store=counting, settings=DEFAULT, context=FakeLambdaContext(*[PLENTY_MS] * 6, 0)
+    )
+    assert [e["datasetObjectId"] for e in entries] == [str(i) for i in range(40)]
+    failed = ["failure-reason" in content_of(e)[1] for e in entries]
+    assert failed == [False] * 6 + [True] * 34
+    assert counting.reads <= 3 * 4  # two windows consolidated from, one read ahead, no more
