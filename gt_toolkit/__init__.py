@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "NoMatchingObjectsError": "errors",
     "S3UriError": "errors",
     "ServiceClosureWarning": "errors",
+    "ServiceQuotaWarning": "errors",
     "StorageError": "errors",
     "TemplateError": "errors",
     "ValidationError": "errors",
@@ -182,6 +183,7 @@ __all__ = [
     "S3UriError",
     "ScoredBox",
     "ServiceClosureWarning",
+    "ServiceQuotaWarning",
     "StorageError",
     "TemplateError",
     "TrainingResources",
@@ -319,6 +321,7 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.errors import NoMatchingObjectsError as NoMatchingObjectsError
     from gt_toolkit.errors import S3UriError as S3UriError
     from gt_toolkit.errors import ServiceClosureWarning as ServiceClosureWarning
+    from gt_toolkit.errors import ServiceQuotaWarning as ServiceQuotaWarning
     from gt_toolkit.errors import StorageError as StorageError
     from gt_toolkit.errors import TemplateError as TemplateError
     from gt_toolkit.errors import ValidationError as ValidationError

@@ -28,6 +28,8 @@ Warnings (``warnings.warn`` categories, not raised)::
                                                        can pass Lambda's 6 MB response limit
     ServiceClosureWarning(UserWarning)                 a request opts into an AWS feature with
                                                        an announced end (Debugger, Profiler)
+    ServiceQuotaWarning(UserWarning)                   a request past an AWS default quota, which
+                                                       runs only once AWS Support raises it
 """
 
 from __future__ import annotations
@@ -160,3 +162,7 @@ class LambdaResponseSizeWarning(UserWarning):
 
 class ServiceClosureWarning(UserWarning):
     """A request uses an AWS feature that is closing (the message says when and what instead)."""
+
+
+class ServiceQuotaWarning(UserWarning):
+    """A request past an AWS default quota: it fails unless AWS Support has raised the quota."""

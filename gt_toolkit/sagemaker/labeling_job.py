@@ -7,8 +7,9 @@ against botocore's service model (:mod:`gt_toolkit.sagemaker.service_validation`
 Ground Truth rules the model does not carry (``docs/ground-truth-formats.md`` §5 and §8
 pitfalls 12, 16, 17). Those rules are :data:`LABELING_JOB_RULES`, a table of small functions
 that each read one :class:`LabelingJobCheck` and yield their problems.
-:func:`create_labeling_job` is the I/O edge: it uploads the worker template and the label file,
-then calls SageMaker; :func:`wait_for_labeling_job` polls ``LabelCounters``.
+:func:`create_labeling_job` is the I/O edge: it checks what needs the manifest (the size
+automated labeling requires), uploads the worker template and the label file (encrypted as the
+output is), then calls SageMaker; :func:`wait_for_labeling_job` polls ``LabelCounters``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from gt_toolkit.errors import (
     LabelingJobFailedError,
     LambdaResponseSizeWarning,
     S3UriError,
+    ServiceQuotaWarning,
+    StorageError,
     ValidationError,
     WaitTimeoutError,
 )
@@ -55,14 +58,15 @@ from gt_toolkit.sagemaker.regions import (
 )
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
 from gt_toolkit.sagemaker.tags import tag_list
-from gt_toolkit.storage.files import join_location
-from gt_toolkit.storage.s3 import S3Store, parse_s3_uri
+from gt_toolkit.storage.files import iter_line_batches, join_location
+from gt_toolkit.storage.s3 import S3Store, ServerSideEncryption, parse_s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
 
 __all__ = [
     "ALLOWED_PRICES_USD",
+    "AUTOMATED_LABELING_MIN_OBJECTS",
     "DEFAULT_MAX_CONCURRENT_TASKS",
     "LABELING_JOB_RULES",
     "PII_CLASSIFIER",
@@ -160,6 +164,11 @@ def _is_video_or_3d(task_type: str) -> bool:
     return any(marker in task_type for marker in _VIDEO_OR_3D)
 
 
+def _runs_ground_truth(region: str) -> bool:
+    """Whether ``region`` is in AWS's tables; where not, only the ``region`` rule says so."""
+    return region in BUILTIN_LAMBDA_ACCOUNTS
+
+
 def price_range(task_type: str) -> tuple[Decimal, Decimal]:
     """``(lowest, highest)`` Mechanical Turk price per task for a task type, in USD."""
     return _LOWEST_PRICE.get(task_type, ALLOWED_PRICES_USD[0]), _MAX_PRICE
@@ -212,6 +221,9 @@ def default_config_uris(output_uri: str, job_name: str) -> tuple[str, str]:
 
 DEFAULT_MAX_CONCURRENT_TASKS: Final = 1000
 """SageMaker's ``MaxConcurrentTaskCount`` when the request leaves it out."""
+AUTOMATED_LABELING_MIN_OBJECTS: Final = 1250
+"""The fewest data objects a job with automated data labeling may have (AWS's minimum)."""
+_CONCURRENT_TASK_QUOTA: Final = 1000  # more needs AWS Support to raise the quota (up to 5,000)
 
 _BOX_BYTES: Final = 110  # one box in the label plus its metadata object, JSON as Lambda writes it
 _OBJECT_BYTES: Final = 700  # datasetObjectId, image size, metadata fields, long names
@@ -237,6 +249,23 @@ def consolidation_response_bytes(
     """
     class_map = sum(len(json.dumps(label)) + 8 for label in labels)
     return batch_size * (_OBJECT_BYTES + class_map + workers * boxes_per_image * _BOX_BYTES)
+
+
+def _warn_concurrent_task_quota(human: Mapping[str, Any]) -> None:
+    """Warn when ``MaxConcurrentTaskCount`` passes the quota an account starts with.
+
+    A warning, not a refusal: an account whose quota AWS Support has raised may use more.
+    """
+    tasks = human.get("MaxConcurrentTaskCount")
+    if isinstance(tasks, int) and tasks > _CONCURRENT_TASK_QUOTA:
+        warnings.warn(
+            f"MaxConcurrentTaskCount {tasks} is above the {_CONCURRENT_TASK_QUOTA:,} objects at "
+            "a time an AWS account may use by default: ask AWS Support to raise the quota for "
+            f"this account (to at most 5,000) or lower max_concurrent_tasks to "
+            f"{_CONCURRENT_TASK_QUOTA}",
+            ServiceQuotaWarning,
+            stacklevel=3,
+        )
 
 
 def _warn_response_size(human: Mapping[str, Any], boxes: int, labels: Sequence[str]) -> None:
@@ -267,22 +296,19 @@ def _build_ui_config(
     template_uri: str | None,
     ui_arn: str | None,
     default_template: str,
-    problems: list[str],
 ) -> dict[str, str]:
     """``UiConfig``: what was given, else the task type's hosted UI or our template's location.
 
     Given values are kept as given (both at once, or the wrong kind for the task type, are
-    reported by the ``ui-config`` rule).
+    reported by the ``ui-config`` rule). Left empty in a region without Ground Truth.
     """
     if template_uri is not None or ui_arn is not None:
         return _optional_members(UiTemplateS3Uri=template_uri, HumanTaskUiArn=ui_arn)
     if task_type not in HUMAN_TASK_UIS:
         return {"UiTemplateS3Uri": default_template}
-    try:
-        return {"HumanTaskUiArn": human_task_ui_arn(region, task_type)}
-    except ValidationError as exc:
-        problems.extend(exc.problems)
+    if not _runs_ground_truth(region):
         return {}
+    return {"HumanTaskUiArn": human_task_ui_arn(region, task_type)}
 
 
 def _lambda_pair(
@@ -297,8 +323,8 @@ def _lambda_pair(
     if lambdas is not None:
         pre_arn = pre_arn if pre_arn is not None else lambdas.pre_annotation_arn
         acs_arn = acs_arn if acs_arn is not None else lambdas.post_annotation_arn
-    if pre_arn is not None and acs_arn is not None:
-        return pre_arn, acs_arn
+    if (pre_arn is not None and acs_arn is not None) or not _runs_ground_truth(region):
+        return pre_arn or "", acs_arn or ""
     try:
         builtin_pre, builtin_acs = builtin_lambda_arns(region, task_type)
     except ValidationError as exc:
@@ -316,11 +342,7 @@ def _workteam(
 ) -> str:
     """The team ARN: given, or Mechanical Turk's for a public workforce."""
     if workforce == "public" and workteam_arn is None:
-        try:
-            return public_workteam_arn(region)
-        except ValidationError as exc:
-            problems.extend(exc.problems)
-            return ""
+        return public_workteam_arn(region) if _runs_ground_truth(region) else ""
     if workforce not in ("public", "private", "vendor"):
         problems.append(f"workforce {workforce!r} is not one of: public, private, vendor")
     elif workforce != "public" and workteam_arn is None:
@@ -386,7 +408,9 @@ def build_labeling_job_request(
         price_usd: per task, one of :data:`ALLOWED_PRICES_USD` within :func:`price_range`.
         workers_per_object: defaults to 5 for bounding boxes, 3 otherwise (console defaults).
         max_concurrent_tasks: ``MaxConcurrentTaskCount``, also the most objects one
-            post-annotation call answers (SageMaker's default: 1000).
+            post-annotation call answers (SageMaker's default: 1000). Above 1000 a
+            :class:`~gt_toolkit.errors.ServiceQuotaWarning` is issued: the account needs AWS
+            Support to raise its quota first.
         expected_boxes_per_image: the most boxes a worker may draw on one image; with it, a
             :class:`~gt_toolkit.errors.LambdaResponseSizeWarning` is issued when a batch of
             answers can pass Lambda's 6 MB response limit
@@ -425,7 +449,7 @@ def build_labeling_job_request(
     human: dict[str, Any] = {
         "WorkteamArn": _workteam(workforce, workteam_arn, region, problems),
         "UiConfig": _build_ui_config(
-            task_type, region, template_uri, human_task_ui_arn, default_template, problems
+            task_type, region, template_uri, human_task_ui_arn, default_template
         ),
         "TaskTitle": task_title,
         "TaskDescription": task_description,
@@ -475,11 +499,19 @@ def build_labeling_job_request(
         source_label_attribute=source_label_attribute,
         require_sagemaker_lambda_names=require_sagemaker_lambda_names,
     )
-    # A given price refused above is left out of the request: "needs a price" would report
-    # the same mistake a second time, wrongly.
-    problems.extend(p for p in found if price_usd is None or p != _NEEDS_PRICE)
+    # Reported already: a given price refused above is left out of the request ("needs a
+    # price" would report the same mistake again, wrongly), and so is the public team of a
+    # region without Ground Truth, which the region rule names.
+    no_team = workforce == "public" and workteam_arn is None and not _runs_ground_truth(region)
+    problems.extend(
+        p
+        for p in found
+        if not (price_usd is not None and p == _NEEDS_PRICE)
+        and not (no_team and p.startswith(_TEAM_PATH))
+    )
     if problems:
         raise ValidationError(list(dict.fromkeys(problems)), what="labeling job request")
+    _warn_concurrent_task_quota(human)
     if expected_boxes_per_image is not None:
         _warn_response_size(human, expected_boxes_per_image, labels)
     return request
@@ -671,10 +703,12 @@ def _check_ui_config(job: LabelingJobCheck) -> Iterator[str]:
     ui = job.human.get("UiConfig")
     if not isinstance(ui, Mapping):
         return
+    hosted = HUMAN_TASK_UIS.get(job.task_type)
+    if not ui and hosted is not None and not _runs_ground_truth(job.region):
+        return  # no hosted UI to name there: the region rule reports the region
     if len(ui) != 1:
         yield "HumanTaskConfig.UiConfig: set exactly one of UiTemplateS3Uri, HumanTaskUiArn"
         return
-    hosted = HUMAN_TASK_UIS.get(job.task_type)
     ui_arn = ui.get("HumanTaskUiArn")
     if hosted is None and ui_arn is not None:
         yield (
@@ -956,13 +990,20 @@ def create_labeling_job(
     short_instruction: str | None = None,
     full_instruction: str | None = None,
     audit_label_attribute: str | None = None,
+    sse: ServerSideEncryption | None = None,
 ) -> str:
     """Upload the worker template and label file where ``request`` points, then create the job.
 
     The request is re-checked against the service model first, so nothing is uploaded for a
     request SageMaker would refuse. Returns the ``LabelingJobArn``.
 
+    The uploads are encrypted with the request's ``OutputConfig.KmsKeyId`` (SSE-KMS) when it
+    names one, else as ``sse`` asks, so a bucket whose policy refuses unencrypted puts takes
+    them; the job's role must be allowed to decrypt with that key.
+
     Args:
+        sse: ``"AES256"`` (SSE-S3) or ``"aws:kms"`` (the bucket's or AWS's default KMS key)
+            for the uploads when the request names no KMS key.
         short_instruction: NER jobs read their worker instructions from the label file, so
             they need this or ``full_instruction``.
         full_instruction: as ``short_instruction``.
@@ -980,6 +1021,12 @@ def create_labeling_job(
             task_type, short_instruction or full_instruction, audit_label_attribute
         )
     )
+    kms_key = _dig(request, "OutputConfig", "KmsKeyId") or None
+    if kms_key is not None and sse == "AES256":
+        problems.append(
+            "the request's OutputConfig.KmsKeyId asks for SSE-KMS uploads, but sse is 'AES256'"
+        )
+    problems.extend(_automated_labeling_size_problems(request, store))
     label_uri = request.get("LabelCategoryConfigS3Uri")
     if problems:
         raise ValidationError(problems, what="labeling job request")
@@ -990,13 +1037,48 @@ def create_labeling_job(
         full_instruction=full_instruction,
         audit_label_attribute=audit_label_attribute,
     )
+    encryption: dict[str, Any] = {"sse": sse, "kms_key_id": kms_key}
     if template_uri is not None and template is not None:
         body = template.encode("utf-8") if isinstance(template, str) else template
-        store.put_bytes(template_uri, body, content_type="text/html")
+        store.put_bytes(template_uri, body, content_type="text/html", **encryption)
     if isinstance(label_uri, str):
-        store.put_bytes(label_uri, orjson.dumps(config), content_type="application/json")
+        store.put_bytes(
+            label_uri, orjson.dumps(config), content_type="application/json", **encryption
+        )
     response = sagemaker.create_labeling_job(**request)
     return response["LabelingJobArn"]
+
+
+def _automated_labeling_size_problems(request: Mapping[str, Any], store: S3Store) -> list[str]:
+    """Automated data labeling refuses a manifest of under 1,250 objects (§5).
+
+    Counts the manifest's non-blank lines, streaming, and stops at the minimum. A manifest
+    that cannot be read here (another account's bucket, no permission) is left to SageMaker.
+    """
+    manifest = _dig(request, "InputConfig", "DataSource", "S3DataSource", "ManifestS3Uri")
+    if not isinstance(manifest, str) or not _dig(request, "LabelingJobAlgorithmsConfig"):
+        return []
+    try:
+        count = _count_objects(manifest, store, at_most=AUTOMATED_LABELING_MIN_OBJECTS)
+    except (StorageError, S3UriError):
+        return []
+    if count >= AUTOMATED_LABELING_MIN_OBJECTS:
+        return []
+    return [
+        f"LabelingJobAlgorithmsConfig: automated data labeling needs at least "
+        f"{AUTOMATED_LABELING_MIN_OBJECTS:,} data objects, but {manifest} holds {count}; "
+        "leave LabelingJobAlgorithmsConfig out to have workers label them all"
+    ]
+
+
+def _count_objects(manifest: str, store: S3Store, *, at_most: int) -> int:
+    """The manifest's non-blank lines (its data objects), counting no further than ``at_most``."""
+    count = 0
+    for batch in iter_line_batches(manifest, store=store):
+        count += sum(1 for line in batch if line.strip())
+        if count >= at_most:
+            return at_most
+    return count
 
 
 def _label_file_problems(

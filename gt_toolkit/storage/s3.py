@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from gt_toolkit.errors import NoMatchingObjectsError, S3UriError, StorageError
+from gt_toolkit.errors import NoMatchingObjectsError, S3UriError, StorageError, ValidationError
 
 if TYPE_CHECKING:
     import boto3
@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_IMAGE_EXTENSIONS",
     "S3Object",
     "S3Store",
+    "ServerSideEncryption",
     "bucket_name_problem",
     "is_s3_uri",
     "make_s3_client",
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 DEFAULT_IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+ServerSideEncryption = Literal["AES256", "aws:kms"]
+"""S3's ``ServerSideEncryption``: SSE-S3 (``AES256``) or SSE-KMS (``aws:kms``)."""
 _CHUNK = 1 << 20
 # General-purpose bucket naming rules: 3-63 characters of lowercase letters, digits, dots and
 # hyphens, a letter or digit at both ends, no ".." and no dot beside a hyphen (not
@@ -361,10 +364,36 @@ class S3Store:
         self._call(f"downloading {uri}", lambda: self.client.download_file(bucket, key, str(path)))
 
     # -- writing -------------------------------------------------------------------------
-    def put_bytes(self, uri: str, data: bytes, *, content_type: str | None = None) -> None:
-        """Write a whole object in one request."""
+    def put_bytes(
+        self,
+        uri: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        sse: ServerSideEncryption | None = None,
+        kms_key_id: str | None = None,
+    ) -> None:
+        """Write a whole object in one request.
+
+        Args:
+            sse: the server-side encryption to ask for; a bucket whose policy requires it
+                refuses a put that does not.
+            kms_key_id: the SSE-KMS key (id, alias or ARN); implies ``sse="aws:kms"``.
+
+        Raises:
+            ValidationError: a KMS key with ``sse="AES256"``, which S3 would refuse.
+        """
         bucket, key = parse_s3_uri(uri)
+        if kms_key_id is not None and sse == "AES256":
+            raise ValidationError(
+                [f"kms_key_id {kms_key_id!r} asks for SSE-KMS, but sse is 'AES256'"],
+                what=f"write to {uri}",
+            )
         extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        if kms_key_id is not None:
+            extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id)
+        elif sse is not None:
+            extra["ServerSideEncryption"] = sse
         self._call(
             f"writing {uri}",
             lambda: self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra),

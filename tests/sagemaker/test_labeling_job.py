@@ -19,7 +19,12 @@ import pytest
 from botocore.stub import Stubber
 
 from gt_toolkit import ValidationError, build_labeling_job_request
-from gt_toolkit.errors import LabelingJobFailedError, LambdaResponseSizeWarning, WaitTimeoutError
+from gt_toolkit.errors import (
+    LabelingJobFailedError,
+    LambdaResponseSizeWarning,
+    ServiceQuotaWarning,
+    WaitTimeoutError,
+)
 from gt_toolkit.formats.detection_label import build_detection_label
 from gt_toolkit.handlers.lambda_response import RESPONSE_BUDGET
 from gt_toolkit.sagemaker.labeling_job import (
@@ -370,7 +375,7 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
         ["labels: label 'ball' appears 2 times"],
     ),
     ("too many labels", base_args(labels=[f"c{i}" for i in range(51)]), ["at most 50 labels"]),
-    ("region without GT", base_args(region="sa-east-1"), ["no Ground Truth built-in Lambdas"]),
+    ("region without GT", base_args(region="sa-east-1"), ["'sa-east-1' does not run Ground Truth"]),
     (
         "workers 0",
         base_args(workers_per_object=0),
@@ -693,6 +698,39 @@ def test_an_invalid_price_is_reported_once_not_also_as_missing(price: str) -> No
     assert not [p for p in problems if "needs a price per task" in p], problems
 
 
+@pytest.mark.parametrize(
+    ("task_type", "workforce"),
+    [
+        ("NamedEntityRecognition", "private"),
+        ("NamedEntityRecognition", "public"),
+        ("VideoObjectDetection", "private"),
+        ("3DPointCloudObjectDetection", "private"),
+        ("BoundingBox", "private"),
+        ("BoundingBox", "public"),
+    ],
+)
+def test_a_region_without_ground_truth_is_reported_once_and_alone(
+    task_type: str, workforce: str
+) -> None:
+    team = TEAM.replace("us-east-1", "af-south-1")
+    args = public_args() if workforce == "public" else base_args(workteam_arn=team)
+    with pytest.raises(ValidationError) as info:
+        build_labeling_job_request(
+            **(args | {"region": "af-south-1", "task_type": task_type, "labels": ["ball"]})
+        )
+    problems = info.value.problems
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("region 'af-south-1' does not run Ground Truth"), problems
+
+
+def test_an_empty_ui_config_is_still_reported_where_a_template_was_due() -> None:
+    request = edited(build_labeling_job_request(**base_args()), {"HumanTaskConfig.UiConfig": {}})
+    problems = labeling_job_problems(request, region="af-south-1")
+    assert "HumanTaskConfig.UiConfig: set exactly one of UiTemplateS3Uri, HumanTaskUiArn" in (
+        problems
+    )
+
+
 def test_one_error_lists_every_problem_at_once() -> None:
     with pytest.raises(ValidationError) as info:
         build_labeling_job_request(
@@ -890,6 +928,136 @@ def test_create_labeling_job_uploads_template_and_labels_then_calls_sagemaker(
     assert store.get_bytes(ui).decode() == template
 
 
+@pytest.mark.parametrize(
+    ("kms_key", "sse", "expected"),
+    [
+        (KMS_KEY, None, ("aws:kms", KMS_KEY)),
+        (None, "AES256", ("AES256", None)),
+        (None, "aws:kms", ("aws:kms", "")),
+    ],
+    ids=["the-request-key", "sse-s3", "sse-kms-default-key"],
+)
+def test_the_uploads_are_encrypted_as_the_request_or_sse_asks(
+    sagemaker_stub: Any,
+    store: S3Store,
+    bucket: str,
+    s3_client: Any,
+    kms_key: str | None,
+    sse: Any,
+    expected: tuple[str, str | None],
+) -> None:
+    client, stubber = sagemaker_stub
+    request = build_labeling_job_request(
+        **base_args(
+            manifest_uri=f"s3://{bucket}/in.manifest",
+            output_uri=f"s3://{bucket}/out",
+            output_kms_key_id=kms_key,
+        )
+    )
+    stubber.add_response("create_labeling_job", {"LabelingJobArn": "arn:x"}, request)
+    create_labeling_job(
+        request, sagemaker=client, store=store, labels=["ball"], template="<p/>", sse=sse
+    )
+    template = request["HumanTaskConfig"]["UiConfig"]["UiTemplateS3Uri"]
+    for uri in (template, request["LabelCategoryConfigS3Uri"]):
+        head = s3_client.head_object(Bucket=bucket, Key=uri.split("/", 3)[3])
+        kind, key = expected
+        assert head.get("ServerSideEncryption") == kind, uri
+        if key is None:
+            assert "SSEKMSKeyId" not in head
+        elif key:
+            assert head["SSEKMSKeyId"] == key
+
+
+def test_sse_s3_beside_a_kms_key_in_the_request_is_refused_before_any_upload(
+    sagemaker_stub: Any, store: S3Store, bucket: str
+) -> None:
+    client, _ = sagemaker_stub
+    request = build_labeling_job_request(
+        **base_args(
+            manifest_uri=f"s3://{bucket}/in.manifest",
+            output_uri=f"s3://{bucket}/out",
+            output_kms_key_id=KMS_KEY,
+        )
+    )
+    with pytest.raises(ValidationError, match="KmsKeyId asks for SSE-KMS uploads, but sse is"):
+        create_labeling_job(
+            request, sagemaker=client, store=store, labels=["ball"], template="x", sse="AES256"
+        )
+    assert not store.exists(request["LabelCategoryConfigS3Uri"])
+
+
+def automated_request(bucket: str) -> dict[str, Any]:
+    request = build_labeling_job_request(
+        **base_args(manifest_uri=f"s3://{bucket}/in.manifest", output_uri=f"s3://{bucket}/out")
+    )
+    return edited(
+        request, {"LabelingJobAlgorithmsConfig.LabelingJobAlgorithmSpecificationArn": AL_BOXES}
+    )
+
+
+@pytest.mark.parametrize(
+    ("objects", "blank_lines", "refused"),
+    [(1249, 0, True), (1249, 40, True), (1250, 0, False), (3000, 2, False)],
+)
+def test_automated_labeling_below_1250_objects_is_refused_before_any_upload(
+    sagemaker_stub: Any,
+    store: S3Store,
+    bucket: str,
+    objects: int,
+    blank_lines: int,
+    refused: bool,
+) -> None:
+    client, stubber = sagemaker_stub
+    request = automated_request(bucket)
+    lines = [b'{"source-ref": "s3://%b/%d.jpg"}' % (bucket.encode(), i) for i in range(objects)]
+    lines[1:1] = [b"   \r"] * blank_lines  # blank and CRLF lines are no data objects
+    store.put_bytes(
+        request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"],
+        (b"\n".join(lines) + b"\n"),
+    )
+    common = {"sagemaker": client, "store": store, "labels": ["ball"], "template": "<p/>"}
+    if refused:
+        with pytest.raises(ValidationError) as info:
+            create_labeling_job(request, **common)
+        assert info.value.problems == [
+            "LabelingJobAlgorithmsConfig: automated data labeling needs at least 1,250 data "
+            f"objects, but s3://{bucket}/in.manifest holds {objects}; leave "
+            "LabelingJobAlgorithmsConfig out to have workers label them all"
+        ]
+        assert not store.exists(request["LabelCategoryConfigS3Uri"])
+    else:
+        stubber.add_response("create_labeling_job", {"LabelingJobArn": "arn:x"}, request)
+        assert create_labeling_job(request, **common) == "arn:x"
+
+
+def test_a_manifest_that_cannot_be_read_is_left_to_sagemaker(
+    sagemaker_stub: Any, store: S3Store, bucket: str
+) -> None:
+    client, stubber = sagemaker_stub
+    request = automated_request(bucket)  # its manifest was never written
+    stubber.add_response("create_labeling_job", {"LabelingJobArn": "arn:x"}, request)
+    got = create_labeling_job(
+        request, sagemaker=client, store=store, labels=["ball"], template="<p/>"
+    )
+    assert got == "arn:x"
+
+
+def test_a_small_manifest_without_automated_labeling_is_not_counted(
+    sagemaker_stub: Any, store: S3Store, bucket: str
+) -> None:
+    client, stubber = sagemaker_stub
+    request = build_labeling_job_request(
+        **base_args(manifest_uri=f"s3://{bucket}/in.manifest", output_uri=f"s3://{bucket}/out")
+    )
+    store.put_bytes(f"s3://{bucket}/in.manifest", b'{"source-ref": "s3://b/1.jpg"}\n')
+    stubber.add_response("create_labeling_job", {"LabelingJobArn": "arn:x"}, request)
+    got = create_labeling_job(
+        request, sagemaker=client, store=store, labels=["ball"], template="<p/>"
+    )
+    assert got == "arn:x"
+
+
 def test_create_labeling_job_uploads_nothing_for_a_bad_request(
     sagemaker_stub: Any, store: S3Store, bucket: str
 ) -> None:
@@ -1043,6 +1211,21 @@ def test_wait_raises_on_failure_and_on_timeout(sagemaker_stub: Any) -> None:
 
 
 # ---------------------------------------------------------------- the 6 MB response estimate
+
+
+@pytest.mark.parametrize(("tasks", "warned"), [(None, False), (1000, False), (1001, True)])
+def test_more_than_1000_concurrent_tasks_warns_of_the_quota_but_builds(
+    tasks: int | None, warned: bool
+) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        request = build_labeling_job_request(**base_args(max_concurrent_tasks=tasks))
+    quota = [w for w in caught if issubclass(w.category, ServiceQuotaWarning)]
+    assert len(quota) == int(warned), [str(w.message) for w in caught]
+    if warned:
+        assert "MaxConcurrentTaskCount 1001 is above the 1,000 objects" in str(quota[0].message)
+        assert quota[0].filename == __file__  # points at the caller's line
+        assert request["HumanTaskConfig"]["MaxConcurrentTaskCount"] == 1001
 
 
 def test_a_batch_that_can_pass_6_mb_is_warned_about_with_a_batch_that_fits() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from gt_toolkit.errors import NoMatchingObjectsError, S3UriError, StorageError
+from gt_toolkit.errors import NoMatchingObjectsError, S3UriError, StorageError, ValidationError
 from gt_toolkit.storage.s3 import S3Store, bucket_name_problem, make_s3_client, parse_s3_uri
 from tests.helpers import REGION, seed_objects
 from tests.storage.fault_proxy import FaultProxy
@@ -113,3 +115,17 @@ def test_settings_boto3_refuses_are_one_storage_error(
     with pytest.raises(StorageError, match="cannot make an S3 client") as info:
         make_s3_client(**settings)
     assert message in str(info.value)
+
+
+def test_a_put_asks_for_the_encryption_given(store: S3Store, bucket: str, s3_client: Any) -> None:
+    key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    store.put_bytes(f"s3://{bucket}/kms", b"x", kms_key_id=key_arn)
+    store.put_bytes(f"s3://{bucket}/s3", b"x", sse="AES256")
+    store.put_bytes(f"s3://{bucket}/plain", b"x")
+    kms = s3_client.head_object(Bucket=bucket, Key="kms")
+    assert (kms["ServerSideEncryption"], kms["SSEKMSKeyId"]) == ("aws:kms", key_arn)
+    assert s3_client.head_object(Bucket=bucket, Key="s3")["ServerSideEncryption"] == "AES256"
+    assert "ServerSideEncryption" not in s3_client.head_object(Bucket=bucket, Key="plain")
+    with pytest.raises(ValidationError, match="asks for SSE-KMS, but sse is 'AES256'"):
+        store.put_bytes(f"s3://{bucket}/both", b"x", sse="AES256", kms_key_id=key_arn)
+    assert not store.exists(f"s3://{bucket}/both")
