@@ -23,11 +23,12 @@ instead; both make the same resources with the same policies.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -58,6 +59,10 @@ READ_PREFIX_VARIABLE: Final = "GT_ASSUME_ROLE_READ_PREFIX"
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _POLICY_NAME = "gt-toolkit-lambda"
 _MAX_INLINE_ZIP = 50 * 1024 * 1024
+_MEMORY_MB: Final = (128, 10240)
+_TIMEOUT_S: Final = (1, 900)
+_VARIABLE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]+")
+_MAX_VARIABLES = 4 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +216,8 @@ def _zip_code(
     return {"ZipFile": data}, target
 
 
-def _ensure_role(iam: IAMClient, role_name: str, description: str) -> str:
-    """Create the role, or reset the trust policy of the existing one; its ARN."""
+def _ensure_role(iam: IAMClient, role_name: str, description: str) -> tuple[str, bool]:
+    """Create the role, or reset the trust policy of the existing one; its ARN, and if new."""
     trust = json.dumps(lambda_trust_policy())
     try:
         arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
@@ -221,7 +226,8 @@ def _ensure_role(iam: IAMClient, role_name: str, description: str) -> str:
         arn = iam.create_role(
             RoleName=role_name, AssumeRolePolicyDocument=trust, Description=description
         )["Role"]["Arn"]
-    return arn
+        return arn, True
+    return arn, False
 
 
 def _wait_updated(
@@ -253,8 +259,8 @@ def _upsert_function(
     config: dict[str, Any],
     sleep: Callable[[float], None],
     wait_timeout: float,
-) -> str:
-    """Create the function, or update its code and configuration in place; its ARN."""
+) -> tuple[str, bool]:
+    """Create the function, or update its code and configuration in place; its ARN, if new."""
     config = {"Runtime": target.runtime, **config}
     architectures: list[Any] = [target.architecture]
     try:
@@ -266,7 +272,7 @@ def _upsert_function(
         _wait_updated(client, name, sleep, wait_timeout)
         arn = client.update_function_configuration(FunctionName=name, **config)["FunctionArn"]
         _wait_updated(client, name, sleep, wait_timeout)
-        return arn
+        return arn, False
     # A new role takes a few seconds to become assumable by Lambda (IAM is eventually
     # consistent): retry that one error with backoff.
     delay = 2.0
@@ -278,7 +284,7 @@ def _upsert_function(
                 Code=code,  # type: ignore[arg-type]  # ZipFile or S3Bucket/S3Key, built above
                 Architectures=architectures,
                 **config,
-            )["FunctionArn"]
+            )["FunctionArn"], True
         except client.exceptions.InvalidParameterValueException as exc:
             if "assume" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
@@ -297,13 +303,17 @@ class _Deployment:
     settings: Mapping[str, Any]
     sleep: Callable[[float], None]
     wait_timeout: float
+    created: list[tuple[str, str]] = field(default_factory=list)
+    """``("role" | "function", name)`` of what this deployment created, in order."""
 
     def function(
         self, name: str, handler: str, env: Mapping[str, str], description: str, **grants: Any
     ) -> tuple[str, str]:
         """Deploy one role with its own policy, then its function; ``(function, role)`` ARNs."""
         role_name = LambdaNames.role(name)
-        role_arn = _ensure_role(self.iam, role_name, description)
+        role_arn, new_role = _ensure_role(self.iam, role_name, description)
+        if new_role:
+            self.created.append(("role", role_name))
         parsed = parse_arn(role_arn)
         policy = build_lambda_role_policy(
             function_name=name,
@@ -321,7 +331,7 @@ class _Deployment:
             "Environment": {"Variables": dict(env)},
             "Description": description,
         }
-        arn = _upsert_function(
+        arn, new_function = _upsert_function(
             self.lam,
             name=name,
             code=self.code,
@@ -330,7 +340,31 @@ class _Deployment:
             sleep=self.sleep,
             wait_timeout=self.wait_timeout,
         )
+        if new_function:
+            self.created.append(("function", name))
         return arn, role_arn
+
+    def undo(self, failure: BaseException) -> None:
+        """Delete what this deployment created, newest first, after ``failure``.
+
+        A deployment that fails halfway leaves nothing new behind (a role without its
+        function, a pre-annotation function without its partner). Functions and roles that
+        existed before are left as they are: their previous settings are not recorded. What
+        cannot be deleted is named in a note on ``failure``.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        for kind, name in reversed(self.created):
+            try:
+                if kind == "function":
+                    self.lam.delete_function(FunctionName=name)
+                else:
+                    with contextlib.suppress(self.iam.exceptions.NoSuchEntityException):
+                        self.iam.delete_role_policy(RoleName=name, PolicyName=_POLICY_NAME)
+                    self.iam.delete_role(RoleName=name)
+            except (BotoCoreError, ClientError) as exc:  # keep undoing; report every leftover
+                failure.add_note(f"could not delete the {kind} {name} this deployment made: {exc}")
+        self.created.clear()
 
 
 def _labeling_role_problems(arn: str | None) -> list[str]:
@@ -390,7 +424,11 @@ def deploy_lambdas(
     Raises:
         ValidationError: a name Lambda or IAM refuses, a wildcard or slashed bucket, a
             wildcard labeling role, a zip without its recorded target, a zip too big to
-            upload directly.
+            upload directly, memory, timeout or variables outside Lambda's limits; raised
+            before any call.
+        botocore.exceptions.ClientError: AWS refused a call; the roles and functions this
+            call had created by then are deleted again (ones that existed are left updated
+            or not, as far as the deployment got).
     """
     from gt_toolkit.sagemaker.lambda_zip import HANDLERS
 
@@ -403,14 +441,15 @@ def deploy_lambdas(
     read_prefix = _output_prefix_uri(output_bucket, output_prefix, problems)
     problems.extend(_labeling_role_problems(labeling_role_arn or None))
     pre_env = dict(pre_environment or {})
-    labels_uri = _cold_start_file(pre_env, "GT_LABELS_S3_URI", problems)
-    table_uri = _cold_start_file(post_environment or {}, "GT_WORKER_MODEL_S3_URI", problems)
-    code, target = _zip_code(zip_file, code_s3_uri, problems)
-    if problems or target is None:
-        raise ValidationError(problems, what="Lambda deployment")
     post_env = {**(post_environment or {}), READ_PREFIX_VARIABLE: read_prefix}
     if labeling_role_arn:
         post_env.setdefault("GT_ASSUME_ROLE", "true")
+    problems.extend(_settings_problems(memory_mb, timeout_s, {"pre": pre_env, "post": post_env}))
+    labels_uri = _cold_start_file(pre_env, "GT_LABELS_S3_URI", problems)
+    table_uri = _cold_start_file(post_env, "GT_WORKER_MODEL_S3_URI", problems)
+    code, target = _zip_code(zip_file, code_s3_uri, problems)
+    if problems or target is None:
+        raise ValidationError(problems, what="Lambda deployment")
     deployment = _Deployment(
         iam_client,
         lambda_client,
@@ -420,22 +459,26 @@ def deploy_lambdas(
         sleep,
         wait_timeout,
     )
-    pre, pre_role = deployment.function(
-        names.pre,
-        HANDLERS["pre"],
-        pre_env,
-        "Ground Truth pre-annotation (gt-toolkit)",
-        read_object_uri=labels_uri,
-    )
-    post, post_role = deployment.function(
-        names.post,
-        HANDLERS["post"],
-        post_env,
-        "Ground Truth consolidation (gt-toolkit)",
-        read_object_uri=table_uri,
-        read_prefix_uri=read_prefix,
-        labeling_role_arn=labeling_role_arn or None,
-    )
+    try:
+        pre, pre_role = deployment.function(
+            names.pre,
+            HANDLERS["pre"],
+            pre_env,
+            "Ground Truth pre-annotation (gt-toolkit)",
+            read_object_uri=labels_uri,
+        )
+        post, post_role = deployment.function(
+            names.post,
+            HANDLERS["post"],
+            post_env,
+            "Ground Truth consolidation (gt-toolkit)",
+            read_object_uri=table_uri,
+            read_prefix_uri=read_prefix,
+            labeling_role_arn=labeling_role_arn or None,
+        )
+    except BaseException as exc:
+        deployment.undo(exc)
+        raise
     return DeployedLambdas(pre, post, pre_role, post_role)
 
 
@@ -445,7 +488,8 @@ def _cold_start_file(env: Mapping[str, str], variable: str, problems: list[str])
     A malformed URI, or a wildcard (it would grant reading every object it matches), is
     added to ``problems``.
     """
-    uri = env.get(variable, "").strip() or None
+    value = env.get(variable)
+    uri = value.strip() or None if isinstance(value, str) else None  # else _settings_problems
     if uri is not None:
         try:
             parse_s3_uri(uri)
@@ -454,3 +498,32 @@ def _cold_start_file(env: Mapping[str, str], variable: str, problems: list[str])
         if any(c in uri for c in "*?"):
             problems.append(f"{variable} must name one object, no wildcards: got {uri!r}")
     return uri
+
+
+def _settings_problems(
+    memory_mb: int, timeout_s: int, environments: Mapping[str, Mapping[str, object]]
+) -> list[str]:
+    """Lambda's limits on the settings, checked before anything is created.
+
+    Lambda refuses memory outside 128-10,240 MB, a timeout outside 1-900 s, variables that
+    are not strings, names that are not ``[A-Za-z][A-Za-z0-9_]+`` and more than 4 KB of
+    variables per function; caught here, no role is made for a function that cannot be.
+    """
+    problems = []
+    if not _MEMORY_MB[0] <= memory_mb <= _MEMORY_MB[1]:
+        problems.append(f"memory_mb must be {_MEMORY_MB[0]}-{_MEMORY_MB[1]}, got {memory_mb}")
+    if not _TIMEOUT_S[0] <= timeout_s <= _TIMEOUT_S[1]:
+        problems.append(f"timeout_s must be {_TIMEOUT_S[0]}-{_TIMEOUT_S[1]}, got {timeout_s}")
+    for role, env in environments.items():
+        for key, value in env.items():
+            if not _VARIABLE_RE.fullmatch(key):
+                problems.append(f"{role}_environment: {key!r} is not a variable name Lambda takes")
+            if not isinstance(value, str):
+                problems.append(f"{role}_environment: {key} must be a string, got {value!r}")
+        size = sum(len(k.encode()) + len(str(v).encode()) for k, v in env.items())
+        if size > _MAX_VARIABLES:
+            problems.append(
+                f"{role}_environment: {size} bytes of variables, over Lambda's 4 KB; put "
+                "long settings in a file (GT_LABELS_S3_URI, GT_WORKER_MODEL_S3_URI)"
+            )
+    return problems

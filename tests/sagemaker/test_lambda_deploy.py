@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from botocore.exceptions import ClientError
 
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.sagemaker.lambda_deploy import (
@@ -199,6 +200,54 @@ def test_redeploy_updates_code_and_settings_in_place(
     assert "sts:AssumeRole" not in json.dumps(role_policy(iam, first.post_annotation_role_arn))
 
 
+def _fail_creating(lam: Any, function_name: str) -> None:
+    """Make Lambda refuse to create ``function_name`` (as a quota or a throttle would)."""
+
+    def refuse(params: dict[str, Any], **_: Any) -> None:
+        if params.get("FunctionName") == function_name:
+            error = {"Error": {"Code": "CodeStorageExceededException", "Message": "quota"}}
+            raise ClientError(error, "CreateFunction")  # type: ignore[arg-type]
+
+    lam.meta.events.register("before-parameter-build.lambda.CreateFunction", refuse)
+
+
+def _our_roles(iam: Any, bucket: str) -> list[str]:
+    roles = iam.get_paginator("list_roles").paginate().build_full_result()["Roles"]
+    return sorted(r["RoleName"] for r in roles if r["RoleName"].startswith(f"{bucket}-"))
+
+
+def _our_functions(lam: Any, bucket: str) -> list[str]:
+    functions = lam.get_paginator("list_functions").paginate().build_full_result()["Functions"]
+    return sorted(f["FunctionName"] for f in functions if f["FunctionName"].startswith(bucket))
+
+
+def test_a_deployment_failing_halfway_deletes_what_it_created(
+    aws: Callable[[str], Any], bucket: str
+) -> None:
+    iam, lam = aws("iam"), aws("lambda")
+    names = LambdaNames(bucket)
+    _fail_creating(lam, names.post)
+    with pytest.raises(ClientError, match="quota"):
+        deploy(aws, bucket, tiny_zip("v1"), lambda_client=lam)
+    assert _our_functions(lam, bucket) == []
+    assert _our_roles(iam, bucket) == []
+
+
+def test_a_failing_redeploy_keeps_what_existed(aws: Callable[[str], Any], bucket: str) -> None:
+    iam, lam = aws("iam"), aws("lambda")
+    first = deploy(aws, bucket, tiny_zip("v1"))
+    missing = f"s3://{bucket}-no-such-bucket/fn.zip"
+    with pytest.raises(ClientError):
+        # the roles and functions exist: the code update from a missing bucket fails
+        deploy(aws, bucket, tiny_zip("v1"), code_s3_uri=missing)
+    names = LambdaNames(bucket)
+    assert _our_functions(lam, bucket) == sorted([names.pre, names.post])
+    assert _our_roles(iam, bucket) == sorted(map(names.role, [names.pre, names.post]))
+    assert lam.get_function(FunctionName=names.post)["Configuration"]["FunctionArn"] == (
+        first.post_annotation_arn
+    )
+
+
 NO_TARGET = io.BytesIO()
 with zipfile.ZipFile(NO_TARGET, "w") as _zf:
     _zf.writestr("lambdas/__init__.py", "")
@@ -224,6 +273,16 @@ with zipfile.ZipFile(NO_TARGET, "w") as _zf:
             {"post_environment": {"GT_WORKER_MODEL_S3_URI": "s3://bkt/models/*"}},
             "GT_WORKER_MODEL_S3_URI must name one object",
         ),
+        ({"memory_mb": 64}, "memory_mb must be 128-10240, got 64"),
+        ({"timeout_s": 901}, "timeout_s must be 1-900, got 901"),
+        ({"timeout_s": 0}, "timeout_s must be 1-900, got 0"),
+        ({"post_environment": {"GT_IOU_THRESHOLD": 0.5}}, "GT_IOU_THRESHOLD must be a string"),
+        (
+            {"pre_environment": {"GT_LABELS_S3_URI": None}},
+            "GT_LABELS_S3_URI must be a string",
+        ),
+        ({"pre_environment": {"GT-LABELS": "a"}}, "'GT-LABELS' is not a variable name"),
+        ({"pre_environment": {"GT_LABELS": "x" * 4096}}, "over Lambda's 4 KB"),
     ],
     ids=[
         "characters",
@@ -237,6 +296,13 @@ with zipfile.ZipFile(NO_TARGET, "w") as _zf:
         "wildcard-role-name",
         "labels-not-s3",
         "wildcard-worker-table",
+        "memory-too-small",
+        "timeout-too-long",
+        "timeout-zero",
+        "variable-not-a-string",
+        "cold-start-file-not-a-string",
+        "variable-name",
+        "variables-over-4kb",
     ],
 )
 def test_bad_deployments_are_refused_before_any_call(kwargs: dict[str, Any], problem: str) -> None:
@@ -293,6 +359,12 @@ def test_template_matches_the_package() -> None:
         ("LabelsS3Uri", "s3://bkt/*", False),
         ("WorkerModelS3Uri", "s3://bkt/models/worker-model.json", True),
         ("WorkerModelS3Uri", "s3://bkt/models/*", False),
+        ("LabelingRoleArn", "", True),
+        ("LabelingRoleArn", "arn:aws:iam::123456789012:role/service-role/GtExec", True),
+        ("LabelingRoleArn", "arn:aws-cn:iam::123456789012:role/GtExec", True),
+        ("LabelingRoleArn", "arn:aws:iam::123456789012:role/*", False),
+        ("LabelingRoleArn", "arn:aws:iam::*:role/GtExec", False),
+        ("LabelingRoleArn", "*", False),
     ],
 )
 def test_template_parameters_refuse_wildcards_and_slashed_buckets(
