@@ -24,9 +24,11 @@ instead; both make the same resources with the same policies.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import time
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,13 +198,15 @@ def _zip_code(
     zip_file: str | Path | bytes | LambdaZip, code_s3_uri: str | None, problems: list[str]
 ) -> tuple[dict[str, Any], LambdaTarget | None]:
     """``Code`` for Lambda and the target the zip records (``None`` after a problem)."""
-    from gt_toolkit.sagemaker.lambda_zip import LambdaZip, read_lambda_target
+    from gt_toolkit.sagemaker.lambda_zip import LambdaZip, check_unzipped_size, read_lambda_target
 
     source: str | Path | bytes = zip_file.path if isinstance(zip_file, LambdaZip) else zip_file
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
     target: LambdaTarget | None = None
     try:
         target = read_lambda_target(data)
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:  # readable: read_lambda_target read it
+            check_unzipped_size(sum(info.file_size for info in zf.infolist()))
     except GtToolkitError as exc:
         problems.append(str(exc))
     if code_s3_uri is not None:

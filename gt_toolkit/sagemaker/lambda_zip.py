@@ -30,6 +30,7 @@ import importlib.metadata
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,11 +46,13 @@ from gt_toolkit.storage.files import atomic_output
 
 __all__ = [
     "HANDLERS",
+    "MAX_UNZIPPED_BYTES",
     "RUNTIME_PROVIDED",
     "TARGET_ENTRY",
     "LambdaTarget",
     "LambdaZip",
     "build_lambda_zip",
+    "check_unzipped_size",
     "lambda_requirements",
     "main",
     "read_lambda_target",
@@ -69,7 +72,12 @@ RUNTIME_PROVIDED: frozenset[str] = frozenset(
 )
 """Distributions the AWS Python runtime already has (boto3 and its dependencies)."""
 
+MAX_UNZIPPED_BYTES: Final = 262_144_000
+"""Lambda's limit on a function's code unzipped (250 MiB, layers included)."""
+
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the gt_toolkit package
+_PACKAGE_FILES = (".py", "py.typed")  # what the package is made of; stray files stay out
+_PYTHON_RE = re.compile(r"3\.\d{1,2}")
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 _SKIP_DIRS = frozenset({"__pycache__", "tests", "templates"})
 
@@ -148,6 +156,19 @@ def read_lambda_target(zip_file: str | os.PathLike[str] | bytes) -> LambdaTarget
     return LambdaTarget(architecture=arch, python=python)
 
 
+def check_unzipped_size(size: int) -> None:
+    """Refuse code Lambda would refuse at deployment: over :data:`MAX_UNZIPPED_BYTES`.
+
+    Raises:
+        LambdaZipError: ``size`` (bytes, unzipped) is over the limit.
+    """
+    if size > MAX_UNZIPPED_BYTES:
+        raise LambdaZipError(
+            f"the code is {size:,} bytes unzipped, over Lambda's limit of "
+            f"{MAX_UNZIPPED_BYTES:,} (250 MiB): a handler imports more than it should"
+        )
+
+
 def _canonical(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
 
@@ -170,7 +191,7 @@ def _stage_code(root: Path) -> Path:
     tests import. A minimal ``.dist-info`` keeps ``gt_toolkit.__version__`` right in the zip.
     """
     for path, arcname in _walk(_PACKAGE_DIR, "gt_toolkit"):
-        if arcname.startswith("gt_toolkit/_lambdas/"):
+        if arcname.startswith("gt_toolkit/_lambdas/") or not arcname.endswith(_PACKAGE_FILES):
             continue
         dest = root / arcname
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -404,10 +425,13 @@ def build_lambda_zip(
         target it was built for (also recorded in the zip as :data:`TARGET_ENTRY`).
 
     Raises:
-        LambdaZipError: the handlers cannot be imported or pip cannot get a wheel.
+        LambdaZipError: the handlers cannot be imported, pip cannot get a wheel, or the code
+            is over Lambda's unzipped limit; ``out`` is then left as it was.
     """
     if arch not in ("x86_64", "arm64"):
         raise LambdaZipError(f"arch must be 'x86_64' or 'arm64', got {arch!r}")
+    if not _PYTHON_RE.fullmatch(python):
+        raise LambdaZipError(f"python must be a version like '3.12', got {python!r}")
     cache = Path(cache_dir).resolve()
     cache.mkdir(parents=True, exist_ok=True)
     target = Path(out)
@@ -432,6 +456,7 @@ def build_lambda_zip(
         if len(names) != len(set(names)):
             dupes = sorted({n for n in names if names.count(n) > 1})
             raise LambdaZipError(f"files collide in the zip: {dupes[:5]}")
+        check_unzipped_size(sum(path.stat().st_size for path, _ in entries))
         with atomic_output(target) as fh, zipfile.ZipFile(fh, "w") as zf:
             for path, arcname in entries:
                 _add(zf, path, arcname)

@@ -316,6 +316,19 @@ def test_bad_deployments_are_refused_before_any_call(kwargs: dict[str, Any], pro
         deploy_lambdas(**(args | kwargs))
 
 
+def test_code_over_lambdas_unzipped_limit_is_refused_before_any_call() -> None:
+    buf = io.BytesIO(tiny_zip("v1"))
+    with (
+        zipfile.ZipFile(buf, "a", compression=zipfile.ZIP_DEFLATED) as zf,
+        zf.open("big.bin", "w", force_zip64=True) as fh,
+    ):
+        for _ in range(251):  # zeros: 251 MiB unzipped, a few hundred KB zipped
+            fh.write(bytes(1024 * 1024))
+    assert len(buf.getvalue()) < 50 * 1024 * 1024
+    with pytest.raises(ValidationError, match="over Lambda's limit of 262,144,000"):
+        deploy_lambdas(buf.getvalue(), iam_client=None, lambda_client=None, output_bucket="b-out")  # type: ignore[arg-type]
+
+
 class CfnLoader(yaml.SafeLoader):
     """Reads CloudFormation short-form tags (!Ref, !Sub, ...) as plain values."""
 

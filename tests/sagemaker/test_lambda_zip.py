@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from gt_toolkit.errors import LambdaZipError
+from gt_toolkit.sagemaker import lambda_zip
 from gt_toolkit.sagemaker.lambda_deploy import deploy_lambdas
 from gt_toolkit.sagemaker.lambda_zip import (
     TARGET_ENTRY,
@@ -89,9 +91,59 @@ def test_zip_gt_toolkit_imports_lazily(tmp_path: Path) -> None:
     assert is_same == "True" and where.startswith(str(root))
 
 
-def test_bad_arch_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(LambdaZipError, match="arch"):
-        build_lambda_zip(tmp_path / "x.zip", arch="sparc", requirements=[])  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"arch": "sparc"}, "arch must be"),
+        ({"python": "python3.12"}, "python must be a version like '3.12'"),
+        ({"python": "3"}, "python must be a version like '3.12'"),
+    ],
+)
+def test_a_bad_target_is_refused(tmp_path: Path, kwargs: dict[str, Any], problem: str) -> None:
+    with pytest.raises(LambdaZipError, match=problem):
+        build_lambda_zip(tmp_path / "x.zip", requirements=[], **kwargs)
+    assert not (tmp_path / "x.zip").exists()
+
+
+def test_code_over_lambdas_unzipped_limit_writes_no_zip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out" / "fn.zip"
+    out.parent.mkdir()
+    out.write_bytes(b"the previous build")
+    # the real limit is 250 MiB; the code alone is far below it, so the limit is lowered
+    monkeypatch.setattr(lambda_zip, "MAX_UNZIPPED_BYTES", 1000)
+    with pytest.raises(LambdaZipError, match="unzipped, over Lambda's limit of 1,000"):
+        build_lambda_zip(
+            out, python=PYVER, requirements=[], cache_dir=tmp_path / "c", compile_bytecode=False
+        )
+    assert out.read_bytes() == b"the previous build"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["fn.zip"]
+
+
+def test_stray_files_in_the_package_stay_out_of_the_zip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkout = tmp_path / "checkout"
+    skip = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(REPO / "gt_toolkit", checkout / "gt_toolkit", ignore=skip)
+    shutil.copytree(REPO / "lambdas", checkout / "lambdas", ignore=skip)
+    (checkout / "gt_toolkit" / ".env").write_text("AWS_SECRET_ACCESS_KEY=do-not-ship\n")
+    (checkout / "gt_toolkit" / "consolidation" / "engine.py.orig").write_text("# merge left\n")
+    (checkout / "gt_toolkit" / "scratch").mkdir()
+    (checkout / "gt_toolkit" / "scratch" / "notes.txt").write_text("draft\n")
+    monkeypatch.setattr(lambda_zip, "_PACKAGE_DIR", checkout / "gt_toolkit")
+    built = build_lambda_zip(
+        tmp_path / "fn.zip",
+        python=PYVER,
+        requirements=[],
+        cache_dir=tmp_path / "c",
+        compile_bytecode=False,
+    )
+    package = [n for n in zip_names(built.path) if n.startswith("gt_toolkit/")]
+    assert "gt_toolkit/py.typed" in package
+    assert "gt_toolkit/consolidation/engine.py" in package
+    assert [n for n in package if not n.endswith((".py", "py.typed"))] == []
 
 
 def test_the_zip_records_its_target_and_deploys_with_it(
