@@ -13,6 +13,7 @@ import base64
 import io
 import mimetypes
 import os
+import struct
 from pathlib import Path, PurePosixPath
 
 from gt_toolkit.errors import StorageError
@@ -25,7 +26,6 @@ _SNIFF = (
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"GIF8", "image/gif"),
-    (b"RIFF", "image/webp"),
 )
 
 
@@ -84,19 +84,36 @@ class ImageMirror:
 def data_uri(data: bytes, mime: str | None = None, *, name: str = "") -> str:
     """A ``data:`` URI; the type is ``mime``, else sniffed from the bytes, else from ``name``."""
     mime = mime or next((m for magic, m in _SNIFF if data.startswith(magic)), None)
+    if mime is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":  # not WAV or AVI
+        mime = "image/webp"
     mime = mime or mimetypes.guess_type(name)[0] or "application/octet-stream"
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def read_image_size(image: bytes | Path) -> ImageSize | None:
-    """Pixel size from an image's header (Pillow opens lazily: no full decode).
+    """Pixel size from an image's header (no decode at all).
 
-    ``None`` when the bytes or file are not an image Pillow can read.
+    ``None`` when the bytes or file are not an image Pillow can read. Pillow's plugins read
+    the header directly rather than through ``Image.open``, whose guard against decompression
+    bombs refuses (or warns about) images over ~90-180 megapixels: a large aerial photo has a
+    size to report, and nothing here decodes its pixels.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
+    Image.init()
     try:
-        with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as img:
-            return {"width": img.width, "height": img.height}
-    except (UnidentifiedImageError, OSError):
+        with io.BytesIO(image) if isinstance(image, bytes) else image.open("rb") as fh:
+            prefix = fh.read(16)
+            for factory, accept in (Image.OPEN[fmt] for fmt in Image.ID):
+                fh.seek(0)
+                try:  # the errors Image.open skips a plugin on: the next one may read it
+                    verdict = accept(prefix) if accept is not None else True
+                    if not verdict or isinstance(verdict, str):  # a str says why it is not
+                        continue
+                    with factory(fh, "") as img:
+                        return {"width": img.width, "height": img.height}
+                except (SyntaxError, IndexError, TypeError, ValueError, struct.error, OSError):
+                    continue
+    except OSError:
         return None
+    return None

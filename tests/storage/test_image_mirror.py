@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,37 @@ def test_image_size_from_a_header(tmp_path: Path) -> None:
     (tmp_path / "not.jpg").write_bytes(b"not an image")
     assert read_image_size(tmp_path / "not.jpg") is None
     assert read_image_size(b"") is None
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG's signature and header chunk, as a camera or tiler writes them."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(12_000, 9_000), (20_000, 20_000)], ids=["warned", "refused"]
+)
+def test_a_large_images_size_is_read_without_the_bomb_guard(
+    tmp_path: Path, width: int, height: int
+) -> None:
+    # Pillow's Image.open warns above ~89 MP and refuses above ~179 MP; only the header is read
+    data = _png_header(width, height)
+    assert read_image_size(data) == {"width": width, "height": height}
+    (tmp_path / "aerial.png").write_bytes(data)
+    assert read_image_size(tmp_path / "aerial.png") == {"width": width, "height": height}
+
+
+def test_a_wav_file_is_not_sniffed_as_webp() -> None:
+    wav = b"RIFF\x24\x00\x00\x00WAVEfmt "
+    assert data_uri(wav).startswith("data:application/octet-stream;")
+    webp = b"RIFF\x24\x00\x00\x00WEBPVP8 "
+    assert data_uri(webp).startswith("data:image/webp;")
 
 
 @pytest.mark.parametrize(
