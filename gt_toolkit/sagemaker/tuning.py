@@ -2,8 +2,8 @@
 
 A tuning job multiplies the cost of every mistake in its training definition by the number
 of jobs, so :func:`build_tuning_request` starts from a request our training builders already
-validated. For the built-in algorithms it adds the ranges the documentation recommends
-(``docs/ground-truth-formats.md`` §6): ``learning_rate`` 1e-6..0.5 logarithmic,
+validated. For the built-in algorithms it adds the ranges AWS's tuning pages recommend
+(``docs/training.md``, "Tuning"): ``learning_rate`` 1e-6..0.5 logarithmic,
 ``mini_batch_size`` an integer range (capped at the training set size), ``optimizer``
 categorical, objective ``validation:mAP`` or ``validation:accuracy`` maximised, early stopping
 ``Auto``; a range over a hyperparameter the algorithm does not tune (:data:`TUNABLE`) is
