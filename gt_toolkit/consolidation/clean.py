@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from gt_toolkit.consolidation.geometry import FloatArray, overlap_pairs
+from gt_toolkit.consolidation.geometry import FloatArray, image_extent, overlap_pairs
 from gt_toolkit.consolidation.settings import ConsolidationSettings, DropReason
 from gt_toolkit.errors import ConsolidationError
 from gt_toolkit.types import ImageSize
@@ -249,12 +249,12 @@ def _validate(
         finite &= np.isfinite(rows[2:]).all(axis=0)
         ok = finite & _positive(xywh)
     elif clip:
-        iw, ih = float(image_size["width"]), float(image_size["height"])
+        iw, ih = image_extent(image_size)
         # plain ufuncs (np.clip's wrapper costs more than the work here); NaN stays NaN
         rows = np.minimum(np.maximum(rows, 0.0), np.array([[iw], [ih], [iw], [ih]]))
         ok = finite & (rows[2] > rows[0]) & (rows[3] > rows[1])
     else:
-        iw, ih = float(image_size["width"]), float(image_size["height"])
+        iw, ih = image_extent(image_size)
         with np.errstate(invalid="ignore"):
             inside = (rows[0] >= 0) & (rows[1] >= 0) & (rows[2] <= iw) & (rows[3] <= ih)
         ok = finite & _positive(xywh) & inside

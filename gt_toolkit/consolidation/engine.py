@@ -117,7 +117,8 @@ def consolidate_image(
 
     Raises:
         ConsolidationError: an answer that is not a list of boxes (``None``, a string, a
-            dict), or ``labels`` given as one string; ``weights`` has the wrong length or a
+            dict), ``labels`` given as one string, or an image size that is not positive;
+            ``weights`` has the wrong length or a
             negative or non-finite value; a worker model without one annotator per answer,
             or with ``weights``; ``settings.keep="model"`` without a worker model. Dirty
             boxes never raise; they are listed in ``dropped``.

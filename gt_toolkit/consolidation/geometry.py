@@ -9,6 +9,7 @@ boxes have IoU 0, never NaN.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Literal, overload
@@ -26,6 +27,7 @@ __all__ = [
     "candidate_pairs",
     "clip_xyxy",
     "gt_from_xyxy",
+    "image_extent",
     "iou_columns",
     "iou_matrix",
     "iou_pairs",
@@ -35,6 +37,19 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 _EMPTY = np.zeros((0, 4), dtype=np.float64)
+
+
+def image_extent(image_size: Mapping[str, Any]) -> tuple[float, float]:
+    """An image size's width and height as floats.
+
+    Raises:
+        ConsolidationError: not a positive, finite size: against a 0-wide image every box
+            would be dropped as outside it, a caller's mistake turned into lost labels.
+    """
+    width, height = float(image_size["width"]), float(image_size["height"])
+    if not (0 < width < math.inf and 0 < height < math.inf):
+        raise ConsolidationError(f"image size must be positive and finite, got {image_size}")
+    return width, height
 
 
 def as_xyxy(boxes: npt.ArrayLike) -> FloatArray:

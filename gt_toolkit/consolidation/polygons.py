@@ -29,6 +29,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from gt_toolkit.consolidation.clean import drop_record
+from gt_toolkit.consolidation.geometry import image_extent
 from gt_toolkit.consolidation.settings import (
     ConsolidationSettings,
     DropReason,
@@ -187,7 +188,7 @@ def _read_all(
     Canonical order: geometry and label, then a worker rank from the worker's own items.
     """
     known = frozenset(labels) if labels is not None else None
-    frame = shapely.box(0, 0, image_size["width"], image_size["height"]) if image_size else None
+    frame = shapely.box(0, 0, *image_extent(image_size)) if image_size else None
     items: list[_Item] = []
     for w, polys in enumerate(answers):
         for b, raw in enumerate(polys):

@@ -804,3 +804,18 @@ def test_only_the_ratio_of_the_weights_counts(scale: float) -> None:
     for a, b in zip(scaled, plain, strict=True):
         for key in ("left", "top", "width", "height", "confidence"):
             assert a[key] == pytest.approx(b[key], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "size",
+    [{"width": 0, "height": 10}, {"width": 10, "height": -1}, {"width": math.nan, "height": 10}],
+    ids=["zero", "negative", "nan"],
+)
+def test_an_image_size_that_is_no_size_is_an_error_not_every_box_outside(
+    size: dict[str, float],
+) -> None:
+    # before, every box was dropped as outside-image: the caller's mistake became lost labels
+    with pytest.raises(ConsolidationError, match="image size must be positive and finite"):
+        consolidate_image([[A], [A]], image_size=size)  # type: ignore[arg-type]
+    with pytest.raises(ConsolidationError, match="image size must be positive and finite"):
+        consolidate_image([[A], [A]], image_size=size, settings=ConsolidationSettings(clip=False))  # type: ignore[arg-type]

@@ -227,3 +227,9 @@ def test_polygon_confidence_is_the_box_formula() -> None:
     assert [p["confidence"] for p in lone] == [pytest.approx(1 / 6)]  # 1 / (2N)
     everyone = consolidate_polygons([[sq(0, 0, 10)]] * 3).polygons
     assert [p["confidence"] for p in everyone] == [pytest.approx(1.0)]
+
+
+def test_an_image_size_that_is_no_size_is_an_error() -> None:
+    square = {"label": "roof", "vertices": [{"x": 0, "y": 0}, {"x": 5, "y": 0}, {"x": 5, "y": 5}]}
+    with pytest.raises(ConsolidationError, match="image size must be positive and finite"):
+        consolidate_polygons([[square], [square]], image_size={"width": 0, "height": 10})
