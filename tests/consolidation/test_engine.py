@@ -816,6 +816,6 @@ def test_an_image_size_that_is_no_size_is_an_error_not_every_box_outside(
 ) -> None:
     # before, every box was dropped as outside-image: the caller's mistake became lost labels
     with pytest.raises(ConsolidationError, match="image size must be positive and finite"):
-        consolidate_image([[A], [A]], image_size=size)  # type: ignore[arg-type]
+        consolidate_image([[A], [A]], image_size=size)
     with pytest.raises(ConsolidationError, match="image size must be positive and finite"):
-        consolidate_image([[A], [A]], image_size=size, settings=ConsolidationSettings(clip=False))  # type: ignore[arg-type]
+        consolidate_image([[A], [A]], image_size=size, settings=ConsolidationSettings(clip=False))
