@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from gt_toolkit.cli.options import (
     add_aws_options,
@@ -161,16 +160,6 @@ def _labels(args: argparse.Namespace, store: S3Store) -> list[str]:
     return labels
 
 
-@contextlib.contextmanager
-def _placed(
-    output: contextlib.AbstractContextManager[IO[bytes]], location: str, placed: list[str]
-) -> Iterator[IO[bytes]]:
-    """``output`` as it is, adding ``location`` to ``placed`` once the file is in place."""
-    with output as fh:
-        yield fh
-    placed.append(location)
-
-
 def _is_json_config(text: str) -> bool:
     """Whether a label file is a label category config (JSON), not one label per line.
 
@@ -301,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
 
     from gt_toolkit.errors import TemplateError
     from gt_toolkit.formats.label_categories import build_label_category_config
-    from gt_toolkit.storage.files import atomic_output, json_bytes, remove_file
+    from gt_toolkit.storage.files import AllOrNone, json_bytes
 
     _check_preview_options(args)
     store = store_from_args(args)
@@ -320,16 +309,9 @@ def run(args: argparse.Namespace) -> int:
         raise TemplateError("--out, --write-label-config and --preview-out name the same file")
     # Every file is staged before any appears: one that cannot be written stops them all,
     # and one that fails to appear takes back those that already did.
-    placed: list[str] = []
-    try:
-        with contextlib.ExitStack() as stack:
-            for location, data in files:
-                output = atomic_output(location, store=store)
-                stack.enter_context(_placed(output, location, placed)).write(data)
-    except BaseException:
-        for location in placed:
-            remove_file(location, store=store)
-        raise
+    with AllOrNone(store=store) as together, contextlib.ExitStack() as stack:
+        for location, data in files:
+            stack.enter_context(together.open(location)).write(data)
     eprint(f"gt-convert template: wrote {args.out} ({len(text):,} characters)")
     if args.write_label_config:
         eprint(f"gt-convert template: wrote {args.write_label_config}")

@@ -60,7 +60,7 @@ from gt_toolkit.formats.detection_label import (
     now_creation_date,
 )
 from gt_toolkit.progress import progress
-from gt_toolkit.storage.files import Location, atomic_output, json_bytes
+from gt_toolkit.storage.files import AllOrNone, Location, json_bytes
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
 __all__ = [
@@ -368,9 +368,9 @@ def _default_job_name(source: CrowdSource) -> str:
 
 
 @contextlib.contextmanager
-def _writer(run: _Run, output: Location, store: S3Store | None) -> Iterator[_Write]:
-    """A function writing one image to ``output`` (atomically, when the block succeeds)."""
-    with atomic_output(output, store=store) as fh:
+def _writer(run: _Run, output: Location, together: AllOrNone) -> Iterator[_Write]:
+    """A function writing one image to ``output`` (in place when the block succeeds)."""
+    with together.open(output) as fh:
         if run.manifest:
             yield lambda item, result, failure: fh.write(_manifest_line(run, item, result, failure))
             return
@@ -441,11 +441,13 @@ def reconsolidate(
     sides = [f"{base}.json", f"{base}.csv"]
     if worker_model == "fit":
         sides.append(f"{os.fspath(output)}.worker-model.json")
-    with contextlib.ExitStack() as staged:
-        # Side files are staged before the output and committed after it, only if it was:
-        # a run that fails leaves every file as it was, an earlier run's tables included.
-        files = [staged.enter_context(atomic_output(loc, store=store)) for loc in sides]
-        with _writer(run, output, store) as write:
+    with AllOrNone(store=store) as together, contextlib.ExitStack() as staged:
+        # The output and its side files appear together or not at all: the side files are
+        # staged first and put in place after the output, and one that fails to appear
+        # takes back the output; a run failing earlier leaves an earlier run's files as
+        # they were.
+        files = [staged.enter_context(together.open(loc)) for loc in sides]
+        with _writer(run, output, together) as write:
             quality, tally = _consolidate_all(source, write, settings, given, model, report)
             mismatch = tally.mismatch(given or ())
             if mismatch is not None:  # before the output is committed: the run writes nothing

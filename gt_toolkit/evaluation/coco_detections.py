@@ -165,9 +165,9 @@ def _add_boxes(
         if ann is None:
             continue
         at = f"{where}[{n}]"
-        key = keys.get(str(ann.get("image_id"))) if isinstance(ann, Mapping) else None
+        key = keys.get(_id(ann.get("image_id"))) if isinstance(ann, Mapping) else None
         if key is None:
-            if not isinstance(ann, Mapping) or str(ann.get("image_id")) not in keys:
+            if not isinstance(ann, Mapping) or _id(ann.get("image_id")) not in keys:
                 problems.append(f"{at}: no image {_get(ann, 'image_id')!r}")
             continue  # a failed image's boxes
         box = _box(ann, categories)
@@ -175,6 +175,13 @@ def _add_boxes(
             problems.append(f"{at}: {box}")
             continue
         found.boxes[key].append(box)
+
+
+def _id(value: object) -> str:
+    """An image or category id as a key: ``1.0`` is ``1``, as in pycocotools' dicts."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _get(item: Any, key: str) -> Any:
@@ -198,14 +205,14 @@ def _categories(name: str, categories: list[Any], problems: list[str]) -> dict[s
         cat_id, label = _get(cat, "id"), _get(cat, "name")
         if cat_id is None or not isinstance(label, str) or not label:
             problems.append(f"{name}: categories[{n}]: needs an id and a name")
-        elif str(cat_id) in first:
+        elif _id(cat_id) in first:
             problems.append(
                 f"{name}: categories[{n}]: id {cat_id!r} is listed twice "
-                f"(categories[{first[str(cat_id)]}])"
+                f"(categories[{first[_id(cat_id)]}])"
             )
         else:
-            first[str(cat_id)] = n
-            names[str(cat_id)] = label
+            first[_id(cat_id)] = n
+            names[_id(cat_id)] = label
     return names
 
 
@@ -220,28 +227,28 @@ def _images(
         if not isinstance(key, str) or not key or _get(image, "id") is None:
             problems.append(f"{name}: images[{n}]: needs an id and a file_name")
             continue
-        if str(image["id"]) in first:
+        if _id(image["id"]) in first:
             problems.append(
                 f"{name}: images[{n}]: id {image['id']!r} is listed twice "
-                f"(images[{first[str(image['id'])]}])"
+                f"(images[{first[_id(image['id'])]}])"
             )
             continue
-        first[str(image["id"])] = n
+        first[_id(image["id"])] = n
         if key in found.boxes or key in keys.values():
             problems.append(f"{name}: images[{n}]: {key} is listed twice")
             continue
         if _get(image, "failure_reason"):
             found.skipped.append(f"{name}: images[{n}]: {key}: {image['failure_reason']}")
-            keys[str(image["id"])] = None
+            keys[_id(image["id"])] = None
             continue
-        keys[str(image["id"])] = key
+        keys[_id(image["id"])] = key
         found.boxes[key] = []
     return keys
 
 
 def _box(ann: Mapping[str, Any], categories: Mapping[str, str]) -> ScoredBox | str:
     """The annotation's box, or why it is not one."""
-    label = categories.get(str(ann.get("category_id")))
+    label = categories.get(_id(ann.get("category_id")))
     if label is None:
         return f"unknown category_id {ann.get('category_id')!r:.40}"
     bbox, score = ann.get("bbox"), ann.get("score", 1.0)

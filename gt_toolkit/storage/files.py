@@ -36,6 +36,7 @@ from gt_toolkit.errors import StorageError
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
 __all__ = [
+    "AllOrNone",
     "LineWriter",
     "Location",
     "atomic_output",
@@ -318,6 +319,40 @@ def remove_file(location: Location, *, store: S3Store | None = None) -> None:
         Path(text).unlink(missing_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot delete {text}: {exc.strerror or exc}") from exc
+
+
+class AllOrNone:
+    """Files that appear together or not at all, wherever each one lives.
+
+    Each file opened through :meth:`open` is written like :func:`atomic_output` and is
+    in place when its block ends; when a later file or the whole block fails, the files
+    already in place are removed again, so a failed run leaves none of them (an earlier
+    run's copy they replaced is gone too). For several files under one output folder, the
+    converters' ``StagedOutput`` stages them all instead.
+    """
+
+    def __init__(self, *, store: S3Store | None = None) -> None:
+        self._store = store
+        self._placed: list[str] = []
+
+    @contextlib.contextmanager
+    def open(self, location: Location) -> Iterator[IO[bytes]]:
+        """Write one of the files (see :func:`atomic_output`)."""
+        with atomic_output(location, store=self._store) as fh:
+            yield fh
+        self._placed.append(os.fspath(location))
+
+    def __enter__(self) -> AllOrNone:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            return
+        for location in reversed(self._placed):
+            try:
+                remove_file(location, store=self._store)
+            except StorageError as failed:  # the fault that failed the run may block this too
+                exc.add_note(f"left in place: {location} ({failed})")
 
 
 def json_bytes(obj: object) -> bytes:

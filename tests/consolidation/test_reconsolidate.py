@@ -648,3 +648,14 @@ def test_a_rerun_that_fails_leaves_the_earlier_run_whole(
     with pytest.raises(StorageError, match=r"the bucket does not exist"):
         run(f"s3://{bucket}-missing/out.manifest")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_table_that_fails_to_appear_takes_the_output_back(
+    store: Any, bucket: str, tmp_path: Path
+) -> None:
+    # the output lands locally first; the tables' bucket is gone: neither may stay
+    source = open_crowd_source(SAMPLE_SOURCES["label-studio"][0], "label-studio")
+    output = tmp_path / "out.manifest"
+    with pytest.raises(StorageError, match=r"the bucket does not exist"):
+        reconsolidate(source, output, quality_output=f"s3://{bucket}-missing/q", store=store)
+    assert list(tmp_path.iterdir()) == []

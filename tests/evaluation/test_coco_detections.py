@@ -182,3 +182,19 @@ def test_broken_results_are_named_by_position(tmp_path: Path) -> None:
     path.write_text(json.dumps({"results": results}))
     with pytest.raises(ValidationError, match="not a COCO results list"):
         read_coco_results(path, reference)
+
+
+def test_a_whole_float_id_meets_the_integer_id(tmp_path: Path) -> None:
+    # pycocotools keys its dicts by the ids as given, and 1.0 == 1 there; a writer that
+    # goes through floats (pandas) writes 1.0
+    coco = json.loads(json.dumps(COCO))
+    coco["annotations"][0]["image_id"] = 1.0
+    coco["annotations"][0]["category_id"] = 7.0
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(coco))
+    assert [b.label for b in read_coco_detections(path).boxes["s3://b/a.jpg"]] == ["car"]
+    results = tmp_path / "results.json"
+    results.write_text(
+        json.dumps([{"image_id": 2.0, "category_id": 7, "bbox": [0, 0, 1, 1], "score": 1}])
+    )
+    assert len(read_coco_results(results, path).boxes["b.jpg"]) == 1
