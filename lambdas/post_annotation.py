@@ -5,7 +5,8 @@ Handler: ``lambdas.post_annotation.lambda_handler``. Settings come from environm
 ``GT_ASSUME_ROLE``, ``GT_WORKER_MODEL_S3_URI`` (a worker table read at cold start), ...; see
 :class:`gt_toolkit.handlers.post_annotation.PostAnnotationSettings`);
 ``GT_ASSUME_ROLE_READ_PREFIX`` (``s3://bucket/prefix/``) narrows the assumed role to reading
-that prefix. Clients are built once per cold start and reused while the Lambda stays warm.
+that prefix, and ``GT_OUTPUT_KMS_KEY_ARN`` (the job's output KMS key) lets that session
+decrypt with that key. Clients are built once per cold start and reused while the Lambda stays warm.
 The invocation's context gives the deadline (:mod:`gt_toolkit.handlers.deadline`).
 """
 
@@ -31,7 +32,9 @@ _STORE = S3Store(make_s3_client())
 _SETTINGS = load_post_annotation_settings(os.environ, store=_STORE)
 _ROLE_STORES = (
     assumed_role_store_factory(
-        boto3.client("sts"), read_prefix=os.environ.get("GT_ASSUME_ROLE_READ_PREFIX") or None
+        boto3.client("sts"),
+        read_prefix=os.environ.get("GT_ASSUME_ROLE_READ_PREFIX") or None,
+        kms_key_arn=os.environ.get("GT_OUTPUT_KMS_KEY_ARN") or None,
     )
     if _SETTINGS.assume_role
     else None

@@ -9,7 +9,11 @@ allowed only what its function does (least privilege):
 * the post-annotation function reads the job's output prefix (payload and answers) and, with
   a labeling role, may assume that role; it then asks STS for a session narrowed by
   :func:`gt_toolkit.storage.assumed_role.read_prefix_policy` to the same prefix
-  (``GT_ASSUME_ROLE_READ_PREFIX``), so it never reads more than its own role could.
+  (``GT_ASSUME_ROLE_READ_PREFIX``), so it never reads more than its own role could;
+* with the job's output KMS key (``OutputConfig.KmsKeyId``, a customer-managed key), the
+  post-annotation function, and the session it assumes (``GT_OUTPUT_KMS_KEY_ARN``), may
+  decrypt with that one key, through S3 only
+  (:func:`gt_toolkit.storage.assumed_role.kms_decrypt_statement`).
 
 The functions are created with the architecture and Python the zip was built for (recorded in
 it by :func:`gt_toolkit.sagemaker.lambda_zip.build_lambda_zip`). Their names contain
@@ -36,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from gt_toolkit.errors import GtToolkitError, S3UriError, StorageError, ValidationError
 from gt_toolkit.sagemaker.regions import parse_arn, region_partition
-from gt_toolkit.storage.assumed_role import read_prefix_policy
+from gt_toolkit.storage.assumed_role import kms_decrypt_statement, read_prefix_policy
 from gt_toolkit.storage.s3 import parse_s3_uri
 
 if TYPE_CHECKING:
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
     from gt_toolkit.sagemaker.lambda_zip import LambdaTarget, LambdaZip
 
 __all__ = [
+    "OUTPUT_KMS_KEY_VARIABLE",
     "READ_PREFIX_VARIABLE",
     "DeployedLambdas",
     "LambdaNames",
@@ -57,6 +62,9 @@ __all__ = [
 
 READ_PREFIX_VARIABLE: Final = "GT_ASSUME_ROLE_READ_PREFIX"
 """The post-annotation function's variable naming the prefix its assumed session may read."""
+
+OUTPUT_KMS_KEY_VARIABLE: Final = "GT_OUTPUT_KMS_KEY_ARN"
+"""The post-annotation function's variable naming the key its assumed session may decrypt with."""
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _POLICY_NAME = "gt-toolkit-lambda"
@@ -132,6 +140,7 @@ def build_lambda_role_policy(
     read_object_uri: str | None = None,
     read_prefix_uri: str | None = None,
     labeling_role_arn: str | None = None,
+    kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
     """One function's inline policy: its own logs, and only the reads it needs.
 
@@ -141,6 +150,7 @@ def build_lambda_role_policy(
             file, the worker table).
         read_prefix_uri: a prefix whose objects the function reads (the job's output).
         labeling_role_arn: a role the function may assume.
+        kms_key_arn: a KMS key the function may decrypt with, through S3 only.
     """
     group = log_group_arn(function_name, region=region, account=account)
     partition = region_partition(region)
@@ -173,6 +183,8 @@ def build_lambda_role_policy(
                 "Resource": labeling_role_arn,
             }
         )
+    if kms_key_arn is not None:
+        statements.append(kms_decrypt_statement(kms_key_arn))
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -393,6 +405,7 @@ def deploy_lambdas(
     output_prefix: str = "",
     name_prefix: str = "gt-toolkit",
     labeling_role_arn: str | None = None,
+    output_kms_key_arn: str | None = None,
     pre_environment: Mapping[str, str] | None = None,
     post_environment: Mapping[str, str] | None = None,
     memory_mb: int = 512,
@@ -414,6 +427,10 @@ def deploy_lambdas(
         labeling_role_arn: the job's ``RoleArn``; when given, the post-annotation Lambda
             reads as that role (``GT_ASSUME_ROLE=true``), narrowed to the output prefix. That
             role's trust policy must also allow the post-annotation role.
+        output_kms_key_arn: the ARN of the job's ``OutputConfig.KmsKeyId``, when that is a
+            customer-managed key: the post-annotation role, and the session it assumes, may
+            decrypt the payload and answers with it (``kms:Decrypt`` via S3 only). One key
+            ARN, not an alias or a wildcard.
         pre_environment: variables for the pre-annotation Lambda (``GT_LABELS``,
             ``GT_HEADER``, ``GT_LABELS_S3_URI``, ``GT_SKIP_MIN_CONFIDENCE``, ...).
         post_environment: variables for the post-annotation Lambda (``GT_IOU_THRESHOLD``,
@@ -427,9 +444,9 @@ def deploy_lambdas(
 
     Raises:
         ValidationError: a name Lambda or IAM refuses, a wildcard or slashed bucket, a
-            wildcard labeling role, a zip without its recorded target, a zip too big to
-            upload directly, memory, timeout or variables outside Lambda's limits; raised
-            before any call.
+            wildcard labeling role, a KMS key that is not one key ARN, a zip without its
+            recorded target, a zip too big to upload directly, memory, timeout or variables
+            outside Lambda's limits; raised before any call.
         botocore.exceptions.ClientError: AWS refused a call; the roles and functions this
             call had created by then are deleted again (ones that existed are left updated
             or not, as far as the deployment got).
@@ -448,6 +465,9 @@ def deploy_lambdas(
     post_env = {**(post_environment or {}), READ_PREFIX_VARIABLE: read_prefix}
     if labeling_role_arn:
         post_env.setdefault("GT_ASSUME_ROLE", "true")
+    kms_key_arn = _kms_key_arn(output_kms_key_arn, problems)
+    if kms_key_arn is not None:
+        post_env[OUTPUT_KMS_KEY_VARIABLE] = kms_key_arn
     problems.extend(_settings_problems(memory_mb, timeout_s, {"pre": pre_env, "post": post_env}))
     labels_uri = _cold_start_file(pre_env, "GT_LABELS_S3_URI", problems)
     table_uri = _cold_start_file(post_env, "GT_WORKER_MODEL_S3_URI", problems)
@@ -479,11 +499,23 @@ def deploy_lambdas(
             read_object_uri=table_uri,
             read_prefix_uri=read_prefix,
             labeling_role_arn=labeling_role_arn or None,
+            kms_key_arn=kms_key_arn,
         )
     except BaseException as exc:
         deployment.undo(exc)
         raise
     return DeployedLambdas(pre, post, pre_role, post_role)
+
+
+def _kms_key_arn(arn: str | None, problems: list[str]) -> str | None:
+    """The key to grant (``None`` when unset); one that is not a key ARN goes to ``problems``."""
+    if not arn:
+        return None
+    try:
+        kms_decrypt_statement(arn)
+    except ValidationError as exc:
+        problems.extend(f"output_kms_key_arn: {p}" for p in exc.problems)
+    return arn
 
 
 def _cold_start_file(env: Mapping[str, str], variable: str, problems: list[str]) -> str | None:

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.sagemaker.lambda_deploy import (
+    OUTPUT_KMS_KEY_VARIABLE,
     READ_PREFIX_VARIABLE,
     LambdaNames,
     build_lambda_role_policy,
@@ -170,6 +171,67 @@ def test_the_assumed_session_reads_only_the_output_prefix(
     }
 
 
+def test_the_post_annotation_role_and_its_session_decrypt_with_the_output_key(
+    aws: Callable[[str], Any], bucket: str, moto_endpoint: str
+) -> None:
+    iam, lam = aws("iam"), aws("lambda")
+    key_arn = aws("kms").create_key(Description=f"gt output {bucket}")["KeyMetadata"]["Arn"]
+    labeling_role = iam.create_role(RoleName=f"GtKms-{bucket}", AssumeRolePolicyDocument="{}")[
+        "Role"
+    ]["Arn"]
+    out = deploy(
+        aws,
+        bucket,
+        tiny_zip("v1"),
+        output_prefix="jobs/",
+        labeling_role_arn=labeling_role,
+        output_kms_key_arn=key_arn,
+    )
+    decrypt = {
+        "Sid": "DecryptJobOutput",
+        "Effect": "Allow",
+        "Action": "kms:Decrypt",
+        "Resource": key_arn,
+        "Condition": {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}},
+    }
+    assert statements(role_policy(iam, out.post_annotation_role_arn))["DecryptJobOutput"] == decrypt
+    assert "DecryptJobOutput" not in statements(role_policy(iam, out.pre_annotation_role_arn))
+    variables = lam.get_function(FunctionName=out.post_annotation_arn)["Configuration"][
+        "Environment"
+    ]["Variables"]
+    assert variables[OUTPUT_KMS_KEY_VARIABLE] == key_arn
+    pre = lam.get_function(FunctionName=out.pre_annotation_arn)["Configuration"]
+    assert OUTPUT_KMS_KEY_VARIABLE not in pre.get("Environment", {}).get("Variables", {})
+
+    # The handler's cold start passes both variables on; the session policy decrypts too.
+    sts = aws("sts")
+    sent: list[dict[str, Any]] = []
+    sts.meta.events.register(
+        "provide-client-params.sts.AssumeRole", lambda params, **_: sent.append(dict(params))
+    )
+    factory = assumed_role_store_factory(
+        sts,
+        read_prefix=variables[READ_PREFIX_VARIABLE],
+        kms_key_arn=variables[OUTPUT_KMS_KEY_VARIABLE],
+        endpoint_url=moto_endpoint,
+    )
+    factory(labeling_role)
+    session_policy = json.loads(sent[0]["Policy"])
+    assert session_policy["Statement"] == [
+        *read_prefix_policy(f"s3://{bucket}/jobs/")["Statement"],
+        decrypt,
+    ]
+
+
+def test_without_an_output_key_nothing_decrypts(aws: Callable[[str], Any], bucket: str) -> None:
+    iam, lam = aws("iam"), aws("lambda")
+    out = deploy(aws, bucket, tiny_zip("v1"), output_prefix="jobs/", output_kms_key_arn="")
+    post_policy = role_policy(iam, out.post_annotation_role_arn)
+    assert not any("kms" in json.dumps(st) for st in post_policy["Statement"])
+    config = lam.get_function(FunctionName=out.post_annotation_arn)["Configuration"]
+    assert OUTPUT_KMS_KEY_VARIABLE not in config["Environment"]["Variables"]
+
+
 def test_functions_get_the_architecture_and_runtime_the_zip_records(
     aws: Callable[[str], Any], bucket: str
 ) -> None:
@@ -268,6 +330,15 @@ with zipfile.ZipFile(NO_TARGET, "w") as _zf:
             {"labeling_role_arn": "arn:aws:iam::123456789012:role/*"},
             "labeling_role_arn must be one IAM role ARN",
         ),
+        ({"output_kms_key_arn": "*"}, "output_kms_key_arn: '*' is not one KMS key ARN"),
+        (
+            {"output_kms_key_arn": "arn:aws:kms:us-east-1:123456789012:alias/gt-output"},
+            "output_kms_key_arn: 'arn:aws:kms:us-east-1:123456789012:alias/gt-output' is not",
+        ),
+        (
+            {"output_kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/*"},
+            "is not one KMS key ARN",
+        ),
         ({"pre_environment": {"GT_LABELS_S3_URI": "labels.json"}}, "GT_LABELS_S3_URI:"),
         (
             {"post_environment": {"GT_WORKER_MODEL_S3_URI": "s3://bkt/models/*"}},
@@ -294,6 +365,9 @@ with zipfile.ZipFile(NO_TARGET, "w") as _zf:
         "wildcard-prefix",
         "wildcard-role",
         "wildcard-role-name",
+        "wildcard-kms-key",
+        "kms-alias-arn",
+        "kms-key-wildcard",
         "labels-not-s3",
         "wildcard-worker-table",
         "memory-too-small",
@@ -378,6 +452,18 @@ def test_template_matches_the_package() -> None:
         ("LabelingRoleArn", "arn:aws:iam::123456789012:role/*", False),
         ("LabelingRoleArn", "arn:aws:iam::*:role/GtExec", False),
         ("LabelingRoleArn", "*", False),
+        ("OutputKmsKeyArn", "", True),
+        (
+            "OutputKmsKeyArn",
+            "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            True,
+        ),
+        ("OutputKmsKeyArn", "arn:aws-cn:kms:cn-north-1:123456789012:key/mrk-1a2b", True),
+        ("OutputKmsKeyArn", "arn:aws:kms:eu-west-1:123456789012:key/*", False),
+        ("OutputKmsKeyArn", "arn:aws:kms:eu-west-1:123456789012:alias/gt-output", False),
+        ("OutputKmsKeyArn", "arn:aws:kms:*:123456789012:key/1234abcd", False),
+        ("OutputKmsKeyArn", "1234abcd-12ab-34cd-56ef-1234567890ab", False),
+        ("OutputKmsKeyArn", "*", False),
     ],
 )
 def test_template_parameters_refuse_wildcards_and_slashed_buckets(
@@ -389,7 +475,9 @@ def test_template_parameters_refuse_wildcards_and_slashed_buckets(
     assert (re.fullmatch(pattern, value) is not None) is allowed
 
 
-@pytest.mark.parametrize("with_labeling_role", [True, False], ids=["labeling-role", "label-file"])
+@pytest.mark.parametrize(
+    "with_labeling_role", [True, False], ids=["labeling-role-and-key", "label-file"]
+)
 def test_template_deploys_on_cloudformation(
     aws: Callable[[str], Any], bucket: str, with_labeling_role: bool
 ) -> None:
@@ -407,7 +495,10 @@ def test_template_deploys_on_cloudformation(
         "OutputPrefix": "jobs/",
         "Labels": "car,bike",
         **(
-            {"LabelingRoleArn": labeling_role}
+            {
+                "LabelingRoleArn": labeling_role,
+                "OutputKmsKeyArn": aws("kms").create_key()["KeyMetadata"]["Arn"],
+            }
             if with_labeling_role
             else {
                 "LabelsS3Uri": f"s3://{bucket}/config/labels.json",
@@ -431,6 +522,9 @@ def test_template_deploys_on_cloudformation(
     assert post["Handler"] == HANDLERS["post"]
     assert post["Environment"]["Variables"]["GT_ASSUME_ROLE"] == str(with_labeling_role).lower()
     assert post["Environment"]["Variables"][READ_PREFIX_VARIABLE] == f"s3://{bucket}/jobs/"
+    assert post["Environment"]["Variables"][OUTPUT_KMS_KEY_VARIABLE] == params.get(
+        "OutputKmsKeyArn", ""
+    )
     assert (pre["Role"], post["Role"]) == (
         outputs["PreAnnotationRoleArn"],
         outputs["PostAnnotationRoleArn"],
@@ -445,6 +539,7 @@ def test_template_deploys_on_cloudformation(
                 "read_object_uri": params.get("WorkerModelS3Uri"),
                 "read_prefix_uri": f"s3://{bucket}/jobs/",
                 "labeling_role_arn": params.get("LabelingRoleArn"),
+                "kms_key_arn": params.get("OutputKmsKeyArn"),
             },
         ),
     ):
