@@ -378,31 +378,40 @@ def _stored_at(data: Mapping[str, Any]) -> str | None:
     return uri if isinstance(uri, str) and data.get("content") is None else None
 
 
-def _s3_uris(items: Sequence[_Item]) -> list[str]:
-    uris: dict[str, None] = {}
-    for item in items:
-        for ann in item.annotations:
-            data = ann.get("annotationData") if isinstance(ann, Mapping) else None
-            uri = _stored_at(data) if isinstance(data, Mapping) else None
-            if uri is not None:
-                uris[uri] = None
-    return list(uris)
+def _s3_uris(item: _Item) -> list[str]:
+    """The ``s3Uri`` of each of the object's answers kept in S3."""
+    uris = []
+    for ann in item.annotations:
+        data = ann.get("annotationData") if isinstance(ann, Mapping) else None
+        uri = _stored_at(data) if isinstance(data, Mapping) else None
+        if uri is not None:
+            uris.append(uri)
+    return uris
 
 
-def _windows(items: Sequence[_Item]) -> Iterator[Sequence[_Item]]:
-    """The objects in payload order, cut where their answers in S3 reach :data:`_READ_AHEAD`."""
+_Window = tuple[Sequence[_Item], list[str]]
+
+
+def _windows(items: Sequence[_Item]) -> Iterator[_Window]:
+    """The objects in payload order, cut where their answers in S3 reach :data:`_READ_AHEAD`.
+
+    Each window comes with the distinct URIs to read for it, collected once.
+    """
     start = reads = 0
+    uris: dict[str, None] = {}
     for end, item in enumerate(items, 1):
-        reads += len(_s3_uris([item]))
+        stored = _s3_uris(item)
+        uris.update(dict.fromkeys(stored))
+        reads += len(stored)
         if reads >= _READ_AHEAD:
-            yield items[start:end]
-            start, reads = end, 0
+            yield items[start:end], list(uris)
+            start, reads, uris = end, 0, {}
     if start < len(items):
-        yield items[start:]
+        yield items[start:], list(uris)
 
 
 def _start_reads(
-    pool: ThreadPoolExecutor, store: S3Store, window: Sequence[_Item] | None
+    pool: ThreadPoolExecutor, store: S3Store, window: _Window | None
 ) -> list[Future[tuple[str, bytes | Exception]]]:
     """Start reading one window's answers; a failed read is kept as its exception."""
 
@@ -412,7 +421,7 @@ def _start_reads(
         except (GtToolkitError, ValueError) as exc:  # ValueError: a key boto3 cannot encode
             return uri, exc
 
-    return [pool.submit(one, uri) for uri in _s3_uris(window or ())]
+    return [pool.submit(one, uri) for uri in (window[1] if window is not None else ())]
 
 
 # -- phase 2: each object on its own ---------------------------------------------------------
@@ -635,7 +644,7 @@ def _answer_all(
             reads += len(fetched)
             following = next(windows, None)
             pending = _start_reads(pool, store, following)
-            for item in window:
+            for item in window[0]:
                 if deadline.passed(len(items) - len(answered)):
                     for future in pending:
                         future.cancel()
