@@ -83,9 +83,7 @@ def read_coco_detections(location: Location, *, store: S3Store | None = None) ->
             its position (``images[3]``, ``annotations[17]``).
     """
     name = os.fspath(location)
-    doc = _load(location, store)
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("images"), list):
-        raise ValidationError([f"{name}: not a COCO file (no 'images' list)"], what=name)
+    doc = _load_coco(location, store)
     problems: list[str] = []
     found, categories, keys = _frame(name, doc, problems)
     annotations = _list(name, doc, "annotations", problems)
@@ -113,9 +111,7 @@ def read_coco_results(
             ``score``), each named by its position (``results.json: [17]``).
     """
     name, ref_name = os.fspath(location), os.fspath(reference)
-    doc = _load(reference, store)
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("images"), list):
-        raise ValidationError([f"{ref_name}: not a COCO file (no 'images' list)"], what=ref_name)
+    doc = _load_coco(reference, store)
     results = _load(location, store)
     if not isinstance(results, list):
         raise ValidationError([f"{name}: not a COCO results list (one JSON array)"], what=name)
@@ -132,6 +128,15 @@ def read_coco_results(
     if problems:
         raise ValidationError(problems, what=name)
     return found
+
+
+def _load_coco(location: Location, store: S3Store | None) -> Mapping[str, Any]:
+    """The COCO file's document: a JSON object with an ``images`` list."""
+    doc = _load(location, store)
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("images"), list):
+        name = os.fspath(location)
+        raise ValidationError([f"{name}: not a COCO file (no 'images' list)"], what=name)
+    return doc
 
 
 def _load(location: Location, store: S3Store | None) -> Any:
@@ -205,14 +210,14 @@ def _categories(name: str, categories: list[Any], problems: list[str]) -> dict[s
         cat_id, label = _get(cat, "id"), _get(cat, "name")
         if cat_id is None or not isinstance(label, str) or not label:
             problems.append(f"{name}: categories[{n}]: needs an id and a name")
-        elif _id(cat_id) in first:
+        elif (cat_key := _id(cat_id)) in first:
             problems.append(
                 f"{name}: categories[{n}]: id {cat_id!r} is listed twice "
-                f"(categories[{first[_id(cat_id)]}])"
+                f"(categories[{first[cat_key]}])"
             )
         else:
-            first[_id(cat_id)] = n
-            names[_id(cat_id)] = label
+            first[cat_key] = n
+            names[cat_key] = label
     return names
 
 
@@ -222,26 +227,29 @@ def _images(
     """Image id to key (``None`` for a failed image, whose boxes are not read)."""
     keys: dict[str, str | None] = {}
     first: dict[str, int] = {}
+    seen: set[str] = set()  # the keys taken, failed images' too
     for n, image in enumerate(images):
         key = _get(image, "source_ref") or _get(image, "file_name")
         if not isinstance(key, str) or not key or _get(image, "id") is None:
             problems.append(f"{name}: images[{n}]: needs an id and a file_name")
             continue
-        if _id(image["id"]) in first:
+        image_id = _id(image["id"])
+        if image_id in first:
             problems.append(
                 f"{name}: images[{n}]: id {image['id']!r} is listed twice "
-                f"(images[{first[_id(image['id'])]}])"
+                f"(images[{first[image_id]}])"
             )
             continue
-        first[_id(image["id"])] = n
-        if key in found.boxes or key in keys.values():
+        first[image_id] = n
+        if key in seen:
             problems.append(f"{name}: images[{n}]: {key} is listed twice")
             continue
+        seen.add(key)
         if _get(image, "failure_reason"):
             found.skipped.append(f"{name}: images[{n}]: {key}: {image['failure_reason']}")
-            keys[_id(image["id"])] = None
+            keys[image_id] = None
             continue
-        keys[_id(image["id"])] = key
+        keys[image_id] = key
         found.boxes[key] = []
     return keys
 
