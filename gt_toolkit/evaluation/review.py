@@ -790,6 +790,7 @@ def write_review(
         rejects = b"".join(p.read_bytes() for p in map(held.joinpath, _HELD) if p.exists())
         if rejects:
             write_bytes(out / "rejects.jsonl", rejects)
+    answer_counts = answers.to_json()
     summary = ReviewSummary(
         out_dir=str(out),
         report=str(out / "report.html"),
@@ -800,8 +801,8 @@ def write_review(
         lowest=[(it.source_ref, it.agreement) for it in items[:10]],
         quality=quality,
         rejected=dict(sorted(stats.rejected.items())),
-        rejected_answers=answers.to_json()["rejected_by_reason"],
-        skipped_answers=answers.to_json()["skipped"],
+        rejected_answers=answer_counts["rejected_by_reason"],
+        skipped_answers=answer_counts["skipped"],
         rejects=str(out / "rejects.jsonl") if rejects else None,
         missing_glyphs=no_glyphs,
     )
