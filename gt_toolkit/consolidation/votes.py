@@ -122,8 +122,7 @@ def count_votes(
     cells = cl * labels_n + clean.code
     voters = np.bincount(cells, minlength=count * labels_n)
     if repeats:
-        extra = _extra_votes(clean, cl, repeats)
-        extra_cells = cl[[repeats[g] for g in extra.tolist()]] * labels_n + clean.code[extra]
+        extra, extra_cells = _extra_votes(clean, cl, repeats, labels_n)
         np.add.at(voters, extra_cells, 1)
     voters = voters.reshape(count, labels_n)
     label_kept = voters >= need
@@ -137,19 +136,37 @@ def count_votes(
     if repeats:
         label_kept[gone] = False
         voted = frozenset(extra[label_kept.reshape(-1)[extra_cells]].tolist())
-    kept: BoolArray = np.logical_or.reduce(label_kept, axis=1)
+    # a row's any() by its kept cells: a reduction along rows of a few labels costs 3x more
+    kept = np.zeros(count, dtype=bool)
+    kept[label_kept.ravel().nonzero()[0] // labels_n] = True
     return Ballot(kept, cells, voters, label_kept, extra, extra_cells, voted, log_odds)
 
 
-def _extra_votes(clean: CleanBoxes, cl: IntArray, spare: dict[int, int]) -> IntArray:
-    """Second boxes that give their worker's object another label (one per worker and label)."""
-    out, seen = [], set()
-    for g, t in sorted(spare.items()):
-        key = (int(cl[t]), int(clean.worker[g]), int(clean.code[g]))
-        if clean.code[g] != clean.code[t] and key not in seen:
-            seen.add(key)
+def _extra_votes(
+    clean: CleanBoxes, cl: IntArray, spare: dict[int, int], labels_n: int
+) -> tuple[IntArray, IntArray]:
+    """Second boxes that give their worker's object another label (one per worker and label).
+
+    Returns them and the ``(cluster, label)`` cell each votes for.
+    """
+    seconds = np.fromiter(sorted(spare), dtype=np.intp, count=len(spare))
+    firsts = np.fromiter(map(spare.__getitem__, seconds.tolist()), dtype=np.intp, count=len(spare))
+    # gathered as lists first: indexing arrays one element at a time costs 5x more
+    rows = zip(
+        seconds.tolist(),
+        cl.take(firsts).tolist(),
+        clean.worker.take(seconds).tolist(),
+        clean.code.take(seconds).tolist(),
+        clean.code.take(firsts).tolist(),
+        strict=True,
+    )
+    out, cells, seen = [], [], set()
+    for g, c, w, k, k_first in rows:
+        if k != k_first and (c, w, k) not in seen:
+            seen.add((c, w, k))
             out.append(g)
-    return np.asarray(out, dtype=np.intp)
+            cells.append(c * labels_n + k)
+    return np.asarray(out, dtype=np.intp), np.asarray(cells, dtype=np.intp)
 
 
 def below_quorum_records(
@@ -212,13 +229,14 @@ def score_boxes(
     posterior = ballot.log_odds is not None
     agreement = _agreement(clean, clusters) if not posterior else np.zeros(count)
     if ballot.label_kept is not None and ballot.voters is not None and ballot.cells is not None:
-        rows, labs = np.nonzero(ballot.label_kept)
+        # the kept cells on the flat table: 2-D nonzero and fancy indexing cost more
+        cell = ballot.label_kept.ravel().nonzero()[0]
+        rows, labs = np.divmod(cell, labels_n)
         if ballot.log_odds is not None:
-            return Verdict(rows, labs, _posterior(ballot.log_odds[rows, labs]))
+            return Verdict(rows, labs, _posterior(ballot.log_odds.ravel().take(cell)))
         votes = np.bincount(ballot.cells, weights=member_weight, minlength=count * labels_n)
         if len(ballot.extra):  # second boxes' votes come on top of the members' weight
             np.add.at(votes, ballot.extra_cells, member_weight[ballot.extra])
-        cell = rows * labels_n + labs  # take on the flat tables: 2-D fancy indexing costs more
         k_box = ballot.voters.take(cell)
         box_votes = votes.take(cell)
         support = box_votes / total_weight
