@@ -6,6 +6,7 @@ model, which clusters are likelier objects than not), and the confidence of each
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -209,7 +210,7 @@ def score_boxes(
     clean: CleanBoxes,
     clusters: Clusters,
     ballot: Ballot,
-    member_weight: FloatArray,
+    member_weight: FloatArray | None,
     cluster_weight: FloatArray,
     total_weight: float,
     answered: int,
@@ -218,25 +219,28 @@ def score_boxes(
 ) -> Verdict:
     """The output boxes (one per kept cluster, or per kept label) and their confidence.
 
-    ``member_weight`` is each box's worker weight, ``cluster_weight`` their sum per
-    cluster and ``total_weight`` the sum over the workers who answered; ``void`` marks the
-    clusters whose members all weigh 0 (given equal weights to fuse): their support is 0.
+    ``member_weight`` is each box's worker weight (``None``: all 1), ``cluster_weight``
+    their sum per cluster and ``total_weight`` the sum over the workers who answered;
+    ``void`` marks the clusters whose members all weigh 0 (given equal weights to fuse):
+    their support is 0.
     With a worker model (``ballot.log_odds``) the confidence is the posterior probability
     of the object.
     """
     cl, size, count = clusters.of, clusters.size, clusters.count
     labels_n = len(clean.labels)
     posterior = ballot.log_odds is not None
-    agreement = _agreement(clean, clusters) if not posterior else np.zeros(count)
+    agreement = _agreement(clean, clusters, answered) if not posterior else np.zeros(count)
     if ballot.label_kept is not None and ballot.voters is not None and ballot.cells is not None:
         # the kept cells on the flat table: 2-D nonzero and fancy indexing cost more
         cell = ballot.label_kept.ravel().nonzero()[0]
         rows, labs = np.divmod(cell, labels_n)
         if ballot.log_odds is not None:
             return Verdict(rows, labs, _posterior(ballot.log_odds.ravel().take(cell)))
-        votes = np.bincount(ballot.cells, weights=member_weight, minlength=count * labels_n)
-        if len(ballot.extra):  # second boxes' votes come on top of the members' weight
-            np.add.at(votes, ballot.extra_cells, member_weight[ballot.extra])
+        votes = ballot.voters.ravel()  # with equal weights the votes are the head counts
+        if member_weight is not None:
+            votes = np.bincount(ballot.cells, member_weight, count * labels_n)
+            if len(ballot.extra):  # second boxes' votes come on top of the members' weight
+                np.add.at(votes, ballot.extra_cells, member_weight[ballot.extra])
         k_box = ballot.voters.take(cell)
         box_votes = votes.take(cell)
         support = box_votes / total_weight
@@ -248,38 +252,52 @@ def score_boxes(
         quality = agreement[rows] * label_share - (1.0 - label_share)
         confidence = support_confidence(support, quality, k_box, answered)
         return Verdict(rows, labs, confidence)
-    winner = np.zeros(count, dtype=np.intp)
-    label_share_all: FloatArray | float = 1.0
+    rows = ballot.kept.nonzero()[0]
+    winner = np.zeros(len(rows), dtype=np.intp)
+    quality = agreement
     if labels_n > 1:
-        votes = np.bincount(
+        tally = np.bincount(
             cl * labels_n + clean.code, weights=member_weight, minlength=count * labels_n
         ).reshape(count, labels_n)
-        winner = np.argmax(votes, axis=1)  # first maximum = highest priority on a tie
-        label_share_all = votes[np.arange(count), winner] / cluster_weight
-    rows = ballot.kept.nonzero()[0]
+        winner_all = np.argmax(tally, axis=1)  # first maximum = highest priority on a tie
+        quality = agreement * (tally[np.arange(count), winner_all] / cluster_weight)
+        winner = winner_all[rows]
     if ballot.log_odds is not None:
-        return Verdict(rows, winner[rows], _posterior(ballot.log_odds[rows]))
+        return Verdict(rows, winner, _posterior(ballot.log_odds[rows]))
     support_all = cluster_weight / total_weight
     if void is not None:
         support_all[void] = 0.0
-    confidence_all = support_confidence(support_all, agreement * label_share_all, size, answered)
-    return Verdict(rows, winner[rows], confidence_all[rows])
+    confidence_all = support_confidence(support_all, quality, size, answered)
+    return Verdict(rows, winner, confidence_all[rows])
 
 
-def _agreement(clean: CleanBoxes, clusters: Clusters) -> FloatArray:
+def _agreement(clean: CleanBoxes, clusters: Clusters, answered: int) -> FloatArray:
     """Mean pairwise IoU of each cluster's members (0 for a single member).
 
     Over every overlapping pair in a cluster, also those below the IoU threshold (a
     cluster formed around its mean box can hold them); pairs that do not overlap add 0.
+    A cluster has at most one box per worker: at most ``answered`` members.
     """
-    cl, size = clusters.of, clusters.size
+    cl = clusters.of
     lo, hi, iou = clean.overlaps
     lo_cl = cl.take(lo)
     same = lo_cl == cl.take(hi)
     iou_sum = np.bincount(lo_cl.compress(same), iou.compress(same), clusters.count)
-    pairs = size * (size - 1) / 2  # 0 only for a single member, whose sum is 0 too
-    agreement: FloatArray = iou_sum / np.maximum(pairs, 1.0)
+    agreement: FloatArray = iou_sum / _pair_counts(answered).take(clusters.size)
     return agreement
+
+
+@lru_cache(maxsize=16)
+def _pair_counts(workers: int) -> FloatArray:
+    """``k (k - 1) / 2`` pairs of ``k`` members, at least 1, for ``k`` up to ``workers``.
+
+    A table: one take per image instead of four array operations on the sizes.
+    A single member has no pair and an IoU sum of 0: its 1 keeps the mean 0.
+    """
+    k = np.arange(workers + 1)
+    pairs: FloatArray = np.maximum(k * (k - 1) / 2, 1.0)
+    pairs.flags.writeable = False  # shared by every image
+    return pairs
 
 
 def support_confidence(
