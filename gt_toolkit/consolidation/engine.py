@@ -189,13 +189,11 @@ def _consolidate(
             mw = member_weights(clean, clusters, fusion_weights)
             # fsum: exact, so the workers' order cannot move the confidence's last bits
             total = math.fsum(fusion_weights) if fusion_weights is not None else float(n)
-            per_box = mw.per_box if mw.weighted else None
             verdict = score_boxes(
-                clean, clusters, ballot, per_box, mw.per_cluster, total, n, void=mw.void
+                clean, clusters, ballot, mw.per_box, mw.per_cluster, total, n, void=mw.void
             )
-            weighted = fusion_weights is not None
             placed = clean if evidence is None else without_bias(clean, evidence.bias, image_size)
-            fused = fuse_clusters(placed, clusters, ballot.kept, mw, settings.fusion, weighted)
+            fused = fuse_clusters(placed, clusters, ballot.kept, mw, settings.fusion)
             verdict = _in_output_order(verdict, fused)
             result.boxes = _output_boxes(verdict, fused, clean.labels)
             if explain:

@@ -25,15 +25,14 @@ __all__ = ["MemberWeights", "fuse_clusters", "member_weights", "without_bias"]
 
 
 class MemberWeights(NamedTuple):
-    """Each box's worker weight, and their sum per cluster (``weighted``: not all 1.0).
+    """Each box's worker weight (``None``: all 1.0), and their sum per cluster.
 
     ``void`` marks the clusters whose members all weigh 0: they fuse with equal weights,
     but their support (rule 7) stays 0.
     """
 
-    per_box: FloatArray
+    per_box: FloatArray | None
     per_cluster: FloatArray
-    weighted: bool
     void: BoolArray | None = None
 
 
@@ -47,14 +46,14 @@ def member_weights(
     cl, count = clusters.of, clusters.count
     if weights is None:
         sizes: FloatArray = clusters.size.astype(np.float64)
-        return MemberWeights(np.full(len(cl), 1.0), sizes, False)
+        return MemberWeights(None, sizes)
     per_box = np.asarray(weights, dtype=np.float64)[clean.worker]
     per_cluster = _weight_sums(cl, per_box, count)
     zero = per_cluster <= 0
     if not zero.any():
-        return MemberWeights(per_box, per_cluster, True)
+        return MemberWeights(per_box, per_cluster)
     per_box = np.where(zero[cl], 1.0, per_box)
-    return MemberWeights(per_box, _weight_sums(cl, per_box, count), True, zero)
+    return MemberWeights(per_box, _weight_sums(cl, per_box, count), zero)
 
 
 def _weight_sums(cl: npt.NDArray[np.intp], per_box: FloatArray, count: int) -> FloatArray:
@@ -78,7 +77,6 @@ def fuse_clusters(
     kept: BoolArray,
     weights: MemberWeights,
     fusion: Fusion,
-    weighted: bool,
 ) -> FloatArray:
     """Each cluster's fused box, one row per corner (``x1, y1, x2, y2`` by cluster).
 
@@ -87,9 +85,9 @@ def fuse_clusters(
     """
     cl, count = clusters.of, clusters.count
     if fusion == "median":
-        return _median(clean, clusters, kept, weights.per_box if weighted else None)
+        return _median(clean, clusters, kept, weights.per_box)
     means = clusters.means
-    if weighted:
+    if weights.per_box is not None:
         means = row_sums(cl, clean.xyxy * weights.per_box, count) / weights.per_cluster
     if fusion == "mean":
         return means
@@ -127,7 +125,7 @@ def _huber(
     limit = (HUBER_C * max(scale, _SCALE_FLOOR)) * size
     floor = -limit
     edges = xyxy.ravel()
-    prior = np.concatenate((weights.per_box,) * 4) if weights.weighted else None
+    prior = None if weights.per_box is None else np.concatenate((weights.per_box,) * 4)
     per_cluster = np.concatenate((weights.per_cluster,) * 4)
     mu = means.ravel()
     for step_no in range(_HUBER_STEPS):
