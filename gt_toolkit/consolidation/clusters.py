@@ -102,9 +102,9 @@ def _resolve(
     if np.count_nonzero(messy):
         m_lo, m_hi, m_iou = links.lo[messy], links.hi[messy], links.iou[messy]
         order = np.lexsort((m_hi, m_lo, -m_iou))
-        nodes = (~coherent[comp]).nonzero()[0]
-        root = _greedy_merge(clean, m_lo[order].tolist(), m_hi[order].tolist(), threshold)
-        cluster[nodes] = np.asarray(root, dtype=np.intp)[nodes]
+        nodes = (~coherent[comp]).nonzero()[0]  # exactly the boxes of the messy links
+        root = _greedy_merge(clean, nodes, m_lo[order].tolist(), m_hi[order].tolist(), threshold)
+        cluster[nodes] = root
     return cluster
 
 
@@ -196,7 +196,7 @@ def _iou_to_mean(comp: IntArray, member: BoolArray | None, boxes: FloatArray, n:
 
 
 def _greedy_merge(
-    clean: CleanBoxes, m_lo: list[int], m_hi: list[int], threshold: float
+    clean: CleanBoxes, nodes: IntArray, m_lo: list[int], m_hi: list[int], threshold: float
 ) -> list[int]:
     """The greedy agglomeration of the components that are neither cliques nor coherent.
 
@@ -206,17 +206,20 @@ def _greedy_merge(
     no worker, or the shared workers are fewer than the smaller cluster's members. Then each
     shared worker keeps the box nearer the merged mean box and the other box leaves as a
     singleton: a worker who drew two boxes on one object must not split the other workers'
-    cluster in two. Returns a cluster label per box; an ejected box gets a fresh label
-    ``>= 2n`` (labels ``n .. 2n - 1`` are the coherent components' singletons).
+    cluster in two. Returns a cluster label per box of ``nodes`` (the boxes the links
+    join); an ejected box gets a fresh label ``>= 2n`` (labels ``n .. 2n - 1`` are the
+    coherent components' singletons).
     """
     n = len(clean)
     link = set(zip(m_lo, m_hi, strict=True))
-    root = list(range(n))
+    # keyed by box over the linked boxes only: listing all n boxes was most of the time
+    node = nodes.tolist()
+    root = dict(zip(node, node, strict=True))
     members: dict[int, list[int]] = {}
     by_worker: dict[int, dict[int, int]] = {}  # label -> {worker: member}
     sums: dict[int, list[float]] = {}  # label -> summed x1, y1, x2, y2 of the members
-    wk = clean.worker.tolist()
-    boxes = clean.xyxy.T.tolist()
+    wk = dict(zip(node, clean.worker.take(nodes).tolist(), strict=True))
+    boxes = dict(zip(node, clean.xyxy.take(nodes, axis=1).T.tolist(), strict=True))
     fresh = 2 * n
 
     def single(k: int, label: int) -> None:
@@ -267,4 +270,4 @@ def _greedy_merge(
             sums[ri] = [p - q for p, q in zip(sums[ri], boxes[y], strict=True)]
             single(y, fresh)
             fresh += 1
-    return root
+    return [root[k] for k in node]
