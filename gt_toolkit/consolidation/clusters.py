@@ -64,7 +64,9 @@ def cluster_boxes(clean: CleanBoxes, threshold: float) -> Clusters:
     if np.count_nonzero(own):  # count_nonzero: a fifth of the cost of .any()
         own_pairs = Pairs(lo.compress(own), hi.compress(own), iou.compress(own))
         linked &= ~own
-    links = Pairs(lo.compress(linked), hi.compress(linked), iou.compress(linked))
+    links = clean.overlaps  # all of them (most images of few boxes): no copies to make
+    if np.count_nonzero(linked) < len(linked):
+        links = Pairs(lo.compress(linked), hi.compress(linked), iou.compress(linked))
     comp = _components(n, links.lo, links.hi)
     size = np.bincount(comp, minlength=n)
     # A component of s boxes has at most s(s-1)/2 links, so the links number sum(s^2 - s)/2
