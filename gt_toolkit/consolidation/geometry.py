@@ -330,15 +330,16 @@ def _bands(xyxy: FloatArray, x_sorted: bool) -> _Overlaps:
     pos = np.arange(len(key))
     # same band: boxes after p that start left of p's right edge; next band: boxes that
     # start within one box width left of p's left edge up to p's right edge.
-    next_base = (band + 1.0) * span - xmin
     same_end = np.searchsorted(key, band * span + (sx2 - xmin) + eps, side="right")
+    near, next_base = pos, (band + 1.0) * span - xmin
+    if exact:  # a box ending above the next band has no partner there: half the searches
+        near = (np.floor((y2.take(perm) - ymin) / band_h) > band).nonzero()[0]
+        next_base, sx1, sx2 = next_base.take(near), sx1.take(near), sx2.take(near)
     next_start = np.searchsorted(key, next_base + sx1 - max_w - eps, side="right")
     next_end = np.searchsorted(key, next_base + sx2 + eps, side="right")
     starts = np.concatenate([pos + 1, next_start])
     count = np.maximum(np.concatenate([same_end, next_end]) - starts, 0)
-    if exact:  # a box ending above the next band has no partner there: half the candidates
-        count[len(key) :] *= np.floor((y2.take(perm) - ymin) / band_h) > band
-    owner = np.concatenate([pos, pos])
+    owner = np.concatenate([pos, near])
     lo, hi, inter = _sweep(xyxy.take(perm, axis=1), owner, starts, count, False)
     lo, hi = perm.take(lo), perm.take(hi)
     lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
