@@ -4,8 +4,9 @@ Each subcommand lives in its own module under ``gt_toolkit.cli`` and exposes
 ``register(subparsers)``; :data:`COMMAND_MODULES` lists them. The CLI only converts strings to
 API values and prints; errors the toolkit raises on purpose (:class:`GtToolkitError`) and
 faults of the machine (a full disk, a permission, a full temporary folder) become one line on
-stderr and exit code 1; anything else is a bug and keeps its traceback. Ctrl-C exits 130 and a
-closed stdout pipe 141, as a shell reports a process those signals stopped.
+stderr and exit code 1; anything else is a bug and keeps its traceback. Ctrl-C exits 130,
+``kill`` (SIGTERM, as ``docker stop`` sends) 143 and a closed stdout pipe 141, as a shell
+reports a process those signals stopped; the first two clean up what the run staged.
 """
 
 from __future__ import annotations
@@ -13,20 +14,44 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sqlite3
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any, NoReturn
 
 from gt_toolkit.errors import GtToolkitError, ValidationError
 
-__all__ = ["COMMAND_MODULES", "EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "build_parser", "main"]
+__all__ = [
+    "COMMAND_MODULES",
+    "EXIT_BROKEN_PIPE",
+    "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
+    "build_parser",
+    "main",
+]
 
 EXIT_INTERRUPTED = 130
 """Ctrl-C: 128 + SIGINT, what a shell reports for a process the signal stopped."""
 EXIT_BROKEN_PIPE = 141
 """The reader of stdout went away (``| head``): 128 + SIGPIPE."""
+EXIT_TERMINATED = 143
+"""``kill`` or ``docker stop``: 128 + SIGTERM."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM as an exception, so the ``with`` blocks that stage outputs remove them.
+
+    Not an ``Exception``: no ``except Exception`` may swallow it, as none swallows Ctrl-C.
+    """
+
+
+def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
+    raise _Terminated
+
 
 # One module per family of subcommands; each defines register(subparsers).
 COMMAND_MODULES: tuple[str, ...] = (
@@ -90,6 +115,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``gt-convert``; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Python's default for SIGTERM is to die on the spot, leaving staged files and folders
+    # to a later run's sweep; only the main thread may set a handler.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The subcommand, with gt-convert's exit codes for every way it can end."""
     try:
         code: int = args.func(args)
     except GtToolkitError as exc:
@@ -120,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gt-convert: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except _Terminated:
+        print("gt-convert: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     return code
 
 

@@ -11,6 +11,7 @@ becomes a singleton). Only the remaining components go through a greedy merge.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from gt_toolkit.consolidation.geometry import FloatArray, box_iou, iou_columns
 __all__ = ["Clusters", "cluster_boxes", "row_sums"]
 
 _NONE: IntArray = np.zeros(0, dtype=np.intp)
-_NO_IOU: FloatArray = np.zeros(0)
+_NO_PAIRS = Pairs(_NONE, _NONE, np.zeros(0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,27 +60,33 @@ def cluster_boxes(clean: CleanBoxes, threshold: float) -> Clusters:
     lo, hi, iou = clean.overlaps
     own = clean.own
     linked = iou >= threshold
-    own_pairs = Pairs(_NONE, _NONE, _NO_IOU)
+    own_pairs = _NO_PAIRS
     if np.count_nonzero(own):  # count_nonzero: a fifth of the cost of .any()
         own_pairs = Pairs(lo.compress(own), hi.compress(own), iou.compress(own))
         linked &= ~own
-    links = Pairs(lo.compress(linked), hi.compress(linked), iou.compress(linked))
+    links = clean.overlaps  # all of them (most images of few boxes): no copies to make
+    if np.count_nonzero(linked) < len(linked):
+        links = Pairs(lo.compress(linked), hi.compress(linked), iou.compress(linked))
     comp = _components(n, links.lo, links.hi)
     size = np.bincount(comp, minlength=n)
-    edges = np.bincount(comp.take(links.lo), minlength=n)
-    # all pairs linked: distinct workers too (one worker's boxes are never linked)
-    clique = edges == size * (size - 1) // 2
-    if np.count_nonzero(clique) == n:  # every component is a cluster: compact their ids
+    # A component of s boxes has at most s(s-1)/2 links, so the links number sum(s^2 - s)/2
+    # exactly when every component is a clique (one dot product instead of six calls).
+    if 2 * len(links.lo) == int(size @ size) - n:  # every component is a cluster
         root = size > 0
-        of = (np.cumsum(root) - 1).take(comp)
+        # add.accumulate: half the cost of np.cumsum's wrapper
+        of = np.add.accumulate(root, dtype=np.intp).take(comp) - 1
         size = size.compress(root)
         count = len(size)
     else:
+        edges = np.bincount(comp.take(links.lo), minlength=n)
+        # all pairs linked: distinct workers too (one worker's boxes are never linked)
+        clique = edges == size * (size - 1) // 2
         cluster = _resolve(clean, comp, size, clique, links, threshold)
         present = np.zeros(int(cluster.max()) + 1, dtype=np.intp)
         present[cluster] = 1
-        count = int(present.sum())
-        of = (np.cumsum(present) - 1)[cluster]
+        rank = np.add.accumulate(present)  # its last entry is the count: no .sum() call
+        count = int(rank[-1])
+        of = rank.take(cluster) - 1
         size = np.bincount(of, minlength=count)
     return Clusters(of, size, row_sums(of, clean.xyxy, count) / size, comp, links, own_pairs)
 
@@ -93,27 +100,26 @@ def _resolve(
     threshold: float,
 ) -> IntArray:
     """A cluster label per box where some components are not cliques (see the module)."""
-    workers = int(clean.worker.max()) + 1
-    key = np.sort(comp * workers + clean.worker)
-    repeated = bool(np.count_nonzero(key[1:] == key[:-1]))  # a worker twice in a component
     cluster = comp.copy()
-    coherent = _coherent(clean, comp, size, clique, repeated, threshold, cluster)
-    messy = ~coherent[comp[links.lo]]
-    if np.count_nonzero(messy):
+    nodes = _coherent(clean, comp, size, clique, threshold, cluster)
+    if len(nodes):  # a component of several boxes: it has links
+        alone = np.zeros(len(clean), dtype=bool)
+        alone[nodes] = True
+        messy = alone.take(links.lo)
         m_lo, m_hi, m_iou = links.lo[messy], links.hi[messy], links.iou[messy]
         order = np.lexsort((m_hi, m_lo, -m_iou))
-        nodes = (~coherent[comp]).nonzero()[0]
-        root = _greedy_merge(clean, m_lo[order].tolist(), m_hi[order].tolist(), threshold)
-        cluster[nodes] = np.asarray(root, dtype=np.intp)[nodes]
+        root = _greedy_merge(clean, nodes, m_lo[order].tolist(), m_hi[order].tolist(), threshold)
+        cluster[nodes] = root
     return cluster
 
 
 def row_sums(group: IntArray, rows: FloatArray, groups: int) -> FloatArray:
     """Per-group sums of each row of ``rows`` ``(r, n)``: ``(r, groups)``, one bincount."""
     r = len(rows)
-    cell = np.add.outer(np.arange(0, r * groups, groups), group).ravel()
-    sums = np.bincount(cell, weights=rows.ravel(), minlength=r * groups)
-    return np.asarray(sums.reshape(r, groups), dtype=np.float64)
+    cell = (np.arange(0, r * groups, groups)[:, None] + group).ravel()
+    # cast, not np.asarray: weighted bincount is float64 already (asarray cost a call)
+    sums = cast(FloatArray, np.bincount(cell, weights=rows.ravel(), minlength=r * groups))
+    return sums.reshape(r, groups)
 
 
 def _components(n: int, lo: IntArray, hi: IntArray) -> IntArray:
@@ -140,11 +146,10 @@ def _coherent(
     comp: IntArray,
     size: IntArray,
     clique: BoolArray,
-    repeats: bool,
     threshold: float,
     cluster: IntArray,
-) -> BoolArray:
-    """Which components are one cluster (cliques and coherent ones), per component id.
+) -> IntArray:
+    """The boxes of the components that are neither cliques nor coherent, in box order.
 
     Each worker keeps the member nearest the component's mean box; when every kept member
     reaches the threshold with the kept members' mean box and the extra boxes are a small
@@ -152,37 +157,50 @@ def _coherent(
     the object, or a stray one) is made a singleton in ``cluster`` (label ``n + box``).
     """
     n = len(clean)
-    sub = (~clique[comp]).nonzero()[0]  # the members of the other components
-    c_sub, w_sub = comp[sub], clean.worker[sub]
+    other = ~clique  # per component id: not a clique (ids that name no component are)
+    sub = other.take(comp).nonzero()[0]  # the members of the other components
+    # compact ids 0 .. m - 1: every count below is over m components, not n boxes
+    rank = np.add.accumulate(other, dtype=np.intp) - 1
+    c_sub, w_sub = rank.take(comp.take(sub)), clean.worker.take(sub)
+    m = int(rank[-1]) + 1
     boxes = clean.xyxy.take(sub, axis=1)
-    near = _iou_to_mean(c_sub, None, boxes, n)
-    if repeats:
-        # A worker with two boxes keeps the one whose label agrees with the component's
-        # most common label (a second box with another label is the usual crowd slip),
-        # then the one nearest the mean box.
-        code_sub = clean.code[sub]
-        span = int(code_sub.max()) + 1
-        key = c_sub * span + code_sub
-        votes = np.bincount(key, minlength=n * span)
-        odd = votes.take(key) < votes.reshape(n, span).max(axis=1).take(c_sub)
-        order = np.lexsort((-near, odd, w_sub, c_sub))
-        first = np.ones(len(sub), dtype=bool)
-        first[1:] = (c_sub[order][1:] != c_sub[order][:-1]) | (
-            w_sub[order][1:] != w_sub[order][:-1]
-        )
-        keep = np.empty(len(sub), dtype=bool)
-        keep[order] = first
-        near = _iou_to_mean(c_sub, keep, boxes, n)
+    near = _iou_to_mean(c_sub, None, boxes, m)
+    key = np.sort(c_sub * (int(w_sub.max()) + 1) + w_sub)
+    if np.count_nonzero(key[1:] == key[:-1]):  # a worker twice in a component
+        keep = _kept(clean.code.take(sub), c_sub, w_sub, near, m)
+        near = _iou_to_mean(c_sub, keep, boxes, m)
     else:  # one box per worker in every component: all are kept, ``near`` stands
         keep = np.ones(len(sub), dtype=bool)
     far = keep & (near < threshold)
-    extra = np.bincount(c_sub[~keep], minlength=n)
-    coherent = (np.bincount(c_sub[far], minlength=n) == 0) & (2 * extra <= size - extra)
-    coherent |= clique
-    leave = sub[~keep & coherent[c_sub]]
+    extra = np.bincount(c_sub[~keep], minlength=m)
+    coherent = (np.bincount(c_sub[far], minlength=m) == 0) & (
+        2 * extra <= size.compress(other) - extra
+    )
+    member = coherent.take(c_sub)
+    leave = sub[~keep & member]
     cluster[leave] = n + leave
-    result: BoolArray = coherent
-    return result
+    nodes: IntArray = sub[~member]
+    return nodes
+
+
+def _kept(code: IntArray, comp: IntArray, worker: IntArray, near: FloatArray, m: int) -> BoolArray:
+    """Which box each worker keeps in each of ``m`` components (ids in ``comp``).
+
+    A worker with two boxes keeps the one whose label agrees with the component's most
+    common label (a second box with another label is the usual crowd slip), then the one
+    nearest the mean box (``near``, its IoU with it).
+    """
+    span = int(code.max()) + 1
+    key = code * m + comp  # label-major: the max over labels runs down contiguous rows
+    votes = np.bincount(key, minlength=span * m)
+    odd = votes.take(key) < votes.reshape(span, m).max(axis=0).take(comp)
+    order = np.lexsort((-near, odd, worker, comp))
+    c_o, w_o = comp[order], worker[order]
+    first = np.ones(len(comp), dtype=bool)
+    first[1:] = (c_o[1:] != c_o[:-1]) | (w_o[1:] != w_o[:-1])
+    keep = np.empty(len(comp), dtype=bool)
+    keep[order] = first
+    return keep
 
 
 def _iou_to_mean(comp: IntArray, member: BoolArray | None, boxes: FloatArray, n: int) -> FloatArray:
@@ -196,7 +214,7 @@ def _iou_to_mean(comp: IntArray, member: BoolArray | None, boxes: FloatArray, n:
 
 
 def _greedy_merge(
-    clean: CleanBoxes, m_lo: list[int], m_hi: list[int], threshold: float
+    clean: CleanBoxes, nodes: IntArray, m_lo: list[int], m_hi: list[int], threshold: float
 ) -> list[int]:
     """The greedy agglomeration of the components that are neither cliques nor coherent.
 
@@ -206,17 +224,20 @@ def _greedy_merge(
     no worker, or the shared workers are fewer than the smaller cluster's members. Then each
     shared worker keeps the box nearer the merged mean box and the other box leaves as a
     singleton: a worker who drew two boxes on one object must not split the other workers'
-    cluster in two. Returns a cluster label per box; an ejected box gets a fresh label
-    ``>= 2n`` (labels ``n .. 2n - 1`` are the coherent components' singletons).
+    cluster in two. Returns a cluster label per box of ``nodes`` (the boxes the links
+    join); an ejected box gets a fresh label ``>= 2n`` (labels ``n .. 2n - 1`` are the
+    coherent components' singletons).
     """
     n = len(clean)
     link = set(zip(m_lo, m_hi, strict=True))
-    root = list(range(n))
+    # keyed by box over the linked boxes only: listing all n boxes was most of the time
+    node = nodes.tolist()
+    root = dict(zip(node, node, strict=True))
     members: dict[int, list[int]] = {}
     by_worker: dict[int, dict[int, int]] = {}  # label -> {worker: member}
     sums: dict[int, list[float]] = {}  # label -> summed x1, y1, x2, y2 of the members
-    wk = clean.worker.tolist()
-    boxes = clean.xyxy.T.tolist()
+    wk = dict(zip(node, clean.worker.take(nodes).tolist(), strict=True))
+    boxes = dict(zip(node, clean.xyxy.take(nodes, axis=1).T.tolist(), strict=True))
     fresh = 2 * n
 
     def single(k: int, label: int) -> None:
@@ -267,4 +288,4 @@ def _greedy_merge(
             sums[ri] = [p - q for p, q in zip(sums[ri], boxes[y], strict=True)]
             single(y, fresh)
             fresh += 1
-    return root
+    return [root[k] for k in node]

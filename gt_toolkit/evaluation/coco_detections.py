@@ -51,8 +51,9 @@ class CocoDetections:
 def is_coco_file(location: Location, *, store: S3Store | None = None) -> bool:
     """Whether the file is one COCO JSON object rather than JSON Lines.
 
-    A manifest's first line is a whole JSON object with a ``source-ref``; a COCO file's first
-    line is either the whole file (an object with ``images``) or the start of one.
+    A manifest's first line is a whole JSON object with a ``source-ref`` (or ``source``); a
+    COCO file's first line is either the whole file (an object with ``images``, and
+    ``annotations`` unless it is an image-info file such as COCO's test-dev) or the start of one.
     """
     head = next(iter_chunks(location, store=store), b"").removeprefix(codecs.BOM_UTF8)
     first = head.split(b"\n", 1)[0].strip()
@@ -62,7 +63,11 @@ def is_coco_file(location: Location, *, store: S3Store | None = None) -> bool:
         line = orjson.loads(first)
     except orjson.JSONDecodeError:  # an indented file; a manifest line is whole
         return any(f'"{k}"'.encode() in head for k in ("images", "annotations", "categories"))
-    return isinstance(line, Mapping) and "images" in line and "annotations" in line
+    return (
+        isinstance(line, Mapping)
+        and "images" in line
+        and not ("source-ref" in line or "source" in line)
+    )
 
 
 def is_results_list(location: Location, *, store: S3Store | None = None) -> bool:

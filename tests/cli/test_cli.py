@@ -318,6 +318,28 @@ def test_a_closed_stdout_pipe_exits_141_without_a_traceback(tmp_path: Path) -> N
     assert err == ""
 
 
+def test_main_gives_back_the_callers_sigterm_handler(tmp_path: Path) -> None:
+    # In-process callers (a notebook, a test runner) keep their own SIGTERM behaviour.
+    mine = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        manifest = tmp_path / "in.manifest"
+        manifest.write_text((SAMPLES / "truth.manifest").read_text())
+        assert (
+            main(["sample", str(manifest), "-o", str(tmp_path / "s.manifest"), "--count", "1"]) == 0
+        )
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, mine)
+
+
+@pytest.mark.parametrize(
+    ("sent", "code", "said"),
+    [
+        (signal.SIGINT, cli.EXIT_INTERRUPTED, "interrupted"),  # Ctrl-C
+        (signal.SIGTERM, cli.EXIT_TERMINATED, "terminated"),  # kill, docker stop
+    ],
+    ids=["ctrl-c", "sigterm"],
+)
 @pytest.mark.parametrize(
     "argv",
     [
@@ -328,8 +350,8 @@ def test_a_closed_stdout_pipe_exits_141_without_a_traceback(tmp_path: Path) -> N
     ],
     ids=lambda argv: argv[0],
 )
-def test_ctrl_c_midway_exits_130_in_one_line_and_leaves_nothing(
-    argv: list[str], tmp_path: Path
+def test_a_stop_midway_exits_128_plus_the_signal_in_one_line_and_leaves_nothing(
+    argv: list[str], sent: signal.Signals, code: int, said: str, tmp_path: Path
 ) -> None:
     # The input is a pipe the test feeds: the command is surely midway when Ctrl-C comes.
     fifo = tmp_path / "in.manifest"
@@ -342,8 +364,8 @@ def test_ctrl_c_midway_exits_130_in_one_line_and_leaves_nothing(
             fh.writelines(line.replace("img_0", f"img{i}_0") + "\n" for line in truth)
         fh.flush()
         time.sleep(1.0)  # let it read, convert and stage what it has
-        child.send_signal(signal.SIGINT)
+        child.send_signal(sent)
         _, err = child.communicate(timeout=60)
-    assert child.returncode == cli.EXIT_INTERRUPTED
-    assert err == "gt-convert: interrupted\n"
+    assert child.returncode == code
+    assert err == f"gt-convert: {said}\n"
     assert [p.name for p in tmp_path.iterdir()] == ["in.manifest"]

@@ -44,6 +44,16 @@ def test_boxes_by_source_ref_or_file_name(tmp_path: Path, indent: int | None, bo
     assert "c.jpg" not in found.boxes and len(found.skipped) == 1  # the failed image
 
 
+def test_a_coco_file_without_annotations_is_coco(tmp_path: Path) -> None:
+    # COCO's image-info files (test-dev) have no "annotations" key; pycocotools reads them.
+    path = tmp_path / "image_info.json"
+    path.write_text(json.dumps({k: v for k, v in COCO.items() if k != "annotations"}))
+    assert is_coco_file(path)
+    found = read_detection_set(path)
+    assert found.kind == "coco"
+    assert found.boxes == {"s3://b/a.jpg": [], "b.jpg": []} and len(found.skipped) == 1
+
+
 def test_manifests_are_not_coco() -> None:
     assert not is_coco_file(SAMPLES / "truth.manifest")
     assert not is_coco_file(
