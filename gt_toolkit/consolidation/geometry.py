@@ -357,10 +357,11 @@ def _bands(xyxy: FloatArray, x_sorted: bool) -> _Overlaps:
     )
 
 
-_BLOCK = 16384
-"""Candidate pairs tested at once: a block's temporaries stay in the cache, and small
-enough that the allocator reuses them instead of mapping fresh pages (page faults cost
-more than the arithmetic on a crowded image)."""
+_BLOCK = 4096
+"""Candidate pairs tested at once: a block's temporaries (32 KiB each) stay in the cache and
+well under glibc's 128 KiB ``mmap`` threshold, so the allocator reuses them. At 16,384
+(128 KiB each) 5 workers x 500 boxes took about 250 page faults per image and 4.7 ms
+instead of 4.2."""
 
 
 def _sweep(
