@@ -116,7 +116,7 @@ def count_votes(
     that repeat others (see :mod:`~gt_toolkit.consolidation.repeats`) never count.
     """
     cl, count = clusters.of, clusters.count
-    seconds = sorted(repeats)
+    seconds = sorted(repeats) if repeats else []
     both = both_cl = gone = _NONE
     if seconds:  # one array and one take for both ends of every repeat
         both = np.array(seconds + [repeats[g] for g in seconds], dtype=np.intp)
@@ -138,14 +138,14 @@ def count_votes(
     voting = cells
     if seconds:
         extra, extra_cells = _extra_votes(clean, both, both_cl, labels_n)
-        # the second boxes' votes after the members': one bincount instead of np.add.at
+    if len(extra):  # their votes after the members': one bincount instead of np.add.at
         voting = np.concatenate((cells, extra_cells))
     voters = np.bincount(voting, minlength=count * labels_n).reshape(count, labels_n)
     label_kept = voters >= need
     log_odds = None
     if evidence is not None:
         worker = clean.worker
-        if seconds:
+        if len(extra):
             worker = np.concatenate((worker, worker.take(extra)))
         by_cell = np.bincount(voting, weights=evidence.drawn[worker], minlength=count * labels_n)
         log_odds = np.asarray(evidence.silent + by_cell.reshape(count, labels_n), np.float64)
@@ -153,6 +153,7 @@ def count_votes(
     voted: frozenset[int] = frozenset()
     if seconds:
         label_kept[gone] = False
+    if len(extra):
         voted = frozenset(extra.compress(label_kept.ravel().take(extra_cells)).tolist())
     # the kept cells on the flat table: 2-D nonzero and a reduction along rows cost more
     box_cells = label_kept.ravel().nonzero()[0]
@@ -189,6 +190,8 @@ def _extra_votes(
             seen.add((c, w, k))
             out.append(g)
             cells.append(c * labels_n + k)
+    if not out:  # most images: no array to build
+        return _NONE, _NONE
     return np.array(out, dtype=np.intp), np.array(cells, dtype=np.intp)
 
 
