@@ -84,7 +84,7 @@ def cluster_boxes(clean: CleanBoxes, threshold: float) -> Clusters:
         count = len(size)
     else:
         cluster = _resolve(clean, comp, size, links, threshold)
-        present = np.zeros(int(cluster.max()) + 1, dtype=np.intp)
+        present = np.zeros(int(cluster[cluster.argmax()]) + 1, dtype=np.intp)  # argmax: see _kept
         present[cluster] = 1
         rank = np.add.accumulate(present)  # its last entry is the count: no .sum() call
         count = int(rank[-1])
@@ -167,7 +167,7 @@ def _coherent(
     m = int(rank[-1])
     c_sub, w_sub = rank[comp[sub]] - 1, clean.worker[sub]
     boxes = clean.xyxy.take(sub, axis=1)
-    count = size[other]  # members per component, at least two
+    count = np.bincount(c_sub, minlength=m)  # members per component, at least two
     # one bin per corner and component, shared by both mean boxes below
     cell = (np.arange(0, 4 * m, m)[:, None] + c_sub).ravel()
     sums = np.bincount(cell, weights=boxes.ravel(), minlength=4 * m).reshape(4, m)
