@@ -67,6 +67,11 @@ def cluster_boxes(clean: CleanBoxes, threshold: float) -> Clusters:
     links = clean.overlaps  # all of them (most images of few boxes): no copies to make
     if np.count_nonzero(linked) < len(linked):
         links = Pairs(lo.compress(linked), hi.compress(linked), iou.compress(linked))
+    if 2 * len(links.lo) == n * (n - 1):  # every pair linked (most images of one box)
+        # one clique, its labels known: ~10 us of component search skipped at 1 box
+        of, size = np.zeros(n, np.intp), np.full(1, n, np.intp)
+        means = row_sums(of, clean.xyxy, 1) / size
+        return Clusters(of, size, means, np.zeros(n, np.intp), links, own_pairs)
     comp = _components(n, links.lo, links.hi)
     size = np.bincount(comp, minlength=n)
     # A component of s boxes has at most s(s-1)/2 links, so the links number sum(s^2 - s)/2
@@ -78,11 +83,8 @@ def cluster_boxes(clean: CleanBoxes, threshold: float) -> Clusters:
         size = size.compress(root)
         count = len(size)
     else:
-        edges = np.bincount(comp.take(links.lo), minlength=n)
-        # all pairs linked: distinct workers too (one worker's boxes are never linked)
-        clique = edges == size * (size - 1) // 2
-        cluster = _resolve(clean, comp, size, clique, links, threshold)
-        present = np.zeros(int(cluster.max()) + 1, dtype=np.intp)
+        cluster = _resolve(clean, comp, size, links, threshold)
+        present = np.zeros(int(cluster[cluster.argmax()]) + 1, dtype=np.intp)  # argmax: see _kept
         present[cluster] = 1
         rank = np.add.accumulate(present)  # its last entry is the count: no .sum() call
         count = int(rank[-1])
@@ -95,13 +97,12 @@ def _resolve(
     clean: CleanBoxes,
     comp: IntArray,
     size: IntArray,
-    clique: BoolArray,
     links: Pairs,
     threshold: float,
 ) -> IntArray:
     """A cluster label per box where some components are not cliques (see the module)."""
     cluster = comp.copy()
-    nodes = _coherent(clean, comp, size, clique, threshold, cluster)
+    nodes = _coherent(clean, comp, size, links, threshold, cluster)
     if len(nodes):  # a component of several boxes: it has links
         alone = np.zeros(len(clean), dtype=bool)
         alone[nodes] = True
@@ -145,7 +146,7 @@ def _coherent(
     clean: CleanBoxes,
     comp: IntArray,
     size: IntArray,
-    clique: BoolArray,
+    links: Pairs,
     threshold: float,
     cluster: IntArray,
 ) -> IntArray:
@@ -157,60 +158,58 @@ def _coherent(
     the object, or a stray one) is made a singleton in ``cluster`` (label ``n + box``).
     """
     n = len(clean)
-    other = ~clique  # per component id: not a clique (ids that name no component are)
-    sub = other.take(comp).nonzero()[0]  # the members of the other components
+    edges = np.bincount(comp[links.lo], minlength=n)
+    # not all pairs linked (all linked: distinct workers too, one worker's boxes never are)
+    other = edges != size * (size - 1) // 2  # per component id (ids naming none are cliques)
+    sub = other[comp].nonzero()[0]  # the members of the other components
     # compact ids 0 .. m - 1: every count below is over m components, not n boxes
-    rank = np.add.accumulate(other, dtype=np.intp) - 1
-    c_sub, w_sub = rank.take(comp.take(sub)), clean.worker.take(sub)
-    m = int(rank[-1]) + 1
+    rank = np.add.accumulate(other, dtype=np.intp)
+    m = int(rank[-1])
+    c_sub, w_sub = rank[comp[sub]] - 1, clean.worker[sub]
     boxes = clean.xyxy.take(sub, axis=1)
-    near = _iou_to_mean(c_sub, None, boxes, m)
-    key = np.sort(c_sub * (int(w_sub.max()) + 1) + w_sub)
-    if np.count_nonzero(key[1:] == key[:-1]):  # a worker twice in a component
-        keep = _kept(clean.code.take(sub), c_sub, w_sub, near, m)
-        near = _iou_to_mean(c_sub, keep, boxes, m)
+    count = np.bincount(c_sub, minlength=m)  # members per component, at least two
+    # one bin per corner and component, shared by both mean boxes below
+    cell = (np.arange(0, 4 * m, m)[:, None] + c_sub).ravel()
+    sums = np.bincount(cell, weights=boxes.ravel(), minlength=4 * m).reshape(4, m)
+    near = iou_columns((sums / count).take(c_sub, axis=1), boxes)
+    group = w_sub * m + c_sub  # a worker in a component
+    if np.count_nonzero(np.bincount(group)) < len(sub):  # a worker twice in a component
+        keep = _kept(clean.code[sub], c_sub, group, near, m)
+        kept = np.bincount(c_sub, weights=keep, minlength=m)
+        # the kept members' sums: an extra box adds 0.0, which leaves every sum's bits alone
+        sums = np.bincount(cell, weights=(boxes * keep).ravel(), minlength=4 * m).reshape(4, m)
+        near = iou_columns((sums / kept).take(c_sub, axis=1), boxes)
+        far = keep & (near < threshold)
     else:  # one box per worker in every component: all are kept, ``near`` stands
-        keep = np.ones(len(sub), dtype=bool)
-    far = keep & (near < threshold)
-    extra = np.bincount(c_sub[~keep], minlength=m)
-    coherent = (np.bincount(c_sub[far], minlength=m) == 0) & (
-        2 * extra <= size.compress(other) - extra
-    )
-    member = coherent.take(c_sub)
-    leave = sub[~keep & member]
+        keep, kept, far = np.ones(len(sub), dtype=bool), count, near < threshold
+    # coherent: no kept member far from the kept mean, extras at most half the kept ones
+    coherent = (np.bincount(c_sub, weights=far, minlength=m) == 0) & (2 * (count - kept) <= kept)
+    member = coherent[c_sub]
+    leave = sub[member > keep]  # the extras of coherent components (bools: ``>`` is ``& ~``)
     cluster[leave] = n + leave
     nodes: IntArray = sub[~member]
     return nodes
 
 
-def _kept(code: IntArray, comp: IntArray, worker: IntArray, near: FloatArray, m: int) -> BoolArray:
+def _kept(code: IntArray, comp: IntArray, group: IntArray, near: FloatArray, m: int) -> BoolArray:
     """Which box each worker keeps in each of ``m`` components (ids in ``comp``).
 
-    A worker with two boxes keeps the one whose label agrees with the component's most
-    common label (a second box with another label is the usual crowd slip), then the one
-    nearest the mean box (``near``, its IoU with it).
+    A worker with two boxes (one ``group``) keeps the one whose label agrees with the
+    component's most common label (a second box with another label is the usual crowd
+    slip), then the one nearest the mean box (``near``, its IoU with it).
     """
-    span = int(code.max()) + 1
+    span = int(code[code.argmax()]) + 1  # argmax: a sixth of the cost of .max()
     key = code * m + comp  # label-major: the max over labels runs down contiguous rows
     votes = np.bincount(key, minlength=span * m)
-    odd = votes.take(key) < votes.reshape(span, m).max(axis=0).take(comp)
-    order = np.lexsort((-near, odd, worker, comp))
-    c_o, w_o = comp[order], worker[order]
-    first = np.ones(len(comp), dtype=bool)
-    first[1:] = (c_o[1:] != c_o[:-1]) | (w_o[1:] != w_o[:-1])
-    keep = np.empty(len(comp), dtype=bool)
+    odd = votes[key] < np.maximum.reduce(votes.reshape(span, m))[comp]
+    order = np.lexsort((-near, odd, group))
+    g = group[order]
+    first = np.empty(len(g), dtype=bool)
+    first[0] = True
+    np.not_equal(g[1:], g[:-1], out=first[1:])
+    keep = np.empty(len(g), dtype=bool)
     keep[order] = first
     return keep
-
-
-def _iou_to_mean(comp: IntArray, member: BoolArray | None, boxes: FloatArray, n: int) -> FloatArray:
-    """IoU of every box with the mean box of its component's ``member`` boxes.
-
-    ``comp`` holds component ids below ``n``, one per box in ``boxes``.
-    """
-    cm, vm = (comp, boxes) if member is None else (comp[member], boxes.compress(member, axis=1))
-    count = np.maximum(np.bincount(cm, minlength=n), 1)
-    return iou_columns((row_sums(cm, vm, n) / count).take(comp, axis=1), boxes)
 
 
 def _greedy_merge(

@@ -39,15 +39,17 @@ def find_repeats(
     sa, sb = size[cl[a]], size[cl[b]]
     small = np.minimum(sa, sb)
     unequal = sa != sb
-    big_enough = small >= smallest
-    twins_least = max(smallest, 1 if answered > 1 else 2)  # equal clusters may need more
-    if twins_least > smallest:
-        big_enough &= unequal | (small >= twins_least)
     # a pair that does not reach the threshold is a lone box of an unequal pair tested
     # against the mean box: one that was linked into its worker's component and lost its
     # place there to the worker's other box (a stray box elsewhere is not)
     lone = unequal & (small == 1) & (clusters.component[a] == clusters.component[b])
-    candidate = big_enough & ((ab >= threshold) | lone)
+    candidate = (ab >= threshold) | lone
+    twins_least = max(smallest, 1 if answered > 1 else 2)  # equal clusters may need more
+    if twins_least > 1:  # else every pair is big enough (clusters have a member)
+        big_enough = small >= smallest
+        if twins_least > smallest:
+            big_enough &= unequal | (small >= twins_least)
+        candidate &= big_enough
     if not np.count_nonzero(candidate):  # count_nonzero: a fifth of the cost of .any()
         return {}
     # Plain Python from here: an image has a handful of such pairs, and numpy's per-call
@@ -86,9 +88,10 @@ def find_repeats(
             if repeat is not None:
                 out.update(pairing if repeat == c1 else {q: p for p, q in pairing.items()})
     for g, t in out.items():  # point at a box that stays (a repeat of a repeat)
-        while t in out:
-            t = out[t]
-        out[g] = t
+        if t in out:
+            while t in out:
+                t = out[t]
+            out[g] = t
     return out
 
 

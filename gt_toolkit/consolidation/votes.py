@@ -13,6 +13,7 @@ import numpy as np
 
 from gt_toolkit.consolidation.clean import BoolArray, CleanBoxes, IntArray, drop_record
 from gt_toolkit.consolidation.clusters import Clusters
+from gt_toolkit.consolidation.fusion import InnerPairs
 from gt_toolkit.consolidation.geometry import FloatArray
 from gt_toolkit.consolidation.settings import DropReason
 
@@ -56,8 +57,14 @@ class Ballot(NamedTuple):
 
     Attributes:
         kept: per cluster, whether it gives at least one output box.
-        cells: with the per-label quorum, the ``(cluster, label)`` cell of every box
-            (``cluster * labels + code``); ``None`` with the per-box quorum.
+        rows: the cluster of each output box: the kept clusters, or with the per-label
+            quorum one per kept ``(cluster, label)`` cell, in cell order.
+        codes: with the per-label quorum, the label of each output box; ``None`` with the
+            per-box quorum (the label vote decides it).
+        box_cells: with the per-label quorum, the cell of each output box.
+        cells: with the per-label quorum, the ``(cluster, label)`` cell every box votes
+            for (``cluster * labels + code``), then every ``extra`` box's; ``None`` with the
+            per-box quorum.
         voters: with the per-label quorum, the ``(clusters, labels)`` table of workers who
             gave each label; ``label_kept`` marks the cells that reached the quorum.
         extra: second boxes (repeats) that give their worker's object another label: with
@@ -68,6 +75,9 @@ class Ballot(NamedTuple):
     """
 
     kept: BoolArray
+    rows: IntArray
+    codes: IntArray | None = None
+    box_cells: IntArray | None = None
     cells: IntArray | None = None
     voters: IntArray | None = None
     label_kept: BoolArray | None = None
@@ -106,59 +116,72 @@ def count_votes(
     that repeat others (see :mod:`~gt_toolkit.consolidation.repeats`) never count.
     """
     cl, count = clusters.of, clusters.count
-    gone = cl[np.fromiter(repeats, dtype=np.intp, count=len(repeats))] if repeats else _NONE
-    drawn = evidence.drawn[clean.worker] if evidence is not None else None
+    seconds = sorted(repeats) if repeats else []
+    both = both_cl = gone = _NONE
+    if seconds:  # one array and one take for both ends of every repeat
+        both = np.array(seconds + [repeats[g] for g in seconds], dtype=np.intp)
+        both_cl = cl.take(both)
+        gone = both_cl[: len(seconds)]
     if not by_label:
-        enough: BoolArray = np.asarray(clusters.size >= need)
+        enough: BoolArray = clusters.size >= need
         log_odds: FloatArray | None = None
         if evidence is not None:
-            by_cluster = np.bincount(cl, weights=drawn, minlength=count)
+            by_cluster = np.bincount(cl, weights=evidence.drawn[clean.worker], minlength=count)
             log_odds = np.asarray(evidence.silent + by_cluster, dtype=np.float64)
             enough &= log_odds > 0
-        if repeats:
+        if seconds:
             enough[gone] = False
-        return Ballot(enough, log_odds=log_odds)
+        return Ballot(enough, enough.nonzero()[0], log_odds=log_odds)
     labels_n = len(clean.labels)
-    extra, extra_cells = _NONE, _NONE
     cells = cl * labels_n + clean.code
-    voters = np.bincount(cells, minlength=count * labels_n)
-    if repeats:
-        extra, extra_cells = _extra_votes(clean, cl, repeats, labels_n)
-        np.add.at(voters, extra_cells, 1)
-    voters = voters.reshape(count, labels_n)
+    extra, extra_cells = _NONE, _NONE
+    voting = cells
+    if seconds:
+        extra, extra_cells = _extra_votes(clean, both, both_cl, labels_n)
+    if len(extra):  # their votes after the members': one bincount instead of np.add.at
+        voting = np.concatenate((cells, extra_cells))
+    voters = np.bincount(voting, minlength=count * labels_n).reshape(count, labels_n)
     label_kept = voters >= need
     log_odds = None
     if evidence is not None:
-        by_cell = np.bincount(cells, weights=drawn, minlength=count * labels_n)
-        np.add.at(by_cell, extra_cells, evidence.drawn[clean.worker[extra]])
+        worker = clean.worker
+        if len(extra):
+            worker = np.concatenate((worker, worker.take(extra)))
+        by_cell = np.bincount(voting, weights=evidence.drawn[worker], minlength=count * labels_n)
         log_odds = np.asarray(evidence.silent + by_cell.reshape(count, labels_n), np.float64)
         label_kept &= (log_odds > 0) & (voters > 0)
     voted: frozenset[int] = frozenset()
-    if repeats:
+    if seconds:
         label_kept[gone] = False
-        voted = frozenset(extra[label_kept.reshape(-1)[extra_cells]].tolist())
-    # a row's any() by its kept cells: a reduction along rows of a few labels costs 3x more
+    if len(extra):
+        voted = frozenset(extra.compress(label_kept.ravel().take(extra_cells)).tolist())
+    # the kept cells on the flat table: 2-D nonzero and a reduction along rows cost more
+    box_cells = label_kept.ravel().nonzero()[0]
+    rows, codes = np.divmod(box_cells, labels_n)
     kept = np.zeros(count, dtype=bool)
-    kept[label_kept.ravel().nonzero()[0] // labels_n] = True
-    return Ballot(kept, cells, voters, label_kept, extra, extra_cells, voted, log_odds)
+    kept[rows] = True
+    votes = (voting, voters, label_kept, extra, extra_cells, voted, log_odds)
+    return Ballot(kept, rows, codes, box_cells, *votes)
 
 
 def _extra_votes(
-    clean: CleanBoxes, cl: IntArray, spare: dict[int, int], labels_n: int
+    clean: CleanBoxes, both: IntArray, both_cl: IntArray, labels_n: int
 ) -> tuple[IntArray, IntArray]:
     """Second boxes that give their worker's object another label (one per worker and label).
 
-    Returns them and the ``(cluster, label)`` cell each votes for.
+    ``both`` holds the second boxes (sorted), then the first box each repeats; ``both_cl``
+    their clusters. Returns the voting second boxes and the ``(cluster, label)`` cell each
+    votes for.
     """
-    seconds = np.fromiter(sorted(spare), dtype=np.intp, count=len(spare))
-    firsts = np.fromiter(map(spare.__getitem__, seconds.tolist()), dtype=np.intp, count=len(spare))
+    m = len(both) // 2
+    code = clean.code.take(both).tolist()
     # gathered as lists first: indexing arrays one element at a time costs 5x more
     rows = zip(
-        seconds.tolist(),
-        cl.take(firsts).tolist(),
-        clean.worker.take(seconds).tolist(),
-        clean.code.take(seconds).tolist(),
-        clean.code.take(firsts).tolist(),
+        both[:m].tolist(),
+        both_cl[m:].tolist(),
+        clean.worker.take(both[:m]).tolist(),
+        code[:m],
+        code[m:],
         strict=True,
     )
     out, cells, seen = [], [], set()
@@ -167,7 +190,9 @@ def _extra_votes(
             seen.add((c, w, k))
             out.append(g)
             cells.append(c * labels_n + k)
-    return np.asarray(out, dtype=np.intp), np.asarray(cells, dtype=np.intp)
+    if not out:  # most images: no array to build
+        return _NONE, _NONE
+    return np.array(out, dtype=np.intp), np.array(cells, dtype=np.intp)
 
 
 def below_quorum_records(
@@ -210,15 +235,17 @@ def score_boxes(
     clean: CleanBoxes,
     clusters: Clusters,
     ballot: Ballot,
+    pairs: InnerPairs,
     member_weight: FloatArray | None,
-    cluster_weight: FloatArray,
+    cluster_weight: FloatArray | IntArray,
     total_weight: float,
     answered: int,
     *,
     void: BoolArray | None = None,
 ) -> Verdict:
-    """The output boxes (one per kept cluster, or per kept label) and their confidence.
+    """The output boxes (``ballot.rows``) and their confidence.
 
+    ``pairs`` are the overlapping pairs inside a cluster (for the agreement);
     ``member_weight`` is each box's worker weight (``None``: all 1), ``cluster_weight``
     their sum per cluster and ``total_weight`` the sum over the workers who answered;
     ``void`` marks the clusters whose members all weigh 0 (given equal weights to fuse):
@@ -226,63 +253,74 @@ def score_boxes(
     With a worker model (``ballot.log_odds``) the confidence is the posterior probability
     of the object.
     """
-    cl, size, count = clusters.of, clusters.size, clusters.count
-    labels_n = len(clean.labels)
-    posterior = ballot.log_odds is not None
-    agreement = _agreement(clean, clusters, answered) if not posterior else np.zeros(count)
-    if ballot.label_kept is not None and ballot.voters is not None and ballot.cells is not None:
-        # the kept cells on the flat table: 2-D nonzero and fancy indexing cost more
-        cell = ballot.label_kept.ravel().nonzero()[0]
-        rows, labs = np.divmod(cell, labels_n)
-        if ballot.log_odds is not None:
-            return Verdict(rows, labs, _posterior(ballot.log_odds.ravel().take(cell)))
-        votes = ballot.voters.ravel()  # with equal weights the votes are the head counts
-        if member_weight is not None:
-            votes = np.bincount(ballot.cells, member_weight, count * labels_n)
-            if len(ballot.extra):  # second boxes' votes come on top of the members' weight
-                np.add.at(votes, ballot.extra_cells, member_weight[ballot.extra])
-        k_box = ballot.voters.take(cell)
+    rows, codes, cell = ballot.rows, ballot.codes, ballot.box_cells
+    if codes is None or cell is None or ballot.voters is None or ballot.cells is None:
+        weights = (member_weight, cluster_weight, total_weight)
+        return _score_clusters(clean, clusters, ballot, pairs, *weights, answered, void)
+    if ballot.log_odds is not None:
+        return Verdict(rows, codes, _posterior(ballot.log_odds.take(cell)))
+    k_box = ballot.voters.take(cell)
+    box_votes = k_box  # with equal weights the votes are the head counts
+    if member_weight is not None:  # second boxes' votes come after the members' weight
+        if len(ballot.extra):
+            member_weight = np.concatenate((member_weight, member_weight.take(ballot.extra)))
+        votes = np.bincount(ballot.cells, member_weight, clusters.count * len(clean.labels))
         box_votes = votes.take(cell)
-        support = box_votes / total_weight
-        if void is not None:
-            support[void.take(rows)] = 0.0
-        label_share = np.minimum(box_votes / cluster_weight.take(rows), 1.0)
-        # the members who gave another label dissent: a contested label ranks below a
-        # box nobody contradicts (workers miss objects more often than they mislabel them)
-        quality = agreement[rows] * label_share - (1.0 - label_share)
-        confidence = support_confidence(support, quality, k_box, answered)
-        return Verdict(rows, labs, confidence)
-    rows = ballot.kept.nonzero()[0]
+    support = box_votes / total_weight
+    if void is not None:
+        support[void.take(rows)] = 0.0
+    label_share = np.minimum(box_votes / cluster_weight.take(rows), 1.0)
+    # the members who gave another label dissent: a contested label ranks below a
+    # box nobody contradicts (workers miss objects more often than they mislabel them)
+    agreement = _agreement(pairs, clusters, answered).take(rows)
+    quality = agreement * label_share - (1.0 - label_share)
+    return Verdict(rows, codes, support_confidence(support, quality, k_box, answered))
+
+
+def _score_clusters(
+    clean: CleanBoxes,
+    clusters: Clusters,
+    ballot: Ballot,
+    pairs: InnerPairs,
+    member_weight: FloatArray | None,
+    cluster_weight: FloatArray | IntArray,
+    total_weight: float,
+    answered: int,
+    void: BoolArray | None,
+) -> Verdict:
+    """:func:`score_boxes` with the per-box quorum: the label vote picks each box's label."""
+    cl, count, rows = clusters.of, clusters.count, ballot.rows
+    labels_n = len(clean.labels)
     winner = np.zeros(len(rows), dtype=np.intp)
-    quality = agreement
+    tally = winner_all = None
     if labels_n > 1:
         tally = np.bincount(
             cl * labels_n + clean.code, weights=member_weight, minlength=count * labels_n
         ).reshape(count, labels_n)
         winner_all = np.argmax(tally, axis=1)  # first maximum = highest priority on a tie
-        quality = agreement * (tally[np.arange(count), winner_all] / cluster_weight)
-        winner = winner_all[rows]
+        winner = winner_all.take(rows)
     if ballot.log_odds is not None:
-        return Verdict(rows, winner, _posterior(ballot.log_odds[rows]))
+        return Verdict(rows, winner, _posterior(ballot.log_odds.take(rows)))
+    quality = _agreement(pairs, clusters, answered)
+    if tally is not None and winner_all is not None:
+        quality = quality * (tally[np.arange(count), winner_all] / cluster_weight)
     support_all = cluster_weight / total_weight
     if void is not None:
         support_all[void] = 0.0
-    confidence_all = support_confidence(support_all, quality, size, answered)
-    return Verdict(rows, winner, confidence_all[rows])
+    confidence = support_confidence(support_all, quality, clusters.size, answered)
+    if len(rows) < count:  # else every cluster is kept, in order
+        confidence = confidence.take(rows)
+    return Verdict(rows, winner, confidence)
 
 
-def _agreement(clean: CleanBoxes, clusters: Clusters, answered: int) -> FloatArray:
+def _agreement(pairs: InnerPairs, clusters: Clusters, answered: int) -> FloatArray:
     """Mean pairwise IoU of each cluster's members (0 for a single member).
 
     Over every overlapping pair in a cluster, also those below the IoU threshold (a
     cluster formed around its mean box can hold them); pairs that do not overlap add 0.
     A cluster has at most one box per worker: at most ``answered`` members.
     """
-    cl = clusters.of
-    lo, hi, iou = clean.overlaps
-    lo_cl = cl.take(lo)
-    same = lo_cl == cl.take(hi)
-    iou_sum = np.bincount(lo_cl.compress(same), iou.compress(same), clusters.count)
+    iou_sum = np.bincount(pairs.cluster, pairs.iou, clusters.count)
     agreement: FloatArray = iou_sum / _pair_counts(answered).take(clusters.size)
     return agreement
 
