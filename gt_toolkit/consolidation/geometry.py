@@ -37,6 +37,9 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 _EMPTY = np.zeros((0, 4), dtype=np.float64)
+_ZERO = np.zeros(())
+"""A 0-d zero operand: a Python ``0.0`` costs a conversion (~0.25 us) in every numpy call."""
+_ZERO.setflags(write=False)
 
 
 def image_extent(image_size: Mapping[str, Any]) -> tuple[float, float]:
@@ -180,11 +183,6 @@ def iou_columns(a: Columns, b: Columns) -> FloatArray:
     union -= inter
     # no clip to 1: rounding is monotone, so inter <= each area and union >= inter
     return _quotient(inter, union)
-
-
-_ZERO = np.zeros(())
-"""A 0-d zero operand: a Python ``0.0`` costs a conversion (~0.25 us) in every numpy call."""
-_ZERO.setflags(write=False)
 
 
 def _quotient(inter: FloatArray, union: FloatArray) -> FloatArray:
@@ -443,9 +441,6 @@ def _sweep(
         parts.append(_overlapping(boxes, lo, hi, x_sorted))
     los, his, inters = zip(*parts, strict=True)
     return np.concatenate(los), np.concatenate(his), np.concatenate(inters)
-
-
-_NO_PAIRS: IntArray = np.zeros(0, dtype=np.intp)
 
 
 def _overlapping(boxes: Columns, lo: IntArray, hi: IntArray, x_sorted: bool) -> _Overlaps:
