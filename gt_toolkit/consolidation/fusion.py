@@ -161,7 +161,11 @@ def _huber(
     floor = -limit
     edges = xyxy.ravel()
     prior = None if weights.per_box is None else np.concatenate((weights.per_box,) * 4)
-    per_cluster: FloatArray = np.concatenate((weights.per_cluster,) * 4, dtype=np.float64)
+    per_cluster: FloatArray | float = (  # one cluster: its weight as a float divides alike
+        float(weights.per_cluster[0])
+        if count == 1
+        else np.concatenate((weights.per_cluster,) * 4, dtype=np.float64)
+    )
     mu = means.ravel()
     for step_no in range(_HUBER_STEPS):
         residual = edges - at

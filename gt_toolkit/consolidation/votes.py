@@ -288,7 +288,6 @@ def _score_clusters(
     """:func:`score_boxes` with the per-box quorum: the label vote picks each box's label."""
     cl, count, rows = clusters.of, clusters.count, ballot.rows
     labels_n = len(clean.labels)
-    winner = np.zeros(len(rows), dtype=np.intp)
     tally = winner_all = None
     if labels_n > 1:
         tally = np.bincount(
@@ -296,6 +295,8 @@ def _score_clusters(
         ).reshape(count, labels_n)
         winner_all = np.argmax(tally, axis=1)  # first maximum = highest priority on a tie
         winner = winner_all.take(rows)
+    else:
+        winner = _first_codes(len(rows))
     if ballot.log_odds is not None:
         return Verdict(rows, winner, _posterior(ballot.log_odds.take(rows)))
     quality = _agreement(pairs, clusters, answered)
@@ -320,6 +321,14 @@ def _agreement(pairs: InnerPairs, clusters: Clusters, answered: int) -> FloatArr
     iou_sum = np.bincount(pairs.cluster, pairs.iou, clusters.count)
     agreement: FloatArray = iou_sum / _pair_counts(answered).take(clusters.size)
     return agreement
+
+
+@lru_cache(maxsize=64)
+def _first_codes(boxes: int) -> IntArray:
+    """Label code 0 for ``boxes`` boxes: cached, read-only (one label: 1 box -0.3 us)."""
+    codes = np.zeros(boxes, dtype=np.intp)
+    codes.flags.writeable = False  # shared by every image
+    return codes
 
 
 @lru_cache(maxsize=16)
