@@ -495,30 +495,34 @@ def _drop_repeats(
     Appends a drop record per removed box to ``dropped``.
     """
     lo, hi, iou = clean.overlaps
-    if not np.count_nonzero(clean.own):
+    own, code, box, worker = clean.own, clean.code, clean.box, clean.worker
+    if not np.count_nonzero(own):
         return clean
-    hit = (iou >= duplicate_iou) & clean.own & (clean.code[lo] == clean.code[hi])
-    if not np.count_nonzero(hit):
+    # one nonzero for the test and the picks (a third of flatnonzero's cost)
+    hits = ((iou >= duplicate_iou) & own & (code[lo] == code[hi])).nonzero()[0]
+    if not len(hits):
         return clean
     removed: set[int] = set()
-    for i, j, v in sorted(zip(lo[hit].tolist(), hi[hit].tolist(), iou[hit].tolist(), strict=True)):
+    found = zip(lo[hits].tolist(), hi[hits].tolist(), iou[hits].tolist(), strict=True)
+    for i, j, v in sorted(found):
         if i in removed or j in removed:
             continue
         removed.add(j)
-        detail = f"repeats box {int(clean.box[i])} of the same worker (IoU {v:.2f})"
-        dropped.append(
-            drop_record(int(clean.worker[j]), int(clean.box[j]), DropReason.DUPLICATE, detail)
-        )
-    keep = np.ones(len(clean), dtype=bool)
+        detail = f"repeats box {box.item(i)} of the same worker (IoU {v:.2f})"
+        dropped.append(drop_record(worker.item(j), box.item(j), DropReason.DUPLICATE, detail))
+    keep = np.ones(len(code), dtype=bool)
     keep[list(removed)] = False
-    new_index = np.cumsum(keep) - 1
+    # on 1-D arrays of a few hundred, indexing beats compress 2x; take beats it on (4, n)
+    kept = keep.nonzero()[0]
+    new_index = np.zeros(len(code), dtype=np.intp)  # half the cost of cumsum(keep) - 1
+    new_index[kept] = np.arange(len(kept))
     both = keep[lo] & keep[hi]
-    return CleanBoxes(  # compress: a quarter of the cost of boolean indexing along axis 1
-        clean.xyxy.compress(keep, axis=1),
-        clean.code.compress(keep),
-        clean.worker.compress(keep),
-        clean.box.compress(keep),
+    return CleanBoxes(
+        clean.xyxy.take(kept, axis=1),
+        code[kept],
+        worker[kept],
+        box[kept],
         clean.labels,
-        Pairs(new_index[lo.compress(both)], new_index[hi.compress(both)], iou.compress(both)),
-        clean.own.compress(both),
+        Pairs(new_index[lo[both]], new_index[hi[both]], iou[both]),
+        own[both],
     )
