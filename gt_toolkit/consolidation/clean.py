@@ -237,6 +237,7 @@ class _Validity(NamedTuple):
 
 # No coordinate above this (in size) can overflow ``left + width``.
 _SAFE = 2.0**1022
+_ZERO = np.zeros(())
 
 
 def _validate(
@@ -269,9 +270,11 @@ def _validate(
     if image_size is None:
         ok = _positive(xywh)
     elif clip:
-        # plain ufuncs (np.clip's wrapper costs more than the work here); NaN stays NaN
-        np.minimum(np.maximum(rows, 0.0, out=rows), _extent(*image_extent(image_size)), out=rows)
-        ok = (rows[2] > rows[0]) & (rows[3] > rows[1])
+        # plain ufuncs (np.clip's wrapper costs more than the work here); NaN stays NaN;
+        # a 0-d zero (no scalar conversion) and one comparison of both axes: 3.7 -> 3.0 us
+        np.minimum(np.maximum(rows, _ZERO, out=rows), _extent(*image_extent(image_size)), out=rows)
+        grows = rows[2:] > rows[:2]
+        ok = grows[0] & grows[1]
     else:
         iw, ih = image_extent(image_size)
         with np.errstate(invalid="ignore"):
@@ -428,6 +431,9 @@ def _box_order(
         keys = _sort_keys(xyxy, name_key, box_of)
         order = np.lexsort(keys)
         if n < 2:
+            return order, None
+        left = keys[-1].take(order)  # no two equal left edges, no tie: 3.9 -> 1.6 us
+        if not np.count_nonzero(left[1:] == left[:-1]):
             return order, None
         same = keys[1:].take(order, axis=1)
         tied = np.logical_and.reduce(same[:, 1:] == same[:, :-1])  # with the box before
