@@ -132,6 +132,9 @@ def _components(n: int, lo: IntArray, hi: IntArray) -> IntArray:
     """
     comp = np.arange(n, dtype=np.intp)
     np.minimum.at(comp, hi, lo)  # the first round: ``lo < hi`` and every label is its node
+    # and back down the links: spares a second round on most non-clique images (a third
+    # of _components' time at 100 boxes)
+    np.minimum.at(comp, lo, comp.take(hi))
     while True:
         comp = comp[comp]  # pointer jumping halves the remaining depth
         a, b = comp.take(lo), comp.take(hi)
