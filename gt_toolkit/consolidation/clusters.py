@@ -22,7 +22,8 @@ __all__ = ["Clusters", "cluster_boxes", "row_sums"]
 
 _NONE: IntArray = np.zeros(0, dtype=np.intp)
 _NO_PAIRS = Pairs(_NONE, _NONE, np.zeros(0))
-_CORNER: IntArray = np.arange(4)[:, None]  # a column: corner k's bins start at k * m
+_CORNERS: IntArray = np.arange(4)
+_CORNER: IntArray = _CORNERS[:, None]  # a column: corner k's bins start at k * m
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +71,12 @@ def cluster_boxes(clean: CleanBoxes, threshold: float) -> Clusters:
         links = Pairs(lo.compress(linked), hi.compress(linked), iou.compress(linked))
     if 2 * len(links.lo) == n * (n - 1):  # every pair linked (most images of one box)
         # one clique, its labels known: ~10 us of component search skipped at 1 box
-        of, size = np.zeros(n, np.intp), np.full(1, n, np.intp)
-        means = row_sums(of, clean.xyxy, 1) / size
-        return Clusters(of, size, means, np.zeros(n, np.intp), links, own_pairs)
+        # row_sums for one group, its bins the corner of each coordinate: 4.9 -> 3 us
+        sums = np.bincount(_CORNERS.repeat(n), weights=clean.xyxy.ravel(), minlength=4)
+        # np.array, not np.full (twice the cost)
+        size = np.array((n,), np.intp)
+        of = np.zeros(n, np.intp)
+        return Clusters(of, size, sums.reshape(4, 1) / size, np.zeros(n, np.intp), links, own_pairs)
     comp = _components(n, links.lo, links.hi)
     size = np.bincount(comp, minlength=n)
     # A component of s boxes has at most s(s-1)/2 links, so the links number sum(s^2 - s)/2
