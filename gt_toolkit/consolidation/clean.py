@@ -101,7 +101,11 @@ def clean_boxes(
     if present is None:
         present = set(names)
     priority, code_of, alpha = _label_order(listed or (), frozenset(present))
-    code = np.fromiter(map(code_of.__getitem__, names), dtype=np.intp, count=len(names))
+    codes = map(code_of.__getitem__, names)
+    if len(names) > _FEW and len(priority) <= 256:  # bytes() packs small ints in C: 81 -> 66 us
+        code = np.frombuffer(bytes(codes), dtype=np.uint8).astype(np.intp)  # at 2,300 boxes
+    else:
+        code = np.fromiter(codes, dtype=np.intp, count=len(names))
     order = _canonical_order(xyxy, code, alpha, worker_of, box_of, weights)
     xyxy = xyxy.take(order, axis=1)
     lo, hi, iou = overlap_pairs(xyxy, x_sorted=True, with_iou=True)
@@ -516,18 +520,23 @@ def _drop_repeats(
     own, code, box, worker = clean.own, clean.code, clean.box, clean.worker
     if not np.count_nonzero(own):
         return clean
-    # one nonzero for the test and the picks (a third of flatnonzero's cost)
-    hits = ((iou >= duplicate_iou) & own & (code[lo] == code[hi])).nonzero()[0]
+    # one nonzero for the test and the picks (a third of flatnonzero's cost); the label
+    # test only on those few pairs (two gathers of every pair fewer: 5 x 500, 20 -> 9 us)
+    hits = ((iou >= duplicate_iou) & own).nonzero()[0]
     if not len(hits):
         return clean
+    first, then = lo[hits], hi[hits]
+    same = (code[first] == code[then]).tolist()
     removed: set[int] = set()
-    found = zip(lo[hits].tolist(), hi[hits].tolist(), iou[hits].tolist(), strict=True)
-    for i, j, v in sorted(found):
-        if i in removed or j in removed:
+    found = zip(first.tolist(), then.tolist(), iou[hits].tolist(), same, strict=True)
+    for i, j, v, one_label in sorted(found):
+        if not one_label or i in removed or j in removed:
             continue
         removed.add(j)
         detail = f"repeats box {box.item(i)} of the same worker (IoU {v:.2f})"
         dropped.append(drop_record(worker.item(j), box.item(j), DropReason.DUPLICATE, detail))
+    if not removed:
+        return clean
     keep = np.ones(len(code), dtype=bool)
     keep[list(removed)] = False
     # on 1-D arrays of a few hundred, indexing beats compress 2x; take beats it on (4, n)
