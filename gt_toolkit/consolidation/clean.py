@@ -398,6 +398,8 @@ def _canonical_order(
         run[0] = 0
         np.cumsum(~tied, out=run[1:])  # a third of the cost of concatenate
         within = run * len(weights) + rank[sorted_worker]
+        if len(order) * len(weights) <= 65536:  # within < n * K: 16 bits, a radix sort
+            within = within.astype(np.uint16)  # (2,300 boxes of 5 workers: 20 -> 9 us)
         order = order[np.argsort(within, kind="stable")]
     return order
 
@@ -493,12 +495,14 @@ def _worker_rank(
     without the rank, so they are sorted by geometry and label name. All workers' rows
     are gathered worker after worker in one take (K compress calls cost 2-3x more).
     """
-    rows = np.empty((5, len(order)))  # filled row by row: a fifth of the cost of vstack
-    rows[:4] = xyxy
-    rows[4] = name_key
-    by_worker = order[np.argsort(sorted_worker, kind="stable")]
-    data = rows.T.take(by_worker, axis=0).tobytes()
-    row = rows.itemsize * len(rows)
+    rows = np.empty((len(order), 5))  # filled column by column: a fifth of the cost of vstack
+    rows[:, :4] = xyxy.T
+    rows[:, 4] = name_key
+    # 16-bit workers: a radix sort, a third of the cost at 2,300 boxes
+    by = sorted_worker.astype(np.uint16) if len(weights) <= 65536 else sorted_worker
+    by_worker = order[np.argsort(by, kind="stable")]
+    data = rows.take(by_worker, axis=0).tobytes()  # rows, not columns: no transposed copy
+    row = rows.itemsize * 5
     keys, start = [], 0
     for w, count in enumerate(np.bincount(sorted_worker, minlength=len(weights)).tolist()):
         keys.append(data[start : start + row * count] + np.float64(weights[w]).tobytes())
