@@ -399,7 +399,7 @@ def _canonical_order(
         np.cumsum(~tied, out=run[1:])  # a third of the cost of concatenate
         within = run * len(weights) + rank[sorted_worker]
         if len(order) * len(weights) <= 65536:  # within < n * K: 16 bits, a radix sort
-            within = within.astype(np.uint16)  # (2,300 boxes of 5 workers: 20 -> 9 us)
+            within = within.astype(np.uint16)
         order = order[np.argsort(within, kind="stable")]
     return order
 
@@ -495,10 +495,10 @@ def _worker_rank(
     without the rank, so they are sorted by geometry and label name. All workers' rows
     are gathered worker after worker in one take (K compress calls cost 2-3x more).
     """
-    rows = np.empty((len(order), 5))  # filled column by column: a fifth of the cost of vstack
+    rows = np.empty((len(order), 5))  # a box per row, filled column by column (no vstack)
     rows[:, :4] = xyxy.T
     rows[:, 4] = name_key
-    # 16-bit workers: a radix sort, a third of the cost at 2,300 boxes
+    # 16-bit workers: a radix sort (2,300 boxes: 31 -> 13 us)
     by = sorted_worker.astype(np.uint16) if len(weights) <= 65536 else sorted_worker
     by_worker = order[np.argsort(by, kind="stable")]
     data = rows.take(by_worker, axis=0).tobytes()  # rows, not columns: no transposed copy
@@ -525,7 +525,7 @@ def _drop_repeats(
     if not np.count_nonzero(own):
         return clean
     # one nonzero for the test and the picks (a third of flatnonzero's cost); the label
-    # test only on those few pairs (two gathers of every pair fewer: 5 x 500, 20 -> 9 us)
+    # test only on those few pairs: two gathers of every pair fewer (5 x 500: 129 -> 107 us)
     hits = ((iou >= duplicate_iou) & own).nonzero()[0]
     if not len(hits):
         return clean
