@@ -101,7 +101,11 @@ def clean_boxes(
     if present is None:
         present = set(names)
     priority, code_of, alpha = _label_order(listed or (), frozenset(present))
-    code = np.fromiter(map(code_of.__getitem__, names), dtype=np.intp, count=len(names))
+    codes = map(code_of.__getitem__, names)
+    if len(names) > _FEW and len(priority) <= 256:  # bytes() packs small ints in C: 81 -> 66 us
+        code = np.frombuffer(bytes(codes), dtype=np.uint8).astype(np.intp)  # at 2,300 boxes
+    else:
+        code = np.fromiter(codes, dtype=np.intp, count=len(names))
     order = _canonical_order(xyxy, code, alpha, worker_of, box_of, weights)
     xyxy = xyxy.take(order, axis=1)
     lo, hi, iou = overlap_pairs(xyxy, x_sorted=True, with_iou=True)
@@ -394,6 +398,8 @@ def _canonical_order(
         run[0] = 0
         np.cumsum(~tied, out=run[1:])  # a third of the cost of concatenate
         within = run * len(weights) + rank[sorted_worker]
+        if len(order) * len(weights) <= 65536:  # within < n * K: 16 bits, a radix sort
+            within = within.astype(np.uint16)
         order = order[np.argsort(within, kind="stable")]
     return order
 
@@ -489,12 +495,14 @@ def _worker_rank(
     without the rank, so they are sorted by geometry and label name. All workers' rows
     are gathered worker after worker in one take (K compress calls cost 2-3x more).
     """
-    rows = np.empty((5, len(order)))  # filled row by row: a fifth of the cost of vstack
-    rows[:4] = xyxy
-    rows[4] = name_key
-    by_worker = order[np.argsort(sorted_worker, kind="stable")]
-    data = rows.T.take(by_worker, axis=0).tobytes()
-    row = rows.itemsize * len(rows)
+    rows = np.empty((len(order), 5))  # a box per row, filled column by column (no vstack)
+    rows[:, :4] = xyxy.T
+    rows[:, 4] = name_key
+    # 16-bit workers: a radix sort (2,300 boxes: 31 -> 13 us)
+    by = sorted_worker.astype(np.uint16) if len(weights) <= 65536 else sorted_worker
+    by_worker = order[np.argsort(by, kind="stable")]
+    data = rows.take(by_worker, axis=0).tobytes()  # rows, not columns: no transposed copy
+    row = rows.itemsize * 5
     keys, start = [], 0
     for w, count in enumerate(np.bincount(sorted_worker, minlength=len(weights)).tolist()):
         keys.append(data[start : start + row * count] + np.float64(weights[w]).tobytes())
@@ -516,18 +524,23 @@ def _drop_repeats(
     own, code, box, worker = clean.own, clean.code, clean.box, clean.worker
     if not np.count_nonzero(own):
         return clean
-    # one nonzero for the test and the picks (a third of flatnonzero's cost)
-    hits = ((iou >= duplicate_iou) & own & (code[lo] == code[hi])).nonzero()[0]
+    # one nonzero for the test and the picks (a third of flatnonzero's cost); the label
+    # test only on those few pairs: two gathers of every pair fewer (5 x 500: 129 -> 107 us)
+    hits = ((iou >= duplicate_iou) & own).nonzero()[0]
     if not len(hits):
         return clean
+    first, then = lo[hits], hi[hits]
+    same = (code[first] == code[then]).tolist()
     removed: set[int] = set()
-    found = zip(lo[hits].tolist(), hi[hits].tolist(), iou[hits].tolist(), strict=True)
-    for i, j, v in sorted(found):
-        if i in removed or j in removed:
+    found = zip(first.tolist(), then.tolist(), iou[hits].tolist(), same, strict=True)
+    for i, j, v, one_label in sorted(found):
+        if not one_label or i in removed or j in removed:
             continue
         removed.add(j)
         detail = f"repeats box {box.item(i)} of the same worker (IoU {v:.2f})"
         dropped.append(drop_record(worker.item(j), box.item(j), DropReason.DUPLICATE, detail))
+    if not removed:
+        return clean
     keep = np.ones(len(code), dtype=bool)
     keep[list(removed)] = False
     # on 1-D arrays of a few hundred, indexing beats compress 2x; take beats it on (4, n)
