@@ -277,12 +277,21 @@ def _sweep_or_bands(xyxy: FloatArray, x_sorted: bool) -> _Overlaps:
     if not x_sorted or (n > _BOUND_FROM and _many_candidates(xyxy[0], xyxy[2], n)):
         return _bands(xyxy, x_sorted)
     end = xyxy[0].searchsorted(xyxy[2], side="left")  # the method: np.searchsorted costs 1 us more
-    count = end - np.arange(1, n + 1)
+    count = end - _arange(n + 1)[1:]
     np.maximum(count, 0, out=count)
     ends = np.add.accumulate(count)  # np.cumsum costs 1.4 us more (276 boxes)
     if int(ends[-1]) > 12 * n:
         return _bands(xyxy, x_sorted)
-    return _sweep(xyxy, np.arange(n), end, count, ends, True)
+    return _sweep(xyxy, _arange(n), end, count, ends, True)
+
+
+_INDICES = np.arange(8192)
+_INDICES.setflags(write=False)
+
+
+def _arange(n: int) -> IntArray:
+    """``np.arange(n)``, read only: a slice of a constant where it fits (0.1 us, not 1.4)."""
+    return _INDICES[:n] if n <= len(_INDICES) else np.arange(n)
 
 
 _BOUND_FROM = 384
@@ -381,12 +390,12 @@ def _bands(xyxy: FloatArray, x_sorted: bool) -> _Overlaps:
     last = float(band.max())
     exact = (last + 2.0) * span < 2.0**50  # keys of different bands never round together
     if x_sorted and exact and last < 2**15:  # then key order is band order: a radix sort
-        order = np.argsort(band.astype(np.int16), kind="stable")  # a third of argsort(key)
+        order = band.astype(np.int16).argsort(kind="stable")  # a third of argsort(key)
     else:
-        order = np.argsort(key, kind="stable")
+        order = key.argsort(kind="stable")
     perm = small.take(order)  # the test reads the boxes in band order: nearby in memory
     key, band, sx1, sx2 = key.take(order), band.take(order), sx1.take(order), sx2.take(order)
-    pos = np.arange(len(key))
+    pos = _arange(len(key))
     # same band: boxes after p that start left of p's right edge; next band: boxes that
     # start within one box width left of p's left edge up to p's right edge.
     same_end = key.searchsorted(band * span + (sx2 - xmin) + eps, side="right")
@@ -445,7 +454,7 @@ def _sweep(
     total = int(ends[-1]) if len(ends) else 0
     base = stop - ends
     if total <= _BLOCK:  # one block (every image of up to ~100 objects): no cuts to find
-        hi = np.arange(total) + base.repeat(count)
+        hi = _arange(total) + base.repeat(count)
         lo_y = _lo_y(boxes, count, x_sorted)
         return _overlapping(boxes, owner.repeat(count), hi, x_sorted, lo_y)
     cuts = ends.searchsorted(np.arange(_BLOCK, total, _BLOCK), side="right").tolist()
@@ -456,7 +465,7 @@ def _sweep(
         c = count[i0:i1]
         lo = owner[i0:i1].repeat(c)
         done = int(ends[i0 - 1]) if i0 else 0
-        hi = np.arange(done, done + len(lo)) + base[i0:i1].repeat(c)
+        hi = _arange(len(lo)) + (base[i0:i1] + done).repeat(c)
         lo_y = _lo_y(boxes, c, x_sorted, slice(i0, i1))
         parts.append(_overlapping(boxes, lo, hi, x_sorted, lo_y))
     los, his, inters = zip(*parts, strict=True)
