@@ -369,11 +369,12 @@ def _bands(xyxy: FloatArray, x_sorted: bool) -> _Overlaps:
     """
     n = xyxy.shape[1]
     x1, y1, x2, y2 = xyxy
-    w, h = xyxy[2:] - xyxy[:2]
+    wh = xyxy[2:] - xyxy[:2]
+    w, h = wh
     half = n // 2
-    mw = float(np.partition(w, half)[half])
-    mh = float(np.partition(h, half)[half])
-    big = (w > 2.5 * mw) | (h > 2.5 * mh) | (w <= 0) | (h <= 0)
+    mw, mh = np.partition(wh, half, axis=1)[:, half].tolist()  # both medians in one call
+    # fmin skips a NaN: not positive means a side <= 0, as (w <= 0) | (h <= 0)
+    big = (w > 2.5 * mw) | (h > 2.5 * mh) | (np.fmin(w, h) <= _ZERO)
     small = (~big).nonzero()[0]
     if len(small) < 2 or mw <= 0 or mh <= 0:  # no ordinary size: every pair
         first = np.arange(n)
