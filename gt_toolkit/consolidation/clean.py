@@ -237,6 +237,7 @@ class _Validity(NamedTuple):
 
 # No coordinate above this (in size) can overflow ``left + width``.
 _SAFE = 2.0**1022
+_ZERO = np.zeros(())
 
 
 def _validate(
@@ -269,9 +270,11 @@ def _validate(
     if image_size is None:
         ok = _positive(xywh)
     elif clip:
-        # plain ufuncs (np.clip's wrapper costs more than the work here); NaN stays NaN
-        np.minimum(np.maximum(rows, 0.0, out=rows), _extent(*image_extent(image_size)), out=rows)
-        ok = (rows[2] > rows[0]) & (rows[3] > rows[1])
+        # plain ufuncs (np.clip's wrapper costs more than the work here); NaN stays NaN;
+        # a 0-d zero (no scalar conversion) and one comparison of both axes: 3.7 -> 3.0 us
+        np.minimum(np.maximum(rows, _ZERO, out=rows), _extent(*image_extent(image_size)), out=rows)
+        grows = rows[2:] > rows[:2]
+        ok = grows[0] & grows[1]
     else:
         iw, ih = image_extent(image_size)
         with np.errstate(invalid="ignore"):
@@ -383,15 +386,15 @@ def _canonical_order(
     name_key = alpha[code]
     order, tied = _box_order(xyxy, name_key, box_of)
     if tied is not None:
-        rows = np.vstack((xyxy, name_key.astype(np.float64)))
-        sorted_rows = rows.T.take(order, axis=0)  # (n, 5), C order
-        sorted_worker = worker_of.take(order)
-        rank = _worker_rank(len(weights), sorted_rows, sorted_worker, weights)
+        sorted_worker = worker_of[order]
+        rank = _worker_rank(xyxy, name_key, order, sorted_worker, weights)
         # re-sort by run of equal boxes, then worker rank (one stable key, not 7 keys):
         # within a run and worker the box index order is already there
-        run = np.concatenate(([0], np.cumsum(~tied)))
-        within = run * len(weights) + rank.take(sorted_worker)
-        order = order.take(np.argsort(within, kind="stable"))
+        run = np.empty(len(order), dtype=np.intp)
+        run[0] = 0
+        np.cumsum(~tied, out=run[1:])  # a third of the cost of concatenate
+        within = run * len(weights) + rank[sorted_worker]
+        order = order[np.argsort(within, kind="stable")]
     return order
 
 
@@ -428,6 +431,9 @@ def _box_order(
         keys = _sort_keys(xyxy, name_key, box_of)
         order = np.lexsort(keys)
         if n < 2:
+            return order, None
+        left = keys[-1].take(order)  # no two equal left edges, no tie: 3.9 -> 1.6 us
+        if not np.count_nonzero(left[1:] == left[:-1]):
             return order, None
         same = keys[1:].take(order, axis=1)
         tied = np.logical_and.reduce(same[:, 1:] == same[:, :-1])  # with the box before
@@ -471,19 +477,31 @@ def _pixel_key(xyxy: FloatArray) -> npt.NDArray[np.uint64] | None:
 
 
 def _worker_rank(
-    workers: int, rows: FloatArray, worker_of: IntArray, weights: Sequence[float]
+    xyxy: FloatArray,
+    name_key: IntArray,
+    order: IntArray,
+    sorted_worker: IntArray,
+    weights: Sequence[float],
 ) -> IntArray:
     """A rank per worker from the bytes of their sorted boxes and weight (order-free).
 
-    ``rows`` (corners and label name rank) are in canonical order without the rank, so
-    each worker's rows are already sorted by geometry and label name.
+    A worker's rows (corners and label name rank) are taken in canonical ``order``
+    without the rank, so they are sorted by geometry and label name. All workers' rows
+    are gathered worker after worker in one take (K compress calls cost 2-3x more).
     """
-    keys = [
-        rows.compress(worker_of == w, axis=0).tobytes() + np.float64(weights[w]).tobytes()
-        for w in range(workers)
-    ]
-    rank = np.empty(workers, dtype=np.intp)
-    rank[sorted(range(workers), key=keys.__getitem__)] = np.arange(workers)
+    rows = np.empty((5, len(order)))  # filled row by row: a fifth of the cost of vstack
+    rows[:4] = xyxy
+    rows[4] = name_key
+    by_worker = order[np.argsort(sorted_worker, kind="stable")]
+    data = rows.T.take(by_worker, axis=0).tobytes()
+    row = rows.itemsize * len(rows)
+    keys, start = [], 0
+    for w, count in enumerate(np.bincount(sorted_worker, minlength=len(weights)).tolist()):
+        keys.append(data[start : start + row * count] + np.float64(weights[w]).tobytes())
+        start += row * count
+    rank = np.empty(len(weights), dtype=np.intp)
+    for place, w in enumerate(sorted(range(len(weights)), key=keys.__getitem__)):
+        rank[w] = place  # K item writes: half the cost of one fancy write of an arange
     return rank
 
 
@@ -495,30 +513,34 @@ def _drop_repeats(
     Appends a drop record per removed box to ``dropped``.
     """
     lo, hi, iou = clean.overlaps
-    if not np.count_nonzero(clean.own):
+    own, code, box, worker = clean.own, clean.code, clean.box, clean.worker
+    if not np.count_nonzero(own):
         return clean
-    hit = (iou >= duplicate_iou) & clean.own & (clean.code[lo] == clean.code[hi])
-    if not np.count_nonzero(hit):
+    # one nonzero for the test and the picks (a third of flatnonzero's cost)
+    hits = ((iou >= duplicate_iou) & own & (code[lo] == code[hi])).nonzero()[0]
+    if not len(hits):
         return clean
     removed: set[int] = set()
-    for i, j, v in sorted(zip(lo[hit].tolist(), hi[hit].tolist(), iou[hit].tolist(), strict=True)):
+    found = zip(lo[hits].tolist(), hi[hits].tolist(), iou[hits].tolist(), strict=True)
+    for i, j, v in sorted(found):
         if i in removed or j in removed:
             continue
         removed.add(j)
-        detail = f"repeats box {int(clean.box[i])} of the same worker (IoU {v:.2f})"
-        dropped.append(
-            drop_record(int(clean.worker[j]), int(clean.box[j]), DropReason.DUPLICATE, detail)
-        )
-    keep = np.ones(len(clean), dtype=bool)
+        detail = f"repeats box {box.item(i)} of the same worker (IoU {v:.2f})"
+        dropped.append(drop_record(worker.item(j), box.item(j), DropReason.DUPLICATE, detail))
+    keep = np.ones(len(code), dtype=bool)
     keep[list(removed)] = False
-    new_index = np.cumsum(keep) - 1
+    # on 1-D arrays of a few hundred, indexing beats compress 2x; take beats it on (4, n)
+    kept = keep.nonzero()[0]
+    new_index = np.zeros(len(code), dtype=np.intp)  # half the cost of cumsum(keep) - 1
+    new_index[kept] = np.arange(len(kept))
     both = keep[lo] & keep[hi]
-    return CleanBoxes(  # compress: a quarter of the cost of boolean indexing along axis 1
-        clean.xyxy.compress(keep, axis=1),
-        clean.code.compress(keep),
-        clean.worker.compress(keep),
-        clean.box.compress(keep),
+    return CleanBoxes(
+        clean.xyxy.take(kept, axis=1),
+        code[kept],
+        worker[kept],
+        box[kept],
         clean.labels,
-        Pairs(new_index[lo.compress(both)], new_index[hi.compress(both)], iou.compress(both)),
-        clean.own.compress(both),
+        Pairs(new_index[lo[both]], new_index[hi[both]], iou[both]),
+        own[both],
     )

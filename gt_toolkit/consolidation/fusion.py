@@ -49,6 +49,8 @@ def inner_pairs(clean: CleanBoxes, clusters: Clusters) -> InnerPairs:
     of = clusters.of
     lo, hi, iou = clean.overlaps
     lo_cl = of.take(lo)
+    if clusters.count == 1:  # every pair is inside (most images of one box): 6 calls fewer
+        return InnerPairs(lo, hi, lo_cl, iou)
     # nonzero and takes: a third of the cost of four compresses on a few pairs
     same = (lo_cl == of.take(hi)).nonzero()[0]
     return InnerPairs(lo.take(same), hi.take(same), lo_cl.take(same), iou.take(same))
@@ -150,7 +152,7 @@ def _huber(
     n = len(of)
     # every (edge, box) as one flat cell of the (edge, cluster) table: each step is then
     # 1-D takes, bincounts and divisions, with no reshaping or broadcasting (~15% faster)
-    cell = (of + _edge_offsets(count)).ravel()
+    cell = _one_cluster_cells(n) if count == 1 else (of + _edge_offsets(count)).ravel()
     at = means.take(cell)  # each box's cluster mean, edge by edge
     wh = at[2 * n :] - at[: 2 * n]  # its cluster's width, then height, per box
     size = np.concatenate((wh, wh))
@@ -159,7 +161,11 @@ def _huber(
     floor = -limit
     edges = xyxy.ravel()
     prior = None if weights.per_box is None else np.concatenate((weights.per_box,) * 4)
-    per_cluster: FloatArray = np.concatenate((weights.per_cluster,) * 4, dtype=np.float64)
+    per_cluster: FloatArray | float = (  # one cluster: its weight as a float divides alike
+        float(weights.per_cluster[0])
+        if count == 1
+        else np.concatenate((weights.per_cluster,) * 4, dtype=np.float64)
+    )
     mu = means.ravel()
     for step_no in range(_HUBER_STEPS):
         residual = edges - at
@@ -173,6 +179,17 @@ def _huber(
             break
         at = mu.take(cell)
     return mu.reshape(4, count)
+
+
+@lru_cache(maxsize=64)
+def _one_cluster_cells(n: int) -> IntArray:
+    """The flat cells of ``n`` boxes in one cluster: ``0`` n times, then ``1`` n times, ...
+
+    Cached: most images of one box have one cluster (1 box: fuse_clusters -1.3 us).
+    """
+    cells = np.arange(4).repeat(n)
+    cells.flags.writeable = False  # shared by every image
+    return cells
 
 
 @lru_cache(maxsize=256)

@@ -37,15 +37,15 @@ def find_repeats(
         return {}
     cl, size = clusters.of, clusters.size
     sa, sb = size[cl[a]], size[cl[b]]
-    small = np.minimum(sa, sb)
-    unequal = sa != sb
     # a pair that does not reach the threshold is a lone box of an unequal pair tested
     # against the mean box: one that was linked into its worker's component and lost its
-    # place there to the worker's other box (a stray box elsewhere is not)
-    lone = unequal & (small == 1) & (clusters.component[a] == clusters.component[b])
+    # place there to the worker's other box (a stray box elsewhere is not); sizes are >= 1,
+    # so exactly one size of 1 is "unequal, the smaller 1" (one call fewer)
+    lone = ((sa == 1) != (sb == 1)) & (clusters.component[a] == clusters.component[b])
     candidate = (ab >= threshold) | lone
     twins_least = max(smallest, 1 if answered > 1 else 2)  # equal clusters may need more
     if twins_least > 1:  # else every pair is big enough (clusters have a member)
+        small, unequal = np.minimum(sa, sb), sa != sb
         big_enough = small >= smallest
         if twins_least > smallest:
             big_enough &= unequal | (small >= twins_least)

@@ -137,7 +137,7 @@ def count_votes(
     extra, extra_cells = _NONE, _NONE
     voting = cells
     if seconds:
-        extra, extra_cells = _extra_votes(clean, both, both_cl, labels_n)
+        extra, extra_cells = _extra_votes(clean, seconds, both, both_cl, labels_n)
     if len(extra):  # their votes after the members': one bincount instead of np.add.at
         voting = np.concatenate((cells, extra_cells))
     voters = np.bincount(voting, minlength=count * labels_n).reshape(count, labels_n)
@@ -165,33 +165,30 @@ def count_votes(
 
 
 def _extra_votes(
-    clean: CleanBoxes, both: IntArray, both_cl: IntArray, labels_n: int
+    clean: CleanBoxes, seconds: list[int], both: IntArray, both_cl: IntArray, labels_n: int
 ) -> tuple[IntArray, IntArray]:
     """Second boxes that give their worker's object another label (one per worker and label).
 
-    ``both`` holds the second boxes (sorted), then the first box each repeats; ``both_cl``
+    ``both`` holds the ``seconds`` (sorted), then the first box each repeats; ``both_cl``
     their clusters. Returns the voting second boxes and the ``(cluster, label)`` cell each
     votes for.
     """
-    m = len(both) // 2
+    m = len(seconds)
     code = clean.code.take(both).tolist()
-    # gathered as lists first: indexing arrays one element at a time costs 5x more
-    rows = zip(
-        both[:m].tolist(),
-        both_cl[m:].tolist(),
-        clean.worker.take(both[:m]).tolist(),
-        code[:m],
-        code[m:],
-        strict=True,
-    )
-    out, cells, seen = [], [], set()
-    for g, c, w, k, k_first in rows:
-        if k != k_first and (c, w, k) not in seen:
-            seen.add((c, w, k))
-            out.append(g)
-            cells.append(c * labels_n + k)
-    if not out:  # most images: no array to build
+    # the labels compared as one list first: most images have no such box, and the
+    # clusters and workers are then never gathered (count_votes, 100 boxes: 24.7 -> 23 us)
+    other = [i for i in range(m) if code[i] != code[m + i]]
+    if not other:
         return _NONE, _NONE
+    first_cl = both_cl.tolist()
+    worker = clean.worker.take(both[:m]).tolist()
+    out, cells, seen = [], [], set()
+    for i in other:
+        c, w, k = first_cl[m + i], worker[i], code[i]
+        if (c, w, k) not in seen:
+            seen.add((c, w, k))
+            out.append(seconds[i])
+            cells.append(c * labels_n + k)
     return np.array(out, dtype=np.intp), np.array(cells, dtype=np.intp)
 
 
@@ -291,7 +288,6 @@ def _score_clusters(
     """:func:`score_boxes` with the per-box quorum: the label vote picks each box's label."""
     cl, count, rows = clusters.of, clusters.count, ballot.rows
     labels_n = len(clean.labels)
-    winner = np.zeros(len(rows), dtype=np.intp)
     tally = winner_all = None
     if labels_n > 1:
         tally = np.bincount(
@@ -299,6 +295,8 @@ def _score_clusters(
         ).reshape(count, labels_n)
         winner_all = np.argmax(tally, axis=1)  # first maximum = highest priority on a tie
         winner = winner_all.take(rows)
+    else:
+        winner = _first_codes(len(rows))
     if ballot.log_odds is not None:
         return Verdict(rows, winner, _posterior(ballot.log_odds.take(rows)))
     quality = _agreement(pairs, clusters, answered)
@@ -323,6 +321,14 @@ def _agreement(pairs: InnerPairs, clusters: Clusters, answered: int) -> FloatArr
     iou_sum = np.bincount(pairs.cluster, pairs.iou, clusters.count)
     agreement: FloatArray = iou_sum / _pair_counts(answered).take(clusters.size)
     return agreement
+
+
+@lru_cache(maxsize=64)
+def _first_codes(boxes: int) -> IntArray:
+    """Label code 0 for ``boxes`` boxes: cached, read-only (one label: 1 box -0.3 us)."""
+    codes = np.zeros(boxes, dtype=np.intp)
+    codes.flags.writeable = False  # shared by every image
+    return codes
 
 
 @lru_cache(maxsize=16)
