@@ -170,7 +170,7 @@ def _run_sample(args: argparse.Namespace) -> int:
     from gt_toolkit.formats.manifest import ReadStats, read_manifest
     from gt_toolkit.formats.sampling import item_key, sample_items, sample_percent
     from gt_toolkit.progress import progress
-    from gt_toolkit.storage.files import write_json, write_lines
+    from gt_toolkit.storage.files import AllOrNone, LineWriter, json_bytes
 
     out = str(args.out)
     store = store_from_args(args)
@@ -195,22 +195,32 @@ def _run_sample(args: argparse.Namespace) -> int:
     def key(item: tuple[int, str, bytes]) -> str:
         return item[1]
 
-    if args.percent is not None:
-        result = sample_percent(lines, percent=args.percent, seed=args.seed, key=key)
-    else:
-        result = sample_items(lines(), count=args.count, seed=args.seed, key=key)
-    written = write_lines(out, (raw for _, _, raw in result.items), store=store)
-    record = {
-        "manifest": str(args.manifest),
-        "seed": args.seed,
-        "percent": args.percent,
-        "count": args.count,
-        "total": result.total,
-        "selected": written,
-        "lines": [line_no for line_no, _, _ in result.items],
-        "keys": result.keys,
-    }
-    write_json(f"{out}.sample.json", record, store=store)
+    # the sample, its record and the rejects file the read published: all or none
+    with AllOrNone(store=store) as together:
+        if args.percent is not None:
+            result = sample_percent(lines, percent=args.percent, seed=args.seed, key=key)
+        else:
+            result = sample_items(lines(), count=args.count, seed=args.seed, key=key)
+        if passes[-1].rejected_total:
+            together.adopt(_rejects_location(args, out))
+        with together.open(out) as fh:
+            writer = LineWriter(fh)
+            for _, _, raw in result.items:
+                writer.add(raw)
+            writer.flush()
+        written = writer.count
+        record = {
+            "manifest": str(args.manifest),
+            "seed": args.seed,
+            "percent": args.percent,
+            "count": args.count,
+            "total": result.total,
+            "selected": written,
+            "lines": [line_no for line_no, _, _ in result.items],
+            "keys": result.keys,
+        }
+        with together.open(f"{out}.sample.json") as fh:
+            fh.write(json_bytes(record))
     _report(passes[-1], args, out)
     eprint(f"wrote {written} of {result.total} lines to {out}")
     eprint(f"selection recorded in {out}.sample.json")
@@ -225,7 +235,7 @@ def _run_split(args: argparse.Namespace) -> int:
     from gt_toolkit.formats.manifest import ReadStats, dump_line
     from gt_toolkit.formats.sampling import item_key, split_name
     from gt_toolkit.progress import progress
-    from gt_toolkit.storage.files import join_location
+    from gt_toolkit.storage.files import AllOrNone, join_location
     from gt_toolkit.storage.s3 import is_s3_uri
 
     out = str(args.out)
@@ -235,8 +245,13 @@ def _run_split(args: argparse.Namespace) -> int:
     store, lines = _read(args, join_location(out, "split"), stats)
     fraction = args.validation_percent / 100
     counts = {"train": 0, "validation": 0}
-    # both manifests or neither: one that failed to write takes the other with it
-    with StagedOutput(out, store=store) as staged, contextlib.ExitStack() as stack:
+    # both manifests or neither: one that failed to write takes the other with it, and
+    # the rejects file the read published goes with them
+    with (
+        AllOrNone(store=store) as together,
+        StagedOutput(out, store=store) as staged,
+        contextlib.ExitStack() as stack,
+    ):
         sinks = {
             name: stack.enter_context(staged.open(staged.location(f"{name}.manifest")))
             for name in counts
@@ -245,6 +260,8 @@ def _run_split(args: argparse.Namespace) -> int:
             name = split_name(item_key(line.data), seed=args.seed, validation_fraction=fraction)
             counts[name] += 1
             sinks[name].write(dump_line(line) + b"\n")
+        if stats.rejected_total:
+            together.adopt(_rejects_location(args, join_location(out, "split")))
     _report(stats, args, join_location(out, "split"))
     eprint(f"wrote {counts['train']} train and {counts['validation']} validation lines to {out}")
     return _exit_code(stats, args, join_location(out, "split"))

@@ -342,6 +342,10 @@ class AllOrNone:
             yield fh
         self._placed.append(os.fspath(location))
 
+    def adopt(self, location: Location) -> None:
+        """Count a file this run already put in place (a reader's rejects file) as one of them."""
+        self._placed.append(os.fspath(location))
+
     def __enter__(self) -> AllOrNone:
         return self
 

@@ -248,6 +248,44 @@ def test_split_to_s3_writes_both_manifests_or_neither(
     assert _keys(store, bucket) == ["split/train.manifest", "split/validation.manifest"]
 
 
+@pytest.mark.parametrize(
+    ("argv", "last_write", "placed"),
+    [
+        (
+            ["sample", "-o", "OUT/picked.manifest", "--count", "3"],
+            "picked.manifest.sample.json",
+            ["picked.manifest", "picked.manifest.rejects.jsonl", "picked.manifest.sample.json"],
+        ),
+        (
+            ["split", "-o", "OUT/split"],
+            "train.manifest",
+            ["split/split.rejects.jsonl", "split/train.manifest", "split/validation.manifest"],
+        ),
+    ],
+    ids=["sample", "split"],
+)
+def test_a_write_that_fails_after_the_read_takes_the_rejects_file_with_it(
+    argv: list[str],
+    last_write: str,
+    placed: list[str],
+    store: S3Store,
+    bucket: str,
+    fault_proxy: FaultProxy,
+    tmp_path: Path,
+) -> None:
+    # the read publishes its rejects file when it ends; a failure after that must not leave
+    # it behind as if the run had written something
+    src = tmp_path / "in.manifest"
+    src.write_text((SAMPLES / "input.manifest").read_text() + "{broken\n")
+    fault_proxy.plan(*["error500"] * 20, method="PUT", path=last_write)
+    cmd = [argv[0], str(src), *(a.replace("OUT", f"s3://{bucket}") for a in argv[1:])]
+    assert main([*cmd, "--endpoint-url", fault_proxy.url]) == 1
+    assert _keys(store, bucket) == []
+    fault_proxy.clear()
+    assert main([*cmd, "--endpoint-url", fault_proxy.url]) == 1  # the broken line: exit 1
+    assert _keys(store, bucket) == placed
+
+
 def _keys(store: S3Store, bucket: str) -> list[str]:
     listed = store.client.list_objects_v2(Bucket=bucket).get("Contents", [])
     return sorted(o["Key"] for o in listed)
