@@ -21,6 +21,7 @@ from gt_toolkit.cli.options import (
     fraction,
     lost_labels_exit,
     positive_int,
+    remove_stale_rejects,
     store_from_args,
 )
 from gt_toolkit.convert import CONVERTERS, ConverterSpec, ConvertOptions, Target, convert_output
@@ -150,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
         eprint(line)
     if rejects is not None:
         eprint(f"  rejects: {rejects}")
+    elif values.get("rejects") is not None:  # an earlier run's, naming records not in this one
+        remove_stale_rejects(str(values["rejects"]), store)
     eprint(f"  summary: {summary_loc}")
     lost = result.stats.lost_total
     return lost_labels_exit(

@@ -8,7 +8,13 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from gt_toolkit.cli.options import add_aws_options, eprint, lost_labels_exit, store_from_args
+from gt_toolkit.cli.options import (
+    add_aws_options,
+    eprint,
+    lost_labels_exit,
+    remove_stale_rejects,
+    store_from_args,
+)
 
 if TYPE_CHECKING:
     from gt_toolkit.formats.manifest import ManifestLine, ReadStats
@@ -154,10 +160,17 @@ def _read(
     )
 
 
-def _report(stats: ReadStats, args: argparse.Namespace, out: str) -> None:
+def _report(stats: ReadStats, args: argparse.Namespace, out: str, store: S3Store) -> None:
+    """Say what the read found, once the outputs are written.
+
+    A clean read removes the rejects file an earlier run left: it would name lines this
+    run did not reject.
+    """
     eprint(f"read {args.manifest}: {stats.summary()}")
     if stats.rejected_total:
         eprint(f"rejects written to {_rejects_location(args, out)}")
+    else:
+        remove_stale_rejects(_rejects_location(args, out), store)
 
 
 def _exit_code(stats: ReadStats, args: argparse.Namespace, out: str) -> int:
@@ -221,7 +234,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         }
         with together.open(f"{out}.sample.json") as fh:
             fh.write(json_bytes(record))
-    _report(passes[-1], args, out)
+    _report(passes[-1], args, out, store)
     eprint(f"wrote {written} of {result.total} lines to {out}")
     eprint(f"selection recorded in {out}.sample.json")
     return _exit_code(passes[-1], args, out)
@@ -262,6 +275,6 @@ def _run_split(args: argparse.Namespace) -> int:
             sinks[name].write(dump_line(line) + b"\n")
         if stats.rejected_total:
             together.adopt(_rejects_location(args, join_location(out, "split")))
-    _report(stats, args, join_location(out, "split"))
+    _report(stats, args, join_location(out, "split"), store)
     eprint(f"wrote {counts['train']} train and {counts['validation']} validation lines to {out}")
     return _exit_code(stats, args, join_location(out, "split"))

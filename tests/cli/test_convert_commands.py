@@ -97,6 +97,18 @@ def test_rejects_that_lose_nothing_leave_exit_code_0(
     assert "labels were lost" not in err
 
 
+def test_a_clean_rerun_removes_the_rejects_file_an_earlier_run_left(tmp_path: Path) -> None:
+    # left there, it would name a broken line the fixed input no longer has
+    broken = tmp_path / "broken.manifest"
+    broken.write_text((OUTPUTS / "api-job.manifest").read_text() + "{broken\n")
+    out = tmp_path / "yolo"
+    assert main(["yolo", str(broken), "-o", str(out)]) == 1
+    assert (out / "rejects.jsonl").exists()
+    assert main(["yolo", str(OUTPUTS / "api-job.manifest"), "-o", str(out)]) == 0
+    assert not (out / "rejects.jsonl").exists()
+    assert "rejects_file" not in json.loads((out / "summary.json").read_text())
+
+
 def _parses(line: str) -> bool:
     try:
         json.loads(line)

@@ -249,6 +249,25 @@ def test_split_to_s3_writes_both_manifests_or_neither(
 
 
 @pytest.mark.parametrize(
+    ("command", "rejects"), [("sample", "OUT.rejects.jsonl"), ("split", "OUT/split.rejects.jsonl")]
+)
+def test_a_clean_rerun_removes_the_rejects_file_an_earlier_run_left(
+    command: str, rejects: str, tmp_path: Path
+) -> None:
+    # left there, it would name a broken line the fixed input no longer has
+    src = tmp_path / "in.manifest"
+    src.write_text('{"source-ref": "s3://my-bucket/1.jpg"}\n{broken\n')
+    out = tmp_path / "out"
+    size = ["--count", "1"] if command == "sample" else []
+    assert main([command, str(src), "-o", str(out), *size]) == 1
+    left = Path(rejects.replace("OUT", str(out)))
+    assert left.exists()
+    src.write_text('{"source-ref": "s3://my-bucket/1.jpg"}\n')
+    assert main([command, str(src), "-o", str(out), *size]) == 0
+    assert not left.exists()
+
+
+@pytest.mark.parametrize(
     ("argv", "last_write", "placed"),
     [
         (
