@@ -15,6 +15,7 @@ from gt_toolkit.cli.options import (
     add_aws_options,
     eprint,
     positive_int,
+    refuse_shared_rejects,
     remove_stale_rejects,
     store_from_args,
     threshold,
@@ -54,6 +55,14 @@ def run(args: argparse.Namespace) -> int:
 
     store = store_from_args(args)
     rejects_loc = args.rejects or join_location(args.out, "rejects.jsonl")
+    refuse_shared_rejects(
+        rejects_loc,
+        {
+            "source": args.source,
+            "answers folder": args.answers_folder,
+            "input manifest": args.manifest,
+        },
+    )
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     model = worker_model_arg(args.worker_model, args)
     with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:

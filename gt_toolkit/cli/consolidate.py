@@ -15,6 +15,7 @@ from gt_toolkit.cli.options import (
     eprint,
     lost_labels_exit,
     positive_int,
+    refuse_shared_rejects,
     remove_stale_rejects,
     store_from_args,
     threshold,
@@ -239,6 +240,18 @@ def run(args: argparse.Namespace) -> int:
     worker_model = worker_model_arg(_model_choice(args), args)
     output = os.fspath(args.output)
     rejects_loc = args.rejects or f"{output}.rejects.jsonl"
+    quality = args.quality or f"{output}.worker-quality"
+    files = {
+        "source": args.source,
+        "answers folder": args.answers_folder,
+        "input manifest": args.manifest,
+        "output": output,
+        "summary": f"{output}.summary.json",
+        "worker-quality table": f"{quality}.json",
+        "worker-quality CSV": f"{quality}.csv",
+        "worker model": f"{output}.worker-model.json",
+    }
+    refuse_shared_rejects(rejects_loc, files)
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:
         report = reconsolidate(

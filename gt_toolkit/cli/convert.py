@@ -21,6 +21,7 @@ from gt_toolkit.cli.options import (
     fraction,
     lost_labels_exit,
     positive_int,
+    refuse_shared_rejects,
     remove_stale_rejects,
     store_from_args,
 )
@@ -139,13 +140,17 @@ def run(args: argparse.Namespace) -> int:
     values = {name: getattr(args, name) for name in spec.reads if hasattr(args, name)}
     if "rejects" in spec.reads:
         values.setdefault("rejects", beside("rejects.jsonl"))
+    summary_loc = args.summary or beside("summary.json")
+    if values.get("rejects") is not None:
+        loc = str(values["rejects"])
+        files = {"input": str(args.input), "output": out, "summary": summary_loc}
+        refuse_shared_rejects(loc, files)
     store = store_from_args(args)
     result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))
     summary = result.to_json()
     rejects = values.get("rejects") if result.stats.rejected_total else None
     if rejects is not None:
         summary["rejects_file"] = str(rejects)
-    summary_loc = args.summary or beside("summary.json")
     write_json(summary_loc, summary, store=store)
     for line in result.summary_lines():
         eprint(line)

@@ -12,6 +12,7 @@ from gt_toolkit.cli.options import (
     add_aws_options,
     eprint,
     lost_labels_exit,
+    refuse_shared_rejects,
     remove_stale_rejects,
     store_from_args,
 )
@@ -186,6 +187,10 @@ def _run_sample(args: argparse.Namespace) -> int:
     from gt_toolkit.storage.files import AllOrNone, LineWriter, json_bytes
 
     out = str(args.out)
+    refuse_shared_rejects(
+        _rejects_location(args, out),
+        {"input": str(args.manifest), "output": out, "selection record": f"{out}.sample.json"},
+    )
     store = store_from_args(args)
     passes: list[ReadStats] = []
 
@@ -254,10 +259,15 @@ def _run_split(args: argparse.Namespace) -> int:
     out = str(args.out)
     if not is_s3_uri(out) and Path(out).exists() and not Path(out).is_dir():
         raise StorageError(f"cannot write {out}: it is a file, and split writes a folder")
+    counts = {"train": 0, "validation": 0}
+    refuse_shared_rejects(
+        _rejects_location(args, join_location(out, "split")),
+        {"input": str(args.manifest)}
+        | {f"{name} manifest": join_location(out, f"{name}.manifest") for name in counts},
+    )
     stats = ReadStats()
     store, lines = _read(args, join_location(out, "split"), stats)
     fraction = args.validation_percent / 100
-    counts = {"train": 0, "validation": 0}
     # both manifests or neither: one that failed to write takes the other with it, and
     # the rejects file the read published goes with them
     with (

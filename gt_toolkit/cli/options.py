@@ -11,6 +11,8 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from gt_toolkit.storage.s3 import S3Store
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "fraction",
     "lost_labels_exit",
     "positive_int",
+    "refuse_shared_rejects",
     "store_from_args",
     "threshold",
 ]
@@ -97,6 +100,33 @@ def lost_labels_exit(lost: list[str], location: str | None) -> int:
 
 # argparse ``type=`` checkers: a bad value becomes a usage error naming the option, before any
 # work starts. argparse turns their ValueError (not a number) into "invalid <name> value".
+
+
+def refuse_shared_rejects(rejects: str, files: Mapping[str, str | None]) -> None:
+    """Refuse a rejects file that is also one of ``files`` (what each is: its input, outputs).
+
+    The run replaces the rejects file when it rejects something and removes it when it
+    rejects nothing (:func:`remove_stale_rejects`): either would destroy the other file.
+
+    Raises:
+        ValidationError: naming the file it would destroy.
+    """
+    import os
+
+    from gt_toolkit.errors import ValidationError
+    from gt_toolkit.storage.s3 import is_s3_uri
+
+    def same(a: str, b: str) -> bool:
+        if is_s3_uri(a) or is_s3_uri(b):
+            return a == b
+        return os.path.realpath(a) == os.path.realpath(b)
+
+    for name, location in files.items():
+        if location is not None and same(rejects, location):
+            raise ValidationError(
+                [f"the rejects file {rejects} is also the {name}: give --rejects another path"],
+                what="options",
+            )
 
 
 def remove_stale_rejects(location: str, store: S3Store | None) -> None:

@@ -19,7 +19,7 @@ import pytest
 import gt_toolkit
 from gt_toolkit import cli
 from gt_toolkit.cli import COMMAND_MODULES, build_parser, main
-from tests.helpers import REPO, SAMPLES
+from tests.helpers import CROWD, DATA, REPO, SAMPLES
 
 
 def _subcommands() -> list[str]:
@@ -369,3 +369,44 @@ def test_a_stop_midway_exits_128_plus_the_signal_in_one_line_and_leaves_nothing(
     assert child.returncode == code
     assert err == f"gt-convert: {said}\n"
     assert [p.name for p in tmp_path.iterdir()] == ["in.manifest"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "original", "shared"),
+    [
+        (["sample", "IN", "-o", "OUT/s.manifest", "--count", "3"], "input.manifest", "input"),
+        (["split", "IN", "-o", "OUT/split"], "input.manifest", "input"),
+        (["yolo", "IN", "-o", "OUT/yolo"], "api-job.manifest", "input"),
+        (["consolidate", "IN", "--from", "label-studio", "-o", "OUT/c"], "ls.json", "source"),
+        (["agreement", "IN", "--from", "label-studio", "-o", "OUT/a"], "ls.json", "source"),
+    ],
+    ids=lambda v: v[0] if isinstance(v, list) else None,
+)
+def test_a_rejects_file_named_like_the_input_is_refused_before_anything_runs(
+    argv: list[str], original: str, shared: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a clean run removes its rejects file and a run with rejects replaces it: either would
+    # destroy the input (a dirty run used to overwrite it, a clean one to delete it)
+    source = {
+        "input.manifest": SAMPLES / "input.manifest",
+        "api-job.manifest": DATA / "outputs" / "api-job.manifest",
+        "ls.json": CROWD / "label-studio.json",
+    }[original]
+    given = tmp_path / original
+    given.write_bytes(source.read_bytes())
+    args = [a.replace("IN", str(given)).replace("OUT", str(tmp_path / "out")) for a in argv]
+    # the same file by another spelling is still the same file
+    assert main([*args, "--rejects", str(tmp_path / "." / original)]) == 1
+    assert f"is also the {shared}" in capsys.readouterr().err
+    assert given.read_bytes() == source.read_bytes()
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_rejects_file_named_like_an_output_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "s.manifest"
+    argv = ["sample", str(SAMPLES / "input.manifest"), "-o", str(out), "--count", "3"]
+    assert main([*argv, "--rejects", str(out)]) == 1
+    assert "is also the output" in capsys.readouterr().err
+    assert not out.exists()
