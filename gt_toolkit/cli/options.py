@@ -137,8 +137,13 @@ def remove_stale_rejects(location: str, store: S3Store | None) -> None:
     """
     from gt_toolkit.errors import StorageError
     from gt_toolkit.storage.files import remove_file
+    from gt_toolkit.storage.s3 import is_s3_uri
 
     try:
+        # look first on S3: a delete of nothing still needs the right to delete, and adds
+        # a delete marker to a versioned bucket on every clean run
+        if is_s3_uri(location) and store is not None and not store.exists(location):
+            return
         remove_file(location, store=store)
     except StorageError as exc:
         eprint(f"warning: an earlier run's rejects file stays: {exc}")

@@ -267,6 +267,20 @@ def test_a_clean_rerun_removes_the_rejects_file_an_earlier_run_left(
     assert not left.exists()
 
 
+def test_a_clean_run_to_s3_deletes_no_rejects_file_that_is_not_there(
+    bucket: str, fault_proxy: FaultProxy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a delete of nothing needs the right to delete (a warning on every clean run without
+    # it) and leaves a delete marker in a versioned bucket: every delete here fails
+    fault_proxy.plan(*["error500"] * 20, method="POST")
+    src = tmp_path / "in.manifest"
+    src.write_text('{"source-ref": "s3://my-bucket/1.jpg"}\n')
+    out = f"s3://{bucket}/s.manifest"
+    argv = ["sample", str(src), "-o", out, "--count", "1", "--endpoint-url", fault_proxy.url]
+    assert main(argv) == 0
+    assert "rejects file stays" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "last_write", "placed"),
     [
