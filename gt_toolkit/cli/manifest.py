@@ -194,6 +194,9 @@ def _run_sample(args: argparse.Namespace) -> int:
     store = store_from_args(args)
     passes: list[ReadStats] = []
 
+    # the sample, its record and the rejects file the read published: all or none
+    together = AllOrNone(store=store)
+
     def lines() -> Iterator[tuple[int, str, bytes]]:
         # --percent reads once (see sample_percent); a rare second pass gets fresh counts.
         # Only (line number, key, bytes) are kept: a parsed line costs ten times its bytes.
@@ -205,22 +208,19 @@ def _run_sample(args: argparse.Namespace) -> int:
             stats=passes[-1],
             store=store,
         )
-        return (
-            (line.line_no, item_key(line.data), line.raw)
-            for line in progress(read, desc="sampling", unit="line")
-        )
+        for line in progress(read, desc="sampling", unit="line"):
+            yield line.line_no, item_key(line.data), line.raw
+        if passes[-1].rejected_total:  # published as the read ended: one of the run's files
+            together.adopt(_rejects_location(args, out))
 
     def key(item: tuple[int, str, bytes]) -> str:
         return item[1]
 
-    # the sample, its record and the rejects file the read published: all or none
-    with AllOrNone(store=store) as together:
+    with together:
         if args.percent is not None:
             result = sample_percent(lines, percent=args.percent, seed=args.seed, key=key)
         else:
             result = sample_items(lines(), count=args.count, seed=args.seed, key=key)
-        if passes[-1].rejected_total:
-            together.adopt(_rejects_location(args, out))
         with together.open(out) as fh:
             writer = LineWriter(fh)
             for _, _, raw in result.items:
