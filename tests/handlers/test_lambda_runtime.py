@@ -191,6 +191,13 @@ def invoke(client: Any, event: Any) -> Any:
     return json.loads(response["Payload"].read())
 
 
+def test_this_module_runs_on_one_worker(request: pytest.FixtureRequest) -> None:
+    # the module fixtures build shared folders under .cache/: two workers racing on them
+    # made the runtime lose boto3 mid-test (pytest 9.2 broke the grouping, pytest-xdist#1386)
+    grouped = getattr(request.config.option, "loadgroup", False)  # make test: --dist loadgroup
+    assert not grouped or request.node.nodeid.endswith("@lambda_runtime")
+
+
 def test_only_the_zip_and_the_runtime_are_importable(
     task_root: Path, runtime_dir: Path, moto_endpoint: str
 ) -> None:
