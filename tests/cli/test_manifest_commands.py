@@ -222,12 +222,8 @@ def test_sample_keeps_the_chosen_lines_as_bytes_not_parsed(tmp_path: Path) -> No
 def test_the_rejects_file_is_where_help_says(
     command: str, rejects: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    src = tmp_path / "in.manifest"
-    src.write_text('{"source-ref": "s3://my-bucket/1.jpg"}\n{broken\n')
-    out = tmp_path / "out"
-    size = ["--count", "1"] if command == "sample" else []
-    assert main([command, str(src), "-o", str(out), *size]) == 1
-    assert _lines(Path(rejects.replace("OUT", str(out))))[0]["line"] == 2
+    _, argv = _run_with_a_broken_line(command, tmp_path)
+    assert _lines(Path(rejects.replace("OUT", argv[3])))[0]["line"] == 2
     with pytest.raises(SystemExit):
         main([command, "--help"])
     assert f"(default: {rejects})" in " ".join(capsys.readouterr().out.split())
@@ -255,16 +251,22 @@ def test_a_clean_rerun_removes_the_rejects_file_an_earlier_run_left(
     command: str, rejects: str, tmp_path: Path
 ) -> None:
     # left there, it would name a broken line the fixed input no longer has
-    src = tmp_path / "in.manifest"
-    src.write_text('{"source-ref": "s3://my-bucket/1.jpg"}\n{broken\n')
-    out = tmp_path / "out"
-    size = ["--count", "1"] if command == "sample" else []
-    assert main([command, str(src), "-o", str(out), *size]) == 1
-    left = Path(rejects.replace("OUT", str(out)))
+    src, argv = _run_with_a_broken_line(command, tmp_path)
+    left = Path(rejects.replace("OUT", argv[3]))
     assert left.exists()
     src.write_text('{"source-ref": "s3://my-bucket/1.jpg"}\n')
-    assert main([command, str(src), "-o", str(out), *size]) == 0
+    assert main(argv) == 0
     assert not left.exists()
+
+
+def _run_with_a_broken_line(command: str, tmp_path: Path) -> tuple[Path, list[str]]:
+    """Run ``sample`` or ``split`` on a manifest whose second line is broken (exit 1)."""
+    src = tmp_path / "in.manifest"
+    src.write_text('{"source-ref": "s3://my-bucket/1.jpg"}\n{broken\n')
+    argv = [command, str(src), "-o", str(tmp_path / "out")]
+    argv += ["--count", "1"] if command == "sample" else []
+    assert main(argv) == 1
+    return src, argv
 
 
 def test_a_clean_run_to_s3_deletes_no_rejects_file_that_is_not_there(
