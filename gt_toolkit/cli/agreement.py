@@ -9,6 +9,7 @@ from gt_toolkit.cli.consolidate import (
     add_worker_model_option,
     lost_labels,
     open_source,
+    source_files,
     worker_model_arg,
 )
 from gt_toolkit.cli.options import (
@@ -55,14 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     store = store_from_args(args)
     rejects_loc = args.rejects or join_location(args.out, "rejects.jsonl")
-    refuse_shared_rejects(
-        rejects_loc,
-        {
-            "source": args.source,
-            "answers folder": args.answers_folder,
-            "input manifest": args.manifest,
-        },
-    )
+    refuse_shared_rejects(rejects_loc, source_files(args))
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     model = worker_model_arg(args.worker_model, args)
     with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:

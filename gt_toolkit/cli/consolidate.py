@@ -66,6 +66,15 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def source_files(args: argparse.Namespace) -> dict[str, str | None]:
+    """What the source options name, for :func:`~gt_toolkit.cli.options.refuse_shared_rejects`."""
+    return {
+        "source": args.source,
+        "answers folder": args.answers_folder,
+        "input manifest": args.manifest,
+    }
+
+
 def open_source(args: argparse.Namespace, on_reject: RejectHandler) -> CrowdSource:
     """The crowd source the arguments name (``--answers-folder`` read as its own kind)."""
     from gt_toolkit.formats.crowd.gt_job import default_manifest
@@ -229,7 +238,7 @@ def _job_of(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Consolidate, write the outputs and a summary; exit 1 when a label could not be read."""
-    from gt_toolkit.consolidation.reconsolidate import reconsolidate
+    from gt_toolkit.consolidation.reconsolidate import reconsolidate, side_files
     from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
     from gt_toolkit.storage.files import write_json
 
@@ -240,18 +249,10 @@ def run(args: argparse.Namespace) -> int:
     worker_model = worker_model_arg(_model_choice(args), args)
     output = os.fspath(args.output)
     rejects_loc = args.rejects or f"{output}.rejects.jsonl"
-    quality = args.quality or f"{output}.worker-quality"
-    files = {
-        "source": args.source,
-        "answers folder": args.answers_folder,
-        "input manifest": args.manifest,
-        "output": output,
-        "summary": f"{output}.summary.json",
-        "worker-quality table": f"{quality}.json",
-        "worker-quality CSV": f"{quality}.csv",
-        "worker model": f"{output}.worker-model.json",
-    }
-    refuse_shared_rejects(rejects_loc, files)
+    table, csv, model_table = side_files(output, args.quality)
+    outputs = {"output": output, "summary": f"{output}.summary.json"}
+    sides = {"worker-quality table": table, "worker-quality CSV": csv, "worker model": model_table}
+    refuse_shared_rejects(rejects_loc, source_files(args) | outputs | sides)
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:
         report = reconsolidate(

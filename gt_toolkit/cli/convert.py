@@ -141,14 +141,14 @@ def run(args: argparse.Namespace) -> int:
     if "rejects" in spec.reads:
         values.setdefault("rejects", beside("rejects.jsonl"))
     summary_loc = args.summary or beside("summary.json")
-    if values.get("rejects") is not None:
-        loc = str(values["rejects"])
+    given = values.get("rejects")  # where this target's rejects go, if it reads any
+    if given is not None:
         files = {"input": str(args.input), "output": out, "summary": summary_loc}
-        refuse_shared_rejects(loc, files)
+        refuse_shared_rejects(str(given), files)
     store = store_from_args(args)
     result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))
     summary = result.to_json()
-    rejects = values.get("rejects") if result.stats.rejected_total else None
+    rejects = given if result.stats.rejected_total else None
     if rejects is not None:
         summary["rejects_file"] = str(rejects)
     write_json(summary_loc, summary, store=store)
@@ -156,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
         eprint(line)
     if rejects is not None:
         eprint(f"  rejects: {rejects}")
-    elif values.get("rejects") is not None:  # an earlier run's, naming records not in this one
-        remove_stale_rejects(str(values["rejects"]), store)
+    elif given is not None:  # an earlier run's, naming records not in this one
+        remove_stale_rejects(str(given), store)
     eprint(f"  summary: {summary_loc}")
     lost = result.stats.lost_total
     return lost_labels_exit(

@@ -147,21 +147,16 @@ def _run_manifest(args: argparse.Namespace) -> int:
 
 
 def _read(
-    args: argparse.Namespace, out: str, stats: ReadStats
-) -> tuple[S3Store, Iterator[ManifestLine]]:
+    args: argparse.Namespace, rejects: str, stats: ReadStats, store: S3Store
+) -> Iterator[ManifestLine]:
     from gt_toolkit.formats.manifest import read_manifest
 
-    store = store_from_args(args)
-    return store, read_manifest(
-        args.manifest,
-        policy=args.policy,
-        rejects=_rejects_location(args, out),
-        stats=stats,
-        store=store,
+    return read_manifest(
+        args.manifest, policy=args.policy, rejects=rejects, stats=stats, store=store
     )
 
 
-def _report(stats: ReadStats, args: argparse.Namespace, out: str, store: S3Store) -> None:
+def _report(stats: ReadStats, args: argparse.Namespace, rejects: str, store: S3Store) -> None:
     """Say what the read found, once the outputs are written.
 
     A clean read removes the rejects file an earlier run left: it would name lines this
@@ -169,26 +164,27 @@ def _report(stats: ReadStats, args: argparse.Namespace, out: str, store: S3Store
     """
     eprint(f"read {args.manifest}: {stats.summary()}")
     if stats.rejected_total:
-        eprint(f"rejects written to {_rejects_location(args, out)}")
+        eprint(f"rejects written to {rejects}")
     else:
-        remove_stale_rejects(_rejects_location(args, out), store)
+        remove_stale_rejects(rejects, store)
 
 
-def _exit_code(stats: ReadStats, args: argparse.Namespace, out: str) -> int:
+def _exit_code(stats: ReadStats, rejects: str) -> int:
     """1 when lines were rejected: they are missing from the output (see lost_labels_exit)."""
     lost = [f"{stats.rejected_total} rejected lines"] if stats.rejected_total else []
-    return lost_labels_exit(lost, _rejects_location(args, out))
+    return lost_labels_exit(lost, rejects)
 
 
 def _run_sample(args: argparse.Namespace) -> int:
-    from gt_toolkit.formats.manifest import ReadStats, read_manifest
+    from gt_toolkit.formats.manifest import ReadStats
     from gt_toolkit.formats.sampling import item_key, sample_items, sample_percent
     from gt_toolkit.progress import progress
     from gt_toolkit.storage.files import AllOrNone, LineWriter, json_bytes
 
     out = str(args.out)
+    rejects = _rejects_location(args, out)
     refuse_shared_rejects(
-        _rejects_location(args, out),
+        rejects,
         {"input": str(args.manifest), "output": out, "selection record": f"{out}.sample.json"},
     )
     store = store_from_args(args)
@@ -201,17 +197,11 @@ def _run_sample(args: argparse.Namespace) -> int:
         # --percent reads once (see sample_percent); a rare second pass gets fresh counts.
         # Only (line number, key, bytes) are kept: a parsed line costs ten times its bytes.
         passes.append(ReadStats())
-        read = read_manifest(
-            args.manifest,
-            policy=args.policy,
-            rejects=_rejects_location(args, out),
-            stats=passes[-1],
-            store=store,
-        )
+        read = _read(args, rejects, passes[-1], store)
         for line in progress(read, desc="sampling", unit="line"):
             yield line.line_no, item_key(line.data), line.raw
         if passes[-1].rejected_total:  # published as the read ended: one of the run's files
-            together.adopt(_rejects_location(args, out))
+            together.adopt(rejects)
 
     def key(item: tuple[int, str, bytes]) -> str:
         return item[1]
@@ -239,10 +229,10 @@ def _run_sample(args: argparse.Namespace) -> int:
         }
         with together.open(f"{out}.sample.json") as fh:
             fh.write(json_bytes(record))
-    _report(passes[-1], args, out, store)
+    _report(passes[-1], args, rejects, store)
     eprint(f"wrote {written} of {result.total} lines to {out}")
     eprint(f"selection recorded in {out}.sample.json")
-    return _exit_code(passes[-1], args, out)
+    return _exit_code(passes[-1], rejects)
 
 
 def _run_split(args: argparse.Namespace) -> int:
@@ -260,13 +250,15 @@ def _run_split(args: argparse.Namespace) -> int:
     if not is_s3_uri(out) and Path(out).exists() and not Path(out).is_dir():
         raise StorageError(f"cannot write {out}: it is a file, and split writes a folder")
     counts = {"train": 0, "validation": 0}
+    rejects = _rejects_location(args, join_location(out, "split"))
     refuse_shared_rejects(
-        _rejects_location(args, join_location(out, "split")),
+        rejects,
         {"input": str(args.manifest)}
         | {f"{name} manifest": join_location(out, f"{name}.manifest") for name in counts},
     )
     stats = ReadStats()
-    store, lines = _read(args, join_location(out, "split"), stats)
+    store = store_from_args(args)
+    lines = _read(args, rejects, stats, store)
     fraction = args.validation_percent / 100
     # both manifests or neither: one that failed to write takes the other with it, and
     # the rejects file the read published goes with them
@@ -283,8 +275,8 @@ def _run_split(args: argparse.Namespace) -> int:
             name = split_name(item_key(line.data), seed=args.seed, validation_fraction=fraction)
             counts[name] += 1
             sinks[name].write(dump_line(line) + b"\n")
-        if stats.rejected_total:
-            together.adopt(_rejects_location(args, join_location(out, "split")))
-    _report(stats, args, join_location(out, "split"), store)
+        if stats.rejected_total:  # published as the read ended: one of the run's files
+            together.adopt(rejects)
+    _report(stats, args, rejects, store)
     eprint(f"wrote {counts['train']} train and {counts['validation']} validation lines to {out}")
-    return _exit_code(stats, args, join_location(out, "split"))
+    return _exit_code(stats, rejects)

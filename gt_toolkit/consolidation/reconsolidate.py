@@ -70,6 +70,7 @@ __all__ = [
     "fit_source_model",
     "image_reference",
     "reconsolidate",
+    "side_files",
 ]
 
 OutputFormat = Literal["manifest", "coco"]
@@ -408,9 +409,8 @@ def reconsolidate(
         settings: consolidation settings (``min_support=1`` keeps every cluster, scored).
         output_format: ``manifest`` or ``coco`` (module docstring).
         image_prefix: ``s3://`` prefix that turns tool file names into ``source-ref``s.
-        quality_output: base name for the worker-quality table (``.json`` and ``.csv`` are
-            appended); default ``<output>.worker-quality``; with a worker model it gains the
-            model's per-worker figures.
+        quality_output: base name for the worker-quality table (:func:`side_files`); with a
+            worker model it gains the model's per-worker figures.
         worker_model: fuse with per-worker skills, and decide with them when
             ``settings.keep="model"`` (rule 8 of ``docs/consolidation.md``): a model
             (``read_worker_model`` reads a saved table), or ``"fit"`` to fit one on
@@ -437,10 +437,9 @@ def reconsolidate(
     )
     report = ReconsolidationReport(output=os.fspath(output), ingest=source.report)
     model = fit_source_model(source, settings, given) if worker_model == "fit" else worker_model
-    base = quality_output or f"{os.fspath(output)}.worker-quality"
-    sides = [f"{base}.json", f"{base}.csv"]
-    if worker_model == "fit":
-        sides.append(f"{os.fspath(output)}.worker-model.json")
+    sides = side_files(output, quality_output)
+    if worker_model != "fit":
+        sides = sides[:2]
     with AllOrNone(store=store) as together, contextlib.ExitStack() as staged:
         # The output and its side files appear together or not at all: the side files are
         # staged first and put in place after the output, and one that fails to appear
@@ -465,6 +464,17 @@ def reconsolidate(
                 files[2].write(json_bytes(model.to_json()))
                 report.worker_model_output = sides[2]
     return report
+
+
+def side_files(output: Location, quality_output: str | None = None) -> list[str]:
+    """The files :func:`reconsolidate` writes beside ``output``, in this order.
+
+    The worker-quality JSON and CSV (``quality_output`` with ``.json``/``.csv`` appended,
+    default ``<output>.worker-quality``), then the fitted worker model
+    (``<output>.worker-model.json``, written with ``worker_model="fit"`` only).
+    """
+    base = quality_output or f"{os.fspath(output)}.worker-quality"
+    return [f"{base}.json", f"{base}.csv", f"{os.fspath(output)}.worker-model.json"]
 
 
 def _consolidate_all(
