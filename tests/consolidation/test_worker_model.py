@@ -259,6 +259,23 @@ def test_evidence_matches_the_model_figures() -> None:
     assert np.allclose(ev.weights, 1 / 0.2**2)
 
 
+def test_evidence_is_remembered_per_group_of_annotators_and_read_only() -> None:
+    a = WorkerSkill(miss_rate=0.2, false_boxes=0.1, box_noise=0.2, box_bias=(0.1, 0, 0, 0))
+    b = WorkerSkill(miss_rate=0.4, false_boxes=0.3, box_noise=0.5)
+    model = WorkerModel({"a": a, "b": b}, b, objects=1.5, places=30.0)
+    ab = model.evidence(["a", "b"])
+    ba = model.evidence(("b", "a"))  # another group: its own terms, in its own order
+    assert model.evidence(("a", "b")) is ab
+    assert ba.drawn.tolist() == ab.drawn[::-1].tolist()
+    assert ba.bias.tolist() == ab.bias[::-1].tolist()
+    # each group's terms equal those of a model that never saw another group
+    fresh = WorkerModel({"a": a, "b": b}, b, objects=1.5, places=30.0).evidence(["b", "a"])
+    assert ba.silent == fresh.silent and ba.weights.tolist() == fresh.weights.tolist()
+    for shared in (ab.drawn, ab.weights, ab.bias):  # one image must not change the next's
+        with pytest.raises(ValueError, match="read-only"):
+            shared[0] = 0.0
+
+
 def _box(x1: float, y1: float, x2: float, y2: float) -> WorkerBox:
     return {"label": "car", "left": x1, "top": y1, "width": x2 - x1, "height": y2 - y1}
 
