@@ -19,7 +19,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from gt_toolkit.consolidation.geometry import FloatArray, image_extent, overlap_pairs
+from gt_toolkit.consolidation.geometry import (
+    FloatArray,
+    clip_rows,
+    image_extent,
+    overlap_pairs,
+)
 from gt_toolkit.consolidation.settings import ConsolidationSettings, DropReason
 from gt_toolkit.errors import ConsolidationError
 from gt_toolkit.types import ImageSize
@@ -241,7 +246,6 @@ class _Validity(NamedTuple):
 
 # No coordinate above this (in size) can overflow ``left + width``.
 _SAFE = 2.0**1022
-_ZERO = np.zeros(())
 
 
 def _validate(
@@ -274,9 +278,8 @@ def _validate(
     if image_size is None:
         ok = _positive(xywh)
     elif clip:
-        # plain ufuncs (np.clip's wrapper costs more than the work here); NaN stays NaN;
-        # a 0-d zero (no scalar conversion) and one comparison of both axes: 3.7 -> 3.0 us
-        np.minimum(np.maximum(rows, _ZERO, out=rows), _extent(*image_extent(image_size)), out=rows)
+        clip_rows(rows, *image_extent(image_size))
+        # one comparison of both axes: with the 0-d zero of clip_rows, 3.7 -> 3.0 us
         grows = rows[2:] > rows[:2]
         ok = grows[0] & grows[1]
     else:
@@ -291,17 +294,6 @@ def _validate(
     if malformed:
         ok[list(malformed)] = False
     return _Validity(rows, ok, finite, label_ok, present)
-
-
-@lru_cache(maxsize=64)
-def _extent(width: float, height: float) -> FloatArray:
-    """The image's far corner as a ``(4, 1)`` column to clip ``x1, y1, x2, y2`` rows against.
-
-    Cached (read only): a job has a few image sizes, and building it costs a numpy call.
-    """
-    far = np.array([[width], [height], [width], [height]])
-    far.setflags(write=False)
-    return far
 
 
 def _positive(xywh: FloatArray) -> BoolArray:

@@ -7,18 +7,17 @@ member's bias taken out first.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from gt_toolkit.consolidation.clean import BoolArray, CleanBoxes, IntArray
 from gt_toolkit.consolidation.clusters import Clusters, row_sums
-from gt_toolkit.consolidation.geometry import FloatArray
+from gt_toolkit.consolidation.geometry import FloatArray, clip_rows, image_extent
 from gt_toolkit.consolidation.settings import Fusion
 from gt_toolkit.types import ImageSize
 
@@ -78,18 +77,18 @@ def member_weights(
     cl, count = clusters.of, clusters.count
     if weights is None:  # no conversion to float: a division converts each size exactly
         return MemberWeights(None, clusters.size)
-    per_box = np.asarray(weights, dtype=np.float64)[clean.worker]
+    per_box = np.asarray(weights, dtype=np.float64).take(clean.worker)
     per_cluster = _weight_sums(cl, per_box, count)
     zero = per_cluster <= 0
-    if not zero.any():
+    if not np.count_nonzero(zero):  # a fifth of the cost of .any()
         return MemberWeights(per_box, per_cluster)
     per_box = np.where(zero[cl], 1.0, per_box)
     return MemberWeights(per_box, _weight_sums(cl, per_box, count), zero)
 
 
 def _weight_sums(cl: npt.NDArray[np.intp], per_box: FloatArray, count: int) -> FloatArray:
-    sums = np.bincount(cl, weights=per_box, minlength=count)
-    return sums.astype(np.float64, copy=False)
+    # cast, not astype: a weighted bincount is float64 already
+    return cast(FloatArray, np.bincount(cl, weights=per_box, minlength=count))
 
 
 HUBER_C = 1.345
@@ -263,9 +262,11 @@ def without_bias(clean: CleanBoxes, bias: FloatArray, image_size: ImageSize | No
     clipped to the image when its size is known: a correction never leaves the picture.
     """
     xyxy = clean.xyxy
-    w, h = xyxy[2] - xyxy[0], xyxy[3] - xyxy[1]
-    moved = xyxy - bias[clean.worker].T * np.vstack((w, h, w, h))
+    wh = xyxy[2:] - xyxy[:2]
+    moved = xyxy - bias.take(clean.worker, axis=0).T * np.concatenate((wh, wh))
     if image_size is not None:
-        np.clip(moved[0::2], 0.0, float(image_size["width"]), out=moved[0::2])
-        np.clip(moved[1::2], 0.0, float(image_size["height"]), out=moved[1::2])
-    return dataclasses.replace(clean, xyxy=moved)
+        clip_rows(moved, *image_extent(image_size))
+    # not dataclasses.replace: a third of this function's time
+    return CleanBoxes(
+        moved, clean.code, clean.worker, clean.box, clean.labels, clean.overlaps, clean.own
+    )
