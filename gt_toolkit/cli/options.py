@@ -102,31 +102,72 @@ def lost_labels_exit(lost: list[str], location: str | None) -> int:
 # work starts. argparse turns their ValueError (not a number) into "invalid <name> value".
 
 
-def refuse_shared_rejects(rejects: str, files: Mapping[str, str | None]) -> None:
-    """Refuse a rejects file that is also one of ``files`` (what each is: its input, outputs).
+def refuse_shared_rejects(
+    rejects: str,
+    files: Mapping[str, str | None],
+    folders: Mapping[str, str | None] | None = None,
+) -> None:
+    """Refuse a rejects file that is one of ``files`` or lies in one of ``folders``.
 
     The run replaces the rejects file when it rejects something and removes it when it
-    rejects nothing (:func:`remove_stale_rejects`): either would destroy the other file.
+    rejects nothing (:func:`remove_stale_rejects`): either would destroy a file of the same
+    name, and in a folder the run lists, the next run would read it as one more source.
+
+    Args:
+        rejects: the rejects location, local or ``s3://``.
+        files: what each file the run reads or writes is (``"input"``) and where.
+        folders: the same for folders whose every file the run may read.
 
     Raises:
-        ValidationError: naming the file it would destroy.
+        ValidationError: naming the file (or folder) it would destroy (or add to).
     """
-    import os
-
     from gt_toolkit.errors import ValidationError
-    from gt_toolkit.storage.s3 import is_s3_uri
 
-    def same(a: str, b: str) -> bool:
-        if is_s3_uri(a) or is_s3_uri(b):
-            return a == b
-        return os.path.realpath(a) == os.path.realpath(b)
+    def refuse(what: str) -> None:
+        raise ValidationError(
+            [f"the rejects file {rejects} is {what}: give --rejects another path"], what="options"
+        )
 
     for name, location in files.items():
-        if location is not None and same(rejects, location):
-            raise ValidationError(
-                [f"the rejects file {rejects} is also the {name}: give --rejects another path"],
-                what="options",
-            )
+        if location is not None and _same_location(rejects, location):
+            refuse(f"also the {name}")
+    for name, folder in (folders or {}).items():
+        if folder is not None and _inside_location(rejects, folder):
+            refuse(f"inside the {name} {folder}, which the run reads")
+
+
+def _same_location(a: str, b: str) -> bool:
+    """One file by two names: same S3 URI, same real path, or one inode (a hard link)."""
+    from pathlib import Path
+
+    from gt_toolkit.storage.s3 import is_s3_uri
+
+    if is_s3_uri(a) or is_s3_uri(b):
+        return a == b
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    try:
+        return Path(a).samefile(b)
+    except OSError:  # one of them does not exist (yet): no inode to share
+        return False
+
+
+def _inside_location(location: str, folder: str) -> bool:
+    """``location`` is ``folder`` or under it: by S3 prefix, else by each real parent folder.
+
+    On S3 ``s3://b/jobs`` holds ``s3://b/jobs/x``, not ``s3://b/jobs2/x``. Locally every
+    folder above the real path is compared with the folder, by path and then by inode, so a
+    symlink, a bind mount or a case-insensitive disk does not hide it.
+    """
+    from pathlib import Path
+
+    from gt_toolkit.storage.s3 import is_s3_uri
+
+    if is_s3_uri(location) or is_s3_uri(folder):
+        prefix = folder.rstrip("/")
+        return location.rstrip("/") == prefix or location.startswith(prefix + "/")
+    here = Path(location).resolve()
+    return any(_same_location(str(p), folder) for p in (here, *here.parents))
 
 
 def remove_stale_rejects(location: str, store: S3Store | None) -> None:
