@@ -9,14 +9,13 @@ from gt_toolkit.cli.consolidate import (
     add_worker_model_option,
     lost_labels,
     open_source,
-    source_files,
+    refuse_shared_source,
     worker_model_arg,
 )
 from gt_toolkit.cli.options import (
     add_aws_options,
     eprint,
     positive_int,
-    refuse_shared_rejects,
     remove_stale_rejects,
     store_from_args,
     threshold,
@@ -54,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
     from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
     from gt_toolkit.storage.files import join_location, write_json
 
-    store = store_from_args(args)
     rejects_loc = args.rejects or join_location(args.out, "rejects.jsonl")
-    refuse_shared_rejects(rejects_loc, source_files(args))
+    refuse_shared_source(rejects_loc, args, args.worker_model, {})
+    store = store_from_args(args)
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     model = worker_model_arg(args.worker_model, args)
     with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:

@@ -25,6 +25,8 @@ from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.crowd import CrowdSourceKind
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from gt_toolkit.consolidation.engine import ConsolidationSettings
     from gt_toolkit.consolidation.worker_model import WorkerModel
     from gt_toolkit.formats.crowd.base import CrowdSource
@@ -66,19 +68,29 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def source_files(args: argparse.Namespace) -> dict[str, str | None]:
-    """What the source options name, for :func:`~gt_toolkit.cli.options.refuse_shared_rejects`."""
-    return {
-        "source": args.source,
-        "answers folder": args.answers_folder,
-        "input manifest": args.manifest,
-    }
+def refuse_shared_source(
+    rejects: str,
+    args: argparse.Namespace,
+    worker_model: str | None,
+    outputs: Mapping[str, str | None],
+) -> None:
+    """Refuse a rejects file among what the run reads (``worker_model``: as given) or writes.
+
+    See :func:`~gt_toolkit.cli.options.refuse_shared_rejects`; what the source reads is
+    :func:`~gt_toolkit.formats.crowd.sources.source_reads`'s.
+    """
+    from gt_toolkit.formats.crowd.sources import source_reads
+
+    location, kind, manifest = _source_args(args)
+    reads = source_reads(location, kind, manifest=manifest)
+    table = None if worker_model in (None, "fit", "none") else worker_model
+    files = {"source": args.source, "worker model table": table, **reads.files, **outputs}
+    refuse_shared_rejects(rejects, files, reads.folders)
 
 
-def open_source(args: argparse.Namespace, on_reject: RejectHandler) -> CrowdSource:
-    """The crowd source the arguments name (``--answers-folder`` read as its own kind)."""
+def _source_args(args: argparse.Namespace) -> tuple[str, str, str | None]:
+    """The location, kind and manifest the source options name (``--answers-folder``: its own)."""
     from gt_toolkit.formats.crowd.gt_job import default_manifest
-    from gt_toolkit.formats.crowd.sources import open_crowd_source
 
     location, kind, manifest = args.source, args.kind, args.manifest
     if args.answers_folder is not None:
@@ -86,6 +98,14 @@ def open_source(args: argparse.Namespace, on_reject: RejectHandler) -> CrowdSour
             raise ValidationError(["--answers-folder goes with a job prefix, not --from"])
         location, kind = args.answers_folder, CrowdSourceKind.ANSWERS_FOLDER.value
         manifest = manifest or default_manifest(args.source)
+    return location, kind, manifest
+
+
+def open_source(args: argparse.Namespace, on_reject: RejectHandler) -> CrowdSource:
+    """The crowd source the arguments name (``--answers-folder`` read as its own kind)."""
+    from gt_toolkit.formats.crowd.sources import open_crowd_source
+
+    location, kind, manifest = _source_args(args)
     return open_crowd_source(
         location,
         kind,
@@ -245,14 +265,14 @@ def run(args: argparse.Namespace) -> int:
     if args.output_format == "coco" and args.label_attribute is not None:
         raise ValidationError(["--label-attribute names a manifest attribute: not with coco"])
     settings = settings_from_args(args)
-    store = store_from_args(args)
-    worker_model = worker_model_arg(_model_choice(args), args)
     output = os.fspath(args.output)
     rejects_loc = args.rejects or f"{output}.rejects.jsonl"
     table, csv, model_table = side_files(output, args.quality)
     outputs = {"output": output, "summary": f"{output}.summary.json"}
     sides = {"worker-quality table": table, "worker-quality CSV": csv, "worker model": model_table}
-    refuse_shared_rejects(rejects_loc, source_files(args) | outputs | sides)
+    refuse_shared_source(rejects_loc, args, _model_choice(args), outputs | sides)
+    store = store_from_args(args)
+    worker_model = worker_model_arg(_model_choice(args), args)
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:
         report = reconsolidate(

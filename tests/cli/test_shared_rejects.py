@@ -8,7 +8,9 @@ inside a folder it lists becomes one more source file for the next run.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +33,112 @@ def _refused(argv: list[str], said: str, capsys: pytest.CaptureFixture[str]) -> 
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1, err
+
+
+def _answers_folder(root: Path) -> Path:
+    """A folder of per-worker answer files (never read here: the refusal comes first)."""
+    root.mkdir()
+    (root / "w1.jsonl").write_text('{"datasetObjectId": "0"}\n')
+    return root
+
+
+# (--from, the source to copy, where the rejects go inside it, the folder's name)
+_FOLDERS = [
+    ("cvat", CROWD / "cvat-replicas", "job_11_annotations.xml", "CVAT folder"),
+    ("cvat", CROWD / "cvat-replicas", "rejects.jsonl", "CVAT folder"),
+    ("cvat", CROWD / "cvat-replicas", "new/rejects.jsonl", "CVAT folder"),
+    ("coco-per-annotator", CROWD / "coco-per-annotator", "alice.json", "COCO folder"),
+    ("gt-job", JOB, ANSWER, "worker-response folder"),
+    ("gt-job", JOB, "annotations/worker-response/rejects.jsonl", "worker-response folder"),
+    ("answers-folder", None, "w1.jsonl", "answers folder"),
+    ("answers-folder", None, "rejects.jsonl", "answers folder"),
+]
+
+
+@pytest.mark.parametrize("command", ["consolidate", "agreement"])
+@pytest.mark.parametrize(
+    ("kind", "original", "inside", "folder"),
+    _FOLDERS,
+    ids=[f"{k}-{i}" for k, _, i, _ in _FOLDERS],
+)
+def test_a_rejects_file_inside_a_folder_source_is_refused(
+    command: str,
+    kind: str,
+    original: Path | None,
+    inside: str,
+    folder: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source = tmp_path / "source"
+    if original is None:
+        _answers_folder(source)
+    else:
+        shutil.copytree(original, source)
+    before = _tree(source)
+    out = tmp_path / "out"
+    dest = (
+        [str(out / "c.json"), "--output-format", "coco"] if command == "consolidate" else [str(out)]
+    )
+    argv = [command, str(source), "--from", kind, "-o", *dest]
+    if kind == "answers-folder":
+        argv += ["--manifest", str(JOB / "manifests" / "output" / "output.manifest")]
+    _refused([*argv, "--rejects", str(source / inside)], f"inside the {folder}", capsys)
+    assert _tree(source) == before
+    assert not out.exists()
+
+
+def test_answers_folder_option_refuses_a_rejects_file_inside_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answers = _answers_folder(tmp_path / "answers")
+    argv = ["consolidate", str(JOB), "--answers-folder", str(answers), "-o", str(tmp_path / "o")]
+    _refused([*argv, "--rejects", str(answers / "r.jsonl")], "inside the answers folder", capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers"]
+
+
+def test_a_job_keeps_its_outputs_and_rejects_beside_its_answers(tmp_path: Path) -> None:
+    # only the worker-response folder is listed: a job prefix is where outputs often go
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    before = _tree(job / "annotations")
+    argv = ["consolidate", str(job), "-o", str(job / "consolidated.manifest")]
+    assert main([*argv, "--rejects", str(job / "rejects.jsonl")]) == 0
+    assert (job / "consolidated.manifest").exists()
+    assert _tree(job / "annotations") == before
+
+
+def _put_tree(s3_client: Any, bucket: str, prefix: str, root: Path) -> None:
+    for path in sorted(root.iterdir()):
+        s3_client.put_object(Bucket=bucket, Key=f"{prefix}/{path.name}", Body=path.read_bytes())
+
+
+def _keys(s3_client: Any, bucket: str) -> list[str]:
+    return [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+@pytest.mark.parametrize("slash", ["", "/"], ids=["no-slash", "slash"])
+def test_a_rejects_key_under_an_s3_source_prefix_is_refused_not_under_a_sibling(
+    slash: str,
+    moto_endpoint: str,
+    s3_client: Any,
+    bucket: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _put_tree(s3_client, bucket, "jobs", CROWD / "cvat-replicas")
+    before = _keys(s3_client, bucket)
+    source = f"s3://{bucket}/jobs{slash}"
+    argv = ["consolidate", source, "--from", "cvat", "-o", f"s3://{bucket}/out/c.json"]
+    argv += ["--output-format", "coco", "--worker-model", "none", "--endpoint-url", moto_endpoint]
+    for inside in ("job_11_annotations.xml", "rejects.jsonl"):
+        rejects = f"s3://{bucket}/jobs/{inside}"
+        _refused([*argv, "--rejects", rejects], "inside the CVAT folder", capsys)
+        assert _keys(s3_client, bucket) == before
+    # jobs2/ only shares the start of the string: it is not in the folder
+    assert main([*argv, "--rejects", f"s3://{bucket}/jobs2/rejects.jsonl"]) == 0
+    written = ["c.json", *(f"c.json.{x}" for x in ("summary.json", "worker-quality.csv"))]
+    written.append("c.json.worker-quality.json")  # a clean run: no rejects key anywhere
+    assert _keys(s3_client, bucket) == sorted([*before, *(f"out/{x}" for x in written)])
 
 
 _LINKED = [
@@ -80,6 +188,36 @@ def test_a_hard_link_to_an_earlier_side_file_is_refused(
     capsys.readouterr()
     _refused([*argv, "--rejects", str(alias)], "is also the worker-quality CSV", capsys)
     assert _tree(tmp_path) == kept | {"elsewhere/rejects.jsonl": csv.read_bytes()}
+
+
+@pytest.mark.parametrize(
+    ("side", "name"),
+    [
+        ("out.manifest.worker-quality.json", "worker-quality table"),
+        ("out.manifest.worker-model.json", "worker model"),
+        ("out.manifest.summary.json", "summary"),
+    ],
+)
+def test_a_rejects_file_named_like_a_consolidate_side_file_is_refused(
+    side: str, name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["consolidate", str(CROWD / "label-studio.json"), "--from", "label-studio"]
+    argv += ["-o", str(tmp_path / "out.manifest"), "--rejects", str(tmp_path / side)]
+    _refused(argv, f"is also the {name}", capsys)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command", ["consolidate", "agreement"])
+def test_a_rejects_file_named_like_the_worker_model_table_read_is_refused(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = tmp_path / "model.json"
+    table.write_text('{"a saved": "worker model"}')
+    argv = [command, str(CROWD / "label-studio.json"), "--from", "label-studio"]
+    argv += ["-o", str(tmp_path / "out"), "--worker-model", str(table), "--rejects", str(table)]
+    _refused(argv, "is also the worker model table", capsys)
+    assert table.read_text() == '{"a saved": "worker model"}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json"]
 
 
 # the rule itself, for what the commands above do not reach

@@ -54,11 +54,13 @@ __all__ = [
     "default_manifest",
     "find_worker_responses",
     "job_labels",
+    "labels_file",
     "one_per_worker",
     "parse_worker_response",
     "read_answer_files",
     "reject_unknown_objects",
     "reject_unreadable",
+    "worker_response_folder",
 ]
 
 _RESPONSE_RE = re.compile(r"worker-response/iteration-(\d+)/(\d+)/[^/]+\.json$")
@@ -67,6 +69,16 @@ _RESPONSE_RE = re.compile(r"worker-response/iteration-(\d+)/(\d+)/[^/]+\.json$")
 def default_manifest(job: Location) -> str:
     """Where a job keeps the manifest its answers are numbered by."""
     return join_location(os.fspath(job).rstrip("/"), "manifests", "output", "output.manifest")
+
+
+def worker_response_folder(job: Location) -> str:
+    """The folder of a job's worker-response files (every file under it may be read)."""
+    return join_location(job, "annotations", "worker-response")
+
+
+def labels_file(job: Location) -> str:
+    """The annotation tool's settings, where a job keeps its label list."""
+    return join_location(job, "annotation-tool", "data.json")
 
 
 def find_worker_responses(job: Location, *, store: S3Store | None = None) -> dict[int, list[str]]:
@@ -78,7 +90,7 @@ def find_worker_responses(job: Location, *, store: S3Store | None = None) -> dic
     Raises:
         NoMatchingObjectsError: no worker-response file under the job prefix.
     """
-    base = join_location(job, "annotations", "worker-response")
+    base = worker_response_folder(job)
     found: dict[int, list[str]] = {}
     if is_s3_uri(base):
         keys: Iterator[str] = (
@@ -146,7 +158,7 @@ def parse_worker_response(
 
 def job_labels(job: Location, *, store: S3Store | None = None) -> list[str] | None:
     """Labels from ``<job>/annotation-tool/data.json`` when the job folder has it."""
-    location = join_location(job, "annotation-tool", "data.json")
+    location = labels_file(job)
     try:
         doc = orjson.loads(read_bytes(location, store=store))
     except (StorageError, orjson.JSONDecodeError):

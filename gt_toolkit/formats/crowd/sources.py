@@ -6,21 +6,28 @@ Each kind's shape is in ``docs/crowd-sources.md``; every kind reads into the sam
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from typing import TypedDict, Unpack
+from typing import NamedTuple, TypedDict, Unpack
 
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.crowd import CrowdImage, CrowdSourceKind
 from gt_toolkit.formats.crowd.base import CrowdSource, IndexedSource
 from gt_toolkit.formats.crowd.coco import CocoPerAnnotatorSource, CocoRatersSource
 from gt_toolkit.formats.crowd.cvat import CvatSource
-from gt_toolkit.formats.crowd.gt_job import AnswersFolderSource, GtJobSource
+from gt_toolkit.formats.crowd.gt_job import (
+    AnswersFolderSource,
+    GtJobSource,
+    default_manifest,
+    labels_file,
+    worker_response_folder,
+)
 from gt_toolkit.formats.crowd.label_studio import LabelStudioSource
 from gt_toolkit.formats.crowd.report import RejectHandler
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.s3 import S3Store
 
-__all__ = ["SourceOptions", "iter_crowd_images", "open_crowd_source"]
+__all__ = ["SourceOptions", "SourceReads", "iter_crowd_images", "open_crowd_source", "source_reads"]
 
 
 _GROUND_TRUTH = (CrowdSourceKind.GT_JOB, CrowdSourceKind.ANSWERS_FOLDER)
@@ -114,6 +121,50 @@ _FILE_SOURCES: dict[CrowdSourceKind, type[IndexedSource]] = {
     CrowdSourceKind.COCO_RATERS: CocoRatersSource,
     CrowdSourceKind.COCO_PER_ANNOTATOR: CocoPerAnnotatorSource,
 }
+
+
+class SourceReads(NamedTuple):
+    """What a crowd source reads: ``files`` by what each is, and ``folders`` it lists.
+
+    A command that writes or removes a file of its own (a rejects file) must keep clear of
+    both: a file listed in such a folder is read by the next run as one more source file.
+    """
+
+    files: dict[str, str]
+    folders: dict[str, str]
+
+
+_FOLDER_KINDS = {
+    CrowdSourceKind.ANSWERS_FOLDER: "answers folder",
+    CrowdSourceKind.CVAT: "CVAT folder",
+    CrowdSourceKind.COCO_PER_ANNOTATOR: "COCO folder",
+}
+
+
+def source_reads(
+    location: Location,
+    source: CrowdSourceKind | str,
+    *,
+    manifest: Location | None = None,
+) -> SourceReads:
+    """What :func:`open_crowd_source` with these arguments reads (the same defaults).
+
+    A ``gt-job`` lists its worker-response folder only: the rest of a job's prefix (where
+    its outputs often go) is never read but for the manifest and the label list.
+    """
+    kind = CrowdSourceKind(source)
+    text = os.fspath(location)
+    if kind is CrowdSourceKind.GT_JOB:
+        job = text.rstrip("/")  # as GtJobSource reads it
+        files = {
+            "input manifest": os.fspath(manifest or default_manifest(job)),
+            "job's label list": labels_file(job),
+        }
+        return SourceReads(files, {"worker-response folder": worker_response_folder(job)})
+    files = {"input manifest": os.fspath(manifest)} if manifest is not None else {}
+    if kind in _FOLDER_KINDS:
+        return SourceReads(files, {_FOLDER_KINDS[kind]: text})
+    return SourceReads(files | {"source": text}, {})
 
 
 def iter_crowd_images(
