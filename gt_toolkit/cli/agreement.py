@@ -21,6 +21,9 @@ from gt_toolkit.cli.options import (
     threshold,
 )
 
+_MODEL_FILE = "worker-model.json"
+"""What ``--worker-model fit`` writes into DIR beside the pages: the fitted model."""
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``agreement`` subcommand."""
@@ -49,12 +52,16 @@ def run(args: argparse.Namespace) -> int:
     """Measure, write both files, print the headline; exit 1 when a label could not be read."""
     from gt_toolkit.consolidation.reconsolidate import fit_source_model
     from gt_toolkit.consolidation.settings import ConsolidationSettings
-    from gt_toolkit.evaluation.agreement import measure_agreement, write_agreement
+    from gt_toolkit.evaluation.agreement import agreement_files, measure_agreement, write_agreement
     from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
     from gt_toolkit.storage.files import join_location, write_json
 
+    pages = agreement_files(args.out)
+    model_loc = join_location(args.out, _MODEL_FILE)
+    outputs = {"agreement JSON": pages["json"], "agreement page": pages["html"]}
+    outputs["worker model"] = model_loc
     rejects_loc = args.rejects or join_location(args.out, "rejects.jsonl")
-    refuse_shared_source(rejects_loc, args, args.worker_model, {})
+    refuse_shared_source(rejects_loc, args, args.worker_model, outputs)
     store = store_from_args(args)
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     model = worker_model_arg(args.worker_model, args)
@@ -85,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
             worst=args.worst,
         )
         if fitted is not None:
-            written["worker_model"] = join_location(args.out, "worker-model.json")
-            write_json(written["worker_model"], fitted.to_json(), store=store)
+            written["worker_model"] = model_loc
+            write_json(model_loc, fitted.to_json(), store=store)
     if not rejects.count:
         remove_stale_rejects(rejects_loc, store)
     alpha = "undefined" if report.alpha is None else f"{report.alpha:.3f}"

@@ -57,6 +57,7 @@ __all__ = [
     "ClassAgreement",
     "ImageAgreement",
     "Value",
+    "agreement_files",
     "match_units",
     "measure_agreement",
     "page_context",
@@ -476,12 +477,20 @@ def write_agreement(
     """Write ``agreement.json`` and ``agreement.html`` into ``out_dir`` (local or ``s3://``).
 
     Returns:
-        ``{"json": location, "html": location}``.
+        ``{"json": location, "html": location}`` (:func:`agreement_files`).
     """
-    json_loc = join_location(out_dir, "agreement.json")
-    html_loc = join_location(out_dir, "agreement.html")
+    written = agreement_files(out_dir)
+    json_loc, html_loc = written["json"], written["html"]
     context = page_context(report, title=title, notes=notes, worst=worst)
     page = render_page("agreement/report.html.j2", context)
     write_json(json_loc, report.to_json(), store=store)
     write_bytes(html_loc, page.encode(), store=store)
-    return {"json": json_loc, "html": html_loc}
+    return written
+
+
+def agreement_files(out_dir: Location) -> dict[str, str]:
+    """Where :func:`write_agreement` writes, known before it runs (a rejects file must not be)."""
+    return {
+        "json": join_location(out_dir, "agreement.json"),
+        "html": join_location(out_dir, "agreement.html"),
+    }

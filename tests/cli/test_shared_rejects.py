@@ -7,6 +7,7 @@ inside a folder it lists becomes one more source file for the next run.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -207,6 +208,28 @@ def test_a_rejects_file_named_like_a_consolidate_side_file_is_refused(
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("page", "name"),
+    [
+        ("agreement.json", "agreement JSON"),
+        ("agreement.html", "agreement page"),
+        ("worker-model.json", "worker model"),
+    ],
+)
+def test_a_rejects_file_named_like_an_agreement_page_is_refused(
+    page: str, name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "agreement"
+    out.mkdir()
+    for earlier in ("agreement.json", "agreement.html", "worker-model.json"):
+        (out / earlier).write_text(f"an earlier run's {earlier}")
+    before = _tree(out)
+    argv = ["agreement", str(CROWD / "label-studio.json"), "--from", "label-studio"]
+    argv += ["-o", str(out), "--worker-model", "fit", "--rejects", str(out / page)]
+    _refused(argv, f"is also the {name}", capsys)
+    assert _tree(out) == before
+
+
 @pytest.mark.parametrize("command", ["consolidate", "agreement"])
 def test_a_rejects_file_named_like_the_worker_model_table_read_is_refused(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -218,6 +241,17 @@ def test_a_rejects_file_named_like_the_worker_model_table_read_is_refused(
     _refused(argv, "is also the worker model table", capsys)
     assert table.read_text() == '{"a saved": "worker model"}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json"]
+
+
+def test_a_rejects_file_beside_the_agreement_pages_is_kept(tmp_path: Path) -> None:
+    tasks = json.loads((CROWD / "label-studio.json").read_text())
+    del tasks[1]["annotations"][0]["result"][0]["value"]["x"]
+    export, out = tmp_path / "export.json", tmp_path / "agreement"
+    export.write_text(json.dumps(tasks))
+    argv = ["agreement", str(export), "--from", "label-studio", "-o", str(out)]
+    assert main([*argv, "--rejects", str(out / "broken.jsonl")]) == 1  # one broken record
+    assert len((out / "broken.jsonl").read_text().splitlines()) == 1
+    assert (out / "agreement.json").exists() and (out / "agreement.html").exists()
 
 
 # the rule itself, for what the commands above do not reach
