@@ -143,8 +143,11 @@ def run(args: argparse.Namespace) -> int:
     summary_loc = args.summary or beside("summary.json")
     given = values.get("rejects")  # where this target's rejects go, if it reads any
     if given is not None:
+        reference = values.get("coco_reference")
         files = {"input": str(args.input), "output": out, "summary": summary_loc}
-        refuse_shared_rejects(str(given), files)
+        files["COCO reference"] = None if reference is None else str(reference)
+        folders = {"input folder": str(args.input) if spec.input_folder else None}
+        refuse_shared_rejects(str(given), files, folders)
     store = store_from_args(args)
     result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))
     summary = result.to_json()

@@ -59,7 +59,8 @@ class ConverterSpec:
     ``function`` is ``"module:function"`` under ``gt_toolkit.convert``; ``reads`` names the
     :class:`ConvertOptions` fields the target uses (any other one set is refused);
     ``input_kind`` is ``output-manifest`` for Ground Truth outputs, else the foreign format;
-    ``copy_images`` is the target's default for that option when it reads it.
+    ``copy_images`` is the target's default for that option when it reads it;
+    ``input_folder`` says the input is a folder whose files it reads (not one file).
     """
 
     function: str
@@ -67,6 +68,7 @@ class ConverterSpec:
     reads: frozenset[str]
     input_kind: str = "output-manifest"
     copy_images: bool = False
+    input_folder: bool = False
 
     def load(self) -> Converter:
         """The converter function (its module is imported now)."""
@@ -135,6 +137,7 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         "YOLO folder -> input manifest with the boxes as a prior label",
         _PRIOR | {"polygon_boxes"},
         input_kind="yolo",
+        input_folder=True,
     ),
 }
 

@@ -254,6 +254,32 @@ def test_a_rejects_file_beside_the_agreement_pages_is_kept(tmp_path: Path) -> No
     assert (out / "agreement.json").exists() and (out / "agreement.html").exists()
 
 
+def test_from_yolo_refuses_a_rejects_file_inside_its_dataset_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = tmp_path / "dataset"
+    (dataset / "labels" / "train").mkdir(parents=True)
+    (dataset / "data.yaml").write_text("names: [car]\n")
+    before = _tree(dataset)
+    argv = ["from-yolo", str(dataset), "-o", str(tmp_path / "out.manifest")]
+    for inside in ("labels/train/rejects.txt", "data.yaml"):
+        _refused([*argv, "--rejects", str(dataset / inside)], "inside the input folder", capsys)
+        assert _tree(dataset) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]
+
+
+def test_from_coco_refuses_its_coco_reference_as_rejects_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = tmp_path / "reference.json"
+    reference.write_text('{"images": [], "categories": []}')
+    argv = ["from-coco", str(tmp_path / "results.json"), "-o", str(tmp_path / "out.manifest")]
+    argv += ["--coco-reference", str(reference), "--rejects", str(reference)]
+    _refused(argv, "is also the COCO reference", capsys)
+    assert reference.read_text() == '{"images": [], "categories": []}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reference.json"]
+
+
 # the rule itself, for what the commands above do not reach
 
 
