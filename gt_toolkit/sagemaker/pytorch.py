@@ -62,8 +62,6 @@ _TRAINING_IMAGE_RE: Final = re.compile(
     r"^\d{12}\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/pytorch-training:"
     r"(?P<version>\d+(?:\.\d+)+)-(?:cpu|gpu)-py\d+"
 )
-_TOOLKIT_KEYS: Final = frozenset({"_tuning_objective_metric", "default_user_module_name"})
-"""Hyperparameters the training toolkit keeps from the script besides the ``sagemaker_*`` ones."""
 DEFAULT_PYTORCH_RESOURCES: Final = TrainingResources(
     instance_type="ml.g5.xlarge", volume_size_gb=30
 )
@@ -209,7 +207,7 @@ def script_argv(hyperparameters: Mapping[str, str]) -> list[str]:
     """
     argv: list[str] = []
     for key in sorted(hyperparameters):
-        if key.startswith("sagemaker_") or key in _TOOLKIT_KEYS:
+        if contract.is_toolkit_key(key):
             continue
         try:
             value: Any = json.loads(hyperparameters[key])

@@ -440,3 +440,246 @@ def test_class_folder_rules(
 )
 def test_the_endpoint_reads_every_media_range_of_accept(accept: str, ok: bool) -> None:
     assert contract.accepts_json(accept) is ok
+
+
+# -- checkpoints: which run a file belongs to -------------------------------------------------
+
+CLASSES = ["cat", "dog"]
+SM_ENV = {"SM_CHANNEL_TRAIN": "/t", "SM_CHANNEL_VALIDATION": "/v", "SM_MODEL_DIR": "/m"}
+
+
+def script_values(*argv: str) -> dict[str, Any]:
+    """What train.py passes to the fingerprint: its parsed arguments."""
+    return vars(contract.build_parser(SM_ENV).parse_args(list(argv)))
+
+
+def fingerprint(values: dict[str, Any], classes: list[str] = CLASSES) -> str:
+    return contract.run_fingerprint(values, classes)
+
+
+def another_value(name: str, value: Any) -> Any:
+    """A different value the script accepts for ``name``."""
+    limits = next(f for f in fields(contract.Hyperparameters) if f.name == name).metadata["limits"]
+    kind = contract.KINDS[name]
+    if kind is bool:
+        return not value
+    if kind is str:
+        return next(choice for choice in limits.choices if choice != value)
+    if kind is int:
+        return value + 1 if limits.high is None or value < limits.high else value - 1
+    return value / 2
+
+
+def test_only_paths_and_the_serving_default_are_left_out_of_a_runs_identity() -> None:
+    """Written out by hand: adding a name here decides that it cannot change the weights."""
+    assert {"checkpoint_dir", "tensorboard_dir", "top_k"} == contract.NOT_TRAINING
+    names = {f.name for f in fields(contract.Hyperparameters)}
+    assert set(contract.TRAINING_KEYS) == names - contract.NOT_TRAINING
+    assert {"epochs", "learning_rate", "seed", "num_workers", "device"} <= set(
+        contract.TRAINING_KEYS
+    )
+
+
+@pytest.mark.parametrize("name", contract.TRAINING_KEYS)
+def test_every_training_hyperparameter_changes_the_fingerprint(name: str) -> None:
+    values = script_values()
+    changed = {**values, name: another_value(name, values[name])}
+    chosen = {k: changed[k] for k in contract.KINDS}
+    assert contract.Hyperparameters(**chosen).problems() == []  # a value the script takes
+    assert fingerprint(changed) != fingerprint(values)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"checkpoint_dir": "/opt/ml/checkpoints"},
+        {"tensorboard_dir": "/opt/ml/output/tensorboard"},
+        {"top_k": 1},
+        {"model_dir": "/elsewhere", "train": "/t2", "output_data_dir": None},
+        {"sagemaker_job_name": "other", "_tuning_objective_metric": "validation:loss"},
+    ],
+)
+def test_bookkeeping_keys_do_not_change_the_fingerprint(extra: dict[str, Any]) -> None:
+    values = script_values()
+    assert fingerprint({**values, **extra}) == fingerprint(values)
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [["cat"], ["cat", "dog", "emu"], ["cat", "fox"], ["dog", "cat"], ["Cat", "dog"]],
+)
+def test_the_class_list_changes_the_fingerprint(classes: list[str]) -> None:
+    """Another class, a renamed one, or another order (other class ids) is another run."""
+    values = script_values()
+    assert fingerprint(values, classes) != fingerprint(values)
+
+
+@settings(max_examples=50)
+@given(data=st.data())
+def test_the_fingerprint_does_not_depend_on_key_order(data: st.DataObject) -> None:
+    values = {**script_values(), "sagemaker_region": "us-east-1"}
+    order = data.draw(st.permutations(list(values)))
+    assert fingerprint({k: values[k] for k in order}) == fingerprint(values)
+
+
+@given(
+    lr=st.floats(min_value=1e-9, max_value=1.0, allow_nan=False),
+    other=st.floats(min_value=1e-9, max_value=1.0, allow_nan=False),
+)
+def test_the_fingerprint_tells_learning_rates_apart(lr: float, other: float) -> None:
+    assume(lr != other)
+    a, b = script_values("--learning_rate", repr(lr)), script_values("--learning_rate", repr(other))
+    assert fingerprint(a) != fingerprint(b)
+
+
+@settings(max_examples=30, deadline=None)  # builds and validates a whole request per example
+@given(lr=st.floats(min_value=1e-9, max_value=1.0, allow_nan=False), epochs=st.integers(1, 1000))
+def test_the_builder_side_and_the_script_side_agree_on_the_fingerprint(
+    lr: float, epochs: int
+) -> None:
+    """The values written in Python and the ones the script parses from the request name one run."""
+    chosen = PyTorchClassifierHyperparameters(learning_rate=lr, epochs=epochs)
+    request = build_pytorch_training_request(**pytorch_request_args(hyperparameters=chosen))
+    assert fingerprint(vars(parsed(request))) == fingerprint(chosen.values())
+
+
+def test_a_number_written_another_way_is_the_same_run() -> None:
+    assert fingerprint(script_values("--learning_rate", "1e-3")) == fingerprint(
+        script_values("--learning_rate", "0.001")
+    )
+
+
+def test_checkpoint_names() -> None:
+    run = fingerprint(script_values())
+    assert re.fullmatch(r"[0-9a-f]{16}", run)
+    name = contract.checkpoint_name(run)
+    assert run in name and contract.is_checkpoint_name(name)
+    partial = contract.partial_checkpoint_name(name)
+    assert partial.startswith(".") and not contract.is_checkpoint_name(partial)
+    for other in ("checkpoint-abc.pt", f"{name}.partial", "model.pth", name.upper()):
+        assert not contract.is_checkpoint_name(other), other
+
+
+# -- checkpoints: the resume decision ---------------------------------------------------------
+
+RUN = "0123456789abcdef"
+OTHER_RUN = "fedcba9876543210"
+
+
+def saved(epoch: int, run: str = RUN, **changes: Any) -> dict[str, Any]:
+    """A checkpoint's content as train.py writes it (plain data standing in for tensors)."""
+    content: dict[str, Any] = {key: None for key in contract.CHECKPOINT_KEYS}
+    content.update(format=contract.CHECKPOINT_FORMAT, fingerprint=run, epoch=epoch, best_epoch=1)
+    return {**content, **changes}
+
+
+def write(folder: Path, run: str, content: Any) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / contract.checkpoint_name(run)
+    path.write_text(json.dumps(content), encoding="utf-8")
+    return path
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_no_checkpoint_folder_or_an_empty_one_starts_from_scratch(tmp_path: Path) -> None:
+    for folder in (tmp_path / "absent", tmp_path):
+        plan = contract.plan_resume(folder, RUN, 10, read_json)
+        assert (plan.start_epoch, plan.checkpoint, plan.notes) == (1, None, ())
+        assert plan.resumed_line() is None
+
+
+def test_this_runs_checkpoint_is_resumed_after_its_epoch(tmp_path: Path) -> None:
+    write(tmp_path, RUN, saved(3))
+    plan = contract.plan_resume(tmp_path, RUN, 10, read_json)
+    assert plan.start_epoch == 4 and plan.notes == ()
+    assert plan.checkpoint is not None and plan.checkpoint["epoch"] == 3
+    assert plan.resumed_line() == f"#info resumed from epoch 3 of 10 (checkpoint-{RUN}.pt)"
+
+
+def test_a_finished_run_is_not_trained_again(tmp_path: Path) -> None:
+    write(tmp_path, RUN, saved(10, best_epoch=7))
+    plan = contract.plan_resume(tmp_path, RUN, 10, read_json)
+    assert plan.start_epoch == 11
+    line = plan.resumed_line()
+    assert line is not None
+    assert "already holds all 10 epochs" in line and "(epoch 7)" in line
+
+
+def test_another_runs_checkpoint_is_ignored_and_left_alone(tmp_path: Path) -> None:
+    theirs = write(tmp_path, OTHER_RUN, saved(5, run=OTHER_RUN))
+    before = theirs.read_bytes()
+    read: list[Path] = []
+
+    def spy(path: Path) -> Any:
+        read.append(path)
+        return read_json(path)
+
+    plan = contract.plan_resume(tmp_path, RUN, 10, spy)
+    assert (plan.start_epoch, plan.checkpoint, read) == (1, None, [])
+    assert plan.notes == (
+        f"#info ignored 1 checkpoint(s) of other runs (other hyperparameters or classes): "
+        f"checkpoint-{OTHER_RUN}.pt",
+    )
+    assert theirs.read_bytes() == before
+    # beside this run's own file: resumed, and the other one still named
+    write(tmp_path, RUN, saved(2))
+    plan = contract.plan_resume(tmp_path, RUN, 10, spy)
+    assert plan.start_epoch == 3 and len(plan.notes) == 1
+    assert read == [tmp_path / contract.checkpoint_name(RUN)]
+
+
+def test_many_other_runs_are_named_in_one_line(tmp_path: Path) -> None:
+    for i in range(8):
+        write(tmp_path, f"{i:016x}", saved(1, run=f"{i:016x}"))
+    (note,) = contract.plan_resume(tmp_path, RUN, 10, read_json).notes
+    assert "ignored 8 checkpoint(s)" in note and note.endswith("and 3 more")
+
+
+def test_a_partial_write_is_never_taken_for_a_checkpoint(tmp_path: Path) -> None:
+    name = contract.partial_checkpoint_name(contract.checkpoint_name(RUN))
+    (tmp_path / name).write_text(json.dumps(saved(4)), encoding="utf-8")
+    plan = contract.plan_resume(tmp_path, RUN, 10, read_json)
+    assert (plan.start_epoch, plan.notes) == (1, ())
+
+
+UNUSABLE: list[tuple[Any, str]] = [
+    ([1, 2], "holds a list"),
+    ({k: v for k, v in saved(3).items() if k not in ("rng", "model")}, "lacks model, rng"),
+    (saved(3, format=contract.CHECKPOINT_FORMAT + 1), "format"),
+    (saved(3, fingerprint=OTHER_RUN), f"written by run '{OTHER_RUN}'"),
+    (saved(0), "epoch 0 is not 1 to 10"),
+    (saved(11), "epoch 11 is not 1 to 10"),
+    (saved(True), "epoch True"),
+    (saved("3"), "epoch '3'"),  # type: ignore[arg-type]
+]
+
+
+@pytest.mark.parametrize(("content", "why"), UNUSABLE)
+def test_an_unusable_checkpoint_is_reported_and_training_starts_over(
+    tmp_path: Path, content: Any, why: str
+) -> None:
+    path = write(tmp_path, RUN, content)
+    plan = contract.plan_resume(tmp_path, RUN, 10, read_json)
+    assert (plan.start_epoch, plan.checkpoint) == (1, None)
+    (note,) = plan.notes
+    assert note.startswith(f"#warning checkpoint {path.name} cannot be read (")
+    assert why in note and note.endswith("training from scratch")
+    assert path.exists()
+
+
+def test_a_checkpoint_the_reader_cannot_load_is_reported_not_raised(tmp_path: Path) -> None:
+    path = write(tmp_path, RUN, saved(3))
+    path.write_bytes(path.read_bytes()[:10])  # a truncated upload
+    plan = contract.plan_resume(tmp_path, RUN, 10, read_json)
+    (note,) = plan.notes
+    assert (plan.start_epoch, plan.checkpoint) == (1, None)
+    assert "cannot be read (JSONDecodeError:" in note
+
+
+def test_an_unreadable_checkpoint_is_one_line_however_long_the_reason() -> None:
+    line = contract.unreadable_line("checkpoint-x.pt", "first\nsecond " + "y" * 1000)
+    assert "\n" not in line and "first second y" in line and len(line) < 400
+

@@ -26,21 +26,32 @@ a layout; the script runs it at start-up and the pre-flight runs it before the j
 **Model artefact.** ``model.pth`` (the state dict), ``classes.json`` (architecture, image size,
 class names in id order, default top-k) and ``code/`` (the scripts, so the inference container
 finds ``code/inference.py`` in the model archive without a repack).
+
+**Checkpoints.** With ``checkpoint_dir`` set, the script writes ``checkpoint-<fingerprint>.pt``
+there after every epoch and resumes from it on start. :func:`run_fingerprint` says which run a
+checkpoint belongs to (the training hyperparameters and the classes), so jobs of one tuning job
+sharing a checkpoint prefix never read or overwrite each other's file; :func:`plan_resume` is the
+whole decision (nothing to resume, resume, already finished, another run's file, unreadable
+file), with the reading of the file (``torch.load``) passed in.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 __all__ = [
     "ARCHITECTURES",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_KEYS",
     "CLASSES_FILE",
     "CODE_DIR",
     "IMAGE_CONTENT_TYPES",
@@ -51,21 +62,33 @@ __all__ = [
     "METRIC_NAMES",
     "METRIC_PREFIX",
     "MODEL_FILE",
+    "NOT_TRAINING",
     "PREDICTIONS_KEY",
     "SOURCE_FILES",
+    "TOOLKIT_KEYS",
+    "TRAINING_KEYS",
     "TRAIN_SCRIPT",
     "ClassFolderCheck",
     "Hyperparameters",
     "Limits",
+    "ResumePlan",
     "accepts_json",
     "build_parser",
     "check_class_folders",
+    "checkpoint_name",
+    "checkpoint_problem",
     "image_files",
+    "is_checkpoint_name",
+    "is_toolkit_key",
     "list_channel",
     "metric_definitions",
     "metric_line",
     "metric_regex",
     "parse_bool",
+    "partial_checkpoint_name",
+    "plan_resume",
+    "run_fingerprint",
+    "unreadable_line",
 ]
 
 TRAIN_SCRIPT: Final = "train.py"
@@ -145,6 +168,9 @@ class Hyperparameters:
     seed: int = _hp(0, "random seed (shuffling, head initialisation)", low=0)
     device: str = _hp("auto", "auto picks CUDA when present", choices=("auto", "cpu", "cuda"))
     tensorboard_dir: str = _hp("", "write TensorBoard scalars here (empty: off)")
+    checkpoint_dir: str = _hp(
+        "", "save a checkpoint here after every epoch and resume from it (empty: off)"
+    )
 
     def problems(self) -> list[str]:
         """Every value outside its type or limits, one line each."""
@@ -168,6 +194,24 @@ KINDS: Final[dict[str, type]] = {
     for f in fields(Hyperparameters)
 }
 """Each hyperparameter's Python type (the fields' annotations, which are strings here)."""
+
+NOT_TRAINING: Final = frozenset({"checkpoint_dir", "tensorboard_dir", "top_k"})
+"""Hyperparameters that cannot change the trained weights: where files go, and the endpoint's
+default answer length (only written into ``classes.json``). Everything else, ``epochs`` (the
+length of the cosine schedule), ``num_workers`` (each loader worker seeds its own augmentation)
+and ``device`` included, is part of a run's identity."""
+
+TRAINING_KEYS: Final = tuple(name for name in KINDS if name not in NOT_TRAINING)
+"""The hyperparameters :func:`run_fingerprint` covers; a new field joins them by default."""
+
+TOOLKIT_KEYS: Final = frozenset({"_tuning_objective_metric", "default_user_module_name"})
+"""Hyperparameters the training toolkit keeps from the script besides the ``sagemaker_*`` ones
+(a tuning job adds ``_tuning_objective_metric`` to each of its training jobs)."""
+
+
+def is_toolkit_key(name: str) -> bool:
+    """Whether the framework container keeps this hyperparameter instead of passing it on."""
+    return name.startswith("sagemaker_") or name in TOOLKIT_KEYS
 
 
 def _problem(name: str, kind: type, limits: Limits, value: object) -> str | None:
@@ -398,3 +442,152 @@ def check_class_folders(channels: Mapping[str, list[str]]) -> ClassFolderCheck:
             )
     classes = per_channel[names[0]] if names else []
     return ClassFolderCheck(classes=classes, counts=counts, errors=errors, warnings=warnings)
+
+
+# -- checkpoints ------------------------------------------------------------------------------
+
+CHECKPOINT_FORMAT: Final = 1
+"""Bumped when the checkpoint's content changes shape; an older file is then unreadable."""
+CHECKPOINT_KEYS: Final = (
+    "format",
+    "fingerprint",
+    "epoch",
+    "model",
+    "optimizer",
+    "scheduler",
+    "best",
+    "best_epoch",
+    "best_model",
+    "history",
+    "rng",
+)
+"""What ``train.py`` saves: ``epoch`` is the last finished one; ``best_model`` is ``None`` when
+the best epoch is that one (its weights are ``model``), so the file holds one copy only."""
+_CHECKPOINT_RE: Final = re.compile(r"checkpoint-[0-9a-f]{16}\.pt")
+
+
+def run_fingerprint(hyperparameters: Mapping[str, Any], classes: Sequence[str]) -> str:
+    """16 hex digits naming one run: its :data:`TRAINING_KEYS` values and its classes in id order.
+
+    ``hyperparameters`` are the values as the script parsed them (``vars(args)``; other keys,
+    the ``sagemaker_*`` ones, paths and :data:`NOT_TRAINING` are left out), so the order of
+    the keys and how a number was written in the request do not matter.
+    """
+    chosen = {name: hyperparameters[name] for name in TRAINING_KEYS}
+    text = json.dumps(
+        {"hyperparameters": chosen, "classes": list(classes)},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def checkpoint_name(fingerprint: str) -> str:
+    """The checkpoint file of the run ``fingerprint`` (one per run: the latest epoch only)."""
+    return f"checkpoint-{fingerprint}.pt"
+
+
+def is_checkpoint_name(name: str) -> bool:
+    """Whether a file in the checkpoint folder is some run's checkpoint."""
+    return _CHECKPOINT_RE.fullmatch(name) is not None
+
+
+def partial_checkpoint_name(name: str) -> str:
+    """Where a checkpoint is written before it replaces ``name`` (hidden, never resumed from)."""
+    return f".{name}.partial"
+
+
+def checkpoint_problem(content: object, fingerprint: str, epochs: int) -> str | None:
+    """Why ``content`` (a loaded checkpoint) cannot be resumed by the run ``fingerprint``."""
+    if not isinstance(content, Mapping):
+        return f"it holds a {type(content).__name__}, not a checkpoint"
+    missing = [key for key in CHECKPOINT_KEYS if key not in content]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    if content["format"] != CHECKPOINT_FORMAT:
+        return f"format {content['format']!r}, this script reads {CHECKPOINT_FORMAT}"
+    if content["fingerprint"] != fingerprint:
+        return f"it was written by run {content['fingerprint']!r}"
+    epoch = content["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch <= epochs:
+        return f"its epoch {epoch!r} is not 1 to {epochs}"
+    return None
+
+
+def unreadable_line(name: str, why: str) -> str:
+    """The one log line for a checkpoint that cannot be used: training starts from scratch.
+
+    ``why`` (often an exception's text) is put on one line and cut at 300 characters.
+    """
+    text = " ".join(why.split())
+    text = text if len(text) <= 300 else text[:299] + "…"
+    return f"#warning checkpoint {name} cannot be read ({text}); training from scratch"
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePlan:
+    """What :func:`plan_resume` decided.
+
+    ``checkpoint`` is the content to restore (``None``: train from epoch 1); ``notes`` are the
+    lines to print before training (other runs' files ignored, an unreadable file).
+    """
+
+    name: str
+    epochs: int
+    checkpoint: Mapping[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def start_epoch(self) -> int:
+        """The first epoch to train; ``epochs + 1`` when the checkpoint finished the run."""
+        return 1 if self.checkpoint is None else int(self.checkpoint["epoch"]) + 1
+
+    def resumed_line(self) -> str | None:
+        """The one line saying where training goes on (``None`` when starting from scratch)."""
+        if self.checkpoint is None:
+            return None
+        if self.start_epoch > self.epochs:
+            return (
+                f"#info {self.name} already holds all {self.epochs} epochs: not training "
+                f"again, writing its best model (epoch {self.checkpoint['best_epoch']})"
+            )
+        return f"#info resumed from epoch {self.start_epoch - 1} of {self.epochs} ({self.name})"
+
+
+def plan_resume(
+    directory: str | os.PathLike[str],
+    fingerprint: str,
+    epochs: int,
+    read: Callable[[Path], object],
+) -> ResumePlan:
+    """Whether and where to resume the run ``fingerprint`` from the checkpoints in ``directory``.
+
+    Only this run's file (:func:`checkpoint_name`) is read; other runs' files are named in a
+    note and left alone (in a tuning job they belong to jobs running beside this one). A file
+    that ``read`` cannot load (any exception: a truncated upload, an older format) or whose
+    content :func:`checkpoint_problem` refuses gives a note and a fresh start, never a failed
+    job.
+    """
+    folder = Path(directory)
+    name = checkpoint_name(fingerprint)
+    present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    others = [n for n in present if is_checkpoint_name(n) and n != name]
+    notes: list[str] = []
+    if others:
+        more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+        notes.append(
+            f"#info ignored {len(others)} checkpoint(s) of other runs (other hyperparameters "
+            f"or classes): {', '.join(others[:5])}{more}"
+        )
+    if name not in present:
+        return ResumePlan(name, epochs, notes=tuple(notes))
+    try:
+        content = read(folder / name)
+    except Exception as exc:  # whatever the reader raises, the job goes on from scratch
+        why = f"{type(exc).__name__}: {exc}"
+        return ResumePlan(name, epochs, notes=(*notes, unreadable_line(name, why)))
+    problem = checkpoint_problem(content, fingerprint, epochs)
+    if problem is not None:
+        notes.append(unreadable_line(name, problem))
+        return ResumePlan(name, epochs, notes=tuple(notes))
+    return ResumePlan(name, epochs, cast("Mapping[str, Any]", content), tuple(notes))

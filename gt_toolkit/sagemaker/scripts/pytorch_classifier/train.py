@@ -14,12 +14,19 @@ When the job carries a Debugger hook configuration (``DebugHookConfig``), the mo
 are registered with ``smdebug`` if the image has it; otherwise a ``#warning`` line says that
 tensor rules will find no data. TensorBoard scalars are written when ``tensorboard_dir`` is set
 (the builder points it at ``TensorBoardOutputConfig``'s local path).
+
+With ``checkpoint_dir`` set (the builder points it at ``CheckpointConfig``'s local path), every
+epoch ends by replacing this run's checkpoint there (model, optimiser, schedule, best epoch and
+its weights, history, random states), and a start finds it again: a spot job that SageMaker
+restarts goes on after its last finished epoch. ``contract.plan_resume`` decides what to do
+with the files it finds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import sys
@@ -261,28 +268,140 @@ def _tensorboard(directory: str) -> Any:
     return SummaryWriter(directory)
 
 
+class Run:
+    """The model, optimiser and schedule of one run, and how far it got.
+
+    Built fresh (seeded, so the same hyperparameters start the same way) or restored from a
+    checkpoint, after which the run goes on as the interrupted one would have: the random
+    states come back too, so the next epoch shuffles and augments the same way (on the CPU the
+    numbers are the same to the last digit; GPU kernels need not be deterministic).
+    """
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        classes: list[str],
+        device: torch.device,
+        *,
+        pretrained: bool,
+    ) -> None:
+        random.seed(args.seed)
+        torch.manual_seed(args.seed)
+        self.model = build_model(args.arch, len(classes), pretrained=pretrained).to(device)
+        self.optimizer = _optimizer(args, self.model)
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=args.epochs
+        )
+        self.epoch = 0
+        self.best: dict[str, float] = {}
+        self.best_epoch = 0
+        self.best_weights: dict[str, Any] = {}
+        self.history: list[dict[str, float]] = []
+
+    def weights(self) -> dict[str, Any]:
+        """The model's weights, copied to the CPU (what ``model.pth`` holds)."""
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def checkpoint(self, fingerprint: str) -> dict[str, Any]:
+        """Everything :meth:`restore` needs, keyed as ``contract.CHECKPOINT_KEYS``."""
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        return {
+            "format": contract.CHECKPOINT_FORMAT,
+            "fingerprint": fingerprint,
+            "epoch": self.epoch,
+            "model": self.weights(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "best_model": None if self.best_epoch == self.epoch else self.best_weights,
+            "history": self.history,
+            "rng": {"python": random.getstate(), "torch": torch.get_rng_state(), "cuda": cuda},
+        }
+
+    def restore(self, content: Any) -> None:
+        """Take up a checkpoint that ``contract.checkpoint_problem`` accepted."""
+        self.model.load_state_dict(content["model"])
+        self.optimizer.load_state_dict(content["optimizer"])
+        self.schedule.load_state_dict(content["scheduler"])
+        self.epoch, self.best_epoch = int(content["epoch"]), int(content["best_epoch"])
+        self.best = {k: float(v) for k, v in content["best"].items()}
+        self.best_weights = content["best_model"] or content["model"]
+        self.history = list(content["history"])
+        rng = content["rng"]
+        random.setstate(_as_tuples(rng["python"]))
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _as_tuples(value: Any) -> Any:
+    """``random.getstate()`` as it was saved: lists (if a loader made them) back to tuples."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def _read_checkpoint(path: Path) -> Any:
+    """Load a checkpoint onto the CPU, tensors and plain data only (no code from the file)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _write_checkpoint(directory: Path, name: str, content: dict[str, Any]) -> None:
+    """Replace ``name`` atomically, so an interruption mid-write leaves the previous epoch's.
+
+    The partial file is hidden and never taken for a checkpoint; ``Path.replace`` is
+    ``os.replace``, atomic within one file system.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / contract.partial_checkpoint_name(name)
+    with partial.open("wb") as handle:
+        torch.save(content, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(directory / name)
+
+
+def _start(
+    args: argparse.Namespace, classes: list[str], device: torch.device, fingerprint: str
+) -> Run:
+    """A fresh run, or the one this run's checkpoint holds (see ``contract.plan_resume``)."""
+    if not args.checkpoint_dir:
+        return Run(args, classes, device, pretrained=args.pretrained)
+    plan = contract.plan_resume(args.checkpoint_dir, fingerprint, args.epochs, _read_checkpoint)
+    for note in plan.notes:
+        print(note, flush=True)
+    if plan.checkpoint is None:
+        return Run(args, classes, device, pretrained=args.pretrained)
+    run = Run(args, classes, device, pretrained=False)  # the checkpoint has the weights
+    try:
+        run.restore(plan.checkpoint)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        print(contract.unreadable_line(plan.name, f"{type(exc).__name__}: {exc}"), flush=True)
+        return Run(args, classes, device, pretrained=args.pretrained)
+    print(plan.resumed_line(), flush=True)
+    return run
+
+
 def train(args: argparse.Namespace) -> dict[str, float]:
     """Fine-tune, print one metric line per epoch, save the best epoch; the best metrics."""
     classes = _check(args)
     device = pick_device(args.device)
-    random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    fingerprint = contract.run_fingerprint(vars(args), classes)
     train_loader, validation_loader = _loaders(args, classes, device)
-    model = build_model(args.arch, len(classes), pretrained=args.pretrained).to(device)
-    optimizer = _optimizer(args, model)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    run = _start(args, classes, device, fingerprint)
+    if run.best_weights:  # resumed: the model folder of a restarted job starts empty
+        _save(args, classes, run.best_weights)
     criterion = nn.CrossEntropyLoss()
-    set_hook_mode = _debug_hook(model, criterion) or (lambda training: None)
+    set_hook_mode = _debug_hook(run.model, criterion) or (lambda training: None)
     writer = _tensorboard(args.tensorboard_dir)
-    best: dict[str, float] = {}
-    history = []
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(run.epoch + 1, args.epochs + 1):
         started = time.perf_counter()
         set_hook_mode(True)
-        train_loss, train_acc = _run_epoch(model, train_loader, criterion, device, optimizer)
-        schedule.step()
+        train_loss, train_acc = _run_epoch(
+            run.model, train_loader, criterion, device, run.optimizer
+        )
+        run.schedule.step()
         set_hook_mode(False)
-        val_loss, val_acc = _run_epoch(model, validation_loader, criterion, device, None)
+        val_loss, val_acc = _run_epoch(run.model, validation_loader, criterion, device, None)
         values = {
             "train:loss": train_loss,
             "train:accuracy": train_acc,
@@ -291,21 +410,26 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         }
         print(contract.metric_line(epoch, values), flush=True)
         print(f"#info epoch={epoch} seconds={time.perf_counter() - started:.1f}", flush=True)
-        history.append({"epoch": epoch, **values})
+        run.epoch = epoch
+        run.history.append({"epoch": epoch, **values})
         for name, value in values.items() if writer is not None else ():
             writer.add_scalar(name, value, epoch)
-        if not best or val_acc > best["validation:accuracy"]:
-            best = values
-            _save(args, classes, {k: v.detach().cpu() for k, v in model.state_dict().items()})
+        if not run.best or val_acc > run.best["validation:accuracy"]:
+            run.best, run.best_epoch, run.best_weights = values, epoch, run.weights()
+            _save(args, classes, run.best_weights)
+        if args.checkpoint_dir:
+            name = contract.checkpoint_name(fingerprint)
+            _write_checkpoint(Path(args.checkpoint_dir), name, run.checkpoint(fingerprint))
+            print(f"#info checkpoint epoch={epoch} {name}", flush=True)
     if writer is not None:
         writer.close()
     if args.output_data_dir:
         out = Path(args.output_data_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(
-            json.dumps({"history": history, "best": best}, indent=1), encoding="utf-8"
+            json.dumps({"history": run.history, "best": run.best}, indent=1), encoding="utf-8"
         )
-    return best
+    return run.best
 
 
 def main(argv: Sequence[str] | None = None) -> int:
