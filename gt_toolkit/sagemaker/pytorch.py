@@ -12,7 +12,9 @@ and :func:`build_pytorch_training_request` points a job at it:
   ``--name value`` to the script; :func:`script_argv` does the same, for tests and the smoke run);
 - ``train`` and ``validation`` channels over the class folders ``gt-convert class-folders``
   writes;
-- ``MetricDefinitions`` made from the script's own metric line format, so they cannot drift.
+- ``MetricDefinitions`` made from the script's own metric line format, so they cannot drift;
+- ``CheckpointConfig`` when asked (``checkpoint_uri``) or when the job runs on spot capacity, with
+  the script pointed at its local path, so an interrupted job resumes after its last epoch.
 
 Hyperparameter names, types and ranges are the script's (``contract.Hyperparameters``): an
 out-of-range value is refused where it is written (:class:`PyTorchClassifierHyperparameters`),
@@ -40,12 +42,14 @@ from gt_toolkit.sagemaker.training import TrainingResources, finish_request
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
 __all__ = [
+    "CHECKPOINT_LOCAL_PATH",
     "DEFAULT_PYTORCH_RESOURCES",
     "DEFAULT_PYTORCH_VERSION",
     "SCRIPT_DIR",
     "TENSORBOARD_LOCAL_PATH",
     "PyTorchClassifierHyperparameters",
     "build_pytorch_training_request",
+    "default_checkpoint_uri",
     "encode_hyperparameters",
     "pack_pytorch_source",
     "prefix_channel",
@@ -57,6 +61,8 @@ __all__ = [
 SCRIPT_DIR: Final = Path(contract.__file__).resolve().parent
 DEFAULT_PYTORCH_VERSION: Final = "2.6.0"
 TENSORBOARD_LOCAL_PATH: Final = "/opt/ml/output/tensorboard"
+CHECKPOINT_LOCAL_PATH: Final = "/opt/ml/checkpoints"
+"""``CheckpointConfig``'s ``LocalPath`` (the service's default), the script's ``checkpoint_dir``."""
 SERVING_CODE_DIR: Final = f"/opt/ml/model/{contract.CODE_DIR}"
 _TRAINING_IMAGE_RE: Final = re.compile(
     r"^\d{12}\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/pytorch-training:"
@@ -229,6 +235,15 @@ def _uri_problems(**uris: str) -> list[str]:
     ]
 
 
+def default_checkpoint_uri(output_uri: str, job_name: str) -> str:
+    """``<output_uri>/<job_name>/checkpoints``: beside the job's ``output/model.tar.gz``.
+
+    Where a spot job's checkpoints go when no ``checkpoint_uri`` is given. The job's name is in
+    it, so a new job starts clean; to resume another job's run, pass that job's URI.
+    """
+    return f"{output_uri.rstrip('/')}/{job_name}/checkpoints"
+
+
 def build_pytorch_training_request(
     *,
     job_name: str,
@@ -246,6 +261,7 @@ def build_pytorch_training_request(
     profiler: ProfilerSettings | None = None,
     image_uri: str | None = None,
     tags: Mapping[str, str] | None = None,
+    checkpoint_uri: str | None = None,
 ) -> dict[str, Any]:
     """Fine-tune the shipped ResNet classifier on class folders in script mode.
 
@@ -257,6 +273,10 @@ def build_pytorch_training_request(
         resources: default one ``ml.g5.xlarge`` with 30 GB, a day at most.
         tensorboard_output_uri: adds ``TensorBoardOutputConfig``; the script writes its
             scalars there.
+        checkpoint_uri: adds ``CheckpointConfig``: the script saves a checkpoint after every
+            epoch and a job (re)started with the same URI and hyperparameters resumes from it.
+            Default for a spot job (``resources.spot``): :func:`default_checkpoint_uri`; none
+            otherwise.
         debugger_rules, profiler: opt-in; see
             :func:`gt_toolkit.sagemaker.debugger.attach_debugging`.
 
@@ -279,7 +299,10 @@ def build_pytorch_training_request(
         validation_uri=validation_uri,
         output_uri=output_uri,
         source_dir_uri=source_dir_uri,
+        **({} if checkpoint_uri is None else {"checkpoint_uri": checkpoint_uri}),
     )
+    if checkpoint_uri is None and resources.spot:
+        checkpoint_uri = default_checkpoint_uri(output_uri, job_name)
     if is_s3_uri(source_dir_uri) and not source_dir_uri.endswith(".tar.gz"):
         problems.append(f"source_dir_uri must name a .tar.gz bundle, got {source_dir_uri!r}")
     if resources.instance_count != 1:
@@ -290,6 +313,8 @@ def build_pytorch_training_request(
         )
     if tensorboard_output_uri is not None:
         hyperparameters = replace(hyperparameters, tensorboard_dir=TENSORBOARD_LOCAL_PATH)
+    if checkpoint_uri is not None:
+        hyperparameters = replace(hyperparameters, checkpoint_dir=CHECKPOINT_LOCAL_PATH)
     image = image_uri
     if image is None:
         try:
@@ -330,6 +355,8 @@ def build_pytorch_training_request(
             "S3OutputPath": tensorboard_output_uri,
             "LocalPath": TENSORBOARD_LOCAL_PATH,
         }
+    if checkpoint_uri is not None:
+        request["CheckpointConfig"] = {"S3Uri": checkpoint_uri, "LocalPath": CHECKPOINT_LOCAL_PATH}
     if tags:
         request["Tags"] = tag_list(tags)
     return finish_request(

@@ -683,3 +683,52 @@ def test_an_unreadable_checkpoint_is_one_line_however_long_the_reason() -> None:
     line = contract.unreadable_line("checkpoint-x.pt", "first\nsecond " + "y" * 1000)
     assert "\n" not in line and "first second y" in line and len(line) < 400
 
+
+# -- checkpoints: the request -----------------------------------------------------------------
+
+
+def test_a_checkpoint_uri_adds_checkpoint_config_and_points_the_script_at_it() -> None:
+    request = build_pytorch_training_request(
+        **pytorch_request_args(checkpoint_uri="s3://bkt/ckpt/dogs")
+    )
+    assert request["CheckpointConfig"] == {
+        "S3Uri": "s3://bkt/ckpt/dogs",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
+    assert parsed(request).checkpoint_dir == "/opt/ml/checkpoints"
+    assert botocore_report("CreateTrainingJob", request) == []
+
+
+@pytest.mark.parametrize(
+    ("output_uri", "expected"),
+    [
+        ("s3://gt-toolkit-demo/models", "s3://gt-toolkit-demo/models/dogs-pt-1/checkpoints"),
+        ("s3://gt-toolkit-demo/models/", "s3://gt-toolkit-demo/models/dogs-pt-1/checkpoints"),
+    ],
+)
+def test_a_spot_job_checkpoints_beside_its_output_by_default(
+    output_uri: str, expected: str
+) -> None:
+    spot = TrainingResources(instance_type="ml.g5.xlarge", spot=True)
+    request = build_pytorch_training_request(
+        **pytorch_request_args(resources=spot, output_uri=output_uri)
+    )
+    assert request["CheckpointConfig"]["S3Uri"] == expected
+    assert parsed(request).checkpoint_dir == request["CheckpointConfig"]["LocalPath"]
+    explicit = build_pytorch_training_request(
+        **pytorch_request_args(resources=spot, checkpoint_uri="s3://bkt/mine")
+    )
+    assert explicit["CheckpointConfig"]["S3Uri"] == "s3://bkt/mine"
+
+
+def test_without_spot_or_a_uri_there_are_no_checkpoints() -> None:
+    request = build_pytorch_training_request(**pytorch_request_args())
+    assert "CheckpointConfig" not in request
+    assert "checkpoint_dir" not in request["HyperParameters"]
+    assert parsed(request).checkpoint_dir == ""
+
+
+@pytest.mark.parametrize("uri", ["checkpoints/dogs", "https://bkt.s3.amazonaws.com/ckpt", ""])
+def test_a_checkpoint_uri_that_is_not_s3_is_refused(uri: str) -> None:
+    with pytest.raises(ValidationError, match="checkpoint_uri must be an s3:// URI"):
+        build_pytorch_training_request(**pytorch_request_args(checkpoint_uri=uri))

@@ -469,3 +469,57 @@ def test_best_training_job_of_a_minimised_script_objective() -> None:
         )
         assert best_training_job(client, "hpo").name == "j2"
         stubber.assert_no_pending_responses()
+
+
+def test_a_spot_script_jobs_checkpoint_config_reaches_every_tuning_job(
+    aws: Callable[[str], Any],
+) -> None:
+    from gt_toolkit.sagemaker.pytorch import build_pytorch_training_request
+    from gt_toolkit.sagemaker.training import TrainingResources
+
+    spot = TrainingResources(instance_type="ml.g5.xlarge", spot=True)
+    training = build_pytorch_training_request(**pytorch_request_args(resources=spot))
+    request = build_tuning_request(training, job_name="dogs-spot-hpo")
+    definition = request["TrainingJobDefinition"]
+    assert definition["CheckpointConfig"] == training["CheckpointConfig"]
+    assert definition["EnableManagedSpotTraining"] is True
+    local = training["CheckpointConfig"]["LocalPath"]
+    assert definition["StaticHyperParameters"]["checkpoint_dir"] == f'"{local}"'
+    assert botocore_report("CreateHyperParameterTuningJob", request) == []
+    aws("sagemaker").create_hyper_parameter_tuning_job(**request)
+
+
+def tuned_checkpoint(static: dict[str, str], tuned: dict[str, str]) -> str:
+    """The checkpoint file one training job of the tuning job writes, as its script names it.
+
+    The service adds each job's values (plain numbers) and ``_tuning_objective_metric`` to the
+    static hyperparameters; the container turns them into arguments for the script.
+    """
+    from gt_toolkit.sagemaker.pytorch import script_argv
+    from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
+
+    hyperparameters = {**static, **tuned, "_tuning_objective_metric": "validation:accuracy"}
+    env = {"SM_CHANNEL_TRAIN": "/t", "SM_CHANNEL_VALIDATION": "/v", "SM_MODEL_DIR": "/m"}
+    args = contract.build_parser(env).parse_args(script_argv(hyperparameters))
+    return contract.checkpoint_name(contract.run_fingerprint(vars(args), ["cat", "dog"]))
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"learning_rate": "0.001"}, {"learning_rate": "0.0011"}),
+        ({"batch_size": "8"}, {"batch_size": "9"}),
+        ({"epochs": "5"}, {"epochs": "6"}),
+    ],
+)
+def test_tuning_jobs_sharing_one_checkpoint_prefix_write_different_files(
+    first: dict[str, str], second: dict[str, str]
+) -> None:
+    """One CheckpointConfig serves every job; the file name keeps concurrent jobs apart."""
+    defaults = {"learning_rate": "0.01", "batch_size": "32", "epochs": "10"}
+    static = build_tuning_request(script_training(), job_name="dogs-hpo")["TrainingJobDefinition"][
+        "StaticHyperParameters"
+    ]
+    one = tuned_checkpoint(static, {**defaults, **first})
+    assert one != tuned_checkpoint(static, {**defaults, **second})
+    assert one == tuned_checkpoint(static, {**defaults, **first})  # a restarted job finds its own
