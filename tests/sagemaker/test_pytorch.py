@@ -560,6 +560,29 @@ def test_checkpoint_names() -> None:
         assert not contract.is_checkpoint_name(other), other
 
 
+def test_train_py_names_and_judges_checkpoints_only_through_the_contract() -> None:
+    """No second copy of the file naming or of the resume rules in the script."""
+    tree = ast.parse((SCRIPT_DIR / contract.TRAIN_SCRIPT).read_text(encoding="utf-8"))
+    called = {
+        node.func.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "contract"
+    }
+    assert {
+        "run_fingerprint",
+        "checkpoint_name",
+        "partial_checkpoint_name",
+        "plan_resume",
+    } <= called
+    texts = [
+        n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    ]
+    assert not [t for t in texts if "checkpoint-" in t or ".partial" in t or t.endswith(".pt")]
+
+
 # -- checkpoints: the resume decision ---------------------------------------------------------
 
 RUN = "0123456789abcdef"
@@ -677,6 +700,29 @@ def test_a_checkpoint_the_reader_cannot_load_is_reported_not_raised(tmp_path: Pa
     (note,) = plan.notes
     assert (plan.start_epoch, plan.checkpoint) == (1, None)
     assert "cannot be read (JSONDecodeError:" in note
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("PytorchStreamReader failed reading zip archive"),  # torch, truncated file
+        EOFError("Ran out of input"),
+        OSError("Input/output error"),
+        KeyError("model"),
+    ],
+)
+def test_whatever_the_reader_raises_the_job_starts_over(tmp_path: Path, error: Exception) -> None:
+    path = write(tmp_path, RUN, saved(3))
+
+    def broken(_: Path) -> Any:
+        raise error
+
+    plan = contract.plan_resume(tmp_path, RUN, 10, broken)
+    (note,) = plan.notes
+    assert (plan.start_epoch, plan.checkpoint) == (1, None)
+    assert note.startswith(
+        f"#warning checkpoint {path.name} cannot be read ({type(error).__name__}"
+    )
 
 
 def test_an_unreadable_checkpoint_is_one_line_however_long_the_reason() -> None:
