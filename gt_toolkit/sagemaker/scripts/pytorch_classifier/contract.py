@@ -463,7 +463,12 @@ CHECKPOINT_KEYS: Final = (
 )
 """What ``train.py`` saves: ``epoch`` is the last finished one; ``best_model`` is ``None`` when
 the best epoch is that one (its weights are ``model``), so the file holds one copy only."""
-_CHECKPOINT_RE: Final = re.compile(r"checkpoint-[0-9a-f]{16}\.pt")
+_CHECKPOINT_AFFIXES: Final = ("checkpoint-", ".pt")
+_FINGERPRINT_DIGITS: Final = 16
+_CHECKPOINT_RE: Final = re.compile(
+    f"{re.escape(_CHECKPOINT_AFFIXES[0])}[0-9a-f]{{{_FINGERPRINT_DIGITS}}}"
+    f"{re.escape(_CHECKPOINT_AFFIXES[1])}"
+)
 
 
 def run_fingerprint(hyperparameters: Mapping[str, Any], classes: Sequence[str]) -> str:
@@ -479,12 +484,13 @@ def run_fingerprint(hyperparameters: Mapping[str, Any], classes: Sequence[str]) 
         sort_keys=True,
         separators=(",", ":"),
     )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:_FINGERPRINT_DIGITS]
 
 
 def checkpoint_name(fingerprint: str) -> str:
     """The checkpoint file of the run ``fingerprint`` (one per run: the latest epoch only)."""
-    return f"checkpoint-{fingerprint}.pt"
+    prefix, suffix = _CHECKPOINT_AFFIXES
+    return f"{prefix}{fingerprint}{suffix}"
 
 
 def is_checkpoint_name(name: str) -> bool:
