@@ -9,7 +9,8 @@ hyperparameter tuning job objective". So both import this file: the builder pack
 scripts in ``sourcedir.tar.gz``, and ``make test`` checks, without torch, that every
 hyperparameter the builder sends parses here and that every regex matches :func:`metric_line`.
 
-The file imports the standard library only: in the container it is a top-level module next to
+The file imports the standard library only (and, inside the serving container,
+``sagemaker_inference``'s error class): in the container it is a top-level module next to
 ``train.py`` (``import contract``), in gt_toolkit it is
 ``gt_toolkit.sagemaker.scripts.pytorch_classifier.contract``.
 
@@ -27,6 +28,11 @@ a layout; the script runs it at start-up and the pre-flight runs it before the j
 class names in id order, default top-k) and ``code/`` (the scripts, so the inference container
 finds ``code/inference.py`` in the model archive without a repack).
 
+**Requests.** :func:`decode_request` reads what ``inference.py``'s ``input_fn`` is sent and
+:func:`encode_answer` writes its answer; a request they cannot serve raises
+:class:`RequestError` with its HTTP status (415 content type, 400 body, 406 ``Accept``), which
+:func:`http_errors` hands to the serving container so that the client gets that status, not 500.
+
 **Checkpoints.** With ``checkpoint_dir`` set, the script writes ``checkpoint-<fingerprint>.pt``
 there after every epoch and resumes from it on start. :func:`run_fingerprint` says which run a
 checkpoint belongs to (the training hyperparameters and the classes), so jobs of one tuning job
@@ -38,15 +44,18 @@ file), with the reading of the file (``torch.load``) passed in.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
+from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Any, Final, TypeVar, cast
 
 __all__ = [
     "ARCHITECTURES",
@@ -71,12 +80,16 @@ __all__ = [
     "ClassFolderCheck",
     "Hyperparameters",
     "Limits",
+    "RequestError",
     "ResumePlan",
     "accepts_json",
     "build_parser",
     "check_class_folders",
     "checkpoint_name",
     "checkpoint_problem",
+    "decode_request",
+    "encode_answer",
+    "http_errors",
     "image_files",
     "is_checkpoint_name",
     "is_toolkit_key",
@@ -305,6 +318,139 @@ def _weight(param: str) -> float | None:
         return float(value)
     except ValueError:
         return None
+
+
+# -- the endpoint's requests ------------------------------------------------------------------
+
+_Image = TypeVar("_Image")
+_SHOWN: Final = 80
+"""How many characters of a client's value an error message repeats."""
+
+
+class RequestError(ValueError):
+    """A request the endpoint cannot serve: the HTTP status to answer and why, on one line.
+
+    A ``ValueError``, so callers outside the serving container (``serve_once.py``) catch it as
+    before; inside it, :func:`http_errors` hands it on with its status kept.
+    """
+
+    def __init__(self, status: HTTPStatus, message: str) -> None:
+        self.status = int(status)
+        self.phrase = status.phrase
+        self.message = " ".join(message.split())
+        super().__init__(self.message)
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` cut to :data:`_SHOWN` characters (it is the client's, of any length)."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+def _not_the_document(why: str) -> RequestError:
+    return RequestError(
+        HTTPStatus.BAD_REQUEST,
+        f'expected JSON {{"image": "<base64 JPEG or PNG>", "top_k": <int, optional>}}: {why}',
+    )
+
+
+def decode_request(
+    body: bytes | bytearray | str | None,
+    content_type: str | None,
+    read_image: Callable[[bytes], _Image],
+) -> tuple[_Image, int | None]:
+    """The image and the ``top_k`` asked for (``None``: the model's default) of one request.
+
+    The body is the image (:data:`IMAGE_CONTENT_TYPES`) or ``{"image": "<base64>", "top_k":
+    3}`` (:data:`JSON_CONTENT_TYPE`); parameters after ``;`` in the content type are ignored.
+    ``read_image`` turns the image's bytes into what the model takes (``image_io.decode_rgb``)
+    and raises ``OSError`` for bytes that are not an image, so this file needs no Pillow.
+
+    Raises:
+        RequestError: 415 for another content type; 400 for a body that is not an image, not
+            that JSON document, or a ``top_k`` that is not a positive integer.
+    """
+    media = (content_type or "").split(";")[0].strip().lower()
+    # the container hands an application/json body over as text
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body or b"")
+    top_k = None
+    if media == JSON_CONTENT_TYPE:
+        try:
+            document = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # JSON, UTF-8, or a 5,000-digit number
+            raise _not_the_document(f"the body is not JSON ({exc})") from exc
+        if not isinstance(document, dict):
+            raise _not_the_document(f"the body is a JSON {type(document).__name__}")
+        encoded = document.get("image")
+        if not isinstance(encoded, str):
+            raise _not_the_document(f'"image" is {_shown(encoded)}, not base64 text')
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except ValueError as exc:  # binascii.Error, or text that is not ASCII
+            raise _not_the_document(f'"image" is not base64 ({exc})') from exc
+        top_k = document.get("top_k")
+        if top_k is not None and (
+            isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1
+        ):
+            raise RequestError(
+                HTTPStatus.BAD_REQUEST, f"top_k must be a positive integer, got {_shown(top_k)}"
+            )
+    elif media not in IMAGE_CONTENT_TYPES:
+        accepted = ", ".join([*IMAGE_CONTENT_TYPES, JSON_CONTENT_TYPE])
+        raise RequestError(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            f"unsupported content type {_shown(content_type)}; send one of: {accepted}",
+        )
+    try:
+        image = read_image(raw)
+    except OSError as exc:
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST, f"the request body is not a JPEG or PNG image: {exc}"
+        ) from exc
+    return image, top_k
+
+
+def encode_answer(predictions: Sequence[Mapping[str, Any]], accept: str | None) -> str:
+    """``{"predictions": [...]}`` as JSON, the only answer type the endpoint speaks.
+
+    Raises:
+        RequestError: 406 when ``accept`` rules JSON out (:func:`accepts_json`).
+    """
+    if not accepts_json(accept or ""):
+        raise RequestError(
+            HTTPStatus.NOT_ACCEPTABLE,
+            f"unsupported accept type {_shown(accept)}; use {JSON_CONTENT_TYPE}",
+        )
+    return json.dumps({PREDICTIONS_KEY: list(predictions)})
+
+
+def _toolkit_error() -> type[Exception] | None:
+    """``sagemaker_inference``'s error that keeps its status; ``None`` outside the container."""
+    try:
+        from sagemaker_inference.errors import BaseInferenceToolkitError
+    except ImportError:
+        return None
+    found: type[Exception] = BaseInferenceToolkitError
+    return found
+
+
+@contextmanager
+def http_errors() -> Iterator[None]:
+    """Re-raise a :class:`RequestError` so that the serving container answers with its status.
+
+    The PyTorch inference container runs ``input_fn``/``output_fn`` in
+    ``sagemaker_inference``'s ``Transformer``, which answers 500 to every exception but its
+    ``BaseInferenceToolkitError(status_code, message, phrase)``; a 500 tells the client (and
+    the endpoint's 5XX alarms) that the server failed when the request was wrong. Where that
+    package is not installed the :class:`RequestError` goes on unchanged.
+    """
+    try:
+        yield
+    except RequestError as error:
+        toolkit_error = _toolkit_error()
+        if toolkit_error is None:
+            raise
+        raise toolkit_error(error.status, error.message, error.phrase) from error
 
 
 def metric_line(epoch: int, values: Mapping[str, float]) -> str:

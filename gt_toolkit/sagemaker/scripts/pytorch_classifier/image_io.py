@@ -13,14 +13,17 @@ with every such file named, not as a traceback somewhere in the first epoch.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-__all__ = ["read_rgb", "rgb_image", "unreadable_images"]
+__all__ = ["decode_rgb", "read_rgb", "rgb_image", "unreadable_images"]
 
 _SIXTEEN_BIT_SCALE = 1 / 256
+_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+"""What Pillow raises for bytes that are not a readable image (truncated, corrupt, too large)."""
 
 
 def rgb_image(img: Image.Image) -> Image.Image:
@@ -39,8 +42,23 @@ def read_rgb(path: Path) -> Image.Image:
     try:
         with Image.open(path) as img:
             return rgb_image(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except _UNREADABLE as exc:
         raise OSError(f"cannot read the image {path}: {exc}") from exc
+
+
+def decode_rgb(data: bytes) -> Image.Image:
+    """Image bytes (an endpoint request's) as 8-bit RGB (see :func:`rgb_image`).
+
+    Raises:
+        OSError: the bytes are not a readable image; the message says why.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return rgb_image(img)
+    except UnidentifiedImageError as exc:  # its text names the buffer's memory address
+        raise OSError("Pillow cannot identify the image format") from exc
+    except _UNREADABLE as exc:
+        raise OSError(str(exc)) from exc
 
 
 def unreadable_images(paths: Iterable[Path]) -> list[str]:
@@ -50,6 +68,6 @@ def unreadable_images(paths: Iterable[Path]) -> list[str]:
         try:
             with Image.open(path):
                 pass
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        except _UNREADABLE as exc:
             problems.append(f"{path}: {exc}")
     return problems

@@ -8,23 +8,21 @@ Requests: an image body (``image/jpeg``, ``image/png`` or ``application/x-image`
 ``application/json`` as ``{"image": "<base64 JPEG or PNG>", "top_k": 3}``. The answer
 (``application/json``) is ``{"predictions": [{"class_id", "label", "probability"}, …]}``, most
 likely first, ``top_k`` long (default: the one saved at training time). A request that cannot
-be served raises ``ValueError`` with the reason, which the server returns as the error body;
-:func:`model_fn` fails at start-up with the missing file named (not "Worker died").
+be served raises ``contract.RequestError`` (a ``ValueError``) with the reason; in the serving
+container ``contract.http_errors`` hands it on so that the client gets 415 (content type), 400
+(body, ``top_k``) or 406 (``Accept``) with the reason, not 500. :func:`model_fn` fails at
+start-up with the missing file named (not "Worker died").
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 import contract
+import image_io
 import torch
-from image_io import rgb_image
-from PIL import Image
 from train import build_model, eval_transform
 
 
@@ -49,37 +47,13 @@ def model_fn(model_dir: str) -> dict[str, Any]:
     }
 
 
-def _image(data: bytes) -> Image.Image:
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            return rgb_image(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"the request body is not a JPEG or PNG image: {exc}") from exc
-
-
-def input_fn(request_body: bytes | str, request_content_type: str) -> dict[str, Any]:
+def input_fn(request_body: bytes | str, request_content_type: str | None) -> dict[str, Any]:
     """An image and an optional ``top_k`` from an image body or a JSON document."""
-    content_type = request_content_type.split(";")[0].strip().lower()
-    raw = request_body.encode() if isinstance(request_body, str) else bytes(request_body)
-    if content_type in contract.IMAGE_CONTENT_TYPES:
-        return {"image": _image(raw), "top_k": None}
-    if content_type == contract.JSON_CONTENT_TYPE:
-        try:
-            document = json.loads(raw)
-            encoded = document["image"]
-            top_k = document.get("top_k")
-            data = base64.b64decode(encoded, validate=True)
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
-            raise ValueError(
-                'expected JSON {"image": "<base64 JPEG or PNG>", "top_k": <int, optional>}'
-            ) from exc
-        if top_k is not None and (
-            isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1
-        ):
-            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-        return {"image": _image(data), "top_k": top_k}
-    accepted = ", ".join([*contract.IMAGE_CONTENT_TYPES, contract.JSON_CONTENT_TYPE])
-    raise ValueError(f"unsupported content type {request_content_type!r}; send one of: {accepted}")
+    with contract.http_errors():
+        image, top_k = contract.decode_request(
+            request_body, request_content_type, image_io.decode_rgb
+        )
+    return {"image": image, "top_k": top_k}
 
 
 def predict_fn(data: dict[str, Any], model: dict[str, Any]) -> list[dict[str, Any]]:
@@ -97,6 +71,5 @@ def predict_fn(data: dict[str, Any], model: dict[str, Any]) -> list[dict[str, An
 
 def output_fn(prediction: list[dict[str, Any]], accept: str) -> str:
     """``{"predictions": [...]}`` as JSON (the only answer type this endpoint speaks)."""
-    if not contract.accepts_json(accept or ""):
-        raise ValueError(f"unsupported accept type {accept!r}; use {contract.JSON_CONTENT_TYPE}")
-    return json.dumps({contract.PREDICTIONS_KEY: prediction})
+    with contract.http_errors():
+        return contract.encode_answer(prediction, accept)
