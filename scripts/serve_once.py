@@ -5,6 +5,10 @@
 ``output_fn`` once with the image's bytes (``image/jpeg``) and once as JSON (base64,
 ``top_k=2``), and prints the two answers as a JSON list. Needs torch and torchvision only, so
 it runs on a machine without gt_toolkit's dependencies (a GPU box) too.
+
+:class:`Context` and :func:`invoke` send a request through ``sagemaker_inference``'s
+``Transformer`` (the toolkit the PyTorch inference container serves with), as the container
+would; ``make test`` uses them with a stand-in model.
 """
 
 from __future__ import annotations
@@ -12,7 +16,66 @@ from __future__ import annotations
 import base64
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+
+class _RequestProcessor:
+    """The model server's per-request headers, as ``Transformer.transform`` reads them."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self._headers = headers
+
+    def get_request_properties(self) -> dict[str, str]:
+        return self._headers
+
+
+class Context:
+    """What ``sagemaker_inference``'s ``Transformer.transform`` uses of the model server's context.
+
+    TorchServe's (or MMS's) context for one request: ``system_properties["model_dir"]``, the
+    request headers, and the two setters the answer's status and content type go through;
+    ``model_name`` is read by the PyTorch toolkit's own copy of ``transform`` when it logs an
+    error. A new context starts at 200, as the server's does.
+    """
+
+    def __init__(self, model_dir: str, headers: dict[str, str]) -> None:
+        self.system_properties = {"model_dir": model_dir}
+        self.request_processor = [_RequestProcessor(headers)]
+        self.model_name = Path(model_dir).name
+        self.status, self.phrase, self.content_type = 200, "", ""
+
+    def set_response_status(self, code: int = 200, phrase: str = "", idx: int = 0) -> None:
+        """Where ``Transformer.handle_error`` puts an error's status (the server's signature)."""
+        self.status, self.phrase = code, phrase
+
+    def set_response_content_type(self, idx: int, value: str) -> None:
+        """Where ``Transformer.transform`` puts the answer's content type."""
+        self.content_type = value
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the container sends back: status, reason phrase, content type and body (text)."""
+
+    status: int
+    phrase: str
+    content_type: str
+    body: str
+
+
+def invoke(transformer: Any, model_dir: str, body: bytes, content_type: str, accept: str) -> Answer:
+    """One request through a ``sagemaker_inference`` ``Transformer``, as the server sends it.
+
+    The transformer imports the serving module named by ``SAGEMAKER_PROGRAM`` (default
+    ``inference.py``) and calls its ``model_fn`` on the first request. On an error its body is
+    the message, a newline and the traceback.
+    """
+    context = Context(model_dir, {"Content-Type": content_type, "Accept": accept})
+    (answer,) = transformer.transform([{"body": body}], context)
+    text = answer.decode() if isinstance(answer, bytes) else str(answer)
+    return Answer(context.status, context.phrase, context.content_type, text)
 
 
 def main(model_dir: str, image_path: str) -> int:

@@ -1,25 +1,36 @@
 """The classifier endpoint's requests: what is served, and the HTTP status of what is not.
 
 ``contract.decode_request`` / ``encode_answer`` are what ``inference.py`` runs on a request
-(no torch).
+(no torch); the end-to-end tests send requests through the real ``sagemaker_inference``
+Transformer, which the PyTorch inference container serves with, with ``endpoint_handler.py``
+(inference.py's ``input_fn``/``output_fn``, a stand-in model) as the serving module.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import io
 import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from sagemaker_inference.errors import BaseInferenceToolkitError
+from sagemaker_inference.transformer import Transformer
 
 from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
 from gt_toolkit.sagemaker.scripts.pytorch_classifier.contract import RequestError
 from gt_toolkit.sagemaker.scripts.pytorch_classifier.image_io import decode_rgb
+from scripts.serve_once import Answer, invoke
+from tests.sagemaker import endpoint_handler
 
+SCRIPT_DIR = Path(contract.__file__).parent
 ACCEPTED = "image/jpeg, image/png, application/x-image, application/json"
 NOT_THE_DOCUMENT = 'expected JSON {"image": "<base64 JPEG or PNG>", "top_k": <int, optional>}'
 
@@ -216,3 +227,122 @@ def test_any_accept_header_is_answered_or_a_406(accept: str) -> None:
         assert not contract.accepts_json(accept)
     else:
         assert contract.accepts_json(accept)
+
+
+# -- inside the container ---------------------------------------------------------------------
+
+
+def test_in_the_container_the_error_keeps_its_status() -> None:
+    with pytest.raises(BaseInferenceToolkitError) as caught, contract.http_errors():
+        decode(JPEG, "text/csv")
+    error = caught.value
+    assert (error.status_code, error.phrase) == (415, "Unsupported Media Type")
+    assert error.message.startswith("unsupported content type 'text/csv'")
+    assert isinstance(error.__cause__, RequestError)
+
+
+def test_without_sagemaker_inference_the_request_error_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``serve_once.py`` and a local caller catch ``ValueError``, as before."""
+    monkeypatch.setitem(sys.modules, "sagemaker_inference.errors", None)  # not importable
+    with pytest.raises(RequestError, match="top_k") as caught, contract.http_errors():
+        decode(_json(image=B64, top_k=0), "application/json")
+    assert caught.value.__cause__ is None
+
+
+def test_other_errors_pass_through_unchanged() -> None:
+    """A bug on the server's side stays a 500: only the client's mistakes are converted."""
+    with pytest.raises(KeyError), contract.http_errors():
+        raise KeyError("model")
+
+
+def _function(tree: ast.Module, name: str) -> str:
+    (found,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
+    return ast.dump(found)
+
+
+@pytest.mark.parametrize("name", ["input_fn", "output_fn"])
+def test_the_handler_runs_inference_pys_own_input_and_output_fn(name: str) -> None:
+    """So the end-to-end tests below check what the endpoint runs (inference.py needs torch)."""
+    shipped = ast.parse((SCRIPT_DIR / contract.INFERENCE_SCRIPT).read_text(encoding="utf-8"))
+    handler = ast.parse(Path(endpoint_handler.__file__).read_text(encoding="utf-8"))
+    assert _function(shipped, name) == _function(handler, name)
+
+
+@pytest.fixture
+def endpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    """Send one request through a fresh Transformer serving ``endpoint_handler``."""
+    monkeypatch.setenv("SAGEMAKER_PROGRAM", endpoint_handler.__name__)
+    monkeypatch.delenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", raising=False)
+    transformer = Transformer()
+
+    def send(body: bytes, content_type: str, accept: str = "application/json") -> Answer:
+        return invoke(transformer, str(tmp_path), body, content_type, accept)
+
+    yield send
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "accept", "labels"),
+    [
+        (JPEG, "image/jpeg", "application/json", ["one"]),
+        (PNG, "image/png", "*/*", ["one"]),
+        (PNG, "application/x-image", "", ["one"]),
+        (
+            _json(image=B64, top_k=2).encode(),
+            "application/json",
+            "application/json",
+            ["one", "two"],
+        ),
+        (
+            _json(image=B64, top_k=5).encode(),
+            "application/json; charset=utf-8",  # bytes: only exact application/json is decoded
+            "*/*",
+            endpoint_handler.CLASSES,
+        ),
+    ],
+)
+def test_the_container_serves_a_good_request_with_200(
+    endpoint: Any, body: bytes, content_type: str, accept: str, labels: list[str]
+) -> None:
+    answer = endpoint(body, content_type, accept)
+    assert answer.status == 200, answer.body
+    assert answer.content_type == "application/json"
+    assert [p["label"] for p in json.loads(answer.body)["predictions"]] == labels
+
+
+CONTAINER_BAD_REQUESTS: list[tuple[bytes, str, str, int, str]] = [
+    (b"a,b\n1,2\n", "text/csv", "application/json", 415, "unsupported content type 'text/csv'"),
+    (JPEG, "image/gif", "application/json", 415, "unsupported content type 'image/gif'"),
+    (b"not an image", "image/jpeg", "application/json", 400, "not a JPEG or PNG image"),
+    (b"{", "application/json", "application/json", 400, NOT_THE_DOCUMENT),
+    (_json(top_k=2).encode(), "application/json", "*/*", 400, '"image" is None'),
+    (_json(image=B64, top_k=0).encode(), "application/json", "", 400, "top_k must be"),
+    (JPEG, "image/jpeg", "text/html", 406, "unsupported accept type 'text/html'"),
+    (PNG, "image/png", "application/json;q=0", 406, "'application/json;q=0'"),
+]
+PHRASES = {400: "Bad Request", 406: "Not Acceptable", 415: "Unsupported Media Type"}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "accept", "status", "message"),
+    CONTAINER_BAD_REQUESTS,
+    ids=[f"{i}-{row[3]}" for i, row in enumerate(CONTAINER_BAD_REQUESTS)],
+)
+def test_the_container_answers_a_bad_request_with_its_status(
+    endpoint: Any, body: bytes, content_type: str, accept: str, status: int, message: str
+) -> None:
+    """Before, every one of these was a 500 (the Transformer's answer to a plain ValueError)."""
+    answer = endpoint(body, content_type, accept)
+    assert (answer.status, answer.phrase) == (status, PHRASES[status]), answer.body
+    assert message in answer.body.splitlines()[0]  # then the container's traceback
+
+
+def test_a_body_the_container_cannot_decode_is_still_its_500(endpoint: Any) -> None:
+    """A known limit: the Transformer decodes an ``application/json`` (or ``text/csv``) body as
+    UTF-8 before ``input_fn`` is called, so bytes that are not UTF-8 fail there, as a 500."""
+    answer = endpoint(b"\xff\xfe", "application/json")
+    assert answer.status == 500
+    assert "codec can't decode" in answer.body
+    assert endpoint(b"\xff\xfe", "application/json; charset=utf-8").status == 400
