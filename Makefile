@@ -45,6 +45,9 @@ bench: setup
 TORCH_VENV := .venv-torch
 TORCH_PYTHON ?= $(TORCH_VENV)/bin/python
 TORCH_PINS := $(if $(filter aarch64,$(shell uname -m)),torch==2.9.1 torchvision==0.24.1,torch==2.14.1 torchvision==0.29.1)
+# the PyTorch inference container's toolkit: the smoke run sends a bad request through its
+# Transformer and checks the status the endpoint would answer
+SERVING_PINS := sagemaker-inference==1.10.1
 DEVICE ?= cpu
 EPOCHS ?= 1
 IMAGE_SIZE ?= 128
@@ -53,6 +56,8 @@ train-smoke: setup
 	@$(TORCH_PYTHON) -c "import torch, torchvision" 2>/dev/null || { \
 		test -x $(TORCH_VENV)/bin/python || $(PYTHON) -m venv $(TORCH_VENV); \
 		$(TORCH_VENV)/bin/python -m pip install -q $(TORCH_PINS); }
+	@test ! -x $(TORCH_VENV)/bin/python || $(TORCH_VENV)/bin/python -c "import sagemaker_inference" \
+		2>/dev/null || $(TORCH_VENV)/bin/python -m pip install -q $(SERVING_PINS)
 	$(BIN)/python scripts/train_smoke.py --torch-python $(TORCH_PYTHON) --device $(DEVICE) \
 		--epochs $(EPOCHS) --image-size $(IMAGE_SIZE)
 

@@ -3,22 +3,31 @@
 ``python serve_once.py MODEL_DIR IMAGE`` loads ``MODEL_DIR/code/inference.py`` (the copy
 ``train.py`` put in the model), calls ``model_fn``, then ``input_fn`` / ``predict_fn`` /
 ``output_fn`` once with the image's bytes (``image/jpeg``) and once as JSON (base64,
-``top_k=2``), and prints the two answers as a JSON list. Needs torch and torchvision only, so
-it runs on a machine without gt_toolkit's dependencies (a GPU box) too.
+``top_k=2``), then sends one bad request (text as ``image/jpeg``), and prints
+``{"answers": [bytes answer, JSON answer], "bad_request": {"status", "message", "via"}}``.
 
-:class:`Context` and :func:`invoke` send a request through ``sagemaker_inference``'s
-``Transformer`` (the toolkit the PyTorch inference container serves with), as the container
-would; ``make test`` uses them with a stand-in model.
+Where ``sagemaker_inference`` is installed (the toolkit the PyTorch inference container serves
+with), the bad request and the image go through its real ``Transformer``, so the status is the
+one the container would send (400; a 500 there means inference.py let the error escape as a
+server failure); elsewhere the bad request's status is the one ``input_fn``'s error carries.
+Needs torch and torchvision only, so it runs on a machine without gt_toolkit's dependencies
+(a GPU box) too. :class:`Context` and :func:`invoke` are what ``make test`` sends its requests
+through the Transformer with (a stand-in model there).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+BAD_REQUEST = (b"this is not an image", "image/jpeg")
+"""A request the endpoint must refuse with 400: its body is no JPEG."""
 
 
 class _RequestProcessor:
@@ -78,8 +87,12 @@ def invoke(transformer: Any, model_dir: str, body: bytes, content_type: str, acc
     return Answer(context.status, context.phrase, context.content_type, text)
 
 
+def _labels(answer: str) -> list[str]:
+    return [p["label"] for p in json.loads(answer)["predictions"]]
+
+
 def main(model_dir: str, image_path: str) -> int:
-    """Print ``[answer to the bytes request, answer to the JSON request]``."""
+    """Print the two answers and the bad request's status (see the module's docstring)."""
     sys.path.insert(0, str(Path(model_dir) / "code"))
     import inference  # the model's own copy, as the endpoint imports it
 
@@ -89,7 +102,24 @@ def main(model_dir: str, image_path: str) -> int:
     document = json.dumps({"image": base64.b64encode(image).decode(), "top_k": 2})
     as_json = inference.predict_fn(inference.input_fn(document, "application/json"), model)
     answers = [inference.output_fn(p, "application/json") for p in (as_bytes, as_json)]
-    print(json.dumps(answers))
+    try:
+        from sagemaker_inference.transformer import Transformer
+    except ImportError:
+        try:
+            inference.input_fn(*BAD_REQUEST)
+            bad = {"status": 200, "message": "", "via": "input_fn"}
+        except ValueError as exc:  # contract.RequestError, with the status the container sends
+            bad = {"status": getattr(exc, "status", 500), "message": str(exc), "via": "input_fn"}
+    else:
+        os.environ["SAGEMAKER_PROGRAM"] = "inference.py"
+        transformer = Transformer()
+        served = invoke(transformer, model_dir, image, "image/jpeg", "application/json")
+        if served.status != 200 or _labels(served.body) != _labels(answers[0]):
+            raise SystemExit(f"the Transformer served the image differently: {served}")
+        refused = invoke(transformer, model_dir, *BAD_REQUEST, "application/json")
+        via = f"sagemaker_inference {version('sagemaker-inference')} Transformer"
+        bad = {"status": refused.status, "message": refused.body.splitlines()[0], "via": via}
+    print(json.dumps({"answers": answers, "bad_request": bad}))
     return 0
 
 

@@ -10,7 +10,9 @@
 3. Check every ``MetricDefinitions`` regex against the lines the script printed.
 4. Serve one image through ``inference.py`` from the model's ``code/`` folder (as the endpoint
    would, ``serve_once.py``), as image bytes and as JSON, and decode the answers with
-   ``decode_classification``.
+   ``decode_classification``; send one bad request (text as ``image/jpeg``), which must get
+   400 (through ``sagemaker_inference``'s ``Transformer``, the container's, where the torch
+   Python has it).
 5. Resume from checkpoints (``--no-resume`` skips it) with E = ``--epochs`` + 1: a run of E
    epochs is killed once its epoch E-1 checkpoint is written (a spot reclaim), started again
    and must say ``resumed from epoch E-1 of E`` and report for epoch E what an uninterrupted
@@ -44,6 +46,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from pathlib import Path
 
 from gt_toolkit.convert import ConvertOptions, convert_output
@@ -262,7 +265,7 @@ def resume(args: argparse.Namespace, trainer: Trainer) -> dict[str, float]:
 
 
 def serve(args: argparse.Namespace, model_dir: Path) -> None:
-    """Step 4: model_fn / input_fn / predict_fn / output_fn on one image, decoded."""
+    """Step 4: model_fn / input_fn / predict_fn / output_fn on one image, then a bad request."""
     image = SAMPLES / "images" / "img_000.jpg"
     done = subprocess.run(
         [args.torch_python, str(SERVE_ONCE), str(model_dir), str(image)],
@@ -272,13 +275,18 @@ def serve(args: argparse.Namespace, model_dir: Path) -> None:
     )
     if done.returncode != 0:
         raise SystemExit(f"inference failed:\n{done.stderr[-3000:]}")
-    as_bytes, as_json = json.loads(done.stdout)
+    printed = json.loads(done.stdout)
+    as_bytes, as_json = printed["answers"]
     for label, answer in (("image/jpeg", as_bytes), ("application/json", as_json)):
         scores = decode_classification(answer)
         shown = ", ".join(f"{s.label} {s.probability:.3f}" for s in scores)
         print(f"served {image.name} as {label}: {shown}")
     if len(decode_classification(as_json)) != 2:
         raise SystemExit("the JSON request asked for top_k=2")
+    bad = printed["bad_request"]
+    print(f"bad request (text as image/jpeg) via {bad['via']}: {bad['status']} {bad['message']}")
+    if bad["status"] != HTTPStatus.BAD_REQUEST:
+        raise SystemExit(f"a body that is no image got {bad['status']}, not 400")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -311,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         times[f"train {args.epochs} epoch(s) on {args.device}"] = time.perf_counter() - started
         started = time.perf_counter()
         serve(args, model_dir)
-        times["serve one image (load + 2 requests)"] = time.perf_counter() - started
+        times["serve one image (load + 2 requests + a bad one)"] = time.perf_counter() - started
         if not args.no_resume:
             times.update(resume(args, trainer))
     for step, seconds in times.items():
