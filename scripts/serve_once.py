@@ -101,7 +101,7 @@ def main(model_dir: str, image_path: str) -> int:
     as_bytes = inference.predict_fn(inference.input_fn(image, "image/jpeg"), model)
     document = json.dumps({"image": base64.b64encode(image).decode(), "top_k": 2})
     as_json = inference.predict_fn(inference.input_fn(document, "application/json"), model)
-    answers = [inference.output_fn(p, "application/json") for p in (as_bytes, as_json)]
+    answers = [inference.output_fn(p, "application/json")[0] for p in (as_bytes, as_json)]
     try:
         from sagemaker_inference.transformer import Transformer
     except ImportError:

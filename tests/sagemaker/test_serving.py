@@ -289,6 +289,7 @@ def endpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
         (JPEG, "image/jpeg", "application/json", ["one"]),
         (PNG, "image/png", "*/*", ["one"]),
         (PNG, "application/x-image", "", ["one"]),
+        (PNG, "image/png", "text/html, */*;q=0.8", ["one"]),  # a browser's: answered as JSON
         (
             _json(image=B64, top_k=2).encode(),
             "application/json",

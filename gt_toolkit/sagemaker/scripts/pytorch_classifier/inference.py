@@ -69,7 +69,11 @@ def predict_fn(data: dict[str, Any], model: dict[str, Any]) -> list[dict[str, An
     ]
 
 
-def output_fn(prediction: list[dict[str, Any]], accept: str) -> str:
-    """``{"predictions": [...]}`` as JSON (the only answer type this endpoint speaks)."""
+def output_fn(prediction: list[dict[str, Any]], accept: str) -> tuple[str, str]:
+    """``{"predictions": [...]}`` as JSON (the only answer type this endpoint speaks).
+
+    With its content type: the container otherwise labels the answer with the request's
+    ``Accept`` (``text/html, */*;q=0.8`` from a browser).
+    """
     with contract.http_errors():
-        return contract.encode_answer(prediction, accept)
+        return contract.encode_answer(prediction, accept), contract.JSON_CONTENT_TYPE
