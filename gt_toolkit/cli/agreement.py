@@ -58,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
 
     pages = agreement_files(args.out)
     model_loc = join_location(args.out, _MODEL_FILE)
-    outputs = {"agreement JSON": pages["json"], "agreement page": pages["html"]}
-    outputs["worker model"] = model_loc
+    outputs: dict[str, tuple[str, str | None]] = {
+        "agreement JSON": (pages["json"], "-o"),
+        "agreement page": (pages["html"], "-o"),
+        "worker model": (model_loc, "-o" if args.worker_model == "fit" else None),
+    }
     rejects_loc = args.rejects or join_location(args.out, "rejects.jsonl")
     refuse_shared_source(rejects_loc, args, args.worker_model, outputs)
     store = store_from_args(args)

@@ -15,6 +15,7 @@ from gt_toolkit.cli.options import (
     eprint,
     lost_labels_exit,
     positive_int,
+    refuse_outputs,
     refuse_shared_rejects,
     remove_stale_rejects,
     store_from_args,
@@ -72,11 +73,14 @@ def refuse_shared_source(
     rejects: str,
     args: argparse.Namespace,
     worker_model: str | None,
-    outputs: Mapping[str, str | None],
+    outputs: Mapping[str, tuple[str, str | None]],
 ) -> None:
-    """Refuse a rejects file among what the run reads (``worker_model``: as given) or writes.
+    """Refuse an output or rejects file among what the run reads (``worker_model``: as given).
 
-    See :func:`~gt_toolkit.cli.options.refuse_shared_rejects`; what the source reads is
+    ``outputs``: each file of the run's layout -> (where, the option that moves it), the
+    option ``None`` for one this run does not write (a fitted model without ``fit``): no
+    input clashes with it, but the rejects file must still not be it. See
+    :func:`~gt_toolkit.cli.options.refuse_overlap`; what the source reads is
     :func:`~gt_toolkit.formats.crowd.sources.source_reads`'s.
     """
     from gt_toolkit.formats.crowd.sources import source_reads
@@ -84,8 +88,11 @@ def refuse_shared_source(
     location, kind, manifest = _source_args(args)
     reads = source_reads(location, kind, manifest=manifest)
     table = None if worker_model in (None, "fit", "none") else worker_model
-    files = {"source": args.source, "worker model table": table, **reads.files, **outputs}
-    refuse_shared_rejects(rejects, files, reads.folders)
+    files = {"source": args.source, "worker model table": table, **reads.files}
+    written = [(name, where, option) for name, (where, option) in outputs.items() if option]
+    refuse_outputs(written, files, reads.folders)
+    layout = {name: where for name, (where, _) in outputs.items()}
+    refuse_shared_rejects(rejects, files | layout, reads.folders)
 
 
 def _source_args(args: argparse.Namespace) -> tuple[str, str, str | None]:
@@ -268,9 +275,16 @@ def run(args: argparse.Namespace) -> int:
     output = os.fspath(args.output)
     rejects_loc = args.rejects or f"{output}.rejects.jsonl"
     table, csv, model_table = side_files(output, args.quality)
-    outputs = {"output": output, "summary": f"{output}.summary.json"}
-    sides = {"worker-quality table": table, "worker-quality CSV": csv, "worker model": model_table}
-    refuse_shared_source(rejects_loc, args, _model_choice(args), outputs | sides)
+    quality = "--quality" if args.quality else "-o"
+    fits = _model_choice(args) == "fit"
+    outputs = {
+        "output": (output, "-o"),
+        "summary": (f"{output}.summary.json", "-o"),
+        "worker-quality table": (table, quality),
+        "worker-quality CSV": (csv, quality),
+        "worker model": (model_table, "-o" if fits else None),
+    }
+    refuse_shared_source(rejects_loc, args, _model_choice(args), outputs)
     store = store_from_args(args)
     worker_model = worker_model_arg(_model_choice(args), args)
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)

@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from gt_toolkit.storage.s3 import S3Store
 
@@ -24,6 +24,8 @@ __all__ = [
     "fraction",
     "lost_labels_exit",
     "positive_int",
+    "refuse_outputs",
+    "refuse_overlap",
     "refuse_shared_rejects",
     "store_from_args",
     "threshold",
@@ -102,6 +104,56 @@ def lost_labels_exit(lost: list[str], location: str | None) -> int:
 # work starts. argparse turns their ValueError (not a number) into "invalid <name> value".
 
 
+def refuse_overlap(
+    what: str,
+    location: str,
+    option: str,
+    files: Mapping[str, str | None],
+    folders: Mapping[str, str | None] | None = None,
+) -> None:
+    """Refuse a file the run writes or removes that is one of ``files`` or in ``folders``.
+
+    Every command publishes its outputs when it ends, after it has read its inputs: an
+    output that is an input (by any name) would replace it, and one inside a folder the
+    run lists would be read as one more source by the next run. Checked before anything is
+    read or written, so a refused run leaves everything as it was.
+
+    Args:
+        what: what the run writes there (``"output"``, ``"rejects file"``).
+        location: where, local or ``s3://``.
+        option: the option that moves it (``"-o"``), named in the message.
+        files: what each file it must not be is (``"input"``) and where (``None``: none).
+        folders: the same for folders whose every file the run may read.
+
+    Raises:
+        ValidationError: naming both, and the option to change.
+    """
+    from gt_toolkit.errors import ValidationError
+
+    def refuse(clash: str) -> None:
+        raise ValidationError(
+            [f"the {what} {location} is {clash}: give {option} another path"], what="options"
+        )
+
+    for name, other in files.items():
+        if other is not None and _same_location(location, other):
+            refuse(f"also the {name}")
+    for name, folder in (folders or {}).items():
+        if folder is not None and _inside_location(location, folder):
+            refuse(f"inside the {name} {folder}, which the run reads")
+
+
+def refuse_outputs(
+    outputs: Iterable[tuple[str, str | None, str]],
+    files: Mapping[str, str | None],
+    folders: Mapping[str, str | None] | None = None,
+) -> None:
+    """:func:`refuse_overlap` for each output: (what it is, where or ``None``, its option)."""
+    for what, location, option in outputs:
+        if location is not None:
+            refuse_overlap(what, location, option, files, folders)
+
+
 def refuse_shared_rejects(
     rejects: str,
     files: Mapping[str, str | None],
@@ -112,28 +164,10 @@ def refuse_shared_rejects(
     The run replaces the rejects file when it rejects something and removes it when it
     rejects nothing (:func:`remove_stale_rejects`): either would destroy a file of the same
     name, and in a folder the run lists, the next run would read it as one more source.
-
-    Args:
-        rejects: the rejects location, local or ``s3://``.
-        files: what each file the run reads or writes is (``"input"``) and where.
-        folders: the same for folders whose every file the run may read.
-
-    Raises:
-        ValidationError: naming the file (or folder) it would destroy (or add to).
+    ``files`` holds what the run reads and writes (``"input"``, ``"output"``); see
+    :func:`refuse_overlap`.
     """
-    from gt_toolkit.errors import ValidationError
-
-    def refuse(what: str) -> None:
-        raise ValidationError(
-            [f"the rejects file {rejects} is {what}: give --rejects another path"], what="options"
-        )
-
-    for name, location in files.items():
-        if location is not None and _same_location(rejects, location):
-            refuse(f"also the {name}")
-    for name, folder in (folders or {}).items():
-        if folder is not None and _inside_location(rejects, folder):
-            refuse(f"inside the {name} {folder}, which the run reads")
+    refuse_overlap("rejects file", rejects, "--rejects", files, folders)
 
 
 def _same_location(a: str, b: str) -> bool:
