@@ -12,6 +12,7 @@ from gt_toolkit.cli.options import (
     add_aws_options,
     eprint,
     lost_labels_exit,
+    refuse_outputs,
     refuse_shared_rejects,
     remove_stale_rejects,
     store_from_args,
@@ -131,8 +132,12 @@ def _run_manifest(args: argparse.Namespace) -> int:
     from gt_toolkit.progress import progress
     from gt_toolkit.storage.s3 import DEFAULT_IMAGE_EXTENSIONS
 
-    store = store_from_args(args)
     extensions = tuple(args.ext) if args.ext else DEFAULT_IMAGE_EXTENSIONS
+    # a manifest beside the images is fine: the listing keeps these extensions only; an
+    # output it would keep replaces an image, or is one more image to the next run
+    if str(args.out).lower().endswith(tuple(e.lower() for e in extensions)):
+        refuse_outputs([("output", str(args.out), "-o")], {}, {"image folder": str(args.src)})
+    store = store_from_args(args)
     records = iter_input_records(
         args.src,
         s3_prefix=args.s3_prefix,
@@ -175,6 +180,12 @@ def _exit_code(stats: ReadStats, rejects: str) -> int:
     return lost_labels_exit(lost, rejects)
 
 
+def _refuse_shared_files(manifest: str, outputs: dict[str, str], rejects: str) -> None:
+    """Refuse an output (``-o``) or rejects file that is the input manifest, or one another."""
+    refuse_outputs([(what, where, "-o") for what, where in outputs.items()], {"input": manifest})
+    refuse_shared_rejects(rejects, {"input": manifest} | outputs)
+
+
 def _run_sample(args: argparse.Namespace) -> int:
     from gt_toolkit.formats.manifest import ReadStats
     from gt_toolkit.formats.sampling import item_key, sample_items, sample_percent
@@ -183,10 +194,8 @@ def _run_sample(args: argparse.Namespace) -> int:
 
     out = str(args.out)
     rejects = _rejects_location(args, out)
-    refuse_shared_rejects(
-        rejects,
-        {"input": str(args.manifest), "output": out, "selection record": f"{out}.sample.json"},
-    )
+    outputs = {"output": out, "selection record": f"{out}.sample.json"}
+    _refuse_shared_files(str(args.manifest), outputs, rejects)
     store = store_from_args(args)
     passes: list[ReadStats] = []
 
@@ -251,11 +260,8 @@ def _run_split(args: argparse.Namespace) -> int:
         raise StorageError(f"cannot write {out}: it is a file, and split writes a folder")
     counts = {"train": 0, "validation": 0}
     rejects = _rejects_location(args, join_location(out, "split"))
-    refuse_shared_rejects(
-        rejects,
-        {"input": str(args.manifest)}
-        | {f"{name} manifest": join_location(out, f"{name}.manifest") for name in counts},
-    )
+    outputs = {f"{name} manifest": join_location(out, f"{name}.manifest") for name in counts}
+    _refuse_shared_files(str(args.manifest), outputs, rejects)
     stats = ReadStats()
     store = store_from_args(args)
     lines = _read(args, rejects, stats, store)
