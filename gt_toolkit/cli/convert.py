@@ -21,6 +21,7 @@ from gt_toolkit.cli.options import (
     fraction,
     lost_labels_exit,
     positive_int,
+    refuse_outputs,
     refuse_shared_rejects,
     remove_stale_rejects,
     store_from_args,
@@ -141,12 +142,21 @@ def run(args: argparse.Namespace) -> int:
     if "rejects" in spec.reads:
         values.setdefault("rejects", beside("rejects.jsonl"))
     summary_loc = args.summary or beside("summary.json")
+    reference = values.get("coco_reference")
+    inputs: dict[str, str | None] = {"input": str(args.input)}
+    inputs["COCO reference"] = None if reference is None else str(reference)
+    folders = {"input folder": str(args.input) if spec.input_folder else None}
+    fixed = spec.side_files if file_output else spec.folder_files
+    outputs = [
+        ("output", out, "-o"),
+        ("summary", summary_loc, "--summary" if args.summary else "-o"),
+    ]
+    outputs += [("output file", beside(name), "-o") for name in fixed]
+    refuse_outputs(outputs, inputs, folders)
     given = values.get("rejects")  # where this target's rejects go, if it reads any
     if given is not None:
-        reference = values.get("coco_reference")
-        files = {"input": str(args.input), "output": out, "summary": summary_loc}
-        files["COCO reference"] = None if reference is None else str(reference)
-        folders = {"input folder": str(args.input) if spec.input_folder else None}
+        files = {"input": inputs["input"], "output": out, "summary": summary_loc}
+        files["COCO reference"] = inputs["COCO reference"]
         refuse_shared_rejects(str(given), files, folders)
     store = store_from_args(args)
     result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))

@@ -60,7 +60,10 @@ class ConverterSpec:
     :class:`ConvertOptions` fields the target uses (any other one set is refused);
     ``input_kind`` is ``output-manifest`` for Ground Truth outputs, else the foreign format;
     ``copy_images`` is the target's default for that option when it reads it;
-    ``input_folder`` says the input is a folder whose files it reads (not one file).
+    ``input_folder`` says the input is a folder whose files it reads (not one file);
+    ``folder_files`` and ``side_files`` are the files it always writes, by name, into a
+    folder output (``OUT/<name>``) or beside a file output (``OUT.<name>``): known before
+    the run, so an input there is refused instead of replaced.
     """
 
     function: str
@@ -69,6 +72,8 @@ class ConverterSpec:
     input_kind: str = "output-manifest"
     copy_images: bool = False
     input_folder: bool = False
+    folder_files: tuple[str, ...] = ()
+    side_files: tuple[str, ...] = ()
 
     def load(self) -> Converter:
         """The converter function (its module is imported now)."""
@@ -91,6 +96,7 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         "augmented:to_augmented",
         "train/validation augmented manifests + channels.json (built-in algorithms, Pipe mode)",
         _BOXES | _SPLIT | {"include_metadata", "channel_prefix"},
+        folder_files=("train.manifest", "validation.manifest", "channels.json"),
     ),
     Target.OD_JSON: ConverterSpec(
         "odjson:to_od_json",
@@ -103,6 +109,7 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         "image classification .lst files (File mode)",
         _READER | _SPLIT | _COPY,
         copy_images=True,
+        folder_files=("train.lst", "validation.lst", "class_index.json"),
     ),
     Target.CLASS_FOLDERS: ConverterSpec(
         "classification:to_class_folders",
@@ -114,23 +121,32 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         "images/ + annotations.json with xyxy boxes (JumpStart detection)",
         _BOXES | _COPY,
         copy_images=True,
+        folder_files=("annotations.json",),
     ),
     Target.COCO: ConverterSpec(
         "coco:to_coco",
         "COCO detection JSON (pycocotools-valid; a folder gets datumaro's layout)",
         _BOXES | _COPY,
+        folder_files=("annotations/instances_default.json",),  # a .json output: that file
     ),
     Target.YOLO: ConverterSpec(
-        "yolo:to_yolo", "YOLO labels/ + data.yaml, split into train/val", _BOXES | _SPLIT | _COPY
+        "yolo:to_yolo",
+        "YOLO labels/ + data.yaml, split into train/val",
+        _BOXES | _SPLIT | _COPY,
+        folder_files=("data.yaml", "classes.txt", "sources.jsonl"),
     ),
     Target.VOC: ConverterSpec(
-        "voc:to_voc", "Pascal VOC XML + ImageSets train/val + labelmap.txt", _BOXES | _SPLIT | _COPY
+        "voc:to_voc",
+        "Pascal VOC XML + ImageSets train/val + labelmap.txt",
+        _BOXES | _SPLIT | _COPY,
+        folder_files=("ImageSets/Main/train.txt", "ImageSets/Main/val.txt", "labelmap.txt"),
     ),
     Target.FROM_COCO: ConverterSpec(
         "from_coco:from_coco",
         "COCO JSON or results list -> input manifest with the boxes as a prior label",
         _PRIOR | {"coco_reference"},
         input_kind="coco",
+        side_files=("categories.json",),
     ),
     Target.FROM_YOLO: ConverterSpec(
         "from_yolo:from_yolo",
