@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from gt_toolkit.cli.options import add_aws_options, eprint, fraction, positive_int, store_from_args
+from gt_toolkit.cli.options import (
+    add_aws_options,
+    eprint,
+    fraction,
+    positive_int,
+    refuse_outputs,
+    store_from_args,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     )
     from gt_toolkit.storage.files import write_json
 
+    inputs = {"predictions": str(args.predictions), "reference": str(args.reference)}
+    refuse_outputs([("report", args.out, "-o")], inputs)
     store = store_from_args(args)
     pred = read_detection_set(
         args.predictions,

@@ -10,6 +10,7 @@ from gt_toolkit.cli.options import (
     eprint,
     lost_labels_exit,
     positive_int,
+    refuse_outputs,
     store_from_args,
 )
 from gt_toolkit.errors import ValidationError
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
             ["review writes a local folder (pictures and a report to open): give a local -o"],
             what="review options",
         )
+    _refuse_shared_files(args)
     summary = write_review(
         args.manifest,
         args.out,
@@ -96,3 +98,18 @@ def run(args: argparse.Namespace) -> int:
     if answers:
         lost.append(f"{answers} worker answers not drawn ({reasons})")
     return lost_labels_exit(lost, summary.rejects)
+
+
+def _refuse_shared_files(args: argparse.Namespace) -> None:
+    """Refuse a review file that is the manifest, or any inside the worker-response folder.
+
+    The pictures' names come from the manifest, so only the fixed files are known here.
+    """
+    from gt_toolkit.evaluation.review import review_files
+    from gt_toolkit.formats.crowd.gt_job import worker_response_folder
+
+    answers = args.worker_responses
+    folders = {"worker-response folder": worker_response_folder(answers) if answers else None}
+    written = {"output folder": args.out} | {k: str(v) for k, v in review_files(args.out).items()}
+    outputs = [(what, where, "-o") for what, where in written.items()]
+    refuse_outputs(outputs, {"input": str(args.manifest)}, folders)

@@ -16,6 +16,7 @@ from gt_toolkit.cli.options import (
     add_image_mirror_options,
     eprint,
     positive_int,
+    refuse_outputs,
     store_from_args,
 )
 
@@ -186,6 +187,25 @@ def _preview_out(args: argparse.Namespace) -> str:
     return f"{stem}.preview.html"
 
 
+def _refuse_shared_files(args: argparse.Namespace) -> None:
+    """Refuse a file to write that is one the run reads: it is read first, then replaced."""
+    preview = args.preview
+    inputs = {
+        "label file": args.label_file,
+        "short instructions file": args.short_instructions_file,
+        "full instructions file": args.full_instructions_file,
+        # --preview is a manifest line or taskInput, or else a manifest to read
+        "preview manifest": None if not preview or preview.lstrip().startswith("{") else preview,
+    }
+    inputs |= {f"example image {image}": image for image, _ in [*args.good, *args.bad]}
+    outputs = [
+        ("template", str(args.out), "-o"),
+        ("label category config", args.write_label_config, "--write-label-config"),
+        ("preview page", _preview_out(args) if preview else None, "--preview-out"),
+    ]
+    refuse_outputs(outputs, inputs)
+
+
 def _report(findings: list[LintFinding], allow_errors: bool) -> bool:
     """Print findings; True when errors should stop the command."""
     from gt_toolkit.worker_ui.lint import has_errors
@@ -293,6 +313,7 @@ def run(args: argparse.Namespace) -> int:
     from gt_toolkit.storage.files import AllOrNone, json_bytes
 
     _check_preview_options(args)
+    _refuse_shared_files(args)
     store = store_from_args(args)
     labels = _labels(args, store)
     text = _render(args, labels, store)

@@ -66,6 +66,7 @@ __all__ = [
     "image_resolver",
     "read_worker_responses",
     "render_review_image",
+    "review_files",
     "worker_colours",
     "worker_quality_rows",
     "write_review",
@@ -704,6 +705,20 @@ def _notes(
     return notes
 
 
+def review_files(out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """The files :func:`write_review` writes (or removes) in ``out_dir`` besides its pictures.
+
+    Known before it runs, so a command can refuse an input of the same name.
+    """
+    out = Path(out_dir)
+    return {
+        "contact sheet": out / "contact_sheet.png",
+        "report": out / "report.html",
+        "review summary": out / "review.json",
+        "rejects file": out / "rejects.jsonl",
+    }
+
+
 def _clear_previous(out: Path) -> None:
     """Remove what an earlier review wrote into ``out`` (pictures, rejects) and only that.
 
@@ -711,7 +726,7 @@ def _clear_previous(out: Path) -> None:
     draws, and a rejects file from another run, beside its own report.
     """
     pictures = (p for p in (out / "images").glob("*.png") if _PICTURE.fullmatch(p.name))
-    stale = [out / "rejects.jsonl", *pictures]
+    stale = [review_files(out)["rejects file"], *pictures]
     for path in stale:
         path.unlink(missing_ok=True)
 
@@ -755,6 +770,7 @@ def write_review(
         NoMatchingObjectsError: ``worker_responses`` holds no worker-response file.
     """
     out = Path(out_dir)
+    files = review_files(out)
     with tempfile.TemporaryDirectory() as tmp:
         held = Path(tmp)
         items, stats, answers = _read_items(
@@ -785,16 +801,16 @@ def write_review(
         _clear_previous(out)
         for name, png in zip(drawn.names, drawn.pictures, strict=True):
             write_bytes(out / name, png)
-        write_bytes(out / "contact_sheet.png", _png(contact_sheet(drawn.thumbs)))
-        write_bytes(out / "report.html", page.encode("utf-8"))
+        write_bytes(files["contact sheet"], _png(contact_sheet(drawn.thumbs)))
+        write_bytes(files["report"], page.encode("utf-8"))
         rejects = b"".join(p.read_bytes() for p in map(held.joinpath, _HELD) if p.exists())
         if rejects:
-            write_bytes(out / "rejects.jsonl", rejects)
+            write_bytes(files["rejects file"], rejects)
     answer_counts = answers.to_json()
     summary = ReviewSummary(
         out_dir=str(out),
-        report=str(out / "report.html"),
-        contact_sheet=str(out / "contact_sheet.png"),
+        report=str(files["report"]),
+        contact_sheet=str(files["contact sheet"]),
         pictures=drawn.names,
         images=len(items),
         missing_images=drawn.missing,
@@ -803,8 +819,8 @@ def write_review(
         rejected=dict(sorted(stats.rejected.items())),
         rejected_answers=answer_counts["rejected_by_reason"],
         skipped_answers=answer_counts["skipped"],
-        rejects=str(out / "rejects.jsonl") if rejects else None,
+        rejects=str(files["rejects file"]) if rejects else None,
         missing_glyphs=no_glyphs,
     )
-    write_json(out / "review.json", summary.to_json())
+    write_json(files["review summary"], summary.to_json())
     return summary
