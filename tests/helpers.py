@@ -12,7 +12,10 @@ import shutil
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -216,3 +219,38 @@ def huge_png_header(side: int = 20_000) -> bytes:
         + chunk(b"IDAT", zlib.compress(b""))
         + chunk(b"IEND", b"")
     )
+
+
+# refused runs: tests/cli/test_shared_rejects.py and test_shared_outputs.py
+
+
+def file_tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes: what a refused run must leave as it was."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def refused_run(argv: list[str], said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The ``gt-convert`` run exits 1 with one line saying ``said``."""
+    from gt_toolkit.cli import main
+
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err
+
+
+def answers_folder(root: Path) -> Path:
+    """A folder of per-worker answer files (never read here: the refusal comes first)."""
+    root.mkdir()
+    (root / "w1.jsonl").write_text('{"datasetObjectId": "0"}\n')
+    return root
+
+
+def put_tree(s3_client: Any, bucket: str, prefix: str, root: Path) -> None:
+    """Upload the files at the top of ``root`` under ``prefix``."""
+    for path in sorted(root.iterdir()):
+        s3_client.put_object(Bucket=bucket, Key=f"{prefix}/{path.name}", Body=path.read_bytes())
+
+
+def s3_keys(s3_client: Any, bucket: str) -> list[str]:
+    """Every key in ``bucket``, in order (what a refused run must leave as it was)."""
+    return [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])]

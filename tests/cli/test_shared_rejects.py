@@ -18,29 +18,19 @@ import pytest
 from gt_toolkit.cli import main
 from gt_toolkit.cli.options import refuse_shared_rejects
 from gt_toolkit.errors import ValidationError
-from tests.helpers import CROWD, DATA, SAMPLES
+from tests.helpers import (
+    CROWD,
+    DATA,
+    SAMPLES,
+    answers_folder,
+    file_tree,
+    put_tree,
+    refused_run,
+    s3_keys,
+)
 
 JOB = SAMPLES / "job-output" / "samples-balls"
 ANSWER = "annotations/worker-response/iteration-1/3/20261124T090900Z.json"
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` with its bytes: what a refused run must leave as it was."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
-def _refused(argv: list[str], said: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """The run exits 1 with one line saying ``said``."""
-    assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert said in err and err.count("\n") == 1, err
-
-
-def _answers_folder(root: Path) -> Path:
-    """A folder of per-worker answer files (never read here: the refusal comes first)."""
-    root.mkdir()
-    (root / "w1.jsonl").write_text('{"datasetObjectId": "0"}\n')
-    return root
 
 
 # (--from, the source to copy, where the rejects go inside it, the folder's name)
@@ -73,10 +63,10 @@ def test_a_rejects_file_inside_a_folder_source_is_refused(
 ) -> None:
     source = tmp_path / "source"
     if original is None:
-        _answers_folder(source)
+        answers_folder(source)
     else:
         shutil.copytree(original, source)
-    before = _tree(source)
+    before = file_tree(source)
     out = tmp_path / "out"
     dest = (
         [str(out / "c.json"), "--output-format", "coco"] if command == "consolidate" else [str(out)]
@@ -84,17 +74,17 @@ def test_a_rejects_file_inside_a_folder_source_is_refused(
     argv = [command, str(source), "--from", kind, "-o", *dest]
     if kind == "answers-folder":
         argv += ["--manifest", str(JOB / "manifests" / "output" / "output.manifest")]
-    _refused([*argv, "--rejects", str(source / inside)], f"inside the {folder}", capsys)
-    assert _tree(source) == before
+    refused_run([*argv, "--rejects", str(source / inside)], f"inside the {folder}", capsys)
+    assert file_tree(source) == before
     assert not out.exists()
 
 
 def test_answers_folder_option_refuses_a_rejects_file_inside_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    answers = _answers_folder(tmp_path / "answers")
+    answers = answers_folder(tmp_path / "answers")
     argv = ["consolidate", str(JOB), "--answers-folder", str(answers), "-o", str(tmp_path / "o")]
-    _refused([*argv, "--rejects", str(answers / "r.jsonl")], "inside the answers folder", capsys)
+    refused_run([*argv, "--rejects", str(answers / "r.jsonl")], "inside the answers folder", capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answers"]
 
 
@@ -102,20 +92,11 @@ def test_a_job_keeps_its_outputs_and_rejects_beside_its_answers(tmp_path: Path) 
     # only the worker-response folder is listed: a job prefix is where outputs often go
     job = tmp_path / "job"
     shutil.copytree(JOB, job)
-    before = _tree(job / "annotations")
+    before = file_tree(job / "annotations")
     argv = ["consolidate", str(job), "-o", str(job / "consolidated.manifest")]
     assert main([*argv, "--rejects", str(job / "rejects.jsonl")]) == 0
     assert (job / "consolidated.manifest").exists()
-    assert _tree(job / "annotations") == before
-
-
-def _put_tree(s3_client: Any, bucket: str, prefix: str, root: Path) -> None:
-    for path in sorted(root.iterdir()):
-        s3_client.put_object(Bucket=bucket, Key=f"{prefix}/{path.name}", Body=path.read_bytes())
-
-
-def _keys(s3_client: Any, bucket: str) -> list[str]:
-    return [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert file_tree(job / "annotations") == before
 
 
 @pytest.mark.parametrize("slash", ["", "/"], ids=["no-slash", "slash"])
@@ -126,20 +107,20 @@ def test_a_rejects_key_under_an_s3_source_prefix_is_refused_not_under_a_sibling(
     bucket: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _put_tree(s3_client, bucket, "jobs", CROWD / "cvat-replicas")
-    before = _keys(s3_client, bucket)
+    put_tree(s3_client, bucket, "jobs", CROWD / "cvat-replicas")
+    before = s3_keys(s3_client, bucket)
     source = f"s3://{bucket}/jobs{slash}"
     argv = ["consolidate", source, "--from", "cvat", "-o", f"s3://{bucket}/out/c.json"]
     argv += ["--output-format", "coco", "--worker-model", "none", "--endpoint-url", moto_endpoint]
     for inside in ("job_11_annotations.xml", "rejects.jsonl"):
         rejects = f"s3://{bucket}/jobs/{inside}"
-        _refused([*argv, "--rejects", rejects], "inside the CVAT folder", capsys)
-        assert _keys(s3_client, bucket) == before
+        refused_run([*argv, "--rejects", rejects], "inside the CVAT folder", capsys)
+        assert s3_keys(s3_client, bucket) == before
     # jobs2/ only shares the start of the string: it is not in the folder
     assert main([*argv, "--rejects", f"s3://{bucket}/jobs2/rejects.jsonl"]) == 0
     written = ["c.json", *(f"c.json.{x}" for x in ("summary.json", "worker-quality.csv"))]
     written.append("c.json.worker-quality.json")  # a clean run: no rejects key anywhere
-    assert _keys(s3_client, bucket) == sorted([*before, *(f"out/{x}" for x in written)])
+    assert s3_keys(s3_client, bucket) == sorted([*before, *(f"out/{x}" for x in written)])
 
 
 _LINKED = [
@@ -169,7 +150,7 @@ def test_a_hard_link_to_the_input_is_refused(
     alias.parent.mkdir()
     os.link(given, alias)
     args = [a.replace("IN", str(given)).replace("OUT", str(tmp_path / "out")) for a in argv]
-    _refused([*args, "--rejects", str(alias)], f"is also the {shared}", capsys)
+    refused_run([*args, "--rejects", str(alias)], f"is also the {shared}", capsys)
     assert given.read_bytes() == original.read_bytes()
     assert not (tmp_path / "out").exists()
 
@@ -182,13 +163,13 @@ def test_a_hard_link_to_an_earlier_side_file_is_refused(
     argv += ["-o", str(out), "--worker-model", "none"]
     assert main(argv) == 0
     csv = tmp_path / "out.manifest.worker-quality.csv"
-    kept = _tree(tmp_path)
+    kept = file_tree(tmp_path)
     alias = tmp_path / "elsewhere" / "rejects.jsonl"
     alias.parent.mkdir()
     os.link(csv, alias)
     capsys.readouterr()
-    _refused([*argv, "--rejects", str(alias)], "is also the worker-quality CSV", capsys)
-    assert _tree(tmp_path) == kept | {"elsewhere/rejects.jsonl": csv.read_bytes()}
+    refused_run([*argv, "--rejects", str(alias)], "is also the worker-quality CSV", capsys)
+    assert file_tree(tmp_path) == kept | {"elsewhere/rejects.jsonl": csv.read_bytes()}
 
 
 @pytest.mark.parametrize(
@@ -204,7 +185,7 @@ def test_a_rejects_file_named_like_a_consolidate_side_file_is_refused(
 ) -> None:
     argv = ["consolidate", str(CROWD / "label-studio.json"), "--from", "label-studio"]
     argv += ["-o", str(tmp_path / "out.manifest"), "--rejects", str(tmp_path / side)]
-    _refused(argv, f"is also the {name}", capsys)
+    refused_run(argv, f"is also the {name}", capsys)
     assert not list(tmp_path.iterdir())
 
 
@@ -223,11 +204,11 @@ def test_a_rejects_file_named_like_an_agreement_page_is_refused(
     out.mkdir()
     for earlier in ("agreement.json", "agreement.html", "worker-model.json"):
         (out / earlier).write_text(f"an earlier run's {earlier}")
-    before = _tree(out)
+    before = file_tree(out)
     argv = ["agreement", str(CROWD / "label-studio.json"), "--from", "label-studio"]
     argv += ["-o", str(out), "--worker-model", "fit", "--rejects", str(out / page)]
-    _refused(argv, f"is also the {name}", capsys)
-    assert _tree(out) == before
+    refused_run(argv, f"is also the {name}", capsys)
+    assert file_tree(out) == before
 
 
 @pytest.mark.parametrize("command", ["consolidate", "agreement"])
@@ -238,7 +219,7 @@ def test_a_rejects_file_named_like_the_worker_model_table_read_is_refused(
     table.write_text('{"a saved": "worker model"}')
     argv = [command, str(CROWD / "label-studio.json"), "--from", "label-studio"]
     argv += ["-o", str(tmp_path / "out"), "--worker-model", str(table), "--rejects", str(table)]
-    _refused(argv, "is also the worker model table", capsys)
+    refused_run(argv, "is also the worker model table", capsys)
     assert table.read_text() == '{"a saved": "worker model"}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json"]
 
@@ -260,11 +241,11 @@ def test_from_yolo_refuses_a_rejects_file_inside_its_dataset_folder(
     dataset = tmp_path / "dataset"
     (dataset / "labels" / "train").mkdir(parents=True)
     (dataset / "data.yaml").write_text("names: [car]\n")
-    before = _tree(dataset)
+    before = file_tree(dataset)
     argv = ["from-yolo", str(dataset), "-o", str(tmp_path / "out.manifest")]
     for inside in ("labels/train/rejects.txt", "data.yaml"):
-        _refused([*argv, "--rejects", str(dataset / inside)], "inside the input folder", capsys)
-        assert _tree(dataset) == before
+        refused_run([*argv, "--rejects", str(dataset / inside)], "inside the input folder", capsys)
+        assert file_tree(dataset) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]
 
 
@@ -275,7 +256,7 @@ def test_from_coco_refuses_its_coco_reference_as_rejects_file(
     reference.write_text('{"images": [], "categories": []}')
     argv = ["from-coco", str(tmp_path / "results.json"), "-o", str(tmp_path / "out.manifest")]
     argv += ["--coco-reference", str(reference), "--rejects", str(reference)]
-    _refused(argv, "is also the COCO reference", capsys)
+    refused_run(argv, "is also the COCO reference", capsys)
     assert reference.read_text() == '{"images": [], "categories": []}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reference.json"]
 
