@@ -243,8 +243,12 @@ def resume(args: argparse.Namespace, trainer: Trainer) -> dict[str, float]:
     shutil.rmtree(folder / "spot-model")
     again = timed("resume: started after the end", lambda: trainer.run(*longer, *own("spot")))
     expect(again, f"already holds all {epochs} epochs", "started after the end")
-    if metric_lines(again) or not (folder / "spot-model" / contract.MODEL_FILE).is_file():
-        raise SystemExit("a finished run trained again or wrote no model")
+    # it reports the finished run's metrics again (a tuning job's objective) without training
+    trained = "#info epoch=" in again or checkpoint.read_bytes() != first
+    if trained or len(metric_lines(again)) != epochs:
+        raise SystemExit("a finished run trained again or did not report its metrics")
+    if not (folder / "spot-model" / contract.MODEL_FILE).is_file():
+        raise SystemExit("a finished run wrote no model")
     other = ["--learning_rate", "0.005", "--epochs", "1", *own("spot")]
     log = timed("resume: other hyperparameters", lambda: trainer.run(*other))
     expect(

@@ -390,6 +390,10 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     run = _start(args, classes, device, fingerprint)
     if run.best_weights:  # resumed: the model folder of a restarted job starts empty
         _save(args, classes, run.best_weights)
+    if run.epoch >= args.epochs:  # finished before: a tuning job still needs its objective
+        for entry in run.history:
+            values = {k: v for k, v in entry.items() if k != "epoch"}
+            print(contract.metric_line(int(entry["epoch"]), values), flush=True)
     criterion = nn.CrossEntropyLoss()
     set_hook_mode = _debug_hook(run.model, criterion) or (lambda training: None)
     writer = _tensorboard(args.tensorboard_dir)
