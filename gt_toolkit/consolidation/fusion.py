@@ -268,5 +268,11 @@ def without_bias(clean: CleanBoxes, bias: FloatArray, image_size: ImageSize | No
         clip_rows(moved, *image_extent(image_size))
     # not dataclasses.replace: a third of this function's time
     return CleanBoxes(
-        moved, clean.code, clean.worker, clean.box, clean.labels, clean.overlaps, clean.own
+        xyxy=moved,
+        code=clean.code,
+        worker=clean.worker,
+        box=clean.box,
+        labels=clean.labels,
+        overlaps=clean.overlaps,
+        own=clean.own,
     )
