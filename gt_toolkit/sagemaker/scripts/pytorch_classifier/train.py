@@ -381,6 +381,11 @@ def _start(
     return run
 
 
+def _report(values: dict[str, float], epoch: int) -> None:
+    """One epoch's metric line, which the job's ``MetricDefinitions`` read from the log."""
+    print(contract.metric_line(epoch, values), flush=True)
+
+
 def train(args: argparse.Namespace) -> dict[str, float]:
     """Fine-tune, print one metric line per epoch, save the best epoch; the best metrics."""
     classes = _check(args)
@@ -392,8 +397,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         _save(args, classes, run.best_weights)
     if run.epoch >= args.epochs:  # finished before: a tuning job still needs its objective
         for entry in run.history:
-            values = {k: v for k, v in entry.items() if k != "epoch"}
-            print(contract.metric_line(int(entry["epoch"]), values), flush=True)
+            _report({k: v for k, v in entry.items() if k != "epoch"}, int(entry["epoch"]))
     criterion = nn.CrossEntropyLoss()
     set_hook_mode = _debug_hook(run.model, criterion) or (lambda training: None)
     writer = _tensorboard(args.tensorboard_dir)
@@ -412,7 +416,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
             "validation:loss": val_loss,
             "validation:accuracy": val_acc,
         }
-        print(contract.metric_line(epoch, values), flush=True)
+        _report(values, epoch)
         print(f"#info epoch={epoch} seconds={time.perf_counter() - started:.1f}", flush=True)
         run.epoch = epoch
         run.history.append({"epoch": epoch, **values})
