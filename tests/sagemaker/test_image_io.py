@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, features
 
 from gt_toolkit.sagemaker.scripts.pytorch_classifier.image_io import (
     read_rgb,
+    require_codecs,
     rgb_image,
     unreadable_images,
 )
@@ -76,3 +77,16 @@ def test_a_truncated_image_fails_with_its_path(tmp_path: Path) -> None:
     assert unreadable_images([cut]) == []  # the header is fine: only decoding finds it
     with pytest.raises(OSError, match=r"cut\.jpg"):
         read_rgb(cut)
+
+
+def test_the_endpoint_refuses_to_start_without_a_jpeg_or_png_decoder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Pillow built without libjpeg: model_fn fails at start-up, not each request as a 400."""
+    require_codecs()  # this Pillow decodes both
+    monkeypatch.setattr(features, "check_codec", lambda codec: codec != "jpg")
+    with pytest.raises(RuntimeError, match="cannot decode JPEG: reinstall Pillow"):
+        require_codecs()
+    monkeypatch.setattr(features, "check_codec", lambda codec: False)
+    with pytest.raises(RuntimeError, match="cannot decode JPEG or PNG"):
+        require_codecs()

@@ -17,9 +17,9 @@ import io
 from collections.abc import Iterable
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError, features
 
-__all__ = ["decode_rgb", "read_rgb", "rgb_image", "unreadable_images"]
+__all__ = ["decode_rgb", "read_rgb", "require_codecs", "rgb_image", "unreadable_images"]
 
 _SIXTEEN_BIT_SCALE = 1 / 256
 _UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
@@ -44,6 +44,25 @@ def read_rgb(path: Path) -> Image.Image:
             return rgb_image(img)
     except _UNREADABLE as exc:
         raise OSError(f"cannot read the image {path}: {exc}") from exc
+
+
+_CODECS = {"jpg": "JPEG", "zlib": "PNG"}
+"""The Pillow codecs the endpoint's two image types need (``features.check_codec`` names)."""
+
+
+def require_codecs() -> None:
+    """Fail at start-up when Pillow cannot decode JPEG or PNG (built without libjpeg or zlib).
+
+    Without this, every request would fail in :func:`decode_rgb` with "decoder ... not
+    available", an ``OSError`` the endpoint answers as the client's bad image (400) when
+    it is the server's fault.
+
+    Raises:
+        RuntimeError: naming the missing decoders.
+    """
+    missing = [kind for codec, kind in _CODECS.items() if not features.check_codec(codec)]
+    if missing:
+        raise RuntimeError(f"Pillow here cannot decode {' or '.join(missing)}: reinstall Pillow")
 
 
 def decode_rgb(data: bytes) -> Image.Image:

@@ -28,6 +28,7 @@ from train import build_model, eval_transform
 
 def model_fn(model_dir: str) -> dict[str, Any]:
     """Load ``model.pth`` and ``classes.json`` from the model directory."""
+    image_io.require_codecs()  # else a server fault would answer as the client's bad image
     root = Path(model_dir)
     missing = [n for n in (contract.MODEL_FILE, contract.CLASSES_FILE) if not (root / n).is_file()]
     if missing:
