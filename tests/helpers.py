@@ -238,10 +238,23 @@ def refused_run(argv: list[str], said: str, capsys: pytest.CaptureFixture[str]) 
     assert said in err and err.count("\n") == 1, err
 
 
+JOB = SAMPLES / "job-output" / "samples-balls"  # a finished Ground Truth job, on disk
+JOB_MANIFEST = JOB / "manifests" / "output" / "output.manifest"
+
+
 def answers_folder(root: Path) -> Path:
-    """A folder of per-worker answer files (never read here: the refusal comes first)."""
+    """The sample job's answers as an answers folder: ``w1.jsonl`` and one file per worker.
+
+    Read with ``--manifest JOB_MANIFEST``; ``w1.jsonl`` answers object 0 with no boxes.
+    """
     root.mkdir()
-    (root / "w1.jsonl").write_text('{"datasetObjectId": "0"}\n')
+    (root / "w1.jsonl").write_text('{"datasetObjectId": "0", "boundingBoxes": []}\n')
+    for response in sorted((JOB / "annotations" / "worker-response").rglob("*.json")):
+        for answer in json.loads(response.read_text())["answers"]:
+            content = answer["answerContent"]
+            line = {"datasetObjectId": response.parent.name, "answerContent": content}
+            with (root / f"{answer['workerId']}.jsonl").open("a") as fh:
+                fh.write(json.dumps(line) + "\n")
     return root
 
 

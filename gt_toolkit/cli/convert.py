@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     reference = values.get("coco_reference")
     inputs: dict[str, str | None] = {"input": str(args.input)}
     inputs["COCO reference"] = None if reference is None else str(reference)
-    folders = {"input folder": str(args.input) if spec.input_folder else None}
+    folders = {"input folder": spec.listed_input(str(args.input))}
     fixed = spec.side_files if file_output else spec.folder_files
     outputs = [
         ("output", out, "-o"),

@@ -130,13 +130,14 @@ def _run_manifest(args: argparse.Namespace) -> int:
     from gt_toolkit.formats.input_manifest import iter_input_records
     from gt_toolkit.formats.manifest import write_manifest
     from gt_toolkit.progress import progress
+    from gt_toolkit.storage.files import ListedFolder
     from gt_toolkit.storage.s3 import DEFAULT_IMAGE_EXTENSIONS
 
     extensions = tuple(args.ext) if args.ext else DEFAULT_IMAGE_EXTENSIONS
-    # a manifest beside the images is fine: the listing keeps these extensions only; an
-    # output it would keep replaces an image, or is one more image to the next run
-    if str(args.out).lower().endswith(tuple(e.lower() for e in extensions)):
-        refuse_outputs([("output", str(args.out), "-o")], {}, {"image folder": str(args.src)})
+    # a manifest beside the images is fine: an output the listing would keep replaces an
+    # image, or is one more image to the next run
+    listed = ListedFolder(str(args.src), extensions)
+    refuse_outputs([("output", str(args.out), "-o")], {}, {"image folder": listed})
     store = store_from_args(args)
     records = iter_input_records(
         args.src,

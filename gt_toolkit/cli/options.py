@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from gt_toolkit.storage.files import ListedFolder
     from gt_toolkit.storage.s3 import S3Store
 
 __all__ = [
@@ -109,21 +110,23 @@ def refuse_overlap(
     location: str,
     option: str,
     files: Mapping[str, str | None],
-    folders: Mapping[str, str | None] | None = None,
+    folders: Mapping[str, ListedFolder | None] | None = None,
 ) -> None:
-    """Refuse a file the run writes or removes that is one of ``files`` or in ``folders``.
+    """Refuse a file the run writes or removes that is one of ``files`` or listed in ``folders``.
 
     Every command publishes its outputs when it ends, after it has read its inputs: an
-    output that is an input (by any name) would replace it, and one inside a folder the
-    run lists would be read as one more source by the next run. Checked before anything is
-    read or written, so a refused run leaves everything as it was.
+    output that is an input (by any name) would replace it, and one the run would list in
+    a folder it reads would be read as one more source by the next run. Any other file in
+    such a folder is no source (a CVAT folder lists ``.xml`` and ``.zip`` only), so it is
+    allowed. Checked before anything is read or written, so a refused run leaves everything
+    as it was.
 
     Args:
         what: what the run writes there (``"output"``, ``"rejects file"``).
         location: where, local or ``s3://``.
         option: the option that moves it (``"-o"``), named in the message.
         files: what each file it must not be is (``"input"``) and where (``None``: none).
-        folders: the same for folders whose every file the run may read.
+        folders: the same for folders the run lists, each with the files it reads there.
 
     Raises:
         ValidationError: naming both, and the option to change.
@@ -139,14 +142,25 @@ def refuse_overlap(
         if other is not None and _same_location(location, other):
             refuse(f"also the {name}")
     for name, folder in (folders or {}).items():
-        if folder is not None and _inside_location(location, folder):
-            refuse(f"inside the {name} {folder}, which the run reads")
+        if folder is None or not folder.lists(location):
+            continue  # a file the listing skips is no source, wherever it lies
+        if _inside_location(location, folder.location):
+            refuse(f"inside the {name} {folder.location}, {_what_it_reads(folder)}")
+
+
+def _what_it_reads(folder: ListedFolder) -> str:
+    """``whose .xml and .zip files the run reads`` (``which the run reads``: every file)."""
+    *rest, last = folder.extensions or ("",)
+    if not last:
+        return "which the run reads"
+    endings = f"{', '.join(rest)} and {last}" if rest else last
+    return f"whose {endings} files the run reads"
 
 
 def refuse_outputs(
     outputs: Iterable[tuple[str, str | None, str]],
     files: Mapping[str, str | None],
-    folders: Mapping[str, str | None] | None = None,
+    folders: Mapping[str, ListedFolder | None] | None = None,
 ) -> None:
     """:func:`refuse_overlap` for each output: (what it is, where or ``None``, its option)."""
     for what, location, option in outputs:
@@ -157,13 +171,14 @@ def refuse_outputs(
 def refuse_shared_rejects(
     rejects: str,
     files: Mapping[str, str | None],
-    folders: Mapping[str, str | None] | None = None,
+    folders: Mapping[str, ListedFolder | None] | None = None,
 ) -> None:
-    """Refuse a rejects file that is one of ``files`` or lies in one of ``folders``.
+    """Refuse a rejects file that is one of ``files`` or that one of ``folders`` lists.
 
     The run replaces the rejects file when it rejects something and removes it when it
     rejects nothing (:func:`remove_stale_rejects`): either would destroy a file of the same
-    name, and in a folder the run lists, the next run would read it as one more source.
+    name, and one a folder the run lists would keep, the next run would read as one more
+    source.
     ``files`` holds what the run reads and writes (``"input"``, ``"output"``); see
     :func:`refuse_overlap`.
     """

@@ -101,15 +101,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _refuse_shared_files(args: argparse.Namespace) -> None:
-    """Refuse a review file that is the manifest, or any inside the worker-response folder.
+    """Refuse a review file that is the manifest, or that the worker-response folder lists.
 
     The pictures' names come from the manifest, so only the fixed files are known here.
     """
     from gt_toolkit.evaluation.review import review_files
-    from gt_toolkit.formats.crowd.gt_job import worker_response_folder
+    from gt_toolkit.formats.crowd.gt_job import listed_worker_responses
 
     answers = args.worker_responses
-    folders = {"worker-response folder": worker_response_folder(answers) if answers else None}
+    folders = {"worker-response folder": listed_worker_responses(answers) if answers else None}
     written = {"output folder": args.out} | {k: str(v) for k, v in review_files(args.out).items()}
     outputs = [(what, where, "-o") for what, where in written.items()]
     refuse_outputs(outputs, {"input": str(args.manifest)}, folders)

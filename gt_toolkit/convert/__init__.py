@@ -23,7 +23,7 @@ from gt_toolkit.errors import ConversionError, ValidationError
 
 if TYPE_CHECKING:
     from gt_toolkit.convert.staging import StagedOutput
-    from gt_toolkit.storage.files import Location
+    from gt_toolkit.storage.files import ListedFolder, Location
 
 __all__ = [
     "CONVERTERS",
@@ -60,7 +60,8 @@ class ConverterSpec:
     :class:`ConvertOptions` fields the target uses (any other one set is refused);
     ``input_kind`` is ``output-manifest`` for Ground Truth outputs, else the foreign format;
     ``copy_images`` is the target's default for that option when it reads it;
-    ``input_folder`` says the input is a folder whose files it reads (not one file);
+    ``input_folder`` names, as ``"module:CONSTANT"``, the name endings of the files the
+    converter reads when its input is a folder (empty: its input is one file);
     ``folder_files`` and ``side_files`` are the files it always writes, by name, into a
     folder output (``OUT/<name>``) or beside a file output (``OUT.<name>``): known before
     the run, so an input there is refused instead of replaced.
@@ -71,7 +72,7 @@ class ConverterSpec:
     reads: frozenset[str]
     input_kind: str = "output-manifest"
     copy_images: bool = False
-    input_folder: bool = False
+    input_folder: str = ""
     folder_files: tuple[str, ...] = ()
     side_files: tuple[str, ...] = ()
 
@@ -80,6 +81,19 @@ class ConverterSpec:
         module, name = self.function.split(":")
         func: Converter = getattr(importlib.import_module(f"{__name__}.{module}"), name)
         return func
+
+    def listed_input(self, source: str) -> ListedFolder | None:
+        """The input folder and the files of it the converter reads (``None``: one file).
+
+        Its module is imported now, as :meth:`load` does: reading the table imports none.
+        """
+        if not self.input_folder:
+            return None
+        from gt_toolkit.storage.files import ListedFolder
+
+        module, name = self.input_folder.split(":")
+        endings: tuple[str, ...] = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        return ListedFolder(source, endings)
 
 
 _READER = frozenset({"label_attribute", "policy", "rejects", "empty_policy"})
@@ -153,7 +167,7 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         "YOLO folder -> input manifest with the boxes as a prior label",
         _PRIOR | {"polygon_boxes"},
         input_kind="yolo",
-        input_folder=True,
+        input_folder="from_yolo:DATASET_READS",
     ),
 }
 

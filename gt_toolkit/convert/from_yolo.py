@@ -37,9 +37,16 @@ from gt_toolkit.storage.image_mirror import read_image_size
 from gt_toolkit.storage.s3 import is_s3_uri
 from gt_toolkit.types import ConsolidatedBox
 
-__all__ = ["from_yolo", "read_yolo_names"]
+__all__ = ["DATASET_READS", "from_yolo", "read_yolo_names"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+_LABELS = ".txt"
+_YAML = (".yaml", ".yml")
+_NAMES_FILES = ("obj.names", "classes.txt")
+_SOURCES = "sources.jsonl"
+# every name ending a dataset folder's file is read by (a file put there under one of them
+# changes the next run's images, labels or names)
+DATASET_READS = (*sorted(IMAGE_EXTENSIONS), _LABELS, *_YAML, ".names", _SOURCES)
 _CLASS_ID = re.compile(r"\d+")
 
 
@@ -76,11 +83,11 @@ def from_yolo(source: Location, out: StagedOutput, options: ConvertOptions) -> C
 
 def read_yolo_names(root: Path) -> list[str]:
     """The class names of a YOLO dataset folder (see the module docstring for the order)."""
-    for yaml_file in sorted(root.glob("*.yaml")) + sorted(root.glob("*.yml")):
+    for yaml_file in (p for ext in _YAML for p in sorted(root.glob(f"*{ext}"))):
         names = _yaml_names(yaml_file)
         if names is not None:
             return names
-    for name in ("obj.names", "classes.txt"):
+    for name in _NAMES_FILES:
         if (root / name).is_file():
             return _names_file(root / name)
     raise ConversionError(f"{root}: no class names (data.yaml 'names', obj.names or classes.txt)")
@@ -116,7 +123,7 @@ def _names_file(path: Path) -> list[str]:
 
 def _sources(root: Path) -> dict[str, str]:
     """``sources.jsonl`` (written by the ``yolo`` target): label file -> source-ref."""
-    path = root / "sources.jsonl"
+    path = root / _SOURCES
     if not path.is_file():
         return {}
     refs = {}
@@ -145,7 +152,7 @@ def _pairs(root: Path) -> tuple[list[tuple[Path, Path | None]], list[Path]]:
         pairs.append((image, label))
     orphans = [
         p
-        for p in sorted(root.rglob("*.txt"))
+        for p in sorted(root.rglob(f"*{_LABELS}"))
         if p not in claimed and ("labels" in p.relative_to(root).parts[:-1] or p.parent in folders)
     ]
     return pairs, orphans
@@ -153,11 +160,11 @@ def _pairs(root: Path) -> tuple[list[tuple[Path, Path | None]], list[Path]]:
 
 def _label_candidates(root: Path, image: Path) -> Iterator[Path]:
     parts = list(image.relative_to(root).parts)
-    name = image.with_suffix(".txt").name
+    name = image.with_suffix(_LABELS).name
     if "images" in parts[:-1]:
         i = len(parts) - 2 - parts[-2::-1].index("images")
         yield root.joinpath(*parts[:i], "labels", *parts[i + 1 : -1], name)
-    yield image.with_suffix(".txt")
+    yield image.with_suffix(_LABELS)
 
 
 def _read_label_file(

@@ -28,7 +28,7 @@ import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import orjson
 
@@ -38,6 +38,7 @@ from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 __all__ = [
     "AllOrNone",
     "LineWriter",
+    "ListedFolder",
     "Location",
     "atomic_output",
     "iter_chunks",
@@ -55,6 +56,24 @@ __all__ = [
 
 Location = str | os.PathLike[str]
 _CHUNK = 1 << 20
+
+
+class ListedFolder(NamedTuple):
+    """A folder a run lists, and the name endings of the files it reads there (empty: all).
+
+    A file put inside it becomes one more source of the next run only when the listing would
+    keep it: a run may write its other files there (``x.json.rejects.jsonl`` in a CVAT folder).
+    """
+
+    location: str
+    extensions: tuple[str, ...] = ()
+
+    def lists(self, location: str) -> bool:
+        """Whether the listing keeps a file named so (any case, as every listing compares)."""
+        endings = tuple(e.lower() for e in self.extensions)
+        return not endings or location.lower().endswith(endings)
+
+
 _BATCH = 4096
 # The end of every temporary name this module makes: ".<host>.<pid>.<token>.part".
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0])[:63] or "host"

@@ -20,6 +20,8 @@ from gt_toolkit.convert import CONVERTERS, Target
 from tests.helpers import (
     CROWD,
     DATA,
+    JOB,
+    JOB_MANIFEST,
     SAMPLES,
     answers_folder,
     file_tree,
@@ -28,7 +30,6 @@ from tests.helpers import (
     s3_keys,
 )
 
-JOB = SAMPLES / "job-output" / "samples-balls"
 LABEL_STUDIO = CROWD / "label-studio.json"
 BOXES = DATA / "outputs" / "api-job.manifest"
 TRUTH = SAMPLES / "truth.manifest"
@@ -179,25 +180,43 @@ def test_from_coco_refuses_a_categories_file_at_its_reference(
     assert sorted(p.name for p in tmp_path.iterdir()) == [reference.name]
 
 
-# (--from, the source to copy, where -o goes inside it, the folder's name)
-_FOLDERS = [
-    ("cvat", CROWD / "cvat-replicas", "c.json", "CVAT folder"),
-    ("cvat", CROWD / "cvat-replicas", "job_11_annotations.xml", "CVAT folder"),
-    ("coco-per-annotator", CROWD / "coco-per-annotator", "new/c.json", "COCO folder"),
-    ("gt-job", JOB, "annotations/worker-response/c.json", "worker-response folder"),
-    ("answers-folder", None, "c.json", "answers folder"),
-]
+_COCO_FOLDER = CROWD / "coco-per-annotator"
+_READS = {
+    "CVAT folder": "whose .xml and .zip files",
+    "COCO folder": "whose .json files",
+    "worker-response folder": "whose .json files",
+    "answers folder": "whose .jsonl files",
+}
+
+# (command, --from, the source to copy, where -o goes inside it, what is refused, the folder)
+_LISTED = [
+    ("consolidate", "cvat", CROWD / "cvat-replicas", "job_11_annotations.xml", "output",
+     "CVAT folder"),
+    ("consolidate", "cvat", CROWD / "cvat-replicas", "new/c.ZIP", "output", "CVAT folder"),
+    ("consolidate", "coco-per-annotator", _COCO_FOLDER, "new/c.json", "output", "COCO folder"),
+    ("consolidate", "coco-per-annotator", _COCO_FOLDER, "c.manifest", "summary", "COCO folder"),
+    ("consolidate", "gt-job", JOB, "annotations/worker-response/c.json", "output",
+     "worker-response folder"),
+    ("consolidate", "answers-folder", None, "c.jsonl", "output", "answers folder"),
+    # the run writes DIR/agreement.json: the next run would read it as one more annotator
+    ("agreement", "coco-per-annotator", _COCO_FOLDER, ".", "agreement JSON", "COCO folder"),
+    ("agreement", "coco-per-annotator", _COCO_FOLDER, "new", "agreement JSON", "COCO folder"),
+    ("agreement", "gt-job", JOB, "annotations/worker-response/a", "agreement JSON",
+     "worker-response folder"),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize("command", ["consolidate", "agreement"])
 @pytest.mark.parametrize(
-    ("kind", "original", "inside", "folder"), _FOLDERS, ids=[f"{k}-{i}" for k, _, i, _ in _FOLDERS]
+    ("command", "kind", "original", "inside", "output", "folder"),
+    _LISTED,
+    ids=[f"{c}-{k}-{i}" for c, k, _, i, _, _ in _LISTED],
 )
-def test_an_output_inside_a_folder_source_is_refused(
+def test_an_output_the_folder_source_lists_is_refused(
     command: str,
     kind: str,
     original: Path | None,
     inside: str,
+    output: str,
     folder: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -210,14 +229,53 @@ def test_an_output_inside_a_folder_source_is_refused(
     before = file_tree(tmp_path)
     out = source / inside
     argv = [command, str(source), "--from", kind, "-o", str(out), "--worker-model", "none"]
-    argv += ["--rejects", str(tmp_path / "rejects.jsonl")]  # the default would be refused too
+    argv += ["--rejects", str(tmp_path / "rejects.jsonl")]  # the default may be refused too
     if kind == "answers-folder":
-        argv += ["--manifest", str(JOB / "manifests" / "output" / "output.manifest")]
-    output = f"output {out}" if command == "consolidate" else f"agreement JSON {out}/agreement.json"
+        argv += ["--manifest", str(JOB_MANIFEST)]
+    written = {
+        "output": out,
+        "summary": f"{out}.summary.json",
+        "agreement JSON": out / "agreement.json",
+    }[output]
     read = source / "annotations" / "worker-response" if kind == "gt-job" else source
-    said = f"the {output} is inside the {folder} {read}, which the run reads: give -o another"
-    refused_run(argv, said, capsys)
+    said = f"the {output} {written} is inside the {folder} {read}, {_READS[folder]} the run reads"
+    refused_run(argv, f"{said}: give -o another path", capsys)
     assert file_tree(tmp_path) == before
+
+
+# (command, --from, the source to copy, where -o goes inside it): what the reader skips
+_SKIPPED = [
+    ("consolidate", "cvat", CROWD / "cvat-replicas", "c.json"),
+    ("consolidate", "answers-folder", None, "c.json"),
+    ("agreement", "cvat", CROWD / "cvat-replicas", "."),
+    ("agreement", "answers-folder", None, "."),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "kind", "original", "inside"),
+    _SKIPPED,
+    ids=[f"{c}-{k}-{i}" for c, k, _, i in _SKIPPED],
+)
+def test_outputs_the_folder_source_skips_are_written_and_not_read_again(
+    command: str, kind: str, original: Path | None, inside: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    if original is None:
+        answers_folder(source)
+    else:
+        shutil.copytree(original, source)
+    before = file_tree(source)
+    argv = [command, str(source), "--from", kind, "-o", str(source / inside)]
+    argv += ["--rejects", str(tmp_path / "rejects.jsonl")]  # an answers folder lists .jsonl
+    if kind == "answers-folder":
+        argv += ["--manifest", str(JOB_MANIFEST)]
+    argv += ["--output-format", "coco"] if command == "consolidate" else []
+    assert main(argv) == 0
+    first = file_tree(source)
+    assert len(first) > len(before) and all(first[name] == body for name, body in before.items())
+    assert main(argv) == 0  # the second run reads the same source: the same outputs
+    assert file_tree(source) == first
 
 
 def test_consolidate_refuses_to_write_over_the_jobs_manifest(
@@ -240,36 +298,46 @@ def test_review_refuses_its_folder_inside_the_worker_responses(
     before = file_tree(tmp_path)
     out = job / "annotations" / "worker-response" / "review"
     argv = ["review", str(job / "manifests" / "output" / "output.manifest"), "-o", str(out)]
-    said = f"the output folder {out} is inside the worker-response folder"
+    # the folder and its pictures are no answers; its review.json would be one
+    said = f"the review summary {out / 'review.json'} is inside the worker-response folder"
     refused_run([*argv, "--worker-responses", str(job)], said, capsys)
     assert file_tree(tmp_path) == before
 
 
-def test_from_yolo_refuses_an_output_inside_its_dataset_folder(
+def test_from_yolo_refuses_an_output_its_dataset_folder_lists(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dataset = tmp_path / "dataset"
     (dataset / "labels" / "train").mkdir(parents=True)
     (dataset / "data.yaml").write_text("names: [car]\n")
     before = file_tree(tmp_path)
-    out = dataset / "prior.manifest"
-    said = f"the output {out} is inside the input folder {dataset}, which the run reads"
-    argv = ["from-yolo", str(dataset), "-o", str(out), "--rejects", str(tmp_path / "r.jsonl")]
-    refused_run(argv, said, capsys)
-    assert file_tree(tmp_path) == before
+    argv = ["from-yolo", str(dataset), "--rejects", str(tmp_path / "r.jsonl"), "-o"]
+    for out in (dataset / "prior.yaml", dataset / "labels" / "prior.txt", dataset / "x.JPG"):
+        said = f"the output {out} is inside the input folder {dataset}, whose .bmp, .jpeg"
+        refused_run([*argv, str(out)], said, capsys)
+        assert file_tree(tmp_path) == before
 
 
+@pytest.mark.parametrize(
+    ("ext", "outputs"),
+    [
+        ([], ["a.jpg", "new.JPG", "sub/x.png"]),
+        (["--ext", ".TXT"], ["list.txt", "sub/x.Txt"]),
+    ],
+)
 def test_manifest_refuses_an_output_its_listing_would_keep_as_an_image(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ext: list[str], outputs: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     images = tmp_path / "images"
     images.mkdir()
     (images / "a.jpg").write_bytes(b"jpeg")
+    (images / "b.txt").write_text("a text file")
     before = file_tree(tmp_path)
-    argv = ["manifest", str(images), "--s3-prefix", "s3://my-bucket/images/", "-o"]
-    for out in (images / "a.jpg", images / "new.JPG", images / "sub" / "x.png"):
-        said = f"the output {out} is inside the image folder {images}, which the run reads"
-        refused_run([*argv, str(out)], said, capsys)
+    argv = ["manifest", str(images), "--s3-prefix", "s3://my-bucket/images/", *ext, "-o"]
+    reads = "whose .TXT files" if ext else "whose .jpg, .jpeg and .png files"
+    for out in outputs:
+        said = f"the output {images / out} is inside the image folder {images}, {reads}"
+        refused_run([*argv, str(images / out)], said, capsys)
         assert file_tree(tmp_path) == before
     # a manifest beside the images is never listed: the usual layout
     assert main([*argv, str(images / "input.manifest")]) == 0
@@ -340,11 +408,14 @@ def test_an_s3_output_under_a_source_prefix_is_refused_not_under_a_sibling(
     argv = ["consolidate", f"s3://{bucket}/jobs", "--from", "cvat", "--output-format", "coco"]
     argv += ["--worker-model", "none", "--endpoint-url", moto_endpoint]
     argv += ["--rejects", f"s3://{bucket}/elsewhere/rejects.jsonl", "-o"]
-    out = f"s3://{bucket}/jobs/c.json"
+    out = f"s3://{bucket}/jobs/c.XML"  # COCO JSON named like a job file: read next time
     refused_run([*argv, out], f"the output {out} is inside the CVAT folder", capsys)
     assert s3_keys(s3_client, bucket) == before
-    assert main([*argv, f"s3://{bucket}/jobs2/c.json"]) == 0
-    assert "jobs2/c.json" in s3_keys(s3_client, bucket)
+    assert main([*argv, f"s3://{bucket}/jobs2/c.xml"]) == 0
+    assert "jobs2/c.xml" in s3_keys(s3_client, bucket)
+    # a name the CVAT listing skips is written beside the job files
+    assert main([*argv, f"s3://{bucket}/jobs/c.json"]) == 0
+    assert "jobs/c.json" in s3_keys(s3_client, bucket)
 
 
 # what stays allowed
@@ -391,6 +462,32 @@ def test_consolidate_reads_the_model_table_an_earlier_fit_wrote_beside_its_outpu
     fitted = table.read_bytes()
     assert main([*argv, "--worker-model", str(table)]) == 0
     assert table.read_bytes() == fitted
+
+
+def test_the_layouts_the_review_found_refused_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each writes beside what its source lists, never a name the listing keeps
+    cvat = tmp_path / "cvat"
+    shutil.copytree(CROWD / "cvat-replicas", cvat)
+    monkeypatch.chdir(cvat)
+    for _ in range(2):  # the second run reads the same three job files
+        argv = ["consolidate", ".", "--from", "cvat", "--output", "out.json"]
+        assert main([*argv, "--output-format", "coco"]) == 0
+        assert main(["agreement", ".", "--from", "cvat", "--out", "."]) == 0
+    assert (cvat / "out.json").is_file() and (cvat / "agreement.json").is_file()
+    assert (cvat / "job_11_annotations.xml").read_bytes() == (
+        CROWD / "cvat-replicas" / "job_11_annotations.xml"
+    ).read_bytes()
+    ds = tmp_path / "ds"
+    (ds / "images").mkdir(parents=True)
+    _copy(SAMPLES / "images" / "img_000.jpg", ds / "images" / "img_000.jpg")
+    (ds / "data.yaml").write_text("names: [ball]\n")
+    monkeypatch.chdir(tmp_path)
+    yolo = ["from-yolo", "ds", "-o", "ds/out.manifest", "--image-prefix", "s3://b/imgs/"]
+    for _ in range(2):
+        assert main(yolo) == 0
+        assert (ds / "out.manifest").read_text().count("\n") == 1
 
 
 def test_every_file_a_converter_declares_is_written(tmp_path: Path) -> None:

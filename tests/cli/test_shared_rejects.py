@@ -2,7 +2,8 @@
 
 The run replaces its rejects file when it rejects something and removes it when it rejects
 nothing: a rejects path that is one of its files (by any name) destroys that file, and one
-inside a folder it lists becomes one more source file for the next run.
+that a folder it lists would keep (a CVAT folder's ``.xml``) becomes one more source file for
+the next run. Any other name in such a folder is no source, and is allowed.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from typing import Any
 import pytest
 
 from gt_toolkit.cli import main
-from gt_toolkit.cli.options import refuse_shared_rejects
+from gt_toolkit.cli.options import refuse_overlap, refuse_shared_rejects
 from gt_toolkit.errors import ValidationError
+from gt_toolkit.storage.files import ListedFolder
 from tests.helpers import (
     CROWD,
     DATA,
+    JOB,
+    JOB_MANIFEST,
     SAMPLES,
     answers_folder,
     file_tree,
@@ -29,18 +33,33 @@ from tests.helpers import (
     s3_keys,
 )
 
-JOB = SAMPLES / "job-output" / "samples-balls"
 ANSWER = "annotations/worker-response/iteration-1/3/20261124T090900Z.json"
 
 
-# (--from, the source to copy, where the rejects go inside it, the folder's name)
-_FOLDERS = [
+def _folder_source(kind: str, original: Path | None, source: Path) -> list[str]:
+    """Copy the source (``None``: an answers folder) to ``source``; the options it needs."""
+    if original is None:
+        answers_folder(source)
+        return ["--manifest", str(JOB_MANIFEST)]
+    shutil.copytree(original, source)
+    return []
+
+
+def _dest(command: str, out: Path) -> list[str]:
+    """Where ``command`` writes, under ``out`` (a COCO file: the crowds' images are no URIs)."""
+    if command == "consolidate":
+        return [str(out / "c.json"), "--output-format", "coco"]
+    return [str(out)]
+
+
+# (--from, the source to copy, a rejects path inside it that the reader lists, the folder)
+_LISTED = [
     ("cvat", CROWD / "cvat-replicas", "job_11_annotations.xml", "CVAT folder"),
-    ("cvat", CROWD / "cvat-replicas", "rejects.jsonl", "CVAT folder"),
-    ("cvat", CROWD / "cvat-replicas", "new/rejects.jsonl", "CVAT folder"),
+    ("cvat", CROWD / "cvat-replicas", "new/export.ZIP", "CVAT folder"),
     ("coco-per-annotator", CROWD / "coco-per-annotator", "alice.json", "COCO folder"),
+    ("coco-per-annotator", CROWD / "coco-per-annotator", "new/rejects.json", "COCO folder"),
     ("gt-job", JOB, ANSWER, "worker-response folder"),
-    ("gt-job", JOB, "annotations/worker-response/rejects.jsonl", "worker-response folder"),
+    ("gt-job", JOB, "annotations/worker-response/rejects.json", "worker-response folder"),
     ("answers-folder", None, "w1.jsonl", "answers folder"),
     ("answers-folder", None, "rejects.jsonl", "answers folder"),
 ]
@@ -49,10 +68,10 @@ _FOLDERS = [
 @pytest.mark.parametrize("command", ["consolidate", "agreement"])
 @pytest.mark.parametrize(
     ("kind", "original", "inside", "folder"),
-    _FOLDERS,
-    ids=[f"{k}-{i}" for k, _, i, _ in _FOLDERS],
+    _LISTED,
+    ids=[f"{k}-{i}" for k, _, i, _ in _LISTED],
 )
-def test_a_rejects_file_inside_a_folder_source_is_refused(
+def test_a_rejects_file_the_folder_source_lists_is_refused(
     command: str,
     kind: str,
     original: Path | None,
@@ -62,21 +81,45 @@ def test_a_rejects_file_inside_a_folder_source_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     source = tmp_path / "source"
-    if original is None:
-        answers_folder(source)
-    else:
-        shutil.copytree(original, source)
+    options = _folder_source(kind, original, source)
     before = file_tree(source)
     out = tmp_path / "out"
-    dest = (
-        [str(out / "c.json"), "--output-format", "coco"] if command == "consolidate" else [str(out)]
-    )
-    argv = [command, str(source), "--from", kind, "-o", *dest]
-    if kind == "answers-folder":
-        argv += ["--manifest", str(JOB / "manifests" / "output" / "output.manifest")]
+    argv = [command, str(source), "--from", kind, "-o", *_dest(command, out), *options]
     refused_run([*argv, "--rejects", str(source / inside)], f"inside the {folder}", capsys)
     assert file_tree(source) == before
     assert not out.exists()
+
+
+# (--from, the source to copy, a rejects path inside it that the reader skips)
+_SKIPPED = [
+    ("cvat", CROWD / "cvat-replicas", "rejects.jsonl"),
+    ("cvat", CROWD / "cvat-replicas", "new/rejects.jsonl"),
+    ("coco-per-annotator", CROWD / "coco-per-annotator", "rejects.jsonl"),
+    ("gt-job", JOB, "annotations/worker-response/rejects.jsonl"),
+    ("answers-folder", None, "rejects.json"),
+]
+
+
+@pytest.mark.parametrize("command", ["consolidate", "agreement"])
+@pytest.mark.parametrize(
+    ("kind", "original", "inside"), _SKIPPED, ids=[f"{k}-{i}" for k, _, i in _SKIPPED]
+)
+def test_a_rejects_file_the_folder_source_skips_is_allowed(
+    command: str, kind: str, original: Path | None, inside: str, tmp_path: Path
+) -> None:
+    # the reader lists other names only: an earlier run's rejects file there is no source,
+    # and this clean run removes it
+    source = tmp_path / "source"
+    options = _folder_source(kind, original, source)
+    before = file_tree(source)
+    rejects = source / inside
+    rejects.parent.mkdir(exist_ok=True)
+    rejects.write_text("an earlier run's rejects, not a source\n")
+    out = tmp_path / "out"
+    argv = [command, str(source), "--from", kind, "-o", *_dest(command, out), *options]
+    assert main([*argv, "--rejects", str(rejects)]) == 0
+    assert file_tree(source) == before
+    assert out.exists()
 
 
 def test_answers_folder_option_refuses_a_rejects_file_inside_it(
@@ -100,7 +143,7 @@ def test_a_job_keeps_its_outputs_and_rejects_beside_its_answers(tmp_path: Path) 
 
 
 @pytest.mark.parametrize("slash", ["", "/"], ids=["no-slash", "slash"])
-def test_a_rejects_key_under_an_s3_source_prefix_is_refused_not_under_a_sibling(
+def test_a_listed_rejects_key_under_an_s3_source_prefix_is_refused_not_under_a_sibling(
     slash: str,
     moto_endpoint: str,
     s3_client: Any,
@@ -112,12 +155,14 @@ def test_a_rejects_key_under_an_s3_source_prefix_is_refused_not_under_a_sibling(
     source = f"s3://{bucket}/jobs{slash}"
     argv = ["consolidate", source, "--from", "cvat", "-o", f"s3://{bucket}/out/c.json"]
     argv += ["--output-format", "coco", "--worker-model", "none", "--endpoint-url", moto_endpoint]
-    for inside in ("job_11_annotations.xml", "rejects.jsonl"):
+    for inside in ("job_11_annotations.xml", "deeper/export.ZIP"):
         rejects = f"s3://{bucket}/jobs/{inside}"
         refused_run([*argv, "--rejects", rejects], "inside the CVAT folder", capsys)
         assert s3_keys(s3_client, bucket) == before
     # jobs2/ only shares the start of the string: it is not in the folder
-    assert main([*argv, "--rejects", f"s3://{bucket}/jobs2/rejects.jsonl"]) == 0
+    assert main([*argv, "--rejects", f"s3://{bucket}/jobs2/export.zip"]) == 0
+    # a name the CVAT listing skips is no source: a clean run leaves no key there
+    assert main([*argv, "--rejects", f"s3://{bucket}/jobs/rejects.jsonl"]) == 0
     written = ["c.json", *(f"c.json.{x}" for x in ("summary.json", "worker-quality.csv"))]
     written.append("c.json.worker-quality.json")  # a clean run: no rejects key anywhere
     assert s3_keys(s3_client, bucket) == sorted([*before, *(f"out/{x}" for x in written)])
@@ -235,7 +280,7 @@ def test_a_rejects_file_beside_the_agreement_pages_is_kept(tmp_path: Path) -> No
     assert (out / "agreement.json").exists() and (out / "agreement.html").exists()
 
 
-def test_from_yolo_refuses_a_rejects_file_inside_its_dataset_folder(
+def test_from_yolo_refuses_a_rejects_file_its_dataset_folder_lists(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dataset = tmp_path / "dataset"
@@ -243,7 +288,7 @@ def test_from_yolo_refuses_a_rejects_file_inside_its_dataset_folder(
     (dataset / "data.yaml").write_text("names: [car]\n")
     before = file_tree(dataset)
     argv = ["from-yolo", str(dataset), "-o", str(tmp_path / "out.manifest")]
-    for inside in ("labels/train/rejects.txt", "data.yaml"):
+    for inside in ("labels/train/rejects.txt", "data.yaml", "images/x.PNG", "sources.jsonl"):
         refused_run([*argv, "--rejects", str(dataset / inside)], "inside the input folder", capsys)
         assert file_tree(dataset) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]
@@ -263,29 +308,42 @@ def test_from_coco_refuses_its_coco_reference_as_rejects_file(
 
 # the rule itself, for what the commands above do not reach
 
+CVAT = (".xml", ".zip")
+
 
 @pytest.mark.parametrize("folder", ["s3://b/jobs", "s3://b/jobs/"])
 @pytest.mark.parametrize(
     ("rejects", "refused"),
     [
-        ("s3://b/jobs/r.jsonl", True),
-        ("s3://b/jobs/deeper/r.jsonl", True),
-        ("s3://b/jobs", True),
-        ("s3://b/jobs2/r.jsonl", False),
-        ("s3://b/jobs.rejects.jsonl", False),
-        ("s3://other/jobs/r.jsonl", False),
+        ("s3://b/jobs/r.xml", True),
+        ("s3://b/jobs/deeper/R.XML", True),
+        ("s3://b/jobs/export.Zip", True),
+        ("s3://b/jobs/r.jsonl", False),
+        ("s3://b/jobs/r.xml.jsonl", False),
+        ("s3://b/jobs2/r.xml", False),
+        ("s3://b/jobs.rejects.xml", False),
+        ("s3://other/jobs/r.xml", False),
     ],
 )
-def test_an_s3_folder_holds_the_keys_under_its_prefix_only(
+def test_an_s3_folder_holds_the_listed_keys_under_its_prefix_only(
     folder: str, rejects: str, refused: bool
 ) -> None:
+    listed = {"CVAT folder": ListedFolder(folder, CVAT)}
     if refused:
         with pytest.raises(ValidationError, match="inside the CVAT folder"):
-            refuse_shared_rejects(rejects, {}, {"CVAT folder": folder})
+            refuse_shared_rejects(rejects, {}, listed)
     else:
-        refuse_shared_rejects(rejects, {}, {"CVAT folder": folder})
+        refuse_shared_rejects(rejects, {}, listed)
         # the same pair is still told apart as files
         refuse_shared_rejects(rejects, {"source": folder})
+
+
+def test_a_folder_listing_every_file_refuses_every_key_under_it() -> None:
+    every = {"answers folder": ListedFolder("s3://b/answers")}
+    for rejects in ("s3://b/answers/r.jsonl", "s3://b/answers/deeper/r.txt", "s3://b/answers"):
+        with pytest.raises(ValidationError, match="answers folder s3://b/answers, which the run"):
+            refuse_shared_rejects(rejects, {}, every)
+    refuse_shared_rejects("s3://b/answers2/r.jsonl", {}, every)
 
 
 def test_a_local_folder_is_found_through_a_symlink_and_not_by_its_name_start(
@@ -295,8 +353,56 @@ def test_a_local_folder_is_found_through_a_symlink_and_not_by_its_name_start(
     jobs.mkdir()
     (tmp_path / "link").symlink_to(jobs)
     (tmp_path / "jobs2").mkdir()
+    listed = {"CVAT folder": ListedFolder(str(jobs), CVAT)}
     with pytest.raises(ValidationError, match=f"inside the CVAT folder {jobs}"):
-        refuse_shared_rejects(str(tmp_path / "link" / "r.jsonl"), {}, {"CVAT folder": str(jobs)})
+        refuse_shared_rejects(str(tmp_path / "link" / "r.xml"), {}, listed)
+    linked = {"CVAT folder": ListedFolder(str(tmp_path / "link"), CVAT)}
     with pytest.raises(ValidationError, match="inside the CVAT folder"):
-        refuse_shared_rejects(str(jobs / "r.jsonl"), {}, {"CVAT folder": str(tmp_path / "link")})
-    refuse_shared_rejects(str(tmp_path / "jobs2" / "r.jsonl"), {}, {"CVAT folder": str(jobs)})
+        refuse_shared_rejects(str(jobs / "r.xml"), {}, linked)
+    refuse_shared_rejects(str(tmp_path / "jobs2" / "r.xml"), {}, listed)
+
+
+@pytest.mark.parametrize(
+    ("extensions", "name", "refused"),
+    [
+        ((".xml", ".zip"), "x.XML", True),
+        ((".XML", ".zip"), "x.xml", True),
+        ((".xml", ".zip"), "deeper/x.Zip", True),
+        ((".xml", ".zip"), "x.xml.rejects.jsonl", False),
+        ((".xml", ".zip"), "xml", False),
+        ((".JSONL",), "w1.jsonl", True),
+        ((), "anything.at.all", True),
+    ],
+)
+def test_a_local_folder_refuses_the_names_its_listing_keeps_in_any_case(
+    extensions: tuple[str, ...], name: str, refused: bool, tmp_path: Path
+) -> None:
+    listed = {"CVAT folder": ListedFolder(str(tmp_path), extensions)}
+    rejects = str(tmp_path / name)
+    if refused:
+        with pytest.raises(ValidationError, match="inside the CVAT folder"):
+            refuse_shared_rejects(rejects, {}, listed)
+    else:
+        refuse_shared_rejects(rejects, {}, listed)
+        # a file of the run is refused by any name, listed or not
+        with pytest.raises(ValidationError, match="is also the output"):
+            refuse_shared_rejects(rejects, {"output": rejects}, listed)
+
+
+@pytest.mark.parametrize(
+    ("extensions", "name", "said"),
+    [
+        ((".xml", ".zip"), "x.xml", "whose .xml and .zip files the run reads"),
+        ((".json",), "alice.json", "whose .json files the run reads"),
+        ((".jpg", ".png", ".txt"), "a.txt", "whose .jpg, .png and .txt files the run reads"),
+        ((), "a.any", "which the run reads"),
+    ],
+)
+def test_the_refusal_names_the_files_the_folder_lists(
+    extensions: tuple[str, ...], name: str, said: str
+) -> None:
+    listed = {"CVAT folder": ListedFolder("cvat", extensions)}
+    with pytest.raises(ValidationError) as caught:
+        refuse_overlap("rejects file", f"cvat/{name}", "--rejects", {}, listed)
+    expected = f"the rejects file cvat/{name} is inside the CVAT folder cvat, {said}"
+    assert f"{expected}: give --rejects another path" in str(caught.value)

@@ -34,7 +34,9 @@ from gt_toolkit.formats.crowd.json_stream import open_json
 from gt_toolkit.formats.crowd.report import SkipReason
 from gt_toolkit.types import ImageSize, WorkerBox
 
-__all__ = ["CocoPerAnnotatorSource", "CocoRatersSource"]
+__all__ = ["PER_ANNOTATOR_EXTENSIONS", "CocoPerAnnotatorSource", "CocoRatersSource"]
+
+PER_ANNOTATOR_EXTENSIONS = (".json",)  # what a folder of per-annotator COCO files lists
 
 _KINDS = {"start_map": "an object", "null": "null"}  # ijson events; scalars read "a number"
 
@@ -279,7 +281,7 @@ class CocoPerAnnotatorSource(_CocoSource):
 
     def load(self, index: AnswerIndex) -> None:
         """Each file's images (seen by its annotator) and boxes, into ``index``."""
-        files = list_files(self.location, (".json",), store=self.store)
+        files = list_files(self.location, PER_ANNOTATOR_EXTENSIONS, store=self.store)
         # alice/annotations/instances_default.json and bob/... (CVAT's and datumaro's COCO
         # export, unzipped per annotator) name alice/annotations/instances_default and bob/...
         annotators = file_annotators(self.location, files, whole_path=False)

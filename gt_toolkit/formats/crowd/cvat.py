@@ -36,9 +36,9 @@ from gt_toolkit.formats.crowd.report import SkipReason
 from gt_toolkit.storage.files import read_bytes
 from gt_toolkit.types import WorkerBox
 
-__all__ = ["CvatSource"]
+__all__ = ["CVAT_EXTENSIONS", "CvatSource"]
 
-_EXTENSIONS = (".xml", ".zip")
+CVAT_EXTENSIONS = (".xml", ".zip")  # what a CVAT folder lists: job files and export zips
 _SHAPES = frozenset(
     {"polygon", "polyline", "points", "cuboid", "ellipse", "mask", "skeleton", "tag"}
 )
@@ -51,7 +51,7 @@ class CvatSource(IndexedSource):
 
     def load(self, index: AnswerIndex) -> None:
         """Read every job file into ``index``."""
-        files = list_files(self.location, _EXTENSIONS, store=self.store)
+        files = list_files(self.location, CVAT_EXTENSIONS, store=self.store)
         names = file_annotators(self.location, files, names=_job_names)
         for location in files:
             with self._open(location) as stream:

@@ -44,17 +44,26 @@ from gt_toolkit.formats.crowd.base import CrowdItem, CrowdSource, IndexedSource,
 from gt_toolkit.formats.crowd.report import RejectHandler, Skipper, SkipReason
 from gt_toolkit.formats.manifest import ManifestLine, dataset_object_id, read_manifest
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer, parse_bounding_box_answer
-from gt_toolkit.storage.files import Location, iter_raw_lines, join_location, read_bytes
+from gt_toolkit.storage.files import (
+    ListedFolder,
+    Location,
+    iter_raw_lines,
+    join_location,
+    read_bytes,
+)
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 from gt_toolkit.types import ImageSize
 
 __all__ = [
+    "ANSWER_EXTENSIONS",
+    "WORKER_RESPONSE_EXTENSIONS",
     "AnswersFolderSource",
     "GtJobSource",
     "default_manifest",
     "find_worker_responses",
     "job_labels",
     "labels_file",
+    "listed_worker_responses",
     "one_per_worker",
     "parse_worker_response",
     "read_answer_files",
@@ -63,6 +72,8 @@ __all__ = [
     "worker_response_folder",
 ]
 
+ANSWER_EXTENSIONS = (".jsonl",)  # what an answers folder lists: one file per worker
+WORKER_RESPONSE_EXTENSIONS = (".json",)  # what a job's worker-response folder lists
 _RESPONSE_RE = re.compile(r"worker-response/iteration-(\d+)/(\d+)/[^/]+\.json$")
 
 
@@ -72,8 +83,13 @@ def default_manifest(job: Location) -> str:
 
 
 def worker_response_folder(job: Location) -> str:
-    """The folder of a job's worker-response files (every file under it may be read)."""
+    """The folder of a job's worker-response files (see :func:`listed_worker_responses`)."""
     return join_location(job, "annotations", "worker-response")
+
+
+def listed_worker_responses(job: Location) -> ListedFolder:
+    """The worker-response folder as a job's reader lists it (another kind of file is ignored)."""
+    return ListedFolder(worker_response_folder(job), WORKER_RESPONSE_EXTENSIONS)
 
 
 def labels_file(job: Location) -> str:
@@ -94,7 +110,10 @@ def find_worker_responses(job: Location, *, store: S3Store | None = None) -> dic
     found: dict[int, list[str]] = {}
     if is_s3_uri(base):
         keys: Iterator[str] = (
-            o.uri for o in (store or S3Store()).iter_objects(base + "/", extensions=(".json",))
+            o.uri
+            for o in (store or S3Store()).iter_objects(
+                base + "/", extensions=WORKER_RESPONSE_EXTENSIONS
+            )
         )
     else:
         root = Path(base)
@@ -104,7 +123,11 @@ def find_worker_responses(job: Location, *, store: S3Store | None = None) -> dic
                 "job, the gt-job source; another tool's export needs its source: label-studio, "
                 "cvat, coco-raters or coco-per-annotator)"
             )
-        keys = (str(p) for p in sorted(root.glob("iteration-*/*/*.json")))
+        keys = (
+            str(p)
+            for ext in WORKER_RESPONSE_EXTENSIONS
+            for p in sorted(root.glob(f"iteration-*/*/*{ext}"))
+        )
     latest: dict[int, int] = {}
     for key in keys:
         m = _RESPONSE_RE.search(key.replace(os.sep, "/"))
@@ -400,7 +423,7 @@ class AnswersFolderSource(IndexedSource):
         """Every answer line, parsed on the way in (a bad line is a reject with its line)."""
         for i, line in _numbered(self.manifest, self.store):
             index.set_alias(_key_of(line.data), str(i))  # the last line with a ref wins
-        files = list_files(self.location, (".jsonl",), store=self.store)
+        files = list_files(self.location, ANSWER_EXTENSIONS, store=self.store)
         self.workers = len(files)
         for location in files:
             worker = Path(location.rsplit("/", 1)[-1]).stem

@@ -13,18 +13,23 @@ from typing import NamedTuple, TypedDict, Unpack
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.crowd import CrowdImage, CrowdSourceKind
 from gt_toolkit.formats.crowd.base import CrowdSource, IndexedSource
-from gt_toolkit.formats.crowd.coco import CocoPerAnnotatorSource, CocoRatersSource
-from gt_toolkit.formats.crowd.cvat import CvatSource
+from gt_toolkit.formats.crowd.coco import (
+    PER_ANNOTATOR_EXTENSIONS,
+    CocoPerAnnotatorSource,
+    CocoRatersSource,
+)
+from gt_toolkit.formats.crowd.cvat import CVAT_EXTENSIONS, CvatSource
 from gt_toolkit.formats.crowd.gt_job import (
+    ANSWER_EXTENSIONS,
     AnswersFolderSource,
     GtJobSource,
     default_manifest,
     labels_file,
-    worker_response_folder,
+    listed_worker_responses,
 )
 from gt_toolkit.formats.crowd.label_studio import LabelStudioSource
 from gt_toolkit.formats.crowd.report import RejectHandler
-from gt_toolkit.storage.files import Location
+from gt_toolkit.storage.files import ListedFolder, Location
 from gt_toolkit.storage.s3 import S3Store
 
 __all__ = ["SourceOptions", "SourceReads", "iter_crowd_images", "open_crowd_source", "source_reads"]
@@ -127,17 +132,18 @@ class SourceReads(NamedTuple):
     """What a crowd source reads: ``files`` by what each is, and ``folders`` it lists.
 
     A command that writes or removes a file of its own (a rejects file) must keep clear of
-    both: a file listed in such a folder is read by the next run as one more source file.
+    both: a file such a folder's listing keeps is read by the next run as one more source.
     """
 
     files: dict[str, str]
-    folders: dict[str, str]
+    folders: dict[str, ListedFolder]
 
 
+# each folder kind's name in messages, and the endings its reader lists
 _FOLDER_KINDS = {
-    CrowdSourceKind.ANSWERS_FOLDER: "answers folder",
-    CrowdSourceKind.CVAT: "CVAT folder",
-    CrowdSourceKind.COCO_PER_ANNOTATOR: "COCO folder",
+    CrowdSourceKind.ANSWERS_FOLDER: ("answers folder", ANSWER_EXTENSIONS),
+    CrowdSourceKind.CVAT: ("CVAT folder", CVAT_EXTENSIONS),
+    CrowdSourceKind.COCO_PER_ANNOTATOR: ("COCO folder", PER_ANNOTATOR_EXTENSIONS),
 }
 
 
@@ -160,10 +166,11 @@ def source_reads(
             "input manifest": os.fspath(manifest or default_manifest(job)),
             "job's label list": labels_file(job),
         }
-        return SourceReads(files, {"worker-response folder": worker_response_folder(job)})
+        return SourceReads(files, {"worker-response folder": listed_worker_responses(job)})
     files = {"input manifest": os.fspath(manifest)} if manifest is not None else {}
     if kind in _FOLDER_KINDS:
-        return SourceReads(files, {_FOLDER_KINDS[kind]: text})
+        name, extensions = _FOLDER_KINDS[kind]
+        return SourceReads(files, {name: ListedFolder(text, extensions)})
     return SourceReads(files | {"source": text}, {})
 
 
