@@ -150,9 +150,9 @@ def refuse_overlap(
 
 def _what_it_reads(folder: ListedFolder) -> str:
     """``whose .xml and .zip files the run reads`` (``which the run reads``: every file)."""
-    *rest, last = folder.extensions or ("",)
-    if not last:
+    if not folder.extensions:
         return "which the run reads"
+    *rest, last = folder.extensions
     endings = f"{', '.join(rest)} and {last}" if rest else last
     return f"whose {endings} files the run reads"
 

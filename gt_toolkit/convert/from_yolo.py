@@ -44,8 +44,8 @@ _LABELS = ".txt"
 _YAML = (".yaml", ".yml")
 _NAMES_FILES = ("obj.names", "classes.txt")
 _SOURCES = "sources.jsonl"
-# every name ending a dataset folder's file is read by (a file put there under one of them
-# changes the next run's images, labels or names)
+# how the name of every file the reader takes from a dataset folder ends: a file put there
+# under one of them changes the next run's images, labels or class names
 DATASET_READS = (*sorted(IMAGE_EXTENSIONS), _LABELS, *_YAML, ".names", _SOURCES)
 _CLASS_ID = re.compile(r"\d+")
 
