@@ -62,6 +62,7 @@ SCRIPT_DIR: Final = Path(contract.__file__).resolve().parent
 DEFAULT_PYTORCH_VERSION: Final = "2.6.0"
 TENSORBOARD_LOCAL_PATH: Final = "/opt/ml/output/tensorboard"
 CHECKPOINT_LOCAL_PATH: Final = "/opt/ml/checkpoints"
+_CHECKPOINT_URI_MAX: Final = 1024  # CheckpointConfig.S3Uri's length limit in the service model
 """``CheckpointConfig``'s ``LocalPath`` (the service's default), the script's ``checkpoint_dir``."""
 SERVING_CODE_DIR: Final = f"/opt/ml/model/{contract.CODE_DIR}"
 _TRAINING_IMAGE_RE: Final = re.compile(
@@ -302,7 +303,15 @@ def build_pytorch_training_request(
         **({} if checkpoint_uri is None else {"checkpoint_uri": checkpoint_uri}),
     )
     if checkpoint_uri is None and resources.spot:
-        checkpoint_uri = default_checkpoint_uri(output_uri, job_name)
+        default = default_checkpoint_uri(output_uri, job_name)
+        if len(default) <= _CHECKPOINT_URI_MAX:
+            checkpoint_uri = default
+        else:  # say where it came from: the caller never named a checkpoint location
+            problems.append(
+                f"a spot job's default checkpoint location ({len(default)} characters: "
+                f"output_uri/job_name/checkpoints) is longer than the {_CHECKPOINT_URI_MAX} "
+                "the service takes: give checkpoint_uri a shorter s3:// URI"
+            )
     if is_s3_uri(source_dir_uri) and not source_dir_uri.endswith(".tar.gz"):
         problems.append(f"source_dir_uri must name a .tar.gz bundle, got {source_dir_uri!r}")
     if resources.instance_count != 1:

@@ -767,6 +767,26 @@ def test_a_spot_job_checkpoints_beside_its_output_by_default(
     assert explicit["CheckpointConfig"]["S3Uri"] == "s3://bkt/mine"
 
 
+def test_a_default_checkpoint_location_too_long_for_the_service_says_where_it_came_from() -> None:
+    spot = TrainingResources(instance_type="ml.g5.xlarge", spot=True)
+    output_uri = "s3://bkt/" + "x" * 1000  # valid alone; with /<job>/checkpoints over 1,024
+    assert (
+        botocore_report(
+            "CreateTrainingJob",
+            build_pytorch_training_request(**pytorch_request_args(output_uri=output_uri)),
+        )
+        == []
+    )
+    with pytest.raises(ValidationError) as caught:
+        build_pytorch_training_request(
+            **pytorch_request_args(resources=spot, output_uri=output_uri)
+        )
+    (problem,) = caught.value.problems
+    assert "default checkpoint location" in problem and "give checkpoint_uri" in problem
+    shorter = pytorch_request_args(resources=spot, output_uri=output_uri, checkpoint_uri="s3://b/c")
+    assert build_pytorch_training_request(**shorter)["CheckpointConfig"]["S3Uri"] == "s3://b/c"
+
+
 def test_without_spot_or_a_uri_there_are_no_checkpoints() -> None:
     request = build_pytorch_training_request(**pytorch_request_args())
     assert "CheckpointConfig" not in request
