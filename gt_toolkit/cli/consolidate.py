@@ -276,7 +276,8 @@ def run(args: argparse.Namespace) -> int:
     rejects_loc = args.rejects or f"{output}.rejects.jsonl"
     table, csv, model_table = side_files(output, args.quality)
     quality = "--quality" if args.quality else "-o"
-    fits = _model_choice(args) == "fit"
+    choice = _model_choice(args)
+    fits = choice == "fit"
     outputs = {
         "output": (output, "-o"),
         "summary": (f"{output}.summary.json", "-o"),
@@ -284,9 +285,9 @@ def run(args: argparse.Namespace) -> int:
         "worker-quality CSV": (csv, quality),
         "worker model": (model_table, "-o" if fits else None),
     }
-    refuse_shared_source(rejects_loc, args, _model_choice(args), outputs)
+    refuse_shared_source(rejects_loc, args, choice, outputs)
     store = store_from_args(args)
-    worker_model = worker_model_arg(_model_choice(args), args)
+    worker_model = worker_model_arg(choice, args)
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:
         report = reconsolidate(

@@ -155,8 +155,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_outputs(outputs, inputs, folders)
     given = values.get("rejects")  # where this target's rejects go, if it reads any
     if given is not None:
-        files = {"input": inputs["input"], "output": out, "summary": summary_loc}
-        files["COCO reference"] = inputs["COCO reference"]
+        files = inputs | {"output": out, "summary": summary_loc}
         refuse_shared_rejects(str(given), files, folders)
     store = store_from_args(args)
     result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))

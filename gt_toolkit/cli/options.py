@@ -101,10 +101,6 @@ def lost_labels_exit(lost: list[str], location: str | None) -> int:
     return 1
 
 
-# argparse ``type=`` checkers: a bad value becomes a usage error naming the option, before any
-# work starts. argparse turns their ValueError (not a number) into "invalid <name> value".
-
-
 def refuse_overlap(
     what: str,
     location: str,
@@ -237,6 +233,10 @@ def remove_stale_rejects(location: str, store: S3Store | None) -> None:
         remove_file(location, store=store)
     except StorageError as exc:
         eprint(f"warning: an earlier run's rejects file stays: {exc}")
+
+
+# argparse ``type=`` checkers: a bad value becomes a usage error naming the option, before any
+# work starts. argparse turns their ValueError (not a number) into "invalid <name> value".
 
 
 def positive_int(text: str) -> int:

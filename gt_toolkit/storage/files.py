@@ -56,6 +56,12 @@ __all__ = [
 
 Location = str | os.PathLike[str]
 _CHUNK = 1 << 20
+_BATCH = 4096
+# The end of every temporary name this module makes: ".<host>.<pid>.<token>.part".
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0])[:63] or "host"
+_PART_RE = re.compile(rf"\.{re.escape(_HOST)}\.(\d+)\.[0-9a-f]{{16}}\.part\Z")
+_swept: set[str] = set()
+_swept_lock = threading.Lock()
 
 
 class ListedFolder(NamedTuple):
@@ -72,14 +78,6 @@ class ListedFolder(NamedTuple):
         """Whether the listing keeps a file named so (any case, as every listing compares)."""
         endings = tuple(e.lower() for e in self.extensions)
         return not endings or location.lower().endswith(endings)
-
-
-_BATCH = 4096
-# The end of every temporary name this module makes: ".<host>.<pid>.<token>.part".
-_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0])[:63] or "host"
-_PART_RE = re.compile(rf"\.{re.escape(_HOST)}\.(\d+)\.[0-9a-f]{{16}}\.part\Z")
-_swept: set[str] = set()
-_swept_lock = threading.Lock()
 
 
 def _store(store: S3Store | None) -> S3Store:
