@@ -17,6 +17,7 @@ the images (from S3 or a local folder).
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import re
@@ -723,12 +724,37 @@ def _clear_previous(out: Path) -> None:
     """Remove what an earlier review wrote into ``out`` (pictures, rejects) and only that.
 
     A rerun into the same folder would otherwise leave pictures of objects it no longer
-    draws, and a rejects file from another run, beside its own report.
+    draws, and a rejects file from another run, beside its own report. The pictures are
+    the ones the earlier ``review.json`` lists, not every file named like one: a file of
+    the user's in ``images/`` is never removed. An earlier run that stopped before its
+    summary leaves its pictures (unlisted, so harmless: the report inlines its own).
     """
-    pictures = (p for p in (out / "images").glob("*.png") if _PICTURE.fullmatch(p.name))
-    stale = [review_files(out)["rejects file"], *pictures]
+    stale = [review_files(out)["rejects file"]]
+    for name in _listed_pictures(review_files(out)["review summary"]):
+        stale.append(out / name)
     for path in stale:
         path.unlink(missing_ok=True)
+
+
+def _listed_pictures(summary: Path) -> list[str]:
+    """The pictures an earlier review's summary lists, as ``images/NNNN_name.png``.
+
+    A name that is not one of :func:`_picture_name`'s in ``images/`` (a hand-edited or
+    foreign summary) is ignored, so no path in the file reaches outside that folder.
+    """
+    try:
+        listed = json.loads(summary.read_bytes()).get("pictures")
+    except (OSError, ValueError, AttributeError):  # none, unreadable, or not an object
+        return []
+    if not isinstance(listed, list):
+        return []
+    return [
+        name
+        for name in listed
+        if isinstance(name, str)
+        and PurePosixPath(name).parent == PurePosixPath("images")
+        and _PICTURE.fullmatch(PurePosixPath(name).name)
+    ]
 
 
 def write_review(

@@ -615,12 +615,54 @@ def test_a_rerun_leaves_nothing_of_the_earlier_review(tmp_path: Path) -> None:
     write_review(manifest, out, images_dir=SAMPLES / "images")
     assert (out / "rejects.jsonl").exists()
     (out / "images" / "10000_img.png").write_bytes(b"")  # an earlier review's 10,000th image
+    earlier = json.loads((out / "review.json").read_text())
+    earlier["pictures"].append("images/10000_img.png")
+    (out / "review.json").write_text(json.dumps(earlier))
     manifest.write_text(first[0] + "\n")
     summary = write_review(manifest, out, images_dir=SAMPLES / "images")
     assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
         [PurePosixPath(summary.pictures[0]).name, "mine.png"]
     )
     assert not (out / "rejects.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "listing",
+    [
+        None,  # no earlier summary
+        '{"pictures": ["images/0001_holiday.png", "../0002_x.png", "images/../0003_y.png"]}',
+        "[1, 2]",  # not an object
+        '{"pictures": "images/0001_holiday.png"}',  # not a list
+        "not json",
+    ],
+)
+def test_a_rerun_removes_only_pictures_an_earlier_review_listed(
+    tmp_path: Path, listing: str | None
+) -> None:
+    """A file named like a picture that no earlier review listed is the user's: it stays.
+
+    A listed name outside ``images/`` (a hand-edited summary) is never followed either.
+    """
+    manifest, _agreement = _write_job(tmp_path)
+    manifest.write_text(manifest.read_text().splitlines()[0] + "\n")
+    out = tmp_path / "review"
+    (out / "images").mkdir(parents=True)
+    theirs = {
+        out / "images" / "0001_holiday.png": b"holiday",
+        out / "0002_x.png": b"x",
+        out / "0003_y.png": b"y",
+    }
+    for path, data in theirs.items():
+        path.write_bytes(data)
+    listed = listing is not None and listing.startswith('{"pictures": [')
+    if listing is not None:
+        (out / "review.json").write_text(listing)
+    if listed:  # a picture of that review: it goes
+        del theirs[out / "images" / "0001_holiday.png"]
+    summary = write_review(manifest, out, images_dir=SAMPLES / "images")
+    assert {path: path.read_bytes() for path in theirs} == theirs
+    assert (out / "images" / "0001_holiday.png").exists() is not listed
+    assert (out / summary.pictures[0]).exists()
 
 
 def test_report_escapes_hostile_strings() -> None:
