@@ -729,9 +729,11 @@ def _clear_previous(out: Path) -> None:
     the user's in ``images/`` is never removed. An earlier run that stopped before its
     summary leaves its pictures (unlisted, so harmless: the report inlines its own).
     """
-    stale = [review_files(out)["rejects file"]]
-    for name in _listed_pictures(review_files(out)["review summary"]):
-        stale.append(out / name)
+    files = review_files(out)
+    stale = [
+        files["rejects file"],
+        *(out / name for name in _listed_pictures(files["review summary"])),
+    ]
     for path in stale:
         path.unlink(missing_ok=True)
 
