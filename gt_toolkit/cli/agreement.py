@@ -58,13 +58,14 @@ def run(args: argparse.Namespace) -> int:
 
     pages = agreement_files(args.out)
     model_loc = join_location(args.out, _MODEL_FILE)
-    outputs: dict[str, tuple[str, str | None]] = {
-        "agreement JSON": (pages["json"], "-o"),
-        "agreement page": (pages["html"], "-o"),
-        "worker model": (model_loc, "-o" if args.worker_model == "fit" else None),
-    }
     rejects_loc = args.rejects or join_location(args.out, "rejects.jsonl")
-    refuse_shared_source(rejects_loc, args, args.worker_model, outputs)
+    outputs: list[tuple[str, str | None, str | None]] = [
+        ("agreement JSON", pages["json"], "-o"),
+        ("agreement page", pages["html"], "-o"),
+        ("worker model", model_loc, "-o" if args.worker_model == "fit" else None),
+        ("rejects file", rejects_loc, "--rejects"),
+    ]
+    refuse_shared_source(args, args.worker_model, outputs)
     store = store_from_args(args)
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     model = worker_model_arg(args.worker_model, args)

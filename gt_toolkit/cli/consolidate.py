@@ -16,7 +16,6 @@ from gt_toolkit.cli.options import (
     lost_labels_exit,
     positive_int,
     refuse_outputs,
-    refuse_shared_rejects,
     remove_stale_rejects,
     store_from_args,
     threshold,
@@ -26,8 +25,6 @@ from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.crowd import CrowdSourceKind
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from gt_toolkit.consolidation.engine import ConsolidationSettings
     from gt_toolkit.consolidation.worker_model import WorkerModel
     from gt_toolkit.formats.crowd.base import CrowdSource
@@ -70,17 +67,14 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
 
 
 def refuse_shared_source(
-    rejects: str,
     args: argparse.Namespace,
     worker_model: str | None,
-    outputs: Mapping[str, tuple[str, str | None]],
+    outputs: list[tuple[str, str | None, str | None]],
 ) -> None:
-    """Refuse an output or rejects file among what the run reads (``worker_model``: as given).
+    """Refuse an output among what the run reads or another output (``worker_model``: as given).
 
-    ``outputs``: each file of the run's layout -> (where, the option that moves it), the
-    option ``None`` for one this run does not write (a fitted model without ``fit``): no
-    input clashes with it, but the rejects file must still not be it. See
-    :func:`~gt_toolkit.cli.options.refuse_overlap`; what the source reads is
+    ``outputs`` as :func:`~gt_toolkit.cli.options.refuse_outputs` takes them, the rejects
+    file last. What the source reads is
     :func:`~gt_toolkit.formats.crowd.sources.source_reads`'s.
     """
     from gt_toolkit.formats.crowd.sources import source_reads
@@ -89,10 +83,7 @@ def refuse_shared_source(
     reads = source_reads(location, kind, manifest=manifest)
     table = None if worker_model in (None, "fit", "none") else worker_model
     files = {"source": args.source, "worker model table": table, **reads.files}
-    written = [(name, where, option) for name, (where, option) in outputs.items() if option]
-    refuse_outputs(written, files, reads.folders)
-    layout = {name: where for name, (where, _) in outputs.items()}
-    refuse_shared_rejects(rejects, files | layout, reads.folders)
+    refuse_outputs(outputs, files, reads.folders)
 
 
 def _source_args(args: argparse.Namespace) -> tuple[str, str, str | None]:
@@ -278,14 +269,15 @@ def run(args: argparse.Namespace) -> int:
     quality = "--quality" if args.quality else "-o"
     choice = _model_choice(args)
     fits = choice == "fit"
-    outputs = {
-        "output": (output, "-o"),
-        "summary": (f"{output}.summary.json", "-o"),
-        "worker-quality table": (table, quality),
-        "worker-quality CSV": (csv, quality),
-        "worker model": (model_table, "-o" if fits else None),
-    }
-    refuse_shared_source(rejects_loc, args, choice, outputs)
+    outputs = [
+        ("output", output, "-o"),
+        ("summary", f"{output}.summary.json", "-o"),
+        ("worker model", model_table, "-o" if fits else None),
+        ("worker-quality table", table, quality),
+        ("worker-quality CSV", csv, quality),
+        ("rejects file", rejects_loc, "--rejects"),
+    ]
+    refuse_shared_source(args, choice, outputs)
     store = store_from_args(args)
     worker_model = worker_model_arg(choice, args)
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)

@@ -22,7 +22,6 @@ from gt_toolkit.cli.options import (
     lost_labels_exit,
     positive_int,
     refuse_outputs,
-    refuse_shared_rejects,
     remove_stale_rejects,
     store_from_args,
 )
@@ -147,16 +146,14 @@ def run(args: argparse.Namespace) -> int:
     inputs["COCO reference"] = None if reference is None else str(reference)
     folders = {"input folder": spec.listed_input(str(args.input))}
     fixed = spec.side_files if file_output else spec.folder_files
-    outputs = [
-        ("output", out, "-o"),
-        ("summary", summary_loc, "--summary" if args.summary else "-o"),
-    ]
-    outputs += [("output file", beside(name), "-o") for name in fixed]
-    refuse_outputs(outputs, inputs, folders)
     given = values.get("rejects")  # where this target's rejects go, if it reads any
-    if given is not None:
-        files = inputs | {"output": out, "summary": summary_loc}
-        refuse_shared_rejects(str(given), files, folders)
+    outputs: list[tuple[str, str | None, str | None]] = [("output", out, "-o")]
+    outputs += [("output file", beside(name), "-o") for name in fixed]
+    outputs += [
+        ("summary", summary_loc, "--summary" if args.summary else "-o"),
+        ("rejects file", None if given is None else str(given), "--rejects"),
+    ]
+    refuse_outputs(outputs, inputs, folders)
     store = store_from_args(args)
     result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))
     summary = result.to_json()

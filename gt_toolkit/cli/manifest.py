@@ -13,7 +13,6 @@ from gt_toolkit.cli.options import (
     eprint,
     lost_labels_exit,
     refuse_outputs,
-    refuse_shared_rejects,
     remove_stale_rejects,
     store_from_args,
 )
@@ -183,8 +182,9 @@ def _exit_code(stats: ReadStats, rejects: str) -> int:
 
 def _refuse_shared_files(manifest: str, outputs: dict[str, str], rejects: str) -> None:
     """Refuse an output (``-o``) or rejects file that is the input manifest, or one another."""
-    refuse_outputs([(what, where, "-o") for what, where in outputs.items()], {"input": manifest})
-    refuse_shared_rejects(rejects, {"input": manifest} | outputs)
+    written = [(what, where, "-o") for what, where in outputs.items()]
+    rejected = ("rejects file", rejects, "--rejects")
+    refuse_outputs([*written, rejected], {"input": manifest})
 
 
 def _run_sample(args: argparse.Namespace) -> int:

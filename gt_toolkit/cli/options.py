@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from gt_toolkit.errors import ValidationError
     from gt_toolkit.storage.files import ListedFolder
     from gt_toolkit.storage.s3 import S3Store
 
@@ -127,21 +128,24 @@ def refuse_overlap(
     Raises:
         ValidationError: naming both, and the option to change.
     """
-    from gt_toolkit.errors import ValidationError
-
-    def refuse(clash: str) -> None:
-        raise ValidationError(
-            [f"the {what} {location} is {clash}: give {option} another path"], what="options"
-        )
-
     for name, other in files.items():
         if other is not None and _same_location(location, other):
-            refuse(f"also the {name}")
+            raise _refusal(what, location, option, f"also the {name}")
     for name, folder in (folders or {}).items():
         if folder is None or not folder.lists(location):
             continue  # a file the listing skips is no source, wherever it lies
         if _inside_location(location, folder.location):
-            refuse(f"inside the {name} {folder.location}, {_what_it_reads(folder)}")
+            reads = _what_it_reads(folder)
+            raise _refusal(what, location, option, f"inside the {name} {folder.location}, {reads}")
+
+
+def _refusal(what: str, location: str, option: str, clash: str) -> ValidationError:
+    """The one line every refusal is: both places, and the option that moves this one."""
+    from gt_toolkit.errors import ValidationError
+
+    return ValidationError(
+        [f"the {what} {location} is {clash}: give {option} another path"], what="options"
+    )
 
 
 def _what_it_reads(folder: ListedFolder) -> str:
@@ -154,14 +158,32 @@ def _what_it_reads(folder: ListedFolder) -> str:
 
 
 def refuse_outputs(
-    outputs: Iterable[tuple[str, str | None, str]],
+    outputs: Iterable[tuple[str, str | None, str | None]],
     files: Mapping[str, str | None],
     folders: Mapping[str, ListedFolder | None] | None = None,
 ) -> None:
-    """:func:`refuse_overlap` for each output: (what it is, where or ``None``, its option)."""
+    """Refuse an output at an input or at another output of the run.
+
+    ``outputs``: every file the run writes or removes (its rejects file too), each as (what
+    it is, where or ``None``: not this run, the option that moves it). Each is checked
+    against what the run reads (:func:`refuse_overlap`), then against the
+    outputs before it: two outputs at one place (by any name) leave only the one written
+    last, and the run still exits 0 (``coco -o x.json --summary x.json`` left the summary).
+    The message names the later output's option, so list those placed by ``-o`` first and
+    those with an option of their own (``--summary``, ``--rejects``) after them. An option
+    of ``None`` marks a file of the run's layout that this run does not write (the fitted
+    worker model without ``fit``): a later run will, so no other output may be it.
+    """
+    earlier: list[tuple[str, str]] = []
     for what, location, option in outputs:
-        if location is not None:
+        if location is None:
+            continue
+        if option is not None:
             refuse_overlap(what, location, option, files, folders)
+            for name, other in earlier:
+                if _same_location(location, other):
+                    raise _refusal(what, location, option, f"also the {name}")
+        earlier.append((what, location))
 
 
 def refuse_shared_rejects(
@@ -174,7 +196,7 @@ def refuse_shared_rejects(
     The run replaces the rejects file when it rejects something and removes it when it
     rejects nothing (:func:`remove_stale_rejects`): either would destroy a file of the same
     name, and one a folder the run lists would keep, the next run would read as one more
-    source.
+    source. The commands check it as the last of their outputs (:func:`refuse_outputs`).
     ``files`` holds what the run reads and writes (``"input"``, ``"output"``); see
     :func:`refuse_overlap`.
     """

@@ -188,7 +188,7 @@ def _preview_out(args: argparse.Namespace) -> str:
 
 
 def _refuse_shared_files(args: argparse.Namespace) -> None:
-    """Refuse a file to write that is one the run reads: it is read first, then replaced."""
+    """Refuse a file to write that is one the run reads (read first, then replaced) or writes."""
     preview = args.preview
     inputs = {
         "label file": args.label_file,
@@ -306,9 +306,6 @@ def _shortened(text: str, limit: int = 120) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Render, lint and preview everything; only then write the files, all or none."""
-    from pathlib import Path
-
-    from gt_toolkit.errors import TemplateError
     from gt_toolkit.formats.label_categories import build_label_category_config
     from gt_toolkit.storage.files import AllOrNone, json_bytes
 
@@ -326,8 +323,6 @@ def run(args: argparse.Namespace) -> int:
     page = _preview(args, text, store) if args.preview else None
     if page is not None:
         files.append((_preview_out(args), page.html.encode("utf-8")))
-    if len({Path(location).absolute() for location, _ in files}) < len(files):
-        raise TemplateError("--out, --write-label-config and --preview-out name the same file")
     # Every file is staged before any appears: one that cannot be written stops them all,
     # and one that fails to appear takes back those that already did.
     with AllOrNone(store=store) as together, contextlib.ExitStack() as stack:

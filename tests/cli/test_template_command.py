@@ -9,7 +9,7 @@ import pytest
 
 from gt_toolkit.cli import main
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import SAMPLES
+from tests.helpers import SAMPLES, refused_run
 
 GOOD = str(SAMPLES / "examples" / "good_tight.jpg")
 BAD = str(SAMPLES / "examples" / "bad_loose.jpg")
@@ -374,9 +374,8 @@ def test_outputs_that_name_one_file_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = _full_run(tmp_path, str(SAMPLES / "truth.manifest"))
-    code = main([*args, "--preview-out", str(tmp_path / "t.html")])
-    assert code == 1
-    assert "name the same file" in capsys.readouterr().err
+    said = f"the preview page {tmp_path / 't.html'} is also the template: give --preview-out"
+    refused_run([*args, "--preview-out", str(tmp_path / "t.html")], said, capsys)
     assert list(tmp_path.iterdir()) == []
 
 
