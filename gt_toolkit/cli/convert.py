@@ -153,7 +153,9 @@ def run(args: argparse.Namespace) -> int:
         ("summary", summary_loc, "--summary" if args.summary else "-o"),
         ("rejects file", None if given is None else str(given), "--rejects"),
     ]
-    refuse_outputs(outputs, inputs, folders)
+    images = () if file_output else spec.image_folders
+    written = {f"{name} folder": join_location(out, name) for name in images}
+    refuse_outputs(outputs, inputs, folders, written)
     store = store_from_args(args)
     result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))
     summary = result.to_json()

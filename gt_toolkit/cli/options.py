@@ -108,6 +108,7 @@ def refuse_overlap(
     option: str,
     files: Mapping[str, str | None],
     folders: Mapping[str, ListedFolder | None] | None = None,
+    written: Mapping[str, str | None] | None = None,
 ) -> None:
     """Refuse a file the run writes or removes that is one of ``files`` or listed in ``folders``.
 
@@ -124,6 +125,8 @@ def refuse_overlap(
         option: the option that moves it (``"-o"``), named in the message.
         files: what each file it must not be is (``"input"``) and where (``None``: none).
         folders: the same for folders the run lists, each with the files it reads there.
+        written: the same for folders where the run writes a file per image, by names known
+            only as it runs (a YOLO label, a copied image): any file there may be replaced.
 
     Raises:
         ValidationError: naming both, and the option to change.
@@ -137,6 +140,10 @@ def refuse_overlap(
         if _inside_location(location, folder.location):
             reads = _what_it_reads(folder)
             raise _refusal(what, location, option, f"inside the {name} {folder.location}, {reads}")
+    for name, where in (written or {}).items():
+        if where is not None and _inside_location(location, where):
+            fills = "where the run writes a file per image"
+            raise _refusal(what, location, option, f"inside the {name} {where}, {fills}")
 
 
 def _refusal(what: str, location: str, option: str, clash: str) -> ValidationError:
@@ -161,12 +168,13 @@ def refuse_outputs(
     outputs: Iterable[tuple[str, str | None, str | None]],
     files: Mapping[str, str | None],
     folders: Mapping[str, ListedFolder | None] | None = None,
+    written: Mapping[str, str | None] | None = None,
 ) -> None:
-    """Refuse an output at an input or at another output of the run.
+    """Refuse an output at an input, at another output of the run, or where the run writes.
 
     ``outputs``: every file the run writes or removes (its rejects file too), each as (what
     it is, where or ``None``: not this run, the option that moves it). Each is checked
-    against what the run reads (:func:`refuse_overlap`), then against the
+    against what the run reads and ``written`` (:func:`refuse_overlap`), then against the
     outputs before it: two outputs at one place (by any name) leave only the one written
     last, and the run still exits 0 (``coco -o x.json --summary x.json`` left the summary).
     The message names the later output's option, so list those placed by ``-o`` first and
@@ -179,7 +187,7 @@ def refuse_outputs(
         if location is None:
             continue
         if option is not None:
-            refuse_overlap(what, location, option, files, folders)
+            refuse_overlap(what, location, option, files, folders, written)
             for name, other in earlier:
                 if _same_location(location, other):
                     raise _refusal(what, location, option, f"also the {name}")

@@ -64,7 +64,9 @@ class ConverterSpec:
     converter reads when its input is a folder (empty: its input is one file);
     ``folder_files`` and ``side_files`` are the files it always writes, by name, into a
     folder output (``OUT/<name>``) or beside a file output (``OUT.<name>``): known before
-    the run, so an input there is refused instead of replaced.
+    the run, so an input there is refused instead of replaced; ``image_folders`` are the
+    folders of a folder output where it writes a file per image (labels, copies), by names
+    known only as it runs, so no other output of the run may go there.
     """
 
     function: str
@@ -75,6 +77,7 @@ class ConverterSpec:
     input_folder: str = ""
     folder_files: tuple[str, ...] = ()
     side_files: tuple[str, ...] = ()
+    image_folders: tuple[str, ...] = ()
 
     def load(self) -> Converter:
         """The converter function (its module is imported now)."""
@@ -117,6 +120,7 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         "built-in object detection File mode: one JSON per image",
         _BOXES | _SPLIT | _COPY,
         copy_images=True,
+        image_folders=("train", "validation", "train_annotation", "validation_annotation"),
     ),
     Target.LST: ConverterSpec(
         "classification:to_lst",
@@ -124,11 +128,13 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         _READER | _SPLIT | _COPY,
         copy_images=True,
         folder_files=("train.lst", "validation.lst", "class_index.json"),
+        image_folders=("train", "validation"),
     ),
     Target.CLASS_FOLDERS: ConverterSpec(
         "classification:to_class_folders",
         "train/ and validation/ with one folder of images per class (JumpStart, PyTorch)",
         _READER | _SPLIT | _MIRROR,
+        image_folders=("train", "validation"),
     ),
     Target.JUMPSTART_OD: ConverterSpec(
         "jumpstart:to_jumpstart_od",
@@ -136,24 +142,28 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         _BOXES | _COPY,
         copy_images=True,
         folder_files=("annotations.json",),
+        image_folders=("images",),
     ),
     Target.COCO: ConverterSpec(
         "coco:to_coco",
         "COCO detection JSON (pycocotools-valid; a folder gets datumaro's layout)",
         _BOXES | _COPY,
         folder_files=("annotations/instances_default.json",),  # a .json output: that file
+        image_folders=("images",),
     ),
     Target.YOLO: ConverterSpec(
         "yolo:to_yolo",
         "YOLO labels/ + data.yaml, split into train/val",
         _BOXES | _SPLIT | _COPY,
         folder_files=("data.yaml", "classes.txt", "sources.jsonl"),
+        image_folders=("labels", "images"),
     ),
     Target.VOC: ConverterSpec(
         "voc:to_voc",
         "Pascal VOC XML + ImageSets train/val + labelmap.txt",
         _BOXES | _SPLIT | _COPY,
         folder_files=("ImageSets/Main/train.txt", "ImageSets/Main/val.txt", "labelmap.txt"),
+        image_folders=("Annotations", "JPEGImages"),
     ),
     Target.FROM_COCO: ConverterSpec(
         "from_coco:from_coco",
