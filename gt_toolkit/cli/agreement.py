@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         ("worker model", model_loc, "-o" if args.worker_model == "fit" else None),
         ("rejects file", rejects_loc, "--rejects"),
     ]
-    refuse_shared_source(args, args.worker_model, outputs)
+    refuse_shared_source(args, args.worker_model, outputs, folder=args.out)
     store = store_from_args(args)
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     model = worker_model_arg(args.worker_model, args)

@@ -70,20 +70,24 @@ def refuse_shared_source(
     args: argparse.Namespace,
     worker_model: str | None,
     outputs: list[tuple[str, str | None, str | None]],
+    folder: str | None = None,
 ) -> None:
     """Refuse an output among what the run reads or another output (``worker_model``: as given).
 
     ``outputs`` as :func:`~gt_toolkit.cli.options.refuse_outputs` takes them, the rejects
-    file last. What the source reads is
-    :func:`~gt_toolkit.formats.crowd.sources.source_reads`'s.
+    file last. ``folder``: the output folder that holds them (``agreement``'s DIR). A folder
+    source may be it (the pages go beside a job's files), a file the source reads may not:
+    nothing can be written under a file, and the run would say so only after reading it
+    all. What the source reads is :func:`~gt_toolkit.formats.crowd.sources.source_reads`'s.
     """
     from gt_toolkit.formats.crowd.sources import source_reads
 
     location, kind, manifest = _source_args(args)
     reads = source_reads(location, kind, manifest=manifest)
     table = None if worker_model in (None, "fit", "none") else worker_model
-    files = {"source": args.source, "worker model table": table, **reads.files}
-    refuse_outputs(outputs, files, reads.folders)
+    files = {"worker model table": table, **reads.files}
+    refuse_outputs([("output folder", folder, "-o")], files, reads.folders)
+    refuse_outputs(outputs, {"source": args.source} | files, reads.folders)
 
 
 def _source_args(args: argparse.Namespace) -> tuple[str, str, str | None]:
