@@ -1,0 +1,242 @@
+"""Two outputs of one run at one place, or one in a folder the run fills, are refused up front.
+
+A run writes its outputs one after another when it ends: two at one place (by any name)
+left only the one written last, with exit code 0 (``coco -o c.json --summary c.json`` left
+the 525-byte summary where the COCO file was). Each refused run here exits 1 with one line
+naming both and the option to change, and leaves every file as it was.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gt_toolkit.cli import main
+from gt_toolkit.cli.options import refuse_outputs
+from gt_toolkit.convert import CONVERTERS, Target
+from gt_toolkit.errors import ValidationError
+from tests.helpers import CROWD, DATA, JOB, SAMPLES, file_tree, refused_run, s3_keys
+
+TRUTH = SAMPLES / "truth.manifest"
+LABEL_STUDIO = CROWD / "label-studio.json"
+_LS = ["--from", "label-studio"]
+_TEMPLATE = ["--labels", "ball", "--header", "Box every ball", "--short-instructions", "Tight."]
+_TEMPLATE += ["--full-instructions", "Draw one tight box around every ball."]
+_LINE = '{"source-ref": "s3://my-bucket/img_000.jpg"}'
+
+# (argv: IN the input, OUT a folder of earlier outputs, LINK a symlink to OUT; the output
+# refused, where, the output it meets there (or the folder it is inside), the option named)
+_CLASHES = [
+    (["coco", "IN", "-o", "OUT/c.json", "--summary", "OUT/c.json"],
+     "summary", "OUT/c.json", "also the output", "--summary"),
+    (["coco", "IN", "-o", "OUT/c.json", "--summary", "LINK/c.json"],
+     "summary", "LINK/c.json", "also the output", "--summary"),
+    (["from-coco", "IN", "-o", "OUT/p.manifest", "--summary", "OUT/p.manifest.categories.json"],
+     "summary", "OUT/p.manifest.categories.json", "also the output file", "--summary"),
+    (["augmented", "IN", "-o", "OUT", "--summary", "OUT/channels.json"],
+     "summary", "OUT/channels.json", "also the output file", "--summary"),
+    (["yolo", "IN", "-o", "OUT", "--summary", "OUT/data.yaml"],
+     "summary", "OUT/data.yaml", "also the output file", "--summary"),
+    (["yolo", "IN", "-o", "OUT", "--rejects", "OUT/classes.txt"],
+     "rejects file", "OUT/classes.txt", "also the output file", "--rejects"),
+    (["yolo", "IN", "-o", "OUT", "--summary", "OUT/labels/train/img_000.txt"],
+     "summary", "OUT/labels/train/img_000.txt",
+     "inside the labels folder OUT/labels, where the run writes a file per image", "--summary"),
+    (["voc", "IN", "-o", "OUT", "--rejects", "OUT/JPEGImages/rejects.jsonl"],
+     "rejects file", "OUT/JPEGImages/rejects.jsonl",
+     "inside the JPEGImages folder OUT/JPEGImages, where the run writes a file per image",
+     "--rejects"),
+    (["consolidate", "IN", *_LS, "-o", "OUT/c.json", "--output-format", "coco", "--quality",
+      "OUT/c"], "worker-quality table", "OUT/c.json", "also the output", "--quality"),
+    (["consolidate", "IN", *_LS, "-o", "OUT/c.csv", "--quality", "OUT/c"],
+     "worker-quality CSV", "OUT/c.csv", "also the output", "--quality"),
+    (["consolidate", "IN", *_LS, "-o", "OUT/c", "--quality", "OUT/c.summary"],
+     "worker-quality table", "OUT/c.summary.json", "also the summary", "--quality"),
+    (["consolidate", "IN", *_LS, "-o", "OUT/c", "--worker-model", "fit", "--quality",
+      "OUT/c.worker-model"],
+     "worker-quality table", "OUT/c.worker-model.json", "also the worker model", "--quality"),
+    (["template", *_TEMPLATE, "-o", "OUT/t.html", "--write-label-config", "LINK/t.html"],
+     "label category config", "LINK/t.html", "also the template", "--write-label-config"),
+    # the default preview page meets an explicit option: the message says which to pass
+    (["template", *_TEMPLATE, "-o", "OUT/t.html", "--write-label-config", "OUT/t.preview.html",
+      "--preview", _LINE, "--offline"],
+     "preview page", "OUT/t.preview.html", "also the label category config", "--preview-out"),
+]  # fmt: skip
+
+
+def _input(command: str, folder: Path) -> Path:
+    """A copy of what ``command`` reads, in ``folder`` (from-coco: a COCO file made now)."""
+    folder.mkdir()
+    if command == "from-coco":
+        given = folder / "c.json"
+        assert main(["coco", str(TRUTH), "-o", str(given)]) == 0
+        (folder / "c.json.summary.json").unlink()
+        return given
+    original = LABEL_STUDIO if command == "consolidate" else TRUTH
+    return Path(shutil.copy(original, folder / original.name))
+
+
+@pytest.mark.parametrize(
+    ("argv", "output", "where", "clash", "option"),
+    _CLASHES,
+    ids=[f"{a[0]}-{w.rsplit('/', 1)[-1]}" for a, _, w, _, _ in _CLASHES],
+)
+def test_two_outputs_of_one_run_at_one_place_are_refused(
+    argv: list[str],
+    output: str,
+    where: str,
+    clash: str,
+    option: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    given = _input(argv[0], tmp_path / "in")
+    out = tmp_path / "out"
+    (tmp_path / "link").symlink_to(out, target_is_directory=True)
+    earlier = out / where.split("/", 1)[1]  # an earlier run's file where this one clashes
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("an earlier run's output\n")
+    before = file_tree(tmp_path)
+
+    def placed(text: str) -> str:
+        return text.replace("OUT", str(out)).replace("LINK", str(tmp_path / "link"))
+
+    said = placed(f"the {output} {where} is {clash}: give {option} another path")
+    capsys.readouterr()  # from-coco's input was made by a run
+    refused_run([str(given) if a == "IN" else placed(a) for a in argv], said, capsys)
+    assert file_tree(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("kind", "inside", "clash"),
+    [
+        ("label-studio", "", "is also the source"),
+        ("gt-job", "manifests/output/output.manifest", "is also the input manifest"),
+        (
+            "cvat",
+            "job_11_annotations.xml",
+            "is inside the CVAT folder SOURCE, whose .xml and .zip files the run reads",
+        ),
+    ],
+)
+def test_agreement_refuses_an_output_folder_at_a_file_the_source_reads(
+    kind: str, inside: str, clash: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the pages would go under a file: the run failed with 'Not a directory' after reading
+    # the whole source; now it names the file before reading anything
+    original = {"label-studio": LABEL_STUDIO, "gt-job": JOB, "cvat": CROWD / "cvat-replicas"}
+    if original[kind].is_dir():
+        source = Path(shutil.copytree(original[kind], tmp_path / "source"))
+    else:
+        source = Path(shutil.copy(original[kind], tmp_path / "source.json"))
+    out = source / inside if inside else source
+    before = file_tree(tmp_path)
+    argv = ["agreement", str(source), "--from", kind, "-o", str(out)]
+    said = f"the output folder {out} {clash}: give -o another path"
+    refused_run(argv, said.replace("SOURCE", str(source)), capsys)
+    assert file_tree(tmp_path) == before
+
+
+def test_two_s3_outputs_at_one_key_are_refused(
+    moto_endpoint: str, s3_client: Any, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3_client.put_object(Bucket=bucket, Key="in.manifest", Body=TRUTH.read_bytes())
+    s3_client.put_object(Bucket=bucket, Key="out/c.json", Body=b"an earlier run's COCO file")
+    before = s3_keys(s3_client, bucket)
+    given, out = f"s3://{bucket}/in.manifest", f"s3://{bucket}/out"
+    aws = ["--endpoint-url", moto_endpoint]
+    argv = ["coco", given, "-o", f"{out}/c.json", "--summary", f"{out}/c.json", *aws]
+    said = f"the summary {out}/c.json is also the output: give --summary another path"
+    refused_run(argv, said, capsys)
+    argv = ["yolo", given, "-o", out, "--rejects", f"{out}/images/train/r.jsonl", *aws]
+    refused_run(argv, f"the rejects file {out}/images/train/r.jsonl is inside the images", capsys)
+    assert s3_keys(s3_client, bucket) == before
+    body = s3_client.get_object(Bucket=bucket, Key="out/c.json")["Body"].read()
+    assert body == b"an earlier run's COCO file"
+
+
+# what stays allowed
+
+
+def test_outputs_at_distinct_places_are_all_written(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = ["coco", str(TRUTH), "-o", str(out / "c.json"), "--summary", str(out / "s.json")]
+    assert main(argv) == 0
+    assert (out / "c.json").read_bytes() != (out / "s.json").read_bytes()
+    # beside a converter's own files, outside the folders it fills per image
+    yolo = tmp_path / "yolo"
+    argv = ["yolo", str(TRUTH), "-o", str(yolo), "--summary", str(yolo / "yolo-summary.json")]
+    assert main([*argv, "--rejects", str(yolo / "notes" / "rejects.jsonl")]) == 0
+    assert (yolo / "yolo-summary.json").is_file() and (yolo / "data.yaml").is_file()
+    argv = ["consolidate", str(LABEL_STUDIO), *_LS, "-o", str(out / "c.manifest")]
+    assert main([*argv, "--quality", str(out / "q"), "--worker-model", "fit"]) == 0
+    for name in ("c.manifest", "c.manifest.summary.json", "c.manifest.worker-model.json"):
+        assert (out / name).is_file(), name
+    assert (out / "q.json").is_file() and (out / "q.csv").is_file()
+    argv = ["template", *_TEMPLATE, "-o", str(out / "t.html"), "--preview", _LINE, "--offline"]
+    assert main([*argv, "--write-label-config", str(out / "t.json")]) == 0
+    assert (out / "t.preview.html").is_file() and (out / "t.json").is_file()
+
+
+def test_agreement_writes_into_a_folder_source_and_beside_a_file_source(tmp_path: Path) -> None:
+    job = Path(shutil.copytree(JOB, tmp_path / "job"))
+    before = file_tree(job)
+    assert main(["agreement", str(job), "-o", str(job)]) == 0  # beside the job's files
+    assert (job / "agreement.json").is_file()
+    after = file_tree(job)
+    assert len(after) > len(before) and all(after[name] == body for name, body in before.items())
+    export = Path(shutil.copy(LABEL_STUDIO, tmp_path / "ls.json"))
+    assert main(["agreement", str(export), *_LS, "-o", str(tmp_path / "ls")]) == 0
+    assert (tmp_path / "ls" / "agreement.html").is_file()
+    assert export.read_bytes() == LABEL_STUDIO.read_bytes()
+
+
+# the rule itself
+
+
+def test_the_later_of_two_outputs_is_refused_by_its_own_option() -> None:
+    both = [("output", "s3://my-bucket/x", "-o"), ("summary", "s3://my-bucket/x", "--summary")]
+    said = "the summary s3://my-bucket/x is also the output: give --summary another path"
+    with pytest.raises(ValidationError, match=said):
+        refuse_outputs(both, {})
+    refuse_outputs([both[0], ("summary", "s3://my-bucket/x.json", "--summary")], {})
+
+
+def test_a_file_of_the_layout_the_run_does_not_write_is_kept_clear_of_outputs() -> None:
+    # an earlier fit's model: this run may read it, but no output of it may replace it
+    model = ("worker model", "s3://my-bucket/m.json", None)
+    refuse_outputs([model], {"worker model table": "s3://my-bucket/m.json"})
+    rejects = ("rejects file", "s3://my-bucket/m.json", "--rejects")
+    with pytest.raises(ValidationError, match="is also the worker model: give --rejects"):
+        refuse_outputs([model, rejects], {})
+
+
+_PETS = DATA / "outputs" / "classification-single.manifest"
+
+
+def test_a_folder_converter_writes_only_its_own_files_and_its_image_folders(
+    tmp_path: Path,
+) -> None:
+    # the folders the refusal keeps clear are the folders the converters fill
+    pets = tmp_path / "pets"
+    pets.mkdir()
+    for n in range(1, 5):
+        shutil.copy(SAMPLES / "images" / "img_000.jpg", pets / f"p{n}.jpg")
+    for target, spec in CONVERTERS.items():
+        if spec.input_kind != "output-manifest":
+            continue
+        classes = target in (Target.LST, Target.CLASS_FOLDERS)
+        out = tmp_path / target.value
+        argv = [target.value, str(_PETS if classes else TRUTH), "-o", str(out)]
+        argv += ["--copy-images"] if "copy_images" in spec.reads else []
+        if "images_dir" in spec.reads:
+            argv += ["--images-dir", str(pets if classes else SAMPLES / "images")]
+        assert main(argv) in (0, 1), target  # augmented: 1, an empty image rejected
+        written = [p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()]
+        own = {*spec.folder_files, "summary.json", "rejects.jsonl"}
+        filled = [name for name in written if name.split("/")[0] in spec.image_folders]
+        assert sorted({*own, *filled} & set(written)) == sorted(written), target
+        assert bool(filled) == bool(spec.image_folders), target
