@@ -145,16 +145,18 @@ def run(args: argparse.Namespace) -> int:
     inputs: dict[str, str | None] = {"input": str(args.input)}
     inputs["COCO reference"] = None if reference is None else str(reference)
     folders = {"input folder": spec.listed_input(str(args.input))}
-    fixed = spec.side_files if file_output else spec.folder_files
+    if spec.writes_folder(out):  # yolo -o y.json too, with its summary beside the folder
+        fixed = [join_location(out, name) for name in spec.folder_files]
+        written = {f"{name} folder": join_location(out, name) for name in spec.image_folders}
+    else:
+        fixed, written = [f"{out}.{name}" for name in spec.side_files], {}
     given = values.get("rejects")  # where this target's rejects go, if it reads any
     outputs: list[tuple[str, str | None, str | None]] = [("output", out, "-o")]
-    outputs += [("output file", beside(name), "-o") for name in fixed]
+    outputs += [("output file", location, "-o") for location in fixed]
     outputs += [
         ("summary", summary_loc, "--summary" if args.summary else "-o"),
         ("rejects file", None if given is None else str(given), "--rejects"),
     ]
-    images = () if file_output else spec.image_folders
-    written = {f"{name} folder": join_location(out, name) for name in images}
     refuse_outputs(outputs, inputs, folders, written)
     store = store_from_args(args)
     result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))

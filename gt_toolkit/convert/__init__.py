@@ -66,7 +66,8 @@ class ConverterSpec:
     folder output (``OUT/<name>``) or beside a file output (``OUT.<name>``): known before
     the run, so an input there is refused instead of replaced; ``image_folders`` are the
     folders of a folder output where it writes a file per image (labels, copies), by names
-    known only as it runs, so no other output of the run may go there.
+    known only as it runs, so no other output of the run may go there; ``file_ending`` is
+    the ``-o`` ending that makes an output manifest's conversion one file, not a folder.
     """
 
     function: str
@@ -78,6 +79,13 @@ class ConverterSpec:
     folder_files: tuple[str, ...] = ()
     side_files: tuple[str, ...] = ()
     image_folders: tuple[str, ...] = ()
+    file_ending: str = ""
+
+    def writes_folder(self, out: str) -> bool:
+        """Whether ``-o out`` is a folder (with ``folder_files``) or one file (``side_files``)."""
+        if self.input_kind != "output-manifest":
+            return False  # a foreign format becomes one input manifest
+        return not (self.file_ending and out.endswith(self.file_ending))
 
     def load(self) -> Converter:
         """The converter function (its module is imported now)."""
@@ -150,6 +158,7 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         _BOXES | _COPY,
         folder_files=("annotations/instances_default.json",),  # a .json output: that file
         image_folders=("images",),
+        file_ending=".json",
     ),
     Target.YOLO: ConverterSpec(
         "yolo:to_yolo",

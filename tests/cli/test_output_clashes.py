@@ -40,6 +40,9 @@ _CLASHES = [
      "summary", "OUT/channels.json", "also the output file", "--summary"),
     (["yolo", "IN", "-o", "OUT", "--summary", "OUT/data.yaml"],
      "summary", "OUT/data.yaml", "also the output file", "--summary"),
+    # a folder named like a file: its summary goes beside it, its data.yaml in it
+    (["yolo", "IN", "-o", "OUT/y.json", "--summary", "OUT/y.json/data.yaml"],
+     "summary", "OUT/y.json/data.yaml", "also the output file", "--summary"),
     (["yolo", "IN", "-o", "OUT", "--rejects", "OUT/classes.txt"],
      "rejects file", "OUT/classes.txt", "also the output file", "--rejects"),
     (["yolo", "IN", "-o", "OUT", "--summary", "OUT/labels/train/img_000.txt"],
