@@ -28,7 +28,6 @@ __all__ = [
     "positive_int",
     "refuse_outputs",
     "refuse_overlap",
-    "refuse_shared_rejects",
     "store_from_args",
     "threshold",
 ]
@@ -192,23 +191,6 @@ def refuse_outputs(
                 if _same_location(location, other):
                     raise _refusal(what, location, option, f"also the {name}")
         earlier.append((what, location))
-
-
-def refuse_shared_rejects(
-    rejects: str,
-    files: Mapping[str, str | None],
-    folders: Mapping[str, ListedFolder | None] | None = None,
-) -> None:
-    """Refuse a rejects file that is one of ``files`` or that one of ``folders`` lists.
-
-    The run replaces the rejects file when it rejects something and removes it when it
-    rejects nothing (:func:`remove_stale_rejects`): either would destroy a file of the same
-    name, and one a folder the run lists would keep, the next run would read as one more
-    source. The commands check it as the last of their outputs (:func:`refuse_outputs`).
-    ``files`` holds what the run reads and writes (``"input"``, ``"output"``); see
-    :func:`refuse_overlap`.
-    """
-    refuse_overlap("rejects file", rejects, "--rejects", files, folders)
 
 
 def _same_location(a: str, b: str) -> bool:

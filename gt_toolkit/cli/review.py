@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from gt_toolkit.cli.options import (
     add_aws_options,
@@ -103,13 +104,17 @@ def run(args: argparse.Namespace) -> int:
 def _refuse_shared_files(args: argparse.Namespace) -> None:
     """Refuse a review file that is the manifest, or that the worker-response folder lists.
 
-    The pictures' names come from the manifest, so only the fixed files are known here.
+    The pictures' names come from the manifest, so only the fixed files are known here;
+    their folder may not be the images folder (``--images-dir``), whose files a picture
+    of the same name would replace.
     """
     from gt_toolkit.evaluation.review import review_files
     from gt_toolkit.formats.crowd.gt_job import listed_worker_responses
 
     answers = args.worker_responses
     folders = {"worker-response folder": listed_worker_responses(answers) if answers else None}
-    written = {"output folder": args.out} | {k: str(v) for k, v in review_files(args.out).items()}
-    outputs = [(what, where, "-o") for what, where in written.items()]
-    refuse_outputs(outputs, {"input": str(args.manifest)}, folders)
+    written = {"output folder": args.out, "pictures folder": os.path.join(args.out, "images")}
+    written |= {k: str(v) for k, v in review_files(args.out).items()}
+    outputs = [(what, str(where), "-o") for what, where in written.items()]
+    images = None if args.images_dir is None else str(args.images_dir)
+    refuse_outputs(outputs, {"input": str(args.manifest), "images folder": images}, folders)

@@ -143,6 +143,22 @@ def test_agreement_refuses_an_output_folder_at_a_file_the_source_reads(
     assert file_tree(tmp_path) == before
 
 
+@pytest.mark.parametrize(("out", "output"), [("images", "pictures folder"), ("", "output folder")])
+def test_review_refuses_its_images_folder_as_where_it_draws(
+    out: str, output: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the pictures are named from the manifest (NNNN_<image>.png): one of the user's images
+    # of that name there would be replaced, and the clean-up of an earlier review is there
+    review = tmp_path / "review"
+    images = Path(shutil.copytree(SAMPLES / "images", review / out))
+    before = file_tree(tmp_path)
+    argv = ["review", str(TRUTH), "-o", str(review), "--images-dir", str(images)]
+    where = images if out else review
+    said = f"the {output} {where} is also the images folder: give -o another path"
+    refused_run(argv, said, capsys)
+    assert file_tree(tmp_path) == before
+
+
 def test_two_s3_outputs_at_one_key_are_refused(
     moto_endpoint: str, s3_client: Any, bucket: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

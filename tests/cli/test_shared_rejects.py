@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from gt_toolkit.cli import main
-from gt_toolkit.cli.options import refuse_overlap, refuse_shared_rejects
+from gt_toolkit.cli.options import refuse_overlap
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.storage.files import ListedFolder
 from tests.helpers import (
@@ -32,6 +32,16 @@ from tests.helpers import (
     refused_run,
     s3_keys,
 )
+
+
+def _refuse_rejects(
+    rejects: str,
+    files: dict[str, str | None],
+    folders: dict[str, ListedFolder | None] | None = None,
+) -> None:
+    """How every command checks its rejects file (the last of its outputs)."""
+    refuse_overlap("rejects file", rejects, "--rejects", files, folders)
+
 
 ANSWER = "annotations/worker-response/iteration-1/3/20261124T090900Z.json"
 
@@ -331,19 +341,19 @@ def test_an_s3_folder_holds_the_listed_keys_under_its_prefix_only(
     listed = {"CVAT folder": ListedFolder(folder, CVAT)}
     if refused:
         with pytest.raises(ValidationError, match="inside the CVAT folder"):
-            refuse_shared_rejects(rejects, {}, listed)
+            _refuse_rejects(rejects, {}, listed)
     else:
-        refuse_shared_rejects(rejects, {}, listed)
+        _refuse_rejects(rejects, {}, listed)
         # the same pair is still told apart as files
-        refuse_shared_rejects(rejects, {"source": folder})
+        _refuse_rejects(rejects, {"source": folder})
 
 
 def test_a_folder_listing_every_file_refuses_every_key_under_it() -> None:
     every = {"answers folder": ListedFolder("s3://b/answers")}
     for rejects in ("s3://b/answers/r.jsonl", "s3://b/answers/deeper/r.txt", "s3://b/answers"):
         with pytest.raises(ValidationError, match="answers folder s3://b/answers, which the run"):
-            refuse_shared_rejects(rejects, {}, every)
-    refuse_shared_rejects("s3://b/answers2/r.jsonl", {}, every)
+            _refuse_rejects(rejects, {}, every)
+    _refuse_rejects("s3://b/answers2/r.jsonl", {}, every)
 
 
 def test_a_local_folder_is_found_through_a_symlink_and_not_by_its_name_start(
@@ -355,11 +365,11 @@ def test_a_local_folder_is_found_through_a_symlink_and_not_by_its_name_start(
     (tmp_path / "jobs2").mkdir()
     listed = {"CVAT folder": ListedFolder(str(jobs), CVAT)}
     with pytest.raises(ValidationError, match=f"inside the CVAT folder {jobs}"):
-        refuse_shared_rejects(str(tmp_path / "link" / "r.xml"), {}, listed)
+        _refuse_rejects(str(tmp_path / "link" / "r.xml"), {}, listed)
     linked = {"CVAT folder": ListedFolder(str(tmp_path / "link"), CVAT)}
     with pytest.raises(ValidationError, match="inside the CVAT folder"):
-        refuse_shared_rejects(str(jobs / "r.xml"), {}, linked)
-    refuse_shared_rejects(str(tmp_path / "jobs2" / "r.xml"), {}, listed)
+        _refuse_rejects(str(jobs / "r.xml"), {}, linked)
+    _refuse_rejects(str(tmp_path / "jobs2" / "r.xml"), {}, listed)
 
 
 @pytest.mark.parametrize(
@@ -381,12 +391,12 @@ def test_a_local_folder_refuses_the_names_its_listing_keeps_in_any_case(
     rejects = str(tmp_path / name)
     if refused:
         with pytest.raises(ValidationError, match="inside the CVAT folder"):
-            refuse_shared_rejects(rejects, {}, listed)
+            _refuse_rejects(rejects, {}, listed)
     else:
-        refuse_shared_rejects(rejects, {}, listed)
+        _refuse_rejects(rejects, {}, listed)
         # a file of the run is refused by any name, listed or not
         with pytest.raises(ValidationError, match="is also the output"):
-            refuse_shared_rejects(rejects, {"output": rejects}, listed)
+            _refuse_rejects(rejects, {"output": rejects}, listed)
 
 
 @pytest.mark.parametrize(
