@@ -7,17 +7,28 @@ if this one is killed), which is moved into place when the run ends without an e
 when it fails. S3 has no multi-object commit, so on S3 the objects are written at their final
 keys and the keys are remembered; a failed run deletes every object it wrote. The files that
 say a dataset is complete (``channels.json``, ``data.yaml``) are written last.
+
+A rerun into the same output must not leave the earlier run's files beside its own (a trainer
+would find the labels of images the user removed), yet a folder may hold the user's files too.
+So each committed run lists the files it wrote in a hidden :data:`LISTING` file in the output
+folder (S3: the object of that name under the prefix), and the next committed run removes the
+files that list names and it did not write again, then lists its own. A file output
+(``coco -o x.json``) lists only the folders it writes beside it (``images/``), in
+``.x.json.gt-toolkit-files.json``. A failed run removes nothing and leaves the list as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO
+
+import orjson
 
 from gt_toolkit.errors import StorageError
 from gt_toolkit.storage.files import (
@@ -25,13 +36,29 @@ from gt_toolkit.storage.files import (
     atomic_output,
     join_location,
     make_part_folder,
+    read_bytes,
+    remove_file,
     write_bytes,
     write_json,
     write_lines,
 )
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
-__all__ = ["StagedOutput"]
+__all__ = ["LISTING", "StagedOutput"]
+
+LISTING = ".gt-toolkit-files.json"
+"""The list of files the last run wrote into a folder output: hidden, so that no trainer's
+file pattern picks it up, and named after the tool, so that a user who finds it knows whose
+it is."""
+
+_ABOUT = (
+    "the files the last gt-toolkit run wrote here; the next one removes those it does not write"
+)
+
+# What reading a list can raise: a list that cannot be read, is not JSON, or is not ours.
+_UNREADABLE = (StorageError, orjson.JSONDecodeError, LookupError, TypeError)
+
+logger = logging.getLogger(__name__)
 
 
 class StagedOutput:
@@ -52,13 +79,18 @@ class StagedOutput:
         self._written: list[str] = []
         self._parent = Path(self.out).absolute().parent
         self._stage: Path | None = None
+        self._beside: set[str] = set()
 
     def location(self, *parts: str) -> str:
         """A final location under the output (what summaries and ``data.yaml`` name)."""
         return join_location(self.out, *parts) if parts else self.out
 
     def beside(self, name: str) -> str:
-        """A final location next to a file output (``coco -o x.json`` puts ``images/`` there)."""
+        """A final location next to a file output (``coco -o x.json`` puts ``images/`` there).
+
+        That folder is part of the output: a rerun removes the files an earlier run wrote there.
+        """
+        self._beside.add(name)
         if self._s3:
             return join_location(self.out.rsplit("/", 1)[0], name)
         return str(Path(self.out).parent / name)
@@ -103,17 +135,121 @@ class StagedOutput:
         return self._stage
 
     def commit(self) -> None:
-        """Move the staged files into place (locally; S3 objects are already there)."""
-        if self._stage is None:
+        """Move the staged files into place (S3 objects are already there), then list them.
+
+        Listing them (:meth:`_relist`) removes the files the previous run listed and this
+        one did not write.
+        """
+        if self._s3:
+            written = set(self._written)
+            self._written.clear()  # committed: no longer this run's to delete
+        elif self._stage is None:
             return
+        else:
+            written = {str(self._parent / rel) for rel in _files_under(self._stage)}
+            try:
+                for child in sorted(self._stage.iterdir()):
+                    _merge(child, self._parent / child.name)
+            except OSError as exc:
+                raise StorageError(f"cannot move the output into {self.out}: {exc}") from exc
+            finally:
+                shutil.rmtree(self._stage, ignore_errors=True)
+                self._stage = None
+        if written:
+            self._relist(written)
+
+    def _relist(self, written: set[str]) -> None:
+        """Remove what the previous run listed and this one did not write; list this run's files.
+
+        ``written`` holds the final locations of every file this run wrote. The new list is
+        written last, naming also the files that could not be removed, so a later run tries
+        again.
+        """
+        final = self.out.rstrip("/") if self._s3 else str(Path(self.out).absolute())
+        if final in written:  # a file output: what it writes in folders beside it
+            root, name = final.rsplit("/", 1)
+            listing = join_location(root, f".{name}{LISTING}")
+            folders: frozenset[str] | None = frozenset(self._beside)
+        else:
+            root, listing, folders = final, join_location(final, LISTING), None
+        new = {rel for loc in written if (rel := _relative(loc, root)) and _owned(rel, folders)}
+        old = self._read_listing(listing, folders)
+        stale = set(old or ()) - new
+        shared = self._named_beside(root, listing) if stale else set()
+        kept = stale if shared is None else self._remove(root, sorted(stale - shared))
         try:
-            for child in sorted(self._stage.iterdir()):
-                _merge(child, self._parent / child.name)
-        except OSError as exc:
-            raise StorageError(f"cannot move the output into {self.out}: {exc}") from exc
-        finally:
-            shutil.rmtree(self._stage, ignore_errors=True)
-            self._stage = None
+            if new or kept:
+                doc = {"about": _ABOUT, "files": sorted(new | kept)}
+                write_json(listing, doc, store=self.store)
+            elif old is not None:
+                remove_file(listing, store=self.store)
+        except StorageError as exc:  # the output is in place: only a later rerun loses
+            _warn(listing, f"{exc}; a later run into this output will not remove these files")
+
+    def _read_listing(self, listing: str, folders: frozenset[str] | None) -> list[str] | None:
+        """The files the previous run listed (``None``: no list; unreadable: warned, none).
+
+        A path that reaches outside the output (``..``, absolute, another folder beside a
+        file output) is never followed: the list may be hand-edited or foreign.
+        """
+        try:
+            exists = self.store.exists(listing) if self._s3 else os.path.lexists(listing)
+            if not exists:
+                return None
+            files = self._listed(listing)
+        except _UNREADABLE as exc:
+            _warn(listing, f"cannot read it ({exc}); none of the files it lists was removed")
+            return []
+        owned = [rel for rel in files if _owned(rel, folders)]
+        if len(owned) < len(files):
+            _warn(listing, f"{len(files) - len(owned)} listed paths outside the output ignored")
+        return owned
+
+    def _listed(self, listing: str) -> list[str]:
+        """The paths a list names (raises one of :data:`_UNREADABLE`)."""
+        files = orjson.loads(read_bytes(listing, store=self.store))["files"]
+        if not isinstance(files, list):
+            raise TypeError("'files' is not a list")
+        return [rel for rel in files if isinstance(rel, str)]
+
+    def _named_beside(self, root: str, listing: str) -> set[str] | None:
+        """The files the other lists in ``root`` name: those stay (``None``: cannot tell).
+
+        ``coco -o a.json`` and ``coco -o b.json`` in one folder share ``images/``: an image
+        both wrote is b's as much as a's. A list that cannot be read names nothing.
+        """
+        try:
+            if self._s3:
+                found = list(self.store.iter_in_folder(join_location(root, ".")))
+            else:
+                found = [str(p) for p in Path(root).glob(f"*{LISTING}")]
+        except StorageError as exc:
+            _warn(root, f"cannot look for other lists ({exc}); no earlier file was removed")
+            return None
+        named: set[str] = set()
+        for other in found:
+            if other != listing and other.endswith(LISTING):
+                with contextlib.suppress(*_UNREADABLE):
+                    named.update(self._listed(other))
+        return named
+
+    def _remove(self, root: str, stale: list[str]) -> set[str]:
+        """Delete ``stale`` (relative to ``root``); return those that are still there."""
+        if not stale:
+            return set()
+        kept: set[str] = set()
+        why = ""
+        if self._s3:
+            try:
+                self.store.delete_objects(join_location(root, rel) for rel in stale)
+            except StorageError as exc:
+                kept, why = set(stale), str(exc)
+        else:
+            kept = {rel for rel in stale if not _remove_file(Path(root), rel)}
+            why = f"such as {min(kept, default='')}"
+        if kept:
+            _warn(root, f"{len(kept)} files an earlier run wrote could not be removed ({why})")
+        return kept
 
     def abort(self) -> None:
         """Delete everything this run wrote."""
@@ -149,3 +285,60 @@ def _merge(src: Path, dst: Path) -> None:
     if dst.is_dir():
         raise IsADirectoryError(f"{dst} is a folder; the output has a file of that name")
     src.replace(dst)
+
+
+def _files_under(folder: Path) -> Iterator[str]:
+    """The files (anything but a folder) under ``folder``, relative to it."""
+    for top, _dirs, files in os.walk(folder):
+        for name in files:
+            yield Path(top, name).relative_to(folder).as_posix()
+
+
+def _relative(location: str, root: str) -> str:
+    """``location`` relative to ``root`` as a POSIX path, or ``""`` when it is not under it."""
+    return location[len(root) + 1 :] if location.startswith(f"{root}/") else ""
+
+
+def _owned(rel: str, folders: frozenset[str] | None) -> bool:
+    """Whether ``rel`` names a file of the output: plainly inside it, and not its list.
+
+    ``folders`` are a file output's folders beside it (``None``: a folder output, all of it).
+    """
+    parts = rel.split("/")
+    if PurePosixPath(rel).is_absolute() or any(p in ("", ".", "..") for p in parts):
+        return False
+    if folders is None:
+        return rel != LISTING
+    return len(parts) > 1 and parts[0] in folders
+
+
+def _remove_file(root: Path, rel: str) -> bool:
+    """Delete ``root/rel`` and the folders it leaves empty; ``False``: it could not be.
+
+    A folder there now (the user's) is left alone, and so is a path that a symlinked folder
+    leads outside ``root``.
+    """
+    path = root / rel
+    try:
+        if not path.parent.resolve().is_relative_to(root.resolve()):
+            return True
+        if path.is_dir() and not path.is_symlink():
+            return True
+        path.unlink()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    folder = path.parent
+    while folder != root:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: other files are there
+            break
+        folder = folder.parent
+    return True
+
+
+def _warn(where: str, problem: str) -> None:
+    """One line on stderr (by default): the run goes on."""
+    logger.warning("warning: %s: %s", where, problem)

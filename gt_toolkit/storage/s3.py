@@ -289,6 +289,21 @@ class S3Store:
                 + (f" minus exclusions {list(patterns)}" if patterns else "")
             )
 
+    def iter_in_folder(self, uri: str) -> Iterator[str]:
+        """The objects whose keys start as ``uri``'s does, in its folder only (not recursive).
+
+        ``s3://b/ds/.`` lists the hidden objects directly in ``ds/``, without listing what
+        its folders hold (``Delimiter="/"``).
+        """
+        bucket, prefix = parse_s3_uri(uri, require_key=False)
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+                for obj in page.get("Contents", []):
+                    yield f"s3://{bucket}/{obj['Key']}"
+        except _aws().call as exc:
+            raise _translate(exc, f"listing {uri}") from exc
+
     # -- reading -------------------------------------------------------------------------
     def iter_chunks(self, uri: str, chunk_size: int = _CHUNK) -> Iterator[bytes]:
         """Stream an object's bytes in chunks (constant memory).

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gt_toolkit.cli import main
+from gt_toolkit.convert.staging import LISTING
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import REPO, SAMPLES, seed_objects
 from tests.storage.fault_proxy import FaultProxy
@@ -241,7 +242,11 @@ def test_split_to_s3_writes_both_manifests_or_neither(
     assert _keys(store, bucket) == []
     fault_proxy.clear()
     assert main([*args, fault_proxy.url]) == 0  # no fault left: both appear
-    assert _keys(store, bucket) == ["split/train.manifest", "split/validation.manifest"]
+    assert _keys(store, bucket) == [
+        f"split/{LISTING}",
+        "split/train.manifest",
+        "split/validation.manifest",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -294,7 +299,12 @@ def test_a_clean_run_to_s3_deletes_no_rejects_file_that_is_not_there(
         (
             ["split", "-o", "OUT/split"],
             "train.manifest",
-            ["split/split.rejects.jsonl", "split/train.manifest", "split/validation.manifest"],
+            [
+                f"split/{LISTING}",
+                "split/split.rejects.jsonl",
+                "split/train.manifest",
+                "split/validation.manifest",
+            ],
         ),
     ],
     ids=["sample", "split"],

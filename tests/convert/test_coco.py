@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gt_toolkit.convert import ConvertOptions, convert_output
+from gt_toolkit.convert.staging import LISTING
 from gt_toolkit.formats.output_manifest import iter_detection_records
 from tests.helpers import DATA, image_mirror, read_jsonl
 
@@ -48,6 +49,7 @@ def test_a_folder_output_has_the_layout_datumaro_imports(tmp_path: Path) -> None
     )
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert files == [
+        LISTING,  # hidden, at the top: no importer looks there
         "annotations/instances_default.json",
         *(f"images/default/{n}.png" for n in "abcd"),
     ]

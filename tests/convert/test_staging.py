@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from gt_toolkit.convert import ConvertOptions, convert_output
-from gt_toolkit.convert.staging import StagedOutput
+from gt_toolkit.convert.staging import LISTING, StagedOutput
 from gt_toolkit.errors import ConversionError, StorageError
 
 
@@ -45,6 +45,7 @@ def test_a_file_output_and_its_neighbours(tmp_path: Path) -> None:
         staged.write_bytes(f"{staged.out}.categories.json", b"[]")
         staged.write_bytes(staged.beside("images") + "/i.jpg", b"img")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f".x.json{LISTING}",  # lists images/i.jpg: a rerun removes it if it does not write it
         "images",
         "x.json",
         "x.json.categories.json",
