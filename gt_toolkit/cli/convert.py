@@ -26,6 +26,7 @@ from gt_toolkit.cli.options import (
     store_from_args,
 )
 from gt_toolkit.convert import CONVERTERS, ConverterSpec, ConvertOptions, Target, convert_output
+from gt_toolkit.convert.staging import listing_of
 from gt_toolkit.formats.manifest import RejectPolicy
 from gt_toolkit.formats.output_manifest import BoxPolicy, EmptyPolicy
 from gt_toolkit.storage.files import join_location, write_json
@@ -147,9 +148,11 @@ def run(args: argparse.Namespace) -> int:
     folders = {"input folder": spec.listed_input(str(args.input))}
     if spec.writes_folder(out):  # yolo -o y.json too, with its summary beside the folder
         fixed = [join_location(out, name) for name in spec.folder_files]
+        fixed.append(listing_of(out, file_output=False))
         written = {f"{name} folder": join_location(out, name) for name in spec.image_folders}
     else:
         fixed, written = [f"{out}.{name}" for name in spec.side_files], {}
+        fixed.append(listing_of(out, file_output=True))
     given = values.get("rejects")  # where this target's rejects go, if it reads any
     outputs: list[tuple[str, str | None, str | None]] = [("output", out, "-o")]
     outputs += [("output file", location, "-o") for location in fixed]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
+from pathlib import Path
 
 from gt_toolkit.cli.options import (
     add_aws_options,
@@ -113,7 +113,7 @@ def _refuse_shared_files(args: argparse.Namespace) -> None:
 
     answers = args.worker_responses
     folders = {"worker-response folder": listed_worker_responses(answers) if answers else None}
-    written = {"output folder": args.out, "pictures folder": os.path.join(args.out, "images")}
+    written = {"output folder": args.out, "pictures folder": Path(args.out) / "images"}
     written |= {k: str(v) for k, v in review_files(args.out).items()}
     outputs = [(what, str(where), "-o") for what, where in written.items()]
     images = None if args.images_dir is None else str(args.images_dir)

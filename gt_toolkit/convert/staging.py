@@ -44,7 +44,7 @@ from gt_toolkit.storage.files import (
 )
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
-__all__ = ["LISTING", "StagedOutput"]
+__all__ = ["LISTING", "StagedOutput", "listing_of"]
 
 LISTING = ".gt-toolkit-files.json"
 """The list of files the last run wrote into a folder output: hidden, so that no trainer's
@@ -59,6 +59,18 @@ _ABOUT = (
 _UNREADABLE = (StorageError, orjson.JSONDecodeError, LookupError, TypeError)
 
 logger = logging.getLogger(__name__)
+
+
+def listing_of(out: str, *, file_output: bool) -> str:
+    """Where a run into ``out`` lists the files it wrote.
+
+    :data:`LISTING` in a folder output; ``.<name>.gt-toolkit-files.json`` beside a file
+    output (for the folders it fills there).
+    """
+    if not file_output:
+        return join_location(out, LISTING)
+    root, _, name = out.rstrip("/").rpartition("/")
+    return join_location(root or ".", f".{name}{LISTING}")
 
 
 class StagedOutput:
@@ -166,12 +178,10 @@ class StagedOutput:
         again.
         """
         final = self.out.rstrip("/") if self._s3 else str(Path(self.out).absolute())
-        if final in written:  # a file output: what it writes in folders beside it
-            root, name = final.rsplit("/", 1)
-            listing = join_location(root, f".{name}{LISTING}")
-            folders: frozenset[str] | None = frozenset(self._beside)
-        else:
-            root, listing, folders = final, join_location(final, LISTING), None
+        file_output = final in written  # then: what it writes in folders beside it
+        listing = listing_of(final, file_output=file_output)
+        root = final.rsplit("/", 1)[0] if file_output else final
+        folders = frozenset(self._beside) if file_output else None
         new = {rel for loc in written if (rel := _relative(loc, root)) and _owned(rel, folders)}
         old = self._read_listing(listing, folders)
         stale = set(old or ()) - new

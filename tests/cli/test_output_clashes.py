@@ -17,6 +17,7 @@ import pytest
 from gt_toolkit.cli import main
 from gt_toolkit.cli.options import refuse_outputs
 from gt_toolkit.convert import CONVERTERS, Target
+from gt_toolkit.convert.staging import LISTING
 from gt_toolkit.errors import ValidationError
 from tests.helpers import CROWD, DATA, JOB, SAMPLES, file_tree, refused_run, s3_keys
 
@@ -43,6 +44,11 @@ _CLASHES = [
     # a folder named like a file: its summary goes beside it, its data.yaml in it
     (["yolo", "IN", "-o", "OUT/y.json", "--summary", "OUT/y.json/data.yaml"],
      "summary", "OUT/y.json/data.yaml", "also the output file", "--summary"),
+    # the list of files a rerun replaces (gt_toolkit.convert.staging)
+    (["yolo", "IN", "-o", "OUT", "--summary", "OUT/.gt-toolkit-files.json"],
+     "summary", "OUT/.gt-toolkit-files.json", "also the output file", "--summary"),
+    (["coco", "IN", "-o", "OUT/c.json", "--rejects", "OUT/.c.json.gt-toolkit-files.json"],
+     "rejects file", "OUT/.c.json.gt-toolkit-files.json", "also the output file", "--rejects"),
     (["yolo", "IN", "-o", "OUT", "--rejects", "OUT/classes.txt"],
      "rejects file", "OUT/classes.txt", "also the output file", "--rejects"),
     (["yolo", "IN", "-o", "OUT", "--summary", "OUT/labels/train/img_000.txt"],
@@ -255,7 +261,7 @@ def test_a_folder_converter_writes_only_its_own_files_and_its_image_folders(
             argv += ["--images-dir", str(pets if classes else SAMPLES / "images")]
         assert main(argv) in (0, 1), target  # augmented: 1, an empty image rejected
         written = [p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()]
-        own = {*spec.folder_files, "summary.json", "rejects.jsonl"}
+        own = {*spec.folder_files, LISTING, "summary.json", "rejects.jsonl"}
         filled = [name for name in written if name.split("/")[0] in spec.image_folders]
         assert sorted({*own, *filled} & set(written)) == sorted(written), target
         assert bool(filled) == bool(spec.image_folders), target
