@@ -26,7 +26,7 @@ from gt_toolkit.cli.options import (
     store_from_args,
 )
 from gt_toolkit.convert import CONVERTERS, ConverterSpec, ConvertOptions, Target, convert_output
-from gt_toolkit.convert.staging import listing_of
+from gt_toolkit.convert.staging import beside_location, listing_of
 from gt_toolkit.formats.manifest import RejectPolicy
 from gt_toolkit.formats.output_manifest import BoxPolicy, EmptyPolicy
 from gt_toolkit.storage.files import join_location, write_json
@@ -151,8 +151,10 @@ def run(args: argparse.Namespace) -> int:
         fixed.append(listing_of(out, file_output=False))
         written = {f"{name} folder": join_location(out, name) for name in spec.image_folders}
     else:
-        fixed, written = [f"{out}.{name}" for name in spec.side_files], {}
+        fixed = [f"{out}.{name}" for name in spec.side_files]
         fixed.append(listing_of(out, file_output=True))
+        # coco -o x.json --copy-images fills images/ beside x.json
+        written = {f"{name} folder": beside_location(out, name) for name in spec.image_folders}
     given = values.get("rejects")  # where this target's rejects go, if it reads any
     outputs: list[tuple[str, str | None, str | None]] = [("output", out, "-o")]
     outputs += [("output file", location, "-o") for location in fixed]

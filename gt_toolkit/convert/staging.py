@@ -44,7 +44,7 @@ from gt_toolkit.storage.files import (
 )
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
-__all__ = ["LISTING", "StagedOutput", "listing_of"]
+__all__ = ["LISTING", "StagedOutput", "beside_location", "listing_of"]
 
 LISTING = ".gt-toolkit-files.json"
 """The list of files the last run wrote into a folder output: hidden, so that no trainer's
@@ -59,6 +59,13 @@ _ABOUT = (
 _UNREADABLE = (StorageError, orjson.JSONDecodeError, LookupError, TypeError)
 
 logger = logging.getLogger(__name__)
+
+
+def beside_location(out: str, name: str) -> str:
+    """``name`` in the folder that holds the file output ``out`` (local or ``s3://``)."""
+    if is_s3_uri(out):
+        return join_location(out.rsplit("/", 1)[0], name)
+    return str(Path(out).parent / name)
 
 
 def listing_of(out: str, *, file_output: bool) -> str:
@@ -103,9 +110,7 @@ class StagedOutput:
         That folder is part of the output: a rerun removes the files an earlier run wrote there.
         """
         self._beside.add(name)
-        if self._s3:
-            return join_location(self.out.rsplit("/", 1)[0], name)
-        return str(Path(self.out).parent / name)
+        return beside_location(self.out, name)
 
     def staged(self, location: str) -> str:
         """Where to write the file that will appear at the final ``location``."""
