@@ -47,6 +47,7 @@ __all__ = [
     "join_location",
     "json_bytes",
     "make_part_folder",
+    "part_name",
     "read_bytes",
     "remove_file",
     "write_bytes",
@@ -249,11 +250,19 @@ def _new_part(folder: Path, stem: str, *, mode: int) -> tuple[int, Path]:
     _sweep(folder)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     while True:
-        path = folder / f"{stem}.{_HOST}.{os.getpid()}.{secrets.token_hex(8)}.part"
+        path = folder / part_name(stem)
         try:
             return os.open(path, flags, mode), path
         except FileExistsError:  # pragma: no cover - a 64-bit token collision
             continue
+
+
+def part_name(stem: str) -> str:
+    """A fresh temporary name: ``<stem>.<host>.<pid>.<token>.part``.
+
+    The host and process say whose it is, so a sweep can tell one left by a killed process.
+    """
+    return f"{stem}.{_HOST}.{os.getpid()}.{secrets.token_hex(8)}.part"
 
 
 def make_part_folder(parent: Path, stem: str) -> Path:
@@ -265,7 +274,7 @@ def make_part_folder(parent: Path, stem: str) -> Path:
     """
     _sweep(parent)
     while True:
-        path = parent / f".{stem}.{_HOST}.{os.getpid()}.{secrets.token_hex(8)}.part"
+        path = parent / part_name(f".{stem}")
         try:
             path.mkdir(mode=0o700)
             return path

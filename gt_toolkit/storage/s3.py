@@ -50,6 +50,8 @@ _BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 # How often a cut-off object body is resumed (with a ranged GET) before the read fails.
 _BODY_ATTEMPTS = 5
+# The largest object one CopyObject request copies; a larger one is copied in parts.
+_COPY_LIMIT = 5 * 1024**3
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +420,24 @@ class S3Store:
         """Upload a local file (multipart for large files, handled by boto3's transfer)."""
         bucket, key = parse_s3_uri(uri)
         self._call(f"uploading to {uri}", lambda: self.client.upload_file(str(path), bucket, key))
+
+    def copy(self, src: str, dst: str, *, size: int | None = None) -> None:
+        """Copy an object inside S3: no byte passes through this machine.
+
+        One ``CopyObject`` request copies up to 5 GiB, S3's limit; a larger object (its
+        ``size`` known from a listing) goes through boto3's managed copy, in parts. The copy
+        keeps the object's content type and metadata and gets the bucket's default encryption.
+        """
+        src_bucket, src_key = parse_s3_uri(src)
+        bucket, key = parse_s3_uri(dst)
+        source: Any = {"Bucket": src_bucket, "Key": src_key}
+        what = f"copying {src} to {dst}"
+        if size is not None and size > _COPY_LIMIT:
+            self._call(what, lambda: self.client.copy(source, bucket, key))
+        else:
+            self._call(
+                what, lambda: self.client.copy_object(CopySource=source, Bucket=bucket, Key=key)
+            )
 
     def delete_objects(self, uris: Iterable[str]) -> None:
         """Delete objects (1,000 keys per request, S3's limit); missing keys are no error.

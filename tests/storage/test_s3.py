@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from gt_toolkit.errors import NoMatchingObjectsError, S3UriError, StorageError, ValidationError
+from gt_toolkit.storage import s3
 from gt_toolkit.storage.s3 import S3Store, bucket_name_problem, make_s3_client, parse_s3_uri
 from tests.helpers import REGION, seed_objects
 from tests.storage.fault_proxy import FaultProxy
@@ -129,3 +130,31 @@ def test_a_put_asks_for_the_encryption_given(store: S3Store, bucket: str, s3_cli
     with pytest.raises(ValidationError, match="asks for SSE-KMS, but sse is 'AES256'"):
         store.put_bytes(f"s3://{bucket}/both", b"x", sse="AES256", kms_key_id=key_arn)
     assert not store.exists(f"s3://{bucket}/both")
+
+
+def test_a_copy_stays_inside_s3_and_keeps_the_content_type(
+    store: S3Store, bucket: str, s3_client: Any
+) -> None:
+    store.put_bytes(f"s3://{bucket}/a/x.json", b"{}", content_type="application/json")
+    store.copy(f"s3://{bucket}/a/x.json", f"s3://{bucket}/b/x.json", size=2)
+    copied = s3_client.get_object(Bucket=bucket, Key="b/x.json")
+    assert (copied["Body"].read(), copied["ContentType"]) == (b"{}", "application/json")
+    with pytest.raises(StorageError, match=r"^copying s3://.*/a/gone to .*: no such object$"):
+        store.copy(f"s3://{bucket}/a/gone", f"s3://{bucket}/b/gone")
+
+
+def test_an_object_over_the_copy_limit_is_copied_in_parts(
+    store: S3Store, bucket: str, s3_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over 5 GiB one CopyObject is refused: boto3's managed copy goes part by part."""
+    managed: list[str] = []
+    copy = store.client.copy
+    monkeypatch.setattr(s3, "_COPY_LIMIT", 3)
+    monkeypatch.setattr(
+        store.client, "copy", lambda src, b, k: managed.append(k) or copy(src, b, k)
+    )
+    store.put_bytes(f"s3://{bucket}/big", b"four")
+    store.copy(f"s3://{bucket}/big", f"s3://{bucket}/big-copy", size=4)
+    store.copy(f"s3://{bucket}/big", f"s3://{bucket}/small-copy", size=3)
+    assert managed == ["big-copy"]
+    assert store.get_bytes(f"s3://{bucket}/big-copy") == b"four"
