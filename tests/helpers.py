@@ -267,3 +267,11 @@ def put_tree(s3_client: Any, bucket: str, prefix: str, root: Path) -> None:
 def s3_keys(s3_client: Any, bucket: str) -> list[str]:
     """Every key in ``bucket``, in order (what a refused run must leave as it was)."""
     return [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def s3_tree(s3_client: Any, bucket: str) -> dict[str, bytes]:
+    """Every object in ``bucket`` with its bytes: what a failed run must leave as it was."""
+    return {
+        key: s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        for key in s3_keys(s3_client, bucket)
+    }

@@ -4,9 +4,12 @@ A converter writes every file (annotations, manifests, copied images) through a
 :class:`StagedOutput`. Locally the files go to a hidden ``.<name>.<host>.<pid>.<token>.part`` folder
 beside the output (:func:`~gt_toolkit.storage.files.make_part_folder`: a later run removes it
 if this one is killed), which is moved into place when the run ends without an error and deleted
-when it fails. S3 has no multi-object commit, so on S3 the objects are written at their final
-keys and the keys are remembered; a failed run deletes every object it wrote. The files that
-say a dataset is complete (``channels.json``, ``data.yaml``) are written last.
+when it fails. S3 cannot move anything, so there the objects go under a hidden part prefix of
+the same name beside the output, are copied to their final keys inside S3 when the run succeeds
+and are deleted then, or when it fails: an earlier run's objects at the same keys stay as they
+were until the copies replace them. A killed run leaves its part prefix behind (no run
+deletes it). The files that say a dataset is complete (``channels.json``, ``data.yaml``) are
+written last, and on S3 copied last.
 
 A rerun into the same output must not leave the earlier run's files beside its own (a trainer
 would find the labels of images the user removed), yet a folder may hold the user's files too.
@@ -24,18 +27,20 @@ import logging
 import os
 import shutil
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO
 
 import orjson
 
-from gt_toolkit.errors import StorageError
+from gt_toolkit.errors import NoMatchingObjectsError, StorageError
 from gt_toolkit.storage.files import (
     Location,
     atomic_output,
     join_location,
     make_part_folder,
+    part_name,
     read_bytes,
     remove_file,
     write_bytes,
@@ -57,6 +62,9 @@ _ABOUT = (
 
 # What reading a list can raise: a list that cannot be read, is not JSON, or is not ours.
 _UNREADABLE = (StorageError, orjson.JSONDecodeError, LookupError, TypeError)
+
+# Copies in flight while an S3 run's objects are copied into place (the image copier's default).
+_COPY_WORKERS = 16
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +103,7 @@ class StagedOutput:
         self.out = os.fspath(out)
         self.store = store if store is not None else S3Store()
         self._s3 = is_s3_uri(self.out)
-        self._written: list[str] = []
+        self._s3_stage = _S3Stage(self.out, self.store) if self._s3 else None
         self._parent = Path(self.out).absolute().parent
         self._stage: Path | None = None
         self._beside: set[str] = set()
@@ -114,9 +122,8 @@ class StagedOutput:
 
     def staged(self, location: str) -> str:
         """Where to write the file that will appear at the final ``location``."""
-        if self._s3:
-            self._written.append(location)
-            return location
+        if self._s3_stage is not None:
+            return self._s3_stage.staged(location)
         path = Path(location).absolute()
         try:
             rel = path.relative_to(self._parent)
@@ -152,14 +159,13 @@ class StagedOutput:
         return self._stage
 
     def commit(self) -> None:
-        """Move the staged files into place (S3 objects are already there), then list them.
+        """Move the staged files into place (S3: copy them), then list them.
 
         Listing them (:meth:`_relist`) removes the files the previous run listed and this
         one did not write.
         """
-        if self._s3:
-            written = set(self._written)
-            self._written.clear()  # committed: no longer this run's to delete
+        if self._s3_stage is not None:
+            written = self._s3_stage.commit()
         elif self._stage is None:
             return
         else:
@@ -271,9 +277,8 @@ class StagedOutput:
         if self._stage is not None:
             shutil.rmtree(self._stage, ignore_errors=True)
             self._stage = None
-        if self._written:
-            self.store.delete_objects(self._written)
-            self._written.clear()
+        if self._s3_stage is not None:
+            self._s3_stage.abort()
 
     def __enter__(self) -> StagedOutput:
         return self
@@ -288,6 +293,94 @@ class StagedOutput:
             self.commit()
         else:
             self.abort()
+
+
+class _S3Stage:
+    """An S3 output's hidden part prefix: the run writes there, and a commit copies into place.
+
+    Objects written straight at their final keys replace an earlier run's as the run goes, and
+    a failed run could only delete them, leaving that output with holes; staged, a failed run
+    deletes only its own prefix. The prefix is ``.<name>.<host>.<pid>.<token>.part/`` beside
+    the output, named as a local part folder, and holds the keys relative to the output's
+    folder: so the folders beside a file output (``images/``) fit in, and a trainer that reads
+    everything under the output prefix never sees a staged object.
+    """
+
+    def __init__(self, out: str, store: S3Store) -> None:
+        text = out.rstrip("/")
+        in_bucket = "/" in text.removeprefix("s3://")  # else the output is the whole bucket
+        self.root, self.name = text.rsplit("/", 1) if in_bucket else (text, "out")
+        self.store = store
+        self.prefix: str | None = None  # made on the first write
+        self.written: dict[str, str] = {}  # final -> staged, in the order the run staged them
+
+    def staged(self, location: str) -> str:
+        """The staged key for the final ``location``."""
+        rel = _relative(location, self.root)
+        if not rel:
+            raise StorageError(f"{location} is outside the output folder {self.root}")
+        if self.prefix is None:
+            self.prefix = join_location(self.root, part_name(f".{self.name}"))
+        self.written.pop(location, None)  # written again: it lands where its last write did
+        self.written[location] = staged = f"{self.prefix}/{rel}"
+        return staged
+
+    def commit(self) -> set[str]:
+        """Copy the staged objects to their final keys, delete them; return the final keys."""
+        if self.prefix is None:
+            return set()
+        try:
+            moves = self._moves()
+            self._copy(moves)
+        finally:
+            self.abort()
+        return {dst for _, dst, _ in moves}
+
+    def _moves(self) -> list[tuple[str, str, int]]:
+        """Staged key, final key and size of each object the run left, in the order it staged.
+
+        Listed, not assumed: the sizes tell which copies need parts (over 5 GiB).
+        """
+        try:
+            listed = self.store.iter_objects(f"{self.prefix}/", extensions=None)
+            sizes = {obj.uri: obj.size for obj in listed}
+        except NoMatchingObjectsError:
+            return []
+        return [(src, dst, sizes[src]) for dst, src in self.written.items() if src in sizes]
+
+    def _copy(self, moves: list[tuple[str, str, int]]) -> None:
+        """Copy in parallel, but the object staged last only once all the others are in place.
+
+        Converters write the file that says a dataset is complete (``data.yaml``,
+        ``channels.json``) last. A copy that fails fails the run; the copies already made
+        stay (taking them back would delete the earlier run's objects at those keys).
+        """
+        with ThreadPoolExecutor(_COPY_WORKERS, thread_name_prefix="gt-commit") as pool:
+            futures = [pool.submit(self.store.copy, s, d, size=n) for s, d, n in moves[:-1]]
+        failed = [exc for future in futures if (exc := future.exception()) is not None]
+        done = len(futures) - len(failed)
+        for src, dst, size in moves[-1:] if not failed else ():
+            try:
+                self.store.copy(src, dst, size=size)
+                done += 1
+            except StorageError as exc:
+                failed.append(exc)
+        if failed:
+            raise StorageError(
+                f"cannot copy {len(failed)} of {len(moves)} files into place ({failed[0]}); "
+                f"the copies already made ({done}) stay: rerun to finish"
+            ) from failed[0]
+
+    def abort(self) -> None:
+        """Delete the staged objects (if that fails, they stay: the warning names them)."""
+        if self.prefix is None:
+            return
+        try:
+            self.store.delete_objects(self.written.values())  # a key never written: no error
+        except StorageError as exc:
+            _warn(self.prefix, f"cannot delete these staged objects ({exc})")
+        self.prefix = None
+        self.written.clear()
 
 
 def _merge(src: Path, dst: Path) -> None:

@@ -22,7 +22,7 @@ from gt_toolkit.cli import main
 from gt_toolkit.convert import ConvertOptions, convert_output
 from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.errors import ConversionError
-from tests.helpers import REPO, SAMPLES, file_tree, s3_keys
+from tests.helpers import REPO, SAMPLES, file_tree, s3_keys, s3_tree
 
 LISTING = ".gt-toolkit-files.json"  # the documented name: users and other tools may read it
 TRUTH = SAMPLES / "truth.manifest"  # 40 images
@@ -227,6 +227,39 @@ def test_an_s3_rerun_removes_the_earlier_runs_objects_and_no_other(
     ]
     listed = json.loads(store.get_bytes(f"s3://{bucket}/y/{LISTING}"))["files"]
     assert [f"y/{rel}" for rel in listed] == [k for k in keys if k not in (mine, f"y/{LISTING}")]
+
+
+@pytest.mark.parametrize("target", ["yolo", "voc", "od-json", "jumpstart-od", "coco"])
+def test_an_s3_rerun_leaves_the_objects_a_fresh_run_writes(
+    target: str, store: Any, bucket: str, s3_client: Any, tmp_path: Path
+) -> None:
+    """The same keys with the same bytes, and no staged object left over."""
+    options, small = replace(COPY, store=store), _small(tmp_path)
+    convert_output(target, TRUTH, f"s3://{bucket}/rerun", options)
+    convert_output(target, small, f"s3://{bucket}/rerun/", options)
+    convert_output(target, small, f"s3://{bucket}/fresh", options)
+    tree = s3_tree(s3_client, bucket)
+    rerun, fresh = (
+        {k.split("/", 1)[1]: v for k, v in tree.items() if k.startswith(f"{d}/")}
+        for d in ("rerun", "fresh")
+    )
+    assert rerun == fresh
+    assert sorted(tree) == sorted([*(f"rerun/{k}" for k in rerun), *(f"fresh/{k}" for k in fresh)])
+    assert sorted(json.loads(rerun[LISTING])["files"]) == sorted(set(fresh) - {LISTING})
+
+
+def test_a_failed_s3_rerun_leaves_every_earlier_object_as_it_was(
+    store: Any, bucket: str, s3_client: Any, tmp_path: Path
+) -> None:
+    """The failed run wrote img_000's label and image too, before its img_999 copy failed."""
+    out, options = f"s3://{bucket}/y", replace(COPY, store=store)
+    convert_output("yolo", _small(tmp_path, 5), out, options)
+    before = s3_tree(s3_client, bucket)
+    broken = tmp_path / "broken.manifest"
+    broken.write_bytes(_small(tmp_path, 3).read_bytes().replace(b"img_002", b"img_999"))
+    with pytest.raises(ConversionError, match="image cop"):
+        convert_output("yolo", broken, out, options)
+    assert s3_tree(s3_client, bucket) == before
 
 
 def _shared_images_rerun(tmp_path: Path, folder: str, options: ConvertOptions) -> None:

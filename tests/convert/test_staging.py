@@ -11,6 +11,10 @@ import pytest
 from gt_toolkit.convert import ConvertOptions, convert_output
 from gt_toolkit.convert.staging import LISTING, StagedOutput
 from gt_toolkit.errors import ConversionError, StorageError
+from gt_toolkit.storage.s3 import S3Store
+from tests.helpers import SAMPLES, s3_tree
+
+TRUTH = SAMPLES / "truth.manifest"  # 40 images
 
 
 def _keys(store: Any, bucket: str) -> list[str]:
@@ -58,14 +62,87 @@ def test_nothing_outside_the_output_folder_is_written(tmp_path: Path) -> None:
         staged.staged(str(tmp_path.parent / "elsewhere.txt"))
 
 
-def test_s3_objects_of_a_failed_run_are_deleted(store: Any, bucket: str) -> None:
-    store.put_bytes(f"s3://{bucket}/ds/keep.txt", b"older run")
+def test_s3_objects_appear_only_on_commit(store: Any, bucket: str) -> None:
+    with StagedOutput(f"s3://{bucket}/ds/", store=store) as staged:
+        staged.write_bytes(staged.location("a", "b.txt"), b"x")
+        with staged.open(staged.location("c.txt")) as fh:
+            fh.write(b"y")
+        part = _keys(store, bucket)[0].split("/")[0]
+        assert part.startswith(".ds.") and part.endswith(".part")
+        assert _keys(store, bucket) == [f"{part}/ds/a/b.txt", f"{part}/ds/c.txt"]
+    assert _keys(store, bucket) == [f"ds/{LISTING}", "ds/a/b.txt", "ds/c.txt"]
+    assert store.get_bytes(f"s3://{bucket}/ds/a/b.txt") == b"x"
+
+
+def test_a_failed_s3_run_leaves_the_earlier_objects_as_they_were(
+    store: Any, bucket: str, s3_client: Any
+) -> None:
+    """It wrote the same keys: S3 has no rename, so they were staged, never replaced."""
+    for rel in ("a.txt", "data.yaml", "keep.txt"):
+        store.put_bytes(f"s3://{bucket}/ds/{rel}", b"older run")
+    before = s3_tree(s3_client, bucket)
     with pytest.raises(RuntimeError), StagedOutput(f"s3://{bucket}/ds", store=store) as staged:
         staged.write_bytes(staged.location("a.txt"), b"x")
         staged.write_json(staged.location("b.json"), {"b": 1})
-        assert _keys(store, bucket) == ["ds/a.txt", "ds/b.json", "ds/keep.txt"]
+        staged.write_bytes(staged.location("data.yaml"), b"names: []")
+        assert len(_keys(store, bucket)) == 3 + 3
+        assert s3_tree(s3_client, bucket).items() >= before.items()
         raise RuntimeError("boom")
-    assert _keys(store, bucket) == ["ds/keep.txt"]
+    assert s3_tree(s3_client, bucket) == before
+
+
+def test_s3_objects_are_copied_into_place_the_last_one_last(
+    bucket: str, s3_client: Any, tmp_path: Path
+) -> None:
+    """``data.yaml``, written last, appears only once every label it names is there."""
+    store = _CopyLog(s3_client)
+    convert_output("yolo", TRUTH, f"s3://{bucket}/y", ConvertOptions(store=store))
+    assert len(store.copied) == 40 + 3  # labels, classes.txt, sources.jsonl, data.yaml
+    assert store.copied[-1] == f"s3://{bucket}/y/data.yaml"
+    assert not [k for k in _keys(store, bucket) if ".part/" in k]
+
+
+def test_a_copy_into_place_that_fails_says_how_many_were_made(bucket: str, s3_client: Any) -> None:
+    store = _CopyLog(s3_client, fail="b.txt")
+    with (
+        pytest.raises(
+            StorageError, match=r"cannot copy 1 of 3 files into place .* already made \(1\) stay"
+        ),
+        StagedOutput(f"s3://{bucket}/ds", store=store) as staged,
+    ):
+        for name in ("a.txt", "b.txt", "done.txt"):
+            staged.write_bytes(staged.location(name), b"x")
+    assert _keys(store, bucket) == ["ds/a.txt"]  # done.txt, last, waits for all the others
+
+
+def test_an_s3_stage_outside_the_output_folder_is_refused(store: Any, bucket: str) -> None:
+    staged = StagedOutput(f"s3://{bucket}/out/ds", store=store)
+    with pytest.raises(StorageError, match="outside the output"):
+        staged.staged(f"s3://{bucket}/elsewhere.txt")
+    assert _keys(store, bucket) == []
+
+
+def test_a_whole_bucket_output_stages_in_a_hidden_prefix(store: Any, bucket: str) -> None:
+    with StagedOutput(f"s3://{bucket}/", store=store) as staged:
+        staged.write_bytes(staged.location("a.txt"), b"x")
+        [key] = _keys(store, bucket)
+        assert key.startswith(".out.") and key.endswith(".part/a.txt")
+    assert _keys(store, bucket) == [LISTING, "a.txt"]
+
+
+class _CopyLog(S3Store):
+    """A store that logs its copies into place, and can fail the one of a key ending so."""
+
+    def __init__(self, client: Any, fail: str | None = None) -> None:
+        super().__init__(client)
+        self.fail = fail
+        self.copied: list[str] = []
+
+    def copy(self, src: str, dst: str, *, size: int | None = None) -> None:
+        if self.fail and dst.endswith(self.fail):
+            raise StorageError(f"copying {src} to {dst}: access denied (AccessDenied)")
+        super().copy(src, dst, size=size)
+        self.copied.append(dst)
 
 
 def test_a_failed_s3_to_s3_conversion_leaves_no_object(store: Any, bucket: str) -> None:
