@@ -7,9 +7,9 @@ if this one is killed), which is moved into place when the run ends without an e
 when it fails. S3 cannot move anything, so there the objects go under a hidden part prefix of
 the same name beside the output, are copied to their final keys inside S3 when the run succeeds
 and are deleted then, or when it fails: an earlier run's objects at the same keys stay as they
-were until the copies replace them. A killed run leaves its part prefix behind (no run
-deletes it). The files that say a dataset is complete (``channels.json``, ``data.yaml``) are
-written last, and on S3 copied last.
+were until the copies replace them. A killed run's part prefix is deleted by a later run into
+the same folder once nothing has been written there for a day. The files that say a dataset is
+complete (``channels.json``, ``data.yaml``) are written last, and on S3 copied last.
 
 A rerun into the same output must not leave the earlier run's files beside its own (a trainer
 would find the labels of images the user removed), yet a folder may hold the user's files too.
@@ -28,6 +28,7 @@ import os
 import shutil
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO
@@ -38,6 +39,7 @@ from gt_toolkit.errors import NoMatchingObjectsError, StorageError
 from gt_toolkit.storage.files import (
     Location,
     atomic_output,
+    is_part_name,
     join_location,
     make_part_folder,
     part_name,
@@ -62,6 +64,9 @@ _ABOUT = (
 
 # What reading a list can raise: a list that cannot be read, is not JSON, or is not ours.
 _UNREADABLE = (StorageError, orjson.JSONDecodeError, LookupError, TypeError)
+
+_STALE_PART_AGE = timedelta(days=1)
+"""How long an S3 part prefix must have gone unwritten before a run beside it deletes it."""
 
 # Copies in flight while an S3 run's objects are copied into place (the image copier's default).
 _COPY_WORKERS = 16
@@ -315,11 +320,12 @@ class _S3Stage:
         self.written: dict[str, str] = {}  # final -> staged, in the order the run staged them
 
     def staged(self, location: str) -> str:
-        """The staged key for the final ``location``."""
+        """The staged key for the final ``location`` (the first one sweeps the folder)."""
         rel = _relative(location, self.root)
         if not rel:
             raise StorageError(f"{location} is outside the output folder {self.root}")
         if self.prefix is None:
+            _sweep_parts(self.store, self.root)
             self.prefix = join_location(self.root, part_name(f".{self.name}"))
         self.written.pop(location, None)  # written again: it lands where its last write did
         self.written[location] = staged = f"{self.prefix}/{rel}"
@@ -372,7 +378,7 @@ class _S3Stage:
             ) from failed[0]
 
     def abort(self) -> None:
-        """Delete the staged objects (if that fails, they stay: the warning names them)."""
+        """Delete the staged objects (if that fails, a run beside it a day later does)."""
         if self.prefix is None:
             return
         try:
@@ -381,6 +387,29 @@ class _S3Stage:
             _warn(self.prefix, f"cannot delete these staged objects ({exc})")
         self.prefix = None
         self.written.clear()
+
+
+def _sweep_parts(store: S3Store, root: str) -> None:
+    """Delete the part prefixes in ``root`` that no run has written to for a day.
+
+    A run killed mid-way (``kill -9``, a Lambda timeout) cannot delete its part prefix.
+    Locally a dead process id tells its folder; S3 runs may be on any machine, so the age of
+    the newest object there tells instead (:data:`_STALE_PART_AGE`; a live run writes more
+    often, and a day dwarfs any clock skew). Like the local sweep, a failure is no error.
+    """
+    now = datetime.now(UTC)
+    try:
+        for folder in store.iter_folders_in_folder(join_location(root, ".")):
+            if not is_part_name(folder.rstrip("/").rpartition("/")[2]):
+                continue
+            try:
+                objects = list(store.iter_objects(folder, extensions=None))
+            except NoMatchingObjectsError:  # deleted meanwhile
+                continue
+            if all(obj.modified and now - obj.modified > _STALE_PART_AGE for obj in objects):
+                store.delete_objects(obj.uri for obj in objects)
+    except StorageError as exc:
+        logger.debug("cannot sweep %s for stale part prefixes: %s", root, exc)
 
 
 def _merge(src: Path, dst: Path) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "ListedFolder",
     "Location",
     "atomic_output",
+    "is_part_name",
     "iter_chunks",
     "iter_line_batches",
     "iter_raw_lines",
@@ -61,6 +62,7 @@ _BATCH = 4096
 # The end of every temporary name this module makes: ".<host>.<pid>.<token>.part".
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0])[:63] or "host"
 _PART_RE = re.compile(rf"\.{re.escape(_HOST)}\.(\d+)\.[0-9a-f]{{16}}\.part\Z")
+_ANY_PART_RE = re.compile(r"\.[A-Za-z0-9-]{1,63}\.\d+\.[0-9a-f]{16}\.part\Z")
 _swept: set[str] = set()
 _swept_lock = threading.Lock()
 
@@ -263,6 +265,11 @@ def part_name(stem: str) -> str:
     The host and process say whose it is, so a sweep can tell one left by a killed process.
     """
     return f"{stem}.{_HOST}.{os.getpid()}.{secrets.token_hex(8)}.part"
+
+
+def is_part_name(name: str) -> bool:
+    """Whether ``name`` is one that :func:`part_name` makes, on any host."""
+    return _ANY_PART_RE.search(name) is not None
 
 
 def make_part_folder(parent: Path, stem: str) -> Path:

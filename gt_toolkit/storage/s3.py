@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -174,6 +175,7 @@ class S3Object:
     bucket: str
     key: str
     size: int
+    modified: datetime | None = None  # S3's LastModified, by S3's clock
 
     @property
     def uri(self) -> str:
@@ -282,7 +284,7 @@ class S3Store:
                     ):
                         continue
                     found += 1
-                    yield S3Object(bucket, key, int(obj.get("Size", 0)))
+                    yield S3Object(bucket, key, int(obj.get("Size", 0)), obj.get("LastModified"))
         except _aws().call as exc:
             raise _translate(exc, f"listing {uri}") from exc
         if not found:
@@ -297,12 +299,26 @@ class S3Store:
         ``s3://b/ds/.`` lists the hidden objects directly in ``ds/``, without listing what
         its folders hold (``Delimiter="/"``).
         """
+        for bucket, page in self._folder_pages(uri):
+            for obj in page.get("Contents", []):
+                yield f"s3://{bucket}/{obj['Key']}"
+
+    def iter_folders_in_folder(self, uri: str) -> Iterator[str]:
+        """The folders whose names start as ``uri``'s does, in its folder only, ending in ``/``.
+
+        ``s3://b/ds/.`` lists the hidden folders directly in ``ds/`` (S3's common prefixes).
+        """
+        for bucket, page in self._folder_pages(uri):
+            for folder in page.get("CommonPrefixes", []):
+                yield f"s3://{bucket}/{folder['Prefix']}"
+
+    def _folder_pages(self, uri: str) -> Iterator[tuple[str, Any]]:
+        """The bucket and each ``list_objects_v2`` page of ``uri``'s prefix, one level deep."""
         bucket, prefix = parse_s3_uri(uri, require_key=False)
         paginator = self.client.get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
-                for obj in page.get("Contents", []):
-                    yield f"s3://{bucket}/{obj['Key']}"
+                yield bucket, page
         except _aws().call as exc:
             raise _translate(exc, f"listing {uri}") from exc
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,32 @@ def test_a_whole_bucket_output_stages_in_a_hidden_prefix(store: Any, bucket: str
         [key] = _keys(store, bucket)
         assert key.startswith(".out.") and key.endswith(".part/a.txt")
     assert _keys(store, bucket) == [LISTING, "a.txt"]
+
+
+@pytest.mark.parametrize("age", [timedelta(days=2), timedelta(hours=1)], ids=["stale", "live"])
+def test_a_killed_s3_runs_part_prefix_is_removed_a_day_later(
+    age: timedelta, store: Any, bucket: str
+) -> None:
+    """A live run beside this one writes more often than that: its prefix stays."""
+    killed = f".ds.otherhost.4242.{'0' * 16}.part"
+    old = [f"{killed}/ds/a.txt", f"{killed}/ds/b/c.txt"]
+    mine = [".ds.notes/a.txt", ".ds.x.1.0.part/a.txt", f"ds/{killed}/a.txt"]  # not part prefixes
+    _seed(bucket, [*old, *mine], age=age)
+    with StagedOutput(f"s3://{bucket}/ds", store=store) as staged:
+        staged.write_bytes(staged.location("new.txt"), b"x")
+    kept = [] if age > timedelta(days=1) else old
+    assert _keys(store, bucket) == sorted([*mine, *kept, f"ds/{LISTING}", "ds/new.txt"])
+
+
+def _seed(bucket: str, keys: list[str], *, age: timedelta) -> None:
+    """Objects last written ``age`` ago (moto's in-process backend)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    for key in keys:
+        obj = backend.put_object(bucket, key, b"x")
+        obj.last_modified -= age
 
 
 class _CopyLog(S3Store):

@@ -158,3 +158,13 @@ def test_an_object_over_the_copy_limit_is_copied_in_parts(
     store.copy(f"s3://{bucket}/big", f"s3://{bucket}/small-copy", size=3)
     assert managed == ["big-copy"]
     assert store.get_bytes(f"s3://{bucket}/big-copy") == b"four"
+
+
+def test_the_folders_in_a_folder_are_listed_one_level_deep(store: S3Store, bucket: str) -> None:
+    seed_objects(bucket, ["ds/.a.part/x/1", "ds/.b/2", "ds/.c", "ds/d/3", "ds/.e/f/.g/4"])
+    assert list(store.iter_folders_in_folder(f"s3://{bucket}/ds/.")) == [
+        f"s3://{bucket}/ds/.a.part/",
+        f"s3://{bucket}/ds/.b/",
+        f"s3://{bucket}/ds/.e/",
+    ]
+    assert list(store.iter_in_folder(f"s3://{bucket}/ds/.")) == [f"s3://{bucket}/ds/.c"]
