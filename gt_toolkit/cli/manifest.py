@@ -271,7 +271,7 @@ def _run_split(args: argparse.Namespace) -> int:
     # the rejects file the read published goes with them
     with (
         AllOrNone(store=store) as together,
-        StagedOutput(out, store=store) as staged,
+        StagedOutput(out, store=store, kind="split") as staged,
         contextlib.ExitStack() as stack,
     ):
         sinks = {

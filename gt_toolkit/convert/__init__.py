@@ -219,7 +219,7 @@ def convert_output(
         )
     from gt_toolkit.convert.staging import StagedOutput  # boto3 behind it: not at import
 
-    with StagedOutput(out, store=options.store) as staged:
+    with StagedOutput(out, store=options.store, kind=Target(target).value) as staged:
         result = spec.load()(source, staged, options)
         if result.stats.objects == 0:
             raise ConversionError(_nothing_converted(source, result, options))

@@ -14,8 +14,10 @@ complete (``channels.json``, ``data.yaml``) are written last, and on S3 copied l
 A rerun into the same output must not leave the earlier run's files beside its own (a trainer
 would find the labels of images the user removed), yet a folder may hold the user's files too.
 So each committed run lists the files it wrote in a hidden :data:`LISTING` file in the output
-folder (S3: the object of that name under the prefix), and the next committed run removes the
-files that list names and it did not write again, then lists its own. A file output
+folder (S3: the object of that name under the prefix), under its kind (the conversion target),
+and the next committed run of that kind removes the files listed there that it did not write
+again, then lists its own. Runs of other kinds into the same folder keep their files (and any
+file they list). A file output
 (``coco -o x.json``) lists only the folders it writes beside it (``images/``), in
 ``.x.json.gt-toolkit-files.json``. A failed run removes nothing and leaves the list as it was.
 """
@@ -54,12 +56,13 @@ from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 __all__ = ["LISTING", "StagedOutput", "beside_location", "listing_of"]
 
 LISTING = ".gt-toolkit-files.json"
-"""The list of files the last run wrote into a folder output: hidden, so that no trainer's
-file pattern picks it up, and named after the tool, so that a user who finds it knows whose
-it is."""
+"""The list of files the last run of each kind (a conversion target) wrote into a folder
+output: hidden, so that no trainer's file pattern picks it up, and named after the tool, so
+that a user who finds it knows whose it is."""
 
 _ABOUT = (
-    "the files the last gt-toolkit run wrote here; the next one removes those it does not write"
+    "the files the last gt-toolkit run of each kind wrote here; the next run of a kind "
+    "removes those of its kind it does not write"
 )
 
 # What reading a list can raise: a list that cannot be read, is not JSON, or is not ours.
@@ -100,12 +103,17 @@ class StagedOutput:
         out: the output the user named: a folder, a file (``x.json``, ``x.manifest``) or an
             ``s3://`` prefix or key.
         store: the S3 store for ``s3://`` outputs.
+        kind: what writes it (the conversion target): a rerun replaces the files of its own
+            kind only, so ``augmented`` and ``od-json`` can share a folder.
 
     Use as a context manager: leaving the block normally commits, an exception aborts.
     """
 
-    def __init__(self, out: Location, *, store: S3Store | None = None) -> None:
+    def __init__(
+        self, out: Location, *, store: S3Store | None = None, kind: str = "output"
+    ) -> None:
         self.out = os.fspath(out)
+        self.kind = kind
         self.store = store if store is not None else S3Store()
         self._s3 = is_s3_uri(self.out)
         self._s3_stage = _S3Stage(self.out, self.store) if self._s3 else None
@@ -199,21 +207,27 @@ class StagedOutput:
         root = final.rsplit("/", 1)[0] if file_output else final
         folders = frozenset(self._beside) if file_output else None
         new = {rel for loc in written if (rel := _relative(loc, root)) and _owned(rel, folders)}
-        old = self._read_listing(listing, folders)
-        stale = set(old or ()) - new
+        listed = self._read_listing(listing, folders)
+        others = {kind: files for kind, files in (listed or {}).items() if kind != self.kind}
+        stale = set((listed or {}).get(self.kind, ())) - new
         shared = self._named_beside(root, listing) if stale else set()
+        if shared is not None:  # and what the other kinds of run here wrote stays theirs
+            shared.update(name for files in others.values() for name in files)
         kept = stale if shared is None else self._remove(root, sorted(stale - shared))
+        runs = others | ({self.kind: sorted(new | kept)} if new or kept else {})
         try:
-            if new or kept:
-                doc = {"about": _ABOUT, "files": sorted(new | kept)}
+            if runs:
+                doc = {"about": _ABOUT, "runs": dict(sorted(runs.items()))}
                 write_json(listing, doc, store=self.store)
-            elif old is not None:
+            elif listed is not None:
                 remove_file(listing, store=self.store)
         except StorageError as exc:  # the output is in place: only a later rerun loses
             _warn(listing, f"{exc}; a later run into this output will not remove these files")
 
-    def _read_listing(self, listing: str, folders: frozenset[str] | None) -> list[str] | None:
-        """The files the previous run listed (``None``: no list; unreadable: warned, none).
+    def _read_listing(
+        self, listing: str, folders: frozenset[str] | None
+    ) -> dict[str, list[str]] | None:
+        """The files each kind of run listed (``None``: no list; unreadable: warned, none).
 
         A path that reaches outside the output (``..``, absolute, another folder beside a
         file output) is never followed: the list may be hand-edited or foreign.
@@ -222,21 +236,27 @@ class StagedOutput:
             exists = self.store.exists(listing) if self._s3 else os.path.lexists(listing)
             if not exists:
                 return None
-            files = self._listed(listing)
+            runs = self._listed(listing)
         except _UNREADABLE as exc:
             _warn(listing, f"cannot read it ({exc}); none of the files it lists was removed")
-            return []
-        owned = [rel for rel in files if _owned(rel, folders)]
-        if len(owned) < len(files):
-            _warn(listing, f"{len(files) - len(owned)} listed paths outside the output ignored")
+            return {}
+        owned = {
+            kind: [rel for rel in files if _owned(rel, folders)] for kind, files in runs.items()
+        }
+        outside = sum(map(len, runs.values())) - sum(map(len, owned.values()))
+        if outside:
+            _warn(listing, f"{outside} listed paths outside the output ignored")
         return owned
 
-    def _listed(self, listing: str) -> list[str]:
-        """The paths a list names (raises one of :data:`_UNREADABLE`)."""
-        files = orjson.loads(read_bytes(listing, store=self.store))["files"]
-        if not isinstance(files, list):
-            raise TypeError("'files' is not a list")
-        return [rel for rel in files if isinstance(rel, str)]
+    def _listed(self, listing: str) -> dict[str, list[str]]:
+        """The paths a list names, by kind of run (raises one of :data:`_UNREADABLE`)."""
+        runs = orjson.loads(read_bytes(listing, store=self.store))["runs"]
+        if not isinstance(runs, dict) or not all(isinstance(f, list) for f in runs.values()):
+            raise TypeError("'runs' is not an object of lists")
+        return {
+            str(kind): [rel for rel in files if isinstance(rel, str)]
+            for kind, files in runs.items()
+        }
 
     def _named_beside(self, root: str, listing: str) -> set[str] | None:
         """The files the other lists in ``root`` name: those stay (``None``: cannot tell).
@@ -256,7 +276,7 @@ class StagedOutput:
         for other in found:
             if other != listing and other.endswith(LISTING):
                 with contextlib.suppress(*_UNREADABLE):
-                    named.update(self._listed(other))
+                    named.update(name for files in self._listed(other).values() for name in files)
         return named
 
     def _remove(self, root: str, stale: list[str]) -> set[str]:

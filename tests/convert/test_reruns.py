@@ -58,8 +58,9 @@ def _tree(root: Path) -> set[str]:
 
 
 def _listed(listing: Path) -> list[str]:
-    files: list[str] = json.loads(listing.read_bytes())["files"]
-    return files
+    """Every file the list names, whatever kind of run wrote it."""
+    runs: dict[str, list[str]] = json.loads(listing.read_bytes())["runs"]
+    return [name for files in runs.values() for name in files]
 
 
 def test_a_smaller_rerun_leaves_no_label_of_an_image_it_no_longer_has(tmp_path: Path) -> None:
@@ -68,6 +69,22 @@ def test_a_smaller_rerun_leaves_no_label_of_an_image_it_no_longer_has(tmp_path: 
     assert len(list(out.rglob("*.txt"))) == 41  # 40 labels and classes.txt
     _convert("yolo", _small(tmp_path), out)
     assert len(list(out.rglob("*.txt"))) == 4  # was 41: 38 labels of images no longer there
+
+
+def test_another_target_into_the_same_folder_keeps_the_first_targets_files(
+    tmp_path: Path,
+) -> None:
+    """Each kind of run replaces its own files: ``augmented`` and ``yolo`` share a folder."""
+    out = tmp_path / "ds"
+    _convert("augmented", TRUTH, out)
+    channels = {name: (out / name).read_bytes() for name in ("train.manifest", "channels.json")}
+    _convert("yolo", TRUTH, out)
+    _convert("yolo", _small(tmp_path), out)  # a rerun of yolo: yolo's stale labels go
+    assert {name: (out / name).read_bytes() for name in channels} == channels
+    assert len(list(out.rglob("*.txt"))) == 4
+    runs = json.loads((out / LISTING).read_bytes())["runs"]
+    assert sorted(runs) == ["augmented", "yolo"]
+    assert "channels.json" in runs["augmented"] and "data.yaml" in runs["yolo"]
 
 
 @pytest.mark.parametrize("target", ["yolo", "voc", "od-json", "jumpstart-od", "coco"])
@@ -112,7 +129,7 @@ def test_a_listed_path_outside_the_output_is_never_followed(
     (tmp_path / "outside.txt").write_bytes(b"not the output's")
     listed = ["../outside.txt", str(tmp_path / "outside.txt"), "x/../../outside.txt"]
     listed += ["link/a.txt", "was-a-file", "old.txt"]
-    (out / LISTING).write_text(json.dumps({"files": listed}))
+    (out / LISTING).write_text(json.dumps({"runs": {"output": listed}}))
     (out / "old.txt").write_bytes(b"an earlier run's")
     with caplog.at_level(logging.WARNING), StagedOutput(out) as staged:
         staged.write_bytes(staged.location("new.txt"), b"this run's")
@@ -133,7 +150,7 @@ def test_a_file_outputs_list_reaches_only_the_folders_it_writes_beside_it(
         (tmp_path / rel).parent.mkdir(exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     listed = ["notes.txt", "Documents/thesis.tex", "x.json", "images/old.jpg"]
-    (tmp_path / f".x.json{LISTING}").write_text(json.dumps({"files": listed}))
+    (tmp_path / f".x.json{LISTING}").write_text(json.dumps({"runs": {"output": listed}}))
     with StagedOutput(tmp_path / "x.json") as staged:
         staged.write_bytes(staged.out, b"{}")
         staged.write_bytes(staged.beside("images") + "/new.jpg", b"img")
@@ -160,7 +177,7 @@ def test_coco_file_output_reruns_replace_its_copied_images(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     "listing",
-    [b"{not json", b'{"files": "labels/train/img_001.txt"}', b"[]", None],
+    [b"{not json", b'{"runs": {"yolo": "labels/train/img_001.txt"}}', b"[]", None],
     ids=["not-json", "not-a-list", "not-an-object", "a-folder"],
 )
 def test_an_unreadable_list_removes_nothing(
@@ -225,7 +242,7 @@ def test_an_s3_rerun_removes_the_earlier_runs_objects_and_no_other(
         mine,
         "y/labels/val/img_000.txt",
     ]
-    listed = json.loads(store.get_bytes(f"s3://{bucket}/y/{LISTING}"))["files"]
+    listed = json.loads(store.get_bytes(f"s3://{bucket}/y/{LISTING}"))["runs"]["yolo"]
     assert [f"y/{rel}" for rel in listed] == [k for k in keys if k not in (mine, f"y/{LISTING}")]
 
 
@@ -245,7 +262,7 @@ def test_an_s3_rerun_leaves_the_objects_a_fresh_run_writes(
     )
     assert rerun == fresh
     assert sorted(tree) == sorted([*(f"rerun/{k}" for k in rerun), *(f"fresh/{k}" for k in fresh)])
-    assert sorted(json.loads(rerun[LISTING])["files"]) == sorted(set(fresh) - {LISTING})
+    assert sorted(json.loads(rerun[LISTING])["runs"][target]) == sorted(set(fresh) - {LISTING})
 
 
 def test_a_failed_s3_rerun_leaves_every_earlier_object_as_it_was(
