@@ -146,15 +146,17 @@ def run(args: argparse.Namespace) -> int:
     inputs: dict[str, str | None] = {"input": str(args.input)}
     inputs["COCO reference"] = None if reference is None else str(reference)
     folders = {"input folder": spec.listed_input(str(args.input))}
+    filled = spec.filled_folders(values.get("copy_images"))
     if spec.writes_folder(out):  # yolo -o y.json too, with its summary beside the folder
         fixed = [join_location(out, name) for name in spec.folder_files]
         fixed.append(listing_of(out, file_output=False))
-        written = {f"{name} folder": join_location(out, name) for name in spec.image_folders}
+        written = {f"{name} folder": join_location(out, name) for name in filled}
     else:
         fixed = [f"{out}.{name}" for name in spec.side_files]
         fixed.append(listing_of(out, file_output=True))
         # coco -o x.json --copy-images fills images/ beside x.json
-        written = {f"{name} folder": beside_location(out, name) for name in spec.image_folders}
+        written = {f"{name} folder": beside_location(out, name) for name in filled}
+    copies = [f"{name} folder" for name in filled if name in spec.copy_folders]
     given = values.get("rejects")  # where this target's rejects go, if it reads any
     outputs: list[tuple[str, str | None, str | None]] = [("output", out, "-o")]
     outputs += [("output file", location, "-o") for location in fixed]
@@ -162,7 +164,10 @@ def run(args: argparse.Namespace) -> int:
         ("summary", summary_loc, "--summary" if args.summary else "-o"),
         ("rejects file", None if given is None else str(given), "--rejects"),
     ]
-    refuse_outputs(outputs, inputs, folders, written)
+    images = values.get("images_dir")
+    refuse_outputs(
+        outputs, inputs, folders, written, copies, None if images is None else str(images)
+    )
     store = store_from_args(args)
     result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))
     summary = result.to_json()

@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Collection, Iterable, Mapping
 
     from gt_toolkit.errors import ValidationError
     from gt_toolkit.storage.files import ListedFolder
@@ -130,28 +130,29 @@ def refuse_overlap(
     Raises:
         ValidationError: naming both, and the option to change.
     """
+    subject = f"{what} {location}"
     for name, other in files.items():
         if other is not None and _same_location(location, other):
-            raise _refusal(what, location, option, f"also the {name}")
+            raise _refusal(subject, f"is also the {name}", option)
     for name, folder in (folders or {}).items():
         if folder is None or not folder.lists(location):
             continue  # a file the listing skips is no source, wherever it lies
         if _inside_location(location, folder.location):
             reads = _what_it_reads(folder)
-            raise _refusal(what, location, option, f"inside the {name} {folder.location}, {reads}")
+            raise _refusal(subject, f"is inside the {name} {folder.location}, {reads}", option)
     for name, where in (written or {}).items():
         if where is not None and _inside_location(location, where):
-            fills = "where the run writes a file per image"
-            raise _refusal(what, location, option, f"inside the {name} {where}, {fills}")
+            raise _refusal(subject, f"is inside the {name} {where}, {_FILLS}", option)
 
 
-def _refusal(what: str, location: str, option: str, clash: str) -> ValidationError:
+_FILLS = "where the run writes a file per image"
+
+
+def _refusal(subject: str, clash: str, option: str) -> ValidationError:
     """The one line every refusal is: both places, and the option that moves this one."""
     from gt_toolkit.errors import ValidationError
 
-    return ValidationError(
-        [f"the {what} {location} is {clash}: give {option} another path"], what="options"
-    )
+    return ValidationError([f"the {subject} {clash}: give {option} another path"], what="options")
 
 
 def _what_it_reads(folder: ListedFolder) -> str:
@@ -168,6 +169,8 @@ def refuse_outputs(
     files: Mapping[str, str | None],
     folders: Mapping[str, ListedFolder | None] | None = None,
     written: Mapping[str, str | None] | None = None,
+    copies: Collection[str] = (),
+    images_dir: str | None = None,
 ) -> None:
     """Refuse an output at an input, at another output of the run, or where the run writes.
 
@@ -180,7 +183,13 @@ def refuse_outputs(
     those with an option of their own (``--summary``, ``--rejects``) after them. An option
     of ``None`` marks a file of the run's layout that this run does not write (the fitted
     worker model without ``fit``): a later run will, so no other output may be it.
+
+    The inputs, and the ``--images-dir`` the run reads images from by name, are kept out
+    of the folders it fills too (:func:`_refuse_filled_inputs`); an output may go in that
+    folder (``yolo -o data --images-dir data``: labels beside the images).
     """
+    inputs = {**files, "--images-dir folder": images_dir}
+    _refuse_filled_inputs(inputs, written or {}, copies)
     earlier: list[tuple[str, str]] = []
     for what, location, option in outputs:
         if location is None:
@@ -189,8 +198,39 @@ def refuse_outputs(
             refuse_overlap(what, location, option, files, folders, written)
             for name, other in earlier:
                 if _same_location(location, other):
-                    raise _refusal(what, location, option, f"also the {name}")
+                    raise _refusal(f"{what} {location}", f"is also the {name}", option)
         earlier.append((what, location))
+
+
+def _refuse_filled_inputs(
+    files: Mapping[str, str | None],
+    written: Mapping[str, str | None],
+    copies: Collection[str],
+) -> None:
+    """Refuse an input inside a folder the run fills per image, or one holding its copies.
+
+    Any file in ``written`` (folders ``-o`` places) may be replaced by a label or an image
+    of its name, and a rerun removes the ones this run listed as its own: an input there,
+    such as the ``--images-dir`` a ``coco -o x.json --copy-images`` fills beside it, was
+    copied onto itself, listed, and deleted by the next run that did not copy it again.
+    ``copies`` (the names of those of ``written`` the run copies images into) may not lie
+    inside an input folder either: the image at key ``images/a.jpg`` is copied to
+    ``OUT/images/a.jpg``, its own place when ``--images-dir`` is ``OUT`` (by keys only the
+    manifest holds, so any such folder is refused).
+    """
+    for name, where in written.items():
+        if where is None:
+            continue
+        filled = f"{name} {where}, {_FILLS},"
+        for input_name, other in files.items():
+            if other is None:
+                continue
+            if _same_location(other, where):
+                raise _refusal(filled, f"is also the {input_name}", "-o")
+            if _inside_location(other, where):
+                raise _refusal(filled, f"holds the {input_name} {other}", "-o")
+            if name in copies and _inside_location(where, other):
+                raise _refusal(filled, f"is inside the {input_name} {other}", "-o")
 
 
 def _same_location(a: str, b: str) -> bool:

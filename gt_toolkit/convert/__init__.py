@@ -66,8 +66,10 @@ class ConverterSpec:
     folder output (``OUT/<name>``) or beside a file output (``OUT.<name>``): known before
     the run, so an input there is refused instead of replaced; ``image_folders`` are the
     folders of a folder output where it writes a file per image (labels, copies), by names
-    known only as it runs, so no other output of the run may go there; ``file_ending`` is
-    the ``-o`` ending that makes an output manifest's conversion one file, not a folder.
+    known only as it runs, so no other output of the run may go there, and ``copy_folders``
+    those of them that hold the copied images (written only when it copies them; a target
+    that does not read ``copy_images`` always does); ``file_ending`` is the ``-o`` ending
+    that makes an output manifest's conversion one file, not a folder.
     """
 
     function: str
@@ -79,6 +81,7 @@ class ConverterSpec:
     folder_files: tuple[str, ...] = ()
     side_files: tuple[str, ...] = ()
     image_folders: tuple[str, ...] = ()
+    copy_folders: tuple[str, ...] = ()
     file_ending: str = ""
 
     def writes_folder(self, out: str) -> bool:
@@ -86,6 +89,13 @@ class ConverterSpec:
         if self.input_kind != "output-manifest":
             return False  # a foreign format becomes one input manifest
         return not (self.file_ending and out.endswith(self.file_ending))
+
+    def filled_folders(self, copy_images: bool | None) -> tuple[str, ...]:
+        """The ``image_folders`` a run fills (``copy_images``: as given, ``None``: the default)."""
+        if "copy_images" not in self.reads:
+            return self.image_folders
+        copies = self.copy_images if copy_images is None else copy_images
+        return tuple(n for n in self.image_folders if copies or n not in self.copy_folders)
 
     def load(self) -> Converter:
         """The converter function (its module is imported now)."""
@@ -129,6 +139,7 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         _BOXES | _SPLIT | _COPY,
         copy_images=True,
         image_folders=("train", "validation", "train_annotation", "validation_annotation"),
+        copy_folders=("train", "validation"),
     ),
     Target.LST: ConverterSpec(
         "classification:to_lst",
@@ -137,12 +148,14 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         copy_images=True,
         folder_files=("train.lst", "validation.lst", "class_index.json"),
         image_folders=("train", "validation"),
+        copy_folders=("train", "validation"),
     ),
     Target.CLASS_FOLDERS: ConverterSpec(
         "classification:to_class_folders",
         "train/ and validation/ with one folder of images per class (JumpStart, PyTorch)",
         _READER | _SPLIT | _MIRROR,
         image_folders=("train", "validation"),
+        copy_folders=("train", "validation"),
     ),
     Target.JUMPSTART_OD: ConverterSpec(
         "jumpstart:to_jumpstart_od",
@@ -151,6 +164,7 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         copy_images=True,
         folder_files=("annotations.json",),
         image_folders=("images",),
+        copy_folders=("images",),
     ),
     Target.COCO: ConverterSpec(
         "coco:to_coco",
@@ -158,6 +172,7 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         _BOXES | _COPY,
         folder_files=("annotations/instances_default.json",),  # a .json output: that file
         image_folders=("images",),
+        copy_folders=("images",),
         file_ending=".json",
     ),
     Target.YOLO: ConverterSpec(
@@ -166,6 +181,7 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         _BOXES | _SPLIT | _COPY,
         folder_files=("data.yaml", "classes.txt", "sources.jsonl"),
         image_folders=("labels", "images"),
+        copy_folders=("images",),
     ),
     Target.VOC: ConverterSpec(
         "voc:to_voc",
@@ -173,6 +189,7 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         _BOXES | _SPLIT | _COPY,
         folder_files=("ImageSets/Main/train.txt", "ImageSets/Main/val.txt", "labelmap.txt"),
         image_folders=("Annotations", "JPEGImages"),
+        copy_folders=("JPEGImages",),
     ),
     Target.FROM_COCO: ConverterSpec(
         "from_coco:from_coco",

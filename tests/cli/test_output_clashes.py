@@ -57,7 +57,7 @@ _CLASHES = [
     (["yolo", "IN", "-o", "OUT", "--summary", "OUT/labels/train/img_000.txt"],
      "summary", "OUT/labels/train/img_000.txt",
      "inside the labels folder OUT/labels, where the run writes a file per image", "--summary"),
-    (["voc", "IN", "-o", "OUT", "--rejects", "OUT/JPEGImages/rejects.jsonl"],
+    (["voc", "IN", "-o", "OUT", "--copy-images", "--rejects", "OUT/JPEGImages/rejects.jsonl"],
      "rejects file", "OUT/JPEGImages/rejects.jsonl",
      "inside the JPEGImages folder OUT/JPEGImages, where the run writes a file per image",
      "--rejects"),
@@ -168,6 +168,45 @@ def test_review_refuses_its_images_folder_as_where_it_draws(
     assert file_tree(tmp_path) == before
 
 
+# (argv: TMP a folder holding data/images/ (the sample images), voc/JPEGImages/a/ (a copy)
+# and alias, a symlink to data; IN the input, the truth manifest unless given; the folder
+# the run fills, and how it meets the input)
+_FILLED = [
+    # COCO's images/ beside x.json is the user's images/: each copied onto itself, listed
+    # as the run's own, and removed by the next run that did not copy it again
+    (["coco", "IN", "-o", "TMP/data/x.json", "--copy-images", "--images-dir", "TMP/data/images"],
+     "images folder TMP/data/images", "is also the --images-dir folder"),
+    # a synced bucket: the key images/img_000.jpg is data/images/img_000.jpg, the copy's place
+    (["coco", "IN", "-o", "TMP/data/x.json", "--copy-images", "--images-dir", "TMP/data"],
+     "images folder TMP/data/images", "is inside the --images-dir folder TMP/data"),
+    (["yolo", "IN", "-o", "TMP/data", "--copy-images", "--images-dir", "TMP/alias/images/"],
+     "images folder TMP/data/images", "is also the --images-dir folder"),
+    (["voc", "IN", "-o", "TMP/voc", "--copy-images", "--images-dir", "TMP/voc/JPEGImages/a"],
+     "JPEGImages folder TMP/voc/JPEGImages", "holds the --images-dir folder TMP/voc/JPEGImages/a"),
+    (["jumpstart-od", "IN", "-o", "TMP/data", "--images-dir", "TMP/data/images"],  # copies
+     "images folder TMP/data/images", "is also the --images-dir folder"),
+    # any file in a folder of labels may be replaced by a label: the input manifest too
+    (["yolo", "TMP/voc/labels/in.manifest", "-o", "TMP/voc"],
+     "labels folder TMP/voc/labels", "holds the input TMP/voc/labels/in.manifest"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("argv", "folder", "clash"), _FILLED, ids=[a[0] for a, _, _ in _FILLED])
+def test_an_input_in_a_folder_the_run_fills_is_refused(
+    argv: list[str], folder: str, clash: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(SAMPLES / "images", tmp_path / "data" / "images")
+    shutil.copytree(SAMPLES / "images", tmp_path / "voc" / "JPEGImages" / "a")
+    (tmp_path / "voc" / "labels").mkdir()
+    shutil.copy(TRUTH, tmp_path / "voc" / "labels" / "in.manifest")
+    (tmp_path / "alias").symlink_to(tmp_path / "data", target_is_directory=True)
+    before = file_tree(tmp_path)
+    placed = [str(TRUTH) if a == "IN" else a.replace("TMP", str(tmp_path)) for a in argv]
+    said = f"the {folder}, where the run writes a file per image, {clash}: give -o another path"
+    refused_run(placed, said.replace("TMP", str(tmp_path)), capsys)
+    assert file_tree(tmp_path) == before
+
+
 def test_two_s3_outputs_at_one_key_are_refused(
     moto_endpoint: str, s3_client: Any, bucket: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -179,7 +218,8 @@ def test_two_s3_outputs_at_one_key_are_refused(
     argv = ["coco", given, "-o", f"{out}/c.json", "--summary", f"{out}/c.json", *aws]
     said = f"the summary {out}/c.json is also the output: give --summary another path"
     refused_run(argv, said, capsys)
-    argv = ["yolo", given, "-o", out, "--rejects", f"{out}/images/train/r.jsonl", *aws]
+    argv = ["yolo", given, "-o", out, "--copy-images", "--rejects", f"{out}/images/train/r.jsonl"]
+    argv += aws
     refused_run(argv, f"the rejects file {out}/images/train/r.jsonl is inside the images", capsys)
     assert s3_keys(s3_client, bucket) == before
     body = s3_client.get_object(Bucket=bucket, Key="out/c.json")["Body"].read()
@@ -207,6 +247,22 @@ def test_outputs_at_distinct_places_are_all_written(tmp_path: Path) -> None:
     argv = ["template", *_TEMPLATE, "-o", str(out / "t.html"), "--preview", _LINE, "--offline"]
     assert main([*argv, "--write-label-config", str(out / "t.json")]) == 0
     assert (out / "t.preview.html").is_file() and (out / "t.json").is_file()
+
+
+def test_a_folder_a_run_does_not_fill_may_hold_its_inputs_and_outputs(tmp_path: Path) -> None:
+    # COCO's images/ holds copies only with --copy-images; the labels go beside the images
+    data = Path(shutil.copytree(SAMPLES / "images", tmp_path / "data" / "images")).parent
+    images = file_tree(data / "images")
+    argv = ["coco", str(TRUTH), "-o", str(data / "x.json"), "--images-dir", str(data / "images")]
+    assert main([*argv, "--summary", str(data / "images" / "x.summary.json")]) == 0
+    argv = ["yolo", str(TRUTH), "-o", str(data), "--images-dir", str(data)]
+    assert main(argv) == 0
+    assert (data / "labels").is_dir() and (data / "images" / "x.summary.json").is_file()
+    # copies from a folder beside the output, not around it
+    argv = ["coco", str(TRUTH), "-o", str(tmp_path / "c.json"), "--copy-images"]
+    assert main([*argv, "--images-dir", str(data / "images")]) == 0
+    assert len(list((tmp_path / "images").iterdir())) == len(images)
+    assert {k: v for k, v in file_tree(data / "images").items() if k in images} == images
 
 
 def test_agreement_writes_into_a_folder_source_and_beside_a_file_source(tmp_path: Path) -> None:
