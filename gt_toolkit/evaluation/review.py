@@ -545,8 +545,9 @@ class ReviewSummary:
         }
 
 
-_PICTURE = re.compile(r"\d{4,}_.*\.png")
-"""What :func:`_picture_name` makes: the rank has four digits or more (``10000_x.png``)."""
+_PICTURE = re.compile(r"[0-9]{4,}_([\w.-]{0,80})\.png")
+"""What :func:`_picture_name` makes: the rank has four digits or more (``10000_x.png``), the
+stem 80 letters, digits or ``-_.`` at most (``\\w`` is ``str.isalnum`` and ``_``)."""
 
 
 def _picture_name(source_ref: str, rank: int) -> str:

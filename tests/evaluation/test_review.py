@@ -39,6 +39,7 @@ from tests.helpers import SAMPLES, chromium, huge_png_header
 JOB = SAMPLES / "job-output" / "samples-balls"
 
 PREFIX = "s3://gt-toolkit-demo/images/"
+IMAGES = SAMPLES / "images"
 WORKERS = ("private.us-east-1.aaa", "private.us-east-1.bbb", "private.us-east-1.ccc")
 N_IMAGES = 8
 WHITE = (255, 255, 255)
@@ -663,6 +664,29 @@ def test_a_rerun_removes_only_pictures_an_earlier_review_listed(
     assert {path: path.read_bytes() for path in theirs} == theirs
     assert (out / "images" / "0001_holiday.png").exists() is not listed
     assert (out / summary.pictures[0]).exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "images/0001_a\u0000.png",  # a NUL: 'embedded null byte' from unlink, a traceback
+        "images/0001_" + "a" * 300 + ".png",  # 'File name too long'
+        "images/0001_a b.png",  # a space: no picture is named so
+    ],
+    ids=["nul", "long", "space"],
+)
+def test_a_name_no_review_writes_in_a_hand_written_summary_is_ignored(
+    tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the rerun failed after drawing everything, and wrote nothing
+    out = tmp_path / "review"
+    (out / "images").mkdir(parents=True)
+    (out / "images" / "0001_a b.png").write_bytes(b"the user's")
+    (out / "review.json").write_text(json.dumps({"pictures": [name]}))
+    manifest = SAMPLES / "truth.manifest"
+    assert main(["review", str(manifest), "-o", str(out), "--images-dir", str(IMAGES)]) == 0
+    assert (out / "report.html").is_file() and "Traceback" not in capsys.readouterr().err
+    assert (out / "images" / "0001_a b.png").read_bytes() == b"the user's"
 
 
 def test_report_escapes_hostile_strings() -> None:
