@@ -549,11 +549,23 @@ _PICTURE = re.compile(r"[0-9]{4,}_([\w.-]{0,80})\.png")
 """What :func:`_picture_name` makes: the rank has four digits or more (``10000_x.png``), the
 stem 80 letters, digits or ``-_.`` at most (``\\w`` is ``str.isalnum`` and ``_``)."""
 
+_STEM_BYTES = 120
+"""A picture's stem in UTF-8, at most, so that the temporary file it is written to first
+(``.<name>.<host>.<pid>.<token>.part``) fits a file name (255 bytes) too: 80 letters of
+three bytes (CJK) or four (U+20000) did not, and the review failed after drawing all."""
+
 
 def _picture_name(source_ref: str, rank: int) -> str:
     base = PurePosixPath(parse_s3_uri(source_ref)[1] if is_s3_uri(source_ref) else source_ref)
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in base.stem)[:80]
+    stem = stem.encode()[:_STEM_BYTES].decode(errors="ignore")  # a letter cut in two goes
     return f"{rank:04d}_{stem}.png"
+
+
+def _is_picture_name(name: str) -> bool:
+    """Whether :func:`_picture_name` could have made ``name``."""
+    made = _PICTURE.fullmatch(name)
+    return made is not None and len(made[1].encode()) <= _STEM_BYTES
 
 
 def _placeholder(size: ImageSize | None) -> Image.Image:
@@ -756,7 +768,7 @@ def _listed_pictures(summary: Path) -> list[str]:
         for name in listed
         if isinstance(name, str)
         and PurePosixPath(name).parent == PurePosixPath("images")
-        and _PICTURE.fullmatch(PurePosixPath(name).name)
+        and _is_picture_name(PurePosixPath(name).name)
     ]
 
 

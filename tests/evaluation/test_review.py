@@ -689,6 +689,25 @@ def test_a_name_no_review_writes_in_a_hand_written_summary_is_ignored(
     assert (out / "images" / "0001_a b.png").read_bytes() == b"the user's"
 
 
+def test_a_picture_of_an_image_with_a_long_cjk_name_fits_a_file_name(
+    tmp_path: Path,
+) -> None:
+    # 80 letters of three or four bytes (CJK, U+20000) made a name the temporary file could
+    # not hold: 'File name too long', after drawing everything; a rerun removes it too
+    line = json.loads((SAMPLES / "truth.manifest").read_text().splitlines()[0])
+    line["source-ref"] = PREFIX + "\u6f22\U00020000" * 45 + ".jpg"
+    manifest = tmp_path / "wide.manifest"
+    manifest.write_text(json.dumps(line) + "\n")
+    out = tmp_path / "review"
+    argv = ["-o", str(out), "--images-dir", str(IMAGES)]  # not there: drawn as a placeholder
+    assert main(["review", str(manifest), *argv]) == 0
+    (picture,) = (out / "images").iterdir()
+    assert picture.name.startswith("0001_\u6f22\U00020000")
+    manifest.write_text((SAMPLES / "truth.manifest").read_text().splitlines()[1] + "\n")
+    assert main(["review", str(manifest), *argv]) == 0
+    assert [p.name for p in (out / "images").iterdir()] == ["0001_img_001.png"]
+
+
 def test_report_escapes_hostile_strings() -> None:
     item = ReviewItem(
         source_ref="s3://b/" + HOSTILE,
