@@ -156,7 +156,6 @@ def run(args: argparse.Namespace) -> int:
         fixed.append(listing_of(out, file_output=True))
         # coco -o x.json --copy-images fills images/ beside x.json
         written = {f"{name} folder": beside_location(out, name) for name in filled}
-    copies = [f"{name} folder" for name in filled if name in spec.copy_folders]
     given = values.get("rejects")  # where this target's rejects go, if it reads any
     outputs: list[tuple[str, str | None, str | None]] = [("output", out, "-o")]
     outputs += [("output file", location, "-o") for location in fixed]
@@ -165,9 +164,7 @@ def run(args: argparse.Namespace) -> int:
         ("rejects file", None if given is None else str(given), "--rejects"),
     ]
     images = values.get("images_dir")
-    refuse_outputs(
-        outputs, inputs, folders, written, copies, None if images is None else str(images)
-    )
+    refuse_outputs(outputs, inputs, folders, written, None if images is None else str(images))
     store = store_from_args(args)
     result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))
     summary = result.to_json()

@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
 
     from gt_toolkit.errors import ValidationError
     from gt_toolkit.storage.files import ListedFolder
@@ -169,7 +169,6 @@ def refuse_outputs(
     files: Mapping[str, str | None],
     folders: Mapping[str, ListedFolder | None] | None = None,
     written: Mapping[str, str | None] | None = None,
-    copies: Collection[str] = (),
     images_dir: str | None = None,
 ) -> None:
     """Refuse an output at an input, at another output of the run, or where the run writes.
@@ -189,7 +188,7 @@ def refuse_outputs(
     folder (``yolo -o data --images-dir data``: labels beside the images).
     """
     inputs = {**files, "--images-dir folder": images_dir}
-    _refuse_filled_inputs(inputs, written or {}, copies)
+    _refuse_filled_inputs(inputs, written or {})
     earlier: list[tuple[str, str]] = []
     for what, location, option in outputs:
         if location is None:
@@ -203,20 +202,17 @@ def refuse_outputs(
 
 
 def _refuse_filled_inputs(
-    files: Mapping[str, str | None],
-    written: Mapping[str, str | None],
-    copies: Collection[str],
+    files: Mapping[str, str | None], written: Mapping[str, str | None]
 ) -> None:
-    """Refuse an input inside a folder the run fills per image, or one holding its copies.
+    """Refuse an input inside a folder the run fills per image.
 
     Any file in ``written`` (folders ``-o`` places) may be replaced by a label or an image
     of its name, and a rerun removes the ones this run listed as its own: an input there,
     such as the ``--images-dir`` a ``coco -o x.json --copy-images`` fills beside it, was
     copied onto itself, listed, and deleted by the next run that did not copy it again.
-    ``copies`` (the names of those of ``written`` the run copies images into) may not lie
-    inside an input folder either: the image at key ``images/a.jpg`` is copied to
-    ``OUT/images/a.jpg``, its own place when ``--images-dir`` is ``OUT`` (by keys only the
-    manifest holds, so any such folder is refused).
+    An image the ``--images-dir`` holds elsewhere may still be in such a folder, by a key
+    only the manifest names (``images/a.jpg`` in ``--images-dir OUT``): the run refuses
+    that copy as it meets it (:meth:`~gt_toolkit.convert.images.ImageCopier.copy`).
     """
     for name, where in written.items():
         if where is None:
@@ -229,8 +225,6 @@ def _refuse_filled_inputs(
                 raise _refusal(filled, f"is also the {input_name}", "-o")
             if _inside_location(other, where):
                 raise _refusal(filled, f"holds the {input_name} {other}", "-o")
-            if name in copies and _inside_location(where, other):
-                raise _refusal(filled, f"is inside the {input_name} {other}", "-o")
 
 
 def _same_location(a: str, b: str) -> bool:

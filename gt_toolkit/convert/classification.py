@@ -44,7 +44,7 @@ def to_lst(source: Location, out: StagedOutput, options: ConvertOptions) -> Conv
             check_file_name(name, rec.line_no, ".lst")
             rows.append((split, rec, name))
             if copy:
-                copier.submit(rec.source_ref, out.staged(out.location(split, name)))
+                copier.copy(out, rec.source_ref, out.location(split, name))
     index = {cid: i for i, cid in enumerate(sorted(stats.class_map.names))}  # names every id
     multi = any(row[1].multi_label for row in rows)
     lines: dict[str, list[bytes]] = {"train": [], "validation": []}
@@ -107,7 +107,7 @@ def to_class_folders(
                 )
             per_split[split][folder] = per_split[split].get(folder, 0) + 1
             dest = out.location(split, folder, namer(rec.source_ref))
-            copier.submit(rec.source_ref, out.staged(dest))
+            copier.copy(out, rec.source_ref, dest)
     classes = sorted(set(per_split["train"]) | set(per_split["validation"]))
     notes = [
         f"class {name!r} has no {split} images"

@@ -120,5 +120,5 @@ def _write_images(
             ann = coco_annotation(box, class_id=class_id, ann_id=ann_id, image_id=image_id)
             anns.write((b"," if ann_id > 1 else b"") + dumps(ann))
         if images is not None:
-            copier.submit(rec.source_ref, out.staged(join_location(images, name)))
+            copier.copy(out, rec.source_ref, join_location(images, name))
     return image_id, ann_id

@@ -13,13 +13,16 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gt_toolkit.convert.options import ConvertOptions
 from gt_toolkit.errors import ConversionError
 from gt_toolkit.storage.files import write_bytes
 from gt_toolkit.storage.image_mirror import ImageMirror
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
+
+if TYPE_CHECKING:
+    from gt_toolkit.convert.staging import StagedOutput
 
 __all__ = ["ImageCopier", "ImageNamer", "check_file_name", "copier_for"]
 
@@ -95,6 +98,7 @@ class ImageCopier:
         self.done = 0
         self._pool: ThreadPoolExecutor | None = None
         self._pending: dict[Future[None], str] = {}
+        self._folders: dict[Path, tuple[int, int] | None] = {}
 
     def local_path(self, source_ref: str) -> Path | None:
         """The local mirror file of ``source_ref``, if there is one."""
@@ -123,6 +127,49 @@ class ImageCopier:
                 f"{len(self.errors)} of {len(self.errors) + self.done} image copies or "
                 f"writes failed, so nothing was written: {shown}"
             )
+
+    def copy(self, out: StagedOutput, source_ref: str, dest: str) -> None:
+        """Queue the copy of ``source_ref`` that appears at ``dest`` (a final location in ``out``).
+
+        Raises:
+            ConversionError: the image is in the folder its copy goes to (checked before
+                ``out`` is asked for the place, so a failed run deletes nothing of it).
+        """
+        self._refuse_own_folder(source_ref, dest)
+        self.submit(source_ref, out.staged(dest))
+
+    def _refuse_own_folder(self, source_ref: str, dest: str) -> None:
+        """Refuse a copy into the folder that holds its image, by any name.
+
+        The copy would land on the image itself (or on another of the run's images there),
+        and the run lists it as its own: on S3 a run that failed deleted the image with the
+        objects it wrote (``coco s3://b/m -o s3://b/x.json --copy-images`` with the images
+        under ``s3://b/images/``), and a rerun that did not copy it again removed it.
+        """
+        if is_s3_uri(dest):  # from S3, or from a local copy of the image there
+            clash = is_s3_uri(source_ref) and source_ref.rsplit("/", 1)[0] == dest.rsplit("/", 1)[0]
+        elif (local := self.local_path(source_ref)) is not None:
+            here = self._folder_id(local.parent)
+            clash = here is not None and here == self._folder_id(Path(dest).parent)
+        else:  # downloaded from S3
+            clash = False
+        if clash:
+            folder = dest.rsplit("/", 1)[0] if is_s3_uri(dest) else str(Path(dest).parent)
+            raise ConversionError(
+                f"the image {source_ref} is in {folder}, where the run copies the images: "
+                "give -o another path"
+            )
+
+    def _folder_id(self, folder: Path) -> tuple[int, int] | None:
+        """A folder's device and inode (``None``: not there), asked once per folder a run meets."""
+        if folder not in self._folders:
+            try:
+                stat = folder.stat()
+            except OSError:
+                self._folders[folder] = None
+            else:
+                self._folders[folder] = (stat.st_dev, stat.st_ino)
+        return self._folders[folder]
 
     def submit(self, source_ref: str, dest: str) -> None:
         """Queue one copy of ``source_ref`` to ``dest``; blocks while too many are in flight."""

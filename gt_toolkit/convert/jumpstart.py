@@ -48,7 +48,7 @@ def to_jumpstart_od(
                 for class_id, b in zip(rec.class_ids, rec.boxes, strict=True)
             )
             if copy:
-                copier.submit(rec.source_ref, out.staged(out.location("images", name)))
+                copier.copy(out, rec.source_ref, out.location("images", name))
     categories = [
         {"id": cid, "name": stats.class_map.name_of(cid)} for cid in sorted(stats.class_map.names)
     ]

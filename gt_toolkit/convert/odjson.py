@@ -69,7 +69,7 @@ def to_od_json(source: Location, out: StagedOutput, options: ConvertOptions) -> 
                 out.staged(out.location(f"{split}_annotation", f"{stem}.json")), doc
             )
             if copy:
-                copier.submit(rec.source_ref, out.staged(out.location(split, name)))
+                copier.copy(out, rec.source_ref, out.location(split, name))
     return ConversionResult(
         target="od-json",
         stats=stats,

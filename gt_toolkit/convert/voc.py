@@ -83,7 +83,7 @@ def to_voc(source: Location, out: StagedOutput, options: ConvertOptions) -> Conv
             xml = voc_xml(name, size, rec.boxes)
             copier.submit_write(out.staged(out.location("Annotations", f"{stem}.xml")), xml)
             if options.copy_images:
-                copier.submit(rec.source_ref, out.staged(out.location("JPEGImages", name)))
+                copier.copy(out, rec.source_ref, out.location("JPEGImages", name))
     for split, file in _SET_FILES.items():
         out.write_lines(out.location("ImageSets", "Main", file), sets[split])
     out.write_bytes(out.location("labelmap.txt"), label_map(stats.class_map.sorted_names()))

@@ -70,7 +70,7 @@ def to_yolo(source: Location, out: StagedOutput, options: ConvertOptions) -> Con
             copier.submit_write(out.staged(out.location(label_file)), body)
             sources.write(orjson.dumps({"label": label_file, "source-ref": rec.source_ref}) + b"\n")
             if options.copy_images:
-                copier.submit(rec.source_ref, out.staged(out.location("images", folder, name)))
+                copier.copy(out, rec.source_ref, out.location("images", folder, name))
     names = _names(stats)
     out.write_bytes(out.location("classes.txt"), "".join(n + "\n" for n in names).encode())
     out.write_bytes(out.location("data.yaml"), data_yaml(out.out, names))

@@ -27,6 +27,7 @@ _LS = ["--from", "label-studio"]
 _TEMPLATE = ["--labels", "ball", "--header", "Box every ball", "--short-instructions", "Tight."]
 _TEMPLATE += ["--full-instructions", "Draw one tight box around every ball."]
 _LINE = '{"source-ref": "s3://my-bucket/img_000.jpg"}'
+_DEMO = "s3://gt-toolkit-demo/images/"  # where the sample manifests' images are
 
 # (argv: IN the input, OUT a folder of earlier outputs, LINK a symlink to OUT; the output
 # refused, where, the output it meets there (or the folder it is inside), the option named)
@@ -176,9 +177,6 @@ _FILLED = [
     # as the run's own, and removed by the next run that did not copy it again
     (["coco", "IN", "-o", "TMP/data/x.json", "--copy-images", "--images-dir", "TMP/data/images"],
      "images folder TMP/data/images", "is also the --images-dir folder"),
-    # a synced bucket: the key images/img_000.jpg is data/images/img_000.jpg, the copy's place
-    (["coco", "IN", "-o", "TMP/data/x.json", "--copy-images", "--images-dir", "TMP/data"],
-     "images folder TMP/data/images", "is inside the --images-dir folder TMP/data"),
     (["yolo", "IN", "-o", "TMP/data", "--copy-images", "--images-dir", "TMP/alias/images/"],
      "images folder TMP/data/images", "is also the --images-dir folder"),
     (["voc", "IN", "-o", "TMP/voc", "--copy-images", "--images-dir", "TMP/voc/JPEGImages/a"],
@@ -205,6 +203,54 @@ def test_an_input_in_a_folder_the_run_fills_is_refused(
     said = f"the {folder}, where the run writes a file per image, {clash}: give -o another path"
     refused_run(placed, said.replace("TMP", str(tmp_path)), capsys)
     assert file_tree(tmp_path) == before
+
+
+def test_an_image_in_the_folder_its_copy_goes_to_stops_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a synced bucket: the key images/img_000.jpg is data/images/img_000.jpg, the copy's place
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLES / "images", data / "images")
+    before = file_tree(tmp_path)
+    argv = ["coco", str(TRUTH), "-o", str(data / "x.json"), "--copy-images"]
+    said = f"the image {_DEMO}img_000.jpg is in {data / 'images'}, where the run copies the images"
+    refused_run([*argv, "--images-dir", str(data)], f"{said}: give -o another path", capsys)
+    assert file_tree(tmp_path) == before
+    # the folder holds the output, but no image is where its copy goes
+    argv = [
+        "yolo",
+        str(TRUTH),
+        "-o",
+        str(data / "yolo"),
+        "--copy-images",
+        "--images-dir",
+        str(data),
+    ]
+    assert main(argv) == 0
+    assert len(list((data / "yolo" / "images").rglob("*.jpg"))) == len(list(data.glob("*/*.jpg")))
+
+
+@pytest.mark.parametrize("mirror", [False, True], ids=["from-s3", "from-a-local-copy"])
+def test_an_s3_image_in_the_prefix_its_copy_goes_to_stops_the_run(
+    mirror: bool,
+    moto_endpoint: str,
+    s3_client: Any,
+    bucket: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the copies went to the images' own keys: the run that failed on a missing image deleted
+    # the 5 it had copied, and the next one failed on those and deleted the other 35
+    manifest = TRUTH.read_text().replace(_DEMO, f"s3://{bucket}/images/")
+    s3_client.put_object(Bucket=bucket, Key="in.manifest", Body=manifest.encode())
+    for image in sorted((SAMPLES / "images").iterdir()):
+        s3_client.put_object(Bucket=bucket, Key=f"images/{image.name}", Body=image.read_bytes())
+    before = s3_keys(s3_client, bucket)
+    argv = ["coco", f"s3://{bucket}/in.manifest", "-o", f"s3://{bucket}/x.json", "--copy-images"]
+    argv += ["--endpoint-url", moto_endpoint]
+    argv += ["--images-dir", str(SAMPLES / "images")] if mirror else []
+    said = f"the image s3://{bucket}/images/img_000.jpg is in s3://{bucket}/images, where the run"
+    refused_run(argv, said, capsys)
+    assert s3_keys(s3_client, bucket) == before
 
 
 def test_two_s3_outputs_at_one_key_are_refused(
