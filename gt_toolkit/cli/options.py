@@ -133,7 +133,7 @@ def refuse_overlap(
     subject = f"{what} {location}"
     for name, other in files.items():
         if other is not None and _same_location(location, other):
-            raise _refusal(subject, f"is also the {name}", option)
+            raise _refusal(subject, _also(name, other, location), option)
     for name, folder in (folders or {}).items():
         if folder is None or not folder.lists(location):
             continue  # a file the listing skips is no source, wherever it lies
@@ -153,6 +153,15 @@ def _refusal(subject: str, clash: str, option: str) -> ValidationError:
     from gt_toolkit.errors import ValidationError
 
     return ValidationError([f"the {subject} {clash}: give {option} another path"], what="options")
+
+
+def _also(name: str, other: str, location: str) -> str:
+    """``is also the input``, and where it is when named otherwise (a link, a default).
+
+    ``the output hl.manifest is also the input manifest J/manifests/output/output.manifest``:
+    without it the line named only one of the places, and not the one the user had not typed.
+    """
+    return f"is also the {name}" + ("" if other == location else f" {other}")
 
 
 def _what_it_reads(folder: ListedFolder) -> str:
@@ -197,7 +206,7 @@ def refuse_outputs(
             refuse_overlap(what, location, option, files, folders, written)
             for name, other in earlier:
                 if _same_location(location, other):
-                    raise _refusal(f"{what} {location}", f"is also the {name}", option)
+                    raise _refusal(f"{what} {location}", _also(name, other, location), option)
         earlier.append((what, location))
 
 
@@ -222,7 +231,7 @@ def _refuse_filled_inputs(
             if other is None:
                 continue
             if _same_location(other, where):
-                raise _refusal(filled, f"is also the {input_name}", "-o")
+                raise _refusal(filled, _also(input_name, other, where), "-o")
             if _inside_location(other, where):
                 raise _refusal(filled, f"holds the {input_name} {other}", "-o")
 

@@ -35,7 +35,7 @@ _CLASHES = [
     (["coco", "IN", "-o", "OUT/c.json", "--summary", "OUT/c.json"],
      "summary", "OUT/c.json", "also the output", "--summary"),
     (["coco", "IN", "-o", "OUT/c.json", "--summary", "LINK/c.json"],
-     "summary", "LINK/c.json", "also the output", "--summary"),
+     "summary", "LINK/c.json", "also the output OUT/c.json", "--summary"),
     (["from-coco", "IN", "-o", "OUT/p.manifest", "--summary", "OUT/p.manifest.categories.json"],
      "summary", "OUT/p.manifest.categories.json", "also the output file", "--summary"),
     (["augmented", "IN", "-o", "OUT", "--summary", "OUT/channels.json"],
@@ -72,7 +72,8 @@ _CLASHES = [
       "OUT/c.worker-model"],
      "worker-quality table", "OUT/c.worker-model.json", "also the worker model", "--quality"),
     (["template", *_TEMPLATE, "-o", "OUT/t.html", "--write-label-config", "LINK/t.html"],
-     "label category config", "LINK/t.html", "also the template", "--write-label-config"),
+     "label category config", "LINK/t.html", "also the template OUT/t.html",
+     "--write-label-config"),
     # the default preview page meets an explicit option: the message says which to pass
     (["template", *_TEMPLATE, "-o", "OUT/t.html", "--write-label-config", "OUT/t.preview.html",
       "--preview", _LINE, "--offline"],
@@ -178,7 +179,7 @@ _FILLED = [
     (["coco", "IN", "-o", "TMP/data/x.json", "--copy-images", "--images-dir", "TMP/data/images"],
      "images folder TMP/data/images", "is also the --images-dir folder"),
     (["yolo", "IN", "-o", "TMP/data", "--copy-images", "--images-dir", "TMP/alias/images/"],
-     "images folder TMP/data/images", "is also the --images-dir folder"),
+     "images folder TMP/data/images", "is also the --images-dir folder TMP/alias/images/"),
     (["voc", "IN", "-o", "TMP/voc", "--copy-images", "--images-dir", "TMP/voc/JPEGImages/a"],
      "JPEGImages folder TMP/voc/JPEGImages", "holds the --images-dir folder TMP/voc/JPEGImages/a"),
     (["jumpstart-od", "IN", "-o", "TMP/data", "--images-dir", "TMP/data/images"],  # copies

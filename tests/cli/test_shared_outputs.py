@@ -91,7 +91,8 @@ def test_an_output_that_is_an_input_by_any_name_is_refused(
     out = _spelled(given, how, monkeypatch)
     before = file_tree(tmp_path)
     args = [str(given) if a == "IN" else out if a == "OUT" else a for a in argv]
-    said = f"the {output} {out} is also the {shared}: give -o another path"
+    where = "" if how == "same" else f" {given}"  # by another name: the line names both
+    said = f"the {output} {out} is also the {shared}{where}: give -o another path"
     refused_run(args, said, capsys)
     assert file_tree(tmp_path) == before
 
