@@ -248,7 +248,7 @@ def _run_sample(args: argparse.Namespace) -> int:
 def _run_split(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from gt_toolkit.convert.staging import StagedOutput
+    from gt_toolkit.convert.staging import StagedOutput, listing_of
     from gt_toolkit.errors import StorageError
     from gt_toolkit.formats.manifest import ReadStats, dump_line
     from gt_toolkit.formats.sampling import item_key, split_name
@@ -262,6 +262,7 @@ def _run_split(args: argparse.Namespace) -> int:
     counts = {"train": 0, "validation": 0}
     rejects = _rejects_location(args, join_location(out, "split"))
     outputs = {f"{name} manifest": join_location(out, f"{name}.manifest") for name in counts}
+    outputs["output file"] = listing_of(out, file_output=False)  # what a rerun replaces
     _refuse_shared_files(str(args.manifest), outputs, rejects)
     stats = ReadStats()
     store = store_from_args(args)

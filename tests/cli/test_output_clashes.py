@@ -50,6 +50,10 @@ _CLASHES = [
      "summary", "OUT/.gt-toolkit-files.json", "also the output file", "--summary"),
     (["coco", "IN", "-o", "OUT/c.json", "--rejects", "OUT/.c.json.gt-toolkit-files.json"],
      "rejects file", "OUT/.c.json.gt-toolkit-files.json", "also the output file", "--rejects"),
+    # split stages its manifests as a converter does, and lists them for its rerun too: the
+    # list replaced the rejects, and the run said the rejected line was listed there
+    (["split", "IN", "-o", "OUT", "--rejects", "OUT/.gt-toolkit-files.json"],
+     "rejects file", "OUT/.gt-toolkit-files.json", "also the output file", "--rejects"),
     (["coco", "IN", "-o", "OUT/c.json", "--copy-images", "--summary", "OUT/images/s.json"],
      "summary", "OUT/images/s.json",
      "inside the images folder OUT/images, where the run writes a file per image", "--summary"),
