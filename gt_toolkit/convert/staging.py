@@ -460,9 +460,11 @@ def _owned(rel: str, folders: frozenset[str] | None) -> bool:
     """Whether ``rel`` names a file of the output: plainly inside it, and not its list.
 
     ``folders`` are a file output's folders beside it (``None``: a folder output, all of it).
+    No file's name holds a NUL: such a path raised out of the commit, after the output was in
+    place, at every later run.
     """
     parts = rel.split("/")
-    if PurePosixPath(rel).is_absolute() or any(p in ("", ".", "..") for p in parts):
+    if "\0" in rel or PurePosixPath(rel).is_absolute() or any(p in ("", ".", "..") for p in parts):
         return False
     if folders is None:
         return rel != LISTING

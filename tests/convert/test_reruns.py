@@ -128,7 +128,7 @@ def test_a_listed_path_outside_the_output_is_never_followed(
     (out / "link").symlink_to(elsewhere)  # inside by name, outside on disk
     (tmp_path / "outside.txt").write_bytes(b"not the output's")
     listed = ["../outside.txt", str(tmp_path / "outside.txt"), "x/../../outside.txt"]
-    listed += ["link/a.txt", "was-a-file", "old.txt"]
+    listed += ["old.txt\u0000", "link/a.txt", "was-a-file", "old.txt"]  # no file has a NUL
     (out / LISTING).write_text(json.dumps({"runs": {"output": listed}}))
     (out / "old.txt").write_bytes(b"an earlier run's")
     with caplog.at_level(logging.WARNING), StagedOutput(out) as staged:
@@ -138,7 +138,7 @@ def test_a_listed_path_outside_the_output_is_never_followed(
     assert (elsewhere / "a.txt").read_bytes() == b"not the output's"
     assert (out / "was-a-file" / "mine.txt").read_bytes() == b"mine"
     [warning] = caplog.messages
-    assert "3 listed paths outside the output ignored" in warning
+    assert "4 listed paths outside the output ignored" in warning
     assert _listed(out / LISTING) == ["new.txt"]
 
 
