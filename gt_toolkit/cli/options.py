@@ -130,18 +130,20 @@ def refuse_overlap(
     Raises:
         ValidationError: naming both, and the option to change.
     """
+    from gt_toolkit.storage.files import inside_location, same_location
+
     subject = f"{what} {location}"
     for name, other in files.items():
-        if other is not None and _same_location(location, other):
+        if other is not None and same_location(location, other):
             raise _refusal(subject, _also(name, other, location), option)
     for name, folder in (folders or {}).items():
         if folder is None or not folder.lists(location):
             continue  # a file the listing skips is no source, wherever it lies
-        if _inside_location(location, folder.location):
+        if inside_location(location, folder.location):
             reads = _what_it_reads(folder)
             raise _refusal(subject, f"is inside the {name} {folder.location}, {reads}", option)
     for name, where in (written or {}).items():
-        if where is not None and _inside_location(location, where):
+        if where is not None and inside_location(location, where):
             raise _refusal(subject, f"is inside the {name} {where}, {_FILLS}", option)
 
 
@@ -196,6 +198,8 @@ def refuse_outputs(
     of the folders it fills too (:func:`_refuse_filled_inputs`); an output may go in that
     folder (``yolo -o data --images-dir data``: labels beside the images).
     """
+    from gt_toolkit.storage.files import same_location
+
     inputs = {**files, "--images-dir folder": images_dir}
     _refuse_filled_inputs(inputs, written or {})
     earlier: list[tuple[str, str]] = []
@@ -205,7 +209,7 @@ def refuse_outputs(
         if option is not None:
             refuse_overlap(what, location, option, files, folders, written)
             for name, other in earlier:
-                if _same_location(location, other):
+                if same_location(location, other):
                     raise _refusal(f"{what} {location}", _also(name, other, location), option)
         earlier.append((what, location))
 
@@ -223,6 +227,8 @@ def _refuse_filled_inputs(
     only the manifest names (``images/a.jpg`` in ``--images-dir OUT``): the run refuses
     that copy as it meets it (:meth:`~gt_toolkit.convert.images.ImageCopier.copy`).
     """
+    from gt_toolkit.storage.files import inside_location, same_location
+
     for name, where in written.items():
         if where is None:
             continue
@@ -230,44 +236,10 @@ def _refuse_filled_inputs(
         for input_name, other in files.items():
             if other is None:
                 continue
-            if _same_location(other, where):
+            if same_location(other, where):
                 raise _refusal(filled, _also(input_name, other, where), "-o")
-            if _inside_location(other, where):
+            if inside_location(other, where):
                 raise _refusal(filled, f"holds the {input_name} {other}", "-o")
-
-
-def _same_location(a: str, b: str) -> bool:
-    """One file by two names: same S3 URI, same real path, or one inode (a hard link)."""
-    from pathlib import Path
-
-    from gt_toolkit.storage.s3 import is_s3_uri
-
-    if is_s3_uri(a) or is_s3_uri(b):
-        return a == b
-    if Path(a).resolve() == Path(b).resolve():
-        return True
-    try:
-        return Path(a).samefile(b)
-    except OSError:  # one of them does not exist (yet): no inode to share
-        return False
-
-
-def _inside_location(location: str, folder: str) -> bool:
-    """``location`` is ``folder`` or under it: by S3 prefix, else by each real parent folder.
-
-    On S3 ``s3://b/jobs`` holds ``s3://b/jobs/x``, not ``s3://b/jobs2/x``. Locally every
-    folder above the real path is compared with the folder, by path and then by inode, so a
-    symlink, a bind mount or a case-insensitive disk does not hide it.
-    """
-    from pathlib import Path
-
-    from gt_toolkit.storage.s3 import is_s3_uri
-
-    if is_s3_uri(location) or is_s3_uri(folder):
-        prefix = folder.rstrip("/")
-        return location.rstrip("/") == prefix or location.startswith(prefix + "/")
-    here = Path(location).resolve()
-    return any(_same_location(str(p), folder) for p in (here, *here.parents))
 
 
 def remove_stale_rejects(location: str, store: S3Store | None) -> None:

@@ -236,7 +236,9 @@ def convert_output(
         )
     from gt_toolkit.convert.staging import StagedOutput  # boto3 behind it: not at import
 
-    with StagedOutput(out, store=options.store, kind=Target(target).value) as staged:
+    reads = [r for r in (source, options.images_dir, options.coco_reference) if r is not None]
+    kind = Target(target).value
+    with StagedOutput(out, store=options.store, kind=kind, reads=reads) as staged:
         result = spec.load()(source, staged, options)
         if result.stats.objects == 0:
             raise ConversionError(_nothing_converted(source, result, options))

@@ -17,8 +17,8 @@ So each committed run lists the files it wrote in a hidden :data:`LISTING` file 
 folder (S3: the object of that name under the prefix), under its kind (the conversion target),
 and the next committed run of that kind removes the files listed there that it did not write
 again, then lists its own. Runs of other kinds into the same folder keep their files (and any
-file they list). A file output
-(``coco -o x.json``) lists only the folders it writes beside it (``images/``), in
+file they list), and what the run reads (its ``--images-dir``) stays too and leaves the list.
+A file output (``coco -o x.json``) lists only the folders it writes beside it (``images/``), in
 ``.x.json.gt-toolkit-files.json``. A failed run removes nothing and leaves the list as it was.
 """
 
@@ -41,6 +41,7 @@ from gt_toolkit.errors import NoMatchingObjectsError, StorageError
 from gt_toolkit.storage.files import (
     Location,
     atomic_output,
+    inside_location,
     is_part_name,
     join_location,
     make_part_folder,
@@ -105,15 +106,25 @@ class StagedOutput:
         store: the S3 store for ``s3://`` outputs.
         kind: what writes it (the conversion target): a rerun replaces the files of its own
             kind only, so ``augmented`` and ``od-json`` can share a folder.
+        reads: what the run reads (its input, ``--images-dir``): never removed, though an
+            earlier run listed it. ``coco -o x.json --images-dir images`` reads the images an
+            earlier ``--copy-images`` run wrote there, and its x.json names them: they are the
+            user's now, and leave the list.
 
     Use as a context manager: leaving the block normally commits, an exception aborts.
     """
 
     def __init__(
-        self, out: Location, *, store: S3Store | None = None, kind: str = "output"
+        self,
+        out: Location,
+        *,
+        store: S3Store | None = None,
+        kind: str = "output",
+        reads: Iterable[Location] = (),
     ) -> None:
         self.out = os.fspath(out)
         self.kind = kind
+        self.reads = [os.fspath(location) for location in reads]
         self.store = store if store is not None else S3Store()
         self._s3 = is_s3_uri(self.out)
         self._s3_stage = _S3Stage(self.out, self.store) if self._s3 else None
@@ -210,6 +221,7 @@ class StagedOutput:
         listed = self._read_listing(listing, folders)
         others = {kind: files for kind, files in (listed or {}).items() if kind != self.kind}
         stale = set((listed or {}).get(self.kind, ())) - new
+        stale -= {rel for rel in stale if self._reads(join_location(root, rel))}
         shared = self._named_beside(root, listing) if stale else set()
         if shared is not None:  # and what the other kinds of run here wrote stays theirs
             shared.update(name for files in others.values() for name in files)
@@ -223,6 +235,10 @@ class StagedOutput:
                 remove_file(listing, store=self.store)
         except StorageError as exc:  # the output is in place: only a later rerun loses
             _warn(listing, f"{exc}; a later run into this output will not remove these files")
+
+    def _reads(self, location: str) -> bool:
+        """Whether the run reads ``location`` (by any name: a symlink, a hard link)."""
+        return any(inside_location(location, read) for read in self.reads)
 
     def _read_listing(
         self, listing: str, folders: frozenset[str] | None

@@ -41,6 +41,7 @@ __all__ = [
     "ListedFolder",
     "Location",
     "atomic_output",
+    "inside_location",
     "is_part_name",
     "iter_chunks",
     "iter_line_batches",
@@ -51,6 +52,7 @@ __all__ = [
     "part_name",
     "read_bytes",
     "remove_file",
+    "same_location",
     "write_bytes",
     "write_json",
     "write_lines",
@@ -93,6 +95,32 @@ def join_location(base: Location, *parts: str) -> str:
     if is_s3_uri(text):
         return "/".join([text.rstrip("/"), *(p.strip("/") for p in parts)])
     return str(Path(text, *parts))
+
+
+def same_location(a: str, b: str) -> bool:
+    """One file by two names: same S3 URI, same real path, or one inode (a hard link)."""
+    if is_s3_uri(a) or is_s3_uri(b):
+        return a == b
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    try:
+        return Path(a).samefile(b)
+    except OSError:  # one of them does not exist (yet): no inode to share
+        return False
+
+
+def inside_location(location: str, folder: str) -> bool:
+    """``location`` is ``folder`` or under it: by S3 prefix, else by each real parent folder.
+
+    On S3 ``s3://b/jobs`` holds ``s3://b/jobs/x``, not ``s3://b/jobs2/x``. Locally every
+    folder above the real path is compared with the folder, by path and then by inode, so a
+    symlink, a bind mount or a case-insensitive disk does not hide it.
+    """
+    if is_s3_uri(location) or is_s3_uri(folder):
+        prefix = folder.rstrip("/")
+        return location.rstrip("/") == prefix or location.startswith(prefix + "/")
+    here = Path(location).resolve()
+    return any(same_location(str(p), folder) for p in (here, *here.parents))
 
 
 def iter_chunks(location: Location, *, store: S3Store | None = None) -> Iterator[bytes]:

@@ -175,6 +175,26 @@ def test_coco_file_output_reruns_replace_its_copied_images(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["0-3.manifest", "x.json"]
 
 
+@pytest.mark.parametrize("via", ["path", "symlink"])
+def test_a_rerun_leaves_the_images_it_reads(via: str, tmp_path: Path) -> None:
+    """``--images-dir`` at the images an earlier ``--copy-images`` run wrote: the run's input.
+
+    The rerun did not copy them again, so they were stale: it removed all 40 images it had
+    just read and that its x.json names (``coco -o x.json --images-dir images``).
+    """
+    out, images = tmp_path / "x.json", tmp_path / "images"
+    convert_output("coco", TRUTH, out, COPY)
+    if via == "symlink":
+        images = tmp_path / "link"
+        images.symlink_to(tmp_path / "images")
+    options = replace(COPY, copy_images=False, images_dir=str(images))
+    convert_output("coco", TRUTH, out, options)
+    assert len(list((tmp_path / "images").iterdir())) == 40
+    assert not (tmp_path / f".x.json{LISTING}").exists()  # read by a run: the user's now
+    convert_output("coco", TRUTH, out)
+    assert len(list((tmp_path / "images").iterdir())) == 40
+
+
 @pytest.mark.parametrize(
     "listing",
     [b"{not json", b'{"runs": {"yolo": "labels/train/img_001.txt"}}', b"[]", None],
