@@ -379,16 +379,24 @@ class _S3Stage:
         return {dst for _, dst, _ in moves}
 
     def _moves(self) -> list[tuple[str, str, int]]:
-        """Staged key, final key and size of each object the run left, in the order it staged.
+        """Staged key, final key and size of each object the run staged, in the order it did.
 
-        Listed, not assumed: the sizes tell which copies need parts (over 5 GiB).
+        Listed, not assumed: the sizes tell which copies need parts (over 5 GiB), and a staged
+        object deleted under the run fails it before anything is copied: committed without
+        it, the output would lack that file, and the earlier run's would go as stale.
         """
         try:
             listed = self.store.iter_objects(f"{self.prefix}/", extensions=None)
             sizes = {obj.uri: obj.size for obj in listed}
         except NoMatchingObjectsError:
-            return []
-        return [(src, dst, sizes[src]) for dst, src in self.written.items() if src in sizes]
+            sizes = {}
+        gone = [src for src in self.written.values() if src not in sizes]
+        if gone:
+            raise StorageError(
+                f"{len(gone)} of {len(self.written)} staged objects are gone (such as "
+                f"{gone[0]}): deleted while the run went on; nothing was copied into place"
+            )
+        return [(src, dst, sizes[src]) for dst, src in self.written.items()]
 
     def _copy(self, moves: list[tuple[str, str, int]]) -> None:
         """Copy in parallel, but the object staged last only once all the others are in place.

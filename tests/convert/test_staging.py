@@ -197,3 +197,26 @@ def test_a_failed_s3_to_s3_conversion_leaves_no_object(store: Any, bucket: str) 
             "class-folders", manifest, f"s3://{bucket}/train/", ConvertOptions(store=store)
         )
     assert _keys(store, bucket) == before
+
+
+def test_a_staged_object_gone_by_the_commit_fails_the_run(
+    store: Any, bucket: str, s3_client: Any
+) -> None:
+    """Deleted under the run (a lifecycle rule, a sweep by a clock a day ahead, by hand).
+
+    The commit copied the others and listed them: the run exited 0 without b.txt, and removed
+    the earlier run's b.txt as one it no longer wrote.
+    """
+    for rel in ("a.txt", "b.txt", LISTING):
+        body = orjson.dumps({"runs": {"output": ["a.txt", "b.txt"]}}) if rel == LISTING else b"old"
+        store.put_bytes(f"s3://{bucket}/ds/{rel}", body)
+    before = s3_tree(s3_client, bucket)
+    with (
+        pytest.raises(StorageError, match=r"1 of 2 staged objects are gone \(such as .*b\.txt\)"),
+        StagedOutput(f"s3://{bucket}/ds", store=store) as staged,
+    ):
+        for name in ("a.txt", "b.txt"):
+            staged.write_bytes(staged.location(name), b"new")
+        [gone] = [k for k in _keys(store, bucket) if ".part/" in k and k.endswith("b.txt")]
+        s3_client.delete_object(Bucket=bucket, Key=gone)
+    assert s3_tree(s3_client, bucket) == before
