@@ -128,7 +128,7 @@ class StagedOutput:
         self.store = store if store is not None else S3Store()
         self._s3 = is_s3_uri(self.out)
         self._s3_stage = _S3Stage(self.out, self.store) if self._s3 else None
-        self._parent = Path(self.out).absolute().parent
+        self._parent = _absolute(self.out).parent
         self._stage: Path | None = None
         self._beside: set[str] = set()
 
@@ -148,7 +148,7 @@ class StagedOutput:
         """Where to write the file that will appear at the final ``location``."""
         if self._s3_stage is not None:
             return self._s3_stage.staged(location)
-        path = Path(location).absolute()
+        path = _absolute(location)
         try:
             rel = path.relative_to(self._parent)
         except ValueError:
@@ -177,7 +177,7 @@ class StagedOutput:
         if self._stage is None:
             try:
                 self._parent.mkdir(parents=True, exist_ok=True)
-                self._stage = make_part_folder(self._parent, Path(self.out).name or "out")
+                self._stage = make_part_folder(self._parent, _absolute(self.out).name or "out")
             except OSError as exc:
                 raise StorageError(f"cannot write {self.out}: {exc.strerror or exc}") from exc
         return self._stage
@@ -212,7 +212,7 @@ class StagedOutput:
         written last, naming also the files that could not be removed, so a later run tries
         again.
         """
-        final = self.out.rstrip("/") if self._s3 else str(Path(self.out).absolute())
+        final = self.out.rstrip("/") if self._s3 else str(_absolute(self.out))
         file_output = final in written  # then: what it writes in folders beside it
         listing = listing_of(final, file_output=file_output)
         root = final.rsplit("/", 1)[0] if file_output else final
@@ -466,6 +466,15 @@ def _merge(src: Path, dst: Path) -> None:
     if dst.is_dir():
         raise IsADirectoryError(f"{dst} is a folder; the output has a file of that name")
     src.replace(dst)
+
+
+def _absolute(location: str) -> Path:
+    """A local location made absolute, ``..`` taken off as a shell's ``cd`` does.
+
+    ``-o ..`` is the folder above: kept as ``/cwd/..``, its parent was the working folder,
+    where the run wrote its files straight, neither staged nor listed.
+    """
+    return Path(os.path.abspath(location))  # noqa: PTH100 - resolve() follows a symlinked -o
 
 
 def _files_under(folder: Path) -> Iterator[str]:

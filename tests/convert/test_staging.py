@@ -220,3 +220,17 @@ def test_a_staged_object_gone_by_the_commit_fails_the_run(
         [gone] = [k for k in _keys(store, bucket) if ".part/" in k and k.endswith("b.txt")]
         s3_client.delete_object(Bucket=bucket, Key=gone)
     assert s3_tree(s3_client, bucket) == before
+
+
+@pytest.mark.parametrize("out", ["..", "../", "../sub/.."])
+def test_an_output_named_by_dot_dot_is_that_folder(
+    out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``yolo -o ..`` wrote its dataset into the working folder, unstaged and unlisted."""
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    convert_output("yolo", TRUTH, out)
+    assert list((tmp_path / "sub").iterdir()) == []
+    assert (tmp_path / "data.yaml").is_file()
+    assert len(list((tmp_path / "labels").rglob("*.txt"))) == 40
+    assert (tmp_path / LISTING).is_file()
