@@ -79,7 +79,7 @@ def _write_manifests(
     with out.open(manifests["train"]) as ft, out.open(manifests["validation"]) as fv:
         writers = {"train": LineWriter(ft), "validation": LineWriter(fv)}
         records = read_records(
-            source, options, kinds=ANY, stats=stats, default_empty=EmptyPolicy.REJECT
+            source, options, kinds=ANY, stats=stats, default_empty=EmptyPolicy.REJECT, out=out
         )
         for rec in records:
             attr = rec.attribute

@@ -39,7 +39,7 @@ def to_lst(source: Location, out: StagedOutput, options: ConvertOptions) -> Conv
     copy = options.copy_images is not False
     rows: list[tuple[str, ClassificationRecord, str]] = []
     with copier_for(options) as copier:
-        for rec in read_classifications(source, options, stats=stats, desc="lst"):
+        for rec in read_classifications(source, options, stats=stats, out=out, desc="lst"):
             split, name = splitter(rec), namer(rec.source_ref)
             check_file_name(name, rec.line_no, ".lst")
             rows.append((split, rec, name))
@@ -91,7 +91,9 @@ def to_class_folders(
     per_split: dict[str, dict[str, int]] = {"train": {}, "validation": {}}
     owner: dict[str, str] = {}  # folder -> the class name it holds
     with copier_for(options) as copier:
-        for rec in read_classifications(source, options, stats=stats, desc="class-folders"):
+        for rec in read_classifications(
+            source, options, stats=stats, out=out, desc="class-folders"
+        ):
             if rec.multi_label:
                 raise ConversionError(
                     f"line {rec.line_no}: class-folders needs single-label classification; "

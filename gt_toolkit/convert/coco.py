@@ -104,7 +104,7 @@ def _write_images(
     dumps = orjson.dumps
     image_id = ann_id = 0
     for rec, size, name in sized_detections(
-        source, options, stats=stats, copier=copier, desc="coco"
+        source, options, stats=stats, copier=copier, out=out, desc="coco"
     ):
         image_id += 1
         image = {

@@ -30,7 +30,7 @@ def to_jumpstart_od(
     copy = options.copy_images is not False
     with copier_for(options) as copier:
         for rec, size, name in sized_detections(
-            source, options, stats=stats, copier=copier, desc="jumpstart-od"
+            source, options, stats=stats, copier=copier, out=out, desc="jumpstart-od"
         ):
             image_id = len(images)
             images.append({"file_name": name, "width": size[0], "height": size[1], "id": image_id})

@@ -59,7 +59,7 @@ def to_od_json(source: Location, out: StagedOutput, options: ConvertOptions) -> 
     counts = {"train": 0, "validation": 0}
     with copier_for(options) as copier:
         for rec, size, name in sized_detections(
-            source, options, stats=stats, copier=copier, desc="od-json"
+            source, options, stats=stats, copier=copier, out=out, desc="od-json"
         ):
             split = splitter(rec)
             counts[split] += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from gt_toolkit.convert.images import ImageCopier, ImageNamer
 from gt_toolkit.convert.options import ConvertOptions
@@ -25,6 +25,9 @@ from gt_toolkit.formats.output_manifest import (
 from gt_toolkit.progress import progress
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.image_mirror import read_image_size
+
+if TYPE_CHECKING:
+    from gt_toolkit.convert.staging import StagedOutput
 
 __all__ = [
     "ANY",
@@ -50,11 +53,13 @@ def read_records(
     first_pass: bool = False,
     desc: str = "objects",
     check: Callable[[DetectionRecord | ClassificationRecord], str | None] | None = None,
+    out: StagedOutput | None = None,
 ) -> Iterator[DetectionRecord | ClassificationRecord]:
     """The records of ``source`` under the options; ``first_pass`` reports no rejects.
 
     ``check`` refuses a record the target cannot use, as a reject with the returned reason
-    (see :func:`~gt_toolkit.formats.output_manifest.iter_output_records`).
+    (see :func:`~gt_toolkit.formats.output_manifest.iter_output_records`). Each record's
+    image is one the run reads, so ``out`` never removes it (:meth:`StagedOutput.read`).
     """
     records = iter_output_records(
         source,
@@ -69,16 +74,32 @@ def read_records(
         log_rejects=not first_pass,
         check=check,
     )
+    if out is not None:
+        records = _noted(records, out)
     if first_pass or not sys.stderr.isatty():
         return records
     return progress(records, desc=desc, unit="obj")
 
 
+def _noted(
+    records: Iterator[DetectionRecord | ClassificationRecord], out: StagedOutput
+) -> Iterator[DetectionRecord | ClassificationRecord]:
+    for rec in records:
+        out.read(rec.source_ref)
+        yield rec
+
+
 def read_classifications(
-    source: Location, options: ConvertOptions, *, stats: OutputStats, desc: str = "objects"
+    source: Location,
+    options: ConvertOptions,
+    *,
+    stats: OutputStats,
+    out: StagedOutput,
+    desc: str = "objects",
 ) -> Iterator[ClassificationRecord]:
     """Image-classification records (see :func:`read_records`)."""
-    for rec in read_records(source, options, kinds=CLASSIFICATION, stats=stats, desc=desc):
+    records = read_records(source, options, kinds=CLASSIFICATION, stats=stats, desc=desc, out=out)
+    for rec in records:
         if isinstance(rec, ClassificationRecord):
             yield rec
 
@@ -101,6 +122,7 @@ def sized_detections(
     *,
     stats: OutputStats,
     copier: ImageCopier,
+    out: StagedOutput,
     desc: str,
 ) -> Iterator[tuple[DetectionRecord, tuple[int, int, int], str]]:
     """Detection records with their ``(width, height, depth)`` and a unique image file name.
@@ -124,6 +146,8 @@ def sized_detections(
         sizes[rec.line_no] = size
         return None
 
-    records = read_records(source, options, kinds=DETECTION, stats=stats, desc=desc, check=sized)
+    records = read_records(
+        source, options, kinds=DETECTION, stats=stats, desc=desc, check=sized, out=out
+    )
     for rec in cast(Iterator[DetectionRecord], records):  # kinds=DETECTION: nothing else
         yield rec, sizes.pop(rec.line_no), namer(rec.source_ref)

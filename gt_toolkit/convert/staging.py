@@ -17,7 +17,8 @@ So each committed run lists the files it wrote in a hidden :data:`LISTING` file 
 folder (S3: the object of that name under the prefix), under its kind (the conversion target),
 and the next committed run of that kind removes the files listed there that it did not write
 again, then lists its own. Runs of other kinds into the same folder keep their files (and any
-file they list), and what the run reads (its ``--images-dir``) stays too and leaves the list.
+file they list), and what the run reads (its ``--images-dir``, its records' images) stays
+too and leaves the list.
 A file output (``coco -o x.json``) lists only the folders it writes beside it (``images/``), in
 ``.x.json.gt-toolkit-files.json``. A failed run removes nothing and leaves the list as it was.
 """
@@ -106,10 +107,10 @@ class StagedOutput:
         store: the S3 store for ``s3://`` outputs.
         kind: what writes it (the conversion target): a rerun replaces the files of its own
             kind only, so ``augmented`` and ``od-json`` can share a folder.
-        reads: what the run reads (its input, ``--images-dir``): never removed, though an
-            earlier run listed it. ``coco -o x.json --images-dir images`` reads the images an
-            earlier ``--copy-images`` run wrote there, and its x.json names them: they are the
-            user's now, and leave the list.
+        reads: what the run reads (its input, ``--images-dir``; :meth:`read` adds each
+            record's image): never removed, though an earlier run listed it. ``coco -o x.json
+            --images-dir images`` reads the images an earlier ``--copy-images`` run wrote
+            there, and its x.json names them: they are the user's now, and leave the list.
 
     Use as a context manager: leaving the block normally commits, an exception aborts.
     """
@@ -125,6 +126,7 @@ class StagedOutput:
         self.out = os.fspath(out)
         self.kind = kind
         self.reads = [os.fspath(location) for location in reads]
+        self._read: set[str] = set()
         self.store = store if store is not None else S3Store()
         self._s3 = is_s3_uri(self.out)
         self._s3_stage = _S3Stage(self.out, self.store) if self._s3 else None
@@ -236,9 +238,15 @@ class StagedOutput:
         except StorageError as exc:  # the output is in place: only a later rerun loses
             _warn(listing, f"{exc}; a later run into this output will not remove these files")
 
+    def read(self, location: str) -> None:
+        """Note one more file the run reads (see ``reads``): a record's image, by its name."""
+        self._read.add(_canonical(location))
+
     def _reads(self, location: str) -> bool:
-        """Whether the run reads ``location`` (by any name: a symlink, a hard link)."""
-        return any(inside_location(location, read) for read in self.reads)
+        """Whether the run reads ``location``: a record's image, or inside ``reads`` by any name."""
+        return _canonical(location) in self._read or any(
+            inside_location(location, read) for read in self.reads
+        )
 
     def _read_listing(
         self, listing: str, folders: frozenset[str] | None
@@ -475,6 +483,11 @@ def _absolute(location: str) -> Path:
     where the run wrote its files straight, neither staged nor listed.
     """
     return Path(os.path.abspath(location))  # noqa: PTH100 - resolve() follows a symlinked -o
+
+
+def _canonical(location: str) -> str:
+    """One spelling of a location: an S3 URI as it is, a local path absolute."""
+    return location if is_s3_uri(location) else str(_absolute(location))
 
 
 def _files_under(folder: Path) -> Iterator[str]:

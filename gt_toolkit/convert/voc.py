@@ -75,7 +75,7 @@ def to_voc(source: Location, out: StagedOutput, options: ConvertOptions) -> Conv
     sets: dict[str, list[bytes]] = {"train": [], "validation": []}
     with copier_for(options) as copier:
         for rec, size, name in sized_detections(
-            source, options, stats=stats, copier=copier, desc="voc"
+            source, options, stats=stats, copier=copier, out=out, desc="voc"
         ):
             check_file_name(name, rec.line_no, "VOC")
             stem = PurePosixPath(name).stem

@@ -53,7 +53,7 @@ def to_yolo(source: Location, out: StagedOutput, options: ConvertOptions) -> Con
     counts = {"train": 0, "validation": 0}
     with copier_for(options) as copier, out.open(out.location("sources.jsonl")) as sources:
         for rec, size, name in sized_detections(
-            source, options, stats=stats, copier=copier, desc="yolo"
+            source, options, stats=stats, copier=copier, out=out, desc="yolo"
         ):
             split = splitter(rec)
             counts[split] += 1

@@ -342,3 +342,23 @@ def test_a_failed_s3_run_leaves_the_earlier_list(
     assert {"y/images/train/img_002.jpg", "y/labels/train/img_002.txt"} <= set(
         s3_keys(s3_client, bucket)
     )
+
+
+def test_an_s3_rerun_leaves_the_images_its_records_name(
+    store: Any, bucket: str, s3_client: Any, tmp_path: Path
+) -> None:
+    """A manifest of the images an earlier ``--copy-images`` run wrote, converted without copies.
+
+    The rerun removed the three images its own records (and its x.json's ``source_ref``) name.
+    """
+    out = f"s3://{bucket}/c/x.json"
+    convert_output("coco", _small(tmp_path), out, replace(COPY, store=store))
+    images = [key for key in s3_keys(s3_client, bucket) if key.startswith("c/images/")]
+    relabeled = tmp_path / "relabeled.manifest"
+    relabeled.write_bytes(
+        _small(tmp_path)
+        .read_bytes()
+        .replace(b"gt-toolkit-demo/images/", f"{bucket}/c/images/".encode())
+    )
+    convert_output("coco", relabeled, out, ConvertOptions(store=store))
+    assert s3_keys(s3_client, bucket) == [*images, "c/x.json"]  # the images: the user's now
