@@ -7,9 +7,9 @@ if this one is killed), which is moved into place when the run ends without an e
 when it fails. S3 cannot move anything, so there the objects go under a hidden part prefix of
 the same name beside the output, are copied to their final keys inside S3 when the run succeeds
 and are deleted then, or when it fails: an earlier run's objects at the same keys stay as they
-were until the copies replace them. A killed run's part prefix is deleted by a later run into
-the same folder once nothing has been written there for a day. The files that say a dataset is
-complete (``channels.json``, ``data.yaml``) are written last, and on S3 copied last.
+were until the copies replace them. A killed run's part prefix is deleted by a later run that
+succeeds in the same folder once nothing has been written there for a day. The files that say
+a dataset is complete (``channels.json``, ``data.yaml``) are written last, and on S3 copied last.
 
 A rerun into the same output must not leave the earlier run's files beside its own (a trainer
 would find the labels of images the user removed), yet a folder may hold the user's files too.
@@ -31,7 +31,7 @@ import os
 import shutil
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import IO
@@ -53,7 +53,7 @@ from gt_toolkit.storage.files import (
     write_json,
     write_lines,
 )
-from gt_toolkit.storage.s3 import S3Store, is_s3_uri
+from gt_toolkit.storage.s3 import S3Object, S3Store, is_s3_uri
 
 __all__ = ["LISTING", "StagedOutput", "beside_location", "listing_of"]
 
@@ -364,40 +364,50 @@ class _S3Stage:
         self.written: dict[str, str] = {}  # final -> staged, in the order the run staged them
 
     def staged(self, location: str) -> str:
-        """The staged key for the final ``location`` (the first one sweeps the folder)."""
+        """The staged key for the final ``location``."""
         rel = _relative(location, self.root)
         if not rel:
             raise StorageError(f"{location} is outside the output folder {self.root}")
         if self.prefix is None:
-            _sweep_parts(self.store, self.root)
             self.prefix = join_location(self.root, part_name(f".{self.name}"))
         self.written.pop(location, None)  # written again: it lands where its last write did
         self.written[location] = staged = f"{self.prefix}/{rel}"
         return staged
 
     def commit(self) -> set[str]:
-        """Copy the staged objects to their final keys, delete them; return the final keys."""
+        """Copy the staged objects to their final keys, delete them; return the final keys.
+
+        Then sweep the folder's stale part prefixes, by the time S3 gave this run's objects.
+        """
         if self.prefix is None:
             return set()
         try:
-            moves = self._moves()
+            staged = self._staged_objects()
+            moves = self._moves(staged)
             self._copy(moves)
         finally:
             self.abort()
+        if clock := max((obj.modified for obj in staged.values() if obj.modified), default=None):
+            _sweep_parts(self.store, self.root, clock)
         return {dst for _, dst, _ in moves}
 
-    def _moves(self) -> list[tuple[str, str, int]]:
+    def _staged_objects(self) -> dict[str, S3Object]:
+        """The objects under the part prefix, by URI."""
+        try:
+            return {
+                obj.uri: obj for obj in self.store.iter_objects(f"{self.prefix}/", extensions=None)
+            }
+        except NoMatchingObjectsError:
+            return {}
+
+    def _moves(self, staged: dict[str, S3Object]) -> list[tuple[str, str, int]]:
         """Staged key, final key and size of each object the run staged, in the order it did.
 
         Listed, not assumed: the sizes tell which copies need parts (over 5 GiB), and a staged
         object deleted under the run fails it before anything is copied: committed without
         it, the output would lack that file, and the earlier run's would go as stale.
         """
-        try:
-            listed = self.store.iter_objects(f"{self.prefix}/", extensions=None)
-            sizes = {obj.uri: obj.size for obj in listed}
-        except NoMatchingObjectsError:
-            sizes = {}
+        sizes = {uri: obj.size for uri, obj in staged.items()}
         gone = [src for src in self.written.values() if src not in sizes]
         if gone:
             raise StorageError(
@@ -441,15 +451,15 @@ class _S3Stage:
         self.written.clear()
 
 
-def _sweep_parts(store: S3Store, root: str) -> None:
+def _sweep_parts(store: S3Store, root: str, now: datetime) -> None:
     """Delete the part prefixes in ``root`` that no run has written to for a day.
 
     A run killed mid-way (``kill -9``, a Lambda timeout) cannot delete its part prefix.
     Locally a dead process id tells its folder; S3 runs may be on any machine, so the age of
     the newest object there tells instead (:data:`_STALE_PART_AGE`; a live run writes more
-    often, and a day dwarfs any clock skew). Like the local sweep, a failure is no error.
+    often). ``now`` is S3's time too (a machine's clock days ahead swept live runs' prefixes).
+    Like the local sweep, a failure is no error.
     """
-    now = datetime.now(UTC)
     try:
         for folder in store.iter_folders_in_folder(join_location(root, ".")):
             if not is_part_name(folder.rstrip("/").rpartition("/")[2]):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from gt_toolkit.convert import ConvertOptions, convert_output
+from gt_toolkit.convert import ConvertOptions, convert_output, staging
 from gt_toolkit.convert.staging import LISTING, StagedOutput
 from gt_toolkit.errors import ConversionError, StorageError
 from gt_toolkit.storage.s3 import S3Store
@@ -144,6 +144,28 @@ def test_a_killed_s3_runs_part_prefix_is_removed_a_day_later(
         staged.write_bytes(staged.location("new.txt"), b"x")
     kept = [] if age > timedelta(days=1) else old
     assert _keys(store, bucket) == sorted([*mine, *kept, f"ds/{LISTING}", "ds/new.txt"])
+
+
+def test_a_clock_days_ahead_sweeps_no_live_runs_prefix(
+    store: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ages are told by S3's clock alone.
+
+    A machine whose clock ran two days ahead deleted the part prefix of a run that wrote
+    beside it an hour before, by S3's clock: that run then failed, or lost those files.
+    """
+
+    class Ahead(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Ahead:
+            return cls.fromtimestamp((datetime.now(tz) + timedelta(days=2)).timestamp(), tz)
+
+    monkeypatch.setattr(staging, "datetime", Ahead, raising=False)
+    live = [f".ds.otherhost.4242.{'0' * 16}.part/ds/a.txt"]
+    _seed(bucket, live, age=timedelta(hours=1))
+    with StagedOutput(f"s3://{bucket}/ds", store=store) as staged:
+        staged.write_bytes(staged.location("new.txt"), b"x")
+    assert _keys(store, bucket) == sorted([*live, f"ds/{LISTING}", "ds/new.txt"])
 
 
 def _seed(bucket: str, keys: list[str], *, age: timedelta) -> None:
