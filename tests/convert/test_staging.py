@@ -256,3 +256,39 @@ def test_an_output_named_by_dot_dot_is_that_folder(
     assert (tmp_path / "data.yaml").is_file()
     assert len(list((tmp_path / "labels").rglob("*.txt"))) == 40
     assert (tmp_path / LISTING).is_file()
+
+
+def test_a_listed_file_the_run_reads_by_another_name_stays(tmp_path: Path) -> None:
+    """The input manifest an earlier run wrote, given through a hard link."""
+    out = tmp_path / "ds"
+    out.mkdir()
+    for name in ("in.manifest", "old.txt"):
+        (out / name).write_bytes(b"an earlier run's")
+    (out / LISTING).write_bytes(orjson.dumps({"runs": {"output": ["in.manifest", "old.txt"]}}))
+    (tmp_path / "link.manifest").hardlink_to(out / "in.manifest")
+    with StagedOutput(out, reads=[tmp_path / "link.manifest"]) as staged:
+        staged.write_bytes(staged.location("new.txt"), b"x")
+    assert sorted(p.name for p in out.iterdir()) == [LISTING, "in.manifest", "new.txt"]
+
+
+def test_the_folders_of_stale_files_are_compared_with_the_inputs_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A path takes most of a millisecond to compare: 100,000 stale images took minutes."""
+    out = tmp_path / "ds"
+    (out / "images").mkdir(parents=True)
+    stale = [f"images/{i}.jpg" for i in range(500)]
+    for rel in stale:
+        (out / rel).write_bytes(b"")
+    (out / LISTING).write_bytes(orjson.dumps({"runs": {"output": stale}}))
+    compared: list[str] = []
+
+    def inside(location: str, folder: str) -> bool:
+        compared.append(location)
+        return False
+
+    monkeypatch.setattr(staging, "inside_location", inside)
+    with StagedOutput(out, reads=[tmp_path / "in.manifest", tmp_path / "images"]) as staged:
+        staged.write_bytes(staged.location("new.txt"), b"x")
+    assert compared == [str(out / "images")] * 2
+    assert not (out / "images").exists()
