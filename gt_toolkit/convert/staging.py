@@ -241,8 +241,13 @@ class StagedOutput:
             _warn(listing, f"{exc}; a later run into this output will not remove these files")
 
     def read(self, location: str) -> None:
-        """Note one more file the run reads (see ``reads``): a record's image, by its name."""
-        self._read.add(_canonical(location))
+        """Note one more file the run reads (see ``reads``): a record's image, by its name.
+
+        Only one beside the output can be stale: the others are not kept (a million records).
+        """
+        canonical = _canonical(location)
+        if _relative(canonical, self._s3_stage.root if self._s3_stage else str(self._parent)):
+            self._read.add(canonical)
 
     def _reads(self, location: str) -> bool:
         """Whether the run reads ``location``: a record's image, or in ``reads`` by any name.
