@@ -84,8 +84,9 @@ def read_records(
 def _noted(
     records: Iterator[DetectionRecord | ClassificationRecord], out: StagedOutput
 ) -> Iterator[DetectionRecord | ClassificationRecord]:
+    note = out.read  # bound once: a call per record
     for rec in records:
-        out.read(rec.source_ref)
+        note(rec.source_ref)
         yield rec
 
 

@@ -135,6 +135,8 @@ class StagedOutput:
         self._parent = _absolute(self.out).parent
         self._stage: Path | None = None
         self._beside: set[str] = set()
+        # what :meth:`read` keeps: the files under the output's parent, where stale ones lie
+        self._read_under = f"{self._s3_stage.root if self._s3_stage else self._parent}/"
 
     def location(self, *parts: str) -> str:
         """A final location under the output (what summaries and ``data.yaml`` name)."""
@@ -245,9 +247,15 @@ class StagedOutput:
 
         Only one beside the output can be stale: the others are not kept (a million records).
         """
-        canonical = _canonical(location)
-        if _relative(canonical, self._s3_stage.root if self._s3_stage else str(self._parent)):
-            self._read.add(canonical)
+        # once per record: a prefix test first, no path made for an S3 image of a local
+        # output (200,000 records: 0.25 s of 3.4 s with a canonical path made for each)
+        if self._s3:
+            if location.startswith(self._read_under):
+                self._read.add(location)
+        elif not is_s3_uri(location):
+            canonical = str(_absolute(location))
+            if canonical.startswith(self._read_under):
+                self._read.add(canonical)
 
     def _reads(self, location: str) -> bool:
         """Whether the run reads ``location``: a record's image, or in ``reads`` by any name.
