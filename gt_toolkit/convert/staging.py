@@ -355,7 +355,14 @@ class StagedOutput:
             except StorageError as exc:
                 kept, why = set(stale), str(exc)
         else:
-            kept = {rel for rel in stale if not _remove_file(Path(root), rel)}
+            names = _FolderNames()
+            # a name that is not the one on disk is no file of the earlier run's: on a
+            # case-insensitive disk the stale IMG_1.txt is this run's img_1.txt
+            kept = {
+                rel
+                for rel in stale
+                if names.has(Path(root) / rel) and not _remove_file(Path(root), rel)
+            }
             why = f"such as {min(kept, default='')}"
         if kept:
             _warn(root, f"{len(kept)} files an earlier run wrote could not be removed ({why})")
@@ -565,6 +572,23 @@ def _owned(rel: str, folders: frozenset[str] | None) -> bool:
     if folders is None:
         return rel != LISTING
     return len(parts) > 1 and parts[0] in folders
+
+
+class _FolderNames:
+    """Whether a path's name is spelled as its folder lists it (one listing per folder)."""
+
+    def __init__(self) -> None:
+        self._names: dict[Path, frozenset[str]] = {}
+
+    def has(self, path: Path) -> bool:
+        """``False`` when the folder lists no entry of exactly that name (or cannot be read)."""
+        folder = path.parent
+        if folder not in self._names:
+            try:
+                self._names[folder] = frozenset(entry.name for entry in folder.iterdir())
+            except OSError:  # gone, not a folder: nothing of that name to remove
+                self._names[folder] = frozenset()
+        return path.name in self._names[folder]
 
 
 def _remove_file(root: Path, rel: str) -> bool:

@@ -292,3 +292,18 @@ def test_the_folders_of_stale_files_are_compared_with_the_inputs_once(
         staged.write_bytes(staged.location("new.txt"), b"x")
     assert compared == [str(out / "images")] * 2
     assert not (out / "images").exists()
+
+
+def test_a_stale_name_spelled_otherwise_on_disk_is_not_removed(tmp_path: Path) -> None:
+    """On a case-insensitive disk IMG_1.txt opens this run's img_1.txt: only exact names go.
+
+    This disk is case-sensitive, so the rule is checked where it decides: by the folder's
+    own listing, which spells each name as it is.
+    """
+    from gt_toolkit.convert.staging import _FolderNames
+
+    (tmp_path / "img_1.txt").write_bytes(b"this run's")
+    names = _FolderNames()
+    assert names.has(tmp_path / "img_1.txt")
+    assert not names.has(tmp_path / "IMG_1.txt")
+    assert not names.has(tmp_path / "gone" / "img_1.txt")
