@@ -435,7 +435,7 @@ class _S3Stage:
         finally:
             self.abort()
         if clock := max((obj.modified for obj in staged.values() if obj.modified), default=None):
-            _sweep_parts(self.store, self.root, clock)
+            _sweep_parts(self.store, self.root, self.name, clock)
         return {dst for _, dst, _ in moves}
 
     def _staged_objects(self) -> dict[str, S3Object]:
@@ -498,8 +498,11 @@ class _S3Stage:
         self.written.clear()
 
 
-def _sweep_parts(store: S3Store, root: str, now: datetime) -> None:
-    """Delete the part prefixes in ``root`` that no run has written to for a day.
+def _sweep_parts(store: S3Store, root: str, name: str, now: datetime) -> None:
+    """Delete the part prefixes of output ``name`` in ``root`` that no run wrote to for a day.
+
+    Only this output's (``.<name>.<host>.<pid>.<token>.part``): a folder of the user's
+    named like a part prefix of no output here (``.backup.2024.<16 hex>.part``) stays.
 
     A run killed mid-way (``kill -9``, a Lambda timeout) cannot delete its part prefix.
     Locally a dead process id tells its folder; S3 runs may be on any machine, so the age of
@@ -509,7 +512,8 @@ def _sweep_parts(store: S3Store, root: str, now: datetime) -> None:
     """
     try:
         for folder in store.iter_folders_in_folder(join_location(root, ".")):
-            if not is_part_name(folder.rstrip("/").rpartition("/")[2]):
+            base = folder.rstrip("/").rpartition("/")[2]
+            if not (base.startswith(f".{name}.") and is_part_name(base)):
                 continue
             try:
                 objects = list(store.iter_objects(folder, extensions=None))

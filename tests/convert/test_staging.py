@@ -139,6 +139,7 @@ def test_a_killed_s3_runs_part_prefix_is_removed_a_day_later(
     killed = f".ds.otherhost.4242.{'0' * 16}.part"
     old = [f"{killed}/ds/a.txt", f"{killed}/ds/b/c.txt"]
     mine = [".ds.notes/a.txt", ".ds.x.1.0.part/a.txt", f"ds/{killed}/a.txt"]  # not part prefixes
+    mine.append(".backup.2024.0123456789abcdef.part/a.txt")  # shaped like one, of no output here
     _seed(bucket, [*old, *mine], age=age)
     with StagedOutput(f"s3://{bucket}/ds", store=store) as staged:
         staged.write_bytes(staged.location("new.txt"), b"x")
