@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from gt_toolkit.convert import ConvertOptions, convert_output, staging
 from gt_toolkit.convert.staging import LISTING, StagedOutput
@@ -308,3 +310,12 @@ def test_a_stale_name_spelled_otherwise_on_disk_is_not_removed(tmp_path: Path) -
     assert names.has(tmp_path / "img_1.txt")
     assert not names.has(tmp_path / "IMG_1.txt")
     assert not names.has(tmp_path / "gone" / "img_1.txt")
+
+
+@given(st.text(alphabet="ab./é", max_size=12))
+def test_a_records_name_is_made_absolute_as_abspath_makes_it(name: str) -> None:
+    """The per-record shortcut (StagedOutput.read) and the full way agree on every name."""
+    from gt_toolkit.convert.staging import _absolute, _plain_absolute
+
+    assume(name)
+    assert _plain_absolute(name, str(Path.cwd()).rstrip("/")) == str(_absolute(name))
