@@ -29,7 +29,7 @@ from gt_toolkit.convert import CONVERTERS, ConverterSpec, ConvertOptions, Target
 from gt_toolkit.convert.staging import beside_location, listing_of
 from gt_toolkit.formats.manifest import RejectPolicy
 from gt_toolkit.formats.output_manifest import BoxPolicy, EmptyPolicy
-from gt_toolkit.storage.files import join_location, write_json
+from gt_toolkit.storage.files import check_writable, join_location, write_json
 
 __all__ = ["register", "run"]
 
@@ -165,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     images = values.get("images_dir")
     refuse_outputs(outputs, inputs, folders, written, None if images is None else str(images))
+    check_writable(summary_loc)  # written after the output: a bad path must stop the run first
     store = store_from_args(args)
     result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))
     summary = result.to_json()

@@ -41,6 +41,7 @@ __all__ = [
     "ListedFolder",
     "Location",
     "atomic_output",
+    "check_writable",
     "inside_location",
     "is_part_name",
     "iter_chunks",
@@ -253,6 +254,31 @@ def _remove_empty(made: list[Path]) -> None:
 
 def _cannot_write(text: str, exc: OSError) -> StorageError:
     return StorageError(f"cannot write {text}: {exc.strerror or exc}")
+
+
+def check_writable(location: Location) -> None:
+    """Refuse, before a run, a local file it could only fail to write once its output is in place.
+
+    The run's summary is written last; a path through a file or into a folder this user may
+    not write would otherwise fail after the output had replaced the earlier one. Only the
+    write itself can tell for S3 (and for a full disk), so those are left to it.
+
+    Raises:
+        StorageError: the target is a folder or a device, a part of its path is not a
+            folder, or the nearest existing folder cannot be written.
+    """
+    text = os.fspath(location)
+    if is_s3_uri(text):
+        return
+    target = Path(text)
+    _check_target(target)
+    folder = target.parent
+    while not folder.is_dir():
+        if folder.exists() or folder.is_symlink():  # a file, or a link to nowhere
+            raise StorageError(f"cannot write {text}: {folder} is not a folder")
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StorageError(f"cannot write {text}: no permission to write in {folder}")
 
 
 def _check_target(target: Path) -> None:

@@ -375,3 +375,27 @@ def test_a_folder_converter_writes_only_its_own_files_and_its_image_folders(
         filled = [name for name in written if name.split("/")[0] in spec.image_folders]
         assert sorted({*own, *filled} & set(written)) == sorted(written), target
         assert bool(filled) == bool(spec.image_folders), target
+
+
+@pytest.mark.parametrize("blocker", ["file", "dangling link"])
+def test_a_summary_that_cannot_be_written_stops_the_run_before_the_output_moves(
+    tmp_path: Path, blocker: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the summary is written last: this one failed after the output had replaced the earlier
+    # run's, and the run exited 1 with a new dataset in place
+    out = tmp_path / "y"
+    assert main(["yolo", str(TRUTH), "-o", str(out)]) == 0
+    earlier = file_tree(out)
+    in_the_way = tmp_path / "in-the-way"
+    if blocker == "file":
+        in_the_way.write_text("not a folder")
+    else:
+        in_the_way.symlink_to(tmp_path / "nowhere")
+    few = tmp_path / "few.manifest"
+    few.write_text("".join(TRUTH.read_text().splitlines(keepends=True)[:3]))
+    summary = in_the_way / "s" / "summary.json"
+    capsys.readouterr()
+    said = f"cannot write {summary}: {in_the_way} is not a folder"
+    refused_run(["yolo", str(few), "-o", str(out), "--summary", str(summary)], said, capsys)
+    assert file_tree(out) == earlier
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["few.manifest", "in-the-way", "y"]

@@ -23,6 +23,7 @@ from gt_toolkit.storage import files
 from gt_toolkit.storage.files import (
     LineWriter,
     atomic_output,
+    check_writable,
     read_bytes,
     remove_file,
     write_bytes,
@@ -265,3 +266,35 @@ def test_remove_file_deletes_local_and_s3_files_and_minds_no_missing_one(
     (tmp_path / "folder").mkdir()
     with pytest.raises(StorageError, match="cannot delete"):
         remove_file(tmp_path / "folder")
+
+
+def test_check_writable_passes_a_path_whose_folders_a_write_would_make(tmp_path: Path) -> None:
+    check_writable(tmp_path / "new" / "deeper" / "x.json")
+    check_writable(tmp_path / "x.json")
+    check_writable("s3://bucket/any/key.json")  # only the write can tell on S3
+    assert list(tmp_path.iterdir()) == []  # a check makes nothing
+
+
+def test_check_writable_refuses_a_path_through_a_file_or_at_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(StorageError, match=r"f/a/x\.json: .*/f is not a folder$"):
+        check_writable(tmp_path / "f" / "a" / "x.json")
+    with pytest.raises(StorageError, match="it is a folder"):
+        check_writable(tmp_path)
+
+
+def test_check_writable_refuses_a_folder_this_user_may_not_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the tests may run as root, whom no mode bit stops: the answer of os.access stands in
+    # for an unprivileged user's, and the folder asked about must be the nearest existing one
+    asked: list[Path] = []
+
+    def access(path: Path, mode: int) -> bool:
+        asked.append(Path(path))
+        return False
+
+    monkeypatch.setattr(files.os, "access", access)
+    with pytest.raises(StorageError, match="no permission to write in"):
+        check_writable(tmp_path / "new" / "x.json")
+    assert asked == [tmp_path]
