@@ -244,8 +244,12 @@ class _Validity(NamedTuple):
     present: set[Any] | None  # the distinct labels, when they are hashable
 
 
-# No coordinate above this (in size) can overflow ``left + width``.
-_SAFE = 2.0**1022
+# A corner beyond this (in size) is too large to measure: two boxes' areas could overflow
+# to inf, and their IoU to NaN (identical huge boxes came out of three workers' answers as
+# three "drawn by 1 of 3" records). Past ~1.7e153 no real image's pixels lie.
+_MEASURABLE = 2.0**509
+# Coordinates within this (in size) give corners within _MEASURABLE: no per-box check.
+_SAFE = 2.0**500
 
 
 def _validate(
@@ -273,8 +277,6 @@ def _validate(
         finite = np.logical_and.reduce(np.isfinite(rows), axis=0)
         with np.errstate(over="ignore", invalid="ignore"):  # huge or infinite edges: dropped
             rows[2:] += rows[:2]
-        if image_size is None:  # left + width can overflow to inf (clipping would catch it)
-            finite &= np.isfinite(rows[2:]).all(axis=0)
     if image_size is None:
         ok = _positive(xywh)
     elif clip:
@@ -287,7 +289,9 @@ def _validate(
         with np.errstate(invalid="ignore"):
             inside = (rows[0] >= 0) & (rows[1] >= 0) & (rows[2] <= iw) & (rows[3] <= ih)
         ok = _positive(xywh) & inside
-    if finite is not None:
+    if finite is not None:  # corners after clipping: an image that large would keep them
+        with np.errstate(invalid="ignore"):  # NaN corners fail the comparison
+            finite &= np.logical_and.reduce(np.abs(rows) <= _MEASURABLE, axis=0)
         ok &= finite
     if label_ok is not None:
         ok &= label_ok
@@ -354,7 +358,10 @@ def _invalid_records(
         elif valid.label_ok is not None and not valid.label_ok[g]:
             reason, detail = DropReason.UNKNOWN_LABEL, f"label {name!r} not in the label list"
         elif valid.finite is not None and not valid.finite[g]:
-            reason, detail = DropReason.NON_FINITE, "NaN or infinite coordinate"
+            reason = DropReason.NON_FINITE
+            detail = "NaN or infinite coordinate"
+            if np.isfinite(xywh[:, g]).all():
+                detail = f"a corner beyond +-{_MEASURABLE:.2g}: its area overflows a float"
         elif not positive[g]:
             size = f"{xywh[2, g]:g} x {xywh[3, g]:g}"
             reason, detail = DropReason.NON_POSITIVE_SIZE, f"size {size}"

@@ -696,6 +696,38 @@ def test_edges_that_overflow_are_dropped_without_warnings(left: float, width: fl
     assert len(out.dropped) == 2
 
 
+@pytest.mark.parametrize("size", [1e160, 1e200, 1.7e308])
+def test_boxes_too_large_to_measure_are_dropped_as_such(size: float) -> None:
+    # their areas overflowed and their IoU came out NaN: three workers' identical boxes
+    # were three "1 of 3 workers drew it" records, and nothing said why
+    huge = bx(0, 0, size, size)
+    out = consolidate_image([[huge, A], [huge, A2], [huge]])
+    assert [round(b["left"]) for b in out.boxes] == [11]
+    assert [(d["worker"], d["reason"]) for d in out.dropped] == [
+        (w, "non-finite") for w in range(3)
+    ]
+    assert all("its area overflows a float" in d["detail"] for d in out.dropped)
+
+
+@settings(max_examples=60)
+@given(st.integers(-60, 500), st.randoms(use_true_random=False))
+def test_consolidation_scales_with_the_boxes(power: int, rnd: random.Random) -> None:
+    # IoU is relative: boxes scaled by a power of two (exactly) cluster alike and give the
+    # same boxes scaled, up to the largest size the engine measures (the mean: Huber's
+    # iteration stops when no edge moves by 0.01 pixel, a fixed length)
+    answers = _messy_scene(rnd)
+    k = 2.0**power
+    scaled = [
+        [b | {c: b[c] * k for c in ("left", "top", "width", "height")} for b in a] for a in answers
+    ]
+    mean = ConsolidationSettings(min_support=1, fusion="mean")
+    plain, big = consolidate_image(answers, settings=mean), consolidate_image(scaled, settings=mean)
+    assert [b["confidence"] for b in big.boxes] == [b["confidence"] for b in plain.boxes]
+    assert [b["left"] for b in big.boxes] == [b["left"] * k for b in plain.boxes]
+    assert [b["height"] for b in big.boxes] == [b["height"] * k for b in plain.boxes]
+    assert big.dropped == plain.dropped
+
+
 def _messy_scene(rnd: random.Random) -> list[list[dict[str, Any]]]:
     """Groups of nearby objects, each drawn 1-3 times by every worker, with pixel jitter.
 
