@@ -134,6 +134,7 @@ class StagedOutput:
         self._s3_stage = _S3Stage(self.out, self.store) if self._s3 else None
         self._parent = _absolute(self.out).parent
         self._stage: Path | None = None
+        self._last: Path | None = None  # the local file staged last (see :meth:`commit`)
         self._beside: set[str] = set()
         # what :meth:`read` keeps: the files under the output's parent, where stale ones lie
         self._read_under = f"{self._s3_stage.root if self._s3_stage else self._parent}/"
@@ -160,6 +161,7 @@ class StagedOutput:
             rel = path.relative_to(self._parent)
         except ValueError:
             raise StorageError(f"{location} is outside the output folder {self.out}") from None
+        self._last = rel
         return str(self._stage_dir() / rel)
 
     @contextlib.contextmanager
@@ -192,8 +194,10 @@ class StagedOutput:
     def commit(self) -> None:
         """Move the staged files into place (S3: copy them), then list them.
 
-        Listing them (:meth:`_relist`) removes the files the previous run listed and this
-        one did not write.
+        The file staged last goes last (converters write the one that says a dataset is
+        complete, ``data.yaml`` or ``channels.json``, last), also where an earlier run's
+        folder makes the move file by file. Listing them (:meth:`_relist`) removes the files
+        the previous run listed and this one did not write.
         """
         if self._s3_stage is not None:
             written = self._s3_stage.commit()
@@ -202,8 +206,12 @@ class StagedOutput:
         else:
             written = {str(self._parent / rel) for rel in _files_under(self._stage)}
             try:
+                held = self._hold_last(self._stage)
                 for child in sorted(self._stage.iterdir()):
-                    _merge(child, self._parent / child.name)
+                    if held is None or child != held[0]:
+                        _merge(child, self._parent / child.name)
+                if held is not None:
+                    held[0].replace(held[1])
             except OSError as exc:
                 raise StorageError(f"cannot move the output into {self.out}: {exc}") from exc
             finally:
@@ -211,6 +219,20 @@ class StagedOutput:
                 self._stage = None
         if written:
             self._relist(written)
+
+    def _hold_last(self, stage: Path) -> tuple[Path, Path] | None:
+        """Take the file staged last out of the folders to merge: where it is, where it goes.
+
+        Only where its folder exists already: a new folder arrives whole, in one rename.
+        """
+        if self._last is None or not (self._parent / self._last).parent.is_dir():
+            return None
+        src = stage / self._last
+        if self._last.parent == Path() or not src.is_file():
+            return None  # a top-level file moves alone anyway; an unwritten one is no file
+        held = stage / part_name(".last")
+        src.replace(held)
+        return held, self._parent / self._last
 
     def _relist(self, written: set[str]) -> None:
         """Remove what the previous run listed and this one did not write; list this run's files.

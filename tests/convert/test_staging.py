@@ -105,6 +105,30 @@ def test_s3_objects_are_copied_into_place_the_last_one_last(
     assert not [k for k in _keys(store, bucket) if ".part/" in k]
 
 
+def test_a_local_rerun_moves_the_file_staged_last_into_place_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into an earlier run's folder the move goes file by file: ``data.yaml`` still goes last.
+
+    It went in folder order, so a trainer polling for it could start on half the labels.
+    """
+    out = tmp_path / "y"
+    convert_output("yolo", TRUTH, out, ConvertOptions())
+    moved: list[str] = []
+    replace = Path.replace
+
+    def spy(self: Path, target: Any) -> Path:
+        if Path(target).is_relative_to(out):  # a move into place (or the list, written there)
+            moved.append(Path(target).relative_to(out).as_posix())
+        return replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", spy)
+    convert_output("yolo", TRUTH, out, ConvertOptions())
+    assert len([m for m in moved if m.startswith("labels/")]) == 40
+    assert moved[-2:] == ["data.yaml", LISTING]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["y"]
+
+
 def test_a_copy_into_place_that_fails_says_how_many_were_made(bucket: str, s3_client: Any) -> None:
     store = _CopyLog(s3_client, fail="b.txt")
     with (
