@@ -211,7 +211,26 @@ def refuse_outputs(
             for name, other in earlier:
                 if same_location(location, other):
                     raise _refusal(f"{what} {location}", _also(name, other, location), option)
+                if _case_twins(location, other):
+                    clash = f"differs from the {name} {other} only in case (one file on macOS"
+                    raise _refusal(f"{what} {location}", f"{clash} and Windows disks)", option)
         earlier.append((what, location))
+
+
+def _case_twins(a: str, b: str) -> bool:
+    """Two local paths that differ only in letter case, whatever this disk makes of them.
+
+    On a case-insensitive disk they are one file, and neither need exist yet for
+    :func:`same_location` to miss it; a run's outputs should not depend on the disk.
+    """
+    from gt_toolkit.storage.s3 import is_s3_uri
+
+    if is_s3_uri(a) or is_s3_uri(b):  # S3 keys are case-sensitive everywhere
+        return False
+    from pathlib import Path
+
+    x, y = str(Path(a).resolve()), str(Path(b).resolve())
+    return x != y and x.casefold() == y.casefold()
 
 
 def _refuse_filled_inputs(

@@ -399,3 +399,36 @@ def test_a_summary_that_cannot_be_written_stops_the_run_before_the_output_moves(
     refused_run(["yolo", str(few), "-o", str(out), "--summary", str(summary)], said, capsys)
     assert file_tree(out) == earlier
     assert sorted(p.name for p in tmp_path.iterdir()) == ["few.manifest", "in-the-way", "y"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["coco", "IN", "-o", "OUT/C.json", "--summary", "OUT/c.json"],
+            "the summary OUT/c.json differs from the output OUT/C.json only in case",
+        ),
+        (
+            ["yolo", "IN", "-o", "OUT/y", "--rejects", "OUT/Y/Data.yaml"],
+            "the rejects file OUT/Y/Data.yaml differs from the output file OUT/y/data.yaml "
+            "only in case",
+        ),
+    ],
+)
+def test_two_new_outputs_that_differ_only_in_case_are_refused(
+    tmp_path: Path, argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # neither exists yet, so no inode tells; on a case-insensitive disk (macOS, Windows)
+    # the one written last replaced the other, and the run exited 0
+    paths = [a.replace("IN", str(TRUTH)).replace("OUT", str(tmp_path)) for a in argv]
+    refused_run(paths, said.replace("OUT", str(tmp_path)), capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_that_differ_in_more_than_case_or_on_s3_are_fine() -> None:
+    outputs: list[tuple[str, str | None, str | None]] = [
+        ("output", "s3://b/C.json", "-o"),
+        ("summary", "s3://b/c.json", "--summary"),
+        ("rejects file", "C.json.rejects.jsonl", "--rejects"),
+    ]
+    refuse_outputs(outputs, {})
