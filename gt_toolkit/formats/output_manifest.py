@@ -280,13 +280,17 @@ class DetectionRecord:
     to be written back as a Ground Truth label; ``labels`` are the box class names in box
     order. ``boxes`` (:class:`ScoredBox` values) are built on first use: manifest-to-
     manifest targets never need them, and building them is most of a line's cost.
+    ``clipped`` and ``dropped`` count its boxes clipped to the image and dropped (its share
+    of the summary, taken back when the caller rejects it).
     """
 
     __slots__ = (
         "_boxes",
         "_objects",
         "attribute",
+        "clipped",
         "data",
+        "dropped",
         "image_size",
         "label",
         "labels",
@@ -304,8 +308,12 @@ class DetectionRecord:
         label: dict[str, Any],
         labels: list[str],
         objects: list[Any],
+        clipped: int = 0,
+        dropped: int = 0,
     ) -> None:
         self.line_no = line_no
+        self.clipped = clipped
+        self.dropped = dropped
         self.data = data
         self.source_ref = source_ref
         self.attribute = attribute
@@ -516,7 +524,9 @@ class OutputReader:
             self._check_empty(meta, attr, dropped)
         self._count(names, clipped, dropped)
         label = value if annotations is None else {**value, "annotations": annotations}
-        return DetectionRecord(line_no, data, source_ref, attr, size, label, names, kept)
+        return DetectionRecord(
+            line_no, data, source_ref, attr, size, label, names, kept, clipped, dropped
+        )
 
     def _merge_class_map(self, class_names: dict[str, Any], line_no: int) -> None:
         """Merge a line's ``class-map`` into the file's :class:`ClassMap`."""
@@ -825,11 +835,15 @@ def _checked(
     """The records the caller's ``check`` accepts; the others become rejects.
 
     A record the caller cannot use is a reject like any other: counted once (not also as an
-    object) and kept in the rejects file with its line.
+    object, its boxes not as converted, clipped or dropped, nor in the most boxes on an
+    image) and kept in the rejects file with its line.
     """
+    most = 0  # the most boxes on an accepted image: a maximum cannot be taken back
     for record in records:
         reason = check(record)
         if reason is None:
+            if isinstance(record, DetectionRecord) and len(record.labels) > most:
+                most = len(record.labels)
             yield record
             continue
         out_stats.objects -= 1
@@ -838,6 +852,8 @@ def _checked(
             out_stats.boxes_per_class.subtract(record.labels)
             out_stats.boxes_per_class += Counter()  # drop the classes that fell to 0
             out_stats.empty_images -= not record.labels
+            out_stats.clipped_boxes -= record.clipped
+            out_stats.dropped_boxes -= record.dropped
         out_stats.rejected[reason] += 1
         sink.add(
             {
@@ -848,6 +864,7 @@ def _checked(
                 "raw": dump_line(record.data).decode(),
             }
         )
+    out_stats.max_boxes = most
 
 
 def _settle_line_counts(

@@ -98,6 +98,30 @@ def test_a_second_line_of_one_image_is_a_reject_not_an_overwrite(tmp_path: Path)
     assert result.stats.boxes == single.stats.boxes  # the rejected line's boxes uncounted
 
 
+def test_a_rejected_lines_clipped_and_dropped_boxes_and_its_box_count_leave_the_summary(
+    tmp_path: Path,
+) -> None:
+    # the second line of one image, with 10 more boxes (4 of them clipped, 3 outside): the
+    # summary said "max 13 per image, 4 boxes clipped, 3 dropped" of a line it rejected
+    lines = API.read_text().splitlines()
+    again = json.loads(lines[0])
+    attr = next(k for k in again if k.endswith("-metadata")).removesuffix("-metadata")
+    size = again[attr]["image_size"][0]
+    first = again[attr]["annotations"][0]
+    edge = {"left": size["width"] - 5, "width": 50}
+    outside = {"left": size["width"] + 10, "width": 5}
+    again[attr]["annotations"] += [first] * 3 + [first | edge] * 4 + [first | outside] * 3
+    again[f"{attr}-metadata"]["objects"] += [{"confidence": 0.9}] * 10
+    doubled = tmp_path / "doubled.manifest"
+    doubled.write_text("\n".join([*lines, json.dumps(again)]) + "\n")
+    result = convert_output("yolo", doubled, tmp_path / "yolo", ConvertOptions())
+    single = convert_output("yolo", API, tmp_path / "single", ConvertOptions())
+    assert result.stats.rejected == {"duplicate-source-ref": 1}
+    summary, plain = result.to_json(), single.to_json()
+    for key in ("boxes", "max_boxes_per_image", "clipped_boxes", "dropped_boxes"):
+        assert summary[key] == plain[key], key
+
+
 def test_a_label_under_another_attribute_name_is_named_in_the_rejects(tmp_path: Path) -> None:
     # one run converts one attribute (the first line's here); a line whose label is under
     # another name is its own reject reason, so the summary shows it (not a silent no-label);
