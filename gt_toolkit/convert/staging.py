@@ -194,10 +194,9 @@ class StagedOutput:
     def commit(self) -> None:
         """Move the staged files into place (S3: copy them), then list them.
 
-        The file staged last goes last (converters write the one that says a dataset is
-        complete, ``data.yaml`` or ``channels.json``, last), also where an earlier run's
-        folder makes the move file by file. Listing them (:meth:`_relist`) removes the files
-        the previous run listed and this one did not write.
+        The file that says the output is complete goes last (:meth:`_last_file`), also where
+        an earlier run's folder makes the move file by file. Listing them (:meth:`_relist`)
+        removes the files the previous run listed and this one did not write.
         """
         if self._s3_stage is not None:
             written = self._s3_stage.commit()
@@ -206,12 +205,16 @@ class StagedOutput:
         else:
             written = {str(self._parent / rel) for rel in _files_under(self._stage)}
             try:
-                held = self._hold_last(self._stage)
+                last = self._last_file(self._stage)
+                held = None
+                if last is not None:  # out of the way of the merge, and still in the stage
+                    held = self._stage / part_name(".last")
+                    (self._stage / last).replace(held)
                 for child in sorted(self._stage.iterdir()):
-                    if held is None or child != held[0]:
+                    if child != held:
                         _merge(child, self._parent / child.name)
-                if held is not None:
-                    held[0].replace(held[1])
+                if held is not None and last is not None:
+                    _merge(held, self._parent / last)
             except OSError as exc:
                 raise StorageError(f"cannot move the output into {self.out}: {exc}") from exc
             finally:
@@ -220,19 +223,21 @@ class StagedOutput:
         if written:
             self._relist(written)
 
-    def _hold_last(self, stage: Path) -> tuple[Path, Path] | None:
-        """Take the file staged last out of the folders to merge: where it is, where it goes.
+    def _last_file(self, stage: Path) -> Path | None:
+        """The staged file that says the output is complete (relative), to move in last.
 
-        Only where its folder exists already: a new folder arrives whole, in one rename.
+        A file output itself (``x.json`` names the images beside it, though it was opened
+        first), else the file staged last (converters write ``data.yaml`` or
+        ``channels.json`` last), where its folder exists already: a new folder arrives
+        whole, in one rename. ``None``: nothing to hold back.
         """
-        if self._last is None or not (self._parent / self._last).parent.is_dir():
+        own = Path(_absolute(self.out).name)
+        if (stage / own).is_file():
+            return own
+        last = self._last
+        if last is None or not (self._parent / last).parent.is_dir():
             return None
-        src = stage / self._last
-        if self._last.parent == Path() or not src.is_file():
-            return None  # a top-level file moves alone anyway; an unwritten one is no file
-        held = stage / part_name(".last")
-        src.replace(held)
-        return held, self._parent / self._last
+        return last if (stage / last).is_file() else None  # an unwritten one is no file
 
     def _relist(self, written: set[str]) -> None:
         """Remove what the previous run listed and this one did not write; list this run's files.
@@ -430,6 +435,7 @@ class _S3Stage:
         text = out.rstrip("/")
         in_bucket = "/" in text.removeprefix("s3://")  # else the output is the whole bucket
         self.root, self.name = text.rsplit("/", 1) if in_bucket else (text, "out")
+        self.out = text
         self.store = store
         self.prefix: str | None = None  # made on the first write
         self.written: dict[str, str] = {}  # final -> staged, in the order the run staged them
@@ -472,7 +478,10 @@ class _S3Stage:
             return {}
 
     def _moves(self, staged: dict[str, S3Object]) -> list[tuple[str, str, int]]:
-        """Staged key, final key and size of each object the run staged, in the order it did.
+        """Staged key, final key and size of each object staged, in the order of staging.
+
+        A file output itself goes last, though: it says the output is complete, as
+        ``data.yaml`` does.
 
         Listed, not assumed: the sizes tell which copies need parts (over 5 GiB), and a staged
         object deleted under the run fails it before anything is copied: committed without
@@ -485,14 +494,17 @@ class _S3Stage:
                 f"{len(gone)} of {len(self.written)} staged objects are gone (such as "
                 f"{gone[0]}): deleted while the run went on; nothing was copied into place"
             )
-        return [(src, dst, sizes[src]) for dst, src in self.written.items()]
+        # x.json names the images beside it, though it was opened first; sorted() is
+        # stable: the others keep the order the run staged them
+        moves = sorted(self.written.items(), key=lambda item: item[0] == self.out)
+        return [(src, dst, sizes[src]) for dst, src in moves]
 
     def _copy(self, moves: list[tuple[str, str, int]]) -> None:
-        """Copy in parallel, but the object staged last only once all the others are in place.
+        """Copy in parallel, but the last move only once all the others are in place.
 
-        Converters write the file that says a dataset is complete (``data.yaml``,
-        ``channels.json``) last. A copy that fails fails the run; the copies already made
-        stay (taking them back would delete the earlier run's objects at those keys).
+        It is the file that says the output is complete (:meth:`_moves`). A copy that fails
+        fails the run; the copies already made stay (taking them back would delete the earlier
+        run's objects at those keys).
         """
         with ThreadPoolExecutor(_COPY_WORKERS, thread_name_prefix="gt-commit") as pool:
             futures = [pool.submit(self.store.copy, s, d, size=n) for s, d, n in moves[:-1]]

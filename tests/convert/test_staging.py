@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from gt_toolkit.convert import ConvertOptions, convert_output, staging
 from gt_toolkit.convert.staging import LISTING, StagedOutput
 from gt_toolkit.errors import ConversionError, StorageError
+from gt_toolkit.storage.files import is_part_name
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import SAMPLES, s3_tree
 
@@ -105,28 +106,67 @@ def test_s3_objects_are_copied_into_place_the_last_one_last(
     assert not [k for k in _keys(store, bucket) if ".part/" in k]
 
 
-def test_a_local_rerun_moves_the_file_staged_last_into_place_last(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Into an earlier run's folder the move goes file by file: ``data.yaml`` still goes last.
+_COPIES = ConvertOptions(copy_images=True, images_dir=str(SAMPLES / "images"))
 
-    It went in folder order, so a trainer polling for it could start on half the labels.
+
+@pytest.mark.parametrize(
+    ("target", "name", "options", "last", "files"),
+    [
+        ("yolo", "y", ConvertOptions(), "data.yaml", "labels/"),
+        # x.json is opened first and names the images beside it: it goes after them
+        ("coco", "x.json", _COPIES, "x.json", "images/"),
+    ],
+)
+def test_a_local_rerun_moves_the_file_that_completes_the_output_last(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    target: str,
+    name: str,
+    options: ConvertOptions,
+    last: str,
+    files: str,
+) -> None:
+    """Into an earlier run's folder the move goes file by file: the completing file goes last.
+
+    It went in folder order (and then, for a while, x.json before its last image), so a
+    reader polling for it could start on half the files.
     """
-    out = tmp_path / "y"
-    convert_output("yolo", TRUTH, out, ConvertOptions())
+    out = tmp_path / name
+    convert_output(target, TRUTH, out, options)
     moved: list[str] = []
     replace = Path.replace
 
-    def spy(self: Path, target: Any) -> Path:
-        if Path(target).is_relative_to(out):  # a move into place (or the list, written there)
-            moved.append(Path(target).relative_to(out).as_posix())
-        return replace(self, target)
+    def spy(self: Path, dst: Any) -> Path:
+        if Path(dst).is_relative_to(tmp_path):  # a move into place (or the list, written there)
+            moved.append(Path(dst).relative_to(tmp_path).as_posix())
+        return replace(self, dst)
 
     monkeypatch.setattr(Path, "replace", spy)
+    convert_output(target, TRUTH, out, options)
+    inside = [m.removeprefix(f"{name}/") for m in moved if not is_part_name(Path(m).name)]
+    assert len([m for m in inside if m.startswith(files)]) == 40
+    listing = f"{name}/{LISTING}" if out.suffix != ".json" else f".{name}{LISTING}"
+    assert inside[-2:] == [last, listing.removeprefix(f"{name}/")]
+
+
+def test_a_held_back_file_meeting_a_folder_is_refused_naming_it(tmp_path: Path) -> None:
+    out = tmp_path / "y"
     convert_output("yolo", TRUTH, out, ConvertOptions())
-    assert len([m for m in moved if m.startswith("labels/")]) == 40
-    assert moved[-2:] == ["data.yaml", LISTING]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["y"]
+    (out / "data.yaml").unlink()
+    (out / "data.yaml" / "keep").mkdir(parents=True)
+    with pytest.raises(StorageError, match=r"y/data.yaml is a folder; the output has a file"):
+        convert_output("yolo", TRUTH, out, ConvertOptions())
+    assert [p.name for p in tmp_path.iterdir()] == ["y"]
+
+
+def test_an_s3_file_output_is_copied_into_place_after_its_images(
+    bucket: str, s3_client: Any
+) -> None:
+    store = _CopyLog(s3_client)
+    options = ConvertOptions(store=store, copy_images=True, images_dir=str(SAMPLES / "images"))
+    convert_output("coco", TRUTH, f"s3://{bucket}/x.json", options)
+    assert len(store.copied) == 40 + 1
+    assert store.copied[-1] == f"s3://{bucket}/x.json"
 
 
 def test_a_copy_into_place_that_fails_says_how_many_were_made(bucket: str, s3_client: Any) -> None:
