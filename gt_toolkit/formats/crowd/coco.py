@@ -30,7 +30,7 @@ from gt_toolkit.formats.crowd.base import (
     list_files,
     positive_size,
 )
-from gt_toolkit.formats.crowd.json_stream import open_json
+from gt_toolkit.formats.crowd.json_stream import json_items, open_json
 from gt_toolkit.formats.crowd.report import SkipReason
 from gt_toolkit.types import ImageSize, WorkerBox
 
@@ -53,11 +53,15 @@ class _CocoSource(IndexedSource):
         """
         n = -1  # the last entry read whole
         try:
-            with open_json(location, store=self.store) as stream:
-                if stream.peek(64).lstrip()[:1] != b"{":
-                    raise CrowdSourceError(location, "", "not a COCO file: expected an object")
-                for n, item in enumerate(ijson.items(stream, f"{name}.item", use_float=True)):
-                    yield n, item
+            items = json_items(
+                location,
+                f"{name}.item",
+                starts=b"{",
+                otherwise="not a COCO file: expected an object",
+                store=self.store,
+            )
+            for n, item in enumerate(items):
+                yield n, item
             if n < 0:  # nothing read: an empty list, or no list at all
                 self._check_list(location, name)
         except ijson.JSONError as exc:

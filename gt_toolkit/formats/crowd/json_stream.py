@@ -9,7 +9,9 @@ as it passes (brackets outside strings), in constant memory and without a second
 
 The crowd readers and ``from-coco``, which stream their exports, open them with
 :func:`open_json` (rules in ``docs/crowd-sources.md``); ``evaluate`` loads its COCO file
-whole with orjson (no nesting to fear) and only skips the BOM.
+whole with orjson (no nesting to fear) and only skips the BOM. The crowd readers take the
+items of a list through :func:`json_items`, which gives numbers as floats (ijson's fast
+mode) yet reads integers of any size.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ import os
 import re
 from array import array
 from collections.abc import Iterator
-from itertools import accumulate
+from decimal import Decimal
+from itertools import accumulate, islice
 from typing import Any
 
 from gt_toolkit.errors import CrowdSourceError
-from gt_toolkit.formats.crowd.base import open_stream
+from gt_toolkit.formats.crowd.base import first_line, open_stream
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.s3 import S3Store
 
-__all__ = ["MAX_DEPTH", "open_json"]
+__all__ = ["MAX_DEPTH", "json_items", "open_json"]
 
 MAX_DEPTH = 64
 """The deepest nesting of arrays and objects a JSON export may have."""
@@ -57,6 +60,56 @@ def open_json(
         io.BufferedReader(_Guarded(raw, os.fspath(location), max_depth), 1 << 16) as stream,
     ):
         yield stream
+
+
+def json_items(
+    location: Location,
+    prefix: str,
+    *,
+    starts: bytes,
+    otherwise: str,
+    store: S3Store | None = None,
+) -> Iterator[Any]:
+    """The items under ``prefix`` (``"item"``, ``"images.item"``) of a JSON file, streamed.
+
+    Fractions come as floats and integers as ints of any size. ijson's float mode (the fast
+    one) holds numbers in C types: yajl refuses an integer past 64 bits or a number past
+    the largest double, a valid document that some exporters write (a 30-digit id). On
+    that error the file is read again in ijson's exact mode (ints and ``Decimal``, a third
+    slower) from the start, past the items already given, its ``Decimal`` numbers turned
+    to floats (``1e400``: ``inf``, which the readers refuse as a coordinate).
+
+    Raises:
+        CrowdSourceError: the document does not start with ``starts`` (the message is
+            ``otherwise``); text :func:`open_json` refuses.
+        ijson.JSONError: not JSON (the caller names the item it was reading).
+    """
+    import ijson  # not on the import path of from-coco's registry entry (json_stream is)
+
+    given = 0
+    with open_json(location, store=store) as stream:
+        if stream.peek(64).lstrip()[:1] != starts:
+            raise CrowdSourceError(os.fspath(location), "", otherwise)
+        try:
+            for item in ijson.items(stream, prefix, use_float=True):
+                yield item
+                given += 1
+            return
+        except ijson.JSONError as exc:
+            if "overflow" not in first_line(exc):  # yajl: "integer overflow", "numeric
+                raise  # (floating point) overflow"; the python backend: "float overflow"
+    with open_json(location, store=store) as stream:
+        for item in islice(ijson.items(stream, prefix), given, None):
+            yield _floats(item)
+
+
+def _floats(value: Any) -> Any:
+    """A parsed value with its ``Decimal`` numbers as floats, as the float mode gives them."""
+    if isinstance(value, dict):
+        return {k: _floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    return float(value) if isinstance(value, Decimal) else value
 
 
 class _Guarded(io.RawIOBase):

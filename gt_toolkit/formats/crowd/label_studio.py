@@ -26,7 +26,7 @@ from gt_toolkit.formats.crowd.base import (
     first_line,
     positive_size,
 )
-from gt_toolkit.formats.crowd.json_stream import open_json
+from gt_toolkit.formats.crowd.json_stream import json_items
 from gt_toolkit.formats.crowd.report import RejectHandler, SkipReason
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.s3 import S3Store
@@ -113,13 +113,15 @@ class LabelStudioSource(IndexedSource):
     def _records(self) -> Iterator[tuple[int, Any]]:
         n = -1  # the last task read whole
         try:
-            with open_json(self.location, store=self.store) as stream:
-                if stream.peek(64).lstrip()[:1] != b"[":
-                    raise CrowdSourceError(
-                        self.location, "", "not a Label Studio export: expected a JSON list"
-                    )
-                for n, item in enumerate(ijson.items(stream, "item", use_float=True)):
-                    yield n, item
+            items = json_items(
+                self.location,
+                "item",
+                starts=b"[",
+                otherwise="not a Label Studio export: expected a JSON list",
+                store=self.store,
+            )
+            for n, item in enumerate(items):
+                yield n, item
         except ijson.JSONError as exc:
             raise CrowdSourceError(
                 self.location, f"task {n + 1}", f"not JSON: {first_line(exc)}"

@@ -379,6 +379,40 @@ def test_a_rater_list_of_another_shape_is_malformed(tmp_path: Path, rater_list: 
         list(iter_crowd_images(path, "coco-raters"))
 
 
+HUGE = 123456789012345678901234567890  # past 64 bits
+
+
+def read_raters(path: Path) -> list[Any]:
+    """Each image's key, annotators and boxes (r9's box not listed on img_b is a reject)."""
+    with open_crowd_source(path, "coco-raters", on_reject=lambda _: None) as source:
+        return [(i.key, i.annotators, i.boxes) for i in source.images()]
+
+
+def test_an_integer_past_64_bits_is_read(tmp_path: Path) -> None:
+    # yajl's float mode refused the whole file ("not JSON: parse error: integer overflow")
+    coco = json.loads(RATERS.read_text())
+    coco["images"][1]["id"] = HUGE  # img_b, after img_a: the second read skips img_a
+    for ann in coco["annotations"]:
+        ann["area"] = HUGE
+        if ann["image_id"] == 21:
+            ann["image_id"] = HUGE
+    assert read_raters(write_raters(tmp_path, coco)) == read_raters(RATERS)
+
+
+def test_an_integer_coordinate_past_64_bits_is_the_float_it_denotes(tmp_path: Path) -> None:
+    coco = json.loads(RATERS.read_text())
+    coco["annotations"][0]["bbox"] = [64, 48, HUGE, 96]
+    (_, annotators, boxes), _ = read_raters(write_raters(tmp_path, coco))
+    assert annotators[0] == "r1"
+    assert boxes[0][0] == {
+        "label": "car",
+        "left": 64,
+        "top": 48,
+        "width": 1.2345678901234568e29,
+        "height": 96,
+    }
+
+
 def test_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
     path = tmp_path / "raters.json"
     path.write_bytes(b"\xef\xbb\xbf" + RATERS.read_bytes())

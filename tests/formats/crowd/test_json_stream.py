@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gt_toolkit.errors import CrowdSourceError
-from gt_toolkit.formats.crowd.json_stream import MAX_DEPTH, _Guarded, open_json
+from gt_toolkit.formats.crowd import json_stream
+from gt_toolkit.formats.crowd.json_stream import MAX_DEPTH, _Guarded, json_items, open_json
 
 # strings full of what the guard must not count: quotes, backslashes, brackets
 _TEXT = st.text(alphabet=st.sampled_from('ab"\\[]{}é\n/'), max_size=8)
@@ -72,3 +74,51 @@ def test_what_the_guard_refuses_is_one_line_naming_file_and_byte(
     path.write_bytes(data)
     with pytest.raises(CrowdSourceError, match=message), open_json(path) as stream:
         stream.read()
+
+
+HUGE = 123456789012345678901234567890  # past 64 bits: yajl's float mode refuses it
+
+
+def test_items_read_integers_of_any_size_and_fractions_as_floats(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    text = '{"images": [{"id": 1, "w": 1.5}, {"id": HUGE, "w": 0.1, "far": 1e400}, {"id": 3}]}'
+    path.write_text(text.replace("HUGE", str(HUGE)))
+    items = list(json_items(path, "images.item", starts=b"{", otherwise="not an object"))
+    assert items == [{"id": 1, "w": 1.5}, {"id": HUGE, "w": 0.1, "far": math.inf}, {"id": 3}]
+    assert [type(v) for item in items for v in item.values()] == [
+        int,
+        float,
+        int,
+        float,
+        float,
+        int,
+    ]
+
+
+def test_items_read_an_ordinary_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[Any] = []
+    real = json_stream.open_json
+    monkeypatch.setattr(json_stream, "open_json", lambda *a, **k: opened.append(a) or real(*a, **k))
+    path = tmp_path / "a.json"
+    path.write_text('[{"id": 1, "w": 1.5}, {"id": 2}]')
+    assert len(list(json_items(path, "item", starts=b"[", otherwise="no"))) == 2
+    assert len(opened) == 1  # the fast float mode only: the exact one is for overflows
+    path.write_text(f'[{{"id": 1, "w": 1.5}}, {{"id": {HUGE}}}]')
+    assert len(list(json_items(path, "item", starts=b"[", otherwise="no"))) == 2
+    assert len(opened) == 3
+
+
+def test_items_after_an_overflow_still_refuse_what_is_not_json(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_text(f'[{{"id": {HUGE}}}, {{"id": 2}}, {{"id": }}]')
+    read: list[Any] = []
+    with pytest.raises(ijson.JSONError):
+        read.extend(json_items(path, "item", starts=b"[", otherwise="no"))
+    assert read == [{"id": HUGE}, {"id": 2}]
+
+
+def test_items_refuse_a_document_of_another_shape(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_text('{"tasks": []}')
+    with pytest.raises(CrowdSourceError, match=r"a\.json: not a list$"):
+        list(json_items(path, "item", starts=b"[", otherwise="not a list"))

@@ -216,6 +216,40 @@ def test_json_min_records_of_one_image_share_its_size(tmp_path: Path) -> None:
     assert [i.boxes for i in got] == [i.boxes for i in iter_crowd_images(MINIMAL, "label-studio")]
 
 
+HUGE = 123456789012345678901234567890  # a task id some exporters write: past 64 bits
+
+
+def read_all(path: Path) -> list[Any]:
+    return [(i.key, i.annotators, i.boxes) for i in iter_crowd_images(path, "label-studio")]
+
+
+@pytest.mark.parametrize("location", [EXPORT, MINIMAL], ids=["json", "json-min"])
+def test_an_integer_past_64_bits_is_read(tmp_path: Path, location: Path) -> None:
+    # yajl's float mode refused the whole file ("not JSON: parse error: integer overflow")
+    tasks = json.loads(location.read_text())
+    tasks[1]["id"] = HUGE  # after a task already read, which the read is not given twice
+    tasks[2]["lead_time"] = HUGE
+    assert read_all(write(tmp_path, tasks)) == read_all(location)
+
+
+def test_after_a_huge_integer_positions_stay_right(tmp_path: Path) -> None:
+    tasks = json.loads(EXPORT.read_text())
+    tasks[0]["id"] = HUGE
+    del tasks[1]["annotations"][0]["result"][0]["value"]["x"]
+    path = write(tmp_path, tasks)
+    with pytest.raises(CrowdSourceError, match=r"json: task 1 \(id 102\), annotation 0, result 0"):
+        list(iter_crowd_images(path, "label-studio"))
+    text = json.dumps(tasks[:2])
+    path.write_text(text[:-1] + ', {"id": }]')  # the third task is not JSON
+    rejects: list[CrowdReject] = []
+    with (
+        pytest.raises(CrowdSourceError, match=r"export\.json: task 2: not JSON"),
+        open_crowd_source(path, "label-studio", on_reject=rejects.append) as source,
+    ):
+        list(source.images())
+    assert [r.to_json()["position"] for r in rejects] == ["task 1 (id 102), annotation 0, result 0"]
+
+
 # A rectangle dragged upwards, as Label Studio 1.x stores it (HumanSignal/label-studio#3140):
 # 800x800 image, y 96.176%, height -60.729%: drawn from y 35.447% to 96.176%.
 DRAGGED_UP = {
