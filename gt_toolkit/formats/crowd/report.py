@@ -9,6 +9,7 @@ with a :class:`~gt_toolkit.errors.CrowdSourceError`.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,7 +87,10 @@ class CrowdReject:
         """The rejects-file record (the raw input trimmed to a readable size)."""
         raw = self.raw
         if raw is not None and not isinstance(raw, str):
-            raw = orjson.dumps(raw, default=str).decode()
+            try:
+                raw = orjson.dumps(raw, default=str).decode()
+            except TypeError:  # an integer past 64 bits: valid JSON that orjson cannot write
+                raw = json.dumps(raw, default=str, ensure_ascii=False, separators=(",", ":"))
         return {
             "file": self.source,
             "position": self.position,

@@ -413,6 +413,19 @@ def test_an_integer_coordinate_past_64_bits_is_the_float_it_denotes(tmp_path: Pa
     }
 
 
+def test_a_reject_holding_an_integer_past_64_bits_is_written(tmp_path: Path) -> None:
+    coco = json.loads(RATERS.read_text())
+    coco["annotations"][7]["id"] = HUGE  # r9's box, not listed on img_b: a reject
+    rejects: list[CrowdReject] = []
+    path = write_raters(tmp_path, coco)
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        list(source.images())
+    (reject,) = rejects
+    record = reject.to_json()  # orjson raised "Integer exceeds 64-bit range"
+    assert record["position"] == "annotations[7]"
+    assert json.loads(record["raw"])["id"] == HUGE
+
+
 def test_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
     path = tmp_path / "raters.json"
     path.write_bytes(b"\xef\xbb\xbf" + RATERS.read_bytes())
