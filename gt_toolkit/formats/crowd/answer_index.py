@@ -4,11 +4,13 @@ Most exports are not grouped by image: a CVAT or per-annotator COCO export is on
 annotator, and a COCO file lists annotations in any order. Holding every answer until the
 last file is read would hold the whole job. :class:`AnswerIndex` keeps them in a temporary
 SQLite file instead (stdlib, indexed, paged to disk with a bounded cache) and gives them
-back one image at a time, in the order images were first seen.
+back one image at a time, in the order images were first seen. An answer a reader cannot
+make yet (it needs an image size a later record may give) is held there too, in its place.
 """
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -36,6 +38,8 @@ _SCHEMA = (
     "CREATE TABLE rows (img INTEGER NOT NULL, annotator TEXT NOT NULL, answer INTEGER NOT NULL,"
     " time REAL, boxes BLOB NOT NULL)",
     "CREATE TABLE aliases (alias TEXT PRIMARY KEY, key TEXT NOT NULL, extra BLOB)",
+    # answers held until the reader can make them: their row in rows, what makes them
+    "CREATE TABLE held (row INTEGER PRIMARY KEY, key TEXT NOT NULL, data BLOB NOT NULL)",
 )
 
 
@@ -64,6 +68,7 @@ class AnswerIndex:
             self._db.execute(statement)
         self._images = 0
         self._answers = 0
+        self._held = 0
         self._ids: dict[str, int] = {}  # key -> row id of recent images (bounded)
 
     def __enter__(self) -> AnswerIndex:
@@ -173,6 +178,45 @@ class AnswerIndex:
             (img, annotator, -1 if broken else 0, orjson.dumps([box] if box is not None else [])),
         )
 
+    def hold_answer(
+        self, key: str, annotator: str, data: Any, *, time_spent: float | None = None
+    ) -> None:
+        """Keep the place of a whole answer that cannot be made yet, with ``data`` to make it.
+
+        It ranks as an answer added now (a later answer of the annotator supersedes it, it
+        supersedes an earlier one) and keeps its annotator's place among the image's.
+        :meth:`held` gives ``data`` back to make it with :meth:`settle`, before :meth:`finish`.
+        """
+        img = self.add_image(key)
+        self._answers += 1
+        cur = self._db.execute(
+            "INSERT INTO rows VALUES (?, ?, ?, ?, ?)",
+            (img, annotator, self._answers, time_spent, b"[]"),
+        )
+        # pickle: our own scratch file, and exact for any parsed JSON (orjson refuses an
+        # integer past 64 bits)
+        self._db.execute(
+            "INSERT INTO held VALUES (?, ?, ?)",
+            (cur.lastrowid, key, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)),
+        )
+        self._held += 1
+
+    def held(self) -> Iterator[tuple[int, str, Any]]:
+        """``(row, key, data)`` of each held answer, in the order they were held (once)."""
+        for row, key, data in self._db.execute("SELECT row, key, data FROM held ORDER BY row"):
+            yield int(row), str(key), pickle.loads(data)  # our own scratch file: trusted
+        self._db.execute("DELETE FROM held")  # not row by row under the running SELECT
+
+    def settle(self, row: int, boxes: list[WorkerBox] | None) -> None:
+        """Make a held answer with its ``boxes``; ``None``: it is no answer after all."""
+        if boxes is None:
+            self._db.execute("DELETE FROM rows WHERE rowid = ?", (row,))
+        else:
+            self._db.execute(
+                "UPDATE rows SET boxes = ? WHERE rowid = ?", (orjson.dumps(boxes), row)
+            )
+        self._held -= 1
+
     def find(self, key: str) -> tuple[int, ImageSize | None] | None:
         """``(row id, size)`` of a registered image, or ``None``."""
         row = self._db.execute(
@@ -206,6 +250,8 @@ class AnswerIndex:
 
     def finish(self) -> int:
         """Index the rows for reading; returns how many whole answers were superseded."""
+        if self._held:
+            raise RuntimeError(f"{self._held} held answers were never settled")
         (superseded,) = self._db.execute(
             "SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM rows"
             " WHERE answer > 0 GROUP BY img, annotator)"

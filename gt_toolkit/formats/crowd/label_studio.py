@@ -6,7 +6,9 @@ of one image in a row). Each list item decides its own shape: a task carries
 ``annotations`` (or ``completions`` in old exports); a JSON_MIN record carries
 ``annotator``. An image's answers are converted to pixels once all of that task's
 annotations are read, so an annotation without the image size takes it from any other,
-whatever their order.
+whatever their order. One whose image no answer read so far sizes is held in the answer
+index (on disk, not in memory) until the whole file is read: any task or record of the same
+image, before it or after it, may give the size.
 """
 
 from __future__ import annotations
@@ -109,6 +111,8 @@ class LabelStudioSource(IndexedSource):
                 )
         if held is not None:
             self._finish(index, *held)
+        for row, key, answer in index.held():  # the sizes every record gave are known now
+            index.settle(row, self._boxes(answer, index.size_of(key)))
 
     def _records(self) -> Iterator[tuple[int, Any]]:
         n = -1  # the last task read whole
@@ -210,26 +214,38 @@ class LabelStudioSource(IndexedSource):
         return answer
 
     def _finish(self, index: AnswerIndex, key: str, answers: list[_Answer]) -> None:
-        """An image's answers in pixels, each in the size it gives, else any other's."""
+        """An image's answers in pixels, each in the size it gives, else any other's.
+
+        Boxes of an image no answer sizes yet are held in ``index`` for the end of the file
+        (:meth:`load`): a later task or record of the image may give its size.
+        """
         known = next((a.size for a in answers if a.size), None) or index.size_of(key)
         for answer in answers:
-            boxes: list[WorkerBox] = []
-            for value, here in answer.regions:
-                box = self._box(value, answer.size or known, here)
-                if box is not None:
-                    boxes.append(box)
+            time_spent = coordinate(answer.lead_time)
+            if answer.regions and not (answer.size or known):
+                index.hold_answer(key, answer.annotator, answer, time_spent=time_spent)
+                continue
+            boxes = self._boxes(answer, answer.size or known)
             where = (self.location, answer.where)
-            if (answer.regions or answer.broken) and not boxes:  # every box broken (rejected):
+            if boxes is None:
                 index.add_image(key, answer.size, who=answer.annotator, where=where)
-                continue  # not an annotator who drew nothing
+                continue
             index.add_answer(
-                key,
-                answer.annotator,
-                boxes,
-                size=answer.size,
-                time_spent=coordinate(answer.lead_time),
-                where=where,
+                key, answer.annotator, boxes, size=answer.size, time_spent=time_spent, where=where
             )
+
+    def _boxes(self, answer: _Answer, size: ImageSize | None) -> list[WorkerBox] | None:
+        """An answer's boxes in pixels of ``size``.
+
+        ``None`` when every box it drew was broken (rejected): not an annotator who drew
+        nothing.
+        """
+        boxes: list[WorkerBox] = []
+        for value, here in answer.regions:
+            box = self._box(value, size, here)
+            if box is not None:
+                boxes.append(box)
+        return None if (answer.regions or answer.broken) and not boxes else boxes
 
     def _box(
         self, value: Mapping[str, Any], size: ImageSize | None, where: str

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,83 @@ def test_json_min_records_of_one_image_share_its_size(tmp_path: Path) -> None:
         del region["original_width"], region["original_height"]
     got = list(iter_crowd_images(write(tmp_path, records), "label-studio"))
     assert [i.boxes for i in got] == [i.boxes for i in iter_crowd_images(MINIMAL, "label-studio")]
+
+
+def by_annotator(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Each image's size and boxes by annotator (order-free), and the rejects' reasons."""
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(path, "label-studio", on_reject=rejects.append) as source:
+        images = {
+            i.key: (i.image_size, dict(zip(i.annotators, i.boxes, strict=True)))
+            for i in source.images()
+        }
+    return images, sorted(r.reason.value for r in rejects)
+
+
+def unsized(record: dict[str, Any]) -> dict[str, Any]:
+    for region in record.get("label", []):
+        del region["original_width"], region["original_height"]
+    return record
+
+
+@pytest.mark.slow  # 720 orders
+@pytest.mark.parametrize("img_b_sized", [True, False], ids=["sized-elsewhere", "sized-nowhere"])
+def test_json_min_image_size_does_not_depend_on_record_order(
+    tmp_path: Path, img_b_sized: bool
+) -> None:
+    # img_a: 7 gives no size, bea does; img_b: 7 gives none, bea drew nothing, 12 gives it
+    # (or not); img_c: nobody. The size comes from any record of the image, wherever it is
+    # in the file: a record read before its image's size waited for the end of the file
+    # (it was rejected as no-image-size when no earlier record of its image gave the size).
+    records = json.loads(MINIMAL.read_text())
+    unsized(records[0]), unsized(records[2])
+    if not img_b_sized:
+        unsized(records[4])
+    want = by_annotator(MINIMAL)
+    if not img_b_sized:  # its boxes are rejected: 7 and 12 are left out, bea drew nothing
+        want = (
+            {**want[0], "s3://bkt/photos/img_b.jpg": (None, {"bea@example.com": []})},
+            ["no-image-size", "no-image-size"],
+        )
+    for order in itertools.permutations(records):
+        assert by_annotator(write(tmp_path, list(order))) == want, order
+
+
+def test_json_min_different_sizes_are_an_error_in_any_order(tmp_path: Path) -> None:
+    records = json.loads(MINIMAL.read_text())[:3]  # img_a twice, then img_b
+    for region in records[1]["label"]:
+        region["original_width"] = 800
+    records.append(unsized(json.loads(json.dumps(records[0])) | {"annotator": 12}))
+    for order in itertools.permutations(records):
+        with pytest.raises(CrowdSourceError, match=r"is (800|640)x480 for .* but (640|800)x480"):
+            list(iter_crowd_images(write(tmp_path, list(order)), "label-studio"))
+
+
+def test_json_export_takes_the_size_from_a_later_task_of_the_image(tmp_path: Path) -> None:
+    tasks = json.loads(EXPORT.read_text())
+    again = json.loads(json.dumps(tasks[0]))  # img_a again, in a later task, by someone else
+    again["annotations"] = again["annotations"][1:2]
+    again["annotations"][0]["completed_by"] = 99
+    for annotation in tasks[0]["annotations"]:  # the first task of img_a gives no size
+        for result in annotation.get("result", []):
+            result.pop("original_width", None), result.pop("original_height", None)
+    images, rejects = by_annotator(write(tmp_path, [*tasks, again]))
+    size, boxes = images["s3://bkt/photos/img_a.jpg"]
+    want = by_annotator(EXPORT)[0]["s3://bkt/photos/img_a.jpg"]
+    assert (size, rejects) == (want[0], [])
+    assert boxes == {**want[1], "99": want[1]["bea@example.com"]}
+
+
+def test_a_held_answer_keeps_its_place_in_time(tmp_path: Path) -> None:
+    # 7 answers img_a twice: first without the size (held till the end of the file), then
+    # with it; the later answer supersedes the earlier, as if neither had waited
+    records = json.loads(MINIMAL.read_text())
+    first, later = unsized(json.loads(json.dumps(records[0]))), records[0]
+    later["label"] = later["label"][:1]
+    with open_crowd_source(write(tmp_path, [first, records[2], later]), "label-studio") as source:
+        images = list(source.images())
+    assert images[0].annotators == ("7",) and len(images[0].boxes[0]) == 1
+    assert source.report.skipped["superseded-answer"] == 1
 
 
 HUGE = 123456789012345678901234567890  # a task id some exporters write: past 64 bits
