@@ -164,7 +164,10 @@ def run(args: argparse.Namespace) -> int:
         ("rejects file", None if given is None else str(given), "--rejects"),
     ]
     images = values.get("images_dir")
-    refuse_outputs(outputs, inputs, folders, written, None if images is None else str(images))
+    files = fixed if spec.writes_folder(out) else [out, *fixed]
+    refuse_outputs(
+        outputs, inputs, folders, written, None if images is None else str(images), files
+    )
     check_writable(summary_loc)  # written after the output: a bad path must stop the run first
     store = store_from_args(args)
     result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))

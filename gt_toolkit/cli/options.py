@@ -181,6 +181,7 @@ def refuse_outputs(
     folders: Mapping[str, ListedFolder | None] | None = None,
     written: Mapping[str, str | None] | None = None,
     images_dir: str | None = None,
+    output_files: Iterable[str] = (),
 ) -> None:
     """Refuse an output at an input, at another output of the run, or where the run writes.
 
@@ -192,13 +193,16 @@ def refuse_outputs(
     The message names the later output's option, so list those placed by ``-o`` first and
     those with an option of their own (``--summary``, ``--rejects``) after them. An option
     of ``None`` marks a file of the run's layout that this run does not write (the fitted
-    worker model without ``fit``): a later run will, so no other output may be it.
+    worker model without ``fit``): a later run will, so no other output may be it. No output
+    may be under one of ``output_files``, the outputs that are files (``--summary x.json/s.json``
+    made a folder where ``x.json`` goes, after the run).
 
     The inputs, and the ``--images-dir`` the run reads images from by name, are kept out
     of the folders it fills too (:func:`_refuse_filled_inputs`); an output may go in that
     folder (``yolo -o data --images-dir data``: labels beside the images).
     """
-    from gt_toolkit.storage.files import same_location
+    from gt_toolkit.storage.files import inside_location, same_location
+    from gt_toolkit.storage.s3 import is_s3_uri
 
     inputs = {**files, "--images-dir folder": images_dir}
     _refuse_filled_inputs(inputs, written or {})
@@ -208,6 +212,10 @@ def refuse_outputs(
             continue
         if option is not None:
             refuse_overlap(what, location, option, files, folders, written)
+            for file in output_files:  # on S3 a key may be another's prefix too
+                under = not is_s3_uri(file) and inside_location(location, file)
+                if under and not same_location(location, file):
+                    raise _refusal(f"{what} {location}", f"is under the output file {file}", option)
             for name, other in earlier:
                 if same_location(location, other):
                     raise _refusal(f"{what} {location}", _also(name, other, location), option)
@@ -230,7 +238,10 @@ def _case_twins(a: str, b: str) -> bool:
     from pathlib import Path
 
     x, y = str(Path(a).resolve()), str(Path(b).resolve())
-    return x != y and x.casefold() == y.casefold()
+    # letter by letter, as those disks compare: casefold() would also make "ß" of "ss"
+    if x == y or len(x) != len(y):
+        return False
+    return all(p.lower() == q.lower() for p, q in zip(x, y, strict=True))
 
 
 def _refuse_filled_inputs(

@@ -259,13 +259,15 @@ def _cannot_write(text: str, exc: OSError) -> StorageError:
 def check_writable(location: Location) -> None:
     """Refuse, before a run, a local file it could only fail to write once its output is in place.
 
-    The run's summary is written last; a path through a file or into a folder this user may
-    not write would otherwise fail after the output had replaced the earlier one. Only the
-    write itself can tell for S3 (and for a full disk), so those are left to it.
+    The run's summary is written last; a path through a file, into a folder this user may
+    not write, or a name whose temporary file would be too long would otherwise fail after
+    the output had replaced the earlier one. The nearest existing folder is asked by the
+    write's own first step: its temporary file is made there and removed. Only the write
+    itself can tell for S3 (and for a full disk), so those are left to it.
 
     Raises:
         StorageError: the target is a folder or a device, a part of its path is not a
-            folder, or the nearest existing folder cannot be written.
+            folder, or the temporary file cannot be made.
     """
     text = os.fspath(location)
     if is_s3_uri(text):
@@ -277,8 +279,12 @@ def check_writable(location: Location) -> None:
         if folder.exists() or folder.is_symlink():  # a file, or a link to nowhere
             raise StorageError(f"cannot write {text}: {folder} is not a folder")
         folder = folder.parent
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise StorageError(f"cannot write {text}: no permission to write in {folder}")
+    try:
+        fd, probe = _new_part(folder, f".{target.name}", mode=0o600)
+    except OSError as exc:  # no permission, a read-only disk, a name too long
+        raise _cannot_write(text, exc) from exc
+    os.close(fd)
+    probe.unlink(missing_ok=True)
 
 
 def _check_target(target: Path) -> None:

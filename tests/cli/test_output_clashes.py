@@ -377,9 +377,25 @@ def test_a_folder_converter_writes_only_its_own_files_and_its_image_folders(
         assert bool(filled) == bool(spec.image_folders), target
 
 
-@pytest.mark.parametrize("blocker", ["file", "dangling link"])
+_LONG = "s" * 235 + ".json"  # a legal name, whose temporary file's name is too long
+
+
+@pytest.mark.parametrize(
+    ("blocker", "summary", "said"),
+    [
+        ("file", "in-the-way/s/summary.json", "cannot write {S}: {T}/in-the-way is not a folder"),
+        ("link", "in-the-way/s/summary.json", "cannot write {S}: {T}/in-the-way is not a folder"),
+        (None, _LONG, "cannot write {S}: File name too long"),
+        # under a file this run writes: a folder was made where classes.txt goes
+        (None, "y/classes.txt/s.json", "the summary {S} is under the output file {T}/y/classes"),
+    ],
+)
 def test_a_summary_that_cannot_be_written_stops_the_run_before_the_output_moves(
-    tmp_path: Path, blocker: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    blocker: str | None,
+    summary: str,
+    said: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # the summary is written last: this one failed after the output had replaced the earlier
     # run's, and the run exited 1 with a new dataset in place
@@ -389,16 +405,27 @@ def test_a_summary_that_cannot_be_written_stops_the_run_before_the_output_moves(
     in_the_way = tmp_path / "in-the-way"
     if blocker == "file":
         in_the_way.write_text("not a folder")
-    else:
+    elif blocker == "link":
         in_the_way.symlink_to(tmp_path / "nowhere")
+    before = sorted(p.name for p in tmp_path.iterdir())
     few = tmp_path / "few.manifest"
     few.write_text("".join(TRUTH.read_text().splitlines(keepends=True)[:3]))
-    summary = in_the_way / "s" / "summary.json"
     capsys.readouterr()
-    said = f"cannot write {summary}: {in_the_way} is not a folder"
-    refused_run(["yolo", str(few), "-o", str(out), "--summary", str(summary)], said, capsys)
+    where = str(tmp_path / summary)
+    said = said.replace("{S}", where).replace("{T}", str(tmp_path))
+    refused_run(["yolo", str(few), "-o", str(out), "--summary", where], said, capsys)
     assert file_tree(out) == earlier
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["few.manifest", "in-the-way", "y"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "few.manifest"])
+
+
+def test_a_summary_under_a_file_output_is_refused_on_a_first_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it made a folder x.json for itself, then the run failed moving x.json there, exit 1
+    out, summary = tmp_path / "x.json", tmp_path / "x.json" / "s.json"
+    said = f"the summary {summary} is under the output file {out}"
+    refused_run(["coco", str(TRUTH), "-o", str(out), "--summary", str(summary)], said, capsys)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -430,5 +457,10 @@ def test_outputs_that_differ_in_more_than_case_or_on_s3_are_fine() -> None:
         ("output", "s3://b/C.json", "-o"),
         ("summary", "s3://b/c.json", "--summary"),
         ("rejects file", "C.json.rejects.jsonl", "--rejects"),
+        # one file to casefold(), never to a disk that ignores case
+        ("output file", "straße.json", "-o"),
+        ("worker-quality table", "STRASSE.json", "--quality"),
+        ("worker-quality CSV", "\ufb01le.json", "--quality"),
+        ("worker model", "file.json", "--quality"),
     ]
     refuse_outputs(outputs, {})
