@@ -250,6 +250,9 @@ class _Validity(NamedTuple):
 _MEASURABLE = 2.0**509
 # Coordinates within this (in size) give corners within _MEASURABLE: no per-box check.
 _SAFE = 2.0**500
+# A side shorter than this (its corners' difference) is too small to measure: the areas of
+# two such boxes underflow to 0, and their IoU to 0 / 0. Past it lie rounding and nothing.
+_SMALLEST = 2.0**-500
 
 
 def _validate(
@@ -262,9 +265,8 @@ def _validate(
 ) -> _Validity:
     """Corners (clipped when asked) and which boxes pass every check, for all boxes at once.
 
-    With clipping, a box still inside the image after it has a positive size (``x + w <=
-    x`` for ``w <= 0``, and clipping keeps the order), so :func:`_positive` is only asked
-    without clipping, or for a box that failed.
+    Sizes are checked on the corners (clipped), not on ``w`` and ``h``: a side lost in
+    rounding (``1e6 + 1e-11``) or clipped away is no side (:func:`_spans`).
     """
     rows = xywh.copy()  # x1, y1, w, h; then x1, y1, x2, y2 in place
     label_ok, present = _label_ok(names, _usable(labels) if labels is not None else None)
@@ -277,18 +279,20 @@ def _validate(
         finite = np.logical_and.reduce(np.isfinite(rows), axis=0)
         with np.errstate(over="ignore", invalid="ignore"):  # huge or infinite edges: dropped
             rows[2:] += rows[:2]
-    if image_size is None:
-        ok = _positive(xywh)
-    elif clip:
+    inside = None
+    if image_size is not None and clip:
         clip_rows(rows, *image_extent(image_size))
-        # one comparison of both axes: with the 0-d zero of clip_rows, 3.7 -> 3.0 us
-        grows = rows[2:] > rows[:2]
-        ok = grows[0] & grows[1]
-    else:
+    elif image_size is not None:
         iw, ih = image_extent(image_size)
         with np.errstate(invalid="ignore"):
             inside = (rows[0] >= 0) & (rows[1] >= 0) & (rows[2] <= iw) & (rows[3] <= ih)
-        ok = _positive(xywh) & inside
+    if finite is None:
+        ok = _spans(rows)
+    else:
+        with np.errstate(invalid="ignore"):  # inf - inf: such a box is dropped as non-finite
+            ok = _spans(rows)
+    if inside is not None:
+        ok &= inside
     if finite is not None:  # corners after clipping: an image that large would keep them
         with np.errstate(invalid="ignore"):  # NaN corners fail the comparison
             finite &= np.logical_and.reduce(np.abs(rows) <= _MEASURABLE, axis=0)
@@ -300,10 +304,12 @@ def _validate(
     return _Validity(rows, ok, finite, label_ok, present)
 
 
-def _positive(xywh: FloatArray) -> BoolArray:
-    """Per box, whether its width and height are positive."""
-    positive: BoolArray = (xywh[2] > 0) & (xywh[3] > 0)
-    return positive
+def _spans(rows: FloatArray) -> BoolArray:
+    """Per box of corner ``rows``, whether both its sides are at least :data:`_SMALLEST`."""
+    # one subtraction and one comparison of both axes
+    long_enough = rows[2:] - rows[:2] >= _SMALLEST
+    spans: BoolArray = long_enough[0] & long_enough[1]
+    return spans
 
 
 @lru_cache(maxsize=256)
@@ -348,7 +354,6 @@ def _invalid_records(
 ) -> list[dict[str, Any]]:
     """One drop record per invalid box, with the first check it fails."""
     out = []
-    positive = _positive(xywh)
     for g in (~valid.ok).nonzero()[0].tolist():
         wk, b, name = int(worker_of[g]), int(box_of[g]), names[g]
         if g in malformed:
@@ -362,14 +367,20 @@ def _invalid_records(
             detail = "NaN or infinite coordinate"
             if np.isfinite(xywh[:, g]).all():
                 detail = f"a corner beyond +-{_MEASURABLE:.2g}: its area overflows a float"
-        elif not positive[g]:
-            size = f"{xywh[2, g]:g} x {xywh[3, g]:g}"
-            reason, detail = DropReason.NON_POSITIVE_SIZE, f"size {size}"
+        elif not _sized(*xywh[:, g].tolist()):
+            reason, detail = DropReason.NON_POSITIVE_SIZE, f"size {xywh[2, g]:g} x {xywh[3, g]:g}"
+            if xywh[2, g] > 0 and xywh[3, g] > 0:
+                detail += f": too small to measure (corners under {_SMALLEST:.2g} apart as floats)"
         else:
             reason = DropReason.OUTSIDE_IMAGE
             detail = "entirely outside the image" if settings.clip else "crosses the image border"
         out.append(drop_record(wk, b, reason, detail))
     return out
+
+
+def _sized(x: float, y: float, w: float, h: float) -> bool:
+    """Whether an unclipped box's corners are :data:`_SMALLEST` apart on both axes."""
+    return (x + w) - x >= _SMALLEST and (y + h) - y >= _SMALLEST
 
 
 def _canonical_order(

@@ -709,8 +709,26 @@ def test_boxes_too_large_to_measure_are_dropped_as_such(size: float) -> None:
     assert all("its area overflows a float" in d["detail"] for d in out.dropped)
 
 
+@pytest.mark.parametrize("size", [None, {"width": 640, "height": 480}], ids=["no-size", "sized"])
+@pytest.mark.parametrize(
+    ("left", "width"), [(1e-200, 1e-200), (1e6, 1e-11)], ids=["tiny", "lost-in-rounding"]
+)
+def test_boxes_too_small_to_measure_are_dropped_as_such(
+    left: float, width: float, size: dict[str, int] | None
+) -> None:
+    # areas underflowed and IoU came out 0 / 0 with a RuntimeWarning (an error here), or a
+    # width lost against its left edge: three workers' identical boxes came out as "1 of 3
+    # drew it", or with an image size as "entirely outside the image"
+    tiny = bx(left, 10, width, width if left < 1 else 10)
+    out = consolidate_image([[tiny, A], [tiny, A2], [tiny]], image_size=size)
+    assert [round(b["left"]) for b in out.boxes] == [11]
+    reasons = [(d["worker"], d["reason"]) for d in out.dropped]
+    assert reasons == [(w, "non-positive-size") for w in range(3)]
+    assert all("too small to measure" in d["detail"] for d in out.dropped)
+
+
 @settings(max_examples=60)
-@given(st.integers(-60, 500), st.randoms(use_true_random=False))
+@given(st.integers(-480, 500), st.randoms(use_true_random=False))
 def test_consolidation_scales_with_the_boxes(power: int, rnd: random.Random) -> None:
     # IoU is relative: boxes scaled by a power of two (exactly) cluster alike and give the
     # same boxes scaled, up to the largest size the engine measures (the mean: Huber's
