@@ -108,7 +108,9 @@ def test_without_rater_list_the_raters_are_those_who_drew(tmp_path: Path) -> Non
         ("bbox", r"raters\.json: annotations\[0\] \(id 1\): malformed: bbox is not \[x, y, "),
         ("rater", r"raters\.json: annotations\[0\]: no-annotator: no rater_id"),
         ("file_name", r"raters\.json: images\[1\]: malformed: no id or file_name"),
-        ("truncated", r"raters\.json: categories\[\d+\]: not JSON: "),
+        ("truncated", r"raters\.json: images\[1\]: not JSON: "),  # cut in the second image
+        # the categories pass read it first, and named its own place: categories[0]
+        ("broken annotation", r"raters\.json: annotations\[1\]: not JSON: "),
     ],
 )
 def test_malformed_input_is_one_line_with_file_and_position(
@@ -127,8 +129,13 @@ def test_malformed_input_is_one_line_with_file_and_position(
         del first["rater_id"]
     elif change == "file_name":
         del coco["images"][1]["file_name"]
+    elif change == "truncated":
+        text = json.dumps(coco)
+        text = text[: text.index(json.dumps(coco["images"][1])) + 20]
     else:
-        text = json.dumps(coco)[:300]
+        text = json.dumps(coco)
+        second = json.dumps(coco["annotations"][1])
+        text = text.replace(second, second.replace(", ", ",, ", 1), 1)
     path = tmp_path / "raters.json"
     path.write_text(text if text is not None else json.dumps(coco))
     with pytest.raises(CrowdSourceError, match=message) as caught:
