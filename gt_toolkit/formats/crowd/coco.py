@@ -206,9 +206,7 @@ class _CocoSource(IndexedSource):
         ``None`` when it names no known image or is skipped on purpose; the box is ``None``
         when it is broken (rejected) on an image that is known.
         """
-        where = f"annotations[{n}]" + (
-            f" (id {ann['id']})" if isinstance(ann, Mapping) and "id" in ann else ""
-        )
+        where = _annotation_at(n, ann)
         if not isinstance(ann, Mapping):
             self.skip(location, where, SkipReason.MALFORMED, "not an object", ann)
             return None
@@ -282,7 +280,7 @@ class CocoRatersSource(_CocoSource):
             key, extra, box = read
             rater = _rater(ann, extra["sessions"])
             listed = rater is not None and (extra["raters"] is None or rater in extra["raters"])
-            where = f"annotations[{n}]"
+            where = _annotation_at(n, ann)
             if box is None:  # rejected already: its rater, if known, is left out of the image
                 if listed:
                     index.add_box(key, str(rater), None, broken=True)
@@ -300,6 +298,13 @@ class CocoRatersSource(_CocoSource):
                 )
             else:
                 index.add_box(key, rater, box)
+
+
+def _annotation_at(n: int, ann: Any) -> str:
+    """``annotations[3] (id 17)``: the position, and the id a user searches the file for."""
+    return f"annotations[{n}]" + (
+        f" (id {ann['id']})" if isinstance(ann, Mapping) and "id" in ann else ""
+    )
 
 
 class CocoPerAnnotatorSource(_CocoSource):

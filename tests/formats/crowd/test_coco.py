@@ -52,7 +52,7 @@ def test_raters_file_consolidates_box_by_box(tmp_path: Path) -> None:
     assert dict(report.ingest.skipped) == {"crowd-region": 1, "rater-not-listed": 1}
     (reject,) = rejects
     assert str(reject).endswith(
-        "annotations[7]: rater-not-listed: rater 'r9' is not in the image's rater_list"
+        "annotations[7] (id 8): rater-not-listed: rater 'r9' is not in the image's rater_list"
     )
     assert not report.complete
 
@@ -106,7 +106,7 @@ def test_without_rater_list_the_raters_are_those_who_drew(tmp_path: Path) -> Non
         ("image", r"raters\.json: annotations\[0\] \(id 1\): unknown-image: image_id 99"),
         ("category", r"raters\.json: annotations\[0\] \(id 1\): unknown-category: category_id 42"),
         ("bbox", r"raters\.json: annotations\[0\] \(id 1\): malformed: bbox is not \[x, y, "),
-        ("rater", r"raters\.json: annotations\[0\]: no-annotator: no rater_id"),
+        ("rater", r"raters\.json: annotations\[0\] \(id 1\): no-annotator: no rater_id"),
         ("file_name", r"raters\.json: images\[1\]: malformed: no id or file_name"),
         ("truncated", r"raters\.json: images\[1\]: not JSON: "),  # cut in the second image
         # the categories pass read it first, and named its own place: categories[0]
@@ -429,7 +429,7 @@ def test_a_reject_holding_an_integer_past_64_bits_is_written(tmp_path: Path) -> 
         list(source.images())
     (reject,) = rejects
     record = reject.to_json()  # orjson raised "Integer exceeds 64-bit range"
-    assert record["position"] == "annotations[7]"
+    assert record["position"] == "annotations[7] (id 123456789012345678901234567890)"
     assert json.loads(record["raw"])["id"] == HUGE
 
 
