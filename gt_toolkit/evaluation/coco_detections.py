@@ -18,8 +18,10 @@ keep the last of two ids silently and so move boxes to another image or class.
 from __future__ import annotations
 
 import codecs
+import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,13 +146,24 @@ def _load_coco(location: Location, store: S3Store | None) -> Mapping[str, Any]:
     return doc
 
 
+# 20 digits in a row: perhaps an integer past 64 bits, which orjson reads as the nearest
+# float, so that ids 2**64 + 1 and 2**64 + 2 became one ("listed twice")
+_LONG_NUMBER = re.compile(rb"\d{20}")
+
+
 def _load(location: Location, store: S3Store | None) -> Any:
-    """The whole JSON document (a BOM skipped)."""
+    """The whole JSON document (a BOM skipped), its integers exact.
+
+    orjson reads it; a document with a number of 20 digits or more is read again with the
+    standard library, whose integers have no limit (slower, and rare).
+    """
     name = os.fspath(location)
+    data = read_bytes(location, store=store).removeprefix(codecs.BOM_UTF8)
     try:
-        return orjson.loads(read_bytes(location, store=store).removeprefix(codecs.BOM_UTF8))
+        doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise ValidationError([f"{name}: not JSON: {exc}"], what=name) from exc
+    return json.loads(data) if _LONG_NUMBER.search(data) else doc
 
 
 def _frame(

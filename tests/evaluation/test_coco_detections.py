@@ -208,3 +208,24 @@ def test_a_whole_float_id_meets_the_integer_id(tmp_path: Path) -> None:
         json.dumps([{"image_id": 2.0, "category_id": 7, "bbox": [0, 0, 1, 1], "score": 1}])
     )
     assert len(read_coco_results(results, path).boxes["b.jpg"]) == 1
+
+
+def test_ids_past_64_bits_stay_apart(tmp_path: Path) -> None:
+    # orjson reads them as the nearest float: 2**64 + 1 and 2**64 + 2 were one id, refused
+    # as "listed twice", and a results list's boxes could land on the wrong image
+    big = 2**64
+    coco = json.loads(json.dumps(COCO))
+    for entry in coco["images"]:
+        entry["id"] += big
+    for ann in coco["annotations"]:
+        ann["image_id"] += big
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(coco))
+    found = read_coco_detections(path)
+    assert [b.left for b in found.boxes["s3://b/a.jpg"]] == [1]
+    assert [b.left for b in found.boxes["b.jpg"]] == [0, 0]
+    results = tmp_path / "results.json"
+    result = {"image_id": big + 2, "category_id": 7, "bbox": [3, 0, 1, 1], "score": 1}
+    results.write_text(json.dumps([result]))
+    boxes = read_coco_results(results, path).boxes
+    assert boxes["s3://b/a.jpg"] == [] and [b.left for b in boxes["b.jpg"]] == [3]
