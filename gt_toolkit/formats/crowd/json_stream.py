@@ -21,16 +21,18 @@ import contextlib
 import io
 import os
 import re
+import sys
 from array import array
 from collections.abc import Iterator
 from decimal import Decimal
 from itertools import accumulate, islice
+from pathlib import Path
 from typing import Any
 
 from gt_toolkit.errors import CrowdSourceError
 from gt_toolkit.formats.crowd.base import first_line, open_stream
 from gt_toolkit.storage.files import Location
-from gt_toolkit.storage.s3 import S3Store
+from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
 __all__ = ["MAX_DEPTH", "json_items", "open_json"]
 
@@ -41,6 +43,7 @@ _BOM = codecs.BOM_UTF8
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 _STEP = bytes.maketrans(b"[{]}", bytes([1, 1, 255, 255]))  # as signed bytes: +1, -1
+_DIGIT_MARKS = bytes(49 if 48 <= b <= 57 else 48 for b in range(256))  # digits -> b"1", else b"0"
 
 
 @contextlib.contextmanager
@@ -98,6 +101,14 @@ def json_items(
         except ijson.JSONError as exc:
             if "overflow" not in first_line(exc):  # yajl: "integer overflow", "numeric
                 raise  # (floating point) overflow"; the python backend: "float overflow"
+    text = os.fspath(location)
+    if not is_s3_uri(text) and not Path(text).is_file():  # read again, a pipe gives nothing
+        raise CrowdSourceError(
+            text,
+            "",
+            f"a number past 64 bits (after {given} entries) needs a second read of the file, "
+            "which a pipe cannot give: save it to a file first",
+        )
     with open_json(location, store=store) as stream:
         for item in islice(ijson.items(stream, prefix), given, None):
             yield _floats(item)
@@ -124,6 +135,8 @@ class _Guarded(io.RawIOBase):
         self._in_string = False
         self._escaped = False  # the chunk ended inside a string, just after a backslash
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._digits = 0  # the digits the checked bytes end with
+        self._max_digits = sys.get_int_max_str_digits()  # 0: no limit
 
     def readable(self) -> bool:
         return True
@@ -134,6 +147,8 @@ class _Guarded(io.RawIOBase):
             chunk, self._offset = chunk[len(_BOM) :], len(_BOM)
         self._check_text(chunk)
         self._check_depth(chunk)
+        if self._max_digits:
+            self._check_digits(chunk)
         self._offset += len(chunk)
         buffer[: len(chunk)] = chunk
         return len(chunk)
@@ -154,6 +169,27 @@ class _Guarded(io.RawIOBase):
         except UnicodeDecodeError as exc:
             at = self._offset - pending + exc.start
             raise self._fail(f"byte {at}", "not UTF-8 text (save the file as UTF-8)") from None
+
+    def _check_digits(self, chunk: bytes) -> None:
+        """Refuse a run of digits longer than Python turns into an int (4,300 by default).
+
+        ijson's C parser, asked for such an integer, crashed the process (a segmentation
+        fault); in a string such a run is harmless but vanishingly rare, so any run counts.
+        """
+        marks = chunk.translate(_DIGIT_MARKS)
+        lead = len(marks) - len(marks.lstrip(b"1"))
+        limit = self._max_digits
+        start = self._offset - self._digits  # a run that began in the chunks before
+        if self._digits + lead <= limit:
+            inside = marks.find(b"1" * (limit + 1))
+            start = -1 if inside < 0 else self._offset + inside
+        if start >= 0:
+            raise self._fail(
+                f"byte {start}",
+                f"a number of more than {limit} digits, which Python reads as no integer",
+            )
+        tail = len(marks) - len(marks.rstrip(b"1"))
+        self._digits = self._digits + len(marks) if lead == len(marks) else tail
 
     def _check_depth(self, chunk: bytes) -> None:
         r"""Follow the nesting through ``chunk``: brackets count outside strings only.

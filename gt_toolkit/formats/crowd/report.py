@@ -10,6 +10,7 @@ with a :class:`~gt_toolkit.errors.CrowdSourceError`.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,6 +74,21 @@ _DELIBERATE = frozenset(
 )
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``None``, as orjson writes them (never ``Infinity``).
+
+    Strict JSON has no ``Infinity``: the standard library would write one, and a reader of
+    the rejects file would refuse its line.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class CrowdReject:
     """One broken record, with everything needed to find and fix it."""
@@ -90,7 +106,9 @@ class CrowdReject:
             try:
                 raw = orjson.dumps(raw, default=str).decode()
             except TypeError:  # an integer past 64 bits: valid JSON that orjson cannot write
-                raw = json.dumps(raw, default=str, ensure_ascii=False, separators=(",", ":"))
+                raw = json.dumps(
+                    _finite(raw), default=str, ensure_ascii=False, separators=(",", ":")
+                )
         return {
             "file": self.source,
             "position": self.position,

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from gt_toolkit import iter_crowd_images
@@ -487,3 +489,22 @@ def test_a_box_of_no_size_is_read_and_left_to_the_engine(tmp_path: Path) -> None
         img_a, _ = source.images()
     assert [r.reason for r in rejects] == ["rater-not-listed"]  # the fixture's own one
     assert {"label": "car", "left": 10, "top": 10, "width": 0, "height": 5} in img_a.boxes[0]
+
+
+def test_a_reject_holding_an_integer_past_64_bits_and_an_infinity_is_strict_json(
+    tmp_path: Path,
+) -> None:
+    # the standard library, which writes the big integer, wrote the infinity as Infinity,
+    # which no strict reader of the rejects file takes; orjson writes null
+    coco = json.loads(RATERS.read_text())
+    coco["annotations"][7]["id"] = HUGE
+    coco["annotations"][7]["area"] = math.inf
+    path = tmp_path / "raters.json"
+    path.write_text(json.dumps(coco).replace("Infinity", "1e400"))  # JSON has no Infinity
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        list(source.images())
+    (reject,) = rejects
+    raw = reject.to_json()["raw"]
+    assert "Infinity" not in raw
+    assert orjson.loads(raw)["area"] is None and json.loads(raw)["id"] == HUGE

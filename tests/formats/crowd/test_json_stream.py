@@ -3,12 +3,15 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import ijson
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from gt_toolkit.errors import CrowdSourceError
@@ -122,3 +125,47 @@ def test_items_refuse_a_document_of_another_shape(tmp_path: Path) -> None:
     path.write_text('{"tasks": []}')
     with pytest.raises(CrowdSourceError, match=r"a\.json: not a list$"):
         list(json_items(path, "item", starts=b"[", otherwise="not a list"))
+
+
+@given(chunk=st.sampled_from([1, 7, 64, 639, 640, 641, 4096]), at=st.integers(0, 700))
+def test_the_guard_refuses_a_run_of_digits_python_reads_as_no_int(chunk: int, at: int) -> None:
+    # ijson's exact mode, asked for such an int, crashed the process (a segmentation fault)
+    limit = sys.get_int_max_str_digits()
+    assume(limit > 0)
+    pad = json.dumps("x" * at).encode()
+    fits = b"[" + pad + b", " + b"7" * limit + b", 1]"
+    assert read_through(fits, chunk, 4) == fits
+    long = b"[" + pad + b", " + b"7" * (limit + 1) + b"]"
+    with pytest.raises(CrowdSourceError, match=rf"byte {len(pad) + 3}: a number of more than"):
+        read_through(long, chunk, 4)
+
+
+def test_a_huge_integer_stops_a_crowd_read_in_one_line_not_a_crash(tmp_path: Path) -> None:
+    # run in a child: the crash it guards against would take the test process with it
+    path = tmp_path / "ls.json"
+    path.write_text('[{"id": ' + "7" * 5000 + ', "data": {"image": "a.jpg"}, "annotations": []}]')
+    code = (
+        "import sys; from gt_toolkit import iter_crowd_images\n"
+        "try:\n    list(iter_crowd_images(sys.argv[1], 'label-studio'))\n"
+        "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("CrowdSourceError")
+    assert "byte 8: a number of more than 4300 digits" in done.stdout
+
+
+def test_items_past_an_overflow_in_a_pipe_ask_for_a_file() -> None:
+    # a second read of a pipe gives nothing: the restart said "premature EOF" of a sound file
+    read_end, write_end = os.pipe()
+    os.write(write_end, f'[{{"id": 1}}, {{"id": {HUGE}}}]'.encode())
+    os.close(write_end)
+    read: list[Any] = []
+    try:
+        with pytest.raises(CrowdSourceError, match="a pipe cannot give: save it to a file first"):
+            read.extend(json_items(f"/dev/fd/{read_end}", "item", starts=b"[", otherwise="no"))
+    finally:
+        os.close(read_end)
+    assert read == [{"id": 1}]
