@@ -164,7 +164,8 @@ def run(args: argparse.Namespace) -> int:
         ("rejects file", None if given is None else str(given), "--rejects"),
     ]
     images = values.get("images_dir")
-    files = fixed if spec.writes_folder(out) else [out, *fixed]
+    files = [*fixed, summary_loc] + ([] if spec.writes_folder(out) else [out])
+    files += [] if given is None else [str(given)]
     refuse_outputs(
         outputs, inputs, folders, written, None if images is None else str(images), files
     )

@@ -418,13 +418,27 @@ def test_a_summary_that_cannot_be_written_stops_the_run_before_the_output_moves(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "few.manifest"])
 
 
-def test_a_summary_under_a_file_output_is_refused_on_a_first_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("option", "path", "said"),
+    [
+        # it made a folder x.json for itself, then the run failed moving x.json there
+        ("--summary", "x.json/s.json", "the summary {P} is under the output file {T}/x.json"),
+        # the summary is written after the output is in place: it replaced x.json, then failed
+        ("--summary", "r.jsonl/s.json", "the summary {P} is under the output file {T}/r.jsonl"),
+        (
+            "--rejects",
+            "x.json.summary.json/r.jsonl",
+            "the rejects file {P} is under the output file {T}/x.json.summary.json",
+        ),
+    ],
+)
+def test_an_output_under_another_file_output_is_refused(
+    tmp_path: Path, option: str, path: str, said: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # it made a folder x.json for itself, then the run failed moving x.json there, exit 1
-    out, summary = tmp_path / "x.json", tmp_path / "x.json" / "s.json"
-    said = f"the summary {summary} is under the output file {out}"
-    refused_run(["coco", str(TRUTH), "-o", str(out), "--summary", str(summary)], said, capsys)
+    out, where = tmp_path / "x.json", str(tmp_path / path)
+    argv = ["coco", str(TRUTH), "-o", str(out), option, where]
+    argv += ["--rejects", str(tmp_path / "r.jsonl")] if option == "--summary" else []
+    refused_run(argv, said.replace("{P}", where).replace("{T}", str(tmp_path)), capsys)
     assert list(tmp_path.iterdir()) == []
 
 
