@@ -97,7 +97,9 @@ def clean_boxes(
     dropped: list[dict[str, Any]] = []
     present = valid.present
     if np.count_nonzero(valid.ok) < len(names):  # a fifth of the cost of ``not ok.all()``
-        dropped = _invalid_records(valid, xywh, names, malformed, worker_of, box_of, settings)
+        dropped = _invalid_records(
+            valid, xywh, names, malformed, worker_of, box_of, settings, image_size
+        )
         keep = valid.ok.nonzero()[0]
         xyxy = xyxy.take(keep, axis=1)
         worker_of, box_of = worker_of[keep], box_of[keep]
@@ -351,8 +353,12 @@ def _invalid_records(
     worker_of: IntArray,
     box_of: IntArray,
     settings: ConsolidationSettings,
+    image_size: ImageSize | None,
 ) -> list[dict[str, Any]]:
-    """One drop record per invalid box, with the first check it fails."""
+    """One drop record per invalid box, with the first check it fails.
+
+    A box outside the image is that, though far out its width may also be lost in rounding.
+    """
     out = []
     for g in (~valid.ok).nonzero()[0].tolist():
         wk, b, name = int(worker_of[g]), int(box_of[g]), names[g]
@@ -367,15 +373,29 @@ def _invalid_records(
             detail = "NaN or infinite coordinate"
             if np.isfinite(xywh[:, g]).all():
                 detail = f"a corner beyond +-{_MEASURABLE:.2g}: its area overflows a float"
-        elif not _sized(*xywh[:, g].tolist()):
+        elif not (xywh[2, g] > 0 and xywh[3, g] > 0):
             reason, detail = DropReason.NON_POSITIVE_SIZE, f"size {xywh[2, g]:g} x {xywh[3, g]:g}"
-            if xywh[2, g] > 0 and xywh[3, g] > 0:
-                detail += f": too small to measure (corners under {_SMALLEST:.2g} apart as floats)"
+        elif (image_size is None or _placed(xywh[:, g].tolist(), image_size, settings.clip)) and (
+            not _sized(*xywh[:, g].tolist())
+        ):
+            x, y, w, h = xywh[:, g].tolist()
+            reason = DropReason.NON_POSITIVE_SIZE
+            detail = f"size {w:g} x {h:g} at ({x:g}, {y:g}): too small to measure there "
+            detail += f"(its corners are under {_SMALLEST:.2g} apart as floats)"
         else:
             reason = DropReason.OUTSIDE_IMAGE
             detail = "entirely outside the image" if settings.clip else "crosses the image border"
         out.append(drop_record(wk, b, reason, detail))
     return out
+
+
+def _placed(box: list[float], image_size: ImageSize, clip: bool) -> bool:
+    """Whether a box (``x, y, w, h``) is on the image: any of it when clipping, else all."""
+    x, y, w, h = box
+    iw, ih = image_extent(image_size)
+    if clip:
+        return x < iw and y < ih and x + w > 0 and y + h > 0
+    return x >= 0 and y >= 0 and x + w <= iw and y + h <= ih
 
 
 def _sized(x: float, y: float, w: float, h: float) -> bool:

@@ -711,7 +711,7 @@ def test_boxes_too_large_to_measure_are_dropped_as_such(size: float) -> None:
 
 @pytest.mark.parametrize("size", [None, {"width": 640, "height": 480}], ids=["no-size", "sized"])
 @pytest.mark.parametrize(
-    ("left", "width"), [(1e-200, 1e-200), (1e6, 1e-11)], ids=["tiny", "lost-in-rounding"]
+    ("left", "width"), [(1e-200, 1e-200), (600.0, 1e-14)], ids=["tiny", "lost-in-rounding"]
 )
 def test_boxes_too_small_to_measure_are_dropped_as_such(
     left: float, width: float, size: dict[str, int] | None
@@ -724,7 +724,19 @@ def test_boxes_too_small_to_measure_are_dropped_as_such(
     assert [round(b["left"]) for b in out.boxes] == [11]
     reasons = [(d["worker"], d["reason"]) for d in out.dropped]
     assert reasons == [(w, "non-positive-size") for w in range(3)]
-    assert all("too small to measure" in d["detail"] for d in out.dropped)
+    assert all("too small to measure there" in d["detail"] for d in out.dropped)
+
+
+@pytest.mark.parametrize("left", [1e30, -1e30, 1e18])
+def test_a_box_far_outside_the_image_is_outside_though_its_width_is_lost(left: float) -> None:
+    # at 1e30 a width of 42 is lost in rounding: it was "too small to measure"
+    far = bx(left, 0, 42, 38)
+    for clip in (True, False):
+        settings = ConsolidationSettings(clip=clip)
+        out = consolidate_image(
+            [[far], [far]], image_size={"width": 160, "height": 120}, settings=settings
+        )
+        assert {d["reason"] for d in out.dropped} == {"outside-image"}
 
 
 @settings(max_examples=60)
