@@ -209,10 +209,14 @@ def _consolidate(
     return result
 
 
+_LEAST_WEIGHT = 2.0**-100  # relative to the largest weight: below it, none
+
+
 def _checked_weights(weights: Sequence[float] | None, n: int) -> list[float] | None:
     """The weights as floats scaled to a largest of 1; ``None`` for equal weights.
 
-    All zero counts as equal weights.
+    All zero counts as equal weights. A weight under 2^-100 of the largest counts as 0: as a
+    near-subnormal, its products with small edges fell to 0 (a fused box of width 0).
 
     Raises:
         ConsolidationError: the wrong length, or a negative or non-finite weight.
@@ -227,7 +231,9 @@ def _checked_weights(weights: Sequence[float] | None, n: int) -> list[float] | N
     top = max(w_all, default=0.0)
     # only their ratios count: the largest becomes 1, so huge or tiny weights neither
     # overflow nor underflow in the sums and products they go into
-    return [x / top for x in w_all] if top > 0 else [1.0] * n
+    if top <= 0:
+        return [1.0] * n
+    return [x / top if x / top >= _LEAST_WEIGHT else 0.0 for x in w_all]
 
 
 def _in_output_order(verdict: Verdict, fused: FloatArray) -> tuple[Verdict, FloatArray]:

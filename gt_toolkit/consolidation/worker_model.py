@@ -41,6 +41,9 @@ _RATE_FLOOR = 1e-3  # no rate is certain: one surprising answer must not give in
 _NOISE_FLOOR = 0.01  # box sizes; keeps the weight of a worker who copies the others finite
 _DEFAULT_SKILL = (0.2, 0.1, 0.05)  # miss rate, false boxes per image, noise: before evidence
 _DEFAULT_PLACES = 100.0  # when no image has a size
+# e^100: a 2^31-pixel-square image of 1-pixel boxes has e^43 places; past this, exp overflows
+# soon after (e^710) and the prior's log(objects / places) has nothing more to say
+_MOST_PLACES_LOG = 100.0
 MAX_BIAS = 0.25
 """The largest edge bias, in box sizes: a corrected box keeps at least half its size."""
 _NO_BIAS = (0.0, 0.0, 0.0, 0.0)
@@ -351,8 +354,14 @@ class _Chunk:
         if image.image_size is not None:
             x1, y1, x2, y2 = clean.xyxy
             area = (x2 - x1) * (y2 - y1)
-            frame = float(image.image_size["width"]) * float(image.image_size["height"])
-            self.place_log += float(np.log(frame / area).sum())
+            width, height = float(image.image_size["width"]), float(image.image_size["height"])
+            with np.errstate(over="ignore"):
+                ratio = (width * height) / area
+            if np.isfinite(ratio).all():
+                self.place_log += float(np.log(ratio).sum())
+            else:  # a 1e155-pixel frame's area overflows: log(inf) made the model fail
+                logs = math.log(width) + math.log(height) - np.log(area)
+                self.place_log += float(logs.sum())
             self.place_n += len(area)
 
     def arrays(self) -> _ChunkArrays:
@@ -475,7 +484,8 @@ class _Sums:
         false = (w["fake_drawn"] + k * crowd_false) / (w["images"] + k)
         noise = np.sqrt((self._steadiness() + k * crowd_noise**2) / (measured + k))
         objects = max(self.real / self.images, _RATE_FLOOR) if self.images else 1.0
-        places = math.exp(self.place_log / self.place_n) if self.place_n else _DEFAULT_PLACES
+        typical = min(self.place_log / self.place_n, _MOST_PLACES_LOG) if self.place_n else None
+        places = _DEFAULT_PLACES if typical is None else math.exp(typical)
         return _Rates(
             np.clip(miss, _RATE_FLOOR, 1.0 - _RATE_FLOOR),
             np.maximum(false, _RATE_FLOOR),

@@ -18,6 +18,7 @@ from gt_toolkit import (
 )
 from gt_toolkit.consolidation.engine import default_min_support
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
+from gt_toolkit.consolidation.settings import Fusion
 from gt_toolkit.testing.simulated_crowd import make_skills, simulate_crowd
 
 
@@ -737,6 +738,22 @@ def test_a_box_far_outside_the_image_is_outside_though_its_width_is_lost(left: f
             [[far], [far]], image_size={"width": 160, "height": 120}, settings=settings
         )
         assert {d["reason"] for d in out.dropped} == {"outside-image"}
+
+
+@pytest.mark.parametrize("fusion", ["huber", "mean"])
+def test_a_weight_vanishing_next_to_the_largest_counts_as_none(fusion: Fusion) -> None:
+    # scaled to a largest of 1 it was a subnormal (about 5e-309): times a 2^-500 edge it fell
+    # to 0, the fused box had width 0 (mean), and Huber divided 0 by 0 (a RuntimeWarning)
+    box = bx(-1, 0, 2, 10)
+    settings = ConsolidationSettings(min_support=1, fusion=fusion)
+    size = {"width": 2.0**-500, "height": 20.0}
+    weights = [1.0, 1.797e308, 0.5]
+    out = consolidate_image([[box], [], [box]], image_size=size, weights=weights, settings=settings)
+    assert [b["width"] for b in out.boxes] == [2.0**-500]
+    zeroed = consolidate_image(
+        [[box], [], [box]], image_size=size, weights=[0.0, 1.0, 0.0], settings=settings
+    )
+    assert out.boxes == zeroed.boxes
 
 
 @settings(max_examples=60)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -489,3 +490,13 @@ def test_keep_is_validated_and_model_needs_a_worker_model() -> None:
     assert ConsolidationSettings.from_env({"GT_KEEP": ""}).keep == "quorum"
     with pytest.raises(ConsolidationError, match="keep must be"):
         ConsolidationSettings.from_env({"GT_KEEP": "everything"})
+
+
+def test_a_huge_image_gives_a_finite_capped_number_of_places() -> None:
+    # its area overflowed to inf, and the fit failed with "math domain error"
+    job, _ = _job(images=8)
+    huge = [dataclasses.replace(img, image_size={"width": 1e155, "height": 1e155}) for img in job]
+    model = fit_worker_model(huge)
+    assert model.places == pytest.approx(math.exp(100.0))
+    ordinary = fit_worker_model(job)
+    assert 1.0 <= ordinary.places < math.exp(100.0)
