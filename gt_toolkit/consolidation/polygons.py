@@ -65,10 +65,30 @@ def _polygonal(geom: BaseGeometry) -> BaseGeometry:
     return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
+# Decimals of a pixel. GEOS's repair and overlay can fail on a nearly degenerate shape (a
+# vertex 5e-16 off a line: "TopologyException: side location conflict"); with its vertices
+# rounded to this many decimals, it is tried again.
+_DECIMALS = 6
+
+
 def polygon_iou(a: BaseGeometry, b: BaseGeometry) -> float:
     """IoU of two (valid) geometries; 0.0 when both are empty."""
-    union = shapely.union(a, b).area
-    return float(shapely.intersection(a, b).area / union) if union > 0 else 0.0
+    try:
+        union = shapely.union(a, b).area
+        inter = shapely.intersection(a, b).area
+    except shapely.errors.GEOSException:  # snapped to a grid: what GEOS can overlay
+        grid = 10.0**-_DECIMALS
+        a, b = shapely.set_precision(a, grid), shapely.set_precision(b, grid)
+        union = shapely.union(a, b).area
+        inter = shapely.intersection(a, b).area
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _repaired(points: list[tuple[float, float]], frame: BaseGeometry | None) -> BaseGeometry:
+    """The polygon of ``points`` made valid, its polygonal part, clipped to ``frame``."""
+    with np.errstate(over="ignore", invalid="ignore"):  # huge coordinates: the caller's check
+        geom = _polygonal(shapely.make_valid(shapely.Polygon(points)))
+        return geom if frame is None else _polygonal(shapely.intersection(geom, frame))
 
 
 def _read(
@@ -95,10 +115,14 @@ def _read(
         return DropReason.NON_FINITE, "NaN or infinite vertex"
     if len(points) < 3:
         return DropReason.NON_POSITIVE_SIZE, f"{len(points)} vertices"
+    try:
+        geom = _repaired(points, frame)
+    except shapely.errors.GEOSException:
+        try:
+            geom = _repaired([(round(x, _DECIMALS), round(y, _DECIMALS)) for x, y in points], frame)
+        except shapely.errors.GEOSException as exc:
+            return DropReason.MALFORMED, f"a shape GEOS cannot repair: {str(exc)[:120]}"
     with np.errstate(over="ignore", invalid="ignore"):  # huge coordinates: caught below
-        geom = _polygonal(shapely.make_valid(shapely.Polygon(points)))
-        if frame is not None:
-            geom = _polygonal(shapely.intersection(geom, frame))
         area = geom.area
     if not math.isfinite(area):
         return DropReason.NON_FINITE, "area too large for a float"

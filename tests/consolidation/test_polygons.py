@@ -233,3 +233,27 @@ def test_an_image_size_that_is_no_size_is_an_error() -> None:
     square = {"label": "roof", "vertices": [{"x": 0, "y": 0}, {"x": 5, "y": 0}, {"x": 5, "y": 5}]}
     with pytest.raises(ConsolidationError, match="image size must be positive and finite"):
         consolidate_polygons([[square], [square]], image_size={"width": 0, "height": 10})
+
+
+@pytest.mark.parametrize(
+    ("ring", "size"),
+    [
+        # found by test_polygons_invariants: GEOS's repair or clip raised TopologyException
+        # ("side location conflict") on a vertex 5e-16 below a line, and the call failed
+        (
+            [(16.0, -4.729475240522966e-16), (9, 18), (16.0, 0), (12.0, 11), (13, 10), (12, 10.0)],
+            {"width": 25, "height": 25},
+        ),
+        (
+            [(16.0, -4.729475240522966e-16), (9, 16), (16.0, 0), (12.0, 10), (14, 8), (12, 8.0)],
+            None,
+        ),
+    ],
+)
+def test_a_nearly_degenerate_polygon_is_repaired_not_fatal(
+    ring: list[tuple[float, float]], size: dict[str, int] | None
+) -> None:
+    answers = [[poly(ring, "a")], [poly(ring, "a")]]
+    out = consolidate_polygons(answers, image_size=size)
+    assert out.dropped == [] and out.polygons
+    assert sorted(out.clusters) == [[(0, 0), (1, 0)]] * len(out.clusters)
