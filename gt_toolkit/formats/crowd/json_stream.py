@@ -41,7 +41,9 @@ MAX_DEPTH = 64
 
 _BOM = codecs.BOM_UTF8
 _ESCAPE = re.compile(rb"\\.", re.DOTALL)
-_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+# what the guard follows outside strings: brackets, and numbers with what ends them
+_NOT_FOLLOWED = bytes(b for b in range(256) if b not in b'[]{}"0123456789.eE+-,: \t\r\n')
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 _STEP = bytes.maketrans(b"[{]}", bytes([1, 1, 255, 255]))  # as signed bytes: +1, -1
 _DIGIT_MARKS = bytes(49 if 48 <= b <= 57 else 48 for b in range(256))  # digits -> b"1", else b"0"
 
@@ -135,8 +137,10 @@ class _Guarded(io.RawIOBase):
         self._in_string = False
         self._escaped = False  # the chunk ended inside a string, just after a backslash
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
-        self._digits = 0  # the digits the checked bytes end with
         self._max_digits = sys.get_int_max_str_digits()  # 0: no limit
+        self._run = 0  # the digits the text outside strings so far ends with
+        self._run_int = False  # and whether they are an integer part
+        self._before = b""  # the last two bytes outside strings before the chunk
 
     def readable(self) -> bool:
         return True
@@ -146,9 +150,7 @@ class _Guarded(io.RawIOBase):
         if self._offset == 0 and chunk.startswith(_BOM):
             chunk, self._offset = chunk[len(_BOM) :], len(_BOM)
         self._check_text(chunk)
-        self._check_depth(chunk)
-        if self._max_digits:
-            self._check_digits(chunk)
+        self._check_outside(chunk)
         self._offset += len(chunk)
         buffer[: len(chunk)] = chunk
         return len(chunk)
@@ -170,29 +172,8 @@ class _Guarded(io.RawIOBase):
             at = self._offset - pending + exc.start
             raise self._fail(f"byte {at}", "not UTF-8 text (save the file as UTF-8)") from None
 
-    def _check_digits(self, chunk: bytes) -> None:
-        """Refuse a run of digits longer than Python turns into an int (4,300 by default).
-
-        ijson's C parser, asked for such an integer, crashed the process (a segmentation
-        fault); in a string such a run is harmless but vanishingly rare, so any run counts.
-        """
-        marks = chunk.translate(_DIGIT_MARKS)
-        lead = len(marks) - len(marks.lstrip(b"1"))
-        limit = self._max_digits
-        start = self._offset - self._digits  # a run that began in the chunks before
-        if self._digits + lead <= limit:
-            inside = marks.find(b"1" * (limit + 1))
-            start = -1 if inside < 0 else self._offset + inside
-        if start >= 0:
-            raise self._fail(
-                f"byte {start}",
-                f"a number of more than {limit} digits, which Python reads as no integer",
-            )
-        tail = len(marks) - len(marks.rstrip(b"1"))
-        self._digits = self._digits + len(marks) if lead == len(marks) else tail
-
-    def _check_depth(self, chunk: bytes) -> None:
-        r"""Follow the nesting through ``chunk``: brackets count outside strings only.
+    def _check_outside(self, chunk: bytes) -> None:
+        r"""Follow the text outside strings: its nesting, and the integers in it.
 
         Escapes (``\x``, only ever inside strings) are dropped first, so every quote left
         opens or closes a string; what is outside strings is every other piece between them.
@@ -204,14 +185,63 @@ class _Guarded(io.RawIOBase):
             chunk = _ESCAPE.sub(b"", chunk)
             if chunk.endswith(b"\\"):  # a backslash whose escaped byte is in the next chunk
                 chunk, self._escaped = chunk[:-1], True
-        pieces = chunk.translate(None, _NOT_STRUCTURE).split(b'"')
+        pieces = chunk.translate(None, _NOT_FOLLOWED).split(b'"')
         outside = b"".join(pieces[int(self._in_string) :: 2])
         self._in_string ^= len(pieces) % 2 == 0  # an odd number of quotes
         if not outside:
             return
-        steps = array("b", outside.translate(_STEP))
-        if max(accumulate(steps, initial=self._depth)) > self._max_depth:
+        if self._max_digits:
+            self._check_integers(outside, end)
+        steps = array("b", outside.translate(_STEP, _NOT_BRACKET))
+        if steps and max(accumulate(steps, initial=self._depth)) > self._max_depth:
             raise self._fail(
                 f"before byte {end}", f"nested more than {self._max_depth} levels deep"
             )
         self._depth += sum(steps)
+
+    def _check_integers(self, outside: bytes, end: int) -> None:
+        """Refuse an integer longer than Python turns into an int (4,300 digits by default).
+
+        ijson's C parser, asked for such an integer, crashed the process (a segmentation
+        fault). Digits in strings (a COCO RLE mask's counts) and a fraction's or an
+        exponent's digits are no integer: they pass.
+        """
+        limit = self._max_digits
+        marks = outside.translate(_DIGIT_MARKS)
+        lead = len(marks) - len(marks.lstrip(b"1"))
+        # the run the chunk begins with: the last chunk's, going on, or a new one
+        integer = self._run_int if self._run else _integer_part(self._before)
+        if lead and integer and self._run + lead > limit:
+            raise self._too_long(end)
+        needle = b"1" * (limit + 1)
+        at = marks.find(needle, lead)
+        while at >= 0:  # a long run inside the chunk: after a byte that is no digit
+            if _integer_part((self._before + outside[:at])[-2:]):
+                raise self._too_long(end)
+            rest = marks[at:]
+            at = marks.find(needle, at + len(rest) - len(rest.lstrip(b"1")))
+        tail = len(marks) - len(marks.rstrip(b"1"))
+        if tail == len(marks):  # all digits: the run goes on
+            self._run, self._run_int = self._run + tail, integer
+        else:
+            self._run = tail
+            self._run_int = bool(tail) and _integer_part((self._before + outside[:-tail])[-2:])
+        self._before = (self._before + outside)[-2:]
+
+    def _too_long(self, end: int) -> CrowdSourceError:
+        limit = self._max_digits
+        return self._fail(
+            f"before byte {end}",
+            f"an integer of more than {limit} digits, which Python reads as no int",
+        )
+
+
+def _integer_part(before: bytes) -> bool:
+    """Whether digits after ``before`` (two bytes outside strings) are an integer part.
+
+    Not after a decimal point, an exponent's ``e`` or its sign.
+    """
+    last = before[-1:]
+    if last in (b".", b"e", b"E", b"+"):
+        return False
+    return not (last == b"-" and before[:1] in (b"e", b"E"))

@@ -127,17 +127,30 @@ def test_items_refuse_a_document_of_another_shape(tmp_path: Path) -> None:
         list(json_items(path, "item", starts=b"[", otherwise="not a list"))
 
 
-@given(chunk=st.sampled_from([1, 7, 64, 639, 640, 641, 4096]), at=st.integers(0, 700))
-def test_the_guard_refuses_a_run_of_digits_python_reads_as_no_int(chunk: int, at: int) -> None:
+@given(
+    chunk=st.sampled_from([1, 7, 64, 4299, 4300, 4301, 65536]),
+    at=st.integers(0, 5000),
+    sign=st.sampled_from([b"", b"-"]),
+)
+def test_the_guard_refuses_an_integer_python_reads_as_no_int(
+    chunk: int, at: int, sign: bytes
+) -> None:
     # ijson's exact mode, asked for such an int, crashed the process (a segmentation fault)
     limit = sys.get_int_max_str_digits()
     assume(limit > 0)
     pad = json.dumps("x" * at).encode()
-    fits = b"[" + pad + b", " + b"7" * limit + b", 1]"
-    assert read_through(fits, chunk, 4) == fits
-    long = b"[" + pad + b", " + b"7" * (limit + 1) + b"]"
-    with pytest.raises(CrowdSourceError, match=rf"byte {len(pad) + 3}: a number of more than"):
+    digits = b"7" * (limit + 1)
+    long = b"[" + pad + b", " + sign + digits + b"]"
+    with pytest.raises(CrowdSourceError, match="an integer of more than"):
         read_through(long, chunk, 4)
+    # as many digits in a string (a COCO RLE mask's counts), a fraction or after an integer
+    # of the limit's length are no such integer
+    for fine in (
+        b"[" + pad + b', "' + digits + b'"]',
+        b"[" + pad + b", " + sign + b"0." + digits + b"]",
+        b"[" + pad + b", " + sign + digits[1:] + b".5, " + digits[1:] + b"]",
+    ):
+        assert read_through(fine, chunk, 4) == fine
 
 
 def test_a_huge_integer_stops_a_crowd_read_in_one_line_not_a_crash(tmp_path: Path) -> None:
@@ -154,7 +167,7 @@ def test_a_huge_integer_stops_a_crowd_read_in_one_line_not_a_crash(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("CrowdSourceError")
-    assert "byte 8: a number of more than 4300 digits" in done.stdout
+    assert "an integer of more than 4300 digits" in done.stdout
 
 
 def test_items_past_an_overflow_in_a_pipe_ask_for_a_file() -> None:
