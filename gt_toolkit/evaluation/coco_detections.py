@@ -21,7 +21,6 @@ import codecs
 import json
 import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,24 +145,53 @@ def _load_coco(location: Location, store: S3Store | None) -> Mapping[str, Any]:
     return doc
 
 
-# 20 digits in a row: perhaps an integer past 64 bits, which orjson reads as the nearest
-# float, so that ids 2**64 + 1 and 2**64 + 2 became one ("listed twice")
-_LONG_NUMBER = re.compile(rb"\d{20}")
+_ID_KEYS = ("id", "image_id", "category_id")
+_EXACT = 2.0**63  # orjson reads integers within 64 bits exactly, and the rest as floats
 
 
 def _load(location: Location, store: S3Store | None) -> Any:
-    """The whole JSON document (a BOM skipped), its integers exact.
+    """The whole JSON document (a BOM skipped), its ids exact.
 
-    orjson reads it; a document with a number of 20 digits or more is read again with the
-    standard library, whose integers have no limit (slower, and rare).
+    orjson reads it. It reads an integer past 64 bits as the nearest float, so ids
+    2**64 + 1 and 2**64 + 2 became one ("listed twice"), and one past the float range
+    failed the file: then (rare) the standard library reads it again, exact.
     """
     name = os.fspath(location)
     data = read_bytes(location, store=store).removeprefix(codecs.BOM_UTF8)
+    failed: ValueError | None = None
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise ValidationError([f"{name}: not JSON: {exc}"], what=name) from exc
-    return json.loads(data) if _LONG_NUMBER.search(data) else doc
+        failed = exc
+    else:
+        if _ids_exact(doc):
+            return doc
+        del doc  # not both copies at once
+    try:
+        return json.loads(data, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        # an integer past Python's 4,300 digits, or nested past its recursion limit, is JSON
+        exact = isinstance(exc, RecursionError) or "limit" in str(exc)
+        problem = f"cannot read it exactly: {exc}" if exact else f"not JSON: {failed or exc}"
+        raise ValidationError([f"{name}: {problem}"], what=name) from exc
+
+
+def _ids_exact(doc: Any) -> bool:
+    """Whether no id of a COCO file or results list became a float past 64 bits."""
+    lists = list(doc.values()) if isinstance(doc, dict) else [doc]
+    return not any(
+        type(value := item.get(key)) is float and abs(value) >= _EXACT
+        for entries in lists
+        if isinstance(entries, list)
+        for item in entries
+        if isinstance(item, dict)
+        for key in _ID_KEYS
+    )
+
+
+def _no_constant(text: str) -> None:
+    """Refuse ``NaN`` and ``Infinity``, which the standard library reads and JSON has not."""
+    raise ValueError(f"{text} is not JSON")
 
 
 def _frame(

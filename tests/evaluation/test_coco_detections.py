@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from gt_toolkit.errors import ValidationError
+from gt_toolkit.evaluation import coco_detections
 from gt_toolkit.evaluation.coco_detections import (
     is_coco_file,
     read_coco_detections,
@@ -210,10 +211,11 @@ def test_a_whole_float_id_meets_the_integer_id(tmp_path: Path) -> None:
     assert len(read_coco_results(results, path).boxes["b.jpg"]) == 1
 
 
-def test_ids_past_64_bits_stay_apart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("big", [2**64, -(2**63) - 10, 10**400], ids=["u64", "i64", "400 digits"])
+def test_ids_past_64_bits_stay_apart(tmp_path: Path, big: int) -> None:
     # orjson reads them as the nearest float: 2**64 + 1 and 2**64 + 2 were one id, refused
-    # as "listed twice", and a results list's boxes could land on the wrong image
-    big = 2**64
+    # as "listed twice", and a results list's boxes could land on the wrong image; past the
+    # float range orjson refused the file
     coco = json.loads(json.dumps(COCO))
     for entry in coco["images"]:
         entry["id"] += big
@@ -229,3 +231,41 @@ def test_ids_past_64_bits_stay_apart(tmp_path: Path) -> None:
     results.write_text(json.dumps([result]))
     boxes = read_coco_results(results, path).boxes
     assert boxes["s3://b/a.jpg"] == [] and [b.left for b in boxes["b.jpg"]] == [3]
+
+
+def test_fractions_with_many_digits_are_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a 20-digit run of a score's fraction (json.dumps of a float32) made every detector's
+    # results list be parsed twice, both copies in memory at once
+    reference = tmp_path / "instances.json"
+    reference.write_text(json.dumps(COCO))
+    result = {
+        "image_id": 2,
+        "category_id": 7,
+        "bbox": [0, 0, 2, 2],
+        "score": 0.00040973525028675795,
+    }
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps([result]))
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("read twice")
+
+    monkeypatch.setattr(coco_detections.json, "loads", refuse)
+    assert [b.score for b in read_coco_results(path, reference).boxes["b.jpg"]] == [result["score"]]
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('{"images": [{"id": NaN}]}', "not JSON: unexpected character"),
+        ('{"images": [{"id": 1' + "0" * 5000 + "}]}", "cannot read it exactly: Exceeds the limit"),
+    ],
+    ids=["nan", "5000 digits"],
+)
+def test_what_cannot_be_read_exactly_is_one_problem(tmp_path: Path, text: str, said: str) -> None:
+    path = tmp_path / "coco.json"
+    path.write_text(text)
+    with pytest.raises(ValidationError, match=said):
+        read_coco_detections(path)
