@@ -898,3 +898,10 @@ def test_an_image_size_that_is_no_size_is_an_error_not_every_box_outside(
         consolidate_image([[A], [A]], image_size=size)
     with pytest.raises(ConsolidationError, match="image size must be positive and finite"):
         consolidate_image([[A], [A]], image_size=size, settings=ConsolidationSettings(clip=False))
+
+
+def test_a_box_on_an_image_too_small_to_measure_is_not_outside_it() -> None:
+    # clipped to an image 1e-300 high, its height is under 2^-500: it was "entirely outside"
+    box = bx(0, 0, 86.6, 43.5)
+    out = consolidate_image([[box], [box]], image_size={"width": 3.0, "height": 1e-300})
+    assert [d["reason"] for d in out.dropped] == ["non-positive-size"] * 2
