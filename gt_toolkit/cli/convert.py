@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from gt_toolkit.cli.options import (
@@ -27,9 +28,11 @@ from gt_toolkit.cli.options import (
 )
 from gt_toolkit.convert import CONVERTERS, ConverterSpec, ConvertOptions, Target, convert_output
 from gt_toolkit.convert.staging import beside_location, listing_of
+from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.manifest import RejectPolicy
 from gt_toolkit.formats.output_manifest import BoxPolicy, EmptyPolicy
 from gt_toolkit.storage.files import check_writable, join_location, write_json
+from gt_toolkit.storage.s3 import is_s3_uri
 
 __all__ = ["register", "run"]
 
@@ -134,6 +137,12 @@ def run(args: argparse.Namespace) -> int:
     spec = CONVERTERS[target]
     out = str(args.output)
     file_output = spec.input_kind != "output-manifest" or out.endswith(".json")
+    writes_file = file_output and not spec.writes_folder(out)  # yolo -o y.json: a folder
+    if writes_file and not is_s3_uri(out) and Path(out).is_dir():  # (-o .: "..x.json")
+        raise ValidationError(
+            [f"-o {out} is a folder, and {target.value} writes one file: give a file name"],
+            what="options",
+        )
 
     def beside(name: str) -> str:
         return f"{out}.{name}" if file_output else join_location(out, name)

@@ -478,3 +478,18 @@ def test_outputs_that_differ_in_more_than_case_or_on_s3_are_fine() -> None:
         ("worker model", "file.json", "--quality"),
     ]
     refuse_outputs(outputs, {})
+
+
+@pytest.mark.parametrize("target", ["from-coco", "coco"])
+def test_a_folder_given_to_a_one_file_output_is_named_as_such(
+    tmp_path: Path, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # -o . said "the output file ..categories.json is under the output file ."
+    source = CROWD / "coco-raters.json" if target == "from-coco" else TRUTH
+    folder = tmp_path / ("d.json" if target == "coco" else "d")
+    folder.mkdir()
+    argv = [target, str(source), "-o", str(folder), "--image-prefix", "s3://b/"]
+    argv = argv if target == "from-coco" else argv[:4]
+    said = f"-o {folder} is a folder, and {target} writes one file: give a file name"
+    refused_run(argv, said, capsys)
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name] and not any(folder.iterdir())
