@@ -29,7 +29,7 @@ import tempfile
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -128,6 +128,8 @@ def _items(path: Path, prefix: str, name: str) -> Iterator[Any]:
         raise ConversionError(f"{name}: not valid JSON ({exc})") from exc
     except CrowdSourceError as exc:
         raise ConversionError(str(exc)) from exc
+    except InvalidOperation:  # 1e<5,000 digits>: valid JSON that Decimal cannot hold
+        raise ConversionError(f"{name}: a number whose exponent no reader holds") from None
 
 
 @dataclass(slots=True)

@@ -219,3 +219,24 @@ def test_a_label_attribute_that_would_break_the_manifest_is_refused(tmp_path: Pa
     with pytest.raises(ConversionError, match="must not end with '-metadata'"):
         _convert(src, tmp_path / "prior.manifest", label_attribute="prior-metadata")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gt.json"]
+
+
+@pytest.mark.parametrize(
+    ("number", "said"),
+    [
+        # ijson's exact mode crashed the process on it (a segmentation fault, exit 139)
+        ("7" * 5000, "an integer of more than 4300 digits"),
+        # Decimal raised InvalidOperation out of the reader: a traceback
+        ("1e" + "7" * 5000, "a number whose exponent no reader holds"),
+    ],
+    ids=["5000 digits", "5000-digit exponent"],
+)
+def test_a_number_no_reader_holds_is_one_error_not_a_crash(
+    tmp_path: Path, number: str, said: str
+) -> None:
+    text = json.dumps({"images": IMAGES, "annotations": ANNOTATIONS, "categories": CATEGORIES})
+    path = tmp_path / "gt.json"
+    path.write_text(text.replace('"width": 64', f'"width": {number}', 1))
+    with pytest.raises(ConversionError, match=said):
+        _convert(path, tmp_path / "o.manifest")
+    assert not (tmp_path / "o.manifest").exists()

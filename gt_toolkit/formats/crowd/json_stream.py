@@ -24,7 +24,7 @@ import re
 import sys
 from array import array
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any
@@ -112,8 +112,11 @@ def json_items(
             "which a pipe cannot give: save it to a file first",
         )
     with open_json(location, store=store) as stream:
-        for item in islice(ijson.items(stream, prefix), given, None):
-            yield _floats(item)
+        try:
+            for item in islice(ijson.items(stream, prefix), given, None):
+                yield _floats(item)
+        except InvalidOperation:  # 1e<5,000 digits>: valid JSON that Decimal cannot hold
+            raise CrowdSourceError(text, "", "a number whose exponent no reader holds") from None
 
 
 def _floats(value: Any) -> Any:

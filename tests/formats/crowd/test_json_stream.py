@@ -182,3 +182,14 @@ def test_items_past_an_overflow_in_a_pipe_ask_for_a_file() -> None:
     finally:
         os.close(read_end)
     assert read == [{"id": 1}]
+
+
+def test_items_past_an_exponent_no_reader_holds_is_one_line(tmp_path: Path) -> None:
+    # 1e<5,000 digits> overflows the float mode, and Decimal then raised InvalidOperation
+    # out of the reader: a traceback
+    path = tmp_path / "a.json"
+    path.write_text('[{"id": 1}, {"w": 1e' + "7" * 5000 + "}]")
+    read: list[Any] = []
+    with pytest.raises(CrowdSourceError, match="a number whose exponent no reader holds"):
+        read.extend(json_items(path, "item", starts=b"[", otherwise="no"))
+    assert read == [{"id": 1}]
