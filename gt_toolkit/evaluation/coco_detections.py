@@ -162,7 +162,9 @@ def _load(location: Location, store: S3Store | None) -> Any:
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        failed = exc
+        if not str(exc).startswith("number"):  # the standard library is laxer: a lone
+            raise ValidationError([f"{name}: not JSON: {exc}"], what=name) from exc  # surrogate
+        failed = exc  # past the float range: only the standard library reads it
     else:
         if _ids_exact(doc):
             return doc

@@ -214,13 +214,14 @@ class _Guarded(io.RawIOBase):
         lead = len(marks) - len(marks.lstrip(b"1"))
         # the run the chunk begins with: the last chunk's, going on, or a new one
         integer = self._run_int if self._run else _integer_part(self._before)
+        start = self._offset  # where this chunk begins in the file
         if lead and integer and self._run + lead > limit:
-            raise self._too_long(end)
+            raise self._too_long(start - self._run, end)
         needle = b"1" * (limit + 1)
         at = marks.find(needle, lead)
         while at >= 0:  # a long run inside the chunk: after a byte that is no digit
             if _integer_part((self._before + outside[:at])[-2:]):
-                raise self._too_long(end)
+                raise self._too_long(start, end)
             rest = marks[at:]
             at = marks.find(needle, at + len(rest) - len(rest.lstrip(b"1")))
         tail = len(marks) - len(marks.rstrip(b"1"))
@@ -231,10 +232,11 @@ class _Guarded(io.RawIOBase):
             self._run_int = bool(tail) and _integer_part((self._before + outside[:-tail])[-2:])
         self._before = (self._before + outside)[-2:]
 
-    def _too_long(self, end: int) -> CrowdSourceError:
+    def _too_long(self, start: int, end: int) -> CrowdSourceError:
+        """The refusal, naming the bytes it lies in (the text checked has no byte offsets)."""
         limit = self._max_digits
         return self._fail(
-            f"before byte {end}",
+            f"bytes {max(start, 0)} to {end}",
             f"an integer of more than {limit} digits, which Python reads as no int",
         )
 
