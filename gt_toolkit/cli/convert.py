@@ -137,8 +137,8 @@ def run(args: argparse.Namespace) -> int:
     spec = CONVERTERS[target]
     out = str(args.output)
     file_output = spec.input_kind != "output-manifest" or out.endswith(".json")
-    writes_file = file_output and not spec.writes_folder(out)  # yolo -o y.json: a folder
-    if writes_file and not is_s3_uri(out) and Path(out).is_dir():  # (-o .: "..x.json")
+    folder_output = spec.writes_folder(out)  # yolo -o y.json too: a folder
+    if not folder_output and not is_s3_uri(out) and Path(out).is_dir():  # (-o .: "..x.json")
         raise ValidationError(
             [f"-o {out} is a folder, and {target.value} writes one file: give a file name"],
             what="options",
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     inputs["COCO reference"] = None if reference is None else str(reference)
     folders = {"input folder": spec.listed_input(str(args.input))}
     filled = spec.filled_folders(values.get("copy_images"))
-    if spec.writes_folder(out):  # yolo -o y.json too, with its summary beside the folder
+    if folder_output:  # its summary beside the folder when named like a file (y.json)
         fixed = [join_location(out, name) for name in spec.folder_files]
         fixed.append(listing_of(out, file_output=False))
         written = {f"{name} folder": join_location(out, name) for name in filled}
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         ("rejects file", None if given is None else str(given), "--rejects"),
     ]
     images = values.get("images_dir")
-    files = [*fixed, summary_loc] + ([] if spec.writes_folder(out) else [out])
+    files = [*fixed, summary_loc] + ([] if folder_output else [out])
     files += [] if given is None else [str(given)]
     refuse_outputs(
         outputs, inputs, folders, written, None if images is None else str(images), files

@@ -376,7 +376,7 @@ def _invalid_records(
         elif not (xywh[2, g] > 0 and xywh[3, g] > 0):
             reason, detail = DropReason.NON_POSITIVE_SIZE, f"size {xywh[2, g]:g} x {xywh[3, g]:g}"
         elif (image_size is None or _placed(xywh[:, g].tolist(), image_size, settings.clip)) and (
-            not _sized(*valid.xyxy[:, g].tolist())
+            not _spans(valid.xyxy[:, g : g + 1])[0]  # as the drop was decided
         ):
             x, y, w, h = xywh[:, g].tolist()
             reason = DropReason.NON_POSITIVE_SIZE
@@ -396,11 +396,6 @@ def _placed(box: list[float], image_size: ImageSize, clip: bool) -> bool:
     if clip:
         return x < iw and y < ih and x + w > 0 and y + h > 0
     return x >= 0 and y >= 0 and x + w <= iw and y + h <= ih
-
-
-def _sized(x1: float, y1: float, x2: float, y2: float) -> bool:
-    """Whether a box's corners (clipped, as :func:`_spans` saw them) are far enough apart."""
-    return x2 - x1 >= _SMALLEST and y2 - y1 >= _SMALLEST
 
 
 def _canonical_order(

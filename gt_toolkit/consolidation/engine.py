@@ -233,7 +233,7 @@ def _checked_weights(weights: Sequence[float] | None, n: int) -> list[float] | N
     # overflow nor underflow in the sums and products they go into
     if top <= 0:
         return [1.0] * n
-    return [x / top if x / top >= _LEAST_WEIGHT else 0.0 for x in w_all]
+    return [share if (share := x / top) >= _LEAST_WEIGHT else 0.0 for x in w_all]
 
 
 def _in_output_order(verdict: Verdict, fused: FloatArray) -> tuple[Verdict, FloatArray]:

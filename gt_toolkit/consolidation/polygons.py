@@ -74,14 +74,16 @@ _DECIMALS = 6
 def polygon_iou(a: BaseGeometry, b: BaseGeometry) -> float:
     """IoU of two (valid) geometries; 0.0 when both are empty."""
     try:
-        union = shapely.union(a, b).area
-        inter = shapely.intersection(a, b).area
+        union, inter = _overlaid(a, b)
     except shapely.errors.GEOSException:  # snapped to a grid: what GEOS can overlay
         grid = 10.0**-_DECIMALS
-        a, b = shapely.set_precision(a, grid), shapely.set_precision(b, grid)
-        union = shapely.union(a, b).area
-        inter = shapely.intersection(a, b).area
+        union, inter = _overlaid(shapely.set_precision(a, grid), shapely.set_precision(b, grid))
     return float(inter / union) if union > 0 else 0.0
+
+
+def _overlaid(a: BaseGeometry, b: BaseGeometry) -> tuple[float, float]:
+    """The areas of the union and of the intersection of two geometries."""
+    return float(shapely.union(a, b).area), float(shapely.intersection(a, b).area)
 
 
 def _repaired(points: list[tuple[float, float]], frame: BaseGeometry | None) -> BaseGeometry:

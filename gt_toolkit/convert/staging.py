@@ -206,15 +206,15 @@ class StagedOutput:
             written = {str(self._parent / rel) for rel in _files_under(self._stage)}
             try:
                 last = self._last_file(self._stage)
-                held = None
-                if last is not None:  # out of the way of the merge, and still in the stage
-                    held = self._stage / part_name(".last")
-                    (self._stage / last).replace(held)
+                # out of the way of the merge, and still in the stage: where it waits, goes
+                held = None if last is None else (self._stage / part_name(".last"), last)
+                if held is not None:
+                    (self._stage / held[1]).replace(held[0])
                 for child in sorted(self._stage.iterdir()):
-                    if child != held:
+                    if held is None or child != held[0]:
                         _merge(child, self._parent / child.name)
-                if held is not None and last is not None:
-                    _merge(held, self._parent / last)
+                if held is not None:
+                    _merge(held[0], self._parent / held[1])
             except OSError as exc:
                 raise StorageError(f"cannot move the output into {self.out}: {exc}") from exc
             finally:

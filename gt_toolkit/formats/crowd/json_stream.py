@@ -220,7 +220,7 @@ class _Guarded(io.RawIOBase):
         needle = b"1" * (limit + 1)
         at = marks.find(needle, lead)
         while at >= 0:  # a long run inside the chunk: after a byte that is no digit
-            if _integer_part((self._before + outside[:at])[-2:]):
+            if _integer_part(self._two_before(outside, at)):
                 raise self._too_long(start, end)
             rest = marks[at:]
             at = marks.find(needle, at + len(rest) - len(rest.lstrip(b"1")))
@@ -228,9 +228,16 @@ class _Guarded(io.RawIOBase):
         if tail == len(marks):  # all digits: the run goes on
             self._run, self._run_int = self._run + tail, integer
         else:
-            self._run = tail
-            self._run_int = bool(tail) and _integer_part((self._before + outside[:-tail])[-2:])
-        self._before = (self._before + outside)[-2:]
+            at = len(outside) - tail
+            self._run, self._run_int = (
+                tail,
+                bool(tail) and _integer_part(self._two_before(outside, at)),
+            )
+        self._before = self._two_before(outside, len(outside))
+
+    def _two_before(self, outside: bytes, at: int) -> bytes:
+        """The two bytes outside strings before ``outside[at]``, the last chunk's included."""
+        return (self._before + outside[max(at - 2, 0) : at])[-2:]
 
     def _too_long(self, start: int, end: int) -> CrowdSourceError:
         """The refusal, naming the bytes it lies in (the text checked has no byte offsets)."""
