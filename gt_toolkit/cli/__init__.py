@@ -66,6 +66,35 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+# The arguments that name a file, folder or prefix (each subcommand's ``dest``).
+_PATHS = frozenset(
+    {
+        "answers_folder",
+        "coco_reference",
+        "full_instructions_file",
+        "images_dir",
+        "input",
+        "label_file",
+        "manifest",
+        "out",
+        "output",
+        "predictions",
+        "preview_out",
+        "quality",
+        "reference",
+        "rejects",
+        "samples",
+        "short_instructions_file",
+        "source",
+        "src",
+        "summary",
+        "worker_model",
+        "worker_responses",
+        "write_label_config",
+    }
+)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with gt-convert's error contract: one line on stderr and exit code 1.
 
@@ -74,6 +103,21 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(1, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Also refuse an empty path: ``""`` named the working folder.
+
+        ``-o ""`` made split write its manifests into the working folder, and an empty
+        input read as "cannot read : Is a directory".
+        """
+        parsed, extras = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            if action.dest in _PATHS and getattr(parsed, action.dest, None) == "":
+                name = "/".join(action.option_strings) or action.metavar or action.dest
+                self.error(f"argument {name}: the path is empty")
+        return parsed, extras
 
 
 class _Version(argparse.Action):

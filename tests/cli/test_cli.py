@@ -410,3 +410,58 @@ def test_a_rejects_file_named_like_an_output_is_refused(
     assert main([*argv, "--rejects", str(out)]) == 1
     assert "is also the output" in capsys.readouterr().err
     assert not out.exists()
+
+
+def _path_arguments() -> list[tuple[str, str, list[str]]]:
+    """Every subcommand's path arguments, each as (command, its name, an argv with it "")."""
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    cases = []
+    for command, sub in sorted(action.choices.items()):
+        positionals = [a for a in sub._actions if not a.option_strings]
+        for arg in sub._actions:
+            if arg.dest not in cli._PATHS:
+                continue
+            # every other positional a real-looking path, so only this one is empty
+            argv = [command] + ["" if a is arg else "x.json" for a in positionals]
+            for other in sub._actions:  # the required options, so only this one fails
+                if other.required and other.option_strings and other is not arg:
+                    argv += [other.option_strings[0], "x.out"]
+            for group in sub._mutually_exclusive_groups:
+                if group.required:  # sample's --count or --percent
+                    argv += [group._group_actions[0].option_strings[0], "1"]
+            if arg.option_strings:
+                argv += [arg.option_strings[0], ""]
+            name = "/".join(arg.option_strings) or arg.metavar or arg.dest
+            cases.append((command, str(name), argv))
+    return cases
+
+
+@pytest.mark.parametrize(("command", "name", "argv"), _path_arguments())
+def test_an_empty_path_is_a_usage_error_that_writes_nothing(
+    command: str,
+    name: str,
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # "" named the working folder: split -o "" wrote its manifests there, and an empty
+    # input was "cannot read : Is a directory"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 1
+    assert capsys.readouterr().err == (
+        f"gt-convert {command}: error: argument {name}: the path is empty "
+        f"(see gt-convert {command} --help)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_path_arguments_are_the_ones_named() -> None:
+    # a renamed dest would silently drop out of the check: each listed one still exists
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    dests = {a.dest for sub in action.choices.values() for a in sub._actions}
+    assert dests >= cli._PATHS
