@@ -37,7 +37,8 @@ from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.prior_label import PriorManifest, source_ref_for, unique_labels
 from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.errors import ConversionError, CrowdSourceError
-from gt_toolkit.formats.crowd.json_stream import open_json
+from gt_toolkit.formats.crowd.base import first_line
+from gt_toolkit.formats.crowd.json_stream import broken_entry, open_json
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 from gt_toolkit.types import ConsolidatedBox, ImageSize
@@ -125,7 +126,9 @@ def _items(path: Path, prefix: str, name: str) -> Iterator[Any]:
         with open_json(path) as fh:  # a BOM skipped, UTF-8 and the nesting depth checked
             yield from ijson.items(fh, prefix)
     except ijson.JSONError as exc:
-        raise ConversionError(f"{name}: not valid JSON ({exc})") from exc
+        where = broken_entry(path)  # the entry, not yajl's caret over a mangled line
+        at = f" at {where}" if where else ""
+        raise ConversionError(f"{name}: not valid JSON{at}: {first_line(exc)}") from exc
     except CrowdSourceError as exc:
         raise ConversionError(str(exc)) from exc
     except InvalidOperation:  # 1e<5,000 digits>: valid JSON that Decimal cannot hold

@@ -240,3 +240,40 @@ def test_a_number_no_reader_holds_is_one_error_not_a_crash(
     with pytest.raises(ConversionError, match=said):
         _convert(path, tmp_path / "o.manifest")
     assert not (tmp_path / "o.manifest").exists()
+
+
+@pytest.mark.parametrize(
+    ("cut", "where", "said"),
+    [
+        ('"bbox": [1.0', "annotations[2]", "parse error"),  # a stray ] in the third
+        (None, "annotations[2]", "parse error: premature EOF"),  # it ends in the third
+    ],
+    ids=["syntax", "truncated"],
+)
+def test_a_file_that_is_not_json_names_the_entry_in_one_line(
+    tmp_path: Path, cut: str | None, where: str, said: str
+) -> None:
+    # yajl's message held its caret over a mangled copy of the line and named no entry
+    text = json.dumps({"images": IMAGES, "categories": CATEGORIES, "annotations": ANNOTATIONS})
+    if cut is None:
+        broken = text[: text.index('"id": 3, "image_id": 11')]
+    else:
+        broken = text.replace(cut, cut + "]]", 1)
+    path = tmp_path / "gt.json"
+    path.write_text(broken)
+    with pytest.raises(ConversionError) as info:
+        _convert(path, tmp_path / "o.manifest")
+    message = str(info.value)
+    assert f"gt.json: not valid JSON at {where}: {said}" in message
+    assert "\n" not in message and "right here" not in message
+    assert not (tmp_path / "o.manifest").exists()
+
+
+def test_a_broken_results_list_names_its_entry(tmp_path: Path) -> None:
+    results = [{"image_id": 10, "category_id": 1, "bbox": [1, 1, 2, 2], "score": 0.5}] * 3
+    text = json.dumps(results)
+    third = [i for i, c in enumerate(text) if c == "{"][2]  # the entries hold no objects
+    path = tmp_path / "results.json"
+    path.write_text(text[:third] + "x" + text[third:])
+    with pytest.raises(ConversionError, match=r"results\.json: not valid JSON at \[2\]: lexical"):
+        _convert(path, tmp_path / "p.manifest", coco_reference=_coco(tmp_path))

@@ -30,7 +30,7 @@ from gt_toolkit.formats.crowd.base import (
     list_files,
     positive_size,
 )
-from gt_toolkit.formats.crowd.json_stream import json_items, open_json
+from gt_toolkit.formats.crowd.json_stream import broken_entry, json_items, open_json
 from gt_toolkit.formats.crowd.report import SkipReason
 from gt_toolkit.types import ImageSize, WorkerBox
 
@@ -65,33 +65,8 @@ class _CocoSource(IndexedSource):
             if n < 0:  # nothing read: an empty list, or no list at all
                 self._check_list(location, name)
         except ijson.JSONError as exc:
-            where = self._broken_at(location)
+            where = broken_entry(location, store=self.store)
             raise CrowdSourceError(location, where, f"not JSON: {first_line(exc)}") from exc
-
-    def _broken_at(self, location: str) -> str:
-        """Where a file that is not JSON breaks: ``images[3]``, the entry its parser was in.
-
-        Each section is read through the whole file (the first, ``categories``, meets the
-        fault in ``annotations``), so the entry the failing section had reached says nothing;
-        this second pass, only on failure, follows the events. ``""``: outside any entry.
-        """
-        section, entry, where = "", -1, ""
-        with open_json(location, store=self.store) as stream:
-            try:
-                for prefix, event, _ in ijson.parse(stream):
-                    head, _, rest = prefix.partition(".")
-                    if rest == "item" and event not in ("map_key", "end_map", "end_array"):
-                        entry = entry + 1 if head == section else 0  # an entry starts
-                        section = head
-                    if rest == "item" and event in ("end_map", "end_array"):
-                        where = f"{section}[{entry + 1}]"  # the next one, or the list's end
-                    elif section and (rest == "item" or rest.startswith("item.")):
-                        where = f"{section}[{entry}]"
-                    else:
-                        where = ""
-            except ijson.JSONError:
-                return where
-        return ""
 
     def _check_list(self, location: str, name: str) -> None:
         """Refuse a file whose ``name`` is not a list, which ``items`` reads as no entries.

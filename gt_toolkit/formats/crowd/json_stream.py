@@ -34,7 +34,7 @@ from gt_toolkit.formats.crowd.base import first_line, open_stream
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
-__all__ = ["MAX_DEPTH", "json_items", "open_json"]
+__all__ = ["MAX_DEPTH", "broken_entry", "json_items", "open_json"]
 
 MAX_DEPTH = 64
 """The deepest nesting of arrays and objects a JSON export may have."""
@@ -117,6 +117,38 @@ def json_items(
                 yield _floats(item)
         except InvalidOperation:  # 1e<5,000 digits>: valid JSON that Decimal cannot hold
             raise CrowdSourceError(text, "", "a number whose exponent no reader holds") from None
+
+
+def broken_entry(location: Location, *, store: S3Store | None = None) -> str:
+    """Where a file that is not JSON breaks: ``images[3]``, the entry its parser was in.
+
+    yajl's messages name no position, and a reader of one section (COCO's ``categories``)
+    meets a fault in another; this second read, only on failure, follows the parser's
+    events. Entries of a top-level list are ``[3]``. ``""``: outside any entry, or a
+    file that reads whole this time.
+    """
+    import ijson
+
+    section, entry, where = "", -1, ""
+    with open_json(location, store=store) as stream:
+        try:
+            for prefix, event, _ in ijson.parse(stream):
+                if prefix == "item" or prefix.startswith("item."):  # a top-level list
+                    head, rest = "", prefix
+                else:
+                    head, _, rest = prefix.partition(".")
+                if rest == "item" and event not in ("map_key", "end_map", "end_array"):
+                    entry = entry + 1 if head == section else 0  # an entry starts
+                    section = head
+                if rest == "item" and event in ("end_map", "end_array"):
+                    where = f"{section}[{entry + 1}]"  # the next one, or the list's end
+                elif rest == "item" or rest.startswith("item."):
+                    where = f"{section}[{entry}]"
+                else:
+                    where = ""
+        except ijson.JSONError:
+            return where
+    return ""
 
 
 def _floats(value: Any) -> Any:
