@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from gt_toolkit.consolidation.settings import ConsolidationSettings
     from gt_toolkit.evaluation.agreement import agreement_files, measure_agreement, write_agreement
     from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
-    from gt_toolkit.storage.files import join_location, write_json
+    from gt_toolkit.storage.files import AllOrNone, join_location, json_bytes
 
     pages = agreement_files(args.out)
     model_loc = join_location(args.out, _MODEL_FILE)
@@ -69,7 +69,13 @@ def run(args: argparse.Namespace) -> int:
     store = store_from_args(args)
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     model = worker_model_arg(args.worker_model, args)
-    with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:
+    # the pages, the fitted model and the rejects file appear together or not at all: a run
+    # that fails while writing one leaves none of them (nor an earlier run's copies)
+    with (
+        AllOrNone(store=store) as together,
+        rejects,
+        open_source(args, lambda reject: rejects.add(reject.to_json())) as src,
+    ):
         fitted = None
         if model == "fit":  # a first pass; the alpha and the consensus never use the model
             settings = ConsolidationSettings(iou_threshold=args.iou_threshold)
@@ -94,10 +100,12 @@ def run(args: argparse.Namespace) -> int:
             notes=notes,
             store=store,
             worst=args.worst,
+            together=together,
         )
         if fitted is not None:
+            with together.open(model_loc) as model_file:
+                model_file.write(json_bytes(fitted.to_json()))
             written["worker_model"] = model_loc
-            write_json(model_loc, fitted.to_json(), store=store)
     if not rejects.count:
         remove_stale_rejects(rejects_loc, store)
     alpha = "undefined" if report.alpha is None else f"{report.alpha:.3f}"

@@ -31,6 +31,7 @@ worker model is given, by its fitted miss rate, false boxes per image and box no
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections import defaultdict
@@ -47,7 +48,7 @@ from gt_toolkit.consolidation.worker_model import WorkerModel
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator, WorkerQuality
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.formats.crowd.base import CrowdItem
-from gt_toolkit.storage.files import Location, join_location, write_bytes, write_json
+from gt_toolkit.storage.files import AllOrNone, Location, join_location, json_bytes
 from gt_toolkit.storage.s3 import S3Store
 from gt_toolkit.templating import render_page
 from gt_toolkit.types import ImageSize, WorkerBox
@@ -473,18 +474,26 @@ def write_agreement(
     notes: Sequence[str] = (),
     worst: int = 50,
     store: S3Store | None = None,
+    together: AllOrNone | None = None,
 ) -> dict[str, str]:
     """Write ``agreement.json`` and ``agreement.html`` into ``out_dir`` (local or ``s3://``).
+
+    Both files or neither: one that cannot be written takes the other back (a page beside
+    an earlier run's JSON would describe another crowd). ``together``: the caller's
+    :class:`~gt_toolkit.storage.files.AllOrNone`, when more files must go with them.
 
     Returns:
         ``{"json": location, "html": location}`` (:func:`agreement_files`).
     """
     written = agreement_files(out_dir)
-    json_loc, html_loc = written["json"], written["html"]
     context = page_context(report, title=title, notes=notes, worst=worst)
-    page = render_page("agreement/report.html.j2", context)
-    write_json(json_loc, report.to_json(), store=store)
-    write_bytes(html_loc, page.encode(), store=store)
+    page = render_page("agreement/report.html.j2", context).encode()
+    data = json_bytes(report.to_json())
+    with contextlib.ExitStack() as stack:
+        group = together or stack.enter_context(AllOrNone(store=store))
+        with group.open(written["json"]) as json_file, group.open(written["html"]) as html_file:
+            json_file.write(data)
+            html_file.write(page)
     return written
 
 

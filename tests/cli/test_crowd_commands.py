@@ -210,6 +210,21 @@ def test_agreement_rerun_on_a_mended_export_leaves_no_rejects_file(tmp_path: Pat
     assert not (out / "rejects.jsonl").exists()  # it named a record that is mended now
 
 
+@pytest.mark.parametrize("blocked", ["agreement.html", "worker-model.json"])
+def test_agreement_that_cannot_write_one_file_leaves_none(tmp_path: Path, blocked: str) -> None:
+    # a folder where one output goes: the run fails, and the files written before it
+    # (the JSON report, or both pages before the fitted model) must not stay behind,
+    # nor a rejects file naming this run's broken record
+    tasks = json.loads((CROWD / "label-studio.json").read_text())
+    del tasks[1]["annotations"][0]["result"][0]["value"]["x"]
+    export, out = tmp_path / "export.json", tmp_path / "agreement"
+    export.write_text(json.dumps(tasks))
+    (out / blocked).mkdir(parents=True)
+    args = ["agreement", str(export), "--from", "label-studio", "-o", str(out)]
+    assert main([*args, "--worker-model", "fit"]) == 1
+    assert [p.name for p in out.iterdir()] == [blocked]
+
+
 def test_options_of_other_kinds_are_refused(tmp_path: Path) -> None:
     out = str(tmp_path / "o")
     source = str(CROWD / "label-studio.json")

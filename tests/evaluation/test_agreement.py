@@ -203,3 +203,13 @@ def test_page_and_json_escape_hostile_names(tmp_path: Path) -> None:
     doc = json.loads(Path(written["json"]).read_text())
     assert doc["per_class"][0]["label"] == hostile
     assert doc["matrix"]["annotators"] == sorted([hostile, "bob"])
+
+
+def test_write_agreement_writes_both_files_or_neither(tmp_path: Path) -> None:
+    from gt_toolkit.errors import StorageError
+
+    report = measure_agreement([image("a", [box("car", 10, 10)], [box("car", 11, 10)])])
+    (tmp_path / "agreement.html").mkdir()
+    with pytest.raises(StorageError, match=r"agreement\.html"):
+        write_agreement(report, tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["agreement.html"]  # no JSON without its page
