@@ -109,5 +109,13 @@ def run(args: argparse.Namespace) -> int:
     if not rejects.count:
         remove_stale_rejects(rejects_loc, store)
     alpha = "undefined" if report.alpha is None else f"{report.alpha:.3f}"
-    eprint(f"alpha {alpha} over {report.units} objects; wrote {', '.join(written.values())}")
+    unknown = ""
+    if report.unknown_workers:
+        unknown = (
+            f"; {len(report.unknown_workers)} annotators unknown to the worker model (their "
+            "model columns are the crowd's)"
+        )
+    eprint(
+        f"alpha {alpha} over {report.units} objects{unknown}; wrote {', '.join(written.values())}"
+    )
     return lost_labels(src.report, rejects.count, rejects_loc)

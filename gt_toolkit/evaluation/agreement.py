@@ -221,6 +221,9 @@ class AgreementReport:
     pair_alpha: list[list[float | None]]
     pair_units: list[list[int]]
     extra: dict[str, Any] = field(default_factory=dict)
+    unknown_workers: list[str] | None = None
+    """With a worker model: the annotators it has not seen, whose model columns are the
+    crowd's figures (:meth:`WorkerModel.skill`), not theirs; ``None`` without a model."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON: images worst first (images without units last)."""
@@ -240,6 +243,7 @@ class AgreementReport:
                 "alpha": self.pair_alpha,
                 "units": self.pair_units,
             },
+            "unknown_workers": self.unknown_workers,
             **self.extra,
         }
 
@@ -385,6 +389,9 @@ def _report(
         annotators=names,
         pair_alpha=alpha_matrix,
         pair_units=units_matrix,
+        unknown_workers=(
+            None if worker_model is None else [n for n in names if n not in worker_model.workers]
+        ),
     )
 
 
@@ -425,9 +432,18 @@ def page_context(
     """The agreement page's values, formatted (the template only places them)."""
     rows = [q.to_json() for q in report.per_annotator]
     keys = [k for k in _ANNOTATOR_KEYS if not rows or k in rows[0]]
+    notes = list(notes)
+    if report.unknown_workers:
+        shown = ", ".join(report.unknown_workers[:10])
+        more = len(report.unknown_workers) - 10
+        notes.append(
+            f"{len(report.unknown_workers)} annotators are not in the worker model; their "
+            f"model columns show the crowd's figures: {shown}"
+            + (f" and {more} more (all in the JSON report)." if more > 0 else ".")
+        )
     return {
         "title": title,
-        "notes": list(notes),
+        "notes": notes,
         "alpha": _figure(report.alpha),
         "units": report.units,
         "values": report.values,

@@ -213,3 +213,22 @@ def test_write_agreement_writes_both_files_or_neither(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match=r"agreement\.html"):
         write_agreement(report, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["agreement.html"]  # no JSON without its page
+
+
+def test_annotators_a_given_worker_model_never_saw_are_named(tmp_path: Path) -> None:
+    # a saved table fitted on ann and bob, used on a crowd where cat answers too: cat's
+    # model columns are the crowd's figures, which the report and the page must say
+    from gt_toolkit.consolidation.worker_model import fit_worker_model
+
+    fitted_on = [image(f"f{i}", [box("car", 10, 10)], [box("car", 11, 10)]) for i in range(4)]
+    model = fit_worker_model(fitted_on)
+    crowd = [image("a", [box("car", 10, 10)], [box("car", 11, 10)], [box("car", 10, 12)])]
+    report = measure_agreement(crowd, worker_model=model)
+    assert report.unknown_workers == ["cat"]
+    rows = {q.worker_id: q for q in report.per_annotator}
+    assert rows["cat"].miss_rate == model.crowd.miss_rate
+    written = write_agreement(report, tmp_path)
+    assert json.loads(Path(written["json"]).read_text())["unknown_workers"] == ["cat"]
+    assert "1 annotators are not in the worker model" in Path(written["html"]).read_text()
+    assert measure_agreement(fitted_on, worker_model=model).unknown_workers == []
+    assert measure_agreement(crowd).unknown_workers is None
