@@ -242,15 +242,32 @@ def _skill_from(raw: Mapping[str, Any]) -> WorkerSkill:
     left, top, right, bottom = (float(bias.get(e, 0.0)) for e in _EDGES)
     if not all(abs(b) <= MAX_BIAS for b in (left, top, right, bottom)):
         raise ValueError(f"box_bias must be within +-{MAX_BIAS}, got {bias}")
+    share = float(raw.get("false_share", 0.0))
+    if not 0.0 <= share <= 1.0:  # NaN too
+        raise ValueError(f"false_share must be in [0, 1], got {raw.get('false_share')!r}")
     return WorkerSkill(
         miss,
         false,
         noise,
-        int(raw.get("images", 0)),
-        int(raw.get("boxes", 0)),
-        float(raw.get("false_share", 0.0)),
+        _count(raw, "images"),
+        _count(raw, "boxes"),
+        share,
         (left, top, right, bottom),
     )
+
+
+def _count(raw: Mapping[str, Any], key: str) -> int:
+    """A count of the table (``images``, ``boxes``): a whole number >= 0, 0 when left out.
+
+    ``1e400`` reads as infinity, which ``int()`` refused with an OverflowError (a traceback
+    where a bad table gets one error line).
+    """
+    value = raw.get(key, 0)
+    if isinstance(value, float) and value.is_integer():  # 3.0; not inf or NaN
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{key} must be a whole number >= 0, got {value!r}")
+    return value
 
 
 def read_worker_model(location: Location, *, store: S3Store | None = None) -> WorkerModel:

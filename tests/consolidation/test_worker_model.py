@@ -201,6 +201,14 @@ def test_json_round_trip_and_bad_tables() -> None:
         {k: v for k, v in table.items() if k != "crowd"},
         {**table, "workers": {"x": {**table["crowd"], "box_bias": {"left": 0.3}}}},
         {**table, "workers": {"x": {**table["crowd"], "box_bias": {"top": math.nan}}}},
+        # counts and shares a hand-edited table can spell out of range: one error, no
+        # OverflowError out of int(inf), no NaN carried into the model
+        {**table, "workers": {"x": {**table["crowd"], "images": math.inf}}},
+        {**table, "workers": {"x": {**table["crowd"], "boxes": math.nan}}},
+        {**table, "workers": {"x": {**table["crowd"], "images": -3}}},
+        {**table, "workers": {"x": {**table["crowd"], "boxes": 2.5}}},
+        {**table, "crowd": {**table["crowd"], "false_share": math.nan}},
+        {**table, "workers": {"x": {**table["crowd"], "false_share": 1.5}}},
     ):
         with pytest.raises(ConsolidationError, match="bad worker model"):
             WorkerModel.from_json(broken)
