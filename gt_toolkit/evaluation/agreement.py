@@ -32,6 +32,7 @@ worker model is given, by its fitted miss rate, false boxes per image and box no
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import random
 from collections import defaultdict
@@ -311,7 +312,8 @@ def measure_agreement(
             or a source's items (``source.items()``), which also give each annotator's time
             spent where the tool records it (the per-annotator ``mean_time_spent``).
         iou_threshold: the IoU at which boxes of two annotators are matched.
-        labels: the label list (other labels are not values); ``None`` accepts all.
+        labels: the label list: boxes of other labels are left out of every figure (not
+            values, not in the per-annotator counts); ``None`` accepts all.
         consensus: the settings of the consensus each annotator is scored against
             (default: the engine's defaults at ``iou_threshold``).
         sample_size: values kept to compute the expected disagreement (exact below it).
@@ -324,6 +326,8 @@ def measure_agreement(
     tally = _Tally(random.Random(seed), sample_size)
     for entry in images:
         image = entry.image if isinstance(entry, CrowdItem) else entry
+        if labels is not None:
+            image = _only_labels(image, set(labels))
         mine = _Disagreement()
         boxes = sum(len(b) for b in image.boxes)
         if len(image.annotators) > 1:
@@ -343,6 +347,20 @@ def measure_agreement(
                 time_spent=entry.time_spent or None if isinstance(entry, CrowdItem) else None,
             )
     return _report(tally, iou_threshold, worker_model)
+
+
+def _only_labels(image: CrowdImage, labels: set[str]) -> CrowdImage:
+    """The image without the boxes of other labels: they are not counted anywhere.
+
+    Left in, the consensus dropped them (``unknown-label``) and each one lowered its
+    annotator's precision and swelled the box counts: ``--labels car`` scored annotators on
+    the people they drew. A box whose label is not a name at all stays, a broken box.
+    """
+    kept = tuple(
+        [b for b in answer if not isinstance(b.get("label"), str) or b["label"] in labels]
+        for answer in image.boxes
+    )
+    return dataclasses.replace(image, boxes=kept)
 
 
 def _report(

@@ -232,3 +232,18 @@ def test_annotators_a_given_worker_model_never_saw_are_named(tmp_path: Path) -> 
     assert "1 annotators are not in the worker model" in Path(written["html"]).read_text()
     assert measure_agreement(fitted_on, worker_model=model).unknown_workers == []
     assert measure_agreement(crowd).unknown_workers is None
+
+
+def test_boxes_of_labels_left_out_count_nowhere() -> None:
+    # with labels=["car"], ann's person box is not a value, and it must not lower ann's
+    # precision nor count among ann's or the image's boxes either: the same crowd
+    # without the person box gives the same figures
+    with_person = image(
+        "a", [box("car", 10, 10), box("person", 60, 60)], [box("car", 11, 10)], [box("car", 10, 11)]
+    )
+    without = image("a", [box("car", 10, 10)], [box("car", 11, 10)], [box("car", 10, 11)])
+    got = measure_agreement([with_person], labels=["car"])
+    assert got.to_json() == measure_agreement([without], labels=["car"]).to_json()
+    ann = got.per_annotator[0]
+    assert (ann.worker_id, ann.boxes, ann.precision) == ("ann", 1, 1.0)
+    assert got.per_image[0].boxes == 3
