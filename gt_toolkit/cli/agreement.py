@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
             written["worker_model"] = model_loc
     if not rejects.count:
         remove_stale_rejects(rejects_loc, store)
-    alpha = "undefined" if report.alpha is None else f"{report.alpha:.3f}"
+    why = report.undefined_because()
+    alpha = f"undefined ({why})" if why is not None else f"{report.alpha:.3f}"
     unknown = ""
     if report.unknown_workers:
         unknown = (

@@ -226,10 +226,23 @@ class AgreementReport:
     """With a worker model: the annotators it has not seen, whose model columns are the
     crowd's figures (:meth:`WorkerModel.skill`), not theirs; ``None`` without a model."""
 
+    def undefined_because(self) -> str | None:
+        """Why ``alpha`` is ``None``, in words (``None`` when it is a number)."""
+        if self.alpha is not None:
+            return None
+        if not self.units:
+            return "no object was drawn on an image two annotators saw"
+        # D_e = 0: every value alike; D_o is 0 too, but 0 / 0 is no figure
+        return (
+            "every annotator drew the same boxes and left none out: they agree fully, but "
+            "alpha needs values that differ somewhere to measure agreement against chance"
+        )
+
     def to_json(self) -> dict[str, Any]:
         """Plain JSON: images worst first (images without units last)."""
         return {
             "alpha": self.alpha,
+            "alpha_undefined": self.undefined_because(),
             "observed_disagreement": self.observed_disagreement,
             "expected_disagreement": self.expected_disagreement,
             "units": self.units,
@@ -451,6 +464,9 @@ def page_context(
     rows = [q.to_json() for q in report.per_annotator]
     keys = [k for k in _ANNOTATOR_KEYS if not rows or k in rows[0]]
     notes = list(notes)
+    undefined = report.undefined_because()
+    if undefined is not None:
+        notes.insert(0, f"α is undefined: {undefined}.")
     if report.unknown_workers:
         shown = ", ".join(report.unknown_workers[:10])
         more = len(report.unknown_workers) - 10

@@ -247,3 +247,17 @@ def test_boxes_of_labels_left_out_count_nowhere() -> None:
     ann = got.per_annotator[0]
     assert (ann.worker_id, ann.boxes, ann.precision) == ("ann", 1, 1.0)
     assert got.per_image[0].boxes == 3
+
+
+def test_an_undefined_alpha_says_why(tmp_path: Path) -> None:
+    same = [image(f"i{n}", [box("car", 10, 10)], [box("car", 10, 10)]) for n in range(2)]
+    lone = [image("i", [box("car", 10, 10)])]
+    for crowd, why in ((same, "agree fully"), (lone, "no object"), ([], "no object")):
+        report = measure_agreement(crowd)
+        assert report.alpha is None and why in (report.undefined_because() or "")
+        folder = tmp_path / str(len(crowd))
+        written = write_agreement(report, folder)
+        assert why in json.loads(Path(written["json"]).read_text())["alpha_undefined"]
+        assert "α is undefined: " in Path(written["html"]).read_text()
+    defined = measure_agreement([image("i", [box("car", 10, 10)], [box("car", 12, 10)])])
+    assert defined.alpha is not None and defined.undefined_because() is None
