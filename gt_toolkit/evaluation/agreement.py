@@ -457,10 +457,36 @@ _ANNOTATOR_KEYS = {
 }
 
 
+MATRIX_ANNOTATORS = 60
+"""Annotators in the page's matrix at most: the cells grow with their square (1,500
+annotators made a 128 MB page no browser opens); the JSON report holds every pair."""
+
+
+def _matrix_rows(report: AgreementReport, most: int) -> list[int]:
+    """Indexes into ``report.annotators`` of those the page's matrix shows, in name order.
+
+    All of them, or the ``most`` who answered the most images (ties by name).
+    """
+    if len(report.annotators) <= most:
+        return list(range(len(report.annotators)))
+    images = {q.worker_id: q.images for q in report.per_annotator}
+    busiest = sorted(
+        range(len(report.annotators)),
+        key=lambda i: (-images.get(report.annotators[i], 0), report.annotators[i]),
+    )
+    return sorted(busiest[:most])
+
+
 def page_context(
-    report: AgreementReport, *, title: str, notes: Sequence[str] = (), worst: int = 50
+    report: AgreementReport,
+    *,
+    title: str,
+    notes: Sequence[str] = (),
+    worst: int = 50,
+    matrix_annotators: int = MATRIX_ANNOTATORS,
 ) -> dict[str, Any]:
     """The agreement page's values, formatted (the template only places them)."""
+    shown = _matrix_rows(report, matrix_annotators)
     rows = [q.to_json() for q in report.per_annotator]
     keys = [k for k in _ANNOTATOR_KEYS if not rows or k in rows[0]]
     notes = list(notes)
@@ -468,11 +494,11 @@ def page_context(
     if undefined is not None:
         notes.insert(0, f"α is undefined: {undefined}.")
     if report.unknown_workers:
-        shown = ", ".join(report.unknown_workers[:10])
+        listed = ", ".join(report.unknown_workers[:10])
         more = len(report.unknown_workers) - 10
         notes.append(
             f"{len(report.unknown_workers)} annotators are not in the worker model; their "
-            f"model columns show the crowd's figures: {shown}"
+            f"model columns show the crowd's figures: {listed}"
             + (f" and {more} more (all in the JSON report)." if more > 0 else ".")
         )
     return {
@@ -492,15 +518,21 @@ def page_context(
         ],
         "matrix": [
             {
-                "number": i + 1,
-                "name": name,
+                "number": number,
+                "name": report.annotators[i],
                 "cells": [
-                    {"alpha": _figure(a, 2), "units": n, "colour": _colour(a)}
-                    for a, n in zip(report.pair_alpha[i], report.pair_units[i], strict=True)
+                    {
+                        "alpha": _figure(report.pair_alpha[i][j], 2),
+                        "units": report.pair_units[i][j],
+                        "colour": _colour(report.pair_alpha[i][j]),
+                    }
+                    for j in shown
                 ],
             }
-            for i, name in enumerate(report.annotators)
+            for number, i in enumerate(shown, start=1)
         ],
+        "matrix_shown": len(shown),
+        "matrix_total": len(report.annotators),
         "images": [
             {
                 "key": r.key,

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,48 @@ def test_an_undefined_alpha_says_why(tmp_path: Path) -> None:
         assert "α is undefined: " in Path(written["html"]).read_text()
     defined = measure_agreement([image("i", [box("car", 10, 10)], [box("car", 12, 10)])])
     assert defined.alpha is not None and defined.undefined_because() is None
+
+
+def test_the_page_matrix_shows_the_busiest_annotators_only(tmp_path: Path) -> None:
+    # the matrix grows with the square of the annotators (1,500 made a 128 MB page): the
+    # page keeps those who answered the most images, the JSON keeps every pair
+    from gt_toolkit.evaluation.agreement import MATRIX_ANNOTATORS, page_context
+
+    names = [f"w{n:03}" for n in range(MATRIX_ANNOTATORS + 5)]
+    crowd = [
+        CrowdImage(
+            key=f"i{n}",
+            image_size={"width": 100, "height": 100},
+            annotators=(names[n], names[(n + 1) % len(names)]),
+            boxes=([box("car", 10, 10)], [box("car", 11, 10)]),
+        )
+        for n in range(len(names))
+    ]
+    busy = names[-5:]  # one more image each: shown though last by name
+    crowd += [
+        CrowdImage(
+            key=f"again{n}",
+            image_size={"width": 100, "height": 100},
+            annotators=(a, b),
+            boxes=([box("car", 10, 10)], [box("car", 11, 10)]),
+        )
+        for n, (a, b) in enumerate(zip(busy, busy[1:] + busy[:1], strict=True))
+    ]
+    report = measure_agreement(crowd)
+    assert len(report.pair_alpha) == len(names)
+    context = page_context(report, title="t")
+    rows = context["matrix"]
+    assert (context["matrix_shown"], context["matrix_total"]) == (MATRIX_ANNOTATORS, len(names))
+    assert [r["number"] for r in rows] == list(range(1, MATRIX_ANNOTATORS + 1))
+    shown = [r["name"] for r in rows]
+    assert shown == sorted(shown) and set(busy) <= set(shown)
+    assert all(len(r["cells"]) == MATRIX_ANNOTATORS for r in rows)
+    assert shown[-5:] == busy and shown[:-5] == names[: MATRIX_ANNOTATORS - 5]
+    i, j = shown.index(busy[0]), shown.index(busy[1])
+    k = len(names) - 5
+    assert rows[i]["cells"][j]["units"] == report.pair_units[k][k + 1] == 2
+    page = Path(write_agreement(report, tmp_path)["html"]).read_text()
+    assert f"{MATRIX_ANNOTATORS} of {len(names)} annotators" in page
+    assert len(re.findall(r"<th>\d+ w\d+</th>", page)) == MATRIX_ANNOTATORS  # matrix rows
+    small = page_context(measure_agreement(crowd[:3]), title="t")
+    assert small["matrix_shown"] == small["matrix_total"] == 4
