@@ -307,3 +307,13 @@ def test_the_page_matrix_shows_the_busiest_annotators_only(tmp_path: Path) -> No
     assert len(re.findall(r"<th>\d+ w\d+</th>", page)) == MATRIX_ANNOTATORS  # matrix rows
     small = page_context(measure_agreement(crowd[:3]), title="t")
     assert small["matrix_shown"] == small["matrix_total"] == 4
+
+
+def test_write_agreement_to_s3(store: Any, s3_client: Any, bucket: str) -> None:
+    report = measure_agreement([image("a", [box("car", 10, 10)], [box("car", 11, 10)])])
+    written = write_agreement(report, f"s3://{bucket}/runs/agreement", store=store)
+    keys = {o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert keys == {"runs/agreement/agreement.json", "runs/agreement/agreement.html"}
+    body = s3_client.get_object(Bucket=bucket, Key="runs/agreement/agreement.json")["Body"]
+    assert json.loads(body.read())["units"] == 1
+    assert written["html"] == f"s3://{bucket}/runs/agreement/agreement.html"
