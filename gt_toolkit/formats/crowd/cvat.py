@@ -6,22 +6,25 @@ its own; one file (or one ``.zip`` holding ``annotations.xml``) per job. Shapes 
 export names one, else the file's stem (the folder's name for ``<job>/annotations.xml``), or
 its path under the folder when stems collide: two files are one annotator only by name.
 
-XML is parsed as a stream (``iterparse``, each ``<image>`` cleared once read). The standard
-library's expat (2.4.1 and newer) refuses entity-expansion bombs and ElementTree never
-fetches external entities, so no hardened parser package is needed.
+XML is parsed as a stream (:func:`_events`, each ``<image>`` cleared once read). CVAT writes
+no DOCTYPE, so a file with one is refused, not expanded: expat's own guard lets an entity
+grow to 8 MiB, or to a hundred times the bytes read before it (a 2 MB file gave ten labels
+of 10 MB each, 420 MB of memory). ElementTree never fetches external entities.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
+import os
+import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import IO
 from xml.etree import ElementTree as ET
 
-from gt_toolkit.errors import CrowdSourceError
+from gt_toolkit.errors import CrowdSourceError, StorageError
 from gt_toolkit.formats.crowd.answer_index import AnswerIndex, Where
 from gt_toolkit.formats.crowd.base import (
     IndexedSource,
@@ -33,7 +36,8 @@ from gt_toolkit.formats.crowd.base import (
     positive_size,
 )
 from gt_toolkit.formats.crowd.report import SkipReason
-from gt_toolkit.storage.files import read_bytes
+from gt_toolkit.storage.files import iter_chunks
+from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 from gt_toolkit.types import WorkerBox
 
 __all__ = ["CVAT_EXTENSIONS", "CvatSource"]
@@ -42,6 +46,7 @@ CVAT_EXTENSIONS = (".xml", ".zip")  # what a CVAT folder lists: job files and ex
 _SHAPES = frozenset(
     {"polygon", "polyline", "points", "cuboid", "ellipse", "mask", "skeleton", "tag"}
 )
+_PROLOG = 1 << 16  # bytes before the root element (CVAT writes about 40)
 
 
 class CvatSource(IndexedSource):
@@ -60,45 +65,35 @@ class CvatSource(IndexedSource):
     def _open(self, location: str) -> contextlib.AbstractContextManager[IO[bytes]]:
         if not location.lower().endswith(".zip"):
             return open_stream(location, store=self.store)
-        try:
-            archive = zipfile.ZipFile(io.BytesIO(read_bytes(location, store=self.store)))
-            return archive.open("annotations.xml")
-        except (zipfile.BadZipFile, KeyError) as exc:
-            raise CrowdSourceError(location, "", f"not a CVAT export archive: {exc}") from exc
+        return _archived(location, self.store)
 
     def _job(self, index: AnswerIndex, location: str, stream: IO[bytes], annotator: str) -> None:
         """One job file (``annotator``: the file's own name, used when it names no assignee)."""
         in_meta = False
-        try:
-            events = ET.iterparse(stream, events=("start", "end"))
-            _, root = next(events)
-            if root.tag != "annotations":
-                raise CrowdSourceError(location, "", f"not CVAT XML: root is <{root.tag}>")
-            for event, elem in events:
-                if event == "start":
-                    if elem.tag == "track" and not in_meta:
-                        raise CrowdSourceError(
-                            location,
-                            "",
-                            'a "CVAT for video" export (<track> elements): export each job'
-                            ' as "CVAT for images 1.1"',
-                        )
-                    in_meta = in_meta or elem.tag == "meta"
-                    continue
-                if elem.tag == "meta":
-                    annotator = _assignee(elem) or annotator
-                    for name in _label_names(elem):
-                        self.add_label(name)
-                    in_meta = False
-                    root.clear()
-                elif elem.tag == "image" and not in_meta:
-                    self._image(index, location, annotator, elem)
-                    root.clear()
-        except ET.ParseError as exc:
-            line, column = exc.position
-            raise CrowdSourceError(
-                location, f"line {line}, column {column}", f"not well-formed XML: {exc}"
-            ) from exc
+        events = _events(stream, location)
+        _, root = next(events)
+        if root.tag != "annotations":
+            raise CrowdSourceError(location, "", f"not CVAT XML: root is <{root.tag}>")
+        for event, elem in events:
+            if event == "start":
+                if elem.tag == "track" and not in_meta:
+                    raise CrowdSourceError(
+                        location,
+                        "",
+                        'a "CVAT for video" export (<track> elements): export each job'
+                        ' as "CVAT for images 1.1"',
+                    )
+                in_meta = in_meta or elem.tag == "meta"
+                continue
+            if elem.tag == "meta":
+                annotator = _assignee(elem) or annotator
+                for name in _label_names(elem):
+                    self.add_label(name)
+                in_meta = False
+                root.clear()
+            elif elem.tag == "image" and not in_meta:
+                self._image(index, location, annotator, elem)
+                root.clear()
 
     def _image(self, index: AnswerIndex, location: str, annotator: str, elem: ET.Element) -> None:
         name = elem.get("name")
@@ -176,11 +171,116 @@ class CvatSource(IndexedSource):
             "width": xbr - xtl,
             "height": ybr - ytl,
         }
-        rotation = _number(elem.get("rotation", "0")) or 0.0
+        rotation = _number(elem.get("rotation", "0"))
+        if rotation is None:  # read as 0, a turned box would be taken for an upright one
+            self.skip(
+                location, where, SkipReason.MALFORMED, "rotation is not a number", dict(elem.attrib)
+            )
+            return None
         if rotation % 360.0:
             self.report.rotated += 1
             box = envelope(box, rotation, pivot="center")
         return box
+
+
+class _Refused(Exception):
+    """A DOCTYPE: raised from the parser's target, before any entity of it is used."""
+
+
+class _Rooted(Exception):
+    """The root element started: the prolog, where a DOCTYPE would be, is over."""
+
+
+class _Prolog:
+    """A parser target that only looks at the prolog: a DOCTYPE, or the root element."""
+
+    def start(self, tag: str, attrs: dict[str, str]) -> None:
+        raise _Rooted
+
+    def doctype(self, name: str, pubid: str | None, system: str | None) -> None:
+        raise _Refused
+
+    def close(self) -> None:
+        return None
+
+
+class _Replay:
+    """``head`` (bytes already read from ``rest``), then the rest: what ``iterparse`` reads."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head, self._rest = head, rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            head, self._head = self._head, b""
+            return head
+        return self._rest.read(size)
+
+
+def _events(stream: IO[bytes], location: str) -> Iterator[tuple[str, ET.Element]]:
+    """``iterparse``'s start and end events of a CVAT XML file that has no DOCTYPE.
+
+    The prolog is parsed first on its own, with a target that hears of a DOCTYPE (which
+    ``iterparse`` never reports). expat parses the rest of what it was fed after a handler
+    refuses (the error comes when the chunk is done), entities included, up to 8 MiB or a
+    hundred times the bytes read so far: so the root element must start within the first
+    64 KiB (a CVAT file's starts after about 40 bytes).
+
+    Raises:
+        CrowdSourceError: not well-formed XML (with its line and column), a DOCTYPE, no root
+            element in the first 64 KiB, a broken ``.zip`` member.
+    """
+    try:
+        head = stream.read(_PROLOG)
+        try:
+            ET.XMLParser(target=_Prolog()).feed(head)
+        except _Rooted:
+            pass
+        except _Refused:
+            raise CrowdSourceError(
+                location, "", "a DOCTYPE (entity declarations), which CVAT never writes: refused"
+            ) from None
+        except ET.ParseError:
+            pass  # iterparse reports it, with its line
+        else:
+            if len(head) == _PROLOG:
+                raise CrowdSourceError(
+                    location, "", f"no root element in the first {_PROLOG} bytes"
+                )
+        yield from ET.iterparse(_Replay(head, stream), events=("start", "end"))
+    except ET.ParseError as exc:
+        line, column = exc.position
+        raise CrowdSourceError(
+            location, f"line {line}, column {column}", f"not well-formed XML: {exc}"
+        ) from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a damaged archive member
+        raise CrowdSourceError(location, "", f"broken archive: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _archived(location: str, store: S3Store | None) -> Iterator[IO[bytes]]:
+    """The ``annotations.xml`` of a CVAT export archive, streamed (an S3 one via a temp file).
+
+    Raises:
+        CrowdSourceError: not a zip archive, or none of that name in it.
+    """
+    with contextlib.ExitStack() as stack:
+        if is_s3_uri(location):
+            spool = stack.enter_context(tempfile.TemporaryFile())
+            for chunk in iter_chunks(location, store=store):
+                spool.write(chunk)
+            source: str | IO[bytes] = spool
+        else:
+            source = os.fspath(location)
+        try:
+            archive = stack.enter_context(zipfile.ZipFile(source))
+            member = stack.enter_context(archive.open("annotations.xml"))
+        except OSError as exc:
+            raise StorageError(f"cannot read {location}: {exc.strerror or exc}") from exc
+        except (zipfile.BadZipFile, KeyError, RuntimeError, NotImplementedError) as exc:
+            # RuntimeError: an encrypted member; NotImplementedError: an unknown compression
+            raise CrowdSourceError(location, "", f"not a CVAT export archive: {exc}") from exc
+        yield member
 
 
 def _number(text: str | None) -> float | None:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
+import tracemalloc
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -213,3 +215,106 @@ def test_a_file_not_in_utf8_is_one_line_naming_it(tmp_path: Path) -> None:
         CrowdSourceError, match=r"job_11\.xml: line 52, column \d+: not well-formed"
     ):
         list(iter_crowd_images(tmp_path, "cvat"))
+
+
+def with_doctype(doctype: str, label: str = "car", prolog: str = "") -> str:
+    """Job 11's export with a DOCTYPE after ``prolog`` and its first label written as ``label``."""
+    text = (REPLICAS / "job_11_annotations.xml").read_text()
+    text = text.replace('label="car"', f'label="{label}"', 1)
+    return text.replace("<annotations>", f"{prolog}{doctype}\n<annotations>", 1)
+
+
+def laughs(last: str) -> str:
+    """Entities b to ``last``, each ten of the one before (``&e;``: 10,000 times ``&a;``)."""
+    names = "abcdefghi"[: "abcdefghi".index(last) + 1]
+    return "".join(f'<!ENTITY {n} "{("&" + p + ";") * 10}">' for p, n in itertools.pairwise(names))
+
+
+@pytest.mark.parametrize(
+    ("doctype", "label"),
+    [
+        ('<!DOCTYPE annotations [<!ENTITY c "car">]>', "&c;"),
+        (f'<!DOCTYPE annotations [<!ENTITY a "{"a" * 1000}">{laughs("e")}]>', "&e;"),
+        (f'<!DOCTYPE annotations [<!ENTITY a "aaaaaaaaaa">{laughs("i")}]>', "&i;"),
+        ('<!DOCTYPE annotations [<!ENTITY c SYSTEM "file:///etc/hostname">]>', "&c;"),
+        ('<!DOCTYPE annotations SYSTEM "http://127.0.0.1:9/cvat.dtd">', "car"),
+        ('<!DOCTYPE annotations [<!ENTITY % p SYSTEM "file:///etc/hostname"> %p;]>', "car"),
+    ],
+    ids=["entity", "ten-megabyte-label", "billion-laughs", "external-entity", "dtd", "param"],
+)
+def test_a_doctype_is_refused_not_expanded(tmp_path: Path, doctype: str, label: str) -> None:
+    # CVAT writes none; expat's own guard let a 1 KB entity tree become a 10 MB label
+    (tmp_path / "job_11.xml").write_text(with_doctype(doctype, label))
+    with pytest.raises(CrowdSourceError, match=r"job_11\.xml: a DOCTYPE .*refused"):
+        list(iter_crowd_images(tmp_path, "cvat"))
+
+
+def test_a_doctype_after_a_long_prolog_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    # past the first 64 KiB expat's guard would allow a hundred times the bytes before it
+    doctype = f'<!DOCTYPE annotations [<!ENTITY a "{"a" * 1000}">{laughs("e")}]>'
+    padding = f"<!-- {'x' * 200_000} -->\n"
+    (tmp_path / "job_11.xml").write_text(with_doctype(doctype, "&e;", padding))
+    with pytest.raises(CrowdSourceError, match=r"job_11\.xml: no root element in the first"):
+        list(iter_crowd_images(tmp_path, "cvat"))
+
+
+@pytest.mark.parametrize("rotation", ["ninety", "nan", "inf", ""])
+def test_a_rotation_that_is_not_a_number_is_malformed_not_upright(
+    tmp_path: Path, rotation: str
+) -> None:
+    folder = edit("job_11_annotations.xml", 'rotation="90.00"', f'rotation="{rotation}"', tmp_path)
+    rejects: list[Any] = []
+    with open_crowd_source(folder, "cvat", on_reject=rejects.append) as source:
+        img_a = next(source.images())
+    assert [(r.position, r.reason.value, r.detail) for r in rejects] == [
+        ("image 'img_a.jpg' (id 0), shape 1", "malformed", "rotation is not a number")
+    ]
+    alice = img_a.boxes[img_a.annotators.index("alice")]
+    assert [b["label"] for b in alice] == ["car"]  # the turned person box is not read upright
+
+
+def zipped(folder: Path, members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> Path:
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "job_11.zip", "w", method) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return folder / "job_11.zip"
+
+
+def test_a_damaged_archive_is_one_line_naming_it(tmp_path: Path) -> None:
+    data = (REPLICAS / "job_11_annotations.xml").read_bytes()
+    path = zipped(tmp_path / "jobs", {"annotations.xml": data})
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"annotations.xml") + len("annotations.xml") + 200  # compressed bytes
+    raw[at : at + 20] = bytes(20)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CrowdSourceError, match=r"job_11\.zip: broken archive") as caught:
+        list(iter_crowd_images(tmp_path / "jobs", "cvat"))
+    assert "\n" not in str(caught.value)
+
+
+def test_an_export_with_images_is_not_read_into_memory(tmp_path: Path) -> None:
+    # "CVAT for images 1.1" with images: the frames sit beside annotations.xml in the zip
+    data = (REPLICAS / "job_11_annotations.xml").read_bytes()
+    frames = {f"images/img_{n}.jpg": bytes(4_000_000) for n in range(5)}
+    zipped(tmp_path / "jobs", {**frames, "annotations.xml": data}, zipfile.ZIP_STORED)
+    tracemalloc.start()
+    try:
+        images = list(iter_crowd_images(tmp_path / "jobs", "cvat"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [i.annotators for i in images] == [("alice",)] * 2
+    assert peak < 5_000_000, peak  # the archive is 20 MB
+
+
+def test_an_archive_on_s3_reads_like_a_local_one(
+    s3_client: Any, store: Any, bucket: str, tmp_path: Path
+) -> None:
+    data = (REPLICAS / "job_11_annotations.xml").read_bytes()
+    path = zipped(tmp_path / "jobs", {"annotations.xml": data})
+    s3_client.put_object(Bucket=bucket, Key="jobs/job_11.zip", Body=path.read_bytes())
+    with open_crowd_source(f"s3://{bucket}/jobs", "cvat", store=store) as source:
+        remote = list(source.images())
+    assert remote == list(iter_crowd_images(tmp_path / "jobs", "cvat"))
+    assert [i.annotators for i in remote] == [("alice",)] * 2
