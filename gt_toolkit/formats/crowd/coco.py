@@ -16,6 +16,7 @@ Shapes and rules in ``docs/crowd-sources.md``. Each file is streamed (ijson, thr
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import ijson
@@ -39,6 +40,15 @@ __all__ = ["PER_ANNOTATOR_EXTENSIONS", "CocoPerAnnotatorSource", "CocoRatersSour
 PER_ANNOTATOR_EXTENSIONS = (".json",)  # what a folder of per-annotator COCO files lists
 
 _KINDS = {"start_map": "an object", "null": "null"}  # ijson events; scalars read "a number"
+
+
+@dataclass(frozen=True, slots=True)
+class _Category:
+    """A ``categories`` entry: its name, where it is, and another entry with its id, if any."""
+
+    name: str
+    at: str  # categories[3]
+    also: str = ""  # "'truck' at categories[5]": the same id, another name (ambiguous)
 
 
 class _CocoSource(IndexedSource):
@@ -88,17 +98,32 @@ class _CocoSource(IndexedSource):
         )
         raise CrowdSourceError(location, "", f"not a COCO file: {found}")
 
-    def _categories(self, location: str) -> dict[str, str]:
-        """Category id (as text) to name; every name is declared as a label."""
-        names: dict[str, str] = {}
+    def _categories(self, location: str) -> dict[str, _Category]:
+        """Category id (as text) to its entry; every name is declared as a label.
+
+        Category ids are unique in a file: a second entry with an id already seen is
+        ``malformed``, and when it names another category the id is ambiguous, so every
+        annotation naming it is ``malformed`` too (:meth:`_box`) rather than given either label.
+        """
+        categories: dict[str, _Category] = {}
         for n, cat in self._section(location, "categories"):
+            where = f"categories[{n}]"
             name = cat.get("name") if isinstance(cat, Mapping) else None
             if not isinstance(name, str) or not name or "id" not in cat:
-                self.skip(location, f"categories[{n}]", SkipReason.MALFORMED, "no id or name", cat)
+                self.skip(location, where, SkipReason.MALFORMED, "no id or name", cat)
                 continue
-            names[str(cat["id"])] = name
+            first = categories.get(str(cat["id"]))
+            if first is not None:
+                detail = f"duplicate category id {cat['id']!r}, first at {first.at}"
+                self.skip(location, where, SkipReason.MALFORMED, detail, cat)
+                if name != first.name and not first.also:
+                    categories[str(cat["id"])] = _Category(
+                        first.name, first.at, f"{name!r} at {where}"
+                    )
+                continue
+            categories[str(cat["id"])] = _Category(name, where)
             self.add_label(name)
-        return names
+        return categories
 
     def _images(
         self, location: str, index: AnswerIndex, who: str | None, prefix: str
@@ -174,7 +199,7 @@ class _CocoSource(IndexedSource):
         n: int,
         ann: Any,
         resolve: Any,
-        categories: Mapping[str, str],
+        categories: Mapping[str, _Category],
     ) -> tuple[str, Any, WorkerBox | None] | None:
         """``(image key, alias extra, box)`` of one annotation.
 
@@ -202,8 +227,8 @@ class _CocoSource(IndexedSource):
         if ann.get("iscrowd"):
             self.skip(location, where, SkipReason.CROWD_REGION)
             return None
-        label = categories.get(str(ann.get("category_id")))
-        if label is None:
+        category = categories.get(str(ann.get("category_id")))
+        if category is None:
             self.skip(
                 location,
                 where,
@@ -212,6 +237,14 @@ class _CocoSource(IndexedSource):
                 ann,
             )
             return key, extra, None
+        if category.also:
+            detail = (
+                f"category_id {ann.get('category_id')!r} names both {category.name!r} at"
+                f" {category.at} and {category.also}"
+            )
+            self.skip(location, where, SkipReason.MALFORMED, detail, ann)
+            return key, extra, None
+        label = category.name
         bbox = ann.get("bbox")
         coords = [coordinate(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else []
         if len(coords) != 4 or any(c is None for c in coords):

@@ -508,3 +508,54 @@ def test_a_reject_holding_an_integer_past_64_bits_and_an_infinity_is_strict_json
     raw = reject.to_json()["raw"]
     assert "Infinity" not in raw
     assert orjson.loads(raw)["area"] is None and json.loads(raw)["id"] == HUGE
+
+
+def test_raters_duplicate_category_id_gives_no_label(tmp_path: Path) -> None:
+    # a later entry reusing id 3 ("car") for "truck" relabelled every car box, silently
+    coco = json.loads(RATERS.read_text())
+    coco["categories"].append({"id": 3, "name": "truck"})
+    on_car = sum(a["category_id"] == 3 and not a["iscrowd"] for a in coco["annotations"])
+    rejects: list[CrowdReject] = []
+    path = write_raters(tmp_path, coco)
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        images = list(source.images())
+    assert str(rejects[0]).endswith(
+        "categories[2]: malformed: duplicate category id 3, first at categories[0]"
+    )
+    ambiguous = [r for r in rejects if "names both" in r.detail]
+    assert len(ambiguous) == on_car
+    assert ambiguous[0].detail == (
+        "category_id 3 names both 'car' at categories[0] and 'truck' at categories[2]"
+    )
+    labels = {b["label"] for i in images for boxes in i.boxes for b in boxes}
+    assert labels == {"person"}
+    assert source.labels == ["car", "person"]
+
+
+def test_per_annotator_duplicate_category_id_gives_no_label(tmp_path: Path) -> None:
+    folder = tmp_path / "coco"
+    shutil.copytree(PER_ANNOTATOR, folder)
+    alice = json.loads((folder / "alice.json").read_text())
+    first = alice["categories"][0]
+    alice["categories"].append({"id": first["id"], "name": first["name"]})  # the same again
+    alice["categories"].append({"id": first["id"], "name": "truck"})
+    (folder / "alice.json").write_text(json.dumps(alice))
+    on_first = sum(a["category_id"] == first["id"] for a in alice["annotations"])
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(folder, "coco-per-annotator", on_reject=rejects.append) as source:
+        images = list(source.images())
+    n = len(alice["categories"])
+    assert [(r.position, r.reason.value) for r in rejects[:2]] == [
+        (f"categories[{n - 2}]", "malformed"),
+        (f"categories[{n - 1}]", "malformed"),
+    ]
+    assert len(rejects) == 2 + on_first >= 3
+    alice_boxes = [
+        b
+        for i in images
+        for a, bs in zip(i.annotators, i.boxes, strict=True)
+        for b in bs
+        if a == "alice"
+    ]
+    assert first["name"] not in {b["label"] for b in alice_boxes}
+    assert "truck" not in (source.labels or [])
