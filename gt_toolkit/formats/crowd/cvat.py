@@ -231,7 +231,9 @@ def _events(stream: IO[bytes], location: str) -> Iterator[tuple[str, ET.Element]
             element in the first 64 KiB, a broken ``.zip`` member.
     """
     try:
-        head = stream.read(_PROLOG)
+        head = b""
+        while len(head) < _PROLOG and (more := stream.read(_PROLOG - len(head))):
+            head += more  # a stream may give less than asked before its end
         try:
             ET.XMLParser(target=_Prolog()).feed(head)
         except _Rooted:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import shutil
@@ -13,6 +14,7 @@ import pytest
 from gt_toolkit import iter_crowd_images
 from gt_toolkit.consolidation.reconsolidate import reconsolidate
 from gt_toolkit.errors import CrowdSourceError
+from gt_toolkit.formats.crowd.cvat import _events
 from gt_toolkit.formats.crowd.sources import open_crowd_source
 from tests.helpers import CROWD, consolidated_boxes
 
@@ -318,3 +320,23 @@ def test_an_archive_on_s3_reads_like_a_local_one(
         remote = list(source.images())
     assert remote == list(iter_crowd_images(tmp_path / "jobs", "cvat"))
     assert [i.annotators for i in remote] == [("alice",)] * 2
+
+
+class Trickle(io.RawIOBase):
+    """A stream that gives at most 16 bytes a read (a pipe, a socket), before its end too."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        piece, self._data = self._data[:16], self._data[16:]
+        return piece
+
+
+def test_a_doctype_is_found_in_a_stream_that_gives_a_little_at_a_time() -> None:
+    text = with_doctype('<!DOCTYPE annotations [<!ENTITY c "car">]>', "&c;", "<!-- job 11 -->")
+    with pytest.raises(CrowdSourceError, match=r"job\.xml: a DOCTYPE"):
+        list(_events(Trickle(text.encode()), "job.xml"))
