@@ -5,6 +5,8 @@ its own; one file (or one ``.zip`` holding ``annotations.xml``) per job. Shapes 
 ``docs/crowd-sources.md``. The annotator of a file is the job's ``<assignee>`` where the
 export names one, else the file's stem (the folder's name for ``<job>/annotations.xml``), or
 its path under the folder when stems collide: two files are one annotator only by name.
+Files whose paths collide too (``job_12.zip`` and ``job_12/annotations.xml``, an archive and
+its extracted copy) stop the read: as two annotators they would be one person's votes twice.
 
 XML is parsed as a stream (:func:`_events`, each ``<image>`` cleared once read). CVAT writes
 no DOCTYPE, so a file with one is refused, not expanded: expat's own guard lets an entity
@@ -57,7 +59,8 @@ class CvatSource(IndexedSource):
     def load(self, index: AnswerIndex) -> None:
         """Read every job file into ``index``."""
         files = list_files(self.location, CVAT_EXTENSIONS, store=self.store)
-        names = file_annotators(self.location, files, names=_job_names)
+        # job_12.zip beside job_12/annotations.xml, its extracted copy: not two annotators
+        names = file_annotators(self.location, files, names=_job_names, whole_path=False)
         for location in files:
             with self._open(location) as stream:
                 self._job(index, location, stream, names[location])

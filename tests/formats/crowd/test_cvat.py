@@ -340,3 +340,21 @@ def test_a_doctype_is_found_in_a_stream_that_gives_a_little_at_a_time() -> None:
     text = with_doctype('<!DOCTYPE annotations [<!ENTITY c "car">]>', "&c;", "<!-- job 11 -->")
     with pytest.raises(CrowdSourceError, match=r"job\.xml: a DOCTYPE"):
         list(_events(Trickle(text.encode()), "job.xml"))
+
+
+def test_an_archive_beside_its_extracted_copy_is_refused_not_two_annotators(
+    tmp_path: Path,
+) -> None:
+    # job 12 names no assignee; unzipped where it lies, it was read as two annotators
+    # (job_12.zip, job_12/annotations.xml) whose two votes were one person's boxes
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "job_12.zip", "w") as archive:
+        archive.write(REPLICAS / "job_12_annotations.xml", "annotations.xml")
+    (folder / "job_12").mkdir()
+    shutil.copy(REPLICAS / "job_12_annotations.xml", folder / "job_12" / "annotations.xml")
+    shutil.copy(REPLICAS / "job_13_annotations.xml", folder / "job_13.xml")
+    with pytest.raises(
+        CrowdSourceError, match=r"names the same annotator 'job_12' as .*job_12\.zip"
+    ):
+        list(iter_crowd_images(folder, "cvat"))
