@@ -58,6 +58,7 @@ class CvatSource(IndexedSource):
 
     def load(self, index: AnswerIndex) -> None:
         """Read every job file into ``index``."""
+        self._unassigned: dict[str, str] = {}  # job id -> the file exporting it, no assignee
         files = list_files(self.location, CVAT_EXTENSIONS, store=self.store)
         # job_12.zip beside job_12/annotations.xml, its extracted copy: not two annotators
         names = file_annotators(self.location, files, names=_job_names, whole_path=False)
@@ -89,7 +90,10 @@ class CvatSource(IndexedSource):
                 in_meta = in_meta or elem.tag == "meta"
                 continue
             if elem.tag == "meta":
-                annotator = _assignee(elem) or annotator
+                assignee = _assignee(elem)
+                if assignee is None:
+                    self._once(location, elem.findtext("job/id"))
+                annotator = assignee or annotator
                 for name in _label_names(elem):
                     self.add_label(name)
                 in_meta = False
@@ -97,6 +101,28 @@ class CvatSource(IndexedSource):
             elif elem.tag == "image" and not in_meta:
                 self._image(index, location, annotator, elem)
                 root.clear()
+
+    def _once(self, location: str, job: str | None) -> None:
+        """Refuse a job two files export without an assignee (a download saved twice).
+
+        Named by their files (``job_12.zip``, ``job_12 (1).zip``), the two copies would be two
+        annotators with the same boxes. With an assignee they are one annotator, and every
+        frame of the second is a ``duplicate-answer``.
+
+        Raises:
+            CrowdSourceError: another file exports job ``job`` without an assignee.
+        """
+        job = (job or "").strip()
+        if not job:
+            return
+        first = self._unassigned.setdefault(job, location)
+        if first != location:
+            raise CrowdSourceError(
+                location,
+                "",
+                f"job {job} is exported in {first} too, neither naming an assignee: one job"
+                " twice would be two annotators with the same boxes; keep one",
+            )
 
     def _image(self, index: AnswerIndex, location: str, annotator: str, elem: ET.Element) -> None:
         name = elem.get("name")

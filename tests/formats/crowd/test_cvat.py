@@ -147,10 +147,12 @@ def test_a_job_whose_every_box_on_an_image_is_broken_is_left_out(tmp_path: Path)
 def test_files_named_alike_without_assignee_are_told_apart_by_their_folder(
     tmp_path: Path,
 ) -> None:
-    # job 12 names no assignee: three such exports saved as <person>/export.xml
-    for person in ("alice", "bob", "carl"):
+    # job 12 names no assignee: three such replica jobs exported as <person>/export.xml
+    text = (REPLICAS / "job_12_annotations.xml").read_text()
+    for n, person in enumerate(("alice", "bob", "carl")):
         (tmp_path / person).mkdir()
-        shutil.copy(REPLICAS / "job_12_annotations.xml", tmp_path / person / "export.xml")
+        job = text.replace("<id>12</id>", f"<id>{12 + n}</id>", 1)  # each replica its own job
+        (tmp_path / person / "export.xml").write_text(job)
     with open_crowd_source(tmp_path, "cvat") as source:
         images = list(source.images())
     assert [i.annotators for i in images] == [("alice/export", "bob/export", "carl/export")] * 2
@@ -358,3 +360,30 @@ def test_an_archive_beside_its_extracted_copy_is_refused_not_two_annotators(
         CrowdSourceError, match=r"names the same annotator 'job_12' as .*job_12\.zip"
     ):
         list(iter_crowd_images(folder, "cvat"))
+
+
+def test_a_job_saved_twice_without_an_assignee_is_refused_not_two_annotators(
+    tmp_path: Path,
+) -> None:
+    # a browser saves a second download as "... (1)": job 12 (no assignee) twice had two votes
+    folder = tmp_path / "jobs"
+    shutil.copytree(REPLICAS, folder)
+    shutil.copy(folder / "job_12_annotations.xml", folder / "job_12_annotations (1).xml")
+    with pytest.raises(
+        CrowdSourceError,
+        match=r"job_12_annotations\.xml: job 12 is exported in .*job_12_annotations \(1\)\.xml",
+    ):
+        list(iter_crowd_images(folder, "cvat"))
+
+
+def test_one_job_saved_twice_with_its_assignee_is_one_annotator_answering_twice(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "jobs"
+    shutil.copytree(REPLICAS, folder)
+    shutil.copy(folder / "job_11_annotations.xml", folder / "job_11_annotations (1).xml")
+    rejects: list[Any] = []
+    with open_crowd_source(folder, "cvat", on_reject=rejects.append) as source:
+        images = list(source.images())
+    assert [i.annotators for i in images] == [("alice", "job_12_annotations", "carol")] * 2
+    assert {r.reason.value for r in rejects} == {"duplicate-answer"} and len(rejects) == 2
