@@ -224,7 +224,12 @@ class _CocoSource(IndexedSource):
             )
             self.skip(location, where, SkipReason.MALFORMED, detail, ann)
             return key, extra, None
-        if ann.get("iscrowd"):
+        crowd = ann.get("iscrowd")
+        if crowd not in (None, 0, 1):  # "0" read as true skipped a real box as a crowd region
+            detail = f"iscrowd {crowd!r} is not 0 or 1"
+            self.skip(location, where, SkipReason.MALFORMED, detail, ann)
+            return key, extra, None
+        if crowd:
             self.skip(location, where, SkipReason.CROWD_REGION)
             return None
         category = categories.get(str(ann.get("category_id")))

@@ -559,3 +559,34 @@ def test_per_annotator_duplicate_category_id_gives_no_label(tmp_path: Path) -> N
     ]
     assert first["name"] not in {b["label"] for b in alice_boxes}
     assert "truck" not in (source.labels or [])
+
+
+@pytest.mark.parametrize("iscrowd", ["0", "false", 2, [0]])
+def test_an_iscrowd_other_than_0_or_1_is_malformed_not_a_crowd_region(
+    tmp_path: Path, iscrowd: Any
+) -> None:
+    # read by truth, "0" skipped a real box as a crowd region: counted, yet exit 0
+    coco = json.loads(RATERS.read_text())
+    coco["annotations"][0]["iscrowd"] = iscrowd
+    rejects: list[CrowdReject] = []
+    path = write_raters(tmp_path, coco)
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        list(source.images())
+    assert [(r.position, r.reason.value) for r in rejects] == [
+        ("annotations[0] (id 1)", "malformed"),
+        ("annotations[7] (id 8)", "rater-not-listed"),  # the fixture's own
+    ]
+    assert rejects[0].detail == f"iscrowd {iscrowd!r} is not 0 or 1"
+    assert source.report.skipped["crowd-region"] == 1  # the fixture's own, r3's
+
+
+@pytest.mark.parametrize("iscrowd", [0, 1, True, False, 0.0, None])
+def test_an_iscrowd_of_0_or_1_is_read(tmp_path: Path, iscrowd: Any) -> None:
+    coco = json.loads(RATERS.read_text())
+    coco["annotations"][0]["iscrowd"] = iscrowd
+    rejects: list[CrowdReject] = []
+    path = write_raters(tmp_path, coco)
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        list(source.images())
+    assert source.report.skipped["crowd-region"] == 1 + bool(iscrowd)
+    assert [r.reason.value for r in rejects] == ["rater-not-listed"]  # the fixture's own
