@@ -74,12 +74,14 @@ class CvatSource(IndexedSource):
     def _job(self, index: AnswerIndex, location: str, stream: IO[bytes], annotator: str) -> None:
         """One job file (``annotator``: the file's own name, used when it names no assignee)."""
         in_meta = False
+        depth = 0  # below the root
         events = _events(stream, location)
         _, root = next(events)
         if root.tag != "annotations":
             raise CrowdSourceError(location, "", f"not CVAT XML: root is <{root.tag}>")
         for event, elem in events:
             if event == "start":
+                depth += 1
                 if elem.tag == "track" and not in_meta:
                     raise CrowdSourceError(
                         location,
@@ -89,6 +91,7 @@ class CvatSource(IndexedSource):
                     )
                 in_meta = in_meta or elem.tag == "meta"
                 continue
+            depth -= 1
             if elem.tag == "meta":
                 assignee = _assignee(elem)
                 if assignee is None:
@@ -97,9 +100,10 @@ class CvatSource(IndexedSource):
                 for name in _label_names(elem):
                     self.add_label(name)
                 in_meta = False
-                root.clear()
             elif elem.tag == "image" and not in_meta:
                 self._image(index, location, annotator, elem)
+                elem.clear()
+            if depth == 0:  # whatever the root holds goes once read: memory stays flat
                 root.clear()
 
     def _once(self, location: str, job: str | None) -> None:

@@ -387,3 +387,18 @@ def test_one_job_saved_twice_with_its_assignee_is_one_annotator_answering_twice(
         images = list(source.images())
     assert [i.annotators for i in images] == [("alice", "job_12_annotations", "carol")] * 2
     assert {r.reason.value for r in rejects} == {"duplicate-answer"} and len(rejects) == 2
+
+
+def test_elements_the_reader_does_not_know_are_not_kept(tmp_path: Path) -> None:
+    # only <meta> and <image> were let go once read: anything else under the root stayed
+    text = (REPLICAS / "job_11_annotations.xml").read_text()
+    notes = "<note>x</note>" * 100_000
+    (tmp_path / "job_11.xml").write_text(text.replace("</meta>", f"</meta>{notes}", 1))
+    tracemalloc.start()
+    try:
+        images = list(iter_crowd_images(tmp_path, "cvat"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [i.annotators for i in images] == [("alice",)] * 2
+    assert peak < 3_000_000, peak
