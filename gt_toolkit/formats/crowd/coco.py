@@ -15,6 +15,7 @@ Shapes and rules in ``docs/crowd-sources.md``. Each file is streamed (ijson, thr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -109,19 +110,18 @@ class _CocoSource(IndexedSource):
         for n, cat in self._section(location, "categories"):
             where = f"categories[{n}]"
             name = cat.get("name") if isinstance(cat, Mapping) else None
-            if not isinstance(name, str) or not name or "id" not in cat:
+            cat_id = _id(cat.get("id")) if isinstance(cat, Mapping) else None
+            if not isinstance(name, str) or not name or cat_id is None:
                 self.skip(location, where, SkipReason.MALFORMED, "no id or name", cat)
                 continue
-            first = categories.get(str(cat["id"]))
+            first = categories.get(cat_id)
             if first is not None:
                 detail = f"duplicate category id {cat['id']!r}, first at {first.at}"
                 self.skip(location, where, SkipReason.MALFORMED, detail, cat)
                 if name != first.name and not first.also:
-                    categories[str(cat["id"])] = _Category(
-                        first.name, first.at, f"{name!r} at {where}"
-                    )
+                    categories[cat_id] = _Category(first.name, first.at, f"{name!r} at {where}")
                 continue
-            categories[str(cat["id"])] = _Category(name, where)
+            categories[cat_id] = _Category(name, where)
             self.add_label(name)
         return categories
 
@@ -141,7 +141,7 @@ class _CocoSource(IndexedSource):
                 self.skip(location, where, SkipReason.MALFORMED, entry, image)
                 continue
             key, size, extra = entry
-            alias = prefix + str(image["id"])
+            alias = prefix + str(_id(image["id"]))
             first = index.resolve(alias)
             if first is not None:
                 self._duplicate(location, where, index, alias, key, first, image)
@@ -154,7 +154,7 @@ class _CocoSource(IndexedSource):
     def _entry(self, image: Any) -> tuple[str, ImageSize | None, dict[str, Any]] | str:
         """``(file_name, size, extra)`` of an ``images`` entry, or why it is malformed."""
         name = image.get("file_name") if isinstance(image, Mapping) else None
-        if not isinstance(name, str) or not name or "id" not in image:
+        if not isinstance(name, str) or not name or _id(image.get("id")) is None:
             return "no id or file_name"
         width, height = image.get("width"), image.get("height")
         size = positive_size(width, height)
@@ -210,7 +210,8 @@ class _CocoSource(IndexedSource):
         if not isinstance(ann, Mapping):
             self.skip(location, where, SkipReason.MALFORMED, "not an object", ann)
             return None
-        found = resolve(str(ann.get("image_id")))
+        image_id = _id(ann.get("image_id"))
+        found = resolve(image_id) if image_id is not None else None
         if found is None:
             self.skip(
                 location, where, SkipReason.UNKNOWN_IMAGE, f"image_id {ann.get('image_id')!r}", ann
@@ -232,7 +233,8 @@ class _CocoSource(IndexedSource):
         if crowd:
             self.skip(location, where, SkipReason.CROWD_REGION)
             return None
-        category = categories.get(str(ann.get("category_id")))
+        category_id = _id(ann.get("category_id"))
+        category = categories.get(category_id) if category_id is not None else None
         if category is None:
             self.skip(
                 location,
@@ -360,6 +362,23 @@ def _rater_list(value: Any) -> dict[str, Any] | str:
         raters = [f"{r} (S{s})" for r, sessions in value.items() for s in sessions]
         return {"raters": raters, "sessions": True}
     return "rater_list is neither a list of raters nor an object of session lists"
+
+
+def _id(value: Any) -> str | None:
+    """An image or category id as the text it is matched by; ``None`` when it is no id.
+
+    Ids are integers (``7``, or ``7.0`` as a float-typed column writes it) or strings, and
+    ``7`` matches ``"7"``. ``null``, booleans, lists and objects are no id: as text, an
+    annotation without ``image_id`` matched an image whose id was ``null``, and ``[1]`` an
+    image whose id was ``[1]``.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | str):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return str(int(value)) if value.is_integer() else str(value)
+    return None
 
 
 def _is_id(value: Any) -> bool:

@@ -590,3 +590,51 @@ def test_an_iscrowd_of_0_or_1_is_read(tmp_path: Path, iscrowd: Any) -> None:
         list(source.images())
     assert source.report.skipped["crowd-region"] == 1 + bool(iscrowd)
     assert [r.reason.value for r in rejects] == ["rater-not-listed"]  # the fixture's own
+
+
+def one_image(image_id: Any, ann_image_id: Any, cat_id: Any = 1, ann_cat_id: Any = 1) -> Any:
+    """A raters file of one image and one box (``...``: the annotation has no such field)."""
+    ann = {"id": 1, "image_id": ann_image_id, "category_id": ann_cat_id, "rater_id": "r1"}
+    ann = {k: v for k, v in ann.items() if v is not ...}
+    return {
+        "images": [{"id": image_id, "file_name": "a.jpg", "width": 10, "height": 10}],
+        "annotations": [{**ann, "bbox": [1, 1, 2, 2]}],
+        "categories": [{"id": cat_id, "name": "car"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("coco", "want"),
+    [
+        (one_image(None, ...), ["images[0]: malformed", "annotations[0] (id 1): unknown-image"]),
+        (one_image([1], [1]), ["images[0]: malformed", "annotations[0] (id 1): unknown-image"]),
+        (one_image(True, True), ["images[0]: malformed", "annotations[0] (id 1): unknown-image"]),
+        (
+            one_image(1, 1, None, ...),
+            ["categories[0]: malformed", "annotations[0] (id 1): unknown-category"],
+        ),
+        (
+            one_image(1, 1, {"a": 1}, {"a": 1}),
+            ["categories[0]: malformed", "annotations[0] (id 1): unknown-category"],
+        ),
+    ],
+    ids=["null-and-missing", "list", "boolean", "null-category", "object-category"],
+)
+def test_an_id_that_is_no_integer_or_string_matches_nothing(
+    tmp_path: Path, coco: Any, want: list[str]
+) -> None:
+    # read as text, an annotation without image_id went onto the image whose id was null
+    rejects: list[CrowdReject] = []
+    path = write_raters(tmp_path, coco)
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        images = list(source.images())
+    assert [f"{r.position}: {r.reason.value}" for r in rejects] == want
+    assert all(not i.annotators for i in images)
+
+
+def test_an_integral_float_id_matches_the_integer(tmp_path: Path) -> None:
+    # a float-typed column (pandas) writes 7.0 for 7
+    coco = one_image(7.0, 7, 3, 3.0)
+    with open_crowd_source(write_raters(tmp_path, coco), "coco-raters") as source:
+        (image,) = source.images()
+    assert image.annotators == ("r1",) and [b["label"] for b in image.boxes[0]] == ["car"]
