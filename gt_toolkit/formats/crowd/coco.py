@@ -387,10 +387,15 @@ def _is_id(value: Any) -> bool:
 
 
 def _rater(ann: Mapping[str, Any], sessions: bool) -> str | None:
-    rater = ann.get("rater_id")
-    if rater is None or isinstance(rater, bool) or rater == "":
+    """The annotation's annotator; ``None`` when its ``rater_id`` (or ``session_id``) is no id.
+
+    A list or an object was an annotator named by its text (``['r1']``) on an image
+    without ``rater_list``.
+    """
+    rater = _id(ann.get("rater_id"))
+    if not rater:
         return None
     if not sessions:
-        return str(rater)
-    session = ann.get("session_id")
+        return rater
+    session = _id(ann.get("session_id"))
     return None if session is None else f"{rater} (S{session})"

@@ -638,3 +638,27 @@ def test_an_integral_float_id_matches_the_integer(tmp_path: Path) -> None:
     with open_crowd_source(write_raters(tmp_path, coco), "coco-raters") as source:
         (image,) = source.images()
     assert image.annotators == ("r1",) and [b["label"] for b in image.boxes[0]] == ["car"]
+
+
+@pytest.mark.parametrize("rater", [["r1"], {"name": "r1"}, True, ""])
+def test_a_rater_id_that_is_no_id_is_no_annotator(tmp_path: Path, rater: Any) -> None:
+    # without rater_list, ["r1"] was an annotator named "['r1']"
+    coco = one_image(1, 1)
+    coco["annotations"][0]["rater_id"] = rater
+    rejects: list[CrowdReject] = []
+    path = write_raters(tmp_path, coco)
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        (image,) = source.images()
+    assert [f"{r.position}: {r.reason.value}" for r in rejects] == [
+        "annotations[0] (id 1): no-annotator"
+    ]
+    assert image.annotators == ()
+
+
+def test_a_rater_id_of_an_integral_float_is_the_integer_rater(tmp_path: Path) -> None:
+    coco = one_image(1, 1)
+    coco["images"][0]["rater_list"] = [4]
+    coco["annotations"][0]["rater_id"] = 4.0
+    with open_crowd_source(write_raters(tmp_path, coco), "coco-raters") as source:
+        (image,) = source.images()
+    assert image.annotators == ("4",) and len(image.boxes[0]) == 1
