@@ -346,8 +346,13 @@ def _assignee(meta: ET.Element) -> str | None:
 
 
 def _label_names(meta: ET.Element) -> Iterator[str]:
+    """The declared label names, as the boxes' ``label`` attributes spell them.
+
+    CVAT writes a name's text as it is; stripped here but not on the boxes, ``car `` was
+    declared ``car`` and every box labelled ``car `` was unknown to the run.
+    """
     for owner in ("job", "task", "project"):
         for label in meta.iterfind(f"{owner}/labels/label"):
-            name = (label.findtext("name") or "").strip()
-            if name:
+            name = label.findtext("name") or ""
+            if name.strip():
                 yield name

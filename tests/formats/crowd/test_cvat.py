@@ -402,3 +402,19 @@ def test_elements_the_reader_does_not_know_are_not_kept(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert [i.annotators for i in images] == [("alice",)] * 2
     assert peak < 3_000_000, peak
+
+
+def test_a_label_name_with_a_space_is_declared_as_the_boxes_spell_it(tmp_path: Path) -> None:
+    # the declared name was stripped and the boxes' was not: "car " boxes were unknown labels
+    folder = tmp_path / "jobs"
+    shutil.copytree(REPLICAS, folder)
+    for path in folder.iterdir():
+        text = path.read_text().replace("<name>car</name>", "<name>car </name>")
+        path.write_text(text.replace('label="car"', 'label="car "'))
+    out = tmp_path / "out.manifest"
+    with open_crowd_source(folder, "cvat") as source:
+        report = reconsolidate(source, out, image_prefix="s3://bkt/photos/", worker_model=None)
+    boxes = consolidated_boxes([json.loads(x) for x in out.read_text().splitlines()])
+    assert report.labels == ["car ", "person"]
+    assert [b[0] for b in boxes["s3://bkt/photos/img_a.jpg"]] == ["car ", "person"]
+    assert report.complete
