@@ -261,7 +261,8 @@ def _events(stream: IO[bytes], location: str) -> Iterator[tuple[str, ET.Element]
 
     Raises:
         CrowdSourceError: not well-formed XML (with its line and column), a DOCTYPE, no root
-            element in the first 64 KiB, a broken ``.zip`` member.
+            element in the first 64 KiB, a broken ``.zip`` member, an encoding that is not
+            known or not of one byte a character (expat reads UTF-8 and UTF-16 itself).
     """
     try:
         head = b""
@@ -290,6 +291,10 @@ def _events(stream: IO[bytes], location: str) -> Iterator[tuple[str, ET.Element]
         ) from exc
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a damaged archive member
         raise CrowdSourceError(location, "", f"broken archive: {exc}") from exc
+    except CrowdSourceError:
+        raise
+    except (LookupError, ValueError) as exc:  # encoding="bogus", "shift_jis": no XML to read
+        raise CrowdSourceError(location, "", f"an encoding expat cannot read: {exc}") from exc
 
 
 @contextlib.contextmanager

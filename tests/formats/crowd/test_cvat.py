@@ -4,12 +4,15 @@ import io
 import itertools
 import json
 import shutil
+import tempfile
 import tracemalloc
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gt_toolkit import iter_crowd_images
 from gt_toolkit.consolidation.reconsolidate import reconsolidate
@@ -418,3 +421,54 @@ def test_a_label_name_with_a_space_is_declared_as_the_boxes_spell_it(tmp_path: P
     assert report.labels == ["car ", "person"]
     assert [b[0] for b in boxes["s3://bkt/photos/img_a.jpg"]] == ["car ", "person"]
     assert report.complete
+
+
+@pytest.mark.parametrize("encoding", ["bogus", "shift_jis", "utf-32"])
+def test_an_encoding_expat_cannot_read_is_one_line_naming_the_file(
+    tmp_path: Path, encoding: str
+) -> None:
+    # a LookupError or ValueError traceback out of the parser
+    text = (REPLICAS / "job_11_annotations.xml").read_text()
+    (tmp_path / "job_11.xml").write_text(text.replace('"utf-8"', f'"{encoding}"', 1))
+    with pytest.raises(CrowdSourceError, match=r"job_11\.xml: an encoding expat cannot read"):
+        list(iter_crowd_images(tmp_path, "cvat"))
+
+
+JOB_11 = (REPLICAS / "job_11_annotations.xml").read_bytes()
+PIECES = [b'"', b"<", b">", b"&", b"=", b"\xff", b"1e999", b"nan", b"<box/>", b'encoding="x"']
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, len(JOB_11) - 1),
+            st.integers(0, 20),
+            st.one_of(st.binary(max_size=3), st.sampled_from(PIECES)),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    zipped=st.booleans(),
+)
+def test_a_damaged_export_is_read_or_refused_in_one_line(
+    edits: list[tuple[int, int, bytes]], zipped: bool
+) -> None:
+    data = bytearray(JOB_11)
+    for at, cut, new in edits:
+        data[at : at + cut] = new
+    with tempfile.TemporaryDirectory() as folder:
+        if zipped:
+            with zipfile.ZipFile(Path(folder) / "job_11.zip", "w") as archive:
+                archive.writestr("annotations.xml", bytes(data))
+        else:
+            (Path(folder) / "job_11.xml").write_bytes(bytes(data))
+        rejects: list[Any] = []
+        try:
+            with open_crowd_source(folder, "cvat", on_reject=rejects.append) as source:
+                images = list(source.images())
+        except CrowdSourceError as exc:
+            assert "\n" not in str(exc) and "job_11" in str(exc)
+            return
+        assert all(len(i.annotators) == len(i.boxes) for i in images)
+        assert source.report.rejected == len(rejects)
