@@ -203,8 +203,11 @@ def quality_weights(
 ) -> dict[str, float]:
     """Fusion weights from quality: ``mean_iou x F1(recall, precision)``, at least ``floor``.
 
-    Workers seen on fewer than ``min_images`` images get weight 1.0 (not enough evidence);
-    pass the result to :func:`~gt_toolkit.consolidation.engine.consolidate_image` in worker order.
+    Workers seen on fewer than ``min_images`` images get weight 1.0 (not enough evidence),
+    and a worker with no box matched has no IoU to go by: their F1 alone weighs them (one
+    who rightly drew nothing on empty images keeps 1.0; their ``mean_iou`` of 0 had put
+    them at the floor). Pass the result to
+    :func:`~gt_toolkit.consolidation.engine.consolidate_image` in worker order.
     """
     weights: dict[str, float] = {}
     for q in qualities:
@@ -213,5 +216,6 @@ def quality_weights(
             continue
         pr = q.precision + q.recall
         f1 = 2 * q.precision * q.recall / pr if pr > 0 else 0.0
-        weights[q.worker_id] = max(floor, q.mean_iou * f1)
+        fit = q.mean_iou if q.matched else 1.0
+        weights[q.worker_id] = max(floor, fit * f1)
     return weights

@@ -112,3 +112,23 @@ def test_recall_counts_objects_not_boxes() -> None:
     quality = {q.worker_id: q for q in accumulator.result()}
     assert quality["A"].matched == 2 and quality["A"].consensus_boxes == 1
     assert quality["A"].recall == 1.0 and quality["B"].recall == 1.0
+
+
+def test_a_worker_who_rightly_drew_nothing_keeps_full_weight() -> None:
+    # nothing matched is no IoU evidence: a mean IoU of 0 put them at the 0.1 floor
+    box = {"label": "car", "left": 0, "top": 0, "width": 10, "height": 10}
+    acc = QualityAccumulator()
+    for _ in range(6):  # empty images: everyone drew nothing, rightly
+        acc.add(["quiet", "busy", "other"], [[], [], []], consolidate_image([[], [], []]))
+    for _ in range(6):  # "quiet" sees only empty images; the others also a car
+        answers: list[list[Any]] = [[box], [box]]
+        acc.add(["busy", "other"], answers, consolidate_image(answers))
+    q = {x.worker_id: x for x in acc.result()}
+    assert q["quiet"].matched == 0 and q["quiet"].recall == 1.0 and q["quiet"].precision == 1.0
+    w = quality_weights(acc.result())
+    assert w == {"quiet": 1.0, "busy": 1.0, "other": 1.0}
+    # one who drew nothing where the others found a car still falls to the floor
+    missed = QualityAccumulator()
+    for _ in range(6):
+        missed.add(["blind", "a", "b"], [[], [box], [box]], consolidate_image([[], [box], [box]]))
+    assert quality_weights(missed.result())["blind"] == 0.1
