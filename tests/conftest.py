@@ -87,3 +87,32 @@ def jumpstart(s3_client: Any, store: S3Store) -> S3Store:
         body = (specs / f"{entry['model_id']}.json").read_bytes()
         store.put_bytes(f"s3://{name}/{entry['spec_key']}", body)
     return store
+
+
+@pytest.fixture
+def keys_denied(aws: Callable[[str], Any]) -> Callable[..., dict[str, str]]:
+    """Access keys of a new IAM user on moto, allowed all of S3 but the ARNs it is given.
+
+    Use them inside ``moto.core.authorization.enable_iam_authentication()`` (moto checks IAM
+    only then, in this process, where its server runs), as ``AWS_ACCESS_KEY_ID`` and
+    ``AWS_SECRET_ACCESS_KEY``. The denial is of ``s3:*`` on those keys: moto names the
+    action of a request after its operation (``s3:CreateMultipartUpload``) where AWS asks
+    for ``s3:PutObject``, so a denial of writes alone would differ between the two.
+    """
+    import json
+
+    def make(*denied: str) -> dict[str, str]:
+        iam = aws("iam")
+        name = f"writer-{uuid.uuid4().hex[:12]}"
+        iam.create_user(UserName=name)
+        statements = [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]
+        statements.append({"Effect": "Deny", "Action": "s3:*", "Resource": list(denied)})
+        policy = {"Version": "2012-10-17", "Statement": statements}
+        iam.put_user_policy(UserName=name, PolicyName="s3", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return {
+            "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+        }
+
+    return make

@@ -14,6 +14,7 @@ from gt_toolkit.cli.consolidate import (
 )
 from gt_toolkit.cli.options import (
     add_aws_options,
+    check_outputs,
     eprint,
     positive_int,
     remove_stale_rejects,
@@ -67,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     ]
     refuse_shared_source(args, args.worker_model, outputs, folder=args.out)
     store = store_from_args(args)
+    # the rejects file appears after the pages: one that could only fail stops the run first
+    check_outputs([where for _, where, option in outputs if option is not None], store)
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     model = worker_model_arg(args.worker_model, args)
     # the pages, the fitted model and the rejects file appear together or not at all: a run

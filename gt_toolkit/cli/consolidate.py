@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from gt_toolkit.cli.options import (
     add_aws_options,
+    check_outputs,
     eprint,
     lost_labels_exit,
     positive_int,
@@ -283,6 +284,9 @@ def run(args: argparse.Namespace) -> int:
     ]
     refuse_shared_source(args, choice, outputs)
     store = store_from_args(args)
+    # the rejects file and the summary appear after the output: one that could only fail
+    # stops the run before the output replaces the earlier one
+    check_outputs([where for _, where, option in outputs if option is not None], store)
     worker_model = worker_model_arg(choice, args)
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:

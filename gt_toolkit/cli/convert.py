@@ -18,6 +18,7 @@ from gt_toolkit.cli.options import (
     IMAGES_DIR_HELP,
     IMAGES_PREFIX_HELP,
     add_aws_options,
+    check_outputs,
     eprint,
     fraction,
     lost_labels_exit,
@@ -31,7 +32,7 @@ from gt_toolkit.convert.staging import beside_location, listing_of
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.manifest import RejectPolicy
 from gt_toolkit.formats.output_manifest import BoxPolicy, EmptyPolicy
-from gt_toolkit.storage.files import check_writable, join_location, write_json
+from gt_toolkit.storage.files import join_location, write_json
 from gt_toolkit.storage.s3 import is_s3_uri
 
 __all__ = ["register", "run"]
@@ -178,8 +179,9 @@ def run(args: argparse.Namespace) -> int:
     refuse_outputs(
         outputs, inputs, folders, written, None if images is None else str(images), files
     )
-    check_writable(summary_loc)  # written after the output: a bad path must stop the run first
     store = store_from_args(args)
+    # written after the output (the summary) or as the read ends: a bad one stops the run first
+    check_outputs([summary_loc, None if given is None else str(given)], store)
     result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))
     summary = result.to_json()
     rejects = given if result.stats.rejected_total else None

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from gt_toolkit.cli.options import (
     add_aws_options,
+    check_outputs,
     eprint,
     lost_labels_exit,
     refuse_outputs,
@@ -198,6 +199,8 @@ def _run_sample(args: argparse.Namespace) -> int:
     outputs = {"output": out, "selection record": f"{out}.sample.json"}
     _refuse_shared_files(str(args.manifest), outputs, rejects)
     store = store_from_args(args)
+    # one that could only fail would take the others, and the earlier run's, with it
+    check_outputs([*outputs.values(), rejects], store)
     passes: list[ReadStats] = []
 
     # the sample, its record and the rejects file the read published: all or none
@@ -266,6 +269,7 @@ def _run_split(args: argparse.Namespace) -> int:
     _refuse_shared_files(str(args.manifest), outputs, rejects)
     stats = ReadStats()
     store = store_from_args(args)
+    check_outputs([rejects], store)  # the manifests are staged: a failed run leaves none
     lines = _read(args, rejects, stats, store)
     fraction = args.validation_percent / 100
     # both manifests or neither: one that failed to write takes the other with it, and

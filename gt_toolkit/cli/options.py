@@ -22,6 +22,7 @@ __all__ = [
     "IMAGES_PREFIX_HELP",
     "add_aws_options",
     "add_image_mirror_options",
+    "check_outputs",
     "eprint",
     "fraction",
     "lost_labels_exit",
@@ -223,6 +224,24 @@ def refuse_outputs(
                     clash = f"differs from the {name} {other} only in case (one file on macOS"
                     raise _refusal(f"{what} {location}", f"{clash} and Windows disks)", option)
         earlier.append((what, location))
+
+
+def check_outputs(locations: Iterable[str | None], store: S3Store) -> None:
+    """Refuse, before anything is read, an output the run could only fail to write.
+
+    A run moves its main output into place first and writes its summary and (some) its
+    rejects file after it: one of those that cannot be written (a missing bucket, a key
+    this user may not write, a path through a file) failed the run after the output had
+    replaced the earlier one. Each is asked as its write would be
+    (:func:`~gt_toolkit.storage.files.check_writable`); ``None``: not written by this run.
+
+    Raises:
+        StorageError: naming the first that cannot be written, and why.
+    """
+    from gt_toolkit.storage.files import check_writable
+
+    for location in dict.fromkeys(loc for loc in locations if loc is not None):
+        check_writable(location, store=store)
 
 
 def _case_twins(a: str, b: str) -> bool:

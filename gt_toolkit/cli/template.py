@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from gt_toolkit.cli.options import (
     add_aws_options,
     add_image_mirror_options,
+    check_outputs,
     eprint,
     positive_int,
     refuse_outputs,
@@ -187,8 +188,11 @@ def _preview_out(args: argparse.Namespace) -> str:
     return f"{stem}.preview.html"
 
 
-def _refuse_shared_files(args: argparse.Namespace) -> None:
-    """Refuse a file to write that is one the run reads (read first, then replaced) or writes."""
+def _refuse_shared_files(args: argparse.Namespace) -> list[str | None]:
+    """Refuse a file to write that is one the run reads (read first, then replaced) or writes.
+
+    Returns where each output goes (``None``: not written by this run).
+    """
     preview = args.preview
     inputs = {
         "label file": args.label_file,
@@ -204,6 +208,7 @@ def _refuse_shared_files(args: argparse.Namespace) -> None:
         ("preview page", _preview_out(args) if preview else None, "--preview-out"),
     ]
     refuse_outputs(outputs, inputs)
+    return [where for _, where, _ in outputs]
 
 
 def _report(findings: list[LintFinding], allow_errors: bool) -> bool:
@@ -310,8 +315,9 @@ def run(args: argparse.Namespace) -> int:
     from gt_toolkit.storage.files import AllOrNone, json_bytes
 
     _check_preview_options(args)
-    _refuse_shared_files(args)
+    outputs = _refuse_shared_files(args)
     store = store_from_args(args)
+    check_outputs(outputs, store)  # all or none: one that could only fail would take the rest
     labels = _labels(args, store)
     text = _render(args, labels, store)
     if text is None:

@@ -256,21 +256,24 @@ def _cannot_write(text: str, exc: OSError) -> StorageError:
     return StorageError(f"cannot write {text}: {exc.strerror or exc}")
 
 
-def check_writable(location: Location) -> None:
-    """Refuse, before a run, a local file it could only fail to write once its output is in place.
+def check_writable(location: Location, *, store: S3Store | None = None) -> None:
+    """Refuse, before a run, a file it could only fail to write once its output is in place.
 
     The run's summary is written last; a path through a file, into a folder this user may
     not write, or a name whose temporary file would be too long would otherwise fail after
     the output had replaced the earlier one. The nearest existing folder is asked by the
-    write's own first step: its temporary file is made there and removed. Only the write
-    itself can tell for S3 (and for a full disk), so those are left to it.
+    write's own first step: its temporary file is made there and removed. An ``s3://``
+    object is asked by S3 itself (:meth:`S3Store.check_writable`: a missing bucket, a key
+    this user may not write). Only the write itself can tell a full disk.
 
     Raises:
         StorageError: the target is a folder or a device, a part of its path is not a
-            folder, or the temporary file cannot be made.
+            folder, or the temporary file cannot be made; on S3, the bucket does not exist
+            or the key may not be written.
     """
     text = os.fspath(location)
     if is_s3_uri(text):
+        _store(store).check_writable(text)
         return
     target = Path(text)
     _check_target(target)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import logging
 import random
 import re
 import time
@@ -53,6 +54,8 @@ _BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-
 _BODY_ATTEMPTS = 5
 # The largest object one CopyObject request copies; a larger one is copied in parts.
 _COPY_LIMIT = 5 * 1024**3
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,6 +434,33 @@ class S3Store:
             f"writing {uri}",
             lambda: self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra),
         )
+
+    def check_writable(self, uri: str) -> None:
+        """Refuse, before a run, an object it could only fail to write once its output moved.
+
+        The write's own permission is asked of the very key: a multipart upload is started
+        there and aborted. Starting one needs what a put needs (``s3:PutObject`` on the key,
+        the bucket, its KMS key) and makes no object: no version, no event, nothing to list.
+        ``HeadBucket`` would ask for ``s3:ListBucket``, which a writer need not have and which
+        says nothing of the key; a probe object would fire the bucket's notifications and
+        stay behind where deleting is not allowed. An upload that cannot be aborted holds
+        no parts (it costs nothing) and is only said.
+
+        Raises:
+            StorageError: the bucket does not exist, or the key may not be written.
+        """
+        bucket, key = parse_s3_uri(uri)
+        started = self._call(
+            f"cannot write {uri}",
+            lambda: self.client.create_multipart_upload(Bucket=bucket, Key=key),
+        )
+        try:
+            self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=started["UploadId"])
+        except _aws().call as exc:
+            logger.warning(
+                "warning: %s",
+                _translate(exc, f"cannot abort the empty upload that checked {uri}"),
+            )
 
     def upload_file(self, path: str | Path, uri: str) -> None:
         """Upload a local file (multipart for large files, handled by boto3's transfer)."""

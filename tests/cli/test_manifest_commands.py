@@ -279,7 +279,7 @@ def test_a_clean_run_to_s3_deletes_no_rejects_file_that_is_not_there(
 ) -> None:
     # a delete of nothing needs the right to delete (a warning on every clean run without
     # it) and leaves a delete marker in a versioned bucket: every delete here fails
-    fault_proxy.plan(*["error500"] * 20, method="POST")
+    fault_proxy.plan(*["error500"] * 20, method="POST", path="?delete")
     src = tmp_path / "in.manifest"
     src.write_text('{"source-ref": "s3://my-bucket/1.jpg"}\n')
     out = f"s3://{bucket}/s.manifest"

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -30,7 +31,7 @@ from gt_toolkit.storage.files import (
     write_lines,
 )
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import REPO
+from tests.helpers import REPO, s3_keys
 
 # A child that starts an atomic write, says so, and waits to be killed mid-write.
 _WRITER = """
@@ -271,8 +272,22 @@ def test_remove_file_deletes_local_and_s3_files_and_minds_no_missing_one(
 def test_check_writable_passes_a_path_whose_folders_a_write_would_make(tmp_path: Path) -> None:
     check_writable(tmp_path / "new" / "deeper" / "x.json")
     check_writable(tmp_path / "x.json")
-    check_writable("s3://bucket/any/key.json")  # only the write can tell on S3
     assert list(tmp_path.iterdir()) == []  # a check makes nothing
+
+
+def test_check_writable_asks_s3_and_leaves_nothing_there(
+    store: S3Store, bucket: str, s3_client: Any
+) -> None:
+    # it passed every s3:// location unasked: a summary in a missing bucket failed only
+    # after the output had replaced the earlier one
+    store.put_bytes(f"s3://{bucket}/any/key.json", b"earlier")
+    check_writable(f"s3://{bucket}/any/key.json", store=store)
+    check_writable(f"s3://{bucket}/new/key.json", store=store)
+    assert s3_keys(s3_client, bucket) == ["any/key.json"]
+    assert store.get_bytes(f"s3://{bucket}/any/key.json") == b"earlier"
+    assert "Uploads" not in s3_client.list_multipart_uploads(Bucket=bucket)
+    with pytest.raises(StorageError, match=r"^cannot write s3://no-such-bkt-x/k: the bucket"):
+        check_writable("s3://no-such-bkt-x/k", store=store)
 
 
 def test_check_writable_refuses_a_path_through_a_file_or_at_a_folder(tmp_path: Path) -> None:

@@ -168,3 +168,62 @@ def test_the_folders_in_a_folder_are_listed_one_level_deep(store: S3Store, bucke
         f"s3://{bucket}/ds/.e/",
     ]
     assert list(store.iter_in_folder(f"s3://{bucket}/ds/.")) == [f"s3://{bucket}/ds/.c"]
+
+
+def _store_with(keys: dict[str, str], moto_endpoint: str) -> S3Store:
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+    )
+    return S3Store(make_s3_client(session=session, endpoint_url=moto_endpoint, region_name=REGION))
+
+
+def test_a_key_this_user_may_not_write_is_refused_by_the_check(
+    moto_endpoint: str, store: S3Store, bucket: str, keys_denied: Any
+) -> None:
+    from moto.core.authorization import enable_iam_authentication
+
+    store.put_bytes(f"s3://{bucket}/locked/s.json", b"earlier")
+    writer = _store_with(keys_denied(f"arn:aws:s3:::{bucket}/locked/*"), moto_endpoint)
+    with enable_iam_authentication():
+        writer.check_writable(f"s3://{bucket}/open/s.json")
+        with pytest.raises(StorageError, match=r"cannot write .*/locked/s.json: access denied"):
+            writer.check_writable(f"s3://{bucket}/locked/s.json")
+    assert store.get_bytes(f"s3://{bucket}/locked/s.json") == b"earlier"
+
+
+def test_an_upload_the_check_cannot_abort_is_said_not_fatal(
+    moto_endpoint: str,
+    s3_client: Any,
+    bucket: str,
+    aws: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import json
+
+    from moto.core.authorization import enable_iam_authentication
+
+    # allowed to write, not to abort: the check passes, and says what it left
+    iam = aws("iam")
+    iam.create_user(UserName=f"no-abort-{bucket}")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "s3:AbortMultipartUpload", "Resource": "*"},
+        ],
+    }
+    iam.put_user_policy(
+        UserName=f"no-abort-{bucket}", PolicyName="s3", PolicyDocument=json.dumps(policy)
+    )
+    key = iam.create_access_key(UserName=f"no-abort-{bucket}")["AccessKey"]
+    writer = _store_with(
+        {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]},
+        moto_endpoint,
+    )
+    with enable_iam_authentication():
+        writer.check_writable(f"s3://{bucket}/s.json")
+    assert "cannot abort the empty upload that checked" in caplog.text
+    assert "Contents" not in s3_client.list_objects_v2(Bucket=bucket)

@@ -1,0 +1,155 @@
+"""An ``s3://`` output a run could only fail to write stops it before any output moves.
+
+A run puts its main output in place first and writes its summary (and, for ``consolidate``
+and ``agreement``, its rejects file) after it; the files of ``sample`` and ``template`` appear
+together or not at all, so one that fails takes back those already in place. Local paths were
+checked before the run (``check_writable``); ``s3://`` ones were not: a missing bucket or a
+key this user may not write let the run replace the output and then exit 1. Each run here is
+refused in one line and leaves the bucket as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto.core.authorization import enable_iam_authentication
+
+from gt_toolkit.cli import main
+from tests.helpers import CROWD, SAMPLES, refused_run, s3_tree
+
+TRUTH = SAMPLES / "truth.manifest"
+_TEMPLATE = ["template", "--labels", "ball", "--header", "Box every ball", "--no-s3-check"]
+_TEMPLATE += ["--short-instructions", "Tight.", "--full-instructions", "One box per ball."]
+_MISSING = "s3://no-such-bucket-for-gt"
+
+
+def _few(tmp_path: Path) -> Path:
+    """The first three lines of the truth manifest: a rerun that changes the output."""
+    few = tmp_path / "few.manifest"
+    few.write_text("".join(TRUTH.read_text().splitlines(keepends=True)[:3]))
+    return few
+
+
+def _broken_export(tmp_path: Path) -> tuple[Path, Path]:
+    """A Label Studio export, and the same with one broken record (a rejects file to write)."""
+    tasks = json.loads((CROWD / "label-studio.json").read_text())
+    clean = tmp_path / "clean.json"
+    clean.write_text(json.dumps(tasks))
+    del tasks[1]["annotations"][0]["result"][0]["value"]["x"]
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(tasks))
+    return clean, broken
+
+
+def _refused_as(
+    keys: dict[str, str] | None,
+    argv: list[str],
+    said: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Run refused, as the user of ``keys`` (``None``: the fixtures' own, no IAM checks)."""
+    capsys.readouterr()
+    if keys is None:
+        refused_run(argv, said, capsys)
+        return
+    with monkeypatch.context() as env, enable_iam_authentication():
+        for name, value in keys.items():
+            env.setenv(name, value)
+        refused_run(argv, said, capsys)
+
+
+@pytest.mark.parametrize("where", ["missing bucket", "denied key"])
+def test_convert_refuses_a_summary_it_cannot_write_before_the_dataset_moves(
+    where: str,
+    tmp_path: Path,
+    moto_endpoint: str,
+    s3_client: Any,
+    bucket: str,
+    keys_denied: Callable[..., dict[str, str]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    aws = ["--endpoint-url", moto_endpoint]
+    out = f"s3://{bucket}/y"
+    assert main(["yolo", str(TRUTH), "-o", out, *aws]) == 0
+    earlier = s3_tree(s3_client, bucket)
+    if where == "missing bucket":
+        summary, keys, said = f"{_MISSING}/s.json", None, "the bucket does not exist"
+    else:
+        summary = f"s3://{bucket}/locked/s.json"
+        keys, said = keys_denied(f"arn:aws:s3:::{bucket}/locked/*"), "access denied"
+    argv = ["yolo", str(_few(tmp_path)), "-o", out, *aws, "--summary"]
+    _refused_as(keys, [*argv, summary], f"cannot write {summary}: {said}", capsys, monkeypatch)
+    assert s3_tree(s3_client, bucket) == earlier
+    # a summary it can write: the same run goes through
+    assert main([*argv, f"s3://{bucket}/s.json"]) == 0
+    assert s3_tree(s3_client, bucket) != earlier
+
+
+@pytest.mark.parametrize("command", ["consolidate", "agreement"])
+def test_a_crowd_run_refuses_a_rejects_file_it_cannot_write_before_its_output_moves(
+    command: str,
+    tmp_path: Path,
+    moto_endpoint: str,
+    s3_client: Any,
+    bucket: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the rejects file was published after the output (consolidate) or the pages (agreement)
+    clean, broken = _broken_export(tmp_path)
+    out = f"s3://{bucket}/{'c.manifest' if command == 'consolidate' else 'agreement'}"
+    common = ["--from", "label-studio", "-o", out, "--endpoint-url", moto_endpoint]
+    assert main([command, str(clean), *common]) == 0
+    earlier = s3_tree(s3_client, bucket)
+    rejects = f"{_MISSING}/rejects.jsonl"
+    argv = [command, str(broken), *common, "--rejects", rejects]
+    said = f"cannot write {rejects}: the bucket does not exist"
+    _refused_as(None, argv, said, capsys, monkeypatch)
+    assert s3_tree(s3_client, bucket) == earlier
+
+
+def test_sample_refuses_a_selection_record_it_cannot_write_and_keeps_the_earlier_sample(
+    tmp_path: Path,
+    moto_endpoint: str,
+    s3_client: Any,
+    bucket: str,
+    keys_denied: Callable[..., dict[str, str]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the sample and its record appear together: the denied record took the new sample back
+    # out, and the earlier run's sample was gone with it
+    out = f"s3://{bucket}/s.manifest"
+    argv = ["sample", str(TRUTH), "-o", out, "--count", "5", "--endpoint-url", moto_endpoint]
+    assert main(argv) == 0
+    earlier = s3_tree(s3_client, bucket)
+    keys = keys_denied(f"arn:aws:s3:::{bucket}/s.manifest.sample.json")
+    argv[argv.index("5")] = "3"
+    said = f"cannot write {out}.sample.json: access denied"
+    _refused_as(keys, argv, said, capsys, monkeypatch)
+    assert s3_tree(s3_client, bucket) == earlier
+
+
+def test_template_refuses_a_page_it_cannot_write_and_keeps_the_earlier_label_config(
+    moto_endpoint: str,
+    s3_client: Any,
+    bucket: str,
+    keys_denied: Callable[..., dict[str, str]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    page, config = f"s3://{bucket}/ui/t.html", f"s3://{bucket}/ui/labels.json"
+    argv = [*_TEMPLATE, "-o", page, "--write-label-config", config]
+    argv += ["--endpoint-url", moto_endpoint]
+    assert main(argv) == 0
+    earlier = s3_tree(s3_client, bucket)
+    keys = keys_denied(f"arn:aws:s3:::{bucket}/ui/t.html")
+    argv[argv.index("ball")] = "cone"
+    _refused_as(keys, argv, f"cannot write {page}: access denied", capsys, monkeypatch)
+    assert s3_tree(s3_client, bucket) == earlier
