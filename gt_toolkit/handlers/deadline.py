@@ -80,6 +80,24 @@ class Deadline:
         self.remaining_ms, self.reserve_ms, self.left = remaining, reserve, unanswered
         return True
 
+    def wait_s(self, unanswered: int) -> float | None:
+        """Seconds the handler may wait (for answers read from S3) and still have the reserve.
+
+        Asks the clock once; ``None`` without a context (no limit). A read can hang far longer
+        than the Lambda has (botocore waits 60 s a try, five tries): a wait that outlasts this
+        ends the consolidation as :meth:`passed` does (:meth:`stop`).
+        """
+        if self.context is None:
+            return None
+        remaining = self.context.get_remaining_time_in_millis()
+        return max(0.0, remaining - self.reserve(unanswered)) / 1_000
+
+    def stop(self, unanswered: int) -> None:
+        """Time is up, whatever the clock says now (a wait ran out): record it as :meth:`passed`."""
+        remaining = self.context.get_remaining_time_in_millis() if self.context else 0
+        self.remaining_ms, self.reserve_ms = remaining, self.reserve(unanswered)
+        self.left = unanswered
+
     def record(self, seconds: float, encode_seconds: float) -> None:
         """Account one consolidated object: its whole time, and the part spent encoding it."""
         self.slowest_ms = max(self.slowest_ms, seconds * 1_000)

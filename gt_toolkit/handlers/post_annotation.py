@@ -30,10 +30,12 @@ What fails a worker's answer, an object, or the whole call:
   every answer for offline re-consolidation with the right labels.
 * **The objects not yet consolidated, at the deadline.** Given the Lambda context, the
   handler stops consolidating when the time left no longer covers one more object and
-  answering the rest (:class:`~gt_toolkit.handlers.deadline.Deadline`); every object left
-  is answered as failed (``deadline: ...``, its raw answers left in the payload file) and
-  one WARNING line (``post_annotation.deadline``) gives the counts. Lambda would otherwise
-  end the call at its timeout and every answer of the batch would be lost.
+  answering the rest (:class:`~gt_toolkit.handlers.deadline.Deadline`), and waits for the
+  answers it reads from S3 no longer than that (a read that hangs is retried by botocore for
+  minutes, and is then left running); every object left is answered as failed
+  (``deadline: ...``, its raw answers left in the payload file) and one WARNING line
+  (``post_annotation.deadline``) gives the counts. Lambda would otherwise end the call at
+  its timeout and every answer of the batch would be lost.
 * **The call.** The payload unreadable, or an event without ``labelAttributeName`` or
   ``payload.s3Uri``: there is nothing to answer with, and Ground Truth retries the batch.
 * Payload items without a usable ``datasetObjectId`` (missing, not a string or a 64-bit
@@ -63,7 +65,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, TypedDict
 
@@ -636,18 +638,24 @@ def _answer_all(
     answered: list[_Answer] = []
     reads = 0
     windows = _windows(items)
-    with ThreadPoolExecutor(max_workers=batch.settings.fetch_threads) as pool:
+    pool = ThreadPoolExecutor(max_workers=batch.settings.fetch_threads)
+    pending: list[Future[tuple[str, bytes | Exception]]] = []
+    try:
         window = next(windows, None)
         pending = _start_reads(pool, store, window)
         while window is not None:
+            late = _wait_reads(pending, deadline, len(items) - len(answered))
+            if late:
+                deadline.stop(len(items) - len(answered))
+                left = items[len(answered) :]
+                answered.extend(_out_of_time(left, len(answered), batch, deadline, late))
+                return answered, reads
             fetched = dict(future.result() for future in pending)
             reads += len(fetched)
             following = next(windows, None)
             pending = _start_reads(pool, store, following)
             for item in window[0]:
                 if deadline.passed(len(items) - len(answered)):
-                    for future in pending:
-                        future.cancel()
                     left = items[len(answered) :]
                     answered.extend(_out_of_time(left, len(answered), batch, deadline))
                     return answered, reads
@@ -656,21 +664,41 @@ def _answer_all(
                 deadline.record(time.perf_counter() - started, answer.encode_s)
                 answered.append(answer)
             window = following
+    finally:
+        # reads still running when time is up are not waited for: one that hangs would take
+        # the Lambda past its timeout, and every answer with it
+        pool.shutdown(wait=not any(f.running() for f in pending), cancel_futures=True)
     return answered, reads
 
 
+def _wait_reads(
+    pending: Sequence[Future[tuple[str, bytes | Exception]]], deadline: Deadline, unanswered: int
+) -> int:
+    """Wait for one window's reads while the deadline allows; how many are still unread.
+
+    The clock is asked only for a window with answers to read.
+    """
+    if not pending:
+        return 0
+    _, late = wait(pending, timeout=deadline.wait_s(unanswered))
+    return len(late)
+
+
 def _out_of_time(
-    items: Sequence[_Item], consolidated: int, batch: _Batch, deadline: Deadline
+    items: Sequence[_Item], consolidated: int, batch: _Batch, deadline: Deadline, unread: int = 0
 ) -> list[_Answer]:
     """The objects left when the deadline passed, failed, and one WARNING line with counts.
 
+    ``unread``: the answers in S3 still being read then (a wait for them ran out of time).
     Their answers stay in the payload file, from which offline re-consolidation labels them.
     """
+    reads = f", with {unread} answer{'s' * (unread != 1)} in S3 still being read" if unread else ""
     reason = (
         f"deadline: {deadline.remaining_ms} ms of the Lambda's time were left and "
         f"{deadline.reserve_ms:.0f} ms were needed to consolidate another object and still "
-        f"answer the {len(items)} not consolidated: raise the function's timeout or lower "
-        f"the labeling job's MaxConcurrentTaskCount; the answers are in {batch.payload_uri}"
+        f"answer the {len(items)} not consolidated{reads}: raise the function's timeout or "
+        f"lower the labeling job's MaxConcurrentTaskCount; the answers are in "
+        f"{batch.payload_uri}"
     )
     failed = [_failed(item, batch, reason, omit=_OUT_OF_TIME) for item in items]
     fields = {
@@ -681,6 +709,7 @@ def _out_of_time(
         "remainingMs": deadline.remaining_ms,
         "reserveMs": round(deadline.reserve_ms),
         "slowestObjectMs": round(deadline.slowest_ms),
+        "unreadAnswers": unread,
     }
     logger.warning(
         "post_annotation.deadline: %d objects not consolidated, answered as failed %s",

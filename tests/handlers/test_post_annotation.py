@@ -8,6 +8,7 @@ import os
 import random
 import statistics
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -1326,10 +1327,55 @@ def test_reads_of_answers_in_s3_stop_at_the_deadline(
     counting = _CountingStore(store)
     event = make_event(bucket)
     put_payload(store, event, answers_in_s3(store, bucket, 40))
+    # the clock is asked before each object, and before waiting for each window's reads
+    plenty = [PLENTY_MS] * 8  # window 1, objects 0-3, window 2, objects 4-5
     entries = handle_post_annotation(
-        event, store=counting, settings=DEFAULT, context=FakeLambdaContext(*[PLENTY_MS] * 6, 0)
+        event, store=counting, settings=DEFAULT, context=FakeLambdaContext(*plenty, 0)
     )
     assert [e["datasetObjectId"] for e in entries] == [str(i) for i in range(40)]
     failed = ["failure-reason" in content_of(e)[1] for e in entries]
     assert failed == [False] * 6 + [True] * 34
     assert counting.reads <= 3 * 4  # two windows consolidated from, one read ahead, no more
+
+
+class _StuckStore(S3Store):
+    """Moto's S3, where every read of one answer hangs until released (a read that times out
+    and is retried: botocore waits 60 s a try, five tries, where the Lambda has 300 s)."""
+
+    def __init__(self, store: S3Store, stuck: str) -> None:
+        super().__init__(store.client)
+        self.stuck = stuck
+        self.release = threading.Event()
+
+    def get_bytes(self, uri: str) -> bytes:
+        if uri == self.stuck:
+            self.release.wait(60)
+        return super().get_bytes(uri)
+
+
+@pytest.mark.parametrize("stuck", [1, 6], ids=["first-window", "read-ahead"])
+def test_a_read_of_an_answer_in_s3_that_hangs_past_the_deadline_loses_no_object(
+    store: S3Store, bucket: str, monkeypatch: pytest.MonkeyPatch, stuck: int
+) -> None:
+    # the handler waited for every read of a window, and for those still running when it
+    # stopped, whatever the time left: the Lambda ran out of time and every answer was lost
+    monkeypatch.setattr(post_annotation, "_READ_AHEAD", 4)
+    event = make_event(bucket)
+    put_payload(store, event, answers_in_s3(store, bucket, 12))
+    hanging = _StuckStore(store, f"s3://{bucket}/answers/{stuck}.json")
+    left_ms = deadline.FLOOR_MS + 12 * deadline.FAIL_MS + 1_500  # 1.5 s to spare, always
+    started = time.monotonic()
+    try:
+        entries = handle_post_annotation(
+            event, store=hanging, settings=DEFAULT, context=FakeLambdaContext(round(left_ms))
+        )
+    finally:
+        took = time.monotonic() - started
+        hanging.release.set()
+    assert took < 10  # not the 60 s the read hangs
+    assert [e["datasetObjectId"] for e in entries] == [str(i) for i in range(12)]
+    failed = ["failure-reason" in content_of(e)[1] for e in entries]
+    first = 0 if stuck < 4 else 4  # the window that waits for the read
+    assert failed == [False] * first + [True] * (12 - first)
+    reason = content_of(entries[-1])[1]["failure-reason"]
+    assert reason.startswith("deadline: ") and "1 answer in S3 still being read" in reason
