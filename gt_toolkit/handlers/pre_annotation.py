@@ -15,6 +15,11 @@ Rules:
   ``[{label, left, top, width, height}]``, so workers adjust instead of redraw.
 * Optional skip rule: when every prior box has a confidence of at least
   ``skip_min_confidence`` (and there is at least one), ``isHumanAnnotationRequired`` is false.
+  A confidence outside [0, 1] (a raw model score, ``1e400`` read as infinity) is no
+  confidence: it is listed in ``errors`` and the human is asked.
+* The response is JSON the runtime can send whatever the line holds: a number JSON cannot
+  carry (NaN, an infinity) goes back as null and a lone surrogate as ``?``, each said in
+  ``errors``.
 * A malformed data object never raises: the error is logged and listed in
   ``taskInput["errors"]``, and a human still gets the task.
 """
@@ -267,8 +272,59 @@ def _prior_boxes(
             errors.append(f"prior box dropped, label {box.label!r} is not a label choice")
             continue
         initial.append(box.worker_box())
-        confidences.append(box.score)
+        score = box.score
+        if score is not None and not 0.0 <= score <= 1.0:  # NaN too: no confidence at all
+            # a raw model score, or 1e400 read as infinity: "at least" any threshold, it
+            # skipped the human on a number that is no confidence
+            errors.append(f"prior box confidence {score} is not in [0, 1]: the human is asked")
+            score = None
+        confidences.append(score)
     return attribute, initial, confidences
+
+
+def _sendable(value: Any) -> tuple[Any, bool]:
+    r"""``value`` as the runtime can send it, and whether anything had to change.
+
+    The runtime's parser reads ``NaN``, ``Infinity`` and ``1e400`` (an infinity) and the
+    escape of a lone surrogate (``"\ud800"``) from the line; its encoder writes the numbers
+    back as ``NaN``/``Infinity``, which no JSON reader takes, and fails on the surrogate (3.12
+    sends text unescaped, as UTF-8): either way the object failed. Such a number is sent as
+    null, such a character as ``?``.
+    """
+    if isinstance(value, float):
+        return (value, False) if math.isfinite(value) else (None, True)
+    if isinstance(value, str):
+        if value.isascii():
+            return value, False
+        fixed = value.encode("utf-8", "replace").decode("utf-8")
+        return fixed, fixed != value
+    if isinstance(value, list):
+        pairs = [_sendable(v) for v in value]
+        return [v for v, _ in pairs], any(changed for _, changed in pairs)
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        changed = False
+        for key, item in value.items():
+            name, renamed = _sendable(key)
+            out[name], altered = _sendable(item)
+            changed = changed or renamed or altered
+        return out, changed
+    return value, False
+
+
+def _sent(value: Any, what: str, errors: list[str]) -> Any:
+    """:func:`_sendable`'s value; what had to change is said in ``errors``."""
+    try:
+        fixed, changed = _sendable(value)
+    except RecursionError:  # nested deeper than the runtime could encode it either
+        errors.append(f"{what} is nested too deep to be sent: sent as null")
+        return None
+    if changed:
+        errors.append(
+            f"{what} holds a number JSON cannot carry (NaN, an infinity) or text that is not "
+            "valid Unicode (a lone surrogate): sent as null and '?'"
+        )
+    return fixed
 
 
 def _should_skip(confidences: Sequence[float | None], threshold: float | None) -> bool:
@@ -326,18 +382,22 @@ def handle_pre_annotation(
         task_object = _task_object(data, errors)
         attribute, initial, confidences = _prior_boxes(data, settings, errors)
 
-    task_input: TaskInput = {"taskObject": task_object}
+    task_input: TaskInput = {"taskObject": _sent(task_object, "taskObject", errors)}
     if settings.labels is not None:
         task_input["labels"] = list(settings.labels)
     if settings.header is not None:
         task_input["header"] = settings.header
     if initial:
-        task_input["initialValue"] = initial
-    passed = {k: data[k] for k in settings.pass_through if k in data}
+        task_input["initialValue"] = _sent(initial, "initialValue", errors)
+    passed = {
+        k: _sent(data[k], f"pass-through key {k!r}", errors)
+        for k in settings.pass_through
+        if k in data
+    }
     if passed:
         task_input["metadata"] = passed
     if errors:
-        task_input["errors"] = errors
+        task_input["errors"] = [_sendable(e)[0] for e in errors]  # quotes of the line's text
     skip = not errors and _should_skip(confidences, settings.skip_min_confidence)
     fields = {  # texts clipped: a source line is up to 100 KB of the customer's data
         "labelingJobArn": job,

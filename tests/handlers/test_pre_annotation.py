@@ -202,8 +202,10 @@ def test_pass_through_keys_reach_the_template() -> None:
     assert out["taskInput"]["metadata"] == {"site": "plant-7"}
 
 
+# text with the lone surrogates a "\\ud800" escape in the line gives
+texts = st.text(max_size=8) | st.sampled_from(["\ud800", "a\udfffb", "s3://b/\udc80.jpg"])
 json_values = st.recursive(
-    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+    st.none() | st.booleans() | st.floats() | st.integers() | texts,
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
     ),
@@ -262,15 +264,15 @@ data_objects = st.dictionaries(
 def test_any_data_object_gets_a_response(
     data_object: dict[str, Any], threshold: float | None
 ) -> None:
-    out = handle_pre_annotation(
-        {"dataObject": data_object},
-        settings=PreAnnotationSettings(labels=LABELS, skip_min_confidence=threshold),
+    settings_ = PreAnnotationSettings(
+        labels=LABELS, skip_min_confidence=threshold, pass_through=("x", "source")
     )
+    out = handle_pre_annotation({"dataObject": data_object}, settings=settings_)
     assert isinstance(out["taskInput"]["taskObject"], str)
     assert isinstance(out["isHumanAnnotationRequired"], bool)
     if out["taskInput"].get("errors"):
         assert out["isHumanAnnotationRequired"] is True
-    json.dumps(out)  # serialisable
+    runtime_bytes(out)  # strict JSON, as UTF-8: what the runtime can send
 
 
 @pytest.mark.parametrize(
@@ -357,3 +359,50 @@ def test_bad_or_missing_label_file_fails_loudly(store: S3Store, bucket: str) -> 
     store.put_bytes(uri, b'{"labels": "car"}')
     with pytest.raises(ValidationError):
         load_pre_annotation_settings({"GT_LABELS_S3_URI": uri}, store=store)
+
+
+def runtime_bytes(response: Any) -> bytes:
+    """What the Python 3.12 Lambda runtime sends: strict JSON text, encoded as UTF-8.
+
+    Its encoder writes NaN and infinities as ``NaN``/``Infinity``, which no JSON reader takes,
+    and keeps non-ASCII text unescaped, so a lone surrogate fails the encoding to UTF-8.
+    """
+    return json.dumps(response, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+# What the runtime's parser (simplejson, as json here) hands the handler from valid JSON text
+# (1e400, "\ud800") and from the literals it also accepts (NaN, -Infinity).
+_ODD_LINE = (
+    '{"source-ref": "s3://b/\\ud800.jpg", "site": 1e400, '
+    '"meta": {"score": NaN, "name": "x\\udc00y", "\\ud83d": [-Infinity, 2]}}'
+)
+
+
+def test_the_response_is_json_the_runtime_can_send_whatever_the_line_holds() -> None:
+    # the pass-through values and the taskObject went back as they came: the runtime wrote
+    # "Infinity" (no reader takes it) or failed on the lone surrogate, and the object failed
+    event = {"dataObject": json.loads(_ODD_LINE)}
+    settings = PreAnnotationSettings(labels=LABELS, pass_through=("site", "meta"))
+    out = handle_pre_annotation(event, settings=settings)
+    sent = json.loads(runtime_bytes(out))
+    assert sent["taskInput"]["taskObject"] == "s3://b/?.jpg"
+    assert sent["taskInput"]["metadata"] == {
+        "site": None,
+        "meta": {"score": None, "name": "x?y", "?": [None, 2]},
+    }
+    errors = " | ".join(sent["taskInput"]["errors"])
+    assert "taskObject" in errors and "'site'" in errors and "'meta'" in errors
+    assert sent["isHumanAnnotationRequired"] is True
+
+
+@pytest.mark.parametrize("confidence", ["1e400", "7.5", "-0.5", "NaN"])
+def test_a_confidence_outside_zero_to_one_never_skips_the_human(confidence: str) -> None:
+    # 1e400 reads as infinity, and an infinity (or a raw score of 7.5) was "at least" any
+    # threshold: the object skipped its human on a number that is no confidence
+    event = copy.deepcopy(load_event("pre_model_prelabels.json"))
+    objects = f'[{{"confidence": 0.99}}, {{"confidence": {confidence}}}]'
+    event["dataObject"]["model-metadata"]["objects"] = json.loads(objects)
+    out = handle_pre_annotation(event, settings=PreAnnotationSettings(skip_min_confidence=0.5))
+    assert out["isHumanAnnotationRequired"] is True
+    assert len(out["taskInput"]["initialValue"]) == 2  # the boxes still help the worker
+    assert any("is not in [0, 1]" in e for e in out["taskInput"]["errors"])
