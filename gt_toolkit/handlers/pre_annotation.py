@@ -285,11 +285,11 @@ def _prior_boxes(
 def _sendable(value: Any) -> tuple[Any, bool]:
     r"""``value`` as the runtime can send it, and whether anything had to change.
 
-    The runtime's parser reads ``NaN``, ``Infinity`` and ``1e400`` (an infinity) and the
-    escape of a lone surrogate (``"\ud800"``) from the line; its encoder writes the numbers
-    back as ``NaN``/``Infinity``, which no JSON reader takes, and fails on the surrogate (3.12
-    sends text unescaped, as UTF-8): either way the object failed. Such a number is sent as
-    null, such a character as ``?``.
+    The runtime's parser reads ``1e400`` as an infinity (older ones ``NaN`` too) and the
+    escape of a lone surrogate (``"\ud800"``) as one; its encoder writes the number back as
+    ``Infinity``, which no JSON reader takes, and fails on the surrogate (3.12 sends text
+    unescaped, as UTF-8): either way the object failed. Such a number is sent as null, such a
+    character as ``?``.
     """
     if isinstance(value, float):
         return (value, False) if math.isfinite(value) else (None, True)

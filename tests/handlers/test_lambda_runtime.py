@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import orjson
 import pytest
 from botocore.config import Config
 
@@ -227,6 +228,29 @@ def test_pre_annotation_handler_in_the_emulator(
     assert out["taskInput"]["taskObject"] == event["dataObject"]["source-ref"]
     assert out["taskInput"]["labels"] == ["car", "bike"]
     assert [b["label"] for b in out["taskInput"]["initialValue"]] == ["car", "bike"]
+
+
+def test_pre_annotation_answers_a_line_the_runtime_reads_oddly_in_the_emulator(
+    serve: Callable[[str, dict[str, str]], Any],
+) -> None:
+    # the runtime reads 1e400 as infinity, and "\\ud800" as a lone surrogate;
+    # sent back, its encoder wrote Infinity (no JSON reader takes it) or, as the deployed 3.12
+    # runtime, failed to encode the surrogate as UTF-8: the object failed
+    env = {"GT_LABELS": "car", "GT_PASS_THROUGH_KEYS": "site,meta"}
+    # the template's runtime: its encoder keeps text unescaped (AWS_EXECUTION_ENV tells it)
+    client = serve(HANDLERS["pre"], {**env, "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"})
+    line = (
+        '{"source-ref": "s3://b/\\ud800.jpg", "site": 1e400, '
+        '"meta": {"score": -1e400, "name": "x\\udc00y"}}'
+    )
+    payload = b'{"version": "2018-10-16", "dataObject": ' + line.encode() + b"}"
+    response = client.invoke(FunctionName="function", Payload=payload)
+    body = response["Payload"].read()
+    assert "FunctionError" not in response, body
+    out = orjson.loads(body)  # strict JSON: NaN and Infinity are refused
+    assert out["taskInput"]["taskObject"] == "s3://b/?.jpg"
+    assert out["taskInput"]["metadata"] == {"site": None, "meta": {"score": None, "name": "x?y"}}
+    assert out["isHumanAnnotationRequired"] is True
 
 
 def test_post_annotation_handler_in_the_emulator(
