@@ -153,3 +153,19 @@ def test_template_refuses_a_page_it_cannot_write_and_keeps_the_earlier_label_con
     argv[argv.index("ball")] = "cone"
     _refused_as(keys, argv, f"cannot write {page}: access denied", capsys, monkeypatch)
     assert s3_tree(s3_client, bucket) == earlier
+
+
+@pytest.mark.parametrize(
+    ("summary", "said"),
+    [
+        ("s3://bucket", "no object key after the bucket in 's3://bucket'"),
+        ("s3://Bad_Bucket/s.json", "bad bucket name 'Bad_Bucket'"),
+    ],
+)
+def test_a_summary_uri_that_names_no_object_stops_the_run_before_a_local_output(
+    summary: str, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # only the write parsed it: the dataset was in place, then the run exited 1
+    out = tmp_path / "y"
+    refused_run(["yolo", str(TRUTH), "-o", str(out), "--summary", summary], said, capsys)
+    assert list(tmp_path.iterdir()) == []
