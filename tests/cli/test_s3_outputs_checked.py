@@ -169,3 +169,19 @@ def test_a_summary_uri_that_names_no_object_stops_the_run_before_a_local_output(
     out = tmp_path / "y"
     refused_run(["yolo", str(TRUTH), "-o", str(out), "--summary", summary], said, capsys)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_agreement_pages_that_fail_to_upload_leave_no_mismatched_pair(
+    tmp_path: Path, fault_proxy: Any, s3_client: Any, bucket: str
+) -> None:
+    # agreement.json was written, then agreement.html failed: the run exited 1 with the new
+    # figures beside the earlier run's page
+    clean, broken = _broken_export(tmp_path)
+    out = f"s3://{bucket}/agreement"
+    common = ["--from", "label-studio", "-o", out, "--endpoint-url", fault_proxy.url]
+    assert main(["agreement", str(broken), *common, "--rejects", str(tmp_path / "r")]) == 1
+    earlier = s3_tree(s3_client, bucket)
+    fault_proxy.plan(*["error500"] * 12, method="PUT", path="agreement.html")
+    assert main(["agreement", str(clean), *common]) == 1
+    fault_proxy.clear()
+    assert s3_tree(s3_client, bucket) == earlier
