@@ -290,6 +290,10 @@ def build_tuning_request(
         objective_metric: default the built-in algorithm's metric, ``validation:accuracy``
             when the request reports it, or the request's only metric.
         objective_type: default ``Minimize`` for a metric named like a loss, else ``Maximize``.
+        tags: added to the training request's own ``Tags`` (and winning on a shared key). The
+            tuning job gives its tags to every training job it starts, so a JumpStart
+            request's model-id tags reach the jobs that ``deploy_training_job`` reads them
+            from, as the SageMaker SDK's tuner carries them.
 
     Raises:
         ValidationError: every problem at once (ranges, limits, objective, service model).
@@ -335,8 +339,9 @@ def build_tuning_request(
         },
         "TrainingJobDefinition": definition,
     }
-    if tags:
-        request["Tags"] = tag_list(tags)
+    merged_tags = _training_tags(training_request) | dict(tags or {})
+    if merged_tags:
+        request["Tags"] = tag_list(merged_tags)
     problems += _config_problems(request, algorithm)
     problems.extend(problems_as_strings(validate_request("CreateHyperParameterTuningJob", request)))
     if algorithm is not None:
@@ -346,6 +351,15 @@ def build_tuning_request(
     if problems:
         raise ValidationError(list(dict.fromkeys(problems)), what="tuning job request")
     return request
+
+
+def _training_tags(training_request: Mapping[str, Any]) -> dict[str, str]:
+    """The training request's ``Tags`` as a mapping (the tuning job passes them on)."""
+    return {
+        str(t["Key"]): str(t.get("Value", ""))
+        for t in training_request.get("Tags") or []
+        if isinstance(t, Mapping) and "Key" in t
+    }
 
 
 def _definition(training_request: Mapping[str, Any], static: dict[str, str]) -> dict[str, Any]:

@@ -191,3 +191,34 @@ def test_a_region_without_the_bucket_is_a_storage_error(store: S3Store) -> None:
 
     with pytest.raises(StorageError):
         read_jumpstart_spec(store, region="ap-southeast-7", model_id=IC)
+
+
+def test_a_tuned_jumpstart_job_keeps_the_model_tags_deployment_reads(
+    jumpstart: S3Store, data: dict[str, str], aws: Callable[[str], Any]
+) -> None:
+    """The tuning job gives its tags to its training jobs: the model-id tags must be among them.
+
+    Without them the best job of a tuned JumpStart model is taken for script mode when it is
+    deployed and refused as 'not trained by the shipped train.py'.
+    """
+    from gt_toolkit.sagemaker.job_kinds import job_kind
+    from gt_toolkit.sagemaker.jumpstart import MODEL_VERSION_TAG
+    from gt_toolkit.sagemaker.tuning import build_tuning_request
+
+    training = build_jumpstart_training_request(
+        **js_args(jumpstart, data["ic"], tags={"project": "hurricane", "stage": "dev"})
+    )
+    request = build_tuning_request(training, job_name="hurricane-hpo", tags={"stage": "hpo"})
+    tags = {t["Key"]: t["Value"] for t in request["Tags"]}
+    assert tags == {
+        JUMPSTART_MODEL_ID_TAG: IC,
+        MODEL_VERSION_TAG: "3.0.5",
+        "project": "hurricane",
+        "stage": "hpo",  # the tuning job's own value wins
+    }
+    sm = aws("sagemaker")
+    arn = sm.create_hyper_parameter_tuning_job(**request)["HyperParameterTuningJobArn"]
+    stored = sm.list_tags(ResourceArn=arn)["Tags"]
+    # what a training job the tuner starts carries, as deployment reads it back
+    tuned_job = {"HyperParameters": training["HyperParameters"], "Tags": stored}
+    assert job_kind(tuned_job) == "jumpstart"
