@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar
 
 from gt_toolkit.errors import GtToolkitError, ValidationError
 from gt_toolkit.sagemaker.job_kinds import Algorithm, algorithm_of, job_kind
+from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
 from gt_toolkit.sagemaker.tags import tag_list
 from gt_toolkit.sagemaker.training import (
@@ -231,6 +232,53 @@ def _builtin_limit_problems(
     ]
 
 
+def _shipped_script_problems(
+    ranges: Sequence[ParameterRange], static: Mapping[str, str]
+) -> list[str]:
+    """Values a range lets the tuner pick that the shipped ``train.py`` refuses at start-up.
+
+    Each training job the tuner starts hands the script its picks as text (``--epochs 12``);
+    one outside the script's type or limits (a fractional ``epochs`` from a continuous range,
+    ``momentum`` 1.2, an optimizer it lacks) fails that job after its instance is paid for.
+    Only a request for the shipped script is checked: ``sagemaker_program`` ``train.py`` and
+    every other hyperparameter one of its own.
+    """
+    try:
+        program = json.loads(static.get("sagemaker_program", '""'))
+    except json.JSONDecodeError:
+        program = static.get("sagemaker_program")
+    takes = {k for k in static if not contract.is_toolkit_key(k)}
+    if program != contract.TRAIN_SCRIPT or not takes <= set(contract.KINDS):
+        return []
+    problems: list[str] = []
+    for r in ranges:
+        kind = contract.KINDS.get(r.name)
+        if kind is None:
+            continue  # refused as a name the job does not take
+        if isinstance(r, CategoricalRange):
+            picks: tuple[str, ...] = r.values
+        elif kind in (bool, str):
+            problems.append(
+                f"{r.name} is not a number in {contract.TRAIN_SCRIPT}: tune it with a "
+                "CategoricalRange"
+            )
+            continue
+        elif kind is int and not isinstance(r, IntegerRange):
+            problems.append(
+                f"{r.name} is an integer in {contract.TRAIN_SCRIPT}, and a ContinuousRange "
+                "picks fractional values: use an IntegerRange"
+            )
+            continue
+        else:
+            picks = (hyperparameter_str(r.low), hyperparameter_str(r.high))
+        problems += [
+            f"{r.name} range: {contract.TRAIN_SCRIPT} refuses {pick!r} ({problem})"
+            for pick in picks
+            if (problem := contract.argument_problem(r.name, pick))
+        ]
+    return problems
+
+
 def _ranges_json(
     ranges: Sequence[ParameterRange], *, json_values: bool
 ) -> dict[str, list[dict[str, Any]]]:
@@ -279,6 +327,8 @@ def build_tuning_request(
 
     Tuned hyperparameters are removed from the static ones; every other hyperparameter of the
     training request (``num_training_samples``, ``num_classes``, ``label_width``…) is kept.
+    For the shipped PyTorch script, every value a range lets the tuner pick must pass the
+    script's own types and limits (``contract.argument_problem``).
 
     Args:
         training_request: from any of our training builders (built-in, JumpStart, PyTorch
@@ -317,6 +367,7 @@ def build_tuning_request(
             for r in ranges
             if r.name not in static
         ]
+        problems += _shipped_script_problems(ranges, static)
     for r in ranges:
         static.pop(r.name, None)
     metric = objective_metric or _default_objective(training_request, algorithm)

@@ -523,3 +523,85 @@ def test_tuning_jobs_sharing_one_checkpoint_prefix_write_different_files(
     one = tuned_checkpoint(static, {**defaults, **first})
     assert one != tuned_checkpoint(static, {**defaults, **second})
     assert one == tuned_checkpoint(static, {**defaults, **first})  # a restarted job finds its own
+
+
+@pytest.mark.parametrize(
+    ("ranges", "message"),
+    [
+        (
+            [ContinuousRange("momentum", 0.5, 1.2)],
+            "momentum range: train.py refuses '1.2' (momentum must be in [0, 0.999], got 1.2)",
+        ),
+        (
+            [IntegerRange("epochs", 2, 5000)],
+            "epochs range: train.py refuses '5000' (epochs must be in [1, 1000], got 5000)",
+        ),
+        (
+            [IntegerRange("image_size", 8, 64)],
+            "image_size range: train.py refuses '8' (image_size must be in [32, 1024], got 8)",
+        ),
+        (
+            [ContinuousRange("epochs", 2, 20)],
+            "epochs is an integer in train.py, and a ContinuousRange picks fractional values",
+        ),
+        (
+            [CategoricalRange("optimizer", ("sgd", "adam"))],
+            "optimizer range: train.py refuses 'adam' (optimizer 'adam' is not one of: sgd, adamw)",
+        ),
+        (
+            [CategoricalRange("batch_size", ("16", "32.5"))],
+            "batch_size range: train.py refuses '32.5' (batch_size '32.5' is not an integer)",
+        ),
+        (
+            [CategoricalRange("pretrained", ("true", "maybe"))],
+            "pretrained range: train.py refuses 'maybe' (pretrained 'maybe' is not true or false)",
+        ),
+        (
+            [IntegerRange("pretrained", 0, 1)],
+            "pretrained is not a number in train.py: tune it with a CategoricalRange",
+        ),
+    ],
+)
+def test_a_range_the_shipped_script_refuses_is_refused(ranges: list[Any], message: str) -> None:
+    """Every training job that picked such a value would exit at start-up, instance paid."""
+    with pytest.raises(ValidationError) as info:
+        build_tuning_request(script_training(), job_name="dogs-hpo", ranges=ranges)
+    assert any(message in problem for problem in info.value.problems), info.value.problems
+
+
+def test_ranges_the_shipped_script_takes_pass_its_parser() -> None:
+    """The picks a range allows (its ends, every categorical value) parse in train.py."""
+    from gt_toolkit.sagemaker.pytorch import script_argv
+    from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
+
+    ranges: list[Any] = [
+        ContinuousRange("momentum", 0.0, 0.999),
+        IntegerRange("image_size", 32, 1024, "Logarithmic"),
+        CategoricalRange("optimizer", ("sgd", "adamw")),
+        CategoricalRange("pretrained", ("true", "false")),
+        CategoricalRange("batch_size", ("16", "32")),
+    ]
+    request = build_tuning_request(script_training(), job_name="dogs-hpo", ranges=ranges)
+    config = request["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    static = request["TrainingJobDefinition"]["StaticHyperParameters"]
+    picks = [
+        {r["Name"]: r[end] for r in config[kind]}
+        for kind in ("ContinuousParameterRanges", "IntegerParameterRanges")
+        for end in ("MinValue", "MaxValue")
+    ]
+    categorical = config["CategoricalParameterRanges"]
+    picks += [{r["Name"]: value} for r in categorical for value in r["Values"]]
+    for pick in picks:
+        args = contract.build_parser({}).parse_args(
+            [
+                *script_argv({**static, **pick}),
+                "--train",
+                "t",
+                "--validation",
+                "v",
+                "--model_dir",
+                "m",
+            ]
+        )
+        chosen = {name: getattr(args, name) for name in contract.KINDS}
+        assert contract.Hyperparameters(**chosen).problems() == [], pick

@@ -83,6 +83,7 @@ __all__ = [
     "RequestError",
     "ResumePlan",
     "accepts_json",
+    "argument_problem",
     "build_parser",
     "check_class_folders",
     "checkpoint_name",
@@ -251,6 +252,25 @@ def _problem(name: str, kind: type, limits: Limits, value: object) -> str | None
     if too_low or (high is not None and value > high):
         return f"{name} must be in {'(' if limits.low_open else '['}{low}, {high}], got {value}"
     return None
+
+
+def argument_problem(name: str, text: str) -> str | None:
+    """Why the script refuses ``--name text``, or ``None`` when it takes it.
+
+    The container hands the script every value as text; a tuning job picks the values itself,
+    so each one it may pick must parse as the field's type and lie within its limits (argparse
+    checks the type and the choices, :meth:`Hyperparameters.problems` the limits, at start-up).
+    """
+    field_ = next((f for f in fields(Hyperparameters) if f.name == name), None)
+    if field_ is None:
+        return f"{TRAIN_SCRIPT} takes no --{name}"
+    kind = KINDS[name]
+    try:
+        value = parse_bool(text) if kind is bool else kind(text)
+    except (ValueError, argparse.ArgumentTypeError):
+        wanted = {bool: "true or false", int: "an integer"}.get(kind, "a number")
+        return f"{name} {text!r} is not {wanted}"
+    return _problem(name, kind, field_.metadata["limits"], value)
 
 
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
