@@ -22,6 +22,7 @@ one folder per class (``gt-convert class-folders``, its ``train/``).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -193,6 +194,8 @@ def _coerce(name: str, spec: Mapping[str, Any], value: Any) -> tuple[Any, str | 
         if isinstance(value, bool) or not isinstance(value, int | float):
             return value, f"{name} must be a number, got {value!r}"
         value = float(value)
+        if not math.isfinite(value):  # NaN passes any min/max comparison
+            return value, f"{name} must be finite, got {value}"
     if kind == "text":
         value = ("True" if value else "False") if isinstance(value, bool) else value
         if not isinstance(value, str):

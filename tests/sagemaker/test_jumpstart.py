@@ -222,3 +222,12 @@ def test_a_tuned_jumpstart_job_keeps_the_model_tags_deployment_reads(
     # what a training job the tuner starts carries, as deployment reads it back
     tuned_job = {"HyperParameters": training["HyperParameters"], "Tags": stored}
     assert job_kind(tuned_job) == "jumpstart"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_float_hyperparameter_must_be_finite(jumpstart: S3Store, value: float) -> None:
+    """NaN compares false with the spec's min and max, so it passed as in range (sent as NaN)."""
+    spec = read_jumpstart_spec(jumpstart, region=REGION, model_id=IC)
+    with pytest.raises(ValidationError, match="learning_rate must be finite"):
+        jumpstart_hyperparameters(spec, {"learning_rate": value})
+
