@@ -448,8 +448,10 @@ def jumpstart_serving_container(
 
     Raises:
         ValidationError: no model-id tag, a model trained without the prepacked script (its
-            archive lacks inference code: the SageMaker SDK repacks those), or no serving image
-            for ``instance_type``.
+            archive lacks inference code: the SageMaker SDK repacks those), an ``instance_type``
+            outside the spec's ``supported_inference_instance_types`` (its image table names
+            whole families, so an image alone does not make a type supported), or no serving
+            image for it.
     """
     model_id = tags.get(JUMPSTART_MODEL_ID_TAG)
     if not model_id:
@@ -464,6 +466,9 @@ def jumpstart_serving_container(
             f"{model_id} {spec.version} fine-tunes without a prepacked script, so its model "
             "archive holds no inference code; deploy it with the SageMaker SDK, which repacks it"
         )
+    supported = spec.raw.get("supported_inference_instance_types") or []
+    if supported and instance_type not in supported:
+        problems.append(f"{model_id} serves on {', '.join(supported)}, not {instance_type}")
     image = spec.image_uri(instance_type, scope="hosting")
     if image is None:
         problems.append(f"the {model_id} spec has no serving image for {instance_type} in {region}")

@@ -231,3 +231,22 @@ def test_a_float_hyperparameter_must_be_finite(jumpstart: S3Store, value: float)
     with pytest.raises(ValidationError, match="learning_rate must be finite"):
         jumpstart_hyperparameters(spec, {"learning_rate": value})
 
+
+def test_serving_on_an_instance_type_the_model_is_not_offered_on_is_refused(
+    jumpstart: S3Store,
+) -> None:
+    """The spec's image table has a ``p3`` family entry; its supported list has no p3 type."""
+    from gt_toolkit.sagemaker.jumpstart import MODEL_VERSION_TAG, jumpstart_serving_container
+
+    tags = {JUMPSTART_MODEL_ID_TAG: IC, MODEL_VERSION_TAG: "3.0.5"}
+    container, _ = jumpstart_serving_container(
+        jumpstart, region=REGION, tags=tags, instance_type="ml.g4dn.xlarge"
+    )
+    assert container["Image"].endswith("pytorch-inference:1.10.0-gpu-py38")
+    with pytest.raises(ValidationError) as info:
+        jumpstart_serving_container(
+            jumpstart, region=REGION, tags=tags, instance_type="ml.p3.2xlarge"
+        )
+    assert info.value.problems == [
+        f"{IC} serves on ml.m5.large, ml.m5.xlarge, ml.c5.xlarge, ml.g4dn.xlarge, not ml.p3.2xlarge"
+    ]
