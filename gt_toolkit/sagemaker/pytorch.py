@@ -168,7 +168,8 @@ def pytorch_serving_container(
         training_job: ``describe_training_job``'s answer (or the training request).
 
     Raises:
-        ValidationError: a job not trained by the shipped ``train.py`` in a PyTorch image.
+        ValidationError: a job not trained by the shipped ``train.py`` in a PyTorch image, or
+            in one older than every known serving image.
     """
     hyperparameters = training_job.get("HyperParameters") or {}
     image = str((training_job.get("AlgorithmSpecification") or {}).get("TrainingImage", ""))
@@ -188,6 +189,15 @@ def pytorch_serving_container(
         )
     version, region = match.group("version"), match.group("region")
     serving = [v for v in PYTORCH_INFERENCE_VERSIONS if _version_key(v) <= _version_key(version)]
+    if not serving:  # an older image given as image_uri: no serving image is known for it
+        raise ValidationError(
+            [
+                f"{training_job.get('TrainingJobName')} trained in PyTorch {version}, older than "
+                f"every known serving image ({', '.join(PYTORCH_INFERENCE_VERSIONS)}); build "
+                "its model with build_model_request and a pytorch-inference image of its version"
+            ],
+            what="deployment",
+        )
     chosen = version if version in PYTORCH_INFERENCE_VERSIONS else max(serving, key=_version_key)
     return {
         "Image": pytorch_image_uri(region, chosen, instance_type=instance_type, scope="inference"),

@@ -488,3 +488,18 @@ def test_a_foreign_script_is_not_guessed(aws: Callable[[str], Any]) -> None:
     sm.create_training_job(**request)
     with pytest.raises(ValidationError, match=r"was not trained by the shipped train\.py"):
         deploy_training_job(sm, job, endpoint_name=unique("own"))
+
+
+def test_a_script_job_older_than_every_serving_image_is_refused_and_creates_nothing(
+    aws: Callable[[str], Any],
+) -> None:
+    """image_uri= may name a training image older than any serving image: a ValueError before."""
+    sm = aws("sagemaker")
+    job = unique("old")
+    image = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.1.0-gpu-py310"
+    request = build_pytorch_training_request(**pytorch_request_args(job_name=job, image_uri=image))
+    sm.create_training_job(**request)
+    name = unique("old")
+    with pytest.raises(ValidationError, match=r"trained in PyTorch 2\.1\.0, older than every"):
+        deploy_training_job(sm, job, endpoint_name=name)
+    assert name not in [m["ModelName"] for m in sm.list_models()["Models"]]
