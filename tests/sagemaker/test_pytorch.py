@@ -262,6 +262,8 @@ BAD_HYPERPARAMETERS: list[tuple[dict[str, Any], str]] = [
     ({"batch_size": True}, "batch_size must be an integer"),
     ({"optimizer": "adam"}, "optimizer 'adam' is not one of: sgd, adamw"),
     ({"momentum": 1.0}, r"momentum must be in \[0, 0.999\]"),
+    # torch.manual_seed refuses it: the job would fail at start-up, not here
+    ({"seed": 2**64}, r"seed must be in \[0, 18446744073709551615\], got 18446744073709551616"),
 ]
 
 

@@ -159,6 +159,10 @@ def _hp(default: Any, help: str, **limits: Any) -> Any:
     return field(default=default, metadata={"limits": Limits(help, **limits)})
 
 
+_MAX_SEED: Final = 2**64 - 1
+"""The largest seed ``torch.manual_seed`` takes (a larger one is a RuntimeError at start-up)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hyperparameters:
     """Every hyperparameter ``train.py`` accepts (one ``--name`` option per field), defaults.
@@ -179,7 +183,7 @@ class Hyperparameters:
     image_size: int = _hp(224, "square input side in pixels", low=32, high=1024)
     top_k: int = _hp(5, "classes the endpoint returns by default", low=1, high=1000)
     num_workers: int = _hp(2, "data-loader worker processes", low=0, high=64)
-    seed: int = _hp(0, "random seed (shuffling, head initialisation)", low=0)
+    seed: int = _hp(0, "random seed (shuffling, head initialisation)", low=0, high=_MAX_SEED)
     device: str = _hp("auto", "auto picks CUDA when present", choices=("auto", "cpu", "cuda"))
     tensorboard_dir: str = _hp("", "write TensorBoard scalars here (empty: off)")
     checkpoint_dir: str = _hp(
