@@ -35,7 +35,11 @@ from typing import Any, Final
 
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.sagemaker.debugger import ProfilerSettings
-from gt_toolkit.sagemaker.regions import PYTORCH_INFERENCE_VERSIONS, pytorch_image_uri
+from gt_toolkit.sagemaker.regions import (
+    PYTORCH_INFERENCE_VERSIONS,
+    is_gpu_instance,
+    pytorch_image_uri,
+)
 from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
 from gt_toolkit.sagemaker.tags import tag_list
 from gt_toolkit.sagemaker.training import TrainingResources, finish_request
@@ -329,6 +333,11 @@ def build_pytorch_training_request(
             f"the shipped {contract.TRAIN_SCRIPT} is not distributed: each of "
             f"{resources.instance_count} instances would train the same model on the same data; "
             "use instance_count=1"
+        )
+    if hyperparameters.device == "cuda" and not is_gpu_instance(resources.instance_type):
+        problems.append(
+            f"device 'cuda' needs a GPU instance (ml.p*/ml.g*), not {resources.instance_type}: "
+            f"{contract.TRAIN_SCRIPT} would stop at start-up seeing no GPU; use device 'auto'"
         )
     if tensorboard_output_uri is not None:
         hyperparameters = replace(hyperparameters, tensorboard_dir=TENSORBOARD_LOCAL_PATH)

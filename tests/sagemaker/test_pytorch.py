@@ -287,6 +287,13 @@ BAD_INPUTS: list[tuple[dict[str, Any], str]] = [
     ({"resources": TrainingResources(instance_type="ml.trn1.2xlarge")}, "needs a Neuron image"),
     ({"region": "mars-north-1"}, "no known Deep Learning Containers"),
     ({"job_name": "dogs_pt"}, "TrainingJobName"),
+    (
+        {
+            "hyperparameters": PyTorchClassifierHyperparameters(device="cuda"),
+            "resources": TrainingResources(instance_type="ml.m5.xlarge"),
+        },
+        "device 'cuda' needs a GPU instance",
+    ),
     ({"debugger_rules": ["DeadPixel"]}, "unknown Debugger rule 'DeadPixel'"),
     (
         {"profiler": ProfilerSettings(disabled=True, rules=("LowGPUUtilization",))},
