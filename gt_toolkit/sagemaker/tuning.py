@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar
 
 from gt_toolkit.errors import GtToolkitError, ValidationError
 from gt_toolkit.sagemaker.job_kinds import Algorithm, algorithm_of, job_kind
+from gt_toolkit.sagemaker.regions import is_gpu_instance
 from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
 from gt_toolkit.sagemaker.tags import tag_list
@@ -233,13 +234,14 @@ def _builtin_limit_problems(
 
 
 def _shipped_script_problems(
-    ranges: Sequence[ParameterRange], static: Mapping[str, str]
+    ranges: Sequence[ParameterRange], static: Mapping[str, str], instance_type: str
 ) -> list[str]:
     """Values a range lets the tuner pick that the shipped ``train.py`` refuses at start-up.
 
     Each training job the tuner starts hands the script its picks as text (``--epochs 12``);
     one outside the script's type or limits (a fractional ``epochs`` from a continuous range,
-    ``momentum`` 1.2, an optimizer it lacks) fails that job after its instance is paid for.
+    ``momentum`` 1.2, an optimizer it lacks, ``device`` ``cuda`` on a CPU instance) fails that
+    job after its instance is paid for.
     Only a request for the shipped script is checked: ``sagemaker_program`` ``train.py`` and
     every other hyperparameter one of its own.
     """
@@ -276,6 +278,8 @@ def _shipped_script_problems(
             for pick in picks
             if (problem := contract.argument_problem(r.name, pick))
         ]
+        if r.name == "device" and "cuda" in picks and not is_gpu_instance(instance_type):
+            problems.append(f"device range: 'cuda' needs a GPU instance, not {instance_type}")
     return problems
 
 
@@ -367,7 +371,8 @@ def build_tuning_request(
             for r in ranges
             if r.name not in static
         ]
-        problems += _shipped_script_problems(ranges, static)
+        instance = str((training_request.get("ResourceConfig") or {}).get("InstanceType", ""))
+        problems += _shipped_script_problems(ranges, static, instance)
     for r in ranges:
         static.pop(r.name, None)
     metric = objective_metric or _default_objective(training_request, algorithm)

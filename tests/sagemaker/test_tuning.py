@@ -560,12 +560,21 @@ def test_tuning_jobs_sharing_one_checkpoint_prefix_write_different_files(
             [IntegerRange("pretrained", 0, 1)],
             "pretrained is not a number in train.py: tune it with a CategoricalRange",
         ),
+        (
+            [CategoricalRange("device", ("cpu", "cuda"))],
+            "device range: 'cuda' needs a GPU instance, not ml.m5.xlarge",
+        ),
     ],
 )
 def test_a_range_the_shipped_script_refuses_is_refused(ranges: list[Any], message: str) -> None:
     """Every training job that picked such a value would exit at start-up, instance paid."""
+    from gt_toolkit.sagemaker.pytorch import build_pytorch_training_request
+    from gt_toolkit.sagemaker.training import TrainingResources
+
+    cpu = TrainingResources(instance_type="ml.m5.xlarge")
+    training = build_pytorch_training_request(**pytorch_request_args(resources=cpu))
     with pytest.raises(ValidationError) as info:
-        build_tuning_request(script_training(), job_name="dogs-hpo", ranges=ranges)
+        build_tuning_request(training, job_name="dogs-hpo", ranges=ranges)
     assert any(message in problem for problem in info.value.problems), info.value.problems
 
 
