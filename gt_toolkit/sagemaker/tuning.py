@@ -85,6 +85,11 @@ TUNABLE: Final[dict[str, tuple[str, ...]]] = {
 """The hyperparameters each built-in algorithm lets a tuning job range over; the service
 refuses a tuning request that ranges over any other (a typo such as ``learnig_rate``)."""
 
+_MAX_TUNED: Final = 30
+"""ParameterRanges' limit on its three lists together (the model checks each list alone)."""
+_MAX_HYPERPARAMETERS: Final = 100
+"""Static and tuned hyperparameters together (the model checks the static ones alone)."""
+
 _TRAINING_DEFINITION_KEYS: Final = (
     "AlgorithmSpecification",
     "RoleArn",
@@ -462,6 +467,18 @@ def _config_problems(request: Mapping[str, Any], algorithm: Algorithm | None) ->
         problems.append(
             f"objective {metric!r} is none of the training job's metrics ({reports}); no job "
             "would report a value to tune on"
+        )
+    tuned = sum(len(v) for v in config["ParameterRanges"].values())
+    static = len(request["TrainingJobDefinition"]["StaticHyperParameters"])
+    if tuned > _MAX_TUNED:
+        problems.append(
+            f"{tuned} ranges: a tuning job searches at most {_MAX_TUNED} hyperparameters, "
+            "integer, continuous and categorical ranges together"
+        )
+    if tuned + static > _MAX_HYPERPARAMETERS:
+        problems.append(
+            f"{tuned} tuned + {static} static hyperparameters: a tuning job takes at most "
+            f"{_MAX_HYPERPARAMETERS} in all"
         )
     max_jobs = config["ResourceLimits"]["MaxNumberOfTrainingJobs"]
     max_parallel = config["ResourceLimits"]["MaxParallelTrainingJobs"]

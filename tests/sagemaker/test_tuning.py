@@ -614,3 +614,21 @@ def test_ranges_the_shipped_script_takes_pass_its_parser() -> None:
         )
         chosen = {name: getattr(args, name) for name in contract.KINDS}
         assert contract.Hyperparameters(**chosen).problems() == [], pick
+
+
+def test_the_service_limits_on_ranges_together_are_checked() -> None:
+    """The model allows 30 ranges per kind and 100 static values; the API pages count them
+    together (all ranges: 30; static and tuned: 100), so only these two lines object."""
+    training = script_training()
+    names = [f"extra_{i}" for i in range(90)]
+    training["HyperParameters"].update({name: "1" for name in names})
+    ranges: list[Any] = [IntegerRange(name, 1, 5) for name in names[:20]]
+    ranges += [ContinuousRange(name, 0.1, 0.5) for name in names[20:32]]
+    with pytest.raises(ValidationError) as info:
+        build_tuning_request(training, job_name="dogs-hpo", ranges=ranges)
+    static = len(training["HyperParameters"]) - 32
+    assert info.value.problems == [
+        "32 ranges: a tuning job searches at most 30 hyperparameters, integer, continuous and "
+        "categorical ranges together",
+        f"32 tuned + {static} static hyperparameters: a tuning job takes at most 100 in all",
+    ]
