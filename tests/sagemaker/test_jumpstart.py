@@ -208,7 +208,7 @@ def test_a_tuned_jumpstart_job_keeps_the_model_tags_deployment_reads(
     training = build_jumpstart_training_request(
         **js_args(jumpstart, data["ic"], tags={"project": "hurricane", "stage": "dev"})
     )
-    request = build_tuning_request(training, job_name="hurricane-hpo", tags={"stage": "hpo"})
+    request = build_tuning_request(training, job_name="hurricane-tags-hpo", tags={"stage": "hpo"})
     tags = {t["Key"]: t["Value"] for t in request["Tags"]}
     assert tags == {
         JUMPSTART_MODEL_ID_TAG: IC,
