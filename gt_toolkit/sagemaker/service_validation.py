@@ -74,12 +74,40 @@ _JAVA_TO_PYTHON = (
 )
 
 
+_JAVA_DOT: Final = "[^\\n\\r\\u0085\\u2028\\u2029]"
+"""What ``.`` matches in Java: anything but its line terminators (Python's ``.`` stops at
+``\\n`` only, so ``.*`` let a value with ``\\r`` or U+2028 through that the service refuses)."""
+
+
+def _java_dots(pattern: str) -> str:
+    """``pattern`` with each ``.`` outside a character class read as Java reads it."""
+    out: list[str] = []
+    depth = 0  # inside how many [...] (Java nests them: [a-z&&[^b]])
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if char == "[":
+            depth += 1
+        elif char == "]" and depth:
+            depth -= 1
+        elif char == "." and not depth:
+            char = _JAVA_DOT
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
 @functools.cache
 def _compiled(pattern: str) -> regex.Pattern[str] | None:
     """Compile a model pattern, or ``None`` when it cannot be read faithfully (left unchecked)."""
     translated = pattern
     for java, python in _JAVA_TO_PYTHON:
         translated = translated.replace(java, python)
+    translated = _java_dots(translated)
     try:
         return regex.compile(translated)
     except regex.error:

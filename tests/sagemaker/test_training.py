@@ -246,6 +246,32 @@ def test_extra_hyperparameters_pass_through_and_win() -> None:
     assert ic_hp(extra={"augmentation_type": "crop"}).as_strings()["augmentation_type"] == "crop"
 
 
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        ("a\rb", True),  # Java's '.' stops at its line terminators, not only at \n
+        ("a\u2028b", True),
+        ("a\u0085b", True),
+        ("a\nb", True),
+        ("a\x0bb", False),  # a vertical tab is no line terminator in Java
+        ("a.b c", False),
+    ],
+)
+def test_the_model_patterns_read_dot_as_java_does(value: str, refused: bool) -> None:
+    """The service matches its model's patterns with Java's regex; HyperParameterValue is
+    ``.*``, which Java's ``matches`` refuses for a value holding ``\r`` or U+2028."""
+    hp = od_hp(extra={"lr_scheduler_step": value})
+    if not refused:
+        request = build_object_detection_training_request(**od_args(hyperparameters=hp))
+        assert request["HyperParameters"]["lr_scheduler_step"] == value
+        return
+    with pytest.raises(ValidationError) as info:
+        build_object_detection_training_request(**od_args(hyperparameters=hp))
+    assert info.value.problems == [
+        f"HyperParameters['lr_scheduler_step']: {value!r} does not match the pattern .*"
+    ]
+
+
 BAD_REQUESTS: list[tuple[str, Callable[..., Any], dict[str, Any], list[str]]] = [
     (
         "metadata attribute",
