@@ -151,6 +151,7 @@ _DEFAULT_WORKERS: Final = {"BoundingBox": 5}
 _MTURK_MAX_LIFETIME: Final = 43_200
 _PRIVATE_MAX_LIFETIME: Final = 30 * 24 * 3600
 _IMAGE_TEXT_MAX_TIME: Final = 28_800
+_VIDEO_3D_MAX_TIME: Final = 30 * 24 * 3600  # HumanTaskConfig's page; the model has no maximum
 
 _PRE_PATH: Final = "HumanTaskConfig.PreHumanTaskLambdaArn"
 _ACS_PATH: Final = "HumanTaskConfig.AnnotationConsolidationConfig.AnnotationConsolidationLambdaArn"
@@ -879,7 +880,7 @@ def _check_availability_lifetime(job: LabelingJobCheck) -> Iterator[str]:
 
 
 def _check_task_time_limit(job: LabelingJobCheck) -> Iterator[str]:
-    """A worker's time on one task: 8 hours for images and text, never past the lifetime."""
+    """A worker's time on one task: 8 or 720 hours by task type, never past the lifetime."""
     limit = job.human.get("TaskTimeLimitInSeconds")
     if not isinstance(limit, int):
         return
@@ -887,6 +888,11 @@ def _check_task_time_limit(job: LabelingJobCheck) -> Iterator[str]:
         yield (
             f"TaskTimeLimitInSeconds {limit} exceeds the {_IMAGE_TEXT_MAX_TIME} s (8 hours) "
             "allowed for image, text and custom tasks"
+        )
+    elif limit > _VIDEO_3D_MAX_TIME:
+        yield (
+            f"TaskTimeLimitInSeconds {limit} exceeds the {_VIDEO_3D_MAX_TIME} s (30 days) "
+            "allowed for video and 3D point cloud tasks"
         )
     lifetime = job.human.get("TaskAvailabilityLifetimeInSeconds")
     if isinstance(lifetime, int) and limit > lifetime:

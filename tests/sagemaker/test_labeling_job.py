@@ -385,6 +385,15 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("time limit 10", base_args(task_time_limit_seconds=10), ["below the minimum 30"]),
     ("time limit 9h", base_args(task_time_limit_seconds=32_400), ["exceeds the 28800 s"]),
     (
+        "3D time limit 31 days",
+        base_args(
+            task_type="3DPointCloudObjectDetection",
+            human_task_ui_arn=UI + "3DPointCloudObjectDetection",
+            task_time_limit_seconds=31 * 86_400,
+        ),
+        ["TaskTimeLimitInSeconds 2678400 exceeds the 2592000 s (30 days)"],
+    ),
+    (
         "mturk lifetime 13h",
         public_args(task_availability_lifetime_seconds=46_800),
         ["exceeds Mechanical Turk's maximum of 43200"],
