@@ -396,9 +396,11 @@ def _check_job_bucket_regions(
     request: Mapping[str, Any] | None,
     region: str,
     s3_client: S3Client,
+    *,
+    what: str = "manifest",
 ) -> None:
-    """The channel manifests and the model output must be in the job's region too."""
-    places = [(f"the {name} channel's manifest", str(loc)) for name, loc in channels.items()]
+    """The channels' ``what`` (manifest, data) and the model output must be in the job's region."""
+    places = [(f"the {name} channel's {what}", str(loc)) for name, loc in channels.items()]
     output = ((request or {}).get("OutputDataConfig") or {}).get("S3OutputPath")
     if isinstance(output, str):
         places.append(("the training output", output))
@@ -478,9 +480,27 @@ def preflight_training_request(
     from the ECR image URI), so a hand-written request is checked as is. Script-mode requests
     have their class folders checked (:func:`preflight_class_folders`); JumpStart requests
     the layout their model's task reads (class folders, or :func:`preflight_jumpstart_detection`).
+    With ``s3_client``, every channel's and the output's bucket must be in the job's region
+    (``region``, else the training image's), whichever kind of job it is.
     """
+    if region is None:
+        match = _ECR_REGION_RE.search(
+            str((request.get("AlgorithmSpecification") or {}).get("TrainingImage", ""))
+        )
+        region = match.group(1) if match else None
     if job_kind(request) != "builtin":
-        return _preflight_folders(request, store=store)
+        report = _preflight_folders(request, store=store)
+        if region is not None and s3_client is not None:
+            prefixes: dict[str, Location] = {
+                str(c.get("ChannelName")): str(
+                    ((c.get("DataSource") or {}).get("S3DataSource") or {}).get("S3Uri")
+                )
+                for c in request.get("InputDataConfig") or []
+            }
+            _check_job_bucket_regions(
+                _Collector(report), report, prefixes, request, region, s3_client, what="data"
+            )
+        return report
     channels: dict[str, str] = {}
     label_attribute = ""
     content_multi = False
@@ -493,11 +513,7 @@ def preflight_training_request(
         if len(attributes) >= 2 and not label_attribute:
             label_attribute = str(attributes[1])
         content_multi = content_multi or "label-format=class-id" in str(channel.get("ContentType"))
-    image = str((request.get("AlgorithmSpecification") or {}).get("TrainingImage", ""))
     algorithm = algorithm or algorithm_of(request)
-    if region is None:
-        match = _ECR_REGION_RE.search(image)
-        region = match.group(1) if match else None
     if not channels:
         report = PreflightReport()
         report.findings.append(

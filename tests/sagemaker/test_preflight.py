@@ -394,3 +394,36 @@ def test_a_script_request_without_its_train_channel() -> None:
     request = {"HyperParameters": {"sagemaker_program": '"train.py"'}, "InputDataConfig": []}
     report = preflight_training_request(request)
     assert [f.message for f in report.errors] == ["the request has no 'train' channel"]
+
+
+def test_a_script_requests_data_in_another_region_is_an_error(
+    store: S3Store, bucket: str, s3_client: Any, other_region_bucket: str
+) -> None:
+    """The built-in pre-flight checked the buckets' regions; a script request's were not
+    looked at, s3_client and region accepted and unused."""
+    from gt_toolkit.sagemaker.pytorch import build_pytorch_training_request
+    from tests.helpers import pytorch_request_args
+
+    eu = f"s3://{other_region_bucket}/dogs"
+    for key in (
+        "train/cat/a.jpg",
+        "train/dog/b.jpg",
+        "validation/cat/c.jpg",
+        "validation/dog/d.jpg",
+    ):
+        store.put_bytes(f"{eu}/{key}", b"x")
+    request = build_pytorch_training_request(
+        **pytorch_request_args(
+            train_uri=f"{eu}/train",
+            validation_uri=f"{eu}/validation",
+            output_uri=f"s3://{bucket}/m",
+        )
+    )
+    assert preflight_training_request(request, store=store).ok  # the folders are fine
+    report = preflight_training_request(request, store=store, s3_client=s3_client)
+    assert [f.message for f in report.errors] == [
+        f"the train channel's data is in bucket {other_region_bucket} in eu-west-1, but the job "
+        "runs in us-east-1",
+        f"the validation channel's data is in bucket {other_region_bucket} in eu-west-1, but the "
+        "job runs in us-east-1",
+    ]
