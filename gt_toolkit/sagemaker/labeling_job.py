@@ -1003,6 +1003,9 @@ def create_labeling_job(
     The request is re-checked against the service model first, so nothing is uploaded for a
     request SageMaker would refuse. Returns the ``LabelingJobArn``.
 
+    ``task_type`` must be the one the request was built for (its built-in Lambdas and hosted
+    UI name it): the label file is written for it.
+
     The uploads are encrypted with the request's ``OutputConfig.KmsKeyId`` (SSE-KMS) when it
     names one, else as ``sse`` asks, so a bucket whose policy refuses unencrypted puts takes
     them; the job's role must be allowed to decrypt with that key.
@@ -1022,6 +1025,7 @@ def create_labeling_job(
         problems.append("the request names UiTemplateS3Uri, so pass the template to upload")
     if template_uri is None and template is not None:
         problems.append("the request uses an AWS-hosted worker UI, so no template is used")
+    problems.extend(_task_type_problems(request, task_type))
     problems.extend(
         _label_file_problems(
             task_type, short_instruction or full_instruction, audit_label_attribute
@@ -1085,6 +1089,29 @@ def _count_objects(manifest: str, store: S3Store, *, at_most: int) -> int:
         if count >= at_most:
             return at_most
     return count
+
+
+def _task_type_problems(request: Mapping[str, Any], task_type: str) -> list[str]:
+    """Where the request itself says it is for another task type than ``task_type``.
+
+    The label file is written for ``task_type`` (NER instructions, an adjustment job's audited
+    attribute), so a request built for NER and created with the default ``BoundingBox`` would
+    go out with a label file its job cannot use. AWS's own Lambdas and hosted UIs name theirs.
+    """
+    pre = _builtin_kind(_dig(request, "HumanTaskConfig", "PreHumanTaskLambdaArn"))
+    if pre is not None and pre != task_type:
+        return [
+            f"the request's built-in Lambdas are for {pre} jobs, but task_type is {task_type!r}: "
+            f"pass task_type={pre!r}, which the label file is written for"
+        ]
+    ui = _dig(request, "HumanTaskConfig", "UiConfig", "HumanTaskUiArn")
+    if isinstance(ui, str) and HUMAN_TASK_UIS.get(task_type) != ui.rsplit("/", 1)[-1]:
+        return [
+            f"the request's worker UI {ui.rsplit(':', 1)[-1]} is not one of {task_type!r} "
+            "jobs: pass the task_type the request was built for, which the label file is "
+            "written for"
+        ]
+    return []
 
 
 def _label_file_problems(

@@ -1114,6 +1114,73 @@ def test_a_ner_label_file_carries_the_instructions(
     }
 
 
+@pytest.mark.parametrize(
+    ("built_for", "created_as", "message"),
+    [
+        (
+            "NamedEntityRecognition",
+            "BoundingBox",
+            "the request's built-in Lambdas are for NamedEntityRecognition jobs, but task_type "
+            "is 'BoundingBox': pass task_type='NamedEntityRecognition'",
+        ),
+        (
+            "ImageMultiClass",
+            "BoundingBox",
+            "the request's built-in Lambdas are for ImageMultiClass jobs, but task_type is "
+            "'BoundingBox'",
+        ),
+    ],
+)
+def test_a_request_created_as_another_task_type_is_refused(
+    sagemaker_stub: Any, store: S3Store, bucket: str, built_for: str, created_as: str, message: str
+) -> None:
+    """The label file follows create_labeling_job's task_type (default BoundingBox): an NER
+    request created without it went out with a label file lacking the NER instructions."""
+    client, _ = sagemaker_stub
+    request = build_labeling_job_request(
+        **base_args(
+            task_type=built_for,
+            labels=["person", "place"],
+            manifest_uri=f"s3://{bucket}/in.manifest",
+            output_uri=f"s3://{bucket}/out",
+        )
+    )
+    template = None if built_for == "NamedEntityRecognition" else "<crowd-form/>"
+    with pytest.raises(ValidationError) as info:
+        create_labeling_job(
+            request,
+            sagemaker=client,
+            store=store,
+            labels=["person", "place"],
+            template=template,
+            task_type=created_as,
+        )
+    assert any(message in p for p in info.value.problems), info.value.problems
+    assert not store.exists(request["LabelCategoryConfigS3Uri"])
+
+
+def test_a_custom_lambda_request_names_no_task_type(
+    sagemaker_stub: Any, store: S3Store, bucket: str
+) -> None:
+    """Our own Lambdas and a template say nothing about the task type: nothing to compare."""
+    from gt_toolkit.sagemaker.labeling_job import _task_type_problems
+
+    request = build_labeling_job_request(
+        **base_args(
+            manifest_uri=f"s3://{bucket}/in.manifest",
+            output_uri=f"s3://{bucket}/out",
+            pre_annotation_lambda_arn=(
+                "arn:aws:lambda:us-east-1:123456789012:function:gt-SageMaker-pre"
+            ),
+            consolidation_lambda_arn=(
+                "arn:aws:lambda:us-east-1:123456789012:function:gt-SageMaker-post"
+            ),
+        )
+    )
+    assert _task_type_problems(request, "BoundingBox") == []
+    assert _task_type_problems(request, "Custom") == []
+
+
 def test_a_3d_adjustment_label_file_names_the_audited_attribute(
     sagemaker_stub: Any, store: S3Store, bucket: str
 ) -> None:
