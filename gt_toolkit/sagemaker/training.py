@@ -212,7 +212,8 @@ class ImageClassificationHyperparameters(_VisionHyperparameters):
     """Hyperparameters of built-in image classification.
 
     ``multi_label`` also switches the augmented-manifest channels to the class-id content type;
-    ``resize`` defaults to the image height in ``.lst`` File mode (see the builder).
+    ``resize`` defaults to ``image_shape``'s larger side in ``.lst`` File mode (see the
+    builder); a smaller one is refused.
 
     Raises:
         ValidationError: every out-of-range value at once.
@@ -241,6 +242,17 @@ class ImageClassificationHyperparameters(_VisionHyperparameters):
         parts = self.image_shape.split(",")
         return int(parts[1]) if len(parts) == 3 and parts[1].strip().isdigit() else None
 
+    def largest_side(self) -> int | None:
+        """The larger of ``image_shape``'s height and width, when it reads as a shape.
+
+        The least ``resize`` that works: the algorithm crops ``image_shape`` out of the image
+        resized to ``resize`` on its shortest side (AWS: it "should be larger than both").
+        """
+        parts = [p.strip() for p in self.image_shape.split(",")]
+        if len(parts) != 3 or not (parts[1].isdigit() and parts[2].isdigit()):
+            return None
+        return max(int(parts[1]), int(parts[2]))
+
     def _problems(self) -> list[str]:
         problems = _VisionHyperparameters._problems(self)
         if self.num_layers not in IC_NUM_LAYERS:
@@ -254,6 +266,12 @@ class ImageClassificationHyperparameters(_VisionHyperparameters):
             )
         if self.resize is not None:
             _positive_int("resize", self.resize, problems)
+            side = self.largest_side()
+            if isinstance(self.resize, int) and side is not None and 0 < self.resize < side:
+                problems.append(
+                    f"resize {self.resize} is smaller than image_shape {self.image_shape!r}: "
+                    f"the algorithm crops that shape out of the resized image; use >= {side}"
+                )
         return problems
 
     def as_strings(self) -> dict[str, str]:
@@ -585,7 +603,8 @@ def build_image_classification_training_request(
 
     Give either ``train_manifest_uri`` + ``validation_manifest_uri`` + ``label_attribute``, or
     the four ``.lst`` layout prefixes (``train_uri``, ``validation_uri``, ``train_lst_uri``,
-    ``validation_lst_uri``). In ``.lst`` mode ``resize`` defaults to the image height, since the
+    ``validation_lst_uri``). In ``.lst`` mode ``resize`` defaults to ``image_shape``'s larger
+    side (:meth:`ImageClassificationHyperparameters.largest_side`), since the
     algorithm requires it for raw image files.
 
     Raises:
@@ -599,7 +618,7 @@ def build_image_classification_training_request(
         problems=problems,
     )
     if mode == "File" and hyperparameters.resize is None:
-        hyperparameters = replace(hyperparameters, resize=hyperparameters.image_height())
+        hyperparameters = replace(hyperparameters, resize=hyperparameters.largest_side())
     return _training_request(
         job_name=job_name,
         role_arn=role_arn,

@@ -188,6 +188,12 @@ def test_image_classification_lst_file_mode(aws: Callable[[str], Any]) -> None:
     assert {c["ContentType"] for c in request["InputDataConfig"]} == {"application/x-image"}
     assert all("RecordWrapperType" not in c for c in request["InputDataConfig"])
     assert request["HyperParameters"]["resize"] == "224"
+    wide = ImageClassificationHyperparameters(
+        num_training_samples=40, num_classes=2, image_shape="3,224,320"
+    )
+    # a portrait image resized to 224 on its shortest side is too narrow for a 320 crop
+    resized = build_image_classification_training_request(**ic_lst_args(hyperparameters=wide))
+    assert resized["HyperParameters"]["resize"] == "320"
     sm = aws("sagemaker")
     sm.create_training_job(**request)
     assert (
@@ -230,6 +236,18 @@ BAD_HYPERPARAMETERS: list[tuple[str, Callable[..., Any], dict[str, Any], list[st
     ("ic shape", ic_hp, {"image_shape": "224,224"}, ["image_shape must be 'channels,height"]),
     ("ic optimizer", ic_hp, {"optimizer": "adadelta"}, ["optimizer 'adadelta'"]),
     ("ic resize", ic_hp, {"resize": 0}, ["resize must be a positive integer, got 0"]),
+    (
+        "ic resize below the crop",
+        ic_hp,
+        {"resize": 200, "image_shape": "3,224,224"},
+        ["resize 200 is smaller than image_shape '3,224,224'", "use >= 224"],
+    ),
+    (
+        "ic resize below a wide crop",
+        ic_hp,
+        {"resize": 224, "image_shape": "3,224,320"},
+        ["resize 224 is smaller than image_shape '3,224,320'", "use >= 320"],
+    ),
     (
         "every problem at once",
         od_hp,
