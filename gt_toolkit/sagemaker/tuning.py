@@ -30,6 +30,7 @@ from gt_toolkit.sagemaker.tags import tag_list
 from gt_toolkit.sagemaker.training import (
     IC_OPTIMIZERS,
     OD_OPTIMIZERS,
+    ObjectDetectionHyperparameters,
     channel_problems,
     hyperparameter_str,
 )
@@ -238,6 +239,40 @@ def _builtin_limit_problems(
     ]
 
 
+_IC_UNIT_RANGE: Final = ("beta_1", "beta_2", "eps", "gamma", "momentum", "weight_decay")
+"""Built-in image classification's real-valued tunables, each "Range in [0, 1]" (AWS's
+IC-Hyperparameter page)."""
+
+
+def _builtin_value_problems(ranges: Sequence[ParameterRange], algorithm: Algorithm) -> list[str]:
+    """Range ends the built-in algorithm refuses as a value, as its training builder does.
+
+    Object detection's ``momentum`` and ``weight_decay`` are checked by
+    :class:`ObjectDetectionHyperparameters` itself, so a range cannot reach what one value may
+    not; ``learning_rate`` and ``mini_batch_size`` have their own rules above.
+    """
+    problems: list[str] = []
+    for r in ranges:
+        if isinstance(r, CategoricalRange):
+            continue
+        for end in dict.fromkeys((r.low, r.high)):
+            if algorithm == "object-detection" and r.name in ("momentum", "weight_decay"):
+                try:
+                    value: dict[str, Any] = {r.name: end}
+                    ObjectDetectionHyperparameters(
+                        num_training_samples=1, num_classes=1, mini_batch_size=1, **value
+                    )
+                except ValidationError as exc:
+                    problems += [f"{r.name} range: {p}" for p in exc.problems]
+            elif (
+                algorithm == "image-classification"
+                and r.name in _IC_UNIT_RANGE
+                and not 0 <= end <= 1
+            ):
+                problems.append(f"{r.name} range: {r.name} must be in [0, 1], got {end}")
+    return problems
+
+
 def _shipped_script_problems(
     ranges: Sequence[ParameterRange], static: Mapping[str, str], instance_type: str
 ) -> list[str]:
@@ -369,6 +404,8 @@ def build_tuning_request(
     problems = _range_problems(ranges, algorithm)
     if builtin:
         problems += _builtin_limit_problems(ranges, static)
+    if algorithm is not None:
+        problems += _builtin_value_problems(ranges, algorithm)
     if not builtin:
         takes = sorted(k for k in static if not k.startswith("sagemaker_"))
         problems += [

@@ -632,3 +632,63 @@ def test_the_service_limits_on_ranges_together_are_checked() -> None:
         "categorical ranges together",
         f"32 tuned + {static} static hyperparameters: a tuning job takes at most 100 in all",
     ]
+
+
+def ic_training() -> dict[str, Any]:
+    return build_image_classification_training_request(
+        job_name="ic",
+        role_arn=ROLE,
+        region="us-east-1",
+        output_uri="s3://gt-toolkit-demo/models",
+        hyperparameters=ImageClassificationHyperparameters(
+            num_training_samples=1000, num_classes=3
+        ),
+        train_manifest_uri="s3://gt-toolkit-demo/t.manifest",
+        validation_manifest_uri="s3://gt-toolkit-demo/v.manifest",
+        label_attribute="category",
+    )
+
+
+@pytest.mark.parametrize(
+    ("training", "ranges", "expected"),
+    [
+        (
+            od_training,
+            [ContinuousRange("momentum", 0.5, 1.5), ContinuousRange("weight_decay", 0.0, 2.0)],
+            [
+                "momentum range: momentum must be in [0, 1), got 1.5",
+                "weight_decay range: weight_decay must be in [0, 1), got 2.0",
+            ],
+        ),
+        (
+            ic_training,
+            [ContinuousRange("beta_1", -0.1, 0.5), ContinuousRange("eps", 1e-8, 2.0)],
+            [
+                "beta_1 range: beta_1 must be in [0, 1], got -0.1",
+                "eps range: eps must be in [0, 1], got 2.0",
+            ],
+        ),
+    ],
+)
+def test_a_builtin_range_reaching_values_the_algorithm_refuses_is_refused(
+    training: Callable[[], dict[str, Any]], ranges: list[Any], expected: list[str]
+) -> None:
+    """The training builder refuses momentum 1.5 as a value; a range to 1.5 went through."""
+    with pytest.raises(ValidationError) as info:
+        build_tuning_request(training(), job_name="hpo", ranges=ranges)
+    assert info.value.problems == expected
+
+
+def test_the_documented_builtin_ranges_pass() -> None:
+    """docs/ground-truth-formats.md §6: AWS's recommended ranges of both algorithms."""
+    od = [ContinuousRange("momentum", 0.0, 0.999), ContinuousRange("weight_decay", 0.0, 0.999)]
+    build_tuning_request(od_training(), job_name="od-hpo", ranges=od)
+    ic = [
+        ContinuousRange("momentum", 0.0, 0.999),
+        ContinuousRange("weight_decay", 0.0, 0.999),
+        ContinuousRange("beta_1", 1e-6, 0.999),
+        ContinuousRange("beta_2", 1e-6, 0.999),
+        ContinuousRange("eps", 1e-8, 1.0),
+        ContinuousRange("gamma", 1e-8, 0.999),
+    ]
+    build_tuning_request(ic_training(), job_name="ic-hpo", ranges=ic)
