@@ -17,6 +17,7 @@ of 10 MB each, 420 MB of memory). ElementTree never fetches external entities.
 from __future__ import annotations
 
 import contextlib
+import lzma
 import os
 import tempfile
 import zipfile
@@ -26,7 +27,7 @@ from pathlib import PurePosixPath
 from typing import IO
 from xml.etree import ElementTree as ET
 
-from gt_toolkit.errors import CrowdSourceError, StorageError
+from gt_toolkit.errors import CrowdSourceError, GtToolkitError, StorageError
 from gt_toolkit.formats.crowd.answer_index import AnswerIndex, Where
 from gt_toolkit.formats.crowd.base import (
     IndexedSource,
@@ -263,6 +264,7 @@ def _events(stream: IO[bytes], location: str) -> Iterator[tuple[str, ET.Element]
         CrowdSourceError: not well-formed XML (with its line and column), a DOCTYPE, no root
             element in the first 64 KiB, a broken ``.zip`` member, an encoding that is not
             known or not of one byte a character (expat reads UTF-8 and UTF-16 itself).
+        StorageError: the file could not be read (a damaged bzip2 member says no more).
     """
     try:
         head = b""
@@ -289,10 +291,12 @@ def _events(stream: IO[bytes], location: str) -> Iterator[tuple[str, ET.Element]
         raise CrowdSourceError(
             location, f"line {line}, column {column}", f"not well-formed XML: {exc}"
         ) from exc
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a damaged archive member
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError) as exc:  # damaged member
         raise CrowdSourceError(location, "", f"broken archive: {exc}") from exc
-    except CrowdSourceError:
+    except GtToolkitError:  # CrowdSourceError is a ValueError, StorageError an OSError
         raise
+    except OSError as exc:  # a damaged bzip2 member says 'Invalid data stream'; a failed read
+        raise StorageError(f"cannot read {location}: {exc.strerror or exc}") from exc
     except (LookupError, ValueError) as exc:  # encoding="bogus", "shift_jis": no XML to read
         raise CrowdSourceError(location, "", f"an encoding expat cannot read: {exc}") from exc
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from gt_toolkit import iter_crowd_images
 from gt_toolkit.consolidation.reconsolidate import reconsolidate
-from gt_toolkit.errors import CrowdSourceError
+from gt_toolkit.errors import CrowdSourceError, GtToolkitError
 from gt_toolkit.formats.crowd.cvat import _events
 from gt_toolkit.formats.crowd.sources import open_crowd_source
 from tests.helpers import CROWD, consolidated_boxes
@@ -296,6 +296,23 @@ def test_a_damaged_archive_is_one_line_naming_it(tmp_path: Path) -> None:
     raw[at : at + 20] = bytes(20)
     path.write_bytes(bytes(raw))
     with pytest.raises(CrowdSourceError, match=r"job_11\.zip: broken archive") as caught:
+        list(iter_crowd_images(tmp_path / "jobs", "cvat"))
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_LZMA, zipfile.ZIP_BZIP2], ids=["lzma", "bzip2"])
+def test_a_damaged_member_compressed_otherwise_is_one_line_naming_the_archive(
+    tmp_path: Path, method: int
+) -> None:
+    # a zip re-packed by another tool: its damaged member raised lzma's LZMAError (a
+    # traceback) or bz2's bare OSError('Invalid data stream'), which named no file
+    data = (REPLICAS / "job_11_annotations.xml").read_bytes()
+    path = zipped(tmp_path / "jobs", {"annotations.xml": data}, method)
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"annotations.xml") + len("annotations.xml") + 100  # compressed bytes
+    raw[at : at + 20] = bytes(20)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(GtToolkitError, match=r"job_11\.zip: ") as caught:
         list(iter_crowd_images(tmp_path / "jobs", "cvat"))
     assert "\n" not in str(caught.value)
 
