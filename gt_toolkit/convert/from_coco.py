@@ -8,7 +8,7 @@ What COCO says is kept, and what cannot be kept is said:
 
 * coordinates are written exactly as the file has them (no rounding to whole pixels);
 * ``iscrowd`` regions (one box around a crowd, which COCO evaluation ignores) are skipped
-  and counted;
+  and counted; an ``iscrowd`` other than 0 or 1 (``"0"``, ``2``) is a reject;
 * class ids are the categories' positions in category-id order, every category included
   (used or not); ``<OUT>.categories.json`` maps each class id to its COCO id and name, and
   the names go into every line's ``class-map``, so evaluation matches classes by name;
@@ -226,7 +226,12 @@ class _Boxes:
         if ann.__class__ is not dict:
             prior.reject(name, f"annotations[{i}]", "invalid-annotation", "not an object", ann)
             return
-        if ann.get("iscrowd"):
+        crowd = ann.get("iscrowd")
+        if crowd not in (None, 0, 1):  # read by truth, "0" skipped a real box as a crowd region
+            detail = f"iscrowd must be 0 or 1, got {crowd!r:.50}"
+            prior.reject(name, f"annotations[{i}]", "invalid-annotation", detail, ann)
+            return
+        if crowd:
             self.crowd += 1
             return
         image_id, category_id = ann.get("image_id"), ann.get("category_id")

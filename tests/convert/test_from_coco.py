@@ -109,6 +109,11 @@ ODD = [
     ({"bbox": [1, 2, 3, 10**400]}, "invalid-bbox"),
     ({"score": 1.5}, "invalid-bbox"),
     ({"score": False}, "invalid-bbox"),
+    # read by truth, "0" was a crowd region: a real box skipped, exit 0 (as the crowd reader
+    # and evaluate, only 0 and 1 are iscrowd values)
+    ({"iscrowd": "0"}, "invalid-annotation"),
+    ({"iscrowd": "false"}, "invalid-annotation"),
+    ({"iscrowd": 2}, "invalid-annotation"),
 ]
 
 
