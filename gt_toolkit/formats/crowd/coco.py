@@ -355,11 +355,11 @@ def _rater_list(value: Any) -> dict[str, Any] | str:
     if value is None:
         return {"raters": None, "sessions": False}
     if isinstance(value, list) and all(map(_is_id, value)):
-        return {"raters": [str(r) for r in value], "sessions": False}
+        return {"raters": [_id(r) for r in value], "sessions": False}
     if isinstance(value, Mapping) and all(
         isinstance(s, list) and all(map(_is_id, s)) for s in value.values()
     ):
-        raters = [f"{r} (S{s})" for r, sessions in value.items() for s in sessions]
+        raters = [f"{r} (S{_id(s)})" for r, sessions in value.items() for s in sessions]
         return {"raters": raters, "sessions": True}
     return "rater_list is neither a list of raters nor an object of session lists"
 
@@ -382,8 +382,13 @@ def _id(value: Any) -> str | None:
 
 
 def _is_id(value: Any) -> bool:
-    """A rater or session id: a string or an integer."""
-    return isinstance(value, str | int) and not isinstance(value, bool)
+    """A rater or session id in ``rater_list``, by the rule of :func:`_id`.
+
+    ``rater_list: [4.0]`` (the float-typed column that writes ``rater_id: 4.0``) lists rater
+    4; held to integers and strings, the image was ``malformed`` while its ``rater_id`` was
+    read.
+    """
+    return _id(value) is not None
 
 
 def _rater(ann: Mapping[str, Any], sessions: bool) -> str | None:

@@ -662,3 +662,30 @@ def test_a_rater_id_of_an_integral_float_is_the_integer_rater(tmp_path: Path) ->
     with open_crowd_source(write_raters(tmp_path, coco), "coco-raters") as source:
         (image,) = source.images()
     assert image.annotators == ("4",) and len(image.boxes[0]) == 1
+
+
+def test_a_rater_list_of_integral_floats_lists_the_integer_raters(tmp_path: Path) -> None:
+    # the column that writes rater_id 4.0 writes rater_list [4.0]: the image was malformed
+    # (rater_list held to integers and strings) while rater_id 4.0 was read as rater 4
+    coco = one_image(1, 1)
+    coco["images"][0]["rater_list"] = [4.0, 5.0]
+    coco["annotations"][0]["rater_id"] = 4.0
+    rejects: list[CrowdReject] = []
+    path = write_raters(tmp_path, coco)
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        (image,) = source.images()
+    assert rejects == []
+    assert image.annotators == ("4", "5") and [len(b) for b in image.boxes] == [1, 0]
+
+
+def test_a_session_list_of_integral_floats_names_the_integer_sessions(tmp_path: Path) -> None:
+    coco = one_image(1, 1)
+    coco["images"][0]["rater_list"] = {"r1": [1.0, 2.0]}
+    coco["annotations"][0]["rater_id"] = "r1"
+    coco["annotations"][0]["session_id"] = 2.0
+    rejects: list[CrowdReject] = []
+    path = write_raters(tmp_path, coco)
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        (image,) = source.images()
+    assert rejects == []
+    assert image.annotators == ("r1 (S1)", "r1 (S2)") and [len(b) for b in image.boxes] == [0, 1]
