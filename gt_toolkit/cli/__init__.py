@@ -79,6 +79,7 @@ _PATHS = frozenset(
         "out",
         "output",
         "predictions",
+        "preview",
         "preview_out",
         "quality",
         "reference",
@@ -93,6 +94,9 @@ _PATHS = frozenset(
         "write_label_config",
     }
 )
+
+# Repeated pairs whose first value names a file (template's ``--good IMAGE DESCRIPTION``).
+_PAIRED_PATHS = frozenset({"good", "bad"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,7 +118,10 @@ class _Parser(argparse.ArgumentParser):
         """
         parsed, extras = super().parse_known_args(args, namespace)
         for action in self._actions:
-            if action.dest in _PATHS and getattr(parsed, action.dest, None) == "":
+            value = getattr(parsed, action.dest, None)
+            if action.dest in _PAIRED_PATHS and any(pair[0] == "" for pair in value or ()):
+                value = ""  # --good "" DESCRIPTION read the working folder as the image
+            if (action.dest in _PATHS or action.dest in _PAIRED_PATHS) and value == "":
                 name = "/".join(action.option_strings) or action.metavar or action.dest
                 self.error(f"argument {name}: the path is empty")
         return parsed, extras

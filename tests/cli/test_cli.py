@@ -459,9 +459,38 @@ def test_an_empty_path_is_a_usage_error_that_writes_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("option", "given"),
+    [
+        ("--good", ["--good", "good.png", "a car", "--good", "", "a car"]),
+        ("--bad", ["--bad", "", "a car"]),
+        ("--preview", ["--preview", ""]),
+    ],
+)
+def test_an_empty_example_image_or_preview_is_a_usage_error(
+    option: str,
+    given: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # --good "" DESCRIPTION was "cannot read example image .: Is a directory" (TemplateError);
+    # --preview "" wrote the template without a preview and exited 0
+    monkeypatch.chdir(tmp_path)
+    argv = ["template", "-o", "t.html", "--labels", "car", "--allow-lint-errors"]
+    with pytest.raises(SystemExit) as info:
+        main([*argv, *given])
+    assert info.value.code == 1
+    assert capsys.readouterr().err == (
+        f"gt-convert template: error: argument {option}: the path is empty "
+        "(see gt-convert template --help)\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_path_arguments_are_the_ones_named() -> None:
     # a renamed dest would silently drop out of the check: each listed one still exists
     parser = build_parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     dests = {a.dest for sub in action.choices.values() for a in sub._actions}
-    assert dests >= cli._PATHS
+    assert dests >= cli._PATHS | cli._PAIRED_PATHS
