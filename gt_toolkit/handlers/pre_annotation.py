@@ -150,7 +150,7 @@ def labels_variable(raw: str, problems: list[str]) -> tuple[str, ...] | None:
             problems.append(f"GT_LABELS is not a JSON array: {exc}")
             return None
         if isinstance(parsed, list) and all(isinstance(x, str) for x in parsed):
-            return tuple(parsed)
+            return _unicode_labels(tuple(parsed), problems)
         problems.append(f"GT_LABELS must be an array of strings, got {parsed!r}")
         return None
     names = tuple(name.lstrip(" ") for name in raw.split(","))
@@ -165,7 +165,32 @@ def labels_variable(raw: str, problems: list[str]) -> tuple[str, ...] | None:
             json.dumps({"labels": spaced}),
             extra={"gt": {"labels": spaced}},
         )
-    return names
+    return _unicode_labels(names, problems)
+
+
+def _unicode_labels(labels: tuple[str, ...], problems: list[str]) -> tuple[str, ...] | None:
+    r"""``labels``, or ``None`` with a problem when one is not valid Unicode.
+
+    A lone surrogate (the JSON form's ``"\ud800"``, or an environment's undecodable byte)
+    goes into every response, which the runtime then cannot encode as UTF-8: every call
+    of the Lambda failed, where a bad variable should stop it at cold start.
+    """
+    bad = [label for label in labels if not _is_unicode(label)]
+    if bad:
+        shown = ", ".join(ascii(label) for label in bad)
+        problems.append(
+            f"GT_LABELS has labels that are not valid Unicode (lone surrogates): {shown}"
+        )
+        return None
+    return labels
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _skip_threshold(raw: str, problems: list[str]) -> float | None:

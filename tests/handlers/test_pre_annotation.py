@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gt_toolkit.errors import StorageError, ValidationError
+from gt_toolkit.handlers.post_annotation import PostAnnotationSettings
 from gt_toolkit.handlers.pre_annotation import (
     PreAnnotationSettings,
     find_prior_detection_attribute,
@@ -326,6 +327,17 @@ def test_a_trailing_space_in_the_comma_form_is_kept_and_logged(
 def test_an_empty_label_in_the_comma_form_is_refused(value: str) -> None:
     with pytest.raises(ValidationError, match="empty label"):
         PreAnnotationSettings.from_env({"GT_LABELS": value})
+
+
+@pytest.mark.parametrize(
+    "value", ['["car", "\\ud800"]', '["car", "truck\\udfff"]', "car, bike\udcff"]
+)
+def test_a_label_that_is_not_valid_unicode_stops_both_lambdas_at_cold_start(value: str) -> None:
+    # a lone surrogate (the JSON form's escape, or an undecodable byte of the environment)
+    # went into every response, which the runtime cannot encode as UTF-8: every call failed
+    for settings_class in (PreAnnotationSettings, PostAnnotationSettings):
+        with pytest.raises(ValidationError, match="not valid Unicode"):
+            settings_class.from_env({"GT_LABELS": value})
 
 
 def test_settings_from_env_lists_every_problem() -> None:
