@@ -166,7 +166,8 @@ class WorkerModel:
                 raise ValueError(f"objects / places underflows: {objects} / {places}")
             crowd = _skill_from(data["crowd"])
             workers = {str(w): _skill_from(s) for w, s in dict(data["workers"]).items()}
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            # OverflowError: an integer of hundreds of digits, which float() cannot hold
             raise ConsolidationError(f"bad worker model: {exc}") from exc
         model = cls(workers, crowd, objects, places)
         model._check_usable()

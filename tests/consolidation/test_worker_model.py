@@ -209,6 +209,11 @@ def test_json_round_trip_and_bad_tables() -> None:
         {**table, "workers": {"x": {**table["crowd"], "boxes": 2.5}}},
         {**table, "crowd": {**table["crowd"], "false_share": math.nan}},
         {**table, "workers": {"x": {**table["crowd"], "false_share": 1.5}}},
+        # an integer of 400 digits (JSON holds it; float() cannot): an OverflowError traceback
+        {**table, "objects": 10**400},
+        {**table, "crowd": {**table["crowd"], "miss_rate": 10**400}},
+        {**table, "workers": {"x": {**table["crowd"], "false_share": -(10**400)}}},
+        {**table, "workers": {"x": {**table["crowd"], "box_bias": {"left": 10**400}}}},
     ):
         with pytest.raises(ConsolidationError, match="bad worker model"):
             WorkerModel.from_json(broken)
