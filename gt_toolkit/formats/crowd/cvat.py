@@ -17,7 +17,6 @@ of 10 MB each, 420 MB of memory). ElementTree never fetches external entities.
 from __future__ import annotations
 
 import contextlib
-import lzma
 import os
 import tempfile
 import zipfile
@@ -50,6 +49,19 @@ _SHAPES = frozenset(
     {"polygon", "polyline", "points", "cuboid", "ellipse", "mask", "skeleton", "tag"}
 )
 _PROLOG = 1 << 16  # bytes before the root element (CVAT writes about 40)
+
+
+def _broken_member_errors() -> tuple[type[Exception], ...]:
+    """What reading a damaged archive member raises: zlib's, lzma's (when Python has it)."""
+    errors: tuple[type[Exception], ...] = (zipfile.BadZipFile, zlib.error, EOFError)
+    try:
+        from lzma import LZMAError
+    except ImportError:  # a Python built without lzma reads no LZMA member at all
+        return errors
+    return (*errors, LZMAError)
+
+
+_BROKEN_MEMBER = _broken_member_errors()
 
 
 class CvatSource(IndexedSource):
@@ -291,7 +303,7 @@ def _events(stream: IO[bytes], location: str) -> Iterator[tuple[str, ET.Element]
         raise CrowdSourceError(
             location, f"line {line}, column {column}", f"not well-formed XML: {exc}"
         ) from exc
-    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError) as exc:  # damaged member
+    except _BROKEN_MEMBER as exc:  # a damaged archive member
         raise CrowdSourceError(location, "", f"broken archive: {exc}") from exc
     except GtToolkitError:  # CrowdSourceError is a ValueError, StorageError an OSError
         raise
