@@ -266,12 +266,18 @@ def check_writable(location: Location, *, store: S3Store | None = None) -> None:
     object is asked by S3 itself (:meth:`S3Store.check_writable`: a missing bucket, a key
     this user may not write). Only the write itself can tell a full disk.
 
+    A name that ends with ``/`` names a folder, not a file: ``--summary reports/`` wrote a
+    file named ``reports``, and ``s3://b/reports/`` an object whose key ends with ``/``,
+    which S3 consoles show as a folder and listings (this toolkit's too) leave out.
+
     Raises:
-        StorageError: the target is a folder or a device, a part of its path is not a
-            folder, or the temporary file cannot be made; on S3, the bucket does not exist
-            or the key may not be written.
+        StorageError: the target is a folder or a device, or its name ends with ``/``, a
+            part of its path is not a folder, or the temporary file cannot be made; on S3,
+            the bucket does not exist or the key may not be written.
     """
     text = os.fspath(location)
+    if text.endswith(("/", os.sep)):
+        raise StorageError(f"cannot write {text}: it names a folder (give a file name)")
     if is_s3_uri(text):
         _store(store).check_writable(text)
         return

@@ -185,3 +185,23 @@ def test_agreement_pages_that_fail_to_upload_leave_no_mismatched_pair(
     assert main(["agreement", str(clean), *common]) == 1
     fault_proxy.clear()
     assert s3_tree(s3_client, bucket) == earlier
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_summary_named_as_a_folder_is_refused_not_written_as_a_file(
+    where: str,
+    tmp_path: Path,
+    moto_endpoint: str,
+    s3_client: Any,
+    bucket: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # --summary reports/ wrote a file named 'reports', and s3://b/reports/ an object whose
+    # key ends with '/' (a folder to S3 consoles, left out of listings): both exited 0
+    out = tmp_path / "y"
+    summary = str(tmp_path / "reports") + "/" if where == "local" else f"s3://{bucket}/reports/"
+    argv = ["yolo", str(TRUTH), "-o", str(out), "--summary", summary]
+    said = f"cannot write {summary}: it names a folder (give a file name)"
+    refused_run([*argv, "--endpoint-url", moto_endpoint], said, capsys)
+    assert list(tmp_path.iterdir()) == []
+    assert s3_tree(s3_client, bucket) == {}
