@@ -6,6 +6,7 @@ import argparse
 
 from gt_toolkit.cli.options import (
     add_aws_options,
+    check_outputs,
     eprint,
     fraction,
     positive_int,
@@ -64,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     inputs = {"predictions": str(args.predictions), "reference": str(args.reference)}
     refuse_outputs([("report", args.out, "-o")], inputs)
     store = store_from_args(args)
+    # written after both sides are read and scored: one it could only fail to write (or
+    # one named as a folder, 'report/') stops the run first
+    check_outputs([args.out], store)
     pred = read_detection_set(
         args.predictions,
         label_attribute=args.pred_attribute,

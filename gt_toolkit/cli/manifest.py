@@ -139,6 +139,7 @@ def _run_manifest(args: argparse.Namespace) -> int:
     listed = ListedFolder(str(args.src), extensions)
     refuse_outputs([("output", str(args.out), "-o")], {}, {"image folder": listed})
     store = store_from_args(args)
+    check_outputs([str(args.out)], store)  # before the listing, which may be long
     records = iter_input_records(
         args.src,
         s3_prefix=args.s3_prefix,

@@ -205,3 +205,26 @@ def test_a_summary_named_as_a_folder_is_refused_not_written_as_a_file(
     refused_run([*argv, "--endpoint-url", moto_endpoint], said, capsys)
     assert list(tmp_path.iterdir()) == []
     assert s3_tree(s3_client, bucket) == {}
+
+
+@pytest.mark.parametrize("command", ["evaluate", "manifest"])
+def test_a_single_output_is_checked_before_the_run_reads(
+    command: str,
+    tmp_path: Path,
+    moto_endpoint: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # evaluate's report and manifest's listing were never checked: '-o report/' wrote a file
+    # named 'report' (exit 0), and a missing bucket failed only once everything was read
+    images = SAMPLES / "images"
+    given = [str(TRUTH), str(TRUTH)] if command == "evaluate" else [str(images)]
+    local = str(tmp_path / "report") + "/"
+    refused_run(
+        [command, *given, "-o", local],
+        f"cannot write {local}: it names a folder (give a file name)",
+        capsys,
+    )
+    assert list(tmp_path.iterdir()) == []
+    missing = f"{_MISSING}/report.json"
+    argv = [command, *given, "-o", missing, "--endpoint-url", moto_endpoint]
+    refused_run(argv, f"cannot write {missing}: the bucket does not exist", capsys)
