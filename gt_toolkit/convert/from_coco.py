@@ -37,6 +37,7 @@ from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.prior_label import PriorManifest, source_ref_for, unique_labels
 from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.errors import ConversionError, CrowdSourceError
+from gt_toolkit.formats.coco_ids import coco_id, coco_int
 from gt_toolkit.formats.crowd.base import first_line
 from gt_toolkit.formats.crowd.json_stream import broken_entry, open_json
 from gt_toolkit.storage.files import Location
@@ -141,7 +142,7 @@ class _Categories:
 
     coco_ids: list[int]
     labels: list[str]
-    index: dict[int, int]
+    index: dict[str, int]  # by id as text (coco_id): 3, 3.0 and "3" are one id
 
     def mapping(self) -> list[dict[str, Any]]:
         """Class id, COCO category id and name of every category."""
@@ -154,23 +155,23 @@ class _Categories:
 def _read_categories(path: Path, name: str) -> _Categories:
     found: dict[int, str] = {}
     for i, cat in enumerate(_items(path, "categories.item", name)):
-        cid = cat.get("id") if isinstance(cat, dict) else None
+        cid = coco_int(cat.get("id")) if isinstance(cat, dict) else None
         label = cat.get("name") if isinstance(cat, dict) else None
-        if not _is_int(cid) or not isinstance(label, str) or cid in found:
+        if cid is None or not isinstance(label, str) or cid in found:
             raise ConversionError(
                 f"{name}: categories[{i}] needs a unique integer 'id' and a 'name': {cat!r:.200}"
             )
         found[cid] = label
     ids = sorted(found)
     labels = unique_labels([found[c] for c in ids], f"{name}: categories")
-    return _Categories(ids, labels, {cid: i for i, cid in enumerate(ids)})
+    return _Categories(ids, labels, {str(cid): i for i, cid in enumerate(ids)})
 
 
 @dataclass(slots=True)
 class _Images:
     """The images table: position by COCO id, source-ref and size (0 when unknown)."""
 
-    index: dict[Any, int] = field(default_factory=dict)
+    index: dict[str, int] = field(default_factory=dict)  # by id as text (coco_id)
     refs: list[str] = field(default_factory=list)
     widths: array[int] = field(default_factory=lambda: array("q"))
     heights: array[int] = field(default_factory=lambda: array("q"))
@@ -183,9 +184,9 @@ class _Images:
 def _read_images(path: Path, name: str, prefix: str | None) -> _Images:
     images = _Images()
     for i, img in enumerate(_items(path, "images.item", name)):
-        image_id = img.get("id") if isinstance(img, dict) else None
+        image_id = coco_id(img.get("id")) if isinstance(img, dict) else None
         file_name = img.get("file_name") if isinstance(img, dict) else None
-        if not _is_key(image_id) or not isinstance(file_name, str) or image_id in images.index:
+        if image_id is None or not isinstance(file_name, str) or image_id in images.index:
             raise ConversionError(
                 f"{name}: images[{i}] needs a unique 'id' and a 'file_name': {img!r:.200}"
             )
@@ -234,9 +235,9 @@ class _Boxes:
         if crowd:
             self.crowd += 1
             return
-        image_id, category_id = ann.get("image_id"), ann.get("category_id")
-        image = images.index.get(image_id) if _is_key(image_id) else None
-        cls = categories.index.get(category_id) if _is_int(category_id) else None
+        image_id, category_id = coco_id(ann.get("image_id")), coco_id(ann.get("category_id"))
+        image = images.index.get(image_id) if image_id is not None else None
+        cls = categories.index.get(category_id) if category_id is not None else None
         box = _box(ann.get("bbox"), ann.get("score"))
         if image is None:
             reason, detail = "orphan-annotation", "its image_id is not in images"
@@ -302,15 +303,6 @@ def _finite(value: int | float | Decimal) -> bool:
         return math.isfinite(value)
     except OverflowError:
         return False
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    return value.__class__ is int
-
-
-def _is_key(value: object) -> TypeGuard[int | str]:
-    """An image id: an integer as COCO writes it, or a string as some exporters do."""
-    return value.__class__ is int or value.__class__ is str
 
 
 _NUMBERS = frozenset({int, float, Decimal})

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from gt_toolkit.errors import ValidationError
+from gt_toolkit.formats.coco_ids import coco_id
 from gt_toolkit.formats.detection_label import ScoredBox
 from gt_toolkit.storage.files import Location, iter_chunks, read_bytes
 from gt_toolkit.storage.s3 import S3Store
@@ -218,9 +219,10 @@ def _add_boxes(
         if ann is None:
             continue
         at = f"{where}[{n}]"
-        key = keys.get(_id(ann.get("image_id"))) if isinstance(ann, Mapping) else None
+        image_id = coco_id(_get(ann, "image_id"))
+        key = keys.get(image_id) if image_id is not None else None
         if key is None:
-            if not isinstance(ann, Mapping) or _id(ann.get("image_id")) not in keys:
+            if image_id not in keys:
                 problems.append(f"{at}: no image {_get(ann, 'image_id')!r}")
             continue  # a failed image's boxes
         box = _box(ann, categories)
@@ -228,13 +230,6 @@ def _add_boxes(
             problems.append(f"{at}: {box}")
             continue
         found.boxes[key].append(box)
-
-
-def _id(value: object) -> str:
-    """An image or category id as a key: ``1.0`` is ``1``, as in pycocotools' dicts."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _get(item: Any, key: str) -> Any:
@@ -256,9 +251,12 @@ def _categories(name: str, categories: list[Any], problems: list[str]) -> dict[s
     first: dict[str, int] = {}
     for n, cat in enumerate(categories):
         cat_id, label = _get(cat, "id"), _get(cat, "name")
-        if cat_id is None or not isinstance(label, str) or not label:
-            problems.append(f"{name}: categories[{n}]: needs an id and a name")
-        elif (cat_key := _id(cat_id)) in first:
+        cat_key = coco_id(cat_id)
+        if cat_key is None or not isinstance(label, str) or not label:
+            problems.append(
+                f"{name}: categories[{n}]: needs an id (an integer or a string) and a name"
+            )
+        elif cat_key in first:
             problems.append(
                 f"{name}: categories[{n}]: id {cat_id!r} is listed twice "
                 f"(categories[{first[cat_key]}])"
@@ -278,10 +276,12 @@ def _images(
     seen: set[str] = set()  # the keys taken, failed images' too
     for n, image in enumerate(images):
         key = _get(image, "source_ref") or _get(image, "file_name")
-        if not isinstance(key, str) or not key or _get(image, "id") is None:
-            problems.append(f"{name}: images[{n}]: needs an id and a file_name")
+        image_id = coco_id(_get(image, "id"))
+        if not isinstance(key, str) or not key or image_id is None:
+            problems.append(
+                f"{name}: images[{n}]: needs an id (an integer or a string) and a file_name"
+            )
             continue
-        image_id = _id(image["id"])
         if image_id in first:
             problems.append(
                 f"{name}: images[{n}]: id {image['id']!r} is listed twice "
@@ -304,7 +304,8 @@ def _images(
 
 def _box(ann: Mapping[str, Any], categories: Mapping[str, str]) -> ScoredBox | str:
     """The annotation's box, or why it is not one."""
-    label = categories.get(_id(ann.get("category_id")))
+    category_id = coco_id(ann.get("category_id"))
+    label = categories.get(category_id) if category_id is not None else None
     if label is None:
         return f"unknown category_id {ann.get('category_id')!r:.40}"
     bbox, score = ann.get("bbox"), ann.get("score", 1.0)

@@ -112,8 +112,8 @@ def _with(change: str) -> Any:
     [
         ("image-id-twice", "images[1]: id 1 is listed twice (images[0])"),
         ("category-id-twice", "categories[1]: id 7 is listed twice (categories[0])"),
-        ("category-without-name", "categories[0]: needs an id and a name"),
-        ("empty-file-name", "images[1]: needs an id and a file_name"),
+        ("category-without-name", "categories[0]: needs an id (an integer or a string) and a name"),
+        ("empty-file-name", "images[1]: needs an id (an integer or a string) and a file_name"),
         ("negative-width", "annotations[0]: bbox [1, 2, -3, 4] has a negative width or height"),
         ("score-not-a-number", "annotations[0]: needs bbox [x, y, w, h] and score as finite"),
         ("iscrowd-not-0-or-1", "annotations[2]: iscrowd must be 0 or 1, got '1'"),

@@ -15,7 +15,6 @@ Shapes and rules in ``docs/crowd-sources.md``. Each file is streamed (ijson, thr
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import ijson
 
 from gt_toolkit.errors import CrowdSourceError
+from gt_toolkit.formats.coco_ids import coco_id
 from gt_toolkit.formats.crowd.answer_index import AnswerIndex
 from gt_toolkit.formats.crowd.base import (
     IndexedSource,
@@ -110,7 +110,7 @@ class _CocoSource(IndexedSource):
         for n, cat in self._section(location, "categories"):
             where = f"categories[{n}]"
             name = cat.get("name") if isinstance(cat, Mapping) else None
-            cat_id = _id(cat.get("id")) if isinstance(cat, Mapping) else None
+            cat_id = coco_id(cat.get("id")) if isinstance(cat, Mapping) else None
             if not isinstance(name, str) or not name or cat_id is None:
                 self.skip(location, where, SkipReason.MALFORMED, "no id or name", cat)
                 continue
@@ -141,7 +141,7 @@ class _CocoSource(IndexedSource):
                 self.skip(location, where, SkipReason.MALFORMED, entry, image)
                 continue
             key, size, extra = entry
-            alias = prefix + str(_id(image["id"]))
+            alias = prefix + str(coco_id(image["id"]))
             first = index.resolve(alias)
             if first is not None:
                 self._duplicate(location, where, index, alias, key, first, image)
@@ -154,7 +154,7 @@ class _CocoSource(IndexedSource):
     def _entry(self, image: Any) -> tuple[str, ImageSize | None, dict[str, Any]] | str:
         """``(file_name, size, extra)`` of an ``images`` entry, or why it is malformed."""
         name = image.get("file_name") if isinstance(image, Mapping) else None
-        if not isinstance(name, str) or not name or _id(image.get("id")) is None:
+        if not isinstance(name, str) or not name or coco_id(image.get("id")) is None:
             return "no id or file_name"
         width, height = image.get("width"), image.get("height")
         size = positive_size(width, height)
@@ -210,7 +210,7 @@ class _CocoSource(IndexedSource):
         if not isinstance(ann, Mapping):
             self.skip(location, where, SkipReason.MALFORMED, "not an object", ann)
             return None
-        image_id = _id(ann.get("image_id"))
+        image_id = coco_id(ann.get("image_id"))
         found = resolve(image_id) if image_id is not None else None
         if found is None:
             self.skip(
@@ -233,7 +233,7 @@ class _CocoSource(IndexedSource):
         if crowd:
             self.skip(location, where, SkipReason.CROWD_REGION)
             return None
-        category_id = _id(ann.get("category_id"))
+        category_id = coco_id(ann.get("category_id"))
         category = categories.get(category_id) if category_id is not None else None
         if category is None:
             self.skip(
@@ -355,40 +355,23 @@ def _rater_list(value: Any) -> dict[str, Any] | str:
     if value is None:
         return {"raters": None, "sessions": False}
     if isinstance(value, list) and all(map(_is_id, value)):
-        return {"raters": [_id(r) for r in value], "sessions": False}
+        return {"raters": [coco_id(r) for r in value], "sessions": False}
     if isinstance(value, Mapping) and all(
         isinstance(s, list) and all(map(_is_id, s)) for s in value.values()
     ):
-        raters = [f"{r} (S{_id(s)})" for r, sessions in value.items() for s in sessions]
+        raters = [f"{r} (S{coco_id(s)})" for r, sessions in value.items() for s in sessions]
         return {"raters": raters, "sessions": True}
     return "rater_list is neither a list of raters nor an object of session lists"
 
 
-def _id(value: Any) -> str | None:
-    """An image or category id as the text it is matched by; ``None`` when it is no id.
-
-    Ids are integers (``7``, or ``7.0`` as a float-typed column writes it) or strings, and
-    ``7`` matches ``"7"``. ``null``, booleans, lists and objects are no id: as text, an
-    annotation without ``image_id`` matched an image whose id was ``null``, and ``[1]`` an
-    image whose id was ``[1]``.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | str):
-        return str(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return str(int(value)) if value.is_integer() else str(value)
-    return None
-
-
 def _is_id(value: Any) -> bool:
-    """A rater or session id in ``rater_list``, by the rule of :func:`_id`.
+    """A rater or session id in ``rater_list``, by the rule of :func:`coco_id`.
 
     ``rater_list: [4.0]`` (the float-typed column that writes ``rater_id: 4.0``) lists rater
     4; held to integers and strings, the image was ``malformed`` while its ``rater_id`` was
     read.
     """
-    return _id(value) is not None
+    return coco_id(value) is not None
 
 
 def _rater(ann: Mapping[str, Any], sessions: bool) -> str | None:
@@ -397,10 +380,10 @@ def _rater(ann: Mapping[str, Any], sessions: bool) -> str | None:
     A list or an object was an annotator named by its text (``['r1']``) on an image
     without ``rater_list``.
     """
-    rater = _id(ann.get("rater_id"))
+    rater = coco_id(ann.get("rater_id"))
     if not rater:
         return None
     if not sessions:
         return rater
-    session = _id(ann.get("session_id"))
+    session = coco_id(ann.get("session_id"))
     return None if session is None else f"{rater} (S{session})"
