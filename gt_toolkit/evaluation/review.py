@@ -642,13 +642,20 @@ def _read_items(
     return items, stats, report
 
 
+_UNREADABLE = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+"""What Pillow raises for bytes it cannot draw: truncated, corrupt or too large. A damaged
+header raises ``ValueError`` too (a PPM's ``invalid literal for int()``, a TGA's ``unknown
+raw mode``), which stopped the whole review after reading everything."""
+
+
 def _open_image(data: bytes | None) -> Image.Image | None:
+    """The image as RGB, or ``None`` (listed as missing, drawn as a placeholder)."""
     if data is None:
         return None
     try:
         with Image.open(io.BytesIO(data)) as opened:
             return opened.convert("RGB")
-    except (OSError, Image.DecompressionBombError):  # listed as missing, drawn as a placeholder
+    except _UNREADABLE:
         return None
 
 

@@ -363,6 +363,34 @@ def test_an_image_too_big_to_open_becomes_a_placeholder(tmp_path: Path) -> None:
     assert len(list((tmp_path / "review" / "images").glob("*.png"))) == N_IMAGES
 
 
+# Damaged headers on which Pillow raises ValueError rather than OSError: a PPM whose width
+# is not a number, and (found by mutating a JPEG) 40 bytes that Pillow reads as a TGA of a
+# raw mode it has no decoder for.
+DAMAGED = {
+    "ppm": b"P6\n4x 4\n255\n" + bytes(48),
+    "tga": bytes.fromhex(
+        "0100010000ffdb004300080606070605080707070909080a0c140d0c0b0b0c1912130f141d1a1f1e"
+    ),
+}
+
+
+@pytest.mark.parametrize("damaged", DAMAGED.values(), ids=DAMAGED.keys())
+def test_a_damaged_image_becomes_a_placeholder(tmp_path: Path, damaged: bytes) -> None:
+    manifest, agreement = _write_job(tmp_path)
+    images = tmp_path / "images"
+    images.mkdir()
+    bad, *rest = sorted(agreement)
+    for ref in rest:
+        name = ref.rsplit("/", 1)[1]
+        (images / name).write_bytes((SAMPLES / "images" / name).read_bytes())
+    (images / bad.rsplit("/", 1)[1]).write_bytes(damaged)
+    out = tmp_path / "review"
+    assert main(["review", str(manifest), "-o", str(out), "--images-dir", str(images)]) == 0
+    summary = json.loads((out / "review.json").read_text())
+    assert summary["missing_images"] == [bad]
+    assert len(list((out / "images").glob("*.png"))) == N_IMAGES
+
+
 def test_images_prefix_maps_keys_below_a_folder(tmp_path: Path) -> None:
     manifest, agreement = _write_job(tmp_path)
     nested = tmp_path / "mirror" / "images"
