@@ -654,9 +654,25 @@ def _open_image(data: bytes | None) -> Image.Image | None:
         return None
     try:
         with Image.open(io.BytesIO(data)) as opened:
-            return opened.convert("RGB")
+            return _rgb(opened)
     except _UNREADABLE:
         return None
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit RGB, as a browser shows it.
+
+    ``convert("RGB")`` alone clips 16-bit grayscale (``I;16``, values to 65535) at 255, so
+    such a picture came out white but for its darkest pixels: here it is scaled to 8 bits.
+    Transparent pixels (an alpha channel, a palette's or grayscale ``transparency``) lie on
+    white, as on the report's page, not on whatever colour they hold (black, mostly).
+    """
+    if image.mode.startswith("I"):  # "I", "I;16", "I;16B", ...: 16-bit PNGs and TIFFs
+        image = image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
+    return image.convert("RGB")
 
 
 @dataclass(slots=True)

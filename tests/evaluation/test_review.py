@@ -391,6 +391,61 @@ def test_a_damaged_image_becomes_a_placeholder(tmp_path: Path, damaged: bytes) -
     assert len(list((out / "images").glob("*.png"))) == N_IMAGES
 
 
+def _review_one(
+    tmp_path: Path,
+    image: Image.Image,
+    box: dict[str, Any],
+    image_size: dict[str, int] | None = None,
+    **save: Any,
+) -> Image.Image:
+    """The picture ``review`` draws of ``image`` (saved as a PNG, or by ``save``'s format)
+    with one consolidated box, at its own scale (``--min-width 0``)."""
+    from gt_toolkit.formats.detection_label import build_detection_label
+
+    images = tmp_path / "images"
+    images.mkdir()
+    image.save(images / "x.img", **({"format": "PNG"} | save))
+    pair = build_detection_label("boxes", [box], image_size=image_size, job_name="j")
+    manifest = tmp_path / "out.manifest"
+    manifest.write_text(json.dumps({"source-ref": "s3://bkt/x.img", **pair}) + "\n")
+    out = tmp_path / "review"
+    args = ["review", str(manifest), "-o", str(out), "--images-dir", str(images)]
+    assert main([*args, "--min-width", "0"]) == 0
+    assert json.loads((out / "review.json").read_text())["missing_images"] == []
+    (picture,) = (out / "images").glob("*.png")
+    return Image.open(picture).convert("RGB")
+
+
+def test_a_16_bit_image_is_scaled_to_8_bits_not_clipped(tmp_path: Path) -> None:
+    # A 16-bit grayscale ramp (a depth map, an X-ray): 0, 256, ..., 65280 along x.
+    ramp = Image.new("I;16", (256, 64))
+    ramp.putdata([x * 256 for _ in range(64) for x in range(256)])
+    picture = _review_one(tmp_path, ramp, _box("a", 200, 40, 20, 10))
+    # Before: convert("RGB") clipped every value over 255, a white picture past x = 0.
+    assert [picture.getpixel((x, 5)) for x in (1, 64, 128, 250)] == [
+        (1, 1, 1),
+        (64, 64, 64),
+        (128, 128, 128),
+        (250, 250, 250),
+    ]
+    assert picture.getpixel((200, 45)) == CONSENSUS_COLOUR
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P"])
+def test_transparent_pixels_lie_on_white(tmp_path: Path, mode: str) -> None:
+    # A transparent picture with an opaque red square; its clear pixels hold black.
+    image = Image.new("RGBA", (120, 80), (0, 0, 0, 0))
+    image.paste((255, 0, 0, 255), (40, 20, 80, 60))
+    if mode == "P":  # a palette with a transparent index, as GIFs and small PNGs have
+        image = image.convert("P", palette=Image.Palette.ADAPTIVE, colors=2)
+        clear = image.getpixel((0, 0))
+        image.info["transparency"] = clear
+    picture = _review_one(tmp_path, image, _box("a", 40, 20, 40, 40))
+    assert picture.getpixel((10, 40)) == WHITE  # before: black
+    assert picture.getpixel((60, 40)) == RED
+    assert picture.getpixel((40, 40)) == CONSENSUS_COLOUR
+
+
 def test_images_prefix_maps_keys_below_a_folder(tmp_path: Path) -> None:
     manifest, agreement = _write_job(tmp_path)
     nested = tmp_path / "mirror" / "images"
