@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from PIL import Image, ImageDraw
+from PIL import ExifTags, Image, ImageDraw, ImageOps
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator
@@ -648,15 +648,45 @@ header raises ``ValueError`` too (a PPM's ``invalid literal for int()``, a TGA's
 raw mode``), which stopped the whole review after reading everything."""
 
 
-def _open_image(data: bytes | None) -> Image.Image | None:
-    """The image as RGB, or ``None`` (listed as missing, drawn as a placeholder)."""
+def _open_image(data: bytes | None, size: ImageSize | None = None) -> Image.Image | None:
+    """The image as RGB, or ``None`` (listed as missing, drawn as a placeholder).
+
+    It is turned as ``size`` says it was labeled (:func:`_as_labeled`).
+    """
     if data is None:
         return None
     try:
         with Image.open(io.BytesIO(data)) as opened:
-            return _rgb(opened)
+            return _rgb(_as_labeled(opened, size))
     except _UNREADABLE:
         return None
+
+
+_TURNED = (5, 6, 7, 8)
+"""EXIF orientations that turn the picture a quarter: its upright size is height x width."""
+
+
+def _as_labeled(image: Image.Image, size: ImageSize | None) -> Image.Image:
+    """``image`` upright (its EXIF orientation applied) when the label's size is the upright one.
+
+    A phone photo is stored sideways with an EXIF orientation; a browser shows it upright,
+    and a worker who saw it so drew boxes (and reported ``image_size``) in upright pixels.
+    Drawn on the stored pixels, such boxes lay across the wrong part of a sideways picture.
+    Which way the labels were made shows only in ``image_size``: height x width of the
+    stored pixels means upright, width x height means as stored (a tool that ignores EXIF).
+    Without that sign (no size, a square image, a flip or half turn, which keep the size)
+    the stored pixels are drawn, as before.
+    """
+    if size is None or image.width == image.height:
+        return image
+    try:
+        orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    except _UNREADABLE:  # a damaged EXIF block: no sign either way
+        return image
+    upright = (size["width"], size["height"]) == (image.height, image.width)
+    if orientation in _TURNED and upright:
+        return ImageOps.exif_transpose(image)
+    return image
 
 
 def _rgb(image: Image.Image) -> Image.Image:
@@ -691,7 +721,7 @@ def _draw_items(
 ) -> _Drawn:
     drawn = _Drawn()
     for rank, item in enumerate(items, 1):
-        image = _open_image(resolve(item.source_ref))
+        image = _open_image(resolve(item.source_ref), item.image_size)
         if image is None:
             drawn.missing.append(item.source_ref)
             image = _placeholder(item.image_size)

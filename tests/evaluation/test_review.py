@@ -446,6 +446,43 @@ def test_transparent_pixels_lie_on_white(tmp_path: Path, mode: str) -> None:
     assert picture.getpixel((40, 40)) == CONSENSUS_COLOUR
 
 
+def _sideways_photo() -> tuple[Image.Image, Image.Image.Exif]:
+    """A phone photo stored sideways: 200 x 100 pixels with EXIF orientation 6 ("turn a
+    quarter clockwise to show"), upright 100 x 200 with a red square at (10, 150, 30, 30)."""
+    upright = Image.new("RGB", (100, 200), WHITE)
+    upright.paste(RED, (10, 150, 40, 180))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return upright.transpose(Image.Transpose.ROTATE_90), exif
+
+
+def _reddish(pixel: tuple[int, ...]) -> bool:
+    return pixel[0] > 200 and max(pixel[1:3]) < 60
+
+
+def test_boxes_of_a_sideways_photo_labeled_upright_land_on_their_object(tmp_path: Path) -> None:
+    stored, exif = _sideways_photo()
+    upright_size = {"width": 100, "height": 200}  # what a browser showed the worker
+    box = _box("a", 10, 150, 30, 30)
+    picture = _review_one(tmp_path, stored, box, upright_size, format="JPEG", exif=exif)
+    # Before: drawn on the stored 200 x 100 pixels, the box lay off the picture's bottom.
+    assert picture.width == 100
+    assert picture.getpixel((10, 165)) == CONSENSUS_COLOUR
+    assert _reddish(picture.getpixel((25, 165)))
+
+
+def test_boxes_labeled_on_the_stored_pixels_stay_there(tmp_path: Path) -> None:
+    # The same file labeled by a tool that ignores EXIF: its size is the stored one.
+    stored, exif = _sideways_photo()
+    box = _box("a", 150, 60, 30, 30)  # the red square in the stored pixels
+    picture = _review_one(
+        tmp_path, stored, box, {"width": 200, "height": 100}, format="JPEG", exif=exif
+    )
+    assert picture.width == 200
+    assert picture.getpixel((150, 75)) == CONSENSUS_COLOUR
+    assert _reddish(picture.getpixel((165, 75)))
+
+
 def test_images_prefix_maps_keys_below_a_folder(tmp_path: Path) -> None:
     manifest, agreement = _write_job(tmp_path)
     nested = tmp_path / "mirror" / "images"
