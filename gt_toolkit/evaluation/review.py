@@ -16,6 +16,7 @@ the images (from S3 or a local folder).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -48,7 +49,7 @@ from gt_toolkit.formats.output_manifest import (
     iter_detection_records,
 )
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
-from gt_toolkit.storage.files import Location, read_bytes, write_bytes, write_json
+from gt_toolkit.storage.files import AllOrNone, Location, json_bytes, read_bytes
 from gt_toolkit.storage.image_mirror import ImageMirror, data_uri
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
 from gt_toolkit.templating import render_page
@@ -786,8 +787,8 @@ def review_files(out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     }
 
 
-def _clear_previous(out: Path) -> None:
-    """Remove what an earlier review wrote into ``out`` (pictures, rejects) and only that.
+def _previous(out: Path) -> list[Path]:
+    """What an earlier review wrote into ``out`` (pictures, rejects), and only that.
 
     A rerun into the same folder would otherwise leave pictures of objects it no longer
     draws, and a rejects file from another run, beside its own report. The pictures are
@@ -796,12 +797,10 @@ def _clear_previous(out: Path) -> None:
     summary leaves its pictures (unlisted, so harmless: the report inlines its own).
     """
     files = review_files(out)
-    stale = [
+    return [
         files["rejects file"],
         *(out / name for name in _listed_pictures(files["review summary"])),
     ]
-    for path in stale:
-        path.unlink(missing_ok=True)
 
 
 def _listed_pictures(summary: Path) -> list[str]:
@@ -849,7 +848,8 @@ def write_review(
     exits 1 on them). An image that cannot be found is drawn as a grey placeholder and
     listed, so one missing file does not hide the rest of the review. An image on two lines
     is drawn twice. Everything is drawn before anything is written; what an earlier review
-    wrote into ``out_dir`` is replaced (:func:`_clear_previous`).
+    wrote into ``out_dir`` is replaced (:func:`_previous`), once all of this run's files are
+    written; a run that fails to write them leaves none (:func:`_write_all`).
 
     Args:
         manifest: the output manifest (local or ``s3://``).
@@ -892,29 +892,56 @@ def write_review(
             title="Ground Truth review",
             notes=_notes(manifest, len(items), stats, answers, drawn, no_glyphs),
         )
-        _clear_previous(out)
-        for name, png in zip(drawn.names, drawn.pictures, strict=True):
-            write_bytes(out / name, png)
-        write_bytes(files["contact sheet"], _png(contact_sheet(drawn.thumbs)))
-        write_bytes(files["report"], page.encode("utf-8"))
         rejects = b"".join(p.read_bytes() for p in map(held.joinpath, _HELD) if p.exists())
-        if rejects:
-            write_bytes(files["rejects file"], rejects)
-    answer_counts = answers.to_json()
-    summary = ReviewSummary(
-        out_dir=str(out),
-        report=str(files["report"]),
-        contact_sheet=str(files["contact sheet"]),
-        pictures=drawn.names,
-        images=len(items),
-        missing_images=drawn.missing,
-        lowest=[(it.source_ref, it.agreement) for it in items[:10]],
-        quality=quality,
-        rejected=dict(sorted(stats.rejected.items())),
-        rejected_answers=answer_counts["rejected_by_reason"],
-        skipped_answers=answer_counts["skipped"],
-        rejects=str(files["rejects file"]) if rejects else None,
-        missing_glyphs=no_glyphs,
-    )
-    write_json(files["review summary"], summary.to_json())
+        answer_counts = answers.to_json()
+        summary = ReviewSummary(
+            out_dir=str(out),
+            report=str(files["report"]),
+            contact_sheet=str(files["contact sheet"]),
+            pictures=drawn.names,
+            images=len(items),
+            missing_images=drawn.missing,
+            lowest=[(it.source_ref, it.agreement) for it in items[:10]],
+            quality=quality,
+            rejected=dict(sorted(stats.rejected.items())),
+            rejected_answers=answer_counts["rejected_by_reason"],
+            skipped_answers=answer_counts["skipped"],
+            rejects=str(files["rejects file"]) if rejects else None,
+            missing_glyphs=no_glyphs,
+        )
+        written = {
+            **{out / name: png for name, png in zip(drawn.names, drawn.pictures, strict=True)},
+            files["contact sheet"]: _png(contact_sheet(drawn.thumbs)),
+            files["report"]: page.encode("utf-8"),
+            **({files["rejects file"]: rejects} if rejects else {}),
+            files["review summary"]: json_bytes(summary.to_json()),
+        }
+        _write_all(out, written)
     return summary
+
+
+def _write_all(out: Path, written: Mapping[Path, bytes]) -> None:
+    """Write the review's files together or not at all, then remove the earlier review's.
+
+    A write that fails (a full disk, a ``report.html`` that is a folder) takes the files
+    already written with it, and the folders this run made: it left the pictures and the
+    contact sheet without a report or a ``review.json`` to list them, so a rerun could not
+    tell them from a user's. What the earlier review wrote (:func:`_previous`) goes
+    only once all is written.
+    """
+    stale = [path for path in _previous(out) if path not in written]
+    made = [
+        folder for folder in (*reversed(out.parents), out, out / "images") if not folder.is_dir()
+    ]
+    try:
+        with AllOrNone() as together:
+            for path, data in written.items():
+                with together.open(path) as fh:
+                    fh.write(data)
+    except BaseException:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):  # not empty: another's file stays
+                folder.rmdir()
+        raise
+    for path in stale:
+        path.unlink(missing_ok=True)

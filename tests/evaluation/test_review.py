@@ -747,6 +747,44 @@ def test_a_rerun_leaves_nothing_of_the_earlier_review(tmp_path: Path) -> None:
     assert not (out / "rejects.jsonl").exists()
 
 
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder``, with a file's bytes (``None`` for a folder)."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def test_a_review_that_cannot_write_its_report_leaves_none_of_its_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    out = tmp_path / "review"
+    (out / "report.html").mkdir(parents=True)  # the report cannot be written
+    args = ["review", str(manifest), "-o", str(out), "--images-dir", str(IMAGES)]
+    assert main(args) == 1
+    assert "report.html: it is a folder" in capsys.readouterr().err
+    # Before: eight pictures and the contact sheet were left, and no review.json listed them.
+    assert _tree(out) == {"report.html": None}
+
+
+def test_a_failed_rerun_leaves_the_earlier_review_as_it_was(tmp_path: Path) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join([*lines, "not json"]) + "\n")  # and a rejects file
+    out = tmp_path / "review"
+    write_review(manifest, out, images_dir=IMAGES)
+    (out / "contact_sheet.png").unlink()
+    (out / "contact_sheet.png").mkdir()  # the rerun's contact sheet cannot be written
+    earlier = _tree(out)
+    assert len(list((out / "images").iterdir())) == N_IMAGES and "rejects.jsonl" in earlier
+    manifest.write_text(lines[0] + "\n")
+    with pytest.raises(StorageError, match=r"contact_sheet\.png: it is a folder"):
+        write_review(manifest, out, images_dir=IMAGES)
+    # Before: the earlier pictures and rejects were removed first; one new picture stayed.
+    assert _tree(out) == earlier
+
+
 @pytest.mark.parametrize(
     "listing",
     [
