@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         iou_threshold=args.iou_threshold,
         score_threshold=args.score_threshold,
         max_detections=args.max_detections,
+        # a results list against its COCO file: pycocotools' order, so its very numbers
+        coco_order=pred.image_order if pred.kind == "coco-results" else None,
     )
     print(format_evaluation(result, worst=args.worst))
     for warning in result.warnings:

@@ -18,6 +18,7 @@ keep the last of two ids silently and so move boxes to another image or class.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import math
 import os
@@ -48,6 +49,8 @@ class CocoDetections:
 
     boxes: dict[str, list[ScoredBox]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    # the image keys in COCOeval's order: by image id (sorted(getImgIds())), else file order
+    image_order: list[str] = field(default_factory=list)
 
 
 def is_coco_file(location: Location, *, store: S3Store | None = None) -> bool:
@@ -274,6 +277,7 @@ def _images(
     keys: dict[str, str | None] = {}
     first: dict[str, int] = {}
     seen: set[str] = set()  # the keys taken, failed images' too
+    by_id: list[tuple[Any, str]] = []
     for n, image in enumerate(images):
         key = _get(image, "source_ref") or _get(image, "file_name")
         image_id = coco_id(_get(image, "id"))
@@ -299,6 +303,10 @@ def _images(
             continue
         keys[image_id] = key
         found.boxes[key] = []
+        by_id.append((image["id"], key))
+    with contextlib.suppress(TypeError):  # ids of several types (pycocotools cannot sort
+        by_id = sorted(by_id, key=lambda pair: pair[0])  # them either): file order
+    found.image_order = [key for _, key in by_id]
     return keys
 
 

@@ -38,7 +38,10 @@ Differences from COCOeval, all documented choices:
   then ``left, top, width, height`` (Ground Truth writes 0.0 confidence for every box of a
   single-worker job, so ties are common); reference boxes are ordered by ``left, top, width,
   height`` (the ignored ones, crowd regions included, then go last in that order, as in
-  COCOeval). pycocotools gives the same numbers when fed that order.
+  COCOeval). pycocotools gives the same numbers when fed that order. With ``coco_order``
+  (a COCO results list against its COCO file) COCOeval's own order is kept instead: images
+  by id, equal scores and reference boxes in file order, so such files score exactly as
+  pycocotools scores them.
 """
 
 from __future__ import annotations
@@ -564,13 +567,21 @@ def _evaluate_image(
     iou_threshold: float,
     score_threshold: float,
     max_detections: int | None,
+    keep_order: bool = False,
 ) -> ImageEvaluation:
-    """Match one image class by class, adding to the accumulators; its own IoU summary."""
+    """Match one image class by class, adding to the accumulators; its own IoU summary.
+
+    ``keep_order``: boxes in input order but for the detections' scores (COCOeval's order).
+    """
     refs_by_label, dets_by_label = _by_label(reference), _by_label(detections)
     iou_sum, matched, n_ref, n_det = 0.0, 0, 0, 0
     for label in sorted(set(refs_by_label) | set(dets_by_label)):
-        refs = _ref_order(refs_by_label[label])
-        dets = _det_order(dets_by_label[label])[:max_detections]
+        if keep_order:
+            refs = refs_by_label[label]
+            dets = sorted(dets_by_label[label], key=lambda b: -_score(b))[:max_detections]
+        else:
+            refs = _ref_order(refs_by_label[label])
+            dets = _det_order(dets_by_label[label])[:max_detections]
         pair_sum, pairs, refs_scored, dets_scored = _match_class(
             refs, dets, ranked[label], counts[label], iou_threshold, score_threshold
         )
@@ -598,6 +609,7 @@ def evaluate_detections(
     iou_threshold: float = 0.5,
     score_threshold: float = 0.0,
     max_detections: int | None = None,
+    coco_order: Sequence[str] | None = None,
 ) -> EvaluationResult:
     """Compare detections with reference boxes, per class and per image.
 
@@ -617,6 +629,12 @@ def evaluate_detections(
         max_detections: keep at most this many best-scored detections per image and class
             (COCO's ``maxDets``); ``None`` keeps all. With 100, the AP and AR numbers are
             exactly COCOeval's summary.
+        coco_order: the reference's images in COCOeval's order (by image id, as a COCO
+            reader's ``image_order`` gives it): images are then taken in that order, and
+            boxes keep their input order where the documented one would sort them (equal
+            scores; reference boxes), as COCOeval keeps a file's order. A results list read
+            against its COCO file so scores as pycocotools scores it even where scores tie
+            (``evaluate`` does this); ``None``: the order-free rule of the module docstring.
 
     Returns:
         Per-class AP@0.5, AP@0.75 and AP@[.5:.95], their means over classes with reference
@@ -634,6 +652,9 @@ def evaluate_detections(
     """
     _check_input(detections, reference, iou_threshold, max_detections)
     images = sorted(reference)
+    if coco_order is not None:
+        ordered = [r for r in dict.fromkeys(coco_order) if r in reference]
+        images = ordered + sorted(set(reference) - set(ordered))
     labels = sorted(
         {b.label for boxes in reference.values() for b in boxes}
         | {b.label for r in images for b in detections.get(r, ())}
@@ -650,6 +671,7 @@ def evaluate_detections(
             iou_threshold=iou_threshold,
             score_threshold=score_threshold,
             max_detections=max_detections,
+            keep_order=coco_order is not None,
         )
         for source_ref in progress(images, total=len(images), desc="evaluating", unit="img")
     ]
@@ -811,6 +833,8 @@ class DetectionSet:
     kind: str  # "output-manifest", "predictions", "coco" or "coco-results"
     attribute: str | None = None
     skipped: list[str] = field(default_factory=list)
+    # COCO only: the image keys in COCOeval's order (by image id), for ``coco_order``
+    image_order: list[str] | None = None
 
 
 def parse_prediction_line(data: Mapping[str, Any]) -> tuple[str, list[ScoredBox]]:
@@ -967,12 +991,17 @@ def read_detection_set(
         if label_attribute is not None:
             raise ValidationError([f"{location}: a COCO results list has no label attribute"])
         coco = read_coco_results(location, coco_reference, store=store)
-        return DetectionSet(boxes=coco.boxes, kind="coco-results", skipped=coco.skipped)
+        order = coco.image_order
+        return DetectionSet(
+            boxes=coco.boxes, kind="coco-results", skipped=coco.skipped, image_order=order
+        )
     if is_coco_file(location, store=store):
         if label_attribute is not None:
             raise ValidationError([f"{location}: a COCO file has no label attribute to choose"])
         coco = read_coco_detections(location, store=store)
-        return DetectionSet(boxes=coco.boxes, kind="coco", skipped=coco.skipped)
+        return DetectionSet(
+            boxes=coco.boxes, kind="coco", skipped=coco.skipped, image_order=coco.image_order
+        )
     name = os.fspath(location)
     items = parse_manifest_lines(iter_raw_lines(location, store=store), source=name)
     first: ManifestLine | None = None
