@@ -154,7 +154,9 @@ class EvaluationResult:
     .75) for all boxes and for small (area < 32²), medium and large (> 96²) reference boxes,
     and AR (recall averaged over the ten IoU thresholds and the classes) keeping each image's
     best 1, 10 or 100 detections per class, and by size at 100. ``warnings`` are one-line
-    hints about inputs that look mismatched (label case, normalised boxes, other images).
+    hints about inputs that look mismatched (label case, normalised boxes, other images);
+    ``unknown_images`` are the detections' images the reference does not list (left out),
+    ``missing_images`` the reference's images the detections do not list (all missed).
     """
 
     map50: float | None
@@ -179,6 +181,7 @@ class EvaluationResult:
     max_detections: int | None
     unknown_images: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    missing_images: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (``None`` becomes ``null``)."""
@@ -400,8 +403,10 @@ def mismatch_hints(detections: Detections, reference: Detections) -> list[str]:
     """One line per sign that the two sides do not describe boxes the same way.
 
     Labels that match only when case and surrounding spaces are ignored, boxes normalised to
-    0-1 on one side only, and detection images the reference does not list: each scores 0
-    without being wrong, so a person should hear about it.
+    0-1 on one side only, detection images the reference does not list, and reference
+    images the detections do not list (a model run on part of the images, or half the
+    images spelled another way, ``/data/x.jpg`` for ``s3://b/x.jpg``): each scores 0 without
+    being wrong, so a person should hear about it.
     """
     hints = []
     unknown = sorted(set(detections) - set(reference))
@@ -409,6 +414,12 @@ def mismatch_hints(detections: Detections, reference: Detections) -> list[str]:
         hints.append(
             f"{len(unknown)} of {len(detections)} detection image(s) are not in the reference "
             f"and were left out, e.g. {unknown[0]}"
+        )
+    absent = sorted(set(reference) - set(detections))
+    if absent and detections:
+        hints.append(
+            f"{len(absent)} of {len(reference)} reference image(s) have no entry in the "
+            f"detections and count as all missed, e.g. {absent[0]}"
         )
     det_labels = {b.label for boxes in detections.values() for b in boxes}
     ref_labels = {b.label for boxes in reference.values() for b in boxes}
@@ -614,9 +625,10 @@ def evaluate_detections(
     """Compare detections with reference boxes, per class and per image.
 
     The reference decides which images count: an image it lists without a detection entry
-    has every box missed; detections on images it does not list are left out, named in
-    ``unknown_images`` and warned about (when *no* detection image is in the reference,
-    that is an error: the two sides name images differently).
+    has every box missed, named in ``missing_images`` and warned about; detections on
+    images it does not list are left out, named in ``unknown_images`` and warned about
+    (when *no* detection image is in the reference, that is an error: the two sides name
+    images differently).
 
     Args:
         detections: boxes with scores per ``source-ref`` (a model's or another labeling run's);
@@ -684,6 +696,7 @@ def evaluate_detections(
         score_threshold=score_threshold,
         max_detections=max_detections,
         unknown=sorted(set(detections) - set(reference)),
+        missing=sorted(set(reference) - set(detections)),
         warnings=mismatch_hints(detections, reference),
     )
 
@@ -697,6 +710,7 @@ def _result(
     score_threshold: float,
     max_detections: int | None,
     unknown: list[str],
+    missing: list[str],
     warnings: list[str],
 ) -> EvaluationResult:
     def across(area: str) -> list[_Ranked]:
@@ -731,6 +745,7 @@ def _result(
         max_detections=max_detections,
         unknown_images=unknown,
         warnings=warnings,
+        missing_images=missing,
     )
 
 

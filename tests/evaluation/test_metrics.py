@@ -933,6 +933,34 @@ def test_cli_evaluate_warns_about_label_case_and_unknown_images(
     assert "AR@1/10/100" in captured.out
 
 
+def test_cli_evaluate_names_reference_images_the_predictions_do_not_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Half the images named in another bucket (a copy's), and one the model never ran on:
+    # both sides' unmatched images are named. Before, only the copy's were; the 21 reference
+    # images left were scored as all missed without a word, in the table and the report.
+    truth = _truth()
+    refs = sorted(truth)
+    predictions = {
+        (ref if i % 2 else "s3://copy-bkt/" + ref.rsplit("/", 1)[1]): truth[ref]
+        for i, ref in enumerate(refs[:-1])
+    }
+    pred, out = tmp_path / "pred.jsonl", tmp_path / "eval.json"
+    _write_predictions(pred, predictions)
+    assert main(["evaluate", str(pred), str(SAMPLES / "truth.manifest"), "-o", str(out)]) == 0
+    missing = sorted(refs[0:-1:2] + refs[-1:])
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: 20 of 39 detection image(s) are not in the reference and were left out, "
+        f"e.g. s3://copy-bkt/{refs[0].rsplit('/', 1)[1]}",
+        f"warning: 21 of 40 reference image(s) have no entry in the detections and count as "
+        f"all missed, e.g. {missing[0]}",
+        f"wrote {out}",
+    ]
+    report = json.loads(out.read_text())
+    assert report["missing_images"] == missing
+    assert len(report["unknown_images"]) == 20
+
+
 def test_cli_evaluate_fails_when_no_image_matches(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
