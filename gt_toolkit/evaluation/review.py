@@ -204,15 +204,21 @@ def _draw_on(
         y0 = float(box["top"]) * scale
         x1 = x0 + max(float(box["width"]) * scale, 1.0) - 1
         y1 = y0 + max(float(box["height"]) * scale, 1.0) - 1
+        if x0 >= out.width or y0 >= out.height or x1 < 0 or y1 < 0:
+            continue  # wholly off the picture: nothing of it to show
         draw.rectangle([x0, y0, x1, y1], outline=colour, width=line_width)
         text = captions[i] if captions is not None else ""
         if text:
+            # On the picture: a box reaching past its left or top edge (-1e20, a label's
+            # coordinates are anything finite) put the caption there, where Pillow's text
+            # drawing failed with a SystemError (the review stopped) or it could not be seen.
+            cx, cy = max(x0, 0.0), max(y0, 0.0)
             font = font_for(text, size)
             left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
             tw, th = right - left + 4, bottom - top + 3
-            ty = y0 - th if y0 - th >= 0 else y0 + line_width
-            draw.rectangle([x0, ty, x0 + tw, ty + th], fill=colour)
-            draw.text((x0 + 2 - left, ty + 1 - top), text, fill=_text_colour(colour), font=font)
+            ty = cy - th if cy - th >= 0 else cy + line_width
+            draw.rectangle([cx, ty, cx + tw, ty + th], fill=colour)
+            draw.text((cx + 2 - left, ty + 1 - top), text, fill=_text_colour(colour), font=font)
 
 
 def _legend(

@@ -94,6 +94,18 @@ def test_captions_are_drawn_above_the_box() -> None:
     assert any(p not in (RED, WHITE) for p in above)  # anti-aliased text
 
 
+def test_captions_of_boxes_reaching_past_the_picture_stay_on_it() -> None:
+    # A label's coordinates are anything finite. Before: Pillow's text drawing failed with
+    # "SystemError: <method 'draw_bitmap' ...> returned a result with an exception set"
+    # for a caption at -1e20 or 1e300, and the review stopped with a traceback.
+    image = Image.new("RGB", (120, 80), WHITE)
+    boxes = [_box("sky", -1e20, -1e20, 2e20, 2e20), _box("far", 1e300, 0, 10, 10)]
+    out = draw_boxes(image, boxes, RED, captions=["sky 0.50", "far 0.50"])
+    tab = [out.getpixel((x, y)) for x in range(0, 40) for y in range(2, 14)]
+    assert RED in tab and any(p not in (RED, WHITE) for p in tab)  # the caption, at the corner
+    assert out.getpixel((60, 60)) == WHITE  # the far box is nowhere
+
+
 def _answer(
     worker: str, boxes: list[dict[str, Any]], seconds: float | None = None
 ) -> BoundingBoxAnswer:
