@@ -93,6 +93,7 @@ WORKER_COLOURS: tuple[RGB, ...] = (
 """One colour per worker (tab10 without its green, which marks the consensus)."""
 _PANEL_GAP = 6
 _MISSING_SIZE = (160, 120)
+_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's warning limit (None: off)
 _CELL = (240, 120)  # a contact-sheet cell's pixels
 
 
@@ -576,7 +577,14 @@ def _is_picture_name(name: str) -> bool:
 
 
 def _placeholder(size: ImageSize | None) -> Image.Image:
-    w, h = (size["width"], size["height"]) if size else _MISSING_SIZE
+    """A grey picture of the label's size, where the boxes land as on the image.
+
+    A size past Pillow's decompression-bomb limit (a label's size is up to 2**31 a side)
+    gets the small default: a picture that size could not be made (``MemoryError``, the
+    review stopped) or filled the memory, and Pillow would not have opened such an image.
+    """
+    fits = size is not None and size["width"] * size["height"] <= _MAX_PIXELS
+    w, h = (size["width"], size["height"]) if size and fits else _MISSING_SIZE
     img = Image.new("RGB", (max(w, 1), max(h, 1)), (200, 200, 200))
     text = "image not found"
     font = font_for(text, caption_size(img.width, img.height))
@@ -732,13 +740,27 @@ def _draw_items(
         if image is None:
             drawn.missing.append(item.source_ref)
             image = _placeholder(item.image_size)
-        scale = max(1.0, min_width / image.width) if min_width else 1.0
+        scale = _upscale(image, min_width)
         picture = render_review_image(image, item, colours=colours, scale=scale)
         drawn.pictures.append(_png(picture))
         drawn.names.append(f"images/{_picture_name(item.source_ref, rank)}")
         caption = f"{rank}. {PurePosixPath(item.source_ref).name} {item.agreement:.2f}"
         drawn.thumbs.append((_thumbnail(picture), caption))
     return drawn
+
+
+def _upscale(image: Image.Image, min_width: int) -> float:
+    """How much to enlarge a small image: to ``min_width`` wide, within a pixel budget.
+
+    The budget is the image's own pixels or ``4 * min_width**2``, whichever is more: a
+    1 x 6000 strip (a few hundred bytes) was scaled 320 times, to 614 million pixels a
+    panel, and the review took 4.8 GB and half a minute for it.
+    """
+    if not min_width or image.width >= min_width:
+        return 1.0
+    pixels = image.width * image.height
+    budget = max(pixels, 4 * min_width * min_width)
+    return max(1.0, min(min_width / image.width, math.sqrt(budget / pixels)))
 
 
 def _thumbnail(picture: Image.Image, cell: tuple[int, int] = _CELL) -> Image.Image:

@@ -426,25 +426,28 @@ def test_a_damaged_image_becomes_a_placeholder(tmp_path: Path, damaged: bytes) -
 
 def _review_one(
     tmp_path: Path,
-    image: Image.Image,
+    image: Image.Image | None,
     box: dict[str, Any],
     image_size: dict[str, int] | None = None,
+    min_width: int = 0,
     **save: Any,
 ) -> Image.Image:
-    """The picture ``review`` draws of ``image`` (saved as a PNG, or by ``save``'s format)
-    with one consolidated box, at its own scale (``--min-width 0``)."""
+    """The picture ``review`` draws of ``image`` (saved as a PNG, or by ``save``'s format;
+    ``None``: no file) with one consolidated box, at its own scale (``--min-width 0``)."""
     from gt_toolkit.formats.detection_label import build_detection_label
 
     images = tmp_path / "images"
     images.mkdir()
-    image.save(images / "x.img", **({"format": "PNG"} | save))
+    if image is not None:
+        image.save(images / "x.img", **({"format": "PNG"} | save))
     pair = build_detection_label("boxes", [box], image_size=image_size, job_name="j")
     manifest = tmp_path / "out.manifest"
     manifest.write_text(json.dumps({"source-ref": "s3://bkt/x.img", **pair}) + "\n")
     out = tmp_path / "review"
     args = ["review", str(manifest), "-o", str(out), "--images-dir", str(images)]
-    assert main([*args, "--min-width", "0"]) == 0
-    assert json.loads((out / "review.json").read_text())["missing_images"] == []
+    assert main([*args, "--min-width", str(min_width)]) == 0
+    missing = json.loads((out / "review.json").read_text())["missing_images"]
+    assert missing == ([] if image is not None else ["s3://bkt/x.img"])
     (picture,) = (out / "images").glob("*.png")
     return Image.open(picture).convert("RGB")
 
@@ -477,6 +480,25 @@ def test_transparent_pixels_lie_on_white(tmp_path: Path, mode: str) -> None:
     assert picture.getpixel((10, 40)) == WHITE  # before: black
     assert picture.getpixel((60, 40)) == RED
     assert picture.getpixel((40, 40)) == CONSENSUS_COLOUR
+
+
+def test_a_thin_strip_is_not_scaled_past_a_pixel_budget(tmp_path: Path) -> None:
+    # Scaled to 320 px wide, a 1 x 600 strip became 320 x 192,000 (61 million pixels a
+    # panel); 1 x 6000 took 4.8 GB and half a minute. Now 4 * 320**2 pixels at most.
+    strip = Image.new("RGB", (1, 600), RED)
+    picture = _review_one(tmp_path, strip, _box("a", 0, 0, 1, 10), min_width=320)
+    panel = (picture.width, picture.height - caption_size(picture.width, picture.height) - 4)
+    assert panel[0] * panel[1] <= 4 * 320**2 and panel[0] > 1  # still enlarged
+    assert picture.getpixel((panel[0] // 2, panel[1] - 2)) == RED
+
+
+def test_a_missing_image_of_an_absurd_size_is_a_small_placeholder(tmp_path: Path) -> None:
+    # A label may say 2**31 - 1 pixels a side. Before: a placeholder that size raised
+    # MemoryError and the review stopped with a traceback.
+    side = 2**31 - 1
+    picture = _review_one(tmp_path, None, _box("a", 5, 5, 50, 50), {"width": side, "height": side})
+    assert picture.width == 160  # the default placeholder
+    assert picture.getpixel((5, 30)) == CONSENSUS_COLOUR
 
 
 def _sideways_photo() -> tuple[Image.Image, Image.Image.Exif]:
