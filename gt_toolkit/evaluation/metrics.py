@@ -416,7 +416,7 @@ def mismatch_hints(detections: Detections, reference: Detections) -> list[str]:
             f"and were left out, e.g. {unknown[0]}"
         )
     absent = sorted(set(reference) - set(detections))
-    if absent and detections:
+    if absent:  # an empty detection file too: every image missed, and nothing said
         hints.append(
             f"{len(absent)} of {len(reference)} reference image(s) have no entry in the "
             f"detections and count as all missed, e.g. {absent[0]}"

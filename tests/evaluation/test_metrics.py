@@ -961,6 +961,18 @@ def test_cli_evaluate_names_reference_images_the_predictions_do_not_list(
     assert len(report["unknown_images"]) == 20
 
 
+def test_cli_evaluate_names_the_images_an_empty_prediction_file_leaves_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("")  # an upload cut short, a wrong path's empty file
+    assert main(["evaluate", str(pred), str(SAMPLES / "truth.manifest")]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: 40 of 40 reference image(s) have no entry in the detections and count as "
+        "all missed, e.g. s3://gt-toolkit-demo/images/img_000.jpg"
+    ]
+
+
 def test_cli_evaluate_fails_when_no_image_matches(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
