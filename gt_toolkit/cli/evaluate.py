@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from gt_toolkit.evaluation.metrics import (
         evaluate_detections,
         format_evaluation,
+        printable,
         read_detection_set,
     )
     from gt_toolkit.storage.files import write_json
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     ref = read_detection_set(args.reference, label_attribute=args.ref_attribute, store=store)
     for name, found in (("predictions", pred), ("reference", ref)):
         for reason in found.skipped:
-            eprint(f"skipped in {name}: {reason}")
+            eprint(f"skipped in {name}: {printable(reason)}")
     result = evaluate_detections(
         pred.boxes,
         ref.boxes,
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_evaluation(result, worst=args.worst))
     for warning in result.warnings:
-        eprint(f"warning: {warning}")
+        eprint(f"warning: {printable(warning)}")
     if args.out:
         report = result.to_json()
         report["sources"] = {

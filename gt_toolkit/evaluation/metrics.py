@@ -826,7 +826,20 @@ def _class_table(result: EvaluationResult) -> str:
     return _table(head, rows)
 
 
+def printable(text: str) -> str:
+    r"""``text`` with line breaks, escapes and other invisible characters spelled out.
+
+    Labels and source-refs come from anyone's files: printed as they are, a label
+    ``"cat\nmean ..."`` added a row of its own to the class table, a terminal escape
+    (``\x1b[2J``) cleared the screen, and a right-to-left override reordered the figures.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def _table(head: list[str], rows: list[list[str]]) -> str:
+    head, rows = [printable(c) for c in head], [[printable(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
     def line(cells: list[str]) -> str:

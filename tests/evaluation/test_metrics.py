@@ -973,6 +973,32 @@ def test_cli_evaluate_names_the_images_an_empty_prediction_file_leaves_out(
     ]
 
 
+def test_cli_evaluate_prints_hostile_labels_and_names_spelled_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A label that forges a table row, one that clears the screen, and an image name with a
+    # right-to-left override. Before: printed as they are, the table had a "mean" row too many.
+    forged = "cat\nmean   99   99  1.000  1.000  1.000  1.000  1.000   99    0    0"
+    ref = "s3://bkt/a\u202e.jpg"
+    boxes = [B(forged, 0, 0, 10, 10, 0.9), B("dog\x1b[2J", 20, 20, 10, 10, 0.9)]
+    pred, truth = tmp_path / "pred.jsonl", tmp_path / "truth.jsonl"
+    _write_predictions(pred, {ref: boxes, "s3://bkt/\x1b]0;x\x07.jpg": boxes})
+    _write_predictions(truth, {ref: [B("dog\x1b[2J", 20, 20, 10, 10)]})
+    assert main(["evaluate", str(pred), str(truth)]) == 0
+    out, err = capsys.readouterr()
+    assert not any(c in out + err for c in "\x1b\x07\u202e")
+    lines = out.splitlines()
+    table = lines[: next(i for i, line in enumerate(lines) if line.startswith("P/R"))]
+    assert [line.split()[0].strip("-") for line in table] == [
+        "class",
+        "",
+        r"cat\nmean",
+        r"dog\x1b[2J",
+        "mean",
+    ]
+    assert r"s3://bkt/a\u202e.jpg" in out and r"s3://bkt/\x1b]0;x\x07.jpg" in err
+
+
 def test_cli_evaluate_fails_when_no_image_matches(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
