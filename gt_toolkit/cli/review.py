@@ -52,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Write the review folder and print where it is."""
+    from gt_toolkit.evaluation.metrics import printable
     from gt_toolkit.evaluation.review import write_review
     from gt_toolkit.formats.output_manifest import lost_count
     from gt_toolkit.storage.s3 import is_s3_uri
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if summary.missing_images:
         eprint(
             f"warning: {len(summary.missing_images)} image(s) not found, drawn as "
-            f"placeholders, e.g. {summary.missing_images[0]}"
+            f"placeholders, e.g. {printable(summary.missing_images[0])}"
         )
     if summary.missing_glyphs:
         eprint(
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         )
     eprint(f"drew {summary.images} image(s); lowest agreement:")
     for source_ref, agreement in summary.lowest[:5]:
-        eprint(f"  {agreement:.3f}  {source_ref}")
+        eprint(f"  {agreement:.3f}  {printable(source_ref)}")  # a key may hold ESC, U+202E
     print(summary.report)
     print(summary.contact_sheet)
     lost_lines = lost_count(summary.rejected)

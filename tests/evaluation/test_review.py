@@ -501,6 +501,26 @@ def test_a_missing_image_of_an_absurd_size_is_a_small_placeholder(tmp_path: Path
     assert picture.getpixel((5, 30)) == CONSENSUS_COLOUR
 
 
+def test_cli_review_prints_names_with_escapes_spelled_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An S3 key may hold any character: before, ESC[2J cleared the terminal and U+202E
+    # reordered the agreement figures printed beside it.
+    from gt_toolkit.formats.detection_label import build_detection_label
+
+    pair = build_detection_label(
+        "boxes", [_box("a", 1, 1, 5, 5, 0.5)], image_size=None, job_name="j"
+    )
+    manifest = tmp_path / "out.manifest"
+    manifest.write_text(json.dumps({"source-ref": "s3://bkt/a\x1b[2J\u202e.jpg", **pair}) + "\n")
+    out, images = tmp_path / "review", tmp_path / "images"
+    images.mkdir()
+    assert main(["review", str(manifest), "-o", str(out), "--images-dir", str(images)]) == 0
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\u202e" not in err
+    assert "0.500  s3://bkt/a\\x1b[2J\\u202e.jpg" in err
+
+
 def _sideways_photo() -> tuple[Image.Image, Image.Image.Exif]:
     """A phone photo stored sideways: 200 x 100 pixels with EXIF orientation 6 ("turn a
     quarter clockwise to show"), upright 100 x 200 with a red square at (10, 150, 30, 30)."""
