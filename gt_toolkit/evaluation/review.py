@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -722,7 +723,8 @@ def _rgb(image: Image.Image) -> Image.Image:
 
 @dataclass(slots=True)
 class _Drawn:
-    pictures: list[bytes] = field(default_factory=list)  # PNGs, in rank order
+    pictures: list[Path] = field(default_factory=list)  # PNG files spooled, in rank order
+    inline: list[bytes] = field(default_factory=list)  # the report's PNGs (_report_copy)
     names: list[str] = field(default_factory=list)  # images/NNNN_<name>.png, in rank order
     thumbs: list[tuple[Image.Image, str]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -733,8 +735,11 @@ def _draw_items(
     resolve: Callable[[str], bytes | None],
     colours: Mapping[str, RGB],
     min_width: int,
+    spool: Path,
 ) -> _Drawn:
+    """Draw every item; the full pictures wait as files in ``spool``, not in memory."""
     drawn = _Drawn()
+    spool.mkdir(exist_ok=True)
     for rank, item in enumerate(items, 1):
         image = _open_image(resolve(item.source_ref), item.image_size)
         if image is None:
@@ -742,11 +747,32 @@ def _draw_items(
             image = _placeholder(item.image_size)
         scale = _upscale(image, min_width)
         picture = render_review_image(image, item, colours=colours, scale=scale)
-        drawn.pictures.append(_png(picture))
+        png = _png(picture)
+        drawn.pictures.append(spool / f"{rank}.png")
+        drawn.pictures[-1].write_bytes(png)
+        drawn.inline.append(_report_copy(picture, png))
         drawn.names.append(f"images/{_picture_name(item.source_ref, rank)}")
         caption = f"{rank}. {PurePosixPath(item.source_ref).name} {item.agreement:.2f}"
         drawn.thumbs.append((_thumbnail(picture), caption))
     return drawn
+
+
+_REPORT_WIDTH = 1600
+"""The widest picture the report inlines: its page shows one at most 90% of the window wide."""
+
+
+def _report_copy(picture: Image.Image, png: bytes) -> bytes:
+    """The PNG the report inlines: the picture, shrunk to :data:`_REPORT_WIDTH` when wider.
+
+    Inlined at full size, a phone photo's picture (4000 px, twice that with the workers'
+    panel) put 12 to 30 MB of base64 in the page per row: 20 photos of 3000 x 2000 made a
+    250 MB page, past what a browser opens, all held in memory at once. The full pictures
+    are in ``images/``.
+    """
+    if picture.width <= _REPORT_WIDTH:
+        return png
+    height = max(1, round(picture.height * _REPORT_WIDTH / picture.width))
+    return _png(picture.resize((_REPORT_WIDTH, height), Image.Resampling.LANCZOS))
 
 
 def _upscale(image: Image.Image, min_width: int) -> float:
@@ -918,7 +944,7 @@ def write_review(
         items = items[:limit] if limit is not None else items
         colours = worker_colours(a.worker_id for it in items for a in it.workers)
         resolve = image_resolver(images_dir=images_dir, images_prefix=images_prefix, store=store)
-        drawn = _draw_items(items, resolve, colours, min_width)
+        drawn = _draw_items(items, resolve, colours, min_width, held / "pictures")
         quality = worker_quality_rows(items) if any(it.workers for it in items) else []
         no_glyphs = missing_glyphs(
             [b["label"] for it in items for b in it.boxes]
@@ -926,7 +952,7 @@ def write_review(
         )
         page = build_review_html(
             items,
-            drawn.pictures,
+            drawn.inline,
             quality=quality,
             colours=colours,
             title="Ground Truth review",
@@ -950,7 +976,10 @@ def write_review(
             missing_glyphs=no_glyphs,
         )
         written = {
-            **{out / name: png for name, png in zip(drawn.names, drawn.pictures, strict=True)},
+            **{
+                out / name: spooled
+                for name, spooled in zip(drawn.names, drawn.pictures, strict=True)
+            },
             files["contact sheet"]: _png(contact_sheet(drawn.thumbs)),
             files["report"]: page.encode("utf-8"),
             **({files["rejects file"]: rejects} if rejects else {}),
@@ -960,7 +989,7 @@ def write_review(
     return summary
 
 
-def _write_all(out: Path, written: Mapping[Path, bytes]) -> None:
+def _write_all(out: Path, written: Mapping[Path, bytes | Path]) -> None:
     """Write the review's files together or not at all, then remove the earlier review's.
 
     A write that fails (a full disk, a ``report.html`` that is a folder) takes the files
@@ -977,7 +1006,11 @@ def _write_all(out: Path, written: Mapping[Path, bytes]) -> None:
         with AllOrNone() as together:
             for path, data in written.items():
                 with together.open(path) as fh:
-                    fh.write(data)
+                    if isinstance(data, Path):  # a spooled picture, copied a piece at a time
+                        with data.open("rb") as source:
+                            shutil.copyfileobj(source, fh)
+                    else:
+                        fh.write(data)
     except BaseException:
         for folder in reversed(made):
             with contextlib.suppress(OSError):  # not empty: another's file stays

@@ -136,9 +136,10 @@ def test_review_image_has_a_consensus_panel_and_a_worker_panel() -> None:
     assert out.getpixel((10, 15)) == WHITE  # no worker boxes in the consensus panel
 
 
-def test_only_thumbnails_wait_for_the_contact_sheet() -> None:
-    # Every full-size picture was held until the sheet was made: 90 MB an image of
-    # 3000 x 2000 in all (measured), 18 MB of it the picture itself.
+def test_only_thumbnails_and_report_copies_wait_in_memory(tmp_path: Path) -> None:
+    # Every full-size picture was held until the sheet was made (18 MB an image of
+    # 3000 x 2000), and its PNG until the end, and inlined at full size in the report
+    # (12.5 MB of base64 a row: 20 such photos made a 250 MB page, 1.9 GB of memory).
     from gt_toolkit.evaluation.review import _draw_items
 
     photo = io.BytesIO()
@@ -147,13 +148,16 @@ def test_only_thumbnails_wait_for_the_contact_sheet() -> None:
         ReviewItem(source_ref=f"s3://bkt/{i}.jpg", boxes=[_box("a", 9, 9, 99, 99)])
         for i in range(3)
     ]
-    drawn = _draw_items(items, lambda ref: photo.getvalue(), {}, 320)
-    sizes = [Image.open(io.BytesIO(png)).size for png in drawn.pictures]
-    assert sizes == [(3000, 2000 + caption_size(3000, 2000) + 4)] * 3  # full size on disk
-    full = Image.open(io.BytesIO(drawn.pictures[0])).convert("RGB")
+    drawn = _draw_items(items, lambda ref: photo.getvalue(), {}, 320, tmp_path / "spool")
+    height = 2000 + caption_size(3000, 2000) + 4
+    assert [Image.open(path).size for path in drawn.pictures] == [(3000, height)] * 3
+    assert all(path.parent == tmp_path / "spool" for path in drawn.pictures)  # on disk
+    inline = [Image.open(io.BytesIO(png)) for png in drawn.inline]
+    assert [im.size for im in inline] == [(1600, round(height * 1600 / 3000))] * 3
+    assert inline[0].convert("RGB").getpixel((round(9 * 1600 / 3000), 30)) != WHITE  # a box
+    full = Image.open(drawn.pictures[0]).convert("RGB")
     full.thumbnail((236, 116), Image.Resampling.LANCZOS)  # as contact_sheet shrinks it
     assert [thumb.tobytes() for thumb, _ in drawn.thumbs] == [full.tobytes()] * 3
-    assert [thumb.size for thumb, _ in drawn.thumbs] == [full.size] * 3
 
 
 def test_review_image_without_workers_is_one_panel() -> None:
@@ -519,6 +523,21 @@ def test_cli_review_prints_names_with_escapes_spelled_out(
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\u202e" not in err
     assert "0.500  s3://bkt/a\\x1b[2J\\u202e.jpg" in err
+
+
+def test_the_report_inlines_wide_pictures_shrunk_and_images_keeps_them_whole(
+    tmp_path: Path,
+) -> None:
+    import base64
+
+    wide = Image.new("RGB", (2400, 200), WHITE)
+    picture = _review_one(tmp_path, wide, _box("a", 1200, 50, 300, 100))
+    assert picture.width == 2400  # images/ keeps the full picture
+    (src,) = _parse(tmp_path / "review" / "report.html").srcs
+    inline = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB")
+    # Before: inlined at 2400 px too (a phone photo's row was 12 to 30 MB of base64).
+    assert inline.size == (1600, round(picture.height * 1600 / 2400))
+    assert inline.getpixel((800, 60)) != WHITE  # the box's left edge, shrunk with it
 
 
 def _sideways_photo() -> tuple[Image.Image, Image.Image.Exif]:
