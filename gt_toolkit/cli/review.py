@@ -38,7 +38,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_image_mirror_options(p)
     p.add_argument("--label-attribute", help="label attribute to draw (default: detected)")
     p.add_argument(
-        "--limit", type=positive_int, help="draw only the N lowest-agreement objects (default: all)"
+        "--limit",
+        type=positive_int,
+        help="draw only the N lowest-agreement objects (default: all); the worker-quality "
+        "table still rates every object",
     )
     p.add_argument(
         "--min-width",

@@ -922,7 +922,8 @@ def write_review(
         worker_responses: the job's output prefix holding ``annotations/worker-response``.
         images_dir: read images from this folder instead of S3 (see :func:`image_resolver`).
         images_prefix: the source-ref prefix that ``images_dir`` mirrors.
-        limit: draw only this many objects, lowest agreement first (``None``: all).
+        limit: draw only this many objects, lowest agreement first (``None``: all); the
+            worker-quality table is still of every object.
         min_width: small images are scaled up to at least this width for legibility.
 
     Raises:
@@ -941,11 +942,13 @@ def write_review(
             store=store,
         )
         items.sort(key=lambda it: (it.agreement, it.line_no))
-        items = items[:limit] if limit is not None else items
+        # Worker quality (and so each worker's colour) is of every object, not only the
+        # ones drawn: of the --limit lowest-agreement ones alone, every worker looked poor.
+        quality = worker_quality_rows(items) if any(it.workers for it in items) else []
         colours = worker_colours(a.worker_id for it in items for a in it.workers)
+        items = items[:limit] if limit is not None else items
         resolve = image_resolver(images_dir=images_dir, images_prefix=images_prefix, store=store)
         drawn = _draw_items(items, resolve, colours, min_width, held / "pictures")
-        quality = worker_quality_rows(items) if any(it.workers for it in items) else []
         no_glyphs = missing_glyphs(
             [b["label"] for it in items for b in it.boxes]
             + [_short(a.worker_id) for it in items for a in it.workers]

@@ -688,6 +688,20 @@ def test_cli_review_limit_and_bad_prefix(
     assert "no worker-response files" in capsys.readouterr().err
 
 
+def test_limit_draws_fewer_objects_but_rates_workers_on_all(tmp_path: Path) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    answers, images = str(tmp_path / "job"), SAMPLES / "images"
+    every = write_review(manifest, tmp_path / "all", worker_responses=answers, images_dir=images)
+    two = write_review(
+        manifest, tmp_path / "two", worker_responses=answers, images_dir=images, limit=2
+    )
+    assert (two.images, every.images) == (2, N_IMAGES)
+    # Before: the table was of the two lowest-agreement objects alone.
+    assert two.quality == every.quality and len(two.quality) == len(WORKERS)
+    page = (tmp_path / "two" / "report.html").read_text()
+    assert page.count('class="swatch"') == len(WORKERS)  # each worker keeps a colour
+
+
 def _review_copied_job(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], change: Callable[[Path], Path]
 ) -> tuple[int, str, Path, list[dict[str, Any]], Path]:
