@@ -61,7 +61,7 @@ from gt_toolkit.formats.detection_label import (
 )
 from gt_toolkit.progress import progress
 from gt_toolkit.storage.files import AllOrNone, Location, json_bytes
-from gt_toolkit.storage.s3 import S3Store, is_s3_uri
+from gt_toolkit.storage.s3 import S3Store, is_s3_uri, prefix_problem
 
 __all__ = [
     "OutputFormat",
@@ -358,8 +358,8 @@ def _check_options(
         problems.append(f"output_format must be 'manifest' or 'coco', got {output_format!r}")
     if image_prefix is not None and source.kind in _GROUND_TRUTH:
         problems.append(f"image_prefix does not apply to {source.kind}: its images are s3:// refs")
-    if image_prefix is not None and not is_s3_uri(image_prefix.rstrip("/") + "/x"):
-        problems.append(f"image_prefix must be an s3://bucket/folder/ prefix, got {image_prefix!r}")
+    if image_prefix is not None and (problem := prefix_problem(image_prefix)) is not None:
+        problems.append(f"image_prefix {problem}")
     if problems:
         raise ValidationError(problems, what="consolidation options")
 

@@ -234,6 +234,11 @@ def convert_output(
             [f"{Target(target).value} does not read option {name!r}" for name in unread],
             what=f"{Target(target).value} options",
         )
+    from gt_toolkit.storage.s3 import prefix_problem
+
+    prefix = options.image_prefix
+    if prefix is not None and (problem := prefix_problem(prefix)) is not None:
+        raise ValidationError([f"image_prefix {problem}"], what=f"{Target(target).value} options")
     from gt_toolkit.convert.staging import StagedOutput  # boto3 behind it: not at import
 
     reads = [r for r in (source, options.images_dir, options.coco_reference) if r is not None]

@@ -190,9 +190,10 @@ def _read_images(path: Path, name: str, prefix: str | None) -> _Images:
             raise ConversionError(
                 f"{name}: images[{i}] needs a unique 'id' and a 'file_name': {img!r:.200}"
             )
-        ref = img.get("source_ref")
-        if not isinstance(ref, str):
-            ref = source_ref_for(file_name, prefix, f"{name}: images[{i}]")
+        ref = img.get("source_ref")  # gt-convert coco writes it: it wins over file_name
+        ref = source_ref_for(
+            ref if isinstance(ref, str) else file_name, prefix, f"{name}: images[{i}]"
+        )
         images.index[image_id] = len(images.refs)
         images.refs.append(ref)
         w, h = img.get("width"), img.get("height")

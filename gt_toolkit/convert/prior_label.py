@@ -22,7 +22,7 @@ import orjson
 
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.staging import StagedOutput
-from gt_toolkit.errors import ConversionError
+from gt_toolkit.errors import ConversionError, S3UriError
 from gt_toolkit.formats.detection_label import (
     DETECTION_TYPE,
     build_detection_label,
@@ -32,7 +32,7 @@ from gt_toolkit.formats.detection_label import (
 from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
 from gt_toolkit.formats.output_manifest import OutputStats
 from gt_toolkit.storage.files import LineWriter
-from gt_toolkit.storage.s3 import is_s3_uri
+from gt_toolkit.storage.s3 import is_s3_uri, parse_s3_uri
 from gt_toolkit.types import ConsolidatedBox, ImageSize
 
 __all__ = ["DEFAULT_PRIOR_ATTRIBUTE", "PriorManifest", "source_ref_for", "unique_labels"]
@@ -43,14 +43,25 @@ logger = logging.getLogger(__name__)
 
 
 def source_ref_for(path: str, prefix: str | None, where: str) -> str:
-    """``path`` as an ``s3://`` source-ref: as is, or joined to ``--image-prefix``."""
+    """``path`` as an ``s3://`` source-ref: as is, or joined to ``--image-prefix``.
+
+    Raises:
+        ConversionError: no prefix for a path, or a source-ref the manifest readers would
+            reject (``s3://b/a.jpg``: a bucket name S3 does not allow).
+    """
     if is_s3_uri(path):
-        return path
-    if not prefix:
+        ref = path
+    elif not prefix:
         raise ConversionError(
             f"{where}: {path!r} is not an s3:// URI; pass --image-prefix s3://bucket/prefix/"
         )
-    return prefix.rstrip("/") + "/" + path.lstrip("/")
+    else:
+        ref = prefix.rstrip("/") + "/" + path.lstrip("/")
+    try:
+        parse_s3_uri(ref)
+    except S3UriError as exc:
+        raise ConversionError(f"{where}: {exc}") from None
+    return ref
 
 
 def unique_labels(names: Sequence[str], where: str) -> list[str]:

@@ -34,6 +34,7 @@ __all__ = [
     "is_s3_uri",
     "make_s3_client",
     "parse_s3_uri",
+    "prefix_problem",
 ]
 
 DEFAULT_IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png")
@@ -137,6 +138,19 @@ def parse_s3_uri(uri: str, *, require_key: bool = True) -> tuple[str, str]:
     if require_key and not key:
         raise S3UriError(f"no object key after the bucket in {uri!r}")
     return bucket, key
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot turn file names into source-refs (``None``: it can).
+
+    It must be ``s3://bucket/`` or ``s3://bucket/folder/`` with a valid bucket name: joined
+    to ``s3://b/``, every image's source-ref was one the manifest readers reject.
+    """
+    if not prefix.startswith("s3://"):
+        return f"must be an s3://bucket/folder/ prefix, got {prefix!r}"
+    bucket = prefix[5:].partition("/")[0]
+    problem = bucket_name_problem(bucket)
+    return None if problem is None else f"bad bucket name {bucket!r} in {prefix!r}: {problem}"
 
 
 def make_s3_client(

@@ -659,3 +659,13 @@ def test_a_table_that_fails_to_appear_takes_the_output_back(
     with pytest.raises(StorageError, match=r"the bucket does not exist"):
         reconsolidate(source, output, quality_output=f"s3://{bucket}-missing/q", store=store)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("prefix", ["s3://b/", "s3://Photos/x/", "photos/"])
+def test_an_image_prefix_no_source_ref_can_have_is_refused(tmp_path: Path, prefix: str) -> None:
+    # s3://b/ wrote a manifest of source-refs every manifest reader rejects, and exited 0
+    out = tmp_path / "o.manifest"
+    export = SAMPLE_SOURCES["label-studio"][0]
+    with pytest.raises(ValidationError, match=r"image_prefix (bad bucket name|must be an s3)"):
+        reconsolidate(open_crowd_source(export, "label-studio"), out, image_prefix=prefix)
+    assert not out.exists()

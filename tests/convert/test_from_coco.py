@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gt_toolkit.convert import ConvertOptions, convert_output
-from gt_toolkit.errors import ConversionError
+from gt_toolkit.errors import ConversionError, ValidationError
 from gt_toolkit.evaluation.metrics import evaluate_detections, read_detection_set
 from gt_toolkit.formats.output_manifest import iter_detection_records
 from tests.helpers import read_jsonl
@@ -282,3 +282,25 @@ def test_a_broken_results_list_names_its_entry(tmp_path: Path) -> None:
     path.write_text(text[:third] + "x" + text[third:])
     with pytest.raises(ConversionError, match=r"results\.json: not valid JSON at \[2\]: lexical"):
         _convert(path, tmp_path / "p.manifest", coco_reference=_coco(tmp_path))
+
+
+@pytest.mark.parametrize("prefix", ["s3://b/", "s3://Bkt/x/", "http://bkt-x/"])
+def test_an_image_prefix_no_source_ref_can_have_is_refused_before_anything(
+    tmp_path: Path, prefix: str
+) -> None:
+    # s3://b/ made every source-ref one the manifest readers reject, and exited 0
+    out = tmp_path / "prior.manifest"
+    with pytest.raises(ValidationError, match=r"image_prefix (bad bucket name|must be an s3)"):
+        convert_output("from-coco", _coco(tmp_path), out, ConvertOptions(image_prefix=prefix))
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("field", ["file_name", "source_ref"])
+def test_an_image_uri_with_a_bucket_s3_refuses_stops_the_run(tmp_path: Path, field: str) -> None:
+    images = [dict(IMAGES[0], **{field: "s3://b/a.jpg"}), IMAGES[1]]
+    path = _write(
+        tmp_path / "gt.json", {**json.loads(_coco(tmp_path).read_text()), "images": images}
+    )
+    with pytest.raises(ConversionError, match=r"images\[0\]: bad bucket name 'b'"):
+        _convert(path, tmp_path / "o.manifest")
+    assert not (tmp_path / "o.manifest").exists()
