@@ -50,7 +50,7 @@ from gt_toolkit.consolidation.label_check import LabelTally
 from gt_toolkit.consolidation.settings import DEFAULT_WORKER_MODEL
 from gt_toolkit.consolidation.worker_model import WorkerModel, fit_worker_model
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator, WorkerQuality
-from gt_toolkit.errors import ConsolidationError, ValidationError
+from gt_toolkit.errors import ConsolidationError, S3UriError, ValidationError
 from gt_toolkit.formats.crowd.base import CrowdItem, CrowdSource
 from gt_toolkit.formats.crowd.report import IngestReport
 from gt_toolkit.formats.detection_label import (
@@ -61,7 +61,7 @@ from gt_toolkit.formats.detection_label import (
 )
 from gt_toolkit.progress import progress
 from gt_toolkit.storage.files import AllOrNone, Location, json_bytes
-from gt_toolkit.storage.s3 import S3Store, is_s3_uri, prefix_problem
+from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri, prefix_problem
 
 __all__ = [
     "OutputFormat",
@@ -213,6 +213,11 @@ class _Run:
                 f"image {key!r} is not an s3:// URI, which a Ground Truth manifest "
                 "needs: pass an image prefix (--image-prefix s3://bucket/folder/) or write COCO"
             )
+        if self.manifest and item.record is None:
+            try:  # s3://b/a.jpg: a line every manifest reader would reject
+                parse_s3_uri(ref)
+            except S3UriError as exc:
+                raise ConsolidationError(f"image {key!r}: {exc}") from None
         if not is_s3_uri(key):
             first = self.paths.setdefault(image_path(key), key)
             if first != key:

@@ -17,7 +17,12 @@ from gt_toolkit.consolidation.engine import ConsolidationSettings
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
 from gt_toolkit.consolidation.reconsolidate import image_path, image_reference, reconsolidate
 from gt_toolkit.consolidation.worker_model import WorkerModel, read_worker_model
-from gt_toolkit.errors import NoMatchingObjectsError, StorageError, ValidationError
+from gt_toolkit.errors import (
+    ConsolidationError,
+    NoMatchingObjectsError,
+    StorageError,
+    ValidationError,
+)
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.formats.crowd.report import CrowdReject
 from gt_toolkit.formats.crowd.sources import open_crowd_source
@@ -668,4 +673,16 @@ def test_an_image_prefix_no_source_ref_can_have_is_refused(tmp_path: Path, prefi
     export = SAMPLE_SOURCES["label-studio"][0]
     with pytest.raises(ValidationError, match=r"image_prefix (bad bucket name|must be an s3)"):
         reconsolidate(open_crowd_source(export, "label-studio"), out, image_prefix=prefix)
+    assert not out.exists()
+
+
+def test_an_image_uri_with_a_bucket_s3_refuses_stops_the_run(tmp_path: Path) -> None:
+    # a Label Studio task naming s3://b/a.jpg became a manifest line no reader takes, exit 0
+    tasks = json.loads(SAMPLE_SOURCES["label-studio"][0].read_text())
+    tasks[0]["data"]["image"] = "s3://b/a.jpg"
+    export = tmp_path / "ls.json"
+    export.write_text(json.dumps(tasks))
+    out = tmp_path / "o.manifest"
+    with pytest.raises(ConsolidationError, match=r"image 's3://b/a.jpg': bad bucket name 'b'"):
+        reconsolidate(open_crowd_source(export, "label-studio"), out)
     assert not out.exists()
