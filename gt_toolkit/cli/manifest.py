@@ -28,10 +28,25 @@ REJECT_POLICIES = ("strict", "collect")
 IMAGE_EXTENSIONS_HELP = ".jpg .jpeg .png"
 
 
+def _not_json(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON (JSON has no NaN or infinities)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is too large for a JSON number a reader can hold")
+    return value
+
+
 def _json_object(text: str) -> dict[str, Any]:
+    """A JSON object, strictly.
+
+    Python's parser also takes NaN and Infinity, which the manifest writer turns into null.
+    """
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
+        value = json.loads(text, parse_constant=_not_json, parse_float=_finite)
+    except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("must be a JSON object")

@@ -7,10 +7,13 @@ same byte order), so a bucket of millions of keys never sits in memory.
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from gt_toolkit.errors import NoMatchingObjectsError, StorageError, ValidationError
 from gt_toolkit.formats.manifest import write_manifest
@@ -87,6 +90,32 @@ def _utf8_key(key: str, path: str) -> str:
     return key
 
 
+def _json_problems(value: object, where: str) -> list[str]:
+    """Why ``value`` would not reach every manifest line as written, or ``[]``.
+
+    The writer (orjson) fails on an integer beyond 64 bits or a lone surrogate, after the
+    listing has started, and writes NaN and infinities as ``null``: a changed value, silently.
+    """
+    try:
+        orjson.dumps(value)
+    except TypeError as exc:
+        return [f"{where}: not valid JSON to write: {exc}"]
+    bad: list[str] = []
+
+    def walk(item: object, path: str) -> None:
+        if isinstance(item, float) and not math.isfinite(item):
+            bad.append(f"{path} is {item}, which JSON cannot hold (it would be written as null)")
+        elif isinstance(item, Mapping):
+            for key, sub in item.items():
+                walk(sub, f"{path}[{key!r}]")
+        elif isinstance(item, list | tuple):
+            for index, sub in enumerate(item):
+                walk(sub, f"{path}[{index}]")
+
+    walk(value, where)
+    return bad
+
+
 def iter_input_records(
     source: Location,
     *,
@@ -112,6 +141,7 @@ def iter_input_records(
         for name in extra
         if name in ("source-ref", "source") or name.startswith("$")
     ]
+    problems += _json_problems(extra, "extra attributes")
     if problems:
         raise ValidationError(problems, what="extra attributes")
     text = os.fspath(source)

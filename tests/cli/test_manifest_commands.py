@@ -334,3 +334,32 @@ def test_a_write_that_fails_after_the_read_takes_the_rejects_file_with_it(
 def _keys(store: S3Store, bucket: str) -> list[str]:
     listed = store.client.list_objects_v2(Bucket=bucket).get("Contents", [])
     return sorted(o["Key"] for o in listed)
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        ('{"score": NaN}', "NaN is not JSON"),
+        ('{"score": -Infinity}', "-Infinity is not JSON"),
+        ('{"score": 1e999}', "1e999 is too large"),
+        ('{"id": 123456789012345678901234}', "64-bit"),
+        ('{"note": "\\ud800"}', "surrogates"),
+    ],
+)
+def test_manifest_extra_must_be_json_the_writer_keeps(
+    extra: str, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--extra '{"score": NaN}' wrote "score":null on every line and exited 0 (Python's
+    parser takes NaN and Infinity; JSON has neither); a 24-digit id or a lone surrogate
+    ended in a TypeError traceback from the writer."""
+    out = tmp_path / "in.manifest"
+    args = ["manifest", str(SAMPLES / "images"), "-o", str(out)]
+    try:
+        code = main([*args, "--s3-prefix", "s3://my-bucket/raw/", "--extra", extra])
+    except SystemExit as stop:  # argparse refuses the option itself
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code not in (0, None)
+    assert said in err
+    assert "Traceback" not in err
+    assert not out.exists()

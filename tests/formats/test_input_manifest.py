@@ -153,3 +153,24 @@ def test_writing_to_a_missing_bucket_is_a_clear_error(store: S3Store, tmp_path: 
         )
     with pytest.raises(StorageError, match="bucket does not exist"):
         store.put_bytes("s3://no-such-bkt-zz/m", b"x")
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        ({"score": float("nan")}, r"\['score'\] is nan"),
+        ({"deep": [1, {"x": float("-inf")}]}, r"\['deep'\]\[1\]\['x'\] is -inf"),
+        ({"big": 2**70}, "64-bit"),
+        ({"text": "\ud800"}, "surrogates"),
+    ],
+)
+def test_extra_attributes_that_json_cannot_write_are_refused(
+    extra: dict[str, object], said: str, tmp_path: Path
+) -> None:
+    """NaN was written as null on every line (a changed value, silently); a 70-bit integer or
+    a lone surrogate failed in the writer with a TypeError traceback."""
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    out = tmp_path / "in.manifest"
+    with pytest.raises(ValidationError, match=said):
+        write_input_manifest(tmp_path, out, s3_prefix="s3://my-bucket/", extra=extra)
+    assert not out.exists()
