@@ -14,6 +14,7 @@ from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Generic, Literal, TypeVar
 
 from gt_toolkit.errors import ManifestError, ValidationError
@@ -55,12 +56,18 @@ def _unit(salt: bytes, key: str) -> float:
 
 
 def percent_to_count(percent: float, total: int) -> int:
-    """The console's rule: ``k = round(percent / 100 * n)`` (Python's round, half to even)."""
+    """The console's rule: ``k = round(percent / 100 * n)`` (Python's round, half to even).
+
+    Worked out on the percent as written (``7`` is 7/100, ``1.4`` is 7/5), not in binary
+    floating point, whose ``0.07 * 150`` is 10.500000000000002 and rounded up a half that
+    half-to-even keeps at 10.
+    """
     if not 0 <= percent <= 100:
         raise ValidationError(
             [f"percent must be within 0..100, got {percent}"], what="sampling options"
         )
-    return round(percent / 100 * total)
+    exact = Fraction(repr(percent)) if isinstance(percent, float) else Fraction(percent)
+    return round(exact * total / 100)
 
 
 @dataclass(slots=True)

@@ -363,3 +363,15 @@ def test_manifest_extra_must_be_json_the_writer_keeps(
     assert said in err
     assert "Traceback" not in err
     assert not out.exists()
+
+
+def test_sample_percent_rounds_an_exact_half_to_even(tmp_path: Path) -> None:
+    """--percent 7 of 150 lines is 10.5 lines: the documented round (half to even) says 10;
+    the sample held 11 (0.07 * 150 is 10.500000000000002 in floats)."""
+    src = tmp_path / "in.manifest"
+    src.write_text("".join(f'{{"source-ref": "s3://my-bucket/{i}.jpg"}}\n' for i in range(150)))
+    out = tmp_path / "s.manifest"
+    assert main(["sample", str(src), "-o", str(out), "--percent", "7"]) == 0
+    assert len(out.read_text().splitlines()) == 10
+    record = json.loads((tmp_path / "s.manifest.sample.json").read_text())
+    assert (record["total"], record["selected"]) == (150, 10)

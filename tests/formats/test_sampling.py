@@ -53,6 +53,16 @@ def test_percent_follows_the_console_rounding(percent: float, n: int, k: int) ->
     assert percent_to_count(percent, n) == k
 
 
+@pytest.mark.parametrize(
+    ("percent", "n", "k"),
+    [(7, 150, 10), (7.0, 350, 24), (1.4, 250, 4), (2.8, 125, 4), (3.5, 300, 10), (1.8, 250, 4)],
+)
+def test_percent_rounds_an_exact_half_to_even(percent: float, n: int, k: int) -> None:
+    """7% of 150 is 10.5, which half to even makes 10; in floats 0.07 * 150 is
+    10.500000000000002 and gave 11, and 1.4% of 250 (3.5) gave 3 instead of 4."""
+    assert percent_to_count(percent, n) == k
+
+
 def test_count_larger_than_input_keeps_everything() -> None:
     refs = _refs(5)
     assert sample_items(refs, count=50, seed=0, key=str).items == refs
