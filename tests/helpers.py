@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -275,3 +276,11 @@ def s3_tree(s3_client: Any, bucket: str) -> dict[str, bytes]:
         key: s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
         for key in s3_keys(s3_client, bucket)
     }
+
+
+def seen_by_worker(label: str) -> str:
+    """What a worker sees of a label (the label rule: one accent encoding, no invisible
+    format characters, single spaces); labels equal here show one button text.
+    """
+    text = unicodedata.normalize("NFC", label)
+    return " ".join("".join(c for c in text if unicodedata.category(c) != "Cf").split())

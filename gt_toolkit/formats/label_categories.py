@@ -14,6 +14,7 @@ version (the AWS example notebooks omit it).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -79,7 +80,8 @@ def validate_labels(labels: Sequence[object], *, task_type: str = "BoundingBox")
     """Every problem with a label list for a task type; an empty list means it is valid.
 
     Checks what Ground Truth rejects (count, length, duplicates) plus what it accepts but
-    workers cannot use: non-string and blank labels, and labels that differ only in spaces.
+    workers cannot use: non-string labels, labels with nothing visible, and labels that differ
+    only in spaces, invisible characters or accent encoding (see :func:`_looks`).
 
     Examples:
         >>> validate_labels(["car", "car"])
@@ -103,8 +105,11 @@ def validate_labels(labels: Sequence[object], *, task_type: str = "BoundingBox")
         if not label:
             problems.append(f"label #{index + 1} is empty (labels need 1 to 256 characters)")
             continue
-        if not label.strip():
-            problems.append(f"label #{index + 1} is only whitespace; workers could not see it")
+        if not _looks(label):
+            problems.append(
+                f"label #{index + 1} is only whitespace or invisible characters; "
+                "workers could not see it"
+            )
         if len(label) > MAX_LABEL_LENGTH:
             problems.append(
                 f"label #{index + 1} ({label[:20]!r}...) has {len(label)} characters; "
@@ -116,14 +121,28 @@ def validate_labels(labels: Sequence[object], *, task_type: str = "BoundingBox")
             problems.append(f"label {label!r} appears {times} times (labels must be unique)")
     looks: dict[str, list[str]] = {}
     for label in seen:
-        looks.setdefault(" ".join(label.split()), []).append(label)
+        looks.setdefault(_looks(label), []).append(label)
     for same in looks.values():
         if len(same) > 1:  # "car" and "car ": two labels, one button text
-            shown = " and ".join(repr(x) for x in same)
+            shown = " and ".join(ascii(x) for x in same)  # spelled out: they look alike
             problems.append(
-                f"labels {shown} differ only in spaces; workers could not tell them apart"
+                f"labels {shown} differ only in spaces, invisible characters or how an accent "
+                "is encoded; workers could not tell them apart"
             )
     return problems
+
+
+def _looks(label: str) -> str:
+    """What a worker sees of a label, as a key: labels equal here show one button text.
+
+    One accent encoding (NFC), no invisible format characters (zero-width spaces and
+    joiners, bidi marks, soft hyphens), single spaces. ``"café"`` written with a precomposed
+    é and with ``e`` plus a combining accent are two labels that show one text; so are
+    ``"car"`` and ``"car"`` followed by a zero-width space.
+    """
+    text = unicodedata.normalize("NFC", label)
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return " ".join(text.split())
 
 
 def build_label_category_config(

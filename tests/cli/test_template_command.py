@@ -387,3 +387,23 @@ def test_an_empty_element_name_is_refused_not_defaulted(
     assert code == 1
     assert "element name '' must be" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_labels_that_look_alike_stop_the_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A label file saved by one editor as 'café' (precomposed) and pasted from another as
+    'cafe' + a combining accent, or with a zero-width space, gave a template whose two
+    buttons read the same and a label config with two classes workers split at random."""
+    labels = tmp_path / "labels.txt"
+    labels.write_text("caf\u00e9\ncafe\u0301\nball\nball\u200b\n", encoding="utf-8")
+    out = tmp_path / "t.html"
+    config = tmp_path / "labels.json"
+    args = ["template", "-o", str(out), "--label-file", str(labels), *BASE]
+    code = main([*args, "--write-label-config", str(config)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "'caf\\xe9' and 'cafe\\u0301' differ" in err
+    assert "'ball' and 'ball\\u200b' differ" in err
+    assert not out.exists()
+    assert not config.exists()

@@ -15,6 +15,7 @@ from gt_toolkit.formats.label_categories import (
     validate_labels,
 )
 from gt_toolkit.storage.s3 import S3Store
+from tests.helpers import seen_by_worker
 
 
 def test_build_label_category_config_matches_documented_shape() -> None:
@@ -54,6 +55,9 @@ def test_build_adds_ner_instructions() -> None:
         ("car", "BoundingBox", "not a single str"),
         (["car", "car "], "BoundingBox", "labels 'car' and 'car ' differ only in spaces"),
         (["big  dog", "big dog"], "BoundingBox", "differ only in spaces"),
+        (["caf\u00e9", "cafe\u0301"], "BoundingBox", "'caf\\xe9' and 'cafe\\u0301' differ"),
+        (["car", "car\u200b"], "BoundingBox", "'car' and 'car\\u200b' differ only"),
+        (["\u200b\u2060"], "BoundingBox", "label #1 is only whitespace or invisible"),
     ],
     ids=[
         "bbox-empty",
@@ -69,6 +73,9 @@ def test_build_adds_ner_instructions() -> None:
         "bare-string",
         "trailing-space",
         "double-space",
+        "accent-encodings",
+        "zero-width-space",
+        "invisible",
     ],
 )
 def test_validate_labels_reports_each_problem(
@@ -135,10 +142,10 @@ def test_parse_rejects_malformed(document: bytes, fragment: str) -> None:
 
 @given(
     st.lists(
-        st.text(min_size=1, max_size=256).filter(str.strip),
+        st.text(min_size=1, max_size=256).filter(seen_by_worker),
         min_size=1,
         max_size=50,
-        unique_by=lambda label: " ".join(label.split()),  # what a worker sees
+        unique_by=seen_by_worker,
     )
 )
 def test_build_then_parse_round_trips(labels: list[str]) -> None:
