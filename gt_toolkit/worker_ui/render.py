@@ -64,7 +64,7 @@ _BRACES: Final = str.maketrans({"{": "&#123;", "}": "&#125;"})
 _ELEMENT_NAME_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
 # Characters that would end or corrupt the Liquid string literal we put an s3:// URI in.
 _UNSAFE_IN_LIQUID_STRING: Final = re.compile(r"[\"'{}%<>\\\x00-\x1f\x7f]")
-_NUMBER_RE: Final = re.compile(r"^\d+[.)]\s+")
+_NUMBER_RE: Final = re.compile(r"^(\d{1,9})[.)]\s+")
 _MIME: Final[Mapping[str, str]] = {
     "JPEG": "image/jpeg",
     "PNG": "image/png",
@@ -121,7 +121,8 @@ def text_to_html(text: str) -> Markup:
     """Plain instruction text to simple HTML: blank lines separate paragraphs.
 
     A paragraph whose lines all start with ``- `` or ``* `` becomes a bullet list, one whose
-    lines all start with ``1.``-style numbers a numbered list; other line breaks are kept.
+    lines all start with ``1.``-style numbers a numbered list that starts at the first one's
+    number; other line breaks are kept.
     :class:`~markupsafe.Markup` input is trusted HTML and returned as is.
     """
     if isinstance(text, Markup):
@@ -131,12 +132,20 @@ def text_to_html(text: str) -> Markup:
         lines = [line.strip() for line in para.split("\n") if line.strip()]
         if not lines:
             continue
+        numbers = [m for line in lines if (m := _NUMBER_RE.match(line))]
         if all(line[:2] in ("- ", "* ") for line in lines):
             items = "".join(f"<li>{escape(line[2:].strip())}</li>" for line in lines)
             blocks.append(f"<ul>{items}</ul>")
-        elif all(_NUMBER_RE.match(line) for line in lines):
-            items = "".join(f"<li>{escape(_NUMBER_RE.sub('', line))}</li>" for line in lines)
-            blocks.append(f"<ol>{items}</ol>")
+        elif len(numbers) == len(lines):
+            items = "".join(
+                f"<li>{escape(line[m.end() :])}</li>"
+                for line, m in zip(lines, numbers, strict=True)
+            )
+            # a list resumed after a note ("3. Submit.") keeps its number, as Markdown does
+            first = int(numbers[0][1])
+            blocks.append(
+                f'<ol start="{first}">{items}</ol>' if first != 1 else f"<ol>{items}</ol>"
+            )
         else:
             blocks.append("<p>" + "<br>".join(str(escape(line)) for line in lines) + "</p>")
     return Markup("".join(blocks))

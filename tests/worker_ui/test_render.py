@@ -396,3 +396,20 @@ def test_templates_found_and_replaceable(tmp_path: Path) -> None:
 def test_missing_template_is_a_template_error(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match=r"cannot render bounding_box\.html\.j2"):
         render_default(template_dir=tmp_path)
+
+
+def test_a_numbered_list_resumed_after_a_note_keeps_its_numbers() -> None:
+    """'3. Submit.' after a note was rendered as an <ol> from 1: workers read '1. Submit.'."""
+    html = text_to_html(
+        "1. Find every ball.\n2. Draw a box.\n\nNote: cut balls count.\n\n3. Submit."
+    )
+    assert html == (
+        "<ol><li>Find every ball.</li><li>Draw a box.</li></ol>"
+        "<p>Note: cut balls count.</p>"
+        '<ol start="3"><li>Submit.</li></ol>'
+    )
+
+
+def test_a_line_starting_with_a_huge_number_is_a_paragraph() -> None:
+    """The list number is read with int(): 5,000 digits would exceed Python's int limit."""
+    assert text_to_html("9" * 5000 + ". boxes") == "<p>" + "9" * 5000 + ". boxes</p>"
