@@ -274,13 +274,22 @@ def _render(args: argparse.Namespace, labels: list[str], store: S3Store) -> str 
 
 
 def _preview(args: argparse.Namespace, text: str, store: S3Store) -> PreviewPage:
-    from gt_toolkit.worker_ui.preview import prepare_preview
+    """The preview page; ``--offline`` keeps the images off S3, not the manifest it names.
 
-    return prepare_preview(
-        text,
+    The manifest is read with the run's store (its endpoint, region and profile): read
+    with none, an ``s3://`` manifest went to AWS's default endpoint and credentials.
+    """
+    from gt_toolkit.worker_ui.preview import load_task_input, prepare_preview
+
+    task_input = load_task_input(
         args.preview,
         line_no=args.preview_line or 1,
         label_attribute=args.label_attribute,
+        store=store,
+    )
+    return prepare_preview(
+        text,
+        task_input,
         store=None if args.offline else store,
         images_dir=args.images_dir,
         images_prefix=args.images_prefix,

@@ -407,3 +407,26 @@ def test_labels_that_look_alike_stop_the_write(
     assert "'ball' and 'ball\\u200b' differ" in err
     assert not out.exists()
     assert not config.exists()
+
+
+def test_offline_preview_reads_an_s3_manifest_through_the_given_endpoint(
+    moto_endpoint: str,
+    store: S3Store,
+    bucket: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--offline keeps the images off S3; the manifest named by --preview was read with no
+    store at all, so --endpoint-url (and --profile, --region) were ignored: the run went to
+    https://<bucket>.s3.amazonaws.com and failed (or read another account's object)."""
+    line = (SAMPLES / "truth.manifest").read_text().splitlines()[1]
+    store.put_bytes(f"s3://{bucket}/m/in.manifest", f"{{}}\n{line}\n".encode())
+    out = tmp_path / "t.html"
+    aws = ["--endpoint-url", moto_endpoint, "--region", "us-east-1"]
+    preview = ["--preview", f"s3://{bucket}/m/in.manifest", "--preview-line", "2", "--offline"]
+    code = main(["template", "-o", str(out), "--labels", "ball", *BASE, *preview, *aws])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert (tmp_path / "t.preview.html").exists()
+    # line 2's image, not fetched (--offline): the page shows a placeholder for it
+    assert f"placeholder for {json.loads(line)['source-ref']}" in err
