@@ -30,7 +30,7 @@ from gt_toolkit.errors import ManifestError, StorageError, TemplateError
 from gt_toolkit.formats.detection_label import parse_detection_label
 from gt_toolkit.formats.label_attributes import LabelKind, detect_label_attributes
 from gt_toolkit.storage.files import Location, atomic_output, iter_raw_lines
-from gt_toolkit.storage.image_mirror import ImageMirror, data_uri
+from gt_toolkit.storage.image_mirror import ImageMirror, data_uri, read_image_size
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
 from gt_toolkit.templating import render_page
 
@@ -109,7 +109,8 @@ class ImageResolver:
     Order for an S3 reference: its copy in ``mirror`` (a local folder of the images),
     then the object through ``store`` (embedded, or a presigned URL with ``presign``), else a
     placeholder image; every reference that fell back is listed in :attr:`missing`.
-    ``https``/``data:`` URLs pass through; an existing local path is embedded.
+    ``https``/``data:`` URLs pass through; a local path is embedded when it is an image
+    file (any other file, however named, is a placeholder: the page is often shared).
 
     Args:
         store: where to read S3 images; ``None`` keeps the preview fully offline.
@@ -141,7 +142,9 @@ class ImageResolver:
             if text.startswith(("https://", "http://", "data:")):
                 return text
             path = Path(text)
-            if _is_file(path):
+            # only an image: a manifest's source or taskObject may name any file on this
+            # machine (~/.aws/credentials), and the page carries what it embeds
+            if _is_file(path) and read_image_size(path) is not None:
                 return data_uri(path.read_bytes(), name=path.name)
             self.missing.append(text)
             return _placeholder(text)

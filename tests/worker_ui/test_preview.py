@@ -214,3 +214,24 @@ def test_preview_page_escapes_its_title() -> None:
     assert "<script>alert" not in page
     assert "&lt;/title&gt;&lt;script&gt;" in page
     assert "<p>[task]</p>" in page  # the rendered task itself is the page's HTML
+
+
+def test_a_local_file_that_is_not_an_image_is_never_embedded(tmp_path: Path) -> None:
+    """A manifest line {"source": "/home/me/.aws/credentials"} previewed with an image
+    template embedded that file, base64, in the page (which is written next to the template,
+    on S3 too, and shared): the resolver read any local path the manifest named."""
+    secret = tmp_path / "credentials"
+    secret.write_text("[default]\naws_secret_access_key = abc123SECRET\n")
+    line = json.dumps({"source": str(secret)})
+    out = tmp_path / "p.html"
+    result = write_preview(_template(), line, out)
+    page = out.read_text()
+    encoded = base64.b64encode(secret.read_bytes()).decode()
+    assert encoded not in page
+    assert "abc123SECRET" not in page
+    assert str(secret) in result.missing_images
+    # a local image named the same way is still shown
+    assert (
+        ImageResolver()(str(IMG0))
+        == "data:image/jpeg;base64," + base64.b64encode(IMG0.read_bytes()).decode()
+    )
