@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from gt_toolkit.cli.options import (
@@ -151,7 +152,7 @@ def _labels(args: argparse.Namespace, store: S3Store) -> list[str]:
     labels = list(args.labels)
     if args.label_file:
         text = _read_text(args.label_file, store)
-        if _is_json_config(text):
+        if _is_json_config(text, args.label_file):
             try:
                 labels += parse_label_category_config(text)
             except ValidationError as exc:
@@ -162,21 +163,20 @@ def _labels(args: argparse.Namespace, store: S3Store) -> list[str]:
     return labels
 
 
-def _is_json_config(text: str) -> bool:
+def _is_json_config(text: str, location: str) -> bool:
     """Whether a label file is a label category config (JSON), not one label per line.
 
-    A config is an object; a text that starts with ``[`` is JSON only if it parses, so a
-    first label such as ``[unsure]`` stays a label.
+    JSON when it parses as JSON; a text that does not is still taken for a broken config
+    (and reported) when the file is named ``.json`` or opens as an object does (``{`` and a
+    quote), so a first label such as ``{other}`` or ``[unsure]`` stays a label.
     """
     head = text.lstrip()
-    if head.startswith("{"):
-        return True
-    if not head.startswith("["):
+    if not head.startswith(("{", "[")):
         return False
     try:
         json.loads(text)
     except ValueError:
-        return False
+        return location.lower().endswith(".json") or re.match(r'\{\s*("|\}|$)', head) is not None
     return True
 
 

@@ -319,6 +319,7 @@ def test_label_file_byte_order_mark_is_not_part_of_a_label(
         pytest.param(b"car\ncaf\xe9\n", "labels:2: not UTF-8 text", id="latin-1"),
         pytest.param(b'{"labels": [{"label": "a"},]}', "label category config", id="bad-json"),
         pytest.param(b'["a", "b"]', "expected a JSON object, got list", id="json-list"),
+        pytest.param(b'{\n  "labels": [{"label": "a"}', "not JSON", id="cut-short"),
     ],
 )
 def test_bad_label_file_is_an_error_not_labels(
@@ -430,3 +431,37 @@ def test_offline_preview_reads_an_s3_manifest_through_the_given_endpoint(
     assert (tmp_path / "t.preview.html").exists()
     # line 2's image, not fetched (--offline): the page shows a placeholder for it
     assert f"placeholder for {json.loads(line)['source-ref']}" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "labels"),
+    [
+        ("{other}\nball\n", ["{other}", "ball"]),
+        ("{ unsure }\nball\n", ["{ unsure }", "ball"]),
+        ("[unsure]\nball\n", ["[unsure]", "ball"]),
+    ],
+)
+def test_a_first_label_in_braces_stays_a_label(
+    tmp_path: Path, content: str, labels: list[str]
+) -> None:
+    """A one-per-line label file whose first label is '{other}' was taken for a broken JSON
+    config: 'not JSON: unexpected character, expected a string key', exit 1."""
+    label_file = tmp_path / "labels.txt"
+    label_file.write_text(content, encoding="utf-8")
+    out = tmp_path / "t.html"
+    args = ["template", "-o", str(out), "--label-file", str(label_file), *BASE]
+    assert main([*args, "--static-labels"]) == 0
+    baked = json.dumps(labels).replace('"', "&#34;").replace("{", "&#123;").replace("}", "&#125;")
+    assert f'labels="{baked}"' in out.read_text()
+
+
+def test_a_broken_config_named_json_is_reported_not_read_as_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    label_file = tmp_path / "labels.json"
+    label_file.write_text("{labels: [car]}\n", encoding="utf-8")
+    code = main(
+        ["template", "-o", str(tmp_path / "t.html"), "--label-file", str(label_file), *BASE]
+    )
+    assert code == 1
+    assert "label category config" in capsys.readouterr().err
