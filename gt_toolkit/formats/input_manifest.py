@@ -32,11 +32,14 @@ def iter_folder_keys(
     *,
     extensions: Iterable[str] | None = DEFAULT_IMAGE_EXTENSIONS,
     exclude: Iterable[str] = (),
+    key_prefix: str = "",
 ) -> Iterator[str]:
     """Relative POSIX keys of the files under ``folder``, recursively, in sorted key order.
 
     Links are followed, as ``aws s3 sync`` does, except a link back to a folder that is being
-    walked: its files are listed already, and following it would never end.
+    walked: its files are listed already, and following it would never end. ``exclude``
+    globs match the relative key and, as an S3 listing's do, the full key (``key_prefix``,
+    the key of the prefix the folder is uploaded to, then the relative key).
 
     Raises:
         StorageError: the folder does not exist, a folder cannot be read, or a file name is
@@ -71,7 +74,10 @@ def iter_folder_keys(
     for key in walk(root, "", frozenset()):
         if exts is not None and not key.lower().endswith(exts):
             continue
-        if any(fnmatch.fnmatchcase(key, p) for p in patterns):
+        if any(
+            fnmatch.fnmatchcase(key, p) or fnmatch.fnmatchcase(key_prefix + key, p)
+            for p in patterns
+        ):
             continue
         found += 1
         yield key
@@ -157,8 +163,11 @@ def iter_input_records(
             [f"{text} is a local folder: give the s3://bucket/prefix/ its files are uploaded to"],
             what="manifest source",
         )
-    parse_s3_uri(s3_prefix, require_key=False)
-    for key in iter_folder_keys(text, extensions=extensions, exclude=exclude):
+    _bucket, prefix_key = parse_s3_uri(s3_prefix, require_key=False)
+    prefix_key = prefix_key.rstrip("/") + "/" if prefix_key.rstrip("/") else ""  # as joined
+    for key in iter_folder_keys(
+        text, extensions=extensions, exclude=exclude, key_prefix=prefix_key
+    ):
         yield {"source-ref": join_location(s3_prefix, key), **extra}
 
 

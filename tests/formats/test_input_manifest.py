@@ -174,3 +174,24 @@ def test_extra_attributes_that_json_cannot_write_are_refused(
     with pytest.raises(ValidationError, match=said):
         write_input_manifest(tmp_path, out, s3_prefix="s3://my-bucket/", extra=extra)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "pattern", ["thumbs/*", "raw/thumbs/*", "*/thumbs/*", "raw/a.jpg", "*.png", "raw/*/x.jpg"]
+)
+def test_a_folder_and_its_upload_exclude_the_same_keys(
+    pattern: str, tmp_path: Path, store: S3Store, bucket: str
+) -> None:
+    """An S3 listing matches --exclude against the relative and the full key; the folder
+    walk matched the relative key only, so 'raw/thumbs/*' or '*/thumbs/*' kept the
+    thumbnails of the local folder and dropped those of the same files in S3."""
+    keys = ["a.jpg", "b.png", "thumbs/a.jpg", "thumbs/x.jpg", "deep/x.jpg", "deep/thumbs/c.jpg"]
+    for key in keys:
+        (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / key).write_bytes(b"x")
+    seed_objects(bucket, [f"raw/{key}" for key in keys])
+    prefix = f"s3://{bucket}/raw/"
+    from_s3 = list(iter_input_records(prefix, exclude=[pattern], store=store))
+    from_folder = list(iter_input_records(tmp_path, s3_prefix=prefix, exclude=[pattern]))
+    assert from_folder == from_s3
+    assert len(from_s3) < len(keys)
