@@ -283,4 +283,5 @@ def seen_by_worker(label: str) -> str:
     format characters, single spaces); labels equal here show one button text.
     """
     text = unicodedata.normalize("NFC", label)
-    return " ".join("".join(c for c in text if unicodedata.category(c) != "Cf").split())
+    seen = (c for c in text if c.isspace() or unicodedata.category(c) not in ("Cf", "Cc"))
+    return " ".join("".join(seen).split())

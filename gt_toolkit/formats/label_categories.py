@@ -44,6 +44,8 @@ KNOWN_DOCUMENT_VERSIONS: Final = frozenset({"2018-11-28", "2021-05-13"})
 
 MAX_LABEL_LENGTH: Final = 256
 
+_UNSEEN: Final = frozenset({"Cf", "Cc"})  # Unicode categories a worker does not see
+
 # task type -> (minimum labels, maximum labels or None for unlimited).
 # Names follow the PRE-/ACS- Lambda suffixes. Limits: [DG] input-data-limits and the
 # label-category-config rules (single-label classification is unlimited by API).
@@ -135,13 +137,13 @@ def validate_labels(labels: Sequence[object], *, task_type: str = "BoundingBox")
 def _looks(label: str) -> str:
     """What a worker sees of a label, as a key: labels equal here show one button text.
 
-    One accent encoding (NFC), no invisible format characters (zero-width spaces and
-    joiners, bidi marks, soft hyphens), single spaces. ``"café"`` written with a precomposed
-    é and with ``e`` plus a combining accent are two labels that show one text; so are
-    ``"car"`` and ``"car"`` followed by a zero-width space.
+    One accent encoding (NFC), no invisible format or control characters (zero-width spaces
+    and joiners, bidi marks, soft hyphens, NUL), single spaces. ``"café"`` written with a
+    precomposed é and with ``e`` plus a combining accent are two labels that show one text;
+    so are ``"car"`` and ``"car"`` followed by a zero-width space.
     """
     text = unicodedata.normalize("NFC", label)
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    text = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) not in _UNSEEN)
     return " ".join(text.split())
 
 

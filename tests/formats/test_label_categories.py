@@ -58,6 +58,7 @@ def test_build_adds_ner_instructions() -> None:
         (["caf\u00e9", "cafe\u0301"], "BoundingBox", "'caf\\xe9' and 'cafe\\u0301' differ"),
         (["car", "car\u200b"], "BoundingBox", "'car' and 'car\\u200b' differ only"),
         (["\u200b\u2060"], "BoundingBox", "label #1 is only whitespace or invisible"),
+        (["car", "car\x07"], "BoundingBox", "'car' and 'car\\x07' differ only"),
     ],
     ids=[
         "bbox-empty",
@@ -76,6 +77,7 @@ def test_build_adds_ner_instructions() -> None:
         "accent-encodings",
         "zero-width-space",
         "invisible",
+        "control-character",
     ],
 )
 def test_validate_labels_reports_each_problem(
