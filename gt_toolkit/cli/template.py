@@ -58,11 +58,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--header", default="", help="the question shown above the image")
     short = p.add_mutually_exclusive_group()
-    short.add_argument("--short-instructions", default="", help="side-panel instructions text")
-    short.add_argument("--short-instructions-file", help="read the short instructions from a file")
+    short.add_argument(
+        "--short-instructions", default="", help="side-panel instructions (plain text)"
+    )
+    short.add_argument(
+        "--short-instructions-file", help="read the short instructions (plain text) from a file"
+    )
     full = p.add_mutually_exclusive_group()
-    full.add_argument("--full-instructions", default="", help="full instructions text")
-    full.add_argument("--full-instructions-file", help="read the full instructions from a file")
+    full.add_argument("--full-instructions", default="", help="full instructions (plain text)")
+    full.add_argument(
+        "--full-instructions-file", help="read the full instructions (plain text) from a file"
+    )
     p.add_argument(
         "--full-instructions-header",
         default="Full instructions",

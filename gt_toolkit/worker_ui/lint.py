@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
 from botocore.exceptions import BotoCoreError
+from markupsafe import Markup
 
 from gt_toolkit.errors import GtToolkitError
 from gt_toolkit.formats.label_categories import validate_labels
@@ -44,6 +46,13 @@ BOUNDING_BOX_ELEMENT_LABEL_LIMIT: Final = 10
 """The crowd-bounding-box element page says "Limit: 10 labels" (the job quota says 50)."""
 
 Severity = Literal["error", "warning"]
+
+# A tag of the kind people write instructions in: plain text shows it to workers as is.
+_HTML_TAG_RE: Final = re.compile(
+    r"</?(?:p|div|span|br|hr|ul|ol|li|b|i|u|em|strong|h[1-6]|img|a|table|tr|td|th|pre|code)"
+    r"(?:\s[^<>]*)?/?>",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +201,17 @@ def _text_findings(header: str, short: str, full: str) -> list[LintFinding]:
                     f"missing-{name}-instructions",
                     f"no {name} instructions: Ground Truth requires the <{name}-instructions> "
                     "region, and workers need to know what a correct label looks like",
+                )
+            )
+        elif not isinstance(text, Markup) and (tag := _HTML_TAG_RE.search(text)):
+            findings.append(
+                LintFinding(
+                    "warning",
+                    f"{name}-instructions-look-like-html",
+                    f"the {name} instructions hold HTML ({tag[0][:40]!r}), but instructions "
+                    "are plain text: workers would see the tags themselves. Write plain text "
+                    "(blank lines, '- ' bullets, '1.' lists) or, from Python, pass trusted "
+                    "HTML as markupsafe.Markup",
                 )
             )
     return findings

@@ -46,6 +46,18 @@ def test_clean_inputs_have_no_findings() -> None:
 @pytest.mark.parametrize(
     ("overrides", "code", "severity", "fragment"),
     [
+        (
+            {"short_instructions": "<p>Box <b>every</b> ball</p>"},
+            "short-instructions-look-like-html",
+            "warning",
+            "'<p>'",
+        ),
+        (
+            {"full_instructions": "Rules:\n<UL><li>tight</li></UL>"},
+            "full-instructions-look-like-html",
+            "warning",
+            "'<UL>'",
+        ),
         ({"labels": [f"l{i}" for i in range(11)]}, "too-many-labels", "warning", "11 labels"),
         ({"labels": ["a", "a"]}, "invalid-labels", "error", "appears 2 times"),
         ({"labels": []}, "invalid-labels", "error", "at least 1 label"),
@@ -76,6 +88,8 @@ def test_clean_inputs_have_no_findings() -> None:
         ),
     ],
     ids=[
+        "html-short",
+        "html-full",
         "11-labels",
         "duplicate-labels",
         "no-labels",
@@ -150,3 +164,22 @@ def test_a_filter_ground_truth_lacks_is_an_error() -> None:
     assert codes(findings) == {"liquid-filter": "error"}
     assert "'grant_read_acess'" in str(findings[0])
     assert "did you mean 'grant_read_access'?" in str(findings[0])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Boxes must be tight: width < 5 px off, height > 0.",
+        "Use the a<b rule: left edge < right edge.",
+        "Type <ball> for a ball.",
+    ],
+)
+def test_text_with_angle_brackets_is_not_html(text: str) -> None:
+    assert lint(short_instructions=text, full_instructions=text) == []
+
+
+def test_trusted_markup_instructions_are_not_flagged() -> None:
+    from markupsafe import Markup
+
+    html = Markup("<p>Box <b>every</b> ball</p>")
+    assert lint(short_instructions=html, full_instructions=html) == []
