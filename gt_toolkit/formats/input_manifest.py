@@ -61,15 +61,21 @@ def iter_folder_keys(
                 return
             with os.scandir(path) as it:
                 # "name/" for folders sorts exactly as their keys do among sibling files.
-                entries = sorted(((e.name + "/" if e.is_dir() else e.name), e) for e in it)
+                # Names only, and only those kept: a flat folder of a million images held a
+                # DirEntry each, 460 bytes a file (460 MB); a name is about 70.
+                names = sorted(
+                    e.name + "/" if e.is_dir() else e.name
+                    for e in it
+                    if e.is_dir()
+                    or (e.is_file() and (exts is None or e.name.lower().endswith(exts)))
+                )
         except OSError as exc:
             raise StorageError(f"cannot list {path}: {exc.strerror or exc}") from exc
-        for sort_name, entry in entries:
-            key = rel + entry.name
-            if sort_name.endswith("/"):
-                yield from walk(Path(entry.path), key + "/", here)
-            elif entry.is_file():
-                yield _utf8_key(key, entry.path)
+        for name in names:
+            if name.endswith("/"):
+                yield from walk(path / name[:-1], rel + name, here)
+            else:
+                yield _utf8_key(rel + name, str(path / name))
 
     for key in walk(root, "", frozenset()):
         if exts is not None and not key.lower().endswith(exts):
