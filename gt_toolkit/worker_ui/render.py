@@ -151,6 +151,20 @@ def text_to_html(text: str) -> Markup:
     return Markup("".join(blocks))
 
 
+def _carries_metadata(img: Any) -> bool:
+    """Whether an image says more than its pixels (EXIF, XMP, a comment, PNG text).
+
+    EXIF holds a phone photo's GPS position and the camera owner's name. An image embedded
+    byte for byte carries them to every worker who opens the task; a re-encoded one (what
+    :func:`_embed_local_image` does otherwise) does not.
+    """
+    if img.getexif():
+        return True
+    if any(key in img.info for key in ("xmp", "XML:com.adobe.xmp", "comment", "photoshop")):
+        return True
+    return bool(getattr(img, "text", None))
+
+
 def _embed_local_image(path: Path, max_side: int) -> str:
     """A local image as a data URI, downscaled (and re-encoded) when it is large."""
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -164,16 +178,22 @@ def _embed_local_image(path: Path, max_side: int) -> str:
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format or ""
-            if fmt in _MIME and max(img.size) <= max_side and len(data) <= _MAX_EMBED_BYTES:
+            small_already = max(img.size) <= max_side and len(data) <= _MAX_EMBED_BYTES
+            if fmt in _MIME and small_already and not _carries_metadata(img):
                 return data_uri(data, _MIME[fmt])
             small = ImageOps.exif_transpose(img)
             small.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
             out = io.BytesIO()
-            if small.mode in ("RGBA", "LA") or "transparency" in small.info:
-                small.convert("RGBA").save(out, format="PNG", optimize=True)
+            alpha = small.mode in ("RGBA", "LA") or "transparency" in small.info
+            pixels = small.convert("RGBA" if alpha else "RGB")
+            # the colour profile stays; a comment, EXIF or text would be saved along
+            pixels.info = {k: v for k, v in pixels.info.items() if k == "icc_profile"}
+            # a small PNG re-encoded only to drop its metadata stays lossless
+            if alpha or (fmt == "PNG" and small_already):
+                pixels.save(out, format="PNG", optimize=True)
                 mime = "image/png"
             else:
-                small.convert("RGB").save(out, format="JPEG", quality=85, optimize=True)
+                pixels.save(out, format="JPEG", quality=85, optimize=True)
                 mime = "image/jpeg"
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise TemplateError(f"example image {path} is not a readable image: {exc}") from exc

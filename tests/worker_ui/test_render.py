@@ -413,3 +413,44 @@ def test_a_numbered_list_resumed_after_a_note_keeps_its_numbers() -> None:
 def test_a_line_starting_with_a_huge_number_is_a_paragraph() -> None:
     """The list number is read with int(): 5,000 digits would exceed Python's int limit."""
     assert text_to_html("9" * 5000 + ". boxes") == "<p>" + "9" * 5000 + ". boxes</p>"
+
+
+def _embedded(path: Path) -> bytes:
+    src = example_image_src(path)
+    assert src.startswith("data:image/")
+    return base64.b64decode(src.split(",", 1)[1])
+
+
+def test_a_small_example_photo_does_not_carry_its_gps_position(tmp_path: Path) -> None:
+    """A phone photo small enough to embed as is went into the template byte for byte, EXIF
+    and all: every worker who opened the task could read where it was taken (larger photos
+    were re-encoded without it)."""
+    exif = Image.Exif()
+    exif[0x010F] = "CameraOwnerPhone"
+    exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 1.0)}
+    photo = tmp_path / "good.jpg"
+    Image.new("RGB", (64, 48), "blue").save(photo, exif=exif.tobytes())
+    data = _embedded(photo)
+    assert b"CameraOwnerPhone" not in data
+    with Image.open(io.BytesIO(data)) as img:
+        assert not img.getexif().get_ifd(0x8825)
+        assert img.size == (64, 48)
+
+
+@pytest.mark.parametrize("side", [60, 1000])
+def test_example_comments_and_text_chunks_are_not_embedded(tmp_path: Path, side: int) -> None:
+    """A JPEG comment reached the template whatever the size (Pillow saves im.info's comment
+    when re-encoding too); a small PNG's text chunks went in as is."""
+    jpeg = tmp_path / "c.jpg"
+    Image.new("RGB", (side, side), "red").save(jpeg, comment=b"internal ticket 1234")
+    assert b"ticket" not in _embedded(jpeg)
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "Jane Private")
+    png = tmp_path / "t.png"
+    Image.new("RGB", (side, side), "red").save(png, pnginfo=info)
+    data = _embedded(png)
+    assert b"Jane Private" not in data
+    if side <= 480:  # re-encoded only to drop the text: still a lossless PNG
+        assert data.startswith(b"\x89PNG")
