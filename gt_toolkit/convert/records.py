@@ -25,6 +25,7 @@ from gt_toolkit.formats.output_manifest import (
 from gt_toolkit.progress import progress
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.image_mirror import read_image_size
+from gt_toolkit.types import ImageSize
 
 if TYPE_CHECKING:
     from gt_toolkit.convert.staging import StagedOutput
@@ -54,12 +55,14 @@ def read_records(
     desc: str = "objects",
     check: Callable[[DetectionRecord | ClassificationRecord], str | None] | None = None,
     out: StagedOutput | None = None,
+    size_of: Callable[[str], ImageSize | None] | None = None,
 ) -> Iterator[DetectionRecord | ClassificationRecord]:
     """The records of ``source`` under the options; ``first_pass`` reports no rejects.
 
     ``check`` refuses a record the target cannot use, as a reject with the returned reason
-    (see :func:`~gt_toolkit.formats.output_manifest.iter_output_records`). Each record's
-    image is one the run reads, so ``out`` never removes it (:meth:`StagedOutput.read`).
+    (see :func:`~gt_toolkit.formats.output_manifest.iter_output_records`), ``size_of``
+    sizes the images of labels without ``image_size``. Each record's image is one the run
+    reads, so ``out`` never removes it (:meth:`StagedOutput.read`).
     """
     records = iter_output_records(
         source,
@@ -73,6 +76,7 @@ def read_records(
         empty_policy=options.empty_policy or default_empty,
         log_rejects=not first_pass,
         check=check,
+        size_of=size_of,
     )
     if out is not None:
         records = _noted(records, out)
@@ -105,16 +109,22 @@ def read_classifications(
             yield rec
 
 
-def _record_size(rec: DetectionRecord, copier: ImageCopier) -> tuple[int, int, int] | None:
-    """``(width, height, depth)`` from the label, else from a local mirror of the image."""
-    if rec.image_size is not None:
-        size = rec.image_size
-        return size["width"], size["height"], size.get("depth", 3)
-    local = copier.local_path(rec.source_ref)
-    found = read_image_size(local) if local is not None else None
-    if found is None:
+def _record_size(rec: DetectionRecord) -> tuple[int, int, int] | None:
+    """``(width, height, depth)`` from the label, or from the image when it had none."""
+    if rec.image_size is None:
         return None
-    return found["width"], found["height"], 3
+    size = rec.image_size
+    return size["width"], size["height"], size.get("depth", 3)
+
+
+def _mirror_size(copier: ImageCopier) -> Callable[[str], ImageSize | None]:
+    """The size of a source-ref's image read from its local mirror (``None``: none there)."""
+
+    def size_of(source_ref: str) -> ImageSize | None:
+        local = copier.local_path(source_ref)
+        return read_image_size(local) if local is not None else None
+
+    return size_of
 
 
 def sized_detections(
@@ -128,8 +138,10 @@ def sized_detections(
 ) -> Iterator[tuple[DetectionRecord, tuple[int, int, int], str]]:
     """Detection records with their ``(width, height, depth)`` and a unique image file name.
 
-    Every per-image target needs the size; a record without ``image_size`` and without a
-    local mirror of its image is a ``no-image-size`` reject, in the rejects file like any other.
+    Every per-image target needs the size; a record without ``image_size`` is sized from a
+    local mirror of its image, its boxes clipped to that size as to a label's own (a box past
+    the image made YOLO centres and VOC edges outside it); one without either is a
+    ``no-image-size`` reject, in the rejects file like any other.
     A second line of a source-ref already read is a ``duplicate-source-ref`` reject: its label
     file would overwrite the first one's (the first line wins; the run then reports a loss).
     """
@@ -140,7 +152,7 @@ def sized_detections(
     def sized(rec: DetectionRecord | ClassificationRecord) -> str | None:
         if rec.source_ref in seen:
             return "duplicate-source-ref"
-        size = _record_size(cast(DetectionRecord, rec), copier)
+        size = _record_size(cast(DetectionRecord, rec))
         if size is None:
             return "no-image-size"
         seen.add(rec.source_ref)
@@ -148,7 +160,14 @@ def sized_detections(
         return None
 
     records = read_records(
-        source, options, kinds=DETECTION, stats=stats, desc=desc, check=sized, out=out
+        source,
+        options,
+        kinds=DETECTION,
+        stats=stats,
+        desc=desc,
+        check=sized,
+        out=out,
+        size_of=_mirror_size(copier),
     )
     for rec in cast(Iterator[DetectionRecord], records):  # kinds=DETECTION: nothing else
         yield rec, sizes.pop(rec.line_no), namer(rec.source_ref)

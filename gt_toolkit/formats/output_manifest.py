@@ -380,6 +380,9 @@ class OutputReader:
         class_map: a known class map to check against (and extend).
         stats: filled in as lines go by.
         source: the file name used in messages.
+        size_of: the size of a ``source-ref``'s image, asked when a detection label has no
+            ``image_size``: its boxes are then clipped (or rejected) against that size as
+            against the label's own, so no box reaches past the image it is written for.
     """
 
     def __init__(
@@ -392,8 +395,10 @@ class OutputReader:
         class_map: ClassMap | None = None,
         stats: OutputStats | None = None,
         source: str = "<manifest>",
+        size_of: Callable[[str], ImageSize | None] | None = None,
     ) -> None:
         self.want = want
+        self.size_of = size_of
         self.attribute = label_attribute
         self.box_policy = BoxPolicy(box_policy)
         self.empty_policy = EmptyPolicy(empty_policy)
@@ -510,6 +515,8 @@ class OutputReader:
             self._last_size = _image_size(sizes)
             self._last_sizes = sizes
         size = self._last_size
+        if size is None and self.size_of is not None:
+            size = self.size_of(source_ref)
         class_names = meta.get("class-map")
         if class_names.__class__ is not dict:
             class_names = {}
@@ -896,6 +903,7 @@ def _iter_output(
     log_rejects: bool = True,
     check: Callable[[_Record], str | None] | None = None,
     blank_lines: list[int] | None = None,
+    size_of: Callable[[str], ImageSize | None] | None = None,
 ) -> Iterator[_Record]:
     """The records of one output manifest, rejects routed to one sink (the public readers)."""
     name = str(location)
@@ -908,6 +916,7 @@ def _iter_output(
         class_map=class_map,
         stats=out_stats,
         source=name,
+        size_of=size_of,
     )
     blank = blank_lines if blank_lines is not None else []
     sink = RejectsSink(
@@ -1035,13 +1044,15 @@ def iter_output_records(
     class_map: ClassMap | None = None,
     log_rejects: bool = True,
     check: Callable[[DetectionRecord | ClassificationRecord], str | None] | None = None,
+    size_of: Callable[[str], ImageSize | None] | None = None,
 ) -> Iterator[DetectionRecord | ClassificationRecord]:
     """Stream records of any of ``kinds`` (for targets that take detection or classification).
 
     ``log_rejects=False`` with no ``rejects`` file drops rejects silently: for a first pass
     over a file that a second pass will report on. ``check`` lets a caller refuse a record
     the reader accepted (a converter that needs the image size): it returns a reject reason
-    or ``None``, and a refused record is a reject like the reader's own.
+    or ``None``, and a refused record is a reject like the reader's own. ``size_of`` sizes
+    the images of detection labels without ``image_size`` (see :class:`OutputReader`).
     """
     return _iter_output(
         location,
@@ -1056,4 +1067,5 @@ def iter_output_records(
         class_map=class_map,
         log_rejects=log_rejects,
         check=check,
+        size_of=size_of,
     )

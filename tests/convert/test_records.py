@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gt_toolkit.convert import ConvertOptions, Target, convert_output
-from tests.helpers import read_jsonl
+from gt_toolkit.errors import ConversionError
+from tests.helpers import image_mirror, read_jsonl
 
 FORWARD_DETECTION = [
     Target.AUGMENTED,
@@ -32,6 +35,7 @@ def _line(ref: str, box: dict[str, Any]) -> bytes:
     return (body % (ref, "{" + fields + "}")).encode()
 
 
+_SIZE = b'"image_size": [{"width": 100, "height": 80, "depth": 3}], '
 GOOD = {"class_id": "0", "left": "1", "top": "2", "width": "30", "height": "40"}
 
 # (case, box fields as raw JSON, reason); raw JSON so 2^64 arrives as JSON writes it.
@@ -121,3 +125,53 @@ def test_a_line_without_image_size_is_a_written_reject_not_an_empty_image(
     [rejected] = read_jsonl(rejects)
     assert (rejected["line"], rejected["reason"]) == (2, "no-image-size")
     assert "sizeless.jpg" in rejected["raw"]
+
+
+def _written_box(target: Target, out: Path) -> list[float]:
+    """The one box a target wrote, as ``[xmin, ymin, xmax, ymax]`` pixels of a 100x80 image."""
+    if target is Target.YOLO:
+        [label] = list((out / "labels").rglob("*.txt"))
+        _, cx, cy, w, h = (float(v) for v in label.read_text().split())
+        return [(cx - w / 2) * 100, (cy - h / 2) * 80, (cx + w / 2) * 100, (cy + h / 2) * 80]
+    if target is Target.VOC:
+        [xml] = list((out / "Annotations").glob("*.xml"))
+        box = ET.parse(xml).getroot().find("object/bndbox")
+        assert box is not None
+        return [float(box.findtext(tag) or "nan") for tag in ("xmin", "ymin", "xmax", "ymax")]
+    if target is Target.COCO:
+        doc = json.loads((out / "annotations" / "instances_default.json").read_text())
+        x, y, w, h = doc["annotations"][0]["bbox"]
+        return [x, y, x + w, y + h]
+    if target is Target.JUMPSTART_OD:
+        return [
+            float(v)
+            for v in json.loads((out / "annotations.json").read_text())["annotations"][0]["bbox"]
+        ]
+    [doc_file] = list(out.glob("*_annotation/*.json"))
+    ann = json.loads(doc_file.read_text())["annotations"][0]
+    return [ann["left"], ann["top"], ann["left"] + ann["width"], ann["top"] + ann["height"]]
+
+
+@pytest.mark.parametrize("target", SIZED, ids=str)
+def test_boxes_past_an_image_sized_from_its_file_are_clipped_like_any_other(
+    tmp_path: Path, target: Target
+) -> None:
+    """A label without image_size takes the size of its mirrored image, and its boxes with it.
+
+    The box reached 30 px past the right edge: it was written as it was (YOLO centre 1.0,
+    VOC xmax 120 in a 100 px image) and counted as unclipped, under the default ``clip``.
+    """
+    src = tmp_path / "in.manifest"
+    box = {**GOOD, "left": "70", "top": "-10", "width": "60", "height": "40"}
+    src.write_bytes(_line("sizeless.jpg", box).replace(_SIZE, b""))
+    mirror = image_mirror(tmp_path, src, size=(100, 80))
+    out = tmp_path / "out"
+    result = convert_output(target, src, out, ConvertOptions(images_dir=str(mirror)))
+    assert result.stats.clipped_boxes == 1
+    assert _written_box(target, out) == pytest.approx([70, 0, 100, 30], abs=1e-3)
+
+    rejects = tmp_path / "rejects.jsonl"
+    options = ConvertOptions(images_dir=str(mirror), box_policy="reject", rejects=rejects)
+    with pytest.raises(ConversionError, match="nothing was converted"):
+        convert_output(target, src, tmp_path / "strict", options)
+    assert [r["reason"] for r in read_jsonl(rejects)] == ["box-outside-image"]
