@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import unicodedata
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
@@ -53,7 +54,10 @@ class ImageNamer:
 
     Two source-refs with one stem (``a/img.jpg``, ``b/img.jpg``, ``c/img.png``) must not
     overwrite each other's image or annotation file; later ones get a short hash of their
-    source-ref before the extension.
+    source-ref before the extension. Stems are compared case- and normalisation-blind
+    (``IMG.jpg``, ``img.jpg``): the dataset is one folder on a laptop's case-insensitive
+    disk too, where such files replace each other. A hashed stem that another image already
+    holds (a dataset this tool wrote, listed beside its originals) is hashed again.
     """
 
     def __init__(self) -> None:
@@ -63,13 +67,16 @@ class ImageNamer:
         """The file name for ``source_ref``."""
         base = PurePosixPath(source_ref).name  # a key ending in '/..' has the name '..'
         p = PurePosixPath(base if base not in ("", "..") else "image")
-        owner = self._owner.setdefault(p.stem, source_ref)
-        if owner == source_ref:
-            return p.name
-        digest = hashlib.blake2b(source_ref.encode(), digest_size=4).hexdigest()
-        stem = f"{p.stem}-{digest}"
-        self._owner.setdefault(stem, source_ref)
+        stem, salt = p.stem, ""
+        while self._owner.setdefault(_folded(stem), source_ref) != source_ref:
+            digest = hashlib.blake2b(f"{source_ref}{salt}".encode(), digest_size=4).hexdigest()
+            stem, salt = f"{p.stem}-{digest}", f"{salt}#"
         return f"{stem}{p.suffix}"
+
+
+def _folded(stem: str) -> str:
+    """The form in which two stems name one file on a case-insensitive disk (NTFS, APFS)."""
+    return unicodedata.normalize("NFC", stem).casefold()
 
 
 class ImageCopier:

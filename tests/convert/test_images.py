@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import PurePosixPath
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -32,3 +34,45 @@ def test_every_name_is_one_plain_segment_and_distinct(keys: list[str]) -> None:
         assert name not in ("", ".", "..") and "/" not in name
         assert PurePosixPath(name).name == name
     assert len(set(names)) == len(names)
+
+
+def _stem_key(name: str) -> str:
+    return PurePosixPath(name).stem.casefold()
+
+
+def test_a_hashed_name_another_image_holds_is_hashed_again() -> None:
+    """``c/img-<hash of b/img.jpg>.jpg`` (an export of this tool beside its originals) came
+    first: ``b/img.jpg`` was given that same name, and its label file replaced c's."""
+    clash = hashlib.blake2b(b"s3://b/b/img.jpg", digest_size=4).hexdigest()
+    refs = [f"s3://b/c/img-{clash}.jpg", "s3://b/a/img.jpg", "s3://b/b/img.jpg"]
+    namer = ImageNamer()
+    names = [namer(ref) for ref in refs]
+    assert names[:2] == [f"img-{clash}.jpg", "img.jpg"]
+    assert len({_stem_key(n) for n in names}) == 3
+    assert [namer(ref) for ref in refs] == names  # stable for source-refs seen again
+
+
+def test_stems_that_differ_only_in_case_are_two_names() -> None:
+    """``IMG.jpg`` and ``img.jpg`` are one file on a case-insensitive disk (macOS, Windows)."""
+    namer = ImageNamer()
+    names = [namer(r) for r in ("s3://b/a/IMG.jpg", "s3://b/b/img.jpg", "s3://b/c/Img.png")]
+    assert names[0] == "IMG.jpg"
+    assert len({_stem_key(n) for n in names}) == 3
+
+
+@given(
+    st.lists(st.text(st.sampled_from("aA./-_"), min_size=1, max_size=6), max_size=12),
+    st.data(),
+)
+def test_stems_stay_distinct_among_names_that_look_hashed(keys: list[str], data: Any) -> None:
+    """Some refs are named like the hashed names of others: every stem is still one file's."""
+    refs = list(dict.fromkeys(f"s3://bucket/{k}" for k in keys))
+    for ref in list(refs):
+        if data.draw(st.booleans()):
+            digest = hashlib.blake2b(ref.encode(), digest_size=4).hexdigest()
+            stem = PurePosixPath(PurePosixPath(ref).name).stem
+            refs.insert(0, f"s3://bucket/copy/{stem}-{digest}.jpg")
+    refs = list(dict.fromkeys(refs))
+    namer = ImageNamer()
+    names = [namer(ref) for ref in refs]
+    assert len({_stem_key(n) for n in names}) == len(names)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,30 @@ def test_data_yaml_reads_back_any_class_name_and_refuses_absurd_ids(tmp_path: Pa
     with pytest.raises(ConversionError, match="renumber the classes"):
         convert_output("yolo", sparse, tmp_path / "yolo", ConvertOptions())
     assert not (tmp_path / "yolo").exists()
+
+
+def test_images_named_like_another_ones_hashed_name_keep_their_own_label_files(
+    tmp_path: Path,
+) -> None:
+    """An export's ``img-<hash>.jpg`` listed before the two ``img.jpg`` it came from: the
+    second ``img.jpg`` got that same name, and its label file replaced the export's."""
+    lines = API.read_text().splitlines()[:3]
+    clash = hashlib.blake2b(b"s3://gt-demo-bucket/b/img.png", digest_size=4).hexdigest()
+    refs = [f"cars/img-{clash}.png", "a/img.png", "b/img.png"]
+    src = tmp_path / "in.manifest"
+    src.write_text(
+        "".join(
+            line.replace(json.loads(line)["source-ref"], f"s3://gt-demo-bucket/{ref}") + "\n"
+            for line, ref in zip(lines, refs, strict=True)
+        )
+    )
+    mirror = image_mirror(tmp_path, src)
+    out = tmp_path / "yolo"
+    options = ConvertOptions(validation_fraction=0, copy_images=True, images_dir=str(mirror))
+    convert_output("yolo", src, out, options)
+    labels = sorted(p.name for p in (out / "labels" / "train").iterdir())
+    assert len(labels) == 3
+    back = tmp_path / "back.manifest"
+    convert_output("from-yolo", out, back, ConvertOptions())
+    original = {r.source_ref: len(r.boxes) for r in iter_detection_records(src)}
+    assert {r.source_ref: len(r.boxes) for r in iter_detection_records(back)} == original
