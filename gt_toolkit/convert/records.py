@@ -102,8 +102,23 @@ def read_classifications(
     out: StagedOutput,
     desc: str = "objects",
 ) -> Iterator[ClassificationRecord]:
-    """Image-classification records (see :func:`read_records`)."""
-    records = read_records(source, options, kinds=CLASSIFICATION, stats=stats, desc=desc, out=out)
+    """Image-classification records (see :func:`read_records`), one per image.
+
+    These targets copy each image under its class: a second line of a source-ref already
+    read is a ``duplicate-source-ref`` reject, as for the per-image detection targets
+    (concatenated jobs put ``a.jpg`` in both ``cat/`` and ``dog/``, and in ``.lst`` twice).
+    """
+    seen: set[str] = set()
+
+    def once(rec: DetectionRecord | ClassificationRecord) -> str | None:
+        if rec.source_ref in seen:
+            return "duplicate-source-ref"
+        seen.add(rec.source_ref)
+        return None
+
+    records = read_records(
+        source, options, kinds=CLASSIFICATION, stats=stats, desc=desc, check=once, out=out
+    )
     for rec in records:
         if isinstance(rec, ClassificationRecord):
             yield rec

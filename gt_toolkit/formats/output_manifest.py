@@ -861,6 +861,10 @@ def _checked(
             out_stats.empty_images -= not record.labels
             out_stats.clipped_boxes -= record.clipped
             out_stats.dropped_boxes -= record.dropped
+        else:  # its classes were counted as images of them
+            out_stats.images_per_class.subtract(record.labels)
+            out_stats.images_per_class += Counter()
+            out_stats.empty_images -= not record.labels
         out_stats.rejected[reason] += 1
         sink.add(
             {

@@ -8,7 +8,7 @@ import pytest
 
 from gt_toolkit.convert import ConvertOptions, convert_output
 from gt_toolkit.errors import ConversionError
-from tests.helpers import DATA
+from tests.helpers import DATA, image_mirror, read_jsonl
 
 OUTPUTS = DATA / "outputs"
 CONSOLE = OUTPUTS / "console-job.manifest"
@@ -124,3 +124,37 @@ def test_lst_refuses_an_image_name_that_would_split_its_row(tmp_path: Path) -> N
     with pytest.raises(ConversionError, match=r"line 3: the image name 'p\\t3.jpg'"):
         convert_output("lst", src, tmp_path / "lst", ConvertOptions(copy_images=False))
     assert not (tmp_path / "lst").exists()
+
+
+@pytest.mark.parametrize("target", ["lst", "class-folders"])
+def test_a_second_line_of_one_image_is_a_reject_not_a_second_class(
+    tmp_path: Path, target: str
+) -> None:
+    """Two jobs' outputs concatenated: p1.jpg is a dog on line 1 and a cat on line 4.
+
+    It was copied into both ``dog/`` and ``cat/`` (two rows of ``.lst``), exit 0: the
+    per-image detection targets reject such a line as ``duplicate-source-ref``.
+    """
+    lines = [orjson.loads(x) for x in CLASSIFIED.read_text().splitlines()[:3]]
+    again = {**lines[0], "animal": 0}
+    again["animal-metadata"] = {**lines[0]["animal-metadata"], "class-name": "cat"}
+    src = tmp_path / "twice.manifest"
+    src.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in [*lines, again]))
+    rejects = tmp_path / "rejects.jsonl"
+    out = tmp_path / "out"
+    options = ConvertOptions(
+        validation_fraction=0, rejects=rejects, images_dir=str(image_mirror(tmp_path, src))
+    )
+    result = convert_output(target, src, out, options)
+    assert result.stats.rejected == {"duplicate-source-ref": 1}
+    assert result.stats.lost_total == 1  # the run reports a loss (exit 1)
+    assert result.stats.objects == 3
+    assert dict(result.stats.images_per_class) == {"dog": 1, "cat": 2}
+    assert [(r["line"], r["reason"]) for r in read_jsonl(rejects)] == [(4, "duplicate-source-ref")]
+    copies = sorted(p.relative_to(out / "train").as_posix() for p in (out / "train").rglob("*.jpg"))
+    if target == "class-folders":
+        assert copies == ["cat/p2.jpg", "cat/p3.jpg", "dog/p1.jpg"]
+    else:
+        assert copies == ["p1.jpg", "p2.jpg", "p3.jpg"]
+        rows = [x.split("\t") for x in (out / "train.lst").read_text().splitlines()]
+        assert [row[1:] for row in rows] == [["1", "p1.jpg"], ["0", "p2.jpg"], ["0", "p3.jpg"]]
