@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -41,3 +42,44 @@ def test_stratified_split_gives_each_class_its_share(tmp_path: Path) -> None:
     rare = [x for x in val if x["b"]["annotations"][0]["class_id"] == 1]
     assert len(val) == 12
     assert len(rare) == 2
+
+
+def test_records_refused_after_the_plan_keep_the_others_on_their_planned_split(
+    tmp_path: Path,
+) -> None:
+    """20 lines without image_size (``no-image-size`` rejects of the converting pass only)
+    sat between the common and the rare class: each rare image took the split planned for
+    the line before it, and the rare class got 6 validation images for its planned 5."""
+    rows = [_detection(f"car{i}.jpg", 0) for i in range(20)]
+    for i in range(20):
+        row = _detection(f"nosize{i}.jpg", 0)
+        del row["b"]["image_size"]
+        rows.append(row)
+    rows += [_detection(f"bus{i}.jpg", 1) for i in range(10)]
+    src = tmp_path / "in.manifest"
+    src.write_bytes(b"\n".join(orjson.dumps(r) for r in rows) + b"\n")
+    for seed in range(5):
+        out = tmp_path / f"yolo{seed}"
+        options = ConvertOptions(
+            validation_fraction=0.5, stratify=True, seed=seed, rejects=tmp_path / "r.jsonl"
+        )
+        result = convert_output("yolo", src, out, options)
+        assert result.stats.rejected == {"no-image-size": 20}
+        validation = [p.stem for p in (out / "labels" / "val").glob("*.txt")]
+        assert sum(stem.startswith("bus") for stem in validation) == 5, seed
+
+
+def _detection(name: str, cls: int) -> dict[str, Any]:
+    return {
+        "source-ref": f"s3://bkt-x/{name}",
+        "b": {
+            "image_size": [{"width": 100, "height": 100, "depth": 3}],
+            "annotations": [{"class_id": cls, "left": 1, "top": 1, "width": 5, "height": 5}],
+        },
+        "b-metadata": {
+            "objects": [{"confidence": 0}],
+            "class-map": {str(cls): ["common", "rare"][cls]},
+            "type": "groundtruth/object-detection",
+            "creation-date": "2024-01-01T00:00:00",
+        },
+    }
