@@ -5,7 +5,7 @@ to [0, 1]; an empty file is a negative image), ``images/{train,val}/`` when imag
 ``data.yaml`` and ``classes.txt`` with the names, and ``sources.jsonl`` mapping each label file
 back to its ``source-ref`` (``from-yolo`` uses it). The YOLO class index is the Ground Truth
 ``class_id``, so label files stream out without a second pass; unused ids get placeholder
-names.
+names (``class_<id>``, with ``_`` added while a class holds that name).
 
 ``data.yaml`` names the dataset folder as an absolute ``path`` for a local output: Ultralytics
 resolves a relative ``path`` against the current directory, not the file. For an S3 output it
@@ -116,4 +116,14 @@ def _names(stats: OutputStats) -> list[str]:
             "and this would list every id below it; renumber the classes (gt-convert coco, "
             "then from-coco, numbers them densely)"
         )
-    return [ids.get(i) or f"class_{i}" for i in range(top + 1)]
+    taken = set(ids.values())
+    names = []
+    for i in range(top + 1):
+        name = ids.get(i)
+        if name is None:  # a placeholder no class holds: data.yaml names each id once
+            name = f"class_{i}"
+            while name in taken:
+                name += "_"
+            taken.add(name)
+        names.append(name)
+    return names

@@ -200,3 +200,29 @@ def test_images_named_like_another_ones_hashed_name_keep_their_own_label_files(
     convert_output("from-yolo", out, back, ConvertOptions())
     original = {r.source_ref: len(r.boxes) for r in iter_detection_records(src)}
     assert {r.source_ref: len(r.boxes) for r in iter_detection_records(back)} == original
+
+
+def test_placeholder_names_of_unused_ids_are_no_class_name(tmp_path: Path) -> None:
+    """Class 0 is named ``class_1`` and id 1 is unused: data.yaml named both 0 and 1
+    ``class_1``, and from-yolo refused the dataset (two classes of one name)."""
+    lines = [json.loads(x) for x in API.read_text().splitlines()]
+    for line in lines:
+        meta = line["boxes-metadata"]
+        cmap = {k: "class_1" if k == "0" else v for k, v in meta["class-map"].items()}
+        meta["class-map"] = {k: v for k, v in cmap.items() if k != "1"}
+        kept = [a for a in line["boxes"]["annotations"] if a["class_id"] != 1]
+        meta["objects"] = meta["objects"][: len(kept)]
+        line["boxes"]["annotations"] = kept
+    src = tmp_path / "in.manifest"
+    src.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    mirror = image_mirror(tmp_path, src)
+    out = tmp_path / "yolo"
+    options = ConvertOptions(copy_images=True, images_dir=str(mirror))
+    result = convert_output("yolo", src, out, options)
+    names = result.extra["names"]
+    assert names[0] == "class_1" and names[2] == "bike"
+    assert len(set(names)) == 3
+    back = tmp_path / "back.manifest"
+    convert_output("from-yolo", out, back, ConvertOptions())
+    original = {r.source_ref: r.labels for r in iter_detection_records(src)}
+    assert {r.source_ref: r.labels for r in iter_detection_records(back)} == original
