@@ -69,7 +69,9 @@ class ConverterSpec:
     known only as it runs, so no other output of the run may go there, and ``copy_folders``
     those of them that hold the copied images (written only when it copies them; a target
     that does not read ``copy_images`` always does); ``file_ending`` is the ``-o`` ending
-    that makes an output manifest's conversion one file, not a folder.
+    that makes an output manifest's conversion one file, not a folder; ``names_by_id``
+    says its classes are numbered by id, so two ids of one name would be two classes (an
+    error), where ``class-folders`` files images by name and takes them as one.
     """
 
     function: str
@@ -83,6 +85,7 @@ class ConverterSpec:
     image_folders: tuple[str, ...] = ()
     copy_folders: tuple[str, ...] = ()
     file_ending: str = ""
+    names_by_id: bool = True
 
     def writes_folder(self, out: str) -> bool:
         """Whether ``-o out`` is a folder (with ``folder_files``) or one file (``side_files``)."""
@@ -156,6 +159,7 @@ CONVERTERS: dict[Target, ConverterSpec] = {
         _READER | _SPLIT | _MIRROR,
         image_folders=("train", "validation"),
         copy_folders=("train", "validation"),
+        names_by_id=False,
     ),
     Target.JUMPSTART_OD: ConverterSpec(
         "jumpstart:to_jumpstart_od",
@@ -247,6 +251,8 @@ def convert_output(
         result = spec.load()(source, staged, options)
         if result.stats.objects == 0:
             raise ConversionError(_nothing_converted(source, result, options))
+        if spec.input_kind == "output-manifest" and spec.names_by_id:
+            result.stats.class_map.refuse_shared_names()
     return result
 
 

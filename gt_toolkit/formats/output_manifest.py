@@ -180,6 +180,31 @@ class ClassMap:
                 "class-map)"
             )
 
+    def refuse_shared_names(self) -> None:
+        """Refuse a name that two class ids carry (for targets that number classes by id).
+
+        Each line's ``class-map`` lists only its own classes, so two jobs whose label lists
+        put ``cat`` at different places give ``0: cat`` and ``1: cat`` without an id clash:
+        a trainer would learn two classes named ``cat`` (VOC, which names boxes, one).
+
+        Raises:
+            ConversionError: naming the ids and the lines that first named them.
+        """
+        owner: dict[str, int] = {}
+        for class_id in sorted(self.names):
+            name = self.names[class_id]
+            first = owner.setdefault(name, class_id)
+            if first != class_id:
+                raise ConversionError(
+                    f"class name {name!r} is class id {first} ({self._where(first)}) and "
+                    f"{class_id} ({self._where(class_id)}); the manifest mixes label sets "
+                    "(pick one job's lines, or fix the class-map)"
+                )
+
+    def _where(self, class_id: int) -> str:
+        first = self._first.get(class_id, 0)
+        return f"line {first}" if first else "the given class map"
+
     def name_of(self, class_id: int) -> str:
         """The name of ``class_id``; its decimal string when no line named it."""
         return self.names.get(class_id) or str(class_id)

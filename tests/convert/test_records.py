@@ -175,3 +175,37 @@ def test_boxes_past_an_image_sized_from_its_file_are_clipped_like_any_other(
     with pytest.raises(ConversionError, match="nothing was converted"):
         convert_output(target, src, tmp_path / "strict", options)
     assert [r["reason"] for r in read_jsonl(rejects)] == ["box-outside-image"]
+
+
+@pytest.mark.parametrize("target", FORWARD_DETECTION, ids=str)
+def test_one_class_name_under_two_ids_is_refused(tmp_path: Path, target: Target) -> None:
+    """Two jobs with ``cat`` at different places in their label lists: line 1 says
+    ``0: cat``, line 2 ``1: cat`` (each line's class-map names its own classes only). YOLO,
+    COCO and the rest wrote two classes named cat, VOC's labelmap.txt cat twice; exit 0."""
+    second = _line("b.jpg", {**GOOD, "class_id": "1"}).replace(b'{"0": "cat"}', b'{"1": "cat"}')
+    src = tmp_path / "in.manifest"
+    src.write_bytes(_line("a.jpg", GOOD) + b"\n" + second + b"\n")
+    options: dict[str, Any] = {}
+    if target in (Target.OD_JSON, Target.JUMPSTART_OD):
+        options["copy_images"] = False
+    out = tmp_path / "out"
+    with pytest.raises(ConversionError, match=r"'cat' is class id 0 \(line 1\) and 1 \(line 2\)"):
+        convert_output(target, src, out, ConvertOptions(**options))
+    assert not out.exists()
+
+
+def test_class_folders_take_one_name_under_two_ids_as_one_class(tmp_path: Path) -> None:
+    line = (
+        '{"source-ref": "s3://bkt-x/%s.jpg", "pet": %d, "pet-metadata": {"class-name": "cat", '
+        '"type": "groundtruth/image-classification", "creation-date": "2024-01-01T00:00:00"}}'
+    )
+    src = tmp_path / "in.manifest"
+    src.write_text(line % ("a", 0) + "\n" + line % ("b", 1) + "\n")
+    mirror = image_mirror(tmp_path, src)
+    with pytest.raises(ConversionError, match="'cat' is class id 0"):
+        convert_output("lst", src, tmp_path / "lst", ConvertOptions(copy_images=False))
+    out = tmp_path / "folders"
+    options = ConvertOptions(images_dir=str(mirror), validation_fraction=0)
+    result = convert_output("class-folders", src, out, options)
+    assert result.extra["class_index"] == {"0": "cat"}
+    assert sorted(p.name for p in (out / "train" / "cat").iterdir()) == ["a.jpg", "b.jpg"]
