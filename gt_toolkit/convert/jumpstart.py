@@ -7,7 +7,9 @@ pixels, not COCO's ``[x, y, w, h]`` (docs/other-tools.md); ``images`` entries ca
 
 from __future__ import annotations
 
-from typing import Any
+import tempfile
+
+import orjson
 
 from gt_toolkit.convert.images import copier_for
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
@@ -23,39 +25,50 @@ __all__ = ["to_jumpstart_od"]
 def to_jumpstart_od(
     source: Location, out: StagedOutput, options: ConvertOptions
 ) -> ConversionResult:
-    """Write ``out/images/*`` (copied unless ``copy_images`` is False) and ``annotations.json``."""
+    """Write ``out/images/*`` (copied unless ``copy_images`` is False) and ``annotations.json``.
+
+    Streamed as ``coco`` is: images go to the file as they come and annotations to a
+    temporary file appended after them, so memory does not grow with the boxes (holding
+    both lists took 360 MB for 100k images of 5 boxes).
+    """
     stats = OutputStats()
-    images: list[dict[str, Any]] = []
-    annotations: list[dict[str, Any]] = []
     copy = options.copy_images is not False
-    with copier_for(options) as copier:
+    dumps = orjson.dumps
+    image_id = boxes = 0
+    ann_loc = out.location("annotations.json")
+    with (
+        tempfile.TemporaryFile() as anns,
+        copier_for(options) as copier,
+        out.open(ann_loc) as fh,
+    ):
+        fh.write(b'{"images":[')
         for rec, size, name in sized_detections(
             source, options, stats=stats, copier=copier, out=out, desc="jumpstart-od"
         ):
-            image_id = len(images)
-            images.append({"file_name": name, "width": size[0], "height": size[1], "id": image_id})
-            annotations.extend(
-                {
-                    "image_id": image_id,
-                    "bbox": [
-                        pixel(b.left),
-                        pixel(b.top),
-                        pixel(b.left + b.width),
-                        pixel(b.top + b.height),
-                    ],
-                    "category_id": class_id,
-                }
-                for class_id, b in zip(rec.class_ids, rec.boxes, strict=True)
-            )
+            image = {"file_name": name, "width": size[0], "height": size[1], "id": image_id}
+            fh.write((b"," if image_id else b"") + dumps(image))
+            for class_id, b in zip(rec.class_ids, rec.boxes, strict=True):
+                xyxy = [
+                    pixel(b.left),
+                    pixel(b.top),
+                    pixel(b.left + b.width),
+                    pixel(b.top + b.height),
+                ]
+                ann = {"image_id": image_id, "bbox": xyxy, "category_id": class_id}
+                anns.write((b"," if boxes else b"") + dumps(ann))
+                boxes += 1
             if copy:
                 copier.copy(out, rec.source_ref, out.location("images", name))
-    categories = [
-        {"id": cid, "name": stats.class_map.name_of(cid)} for cid in sorted(stats.class_map.names)
-    ]
-    ann_loc = out.location("annotations.json")
-    out.write_json(
-        ann_loc, {"images": images, "annotations": annotations, "categories": categories}
-    )
+            image_id += 1
+        fh.write(b'],"annotations":[')
+        anns.seek(0)
+        while chunk := anns.read(1 << 20):
+            fh.write(chunk)
+        categories = [
+            {"id": cid, "name": stats.class_map.name_of(cid)}
+            for cid in sorted(stats.class_map.names)
+        ]
+        fh.write(b'],"categories":' + dumps(categories) + b"}\n")
     outputs = {"annotations": ann_loc}
     if copy:
         outputs["images"] = out.location("images")
@@ -63,5 +76,5 @@ def to_jumpstart_od(
         target="jumpstart-od",
         stats=stats,
         outputs=outputs,
-        extra={"images": len(images), "annotations": len(annotations)},
+        extra={"images": image_id, "annotations": boxes},
     )

@@ -44,3 +44,33 @@ def test_a_missing_image_fails_the_run_and_writes_nothing(tmp_path: Path) -> Non
         )
     assert not out.exists()
     assert list(tmp_path.glob(".js.*")) == []  # the staging folder is gone too
+
+
+def test_annotations_stream_out_instead_of_waiting_in_memory(tmp_path: Path) -> None:
+    """Every image and box waited in two lists until the end: 100k images of 5 boxes took
+    360 MB (coco, which streams, 54 MB). Measured as the growth per image of 20 boxes."""
+    import tracemalloc
+
+    line = json.loads(API.read_text().splitlines()[0])
+    box = line["boxes"]["annotations"][0]
+    line["boxes"]["annotations"] = [box] * 20
+    line["boxes-metadata"]["objects"] = [{"confidence": 0.5}] * 20
+
+    def peak(images: int) -> int:
+        src = tmp_path / f"{images}.manifest"
+        with src.open("w") as fh:
+            for i in range(images):
+                line["source-ref"] = f"s3://gt-demo-bucket/cars/i{i}.png"
+                fh.write(json.dumps(line) + "\n")
+        tracemalloc.start()
+        try:
+            result = convert_output(
+                "jumpstart-od", src, tmp_path / f"js{images}", ConvertOptions(copy_images=False)
+            )
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            assert result.extra == {"images": images, "annotations": 20 * images}
+
+    per_image = (peak(2500) - peak(500)) / 2000
+    assert per_image < 2048, f"{per_image:.0f} bytes per image"
