@@ -267,7 +267,7 @@ class Splitter:
 
 def _fingerprint(unit: float) -> int:
     """A planned item's key, in 4 bytes: the top 32 bits of its split hash."""
-    return int(unit * 2**32)
+    return min(int(unit * 2**32), 0xFFFFFFFF)  # a hash that rounded up to 1.0 fits too
 
 
 def split_name(key: str, *, seed: int | str = 0, validation_fraction: float) -> SplitName:
