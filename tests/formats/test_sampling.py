@@ -215,3 +215,13 @@ def test_split_name_is_the_splitters_rule() -> None:
         split_name(k, seed=2, validation_fraction=0.3) for k in keys
     ]
     assert all(splitter.unit(k) == hash_unit(k, "split:2") for k in keys)
+
+
+def test_a_split_hash_of_one_still_plans() -> None:
+    """``int(digest) / 2**64`` rounds to 1.0 for the top 2**10 digests: its fingerprint
+    (``int(unit * 2**32)``) overflowed the 4-byte array of the plan."""
+    from array import array
+
+    from gt_toolkit.formats.sampling import _fingerprint
+
+    assert array("I", [_fingerprint(1.0), _fingerprint(0.0)]).tolist() == [2**32 - 1, 0]
