@@ -29,19 +29,20 @@ __all__ = ["ImageCopier", "ImageNamer", "check_file_name", "copier_for"]
 
 
 _CONTROL = re.compile("[\x00-\x1f]")
+_NOT_XML = re.compile("[\x00-\x1f\ufffe\uffff]")  # and no line break: one name a line
 
 
-def check_file_name(name: str, line_no: int, target: str) -> None:
+def check_file_name(name: str, line_no: int, target: str, *, xml: bool = False) -> None:
     """Refuse an image file name that a line- or XML-based index cannot hold.
 
     ``.lst`` rows are tab-separated lines, VOC's image sets one stem per line and its XML
-    refuses control characters: a tab, line break or other control character in a name would
-    split or break the file its reader sees.
+    refuses control characters and the non-characters U+FFFE and U+FFFF (``xml``): such a
+    character in a name would split or break the file its reader sees.
 
     Raises:
         ConversionError: naming the manifest line and the character.
     """
-    bad = _CONTROL.search(name)
+    bad = (_NOT_XML if xml else _CONTROL).search(name)
     if bad:
         raise ConversionError(
             f"line {line_no}: the image name {name!r} holds {bad[0]!r}, which {target} files "

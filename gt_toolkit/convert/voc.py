@@ -27,8 +27,9 @@ from gt_toolkit.storage.files import Location
 __all__ = ["label_map", "to_voc", "voc_xml"]
 
 _SET_FILES = {"train": "train.txt", "validation": "val.txt"}
-# labelmap.txt is one line per class; XML 1.0 text takes no C0 control but tab and line breaks
-_LABELMAP_UNSAFE = re.compile(r"[:\x00-\x08\x0a-\x1f]|^[\s#]")
+# labelmap.txt is one line per class; XML 1.0 text takes no C0 control but tab and line
+# breaks, and no U+FFFE or U+FFFF (written raw, expat stopped at them: "not well-formed")
+_LABELMAP_UNSAFE = re.compile(r"[:\x00-\x08\x0a-\x1f\ufffe\uffff]|^[\s#]")
 
 
 def voc_xml(name: str, size: tuple[int, int, int], boxes: list[ScoredBox]) -> bytes:
@@ -77,7 +78,7 @@ def to_voc(source: Location, out: StagedOutput, options: ConvertOptions) -> Conv
         for rec, size, name in sized_detections(
             source, options, stats=stats, copier=copier, out=out, desc="voc"
         ):
-            check_file_name(name, rec.line_no, "VOC")
+            check_file_name(name, rec.line_no, "VOC", xml=True)
             stem = PurePosixPath(name).stem
             sets[splitter(rec)].append(stem.encode())
             xml = voc_xml(name, size, rec.boxes)

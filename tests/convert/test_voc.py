@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -65,3 +66,25 @@ def test_names_a_voc_file_cannot_carry_are_refused(tmp_path: Path) -> None:
         with pytest.raises(ConversionError, match=r"\\n|control character"):
             convert_output("voc", src, out, ConvertOptions(copy_images=False))
         assert not out.exists()
+
+
+@pytest.mark.parametrize("char", ["\ufffe", "\uffff"], ids=["U+FFFE", "U+FFFF"])
+@pytest.mark.parametrize("where", ["image name", "class name"])
+def test_non_characters_xml_refuses_are_refused_not_written(
+    tmp_path: Path, where: str, char: str
+) -> None:
+    """XML 1.0 has no U+FFFE or U+FFFF: written raw, the run exited 0 and every XML parser
+    stopped at the file ("not well-formed (invalid token)")."""
+    lines = [json.loads(x) for x in API.read_text().splitlines()]
+    attr = next(k for k in lines[0] if k.endswith("-metadata")).removesuffix("-metadata")
+    for x in lines:
+        if where == "image name":
+            x["source-ref"] = x["source-ref"].replace(".png", f"{char}.png")
+        elif "0" in x[f"{attr}-metadata"]["class-map"]:
+            x[f"{attr}-metadata"]["class-map"]["0"] = f"car{char}"
+    src = tmp_path / "odd.manifest"
+    src.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
+    out = tmp_path / "voc"
+    with pytest.raises(ConversionError, match=re.escape(repr(char)) if "image" in where else "XML"):
+        convert_output("voc", src, out, ConvertOptions(copy_images=False))
+    assert not out.exists()
