@@ -68,11 +68,23 @@ class ImageNamer:
         """The file name for ``source_ref``."""
         base = PurePosixPath(source_ref).name  # a key ending in '/..' has the name '..'
         p = PurePosixPath(base if base not in ("", "..") else "image")
-        stem, salt = p.stem, ""
-        while self._owner.setdefault(_folded(stem), source_ref) != source_ref:
+        name, salt = p.name, ""
+        while self._owner.setdefault(_folded(PurePosixPath(name).stem), source_ref) != source_ref:
             digest = hashlib.blake2b(f"{source_ref}{salt}".encode(), digest_size=4).hexdigest()
-            stem, salt = f"{p.stem}-{digest}", f"{salt}#"
-        return f"{stem}{p.suffix}"
+            name, salt = _hashed(p, digest), f"{salt}#"
+        return name
+
+
+def _hashed(p: PurePosixPath, digest: str) -> str:
+    """``p``'s name with ``digest`` added to its stem, read back with that stem.
+
+    ``A.`` has no suffix: ``A.-1f2e`` would read as the stem ``A`` and the suffix ``.-1f2e``
+    (label file ``A.txt``, another image's), so the dots of such a stem become ``_``.
+    """
+    stem = f"{p.stem}-{digest}"
+    if PurePosixPath(stem + p.suffix).stem != stem:
+        stem = f"{p.stem.replace('.', '_')}-{digest}"
+    return stem + p.suffix
 
 
 def _folded(stem: str) -> str:

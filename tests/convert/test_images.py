@@ -76,3 +76,13 @@ def test_stems_stay_distinct_among_names_that_look_hashed(keys: list[str], data:
     namer = ImageNamer()
     names = [namer(ref) for ref in refs]
     assert len({_stem_key(n) for n in names}) == len(names)
+
+
+def test_a_hashed_name_reads_back_with_its_hashed_stem() -> None:
+    """``A.`` has no suffix: the second ``A.`` was named ``A.-<hash>``, whose stem is ``A``
+    (the suffix is ``.-<hash>``): its label file ``A.txt`` was the image ``A``'s."""
+    namer = ImageNamer()
+    names = [namer(r) for r in ("s3://b/A", "s3://b/x/A.", "s3://b/y/A.", "s3://b/z/a.b.")]
+    assert names[:2] == ["A", "A."]
+    assert len({_stem_key(n) for n in names}) == 4
+    assert all(PurePosixPath(n).name == n for n in names)
