@@ -162,11 +162,12 @@ def test_a_second_line_of_one_image_is_a_reject_not_a_second_class(
 
 def test_lst_keeps_what_each_row_needs_not_its_manifest_line(tmp_path: Path) -> None:
     """The rows wait for the class index; each held its whole record (the parsed line):
-    with 4 kB of metadata per line, each line took 6.3 kB to the end of the run, now 1.1 kB."""
+    with 16 kB of metadata per line, each line took 18 kB to the end of the run, now 1 to 3 kB."""
+    import gc
     import tracemalloc
 
     line = orjson.loads(CLASSIFIED.read_text().splitlines()[0])
-    line["animal-metadata"]["worker-notes"] = "x" * 4096
+    line["animal-metadata"]["worker-notes"] = "x" * 16384
 
     def peak(lines: int) -> int:
         src = tmp_path / f"{lines}.manifest"
@@ -175,6 +176,7 @@ def test_lst_keeps_what_each_row_needs_not_its_manifest_line(tmp_path: Path) -> 
                 line["source-ref"] = f"s3://gt-demo-bucket/pets/p{i}.jpg"
                 fh.write(orjson.dumps(line) + b"\n")
         out = tmp_path / f"lst{lines}"
+        gc.collect()
         tracemalloc.start()
         try:
             result = convert_output("lst", src, out, ConvertOptions(copy_images=False))
@@ -184,4 +186,4 @@ def test_lst_keeps_what_each_row_needs_not_its_manifest_line(tmp_path: Path) -> 
             assert result.stats.objects == lines
 
     per_line = (peak(5000) - peak(1000)) / 4000
-    assert per_line < 2048, f"{per_line:.0f} bytes per line"
+    assert per_line < 8192, f"{per_line:.0f} bytes per line"

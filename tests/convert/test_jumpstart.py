@@ -48,13 +48,15 @@ def test_a_missing_image_fails_the_run_and_writes_nothing(tmp_path: Path) -> Non
 
 def test_annotations_stream_out_instead_of_waiting_in_memory(tmp_path: Path) -> None:
     """Every image and box waited in two lists until the end: 100k images of 5 boxes took
-    360 MB (coco, which streams, 54 MB). Measured as the growth per image of 20 boxes."""
+    360 MB (coco, which streams, 54 MB). Measured as the growth per image of 60 boxes
+    (36 kB before, 1 to 3 kB now)."""
+    import gc
     import tracemalloc
 
     line = json.loads(API.read_text().splitlines()[0])
     box = line["boxes"]["annotations"][0]
-    line["boxes"]["annotations"] = [box] * 20
-    line["boxes-metadata"]["objects"] = [{"confidence": 0.5}] * 20
+    line["boxes"]["annotations"] = [box] * 60
+    line["boxes-metadata"]["objects"] = [{"confidence": 0.5}] * 60
 
     def peak(images: int) -> int:
         src = tmp_path / f"{images}.manifest"
@@ -62,6 +64,7 @@ def test_annotations_stream_out_instead_of_waiting_in_memory(tmp_path: Path) -> 
             for i in range(images):
                 line["source-ref"] = f"s3://gt-demo-bucket/cars/i{i}.png"
                 fh.write(json.dumps(line) + "\n")
+        gc.collect()
         tracemalloc.start()
         try:
             result = convert_output(
@@ -70,7 +73,7 @@ def test_annotations_stream_out_instead_of_waiting_in_memory(tmp_path: Path) -> 
             return tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-            assert result.extra == {"images": images, "annotations": 20 * images}
+            assert result.extra == {"images": images, "annotations": 60 * images}
 
     per_image = (peak(2500) - peak(500)) / 2000
-    assert per_image < 2048, f"{per_image:.0f} bytes per image"
+    assert per_image < 8192, f"{per_image:.0f} bytes per image"
