@@ -488,7 +488,7 @@ def test_a_folder_given_to_a_one_file_output_is_named_as_such(
     source = CROWD / "coco-raters.json" if target == "from-coco" else TRUTH
     folder = tmp_path / ("d.json" if target == "coco" else "d")
     folder.mkdir()
-    argv = [target, str(source), "-o", str(folder), "--image-prefix", "s3://b/"]
+    argv = [target, str(source), "-o", str(folder), "--image-prefix", "s3://bkt-x/"]
     argv = argv if target == "from-coco" else argv[:4]
     said = f"-o {folder} is a folder, and {target} writes one file: give a file name"
     refused_run(argv, said, capsys)

@@ -485,7 +485,7 @@ def test_the_layouts_the_review_found_refused_run_again(
     _copy(SAMPLES / "images" / "img_000.jpg", ds / "images" / "img_000.jpg")
     (ds / "data.yaml").write_text("names: [ball]\n")
     monkeypatch.chdir(tmp_path)
-    yolo = ["from-yolo", "ds", "-o", "ds/out.manifest", "--image-prefix", "s3://b/imgs/"]
+    yolo = ["from-yolo", "ds", "-o", "ds/out.manifest", "--image-prefix", "s3://bkt-x/imgs/"]
     for _ in range(2):
         assert main(yolo) == 0
         assert (ds / "out.manifest").read_text().count("\n") == 1
