@@ -999,13 +999,24 @@ def _write_all(out: Path, written: Mapping[Path, bytes | Path]) -> None:
     already written with it, and the folders this run made: it left the pictures and the
     contact sheet without a report or a ``review.json`` to list them, so a rerun could not
     tell them from a user's. What the earlier review wrote (:func:`_previous`) goes
-    only once all is written.
+    only once all is written; a file of it that this run replaces (a rerun's pictures
+    mostly have the earlier names, ``0001_x.png``) is kept aside and put back if the run
+    fails: ``AllOrNone`` removes what it placed, and had taken the earlier pictures and
+    contact sheet with it, leaving the earlier report and ``review.json`` naming pictures
+    that were gone.
     """
     stale = [path for path in _previous(out) if path not in written]
     made = [
         folder for folder in (*reversed(out.parents), out, out / "images") if not folder.is_dir()
     ]
+    aside: Path | None = None
+    kept: list[tuple[Path, Path]] = []  # (a file this run replaces, its earlier copy)
     try:
+        replaced = [path for path in written if path.is_file()]
+        if replaced:
+            aside = Path(tempfile.mkdtemp(prefix=".review-earlier-", dir=out))
+            for n, path in enumerate(replaced):
+                kept.append((path, _keep_copy(path, aside / str(n))))
         with AllOrNone() as together:
             for path, data in written.items():
                 with together.open(path) as fh:
@@ -1015,9 +1026,25 @@ def _write_all(out: Path, written: Mapping[Path, bytes | Path]) -> None:
                     else:
                         fh.write(data)
     except BaseException:
+        for path, copy in kept:
+            with contextlib.suppress(OSError):  # the fault that failed the run may block this
+                shutil.move(copy, path)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
         for folder in reversed(made):
             with contextlib.suppress(OSError):  # not empty: another's file stays
                 folder.rmdir()
         raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
     for path in stale:
         path.unlink(missing_ok=True)
+
+
+def _keep_copy(path: Path, copy: Path) -> Path:
+    """``copy`` made the earlier ``path``: a second name of it (no bytes copied) where it can be."""
+    try:
+        os.link(path, copy)
+    except OSError:  # a file system without hard links
+        shutil.copy2(path, copy)
+    return copy

@@ -893,6 +893,24 @@ def test_a_failed_rerun_leaves_the_earlier_review_as_it_was(tmp_path: Path) -> N
     assert _tree(out) == earlier
 
 
+def test_a_failed_rerun_of_the_same_manifest_keeps_the_earlier_pictures(tmp_path: Path) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join([*lines, "not json"]) + "\n")  # and a rejects file
+    out = tmp_path / "review"
+    write_review(manifest, out, images_dir=IMAGES)
+    (out / "contact_sheet.png").unlink()
+    (out / "contact_sheet.png").mkdir()  # the rerun's contact sheet cannot be written
+    earlier = _tree(out)
+    # The same objects at a larger size: every picture and the rejects file keep their
+    # names, so the rerun replaces each of them before it fails.
+    with pytest.raises(StorageError, match=r"contact_sheet\.png: it is a folder"):
+        write_review(manifest, out, images_dir=IMAGES, min_width=700)
+    # Before: the eight pictures were replaced, then removed with the failed run's files;
+    # the earlier report and review.json named pictures that were gone.
+    assert _tree(out) == earlier
+
+
 @pytest.mark.parametrize(
     "listing",
     [
