@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
 from PIL import ExifTags, Image, ImageDraw, ImageOps
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
@@ -714,11 +715,29 @@ def _rgb(image: Image.Image) -> Image.Image:
     white, as on the report's page, not on whatever colour they hold (black, mostly).
     """
     if image.mode.startswith("I"):  # "I", "I;16", "I;16B", ...: 16-bit PNGs and TIFFs
-        image = image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+        image = _eight_bits(image)
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
     return image.convert("RGB")
+
+
+def _eight_bits(image: Image.Image) -> Image.Image:
+    """A 16-bit grayscale image as 8-bit ``L`` (``LA`` when a value of it is transparent).
+
+    A 16-bit PNG's ``transparency`` is a 16-bit value: kept on the 8-bit copy, it made every
+    pixel whose low byte matched it clear (value 0 made 0 to 255 white), and not the one
+    it names; so the clear pixels are found before the values are scaled.
+    """
+    wide = image.convert("I")
+    clear = wide.info.pop("transparency", None)
+    gray = wide.point(lambda value: value * (1 / 256)).convert("L")
+    gray.info.pop("transparency", None)
+    if not isinstance(clear, int) or isinstance(clear, bool):
+        return gray
+    opaque = np.asarray(wide) != clear
+    gray.putalpha(Image.fromarray(np.where(opaque, 255, 0).astype(np.uint8)))
+    return gray
 
 
 @dataclass(slots=True)

@@ -471,6 +471,23 @@ def test_a_16_bit_image_is_scaled_to_8_bits_not_clipped(tmp_path: Path) -> None:
     assert picture.getpixel((200, 45)) == CONSENSUS_COLOUR
 
 
+def test_a_16_bit_image_with_a_transparent_value_clears_that_value_only(tmp_path: Path) -> None:
+    # A 16-bit grayscale ramp whose value 32768 (the middle column) is transparent (tRNS).
+    ramp = Image.new("I;16", (256, 64))
+    ramp.putdata([x * 256 for _ in range(64) for x in range(256)])
+    picture = _review_one(tmp_path, ramp, _box("a", 200, 40, 20, 10), transparency=32768)
+    # Before: the 16-bit value was kept on the 8-bit copy and matched its low byte: every
+    # pixel of 0 (x = 0) was clear and the middle column grey.
+    assert [picture.getpixel((x, 5)) for x in (0, 1, 127, 128, 129)] == [
+        (0, 0, 0),
+        (1, 1, 1),
+        (127, 127, 127),
+        WHITE,
+        (129, 129, 129),
+    ]
+    assert picture.getpixel((200, 45)) == CONSENSUS_COLOUR
+
+
 @pytest.mark.parametrize("mode", ["RGBA", "P"])
 def test_transparent_pixels_lie_on_white(tmp_path: Path, mode: str) -> None:
     # A transparent picture with an opaque red square; its clear pixels hold black.
