@@ -16,7 +16,8 @@ __all__ = ["coco_id", "coco_int"]
 def coco_int(value: object) -> int | None:
     """An integer id: ``7``, or ``7.0`` as a float-typed column (or an exact parser) gives it.
 
-    ``None`` for anything else: strings, booleans, fractions, infinities, ``null``.
+    ``None`` for anything else: strings, booleans, fractions, infinities, ``null``, and a
+    number past :data:`_MAX_DIGITS` digits.
     """
     if value.__class__ is int:  # the common case first
         return value
@@ -26,9 +27,22 @@ def coco_int(value: object) -> int | None:
         return int(value)
     if isinstance(value, float) and value.is_integer():  # False for inf and NaN
         return int(value)
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value.adjusted() < _MAX_DIGITS
+        and value == value.to_integral_value()
+    ):
         return int(value)
     return None
+
+
+_MAX_DIGITS = 4300
+"""The most digits an id may have: Python's limit for turning an integer into text (and
+text into an integer, so no JSON integer past it is read at all). The streaming readers
+read ``1E+5000`` as a whole ``Decimal``: as an id it stopped ``from-coco`` and the crowd
+readers with a ``ValueError`` traceback, and ``1E+100000000`` (14 bytes) spent seconds and
+hundreds of megabytes making the integer first."""
 
 
 def coco_id(value: object) -> str | None:

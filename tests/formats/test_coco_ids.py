@@ -68,10 +68,11 @@ def _coco(image_id: Any, ann_image_id: Any, ann_category_id: Any) -> dict[str, A
     }
 
 
-def _readers(tmp_path: Path, coco: dict[str, Any]) -> dict[str, bool]:
-    """Whether each reader put the one box on its image."""
+def _readers(tmp_path: Path, coco: dict[str, Any], *, raw: str | None = None) -> dict[str, bool]:
+    """Whether each reader put the one box on its image (``raw``: JSON text put for ``"RAW"``)."""
     path = tmp_path / "coco.json"
-    path.write_text(json.dumps(coco))
+    text = json.dumps(coco)
+    path.write_text(text if raw is None else text.replace('"RAW"', raw))
     with open_crowd_source(path, "coco-raters", on_reject=lambda reject: None) as source:
         crowd = any(image.boxes and image.boxes[0] for image in source.images())
     out = tmp_path / "prior.manifest"
@@ -100,4 +101,19 @@ def test_every_reader_matches_ids_by_the_one_rule(
 @pytest.mark.parametrize("ann_image_id", [None, True, [7], 7.5, "7.0"])
 def test_no_reader_matches_what_is_no_id(tmp_path: Path, ann_image_id: Any) -> None:
     got = _readers(tmp_path, _coco(7, ann_image_id, 7))
+    assert got == {"crowd": False, "from-coco": False, "evaluate": False}
+
+
+@pytest.mark.parametrize("digits", [4301, 5000, 10**8])
+def test_a_whole_number_past_the_integer_text_limit_is_no_id(digits: int) -> None:
+    number = Decimal(f"1E+{digits}")  # as the streaming readers read 1E+5000
+    assert coco_int(number) is None
+    assert coco_id(number) is None
+    assert coco_id(Decimal("1E+4299")) == "1" + "0" * 4299  # the longest that prints
+
+
+def test_an_id_written_1e5000_is_a_bad_id_in_every_reader(tmp_path: Path) -> None:
+    # Before: from-coco and the crowd readers stopped with a ValueError traceback (Python
+    # will not write an integer of 5,001 digits as text); evaluate read it as infinity.
+    got = _readers(tmp_path, _coco("RAW", "RAW", 7), raw="1E+5000")
     assert got == {"crowd": False, "from-coco": False, "evaluate": False}
