@@ -1026,9 +1026,13 @@ def create_labeling_job(
     if template_uri is None and template is not None:
         problems.append("the request uses an AWS-hosted worker UI, so no template is used")
     problems.extend(_task_type_problems(request, task_type))
+    # a custom template over AWS's own Lambdas: their task type reads the label file
+    builtin = _builtin_kind(_dig(request, "HumanTaskConfig", "PreHumanTaskLambdaArn"))
     problems.extend(
         _label_file_problems(
-            task_type, short_instruction or full_instruction, audit_label_attribute
+            builtin if task_type == "Custom" and builtin is not None else task_type,
+            short_instruction or full_instruction,
+            audit_label_attribute,
         )
     )
     kms_key = _dig(request, "OutputConfig", "KmsKeyId") or None
@@ -1097,9 +1101,11 @@ def _task_type_problems(request: Mapping[str, Any], task_type: str) -> list[str]
     The label file is written for ``task_type`` (NER instructions, an adjustment job's audited
     attribute), so a request built for NER and created with the default ``BoundingBox`` would
     go out with a label file its job cannot use. AWS's own Lambdas and hosted UIs name theirs.
+    A ``Custom`` job (a template of its own) may use AWS's Lambdas, as the request's checks
+    allow; its label file then answers to their task type (:func:`create_labeling_job`).
     """
     pre = _builtin_kind(_dig(request, "HumanTaskConfig", "PreHumanTaskLambdaArn"))
-    if pre is not None and pre != task_type:
+    if pre is not None and pre != task_type and task_type != "Custom":
         return [
             f"the request's built-in Lambdas are for {pre} jobs, but task_type is {task_type!r}: "
             f"pass task_type={pre!r}, which the label file is written for"

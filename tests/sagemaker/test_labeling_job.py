@@ -1349,3 +1349,33 @@ def test_the_estimate_bounds_a_real_response_of_that_size() -> None:
         workers=workers, boxes_per_image=boxes, batch_size=batch, labels=labels
     )
     assert actual <= estimate <= 1.3 * actual
+
+
+@pytest.mark.parametrize("builtin", ["BoundingBox", "NamedEntityRecognition"])
+def test_a_custom_template_over_builtin_lambdas_is_created_as_custom(
+    sagemaker_stub: Any, store: S3Store, bucket: str, builtin: str
+) -> None:
+    """build_labeling_job_request(task_type="Custom") takes AWS's own Lambdas with a template
+    of one's own; create_labeling_job(task_type="Custom") refused that very request."""
+    client, stubber = sagemaker_stub
+    pre, acs = builtin_lambda_arns("us-east-1", builtin)
+    request = build_labeling_job_request(
+        **base_args(
+            task_type="Custom",
+            manifest_uri=f"s3://{bucket}/in.manifest",
+            output_uri=f"s3://{bucket}/out",
+            pre_annotation_lambda_arn=pre,
+            consolidation_lambda_arn=acs,
+        )
+    )
+    common: dict[str, Any] = {"sagemaker": client, "store": store, "labels": ["ball", "bat"]}
+    common |= {"template": "<crowd-form/>", "task_type": "Custom"}
+    if builtin == "NamedEntityRecognition":  # its Lambdas read the instructions from the file
+        with pytest.raises(ValidationError, match="pass short_instruction"):
+            create_labeling_job(request, **common)
+        assert not store.exists(request["LabelCategoryConfigS3Uri"])
+        common["short_instruction"] = "Mark names"
+    stubber.add_response("create_labeling_job", {"LabelingJobArn": "arn:x"}, request)
+    assert create_labeling_job(request, **common) == "arn:x"
+    config = json.loads(store.get_bytes(request["LabelCategoryConfigS3Uri"]))
+    assert [entry["label"] for entry in config["labels"]] == ["ball", "bat"]
