@@ -9,10 +9,11 @@ dataset's boxes are certain). An image marked ``failure_reason`` is skipped and 
 a failed object of an output manifest. ``iscrowd`` and ``area`` are kept on each box
 (:class:`~gt_toolkit.formats.detection_label.ScoredBox` ``crowd`` and ``area``; an absent
 ``area`` is ``width * height``) for evaluation to use as COCOeval does.
-An image id or category id listed twice, a category without a name, a ``bbox``, ``score``
-or ``area`` that is not finite numbers (or a box of negative size or area), and an
-``iscrowd`` other than 0 or 1 stop the read, each named by its position: pycocotools would
-keep the last of two ids silently and so move boxes to another image or class.
+An image id, category id or category name listed twice, a category without a name, a
+``bbox``, ``score`` or ``area`` that is not finite numbers (or a box of negative size or
+area), and an ``iscrowd`` other than 0 or 1 stop the read, each named by its position:
+pycocotools would keep the last of two ids silently and so move boxes to another image or
+class, and two categories of one name would be one class here (pycocotools scores two).
 """
 
 from __future__ import annotations
@@ -252,6 +253,7 @@ def _categories(name: str, categories: list[Any], problems: list[str]) -> dict[s
     """Category id to name; an id listed twice or a category without a name is a problem."""
     names: dict[str, str] = {}
     first: dict[str, int] = {}
+    named: dict[str, int] = {}  # name -> its first position
     for n, cat in enumerate(categories):
         cat_id, label = _get(cat, "id"), _get(cat, "name")
         cat_key = coco_id(cat_id)
@@ -264,8 +266,15 @@ def _categories(name: str, categories: list[Any], problems: list[str]) -> dict[s
                 f"{name}: categories[{n}]: id {cat_id!r} is listed twice "
                 f"(categories[{first[cat_key]}])"
             )
+        elif label in named:
+            problems.append(
+                f"{name}: categories[{n}]: name {label!r} is listed twice "
+                f"(categories[{named[label]}]): boxes are scored by name, so the two "
+                "categories would be one class (pycocotools scores two)"
+            )
         else:
             first[cat_key] = n
+            named[label] = n
             names[cat_key] = label
     return names
 

@@ -88,6 +88,9 @@ def _with(change: str) -> Any:
         anns[1]["image_id"] = 1
     elif change == "category-id-twice":  # the last name would relabel every car a bus
         cats.append({"id": 7, "name": "bus"})
+    elif change == "category-name-twice":  # scored by name: two classes would be one
+        cats.append({"id": 8, "name": cats[0]["name"]})
+        anns[1]["category_id"] = 8
     elif change == "category-without-name":
         del cats[0]["name"]
     elif change == "empty-file-name":
@@ -112,6 +115,10 @@ def _with(change: str) -> Any:
     [
         ("image-id-twice", "images[1]: id 1 is listed twice (images[0])"),
         ("category-id-twice", "categories[1]: id 7 is listed twice (categories[0])"),
+        (
+            "category-name-twice",
+            "categories[1]: name 'car' is listed twice (categories[0]): boxes are scored by name",
+        ),
         ("category-without-name", "categories[0]: needs an id (an integer or a string) and a name"),
         ("empty-file-name", "images[1]: needs an id (an integer or a string) and a file_name"),
         ("negative-width", "annotations[0]: bbox [1, 2, -3, 4] has a negative width or height"),
