@@ -39,10 +39,10 @@ def coco_int(value: object) -> int | None:
 
 _MAX_DIGITS = 4300
 """The most digits an id may have: Python's limit for turning an integer into text (and
-text into an integer, so no JSON integer past it is read at all). The streaming readers
-read ``1E+5000`` as a whole ``Decimal``: as an id it stopped ``from-coco`` and the crowd
-readers with a ``ValueError`` traceback, and ``1E+100000000`` (14 bytes) spent seconds and
-hundreds of megabytes making the integer first."""
+text into an integer, so no JSON integer past it is read at all). ``from-coco``'s streaming
+reader reads ``1E+5000`` as a whole ``Decimal``: as an id it stopped the run with a
+``ValueError`` traceback, and ``1E+100000000`` (14 bytes) spent seconds and hundreds of
+megabytes making the integer first."""
 
 
 def coco_id(value: object) -> str | None:

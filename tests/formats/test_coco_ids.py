@@ -113,7 +113,7 @@ def test_a_whole_number_past_the_integer_text_limit_is_no_id(digits: int) -> Non
 
 
 def test_an_id_written_1e5000_is_a_bad_id_in_every_reader(tmp_path: Path) -> None:
-    # Before: from-coco and the crowd readers stopped with a ValueError traceback (Python
-    # will not write an integer of 5,001 digits as text); evaluate read it as infinity.
+    # Before: from-coco stopped with a ValueError traceback (Python will not write an
+    # integer of 5,001 digits as text); the crowd readers and evaluate read it as infinity.
     got = _readers(tmp_path, _coco("RAW", "RAW", 7), raw="1E+5000")
     assert got == {"crowd": False, "from-coco": False, "evaluate": False}
