@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import os
 import re
 import tempfile
@@ -256,7 +257,11 @@ def _manifest_line(
                 creation_date=run.creation_date,
             )
         )
-    return orjson.dumps(record) + b"\n"
+    try:
+        return orjson.dumps(record) + b"\n"
+    except TypeError:  # an input attribute holds an integer past 64 bits (exact_record)
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return text.encode() + b"\n"
 
 
 class _CocoWriter:

@@ -120,6 +120,36 @@ def test_local_round_trip_matches_truth(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("worker_model", ["fit", None])
+def test_an_input_integer_past_64_bits_reaches_the_output_line_whole(
+    tmp_path: Path, worker_model: str | None
+) -> None:
+    # the manifest reader (orjson) reads 2**64 and beyond as the nearest float: the output
+    # line gave such an attribute back as 1.2345678901234568e+29, a changed value
+    job = tmp_path / JOB.name
+    shutil.copytree(JOB, job)
+    manifest = job / "manifests" / "output" / "output.manifest"
+    rows = manifest.read_text().splitlines()
+    extra = {
+        "order-id": 123456789012345678901234567890,
+        "low": -(2**63) - 1,
+        "deep": {"ids": [2**64, 2**64 + 1], "small": 7, "f": 0.1},
+        "text": "digits 12345678901234567890 in a string",
+    }
+    rows[3] = rows[3][:-1] + "," + json.dumps(extra)[1:]
+    manifest.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out.manifest"
+    with open_crowd_source(job) as source:
+        report = reconsolidate(source, out, worker_model=worker_model)
+    assert report.complete and report.consolidated == 40
+    lines = read_lines(out)
+    for key, value in extra.items():
+        assert lines[3][key] == value and type(lines[3][key]) is type(value)
+    check_output(lines)
+    line = json.loads(rows[3])
+    assert {k: lines[3][k] for k in line} == line
+
+
+@pytest.mark.parametrize("worker_model", ["fit", None])
 def test_each_answer_file_is_read_once_with_or_without_the_fit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, worker_model: str | None
 ) -> None:

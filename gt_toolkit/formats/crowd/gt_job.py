@@ -22,6 +22,7 @@ Both yield every manifest line, in order, whether anybody answered it or not.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import os
 import re
 from collections import deque
@@ -60,6 +61,7 @@ __all__ = [
     "AnswersFolderSource",
     "GtJobSource",
     "default_manifest",
+    "exact_record",
     "find_worker_responses",
     "job_labels",
     "labels_file",
@@ -200,6 +202,27 @@ def _numbered(manifest: Location, store: S3Store | None) -> Iterator[tuple[int, 
         yield dataset_object_id(line.line_no, blank), line
 
 
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
+def exact_record(line: ManifestLine) -> Mapping[str, Any]:
+    """The line's object with every integer as written, for an output line that keeps it.
+
+    The manifest reader (orjson) reads an integer past 64 bits as the nearest float, so an
+    attribute ``123456789012345678901234567890`` would come back as ``1.2345678901234568e+29``
+    in the output line. Only a line with 19 digits in a row can hold one; it is read again
+    with the standard parser, which keeps such integers whole (a line nested too deeply
+    for it keeps the first reading).
+    """
+    if _LONG_NUMBER.search(line.raw) is None:
+        return line.data
+    try:
+        data = json.loads(line.raw)
+    except (RecursionError, ValueError):
+        return line.data
+    return data if isinstance(data, dict) else line.data
+
+
 def _key_of(data: Mapping[str, Any]) -> str:
     ref = data.get("source-ref", data.get("source"))
     return ref if isinstance(ref, str) else str(ref)
@@ -242,7 +265,10 @@ def _item(
         boxes=tuple(a.boxes for a in chosen),
     )
     return CrowdItem(
-        image, time_spent=tuple(a.time_spent for a in chosen), record=line.data, failure=failure
+        image,
+        time_spent=tuple(a.time_spent for a in chosen),
+        record=exact_record(line),
+        failure=failure,
     )
 
 
