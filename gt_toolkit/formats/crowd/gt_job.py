@@ -444,11 +444,14 @@ class AnswersFolderSource(IndexedSource):
         self.manifest = manifest
         self.element_name = element_name
         self.workers = 0
+        self._objects = 0  # data objects of the manifest, counted by load()
 
     def load(self, index: AnswerIndex) -> None:
         """Every answer line, parsed on the way in (a bad line is a reject with its line)."""
+        self._objects = 0
         for i, line in _numbered(self.manifest, self.store):
             index.set_alias(_key_of(line.data), str(i))  # the last line with a ref wins
+            self._objects = i + 1
         files = list_files(self.location, ANSWER_EXTENSIONS, store=self.store)
         self.workers = len(files)
         for location in files:
@@ -486,6 +489,16 @@ class AnswersFolderSource(IndexedSource):
                 f"line {n}",
                 SkipReason.MALFORMED,
                 f"bad answer line: {exc}",
+                raw.decode("utf-8", "replace"),
+            )
+            return
+        if int(key) >= self._objects:  # the answer of no manifest line: kept, where it is
+            self.skip(
+                location,
+                f"line {n}",
+                SkipReason.UNKNOWN_IMAGE,
+                f"datasetObjectId {key}: answered object beyond the manifest's "
+                f"{self._objects} lines",
                 raw.decode("utf-8", "replace"),
             )
             return
@@ -535,7 +548,7 @@ class AnswersFolderSource(IndexedSource):
                 ]
             where = [self.location] * len(answers)
             yield _item(line, answers, where, self.skip if first else None)
-        if first:
+        if first:  # load() rejected these with their lines; a manifest that shrank since:
             for _, key, _ in index.images():
                 if int(key) >= count:
                     self.skip(

@@ -174,18 +174,22 @@ def test_answers_folder_bad_line_and_orphans(tmp_path: Path) -> None:
     folder = tmp_path / "answers"
     write_folder(folder)
     late = folder / "zz-late.jsonl"
-    late.write_text(json.dumps({"datasetObjectId": "99", "boundingBoxes": []}) + "\n{not json\n")
+    orphan = json.dumps({"datasetObjectId": "99", "boundingBoxes": []})
+    late.write_text(orphan + "\n{not json\n")
     rejects: list[CrowdReject] = []
     with open_crowd_source(
         folder, "answers-folder", manifest=MANIFEST, on_reject=rejects.append
     ) as source:
         images = list(source.images())
     assert len(images) == 40
-    assert [(r.position, r.reason.value) for r in rejects] == [
-        ("line 2", "malformed"),
-        ("datasetObjectId 99", "unknown-image"),
+    # the orphan answer is rejected as a record: its file, line and text (it was named by
+    # the folder and its object id only, its answer not kept)
+    assert [(r.source, r.position, r.reason.value) for r in rejects] == [
+        (str(late), "line 1", "unknown-image"),
+        (str(late), "line 2", "malformed"),
     ]
-    with pytest.raises(CrowdSourceError, match=r"zz-late\.jsonl: line 2: malformed: bad answer"):
+    assert rejects[0].raw == orphan and "datasetObjectId 99" in rejects[0].detail
+    with pytest.raises(CrowdSourceError, match=r"zz-late\.jsonl: line 1: unknown-image: dataset"):
         list(iter_crowd_images(folder, "answers-folder", manifest=MANIFEST))
 
 
