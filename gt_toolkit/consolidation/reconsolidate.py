@@ -358,8 +358,14 @@ def _check_options(
     worker_model: object,
     keep: str,
     label_attribute: str,
+    labels: Sequence[str] | None,
 ) -> None:
     problems = label_attribute_problems(label_attribute) if output_format == "manifest" else []
+    twice = sorted({name for name, n in Counter(labels or ()).items() if n > 1})
+    if twice:
+        problems.append(
+            f"labels {twice} are listed twice: a class is named once (its id is its place)"
+        )
     if isinstance(worker_model, str) and worker_model != "fit":
         problems.append(f"worker_model must be a WorkerModel, 'fit' or None, got {worker_model!r}")
     if worker_model is None and keep == "model":
@@ -434,9 +440,11 @@ def reconsolidate(
         CrowdSourceError: the source cannot be read (and broken records, without a handler).
     """
     _check_options(
-        source, image_prefix, output_format, worker_model, settings.keep, label_attribute
+        source, image_prefix, output_format, worker_model, settings.keep, label_attribute, labels
     )
-    given = list(labels) if labels else source.labels
+    # a label the source declares twice is one class, at its first place (as the manifest's
+    # class ids take it): COCO listed it twice, ids shifted, a file evaluate refuses
+    given = list(labels) if labels else list(dict.fromkeys(source.labels or ())) or None
     run = _Run(
         attribute=label_attribute,
         job_name=job_name or _default_job_name(source),

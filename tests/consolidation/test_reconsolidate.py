@@ -119,6 +119,40 @@ def test_local_round_trip_matches_truth(tmp_path: Path) -> None:
     assert (tmp_path / "out.manifest.worker-quality.csv").read_text().startswith("worker_id,")
 
 
+def test_a_label_listed_twice_is_one_class_in_both_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # data.json listing 'ball' twice gave COCO two categories 'ball' (ids 1 and 2, a file
+    # evaluate refuses) and 'cube' id 3, where the manifest's class ids made 'cube' 1
+    job = tmp_path / JOB.name
+    shutil.copytree(JOB, job)
+    labels = [{"label": "ball"}, {"label": "ball"}, {"label": "cube"}]
+    (job / "annotation-tool" / "data.json").write_text(json.dumps({"labels": labels}))
+    coco = tmp_path / "out.json"
+    with open_crowd_source(job) as source:
+        report = reconsolidate(source, coco, output_format="coco", worker_model=None)
+    assert report.labels == ["ball", "cube"] and report.boxes > 0
+    doc = json.loads(coco.read_text())
+    assert [(c["id"], c["name"]) for c in doc["categories"]] == [(1, "ball"), (2, "cube")]
+    assert {a["category_id"] for a in doc["annotations"]} == {1}
+    manifest = tmp_path / "out.manifest"
+    with open_crowd_source(job) as source:
+        reconsolidate(source, manifest, worker_model=None)
+    assert {
+        (a["class_id"], line["consolidated-metadata"]["class-map"][str(a["class_id"])])
+        for line in read_lines(manifest)
+        for a in line["consolidated"]["annotations"]
+    } == {(0, "ball")}
+    # a list given twice over is refused before anything is written
+    with open_crowd_source(job) as source, pytest.raises(ValidationError, match="twice"):
+        reconsolidate(source, tmp_path / "again.json", labels=["ball", "ball"])
+    code = main(
+        ["consolidate", str(job), "-o", str(tmp_path / "cli.json"), "--labels", "ball", "ball"]
+    )
+    assert code != 0 and "listed twice" in capsys.readouterr().err
+    assert not list(tmp_path.glob("again.json*")) and not list(tmp_path.glob("cli.json*"))
+
+
 @pytest.mark.parametrize("worker_model", ["fit", None])
 def test_an_input_integer_past_64_bits_reaches_the_output_line_whole(
     tmp_path: Path, worker_model: str | None
