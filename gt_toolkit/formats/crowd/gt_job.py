@@ -464,12 +464,7 @@ class AnswersFolderSource(IndexedSource):
         try:
             rec = orjson.loads(raw)
             key = self._object_of(rec, index)
-            content = rec.get("answerContent") or {
-                "boundingBox": {
-                    "boundingBoxes": rec.get("boundingBoxes"),
-                    "inputImageProperties": rec.get("inputImageProperties"),
-                }
-            }
+            content = self._content(rec)
             spent = rec.get("timeSpentInSeconds")
             answer = parse_bounding_box_answer(
                 content,
@@ -510,6 +505,26 @@ class AnswersFolderSource(IndexedSource):
             time_spent=answer.time_spent,
             where=(location, f"line {n}"),
         )
+
+    @staticmethod
+    def _content(rec: Mapping[str, Any]) -> Any:
+        """The line's ``answerContent``, else its ``boundingBoxes`` as the crowd element's.
+
+        A line with neither (``{}``, a misspelt ``"boxes"``) is no answer: it must not read
+        as a worker who drew nothing (``"boundingBoxes": null`` says that).
+        """
+        content = rec.get("answerContent")
+        if content is not None:
+            return content
+        if "boundingBoxes" not in rec:
+            keys = sorted(map(str, rec))[:10]
+            raise ConsolidationError(f"no answerContent and no boundingBoxes (keys: {keys})")
+        return {
+            "boundingBox": {
+                "boundingBoxes": rec["boundingBoxes"],
+                "inputImageProperties": rec.get("inputImageProperties"),
+            }
+        }
 
     @staticmethod
     def _object_of(rec: Any, index: AnswerIndex) -> str:

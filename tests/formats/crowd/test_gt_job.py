@@ -194,6 +194,36 @@ def test_answers_folder_bad_line_and_orphans(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "line",
+    [
+        {"datasetObjectId": "0"},
+        {"datasetObjectId": "0", "answerContent": {}},
+        {"datasetObjectId": "0", "boxes": [{"label": "ball", "left": 1, "top": 1, "width": 9}]},
+        {"datasetObjectId": "0", "answerContent": None, "inputImageProperties": {"width": 9}},
+    ],
+    ids=["nothing", "empty-content", "misspelt-key", "null-content"],
+)
+def test_answers_folder_line_without_an_answer_is_rejected(
+    tmp_path: Path, line: dict[str, Any]
+) -> None:
+    # such a line was read as a worker who drew nothing on object 0: exit 0, its boxes
+    # (if any, under another key) gone unsaid
+    folder = tmp_path / "answers"
+    write_folder(folder)
+    odd = folder / "zz-odd.jsonl"
+    odd.write_text(json.dumps(line) + "\n")
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(
+        folder, "answers-folder", manifest=MANIFEST, on_reject=rejects.append
+    ) as source:
+        first = next(source.images())
+    assert "zz-odd" not in first.annotators and len(first.annotators) == 5
+    assert [(r.source, r.position, r.reason.value) for r in rejects] == [
+        (str(odd), "line 1", "malformed")
+    ]
+
+
+@pytest.mark.parametrize(
     "object_id",
     ["-1", 1.9, "1.9", -1, True, "", "1e3", " 3", "\u0663"],
     ids=["neg-str", "float", "float-str", "neg-int", "bool", "empty", "exp", "space", "arabic"],
