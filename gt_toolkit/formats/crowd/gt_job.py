@@ -170,10 +170,13 @@ def parse_worker_response(
             except orjson.JSONDecodeError as exc:
                 raise ConsolidationError(f"answerContent is not JSON: {exc}") from exc
         spent = item.get("timeSpentInSeconds")
+        worker = item.get("workerId")
         out.append(
             parse_bounding_box_answer(
                 content,
-                worker_id=str(item.get("workerId", "")),
+                # null is no id (an anonymous answer), not a worker named "None" whose
+                # second answer on an object would supersede the first
+                worker_id="" if worker is None else str(worker),
                 element_name=element_name,
                 time_spent=spent if isinstance(spent, int | float) else None,
             )

@@ -160,6 +160,30 @@ def test_worker_answering_twice_keeps_the_last_and_counts_it(tmp_path: Path) -> 
     assert source.report.skipped["superseded-answer"] == 1
 
 
+@pytest.mark.parametrize("missing", [None, "absent"])
+def test_answers_without_a_worker_id_are_each_their_own(
+    tmp_path: Path, missing: str | None
+) -> None:
+    # "workerId": null was read as a worker named "None": a second such answer on an object
+    # superseded the first (one answer lost, counted as a skip), as if one worker answered twice
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    path = next((job / "annotations" / "worker-response" / "iteration-1" / "0").iterdir())
+    doc = json.loads(path.read_text())
+    for answer in doc["answers"][:2]:
+        if missing is None:
+            answer["workerId"] = None
+        else:
+            del answer["workerId"]
+    path.write_text(json.dumps(doc))
+    with open_crowd_source(job) as source:
+        first = next(source.images())
+        list(source.images())
+    assert len(first.annotators) == 5 and "None" not in first.annotators
+    assert [a.startswith("anonymous-") for a in first.annotators].count(True) == 2
+    assert not source.report.skipped
+
+
 def write_folder(folder: Path) -> None:
     folder.mkdir()
     for obj in sorted(RESPONSES.iterdir(), key=lambda p: int(p.name)):
