@@ -174,8 +174,13 @@ def image_path(key: str) -> str:
     joins them; so is a URL's path below its host and a Label Studio local-files URL's
     ``?d=`` path (below the document root). An absolute file path or a Label Studio upload
     (``/data/upload/3/...``, a folder of Label Studio's own) gives its last part. ``.`` and
-    ``..`` parts are dropped: a key never climbs out of the prefix it is joined to.
+    ``..`` parts are dropped: a key never climbs out of the prefix it is joined to. An
+    ``s3://`` URI gives its object key as written: it is no URL, its ``?``, ``#`` and ``%20``
+    are the key's own characters (``s3://b/img?1.jpg`` is the object ``img?1.jpg``).
     """
+    if is_s3_uri(key):
+        object_key = key[len("s3://") :].partition("/")[2]
+        return "/".join(p for p in object_key.split("/") if p not in ("", ".", ".."))
     if "?d=" in key:
         key = unquote(key.split("?d=", 1)[1])
     elif "://" in key:

@@ -98,6 +98,12 @@ def test_a_relative_image_key_keeps_its_whole_path(parts: list[str], sep: str) -
         ("https://cdn.test/day1/1.jpg?v=2", "day1/1.jpg"),  # the path below the host
         ("C:\\shots\\1.jpg", "1.jpg"),
         ("a/../../b.jpg", "a/b.jpg"),  # never above the prefix
+        # an S3 URI's key is literal (COCO's file_name was "day1/img" for both of these, and
+        # "a b.jpg" for the object a%20b.jpg)
+        ("s3://bkt/day1/img?1.jpg", "day1/img?1.jpg"),
+        ("s3://bkt/day1/img#2.jpg", "day1/img#2.jpg"),
+        ("s3://bkt/a%20b.jpg", "a%20b.jpg"),
+        ("s3://bkt/x/./y\\z.jpg", "x/y\\z.jpg"),
     ],
 )
 def test_urls_and_absolute_paths_give_their_path(key: str, path: str) -> None:
