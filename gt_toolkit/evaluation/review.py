@@ -489,9 +489,9 @@ def read_worker_responses(
     read and kept by the pieces :class:`~gt_toolkit.formats.crowd.gt_job.GtJobSource` reads
     with, so a review draws the answers ``consolidate`` counts: the latest iteration of each
     object, one answer per worker (:func:`~gt_toolkit.formats.crowd.gt_job.one_per_worker`).
-    A file that cannot be read is an ``unreadable-answer`` reject and its object keeps its
-    other files' answers; answers to objects beyond the manifest are an ``unknown-image``
-    reject. Neither stops the read.
+    A file, or an answer in one, that cannot be read is an ``unreadable-answer`` reject and
+    its object keeps the other answers; answers to objects beyond the manifest are an
+    ``unknown-image`` reject. Neither stops the read.
 
     Args:
         objects: ``datasetObjectId`` to manifest line number, for each object to read.

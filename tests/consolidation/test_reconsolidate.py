@@ -307,6 +307,43 @@ def test_objects_without_answers_are_kept_with_failure_reason(tmp_path: Path) ->
     assert len(dates) == 1
 
 
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda a: a["answerContent"].update(boundingBox={"polygons": []}),  # no boundingBoxes
+        lambda a: a["answerContent"]["boundingBox"]["boundingBoxes"][0].update(left=1e12),
+        lambda a: a.update(answerContent="{not json"),
+    ],
+    ids=["no-boxes-key", "huge-coordinate", "content-not-json"],
+)
+def test_one_bad_answer_does_not_take_its_files_other_answers(tmp_path: Path, spoil: Any) -> None:
+    # Ground Truth writes every worker's answer to an object in one file: one answer that
+    # could not be parsed made the whole file unreadable, and the object failed with four
+    # good answers unread
+    job = tmp_path / JOB.name
+    shutil.copytree(JOB, job)
+    path = next((job / "annotations" / "worker-response" / "iteration-1" / "3").iterdir())
+    doc = json.loads(path.read_text())
+    if not doc["answers"][2]["answerContent"]["boundingBox"]["boundingBoxes"]:
+        doc["answers"][2]["answerContent"]["boundingBox"]["boundingBoxes"] = [
+            {"label": "ball", "left": 1, "top": 1, "width": 5, "height": 5}
+        ]
+    spoil(doc["answers"][2])
+    path.write_text(json.dumps(doc))
+    rejects: list[CrowdReject] = []
+    out = tmp_path / "out.manifest"
+    with open_crowd_source(job, on_reject=rejects.append) as source:
+        report = reconsolidate(source, out, worker_model=None)
+    assert report.consolidated == 40 and report.failed == 0
+    assert report.ingest.answers == 199 and not report.complete
+    assert [(r.source, r.position, r.reason.value) for r in rejects] == [
+        (str(path), "manifest line 4", "unreadable-answer")
+    ]
+    worker = doc["answers"][2]["workerId"]
+    assert rejects[0].detail.startswith(f"answer 2 (worker {worker}): ")
+    assert read_lines(out)[3]["consolidated"]["annotations"]
+
+
 def test_min_support_and_threshold_change_the_result(tmp_path: Path) -> None:
     strict = reconsolidate(
         open_crowd_source(JOB),

@@ -305,10 +305,12 @@ def read_answer_files(
 
     A file that cannot be read or parsed (missing, cut short, not a worker-response
     document) does not stop the others: it comes back as ``(file, why)`` for
-    :func:`reject_unreadable`.
+    :func:`reject_unreadable`. Nor does one answer that cannot be parsed stop the other
+    answers of its file (Ground Truth writes every worker's answer to an object in one
+    file): it comes back as ``(file, "answer <i> (worker <id>): why")``.
 
     Returns:
-        The answers, the file of each answer, and the files that failed with why.
+        The answers, the file of each answer, and the files or answers that failed with why.
     """
     answers: list[BoundingBoxAnswer] = []
     where: list[str] = []
@@ -316,12 +318,22 @@ def read_answer_files(
     for location in files:
         try:
             doc = orjson.loads(read_bytes(location, store=store))
-            got = parse_worker_response(doc, element_name=element_name)
+            items = doc.get("answers") if isinstance(doc, dict) else None
+            if not isinstance(items, list):
+                raise ConsolidationError("worker-response file has no 'answers' list")
         except (GtToolkitError, orjson.JSONDecodeError) as exc:
             problems.append((location, str(exc)))
             continue
-        answers.extend(got)
-        where.extend([location] * len(got))
+        for i, item in enumerate(items):
+            try:
+                got = parse_worker_response({"answers": [item]}, element_name=element_name)
+            except GtToolkitError as exc:
+                worker = item.get("workerId") if isinstance(item, Mapping) else None
+                who = f" (worker {worker})" if isinstance(worker, str) else ""
+                problems.append((location, f"answer {i}{who}: {exc}"))
+                continue
+            answers.extend(got)
+            where.extend([location] * len(got))
     return answers, where, problems
 
 
