@@ -51,7 +51,13 @@ from gt_toolkit.formats.output_manifest import (
     iter_detection_records,
 )
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
-from gt_toolkit.storage.files import AllOrNone, Location, json_bytes, read_bytes
+from gt_toolkit.storage.files import (
+    AllOrNone,
+    Location,
+    json_bytes,
+    make_part_folder,
+    read_bytes,
+)
 from gt_toolkit.storage.image_mirror import ImageMirror, data_uri
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
 from gt_toolkit.templating import render_page
@@ -1022,7 +1028,10 @@ def _write_all(out: Path, written: Mapping[Path, bytes | Path]) -> None:
     mostly have the earlier names, ``0001_x.png``) is kept aside and put back if the run
     fails: ``AllOrNone`` removes what it placed, and had taken the earlier pictures and
     contact sheet with it, leaving the earlier report and ``review.json`` naming pictures
-    that were gone.
+    that were gone. The folder they are kept in is named like a temporary file
+    (:func:`~gt_toolkit.storage.files.make_part_folder`), so when a killed run leaves it
+    behind the next run into ``out`` removes it; one that could not be put back stays,
+    named in the error.
     """
     stale = [path for path in _previous(out) if path not in written]
     made = [
@@ -1033,7 +1042,7 @@ def _write_all(out: Path, written: Mapping[Path, bytes | Path]) -> None:
     try:
         replaced = [path for path in written if path.is_file()]
         if replaced:
-            aside = Path(tempfile.mkdtemp(prefix=".review-earlier-", dir=out))
+            aside = make_part_folder(out, "review-earlier")
             for n, path in enumerate(replaced):
                 kept.append((path, _keep_copy(path, aside / str(n))))
         with AllOrNone() as together:
@@ -1044,11 +1053,15 @@ def _write_all(out: Path, written: Mapping[Path, bytes | Path]) -> None:
                             shutil.copyfileobj(source, fh)
                     else:
                         fh.write(data)
-    except BaseException:
+    except BaseException as exc:
+        lost = False
         for path, copy in kept:
-            with contextlib.suppress(OSError):  # the fault that failed the run may block this
+            try:
                 shutil.move(copy, path)
-        if aside is not None:
+            except OSError as failed:  # the fault that failed the run may block this
+                lost = True
+                exc.add_note(f"the earlier {path} is kept as {copy} ({failed})")
+        if aside is not None and not lost:
             shutil.rmtree(aside, ignore_errors=True)
         for folder in reversed(made):
             with contextlib.suppress(OSError):  # not empty: another's file stays

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
+import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
@@ -926,6 +930,64 @@ def test_a_failed_rerun_of_the_same_manifest_keeps_the_earlier_pictures(tmp_path
     # Before: the eight pictures were replaced, then removed with the failed run's files;
     # the earlier report and review.json named pictures that were gone.
     assert _tree(out) == earlier
+
+
+_KILLED_RERUN = """
+import os, sys
+from gt_toolkit.evaluation import review
+
+class Killed(review.AllOrNone):
+    def open(self, location):
+        os._exit(9)  # killed (SIGKILL) once the earlier files are kept aside
+
+review.AllOrNone = Killed
+review.write_review(sys.argv[1], sys.argv[2], images_dir=sys.argv[3], min_width=700)
+"""
+
+
+def test_a_killed_rerun_leaves_nothing_a_later_run_keeps(tmp_path: Path) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    out = tmp_path / "review"
+    write_review(manifest, out, images_dir=IMAGES)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    args = [str(manifest), str(out), str(IMAGES)]
+    killed = subprocess.run([sys.executable, "-c", _KILLED_RERUN, *args], env=env, check=False)
+    assert killed.returncode == 9
+    assert [p.name for p in out.iterdir() if p.name.startswith(".review-earlier")]
+    later = "import sys; from gt_toolkit.cli import main; sys.exit(main(sys.argv[1:]))"
+    cli = ["review", str(manifest), "-o", str(out), "--images-dir", str(IMAGES)]
+    subprocess.run([sys.executable, "-c", later, *cli], env=env, check=True)  # a new process
+    # Before: the folder of the killed run's kept files (mkdtemp's '.review-earlier-xyz')
+    # was no temporary name a later run sweeps: every later review left it there.
+    assert sorted(p.name for p in out.iterdir()) == [
+        "contact_sheet.png",
+        "images",
+        "report.html",
+        "review.json",
+    ]
+
+
+def test_an_earlier_picture_that_cannot_be_put_back_is_kept_and_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    out = tmp_path / "review"
+    write_review(manifest, out, images_dir=IMAGES)
+    earlier = {p.name: p.read_bytes() for p in (out / "images").iterdir()}
+    (out / "contact_sheet.png").unlink()
+    (out / "contact_sheet.png").mkdir()  # the rerun's contact sheet cannot be written
+
+    def blocked(copy: str, path: str) -> None:  # the fault that failed the run blocks this too
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("gt_toolkit.evaluation.review.shutil.move", blocked)
+    with pytest.raises(StorageError) as failed:
+        write_review(manifest, out, images_dir=IMAGES, min_width=700)
+    notes = "\n".join(getattr(failed.value, "__notes__", []))
+    kept = re.findall(r"is kept as (\S+) \(", notes)
+    # Before: the copies were removed with their folder: nothing of the earlier pictures was left.
+    assert len(kept) == N_IMAGES + 2  # the pictures, report.html and review.json
+    assert {Path(k).read_bytes() for k in kept} >= set(earlier.values())
 
 
 @pytest.mark.parametrize(
