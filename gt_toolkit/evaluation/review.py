@@ -680,9 +680,25 @@ def _open_image(data: bytes | None, size: ImageSize | None = None) -> Image.Imag
         return None
     try:
         with Image.open(io.BytesIO(data)) as opened:
+            _eight_bit_colour_key(opened, data)
             return _rgb(_as_labeled(opened, size))
     except _UNREADABLE:
         return None
+
+
+def _eight_bit_colour_key(image: Image.Image, data: bytes) -> None:
+    """A 16-bit RGB PNG's transparent colour as the 8-bit colour Pillow reads its pixels as.
+
+    Pillow reads such a PNG as 8-bit RGB (each sample's high byte) but keeps its ``tRNS``
+    colour in 16 bits: the transparent pixels, (200, 200, 200) of 65535, were drawn black,
+    and the light grey ones that read as (200, 200, 200) were cleared. Matched on the high
+    bytes, the transparent colour clears its pixels (and those within 1/256 of it, which
+    Pillow cannot tell from it: it has no 16-bit RGB mode).
+    """
+    key = image.info.get("transparency")
+    sixteen_bit_rgb = data[12:16] == b"IHDR" and data[24:26] == b"\x10\x02"
+    if image.format == "PNG" and sixteen_bit_rgb and isinstance(key, tuple):
+        image.info["transparency"] = tuple(int(value) >> 8 for value in key)
 
 
 _TURNED = (5, 6, 7, 8)

@@ -8,8 +8,10 @@ import os
 import random
 import re
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
@@ -434,19 +436,22 @@ def test_a_damaged_image_becomes_a_placeholder(tmp_path: Path, damaged: bytes) -
 
 def _review_one(
     tmp_path: Path,
-    image: Image.Image | None,
+    image: Image.Image | bytes | None,
     box: dict[str, Any],
     image_size: dict[str, int] | None = None,
     min_width: int = 0,
     **save: Any,
 ) -> Image.Image:
     """The picture ``review`` draws of ``image`` (saved as a PNG, or by ``save``'s format;
-    ``None``: no file) with one consolidated box, at its own scale (``--min-width 0``)."""
+    bytes: the file as they are; ``None``: no file) with one consolidated box, at its own
+    scale (``--min-width 0``)."""
     from gt_toolkit.formats.detection_label import build_detection_label
 
     images = tmp_path / "images"
     images.mkdir()
-    if image is not None:
+    if isinstance(image, bytes):
+        (images / "x.img").write_bytes(image)
+    elif image is not None:
         image.save(images / "x.img", **({"format": "PNG"} | save))
     pair = build_detection_label("boxes", [box], image_size=image_size, job_name="j")
     manifest = tmp_path / "out.manifest"
@@ -490,6 +495,39 @@ def test_a_16_bit_image_with_a_transparent_value_clears_that_value_only(tmp_path
         (129, 129, 129),
     ]
     assert picture.getpixel((200, 45)) == CONSENSUS_COLOUR
+
+
+def _png_rgb16(rows: list[list[tuple[int, int, int]]], transparent: tuple[int, int, int]) -> bytes:
+    """A 16-bit RGB PNG with a transparent colour (tRNS), as libpng writes one (Pillow cannot)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body).to_bytes(4, "big")
+        return len(body).to_bytes(4, "big") + kind + body + crc
+
+    header = struct.pack(">IIBBBBB", len(rows[0]), len(rows), 16, 2, 0, 0, 0)
+    pixels = b"".join(b"\0" + b"".join(struct.pack(">3H", *px) for px in row) for row in rows)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"tRNS", struct.pack(">3H", *transparent))
+        + chunk(b"IDAT", zlib.compress(pixels))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_16_bit_colour_image_clears_its_transparent_colour_only(tmp_path: Path) -> None:
+    # Columns of (200, 200, 200) of 65535 (near black, the transparent colour), of
+    # (51400, 51400, 51400) (light grey, read as 200 in 8 bits) and of red.
+    row = [(200, 200, 200)] * 20 + [(51400, 51400, 51400)] * 20 + [(65535, 0, 0)] * 20
+    data = _png_rgb16([row] * 40, transparent=(200, 200, 200))
+    picture = _review_one(tmp_path, data, _box("a", 45, 25, 10, 10))
+    # Before: the 16-bit colour was matched against the 8-bit pixels: the transparent
+    # column was drawn black and the light grey one white.
+    assert [picture.getpixel((x, 5)) for x in (5, 25, 50)] == [
+        WHITE,
+        (200, 200, 200),
+        (255, 0, 0),
+    ]
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "P"])
