@@ -29,7 +29,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
 from PIL import ExifTags, Image, ImageDraw, ImageOps
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
@@ -58,7 +57,12 @@ from gt_toolkit.storage.files import (
     make_part_folder,
     read_bytes,
 )
-from gt_toolkit.storage.image_mirror import ImageMirror, data_uri
+from gt_toolkit.storage.image_mirror import (
+    ImageMirror,
+    data_uri,
+    eight_bit_colour_key,
+    eight_bits,
+)
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri
 from gt_toolkit.templating import render_page
 from gt_toolkit.types import ConsolidatedBox, ImageSize
@@ -680,25 +684,10 @@ def _open_image(data: bytes | None, size: ImageSize | None = None) -> Image.Imag
         return None
     try:
         with Image.open(io.BytesIO(data)) as opened:
-            _eight_bit_colour_key(opened, data)
+            eight_bit_colour_key(opened, data)
             return _rgb(_as_labeled(opened, size))
     except _UNREADABLE:
         return None
-
-
-def _eight_bit_colour_key(image: Image.Image, data: bytes) -> None:
-    """A 16-bit RGB PNG's transparent colour as the 8-bit colour Pillow reads its pixels as.
-
-    Pillow reads such a PNG as 8-bit RGB (each sample's high byte) but keeps its ``tRNS``
-    colour in 16 bits: the transparent pixels, (200, 200, 200) of 65535, were drawn black,
-    and the light grey ones that read as (200, 200, 200) were cleared. Matched on the high
-    bytes, the transparent colour clears its pixels (and those within 1/256 of it, which
-    Pillow cannot tell from it: it has no 16-bit RGB mode).
-    """
-    key = image.info.get("transparency")
-    sixteen_bit_rgb = data[12:16] == b"IHDR" and data[24:26] == b"\x10\x02"
-    if image.format == "PNG" and sixteen_bit_rgb and isinstance(key, tuple):
-        image.info["transparency"] = tuple(int(value) >> 8 for value in key)
 
 
 _TURNED = (5, 6, 7, 8)
@@ -737,29 +726,11 @@ def _rgb(image: Image.Image) -> Image.Image:
     white, as on the report's page, not on whatever colour they hold (black, mostly).
     """
     if image.mode.startswith("I"):  # "I", "I;16", "I;16B", ...: 16-bit PNGs and TIFFs
-        image = _eight_bits(image)
+        image = eight_bits(image)
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
     return image.convert("RGB")
-
-
-def _eight_bits(image: Image.Image) -> Image.Image:
-    """A 16-bit grayscale image as 8-bit ``L`` (``LA`` when a value of it is transparent).
-
-    A 16-bit PNG's ``transparency`` is a 16-bit value: kept on the 8-bit copy, it made every
-    pixel whose low byte matched it clear (value 0 made 0 to 255 white), and not the one
-    it names; so the clear pixels are found before the values are scaled.
-    """
-    wide = image.convert("I")
-    clear = wide.info.pop("transparency", None)
-    gray = wide.point(lambda value: value * (1 / 256)).convert("L")
-    gray.info.pop("transparency", None)
-    if not isinstance(clear, int) or isinstance(clear, bool):
-        return gray
-    opaque = np.asarray(wide) != clear
-    gray.putalpha(Image.fromarray(np.where(opaque, 255, 0).astype(np.uint8)))
-    return gray
 
 
 @dataclass(slots=True)

@@ -15,12 +15,16 @@ import mimetypes
 import os
 import struct
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from gt_toolkit.errors import StorageError
 from gt_toolkit.storage.s3 import is_s3_uri, parse_s3_uri
 from gt_toolkit.types import ImageSize
 
-__all__ = ["ImageMirror", "data_uri", "read_image_size"]
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["ImageMirror", "data_uri", "eight_bit_colour_key", "eight_bits", "read_image_size"]
 
 _SNIFF = (
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -88,6 +92,44 @@ def data_uri(data: bytes, mime: str | None = None, *, name: str = "") -> str:
         mime = "image/webp"
     mime = mime or mimetypes.guess_type(name)[0] or "application/octet-stream"
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def eight_bits(image: Image.Image) -> Image.Image:
+    """A 16-bit grayscale image (``I;16`` PNGs, ``I`` TIFFs) as 8-bit ``L``, scaled, not clipped.
+
+    ``convert("RGB")`` alone clips such values at 255: a depth map or an X-ray came out
+    white but for its darkest pixels. ``LA`` when a value is transparent: a 16-bit PNG's
+    ``transparency`` is a 16-bit value, and kept on the 8-bit copy it made every pixel
+    whose low byte matched it clear, and not the one it names; so the clear pixels are
+    found before the values are scaled.
+    """
+    import numpy as np
+    from PIL import Image
+
+    wide = image.convert("I")
+    clear = wide.info.pop("transparency", None)
+    gray = wide.point(lambda value: value * (1 / 256)).convert("L")
+    gray.info.pop("transparency", None)
+    if not isinstance(clear, int) or isinstance(clear, bool):
+        return gray
+    opaque = np.asarray(wide) != clear
+    gray.putalpha(Image.fromarray(np.where(opaque, 255, 0).astype(np.uint8)))
+    return gray
+
+
+def eight_bit_colour_key(image: Image.Image, data: bytes) -> None:
+    """A 16-bit RGB PNG's transparent colour as the 8-bit colour Pillow reads its pixels as.
+
+    Pillow reads such a PNG as 8-bit RGB (each sample's high byte) but keeps its ``tRNS``
+    colour in 16 bits: the transparent pixels, (200, 200, 200) of 65535, were drawn black,
+    and the light grey ones that read as (200, 200, 200) were cleared. Matched on the high
+    bytes, the transparent colour clears its pixels (and those within 1/256 of it, which
+    Pillow cannot tell from it: it has no 16-bit RGB mode).
+    """
+    key = image.info.get("transparency")
+    sixteen_bit_rgb = data[12:16] == b"IHDR" and data[24:26] == b"\x10\x02"
+    if image.format == "PNG" and sixteen_bit_rgb and isinstance(key, tuple):
+        image.info["transparency"] = tuple(int(value) >> 8 for value in key)
 
 
 def read_image_size(image: bytes | Path) -> ImageSize | None:

@@ -35,7 +35,7 @@ from markupsafe import Markup, escape
 
 from gt_toolkit.errors import TemplateError, ValidationError
 from gt_toolkit.formats.label_categories import validate_labels
-from gt_toolkit.storage.image_mirror import data_uri
+from gt_toolkit.storage.image_mirror import data_uri, eight_bit_colour_key, eight_bits
 from gt_toolkit.storage.s3 import is_s3_uri, parse_s3_uri
 from gt_toolkit.templating import render_page
 
@@ -181,7 +181,10 @@ def _embed_local_image(path: Path, max_side: int) -> str:
             small_already = max(img.size) <= max_side and len(data) <= _MAX_EMBED_BYTES
             if fmt in _MIME and small_already and not _carries_metadata(img):
                 return data_uri(data, _MIME[fmt])
+            eight_bit_colour_key(img, data)
             small = ImageOps.exif_transpose(img)
+            if small.mode.startswith("I"):  # 16 bits: convert("RGB") clipped them white
+                small = eight_bits(small)
             small.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
             out = io.BytesIO()
             alpha = small.mode in ("RGBA", "LA") or "transparency" in small.info

@@ -454,3 +454,24 @@ def test_example_comments_and_text_chunks_are_not_embedded(tmp_path: Path, side:
     assert b"Jane Private" not in data
     if side <= 480:  # re-encoded only to drop the text: still a lossless PNG
         assert data.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("side", [60, 1000])
+def test_a_16_bit_grayscale_example_is_scaled_not_clipped_white(tmp_path: Path, side: int) -> None:
+    """A 16-bit X-ray or depth map (``I;16``) re-encoded for the template went through
+    ``convert("RGB")``, which clips its values at 255: the embedded example was white but
+    for its darkest pixels (a large one always, a small one once it had a text chunk)."""
+    from PIL import PngImagePlugin
+
+    ramp = Image.new("I;16", (side, 8))
+    ramp.putdata([x * 65535 // (side - 1) for _ in range(8) for x in range(side)])
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", "scanner 2.1")  # a small one is re-encoded to drop it
+    path = tmp_path / "xray.png"
+    ramp.save(path, pnginfo=info)
+    with Image.open(io.BytesIO(_embedded(path))) as img:
+        gray = img.convert("L")
+        width = gray.width
+        shades = [gray.getpixel((width * k // 4, gray.height // 2)) for k in range(4)]
+    assert shades == sorted(shades) and shades[-1] - shades[0] > 150
+    assert 40 < shades[1] < 100 and 100 < shades[2] < 160  # a quarter, a half of the way
