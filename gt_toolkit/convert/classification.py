@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from gt_toolkit.convert.images import ImageNamer, check_file_name, copier_for
+from gt_toolkit.convert.images import ImageNamer, check_file_name, copier_for, folded
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.records import CLASSIFICATION, read_classifications
 from gt_toolkit.convert.splits import planned_splitter
@@ -92,7 +92,9 @@ def to_class_folders(
     splitter = planned_splitter(source, options, kinds=CLASSIFICATION)
     namer = ImageNamer()
     per_split: dict[str, dict[str, int]] = {"train": {}, "validation": {}}
-    owner: dict[str, str] = {}  # folder -> the class name it holds
+    # folder, case- and normalisation-blind -> the class name it holds: 'Cat/' and 'cat/'
+    # are one folder on a laptop's case-insensitive disk (APFS, NTFS), two classes merged
+    owner: dict[str, str] = {}
     with copier_for(options) as copier:
         for rec in read_classifications(
             source, options, stats=stats, out=out, desc="class-folders"
@@ -103,11 +105,12 @@ def to_class_folders(
                     f"{rec.attribute!r} is multi-label (use lst or augmented)"
                 )
             split, folder = splitter(rec), folder_name(rec.labels[0])
-            first = owner.setdefault(folder, rec.labels[0])
+            first = owner.setdefault(folded(folder), rec.labels[0])
             if first != rec.labels[0]:
                 raise ConversionError(
                     f"line {rec.line_no}: classes {first!r} and {rec.labels[0]!r} would share "
-                    f"the folder {folder!r} (a folder name cannot hold every character): "
+                    f"the folder {folder!r} (a folder name cannot hold every character, "
+                    "and a case-insensitive disk holds 'Cat' and 'cat' as one folder): "
                     "rename one, or use lst or augmented"
                 )
             per_split[split][folder] = per_split[split].get(folder, 0) + 1

@@ -25,7 +25,7 @@ from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 if TYPE_CHECKING:
     from gt_toolkit.convert.staging import StagedOutput
 
-__all__ = ["ImageCopier", "ImageNamer", "check_file_name", "copier_for"]
+__all__ = ["ImageCopier", "ImageNamer", "check_file_name", "copier_for", "folded"]
 
 
 _CONTROL = re.compile("[\x00-\x1f]")
@@ -69,7 +69,7 @@ class ImageNamer:
         base = PurePosixPath(source_ref).name  # a key ending in '/..' has the name '..'
         p = PurePosixPath(base if base not in ("", "..") else "image")
         name, salt = p.name, ""
-        while self._owner.setdefault(_folded(PurePosixPath(name).stem), source_ref) != source_ref:
+        while self._owner.setdefault(folded(PurePosixPath(name).stem), source_ref) != source_ref:
             digest = hashlib.blake2b(f"{source_ref}{salt}".encode(), digest_size=4).hexdigest()
             name, salt = _hashed(p, digest), f"{salt}#"
         return name
@@ -87,7 +87,7 @@ def _hashed(p: PurePosixPath, digest: str) -> str:
     return stem + p.suffix
 
 
-def _folded(stem: str) -> str:
+def folded(stem: str) -> str:
     """The form in which two stems name one file on a case-insensitive disk (NTFS, APFS)."""
     return unicodedata.normalize("NFC", stem).casefold()
 

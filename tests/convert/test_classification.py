@@ -116,6 +116,32 @@ def test_class_folders_refuses_two_classes_one_folder_name(tmp_path: Path) -> No
     assert not (tmp_path / "f").exists()
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("Dog", "dog"), ("\u00c9T\u00c9", "\u00e9t\u00e9")],
+    ids=["case", "accented-case"],
+)
+def test_class_folders_refuses_two_classes_one_folder_on_a_case_insensitive_disk(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    """'Dog/' and 'dog/' are two folders here and one on a laptop's disk (APFS, NTFS): the
+    dataset copied there had one class with both classes' images, and no word said so."""
+    lines = (OUTPUTS / "classification-single.manifest").read_text().splitlines()
+    renamed = [orjson.loads(line) for line in lines[:2]]
+    renamed[0]["animal-metadata"]["class-name"] = first
+    renamed[1]["animal-metadata"]["class-name"] = second
+    src = tmp_path / "clash.manifest"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in renamed))
+    for name in ("p1.jpg", "p2.jpg"):  # the images, found under --images-dir
+        (tmp_path / name).write_bytes(b"image")
+    with pytest.raises(ConversionError, match="case-insensitive disk") as refused:
+        convert_output(
+            "class-folders", src, tmp_path / "f", ConvertOptions(images_dir=str(tmp_path))
+        )
+    assert f"{first!r} and {second!r} would share the folder" in str(refused.value)
+    assert not (tmp_path / "f").exists()
+
+
 def test_lst_refuses_an_image_name_that_would_split_its_row(tmp_path: Path) -> None:
     lines = [orjson.loads(x) for x in CLASSIFIED.read_text().splitlines()]
     lines[2]["source-ref"] = lines[2]["source-ref"].replace("p3", "p\t3")
