@@ -140,11 +140,27 @@ def _looks(label: str) -> str:
     One accent encoding (NFC), no invisible format or control characters (zero-width spaces
     and joiners, bidi marks, soft hyphens, NUL), single spaces. ``"café"`` written with a
     precomposed é and with ``e`` plus a combining accent are two labels that show one text;
-    so are ``"car"`` and ``"car"`` followed by a zero-width space.
+    so are ``"car"`` and ``"car"`` followed by a zero-width space. Two kinds of format
+    character are seen and stay: the tags that make a black flag Scotland's or Wales's
+    (an emoji tag sequence, U+1F3F4 and tags; elsewhere tags are invisible), and the
+    Arabic number signs and other prepended concatenation marks, drawn as a sign.
     """
     text = unicodedata.normalize("NFC", label)
-    text = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) not in _UNSEEN)
-    return " ".join(text.split())
+    kept, in_flag = [], False
+    for ch in text:
+        in_flag = ch == _BLACK_FLAG or (in_flag and ch in _TAGS)
+        if in_flag or ch in _DRAWN or ch.isspace() or unicodedata.category(ch) not in _UNSEEN:
+            kept.append(ch)
+    return " ".join("".join(kept).split())
+
+
+_BLACK_FLAG: Final = "\U0001f3f4"
+_TAGS: Final = frozenset(map(chr, range(0xE0020, 0xE0080)))  # tag letters .. cancel tag
+# drawn as a sign though of category Cf (Prepended_Concatenation_Mark): Arabic, Syriac,
+# Kaithi number signs and the like
+_DRAWN: Final = frozenset(
+    "\u0600\u0601\u0602\u0603\u0604\u0605\u06dd\u070f\u0890\u0891\u08e2\U000110bd\U000110cd"
+)
 
 
 def build_label_category_config(

@@ -59,6 +59,8 @@ def test_build_adds_ner_instructions() -> None:
         (["car", "car\u200b"], "BoundingBox", "'car' and 'car\\u200b' differ only"),
         (["\u200b\u2060"], "BoundingBox", "label #1 is only whitespace or invisible"),
         (["car", "car\x07"], "BoundingBox", "'car' and 'car\\x07' differ only"),
+        (["car", "car\U000e0067"], "BoundingBox", "'car' and 'car\\U000e0067' differ"),
+        (["\U0001f3f4", "\U0001f3f4\u200b"], "BoundingBox", "differ only in spaces"),
     ],
     ids=[
         "bbox-empty",
@@ -78,6 +80,8 @@ def test_build_adds_ner_instructions() -> None:
         "zero-width-space",
         "invisible",
         "control-character",
+        "tag-outside-a-flag",
+        "flag-and-zero-width-space",
     ],
 )
 def test_validate_labels_reports_each_problem(
@@ -165,3 +169,22 @@ def test_read_s3(store: S3Store, bucket: str) -> None:
     uri = f"s3://{bucket}/config/labels.json"
     store.put_bytes(uri, json.dumps(build_label_category_config(["ball"])).encode())
     assert read_label_category_config(uri, store=store) == ["ball"]
+
+
+_SCOTLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+_WALES = "\U0001f3f4\U000e0067\U000e0062\U000e0077\U000e006c\U000e0073\U000e007f"
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        [_SCOTLAND, _WALES, "\U0001f3f4"],  # emoji tag sequences: two flags and a black one
+        ["\u0600\u0661\u0662", "\u0661\u0662"],  # an Arabic number sign is drawn
+    ],
+    ids=["subdivision-flags", "arabic-number-sign"],
+)
+def test_format_characters_that_are_drawn_make_distinct_labels(labels: list[str]) -> None:
+    """The look-alike rule dropped every format character (category Cf), so Scotland's and
+    Wales's flags (a black flag and invisible tag letters, shown as two flags) were refused
+    as labels that 'differ only in invisible characters', as was a label with the sign."""
+    assert validate_labels(labels) == []
