@@ -165,6 +165,28 @@ def _carries_metadata(img: Any) -> bool:
     return bool(getattr(img, "text", None))
 
 
+_GIF_FRAME_INFO: Final = ("duration", "disposal", "transparency", "background", "loop")
+"""What a GIF frame's info says about the animation, not about who made it."""
+
+
+def _animation_without_metadata(img: Any) -> bytes:
+    """A small animated GIF saved again, every frame, without its comment or XMP.
+
+    Re-encoded as a still image (to drop those), an animation that shows workers how to
+    draw lost every frame but the first.
+    """
+    from PIL import ImageSequence
+
+    frames = []
+    for frame in ImageSequence.Iterator(img):
+        copy = frame.copy()
+        copy.info = {k: v for k, v in frame.info.items() if k in _GIF_FRAME_INFO}
+        frames.append(copy)
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:])
+    return out.getvalue()
+
+
 def _embed_local_image(path: Path, max_side: int) -> str:
     """A local image as a data URI, downscaled (and re-encoded) when it is large."""
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -181,6 +203,8 @@ def _embed_local_image(path: Path, max_side: int) -> str:
             small_already = max(img.size) <= max_side and len(data) <= _MAX_EMBED_BYTES
             if fmt in _MIME and small_already and not _carries_metadata(img):
                 return data_uri(data, _MIME[fmt])
+            if fmt == "GIF" and small_already and getattr(img, "n_frames", 1) > 1:
+                return data_uri(_animation_without_metadata(img), "image/gif")
             eight_bit_colour_key(img, data)
             small = ImageOps.exif_transpose(img)
             if small.mode.startswith("I"):  # 16 bits: convert("RGB") clipped them white

@@ -475,3 +475,22 @@ def test_a_16_bit_grayscale_example_is_scaled_not_clipped_white(tmp_path: Path, 
         shades = [gray.getpixel((width * k // 4, gray.height // 2)) for k in range(4)]
     assert shades == sorted(shades) and shades[-1] - shades[0] > 150
     assert 40 < shades[1] < 100 and 100 < shades[2] < 160  # a quarter, a half of the way
+
+
+def test_a_small_animated_example_keeps_its_frames_without_its_comment(tmp_path: Path) -> None:
+    """A small animated GIF with a comment was re-encoded to drop it as a still JPEG: the
+    animation that showed workers how to draw a box was its first frame only."""
+    from PIL import ImageSequence
+
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    frames = [Image.new("RGB", (40, 30), c).convert("P") for c in colours]
+    gif = tmp_path / "how-to.gif"
+    frames[0].save(
+        gif, save_all=True, append_images=frames[1:], duration=200, loop=0, comment=b"ticket 99"
+    )
+    data = _embedded(gif)
+    assert b"ticket" not in data
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == "GIF"
+        shown = [f.convert("RGB").getpixel((5, 5)) for f in ImageSequence.Iterator(img)]
+    assert shown == colours
