@@ -187,10 +187,12 @@ class Splitter:
     its rarest class (items without classes form their own stratum), and within a stratum
     the items with the smallest split hashes go to validation, so every stratum gets
     ``round(fraction * n)`` validation items. It keeps 13 bytes per item while planning and
-    5 after: the split, and a fingerprint of the key that lets the pass that places them
+    9 after: the split, and the key's split hash, which lets the pass that places them
     skip the planned items it never asks about (records the converter refused after the
     plan was read: a duplicate, an image without a size), instead of handing every later
-    item the split planned for the one before it.
+    item the split planned for the one before it. The whole hash, not 4 bytes of it: two
+    keys of one 4-byte fingerprint (one in 2**32 pairs; 52k keys held such a pair) made a
+    key take the split of a refused one before it, a validation image moved to train.
 
     Raises:
         ValueError: ``validation_fraction`` outside 0..1.
@@ -207,7 +209,7 @@ class Splitter:
         self.fraction = validation_fraction
         self._salt = f"split:{seed}\x00".encode()  # hash_unit's input, built once
         self._plan: bytearray | None = None
-        self._keys = array("I")  # each planned item's fingerprint (_fingerprint)
+        self._keys = array("d")  # each planned item's split hash
         self._next = 0
 
     def unit(self, key: str) -> float:
@@ -218,7 +220,7 @@ class Splitter:
         """The split of ``key``; after :meth:`plan`, of its planned item.
 
         Items are asked for in the planned order, some left out: the next planned item with
-        the key's fingerprint is ``key``'s, and the ones before it are skipped.
+        the key's split hash is ``key``'s, and the ones before it are skipped.
 
         Raises:
             ValueError: a key that no later planned item holds (the input changed).
@@ -226,9 +228,9 @@ class Splitter:
         unit = self.unit(key)
         if self._plan is None:
             return "validation" if unit < self.fraction else "train"
-        fingerprint, keys = _fingerprint(unit), self._keys
+        keys = self._keys
         i, end = self._next, len(self._plan)
-        while i < end and keys[i] != fingerprint:
+        while i < end and keys[i] != unit:
             i += 1
         if i >= end:
             raise ValidationError(
@@ -261,13 +263,8 @@ class Splitter:
             for i in heapq.nsmallest(k, indices, key=hashes.__getitem__):
                 plan[i] = 1
         self._plan = plan
-        self._keys = array("I", map(_fingerprint, hashes))
+        self._keys = hashes
         self._next = 0
-
-
-def _fingerprint(unit: float) -> int:
-    """A planned item's key, in 4 bytes: the top 32 bits of its split hash."""
-    return min(int(unit * 2**32), 0xFFFFFFFF)  # a hash that rounded up to 1.0 fits too
 
 
 def split_name(key: str, *, seed: int | str = 0, validation_fraction: float) -> SplitName:
