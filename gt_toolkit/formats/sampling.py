@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
+import numbers
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -66,7 +67,9 @@ def percent_to_count(percent: float, total: int) -> int:
         raise ValidationError(
             [f"percent must be within 0..100, got {percent}"], what="sampling options"
         )
-    exact = Fraction(repr(percent)) if isinstance(percent, float) else Fraction(percent)
+    # float's own repr: a numpy float64 is a float whose repr is 'np.float64(7.0)'
+    rational = isinstance(percent, numbers.Rational)  # an int, numpy's too, a Fraction
+    exact = Fraction(percent) if rational else Fraction(float.__repr__(float(percent)))
     return round(exact * total / 100)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -62,6 +63,24 @@ def test_percent_rounds_an_exact_half_to_even(percent: float, n: int, k: int) ->
     """7% of 150 is 10.5, which half to even makes 10; in floats 0.07 * 150 is
     10.500000000000002 and gave 11, and 1.4% of 250 (3.5) gave 3 instead of 4."""
     assert percent_to_count(percent, n) == k
+
+
+@pytest.mark.parametrize(
+    ("percent", "n", "k"),
+    [
+        (np.float64(7), 150, 10),
+        (np.float64(1.4), 250, 4),
+        (np.float32(50), 150, 75),
+        (np.int64(7), 150, 10),
+    ],
+    ids=["float64", "float64-1.4", "float32", "int64"],
+)
+def test_a_numpy_percent_counts_as_its_value(percent: float, n: int, k: int) -> None:
+    """The exact rule read a float's repr, and a numpy float64 (a float subclass, from a
+    pandas config) is 'np.float64(7.0)': 'Invalid literal for Fraction', a traceback."""
+    assert percent_to_count(percent, n) == k
+    refs = _refs(n)
+    assert len(sample_percent(lambda: refs, percent=percent, seed=0, key=str).items) == k
 
 
 def test_count_larger_than_input_keeps_everything() -> None:
