@@ -203,7 +203,7 @@ class _Run:
     labels: list[str]  # grows as new labels appear; class id = position
     image_prefix: str | None
     manifest: bool
-    paths: dict[str, str] = field(default_factory=dict)  # image_path -> key, non-s3:// keys
+    paths: dict[str, str] = field(default_factory=dict)  # image_path -> key (s3:// in COCO)
 
     def class_of(self, label: str) -> int:
         if label not in self.labels:
@@ -224,7 +224,9 @@ class _Run:
                 parse_s3_uri(ref)
             except S3UriError as exc:
                 raise ConsolidationError(f"image {key!r}: {exc}") from None
-        if not is_s3_uri(key):
+        # a manifest keeps an s3:// key whole, COCO names it by its object key: there two
+        # buckets' x.jpg (or d/x.jpg and d//x.jpg) would be two images of one file_name
+        if not is_s3_uri(key) or not self.manifest:
             first = self.paths.setdefault(image_path(key), key)
             if first != key:
                 raise ConsolidationError(

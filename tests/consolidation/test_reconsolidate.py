@@ -112,6 +112,35 @@ def test_urls_and_absolute_paths_give_their_path(key: str, path: str) -> None:
     assert image_reference("s3://bkt/k/1.jpg", "s3://other/") == "s3://bkt/k/1.jpg"
 
 
+@pytest.mark.parametrize(
+    "refs",
+    [
+        ("s3://bkt-a/x.jpg", "s3://bkt-b/x.jpg"),  # two buckets, one key
+        ("s3://bkt/d/x.jpg", "s3://bkt/d//x.jpg"),  # two objects, one path
+        ("s3://bkt/x.jpg", "s3://bkt/./x.jpg"),
+    ],
+)
+def test_two_s3_objects_of_one_coco_file_name_are_refused(
+    tmp_path: Path, refs: tuple[str, str]
+) -> None:
+    # COCO names an s3:// image by its object key: two buckets' x.jpg were two images
+    # named 'x.jpg' in one file, exit 0, the second's boxes drawn on the first's picture
+    job = tmp_path / JOB.name
+    shutil.copytree(JOB, job)
+    manifest = job / "manifests" / "output" / "output.manifest"
+    rows = [json.loads(row) for row in manifest.read_text().splitlines()]
+    rows[0]["source-ref"], rows[1]["source-ref"] = refs
+    manifest.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    coco = tmp_path / "out.json"
+    with open_crowd_source(job) as source, pytest.raises(ConsolidationError, match="both be"):
+        reconsolidate(source, coco, output_format="coco", worker_model=None)
+    assert not list(tmp_path.glob("out.json*"))
+    with open_crowd_source(job) as source:  # a manifest keeps the two keys apart
+        report = reconsolidate(source, tmp_path / "out.manifest", worker_model=None)
+    assert report.complete
+    assert [line["source-ref"] for line in read_lines(tmp_path / "out.manifest")[:2]] == list(refs)
+
+
 def test_local_round_trip_matches_truth(tmp_path: Path) -> None:
     out = tmp_path / "out.manifest"
     report = reconsolidate(open_crowd_source(JOB), out)
