@@ -165,25 +165,35 @@ def _carries_metadata(img: Any) -> bool:
     return bool(getattr(img, "text", None))
 
 
-_GIF_FRAME_INFO: Final = ("duration", "disposal", "transparency", "background", "loop")
-"""What a GIF frame's info says about the animation, not about who made it."""
+_FRAME_INFO: Final[Mapping[str, tuple[str, ...]]] = {
+    "GIF": ("duration", "disposal", "transparency", "background", "loop"),
+    "PNG": ("duration", "loop", "transparency"),  # APNG: frames come composited
+    "WEBP": ("duration", "loop", "background"),
+}
+"""What a frame's info says about the animation, not about who made it, per format."""
 
 
-def _animation_without_metadata(img: Any) -> bytes:
-    """A small animated GIF saved again, every frame, without its comment or XMP.
+def _animation_without_metadata(img: Any, fmt: str) -> bytes:
+    """A small animation (GIF, APNG, WebP) saved again, every frame, without its metadata.
 
-    Re-encoded as a still image (to drop those), an animation that shows workers how to
-    draw lost every frame but the first.
+    Re-encoded as a still image (to drop a comment, XMP, EXIF or PNG text), an animation
+    that shows workers how to draw lost every frame but the first.
     """
     from PIL import ImageSequence
 
     frames = []
     for frame in ImageSequence.Iterator(img):
         copy = frame.copy()
-        copy.info = {k: v for k, v in frame.info.items() if k in _GIF_FRAME_INFO}
+        copy.info = {k: v for k, v in frame.info.items() if k in _FRAME_INFO[fmt]}
         frames.append(copy)
+    options: dict[str, Any] = {}
+    if fmt != "GIF":  # each frame's own timing (GIF's writer reads it from each frame)
+        options["duration"] = [f.info.get("duration", 0) for f in frames]
+        options["loop"] = img.info.get("loop", 0)
+    if fmt == "WEBP":
+        options["lossless"] = True
     out = io.BytesIO()
-    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:])
+    frames[0].save(out, format=fmt, save_all=True, append_images=frames[1:], **options)
     return out.getvalue()
 
 
@@ -203,8 +213,9 @@ def _embed_local_image(path: Path, max_side: int) -> str:
             small_already = max(img.size) <= max_side and len(data) <= _MAX_EMBED_BYTES
             if fmt in _MIME and small_already and not _carries_metadata(img):
                 return data_uri(data, _MIME[fmt])
-            if fmt == "GIF" and small_already and getattr(img, "n_frames", 1) > 1:
-                return data_uri(_animation_without_metadata(img), "image/gif")
+            animated = getattr(img, "n_frames", 1) > 1
+            if fmt in _FRAME_INFO and small_already and animated:
+                return data_uri(_animation_without_metadata(img, fmt), _MIME[fmt])
             eight_bit_colour_key(img, data)
             small = ImageOps.exif_transpose(img)
             if small.mode.startswith("I"):  # 16 bits: convert("RGB") clipped them white

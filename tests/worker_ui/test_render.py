@@ -494,3 +494,33 @@ def test_a_small_animated_example_keeps_its_frames_without_its_comment(tmp_path:
         assert img.format == "GIF"
         shown = [f.convert("RGB").getpixel((5, 5)) for f in ImageSequence.Iterator(img)]
     assert shown == colours
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_a_small_animated_png_or_webp_example_keeps_its_frames_without_its_text(
+    tmp_path: Path, fmt: str
+) -> None:
+    """An APNG with a text chunk was re-encoded as a still PNG, an animated WebP with XMP
+    as a still JPEG: the animation became its first frame (f7a14a3 kept GIF's frames only)."""
+    from PIL import ImageSequence, PngImagePlugin
+
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    frames = [Image.new("RGB", (40, 30), c) for c in colours]
+    path = tmp_path / f"how-to.{fmt.lower()}"
+    extra: dict[str, Any] = {"xmp": b"<x:xmpmeta>ticket 99</x:xmpmeta>", "lossless": True}
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Comment", "ticket 99")
+        extra = {"pnginfo": info}
+    frames[0].save(
+        path, save_all=True, append_images=frames[1:], duration=[100, 200, 300], loop=0, **extra
+    )
+    data = _embedded(path)
+    assert b"ticket" not in data
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.format == fmt
+        shown = [
+            (f.convert("RGB").getpixel((5, 5)), f.info.get("duration"))
+            for f in ImageSequence.Iterator(img)
+        ]
+    assert shown == list(zip(colours, [100, 200, 300], strict=True))
