@@ -244,7 +244,7 @@ def _item(
     pass, which counts nothing again.
     """
     key = _key_of(line.data)
-    by_worker = one_per_worker(answers, where, skip)
+    by_worker = one_per_worker(answers, where, skip, anonymous=f"anonymous-line{line.line_no}")
     chosen = [answers[i] for i in by_worker.values()]  # in the order workers first appear
     size: ImageSize | None = None
     first = ""
@@ -276,22 +276,29 @@ def _item(
 
 
 def one_per_worker(
-    answers: Sequence[BoundingBoxAnswer], where: Sequence[str], skip: Skipper | None
+    answers: Sequence[BoundingBoxAnswer],
+    where: Sequence[str],
+    skip: Skipper | None,
+    *,
+    anonymous: str = "anonymous",
 ) -> dict[str, int]:
     """Which answer of each worker counts: worker name to its index in ``answers``.
 
     A worker who answered an object twice (two files of one iteration) is counted once: the
     last answer read wins, and the earlier one is a ``superseded-answer`` skip. An answer
-    without a worker id is worker ``anonymous-<index>``. Workers keep the order in which they
-    first appear.
+    without a worker id is worker ``<anonymous>-<index>``. Workers keep the order in which
+    they first appear.
 
     Args:
         where: the file of each answer, for the skip.
         skip: counts superseded answers; ``None`` on a later pass, which counts nothing again.
+        anonymous: names the object's answers without a worker id; one name per object
+            (``anonymous-line<n>``), or every object's first such answer would be one
+            worker, ``anonymous-0``, in the quality table and the worker model.
     """
     by_worker: dict[str, int] = {}
     for i, answer in enumerate(answers):
-        worker = answer.worker_id or f"anonymous-{i}"
+        worker = answer.worker_id or f"{anonymous}-{i}"
         if worker in by_worker and skip is not None:
             skip(where[i], f"worker {worker}", SkipReason.SUPERSEDED)
         by_worker[worker] = i

@@ -184,6 +184,24 @@ def test_answers_without_a_worker_id_are_each_their_own(
     assert not source.report.skipped
 
 
+def test_answers_without_a_worker_id_on_two_objects_are_two_workers(tmp_path: Path) -> None:
+    # every object's first null-id answer was named 'anonymous-0': ten unknown people were
+    # one worker of ten images in the quality table and the worker model
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    for obj in ("0", "1"):
+        path = next((job / "annotations" / "worker-response" / "iteration-1" / obj).iterdir())
+        doc = json.loads(path.read_text())
+        doc["answers"][0]["workerId"] = None
+        path.write_text(json.dumps(doc))
+    with open_crowd_source(job) as source:
+        items = list(source.images())
+    unknown = [{a for a in item.annotators if a.startswith("anonymous")} for item in items[:2]]
+    assert all(len(names) == 1 for names in unknown)
+    assert not unknown[0] & unknown[1]
+    assert not source.report.skipped
+
+
 def write_folder(folder: Path) -> None:
     folder.mkdir()
     for obj in sorted(RESPONSES.iterdir(), key=lambda p: int(p.name)):
