@@ -371,6 +371,8 @@ def test_one_bad_answer_does_not_take_its_files_other_answers(tmp_path: Path, sp
     worker = doc["answers"][2]["workerId"]
     assert rejects[0].detail.startswith(f"answer 2 (worker {worker}): ")
     assert read_lines(out)[3]["consolidated"]["annotations"]
+    # the lost answer itself is in the rejects file, as an answers-folder line's is
+    assert json.loads(rejects[0].to_json()["raw"]) == doc["answers"][2]
 
 
 def test_min_support_and_threshold_change_the_result(tmp_path: Path) -> None:

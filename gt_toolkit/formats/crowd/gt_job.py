@@ -307,21 +307,23 @@ def one_per_worker(
 
 def read_answer_files(
     files: Sequence[str], *, element_name: str | None = None, store: S3Store | None = None
-) -> tuple[list[BoundingBoxAnswer], list[str], list[tuple[str, str]]]:
+) -> tuple[list[BoundingBoxAnswer], list[str], list[tuple[str, str, Any]]]:
     """The answers of one object's worker-response files, read one file at a time.
 
     A file that cannot be read or parsed (missing, cut short, not a worker-response
     document) does not stop the others: it comes back as ``(file, why)`` for
     :func:`reject_unreadable`. Nor does one answer that cannot be parsed stop the other
     answers of its file (Ground Truth writes every worker's answer to an object in one
-    file): it comes back as ``(file, "answer <i> (worker <id>): why")``.
+    file): it comes back as ``(file, "answer <i> (worker <id>): why", answer)``, the answer
+    itself kept for the rejects file.
 
     Returns:
-        The answers, the file of each answer, and the files or answers that failed with why.
+        The answers, the file of each answer, and the files or answers that failed with why
+        (and the answer, ``None`` for a whole file).
     """
     answers: list[BoundingBoxAnswer] = []
     where: list[str] = []
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str, Any]] = []
     for location in files:
         try:
             doc = orjson.loads(read_bytes(location, store=store))
@@ -329,7 +331,7 @@ def read_answer_files(
             if not isinstance(items, list):
                 raise ConsolidationError("worker-response file has no 'answers' list")
         except (GtToolkitError, orjson.JSONDecodeError) as exc:
-            problems.append((location, str(exc)))
+            problems.append((location, str(exc), None))
             continue
         for i, item in enumerate(items):
             try:
@@ -337,17 +339,22 @@ def read_answer_files(
             except GtToolkitError as exc:
                 worker = item.get("workerId") if isinstance(item, Mapping) else None
                 who = f" (worker {worker})" if isinstance(worker, str) else ""
-                problems.append((location, f"answer {i}{who}: {exc}"))
+                problems.append((location, f"answer {i}{who}: {exc}", item))
                 continue
             answers.extend(got)
             where.extend([location] * len(got))
     return answers, where, problems
 
 
-def reject_unreadable(problems: Sequence[tuple[str, str]], line_no: int, skip: Skipper) -> None:
-    """Reject each file :func:`read_answer_files` could not read (``unreadable-answer``)."""
-    for name, why in problems:
-        skip(name, f"manifest line {line_no}", SkipReason.UNREADABLE_ANSWER, why)
+def reject_unreadable(
+    problems: Sequence[tuple[str, str, Any]], line_no: int, skip: Skipper
+) -> None:
+    """Reject each file or answer :func:`read_answer_files` could not read.
+
+    An ``unreadable-answer`` reject; one answer's reject keeps the answer as its raw record.
+    """
+    for name, why, raw in problems:
+        skip(name, f"manifest line {line_no}", SkipReason.UNREADABLE_ANSWER, why, raw)
 
 
 def reject_unknown_objects(files: Mapping[int, Sequence[str]], count: int, skip: Skipper) -> None:
@@ -424,7 +431,7 @@ class GtJobSource(CrowdSource):
                         reject_unreadable(problems, line.line_no, self.skip)
                     failure = None
                     if problems and not answers:
-                        failure = "; ".join(f"{name}: {why}" for name, why in problems)
+                        failure = "; ".join(f"{name}: {why}" for name, why, _ in problems)
                         self.report.failed_images += int(new)
                     yield _item(line, answers, where, self.skip if first else None, failure)
 
