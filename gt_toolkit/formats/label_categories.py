@@ -14,6 +14,7 @@ version (the AWS example notebooks omit it).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -146,16 +147,25 @@ def _looks(label: str) -> str:
     Arabic number signs and other prepended concatenation marks, drawn as a sign.
     """
     text = unicodedata.normalize("NFC", label)
-    kept, in_flag = [], False
-    for ch in text:
-        in_flag = ch == _BLACK_FLAG or (in_flag and ch in _TAGS)
-        if in_flag or ch in _DRAWN or ch.isspace() or unicodedata.category(ch) not in _UNSEEN:
-            kept.append(ch)
+    # a whole tag sequence is drawn (a flag); tags outside one, or in one left unended (no
+    # cancel tag: a black flag is shown), are invisible. split() puts the flags at odd places
+    parts = _FLAG_SEQUENCE.split(text)
+    kept = [
+        part
+        if i % 2
+        else "".join(
+            ch
+            for ch in part
+            if ch in _DRAWN or ch.isspace() or unicodedata.category(ch) not in _UNSEEN
+        )
+        for i, part in enumerate(parts)
+    ]
     return " ".join("".join(kept).split())
 
 
-_BLACK_FLAG: Final = "\U0001f3f4"
-_TAGS: Final = frozenset(map(chr, range(0xE0020, 0xE0080)))  # tag letters .. cancel tag
+_FLAG_SEQUENCE: Final = re.compile("(\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f)")
+"""A complete emoji tag sequence: black flag, tag letters, cancel tag (Scotland's flag)."""
+
 # drawn as a sign though of category Cf (Prepended_Concatenation_Mark): Arabic, Syriac,
 # Kaithi number signs and the like
 _DRAWN: Final = frozenset(

@@ -39,6 +39,9 @@ def test_build_adds_ner_instructions() -> None:
     assert config["instructions"] == {"shortInstruction": "s", "fullInstruction": "f"}
 
 
+_FLAG = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"  # Scotland
+
+
 @pytest.mark.parametrize(
     ("labels", "task_type", "fragment"),
     [
@@ -61,6 +64,10 @@ def test_build_adds_ner_instructions() -> None:
         (["car", "car\x07"], "BoundingBox", "'car' and 'car\\x07' differ only"),
         (["car", "car\U000e0067"], "BoundingBox", "'car' and 'car\\U000e0067' differ"),
         (["\U0001f3f4", "\U0001f3f4\u200b"], "BoundingBox", "differ only in spaces"),
+        # a tag sequence without its cancel tag shows a black flag; a tag after a whole one
+        # shows nothing (59a9aa8 kept every tag after a black flag: both pairs passed)
+        (["\U0001f3f4", "\U0001f3f4\U000e0067\U000e0062"], "BoundingBox", "differ only"),
+        ([_FLAG, _FLAG + "\U000e0067"], "BoundingBox", "differ only"),
     ],
     ids=[
         "bbox-empty",
@@ -82,6 +89,8 @@ def test_build_adds_ner_instructions() -> None:
         "control-character",
         "tag-outside-a-flag",
         "flag-and-zero-width-space",
+        "flag-left-unended",
+        "tag-after-a-flag",
     ],
 )
 def test_validate_labels_reports_each_problem(
