@@ -33,7 +33,7 @@ from gt_toolkit.sagemaker.jumpstart import jumpstart_serving_container
 from gt_toolkit.sagemaker.predictions import ClassScore, decode_classification, decode_detections
 from gt_toolkit.sagemaker.pytorch import pytorch_serving_container
 from gt_toolkit.sagemaker.service_validation import check_request
-from gt_toolkit.sagemaker.tags import tag_list
+from gt_toolkit.sagemaker.tags import tag_list, tag_map
 from gt_toolkit.storage.image_mirror import read_image_size
 from gt_toolkit.storage.s3 import S3Store
 from gt_toolkit.types import ConsolidatedBox, ImageSize
@@ -257,7 +257,7 @@ def _serving_container(
     if job_kind(job) == "builtin":
         return {"Image": image}, False
     tag_pairs = sagemaker.list_tags(ResourceArn=job["TrainingJobArn"]).get("Tags", [])
-    tags = {str(t["Key"]): str(t["Value"]) for t in tag_pairs}
+    tags = tag_map(tag_pairs)
     if job_kind({**job, "Tags": tag_pairs}) == "script":
         return pytorch_serving_container(job, instance_type=instance_type), False
     if store is None:

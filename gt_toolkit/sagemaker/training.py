@@ -237,11 +237,6 @@ class ImageClassificationHyperparameters(_VisionHyperparameters):
         }
         return cls(**(known | overrides))
 
-    def image_height(self) -> int | None:
-        """The height of ``image_shape`` (``channels,height,width``), when it reads as one."""
-        parts = self.image_shape.split(",")
-        return int(parts[1]) if len(parts) == 3 and parts[1].strip().isdigit() else None
-
     def largest_side(self) -> int | None:
         """The larger of ``image_shape``'s height and width, when it reads as a shape.
 

@@ -26,7 +26,7 @@ from gt_toolkit.sagemaker.job_kinds import Algorithm, algorithm_of, job_kind
 from gt_toolkit.sagemaker.regions import is_gpu_instance
 from gt_toolkit.sagemaker.scripts.pytorch_classifier import contract
 from gt_toolkit.sagemaker.service_validation import problems_as_strings, validate_request
-from gt_toolkit.sagemaker.tags import tag_list
+from gt_toolkit.sagemaker.tags import tag_list, tag_map
 from gt_toolkit.sagemaker.training import (
     IC_OPTIMIZERS,
     OD_OPTIMIZERS,
@@ -437,7 +437,7 @@ def build_tuning_request(
         },
         "TrainingJobDefinition": definition,
     }
-    merged_tags = _training_tags(training_request) | dict(tags or {})
+    merged_tags = tag_map(training_request.get("Tags")) | dict(tags or {})  # passed on
     if merged_tags:
         request["Tags"] = tag_list(merged_tags)
     problems += _config_problems(request, algorithm)
@@ -449,15 +449,6 @@ def build_tuning_request(
     if problems:
         raise ValidationError(list(dict.fromkeys(problems)), what="tuning job request")
     return request
-
-
-def _training_tags(training_request: Mapping[str, Any]) -> dict[str, str]:
-    """The training request's ``Tags`` as a mapping (the tuning job passes them on)."""
-    return {
-        str(t["Key"]): str(t.get("Value", ""))
-        for t in training_request.get("Tags") or []
-        if isinstance(t, Mapping) and "Key" in t
-    }
 
 
 def _definition(training_request: Mapping[str, Any], static: dict[str, str]) -> dict[str, Any]:
