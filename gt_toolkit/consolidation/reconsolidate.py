@@ -214,12 +214,12 @@ class _Run:
         """The image's ``source-ref``; two keys that would share one are an error."""
         key = item.image.key
         ref = image_reference(key, self.image_prefix)
-        if self.manifest and item.record is None and not is_s3_uri(ref):
-            raise ConsolidationError(
-                f"image {key!r} is not an s3:// URI, which a Ground Truth manifest "
-                "needs: pass an image prefix (--image-prefix s3://bucket/folder/) or write COCO"
-            )
         if self.manifest and item.record is None:
+            if not is_s3_uri(ref):
+                raise ConsolidationError(
+                    f"image {key!r} is not an s3:// URI, which a Ground Truth manifest needs: "
+                    "pass an image prefix (--image-prefix s3://bucket/folder/) or write COCO"
+                )
             try:  # s3://b/a.jpg: a line every manifest reader would reject
                 parse_s3_uri(ref)
             except S3UriError as exc:

@@ -337,10 +337,11 @@ def measure_agreement(
     """
     consensus = consensus or ConsolidationSettings(iou_threshold=iou_threshold)
     tally = _Tally(random.Random(seed), sample_size)
+    wanted = None if labels is None else set(labels)
     for entry in images:
         image = entry.image if isinstance(entry, CrowdItem) else entry
-        if labels is not None:
-            image = _only_labels(image, set(labels))
+        if wanted is not None:
+            image = _only_labels(image, wanted)
         mine = _Disagreement()
         boxes = sum(len(b) for b in image.boxes)
         if len(image.annotators) > 1:

@@ -77,9 +77,7 @@ def iter_folder_keys(
             else:
                 yield _utf8_key(rel + name, str(path / name))
 
-    for key in walk(root, "", frozenset()):
-        if exts is not None and not key.lower().endswith(exts):
-            continue
+    for key in walk(root, "", frozenset()):  # of the extensions asked for: walk keeps no other
         if any(
             fnmatch.fnmatchcase(key, p) or fnmatch.fnmatchcase(key_prefix + key, p)
             for p in patterns

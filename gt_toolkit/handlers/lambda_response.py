@@ -28,6 +28,7 @@ __all__ = [
     "omitted",
     "returnable",
     "runtime_size",
+    "sendable_text",
 ]
 
 RESPONSE_BUDGET = 6_000_000
@@ -46,9 +47,17 @@ def clip_text(text: str, limit: int = TEXT_LIMIT) -> str:
     """
     if len(text) > limit:
         text = f"{text[:limit]}... ({len(text) - limit} more characters)"
-    if not text.isascii():  # lone surrogates (from \\ud800 escapes) cannot be sent as UTF-8
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
+    return sendable_text(text)
+
+
+def sendable_text(text: str) -> str:
+    r"""``text`` as valid UTF-8: each lone surrogate (from a ``\ud800`` escape) as ``?``.
+
+    The runtime sends a response as UTF-8 and fails on such a character.
+    """
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def omitted(why: str, count: int, where: str) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.detection_label import DETECTION_TYPE, parse_detection_label
 from gt_toolkit.formats.label_attributes import detect_label_attributes
-from gt_toolkit.handlers.lambda_response import clip_text
+from gt_toolkit.handlers.lambda_response import clip_text, sendable_text
 from gt_toolkit.types import WorkerBox
 
 if TYPE_CHECKING:
@@ -186,11 +186,7 @@ def _unicode_labels(labels: tuple[str, ...], problems: list[str]) -> tuple[str, 
 
 
 def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return sendable_text(text) == text
 
 
 def _skip_threshold(raw: str, problems: list[str]) -> float | None:
@@ -319,9 +315,7 @@ def _sendable(value: Any) -> tuple[Any, bool]:
     if isinstance(value, float):
         return (value, False) if math.isfinite(value) else (None, True)
     if isinstance(value, str):
-        if value.isascii():
-            return value, False
-        fixed = value.encode("utf-8", "replace").decode("utf-8")
+        fixed = sendable_text(value)
         return fixed, fixed != value
     if isinstance(value, list):
         pairs = [_sendable(v) for v in value]

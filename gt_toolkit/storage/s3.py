@@ -148,9 +148,11 @@ def prefix_problem(prefix: str) -> str | None:
     """
     if not prefix.startswith("s3://"):
         return f"must be an s3://bucket/folder/ prefix, got {prefix!r}"
-    bucket = prefix[5:].partition("/")[0]
-    problem = bucket_name_problem(bucket)
-    return None if problem is None else f"bad bucket name {bucket!r} in {prefix!r}: {problem}"
+    try:
+        parse_s3_uri(prefix, require_key=False)
+    except S3UriError as exc:
+        return str(exc)
+    return None
 
 
 def make_s3_client(
