@@ -52,6 +52,7 @@ from gt_toolkit.consolidation.settings import DEFAULT_WORKER_MODEL
 from gt_toolkit.consolidation.worker_model import WorkerModel, fit_worker_model
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator, WorkerQuality
 from gt_toolkit.errors import ConsolidationError, S3UriError, ValidationError
+from gt_toolkit.formats.coco_stream import close_coco
 from gt_toolkit.formats.crowd.base import CrowdItem, CrowdSource
 from gt_toolkit.formats.crowd.report import IngestReport
 from gt_toolkit.formats.detection_label import (
@@ -308,15 +309,11 @@ class _CocoWriter:
             self.spill.write((b"," if self.annotations > 1 else b"") + orjson.dumps(annotation))
 
     def close(self) -> None:
-        self.fh.write(b'],"annotations":[')
-        self.spill.seek(0)
-        while chunk := self.spill.read(1 << 20):
-            self.fh.write(chunk)
         categories = [
             {"id": i + 1, "name": name, "supercategory": "none"}
             for i, name in enumerate(self.run.labels)
         ]
-        self.fh.write(b'],"categories":' + orjson.dumps(categories) + b"}\n")
+        close_coco(self.fh, self.spill, categories)
 
 
 # -- the run -------------------------------------------------------------------------------------

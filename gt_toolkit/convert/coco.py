@@ -25,6 +25,7 @@ from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.pixels import pixel
 from gt_toolkit.convert.records import sized_detections
 from gt_toolkit.convert.staging import StagedOutput
+from gt_toolkit.formats.coco_stream import close_coco
 from gt_toolkit.formats.detection_label import ScoredBox
 from gt_toolkit.formats.output_manifest import OutputStats
 from gt_toolkit.storage.files import Location, join_location
@@ -70,15 +71,11 @@ def to_coco(source: Location, out: StagedOutput, options: ConvertOptions) -> Con
         fh.write(b'{"info":{"description":"Ground Truth output converted by gt-toolkit"},')
         fh.write(b'"licenses":[],"images":[')
         counts = _write_images(source, out, options, stats, copier, fh, anns, copy)
-        fh.write(b'],"annotations":[')
-        anns.seek(0)
-        while chunk := anns.read(1 << 20):
-            fh.write(chunk)
         categories = [
             {"id": cid + 1, "name": stats.class_map.name_of(cid), "supercategory": "none"}
             for cid in sorted(stats.class_map.names)
         ]
-        fh.write(b'],"categories":' + orjson.dumps(categories) + b"}\n")
+        close_coco(fh, anns, categories)
     outputs = {"coco": json_loc}
     if copy:
         outputs["images"] = images

@@ -16,6 +16,7 @@ from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.pixels import pixel
 from gt_toolkit.convert.records import sized_detections
 from gt_toolkit.convert.staging import StagedOutput
+from gt_toolkit.formats.coco_stream import close_coco
 from gt_toolkit.formats.output_manifest import OutputStats
 from gt_toolkit.storage.files import Location
 
@@ -60,15 +61,11 @@ def to_jumpstart_od(
             if copy:
                 copier.copy(out, rec.source_ref, out.location("images", name))
             image_id += 1
-        fh.write(b'],"annotations":[')
-        anns.seek(0)
-        while chunk := anns.read(1 << 20):
-            fh.write(chunk)
         categories = [
             {"id": cid, "name": stats.class_map.name_of(cid)}
             for cid in sorted(stats.class_map.names)
         ]
-        fh.write(b'],"categories":' + dumps(categories) + b"}\n")
+        close_coco(fh, anns, categories)
     outputs = {"annotations": ann_loc}
     if copy:
         outputs["images"] = out.location("images")
