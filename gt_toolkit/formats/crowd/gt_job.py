@@ -156,32 +156,41 @@ def parse_worker_response(
     Raises:
         ConsolidationError: the document or an answer is malformed.
     """
+    return [_parse_answer(item, element_name) for item in _answers_of(document)]
+
+
+def _answers_of(document: Any) -> list[Any]:
+    """The ``answers`` list of a worker-response file."""
     answers = document.get("answers") if isinstance(document, Mapping) else None
     if not isinstance(answers, list):
         raise ConsolidationError("worker-response file has no 'answers' list")
-    out = []
-    for item in answers:
-        if not isinstance(item, Mapping):
-            raise ConsolidationError(f"answer is not an object: {item!r}"[:200])
-        content: Any = item.get("answerContent")
-        if isinstance(content, str):
-            try:
-                content = orjson.loads(content)
-            except orjson.JSONDecodeError as exc:
-                raise ConsolidationError(f"answerContent is not JSON: {exc}") from exc
-        spent = item.get("timeSpentInSeconds")
-        worker = item.get("workerId")
-        out.append(
-            parse_bounding_box_answer(
-                content,
-                # null is no id (an anonymous answer), not a worker named "None" whose
-                # second answer on an object would supersede the first
-                worker_id="" if worker is None else str(worker),
-                element_name=element_name,
-                time_spent=spent if isinstance(spent, int | float) else None,
-            )
-        )
-    return out
+    return answers
+
+
+def _parse_answer(item: Any, element_name: str | None) -> BoundingBoxAnswer:
+    """One entry of ``answers``.
+
+    Raises:
+        ConsolidationError: it is malformed.
+    """
+    if not isinstance(item, Mapping):
+        raise ConsolidationError(f"answer is not an object: {item!r}"[:200])
+    content: Any = item.get("answerContent")
+    if isinstance(content, str):
+        try:
+            content = orjson.loads(content)
+        except orjson.JSONDecodeError as exc:
+            raise ConsolidationError(f"answerContent is not JSON: {exc}") from exc
+    spent = item.get("timeSpentInSeconds")
+    worker = item.get("workerId")
+    return parse_bounding_box_answer(
+        content,
+        # null is no id (an anonymous answer), not a worker named "None" whose second
+        # answer on an object would supersede the first
+        worker_id="" if worker is None else str(worker),
+        element_name=element_name,
+        time_spent=spent if isinstance(spent, int | float) else None,
+    )
 
 
 def job_labels(job: Location, *, store: S3Store | None = None) -> list[str] | None:
@@ -326,23 +335,19 @@ def read_answer_files(
     problems: list[tuple[str, str, Any]] = []
     for location in files:
         try:
-            doc = orjson.loads(read_bytes(location, store=store))
-            items = doc.get("answers") if isinstance(doc, dict) else None
-            if not isinstance(items, list):
-                raise ConsolidationError("worker-response file has no 'answers' list")
+            items = _answers_of(orjson.loads(read_bytes(location, store=store)))
         except (GtToolkitError, orjson.JSONDecodeError) as exc:
             problems.append((location, str(exc), None))
             continue
         for i, item in enumerate(items):
             try:
-                got = parse_worker_response({"answers": [item]}, element_name=element_name)
+                answers.append(_parse_answer(item, element_name))
             except GtToolkitError as exc:
                 worker = item.get("workerId") if isinstance(item, Mapping) else None
                 who = f" (worker {worker})" if isinstance(worker, str) else ""
                 problems.append((location, f"answer {i}{who}: {exc}", item))
                 continue
-            answers.extend(got)
-            where.extend([location] * len(got))
+            where.append(location)
     return answers, where, problems
 
 
