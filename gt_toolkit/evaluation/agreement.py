@@ -18,8 +18,9 @@ different labels and for a box against nothing, 0 for nothing against nothing. T
 
 which is Krippendorff's alpha with this distance (cross-checked against the ``krippendorff``
 package in the tests). ``D_e`` compares boxes across images by their position relative to
-the image size; it is computed from every value up to ``sample_size`` values and from a
-uniform (seeded) reservoir sample beyond, so its cost is bounded on any job.
+the image size (where it is unknown, to the far corner of the image's boxes); it is computed
+from every value up to ``sample_size`` values and from a uniform (seeded) reservoir sample
+beyond, so its cost is bounded on any job.
 
 Reported: alpha overall, per class (the units whose consensus label it is, with their own
 ``D_e``), per image (``1 - D_o(image) / D_e``: the job's ``D_e`` makes images comparable and
@@ -80,17 +81,25 @@ def value_distance(a: Value, b: Value) -> float:
     return 1.0 - box_iou(a[1:], b[1:])
 
 
-def _xyxy(box: WorkerBox, size: ImageSize | None) -> list[float]:
-    """The box's corners, clipped to the image and relative to its size when known."""
-    xyxy = np.array(
-        [[box["left"], box["top"], box["left"] + box["width"], box["top"] + box["height"]]],
-        dtype=np.float64,
-    )
-    if size is None:
-        return [float(v) for v in xyxy[0]]
-    clipped = clip_xyxy(xyxy, size["width"], size["height"])[0]
-    scale = (size["width"], size["height"]) * 2
-    return [float(v) / s for v, s in zip(clipped, scale, strict=True)]
+def _corners(box: WorkerBox) -> list[float]:
+    """The box's corners in pixels."""
+    left, top = float(box["left"]), float(box["top"])
+    return [left, top, left + float(box["width"]), top + float(box["height"])]
+
+
+def _frame(size: ImageSize | None, boxes: Iterable[Sequence[float]]) -> tuple[float, float]:
+    """The width and height that make an image's corners relative.
+
+    Its size when known; else the far corner of its boxes (the image holds them all), so
+    that ``D_e`` never compares one image's pixels with another's fractions. Pixels (1, 1)
+    where the boxes give no positive extent.
+    """
+    if size is not None:
+        return float(size["width"]), float(size["height"])
+    far_x = far_y = 0.0
+    for b in boxes:
+        far_x, far_y = max(far_x, b[2]), max(far_y, b[3])
+    return (far_x if far_x > 0 else 1.0), (far_y if far_y > 0 else 1.0)
 
 
 def match_units(
@@ -101,7 +110,8 @@ def match_units(
 ) -> tuple[list[list[Value]], list[str]]:
     """The image's units (one value per annotator, in order) and each unit's consensus label.
 
-    Coordinates are relative to the image size when it is known (pixels otherwise).
+    Coordinates are relative to the image size, or where it is not known to the far
+    corner of the image's boxes (:func:`_frame`).
     """
     # one output box per cluster (its voted label): per label, one object seen as a car by
     # two and a truck by one would be two units
@@ -109,13 +119,18 @@ def match_units(
     result = consolidate_image(
         image.boxes, settings=settings, labels=labels, image_size=image.image_size
     )
+    corners = {m: _corners(image.boxes[m[0]][m[1]]) for ms in result.clusters for m in ms}
+    width, height = _frame(image.image_size, corners.values())
     units: list[list[Value]] = []
     for members in result.clusters:
         values: list[Value] = [None] * len(image.annotators)
         for worker, index in members:
-            drawn = image.boxes[worker][index]
-            x1, y1, x2, y2 = _xyxy(drawn, image.image_size)
-            values[worker] = (drawn["label"], x1, y1, x2, y2)
+            xyxy = corners[worker, index]
+            if image.image_size is not None:
+                xyxy = clip_xyxy([xyxy], width, height)[0].tolist()
+            x1, y1, x2, y2 = xyxy
+            label = image.boxes[worker][index]["label"]
+            values[worker] = (label, x1 / width, y1 / height, x2 / width, y2 / height)
         units.append(values)
     return units, [b["label"] for b in result.boxes]
 

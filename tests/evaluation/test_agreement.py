@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
@@ -317,3 +318,34 @@ def test_write_agreement_to_s3(store: Any, s3_client: Any, bucket: str) -> None:
     body = s3_client.get_object(Bucket=bucket, Key="runs/agreement/agreement.json")["Body"]
     assert json.loads(body.read())["units"] == 1
     assert written["html"] == f"s3://{bucket}/runs/agreement/agreement.html"
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 100_000), workers=st.integers(2, 5), scale=st.sampled_from([0.5, 3]))
+def test_an_image_without_a_size_is_measured_in_a_frame_of_its_own(
+    seed: int, workers: int, scale: float
+) -> None:
+    # one image's size unknown and its boxes in another unit: D_e compared its pixels with
+    # the other images' fractions (nearly every cross pair at d = 1), so alpha moved with
+    # the unit; measured against its boxes' far corner, it does not
+    images = crowd(seed, workers, 4)
+    first = images[0]
+    stretched = [
+        [{**b, **{k: b[k] * scale for k in ("left", "top", "width", "height")}} for b in answer]
+        for answer in first.boxes
+    ]
+    unsized = [dataclasses.replace(first, image_size=None, boxes=tuple(stretched)), *images[1:]]
+    plain = [dataclasses.replace(first, image_size=None), *images[1:]]
+    report = measure_agreement(unsized)
+    assume(report.alpha is not None)
+    assert report.alpha == pytest.approx(measure_agreement(plain).alpha, abs=1e-9)
+    assert report.alpha == pytest.approx(independent_alpha(unsized), abs=1e-9)
+
+
+def test_an_unsized_image_is_framed_by_its_boxes_far_corner() -> None:
+    sized = image("a", [box("car", 10, 10, 30, 40)], [box("car", 60, 50, 40, 30)])
+    unsized = dataclasses.replace(sized, image_size=None)
+    units, _ = match_units(unsized)
+    # far corner (100, 80): the boxes' edges as fractions of it
+    values = sorted(v for unit in units for v in unit if v is not None)
+    assert values == [("car", 0.1, 0.125, 0.4, 0.625), ("car", 0.6, 0.625, 1.0, 1.0)]
