@@ -29,7 +29,7 @@ from gt_toolkit.consolidation.repeats import find_repeats
 from gt_toolkit.consolidation.settings import ConsolidationSettings
 from gt_toolkit.consolidation.votes import Evidence
 from gt_toolkit.errors import ConsolidationError
-from gt_toolkit.formats.crowd import CrowdImage
+from gt_toolkit.formats.crowd import CrowdImage, is_anonymous_worker
 from gt_toolkit.storage.files import Location, read_bytes
 from gt_toolkit.storage.s3 import S3Store
 
@@ -140,18 +140,34 @@ class WorkerModel:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """A plain dict (the worker table a Lambda or a later run reads back)."""
+        """A plain dict (the worker table a Lambda or a later run reads back).
+
+        Answers without a worker id (``anonymous-line4-0``, :func:`is_anonymous_worker`) are
+        left out: each is one answer of one object of this job, fitted on that image alone,
+        and in another job the same name is whoever answered its line 4 without an id. They
+        count in the fit (the crowd's figures, the other workers' evidence) and in this
+        run's consolidation, which uses the model in memory.
+        """
         return {
             "model": MODEL_NAME,
             "objects": self.objects,
             "places": self.places,
             "crowd": _skill_json(self.crowd),
-            "workers": {w: _skill_json(s) for w, s in sorted(self.workers.items())},
+            "workers": {
+                w: _skill_json(s)
+                for w, s in sorted(self.workers.items())
+                if not is_anonymous_worker(w)
+            },
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WorkerModel:
         """Read back :meth:`to_json`'s dict.
+
+        A worker named as an answer without a worker id (``anonymous-line4-0``, which
+        :meth:`to_json` never writes; a table from an older version or edited by hand) is
+        left out: such a name is one object of the job it came from, so a loaded model
+        never matches it, and that answer takes the crowd's skills.
 
         Raises:
             ConsolidationError: the dict is not a worker model, or a figure is out of range.
@@ -165,7 +181,11 @@ class WorkerModel:
             if not objects / places > 0:  # the prior's log-odds: log(objects / places)
                 raise ValueError(f"objects / places underflows: {objects} / {places}")
             crowd = _skill_from(data["crowd"])
-            workers = {str(w): _skill_from(s) for w, s in dict(data["workers"]).items()}
+            workers = {
+                str(w): _skill_from(s)
+                for w, s in dict(data["workers"]).items()
+                if not is_anonymous_worker(str(w))
+            }
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             # OverflowError: an integer of hundreds of digits, which float() cannot hold
             raise ConsolidationError(f"bad worker model: {exc}") from exc

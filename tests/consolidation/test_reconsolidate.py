@@ -824,3 +824,35 @@ def test_an_image_uri_with_a_bucket_s3_refuses_stops_the_run(tmp_path: Path) -> 
     with pytest.raises(ConsolidationError, match=r"image 's3://b/a.jpg': bad bucket name 'b'"):
         reconsolidate(open_crowd_source(export, "label-studio"), out)
     assert not out.exists()
+
+
+def test_answers_without_a_worker_id_stay_out_of_the_saved_model(tmp_path: Path) -> None:
+    # an answer without a workerId is anonymous-line<n>-<i>, one object of this job: saved in
+    # the table, applied to another job it took this job's line-1 skills for whoever answered
+    # that job's line 1 without an id
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    for obj in ("0", "1"):
+        path = next((job / "annotations" / "worker-response" / "iteration-1" / obj).iterdir())
+        doc = json.loads(path.read_text())
+        doc["answers"][0]["workerId"] = None
+        path.write_text(json.dumps(doc))
+    out = tmp_path / "fit.manifest"
+    with open_crowd_source(job) as source:
+        report = reconsolidate(
+            source, out, settings=MODEL_KEEPS, labels=["ball"], worker_model="fit"
+        )
+    fitted = report.worker_model
+    assert fitted is not None
+    anonymous = sorted(w for w in fitted.workers if w.startswith("anonymous-"))
+    assert anonymous == ["anonymous-line1-0", "anonymous-line2-0"]  # in this run's fit
+    saved = json.loads(Path(f"{out}.worker-model.json").read_text())
+    assert sorted(saved["workers"]) == sorted(set(fitted.workers) - set(anonymous))
+    assert len(saved["workers"]) == 5
+    # a table that names one anyway (an older version's, or edited) never matches it
+    hand = {**saved, "workers": {**saved["workers"], "anonymous-line1-0": saved["crowd"]}}
+    hand["workers"]["anonymous-line1-0"] = {**saved["crowd"], "miss_rate": 0.9}
+    loaded = WorkerModel.from_json(hand)
+    assert "anonymous-line1-0" not in loaded.workers
+    assert loaded.skill("anonymous-line1-0") == loaded.crowd
+    assert loaded.workers == read_worker_model(f"{out}.worker-model.json").workers

@@ -7,12 +7,35 @@ agreement and worker models never know which tool the labels came from.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
 from gt_toolkit.types import ImageSize, WorkerBox
 
-__all__ = ["CrowdImage", "CrowdSourceKind"]
+__all__ = ["CrowdImage", "CrowdSourceKind", "anonymous_worker", "is_anonymous_worker"]
+
+_ANONYMOUS = re.compile(r"anonymous-line\d+-\d+")
+
+
+def anonymous_worker(line_no: int, index: int) -> str:
+    """The name of a Ground Truth answer without a ``workerId``: ``anonymous-line<n>-<i>``.
+
+    One name per answer of one object (manifest line ``line_no``): never pooled with other
+    objects' unknown answers. The name means nothing outside its job: line 4 of another
+    job is another image (:func:`is_anonymous_worker`).
+    """
+    return f"anonymous-line{line_no}-{index}"
+
+
+def is_anonymous_worker(name: str) -> bool:
+    """Whether ``name`` is one :func:`anonymous_worker` made: no person a saved model knows.
+
+    A worker model leaves such names out of the table it saves and out of one it reads:
+    applied to another job, ``anonymous-line4-0`` would take the skills fitted on this
+    job's line 4 for whoever answered that job's line 4 without an id.
+    """
+    return _ANONYMOUS.fullmatch(name) is not None
 
 
 class CrowdSourceKind(StrEnum):

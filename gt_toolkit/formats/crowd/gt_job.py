@@ -39,7 +39,7 @@ from gt_toolkit.errors import (
     NoMatchingObjectsError,
     StorageError,
 )
-from gt_toolkit.formats.crowd import CrowdImage
+from gt_toolkit.formats.crowd import CrowdImage, anonymous_worker
 from gt_toolkit.formats.crowd.answer_index import AnswerIndex
 from gt_toolkit.formats.crowd.base import CrowdItem, CrowdSource, IndexedSource, list_files
 from gt_toolkit.formats.crowd.report import RejectHandler, Skipper, SkipReason
@@ -253,7 +253,7 @@ def _item(
     pass, which counts nothing again.
     """
     key = _key_of(line.data)
-    by_worker = one_per_worker(answers, where, skip, anonymous=f"anonymous-line{line.line_no}")
+    by_worker = one_per_worker(answers, where, skip, line_no=line.line_no)
     chosen = [answers[i] for i in by_worker.values()]  # in the order workers first appear
     size: ImageSize | None = None
     first = ""
@@ -289,25 +289,26 @@ def one_per_worker(
     where: Sequence[str],
     skip: Skipper | None,
     *,
-    anonymous: str = "anonymous",
+    line_no: int,
 ) -> dict[str, int]:
     """Which answer of each worker counts: worker name to its index in ``answers``.
 
     A worker who answered an object twice (two files of one iteration) is counted once: the
     last answer read wins, and the earlier one is a ``superseded-answer`` skip. An answer
-    without a worker id is worker ``<anonymous>-<index>``. Workers keep the order in which
+    without a worker id is worker ``anonymous-line<line_no>-<index>``
+    (:func:`~gt_toolkit.formats.crowd.anonymous_worker`). Workers keep the order in which
     they first appear.
 
     Args:
         where: the file of each answer, for the skip.
         skip: counts superseded answers; ``None`` on a later pass, which counts nothing again.
-        anonymous: names the object's answers without a worker id; one name per object
-            (``anonymous-line<n>``), or every object's first such answer would be one
-            worker, ``anonymous-0``, in the quality table and the worker model.
+        line_no: the object's manifest line: its answers without a worker id are named
+            by it, or every object's first such answer would be one worker,
+            ``anonymous-0``, in the quality table and the worker model.
     """
     by_worker: dict[str, int] = {}
     for i, answer in enumerate(answers):
-        worker = answer.worker_id or f"{anonymous}-{i}"
+        worker = answer.worker_id or anonymous_worker(line_no, i)
         if worker in by_worker and skip is not None:
             skip(where[i], f"worker {worker}", SkipReason.SUPERSEDED)
         by_worker[worker] = i
