@@ -144,6 +144,7 @@ class CvatSource(IndexedSource):
     def _image(self, index: AnswerIndex, location: str, annotator: str, elem: ET.Element) -> None:
         name = elem.get("name")
         where = f"image {name!r} (id {elem.get('id')})"
+        _not_merged(location, where, elem)
         size = positive_size(_number(elem.get("width")), _number(elem.get("height")))
         if not name or size is None:
             self.skip(
@@ -337,6 +338,30 @@ def _archived(location: str, store: S3Store | None) -> Iterator[IO[bytes]]:
             # RuntimeError: an encrypted member; NotImplementedError: an unknown compression
             raise CrowdSourceError(location, "", f"not a CVAT export archive: {exc}") from exc
         yield member
+
+
+def _not_merged(location: str, where: str, image: ET.Element) -> None:
+    """Refuse a parent job's export after a consensus merge: not an annotator.
+
+    CVAT's merge (``IntersectMerge.merge_items``) marks every shape it writes into the
+    parent job ``source="consensus"``, after clearing that job's own shapes. Read as one
+    more annotator, the merge would agree with every majority and, on a frame it left empty,
+    vote against what the replicas drew. Its shapes cannot be told apart from a reviewer's
+    later ones by anything else in the file, so the file is refused whole, not skipped:
+    the user leaves it out of the folder.
+
+    Raises:
+        CrowdSourceError: a shape of ``image`` has ``source="consensus"``.
+    """
+    for k, shape in enumerate(image):
+        if (shape.get("source") or "").strip().lower() == "consensus":
+            raise CrowdSourceError(
+                location,
+                f"{where}, shape {k}",
+                f'<{shape.tag} source="consensus">: CVAT\'s merge of the consensus replicas,'
+                " so this file is their parent job's export, not an annotator (it would"
+                " agree with every majority); leave it out of the folder of replica exports",
+            )
 
 
 def _number(text: str | None) -> float | None:

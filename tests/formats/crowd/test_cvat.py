@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gt_toolkit import iter_crowd_images
+from gt_toolkit.cli import main
 from gt_toolkit.consolidation.reconsolidate import reconsolidate
 from gt_toolkit.errors import CrowdSourceError, GtToolkitError
 from gt_toolkit.formats.crowd.cvat import _events
@@ -489,3 +490,25 @@ def test_a_damaged_export_is_read_or_refused_in_one_line(
             return
         assert all(len(i.annotators) == len(i.boxes) for i in images)
         assert source.report.rejected == len(rejects)
+
+
+def test_a_parent_job_s_export_after_a_consensus_merge_is_refused_not_an_annotator(
+    tmp_path: Path,
+) -> None:
+    # CVAT's merge writes the replicas' merged shapes into their parent job, each marked
+    # source="consensus"; exported beside the replicas, the parent job was one more
+    # annotator ("lead") who agreed with every majority: 4 answers to an image of 3 people
+    folder = tmp_path / "jobs"
+    shutil.copytree(REPLICAS, folder)
+    shutil.copy(CROWD / "cvat-consensus" / "job_10_annotations.xml", folder)
+    with pytest.raises(
+        CrowdSourceError,
+        match=r"job_10_annotations\.xml: image .img_a\.jpg. \(id 0\), shape 0:"
+        r' <box source="consensus">.* parent job\'s export, not an annotator',
+    ):
+        list(iter_crowd_images(folder, "cvat"))
+    # through the command: no output, exit 1, the file named
+    out = tmp_path / "out.manifest"
+    args = ["consolidate", str(folder), "--from", "cvat", "--image-prefix", "s3://bkt/p/"]
+    assert main([*args, "-o", str(out)]) == 1
+    assert not out.exists()
