@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from gt_toolkit.errors import CrowdSourceError
+from gt_toolkit.formats.crowd.report import SkipReason, unread_reason
 from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = ["AnswerIndex", "IndexedAnswer", "Where"]
@@ -32,11 +33,11 @@ _NOWHERE: Where = ("", "")
 _SCHEMA = (
     "CREATE TABLE images (key TEXT PRIMARY KEY, ord INTEGER NOT NULL, width INTEGER,"
     " height INTEGER, who TEXT)",
-    # answer 0 accumulates boxes added one at a time, -1 marks a box that could not be read;
-    # answer n > 0 is one whole answer, and an annotator's later whole answer for an image
-    # supersedes an earlier one
+    # answer 0 accumulates boxes added one at a time; answer n > 0 is one whole answer, and
+    # an annotator's later whole answer for an image supersedes an earlier one. unread: why
+    # a region of the row was not read as a box (a SkipReason value), else NULL
     "CREATE TABLE rows (img INTEGER NOT NULL, annotator TEXT NOT NULL, answer INTEGER NOT NULL,"
-    " time REAL, boxes BLOB NOT NULL)",
+    " time REAL, boxes BLOB NOT NULL, unread TEXT)",
     "CREATE TABLE aliases (alias TEXT PRIMARY KEY, key TEXT NOT NULL, extra BLOB)",
     # answers held until the reader can make them: their row in rows, what makes them
     "CREATE TABLE held (row INTEGER PRIMARY KEY, key TEXT NOT NULL, data BLOB NOT NULL)",
@@ -50,6 +51,9 @@ class IndexedAnswer:
     annotator: str
     boxes: list[WorkerBox] = field(default_factory=list)
     time_spent: float | None = None
+    abstained: str | None = None
+    """Why the annotator is no answer to the image: none of their regions there was read as
+    a box (:func:`~gt_toolkit.formats.crowd.report.unread_reason` of those regions)."""
 
 
 class AnswerIndex:
@@ -154,28 +158,35 @@ class AnswerIndex:
         size: ImageSize | None = None,
         time_spent: float | None = None,
         where: Where = _NOWHERE,
+        unread: str | None = None,
     ) -> None:
-        """One annotator's whole answer for an image (an empty list: they drew nothing)."""
+        """One annotator's whole answer for an image (an empty list: they drew nothing).
+
+        ``unread``: why regions of the answer were not read as boxes
+        (:func:`~gt_toolkit.formats.crowd.report.unread_reason`). With no box read, the
+        answer says nothing about the image's boxes: the annotator abstains (:meth:`answers`).
+        """
         img = self.add_image(key, size, who=annotator, where=where)
         self._answers += 1
         self._db.execute(
-            "INSERT INTO rows VALUES (?, ?, ?, ?, ?)",
-            (img, annotator, self._answers, time_spent, orjson.dumps(boxes)),
+            "INSERT INTO rows VALUES (?, ?, ?, ?, ?, ?)",
+            (img, annotator, self._answers, time_spent, orjson.dumps(boxes), unread),
         )
 
     def add_box(
-        self, key: str, annotator: str, box: WorkerBox | None, *, broken: bool = False
+        self, key: str, annotator: str, box: WorkerBox | None, *, unread: str | None = None
     ) -> None:
         """One box of an answer whose boxes come one by one (``None``: saw it, drew nothing).
 
-        ``broken``: the annotator drew a box here that could not be read. An annotator whose
-        every box on an image is broken is left out of it, not counted as drawing nothing.
-        The image must be registered with :meth:`add_image` first (its size is known there).
+        ``unread``: the annotator drew a region here that was not read as a box, and why (a
+        :class:`~gt_toolkit.formats.crowd.report.SkipReason` value); ``box`` is then
+        ``None``. An annotator none of whose regions on an image was read abstains there
+        (:meth:`answers`). The image must be registered with :meth:`add_image` first.
         """
         img = self.add_image(key)
         self._db.execute(
-            "INSERT INTO rows VALUES (?, ?, ?, NULL, ?)",
-            (img, annotator, -1 if broken else 0, orjson.dumps([box] if box is not None else [])),
+            "INSERT INTO rows VALUES (?, ?, 0, NULL, ?, ?)",
+            (img, annotator, orjson.dumps([box] if box is not None else []), unread),
         )
 
     def hold_answer(
@@ -190,7 +201,7 @@ class AnswerIndex:
         img = self.add_image(key)
         self._answers += 1
         cur = self._db.execute(
-            "INSERT INTO rows VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO rows VALUES (?, ?, ?, ?, ?, NULL)",
             (img, annotator, self._answers, time_spent, b"[]"),
         )
         # pickle: our own scratch file, and exact for any parsed JSON (orjson refuses an
@@ -207,14 +218,12 @@ class AnswerIndex:
             yield int(row), str(key), pickle.loads(data)  # our own scratch file: trusted
         self._db.execute("DELETE FROM held")  # not row by row under the running SELECT
 
-    def settle(self, row: int, boxes: list[WorkerBox] | None) -> None:
-        """Make a held answer with its ``boxes``; ``None``: it is no answer after all."""
-        if boxes is None:
-            self._db.execute("DELETE FROM rows WHERE rowid = ?", (row,))
-        else:
-            self._db.execute(
-                "UPDATE rows SET boxes = ? WHERE rowid = ?", (orjson.dumps(boxes), row)
-            )
+    def settle(self, row: int, boxes: list[WorkerBox], unread: str | None = None) -> None:
+        """Make a held answer with its ``boxes`` (``unread`` as for :meth:`add_answer`)."""
+        self._db.execute(
+            "UPDATE rows SET boxes = ?, unread = ? WHERE rowid = ?",
+            (orjson.dumps(boxes), unread, row),
+        )
         self._held -= 1
 
     def find(self, key: str) -> tuple[int, ImageSize | None] | None:
@@ -275,17 +284,28 @@ class AnswerIndex:
             yield int(img), str(key), size
 
     def answers(self, img: int) -> list[IndexedAnswer]:
-        """The answers for one image, annotators in the order first seen."""
+        """The answers for one image, annotators in the order first seen.
+
+        The one rule of every source for regions that are not read as boxes: an annotator
+        who drew boxes keeps them; one none of whose regions on the image was read as a box
+        (polygons or keypoints only, a COCO crowd region, boxes all rejected) is marked
+        :attr:`IndexedAnswer.abstained`, not counted as having drawn nothing, which would
+        vote against the others' boxes. One who drew nothing at all drew nothing.
+        """
         found: dict[str, IndexedAnswer] = {}
-        broken: set[str] = set()
+        unread: dict[str, str] = {}
         rows = self._db.execute(
-            "SELECT annotator, answer, time, boxes FROM rows WHERE img = ? ORDER BY rowid", (img,)
+            "SELECT annotator, time, boxes, unread FROM rows WHERE img = ? ORDER BY rowid",
+            (img,),
         )
-        for annotator, answer_no, time, boxes in rows:
+        for annotator, time, boxes, why in rows:
             answer = found.setdefault(annotator, IndexedAnswer(annotator))
             answer.boxes.extend(orjson.loads(boxes))
-            if answer_no < 0:
-                broken.add(annotator)
+            if why is not None:
+                unread[annotator] = unread_reason(unread.get(annotator), SkipReason(why))
             if time is not None:
                 answer.time_spent = float(time)
-        return [a for a in found.values() if a.boxes or a.annotator not in broken]
+        for answer in found.values():
+            if not answer.boxes:
+                answer.abstained = unread.get(answer.annotator)
+        return list(found.values())

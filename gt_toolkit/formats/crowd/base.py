@@ -230,7 +230,12 @@ class IndexedSource(CrowdSource):
         """The images in the order first seen, annotators in the order first seen."""
         index = self._loaded()
         for img, key, size in index.images():
-            answers = index.answers(img)
+            answers = []
+            for answer in index.answers(img):
+                if answer.abstained is None:
+                    answers.append(answer)
+                elif first:
+                    self.report.abstained[answer.abstained] += 1
             image = CrowdImage(
                 key=key,
                 image_size=size,

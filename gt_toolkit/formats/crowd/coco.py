@@ -200,11 +200,11 @@ class _CocoSource(IndexedSource):
         ann: Any,
         resolve: Any,
         categories: Mapping[str, _Category],
-    ) -> tuple[str, Any, WorkerBox | None] | None:
+    ) -> tuple[str, Any, WorkerBox | SkipReason] | None:
         """``(image key, alias extra, box)`` of one annotation.
 
-        ``None`` when it names no known image or is skipped on purpose; the box is ``None``
-        when it is broken (rejected) on an image that is known.
+        ``None`` when it names no known image; instead of the box, why it is not read when
+        it is rejected or a crowd region on an image that is known.
         """
         where = _annotation_at(n, ann)
         if not isinstance(ann, Mapping):
@@ -224,15 +224,15 @@ class _CocoSource(IndexedSource):
                 f" and {extra['also']}"
             )
             self.skip(location, where, SkipReason.MALFORMED, detail, ann)
-            return key, extra, None
+            return key, extra, SkipReason.MALFORMED
         crowd = ann.get("iscrowd")
         if crowd not in (None, 0, 1):  # "0" read as true skipped a real box as a crowd region
             detail = f"iscrowd {crowd!r} is not 0 or 1"
             self.skip(location, where, SkipReason.MALFORMED, detail, ann)
-            return key, extra, None
-        if crowd:
+            return key, extra, SkipReason.MALFORMED
+        if crowd:  # a region of several objects: its annotator abstains if it is all they drew
             self.skip(location, where, SkipReason.CROWD_REGION)
-            return None
+            return key, extra, SkipReason.CROWD_REGION
         category_id = coco_id(ann.get("category_id"))
         category = categories.get(category_id) if category_id is not None else None
         if category is None:
@@ -243,14 +243,14 @@ class _CocoSource(IndexedSource):
                 f"category_id {ann.get('category_id')!r}",
                 ann,
             )
-            return key, extra, None
+            return key, extra, SkipReason.UNKNOWN_CATEGORY
         if category.also:
             detail = (
                 f"category_id {ann.get('category_id')!r} names both {category.name!r} at"
                 f" {category.at} and {category.also}"
             )
             self.skip(location, where, SkipReason.MALFORMED, detail, ann)
-            return key, extra, None
+            return key, extra, SkipReason.MALFORMED
         label = category.name
         bbox = ann.get("bbox")
         coords = [coordinate(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else []
@@ -258,7 +258,7 @@ class _CocoSource(IndexedSource):
             self.skip(
                 location, where, SkipReason.MALFORMED, "bbox is not [x, y, width, height]", ann
             )
-            return key, extra, None
+            return key, extra, SkipReason.MALFORMED
         x, y, w, h = (c or 0.0 for c in coords)
         if w < 0 or h < 0:  # a zero size reaches the engine, which drops it as every source's
             self.skip(
@@ -268,7 +268,7 @@ class _CocoSource(IndexedSource):
                 "bbox width and height must not be negative",
                 ann,
             )
-            return key, extra, None
+            return key, extra, SkipReason.MALFORMED
         return key, extra, {"label": label, "left": x, "top": y, "width": w, "height": h}
 
 
@@ -296,9 +296,9 @@ class CocoRatersSource(_CocoSource):
             rater = _rater(ann, extra["sessions"])
             listed = rater is not None and (extra["raters"] is None or rater in extra["raters"])
             where = _annotation_at(n, ann)
-            if box is None:  # rejected already: its rater, if known, is left out of the image
+            if isinstance(box, SkipReason):  # counted already; a known rater's region unread
                 if listed:
-                    index.add_box(key, str(rater), None, broken=True)
+                    index.add_box(key, str(rater), None, unread=box)
             elif rater is None:
                 self.skip(
                     location, where, SkipReason.NO_ANNOTATOR, "no rater_id (or session_id)", ann
@@ -342,9 +342,13 @@ class CocoPerAnnotatorSource(_CocoSource):
                 read = self._box(
                     location, n, ann, lambda i, p=prefix: index.resolve(p + i), categories
                 )
-                if read is not None:
-                    key, _, box = read
-                    index.add_box(key, annotator, box, broken=box is None)
+                if read is None:
+                    continue
+                key, _, box = read
+                if isinstance(box, SkipReason):
+                    index.add_box(key, annotator, None, unread=box)
+                else:
+                    index.add_box(key, annotator, box)
 
 
 def _rater_list(value: Any) -> dict[str, Any] | str:

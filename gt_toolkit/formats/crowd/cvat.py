@@ -37,7 +37,7 @@ from gt_toolkit.formats.crowd.base import (
     open_stream,
     positive_size,
 )
-from gt_toolkit.formats.crowd.report import SkipReason
+from gt_toolkit.formats.crowd.report import SkipReason, unread_reason
 from gt_toolkit.storage.files import iter_chunks
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 from gt_toolkit.types import WorkerBox
@@ -158,22 +158,21 @@ class CvatSource(IndexedSource):
         if not self._first_answer(index, name, annotator, (location, where)):
             return
         boxes: list[WorkerBox] = []
-        broken = 0
+        unread: str | None = None  # why regions were not read as boxes (AnswerIndex.answers)
         for k, child in enumerate(elem):
             here = f"{where}, shape {k}"
             if child.tag != "box":
                 reason = SkipReason.NOT_A_BOX if child.tag in _SHAPES else SkipReason.MALFORMED
                 self.skip(location, here, reason, f"<{child.tag}>", dict(child.attrib))
-                broken += reason.is_reject
+                if child.tag != "tag":  # a tag labels the image: a region it is not
+                    unread = unread_reason(unread, reason)
                 continue
             box = self._box(location, here, child)
-            if box is not None:
+            if isinstance(box, SkipReason):
+                unread = unread_reason(unread, box)
+            else:
                 boxes.append(box)
-            broken += box is None
-        if broken and not boxes:  # every box broken (rejected): not an annotator who drew nothing
-            index.add_image(name, size, who=annotator, where=(location, where))
-            return
-        index.add_answer(name, annotator, boxes, size=size, where=(location, where))
+        index.add_answer(name, annotator, boxes, size=size, where=(location, where), unread=unread)
 
     def _first_answer(self, index: AnswerIndex, name: str, annotator: str, where: Where) -> bool:
         """Whether this is the annotator's first answer to image ``name``; else a reject.
@@ -194,7 +193,8 @@ class CvatSource(IndexedSource):
         )
         return False
 
-    def _box(self, location: str, where: str, elem: ET.Element) -> WorkerBox | None:
+    def _box(self, location: str, where: str, elem: ET.Element) -> WorkerBox | SkipReason:
+        """The box of a ``<box>``; else why it was rejected."""
         label = elem.get("label")
         xtl, ytl, xbr, ybr = (_number(elem.get(k)) for k in ("xtl", "ytl", "xbr", "ybr"))
         if not label or xtl is None or ytl is None or xbr is None or ybr is None:
@@ -205,12 +205,12 @@ class CvatSource(IndexedSource):
                 "label, xtl, ytl, xbr, ybr",
                 dict(elem.attrib),
             )
-            return None
+            return SkipReason.MALFORMED
         if xbr < xtl or ybr < ytl:  # CVAT always writes the top-left corner first
             self.skip(
                 location, where, SkipReason.MALFORMED, "xbr < xtl or ybr < ytl", dict(elem.attrib)
             )
-            return None
+            return SkipReason.MALFORMED
         box: WorkerBox = {
             "label": label,
             "left": xtl,
@@ -223,7 +223,7 @@ class CvatSource(IndexedSource):
             self.skip(
                 location, where, SkipReason.MALFORMED, "rotation is not a number", dict(elem.attrib)
             )
-            return None
+            return SkipReason.MALFORMED
         if rotation % 360.0:
             self.report.rotated += 1
             box = envelope(box, rotation, pivot="center")

@@ -29,7 +29,7 @@ from gt_toolkit.formats.crowd.base import (
     positive_size,
 )
 from gt_toolkit.formats.crowd.json_stream import json_items
-from gt_toolkit.formats.crowd.report import RejectHandler, SkipReason
+from gt_toolkit.formats.crowd.report import RejectHandler, SkipReason, unread_reason
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.s3 import S3Store
 from gt_toolkit.types import ImageSize, WorkerBox
@@ -37,6 +37,25 @@ from gt_toolkit.types import ImageSize, WorkerBox
 __all__ = ["LabelStudioSource"]
 
 _BOX_TYPE = "rectanglelabels"
+# results that mark a place on the image (as a box does) in another shape; the others
+# (choices, textarea, rating, relation, ...) say something of the whole image or of regions
+_REGION_TYPES = frozenset(
+    {
+        "rectangle",
+        "polygon",
+        "polygonlabels",
+        "keypoint",
+        "keypointlabels",
+        "ellipse",
+        "ellipselabels",
+        "brush",
+        "brushlabels",
+        "bitmask",
+        "bitmasklabels",
+        "vector",
+        "vectorlabels",
+    }
+)
 _DECIMALS = 6  # pixels from percent, rounded past float noise
 
 
@@ -48,7 +67,7 @@ class _Answer:
     where: str
     size: ImageSize | None = None
     regions: list[tuple[Mapping[str, Any], str]] = field(default_factory=list)  # value, where
-    broken: int = 0  # box results rejected on reading
+    unread: str | None = None  # why regions were not read as boxes (AnswerIndex.answers)
     lead_time: Any = None
 
 
@@ -112,7 +131,7 @@ class LabelStudioSource(IndexedSource):
         if held is not None:
             self._finish(index, *held)
         for row, key, answer in index.held():  # the sizes every record gave are known now
-            index.settle(row, self._boxes(answer, index.size_of(key)))
+            index.settle(row, *self._boxes(answer, index.size_of(key)))
 
     def _records(self) -> Iterator[tuple[int, Any]]:
         n = -1  # the last task read whole
@@ -190,10 +209,12 @@ class LabelStudioSource(IndexedSource):
             if not isinstance(result, dict) or result.get("type") != _BOX_TYPE:
                 kind = result.get("type") if isinstance(result, dict) else None
                 self.skip(self.location, here, SkipReason.NOT_A_BOX, f"type {kind!r}")
+                if kind in _REGION_TYPES:
+                    answer.unread = unread_reason(answer.unread, SkipReason.NOT_A_BOX)
                 continue
             if not isinstance(value, dict):
                 self.skip(self.location, here, SkipReason.MALFORMED, "no value", result)
-                answer.broken += 1
+                answer.unread = unread_reason(answer.unread, SkipReason.MALFORMED)
                 continue
             raw = (result.get("original_width"), result.get("original_height"))
             if raw != raw_size:
@@ -206,7 +227,7 @@ class LabelStudioSource(IndexedSource):
                     "original_width/original_height not whole numbers from 1 to 2**31 - 1",
                     result,
                 )
-                answer.broken += 1
+                answer.unread = unread_reason(answer.unread, SkipReason.MALFORMED)
                 continue
             where_size = (self.location, here)
             answer.size = _same_size(key, answer.size, box_size, annotator, where_size)
@@ -225,32 +246,33 @@ class LabelStudioSource(IndexedSource):
             if answer.regions and not (answer.size or known):
                 index.hold_answer(key, answer.annotator, answer, time_spent=time_spent)
                 continue
-            boxes = self._boxes(answer, answer.size or known)
-            where = (self.location, answer.where)
-            if boxes is None:
-                index.add_image(key, answer.size, who=answer.annotator, where=where)
-                continue
+            boxes, unread = self._boxes(answer, answer.size or known)
             index.add_answer(
-                key, answer.annotator, boxes, size=answer.size, time_spent=time_spent, where=where
+                key,
+                answer.annotator,
+                boxes,
+                size=answer.size,
+                time_spent=time_spent,
+                where=(self.location, answer.where),
+                unread=unread,
             )
 
-    def _boxes(self, answer: _Answer, size: ImageSize | None) -> list[WorkerBox] | None:
-        """An answer's boxes in pixels of ``size``.
-
-        ``None`` when every box it drew was broken (rejected): not an annotator who drew
-        nothing.
-        """
+    def _boxes(self, answer: _Answer, size: ImageSize | None) -> tuple[list[WorkerBox], str | None]:
+        """An answer's boxes in pixels of ``size``, and why regions were not read as boxes."""
         boxes: list[WorkerBox] = []
+        unread = answer.unread
         for value, here in answer.regions:
             box = self._box(value, size, here)
-            if box is not None:
+            if isinstance(box, SkipReason):
+                unread = unread_reason(unread, box)
+            else:
                 boxes.append(box)
-        return None if (answer.regions or answer.broken) and not boxes else boxes
+        return boxes, unread
 
     def _box(
         self, value: Mapping[str, Any], size: ImageSize | None, where: str
-    ) -> WorkerBox | None:
-        """A percent box in pixels (its envelope when rotated); ``None`` when it is broken.
+    ) -> WorkerBox | SkipReason:
+        """A percent box in pixels (its envelope when rotated); else why it was rejected.
 
         Label Studio keeps a rectangle dragged up or left with a negative width or height
         and draws it from ``x + width`` to ``x``: that is the box read (counted as flipped).
@@ -258,11 +280,11 @@ class LabelStudioSource(IndexedSource):
         labels = value.get("rectanglelabels")
         if not isinstance(labels, list) or not labels or not isinstance(labels[0], str):
             self.skip(self.location, where, SkipReason.MALFORMED, "no rectanglelabels", value)
-            return None
+            return SkipReason.MALFORMED
         x, y, w, h = (coordinate(value.get(k)) for k in ("x", "y", "width", "height"))
         if x is None or y is None or w is None or h is None:
             self.skip(self.location, where, SkipReason.MALFORMED, "x, y, width, height", value)
-            return None
+            return SkipReason.MALFORMED
         if size is None:
             self.skip(
                 self.location,
@@ -271,7 +293,7 @@ class LabelStudioSource(IndexedSource):
                 "no original_width/original_height for this image",
                 value,
             )
-            return None
+            return SkipReason.NO_IMAGE_SIZE
         rotation = coordinate(value.get("rotation", 0)) or 0.0
         if w < 0 or h < 0:
             self.report.flipped += 1
@@ -310,8 +332,9 @@ class LabelStudioSource(IndexedSource):
             for region in value:
                 if isinstance(region, Mapping) and _BOX_TYPE in region:
                     results.append({"type": _BOX_TYPE, "value": region, **_size_fields(region)})
-                elif isinstance(region, Mapping):  # another control's region
-                    results.append({"type": next((k for k in region if k.endswith("labels")), "")})
+                elif isinstance(region, Mapping):  # another control's region: polygonlabels
+                    kind = next((k for k in region if k.endswith("labels")), "polygon")
+                    results.append({"type": kind})
         return key, [self._answer(key, annotator, results, record.get("lead_time"), where)]
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "RejectHandler",
     "SkipReason",
     "Skipper",
+    "unread_reason",
 ]
 
 _RAW_CHARS = 2000  # what a rejects-file record keeps of the broken input
@@ -72,6 +73,17 @@ class SkipReason(StrEnum):
 _DELIBERATE = frozenset(
     {SkipReason.CANCELLED, SkipReason.NOT_A_BOX, SkipReason.CROWD_REGION, SkipReason.SUPERSEDED}
 )
+
+
+def unread_reason(known: str | None, reason: SkipReason) -> str:
+    """Why an annotator's regions on an image were not read, folding in one more region.
+
+    The first reason met, except that a rejected region (broken data) outranks one skipped
+    on purpose (a polygon): the summary then counts the abstention where the rejects are.
+    """
+    if known is None or (reason.is_reject and not SkipReason(known).is_reject):
+        return reason.value
+    return known
 
 
 def _finite(value: Any) -> Any:
@@ -139,6 +151,10 @@ class IngestReport:
             their edges (also in ``boxes``).
         skipped: records not used, by :class:`SkipReason` value (skipped on purpose and
             rejected alike; the summary and the JSON tell the two apart).
+        abstained: (image, annotator) pairs left out because none of the annotator's
+            regions on the image was read as a box (not in ``answers``), by
+            :func:`unread_reason`: their polygons say nothing for or against the others'
+            boxes, where an annotator who drew nothing says there is nothing.
         failed_images: images whose answers exist but could not be read (listed as rejects).
     """
 
@@ -149,6 +165,7 @@ class IngestReport:
     rotated: int = 0
     flipped: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    abstained: Counter[str] = field(default_factory=Counter)
     failed_images: int = 0
 
     @property
@@ -171,6 +188,9 @@ class IngestReport:
         for kind, counts in (("skipped", self._by_kind(False)), ("rejected", self._by_kind(True))):
             if counts:
                 parts.append(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        if self.abstained:
+            left = ", ".join(f"{k} {v}" for k, v in sorted(self.abstained.items()))
+            parts.append(f"answers without a box read, left out: {left}")
         return "; ".join(parts)
 
     def _by_kind(self, reject: bool) -> dict[str, int]:
@@ -193,6 +213,7 @@ class IngestReport:
             "skipped": self._by_kind(False),
             "rejected": self.rejected,
             "rejected_by_reason": self._by_kind(True),
+            "abstained": dict(sorted(self.abstained.items())),
             "failed_images": self.failed_images,
         }
 

@@ -689,3 +689,38 @@ def test_a_session_list_of_integral_floats_names_the_integer_sessions(tmp_path: 
         (image,) = source.images()
     assert rejects == []
     assert image.annotators == ("r1 (S1)", "r1 (S2)") and [len(b) for b in image.boxes] == [0, 1]
+
+
+def test_a_rater_of_crowd_regions_only_abstains_not_a_no_vote(tmp_path: Path) -> None:
+    # r3, listed on img_a, marked a crowd of people there (iscrowd 1) and no box: read as a
+    # rater who drew nothing, a vote against r1's and r2's boxes
+    coco = json.loads(RATERS.read_text())
+    crowd = {"id": 9, "image_id": 20, "category_id": 1, "bbox": [300, 200, 200, 200],
+             "area": 40000, "iscrowd": 1, "rater_id": "r3"}  # fmt: skip
+    coco["annotations"].append(crowd)
+    rejects: list[CrowdReject] = []  # r9's box on img_b: not listed
+    path = write_raters(tmp_path, coco)
+    with open_crowd_source(path, "coco-raters", on_reject=rejects.append) as source:
+        img_a, img_b = source.images()
+    assert [r.reason.value for r in rejects] == ["rater-not-listed"]
+    assert img_a.annotators == ("r1", "r2")
+    assert img_b.annotators == ("r1", "r2", "r3")  # r3's box beside its crowd region stays
+    assert len(img_b.boxes[2]) == 1
+    assert source.report.abstained == {"crowd-region": 1}
+    assert source.report.skipped["crowd-region"] == 2
+
+
+def test_per_annotator_crowd_regions_only_abstain(tmp_path: Path) -> None:
+    # bea saw img_b and drew nothing there (a "no"); a crowd region there is not a "no"
+    folder = tmp_path / "coco"
+    shutil.copytree(PER_ANNOTATOR, folder)
+    bea = json.loads((folder / "bea.json").read_text())
+    bea["annotations"].append(
+        {"id": 99, "image_id": 41, "category_id": 8, "bbox": [0, 0, 640, 200], "area": 128000,
+         "iscrowd": 1}
+    )  # fmt: skip
+    (folder / "bea.json").write_text(json.dumps(bea))
+    with open_crowd_source(folder, "coco-per-annotator") as source:
+        images = list(source.images())
+    assert [i.annotators for i in images] == [("alice", "bea"), ("alice", "carl")]
+    assert source.report.abstained == {"crowd-region": 1}

@@ -512,3 +512,27 @@ def test_a_parent_job_s_export_after_a_consensus_merge_is_refused_not_an_annotat
     args = ["consolidate", str(folder), "--from", "cvat", "--image-prefix", "s3://bkt/p/"]
     assert main([*args, "-o", str(out)]) == 1
     assert not out.exists()
+
+
+def test_a_job_of_other_shapes_only_on_an_image_abstains_and_a_tag_drew_nothing(
+    tmp_path: Path,
+) -> None:
+    # alice outlined img_b's car as a polygon: read as a job that drew nothing there, a vote
+    # against job 12's and carol's boxes; carol only tagged img_a, which places nothing
+    polygon = (
+        '<polygon label="car" source="manual" occluded="1"'
+        ' points="160.00,120.00;320.00,120.00;320.00,240.00;160.00,240.00" z_order="0">'
+        '\n      <attribute name="parked">true</attribute>\n    </polygon>'
+    )
+    box = (
+        '<box label="car" source="manual" occluded="1" xtl="160.00" ytl="120.00"'
+        ' xbr="320.00" ybr="240.00" z_order="0">\n'
+        '      <attribute name="parked">true</attribute>\n    </box>'
+    )
+    folder = edit("job_11_annotations.xml", box, polygon, tmp_path)
+    with open_crowd_source(folder, "cvat") as source:
+        img_a, img_b = source.images()
+    assert img_b.annotators == ("job_12_annotations", "carol")
+    assert img_a.annotators == ("alice", "job_12_annotations", "carol")  # carol's tag: no box
+    assert source.report.abstained == {"not-a-box": 1}
+    assert dict(source.report.skipped) == {"not-a-box": 3}

@@ -399,3 +399,84 @@ def test_an_export_nested_too_deep_is_refused_in_one_line(tmp_path: Path) -> Non
     path.write_text("[" + '{"annotations": [' * 5000)
     with pytest.raises(CrowdSourceError, match=r"deep\.json: .*nested more than 64 levels"):
         list(iter_crowd_images(path, "label-studio"))
+
+
+POLYGON = {
+    "id": "p1",
+    "type": "polygonlabels",
+    "from_name": "outline",
+    "to_name": "image",
+    "original_width": 640,
+    "original_height": 480,
+    "image_rotation": 0,
+    "value": {
+        "points": [[20.0, 30.0], [40.0, 30.0], [30.0, 50.0]],
+        "closed": True,
+        "polygonlabels": ["car"],
+    },
+}
+KEYPOINT = {
+    "id": "k1",
+    "type": "keypointlabels",
+    "from_name": "joints",
+    "to_name": "image",
+    "original_width": 640,
+    "original_height": 480,
+    "image_rotation": 0,
+    "value": {"x": 30.0, "y": 40.0, "width": 0.5, "keypointlabels": ["person"]},
+}
+
+
+def test_an_annotator_of_polygons_and_keypoints_only_abstains_not_a_no_vote(
+    tmp_path: Path,
+) -> None:
+    # bea outlined img_b's car as a polygon and marked a keypoint: she was read as having
+    # drawn nothing there, a vote against the car 7 and 12 boxed (two of three, not two of two)
+    tasks = json.loads(EXPORT.read_text())
+    tasks[1]["annotations"][1]["result"] = [POLYGON, KEYPOINT]
+    with open_crowd_source(write(tmp_path, tasks), "label-studio") as source:
+        _, b, _ = list(source.images())
+    assert b.annotators == ("7", "12")  # 12's choices beside a box: keeps the box
+    assert source.report.abstained == {"not-a-box": 1}
+    assert source.report.skipped["not-a-box"] == 3  # 12's choices, bea's two regions
+    assert source.report.to_json()["abstained"] == {"not-a-box": 1}
+    assert "answers without a box read, left out: not-a-box 1" in source.report.summary()
+    _, report = consolidate(write(tmp_path, tasks), tmp_path)
+    assert report.ingest.answers == 4  # img_a 2, img_b 2
+
+
+def test_a_polygon_beside_a_box_keeps_the_box_and_choices_alone_drew_nothing(
+    tmp_path: Path,
+) -> None:
+    tasks = json.loads(EXPORT.read_text())
+    box = tasks[1]["annotations"][0]["result"][0]
+    tasks[1]["annotations"][0]["result"] = [POLYGON, box]  # 7: a polygon and a box
+    choices = tasks[1]["annotations"][2]["result"][1]
+    tasks[1]["annotations"][1]["result"] = [choices]  # bea: the weather, no region
+    with open_crowd_source(write(tmp_path, tasks), "label-studio") as source:
+        _, b, _ = list(source.images())
+    assert b.annotators == ("7", "bea@example.com", "12")
+    assert len(b.boxes[0]) == 1 and b.boxes[1] == []
+    assert not source.report.abstained
+
+
+def test_json_min_an_annotator_of_polygons_only_abstains(tmp_path: Path) -> None:
+    records = json.loads(MINIMAL.read_text())
+    polygon = {**POLYGON["value"], "original_width": 640, "original_height": 480}
+    records[3]["outline"] = [polygon]  # bea's img_b record: a polygon control's region
+    with open_crowd_source(write(tmp_path, records), "label-studio") as source:
+        _, b, _ = list(source.images())
+    assert b.annotators == ("7", "12")
+    assert source.report.abstained == {"not-a-box": 1}
+
+
+def test_a_later_answer_of_polygons_only_supersedes_an_earlier_box(tmp_path: Path) -> None:
+    # the annotator's later answer is the one that counts, whatever it holds
+    tasks = json.loads(EXPORT.read_text())
+    again = {**tasks[1]["annotations"][0], "id": 1099, "result": [POLYGON]}
+    tasks[1]["annotations"].append(again)
+    with open_crowd_source(write(tmp_path, tasks), "label-studio") as source:
+        _, b, _ = list(source.images())
+    assert b.annotators == ("bea@example.com", "12")
+    assert source.report.skipped["superseded-answer"] == 1
+    assert source.report.abstained == {"not-a-box": 1}
