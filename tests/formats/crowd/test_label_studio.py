@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gt_toolkit import iter_crowd_images
 from gt_toolkit.consolidation.reconsolidate import reconsolidate
@@ -480,3 +483,40 @@ def test_a_later_answer_of_polygons_only_supersedes_an_earlier_box(tmp_path: Pat
     assert b.annotators == ("bea@example.com", "12")
     assert source.report.skipped["superseded-answer"] == 1
     assert source.report.abstained == {"not-a-box": 1}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["box", "polygon", "keypoint", "choices"]), max_size=4),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_who_answers_an_image_is_who_drew_a_box_or_placed_nothing(
+    answers: list[list[str]],
+) -> None:
+    # the one rule, whatever mix of results each annotator gave: a box keeps them; regions
+    # of other shapes alone leave them out (counted); nothing placed at all is a "no"
+    box = json.loads(EXPORT.read_text())[1]["annotations"][0]["result"][0]
+    choices = json.loads(EXPORT.read_text())[1]["annotations"][2]["result"][1]
+    made = {"box": box, "polygon": POLYGON, "keypoint": KEYPOINT, "choices": choices}
+    task = {
+        "id": 1,
+        "data": {"image": "s3://bkt/photos/img_x.jpg"},
+        "annotations": [
+            {"id": 10 + n, "completed_by": n, "result": [made[k] for k in kinds]}
+            for n, kinds in enumerate(answers)
+        ],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "export.json"
+        path.write_text(json.dumps([task]))
+        with open_crowd_source(path, "label-studio") as source:
+            [image] = list(source.images())
+    placed = {"box", "polygon", "keypoint"}
+    expected = [str(n) for n, k in enumerate(answers) if "box" in k or not placed & set(k)]
+    assert list(image.annotators) == expected
+    assert [len(b) for b in image.boxes] == [answers[int(a)].count("box") for a in expected]
+    abstained = sum(1 for k in answers if placed & set(k) and "box" not in k)
+    assert sum(source.report.abstained.values()) == abstained
