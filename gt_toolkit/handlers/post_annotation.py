@@ -75,6 +75,7 @@ from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_i
 from gt_toolkit.consolidation.label_check import LabelMismatch, LabelTally
 from gt_toolkit.consolidation.worker_model import WorkerModel, read_worker_model
 from gt_toolkit.errors import ConsolidationError, GtToolkitError, StorageError, ValidationError
+from gt_toolkit.formats.crowd import anonymous_worker
 from gt_toolkit.formats.detection_label import build_detection_label, now_creation_date
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer, parse_bounding_box_answer
 from gt_toolkit.handlers.deadline import Deadline, LambdaContext
@@ -488,27 +489,42 @@ def _parse(
     return replace(mine[0], worker_id=worker)
 
 
-def _worker_id(annotation: Any, index: int) -> str:
+def _worker_id(annotation: Any, index: int) -> tuple[str, str]:
+    """The answer's worker name, and the name a worker table knows it by.
+
+    An answer without a ``workerId`` is ``worker-<index>`` in the output, but no worker of a
+    table: a table may hold a real worker of that name. For the table it is an anonymous
+    answer (:func:`~gt_toolkit.formats.crowd.anonymous_worker`, of line 0, which no manifest
+    has), a name no table read back holds: it takes the crowd's skills.
+    """
     wid = annotation.get("workerId") if isinstance(annotation, Mapping) else None
-    return clip_text(wid, _NAME_LIMIT) if isinstance(wid, str) and wid else f"worker-{index}"
+    if isinstance(wid, str) and wid:
+        name = clip_text(wid, _NAME_LIMIT)
+        return name, name
+    return f"worker-{index}", anonymous_worker(0, index)
 
 
 def _read_answers(
     item: _Item, batch: _Batch, fetched: _Fetched
-) -> tuple[list[BoundingBoxAnswer], list[dict[str, str]], list[Any]]:
-    """The usable answers, and for the others a reason each and the raw answer."""
+) -> tuple[list[BoundingBoxAnswer], list[str], list[dict[str, str]], list[Any]]:
+    """The usable answers and their workers' names in a table; the others' reasons and raw.
+
+    The names in a table are :func:`_worker_id`'s second.
+    """
     answers: list[BoundingBoxAnswer] = []
+    known_as: list[str] = []
     errors: list[dict[str, str]] = []
     broken: list[Any] = []
     for index, annotation in enumerate(item.annotations):
-        worker = _worker_id(annotation, index)
+        worker, table_name = _worker_id(annotation, index)
         try:
             content = _decode(annotation, fetched)
             answers.append(_parse(content, annotation, worker, batch.settings.element_name))
+            known_as.append(table_name)
         except (GtToolkitError, ValueError, TypeError, KeyError, RecursionError) as exc:
             errors.append({"workerId": worker, "reason": clip_text(f"{type(exc).__name__}: {exc}")})
             broken.append(annotation)
-    return answers, errors, broken
+    return answers, known_as, errors, broken
 
 
 def _image_size(answers: Sequence[BoundingBoxAnswer]) -> ImageSize | None:
@@ -585,7 +601,7 @@ def _failed(item: _Item, batch: _Batch, reason: str, *, omit: str | None = None)
 
 def _consolidate_item(item: _Item, batch: _Batch, fetched: _Fetched) -> _Answer:
     """Consolidate one object: its usable answers, the broken ones kept with their reasons."""
-    answers, errors, broken = _read_answers(item, batch, fetched)
+    answers, known_as, errors, broken = _read_answers(item, batch, fetched)
     if not answers:
         reasons = "; ".join(f"{e['workerId']}: {e['reason']}" for e in errors)
         reason = f"no usable worker answer ({reasons})" if errors else "no worker answers"
@@ -598,7 +614,7 @@ def _consolidate_item(item: _Item, batch: _Batch, fetched: _Fetched) -> _Answer:
         labels=batch.labels,
         image_size=size,
         worker_model=batch.settings.worker_model,
-        annotators=[a.worker_id for a in answers] if batch.settings.worker_model else None,
+        annotators=known_as if batch.settings.worker_model else None,
     )
     extra: dict[str, Any] = {"worker-count": result.workers}
     if errors:

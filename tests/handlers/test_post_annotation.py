@@ -1379,3 +1379,44 @@ def test_a_read_of_an_answer_in_s3_that_hangs_past_the_deadline_loses_no_object(
     assert failed == [False] * first + [True] * (12 - first)
     reason = content_of(entries[-1])[1]["failure-reason"]
     assert reason.startswith("deadline: ") and "1 answer in S3 still being read" in reason
+
+
+def test_an_answer_without_a_worker_id_takes_the_crowd_s_skills_not_a_namesake_s(
+    store: S3Store, bucket: str
+) -> None:
+    # an answer without a workerId is "worker-0" in the output; it took the skills of a
+    # worker the table names "worker-0" (one of an answers folder's worker-0.jsonl), whose
+    # reliability kept a box that the crowd's skills leave out
+    from gt_toolkit.consolidation.worker_model import WorkerModel, WorkerSkill
+    from gt_toolkit.handlers.post_annotation import load_post_annotation_settings
+
+    box = {"label": "car", "left": 12, "top": 40, "width": 100, "height": 80}
+    anonymous = {
+        "annotationData": {"content": json.dumps({"boundingBox": {"boundingBoxes": [box]}})}
+    }
+    careless_answer = {
+        "workerId": "careless",
+        "annotationData": {"content": json.dumps({"boundingBox": {"boundingBoxes": []}})},
+    }
+    payload = [
+        {
+            "datasetObjectId": "0",
+            "dataObject": {"s3Uri": f"s3://{bucket}/img1.png"},
+            "annotations": [anonymous, careless_answer],
+        }
+    ]
+    reliable = WorkerSkill(miss_rate=0.1, false_boxes=0.01, box_noise=0.1)
+    careless = WorkerSkill(miss_rate=0.6, false_boxes=2.0, box_noise=0.3)
+    model = WorkerModel({"worker-0": reliable, "careless": careless}, careless, 1.0, 50.0)
+    uri = f"s3://{bucket}/models/workers.json"
+    store.put_bytes(uri, json.dumps(model.to_json()).encode())
+    env = {"GT_WORKER_MODEL_S3_URI": uri, "GT_KEEP": "model"}
+    loaded = load_post_annotation_settings(env, store=store)
+    [entry] = run(store, bucket, payload, settings_=loaded)
+    label, meta = content_of(entry)
+    assert label["annotations"] == []  # the crowd's (careless) skills: not likely an object
+    assert meta["worker-count"] == 2
+    named = json.loads(json.dumps(payload))
+    named[0]["annotations"][0]["workerId"] = "worker-0"  # the table's worker, by name
+    [entry] = run(store, bucket, named, settings_=loaded)
+    assert [a["left"] for a in content_of(entry)[0]["annotations"]] == [12]
