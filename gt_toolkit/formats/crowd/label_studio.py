@@ -300,6 +300,8 @@ class LabelStudioSource(IndexedSource):
             if not rotation % 360.0:  # a rotated one keeps its corner (x, y) as the pivot
                 x, w = (x + w, -w) if w < 0 else (x, w)
                 y, h = (y + h, -h) if h < 0 else (y, h)
+        if any(other != labels[0] for other in labels[1:]):  # choice="multiple"
+            self.report.several_labels += 1
         sx, sy = size["width"] / 100.0, size["height"] / 100.0
         box: WorkerBox = {  # to a millionth of a pixel: 42.49999999 was meant as 42.5
             "label": labels[0],

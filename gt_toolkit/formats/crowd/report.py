@@ -149,6 +149,8 @@ class IngestReport:
         rotated: rotated rectangles read as their axis-aligned envelope (also in ``boxes``).
         flipped: rectangles drawn with a negative width or height, read as the box between
             their edges (also in ``boxes``).
+        several_labels: regions given more than one label, read with their first (also in
+            ``boxes``): a box is one object of one class.
         skipped: records not used, by :class:`SkipReason` value (skipped on purpose and
             rejected alike; the summary and the JSON tell the two apart).
         abstained: (image, annotator) pairs left out because none of the annotator's
@@ -164,6 +166,7 @@ class IngestReport:
     boxes: int = 0
     rotated: int = 0
     flipped: int = 0
+    several_labels: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     abstained: Counter[str] = field(default_factory=Counter)
     failed_images: int = 0
@@ -185,6 +188,8 @@ class IngestReport:
             parts.append(f"{self.rotated} rotated boxes read as their axis-aligned envelope")
         if self.flipped:
             parts.append(f"{self.flipped} boxes of negative width or height read flipped")
+        if self.several_labels:
+            parts.append(f"{self.several_labels} boxes of several labels read with their first")
         for kind, counts in (("skipped", self._by_kind(False)), ("rejected", self._by_kind(True))):
             if counts:
                 parts.append(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -210,6 +215,7 @@ class IngestReport:
             "boxes": self.boxes,
             "rotated": self.rotated,
             "flipped": self.flipped,
+            "several_labels": self.several_labels,
             "skipped": self._by_kind(False),
             "rejected": self.rejected,
             "rejected_by_reason": self._by_kind(True),

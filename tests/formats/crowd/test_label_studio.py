@@ -520,3 +520,24 @@ def test_who_answers_an_image_is_who_drew_a_box_or_placed_nothing(
     assert [len(b) for b in image.boxes] == [answers[int(a)].count("box") for a in expected]
     abstained = sum(1 for k in answers if placed & set(k) and "box" not in k)
     assert sum(source.report.abstained.values()) == abstained
+
+
+@pytest.mark.parametrize(("extra", "counted"), [(["truck"], 1), (["truck", "bus"], 1), ([], 0)])
+def test_a_region_of_several_labels_is_read_with_its_first_and_counted(
+    extra: list[str], counted: int, tmp_path: Path
+) -> None:
+    # RectangleLabels with choice="multiple": the box is one object of one class, so it
+    # takes its first label, but the others are said, not dropped without a word; its own
+    # label given twice is one label
+    tasks = json.loads(EXPORT.read_text())
+    value = tasks[0]["annotations"][0]["result"][0]["value"]
+    first = value["rectanglelabels"][0]
+    value["rectanglelabels"] = [first, first, *extra]
+    path = tmp_path / "multi.json"
+    path.write_text(json.dumps(tasks))
+    with open_crowd_source(path, "label-studio") as source:
+        images = list(source.images())
+    assert images[0].boxes[0][0]["label"] == first
+    assert source.report.several_labels == source.report.to_json()["several_labels"] == counted
+    said = "1 boxes of several labels read with their first" in source.report.summary()
+    assert said is bool(counted)
