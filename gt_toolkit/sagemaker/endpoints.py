@@ -309,8 +309,12 @@ def image_content_type(image: bytes) -> str:
 
 
 def _image_size(image: bytes) -> ImageSize:
-    """Pixel size read from the image header (:func:`read_image_size`)."""
-    size = read_image_size(image)
+    """Pixel size read from the image header (:func:`read_image_size`), as stored.
+
+    Not turned by its EXIF orientation: the endpoint gets the raw bytes, and whether its
+    decoder turns them (OpenCV does, TensorFlow's ``decode_jpeg`` does not) is the model's.
+    """
+    size = read_image_size(image, upright=False)
     if size is None:
         raise ValidationError(
             ["cannot read the image size: pass image_size"], what="invoke request"

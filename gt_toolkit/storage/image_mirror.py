@@ -132,8 +132,15 @@ def eight_bit_colour_key(image: Image.Image, data: bytes) -> None:
         image.info["transparency"] = tuple(int(value) >> 8 for value in key)
 
 
-def read_image_size(image: bytes | Path) -> ImageSize | None:
-    """Pixel size from an image's header (no decode at all).
+def read_image_size(image: bytes | Path, *, upright: bool = True) -> ImageSize | None:
+    """Pixel size from an image's header (no decode at all), as a browser shows the image.
+
+    A phone photo stored sideways carries an EXIF orientation (5 to 8: a quarter turn);
+    browsers, and so Ground Truth's, Label Studio's and CVAT's labeling pages, show it
+    upright, and workers label it so: its size here is the upright one (width and height
+    swapped), or an upright box past the stored height was clipped or dropped as outside
+    the image. ``gt-convert review`` draws such images upright too. ``upright=False``: the
+    stored size, for a reader of the raw pixels that may ignore the orientation.
 
     ``None`` when the bytes or file are not an image Pillow can read. Pillow's plugins read
     the header directly rather than through ``Image.open``, whose guard against decompression
@@ -153,9 +160,47 @@ def read_image_size(image: bytes | Path) -> ImageSize | None:
                     if not verdict or isinstance(verdict, str):  # a str says why it is not
                         continue
                     with factory(fh, "") as img:
-                        return {"width": img.width, "height": img.height}
+                        width, height = img.width, img.height
+                        # Pillow's TIFF reader turns its size itself (_UPRIGHT)
+                        turn = upright != (img.format in _UPRIGHT)
+                        if turn and _orientation(img) in _TURNED:
+                            width, height = height, width
+                        return {"width": width, "height": height}
                 except (SyntaxError, IndexError, TypeError, ValueError, struct.error, OSError):
                     continue
     except OSError:
         return None
     return None
+
+
+_TURNED = frozenset({5, 6, 7, 8})
+"""EXIF orientations that turn the picture a quarter: its upright size is height x width."""
+
+_UPRIGHT = frozenset({"TIFF"})
+"""Formats whose Pillow reader gives the upright size itself (it turns the pixels on load)."""
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation in ``img``'s header (1, as stored, when it has none or a bad one).
+
+    A PNG's ``getexif()`` decodes the whole image to look for an ``eXIf`` chunk after the
+    pixels; only one before them (in the header Pillow has read) is asked here.
+    """
+    from PIL import Image
+
+    try:
+        if img.format == "PNG":
+            data = img.info.get("exif")
+            if not isinstance(data, bytes):
+                return 1
+            exif = Image.Exif()
+            exif.load(data)
+        else:
+            exif = img.getexif()
+        value = exif.get(_ORIENTATION, 1)
+    except (SyntaxError, IndexError, TypeError, ValueError, KeyError, struct.error, OSError):
+        return 1  # a damaged EXIF block: the size as stored, as a browser falls back to
+    return value if isinstance(value, int) else 1
+
+
+_ORIENTATION = 0x0112  # ExifTags.Base.Orientation, without importing Pillow at import time

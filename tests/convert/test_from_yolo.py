@@ -176,3 +176,21 @@ def test_class_names_that_would_misnumber_are_refused(
     _image(root / "images" / "a.jpg")
     with pytest.raises(ConversionError, match=message):
         _convert(root, tmp_path)
+
+
+def test_a_sideways_phone_photo_is_sized_upright(tmp_path: Path) -> None:
+    """Stored 200 x 100 with EXIF orientation 6: YOLO tools load it upright (100 x 200) and
+    its normalised boxes are fractions of that; the stored size put the box at 50, 25, 100 x 50
+    and the line's image_size at 200 x 100."""
+    root = tmp_path / "ds"
+    _text(root / "data.yaml", "names: [cat, dog]\n")
+    (root / "images").mkdir(parents=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (200, 100)).save(root / "images" / "phone.jpg", exif=exif.tobytes())
+    _text(root / "labels" / "phone.txt", LINE)
+    _, out = _convert(root, tmp_path)
+    assert _boxes(out) == {"images/phone.jpg": [("dog", 25, 50, 50, 100, 1.0)]}
+    [rec] = list(iter_detection_records(out))
+    assert rec.image_size is not None
+    assert (rec.image_size["width"], rec.image_size["height"]) == (100, 200)

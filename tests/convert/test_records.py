@@ -177,6 +177,37 @@ def test_boxes_past_an_image_sized_from_its_file_are_clipped_like_any_other(
     assert [r["reason"] for r in read_jsonl(rejects)] == ["box-outside-image"]
 
 
+@pytest.mark.parametrize("target", SIZED, ids=str)
+def test_a_sideways_phone_photo_is_sized_as_the_worker_saw_it(
+    tmp_path: Path, target: Target
+) -> None:
+    """Stored 100 x 80 with EXIF orientation 6, a browser shows it 80 x 100, and so it was
+    labeled: a box on its lower part (y 82..97) lay past the stored height and was dropped,
+    the line an ``all-boxes-dropped`` reject, and the run converted nothing."""
+    from PIL import Image
+
+    src = tmp_path / "in.manifest"
+    box = {**GOOD, "left": "10", "top": "82", "width": "60", "height": "15"}
+    src.write_bytes(_line("phone.jpg", box).replace(_SIZE, b""))
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turn a quarter clockwise to show
+    Image.new("RGB", (100, 80)).save(mirror / "phone.jpg", "JPEG", exif=exif.tobytes())
+    out = tmp_path / "out"
+    result = convert_output(target, src, out, ConvertOptions(images_dir=str(mirror)))
+    assert (result.stats.objects, result.stats.boxes, result.stats.clipped_boxes) == (1, 1, 0)
+    if target is Target.COCO:
+        doc = json.loads((out / "annotations" / "instances_default.json").read_text())
+        assert (doc["images"][0]["width"], doc["images"][0]["height"]) == (80, 100)
+        assert doc["annotations"][0]["bbox"] == [10, 82, 60, 15]
+    if target is Target.YOLO:
+        [label] = list((out / "labels").rglob("*.txt"))
+        assert [float(v) for v in label.read_text().split()] == pytest.approx(
+            [0, 40 / 80, 89.5 / 100, 60 / 80, 15 / 100]
+        )
+
+
 @pytest.mark.parametrize("target", FORWARD_DETECTION, ids=str)
 def test_one_class_name_under_two_ids_is_refused(tmp_path: Path, target: Target) -> None:
     """Two jobs with ``cat`` at different places in their label lists: line 1 says

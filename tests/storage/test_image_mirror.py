@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -117,3 +118,72 @@ def test_a_link_the_user_made_is_followed(tmp_path: Path) -> None:
 def test_a_key_too_long_for_the_file_system_is_not_there(mirror_dir: Path) -> None:
     # S3 keys reach 1,024 bytes in one segment; most file systems stop names at 255.
     assert ImageMirror(mirror_dir).local_path("s3://bkt/" + "k" * 1000 + ".jpg") is None
+
+
+def _exif_jpeg(orientation: int, size: tuple[int, int] = (400, 300)) -> bytes:
+    """A JPEG as a phone writes it: the pixels as the sensor read them, and which way is up."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Orientation
+    out = io.BytesIO()
+    Image.new("RGB", size, (90, 120, 150)).save(out, "JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_a_sideways_photo_has_the_size_a_browser_shows(tmp_path: Path, orientation: int) -> None:
+    # stored 400 x 300; orientations 5-8 turn it a quarter, so it is shown 300 x 400
+    shown = {"width": 300, "height": 400} if orientation >= 5 else {"width": 400, "height": 300}
+    data = _exif_jpeg(orientation)
+    assert read_image_size(data) == shown
+    (tmp_path / "phone.jpg").write_bytes(data)
+    assert read_image_size(tmp_path / "phone.jpg") == shown
+
+
+def test_the_orientation_is_read_from_the_header_without_decoding(tmp_path: Path) -> None:
+    # a file cut off right after its scan header: no pixel data to decode, yet sized upright
+    data = _exif_jpeg(6)
+    header = data[: data.index(b"\xff\xda") + 20]
+    (tmp_path / "cut.jpg").write_bytes(header)
+    assert read_image_size(tmp_path / "cut.jpg") == {"width": 300, "height": 400}
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_other_formats_exif_turns_the_size_too(fmt: str) -> None:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(out, fmt, exif=exif.tobytes())
+    assert read_image_size(out.getvalue()) == {"width": 30, "height": 40}
+
+
+def test_a_tiff_is_turned_once() -> None:
+    # Pillow's TIFF reader gives the upright size itself: turned again it was stored-size
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(out, "TIFF", tiffinfo={0x0112: 6})
+    assert read_image_size(out.getvalue()) == {"width": 30, "height": 40}
+
+
+def test_a_damaged_exif_block_gives_the_stored_size() -> None:
+    data = _exif_jpeg(6)
+    at = data.index(b"Exif\x00\x00") + 6
+    broken = data[:at] + b"XX" + data[at + 2 :]  # no TIFF byte order: unreadable EXIF
+    assert read_image_size(broken) == {"width": 400, "height": 300}
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF"])
+def test_the_stored_size_on_request(fmt: str) -> None:
+    # an endpoint gets the raw bytes: whether its decoder turns them is the model's
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(out, fmt, exif=exif.tobytes(), tiffinfo={0x0112: 6})
+    assert read_image_size(out.getvalue(), upright=False) == {"width": 40, "height": 30}
+    assert read_image_size(out.getvalue()) == {"width": 30, "height": 40}
