@@ -220,9 +220,9 @@ def refuse_outputs(
             for name, other in earlier:
                 if same_location(location, other):
                     raise _refusal(f"{what} {location}", _also(name, other, location), option)
-                if _case_twins(location, other):
-                    clash = f"differs from the {name} {other} only in case (one file on macOS"
-                    raise _refusal(f"{what} {location}", f"{clash} and Windows disks)", option)
+                if (how := _case_twins(location, other)) is not None:
+                    clash = f"differs from the {name} {other} only {how}"
+                    raise _refusal(f"{what} {location}", clash, option)
         earlier.append((what, location))
 
 
@@ -244,23 +244,29 @@ def check_outputs(locations: Iterable[str | None], store: S3Store) -> None:
         check_writable(location, store=store)
 
 
-def _case_twins(a: str, b: str) -> bool:
-    """Two local paths that differ only in letter case, whatever this disk makes of them.
+def _case_twins(a: str, b: str) -> str | None:
+    """How two local paths differ when only a case-insensitive disk makes them one file.
 
-    On a case-insensitive disk they are one file, and neither need exist yet for
-    :func:`same_location` to miss it; a run's outputs should not depend on the disk.
+    On such a disk they are one file, and neither need exist yet for :func:`same_location`
+    to miss it; a run's outputs should not depend on the disk. ``None``: two files anywhere
+    (or one path). The rule is :func:`~gt_toolkit.storage.files.folded`, as for image names.
     """
     from gt_toolkit.storage.s3 import is_s3_uri
 
     if is_s3_uri(a) or is_s3_uri(b):  # S3 keys are case-sensitive everywhere
-        return False
+        return None
+    import unicodedata
     from pathlib import Path
+
+    from gt_toolkit.storage.files import folded
 
     x, y = str(Path(a).resolve()), str(Path(b).resolve())
     # letter by letter, as those disks compare: casefold() would also make "ß" of "ss"
-    if x == y or len(x) != len(y):
-        return False
-    return all(p.lower() == q.lower() for p, q in zip(x, y, strict=True))
+    if x == y or folded(x) != folded(y):
+        return None
+    if unicodedata.normalize("NFC", x) == unicodedata.normalize("NFC", y):
+        return "in how its accents are encoded (one file on macOS disks)"
+    return "in case (one file on macOS and Windows disks)"
 
 
 def _refuse_filled_inputs(

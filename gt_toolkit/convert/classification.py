@@ -92,8 +92,8 @@ def to_class_folders(
     splitter = planned_splitter(source, options, kinds=CLASSIFICATION)
     namer = ImageNamer()
     per_split: dict[str, dict[str, int]] = {"train": {}, "validation": {}}
-    # folder, case- and normalisation-blind -> the class name it holds: 'Cat/' and 'cat/'
-    # are one folder on a laptop's case-insensitive disk (APFS, NTFS), two classes merged
+    # folder, as a case-insensitive disk compares it (folded) -> the class name it holds:
+    # 'Cat/' and 'cat/' are one folder on a laptop's disk (APFS, NTFS), two classes merged
     owner: dict[str, str] = {}
     with copier_for(options) as copier:
         for rec in read_classifications(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import unicodedata
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from gt_toolkit.convert.options import ConvertOptions
 from gt_toolkit.errors import ConversionError
-from gt_toolkit.storage.files import write_bytes
+from gt_toolkit.storage.files import folded, write_bytes
 from gt_toolkit.storage.image_mirror import ImageMirror
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 
@@ -55,9 +54,10 @@ class ImageNamer:
 
     Two source-refs with one stem (``a/img.jpg``, ``b/img.jpg``, ``c/img.png``) must not
     overwrite each other's image or annotation file; later ones get a short hash of their
-    source-ref before the extension. Stems are compared case- and normalisation-blind
-    (``IMG.jpg``, ``img.jpg``): the dataset is one folder on a laptop's case-insensitive
-    disk too, where such files replace each other. A hashed stem that another image already
+    source-ref before the extension. Stems are compared as a case-insensitive disk does
+    (:func:`~gt_toolkit.storage.files.folded`: ``IMG.jpg``, ``img.jpg``, but not ``Straße``
+    and ``Strasse``): the dataset is one folder on a laptop's disk too, where such files
+    replace each other. A hashed stem that another image already
     holds (a dataset this tool wrote, listed beside its originals) is hashed again.
     """
 
@@ -85,11 +85,6 @@ def _hashed(p: PurePosixPath, digest: str) -> str:
     if PurePosixPath(stem + p.suffix).stem != stem:
         stem = f"{p.stem.replace('.', '_')}-{digest}"
     return stem + p.suffix
-
-
-def folded(stem: str) -> str:
-    """The form in which two stems name one file on a case-insensitive disk (NTFS, APFS)."""
-    return unicodedata.normalize("NFC", stem).casefold()
 
 
 class ImageCopier:

@@ -26,6 +26,7 @@ import socket
 import stat
 import tempfile
 import threading
+import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, NamedTuple
@@ -42,6 +43,7 @@ __all__ = [
     "Location",
     "atomic_output",
     "check_writable",
+    "folded",
     "inside_location",
     "is_part_name",
     "iter_chunks",
@@ -88,6 +90,28 @@ class ListedFolder(NamedTuple):
 
 def _store(store: S3Store | None) -> S3Store:
     return store if store is not None else S3Store()
+
+
+def folded(name: str) -> str:
+    """The form in which two names are one file on a case-insensitive disk (APFS, NTFS).
+
+    Such disks compare letter by letter by simple case mapping, not by ``casefold()``,
+    which also makes ``ss`` of ``ß`` (``Straße`` and ``Strasse`` are two files there) and
+    ``fi`` of ``ﬁ``: each character is taken to its single-character upper then lower case,
+    where it has one (``Σ``, ``σ`` and ``ς`` are one letter; ``İ``, whose lower case is
+    two characters, stays itself). NFC first: APFS takes a name's composed and decomposed
+    spellings (``é``, ``e`` + U+0301) as one file too.
+    """
+    text = unicodedata.normalize("NFC", name)
+    if text.isascii():
+        return text.lower()
+    out = []
+    for char in text:
+        upper = char.upper()
+        char = upper if len(upper) == 1 else char
+        lower = char.lower()
+        out.append(lower if len(lower) == 1 else char)
+    return "".join(out)
 
 
 def join_location(base: Location, *parts: str) -> str:

@@ -450,6 +450,11 @@ def test_an_output_under_another_file_output_is_refused(
             "the summary OUT/c.json differs from the output OUT/C.json only in case",
         ),
         (
+            ["coco", "IN", "-o", "OUT/\u00e9.json", "--summary", "OUT/e\u0301.json"],
+            "the summary OUT/e\u0301.json differs from the output OUT/\u00e9.json only in how "
+            "its accents are encoded (one file on macOS disks)",
+        ),
+        (
             ["yolo", "IN", "-o", "OUT/y", "--rejects", "OUT/Y/Data.yaml"],
             "the rejects file OUT/Y/Data.yaml differs from the output file OUT/y/data.yaml "
             "only in case",

@@ -142,6 +142,29 @@ def test_class_folders_refuses_two_classes_one_folder_on_a_case_insensitive_disk
     assert not (tmp_path / "f").exists()
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("Stra\u00dfe", "Strasse"), ("\ufb01sh", "fish"), ("Stra\u00dfe", "STRASSE")],
+    ids=["sharp-s", "ligature", "sharp-s-upper"],
+)
+def test_class_folders_keeps_two_classes_that_casefold_alone_makes_one(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    """casefold() maps 'ß' to 'ss' and 'ﬁ' to 'fi'; no case-insensitive disk does (APFS and
+    NTFS compare by simple case mapping): two classes, two folders, were refused."""
+    lines = (OUTPUTS / "classification-single.manifest").read_text().splitlines()
+    renamed = [orjson.loads(line) for line in lines[:2]]
+    renamed[0]["animal-metadata"]["class-name"] = first
+    renamed[1]["animal-metadata"]["class-name"] = second
+    src = tmp_path / "two.manifest"
+    src.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in renamed))
+    for name in ("p1.jpg", "p2.jpg"):
+        (tmp_path / name).write_bytes(b"image")
+    options = ConvertOptions(images_dir=str(tmp_path), validation_fraction=0)
+    convert_output("class-folders", src, tmp_path / "f", options)
+    assert sorted(p.name for p in (tmp_path / "f" / "train").iterdir()) == sorted([first, second])
+
+
 def test_lst_refuses_an_image_name_that_would_split_its_row(tmp_path: Path) -> None:
     lines = [orjson.loads(x) for x in CLASSIFIED.read_text().splitlines()]
     lines[2]["source-ref"] = lines[2]["source-ref"].replace("p3", "p\t3")

@@ -86,3 +86,14 @@ def test_a_hashed_name_reads_back_with_its_hashed_stem() -> None:
     assert names[:2] == ["A", "A."]
     assert len({_stem_key(n) for n in names}) == 4
     assert all(PurePosixPath(n).name == n for n in names)
+
+
+def test_names_one_only_to_casefold_keep_their_own_names() -> None:
+    """``Straße.jpg`` and ``Strasse.jpg`` are two files on every disk: the second was renamed
+    (casefold maps ß to ss), where class folders and output paths follow the disks' rule."""
+    namer = ImageNamer()
+    refs = ["s3://b/a/Stra\u00dfe.jpg", "s3://b/b/Strasse.jpg", "s3://b/c/\ufb01le.jpg"]
+    assert [namer(r) for r in refs] == ["Stra\u00dfe.jpg", "Strasse.jpg", "\ufb01le.jpg"]
+    # and what such a disk takes as one file still gets a name of its own
+    for twin in ("s3://b/d/STRASSE.jpg", "s3://b/e/stra\u1e9ee.jpg", "s3://b/f/\ufb01LE.jpg"):
+        assert namer(twin) not in ("STRASSE.jpg", "stra\u1e9ee.jpg", "\ufb01LE.jpg")

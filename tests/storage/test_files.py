@@ -306,3 +306,19 @@ def test_check_writable_makes_the_writes_temporary_file_and_leaves_none(tmp_path
         check_writable(long)
     check_writable(tmp_path / ("s" * 200 + ".json"))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "one"),
+    [
+        ("Cat", "cat", True),
+        ("\u00c9T\u00c9", "\u00e9t\u00e9", True),
+        ("e\u0301", "\u00e9", True),  # decomposed and composed: one name on APFS
+        ("\u03a3\u03c3", "\u03c3\u03c2", True),  # sigma, final sigma
+        ("Stra\u00dfe", "Strasse", False),
+        ("\ufb01le", "file", False),
+        ("\u0130", "i", False),  # dotted capital I: its lower case is two characters
+    ],
+)
+def test_one_fold_for_every_name(a: str, b: str, one: bool) -> None:
+    assert (files.folded(a) == files.folded(b)) is one
