@@ -24,6 +24,7 @@ from gt_toolkit.storage.files import Location
 __all__ = ["folder_name", "to_class_folders", "to_lst"]
 
 _UNSAFE = re.compile(r"[^\w.\- ]+")
+_FOLDER_MAX_BYTES = 255  # a file name's limit (ext4, APFS; NTFS: 255 UTF-16 units)
 
 
 def folder_name(label: str) -> str:
@@ -105,6 +106,13 @@ def to_class_folders(
                     f"{rec.attribute!r} is multi-label (use lst or augmented)"
                 )
             split, folder = splitter(rec), folder_name(rec.labels[0])
+            if len(folder.encode()) > _FOLDER_MAX_BYTES:
+                raise ConversionError(
+                    f"line {rec.line_no}: the class {rec.labels[0][:60]!r}... makes a folder "
+                    f"name of {len(folder.encode())} bytes, and a file system holds "
+                    f"{_FOLDER_MAX_BYTES}; the folder name is the class name a trainer learns, "
+                    "so it is not cut: shorten the class name, or use lst or augmented"
+                )
             first = owner.setdefault(folded(folder), rec.labels[0])
             if first != rec.labels[0]:
                 raise ConversionError(

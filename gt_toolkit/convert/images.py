@@ -24,7 +24,14 @@ from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 if TYPE_CHECKING:
     from gt_toolkit.convert.staging import StagedOutput
 
-__all__ = ["ImageCopier", "ImageNamer", "check_file_name", "copier_for", "folded"]
+__all__ = [
+    "MAX_NAME_BYTES",
+    "ImageCopier",
+    "ImageNamer",
+    "check_file_name",
+    "copier_for",
+    "folded",
+]
 
 
 _CONTROL = re.compile("[\x00-\x1f]")
@@ -49,6 +56,14 @@ def check_file_name(name: str, line_no: int, target: str, *, xml: bool = False) 
         )
 
 
+MAX_NAME_BYTES = 200
+"""The longest image file name (UTF-8) a dataset gets. File systems hold 255 bytes a name;
+this leaves room for the label file's own extension (``<stem>.json``) and the temporary
+names writers make beside a file as they write it (boto3's download adds 9 bytes)."""
+
+_MAX_SUFFIX_BYTES = 16  # an extension longer than this is no image type's: part of the stem
+
+
 class ImageNamer:
     """Unique, stable file names for images: the source-ref's base name, de-duplicated.
 
@@ -57,8 +72,10 @@ class ImageNamer:
     source-ref before the extension. Stems are compared as a case-insensitive disk does
     (:func:`~gt_toolkit.storage.files.folded`: ``IMG.jpg``, ``img.jpg``, but not ``Straße``
     and ``Strasse``): the dataset is one folder on a laptop's disk too, where such files
-    replace each other. A hashed stem that another image already
-    holds (a dataset this tool wrote, listed beside its originals) is hashed again.
+    replace each other. A hashed stem that another image already holds (a dataset this tool
+    wrote, listed beside its originals) is hashed again. A name over :data:`MAX_NAME_BYTES`
+    (S3 keys take 1,024 bytes, a file system 255 a name) is cut and hashed the same way:
+    written as it was, it failed the run with "File name too long".
     """
 
     def __init__(self) -> None:
@@ -69,22 +86,33 @@ class ImageNamer:
         base = PurePosixPath(source_ref).name  # a key ending in '/..' has the name '..'
         p = PurePosixPath(base if base not in ("", "..") else "image")
         name, salt = p.name, ""
+        if len(name.encode()) > MAX_NAME_BYTES:
+            name = _hashed(p, _digest(source_ref))
         while self._owner.setdefault(folded(PurePosixPath(name).stem), source_ref) != source_ref:
-            digest = hashlib.blake2b(f"{source_ref}{salt}".encode(), digest_size=4).hexdigest()
-            name, salt = _hashed(p, digest), f"{salt}#"
+            name, salt = _hashed(p, _digest(f"{source_ref}{salt}")), f"{salt}#"
         return name
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
 
 
 def _hashed(p: PurePosixPath, digest: str) -> str:
     """``p``'s name with ``digest`` added to its stem, read back with that stem.
 
     ``A.`` has no suffix: ``A.-1f2e`` would read as the stem ``A`` and the suffix ``.-1f2e``
-    (label file ``A.txt``, another image's), so the dots of such a stem become ``_``.
+    (label file ``A.txt``, another image's), so the dots of such a stem become ``_``. The
+    stem is cut (at a whole character) to keep the name within :data:`MAX_NAME_BYTES`.
     """
-    stem = f"{p.stem}-{digest}"
-    if PurePosixPath(stem + p.suffix).stem != stem:
-        stem = f"{p.stem.replace('.', '_')}-{digest}"
-    return stem + p.suffix
+    stem, suffix = p.stem, p.suffix
+    if len(suffix.encode()) > _MAX_SUFFIX_BYTES:
+        stem, suffix = p.name, ""
+    room = MAX_NAME_BYTES - len(suffix.encode()) - len(digest) - 1
+    stem = stem.encode()[:room].decode("utf-8", "ignore")
+    hashed = f"{stem}-{digest}"
+    if PurePosixPath(hashed + suffix).stem != hashed:
+        hashed = f"{stem.replace('.', '_')}-{digest}"
+    return hashed + suffix
 
 
 class ImageCopier:

@@ -337,12 +337,21 @@ def _check_target(target: Path) -> None:
         raise StorageError(f"cannot write {target}: not a regular file (a device or a pipe)")
 
 
+_NAME_MAX = 255
+"""Bytes a file name may take (ext4, XFS, APFS; NTFS counts 255 UTF-16 units, never more)."""
+
+
 def _new_part(folder: Path, stem: str, *, mode: int) -> tuple[int, Path]:
     """Create ``folder/<stem>.<host>.<pid>.<token>.part`` exclusively, after a sweep.
 
     ``os.open`` applies the umask to ``mode`` itself, so no thread ever changes the umask.
+    The stem (the target's name) is cut to keep the name within :data:`_NAME_MAX`: a target
+    named near the limit (an image's 246-byte label file) could be written, its temporary
+    file could not ("File name too long"). A sweep reads only the name's end.
     """
     _sweep(folder)
+    room = _NAME_MAX - len(part_name("").encode())
+    stem = stem.encode()[:room].decode("utf-8", "ignore")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     while True:
         path = folder / part_name(stem)

@@ -236,3 +236,39 @@ def test_lst_keeps_what_each_row_needs_not_its_manifest_line(tmp_path: Path) -> 
 
     per_line = (peak(5000) - peak(1000)) / 4000
     assert per_line < 8192, f"{per_line:.0f} bytes per line"
+
+
+@pytest.mark.parametrize("target", ["lst", "class-folders"])
+def test_image_names_too_long_for_a_file_get_short_hashed_ones(
+    tmp_path: Path, target: str, store: Any, bucket: str
+) -> None:
+    """A 304-byte key name failed the copy with "File name too long" (exit 1)."""
+    lines = [orjson.loads(x) for x in CLASSIFIED.read_text().splitlines()]
+    long_name = "\u00e9" * 150 + ".jpg"
+    for i, line in enumerate(lines):
+        line["source-ref"] = f"s3://{bucket}/{i}/{long_name}"
+        store.put_bytes(line["source-ref"], b"image")
+    src = tmp_path / "long.manifest"
+    src.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    out = tmp_path / target
+    result = convert_output(target, src, out, ConvertOptions(store=store, validation_fraction=0))
+    images = list(out.rglob("*.jpg"))
+    assert len(images) == result.stats.objects == 4  # the fifth line is a failed object
+    assert len({p.name.casefold() for p in images}) == 4
+    assert all(len(p.name.encode()) <= 200 for p in images)
+    if target == "lst":
+        rows = (out / "train.lst").read_text().splitlines()
+        assert sorted(row.split("\t")[2] for row in rows) == sorted(p.name for p in images)
+
+
+def test_class_folders_refuses_a_class_name_too_long_for_a_folder(tmp_path: Path) -> None:
+    """The folder name is the class a trainer learns, so it is not cut: the run said only
+    "File name too long" of a staged copy."""
+    lines = [orjson.loads(x) for x in CLASSIFIED.read_text().splitlines()]
+    lines[1]["animal-metadata"]["class-name"] = "cat " + "x" * 300
+    src = tmp_path / "long.manifest"
+    src.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    mirror = image_mirror(tmp_path, src)
+    with pytest.raises(ConversionError, match=r"line 2: the class 'cat xx.*304 bytes.*255"):
+        convert_output("class-folders", src, tmp_path / "f", ConvertOptions(images_dir=str(mirror)))
+    assert not (tmp_path / "f").exists()

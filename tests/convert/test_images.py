@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gt_toolkit.convert.images import ImageNamer
+from gt_toolkit.convert.images import MAX_NAME_BYTES, ImageNamer
 
 
 def test_same_stems_get_a_hash_and_the_first_keeps_its_name() -> None:
@@ -97,3 +97,20 @@ def test_names_one_only_to_casefold_keep_their_own_names() -> None:
     # and what such a disk takes as one file still gets a name of its own
     for twin in ("s3://b/d/STRASSE.jpg", "s3://b/e/stra\u1e9ee.jpg", "s3://b/f/\ufb01LE.jpg"):
         assert namer(twin) not in ("STRASSE.jpg", "stra\u1e9ee.jpg", "\ufb01LE.jpg")
+
+
+def test_a_name_too_long_for_a_file_system_is_cut_and_hashed() -> None:
+    """A 300-byte key name (S3 takes 1,024) failed the run with "File name too long"."""
+    namer = ImageNamer()
+    long_a = "s3://b/a/" + "\u00e9" * 150 + ".jpg"  # 304 bytes, two-byte letters
+    long_b = "s3://b/b/" + "\u00e9" * 150 + ".jpg"  # the same name in another folder
+    dotted = "s3://b/c/x." + "y" * 300  # an "extension" no image type has
+    names = [namer(r) for r in (long_a, long_b, dotted, "s3://b/short.jpg")]
+    assert all(len(n.encode()) <= MAX_NAME_BYTES for n in names)
+    assert names[0].endswith(".jpg") and names[1].endswith(".jpg")
+    assert names[0].startswith("\u00e9" * 90)  # cut at a whole letter
+    assert names[3] == "short.jpg"
+    assert len({_stem_key(n) for n in names}) == 4
+    assert [namer(r) for r in (long_a, long_b, dotted)] == names[:3]  # stable
+    assert ImageNamer()(long_a) == names[0]  # and from one run to the next
+    assert PurePosixPath(names[2]).suffix == ""  # its label file is <name>.txt

@@ -240,3 +240,30 @@ def test_class_folders_take_one_name_under_two_ids_as_one_class(tmp_path: Path) 
     result = convert_output("class-folders", src, out, options)
     assert result.extra["class_index"] == {"0": "cat"}
     assert sorted(p.name for p in (out / "train" / "cat").iterdir()) == ["a.jpg", "b.jpg"]
+
+
+LONG = "\u00e9" * 150 + ".jpg"  # 304 bytes: an S3 key takes it, no file system's name does
+
+
+@pytest.mark.parametrize("target", SIZED, ids=str)
+def test_an_image_name_too_long_for_a_file_gets_a_short_hashed_one(
+    tmp_path: Path, target: Target, store: Any, bucket: str
+) -> None:
+    """The run failed (exit 1) with "File name too long" writing the label file or image."""
+    src = tmp_path / "in.manifest"
+    lines = [_line(LONG, GOOD), _line("other/" + LONG, GOOD), _line("short.jpg", GOOD)]
+    src.write_bytes(b"\n".join(lines).replace(b"bkt-x", bucket.encode()) + b"\n")
+    for key in (LONG, "other/" + LONG, "short.jpg"):
+        store.put_bytes(f"s3://{bucket}/{key}", b"image")
+    out = tmp_path / "out"
+    copy = target is not Target.YOLO or None  # yolo: labels only, the others copy the images
+    split = {} if target in (Target.COCO, Target.JUMPSTART_OD) else {"validation_fraction": 0.0}
+    options = ConvertOptions(store=store, copy_images=copy, **split)
+    result = convert_output(target, src, out, options)
+    assert result.stats.objects == 3
+    written = [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert all(len(p.name.encode()) <= 205 for p in written)  # <stem>.json at the most
+    named = {p.stem for p in written if p.stem.startswith("\u00e9")}
+    assert len(named) == 2  # the two long names stay two images
+    if copy:
+        assert sorted(p.read_bytes() for p in written if p.suffix == ".jpg") == [b"image"] * 3

@@ -322,3 +322,14 @@ def test_check_writable_makes_the_writes_temporary_file_and_leaves_none(tmp_path
 )
 def test_one_fold_for_every_name(a: str, b: str, one: bool) -> None:
     assert (files.folded(a) == files.folded(b)) is one
+
+
+def test_a_target_named_near_the_limit_is_written(tmp_path: Path) -> None:
+    # a 254-byte name is a legal file; its temporary file '.<name>.<host>.<pid>.<token>.part'
+    # was not, and the write failed with "File name too long"
+    target = tmp_path / ("\u00e9" * 125 + ".txt")
+    assert len(target.name.encode()) == 254
+    check_writable(target)
+    write_bytes(target, b"label")
+    assert target.read_bytes() == b"label"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
