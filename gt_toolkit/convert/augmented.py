@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
-from gt_toolkit.convert.records import ANY, read_records
+from gt_toolkit.convert.records import ANY, once, read_records
 from gt_toolkit.convert.splits import RecordSplitter, planned_splitter
 from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.formats.detection_label import DETECTION_TYPE
@@ -47,7 +47,9 @@ def to_augmented(source: Location, out: StagedOutput, options: ConvertOptions) -
 
     Lines keep ``source-ref`` and the label attribute (checked, clipped, integer class ids)
     and, with ``include_metadata``, its ``-metadata``. Empty images are rejected by default:
-    built-in object detection drops batches over them (§8 pitfall 4).
+    built-in object detection drops batches over them (§8 pitfall 4). A second line of one
+    image is a ``duplicate-source-ref`` reject: it trained on that image twice, perhaps
+    under two labels, and nothing said so.
     """
     stats = OutputStats()
     splitter = planned_splitter(source, options, kinds=ANY, default_empty=EmptyPolicy.REJECT)
@@ -79,7 +81,13 @@ def _write_manifests(
     with out.open(manifests["train"]) as ft, out.open(manifests["validation"]) as fv:
         writers = {"train": LineWriter(ft), "validation": LineWriter(fv)}
         records = read_records(
-            source, options, kinds=ANY, stats=stats, default_empty=EmptyPolicy.REJECT, out=out
+            source,
+            options,
+            kinds=ANY,
+            stats=stats,
+            default_empty=EmptyPolicy.REJECT,
+            check=once(),
+            out=out,
         )
         for rec in records:
             attr = rec.attribute

@@ -68,7 +68,8 @@ def from_coco(source: Location, out: StagedOutput, options: ConvertOptions) -> C
             for i, ann in enumerate(_items(path, prefix, name)):
                 boxes.add(ann, images, categories, prior, name, i)
             for i, ref_uri in enumerate(images.refs):
-                prior.add(ref_uri, boxes.of_image(i, categories.labels), images.size(i))
+                found = boxes.of_image(i, categories.labels)
+                prior.add(ref_uri, found, images.size(i), file=ref_name, where=f"images[{i}]")
     mapping = f"{out.out}.categories.json"
     out.write_json(mapping, categories.mapping())
     result = prior.result(

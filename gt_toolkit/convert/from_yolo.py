@@ -35,7 +35,7 @@ from gt_toolkit.errors import ConversionError, RejectedRecordError
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.image_mirror import read_image_size
 from gt_toolkit.storage.s3 import is_s3_uri
-from gt_toolkit.types import ConsolidatedBox
+from gt_toolkit.types import ConsolidatedBox, ImageSize
 
 __all__ = ["DATASET_READS", "from_yolo", "read_yolo_names"]
 
@@ -77,7 +77,8 @@ def from_yolo(source: Location, out: StagedOutput, options: ConvertOptions) -> C
             ref = refs.get(key or "") or source_ref_for(
                 image.relative_to(root).as_posix(), options.image_prefix, str(image)
             )
-            prior.add(ref, boxes, {"width": width, "height": height, "depth": 3})
+            sized: ImageSize = {"width": width, "height": height, "depth": 3}
+            prior.add(ref, boxes, sized, file=str(image), where="file")
     return prior.result(names=labels, images_with_rejected_boxes=touched)
 
 

@@ -103,6 +103,7 @@ class PriorManifest:
         )
         self._lines: LineWriter | None = None
         self._cm: Any = None
+        self._refs: set[str] = set()  # the source-refs written
 
     def __enter__(self) -> PriorManifest:
         self._cm = self.out.open(self.out.out)
@@ -120,8 +121,27 @@ class PriorManifest:
         self._cm.__exit__(exc_type, exc, tb)
         self._rejects.close(exc)
 
-    def add(self, source_ref: str, boxes: list[ConsolidatedBox], size: ImageSize | None) -> None:
-        """Write one image's line."""
+    def add(
+        self,
+        source_ref: str,
+        boxes: list[ConsolidatedBox],
+        size: ImageSize | None,
+        *,
+        file: str,
+        where: str,
+    ) -> None:
+        """Write one image's line (``file`` and ``where``: the item it comes from).
+
+        A second item of a source-ref already written is a ``duplicate-source-ref`` reject,
+        its line kept in the rejects file: two lines of one image were two tasks of a job
+        on it, and every training target refuses the second anyway.
+        """
+        if source_ref in self._refs:
+            item = {"source-ref": source_ref, "boxes": boxes, "image_size": size}
+            detail = f"{source_ref} is already the source-ref of an earlier line"
+            self.reject(file, where, "duplicate-source-ref", detail, item)
+            return
+        self._refs.add(source_ref)
         st = self.stats
         st.objects += 1
         st.boxes += len(boxes)

@@ -34,6 +34,7 @@ __all__ = [
     "ANY",
     "CLASSIFICATION",
     "DETECTION",
+    "once",
     "read_classifications",
     "read_records",
     "sized_detections",
@@ -94,6 +95,24 @@ def _noted(
         yield rec
 
 
+def once() -> Callable[[DetectionRecord | ClassificationRecord], str | None]:
+    """A ``check`` that takes each source-ref's first line only; a later one is refused.
+
+    Its reason is ``duplicate-source-ref``: a reject with its file and line, counted as a
+    loss. Every target takes one line per image: a second would be a second label file
+    replacing the first, a second copy of the image, or a second training sample of it.
+    """
+    seen: set[str] = set()
+
+    def check(rec: DetectionRecord | ClassificationRecord) -> str | None:
+        if rec.source_ref in seen:
+            return "duplicate-source-ref"
+        seen.add(rec.source_ref)
+        return None
+
+    return check
+
+
 def read_classifications(
     source: Location,
     options: ConvertOptions,
@@ -108,16 +127,8 @@ def read_classifications(
     read is a ``duplicate-source-ref`` reject, as for the per-image detection targets
     (concatenated jobs put ``a.jpg`` in both ``cat/`` and ``dog/``, and in ``.lst`` twice).
     """
-    seen: set[str] = set()
-
-    def once(rec: DetectionRecord | ClassificationRecord) -> str | None:
-        if rec.source_ref in seen:
-            return "duplicate-source-ref"
-        seen.add(rec.source_ref)
-        return None
-
     records = read_records(
-        source, options, kinds=CLASSIFICATION, stats=stats, desc=desc, check=once, out=out
+        source, options, kinds=CLASSIFICATION, stats=stats, desc=desc, check=once(), out=out
     )
     for rec in records:
         if isinstance(rec, ClassificationRecord):

@@ -304,3 +304,28 @@ def test_an_image_uri_with_a_bucket_s3_refuses_stops_the_run(tmp_path: Path, fie
     with pytest.raises(ConversionError, match=r"images\[0\]: bad bucket name 'b'"):
         _convert(path, tmp_path / "o.manifest")
     assert not (tmp_path / "o.manifest").exists()
+
+
+def test_two_images_entries_of_one_file_are_one_line_and_a_reject(tmp_path: Path) -> None:
+    """Two ids of one file_name (a merged dataset) made two lines of one source-ref: a
+    labeling job made two tasks of the image, and every training target refused the second."""
+    again = {"id": 12, "file_name": "a.jpg", "width": 64, "height": 48}
+    extra = {"id": 5, "image_id": 12, "category_id": 1, "bbox": [1, 2, 3, 4]}
+    doc = {"images": [*IMAGES, again], "annotations": [*ANNOTATIONS, extra]}
+    src = _write(tmp_path / "gt.json", doc | {"categories": CATEGORIES})
+    rejects = tmp_path / "rejects.jsonl"
+    out = tmp_path / "prior.manifest"
+    result = _convert(src, out, rejects=rejects)
+    assert [r.source_ref for r in iter_detection_records(out)] == [
+        PREFIX + "a.jpg",
+        PREFIX + "b.jpg",
+    ]
+    assert result.stats.rejected == {"duplicate-source-ref": 1}
+    assert result.stats.lost_total == 1  # the run exits 1: the entry's box is not in the output
+    [item] = read_jsonl(rejects)
+    assert (item["file"], item["position"], item["reason"]) == (
+        str(src),
+        "images[2]",
+        "duplicate-source-ref",
+    )
+    assert '"left": 1' in item["raw"]

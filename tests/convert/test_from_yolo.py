@@ -194,3 +194,23 @@ def test_a_sideways_phone_photo_is_sized_upright(tmp_path: Path) -> None:
     [rec] = list(iter_detection_records(out))
     assert rec.image_size is not None
     assert (rec.image_size["width"], rec.image_size["height"]) == (100, 200)
+
+
+def test_two_images_that_sources_jsonl_names_one_source_ref_are_one_line(tmp_path: Path) -> None:
+    """a.jpg and a.png share labels/a.txt, which sources.jsonl maps to one source-ref: two
+    lines of one image (two tasks of a job on it), and nothing said so."""
+    root = tmp_path / "ds"
+    _text(root / "data.yaml", "names: [cat, dog]\n")
+    _image(root / "images" / "a.jpg")
+    _image(root / "images" / "a.png")
+    _text(root / "labels" / "a.txt", LINE)
+    _text(root / "sources.jsonl", '{"label": "labels/a.txt", "source-ref": "s3://bkt-x/a.jpg"}\n')
+    rejects = tmp_path / "rejects.jsonl"
+    result, out = _convert(root, tmp_path, rejects=rejects)
+    assert [r.source_ref for r in iter_detection_records(out)] == ["s3://bkt-x/a.jpg"]
+    assert result.stats.rejected == {"duplicate-source-ref": 1}
+    [item] = read_jsonl(rejects)
+    assert (item["file"], item["reason"]) == (
+        str(root / "images" / "a.png"),
+        "duplicate-source-ref",
+    )

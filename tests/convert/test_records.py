@@ -11,7 +11,7 @@ import pytest
 
 from gt_toolkit.convert import ConvertOptions, Target, convert_output
 from gt_toolkit.errors import ConversionError
-from tests.helpers import image_mirror, read_jsonl
+from tests.helpers import DATA, image_mirror, read_jsonl
 
 FORWARD_DETECTION = [
     Target.AUGMENTED,
@@ -206,6 +206,35 @@ def test_a_sideways_phone_photo_is_sized_as_the_worker_saw_it(
         assert [float(v) for v in label.read_text().split()] == pytest.approx(
             [0, 40 / 80, 89.5 / 100, 60 / 80, 15 / 100]
         )
+
+
+@pytest.mark.parametrize("target", [*FORWARD_DETECTION, Target.LST, Target.CLASS_FOLDERS], ids=str)
+def test_a_second_line_of_one_image_is_a_reject_in_every_target(
+    tmp_path: Path, target: Target
+) -> None:
+    """``augmented`` wrote both lines: the image trained twice (under two labels, perhaps),
+    where every other target rejects the second line with its file and line."""
+    classes = target in (Target.LST, Target.CLASS_FOLDERS)
+    lines = (
+        (DATA / "outputs" / ("classification-single" if classes else "api-job"))
+        .with_suffix(".manifest")
+        .read_text()
+        .splitlines()[:3]
+    )
+    src = tmp_path / "doubled.manifest"
+    src.write_text("\n".join([*lines, lines[1]]) + "\n")
+    mirror = image_mirror(tmp_path, src)
+    rejects = tmp_path / "rejects.jsonl"
+    options = ConvertOptions(rejects=rejects)
+    if target not in (Target.AUGMENTED, Target.YOLO, Target.VOC):
+        options = ConvertOptions(rejects=rejects, images_dir=str(mirror))
+    result = convert_output(target, src, tmp_path / "out", options)
+    assert result.stats.rejected == {"duplicate-source-ref": 1}
+    assert result.stats.lost_total == 1  # the run exits 1
+    assert result.stats.objects == 3
+    [item] = read_jsonl(rejects)
+    assert (item["line"], item["reason"]) == (4, "duplicate-source-ref")
+    assert item["file"] == str(src)
 
 
 @pytest.mark.parametrize("target", FORWARD_DETECTION, ids=str)
