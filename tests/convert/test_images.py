@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gt_toolkit.convert.images import MAX_NAME_BYTES, ImageNamer
+from gt_toolkit.convert.images import MAX_NAME_BYTES, ImageNamer, folded
 
 
 def test_same_stems_get_a_hash_and_the_first_keeps_its_name() -> None:
@@ -114,3 +114,27 @@ def test_a_name_too_long_for_a_file_system_is_cut_and_hashed() -> None:
     assert [namer(r) for r in (long_a, long_b, dotted)] == names[:3]  # stable
     assert ImageNamer()(long_a) == names[0]  # and from one run to the next
     assert PurePosixPath(names[2]).suffix == ""  # its label file is <name>.txt
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(st.sampled_from("aA\u00e9\u00c9\u00df."), min_size=1, max_size=3),
+            st.integers(0, 130),
+            st.sampled_from(["", ".jpg", ".JPG", ".jpeg", "." + "x" * 20]),
+        ),
+        max_size=8,
+    )
+)
+def test_long_names_stay_short_distinct_and_stable(parts: list[tuple[str, int, str]]) -> None:
+    """Names of any length, clashing or not: within the limit, one file each, the same again."""
+    refs = list(
+        dict.fromkeys(f"s3://bucket/{i % 2}/{s * n}{e}" for i, (s, n, e) in enumerate(parts))
+    )
+    namer = ImageNamer()
+    names = [namer(ref) for ref in refs]
+    assert all(0 < len(n.encode()) <= MAX_NAME_BYTES for n in names)
+    assert all("/" not in n and n not in (".", "..") for n in names)
+    assert len({folded(PurePosixPath(n).stem) for n in names}) == len(names)
+    again = ImageNamer()
+    assert [again(ref) for ref in refs] == names
