@@ -17,6 +17,7 @@ folder, swept likewise.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import re
@@ -312,6 +313,8 @@ def check_writable(location: Location, *, store: S3Store | None = None) -> None:
         if folder.exists() or folder.is_symlink():  # a file, or a link to nowhere
             raise StorageError(f"cannot write {text}: {folder} is not a folder")
         folder = folder.parent
+    if len(os.fsencode(target.name)) > _name_max(folder):  # the probe's own name is cut
+        raise _cannot_write(text, OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)))
     try:
         fd, probe = _new_part(folder, f".{target.name}", mode=0o600)
     except OSError as exc:  # no permission, a read-only disk, a name too long
@@ -339,6 +342,14 @@ def _check_target(target: Path) -> None:
 
 _NAME_MAX = 255
 """Bytes a file name may take (ext4, XFS, APFS; NTFS counts 255 UTF-16 units, never more)."""
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name ``folder``'s file system takes, in bytes (255 if it will not say)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or no answer
+        return _NAME_MAX
 
 
 def _new_part(folder: Path, stem: str, *, mode: int) -> tuple[int, Path]:
