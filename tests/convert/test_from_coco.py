@@ -329,3 +329,27 @@ def test_two_images_entries_of_one_file_are_one_line_and_a_reject(tmp_path: Path
         "duplicate-source-ref",
     )
     assert '"left": 1' in item["raw"]
+
+
+@pytest.mark.parametrize("target", ["yolo", "voc", "od-json", "jumpstart-od", "coco"])
+def test_file_names_that_differ_only_in_case_stay_two_images(
+    tmp_path: Path, target: str, store: Any, bucket: str
+) -> None:
+    """``IMG_1.jpg``, ``img_1.jpg`` and ``sub/Img_1.JPG``: two S3 objects and three images,
+    but one file on a case-insensitive disk (APFS, NTFS) where a dataset is copied."""
+    names = ["IMG_1.jpg", "img_1.jpg", "sub/Img_1.JPG"]
+    images = [{"id": i, "file_name": n, "width": 64, "height": 48} for i, n in enumerate(names)]
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 2, 3, 4]} for i in range(3)]
+    src = _write(
+        tmp_path / "gt.json", {"images": images, "annotations": anns, "categories": CATEGORIES}
+    )
+    prefix = f"s3://{bucket}/imgs/"
+    for n in names:
+        store.put_bytes(prefix + n, n.encode())
+    prior = tmp_path / "prior.manifest"
+    convert_output("from-coco", src, prior, ConvertOptions(image_prefix=prefix))
+    out = tmp_path / target
+    convert_output(target, prior, out, ConvertOptions(store=store, copy_images=True))
+    files = [p for p in out.rglob("*") if p.is_file() and p.suffix.lower() == ".jpg"]
+    assert sorted(p.read_bytes().decode() for p in files) == sorted(names)
+    assert len({p.stem.lower() for p in files}) == 3  # no two are one file there
