@@ -58,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
     from gt_toolkit.evaluation.metrics import (
         evaluate_detections,
         format_evaluation,
-        printable,
         read_detection_set,
     )
     from gt_toolkit.storage.files import write_json
+    from gt_toolkit.text import printable
 
     inputs = {"predictions": str(args.predictions), "reference": str(args.reference)}
     refuse_outputs([("report", args.out, "-o")], inputs)

@@ -55,10 +55,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Write the review folder and print where it is."""
-    from gt_toolkit.evaluation.metrics import printable
     from gt_toolkit.evaluation.review import write_review
     from gt_toolkit.formats.output_manifest import lost_count
     from gt_toolkit.storage.s3 import is_s3_uri
+    from gt_toolkit.text import printable
 
     if is_s3_uri(args.out):
         raise ValidationError(

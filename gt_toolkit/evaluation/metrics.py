@@ -70,6 +70,7 @@ from gt_toolkit.formats.output_manifest import (
 from gt_toolkit.progress import progress
 from gt_toolkit.storage.files import Location, iter_raw_lines
 from gt_toolkit.storage.s3 import S3Store
+from gt_toolkit.text import printable  # re-exported: callers imported it from here
 
 __all__ = [
     "AREA_RANGES",
@@ -85,6 +86,7 @@ __all__ = [
     "iter_prediction_lines",
     "mismatch_hints",
     "parse_prediction_line",
+    "printable",
     "read_detection_set",
 ]
 
@@ -824,18 +826,6 @@ def _class_table(result: EvaluationResult) -> str:
         ]
     )
     return _table(head, rows)
-
-
-def printable(text: str) -> str:
-    r"""``text`` with line breaks, escapes and other invisible characters spelled out.
-
-    Labels and source-refs come from anyone's files: printed as they are, a label
-    ``"cat\nmean ..."`` added a row of its own to the class table, a terminal escape
-    (``\x1b[2J``) cleared the screen, and a right-to-left override reordered the figures.
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:

@@ -1279,3 +1279,34 @@ def test_answers_pair_with_data_objects_not_physical_lines(tmp_path: Path) -> No
     source = GtJobSource(job, manifest=tmp_path / "blank")
     read = [item.image.annotators for item in source.items()]
     assert len(read) == 3 and all(len(annotators) == 5 for annotators in read)
+
+
+_REVIEW_LOADS = """
+import sys
+from gt_toolkit.cli import main
+code = main(sys.argv[1:])
+print("gt_toolkit.evaluation.metrics" in sys.modules)
+sys.exit(code)
+"""
+
+
+def test_review_prints_names_without_loading_evaluate(tmp_path: Path) -> None:
+    # printable was defined in evaluation/metrics.py (evaluate's scoring, numpy and all), so
+    # `gt-convert review` loaded that module only to print a source-ref. It lives in
+    # gt_toolkit/text.py now; the old import path still gives the same function.
+    from gt_toolkit.evaluation import metrics
+    from gt_toolkit.text import printable
+
+    assert metrics.printable is printable
+    manifest, _agreement = _write_job(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    cli = ["review", str(manifest), "-o", str(tmp_path / "review"), "--images-dir", str(IMAGES)]
+    run = subprocess.run(
+        [sys.executable, "-c", _REVIEW_LOADS, *cli],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == "False"
