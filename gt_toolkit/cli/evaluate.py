@@ -75,7 +75,14 @@ def run(args: argparse.Namespace) -> int:
         store=store,
         coco_reference=args.reference,
     )
-    ref = read_detection_set(args.reference, label_attribute=args.ref_attribute, store=store)
+    # COCO on both sides: the reference's boxes are matched by category id, as pycocotools does
+    coco_pred = args.predictions if pred.kind in ("coco", "coco-results") else None
+    ref = read_detection_set(
+        args.reference,
+        label_attribute=args.ref_attribute,
+        store=store,
+        coco_predictions=coco_pred,
+    )
     for name, found in (("predictions", pred), ("reference", ref)):
         for reason in found.skipped:
             eprint(f"skipped in {name}: {printable(reason)}")

@@ -9,11 +9,19 @@ dataset's boxes are certain). An image marked ``failure_reason`` is skipped and 
 a failed object of an output manifest. ``iscrowd`` and ``area`` are kept on each box
 (:class:`~gt_toolkit.formats.detection_label.ScoredBox` ``crowd`` and ``area``; an absent
 ``area`` is ``width * height``) for evaluation to use as COCOeval does.
-An image id, category id or category name listed twice, a category without a name, a
+An image id or category id listed twice, a category without a name, a
 ``bbox``, ``score`` or ``area`` that is not finite numbers (or a box of negative size or
 area), and an ``iscrowd`` other than 0 or 1 stop the read, each named by its position:
 pycocotools would keep the last of two ids silently and so move boxes to another image or
-class, and two categories of one name would be one class here (pycocotools scores two).
+class.
+
+Two categories of one name (a Roboflow export's unused category 0 named like category 1)
+are two classes to pycocotools, which scores by category id. Where both sides of an
+evaluation are COCO (a results list and its COCO file, or two COCO files), boxes are
+matched by category id too (``by_id``): a name that several ids share becomes
+``name (id N)`` on both sides, the other names stay as they are (so two files that number
+one name differently still meet by it). Where the other side is a manifest, which has only
+names, such a name stops the read: the two categories would be one class.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import contextlib
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +46,7 @@ from gt_toolkit.storage.s3 import S3Store
 
 __all__ = [
     "CocoDetections",
+    "category_labels",
     "is_coco_file",
     "is_results_list",
     "read_coco_detections",
@@ -86,8 +96,18 @@ def is_results_list(location: Location, *, store: S3Store | None = None) -> bool
     return head.lstrip().startswith(b"[")
 
 
-def read_coco_detections(location: Location, *, store: S3Store | None = None) -> CocoDetections:
+def read_coco_detections(
+    location: Location,
+    *,
+    store: S3Store | None = None,
+    by_id: bool = False,
+    partner: Location | None = None,
+) -> CocoDetections:
     """Per-image boxes of a COCO detection file (rules in the module docstring).
+
+    ``by_id``: the other side of the evaluation is COCO too, so boxes are matched by
+    category id and a name several ids share is no error (:func:`category_labels`);
+    ``partner`` is that other side when it is a COCO file, whose names count as well.
 
     Raises:
         ValidationError: not a COCO object, or entries that cannot be read, each named by
@@ -96,7 +116,10 @@ def read_coco_detections(location: Location, *, store: S3Store | None = None) ->
     name = os.fspath(location)
     doc = _load_coco(location, store)
     problems: list[str] = []
-    found, categories, keys = _frame(name, doc, problems)
+    found, categories, keys = _frame(name, doc, problems, by_id=by_id)
+    if by_id:
+        others = [_partner_categories(partner, store)] if partner is not None else []
+        categories = category_labels(categories, *others)
     annotations = _list(name, doc, "annotations", problems)
     _add_boxes(f"{name}: annotations", annotations, keys, categories, found, problems)
     if problems:
@@ -111,7 +134,8 @@ def read_coco_results(
 
     The ``COCO.loadRes`` workflow: each result names an image and a category of the
     reference by id, which gives the image its key (as :func:`read_coco_detections` keys
-    the reference itself) and the box its label. Every image of the reference is present,
+    the reference itself) and the box its label (by id: a name several categories share
+    is told apart, :func:`category_labels`). Every image of the reference is present,
     with no boxes when no result names it. As ``loadRes`` does, a result's ``iscrowd`` and
     ``area`` are not read, and each result needs a ``score`` (a default would rank every
     box alike).
@@ -127,7 +151,8 @@ def read_coco_results(
     if not isinstance(results, list):
         raise ValidationError([f"{name}: not a COCO results list (one JSON array)"], what=name)
     problems: list[str] = []
-    found, categories, keys = _frame(ref_name, doc, problems)
+    found, categories, keys = _frame(ref_name, doc, problems, by_id=True)
+    categories = category_labels(categories)
     scored: list[Any] = []
     for n, result in enumerate(results):
         if isinstance(result, Mapping) and "score" in result:
@@ -202,12 +227,43 @@ def _no_constant(text: str) -> None:
 
 
 def _frame(
-    name: str, doc: Mapping[str, Any], problems: list[str]
+    name: str, doc: Mapping[str, Any], problems: list[str], *, by_id: bool = False
 ) -> tuple[CocoDetections, dict[str, str], dict[str, str | None]]:
     """A COCO file's images (one empty box list each) and its category and image id maps."""
     found = CocoDetections()
-    categories = _categories(name, _list(name, doc, "categories", problems), problems)
+    listed = _list(name, doc, "categories", problems)
+    categories = _categories(name, listed, problems, by_id=by_id)
     return found, categories, _images(name, doc["images"], found, problems)
+
+
+def category_labels(*tables: Mapping[str, str]) -> dict[str, str]:
+    """The first table's category id to the label its boxes are scored under.
+
+    A name that two ids carry in any one of ``tables`` (the file's own, then the other
+    side's) is ``name (id N)``, so both sides label one id alike and two ids apart, as
+    pycocotools scores them; every other name is itself (reports read as before).
+    """
+    shared: set[str] = set()
+    for table in tables:
+        counts = Counter(table.values())
+        shared.update(label for label, n in counts.items() if n > 1)
+    return (
+        {
+            cat_id: f"{label} (id {cat_id})" if label in shared else label
+            for cat_id, label in tables[0].items()
+        }
+        if tables
+        else {}
+    )
+
+
+def _partner_categories(partner: Location, store: S3Store | None) -> dict[str, str]:
+    """The other side's category table; its own defects are reported when it is read."""
+    doc = _load(partner, store)
+    listed = doc.get("categories") if isinstance(doc, Mapping) else None
+    return _categories(
+        os.fspath(partner), listed if isinstance(listed, list) else [], [], by_id=True
+    )
 
 
 def _add_boxes(
@@ -249,8 +305,13 @@ def _list(name: str, doc: Mapping[str, Any], key: str, problems: list[str]) -> l
     return []
 
 
-def _categories(name: str, categories: list[Any], problems: list[str]) -> dict[str, str]:
-    """Category id to name; an id listed twice or a category without a name is a problem."""
+def _categories(
+    name: str, categories: list[Any], problems: list[str], *, by_id: bool = False
+) -> dict[str, str]:
+    """Category id to name; an id listed twice or a category without a name is a problem.
+
+    So is a name listed twice, unless boxes are matched by id (``by_id``).
+    """
     names: dict[str, str] = {}
     first: dict[str, int] = {}
     named: dict[str, int] = {}  # name -> its first position
@@ -266,7 +327,7 @@ def _categories(name: str, categories: list[Any], problems: list[str]) -> dict[s
                 f"{name}: categories[{n}]: id {cat_id!r} is listed twice "
                 f"(categories[{first[cat_key]}])"
             )
-        elif label in named:
+        elif label in named and not by_id:
             problems.append(
                 f"{name}: categories[{n}]: name {label!r} is listed twice "
                 f"(categories[{named[label]}]): boxes are scored by name, so the two "
@@ -274,7 +335,7 @@ def _categories(name: str, categories: list[Any], problems: list[str]) -> dict[s
             )
         else:
             first[cat_key] = n
-            named[label] = n
+            named.setdefault(label, n)
             names[cat_key] = label
     return names
 

@@ -963,6 +963,7 @@ def read_detection_set(
     label_attribute: str | None = None,
     store: S3Store | None = None,
     coco_reference: Location | None = None,
+    coco_predictions: Location | None = None,
 ) -> DetectionSet:
     """Read per-image boxes from an output manifest, a neutral prediction file or COCO.
 
@@ -971,6 +972,13 @@ def read_detection_set(
     (one JSON array) by :func:`~gt_toolkit.evaluation.coco_detections.read_coco_results`,
     against ``coco_reference``, the COCO file its ids refer to (``evaluate`` passes its
     reference).
+
+    Where both sides are COCO, boxes are matched by category id, as pycocotools matches
+    them: a COCO file read with a COCO ``coco_reference`` (the predictions), or with
+    ``coco_predictions`` (the reference, when the predictions are a COCO file or results
+    list), labels a name that several category ids share ``name (id N)`` on both sides
+    (:func:`~gt_toolkit.evaluation.coco_detections.category_labels`). Read alone, or against
+    a manifest, which has only names, such a name is an error.
 
     The kind is decided by the first line: a ``boxes`` *list* means the prediction format
     (a bounding-box label value is an object, so an attribute named ``boxes`` is not
@@ -1016,7 +1024,11 @@ def read_detection_set(
     if is_coco_file(location, store=store):
         if label_attribute is not None:
             raise ValidationError([f"{location}: a COCO file has no label attribute to choose"])
-        coco = read_coco_detections(location, store=store)
+        other = coco_reference if coco_reference is not None else coco_predictions
+        partner = other if other is not None and is_coco_file(other, store=store) else None
+        results = coco_predictions is not None and is_results_list(coco_predictions, store=store)
+        by_id = partner is not None or results
+        coco = read_coco_detections(location, store=store, by_id=by_id, partner=partner)
         return DetectionSet(
             boxes=coco.boxes, kind="coco", skipped=coco.skipped, image_order=coco.image_order
         )

@@ -442,6 +442,53 @@ def test_a_results_list_scores_as_pycocotools_on_random_files(
     assert {k: getattr(result, k) for k in expected} == pytest.approx(expected, abs=1e-9)
 
 
+def _roboflow_coco(seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """:func:`_shuffled_coco` as a Roboflow export names its categories: an unused category
+    0 named after the data set, which is also the name of category 1. Some detections are
+    of category 0 (a detector trained on the export predicts it too)."""
+    gt, dts = _shuffled_coco(seed, 12)
+    gt["categories"] = [{"id": 0, "name": "a", "supercategory": "none"}, *gt["categories"]]
+    rng = random.Random(seed)
+    for n, dt in enumerate(dts):
+        dt["score"] = round(dt["score"] - n * 1e-4, 6)  # no ties: a COCO file has no loadRes order
+        if dt["category_id"] == 1 and rng.random() < 0.3:
+            dt["category_id"] = 0
+    return gt, dts
+
+
+def test_two_categories_of_one_name_score_by_id_as_pycocotools(tmp_path: Path) -> None:
+    gt, dts = _roboflow_coco(11)
+    expected = coco_stats(gt, dts)
+    (tmp_path / "instances.json").write_text(json.dumps(gt))
+    (tmp_path / "results.json").write_text(json.dumps(dts))
+    # The detections as a COCO file of their own (what consolidate --output-format coco writes).
+    anns = [{"id": n + 1, **dt} for n, dt in enumerate(dts)]
+    (tmp_path / "detections.json").write_text(json.dumps({**gt, "annotations": anns}))
+    for pred in ("results.json", "detections.json"):
+        out = tmp_path / f"{pred}.eval.json"
+        args = ["evaluate", str(tmp_path / pred), str(tmp_path / "instances.json")]
+        # Before: refused, "categories[1]: name 'a' is listed twice (categories[0])".
+        assert main([*args, "--max-detections", "100", "-o", str(out)]) == 0, pred
+        report = json.loads(out.read_text())
+        assert {k: report[k] for k in expected} == pytest.approx(expected, abs=1e-9), pred
+        labels = {c["label"] for c in report["classes"]}
+        assert labels == {"a (id 0)", "a (id 1)", "b", "c"}, pred  # told apart for display
+
+
+def test_two_categories_of_one_name_are_refused_against_a_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A manifest has only names: its "a" would meet both categories, one class of two.
+    gt, _dts = _roboflow_coco(11)
+    (tmp_path / "instances.json").write_text(json.dumps(gt))
+    manifest = tmp_path / "pred.manifest"
+    line = {"source-ref": "s3://bkt/img_0000.jpg", "boxes": [{"label": "a", "left": 1, "top": 1}]}
+    line["boxes"][0] |= {"width": 5, "height": 5, "score": 0.5}
+    manifest.write_text(json.dumps(line) + "\n")
+    assert main(["evaluate", str(manifest), str(tmp_path / "instances.json")]) == 1
+    assert "categories[1]: name 'a' is listed twice" in capsys.readouterr().err
+
+
 def test_area_data_is_not_trivial() -> None:
     result = evaluate_detections(AREA_DETECTIONS, AREAS, max_detections=100)
     for name in ("map_small", "map_medium", "map_large", "mar1", "mar10"):
