@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
     model = worker_model_arg(args.worker_model, args)
     # the pages, the fitted model and the rejects file appear together or not at all: a run
-    # that fails while writing one leaves none of them (nor an earlier run's copies)
+    # that fails while writing one leaves none of them, and the earlier run's as they were
     with (
         AllOrNone(store=store) as together,
         rejects,
@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             together=together,
         )
         if fitted is not None:
+            together.keep_earlier([model_loc])
             with together.open(model_loc) as model_file:
                 model_file.write(json_bytes(fitted.to_json()))
             written["worker_model"] = model_loc

@@ -54,7 +54,6 @@ from gt_toolkit.storage.files import (
     AllOrNone,
     Location,
     json_bytes,
-    make_part_folder,
     read_bytes,
 )
 from gt_toolkit.storage.image_mirror import (
@@ -1010,29 +1009,19 @@ def _write_all(out: Path, written: Mapping[Path, bytes | Path]) -> None:
     A write that fails (a full disk, a ``report.html`` that is a folder) takes the files
     already written with it, and the folders this run made: it left the pictures and the
     contact sheet without a report or a ``review.json`` to list them, so a rerun could not
-    tell them from a user's. What the earlier review wrote (:func:`_previous`) goes
-    only once all is written; a file of it that this run replaces (a rerun's pictures
-    mostly have the earlier names, ``0001_x.png``) is kept aside and put back if the run
-    fails: ``AllOrNone`` removes what it placed, and had taken the earlier pictures and
-    contact sheet with it, leaving the earlier report and ``review.json`` naming pictures
-    that were gone. The folder they are kept in is named like a temporary file
-    (:func:`~gt_toolkit.storage.files.make_part_folder`), so when a killed run leaves it
-    behind the next run into ``out`` removes it; one that could not be put back stays,
-    named in the error.
+    tell them from a user's. What the earlier review wrote (:func:`_previous`) goes only
+    once all is written; a file of it that this run replaces (a rerun's pictures mostly
+    have the earlier names, ``0001_x.png``) is kept aside in ``out`` and put back if the run
+    fails (:meth:`~gt_toolkit.storage.files.AllOrNone.keep_earlier`): else the earlier
+    report and ``review.json`` named pictures that were gone.
     """
     stale = [path for path in _previous(out) if path not in written]
     made = [
         folder for folder in (*reversed(out.parents), out, out / "images") if not folder.is_dir()
     ]
-    aside: Path | None = None
-    kept: list[tuple[Path, Path]] = []  # (a file this run replaces, its earlier copy)
     try:
-        replaced = [path for path in written if path.is_file()]
-        if replaced:
-            aside = make_part_folder(out, "review-earlier")
-            for n, path in enumerate(replaced):
-                kept.append((path, _keep_copy(path, aside / str(n))))
         with AllOrNone() as together:
+            together.keep_earlier(written, beside=out, stem="review-earlier")
             for path, data in written.items():
                 with together.open(path) as fh:
                     if isinstance(data, Path):  # a spooled picture, copied a piece at a time
@@ -1040,30 +1029,10 @@ def _write_all(out: Path, written: Mapping[Path, bytes | Path]) -> None:
                             shutil.copyfileobj(source, fh)
                     else:
                         fh.write(data)
-    except BaseException as exc:
-        lost = False
-        for path, copy in kept:
-            try:
-                shutil.move(copy, path)
-            except OSError as failed:  # the fault that failed the run may block this
-                lost = True
-                exc.add_note(f"the earlier {path} is kept as {copy} ({failed})")
-        if aside is not None and not lost:
-            shutil.rmtree(aside, ignore_errors=True)
+    except BaseException:
         for folder in reversed(made):
             with contextlib.suppress(OSError):  # not empty: another's file stays
                 folder.rmdir()
         raise
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
     for path in stale:
         path.unlink(missing_ok=True)
-
-
-def _keep_copy(path: Path, copy: Path) -> Path:
-    """``copy`` made the earlier ``path``: a second name of it (no bytes copied) where it can be."""
-    try:
-        os.link(path, copy)
-    except OSError:  # a file system without hard links
-        shutil.copy2(path, copy)
-    return copy

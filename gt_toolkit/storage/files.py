@@ -472,14 +472,19 @@ class AllOrNone:
 
     Each file opened through :meth:`open` is written like :func:`atomic_output` and is
     in place when its block ends; when a later file or the whole block fails, the files
-    already in place are removed again, so a failed run leaves none of them (an earlier
-    run's copy they replaced is gone too). For several files under one output folder, the
+    already in place are removed again, so a failed run leaves none of them. An earlier
+    run's local copies that this run replaces are kept first (:meth:`keep_earlier`) and put
+    back then: without that, a rerun that failed took the earlier files with it, and left
+    the earlier ones it had not reached naming files that were gone (a review's report its
+    pictures, an agreement page its JSON). For several files under one output folder, the
     converters' ``StagedOutput`` stages them all instead.
     """
 
     def __init__(self, *, store: S3Store | None = None) -> None:
         self._store = store
         self._placed: list[str] = []
+        self._kept: dict[Path, Path] = {}  # a file this run replaces -> its earlier copy
+        self._asides: dict[tuple[Path, str], Path] = {}  # (folder, stem) -> keep-aside folder
 
     @contextlib.contextmanager
     def open(self, location: Location) -> Iterator[IO[bytes]]:
@@ -492,17 +497,62 @@ class AllOrNone:
         """Count a file this run already put in place (a reader's rejects file) as one of them."""
         self._placed.append(os.fspath(location))
 
+    def keep_earlier(
+        self, locations: Iterable[Location], *, beside: Path | None = None, stem: str = "earlier"
+    ) -> None:
+        """Keep the earlier copy of each local file among ``locations``, to put back on failure.
+
+        Call it before writing any of them. The copies are second names of the files (no
+        bytes copied; a copy where the file system has no hard links) in a
+        ``.<stem>.<host>.<pid>.<token>.part`` folder (:func:`make_part_folder`) in ``beside``
+        (default: each file's own folder), so one a killed run leaves is removed by the next
+        run there. They go when the block ends; one that cannot be put back stays, named in
+        the error. S3 objects are not kept: a failed run that replaced one leaves it removed.
+        """
+        for location in locations:
+            text = os.fspath(location)
+            path = Path(text)
+            if is_s3_uri(text) or path in self._kept or not path.is_file():
+                continue
+            key = (beside or path.parent, stem)
+            if key not in self._asides:
+                self._asides[key] = make_part_folder(*key)
+            self._kept[path] = _keep_copy(path, self._asides[key] / str(len(self._kept)))
+
     def __enter__(self) -> AllOrNone:
         return self
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if exc is None:
+            self._drop_asides()
             return
         for location in reversed(self._placed):
             try:
                 remove_file(location, store=self._store)
             except StorageError as failed:  # the fault that failed the run may block this too
                 exc.add_note(f"left in place: {location} ({failed})")
+        lost = False
+        for path, copy in self._kept.items():
+            try:
+                shutil.move(copy, path)
+            except OSError as failed:  # the fault that failed the run may block this
+                lost = True
+                exc.add_note(f"the earlier {path} is kept as {copy} ({failed})")
+        if not lost:
+            self._drop_asides()
+
+    def _drop_asides(self) -> None:
+        for folder in self._asides.values():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _keep_copy(path: Path, copy: Path) -> Path:
+    """``copy`` made the earlier ``path``: a second name of it (no bytes copied) where it can be."""
+    try:
+        os.link(path, copy)
+    except OSError:  # a file system without hard links
+        shutil.copy2(path, copy)
+    return copy
 
 
 def json_bytes(obj: object) -> bytes:

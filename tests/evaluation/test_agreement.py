@@ -349,3 +349,45 @@ def test_an_unsized_image_is_framed_by_its_boxes_far_corner() -> None:
     # far corner (100, 80): the boxes' edges as fractions of it
     values = sorted(v for unit in units for v in unit if v is not None)
     assert values == [("car", 0.1, 0.125, 0.4, 0.625), ("car", 0.6, 0.625, 1.0, 1.0)]
+
+
+def test_a_failed_rerun_puts_the_earlier_json_back_beside_its_page(tmp_path: Path) -> None:
+    from gt_toolkit.errors import StorageError
+
+    earlier = measure_agreement([image("a", [box("car", 10, 10)], [box("car", 11, 10)])])
+    written = write_agreement(earlier, tmp_path)
+    json_before = Path(written["json"]).read_bytes()
+    (tmp_path / "agreement.html").unlink()
+    (tmp_path / "agreement.html").mkdir()  # the rerun's page cannot be written
+    rerun = measure_agreement([image("b", [box("bus", 40, 40)], [box("car", 90, 90)])])
+    with pytest.raises(StorageError, match=r"agreement\.html"):
+        write_agreement(rerun, tmp_path)
+    # The page fails before the JSON is in place, so the earlier JSON stays beside it.
+    assert Path(written["json"]).read_bytes() == json_before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agreement.html", "agreement.json"]
+
+
+def test_a_rerun_whose_worker_model_fails_keeps_the_earlier_pages(tmp_path: Path) -> None:
+    # As `gt-convert agreement --worker-model fit` writes: the pages, then the model, in one
+    # AllOrNone. The model cannot be written (its name is a folder now): the rerun's pages go.
+    from gt_toolkit.errors import StorageError
+    from gt_toolkit.storage.files import AllOrNone
+
+    earlier = measure_agreement([image("a", [box("car", 10, 10)], [box("car", 11, 10)])])
+    written = write_agreement(earlier, tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    (tmp_path / "worker-model.json").mkdir()
+    rerun = measure_agreement([image("b", [box("bus", 40, 40)], [box("car", 90, 90)])])
+    with pytest.raises(StorageError, match=r"worker-model\.json"), AllOrNone() as together:
+        write_agreement(rerun, tmp_path, together=together)
+        together.keep_earlier([tmp_path / "worker-model.json"])
+        with together.open(tmp_path / "worker-model.json") as model:
+            model.write(b"{}")
+    # Before: both pages were removed with the failed run; the earlier ones were gone too.
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    assert after == before and set(before) == {Path(w).name for w in written.values()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "agreement.html",
+        "agreement.json",
+        "worker-model.json",
+    ]  # no keep-aside folder is left
