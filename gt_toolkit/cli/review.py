@@ -88,6 +88,16 @@ def run(args: argparse.Namespace) -> int:
             f"warning: {len(summary.missing_images)} image(s) not found, drawn as "
             f"placeholders, e.g. {printable(summary.missing_images[0])}"
         )
+    if summary.too_large_images:
+        eprint(
+            f"warning: {len(summary.too_large_images)} of them past Pillow's decompression-bomb "
+            f"limit, not decoded, e.g. {printable(summary.too_large_images[0])}"
+        )
+    if summary.contact_sheet_images < summary.images:
+        eprint(
+            f"the contact sheet shows the {summary.contact_sheet_images} lowest-agreement "
+            f"images of {summary.images}; all are in the report and images/"
+        )
     if summary.missing_glyphs:
         eprint(
             f"warning: no font on this machine draws {summary.missing_glyphs[0]!r}: install "

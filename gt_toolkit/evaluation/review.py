@@ -24,12 +24,13 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from PIL import ExifTags, Image, ImageDraw, ImageOps
+from PIL import ExifTags, Image, ImageDraw, ImageOps, Jpeg2KImagePlugin
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
 from gt_toolkit.consolidation.worker_quality import QualityAccumulator
@@ -68,6 +69,7 @@ from gt_toolkit.types import ConsolidatedBox, ImageSize
 
 __all__ = [
     "CONSENSUS_COLOUR",
+    "SHEET_IMAGES",
     "WORKER_COLOURS",
     "ReviewItem",
     "ReviewSummary",
@@ -106,6 +108,16 @@ _PANEL_GAP = 6
 _MISSING_SIZE = (160, 120)
 _MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's warning limit (None: off)
 _CELL = (240, 120)  # a contact-sheet cell's pixels
+_MAX_SIDE = 4096
+"""The longest side an image is drawn at. A larger one is decoded reduced (a JPEG's
+``draft``, a JPEG 2000's ``reduce``) or shrunk as soon as it is read, and its boxes with it:
+drawn whole, an 80-megapixel photo, or the grey placeholder of one that was missing, took
+about 1 GB (its two panels and the picture they make); seeing where the boxes lie needs no
+more than this."""
+SHEET_IMAGES = 600
+"""The contact sheet shows this many images at most, the lowest-agreement ones: a sheet of
+all of 10,000 images was 1,440 x 235,000 pixels, 1 GB in memory; every image is in
+``images/`` and in the report whatever their number."""
 
 
 # --------------------------------------------------------------------------- pure core
@@ -180,6 +192,7 @@ def draw_boxes(
     captions: Sequence[str] | None = None,
     scale: float = 1.0,
     line_width: int = 2,
+    box_scale: float | None = None,
 ) -> Image.Image:
     """Draw Ground Truth ``{left, top, width, height}`` boxes on a copy of ``image``.
 
@@ -192,9 +205,12 @@ def draw_boxes(
         image: the picture at its original size; it is resized by ``scale`` first.
         boxes: pixel boxes in the original image's coordinates.
         captions: one text per box (``None`` for none).
+        box_scale: the boxes' scale when ``image`` is a reduced copy of the labeled image
+            (default ``scale``): the labeled pixels' size on the drawn picture.
     """
     out = _resized(image, scale)
-    _draw_on(out, boxes, colour, captions=captions, scale=scale, line_width=line_width)
+    at = scale if box_scale is None else box_scale
+    _draw_on(out, boxes, colour, captions=captions, scale=at, line_width=line_width)
     return out
 
 
@@ -249,6 +265,7 @@ def render_review_image(
     *,
     colours: Mapping[str, RGB] | None = None,
     scale: float = 1.0,
+    box_scale: float | None = None,
 ) -> Image.Image:
     """The review picture of one object: consensus panel, then (if known) the workers' panel.
 
@@ -257,14 +274,16 @@ def render_review_image(
     worker's boxes in that worker's colour. A legend strip under the panels names the
     colours. Panels are ``scale`` times the image size and start at x = 0 and
     x = panel width + 6; captions and legend use :func:`~gt_toolkit.evaluation.fonts.caption_size`
-    of the panel.
+    of the panel. ``box_scale``: as :func:`draw_boxes` takes it, for a reduced ``image``.
     """
+    at = scale if box_scale is None else box_scale
     consensus = draw_boxes(
         image,
         item.boxes,
         CONSENSUS_COLOUR,
         captions=[f"{b['label']} {float(b['confidence']):.2f}" for b in item.boxes],
         scale=scale,
+        box_scale=at,
     )
     panels = [consensus]
     legend: list[tuple[str, RGB]] = [("consensus", CONSENSUS_COLOUR)]
@@ -279,7 +298,7 @@ def render_review_image(
                 answer.boxes,
                 palette[answer.worker_id],
                 captions=None,
-                scale=scale,
+                scale=at,
                 line_width=2,
             )
         panels.append(workers_panel)
@@ -529,6 +548,9 @@ class ReviewSummary:
     answers that could not be drawn (``unreadable-answer``, ``unknown-image``) and
     ``skipped_answers`` those left out on purpose (``superseded-answer``), by reason.
     ``rejects`` is the rejects file listing both kinds of reject, ``None`` when there is none.
+    ``too_large_images`` are the ``missing_images`` past Pillow's decompression-bomb limit
+    (not decoded); ``contact_sheet_images`` how many images the contact sheet shows
+    (:data:`SHEET_IMAGES` at most, the lowest-agreement ones).
     """
 
     out_dir: str
@@ -544,6 +566,8 @@ class ReviewSummary:
     skipped_answers: dict[str, int] = field(default_factory=dict)
     rejects: str | None = None
     missing_glyphs: list[str] = field(default_factory=list)
+    too_large_images: list[str] = field(default_factory=list)
+    contact_sheet_images: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -561,6 +585,8 @@ class ReviewSummary:
             "skipped_answers": self.skipped_answers,
             "rejects": self.rejects,
             "missing_glyphs": self.missing_glyphs,
+            "too_large_images": self.too_large_images,
+            "contact_sheet_images": self.contact_sheet_images,
         }
 
 
@@ -587,20 +613,21 @@ def _is_picture_name(name: str) -> bool:
     return made is not None and len(made[1].encode()) <= _STEM_BYTES
 
 
-def _placeholder(size: ImageSize | None) -> Image.Image:
+def _placeholder(size: ImageSize | None, text: str = "image not found") -> _Source:
     """A grey picture of the label's size, where the boxes land as on the image.
 
-    A size past Pillow's decompression-bomb limit (a label's size is up to 2**31 a side)
-    gets the small default: a picture that size could not be made (``MemoryError``, the
-    review stopped) or filled the memory, and Pillow would not have opened such an image.
+    It is made no larger than :data:`_MAX_SIDE` (the boxes shrink with it): made at the
+    label's size, the placeholder of a missing 80-megapixel photo took 1 GB. A size past
+    Pillow's decompression-bomb limit (a label's size is up to 2**31 a side) gets the small
+    default at the boxes' own scale: Pillow would not have opened such an image.
     """
     fits = size is not None and size["width"] * size["height"] <= _MAX_PIXELS
-    w, h = (size["width"], size["height"]) if size and fits else _MISSING_SIZE
-    img = Image.new("RGB", (max(w, 1), max(h, 1)), (200, 200, 200))
-    text = "image not found"
+    w, h = (max(size["width"], 1), max(size["height"], 1)) if size and fits else _MISSING_SIZE
+    shrink = min(1.0, _MAX_SIDE / max(w, h))
+    img = Image.new("RGB", (max(1, round(w * shrink)), max(1, round(h * shrink))), (200, 200, 200))
     font = font_for(text, caption_size(img.width, img.height))
     ImageDraw.Draw(img).text((4, 4), text, fill=(120, 0, 0), font=font)
-    return img
+    return _Source(img, img.width / w, problem=text)
 
 
 def _review_item(record: DetectionRecord, workers: list[BoundingBoxAnswer]) -> ReviewItem:
@@ -674,19 +701,81 @@ header raises ``ValueError`` too (a PPM's ``invalid literal for int()``, a TGA's
 raw mode``), which stopped the whole review after reading everything."""
 
 
-def _open_image(data: bytes | None, size: ImageSize | None = None) -> Image.Image | None:
-    """The image as RGB, or ``None`` (listed as missing, drawn as a placeholder).
+@dataclass(slots=True)
+class _Source:
+    """An image as the review draws it.
 
-    It is turned as ``size`` says it was labeled (:func:`_as_labeled`).
+    Its pixels, how many of them per labeled pixel, and what was wrong with it (``None``:
+    nothing; else the placeholder's text).
+    """
+
+    image: Image.Image
+    scale: float = 1.0
+    problem: str | None = None
+
+
+_TOO_LARGE = "image too large to draw"
+
+
+def _open_image(data: bytes | None, size: ImageSize | None = None) -> _Source:
+    """The image as RGB, no larger than :data:`_MAX_SIDE`, or a placeholder saying why not.
+
+    It is turned as ``size`` says it was labeled (:func:`_as_labeled`). An image past
+    Pillow's decompression-bomb limit is not decoded at all: one up to twice the limit was
+    decoded whole, with only a ``DecompressionBombWarning`` (a 100-megapixel PNG took
+    1.2 GB); it is a placeholder like one past twice the limit, which Pillow refuses.
     """
     if data is None:
-        return None
+        return _placeholder(size)
     try:
-        with Image.open(io.BytesIO(data)) as opened:
-            eight_bit_colour_key(opened, data)
-            return _rgb(_as_labeled(opened, size))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        return _placeholder(size, _TOO_LARGE)
     except _UNREADABLE:
-        return None
+        return _placeholder(size)
+    try:
+        with opened:
+            if opened.width * opened.height > _MAX_PIXELS:
+                return _placeholder(size, _TOO_LARGE)
+            eight_bit_colour_key(opened, data)
+            return _decoded(opened, size)
+    except _UNREADABLE:
+        return _placeholder(size)
+
+
+def _decoded(opened: Image.Image, size: ImageSize | None) -> _Source:
+    """``opened``'s pixels upright as labeled, decoded at the size they are drawn at.
+
+    A JPEG decodes at 1/2, 1/4 or 1/8 of its size (``draft``), a JPEG 2000 at a power of
+    two (``reduce``), whichever is the smallest still as large as needed; any other format
+    is decoded whole (it is within Pillow's limit) and shrunk before it is drawn.
+    """
+    stored = opened.size
+    shrink = min(1.0, _MAX_SIDE / max(stored))
+    if shrink < 1.0:
+        wanted = (math.ceil(stored[0] * shrink), math.ceil(stored[1] * shrink))
+        if isinstance(opened, Jpeg2KImagePlugin.Jpeg2KImageFile):
+            opened.reduce = max(0, math.floor(math.log2(1 / shrink)))
+        else:
+            opened.draft(None, wanted)  # a no-op but for JPEG
+        opened.load()  # at the reduced size: resize would take the size it had before
+    turned = _turned(opened, size, stored)
+    image = ImageOps.exif_transpose(opened) if turned else opened
+    labeled = (stored[1], stored[0]) if turned else stored
+    if shrink == 1.0:
+        return _Source(_rgb(image))
+    target = (max(1, round(labeled[0] * shrink)), max(1, round(labeled[1] * shrink)))
+    if image.mode in ("RGB", "L"):  # shrunk first: its 8-bit RGB copy is a small one
+        image = _shrunk(image, target)
+    return _Source(_shrunk(_rgb(image), target), target[0] / labeled[0])
+
+
+def _shrunk(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if image.size == size:
+        return image
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 _TURNED = (5, 6, 7, 8)
@@ -696,6 +785,14 @@ _TURNED = (5, 6, 7, 8)
 def _as_labeled(image: Image.Image, size: ImageSize | None) -> Image.Image:
     """``image`` upright (its EXIF orientation applied) when the label's size is the upright one.
 
+    :func:`_turned` says when.
+    """
+    return ImageOps.exif_transpose(image) if _turned(image, size, image.size) else image
+
+
+def _turned(image: Image.Image, size: ImageSize | None, stored: tuple[int, int]) -> bool:
+    """Whether ``image`` (``stored`` pixels before any reduced decode) is to be turned upright.
+
     A phone photo is stored sideways with an EXIF orientation; a browser shows it upright,
     and a worker who saw it so drew boxes (and reported ``image_size``) in upright pixels.
     Drawn on the stored pixels, such boxes lay across the wrong part of a sideways picture.
@@ -704,16 +801,14 @@ def _as_labeled(image: Image.Image, size: ImageSize | None) -> Image.Image:
     Without that sign (no size, a square image, a flip or half turn, which keep the size)
     the stored pixels are drawn, as before.
     """
-    if size is None or image.width == image.height:
-        return image
+    if size is None or stored[0] == stored[1]:
+        return False
     try:
         orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
     except _UNREADABLE:  # a damaged EXIF block: no sign either way
-        return image
-    upright = (size["width"], size["height"]) == (image.height, image.width)
-    if orientation in _TURNED and upright:
-        return ImageOps.exif_transpose(image)
-    return image
+        return False
+    upright = (size["width"], size["height"]) == (stored[1], stored[0])
+    return orientation in _TURNED and upright
 
 
 def _rgb(image: Image.Image) -> Image.Image:
@@ -737,8 +832,9 @@ class _Drawn:
     pictures: list[Path] = field(default_factory=list)  # PNG files spooled, in rank order
     inline: list[bytes] = field(default_factory=list)  # the report's PNGs (_report_copy)
     names: list[str] = field(default_factory=list)  # images/NNNN_<name>.png, in rank order
-    thumbs: list[tuple[Image.Image, str]] = field(default_factory=list)
+    thumbs: list[tuple[Image.Image, str]] = field(default_factory=list)  # SHEET_IMAGES at most
     missing: list[str] = field(default_factory=list)
+    too_large: list[str] = field(default_factory=list)  # of missing: past Pillow's limit
 
 
 def _draw_items(
@@ -752,19 +848,23 @@ def _draw_items(
     drawn = _Drawn()
     spool.mkdir(exist_ok=True)
     for rank, item in enumerate(items, 1):
-        image = _open_image(resolve(item.source_ref), item.image_size)
-        if image is None:
+        source = _open_image(resolve(item.source_ref), item.image_size)
+        if source.problem is not None:
             drawn.missing.append(item.source_ref)
-            image = _placeholder(item.image_size)
-        scale = _upscale(image, min_width)
-        picture = render_review_image(image, item, colours=colours, scale=scale)
+        if source.problem == _TOO_LARGE:
+            drawn.too_large.append(item.source_ref)
+        scale = _upscale(source.image, min_width)
+        picture = render_review_image(
+            source.image, item, colours=colours, scale=scale, box_scale=scale * source.scale
+        )
         png = _png(picture)
         drawn.pictures.append(spool / f"{rank}.png")
         drawn.pictures[-1].write_bytes(png)
         drawn.inline.append(_report_copy(picture, png))
         drawn.names.append(f"images/{_picture_name(item.source_ref, rank)}")
-        caption = f"{rank}. {PurePosixPath(item.source_ref).name} {item.agreement:.2f}"
-        drawn.thumbs.append((_thumbnail(picture), caption))
+        if rank <= SHEET_IMAGES:
+            caption = f"{rank}. {PurePosixPath(item.source_ref).name} {item.agreement:.2f}"
+            drawn.thumbs.append((_thumbnail(picture), caption))
     return drawn
 
 
@@ -841,6 +941,16 @@ def _notes(
     if drawn.missing:
         notes.append(
             f"{len(drawn.missing)} image(s) could not be read and are drawn as placeholders."
+        )
+    if drawn.too_large:
+        notes.append(
+            f"{len(drawn.too_large)} of them are past Pillow's decompression-bomb limit "
+            f"({_MAX_PIXELS:,} pixels) and were not decoded, e.g. {drawn.too_large[0]}."
+        )
+    if shown > len(drawn.thumbs):
+        notes.append(
+            f"The contact sheet shows the {len(drawn.thumbs)} lowest-agreement images of "
+            f"{shown}; every image is below and in images/."
         )
     if no_glyphs:
         notes.append(
@@ -988,6 +1098,8 @@ def write_review(
             skipped_answers=answer_counts["skipped"],
             rejects=str(files["rejects file"]) if rejects else None,
             missing_glyphs=no_glyphs,
+            too_large_images=drawn.too_large,
+            contact_sheet_images=len(drawn.thumbs),
         )
         written = {
             **{

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import random
 import re
@@ -1310,3 +1311,98 @@ def test_review_prints_names_without_loading_evaluate(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1] == "False"
+
+
+# ------------------------------------------------ memory: large images, many images
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "JPEG2000", "PNG"])
+def test_a_large_image_is_drawn_reduced_with_its_boxes(tmp_path: Path, fmt: str) -> None:
+    # Before: decoded and drawn whole (an 80-megapixel JPEG took 980 MB); now decoded at a
+    # fraction (a JPEG's draft, a JPEG 2000's reduce; a PNG is shrunk once read) and drawn
+    # at 4096 px on its longer side, boxes shrunk with it.
+    photo = Image.new("RGB", (6000, 3000), WHITE)
+    photo.paste(RED, (3000, 1500, 3600, 1800))
+    box = _box("a", 3000, 1500, 600, 300)
+    picture = _review_one(tmp_path, photo, box, {"width": 6000, "height": 3000}, format=fmt)
+    scale = 4096 / 6000
+    assert picture.width == 4096
+    x, y = round(3000 * scale), round(1650 * scale)
+    assert picture.getpixel((x, y)) == CONSENSUS_COLOUR  # the box's left edge
+    assert _reddish(picture.getpixel((x + 20, y)))  # on its object
+
+
+def test_a_large_sideways_jpeg_is_turned_and_reduced(tmp_path: Path) -> None:
+    # The EXIF turn is decided on the stored size, not the reduced one it is decoded at.
+    upright = Image.new("RGB", (3000, 6000), WHITE)
+    upright.paste(RED, (300, 4500, 1200, 5400))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    box = _box("a", 300, 4500, 900, 900)
+    picture = _review_one(
+        tmp_path, stored, box, {"width": 3000, "height": 6000}, format="JPEG", exif=exif
+    )
+    scale = 4096 / 6000
+    assert picture.width == round(3000 * scale)
+    x, y = round(300 * scale), round(4950 * scale)
+    assert picture.getpixel((x, y)) == CONSENSUS_COLOUR
+    assert _reddish(picture.getpixel((x + 30, y)))
+
+
+def test_a_missing_large_image_has_a_reduced_placeholder(tmp_path: Path) -> None:
+    # Before: a grey picture of the label's size (10,328 x 7,760 took 980 MB to draw).
+    size = {"width": 8192, "height": 300}
+    picture = _review_one(tmp_path, None, _box("a", 2000, 100, 400, 100), size)
+    assert picture.width == 4096
+    assert picture.getpixel((1000, 75)) == CONSENSUS_COLOUR  # the box, halved with it
+
+
+def test_an_image_past_the_bomb_limit_is_not_decoded(tmp_path: Path) -> None:
+    # 9,500 x 9,500 is past Pillow's limit (89 million pixels) but under twice it: Pillow
+    # opened it with a DecompressionBombWarning only, and the review decoded it whole.
+    import warnings
+
+    from gt_toolkit.formats.detection_label import build_detection_label
+
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "big.png").write_bytes(huge_png_header(9_500))
+    pair = build_detection_label("boxes", [_box("a", 5, 5, 50, 50)], image_size=None, job_name="j")
+    manifest = tmp_path / "out.manifest"
+    manifest.write_text(json.dumps({"source-ref": "s3://bkt/big.png", **pair}) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        summary = write_review(manifest, tmp_path / "review", images_dir=images)
+    assert summary.missing_images == summary.too_large_images == ["s3://bkt/big.png"]
+    saved = json.loads((tmp_path / "review" / "review.json").read_text())
+    assert saved["too_large_images"] == ["s3://bkt/big.png"]
+    assert "decompression-bomb limit" in (tmp_path / "review" / "report.html").read_text()
+
+
+def test_the_contact_sheet_is_bounded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: one cell per image, 10,000 images made a 1,440 x 235,000 sheet (1.5 GB peak).
+    from gt_toolkit.evaluation.review import SHEET_IMAGES
+    from gt_toolkit.formats.detection_label import build_detection_label
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (24, 16), WHITE).save(images / "x.png")
+    pair = build_detection_label("boxes", [_box("a", 1, 1, 5, 5)], image_size=None, job_name="j")
+    line = json.dumps({"source-ref": "s3://bkt/x.png", **pair})
+    manifest = tmp_path / "out.manifest"
+    manifest.write_text(f"{line}\n" * (SHEET_IMAGES + 3))
+    out = tmp_path / "review"
+    cli = ["review", str(manifest), "-o", str(out), "--images-dir", str(images)]
+    assert main([*cli, "--min-width", "0"]) == 0
+    assert f"shows the {SHEET_IMAGES} lowest-agreement images of {SHEET_IMAGES + 3}" in (
+        capsys.readouterr().err
+    )
+    rows = math.ceil(SHEET_IMAGES / 6)
+    sheet = Image.open(out / "contact_sheet.png")
+    assert sheet.size == (6 * 240, rows * (120 + contact_label_height((240, 120))))
+    saved = json.loads((out / "review.json").read_text())
+    assert saved["contact_sheet_images"] == SHEET_IMAGES
+    assert len(saved["pictures"]) == len(list((out / "images").iterdir())) == SHEET_IMAGES + 3
+    report = _parse(out / "report.html")
+    assert len(report.srcs) == SHEET_IMAGES + 3  # every image is still in the report
