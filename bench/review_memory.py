@@ -12,7 +12,9 @@ set size"):
 - ``jpeg-80mp``: a 10,328 x 7,760 JPEG (decoded at a quarter of its size now);
 - ``png-80mp``: the same as a PNG (decoded whole, under the limit, then shrunk);
 - ``contact-10000``: 10,000 lines naming one 48 x 32 image (``--min-width 0``): the contact
-  sheet of 10,000 cells.
+  sheet of 10,000 cells;
+- ``photos-100``: 100 lines naming ten 1600 x 1200 JPEGs of noise (a worst case for PNG):
+  the report's inlined pictures.
 
 ``--cases`` picks some of them; ``--folder`` keeps the inputs and outputs there. The
 inputs are made in a child process too: Linux keeps a process's peak across ``exec``, so a
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -32,7 +35,7 @@ from pathlib import Path
 
 from PIL import Image
 
-CASES = ("missing-80mp", "png-100mp", "jpeg-80mp", "png-80mp", "contact-10000")
+CASES = ("missing-80mp", "png-100mp", "jpeg-80mp", "png-80mp", "contact-10000", "photos-100")
 _ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -72,6 +75,13 @@ def _prepare(case: str, folder: Path) -> list[str]:
         name = "big.jpg" if case == "jpeg-80mp" else "big.png"
         Image.new("RGB", (10_328, 7_760), (90, 140, 200)).save(images / name)
         manifest.write_text(_line(f"s3://bench-bucket/{name}", (10_328, 7_760)) + "\n")
+    elif case == "photos-100":
+        rng = random.Random(1)
+        for i in range(10):
+            noise = Image.frombytes("RGB", (1600, 1200), rng.randbytes(1600 * 1200 * 3))
+            noise.save(images / f"p{i}.jpg", quality=85)
+        lines = [_line(f"s3://bench-bucket/p{n % 10}.jpg", (1600, 1200)) for n in range(100)]
+        manifest.write_text("\n".join(lines) + "\n")
     else:
         Image.new("RGB", (48, 32), (90, 140, 200)).save(images / "small.png")
         manifest.write_text((_line("s3://bench-bucket/small.png", (48, 32)) + "\n") * 10_000)

@@ -16,19 +16,21 @@ the images (from S3 or a local folder).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
 import math
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 from PIL import ExifTags, Image, ImageDraw, ImageOps, Jpeg2KImagePlugin
 
@@ -439,18 +441,32 @@ def build_review_html(
     worker ids cannot inject markup; labels and worker ids sit in ``<bdi>``, so right-to-left
     text (or a stray U+202E override) in them cannot reorder the numbers after them.
     """
+    srcs = [data_uri(picture) if picture else None for picture in pictures]
+    return _review_page(items, srcs, quality=quality, colours=colours, title=title, notes=notes)
+
+
+def _review_page(
+    items: Sequence[ReviewItem],
+    srcs: Sequence[str | None],
+    *,
+    quality: Sequence[Mapping[str, Any]],
+    colours: Mapping[str, RGB] | None,
+    title: str,
+    notes: Sequence[str],
+) -> str:
+    """:func:`build_review_html` with each picture's ``src`` given (a ``data:`` URI, a mark)."""
     images = [
         {
             "rank": rank,
             "source_ref": item.source_ref,
             "agreement": item.agreement,
-            "picture": data_uri(picture) if picture else None,
+            "picture": src,
             "boxes": [(b["label"], f"{float(b['confidence']):.2f}") for b in item.boxes],
             "workers": [
                 (a.worker_id, len(a.boxes)) for a in sorted(item.workers, key=lambda a: a.worker_id)
             ],
         }
-        for rank, (item, picture) in enumerate(zip(items, pictures, strict=True), 1)
+        for rank, (item, src) in enumerate(zip(items, srcs, strict=True), 1)
     ]
     return render_page(
         "review/report.html.j2",
@@ -830,7 +846,7 @@ def _rgb(image: Image.Image) -> Image.Image:
 @dataclass(slots=True)
 class _Drawn:
     pictures: list[Path] = field(default_factory=list)  # PNG files spooled, in rank order
-    inline: list[bytes] = field(default_factory=list)  # the report's PNGs (_report_copy)
+    inline: list[Path] = field(default_factory=list)  # the report's PNGs, spooled too
     names: list[str] = field(default_factory=list)  # images/NNNN_<name>.png, in rank order
     thumbs: list[tuple[Image.Image, str]] = field(default_factory=list)  # SHEET_IMAGES at most
     missing: list[str] = field(default_factory=list)
@@ -860,7 +876,8 @@ def _draw_items(
         png = _png(picture)
         drawn.pictures.append(spool / f"{rank}.png")
         drawn.pictures[-1].write_bytes(png)
-        drawn.inline.append(_report_copy(picture, png))
+        drawn.inline.append(spool / f"{rank}.report.png")
+        drawn.inline[-1].write_bytes(_report_copy(picture, png))
         drawn.names.append(f"images/{_picture_name(item.source_ref, rank)}")
         if rank <= SHEET_IMAGES:
             caption = f"{rank}. {PurePosixPath(item.source_ref).name} {item.agreement:.2f}"
@@ -1074,9 +1091,10 @@ def write_review(
             [b["label"] for it in items for b in it.boxes]
             + [_short(a.worker_id) for it in items for a in it.workers]
         )
-        page = build_review_html(
+        page = _SpooledPage(drawn.inline)
+        page.text = _review_page(
             items,
-            drawn.inline,
+            page.marks,
             quality=quality,
             colours=colours,
             title="Ground Truth review",
@@ -1101,13 +1119,13 @@ def write_review(
             too_large_images=drawn.too_large,
             contact_sheet_images=len(drawn.thumbs),
         )
-        written = {
+        written: dict[Path, bytes | Path | _SpooledPage] = {
             **{
                 out / name: spooled
                 for name, spooled in zip(drawn.names, drawn.pictures, strict=True)
             },
             files["contact sheet"]: _png(contact_sheet(drawn.thumbs)),
-            files["report"]: page.encode("utf-8"),
+            files["report"]: page,
             **({files["rejects file"]: rejects} if rejects else {}),
             files["review summary"]: json_bytes(summary.to_json()),
         }
@@ -1115,7 +1133,38 @@ def write_review(
     return summary
 
 
-def _write_all(out: Path, written: Mapping[Path, bytes | Path]) -> None:
+class _SpooledPage:
+    """The report, its pictures inlined from their spooled files as it is written.
+
+    Built whole, the page held every picture's PNG and then its base64 text at once: 100
+    photos of 1600 x 1200 px took 3.7 GB. The page is rendered with a mark where each
+    picture's ``data:`` URI goes (a random token in it, so no crowd-supplied text can be
+    one), and :meth:`write` puts each URI in its place, a piece at a time.
+    """
+
+    _PIECE = 3 * 65536  # a multiple of 3 bytes: the pieces' base64 joins into one
+
+    def __init__(self, pictures: Sequence[Path]) -> None:
+        self._pictures = pictures
+        self._token = secrets.token_hex(16)
+        self.marks = [f"gt-review-{self._token}-{n}" for n in range(len(pictures))]
+        self.text = ""
+
+    def write(self, fh: IO[bytes]) -> None:
+        """Write the page to ``fh``, each mark replaced by its picture's ``data:`` URI."""
+        mark = re.compile(rf"gt-review-{self._token}-([0-9]+)")
+        at = 0
+        for found in mark.finditer(self.text):
+            fh.write(self.text[at : found.start()].encode("utf-8"))
+            fh.write(b"data:image/png;base64,")
+            with self._pictures[int(found[1])].open("rb") as picture:
+                while piece := picture.read(self._PIECE):
+                    fh.write(base64.b64encode(piece))
+            at = found.end()
+        fh.write(self.text[at:].encode("utf-8"))
+
+
+def _write_all(out: Path, written: Mapping[Path, bytes | Path | _SpooledPage]) -> None:
     """Write the review's files together or not at all, then remove the earlier review's.
 
     A write that fails (a full disk, a ``report.html`` that is a folder) takes the files
@@ -1139,6 +1188,8 @@ def _write_all(out: Path, written: Mapping[Path, bytes | Path]) -> None:
                     if isinstance(data, Path):  # a spooled picture, copied a piece at a time
                         with data.open("rb") as source:
                             shutil.copyfileobj(source, fh)
+                    elif isinstance(data, _SpooledPage):
+                        data.write(fh)
                     else:
                         fh.write(data)
     except BaseException:

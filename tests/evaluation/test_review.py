@@ -143,7 +143,7 @@ def test_review_image_has_a_consensus_panel_and_a_worker_panel() -> None:
     assert out.getpixel((10, 15)) == WHITE  # no worker boxes in the consensus panel
 
 
-def test_only_thumbnails_and_report_copies_wait_in_memory(tmp_path: Path) -> None:
+def test_only_thumbnails_wait_in_memory(tmp_path: Path) -> None:
     # Every full-size picture was held until the sheet was made (18 MB an image of
     # 3000 x 2000), and its PNG until the end, and inlined at full size in the report
     # (12.5 MB of base64 a row: 20 such photos made a 250 MB page, 1.9 GB of memory).
@@ -159,7 +159,10 @@ def test_only_thumbnails_and_report_copies_wait_in_memory(tmp_path: Path) -> Non
     height = 2000 + caption_size(3000, 2000) + 4
     assert [Image.open(path).size for path in drawn.pictures] == [(3000, height)] * 3
     assert all(path.parent == tmp_path / "spool" for path in drawn.pictures)  # on disk
-    inline = [Image.open(io.BytesIO(png)) for png in drawn.inline]
+    # The report's copies wait on disk too: 100 photos' copies, and then their base64 in the
+    # page, took 3.7 GB.
+    assert all(path.parent == tmp_path / "spool" for path in drawn.inline)
+    inline = [Image.open(path) for path in drawn.inline]
     assert [im.size for im in inline] == [(1600, round(height * 1600 / 3000))] * 3
     assert inline[0].convert("RGB").getpixel((round(9 * 1600 / 3000), 30)) != WHITE  # a box
     full = Image.open(drawn.pictures[0]).convert("RGB")
@@ -1406,3 +1409,31 @@ def test_the_contact_sheet_is_bounded(tmp_path: Path, capsys: pytest.CaptureFixt
     assert len(saved["pictures"]) == len(list((out / "images").iterdir())) == SHEET_IMAGES + 3
     report = _parse(out / "report.html")
     assert len(report.srcs) == SHEET_IMAGES + 3  # every image is still in the report
+
+
+def test_the_report_is_written_with_its_pictures_streamed_in(tmp_path: Path) -> None:
+    # The page is rendered with a mark per picture and written a piece at a time; what it
+    # writes is the page build_review_html makes with the pictures inlined whole.
+    from gt_toolkit.evaluation.review import _review_page, _SpooledPage
+    from gt_toolkit.storage.image_mirror import data_uri
+
+    pictures = []
+    for n, side in enumerate((1, 7, 300)):  # PNGs of sizes that are and are not 3k bytes
+        buf = io.BytesIO()
+        Image.frombytes("RGB", (side, side), random.Random(n).randbytes(side * side * 3)).save(
+            buf, "PNG"
+        )
+        pictures.append(buf.getvalue())
+        (tmp_path / f"{n}.png").write_bytes(buf.getvalue())
+    items = [
+        ReviewItem(source_ref=f"s3://bkt/{n}<b>gt-review-0-0</b>.jpg", boxes=[]) for n in range(3)
+    ]
+    page = _SpooledPage([tmp_path / f"{n}.png" for n in range(3)])
+    page.text = _review_page(
+        items, page.marks, quality=(), colours=None, title="Ground Truth review", notes=()
+    )
+    written = io.BytesIO()
+    page.write(written)
+    whole = build_review_html(items, pictures).encode()
+    assert written.getvalue() == whole
+    assert all(data_uri(p).encode() in whole for p in pictures)
