@@ -241,20 +241,21 @@ def category_labels(*tables: Mapping[str, str]) -> dict[str, str]:
 
     A name that two ids carry in any one of ``tables`` (the file's own, then the other
     side's) is ``name (id N)``, so both sides label one id alike and two ids apart, as
-    pycocotools scores them; every other name is itself (reports read as before).
+    pycocotools scores them; every other name is itself (reports read as before). A label
+    so made that another category already has as its name (``a (id 0)``) is told apart the
+    same way again, until no two ids of a table share one.
     """
-    shared: set[str] = set()
-    for table in tables:
-        counts = Counter(table.values())
-        shared.update(label for label, n in counts.items() if n > 1)
-    return (
-        {
-            cat_id: f"{label} (id {cat_id})" if label in shared else label
-            for cat_id, label in tables[0].items()
+    labels = [dict(table) for table in tables]
+    while True:
+        shared = {
+            label for table in labels for label, n in Counter(table.values()).items() if n > 1
         }
-        if tables
-        else {}
-    )
+        if not shared:
+            return labels[0] if labels else {}
+        for table in labels:
+            for cat_id, label in table.items():
+                if label in shared:
+                    table[cat_id] = f"{label} (id {cat_id})"
 
 
 def _partner_categories(partner: Location, store: S3Store | None) -> dict[str, str]:

@@ -549,9 +549,9 @@ class AllOrNone:
 def _keep_copy(path: Path, copy: Path) -> Path:
     """``copy`` made the earlier ``path``: a second name of it (no bytes copied) where it can be."""
     try:
-        os.link(path, copy)
+        os.link(path, copy, follow_symlinks=False)  # a link stays a link when put back
     except OSError:  # a file system without hard links
-        shutil.copy2(path, copy)
+        shutil.copy2(path, copy, follow_symlinks=False)
     return copy
 
 

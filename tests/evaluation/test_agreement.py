@@ -391,3 +391,26 @@ def test_a_rerun_whose_worker_model_fails_keeps_the_earlier_pages(tmp_path: Path
         "agreement.json",
         "worker-model.json",
     ]  # no keep-aside folder is left
+
+
+def test_an_earlier_page_that_is_a_link_is_put_back_as_the_link(tmp_path: Path) -> None:
+    # agreement.json links to a file kept elsewhere (a shared results folder). The kept
+    # copy was a hard link to the link's target, so a failed rerun left a plain file there.
+    from gt_toolkit.errors import StorageError
+    from gt_toolkit.storage.files import AllOrNone
+
+    earlier = measure_agreement([image("a", [box("car", 10, 10)], [box("car", 11, 10)])])
+    out = tmp_path / "out"
+    written = write_agreement(earlier, out)
+    shared = tmp_path / "shared.json"
+    Path(written["json"]).rename(shared)
+    Path(written["json"]).symlink_to(shared)
+    (out / "worker-model.json").mkdir()
+    rerun = measure_agreement([image("b", [box("bus", 40, 40)], [box("car", 90, 90)])])
+    with pytest.raises(StorageError), AllOrNone() as together:
+        write_agreement(rerun, out, together=together)
+        together.keep_earlier([out / "worker-model.json"])
+        with together.open(out / "worker-model.json") as model:
+            model.write(b"{}")
+    assert Path(written["json"]).is_symlink()
+    assert Path(written["json"]).readlink() == shared

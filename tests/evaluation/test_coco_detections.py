@@ -278,3 +278,23 @@ def test_what_cannot_be_read_exactly_is_one_problem(tmp_path: Path, text: str, s
     path.write_text(text)
     with pytest.raises(ValidationError, match=said):
         read_coco_detections(path)
+
+
+def test_names_told_apart_by_id_never_meet_another_name(tmp_path: Path) -> None:
+    # Two categories 'a' become 'a (id 0)' and 'a (id 1)'; a third category named
+    # 'a (id 0)' would have been one class with the first. It is told apart again.
+    coco = json.loads(json.dumps(COCO))
+    coco["categories"] = [
+        {"id": 0, "name": "a"},
+        {"id": 1, "name": "a"},
+        {"id": 2, "name": "a (id 0)"},
+    ]
+    anns = coco["annotations"]
+    for ann, cat in zip(anns, (0, 1, 2), strict=True):
+        ann["category_id"] = cat
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(coco))
+    found = read_coco_detections(path, by_id=True, partner=path)
+    labels = [b.label for boxes in found.boxes.values() for b in boxes]
+    assert len(set(labels)) == 3
+    assert labels[0] == "a (id 0) (id 0)" and labels[2] == "a (id 0) (id 2)"
