@@ -106,7 +106,6 @@ def run(args: argparse.Namespace) -> int:
             together=together,
         )
         if fitted is not None:
-            together.keep_earlier([model_loc])
             with together.open(model_loc) as model_file:
                 model_file.write(json_bytes(fitted.to_json()))
             written["worker_model"] = model_loc

@@ -578,7 +578,7 @@ def write_agreement(
 
     Both files or neither: one that cannot be written takes the other back (a page beside
     an earlier run's JSON would describe another crowd), and an earlier run's local copies
-    it replaced are put back (:meth:`~gt_toolkit.storage.files.AllOrNone.keep_earlier`).
+    it replaced are put back (:meth:`~gt_toolkit.storage.files.AllOrNone.open` keeps them).
     ``together``: the caller's :class:`~gt_toolkit.storage.files.AllOrNone`, when more files
     must go with them.
 
@@ -591,7 +591,6 @@ def write_agreement(
     data = json_bytes(report.to_json())
     with contextlib.ExitStack() as stack:
         group = together or stack.enter_context(AllOrNone(store=store))
-        group.keep_earlier(written.values())
         with group.open(written["json"]) as json_file, group.open(written["html"]) as html_file:
             json_file.write(data)
             html_file.write(page)

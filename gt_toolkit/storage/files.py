@@ -473,11 +473,12 @@ class AllOrNone:
     Each file opened through :meth:`open` is written like :func:`atomic_output` and is
     in place when its block ends; when a later file or the whole block fails, the files
     already in place are removed again, so a failed run leaves none of them. An earlier
-    run's local copies that this run replaces are kept first (:meth:`keep_earlier`) and put
-    back then: without that, a rerun that failed took the earlier files with it, and left
-    the earlier ones it had not reached naming files that were gone (a review's report its
-    pictures, an agreement page its JSON). For several files under one output folder, the
-    converters' ``StagedOutput`` stages them all instead.
+    run's local copies that this run replaces are kept first (:meth:`open` keeps each one,
+    :meth:`keep_earlier` all of them at once) and put back then: without that, a rerun that
+    failed took the earlier files with it, and left the earlier ones it had not reached
+    naming files that were gone (a review's report its pictures, an agreement page its
+    JSON, a consolidated manifest's worker-quality tables their manifest). For several
+    files under one output folder, the converters' ``StagedOutput`` stages them all instead.
     """
 
     def __init__(self, *, store: S3Store | None = None) -> None:
@@ -488,7 +489,12 @@ class AllOrNone:
 
     @contextlib.contextmanager
     def open(self, location: Location) -> Iterator[IO[bytes]]:
-        """Write one of the files (see :func:`atomic_output`)."""
+        """Write one of the files (see :func:`atomic_output`), its earlier copy kept first.
+
+        The earlier local file is kept as :meth:`keep_earlier` keeps it, unless a call of
+        that already kept it (elsewhere, or before anything was written).
+        """
+        self.keep_earlier([location])
         with atomic_output(location, store=self._store) as fh:
             yield fh
         self._placed.append(os.fspath(location))

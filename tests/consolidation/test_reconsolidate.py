@@ -804,6 +804,25 @@ def test_a_table_that_fails_to_appear_takes_the_output_back(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_rerun_whose_table_fails_to_appear_puts_the_earlier_output_back(
+    store: Any, bucket: str, tmp_path: Path
+) -> None:
+    # The rerun's manifest replaced the earlier one, then its tables' bucket was gone: the
+    # new manifest was taken back, and the earlier one with it (AllOrNone removed what it
+    # placed). Now the earlier manifest is put back as it was.
+    output = tmp_path / "out.manifest"
+
+    def run(quality_output: str) -> None:
+        source = open_crowd_source(SAMPLE_SOURCES["label-studio"][0], "label-studio")
+        reconsolidate(source, output, quality_output=quality_output, store=store)
+
+    run(str(tmp_path / "quality"))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(StorageError, match=r"the bucket does not exist"):
+        run(f"s3://{bucket}-missing/q")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 @pytest.mark.parametrize("prefix", ["s3://b/", "s3://Photos/x/", "photos/"])
 def test_an_image_prefix_no_source_ref_can_have_is_refused(tmp_path: Path, prefix: str) -> None:
     # s3://b/ wrote a manifest of source-refs every manifest reader rejects, and exited 0
