@@ -83,15 +83,18 @@ def run(args: argparse.Namespace) -> int:
         eprint(f"warning: {sum(summary.rejected.values())} line(s) rejected: {summary.rejects}")
     if answers:
         eprint(f"warning: {answers} worker answer(s) rejected ({reasons}): {summary.rejects}")
-    if summary.missing_images:
+    too_large = set(summary.too_large_images)
+    unreadable = [ref for ref in summary.missing_images if ref not in too_large]
+    if unreadable:
         eprint(
-            f"warning: {len(summary.missing_images)} image(s) not found, drawn as "
-            f"placeholders, e.g. {printable(summary.missing_images[0])}"
+            f"warning: {len(unreadable)} image(s) not found or unreadable, drawn as "
+            f"placeholders, e.g. {printable(unreadable[0])}"
         )
     if summary.too_large_images:
+        first = printable(summary.too_large_images[0])
         eprint(
-            f"warning: {len(summary.too_large_images)} of them past Pillow's decompression-bomb "
-            f"limit, not decoded, e.g. {printable(summary.too_large_images[0])}"
+            f"warning: {len(summary.too_large_images)} image(s) past Pillow's decompression-bomb "
+            f"limit, not decoded, drawn as placeholders, e.g. {first}"
         )
     if summary.contact_sheet_images < summary.images:
         eprint(

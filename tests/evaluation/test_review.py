@@ -1361,7 +1361,9 @@ def test_a_missing_large_image_has_a_reduced_placeholder(tmp_path: Path) -> None
     assert picture.getpixel((1000, 75)) == CONSENSUS_COLOUR  # the box, halved with it
 
 
-def test_an_image_past_the_bomb_limit_is_not_decoded(tmp_path: Path) -> None:
+def test_an_image_past_the_bomb_limit_is_not_decoded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # 9,500 x 9,500 is past Pillow's limit (89 million pixels) but under twice it: Pillow
     # opened it with a DecompressionBombWarning only, and the review decoded it whole.
     import warnings
@@ -1381,6 +1383,11 @@ def test_an_image_past_the_bomb_limit_is_not_decoded(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "review" / "review.json").read_text())
     assert saved["too_large_images"] == ["s3://bkt/big.png"]
     assert "decompression-bomb limit" in (tmp_path / "review" / "report.html").read_text()
+    cli = ["review", str(manifest), "-o", str(tmp_path / "again"), "--images-dir", str(images)]
+    assert main(cli) == 0
+    err = capsys.readouterr().err
+    assert "1 image(s) past Pillow's decompression-bomb limit, not decoded" in err
+    assert "not found" not in err
 
 
 def test_the_contact_sheet_is_bounded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
