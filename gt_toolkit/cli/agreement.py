@@ -17,7 +17,7 @@ from gt_toolkit.cli.options import (
     check_outputs,
     eprint,
     positive_int,
-    remove_stale_rejects,
+    remove_stale,
     store_from_args,
     threshold,
 )
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from gt_toolkit.consolidation.settings import ConsolidationSettings
     from gt_toolkit.evaluation.agreement import agreement_files, measure_agreement, write_agreement
     from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
-    from gt_toolkit.storage.files import AllOrNone, join_location, json_bytes
+    from gt_toolkit.storage.files import AllOrNone, join_location, json_bytes, same_location
 
     pages = agreement_files(args.out)
     model_loc = join_location(args.out, _MODEL_FILE)
@@ -110,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
                 model_file.write(json_bytes(fitted.to_json()))
             written["worker_model"] = model_loc
     if not rejects.count:
-        remove_stale_rejects(rejects_loc, store)
+        remove_stale(rejects_loc, store, "rejects file")
+    if fitted is None and not same_location(model_loc, str(args.worker_model or "none")):
+        remove_stale(model_loc, store, "worker model")  # not the table it applied
     why = report.undefined_because()
     alpha = f"undefined ({why})" if why is not None else f"{report.alpha:.3f}"
     unknown = ""

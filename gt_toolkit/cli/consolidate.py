@@ -17,7 +17,7 @@ from gt_toolkit.cli.options import (
     lost_labels_exit,
     positive_int,
     refuse_outputs,
-    remove_stale_rejects,
+    remove_stale,
     store_from_args,
     threshold,
 )
@@ -263,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
     """Consolidate, write the outputs and a summary; exit 1 when a label could not be read."""
     from gt_toolkit.consolidation.reconsolidate import reconsolidate, side_files
     from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
-    from gt_toolkit.storage.files import write_json
+    from gt_toolkit.storage.files import same_location, write_json
 
     if args.output_format == "coco" and args.label_attribute is not None:
         raise ValidationError(["--label-attribute names a manifest attribute: not with coco"])
@@ -304,7 +304,9 @@ def run(args: argparse.Namespace) -> int:
             store=store,
         )
     if not rejects.count:
-        remove_stale_rejects(rejects_loc, store)
+        remove_stale(rejects_loc, store, "rejects file")
+    if not fits and not same_location(model_table, choice):  # not the table it applied
+        remove_stale(model_table, store, "worker model")
     summary = report.to_json() | {"rejects_file": rejects_loc if rejects.count else None}
     write_json(f"{output}.summary.json", summary, store=store)
     eprint(f"wrote {report.output}: {report.summary()}")

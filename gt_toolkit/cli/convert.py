@@ -24,7 +24,7 @@ from gt_toolkit.cli.options import (
     lost_labels_exit,
     positive_int,
     refuse_outputs,
-    remove_stale_rejects,
+    remove_stale,
     store_from_args,
 )
 from gt_toolkit.convert import CONVERTERS, ConverterSpec, ConvertOptions, Target, convert_output
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     if rejects is not None:
         eprint(f"  rejects: {rejects}")
     elif given is not None:  # an earlier run's, naming records not in this one
-        remove_stale_rejects(str(given), store)
+        remove_stale(str(given), store, "rejects file")
     eprint(f"  summary: {summary_loc}")
     lost = result.stats.lost_total
     return lost_labels_exit(

@@ -14,7 +14,7 @@ from gt_toolkit.cli.options import (
     eprint,
     lost_labels_exit,
     refuse_outputs,
-    remove_stale_rejects,
+    remove_stale,
     store_from_args,
 )
 
@@ -188,7 +188,7 @@ def _report(stats: ReadStats, args: argparse.Namespace, rejects: str, store: S3S
     if stats.rejected_total:
         eprint(f"rejects written to {rejects}")
     else:
-        remove_stale_rejects(rejects, store)
+        remove_stale(rejects, store, "rejects file")
 
 
 def _exit_code(stats: ReadStats, rejects: str) -> int:

@@ -297,11 +297,12 @@ def _refuse_filled_inputs(
                 raise _refusal(filled, f"holds the {input_name} {other}", "-o")
 
 
-def remove_stale_rejects(location: str, store: S3Store | None) -> None:
-    """Remove the rejects file an earlier run left where this clean run would have put its own.
+def remove_stale(location: str, store: S3Store | None, what: str) -> None:
+    """Remove the ``what`` an earlier run left where this run wrote none of its own.
 
-    Left there, it would name broken records this run did not see; a file that cannot be
-    removed is said, not fatal (the run itself succeeded).
+    Left there, it would speak for this run: a rejects file naming broken records this run
+    did not see, a worker model this run did not fit. One that cannot be removed is said,
+    not fatal (the run itself succeeded).
     """
     from gt_toolkit.errors import StorageError
     from gt_toolkit.storage.files import remove_file
@@ -314,7 +315,7 @@ def remove_stale_rejects(location: str, store: S3Store | None) -> None:
             return
         remove_file(location, store=store)
     except StorageError as exc:
-        eprint(f"warning: an earlier run's rejects file stays: {exc}")
+        eprint(f"warning: an earlier run's {what} stays: {exc}")
 
 
 # argparse ``type=`` checkers: a bad value becomes a usage error naming the option, before any

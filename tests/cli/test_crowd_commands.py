@@ -373,3 +373,23 @@ def test_a_side_output_that_cannot_be_written_leaves_no_output(
     assert main([*args, "-o", str(out), "--quality", str(tmp_path / "afile" / "q")]) == 1
     assert "afile" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+@pytest.mark.parametrize("command", ["consolidate", "agreement"])
+def test_a_rerun_without_a_fit_leaves_no_earlier_worker_model_beside_its_outputs(
+    command: str, tmp_path: Path
+) -> None:
+    # a fit run writes the model beside its outputs; a later run that fitted none left it
+    # there, speaking for outputs it never saw; the table a rerun applies stays
+    source = [str(SAMPLES / "crowd" / "label-studio.json"), "--from", "label-studio"]
+    out = tmp_path / ("c.manifest" if command == "consolidate" else "pages")
+    model = (
+        Path(f"{out}.worker-model.json") if command == "consolidate" else out / "worker-model.json"
+    )
+    run = [command, *source, "-o", str(out)]
+    assert main([*run, "--worker-model", "fit"]) == 0 and model.is_file()
+    fitted = model.read_bytes()
+    assert main([*run, "--worker-model", str(model)]) == 0
+    assert model.read_bytes() == fitted  # the table it applied
+    assert main([*run, "--worker-model", "none"]) == 0
+    assert not model.exists()
