@@ -158,11 +158,21 @@ def _carries_metadata(img: Any) -> bool:
     byte for byte carries them to every worker who opens the task; a re-encoded one (what
     :func:`_embed_local_image` does otherwise) does not.
     """
-    if img.getexif():
+    if img.getexif() or _METADATA_KEYS & img.info.keys() or getattr(img, "text", None):
         return True
-    if any(key in img.info for key in ("xmp", "XML:com.adobe.xmp", "comment", "photoshop")):
-        return True
-    return bool(getattr(img, "text", None))
+    if getattr(img, "n_frames", 1) == 1:
+        return False
+    # a GIF's comment or XMP may come with any frame: Pillow reads it into that frame's info
+    # only (one before the second frame went into the template byte for byte)
+    from PIL import ImageSequence
+
+    try:
+        return any(_METADATA_KEYS & frame.info.keys() for frame in ImageSequence.Iterator(img))
+    finally:
+        img.seek(0)
+
+
+_METADATA_KEYS: Final = frozenset({"xmp", "XML:com.adobe.xmp", "comment", "photoshop"})
 
 
 _FRAME_INFO: Final[Mapping[str, tuple[str, ...]]] = {

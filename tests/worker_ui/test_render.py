@@ -524,3 +524,30 @@ def test_a_small_animated_png_or_webp_example_keeps_its_frames_without_its_text(
             for f in ImageSequence.Iterator(img)
         ]
     assert shown == list(zip(colours, [100, 200, 300], strict=True))
+
+
+def test_a_comment_with_a_later_gif_frame_is_dropped_too(tmp_path: Path) -> None:
+    """A GIF may carry a comment before any frame; Pillow reads one that comes before the
+    second frame into that frame's info only, so the check of the first frame's saw none and
+    the small animation went into the template byte for byte, comment and all."""
+    from PIL import ImageSequence
+
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    frames = [Image.new("RGB", (40, 30), c).convert("P") for c in colours]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=200)
+    data = buf.getvalue()
+    second = data.index(b"\x21\xf9", data.index(b"\x21\xf9") + 1)  # its control extension
+    text = b"taken at 52.5N 13.4E by J. Doe"
+    comment = b"\x21\xfe" + bytes([len(text)]) + text + b"\x00"  # a comment extension block
+    gif = tmp_path / "how-to.gif"
+    gif.write_bytes(data[:second] + comment + data[second:])
+    with Image.open(gif) as img:  # what the file is: the comment rides on the second frame
+        img.seek(1)
+        assert img.info["comment"] == text
+    embedded = _embedded(gif)
+    assert b"J. Doe" not in embedded
+    with Image.open(io.BytesIO(embedded)) as img:
+        assert img.format == "GIF"
+        shown = [f.convert("RGB").getpixel((5, 5)) for f in ImageSequence.Iterator(img)]
+    assert shown == colours
