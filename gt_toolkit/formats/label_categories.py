@@ -142,13 +142,14 @@ def _looks(label: str) -> str:
     and joiners, bidi marks, soft hyphens, NUL), single spaces. ``"café"`` written with a
     precomposed é and with ``e`` plus a combining accent are two labels that show one text;
     so are ``"car"`` and ``"car"`` followed by a zero-width space. Two kinds of format
-    character are seen and stay: the tags that make a black flag Scotland's or Wales's
-    (an emoji tag sequence, U+1F3F4 and tags; elsewhere tags are invisible), and the
+    character are seen and stay: the tags that make a black flag England's, Scotland's or
+    Wales's (an emoji tag sequence, U+1F3F4 and tags; elsewhere tags are invisible), and the
     Arabic number signs and other prepended concatenation marks, drawn as a sign.
     """
     text = unicodedata.normalize("NFC", label)
-    # a whole tag sequence is drawn (a flag); tags outside one, or in one left unended (no
-    # cancel tag: a black flag is shown), are invisible. split() puts the flags at odd places
+    # a whole flag tag sequence is drawn (a flag); tags outside one, in one left unended (no
+    # cancel tag) or of no recommended flag (a black flag is shown) are invisible. split()
+    # puts the flags at odd places
     parts = _FLAG_SEQUENCE.split(text)
     kept = [
         part
@@ -163,8 +164,23 @@ def _looks(label: str) -> str:
     return " ".join("".join(kept).split())
 
 
-_FLAG_SEQUENCE: Final = re.compile("(\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f)")
-"""A complete emoji tag sequence: black flag, tag letters, cancel tag (Scotland's flag)."""
+def _tags(text: str) -> str:
+    """``text`` in tag characters (U+E0020 plus its ASCII code), as a flag sequence spells it."""
+    return "".join(chr(0xE0000 + ord(ch)) for ch in text)
+
+
+_FLAG_SEQUENCE: Final = re.compile(
+    "(\U0001f3f4(?:"
+    + "|".join(_tags(region) for region in ("gbeng", "gbsct", "gbwls"))
+    + ")\U000e007f)"
+)
+"""A flag drawn from a tag sequence: black flag, tag letters, cancel tag (Scotland's flag).
+
+Only the three that Unicode recommends (England, Scotland, Wales) are drawn as flags; any
+other tag sequence, well formed or not (``usca``, a typo ``gbsxt``), shows its black flag
+alone (UTS #51, ED-14c), so its tags are invisible: it and a black flag were two labels of
+one picture.
+"""
 
 # drawn as a sign though of category Cf (Prepended_Concatenation_Mark): Arabic, Syriac,
 # Kaithi number signs and the like

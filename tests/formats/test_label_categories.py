@@ -68,6 +68,21 @@ _FLAG = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
         # shows nothing (59a9aa8 kept every tag after a black flag: both pairs passed)
         (["\U0001f3f4", "\U0001f3f4\U000e0067\U000e0062"], "BoundingBox", "differ only"),
         ([_FLAG, _FLAG + "\U000e0067"], "BoundingBox", "differ only"),
+        # a tag sequence of no recommended flag (California's, a typo for Scotland's) shows
+        # a black flag: d714540 kept every whole sequence's tags, both pairs passed
+        (
+            ["\U0001f3f4", "\U0001f3f4\U000e0075\U000e0073\U000e0063\U000e0061\U000e007f"],
+            "BoundingBox",
+            "differ only",
+        ),
+        (
+            [
+                "\U0001f3f4",
+                "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0078\U000e0074\U000e007f",
+            ],
+            "BoundingBox",
+            "differ only",
+        ),
     ],
     ids=[
         "bbox-empty",
@@ -91,6 +106,8 @@ _FLAG = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
         "flag-and-zero-width-space",
         "flag-left-unended",
         "tag-after-a-flag",
+        "flag-of-no-recommended-sequence",
+        "flag-with-a-misspelt-sequence",
     ],
 )
 def test_validate_labels_reports_each_problem(
@@ -182,12 +199,13 @@ def test_read_s3(store: S3Store, bucket: str) -> None:
 
 _SCOTLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
 _WALES = "\U0001f3f4\U000e0067\U000e0062\U000e0077\U000e006c\U000e0073\U000e007f"
+_ENGLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"
 
 
 @pytest.mark.parametrize(
     "labels",
     [
-        [_SCOTLAND, _WALES, "\U0001f3f4"],  # emoji tag sequences: two flags and a black one
+        [_SCOTLAND, _WALES, _ENGLAND, "\U0001f3f4"],  # three tag-sequence flags, a black one
         ["\u0600\u0661\u0662", "\u0661\u0662"],  # an Arabic number sign is drawn
     ],
     ids=["subdivision-flags", "arabic-number-sign"],
