@@ -202,6 +202,12 @@ def _animation_without_metadata(img: Any, fmt: str) -> bytes:
         options["loop"] = img.info.get("loop", 0)
     if fmt == "WEBP":
         options["lossless"] = True
+    if fmt == "PNG" and img.info.get("default_image"):
+        # the APNG's first image is a still for viewers that read no animation, not a frame
+        # of it (the frames' timings are then the others'): saved as a frame, it was
+        # played too, before the first, with no duration (0 ms, which browsers draw as 100)
+        options["default_image"] = True
+        options["duration"] = options["duration"][1:]
     out = io.BytesIO()
     frames[0].save(out, format=fmt, save_all=True, append_images=frames[1:], **options)
     return out.getvalue()

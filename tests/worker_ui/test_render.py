@@ -551,3 +551,39 @@ def test_a_comment_with_a_later_gif_frame_is_dropped_too(tmp_path: Path) -> None
         assert img.format == "GIF"
         shown = [f.convert("RGB").getpixel((5, 5)) for f in ImageSequence.Iterator(img)]
     assert shown == colours
+
+
+def test_an_apng_example_keeps_its_default_image_out_of_the_animation(tmp_path: Path) -> None:
+    """An APNG's default image is a still for viewers that read no animation, not a frame:
+    saved again to drop a text chunk, it was played too, as an extra first frame (0 ms)."""
+    from PIL import ImageSequence, PngImagePlugin
+
+    colours = [(255, 255, 255), (255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    frames = [Image.new("RGB", (40, 30), c) for c in colours]
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Author", "J. Doe")
+    png = tmp_path / "how-to.png"
+    frames[0].save(
+        png,
+        save_all=True,
+        append_images=frames[1:],
+        default_image=True,
+        duration=[300, 200, 100],  # the animation's three frames
+        loop=0,
+        pnginfo=text,
+    )
+    embedded = _embedded(png)
+    assert b"J. Doe" not in embedded
+
+    def played(image: Image.Image) -> list[tuple[Any, Any]]:
+        assert image.info.get("default_image")
+        shown = [
+            (f.convert("RGB").getpixel((5, 5)), f.info.get("duration"))
+            for f in ImageSequence.Iterator(image)
+        ]
+        return shown[1:]  # Pillow reads the default image first
+
+    with Image.open(png) as img:
+        before = played(img)
+    with Image.open(io.BytesIO(embedded)) as img:
+        assert played(img) == before == [((255, 0, 0), 300), ((0, 255, 0), 200), ((0, 0, 255), 100)]
