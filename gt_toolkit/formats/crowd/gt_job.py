@@ -456,6 +456,11 @@ class GtJobSource(CrowdSource):
             reject_unknown_objects(files, count, self.skip)
 
 
+def _line_alias(object_id: int) -> str:
+    """The answer index's name for the key of data object ``object_id`` (no ref's alias)."""
+    return f"\x00line {object_id}"
+
+
 class AnswersFolderSource(IndexedSource):
     """A folder of per-worker ``<worker id>.jsonl`` answer files, numbered by a manifest.
 
@@ -485,7 +490,9 @@ class AnswersFolderSource(IndexedSource):
         """Every answer line, parsed on the way in (a bad line is a reject with its line)."""
         self._objects = 0
         for i, line in _numbered(self.manifest, self.store):
-            index.set_alias(_key_of(line.data), str(i))  # the last line with a ref wins
+            key = _key_of(line.data)
+            index.set_alias(key, str(i))  # the last line with a ref wins
+            index.set_alias(_line_alias(i), key)  # and each line's own, for _object_of
             self._objects = i + 1
         files = list_files(self.location, ANSWER_EXTENSIONS, store=self.store)
         self.workers = len(files)
@@ -565,18 +572,31 @@ class AnswersFolderSource(IndexedSource):
     def _object_of(rec: Any, index: AnswerIndex) -> str:
         """The manifest line a record answers: ``datasetObjectId``, else its ``source-ref``.
 
+        A record with both names one line by both: a ``source-ref`` that is not the line's
+        (answers numbered by another manifest, or another order of it) is refused, not
+        drawn on the image the number names.
+
         Ground Truth writes the id as a string of digits; an int is taken too. Anything else
         (``"-1"``, ``1.9``, ``"1e3"``) names no line and would be dropped or truncated.
         """
         if "datasetObjectId" in rec:
             found = rec["datasetObjectId"]
             if type(found) is int and found >= 0:
-                return str(found)
-            if isinstance(found, str) and found.isascii() and found.isdigit():
-                return str(int(found))
-            raise ConsolidationError(
-                f"datasetObjectId {found!r} is not a line number (a non-negative integer)"
-            )
+                number = found
+            elif isinstance(found, str) and found.isascii() and found.isdigit():
+                number = int(found)
+            else:
+                raise ConsolidationError(
+                    f"datasetObjectId {found!r} is not a line number (a non-negative integer)"
+                )
+            if "source-ref" in rec:  # both: they must name one line, or the boxes go astray
+                ref, line = rec["source-ref"], index.resolve(_line_alias(number))
+                if line is not None and line[0] != ref:
+                    raise ConsolidationError(
+                        f"datasetObjectId {number} is the manifest's {line[0]!r}, but the "
+                        f"line's source-ref is {ref!r}: is the manifest the job's?"[:400]
+                    )
+            return str(number)
         found = index.resolve(str(rec.get("source-ref")))
         if found is None:
             raise ConsolidationError("no datasetObjectId and no source-ref of the manifest")

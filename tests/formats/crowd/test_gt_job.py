@@ -288,6 +288,37 @@ def test_answers_folder_object_id_must_be_a_line_number(tmp_path: Path, object_i
     assert "datasetObjectId" in rejects[0].detail
 
 
+def test_answers_folder_id_and_source_ref_must_name_one_line(tmp_path: Path) -> None:
+    """A line with a datasetObjectId and a source-ref that is another line's (answers
+    numbered by another order of the manifest) went to the image the number names: the
+    boxes drawn on the wrong picture, exit 0. One that agrees is read, a repeated ref too."""
+    folder = tmp_path / "answers"
+    write_folder(folder)
+    refs = [json.loads(line)["source-ref"] for line in MANIFEST.read_text().splitlines()]
+    box = {"label": "ball", "left": 10, "top": 10, "width": 50, "height": 50}
+    astray = {"datasetObjectId": "1", "source-ref": refs[2], "boundingBoxes": [box]}
+    agrees = {"datasetObjectId": 3, "source-ref": refs[3], "boundingBoxes": [box]}
+    (folder / "zz-two.jsonl").write_text(json.dumps(astray) + "\n" + json.dumps(agrees) + "\n")
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(
+        folder, "answers-folder", manifest=MANIFEST, on_reject=rejects.append
+    ) as source:
+        images = list(source.images())
+    assert ["zz-two" in i.annotators for i in images[:4]] == [False, False, False, True]
+    assert [(r.source, r.position, r.reason.value) for r in rejects] == [
+        (str(folder / "zz-two.jsonl"), "line 1", "malformed")
+    ]
+    assert refs[2] in rejects[0].detail and rejects[0].raw == json.dumps(astray)
+
+    # a manifest that lists one image twice: each of its lines is that image's
+    twice = tmp_path / "twice.manifest"
+    twice.write_text(MANIFEST.read_text().splitlines()[0] + "\n" + MANIFEST.read_text())
+    again = {"datasetObjectId": "0", "source-ref": refs[0], "boundingBoxes": [box]}
+    (folder / "zz-two.jsonl").write_text(json.dumps(again) + "\n")
+    images = list(iter_crowd_images(folder, "answers-folder", manifest=twice))
+    assert ["zz-two" in i.annotators for i in images[:2]] == [True, False]
+
+
 def test_answers_folder_object_id_may_be_an_int(tmp_path: Path) -> None:
     folder = tmp_path / "answers"
     write_folder(folder)
