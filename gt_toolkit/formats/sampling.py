@@ -67,10 +67,25 @@ def percent_to_count(percent: float, total: int) -> int:
         raise ValidationError(
             [f"percent must be within 0..100, got {percent}"], what="sampling options"
         )
-    # float's own repr: a numpy float64 is a float whose repr is 'np.float64(7.0)'
-    rational = isinstance(percent, numbers.Rational)  # an int, numpy's too, a Fraction
-    exact = Fraction(percent) if rational else Fraction(float.__repr__(float(percent)))
-    return round(exact * total / 100)
+    return round(_as_written(percent) * total / 100)
+
+
+def _as_written(percent: float) -> Fraction:
+    """``percent`` as the shortest decimal that its own type reads back as the same number.
+
+    A float by its repr; a numpy float by its ``str`` (its repr is ``'np.float64(7.0)'``),
+    which is shortest in its own precision: a float32 1.4 is ``'1.4'``, where ``float()`` of
+    it is 1.399999976158142, a half under 3.5 % of 250 (rounded to 3, not 4); rationals (an
+    int, numpy's too, a ``Fraction``) and a ``Decimal`` exactly.
+    """
+    if isinstance(percent, numbers.Rational):
+        return Fraction(percent)
+    if percent.__class__ is float:
+        return Fraction(repr(percent))
+    try:
+        return Fraction(str(percent))
+    except ValueError:  # a text of its own: the value, in float's precision
+        return Fraction(float.__repr__(float(percent)))
 
 
 @dataclass(slots=True)

@@ -72,8 +72,11 @@ def test_percent_rounds_an_exact_half_to_even(percent: float, n: int, k: int) ->
         (np.float64(1.4), 250, 4),
         (np.float32(50), 150, 75),
         (np.int64(7), 150, 10),
+        # a float32 1.4 is 1.399999976158142 as a float: 3.49999 of 250, rounded to 3
+        (np.float32(1.4), 250, 4),
+        (np.float32(0.3), 1500, 4),  # 4.5000001: 5, where a half goes to even
     ],
-    ids=["float64", "float64-1.4", "float32", "int64"],
+    ids=["float64", "float64-1.4", "float32", "int64", "float32-1.4", "float32-0.3"],
 )
 def test_a_numpy_percent_counts_as_its_value(percent: float, n: int, k: int) -> None:
     """The exact rule read a float's repr, and a numpy float64 (a float subclass, from a
