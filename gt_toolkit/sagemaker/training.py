@@ -237,6 +237,14 @@ class ImageClassificationHyperparameters(_VisionHyperparameters):
         }
         return cls(**(known | overrides))
 
+    def image_height(self) -> int | None:
+        """The height of ``image_shape`` (``channels,height,width``), when it reads as one.
+
+        Public since the class was (f51dac6): the toolkit no longer calls it, a caller may.
+        """
+        parts = self.image_shape.split(",")
+        return int(parts[1]) if len(parts) == 3 and parts[1].strip().isdigit() else None
+
     def largest_side(self) -> int | None:
         """The larger of ``image_shape``'s height and width, when it reads as a shape.
 

@@ -539,3 +539,14 @@ def test_channels_json_in_the_converters_shape() -> None:
     )
     assert request["HyperParameters"]["num_training_samples"] == "31"
     assert request["HyperParameters"]["label_width"] == "350"
+
+
+def test_image_classification_hyperparameters_keep_their_public_methods() -> None:
+    """f21838f dropped image_height() from an exported class as unused inside the toolkit:
+    a caller's ``hp.image_height()`` became an AttributeError in a 'no behaviour change'."""
+    from gt_toolkit import ImageClassificationHyperparameters as Hyperparameters
+
+    hp = Hyperparameters(num_training_samples=40, num_classes=2, image_shape="3,224,320")
+    assert (hp.image_height(), hp.largest_side()) == (224, 320)
+    tall = Hyperparameters(num_training_samples=40, num_classes=2, image_shape="1, 512,64")
+    assert (tall.image_height(), tall.largest_side()) == (512, 512)
