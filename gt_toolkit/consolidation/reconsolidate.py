@@ -204,7 +204,9 @@ class _Run:
     labels: list[str]  # grows as new labels appear; class id = position
     image_prefix: str | None
     manifest: bool
-    paths: dict[str, str] = field(default_factory=dict)  # image_path -> key (s3:// in COCO)
+    # image_path -> key (s3:// in COCO; in a manifest, an s3:// key below the image prefix
+    # by its path below it, the image_path a key joined to the prefix has there)
+    paths: dict[str, str] = field(default_factory=dict)
 
     def class_of(self, label: str) -> int:
         if label not in self.labels:
@@ -228,13 +230,25 @@ class _Run:
         # a manifest keeps an s3:// key whole, COCO names it by its object key: there two
         # buckets' x.jpg (or d/x.jpg and d//x.jpg) would be two images of one file_name
         if not is_s3_uri(key) or not self.manifest:
-            first = self.paths.setdefault(image_path(key), key)
-            if first != key:
-                raise ConsolidationError(
-                    f"images {first!r} and {key!r} would both be {image_path(key)!r} in the "
-                    "output: give the tool's images distinct file names"
-                )
+            named = image_path(key)
+        elif self.image_prefix is not None and key.startswith(head := self._head()):
+            # an s3:// key below the prefix is the source-ref another tool's key joined to
+            # it may be: s3://b/p/x.jpg and /data/upload/3/x.jpg were two lines of one ref
+            named = key[len(head) :]
+        else:
+            return ref
+        first = self.paths.setdefault(named, key)
+        if first != key:
+            shown = ref if self.manifest else named
+            raise ConsolidationError(
+                f"images {first!r} and {key!r} would both be {shown!r} in the "
+                "output: give the tool's images distinct file names"
+            )
         return ref
+
+    def _head(self) -> str:
+        """The image prefix as the start of the source-refs it makes (``s3://b/p/``)."""
+        return (self.image_prefix or "").rstrip("/") + "/"
 
 
 def _manifest_line(

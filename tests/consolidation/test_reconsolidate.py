@@ -875,3 +875,44 @@ def test_answers_without_a_worker_id_stay_out_of_the_saved_model(tmp_path: Path)
     assert "anonymous-line1-0" not in loaded.workers
     assert loaded.skill("anonymous-line1-0") == loaded.crowd
     assert loaded.workers == read_worker_model(f"{out}.worker-model.json").workers
+
+
+@pytest.mark.parametrize(
+    ("keys", "clash"),
+    [
+        (("s3://bkt/p/x.jpg", "/data/upload/3/x.jpg"), True),
+        (("/data/upload/3/x.jpg", "s3://bkt/p/x.jpg"), True),
+        (("s3://bkt/p/d/x.jpg", "d/./x.jpg"), True),
+        (("s3://bkt/p//x.jpg", "/data/upload/3/x.jpg"), False),  # two refs, two objects
+        (("s3://bkt/q/x.jpg", "/data/upload/3/x.jpg"), False),  # outside the prefix
+    ],
+)
+def test_an_s3_key_and_a_key_joined_to_the_prefix_as_it_are_refused(
+    tmp_path: Path, keys: tuple[str, str], clash: bool
+) -> None:
+    """A manifest keeps an s3:// key whole, but another tool's key joined to the image
+    prefix can be that very source-ref (a Label Studio project of S3 images and uploads):
+    8cfc386 checked s3:// keys only for COCO, and the manifest had two lines of one
+    source-ref, each with another task's boxes, exit 0."""
+    box = {"label": "ball", "left": 10, "top": 10, "width": 20, "height": 20}
+    images = [
+        CrowdImage(
+            key=key,
+            image_size={"width": 100, "height": 100},
+            annotators=("ana", "ben"),
+            boxes=([box], [box]),
+        )
+        for key in keys
+    ]
+    export = tmp_path / "ls.json"
+    export.write_text(json.dumps(label_studio_export(images)))
+    out = tmp_path / "out.manifest"
+    with open_crowd_source(export, "label-studio") as source:
+        if clash:
+            with pytest.raises(ConsolidationError, match="would both be 's3://bkt/p/"):
+                reconsolidate(source, out, image_prefix="s3://bkt/p", worker_model=None)
+            assert not list(tmp_path.glob("out.manifest*"))
+            return
+        reconsolidate(source, out, image_prefix="s3://bkt/p", worker_model=None)
+    refs = [line["source-ref"] for line in read_lines(out)]
+    assert len(set(refs)) == 2
