@@ -240,9 +240,18 @@ def convert_output(
         )
     from gt_toolkit.storage.s3 import prefix_problem
 
-    prefix = options.image_prefix
-    if prefix is not None and (problem := prefix_problem(prefix)) is not None:
-        raise ValidationError([f"image_prefix {problem}"], what=f"{Target(target).value} options")
+    # each makes s3:// URIs the run writes: source-refs, and augmented's channel S3Uris (a
+    # channels.json of s3://b/train.manifest, or of a prefix without s3://, exited 0)
+    problems = [
+        f"{name} {problem}"
+        for name, prefix in (
+            ("image_prefix", options.image_prefix),
+            ("channel_prefix", options.channel_prefix),
+        )
+        if prefix is not None and (problem := prefix_problem(prefix)) is not None
+    ]
+    if problems:
+        raise ValidationError(problems, what=f"{Target(target).value} options")
     from gt_toolkit.convert.staging import StagedOutput  # boto3 behind it: not at import
 
     reads = [r for r in (source, options.images_dir, options.coco_reference) if r is not None]

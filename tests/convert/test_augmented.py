@@ -4,7 +4,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gt_toolkit.convert import ConvertOptions, convert_output
+from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.sampling import split_name
 from tests.helpers import DATA, read_jsonl
 
@@ -78,3 +81,25 @@ def test_augmented_to_and_from_s3(store: Any, bucket: str) -> None:
     n = sum(len(store.get_bytes(u).splitlines()) for u in uris)
     assert n == 4
     assert not any("local paths" in x for x in channels["notes"])
+
+
+@pytest.mark.parametrize(
+    ("prefix", "why"),
+    [("s3://b/", "bad bucket name 'b'"), ("my-bucket/train/", "must be an s3://bucket/folder/")],
+    ids=["bucket-s3-refuses", "no-scheme"],
+)
+def test_a_channel_prefix_no_s3_uri_can_start_is_refused(
+    tmp_path: Path, prefix: str, why: str
+) -> None:
+    """channels.json's S3Uri values are the prefix joined to the manifest names: s3://b/
+    (a bucket S3 does not allow) or a prefix without s3:// wrote channels no training job can
+    read, exit 0, as 8471f82 had stopped for --image-prefix only."""
+    out = tmp_path / "aug"
+    options = ConvertOptions(channel_prefix=prefix)
+    with pytest.raises(ValidationError, match=f"channel_prefix {why}"):
+        convert_output("augmented", CONSOLE, out, options)
+    assert not out.exists()
+    good = convert_output("augmented", CONSOLE, out, ConvertOptions(channel_prefix="s3://bkt-x/c"))
+    facts = json.loads(Path(good.outputs["channels"]).read_text())
+    uris = [c["DataSource"]["S3DataSource"]["S3Uri"] for c in facts["InputDataConfig"]]
+    assert uris == ["s3://bkt-x/c/train.manifest", "s3://bkt-x/c/validation.manifest"]
