@@ -598,7 +598,7 @@ class AnswersFolderSource(IndexedSource):
                     )
             return str(number)
         found = index.resolve(str(rec.get("source-ref")))
-        if found is None:
+        if found is None or not found[0].isdigit():  # not a line's own alias (_line_alias)
             raise ConsolidationError("no datasetObjectId and no source-ref of the manifest")
         return found[0]
 

@@ -310,6 +310,16 @@ def test_answers_folder_id_and_source_ref_must_name_one_line(tmp_path: Path) -> 
     ]
     assert refs[2] in rejects[0].detail and rejects[0].raw == json.dumps(astray)
 
+    # a source-ref spelled as the index's name for a line's key names no line
+    odd = {"source-ref": "\x00line 1", "boundingBoxes": [box]}
+    (folder / "zz-two.jsonl").write_text(json.dumps(odd) + "\n")
+    rejects.clear()
+    with open_crowd_source(
+        folder, "answers-folder", manifest=MANIFEST, on_reject=rejects.append
+    ) as source:
+        assert len(list(source.images())) == len(refs)
+    assert [r.reason.value for r in rejects] == ["malformed"]
+
     # a manifest that lists one image twice: each of its lines is that image's
     twice = tmp_path / "twice.manifest"
     twice.write_text(MANIFEST.read_text().splitlines()[0] + "\n" + MANIFEST.read_text())
