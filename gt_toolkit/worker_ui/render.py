@@ -151,7 +151,7 @@ def text_to_html(text: str) -> Markup:
     return Markup("".join(blocks))
 
 
-def _carries_metadata(img: Any) -> bool:
+def _carries_metadata(img: Any, data: bytes) -> bool:
     """Whether an image says more than its pixels (EXIF, XMP, a comment, PNG text).
 
     EXIF holds a phone photo's GPS position and the camera owner's name. An image embedded
@@ -160,16 +160,46 @@ def _carries_metadata(img: Any) -> bool:
     """
     if img.getexif() or _METADATA_KEYS & img.info.keys() or getattr(img, "text", None):
         return True
-    if getattr(img, "n_frames", 1) == 1:
-        return False
-    # a GIF's comment or XMP may come with any frame: Pillow reads it into that frame's info
-    # only (one before the second frame went into the template byte for byte)
-    from PIL import ImageSequence
+    # a GIF's comment or XMP may sit before any frame or after the last: Pillow reads one
+    # into the info of the frame it comes before (one before the second frame was missed)
+    # and one after the last image not at all, so the file's blocks are read
+    return img.format == "GIF" and _gif_extras(data)
 
-    try:
-        return any(_METADATA_KEYS & frame.info.keys() for frame in ImageSequence.Iterator(img))
-    finally:
-        img.seek(0)
+
+def _gif_extras(data: bytes) -> bool:
+    """Whether a GIF holds a comment, or an application extension other than the loop's.
+
+    Blocks are walked as GIF89a lays them out: image descriptors (with their colour table
+    and data sub-blocks) and extensions (label, sub-blocks), up to the trailer.
+    """
+
+    def skip_table(flags: int, at: int) -> int:
+        return at + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+
+    def skip_sub_blocks(at: int) -> int:
+        while at < len(data) and data[at]:
+            at += data[at] + 1
+        return at + 1
+
+    at = skip_table(data[10], 13) if len(data) > 13 else len(data)
+    while at < len(data):
+        block = data[at]
+        if block == 0x2C and at + 10 <= len(data):  # an image
+            at = skip_sub_blocks(skip_table(data[at + 9], at + 10) + 1)
+        elif block == 0x21 and at + 2 <= len(data):  # an extension
+            label = data[at + 1]
+            if label == 0xFE:  # a comment
+                return True
+            if label == 0xFF and data[at + 3 : at + 3 + data[at + 2]] not in _GIF_PLAIN_APPS:
+                return True  # XMP, Photoshop's IPTC, an application's own data
+            at = skip_sub_blocks(at + 2)
+        else:  # the trailer, or not a block: Pillow read what it could
+            return False
+    return False
+
+
+_GIF_PLAIN_APPS: Final = frozenset({b"NETSCAPE2.0", b"ANIMEXTS1.0", b"ICCRGBG1012"})
+"""Application extensions that say how to show the picture: looping, its colour profile."""
 
 
 _METADATA_KEYS: Final = frozenset({"xmp", "XML:com.adobe.xmp", "comment", "photoshop"})
@@ -227,7 +257,7 @@ def _embed_local_image(path: Path, max_side: int) -> str:
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format or ""
             small_already = max(img.size) <= max_side and len(data) <= _MAX_EMBED_BYTES
-            if fmt in _MIME and small_already and not _carries_metadata(img):
+            if fmt in _MIME and small_already and not _carries_metadata(img, data):
                 return data_uri(data, _MIME[fmt])
             animated = getattr(img, "n_frames", 1) > 1
             if fmt in _FRAME_INFO and small_already and animated:
@@ -242,8 +272,8 @@ def _embed_local_image(path: Path, max_side: int) -> str:
             pixels = small.convert("RGBA" if alpha else "RGB")
             # the colour profile stays; a comment, EXIF or text would be saved along
             pixels.info = {k: v for k, v in pixels.info.items() if k == "icc_profile"}
-            # a small PNG re-encoded only to drop its metadata stays lossless
-            if alpha or (fmt == "PNG" and small_already):
+            # a small PNG or still GIF re-encoded only to drop its metadata stays lossless
+            if alpha or (fmt in ("PNG", "GIF") and small_already):
                 pixels.save(out, format="PNG", optimize=True)
                 mime = "image/png"
             else:

@@ -587,3 +587,30 @@ def test_an_apng_example_keeps_its_default_image_out_of_the_animation(tmp_path: 
         before = played(img)
     with Image.open(io.BytesIO(embedded)) as img:
         assert played(img) == before == [((255, 0, 0), 300), ((0, 255, 0), 200), ((0, 0, 255), 100)]
+
+
+@pytest.mark.parametrize("extension", ["comment", "xmp"])
+def test_a_gif_comment_or_xmp_after_its_image_is_dropped_too(
+    tmp_path: Path, extension: str
+) -> None:
+    """GIF89a allows a comment or an application extension (XMP) after the last image,
+    before the trailer; Pillow does not read it into any info, so the small GIF went into
+    the template byte for byte, comment and all."""
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 30, 30)).convert("P").save(buf, format="GIF")
+    data = buf.getvalue()
+    assert data.endswith(b";")
+    text = b"taken at 52.5N 13.4E by J. Doe"
+    if extension == "comment":
+        block = b"\x21\xfe" + bytes([len(text)]) + text + b"\x00"
+    else:  # an XMP packet as Adobe's tools write it in a GIF: an application extension
+        block = b"\x21\xff\x0bXMP DataXMP" + bytes([len(text)]) + text + b"\x00"
+    gif = tmp_path / "still.gif"
+    gif.write_bytes(data[:-1] + block + b";")
+    embedded = _embedded(gif)
+    assert b"J. Doe" not in embedded
+    with Image.open(gif) as img:
+        before = img.convert("RGB").tobytes()
+    with Image.open(io.BytesIO(embedded)) as img:  # kept lossless, as a small PNG is
+        assert img.format == "PNG"
+        assert img.convert("RGB").tobytes() == before
