@@ -190,7 +190,8 @@ def _gif_extras(data: bytes) -> bool:
             label = data[at + 1]
             if label == 0xFE:  # a comment
                 return True
-            if label == 0xFF and data[at + 3 : at + 3 + data[at + 2]] not in _GIF_PLAIN_APPS:
+            name = data[at + 3 : at + 3 + data[at + 2]] if at + 3 <= len(data) else b""
+            if label == 0xFF and name not in _GIF_PLAIN_APPS:
                 return True  # XMP, Photoshop's IPTC, an application's own data
             at = skip_sub_blocks(at + 2)
         else:  # the trailer, or not a block: Pillow read what it could

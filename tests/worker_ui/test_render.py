@@ -614,3 +614,15 @@ def test_a_gif_comment_or_xmp_after_its_image_is_dropped_too(
     with Image.open(io.BytesIO(embedded)) as img:  # kept lossless, as a small PNG is
         assert img.format == "PNG"
         assert img.convert("RGB").tobytes() == before
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80), st.integers(0, 255))
+def test_the_gif_block_walk_ends_on_any_bytes(tail: bytes, flags: int) -> None:
+    """Cut short or malformed, a GIF's blocks are walked to an answer, never an IndexError."""
+    from gt_toolkit.worker_ui.render import _gif_extras
+
+    header = b"GIF89a" + bytes([1, 0, 1, 0, flags, 0, 0])
+    assert _gif_extras(header + tail) in (True, False)
+    for cut in (b"\x21", b"\x21\xff", b"\x2c" + bytes(8)):
+        assert _gif_extras(header + cut) in (True, False)
