@@ -142,7 +142,7 @@ class WorkerModel:
     def to_json(self) -> dict[str, Any]:
         """A plain dict (the worker table a Lambda or a later run reads back).
 
-        Answers without a worker id (``anonymous-line4-0``, :func:`is_anonymous_worker`) are
+        Answers without a worker id (``anonymous-object4-0``, :func:`is_anonymous_worker`) are
         left out: each is one answer of one object of this job, fitted on that image alone,
         and in another job the same name is whoever answered its line 4 without an id. They
         count in the fit (the crowd's figures, the other workers' evidence) and in this
@@ -164,7 +164,7 @@ class WorkerModel:
     def from_json(cls, data: Mapping[str, Any]) -> WorkerModel:
         """Read back :meth:`to_json`'s dict.
 
-        A worker named as an answer without a worker id (``anonymous-line4-0``, which
+        A worker named as an answer without a worker id (``anonymous-object4-0``, which
         :meth:`to_json` never writes; a table from an older version or edited by hand) is
         left out: such a name is one object of the job it came from, so a loaded model
         never matches it, and that answer takes the crowd's skills.

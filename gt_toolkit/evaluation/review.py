@@ -550,7 +550,7 @@ def read_worker_responses(
     for object_id, line_no in objects.items():
         got, where, problems = read_answer_files(files.get(object_id, []), store=store)
         reject_unreadable(problems, line_no, skip)
-        kept = one_per_worker(got, where, skip, line_no=line_no)
+        kept = one_per_worker(got, where, skip, object_id=object_id)
         answers[object_id] = [replace(got[i], worker_id=name) for name, i in kept.items()]
     reject_unknown_objects(files, data_objects, skip)
     return answers

@@ -846,7 +846,7 @@ def test_an_image_uri_with_a_bucket_s3_refuses_stops_the_run(tmp_path: Path) -> 
 
 
 def test_answers_without_a_worker_id_stay_out_of_the_saved_model(tmp_path: Path) -> None:
-    # an answer without a workerId is anonymous-line<n>-<i>, one object of this job: saved in
+    # an answer without a workerId is anonymous-object<id>-<i>, one object of this job: saved in
     # the table, applied to another job it took this job's line-1 skills for whoever answered
     # that job's line 1 without an id
     job = tmp_path / "job"
@@ -864,16 +864,16 @@ def test_answers_without_a_worker_id_stay_out_of_the_saved_model(tmp_path: Path)
     fitted = report.worker_model
     assert fitted is not None
     anonymous = sorted(w for w in fitted.workers if w.startswith("anonymous-"))
-    assert anonymous == ["anonymous-line1-0", "anonymous-line2-0"]  # in this run's fit
+    assert anonymous == ["anonymous-object0-0", "anonymous-object1-0"]  # in this run's fit
     saved = json.loads(Path(f"{out}.worker-model.json").read_text())
     assert sorted(saved["workers"]) == sorted(set(fitted.workers) - set(anonymous))
     assert len(saved["workers"]) == 5
     # a table that names one anyway (an older version's, or edited) never matches it
-    hand = {**saved, "workers": {**saved["workers"], "anonymous-line1-0": saved["crowd"]}}
-    hand["workers"]["anonymous-line1-0"] = {**saved["crowd"], "miss_rate": 0.9}
+    hand = {**saved, "workers": {**saved["workers"], "anonymous-object0-0": saved["crowd"]}}
+    hand["workers"]["anonymous-object0-0"] = {**saved["crowd"], "miss_rate": 0.9}
     loaded = WorkerModel.from_json(hand)
-    assert "anonymous-line1-0" not in loaded.workers
-    assert loaded.skill("anonymous-line1-0") == loaded.crowd
+    assert "anonymous-object0-0" not in loaded.workers
+    assert loaded.skill("anonymous-object0-0") == loaded.crowd
     assert loaded.workers == read_worker_model(f"{out}.worker-model.json").workers
 
 

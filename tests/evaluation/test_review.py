@@ -1444,3 +1444,31 @@ def test_the_report_is_written_with_its_pictures_streamed_in(tmp_path: Path) -> 
     whole = build_review_html(items, pictures).encode()
     assert written.getvalue() == whole
     assert all(data_uri(p).encode() in whole for p in pictures)
+
+
+def test_an_answer_without_a_worker_id_has_one_name_in_consolidate_and_review(
+    tmp_path: Path,
+) -> None:
+    """a551366 named such answers by their manifest line, which is the job manifest's in
+    consolidate and the output manifest's in review: after a blank line in the job's
+    manifest, one unknown answerer had two names in the two quality tables."""
+    from gt_toolkit.consolidation.reconsolidate import reconsolidate
+    from gt_toolkit.formats.crowd.sources import open_crowd_source
+
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    manifest = job / "manifests" / "output" / "output.manifest"
+    manifest.write_text("\n" + manifest.read_text())  # datasetObjectIds do not count it
+    path = next((job / "annotations" / "worker-response" / "iteration-1" / "0").iterdir())
+    doc = json.loads(path.read_text())
+    doc["answers"][0]["workerId"] = None
+    path.write_text(json.dumps(doc))
+    out = tmp_path / "out.manifest"
+    with open_crowd_source(job) as source:
+        report = reconsolidate(source, out, worker_model=None)
+    assert report.complete
+    table = json.loads((tmp_path / "out.manifest.worker-quality.json").read_text())
+    consolidated = {row["worker_id"] for row in table if row["worker_id"].startswith("anon")}
+    summary = write_review(out, tmp_path / "review", worker_responses=str(job), images_dir=IMAGES)
+    reviewed = {row["worker_id"] for row in summary.quality if row["worker_id"].startswith("anon")}
+    assert len(consolidated) == 1 and reviewed == consolidated

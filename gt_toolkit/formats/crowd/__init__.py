@@ -15,25 +15,27 @@ from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = ["CrowdImage", "CrowdSourceKind", "anonymous_worker", "is_anonymous_worker"]
 
-_ANONYMOUS = re.compile(r"anonymous-line\d+-\d+")
+_ANONYMOUS = re.compile(r"anonymous-object\d+-\d+")
 
 
-def anonymous_worker(line_no: int, index: int) -> str:
-    """The name of a Ground Truth answer without a ``workerId``: ``anonymous-line<n>-<i>``.
+def anonymous_worker(object_id: int, index: int) -> str:
+    """The name of a Ground Truth answer without a ``workerId``: ``anonymous-object<id>-<i>``.
 
-    One name per answer of one object (manifest line ``line_no``): never pooled with other
-    objects' unknown answers. The name means nothing outside its job: line 4 of another
-    job is another image (:func:`is_anonymous_worker`).
+    One name per answer of one object (its ``datasetObjectId``): never pooled with other
+    objects' unknown answers. By the id, which ``consolidate`` and ``review`` both know, not
+    by a manifest line, which was the job manifest's in one and the output manifest's in the
+    other. The name means nothing outside its job: object 4 of another job is another image
+    (:func:`is_anonymous_worker`).
     """
-    return f"anonymous-line{line_no}-{index}"
+    return f"anonymous-object{object_id}-{index}"
 
 
 def is_anonymous_worker(name: str) -> bool:
     """Whether ``name`` is one :func:`anonymous_worker` made: no person a saved model knows.
 
     A worker model leaves such names out of the table it saves and out of one it reads:
-    applied to another job, ``anonymous-line4-0`` would take the skills fitted on this
-    job's line 4 for whoever answered that job's line 4 without an id.
+    applied to another job, ``anonymous-object4-0`` would take the skills fitted on this
+    job's object 4 for whoever answered that job's object 4 without an id.
     """
     return _ANONYMOUS.fullmatch(name) is not None
 

@@ -242,6 +242,7 @@ def _key_of(data: Mapping[str, Any]) -> str:
 
 def _item(
     line: ManifestLine,
+    object_id: int,
     answers: Sequence[BoundingBoxAnswer],
     where: Sequence[str],
     skip: Skipper | None,
@@ -249,11 +250,12 @@ def _item(
 ) -> CrowdItem:
     """One manifest line with its answers: one per worker (:func:`one_per_worker`), sizes checked.
 
-    ``where[i]`` names the file of ``answers[i]`` for messages; ``skip`` is ``None`` on a later
-    pass, which counts nothing again.
+    ``object_id`` is the line's ``datasetObjectId``; ``where[i]`` names the file of
+    ``answers[i]`` for messages; ``skip`` is ``None`` on a later pass, which counts nothing
+    again.
     """
     key = _key_of(line.data)
-    by_worker = one_per_worker(answers, where, skip, line_no=line.line_no)
+    by_worker = one_per_worker(answers, where, skip, object_id=object_id)
     chosen = [answers[i] for i in by_worker.values()]  # in the order workers first appear
     size: ImageSize | None = None
     first = ""
@@ -289,26 +291,26 @@ def one_per_worker(
     where: Sequence[str],
     skip: Skipper | None,
     *,
-    line_no: int,
+    object_id: int,
 ) -> dict[str, int]:
     """Which answer of each worker counts: worker name to its index in ``answers``.
 
     A worker who answered an object twice (two files of one iteration) is counted once: the
     last answer read wins, and the earlier one is a ``superseded-answer`` skip. An answer
-    without a worker id is worker ``anonymous-line<line_no>-<index>``
+    without a worker id is worker ``anonymous-object<object_id>-<index>``
     (:func:`~gt_toolkit.formats.crowd.anonymous_worker`). Workers keep the order in which
     they first appear.
 
     Args:
         where: the file of each answer, for the skip.
         skip: counts superseded answers; ``None`` on a later pass, which counts nothing again.
-        line_no: the object's manifest line: its answers without a worker id are named
-            by it, or every object's first such answer would be one worker,
+        object_id: the object's ``datasetObjectId``: its answers without a worker id are
+            named by it, or every object's first such answer would be one worker,
             ``anonymous-0``, in the quality table and the worker model.
     """
     by_worker: dict[str, int] = {}
     for i, answer in enumerate(answers):
-        worker = answer.worker_id or anonymous_worker(line_no, i)
+        worker = answer.worker_id or anonymous_worker(object_id, i)
         if worker in by_worker and skip is not None:
             skip(where[i], f"worker {worker}", SkipReason.SUPERSEDED)
         by_worker[worker] = i
@@ -423,11 +425,11 @@ class GtJobSource(CrowdSource):
         window = self.max_workers * 4
         count = 0
         with cf.ThreadPoolExecutor(max_workers=self.max_workers) as pool:
-            pending: deque[tuple[ManifestLine, cf.Future[Any]]] = deque()
+            pending: deque[tuple[int, ManifestLine, cf.Future[Any]]] = deque()
 
             def ready(limit: int) -> Iterator[CrowdItem]:
                 while len(pending) > limit:
-                    line, future = pending.popleft()
+                    object_id, line, future = pending.popleft()
                     answers, where, problems = future.result()
                     # S3 is read again when a first pass was left unfinished: a read that
                     # fails only then is reported then, or its image would be lost unsaid
@@ -439,7 +441,9 @@ class GtJobSource(CrowdSource):
                     if problems and not answers:
                         failure = "; ".join(f"{name}: {why}" for name, why, _ in problems)
                         self.report.failed_images += int(new)
-                    yield _item(line, answers, where, self.skip if first else None, failure)
+                    yield _item(
+                        line, object_id, answers, where, self.skip if first else None, failure
+                    )
 
             for index, line in _numbered(self.manifest, self.store):
                 got = pool.submit(
@@ -448,7 +452,7 @@ class GtJobSource(CrowdSource):
                     element_name=self.element_name,
                     store=self.store,
                 )
-                pending.append((line, got))
+                pending.append((index, line, got))
                 count = index + 1
                 yield from ready(window)
             yield from ready(0)
@@ -617,7 +621,7 @@ class AnswersFolderSource(IndexedSource):
                     for a in index.answers(img)
                 ]
             where = [self.location] * len(answers)
-            yield _item(line, answers, where, self.skip if first else None)
+            yield _item(line, i, answers, where, self.skip if first else None)
         if first:  # load() rejected these with their lines; a manifest that shrank since:
             for _, key, _ in index.images():
                 if int(key) >= count:
