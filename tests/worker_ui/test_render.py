@@ -626,3 +626,81 @@ def test_the_gif_block_walk_ends_on_any_bytes(tail: bytes, flags: int) -> None:
     assert _gif_extras(header + tail) in (True, False)
     for cut in (b"\x21", b"\x21\xff", b"\x2c" + bytes(8)):
         assert _gif_extras(header + cut) in (True, False)
+
+
+def test_a_small_lossy_webp_animation_loses_its_metadata_not_its_size(tmp_path: Path) -> None:
+    """897cb1a saved a small animated WebP with XMP again, losslessly: a 50 KB lossy
+    animation came out at about 1 MB, embedded twice in the template. Its EXIF and XMP
+    chunks are dropped instead, the frames kept as they were, byte for byte."""
+    import numpy as np
+    from PIL import ImageSequence
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:240, 0:320]
+    frames = []
+    for k in range(6):
+        rgb = np.stack([(xx + 10 * k) % 256, (yy * 2 + 5 * k) % 256, (xx + yy) // 2 % 256], -1)
+        noisy = np.clip(rgb + rng.integers(-20, 20, rgb.shape), 0, 255).astype(np.uint8)
+        frames.append(Image.fromarray(noisy))
+    exif = Image.Exif()
+    exif[0x013B] = "J. Doe"
+    webp = tmp_path / "how-to.webp"
+    frames[0].save(
+        webp,
+        save_all=True,
+        append_images=frames[1:],
+        duration=[100, 120, 140, 160, 180, 200],
+        loop=3,
+        quality=20,
+        xmp=b"<x:xmpmeta>J. Doe</x:xmpmeta>",
+        exif=exif,
+    )
+    embedded = _embedded(webp)
+    assert b"J. Doe" not in embedded
+    assert len(embedded) <= webp.stat().st_size
+
+    def shown(image: Image.Image) -> list[tuple[bytes, Any]]:
+        return [
+            (f.convert("RGB").tobytes(), f.info.get("duration"))
+            for f in ImageSequence.Iterator(image)
+        ]
+
+    with Image.open(webp) as before, Image.open(io.BytesIO(embedded)) as after:
+        assert after.format == "WEBP" and after.info.get("loop") == 3
+        assert not after.getexif() and "xmp" not in after.info
+        assert shown(after) == shown(before)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([b"VP8X", b"EXIF", b"XMP ", b"ANMF"]), st.binary(max_size=9)),
+        max_size=5,
+    ),
+    st.binary(max_size=6),
+)
+def test_the_webp_chunk_walk_ends_on_any_bytes(
+    chunks: list[tuple[bytes, bytes]], tail: bytes
+) -> None:
+    """Well formed or cut short, a WebP's chunks are walked to an answer, never an error;
+    what it keeps holds no EXIF or XMP chunk."""
+    from gt_toolkit.worker_ui.render import _webp_without_metadata
+
+    body = b"WEBP" + b"".join(
+        kind + len(payload).to_bytes(4, "little") + payload + b"\0" * (len(payload) & 1)
+        for kind, payload in chunks
+    )
+    for data in (
+        b"RIFF" + len(body).to_bytes(4, "little") + body,
+        b"RIFF" + bytes(4) + body + tail,
+    ):
+        bare = _webp_without_metadata(data)
+        if bare is None:
+            continue
+        assert int.from_bytes(bare[4:8], "little") == len(bare) - 8
+        kinds, at = [], 12
+        while at < len(bare):  # what it keeps is whole chunks, none of them EXIF or XMP
+            size = int.from_bytes(bare[at + 4 : at + 8], "little")
+            kinds.append(bare[at : at + 4])
+            at += 8 + size + (size & 1)
+        assert at == len(bare) and not {b"EXIF", b"XMP "} & set(kinds)
