@@ -156,12 +156,22 @@ def _looks(label: str) -> str:
         if i % 2
         else "".join(
             ch
-            for ch in part
-            if ch in _DRAWN or ch.isspace() or unicodedata.category(ch) not in _UNSEEN
+            for ch in part.translate(_BLANK)
+            if ch in _DRAWN
+            or ch.isspace()
+            or (unicodedata.category(ch) not in _UNSEEN and ch not in _FILLERS)
         )
         for i, part in enumerate(parts)
     ]
     return " ".join("".join(kept).split())
+
+
+# letters and marks that draw nothing though their category is not Cf: the combining
+# grapheme joiner, the Hangul fillers (U+3164 is a known 'invisible letter'), Khmer's
+# inherent vowels and Mongolian's free variation selectors (Unicode's default-ignorable
+# code points of other categories, but the variation selectors, which pick an emoji's look)
+_FILLERS: Final = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u3164\uffa0")
+_BLANK: Final = str.maketrans({"\u2800": " "})  # Braille's blank cell: a space to the eye
 
 
 def _tags(text: str) -> str:

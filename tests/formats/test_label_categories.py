@@ -83,6 +83,12 @@ _FLAG = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
             "BoundingBox",
             "differ only",
         ),
+        # letters and marks that draw nothing (not Cf, which was all the rule dropped): a
+        # Hangul filler, the combining grapheme joiner, Braille's blank cell
+        (["car", "car\u3164"], "BoundingBox", "differ only"),
+        (["car", "c\u034far"], "BoundingBox", "differ only"),
+        (["a b", "a\u2800b"], "BoundingBox", "differ only"),
+        (["car", "\u3164"], "BoundingBox", "label #2 is only whitespace or invisible"),
     ],
     ids=[
         "bbox-empty",
@@ -108,6 +114,10 @@ _FLAG = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
         "tag-after-a-flag",
         "flag-of-no-recommended-sequence",
         "flag-with-a-misspelt-sequence",
+        "hangul-filler",
+        "grapheme-joiner",
+        "braille-blank",
+        "only-a-filler",
     ],
 )
 def test_validate_labels_reports_each_problem(
