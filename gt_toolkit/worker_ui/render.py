@@ -160,17 +160,36 @@ def _carries_metadata(img: Any, data: bytes) -> bool:
     """
     if img.getexif() or _METADATA_KEYS & img.info.keys() or getattr(img, "text", None):
         return True
+    if _trailing_bytes(data, img.format):
+        return True
     # a GIF's comment or XMP may sit before any frame or after the last: Pillow reads one
     # into the info of the frame it comes before (one before the second frame was missed)
     # and one after the last image not at all, so the file's blocks are read
     return img.format == "GIF" and _gif_extras(data)
 
 
-def _gif_extras(data: bytes) -> bool:
-    """Whether a GIF holds a comment, or an application extension other than the loop's.
+def _trailing_bytes(data: bytes, fmt: str | None) -> bool:
+    """Whether bytes follow the end of a PNG (IEND), JPEG (EOI) or WebP (its RIFF size).
 
-    Blocks are walked as GIF89a lays them out: image descriptors (with their colour table
-    and data sub-blocks) and extensions (label, sub-blocks), up to the trailer.
+    Viewers stop there and show nothing of them, but a file embedded byte for byte takes
+    them along to every worker: a phone's trailer (Samsung's holds the original of an
+    edited photo), a zip appended to the picture. A GIF's are found by :func:`_gif_extras`.
+    """
+    if fmt == "PNG":
+        return not data.endswith(b"IEND\xaeB`\x82")
+    if fmt == "JPEG":
+        return not data.endswith(b"\xff\xd9")
+    if fmt == "WEBP":
+        return len(data) != 8 + int.from_bytes(data[4:8], "little")
+    return False
+
+
+def _gif_extras(data: bytes) -> bool:
+    """Whether a GIF holds a comment, another application's extension or a trailing byte.
+
+    Application extensions other than looping and the colour profile count. Blocks are
+    walked as GIF89a lays them out: image descriptors (with their colour table and data
+    sub-blocks) and extensions (label, sub-blocks), up to the trailer.
     """
 
     def skip_table(flags: int, at: int) -> int:
@@ -194,8 +213,10 @@ def _gif_extras(data: bytes) -> bool:
             if label == 0xFF and name not in _GIF_PLAIN_APPS:
                 return True  # XMP, Photoshop's IPTC, an application's own data
             at = skip_sub_blocks(at + 2)
-        else:  # the trailer, or not a block: Pillow read what it could
-            return False
+        elif block == 0x3B:  # the trailer: the file ends here, or bytes follow it
+            return at != len(data) - 1
+        else:  # not a block: Pillow read what it could, and what else is there is unknown
+            return True
     return False
 
 

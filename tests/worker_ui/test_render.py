@@ -704,3 +704,22 @@ def test_the_webp_chunk_walk_ends_on_any_bytes(
             kinds.append(bare[at : at + 4])
             at += 8 + size + (size & 1)
         assert at == len(bare) and not {b"EXIF", b"XMP "} & set(kinds)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "WEBP"])
+def test_bytes_after_a_small_example_image_are_not_embedded(tmp_path: Path, fmt: str) -> None:
+    """Viewers stop at a PNG's IEND, a JPEG's EOI, a GIF's trailer, a WebP's RIFF size, and
+    show nothing of what follows; a small file embedded byte for byte took it along to every
+    worker (a phone's trailer, a zip appended to the picture)."""
+    buf = io.BytesIO()
+    picture = Image.new("RGB", (40, 30), (200, 30, 30))
+    (picture.convert("P") if fmt == "GIF" else picture).save(buf, format=fmt)
+    secret = b"PK\x03\x04 payroll.xlsx of J. Doe"
+    path = tmp_path / f"example.{fmt.lower()}"
+    path.write_bytes(buf.getvalue() + secret)
+    with Image.open(path) as img:  # the picture reads as it was
+        before = img.convert("RGB").getpixel((5, 5))
+    embedded = _embedded(path)
+    assert b"J. Doe" not in embedded
+    with Image.open(io.BytesIO(embedded)) as img:
+        assert img.convert("RGB").getpixel((5, 5)) == pytest.approx(before, abs=8)
