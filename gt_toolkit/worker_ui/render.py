@@ -254,6 +254,12 @@ def _animation_without_metadata(img: Any, fmt: str) -> bytes:
         options["loop"] = img.info.get("loop", 0)
     if fmt == "WEBP":
         options["lossless"] = True
+    clear = any(f.mode in ("RGBA", "LA", "PA") or "transparency" in f.info for f in frames)
+    if fmt == "GIF" and clear:
+        # the frames come whole (composited): a frame drawn over the last one without
+        # clearing it first left what it had made transparent showing, a box moved across a
+        # clear background left a trail; cleared to the background, each frame is itself
+        options["disposal"] = 2
     if fmt == "PNG" and img.info.get("default_image"):
         # the APNG's first image is a still for viewers that read no animation, not a frame
         # of it (the frames' timings are then the others'): saved as a frame, it was

@@ -723,3 +723,36 @@ def test_bytes_after_a_small_example_image_are_not_embedded(tmp_path: Path, fmt:
     assert b"J. Doe" not in embedded
     with Image.open(io.BytesIO(embedded)) as img:
         assert img.convert("RGB").getpixel((5, 5)) == pytest.approx(before, abs=8)
+
+
+def test_a_gif_animation_over_a_clear_background_is_saved_frame_for_frame(tmp_path: Path) -> None:
+    """A box moving across a transparent background, each frame cleared to it (disposal 2):
+    saved again to drop a comment, each frame was drawn over the last one, and the box left
+    a trail of itself where the original showed the background."""
+    from PIL import ImageDraw, ImageSequence
+
+    frames = []
+    for k in range(4):
+        frame = Image.new("P", (60, 40), 0)
+        frame.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+        ImageDraw.Draw(frame).rectangle([5 + 10 * k, 5, 15 + 10 * k, 15], fill=1 + k % 2)
+        frames.append(frame)
+    gif = tmp_path / "moving-box.gif"
+    frames[0].save(
+        gif,
+        save_all=True,
+        append_images=frames[1:],
+        duration=100,
+        loop=0,
+        transparency=0,
+        disposal=2,
+        comment=b"J. Doe",
+    )
+    embedded = _embedded(gif)
+    assert b"J. Doe" not in embedded
+
+    def shown(image: Image.Image) -> list[bytes]:
+        return [f.convert("RGBA").tobytes() for f in ImageSequence.Iterator(image)]
+
+    with Image.open(gif) as before, Image.open(io.BytesIO(embedded)) as after:
+        assert after.format == "GIF" and shown(after) == shown(before)
