@@ -22,6 +22,7 @@ RANK = {
     "errors": 0,
     "types": 0,
     "progress": 0,
+    "text": 0,
     "storage": 1,
     "templating": 1,
     "formats": 2,
