@@ -334,10 +334,50 @@ class LabelStudioSource(IndexedSource):
             for region in value:
                 if isinstance(region, Mapping) and _BOX_TYPE in region:
                     results.append({"type": _BOX_TYPE, "value": region, **_size_fields(region)})
-                elif isinstance(region, Mapping):  # another control's region: polygonlabels
-                    kind = next((k for k in region if k.endswith("labels")), "polygon")
-                    results.append({"type": kind})
+                elif isinstance(region, Mapping):  # another control's result
+                    results.append({"type": _min_kind(region)})
         return key, [self._answer(key, annotator, results, record.get("lead_time"), where)]
+
+
+# JSON_MIN drops a result's type: what its value holds tells it. A value says something of
+# the whole image (or of a region, per region) by its control's key; a place without labels
+# (an unlabelled <Polygon>, <Rectangle>, <KeyPoint>, ...) by its geometry alone
+_MIN_ABOUT = {
+    "choices": "choices",
+    "text": "textarea",
+    "rating": "rating",
+    "number": "number",
+    "datetime": "datetime",
+    "taxonomy": "taxonomy",
+    "ranker": "ranker",
+}
+_MIN_PLACES = (
+    ("points", "polygon"),
+    ("vertices", "vector"),
+    ("rle", "brush"),
+    ("imageDataURL", "bitmask"),
+    ("radiusX", "ellipse"),
+    ("height", "rectangle"),
+    ("x", "keypoint"),
+)
+
+
+def _min_kind(value: Mapping[str, Any]) -> str | None:
+    """The result type of a JSON_MIN value that is not a box, as the JSON export names it.
+
+    JSON_MIN writes each result's ``value`` without its ``type``: ``{"polygonlabels": [...],
+    "points": ...}`` is a region, but ``{"rating": 4}`` (a Rating, Number, DateTime or
+    Taxonomy control, which JSON_MIN writes as a list of one value) says something of the
+    whole image: an annotator who gave only that drew nothing, as in the JSON export, where
+    taken for a region it made them abstain. ``None``: neither (a list in the task's data).
+    """
+    kind = next((k for k in value if isinstance(k, str) and k.endswith("labels")), None)
+    if kind is not None:
+        return kind
+    about = next((t for k, t in _MIN_ABOUT.items() if k in value), None)
+    if about is not None:
+        return about
+    return next((t for k, t in _MIN_PLACES if k in value), None)
 
 
 def _same_size(

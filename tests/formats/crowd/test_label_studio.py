@@ -541,3 +541,57 @@ def test_a_region_of_several_labels_is_read_with_its_first_and_counted(
     assert source.report.several_labels == source.report.to_json()["several_labels"] == counted
     said = "1 boxes of several labels read with their first" in source.report.summary()
     assert said is bool(counted)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "kind", "placed"),
+    [
+        ("quality", {"rating": 4}, "rating", False),
+        ("count", {"number": 3}, "number", False),
+        ("when", {"datetime": "2026-11-02"}, "datetime", False),
+        ("tree", {"taxonomy": [["vehicle", "car"]]}, "taxonomy", False),
+        ("weather", {"choices": ["rain", "fog"]}, "choices", False),
+        (
+            "note",
+            {"x": 1.0, "y": 2.0, "width": 3.0, "height": 4.0, "rotation": 0, "text": ["dent"]},
+            "textarea",
+            False,
+        ),
+        (
+            "outline",
+            {"points": [[1.0, 1.0], [5.0, 5.0], [1.0, 5.0]], "closed": True},
+            "polygon",
+            True,
+        ),
+        (
+            "area",
+            {"x": 1.0, "y": 2.0, "width": 3.0, "height": 4.0, "rotation": 0},
+            "rectangle",
+            True,
+        ),
+        ("spot", {"x": 1.0, "y": 2.0, "width": 0.5}, "keypoint", True),
+    ],
+)
+def test_json_min_whole_image_results_drew_nothing_as_in_the_json_export(
+    tmp_path: Path, field: str, value: dict[str, Any], kind: str, placed: bool
+) -> None:
+    # JSON_MIN writes a Rating (Number, DateTime, Taxonomy, several Choices) as a list of
+    # one value without its type: bea, who only rated img_b, was read as a region of another
+    # shape and abstained there, where the JSON export of the same answer drew nothing
+    records = json.loads(MINIMAL.read_text())
+    records[3][field] = [{**value, "original_width": 640, "original_height": 480}]
+    tasks = json.loads(EXPORT.read_text())
+    bea = tasks[1]["annotations"][1]
+    assert bea["completed_by"]["email"] == "bea@example.com" and bea["result"] == []
+    bea["result"] = [
+        {"type": kind, "from_name": field, "to_name": "image", "value": value}
+        | {"original_width": 640, "original_height": 480}
+    ]
+    read = []
+    for name, export in (("min.json", records), ("export.json", tasks)):
+        with open_crowd_source(write(tmp_path, export, name), "label-studio") as source:
+            _, b, _ = list(source.images())
+        read.append((b.annotators, dict(source.report.abstained)))
+    drew_nothing = ("7", "bea@example.com", "12")
+    expected = (("7", "12"), {"not-a-box": 1}) if placed else (drew_nothing, {})
+    assert read == [expected, expected]
