@@ -361,8 +361,7 @@ def _new_part(folder: Path, stem: str, *, mode: int) -> tuple[int, Path]:
     file could not ("File name too long"). A sweep reads only the name's end.
     """
     _sweep(folder)
-    room = _NAME_MAX - len(part_name("").encode())
-    stem = stem.encode()[:room].decode("utf-8", "ignore")
+    stem = _part_stem(stem)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     while True:
         path = folder / part_name(stem)
@@ -370,6 +369,18 @@ def _new_part(folder: Path, stem: str, *, mode: int) -> tuple[int, Path]:
             return os.open(path, flags, mode), path
         except FileExistsError:  # pragma: no cover - a 64-bit token collision
             continue
+
+
+def _part_stem(stem: str) -> str:
+    """``stem`` cut at a whole character so that :func:`part_name` of it fits a file name.
+
+    Counted as the disk stores it (``os.fsencode``: a name that is not UTF-8 is cut too,
+    where ``str.encode`` raised).
+    """
+    room = _NAME_MAX - len(part_name("").encode())
+    while len(os.fsencode(stem)) > room:
+        stem = stem[: -max(1, (len(os.fsencode(stem)) - room) // 4)]
+    return stem
 
 
 def part_name(stem: str) -> str:
@@ -390,11 +401,13 @@ def make_part_folder(parent: Path, stem: str) -> Path:
 
     For writers that stage a whole tree and move it into place at the end (the converters):
     the folder carries the same name pattern as a temporary file, so a later run removes it
-    when the process that made it was killed.
+    when the process that made it was killed. Its name is cut as a temporary file's is: a
+    converter's output folder named near the limit (240 bytes) could not be staged.
     """
     _sweep(parent)
+    stem = _part_stem(f".{stem}")
     while True:
-        path = parent / part_name(f".{stem}")
+        path = parent / part_name(stem)
         try:
             path.mkdir(mode=0o700)
             return path

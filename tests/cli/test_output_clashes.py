@@ -498,3 +498,12 @@ def test_a_folder_given_to_a_one_file_output_is_named_as_such(
     said = f"-o {folder} is a folder, and {target} writes one file: give a file name"
     refused_run(argv, said, capsys)
     assert [p.name for p in tmp_path.iterdir()] == [folder.name] and not any(folder.iterdir())
+
+
+def test_a_converter_writes_a_folder_named_near_the_limit(tmp_path: Path) -> None:
+    # a 240-byte folder name is legal, but the converters stage it in
+    # '.<name>.<host>.<pid>.<token>.part' beside it, whose name was not cut: "File name too long"
+    out = tmp_path / ("\u00e9" * 120)
+    assert main(["yolo", str(TRUTH), "-o", str(out)]) == 0
+    assert (out / "data.yaml").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]

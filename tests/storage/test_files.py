@@ -333,3 +333,12 @@ def test_a_target_named_near_the_limit_is_written(tmp_path: Path) -> None:
     write_bytes(target, b"label")
     assert target.read_bytes() == b"label"
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_a_target_whose_name_is_not_utf8_is_written(tmp_path: Path) -> None:
+    # a name of bytes that are not UTF-8 (argv gives it with surrogate escapes): cutting its
+    # temporary file's name by str.encode() raised UnicodeEncodeError, a traceback
+    target = tmp_path / os.fsdecode(b"label-\xff.txt")
+    check_writable(target)
+    write_bytes(target, b"label")
+    assert [os.fsencode(p.name) for p in tmp_path.iterdir()] == [b"label-\xff.txt"]
