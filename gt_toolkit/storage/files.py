@@ -285,8 +285,9 @@ def check_writable(location: Location, *, store: S3Store | None = None) -> None:
     """Refuse, before a run, a file it could only fail to write once its output is in place.
 
     The run's summary is written last; a path through a file, into a folder this user may
-    not write, or a name whose temporary file would be too long would otherwise fail after
-    the output had replaced the earlier one. The nearest existing folder is asked by the
+    not write, or a name too long (the file's, or a folder's the write makes) would
+    otherwise fail after the output had replaced the earlier one. The nearest existing
+    folder is asked by the
     write's own first step: its temporary file is made there and removed. An ``s3://``
     object is asked by S3 itself (:meth:`S3Store.check_writable`: a missing bucket, a key
     this user may not write). Only the write itself can tell a full disk.
@@ -308,12 +309,18 @@ def check_writable(location: Location, *, store: S3Store | None = None) -> None:
         return
     target = Path(text)
     _check_target(target)
-    folder = target.parent
-    while not folder.is_dir():
-        if folder.exists() or folder.is_symlink():  # a file, or a link to nowhere
-            raise StorageError(f"cannot write {text}: {folder} is not a folder")
-        folder = folder.parent
-    if len(os.fsencode(target.name)) > _name_max(folder):  # the probe's own name is cut
+    folder, names = target.parent, [target.name]
+    try:  # a name too long to look up (under a folder that exists) is an OSError here
+        while not folder.is_dir():
+            if folder.exists() or folder.is_symlink():  # a file, or a link to nowhere
+                raise StorageError(f"cannot write {text}: {folder} is not a folder")
+            names.append(folder.name)  # a folder the write makes
+            folder = folder.parent
+    except OSError as exc:
+        raise _cannot_write(text, exc) from exc
+    # the probe's own name is cut, and it is made in the nearest folder that exists: the
+    # names of the folders the write makes on the way are checked here too
+    if any(len(os.fsencode(name)) > _name_max(folder) for name in names):
         raise _cannot_write(text, OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)))
     try:
         fd, probe = _new_part(folder, f".{target.name}", mode=0o600)

@@ -507,3 +507,16 @@ def test_a_converter_writes_a_folder_named_near_the_limit(tmp_path: Path) -> Non
     assert main(["yolo", str(TRUTH), "-o", str(out)]) == 0
     assert (out / "data.yaml").is_file()
     assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_an_output_folder_named_past_the_limit_is_refused_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the check asked only the nearest folder that exists: the run read the whole source,
+    # made the folders it could on the way, then failed writing (and, under a folder that
+    # exists, the check itself stopped with a traceback)
+    for base in (tmp_path, tmp_path / "new"):
+        out = base / ("n" * 256) / "out.manifest"
+        argv = ["consolidate", str(LABEL_STUDIO), *_LS, "--image-prefix", "s3://bkt/p/"]
+        refused_run([*argv, "-o", str(out)], "File name too long", capsys)
+    assert list(tmp_path.iterdir()) == []

@@ -342,3 +342,12 @@ def test_a_target_whose_name_is_not_utf8_is_written(tmp_path: Path) -> None:
     check_writable(target)
     write_bytes(target, b"label")
     assert [os.fsencode(p.name) for p in tmp_path.iterdir()] == [b"label-\xff.txt"]
+
+
+@pytest.mark.parametrize("on_the_way", ["n" * 256 + "/x.json", "new/" + "n" * 256 + "/x.json"])
+def test_check_writable_refuses_a_folder_name_too_long_on_the_way(
+    tmp_path: Path, on_the_way: str
+) -> None:
+    with pytest.raises(StorageError, match="File name too long"):
+        check_writable(tmp_path / on_the_way)
+    assert list(tmp_path.iterdir()) == []
