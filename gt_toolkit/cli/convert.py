@@ -180,8 +180,14 @@ def run(args: argparse.Namespace) -> int:
         outputs, inputs, folders, written, None if images is None else str(images), files
     )
     store = store_from_args(args)
-    # written after the output (the summary) or as the read ends: a bad one stops the run first
-    check_outputs([summary_loc, None if given is None else str(given)], store)
+    # written after the output (the summary) or as the read ends: a bad one stops the run first.
+    # A local output and its side files fail in their stage, before they move, but after the
+    # rejects file was written: one whose name is too long for the disk
+    # (x.manifest.categories.json) is refused here too. Not the listing (fixed[-1]): written
+    # only with files beside a file output, and where it cannot be, only said.
+    ours = fixed[:-1] if folder_output else [out, *fixed[:-1]]
+    staged = [loc for loc in ours if not is_s3_uri(loc)]
+    check_outputs([summary_loc, None if given is None else str(given), *staged], store)
     result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))
     summary = result.to_json()
     rejects = given if result.stats.rejected_total else None

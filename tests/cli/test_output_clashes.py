@@ -8,6 +8,7 @@ naming both and the option to change, and leaves every file as it was.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -520,3 +521,30 @@ def test_an_output_folder_named_past_the_limit_is_refused_before_the_run(
         argv = ["consolidate", str(LABEL_STUDIO), *_LS, "--image-prefix", "s3://bkt/p/"]
         refused_run([*argv, "-o", str(out)], "File name too long", capsys)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_side_file_named_past_the_limit_stops_the_run_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # x.manifest of 241 bytes is legal and so is its summary (254), but not its
+    # categories file (257): the run read everything, wrote its rejects file (one image
+    # listed twice), then failed in its stage and left that rejects file behind
+    coco = tmp_path / "in" / "coco.json"
+    coco.parent.mkdir()
+    image = {"file_name": "a.jpg", "width": 100, "height": 100}
+    box = {"category_id": 1, "bbox": [1, 1, 10, 10], "iscrowd": 0, "area": 100}
+    doc = {
+        "images": [{"id": 1, **image}, {"id": 2, **image}],
+        "annotations": [{"id": 1, "image_id": 1, **box}, {"id": 2, "image_id": 2, **box}],
+        "categories": [{"id": 1, "name": "car"}],
+    }
+    coco.write_text(json.dumps(doc))
+    out = tmp_path / "out" / ("q" * 232 + ".manifest")
+    out.parent.mkdir()
+    argv = ["from-coco", str(coco), "--image-prefix", "s3://bkt/i/", "-o", str(out)]
+    refused_run(argv, f"{out}.categories.json: File name too long", capsys)
+    assert list(out.parent.iterdir()) == []
+    # a name that fits is written, the listing of files beside it (none) not asked for
+    fits = out.parent / ("q" * 226 + ".manifest")
+    assert main([*argv[:-1], str(fits)]) == 1  # the second image entry is a reject
+    assert (out.parent / f"{fits.name}.categories.json").is_file()
