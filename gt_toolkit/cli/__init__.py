@@ -166,6 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``gt-convert``; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    bad = _not_utf8(sys.argv[1:] if argv is None else argv)
+    if bad:  # before anything is read or written: the run could not record these names
+        problems = [f"{b!r} is not UTF-8 (the outputs record paths as JSON text)" for b in bad]
+        text = ValidationError(problems, what="arguments").one_line()
+        print(f"gt-convert: ValidationError: {text}", file=sys.stderr)
+        return 1
     # Python's default for SIGTERM is to die on the spot, leaving staged files and folders
     # to a later run's sweep; only the main thread may set a handler.
     previous = None
@@ -176,6 +182,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _not_utf8(argv: Sequence[str]) -> list[bytes]:
+    """The arguments that are not UTF-8 (bytes a shell passed, which Python escapes).
+
+    Every summary and rejects file records its paths as JSON text: a run given such a name
+    wrote its outputs, then stopped with a traceback writing the summary, leaving them.
+    """
+    bad = []
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(os.fsencode(arg))
+    return bad
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ naming both and the option to change, and leaves every file as it was.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -548,3 +549,18 @@ def test_a_side_file_named_past_the_limit_stops_the_run_before_anything_is_writt
     fits = out.parent / ("q" * 226 + ".manifest")
     assert main([*argv[:-1], str(fits)]) == 1  # the second image entry is a reject
     assert (out.parent / f"{fits.name}.categories.json").is_file()
+
+
+@pytest.mark.parametrize("command", ["yolo", "consolidate"])
+def test_a_path_that_is_not_utf8_is_refused_before_anything_is_written(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # bytes that are not UTF-8 reach argv as surrogate escapes: the run wrote its outputs,
+    # then stopped with a TypeError traceback writing its summary (JSON holds only UTF-8)
+    out = str(tmp_path / os.fsdecode(b"out-\xff"))
+    argv = {
+        "yolo": ["yolo", str(TRUTH)],
+        "consolidate": ["consolidate", str(LABEL_STUDIO), *_LS, "--image-prefix", "s3://bkt/p/"],
+    }[command]
+    refused_run([*argv, "-o", out], r"b'" + str(tmp_path) + r"/out-\xff' is not UTF-8", capsys)
+    assert list(tmp_path.iterdir()) == []
