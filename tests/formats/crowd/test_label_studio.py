@@ -595,3 +595,73 @@ def test_json_min_whole_image_results_drew_nothing_as_in_the_json_export(
     drew_nothing = ("7", "bea@example.com", "12")
     expected = (("7", "12"), {"not-a-box": 1}) if placed else (drew_nothing, {})
     assert read == [expected, expected]
+
+
+_RESULTS: dict[str, tuple[str, str, dict[str, Any]]] = {  # kind: (type, from_name, value)
+    "box": (
+        "rectanglelabels",
+        "label",
+        {"x": 25, "y": 25, "width": 25, "height": 25, "rotation": 0, "rectanglelabels": ["car"]},
+    ),
+    "polygon": ("polygonlabels", "outline", POLYGON["value"]),
+    "keypoint": ("keypointlabels", "joints", KEYPOINT["value"]),
+    "choice": ("choices", "weather", {"choices": ["rain"]}),
+    "choices": ("choices", "weather", {"choices": ["rain", "fog"]}),
+    "rating": ("rating", "quality", {"rating": 4}),
+    "area": ("rectangle", "area", {"x": 1, "y": 2, "width": 3, "height": 4, "rotation": 0}),
+}
+
+
+def _json_min_record(annotator: int, kinds: list[str]) -> dict[str, Any]:
+    """One annotation as Label Studio's JSON_MIN converter writes it (prettify_result)."""
+    record: dict[str, Any] = {"image": "s3://bkt/photos/img_x.jpg", "id": 1}
+    grouped: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for kind in kinds:
+        kind_type, name, value = _RESULTS[kind]
+        grouped.setdefault(name, []).append((kind_type, value))
+    for name, values in grouped.items():
+        out: list[Any] = []
+        for kind_type, value in values:
+            if kind_type == "choices" and len(value["choices"]) == 1:
+                out.append(value["choices"][0])
+            else:
+                sized = kind_type.endswith("labels") or kind_type == "rectangle"
+                size = {"original_width": 640, "original_height": 480} if sized else {}
+                out.append({**value, **size})
+        single = values[-1][0] == "choices" and len(out) == 1
+        record[name] = out[0] if single else out
+    return record | {"annotator": annotator, "annotation_id": 100 + annotator, "lead_time": 1.0}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(sorted(_RESULTS)), max_size=4), min_size=1, max_size=4))
+def test_json_min_reads_every_mix_of_results_as_the_json_export_does(
+    answers: list[list[str]],
+) -> None:
+    # the two exports of one project are one crowd: who drew, who drew nothing, who abstained
+    task = {
+        "id": 1,
+        "data": {"image": "s3://bkt/photos/img_x.jpg"},
+        "annotations": [
+            {
+                "id": 100 + n,
+                "completed_by": n,
+                "result": [
+                    {"type": t, "from_name": f, "to_name": "image", "value": v}
+                    | ({"original_width": 640, "original_height": 480} if t != "choices" else {})
+                    for t, f, v in (_RESULTS[k] for k in kinds)
+                ],
+            }
+            for n, kinds in enumerate(answers)
+        ],
+    }
+    records = [_json_min_record(n, kinds) for n, kinds in enumerate(answers)]
+    read = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, export in (("export.json", [task]), ("min.json", records)):
+            path = Path(tmp) / name
+            path.write_text(json.dumps(export))
+            with open_crowd_source(path, "label-studio") as source:
+                [image] = list(source.images())
+            read.append((image.annotators, image.boxes, dict(source.report.abstained)))
+    assert read[0] == read[1]
