@@ -168,7 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     bad = _not_utf8(sys.argv[1:] if argv is None else argv)
     if bad:  # before anything is read or written: the run could not record these names
-        problems = [f"{b!r} is not UTF-8 (the outputs record paths as JSON text)" for b in bad]
+        problems = [
+            f"{os.fsencode(arg)!r} holds {char!r}, not valid Unicode (bytes that are not UTF-8;"
+            " the outputs record paths and names as JSON text)"
+            for arg, char in bad
+        ]
         text = ValidationError(problems, what="arguments").one_line()
         print(f"gt-convert: ValidationError: {text}", file=sys.stderr)
         return 1
@@ -184,18 +188,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _not_utf8(argv: Sequence[str]) -> list[bytes]:
-    """The arguments that are not UTF-8 (bytes a shell passed, which Python escapes).
+def _not_utf8(argv: Sequence[str]) -> list[tuple[str, str]]:
+    """The arguments that are not UTF-8, each with its first such character.
 
-    Every summary and rejects file records its paths as JSON text: a run given such a name
-    wrote its outputs, then stopped with a traceback writing the summary, leaving them.
+    A shell passes bytes, which Python escapes (PEP 383). Every summary and rejects file
+    records its paths as JSON text: a run given such a name wrote its outputs, then stopped
+    with a traceback writing the summary, leaving them.
     """
     bad = []
     for arg in argv:
         try:
             arg.encode("utf-8")
-        except UnicodeEncodeError:
-            bad.append(os.fsencode(arg))
+        except UnicodeEncodeError as exc:
+            bad.append((arg, arg[exc.start]))
     return bad
 
 
