@@ -340,6 +340,12 @@ def _consolidate(
     """The image's consolidation, or ``None`` and why it has none."""
     if item.failure is not None:
         return None, item.failure
+    if not item.image.annotators and item.abstained:  # answered, but with other shapes
+        return None, (
+            f"no box read: the {item.abstained} answers for this object hold only regions"
+            " of other shapes (polygons, keypoints, crowd regions) or boxes that were"
+            " rejected, which are no vote for or against a box"
+        )
     if not item.image.annotators:
         return None, "no worker answers for this object"
     image = item.image

@@ -58,12 +58,16 @@ class CrowdItem:
             starts from it); ``None`` for other tools, whose output line is built from the key.
         failure: why answers that exist could not be read; the image is then not
             consolidated but reported as failed.
+        abstained: answers left out of ``image`` because none of their regions was read as
+            a box (:attr:`IngestReport.abstained`): an image every answer abstained on has
+            no annotators, but was answered.
     """
 
     image: CrowdImage
     time_spent: tuple[float | None, ...] = ()
     record: Mapping[str, Any] | None = None
     failure: str | None = None
+    abstained: int = 0
 
 
 class CrowdSource(ABC):
@@ -230,11 +234,13 @@ class IndexedSource(CrowdSource):
         """The images in the order first seen, annotators in the order first seen."""
         index = self._loaded()
         for img, key, size in index.images():
-            answers = []
+            answers, abstained = [], 0
             for answer in index.answers(img):
                 if answer.abstained is None:
                     answers.append(answer)
-                elif first:
+                    continue
+                abstained += 1
+                if first:
                     self.report.abstained[answer.abstained] += 1
             image = CrowdImage(
                 key=key,
@@ -242,7 +248,8 @@ class IndexedSource(CrowdSource):
                 annotators=tuple(a.annotator for a in answers),
                 boxes=tuple(a.boxes for a in answers),
             )
-            yield CrowdItem(image, time_spent=tuple(a.time_spent for a in answers))
+            times = tuple(a.time_spent for a in answers)
+            yield CrowdItem(image, time_spent=times, abstained=abstained)
 
     def close(self) -> None:
         """Delete the index."""

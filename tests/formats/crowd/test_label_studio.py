@@ -665,3 +665,21 @@ def test_json_min_reads_every_mix_of_results_as_the_json_export_does(
                 [image] = list(source.images())
             read.append((image.annotators, image.boxes, dict(source.report.abstained)))
     assert read[0] == read[1]
+
+
+def test_an_image_every_answer_abstained_on_fails_saying_so_not_unanswered(
+    tmp_path: Path,
+) -> None:
+    # img_b's three annotators outlined its car as polygons: its output line said "no worker
+    # answers for this object", as for img_c, which nobody answered
+    tasks = json.loads(EXPORT.read_text())
+    for annotation in tasks[1]["annotations"]:
+        annotation["result"] = [POLYGON]
+    found, report = consolidate(write(tmp_path, tasks), tmp_path)
+    assert found["s3://bkt/photos/img_b.jpg"] == (
+        "reconsolidate: no box read: the 3 answers for this object hold only regions of other"
+        " shapes (polygons, keypoints, crowd regions) or boxes that were rejected, which are"
+        " no vote for or against a box"
+    )
+    assert found["s3://bkt/photos/img_c.jpg"] == EXPECTED["s3://bkt/photos/img_c.jpg"]
+    assert report.ingest.abstained == {"not-a-box": 3}
