@@ -31,11 +31,14 @@ draws:
 - ``medoid+majority``: a re-implementation of datumaro's ``IntersectMerge`` for boxes (the
   merge CVAT's consensus jobs use; datumaro is not a dependency): every pair of workers is
   matched greedily (each box, in input order, takes the other worker's unmatched box of highest
-  IoU >= 0.5), matches are linked from the earlier worker to the later one, clusters grow along
-  the links (breadth first, in input order) accepting a box only when its worker is not yet in
-  the cluster and it reaches IoU 0.5 with every member, and each cluster becomes its member
-  nearest (highest IoU) to the members' mean box. A cluster is kept when at least a strict
-  majority of the K workers are in it (CVAT's ``quorum`` on the winning label's votes);
+  IoU >= 0.5), matches are linked from the earlier worker to the later one, and clusters grow
+  along the links as datumaro's ``ShapeMatcher.match_annotations`` grows them: a linked box is
+  queued when it reaches IoU 0.5 with every member taken so far and its worker is not among
+  them, and joins when its turn comes, unchecked against the boxes queued beside it (so two
+  boxes of one worker can both join, and both vote). Datumaro's queue is a set, popped in no
+  set order; here it is first in, first out, in input order. Each cluster becomes its member
+  nearest (highest IoU) to the members' mean box, and is kept when its boxes (the winning
+  label's votes, one per box) reach a strict majority of the K workers (CVAT's ``quorum``);
 - ``one worker``: the first of the drawn workers, as a 1-worker job gets.
 
 Scoring against the expert, on the images the expert annotated: per image, one-to-one
@@ -235,21 +238,26 @@ def medoid_majority(job: Sequence[CrowdImage]) -> list[Boxes]:
             for t in range(s + 1, k):
                 for i, j in _pair_matches(sets[s], sets[t]):
                     links[index[(s, i)]].append(index[(t, j)])
-        seen: set[int] = set()
+        visited: set[int] = set()
         kept = []
         for start in range(len(nodes)):
-            if start in seen:
+            if start in visited:
                 continue
-            cluster, queue = [start], [start]
-            seen.add(start)
+            cluster: list[int] = []
+            queue = [start]
             while queue:
-                for x in links[queue.pop(0)]:
-                    if x in seen or nodes[x][0] in {nodes[m][0] for m in cluster}:
+                c = queue.pop(0)
+                cluster.append(c)
+                visited.add(c)
+                for x in links[c]:
+                    # datumaro checks against the members taken so far, not the queued ones
+                    if x in visited or x in queue:
                         continue
-                    if all(iou[x, m] >= 0.5 for m in cluster):
-                        cluster.append(x)
-                        queue.append(x)
-                        seen.add(x)
+                    if any(iou[x, m] < 0.5 for m in cluster):
+                        continue
+                    if nodes[x][0] in {nodes[m][0] for m in cluster}:
+                        continue
+                    queue.append(x)
             if len(cluster) >= need:
                 members = flat[cluster]
                 nearest = iou_matrix(members.mean(axis=0), members)[0]

@@ -142,6 +142,25 @@ def test_wbf_majority_keeps_what_a_strict_majority_drew(ped: ModuleType) -> None
     assert ped.wbf_majority([twice_alone])[0].shape == (0, 4)
 
 
+def test_medoid_clusters_as_datumaro_does(ped: ModuleType) -> None:
+    """A box joins when its turn comes, checked only against the members taken before.
+
+    Worker 0's box links to worker 1's and worker 2's first box; worker 1's box links to
+    worker 2's second box (its best match). Datumaro's ``match_annotations`` queues worker
+    1's box and worker 2's first box from worker 0's, then worker 2's second box from
+    worker 1's, checked against the two members taken so far: all four join, and the
+    cluster has four votes, a strict majority of seven workers.
+    """
+    a1, b1 = (0, 0, 10, 10), (0, 0, 10, 12)
+    c1, c2 = (0, 0, 10, 10), (0, 0, 10, 12.5)
+    img = _image([a1], [b1], [c1, c2], [], [], [], [])
+    out = ped.medoid_majority([img])[0]
+    assert out.shape == (1, 4)
+    mean = np.mean([a1, b1, c1, c2], axis=0)
+    nearest = max((a1, b1, c1, c2), key=lambda b: iou_matrix([mean], [b])[0, 0])
+    assert out[0].tolist() == list(map(float, nearest))
+
+
 def test_every_method_sees_the_same_draw(ped: ModuleType) -> None:
     """``draw`` is seeded: two calls give the same workers, and one worker is the first."""
     scenes = [
