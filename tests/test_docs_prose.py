@@ -36,7 +36,7 @@ NOT_GT_CONVERT = {
     "--train": "the shipped train.py",
     "--validation": "the shipped train.py",
     "--model_dir": "the shipped train.py",
-    "--torch-python": "bench or smoke script option",
+    "--torch-python": "scripts/train_smoke.py",
     "--ol-s3": "an S3 access point alias suffix",
     "--x-s3": "an S3 directory bucket suffix",
     "--table-s3": "an S3 table bucket suffix",

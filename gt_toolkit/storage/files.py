@@ -316,6 +316,8 @@ def check_writable(location: Location, *, store: S3Store | None = None) -> None:
                 raise StorageError(f"cannot write {text}: {folder} is not a folder")
             names.append(folder.name)  # a folder the write makes
             folder = folder.parent
+    except StorageError:  # an OSError too: wrapped again, it said "cannot write X:" twice
+        raise
     except OSError as exc:
         raise _cannot_write(text, exc) from exc
     # the probe's own name is cut, and it is made in the nearest folder that exists: the
