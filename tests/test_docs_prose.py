@@ -136,3 +136,16 @@ def test_the_consolidation_table_states_the_defaults_and_flags(
     for flag in FLAG.findall(cli):
         assert flag in options, f"consolidate has no {flag}"
     assert set(re.findall(r"GT_[A-Z_]+", cli)) <= _lambda_variables()
+
+
+def test_every_subcommand_that_touches_s3_takes_the_aws_options_and_every_o_spelling() -> None:
+    # README, "The flow": -o is also --out and --output everywhere; the AWS options are on
+    # every subcommand that touches S3 (demo runs its own moto, or real AWS by --profile)
+    for name, parser in _subparsers().items():
+        options = _options(parser)
+        if name == "demo":
+            assert {"--profile", "--region", "--out"} <= options
+            assert "-o" not in options
+            continue
+        assert {"--endpoint-url", "--region", "--profile"} <= options, name
+        assert {"-o", "--out", "--output"} <= options, name
