@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -149,3 +150,47 @@ def test_every_subcommand_that_touches_s3_takes_the_aws_options_and_every_o_spel
             continue
         assert {"--endpoint-url", "--region", "--profile"} <= options, name
         assert {"-o", "--out", "--output"} <= options, name
+
+
+def _resolves(dotted: str) -> bool:
+    """``gt_toolkit.a.b.name``: the longest importable module, then attributes."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            target: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(target, name):
+                return False
+            target = getattr(target, name)
+        return True
+    return False
+
+
+def test_every_module_name_and_repository_path_the_docs_cite_exists() -> None:
+    dotted = re.compile(r"`(gt_toolkit(?:\.[A-Za-z_]\w*)+)")
+    path = re.compile(
+        r"(?<![\w/.])((?:gt_toolkit|lambdas|tests|scripts|bench|samples|docs)/[\w./-]+)"
+    )
+    names = paths = 0
+    missing: list[str] = []
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for name in set(dotted.findall(text)):
+            names += 1
+            if not _resolves(name):
+                missing.append(f"{doc.name}: {name}")
+        for cited in set(path.findall(text)):
+            cited = cited.rstrip(".")
+            if "<" in cited:
+                continue
+            for suffix, module in ((".lambda_handler", ".py"), (".seed_objects", ".py")):
+                if cited.endswith(suffix):  # a function in a module: lambdas/x.lambda_handler
+                    cited = cited.removesuffix(suffix) + module
+            target = REPO / cited
+            paths += 1
+            if not target.exists():
+                missing.append(f"{doc.name}: {cited}")
+    assert names >= 15 and paths >= 20  # the patterns find what the docs cite
+    assert not missing, missing
