@@ -73,8 +73,10 @@ def from_yolo(source: Location, out: StagedOutput, options: ConvertOptions) -> C
             if label_file is not None:
                 boxes, bad = _read_label_file(label_file, width, height, labels, options, prior)
                 touched += bad
-            key = label_file.relative_to(root).as_posix() if label_file else None
-            ref = refs.get(key or "") or source_ref_for(
+            # an image whose label file was removed (now a negative) keeps the source-ref that
+            # sources.jsonl gives the label path the yolo target wrote for it
+            where = label_file or next(_label_candidates(root, image))
+            ref = refs.get(where.relative_to(root).as_posix()) or source_ref_for(
                 image.relative_to(root).as_posix(), options.image_prefix, str(image)
             )
             sized: ImageSize = {"width": width, "height": height, "depth": 3}

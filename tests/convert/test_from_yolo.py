@@ -11,7 +11,7 @@ from PIL import Image
 from gt_toolkit.convert import ConvertOptions, convert_output
 from gt_toolkit.errors import ConversionError
 from gt_toolkit.formats.output_manifest import iter_detection_records
-from tests.helpers import read_jsonl
+from tests.helpers import SAMPLES, read_jsonl
 
 PREFIX = "s3://bkt-x/ds/"
 
@@ -214,3 +214,23 @@ def test_two_images_that_sources_jsonl_names_one_source_ref_are_one_line(tmp_pat
         str(root / "images" / "a.png"),
         "duplicate-source-ref",
     )
+
+
+def test_an_image_whose_label_file_was_removed_keeps_its_source_ref(tmp_path: Path) -> None:
+    """A yolo dataset with its images, one label file deleted to make that image a negative:
+    from-yolo gave it --image-prefix plus its path (s3://bkt-x/ds/images/train/img_001.jpg)
+    while every other line kept the source-ref sources.jsonl maps its label path to."""
+    ds = tmp_path / "yolo"
+    mirror = ConvertOptions(
+        copy_images=True,
+        images_dir=str(SAMPLES / "images"),
+        images_prefix="s3://gt-toolkit-demo/images/",
+    )
+    convert_output("yolo", str(SAMPLES / "truth.manifest"), str(ds), mirror)
+    [removed] = [p for p in sorted((ds / "labels").rglob("*.txt")) if p.stem == "img_001"]
+    removed.unlink()
+    _, out = _convert(ds, tmp_path)
+    refs = {r.source_ref: r.boxes for r in iter_detection_records(out)}
+    assert len(refs) == 40
+    assert all(ref.startswith("s3://gt-toolkit-demo/images/img_") for ref in refs)
+    assert refs["s3://gt-toolkit-demo/images/img_001.jpg"] == []  # the negative
