@@ -263,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
     """Consolidate, write the outputs and a summary; exit 1 when a label could not be read."""
     from gt_toolkit.consolidation.reconsolidate import reconsolidate, side_files
     from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
-    from gt_toolkit.storage.files import same_location, write_json
+    from gt_toolkit.storage.files import AllOrNone, json_bytes, same_location
 
     if args.output_format == "coco" and args.label_attribute is not None:
         raise ValidationError(["--label-attribute names a manifest attribute: not with coco"])
@@ -289,26 +289,39 @@ def run(args: argparse.Namespace) -> int:
     check_outputs([where for _, where, option in outputs if option is not None], store)
     worker_model = worker_model_arg(choice, args)
     rejects = RejectsSink(rejects_loc, policy=RejectPolicy.COLLECT, source=args.source, store=store)
-    with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:
-        report = reconsolidate(
-            src,
-            output,
-            label_attribute=args.label_attribute or "consolidated",
-            job_name=args.job_name or _job_of(args),
-            labels=args.labels,
-            settings=settings,
-            output_format=args.output_format,
-            image_prefix=args.image_prefix,
-            quality_output=args.quality,
-            worker_model=worker_model,
-            store=store,
-        )
-    if not rejects.count:
-        remove_stale(rejects_loc, store, "rejects file")
-    if not fits and not same_location(model_table, choice):  # not the table it applied
-        remove_stale(model_table, store, "worker model")
-    summary = report.to_json() | {"rejects_file": rejects_loc if rejects.count else None}
-    write_json(f"{output}.summary.json", summary, store=store)
+    summary_loc = f"{output}.summary.json"
+    # The summary belongs with the outputs: stopped between them (Ctrl-C, a full disk) the run
+    # exited 130 or 1 with the new manifest, tables and model in place and no summary. The
+    # earlier run's local files are kept first; a failure before the summary is in place
+    # takes this run's files back and puts those back.
+    with AllOrNone(store=store) as together:
+        together.keep_earlier([output, table, csv, model_table, rejects_loc, summary_loc])
+        with rejects, open_source(args, lambda reject: rejects.add(reject.to_json())) as src:
+            report = reconsolidate(
+                src,
+                output,
+                label_attribute=args.label_attribute or "consolidated",
+                job_name=args.job_name or _job_of(args),
+                labels=args.labels,
+                settings=settings,
+                output_format=args.output_format,
+                image_prefix=args.image_prefix,
+                quality_output=args.quality,
+                worker_model=worker_model,
+                store=store,
+            )
+        for placed in (report.output, *report.quality_outputs, report.worker_model_output):
+            if placed is not None:
+                together.adopt(placed)
+        if rejects.count:
+            together.adopt(rejects_loc)
+        else:
+            remove_stale(rejects_loc, store, "rejects file")
+        if not fits and not same_location(model_table, choice):  # not the table it applied
+            remove_stale(model_table, store, "worker model")
+        summary = report.to_json() | {"rejects_file": rejects_loc if rejects.count else None}
+        with together.open(summary_loc) as fh:
+            fh.write(json_bytes(summary))
     eprint(f"wrote {report.output}: {report.summary()}")
     eprint("worker quality: " + ", ".join(report.quality_outputs))
     if report.worker_model_output is not None:

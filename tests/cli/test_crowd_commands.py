@@ -393,3 +393,36 @@ def test_a_rerun_without_a_fit_leaves_no_earlier_worker_model_beside_its_outputs
     assert model.read_bytes() == fitted  # the table it applied
     assert main([*run, "--worker-model", "none"]) == 0
     assert not model.exists()
+
+
+def test_a_consolidate_stopped_before_its_summary_leaves_the_earlier_run_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Ctrl-C after the manifest, tables and model were in place but before the summary was
+    # written exited 130 and left the new files without their summary (seen with a real
+    # SIGINT 0.6 s into a run on the samples' job). The stop is raised where the summary
+    # is made, the last step before it is written.
+    from gt_toolkit.cli import EXIT_INTERRUPTED
+    from gt_toolkit.consolidation.reconsolidate import ReconsolidationReport
+
+    out = tmp_path / "c.manifest"
+    assert main(["consolidate", str(JOB), "-o", str(out), "--worker-model", "none"]) == 0
+    earlier = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(earlier) == [
+        "c.manifest",
+        "c.manifest.summary.json",
+        "c.manifest.worker-quality.csv",
+        "c.manifest.worker-quality.json",
+    ]
+
+    def ctrl_c(self: ReconsolidationReport) -> dict[str, Any]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ReconsolidationReport, "to_json", ctrl_c)
+    capsys.readouterr()
+    # a fit run: it would add the worker model and change every table
+    assert main(["consolidate", str(JOB), "-o", str(out), "--min-support", "1"]) == (
+        EXIT_INTERRUPTED
+    )
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "gt-convert: interrupted"
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == earlier
