@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
+from gt_toolkit.convert.records import ref_key
 from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.errors import ConversionError, S3UriError
 from gt_toolkit.formats.detection_label import (
@@ -103,7 +104,7 @@ class PriorManifest:
         )
         self._lines: LineWriter | None = None
         self._cm: Any = None
-        self._refs: set[str] = set()  # the source-refs written
+        self._refs: set[int] = set()  # the source-refs written (records.ref_key)
 
     def __enter__(self) -> PriorManifest:
         self._cm = self.out.open(self.out.out)
@@ -136,12 +137,13 @@ class PriorManifest:
         its line kept in the rejects file: two lines of one image were two tasks of a job
         on it, and every training target refuses the second anyway.
         """
-        if source_ref in self._refs:
+        key = ref_key(source_ref)
+        if key in self._refs:
             item = {"source-ref": source_ref, "boxes": boxes, "image_size": size}
             detail = f"{source_ref} is already the source-ref of an earlier line"
             self.reject(file, where, "duplicate-source-ref", detail, item)
             return
-        self._refs.add(source_ref)
+        self._refs.add(key)
         st = self.stats
         st.objects += 1
         st.boxes += len(boxes)

@@ -95,6 +95,21 @@ def _noted(
         yield rec
 
 
+_HASH_BITS = (1 << 60) - 1  # below 2**60 a Python int is 32 bytes, past it 40
+
+
+def ref_key(ref: str) -> int:
+    """What a set of the source-refs a run has read holds for ``ref``: its 60-bit hash.
+
+    A second line of one image is found by remembering every ref read, so the set grows with
+    the manifest: at a million lines the refs themselves took 134 MB (``augmented`` peaked at
+    199 MB), their hashes 66 MB (131 MB). Two refs of one hash (at a million refs, about one
+    run in two million) make the second a ``duplicate-source-ref`` reject: said, with its
+    line, and the run exits 1; a rerun hashes with another seed.
+    """
+    return hash(ref) & _HASH_BITS
+
+
 def once() -> Callable[[DetectionRecord | ClassificationRecord], str | None]:
     """A ``check`` that takes each source-ref's first line only; a later one is refused.
 
@@ -102,12 +117,13 @@ def once() -> Callable[[DetectionRecord | ClassificationRecord], str | None]:
     loss. Every target takes one line per image: a second would be a second label file
     replacing the first, a second copy of the image, or a second training sample of it.
     """
-    seen: set[str] = set()
+    seen: set[int] = set()
 
     def check(rec: DetectionRecord | ClassificationRecord) -> str | None:
-        if rec.source_ref in seen:
+        key = ref_key(rec.source_ref)
+        if key in seen:
             return "duplicate-source-ref"
-        seen.add(rec.source_ref)
+        seen.add(key)
         return None
 
     return check
@@ -173,15 +189,16 @@ def sized_detections(
     """
     namer = ImageNamer()
     sizes: dict[int, tuple[int, int, int]] = {}
-    seen: set[str] = set()
+    seen: set[int] = set()
 
     def sized(rec: DetectionRecord | ClassificationRecord) -> str | None:
-        if rec.source_ref in seen:
+        key = ref_key(rec.source_ref)
+        if key in seen:
             return "duplicate-source-ref"
         size = _record_size(cast(DetectionRecord, rec))
         if size is None:
             return "no-image-size"
-        seen.add(rec.source_ref)
+        seen.add(key)
         sizes[rec.line_no] = size
         return None
 
