@@ -506,7 +506,11 @@ class AllOrNone:
     def __init__(self, *, store: S3Store | None = None) -> None:
         self._store = store
         self._placed: list[str] = []
+        # a local file this run placed -> its inode then: a failure removes it only while
+        # the name still holds that file (another run may have placed its own there since)
+        self._mine: dict[str, tuple[int, int] | None] = {}
         self._kept: dict[Path, Path] = {}  # a file this run replaces -> its earlier copy
+        self._own: set[tuple[int, int]] = set()  # the files this run placed, by inode
         self._asides: dict[tuple[Path, str], Path] = {}  # (folder, stem) -> keep-aside folder
 
     @contextlib.contextmanager
@@ -519,11 +523,20 @@ class AllOrNone:
         self.keep_earlier([location])
         with atomic_output(location, store=self._store) as fh:
             yield fh
-        self._placed.append(os.fspath(location))
+        self.adopt(location)
 
     def adopt(self, location: Location) -> None:
-        """Count a file this run already put in place (a reader's rejects file) as one of them."""
-        self._placed.append(os.fspath(location))
+        """Count a file this run already put in place (a reader's rejects file) as one of them.
+
+        Its earlier copy is put back on failure only when :meth:`keep_earlier` kept it
+        before the file was written.
+        """
+        text = os.fspath(location)
+        self._placed.append(text)
+        if not is_s3_uri(text):
+            self._mine[text] = identity = _identity(Path(text))
+            if identity is not None:
+                self._own.add(identity)
 
     def keep_earlier(
         self, locations: Iterable[Location], *, beside: Path | None = None, stem: str = "earlier"
@@ -542,6 +555,9 @@ class AllOrNone:
             path = Path(text)
             if is_s3_uri(text) or path in self._kept or not path.is_file():
                 continue
+            identity = _identity(path)
+            if identity is None or identity in self._own:  # placed by this run, by another name
+                continue
             key = (beside or path.parent, stem)
             if key not in self._asides:
                 self._asides[key] = make_part_folder(*key)
@@ -554,13 +570,25 @@ class AllOrNone:
         if exc is None:
             self._drop_asides()
             return
+        removed: set[Path] = set()
         for location in reversed(self._placed):
+            # a name that holds another file than this run placed holds another run's: it
+            # stays (one that holds none was this run's by another name, removed already)
+            if location in self._mine and _identity(Path(location)) not in (
+                None,
+                self._mine[location],
+            ):
+                continue
             try:
                 remove_file(location, store=self._store)
             except StorageError as failed:  # the fault that failed the run may block this too
                 exc.add_note(f"left in place: {location} ({failed})")
+                continue
+            removed.add(Path(location))
         lost = False
         for path, copy in self._kept.items():
+            if path not in removed:  # never replaced by this run: the name holds what it held
+                continue
             try:
                 shutil.move(copy, path)
             except OSError as failed:  # the fault that failed the run may block this
@@ -572,6 +600,15 @@ class AllOrNone:
     def _drop_asides(self) -> None:
         for folder in self._asides.values():
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file a name holds (device and inode, the name itself if a link); None if none."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _keep_copy(path: Path, copy: Path) -> Path:

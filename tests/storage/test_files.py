@@ -354,3 +354,65 @@ def test_check_writable_refuses_a_folder_name_too_long_on_the_way(
     with pytest.raises(StorageError, match="File name too long"):
         check_writable(tmp_path / on_the_way)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_run_leaves_another_runs_file_it_never_replaced(tmp_path: Path) -> None:
+    # Two runs into one folder: this one kept the earlier out.json, then another run put its
+    # own there while this one was still writing, and this one failed before its file was
+    # in place. Before: the failure moved the earlier copy back over the other run's output,
+    # a file this run had never replaced.
+    out = tmp_path / "out.json"
+    out.write_bytes(b"earlier")
+    with pytest.raises(RuntimeError), files.AllOrNone() as together, together.open(out) as fh:
+        fh.write(b"this run")
+        files.write_bytes(out, b"another run")
+        raise RuntimeError("failed before its file was in place")
+    assert out.read_bytes() == b"another run"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_a_failed_run_leaves_a_file_another_run_placed_over_its_own(tmp_path: Path) -> None:
+    # This run's out.json was in place, then another run replaced it: the failure left the
+    # other run's file alone (and put no earlier copy over it).
+    out, side = tmp_path / "out.json", tmp_path / "side.json"
+    out.write_bytes(b"earlier")
+    with pytest.raises(RuntimeError), files.AllOrNone() as together:
+        with together.open(out) as fh:
+            fh.write(b"this run")
+        files.write_bytes(out, b"another run")
+        with together.open(side) as fh:
+            raise RuntimeError("the side file failed")
+    assert out.read_bytes() == b"another run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_a_file_written_under_two_names_is_put_back_as_it_was_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One file by two names (relative and absolute). Before: the second open kept "the
+    # earlier" copy of a file this run had already written, and the failure put that one
+    # back: the failed run's output stayed.
+    out = tmp_path / "out.json"
+    out.write_bytes(b"earlier")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError), files.AllOrNone() as together:
+        with together.open(out) as fh:
+            fh.write(b"first")
+        with together.open("out.json") as fh:
+            fh.write(b"second")
+        raise RuntimeError("a later file failed")
+    assert out.read_bytes() == b"earlier"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_two_outputs_that_are_links_of_one_file_are_both_put_back(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_bytes(b"earlier")
+    os.link(a, b)
+    with pytest.raises(RuntimeError), files.AllOrNone() as together:
+        for path in (a, b):
+            with together.open(path) as fh:
+                fh.write(b"new")
+        raise RuntimeError("a later file failed")
+    assert a.read_bytes() == b.read_bytes() == b"earlier"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
