@@ -236,6 +236,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         return item[1]
 
     with together:
+        together.keep_earlier([rejects])  # the read replaces it: put back if the run fails
         if args.percent is not None:
             result = sample_percent(lines, percent=args.percent, seed=args.seed, key=key)
         else:
@@ -295,6 +296,7 @@ def _run_split(args: argparse.Namespace) -> int:
         StagedOutput(out, store=store, kind="split") as staged,
         contextlib.ExitStack() as stack,
     ):
+        together.keep_earlier([rejects])  # the read replaces it: put back if the run fails
         sinks = {
             name: stack.enter_context(staged.open(staged.location(f"{name}.manifest")))
             for name in counts

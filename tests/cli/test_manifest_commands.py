@@ -375,3 +375,35 @@ def test_sample_percent_rounds_an_exact_half_to_even(tmp_path: Path) -> None:
     assert len(out.read_text().splitlines()) == 10
     record = json.loads((tmp_path / "s.manifest.sample.json").read_text())
     assert (record["total"], record["selected"]) == (150, 10)
+
+
+@pytest.mark.parametrize(
+    ("command", "last_write"),
+    [("sample", "s.manifest.sample.json"), ("split", "train.manifest")],
+)
+def test_a_failed_rerun_puts_the_earlier_rejects_file_back(
+    command: str,
+    last_write: str,
+    store: S3Store,
+    bucket: str,
+    fault_proxy: FaultProxy,
+    tmp_path: Path,
+) -> None:
+    # The rerun's read published its rejects file over the earlier run's, then a later
+    # write failed and the run took its files back: the rejects file too, and with it the
+    # earlier run's (AllOrNone.adopt keeps nothing), while the earlier outputs stayed.
+    src, rejects = tmp_path / "in.manifest", tmp_path / "rejects.jsonl"
+    good = (SAMPLES / "input.manifest").read_text()
+    src.write_text(good + "{broken\n")
+    out = f"s3://{bucket}/{'s.manifest' if command == 'sample' else 'split'}"
+    argv = [command, str(src), "-o", out, "--rejects", str(rejects)]
+    argv += ["--count", "3"] if command == "sample" else []
+    argv += ["--endpoint-url", fault_proxy.url]
+    assert main(argv) == 1  # the broken line
+    earlier = rejects.read_bytes()
+    src.write_text(good + "{broken again\n")
+    fault_proxy.plan(*["error500"] * 20, method="PUT", path=last_write)
+    assert main(argv) == 1
+    fault_proxy.clear()
+    assert rejects.read_bytes() == earlier
+    assert [p.name for p in tmp_path.iterdir() if p.name != "in.manifest"] == ["rejects.jsonl"]
