@@ -215,6 +215,7 @@ def _run(args: argparse.Namespace) -> int:
         else:
             text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         print(f"gt-convert: {type(exc).__name__}: {text}", file=sys.stderr)
+        _print_notes(exc)
         return 1
     except BrokenPipeError:
         # Python would print a traceback flushing stdout at exit; point it at nothing instead.
@@ -223,6 +224,7 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         print(f"gt-convert: {type(exc).__name__}: {exc.strerror or exc}{where}", file=sys.stderr)
+        _print_notes(exc)
         return 1
     except sqlite3.OperationalError as exc:
         if not _temporary_disk_fault(exc):
@@ -233,13 +235,28 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("gt-convert: interrupted", file=sys.stderr)
+        _print_notes(exc)
         return EXIT_INTERRUPTED
-    except _Terminated:
+    except _Terminated as exc:
         print("gt-convert: terminated", file=sys.stderr)
+        _print_notes(exc)
         return EXIT_TERMINATED
     return code
+
+
+def _print_notes(exc: BaseException) -> None:
+    """What the run's clean-up added to the error, a line each.
+
+    ``AllOrNone`` notes an earlier file it could not put back (and where its copy is kept,
+    in a temporary folder the next run into that folder sweeps away) and a file it could
+    not remove: the one-line error left them out, so that copy went unsaid, then was lost.
+    """
+    from gt_toolkit.text import printable
+
+    for note in getattr(exc, "__notes__", None) or ():
+        print(f"gt-convert: {printable(str(note))}", file=sys.stderr)
 
 
 def _temporary_disk_fault(exc: sqlite3.OperationalError) -> bool:

@@ -1035,6 +1035,32 @@ def test_an_earlier_picture_that_cannot_be_put_back_is_kept_and_named(
     assert {name: (out / name).read_bytes() for name in pages} == pages
 
 
+def test_the_command_says_where_an_earlier_picture_it_could_not_put_back_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The error's notes named each kept copy, but the command printed its one line without
+    # them: the copies sat in a temporary folder nobody was told of, and the next run into
+    # the folder swept it away (its process was gone), with the only earlier pictures.
+    manifest, _agreement = _write_job(tmp_path)
+    out = tmp_path / "review"
+    argv = ["review", str(manifest), "-o", str(out), "--images-dir", str(IMAGES)]
+    assert main(argv) == 0
+    earlier = {p.read_bytes() for p in (out / "images").iterdir()}
+    (out / "contact_sheet.png").unlink()
+    (out / "contact_sheet.png").mkdir()  # the rerun's contact sheet cannot be written
+
+    def blocked(copy: str, path: str) -> None:  # the fault that failed the run blocks this too
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("gt_toolkit.evaluation.review.shutil.move", blocked)
+    capsys.readouterr()
+    assert main([*argv, "--min-width", "700"]) == 1
+    err = capsys.readouterr().err
+    kept = re.findall(r"is kept as (\S+) \(", err)
+    assert len(kept) == N_IMAGES
+    assert {Path(k).read_bytes() for k in kept} == earlier
+
+
 @pytest.mark.parametrize(
     "listing",
     [
