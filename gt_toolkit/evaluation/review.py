@@ -756,12 +756,12 @@ def _open_image(data: bytes | None, size: ImageSize | None = None) -> _Source:
             if opened.width * opened.height > _MAX_PIXELS:
                 return _placeholder(size, _TOO_LARGE)
             eight_bit_colour_key(opened, data)
-            return _decoded(opened, size)
+            return _decoded(opened, size, data)
     except _UNREADABLE:
         return _placeholder(size)
 
 
-def _decoded(opened: Image.Image, size: ImageSize | None) -> _Source:
+def _decoded(opened: Image.Image, size: ImageSize | None, data: bytes) -> _Source:
     """``opened``'s pixels upright as labeled, decoded at the size they are drawn at.
 
     A JPEG decodes at 1/2, 1/4 or 1/8 of its size (``draft``), a JPEG 2000 at a power of
@@ -773,7 +773,7 @@ def _decoded(opened: Image.Image, size: ImageSize | None) -> _Source:
     if shrink < 1.0:
         wanted = (math.ceil(stored[0] * shrink), math.ceil(stored[1] * shrink))
         if isinstance(opened, Jpeg2KImagePlugin.Jpeg2KImageFile):
-            opened.reduce = max(0, math.floor(math.log2(1 / shrink)))
+            opened = _reduced_jpeg2000(opened, data, math.floor(math.log2(1 / shrink)))
         else:
             opened.draft(None, wanted)  # a no-op but for JPEG
         opened.load()  # at the reduced size: resize would take the size it had before
@@ -786,6 +786,29 @@ def _decoded(opened: Image.Image, size: ImageSize | None) -> _Source:
     if image.mode in ("RGB", "L"):  # shrunk first: its 8-bit RGB copy is a small one
         image = _shrunk(image, target)
     return _Source(_shrunk(_rgb(image), target), target[0] / labeled[0])
+
+
+def _reduced_jpeg2000(
+    opened: Jpeg2KImagePlugin.Jpeg2KImageFile, data: bytes, reduce: int
+) -> Image.Image:
+    """``opened`` decoded ``reduce`` halvings down, or as few as its codestream holds.
+
+    A codestream has as many halvings as it has decomposition levels (an encoder's
+    ``num_resolutions`` less one; none in some lossless files), and OpenJPEG fails a
+    ``reduce`` past them: the image, readable whole, was drawn as 'image not found'.
+    """
+    for level in range(max(0, reduce), 0, -1):
+        opened.reduce = level
+        try:
+            opened.load()
+            return opened
+        except OSError:
+            opened.close()
+            again = Image.open(io.BytesIO(data))  # a failed load leaves no state to reuse
+            if not isinstance(again, Jpeg2KImagePlugin.Jpeg2KImageFile):  # pragma: no cover
+                return again
+            opened = again
+    return opened
 
 
 def _shrunk(image: Image.Image, size: tuple[int, int]) -> Image.Image:

@@ -1364,6 +1364,25 @@ def test_a_large_image_is_drawn_reduced_with_its_boxes(tmp_path: Path, fmt: str)
     assert _reddish(picture.getpixel((x + 20, y)))  # on its object
 
 
+@pytest.mark.parametrize("resolutions", [1, 2])
+def test_a_large_jpeg2000_with_few_resolutions_is_drawn(tmp_path: Path, resolutions: int) -> None:
+    # A codestream halves as often as it has decomposition levels (num_resolutions - 1):
+    # a 'reduce' past them fails the decode, and the image, readable whole, was drawn as
+    # 'image not found' and listed missing (before: both sizes here).
+    photo = Image.new("RGB", (17000, 300), WHITE)
+    photo.paste(RED, (8000, 100, 9000, 200))
+    box = _box("a", 8000, 100, 1000, 100)
+    size = {"width": 17000, "height": 300}
+    picture = _review_one(
+        tmp_path, photo, box, size, format="JPEG2000", num_resolutions=resolutions
+    )
+    scale = 4096 / 17000
+    assert picture.width == 4096
+    x, y = round(8000 * scale), round(150 * scale)
+    assert picture.getpixel((x, y)) == CONSENSUS_COLOUR
+    assert _reddish(picture.getpixel((x + 30, y)))
+
+
 def test_a_large_sideways_jpeg_is_turned_and_reduced(tmp_path: Path) -> None:
     # The EXIF turn is decided on the stored size, not the reduced one it is decoded at.
     upright = Image.new("RGB", (3000, 6000), WHITE)
