@@ -237,23 +237,37 @@ def atomic_output(
     except OSError as exc:
         _remove_empty(made)
         raise _cannot_write(text, exc) from exc
+    fh = os.fdopen(fd, "wb")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        try:
             yield fh
-            try:
-                fh.flush()
-                if durable:
-                    os.fsync(fh.fileno())
-            except OSError as exc:  # a full disk shows here, if not in the caller's writes
+        except OSError as exc:
+            if exc.errno in _DISK_FULL and exc.filename is None:  # the caller's write to fh
                 raise _cannot_write(text, exc) from exc
+            raise
+        try:
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+        except OSError as exc:  # a full disk shows here, if not in the caller's writes
+            raise _cannot_write(text, exc) from exc
+        fh.close()
         try:
             tmp_path.replace(target)
         except OSError as exc:  # the target became a folder meanwhile
             raise _cannot_write(text, exc) from exc
     except BaseException:
+        # closing writes what is still buffered: on a full disk that fails again, and its
+        # bare OSError (no file named) took the place of the error that said which file
+        with contextlib.suppress(OSError):
+            fh.close()
         tmp_path.unlink(missing_ok=True)
         _remove_empty(made)
         raise
+
+
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""A write that fails for want of room: the disk, the user's quota, the file size limit."""
 
 
 def _make_folders(folder: Path) -> list[Path]:

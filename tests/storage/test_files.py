@@ -416,3 +416,49 @@ def test_two_outputs_that_are_links_of_one_file_are_both_put_back(tmp_path: Path
         raise RuntimeError("a later file failed")
     assert a.read_bytes() == b.read_bytes() == b"earlier"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
+
+
+_SIZE_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+from gt_toolkit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("lines", "count"),
+    [
+        (40, "30"),  # past the limit in the file's last flush
+        (400, "300"),  # past it in a write of the sample's own (past the file's buffer)
+        (40, "3"),  # within it
+    ],
+)
+def test_a_write_that_runs_out_of_room_names_its_file(
+    tmp_path: Path, lines: int, count: str
+) -> None:
+    # A file size limit (as a full disk or a quota) failed the sample's last flush; closing
+    # the file flushed again, failed again, and that bare OSError replaced the error naming
+    # the file: "gt-convert: OSError: File too large". A write of the caller's own failed
+    # with that bare OSError too.
+    src = tmp_path / "in.manifest"
+    src.write_text(
+        "".join(f'{{"source-ref": "s3://my-bucket/{n:04}.jpg"}}\n' for n in range(lines))
+    )
+    out = tmp_path / "s.manifest"
+    argv = ["sample", str(src), "-o", str(out), "--count", count]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run(
+        [sys.executable, "-c", _SIZE_LIMITED, *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if count == "3":  # small enough: written
+        assert run.returncode == 0, run.stderr
+        return
+    assert run.returncode == 1
+    assert f"gt-convert: StorageError: cannot write {out}: File too large" in run.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["in.manifest"]
