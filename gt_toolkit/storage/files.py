@@ -525,6 +525,7 @@ class AllOrNone:
         self._mine: dict[str, tuple[int, int] | None] = {}
         self._kept: dict[Path, Path] = {}  # a file this run replaces -> its earlier copy
         self._own: set[tuple[int, int]] = set()  # the files this run placed, by inode
+        self._unkept: dict[Path, str] = {}  # an earlier file no copy could be made of: why
         self._asides: dict[tuple[Path, str], Path] = {}  # (folder, stem) -> keep-aside folder
 
     @contextlib.contextmanager
@@ -563,6 +564,9 @@ class AllOrNone:
         (default: each file's own folder), so one a killed run leaves is removed by the next
         run there. They go when the block ends; one that cannot be put back stays, named in
         the error. S3 objects are not kept: a failed run that replaced one leaves it removed.
+        A file no copy can be made of (another user's, unreadable, where hard links to it are
+        not allowed) is replaced all the same, as before copies were kept: the run failed at
+        its end for a file it may replace; a failed run says that file is gone.
         """
         for location in locations:
             text = os.fspath(location)
@@ -573,9 +577,12 @@ class AllOrNone:
             if identity is None or identity in self._own:  # placed by this run, by another name
                 continue
             key = (beside or path.parent, stem)
-            if key not in self._asides:
-                self._asides[key] = make_part_folder(*key)
-            self._kept[path] = _keep_copy(path, self._asides[key] / str(len(self._kept)))
+            try:
+                if key not in self._asides:
+                    self._asides[key] = make_part_folder(*key)
+                self._kept[path] = _keep_copy(path, self._asides[key] / str(len(self._kept)))
+            except OSError as exc:
+                self._unkept[path] = exc.strerror or str(exc)
 
     def __enter__(self) -> AllOrNone:
         return self
@@ -599,6 +606,9 @@ class AllOrNone:
                 exc.add_note(f"left in place: {location} ({failed})")
                 continue
             removed.add(Path(location))
+        for path, why in self._unkept.items():
+            if path in removed:
+                exc.add_note(f"the earlier {path} is gone: no copy of it could be kept ({why})")
         lost = False
         for path, copy in self._kept.items():
             if path not in removed:  # never replaced by this run: the name holds what it held

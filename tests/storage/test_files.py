@@ -462,3 +462,52 @@ def test_a_write_that_runs_out_of_room_names_its_file(
     assert run.returncode == 1
     assert f"gt-convert: StorageError: cannot write {out}: File too large" in run.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["in.manifest"]
+
+
+def _no_copy_of(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No second name nor copy of ``path`` can be made: another user's file, unreadable to
+    this one, where fs.protected_hardlinks forbids a link to it (root reads everything, so
+    the refusals are made here)."""
+    link, copy = os.link, files.shutil.copy2
+
+    def no_link(src: Any, dst: Any, **kw: Any) -> None:
+        if Path(src) == path:
+            raise PermissionError(1, "Operation not permitted")
+        link(src, dst, **kw)
+
+    def no_copy(src: Any, dst: Any, **kw: Any) -> Any:
+        if Path(src) == path:
+            raise PermissionError(13, "Permission denied")
+        return copy(src, dst, **kw)
+
+    monkeypatch.setattr(files.os, "link", no_link)
+    monkeypatch.setattr(files.shutil, "copy2", no_copy)
+
+
+def test_an_earlier_file_no_copy_can_be_made_of_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: keeping its copy raised PermissionError, so the run failed at its very end,
+    # for a file the folder lets it replace (as it did before copies were kept).
+    out = tmp_path / "out.json"
+    out.write_bytes(b"another user's")
+    _no_copy_of(out, monkeypatch)
+    with files.AllOrNone() as together, together.open(out) as fh:
+        fh.write(b"new")
+    assert out.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_a_failed_run_says_an_earlier_file_it_could_not_keep_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out.json"
+    out.write_bytes(b"another user's")
+    _no_copy_of(out, monkeypatch)
+    with pytest.raises(RuntimeError) as failed, files.AllOrNone() as together:
+        with together.open(out) as fh:
+            fh.write(b"new")
+        raise RuntimeError("a later file failed")
+    assert not out.exists()
+    notes = getattr(failed.value, "__notes__", [])
+    assert notes == [f"the earlier {out} is gone: no copy of it could be kept (Permission denied)"]
