@@ -563,7 +563,8 @@ class AllOrNone:
         ``.<stem>.<host>.<pid>.<token>.part`` folder (:func:`make_part_folder`) in ``beside``
         (default: each file's own folder), so one a killed run leaves is removed by the next
         run there. They go when the block ends; one that cannot be put back stays, named in
-        the error. S3 objects are not kept: a failed run that replaced one leaves it removed.
+        the error, its folder renamed ``.<stem>.<host>.<pid>.<token>.kept`` so that no later
+        run sweeps it. S3 objects are not kept: a failed run that replaced one leaves it removed.
         A file no copy can be made of (another user's, unreadable, where hard links to it are
         not allowed) is replaced all the same, as before copies were kept: the run failed at
         its end for a file it may replace; a failed run says that file is gone.
@@ -609,17 +610,38 @@ class AllOrNone:
         for path, why in self._unkept.items():
             if path in removed:
                 exc.add_note(f"the earlier {path} is gone: no copy of it could be kept ({why})")
-        lost = False
+        stuck: list[tuple[Path, Path, OSError]] = []
         for path, copy in self._kept.items():
             if path not in removed:  # never replaced by this run: the name holds what it held
                 continue
             try:
                 shutil.move(copy, path)
-            except OSError as failed:  # the fault that failed the run may block this
-                lost = True
-                exc.add_note(f"the earlier {path} is kept as {copy} ({failed})")
-        if not lost:
-            self._drop_asides()
+            except OSError as fault:  # the fault that failed the run may block this
+                stuck.append((path, copy, fault))
+        kept = self._keep_asides({copy.parent for _, copy, _ in stuck})
+        for path, copy, cause in stuck:
+            exc.add_note(f"the earlier {path} is kept as {kept[copy.parent] / copy.name} ({cause})")
+
+    def _keep_asides(self, folders: set[Path]) -> dict[Path, Path]:
+        """Give ``folders`` a name no sweep removes; drop the other keep-aside folders.
+
+        A temporary name is removed by the next run into the folder once this process is
+        gone: the earlier files that could not be put back, named in the error, were swept
+        away by the rerun the error led to. Returns each folder's name now (its own where
+        the rename fails too).
+        """
+        names: dict[Path, Path] = {}
+        for folder in folders:
+            kept = folder.with_name(f"{folder.name.removesuffix('.part')}.kept")
+            try:
+                folder.rename(kept)
+            except OSError:
+                kept = folder
+            names[folder] = kept
+        for folder in self._asides.values():
+            if folder not in folders:
+                shutil.rmtree(folder, ignore_errors=True)
+        return names
 
     def _drop_asides(self) -> None:
         for folder in self._asides.values():

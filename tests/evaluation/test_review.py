@@ -1035,6 +1035,51 @@ def test_an_earlier_picture_that_cannot_be_put_back_is_kept_and_named(
     assert {name: (out / name).read_bytes() for name in pages} == pages
 
 
+_BLOCKED_RERUN = """
+import shutil, sys
+from gt_toolkit.evaluation import review
+
+def blocked(copy, path):  # the fault that failed the run blocks this too
+    raise PermissionError(13, "Permission denied")
+
+shutil.move = blocked
+try:
+    review.write_review(sys.argv[1], sys.argv[2], images_dir=sys.argv[3], min_width=700)
+except review.StorageError as failed:
+    print("\\n".join(failed.__notes__))
+"""
+
+
+def test_earlier_pictures_that_could_not_be_put_back_outlive_the_next_run(
+    tmp_path: Path,
+) -> None:
+    # The error named where they were kept: a temporary folder (.review-earlier...part),
+    # which the next run into the folder swept away with them (the failed run's process
+    # was gone).
+    manifest, _agreement = _write_job(tmp_path)
+    out = tmp_path / "review"
+    write_review(manifest, out, images_dir=IMAGES)
+    earlier = {p.read_bytes() for p in (out / "images").iterdir()}
+    (out / "contact_sheet.png").unlink()
+    (out / "contact_sheet.png").mkdir()  # the rerun's contact sheet cannot be written
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    args = [str(manifest), str(out), str(IMAGES)]
+    failed = subprocess.run(
+        [sys.executable, "-c", _BLOCKED_RERUN, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    kept = re.findall(r"is kept as (\S+) \(", failed.stdout)
+    assert len(kept) == N_IMAGES
+    (out / "contact_sheet.png").rmdir()
+    later = "import sys; from gt_toolkit.cli import main; sys.exit(main(sys.argv[1:]))"
+    cli = ["review", str(manifest), "-o", str(out), "--images-dir", str(IMAGES)]
+    subprocess.run([sys.executable, "-c", later, *cli], env=env, check=True)  # a new process
+    assert {Path(k).read_bytes() for k in kept} == earlier
+
+
 def test_the_command_says_where_an_earlier_picture_it_could_not_put_back_is_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
