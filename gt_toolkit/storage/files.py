@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import itertools
 import os
 import re
@@ -30,7 +31,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 import orjson
 
@@ -237,14 +238,9 @@ def atomic_output(
     except OSError as exc:
         _remove_empty(made)
         raise _cannot_write(text, exc) from exc
-    fh = os.fdopen(fd, "wb")
+    fh = _Output(io.FileIO(fd, "wb"), text)
     try:
-        try:
-            yield fh
-        except OSError as exc:
-            if exc.errno in _DISK_FULL and exc.filename is None:  # the caller's write to fh
-                raise _cannot_write(text, exc) from exc
-            raise
+        yield fh
         try:
             fh.flush()
             if durable:
@@ -268,6 +264,27 @@ def atomic_output(
 
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 """A write that fails for want of room: the disk, the user's quota, the file size limit."""
+
+
+class _Output(io.BufferedWriter):
+    """The file :func:`atomic_output` gives: a write that finds no room names the target.
+
+    Without it the caller's write failed with a bare ``OSError: No space left on device``,
+    the one line of which named no file (the run writes several). Only this file's writes
+    are told so: a full temporary folder (a spill file in the block) stays its own error.
+    """
+
+    def __init__(self, raw: io.FileIO, target: str) -> None:
+        super().__init__(raw)
+        self._target = target
+
+    def write(self, data: Any, /) -> int:
+        try:
+            return super().write(data)
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                raise _cannot_write(self._target, exc) from exc
+            raise
 
 
 def _make_folders(folder: Path) -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import stat
@@ -511,3 +512,14 @@ def test_a_failed_run_says_an_earlier_file_it_could_not_keep_is_gone(
     assert not out.exists()
     notes = getattr(failed.value, "__notes__", [])
     assert notes == [f"the earlier {out} is gone: no copy of it could be kept (Permission denied)"]
+
+
+def test_a_full_disk_elsewhere_in_the_block_is_not_blamed_on_the_output(tmp_path: Path) -> None:
+    # reconsolidate spills COCO annotations to a temporary file inside the output's block:
+    # a full temporary folder is that file's fault, not the output's ("cannot write out").
+    out = tmp_path / "out.json"
+    with pytest.raises(OSError, match="No space left") as failed, atomic_output(out) as fh:
+        fh.write(b"{")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # the spill file's write
+    assert not isinstance(failed.value, StorageError)
+    assert list(tmp_path.iterdir()) == []
