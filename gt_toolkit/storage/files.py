@@ -530,8 +530,10 @@ class AllOrNone:
     :meth:`keep_earlier` all of them at once) and put back then: without that, a rerun that
     failed took the earlier files with it, and left the earlier ones it had not reached
     naming files that were gone (a review's report its pictures, an agreement page its
-    JSON, a consolidated manifest's worker-quality tables their manifest). For several
-    files under one output folder, the converters' ``StagedOutput`` stages them all instead.
+    JSON, a consolidated manifest's worker-quality tables their manifest). Only what this
+    run replaced is put back, and a name that holds another run's file by then is left to
+    it. For several files under one output folder, the converters' ``StagedOutput``
+    stages them all instead.
     """
 
     def __init__(self, *, store: S3Store | None = None) -> None:
