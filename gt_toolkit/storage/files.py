@@ -591,7 +591,7 @@ class AllOrNone:
         for location in locations:
             text = os.fspath(location)
             path = Path(text)
-            if is_s3_uri(text) or path in self._kept or not path.is_file():
+            if is_s3_uri(text) or path in self._kept or not _is_file(path):
                 continue
             identity = _identity(path)
             if identity is None or identity in self._own:  # placed by this run, by another name
@@ -665,6 +665,17 @@ class AllOrNone:
     def _drop_asides(self) -> None:
         for folder in self._asides.values():
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, or False where it cannot be looked at (a name too long).
+
+    The write itself then says why, as "cannot write" (``is_file`` raised a bare OSError).
+    """
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -523,3 +523,17 @@ def test_a_full_disk_elsewhere_in_the_block_is_not_blamed_on_the_output(tmp_path
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # the spill file's write
     assert not isinstance(failed.value, StorageError)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_all_or_none_refuses_a_name_too_long_as_a_write_does(tmp_path: Path) -> None:
+    # d45a0ac looked for an earlier file first: Path.is_file raised a bare OSError ("File name
+    # too long") where the write says "cannot write <name>: File name too long".
+    name = tmp_path / ("x" * 300)
+    too_long = r"cannot write .*: File name too long"
+    with (
+        pytest.raises(StorageError, match=too_long),
+        files.AllOrNone() as together,
+        together.open(name) as fh,
+    ):
+        fh.write(b"1")
+    assert list(tmp_path.iterdir()) == []
