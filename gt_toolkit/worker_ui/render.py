@@ -169,25 +169,97 @@ def _carries_metadata(img: Any, data: bytes) -> bool:
 
 
 def _trailing_bytes(data: bytes, fmt: str | None) -> bool:
-    """Whether bytes follow the end of a PNG (IEND), JPEG (EOI) or WebP (its RIFF size).
+    """Whether a PNG, JPEG or WebP holds more than its picture: a block no viewer draws.
 
-    Viewers stop there and show nothing of them, but a file embedded byte for byte takes
-    them along to every worker: a phone's trailer (Samsung's holds the original of an
-    edited photo), a zip appended to the picture. A GIF's are found by :func:`_gif_extras`.
+    Viewers stop at the image's end (IEND, EOI, the RIFF size) and show nothing of what
+    follows, but a file embedded byte for byte takes it along to every worker: a phone's
+    trailer (Samsung's holds the original of an edited photo), a zip or a second picture
+    appended. Its end is found by walking its blocks, not by how the file ends: an appended
+    JPEG or PNG ends as the first one does. Inside the file, only blocks that say how to
+    draw the picture are plain; any other (a private PNG chunk, a JPEG's C2PA or extended
+    XMP segment, a WebP chunk its VP8X flags do not announce, which Pillow never reads)
+    counts as metadata. A GIF's are found by :func:`_gif_extras`.
     """
     if fmt == "PNG":
-        return not data.endswith(b"IEND\xaeB`\x82")
+        return _png_extras(data)
     if fmt == "JPEG":
-        return not data.endswith(b"\xff\xd9")
+        return _jpeg_extras(data)
     if fmt == "WEBP":
-        return len(data) != 8 + int.from_bytes(data[4:8], "little")
+        return _webp_without_metadata(data) != data
     return False
+
+
+_PNG_PLAIN_CHUNKS: Final = frozenset(
+    {b"IHDR", b"PLTE", b"IDAT", b"tRNS", b"cHRM", b"gAMA", b"iCCP", b"sBIT", b"sRGB"}
+    | {b"cICP", b"mDCV", b"cLLI", b"bKGD", b"pHYs", b"acTL", b"fcTL", b"fdAT"}
+)
+"""PNG chunks that say how to draw the picture (APNG's included); text, tIME, eXIf, a
+private chunk say something else."""
+
+
+def _png_extras(data: bytes) -> bool:
+    """Whether a PNG has a chunk other than :data:`_PNG_PLAIN_CHUNKS` or bytes after IEND."""
+    at = 8
+    while at + 12 <= len(data):
+        size, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        if kind == b"IEND":
+            return at + 12 != len(data)
+        if kind not in _PNG_PLAIN_CHUNKS:
+            return True
+        at += 12 + size
+    return True  # cut short: no IEND
+
+
+_JPEG_SCAN_END: Final = re.compile(rb"\xff[^\x00\xd0-\xd7]")
+"""Where a JPEG scan's entropy-coded data ends: a marker (0xFF 0x00 is a stuffed 0xFF)."""
+
+
+def _jpeg_plain_segment(marker: int, body: bytes) -> bool:
+    """A JFIF header without a thumbnail, a colour profile, Adobe's colour transform."""
+    if marker == 0xE0:
+        return body.startswith(b"JFIF\0") and body[12:14] in (b"", b"\0\0")
+    if marker == 0xE2:
+        return body.startswith(b"ICC_PROFILE\0")
+    return marker == 0xEE and body.startswith(b"Adobe")
+
+
+def _jpeg_extras(data: bytes) -> bool:
+    """Whether a JPEG has an APPn or comment segment but the plain ones, or a byte past EOI.
+
+    The end (EOI) is found by walking the segments and, past each scan's header, its coded
+    data to the next marker.
+    """
+    at = 2
+    while at + 2 <= len(data):
+        if data[at] != 0xFF:
+            return True
+        marker = data[at + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            at += 1
+            continue
+        if marker == 0xD9:
+            return at + 2 != len(data)
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            at += 2
+            continue
+        size = int.from_bytes(data[at + 2 : at + 4], "big")
+        if (0xE0 <= marker <= 0xEF or marker == 0xFE) and not _jpeg_plain_segment(
+            marker, data[at + 4 : at + 2 + size]
+        ):
+            return True
+        at += 2 + size
+        if marker == 0xDA:  # a scan: its coded data runs to the next marker
+            found = _JPEG_SCAN_END.search(data, at)
+            at = found.start() if found else len(data)
+    return True  # cut short: no EOI
 
 
 def _gif_extras(data: bytes) -> bool:
     """Whether a GIF holds a comment, another application's extension or a trailing byte.
 
-    Application extensions other than looping and the colour profile count. Blocks are
+    Extensions other than a frame's timing (graphic control) and looping and the colour
+    profile count: a plain-text extension's words are as readable as a comment's, and no
+    browser draws them. Blocks are
     walked as GIF89a lays them out: image descriptors (with their colour table and data
     sub-blocks) and extensions (label, sub-blocks), up to the trailer.
     """
@@ -207,7 +279,7 @@ def _gif_extras(data: bytes) -> bool:
             at = skip_sub_blocks(skip_table(data[at + 9], at + 10) + 1)
         elif block == 0x21 and at + 2 <= len(data):  # an extension
             label = data[at + 1]
-            if label == 0xFE:  # a comment
+            if label not in (0xF9, 0xFF):  # a comment, plain text (which no browser draws)
                 return True
             name = data[at + 3 : at + 3 + data[at + 2]] if at + 3 <= len(data) else b""
             if label == 0xFF and name not in _GIF_PLAIN_APPS:
@@ -271,8 +343,15 @@ def _animation_without_metadata(img: Any, fmt: str) -> bytes:
     return out.getvalue()
 
 
+_WEBP_PLAIN_CHUNKS: Final = frozenset(
+    {b"VP8X", b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF", b"ICCP"}
+)
+"""WebP chunks that say how to draw the picture; an EXIF or XMP chunk (read by Pillow only
+where the VP8X flags announce it) and any chunk of another name say something else."""
+
+
 def _webp_without_metadata(data: bytes) -> bytes | None:
-    """A WebP file without its EXIF and XMP chunks, every other byte as it was.
+    """A WebP file without its EXIF, XMP and unknown chunks, every other byte as it was.
 
     Its frames stay the very bitstreams they were: saved again (losslessly, so as not to
     lose quality twice), a 50 KB lossy animation came out at 1 MB, embedded twice in the
@@ -290,7 +369,7 @@ def _webp_without_metadata(data: bytes) -> bytes | None:
         whole += b"\0" * (len(whole) & 1)  # the pad byte of an odd chunk, if it was left off
         if kind == b"VP8X" and size >= 1:  # its flags say EXIF (0x08) and XMP (0x04) follow
             whole = whole[:8] + bytes([whole[8] & ~0x0C]) + whole[9:]
-        if kind not in (b"EXIF", b"XMP "):
+        if kind in _WEBP_PLAIN_CHUNKS:
             chunks.append(whole)
         at += len(whole)
     body = b"WEBP" + b"".join(chunks)

@@ -756,3 +756,135 @@ def test_a_gif_animation_over_a_clear_background_is_saved_frame_for_frame(tmp_pa
 
     with Image.open(gif) as before, Image.open(io.BytesIO(embedded)) as after:
         assert after.format == "GIF" and shown(after) == shown(before)
+
+
+_SECRET = b"J. Doe, 52.51N 13.40E"
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _riff_chunk(kind: bytes, body: bytes) -> bytes:
+    return kind + len(body).to_bytes(4, "little") + body + b"\0" * (len(body) & 1)
+
+
+def _saved(fmt: str, **options: Any) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+def _png_with_private_chunk() -> bytes:
+    png = _saved("PNG")  # C2PA's content credentials sit in a caBX chunk
+    return png[:33] + _png_chunk(b"caBX", _SECRET) + png[33:]
+
+
+def _jpeg_with_segment(marker: int, body: bytes) -> bytes:
+    jpeg = _saved("JPEG")
+    return jpeg[:2] + bytes([0xFF, marker]) + (len(body) + 2).to_bytes(2, "big") + body + jpeg[2:]
+
+
+def _webp_with_chunk(kind: bytes) -> bytes:
+    vp8 = _saved("WEBP")[12:]  # the simple format's one VP8 chunk
+    vp8x = bytes(4) + (39).to_bytes(3, "little") + (29).to_bytes(3, "little")  # no flags
+    body = b"WEBP" + _riff_chunk(b"VP8X", vp8x) + vp8 + _riff_chunk(kind, _SECRET)
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+def _gif_with_extension(label: int) -> bytes:
+    gif = _saved("GIF")
+    header = bytes(12) if label == 0x01 else b""  # a plain-text extension's grid and colours
+    block = b"\x21" + bytes([label]) + bytes([len(header)]) * bool(header) + header
+    return gif[:-1] + block + bytes([len(_SECRET)]) + _SECRET + b"\0" + gif[-1:]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("private-chunk.png", _png_with_private_chunk()),
+        ("c2pa-app11.jpg", _jpeg_with_segment(0xEB, b"JP\0\x01" + _SECRET)),
+        (
+            "extended-xmp.jpg",
+            _jpeg_with_segment(0xE1, b"http://ns.adobe.com/xmp/extension/\0" + _SECRET),
+        ),
+        ("ducky-app12.jpg", _jpeg_with_segment(0xEC, b"Ducky" + _SECRET)),
+        ("unannounced-exif.webp", _webp_with_chunk(b"EXIF")),
+        ("unannounced-xmp.webp", _webp_with_chunk(b"XMP ")),
+        ("unknown-chunk.webp", _webp_with_chunk(b"C2PA")),
+        ("plain-text.gif", _gif_with_extension(0x01)),
+        ("unknown-extension.gif", _gif_with_extension(0x42)),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_a_small_example_keeps_no_block_pillow_does_not_read(
+    tmp_path: Path, name: str, data: bytes
+) -> None:
+    """The metadata check asked Pillow what the file said, and Pillow reads only the blocks
+    it knows: a PNG's private chunk (C2PA's caBX), a JPEG's APP11 (C2PA), extended XMP or
+    Photoshop's Ducky segment, a WebP's EXIF or XMP chunk that its VP8X flags do not announce
+    (libwebp skips it), a GIF's plain-text extension: each went into the template byte for
+    byte, for every worker to read. Only blocks that say how to draw the picture stay."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    with Image.open(path) as original:
+        assert original.size == (40, 30)  # a readable picture, as viewers show it
+    embedded = _embedded(path)
+    assert _SECRET not in embedded
+    with Image.open(io.BytesIO(embedded)) as shown:
+        assert shown.size == (40, 30)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_picture_appended_to_a_small_example_is_not_embedded(tmp_path: Path, fmt: str) -> None:
+    """e155fa6 looked for bytes after the end by how the file ended (IEND, EOI): a second
+    picture appended (the original of an edited photo) ends the same way, and went into the
+    template whole. The end is found by walking the blocks."""
+    original = Image.new("RGB", (300, 200), (1, 2, 3))
+    hidden = io.BytesIO()
+    original.save(hidden, format=fmt)
+    path = tmp_path / f"edited.{fmt.lower()}"
+    path.write_bytes(_saved(fmt) + hidden.getvalue())
+    embedded = _embedded(path)
+    assert hidden.getvalue() not in embedded
+    with Image.open(io.BytesIO(embedded)) as shown:
+        assert shown.size == (40, 30)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [
+        ("JPEG", {}),
+        ("JPEG", {"progressive": True, "quality": 70}),
+        ("JPEG", {"icc_profile": b"\0" * 128, "restart_marker_blocks": 1}),
+        ("PNG", {"dpi": (72, 72)}),
+        ("WEBP", {"lossless": True}),
+        ("WEBP", {"quality": 50, "icc_profile": b"\0" * 128}),
+        ("GIF", {}),
+    ],
+)
+def test_a_plain_small_example_is_still_embedded_as_is(
+    tmp_path: Path, fmt: str, options: dict[str, Any]
+) -> None:
+    """The block walks take nothing a writer puts in a plain picture for metadata."""
+    path = tmp_path / f"plain.{fmt.lower()}"
+    path.write_bytes(_saved(fmt, **options))
+    assert _embedded(path) == path.read_bytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40), st.integers(0, 700))
+def test_the_png_and_jpeg_block_walks_end_on_any_bytes(tail: bytes, cut: int) -> None:
+    """Well formed, cut short or garbled, a PNG's chunks and a JPEG's segments are walked to
+    an answer, never an error or an endless loop; a plain file cut short has no end."""
+    from gt_toolkit.worker_ui.render import _jpeg_extras, _png_extras
+
+    for walk, data in ((_png_extras, _saved("PNG")), (_jpeg_extras, _saved("JPEG"))):
+        assert walk(data) is False
+        assert walk(data + tail) is bool(tail)
+        assert walk(data[:cut] + tail) in (True, False)
+        if cut < len(data) - 1:
+            assert walk(data[:cut]) is True
