@@ -62,8 +62,12 @@ def from_yolo(source: Location, out: StagedOutput, options: ConvertOptions) -> C
     with PriorManifest("from-yolo", out, options, labels) as prior:
         images, orphans = _pairs(root)
         for orphan in orphans:
-            prior.reject(str(orphan), "file", "no-image", "no image for this label file", "")
+            prior.reject(_shown(orphan), "file", "no-image", "no image for this label file", "")
         for image, label_file in images:
+            if not all(_utf8(p) for p in (image, label_file) if p is not None):
+                detail = "the file name is not UTF-8, so no manifest line can name it"
+                prior.reject(_shown(image), "file", "name-not-utf8", detail, "")
+                continue
             size = read_image_size(image)
             if size is None:
                 prior.reject(str(image), "file", "unreadable-image", "not an image", "")
@@ -82,6 +86,24 @@ def from_yolo(source: Location, out: StagedOutput, options: ConvertOptions) -> C
             sized: ImageSize = {"width": width, "height": height, "depth": 3}
             prior.add(ref, boxes, sized, file=str(image), where="file")
     return prior.result(names=labels, images_with_rejected_boxes=touched)
+
+
+def _utf8(path: Path) -> bool:
+    """Whether a file's name is text: one that is not UTF-8 decodes to surrogates."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(path: Path) -> str:
+    """A file's name as rejects can hold it, its bytes that are not UTF-8 as escapes.
+
+    The rejects file and summary are JSON text: a name of surrogates stopped the run with
+    a traceback writing them.
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def read_yolo_names(root: Path) -> list[str]:

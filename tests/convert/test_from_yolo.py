@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,24 @@ def test_an_image_whose_label_file_was_removed_keeps_its_source_ref(tmp_path: Pa
     assert len(refs) == 40
     assert all(ref.startswith("s3://gt-toolkit-demo/images/img_") for ref in refs)
     assert refs["s3://gt-toolkit-demo/images/img_001.jpg"] == []  # the negative
+
+
+def test_an_image_or_label_file_whose_name_is_not_utf8_is_a_reject(tmp_path: Path) -> None:
+    """A file name of bytes that are not UTF-8 (a Latin-1 'café') decodes to surrogates: the
+    run stopped with 'TypeError: str is not valid UTF-8' writing its line or its reject, a
+    traceback, no summary. The image is a reject, named with its bytes escaped; the other
+    images are read."""
+    root = _one_image(tmp_path, LINE)
+    latin1 = os.fsdecode(b"caf\xe9")
+    _image(root / "images" / f"{latin1}.jpg")
+    _text(root / "labels" / f"{latin1}.txt", LINE)
+    _text(root / "labels" / os.fsdecode(b"lost\xff.txt"), LINE)
+    rejects = tmp_path / "rejects.jsonl"
+    result, out = _convert(root, tmp_path, rejects=rejects)
+    assert list(_boxes(out)) == ["images/a.jpg"]
+    found = {(item["file"], item["reason"]) for item in read_jsonl(rejects)}
+    assert found == {
+        (f"{root}/images/caf\\xe9.jpg", "name-not-utf8"),
+        (f"{root}/labels/lost\\xff.txt", "no-image"),
+    }
+    assert result.stats.rejected == {"name-not-utf8": 1, "no-image": 1}
