@@ -357,6 +357,9 @@ def list_files(
 
     Raises:
         NoMatchingObjectsError: none found (or ``folder`` is not a folder).
+        StorageError: a local file whose name is not UTF-8 (its name decodes to surrogates,
+            which no rejects file, summary or annotator name can hold: the run stopped with
+            a traceback at the first of them it wrote).
     """
     text = os.fspath(folder)
     if is_s3_uri(text):
@@ -371,6 +374,15 @@ def list_files(
         found = sorted(
             str(p) for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(extensions)
         )
+        for name in found:
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise StorageError(
+                    f"{os.fsencode(name)!r}: the file name is not UTF-8, and the outputs name "
+                    "each file read (an answers file or export also names its annotator) as "
+                    "JSON text; rename it"
+                ) from None
     if not found:
         raise NoMatchingObjectsError(f"no {' or '.join(extensions)} files in {text}")
     return found

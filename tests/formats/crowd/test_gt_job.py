@@ -358,3 +358,35 @@ def test_parse_worker_response_string_content_and_errors() -> None:
     assert parse_worker_response(doc)[0].worker_id == "w"
     with pytest.raises(Exception, match="answers"):
         parse_worker_response({"x": 1})
+
+
+@pytest.mark.parametrize(
+    ("kind", "copy"),
+    [
+        ("answers-folder", None),
+        ("coco-per-annotator", "coco-per-annotator"),
+        ("cvat", "cvat-replicas"),
+    ],
+)
+def test_an_export_file_whose_name_is_not_utf8_is_refused_by_name(
+    tmp_path: Path, kind: str, copy: str | None
+) -> None:
+    """A file of a folder source named in bytes that are not UTF-8 (a Latin-1 'josé') is
+    read as surrogates: its name is the annotator (answers folder, COCO per annotator) and
+    every reject names its file, and the run stopped with a traceback where one was first
+    stored (the answer index) or written (the rejects file: 'str is not valid UTF-8').
+    be82245 refused such an argument only. The folder is refused, naming the file."""
+    import os
+
+    from gt_toolkit.errors import StorageError
+    from tests.helpers import CROWD
+
+    folder = tmp_path / "export"
+    if copy is None:
+        write_folder(folder)
+    else:
+        shutil.copytree(CROWD / copy, folder)
+    first = sorted(folder.iterdir())[0]
+    first.rename(folder / os.fsdecode(b"jos\xe9" + first.suffix.encode()))
+    with pytest.raises(StorageError, match=r"jos\\xe9.*not UTF-8"):
+        list(iter_crowd_images(folder, kind, manifest=MANIFEST if copy is None else None))
