@@ -6,7 +6,7 @@ lives here, not in one of them, so a command does not load another's module to p
 
 from __future__ import annotations
 
-__all__ = ["printable"]
+__all__ = ["printable", "utf8_text"]
 
 
 def printable(text: str) -> str:
@@ -19,3 +19,16 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def utf8_text(text: str) -> str:
+    r"""``text`` with its surrogates written as escapes of the bytes they stand for.
+
+    A file named in bytes that are not UTF-8 is read as surrogates (PEP 383), which JSON text
+    cannot hold: a reject or failure naming it stopped a run with a traceback ('str is not
+    valid UTF-8') as it was written. ``'r\udce9.json'`` becomes ``'r\\xe9.json'``.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -64,6 +64,7 @@ from gt_toolkit.formats.detection_label import (
 from gt_toolkit.progress import progress
 from gt_toolkit.storage.files import AllOrNone, Location, json_bytes
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri, parse_s3_uri, prefix_problem
+from gt_toolkit.text import utf8_text
 
 __all__ = [
     "OutputFormat",
@@ -338,8 +339,8 @@ def _consolidate(
     model: WorkerModel | None,
 ) -> tuple[ImageConsolidation | None, str | None]:
     """The image's consolidation, or ``None`` and why it has none."""
-    if item.failure is not None:
-        return None, item.failure
+    if item.failure is not None:  # it may name a file whose name is not UTF-8
+        return None, utf8_text(item.failure)
     if not item.image.annotators and item.abstained:  # answered, but with other shapes
         return None, (
             f"no box read: the {item.abstained} answers for this object hold only regions"

@@ -24,6 +24,7 @@ import orjson
 from gt_toolkit.errors import ManifestError, S3UriError
 from gt_toolkit.storage.files import Location, atomic_output, iter_line_batches, write_lines
 from gt_toolkit.storage.s3 import S3Store, parse_s3_uri
+from gt_toolkit.text import utf8_text
 
 __all__ = [
     "MAX_LINE_CHARS",
@@ -399,6 +400,21 @@ def dataset_object_id(line_no: int, blank_lines: Sequence[int]) -> int:
     return line_no - 1 - bisect.bisect_left(blank_lines, line_no)
 
 
+def _utf8_only(value: Any) -> Any:
+    """``value`` with every string's surrogates escaped (:func:`~gt_toolkit.text.utf8_text`).
+
+    A file named in bytes that are not UTF-8 is read as surrogates (PEP 383), which JSON text
+    cannot hold: its reject stopped the run with a traceback ('str is not valid UTF-8').
+    """
+    if isinstance(value, str):
+        return utf8_text(value)
+    if isinstance(value, Mapping):
+        return {_utf8_only(k): _utf8_only(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_utf8_only(v) for v in value]
+    return value
+
+
 class RejectsSink:
     """Where rejected records go: an error (strict), a JSON Lines rejects file, or the log.
 
@@ -464,7 +480,11 @@ class RejectsSink:
         if self._fh is None:
             self._output = atomic_output(self._location, store=self._store)
             self._fh = self._output.__enter__()
-        self._fh.write(orjson.dumps(item) + b"\n")
+        try:
+            line = orjson.dumps(item)
+        except TypeError:  # a file named in bytes that are not UTF-8 (read as surrogates)
+            line = orjson.dumps(_utf8_only(item))
+        self._fh.write(line + b"\n")
 
     def close(self, error: BaseException | None = None) -> None:
         """Publish the rejects file, or drop it when the read failed with ``error``."""

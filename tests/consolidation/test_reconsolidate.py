@@ -916,3 +916,25 @@ def test_an_s3_key_and_a_key_joined_to_the_prefix_as_it_are_refused(
         reconsolidate(source, out, image_prefix="s3://bkt/p", worker_model=None)
     refs = [line["source-ref"] for line in read_lines(out)]
     assert len(set(refs)) == 2
+
+
+def test_an_unreadable_answer_file_whose_name_is_not_utf8_is_a_reject(tmp_path: Path) -> None:
+    """A job's answer file named in bytes that are not UTF-8 is read as surrogates: when it
+    could not be read, its reject and its object's failure-reason name it, and the run
+    stopped with a traceback writing them ('str is not valid UTF-8', no rejects file, no
+    summary). Both name it with its bytes escaped; the run says labels were lost."""
+    import os
+
+    job = tmp_path / "job"
+    shutil.copytree(JOB, job)
+    folder = job / "annotations" / "worker-response" / "iteration-1" / "7"
+    for answers in folder.iterdir():  # the object's only answer file
+        answers.rename(folder / os.fsdecode(b"r\xe9.json"))
+    (folder / os.fsdecode(b"r\xe9.json")).write_text("{not json")
+    out = tmp_path / "out.manifest"
+    assert main(["consolidate", str(job), "-o", str(out)]) == 1
+    [reject] = [json.loads(line) for line in out.with_name("out.manifest.rejects.jsonl").open()]
+    shown = f"{folder}/r\\xe9.json"
+    assert (reject["file"], reject["reason"]) == (shown, "unreadable-answer")
+    line = json.loads(out.read_text().splitlines()[7])
+    assert shown in line["consolidated-metadata"]["failure-reason"]
