@@ -151,19 +151,63 @@ def _looks(label: str) -> str:
     # cancel tag) or of no recommended flag (a black flag is shown) are invisible. split()
     # puts the flags at odd places
     parts = _FLAG_SEQUENCE.split(text)
-    kept = [
-        part
-        if i % 2
-        else "".join(
-            ch
-            for ch in part.translate(_BLANK)
-            if ch in _DRAWN
+    kept = [part if i % 2 else _seen(part.translate(_BLANK)) for i, part in enumerate(parts)]
+    return " ".join("".join(kept).split())
+
+
+def _seen(text: str) -> str:
+    """``text`` without the characters that draw nothing where they stand.
+
+    A zero-width joiner or non-joiner is drawn where it changes the letters or emoji around
+    it: after a virama (Devanagari's half forms, Sinhala's yansaya), between two Arabic
+    letters (Persian's ZWNJ), a ZWJ between two emoji (a family, a rainbow flag, which are
+    one picture, not the several the same emoji show alone). A variation selector picks a
+    look only of a character that has several (an emoji, a CJK ideograph, a mathematical
+    symbol): after a Latin, Greek or Cyrillic letter, a space or at the start it draws
+    nothing.
+    """
+    kept: list[str] = []
+    for i, ch in enumerate(text):
+        if ch in _JOINERS:
+            if _joins(kept[-1] if kept else "", text[i + 1 : i + 2], ch):
+                kept.append(ch)
+        elif _VARIATION.match(ch):
+            if kept and not _plain_letter(kept[-1]) and not kept[-1].isspace():
+                kept.append(ch)
+        elif (
+            ch in _DRAWN
             or ch.isspace()
             or (unicodedata.category(ch) not in _UNSEEN and ch not in _FILLERS)
-        )
-        for i, part in enumerate(parts)
-    ]
-    return " ".join("".join(kept).split())
+        ):
+            kept.append(ch)
+    return "".join(kept)
+
+
+def _joins(before: str, after: str, joiner: str) -> bool:
+    """Whether a ZWJ or ZWNJ between ``before`` and ``after`` changes what is drawn."""
+    if not before or not after:
+        return False
+    if unicodedata.combining(before) == 9:  # a virama: the conjunct's form
+        return True
+    if unicodedata.bidirectional(before) == "AL" and unicodedata.bidirectional(after) == "AL":
+        return True  # two Arabic-script letters: joined or not
+    return joiner == "\u200d" and _emoji(before) and _emoji(after)
+
+
+def _emoji(ch: str) -> bool:
+    """An emoji or what ends one in a ZWJ sequence (emoji presentation, a skin tone)."""
+    return unicodedata.category(ch) == "So" or ch == "\ufe0f" or "\U0001f3fb" <= ch <= "\U0001f3ff"
+
+
+def _plain_letter(ch: str) -> bool:
+    """A letter of a script with no variation sequences (Latin, Greek, Cyrillic)."""
+    return unicodedata.category(ch).startswith("L") and unicodedata.name(ch, "").startswith(
+        ("LATIN ", "GREEK ", "CYRILLIC ")
+    )
+
+
+_JOINERS: Final = "\u200c\u200d"
+_VARIATION: Final = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
 # letters and marks that draw nothing though their category is not Cf: the combining

@@ -89,6 +89,14 @@ _FLAG = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
         (["car", "c\u034far"], "BoundingBox", "differ only"),
         (["a b", "a\u2800b"], "BoundingBox", "differ only"),
         (["car", "\u3164"], "BoundingBox", "label #2 is only whitespace or invisible"),
+        # a variation selector after a Latin letter picks no look (16eb89d kept them all:
+        # 'car' and 'car' plus VS16 passed as two labels of one button text)
+        (["car", "car\ufe0f"], "BoundingBox", "differ only"),
+        (["car", "c\U000e0100ar"], "BoundingBox", "differ only"),
+        (["\ufe0f", "x"], "BoundingBox", "label #1 is only whitespace or invisible"),
+        # a joiner that joins nothing: after a Latin letter, at the end of a Devanagari word
+        (["ab", "a\u200db"], "BoundingBox", "differ only"),
+        (["\u0928\u092e", "\u0928\u092e\u200c"], "BoundingBox", "differ only"),
     ],
     ids=[
         "bbox-empty",
@@ -118,6 +126,11 @@ _FLAG = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
         "grapheme-joiner",
         "braille-blank",
         "only-a-filler",
+        "variation-selector-after-a-letter",
+        "ideographic-variation-selector-after-a-letter",
+        "only-a-variation-selector",
+        "joiner-between-latin-letters",
+        "non-joiner-ending-a-word",
     ],
 )
 def test_validate_labels_reports_each_problem(
@@ -217,11 +230,34 @@ _ENGLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e00
     [
         [_SCOTLAND, _WALES, _ENGLAND, "\U0001f3f4"],  # three tag-sequence flags, a black one
         ["\u0600\u0661\u0662", "\u0661\u0662"],  # an Arabic number sign is drawn
+        # a ZWJ between emoji makes one picture: a family, not a man, a woman and a girl
+        ["\U0001f468\u200d\U0001f469\u200d\U0001f467", "\U0001f468\U0001f469\U0001f467"],
+        ["\U0001f3f3\ufe0f\u200d\U0001f308", "\U0001f3f3\ufe0f\U0001f308"],  # rainbow flag
+        # after a virama a joiner picks the conjunct's form: Sinhala's yansaya, a half form
+        ["\u0dc1\u0dca\u200d\u0dbb\u0dd3", "\u0dc1\u0dca\u0dbb\u0dd3"],
+        ["\u0915\u094d\u200d\u0937", "\u0915\u094d\u0937", "\u0915\u094d\u200c\u0937"],
+        # Persian's ZWNJ keeps two Arabic letters apart
+        [
+            "\u0641\u0627\u0631\u0633\u06cc\u200c\u0647\u0627",
+            "\u0641\u0627\u0631\u0633\u06cc\u0647\u0627",
+        ],
+        ["\u2764\ufe0f", "\u2764"],  # emoji and text presentation
     ],
-    ids=["subdivision-flags", "arabic-number-sign"],
+    ids=[
+        "subdivision-flags",
+        "arabic-number-sign",
+        "emoji-family",
+        "rainbow-flag",
+        "sinhala-yansaya",
+        "devanagari-half-form",
+        "persian-non-joiner",
+        "emoji-presentation",
+    ],
 )
 def test_format_characters_that_are_drawn_make_distinct_labels(labels: list[str]) -> None:
     """The look-alike rule dropped every format character (category Cf), so Scotland's and
     Wales's flags (a black flag and invisible tag letters, shown as two flags) were refused
-    as labels that 'differ only in invisible characters', as was a label with the sign."""
+    as labels that 'differ only in invisible characters', as was a label with the sign; and
+    it dropped every joiner, so an emoji family and its three emoji, a conjunct and its half
+    form, were refused too."""
     assert validate_labels(labels) == []
