@@ -144,7 +144,8 @@ def _looks(label: str) -> str:
     so are ``"car"`` and ``"car"`` followed by a zero-width space. Two kinds of format
     character are seen and stay: the tags that make a black flag England's, Scotland's or
     Wales's (an emoji tag sequence, U+1F3F4 and tags; elsewhere tags are invisible), and the
-    Arabic number signs and other prepended concatenation marks, drawn as a sign.
+    Arabic number signs and other prepended concatenation marks, drawn as a sign. Joiners
+    and variation selectors count where they change the drawing (:func:`_seen`).
     """
     text = unicodedata.normalize("NFC", label)
     # a whole flag tag sequence is drawn (a flag); tags outside one, in one left unended (no
