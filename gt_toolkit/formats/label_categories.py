@@ -113,6 +113,12 @@ def validate_labels(labels: Sequence[object], *, task_type: str = "BoundingBox")
                 f"label #{index + 1} is only whitespace or invisible characters; "
                 "workers could not see it"
             )
+        if _OVERRIDES.search(label):  # '\u202erac' is drawn 'car', beside a label 'car'
+            problems.append(
+                f"label #{index + 1} ({ascii(label)[:60]}) holds a bidi override (U+202D or "
+                "U+202E), which draws its letters in another order than it spells them; "
+                "workers would read another label"
+            )
         if len(label) > MAX_LABEL_LENGTH:
             problems.append(
                 f"label #{index + 1} ({label[:20]!r}...) has {len(label)} characters; "
@@ -207,6 +213,7 @@ def _plain_letter(ch: str) -> bool:
     )
 
 
+_OVERRIDES: Final = re.compile("[\u202d\u202e]")  # left-to-right and right-to-left override
 _JOINERS: Final = "\u200c\u200d"
 _VARIATION: Final = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 

@@ -97,6 +97,10 @@ _FLAG = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
         # a joiner that joins nothing: after a Latin letter, at the end of a Devanagari word
         (["ab", "a\u200db"], "BoundingBox", "differ only"),
         (["\u0928\u092e", "\u0928\u092e\u200c"], "BoundingBox", "differ only"),
+        # a right-to-left override draws 'rac' as 'car': the rule dropped it as invisible
+        # and kept 'rac', so the two labels passed, two buttons that read 'car'
+        (["car", "\u202erac\u202c"], "BoundingBox", "label #2 ('\\u202erac\\u202c') holds a"),
+        (["12", "\u202d21"], "BoundingBox", "bidi override"),
     ],
     ids=[
         "bbox-empty",
@@ -131,6 +135,8 @@ _FLAG = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
         "only-a-variation-selector",
         "joiner-between-latin-letters",
         "non-joiner-ending-a-word",
+        "right-to-left-override",
+        "left-to-right-override",
     ],
 )
 def test_validate_labels_reports_each_problem(

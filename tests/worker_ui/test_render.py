@@ -212,8 +212,10 @@ HOSTILE = [
 
 @pytest.mark.parametrize("hostile", [h for _, h in HOSTILE], ids=[i for i, _ in HOSTILE])
 def test_hostile_strings_survive_as_literal_text(hostile: str) -> None:
+    # a label may not hold a bidi override (it draws another label): there, an isolate
+    label = hostile.replace("\u202e", "\u2067").replace("\u202c", "\u2069")
     template = render_default(
-        labels=[hostile, "ball"],
+        labels=[label, "ball"],
         header=hostile,
         short_instructions=hostile,
         full_instructions=hostile,
@@ -228,7 +230,7 @@ def test_hostile_strings_survive_as_literal_text(hostile: str) -> None:
     dom = parse_html(gt_liquid(template, TASK))
     assert dom.find_all("script") == [dom.find("script")]  # only the crowd elements script
     box = dom.find("crowd-bounding-box")
-    assert json.loads(box.attrs["labels"]) == [hostile, "ball"]
+    assert json.loads(box.attrs["labels"]) == [label, "ball"]
     assert box.attrs["header"] == hostile
     full = box.find("full-instructions")
     assert full.attrs["header"] == hostile
