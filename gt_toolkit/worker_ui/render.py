@@ -257,11 +257,41 @@ def _jpeg_extras(data: bytes) -> bool:
 def _gif_extras(data: bytes) -> bool:
     """Whether a GIF holds a comment, another application's extension or a trailing byte.
 
-    Extensions other than a frame's timing (graphic control) and looping and the colour
-    profile count: a plain-text extension's words are as readable as a comment's, and no
-    browser draws them. Blocks are
-    walked as GIF89a lays them out: image descriptors (with their colour table and data
-    sub-blocks) and extensions (label, sub-blocks), up to the trailer.
+    See :func:`_gif_blocks` for what is plain. A GIF cut short (no trailer) holds nothing
+    more than Pillow read of it.
+    """
+    walked = _gif_blocks(data)
+    if walked is None:
+        return True
+    blocks, end = walked
+    return any(not plain for _, _, plain in blocks) or (end is not None and end != len(data))
+
+
+def _gif_without_metadata(data: bytes) -> bytes | None:
+    """A GIF without its comments and other extensions, every image block as it was.
+
+    Saved again by Pillow instead, an animation whose frames have their own colour tables
+    was quantised anew (a frame of 384 colours came out of 256). ``None`` when the file is
+    not laid out as GIF89a says, or is cut short.
+    """
+    walked = _gif_blocks(data)
+    if walked is None or walked[1] is None:
+        return None
+    blocks, end = walked
+    header = data[: blocks[0][0] if blocks else end - 1]  # and the global colour table
+    return header + b"".join(data[a:b] for a, b, plain in blocks if plain) + b"\x3b"
+
+
+def _gif_blocks(data: bytes) -> tuple[list[tuple[int, int, bool]], int | None] | None:
+    """Each block of a GIF after its header as ``(start, end, plain)``, and its trailer's end.
+
+    The trailer's end is ``None`` in a GIF cut short before one. Blocks are walked as GIF89a
+    lays them out: image descriptors (with their colour table and data sub-blocks) and
+    extensions (label, sub-blocks), up to the trailer. Plain are the images, their graphic
+    controls (timing, transparency) and the application extensions of looping and the
+    colour profile; a comment, a plain-text extension (whose words no browser draws), XMP
+    or another application's data are not. ``None``: a byte that starts no block, where
+    Pillow read what it could and what else is there is unknown.
     """
 
     def skip_table(flags: int, at: int) -> int:
@@ -272,24 +302,28 @@ def _gif_extras(data: bytes) -> bool:
             at += data[at] + 1
         return at + 1
 
+    blocks: list[tuple[int, int, bool]] = []
     at = skip_table(data[10], 13) if len(data) > 13 else len(data)
     while at < len(data):
-        block = data[at]
+        block, start = data[at], at
         if block == 0x2C and at + 10 <= len(data):  # an image
             at = skip_sub_blocks(skip_table(data[at + 9], at + 10) + 1)
+            blocks.append((start, min(at, len(data)), True))
         elif block == 0x21 and at + 2 <= len(data):  # an extension
             label = data[at + 1]
-            if label not in (0xF9, 0xFF):  # a comment, plain text (which no browser draws)
-                return True
             name = data[at + 3 : at + 3 + data[at + 2]] if at + 3 <= len(data) else b""
-            if label == 0xFF and name not in _GIF_PLAIN_APPS:
-                return True  # XMP, Photoshop's IPTC, an application's own data
+            plain = label == 0xF9 or (label == 0xFF and name in _GIF_PLAIN_APPS)
+            if label == 0x01 and blocks and data[blocks[-1][0] + 1] == 0xF9:
+                # the graphic control of the plain text goes with it: left, it would time
+                # the next image instead
+                blocks[-1] = (*blocks[-1][:2], False)
             at = skip_sub_blocks(at + 2)
+            blocks.append((start, min(at, len(data)), plain))
         elif block == 0x3B:  # the trailer: the file ends here, or bytes follow it
-            return at != len(data) - 1
-        else:  # not a block: Pillow read what it could, and what else is there is unknown
-            return True
-    return False
+            return blocks, at + 1
+        else:
+            return None
+    return blocks, None
 
 
 _GIF_PLAIN_APPS: Final = frozenset({b"NETSCAPE2.0", b"ANIMEXTS1.0", b"ICCRGBG1012"})
@@ -393,6 +427,8 @@ def _embed_local_image(path: Path, max_side: int) -> str:
             if fmt in _MIME and small_already and not _carries_metadata(img, data):
                 return data_uri(data, _MIME[fmt])
             if fmt == "WEBP" and small_already and (bare := _webp_without_metadata(data)):
+                return data_uri(bare, _MIME[fmt])
+            if fmt == "GIF" and small_already and (bare := _gif_without_metadata(data)):
                 return data_uri(bare, _MIME[fmt])
             animated = getattr(img, "n_frames", 1) > 1
             if fmt in _FRAME_INFO and small_already and animated:

@@ -613,8 +613,8 @@ def test_a_gif_comment_or_xmp_after_its_image_is_dropped_too(
     assert b"J. Doe" not in embedded
     with Image.open(gif) as img:
         before = img.convert("RGB").tobytes()
-    with Image.open(io.BytesIO(embedded)) as img:  # kept lossless, as a small PNG is
-        assert img.format == "PNG"
+    with Image.open(io.BytesIO(embedded)) as img:  # kept lossless: the GIF but the block
+        assert img.format == "GIF"
         assert img.convert("RGB").tobytes() == before
 
 
@@ -890,3 +890,81 @@ def test_the_png_and_jpeg_block_walks_end_on_any_bytes(tail: bytes, cut: int) ->
         assert walk(data[:cut] + tail) in (True, False)
         if cut < len(data) - 1:
             assert walk(data[:cut]) is True
+
+
+def test_a_gif_animation_of_local_colour_tables_keeps_its_colours(tmp_path: Path) -> None:
+    """f7a14a3 dropped a small animated GIF's comment by saving its frames again with
+    Pillow: a frame drawn over the last with its own colour table (384 colours once
+    composited) was quantised to 256, 2784 of its 8192 pixels changed. The comment's block
+    is dropped instead, every image block kept as it was."""
+    import struct
+
+    import numpy as np
+    from PIL import ImageSequence
+
+    def gif_of(width: int, palette: list[int], step: int) -> bytes:
+        index = (np.arange(width * 64).reshape(64, width) * step) % 256
+        picture = Image.fromarray(index.astype(np.uint8), "P")
+        picture.putpalette(palette)
+        out = io.BytesIO()
+        picture.save(out, format="GIF", optimize=False)
+        return out.getvalue()
+
+    reds = [c for i in range(256) for c in (i, 0, 255 - i)]
+    greens = [c for i in range(256) for c in (0, i, i * 7 % 256)]
+    first, second = gif_of(128, reds, 1), gif_of(64, greens, 3)
+    header = 13 + 768  # and the global colour table
+    image = second.index(b"\x2c", header)
+    control = b"\x21\xf9\x04\x04" + struct.pack("<H", 10) + b"\x00\x00"  # kept, 100 ms
+    # the right half, drawn with its own colour table of 256 greens
+    right = b"\x2c" + struct.pack("<HHHH", 64, 0, 64, 64) + b"\x87" + bytes(greens)
+    gif = tmp_path / "two-palettes.gif"
+    gif.write_bytes(
+        first[:header]
+        + b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+        + control
+        + first[first.index(b"\x2c", header) : -1]
+        + b"\x21\xfe\x0aJ. Doe etc\x00"  # a comment
+        + control
+        + right
+        + second[image + 10 : -1]
+        + b"\x3b"
+    )
+    embedded = _embedded(gif)
+    assert b"J. Doe" not in embedded
+
+    def shown(picture: Image.Image) -> list[bytes]:
+        return [f.convert("RGB").tobytes() for f in ImageSequence.Iterator(picture)]
+
+    with Image.open(gif) as before, Image.open(io.BytesIO(embedded)) as after:
+        assert len(before.convert("RGB").getcolors(1000) or []) == 256
+        before.seek(1)
+        assert len(before.convert("RGB").getcolors(1000) or []) == 384
+        before.seek(0)
+        assert after.format == "GIF" and shown(after) == shown(before)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0x21, 0x2C]), st.integers(0, 255), st.binary(max_size=12)),
+        max_size=5,
+    ),
+    st.integers(0, 255),
+)
+def test_a_gif_without_metadata_holds_only_plain_blocks(
+    blocks: list[tuple[int, int, bytes]], flags: int
+) -> None:
+    """Whatever its blocks, a GIF stripped of its metadata is walked to an answer, and what
+    it keeps holds no block but plain ones, ending at its trailer."""
+    from gt_toolkit.worker_ui.render import _gif_blocks, _gif_extras, _gif_without_metadata
+
+    header = b"GIF89a" + bytes([1, 0, 1, 0, flags & 0x7F, 0, 0])
+    body = b"".join(bytes([kind, label]) + payload for kind, label, payload in blocks)
+    for data in (header + body, header + body + b";", header + body + b"; tail"):
+        bare = _gif_without_metadata(data)
+        if bare is None:
+            continue
+        assert not _gif_extras(bare)
+        walked = _gif_blocks(bare)
+        assert walked is not None and walked[1] == len(bare)
