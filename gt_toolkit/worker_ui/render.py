@@ -199,15 +199,27 @@ private chunk say something else."""
 
 def _png_extras(data: bytes) -> bool:
     """Whether a PNG has a chunk other than :data:`_PNG_PLAIN_CHUNKS` or bytes after IEND."""
-    at = 8
+    return _png_without_metadata(data) != data
+
+
+def _png_without_metadata(data: bytes) -> bytes | None:
+    """A PNG (or APNG) of its :data:`_PNG_PLAIN_CHUNKS` and IEND only, each as it was.
+
+    Saved again by Pillow instead, it lost its gamma and chromaticities (gAMA, cHRM, which
+    browsers apply: the picture was drawn lighter or darker) and a 16-bit PNG its low
+    bits. ``None`` when the file is cut short (no IEND).
+    """
+    kept, at = [data[:8]], 8
     while at + 12 <= len(data):
         size, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8]
+        if at + 12 + size > len(data):
+            return None
+        if kind == b"IEND" or kind in _PNG_PLAIN_CHUNKS:
+            kept.append(data[at : at + 12 + size])
         if kind == b"IEND":
-            return at + 12 != len(data)
-        if kind not in _PNG_PLAIN_CHUNKS:
-            return True
+            return b"".join(kept)
         at += 12 + size
-    return True  # cut short: no IEND
+    return None
 
 
 _JPEG_SCAN_END: Final = re.compile(rb"\xff[^\x00\xd0-\xd7]")
@@ -429,6 +441,8 @@ def _embed_local_image(path: Path, max_side: int) -> str:
             if fmt == "WEBP" and small_already and (bare := _webp_without_metadata(data)):
                 return data_uri(bare, _MIME[fmt])
             if fmt == "GIF" and small_already and (bare := _gif_without_metadata(data)):
+                return data_uri(bare, _MIME[fmt])
+            if fmt == "PNG" and small_already and (bare := _png_without_metadata(data)):
                 return data_uri(bare, _MIME[fmt])
             animated = getattr(img, "n_frames", 1) > 1
             if fmt in _FRAME_INFO and small_already and animated:

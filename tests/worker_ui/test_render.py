@@ -471,6 +471,11 @@ def test_a_16_bit_grayscale_example_is_scaled_not_clipped_white(tmp_path: Path, 
     info.add_text("Software", "scanner 2.1")  # a small one is re-encoded to drop it
     path = tmp_path / "xray.png"
     ramp.save(path, pnginfo=info)
+    if side <= 480:  # a small one loses its text chunk only: its 16 bits stay as they were
+        with Image.open(io.BytesIO(_embedded(path))) as img, Image.open(path) as before:
+            assert not img.info.get("Software") and img.mode == before.mode
+            assert img.tobytes() == before.tobytes()
+        return
     with Image.open(io.BytesIO(_embedded(path))) as img:
         gray = img.convert("L")
         width = gray.width
@@ -968,3 +973,22 @@ def test_a_gif_without_metadata_holds_only_plain_blocks(
         assert not _gif_extras(bare)
         walked = _gif_blocks(bare)
         assert walked is not None and walked[1] == len(bare)
+
+
+def test_a_small_png_loses_its_text_not_its_gamma(tmp_path: Path) -> None:
+    """A small PNG re-encoded to drop a text chunk was saved again by Pillow, which writes
+    no gAMA or cHRM: browsers apply them, so the example was drawn lighter than the file.
+    Its text chunk is cut instead, every other chunk kept as it was."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", "J. Doe")
+    path = tmp_path / "dark.png"
+    Image.new("RGB", (40, 30), (90, 90, 90)).save(path, pnginfo=info)
+    data = path.read_bytes()
+    gamma = _png_chunk(b"gAMA", (100000).to_bytes(4, "big"))  # linear: drawn darker
+    path.write_bytes(data[:33] + gamma + data[33:])
+    embedded = _embedded(path)
+    assert b"J. Doe" not in embedded and gamma in embedded
+    with Image.open(io.BytesIO(embedded)) as img:
+        assert img.info["gamma"] == 1.0
