@@ -287,9 +287,11 @@ def _gif_without_metadata(data: bytes) -> bytes | None:
     not laid out as GIF89a says, or is cut short.
     """
     walked = _gif_blocks(data)
-    if walked is None or walked[1] is None:
+    if walked is None:
         return None
     blocks, end = walked
+    if end is None:
+        return None
     header = data[: blocks[0][0] if blocks else end - 1]  # and the global colour table
     return header + b"".join(data[a:b] for a, b, plain in blocks if plain) + b"\x3b"
 
