@@ -227,12 +227,16 @@ _JPEG_SCAN_END: Final = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
 
 def _jpeg_plain_segment(marker: int, body: bytes) -> bool:
-    """A JFIF header without a thumbnail, a colour profile, Adobe's colour transform."""
+    """A JFIF header without a thumbnail, a colour profile, Adobe's colour transform.
+
+    The JFIF and Adobe segments are of their own length: bytes after their fields are no
+    part of the picture (a JFIF thumbnail may show the photo before it was cropped).
+    """
     if marker == 0xE0:
-        return body.startswith(b"JFIF\0") and body[12:14] in (b"", b"\0\0")
+        return body.startswith(b"JFIF\0") and len(body) == 14 and body[12:14] == b"\0\0"
     if marker == 0xE2:
         return body.startswith(b"ICC_PROFILE\0")
-    return marker == 0xEE and body.startswith(b"Adobe")
+    return marker == 0xEE and body.startswith(b"Adobe") and len(body) == 12
 
 
 def _jpeg_extras(data: bytes) -> bool:

@@ -819,6 +819,11 @@ def _gif_with_extension(label: int) -> bytes:
             _jpeg_with_segment(0xE1, b"http://ns.adobe.com/xmp/extension/\0" + _SECRET),
         ),
         ("ducky-app12.jpg", _jpeg_with_segment(0xEC, b"Ducky" + _SECRET)),
+        (  # a JFIF header with more after its fields than it says (no thumbnail)
+            "long-jfif.jpg",
+            _jpeg_with_segment(0xE0, b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0" + _SECRET),
+        ),
+        ("long-adobe.jpg", _jpeg_with_segment(0xEE, b"Adobe\0\x64\0\0\0\0\x01" + _SECRET)),
         ("unannounced-exif.webp", _webp_with_chunk(b"EXIF")),
         ("unannounced-xmp.webp", _webp_with_chunk(b"XMP ")),
         ("unknown-chunk.webp", _webp_with_chunk(b"C2PA")),
