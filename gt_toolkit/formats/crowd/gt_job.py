@@ -465,6 +465,16 @@ def _line_alias(object_id: int) -> str:
     return f"\x00line {object_id}"
 
 
+def _ref_alias(ref: str) -> str:
+    r"""The answer index's name for the line a ``source-ref`` names.
+
+    Apart from every :func:`_line_alias`: a ref spelled as one (``"\u0000line 3"``) named
+    line 3's key, and where that key was digits (a text line's ``"source": "7"``), its
+    answer went to line 7.
+    """
+    return f"\x00ref {ref}"
+
+
 class AnswersFolderSource(IndexedSource):
     """A folder of per-worker ``<worker id>.jsonl`` answer files, numbered by a manifest.
 
@@ -495,7 +505,7 @@ class AnswersFolderSource(IndexedSource):
         self._objects = 0
         for i, line in _numbered(self.manifest, self.store):
             key = _key_of(line.data)
-            index.set_alias(key, str(i))  # the last line with a ref wins
+            index.set_alias(_ref_alias(key), str(i))  # the last line with a ref wins
             index.set_alias(_line_alias(i), key)  # and each line's own, for _object_of
             self._objects = i + 1
         files = list_files(self.location, ANSWER_EXTENSIONS, store=self.store)
@@ -601,8 +611,8 @@ class AnswersFolderSource(IndexedSource):
                         f"line's source-ref is {ref!r}: is the manifest the job's?"[:400]
                     )
             return str(number)
-        found = index.resolve(str(rec.get("source-ref")))
-        if found is None or not found[0].isdigit():  # not a line's own alias (_line_alias)
+        found = index.resolve(_ref_alias(str(rec.get("source-ref"))))
+        if found is None:
             raise ConsolidationError("no datasetObjectId and no source-ref of the manifest")
         return found[0]
 

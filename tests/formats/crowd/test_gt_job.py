@@ -390,3 +390,29 @@ def test_an_export_file_whose_name_is_not_utf8_is_refused_by_name(
     first.rename(folder / os.fsdecode(b"jos\xe9" + first.suffix.encode()))
     with pytest.raises(StorageError, match=r"jos\\xe9.*not UTF-8"):
         list(iter_crowd_images(folder, kind, manifest=MANIFEST if copy is None else None))
+
+
+def test_a_source_ref_spelled_as_a_line_alias_names_no_line_whatever_that_line_holds(
+    tmp_path: Path,
+) -> None:
+    """cccf4cc took a ref's match only where it was a line number: but a ref spelled as the
+    index's name for line 3's key ('\\u0000line 3') resolved to that key, and where line 3
+    is a text line of digits ('"source": "7"'), the digits passed as a line number: the
+    answer's box was drawn on line 7's image, exit 0. Refs and line keys are named apart."""
+    folder = tmp_path / "answers"
+    folder.mkdir()
+    lines = [{"source-ref": f"s3://bkt/p/{i}.jpg"} for i in range(9)]
+    lines[3] = {"source": "7"}
+    manifest = tmp_path / "in.manifest"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    box = {"label": "ball", "left": 1, "top": 1, "width": 5, "height": 5}
+    odd = {"source-ref": "\x00line 3", "boundingBoxes": [box]}
+    by_ref = {"source-ref": "s3://bkt/p/5.jpg", "boundingBoxes": [box]}
+    (folder / "w1.jsonl").write_text(json.dumps(odd) + "\n" + json.dumps(by_ref) + "\n")
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(
+        folder, "answers-folder", manifest=manifest, on_reject=rejects.append
+    ) as source:
+        images = list(source.images())
+    assert [i for i, image in enumerate(images) if image.annotators] == [5]
+    assert [(r.position, r.reason.value) for r in rejects] == [("line 1", "malformed")]
