@@ -192,10 +192,12 @@ def _seen(text: str) -> str:
 
 def _joins(before: str, after: str, joiner: str) -> bool:
     """Whether a ZWJ or ZWNJ between ``before`` and ``after`` changes what is drawn."""
-    if not before or not after:
+    if not before:
         return False
-    if unicodedata.combining(before) == 9:  # a virama: the conjunct's form
-        return True
+    if unicodedata.combining(before) == 9:  # a virama: the conjunct's form, and a ZWJ
+        return bool(after) or joiner == "\u200d"  # ending a word its half form ('क्‍')
+    if not after:
+        return False
     if unicodedata.bidirectional(before) == "AL" and unicodedata.bidirectional(after) == "AL":
         return True  # two Arabic-script letters: joined or not
     return joiner == "\u200d" and _emoji(before) and _emoji(after)

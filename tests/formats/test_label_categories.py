@@ -242,6 +242,7 @@ _ENGLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e00
         # after a virama a joiner picks the conjunct's form: Sinhala's yansaya, a half form
         ["\u0dc1\u0dca\u200d\u0dbb\u0dd3", "\u0dc1\u0dca\u0dbb\u0dd3"],
         ["\u0915\u094d\u200d\u0937", "\u0915\u094d\u0937", "\u0915\u094d\u200c\u0937"],
+        ["\u0915\u094d\u200d", "\u0915\u094d"],  # a half form ending the label
         # Persian's ZWNJ keeps two Arabic letters apart
         [
             "\u0641\u0627\u0631\u0633\u06cc\u200c\u0647\u0627",
@@ -256,6 +257,7 @@ _ENGLAND = "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e00
         "rainbow-flag",
         "sinhala-yansaya",
         "devanagari-half-form",
+        "devanagari-half-form-at-the-end",
         "persian-non-joiner",
         "emoji-presentation",
     ],
