@@ -135,6 +135,12 @@ def _items(path: Path, prefix: str, name: str) -> Iterator[Any]:
         raise ConversionError(str(exc)) from exc
     except InvalidOperation:  # 1e<5,000 digits>: valid JSON that Decimal cannot hold
         raise ConversionError(f"{name}: a number whose exponent no reader holds") from None
+    except UnicodeDecodeError:  # "\udce9": an escape of half a character, which yajl
+        # decodes to bytes that are not UTF-8 (a traceback, before)
+        raise ConversionError(
+            f"{name}: a string escapes half a character (a lone surrogate such as \\udce9),"
+            " which is no text"
+        ) from None
 
 
 @dataclass(slots=True)

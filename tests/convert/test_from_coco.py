@@ -353,3 +353,18 @@ def test_file_names_that_differ_only_in_case_stay_two_images(
     files = [p for p in out.rglob("*") if p.is_file() and p.suffix.lower() == ".jpg"]
     assert sorted(p.read_bytes().decode() for p in files) == sorted(names)
     assert len({p.stem.lower() for p in files}) == 3  # no two are one file there
+
+
+def test_a_lone_surrogate_escape_is_a_one_line_error(tmp_path: Path) -> None:
+    """A file_name of "a\\udce9.jpg" (JSON's grammar allows an escape of half a character)
+    stopped from-coco with a UnicodeDecodeError traceback from yajl; it is its one-line
+    ConversionError."""
+    coco = {
+        "images": [{"id": 1, "file_name": "a@.jpg", "width": 100, "height": 100}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}],
+        "categories": [{"id": 1, "name": "car"}],
+    }
+    src = tmp_path / "coco.json"
+    src.write_text(json.dumps(coco).replace("@", "\\udce9"))
+    with pytest.raises(ConversionError, match="escapes half a character"):
+        _convert(src, tmp_path / "out.manifest")

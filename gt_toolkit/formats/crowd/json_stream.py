@@ -89,6 +89,21 @@ def json_items(
             ``otherwise``); text :func:`open_json` refuses.
         ijson.JSONError: not JSON (the caller names the item it was reading).
     """
+    try:
+        yield from _json_items(location, prefix, starts=starts, otherwise=otherwise, store=store)
+    except UnicodeDecodeError:  # "\udce9": an escape of half a character, which yajl
+        # decodes to bytes that are not UTF-8 (a UnicodeDecodeError traceback, before)
+        raise CrowdSourceError(
+            os.fspath(location),
+            "",
+            "a string escapes half a character (a lone surrogate such as \\udce9), which is "
+            "no text",
+        ) from None
+
+
+def _json_items(
+    location: Location, prefix: str, *, starts: bytes, otherwise: str, store: S3Store | None
+) -> Iterator[Any]:
     import ijson  # not on the import path of from-coco's registry entry (json_stream is)
 
     given = 0

@@ -198,3 +198,21 @@ def test_items_past_an_exponent_no_reader_holds_is_one_line(tmp_path: Path) -> N
     with pytest.raises(CrowdSourceError, match="a number whose exponent no reader holds"):
         read.extend(json_items(path, "item", starts=b"[", otherwise="no"))
     assert read == [{"id": 1}]
+
+
+@pytest.mark.parametrize("kind", ["label-studio", "coco-raters"])
+def test_a_lone_surrogate_escape_is_a_one_line_error(tmp_path: Path, kind: str) -> None:
+    """JSON's grammar allows "\\udce9", half of a character, which yajl decodes to bytes that
+    are not UTF-8: the readers stopped with a UnicodeDecodeError traceback. It is the
+    reader's one-line error, naming the file."""
+    from gt_toolkit import iter_crowd_images
+    from tests.helpers import CROWD
+
+    source = CROWD / ("label-studio.json" if kind == "label-studio" else "coco-raters.json")
+    text = source.read_text()
+    key = '"image"' if kind == "label-studio" else '"file_name"'
+    at = text.index('"', text.index(":", text.index(key))) + 1
+    broken = tmp_path / source.name
+    broken.write_text(text[:at] + "\\udce9" + text[at:])
+    with pytest.raises(CrowdSourceError, match=r"escapes half a character"):
+        list(iter_crowd_images(broken, kind))
