@@ -442,13 +442,16 @@ def _embed_local_image(path: Path, max_side: int) -> str:
         with Image.open(io.BytesIO(data)) as img:
             fmt = img.format or ""
             small_already = max(img.size) <= max_side and len(data) <= _MAX_EMBED_BYTES
+            # a picture stored sideways is turned upright by its EXIF orientation, which
+            # goes with the EXIF: cut out, the example showed sideways; it is re-encoded
+            cut = small_already and img.getexif().get(0x0112, 1) == 1
             if fmt in _MIME and small_already and not _carries_metadata(img, data):
                 return data_uri(data, _MIME[fmt])
-            if fmt == "WEBP" and small_already and (bare := _webp_without_metadata(data)):
+            if fmt == "WEBP" and cut and (bare := _webp_without_metadata(data)):
                 return data_uri(bare, _MIME[fmt])
             if fmt == "GIF" and small_already and (bare := _gif_without_metadata(data)):
                 return data_uri(bare, _MIME[fmt])
-            if fmt == "PNG" and small_already and (bare := _png_without_metadata(data)):
+            if fmt == "PNG" and cut and (bare := _png_without_metadata(data)):
                 return data_uri(bare, _MIME[fmt])
             animated = getattr(img, "n_frames", 1) > 1
             if fmt in _FRAME_INFO and small_already and animated:

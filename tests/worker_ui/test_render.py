@@ -997,3 +997,19 @@ def test_a_small_png_loses_its_text_not_its_gamma(tmp_path: Path) -> None:
     assert b"J. Doe" not in embedded and gamma in embedded
     with Image.open(io.BytesIO(embedded)) as img:
         assert img.info["gamma"] == 1.0
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_a_small_example_stored_sideways_is_embedded_upright(tmp_path: Path, fmt: str) -> None:
+    """Cutting a small PNG's or WebP's EXIF out (19446af, 9414bf5) cut its orientation too:
+    a picture stored sideways, drawn upright by its EXIF orientation, was embedded sideways.
+    Such a one is re-encoded upright, as a larger one is."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned a quarter clockwise to be seen
+    exif[0x013B] = "J. Doe"
+    path = tmp_path / f"sideways.{fmt.lower()}"
+    Image.new("RGB", (40, 20), (200, 10, 10)).save(path, format=fmt, exif=exif)
+    embedded = _embedded(path)
+    assert b"J. Doe" not in embedded
+    with Image.open(io.BytesIO(embedded)) as img:
+        assert img.size == (20, 40) and img.getexif().get(0x0112, 1) == 1
