@@ -63,7 +63,11 @@ def percent_to_count(percent: float, total: int) -> int:
     floating point, whose ``0.07 * 150`` is 10.500000000000002 and rounded up a half that
     half-to-even keeps at 10.
     """
-    if not 0 <= percent <= 100:
+    try:
+        inside = 0 <= percent <= 100
+    except ArithmeticError:  # a Decimal NaN compares by raising InvalidOperation
+        inside = False
+    if not inside:
         raise ValidationError(
             [f"percent must be within 0..100, got {percent}"], what="sampling options"
         )
@@ -156,7 +160,11 @@ def sample_percent(
     around 1e-9 at the default margin) ``items`` is called again for a second, counting
     pass; that is why it is a factory.
     """
-    if not 0 <= percent <= 100:
+    try:
+        inside = 0 <= percent <= 100
+    except ArithmeticError:  # a Decimal NaN compares by raising InvalidOperation
+        inside = False
+    if not inside:
         raise ValidationError(
             [f"percent must be within 0..100, got {percent}"], what="sampling options"
         )

@@ -264,3 +264,16 @@ def test_a_refused_item_does_not_lend_its_split_to_a_look_alike_key() -> None:
     splitter.plan(items)
     asked = [k for k, _ in items if k != first]  # the converter refused the first one
     assert {k: splitter(k) for k in asked} == {k: expected[k] for k in asked}
+
+
+@pytest.mark.parametrize("percent", ["NaN", "sNaN", "-0.1", "100.5"])
+def test_a_decimal_percent_out_of_range_or_nan_is_a_validation_error(percent: str) -> None:
+    """7bb3c7e reads a Decimal percent exactly; a Decimal NaN compared with 0 raised
+    decimal.InvalidOperation out of the range check, not the ValidationError it gives for a
+    float NaN."""
+    from decimal import Decimal
+
+    from gt_toolkit.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=r"percent must be within 0\.\.100"):
+        percent_to_count(Decimal(percent), 250)
