@@ -60,9 +60,11 @@ def planned_splitter(
         )
         splitter.plan((rec.source_ref, rec.labels) for rec in first)  # names present
 
+    ask = splitter.__call__  # bound once: calling the instance goes through its type's slot
+
     def split(record: DetectionRecord | ClassificationRecord) -> SplitName:
         try:
-            return splitter(record.source_ref)
+            return ask(record.source_ref)
         except ValueError as exc:
             raise ConversionError(f"the input changed between the two passes: {exc}") from None
 

@@ -281,7 +281,7 @@ class StagedOutput:
         if self._s3:
             if location.startswith(self._read_under):
                 self._read.add(location)
-        elif not is_s3_uri(location):
+        elif not location.startswith("s3://"):  # is_s3_uri, whose isinstance a str needs not
             canonical = _plain_absolute(location, self._cwd)
             if canonical.startswith(self._read_under):
                 self._read.add(canonical)

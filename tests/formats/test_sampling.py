@@ -277,3 +277,14 @@ def test_a_decimal_percent_out_of_range_or_nan_is_a_validation_error(percent: st
 
     with pytest.raises(ValidationError, match=r"percent must be within 0\.\.100"):
         percent_to_count(Decimal(percent), 250)
+
+
+@given(
+    key=st.text(max_size=40),
+    seed=st.one_of(st.integers(-(10**6), 10**6), st.text(max_size=8)),
+    fraction=st.floats(0, 1),
+)
+def test_the_splits_inlined_hash_is_hash_unit(key: str, seed: int | str, fraction: float) -> None:
+    """Splitter.__call__ hashes inline (once per converted line): it must stay hash_unit."""
+    want = "validation" if hash_unit(key, f"split:{seed}") < fraction else "train"
+    assert Splitter(validation_fraction=fraction, seed=seed)(key) == want
