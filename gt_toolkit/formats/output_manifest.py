@@ -529,7 +529,11 @@ class OutputReader:
         value: Any,
         meta: Mapping[str, Any],
     ) -> DetectionRecord:
-        """Check a bounding-box label in phases: shape, class map, boxes, empty, counts."""
+        """Check a bounding-box label in phases: shape, class map, boxes, empty, counts.
+
+        One function for the whole line (the box loop and the counts inlined): it runs once
+        per line, and each helper call with its result tuple cost more than the check it made.
+        """
         if value.__class__ is not dict or value.get("annotations").__class__ is not list:
             raise RejectedRecordError(
                 OutputRejectReason.INVALID_LABEL,
@@ -548,54 +552,22 @@ class OutputReader:
         objects = meta.get("objects")
         if objects.__class__ is not list:
             objects = []
-        self._merge_class_map(class_names, line_no)
-        annotations, names, kept, clipped, dropped = self._check_boxes(
-            value["annotations"], objects, size, class_names, line_no
-        )
-        if not names:
-            self._check_empty(meta, attr, dropped)
-        self._count(names, clipped, dropped)
-        label = value if annotations is None else {**value, "annotations": annotations}
-        return DetectionRecord(
-            line_no, data, source_ref, attr, size, label, names, kept, clipped, dropped
-        )
-
-    def _merge_class_map(self, class_names: dict[str, Any], line_no: int) -> None:
-        """Merge a line's ``class-map`` into the file's :class:`ClassMap`."""
-        if class_names == self._last_class_map:  # one C-level compare for most lines
-            return
-        cmap = self.stats.class_map
-        known = cmap.names
-        seen = self._seen_class_keys
-        # All merged before (the usual case): one C-level subset test, no Python loop.
-        entries = () if class_names.items() <= seen.items() else class_names.items()
-        for key, name in entries:
-            if seen.get(key) == name:  # merged before: one dict look, no parsing
-                continue
-            if isinstance(name, str) and isinstance(key, str) and _is_class_key(key):
-                key_id = int(key)
-                if known.get(key_id) != name:
-                    cmap.add(key_id, name, line_no)
-                seen[key] = name
-        self._last_class_map = class_names
-
-    def _check_boxes(
-        self,
-        source: list[Any],
-        objects: list[Any],
-        size: ImageSize | None,
-        class_names: Mapping[str, Any],
-        line_no: int,
-    ) -> tuple[list[dict[str, Any]] | None, list[str], list[Any], int, int]:
-        """Check every box; returns ``(annotations, names, objects, clipped, dropped)``.
-
-        ``annotations`` is ``None`` when every box passed unchanged (the label is reused
-        as it is, and ``objects`` with it); else the boxes kept, fixed, with their objects.
-        """
-        annotations: list[dict[str, Any]] | None = None  # made at the first changed box
+        # Merged before (most lines): the last line's map, or all of its entries seen (a
+        # C-level subset test; values are compared too, so a renamed class is merged).
+        if (
+            class_names != self._last_class_map
+            and not class_names.items() <= self._seen_class_keys.items()
+        ):
+            self._merge_class_map(class_names, line_no)
+        st = self.stats
+        # -- boxes: each checked; ``annotations`` is made at the first changed box, and
+        # stays ``None`` when every box passed unchanged (the label is reused as it is,
+        # and ``objects`` with it); else it holds the boxes kept, fixed, with their objects.
+        source = value["annotations"]
+        annotations: list[dict[str, Any]] | None = None
         names: list[str] = []
         add_name = names.append
-        get_name = self.stats.class_map.names.get
+        get_name = st.class_map.names.get
         keep: list[Any] = []
         clipped = dropped = 0
         big = 1 << 62
@@ -645,7 +617,50 @@ class OutputReader:
             annotations.append(fixed_ann)
             add_name(name)
             keep.append(objects[i] if i < len(objects) else None)
-        return annotations, names, objects if annotations is None else keep, clipped, dropped
+        n = len(names)
+        if not n:
+            self._check_empty(meta, attr, dropped)
+        # -- counts: one accepted detection object
+        st.objects += 1
+        st.boxes += n
+        if clipped:
+            st.clipped_boxes += clipped
+        if dropped:
+            st.dropped_boxes += dropped
+        if n > st.max_boxes:
+            st.max_boxes = n
+        if n:
+            per_class = st.boxes_per_class
+            for name in names:  # Counter.update pays an ABC isinstance check per call
+                per_class[name] += 1
+        else:
+            st.empty_images += 1
+        if annotations is None:
+            return DetectionRecord(
+                line_no, data, source_ref, attr, size, value, names, objects, clipped, dropped
+            )
+        label = {**value, "annotations": annotations}
+        return DetectionRecord(
+            line_no, data, source_ref, attr, size, label, names, keep, clipped, dropped
+        )
+
+    def _merge_class_map(self, class_names: dict[str, Any], line_no: int) -> None:
+        """Merge a line's ``class-map`` into the file's :class:`ClassMap`.
+
+        The caller skips it when every entry was merged before (see :meth:`_detection`).
+        """
+        cmap = self.stats.class_map
+        known = cmap.names
+        seen = self._seen_class_keys
+        for key, name in class_names.items():
+            if seen.get(key) == name:  # merged before: one dict look, no parsing
+                continue
+            if isinstance(name, str) and isinstance(key, str) and _is_class_key(key):
+                key_id = int(key)
+                if known.get(key_id) != name:
+                    cmap.add(key_id, name, line_no)
+                seen[key] = name
+        self._last_class_map = class_names
 
     def _check_empty(self, meta: Mapping[str, Any], attr: str, outside: int) -> None:
         """An object without boxes: flag it when its boxes were all dropped; then policy.
@@ -668,23 +683,6 @@ class OutputReader:
             )
         if self.empty_policy is EmptyPolicy.REJECT:
             raise RejectedRecordError(OutputRejectReason.EMPTY_IMAGE, "no boxes on this image")
-
-    def _count(self, names: list[str], clipped: int, dropped: int) -> None:
-        """Add one accepted detection object to the stats."""
-        st = self.stats
-        st.objects += 1
-        n = len(names)
-        st.boxes += n
-        st.clipped_boxes += clipped
-        st.dropped_boxes += dropped
-        if n > st.max_boxes:
-            st.max_boxes = n
-        if n:
-            per_class = st.boxes_per_class
-            for name in names:  # Counter.update pays an ABC isinstance check per call
-                per_class[name] += 1
-        else:
-            st.empty_images += 1
 
     def _slow_box(
         self,
