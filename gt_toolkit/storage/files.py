@@ -710,9 +710,7 @@ def write_lines(location: Location, lines: Iterable[bytes], *, store: S3Store | 
     r"""Write byte lines (each gets a ``\n``) atomically; return how many were written."""
     with atomic_output(location, store=store) as fh:
         writer = LineWriter(fh)
-        add = writer.add
-        for line in lines:
-            add(line)
+        writer.add_all(lines)
         writer.flush()
     return writer.count
 
@@ -737,6 +735,15 @@ class LineWriter:
         batch.append(line)
         if len(batch) >= _BATCH:
             self.flush()
+
+    def add_all(self, lines: Iterable[bytes]) -> None:
+        """Queue every line of ``lines``: :meth:`add` in one loop, no call per line."""
+        batch = self._batch  # flush clears this list in place: it stays the batch
+        append = batch.append
+        for line in lines:
+            append(line)
+            if len(batch) >= _BATCH:
+                self.flush()
 
     def flush(self) -> None:
         """Write the queued lines."""

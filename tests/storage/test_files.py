@@ -537,3 +537,19 @@ def test_all_or_none_refuses_a_name_too_long_as_a_write_does(tmp_path: Path) -> 
     ):
         fh.write(b"1")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("n", [0, 1, files._BATCH - 1, files._BATCH, 2 * files._BATCH + 3])
+def test_write_lines_writes_every_line_across_batches(tmp_path: Path, n: int) -> None:
+    """add_all queues in one loop and flushes at each full batch: no line lost or doubled."""
+    lines = [f'{{"i":{i}}}'.encode() for i in range(n)]
+    out = tmp_path / "x.manifest"
+    assert write_lines(out, iter(lines)) == n
+    assert out.read_bytes() == b"".join(line + b"\n" for line in lines)
+    with out.open("wb") as fh:  # add and add_all mixed, as a caller may
+        writer = LineWriter(fh)
+        writer.add(b"first")
+        writer.add_all(iter(lines))
+        writer.flush()
+    assert writer.count == n + 1
+    assert out.read_bytes() == b"first\n" + b"".join(line + b"\n" for line in lines)
