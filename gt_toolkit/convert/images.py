@@ -83,14 +83,25 @@ class ImageNamer:
 
     def __call__(self, source_ref: str) -> str:
         """The file name for ``source_ref``."""
-        base = PurePosixPath(source_ref).name  # a key ending in '/..' has the name '..'
-        p = PurePosixPath(base if base not in ("", "..") else "image")
-        name, salt = p.name, ""
+        # Once per record: the text after the last '/' is the path's name (no Path made)
+        # unless it is empty or a dot part, which pathlib's rules then name.
+        base = source_ref.rpartition("/")[2]
+        if base in ("", ".", ".."):
+            base = PurePosixPath(source_ref).name  # a key ending in '/..' has the name '..'
+        first = base if base not in ("", "..") else "image"  # PurePosixPath(first).name
+        name, salt = first, ""
         if len(name.encode()) > MAX_NAME_BYTES:
-            name = _hashed(p, _digest(source_ref))
-        while self._owner.setdefault(folded(PurePosixPath(name).stem), source_ref) != source_ref:
-            name, salt = _hashed(p, _digest(f"{source_ref}{salt}")), f"{salt}#"
+            name = _hashed(PurePosixPath(first), _digest(source_ref))
+        owner = self._owner
+        while owner.setdefault(folded(_stem(name)), source_ref) != source_ref:
+            name, salt = _hashed(PurePosixPath(first), _digest(f"{source_ref}{salt}")), f"{salt}#"
         return name
+
+
+def _stem(name: str) -> str:
+    """``PurePosixPath(name).stem`` of a bare file name, without making the path."""
+    i = name.rfind(".")
+    return name[:i] if 0 < i < len(name) - 1 else name
 
 
 def _digest(text: str) -> str:

@@ -104,6 +104,8 @@ def folded(name: str) -> str:
     two characters, stays itself). NFC first: APFS takes a name's composed and decomposed
     spellings (``é``, ``e`` + U+0301) as one file too.
     """
+    if name.isascii():  # already NFC: most names, once per image
+        return name.lower()
     text = unicodedata.normalize("NFC", name)
     if text.isascii():
         return text.lower()

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gt_toolkit.convert import images
 from gt_toolkit.convert.images import MAX_NAME_BYTES, ImageNamer, folded
 
 
@@ -138,3 +139,33 @@ def test_long_names_stay_short_distinct_and_stable(parts: list[tuple[str, int, s
     assert len({folded(PurePosixPath(n).stem) for n in names}) == len(names)
     again = ImageNamer()
     assert [again(ref) for ref in refs] == names
+
+
+def _pathlib_names(refs: list[str]) -> list[str]:
+    """ImageNamer's names as it made them with PurePosixPath at every step (the reference)."""
+    owner: dict[str, str] = {}
+    names = []
+    for ref in refs:
+        base = PurePosixPath(ref).name
+        p = PurePosixPath(base if base not in ("", "..") else "image")
+        name, salt = p.name, ""
+        if len(name.encode()) > images.MAX_NAME_BYTES:
+            name = images._hashed(p, images._digest(ref))
+        while owner.setdefault(folded(PurePosixPath(name).stem), ref) != ref:
+            name, salt = images._hashed(p, images._digest(f"{ref}{salt}")), f"{salt}#"
+        names.append(name)
+    return names
+
+
+_REFS = st.builds(  # short names, and names over MAX_NAME_BYTES (cut and hashed)
+    lambda text, tail: text + "é" * tail,
+    st.text(alphabet="a/.É\u0301-", max_size=12),
+    st.sampled_from([0, 0, 0, 130]),
+)
+
+
+@given(st.lists(_REFS, max_size=12))
+def test_image_names_without_paths_are_pathlibs(refs: list[str]) -> None:
+    """The namer takes a ref's name and stem by string ops; pathlib's rules still hold."""
+    namer = ImageNamer()
+    assert [namer(ref) for ref in refs] == _pathlib_names(refs)
