@@ -271,7 +271,7 @@ def _run_split(args: argparse.Namespace) -> int:
     from gt_toolkit.convert.staging import StagedOutput, listing_of
     from gt_toolkit.errors import StorageError
     from gt_toolkit.formats.manifest import ReadStats, dump_line
-    from gt_toolkit.formats.sampling import item_key, split_name
+    from gt_toolkit.formats.sampling import Splitter, item_key
     from gt_toolkit.progress import progress
     from gt_toolkit.storage.files import AllOrNone, join_location
     from gt_toolkit.storage.s3 import is_s3_uri
@@ -288,7 +288,9 @@ def _run_split(args: argparse.Namespace) -> int:
     store = store_from_args(args)
     check_outputs([rejects], store)  # the manifests are staged: a failed run leaves none
     lines = _read(args, rejects, stats, store)
-    fraction = args.validation_percent / 100
+    fraction = args.validation_percent / 100  # in (0, 1]: _percent checked it
+    # split_name's rule, its Splitter (and salt) made once, not once per line
+    split = Splitter(validation_fraction=fraction, seed=args.seed).__call__
     # both manifests or neither: one that failed to write takes the other with it, and
     # the rejects file the read published goes with them
     with (
@@ -302,7 +304,7 @@ def _run_split(args: argparse.Namespace) -> int:
             for name in counts
         }
         for line in progress(lines, desc="splitting", unit="line"):
-            name = split_name(item_key(line.data), seed=args.seed, validation_fraction=fraction)
+            name = split(item_key(line.data))
             counts[name] += 1
             sinks[name].write(dump_line(line) + b"\n")
         if stats.rejected_total:  # published as the read ended: one of the run's files

@@ -80,6 +80,7 @@ def _write_manifests(
     meta_on = options.include_metadata
     with out.open(manifests["train"]) as ft, out.open(manifests["validation"]) as fv:
         writers = {"train": LineWriter(ft), "validation": LineWriter(fv)}
+        adds = {name: writer.add for name, writer in writers.items()}  # bound once, not a line
         records = read_records(
             source,
             options,
@@ -94,7 +95,7 @@ def _write_manifests(
             line: dict[str, Any] = {"source-ref": rec.source_ref, attr: rec.label}
             if meta_on:
                 line[attr + "-metadata"] = _metadata(rec)
-            writers[splitter(rec)].add(dumps(line))
+            adds[splitter(rec)](dumps(line))
         for writer in writers.values():
             writer.flush()
     return {name: writer.count for name, writer in writers.items()}

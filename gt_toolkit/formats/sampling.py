@@ -48,7 +48,12 @@ def item_key(data: Mapping[str, Any]) -> str:
 
 def hash_unit(key: str, seed: int | str) -> float:
     """A uniform number in [0, 1) fixed by ``(seed, key)``: blake2b, not Python's ``hash``."""
-    return _unit(f"{seed}\x00".encode(), key)
+    return _unit(_salt(seed), key)
+
+
+def _salt(seed: int | str) -> bytes:
+    """The bytes :func:`hash_unit` hashes before a key: the seed, then a NUL byte."""
+    return f"{seed}\x00".encode()
 
 
 def _unit(salt: bytes, key: str) -> float:
@@ -120,13 +125,14 @@ def sample_items(
     if count < 0:
         raise ValidationError([f"count must be >= 0, got {count}"], what="sampling options")
     heap: list[tuple[float, int, str, T]] = []  # max-heap on (priority, index) via negation
+    salt = _salt(seed)  # hash_unit's, encoded once, not once per item
     total = 0
     for index, item in enumerate(items):
         total += 1
         if count == 0:
             continue
         k = key(item)
-        entry = (-hash_unit(k, seed), -index, k, item)
+        entry = (-_unit(salt, k), -index, k, item)
         if len(heap) < count:
             heapq.heappush(heap, entry)
         elif entry > heap[0]:
@@ -175,11 +181,12 @@ def sample_percent(
         return min(1.0, p + margin * math.sqrt(p * (1 - p) / t) + 1 / t)
 
     kept: list[tuple[float, int, str, T]] = []
+    salt = _salt(seed)  # hash_unit's, encoded once, not once per item
     prune_at = 1024
     t = 0
     for t, item in enumerate(items(), start=1):
         k = key(item)
-        u = hash_unit(k, seed)
+        u = _unit(salt, k)
         if u < bound(t):
             kept.append((u, t - 1, k, item))
             if len(kept) >= prune_at:
