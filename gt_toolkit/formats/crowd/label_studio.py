@@ -209,7 +209,7 @@ class LabelStudioSource(IndexedSource):
             if not isinstance(result, dict) or result.get("type") != _BOX_TYPE:
                 kind = result.get("type") if isinstance(result, dict) else None
                 self.skip(self.location, here, SkipReason.NOT_A_BOX, f"type {kind!r}")
-                if kind in _REGION_TYPES:
+                if _is_region(kind, value):
                     answer.unread = unread_reason(answer.unread, SkipReason.NOT_A_BOX)
                 continue
             if not isinstance(value, dict):
@@ -362,6 +362,22 @@ _MIN_PLACES = (
 )
 
 
+def _is_region(kind: Any, value: Any) -> bool:
+    """Whether a result that is not a box marks a place on the image (its maker abstains).
+
+    The generic Labels control paired with a shape tag is exported as type ``labels`` with
+    the shape's place in its value: a region, where a ``labels`` result with no place is not.
+    """
+    if kind in _REGION_TYPES:
+        return True
+    return kind == "labels" and isinstance(value, Mapping) and _place(value) is not None
+
+
+def _place(value: Mapping[str, Any]) -> str | None:
+    """The shape a value's place keys name (``points``: a polygon...), ``None`` for none."""
+    return next((t for k, t in _MIN_PLACES if k in value), None)
+
+
 def _min_kind(value: Mapping[str, Any]) -> str | None:
     """The result type of a JSON_MIN value that is not a box, as the JSON export names it.
 
@@ -373,11 +389,11 @@ def _min_kind(value: Mapping[str, Any]) -> str | None:
     """
     kind = next((k for k in value if isinstance(k, str) and k.endswith("labels")), None)
     if kind is not None:
-        return kind
+        return kind if kind != "labels" else _place(value) or kind
     about = next((t for k, t in _MIN_ABOUT.items() if k in value), None)
     if about is not None:
         return about
-    return next((t for k, t in _MIN_PLACES if k in value), None)
+    return _place(value)
 
 
 def _same_size(

@@ -570,6 +570,18 @@ def test_a_region_of_several_labels_is_read_with_its_first_and_counted(
             True,
         ),
         ("spot", {"x": 1.0, "y": 2.0, "width": 0.5}, "keypoint", True),
+        (  # the generic Labels control beside a shape tag: a region of that shape
+            "tag",
+            {"x": 1.0, "y": 2.0, "width": 3.0, "height": 4.0, "rotation": 0, "labels": ["car"]},
+            "labels",
+            True,
+        ),
+        (
+            "tag",
+            {"points": [[1.0, 1.0], [5.0, 5.0], [1.0, 5.0]], "labels": ["car"]},
+            "labels",
+            True,
+        ),
     ],
 )
 def test_json_min_whole_image_results_drew_nothing_as_in_the_json_export(
