@@ -331,7 +331,8 @@ def _gif_blocks(data: bytes) -> tuple[list[tuple[int, int, bool]], int | None] |
             label = data[at + 1]
             name = data[at + 3 : at + 3 + data[at + 2]] if at + 3 <= len(data) else b""
             plain = label == 0xF9 or (label == 0xFF and name in _GIF_PLAIN_APPS)
-            if label == 0x01 and blocks and data[blocks[-1][0] + 1] == 0xF9:
+            before = blocks[-1][0] if blocks else None
+            if label == 0x01 and before is not None and data[before : before + 2] == b"\x21\xf9":
                 # the graphic control of the plain text goes with it: left, it would time
                 # the next image instead
                 blocks[-1] = (*blocks[-1][:2], False)

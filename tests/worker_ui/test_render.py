@@ -1013,3 +1013,22 @@ def test_a_small_example_stored_sideways_is_embedded_upright(tmp_path: Path, fmt
     assert b"J. Doe" not in embedded
     with Image.open(io.BytesIO(embedded)) as img:
         assert img.size == (20, 40) and img.getexif().get(0x0112, 1) == 1
+
+
+def test_an_image_at_left_249_before_a_plain_text_extension_stays() -> None:
+    """The graphic control before a plain-text extension goes with it; the test read the
+    second byte of the block before, so an image whose left edge is 249 (0xF9) was taken
+    for one and cut: the GIF was embedded without its picture (found in the read-through)."""
+    from gt_toolkit.worker_ui.render import _gif_blocks, _gif_without_metadata
+
+    header = b"GIF89a" + bytes([1, 0, 1, 0, 0, 0, 0])
+    image = b"\x2c" + (249).to_bytes(2, "little") + bytes(2) + bytes([1, 0, 1, 0, 0])
+    image += b"\x02\x02\x44\x01\x00"  # LZW minimum code size, one sub-block, its end
+    plain_text = b"\x21\x01\x0c" + bytes(12) + b"\x03abc\x00"
+    data = header + image + plain_text + b";"
+    walked = _gif_blocks(data)
+    assert walked is not None
+    blocks, _ = walked
+    assert [plain for _, _, plain in blocks] == [True, False]
+    bare = _gif_without_metadata(data)
+    assert bare is not None and image in bare and plain_text not in bare
