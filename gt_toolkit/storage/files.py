@@ -633,7 +633,9 @@ class AllOrNone:
                 exc.add_note(f"the earlier {path} is gone: no copy of it could be kept ({why})")
         stuck: list[tuple[Path, Path, OSError]] = []
         for path, copy in self._kept.items():
-            if path not in removed:  # never replaced by this run: the name holds what it held
+            # never replaced by this run: the name holds what it held; one now empty was
+            # removed in the block (an earlier run's stale side file) and gets it back
+            if path not in removed and _identity(path) is not None:
                 continue
             try:
                 shutil.move(copy, path)

@@ -553,3 +553,16 @@ def test_write_lines_writes_every_line_across_batches(tmp_path: Path, n: int) ->
         writer.flush()
     assert writer.count == n + 1
     assert out.read_bytes() == b"first\n" + b"".join(line + b"\n" for line in lines)
+
+
+def test_an_earlier_file_a_failed_run_removed_in_its_block_is_put_back(tmp_path: Path) -> None:
+    # consolidate keeps an earlier run's rejects file and worker model, removes them as
+    # stale, then writes its summary: a failure there had left them gone, though kept
+    stale = tmp_path / "out.worker-model.json"
+    stale.write_bytes(b"earlier model")
+    with pytest.raises(RuntimeError), files.AllOrNone() as together:
+        together.keep_earlier([stale])
+        files.remove_file(stale)
+        raise RuntimeError("the summary could not be written")
+    assert stale.read_bytes() == b"earlier model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.worker-model.json"]
