@@ -234,6 +234,7 @@ def _run(args: argparse.Namespace) -> int:
             "(a full or read-only disk? TMPDIR moves it)",
             file=sys.stderr,
         )
+        _print_notes(exc)
         return 1
     except KeyboardInterrupt as exc:
         print("gt-convert: interrupted", file=sys.stderr)
@@ -250,8 +251,8 @@ def _print_notes(exc: BaseException) -> None:
     """What the run's clean-up added to the error, a line each.
 
     ``AllOrNone`` notes an earlier file it could not put back (and where its copy is kept,
-    in a temporary folder the next run into that folder sweeps away) and a file it could
-    not remove: the one-line error left them out, so that copy went unsaid, then was lost.
+    in a ``.kept`` folder no later run sweeps) and a file it could not remove: the one-line
+    error left them out, so that copy went unsaid.
     """
     from gt_toolkit.text import printable
 
