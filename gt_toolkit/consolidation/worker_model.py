@@ -144,7 +144,7 @@ class WorkerModel:
 
         Answers without a worker id (``anonymous-object4-0``, :func:`is_anonymous_worker`) are
         left out: each is one answer of one object of this job, fitted on that image alone,
-        and in another job the same name is whoever answered its line 4 without an id. They
+        and in another job the same name is whoever answered its object 4 without an id. They
         count in the fit (the crowd's figures, the other workers' evidence) and in this
         run's consolidation, which uses the model in memory.
         """

@@ -60,6 +60,7 @@ from gt_toolkit.storage.files import (
     read_bytes,
 )
 from gt_toolkit.storage.image_mirror import (
+    TURNED,
     ImageMirror,
     data_uri,
     eight_bit_colour_key,
@@ -118,7 +119,7 @@ about 1 GB (its two panels and the picture they make); seeing where the boxes li
 more than this."""
 SHEET_IMAGES = 600
 """The contact sheet shows this many images at most, the lowest-agreement ones: a sheet of
-all of 10,000 images was 1,440 x 235,000 pixels, 1 GB in memory; every image is in
+all of 10,000 images was 1,440 x 235,000 pixels, 1.5 GB at peak; every image is in
 ``images/`` and in the report whatever their number."""
 
 
@@ -736,7 +737,7 @@ _TOO_LARGE = "image too large to draw"
 def _open_image(data: bytes | None, size: ImageSize | None = None) -> _Source:
     """The image as RGB, no larger than :data:`_MAX_SIDE`, or a placeholder saying why not.
 
-    It is turned as ``size`` says it was labeled (:func:`_as_labeled`). An image past
+    It is turned as ``size`` says it was labeled (:func:`_turned`). An image past
     Pillow's decompression-bomb limit is not decoded at all: one up to twice the limit was
     decoded whole, with only a ``DecompressionBombWarning`` (a 100-megapixel PNG took
     1.2 GB); it is a placeholder like one past twice the limit, which Pillow refuses.
@@ -817,18 +818,6 @@ def _shrunk(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-_TURNED = (5, 6, 7, 8)
-"""EXIF orientations that turn the picture a quarter: its upright size is height x width."""
-
-
-def _as_labeled(image: Image.Image, size: ImageSize | None) -> Image.Image:
-    """``image`` upright (its EXIF orientation applied) when the label's size is the upright one.
-
-    :func:`_turned` says when.
-    """
-    return ImageOps.exif_transpose(image) if _turned(image, size, image.size) else image
-
-
 def _turned(image: Image.Image, size: ImageSize | None, stored: tuple[int, int]) -> bool:
     """Whether ``image`` (``stored`` pixels before any reduced decode) is to be turned upright.
 
@@ -847,7 +836,7 @@ def _turned(image: Image.Image, size: ImageSize | None, stored: tuple[int, int])
     except _UNREADABLE:  # a damaged EXIF block: no sign either way
         return False
     upright = (size["width"], size["height"]) == (stored[1], stored[0])
-    return orientation in _TURNED and upright
+    return orientation in TURNED and upright
 
 
 def _rgb(image: Image.Image) -> Image.Image:
@@ -1160,7 +1149,7 @@ class _SpooledPage:
     """The report, its pictures inlined from their spooled files as it is written.
 
     Built whole, the page held every picture's PNG and then its base64 text at once: 100
-    photos of 1600 x 1200 px took 3.7 GB. The page is rendered with a mark where each
+    photos of 1600 x 1200 px took 3.6 GB. The page is rendered with a mark where each
     picture's ``data:`` URI goes (a random token in it, so no crowd-supplied text can be
     one), and :meth:`write` puts each URI in its place, a piece at a time.
     """

@@ -494,8 +494,8 @@ def _worker_id(annotation: Any, index: int) -> tuple[str, str]:
 
     An answer without a ``workerId`` is ``worker-<index>`` in the output, but no worker of a
     table: a table may hold a real worker of that name. For the table it is an anonymous
-    answer (:func:`~gt_toolkit.formats.crowd.anonymous_worker`, of line 0, which no manifest
-    has), a name no table read back holds: it takes the crowd's skills.
+    answer (:func:`~gt_toolkit.formats.crowd.anonymous_worker`), a name no table read back
+    holds (``WorkerModel.from_json`` drops them all): it takes the crowd's skills.
     """
     wid = annotation.get("workerId") if isinstance(annotation, Mapping) else None
     if isinstance(wid, str) and wid:

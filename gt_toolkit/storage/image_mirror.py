@@ -24,7 +24,14 @@ from gt_toolkit.types import ImageSize
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["ImageMirror", "data_uri", "eight_bit_colour_key", "eight_bits", "read_image_size"]
+__all__ = [
+    "TURNED",
+    "ImageMirror",
+    "data_uri",
+    "eight_bit_colour_key",
+    "eight_bits",
+    "read_image_size",
+]
 
 _SNIFF = (
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -163,7 +170,7 @@ def read_image_size(image: bytes | Path, *, upright: bool = True) -> ImageSize |
                         width, height = img.width, img.height
                         # Pillow's TIFF reader turns its size itself (_UPRIGHT)
                         turn = upright != (img.format in _UPRIGHT)
-                        if turn and _orientation(img) in _TURNED:
+                        if turn and _orientation(img) in TURNED:
                             width, height = height, width
                         return {"width": width, "height": height}
                 except (SyntaxError, IndexError, TypeError, ValueError, struct.error, OSError):
@@ -173,7 +180,7 @@ def read_image_size(image: bytes | Path, *, upright: bool = True) -> ImageSize |
     return None
 
 
-_TURNED = frozenset({5, 6, 7, 8})
+TURNED = frozenset({5, 6, 7, 8})
 """EXIF orientations that turn the picture a quarter: its upright size is height x width."""
 
 _UPRIGHT = frozenset({"TIFF"})
