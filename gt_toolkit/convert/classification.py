@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import re
 
-from gt_toolkit.convert.images import ImageNamer, check_file_name, copier_for, folded
+from gt_toolkit.convert.images import ImageNamer, check_file_name, copier_for
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.records import CLASSIFICATION, read_classifications
 from gt_toolkit.convert.splits import planned_splitter
 from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.errors import ConversionError
 from gt_toolkit.formats.output_manifest import OutputStats
-from gt_toolkit.storage.files import Location
+from gt_toolkit.storage.files import Location, folded
 
 __all__ = ["folder_name", "to_class_folders", "to_lst"]
 

@@ -30,7 +30,6 @@ __all__ = [
     "ImageNamer",
     "check_file_name",
     "copier_for",
-    "folded",
 ]
 
 

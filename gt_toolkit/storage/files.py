@@ -320,10 +320,10 @@ def check_writable(location: Location, *, store: S3Store | None = None) -> None:
     The run's summary is written last; a path through a file, into a folder this user may
     not write, or a name too long (the file's, or a folder's the write makes) would
     otherwise fail after the output had replaced the earlier one. The nearest existing
-    folder is asked by the
-    write's own first step: its temporary file is made there and removed. An ``s3://``
-    object is asked by S3 itself (:meth:`S3Store.check_writable`: a missing bucket, a key
-    this user may not write). Only the write itself can tell a full disk.
+    folder is asked by the write's own first step: its temporary file is made there and
+    removed. An ``s3://`` object is asked by S3 itself (:meth:`S3Store.check_writable`: a
+    missing bucket, a key this user may not write). Only the write itself can tell a full
+    disk.
 
     A name that ends with ``/`` names a folder, not a file: ``--summary reports/`` wrote a
     file named ``reports``, and ``s3://b/reports/`` an object whose key ends with ``/``,

@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gt_toolkit.convert import images
-from gt_toolkit.convert.images import MAX_NAME_BYTES, ImageNamer, folded
+from gt_toolkit.convert.images import MAX_NAME_BYTES, ImageNamer
+from gt_toolkit.storage.files import folded
 
 
 def test_same_stems_get_a_hash_and_the_first_keeps_its_name() -> None:
