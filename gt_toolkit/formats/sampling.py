@@ -69,6 +69,12 @@ def percent_to_count(percent: float, total: int) -> int:
     floating point, whose ``0.07 * 150`` is 10.500000000000002 and rounded up a half that
     half-to-even keeps at 10.
     """
+    _check_percent(percent)
+    return round(_as_written(percent) * total / 100)
+
+
+def _check_percent(percent: float) -> None:
+    """Refuse a percent outside 0..100, NaN included (a ``ValidationError``, whatever its type)."""
     try:
         inside = 0 <= percent <= 100
     except ArithmeticError:  # a Decimal NaN compares by raising InvalidOperation
@@ -77,7 +83,6 @@ def percent_to_count(percent: float, total: int) -> int:
         raise ValidationError(
             [f"percent must be within 0..100, got {percent}"], what="sampling options"
         )
-    return round(_as_written(percent) * total / 100)
 
 
 def _as_written(percent: float) -> Fraction:
@@ -167,14 +172,7 @@ def sample_percent(
     around 1e-9 at the default margin) ``items`` is called again for a second, counting
     pass; that is why it is a factory.
     """
-    try:
-        inside = 0 <= percent <= 100
-    except ArithmeticError:  # a Decimal NaN compares by raising InvalidOperation
-        inside = False
-    if not inside:
-        raise ValidationError(
-            [f"percent must be within 0..100, got {percent}"], what="sampling options"
-        )
+    _check_percent(percent)
     p = percent / 100
 
     def bound(t: int) -> float:
