@@ -18,6 +18,7 @@ from gt_toolkit.cli.options import (
     eprint,
     positive_int,
     remove_stale,
+    remove_stale_model,
     store_from_args,
     threshold,
 )
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from gt_toolkit.consolidation.settings import ConsolidationSettings
     from gt_toolkit.evaluation.agreement import agreement_files, measure_agreement, write_agreement
     from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
-    from gt_toolkit.storage.files import AllOrNone, join_location, json_bytes, same_location
+    from gt_toolkit.storage.files import AllOrNone, join_location, json_bytes
 
     pages = agreement_files(args.out)
     model_loc = join_location(args.out, _MODEL_FILE)
@@ -111,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
             written["worker_model"] = model_loc
     if not rejects.count:
         remove_stale(rejects_loc, store, "rejects file")
-    if fitted is None and not same_location(model_loc, str(args.worker_model or "none")):
-        remove_stale(model_loc, store, "worker model")  # not the table it applied
+    if fitted is None:
+        remove_stale_model(model_loc, str(args.worker_model or "none"), store)
     why = report.undefined_because()
     alpha = f"undefined ({why})" if why is not None else f"{report.alpha:.3f}"
     unknown = ""

@@ -18,6 +18,7 @@ from gt_toolkit.cli.options import (
     positive_int,
     refuse_outputs,
     remove_stale,
+    remove_stale_model,
     store_from_args,
     threshold,
 )
@@ -263,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
     """Consolidate, write the outputs and a summary; exit 1 when a label could not be read."""
     from gt_toolkit.consolidation.reconsolidate import reconsolidate, side_files
     from gt_toolkit.formats.manifest import RejectPolicy, RejectsSink
-    from gt_toolkit.storage.files import AllOrNone, json_bytes, same_location
+    from gt_toolkit.storage.files import AllOrNone, json_bytes
 
     if args.output_format == "coco" and args.label_attribute is not None:
         raise ValidationError(["--label-attribute names a manifest attribute: not with coco"])
@@ -317,8 +318,8 @@ def run(args: argparse.Namespace) -> int:
             together.adopt(rejects_loc)
         else:
             remove_stale(rejects_loc, store, "rejects file")
-        if not fits and not same_location(model_table, choice):  # not the table it applied
-            remove_stale(model_table, store, "worker model")
+        if not fits:
+            remove_stale_model(model_table, choice, store)
         summary = report.to_json() | {"rejects_file": rejects_loc if rejects.count else None}
         with together.open(summary_loc) as fh:
             fh.write(json_bytes(summary))

@@ -318,6 +318,17 @@ def remove_stale(location: str, store: S3Store | None, what: str) -> None:
         eprint(f"warning: an earlier run's {what} stays: {exc}")
 
 
+def remove_stale_model(location: str, applied: str, store: S3Store | None) -> None:
+    """Remove an earlier run's fitted worker model beside the outputs of a run that fits none.
+
+    ``applied``: ``--worker-model`` as given; the table a run applies is no stale file.
+    """
+    from gt_toolkit.storage.files import same_location
+
+    if not same_location(location, applied):
+        remove_stale(location, store, "worker model")
+
+
 # argparse ``type=`` checkers: a bad value becomes a usage error naming the option, before any
 # work starts. argparse turns their ValueError (not a number) into "invalid <name> value".
 
