@@ -13,8 +13,8 @@ set size"):
 - ``png-80mp``: the same as a PNG (decoded whole, under the limit, then shrunk);
 - ``contact-10000``: 10,000 lines naming one 48 x 32 image (``--min-width 0``): the contact
   sheet of 10,000 cells;
-- ``photos-100``: 100 lines naming ten 1600 x 1200 JPEGs of noise (a worst case for PNG):
-  the report's inlined pictures.
+- ``photos-100``: 100 lines naming ten 1600 x 1200 JPEGs of noise (a worst case for PNG
+  and JPEG alike): the report's inlined pictures; the report's size is printed too.
 
 ``--cases`` picks some of them; ``--folder`` keeps the inputs and outputs there. The
 inputs are made in a child process too: Linux keeps a process's peak across ``exec``, so a
@@ -138,7 +138,9 @@ def main() -> None:
                 capture_output=True,
             )
             code, seconds, mib = _peak(json.loads(made.stdout))
-            print(f"{case:15s} exit {code}  {seconds:6.1f} s  peak RSS {mib:6d} MiB")
+            report = root / case / "review" / "report.html"
+            size = f"  report.html {report.stat().st_size / 1e6:7.1f} MB" if report.exists() else ""
+            print(f"{case:15s} exit {code}  {seconds:6.1f} s  peak RSS {mib:6d} MiB{size}")
 
 
 if __name__ == "__main__":
