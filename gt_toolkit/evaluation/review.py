@@ -25,9 +25,8 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -57,6 +56,7 @@ from gt_toolkit.storage.files import (
     AllOrNone,
     Location,
     json_bytes,
+    make_part_folder,
     read_bytes,
 )
 from gt_toolkit.storage.image_mirror import (
@@ -1104,8 +1104,7 @@ def write_review(
     """
     out = Path(out_dir)
     files = review_files(out)
-    with tempfile.TemporaryDirectory() as tmp:
-        held = Path(tmp)
+    with _staging(out) as held:
         items, stats, answers = _read_items(
             manifest,
             held,
@@ -1165,6 +1164,36 @@ def write_review(
         }
         _write_all(out, written)
     return summary
+
+
+@contextlib.contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A private folder in ``out`` for the run's spooled pictures and held rejects.
+
+    Made in the system's temporary folder, it was left there by a run killed with
+    ``kill -9`` (every picture drawn so far and its report copy, 11 MB a noisy photo of
+    1600 x 1200) and no later run removed it. It is ``out/.review.<host>.<pid>.<token>.part``
+    (:func:`make_part_folder`): the next run into ``out`` sweeps it once the process that
+    made it is gone, and nothing else. The folders made for it (``out``, its parents) go
+    again when the run fails: a run that writes nothing leaves nothing.
+    """
+    made = [folder for folder in (*reversed(out.parents), out) if not folder.is_dir()]
+    try:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            held = make_part_folder(out, "review")
+        except OSError as exc:  # a file where a folder goes, no permission
+            why = exc.strerror or str(exc)
+            raise StorageError(f"cannot make the review folder {out}: {why}") from exc
+        try:
+            yield held
+        finally:
+            shutil.rmtree(held, ignore_errors=True)
+    except BaseException:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):  # not empty: another's file stays
+                folder.rmdir()
+        raise
 
 
 class _SpooledPage:

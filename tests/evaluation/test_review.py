@@ -9,6 +9,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from gt_toolkit.evaluation.review import (
 from gt_toolkit.formats.crowd.gt_job import GtJobSource
 from gt_toolkit.formats.crowd.report import CrowdReject, IngestReport, Skipper, SkipReason
 from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
+from gt_toolkit.storage.files import part_name
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import SAMPLES, chromium, huge_png_header
 
@@ -932,6 +934,21 @@ def test_unlabeled_manifest_is_one_line_and_writes_nothing(
     assert not out.exists()
 
 
+def test_an_output_folder_that_is_a_file_fails_before_drawing_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    (tmp_path / "taken").write_bytes(b"theirs")
+    for out in (tmp_path / "taken", tmp_path / "taken" / "review"):
+        argv = ["review", str(manifest), "-o", str(out), "--images-dir", str(IMAGES)]
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err == f"gt-convert: StorageError: cannot make the review folder {out}: " + (
+            "File exists\n" if out.name == "taken" else "Not a directory\n"
+        )
+    assert (tmp_path / "taken").read_bytes() == b"theirs"
+
+
 def test_rejected_lines_are_kept_beside_the_review(tmp_path: Path) -> None:
     manifest, _agreement = _write_job(tmp_path)
     with manifest.open("a") as fh:
@@ -993,6 +1010,11 @@ def _tree(folder: Path) -> dict[str, bytes | None]:
         str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
         for p in sorted(folder.rglob("*"))
     }
+
+
+def _files(folder: Path) -> set[str]:
+    """The files under ``folder``, as paths relative to it."""
+    return {name for name, data in _tree(folder).items() if data is not None}
 
 
 def test_a_review_that_cannot_write_its_report_leaves_none_of_its_files(
@@ -1076,6 +1098,57 @@ def test_a_killed_rerun_leaves_nothing_a_later_run_keeps(tmp_path: Path) -> None
         "report.html",
         "review.json",
     ]
+
+
+_KILLED_RUN = """
+import os, signal, sys
+from gt_toolkit.evaluation import review
+
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)  # kill -9 once every picture is drawn and staged
+
+review._write_all = killed
+review.write_review(sys.argv[1], sys.argv[2], images_dir=sys.argv[3])
+"""
+
+
+def test_a_run_killed_with_kill_9_leaves_nothing_after_the_next_run(tmp_path: Path) -> None:
+    manifest, _agreement = _write_job(tmp_path)
+    out = tmp_path / "review"
+    temp = tmp_path / "temp"  # the system temporary folder, as the runs see it
+    temp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), "TMPDIR": str(temp)}
+    # What the run did not make stays, whatever its name: the user's files, a part folder
+    # of another host (whose process cannot be looked up) and of a process still running.
+    out.mkdir()
+    theirs = [
+        ".review",
+        ".review.notes",
+        f".review.otherhost.1.{'0' * 16}.part/a.png",
+        f"{part_name('.review')}/a.png",  # this test's process, which runs
+        "images/mine.png",
+    ]
+    for name in theirs:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(b"theirs")
+    run = [sys.executable, "-c", _KILLED_RUN, str(manifest), str(out), str(IMAGES)]
+    killed = subprocess.Popen(run, env=env)
+    assert killed.wait() == -signal.SIGKILL
+    # Before: the killed run's pictures stayed in the temporary folder (tmpXXXXXXXX/) for
+    # good: no later run looked there.
+    assert list(temp.iterdir()) == []
+    staged = _files(out) - set(theirs)  # in a part folder a later run here removes
+    part = rf"\.review\.[\w-]+\.{killed.pid}\.[0-9a-f]{{16}}\.part"
+    assert staged and all(re.fullmatch(rf"{part}/.+", name) for name in staged)
+    assert sum(name.endswith(".png") for name in staged) == N_IMAGES
+    later = "import sys; from gt_toolkit.cli import main; sys.exit(main(sys.argv[1:]))"
+    cli = ["review", str(manifest), "-o", str(out), "--images-dir", str(IMAGES)]
+    subprocess.run([sys.executable, "-c", later, *cli], env=env, check=True)  # a new process
+    pictures = json.loads((out / "review.json").read_text())["pictures"]
+    written = {"contact_sheet.png", "report.html", "review.json", *pictures}
+    assert _files(out) == {*theirs, *written}
+    assert all((out / name).read_bytes() == b"theirs" for name in theirs)
+    assert list(temp.iterdir()) == []
 
 
 def test_an_earlier_picture_that_cannot_be_put_back_is_kept_and_named(
