@@ -15,7 +15,9 @@ _EXPORTS: dict[str, str] = {
     "ConsolidationSettings": "consolidation.engine",
     "ImageConsolidation": "consolidation.engine",
     "consolidate_boxes": "consolidation.engine",
+    "consolidate_boxes_batch": "consolidation.engine",
     "consolidate_image": "consolidation.engine",
+    "consolidate_images": "consolidation.engine",
     "PolygonConsolidation": "consolidation.polygons",
     "consolidate_polygons": "consolidation.polygons",
     "ReconsolidationReport": "consolidation.reconsolidate",
@@ -205,7 +207,9 @@ __all__ = [
     "build_tuning_request",
     "builtin_lambda_arns",
     "consolidate_boxes",
+    "consolidate_boxes_batch",
     "consolidate_image",
+    "consolidate_images",
     "consolidate_polygons",
     "convert_output",
     "create_labeling_job",
@@ -290,7 +294,11 @@ if _t.TYPE_CHECKING:  # what mypy and editors see; at run time __getattr__ serve
     from gt_toolkit.consolidation.engine import ConsolidationSettings as ConsolidationSettings
     from gt_toolkit.consolidation.engine import ImageConsolidation as ImageConsolidation
     from gt_toolkit.consolidation.engine import consolidate_boxes as consolidate_boxes
+    from gt_toolkit.consolidation.engine import (
+        consolidate_boxes_batch as consolidate_boxes_batch,
+    )
     from gt_toolkit.consolidation.engine import consolidate_image as consolidate_image
+    from gt_toolkit.consolidation.engine import consolidate_images as consolidate_images
     from gt_toolkit.consolidation.polygons import PolygonConsolidation as PolygonConsolidation
     from gt_toolkit.consolidation.polygons import consolidate_polygons as consolidate_polygons
     from gt_toolkit.consolidation.reconsolidate import (

@@ -21,9 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from gt_toolkit.consolidation.clean import CleanBoxes, clean_boxes
+from gt_toolkit.consolidation.clean import (
+    CleanBoxes,
+    IntArray,
+    Together,
+    clean_boxes,
+    clean_together,
+)
 from gt_toolkit.consolidation.clusters import Clusters, cluster_boxes
 from gt_toolkit.consolidation.fusion import (
+    Images,
     fuse_clusters,
     inner_pairs,
     member_weights,
@@ -57,7 +64,9 @@ __all__ = [
     "ImageConsolidation",
     "Quorum",
     "consolidate_boxes",
+    "consolidate_boxes_batch",
     "consolidate_image",
+    "consolidate_images",
     "default_min_support",
 ]
 
@@ -151,6 +160,130 @@ def consolidate_image(
     return _consolidate(answers, settings, labels, image_size, weights, evidence, explain=True)
 
 
+def consolidate_images(
+    images: Sequence[Sequence[Sequence[WorkerBox]]],
+    *,
+    settings: ConsolidationSettings = _DEFAULTS,
+    labels: Sequence[str] | None = None,
+    image_sizes: Sequence[ImageSize | None] | None = None,
+    weights: Sequence[Sequence[float] | None] | None = None,
+    worker_model: WorkerModel | None = None,
+    annotators: Sequence[Sequence[str]] | None = None,
+) -> list[ImageConsolidation]:
+    """:func:`consolidate_image` of each of several images, faster.
+
+    Each result is the one :func:`consolidate_image` gives that image, bit for bit. Images
+    of up to a few hundred boxes go through each phase together, in one numpy call for
+    several images: at 3 workers and 100 objects an image that is about 40% less time per
+    image (numpy's cost per call is most of an image's time there). ``image_sizes``,
+    ``weights`` and ``annotators`` hold one entry per image (``None``: none for all);
+    with a ``worker_model`` each image is consolidated on its own.
+
+    Raises:
+        ConsolidationError: as :func:`consolidate_image` does for any of the images.
+    """
+    sizes, given = _per_image(images, image_sizes, weights)
+    if worker_model is not None or settings.keep == "model":
+        if annotators is not None and len(annotators) != len(images):
+            raise ConsolidationError(
+                f"got {len(annotators)} annotator lists for {len(images)} images"
+            )
+        return [
+            consolidate_image(
+                a,
+                settings=settings,
+                labels=labels,
+                image_size=size,
+                weights=w,
+                worker_model=worker_model,
+                annotators=annotators[k] if annotators is not None else None,
+            )
+            for k, (a, size, w) in enumerate(zip(images, sizes, given, strict=True))
+        ]
+    return _in_groups(images, settings, labels, sizes, given, explain=True)
+
+
+def consolidate_boxes_batch(
+    images: Sequence[Sequence[Sequence[WorkerBox]]],
+    *,
+    iou_threshold: float = 0.5,
+    min_support: int | None = None,
+    fusion: Fusion = "huber",
+    clip: bool = True,
+    labels: Sequence[str] | None = None,
+    image_sizes: Sequence[ImageSize | None] | None = None,
+    weights: Sequence[Sequence[float] | None] | None = None,
+    quorum: Quorum = "label",
+) -> list[list[ConsolidatedBox]]:
+    """:func:`consolidate_boxes` of each of several images, faster.
+
+    One list of boxes per image, each bit for bit what :func:`consolidate_boxes` gives
+    (see :func:`consolidate_images`).
+    """
+    settings = _cached_settings(iou_threshold, min_support, fusion, clip, quorum)
+    sizes, given = _per_image(images, image_sizes, weights)
+    results = _in_groups(images, settings, labels, sizes, given, explain=False)
+    return [result.boxes for result in results]
+
+
+def _per_image(
+    images: Sequence[Sequence[Sequence[WorkerBox]]],
+    image_sizes: Sequence[ImageSize | None] | None,
+    weights: Sequence[Sequence[float] | None] | None,
+) -> tuple[Sequence[ImageSize | None], Sequence[Sequence[float] | None]]:
+    """The per-image sizes and weights (``None`` for all: none for each), lengths checked."""
+    sizes = [None] * len(images) if image_sizes is None else image_sizes
+    given = [None] * len(images) if weights is None else weights
+    for what, values in (("image sizes", sizes), ("weight lists", given)):
+        if len(values) != len(images):
+            raise ConsolidationError(f"got {len(values)} {what} for {len(images)} images")
+    return sizes, given
+
+
+# An image of more boxes goes alone (past it its own overlap search and sorts cost more than
+# sharing saves), and a pass takes at most _GROUP_BOXES boxes: past ~5,000 its arrays leave
+# the cache and pass glibc's 128 KiB mmap threshold, and each pass got slower per box.
+_ALONE_FROM, _GROUP_BOXES = 384, 4096
+
+
+def _in_groups(
+    images: Sequence[Sequence[Sequence[WorkerBox]]],
+    settings: ConsolidationSettings,
+    labels: Sequence[str] | None,
+    sizes: Sequence[ImageSize | None],
+    weights: Sequence[Sequence[float] | None],
+    *,
+    explain: bool,
+) -> list[ImageConsolidation]:
+    """:func:`_consolidate_many` over groups of consecutive images (see the limits above)."""
+    results: list[ImageConsolidation] = []
+    start, boxes = 0, 0
+    for k, answers in enumerate([*images, None]):
+        count = _ALONE_FROM if answers is None else _box_count(answers)
+        if k > start and (count >= _ALONE_FROM or boxes + count > _GROUP_BOXES):
+            group = slice(start, k)
+            results += _consolidate_many(
+                images[group], settings, labels, sizes[group], weights[group], explain=explain
+            )
+            start, boxes = k, 0
+        if answers is not None and count >= _ALONE_FROM:
+            results.append(
+                _consolidate(answers, settings, labels, sizes[k], weights[k], None, explain=explain)
+            )
+            start = k + 1
+        else:
+            boxes += count
+    return results
+
+
+def _box_count(answers: Sequence[Sequence[WorkerBox]]) -> int:
+    """The boxes of one image's answers (a caller's wrong shape counts as none here)."""
+    try:
+        return sum(map(len, answers))
+    except TypeError:
+        return 0
+
+
 def _consolidate(
     answers: Sequence[Sequence[WorkerBox]],
     settings: ConsolidationSettings,
@@ -209,6 +342,167 @@ def _consolidate(
     return result
 
 
+def _consolidate_many(
+    images: Sequence[Sequence[Sequence[WorkerBox]]],
+    settings: ConsolidationSettings,
+    labels: Sequence[str] | None,
+    image_sizes: Sequence[ImageSize | None],
+    weights: Sequence[Sequence[float] | None],
+    *,
+    explain: bool,
+) -> list[ImageConsolidation]:
+    """:func:`_consolidate` of each image, the images' phases run together where they can.
+
+    Every image's result is the one it gets alone, bit for bit. Together: images with an
+    answer whose boxes :func:`~gt_toolkit.consolidation.clean.clean_together` takes, all
+    with weights or all without; the others go one by one.
+    """
+    if isinstance(labels, str):  # a str is a sequence of one-letter labels
+        raise ConsolidationError(f"labels must be a list of names, not the string {labels!r:.40}")
+    checked = [_checked_weights(w, len(a)) for a, w in zip(images, weights, strict=True)]
+    todo = [k for k, answers in enumerate(images) if len(answers)]
+    together = None
+    if len(todo) > 1 and len({checked[k] is None for k in todo}) == 1:
+        try:
+            together = clean_together(
+                [images[k] for k in todo],
+                labels,
+                [image_sizes[k] for k in todo],
+                [checked[k] or [1.0] * len(images[k]) for k in todo],
+                settings,
+            )
+        except ConsolidationError:  # a caller's mistake: raised below, for its own image
+            together = None
+    if together is None:
+        return [
+            _consolidate(a, settings, labels, size, w, None, explain=explain)
+            for a, size, w in zip(images, image_sizes, weights, strict=True)
+        ]
+    results = [ImageConsolidation(workers=len(answers)) for answers in images]
+    todo = [todo[k] for k in together.members]
+    alone = set(range(len(images))) - set(todo)
+    for k in alone:
+        results[k] = _consolidate(
+            images[k], settings, labels, image_sizes[k], weights[k], None, explain=explain
+        )
+    parts = _decide_together(
+        together, settings, [len(images[k]) for k in todo], [checked[k] for k in todo], explain
+    )
+    for k, (boxes, dropped, members) in zip(todo, parts, strict=True):
+        result = results[k]
+        result.boxes, result.dropped, result.clusters = boxes, dropped, members
+        if len(result.dropped) > 1:
+            result.dropped.sort(key=lambda d: (d["worker"], d["box"]))
+    return results
+
+
+_Parts = tuple[list[ConsolidatedBox], list[dict[str, Any]], list[list[tuple[int, int]]]]
+
+
+def _decide_together(
+    together: Together,
+    settings: ConsolidationSettings,
+    answered: list[int],
+    weights: list[list[float] | None],
+    explain: bool,
+) -> list[_Parts]:
+    """The phases after cleaning, for the images of ``together`` at once (see ``_consolidate``).
+
+    Each image keeps its own worker count, quorum, total weight and Huber scale.
+    """
+    clean, image, first = together.clean, together.image, together.first_worker
+    count_of = len(answered)
+    threshold = settings.iou_threshold
+    clusters, of_cluster, cluster_bounds = _by_image(
+        cluster_boxes(clean, threshold), image, count_of
+    )
+    need = [min(settings.min_support or default_min_support(n), n) for n in answered]
+    by_label = settings.quorum == "label" and len(clean.labels) > 1
+    smallest = [1] * count_of if explain or by_label else need
+    n_of = np.array(answered, dtype=np.intp)
+    repeats = find_repeats(
+        clean, clusters, threshold, n_of.take(image), np.array(smallest, dtype=np.intp).take(image)
+    )
+    ballot = count_votes(
+        clean, clusters, repeats, np.array(need, dtype=np.intp).take(of_cluster), by_label
+    )
+    below: list[dict[str, Any]] = []
+    if explain and np.count_nonzero(ballot.kept) < len(ballot.kept):
+        below = below_quorum_records(clean, clusters, ballot, repeats, answered, need, image)
+    boxes: list[ConsolidatedBox] = []
+    members: list[list[tuple[int, int]]] = []
+    row_image: list[int] = []
+    if len(ballot.rows):
+        weighted = weights[0] is not None
+        fusion_weights = [x for w in weights for x in (w or ())] if weighted else None
+        mw = member_weights(clean, clusters, fusion_weights)
+        # fsum: exact, so the workers' order cannot move the confidence's last bits
+        totals = [
+            math.fsum(w) if w is not None else float(n)
+            for w, n in zip(weights, answered, strict=True)
+        ]
+        pairs = inner_pairs(clean, clusters)
+        verdict = score_boxes(
+            clean,
+            clusters,
+            ballot,
+            pairs,
+            mw.per_box,
+            mw.per_cluster,
+            np.array(totals).take(of_cluster),
+            n_of.take(of_cluster),
+            void=mw.void,
+        )
+        pair_bounds = image.take(pairs.lo).searchsorted(np.arange(count_of + 1)).tolist()
+        where = Images(cluster_bounds, pair_bounds, of_cluster)
+        fused = fuse_clusters(clean, clusters, ballot.kept, mw, settings.fusion, pairs, where)
+        verdict, corners = _in_output_order(verdict, fused, of_cluster)
+        boxes = _output_boxes(verdict, corners, clean.labels)
+        row_image = of_cluster.take(verdict.rows).tolist()
+        if explain:
+            members = [
+                [(w - first[k], b) for w, b in group]
+                for group, k in zip(
+                    _members(clean, clusters, ballot, repeats, verdict), row_image, strict=True
+                )
+            ]
+    parts: list[_Parts] = [([], list(dropped), []) for dropped in together.dropped]
+    for i, k in enumerate(row_image):
+        parts[k][0].append(boxes[i])
+        if explain:
+            parts[k][2].append(members[i])
+    for record in below:
+        k = int(np.searchsorted(first, record["worker"], side="right")) - 1
+        record["worker"] -= first[k]
+        parts[k][1].append(record)
+    return parts
+
+
+def _by_image(
+    clusters: Clusters, image: IntArray, images: int
+) -> tuple[Clusters, IntArray, list[int]]:
+    """The clusters numbered image after image, each image's in their order.
+
+    Also returns each cluster's image and where each image's clusters start.
+    """
+    of_cluster = np.empty(clusters.count, dtype=np.intp)
+    of_cluster[clusters.of] = image
+    if np.count_nonzero(of_cluster[1:] < of_cluster[:-1]):
+        order = of_cluster.argsort(kind="stable")
+        renumber = np.empty(clusters.count, dtype=np.intp)
+        renumber[order] = np.arange(clusters.count)
+        clusters = Clusters(
+            renumber.take(clusters.of),
+            clusters.size.take(order),
+            clusters.means.take(order, axis=1),
+            clusters.component,
+            clusters.links,
+            clusters.own,
+        )
+        of_cluster = of_cluster.take(order)
+    return clusters, of_cluster, of_cluster.searchsorted(np.arange(images + 1)).tolist()
+
+
 _LEAST_WEIGHT = 2.0**-100  # relative to the largest weight: below it, none
 
 
@@ -236,16 +530,20 @@ def _checked_weights(weights: Sequence[float] | None, n: int) -> list[float] | N
     return [share if (share := x / top) >= _LEAST_WEIGHT else 0.0 for x in w_all]
 
 
-def _in_output_order(verdict: Verdict, fused: FloatArray) -> tuple[Verdict, FloatArray]:
+def _in_output_order(
+    verdict: Verdict, fused: FloatArray, of_cluster: IntArray | None = None
+) -> tuple[Verdict, FloatArray]:
     """Sorted by top edge, left edge and label; ties stay in canonical order.
 
     Also returns the boxes' fused corners in that order (``x1, y1, x2, y2`` by box).
+    Several images (``of_cluster``: each cluster's image): image by image.
     """
     rows, codes, confidence = verdict
     corners = fused.take(rows, axis=1)
     if len(rows) < 2:  # already in order: a third of the time at one box per image
         return verdict, corners
-    order = np.lexsort((codes, corners[0], corners[1]))
+    keys = (codes, corners[0], corners[1])
+    order = np.lexsort(keys if of_cluster is None else (*keys, of_cluster.take(rows)))
     # take, not fancy indexing: a third cheaper on these small arrays
     sorted_verdict = Verdict(rows.take(order), codes.take(order), confidence.take(order))
     return sorted_verdict, corners.take(order, axis=1)
@@ -315,12 +613,19 @@ def consolidate_boxes(
         >>> [b["label"] for b in consolidate_boxes([w1, w1, []])]
         ['dog']
     """
+    settings = _cached_settings(iou_threshold, min_support, fusion, clip, quorum)
+    return _consolidate(answers, settings, labels, image_size, weights, None, explain=False).boxes
+
+
+def _cached_settings(
+    iou_threshold: float, min_support: int | None, fusion: Fusion, clip: bool, quorum: Quorum
+) -> ConsolidationSettings:
+    """The settings of these arguments (validated), from the cache where they are hashable."""
     args = (iou_threshold, min_support, fusion, clip, quorum)
     try:
-        settings = _settings(*args)
+        return _settings(*args)
     except TypeError:  # an unhashable argument: validate it without the cache
-        settings = _settings.__wrapped__(*args)
-    return _consolidate(answers, settings, labels, image_size, weights, None, explain=False).boxes
+        return _settings.__wrapped__(*args)
 
 
 @lru_cache(maxsize=64)

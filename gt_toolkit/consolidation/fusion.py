@@ -22,6 +22,7 @@ from gt_toolkit.consolidation.settings import Fusion
 from gt_toolkit.types import ImageSize
 
 __all__ = [
+    "Images",
     "InnerPairs",
     "MemberWeights",
     "fuse_clusters",
@@ -101,6 +102,17 @@ _SCALE_PAIRS = 512  # a median of this many gaps is within a few percent of all 
 _SCALE_FLOOR = 1e-3  # relative to the box size: identical members still get a finite limit
 
 
+class Images(NamedTuple):
+    """Where each of several images' clusters and inner pairs lie (image after image).
+
+    Huber's scale and its stopping rule are each image's own.
+    """
+
+    clusters: list[int]  # image k's clusters: clusters[k]:clusters[k + 1]
+    pairs: list[int]  # its inner pairs: pairs[k]:pairs[k + 1]
+    of_cluster: IntArray  # the image of each cluster
+
+
 def fuse_clusters(
     clean: CleanBoxes,
     clusters: Clusters,
@@ -108,12 +120,13 @@ def fuse_clusters(
     weights: MemberWeights,
     fusion: Fusion,
     pairs: InnerPairs,
+    images: Images | None = None,
 ) -> FloatArray:
     """Each cluster's fused box, one row per corner (``x1, y1, x2, y2`` by cluster).
 
     ``"median"`` fuses only the ``kept`` clusters (the others stay 0), the others all.
     ``"huber"``: per edge, Huber's M-estimate of location (:func:`_huber`), its scale from
-    the ``pairs`` inside clusters.
+    the ``pairs`` inside clusters (of each of ``images``).
     """
     cl, count = clusters.of, clusters.count
     if fusion == "median":
@@ -123,7 +136,7 @@ def fuse_clusters(
         means = row_sums(cl, clean.xyxy * weights.per_box, count) / weights.per_cluster
     if fusion == "mean":
         return means
-    return _huber(clean, clusters, weights, means, pairs)
+    return _huber(clean, clusters, weights, means, pairs, images)
 
 
 def _huber(
@@ -132,6 +145,7 @@ def _huber(
     weights: MemberWeights,
     means: FloatArray,
     pairs: InnerPairs,
+    images: Images | None = None,
 ) -> FloatArray:
     """Huber's M-estimate of every cluster's edges, iterated from the (weighted) mean.
 
@@ -143,7 +157,8 @@ def _huber(
     pairs, evenly spaced in canonical order). Each step moves the estimate by the mean of
     the clipped residuals (Huber's modified-residuals iteration); the loss is convex, so it
     converges from the mean, and it stops once no edge moves by ``_SETTLED`` pixels. Two
-    members keep their (weighted) mean.
+    members keep their (weighted) mean. Several ``images``: each has its own scale and stops
+    on its own; one without such pairs keeps its means.
     """
     of, count, xyxy = clusters.of, clusters.count, clean.xyxy
     if not len(pairs.lo):  # no cluster with two members: nothing to weigh
@@ -155,8 +170,13 @@ def _huber(
     at = means.take(cell)  # each box's cluster mean, edge by edge
     wh = at[2 * n :] - at[: 2 * n]  # its cluster's width, then height, per box
     size = np.concatenate((wh, wh))
-    scale = _noise(xyxy, size.reshape(4, n), pairs.lo, pairs.hi)
-    limit = (HUBER_C * max(scale, _SCALE_FLOOR)) * size
+    active: BoolArray | None = None
+    if images is None:
+        scale = _noise(xyxy, size.reshape(4, n), pairs.lo, pairs.hi)
+        limit = (HUBER_C * max(scale, _SCALE_FLOOR)) * size
+    else:
+        factor, active = _image_scales(xyxy, size.reshape(4, n), pairs, images)
+        limit = np.tile(factor.take(images.of_cluster.take(of)), 4) * size
     floor = -limit
     edges = xyxy.ravel()
     prior = None if weights.per_box is None else np.concatenate((weights.per_box,) * 4)
@@ -173,11 +193,48 @@ def _huber(
         if prior is not None:
             residual *= prior
         step = np.bincount(cell, weights=residual, minlength=4 * count) / per_cluster
-        mu = mu + step
-        if step_no == _LAST_STEP or np.maximum.reduce(np.abs(step, out=step)) < _SETTLED:
-            break
+        if images is not None and active is not None:
+            moving = np.tile(active.take(images.of_cluster), 4)
+            mu = np.where(moving, mu + step, mu)
+            active = active & ~_settled(np.abs(step, out=step), images)
+            if step_no == _LAST_STEP or not np.count_nonzero(active):
+                break
+        else:
+            mu = mu + step
+            if step_no == _LAST_STEP or np.maximum.reduce(np.abs(step, out=step)) < _SETTLED:
+                break
         at = mu.take(cell)
     return mu.reshape(4, count)
+
+
+def _image_scales(
+    xyxy: FloatArray, size: FloatArray, pairs: InnerPairs, images: Images
+) -> tuple[FloatArray, BoolArray]:
+    """Per image, ``HUBER_C x`` its scale and whether it has pairs to weigh.
+
+    The scale is :func:`_noise` of the image's pairs; an image without any keeps its means,
+    as it does alone.
+    """
+    factor = np.full(len(images.clusters) - 1, HUBER_C * _SCALE_FLOOR)
+    active = np.zeros(len(factor), dtype=bool)
+    bounds = images.pairs
+    for k in range(len(factor)):
+        a, b = bounds[k], bounds[k + 1]
+        if a < b:
+            scale = _noise(xyxy, size, pairs.lo[a:b], pairs.hi[a:b])
+            factor[k] = HUBER_C * max(scale, _SCALE_FLOOR)
+            active[k] = True
+    return factor, active
+
+
+def _settled(moved: FloatArray, images: Images) -> BoolArray:
+    """Per image, whether no edge of it moved by :data:`_SETTLED` (``moved``: per cell)."""
+    count = len(images.of_cluster)
+    most = np.maximum.reduce(moved.reshape(4, count), axis=0)
+    per_image = np.zeros(len(images.clusters) - 1)
+    np.maximum.at(per_image, images.of_cluster, most)
+    settled: BoolArray = per_image < _SETTLED
+    return settled
 
 
 @lru_cache(maxsize=64)

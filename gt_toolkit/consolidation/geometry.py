@@ -26,13 +26,16 @@ __all__ = [
     "box_iou",
     "candidate_pairs",
     "clip_rows",
+    "clip_to",
     "clip_xyxy",
+    "far_corner",
     "gt_from_xyxy",
     "image_extent",
     "iou_columns",
     "iou_matrix",
     "iou_pairs",
     "overlap_pairs",
+    "sorted_overlaps",
     "xyxy_from_gt",
 ]
 
@@ -61,7 +64,23 @@ def clip_rows(rows: FloatArray, width: float, height: float) -> FloatArray:
 
     Plain ufuncs: ``np.clip``'s wrapper costs more than the work on one image's boxes.
     """
-    return np.minimum(np.maximum(rows, _ZERO, out=rows), _far_corner(width, height), out=rows)
+    return clip_to(rows, _far_corner(width, height))
+
+
+def clip_to(rows: FloatArray, far: FloatArray) -> FloatArray:
+    """Clip corner rows to ``[0, far]`` in place.
+
+    ``far``: a column ``x, y, x, y`` (:func:`far_corner`), or one such column per box.
+    """
+    return np.minimum(np.maximum(rows, _ZERO, out=rows), far, out=rows)
+
+
+def far_corner(image_size: Mapping[str, Any]) -> FloatArray:
+    """The image's far corner as a read-only ``(4, 1)`` column ``x, y, x, y``.
+
+    Checked as :func:`image_extent` checks it.
+    """
+    return _far_corner(*image_extent(image_size))
 
 
 @lru_cache(maxsize=64)
@@ -302,6 +321,46 @@ def _sweep_or_bands(xyxy: FloatArray, x_sorted: bool) -> _Overlaps:
     if int(ends[-1]) > 12 * n:
         return _bands(xyxy, x_sorted)
     return _sweep(xyxy, _arange(n), end, count, ends, True)
+
+
+def sorted_overlaps(
+    xyxy: FloatArray, image: IntArray, bounds: Sequence[int]
+) -> tuple[IntArray, IntArray, FloatArray, list[int]]:
+    """:func:`overlap_pairs` (``x_sorted=True, with_iou=True``) of several images at once.
+
+    The boxes of image ``i`` are columns ``bounds[i]:bounds[i + 1]`` of ``xyxy``, sorted
+    by left edge; ``image`` is each box's image. One x-sweep serves every image whose
+    :func:`overlap_pairs` sweeps or tests every pair (both give the pairs by ``lo``, then
+    ``hi``, and the same IoU bits); the images it would cut into bands are returned, for
+    :func:`overlap_pairs` to do one by one. Pairs are global indices, image after image.
+    """
+    m = xyxy.shape[1]
+    # (image, left edge) as one complex key: numpy orders complex numbers by their real,
+    # then imaginary part, so a search never leaves the box's own image
+    keys = image + 1j * xyxy[0]
+    end = keys.searchsorted(image + 1j * xyxy[2], side="left")
+    count = end - _arange(m + 1)[1:]
+    np.maximum(count, 0, out=count)
+    sizes = np.diff(bounds)
+    starts = np.asarray(bounds[:-1])
+    filled = sizes > 0
+    per_image = np.zeros(len(sizes), dtype=np.intp)
+    per_image[filled] = np.add.reduceat(count, starts[filled])
+    dense = (sizes > 40) & (per_image > 12 * sizes)
+    for i in (sizes > _BOUND_FROM).nonzero()[0].tolist():
+        a, b = bounds[i], bounds[i + 1]
+        dense[i] |= _many_candidates(xyxy[0, a:b], xyxy[2, a:b], b - a)
+    bands = dense.nonzero()[0].tolist()
+    for i in bands:  # left to overlap_pairs: no candidates here
+        count[bounds[i] : bounds[i + 1]] = 0
+    ends = np.add.accumulate(count)
+    lo, hi, inter = _sweep(xyxy, _arange(m), end, count, ends, True)
+    wh = xyxy[2:] - xyxy[:2]
+    area = wh[0] * wh[1]
+    union = area.take(lo) + area.take(hi)
+    union -= inter
+    iou: FloatArray = inter / union
+    return lo, hi, iou, bands
 
 
 _INDICES = np.arange(8192)

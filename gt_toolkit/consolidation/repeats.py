@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gt_toolkit.consolidation.clean import CleanBoxes
+from gt_toolkit.consolidation.clean import CleanBoxes, IntArray
 from gt_toolkit.consolidation.clusters import Clusters
 from gt_toolkit.consolidation.geometry import box_iou
 
@@ -17,7 +17,11 @@ __all__ = ["find_repeats"]
 
 
 def find_repeats(
-    clean: CleanBoxes, clusters: Clusters, threshold: float, answered: int, smallest: int = 1
+    clean: CleanBoxes,
+    clusters: Clusters,
+    threshold: float,
+    answered: int | IntArray,
+    smallest: int | IntArray = 1,
 ) -> dict[int, int]:
     """Boxes of clusters that repeat other clusters, each mapped to its worker's box there.
 
@@ -30,7 +34,8 @@ def find_repeats(
     (canonical order) is a repeat too. Of two equal clusters of the same workers,
     :func:`_repeat_of_twins` decides whether one repeats the other. Repeats smaller than
     ``smallest`` are not looked for (the quorum drops them anyway). Each box maps to a box
-    that stays (a repeat of a repeat points past it).
+    that stays (a repeat of a repeat points past it). Several images at once: ``answered``
+    and ``smallest`` per box.
     """
     a, b, ab = clusters.own
     if not len(a):
@@ -43,8 +48,13 @@ def find_repeats(
     # so exactly one size of 1 is "unequal, the smaller 1" (one call fewer)
     lone = ((sa == 1) != (sb == 1)) & (clusters.component[a] == clusters.component[b])
     candidate = (ab >= threshold) | lone
-    twins_least = max(smallest, 1 if answered > 1 else 2)  # equal clusters may need more
-    if twins_least > 1:  # else every pair is big enough (clusters have a member)
+    if not isinstance(answered, int) or not isinstance(smallest, int):
+        least = np.asarray(smallest).take(a) if not isinstance(smallest, int) else smallest
+        twins_at = np.maximum(least, np.where(np.asarray(answered).take(a) > 1, 1, 2))
+        small = np.minimum(sa, sb)
+        candidate &= (small >= least) & ((sa != sb) | (small >= twins_at))
+    elif (twins_least := max(smallest, 1 if answered > 1 else 2)) > 1:
+        # equal clusters may need more; else every pair is big enough (clusters have a member)
         small, unequal = np.minimum(sa, sb), sa != sb
         big_enough = small >= smallest
         if twins_least > smallest:

@@ -6,6 +6,7 @@ model, which clusters are likelier objects than not), and the confidence of each
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -105,11 +106,13 @@ def count_votes(
     clean: CleanBoxes,
     clusters: Clusters,
     repeats: dict[int, int],
-    need: int,
+    need: int | IntArray,
     by_label: bool,
     evidence: Evidence | None = None,
 ) -> Ballot:
     """Apply the quorum: ``need`` workers per cluster, or per label with ``by_label``.
+
+    ``need``: one count, or one per cluster (several images at once).
 
     With ``evidence`` a cluster (or label) is kept when its log-odds of being a real
     object is positive (posterior above one half) and ``need`` workers gave it. Clusters
@@ -141,7 +144,7 @@ def count_votes(
     if len(extra):  # their votes after the members': one bincount instead of np.add.at
         voting = np.concatenate((cells, extra_cells))
     voters = np.bincount(voting, minlength=count * labels_n).reshape(count, labels_n)
-    label_kept = voters >= need
+    label_kept = voters >= (need if isinstance(need, int) else need[:, None])
     log_odds = None
     if evidence is not None:
         worker = clean.worker
@@ -197,33 +200,45 @@ def below_quorum_records(
     clusters: Clusters,
     ballot: Ballot,
     repeats: dict[int, int],
-    answered: int,
-    need: int,
+    answered: int | Sequence[int],
+    need: int | Sequence[int],
+    image: IntArray | None = None,
 ) -> list[dict[str, Any]]:
-    """One drop record per box that is not part of an output box, with the reason."""
+    """One drop record per box that is not part of an output box, with the reason.
+
+    Several images at once: ``answered`` and ``need`` per image, ``image`` per box.
+    """
     out = []
     cl, size = clusters.of, clusters.size
     below = (~ballot.kept[cl]).nonzero()[0]
-    for g, wk, b in zip(
-        below.tolist(), clean.worker[below].tolist(), clean.box[below].tolist(), strict=True
+    images = image.take(below).tolist() if image is not None else [0] * len(below)
+    answers = [answered] if isinstance(answered, int) else answered
+    needs = [need] if isinstance(need, int) else need
+    for g, wk, b, k_image in zip(
+        below.tolist(),
+        clean.worker[below].tolist(),
+        clean.box[below].tolist(),
+        images,
+        strict=True,
     ):
         if g in ballot.voted:
             continue
+        n_answered, n_need = answers[k_image], needs[k_image]
         if g in repeats:
             detail = f"a second box on the object of this worker's box {int(clean.box[repeats[g]])}"
             out.append(drop_record(wk, b, DropReason.DUPLICATE, detail))
             continue
         k = int(size[cl[g]])
-        drew = f"{k} of {answered} workers drew it"
-        if k < need:
-            out.append(drop_record(wk, b, DropReason.BELOW_MIN_SUPPORT, f"{drew}; {need} needed"))
+        drew = f"{k} of {n_answered} workers drew it"
+        if k < n_need:
+            out.append(drop_record(wk, b, DropReason.BELOW_MIN_SUPPORT, f"{drew}; {n_need} needed"))
         elif ballot.log_odds is not None:
             cell = ballot.log_odds[cl[g]]
             p = float(_posterior(np.asarray(cell if np.ndim(cell) == 0 else cell.max())))
             detail = f"{drew}; the worker model gives it {p:.2f}, 0.5 needed"
             out.append(drop_record(wk, b, DropReason.UNLIKELY, detail))
         else:
-            detail = f"{drew}, but no label was given by {need}"
+            detail = f"{drew}, but no label was given by {n_need}"
             out.append(drop_record(wk, b, DropReason.BELOW_MIN_SUPPORT, detail))
     return out
 
@@ -235,12 +250,14 @@ def score_boxes(
     pairs: InnerPairs,
     member_weight: FloatArray | None,
     cluster_weight: FloatArray | IntArray,
-    total_weight: float,
-    answered: int,
+    total_weight: float | FloatArray,
+    answered: int | IntArray,
     *,
     void: BoolArray | None = None,
 ) -> Verdict:
     """The output boxes (``ballot.rows``) and their confidence.
+
+    Several images at once: ``total_weight`` and ``answered`` per cluster.
 
     ``pairs`` are the overlapping pairs inside a cluster (for the agreement);
     ``member_weight`` is each box's worker weight (``None``: all 1), ``cluster_weight``
@@ -263,7 +280,8 @@ def score_boxes(
             member_weight = np.concatenate((member_weight, member_weight.take(ballot.extra)))
         votes = np.bincount(ballot.cells, member_weight, clusters.count * len(clean.labels))
         box_votes = votes.take(cell)
-    support = box_votes / total_weight
+    total = total_weight if isinstance(total_weight, float) else total_weight.take(rows)
+    support = box_votes / total
     if void is not None:
         support[void.take(rows)] = 0.0
     label_share = np.minimum(box_votes / cluster_weight.take(rows), 1.0)
@@ -271,7 +289,8 @@ def score_boxes(
     # box nobody contradicts (workers miss objects more often than they mislabel them)
     agreement = _agreement(pairs, clusters, answered).take(rows)
     quality = agreement * label_share - (1.0 - label_share)
-    return Verdict(rows, codes, support_confidence(support, quality, k_box, answered))
+    answered_at = answered if isinstance(answered, int) else answered.take(rows)
+    return Verdict(rows, codes, support_confidence(support, quality, k_box, answered_at))
 
 
 def _score_clusters(
@@ -281,8 +300,8 @@ def _score_clusters(
     pairs: InnerPairs,
     member_weight: FloatArray | None,
     cluster_weight: FloatArray | IntArray,
-    total_weight: float,
-    answered: int,
+    total_weight: float | FloatArray,
+    answered: int | IntArray,
     void: BoolArray | None,
 ) -> Verdict:
     """:func:`score_boxes` with the per-box quorum: the label vote picks each box's label."""
@@ -311,7 +330,7 @@ def _score_clusters(
     return Verdict(rows, winner, confidence)
 
 
-def _agreement(pairs: InnerPairs, clusters: Clusters, answered: int) -> FloatArray:
+def _agreement(pairs: InnerPairs, clusters: Clusters, answered: int | IntArray) -> FloatArray:
     """Mean pairwise IoU of each cluster's members (0 for a single member).
 
     Over every overlapping pair in a cluster, also those below the IoU threshold (a
@@ -319,7 +338,8 @@ def _agreement(pairs: InnerPairs, clusters: Clusters, answered: int) -> FloatArr
     A cluster has at most one box per worker: at most ``answered`` members.
     """
     iou_sum = np.bincount(pairs.cluster, pairs.iou, clusters.count)
-    agreement: FloatArray = iou_sum / _pair_counts(answered).take(clusters.size)
+    most = answered if isinstance(answered, int) else int(answered.max())
+    agreement: FloatArray = iou_sum / _pair_counts(most).take(clusters.size)
     return agreement
 
 
@@ -345,17 +365,21 @@ def _pair_counts(workers: int) -> FloatArray:
 
 
 def support_confidence(
-    support: FloatArray, quality: FloatArray, k: IntArray, answered: int
+    support: FloatArray, quality: FloatArray, k: IntArray, answered: int | IntArray
 ) -> FloatArray:
     """``support x (1 - (1 - quality) / (2k))`` within ``[0, 1]``; 0 when one worker answered.
 
-    Rule 7 of ``docs/consolidation.md``, for boxes and polygons alike.
+    Rule 7 of ``docs/consolidation.md``, for boxes and polygons alike. ``answered``: one
+    count, or one per box (several images at once).
     """
     confidence: FloatArray = np.minimum(
         np.maximum(support * (1.0 - (1.0 - quality) / (2.0 * k)), 0.0), 1.0
     )
-    if answered == 1:
-        confidence[:] = 0.0
+    if isinstance(answered, int):
+        if answered == 1:
+            confidence[:] = 0.0
+    else:
+        confidence[answered == 1] = 0.0
     return confidence
 
 

@@ -1,0 +1,239 @@
+"""consolidate_images and consolidate_boxes_batch: each image's result is its own, bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import random
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gt_toolkit import (
+    ConsolidationError,
+    ConsolidationSettings,
+    consolidate_boxes,
+    consolidate_boxes_batch,
+    consolidate_image,
+    consolidate_images,
+)
+from gt_toolkit.consolidation import clean, engine
+from gt_toolkit.consolidation.worker_model import fit_worker_model
+from gt_toolkit.testing.simulated_crowd import CrowdImage, make_skills, simulate_crowd
+
+LABELS = ("car", "bus", "van")
+DEFAULTS = ConsolidationSettings()
+
+
+def bx(left: float, top: float, width: float, height: float, label: str = "car") -> dict[str, Any]:
+    return {"label": label, "left": left, "top": top, "width": width, "height": height}
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal to the last bit (``==`` would call ``0.0`` and ``-0.0`` equal)."""
+    return pickle.dumps(dataclasses.astuple(a)) == pickle.dumps(dataclasses.astuple(b))
+
+
+def crowd(workers: int, boxes: int, images: int, seed: int) -> list[CrowdImage]:
+    skills = make_skills(
+        workers, seed=seed, spurious_rate=0.08, duplicate_rate=0.06, wrong_label_rate=0.1
+    )
+    return simulate_crowd(
+        images=images, boxes_per_image=boxes, skills=skills, labels=LABELS, seed=seed
+    )
+
+
+def check_each(
+    images: list[Any],
+    setting: ConsolidationSettings = DEFAULTS,
+    **kwargs: Any,
+) -> int:
+    """Assert the batch gives each image's own result; return how many images went together."""
+    together = 0
+    original = engine._decide_together
+
+    def counting(*args: Any) -> Any:
+        nonlocal together
+        together += len(args[2])
+        return original(*args)
+
+    engine._decide_together = counting  # type: ignore[assignment]
+    try:
+        got = consolidate_images(images, settings=setting, **kwargs)
+    finally:
+        engine._decide_together = original  # type: ignore[assignment]
+    sizes = kwargs.get("image_sizes") or [None] * len(images)
+    weights = kwargs.get("weights") or [None] * len(images)
+    for k, answers in enumerate(images):
+        alone = consolidate_image(
+            answers,
+            settings=setting,
+            labels=kwargs.get("labels"),
+            image_size=sizes[k],
+            weights=weights[k],
+        )
+        assert same(got[k], alone), (k, got[k], alone)
+    return together
+
+
+SETTINGS = [
+    ConsolidationSettings(),
+    ConsolidationSettings(quorum="box"),
+    ConsolidationSettings(min_support=1),
+    ConsolidationSettings(fusion="mean"),
+    ConsolidationSettings(fusion="median"),
+    ConsolidationSettings(clip=False),
+    ConsolidationSettings(iou_threshold=0.3, duplicate_iou=0.5),
+    ConsolidationSettings(iou_threshold=1.0),
+]
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=repr)
+@pytest.mark.parametrize(("workers", "boxes"), [(1, 5), (2, 3), (3, 1), (3, 30), (5, 10), (9, 4)])
+def test_each_image_gets_its_own_result(
+    setting: ConsolidationSettings, workers: int, boxes: int
+) -> None:
+    images = crowd(workers, boxes, 12, seed=workers * 100 + boxes)
+    answers = [img.answers for img in images]
+    # a worker fewer on some images, and an image nobody answered: counts differ per image
+    answers = [a if k % 3 else a[: max(1, len(a) - 1)] for k, a in enumerate(answers)] + [[]]
+    sizes = [img.image_size for img in images] + [None]
+    for labels in (None, LABELS):
+        together = check_each(answers, setting, labels=labels, image_sizes=sizes)
+        assert together >= 6  # most of them went through the phases together
+    # "bus" boxes dropped as off the list: those images go alone, the others together
+    check_each(answers, setting, labels=("van", "car"), image_sizes=sizes)
+    w = random.Random(workers)
+    weights = [[w.choice((0.0, 0.5, 1.0, 3.7)) for _ in a] for a in answers]
+    check_each(answers, setting, labels=LABELS, image_sizes=sizes, weights=weights)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    workers=st.integers(1, 6),
+    boxes=st.lists(st.integers(0, 40), min_size=2, max_size=8),
+    sized=st.lists(st.booleans(), min_size=1, max_size=3),
+    labels=st.sampled_from([None, LABELS, ("bus",)]),
+    quorum=st.sampled_from(["label", "box"]),
+    threshold=st.sampled_from([0.3, 0.5, 0.9]),
+)
+def test_any_mix_of_images_gets_their_own_results(
+    seed: int,
+    workers: int,
+    boxes: list[int],
+    sized: list[bool],
+    labels: tuple[str, ...] | None,
+    quorum: Any,
+    threshold: float,
+) -> None:
+    skills = make_skills(workers, seed=seed, spurious_rate=0.1, duplicate_rate=0.1)
+    images = simulate_crowd(
+        images=len(boxes), boxes_per_image=boxes, skills=skills, labels=LABELS, seed=seed
+    )
+    sizes = [img.image_size if sized[k % len(sized)] else None for k, img in enumerate(images)]
+    setting = ConsolidationSettings(quorum=quorum, iou_threshold=threshold)
+    check_each([img.answers for img in images], setting, labels=labels, image_sizes=sizes)
+
+
+def test_unusual_images_beside_usual_ones_get_their_own_results() -> None:
+    usual = [img.answers for img in crowd(3, 20, 6, seed=4)]
+    size = {"width": 1000, "height": 800}
+    dense = [[bx(i % 7, i % 5, 300, 300, LABELS[i % 2]) for i in range(60)] for _ in range(3)]
+    images = [
+        *usual[:2],
+        [[bx(10.5, 10, 40, 40)], [bx(11, 10, 40, 40)]],  # off the pixel grid
+        [[bx(10, 10, -4, 40), bx(30, 30, 10, 10)], [bx(30, 30, 10, 10)]],  # an invalid box
+        [[bx(10, 10, 40, 40, "truck")], [bx(11, 10, 40, 40, "truck")]],  # a label off the list
+        dense,  # so many overlaps that one image alone would cut it into bands
+        [[bx(5, 5, 20, 20)]] * 3,  # identical workers: equal boxes ordered by worker rank
+        [[bx(5, 5, 20, 20, "bus")], [bx(5, 5, 20, 20, "bus")], []],  # one label only
+        [[], [], []],  # nobody drew anything
+        *usual[2:],
+    ]
+    assert check_each(images, labels=None, image_sizes=[size] * len(images)) >= 4
+    # the same with the label list: the off-list label and the invalid box are dropped alone
+    check_each(images, labels=LABELS, image_sizes=[size] * len(images))
+
+
+def test_images_of_many_boxes_go_alone_and_keep_their_results() -> None:
+    big = [img.answers for img in crowd(3, 200, 2, seed=9)]  # ~600 boxes an image
+    small = [img.answers for img in crowd(3, 5, 3, seed=10)]
+    images = [small[0], big[0], small[1], small[2], big[1]]
+    assert check_each(images, labels=LABELS) == 2  # the two small ones between the big ones
+
+
+def test_boxes_batch_is_consolidate_boxes_of_each_image() -> None:
+    images = crowd(3, 15, 10, seed=3)
+    answers = [img.answers for img in images]
+    sizes = [img.image_size for img in images]
+    got = consolidate_boxes_batch(answers, labels=LABELS, image_sizes=sizes, fusion="mean")
+    want = [
+        consolidate_boxes(a, labels=LABELS, image_size=s, fusion="mean")
+        for a, s in zip(answers, sizes, strict=True)
+    ]
+    assert pickle.dumps(got) == pickle.dumps(want)
+    assert sum(map(len, got)) > 50
+
+
+def test_a_worker_model_consolidates_each_image_as_alone() -> None:
+    images = crowd(4, 10, 8, seed=5)
+    model = fit_worker_model(
+        (img.as_source_image(str(k)) for k, img in enumerate(images)), labels=LABELS
+    )
+    setting = ConsolidationSettings(keep="model")
+    got = consolidate_images(
+        [img.answers for img in images],
+        settings=setting,
+        labels=LABELS,
+        worker_model=model,
+        annotators=[img.worker_ids for img in images],
+    )
+    for img, result in zip(images, got, strict=True):
+        alone = consolidate_image(
+            img.answers,
+            settings=setting,
+            labels=LABELS,
+            worker_model=model,
+            annotators=img.worker_ids,
+        )
+        assert same(result, alone)
+
+
+def test_a_callers_mistake_in_one_image_raises_as_for_that_image_alone() -> None:
+    good = [[bx(10, 10, 40, 40)], [bx(11, 10, 40, 40)]]
+    with pytest.raises(ConsolidationError, match="answer 1 is str"):
+        consolidate_images([good, [[bx(1, 1, 5, 5)], "boxes"], good])
+    with pytest.raises(ConsolidationError, match="image size must be positive"):
+        consolidate_images(
+            [good, good], image_sizes=[{"width": 10, "height": 10}, {"width": 0, "height": 5}]
+        )
+    with pytest.raises(ConsolidationError, match="got 1 image sizes for 2 images"):
+        consolidate_images([good, good], image_sizes=[None])
+    with pytest.raises(ConsolidationError, match="got 3 weights for 2 workers"):
+        consolidate_images([good, good], weights=[None, [1.0, 1.0, 1.0]])
+
+
+def test_clean_together_declines_what_it_cannot_do_bit_for_bit() -> None:
+    setting = ConsolidationSettings()
+    on_grid = [[bx(10, 10, 40, 40)], [bx(11, 10, 40, 40)]]
+    off_grid = [[bx(10.25, 10, 40, 40)], [bx(11, 10, 40, 40)]]
+    invalid = [[bx(10, 10, 0, 40)], [bx(11, 10, 40, 40)]]
+    many = [[bx(i, i, 5, 5, f"L{i}") for i in range(300)]]
+    sized = {"width": 100, "height": 100}
+    images = [on_grid, off_grid, on_grid, invalid, on_grid]
+    weights = [[1.0] * len(a) for a in images]
+    together = clean.clean_together(images, None, [None] * 5, weights, setting)
+    assert together is not None
+    assert together.members == [0, 2, 4]  # the others are cleaned alone
+    assert together.bounds == [0, 2, 4, 6]
+    assert together.clean.worker.tolist() == [0, 1, 2, 3, 4, 5]
+    for images, sizes in (
+        ([on_grid, off_grid], [None, None]),  # one image left
+        ([on_grid, on_grid], [sized, None]),  # sized and not
+        ([on_grid, many], [None, None]),  # over 256 labels
+    ):
+        weights = [[1.0] * len(a) for a in images]
+        assert clean.clean_together(images, None, sizes, weights, setting) is None
