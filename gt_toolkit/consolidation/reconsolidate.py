@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import json
 import os
 import re
@@ -45,7 +46,7 @@ import orjson
 from gt_toolkit.consolidation.engine import (
     ConsolidationSettings,
     ImageConsolidation,
-    consolidate_image,
+    consolidate_images,
 )
 from gt_toolkit.consolidation.label_check import LabelTally
 from gt_toolkit.consolidation.settings import DEFAULT_WORKER_MODEL
@@ -332,33 +333,51 @@ class _CocoWriter:
 
 
 # -- the run -------------------------------------------------------------------------------------
+_CHUNK = 64  # images read before they are consolidated together (consolidate_images)
+
+
 def _consolidate(
-    item: CrowdItem,
+    items: Sequence[CrowdItem],
     settings: ConsolidationSettings,
     labels: Sequence[str] | None,
     model: WorkerModel | None,
-) -> tuple[ImageConsolidation | None, str | None]:
-    """The image's consolidation, or ``None`` and why it has none."""
+) -> list[tuple[ImageConsolidation | None, str | None]]:
+    """Each image's consolidation, or ``None`` and why it has none.
+
+    The images with answers are consolidated in one call: several images' phases run
+    together (each result is the one the image gets alone).
+    """
+    out: list[tuple[ImageConsolidation | None, str | None]] = [
+        (None, _no_consolidation(item)) for item in items
+    ]
+    todo = [k for k, (_, why) in enumerate(out) if why is None]
+    images = [items[k].image for k in todo]
+    results = consolidate_images(
+        [image.boxes for image in images],
+        settings=settings,
+        labels=labels,
+        image_sizes=[image.image_size for image in images],
+        worker_model=model,
+        annotators=[image.annotators for image in images] if model is not None else None,
+    )
+    for k, result in zip(todo, results, strict=True):
+        out[k] = result, None
+    return out
+
+
+def _no_consolidation(item: CrowdItem) -> str | None:
+    """Why the image has no consolidation, or ``None`` when it has answers to consolidate."""
     if item.failure is not None:  # it may name a file whose name is not UTF-8
-        return None, utf8_text(item.failure)
+        return utf8_text(item.failure)
     if not item.image.annotators and item.abstained:  # answered, but with other shapes
-        return None, (
+        return (
             f"no box read: the {item.abstained} answers for this object hold only regions"
             " of other shapes (polygons, keypoints, crowd regions) or boxes that were"
             " rejected, which are no vote for or against a box"
         )
     if not item.image.annotators:
-        return None, "no worker answers for this object"
-    image = item.image
-    result = consolidate_image(
-        image.boxes,
-        settings=settings,
-        labels=labels,
-        image_size=image.image_size,
-        worker_model=model,
-        annotators=image.annotators if model is not None else None,
-    )
-    return result, None
+        return "no worker answers for this object"
+    return None
 
 
 def fit_source_model(
@@ -531,26 +550,42 @@ def _consolidate_all(
     """Consolidate and write every item of ``source``, counting into ``report``."""
     quality = QualityAccumulator()
     tally = LabelTally()
-    for item in progress(source.items(), desc="consolidating", unit="img"):
-        result, failure = _consolidate(item, settings, labels, model)
-        write(item, result, failure)
-        report.objects += 1
-        if result is None:
-            report.failed += 1
-            continue
-        report.consolidated += 1
-        report.boxes += len(result.boxes)
-        report.dropped.update(d["reason"] for d in result.dropped)
-        image = item.image
-        tally.add(image.boxes, result)
-        quality.add(
-            image.annotators,
-            image.boxes,
-            result,
-            image_size=image.image_size,
-            time_spent=item.time_spent or None,
-        )
+    items = progress(source.items(), desc="consolidating", unit="img")
+    for chunk in iter(lambda: list(itertools.islice(items, _CHUNK)), []):
+        for item, (result, failure) in zip(
+            chunk, _consolidate(chunk, settings, labels, model), strict=True
+        ):
+            _count(item, result, failure, write, report, quality, tally)
     return quality, tally
+
+
+def _count(
+    item: CrowdItem,
+    result: ImageConsolidation | None,
+    failure: str | None,
+    write: _Write,
+    report: ReconsolidationReport,
+    quality: QualityAccumulator,
+    tally: LabelTally,
+) -> None:
+    """Write one image and count it into ``report``, ``quality`` and ``tally``."""
+    write(item, result, failure)
+    report.objects += 1
+    if result is None:
+        report.failed += 1
+        return
+    report.consolidated += 1
+    report.boxes += len(result.boxes)
+    report.dropped.update(d["reason"] for d in result.dropped)
+    image = item.image
+    tally.add(image.boxes, result)
+    quality.add(
+        image.annotators,
+        image.boxes,
+        result,
+        image_size=image.image_size,
+        time_spent=item.time_spent or None,
+    )
 
 
 def _csv_cell(value: Any) -> Any:
