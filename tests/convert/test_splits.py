@@ -83,3 +83,34 @@ def _detection(name: str, cls: int) -> dict[str, Any]:
             "creation-date": "2024-01-01T00:00:00",
         },
     }
+
+
+def test_the_stratified_plan_counts_only_the_lines_written(tmp_path: Path) -> None:
+    """A second line of one image (``duplicate-source-ref``) and a line without a size
+    (``no-image-size``) were planned as items of their stratum: 10 images, one of them on
+    10 lines, planned 19 items and 10 validation places, most of them the repeated image's,
+    so the 10 written images got anything but their 5 (``augmented``, which writes an image
+    without a size, its 20 lines anything but their 10)."""
+    rows = [_detection(f"car{i}.jpg", 0) for i in range(10)]
+    rows += [_detection("car0.jpg", 0) for _ in range(9)]
+    for i in range(10):
+        row = _detection(f"nosize{i}.jpg", 0)
+        del row["b"]["image_size"]
+        rows.append(row)
+    src = tmp_path / "in.manifest"
+    src.write_bytes(b"\n".join(orjson.dumps(r) for r in rows) + b"\n")
+    got = {}
+    for target in ("yolo", "augmented"):
+        for seed in range(6):
+            out = tmp_path / f"{target}{seed}"
+            options = ConvertOptions(
+                validation_fraction=0.5, stratify=True, seed=seed, rejects=tmp_path / "r.jsonl"
+            )
+            result = convert_output(target, src, out, options)
+            assert result.stats.rejected["duplicate-source-ref"] == 9
+            if target == "yolo":
+                validation = len(list((out / "labels" / "val").glob("car*.txt")))
+            else:  # augmented writes the images without a size too: 20 items, 10 places
+                validation = len(read_jsonl(out / "validation.manifest"))
+            got[target, seed] = validation
+    assert got == {key: 5 if key[0] == "yolo" else 10 for key in got}
