@@ -4,7 +4,8 @@ Every target in :data:`gt_toolkit.convert.CONVERTERS` becomes a subcommand takin
 ``INPUT -o OUT``; it offers exactly the options its spec says it reads (:data:`_FLAGS` holds
 one flag per :class:`~gt_toolkit.convert.ConvertOptions` field). The summary is printed to
 stderr and written as JSON (``--summary``, default ``OUT/summary.json`` or
-``OUT.summary.json`` for file outputs). Building the parser imports no converter.
+``OUT.summary.json`` for file outputs), committed with the output: a failed or interrupted
+run leaves neither. Building the parser imports no converter.
 """
 
 from __future__ import annotations
@@ -27,12 +28,19 @@ from gt_toolkit.cli.options import (
     remove_stale,
     store_from_args,
 )
-from gt_toolkit.convert import CONVERTERS, ConverterSpec, ConvertOptions, Target, convert_output
+from gt_toolkit.convert import (
+    CONVERTERS,
+    ConversionResult,
+    ConverterSpec,
+    ConvertOptions,
+    Target,
+    convert_output,
+)
 from gt_toolkit.convert.staging import beside_location, listing_of
 from gt_toolkit.errors import ValidationError
 from gt_toolkit.formats.manifest import RejectPolicy
 from gt_toolkit.formats.output_manifest import BoxPolicy, EmptyPolicy
-from gt_toolkit.storage.files import join_location, write_json
+from gt_toolkit.storage.files import join_location, json_bytes
 from gt_toolkit.storage.s3 import is_s3_uri
 
 __all__ = ["register", "run"]
@@ -180,20 +188,25 @@ def run(args: argparse.Namespace) -> int:
         outputs, inputs, folders, written, None if images is None else str(images), files
     )
     store = store_from_args(args)
-    # written after the output (the summary) or as the read ends: a bad one stops the run first.
-    # A local output and its side files fail in their stage, before they move, but after the
-    # rejects file was written: one whose name is too long for the disk
+    # written as the output is committed (the summary) or as the read ends: a bad one stops
+    # the run first. A local output and its side files fail in their stage, before they move,
+    # but after the rejects file was written: one whose name is too long for the disk
     # (x.manifest.categories.json) is refused here too. Not the listing (fixed[-1]): written
     # only with files beside a file output, and where it cannot be, only said.
     ours = fixed[:-1] if folder_output else [out, *fixed[:-1]]
     staged = [loc for loc in ours if not is_s3_uri(loc)]
     check_outputs([summary_loc, None if given is None else str(given), *staged], store)
-    result = convert_output(target, args.input, out, ConvertOptions(**values, store=store))
-    summary = result.to_json()
+
+    def summary_of(result: ConversionResult) -> dict[str, bytes]:
+        """The summary, committed with the output (written after it, it could be lost)."""
+        summary = result.to_json()
+        if given is not None and result.stats.rejected_total:
+            summary["rejects_file"] = str(given)
+        return {summary_loc: json_bytes(summary)}
+
+    options = ConvertOptions(**values, store=store)
+    result = convert_output(target, args.input, out, options, along=summary_of)
     rejects = given if result.stats.rejected_total else None
-    if rejects is not None:
-        summary["rejects_file"] = str(rejects)
-    write_json(summary_loc, summary, store=store)
     for line in result.summary_lines():
         eprint(line)
     if rejects is not None:

@@ -217,8 +217,14 @@ def convert_output(
     source: Location,
     out: Location,
     options: ConvertOptions | None = None,
+    *,
+    along: Callable[[ConversionResult], dict[str, bytes]] | None = None,
 ) -> ConversionResult:
     """Run one conversion: ``convert_output("coco", "output.manifest", "out/")``.
+
+    ``along`` makes, from the result, files that belong with the output (``gt-convert``'s
+    summary, by location): they appear with it, or a failed run leaves neither
+    (:meth:`~gt_toolkit.convert.staging.StagedOutput.write_along`).
 
     Raises:
         ValidationError: an unknown target, or options set that the target does not read.
@@ -262,6 +268,8 @@ def convert_output(
             raise ConversionError(_nothing_converted(source, result, options))
         if spec.input_kind == "output-manifest" and spec.names_by_id:
             result.stats.class_map.refuse_shared_names()
+        for location, data in (along(result) if along is not None else {}).items():
+            staged.write_along(location, data)
     return result
 
 

@@ -10,6 +10,8 @@ and are deleted then, or when it fails: an earlier run's objects at the same key
 were until the copies replace them. A killed run's part prefix is deleted by a later run that
 succeeds in the same folder once nothing has been written there for a day. The files that say
 a dataset is complete (``channels.json``, ``data.yaml``) are written last, and on S3 copied last.
+A file that belongs with the output though no converter writes it (``gt-convert``'s summary)
+is committed with it, or a failed run leaves neither (:meth:`StagedOutput.write_along`).
 
 A rerun into the same output must not leave the earlier run's files beside its own (a trainer
 would find the labels of images the user removed), yet a folder may hold the user's files too.
@@ -41,6 +43,7 @@ import orjson
 
 from gt_toolkit.errors import NoMatchingObjectsError, StorageError
 from gt_toolkit.storage.files import (
+    AllOrNone,
     Location,
     atomic_output,
     inside_location,
@@ -139,6 +142,8 @@ class StagedOutput:
         # what :meth:`read` keeps: the files under the output's parent, where stale ones lie
         self._read_under = f"{self._s3_stage.root if self._s3_stage else self._parent}/"
         self._cwd = str(Path.cwd()).rstrip("/")  # a run does not move: its relative names' base
+        self._along = AllOrNone(store=self.store)  # see :meth:`write_along`
+        self._staged_along: set[str] = set()  # the final locations it staged: never listed
 
     def location(self, *parts: str) -> str:
         """A final location under the output (what summaries and ``data.yaml`` name)."""
@@ -182,6 +187,33 @@ class StagedOutput:
         r"""Write byte lines (each gets a ``\n``) for ``location``; return how many."""
         return write_lines(self.staged(location), lines, store=self.store)
 
+    def write_along(self, location: str, data: bytes) -> None:
+        """Write a file that belongs with the output though no converter writes it (a summary).
+
+        It appears with the output or not at all: written after the commit, a Ctrl-C or a
+        crash between them left the output without its summary. Where the output's files go
+        (under its folder, or its S3 prefix's) it is staged with them, and moves in before
+        the file that says the output is complete; elsewhere it is written in place now, an
+        earlier file of its name kept (:class:`~gt_toolkit.storage.files.AllOrNone`), and
+        removed again, the earlier one put back, when the run fails before its commit ends.
+        It is not listed (:data:`LISTING`): no output file, it is the run's, and the next
+        run writes its own.
+        """
+        if self._s3_stage is not None:
+            if is_s3_uri(location) and _relative(location, self._s3_stage.root):
+                self._s3_stage.staged(location, first=True)  # copied before the last file
+                self._staged_along.add(location)
+                write_bytes(self._s3_stage.written[location], data, store=self.store)
+                return
+        elif not is_s3_uri(location) and _absolute(location).is_relative_to(self._parent):
+            last = self._last  # the converter's last file still moves in last
+            self.write_bytes(location, data)
+            self._last = last
+            self._staged_along.add(str(_absolute(location)))
+            return
+        with self._along.open(location) as fh:
+            fh.write(data)
+
     def _stage_dir(self) -> Path:
         if self._stage is None:
             try:
@@ -220,6 +252,7 @@ class StagedOutput:
             finally:
                 shutil.rmtree(self._stage, ignore_errors=True)
                 self._stage = None
+        written -= self._staged_along
         if written:
             self._relist(written)
 
@@ -414,10 +447,15 @@ class StagedOutput:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
+        try:
+            if exc_type is None:
+                self.commit()
+            else:
+                self.abort()
+        except BaseException as failed:  # a Ctrl-C in the commit too
+            self._along.__exit__(type(failed), failed, failed.__traceback__)
+            raise
+        self._along.__exit__(exc_type, exc, tb)  # what :meth:`write_along` wrote stays or goes
 
 
 class _S3Stage:
@@ -440,8 +478,8 @@ class _S3Stage:
         self.prefix: str | None = None  # made on the first write
         self.written: dict[str, str] = {}  # final -> staged, in the order the run staged them
 
-    def staged(self, location: str) -> str:
-        """The staged key for the final ``location``."""
+    def staged(self, location: str, *, first: bool = False) -> str:
+        """The staged key for the final ``location`` (``first``: copied before the others)."""
         rel = _relative(location, self.root)
         if not rel:
             raise StorageError(f"{location} is outside the output folder {self.root}")
@@ -449,6 +487,8 @@ class _S3Stage:
             self.prefix = join_location(self.root, part_name(f".{self.name}"))
         self.written.pop(location, None)  # written again: it lands where its last write did
         self.written[location] = staged = f"{self.prefix}/{rel}"
+        if first:  # the last one staged is copied last: it says the output is complete
+            self.written = {location: staged} | self.written
         return staged
 
     def commit(self) -> set[str]:

@@ -106,6 +106,37 @@ def test_s3_objects_are_copied_into_place_the_last_one_last(
     assert not [k for k in _keys(store, bucket) if ".part/" in k]
 
 
+def test_an_s3_summary_is_copied_with_the_output_before_its_last_file(
+    bucket: str, s3_client: Any
+) -> None:
+    """The CLI's summary (``along``) is staged with the output: copied into place before
+    ``data.yaml``, and unlisted; a run that fails once it is staged leaves neither."""
+    store = _CopyLog(s3_client)
+    summary = f"s3://{bucket}/y/summary.json"
+    nowhere = "s3://no-such-bucket-here/r.json"  # a second file that cannot be written
+    with pytest.raises(StorageError):
+        convert_output(
+            "yolo",
+            TRUTH,
+            f"s3://{bucket}/y",
+            ConvertOptions(store=store),
+            along=lambda result: {summary: b"{}", nowhere: b"{}"},
+        )
+    assert s3_tree(s3_client, bucket) == {}
+    convert_output(
+        "yolo",
+        TRUTH,
+        f"s3://{bucket}/y",
+        ConvertOptions(store=store),
+        along=lambda r: {summary: b"{}"},
+    )
+    assert store.copied[-1] == f"s3://{bucket}/y/data.yaml"
+    assert summary in store.copied
+    assert store.get_bytes(summary) == b"{}"
+    listed = orjson.loads(store.get_bytes(f"s3://{bucket}/y/{LISTING}"))["runs"]["yolo"]
+    assert "summary.json" not in listed and "data.yaml" in listed
+
+
 _COPIES = ConvertOptions(copy_images=True, images_dir=str(SAMPLES / "images"))
 
 

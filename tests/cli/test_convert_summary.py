@@ -1,0 +1,98 @@
+"""``gt-convert``'s summary is committed with the output: a failed run leaves neither."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gt_toolkit.cli import main
+from gt_toolkit.convert.options import ConversionResult
+from gt_toolkit.convert.staging import LISTING, StagedOutput
+from tests.helpers import DATA
+
+API = DATA / "outputs" / "api-job.manifest"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (hidden ones too: a part folder left behind shows)."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _case(tmp_path: Path, where: str, source: Path = API) -> tuple[list[str], Path]:
+    """The command of one summary placement, and where its summary goes."""
+    if where == "file output":
+        return [
+            "coco",
+            str(source),
+            "-o",
+            str(tmp_path / "x.json"),
+        ], tmp_path / "x.json.summary.json"
+    args = ["yolo", str(source), "-o", str(tmp_path / "out")]
+    if where == "elsewhere":
+        summary = tmp_path / "reports" / "s.json"
+        return [*args, "--summary", str(summary)], summary
+    return args, tmp_path / "out" / "summary.json"
+
+
+@pytest.mark.parametrize("where", ["in the output", "file output", "elsewhere"])
+def test_a_run_stopped_as_its_summary_is_made_leaves_the_earlier_output_and_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Ctrl-C after the output was in place and before its summary was written (exit 130)
+    left the new output beside the earlier run's summary, or none."""
+    fewer = tmp_path / "in" / "fewer.manifest"  # the rerun's input: its first 3 lines
+    fewer.parent.mkdir()
+    fewer.write_bytes(b"".join(API.read_bytes().splitlines(keepends=True)[:3]))
+    args, summary = _case(tmp_path, where)
+    assert main(args) == 0
+    before = _tree(tmp_path)
+    assert summary.relative_to(tmp_path).as_posix() in before
+
+    def interrupted(self: ConversionResult) -> dict[str, object]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ConversionResult, "to_json", interrupted)
+    assert main(_case(tmp_path, where, fewer)[0]) == 130
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("where", ["in the output", "elsewhere"])
+def test_a_commit_that_fails_takes_its_summary_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """The summary written before the commit (one outside the output's folder) goes again
+    when the commit fails, the earlier one put back; one in the output never moves in."""
+    args, summary = _case(tmp_path, where)
+    assert main([*args, "--validation-fraction", "0"]) == 0
+    before = _tree(tmp_path)
+
+    def failing(self: StagedOutput) -> None:
+        self.abort()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(StagedOutput, "commit", failing)
+    assert main([*args, "--validation-fraction", "1"]) == 130
+    assert _tree(tmp_path) == before
+    assert summary.read_bytes() == before[summary.relative_to(tmp_path).as_posix()]
+
+
+def test_the_summary_moves_in_with_the_output_and_before_its_last_file(tmp_path: Path) -> None:
+    """Staged with the output, the summary must not take the place of the file that says
+    the output is complete (``data.yaml``), which moves in after every other file."""
+    out = tmp_path / "out"
+    assert main(["yolo", str(API), "-o", str(out)]) == 0
+    order: list[str] = []
+    real = Path.replace
+
+    def noting(self: Path, target: str | Path) -> Path:
+        order.append(Path(target).name)
+        return real(self, target)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "replace", noting)
+        assert main(["yolo", str(API), "-o", str(out), "--validation-fraction", "1"]) == 0
+    moved = [name for name in order if name != LISTING]  # the list is written after the commit
+    assert "summary.json" in moved
+    assert moved[-1] == "data.yaml"
+    assert '"validation": 4' in (out / "summary.json").read_text().replace("\n", "")
