@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from gt_toolkit.convert.images import ImageNamer, check_file_name, copier_for
+from gt_toolkit.convert.images import ImageNamer, check_file_name, copier_for, windows_unsafe
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.records import CLASSIFICATION, read_classifications
 from gt_toolkit.convert.splits import planned_splitter
@@ -36,8 +36,8 @@ def to_lst(source: Location, out: StagedOutput, options: ConvertOptions) -> Conv
     """Write ``train.lst``/``validation.lst`` (and the images unless ``copy_images`` is False)."""
     stats = OutputStats()
     splitter = planned_splitter(source, options, kinds=CLASSIFICATION)
-    namer = ImageNamer()
     copy = options.copy_images is not False
+    namer = ImageNamer(written=copy)  # without copies, the rows name the images' own files
     # The rows wait for the class index (every class seen): what each row needs, not its
     # record, which holds its whole manifest line (200k lines took 340 MB, now 100 MB).
     rows: list[tuple[str, tuple[int, ...], str]] = []
@@ -112,6 +112,14 @@ def to_class_folders(
                     f"name of {len(folder.encode())} bytes, and a file system holds "
                     f"{_FOLDER_MAX_BYTES}; the folder name is the class name a trainer learns, "
                     "so it is not cut: shorten the class name, or use lst or augmented"
+                )
+            if windows_unsafe(folder):
+                raise ConversionError(
+                    f"line {rec.line_no}: the class {rec.labels[0]!r} makes the folder "
+                    f"{folder!r}, a device name on Windows (CON, PRN, AUX, NUL, COM0-9, LPT0-9, "
+                    "with any extension), where no folder of that name can be made; the folder "
+                    "name is the class name a trainer learns, so it is not renamed: rename the "
+                    "class, or use lst or augmented"
                 )
             first = owner.setdefault(folded(folder), rec.labels[0])
             if first != rec.labels[0]:

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import orjson
 
-from gt_toolkit.convert.images import ImageCopier, copier_for
+from gt_toolkit.convert.images import ImageCopier, ImageNamer, copier_for
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.pixels import pixel
 from gt_toolkit.convert.records import sized_detections
@@ -100,8 +100,11 @@ def _write_images(
     """Stream the ``images`` entries to ``fh`` and the annotations to ``anns``."""
     dumps = orjson.dumps
     image_id = ann_id = 0
+    # without --copy-images no file is written: file_name is the image's own name, long or
+    # Windows-reserved, the one its reader finds (only a clash is hashed: ImageNamer)
+    namer = ImageNamer(written=images is not None)
     for rec, size, name in sized_detections(
-        source, options, stats=stats, copier=copier, out=out, desc="coco"
+        source, options, stats=stats, copier=copier, out=out, desc="coco", namer=namer
     ):
         image_id += 1
         image = {

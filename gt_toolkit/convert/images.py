@@ -30,6 +30,7 @@ __all__ = [
     "ImageNamer",
     "check_file_name",
     "copier_for",
+    "windows_unsafe",
 ]
 
 
@@ -74,11 +75,21 @@ class ImageNamer:
     replace each other. A hashed stem that another image already holds (a dataset this tool
     wrote, listed beside its originals) is hashed again. A name over :data:`MAX_NAME_BYTES`
     (S3 keys take 1,024 bytes, a file system 255 a name) is cut and hashed the same way:
-    written as it was, it failed the run with "File name too long".
+    written as it was, it failed the run with "File name too long". So is a name Windows
+    cannot hold (:func:`windows_unsafe`: ``CON``, ``aux.jpg``, ``img.jpg.``): copied to a
+    Windows disk, or synced there, the file could not be made, or was another one.
+
+    Args:
+        written: the names are files the run writes (copied images, the label files named
+            after them). ``False`` (``coco`` without ``--copy-images``): they name the
+            images where they are, so a long or Windows-reserved name stays the image's
+            own, the one its reader finds; only a clash is hashed (two entries of one name
+            are one image to a reader that keys them by it), a name no file has.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, written: bool = True) -> None:
         self._owner: dict[str, str] = {}
+        self._written = written
 
     def __call__(self, source_ref: str) -> str:
         """The file name for ``source_ref``."""
@@ -88,13 +99,42 @@ class ImageNamer:
         if base in ("", ".", ".."):
             base = PurePosixPath(source_ref).name  # a key ending in '/..' has the name '..'
         first = base if base not in ("", "..") else "image"  # PurePosixPath(first).name
+        if self._written and windows_unsafe(first):
+            first = _windows_safe(first, _digest(source_ref))
         name, salt = first, ""
-        if len(name.encode()) > MAX_NAME_BYTES:
+        if self._written and len(name.encode()) > MAX_NAME_BYTES:
             name = _hashed(PurePosixPath(first), _digest(source_ref))
         owner = self._owner
         while owner.setdefault(folded(_stem(name)), source_ref) != source_ref:
             name, salt = _hashed(PurePosixPath(first), _digest(f"{source_ref}{salt}")), f"{salt}#"
         return name
+
+
+_RESERVED = re.compile(r"(?i:CON|PRN|AUX|NUL|(?:COM|LPT)[0-9\u00b9\u00b2\u00b3]) *")
+
+
+def windows_unsafe(name: str) -> bool:
+    """Whether Windows cannot make a file or folder of this name.
+
+    A device name (``CON``, ``PRN``, ``AUX``, ``NUL``, ``COM0``-``COM9``, ``LPT0``-``LPT9``,
+    in any case) before the first dot opens the device (``aux.jpg``, ``LPT1.tar.gz``), and a
+    name's final dots and spaces are dropped (``img.jpg.`` is ``img.jpg``, another file).
+    """
+    return name[-1:] in (".", " ") or _RESERVED.fullmatch(name.partition(".")[0]) is not None
+
+
+def _windows_safe(name: str, digest: str) -> str:
+    """A name Windows can hold for ``name`` (:func:`windows_unsafe`), hashed as a long one.
+
+    ``digest`` goes after a device name (``CON-1a2b3c4d.jpg``, ``aux-1a2b3c4d.tar.gz``:
+    before the first dot, where Windows looks), else the final dots and spaces are dropped
+    and it goes to the stem (:func:`_hashed`: ``img-1a2b3c4d.jpg`` for ``img.jpg.``).
+    """
+    name = name.rstrip(". ") or "image"
+    head, dot, rest = name.partition(".")
+    if _RESERVED.fullmatch(head):
+        return f"{head.rstrip()}-{digest}{dot}{rest}"
+    return _hashed(PurePosixPath(name), digest)
 
 
 def _stem(name: str) -> str:

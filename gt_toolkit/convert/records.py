@@ -193,6 +193,7 @@ def sized_detections(
     copier: ImageCopier,
     out: StagedOutput,
     desc: str,
+    namer: ImageNamer | None = None,
 ) -> Iterator[tuple[DetectionRecord, tuple[int, int, int], str]]:
     """Detection records with their ``(width, height, depth)`` and a unique image file name.
 
@@ -202,8 +203,10 @@ def sized_detections(
     ``no-image-size`` reject, in the rejects file like any other.
     A second line of a source-ref already read is a ``duplicate-source-ref`` reject: its label
     file would overwrite the first one's (the first line wins; the run then reports a loss).
+    ``namer`` names the images (default: names of files the run writes, :class:`ImageNamer`).
     """
-    namer = ImageNamer()
+    if namer is None:
+        namer = ImageNamer()
     sizes: dict[int, tuple[int, int, int]] = {}
     seen: set[int] = set()
 

@@ -272,3 +272,38 @@ def test_class_folders_refuses_a_class_name_too_long_for_a_folder(tmp_path: Path
     with pytest.raises(ConversionError, match=r"line 2: the class 'cat xx.*304 bytes.*255"):
         convert_output("class-folders", src, tmp_path / "f", ConvertOptions(images_dir=str(mirror)))
     assert not (tmp_path / "f").exists()
+
+
+def test_class_folders_refuses_a_class_windows_reserves_as_a_device(tmp_path: Path) -> None:
+    """A class ``aux`` made the folder ``train/aux/``, which Windows cannot make (a device
+    name, whatever follows a dot): the folder name is the class, so it is not renamed."""
+    lines = [orjson.loads(x) for x in CLASSIFIED.read_text().splitlines()]
+    lines[1]["animal-metadata"]["class-name"] = "Aux.v2"
+    src = tmp_path / "aux.manifest"
+    src.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    mirror = image_mirror(tmp_path, src)
+    with pytest.raises(ConversionError, match=r"^line 2: the class 'Aux.v2' makes the folder"):
+        convert_output("class-folders", src, tmp_path / "f", ConvertOptions(images_dir=str(mirror)))
+    assert not (tmp_path / "f").exists()
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_lst_names_an_image_windows_reserves_only_when_it_copies_it(
+    tmp_path: Path, copy: bool
+) -> None:
+    """Copied, ``con.jpg`` is renamed as a long name is (Windows cannot make it); not
+    copied, the row names the image's own file, where the job finds it."""
+    lines = [orjson.loads(x) for x in CLASSIFIED.read_text().splitlines()]
+    lines[0]["source-ref"] = "s3://bkt/pets/con.jpg"
+    src = tmp_path / "con.manifest"
+    src.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    mirror = image_mirror(tmp_path, src)
+    out = tmp_path / "lst"
+    options = ConvertOptions(images_dir=str(mirror), validation_fraction=0, copy_images=copy)
+    convert_output("lst", src, out, options)
+    rows = [row.split("\t")[2] for row in (out / "train.lst").read_text().splitlines()]
+    con = next(name for name in rows if name.lower().startswith("con"))
+    assert (con == "con.jpg") is not copy
+    if copy:
+        assert con.startswith("con-") and con.endswith(".jpg")
+        assert (out / "train" / con).is_file()

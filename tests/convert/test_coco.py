@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+
 from gt_toolkit.convert import ConvertOptions, convert_output
+from gt_toolkit.convert.images import windows_unsafe
 from gt_toolkit.convert.staging import LISTING
 from gt_toolkit.formats.output_manifest import iter_detection_records
 from tests.helpers import DATA, image_mirror, read_jsonl
@@ -60,3 +63,43 @@ def test_a_folder_output_has_the_layout_datumaro_imports(tmp_path: Path) -> None
     # One annotation per box and no polygon: a box-shaped polygon was read as a second box.
     assert len(coco.getAnnIds()) == 5
     assert all(a["segmentation"] == [] for a in coco.loadAnns(coco.getAnnIds()))
+
+
+def _renamed_refs(tmp_path: Path, names: list[str]) -> Path:
+    """api-job.manifest with its images renamed (``cars/<name>``, in order)."""
+    lines = [orjson.loads(x) for x in API.read_text().splitlines()]
+    for line, name in zip(lines, names, strict=False):
+        line["source-ref"] = f"s3://gt-demo-bucket/{name}"
+    src = tmp_path / "renamed.manifest"
+    src.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    return src
+
+
+def test_coco_without_copies_names_each_image_by_its_own_name(tmp_path: Path) -> None:
+    """No file is written: a 304-byte name (or a Windows device name) got a hashed
+    ``file_name``, naming no file the training job could find. A clash is still hashed:
+    two entries of one ``file_name`` are one image to datumaro; ``source_ref`` keeps it."""
+    long = "\u00e9" * 150 + ".png"
+    src = _renamed_refs(tmp_path, [f"cars/{long}", "cars/aux.png", f"other/{long}"])
+    out = tmp_path / "c.json"
+    convert_output("coco", src, out, ConvertOptions())
+    images = orjson.loads(out.read_bytes())["images"]
+    names = [i["file_name"] for i in images]
+    assert names[:2] == [long, "aux.png"]
+    assert names[2] != long and len(names[2].encode()) <= 200  # the clash: a name no file has
+    assert images[2]["source_ref"] == f"s3://gt-demo-bucket/other/{long}"
+    assert not (tmp_path / "images").exists()
+
+
+def test_coco_copies_of_windows_device_names_get_names_windows_can_hold(tmp_path: Path) -> None:
+    """``aux.png`` and ``LPT1.x.png`` were copied (and named in ``file_name``) as they were:
+    no such file can be made on Windows, and ``img.png.`` is ``img.png`` there."""
+    src = _renamed_refs(tmp_path, ["cars/aux.png", "cars/LPT1.x.png", "cars/img.png.", "b/ok.png"])
+    mirror = image_mirror(tmp_path, src)
+    out = tmp_path / "c.json"
+    convert_output("coco", src, out, ConvertOptions(copy_images=True, images_dir=str(mirror)))
+    names = [i["file_name"] for i in orjson.loads(out.read_bytes())["images"]]
+    assert names[3] == "ok.png"
+    assert [n.split("-")[0] for n in names[:3]] == ["aux", "LPT1", "img"]
+    assert not any(windows_unsafe(n) for n in names)
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == sorted(names)

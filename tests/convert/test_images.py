@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gt_toolkit.convert import images
-from gt_toolkit.convert.images import MAX_NAME_BYTES, ImageNamer
+from gt_toolkit.convert.images import MAX_NAME_BYTES, ImageNamer, windows_unsafe
 from gt_toolkit.storage.files import folded
 
 
@@ -82,12 +82,14 @@ def test_stems_stay_distinct_among_names_that_look_hashed(keys: list[str], data:
 
 def test_a_hashed_name_reads_back_with_its_hashed_stem() -> None:
     """``A.`` has no suffix: the second ``A.`` was named ``A.-<hash>``, whose stem is ``A``
-    (the suffix is ``.-<hash>``): its label file ``A.txt`` was the image ``A``'s."""
-    namer = ImageNamer()
-    names = [namer(r) for r in ("s3://b/A", "s3://b/x/A.", "s3://b/y/A.", "s3://b/z/a.b.")]
-    assert names[:2] == ["A", "A."]
-    assert len({_stem_key(n) for n in names}) == 4
-    assert all(PurePosixPath(n).name == n for n in names)
+    (the suffix is ``.-<hash>``): its label file ``A.txt`` was the image ``A``'s. A name
+    written to disk loses its final dot, which Windows drops (``A.`` would be ``A``)."""
+    refs = ("s3://b/A", "s3://b/x/A.", "s3://b/y/A.", "s3://b/z/a.b.")
+    for namer, second in ((ImageNamer(written=False), "A."), (ImageNamer(), "A-")):
+        names = [namer(r) for r in refs]
+        assert names[0] == "A" and names[1].startswith(second)
+        assert len({_stem_key(n) for n in names}) == 4
+        assert all(PurePosixPath(n).name == n for n in names)
 
 
 def test_names_one_only_to_casefold_keep_their_own_names() -> None:
@@ -149,6 +151,8 @@ def _pathlib_names(refs: list[str]) -> list[str]:
     for ref in refs:
         base = PurePosixPath(ref).name
         p = PurePosixPath(base if base not in ("", "..") else "image")
+        if images.windows_unsafe(p.name):  # CON.jpg, a. (the text holds dots)
+            p = PurePosixPath(images._windows_safe(p.name, images._digest(ref)))
         name, salt = p.name, ""
         if len(name.encode()) > images.MAX_NAME_BYTES:
             name = images._hashed(p, images._digest(ref))
@@ -170,3 +174,15 @@ def test_image_names_without_paths_are_pathlibs(refs: list[str]) -> None:
     """The namer takes a ref's name and stem by string ops; pathlib's rules still hold."""
     namer = ImageNamer()
     assert [namer(ref) for ref in refs] == _pathlib_names(refs)
+
+
+@given(st.text(alphabet="CONnulAUXaux1.Lpt \u00b9-x", min_size=1, max_size=10))
+def test_names_written_to_disk_are_ones_windows_can_hold(base: str) -> None:
+    """Any name, device names and final dots and spaces among them: what the namer gives a
+    file the run writes is one Windows can make, and a name it need not change stays."""
+    ref = f"s3://b/k/{base}"
+    name = ImageNamer()(ref)
+    assert not windows_unsafe(name)
+    assert "/" not in name and name not in (".", "..")
+    if not windows_unsafe(PurePosixPath(ref).name or "image") and base not in (".", ".."):
+        assert name == PurePosixPath(ref).name

@@ -226,3 +226,20 @@ def test_placeholder_names_of_unused_ids_are_no_class_name(tmp_path: Path) -> No
     convert_output("from-yolo", out, back, ConvertOptions())
     original = {r.source_ref: r.labels for r in iter_detection_records(src)}
     assert {r.source_ref: r.labels for r in iter_detection_records(back)} == original
+
+
+def test_label_files_of_windows_device_names_get_names_windows_can_hold(tmp_path: Path) -> None:
+    """The label file of ``nul.png`` was ``nul.txt``, of ``Com1 .png`` ``Com1 .txt``: a
+    dataset no Windows disk could hold, even without ``--copy-images``."""
+    lines = [json.loads(x) for x in API.read_text().splitlines()]
+    for line, name in zip(lines, ["nul.png", "Com1 .png", "a.png "], strict=False):
+        line["source-ref"] = f"s3://gt-demo-bucket/cars/{name}"
+    src = tmp_path / "nul.manifest"
+    src.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "y"
+    convert_output("yolo", src, out, ConvertOptions(validation_fraction=0))
+    stems = sorted(p.stem for p in (out / "labels" / "train").iterdir())
+    assert len(stems) == 4 and "d" in stems
+    assert sorted(s.split("-")[0] for s in stems) == ["Com1", "a", "d", "nul"]
+    sources = [json.loads(x) for x in (out / "sources.jsonl").read_text().splitlines()]
+    assert len(sources) == 4
