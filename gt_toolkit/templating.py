@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gt_toolkit.errors import TemplateError
+from gt_toolkit.text import not_utf8_at
 
 if TYPE_CHECKING:
     import jinja2
@@ -94,14 +95,13 @@ def render_page(
         page = environment.get_template(name).render(**context)
     except jinja2.TemplateError as exc:
         raise TemplateError(f"cannot render {name}: {exc}") from exc
-    try:
-        page.encode("utf-8")
-    except UnicodeEncodeError as exc:
+    at = not_utf8_at(page)
+    if at is not None:
         # Python decodes a non-UTF-8 byte in a command-line argument to one (PEP 383), and JSON
         # can spell one ("\udcff"); say where, rather than fail later when the page is written.
-        before = page[max(exc.start - 40, 0) : exc.start]
+        before = page[max(at - 40, 0) : at]
         raise TemplateError(
-            f"cannot render {name}: a value holds {exc.object[exc.start]!r}, not valid Unicode "
+            f"cannot render {name}: a value holds {page[at]!r}, not valid Unicode "
             f"(a lone surrogate), after {before!r}; was an argument or file not UTF-8?"
-        ) from None
+        )
     return page

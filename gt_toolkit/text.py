@@ -6,7 +6,7 @@ lives here, not in one of them, so a command does not load another's module to p
 
 from __future__ import annotations
 
-__all__ = ["printable", "utf8_text"]
+__all__ = ["not_utf8_at", "printable", "utf8_text"]
 
 
 def printable(text: str) -> str:
@@ -19,6 +19,20 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def not_utf8_at(text: str) -> int | None:
+    """Where ``text`` first holds a character UTF-8 cannot write, or ``None`` if none.
+
+    A file named in bytes that are not UTF-8 is read as surrogates (PEP 383); the outputs
+    record names as JSON text and S3 keys are UTF-8, so each caller that takes such a name
+    refuses it (an argument, a file it lists, a local key) in its own words.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
 
 
 def utf8_text(text: str) -> str:

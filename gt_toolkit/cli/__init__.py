@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from gt_toolkit.errors import GtToolkitError, ValidationError
+from gt_toolkit.text import not_utf8_at
 
 __all__ = [
     "COMMAND_MODULES",
@@ -195,13 +196,7 @@ def _not_utf8(argv: Sequence[str]) -> list[tuple[str, str]]:
     records its paths as JSON text: a run given such a name wrote its outputs, then stopped
     with a traceback writing the summary, leaving them.
     """
-    bad = []
-    for arg in argv:
-        try:
-            arg.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            bad.append((arg, arg[exc.start]))
-    return bad
+    return [(arg, arg[at]) for arg in argv if (at := not_utf8_at(arg)) is not None]
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -35,6 +35,7 @@ from gt_toolkit.errors import ConversionError, RejectedRecordError
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.image_mirror import read_image_size
 from gt_toolkit.storage.s3 import is_s3_uri
+from gt_toolkit.text import not_utf8_at
 from gt_toolkit.types import ConsolidatedBox, ImageSize
 
 __all__ = ["DATASET_READS", "from_yolo", "read_yolo_names"]
@@ -90,11 +91,7 @@ def from_yolo(source: Location, out: StagedOutput, options: ConvertOptions) -> C
 
 def _utf8(path: Path) -> bool:
     """Whether a file's name is text: one that is not UTF-8 decodes to surrogates."""
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return not_utf8_at(str(path)) is None
 
 
 def _shown(path: Path) -> str:

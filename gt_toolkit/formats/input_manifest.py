@@ -19,6 +19,7 @@ from gt_toolkit.errors import NoMatchingObjectsError, StorageError, ValidationEr
 from gt_toolkit.formats.manifest import write_manifest
 from gt_toolkit.storage.files import Location, join_location
 from gt_toolkit.storage.s3 import DEFAULT_IMAGE_EXTENSIONS, S3Store, is_s3_uri, parse_s3_uri
+from gt_toolkit.text import not_utf8_at
 
 __all__ = [
     "iter_folder_keys",
@@ -91,12 +92,8 @@ def iter_folder_keys(
 
 def _utf8_key(key: str, path: str) -> str:
     """``key``, when it can be an S3 key: a name that is not UTF-8 decodes to surrogates."""
-    try:
-        key.encode("utf-8")
-    except UnicodeEncodeError:
-        raise StorageError(
-            f"{path!r}: the file name is not UTF-8, so no S3 key can name it"
-        ) from None
+    if not_utf8_at(key) is not None:
+        raise StorageError(f"{path!r}: the file name is not UTF-8, so no S3 key can name it")
     return key
 
 

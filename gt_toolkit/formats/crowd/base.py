@@ -32,6 +32,7 @@ from gt_toolkit.formats.crowd.answer_index import AnswerIndex
 from gt_toolkit.formats.crowd.report import IngestReport, RejectHandler, Skipper, SkipReason
 from gt_toolkit.storage.files import Location, iter_chunks
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
+from gt_toolkit.text import not_utf8_at
 from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = [
@@ -375,14 +376,12 @@ def list_files(
             str(p) for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(extensions)
         )
         for name in found:
-            try:
-                name.encode("utf-8")
-            except UnicodeEncodeError:
+            if not_utf8_at(name) is not None:
                 raise StorageError(
                     f"{os.fsencode(name)!r}: the file name is not UTF-8, and the outputs name "
                     "each file read (an answers file or export also names its annotator) as "
                     "JSON text; rename it"
-                ) from None
+                )
     if not found:
         raise NoMatchingObjectsError(f"no {' or '.join(extensions)} files in {text}")
     return found
