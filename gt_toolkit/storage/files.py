@@ -386,24 +386,36 @@ _NAME_MAX = 255
 """Bytes a file name may take (ext4, XFS, APFS; NTFS counts 255 UTF-16 units, never more)."""
 
 
+_NAME_MAXES: dict[str, int] = {}  # folder -> its file system's answer (once a folder)
+
+
 def _name_max(folder: Path) -> int:
-    """The longest file name ``folder``'s file system takes, in bytes (255 if it will not say)."""
-    try:
-        return os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or no answer
-        return _NAME_MAX
+    """The longest file name ``folder``'s file system takes, in bytes (255 if it will not say).
+
+    The one limit rule: :func:`check_writable` refuses a name over it, and a temporary
+    name (:func:`_part_stem`) is cut to it. Asked once per folder: every atomic write asks
+    (a label file per image), and the question costs a path lookup.
+    """
+    key = os.fspath(folder)
+    found = _NAME_MAXES.get(key)
+    if found is None:
+        try:
+            found = _NAME_MAXES[key] = os.pathconf(folder, "PC_NAME_MAX")
+        except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or no answer
+            return _NAME_MAX
+    return found
 
 
 def _new_part(folder: Path, stem: str, *, mode: int) -> tuple[int, Path]:
     """Create ``folder/<stem>.<host>.<pid>.<token>.part`` exclusively, after a sweep.
 
     ``os.open`` applies the umask to ``mode`` itself, so no thread ever changes the umask.
-    The stem (the target's name) is cut to keep the name within :data:`_NAME_MAX`: a target
+    The stem (the target's name) is cut to keep the name within the disk's limit: a target
     named near the limit (an image's 246-byte label file) could be written, its temporary
     file could not ("File name too long"). A sweep reads only the name's end.
     """
     _sweep(folder)
-    stem = _part_stem(stem)
+    stem = _part_stem(stem, folder)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     while True:
         path = folder / part_name(stem)
@@ -413,14 +425,16 @@ def _new_part(folder: Path, stem: str, *, mode: int) -> tuple[int, Path]:
             continue
 
 
-def _part_stem(stem: str) -> str:
-    """``stem`` cut at a whole character so that :func:`part_name` of it fits a file name.
+def _part_stem(stem: str, folder: Path) -> str:
+    """``stem`` cut at a whole character so that :func:`part_name` of it fits a name in ``folder``.
 
     Counted as the disk stores it (``os.fsencode``: a name that is not UTF-8 is cut too,
-    where ``str.encode`` raised).
+    where ``str.encode`` raised), against the limit :func:`check_writable` applies
+    (:func:`_name_max`): cut to 255 bytes on a disk that holds fewer (eCryptfs: 143), a
+    name the check let through had a temporary name the disk refused.
     """
-    room = _NAME_MAX - len(part_name("").encode())
-    while len(os.fsencode(stem)) > room:
+    room = _name_max(folder) - len(part_name("").encode())
+    while stem and len(os.fsencode(stem)) > room:  # none fits: the disk says why
         stem = stem[: -max(1, (len(os.fsencode(stem)) - room) // 4)]
     return stem
 
@@ -447,7 +461,7 @@ def make_part_folder(parent: Path, stem: str) -> Path:
     converter's output folder named near the limit (240 bytes) could not be staged.
     """
     _sweep(parent)
-    stem = _part_stem(f".{stem}")
+    stem = _part_stem(f".{stem}", parent)
     while True:
         path = parent / part_name(stem)
         try:

@@ -566,3 +566,24 @@ def test_an_earlier_file_a_failed_run_removed_in_its_block_is_put_back(tmp_path:
         raise RuntimeError("the summary could not be written")
     assert stale.read_bytes() == b"earlier model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.worker-model.json"]
+
+
+def test_temporary_names_are_cut_to_the_limit_the_check_applies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a disk of 143-byte names (eCryptfs), check_writable let a 120-byte name through
+    by the disk's limit, and its temporary name was cut to 255 bytes: "File name too long"
+    at the write (here the disk's answer is faked, and each name made is measured)."""
+    real = os.pathconf
+    monkeypatch.setattr(os, "pathconf", lambda p, n: 143 if n == "PC_NAME_MAX" else real(p, n))
+    target = tmp_path / ("n" * 116 + ".txt")
+    check_writable(target)
+    with pytest.raises(StorageError, match="File name too long"):
+        check_writable(tmp_path / ("n" * 140 + ".txt"))
+    with files.atomic_output(target) as fh:
+        fh.write(b"label")
+        made = [os.fsencode(p.name) for p in tmp_path.iterdir()]
+    folder = files.make_part_folder(tmp_path, "s" * 200)
+    assert all(len(name) <= 143 for name in made) and len(made) == 1
+    assert len(os.fsencode(folder.name)) <= 143
+    assert target.read_bytes() == b"label"
