@@ -220,8 +220,9 @@ class Splitter:
     the items with the smallest split hashes go to validation, so every stratum gets
     ``round(fraction * n)`` validation items. It keeps 13 bytes per item while planning and
     9 after: the split, and the key's split hash, which lets the pass that places them
-    skip the planned items it never asks about (records the converter refused after the
-    plan was read: a duplicate, an image without a size), instead of handing every later
+    skip the planned items it never asks about (records the plan counted and the converting
+    pass refused; the converters' plans now refuse what they refuse: a duplicate, an image
+    without a size), instead of handing every later
     item the split planned for the one before it. The whole hash, not 4 bytes of it: two
     keys of one 4-byte fingerprint (one in 2**32 pairs; 52k keys held such a pair) made a
     key take the split of a refused one before it, a validation image moved to train.
