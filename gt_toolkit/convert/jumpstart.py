@@ -11,7 +11,7 @@ import tempfile
 
 import orjson
 
-from gt_toolkit.convert.images import copier_for
+from gt_toolkit.convert.images import ImageNamer, copier_for
 from gt_toolkit.convert.options import ConversionResult, ConvertOptions
 from gt_toolkit.convert.pixels import pixel
 from gt_toolkit.convert.records import sized_detections
@@ -44,7 +44,13 @@ def to_jumpstart_od(
     ):
         fh.write(b'{"images":[')
         for rec, size, name in sized_detections(
-            source, options, stats=stats, copier=copier, out=out, desc="jumpstart-od"
+            source,
+            options,
+            stats=stats,
+            copier=copier,
+            out=out,
+            desc="jumpstart-od",
+            namer=ImageNamer(written=copy),  # no copies: file_name is the image's own name
         ):
             image = {"file_name": name, "width": size[0], "height": size[1], "id": image_id}
             fh.write((b"," if image_id else b"") + dumps(image))

@@ -77,3 +77,31 @@ def test_annotations_stream_out_instead_of_waiting_in_memory(tmp_path: Path) -> 
 
     per_image = (peak(2500) - peak(500)) / 2000
     assert per_image < 8192, f"{per_image:.0f} bytes per image"
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_file_names_are_the_images_own_unless_the_run_copies_them(
+    tmp_path: Path, copy: bool
+) -> None:
+    """With ``--no-copy-images`` no image is written: ``aux.png`` and a 304-byte name got
+    hashed names in annotations.json that no file has; copied, they must be renamed."""
+    long = "\u00e9" * 150 + ".png"
+    lines = [json.loads(x) for x in API.read_text().splitlines()]
+    for line, name in zip(lines, [long, "aux.png"], strict=False):
+        line["source-ref"] = f"s3://gt-demo-bucket/cars/{name}"
+    src = tmp_path / "named.manifest"
+    src.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    options = ConvertOptions(copy_images=False)
+    if copy:
+        lines[0]["source-ref"] = "s3://gt-demo-bucket/cars/short.png"  # no disk holds 304
+        src.write_text("".join(json.dumps(x) + "\n" for x in lines))
+        options = ConvertOptions(images_dir=str(image_mirror(tmp_path, src)))
+    out = tmp_path / "js"
+    convert_output("jumpstart-od", src, out, options)
+    names = [i["file_name"] for i in json.loads((out / "annotations.json").read_text())["images"]]
+    if copy:
+        assert names[0] == "short.png" and names[1].startswith("aux-")
+        assert sorted(p.name for p in (out / "images").iterdir()) == sorted(names)
+    else:
+        assert names[:2] == [long, "aux.png"]
+        assert not (out / "images").exists()
