@@ -202,6 +202,8 @@ def clean_together(
         if len(members) < 2:
             return None
         rows = keep.take(image).nonzero()[0]
+        if not len(rows):  # the images left drew nothing: nothing to share
+            return None
         xyxy, box_of = xyxy.take(rows, axis=1), box_of.take(rows)
         names = [names[g] for g in rows.tolist()]
         old_first = np.add.accumulate([0, *workers])
