@@ -359,8 +359,11 @@ def _consolidate_many(
     """
     if isinstance(labels, str):  # a str is a sequence of one-letter labels
         raise ConsolidationError(f"labels must be a list of names, not the string {labels!r:.40}")
-    checked = [_checked_weights(w, len(a)) for a, w in zip(images, weights, strict=True)]
-    todo = [k for k, answers in enumerate(images) if len(answers)]
+    try:
+        checked = [_checked_weights(w, len(a)) for a, w in zip(images, weights, strict=True)]
+    except (ConsolidationError, TypeError):  # one by one: an earlier image's error comes first
+        checked = []
+    todo = [k for k, answers in enumerate(images) if len(answers)] if checked else []
     together = None
     if len(todo) > 1 and len({checked[k] is None for k in todo}) == 1:
         try:

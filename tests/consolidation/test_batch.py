@@ -237,3 +237,33 @@ def test_clean_together_declines_what_it_cannot_do_bit_for_bit() -> None:
     ):
         weights = [[1.0] * len(a) for a in images]
         assert clean.clean_together(images, None, sizes, weights, setting) is None
+
+
+def test_images_without_boxes_beside_one_whose_boxes_all_go_get_their_own_results() -> None:
+    # the box off the label list leaves its image to go alone; the two images left drew
+    # nothing (answers, no boxes): clean_together once went on with no boxes and crashed
+    # ("zero-size array to reduction operation minimum")
+    images: list[Any] = [[[]], [[]], [[bx(0, 0, 1, 1, "bus")]]]
+    for labels in (("car",), None):
+        check_each(images, labels=labels)
+        check_each(images, ConsolidationSettings(clip=False), labels=labels)
+    off_grid: list[Any] = [[[], []], [[bx(0.5, 0, 1, 1)], [bx(0.5, 0, 1, 1)]], [[]]]
+    check_each(off_grid)
+    got = consolidate_boxes_batch([[[]], [[]], [[bx(0, 0, 1, 1, "bus")]]], labels=["car"])
+    assert got == [[], [], []]
+
+
+def test_an_earlier_images_mistake_is_raised_before_a_later_images_weights() -> None:
+    # one by one, the str answers of image 1 raise before image 2's wrong weight count;
+    # the batch once checked every image's weights first and raised image 2's error
+    good = [[bx(10, 10, 40, 40)], [bx(11, 10, 40, 40)]]
+    with pytest.raises(ConsolidationError, match="answer 0 is str"):
+        consolidate_image("xx")  # type: ignore[arg-type]
+    for weights in ([None, None, [1.0]], [[1.0, 1.0], None, [1.0]]):
+        with pytest.raises(ConsolidationError, match="answer 0 is str"):
+            consolidate_images([good, "xx", good], weights=weights)  # type: ignore[list-item]
+        with pytest.raises(ConsolidationError, match="answer 0 is str"):
+            consolidate_boxes_batch([good, "xx", good], weights=weights)  # type: ignore[list-item]
+    # and the first image's wrong weights still come first
+    with pytest.raises(ConsolidationError, match="got 1 weights for 2 workers"):
+        consolidate_images([good, "xx"], weights=[[1.0], None])  # type: ignore[list-item]
