@@ -267,3 +267,38 @@ def test_an_earlier_images_mistake_is_raised_before_a_later_images_weights() -> 
     # and the first image's wrong weights still come first
     with pytest.raises(ConsolidationError, match="got 1 weights for 2 workers"):
         consolidate_images([good, "xx"], weights=[[1.0], None])  # type: ignore[list-item]
+
+
+_COORD = st.one_of(
+    st.integers(0, 30), st.sampled_from([-0.0, -3, 65534, 65535, 65536, 1e-300, 2.5, 1e300])
+)
+_SIDE = st.one_of(st.integers(1, 30), st.sampled_from([0, -0.0, 65535, 65536, 0.5, 1e-300]))
+_BOX = st.builds(bx, _COORD, _COORD, _SIDE, _SIDE, st.sampled_from(["car", "bus", "Bus", "é"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    images=st.lists(st.lists(st.lists(_BOX, max_size=4), max_size=4), min_size=2, max_size=6),
+    labels=st.sampled_from([None, LABELS, ("van",), ("é", "Bus", "car")]),
+    clip=st.booleans(),
+    sized=st.booleans(),
+    weighted=st.booleans(),
+    fusion=st.sampled_from(["huber", "mean", "median"]),
+    quorum=st.sampled_from(["label", "box"]),
+)
+def test_hand_made_boxes_at_the_edges_get_their_own_results(
+    images: list[Any],
+    labels: tuple[str, ...] | None,
+    clip: bool,
+    sized: bool,
+    weighted: bool,
+    fusion: Any,
+    quorum: Any,
+) -> None:
+    # off the grid, off the image, negative, empty, duplicated and off-list boxes beside
+    # whole-pixel ones, answers without boxes: whatever goes alone or together, each
+    # image's result is its own
+    setting = ConsolidationSettings(clip=clip, fusion=fusion, quorum=quorum)
+    sizes = [{"width": 20, "height": 25} if sized else None for _ in images]
+    weights = [[float(w % 3) for w in range(len(a))] for a in images] if weighted else None
+    check_each(images, setting, labels=labels, image_sizes=sizes, weights=weights)
