@@ -16,6 +16,7 @@ outside the image, and empty images when asked), each with its line number and r
 
 from __future__ import annotations
 
+import collections
 import logging
 import operator
 from collections import Counter
@@ -389,6 +390,14 @@ def _is_class_key(key: str) -> bool:
     return key.isascii() and key.isdigit() and len(key) <= 10 and int(key) <= MAX_CLASS_ID
 
 
+# Counter.update(iterable) without its isinstance(iterable, Mapping) test, which goes through
+# the ABC machinery: the stdlib's C helper (PyPy's pure one) that update() calls. A name at a
+# time, ``counter[name] += 1`` on the Counter (a dict subclass, so no fast subscript) took
+# 0.18 us a box; this takes 0.2 us for a line of three.
+_count_elements: Callable[[Mapping[str, int], Iterable[str]], None] = getattr(  # noqa: B009
+    collections, "_count_elements"
+)
+
 _COORDS = ("left", "top", "width", "height")
 _BOX_FIELDS = operator.itemgetter("class_id", *_COORDS)
 
@@ -432,6 +441,11 @@ class OutputReader:
             self.stats.class_map = class_map
         self.source = source
         self._kind: LabelKind | None = None
+        # set with ``_kind`` (:meth:`_accept`), read per line: an enum member's look-up
+        # (``LabelKind.DETECTION``) took 0.15-0.2 us, the metadata key's concatenation 40 ns
+        self._detect = False
+        self._attr = ""
+        self._meta_key = ""
         self._last_class_map: object = None
         # class-map entries ("2" -> "bike") already merged; most lines repeat a few of them
         self._seen_class_keys: dict[str, str] = {}
@@ -464,8 +478,10 @@ class OutputReader:
                     f"{' or '.join(sorted(k.value for k in self.want))}"
                 )
             raise ConversionError(f"{self.source}:{line_no}: " + _refusal(chosen))
-        self.attribute = chosen.name
+        self.attribute = self._attr = chosen.name
+        self._meta_key = chosen.name + METADATA_SUFFIX
         self._kind = chosen.kind
+        self._detect = chosen.kind is LabelKind.DETECTION
         self.stats.attribute = chosen.name
         self.stats.label_type = chosen.type or DETECTION_TYPE
         others = sorted(a.name for a in attrs if a.name != chosen.name)
@@ -484,19 +500,19 @@ class OutputReader:
         data = line.data
         if self._kind is None:
             self._choose(data, line.line_no)
-        attr = self.attribute
-        value = data.get(attr) if attr is not None and self._kind is not None else None
-        meta = data.get(attr + METADATA_SUFFIX) if attr is not None else None
+        attr = self._attr  # the chosen attribute's name, once a kind is chosen
+        value = data.get(attr) if self._kind is not None else None
+        meta = data.get(self._meta_key) if value is not None else None
         if meta.__class__ is not dict:
             meta = {}
-        if attr is None or value is None or meta.get("failure-reason") is not None:
-            self._unlabeled(data, attr)
+        if value is None or meta.get("failure-reason") is not None:
+            self._unlabeled(data, self.attribute)
         source_ref = data.get("source-ref")
         if source_ref.__class__ is not str:
             raise RejectedRecordError(
                 OutputRejectReason.NO_SOURCE_REF, "no 'source-ref': not an image object"
             )
-        if self._kind is LabelKind.DETECTION:
+        if self._detect:
             return self._detection(line.line_no, data, source_ref, attr, value, meta)
         return self._classification(line.line_no, data, source_ref, attr, value, meta)
 
@@ -552,11 +568,13 @@ class OutputReader:
         objects = meta.get("objects")
         if objects.__class__ is not list:
             objects = []
-        # Merged before (most lines): the last line's map, or all of its entries seen (a
-        # C-level subset test; values are compared too, so a renamed class is merged).
+        # Merged before (most lines): all of its entries seen (a C-level subset test; values
+        # are compared too, so a renamed class is merged), or the last line's map (one with
+        # an entry that names no class id is never all seen). Asked in that order: most
+        # lines name only some classes, so their maps differ from line to line.
         if (
-            class_names != self._last_class_map
-            and not class_names.items() <= self._seen_class_keys.items()
+            not class_names.items() <= self._seen_class_keys.items()
+            and class_names != self._last_class_map
         ):
             self._merge_class_map(class_names, line_no)
         st = self.stats
@@ -630,9 +648,7 @@ class OutputReader:
         if n > st.max_boxes:
             st.max_boxes = n
         if n:
-            per_class = st.boxes_per_class
-            for name in names:  # Counter.update pays an ABC isinstance check per call
-                per_class[name] += 1
+            _count_elements(st.boxes_per_class, names)
         else:
             st.empty_images += 1
         if annotations is None:
@@ -772,8 +788,7 @@ class OutputReader:
         st.objects += 1
         if not ids:
             st.empty_images += 1
-        for name in labels:
-            st.images_per_class[name] += 1
+        _count_elements(st.images_per_class, labels)
         return ClassificationRecord(
             line_no, data, source_ref, attr, ids, labels, multi, ids if multi else ids[0]
         )
