@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -399,7 +398,6 @@ _count_elements: Callable[[Mapping[str, int], Iterable[str]], None] = getattr(  
 )
 
 _COORDS = ("left", "top", "width", "height")
-_BOX_FIELDS = operator.itemgetter("class_id", *_COORDS)
 
 
 class OutputReader:
@@ -451,6 +449,7 @@ class OutputReader:
         self._seen_class_keys: dict[str, str] = {}
         self._last_sizes: object = None
         self._last_size: ImageSize | None = None
+        self._last_bounds = _bounds(None)  # the last size's width and height, for the boxes
         if label_attribute is not None:
             self.stats.attribute = label_attribute
 
@@ -550,7 +549,8 @@ class OutputReader:
         One function for the whole line (the box loop and the counts inlined): it runs once
         per line, and each helper call with its result tuple cost more than the check it made.
         """
-        if value.__class__ is not dict or value.get("annotations").__class__ is not list:
+        source = value.get("annotations") if value.__class__ is dict else None
+        if source.__class__ is not list:
             raise RejectedRecordError(
                 OutputRejectReason.INVALID_LABEL,
                 f"{attr!r} is not an object-detection label (no 'annotations' list)",
@@ -559,9 +559,12 @@ class OutputReader:
         if sizes != self._last_sizes:  # most jobs have few distinct image sizes
             self._last_size = _image_size(sizes)
             self._last_sizes = sizes
+            self._last_bounds = _bounds(self._last_size)
         size = self._last_size
+        width_px, height_px = self._last_bounds
         if size is None and self.size_of is not None:
             size = self.size_of(source_ref)
+            width_px, height_px = _bounds(size)
         class_names = meta.get("class-map")
         if class_names.__class__ is not dict:
             class_names = {}
@@ -581,22 +584,23 @@ class OutputReader:
         # -- boxes: each checked; ``annotations`` is made at the first changed box, and
         # stays ``None`` when every box passed unchanged (the label is reused as it is,
         # and ``objects`` with it); else it holds the boxes kept, fixed, with their objects.
-        source = value["annotations"]
         annotations: list[dict[str, Any]] | None = None
         names: list[str] = []
         add_name = names.append
         get_name = st.class_map.names.get
         keep: list[Any] = []
         clipped = dropped = 0
-        big = 1 << 62
-        width_px, height_px = (size["width"], size["height"]) if size is not None else (big, big)
         name: Any  # a str whenever ``fast`` holds: its class-map lookup found the name
         for i, ann in enumerate(source):
             # Fast path: an int class id and numbers inside the image (what Ground Truth
             # writes). A string, NaN or missing field fails a comparison or the lookup and
             # takes the slow path, which decides what to do with it.
             try:
-                cid, x, y, w, h = _BOX_FIELDS(ann)
+                cid = ann["class_id"]  # five subscripts: 0.07 us a box less than an itemgetter
+                x = ann["left"]
+                y = ann["top"]
+                w = ann["width"]
+                h = ann["height"]
                 # JSON true/false arrive as bools, which compare as 1/0: only these pass
                 # the comparisons (identity tests: cheaper than four class lookups).
                 fast = (
@@ -822,6 +826,14 @@ class OutputReader:
                         "raw": item.raw.decode("utf-8", "backslashreplace"),
                     }
                 )
+
+
+_NO_BOUND = 1 << 62  # past any box: a label without a size is not clipped
+
+
+def _bounds(size: ImageSize | None) -> tuple[int, int]:
+    """The width and height a box must stay within: the image's, or none."""
+    return (size["width"], size["height"]) if size is not None else (_NO_BOUND, _NO_BOUND)
 
 
 def _num(x: float) -> int | float:
