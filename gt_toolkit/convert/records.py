@@ -65,8 +65,6 @@ def read_records(
     sizes the images of labels without ``image_size``. Each record's image is one the run
     reads, so ``out`` never removes it (:meth:`StagedOutput.read`).
     """
-    if out is not None:  # noted in the check: no generator layer of its own per record
-        check = _noting(check, out.read)
     records = iter_output_records(
         source,
         kinds=kinds,
@@ -79,36 +77,12 @@ def read_records(
         empty_policy=options.empty_policy or default_empty,
         log_rejects=not first_pass,
         check=check,
+        note=None if out is None else out.read,  # noted as checked: no layer of its own
         size_of=size_of,
     )
     if first_pass or not sys.stderr.isatty():
         return records
     return progress(records, desc=desc, unit="obj")
-
-
-def _noting(
-    check: Callable[[DetectionRecord | ClassificationRecord], str | None] | None,
-    note: Callable[[str], None],
-) -> Callable[[DetectionRecord | ClassificationRecord], str | None]:
-    """``check`` that also notes each record it accepts (``note(source_ref)``).
-
-    The records the reader yields are the ones the check accepted, so this notes exactly
-    them, as a filter after the reader would, without a generator layer per record.
-    """
-    if check is None:
-
-        def noted(rec: DetectionRecord | ClassificationRecord) -> None:
-            note(rec.source_ref)
-
-        return noted
-
-    def checked(rec: DetectionRecord | ClassificationRecord) -> str | None:
-        reason = check(rec)
-        if reason is None:
-            note(rec.source_ref)
-        return reason
-
-    return checked
 
 
 _HASH_BITS = (1 << 60) - 1  # below 2**60 a Python int is 32 bytes, past it 40
