@@ -21,6 +21,7 @@ from gt_toolkit.formats.output_manifest import (
     detect_label_attributes,
     iter_classification_records,
     iter_detection_records,
+    iter_output_records,
     parse_creation_date,
 )
 from tests.helpers import DATA
@@ -338,3 +339,40 @@ def test_objects_whose_boxes_were_all_dropped_are_flagged_not_negatives(tmp_path
         (2, "all-boxes-dropped"),
     ]
     assert "all 3 box(es)" in rejects[1]["detail"]
+
+
+@pytest.mark.parametrize("refuse_every", [None, 2])
+def test_note_hears_exactly_the_records_yielded_and_counts_are_theirs(
+    tmp_path: Path, refuse_every: int | None
+) -> None:
+    """``note`` is told each record the check accepted (all, without a check), in order;
+    the per-class box counts and the most boxes per image are those of the records yielded."""
+    noted: list[str] = []
+    seen = [0]
+
+    def check(rec: Any) -> str | None:
+        seen[0] += 1
+        return "refused" if refuse_every and seen[0] % refuse_every == 0 else None
+
+    stats = OutputStats()
+    recs = list(
+        iter_output_records(
+            OUTPUTS / "console-job.manifest",
+            kinds=[LabelKind.DETECTION],
+            rejects=tmp_path / "r.jsonl",
+            stats=stats,
+            check=check if refuse_every else None,
+            note=noted.append,
+        )
+    )
+    assert recs
+    assert noted == [r.source_ref for r in recs]
+    boxes: dict[str, int] = {}
+    for rec in recs:
+        for name in rec.labels:
+            boxes[name] = boxes.get(name, 0) + 1
+    assert dict(stats.boxes_per_class) == boxes
+    assert stats.boxes == sum(boxes.values())
+    assert stats.max_boxes == max(len(r.labels) for r in recs)
+    if refuse_every:
+        assert stats.rejected["refused"] == seen[0] // refuse_every > 0
