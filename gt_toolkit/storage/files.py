@@ -386,7 +386,8 @@ _NAME_MAX = 255
 """Bytes a file name may take (ext4, XFS, APFS; NTFS counts 255 UTF-16 units, never more)."""
 
 
-_NAME_MAXES: dict[str, int] = {}  # folder -> its file system's answer (once a folder)
+_NAME_MAXES: dict[str, int] = {}  # absolute folder -> its file system's answer
+_NAME_MAXES_HELD = 256  # folders remembered at most (a run writes into a handful)
 
 
 def _name_max(folder: Path) -> int:
@@ -394,15 +395,22 @@ def _name_max(folder: Path) -> int:
 
     The one limit rule: :func:`check_writable` refuses a name over it, and a temporary
     name (:func:`_part_stem`) is cut to it. Asked once per folder: every atomic write asks
-    (a label file per image), and the question costs a path lookup.
+    (a label file per image), and the question costs a path lookup. Only absolute folders
+    are remembered (a relative one names another folder after a ``chdir``), and a few
+    hundred at most: each run stages into folders of new names, and a long-lived process
+    (a notebook, a warm Lambda) kept every one.
     """
     key = os.fspath(folder)
     found = _NAME_MAXES.get(key)
     if found is None:
         try:
-            found = _NAME_MAXES[key] = os.pathconf(folder, "PC_NAME_MAX")
+            found = os.pathconf(folder, "PC_NAME_MAX")
         except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or no answer
             return _NAME_MAX
+        if folder.is_absolute():
+            if len(_NAME_MAXES) >= _NAME_MAXES_HELD:
+                _NAME_MAXES.clear()
+            _NAME_MAXES[key] = found
     return found
 
 

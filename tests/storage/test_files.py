@@ -587,3 +587,44 @@ def test_temporary_names_are_cut_to_the_limit_the_check_applies(
     assert all(len(name) <= 143 for name in made) and len(made) == 1
     assert len(os.fsencode(folder.name)) <= 143
     assert target.read_bytes() == b"label"
+
+
+def test_a_relative_folders_name_limit_is_asked_again_after_a_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limit was remembered by the folder's path as given: "." in a folder on a disk of
+    143-byte names (eCryptfs), then "." after a chdir to a disk of 255, and a 200-byte name
+    that fits there was refused "File name too long" (the disks' answers are faked here)."""
+    small, large = tmp_path / "ecryptfs", tmp_path / "ext4"
+    small.mkdir()
+    large.mkdir()
+    real = os.pathconf
+
+    def pathconf(path: Any, name: str) -> int:
+        if name == "PC_NAME_MAX":
+            return 143 if Path(path).resolve().is_relative_to(small) else 255
+        return real(path, name)
+
+    monkeypatch.setattr(os, "pathconf", pathconf)
+    monkeypatch.chdir(small)
+    with pytest.raises(StorageError, match="File name too long"):
+        check_writable("n" * 196 + ".txt")
+    monkeypatch.chdir(large)
+    check_writable("n" * 196 + ".txt")
+    with files.atomic_output("n" * 196 + ".txt") as fh:
+        fh.write(b"label")
+    assert (large / ("n" * 196 + ".txt")).read_bytes() == b"label"
+
+
+def test_the_name_limits_remembered_stay_few(tmp_path: Path) -> None:
+    """Every folder written into was remembered for the life of the process: each run
+    stages into folders of new names, so a long-lived process (a notebook, a warm Lambda)
+    grew by a few entries a run, without end."""
+    before = set(files._NAME_MAXES)
+    for k in range(1000):
+        folder = tmp_path / f"run{k}"
+        folder.mkdir()
+        with files.atomic_output(folder / "label.txt") as fh:
+            fh.write(b"x")
+    assert (folder / "label.txt").read_bytes() == b"x"
+    assert len(set(files._NAME_MAXES) - before) <= 300
