@@ -71,6 +71,9 @@ _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0])[:63] o
 _PART_RE = re.compile(rf"\.{re.escape(_HOST)}\.(\d+)\.[0-9a-f]{{16}}\.part\Z")
 _ANY_PART_RE = re.compile(r"\.[A-Za-z0-9-]{1,63}\.\d+\.[0-9a-f]{16}\.part\Z")
 _swept: set[str] = set()
+# folders remembered as swept at most: runs stage into folders of new names, and a
+# long-lived process (a notebook, a warm Lambda) kept every one
+_SWEPT_HELD = 1024
 _swept_lock = threading.Lock()
 
 
@@ -492,6 +495,8 @@ def _sweep(folder: Path) -> None:
     with _swept_lock:
         if key in _swept:
             return
+        if len(_swept) >= _SWEPT_HELD:  # a folder swept twice costs a listing, nothing more
+            _swept.clear()
         _swept.add(key)
     try:
         entries = list(os.scandir(folder))

@@ -628,3 +628,16 @@ def test_the_name_limits_remembered_stay_few(tmp_path: Path) -> None:
             fh.write(b"x")
     assert (folder / "label.txt").read_bytes() == b"x"
     assert len(set(files._NAME_MAXES) - before) <= 300
+
+
+def test_the_folders_remembered_as_swept_stay_few(tmp_path: Path) -> None:
+    """Every folder a temporary file was made in was remembered as swept for the life of
+    the process (a set that only grew): a long-lived process grew by a few paths a run."""
+    before = set(files._swept)
+    for k in range(3000):
+        folder = tmp_path / f"run{k}"
+        folder.mkdir()
+        with files.atomic_output(folder / "label.txt") as fh:
+            fh.write(b"x")
+    assert (folder / "label.txt").read_bytes() == b"x"
+    assert len(files._swept - before) <= 1100
