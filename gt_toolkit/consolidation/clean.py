@@ -172,8 +172,8 @@ def clean_together(
     At a few hundred boxes an image, numpy's cost per call is most of this phase's time:
     here each step is one call for all images. An image with a box to drop or off the
     pixel grid is left out (cleaned alone); ``None`` where the pass does not apply (over
-    256 labels, some images sized and some not, fewer than two images left). Records of
-    dropped repeats give each image's own worker indices.
+    256 labels, some images sized and some not, fewer than two images left, or no box in
+    the images left). Records of dropped repeats give each image's own worker indices.
     """
     sized = {size is not None for size in image_sizes}
     if len(images) < 2 or len(sized) > 1:
