@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 import shutil
 import tracemalloc
 from pathlib import Path
@@ -15,7 +16,12 @@ from hypothesis import strategies as st
 from gt_toolkit.cli import main
 from gt_toolkit.consolidation.engine import ConsolidationSettings
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
-from gt_toolkit.consolidation.reconsolidate import image_path, image_reference, reconsolidate
+from gt_toolkit.consolidation.reconsolidate import (
+    OutputFormat,
+    image_path,
+    image_reference,
+    reconsolidate,
+)
 from gt_toolkit.consolidation.worker_model import WorkerModel, read_worker_model
 from gt_toolkit.errors import (
     ConsolidationError,
@@ -938,3 +944,41 @@ def test_an_unreadable_answer_file_whose_name_is_not_utf8_is_a_reject(tmp_path: 
     assert (reject["file"], reject["reason"]) == (shown, "unreadable-answer")
     line = json.loads(out.read_text().splitlines()[7])
     assert shown in line["consolidated-metadata"]["failure-reason"]
+
+
+@pytest.mark.parametrize("output_format", ["manifest", "coco"])
+def test_images_read_in_chunks_are_written_as_one_at_a_time_writes_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output_format: OutputFormat
+) -> None:
+    """Images are consolidated 64 at a time (consolidate_images): across two chunk
+    boundaries, with unanswered images inside the chunks, every image's line (boxes,
+    confidences, drop counts, failures, order) is the one a chunk of one image gives."""
+    from gt_toolkit.consolidation import reconsolidate as module
+    from gt_toolkit.testing.simulated_crowd import make_skills
+
+    skills = make_skills(4, seed=7, spurious_rate=0.1, duplicate_rate=0.1, wrong_label_rate=0.1)
+    crowd = simulate_crowd(
+        images=150, boxes_per_image=5, skills=skills, labels=["car", "bus"], seed=7
+    )
+    images = [
+        sim.as_source_image(f"s3://bkt/c/{i}.jpg", workers=[] if i % 29 == 3 else None)
+        for i, sim in enumerate(crowd)
+    ]
+    export = tmp_path / "ls.json"
+    export.write_text(json.dumps(label_studio_export(images)))
+    outputs = []
+    for chunk in (module._CHUNK, 1):
+        monkeypatch.setattr(module, "_CHUNK", chunk)
+        out = tmp_path / f"{chunk}.{output_format}"
+        with open_crowd_source(export, "label-studio") as source:
+            report = reconsolidate(
+                source,
+                out,
+                output_format=output_format,
+                worker_model=None,
+            )
+        text = out.read_text()
+        outputs.append((report.objects, report.failed, report.boxes, dict(report.dropped)))
+        outputs.append(re.sub(r'"(creation-date|date_created)":"[^"]*"', "", text))
+    assert outputs[0] == outputs[2] and outputs[1] == outputs[3]
+    assert outputs[0][:2] == (150, 6) and outputs[0][2] > 300
