@@ -46,6 +46,7 @@ from gt_toolkit.storage.files import (
     AllOrNone,
     Location,
     atomic_output,
+    check_writable,
     inside_location,
     is_part_name,
     join_location,
@@ -144,6 +145,7 @@ class StagedOutput:
         self._cwd = str(Path.cwd()).rstrip("/")  # a run does not move: its relative names' base
         self._along = AllOrNone(store=self.store)  # see :meth:`write_along`
         self._staged_along: set[str] = set()  # the final locations it staged: never listed
+        self._after: list[tuple[str, bytes]] = []  # written after the commit, elsewhere
 
     def location(self, *parts: str) -> str:
         """A final location under the output (what summaries and ``data.yaml`` name)."""
@@ -190,14 +192,18 @@ class StagedOutput:
     def write_along(self, location: str, data: bytes) -> None:
         """Write a file that belongs with the output though no converter writes it (a summary).
 
-        It appears with the output or not at all: written after the commit, a Ctrl-C or a
-        crash between them left the output without its summary. Where the output's files go
+        It appears with the output or not at all: written after the converter's commit, a
+        Ctrl-C or a crash between them left the output without its summary (elsewhere the
+        window is now one file's write). Where the output's files go
         (under its folder, or its S3 prefix's) it is staged with them, and moves in before
-        the file that says the output is complete; elsewhere it is written in place now, an
-        earlier file of its name kept (:class:`~gt_toolkit.storage.files.AllOrNone`), and
-        removed again, the earlier one put back, when the run fails before its commit ends.
-        It is not listed (:data:`LISTING`): no output file, it is the run's, and the next
-        run writes its own.
+        the file that says the output is complete. Elsewhere it is checked writable now (a
+        missing bucket fails the run before the commit), an earlier file of its name is kept
+        aside (:class:`~gt_toolkit.storage.files.AllOrNone`) and put back when the run
+        fails, and it is written once the commit has ended, as the file that says an output
+        is complete is: written in place before the commit, a run killed during it (an S3
+        output's copies take minutes) left the new summary describing an output that was
+        not there. It is not listed (:data:`LISTING`): no output file, it is the run's, and
+        the next run writes its own.
         """
         if self._s3_stage is not None:
             if is_s3_uri(location) and _relative(location, self._s3_stage.root):
@@ -211,8 +217,12 @@ class StagedOutput:
             self._last = last
             self._staged_along.add(str(_absolute(location)))
             return
-        with self._along.open(location) as fh:
-            fh.write(data)
+        check_writable(location, store=self.store)  # a file it cannot write fails the run now
+        self._along.keep_earlier([location])
+        if not is_s3_uri(location):  # no summary shows while the output moves in
+            with contextlib.suppress(FileNotFoundError):
+                Path(location).unlink()
+        self._after.append((location, data))
 
     def _stage_dir(self) -> Path:
         if self._stage is None:
@@ -450,6 +460,9 @@ class StagedOutput:
         try:
             if exc_type is None:
                 self.commit()
+                for location, data in self._after:  # after the output, as its last file
+                    with self._along.open(location) as fh:
+                        fh.write(data)
             else:
                 self.abort()
         except BaseException as failed:  # a Ctrl-C in the commit too

@@ -96,3 +96,48 @@ def test_the_summary_moves_in_with_the_output_and_before_its_last_file(tmp_path:
     assert "summary.json" in moved
     assert moved[-1] == "data.yaml"
     assert '"validation": 4' in (out / "summary.json").read_text().replace("\n", "")
+
+
+def test_a_summary_elsewhere_is_not_in_place_while_the_output_moves_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A summary outside the output's folder was written in place before the commit: a run
+    killed while the output moved in (an S3 output's copies take minutes) left the new
+    summary, describing an output that was not there. It now comes after the output, as
+    the file that says an output is complete does; the earlier one is out of the way."""
+    summary = tmp_path / "reports" / "s.json"  # outside the output's folder and its parent's
+    args = ["yolo", str(API), "-o", str(tmp_path / "runs" / "out"), "--summary", str(summary)]
+    assert main(args) == 0
+    earlier = summary.read_bytes()
+    seen: list[bool] = []
+    real = StagedOutput.commit
+
+    def watched(self: StagedOutput) -> None:
+        seen.append(summary.exists())  # what a kill at this moment leaves
+        real(self)
+
+    monkeypatch.setattr(StagedOutput, "commit", watched)
+    assert main([*args, "--validation-fraction", "1"]) == 0
+    assert seen == [False]
+    assert summary.read_bytes() != earlier
+    assert '"validation": 4' in summary.read_text().replace("\n", "")
+
+
+def test_a_failed_commit_puts_back_the_earlier_summary_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of the way while the output moves in, the earlier summary outside the output's
+    folder comes back when the commit fails, and nothing else is left beside it."""
+    summary = tmp_path / "reports" / "s.json"
+    args = ["yolo", str(API), "-o", str(tmp_path / "runs" / "out"), "--summary", str(summary)]
+    assert main(args) == 0
+    before = _tree(tmp_path)
+
+    def failing(self: StagedOutput) -> None:
+        assert not summary.exists()
+        self.abort()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(StagedOutput, "commit", failing)
+    assert main([*args, "--validation-fraction", "1"]) == 130
+    assert _tree(tmp_path) == before
