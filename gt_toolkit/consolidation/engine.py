@@ -258,17 +258,19 @@ def _in_groups(
     """:func:`_consolidate_many` over groups of consecutive images (see the limits above)."""
     results: list[ImageConsolidation] = []
     start, boxes = 0, 0
-    for k, answers in enumerate([*images, None]):
-        count = _ALONE_FROM if answers is None else _box_count(answers)
+    for k in range(len(images) + 1):  # k == len(images): the end, where the last group goes
+        count = _box_count(images[k]) if k < len(images) else _ALONE_FROM
         if k > start and (count >= _ALONE_FROM or boxes + count > _GROUP_BOXES):
             group = slice(start, k)
             results += _consolidate_many(
                 images[group], settings, labels, sizes[group], weights[group], explain=explain
             )
             start, boxes = k, 0
-        if answers is not None and count >= _ALONE_FROM:
+        if k < len(images) and count >= _ALONE_FROM:
             results.append(
-                _consolidate(answers, settings, labels, sizes[k], weights[k], None, explain=explain)
+                _consolidate(
+                    images[k], settings, labels, sizes[k], weights[k], None, explain=explain
+                )
             )
             start = k + 1
         else:
