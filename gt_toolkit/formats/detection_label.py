@@ -28,6 +28,7 @@ from gt_toolkit.types import (
 __all__ = [
     "DETECTION_TYPE",
     "MAX_CLASS_ID",
+    "MAX_COORDINATE",
     "ScoredBox",
     "build_detection_label",
     "class_ids_for",
@@ -295,6 +296,8 @@ def label_boxes(
 
 MAX_CLASS_ID = 2**31 - 1
 """The largest class id read: every training format stores class ids as 32-bit integers."""
+MAX_COORDINATE = 2**31 - 1
+"""The largest magnitude of a box coordinate read: no image side reaches 2**31 pixels."""
 _COORDS = ("left", "top", "width", "height")
 
 
@@ -328,9 +331,13 @@ def parse_annotation(ann: object) -> tuple[int, float, float, float, float]:
     The one check of a label box: every reader of labels calls it. Coordinates may be
     numbers or numeric strings; a bool is not a number.
 
+    A coordinate beyond +-:data:`MAX_COORDINATE` pixels is no box of any image (sizes are
+    below 2**31): such a box is malformed, not clipped, and never reaches an output (a
+    whole-valued ``1e308`` would be written as a 309-digit integer no JSON writer takes).
+
     Raises:
         ValueError: not an object, a bad class id (:func:`parse_class_id`), or a coordinate
-            that is missing, not a number or not finite.
+            that is missing, not a number, not finite or beyond +-:data:`MAX_COORDINATE`.
     """
     if not isinstance(ann, Mapping):
         raise LabelFormatError(f"a box must be an object, got {ann!r:.80}")
@@ -347,6 +354,10 @@ def _coordinate(ann: Mapping[str, Any], key: str) -> float:
             number = float(value)
     if not math.isfinite(number):
         raise LabelFormatError(f"{key} {value!r:.40} is not a finite number")
+    if not -MAX_COORDINATE <= number <= MAX_COORDINATE:
+        raise LabelFormatError(
+            f"{key} {value!r:.40} is beyond +-{MAX_COORDINATE} pixels: no image is that large"
+        )
     return number
 
 

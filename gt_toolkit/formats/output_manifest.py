@@ -28,6 +28,7 @@ from gt_toolkit.errors import ConversionError, LabelFormatError, RejectedRecordE
 from gt_toolkit.formats.detection_label import (
     DETECTION_TYPE,
     MAX_CLASS_ID,
+    MAX_COORDINATE,
     ScoredBox,
     label_boxes,
     label_image_size,
@@ -828,7 +829,9 @@ class OutputReader:
                 )
 
 
-_NO_BOUND = 1 << 62  # past any box: a label without a size is not clipped
+# A label without a size is not clipped, but a box past what any image can hold leaves the
+# fast path here and is rejected as malformed by ``parse_annotation`` (no extra comparison).
+_NO_BOUND = MAX_COORDINATE
 
 
 def _bounds(size: ImageSize | None) -> tuple[int, int]:

@@ -233,3 +233,84 @@ def test_an_unlabeled_manifest_fails_in_one_line_and_writes_nothing(
     leftovers = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
     # only the rejects files that say why; no manifest, channels.json or COCO file
     assert leftovers == ["aug", "aug/rejects.jsonl", "c.json.rejects.jsonl", "in.manifest"]
+
+
+_GT_LINE = (
+    '{"source-ref":"s3://gt-demo-bucket/cars/%s.png","boxes":{%s"annotations":[{"class_id":0,'
+    '"left":%s,"top":40,"width":%s,"height":80}]},"boxes-metadata":{"objects":[{"confidence":'
+    '0.87}],"class-map":{"0":"car"},"type":"groundtruth/object-detection","human-annotated":'
+    '"yes","creation-date":"2024-03-01T10:11:12.123456","job-name":"cars-api-job"}}\n'
+)
+_SIZE = '"image_size":[{"width":320,"height":240,"depth":3}],'
+
+
+@pytest.mark.parametrize(
+    ("left", "width"),
+    [
+        ("1e308", "10"),
+        ("-1e308", "10"),
+        ("1e20", "10"),
+        ("9.3e18", "10"),
+        ("10000000000000002.0", "10"),
+        ("12", "1e308"),
+        ("9223372036854775808", "10"),  # 2**63, a JSON integer
+        ("100000000000000000000", "10"),  # 1e20, a JSON integer past 64 bits
+        ("2147483648", "10"),
+        ("4611686018427387903", "1"),  # passed the old check without a size (2**62)
+    ],
+)
+@pytest.mark.parametrize("sized", [False, True], ids=["no-size", "size"])
+@pytest.mark.parametrize("target", ["augmented", "coco", "yolo", "voc"])
+def test_a_box_coordinate_no_image_can_have_is_a_reject_not_a_traceback(
+    tmp_path: Path, target: str, sized: bool, left: str, width: str
+) -> None:
+    """``augmented`` wrote a whole-valued 1e308 as a 309-digit int: orjson's TypeError, no
+    rejects. Such a box is malformed: its line is a reject naming the annotation, the rest kept.
+    """
+    size = _SIZE if sized else ""
+    manifest = tmp_path / "output.manifest"
+    manifest.write_text(_GT_LINE % ("a", size, "12", "100") + _GT_LINE % ("b", size, left, width))
+    out = tmp_path / "out"
+    args = [target, str(manifest), "-o", str(out), "--validation-fraction", "0"]
+    if target == "coco":
+        args = [target, str(manifest), "-o", str(out), "--no-copy-images"]
+    assert main(args) == 1  # a label that could not be read is lost
+    rejects = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
+    needs_size = not sized and target != "augmented"  # the image targets need a size
+    if needs_size:
+        assert (rejects[0]["line"], rejects[0]["reason"]) == (1, "no-image-size")
+    reject = rejects[-1]
+    assert len(rejects) == 1 + needs_size
+    assert (reject["file"], reject["line"], reject["reason"]) == (
+        str(manifest),
+        2,
+        "invalid-label",
+    )
+    key = "left" if width == "10" or left != "12" else "width"
+    assert reject["detail"].startswith(f"annotation 0 is malformed: {key} ")
+    assert "is beyond +-2147483647 pixels" in reject["detail"]
+    if not needs_size:  # the good line is converted (else nothing is, and nothing written)
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["objects"] == 1
+        assert summary["boxes_per_class"] == {"car": 1}
+
+
+@pytest.mark.parametrize("left", ["1e20", "-1e308", "100000000000000000000"])
+def test_review_and_evaluate_refuse_a_box_no_image_can_have(
+    tmp_path: Path, left: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``review`` drew such a box and exited 0; ``evaluate`` scored it against itself as a
+    miss (AP 0.252 for two identical manifests: 1e20 + 10 - 1e20 is 0 in floats), exit 0."""
+    manifest = tmp_path / "output.manifest"
+    manifest.write_text(_GT_LINE % ("a", "", "12", "100") + _GT_LINE % ("b", "", left, "10"))
+    out = tmp_path / "review"
+    assert main(["review", str(manifest), "-o", str(out)]) == 1
+    (reject,) = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
+    assert (reject["line"], reject["reason"]) == (2, "invalid-label")
+    assert "annotation 0 is malformed: left" in reject["detail"]
+    capsys.readouterr()
+    both = [str(manifest), str(manifest), "--pred-attribute", "boxes", "--ref-attribute", "boxes"]
+    assert main(["evaluate", *both]) == 1
+    err = capsys.readouterr().err
+    assert f"{manifest}:2: invalid-label: annotation 0 is malformed: left " in err
+    assert "is beyond +-2147483647 pixels" in err

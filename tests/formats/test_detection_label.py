@@ -241,3 +241,19 @@ def test_a_plain_name_is_a_label_attribute(name: str) -> None:
     assert (label_attribute_problems(name) == []) is not bad
     if name != "source":  # "source-ref" is the input's own key
         assert label_attribute_problems(name + "-ref", reference=True) == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1e308, -1e308, 1e20, 9.3e18, 1e16 + 2, 2**63, -(2**63), 10**20, "1e308", 2**31, -(2**31)],
+)
+@pytest.mark.parametrize("key", ["left", "top", "width", "height"])
+def test_a_coordinate_no_image_can_have_makes_the_box_malformed(key: str, value: object) -> None:
+    """Past +-(2**31 - 1) no image holds the box: rejected, not written as a huge integer."""
+    with pytest.raises(ValueError, match=rf"^{key} .* is beyond \+-2147483647 pixels"):
+        parse_annotation({**GOOD_BOX, key: value})
+
+
+@pytest.mark.parametrize("value", [2**31 - 1, -(2**31 - 1), 2147483647.0, 1e9 + 0.5])
+def test_coordinates_up_to_the_largest_image_side_are_read(value: float) -> None:
+    assert parse_annotation({**GOOD_BOX, "left": value})[1] == value
