@@ -13,7 +13,8 @@ What COCO says is kept, and what cannot be kept is said:
   (used or not); ``<OUT>.categories.json`` maps each class id to its COCO id and name, and
   the names go into every line's ``class-map``, so evaluation matches classes by name;
 * annotations whose image is not in ``images`` (orphans), with a category not in
-  ``categories``, or with a malformed ``bbox`` or ``score`` are rejects with their position.
+  ``categories``, or with a malformed ``bbox`` (a number beyond +-(2**31 - 1) pixels included)
+  or ``score`` are rejects with their position.
 
 A results list (``[{"image_id", "category_id", "bbox", "score"}, ...]``, what detectors and
 ``COCO.loadRes`` use) has no images or categories of its own: they come from the COCO file
@@ -40,6 +41,7 @@ from gt_toolkit.errors import ConversionError, CrowdSourceError
 from gt_toolkit.formats.coco_ids import coco_id, coco_int
 from gt_toolkit.formats.crowd.base import first_line
 from gt_toolkit.formats.crowd.json_stream import broken_entry, open_json
+from gt_toolkit.formats.detection_label import MAX_COORDINATE
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 from gt_toolkit.types import ConsolidatedBox, ImageSize
@@ -293,6 +295,10 @@ def _box(bbox: object, score: object) -> tuple[float, float, float, float, float
     total = x + y + w + h
     if total - total != 0.0 or w <= 0 or h <= 0:  # inf - inf and NaN are not 0
         return f"bbox must be finite with a positive width and height, got {bbox!r:.100}"
+    if not (-_MAX <= x <= _MAX and -_MAX <= y <= _MAX and w <= _MAX and h <= _MAX):
+        # No image is that large; a whole-valued 1e20 would be written as an integer past
+        # 64 bits, which no JSON writer takes (the output-manifest readers' rule too).
+        return f"bbox is beyond +-{_MAX} pixels, no image is that large: {bbox!r:.100}"
     if score is None:
         return x, y, w, h, math.nan
     if not _is_number(score) or not 0 <= float(score) <= 1:
@@ -314,6 +320,7 @@ def _finite(value: int | float | Decimal) -> bool:
 
 
 _NUMBERS = frozenset({int, float, Decimal})
+_MAX = MAX_COORDINATE
 
 
 def _is_number(value: object) -> TypeGuard[int | float | Decimal]:

@@ -107,6 +107,13 @@ ODD = [
     ({"bbox": [1, 2, 0, 4]}, "invalid-bbox"),
     ({"bbox": [1, 2, 3, "4"]}, "invalid-bbox"),
     ({"bbox": [1, 2, 3, 10**400]}, "invalid-bbox"),
+    # past any image: a whole-valued 1e20 was written as an integer orjson cannot (TypeError)
+    ({"bbox": [1e20, 2, 3, 4]}, "invalid-bbox"),
+    ({"bbox": [-1e308, 2, 3, 4]}, "invalid-bbox"),
+    ({"bbox": [1, 2, 1e308, 4]}, "invalid-bbox"),
+    ({"bbox": [1, 10**20, 3, 4]}, "invalid-bbox"),
+    ({"bbox": [1, 2, 3, 2**31]}, "invalid-bbox"),
+    ({"bbox": [9.3e18, 2, 3, 4]}, "invalid-bbox"),
     ({"score": 1.5}, "invalid-bbox"),
     ({"score": False}, "invalid-bbox"),
     # read by truth, "0" was a crowd region: a real box skipped, exit 0 (as the crowd reader
