@@ -36,7 +36,7 @@ from gt_toolkit.consolidation.fusion import (
     member_weights,
     without_bias,
 )
-from gt_toolkit.consolidation.geometry import FloatArray
+from gt_toolkit.consolidation.geometry import FloatArray, far_corner
 from gt_toolkit.consolidation.repeats import find_repeats
 from gt_toolkit.consolidation.settings import (
     ConsolidationSettings,
@@ -176,31 +176,56 @@ def consolidate_images(
     of up to a few hundred boxes go through each phase together, in one numpy call for
     several images: at 3 workers and 100 objects an image that is about 40% less time per
     image (numpy's cost per call is most of an image's time there). ``image_sizes``,
-    ``weights`` and ``annotators`` hold one entry per image (``None``: none for all);
-    with a ``worker_model`` each image is consolidated on its own.
+    ``weights`` and ``annotators`` hold one entry per image (``None``: none for all); with
+    a ``worker_model`` each image's evidence is its own annotators'.
 
     Raises:
         ConsolidationError: as :func:`consolidate_image` does for any of the images.
     """
     sizes, given = _per_image(images, image_sizes, weights)
+    evidences: list[Evidence | None] = [None] * len(images)
     if worker_model is not None or settings.keep == "model":
         if annotators is not None and len(annotators) != len(images):
             raise ConsolidationError(
                 f"got {len(annotators)} annotator lists for {len(images)} images"
             )
-        return [
-            consolidate_image(
-                a,
-                settings=settings,
-                labels=labels,
-                image_size=size,
-                weights=w,
-                worker_model=worker_model,
-                annotators=annotators[k] if annotators is not None else None,
-            )
-            for k, (a, size, w) in enumerate(zip(images, sizes, given, strict=True))
-        ]
-    return _in_groups(images, settings, labels, sizes, given, explain=True)
+        try:
+            evidences = _evidences(images, given, worker_model, annotators)
+        except ConsolidationError:  # one by one: each image's own error, the first first
+            return [
+                consolidate_image(
+                    a,
+                    settings=settings,
+                    labels=labels,
+                    image_size=size,
+                    weights=w,
+                    worker_model=worker_model,
+                    annotators=annotators[k] if annotators is not None else None,
+                )
+                for k, (a, size, w) in enumerate(zip(images, sizes, given, strict=True))
+            ]
+    return _in_groups(images, settings, labels, sizes, given, evidences, explain=True)
+
+
+def _evidences(
+    images: Sequence[Sequence[Sequence[WorkerBox]]],
+    weights: Sequence[Sequence[float] | None],
+    worker_model: WorkerModel | None,
+    annotators: Sequence[Sequence[str]] | None,
+) -> list[Evidence | None]:
+    """Each image's evidence from the worker model, checked as :func:`consolidate_image` does.
+
+    Raises:
+        ConsolidationError: any image's worker-model arguments are wrong.
+    """
+    if worker_model is None or annotators is None:
+        raise ConsolidationError("a worker model and one annotator list per image are needed")
+    out: list[Evidence | None] = []
+    for answers, w, names in zip(images, weights, annotators, strict=True):
+        if w is not None or len(names) != len(answers):
+            raise ConsolidationError("wrong weights or annotators for an image")
+        out.append(worker_model.evidence(names))
+    return out
 
 
 def consolidate_boxes_batch(
@@ -222,7 +247,9 @@ def consolidate_boxes_batch(
     """
     settings = _cached_settings(iou_threshold, min_support, fusion, clip, quorum)
     sizes, given = _per_image(images, image_sizes, weights)
-    results = _in_groups(images, settings, labels, sizes, given, explain=False)
+    results = _in_groups(
+        images, settings, labels, sizes, given, [None] * len(images), explain=False
+    )
     return [result.boxes for result in results]
 
 
@@ -252,6 +279,7 @@ def _in_groups(
     labels: Sequence[str] | None,
     sizes: Sequence[ImageSize | None],
     weights: Sequence[Sequence[float] | None],
+    evidences: Sequence[Evidence | None],
     *,
     explain: bool,
 ) -> list[ImageConsolidation]:
@@ -263,13 +291,19 @@ def _in_groups(
         if k > start and (count >= _ALONE_FROM or boxes + count > _GROUP_BOXES):
             group = slice(start, k)
             results += _consolidate_many(
-                images[group], settings, labels, sizes[group], weights[group], explain=explain
+                images[group],
+                settings,
+                labels,
+                sizes[group],
+                weights[group],
+                evidences[group],
+                explain=explain,
             )
             start, boxes = k, 0
         if k < len(images) and count >= _ALONE_FROM:
             results.append(
                 _consolidate(
-                    images[k], settings, labels, sizes[k], weights[k], None, explain=explain
+                    images[k], settings, labels, sizes[k], weights[k], evidences[k], explain=explain
                 )
             )
             start = k + 1
@@ -333,7 +367,8 @@ def _consolidate(
             verdict = score_boxes(
                 clean, clusters, ballot, pairs, mw.per_box, mw.per_cluster, total, n, void=mw.void
             )
-            placed = clean if evidence is None else without_bias(clean, evidence.bias, image_size)
+            far = far_corner(image_size) if image_size is not None else None
+            placed = clean if evidence is None else without_bias(clean, evidence.bias, far)
             fused = fuse_clusters(placed, clusters, ballot.kept, mw, settings.fusion, pairs)
             verdict, corners = _in_output_order(verdict, fused)
             result.boxes = _output_boxes(verdict, corners, clean.labels)
@@ -350,6 +385,7 @@ def _consolidate_many(
     labels: Sequence[str] | None,
     image_sizes: Sequence[ImageSize | None],
     weights: Sequence[Sequence[float] | None],
+    evidences: Sequence[Evidence | None],
     *,
     explain: bool,
 ) -> list[ImageConsolidation]:
@@ -380,18 +416,24 @@ def _consolidate_many(
             together = None
     if together is None:
         return [
-            _consolidate(a, settings, labels, size, w, None, explain=explain)
-            for a, size, w in zip(images, image_sizes, weights, strict=True)
+            _consolidate(a, settings, labels, size, w, ev, explain=explain)
+            for a, size, w, ev in zip(images, image_sizes, weights, evidences, strict=True)
         ]
     results = [ImageConsolidation(workers=len(answers)) for answers in images]
     todo = [todo[k] for k in together.members]
     alone = set(range(len(images))) - set(todo)
     for k in alone:
         results[k] = _consolidate(
-            images[k], settings, labels, image_sizes[k], weights[k], None, explain=explain
+            images[k], settings, labels, image_sizes[k], weights[k], evidences[k], explain=explain
         )
     parts = _decide_together(
-        together, settings, [len(images[k]) for k in todo], [checked[k] for k in todo], explain
+        together,
+        settings,
+        [len(images[k]) for k in todo],
+        [checked[k] for k in todo],
+        [evidences[k] for k in todo],
+        [image_sizes[k] for k in todo],
+        explain,
     )
     for k, (boxes, dropped, members) in zip(todo, parts, strict=True):
         result = results[k]
@@ -409,11 +451,14 @@ def _decide_together(
     settings: ConsolidationSettings,
     answered: list[int],
     weights: list[list[float] | None],
+    evidences: list[Evidence | None],
+    sizes: list[ImageSize | None],
     explain: bool,
 ) -> list[_Parts]:
     """The phases after cleaning, for the images of ``together`` at once (see ``_consolidate``).
 
-    Each image keeps its own worker count, quorum, total weight and Huber scale.
+    Each image keeps its own worker count, quorum, total weight, Huber scale and, with a
+    worker model, its evidence (``evidences``: all ``None`` or none).
     """
     clean, image, first = together.clean, together.image, together.first_worker
     count_of = len(answered)
@@ -421,7 +466,10 @@ def _decide_together(
     clusters, of_cluster, cluster_bounds = _by_image(
         cluster_boxes(clean, threshold), image, count_of
     )
-    need = [min(settings.min_support or default_min_support(n), n) for n in answered]
+    evidence = _joined(evidences, of_cluster)
+    decides = evidence if settings.keep == "model" else None
+    floor = [1 if decides is not None else default_min_support(n) for n in answered]
+    need = [min(settings.min_support or f, n) for f, n in zip(floor, answered, strict=True)]
     by_label = settings.quorum == "label" and len(clean.labels) > 1
     smallest = [1] * count_of if explain or by_label else need
     n_of = np.array(answered, dtype=np.intp)
@@ -429,7 +477,7 @@ def _decide_together(
         clean, clusters, threshold, n_of.take(image), np.array(smallest, dtype=np.intp).take(image)
     )
     ballot = count_votes(
-        clean, clusters, repeats, np.array(need, dtype=np.intp).take(of_cluster), by_label
+        clean, clusters, repeats, np.array(need, dtype=np.intp).take(of_cluster), by_label, decides
     )
     below: list[dict[str, Any]] = []
     if explain and np.count_nonzero(ballot.kept) < len(ballot.kept):
@@ -438,6 +486,8 @@ def _decide_together(
     members: list[list[tuple[int, int]]] = []
     row_image: list[int] = []
     if len(ballot.rows):
+        if evidence is not None:
+            weights = [e.weights.tolist() for e in evidences if e is not None]
         weighted = weights[0] is not None
         fusion_weights = [x for w in weights for x in (w or ())] if weighted else None
         mw = member_weights(clean, clusters, fusion_weights)
@@ -460,7 +510,14 @@ def _decide_together(
         )
         pair_bounds = image.take(pairs.lo).searchsorted(np.arange(count_of + 1)).tolist()
         where = Images(cluster_bounds, pair_bounds, of_cluster)
-        fused = fuse_clusters(clean, clusters, ballot.kept, mw, settings.fusion, pairs, where)
+        placed = clean
+        if evidence is not None:
+            far = None
+            if sizes[0] is not None:
+                each = [far_corner(size) for size in sizes if size is not None]
+                far = np.concatenate(each, axis=1).take(image, axis=1)
+            placed = without_bias(clean, evidence.bias, far)
+        fused = fuse_clusters(placed, clusters, ballot.kept, mw, settings.fusion, pairs, where)
         verdict, corners = _in_output_order(verdict, fused, of_cluster)
         boxes = _output_boxes(verdict, corners, clean.labels)
         row_image = of_cluster.take(verdict.rows).tolist()
@@ -481,6 +538,19 @@ def _decide_together(
         record["worker"] -= first[k]
         parts[k][1].append(record)
     return parts
+
+
+def _joined(evidences: list[Evidence | None], of_cluster: IntArray) -> Evidence | None:
+    """The images' evidence as one, indexed by global worker (``silent``: per cluster)."""
+    if evidences[0] is None:
+        return None
+    found = [e for e in evidences if e is not None]
+    return Evidence(
+        np.concatenate([e.drawn for e in found]),
+        np.array([e.silent for e in found]).take(of_cluster),
+        np.concatenate([e.weights for e in found]),
+        np.concatenate([e.bias for e in found]),
+    )
 
 
 def _by_image(

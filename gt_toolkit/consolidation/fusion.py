@@ -17,9 +17,8 @@ import numpy.typing as npt
 
 from gt_toolkit.consolidation.clean import BoolArray, CleanBoxes, IntArray
 from gt_toolkit.consolidation.clusters import Clusters, row_sums
-from gt_toolkit.consolidation.geometry import FloatArray, clip_rows, image_extent
+from gt_toolkit.consolidation.geometry import FloatArray, clip_to
 from gt_toolkit.consolidation.settings import Fusion
-from gt_toolkit.types import ImageSize
 
 __all__ = [
     "Images",
@@ -311,18 +310,19 @@ def _weighted_median(values: FloatArray, w: FloatArray) -> FloatArray:
     return out
 
 
-def without_bias(clean: CleanBoxes, bias: FloatArray, image_size: ImageSize | None) -> CleanBoxes:
+def without_bias(clean: CleanBoxes, bias: FloatArray, far: FloatArray | None) -> CleanBoxes:
     """The boxes with their workers' edge bias (``(workers, 4)``, ``box_bias``) taken out.
 
     Each edge moves back by its worker's bias times the box's own width or height (the
     object's size is not known before fusion; the box's own stands for it). The result is
-    clipped to the image when its size is known: a correction never leaves the picture.
+    clipped to the image when its size is known (``far``: its far corner, or one per box):
+    a correction never leaves the picture.
     """
     xyxy = clean.xyxy
     wh = xyxy[2:] - xyxy[:2]
     moved = xyxy - bias.take(clean.worker, axis=0).T * np.concatenate((wh, wh))
-    if image_size is not None:
-        clip_rows(moved, *image_extent(image_size))
+    if far is not None:
+        clip_to(moved, far)
     # not dataclasses.replace: a third of this function's time
     return CleanBoxes(
         xyxy=moved,

@@ -48,7 +48,7 @@ class Evidence(NamedTuple):
     """
 
     drawn: FloatArray
-    silent: float
+    silent: float | FloatArray  # one per cluster where several images are counted at once
     weights: FloatArray
     bias: FloatArray
 
@@ -151,7 +151,10 @@ def count_votes(
         if len(extra):
             worker = np.concatenate((worker, worker.take(extra)))
         by_cell = np.bincount(voting, weights=evidence.drawn[worker], minlength=count * labels_n)
-        log_odds = np.asarray(evidence.silent + by_cell.reshape(count, labels_n), np.float64)
+        silent = evidence.silent
+        if not isinstance(silent, float):  # one per cluster
+            silent = silent[:, None]
+        log_odds = np.asarray(silent + by_cell.reshape(count, labels_n), np.float64)
         label_kept &= (log_odds > 0) & (voters > 0)
     voted: frozenset[int] = frozenset()
     if seconds:

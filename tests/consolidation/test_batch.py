@@ -66,6 +66,7 @@ def check_each(
         engine._decide_together = original  # type: ignore[assignment]
     sizes = kwargs.get("image_sizes") or [None] * len(images)
     weights = kwargs.get("weights") or [None] * len(images)
+    annotators = kwargs.get("annotators") or [None] * len(images)
     for k, answers in enumerate(images):
         alone = consolidate_image(
             answers,
@@ -73,6 +74,8 @@ def check_each(
             labels=kwargs.get("labels"),
             image_size=sizes[k],
             weights=weights[k],
+            worker_model=kwargs.get("worker_model"),
+            annotators=annotators[k],
         )
         assert same(got[k], alone), (k, got[k], alone)
     return together
@@ -178,28 +181,53 @@ def test_boxes_batch_is_consolidate_boxes_of_each_image() -> None:
     assert sum(map(len, got)) > 50
 
 
-def test_a_worker_model_consolidates_each_image_as_alone() -> None:
-    images = crowd(4, 10, 8, seed=5)
+@pytest.mark.parametrize("keep", ["quorum", "model"])
+@pytest.mark.parametrize("quorum", ["label", "box"])
+@pytest.mark.parametrize("sized", [True, False])
+@pytest.mark.parametrize(("workers", "boxes"), [(2, 3), (4, 10), (7, 25)])
+def test_with_a_worker_model_each_image_gets_its_own_result(
+    keep: Any, quorum: Any, sized: bool, workers: int, boxes: int
+) -> None:
+    images = crowd(workers, boxes, 10, seed=workers * 10 + boxes)
     model = fit_worker_model(
         (img.as_source_image(str(k)) for k, img in enumerate(images)), labels=LABELS
     )
-    setting = ConsolidationSettings(keep="model")
-    got = consolidate_images(
-        [img.answers for img in images],
-        settings=setting,
-        labels=LABELS,
-        worker_model=model,
-        annotators=[img.worker_ids for img in images],
-    )
-    for img, result in zip(images, got, strict=True):
-        alone = consolidate_image(
-            img.answers,
-            settings=setting,
-            labels=LABELS,
+    answers = [img.answers for img in images]
+    names = [img.worker_ids for img in images]
+    # a worker fewer on some images: each image's evidence is its own annotators'
+    answers = [a if k % 3 else a[1:] for k, a in enumerate(answers)]
+    names = [n if k % 3 else n[1:] for k, n in enumerate(names)]
+    sizes = [img.image_size if sized else None for img in images]
+    setting = ConsolidationSettings(keep=keep, quorum=quorum)
+    for labels in (LABELS, None):
+        together = check_each(
+            answers,
+            setting,
+            labels=labels,
+            image_sizes=sizes,
             worker_model=model,
-            annotators=img.worker_ids,
+            annotators=names,
         )
-        assert same(result, alone)
+        assert together >= 6
+
+
+def test_a_worker_models_wrong_arguments_raise_as_for_the_image_alone() -> None:
+    images = crowd(3, 5, 4, seed=8)
+    model = fit_worker_model(
+        (img.as_source_image(str(k)) for k, img in enumerate(images)), labels=LABELS
+    )
+    answers = [img.answers for img in images]
+    names = [img.worker_ids for img in images]
+    with pytest.raises(ConsolidationError, match="one annotator id per answer: got 2 for 3"):
+        consolidate_images(
+            answers, worker_model=model, annotators=[*names[:2], names[2][:2], names[3]]
+        )
+    with pytest.raises(ConsolidationError, match="give weights or a worker model, not both"):
+        consolidate_images(
+            answers, worker_model=model, annotators=names, weights=[None, [1.0] * 3, None, None]
+        )
+    with pytest.raises(ConsolidationError, match='keep="model" needs a worker_model'):
+        consolidate_images(answers, settings=ConsolidationSettings(keep="model"))
 
 
 def test_a_callers_mistake_in_one_image_raises_as_for_that_image_alone() -> None:
