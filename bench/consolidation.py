@@ -7,8 +7,9 @@ One process, the same simulated crowds (``gt_toolkit.testing.simulated_crowd``) 
   outputs, checked; one call for many images, as a job's consolidation makes it);
 - ``ours-all``: the same with ``min_support=1`` (keeps every cluster, like raw WBF does);
 - ``ours-model``: the offline default (``gt-convert consolidate``, ``reconsolidate``):
-  ``fit_worker_model`` over the whole crowd (untimed), then ``consolidate_image(...,
-  worker_model=...)`` per image (timed): the head count keeps, the model fuses;
+  ``fit_worker_model`` over the whole crowd (untimed), then ``consolidate_images(...,
+  worker_model=...)`` over the crowd (timed; the same outputs as ``consolidate_image`` per
+  image, checked): the head count keeps, the model fuses;
 - ``ours-model-keep``: the same with ``keep="model"`` (the model also decides);
 - ``ours-mean-box``: the defaults before issue 14 (``fusion="mean"``, ``quorum="box"``: one
   voted label per cluster, 1:1 ties kept), for comparison;
@@ -41,8 +42,9 @@ images (the method order rotates), best round per method. Each round counts the 
 of this process (``time.process_time``), not the wall clock, so other programs on a shared
 machine slow every method alike instead of whichever ran while they did. ``wbf>=0.5`` is
 timed as ``wbf`` (same call). Where a method has a batch call (``ours``, ``ours-all``,
-``ours-mean-box``: ``consolidate_boxes_batch``) its speed is the batch call's, and the
-goal lines print the one-image-at-a-time figure beside it.
+``ours-mean-box``: ``consolidate_boxes_batch``; ``ours-model``, ``ours-model-keep``:
+``consolidate_images``) its speed is the batch call's, and the goal lines print the
+one-image-at-a-time figure beside it.
 
     .venv/bin/python bench/consolidation.py [--quick] [--markdown]
 """
@@ -65,6 +67,7 @@ from gt_toolkit.consolidation.engine import (
     consolidate_boxes,
     consolidate_boxes_batch,
     consolidate_image,
+    consolidate_images,
 )
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
 from gt_toolkit.consolidation.settings import ConsolidationSettings, Keep
@@ -217,7 +220,18 @@ def ours_model(keep: Keep) -> Method:
             annotators=img.worker_ids,
         ).boxes
 
-    return Method(run, ours().pred, prepare=prepare)
+    def batch(crowd: Sequence[CrowdImage]) -> list[list[ConsolidatedBox]]:
+        results = consolidate_images(
+            [img.answers for img in crowd],
+            settings=settings,
+            labels=LABELS,
+            image_sizes=[img.image_size for img in crowd],
+            worker_model=fitted["model"],
+            annotators=[img.worker_ids for img in crowd],
+        )
+        return [result.boxes for result in results]
+
+    return Method(run, ours().pred, prepare=prepare, batch=batch)
 
 
 def wbf_run(img: CrowdImage, rng: random.Random) -> tuple[np.ndarray, list[str], np.ndarray]:
