@@ -84,7 +84,8 @@ class ImageNamer:
             after them). ``False`` (``coco`` without ``--copy-images``): they name the
             images where they are, so a long or Windows-reserved name stays the image's
             own, the one its reader finds; only a clash is hashed (two entries of one name
-            are one image to a reader that keys them by it), a name no file has.
+            are one image to a reader that keys them by it), a name no file has. A clash
+            is of the whole name there: ``img.jpg`` and ``img.png`` share no label file.
     """
 
     def __init__(self, *, written: bool = True) -> None:
@@ -105,7 +106,10 @@ class ImageNamer:
         if self._written and len(name.encode()) > MAX_NAME_BYTES:
             name = _hashed(PurePosixPath(first), _digest(source_ref))
         owner = self._owner
-        while owner.setdefault(folded(_stem(name)), source_ref) != source_ref:
+        # a written name's stem is its label file's too (img.jpg, img.png: one img.txt);
+        # a name no file is written for clashes only with the same name (its reader's key)
+        key = _stem if self._written else _whole
+        while owner.setdefault(folded(key(name)), source_ref) != source_ref:
             name, salt = _hashed(PurePosixPath(first), _digest(f"{source_ref}{salt}")), f"{salt}#"
         return name
 
@@ -135,6 +139,11 @@ def _windows_safe(name: str, digest: str) -> str:
     if _RESERVED.fullmatch(head):
         return f"{head.rstrip()}-{digest}{dot}{rest}"
     return _hashed(PurePosixPath(name), digest)
+
+
+def _whole(name: str) -> str:
+    """The name itself: what :class:`ImageNamer` compares where no file is written."""
+    return name
 
 
 def _stem(name: str) -> str:

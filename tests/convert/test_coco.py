@@ -103,3 +103,18 @@ def test_coco_copies_of_windows_device_names_get_names_windows_can_hold(tmp_path
     assert [n.split("-")[0] for n in names[:3]] == ["aux", "LPT1", "img"]
     assert not any(windows_unsafe(n) for n in names)
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == sorted(names)
+
+
+def test_coco_without_copies_keeps_names_that_share_only_a_stem(tmp_path: Path) -> None:
+    """``cars/img.jpg`` and ``cars/img.png`` are two files of two names: without copies no
+    label file is named after the stem, yet the second got ``img-<hash>.png``, which no file
+    has (and jumpstart-od --no-copy-images the same). A name clash is still hashed."""
+    src = _renamed_refs(tmp_path, ["cars/img.jpg", "cars/img.png", "other/IMG.jpg"])
+    out = tmp_path / "c.json"
+    convert_output("coco", src, out, ConvertOptions())
+    names = [i["file_name"] for i in orjson.loads(out.read_bytes())["images"]]
+    assert names[:2] == ["img.jpg", "img.png"]
+    assert names[2] not in ("img.jpg", "IMG.jpg")
+    convert_output("jumpstart-od", src, tmp_path / "js", ConvertOptions(copy_images=False))
+    doc = orjson.loads((tmp_path / "js" / "annotations.json").read_bytes())
+    assert [i["file_name"] for i in doc["images"]][:2] == ["img.jpg", "img.png"]
