@@ -199,7 +199,8 @@ class StagedOutput:
         the file that says the output is complete. Elsewhere it is checked writable now (a
         missing bucket fails the run before the commit), an earlier file of its name is kept
         aside (:class:`~gt_toolkit.storage.files.AllOrNone`) and put back when the run
-        fails, and it is written once the commit has ended, as the file that says an output
+        fails before the output is in place (after, none is left), and it is written once
+        the commit has ended, as the file that says an output
         is complete is: written in place before the commit, a run killed during it (an S3
         output's copies take minutes) left the new summary describing an output that was
         not there. It is not listed (:data:`LISTING`): no output file, it is the run's, and
@@ -460,15 +461,28 @@ class StagedOutput:
         try:
             if exc_type is None:
                 self.commit()
-                for location, data in self._after:  # after the output, as its last file
-                    with self._along.open(location) as fh:
-                        fh.write(data)
             else:
                 self.abort()
         except BaseException as failed:  # a Ctrl-C in the commit too
             self._along.__exit__(type(failed), failed, failed.__traceback__)
             raise
-        self._along.__exit__(exc_type, exc, tb)  # what :meth:`write_along` wrote stays or goes
+        self._along.__exit__(exc_type, exc, tb)  # the earlier files elsewhere: back, or gone
+        if exc_type is None:
+            self._write_after()
+
+    def _write_after(self) -> None:
+        """Write the files :meth:`write_along` holds for after the commit, the output in place.
+
+        One that fails leaves none at its name: the earlier run's, put back there, described
+        an output that is gone (the run fails; the output, in place, stays).
+        """
+        for location, data in self._after:  # after the output, as its last file
+            try:
+                write_bytes(location, data, store=self.store)
+            except BaseException:
+                with contextlib.suppress(StorageError):  # an earlier S3 object stays in place
+                    remove_file(location, store=self.store)
+                raise
 
 
 class _S3Stage:

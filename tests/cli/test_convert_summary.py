@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
 from gt_toolkit.cli import main
 from gt_toolkit.convert.options import ConversionResult
 from gt_toolkit.convert.staging import LISTING, StagedOutput
+from gt_toolkit.storage import files
 from tests.helpers import DATA
 
 API = DATA / "outputs" / "api-job.manifest"
@@ -141,3 +145,32 @@ def test_a_failed_commit_puts_back_the_earlier_summary_elsewhere(
     monkeypatch.setattr(StagedOutput, "commit", failing)
     assert main([*args, "--validation-fraction", "1"]) == 130
     assert _tree(tmp_path) == before
+
+
+def test_a_summary_elsewhere_that_fails_after_the_commit_leaves_no_earlier_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written once the output is in place, a summary outside its folder can still fail
+    (Ctrl-C, a full disk): the earlier run's summary was put back, beside the new output it
+    does not describe (exit 130, 'validation': 0 beside 4 validation labels). The output
+    stays (it is in place), the run fails, and no summary speaks for it."""
+    summary = tmp_path / "reports" / "s.json"
+    out = tmp_path / "runs" / "out"
+    args = ["yolo", str(API), "-o", str(out), "--summary", str(summary)]
+    assert main([*args, "--validation-fraction", "0"]) == 0
+    assert summary.exists()
+    real = files.atomic_output
+
+    @contextlib.contextmanager
+    def interrupted(location: object, **kwargs: Any) -> Iterator[IO[bytes]]:
+        if Path(str(location)) == summary:
+            assert (out / "labels" / "val").is_dir()  # the output is in place
+            raise KeyboardInterrupt
+        with real(location, **kwargs) as fh:  # type: ignore[arg-type]
+            yield fh
+
+    monkeypatch.setattr(files, "atomic_output", interrupted)
+    assert main([*args, "--validation-fraction", "1"]) == 130
+    assert len(list((out / "labels" / "val").iterdir())) == 4  # the new output
+    assert not summary.exists()  # not the earlier one, which says 'validation': 0
+    assert [p.name for p in summary.parent.iterdir()] == []  # no keep-aside folder left
