@@ -489,6 +489,8 @@ def _png(image: Image.Image) -> bytes:
 
 
 _JPEG_QUALITY = 90
+_JPEG_MAX_SIDE = 65_500
+"""The longest side a JPEG holds: Pillow fails a longer one ("broken data stream")."""
 
 
 def _jpeg(image: Image.Image) -> bytes:
@@ -933,6 +935,8 @@ def _report_copy(picture: Image.Image, png: bytes) -> bytes:
         height = max(1, round(picture.height * _REPORT_WIDTH / picture.width))
         picture = picture.resize((_REPORT_WIDTH, height), Image.Resampling.LANCZOS)
         png = _png(picture)
+    if max(picture.size) > _JPEG_MAX_SIDE:  # a strip enlarged for --min-width: PNG only
+        return png
     jpeg = _jpeg(picture)
     return jpeg if len(jpeg) < len(png) else png
 

@@ -1707,3 +1707,16 @@ def test_an_answer_without_a_worker_id_has_one_name_in_consolidate_and_review(
     summary = write_review(out, tmp_path / "review", worker_responses=str(job), images_dir=IMAGES)
     reviewed = {row["worker_id"] for row in summary.quality if row["worker_id"].startswith("anon")}
     assert len(consolidated) == 1 and reviewed == consolidated
+
+
+def test_a_picture_taller_than_a_jpeg_can_be_is_inlined_as_its_png(tmp_path: Path) -> None:
+    """A JPEG holds at most 65,500 pixels a side: a 2 x 4,000 strip enlarged for
+    ``--min-width 1000`` (to 45 x 89,443, within the pixel budget) made review exit 1
+    ("OSError: broken data stream when writing image file") after reading everything,
+    where its PNG was there to inline."""
+    strip = Image.new("RGB", (2, 4_000), WHITE)
+    picture = _review_one(tmp_path, strip, _box("a", 0, 3_000, 2, 30), min_width=1000)
+    assert picture.height > 65_500
+    (src,) = _parse(tmp_path / "review" / "report.html").srcs
+    inline = _inlined(src)
+    assert inline.format == "PNG" and inline.size == picture.size
