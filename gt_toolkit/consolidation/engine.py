@@ -367,8 +367,10 @@ def _consolidate(
             verdict = score_boxes(
                 clean, clusters, ballot, pairs, mw.per_box, mw.per_cluster, total, n, void=mw.void
             )
-            far = far_corner(image_size) if image_size is not None else None
-            placed = clean if evidence is None else without_bias(clean, evidence.bias, far)
+            placed = clean
+            if evidence is not None:
+                far = far_corner(image_size) if image_size is not None else None
+                placed = without_bias(clean, evidence.bias, far)
             fused = fuse_clusters(placed, clusters, ballot.kept, mw, settings.fusion, pairs)
             verdict, corners = _in_output_order(verdict, fused)
             result.boxes = _output_boxes(verdict, corners, clean.labels)
