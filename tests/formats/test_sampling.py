@@ -288,3 +288,34 @@ def test_the_splits_inlined_hash_is_hash_unit(key: str, seed: int | str, fractio
     """Splitter.__call__ hashes inline (once per converted line): it must stay hash_unit."""
     want = "validation" if hash_unit(key, f"split:{seed}") < fraction else "train"
     assert Splitter(validation_fraction=fraction, seed=seed)(key) == want
+
+
+def _documented_hash(key: str, seed: int | str) -> float:
+    """hash_unit as its docstring states it, written plainly: one blake2b over the whole input."""
+    import hashlib
+
+    digest = hashlib.blake2b(f"{seed}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+@given(
+    keys=st.lists(st.text(max_size=60), min_size=1, max_size=5),
+    seed=st.one_of(st.integers(-(10**6), 10**6), st.text(max_size=8)),
+    fraction=st.floats(0, 1),
+)
+def test_the_salted_hash_copies_are_the_documented_hash(
+    keys: list[str], seed: int | str, fraction: float
+) -> None:
+    """hash_unit, Splitter.unit and Splitter() copy a blake2b pre-fed with the seed per key
+    instead of hashing seed + key anew: every key gives the plain hash's number and split,
+    however many keys one pre-fed object served before (a copy must leave it untouched)."""
+    splitter = Splitter(validation_fraction=fraction, seed=seed)
+    for key in keys:
+        want = _documented_hash(key, f"split:{seed}")
+        assert hash_unit(key, f"split:{seed}") == want
+        assert splitter.unit(key) == want
+        assert splitter(key) == ("validation" if want < fraction else "train")
+        assert hash_unit(key, seed) == _documented_hash(key, seed)
+    sample = sample_items(keys, count=2, seed=seed, key=str)
+    plain = sorted(range(len(keys)), key=lambda i: (_documented_hash(keys[i], seed), i))[:2]
+    assert sample.indices == sorted(plain)
