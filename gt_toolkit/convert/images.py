@@ -85,7 +85,8 @@ class ImageNamer:
             images where they are, so a long or Windows-reserved name stays the image's
             own, the one its reader finds; only a clash is hashed (two entries of one name
             are one image to a reader that keys them by it), a name no file has. A clash
-            is of the whole name there: ``img.jpg`` and ``img.png`` share no label file.
+            is of the whole name there, as written (``img.jpg`` and ``img.png`` share no
+            label file; ``IMG.jpg`` and ``img.jpg`` are two S3 objects, two reader keys).
     """
 
     def __init__(self, *, written: bool = True) -> None:
@@ -106,10 +107,12 @@ class ImageNamer:
         if self._written and len(name.encode()) > MAX_NAME_BYTES:
             name = _hashed(PurePosixPath(first), _digest(source_ref))
         owner = self._owner
-        # a written name's stem is its label file's too (img.jpg, img.png: one img.txt);
-        # a name no file is written for clashes only with the same name (its reader's key)
-        key = _stem if self._written else _whole
-        while owner.setdefault(folded(key(name)), source_ref) != source_ref:
+        # a written name's stem is its label file's too (img.jpg, img.png: one img.txt), and
+        # a case-insensitive disk holds one file for IMG.jpg and img.jpg: compared folded. A
+        # name no file is written for clashes only with the very same name (its reader's
+        # key, and S3's: IMG.jpg and img.jpg, or an NFC and an NFD é, are two objects there)
+        key = _folded_stem if self._written else _whole
+        while owner.setdefault(key(name), source_ref) != source_ref:
             name, salt = _hashed(PurePosixPath(first), _digest(f"{source_ref}{salt}")), f"{salt}#"
         return name
 
@@ -144,6 +147,11 @@ def _windows_safe(name: str, digest: str) -> str:
 def _whole(name: str) -> str:
     """The name itself: what :class:`ImageNamer` compares where no file is written."""
     return name
+
+
+def _folded_stem(name: str) -> str:
+    """The stem as a case-insensitive disk compares it: what a written name clashes on."""
+    return folded(_stem(name))
 
 
 def _stem(name: str) -> str:

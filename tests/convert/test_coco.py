@@ -109,12 +109,30 @@ def test_coco_without_copies_keeps_names_that_share_only_a_stem(tmp_path: Path) 
     """``cars/img.jpg`` and ``cars/img.png`` are two files of two names: without copies no
     label file is named after the stem, yet the second got ``img-<hash>.png``, which no file
     has (and jumpstart-od --no-copy-images the same). A name clash is still hashed."""
-    src = _renamed_refs(tmp_path, ["cars/img.jpg", "cars/img.png", "other/IMG.jpg"])
+    src = _renamed_refs(tmp_path, ["cars/img.jpg", "cars/img.png", "other/img.jpg"])
     out = tmp_path / "c.json"
     convert_output("coco", src, out, ConvertOptions())
     names = [i["file_name"] for i in orjson.loads(out.read_bytes())["images"]]
     assert names[:2] == ["img.jpg", "img.png"]
-    assert names[2] not in ("img.jpg", "IMG.jpg")
+    assert names[2] not in ("img.jpg", "img.png")
     convert_output("jumpstart-od", src, tmp_path / "js", ConvertOptions(copy_images=False))
     doc = orjson.loads((tmp_path / "js" / "annotations.json").read_bytes())
     assert [i["file_name"] for i in doc["images"]][:2] == ["img.jpg", "img.png"]
+
+
+def test_coco_without_copies_keeps_s3_names_that_differ_only_by_case_or_normalisation(
+    tmp_path: Path,
+) -> None:
+    """``cars/IMG.jpg`` and ``cars/img.jpg`` (or ``é`` composed and decomposed) are two S3
+    objects of two keys, and two ``file_name`` keys to a reader: without copies no file is
+    written, yet the name compared case-folded (and NFC) as for a disk gave the second
+    ``img-<hash>.jpg``, which no object has. Only the same name is a clash (see above)."""
+    nfc, nfd = "caf\u00e9.jpg", "cafe\u0301.jpg"
+    src = _renamed_refs(tmp_path, [f"cars/{n}" for n in ("IMG.jpg", "img.jpg", nfc, nfd)])
+    out = tmp_path / "c.json"
+    convert_output("coco", src, out, ConvertOptions())
+    names = [i["file_name"] for i in orjson.loads(out.read_bytes())["images"]]
+    assert names == ["IMG.jpg", "img.jpg", nfc, nfd]
+    convert_output("jumpstart-od", src, tmp_path / "js", ConvertOptions(copy_images=False))
+    doc = orjson.loads((tmp_path / "js" / "annotations.json").read_bytes())
+    assert [i["file_name"] for i in doc["images"]] == ["IMG.jpg", "img.jpg", nfc, nfd]
