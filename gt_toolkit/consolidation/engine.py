@@ -191,7 +191,10 @@ def consolidate_images(
             )
         try:
             evidences = _evidences(images, given, worker_model, annotators)
-        except ConsolidationError:  # one by one: each image's own error, the first first
+        # one by one: each image's own error, the first first (any error here: a later
+        # image's evidence, or a None for its annotators, must not come before an earlier
+        # image's own mistake, nor raise otherwise than that image alone does)
+        except Exception:
             return [
                 consolidate_image(
                     a,
@@ -216,7 +219,8 @@ def _evidences(
     """Each image's evidence from the worker model, checked as :func:`consolidate_image` does.
 
     Raises:
-        ConsolidationError: any image's worker-model arguments are wrong.
+        ConsolidationError: any image's worker-model arguments are wrong; whatever else a
+            wrong argument or the model's evidence raises (the caller goes one by one).
     """
     if worker_model is None or annotators is None:
         raise ConsolidationError("a worker model and one annotator list per image are needed")

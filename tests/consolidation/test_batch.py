@@ -7,6 +7,7 @@ import pickle
 import random
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -228,6 +229,38 @@ def test_a_worker_models_wrong_arguments_raise_as_for_the_image_alone() -> None:
         )
     with pytest.raises(ConsolidationError, match='keep="model" needs a worker_model'):
         consolidate_images(answers, settings=ConsolidationSettings(keep="model"))
+
+
+def test_a_worker_models_error_on_a_later_image_comes_after_the_earlier_images_own() -> None:
+    """The evidence of every image is built before any image is consolidated, and only a
+    ConsolidationError there went back to one image at a time: an annotator list of None
+    raised TypeError (alone: "needs one annotator id per answer"), and a later image whose
+    evidence raises (a hand-made model, miss rates 0 and inf) came before an earlier
+    image's own mistake (a string for an answer)."""
+    images = crowd(3, 5, 3, seed=9)
+    model = fit_worker_model(
+        (img.as_source_image(str(k)) for k, img in enumerate(images)), labels=LABELS
+    )
+    answers = [img.answers for img in images]
+    names: list[Any] = [img.worker_ids for img in images]
+    with pytest.raises(ConsolidationError, match="one annotator id per answer: got no for 3"):
+        consolidate_image(answers[1], worker_model=model, annotators=None)
+    with pytest.raises(ConsolidationError, match="one annotator id per answer: got no for 3"):
+        consolidate_images(answers, worker_model=model, annotators=[names[0], None, names[2]])
+    first, second = names[0][:2]
+    workers = dict(model.workers)
+    workers[first] = dataclasses.replace(workers[first], miss_rate=0.0)
+    workers[second] = dataclasses.replace(workers[second], miss_rate=float("inf"))
+    broken = dataclasses.replace(model, workers=workers)
+    mistake = [*answers[0][:2], "boxes"]
+    with np.errstate(all="ignore"), pytest.raises(ValueError, match="in fsum"):
+        consolidate_image(answers[1], worker_model=broken, annotators=names[1])
+    with np.errstate(all="ignore"), pytest.raises(ConsolidationError, match="answer 2 is str"):
+        consolidate_images(
+            [mistake, answers[1]],
+            worker_model=broken,
+            annotators=[["someone", "else", names[0][2]], names[1]],
+        )
 
 
 def test_a_callers_mistake_in_one_image_raises_as_for_that_image_alone() -> None:
