@@ -474,14 +474,21 @@ class StagedOutput:
         """Write the files :meth:`write_along` holds for after the commit, the output in place.
 
         One that fails leaves none at its name: the earlier run's, put back there, described
-        an output that is gone (the run fails; the output, in place, stays).
+        an output that is gone (the run fails; the output, in place, stays). An earlier S3
+        object that cannot be removed either (the fault that failed the put) is named.
         """
         for location, data in self._after:  # after the output, as its last file
             try:
                 write_bytes(location, data, store=self.store)
             except BaseException:
-                with contextlib.suppress(StorageError):  # an earlier S3 object stays in place
+                try:  # an earlier S3 object stays in place until removed
                     remove_file(location, store=self.store)
+                except StorageError as exc:
+                    _warn(
+                        location,
+                        f"the earlier run's file could not be removed ({exc}); it does not "
+                        "describe this output",
+                    )
                 raise
 
 

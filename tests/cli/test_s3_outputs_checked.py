@@ -228,3 +228,27 @@ def test_a_single_output_is_checked_before_the_run_reads(
     missing = f"{_MISSING}/report.json"
     argv = [command, *given, "-o", missing, "--endpoint-url", moto_endpoint]
     refused_run(argv, f"cannot write {missing}: the bucket does not exist", capsys)
+
+
+def test_an_earlier_summary_elsewhere_that_cannot_be_removed_is_named(
+    tmp_path: Path, fault_proxy: Any, s3_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A summary in another bucket whose put fails after the commit is removed with the
+    earlier run's object there (e6281ba); when S3 refuses that delete too (the network is
+    down for both), the earlier summary stayed, describing the earlier output ('validation'
+    0 beside the new run's validation labels), and only the put's error was said."""
+    s3_client.create_bucket(Bucket="reports-elsewhere")
+    summary = "s3://reports-elsewhere/runs/s.json"
+    args = ["yolo", str(TRUTH), "-o", str(tmp_path / "y"), "--summary", summary]
+    args += ["--endpoint-url", fault_proxy.url]
+    assert main([*args, "--validation-fraction", "0"]) == 0
+    caplog.clear()
+    fault_proxy.plan(*["error500"] * 12, method="PUT", path="runs/s.json")
+    fault_proxy.plan(*["error500"] * 12, method="POST", path="?delete")
+    assert main([*args, "--validation-fraction", "1"]) == 1
+    fault_proxy.clear()
+    body = s3_client.get_object(Bucket="reports-elsewhere", Key="runs/s.json")["Body"]
+    earlier = json.loads(body.read())
+    assert earlier["images_per_split"]["validation"] == 0  # the earlier run's, not removed
+    said = [m for m in caplog.messages if summary in m]
+    assert len(said) == 1 and "the earlier run's file could not be removed" in said[0]
