@@ -48,18 +48,18 @@ def find_repeats(
     # so exactly one size of 1 is "unequal, the smaller 1" (one call fewer)
     lone = ((sa == 1) != (sb == 1)) & (clusters.component[a] == clusters.component[b])
     candidate = (ab >= threshold) | lone
-    if not isinstance(answered, int) or not isinstance(smallest, int):
-        least = np.asarray(smallest).take(a) if not isinstance(smallest, int) else smallest
+    # a pair is big enough when its smaller cluster has ``smallest`` members, and two equal
+    # clusters may need more (``twins``); one count for one image, one per box for several
+    least: int | IntArray
+    twins_at: int | IntArray
+    if isinstance(answered, int) and isinstance(smallest, int):
+        least, twins_at = smallest, max(smallest, 1 if answered > 1 else 2)
+    else:
+        least = smallest if isinstance(smallest, int) else smallest.take(a)
         twins_at = np.maximum(least, np.where(np.asarray(answered).take(a) > 1, 1, 2))
+    if not isinstance(twins_at, int) or twins_at > 1:  # else every pair is (a member each)
         small = np.minimum(sa, sb)
         candidate &= (small >= least) & ((sa != sb) | (small >= twins_at))
-    elif (twins_least := max(smallest, 1 if answered > 1 else 2)) > 1:
-        # equal clusters may need more; else every pair is big enough (clusters have a member)
-        small, unequal = np.minimum(sa, sb), sa != sb
-        big_enough = small >= smallest
-        if twins_least > smallest:
-            big_enough &= unequal | (small >= twins_least)
-        candidate &= big_enough
     if not np.count_nonzero(candidate):  # count_nonzero: a fifth of the cost of .any()
         return {}
     # Plain Python from here: an image has a handful of such pairs, and numpy's per-call
