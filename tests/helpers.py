@@ -7,11 +7,14 @@ them by name (``from tests.helpers import ...``) instead of reaching into confte
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -289,3 +292,13 @@ def seen_by_worker(label: str) -> str:
     from gt_toolkit.formats.label_categories import _OVERRIDES, _looks
 
     return "" if _OVERRIDES.search(label) else _looks(label)
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script of ``bench/`` (not a package) loaded as the module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -8,10 +8,8 @@ recall to the last digit, tied scores included (WBF's scores are k/K: ties every
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import random
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,6 +22,7 @@ from pycocotools.cocoeval import COCOeval
 from gt_toolkit.consolidation.geometry import iou_matrix
 from gt_toolkit.testing.simulated_crowd import make_skills, simulate_crowd
 from gt_toolkit.types import WorkerBox
+from tests.helpers import load_script
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "consolidation.py"
 
@@ -31,12 +30,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "consolidation.py"
 @pytest.fixture(scope="module")
 def cons() -> ModuleType:
     """The script as a module (``bench/`` is not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_consolidation", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH, "bench_consolidation")
 
 
 def _coco_ap(

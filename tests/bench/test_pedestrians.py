@@ -7,9 +7,7 @@ library code.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -21,6 +19,7 @@ from hypothesis import strategies as st
 from gt_toolkit.consolidation.geometry import iou_matrix
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.types import ImageSize, WorkerBox
+from tests.helpers import load_script
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "pedestrians.py"
 
@@ -28,12 +27,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "pedestrians.py"
 @pytest.fixture(scope="module")
 def ped() -> ModuleType:
     """The script as a module (``bench/`` is not a package)."""
-    spec = importlib.util.spec_from_file_location("bench_pedestrians", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH, "bench_pedestrians")
 
 
 def _image(*workers: list[tuple[float, float, float, float]], size: int = 100) -> CrowdImage:
