@@ -7,8 +7,10 @@ them by name (``from tests.helpers import ...``) instead of reaching into confte
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -302,3 +304,23 @@ def load_script(path: Path, name: str) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def unwritable_folder(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``folder`` takes no new file: its mode says so (undo with ``chmod`` before removing).
+
+    Root writes there all the same, so for root the refusal the kernel gives any other user
+    (``EACCES`` on creating a file there) is made here, at ``os.open``.
+    """
+    folder.chmod(0o555)
+    if os.geteuid() != 0:
+        return
+    opener = os.open
+    real = folder.resolve()
+
+    def refused(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
+        if flags & os.O_CREAT and Path(path).parent.resolve() == real:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return opener(path, flags, mode, **kw)
+
+    monkeypatch.setattr(os, "open", refused)

@@ -50,6 +50,7 @@ from gt_toolkit.storage.files import (
     inside_location,
     is_part_name,
     join_location,
+    link_target,
     make_part_folder,
     part_name,
     read_bytes,
@@ -205,7 +206,14 @@ class StagedOutput:
         output's copies take minutes) left the new summary describing an output that was
         not there. It is not listed (:data:`LISTING`): no output file, it is the run's, and
         the next run writes its own.
+
+        A local ``location`` that is a symbolic link is written where it leads
+        (:func:`~gt_toolkit.storage.files.link_target`; one that leads nowhere fails the run
+        now): staged there when that is under the output's folder, elsewhere otherwise. The
+        link itself stays.
         """
+        if not is_s3_uri(location):
+            location = link_target(location)
         if self._s3_stage is not None:
             if is_s3_uri(location) and _relative(location, self._s3_stage.root):
                 self._s3_stage.staged(location, first=True)  # copied before the last file

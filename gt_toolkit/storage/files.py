@@ -53,6 +53,7 @@ __all__ = [
     "iter_raw_lines",
     "join_location",
     "json_bytes",
+    "link_target",
     "make_part_folder",
     "part_name",
     "read_bytes",
@@ -220,6 +221,9 @@ def atomic_output(
 
     Local: a temporary file beside the target, ``fsync``-ed and renamed over it; it gets the
     permissions ``open()`` would give (the process umask applies, and is never changed).
+    A target that is a symbolic link is written where the link leads (:func:`link_target`):
+    the temporary file is made beside the file the link names and renamed onto it, and the
+    link stays (renamed over, the link became a plain file and its target never changed).
     ``durable=False`` skips the ``fsync`` (the rename still makes the file appear whole): for
     thousands of small, regenerable files, where one ``fsync`` each dominates the run.
     S3: a private local staging file uploaded when the block ends without an exception.
@@ -234,8 +238,8 @@ def atomic_output(
         finally:
             tmp_path.unlink(missing_ok=True)
         return
-    target = Path(text)
-    _check_target(target)
+    target, text = _followed(text)
+    _check_target(target, text)
     made: list[Path] = []
     try:
         made = _make_folders(target.parent)
@@ -265,6 +269,46 @@ def atomic_output(
         tmp_path.unlink(missing_ok=True)
         _remove_empty(made)
         raise
+
+
+def link_target(location: Location) -> str:
+    """Where a write to ``location`` lands: the file a local symbolic link leads to, else itself.
+
+    A user who points ``--summary latest.json`` at a shared file means that file to change;
+    a rename over the link replaced the link with a plain file and left the shared one as it
+    was. Links to links are followed to the end. ``s3://`` locations, and local names that
+    are no link, come back unchanged (not made absolute: messages keep the user's spelling).
+
+    Raises:
+        StorageError: the link leads nowhere (the file, or a folder on its way, is missing)
+            or round in a loop: where the user meant the output to go cannot be told.
+    """
+    text = os.fspath(location)
+    return text if is_s3_uri(text) else str(_followed(text)[0])
+
+
+def _followed(text: str) -> tuple[Path, str]:
+    """The path a local write to ``text`` replaces, and the name its messages give it.
+
+    A link's messages name both: ``latest.json (a link to /shared/run.json)``.
+    """
+    # is_symlink() raises for a name too long to look up; islink() says False, and the write
+    # then says why
+    if not os.path.islink(text):  # noqa: PTH114
+        return Path(text), text
+    try:
+        real = os.path.realpath(text, strict=True)
+    except OSError as exc:
+        try:
+            leads = str(Path(text).readlink())
+        except OSError:  # pragma: no cover - removed meanwhile
+            leads = "?"
+        why = "a loop of links" if exc.errno == errno.ELOOP else "which does not exist"
+        raise StorageError(
+            f"cannot write {text}: it is a link to {leads}, {why} (the link is followed, "
+            "not replaced)"
+        ) from exc
+    return Path(real), f"{text} (a link to {real})"
 
 
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -332,9 +376,14 @@ def check_writable(location: Location, *, store: S3Store | None = None) -> None:
     file named ``reports``, and ``s3://b/reports/`` an object whose key ends with ``/``,
     which S3 consoles show as a folder and listings (this toolkit's too) leave out.
 
+    A symbolic link is asked about the file it leads to (:func:`link_target`), as
+    :func:`atomic_output` writes there: a link to nowhere, or into a folder this user may not
+    write, is refused here.
+
     Raises:
         StorageError: the target is a folder or a device, or its name ends with ``/``, a
-            part of its path is not a folder, or the temporary file cannot be made; on S3,
+            part of its path is not a folder, it is a link that leads nowhere, or the
+            temporary file cannot be made; on S3,
             the bucket does not exist or the key may not be written.
     """
     text = os.fspath(location)
@@ -343,8 +392,8 @@ def check_writable(location: Location, *, store: S3Store | None = None) -> None:
     if is_s3_uri(text):
         _store(store).check_writable(text)
         return
-    target = Path(text)
-    _check_target(target)
+    target, text = _followed(text)
+    _check_target(target, text)
     folder, names = target.parent, [target.name]
     try:  # a name too long to look up (under a folder that exists) is an OSError here
         while not folder.is_dir():
@@ -368,21 +417,22 @@ def check_writable(location: Location, *, store: S3Store | None = None) -> None:
     probe.unlink(missing_ok=True)
 
 
-def _check_target(target: Path) -> None:
+def _check_target(target: Path, text: str) -> None:
     """Refuse a target the rename would break: a folder, or a device or pipe it would replace.
 
     ``-o some/folder`` or ``-o /dev/stdout`` fails in one line before the file is written,
     instead of a traceback from the rename (a folder) or a device node swapped for a file
     (as root). A target that cannot be looked at is left to the write, which says why.
+    ``text`` is the name the messages give it (a link's, with where it leads).
     """
     try:
         mode = target.stat().st_mode
     except OSError:
         return
     if stat.S_ISDIR(mode):
-        raise StorageError(f"cannot write {target}: it is a folder (give a file name)")
+        raise StorageError(f"cannot write {text}: it is a folder (give a file name)")
     if not stat.S_ISREG(mode):
-        raise StorageError(f"cannot write {target}: not a regular file (a device or a pipe)")
+        raise StorageError(f"cannot write {text}: not a regular file (a device or a pipe)")
 
 
 _NAME_MAX = 255
@@ -595,6 +645,8 @@ class AllOrNone:
         before the file was written.
         """
         text = os.fspath(location)
+        if not is_s3_uri(text):
+            text = str(_landing(text))  # a link stays: the file it leads to is this run's
         self._placed.append(text)
         if not is_s3_uri(text):
             self._mine[text] = identity = _identity(Path(text))
@@ -616,11 +668,15 @@ class AllOrNone:
         A file no copy can be made of (another user's, unreadable, where hard links to it are
         not allowed) is replaced all the same, as before copies were kept: the run failed at
         its end for a file it may replace; a failed run says that file is gone.
+        A symbolic link's file is the one it leads to (:func:`link_target`): that file is
+        kept and put back, as that is the file the write replaces, and the link stays.
         """
         for location in locations:
             text = os.fspath(location)
-            path = Path(text)
-            if is_s3_uri(text) or path in self._kept or not _is_file(path):
+            if is_s3_uri(text):
+                continue
+            path = _landing(text)  # a link: the file it leads to is what the write replaces
+            if path in self._kept or not _is_file(path):
                 continue
             identity = _identity(path)
             if identity is None or identity in self._own:  # placed by this run, by another name
@@ -696,6 +752,17 @@ class AllOrNone:
     def _drop_asides(self) -> None:
         for folder in self._asides.values():
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _landing(text: str) -> Path:
+    """The local file a write to ``text`` replaces (:func:`link_target`), or ``text`` itself.
+
+    A link to nowhere is left as it is: the write itself refuses it, and says why.
+    """
+    try:
+        return _followed(text)[0]
+    except StorageError:
+        return Path(text)
 
 
 def _is_file(path: Path) -> bool:

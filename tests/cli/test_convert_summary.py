@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -13,7 +15,7 @@ from gt_toolkit.cli import main
 from gt_toolkit.convert.options import ConversionResult
 from gt_toolkit.convert.staging import LISTING, StagedOutput
 from gt_toolkit.storage import files
-from tests.helpers import DATA
+from tests.helpers import DATA, refused_run, unwritable_folder
 
 API = DATA / "outputs" / "api-job.manifest"
 
@@ -174,3 +176,71 @@ def test_a_summary_elsewhere_that_fails_after_the_commit_leaves_no_earlier_summa
     assert len(list((out / "labels" / "val").iterdir())) == 4  # the new output
     assert not summary.exists()  # not the earlier one, which says 'validation': 0
     assert [p.name for p in summary.parent.iterdir()] == []  # no keep-aside folder left
+
+
+def _linked_summary(tmp_path: Path, where: str) -> tuple[list[str], Path, Path]:
+    """A yolo run whose summary is a link to ``shared/latest.json``: the command, link, file."""
+    shared = tmp_path / "shared" / "latest.json"
+    shared.parent.mkdir()
+    shared.write_text('{"earlier": true}\n')
+    out = tmp_path / "out"
+    args = ["yolo", str(API), "-o", str(out)]
+    if where == "in the output":  # the default summary's name, a link kept in the output
+        link = out / "summary.json"
+    else:
+        link = tmp_path / "reports" / "s.json"
+        args += ["--summary", str(link)]
+    link.parent.mkdir()
+    link.symlink_to(shared)
+    return args, link, shared
+
+
+@pytest.mark.parametrize("where", ["in the output", "elsewhere"])
+def test_a_summary_that_is_a_link_is_written_where_the_link_leads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """A link pointed at a shared file: the summary's temporary file was renamed over the
+    link, which became a plain file, and the shared file never changed. A failed rerun puts
+    the shared file's earlier summary back and leaves the link."""
+    args, link, shared = _linked_summary(tmp_path, where)
+    assert main([*args, "--validation-fraction", "0"]) == 0
+    assert link.is_symlink() and link.readlink() == shared
+    assert json.loads(shared.read_text())["target"] == "yolo"
+    before = _tree(tmp_path)
+
+    def failing(self: StagedOutput) -> None:
+        self.abort()
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(StagedOutput, "commit", failing)
+        assert main([*args, "--validation-fraction", "1"]) == 130
+    assert _tree(tmp_path) == before
+    assert link.is_symlink() and link.readlink() == shared
+    assert main([*args, "--validation-fraction", "1"]) == 0
+    assert '"validation": 4' in shared.read_text().replace("\n", "")
+    assert link.is_symlink() and link.readlink() == shared
+
+
+@pytest.mark.parametrize("leads", ["nowhere", "unwritable"])
+def test_a_summary_link_that_cannot_be_followed_stops_the_run_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], leads: str
+) -> None:
+    """A link to nowhere was replaced by a plain file (exit 0); one into a folder this user
+    may not write passed the check, made beside the link, and failed after the output was in
+    place. Both are refused in one line, and nothing is written."""
+    args, link, shared = _linked_summary(tmp_path, "elsewhere")
+    if leads == "nowhere":
+        shared.unlink()
+        said = f"cannot write {link}: it is a link to {shared}, which does not exist"
+    else:
+        unwritable_folder(shared.parent, monkeypatch)
+        real = Path(os.path.realpath(shared))
+        said = f"cannot write {link} (a link to {real}): Permission denied"
+    before = _tree(tmp_path), sorted(p.name for p in tmp_path.iterdir())
+    try:
+        refused_run(args, said, capsys)
+        assert (_tree(tmp_path), sorted(p.name for p in tmp_path.iterdir())) == before
+        assert link.is_symlink() and link.readlink() == shared
+    finally:
+        shared.parent.chmod(0o755)

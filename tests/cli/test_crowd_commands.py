@@ -426,3 +426,25 @@ def test_a_consolidate_stopped_before_its_summary_leaves_the_earlier_run_as_it_w
     )
     assert capsys.readouterr().err.strip().splitlines()[-1] == "gt-convert: interrupted"
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == earlier
+
+
+def test_outputs_that_are_links_are_written_where_they_lead(tmp_path: Path) -> None:
+    # The manifest and the worker-quality tables are written by the same atomic write as a
+    # converter's summary: each temporary file was renamed over its link, which became a
+    # plain file, and the shared files the links led to kept the earlier run's bytes.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    links = {}
+    for name in ("c.manifest", "q.json", "q.csv"):
+        (shared / name).write_text("earlier\n")
+        links[name] = tmp_path / name
+        links[name].symlink_to(shared / name)
+    args = ["consolidate", str(CROWD / "label-studio.json"), "--from", "label-studio"]
+    out, quality = tmp_path / "c.manifest", tmp_path / "q"
+    assert main([*args, "-o", str(out), "--quality", str(quality), "--worker-model", "none"]) == 0
+    for name, link in links.items():
+        assert link.is_symlink() and link.readlink() == shared / name, name
+    assert consolidated_boxes(lines(shared / "c.manifest"))  # the new manifest
+    assert json.loads((shared / "q.json").read_text())
+    assert (shared / "q.csv").read_text().startswith("worker_id,")
+    assert sorted(p.name for p in shared.iterdir()) == ["c.manifest", "q.csv", "q.json"]

@@ -32,7 +32,7 @@ from gt_toolkit.storage.files import (
     write_lines,
 )
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import REPO, s3_keys
+from tests.helpers import REPO, s3_keys, unwritable_folder
 
 # A child that starts an atomic write, says so, and waits to be killed mid-write.
 _WRITER = """
@@ -641,3 +641,90 @@ def test_the_folders_remembered_as_swept_stay_few(tmp_path: Path) -> None:
             fh.write(b"x")
     assert (folder / "label.txt").read_bytes() == b"x"
     assert len(files._swept - before) <= 1100
+
+
+def _shared(tmp_path: Path, content: bytes = b"earlier") -> tuple[Path, Path]:
+    """``link.json`` in ``mine/`` leading, through a second link, to ``shared/run.json``."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "shared").mkdir()
+    real = tmp_path / "shared" / "run.json"
+    real.write_bytes(content)
+    (tmp_path / "mine" / "hop.json").symlink_to(real)
+    link = tmp_path / "mine" / "link.json"
+    link.symlink_to("hop.json")  # relative, and to a link: followed to the end
+    return link, Path(os.path.realpath(real))
+
+
+def _names(tmp_path: Path) -> list[str]:
+    return sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("how", ["write_bytes", "write_lines", "all_or_none"])
+def test_a_write_to_a_link_changes_the_file_it_leads_to_and_the_link_stays(
+    tmp_path: Path, how: str
+) -> None:
+    # Before: the temporary file was renamed over the link, which became a plain file;
+    # the shared file it led to kept the earlier run's bytes.
+    link, real = _shared(tmp_path)
+    names = _names(tmp_path)
+    if how == "write_bytes":
+        write_bytes(link, b"new\n")
+    elif how == "write_lines":
+        assert write_lines(link, [b"new"]) == 1
+    else:
+        with files.AllOrNone() as together, together.open(link) as fh:
+            fh.write(b"new\n")
+    assert link.is_symlink() and link.readlink() == Path("hop.json")
+    assert real.read_bytes() == b"new\n"
+    assert _names(tmp_path) == names  # no temporary file left, in either folder
+
+
+def test_a_failed_run_puts_back_the_file_a_link_leads_to(tmp_path: Path) -> None:
+    link, real = _shared(tmp_path)
+    names = _names(tmp_path)
+    with pytest.raises(RuntimeError), files.AllOrNone() as together:
+        with together.open(link) as fh:
+            fh.write(b"new\n")
+        assert real.read_bytes() == b"new\n"
+        raise RuntimeError("a later file failed")
+    assert link.is_symlink() and real.read_bytes() == b"earlier"
+    assert _names(tmp_path) == names
+
+
+@pytest.mark.parametrize("leads", ["nowhere.json", "missing/x.json", "loop.json"])
+def test_a_link_that_leads_nowhere_is_refused_in_one_line_and_left_as_it_is(
+    tmp_path: Path, leads: str
+) -> None:
+    link = tmp_path / "link.json"
+    link.symlink_to(leads)
+    if leads == "loop.json":
+        (tmp_path / "loop.json").symlink_to("link.json")
+    why = "a loop of links" if leads == "loop.json" else "which does not exist"
+    said = f"cannot write {link}: it is a link to {leads}, {why}"
+    names = _names(tmp_path)
+    for attempt in (lambda: check_writable(link), lambda: write_bytes(link, b"x")):
+        with pytest.raises(StorageError) as refused:
+            attempt()
+        assert str(refused.value).startswith(said) and "\n" not in str(refused.value)
+    assert link.readlink() == Path(leads)
+    assert _names(tmp_path) == names
+
+
+def test_a_link_into_a_folder_this_user_may_not_write_is_refused_and_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: the check made its probe beside the link, where it may write, and passed;
+    # the write then replaced the link with a plain file.
+    link, real = _shared(tmp_path)
+    unwritable_folder(real.parent, monkeypatch)
+    names = _names(tmp_path)
+    said = f"cannot write {link} (a link to {real}): Permission denied"
+    try:
+        for attempt in (lambda: check_writable(link), lambda: write_bytes(link, b"x")):
+            with pytest.raises(StorageError) as refused:
+                attempt()
+            assert str(refused.value) == said
+        assert link.is_symlink() and real.read_bytes() == b"earlier"
+        assert _names(tmp_path) == names
+    finally:
+        real.parent.chmod(0o755)
