@@ -198,32 +198,64 @@ def refuse_outputs(
     may be under one of ``output_files``, the outputs that are files (``--summary x.json/s.json``
     made a folder where ``x.json`` goes, after the run).
 
+    On S3 the same holds, though a key may be another's prefix there: ``-o s3://b/ds/
+    --summary s3://b/ds`` wrote the summary as an object ``ds`` beside the dataset's folder
+    ``ds/`` (a console shows both, ``aws s3 sync`` cannot make both on a disk, and a local
+    run refuses the same), and ``--summary s3://b/x.json/s.json`` one under the object
+    ``x.json``. Both are refused, as an output whose key is another's without its trailing
+    ``/``, or under an output file's key.
+
     The inputs, and the ``--images-dir`` the run reads images from by name, are kept out
     of the folders it fills too (:func:`_refuse_filled_inputs`); an output may go in that
     folder (``yolo -o data --images-dir data``: labels beside the images).
     """
     from gt_toolkit.storage.files import inside_location, same_location
-    from gt_toolkit.storage.s3 import is_s3_uri
 
     inputs = {**files, "--images-dir folder": images_dir}
     _refuse_filled_inputs(inputs, written or {})
+    outputs = list(outputs)
+    places = [location for _, location, _ in outputs if location is not None]
+    # an output file that is another output's S3 folder (s3://b/ds, -o s3://b/ds/) holds
+    # that output's files: its own turn below names it, not each of theirs
+    files_apart = [
+        file
+        for file in output_files
+        if not any(_one_place(file, p) and not same_location(file, p) for p in places)
+    ]
     earlier: list[tuple[str, str]] = []
     for what, location, option in outputs:
         if location is None:
             continue
         if option is not None:
             refuse_overlap(what, location, option, files, folders, written)
-            for file in output_files:  # on S3 a key may be another's prefix too
-                under = not is_s3_uri(file) and inside_location(location, file)
-                if under and not same_location(location, file):
+            for file in files_apart:  # one place with it: told against the earlier outputs
+                if inside_location(location, file) and not _one_place(location, file):
                     raise _refusal(f"{what} {location}", f"is under the output file {file}", option)
             for name, other in earlier:
                 if same_location(location, other):
                     raise _refusal(f"{what} {location}", _also(name, other, location), option)
+                if _one_place(location, other):  # s3://b/ds beside the folder s3://b/ds/
+                    clash = f"differs from the {name} {other} only by a trailing '/' (an object"
+                    clash += " and a folder of one name)"
+                    raise _refusal(f"{what} {location}", clash, option)
                 if (how := _case_twins(location, other)) is not None:
                     clash = f"differs from the {name} {other} only {how}"
                     raise _refusal(f"{what} {location}", clash, option)
         earlier.append((what, location))
+
+
+def _one_place(a: str, b: str) -> bool:
+    """Whether two outputs take one place, so that the one written last replaces the other.
+
+    One file by two names (:func:`~gt_toolkit.storage.files.same_location`), or on S3 one
+    name with and without its trailing ``/``: the object ``ds`` and the folder ``ds/``.
+    """
+    from gt_toolkit.storage.files import same_location
+    from gt_toolkit.storage.s3 import is_s3_uri
+
+    if is_s3_uri(a) and is_s3_uri(b):
+        return a.rstrip("/") == b.rstrip("/")
+    return same_location(a, b)
 
 
 def check_outputs(locations: Iterable[str | None], store: S3Store) -> None:

@@ -252,3 +252,44 @@ def test_an_earlier_summary_elsewhere_that_cannot_be_removed_is_named(
     assert earlier["images_per_split"]["validation"] == 0  # the earlier run's, not removed
     said = [m for m in caplog.messages if summary in m]
     assert len(said) == 1 and "the earlier run's file could not be removed" in said[0]
+
+
+@pytest.mark.parametrize(
+    ("target", "out", "option", "where", "said"),
+    [
+        # the dataset's folder ds/, and an object ds beside it
+        ("yolo", "ds/", "--summary", "ds", "differs from the output s3://{B}/ds/ only by a"),
+        ("yolo", "ds", "--summary", "ds/", "differs from the output s3://{B}/ds only by a"),
+        ("yolo", "ds/", "--rejects", "ds", "differs from the output s3://{B}/ds/ only by a"),
+        # an object under another: x.json and the folder x.json/
+        ("coco", "x.json", "--summary", "x.json/s.json", "is under the output file s3://{B}/x"),
+        ("yolo", "ds/", "--summary", "ds/data.yaml/s.json", "is under the output file"),
+    ],
+)
+def test_convert_refuses_an_s3_output_that_is_another_outputs_key_or_under_it(
+    target: str,
+    out: str,
+    option: str,
+    where: str,
+    said: str,
+    tmp_path: Path,
+    moto_endpoint: str,
+    s3_client: Any,
+    bucket: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # -o s3://b/ds/ --summary s3://b/ds wrote the summary as an object ds beside the dataset's
+    # folder ds/ and exited 0 (locally the same is refused: a key may be a prefix too, so
+    # the overlap checks were skipped on S3); aws s3 sync cannot make both on a disk
+    aws = ["--endpoint-url", moto_endpoint]
+    argv = [target, str(TRUTH), "-o", f"s3://{bucket}/{out}", *aws]
+    assert main(argv) == 0
+    earlier = s3_tree(s3_client, bucket)
+    place = f"s3://{bucket}/{where}"
+    what = "rejects file" if option == "--rejects" else option.removeprefix("--")
+    said = f"the {what} {place} {said.replace('{B}', bucket)}"
+    _refused_as(None, [*argv, option, place], said, capsys, monkeypatch)
+    assert s3_tree(s3_client, bucket) == earlier
+    # elsewhere, the same run goes through
+    assert main([*argv, option, f"s3://{bucket}/elsewhere/{where.strip('/')}"]) == 0
