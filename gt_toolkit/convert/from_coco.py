@@ -14,7 +14,12 @@ What COCO says is kept, and what cannot be kept is said:
   the names go into every line's ``class-map``, so evaluation matches classes by name;
 * annotations whose image is not in ``images`` (orphans), with a category not in
   ``categories``, or with a malformed ``bbox`` (a number beyond +-(2**31 - 1) pixels included)
-  or ``score`` are rejects with their position.
+  or ``score`` are rejects with their position;
+* an image whose ``width`` or ``height`` is beyond 2**31 - 1 pixels (every reader's limit,
+  :func:`~gt_toolkit.formats.detection_label.image_side`) is an ``invalid-image`` reject
+  with its position, its boxes with it: written, its size was one the manifest readers
+  refuse. A size that is missing or not a positive whole number leaves the line without
+  one, as before.
 
 A results list (``[{"image_id", "category_id", "bbox", "score"}, ...]``, what detectors and
 ``COCO.loadRes`` use) has no images or categories of its own: they come from the COCO file
@@ -41,7 +46,7 @@ from gt_toolkit.errors import ConversionError, CrowdSourceError
 from gt_toolkit.formats.coco_ids import coco_id, coco_int
 from gt_toolkit.formats.crowd.base import first_line
 from gt_toolkit.formats.crowd.json_stream import broken_entry, open_json
-from gt_toolkit.formats.detection_label import MAX_COORDINATE
+from gt_toolkit.formats.detection_label import MAX_COORDINATE, image_side
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 from gt_toolkit.types import ConsolidatedBox, ImageSize
@@ -71,7 +76,13 @@ def from_coco(source: Location, out: StagedOutput, options: ConvertOptions) -> C
                 boxes.add(ann, images, categories, prior, name, i)
             for i, ref_uri in enumerate(images.refs):
                 found = boxes.of_image(i, categories.labels)
-                prior.add(ref_uri, found, images.size(i), file=ref_name, where=f"images[{i}]")
+                where = f"images[{i}]"
+                if i in images.unusable:  # its boxes go with it: kept in the rejects file
+                    entry, detail = images.unusable[i]
+                    raw = {"image": entry, "source-ref": ref_uri, "boxes": found}
+                    prior.reject(ref_name, where, "invalid-image", detail, raw)
+                    continue
+                prior.add(ref_uri, found, images.size(i), file=ref_name, where=where)
     mapping = f"{out.out}.categories.json"
     out.write_json(mapping, categories.mapping())
     result = prior.result(
@@ -184,6 +195,8 @@ class _Images:
     refs: list[str] = field(default_factory=list)
     widths: array[int] = field(default_factory=lambda: array("q"))
     heights: array[int] = field(default_factory=lambda: array("q"))
+    # position -> (the entry, why): images whose size no reader takes (a reject each)
+    unusable: dict[int, tuple[Any, str]] = field(default_factory=dict)
 
     def size(self, i: int) -> ImageSize | None:
         w, h = self.widths[i], self.heights[i]
@@ -206,9 +219,16 @@ def _read_images(path: Path, name: str, prefix: str | None) -> _Images:
         images.index[image_id] = len(images.refs)
         images.refs.append(ref)
         w, h = img.get("width"), img.get("height")
-        ok = _is_number(w) and _is_number(h) and _whole_pixels(w) and _whole_pixels(h)
-        images.widths.append(int(w) if ok else 0)  # 0: no usable size, the line gets none
-        images.heights.append(int(h) if ok else 0)
+        side_w = image_side(w) if _is_number(w) else None
+        side_h = image_side(h) if _is_number(h) else None
+        if side_w is None or side_h is None:  # 0: no usable size, the line gets none
+            side_w = side_h = 0
+        images.widths.append(side_w)
+        images.heights.append(side_h)
+        large = [f"{k} {v!r:.40}" for k, v in (("width", w), ("height", h)) if _too_large(v)]
+        if large:
+            detail = f"{', '.join(large)}: beyond {_MAX} pixels, no image is that large"
+            images.unusable[len(images.refs) - 1] = (img, detail)
     if not images.refs:
         raise ConversionError(f"{name}: no 'images': not a COCO detection file")
     return images
@@ -306,17 +326,9 @@ def _box(bbox: object, score: object) -> tuple[float, float, float, float, float
     return x, y, w, h, float(score)
 
 
-def _whole_pixels(value: int | float | Decimal) -> bool:
-    """An image side COCO can give: a positive whole number a 64-bit array holds."""
-    return _finite(value) and 0 < value < 2**62 and float(value).is_integer()
-
-
-def _finite(value: int | float | Decimal) -> bool:
-    """A number a float holds (a 400-digit integer does not)."""
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
+def _too_large(value: object) -> bool:
+    """A number past every reader's limit for an image side (an integer of any size too)."""
+    return _is_number(value) and value > _MAX
 
 
 _NUMBERS = frozenset({int, float, Decimal})

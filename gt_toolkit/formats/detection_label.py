@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from gt_toolkit.errors import LabelFormatError
@@ -32,6 +33,7 @@ __all__ = [
     "ScoredBox",
     "build_detection_label",
     "class_ids_for",
+    "image_side",
     "label_attribute_problems",
     "label_boxes",
     "label_image_size",
@@ -224,8 +226,8 @@ def parse_image_size(value: object) -> ImageSize | None:
     """Read one ``{"width", "height"[, "depth"]}`` image size: the one parser of that shape.
 
     It is a label's ``image_size[0]`` or a worker's ``inputImageProperties``. ``None``
-    (absent) gives ``None``. Sizes are whole, positive pixel counts below 2**31 (``640.0``
-    and ``"640"`` are read as 640; a bool is not a number); a depth that is not is left out.
+    (absent) gives ``None``. Sizes are what :func:`image_side` takes (``640.0`` and ``"640"``
+    are read as 640; a bool is not a number); a depth that is not is left out.
 
     Raises:
         ValueError: present but not such a size.
@@ -242,16 +244,30 @@ def parse_image_size(value: object) -> ImageSize | None:
 
 def _pixels(size: Mapping[str, Any], key: str) -> int:
     value = size.get(key)
-    number: int | None = None
-    if value.__class__ is int:
-        number = value
-    elif (isinstance(value, float) and value.is_integer()) or (
-        isinstance(value, str) and value.isascii() and value.isdigit()
-    ):
-        number = int(value)
-    if number is None or not 0 < number < 2**31:
+    side: int | None = None
+    if value.__class__ is int or isinstance(value, float):
+        side = image_side(value)
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
+        side = image_side(int(value))
+    if side is None:
         raise LabelFormatError(f"image size {key} must be a whole number of pixels, got {value!r}")
-    return number
+    return side
+
+
+def image_side(number: int | float | Decimal) -> int | None:
+    """``number`` as an image's width or height in pixels, or ``None`` when no image has it.
+
+    The one rule of every reader of image sizes (Ground Truth manifests and answers, Label
+    Studio, CVAT, COCO, ``from-coco``): a whole number from 1 to :data:`MAX_COORDINATE`.
+    A side of 2**31 or more is no image's (every image format and the answer index store
+    sides as 32-bit integers, and boxes are bounded by the same number); a reader that
+    took 2**62 wrote sizes the others then refused. Each reader turns its own spelling into
+    a number first (``"640"`` in a manifest; never a bool).
+    """
+    if not 0 < number <= MAX_COORDINATE:  # NaN and infinities too
+        return None
+    whole = int(number)
+    return whole if whole == number else None
 
 
 def label_image_size(sizes: object) -> ImageSize | None:

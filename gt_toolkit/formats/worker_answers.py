@@ -20,15 +20,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gt_toolkit.errors import ConsolidationError
-from gt_toolkit.formats.detection_label import parse_image_size
+from gt_toolkit.formats.detection_label import MAX_COORDINATE, parse_image_size
 from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = ["MAX_PIXELS", "BoundingBoxAnswer", "parse_bounding_box_answer"]
 
 _COORDS = ("left", "top", "width", "height")
 
-MAX_PIXELS = 2**31 - 1
-"""The largest coordinate or image side (in pixels, either sign) an answer may hold."""
+MAX_PIXELS = MAX_COORDINATE
+"""The largest coordinate or image side (in pixels, either sign) an answer may hold: the
+limit of every reader (:func:`~gt_toolkit.formats.detection_label.image_side`)."""
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from gt_toolkit.cli import main
 from gt_toolkit.convert import ConvertOptions, convert_output
 from gt_toolkit.errors import ConversionError, ValidationError
 from gt_toolkit.evaluation.metrics import evaluate_detections, read_detection_set
@@ -375,3 +376,58 @@ def test_a_lone_surrogate_escape_is_a_one_line_error(tmp_path: Path) -> None:
     src.write_text(json.dumps(coco).replace("@", "\\udce9"))
     with pytest.raises(ConversionError, match="escapes half a character"):
         _convert(src, tmp_path / "out.manifest")
+
+
+@pytest.mark.parametrize(
+    ("key", "number", "shown"),
+    [
+        ("width", str(2**31), "width 2147483648"),
+        ("height", str(2**62 - 1), f"height {2**62 - 1}"),  # the old bound's last side
+        ("width", "2147483648.0", "width Decimal('2147483648.0')"),
+        ("width", "1e12", "width Decimal('1E+12')"),
+        ("height", "9" * 400, "height 99999"),  # an integer no float holds
+    ],
+)
+def test_an_image_larger_than_any_reader_takes_is_a_reject_with_its_boxes(
+    tmp_path: Path, key: str, number: str, shown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """from-coco took sides up to 2**62 and wrote them: every manifest reader downstream
+    refuses a side of 2**31 or more, so the line was lost there, and from-coco exited 0.
+    A side past 2**31 - 1 pixels is a reject now, its boxes kept with it (exit 1)."""
+    text = json.dumps({"images": IMAGES, "annotations": ANNOTATIONS, "categories": CATEGORIES})
+    path = tmp_path / "gt.json"
+    path.write_text(text.replace(f'"{key}": {IMAGES[0][key]}', f'"{key}": {number}', 1))
+    out, rejects = tmp_path / "o.manifest", tmp_path / "r.jsonl"
+    argv = ["from-coco", str(path), "-o", str(out), "--image-prefix", PREFIX]
+    assert main([*argv, "--rejects", str(rejects)]) == 1
+    assert "invalid-image: 1" in capsys.readouterr().err
+    assert [r.source_ref for r in iter_detection_records(out)] == [PREFIX + "b.jpg"]
+    [item] = read_jsonl(rejects)
+    assert (item["file"], item["position"], item["reason"]) == (
+        str(path),
+        "images[0]",
+        "invalid-image",
+    )
+    assert item["detail"].startswith(shown)
+    assert item["detail"].endswith("beyond 2147483647 pixels, no image is that large")
+    raw = json.loads(item["raw"])
+    assert raw["source-ref"] == PREFIX + "a.jpg"
+    assert [b["label"] for b in raw["boxes"]] == ["person", "car"]  # lost with it: said
+    summary = json.loads((tmp_path / "o.manifest.summary.json").read_text())
+    assert summary["rejected_by_reason"] == {"invalid-image": 1}
+
+
+def test_an_image_of_the_largest_side_every_reader_takes_is_written(tmp_path: Path) -> None:
+    side = 2**31 - 1
+    images = [{**IMAGES[0], "width": side, "height": side}, IMAGES[1]]
+    doc = {"images": images, "annotations": ANNOTATIONS, "categories": CATEGORIES}
+    out = tmp_path / "o.manifest"
+    result = _convert(_write(tmp_path / "gt.json", doc), out)
+    assert result.stats.rejected == {}
+    [line, _] = read_jsonl(out)
+    assert line["prior-boxes"]["image_size"] == [{"width": side, "height": side, "depth": 3}]
+    assert next(r.image_size for r in iter_detection_records(out)) == {
+        "width": side,
+        "height": side,
+        "depth": 3,
+    }

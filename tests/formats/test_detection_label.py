@@ -8,9 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gt_toolkit.formats.crowd.base import positive_size
 from gt_toolkit.formats.detection_label import (
+    MAX_COORDINATE,
     build_detection_label,
     class_ids_for,
+    image_side,
     label_attribute_problems,
     parse_annotation,
     parse_class_id,
@@ -257,3 +260,28 @@ def test_a_coordinate_no_image_can_have_makes_the_box_malformed(key: str, value:
 @pytest.mark.parametrize("value", [2**31 - 1, -(2**31 - 1), 2147483647.0, 1e9 + 0.5])
 def test_coordinates_up_to_the_largest_image_side_are_read(value: float) -> None:
     assert parse_annotation({**GOOD_BOX, "left": value})[1] == value
+
+
+_SIDES = st.one_of(
+    st.integers(min_value=-3, max_value=2**64),
+    st.integers(min_value=2**31 - 3, max_value=2**31 + 3),
+    st.floats(),  # NaN and infinities too
+    st.sampled_from([2**31 - 1.0, 2.0**31, 2147483646.5, 0.5, 1.0, -0.0]),
+)
+
+
+@given(_SIDES)
+def test_every_reader_of_image_sizes_takes_the_same_sides(number: int | float) -> None:
+    """One limit, MAX_COORDINATE: from-coco took sides up to 2**62 that every other reader
+    refused. A Ground Truth size, a crowd export's (Label Studio, CVAT, COCO raters) and
+    from-coco's (image_side) agree on every number."""
+    whole = isinstance(number, int) or (isinstance(number, float) and number.is_integer())
+    expected = int(number) if whole and 1 <= number <= MAX_COORDINATE else None
+    assert image_side(number) == expected
+    crowd = positive_size(number, 7)
+    assert (None if crowd is None else crowd["width"]) == expected
+    try:
+        manifest = parse_image_size({"width": 7, "height": number})
+    except ValueError:
+        manifest = None
+    assert (None if manifest is None else manifest["height"]) == expected

@@ -30,6 +30,7 @@ from gt_toolkit.errors import CrowdSourceError, NoMatchingObjectsError, StorageE
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.formats.crowd.answer_index import AnswerIndex
 from gt_toolkit.formats.crowd.report import IngestReport, RejectHandler, Skipper, SkipReason
+from gt_toolkit.formats.detection_label import image_side
 from gt_toolkit.storage.files import Location, iter_chunks
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
 from gt_toolkit.text import not_utf8_at
@@ -283,7 +284,6 @@ def _remove(path: str) -> None:
 
 
 # -- shared helpers --------------------------------------------------------------------------
-_MAX_SIDE = 2**31 - 1  # pixels: a signed 32-bit integer
 
 
 def first_line(exc: BaseException) -> str:
@@ -312,15 +312,15 @@ def coordinate(value: Any) -> float | None:
 def positive_size(width: Any, height: Any) -> ImageSize | None:
     """An image size from two integers (or integral floats) in 1 to 2**31 - 1; else ``None``.
 
-    The bound is what every image format and the answer index's integer columns hold; a
-    larger number is a broken record, not an image.
+    The bound is :func:`~gt_toolkit.formats.detection_label.image_side`'s, every reader's:
+    a larger number is a broken record, not an image.
     """
     w, h = coordinate(width), coordinate(height)
-    if w is None or h is None or not (0 < w <= _MAX_SIDE and 0 < h <= _MAX_SIDE):
+    side_w = None if w is None else image_side(w)
+    side_h = None if h is None else image_side(h)
+    if side_w is None or side_h is None:
         return None
-    if not w.is_integer() or not h.is_integer():
-        return None
-    return {"width": int(w), "height": int(h)}
+    return {"width": side_w, "height": side_h}
 
 
 def envelope(box: WorkerBox, degrees: float, *, pivot: Literal["top-left", "center"]) -> WorkerBox:
