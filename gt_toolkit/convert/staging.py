@@ -644,7 +644,13 @@ def _sweep_parts(store: S3Store, root: str, name: str, now: datetime) -> None:
 
 
 def _merge(src: Path, dst: Path) -> None:
-    """Move ``src`` to ``dst``; folders that already exist are merged file by file."""
+    """Move ``src`` to ``dst``; folders that already exist are merged file by file.
+
+    A ``dst`` that is a symbolic link to a file (``-o prior.manifest`` pointed at a shared
+    file) is written where it leads, as every atomic write is
+    (:func:`~gt_toolkit.storage.files.atomic_output`): the file moves beside that file
+    first (a copy, from another disk) and is renamed onto it; the link stays.
+    """
     if src.is_dir() and dst.is_dir():
         for child in src.iterdir():
             _merge(child, dst / child.name)
@@ -652,6 +658,16 @@ def _merge(src: Path, dst: Path) -> None:
         return
     if dst.is_dir():
         raise IsADirectoryError(f"{dst} is a folder; the output has a file of that name")
+    if dst.is_symlink():
+        real = Path(link_target(dst))  # one that leads nowhere: refused before the run
+        near = real.parent / part_name(f".{real.name}")
+        try:
+            shutil.move(src, near)
+            near.replace(real)
+        except BaseException:
+            near.unlink(missing_ok=True)
+            raise
+        return
     src.replace(dst)
 
 

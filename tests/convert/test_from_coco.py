@@ -431,3 +431,26 @@ def test_an_image_of_the_largest_side_every_reader_takes_is_written(tmp_path: Pa
         "height": side,
         "depth": 3,
     }
+
+
+def test_an_output_that_is_a_link_is_written_where_it_leads(tmp_path: Path) -> None:
+    # Staged beside the output and moved in by a rename, the manifest and its categories
+    # file replaced their links with plain files; the shared files kept the earlier run's.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    out = tmp_path / "prior.manifest"
+    for name in ("prior.manifest", "prior.manifest.categories.json"):
+        (shared / name).write_text("earlier\n")
+        (tmp_path / name).symlink_to(shared / name)
+    _convert(_coco(tmp_path), out)
+    for name in ("prior.manifest", "prior.manifest.categories.json"):
+        assert (tmp_path / name).readlink() == shared / name
+    assert [r.source_ref for r in iter_detection_records(shared / "prior.manifest")] == [
+        PREFIX + "a.jpg",
+        PREFIX + "b.jpg",
+    ]
+    assert json.loads((shared / "prior.manifest.categories.json").read_text())[0]["coco_id"] == 1
+    assert sorted(p.name for p in shared.iterdir()) == [
+        "prior.manifest",
+        "prior.manifest.categories.json",
+    ]
