@@ -120,11 +120,10 @@ def clean_boxes(
     if present is None:
         present = set(names)
     priority, code_of, alpha = _label_order(listed or (), frozenset(present))
-    codes = map(code_of.__getitem__, names)
-    if len(names) > _FEW and len(priority) <= 256:  # bytes() packs small ints in C: 81 -> 66 us
-        code = np.frombuffer(bytes(codes), dtype=np.uint8).astype(np.intp)  # at 2,300 boxes
+    if len(names) > _FEW and len(priority) <= 256:
+        code = _label_codes(code_of, names)
     else:
-        code = np.fromiter(codes, dtype=np.intp, count=len(names))
+        code = np.fromiter(map(code_of.__getitem__, names), dtype=np.intp, count=len(names))
     order = _canonical_order(xyxy, code, alpha, worker_of, box_of, weights)
     xyxy = xyxy.take(order, axis=1)
     lo, hi, iou = overlap_pairs(xyxy, x_sorted=True, with_iou=True)
@@ -219,7 +218,7 @@ def clean_together(
     priority, code_of, _ = _label_order(listed or (), frozenset(present))
     if geo is None or len(priority) > 256:  # (geo: never, every box fits)
         return None
-    code = np.frombuffer(bytes(map(code_of.__getitem__, names)), dtype=np.uint8).astype(np.intp)
+    code = _label_codes(code_of, names)
     count = len(members)
     first_worker = np.add.accumulate([0, *workers]).tolist()
     bounds = np.searchsorted(image, np.arange(count + 1)).tolist()
@@ -298,6 +297,17 @@ def _batch_order(geo: npt.NDArray[np.uint64], image: IntArray) -> tuple[IntArray
     if not np.count_nonzero(tied):
         return order, []
     return order, np.unique(sorted_image[1:].compress(tied)).tolist()
+
+
+def _label_codes(code_of: dict[str, int], names: list[Any]) -> IntArray:
+    """The code of each of ``names`` (at most 256 codes), as ``intp``.
+
+    One ``itemgetter`` call looks every name up in C, and ``bytes()`` packs the small ints:
+    a third less than a ``map`` of ``code_of.__getitem__`` (1,400 boxes: about 60 -> 40 us).
+    """
+    # of one name, itemgetter gives the code itself, not a tuple (and bytes(3) is 3 zeros)
+    codes = itemgetter(*names)(code_of) if len(names) > 1 else [code_of[x] for x in names]
+    return np.frombuffer(bytes(codes), dtype=np.uint8).astype(np.intp)
 
 
 @lru_cache(maxsize=256)

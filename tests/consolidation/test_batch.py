@@ -314,6 +314,17 @@ def test_images_without_boxes_beside_one_whose_boxes_all_go_get_their_own_result
     assert got == [[], [], []]
 
 
+def test_a_batch_with_one_box_in_all_gives_that_box_its_label() -> None:
+    # one label to look up: itemgetter of one name gives the code, not a tuple of codes,
+    # and bytes() of a code is that many zero bytes; the pass must still read one code
+    images: list[Any] = [[[bx(3, 4, 5, 6, "bus")]], [[]], [[], []]]
+    together = clean.clean_together(images, LABELS, [None] * 3, [[1.0]] * 3, DEFAULTS)
+    assert together is not None
+    assert together.clean.code.tolist() == [0]
+    assert together.clean.labels == ("bus",)
+    assert check_each(images, labels=LABELS) == 3
+
+
 def test_an_earlier_images_mistake_is_raised_before_a_later_images_weights() -> None:
     # one by one, the str answers of image 1 raise before image 2's wrong weight count;
     # the batch once checked every image's weights first and raised image 2's error
