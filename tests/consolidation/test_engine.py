@@ -16,6 +16,7 @@ from gt_toolkit import (
     consolidate_image,
     parse_bounding_box_answer,
 )
+from gt_toolkit.consolidation import clean as clean_module
 from gt_toolkit.consolidation.engine import default_min_support
 from gt_toolkit.consolidation.geometry import iou_matrix, xyxy_from_gt
 from gt_toolkit.consolidation.settings import Fusion
@@ -323,6 +324,37 @@ def test_permutation_invariance_off_the_pixel_grid(
         rnd.shuffle(a)
     rnd.shuffle(shuffled)
     assert consolidate_boxes(shuffled, image_size=size, min_support=1) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=2**32 - 1),
+    st.integers(min_value=65, max_value=1200),
+    st.integers(min_value=1, max_value=60),
+    st.booleans(),
+)
+def test_box_order_is_the_six_key_sort_with_its_ties(
+    seed: int, n: int, span: int, fractional: bool
+) -> None:
+    # past 64 boxes the order is found by left edge and top first, then all keys only
+    # where those tie; it must be the plain sort by all six keys, ties and all
+    rng = np.random.default_rng(seed)
+    corner = rng.integers(0, span, size=(2, n)).astype(float)
+    xyxy = np.concatenate([corner, corner + rng.integers(1, 3, size=(2, n))])
+    if fractional:
+        xyxy += rng.choice([0.0, 0.5], size=(4, n))
+    name_key = rng.integers(0, 3, size=n)
+    box_of = rng.integers(0, max(2, n // 3), size=n)
+    keys = np.stack([box_of, name_key, xyxy[3], xyxy[2], xyxy[1], xyxy[0]]).astype(float)
+    expected = np.lexsort(keys)
+    in_order = keys[1:].take(expected, axis=1)
+    expected_tied = np.logical_and.reduce(in_order[:, 1:] == in_order[:, :-1])
+    order, tied = clean_module._box_order(xyxy, name_key, box_of)
+    assert order.tolist() == expected.tolist()
+    if tied is None:
+        assert not expected_tied.any()
+    else:
+        assert tied.tolist() == expected_tied.tolist()
 
 
 @settings(max_examples=40, deadline=None)
