@@ -285,6 +285,11 @@ class LabelStudioSource(IndexedSource):
         if x is None or y is None or w is None or h is None:
             self.skip(self.location, where, SkipReason.MALFORMED, "x, y, width, height", value)
             return SkipReason.MALFORMED
+        # absent or null: upright; read as 0, a "90" or 1e400 turned box was taken as upright
+        rotation = 0.0 if value.get("rotation") is None else coordinate(value["rotation"])
+        if rotation is None:
+            self.skip(self.location, where, SkipReason.MALFORMED, "rotation is not a number", value)
+            return SkipReason.MALFORMED
         if size is None:
             self.skip(
                 self.location,
@@ -294,7 +299,6 @@ class LabelStudioSource(IndexedSource):
                 value,
             )
             return SkipReason.NO_IMAGE_SIZE
-        rotation = coordinate(value.get("rotation", 0)) or 0.0
         if w < 0 or h < 0:
             self.report.flipped += 1
             if not rotation % 360.0:  # a rotated one keeps its corner (x, y) as the pivot

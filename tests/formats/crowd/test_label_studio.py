@@ -369,6 +369,32 @@ def test_negative_width_or_height_is_read_flipped_and_counted(
     assert "1 boxes of negative width or height read flipped" in source.report.summary()
 
 
+@pytest.mark.parametrize("rotation", ["90", [90], True, 1e400, {"deg": 90}])
+def test_a_rotation_that_is_no_number_is_malformed_not_upright(
+    tmp_path: Path, rotation: Any
+) -> None:
+    # read as 0, a box turned by "90" degrees was taken for the upright one, silently
+    turned = json.loads(json.dumps(DRAGGED_UP))
+    turned["value"]["rotation"] = rotation
+    upright = json.loads(json.dumps(DRAGGED_UP))
+    upright["value"]["rotation"] = None  # null, like an absent rotation: upright
+    task = {"id": 7, "data": {"image": "s3://bkt/7.jpg"}, "annotations": []}
+    for n, result in enumerate([turned, upright]):
+        task["annotations"].append({"id": n, "completed_by": n, "result": [result]})
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps([task]).replace("Infinity", "1e400"))
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(path, "label-studio", on_reject=rejects.append) as source:
+        (image,) = source.images()
+    (reject,) = rejects
+    assert (reject.reason.value, reject.detail) == ("malformed", "rotation is not a number")
+    assert reject.to_json()["position"] == "task 0 (id 7), annotation 0, result 0"
+    assert image.annotators == ("1",)  # 0 abstains: none of their regions was read
+    assert source.report.rotated == 0 and source.report.abstained == {"malformed": 1}
+    with pytest.raises(CrowdSourceError, match=r"result 0: malformed: rotation is not a number"):
+        list(iter_crowd_images(path, "label-studio"))
+
+
 def test_a_utf8_byte_order_mark_is_read_past(tmp_path: Path) -> None:
     path = tmp_path / "bom.json"
     path.write_bytes(b"\xef\xbb\xbf" + EXPORT.read_bytes())
