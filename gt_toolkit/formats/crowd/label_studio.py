@@ -173,6 +173,7 @@ class LabelStudioSource(IndexedSource):
             self.skip(self.location, where, SkipReason.MALFORMED, "annotations is not a list")
             return
         index.add_image(key)
+        only = self._image_object(annotations)
         answers: list[_Answer] = []
         for j, ann in enumerate(annotations):
             here = f"{where}, annotation {j}"
@@ -192,13 +193,47 @@ class LabelStudioSource(IndexedSource):
             if not isinstance(results, list):
                 self.skip(self.location, here, SkipReason.MALFORMED, "result is not a list")
                 continue
-            answers.append(self._answer(key, annotator, results, ann.get("lead_time"), here))
+            answers.append(
+                self._answer(key, annotator, results, ann.get("lead_time"), here, only=only)
+            )
         self._finish(index, key, answers)
 
+    def _image_object(self, annotations: list[Any]) -> str | None:
+        """The ``to_name`` a box must have to be on the image read, when the task shows several.
+
+        A task may show several images (``<Image name="image" value="$image"/>`` and
+        ``<Image name="image2" value="$image2"/>``); each box names the one it is on in
+        ``to_name``. Where the task's boxes name more than one, only those on the image
+        object named as ``--data-key`` are this image's (:meth:`_answer` rejects the others);
+        read all, the second image's boxes were put on the first, silently. ``None``: the
+        boxes name one image object (or none), all of them read.
+        """
+        names: set[Any] = set()
+        for ann in annotations:
+            if not isinstance(ann, dict) or ann.get("was_cancelled") or ann.get("skipped"):
+                continue
+            results = ann.get("result")
+            for result in results if isinstance(results, list) else ():
+                if isinstance(result, dict) and result.get("type") == _BOX_TYPE:
+                    names.add(result.get("to_name"))
+        names.discard(None)  # a box that names no image object tells nothing
+        return self.data_key if len(names) > 1 else None
+
     def _answer(
-        self, key: str, annotator: str, results: list[Any], lead_time: Any, where: str
+        self,
+        key: str,
+        annotator: str,
+        results: list[Any],
+        lead_time: Any,
+        where: str,
+        *,
+        only: str | None = None,
     ) -> _Answer:
-        """One annotator's results on one image, checked; their boxes still in percent."""
+        """One annotator's results on one image, checked; their boxes still in percent.
+
+        ``only``: the ``to_name`` of the image read, where the task shows several images
+        (:meth:`_image_object`); a box on another is rejected.
+        """
         answer = _Answer(annotator, where, lead_time=lead_time)
         raw_size: tuple[Any, Any] = (None, None)  # the results of one annotation share it
         box_size: ImageSize | None = None
@@ -214,6 +249,15 @@ class LabelStudioSource(IndexedSource):
                 continue
             if not isinstance(value, dict):
                 self.skip(self.location, here, SkipReason.MALFORMED, "no value", result)
+                answer.unread = unread_reason(answer.unread, SkipReason.MALFORMED)
+                continue
+            if only is not None and result.get("to_name") != only:
+                detail = (
+                    f"to_name {result.get('to_name')!r}: the task's boxes are on several"
+                    f" images, and only those on the image named {only!r} (--data-key) are"
+                    " read"
+                )
+                self.skip(self.location, here, SkipReason.MALFORMED, detail, result)
                 answer.unread = unread_reason(answer.unread, SkipReason.MALFORMED)
                 continue
             raw = (result.get("original_width"), result.get("original_height"))

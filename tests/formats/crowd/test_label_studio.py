@@ -395,6 +395,58 @@ def test_a_rotation_that_is_no_number_is_malformed_not_upright(
         list(iter_crowd_images(path, "label-studio"))
 
 
+def test_a_task_of_several_images_reads_only_the_boxes_on_the_data_key_image(
+    tmp_path: Path,
+) -> None:
+    # <Image name="image" value="$image"/> and <Image name="image2" value="$image2"/>: each
+    # box names its image in to_name; read all, image2's boxes were put on image, silently
+    def rect(to_name: str, x: float) -> dict[str, Any]:
+        result = json.loads(json.dumps(DRAGGED_UP))
+        result["to_name"] = to_name
+        result["value"].update(x=x, y=10.0, height=20.0)
+        return result
+
+    task = {
+        "id": 3,
+        "data": {"image": "s3://bkt/front.jpg", "image2": "s3://bkt/back.jpg"},
+        "annotations": [
+            {"id": 1, "completed_by": 1, "result": [rect("image", 10.0), rect("image2", 40.0)]},
+            {"id": 2, "completed_by": 2, "result": [rect("image2", 41.0)]},
+        ],
+    }
+    path = write(tmp_path, [task])
+    for data_key, key, kept, lefts in (
+        ("image", "s3://bkt/front.jpg", ("1",), [[80.0]]),
+        ("image2", "s3://bkt/back.jpg", ("1", "2"), [[320.0], [328.0]]),
+    ):
+        rejects: list[CrowdReject] = []
+        with open_crowd_source(
+            path, "label-studio", data_key=data_key, on_reject=rejects.append
+        ) as source:
+            (image,) = source.images()
+        assert (image.key, image.annotators) == (key, kept)
+        assert [[round(b["left"], 6) for b in boxes] for boxes in image.boxes] == lefts
+        other = "image2" if data_key == "image" else "image"
+        assert {r.to_json()["position"] for r in rejects} == {
+            f"task 0 (id 3), annotation {a}, result {r}"
+            for a, r in ((0, 0), (0, 1), (1, 0))
+            if rect_on(task, a, r) == other
+        }
+        assert all(r.reason.value == "malformed" and other in r.detail for r in rejects)
+    with pytest.raises(CrowdSourceError, match=r"result 1: malformed: to_name 'image2'"):
+        list(iter_crowd_images(path, "label-studio"))
+    # one image object named, whatever its name: every box is the image's, as before
+    for annotation in task["annotations"]:  # type: ignore[attr-defined]
+        for result in annotation["result"]:
+            result["to_name"] = "photo"
+    (image,) = iter_crowd_images(write(tmp_path, [task]), "label-studio")
+    assert [len(b) for b in image.boxes] == [2, 1]
+
+
+def rect_on(task: dict[str, Any], annotation: int, result: int) -> str:
+    return str(task["annotations"][annotation]["result"][result]["to_name"])
+
+
 def test_a_utf8_byte_order_mark_is_read_past(tmp_path: Path) -> None:
     path = tmp_path / "bom.json"
     path.write_bytes(b"\xef\xbb\xbf" + EXPORT.read_bytes())
