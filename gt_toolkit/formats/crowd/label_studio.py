@@ -66,7 +66,8 @@ class _Answer:
     annotator: str
     where: str
     size: ImageSize | None = None
-    regions: list[tuple[Mapping[str, Any], str]] = field(default_factory=list)  # value, where
+    # value, where, the key of its labels ("rectanglelabels", or "labels" of a Labels control)
+    regions: list[tuple[Mapping[str, Any], str, str]] = field(default_factory=list)
     unread: str | None = None  # why regions were not read as boxes (AnswerIndex.answers)
     lead_time: Any = None
 
@@ -214,7 +215,7 @@ class LabelStudioSource(IndexedSource):
                 continue
             results = ann.get("result")
             for result in results if isinstance(results, list) else ():
-                if isinstance(result, dict) and result.get("type") == _BOX_TYPE:
+                if isinstance(result, dict) and _box_labels(result, frozenset()):
                     names.add(result.get("to_name"))
         names.discard(None)  # a box that names no image object tells nothing
         return self.data_key if len(names) > 1 else None
@@ -237,11 +238,17 @@ class LabelStudioSource(IndexedSource):
         answer = _Answer(annotator, where, lead_time=lead_time)
         raw_size: tuple[Any, Any] = (None, None)  # the results of one annotation share it
         box_size: ImageSize | None = None
+        # a region is one result per control: its RectangleLabels result is the box, and a
+        # Labels result of the same region (same id) says the same again
+        boxes = frozenset(
+            r.get("id") for r in results if isinstance(r, dict) and r.get("type") == _BOX_TYPE
+        )
         for k, result in enumerate(results):
             here = f"{where}, result {k}"
             # parsed JSON: dict, not Mapping (whose isinstance costs eight times as much)
             value = result.get("value") if isinstance(result, dict) else None
-            if not isinstance(result, dict) or result.get("type") != _BOX_TYPE:
+            labels_key = _box_labels(result, boxes) if isinstance(result, dict) else None
+            if labels_key is None:
                 kind = result.get("type") if isinstance(result, dict) else None
                 self.skip(self.location, here, SkipReason.NOT_A_BOX, f"type {kind!r}")
                 if _is_region(kind, value):
@@ -275,7 +282,7 @@ class LabelStudioSource(IndexedSource):
                 continue
             where_size = (self.location, here)
             answer.size = _same_size(key, answer.size, box_size, annotator, where_size)
-            answer.regions.append((value, here))
+            answer.regions.append((value, here, labels_key))
         return answer
 
     def _finish(self, index: AnswerIndex, key: str, answers: list[_Answer]) -> None:
@@ -305,8 +312,8 @@ class LabelStudioSource(IndexedSource):
         """An answer's boxes in pixels of ``size``, and why regions were not read as boxes."""
         boxes: list[WorkerBox] = []
         unread = answer.unread
-        for value, here in answer.regions:
-            box = self._box(value, size, here)
+        for value, here, labels_key in answer.regions:
+            box = self._box(value, size, here, labels_key)
             if isinstance(box, SkipReason):
                 unread = unread_reason(unread, box)
             else:
@@ -314,16 +321,16 @@ class LabelStudioSource(IndexedSource):
         return boxes, unread
 
     def _box(
-        self, value: Mapping[str, Any], size: ImageSize | None, where: str
+        self, value: Mapping[str, Any], size: ImageSize | None, where: str, labels_key: str
     ) -> WorkerBox | SkipReason:
         """A percent box in pixels (its envelope when rotated); else why it was rejected.
 
         Label Studio keeps a rectangle dragged up or left with a negative width or height
         and draws it from ``x + width`` to ``x``: that is the box read (counted as flipped).
         """
-        labels = value.get("rectanglelabels")
+        labels = value.get(labels_key)
         if not isinstance(labels, list) or not labels or not isinstance(labels[0], str):
-            self.skip(self.location, where, SkipReason.MALFORMED, "no rectanglelabels", value)
+            self.skip(self.location, where, SkipReason.MALFORMED, f"no {labels_key}", value)
             return SkipReason.MALFORMED
         x, y, w, h = (coordinate(value.get(k)) for k in ("x", "y", "width", "height"))
         if x is None or y is None or w is None or h is None:
@@ -382,6 +389,8 @@ class LabelStudioSource(IndexedSource):
             for region in value:
                 if isinstance(region, Mapping) and _BOX_TYPE in region:
                     results.append({"type": _BOX_TYPE, "value": region, **_size_fields(region)})
+                elif isinstance(region, Mapping) and _min_kind(region) == "labels":
+                    results.append({"type": "labels", "value": region, **_size_fields(region)})
                 elif isinstance(region, Mapping):  # another control's result
                     results.append({"type": _min_kind(region)})
         return key, [self._answer(key, annotator, results, record.get("lead_time"), where)]
@@ -410,6 +419,25 @@ _MIN_PLACES = (
 )
 
 
+def _box_labels(result: dict[str, Any], boxes: frozenset[Any]) -> str | None:
+    """The key of a result's labels if it is a box, else ``None``.
+
+    A box is a ``rectanglelabels`` result, or the ``labels`` result of a Labels control
+    beside a ``<Rectangle>`` tag (Label Studio's OCR template), whose value holds the
+    rectangle's place: read as a region of another shape, every box of such a project was
+    lost. One whose region (``id``) has a ``rectanglelabels`` result in ``boxes`` too is
+    that box again.
+    """
+    kind = result.get("type")
+    if kind == _BOX_TYPE:
+        return _BOX_TYPE
+    value = result.get("value")
+    if kind != "labels" or not isinstance(value, dict) or _place(value) != "rectangle":
+        return None
+    region = result.get("id")
+    return "labels" if region is None or region not in boxes else None
+
+
 def _is_region(kind: Any, value: Any) -> bool:
     """Whether a result that is not a box marks a place on the image (its maker abstains).
 
@@ -436,8 +464,8 @@ def _min_kind(value: Mapping[str, Any]) -> str | None:
     taken for a region it made them abstain. ``None``: neither (a list in the task's data).
     """
     kind = next((k for k in value if isinstance(k, str) and k.endswith("labels")), None)
-    if kind is not None:
-        return kind if kind != "labels" else _place(value) or kind
+    if kind is not None:  # a Labels control's box reads as the JSON export's "labels" result
+        return kind if kind != "labels" or _place(value) == "rectangle" else _place(value) or kind
     about = next((t for k, t in _MIN_ABOUT.items() if k in value), None)
     if about is not None:
         return about

@@ -650,12 +650,6 @@ def test_a_region_of_several_labels_is_read_with_its_first_and_counted(
         ("spot", {"x": 1.0, "y": 2.0, "width": 0.5}, "keypoint", True),
         (  # the generic Labels control beside a shape tag: a region of that shape
             "tag",
-            {"x": 1.0, "y": 2.0, "width": 3.0, "height": 4.0, "rotation": 0, "labels": ["car"]},
-            "labels",
-            True,
-        ),
-        (
-            "tag",
             {"points": [[1.0, 1.0], [5.0, 5.0], [1.0, 5.0]], "labels": ["car"]},
             "labels",
             True,
@@ -699,6 +693,11 @@ _RESULTS: dict[str, tuple[str, str, dict[str, Any]]] = {  # kind: (type, from_na
     "choices": ("choices", "weather", {"choices": ["rain", "fog"]}),
     "rating": ("rating", "quality", {"rating": 4}),
     "area": ("rectangle", "area", {"x": 1, "y": 2, "width": 3, "height": 4, "rotation": 0}),
+    "tagged": (  # a Labels control's box beside a <Rectangle> (the OCR template)
+        "labels",
+        "tag",
+        {"x": 50, "y": 50, "width": 10, "height": 10, "rotation": 0, "labels": ["person"]},
+    ),
 }
 
 
@@ -753,8 +752,56 @@ def test_json_min_reads_every_mix_of_results_as_the_json_export_does(
             path.write_text(json.dumps(export))
             with open_crowd_source(path, "label-studio") as source:
                 [image] = list(source.images())
-            read.append((image.annotators, image.boxes, dict(source.report.abstained)))
+            # JSON_MIN groups an annotation's regions by control: the boxes of two controls
+            # (RectangleLabels, Labels) come in another order than the JSON export's
+            boxes = [sorted(b, key=lambda box: sorted(box.items())) for b in image.boxes]
+            read.append((image.annotators, boxes, dict(source.report.abstained)))
     assert read[0] == read[1]
+
+
+def test_a_labels_control_box_beside_a_rectangle_tag_is_a_box_in_both_exports(
+    tmp_path: Path,
+) -> None:
+    # Label Studio's OCR template (<Labels name="label"> and <Rectangle name="bbox"> on one
+    # image) writes each labelled rectangle as a "rectangle" result, a "labels" result with
+    # the same place and a per-region "textarea": read as regions of another shape, every
+    # box of such a project was lost (all annotators abstained, exit 0)
+    place = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 10.0, "rotation": 0}
+
+    def region(n: int, label: str, also: str = "rectangle") -> list[dict[str, Any]]:
+        common = {"id": f"r{n}", "to_name": "image", "original_width": 200}
+        common |= {"original_height": 100, "image_rotation": 0}
+        return [
+            common
+            | {"type": also, "from_name": "bbox", "value": dict(place)}
+            | ({"value": place | {"rectanglelabels": [label]}} if also != "rectangle" else {}),
+            common | {"type": "labels", "from_name": "label", "value": place | {"labels": [label]}},
+            common | {"type": "textarea", "from_name": "text", "value": place | {"text": ["STOP"]}},
+        ]
+
+    task = {
+        "id": 5,
+        "data": {"image": "s3://bkt/sign.jpg"},
+        "annotations": [
+            {"id": 1, "completed_by": 1, "result": region(1, "Text")},
+            # a region drawn with RectangleLabels that a Labels control labelled too: one box
+            {"id": 2, "completed_by": 2, "result": region(2, "Text", also="rectanglelabels")},
+        ],
+    }
+    records = [
+        {"image": "s3://bkt/sign.jpg", "id": 5, "annotator": 1, "label": [
+            place | {"labels": ["Text"], "original_width": 200, "original_height": 100}
+        ], "bbox": [place | {"original_width": 200, "original_height": 100}],
+         "text": [place | {"text": ["STOP"]}]},
+    ]  # fmt: skip
+    box = {"label": "Text", "left": 20.0, "top": 20.0, "width": 60.0, "height": 10.0}
+    with open_crowd_source(write(tmp_path, [task]), "label-studio") as source:
+        (image,) = source.images()
+    assert image.annotators == ("1", "2") and image.boxes == ([box], [box])
+    assert source.report.boxes == 2 and not source.report.abstained
+    with open_crowd_source(write(tmp_path, records, "min.json"), "label-studio") as source:
+        (image,) = source.images()
+    assert image.annotators == ("1",) and image.boxes == ([box],)
 
 
 def test_an_image_every_answer_abstained_on_fails_saying_so_not_unanswered(
