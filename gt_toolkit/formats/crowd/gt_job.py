@@ -553,6 +553,8 @@ class AnswersFolderSource(IndexedSource):
                 raw.decode("utf-8", "replace"),
             )
             return
+        if not self._first_file(index, key, answer.worker_id, location, n, raw):
+            return
         index.add_answer(
             key,
             answer.worker_id,
@@ -561,6 +563,35 @@ class AnswersFolderSource(IndexedSource):
             time_spent=answer.time_spent,
             where=(location, f"line {n}"),
         )
+
+    def _first_file(
+        self, index: AnswerIndex, key: str, worker: str, location: str, n: int, raw: bytes
+    ) -> bool:
+        """Whether this answer is in the file of the worker's first answer to object ``key``.
+
+        A later line of that file supersedes the earlier (the worker answered again). Two
+        files have no order between them (``a/w1.jsonl`` and ``b/w1.jsonl``, or a line whose
+        ``workerId`` names a worker of another file): the one read second was kept, the
+        first answer superseded, silently and with exit 0. It is rejected now as a
+        ``duplicate-answer`` naming the first, as a CVAT frame in two job files of one
+        assignee is: which answer counts is the user's decision.
+        """
+        alias = f"\x00answer {worker}\x00{key}"  # apart from _line_alias and _ref_alias
+        first = index.resolve(alias)
+        if first is None:
+            index.set_alias(alias, key, [location, f"line {n}"])
+            return True
+        file, position = first[1]
+        if file == location:
+            return True
+        self.skip(
+            location,
+            f"line {n}",
+            SkipReason.DUPLICATE_ANSWER,
+            f"{worker} answered datasetObjectId {key} already in {file}: {position}",
+            raw.decode("utf-8", "replace"),
+        )
+        return False
 
     @staticmethod
     def _content(rec: Mapping[str, Any]) -> Any:

@@ -329,6 +329,41 @@ def test_answers_folder_id_and_source_ref_must_name_one_line(tmp_path: Path) -> 
     assert ["zz-two" in i.annotators for i in images[:2]] == [True, False]
 
 
+def test_answers_folder_one_worker_in_two_files_is_a_duplicate_not_superseded(
+    tmp_path: Path,
+) -> None:
+    # a/zed.jsonl and b/zed.jsonl (or a line whose workerId names zed in another file) have
+    # no order between them: the file read second won and zed's first answer was counted
+    # superseded, a skip, exit 0 with zed's box gone
+    folder = tmp_path / "answers"
+    write_folder(folder)
+    box = {"label": "ball", "left": 10, "top": 10, "width": 50, "height": 50}
+    drew = json.dumps({"datasetObjectId": "0", "boundingBoxes": [box]})
+    again = json.dumps({"datasetObjectId": "0", "boundingBoxes": [dict(box, left=12)]})
+    nothing = json.dumps({"datasetObjectId": "0", "boundingBoxes": []})
+    (folder / "a").mkdir()
+    (folder / "b").mkdir()
+    (folder / "a" / "zed.jsonl").write_text(drew + "\n" + again + "\n")  # one file: later wins
+    (folder / "b" / "zed.jsonl").write_text(nothing + "\n")
+    named = json.dumps({"datasetObjectId": "0", "workerId": "zed", "boundingBoxes": []})
+    (folder / "zz-other.jsonl").write_text(named + "\n")
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(
+        folder, "answers-folder", manifest=MANIFEST, on_reject=rejects.append
+    ) as source:
+        first = next(source.images())
+    assert first.boxes[first.annotators.index("zed")] == [dict(box, left=12)]
+    first_at = f"{folder / 'a' / 'zed.jsonl'}: line 1"
+    assert [(r.source, r.position, r.reason.value) for r in rejects] == [
+        (str(folder / "b" / "zed.jsonl"), "line 1", "duplicate-answer"),
+        (str(folder / "zz-other.jsonl"), "line 1", "duplicate-answer"),
+    ]
+    assert all(first_at in r.detail for r in rejects) and rejects[0].raw == nothing
+    assert source.report.skipped["superseded-answer"] == 1  # a/zed.jsonl's line 1
+    with pytest.raises(CrowdSourceError, match=r"b/zed\.jsonl: line 1: duplicate-answer"):
+        list(iter_crowd_images(folder, "answers-folder", manifest=MANIFEST))
+
+
 def test_answers_folder_object_id_may_be_an_int(tmp_path: Path) -> None:
     folder = tmp_path / "answers"
     write_folder(folder)
