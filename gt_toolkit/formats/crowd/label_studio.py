@@ -380,8 +380,6 @@ class LabelStudioSource(IndexedSource):
             return None
         index.add_image(key)  # the image is part of the job, whoever answered it
         annotator = _annotator(record.get("annotator"))
-        if annotator is None:  # a task nobody annotated
-            return key, []
         results: list[Any] = []
         for name, value in record.items():
             if name == self.data_key or not isinstance(value, list):
@@ -393,6 +391,14 @@ class LabelStudioSource(IndexedSource):
                     results.append({"type": "labels", "value": region, **_size_fields(region)})
                 elif isinstance(region, Mapping):  # another control's result
                     results.append({"type": _min_kind(region)})
+        if annotator is None:
+            # a task nobody annotated has no annotation_id and no regions; an annotation
+            # that names nobody (as completed_by null in the JSON export) was dropped unsaid
+            drew = any(_box_labels(r, frozenset()) for r in results)
+            if record.get("annotation_id") is None and not drew:
+                return key, []
+            self.skip(self.location, where, SkipReason.NO_ANNOTATOR, "no annotator", record)
+            return None
         return key, [self._answer(key, annotator, results, record.get("lead_time"), where)]
 
 

@@ -804,6 +804,28 @@ def test_a_labels_control_box_beside_a_rectangle_tag_is_a_box_in_both_exports(
     assert image.annotators == ("1",) and image.boxes == ([box],)
 
 
+def test_json_min_an_annotation_that_names_nobody_is_rejected_not_dropped(
+    tmp_path: Path,
+) -> None:
+    # "annotator": null is also what JSON_MIN writes for a completed_by without an email;
+    # read as "a task nobody annotated", its boxes were dropped unsaid (the JSON export's
+    # completed_by null is a no-annotator reject)
+    records = json.loads(MINIMAL.read_text())
+    assert records[0]["annotator"] == 7 and records[-1]["annotator"] is None
+    records[0]["annotator"] = None
+    rejects: list[CrowdReject] = []
+    path = write(tmp_path, records, "min.json")
+    with open_crowd_source(path, "label-studio", on_reject=rejects.append) as source:
+        images = list(source.images())
+    assert [(r.position, r.reason.value) for r in rejects] == [
+        ("record 0 (id 101)", "no-annotator")
+    ]
+    assert images[0].annotators == ("bea@example.com",)
+    assert images[2].annotators == ()  # the task nobody annotated: still no answer, no reject
+    with pytest.raises(CrowdSourceError, match=r"record 0 \(id 101\): no-annotator"):
+        list(iter_crowd_images(path, "label-studio"))
+
+
 def test_an_image_every_answer_abstained_on_fails_saying_so_not_unanswered(
     tmp_path: Path,
 ) -> None:
