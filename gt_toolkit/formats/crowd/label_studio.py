@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import ijson
@@ -70,6 +71,7 @@ class _Answer:
     regions: list[tuple[Mapping[str, Any], str, str]] = field(default_factory=list)
     unread: str | None = None  # why regions were not read as boxes (AnswerIndex.answers)
     lead_time: Any = None
+    created: Any = None  # JSON_MIN's created_at: its records of a task come newest first
 
 
 class LabelStudioSource(IndexedSource):
@@ -109,13 +111,13 @@ class LabelStudioSource(IndexedSource):
                 if found is None:
                     continue
                 if held is not None and held[0] != found[0]:
-                    self._finish(index, *held)
+                    self._finish(index, *_in_time(*held))
                 elif held is not None:
                     found = (found[0], held[1] + found[1])
                 held = found
                 continue
             if held is not None:
-                self._finish(index, *held)
+                self._finish(index, *_in_time(*held))
                 held = None
             if task:
                 self._task(index, item, where)
@@ -130,7 +132,7 @@ class LabelStudioSource(IndexedSource):
                     item,
                 )
         if held is not None:
-            self._finish(index, *held)
+            self._finish(index, *_in_time(*held))
         for row, key, answer in index.held():  # the sizes every record gave are known now
             index.settle(row, *self._boxes(answer, index.size_of(key)))
 
@@ -399,7 +401,9 @@ class LabelStudioSource(IndexedSource):
                 return key, []
             self.skip(self.location, where, SkipReason.NO_ANNOTATOR, "no annotator", record)
             return None
-        return key, [self._answer(key, annotator, results, record.get("lead_time"), where)]
+        answer = self._answer(key, annotator, results, record.get("lead_time"), where)
+        answer.created = record.get("created_at")
+        return key, [answer]
 
 
 # JSON_MIN drops a result's type: what its value holds tells it. A value says something of
@@ -423,6 +427,32 @@ _MIN_PLACES = (
     ("height", "rectangle"),
     ("x", "keypoint"),
 )
+
+
+def _in_time(key: str, answers: list[_Answer]) -> tuple[str, list[_Answer]]:
+    """JSON_MIN answers of one image, each annotator's oldest first: a later one supersedes.
+
+    Label Studio's converter writes a task's annotations newest first (sorted by
+    ``created_at``, reversed), where the JSON export lists them oldest first: read in file
+    order, an annotator's older annotation superseded their newer one in JSON_MIN only.
+    An annotator's answers are put in time order among the places they hold; where one of
+    them has no ``created_at`` that parses, the file's order stands.
+    """
+    places: dict[str, list[int]] = {}
+    for i, answer in enumerate(answers):
+        places.setdefault(answer.annotator, []).append(i)
+    ordered = list(answers)
+    for slots in places.values():
+        if len(slots) < 2:
+            continue
+        try:
+            times = [datetime.fromisoformat(answers[i].created) for i in slots]
+            order = sorted(range(len(slots)), key=times.__getitem__)  # stable: ties keep order
+        except (TypeError, ValueError):  # no created_at, another format, naive beside aware
+            continue
+        for slot, j in zip(slots, order, strict=True):
+            ordered[slot] = answers[slots[j]]
+    return key, ordered
 
 
 def _box_labels(result: dict[str, Any], boxes: frozenset[Any]) -> str | None:

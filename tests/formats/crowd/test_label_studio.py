@@ -826,6 +826,36 @@ def test_json_min_an_annotation_that_names_nobody_is_rejected_not_dropped(
         list(iter_crowd_images(path, "label-studio"))
 
 
+def test_json_min_newest_first_records_read_as_the_json_export(tmp_path: Path) -> None:
+    # Label Studio's converter writes a task's annotations to JSON_MIN newest first (sorted
+    # by created_at, reversed); the JSON export lists them oldest first. Read in file order,
+    # an annotator's older annotation superseded their newer one in JSON_MIN only
+    tasks = json.loads(EXPORT.read_text())
+    task = tasks[1]
+    older = task["annotations"][0]
+    newer = json.loads(json.dumps(older)) | {"id": 2001}
+    newer["result"][0]["value"]["x"] += 5.0
+    older["created_at"], newer["created_at"] = "2026-11-02T10:00:00Z", "2026-11-03T09:00:00Z"
+    task["annotations"].append(newer)
+    records = json.loads(MINIMAL.read_text())
+    at = next(n for n, r in enumerate(records) if r["id"] == task["id"])
+    first = records[at] | {"created_at": older["created_at"]}
+    again = json.loads(json.dumps(first)) | {"annotation_id": 2001}
+    again["created_at"] = newer["created_at"]
+    again["label"][0]["x"] += 5.0
+    records[at] = first
+    records.insert(at, again)  # newest first, as the converter writes them
+    read = []
+    for name, export in (("export.json", tasks), ("min.json", records)):
+        with open_crowd_source(write(tmp_path, export, name), "label-studio") as source:
+            image = list(source.images())[1]
+        read.append(image.boxes[image.annotators.index("7")])
+        assert source.report.skipped["superseded-answer"] == 1
+    assert read[0] == read[1] and read[0][0]["left"] == round(
+        (older["result"][0]["value"]["x"] + 5) * 6.4, 6
+    )
+
+
 def test_an_image_every_answer_abstained_on_fails_saying_so_not_unanswered(
     tmp_path: Path,
 ) -> None:
