@@ -724,3 +724,75 @@ def test_per_annotator_crowd_regions_only_abstain(tmp_path: Path) -> None:
         images = list(source.images())
     assert [i.annotators for i in images] == [("alice", "bea"), ("alice", "carl")]
     assert source.report.abstained == {"crowd-region": 1}
+
+
+# One replica job exported twice by CVAT: "CVAT for images 1.1" (rotation about the centre,
+# in degrees clockwise) and "COCO 1.0", where datumaro keeps the box upright in bbox and its
+# turn in attributes.rotation (cvat bindings: anno_attr["rotation"] = shape_obj.rotation)
+_CVAT_XML = """<?xml version="1.0" encoding="utf-8"?>
+<annotations>
+  <version>1.1</version>
+  <meta><job><id>7</id><labels><label><name>car</name></label></labels></job></meta>
+  <image id="0" name="day1/a.jpg" width="640" height="480">
+    <box label="car" source="manual" occluded="0" xtl="100.00" ytl="100.00" xbr="300.00"
+         ybr="140.00" rotation="30.00" z_order="0"></box>
+    <box label="car" source="manual" occluded="0" xtl="400.00" ytl="300.00" xbr="500.00"
+         ybr="350.00" z_order="0"></box>
+  </image>
+</annotations>
+"""
+
+
+def _cvat_coco(rotations: list[Any]) -> dict[str, Any]:
+    """The same job as CVAT's COCO 1.0 export writes it (instances_default.json)."""
+    boxes = [[100.0, 100.0, 200.0, 40.0], [400.0, 300.0, 100.0, 50.0]]
+    return {
+        "licenses": [{"name": "", "id": 0, "url": ""}],
+        "info": {"contributor": "", "date_created": "", "description": "", "url": "",
+                 "version": "", "year": ""},
+        "categories": [{"id": 1, "name": "car", "supercategory": ""}],
+        "images": [{"id": 1, "width": 640, "height": 480, "file_name": "day1/a.jpg",
+                    "license": 0, "flickr_url": "", "coco_url": "", "date_captured": 0}],
+        "annotations": [
+            {"id": n + 1, "image_id": 1, "category_id": 1, "segmentation": [],
+             "area": bbox[2] * bbox[3], "bbox": bbox, "iscrowd": 0,
+             "attributes": {"occluded": False} | ({} if turn is None else {"rotation": turn})}
+            for n, (bbox, turn) in enumerate(zip(boxes, rotations, strict=True))
+        ],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("upright", [0.0, None, 360.0])
+def test_a_cvat_coco_box_turned_in_its_attributes_reads_as_in_cvat_xml(
+    tmp_path: Path, upright: Any
+) -> None:
+    # read without attributes.rotation, the turned box was taken for the upright one:
+    # the same answer gave another box from CVAT's COCO export than from its XML
+    (tmp_path / "xml").mkdir()
+    (tmp_path / "xml" / "alice.xml").write_text(_CVAT_XML)
+    target = tmp_path / "coco" / "alice" / "annotations" / "instances_default.json"
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps(_cvat_coco([30.0, upright])))
+    with open_crowd_source(tmp_path / "xml", "cvat") as source:
+        (from_xml,) = source.images()
+    with open_crowd_source(tmp_path / "coco", "coco-per-annotator") as source:
+        (from_coco,) = source.images()
+    turned, level = from_coco.boxes[0]
+    assert turned == pytest.approx(from_xml.boxes[0][0])
+    assert turned["width"] == pytest.approx(200 * math.cos(math.pi / 6) + 40 * 0.5)
+    assert level == {"label": "car", "left": 400.0, "top": 300.0, "width": 100.0, "height": 50.0}
+    assert source.report.rotated == 1
+
+
+@pytest.mark.parametrize("turn", ["30", [30], True, {"deg": 30}])
+def test_a_rotation_attribute_that_is_no_number_is_malformed(tmp_path: Path, turn: Any) -> None:
+    path = tmp_path / "coco" / "alice.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(_cvat_coco([turn, None])))
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(path.parent, "coco-per-annotator", on_reject=rejects.append) as source:
+        (image,) = source.images()
+    assert [(r.position, r.reason.value, r.detail) for r in rejects] == [
+        ("annotations[0] (id 1)", "malformed", "attributes.rotation is not a number")
+    ]
+    assert [len(b) for b in image.boxes] == [1]
