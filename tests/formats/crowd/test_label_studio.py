@@ -872,3 +872,55 @@ def test_an_image_every_answer_abstained_on_fails_saying_so_not_unanswered(
     )
     assert found["s3://bkt/photos/img_c.jpg"] == EXPECTED["s3://bkt/photos/img_c.jpg"]
     assert report.ingest.abstained == {"not-a-box": 3}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 3), st.integers(0, 10_000)),
+        min_size=1,
+        max_size=8,
+        unique_by=lambda a: a[1],
+    )
+)
+def test_json_and_json_min_of_repeated_annotations_read_alike(
+    annotations: list[tuple[int, int]],
+) -> None:
+    # each (annotator, minute) is one annotation of the task; the JSON export lists them as
+    # Label Studio does, oldest first, and the converter writes JSON_MIN newest first
+    annotations.sort(key=lambda a: a[1])
+
+    def created(minute: int) -> str:
+        return (
+            f"2026-11-{1 + minute // 1440:02d}T{minute // 60 % 24:02d}:{minute % 60:02d}:00.000000Z"
+        )
+
+    def value(n: int) -> dict[str, Any]:
+        return {"x": float(n % 90), "y": 5.0, "width": 10.0, "height": 10.0, "rotation": 0,
+                "rectanglelabels": ["car"]}  # fmt: skip
+
+    task = {"id": 1, "data": {"image": "s3://bkt/x.jpg"}, "annotations": [
+        {"id": 100 + n, "completed_by": who, "created_at": created(minute), "result": [
+            {"type": "rectanglelabels", "from_name": "label", "to_name": "image",
+             "original_width": 200, "original_height": 100, "value": value(n)}]}
+        for n, (who, minute) in enumerate(annotations)
+    ]}  # fmt: skip
+    records = [
+        {"image": "s3://bkt/x.jpg", "id": 1,
+         "label": [value(n) | {"original_width": 200, "original_height": 100}],
+         "annotator": who, "annotation_id": 100 + n, "created_at": created(minute)}
+        for n, (who, minute) in reversed(list(enumerate(annotations)))
+    ]  # fmt: skip
+    read = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, export in (("export.json", [task]), ("min.json", records)):
+            path = Path(tmp) / name
+            path.write_text(json.dumps(export))
+            with open_crowd_source(path, "label-studio") as source:
+                (image,) = source.images()
+            read.append(dict(zip(image.annotators, image.boxes, strict=True)))
+    newest = {who: n for n, (who, _) in enumerate(annotations)}
+    assert read[0] == read[1]
+    assert {who: boxes[0]["left"] for who, boxes in read[0].items()} == {
+        str(who): float(n % 90) * 2 for who, n in newest.items()
+    }
