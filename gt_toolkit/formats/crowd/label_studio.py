@@ -243,7 +243,11 @@ class LabelStudioSource(IndexedSource):
         # a region is one result per control: its RectangleLabels result is the box, and a
         # Labels result of the same region (same id) says the same again
         boxes = frozenset(
-            r.get("id") for r in results if isinstance(r, dict) and r.get("type") == _BOX_TYPE
+            r["id"]
+            for r in results
+            if isinstance(r, dict)
+            and r.get("type") == _BOX_TYPE
+            and isinstance(r.get("id"), str | int)
         )
         for k, result in enumerate(results):
             here = f"{where}, result {k}"
@@ -470,8 +474,8 @@ def _box_labels(result: dict[str, Any], boxes: frozenset[Any]) -> str | None:
     value = result.get("value")
     if kind != "labels" or not isinstance(value, dict) or _place(value) != "rectangle":
         return None
-    region = result.get("id")
-    return "labels" if region is None or region not in boxes else None
+    region = result.get("id")  # a region id is a string; anything else matches no box
+    return "labels" if not isinstance(region, str | int) or region not in boxes else None
 
 
 def _is_region(kind: Any, value: Any) -> bool:

@@ -856,6 +856,25 @@ def test_json_min_newest_first_records_read_as_the_json_export(tmp_path: Path) -
     )
 
 
+@pytest.mark.parametrize("region", [["r1"], {"id": "r1"}, None, 7])
+def test_a_region_id_of_any_json_type_is_read_without_a_traceback(
+    tmp_path: Path, region: Any
+) -> None:
+    # the ids pair a Labels result with its region's RectangleLabels one: a list or an
+    # object there stopped the read with "unhashable type"
+    place = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 10.0, "rotation": 0}
+    sized = {"original_width": 200, "original_height": 100, "to_name": "image", "id": region}
+    results = [
+        sized | {"type": "rectanglelabels", "value": place | {"rectanglelabels": ["car"]}},
+        sized | {"type": "labels", "value": place | {"labels": ["car"]}},
+    ]
+    task = {"id": 1, "data": {"image": "s3://bkt/a.jpg"}, "annotations": []}
+    task["annotations"] = [{"id": 1, "completed_by": 1, "result": results}]
+    (image,) = iter_crowd_images(write(tmp_path, [task]), "label-studio")
+    # one region (the same string or integer id) is one box; ids that name none are two
+    assert [len(b) for b in image.boxes] == [1 if isinstance(region, str | int) else 2]
+
+
 def test_an_image_every_answer_abstained_on_fails_saying_so_not_unanswered(
     tmp_path: Path,
 ) -> None:
