@@ -218,7 +218,8 @@ class LabelStudioSource(IndexedSource):
             results = ann.get("result")
             for result in results if isinstance(results, list) else ():
                 if isinstance(result, dict) and _box_labels(result, frozenset()):
-                    names.add(result.get("to_name"))
+                    to_name = result.get("to_name")  # a name; a list or object as its text
+                    names.add(to_name if isinstance(to_name, str | None) else repr(to_name))
         names.discard(None)  # a box that names no image object tells nothing
         return self.data_key if len(names) > 1 else None
 

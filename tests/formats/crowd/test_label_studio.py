@@ -435,6 +435,15 @@ def test_a_task_of_several_images_reads_only_the_boxes_on_the_data_key_image(
         assert all(r.reason.value == "malformed" and other in r.detail for r in rejects)
     with pytest.raises(CrowdSourceError, match=r"result 1: malformed: to_name 'image2'"):
         list(iter_crowd_images(path, "label-studio"))
+    # a to_name of another JSON type is no image object's name: rejected, not a traceback
+    task["annotations"][1]["result"][0]["to_name"] = ["image2"]  # type: ignore[index]
+    odd: list[CrowdReject] = []
+    (image,) = iter_crowd_images(write(tmp_path, [task]), "label-studio", on_reject=odd.append)
+    assert image.annotators == ("1",)
+    assert [r.to_json()["position"] for r in odd] == [
+        "task 0 (id 3), annotation 0, result 1",
+        "task 0 (id 3), annotation 1, result 0",
+    ]
     # one image object named, whatever its name: every box is the image's, as before
     for annotation in task["annotations"]:  # type: ignore[attr-defined]
         for result in annotation["result"]:
