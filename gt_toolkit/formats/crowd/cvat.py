@@ -391,14 +391,23 @@ def _assignee(meta: ET.Element) -> str | None:
     return None
 
 
+_NOT_ON_A_BOX = frozenset({"tag", "skeleton"})  # label types no <box> can carry
+
+
 def _label_names(meta: ET.Element) -> Iterator[str]:
-    """The declared label names, as the boxes' ``label`` attributes spell them.
+    """The declared label names a box can carry, as the boxes' ``label`` attributes spell them.
 
     CVAT writes a name's text as it is; stripped here but not on the boxes, ``car `` was
-    declared ``car`` and every box labelled ``car `` was unknown to the run.
+    declared ``car`` and every box labelled ``car `` was unknown to the run. A skeleton's
+    point labels (a ``<parent>`` names the skeleton), the skeleton itself and a label of
+    type ``tag`` (image tags only) are no box's: declared, they became classes of the
+    detection outputs (COCO categories ``nose``, ``blurry``) that no box can ever have.
     """
     for owner in ("job", "task", "project"):
         for label in meta.iterfind(f"{owner}/labels/label"):
             name = label.findtext("name") or ""
+            kind = (label.findtext("type") or "").strip().lower()
+            if (label.findtext("parent") or "").strip() or kind in _NOT_ON_A_BOX:
+                continue
             if name.strip():
                 yield name

@@ -441,6 +441,26 @@ def test_a_label_name_with_a_space_is_declared_as_the_boxes_spell_it(tmp_path: P
     assert report.complete
 
 
+def test_skeleton_point_and_tag_labels_are_not_box_classes(tmp_path: Path) -> None:
+    # CVAT 2.x lists a skeleton's points as labels with a <parent>, and tag-only labels with
+    # <type>tag</type>: declared as box labels they were categories of the COCO output
+    # (nose, blurry) that no box can have
+    folder = tmp_path / "jobs"
+    shutil.copytree(REPLICAS, folder)
+    extra = (
+        "<label><name>pose</name><type>skeleton</type></label>"
+        "<label><name>nose</name><type>points</type><parent>pose</parent></label>"
+        "<label><name>blurry</name><type>tag</type></label>"
+        "<label><name>truck</name><type>any</type></label></labels>"
+    )
+    for path in folder.iterdir():
+        text = path.read_text()
+        assert text.count("</labels>") == 1
+        path.write_text(text.replace("</labels>", extra))
+    with open_crowd_source(folder, "cvat") as source:
+        assert source.labels == ["car", "person", "truck"]
+
+
 @pytest.mark.parametrize("encoding", ["bogus", "shift_jis", "utf-32"])
 def test_an_encoding_expat_cannot_read_is_one_line_naming_the_file(
     tmp_path: Path, encoding: str
