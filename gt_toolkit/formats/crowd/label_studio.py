@@ -176,7 +176,7 @@ class LabelStudioSource(IndexedSource):
             self.skip(self.location, where, SkipReason.MALFORMED, "annotations is not a list")
             return
         index.add_image(key)
-        only = self._image_object(annotations)
+        only = self._image_object(annotations, task["data"])
         answers: list[_Answer] = []
         for j, ann in enumerate(annotations):
             here = f"{where}, annotation {j}"
@@ -201,15 +201,17 @@ class LabelStudioSource(IndexedSource):
             )
         self._finish(index, key, answers)
 
-    def _image_object(self, annotations: list[Any]) -> str | None:
+    def _image_object(self, annotations: list[Any], data: Mapping[str, Any]) -> str | None:
         """The ``to_name`` a box must have to be on the image read, when the task shows several.
 
         A task may show several images (``<Image name="image" value="$image"/>`` and
         ``<Image name="image2" value="$image2"/>``); each box names the one it is on in
         ``to_name``. Where the task's boxes name more than one, only those on the image
         object named as ``--data-key`` are this image's (:meth:`_answer` rejects the others);
-        read all, the second image's boxes were put on the first, silently. ``None``: the
-        boxes name one image object (or none), all of them read.
+        read all, the second image's boxes were put on the first, silently. So too where
+        they name one that is another field of the task's ``data`` (all drawn on
+        ``$image2``, read with ``--data-key image``). ``None``: the boxes name one image
+        object (or none), all of them read.
         """
         names: set[Any] = set()
         for ann in annotations:
@@ -221,7 +223,8 @@ class LabelStudioSource(IndexedSource):
                     to_name = result.get("to_name")  # a name; a list or object as its text
                     names.add(to_name if isinstance(to_name, str | None) else repr(to_name))
         names.discard(None)  # a box that names no image object tells nothing
-        return self.data_key if len(names) > 1 else None
+        elsewhere = any(n != self.data_key and n in data for n in names)
+        return self.data_key if len(names) > 1 or elsewhere else None
 
     def _answer(
         self,

@@ -444,6 +444,17 @@ def test_a_task_of_several_images_reads_only_the_boxes_on_the_data_key_image(
         "task 0 (id 3), annotation 0, result 1",
         "task 0 (id 3), annotation 1, result 0",
     ]
+    # every box on image2 (one image object, but another field of the task's data): read
+    # with --data-key image they were all put on front.jpg
+    for annotation in task["annotations"]:  # type: ignore[attr-defined]
+        for result in annotation["result"]:
+            result["to_name"] = "image2"
+    path = write(tmp_path, [task])
+    elsewhere: list[CrowdReject] = []
+    (image,) = iter_crowd_images(path, "label-studio", on_reject=elsewhere.append)
+    assert (image.annotators, len(elsewhere)) == ((), 3)
+    (image,) = iter_crowd_images(path, "label-studio", data_key="image2")
+    assert (image.key, [len(b) for b in image.boxes]) == ("s3://bkt/back.jpg", [2, 1])
     # one image object named, whatever its name: every box is the image's, as before
     for annotation in task["annotations"]:  # type: ignore[attr-defined]
         for result in annotation["result"]:
