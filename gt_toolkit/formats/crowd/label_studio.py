@@ -389,7 +389,12 @@ class LabelStudioSource(IndexedSource):
         if key is None:
             return None
         index.add_image(key)  # the image is part of the job, whoever answered it
-        annotator = _annotator(record.get("annotator"))
+        # the converter's get_annotator writes str(completed_by): "None" for an annotation
+        # whose completed_by is null (a no-annotator reject in the JSON export). Read as a
+        # name, every such annotation was one annotator "None", each superseding another's
+        # on a task they shared. JSON_MIN names a user by an integer id or an e-mail
+        named = record.get("annotator")
+        annotator = None if named == "None" else _annotator(named)
         results: list[Any] = []
         for name, value in record.items():
             if name == self.data_key or not isinstance(value, list):

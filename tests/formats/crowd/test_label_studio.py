@@ -824,15 +824,17 @@ def test_a_labels_control_box_beside_a_rectangle_tag_is_a_box_in_both_exports(
     assert image.annotators == ("1",) and image.boxes == ([box],)
 
 
+@pytest.mark.parametrize("nobody", [None, "None"])
 def test_json_min_an_annotation_that_names_nobody_is_rejected_not_dropped(
-    tmp_path: Path,
+    tmp_path: Path, nobody: Any
 ) -> None:
     # "annotator": null is also what JSON_MIN writes for a completed_by without an email;
     # read as "a task nobody annotated", its boxes were dropped unsaid (the JSON export's
     # completed_by null is a no-annotator reject)
     records = json.loads(MINIMAL.read_text())
     assert records[0]["annotator"] == 7 and records[-1]["annotator"] is None
-    records[0]["annotator"] = None
+    # "None": what the converter writes for completed_by null (str(None))
+    records[0]["annotator"] = nobody
     rejects: list[CrowdReject] = []
     path = write(tmp_path, records, "min.json")
     with open_crowd_source(path, "label-studio", on_reject=rejects.append) as source:
