@@ -19,7 +19,12 @@ What COCO says is kept, and what cannot be kept is said:
   :func:`~gt_toolkit.formats.detection_label.image_side`) is an ``invalid-image`` reject
   with its position, its boxes with it: written, its size was one the manifest readers
   refuse. A size that is missing or not a positive whole number leaves the line without
-  one, as before.
+  one, as before;
+* a box turned in ``attributes.rotation`` (CVAT's COCO export keeps it upright in ``bbox``
+  and its turn there, degrees clockwise about its centre) is written as the axis-aligned
+  envelope of the turned box, by the crowd readers' one rule
+  (:func:`~gt_toolkit.formats.crowd.base.envelope`), and counted; read upright, it was
+  another box than CVAT showed, silently. A rotation that is not a number is a reject.
 
 A results list (``[{"image_id", "category_id", "bbox", "score"}, ...]``, what detectors and
 ``COCO.loadRes`` use) has no images or categories of its own: they come from the COCO file
@@ -44,12 +49,12 @@ from gt_toolkit.convert.prior_label import PriorManifest, source_ref_for, unique
 from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.errors import ConversionError, CrowdSourceError
 from gt_toolkit.formats.coco_ids import coco_id, coco_int
-from gt_toolkit.formats.crowd.base import first_line
+from gt_toolkit.formats.crowd.base import coordinate, envelope, first_line
 from gt_toolkit.formats.crowd.json_stream import broken_entry, open_json
 from gt_toolkit.formats.detection_label import MAX_COORDINATE, image_side
 from gt_toolkit.storage.files import Location
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
-from gt_toolkit.types import ConsolidatedBox, ImageSize
+from gt_toolkit.types import ConsolidatedBox, ImageSize, WorkerBox
 
 __all__ = ["from_coco"]
 
@@ -89,11 +94,11 @@ def from_coco(source: Location, out: StagedOutput, options: ConvertOptions) -> C
         categories=categories.mapping(), crowd_regions_skipped=boxes.crowd, results_list=results
     )
     result.outputs["categories"] = mapping
-    result.notes += _notes(categories, boxes.crowd)
+    result.notes += _notes(categories, boxes.crowd, boxes.rotated)
     return result
 
 
-def _notes(categories: _Categories, crowd: int) -> list[str]:
+def _notes(categories: _Categories, crowd: int, rotated: int) -> list[str]:
     notes = []
     if any(cid != i for i, cid in enumerate(categories.coco_ids)):
         notes.append(
@@ -102,6 +107,10 @@ def _notes(categories: _Categories, crowd: int) -> list[str]:
         )
     if crowd:
         notes.append(f"{crowd} iscrowd regions skipped (COCO evaluation ignores them too)")
+    if rotated:
+        notes.append(
+            f"{rotated} boxes turned in attributes.rotation written as their axis-aligned envelope"
+        )
     return notes
 
 
@@ -243,6 +252,7 @@ class _Boxes:
         self.cls = array("q")
         self.xywhs = array("d")  # left, top, width, height, score (NaN: none)
         self.crowd = 0
+        self.rotated = 0  # boxes turned in attributes.rotation, written as their envelope
 
     def add(
         self,
@@ -269,6 +279,9 @@ class _Boxes:
         image = images.index.get(image_id) if image_id is not None else None
         cls = categories.index.get(category_id) if category_id is not None else None
         box = _box(ann.get("bbox"), ann.get("score"))
+        turned = False
+        if not isinstance(box, str):
+            box, turned = _turned(box, ann.get("attributes"))
         if image is None:
             reason, detail = "orphan-annotation", "its image_id is not in images"
         elif cls is None:
@@ -280,6 +293,7 @@ class _Boxes:
             self.head[image] = len(self.cls)
             self.cls.append(cls)
             self.xywhs.extend(box)
+            self.rotated += turned
             return
         prior.reject(name, f"annotations[{i}]", reason, detail, ann)
 
@@ -324,6 +338,36 @@ def _box(bbox: object, score: object) -> tuple[float, float, float, float, float
     if not _is_number(score) or not 0 <= float(score) <= 1:
         return f"score must be a number in [0, 1], got {score!r:.50}"
     return x, y, w, h, float(score)
+
+
+def _turned(
+    box: tuple[float, float, float, float, float], attributes: object
+) -> tuple[tuple[float, float, float, float, float] | str, bool]:
+    """``box`` turned by ``attributes.rotation`` (its envelope) or why it cannot be; turned?
+
+    CVAT's COCO export (datumaro's) writes a turned rectangle upright in ``bbox`` and its
+    turn, degrees clockwise about its centre, in ``attributes.rotation``, as CVAT's XML and
+    the ``coco-per-annotator`` crowd reader read it: the envelope is theirs
+    (:func:`~gt_toolkit.formats.crowd.base.envelope`). Read upright, a box turned 30
+    degrees was written where CVAT did not show it, silently.
+    """
+    turn = attributes.get("rotation") if isinstance(attributes, dict) else None
+    if turn is None:
+        return box, False
+    # ijson gives fractions as Decimal; coordinate() turns an integer past floats to None
+    number = float(turn) if isinstance(turn, Decimal) else turn
+    degrees = coordinate(number) if _is_number(turn) else None
+    if degrees is None:
+        return f"attributes.rotation must be a finite number, got {turn!r:.50}", False
+    if not degrees % 360.0:
+        return box, False
+    x, y, w, h, score = box
+    upright: WorkerBox = {"label": "", "left": x, "top": y, "width": w, "height": h}
+    env = envelope(upright, degrees, pivot="center")
+    x, y, w, h = env["left"], env["top"], env["width"], env["height"]
+    if not (-_MAX <= x <= _MAX and -_MAX <= y <= _MAX and w <= _MAX and h <= _MAX):
+        return f"bbox turned {degrees:g} degrees is beyond +-{_MAX} pixels: {box[:4]!r:.100}", False
+    return (x, y, w, h, score), True
 
 
 def _too_large(value: object) -> bool:

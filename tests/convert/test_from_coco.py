@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -454,3 +455,59 @@ def test_an_output_that_is_a_link_is_written_where_it_leads(tmp_path: Path) -> N
         "prior.manifest",
         "prior.manifest.categories.json",
     ]
+
+
+def test_a_box_turned_in_its_attributes_is_written_as_the_crowd_reader_reads_it(
+    tmp_path: Path,
+) -> None:
+    # CVAT's COCO export keeps a turned box upright in bbox and its turn (degrees clockwise
+    # about the centre) in attributes.rotation: read without it, the box turned 30 degrees
+    # was written upright, silently, where the coco-per-annotator reader reads its envelope
+    from gt_toolkit.formats.crowd.sources import open_crowd_source
+
+    turned = {**ANNOTATIONS[2], "bbox": [20.0, 10.0, 20.5, 20.5]}  # inside b.jpg turned too
+    turned["attributes"] = {"occluded": False, "rotation": 30.0}
+    level = [{**a, "attributes": {"occluded": False, "rotation": r}} for a, r in
+             zip(ANNOTATIONS[:2], (0.0, 360), strict=True)]  # fmt: skip
+    src = _coco(tmp_path, [*level, turned])
+    out = tmp_path / "prior.manifest"
+    result = _convert(src, out)
+    written = {
+        r.source_ref: [(b.left, b.top, b.width, b.height) for b in r.boxes]
+        for r in iter_detection_records(out)
+    }
+    (tmp_path / "crowd").mkdir()
+    crowd = tmp_path / "crowd" / "alice.json"
+    crowd.write_text(src.read_text())
+    with open_crowd_source(crowd.parent, "coco-per-annotator") as source:
+        read = {i.key: i.boxes[0] for i in source.images()}
+    (envelope,) = read["b.jpg"]
+    assert written[PREFIX + "b.jpg"] == [
+        (envelope["left"], envelope["top"], envelope["width"], envelope["height"])
+    ]
+    side = 20.5 * (math.cos(math.pi / 6) + 0.5)  # a square turned 30 degrees about its centre
+    assert written[PREFIX + "b.jpg"][0] == pytest.approx(
+        (30.25 - side / 2, 20.25 - side / 2, side, side)
+    )
+    assert written[PREFIX + "a.jpg"] == [(10.4, 10.6, 4.2, 5.3), (30.25, 2.5, 7.75, 6.125)]
+    assert "1 boxes turned in attributes.rotation written as their axis-aligned envelope" in (
+        result.notes
+    )
+
+
+@pytest.mark.parametrize(
+    "turn",
+    ["30", [30], True, {"deg": 30}, 10**400, "1e400"],
+    ids=["text", "list", "true", "object", "int-past-floats", "1e400"],
+)
+def test_a_rotation_attribute_that_is_no_number_is_a_reject(tmp_path: Path, turn: Any) -> None:
+    odd = {**ANNOTATIONS[2], "id": 4, "attributes": {"rotation": turn}}
+    src = _coco(tmp_path, [*ANNOTATIONS, odd])
+    if turn == "1e400":  # a number past the largest float, as JSON text
+        src.write_text(src.read_text().replace('"1e400"', "1e400"))
+    rejects = tmp_path / "rejects.jsonl"
+    result = _convert(src, tmp_path / "o.manifest", rejects=rejects)
+    assert (result.stats.boxes, result.stats.rejected) == (3, {"invalid-bbox": 1})
+    [item] = read_jsonl(rejects)
+    assert item["position"] == "annotations[3]"
+    assert item["detail"].startswith("attributes.rotation must be a finite number")
