@@ -59,6 +59,11 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
         "manifest of the job SOURCE (same as SOURCE=this folder --from answers-folder)",
     )
     p.add_argument("--data-key", help="label-studio: the task data field of the image (image)")
+    p.add_argument(
+        "--image-name",
+        help="label-studio: the name of the <Image> tag showing that field (the boxes' "
+        "to_name), where it is not the field's name: only its boxes are read",
+    )
     p.add_argument("--element-name", help="Ground Truth: crowd element name in answerContent")
     p.add_argument("--threads", type=positive_int, help="gt-job: concurrent reads (16)")
     p.add_argument(
@@ -116,6 +121,7 @@ def open_source(args: argparse.Namespace, on_reject: RejectHandler) -> CrowdSour
         manifest=manifest,
         element_name=args.element_name,
         data_key=args.data_key,
+        image_name=args.image_name,
         store=store_from_args(args),
         on_reject=on_reject,
         max_workers=args.threads,

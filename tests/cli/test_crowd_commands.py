@@ -230,6 +230,7 @@ def test_options_of_other_kinds_are_refused(tmp_path: Path) -> None:
     source = str(CROWD / "label-studio.json")
     assert main(["consolidate", source, "--from", "label-studio", "-o", out, "--threads", "2"]) == 1
     assert main(["consolidate", source, "--from", "cvat", "-o", out, "--data-key", "x"]) == 1
+    assert main(["consolidate", source, "--from", "cvat", "-o", out, "--image-name", "x"]) == 1
     assert main(["consolidate", str(JOB), "-o", out, "--image-prefix", "s3://bkt-x/x/"]) == 1
     coco = ["--output-format", "coco", "--label-attribute", "boxes"]
     assert main(["consolidate", str(JOB), "-o", out, *coco]) == 1

@@ -79,6 +79,9 @@ class LabelStudioSource(IndexedSource):
 
     Args:
         data_key: the field of the task's ``data`` that holds the image reference.
+        image_name: the name of the ``<Image>`` tag that shows it (the boxes' ``to_name``),
+            where that is not ``data_key`` (``<Image name="img" value="$image_url"/>``):
+            only its boxes are read, in every task. ``None``: see :meth:`_image_object`.
     """
 
     kind = "label-studio"
@@ -88,11 +91,13 @@ class LabelStudioSource(IndexedSource):
         location: Location,
         *,
         data_key: str = "image",
+        image_name: str | None = None,
         store: S3Store | None = None,
         on_reject: RejectHandler | None = None,
     ) -> None:
         super().__init__(location, store=store, on_reject=on_reject)
         self.data_key = data_key
+        self.image_name = image_name
 
     def load(self, index: AnswerIndex) -> None:
         """Stream the list, one task (or JSON_MIN record) at a time, into ``index``.
@@ -107,6 +112,13 @@ class LabelStudioSource(IndexedSource):
             )
             task = isinstance(item, dict) and ("annotations" in item or "completions" in item)
             if isinstance(item, dict) and not task and "annotator" in item:
+                if self.image_name is not None:  # read all, boxes of any image were kept
+                    raise CrowdSourceError(
+                        self.location,
+                        where.replace("task", "record", 1),
+                        "a JSON_MIN record has no to_name to match --image-name against:"
+                        " export the project as JSON (or leave --image-name out)",
+                    )
                 found = self._min_record(index, item, where.replace("task", "record", 1))
                 if found is None:
                     continue
@@ -211,8 +223,10 @@ class LabelStudioSource(IndexedSource):
         read all, the second image's boxes were put on the first, silently. So too where
         they name one that is another field of the task's ``data`` (all drawn on
         ``$image2``, read with ``--data-key image``). ``None``: the boxes name one image
-        object (or none), all of them read.
+        object (or none), all of them read. ``image_name`` given: its boxes, in every task.
         """
+        if self.image_name is not None:
+            return self.image_name
         names: set[Any] = set()
         for ann in annotations:
             if not isinstance(ann, dict) or ann.get("was_cancelled") or ann.get("skipped"):
@@ -269,11 +283,7 @@ class LabelStudioSource(IndexedSource):
                 answer.unread = unread_reason(answer.unread, SkipReason.MALFORMED)
                 continue
             if only is not None and result.get("to_name") != only:
-                detail = (
-                    f"to_name {result.get('to_name')!r}: the task's boxes are on several"
-                    f" images, and only those on the image named {only!r} (--data-key) are"
-                    " read"
-                )
+                detail = self._elsewhere(result.get("to_name"))
                 self.skip(self.location, here, SkipReason.MALFORMED, detail, result)
                 answer.unread = unread_reason(answer.unread, SkipReason.MALFORMED)
                 continue
@@ -294,6 +304,25 @@ class LabelStudioSource(IndexedSource):
             answer.size = _same_size(key, answer.size, box_size, annotator, where_size)
             answer.regions.append((value, here, labels_key))
         return answer
+
+    def _elsewhere(self, to_name: Any) -> str:
+        """Why a box whose ``to_name`` is not the image read is rejected, and what to pass.
+
+        The reader cannot tell from the export which ``<Image>`` tag shows which data field:
+        a tag named otherwise than its field (``<Image name="img1" value="$url1"/>``) takes
+        ``--image-name``, without which no box of such a task could be read at all.
+        """
+        if self.image_name is not None:
+            return (
+                f"to_name {to_name!r}: not the image read, the <Image> tag named"
+                f" {self.image_name!r} (--image-name)"
+            )
+        return (
+            f"to_name {to_name!r}: the task's boxes are on another image than"
+            f" data[{self.data_key!r}] or on several images, and only those whose to_name is"
+            f" {self.data_key!r} (--data-key) are read; if the <Image> tag that shows"
+            f" data[{self.data_key!r}] has another name, pass it as --image-name"
+        )
 
     def _finish(self, index: AnswerIndex, key: str, answers: list[_Answer]) -> None:
         """An image's answers in pixels, each in the size it gives, else any other's.

@@ -44,6 +44,7 @@ class SourceOptions(TypedDict, total=False):
     manifest: Location | None
     element_name: str | None
     data_key: str | None
+    image_name: str | None
     store: S3Store | None
     on_reject: RejectHandler | None
     max_workers: int | None
@@ -56,6 +57,7 @@ def open_crowd_source(
     manifest: Location | None = None,
     element_name: str | None = None,
     data_key: str | None = None,
+    image_name: str | None = None,
     store: S3Store | None = None,
     on_reject: RejectHandler | None = None,
     max_workers: int | None = None,
@@ -72,6 +74,8 @@ def open_crowd_source(
         element_name: Ground Truth kinds: the crowd element's name in ``answerContent``.
         data_key: ``label-studio``: the task ``data`` field holding the image
             (default ``image``).
+        image_name: ``label-studio``: the name of the ``<Image>`` tag showing that field
+            (the boxes' ``to_name``), where it is not ``data_key``: only its boxes are read.
         on_reject: receives every broken record; ``None`` makes the first one an error.
         max_workers: ``gt-job``: threads reading answer files (default 16).
 
@@ -90,8 +94,12 @@ def open_crowd_source(
             for n, v in (("manifest", manifest), ("element_name", element_name))
             if v is not None
         ]
-    if kind is not CrowdSourceKind.LABEL_STUDIO and data_key is not None:
-        problems.append("data_key applies to label-studio only")
+    if kind is not CrowdSourceKind.LABEL_STUDIO:
+        problems += [
+            f"{n} applies to label-studio only"
+            for n, v in (("data_key", data_key), ("image_name", image_name))
+            if v is not None
+        ]
     if kind is not CrowdSourceKind.GT_JOB and max_workers is not None:
         problems.append("max_workers applies to gt-job only")
     if kind is CrowdSourceKind.ANSWERS_FOLDER and manifest is None:
@@ -116,7 +124,11 @@ def open_crowd_source(
         )
     if kind is CrowdSourceKind.LABEL_STUDIO:
         return LabelStudioSource(
-            location, data_key=data_key or "image", store=store, on_reject=on_reject
+            location,
+            data_key=data_key or "image",
+            image_name=image_name or None,
+            store=store,
+            on_reject=on_reject,
         )
     return _FILE_SOURCES[kind](location, store=store, on_reject=on_reject)
 

@@ -463,6 +463,58 @@ def test_a_task_of_several_images_reads_only_the_boxes_on_the_data_key_image(
     assert [len(b) for b in image.boxes] == [2, 1]
 
 
+def test_image_tags_named_otherwise_than_their_data_fields_are_read_with_image_name(
+    tmp_path: Path,
+) -> None:
+    # <Image name="img1" value="$url1"/> and <Image name="img2" value="$url2"/>: no to_name
+    # equals a data field, so every box of the task was rejected whatever --data-key said,
+    # and neither image could be read at all; --image-name names the tag of --data-key's
+    def rect(to_name: str, x: float) -> dict[str, Any]:
+        result = json.loads(json.dumps(DRAGGED_UP))
+        result["to_name"] = to_name
+        result["value"].update(x=x, y=10.0, height=20.0)
+        return result
+
+    task = {
+        "id": 3,
+        "data": {"url1": "s3://bkt/front.jpg", "url2": "s3://bkt/back.jpg"},
+        "annotations": [
+            {"id": 1, "completed_by": 1, "result": [rect("img1", 10.0), rect("img2", 40.0)]},
+            {"id": 2, "completed_by": 2, "result": [rect("img2", 41.0)]},
+        ],
+    }
+    path = write(tmp_path, [task])
+    unread: list[CrowdReject] = []
+    (image,) = iter_crowd_images(path, "label-studio", data_key="url1", on_reject=unread.append)
+    assert (image.annotators, len(unread)) == ((), 3)
+    assert all("pass it as --image-name" in r.detail for r in unread)  # what to do
+    for data_key, name, key, kept, lefts in (
+        ("url1", "img1", "s3://bkt/front.jpg", ("1",), [[80.0]]),
+        ("url2", "img2", "s3://bkt/back.jpg", ("1", "2"), [[320.0], [328.0]]),
+    ):
+        rejects: list[CrowdReject] = []
+        with open_crowd_source(
+            path, "label-studio", data_key=data_key, image_name=name, on_reject=rejects.append
+        ) as source:
+            (image,) = source.images()
+        assert (image.key, image.annotators) == (key, kept)
+        assert [[round(b["left"], 6) for b in boxes] for boxes in image.boxes] == lefts
+        assert len(rejects) == 3 - sum(map(len, lefts))
+        assert all("(--image-name)" in r.detail and name in r.detail for r in rejects)
+    # one image whose tag is named as another field of the task's data (image_url shown by
+    # <Image name="image">, and a field "image" holding its file name): every box was
+    # rejected as on another image, with nothing to pass to read them
+    single = {"id": 4, "data": {"image_url": "s3://bkt/a.jpg", "image": "a.jpg"}}
+    single["annotations"] = [{"id": 1, "completed_by": 1, "result": [rect("image", 10.0)]}]
+    path = write(tmp_path, [single])
+    (image,) = iter_crowd_images(path, "label-studio", data_key="image_url", image_name="image")
+    assert [len(b) for b in image.boxes] == [1]
+    # JSON_MIN has no to_name: --image-name cannot be kept there, so the read stops
+    record = {"url1": "s3://bkt/front.jpg", "id": 3, "annotator": 1, "label": []}
+    with pytest.raises(CrowdSourceError, match=r"record 0 .*no to_name.*--image-name"):
+        list(iter_crowd_images(write(tmp_path, [record]), "label-studio", image_name="img1"))
+
+
 def rect_on(task: dict[str, Any], annotation: int, result: int) -> str:
     return str(task["annotations"][annotation]["result"][result]["to_name"])
 
