@@ -194,3 +194,61 @@ def test_exports_on_s3_read_like_local_files(
         with open_crowd_source(remote, kind, store=store) as source:
             got = list(source.images())
         assert got == list(iter_crowd_images(local, kind)), kind
+
+
+def _turn(left: float, top: float) -> int:
+    """A turn in degrees drawn from a box's corner (so each export gives its box the same)."""
+    return (round(left * 100) * 7 + round(top * 100) * 13) % 360
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 10_000), workers=st.integers(2, 5), boxes=st.integers(1, 6))
+def test_turned_boxes_consolidate_the_same_from_cvat_xml_and_cvat_coco(
+    tmp_path_factory: Any, seed: int, workers: int, boxes: int
+) -> None:
+    # CVAT writes a turned box upright with rotation="deg" in its XML and with
+    # attributes.rotation in its COCO export (both about the centre): one job, one result
+    import re
+
+    images = [
+        CrowdImage(
+            key=image.key,
+            image_size=image.image_size,
+            annotators=image.annotators,
+            boxes=tuple(
+                [{**b, **{k: round(b[k], 2) for k in ("left", "top", "width", "height")}}  # type: ignore[literal-required]
+                 for b in answer]
+                for answer in image.boxes
+            ),
+        )
+        for image in simulated(seed, workers, boxes)
+    ]  # fmt: skip
+    root = tmp_path_factory.mktemp("turned")
+    turned = 0
+    (root / "cvat").mkdir()
+    for name, text in cvat_job_exports(images).items():
+
+        def rotate(match: re.Match[str]) -> str:
+            nonlocal turned
+            deg = _turn(float(match["x"]), float(match["y"]))
+            turned += deg != 0
+            return f'{match[0]} rotation="{deg}.00"'
+
+        text = re.sub(r'xtl="(?P<x>[-\d.]+)" ytl="(?P<y>[-\d.]+)"', rotate, text)
+        (root / "cvat" / f"{name}.xml").write_text(text)
+    (root / "coco").mkdir()
+    for name, coco in coco_per_annotator(images).items():
+        for ann in coco["annotations"]:
+            ann["attributes"] = {"occluded": False, "rotation": float(_turn(*ann["bbox"][:2]))}
+        (root / "coco" / f"{name}.json").write_text(json.dumps(coco))
+    results = []
+    for kind in ("cvat", "coco-per-annotator"):
+        out = root / f"{kind}.manifest"
+        folder = root / ("cvat" if kind == "cvat" else "coco")
+        with open_crowd_source(folder, kind) as source:
+            report = reconsolidate(source, out, labels=LABELS, image_prefix="s3://bkt/sim/")
+        assert report.complete and report.ingest.rotated == turned, kind
+        results.append(consolidated_boxes([json.loads(x) for x in out.read_text().splitlines()]))
+    assert turned and results[0] == results[1]
