@@ -391,7 +391,12 @@ def _assignee(meta: ET.Element) -> str | None:
     return None
 
 
-_NOT_ON_A_BOX = frozenset({"tag", "skeleton"})  # label types no <box> can carry
+# label types no <box> can carry: CVAT draws a label of one of these types only as that
+# shape (or as an image tag). "any", "rectangle" (the UI's), "bbox" (the server's enum) and
+# none (older CVAT) stay box labels, and so does a type this list does not know
+_NOT_ON_A_BOX = frozenset(
+    {"tag", "skeleton", "polygon", "polyline", "points", "ellipse", "cuboid", "cuboid_3d", "mask"}
+)
 
 
 def _label_names(meta: ET.Element) -> Iterator[str]:
@@ -399,9 +404,10 @@ def _label_names(meta: ET.Element) -> Iterator[str]:
 
     CVAT writes a name's text as it is; stripped here but not on the boxes, ``car `` was
     declared ``car`` and every box labelled ``car `` was unknown to the run. A skeleton's
-    point labels (a ``<parent>`` names the skeleton), the skeleton itself and a label of
-    type ``tag`` (image tags only) are no box's: declared, they became classes of the
-    detection outputs (COCO categories ``nose``, ``blurry``) that no box can ever have.
+    point labels (a ``<parent>`` names the skeleton), the skeleton itself and a label of a
+    type CVAT draws only as another shape (``tag``: image tags only; ``polygon``: only
+    polygons) are no box's: declared, they became classes of the detection outputs
+    (COCO categories ``nose``, ``blurry``, ``road``) that no box can ever have.
     """
     for owner in ("job", "task", "project"):
         for label in meta.iterfind(f"{owner}/labels/label"):

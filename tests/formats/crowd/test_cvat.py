@@ -451,14 +451,21 @@ def test_skeleton_point_and_tag_labels_are_not_box_classes(tmp_path: Path) -> No
         "<label><name>pose</name><type>skeleton</type></label>"
         "<label><name>nose</name><type>points</type><parent>pose</parent></label>"
         "<label><name>blurry</name><type>tag</type></label>"
-        "<label><name>truck</name><type>any</type></label></labels>"
+        "<label><name>truck</name><type>any</type></label>"
+        # a label CVAT draws only as another shape: no box carries it either
+        "<label><name>road</name><type>polygon</type></label>"
+        "<label><name>lane</name><type>polyline</type></label>"
+        "<label><name>wheel</name><type>ellipse</type></label>"
+        "<label><name>mask</name><type>mask</type></label>"
+        "<label><name>bus</name><type>rectangle</type></label>"
+        "<label><name>van</name><type>bbox</type></label></labels>"
     )
     for path in folder.iterdir():
         text = path.read_text()
         assert text.count("</labels>") == 1
         path.write_text(text.replace("</labels>", extra))
     with open_crowd_source(folder, "cvat") as source:
-        assert source.labels == ["car", "person", "truck"]
+        assert source.labels == ["car", "person", "truck", "bus", "van"]
 
 
 @pytest.mark.parametrize("encoding", ["bogus", "shift_jis", "utf-32"])
