@@ -430,9 +430,11 @@ class LabelStudioSource(IndexedSource):
                 continue
             for region in value:
                 if isinstance(region, Mapping) and _BOX_TYPE in region:
-                    results.append({"type": _BOX_TYPE, "value": region, **_size_fields(region)})
+                    sized = {"value": region, "id": _min_region(region), **_size_fields(region)}
+                    results.append({"type": _BOX_TYPE, **sized})
                 elif isinstance(region, Mapping) and _min_kind(region) == "labels":
-                    results.append({"type": "labels", "value": region, **_size_fields(region)})
+                    sized = {"value": region, "id": _min_region(region), **_size_fields(region)}
+                    results.append({"type": "labels", **sized})
                 elif isinstance(region, Mapping):  # another control's result
                     results.append({"type": _min_kind(region)})
         if annotator is None:
@@ -469,6 +471,18 @@ _MIN_PLACES = (
     ("height", "rectangle"),
     ("x", "keypoint"),
 )
+
+
+def _min_region(value: Mapping[str, Any]) -> str:
+    """A JSON_MIN box's region, told by its place: JSON_MIN drops the result ``id``.
+
+    A region labelled by a RectangleLabels and a Labels control is one result per control,
+    each with the region's place. The JSON export pairs them by ``id`` and reads one box;
+    JSON_MIN writes each under its control's name, and read apart they were two boxes of
+    one annotator where the JSON export of the same annotation has one. Two regions of one
+    annotation at the very same place to the last digit are one region.
+    """
+    return repr(tuple(value.get(k) for k in ("x", "y", "width", "height", "rotation")))
 
 
 def _in_time(key: str, answers: list[_Answer]) -> tuple[str, list[_Answer]]:

@@ -871,9 +871,18 @@ def test_a_labels_control_box_beside_a_rectangle_tag_is_a_box_in_both_exports(
         (image,) = source.images()
     assert image.annotators == ("1", "2") and image.boxes == ([box], [box])
     assert source.report.boxes == 2 and not source.report.abstained
+    # annotator 2's region as JSON_MIN writes it: under each control's name, without ids
+    # (read apart, it was two boxes where the JSON export reads one)
+    sized = {"original_width": 200, "original_height": 100}
+    records.append(
+        {"image": "s3://bkt/sign.jpg", "id": 5, "annotator": 2, "annotation_id": 2,
+         "bbox": [place | {"rectanglelabels": ["Text"]} | sized],
+         "label": [place | {"labels": ["Text"]} | sized], "text": "STOP"}
+    )  # fmt: skip
     with open_crowd_source(write(tmp_path, records, "min.json"), "label-studio") as source:
         (image,) = source.images()
-    assert image.annotators == ("1",) and image.boxes == ([box],)
+    assert image.annotators == ("1", "2") and image.boxes == ([box], [box])
+    assert source.report.boxes == 2 and not source.report.abstained
 
 
 @pytest.mark.parametrize("nobody", [None, "None"])
