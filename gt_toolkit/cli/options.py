@@ -7,6 +7,7 @@ every subcommand's parser, and each subcommand imports the API it runs inside ``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -288,11 +289,11 @@ def _case_twins(a: str, b: str) -> str | None:
     if is_s3_uri(a) or is_s3_uri(b):  # S3 keys are case-sensitive everywhere
         return None
     import unicodedata
-    from pathlib import Path
 
     from gt_toolkit.storage.files import folded
 
-    x, y = str(Path(a).resolve()), str(Path(b).resolve())
+    # realpath, not Path.resolve(): a link in a loop raised RuntimeError (a traceback)
+    x, y = os.path.realpath(a), os.path.realpath(b)
     # letter by letter, as those disks compare: casefold() would also make "ß" of "ss"
     if x == y or folded(x) != folded(y):
         return None

@@ -744,7 +744,8 @@ def _remove_file(root: Path, rel: str) -> bool:
     """
     path = root / rel
     try:
-        if not path.parent.resolve().is_relative_to(root.resolve()):
+        real, top = Path(os.path.realpath(path.parent)), Path(os.path.realpath(root))
+        if not real.is_relative_to(top):  # not resolve(): a loop raised RuntimeError
             return True
         if path.is_dir() and not path.is_symlink():
             return True

@@ -134,12 +134,21 @@ def same_location(a: str, b: str) -> bool:
     """One file by two names: same S3 URI, same real path, or one inode (a hard link)."""
     if is_s3_uri(a) or is_s3_uri(b):
         return a == b
-    if Path(a).resolve() == Path(b).resolve():
+    if _real(a) == _real(b):
         return True
     try:
         return Path(a).samefile(b)
     except OSError:  # one of them does not exist (yet): no inode to share
         return False
+
+
+def _real(location: str) -> Path:
+    """``location``'s real path, its links followed as far as they lead.
+
+    ``Path.resolve()`` raised ``RuntimeError`` (a traceback, not a refusal) for a link in a
+    loop; ``realpath`` leaves a loop as it is, for the write to refuse in one line.
+    """
+    return Path(os.path.realpath(location))
 
 
 def inside_location(location: str, folder: str) -> bool:
@@ -152,7 +161,7 @@ def inside_location(location: str, folder: str) -> bool:
     if is_s3_uri(location) or is_s3_uri(folder):
         prefix = folder.rstrip("/")
         return location.rstrip("/") == prefix or location.startswith(prefix + "/")
-    here = Path(location).resolve()
+    here = _real(location)
     return any(same_location(str(p), folder) for p in (here, *here.parents))
 
 

@@ -15,7 +15,7 @@ from gt_toolkit.cli import main
 from gt_toolkit.convert.options import ConversionResult
 from gt_toolkit.convert.staging import LISTING, StagedOutput
 from gt_toolkit.storage import files
-from tests.helpers import DATA, refused_run, unwritable_folder
+from tests.helpers import CROWD, DATA, refused_run, unwritable_folder
 
 API = DATA / "outputs" / "api-job.manifest"
 
@@ -244,3 +244,43 @@ def test_a_summary_link_that_cannot_be_followed_stops_the_run_before_anything_is
         assert link.is_symlink() and link.readlink() == shared
     finally:
         shared.parent.chmod(0o755)
+
+
+LOOP = "loop: it is a link to back, a loop of links"
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "said"),
+    [
+        (["yolo", str(API), "-o", "out"], "--summary", LOOP),
+        (["yolo", str(API)], "-o", "loop/summary.json: loop is not a folder"),
+        (["from-coco", "COCO"], "-o", LOOP),
+        (["consolidate", str(CROWD / "label-studio.json"), "--from", "label-studio"], "-o", LOOP),
+        (
+            ["agreement", str(CROWD / "label-studio.json"), "--from", "label-studio"],
+            "-o",
+            "loop/agreement.json: loop is not",
+        ),
+    ],
+)
+def test_an_output_that_is_a_loop_of_links_is_refused_in_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    option: str,
+    said: str,
+) -> None:
+    """``loop -> back -> loop``: the clash checks compared outputs by ``Path.resolve()``,
+    which raised ``RuntimeError: Symlink loop`` there, a traceback instead of the refusal
+    each command gives a link to nowhere."""
+    coco = tmp_path / "coco.json"
+    coco.write_text('{"images": [{"id": 1, "file_name": "s3://bkt-x/a.jpg"}], "categories": []}')
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.chdir(run)
+    Path("loop").symlink_to("back")
+    Path("back").symlink_to("loop")
+    argv = [str(coco) if arg == "COCO" else arg for arg in command]
+    refused_run([*argv, option, "loop"], f"cannot write {said}", capsys)
+    assert sorted(p.name for p in run.iterdir()) == ["back", "loop"]
