@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -414,3 +415,53 @@ def test_a_records_name_is_made_absolute_as_abspath_makes_it(name: str) -> None:
 
     assume(name)
     assert _plain_absolute(name, str(Path.cwd()).rstrip("/")) == str(_absolute(name))
+
+
+def _tree(root: Path) -> dict[str, bytes | str]:
+    """Every file under ``root`` by its bytes, and every link by where it leads."""
+    return {
+        p.relative_to(root).as_posix(): str(p.readlink()) if p.is_symlink() else p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_symlink() or p.is_file()
+    }
+
+
+@pytest.mark.parametrize("leads", ["nowhere", "to another label", "to an input image"])
+def test_a_file_of_the_output_that_is_a_link_it_cannot_follow_fails_the_run_before_anything_moves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], leads: str
+) -> None:
+    """A staged file whose name in the output folder is a link is moved in where the link
+    leads. One to nowhere was found only mid-move: the run failed with the new summary
+    beside the earlier labels. One to another label the run writes (a tool that replaces
+    duplicates with links leaves them) put both labels in one file: img_001's were gone,
+    exit 0. One to an image the run reads overwrote that input image with another's bytes,
+    exit 0. Each is refused in one line, and nothing moves."""
+    from gt_toolkit.cli import main
+
+    raw = tmp_path / "raw"
+    shutil.copytree(SAMPLES / "images", raw)
+    out = tmp_path / "yolo"
+    args = ["yolo", str(TRUTH), "-o", str(out), "--validation-fraction", "0", "--copy-images"]
+    args += ["--images-dir", str(raw), "--images-prefix", "s3://gt-toolkit-demo/images/"]
+    assert main(args) == 0
+    for earlier in [*(out / "labels" / "train").iterdir(), out / "summary.json"]:
+        earlier.write_text("earlier\n")  # an earlier run's output, to stay as it is
+    if leads == "to an input image":
+        link, to = out / "images" / "train" / "img_001.jpg", raw / "img_002.jpg"
+        said = f"cannot write {link} (a link to {to}): the run reads that file"
+    else:
+        link = out / "labels" / "train" / "img_001.txt"
+        to = link.parent / "img_002.txt" if leads == "to another label" else tmp_path / "gone"
+        said = (
+            f"cannot write {link} (a link to {to}): the run writes {to} too"
+            if to.exists()
+            else f"cannot write {link}: it is a link to {to}, which does not exist"
+        )
+    link.unlink()
+    link.symlink_to(to)
+    before = _tree(tmp_path)
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err
+    assert _tree(tmp_path) == before
