@@ -94,7 +94,10 @@ def refuse_shared_source(
     table = None if worker_model in (None, "fit", "none") else worker_model
     files = {"worker model table": table, **reads.files}
     refuse_outputs([("output folder", folder, "-o")], files, reads.folders)
-    refuse_outputs(outputs, {"source": args.source} | files, reads.folders)
+    # every output is a file: none may be under another (on S3, where a key may be another's
+    # prefix, -o s3://b/c --quality s3://b/c/q wrote the object c and c/q.json beside it)
+    placed = [location for _, location, _ in outputs if location is not None]
+    refuse_outputs(outputs, {"source": args.source} | files, reads.folders, output_files=placed)
 
 
 def _source_args(args: argparse.Namespace) -> tuple[str, str, str | None]:

@@ -293,3 +293,43 @@ def test_convert_refuses_an_s3_output_that_is_another_outputs_key_or_under_it(
     assert s3_tree(s3_client, bucket) == earlier
     # elsewhere, the same run goes through
     assert main([*argv, option, f"s3://{bucket}/elsewhere/{where.strip('/')}"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (
+            ["-o", "c", "--quality", "c/q"],
+            "the worker-quality table {B}/c/q.json is under the output file {B}/c: give --quality",
+        ),
+        (
+            ["-o", "c.manifest", "--rejects", "c.manifest/r.jsonl"],
+            "the rejects file {B}/c.manifest/r.jsonl is under the output file {B}/c.manifest",
+        ),
+    ],
+)
+def test_consolidate_refuses_an_s3_output_under_another_outputs_key(
+    options: list[str],
+    said: str,
+    tmp_path: Path,
+    moto_endpoint: str,
+    s3_client: Any,
+    bucket: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # consolidate -o s3://b/c --quality s3://b/c/q wrote the manifest as the object c and the
+    # worker-quality tables as c/q.json and c/q.csv under it (exit 0 on a clean source): a
+    # console shows c twice, aws s3 sync cannot make both on a disk, and locally the same
+    # failed only after the whole source was read
+    _, broken = _broken_export(tmp_path)  # a rejects file to write
+    base = ["consolidate", str(broken), "--from", "label-studio", "--endpoint-url", moto_endpoint]
+    s3 = [o if o.startswith("-") else f"s3://{bucket}/{o}" for o in options]
+    earlier = s3_tree(s3_client, bucket)
+    _refused_as(None, [*base, *s3], said.replace("{B}", f"s3://{bucket}"), capsys, monkeypatch)
+    assert s3_tree(s3_client, bucket) == earlier
+    # the same, locally: refused before the read, not after it
+    monkeypatch.chdir(tmp_path)
+    local = said.replace("{B}/", "")
+    _refused_as(None, [*base, *options], local, capsys, monkeypatch)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.json", "clean.json"]
