@@ -228,13 +228,15 @@ def _read_images(path: Path, name: str, prefix: str | None) -> _Images:
         images.index[image_id] = len(images.refs)
         images.refs.append(ref)
         w, h = img.get("width"), img.get("height")
-        side_w = image_side(w) if _is_number(w) else None
-        side_h = image_side(h) if _is_number(h) else None
+        read_w, read_h = _as_read(w), _as_read(h)
+        side_w = image_side(read_w) if _is_number(read_w) else None
+        side_h = image_side(read_h) if _is_number(read_h) else None
         if side_w is None or side_h is None:  # 0: no usable size, the line gets none
             side_w = side_h = 0
         images.widths.append(side_w)
         images.heights.append(side_h)
-        large = [f"{k} {v!r:.40}" for k, v in (("width", w), ("height", h)) if _too_large(v)]
+        sides = (("width", w, read_w), ("height", h, read_h))
+        large = [f"{k} {v!r:.40}" for k, v, read in sides if _too_large(read)]
         if large:
             detail = f"{', '.join(large)}: beyond {_MAX} pixels, no image is that large"
             images.unusable[len(images.refs) - 1] = (img, detail)
@@ -368,6 +370,18 @@ def _turned(
     if not (-_MAX <= x <= _MAX and -_MAX <= y <= _MAX and w <= _MAX and h <= _MAX):
         return f"bbox turned {degrees:g} degrees is beyond +-{_MAX} pixels: {box[:4]!r:.100}", False
     return (x, y, w, h, score), True
+
+
+def _as_read(value: object) -> object:
+    """An image side as every other reader reads its JSON text: a fraction as a float.
+
+    ijson gives fractions here as ``Decimal`` (exact); the manifest, Label Studio, COCO
+    raters and answer readers parse them as floats. ``640.00000000000000000001`` is 640.0
+    there and was 640 here before :func:`image_side` (``float(value).is_integer()``);
+    compared exactly, it was no whole number, and the line lost the size every reader
+    downstream takes. Integers stay exact (a 400-digit side is no float).
+    """
+    return float(value) if value.__class__ is Decimal else value
 
 
 def _too_large(value: object) -> bool:

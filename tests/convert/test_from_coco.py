@@ -7,12 +7,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from gt_toolkit.cli import main
 from gt_toolkit.convert import ConvertOptions, convert_output
-from gt_toolkit.errors import ConversionError, ValidationError
+from gt_toolkit.errors import ConversionError, LabelFormatError, ValidationError
 from gt_toolkit.evaluation.metrics import evaluate_detections, read_detection_set
+from gt_toolkit.formats.detection_label import parse_image_size
 from gt_toolkit.formats.output_manifest import iter_detection_records
 from tests.helpers import read_jsonl
 
@@ -511,3 +513,28 @@ def test_a_rotation_attribute_that_is_no_number_is_a_reject(tmp_path: Path, turn
     [item] = read_jsonl(rejects)
     assert item["position"] == "annotations[3]"
     assert item["detail"].startswith("attributes.rotation must be a finite number")
+
+
+@pytest.mark.parametrize(
+    "number", ["640.00000000000000000001", "2147483647.00000000001", "1E3", "640.5", "48"]
+)
+def test_an_image_side_is_read_as_the_manifest_readers_read_its_text(
+    tmp_path: Path, number: str
+) -> None:
+    """from-coco reads fractions exactly (``Decimal``); every other reader parses them as
+    floats. ``640.00000000000000000001`` is 640.0 to those, and was 640 here before one
+    image_side rule compared the Decimal exactly: the line was written without a size, and
+    with it from a manifest. The size written is what the manifest reader makes of the text."""
+    text = json.dumps({"images": IMAGES, "annotations": ANNOTATIONS, "categories": CATEGORIES})
+    path = tmp_path / "gt.json"
+    path.write_text(text.replace('"width": 64', f'"width": {number}', 1))
+    out = tmp_path / "o.manifest"
+    result = _convert(path, out)
+    assert result.stats.rejected == {}
+    line = json.loads(out.read_text().splitlines()[0])
+    written = line["prior-boxes"]["image_size"]
+    try:
+        expected = [parse_image_size({**orjson.loads(f'{{"width": {number}}}'), "height": 48})]
+    except LabelFormatError:
+        expected = []  # no whole number: the line goes without a size
+    assert written == [{**size, "depth": 3} for size in expected]
