@@ -416,3 +416,40 @@ def test_the_refusal_names_the_files_the_folder_lists(
         refuse_overlap("rejects file", f"cvat/{name}", "--rejects", {}, listed)
     expected = f"the rejects file cvat/{name} is inside the CVAT folder cvat, {said}"
     assert f"{expected}: give --rejects another path" in str(caught.value)
+
+
+@pytest.mark.parametrize("command", ["consolidate", "agreement"])
+def test_a_rejects_link_to_a_shared_file_stays_a_link_after_a_clean_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """``--rejects r.jsonl``, a link to ``shared/r.jsonl``: a run that rejected nothing removed
+    the link as an earlier run's rejects file. The shared file stayed, naming a broken record,
+    and the next run wrote a plain ``r.jsonl`` in the link's place: the shared file never
+    changed again. The link and its file stay now, and the run says so."""
+    tasks = json.loads((CROWD / "label-studio.json").read_text())
+    clean = tmp_path / "clean.json"
+    clean.write_text(json.dumps(tasks))
+    del tasks[1]["annotations"][0]["result"][0]["value"]["x"]
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(tasks))
+    shared = tmp_path / "shared" / "r.jsonl"
+    shared.parent.mkdir()
+    shared.write_text("")
+    link = tmp_path / "r.jsonl"
+    link.symlink_to(shared)
+    out = ["-o", str(tmp_path / ("c.manifest" if command == "consolidate" else "agreement"))]
+    argv = [command, "--from", "label-studio", *out, "--rejects", str(link)]
+    assert main([*argv[:1], str(broken), *argv[1:]]) == 1
+    assert json.loads(shared.read_text())["reason"] == "malformed"
+    capsys.readouterr()
+    assert main([*argv[:1], str(clean), *argv[1:]]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    real = os.path.realpath(shared)
+    assert warned == [
+        f"warning: an earlier run's rejects file stays: {link} is a link to {real}, which "
+        "this run does not remove; it is not this run's"
+    ]
+    assert link.is_symlink() and link.readlink() == shared
+    shared.write_text("")
+    assert main([*argv[:1], str(broken), *argv[1:]]) == 1
+    assert link.is_symlink() and json.loads(shared.read_text())["reason"] == "malformed"
