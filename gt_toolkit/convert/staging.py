@@ -46,6 +46,7 @@ from gt_toolkit.storage.files import (
     AllOrNone,
     Location,
     atomic_output,
+    check_links,
     check_writable,
     inside_location,
     is_part_name,
@@ -256,7 +257,9 @@ class StagedOutput:
         else:
             written = {str(self._parent / rel) for rel in _files_under(self._stage)}
             try:
-                self._check_links(written)  # before anything moves
+                # a name that is a link is moved in where it leads: refused before anything
+                # moves, one to nowhere, to another file of the run, or to one it reads
+                check_links(written, reads=self._reads, shown=self._spelt)
                 last = self._last_file(self._stage)
                 # out of the way of the merge, and still in the stage: where it waits, goes
                 held = None if last is None else (self._stage / part_name(".last"), last)
@@ -275,38 +278,6 @@ class StagedOutput:
         written -= self._staged_along
         if written:
             self._relist(written)
-
-    def _check_links(self, written: set[str]) -> None:
-        """Refuse, before anything moves in, a file to write whose name is a link it cannot follow.
-
-        A file of the output whose name is a symbolic link is moved in where the link leads
-        (:func:`_merge`). A link found only there, mid-move, to nowhere or in a loop failed
-        the run with half the output replaced; one that leads to another file the run writes
-        (``img_001.txt -> img_002.txt``, as a tool that replaces duplicates with links leaves
-        them) put both files' bytes in one, and one image's labels were gone with exit 0;
-        one that leads to a file the run reads overwrote its input. Each is refused here,
-        where nothing has moved yet (a link to a folder, a device, or into a folder this user
-        may not write too: :func:`~gt_toolkit.storage.files.check_writable`).
-        """
-        links = sorted(location for location in written if os.path.islink(location))  # noqa: PTH114 - one lstat, no Path made
-        if not links:
-            return
-        reals = {os.path.realpath(location) for location in written if location not in links}
-        landed: dict[str, str] = {}
-        for location in links:
-            spelt = self._spelt(location)
-            check_writable(spelt)
-            real = link_target(spelt)
-            shown = f"{spelt} (a link to {real})"
-            other = landed.get(real) or (self._spelt(real) if real in reals else None)
-            if other is not None:
-                raise StorageError(
-                    f"cannot write {shown}: the run writes {other} too, and one would replace "
-                    "the other (replace the link with a file of its own)"
-                )
-            if self._reads(real):
-                raise StorageError(f"cannot write {shown}: the run reads that file")
-            landed[real] = spelt
 
     def _spelt(self, location: str) -> str:
         """An output file's name as the user spells the output (``yolo/labels/a.txt``)."""

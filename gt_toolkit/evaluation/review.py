@@ -55,6 +55,8 @@ from gt_toolkit.formats.worker_answers import BoundingBoxAnswer
 from gt_toolkit.storage.files import (
     AllOrNone,
     Location,
+    check_links,
+    inside_location,
     json_bytes,
     make_part_folder,
     read_bytes,
@@ -1166,8 +1168,24 @@ def write_review(
             **({files["rejects file"]: rejects} if rejects else {}),
             files["review summary"]: json_bytes(summary.to_json()),
         }
-        _write_all(out, written)
+        read = [os.fspath(x) for x in (manifest, images_dir, worker_responses) if x is not None]
+        refs = {it.source_ref for it in items} if images_dir is None else set()
+        _write_all(out, written, _reader(read, refs))
     return summary
+
+
+def _reader(read: list[str], refs: set[str]) -> Callable[[str], bool]:
+    """Whether the review reads a real path: its manifest, images, worker responses.
+
+    ``refs``: the source-refs it reads images by (S3 URIs, or local paths).
+    """
+    local = [where for where in read if not is_s3_uri(where)]
+    images = {os.path.realpath(ref) for ref in refs if not is_s3_uri(ref)}
+
+    def reads(real: str) -> bool:
+        return real in images or any(inside_location(real, where) for where in local)
+
+    return reads
 
 
 @contextlib.contextmanager
@@ -1232,7 +1250,11 @@ class _SpooledPage:
         fh.write(self.text[at:].encode("utf-8"))
 
 
-def _write_all(out: Path, written: Mapping[Path, bytes | Path | _SpooledPage]) -> None:
+def _write_all(
+    out: Path,
+    written: Mapping[Path, bytes | Path | _SpooledPage],
+    reads: Callable[[str], bool] = lambda _: False,
+) -> None:
     """Write the review's files together or not at all, then remove the earlier review's.
 
     A write that fails (a full disk, a ``report.html`` that is a folder) takes the files
@@ -1243,7 +1265,14 @@ def _write_all(out: Path, written: Mapping[Path, bytes | Path | _SpooledPage]) -
     have the earlier names, ``0001_x.png``) is kept aside in ``out`` and put back if the run
     fails (:meth:`~gt_toolkit.storage.files.AllOrNone.keep_earlier`): else the earlier
     report and ``review.json`` named pictures that were gone.
+
+    A file whose name is a symbolic link is written where it leads; one that leads nowhere,
+    to another file of the review (``0003_b.png -> 0001_a.png``: one picture in both
+    places, exit 0) or to a file the run ``reads`` (an image it drew, overwritten with a
+    picture) is refused before anything is written
+    (:func:`~gt_toolkit.storage.files.check_links`).
     """
+    check_links([str(path) for path in written], reads=reads)
     stale = [path for path in _previous(out) if path not in written]
     made = [
         folder for folder in (*reversed(out.parents), out, out / "images") if not folder.is_dir()

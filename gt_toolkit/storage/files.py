@@ -29,7 +29,7 @@ import stat
 import tempfile
 import threading
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -44,6 +44,7 @@ __all__ = [
     "ListedFolder",
     "Location",
     "atomic_output",
+    "check_links",
     "check_writable",
     "folded",
     "inside_location",
@@ -424,6 +425,49 @@ def check_writable(location: Location, *, store: S3Store | None = None) -> None:
         raise _cannot_write(text, exc) from exc
     os.close(fd)
     probe.unlink(missing_ok=True)
+
+
+def check_links(
+    locations: Iterable[str], *, reads: Callable[[str], bool], shown: Callable[[str], str] = str
+) -> None:
+    """Refuse, before any of a run's files is written, one whose name is a link it cannot follow.
+
+    A run that writes many files into a folder (a converter's dataset, a review) writes a
+    name that is a symbolic link where the link leads, as :func:`atomic_output` does. Found
+    only then, a link to nowhere or in a loop failed the run with part of its files
+    written; one that leads to another file the run writes (``img_001.txt -> img_002.txt``,
+    as a tool that replaces duplicates with links leaves them) put both files' bytes in one,
+    silently; one that leads to a file the run reads (``reads``: given a real path)
+    overwrote that input. Each is refused here, in one line, as is a link to a folder, a
+    device, or into a folder this user may not write (:func:`check_writable`).
+
+    Args:
+        locations: every local file the run is about to write, absolute or as given.
+        reads: whether the run reads the file at this real path.
+        shown: a location as the messages name it (the user's spelling).
+    """
+    # one lstat a file: a folder of 100,000 labels holds no link, mostly
+    names = list(locations)
+    links = sorted(location for location in names if os.path.islink(location))  # noqa: PTH114
+    if not links:
+        return
+    linked = set(links)
+    reals = {os.path.realpath(location): location for location in names if location not in linked}
+    landed: dict[str, str] = {}
+    for location in links:
+        spelt = shown(location)
+        check_writable(spelt)
+        real = link_target(spelt)
+        said = f"{spelt} (a link to {real})"
+        other = landed.get(real) or (shown(reals[real]) if real in reals else None)
+        if other is not None:
+            raise StorageError(
+                f"cannot write {said}: the run writes {other} too, and one would replace "
+                "the other (replace the link with a file of its own)"
+            )
+        if reads(real):
+            raise StorageError(f"cannot write {said}: the run reads that file")
+        landed[real] = spelt
 
 
 def _check_target(target: Path, text: str) -> None:

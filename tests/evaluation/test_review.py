@@ -1720,3 +1720,48 @@ def test_a_picture_taller_than_a_jpeg_can_be_is_inlined_as_its_png(tmp_path: Pat
     (src,) = _parse(tmp_path / "review" / "report.html").srcs
     inline = _inlined(src)
     assert inline.format == "PNG" and inline.size == picture.size
+
+
+def _files_and_links(root: Path) -> dict[str, bytes | str]:
+    """Every file under ``root`` by its bytes, and every link by where it leads."""
+    return {
+        p.relative_to(root).as_posix(): str(p.readlink()) if p.is_symlink() else p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_symlink() or p.is_file()
+    }
+
+
+@pytest.mark.parametrize("leads", ["to an image it draws", "to another picture", "nowhere"])
+def test_a_review_picture_that_is_a_link_it_cannot_follow_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], leads: str
+) -> None:
+    """A rerun writes each picture where its name's link leads (as every output). One that
+    led to an image the review reads overwrote that input image with a PNG picture, and
+    one that led to another picture of the run left one picture in both places, exit 0;
+    one that led nowhere failed the run after the pictures were drawn. Each is refused in
+    one line, and nothing is written."""
+    images = tmp_path / "images"
+    shutil.copytree(IMAGES, images)
+    out = tmp_path / "review"
+    argv = ["review", str(SAMPLES / "truth.manifest"), "-o", str(out), "--images-dir", str(images)]
+    assert main(argv) == 0
+    pictures = sorted((out / "images").iterdir())
+    link = pictures[2]
+    to = {
+        "to an image it draws": images / "img_005.jpg",
+        "to another picture": pictures[0],
+        "nowhere": tmp_path / "gone.png",
+    }[leads]
+    link.unlink()
+    link.symlink_to(to)
+    said = {
+        "to an image it draws": f"{link} (a link to {to}): the run reads that file",
+        "to another picture": f"{link} (a link to {to}): the run writes {to} too",
+        "nowhere": f"{link}: it is a link to {to}, which does not exist",
+    }[leads]
+    before = _files_and_links(tmp_path)
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {said}" in err and err.count("\n") == 1, err
+    assert _files_and_links(tmp_path) == before
