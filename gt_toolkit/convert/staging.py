@@ -28,6 +28,7 @@ A file output (``coco -o x.json``) lists only the folders it writes beside it (`
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -660,7 +661,10 @@ def _merge(src: Path, dst: Path) -> None:
     A ``dst`` that is a symbolic link to a file (``-o prior.manifest`` pointed at a shared
     file) is written where it leads, as every atomic write is
     (:func:`~gt_toolkit.storage.files.atomic_output`): the file moves beside that file
-    first (a copy, from another disk) and is renamed onto it; the link stays.
+    first (a copy, from another disk) and is renamed onto it; the link stays. So does a
+    ``dst`` on another disk than the stage (``-o ds``, a link to a folder on another disk:
+    the stage is made beside the link; a rename across disks failed the run, ``Invalid
+    cross-device link``).
     """
     if src.is_dir() and dst.is_dir():
         for child in src.iterdir():
@@ -670,16 +674,32 @@ def _merge(src: Path, dst: Path) -> None:
     if dst.is_dir():
         raise IsADirectoryError(f"{dst} is a folder; the output has a file of that name")
     if dst.is_symlink():
-        real = Path(link_target(dst))  # one that leads nowhere: refused before the run
-        near = real.parent / part_name(f".{real.name}")
-        try:
-            shutil.move(src, near)
-            near.replace(real)
-        except BaseException:
-            near.unlink(missing_ok=True)
-            raise
+        _move_beside(src, Path(link_target(dst)))  # one to nowhere: refused before the run
         return
-    src.replace(dst)
+    try:
+        src.replace(dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _move_beside(src, dst)
+
+
+def _move_beside(src: Path, dst: Path) -> None:
+    """Move ``src`` (a file or a folder) to ``dst`` by way of a temporary name beside ``dst``.
+
+    Across disks a move is a copy: made under a part name (:func:`part_name`, which a later
+    run's sweep removes if this one is killed) and renamed onto ``dst`` whole.
+    """
+    near = dst.parent / part_name(f".{dst.name}")
+    try:
+        shutil.move(src, near)
+        near.replace(dst)
+    except BaseException:
+        if near.is_dir() and not near.is_symlink():
+            shutil.rmtree(near, ignore_errors=True)
+        else:
+            near.unlink(missing_ok=True)
+        raise
 
 
 def _absolute(location: str) -> Path:

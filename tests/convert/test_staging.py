@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
+import tempfile
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -465,3 +468,42 @@ def test_a_file_of_the_output_that_is_a_link_it_cannot_follow_fails_the_run_befo
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1, err
     assert _tree(tmp_path) == before
+
+
+def test_an_output_folder_that_is_a_link_to_another_disk_is_written_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``-o ds``, a link to a folder on another disk: the stage is made beside the link, and
+    each staged file was renamed into the folder the link leads to: 'Invalid cross-device
+    link', exit 1, every run. Across disks the file is copied beside its place first."""
+    from gt_toolkit.cli import main
+
+    shm = Path("/dev/shm")
+    here = tmp_path.stat().st_dev
+    if shm.is_dir() and os.access(shm, os.W_OK) and shm.stat().st_dev != here:
+        real = Path(tempfile.mkdtemp(dir=shm))  # another disk indeed
+    else:  # no second disk here: the kernel's answer to a rename across disks is made
+        real = tmp_path / "other-disk"
+        real.mkdir()
+        rename = os.rename
+
+        def across(src: Any, dst: Any, **kw: Any) -> None:
+            inside = Path(os.path.realpath(dst)).is_relative_to(real)
+            if inside != Path(os.path.realpath(src)).is_relative_to(real):
+                raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), str(src), None, str(dst))
+            rename(src, dst, **kw)
+
+        monkeypatch.setattr(os, "rename", across)
+        monkeypatch.setattr(os, "replace", across)
+    try:
+        (tmp_path / "ds").symlink_to(real)
+        args = ["yolo", str(TRUTH), "-o", str(tmp_path / "ds"), "--validation-fraction", "0"]
+        for _ in range(2):  # into an empty folder, then over the earlier run's files
+            assert main(args) == 0
+            labels = sorted(p.name for p in (real / "labels" / "train").iterdir())
+            assert len(labels) == 40 and (real / "data.yaml").is_file()
+            assert not [p for p in real.rglob("*") if is_part_name(p.name)]
+        assert (tmp_path / "ds").is_symlink()
+        assert [p.name for p in tmp_path.iterdir() if p != real] == ["ds"]  # no stage left
+    finally:
+        shutil.rmtree(real, ignore_errors=True)
