@@ -198,10 +198,16 @@ def _exit_code(stats: ReadStats, rejects: str) -> int:
 
 
 def _refuse_shared_files(manifest: str, outputs: dict[str, str], rejects: str) -> None:
-    """Refuse an output (``-o``) or rejects file that is the input manifest, or one another."""
+    """Refuse an output (``-o``) or rejects file that is the input manifest, or one another.
+
+    Each is a file, so none may be under another: on S3, where a key may be another's
+    prefix, ``split -o s3://b/split/ --rejects s3://b/split`` wrote the rejects as an object
+    ``split`` beside the folder ``split/`` (locally, a run that failed after the read).
+    """
     written = [(what, where, "-o") for what, where in outputs.items()]
     rejected = ("rejects file", rejects, "--rejects")
-    refuse_outputs([*written, rejected], {"input": manifest})
+    files = [*outputs.values(), rejects]
+    refuse_outputs([*written, rejected], {"input": manifest}, output_files=files)
 
 
 def _run_sample(args: argparse.Namespace) -> int:

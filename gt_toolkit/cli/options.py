@@ -223,15 +223,28 @@ def refuse_outputs(
         for file in output_files
         if not any(_one_place(file, p) and not same_location(file, p) for p in places)
     ]
+    # an output file that is a later output (with its own option) is told at its own turn:
+    # the one given last is named (split -o s3://b/split/ --rejects s3://b/split: --rejects)
+    told_later = {
+        location: i
+        for i, (_, location, option) in enumerate(outputs)
+        if location is not None and option is not None
+    }
     earlier: list[tuple[str, str]] = []
-    for what, location, option in outputs:
+    for i, (what, location, option) in enumerate(outputs):
         if location is None:
             continue
         if option is not None:
             refuse_overlap(what, location, option, files, folders, written)
             for file in files_apart:  # one place with it: told against the earlier outputs
+                if told_later.get(file, -1) > i:
+                    continue
                 if inside_location(location, file) and not _one_place(location, file):
                     raise _refusal(f"{what} {location}", f"is under the output file {file}", option)
+            for name, other in earlier if location in files_apart else ():
+                if inside_location(other, location) and not _one_place(other, location):
+                    clash = f"is a file, and the {name} {other} goes under it"
+                    raise _refusal(f"{what} {location}", clash, option)
             for name, other in earlier:
                 if same_location(location, other):
                     raise _refusal(f"{what} {location}", _also(name, other, location), option)

@@ -213,7 +213,8 @@ def _refuse_shared_files(args: argparse.Namespace) -> list[str | None]:
         ("label category config", args.write_label_config, "--write-label-config"),
         ("preview page", _preview_out(args) if preview else None, "--preview-out"),
     ]
-    refuse_outputs(outputs, inputs)
+    files = [where for _, where, _ in outputs if where is not None]  # none under another
+    refuse_outputs(outputs, inputs, output_files=files)
     return [where for _, where, _ in outputs]
 
 

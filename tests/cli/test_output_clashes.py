@@ -425,8 +425,14 @@ def test_a_summary_that_cannot_be_written_stops_the_run_before_the_output_moves(
     [
         # it made a folder x.json for itself, then the run failed moving x.json there
         ("--summary", "x.json/s.json", "the summary {P} is under the output file {T}/x.json"),
-        # the summary is written after the output is in place: it replaced x.json, then failed
-        ("--summary", "r.jsonl/s.json", "the summary {P} is under the output file {T}/r.jsonl"),
+        # the summary is written after the output is in place: it replaced x.json, then failed;
+        # the rejects file, the later output, is named (as every clash names the later one)
+        (
+            "--summary",
+            "r.jsonl/s.json",
+            "the rejects file {T}/r.jsonl is a file, and the summary {P} goes under it: give "
+            "--rejects another path",
+        ),
         (
             "--rejects",
             "x.json.summary.json/r.jsonl",

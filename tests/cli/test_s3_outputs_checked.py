@@ -333,3 +333,50 @@ def test_consolidate_refuses_an_s3_output_under_another_outputs_key(
     local = said.replace("{B}/", "")
     _refused_as(None, [*base, *options], local, capsys, monkeypatch)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.json", "clean.json"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["split", str(TRUTH), "-o", "{B}/split/", "--rejects", "{B}/split"],
+            "the rejects file {B}/split is a file, and the train manifest {B}/split/train.manifest"
+            " goes under it: give --rejects another path",
+        ),
+        (
+            ["split", str(TRUTH), "-o", "{B}/split/", "--rejects", "{B}/split/train.manifest/r"],
+            "the rejects file {B}/split/train.manifest/r is under the output file "
+            "{B}/split/train.manifest",
+        ),
+        (
+            ["sample", str(TRUTH), "-o", "{B}/s.manifest", "--rejects", "{B}/s.manifest/r.jsonl"],
+            "the rejects file {B}/s.manifest/r.jsonl is under the output file {B}/s.manifest",
+        ),
+        (
+            [*_TEMPLATE, "-o", "{B}/t.html", "--write-label-config", "{B}/t.html/labels.json"],
+            "the label category config {B}/t.html/labels.json is under the output file {B}/t.html",
+        ),
+    ],
+)
+def test_manifest_and_template_commands_refuse_an_s3_output_under_another(
+    argv: list[str],
+    said: str,
+    moto_endpoint: str,
+    s3_client: Any,
+    bucket: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # split -o s3://b/split/ --rejects s3://b/split wrote its rejects as an object split
+    # beside the folder split/ (sample, template: an object under the output's key): the
+    # converters refuse the same, and locally the run failed after the read
+    uri = f"s3://{bucket}"
+    argv = [arg.replace("{B}", uri) for arg in argv]
+    if "--count" not in argv and argv[0] == "sample":
+        argv += ["--count", "3"]
+    if argv[0] == "split":
+        argv += ["--validation-percent", "20"]
+    earlier = s3_tree(s3_client, bucket)
+    args = [*argv, "--endpoint-url", moto_endpoint]
+    _refused_as(None, args, said.replace("{B}", uri), capsys, monkeypatch)
+    assert s3_tree(s3_client, bucket) == earlier
