@@ -261,6 +261,7 @@ class StagedOutput:
                 # a name that is a link is moved in where it leads: refused before anything
                 # moves, one to nowhere, to another file of the run, or to one it reads
                 check_links(written, reads=self._reads, shown=self._spelt)
+                self._check_shapes(written)
                 last = self._last_file(self._stage)
                 # out of the way of the merge, and still in the stage: where it waits, goes
                 held = None if last is None else (self._stage / part_name(".last"), last)
@@ -279,6 +280,36 @@ class StagedOutput:
         written -= self._staged_along
         if written:
             self._relist(written)
+
+    def _check_shapes(self, written: set[str]) -> None:
+        """Refuse, before anything moves in, a staged file where a folder is, or the reverse.
+
+        Found by the merge (:func:`_merge`), a folder ``labels/train/img_001.txt``, or a file
+        (or a link to nowhere, or to a file) where the output has the folder ``labels``,
+        failed the run with the files merged before it already in place: the new summary
+        beside the earlier labels. A link to a folder where the output has a file is
+        :func:`~gt_toolkit.storage.files.check_links`'s.
+        """
+        top = str(self._parent)
+        folders: set[str] = set()
+        for folder in {os.path.dirname(location) for location in written}:  # noqa: PTH120
+            while folder not in folders and folder != top and len(folder) > len(top):
+                folders.add(folder)
+                folder = os.path.dirname(folder)  # noqa: PTH120
+        for folder in sorted(folders):
+            if os.path.isdir(folder) or not os.path.lexists(folder):  # noqa: PTH112
+                continue
+            spelt = self._spelt(folder)
+            if os.path.islink(folder):  # noqa: PTH114
+                leads = link_target(spelt)  # one to nowhere, or a loop, says so
+                raise StorageError(
+                    f"{spelt} is a link to {leads}, a file; the output has a folder of that name"
+                )
+            raise StorageError(f"{spelt} is a file; the output has a folder of that name")
+        for location in written:
+            if os.path.isdir(location) and not os.path.islink(location):  # noqa: PTH112, PTH114
+                spelt = self._spelt(location)
+                raise StorageError(f"{spelt} is a folder; the output has a file of that name")
 
     def _spelt(self, location: str) -> str:
         """An output file's name as the user spells the output (``yolo/labels/a.txt``)."""

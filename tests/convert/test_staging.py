@@ -507,3 +507,42 @@ def test_an_output_folder_that_is_a_link_to_another_disk_is_written_there(
         assert [p.name for p in tmp_path.iterdir() if p != real] == ["ds"]  # no stage left
     finally:
         shutil.rmtree(real, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("what", "said"),
+    [
+        ("a file", "{O}/labels is a file; the output has a folder of that name"),
+        ("a link to nowhere", "cannot write {O}/labels: it is a link to {T}/gone"),
+        ("a folder", "{O}/labels/train/img_001.txt is a folder; the output has a file of"),
+    ],
+)
+def test_a_place_of_the_other_shape_fails_the_run_before_anything_moves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], what: str, said: str
+) -> None:
+    """The merge met a file (or a link leading nowhere) where the output has the folder
+    labels, or a folder where it has a label file, only on its way: the run failed with the
+    files merged before it in place (the new summary beside the earlier labels). Refused
+    now, before any file moves."""
+    from gt_toolkit.cli import main
+
+    out = tmp_path / "ds"
+    args = ["yolo", str(TRUTH), "-o", str(out), "--validation-fraction", "0"]
+    assert main(args) == 0
+    (out / "summary.json").write_text("earlier\n")
+    if what == "a folder":
+        (out / "labels" / "train" / "img_001.txt").unlink()
+        (out / "labels" / "train" / "img_001.txt").mkdir()
+    else:
+        shutil.rmtree(out / "labels")
+        if what == "a file":
+            (out / "labels").write_text("a user's file\n")
+        else:
+            (out / "labels").symlink_to(tmp_path / "gone")
+    before = _tree(tmp_path)
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    said = said.replace("{O}", str(out)).replace("{T}", str(tmp_path))
+    assert said in err and err.count("\n") == 1, err
+    assert _tree(tmp_path) == before
