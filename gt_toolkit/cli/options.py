@@ -133,17 +133,23 @@ def refuse_overlap(
         ValidationError: naming both, and the option to change.
     """
     from gt_toolkit.storage.files import inside_location, same_location
+    from gt_toolkit.storage.s3 import is_s3_uri
 
     subject = f"{what} {location}"
     for name, other in files.items():
         if other is not None and same_location(location, other):
             raise _refusal(subject, _also(name, other, location), option)
+    # a link is written where it leads (all.manifest -> images/img_000.jpg replaced that
+    # image): the listing keeps or skips the file it leads to, not the link's name
+    lands = location if is_s3_uri(location) else os.path.realpath(location)
     for name, folder in (folders or {}).items():
-        if folder is None or not folder.lists(location):
+        if folder is None or not (folder.lists(location) or folder.lists(lands)):
             continue  # a file the listing skips is no source, wherever it lies
         if inside_location(location, folder.location):
             reads = _what_it_reads(folder)
-            raise _refusal(subject, f"is inside the {name} {folder.location}, {reads}", option)
+            linked = not is_s3_uri(location) and os.path.islink(location)  # noqa: PTH114
+            said = f"{subject} (a link to {lands})" if linked else subject
+            raise _refusal(said, f"is inside the {name} {folder.location}, {reads}", option)
     for name, where in (written or {}).items():
         if where is not None and inside_location(location, where):
             raise _refusal(subject, f"is inside the {name} {where}, {_FILLS}", option)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -407,3 +408,27 @@ def test_a_failed_rerun_puts_the_earlier_rejects_file_back(
     fault_proxy.clear()
     assert rejects.read_bytes() == earlier
     assert [p.name for p in tmp_path.iterdir() if p.name != "in.manifest"] == ["rejects.jsonl"]
+
+
+def test_a_manifest_output_that_is_a_link_into_the_image_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # all.manifest, a link to images/img_000.jpg: the listing check looked at the link's
+    # name (.manifest, no image), and the manifest was written where the link leads,
+    # replacing that image with JSON lines, which the manifest then listed (exit 0)
+    images = tmp_path / "images"
+    images.mkdir()
+    for image in sorted((SAMPLES / "images").iterdir())[:3]:
+        (images / image.name).write_bytes(image.read_bytes())
+    earlier = {p.name: p.read_bytes() for p in images.iterdir()}
+    out = tmp_path / "all.manifest"
+    out.symlink_to(images / "img_000.jpg")
+    argv = ["manifest", str(images), "-o", str(out), "--s3-prefix", "s3://bkt-x/raw/"]
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    real = os.path.realpath(images / "img_000.jpg")
+    said = f"the output {out} (a link to {real}) is inside the image folder {images}"
+    assert said in err and err.count("\n") == 1, err
+    assert {p.name: p.read_bytes() for p in images.iterdir()} == earlier
+    assert out.is_symlink()
