@@ -20,7 +20,7 @@ from gt_toolkit.convert.staging import LISTING, StagedOutput
 from gt_toolkit.errors import ConversionError, StorageError
 from gt_toolkit.storage.files import is_part_name
 from gt_toolkit.storage.s3 import S3Store
-from tests.helpers import SAMPLES, s3_tree
+from tests.helpers import SAMPLES, s3_tree, unwritable_folder
 
 TRUTH = SAMPLES / "truth.manifest"  # 40 images
 
@@ -546,3 +546,35 @@ def test_a_place_of_the_other_shape_fails_the_run_before_anything_moves(
     said = said.replace("{O}", str(out)).replace("{T}", str(tmp_path))
     assert said in err and err.count("\n") == 1, err
     assert _tree(tmp_path) == before
+
+
+def test_a_file_of_the_output_linked_into_a_folder_this_user_may_not_write_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """labels/train/img_001.txt, a link into a folder this user may not write: the move
+    there failed mid-merge (for root, as here, it went through into that folder). It is
+    asked before anything moves, as a summary link is (check_writable's probe there)."""
+    from gt_toolkit.cli import main
+
+    out = tmp_path / "yolo"
+    args = ["yolo", str(TRUTH), "-o", str(out), "--validation-fraction", "0"]
+    assert main(args) == 0
+    (out / "summary.json").write_text("earlier\n")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "img_001.txt").write_text("shared\n")
+    link = out / "labels" / "train" / "img_001.txt"
+    link.unlink()
+    link.symlink_to(shared / "img_001.txt")
+    before = _tree(tmp_path)
+    unwritable_folder(shared, monkeypatch)
+    try:
+        capsys.readouterr()
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        real = os.path.realpath(shared / "img_001.txt")
+        said = f"cannot write {link} (a link to {real}): Permission denied"
+        assert said in err and err.count("\n") == 1, err
+        assert _tree(tmp_path) == before
+    finally:
+        shared.chmod(0o755)
