@@ -72,6 +72,11 @@ class CvatSource(IndexedSource):
     def load(self, index: AnswerIndex) -> None:
         """Read every job file into ``index``."""
         self._unassigned: dict[str, str] = {}  # job id -> the file exporting it, no assignee
+        # the labels the files declare, first seen first: name -> whether a box can carry it
+        # (its type, :func:`_label_names`); one of another type that a box does carry is a
+        # box label all the same (:attr:`labels`)
+        self._declared: dict[str, bool] = {}
+        self._on_boxes: set[str] = set()
         files = list_files(self.location, CVAT_EXTENSIONS, store=self.store)
         # job_12.zip beside job_12/annotations.xml, its extracted copy: not two annotators
         names = file_annotators(self.location, files, names=_job_names, whole_path=False)
@@ -110,8 +115,8 @@ class CvatSource(IndexedSource):
                 if assignee is None:
                     self._once(location, elem.findtext("job/id"))
                 annotator = assignee or annotator
-                for name in _label_names(elem):
-                    self.add_label(name)
+                for name, on_a_box in _label_names(elem):
+                    self._declared[name] = self._declared.get(name, False) or on_a_box
                 in_meta = False
             elif elem.tag == "image" and not in_meta:
                 self._image(index, location, annotator, elem)
@@ -174,6 +179,19 @@ class CvatSource(IndexedSource):
                 boxes.append(box)
         index.add_answer(name, annotator, boxes, size=size, where=(location, where), unread=unread)
 
+    @property
+    def labels(self) -> list[str] | None:
+        """The declared labels a box can carry, or does: in the files' order, first seen first.
+
+        A label of a type CVAT draws as another shape (``road``, a ``polygon``) is no class
+        of the run; but CVAT's API and imports do not hold a shape to its label's type, and
+        a box that carries one all the same keeps it: left out of the list, every such box
+        was an ``unknown-label`` drop (the whole run refused where most boxes had one).
+        """
+        self._loaded()
+        found = [n for n, on_a_box in self._declared.items() if on_a_box or n in self._on_boxes]
+        return found or None
+
     def _first_answer(self, index: AnswerIndex, name: str, annotator: str, where: Where) -> bool:
         """Whether this is the annotator's first answer to image ``name``; else a reject.
 
@@ -227,6 +245,7 @@ class CvatSource(IndexedSource):
         if rotation % 360.0:
             self.report.rotated += 1
             box = envelope(box, rotation, pivot="center")
+        self._on_boxes.add(label)
         return box
 
 
@@ -399,8 +418,8 @@ _NOT_ON_A_BOX = frozenset(
 )
 
 
-def _label_names(meta: ET.Element) -> Iterator[str]:
-    """The declared label names a box can carry, as the boxes' ``label`` attributes spell them.
+def _label_names(meta: ET.Element) -> Iterator[tuple[str, bool]]:
+    """The declared label names, as the boxes' ``label`` attributes spell them; box labels?
 
     CVAT writes a name's text as it is; stripped here but not on the boxes, ``car `` was
     declared ``car`` and every box labelled ``car `` was unknown to the run. A skeleton's
@@ -413,7 +432,6 @@ def _label_names(meta: ET.Element) -> Iterator[str]:
         for label in meta.iterfind(f"{owner}/labels/label"):
             name = label.findtext("name") or ""
             kind = (label.findtext("type") or "").strip().lower()
-            if (label.findtext("parent") or "").strip() or kind in _NOT_ON_A_BOX:
-                continue
+            on_a_box = not (label.findtext("parent") or "").strip() and kind not in _NOT_ON_A_BOX
             if name.strip():
-                yield name
+                yield name, on_a_box

@@ -563,3 +563,31 @@ def test_a_job_of_other_shapes_only_on_an_image_abstains_and_a_tag_drew_nothing(
     assert img_a.annotators == ("alice", "job_12_annotations", "carol")  # carol's tag: no box
     assert source.report.abstained == {"not-a-box": 1}
     assert dict(source.report.skipped) == {"not-a-box": 3}
+
+
+def test_a_label_of_another_shape_type_that_boxes_carry_stays_a_box_class(
+    tmp_path: Path,
+) -> None:
+    # CVAT's API and imports do not hold a shape to its label's type: a label typed polygon
+    # that boxes carry all the same was left out of the label list, and every such box was
+    # an unknown-label drop (the whole run refused where most boxes had one)
+    folder = tmp_path / "jobs"
+    shutil.copytree(REPLICAS, folder)
+    for path in folder.iterdir():
+        text = path.read_text()
+        typed = "<name>person</name>\n          <color>#33ddff</color>\n          <type>"
+        assert text.count(typed + "rectangle</type>") == 1
+        text = text.replace(typed + "rectangle</type>", typed + "polygon</type>")
+        path.write_text(text.replace("</labels>", "<label><name>road</name><type>polygon"
+                                     "</type></label></labels>"))  # fmt: skip
+    with open_crowd_source(folder, "cvat") as source:
+        carried = {b["label"] for image in source.images() for a in image.boxes for b in a}
+        assert "person" in carried
+        assert source.labels == ["car", "person"]  # road: no box carries it
+    found = []
+    for jobs in (REPLICAS, folder):
+        out = tmp_path / f"{jobs.name}.manifest"
+        argv = ["consolidate", str(jobs), "--from", "cvat", "-o", str(out)]
+        assert main([*argv, "--image-prefix", "s3://bkt-x/x/"]) == 0
+        found.append(consolidated_boxes([json.loads(x) for x in out.read_text().splitlines()]))
+    assert found[0] == found[1] and found[0]
