@@ -91,7 +91,10 @@ def from_coco(source: Location, out: StagedOutput, options: ConvertOptions) -> C
     mapping = f"{out.out}.categories.json"
     out.write_json(mapping, categories.mapping())
     result = prior.result(
-        categories=categories.mapping(), crowd_regions_skipped=boxes.crowd, results_list=results
+        categories=categories.mapping(),
+        crowd_regions_skipped=boxes.crowd,
+        rotated_boxes=boxes.rotated,  # as crowd_regions_skipped: a number, not only a note
+        results_list=results,
     )
     result.outputs["categories"] = mapping
     result.notes += _notes(categories, boxes.crowd, boxes.rotated)

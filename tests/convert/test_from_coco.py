@@ -495,6 +495,9 @@ def test_a_box_turned_in_its_attributes_is_written_as_the_crowd_reader_reads_it(
     assert "1 boxes turned in attributes.rotation written as their axis-aligned envelope" in (
         result.notes
     )
+    # counted in the summary as a number too, as crowd_regions_skipped is (only a note was)
+    assert result.extra["rotated_boxes"] == 1
+    assert result.to_json()["rotated_boxes"] == 1  # what summary.json holds
 
 
 @pytest.mark.parametrize(
