@@ -267,11 +267,18 @@ class LabelStudioSource(IndexedSource):
             and r.get("type") == _BOX_TYPE
             and isinstance(r.get("id"), str | int)
         )
+        labelled: set[Any] = set()  # regions (ids) a Labels result made a box of already
         for k, result in enumerate(results):
             here = f"{where}, result {k}"
             # parsed JSON: dict, not Mapping (whose isinstance costs eight times as much)
             value = result.get("value") if isinstance(result, dict) else None
             labels_key = _box_labels(result, boxes) if isinstance(result, dict) else None
+            if labels_key == "labels" and isinstance(result.get("id"), str | int):
+                # a region of two Labels controls (<Labels name="kind"> beside "label") and no
+                # RectangleLabels is one result per control: the first made it a box already
+                region = result["id"]
+                labels_key = None if region in labelled else labels_key
+                labelled.add(region)
             if labels_key is None:
                 kind = result.get("type") if isinstance(result, dict) else None
                 self.skip(self.location, here, SkipReason.NOT_A_BOX, f"type {kind!r}")
@@ -425,16 +432,18 @@ class LabelStudioSource(IndexedSource):
         named = record.get("annotator")
         annotator = None if named == "None" else _annotator(named)
         results: list[Any] = []
+        boxes_at: dict[str, int] = {}  # a place -> the rectanglelabels values there so far
         for name, value in record.items():
             if name == self.data_key or not isinstance(value, list):
                 continue
+            labels_at: dict[str, int] = {}  # the same for this control's labels values
             for region in value:
                 if isinstance(region, Mapping) and _BOX_TYPE in region:
-                    sized = {"value": region, "id": _min_region(region), **_size_fields(region)}
-                    results.append({"type": _BOX_TYPE, **sized})
+                    sized = {"value": region, "id": _min_region(region, boxes_at)}
+                    results.append({"type": _BOX_TYPE, **sized, **_size_fields(region)})
                 elif isinstance(region, Mapping) and _min_kind(region) == "labels":
-                    sized = {"value": region, "id": _min_region(region), **_size_fields(region)}
-                    results.append({"type": "labels", **sized})
+                    sized = {"value": region, "id": _min_region(region, labels_at)}
+                    results.append({"type": "labels", **sized, **_size_fields(region)})
                 elif isinstance(region, Mapping):  # another control's result
                     results.append({"type": _min_kind(region)})
         if annotator is None:
@@ -473,16 +482,21 @@ _MIN_PLACES = (
 )
 
 
-def _min_region(value: Mapping[str, Any]) -> str:
+def _min_region(value: Mapping[str, Any], seen: dict[str, int]) -> str:
     """A JSON_MIN box's region, told by its place: JSON_MIN drops the result ``id``.
 
     A region labelled by a RectangleLabels and a Labels control is one result per control,
     each with the region's place. The JSON export pairs them by ``id`` and reads one box;
     JSON_MIN writes each under its control's name, and read apart they were two boxes of
-    one annotator where the JSON export of the same annotation has one. Two regions of one
-    annotation at the very same place to the last digit are one region.
+    one annotator where the JSON export of the same annotation has one. A region has one
+    result per control, so the n-th value of one control at a place pairs with the n-th of
+    another there (``seen`` counts one control's values by place): a second region at the
+    very same place (a duplicated region, relabelled) stays a box of its own, as in the
+    JSON export, where pairing every value at a place made all of them one.
     """
-    return repr(tuple(value.get(k) for k in ("x", "y", "width", "height", "rotation")))
+    place = repr(tuple(value.get(k) for k in ("x", "y", "width", "height", "rotation")))
+    n = seen[place] = seen.get(place, -1) + 1
+    return f"{place}#{n}"
 
 
 def _in_time(key: str, answers: list[_Answer]) -> tuple[str, list[_Answer]]:

@@ -1026,3 +1026,60 @@ def test_json_and_json_min_of_repeated_annotations_read_alike(
     assert {who: boxes[0]["left"] for who, boxes in read[0].items()} == {
         str(who): float(n % 90) * 2 for who, n in newest.items()
     }
+
+
+def _as_json_min(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """A JSON export's task as Label Studio's converter writes it in JSON_MIN: one record per
+    annotation, each result's value (with the image size) under its control's name, no ids."""
+    records = []
+    for ann in task["annotations"]:
+        record = {**task["data"], "id": task["id"]}
+        for result in ann["result"]:
+            sized = {k: result[k] for k in ("original_width", "original_height")}
+            record.setdefault(result["from_name"], []).append(result["value"] | sized)
+        record |= {"annotator": ann["completed_by"], "annotation_id": ann["id"]}
+        records.append(record)
+    return records
+
+
+@pytest.mark.parametrize(
+    ("regions", "labels"),
+    [
+        # one region labelled by RectangleLabels and Labels: one box
+        ([("a", "rectanglelabels", "bbox", "Car"), ("a", "labels", "label", "Text")], ["Car"]),
+        # that region duplicated, the copy relabelled with the Labels control only: two
+        # regions at one place (JSON_MIN paired both labels values with the one box)
+        ([("a", "rectanglelabels", "bbox", "Car"), ("a", "labels", "label", "Text"),
+          ("b", "labels", "label", "Sign")], ["Car", "Sign"]),
+        # a <Rectangle> region labelled by two Labels controls: one region, one box (it was
+        # two boxes of one annotator in both exports)
+        ([("a", "labels", "label", "Text"), ("a", "labels", "kind", "Printed")], ["Text"]),
+        ([("a", "labels", "label", "Text"), ("a", "labels", "kind", "Printed"),
+          ("b", "labels", "label", "Sign"), ("b", "labels", "kind", "Painted")],
+         ["Text", "Sign"]),
+        # two regions of RectangleLabels at one place, a Labels control on both: two boxes
+        ([("a", "rectanglelabels", "bbox", "Car"), ("a", "labels", "label", "Text"),
+          ("b", "rectanglelabels", "bbox", "Bus"), ("b", "labels", "label", "Sign")],
+         ["Car", "Bus"]),
+    ],
+    ids=["one-region", "duplicated-region", "two-labels-controls", "two-by-two", "two-boxes"],
+)  # fmt: skip
+def test_regions_at_one_place_read_as_one_box_each_in_both_exports(
+    tmp_path: Path, regions: list[tuple[str, str, str, str]], labels: list[str]
+) -> None:
+    # Label Studio's data model: a region is one result per control, all with its id. The
+    # JSON export pairs them by id; JSON_MIN drops ids and is read by place, one value of
+    # each control per region
+    place = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 10.0, "rotation": 0}
+    sized = {"to_name": "image", "original_width": 200, "original_height": 100}
+    result = [
+        {"id": rid, "type": kind, "from_name": control, **sized, "value": place | {kind: [label]}}
+        for rid, kind, control, label in regions
+    ]
+    task = {"id": 5, "data": {"image": "s3://bkt/sign.jpg"}}
+    task["annotations"] = [{"id": 1, "completed_by": 1, "result": result}]
+    for name, tasks in (("export.json", [task]), ("min.json", _as_json_min(task))):
+        with open_crowd_source(write(tmp_path, tasks, name), "label-studio") as source:
+            (image,) = source.images()
+        assert [[b["label"] for b in boxes] for boxes in image.boxes] == [labels], name
+        assert source.report.boxes == len(labels), name
