@@ -449,3 +449,18 @@ def test_outputs_that_are_links_are_written_where_they_lead(tmp_path: Path) -> N
     assert json.loads((shared / "q.json").read_text())
     assert (shared / "q.csv").read_text().startswith("worker_id,")
     assert sorted(p.name for p in shared.iterdir()) == ["c.manifest", "q.csv", "q.json"]
+
+
+@pytest.mark.parametrize("flag", ["--image-name", "--data-key"])
+@pytest.mark.parametrize("command", ["consolidate", "agreement"])
+def test_an_empty_label_studio_name_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, command: str
+) -> None:
+    # --image-name "$TAG" with TAG unset: read as none given, every image's boxes were kept
+    # (exit 0) where the user asked for one <Image> tag's
+    out = str(tmp_path / "o")
+    source = str(CROWD / "label-studio.json")
+    assert main([command, source, "--from", "label-studio", "-o", out, flag, ""]) == 1
+    err = capsys.readouterr().err
+    assert f"{flag[2:].replace('-', '_')} is empty" in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())

@@ -100,6 +100,15 @@ def open_crowd_source(
             for n, v in (("data_key", data_key), ("image_name", image_name))
             if v is not None
         ]
+    else:  # an empty name (an unset shell variable) was read as none given, silently
+        problems += [
+            f"{n} is empty: name the {what}, or leave it out"
+            for n, v, what in (
+                ("data_key", data_key, "task data field of the image"),
+                ("image_name", image_name, "<Image> tag the boxes' to_name names"),
+            )
+            if v == ""
+        ]
     if kind is not CrowdSourceKind.GT_JOB and max_workers is not None:
         problems.append("max_workers applies to gt-job only")
     if kind is CrowdSourceKind.ANSWERS_FOLDER and manifest is None:
@@ -126,7 +135,7 @@ def open_crowd_source(
         return LabelStudioSource(
             location,
             data_key=data_key or "image",
-            image_name=image_name or None,
+            image_name=image_name,
             store=store,
             on_reject=on_reject,
         )
