@@ -189,6 +189,7 @@ class LabelStudioSource(IndexedSource):
             return
         index.add_image(key)
         only = self._image_object(annotations, task["data"])
+        shown = only is not None and _names(annotations, only)
         answers: list[_Answer] = []
         for j, ann in enumerate(annotations):
             here = f"{where}, annotation {j}"
@@ -209,7 +210,9 @@ class LabelStudioSource(IndexedSource):
                 self.skip(self.location, here, SkipReason.MALFORMED, "result is not a list")
                 continue
             answers.append(
-                self._answer(key, annotator, results, ann.get("lead_time"), here, only=only)
+                self._answer(
+                    key, annotator, results, ann.get("lead_time"), here, only=only, shown=shown
+                )
             )
         self._finish(index, key, answers)
 
@@ -249,11 +252,13 @@ class LabelStudioSource(IndexedSource):
         where: str,
         *,
         only: str | None = None,
+        shown: bool = False,
     ) -> _Answer:
         """One annotator's results on one image, checked; their boxes still in percent.
 
         ``only``: the ``to_name`` of the image read, where the task shows several images
-        (:meth:`_image_object`); a box on another is rejected.
+        (:meth:`_image_object`); a box on another is rejected. ``shown``: some box of the
+        task is on that image, so one on another image is no abstention from this one.
         """
         answer = _Answer(annotator, where, lead_time=lead_time)
         raw_size: tuple[Any, Any] = (None, None)  # the results of one annotation share it
@@ -292,7 +297,14 @@ class LabelStudioSource(IndexedSource):
             if only is not None and result.get("to_name") != only:
                 detail = self._elsewhere(result.get("to_name"))
                 self.skip(self.location, here, SkipReason.MALFORMED, detail, result)
-                answer.unread = unread_reason(answer.unread, SkipReason.MALFORMED)
+                if not (shown and isinstance(result.get("to_name"), str)):
+                    answer.unread = unread_reason(answer.unread, SkipReason.MALFORMED)
+                # a box on another image of the task says nothing of this one: whoever drew
+                # only there saw this image and drew nothing on it, an answer; taken as an
+                # abstention, their "nothing here" was lost and the others' boxes won
+                # support they did not have. Where no box of the task is on the image read
+                # (``shown`` false: perhaps a wrong --image-name), they abstain: no output
+                # says "nothing here" of an image whose boxes were all rejected
                 continue
             raw = (result.get("original_width"), result.get("original_height"))
             if raw != raw_size:
@@ -497,6 +509,19 @@ def _min_region(value: Mapping[str, Any], seen: dict[str, int]) -> str:
     place = repr(tuple(value.get(k) for k in ("x", "y", "width", "height", "rotation")))
     n = seen[place] = seen.get(place, -1) + 1
     return f"{place}#{n}"
+
+
+def _names(annotations: list[Any], to_name: str) -> bool:
+    """Whether a box of an annotation that counts names ``to_name`` (is on that image)."""
+    for ann in annotations:
+        if not isinstance(ann, dict) or ann.get("was_cancelled") or ann.get("skipped"):
+            continue
+        results = ann.get("result")
+        for result in results if isinstance(results, list) else ():
+            on_it = isinstance(result, dict) and result.get("to_name") == to_name
+            if on_it and _box_labels(result, frozenset()):
+                return True
+    return False
 
 
 def _in_time(key: str, answers: list[_Answer]) -> tuple[str, list[_Answer]]:

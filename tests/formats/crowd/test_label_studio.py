@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gt_toolkit import iter_crowd_images
+from gt_toolkit.cli import main
 from gt_toolkit.consolidation.reconsolidate import reconsolidate
 from gt_toolkit.errors import CrowdSourceError
 from gt_toolkit.formats.crowd.report import CrowdReject
@@ -416,7 +417,8 @@ def test_a_task_of_several_images_reads_only_the_boxes_on_the_data_key_image(
     }
     path = write(tmp_path, [task])
     for data_key, key, kept, lefts in (
-        ("image", "s3://bkt/front.jpg", ("1",), [[80.0]]),
+        # annotator 2 drew only on image2: on image, an answer with no box (not an abstention)
+        ("image", "s3://bkt/front.jpg", ("1", "2"), [[80.0], []]),
         ("image2", "s3://bkt/back.jpg", ("1", "2"), [[320.0], [328.0]]),
     ):
         rejects: list[CrowdReject] = []
@@ -489,7 +491,7 @@ def test_image_tags_named_otherwise_than_their_data_fields_are_read_with_image_n
     assert (image.annotators, len(unread)) == ((), 3)
     assert all("pass it as --image-name" in r.detail for r in unread)  # what to do
     for data_key, name, key, kept, lefts in (
-        ("url1", "img1", "s3://bkt/front.jpg", ("1",), [[80.0]]),
+        ("url1", "img1", "s3://bkt/front.jpg", ("1", "2"), [[80.0], []]),
         ("url2", "img2", "s3://bkt/back.jpg", ("1", "2"), [[320.0], [328.0]]),
     ):
         rejects: list[CrowdReject] = []
@@ -1083,3 +1085,38 @@ def test_regions_at_one_place_read_as_one_box_each_in_both_exports(
             (image,) = source.images()
         assert [[b["label"] for b in boxes] for boxes in image.boxes] == [labels], name
         assert source.report.boxes == len(labels), name
+
+
+def test_who_drew_only_on_another_image_of_the_task_drew_nothing_on_this_one(
+    tmp_path: Path,
+) -> None:
+    # a task showing a product's front (img1) and back (img2): annotator 1 marks a defect on
+    # the front, annotators 2 and 3 only on the back. Made to abstain on the front, 2 and 3
+    # left annotator 1 alone, and the one box was kept as the crowd's (support 1 of 1)
+    def rect(to_name: str, x: float) -> dict[str, Any]:
+        result = json.loads(json.dumps(DRAGGED_UP))
+        result["to_name"] = to_name
+        result["value"].update(x=x, y=10.0, height=20.0)
+        return result
+
+    task = {"id": 3, "data": {"url1": "s3://bkt/front.jpg", "url2": "s3://bkt/back.jpg"}}
+    task["annotations"] = [
+        {"id": 1, "completed_by": 1, "result": [rect("img1", 10.0)]},
+        {"id": 2, "completed_by": 2, "result": [rect("img2", 40.0)]},
+        {"id": 3, "completed_by": 3, "result": [rect("img2", 41.0)]},
+    ]
+    path = write(tmp_path, [task])
+    rejects: list[CrowdReject] = []
+    with open_crowd_source(
+        path, "label-studio", data_key="url1", image_name="img1", on_reject=rejects.append
+    ) as source:
+        (image,) = source.images()
+        assert not source.report.abstained
+    assert image.annotators == ("1", "2", "3")
+    assert [len(b) for b in image.boxes] == [1, 0, 0]
+    assert len(rejects) == 2  # the boxes on img2 are still kept in the rejects file
+    out = tmp_path / "front.manifest"
+    argv = ["consolidate", str(path), "--from", "label-studio", "--data-key", "url1"]
+    assert main([*argv, "--image-name", "img1", "-o", str(out)]) == 1  # the rejects
+    (line,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert line["consolidated"]["annotations"] == []  # one of three saw a defect
