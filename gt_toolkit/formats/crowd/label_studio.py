@@ -287,8 +287,10 @@ class LabelStudioSource(IndexedSource):
             if labels_key is None:
                 kind = result.get("type") if isinstance(result, dict) else None
                 self.skip(self.location, here, SkipReason.NOT_A_BOX, f"type {kind!r}")
-                if _is_region(kind, value):
-                    answer.unread = unread_reason(answer.unread, SkipReason.NOT_A_BOX)
+                to_name = result.get("to_name") if isinstance(result, dict) else None
+                elsewhere = shown and isinstance(to_name, str) and to_name != only
+                if _is_region(kind, value) and not elsewhere:  # a polygon on another image
+                    answer.unread = unread_reason(answer.unread, SkipReason.NOT_A_BOX)  # too
                 continue
             if not isinstance(value, dict):
                 self.skip(self.location, here, SkipReason.MALFORMED, "no value", result)

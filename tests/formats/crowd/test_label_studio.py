@@ -1120,3 +1120,18 @@ def test_who_drew_only_on_another_image_of_the_task_drew_nothing_on_this_one(
     assert main([*argv, "--image-name", "img1", "-o", str(out)]) == 1  # the rejects
     (line,) = [json.loads(x) for x in out.read_text().splitlines()]
     assert line["consolidated"]["annotations"] == []  # one of three saw a defect
+    # a region of another shape on the other image says nothing of this one either
+    polygon = {
+        "type": "polygonlabels",
+        "from_name": "outline",
+        "to_name": "img2",
+        "value": {"points": [[1, 1], [5, 1], [5, 5]], "polygonlabels": ["car"]},
+    }
+    task["annotations"][2]["result"] = [polygon]  # fmt: skip
+    path = write(tmp_path, [task])
+    with open_crowd_source(
+        path, "label-studio", data_key="url1", image_name="img1", on_reject=rejects.append
+    ) as source:
+        (image,) = source.images()
+        assert not source.report.abstained
+    assert image.annotators == ("1", "2", "3") and [len(b) for b in image.boxes] == [1, 0, 0]
