@@ -272,6 +272,17 @@ class LabelStudioSource(IndexedSource):
             and r.get("type") == _BOX_TYPE
             and isinstance(r.get("id"), str | int)
         )
+        # a region of two Labels controls (<Labels name="kind"> beside "label") and no
+        # RectangleLabels is one result per control: one box, labelled by the control whose
+        # name sorts first (the exports list controls in different orders; this is the same)
+        first_control: dict[Any, str] = {}
+        for r in results:
+            if isinstance(r, dict) and _box_labels(r, boxes) and r.get("type") == "labels":
+                region, control = r.get("id"), str(r.get("from_name"))
+                if isinstance(region, str | int) and control < first_control.get(
+                    region, control + "\0"
+                ):
+                    first_control[region] = control
         labelled: set[Any] = set()  # regions (ids) a Labels result made a box of already
         for k, result in enumerate(results):
             here = f"{where}, result {k}"
@@ -279,11 +290,11 @@ class LabelStudioSource(IndexedSource):
             value = result.get("value") if isinstance(result, dict) else None
             labels_key = _box_labels(result, boxes) if isinstance(result, dict) else None
             if labels_key == "labels" and isinstance(result.get("id"), str | int):
-                # a region of two Labels controls (<Labels name="kind"> beside "label") and no
-                # RectangleLabels is one result per control: the first made it a box already
                 region = result["id"]
-                labels_key = None if region in labelled else labels_key
-                labelled.add(region)
+                if region in labelled or str(result.get("from_name")) != first_control[region]:
+                    labels_key = None  # another control's result of a region read
+                else:
+                    labelled.add(region)
             if labels_key is None:
                 kind = result.get("type") if isinstance(result, dict) else None
                 self.skip(self.location, here, SkipReason.NOT_A_BOX, f"type {kind!r}")
@@ -457,6 +468,7 @@ class LabelStudioSource(IndexedSource):
                     results.append({"type": _BOX_TYPE, **sized, **_size_fields(region)})
                 elif isinstance(region, Mapping) and _min_kind(region) == "labels":
                     sized = {"value": region, "id": _min_region(region, labels_at)}
+                    sized["from_name"] = name  # JSON_MIN's key is the control's name
                     results.append({"type": "labels", **sized, **_size_fields(region)})
                 elif isinstance(region, Mapping):  # another control's result
                     results.append({"type": _min_kind(region)})
