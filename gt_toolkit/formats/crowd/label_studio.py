@@ -189,7 +189,10 @@ class LabelStudioSource(IndexedSource):
             return
         index.add_image(key)
         only = self._image_object(annotations, task["data"])
-        shown = only is not None and _names(annotations, only)
+        # the image read as the boxes name it: ``only``, else the one image object all of
+        # the task's boxes are on (read whole); a region on another is none of its business
+        on = only if only is not None else _one_image(annotations)
+        shown = on if on is not None and _names(annotations, on) else None
         answers: list[_Answer] = []
         for j, ann in enumerate(annotations):
             here = f"{where}, annotation {j}"
@@ -252,13 +255,15 @@ class LabelStudioSource(IndexedSource):
         where: str,
         *,
         only: str | None = None,
-        shown: bool = False,
+        shown: str | None = None,
     ) -> _Answer:
         """One annotator's results on one image, checked; their boxes still in percent.
 
         ``only``: the ``to_name`` of the image read, where the task shows several images
-        (:meth:`_image_object`); a box on another is rejected. ``shown``: some box of the
-        task is on that image, so one on another image is no abstention from this one.
+        (:meth:`_image_object`); a box on another is rejected. ``shown``: the ``to_name`` of
+        the image read where some box of the task is on it (also where the task's boxes are
+        all on one image, ``only`` then ``None``), so a region on another image is no
+        abstention from this one.
         """
         answer = _Answer(annotator, where, lead_time=lead_time)
         raw_size: tuple[Any, Any] = (None, None)  # the results of one annotation share it
@@ -299,7 +304,7 @@ class LabelStudioSource(IndexedSource):
                 kind = result.get("type") if isinstance(result, dict) else None
                 self.skip(self.location, here, SkipReason.NOT_A_BOX, f"type {kind!r}")
                 to_name = result.get("to_name") if isinstance(result, dict) else None
-                elsewhere = shown and isinstance(to_name, str) and to_name != only
+                elsewhere = shown is not None and isinstance(to_name, str) and to_name != shown
                 if _is_region(kind, value) and not elsewhere:  # a polygon on another image
                     answer.unread = unread_reason(answer.unread, SkipReason.NOT_A_BOX)  # too
                 continue
@@ -310,7 +315,7 @@ class LabelStudioSource(IndexedSource):
             if only is not None and result.get("to_name") != only:
                 detail = self._elsewhere(result.get("to_name"))
                 self.skip(self.location, here, SkipReason.MALFORMED, detail, result)
-                if not (shown and isinstance(result.get("to_name"), str)):
+                if not (shown is not None and isinstance(result.get("to_name"), str)):
                     answer.unread = unread_reason(answer.unread, SkipReason.MALFORMED)
                 # a box on another image of the task says nothing of this one: whoever drew
                 # only there saw this image and drew nothing on it, an answer; taken as an
@@ -523,6 +528,30 @@ def _min_region(value: Mapping[str, Any], seen: dict[str, int]) -> str:
     place = repr(tuple(value.get(k) for k in ("x", "y", "width", "height", "rotation")))
     n = seen[place] = seen.get(place, -1) + 1
     return f"{place}#{n}"
+
+
+def _one_image(annotations: list[Any]) -> str | None:
+    """The one ``to_name`` every box of the task that counts names, if there is one.
+
+    A task whose boxes are all on ``image`` and whose polygons are on ``image2`` shows two
+    images: read without ``--image-name``, a polygon on ``image2`` made its maker abstain
+    on ``image``, where read with ``--image-name image`` it was an answer with no box.
+    """
+    found: str | None = None
+    for ann in annotations:
+        if not isinstance(ann, dict) or ann.get("was_cancelled") or ann.get("skipped"):
+            continue
+        results = ann.get("result")
+        for result in results if isinstance(results, list) else ():
+            if not isinstance(result, dict) or not _box_labels(result, frozenset()):
+                continue
+            to_name = result.get("to_name")
+            if to_name is None:
+                continue  # names no image object: tells nothing
+            if not isinstance(to_name, str) or (found is not None and to_name != found):
+                return None
+            found = to_name
+    return found
 
 
 def _names(annotations: list[Any], to_name: str) -> bool:

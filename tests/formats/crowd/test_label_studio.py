@@ -1138,6 +1138,44 @@ def test_who_drew_only_on_another_image_of_the_task_drew_nothing_on_this_one(
     assert image.annotators == ("1", "2", "3") and [len(b) for b in image.boxes] == [1, 0, 0]
 
 
+@pytest.mark.parametrize("image_name", [None, "image"], ids=["rule", "image-name"])
+def test_a_polygon_on_the_second_image_is_no_abstention_without_image_name_either(
+    tmp_path: Path, image_name: str | None
+) -> None:
+    # a task showing $image (boxes) and $image2 (outlines): annotator 2 outlined a part on
+    # image2 and drew nothing on image. All boxes are on image, so the reader read them all
+    # without --image-name, and there 2 abstained (not-a-box); with --image-name image, the
+    # same export read 2 as an answer with no box: the crowd's output hung on the flag
+    def rect(n: int, x: float) -> dict[str, Any]:
+        value = {"x": x, "y": 10.0, "width": 20.0, "height": 20.0, "rotation": 0,
+                 "rectanglelabels": ["car"]}  # fmt: skip
+        return {"id": f"r{n}", "type": "rectanglelabels", "from_name": "label",
+                "to_name": "image", "original_width": 100, "original_height": 100,
+                "value": value}  # fmt: skip
+
+    points = [[1, 1], [5, 1], [5, 5]]
+    outline = {"id": "p", "type": "polygonlabels", "from_name": "outline", "to_name": "image2",
+               "value": {"points": points, "polygonlabels": ["dent"]}}  # fmt: skip
+    task = {"id": 4, "data": {"image": "s3://bkt/a.jpg", "image2": "s3://bkt/b.jpg"}}
+    task["annotations"] = [
+        {"id": 1, "completed_by": 1, "result": [rect(1, 10.0)]},
+        {"id": 2, "completed_by": 2, "result": [outline]},
+        {"id": 3, "completed_by": 3, "result": [rect(3, 11.0)]},
+    ]
+    path = write(tmp_path, [task])
+    with open_crowd_source(path, "label-studio", image_name=image_name) as source:
+        (image,) = source.images()
+        assert not source.report.abstained
+    assert image.annotators == ("1", "2", "3")
+    assert [len(b) for b in image.boxes] == [1, 0, 1]
+    # a polygon on the image read still makes its maker abstain there
+    task["annotations"][1]["result"] = [outline | {"to_name": "image"}]
+    with open_crowd_source(write(tmp_path, [task]), "label-studio") as source:
+        (image,) = source.images()
+        assert dict(source.report.abstained) == {"not-a-box": 1}
+    assert image.annotators == ("1", "3")
+
+
 _CONTROLS = (("bbox", "rectanglelabels"), ("label", "labels"), ("kind", "labels"))
 
 
