@@ -67,8 +67,9 @@ class _Answer:
     annotator: str
     where: str
     size: ImageSize | None = None
-    # value, where, the key of its labels ("rectanglelabels", or "labels" of a Labels control)
-    regions: list[tuple[Mapping[str, Any], str, str]] = field(default_factory=list)
+    # value, where, the key of its labels ("rectanglelabels", or "labels" of a Labels
+    # control), and the labels the region's other controls give it (not read as boxes)
+    regions: list[tuple[Mapping[str, Any], str, str, tuple[Any, ...]]] = field(default_factory=list)
     unread: str | None = None  # why regions were not read as boxes (AnswerIndex.answers)
     lead_time: Any = None
     created: Any = None  # JSON_MIN's created_at: its records of a task come newest first
@@ -288,6 +289,14 @@ class LabelStudioSource(IndexedSource):
                     region, control + "\0"
                 ):
                     first_control[region] = control
+        # what a region's Labels results say: beside the label read, another is a region
+        # of several labels, counted as one with choice="multiple" is (one box, one class)
+        said: dict[Any, list[Any]] = {}
+        for r in results:
+            if isinstance(r, dict) and r.get("type") == "labels" and _box_labels(r, frozenset()):
+                labels = r["value"].get("labels")
+                if isinstance(r.get("id"), str | int) and isinstance(labels, list):
+                    said.setdefault(r["id"], []).extend(labels)
         labelled: set[Any] = set()  # regions (ids) a Labels result made a box of already
         for k, result in enumerate(results):
             here = f"{where}, result {k}"
@@ -339,7 +348,9 @@ class LabelStudioSource(IndexedSource):
                 continue
             where_size = (self.location, here)
             answer.size = _same_size(key, answer.size, box_size, annotator, where_size)
-            answer.regions.append((value, here, labels_key))
+            region_id = result.get("id")
+            also = tuple(said.get(region_id, ())) if isinstance(region_id, str | int) else ()
+            answer.regions.append((value, here, labels_key, also))
         return answer
 
     def _elsewhere(self, to_name: Any) -> str:
@@ -388,8 +399,8 @@ class LabelStudioSource(IndexedSource):
         """An answer's boxes in pixels of ``size``, and why regions were not read as boxes."""
         boxes: list[WorkerBox] = []
         unread = answer.unread
-        for value, here, labels_key in answer.regions:
-            box = self._box(value, size, here, labels_key)
+        for value, here, labels_key, also in answer.regions:
+            box = self._box(value, size, here, labels_key, also)
             if isinstance(box, SkipReason):
                 unread = unread_reason(unread, box)
             else:
@@ -397,7 +408,12 @@ class LabelStudioSource(IndexedSource):
         return boxes, unread
 
     def _box(
-        self, value: Mapping[str, Any], size: ImageSize | None, where: str, labels_key: str
+        self,
+        value: Mapping[str, Any],
+        size: ImageSize | None,
+        where: str,
+        labels_key: str,
+        also: tuple[Any, ...] = (),
     ) -> WorkerBox | SkipReason:
         """A percent box in pixels (its envelope when rotated); else why it was rejected.
 
@@ -431,7 +447,8 @@ class LabelStudioSource(IndexedSource):
             if not rotation % 360.0:  # a rotated one keeps its corner (x, y) as the pivot
                 x, w = (x + w, -w) if w < 0 else (x, w)
                 y, h = (y + h, -h) if h < 0 else (y, h)
-        if any(other != labels[0] for other in labels[1:]):  # choice="multiple"
+        # choice="multiple", or another control's label of the region (``also``)
+        if any(other != labels[0] for other in (*labels[1:], *also)):
             self.report.several_labels += 1
         sx, sy = size["width"] / 100.0, size["height"] / 100.0
         box: WorkerBox = {  # to a millionth of a pixel: 42.49999999 was meant as 42.5

@@ -1088,6 +1088,40 @@ def test_regions_at_one_place_read_as_one_box_each_in_both_exports(
         assert source.report.boxes == len(labels), name
 
 
+@pytest.mark.parametrize(
+    ("regions", "label", "counted"),
+    [
+        ([("rectanglelabels", "bbox", "Car"), ("labels", "label", "Text")], "Car", 1),
+        ([("rectanglelabels", "bbox", "Car"), ("labels", "label", "Car")], "Car", 0),
+        ([("labels", "label", "Text"), ("labels", "kind", "Printed")], "Printed", 1),
+        ([("labels", "label", "Sign"), ("labels", "kind", "Sign")], "Sign", 0),
+    ],
+    ids=["rectangle-and-labels", "the-same-label", "two-labels-controls", "same-twice"],
+)
+def test_a_region_labelled_by_two_controls_is_read_with_one_label_and_counted(
+    tmp_path: Path, regions: list[tuple[str, str, str]], label: str, counted: int
+) -> None:
+    # the docs' rule for a region of several labels: one box, one class, the others counted
+    # in the summary (several_labels). A region labelled "Text" by one control and
+    # "Printed" by another was read with one of them and the other said only as a skipped
+    # result "not-a-box", never as a region of several labels
+    place = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 10.0, "rotation": 0}
+    sized = {"to_name": "image", "original_width": 200, "original_height": 100}
+    result = [
+        {"id": "a", "type": kind, "from_name": control, **sized, "value": place | {kind: [name]}}
+        for kind, control, name in regions
+    ]
+    task = {"id": 5, "data": {"image": "s3://bkt/sign.jpg"}}
+    task["annotations"] = [{"id": 1, "completed_by": 1, "result": result}]
+    for name, tasks in (("export.json", [task]), ("min.json", _as_json_min(task))):
+        with open_crowd_source(write(tmp_path, tasks, name), "label-studio") as source:
+            (image,) = source.images()
+        assert [[b["label"] for b in boxes] for boxes in image.boxes] == [[label]], name
+        assert source.report.several_labels == counted, name
+        said = "1 boxes of several labels read with their first" in source.report.summary()
+        assert said is bool(counted), name
+
+
 def test_who_drew_only_on_another_image_of_the_task_drew_nothing_on_this_one(
     tmp_path: Path,
 ) -> None:
