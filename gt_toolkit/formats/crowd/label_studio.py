@@ -281,14 +281,21 @@ class LabelStudioSource(IndexedSource):
         # a region of two Labels controls (<Labels name="kind"> beside "label") and no
         # RectangleLabels is one result per control: one box, labelled by the control whose
         # name sorts first (the exports list controls in different orders; this is the same)
-        first_control: dict[Any, str] = {}
+        # of those that give it a label: one that gives none (``"labels": []``) lost the
+        # box where another control labels it
+        first: dict[Any, tuple[bool, str]] = {}
         for r in results:
             if isinstance(r, dict) and _box_labels(r, boxes) and r.get("type") == "labels":
                 region, control = r.get("id"), str(r.get("from_name"))
-                if isinstance(region, str | int) and control < first_control.get(
-                    region, control + "\0"
+                labels = r["value"].get("labels")
+                unlabelled = not (
+                    isinstance(labels, list) and labels and isinstance(labels[0], str)
+                )
+                if isinstance(region, str | int) and (unlabelled, control) < first.get(
+                    region, (True, control + "\0")
                 ):
-                    first_control[region] = control
+                    first[region] = (unlabelled, control)
+        first_control = {region: control for region, (_, control) in first.items()}
         # what a region's Labels results say: beside the label read, another is a region
         # of several labels, counted as one with choice="multiple" is (one box, one class)
         said: dict[Any, list[Any]] = {}

@@ -1122,6 +1122,29 @@ def test_a_region_labelled_by_two_controls_is_read_with_one_label_and_counted(
         assert said is bool(counted), name
 
 
+def test_a_region_whose_first_control_gives_no_label_takes_the_other_controls(
+    tmp_path: Path,
+) -> None:
+    # a region labelled by "label" and by "kind" that gives it none ("labels": [], a Labels
+    # control with allowEmpty): read with "kind", the name that sorts first, the box was
+    # rejected (no labels) and its annotator abstained, though "label" labels it "Text"
+    place = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 10.0, "rotation": 0}
+    sized = {"to_name": "image", "original_width": 200, "original_height": 100}
+    result = [
+        {"id": "a", "type": "labels", "from_name": control, **sized, "value": place | labels}
+        for control, labels in (("label", {"labels": ["Text"]}), ("kind", {"labels": []}))
+    ]
+    task = {"id": 5, "data": {"image": "s3://bkt/sign.jpg"}}
+    task["annotations"] = [{"id": 1, "completed_by": 1, "result": result}]
+    for name, tasks in (("export.json", [task]), ("min.json", _as_json_min(task))):
+        rejects: list[CrowdReject] = []
+        path = write(tmp_path, tasks, name)
+        with open_crowd_source(path, "label-studio", on_reject=rejects.append) as source:
+            (image,) = source.images()
+        assert [[b["label"] for b in boxes] for boxes in image.boxes] == [["Text"]], name
+        assert not rejects and not source.report.abstained, name
+
+
 def test_who_drew_only_on_another_image_of_the_task_drew_nothing_on_this_one(
     tmp_path: Path,
 ) -> None:
