@@ -549,9 +549,20 @@ def _min_region(value: Mapping[str, Any], seen: dict[str, int]) -> str:
     very same place (a duplicated region, relabelled) stays a box of its own, as in the
     JSON export, where pairing every value at a place made all of them one.
     """
-    place = repr(tuple(value.get(k) for k in ("x", "y", "width", "height", "rotation")))
+    # the place as it is read (:meth:`LabelStudioSource._box`): 10 is 10.0, and a rotation
+    # absent or null is 0; told apart, one region's two values were two boxes here and one
+    # in the JSON export
+    numbers = [value.get(k) for k in ("x", "y", "width", "height", "rotation")]
+    numbers[4] = 0.0 if numbers[4] is None else numbers[4]
+    place = repr(tuple(_same_number(n) for n in numbers))
     n = seen[place] = seen.get(place, -1) + 1
     return f"{place}#{n}"
+
+
+def _same_number(value: Any) -> Any:
+    """A number as the float it is read as (``-0.0`` as ``0.0``); anything else as it is."""
+    number = coordinate(value)
+    return value if number is None else number + 0.0
 
 
 def _one_image(annotations: list[Any]) -> str | None:

@@ -1145,6 +1145,38 @@ def test_a_region_whose_first_control_gives_no_label_takes_the_other_controls(
         assert not rejects and not source.report.abstained, name
 
 
+@pytest.mark.parametrize(
+    "labels_place",
+    [
+        {"x": 10.0, "y": 20.0, "width": 30.0, "height": 10.0},  # no rotation
+        {"x": 10.0, "y": 20.0, "width": 30.0, "height": 10.0, "rotation": None},
+        {"x": 10, "y": 20, "width": 30, "height": 10, "rotation": 0.0},  # whole numbers
+    ],
+    ids=["rotation-absent", "rotation-null", "integers"],
+)
+def test_json_min_pairs_a_regions_values_at_one_place_as_the_reader_reads_it(
+    tmp_path: Path, labels_place: dict[str, Any]
+) -> None:
+    # one region (id a) labelled by RectangleLabels and Labels, its Labels value written
+    # (by an import script) without rotation, or with 10 for 10.0: the reader reads both
+    # places as the same box, but JSON_MIN paired them by their text and read two boxes of
+    # one annotator where the JSON export reads one
+    sized = {"to_name": "image", "original_width": 200, "original_height": 100}
+    place = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 10.0, "rotation": 0}
+    result = [
+        {"id": "a", "type": "rectanglelabels", "from_name": "bbox", **sized,
+         "value": place | {"rectanglelabels": ["Car"]}},
+        {"id": "a", "type": "labels", "from_name": "label", **sized,
+         "value": labels_place | {"labels": ["Car"]}},
+    ]  # fmt: skip
+    task = {"id": 5, "data": {"image": "s3://bkt/sign.jpg"}}
+    task["annotations"] = [{"id": 1, "completed_by": 1, "result": result}]
+    for name, tasks in (("export.json", [task]), ("min.json", _as_json_min(task))):
+        with open_crowd_source(write(tmp_path, tasks, name), "label-studio") as source:
+            (image,) = source.images()
+        assert [[b["label"] for b in boxes] for boxes in image.boxes] == [["Car"]], name
+
+
 def test_who_drew_only_on_another_image_of_the_task_drew_nothing_on_this_one(
     tmp_path: Path,
 ) -> None:
