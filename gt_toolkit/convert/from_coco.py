@@ -88,6 +88,7 @@ def from_coco(source: Location, out: StagedOutput, options: ConvertOptions) -> C
                     prior.reject(ref_name, where, "invalid-image", detail, raw)
                     continue
                 prior.add(ref_uri, found, images.size(i), file=ref_name, where=where)
+                boxes.rotated += boxes.turned_of(i)  # written: not those of a rejected image
     mapping = f"{out.out}.categories.json"
     out.write_json(mapping, categories.mapping())
     result = prior.result(
@@ -257,7 +258,8 @@ class _Boxes:
         self.cls = array("q")
         self.xywhs = array("d")  # left, top, width, height, score (NaN: none)
         self.crowd = 0
-        self.rotated = 0  # boxes turned in attributes.rotation, written as their envelope
+        self.turned = array("b")  # per box: turned in attributes.rotation (its envelope kept)
+        self.rotated = 0  # of those, the boxes written (an image rejected takes its boxes)
 
     def add(
         self,
@@ -298,9 +300,17 @@ class _Boxes:
             self.head[image] = len(self.cls)
             self.cls.append(cls)
             self.xywhs.extend(box)
-            self.rotated += turned
+            self.turned.append(turned)
             return
         prior.reject(name, f"annotations[{i}]", reason, detail, ann)
+
+    def turned_of(self, image: int) -> int:
+        """How many boxes of one image were turned in attributes.rotation."""
+        count, k = 0, self.head[image]
+        while k >= 0:
+            count += self.turned[k]
+            k = self.next[k]
+        return count
 
     def of_image(self, image: int, labels: list[str]) -> list[ConsolidatedBox]:
         """The boxes of one image, in file order."""

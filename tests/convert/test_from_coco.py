@@ -500,6 +500,22 @@ def test_a_box_turned_in_its_attributes_is_written_as_the_crowd_reader_reads_it(
     assert result.to_json()["rotated_boxes"] == 1  # what summary.json holds
 
 
+def test_a_turned_box_of_a_rejected_image_is_not_counted_as_written(tmp_path: Path) -> None:
+    # b.jpg's width is past any image: the image is rejected with its boxes (kept in the
+    # rejects file). Its one turned box was still counted in rotated_boxes and in the note
+    # "1 boxes turned ... written as their axis-aligned envelope": none was written
+    turned = {**ANNOTATIONS[2], "bbox": [20.0, 10.0, 20.5, 20.5]}
+    turned["attributes"] = {"occluded": False, "rotation": 30.0}
+    images = [IMAGES[0], {**IMAGES[1], "width": 10**12}]
+    doc = {"images": images, "annotations": [*ANNOTATIONS[:2], turned], "categories": CATEGORIES}
+    out = tmp_path / "prior.manifest"
+    result = _convert(_write(tmp_path / "gt.json", doc), out)
+    assert result.stats.rejected == {"invalid-image": 1}
+    assert [r.source_ref for r in iter_detection_records(out)] == [PREFIX + "a.jpg"]
+    assert result.extra["rotated_boxes"] == result.to_json()["rotated_boxes"] == 0
+    assert not any("turned" in note for note in result.notes)
+
+
 @pytest.mark.parametrize(
     "turn",
     ["30", [30], True, {"deg": 30}, 10**400, "1e400"],
