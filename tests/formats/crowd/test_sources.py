@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gt_toolkit import iter_crowd_images
@@ -194,6 +194,74 @@ def test_exports_on_s3_read_like_local_files(
         with open_crowd_source(remote, kind, store=store) as source:
             got = list(source.images())
         assert got == list(iter_crowd_images(local, kind)), kind
+
+
+_ON_THE_BACK = {
+    "box": {"type": "rectanglelabels", "from_name": "label", "original_width": 50,
+            "original_height": 50, "value": {"x": 1.0, "y": 1.0, "width": 5.0, "height": 5.0,
+                                             "rotation": 0, "rectanglelabels": ["car"]}},
+    "polygon": {"type": "polygonlabels", "from_name": "outline",
+                "value": {"points": [[1.0, 1.0], [2.0, 2.0], [1.0, 2.0]],
+                          "polygonlabels": ["car"]}},
+    "choices": {"type": "choices", "from_name": "quality", "value": {"choices": ["ok"]}},
+}  # fmt: skip
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    workers=st.integers(2, 5),
+    back=st.lists(
+        st.tuples(st.booleans(), st.lists(st.sampled_from(sorted(_ON_THE_BACK)), max_size=3)),
+        min_size=1,
+    ),
+)
+# one annotator drew nothing on image and only an outline on image2, no box on image2
+@example(seed=0, workers=2, back=[(False, []), (True, ["polygon"])])
+def test_what_is_drawn_on_a_second_image_of_the_task_changes_nothing_on_the_first(
+    tmp_path_factory: Any, seed: int, workers: int, back: list[tuple[bool, list[str]]]
+) -> None:
+    # Property: the same crowd in a Label Studio project that shows a second image
+    # ($image2), where annotators also drew boxes, outlines or choices, consolidates the
+    # same on $image, read with --image-name image or without it: what is on image2 says
+    # nothing of image (its boxes are rejects). Tasks where nobody drew on image are left
+    # alone: there every annotator who drew on image2 abstains by the documented rule. Some
+    # annotators (the flag) drew nothing on image, in both exports
+    images = simulated(seed, workers, 3)
+    plain = label_studio_export(images)
+    plans = iter(back * len(images) * workers)
+    shown = []
+    for task in plain:
+        plan = [next(plans) for _ in task["annotations"]]
+        for ann, (nothing, _) in zip(task["annotations"], plan, strict=True):
+            ann["result"] = [] if nothing else ann["result"]
+        task = json.loads(json.dumps(task))
+        shown.append(task)
+        task["data"]["image2"] = task["data"]["image"] + ".back.jpg"
+        if not any(ann["result"] for ann in task["annotations"]):
+            continue
+        for ann, (_, kinds) in zip(task["annotations"], plan, strict=True):
+            for k, kind in enumerate(kinds):
+                result = {"id": f"back{k}", "to_name": "image2", **_ON_THE_BACK[kind]}
+                ann["result"].insert(k % (len(ann["result"]) + 1), result)
+    root = tmp_path_factory.mktemp("two-images")
+    results = {}
+    for name, export, image_name in (
+        ("plain", plain, None),
+        ("rule", shown, None),
+        ("image-name", shown, "image"),
+    ):
+        path = dump(root / f"{name}.json", export)
+        out = root / f"{name}.manifest"
+        with open_crowd_source(
+            path, "label-studio", image_name=image_name, on_reject=lambda _: None
+        ) as source:
+            reconsolidate(source, out, labels=LABELS, image_prefix="s3://bkt/sim/")
+        results[name] = consolidated_boxes([json.loads(x) for x in out.read_text().splitlines()])
+    assert results["rule"] == results["plain"]
+    assert results["image-name"] == results["plain"]
 
 
 def _turn(left: float, top: float) -> int:
