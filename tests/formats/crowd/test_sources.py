@@ -196,7 +196,7 @@ def test_exports_on_s3_read_like_local_files(
         assert got == list(iter_crowd_images(local, kind)), kind
 
 
-_ON_THE_BACK = {
+_ON_THE_BACK: dict[str, dict[str, Any]] = {
     "box": {"type": "rectanglelabels", "from_name": "label", "original_width": 50,
             "original_height": 50, "value": {"x": 1.0, "y": 1.0, "width": 5.0, "height": 5.0,
                                              "rotation": 0, "rectanglelabels": ["car"]}},
