@@ -193,7 +193,7 @@ class LabelStudioSource(IndexedSource):
         # the image read as the boxes name it: ``only``, else the one image object all of
         # the task's boxes are on (read whole); a region on another is none of its business
         on = only if only is not None else _one_image(annotations)
-        shown = on if on is not None and _names(annotations, on) else None
+        shown = on if on is not None and (only is None or _names(annotations, on)) else None
         answers: list[_Answer] = []
         for j, ann in enumerate(annotations):
             here = f"{where}, annotation {j}"
