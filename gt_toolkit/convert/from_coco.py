@@ -87,8 +87,8 @@ def from_coco(source: Location, out: StagedOutput, options: ConvertOptions) -> C
                     raw = {"image": entry, "source-ref": ref_uri, "boxes": found}
                     prior.reject(ref_name, where, "invalid-image", detail, raw)
                     continue
-                prior.add(ref_uri, found, images.size(i), file=ref_name, where=where)
-                boxes.rotated += boxes.turned_of(i)  # written: not those of a rejected image
+                if prior.add(ref_uri, found, images.size(i), file=ref_name, where=where):
+                    boxes.rotated += boxes.turned_of(i)  # not those of an image rejected
     mapping = f"{out.out}.categories.json"
     out.write_json(mapping, categories.mapping())
     result = prior.result(

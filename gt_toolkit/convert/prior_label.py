@@ -130,8 +130,8 @@ class PriorManifest:
         *,
         file: str,
         where: str,
-    ) -> None:
-        """Write one image's line (``file`` and ``where``: the item it comes from).
+    ) -> bool:
+        """Write one image's line (``file`` and ``where``: the item it comes from); written?
 
         A second item of a source-ref already written is a ``duplicate-source-ref`` reject,
         its line kept in the rejects file: two lines of one image were two tasks of a job
@@ -142,7 +142,7 @@ class PriorManifest:
             item = {"source-ref": source_ref, "boxes": boxes, "image_size": size}
             detail = f"{source_ref} is already the source-ref of an earlier line"
             self.reject(file, where, "duplicate-source-ref", detail, item)
-            return
+            return False
         self._refs.add(key)
         st = self.stats
         st.objects += 1
@@ -168,6 +168,7 @@ class PriorManifest:
         if self._lines is None:
             raise ConversionError("PriorManifest.add outside its with-block")
         self._lines.add(orjson.dumps(line))
+        return True
 
     def reject(self, file: str, where: str, reason: str, detail: str, raw: object) -> None:
         """Count and keep one item that cannot become a box (``where``: line or position)."""

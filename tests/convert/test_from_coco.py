@@ -516,6 +516,20 @@ def test_a_turned_box_of_a_rejected_image_is_not_counted_as_written(tmp_path: Pa
     assert not any("turned" in note for note in result.notes)
 
 
+def test_a_turned_box_of_a_second_line_of_one_image_is_not_counted_as_written(
+    tmp_path: Path,
+) -> None:
+    # two COCO images of one file_name: the second line is a duplicate-source-ref reject,
+    # its boxes with it; its turned box was still counted as written as an envelope
+    turned = {**ANNOTATIONS[2], "bbox": [20.0, 10.0, 20.5, 20.5]}
+    turned["attributes"] = {"occluded": False, "rotation": 30.0}
+    images = [IMAGES[0], {**IMAGES[1], "file_name": "a.jpg"}]
+    doc = {"images": images, "annotations": [*ANNOTATIONS[:2], turned], "categories": CATEGORIES}
+    result = _convert(_write(tmp_path / "gt.json", doc), tmp_path / "prior.manifest")
+    assert result.stats.rejected == {"duplicate-source-ref": 1}
+    assert result.extra["rotated_boxes"] == 0
+
+
 @pytest.mark.parametrize(
     "turn",
     ["30", [30], True, {"deg": 30}, 10**400, "1e400"],
