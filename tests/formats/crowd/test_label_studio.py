@@ -345,6 +345,14 @@ DRAGGED_UP = {
 }  # fmt: skip
 
 
+def on_image(to_name: str, x: float) -> dict[str, Any]:
+    """A box of :data:`DRAGGED_UP`'s shape at ``x`` on the ``<Image>`` tag named ``to_name``."""
+    result = json.loads(json.dumps(DRAGGED_UP))
+    result["to_name"] = to_name
+    result["value"].update(x=x, y=10.0, height=20.0)
+    return result
+
+
 @pytest.mark.parametrize("rotation", [0, 90])
 def test_negative_width_or_height_is_read_flipped_and_counted(
     tmp_path: Path, rotation: float
@@ -401,18 +409,16 @@ def test_a_task_of_several_images_reads_only_the_boxes_on_the_data_key_image(
 ) -> None:
     # <Image name="image" value="$image"/> and <Image name="image2" value="$image2"/>: each
     # box names its image in to_name; read all, image2's boxes were put on image, silently
-    def rect(to_name: str, x: float) -> dict[str, Any]:
-        result = json.loads(json.dumps(DRAGGED_UP))
-        result["to_name"] = to_name
-        result["value"].update(x=x, y=10.0, height=20.0)
-        return result
-
     task = {
         "id": 3,
         "data": {"image": "s3://bkt/front.jpg", "image2": "s3://bkt/back.jpg"},
         "annotations": [
-            {"id": 1, "completed_by": 1, "result": [rect("image", 10.0), rect("image2", 40.0)]},
-            {"id": 2, "completed_by": 2, "result": [rect("image2", 41.0)]},
+            {
+                "id": 1,
+                "completed_by": 1,
+                "result": [on_image("image", 10.0), on_image("image2", 40.0)],
+            },
+            {"id": 2, "completed_by": 2, "result": [on_image("image2", 41.0)]},
         ],
     }
     path = write(tmp_path, [task])
@@ -471,18 +477,16 @@ def test_image_tags_named_otherwise_than_their_data_fields_are_read_with_image_n
     # <Image name="img1" value="$url1"/> and <Image name="img2" value="$url2"/>: no to_name
     # equals a data field, so every box of the task was rejected whatever --data-key said,
     # and neither image could be read at all; --image-name names the tag of --data-key's
-    def rect(to_name: str, x: float) -> dict[str, Any]:
-        result = json.loads(json.dumps(DRAGGED_UP))
-        result["to_name"] = to_name
-        result["value"].update(x=x, y=10.0, height=20.0)
-        return result
-
     task = {
         "id": 3,
         "data": {"url1": "s3://bkt/front.jpg", "url2": "s3://bkt/back.jpg"},
         "annotations": [
-            {"id": 1, "completed_by": 1, "result": [rect("img1", 10.0), rect("img2", 40.0)]},
-            {"id": 2, "completed_by": 2, "result": [rect("img2", 41.0)]},
+            {
+                "id": 1,
+                "completed_by": 1,
+                "result": [on_image("img1", 10.0), on_image("img2", 40.0)],
+            },
+            {"id": 2, "completed_by": 2, "result": [on_image("img2", 41.0)]},
         ],
     }
     path = write(tmp_path, [task])
@@ -507,7 +511,7 @@ def test_image_tags_named_otherwise_than_their_data_fields_are_read_with_image_n
     # <Image name="image">, and a field "image" holding its file name): every box was
     # rejected as on another image, with nothing to pass to read them
     single = {"id": 4, "data": {"image_url": "s3://bkt/a.jpg", "image": "a.jpg"}}
-    single["annotations"] = [{"id": 1, "completed_by": 1, "result": [rect("image", 10.0)]}]
+    single["annotations"] = [{"id": 1, "completed_by": 1, "result": [on_image("image", 10.0)]}]
     path = write(tmp_path, [single])
     (image,) = iter_crowd_images(path, "label-studio", data_key="image_url", image_name="image")
     assert [len(b) for b in image.boxes] == [1]
@@ -570,6 +574,8 @@ POLYGON = {
         "polygonlabels": ["car"],
     },
 }
+
+
 KEYPOINT = {
     "id": "k1",
     "type": "keypointlabels",
@@ -1183,17 +1189,11 @@ def test_who_drew_only_on_another_image_of_the_task_drew_nothing_on_this_one(
     # a task showing a product's front (img1) and back (img2): annotator 1 marks a defect on
     # the front, annotators 2 and 3 only on the back. Made to abstain on the front, 2 and 3
     # left annotator 1 alone, and the one box was kept as the crowd's (support 1 of 1)
-    def rect(to_name: str, x: float) -> dict[str, Any]:
-        result = json.loads(json.dumps(DRAGGED_UP))
-        result["to_name"] = to_name
-        result["value"].update(x=x, y=10.0, height=20.0)
-        return result
-
     task = {"id": 3, "data": {"url1": "s3://bkt/front.jpg", "url2": "s3://bkt/back.jpg"}}
     task["annotations"] = [
-        {"id": 1, "completed_by": 1, "result": [rect("img1", 10.0)]},
-        {"id": 2, "completed_by": 2, "result": [rect("img2", 40.0)]},
-        {"id": 3, "completed_by": 3, "result": [rect("img2", 41.0)]},
+        {"id": 1, "completed_by": 1, "result": [on_image("img1", 10.0)]},
+        {"id": 2, "completed_by": 2, "result": [on_image("img2", 40.0)]},
+        {"id": 3, "completed_by": 3, "result": [on_image("img2", 41.0)]},
     ]
     path = write(tmp_path, [task])
     rejects: list[CrowdReject] = []
