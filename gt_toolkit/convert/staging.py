@@ -210,9 +210,9 @@ class StagedOutput:
         the next run writes its own.
 
         A local ``location`` that is a symbolic link is written where it leads
-        (:func:`~gt_toolkit.storage.files.link_target`; one that leads nowhere fails the run
-        now): staged there when that is under the output's folder, elsewhere otherwise. The
-        link itself stays.
+        (:func:`~gt_toolkit.storage.files.link_target`, creating the file it names if that is
+        not there yet; one that cannot lead to a file fails the run now): staged there when
+        that is under the output's folder, elsewhere otherwise. The link itself stays.
         """
         if not is_s3_uri(location):
             location = link_target(location)
@@ -259,7 +259,7 @@ class StagedOutput:
             written = {str(self._parent / rel) for rel in _files_under(self._stage)}
             try:
                 # a name that is a link is moved in where it leads: refused before anything
-                # moves, one to nowhere, to another file of the run, or to one it reads
+                # moves, one in a loop, to another file of the run, or to one it reads
                 check_links(written, reads=self._reads, shown=self._spelt)
                 self._check_shapes(written)
                 last = self._last_file(self._stage)
@@ -285,7 +285,7 @@ class StagedOutput:
         """Refuse, before anything moves in, a staged file where a folder is, or the reverse.
 
         Found by the merge (:func:`_merge`), a folder ``labels/train/img_001.txt``, or a file
-        (or a link to nowhere, or to a file) where the output has the folder ``labels``,
+        (or a link to a file, there or not yet) where the output has the folder ``labels``,
         failed the run with the files merged before it already in place: the new summary
         beside the earlier labels. A link to a folder where the output has a file is
         :func:`~gt_toolkit.storage.files.check_links`'s.
@@ -301,9 +301,12 @@ class StagedOutput:
                 continue
             spelt = self._spelt(folder)
             if os.path.islink(folder):  # noqa: PTH114
-                leads = link_target(spelt)  # one to nowhere, or a loop, says so
+                leads = link_target(spelt)  # a loop, or one into a missing folder, says so
+                # one to a file not there yet is no folder either: the files under it could
+                # only be moved in by making a folder where the link leads, as no shell does
+                what = "a file" if os.path.lexists(leads) else "which does not exist"
                 raise StorageError(
-                    f"{spelt} is a link to {leads}, a file; the output has a folder of that name"
+                    f"{spelt} is a link to {leads}, {what}; the output has a folder of that name"
                 )
             raise StorageError(f"{spelt} is a file; the output has a folder of that name")
         for location in written:
@@ -705,7 +708,9 @@ def _merge(src: Path, dst: Path) -> None:
     if dst.is_dir():
         raise IsADirectoryError(f"{dst} is a folder; the output has a file of that name")
     if dst.is_symlink():
-        _move_beside(src, Path(link_target(dst)))  # one to nowhere: refused before the run
+        # one that cannot lead to a file was refused before anything moved; one to a file not
+        # there yet creates it
+        _move_beside(src, Path(link_target(dst)))
         return
     try:
         src.replace(dst)

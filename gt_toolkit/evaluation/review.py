@@ -1266,7 +1266,8 @@ def _write_all(
     fails (:meth:`~gt_toolkit.storage.files.AllOrNone.keep_earlier`): else the earlier
     report and ``review.json`` named pictures that were gone.
 
-    A file whose name is a symbolic link is written where it leads; one that leads nowhere,
+    A file whose name is a symbolic link is written where it leads (a file not there yet is
+    created); one in a loop or into a missing folder,
     to another file of the review (``0003_b.png -> 0001_a.png``: one picture in both
     places, exit 0) or to a file the run ``reads`` (an image it drew, overwritten with a
     picture) is refused before anything is written

@@ -286,12 +286,16 @@ def link_target(location: Location) -> str:
 
     A user who points ``--summary latest.json`` at a shared file means that file to change;
     a rename over the link replaced the link with a plain file and left the shared one as it
-    was. Links to links are followed to the end. ``s3://`` locations, and local names that
-    are no link, come back unchanged (not made absolute: messages keep the user's spelling).
+    was. Links to links are followed to the end. A link to a file that does not exist yet,
+    in a folder that does, leads to that file: the write creates it, as a shell's ``>`` and
+    ``open(O_CREAT)`` do (a run killed while it replaced the file leaves such a link, and
+    refused, every later run failed). ``s3://`` locations, and local names that are no link,
+    come back unchanged (not made absolute: messages keep the user's spelling).
 
     Raises:
-        StorageError: the link leads nowhere (the file, or a folder on its way, is missing)
-            or round in a loop: where the user meant the output to go cannot be told.
+        StorageError: the link cannot lead to a file: it goes round a loop, the folder of
+            the file it names is missing, it names a folder (``newdir/``), or a folder on
+            its way cannot be looked into (not a folder, no permission).
     """
     text = os.fspath(location)
     return text if is_s3_uri(text) else str(_followed(text)[0])
@@ -310,15 +314,45 @@ def _followed(text: str) -> tuple[Path, str]:
         real = os.path.realpath(text, strict=True)
     except OSError as exc:
         try:
-            leads = str(Path(text).readlink())
+            leads = os.readlink(text)  # noqa: PTH115 - as the link says it, a final "/" too
         except OSError:  # pragma: no cover - removed meanwhile
             leads = "?"
-        why = "a loop of links" if exc.errno == errno.ELOOP else "which does not exist"
+        if exc.errno == errno.ELOOP:
+            why = "a loop of links"
+        elif exc.errno == errno.ENOENT:
+            real = os.path.realpath(text)  # followed as far as the links lead
+            folder = os.path.dirname(real)  # noqa: PTH120
+            if _names_a_folder(text):
+                why = "which names a folder, not a file"
+            elif os.path.isdir(folder):  # noqa: PTH112 - the write creates the file there
+                return Path(real), f"{text} (a link to {real})"
+            else:
+                why = f"whose folder {folder} does not exist"
+        else:  # a file on the way, no permission to look: it may well exist
+            why = f"which cannot be followed ({exc.strerror or exc})"
         raise StorageError(
             f"cannot write {text}: it is a link to {leads}, {why} (the link is followed, "
             "not replaced)"
         ) from exc
     return Path(real), f"{text} (a link to {real})"
+
+
+def _names_a_folder(text: str) -> bool:
+    """Whether the last link of the chain at ``text`` names a folder (``newdir/``, ``x/.``).
+
+    Followed by the kernel, such a link makes no file: ``open(O_CREAT)`` says "Is a
+    directory"; ``realpath`` drops the ``/`` and named a file ``newdir``.
+    """
+    path = text
+    for _ in range(40):  # the kernel's own bound; a loop was refused before
+        try:
+            leads = os.readlink(path)  # noqa: PTH115 - Path drops a final "/"
+        except OSError:  # no link (any more): the end of the chain
+            return False
+        if os.path.basename(leads) in ("", ".", ".."):  # noqa: PTH119
+            return True
+        path = os.path.join(os.path.dirname(path), leads)  # noqa: PTH118, PTH120
+    return False
 
 
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -387,12 +421,13 @@ def check_writable(location: Location, *, store: S3Store | None = None) -> None:
     which S3 consoles show as a folder and listings (this toolkit's too) leave out.
 
     A symbolic link is asked about the file it leads to (:func:`link_target`), as
-    :func:`atomic_output` writes there: a link to nowhere, or into a folder this user may not
-    write, is refused here.
+    :func:`atomic_output` writes there: a link in a loop, to a file in a missing folder, or
+    into a folder this user may not write, is refused here; one to a file not there yet, in
+    a folder this user may write, is not (the write creates that file).
 
     Raises:
         StorageError: the target is a folder or a device, or its name ends with ``/``, a
-            part of its path is not a folder, it is a link that leads nowhere, or the
+            part of its path is not a folder, it is a link that cannot lead to a file, or the
             temporary file cannot be made; on S3,
             the bucket does not exist or the key may not be written.
     """
@@ -434,7 +469,7 @@ def check_links(
 
     A run that writes many files into a folder (a converter's dataset, a review) writes a
     name that is a symbolic link where the link leads, as :func:`atomic_output` does. Found
-    only then, a link to nowhere or in a loop failed the run with part of its files
+    only then, a link in a loop or into a missing folder failed the run with part of its files
     written; one that leads to another file the run writes (``img_001.txt -> img_002.txt``,
     as a tool that replaces duplicates with links leaves them) put both files' bytes in one,
     silently; one that leads to a file the run reads (``reads``: given a real path)
@@ -465,8 +500,9 @@ def check_links(
                 f"cannot write {said}: the run writes {other} too, and one would replace "
                 "the other (replace the link with a file of its own)"
             )
-        if reads(real):
-            raise StorageError(f"cannot write {said}: the run reads that file")
+        if reads(real):  # a file not there yet: one the run would list in a folder it reads
+            what = "that file" if os.path.lexists(real) else "the folder it would be made in"
+            raise StorageError(f"cannot write {said}: the run reads {what}")
         landed[real] = spelt
 
 
@@ -810,7 +846,8 @@ class AllOrNone:
 def _landing(text: str) -> Path:
     """The local file a write to ``text`` replaces (:func:`link_target`), or ``text`` itself.
 
-    A link to nowhere is left as it is: the write itself refuses it, and says why.
+    A link that cannot lead to a file is left as it is: the write itself refuses it, and says
+    why. One to a file not there yet leads to that file: the write creates it.
     """
     try:
         return _followed(text)[0]

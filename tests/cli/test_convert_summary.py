@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -222,7 +224,7 @@ def test_a_summary_that_is_a_link_is_written_where_the_link_leads(
     assert link.is_symlink() and link.readlink() == shared
 
 
-@pytest.mark.parametrize("leads", ["nowhere", "unwritable"])
+@pytest.mark.parametrize("leads", ["into a missing folder", "unwritable"])
 def test_a_summary_link_that_cannot_be_followed_stops_the_run_before_anything_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], leads: str
 ) -> None:
@@ -230,9 +232,13 @@ def test_a_summary_link_that_cannot_be_followed_stops_the_run_before_anything_is
     may not write passed the check, made beside the link, and failed after the output was in
     place. Both are refused in one line, and nothing is written."""
     args, link, shared = _linked_summary(tmp_path, "elsewhere")
-    if leads == "nowhere":
+    if leads == "into a missing folder":
         shared.unlink()
-        said = f"cannot write {link}: it is a link to {shared}, which does not exist"
+        shared.parent.rmdir()
+        said = (
+            f"cannot write {link}: it is a link to {shared}, whose folder {shared.parent} "
+            "does not exist"
+        )
     else:
         unwritable_folder(shared.parent, monkeypatch)
         real = Path(os.path.realpath(shared))
@@ -243,7 +249,37 @@ def test_a_summary_link_that_cannot_be_followed_stops_the_run_before_anything_is
         assert (_tree(tmp_path), sorted(p.name for p in tmp_path.iterdir())) == before
         assert link.is_symlink() and link.readlink() == shared
     finally:
-        shared.parent.chmod(0o755)
+        if shared.parent.exists():
+            shared.parent.chmod(0o755)
+
+
+@pytest.mark.parametrize("where", ["in the output", "elsewhere"])
+def test_a_summary_link_whose_file_a_killed_run_removed_is_written_through(
+    tmp_path: Path, where: str
+) -> None:
+    """A run killed (kill -9) while its summary elsewhere moved in had removed the file the
+    link leads to and kept its earlier copy in a .earlier.<host>.<pid>.<token>.part folder
+    beside it: the link led nowhere, and every later run refused it ("it is a link to
+    shared/latest.json, which does not exist"). The next run writes through the link,
+    creating that file, as a shell's > does, and sweeps the killed run's folder."""
+    args, link, shared = _linked_summary(tmp_path, where)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    leftover = shared.parent / files.part_name(".earlier").replace(
+        f".{os.getpid()}.", f".{int(dead.stdout)}."
+    )
+    leftover.mkdir()
+    os.link(shared, leftover / "0")
+    shared.unlink()
+    files._swept.clear()  # a new process: no folder swept yet
+    assert main([*args, "--validation-fraction", "0"]) == 0
+    assert link.is_symlink() and link.readlink() == shared
+    assert json.loads(shared.read_text())["target"] == "yolo"
+    assert sorted(p.name for p in shared.parent.iterdir()) == ["latest.json"]
 
 
 LOOP = "loop: it is a link to back, a loop of links"

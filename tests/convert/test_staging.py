@@ -454,11 +454,11 @@ def test_a_file_of_the_output_that_is_a_link_it_cannot_follow_fails_the_run_befo
         said = f"cannot write {link} (a link to {to}): the run reads that file"
     else:
         link = out / "labels" / "train" / "img_001.txt"
-        to = link.parent / "img_002.txt" if leads == "to another label" else tmp_path / "gone"
+        to = link.parent / "img_002.txt" if leads == "to another label" else tmp_path / "gone/x"
         said = (
             f"cannot write {link} (a link to {to}): the run writes {to} too"
             if to.exists()
-            else f"cannot write {link}: it is a link to {to}, which does not exist"
+            else f"cannot write {link}: it is a link to {to}, whose folder {to.parent} does not"
         )
     link.unlink()
     link.symlink_to(to)
@@ -468,6 +468,35 @@ def test_a_file_of_the_output_that_is_a_link_it_cannot_follow_fails_the_run_befo
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1, err
     assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("leads", ["a label", "a summary in the output"])
+def test_a_file_of_the_output_that_is_a_link_to_a_file_not_there_yet_is_written_through(
+    tmp_path: Path, leads: str
+) -> None:
+    """A label (or the summary) whose name in the output is a link to a file not there yet,
+    in a folder that is (a run killed as it replaced that file leaves one): refused before,
+    "it is a link to shared/img_001.txt, which does not exist", every rerun. Written where
+    the link leads now, creating that file, as a shell's > does; the link stays."""
+    from gt_toolkit.cli import main
+
+    out = tmp_path / "yolo"
+    args = ["yolo", str(TRUTH), "-o", str(out), "--validation-fraction", "0"]
+    assert main(args) == 0
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    if leads == "a label":
+        link, to = out / "labels" / "train" / "img_001.txt", shared / "img_001.txt"
+    else:
+        link, to = out / "summary.json", shared / "summary.json"
+    expected = link.read_bytes()
+    link.unlink()
+    link.symlink_to(os.path.relpath(to, link.parent))  # relative, as ln -s ../x makes
+    for _ in range(2):  # the link to nowhere, then the file it created
+        assert main(args) == 0
+        assert link.is_symlink() and to.read_bytes() == expected
+        assert not [p for p in tmp_path.rglob("*") if is_part_name(p.name)]
+    assert sorted(p.name for p in shared.iterdir()) == [to.name]
 
 
 def test_an_output_folder_that_is_a_link_to_another_disk_is_written_there(
@@ -513,7 +542,7 @@ def test_an_output_folder_that_is_a_link_to_another_disk_is_written_there(
     ("what", "said"),
     [
         ("a file", "{O}/labels is a file; the output has a folder of that name"),
-        ("a link to nowhere", "cannot write {O}/labels: it is a link to {T}/gone"),
+        ("a link to nowhere", "{O}/labels is a link to {T}/gone, which does not exist; the"),
         ("a folder", "{O}/labels/train/img_001.txt is a folder; the output has a file of"),
     ],
 )

@@ -1731,7 +1731,9 @@ def _files_and_links(root: Path) -> dict[str, bytes | str]:
     }
 
 
-@pytest.mark.parametrize("leads", ["to an image it draws", "to another picture", "nowhere"])
+@pytest.mark.parametrize(
+    "leads", ["to an image it draws", "to another picture", "into a missing folder"]
+)
 def test_a_review_picture_that_is_a_link_it_cannot_follow_is_refused_before_anything_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], leads: str
 ) -> None:
@@ -1750,14 +1752,14 @@ def test_a_review_picture_that_is_a_link_it_cannot_follow_is_refused_before_anyt
     to = {
         "to an image it draws": images / "img_005.jpg",
         "to another picture": pictures[0],
-        "nowhere": tmp_path / "gone.png",
+        "into a missing folder": tmp_path / "gone" / "x.png",
     }[leads]
     link.unlink()
     link.symlink_to(to)
     said = {
         "to an image it draws": f"{link} (a link to {to}): the run reads that file",
         "to another picture": f"{link} (a link to {to}): the run writes {to} too",
-        "nowhere": f"{link}: it is a link to {to}, which does not exist",
+        "into a missing folder": f"{link}: it is a link to {to}, whose folder {to.parent} does",
     }[leads]
     before = _files_and_links(tmp_path)
     capsys.readouterr()
@@ -1765,3 +1767,27 @@ def test_a_review_picture_that_is_a_link_it_cannot_follow_is_refused_before_anyt
     err = capsys.readouterr().err
     assert f"cannot write {said}" in err and err.count("\n") == 1, err
     assert _files_and_links(tmp_path) == before
+
+
+def test_a_review_picture_that_is_a_link_to_a_file_not_there_yet_is_written_through(
+    tmp_path: Path,
+) -> None:
+    """A picture whose name is a link to a file not there yet, in a folder that is: refused
+    before ("it is a link to shared/0003.png, which does not exist"), every rerun. The
+    picture is written where the link leads now, creating that file; the link stays."""
+    images = tmp_path / "images"
+    shutil.copytree(IMAGES, images)
+    out = tmp_path / "review"
+    argv = ["review", str(SAMPLES / "truth.manifest"), "-o", str(out), "--images-dir", str(images)]
+    assert main(argv) == 0
+    link = sorted((out / "images").iterdir())[2]
+    picture = link.read_bytes()
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    link.unlink()
+    link.symlink_to(Path("..", "..", "shared", link.name))  # relative
+    for _ in range(2):  # the link to nowhere, then the file it created
+        assert main(argv) == 0
+        assert link.is_symlink() and (shared / link.name).read_bytes() == picture
+    assert [p.name for p in shared.iterdir()] == [link.name]
+    assert not [p for p in tmp_path.rglob("*") if ".part" in p.name]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -691,16 +692,58 @@ def test_a_failed_run_puts_back_the_file_a_link_leads_to(tmp_path: Path) -> None
     assert _names(tmp_path) == names
 
 
-@pytest.mark.parametrize("leads", ["nowhere.json", "missing/x.json", "loop.json"])
-def test_a_link_that_leads_nowhere_is_refused_in_one_line_and_left_as_it_is(
-    tmp_path: Path, leads: str
+@pytest.mark.parametrize("how", ["write_bytes", "all_or_none", "all_or_none failed"])
+def test_a_link_to_a_file_not_there_yet_is_written_through_and_creates_it(
+    tmp_path: Path, how: str
 ) -> None:
+    # Before: refused ("it is a link to ../shared/run.json, which does not exist"), where a
+    # shell's > and open(O_CREAT) create the file; a run killed while it replaced a shared
+    # summary left such a link, and every later run refused it.
+    link, real = _shared(tmp_path)
+    real.unlink()
+    names = _names(tmp_path)
+    check_writable(link)
+    assert _names(tmp_path) == names
+    if how == "write_bytes":
+        write_bytes(link, b"new\n")
+    else:
+        with contextlib.ExitStack() as stack:
+            if how == "all_or_none failed":
+                stack.enter_context(pytest.raises(RuntimeError))
+            together = stack.enter_context(files.AllOrNone())
+            with together.open(link) as fh:
+                fh.write(b"new\n")
+            assert real.read_bytes() == b"new\n"
+            if how == "all_or_none failed":
+                raise RuntimeError("a later file failed")
+    assert link.is_symlink() and link.readlink() == Path("hop.json")
+    if how == "all_or_none failed":  # the file it created goes again; the link stays
+        assert not real.exists() and _names(tmp_path) == names
+    else:
+        assert real.read_bytes() == b"new\n"
+        assert _names(tmp_path) == sorted([*names, "shared/run.json"])
+
+
+@pytest.mark.parametrize(
+    ("leads", "why"),
+    [
+        ("missing/x.json", "whose folder {T}/missing does not exist"),
+        ("loop.json", "a loop of links"),
+        ("newdir/", "which names a folder, not a file"),
+        ("plain.txt/x.json", "which cannot be followed (Not a directory)"),
+    ],
+)
+def test_a_link_that_cannot_lead_to_a_file_is_refused_in_one_line_and_left_as_it_is(
+    tmp_path: Path, leads: str, why: str
+) -> None:
+    # Before: a link through a file said "which does not exist", of a file that may well;
+    # one to "newdir/" was refused so too, and would now have made a file named newdir.
     link = tmp_path / "link.json"
     link.symlink_to(leads)
     if leads == "loop.json":
         (tmp_path / "loop.json").symlink_to("link.json")
-    why = "a loop of links" if leads == "loop.json" else "which does not exist"
-    said = f"cannot write {link}: it is a link to {leads}, {why}"
+    (tmp_path / "plain.txt").write_text("a file, no folder\n")
+    said = f"cannot write {link}: it is a link to {leads}, {why.replace('{T}', str(tmp_path))}"
     names = _names(tmp_path)
     for attempt in (lambda: check_writable(link), lambda: write_bytes(link, b"x")):
         with pytest.raises(StorageError) as refused:
@@ -708,6 +751,51 @@ def test_a_link_that_leads_nowhere_is_refused_in_one_line_and_left_as_it_is(
         assert str(refused.value).startswith(said) and "\n" not in str(refused.value)
     assert link.readlink() == Path(leads)
     assert _names(tmp_path) == names
+
+
+def test_a_link_to_a_file_not_there_yet_in_a_folder_this_user_may_not_write_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link, real = _shared(tmp_path)
+    real.unlink()
+    unwritable_folder(real.parent, monkeypatch)
+    names = _names(tmp_path)
+    try:
+        for attempt in (lambda: check_writable(link), lambda: write_bytes(link, b"x")):
+            with pytest.raises(StorageError) as refused:
+                attempt()
+            assert (
+                str(refused.value) == f"cannot write {link} (a link to {real}): Permission denied"
+            )
+        assert link.is_symlink() and _names(tmp_path) == names
+    finally:
+        real.parent.chmod(0o755)
+
+
+def test_a_killed_runs_earlier_copy_beside_a_link_to_nowhere_is_swept_by_the_next_write(
+    tmp_path: Path,
+) -> None:
+    # A run killed (kill -9) while it replaced the file a link leads to: that file was
+    # removed, its earlier copy kept in a .earlier.<host>.<pid>.<token>.part folder beside
+    # it; the link leads nowhere. The next write goes through the link, and the killed
+    # run's folder is swept as other temporary files are.
+    link, real = _shared(tmp_path)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    leftover = real.parent / files.part_name(".earlier").replace(
+        f".{os.getpid()}.", f".{int(dead.stdout)}."
+    )
+    leftover.mkdir()
+    os.link(real, leftover / "0")
+    real.unlink()
+    files._swept.discard(str(real.parent))  # a new run: no folder swept yet
+    write_bytes(link, b"new\n")
+    assert real.read_bytes() == b"new\n" and link.is_symlink()
+    assert not leftover.exists()
 
 
 def test_a_link_into_a_folder_this_user_may_not_write_is_refused_and_left_alone(
