@@ -816,3 +816,96 @@ def test_a_link_into_a_folder_this_user_may_not_write_is_refused_and_left_alone(
         assert _names(tmp_path) == names
     finally:
         real.parent.chmod(0o755)
+
+
+def _outcome(attempt: Any) -> str:
+    """What a check says: ``ok``, or its refusal's line."""
+    try:
+        attempt()
+    except StorageError as exc:
+        return str(exc)
+    return "ok"
+
+
+@pytest.mark.parametrize(
+    "leads",
+    [
+        "../shared/a.txt",  # a file there, relative
+        "{T}/shared/gone.txt",  # a file not there yet, absolute
+        "../shared/hop.txt",  # a chain: to a link to a file
+        "../linked/a.txt",  # through a folder that is a link
+        "../linked/gone.txt",
+        "../shared",  # a folder
+        "../missing/a.txt",  # into a folder not there
+        "../shared/a.txt/x",  # through a file
+        "../shared/",  # names a folder
+        "../shared/../shared/gone.txt",
+        "b.txt",  # to another file the run writes
+        "../linked/../out/b.txt",
+        "self.txt",  # to itself: a loop
+        "../shared/read.txt",  # a file the run reads
+        "../shared/x" + "y" * 300,  # a name too long
+    ],
+)
+def test_check_links_says_of_each_link_what_its_write_would_meet(
+    tmp_path: Path, leads: str
+) -> None:
+    """check_links tells most links' ends by their folders' real paths, asked once a folder
+    (see the next test); what it says of each must be what following the whole way says."""
+    out, shared = tmp_path / "out", tmp_path / "shared"
+    out.mkdir()
+    shared.mkdir()
+    (shared / "a.txt").write_text("a\n")
+    (shared / "read.txt").write_text("input\n")
+    (shared / "hop.txt").symlink_to("a.txt")
+    (tmp_path / "linked").symlink_to("shared")
+    written = [str(out / name) for name in ("a.txt", "b.txt", "c.txt")]
+    link = out / ("self.txt" if leads == "self.txt" else "a.txt")
+    written[0] = str(link)
+    link.symlink_to(leads.replace("{T}", str(tmp_path)))
+    reads = {str(shared / "read.txt")}
+
+    def whole_way() -> None:
+        check_writable(link)
+        real = files.link_target(link)
+        if real in {os.path.realpath(w) for w in written if w != str(link)}:
+            raise StorageError(f"cannot write {link} (a link to {real}): the run writes")
+        if real in reads:
+            raise StorageError(f"cannot write {link} (a link to {real}): the run reads")
+
+    said = _outcome(lambda: files.check_links(written, reads=reads.__contains__))
+    assert said.startswith(_outcome(whole_way)), said
+    assert [p for p in tmp_path.rglob("*") if files.is_part_name(p.name)] == []
+
+
+def test_check_links_asks_each_folder_once_not_each_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One link among 100,000 labels made check_links take realpath() of every one (4 s);
+    100,000 links into one shared folder a probe file and two realpath()s each (40 s)."""
+    out, shared = tmp_path / "out", tmp_path / "shared"
+    (out / "labels").mkdir(parents=True)
+    shared.mkdir()
+    written = []
+    for i in range(2_000):
+        label = out / "labels" / f"img_{i:04d}.txt"
+        if i % 2:
+            label.symlink_to(shared / label.name)  # there, or not yet
+            if i % 4 == 1:
+                (shared / label.name).write_text("shared\n")
+        written.append(str(label))
+    calls = {"realpath": 0, "probe": 0}
+    realpath, opener = os.path.realpath, os.open
+
+    def counted_realpath(path: Any, **kw: Any) -> str:
+        calls["realpath"] += 1
+        return realpath(path, **kw)
+
+    def counted_open(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
+        calls["probe"] += bool(flags & os.O_CREAT)
+        return opener(path, flags, mode, **kw)
+
+    monkeypatch.setattr(os.path, "realpath", counted_realpath)
+    monkeypatch.setattr(os, "open", counted_open)
+    files.check_links(written, reads=lambda real: False)
+    assert calls["realpath"] <= 10 and calls["probe"] <= 2, calls
