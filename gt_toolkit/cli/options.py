@@ -356,24 +356,26 @@ def remove_stale(location: str, store: S3Store | None, what: str) -> None:
     did not see, a worker model this run did not fit. One that cannot be removed is said,
     not fatal (the run itself succeeded).
 
-    A local symbolic link (``--rejects r.jsonl`` pointed at a shared file) is not removed,
-    and neither is its file, and that is said: removed, the link was gone, the shared file
-    stayed as it was, and the next run wrote a plain file in the link's place (the shared
-    file never changed again); its file removed instead, the link would lead nowhere, which
-    every later run refuses.
+    A local symbolic link (``--rejects r.jsonl`` pointed at a shared file) stays, and the
+    file it leads to goes, as every write goes through the link to that file: removed, the
+    link was gone, the shared file stayed as it was, and the next run wrote a plain file in
+    the link's place (the shared file never changed again). The link then leads to a file
+    not there, which the next run that rejects something creates
+    (:func:`~gt_toolkit.storage.files.link_target`); kept, the shared file named broken
+    records of a run this one replaced. A link that leads to no file leaves nothing to remove.
     """
     from gt_toolkit.errors import StorageError
-    from gt_toolkit.storage.files import remove_file
+    from gt_toolkit.storage.files import link_target, remove_file
     from gt_toolkit.storage.s3 import is_s3_uri
 
     if not is_s3_uri(location) and os.path.islink(location):  # noqa: PTH114 - no Path made
-        real = os.path.realpath(location)
-        if os.path.isfile(real):  # noqa: PTH113 - the one the link leads to
-            eprint(
-                f"warning: an earlier run's {what} stays: {location} is a link to {real}, "
-                "which this run does not remove; it is not this run's"
-            )
-        return
+        try:
+            real = link_target(location)
+        except StorageError:  # a loop, a missing folder: no file the run wrote there
+            return
+        if not os.path.isfile(real):  # noqa: PTH113 - a folder's or device's is no file of ours
+            return
+        location = real
     try:
         # look first on S3: a delete of nothing still needs the right to delete, and adds
         # a delete marker to a versioned bucket on every clean run

@@ -425,7 +425,9 @@ def test_a_rejects_link_to_a_shared_file_stays_a_link_after_a_clean_run(
     """``--rejects r.jsonl``, a link to ``shared/r.jsonl``: a run that rejected nothing removed
     the link as an earlier run's rejects file. The shared file stayed, naming a broken record,
     and the next run wrote a plain ``r.jsonl`` in the link's place: the shared file never
-    changed again. The link and its file stay now, and the run says so."""
+    changed again. Then the link and its stale file stayed, with a warning (a link to a file
+    not there was refused by every later run). Now the link stays and its file goes, as any
+    stale rejects file does; the next run that rejects something creates it again."""
     tasks = json.loads((CROWD / "label-studio.json").read_text())
     clean = tmp_path / "clean.json"
     clean.write_text(json.dumps(tasks))
@@ -443,13 +445,41 @@ def test_a_rejects_link_to_a_shared_file_stays_a_link_after_a_clean_run(
     assert json.loads(shared.read_text())["reason"] == "malformed"
     capsys.readouterr()
     assert main([*argv[:1], str(clean), *argv[1:]]) == 0
-    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
-    real = os.path.realpath(shared)
-    assert warned == [
-        f"warning: an earlier run's rejects file stays: {link} is a link to {real}, which "
-        "this run does not remove; it is not this run's"
-    ]
-    assert link.is_symlink() and link.readlink() == shared
-    shared.write_text("")
+    assert "warning" not in capsys.readouterr().err
+    assert link.is_symlink() and link.readlink() == shared and not shared.exists()
+    assert main([*argv[:1], str(clean), *argv[1:]]) == 0  # through the link to no file
     assert main([*argv[:1], str(broken), *argv[1:]]) == 1
     assert link.is_symlink() and json.loads(shared.read_text())["reason"] == "malformed"
+    assert sorted(p.name for p in shared.parent.iterdir()) == ["r.jsonl"]
+
+
+def test_consolidate_writes_each_of_its_files_through_a_link_to_a_file_not_there_yet(
+    tmp_path: Path,
+) -> None:
+    """The manifest, its summary, worker-quality tables, worker model and rejects file, each a
+    link to a file not there yet in ``shared/`` (a run killed as it replaced them leaves such
+    links): refused before ("it is a link to shared/c.manifest, which does not exist"), every
+    run. Each is written through its link now, the file created and the link kept."""
+    tasks = json.loads((CROWD / "label-studio.json").read_text())
+    del tasks[1]["annotations"][0]["result"][0]["value"]["x"]
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(tasks))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    names = ["c.manifest", "r.jsonl"] + [
+        f"c.manifest.{end}"
+        for end in (
+            "summary.json",
+            "worker-model.json",
+            "worker-quality.csv",
+            "worker-quality.json",
+        )
+    ]
+    for name in names:
+        (tmp_path / name).symlink_to(Path("shared", name))  # relative
+    argv = ["consolidate", str(broken), "--from", "label-studio", "-o", str(tmp_path / names[0])]
+    assert main([*argv, "--rejects", str(tmp_path / "r.jsonl")]) == 1  # a broken box: lost
+    assert sorted(p.name for p in shared.iterdir()) == sorted(names)
+    assert all((tmp_path / name).is_symlink() for name in names)
+    assert json.loads((shared / "r.jsonl").read_text())["reason"] == "malformed"
+    assert json.loads((shared / "c.manifest.summary.json").read_text())
