@@ -57,6 +57,7 @@ from gt_toolkit.storage.files import (
     part_name,
     read_bytes,
     remove_file,
+    sweep_parts,
     write_bytes,
     write_json,
     write_lines,
@@ -723,9 +724,12 @@ def _merge(src: Path, dst: Path) -> None:
 def _move_beside(src: Path, dst: Path) -> None:
     """Move ``src`` (a file or a folder) to ``dst`` by way of a temporary name beside ``dst``.
 
-    Across disks a move is a copy: made under a part name (:func:`part_name`, which a later
-    run's sweep removes if this one is killed) and renamed onto ``dst`` whole.
+    Across disks a move is a copy: made under a part name (:func:`part_name`) and renamed
+    onto ``dst`` whole. A copy a killed run left in ``dst``'s folder is swept first: no
+    atomic write sweeps the folders under an output on another disk (``-o ds``, a link
+    there), and a rerun's copies into ``labels/train`` left the killed run's there for good.
     """
+    sweep_parts(dst.parent)
     near = dst.parent / part_name(f".{dst.name}")
     try:
         shutil.move(src, near)

@@ -61,6 +61,7 @@ __all__ = [
     "read_bytes",
     "remove_file",
     "same_location",
+    "sweep_parts",
     "write_bytes",
     "write_json",
     "write_lines",
@@ -680,6 +681,15 @@ def _staging_folder() -> Path:
     folder = Path(tempfile.gettempdir()) / f"gt-toolkit-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder
+
+
+def sweep_parts(folder: Path) -> None:
+    """Remove the temporary files and folders of this host's processes that no longer run.
+
+    For a writer that makes part names of its own (:func:`part_name`) in a folder no
+    atomic write of this run sweeps first: once per folder and process, as every sweep.
+    """
+    _sweep(folder)
 
 
 def _sweep(folder: Path) -> None:

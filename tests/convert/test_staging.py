@@ -5,7 +5,10 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,8 @@ from hypothesis import strategies as st
 from gt_toolkit.convert import ConvertOptions, convert_output, staging
 from gt_toolkit.convert.staging import LISTING, StagedOutput
 from gt_toolkit.errors import ConversionError, StorageError
-from gt_toolkit.storage.files import is_part_name
+from gt_toolkit.storage import files
+from gt_toolkit.storage.files import is_part_name, part_name
 from gt_toolkit.storage.s3 import S3Store
 from tests.helpers import SAMPLES, s3_tree, unwritable_folder
 
@@ -499,14 +503,10 @@ def test_a_file_of_the_output_that_is_a_link_to_a_file_not_there_yet_is_written_
     assert sorted(p.name for p in shared.iterdir()) == [to.name]
 
 
-def test_an_output_folder_that_is_a_link_to_another_disk_is_written_there(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``-o ds``, a link to a folder on another disk: the stage is made beside the link, and
-    each staged file was renamed into the folder the link leads to: 'Invalid cross-device
-    link', exit 1, every run. Across disks the file is copied beside its place first."""
-    from gt_toolkit.cli import main
-
+@pytest.fixture
+def other_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A folder on another disk than ``tmp_path`` (/dev/shm), or where renames into or out of
+    it fail as the kernel's across disks do (``EXDEV``)."""
     shm = Path("/dev/shm")
     here = tmp_path.stat().st_dev
     if shm.is_dir() and os.access(shm, os.W_OK) and shm.stat().st_dev != here:
@@ -525,17 +525,62 @@ def test_an_output_folder_that_is_a_link_to_another_disk_is_written_there(
         monkeypatch.setattr(os, "rename", across)
         monkeypatch.setattr(os, "replace", across)
     try:
-        (tmp_path / "ds").symlink_to(real)
-        args = ["yolo", str(TRUTH), "-o", str(tmp_path / "ds"), "--validation-fraction", "0"]
-        for _ in range(2):  # into an empty folder, then over the earlier run's files
-            assert main(args) == 0
-            labels = sorted(p.name for p in (real / "labels" / "train").iterdir())
-            assert len(labels) == 40 and (real / "data.yaml").is_file()
-            assert not [p for p in real.rglob("*") if is_part_name(p.name)]
-        assert (tmp_path / "ds").is_symlink()
-        assert [p.name for p in tmp_path.iterdir() if p != real] == ["ds"]  # no stage left
+        yield real
     finally:
         shutil.rmtree(real, ignore_errors=True)
+
+
+def test_an_output_folder_that_is_a_link_to_another_disk_is_written_there(
+    tmp_path: Path, other_disk: Path
+) -> None:
+    """``-o ds``, a link to a folder on another disk: the stage is made beside the link, and
+    each staged file was renamed into the folder the link leads to: 'Invalid cross-device
+    link', exit 1, every run. Across disks the file is copied beside its place first."""
+    from gt_toolkit.cli import main
+
+    real = other_disk
+    (tmp_path / "ds").symlink_to(real)
+    args = ["yolo", str(TRUTH), "-o", str(tmp_path / "ds"), "--validation-fraction", "0"]
+    for _ in range(2):  # into an empty folder, then over the earlier run's files
+        assert main(args) == 0
+        labels = sorted(p.name for p in (real / "labels" / "train").iterdir())
+        assert len(labels) == 40 and (real / "data.yaml").is_file()
+        assert not [p for p in real.rglob("*") if is_part_name(p.name)]
+    assert (tmp_path / "ds").is_symlink()
+    assert [p.name for p in tmp_path.iterdir() if p != real] == ["ds"]  # no stage left
+
+
+def test_a_copy_a_killed_run_left_on_the_other_disk_is_swept_by_the_next_run(
+    tmp_path: Path, other_disk: Path
+) -> None:
+    """A run killed (kill -9) while it copied labels into ``-o ds`` on another disk leaves
+    ``labels/train/.img_001.txt.<host>.<pid>.<token>.part``: no atomic write of a later run
+    goes into that folder (the stage is beside the link), so none swept it, ever. The copies
+    into it sweep it first now, as every temporary name's folder is swept."""
+    from gt_toolkit.cli import main
+
+    real = other_disk
+    (tmp_path / "ds").symlink_to(real)
+    args = ["yolo", str(TRUTH), "-o", str(tmp_path / "ds"), "--validation-fraction", "0"]
+    assert main(args) == 0
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    mine = f".{os.getpid()}."
+    left = (
+        real
+        / "labels"
+        / "train"
+        / part_name(".img_001.txt").replace(mine, f".{dead.stdout.strip()}.")
+    )
+    left.write_text("half a copy")
+    files._swept.clear()  # a new process: no folder swept yet
+    assert main(args) == 0
+    assert not [p for p in real.rglob("*") if is_part_name(p.name)]
+    assert len(list((real / "labels" / "train").iterdir())) == 40
 
 
 @pytest.mark.parametrize(
