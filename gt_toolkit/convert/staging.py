@@ -700,8 +700,16 @@ def _merge(src: Path, dst: Path) -> None:
     ``dst`` on another disk than the stage (``-o ds``, a link to a folder on another disk:
     the stage is made beside the link; a rename across disks failed the run, ``Invalid
     cross-device link``).
+
+    A folder merged into one on another disk is first copied whole into a part folder
+    inside it (:func:`_copy_across`), then merged by renames: merged file by file across
+    disks, a Ctrl-C in the copies (minutes, with images) left some files new and the
+    others the earlier run's, where renames leave that only between two of them.
     """
     if src.is_dir() and dst.is_dir():
+        if _device(src) != _device(dst):
+            _copy_across(src, dst)
+            return
         for child in src.iterdir():
             _merge(child, dst / child.name)
         src.rmdir()
@@ -719,6 +727,32 @@ def _merge(src: Path, dst: Path) -> None:
         if exc.errno != errno.EXDEV:
             raise
         _move_beside(src, dst)
+
+
+def _device(path: Path) -> int:
+    """The disk a folder is on (its links followed)."""
+    return path.stat().st_dev
+
+
+def _copy_across(src: Path, dst: Path) -> None:
+    """Merge the folder ``src`` into the folder ``dst`` on another disk: a copy, then renames.
+
+    The copy goes to a part folder inside ``dst`` (:func:`make_part_folder`: one a killed
+    run leaves is swept by the next run there); only once it is whole do its files move
+    into place, each by a rename. A Ctrl-C in the copy leaves ``dst`` as it was. The
+    folders it fills there are swept first: no atomic write of the run goes into them (the
+    stage is beside the link), and what a killed run's copies left there stayed for good.
+    """
+    for top, _dirs, _files in os.walk(src):
+        sweep_parts(dst / Path(top).relative_to(src))  # one not there yet: nothing to sweep
+    near = make_part_folder(dst, src.name)
+    try:
+        copy = near / src.name
+        shutil.copytree(src, copy, symlinks=True)
+        shutil.rmtree(src)
+        _merge(copy, dst)
+    finally:
+        shutil.rmtree(near, ignore_errors=True)
 
 
 def _move_beside(src: Path, dst: Path) -> None:

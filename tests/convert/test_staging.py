@@ -522,8 +522,12 @@ def other_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
                 raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), str(src), None, str(dst))
             rename(src, dst, **kw)
 
+        def device(path: Path) -> int:
+            return 2 if Path(os.path.realpath(path)).is_relative_to(real) else 1
+
         monkeypatch.setattr(os, "rename", across)
         monkeypatch.setattr(os, "replace", across)
+        monkeypatch.setattr(staging, "_device", device)
     try:
         yield real
     finally:
@@ -550,13 +554,15 @@ def test_an_output_folder_that_is_a_link_to_another_disk_is_written_there(
     assert [p.name for p in tmp_path.iterdir() if p != real] == ["ds"]  # no stage left
 
 
+@pytest.mark.parametrize("left", ["labels/train/.img_001.txt", ".ds"])
 def test_a_copy_a_killed_run_left_on_the_other_disk_is_swept_by_the_next_run(
-    tmp_path: Path, other_disk: Path
+    tmp_path: Path, other_disk: Path, left: str
 ) -> None:
     """A run killed (kill -9) while it copied labels into ``-o ds`` on another disk leaves
-    ``labels/train/.img_001.txt.<host>.<pid>.<token>.part``: no atomic write of a later run
-    goes into that folder (the stage is beside the link), so none swept it, ever. The copies
-    into it sweep it first now, as every temporary name's folder is swept."""
+    ``labels/train/.img_001.txt.<host>.<pid>.<token>.part`` (copied file by file) or
+    ``.ds.<host>.<pid>.<token>.part/`` (the tree copied whole): no atomic write of a later run
+    goes into ``labels/train`` (the stage is beside the link), so none swept it, ever. The
+    copies into it sweep it first now, as every temporary name's folder is swept."""
     from gt_toolkit.cli import main
 
     real = other_disk
@@ -569,18 +575,51 @@ def test_a_copy_a_killed_run_left_on_the_other_disk_is_swept_by_the_next_run(
         capture_output=True,
         text=True,
     )
-    mine = f".{os.getpid()}."
-    left = (
-        real
-        / "labels"
-        / "train"
-        / part_name(".img_001.txt").replace(mine, f".{dead.stdout.strip()}.")
-    )
-    left.write_text("half a copy")
+    name = part_name(Path(left).name).replace(f".{os.getpid()}.", f".{dead.stdout.strip()}.")
+    leftover = real / Path(left).parent / name
+    if left == ".ds":  # the whole tree, half copied
+        (leftover / "ds" / "labels" / "train").mkdir(parents=True)
+        (leftover / "ds" / "labels" / "train" / "img_001.txt").write_text("half a copy")
+    else:
+        leftover.write_text("half a copy")
     files._swept.clear()  # a new process: no folder swept yet
     assert main(args) == 0
     assert not [p for p in real.rglob("*") if is_part_name(p.name)]
     assert len(list((real / "labels" / "train").iterdir())) == 40
+
+
+def test_a_ctrl_c_while_the_output_is_copied_to_another_disk_leaves_the_earlier_output(
+    tmp_path: Path, other_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-o ds, a link to a folder on another disk, over an earlier run's dataset: each label
+    was copied into place one by one, and a Ctrl-C among the copies (exit 130) left 8 new
+    labels beside 32 of the earlier run's. The new tree is copied whole onto that disk first
+    now, and only then renamed into place: stopped in the copy, the earlier output stays
+    whole, and no copy is left there."""
+    from gt_toolkit.cli import main
+
+    real = other_disk
+    (tmp_path / "ds").symlink_to(real)
+    args = ["yolo", str(TRUTH), "-o", str(tmp_path / "ds"), "--validation-fraction", "0"]
+    assert main(args) == 0
+    for label in (real / "labels" / "train").iterdir():
+        label.write_text("earlier\n")
+    before = {p.relative_to(real): p.read_bytes() for p in real.rglob("*") if p.is_file()}
+    copyfile, copies = shutil.copyfile, []
+
+    def interrupted(src: Any, dst: Any, **kw: Any) -> Any:
+        copies.append(src)
+        if len(copies) == 10:
+            raise KeyboardInterrupt
+        return copyfile(src, dst, **kw)
+
+    monkeypatch.setattr(shutil, "copyfile", interrupted)
+    assert main(args) == 130
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
+    assert {p.relative_to(real): p.read_bytes() for p in real.rglob("*") if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir() if p != real] == ["ds"]  # no stage left
+    assert main(args) == 0
+    assert "earlier\n" not in {p.read_text() for p in (real / "labels" / "train").iterdir()}
 
 
 @pytest.mark.parametrize(
