@@ -324,19 +324,44 @@ def _followed(text: str) -> tuple[Path, str]:
         elif exc.errno == errno.ENOENT:
             real = os.path.realpath(text)  # followed as far as the links lead
             folder = os.path.dirname(real)  # noqa: PTH120
+            # the folder as the last link spells it, asked of the kernel: realpath() takes
+            # "missing/.." away unasked (a link to ../missing/../shared/new.txt made
+            # shared/new.txt, the link leading nowhere still)
+            spelt = os.path.dirname(_chain_end(text)) or os.curdir  # noqa: PTH120
             if _names_a_folder(text):
                 why = "which names a folder, not a file"
-            elif os.path.isdir(folder):  # noqa: PTH112 - the write creates the file there
+            elif os.path.isdir(spelt) and os.path.isdir(folder):  # noqa: PTH112 - made there
                 return Path(real), f"{text} (a link to {real})"
-            else:
+            elif not os.path.isdir(folder):  # noqa: PTH112
                 why = f"whose folder {folder} does not exist"
+            else:
+                why = f"whose folder {spelt} does not exist"
         else:  # a file on the way, no permission to look: it may well exist
             why = f"which cannot be followed ({exc.strerror or exc})"
         raise StorageError(
             f"cannot write {text}: it is a link to {leads}, {why} (the link is followed, "
             "not replaced)"
         ) from exc
+    if not os.path.isdir(real) and _names_a_folder(text):  # noqa: PTH112
+        # ../shared/a.txt/ to a file that is there: realpath() drops the "/" and named the
+        # file, which the write replaced, the link still failing "Not a directory"
+        raise StorageError(
+            f"cannot write {text}: it is a link to {os.readlink(text)}, which names a folder, "  # noqa: PTH115
+            "not a file (the link is followed, not replaced)"
+        )
     return Path(real), f"{text} (a link to {real})"
+
+
+def _chain_end(text: str) -> str:
+    """The name the last link of the chain at ``text`` gives, as it spells it (not resolved)."""
+    path = text
+    for _ in range(40):  # the kernel's own bound; a loop was refused before
+        try:
+            leads = os.readlink(path)  # noqa: PTH115
+        except OSError:  # no link (any more): the end of the chain
+            return path
+        path = os.path.join(os.path.dirname(path), leads)  # noqa: PTH118, PTH120
+    return path
 
 
 def _names_a_folder(text: str) -> bool:
@@ -492,6 +517,9 @@ def check_links(
     # a real path by its folder's, asked once a folder: realpath() of each of 100,000 names
     # (a lookup per folder on its way, twice) took 4 s for one link among them
     real_folder = functools.lru_cache(maxsize=4096)(os.path.realpath)
+    # a link's folder, followed as the kernel follows it: realpath() leaves a loop on the way
+    # as it is spelt (out/a -> a/../x made out/x, where the write fails "Too many levels")
+    link_folder = functools.lru_cache(maxsize=4096)(_strict_real)
     reals = {
         _real_in(location, real_folder): location for location in names if location not in linked
     }
@@ -499,7 +527,7 @@ def check_links(
     landed: dict[str, str] = {}
     for location in links:
         spelt = shown(location)
-        real = _link_end(location, real_folder)
+        real = _link_end(location, link_folder)
         if real is None:  # a chain of links, one into a folder not there, ...: the whole way
             check_writable(spelt)
             real = link_target(spelt)
@@ -536,7 +564,15 @@ def _real_in(location: str, real_folder: Callable[[str], str]) -> str:
     return os.path.join(real_folder(folder or os.curdir), name)  # noqa: PTH118
 
 
-def _link_end(location: str, real_folder: Callable[[str], str]) -> str | None:
+def _strict_real(folder: str) -> str | None:
+    """The real path of ``folder`` as the kernel follows it; ``None``: it cannot be followed."""
+    try:
+        return os.path.realpath(folder, strict=True)
+    except OSError:  # a loop, a missing part, no permission: the whole way says which
+        return None
+
+
+def _link_end(location: str, real_folder: Callable[[str], str | None]) -> str | None:
     """Where the link ``location`` leads, if quickly told; ``None``: ask :func:`link_target`.
 
     Told quickly: one link (no chain) to a file, there or not yet, in a folder that is,
@@ -553,6 +589,8 @@ def _link_end(location: str, real_folder: Callable[[str], str]) -> str | None:
     if name in ("", ".", ".."):
         return None
     folder = real_folder(head or os.curdir)
+    if folder is None:  # a loop, a folder not there, ...: said the whole way
+        return None
     real = os.path.join(folder, name)  # noqa: PTH118
     if len(os.fsencode(name)) > _name_max(Path(folder)):  # no file of it: said the whole way
         return None

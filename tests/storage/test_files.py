@@ -909,3 +909,40 @@ def test_check_links_asks_each_folder_once_not_each_file(
     monkeypatch.setattr(os, "open", counted_open)
     files.check_links(written, reads=lambda real: False)
     assert calls["realpath"] <= 10 and calls["probe"] <= 2, calls
+
+
+@pytest.mark.parametrize(
+    "leads",
+    [
+        "a.txt/../gone.txt",  # through the link itself: a loop
+        "../missing/../shared/gone.txt",  # through a folder not there
+        "../shared/a.txt/",  # a file that is there, named as a folder
+        "../shared/a.txt/.",
+    ],
+)
+def test_a_link_the_kernel_cannot_follow_to_a_file_is_refused_not_written_around(
+    tmp_path: Path, leads: str
+) -> None:
+    """realpath() tidies what the kernel does not: "missing/.." and a final "/" or "/." away,
+    and a loop on the way left as spelt. check_links said these links led to shared/gone.txt
+    or shared/a.txt, and the write made or replaced that file, the link leading nowhere still
+    (or, the loop, the run failed with part of its output moved in)."""
+    out, shared = tmp_path / "out", tmp_path / "shared"
+    out.mkdir()
+    shared.mkdir()
+    (shared / "a.txt").write_text("a\n")
+    link = out / "a.txt"
+    link.symlink_to(leads)
+    with pytest.raises(OSError):  # what the kernel says of a write through it
+        os.close(os.open(link, os.O_WRONLY | os.O_CREAT | os.O_APPEND))
+    names = _names(tmp_path)
+    written = [str(link), str(out / "b.txt")]
+    for attempt in (
+        lambda: files.check_links(written, reads=lambda real: False),
+        lambda: check_writable(link),
+        lambda: write_bytes(link, b"new\n"),
+    ):
+        with pytest.raises(StorageError, match=r"it is a link to .*\(the link is followed"):
+            attempt()
+    assert _names(tmp_path) == names
+    assert (shared / "a.txt").read_text() == "a\n" and link.is_symlink()
