@@ -268,11 +268,14 @@ class StagedOutput:
                 held = None if last is None else (self._stage / part_name(".last"), last)
                 if held is not None:
                     (self._stage / held[1]).replace(held[0])
-                for child in sorted(self._stage.iterdir()):
-                    if held is None or child != held[0]:
-                        _merge(child, self._parent / child.name)
+                pairs = [
+                    (child, self._parent / child.name)
+                    for child in sorted(self._stage.iterdir())
+                    if held is None or child != held[0]
+                ]
                 if held is not None:
-                    _merge(held[0], self._parent / held[1])
+                    pairs.append((held[0], self._parent / held[1]))
+                _merge_all(pairs)
             except OSError as exc:
                 raise StorageError(f"cannot move the output into {self.out}: {exc}") from exc
             finally:
@@ -690,7 +693,55 @@ def _sweep_parts(store: S3Store, root: str, name: str, now: datetime) -> None:
         logger.debug("cannot sweep %s for stale part prefixes: %s", root, exc)
 
 
-def _merge(src: Path, dst: Path) -> None:
+def _merge_all(pairs: list[tuple[Path, Path]]) -> None:
+    """Merge each ``src`` into its ``dst`` (:func:`_merge`), every copy across disks first.
+
+    A folder merged into one on another disk is copied whole into a part folder inside it
+    (:func:`_bring_near`), and only once every such copy is whole does anything move in, by
+    renames: merged file by file across disks, a Ctrl-C in the copies (minutes, with
+    images) left some files new and the others the earlier run's; and copied folder by
+    folder as the merge met them, ``ds/Annotations`` was renamed into place before
+    ``ds/JPEGImages``, a link to another disk, was copied there, so a Ctrl-C in that copy
+    left the new annotations beside the earlier images. Renames leave that only between two
+    of them. The copies go when the merge ends, whole or not.
+    """
+    moved: dict[Path, Path] = {}
+    near: list[Path] = []
+    try:
+        for src, dst in pairs:
+            _bring_near(src, dst, moved, near)
+        for src, dst in pairs:
+            _merge(src, dst, moved)
+    finally:
+        for folder in near:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _bring_near(src: Path, dst: Path, moved: dict[Path, Path], near: list[Path]) -> None:
+    """Copy each folder under ``src`` whose place ``dst`` is on another disk to that disk.
+
+    The copy goes to a part folder inside ``dst`` (:func:`make_part_folder`: one a killed
+    run leaves is swept by the next run there, and added to ``near``); ``moved`` then says
+    which copy stands for the staged folder. The folders it fills there are swept first: no
+    atomic write of the run goes into them (the stage is beside the link), and what a
+    killed run's copies left there stayed for good. The copy's own folders are looked at in
+    turn: one may be a link to yet another disk.
+    """
+    if not (src.is_dir() and dst.is_dir()):  # a file, or a folder moved in by one rename
+        return
+    if _device(src) != _device(dst):
+        for top, _dirs, _files in os.walk(src):
+            sweep_parts(dst / Path(top).relative_to(src))  # one not there yet: nothing to sweep
+        part = make_part_folder(dst, src.name)
+        near.append(part)
+        copy = part / src.name
+        shutil.copytree(src, copy, symlinks=True)
+        moved[src] = src = copy
+    for child in src.iterdir():
+        _bring_near(child, dst / child.name, moved, near)
+
+
+def _merge(src: Path, dst: Path, moved: dict[Path, Path]) -> None:
     """Move ``src`` to ``dst``; folders that already exist are merged file by file.
 
     A ``dst`` that is a symbolic link to a file (``-o prior.manifest`` pointed at a shared
@@ -699,19 +750,17 @@ def _merge(src: Path, dst: Path) -> None:
     first (a copy, from another disk) and is renamed onto it; the link stays. So does a
     ``dst`` on another disk than the stage (``-o ds``, a link to a folder on another disk:
     the stage is made beside the link; a rename across disks failed the run, ``Invalid
-    cross-device link``).
-
-    A folder merged into one on another disk is first copied whole into a part folder
-    inside it (:func:`_copy_across`), then merged by renames: merged file by file across
-    disks, a Ctrl-C in the copies (minutes, with images) left some files new and the
-    others the earlier run's, where renames leave that only between two of them.
+    cross-device link``): a folder merged there is the copy ``moved`` names
+    (:func:`_merge_all`).
     """
+    copy = moved.get(src)
+    if copy is not None:  # the staged folder was copied to dst's disk: the copy moves in
+        _merge(copy, dst, moved)
+        shutil.rmtree(src)
+        return
     if src.is_dir() and dst.is_dir():
-        if _device(src) != _device(dst):
-            _copy_across(src, dst)
-            return
         for child in src.iterdir():
-            _merge(child, dst / child.name)
+            _merge(child, dst / child.name, moved)
         src.rmdir()
         return
     if dst.is_dir():
@@ -732,27 +781,6 @@ def _merge(src: Path, dst: Path) -> None:
 def _device(path: Path) -> int:
     """The disk a folder is on (its links followed)."""
     return path.stat().st_dev
-
-
-def _copy_across(src: Path, dst: Path) -> None:
-    """Merge the folder ``src`` into the folder ``dst`` on another disk: a copy, then renames.
-
-    The copy goes to a part folder inside ``dst`` (:func:`make_part_folder`: one a killed
-    run leaves is swept by the next run there); only once it is whole do its files move
-    into place, each by a rename. A Ctrl-C in the copy leaves ``dst`` as it was. The
-    folders it fills there are swept first: no atomic write of the run goes into them (the
-    stage is beside the link), and what a killed run's copies left there stayed for good.
-    """
-    for top, _dirs, _files in os.walk(src):
-        sweep_parts(dst / Path(top).relative_to(src))  # one not there yet: nothing to sweep
-    near = make_part_folder(dst, src.name)
-    try:
-        copy = near / src.name
-        shutil.copytree(src, copy, symlinks=True)
-        shutil.rmtree(src)
-        _merge(copy, dst)
-    finally:
-        shutil.rmtree(near, ignore_errors=True)
 
 
 def _move_beside(src: Path, dst: Path) -> None:

@@ -691,3 +691,55 @@ def test_a_file_of_the_output_linked_into_a_folder_this_user_may_not_write_is_re
         assert _tree(tmp_path) == before
     finally:
         shared.chmod(0o755)
+
+
+def test_a_ctrl_c_while_a_linked_subfolder_is_copied_across_leaves_the_earlier_output(
+    tmp_path: Path, other_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ds/Annotations and ds/JPEGImages links to folders on another disk (a dataset kept on a
+    big disk): the merge copied one of them across and renamed its files into place, and
+    only then copied the other, minutes with images; a Ctrl-C in that copy left the new
+    annotations beside the earlier images. Every copy across disks is made before anything
+    moves in now."""
+    out = tmp_path / "ds"
+    out.mkdir()
+    for folder in ("Annotations", "JPEGImages"):
+        (other_disk / folder).mkdir()
+        (out / folder).symlink_to(other_disk / folder)
+    for name in ("Annotations/a.xml", "JPEGImages/a.jpg", "JPEGImages/b.jpg"):
+        (out / name).write_text("earlier\n")
+    before = _followed_tree(out)
+    copyfile, into = shutil.copyfile, set()
+
+    def interrupted(src: Any, dst: Any, **kw: Any) -> Any:
+        into.add(Path(dst).parts[-3])  # the part folder the tree is copied into
+        if len(into) == 2:  # the second folder's copy
+            raise KeyboardInterrupt
+        return copyfile(src, dst, **kw)
+
+    monkeypatch.setattr(shutil, "copyfile", interrupted)
+    with pytest.raises(KeyboardInterrupt), StagedOutput(out) as staged:
+        for name in ("a.jpg", "b.jpg"):
+            staged.write_bytes(staged.location("JPEGImages", name), b"new\n")
+        for name in ("a.xml", "b.xml"):  # b.xml, the last file, moves in last
+            staged.write_bytes(staged.location("Annotations", name), b"new\n")
+    assert _followed_tree(out) == before
+    assert not [p for p in other_disk.rglob("*") if is_part_name(p.name)]
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
+    with StagedOutput(out) as staged:
+        for name in ("Annotations/a.xml", "JPEGImages/a.jpg", "JPEGImages/b.jpg"):
+            staged.write_bytes(staged.location(*name.split("/")), b"new\n")
+    assert _followed_tree(out) == {name: b"new\n" for name in before} | {
+        Path(LISTING): (out / LISTING).read_bytes()
+    }
+    assert (out / "JPEGImages").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def _followed_tree(folder: Path) -> dict[Path, bytes]:
+    """The files under ``folder``, its links to folders followed (``rglob`` follows none)."""
+    return {
+        Path(top, name).relative_to(folder): Path(top, name).read_bytes()
+        for top, _dirs, names in os.walk(folder, followlinks=True)
+        for name in names
+    }
