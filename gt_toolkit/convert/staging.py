@@ -713,8 +713,11 @@ def _merge_all(pairs: list[tuple[Path, Path]]) -> None:
         for src, dst in pairs:
             _merge(src, dst, moved)
     finally:
-        for folder in near:
-            shutil.rmtree(folder, ignore_errors=True)
+        for copy in near:  # a folder, or a file's copy (gone once renamed into place)
+            if copy.is_dir() and not copy.is_symlink():
+                shutil.rmtree(copy, ignore_errors=True)
+            else:
+                copy.unlink(missing_ok=True)
 
 
 def _bring_near(src: Path, dst: Path, moved: dict[Path, Path], near: list[Path]) -> None:
@@ -727,7 +730,10 @@ def _bring_near(src: Path, dst: Path, moved: dict[Path, Path], near: list[Path])
     killed run's copies left there stayed for good. The copy's own folders are looked at in
     turn: one may be a link to yet another disk.
     """
-    if not (src.is_dir() and dst.is_dir()):  # a file, or a folder moved in by one rename
+    if not src.is_dir():
+        _bring_file_near(src, dst, moved, near)
+        return
+    if not dst.is_dir():  # a folder moved in by one rename
         return
     if _device(src) != _device(dst):
         for top, _dirs, _files in os.walk(src):
@@ -739,6 +745,25 @@ def _bring_near(src: Path, dst: Path, moved: dict[Path, Path], near: list[Path])
         moved[src] = src = copy
     for child in src.iterdir():
         _bring_near(child, dst / child.name, moved, near)
+
+
+def _bring_file_near(src: Path, dst: Path, moved: dict[Path, Path], near: list[Path]) -> None:
+    """Copy the staged file ``src`` beside the file its place ``dst`` leads to, on its disk.
+
+    A label linked into a shared folder on another disk was copied there as the merge met
+    it, between the renames of the others: a Ctrl-C among many such copies left some of
+    them new and the others the earlier run's. A place on the stage's disk, or one whose
+    folder the run makes, is left to the merge (one rename).
+    """
+    where = Path(link_target(dst)) if dst.is_symlink() else dst
+    folder = where.parent
+    if not folder.is_dir() or _device(src) == _device(folder):
+        return
+    sweep_parts(folder)  # a killed run's copies there: no atomic write goes into it
+    copy = folder / part_name(f".{where.name}")
+    near.append(copy)
+    shutil.copy2(src, copy)
+    moved[src] = copy
 
 
 def _merge(src: Path, dst: Path, moved: dict[Path, Path]) -> None:
@@ -754,6 +779,10 @@ def _merge(src: Path, dst: Path, moved: dict[Path, Path]) -> None:
     (:func:`_merge_all`).
     """
     copy = moved.get(src)
+    if copy is not None and src.is_file():  # copied beside the file dst is, or leads to
+        copy.replace(Path(link_target(dst)) if dst.is_symlink() else dst)
+        src.unlink()
+        return
     if copy is not None:  # the staged folder was copied to dst's disk: the copy moves in
         _merge(copy, dst, moved)
         shutil.rmtree(src)
