@@ -720,7 +720,9 @@ def _merge_all(pairs: list[tuple[Path, Path]]) -> None:
                 copy.unlink(missing_ok=True)
 
 
-def _bring_near(src: Path, dst: Path, moved: dict[Path, Path], near: list[Path]) -> None:
+def _bring_near(
+    src: Path, dst: Path, moved: dict[Path, Path], near: list[Path], *, inside: bool = False
+) -> None:
     """Copy each folder under ``src`` whose place ``dst`` is on another disk to that disk.
 
     The copy goes to a part folder inside ``dst`` (:func:`make_part_folder`: one a killed
@@ -728,10 +730,12 @@ def _bring_near(src: Path, dst: Path, moved: dict[Path, Path], near: list[Path])
     which copy stands for the staged folder. The folders it fills there are swept first: no
     atomic write of the run goes into them (the stage is beside the link), and what a
     killed run's copies left there stayed for good. The copy's own folders are looked at in
-    turn: one may be a link to yet another disk.
+    turn: one may be a link to yet another disk. A file ``inside`` a folder on the disk of
+    its place is asked about only when its place is a link (one ``lstat``, not four).
     """
     if not src.is_dir():
-        _bring_file_near(src, dst, moved, near)
+        if not inside or dst.is_symlink():
+            _bring_file_near(src, dst, moved, near)
         return
     if not dst.is_dir():  # a folder moved in by one rename
         return
@@ -744,7 +748,7 @@ def _bring_near(src: Path, dst: Path, moved: dict[Path, Path], near: list[Path])
         shutil.copytree(src, copy, symlinks=True)
         moved[src] = src = copy
     for child in src.iterdir():
-        _bring_near(child, dst / child.name, moved, near)
+        _bring_near(child, dst / child.name, moved, near, inside=True)
 
 
 def _bring_file_near(src: Path, dst: Path, moved: dict[Path, Path], near: list[Path]) -> None:
