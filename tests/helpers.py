@@ -79,6 +79,18 @@ class FakeLambdaContext:
 CROWD = DATA / "crowd"  # one small crowd written by hand in each tool's export shape
 
 
+def broken_export(tmp_path: Path) -> tuple[Path, Path]:
+    """The sample Label Studio export, and the same with one broken record (a rejects file to
+    write): ``clean.json`` and ``broken.json`` in ``tmp_path``."""
+    tasks = json.loads((CROWD / "label-studio.json").read_text())
+    clean = tmp_path / "clean.json"
+    clean.write_text(json.dumps(tasks))
+    del tasks[1]["annotations"][0]["result"][0]["value"]["x"]
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(tasks))
+    return clean, broken
+
+
 def consolidated_boxes(lines: list[dict[str, Any]], attr: str = "consolidated") -> dict[str, Any]:
     """``source-ref`` -> ``[(label, left, top, width, height, confidence)]`` of an output manifest,
     or -> the failure reason of a failed object."""

@@ -19,7 +19,7 @@ import pytest
 from moto.core.authorization import enable_iam_authentication
 
 from gt_toolkit.cli import main
-from tests.helpers import CROWD, SAMPLES, refused_run, s3_tree
+from tests.helpers import SAMPLES, broken_export, refused_run, s3_tree
 
 TRUTH = SAMPLES / "truth.manifest"
 _TEMPLATE = ["template", "--labels", "ball", "--header", "Box every ball", "--no-s3-check"]
@@ -32,17 +32,6 @@ def _few(tmp_path: Path) -> Path:
     few = tmp_path / "few.manifest"
     few.write_text("".join(TRUTH.read_text().splitlines(keepends=True)[:3]))
     return few
-
-
-def _broken_export(tmp_path: Path) -> tuple[Path, Path]:
-    """A Label Studio export, and the same with one broken record (a rejects file to write)."""
-    tasks = json.loads((CROWD / "label-studio.json").read_text())
-    clean = tmp_path / "clean.json"
-    clean.write_text(json.dumps(tasks))
-    del tasks[1]["annotations"][0]["result"][0]["value"]["x"]
-    broken = tmp_path / "broken.json"
-    broken.write_text(json.dumps(tasks))
-    return clean, broken
 
 
 def _refused_as(
@@ -102,7 +91,7 @@ def test_a_crowd_run_refuses_a_rejects_file_it_cannot_write_before_its_output_mo
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # the rejects file was published after the output (consolidate) or the pages (agreement)
-    clean, broken = _broken_export(tmp_path)
+    clean, broken = broken_export(tmp_path)
     out = f"s3://{bucket}/{'c.manifest' if command == 'consolidate' else 'agreement'}"
     common = ["--from", "label-studio", "-o", out, "--endpoint-url", moto_endpoint]
     assert main([command, str(clean), *common]) == 0
@@ -176,7 +165,7 @@ def test_agreement_pages_that_fail_to_upload_leave_no_mismatched_pair(
 ) -> None:
     # agreement.json was written, then agreement.html failed: the run exited 1 with the new
     # figures beside the earlier run's page
-    clean, broken = _broken_export(tmp_path)
+    clean, broken = broken_export(tmp_path)
     out = f"s3://{bucket}/agreement"
     common = ["--from", "label-studio", "-o", out, "--endpoint-url", fault_proxy.url]
     assert main(["agreement", str(broken), *common, "--rejects", str(tmp_path / "r")]) == 1
@@ -322,7 +311,7 @@ def test_consolidate_refuses_an_s3_output_under_another_outputs_key(
     # worker-quality tables as c/q.json and c/q.csv under it (exit 0 on a clean source): a
     # console shows c twice, aws s3 sync cannot make both on a disk, and locally the same
     # failed only after the whole source was read
-    _, broken = _broken_export(tmp_path)  # a rejects file to write
+    _, broken = broken_export(tmp_path)  # a rejects file to write
     base = ["consolidate", str(broken), "--from", "label-studio", "--endpoint-url", moto_endpoint]
     s3 = [o if o.startswith("-") else f"s3://{bucket}/{o}" for o in options]
     earlier = s3_tree(s3_client, bucket)

@@ -27,6 +27,7 @@ from tests.helpers import (
     JOB_MANIFEST,
     SAMPLES,
     answers_folder,
+    broken_export,
     file_tree,
     put_tree,
     refused_run,
@@ -428,12 +429,7 @@ def test_a_rejects_link_to_a_shared_file_stays_a_link_after_a_clean_run(
     changed again. Then the link and its stale file stayed, with a warning (a link to a file
     not there was refused by every later run). Now the link stays and its file goes, as any
     stale rejects file does; the next run that rejects something creates it again."""
-    tasks = json.loads((CROWD / "label-studio.json").read_text())
-    clean = tmp_path / "clean.json"
-    clean.write_text(json.dumps(tasks))
-    del tasks[1]["annotations"][0]["result"][0]["value"]["x"]
-    broken = tmp_path / "broken.json"
-    broken.write_text(json.dumps(tasks))
+    clean, broken = broken_export(tmp_path)
     shared = tmp_path / "shared" / "r.jsonl"
     shared.parent.mkdir()
     shared.write_text("")
@@ -460,10 +456,7 @@ def test_consolidate_writes_each_of_its_files_through_a_link_to_a_file_not_there
     link to a file not there yet in ``shared/`` (a run killed as it replaced them leaves such
     links): refused before ("it is a link to shared/c.manifest, which does not exist"), every
     run. Each is written through its link now, the file created and the link kept."""
-    tasks = json.loads((CROWD / "label-studio.json").read_text())
-    del tasks[1]["annotations"][0]["result"][0]["value"]["x"]
-    broken = tmp_path / "broken.json"
-    broken.write_text(json.dumps(tasks))
+    _, broken = broken_export(tmp_path)
     shared = tmp_path / "shared"
     shared.mkdir()
     names = ["c.manifest", "r.jsonl"] + [
