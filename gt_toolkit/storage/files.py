@@ -354,32 +354,31 @@ def _followed(text: str) -> tuple[Path, str]:
 
 def _chain_end(text: str) -> str:
     """The name the last link of the chain at ``text`` gives, as it spells it (not resolved)."""
+    end = text
+    for path, leads in _chain(text):
+        end = os.path.join(os.path.dirname(path), leads)  # noqa: PTH118, PTH120
+    return end
+
+
+def _names_a_folder(text: str) -> bool:
+    """Whether a link of the chain at ``text`` names a folder (``newdir/``, ``x/.``).
+
+    Followed by the kernel, such a link makes no file: ``open(O_CREAT)`` says "Is a
+    directory"; ``realpath`` drops the ``/`` and named a file ``newdir``.
+    """
+    return any(os.path.basename(leads) in ("", ".", "..") for _, leads in _chain(text))  # noqa: PTH119
+
+
+def _chain(text: str) -> Iterator[tuple[str, str]]:
+    """Each link of the chain at ``text``: its name and what it says (``Path`` drops a "/")."""
     path = text
     for _ in range(40):  # the kernel's own bound; a loop was refused before
         try:
             leads = os.readlink(path)  # noqa: PTH115
         except OSError:  # no link (any more): the end of the chain
-            return path
+            return
+        yield path, leads
         path = os.path.join(os.path.dirname(path), leads)  # noqa: PTH118, PTH120
-    return path
-
-
-def _names_a_folder(text: str) -> bool:
-    """Whether the last link of the chain at ``text`` names a folder (``newdir/``, ``x/.``).
-
-    Followed by the kernel, such a link makes no file: ``open(O_CREAT)`` says "Is a
-    directory"; ``realpath`` drops the ``/`` and named a file ``newdir``.
-    """
-    path = text
-    for _ in range(40):  # the kernel's own bound; a loop was refused before
-        try:
-            leads = os.readlink(path)  # noqa: PTH115 - Path drops a final "/"
-        except OSError:  # no link (any more): the end of the chain
-            return False
-        if os.path.basename(leads) in ("", ".", ".."):  # noqa: PTH119
-            return True
-        path = os.path.join(os.path.dirname(path), leads)  # noqa: PTH118, PTH120
-    return False
 
 
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
