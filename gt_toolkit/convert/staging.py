@@ -261,7 +261,7 @@ class StagedOutput:
             try:
                 # a name that is a link is moved in where it leads: refused before anything
                 # moves, one in a loop, to another file of the run, or to one it reads
-                check_links(written, reads=self._reads, shown=self._spelt)
+                links = check_links(written, reads=self._reads, shown=self._spelt)
                 self._check_shapes(written)
                 last = self._last_file(self._stage)
                 # out of the way of the merge, and still in the stage: where it waits, goes
@@ -275,7 +275,7 @@ class StagedOutput:
                 ]
                 if held is not None:
                     pairs.append((held[0], self._parent / held[1]))
-                _merge_all(pairs)
+                _merge_all(pairs, {Path(link) for link in links})
             except OSError as exc:
                 raise StorageError(f"cannot move the output into {self.out}: {exc}") from exc
             finally:
@@ -693,7 +693,7 @@ def _sweep_parts(store: S3Store, root: str, name: str, now: datetime) -> None:
         logger.debug("cannot sweep %s for stale part prefixes: %s", root, exc)
 
 
-def _merge_all(pairs: list[tuple[Path, Path]]) -> None:
+def _merge_all(pairs: list[tuple[Path, Path]], links: set[Path]) -> None:
     """Merge each ``src`` into its ``dst`` (:func:`_merge`), every copy across disks first.
 
     A folder merged into one on another disk is copied whole into a part folder inside it
@@ -703,13 +703,14 @@ def _merge_all(pairs: list[tuple[Path, Path]]) -> None:
     folder as the merge met them, ``ds/Annotations`` was renamed into place before
     ``ds/JPEGImages``, a link to another disk, was copied there, so a Ctrl-C in that copy
     left the new annotations beside the earlier images. Renames leave that only between two
-    of them. The copies go when the merge ends, whole or not.
+    of them. The copies go when the merge ends, whole or not. ``links``: the places that are
+    links (:func:`~gt_toolkit.storage.files.check_links` found them).
     """
     moved: dict[Path, Path] = {}
     near: list[Path] = []
     try:
         for src, dst in pairs:
-            _bring_near(src, dst, moved, near)
+            _bring_near(src, dst, links, moved, near)
         for src, dst in pairs:
             _merge(src, dst, moved)
     finally:
@@ -721,7 +722,13 @@ def _merge_all(pairs: list[tuple[Path, Path]]) -> None:
 
 
 def _bring_near(
-    src: Path, dst: Path, moved: dict[Path, Path], near: list[Path], *, inside: bool = False
+    src: Path,
+    dst: Path,
+    links: set[Path],
+    moved: dict[Path, Path],
+    near: list[Path],
+    *,
+    inside: bool = False,
 ) -> None:
     """Copy each folder under ``src`` whose place ``dst`` is on another disk to that disk.
 
@@ -731,10 +738,10 @@ def _bring_near(
     atomic write of the run goes into them (the stage is beside the link), and what a
     killed run's copies left there stayed for good. The copy's own folders are looked at in
     turn: one may be a link to yet another disk. A file ``inside`` a folder on the disk of
-    its place is asked about only when its place is a link (one ``lstat``, not four).
+    its place is asked about only when its place is one of the ``links``.
     """
     if not src.is_dir():
-        if not inside or dst.is_symlink():
+        if not inside or dst in links:
             _bring_file_near(src, dst, moved, near)
         return
     if not dst.is_dir():  # a folder moved in by one rename
@@ -748,7 +755,7 @@ def _bring_near(
         shutil.copytree(src, copy, symlinks=True)
         moved[src] = src = copy
     for child in src.iterdir():
-        _bring_near(child, dst / child.name, moved, near, inside=True)
+        _bring_near(child, dst / child.name, links, moved, near, inside=True)
 
 
 def _bring_file_near(src: Path, dst: Path, moved: dict[Path, Path], near: list[Path]) -> None:

@@ -490,7 +490,7 @@ def check_writable(location: Location, *, store: S3Store | None = None) -> None:
 
 def check_links(
     locations: Iterable[str], *, reads: Callable[[str], bool], shown: Callable[[str], str] = str
-) -> None:
+) -> set[str]:
     """Refuse, before any of a run's files is written, one whose name is a link it cannot follow.
 
     A run that writes many files into a folder (a converter's dataset, a review) writes a
@@ -506,13 +506,16 @@ def check_links(
         locations: every local file the run is about to write, absolute or as given.
         reads: whether the run reads the file at this real path.
         shown: a location as the messages name it (the user's spelling).
+
+    Returns:
+        The ``locations`` that are links (the only ``lstat`` of each file the run makes).
     """
     # one lstat a file: a folder of 100,000 labels holds no link, mostly
     names = list(locations)
     links = sorted(location for location in names if os.path.islink(location))  # noqa: PTH114
-    if not links:
-        return
     linked = set(links)
+    if not links:
+        return linked
     # a real path by its folder's, asked once a folder: realpath() of each of 100,000 names
     # (a lookup per folder on its way, twice) took 4 s for one link among them
     real_folder = functools.lru_cache(maxsize=4096)(os.path.realpath)
@@ -553,6 +556,7 @@ def check_links(
             what = "that file" if os.path.lexists(real) else "the folder it would be made in"
             raise StorageError(f"cannot write {said}: the run reads {what}")
         landed[real] = spelt
+    return linked
 
 
 def _real_in(location: str, real_folder: Callable[[str], str]) -> str:
