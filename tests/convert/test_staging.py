@@ -745,37 +745,38 @@ def _followed_tree(folder: Path) -> dict[Path, bytes]:
     }
 
 
+@pytest.mark.parametrize("sub", ["", "labels"], ids=["top", "in-a-folder"])
 def test_a_ctrl_c_while_linked_files_are_copied_across_leaves_the_earlier_output(
-    tmp_path: Path, other_disk: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, other_disk: Path, monkeypatch: pytest.MonkeyPatch, sub: str
 ) -> None:
     """Labels linked one by one into a shared folder on another disk: each was copied beside
     the file its link leads to and renamed onto it as the merge met it, so a Ctrl-C among
     the copies left some shared labels new and the others the earlier run's. Each is
     copied there before anything moves in now."""
     out = tmp_path / "ds"
-    out.mkdir()
+    (out / sub).mkdir(parents=True)  # a folder of the output on the stage's disk, or none
     names = [f"img_{i:03}.txt" for i in range(4)]
     for name in names:
         (other_disk / name).write_text("earlier\n")
-        (out / name).symlink_to(other_disk / name)
+        (out / sub / name).symlink_to(other_disk / name)
     before = _followed_tree(out)
     copyfile, copies = shutil.copyfile, []
 
     def interrupted(src: Any, dst: Any, **kw: Any) -> Any:
         copies.append(dst)
-        if len(copies) == 2:
+        if len(copies) == 3:  # past the first rename, were copies made as the merge met them
             raise KeyboardInterrupt
         return copyfile(src, dst, **kw)
 
     monkeypatch.setattr(shutil, "copyfile", interrupted)
     with pytest.raises(KeyboardInterrupt), StagedOutput(out) as staged:
         for name in names:
-            staged.write_bytes(staged.location(name), b"new\n")
+            staged.write_bytes(staged.location(*filter(None, [sub, name])), b"new\n")
     assert _followed_tree(out) == before
     assert sorted(p.name for p in other_disk.iterdir()) == names
     monkeypatch.setattr(shutil, "copyfile", copyfile)
     with StagedOutput(out) as staged:
         for name in names:
-            staged.write_bytes(staged.location(name), b"new\n")
+            staged.write_bytes(staged.location(*filter(None, [sub, name])), b"new\n")
     assert {p.name: p.read_bytes() for p in other_disk.iterdir()} == dict.fromkeys(names, b"new\n")
-    assert all((out / name).is_symlink() for name in names)
+    assert all((out / sub / name).is_symlink() for name in names)
