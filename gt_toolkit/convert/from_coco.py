@@ -49,7 +49,7 @@ from gt_toolkit.convert.prior_label import PriorManifest, source_ref_for, unique
 from gt_toolkit.convert.staging import StagedOutput
 from gt_toolkit.errors import ConversionError, CrowdSourceError
 from gt_toolkit.formats.coco_ids import coco_id, coco_int
-from gt_toolkit.formats.crowd.base import coordinate, envelope, first_line
+from gt_toolkit.formats.crowd.base import attribute_turn, envelope, first_line
 from gt_toolkit.formats.crowd.json_stream import broken_entry, open_json
 from gt_toolkit.formats.detection_label import MAX_COORDINATE, image_side
 from gt_toolkit.storage.files import Location
@@ -366,13 +366,9 @@ def _turned(
     (:func:`~gt_toolkit.formats.crowd.base.envelope`). Read upright, a box turned 30
     degrees was written where CVAT did not show it, silently.
     """
-    turn = attributes.get("rotation") if isinstance(attributes, dict) else None
-    if turn is None:
-        return box, False
-    # ijson gives fractions as Decimal; coordinate() turns an integer past floats to None
-    number = float(turn) if isinstance(turn, Decimal) else turn
-    degrees = coordinate(number) if _is_number(turn) else None
+    degrees = attribute_turn(attributes)
     if degrees is None:
+        turn = attributes.get("rotation") if isinstance(attributes, dict) else None
         return f"attributes.rotation must be a finite number, got {turn!r:.50}", False
     if not degrees % 360.0:
         return box, False

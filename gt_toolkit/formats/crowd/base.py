@@ -23,6 +23,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path, PurePath, PurePosixPath
 from typing import IO, Any, ClassVar, Literal
 
@@ -307,6 +308,20 @@ def coordinate(value: Any) -> float | None:
     except OverflowError:  # an integer past the largest float
         return None
     return number if math.isfinite(number) else None
+
+
+def attribute_turn(attributes: object) -> float | None:
+    """A COCO box's turn in ``attributes.rotation`` in degrees (0: none); ``None``: no number.
+
+    CVAT's (datumaro's) COCO export keeps a turned box upright in ``bbox`` and its turn,
+    clockwise about the centre, there: read without it, the box was taken for the upright
+    one. The one reading of it for the crowd readers and ``from-coco`` (whose parser gives
+    fractions as ``Decimal``).
+    """
+    turn = attributes.get("rotation") if isinstance(attributes, Mapping) else None
+    if turn is None:
+        return 0.0
+    return coordinate(float(turn) if isinstance(turn, Decimal) else turn)
 
 
 def positive_size(width: Any, height: Any) -> ImageSize | None:

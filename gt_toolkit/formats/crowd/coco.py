@@ -26,6 +26,7 @@ from gt_toolkit.formats.coco_ids import coco_id
 from gt_toolkit.formats.crowd.answer_index import AnswerIndex
 from gt_toolkit.formats.crowd.base import (
     IndexedSource,
+    attribute_turn,
     coordinate,
     envelope,
     file_annotators,
@@ -271,20 +272,14 @@ class _CocoSource(IndexedSource):
             )
             return key, extra, SkipReason.MALFORMED
         box: WorkerBox = {"label": label, "left": x, "top": y, "width": w, "height": h}
-        # CVAT's (datumaro's) COCO export keeps a turned box upright in bbox and its turn,
-        # clockwise about the centre, in attributes.rotation: read without it, the box was
-        # taken for the upright one
-        attributes = ann.get("attributes")
-        turn = attributes.get("rotation") if isinstance(attributes, Mapping) else None
-        if turn is not None:
-            rotation = coordinate(turn)
-            if rotation is None:
-                detail = "attributes.rotation is not a number"
-                self.skip(location, where, SkipReason.MALFORMED, detail, ann)
-                return key, extra, SkipReason.MALFORMED
-            if rotation % 360.0:
-                self.report.rotated += 1
-                box = envelope(box, rotation, pivot="center")
+        rotation = attribute_turn(ann.get("attributes"))  # CVAT's COCO export turns boxes
+        if rotation is None:
+            detail = "attributes.rotation is not a number"
+            self.skip(location, where, SkipReason.MALFORMED, detail, ann)
+            return key, extra, SkipReason.MALFORMED
+        if rotation % 360.0:
+            self.report.rotated += 1
+            box = envelope(box, rotation, pivot="center")
         return key, extra, box
 
 
