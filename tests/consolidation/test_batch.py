@@ -20,7 +20,7 @@ from gt_toolkit import (
     consolidate_image,
     consolidate_images,
 )
-from gt_toolkit.consolidation import clean, engine
+from gt_toolkit.consolidation import clean, engine, geometry
 from gt_toolkit.consolidation.worker_model import fit_worker_model
 from gt_toolkit.testing.simulated_crowd import CrowdImage, make_skills, simulate_crowd
 
@@ -163,10 +163,29 @@ def test_unusual_images_beside_usual_ones_get_their_own_results() -> None:
 
 
 def test_images_of_many_boxes_go_alone_and_keep_their_results() -> None:
-    big = [img.answers for img in crowd(3, 200, 2, seed=9)]  # ~600 boxes an image
+    big = [img.answers for img in crowd(3, 300, 2, seed=9)]  # ~900 boxes an image
     small = [img.answers for img in crowd(3, 5, 3, seed=10)]
     images = [small[0], big[0], small[1], small[2], big[1]]
     assert check_each(images, labels=LABELS) == 2  # the two small ones between the big ones
+
+
+@pytest.mark.parametrize("setting", SETTINGS[:3], ids=repr)
+def test_images_of_some_hundred_boxes_go_together_and_keep_their_results(
+    setting: ConsolidationSettings,
+) -> None:
+    # 400-500 boxes an image: past the count from which a search first asks whether an
+    # image needs bands, below the one from which it goes alone
+    sparse = [img.answers for img in crowd(5, 90, 4, seed=11)]
+    dense = [
+        [[bx(i % 13, i % 11, 400, 400, LABELS[i % 2]) for i in range(w, 420, 3)] for w in range(3)]
+    ]  # so many overlaps that the image is cut into bands
+    wide = [
+        [[bx(20 * i + w, 5 + i % 4, 15, 30, LABELS[i % 2]) for i in range(150)] for w in range(3)]
+    ]  # a row of objects: a few candidates a box, so the shared x-sweep serves it
+    images = [sparse[0], sparse[1], *dense, sparse[2], *wide, sparse[3]]
+    counts = [sum(map(len, a)) for a in images]
+    assert min(counts) > geometry._BOUND_FROM and max(counts) < engine._ALONE_FROM, counts
+    assert check_each(images, setting, labels=LABELS) == len(images)
 
 
 def test_boxes_batch_is_consolidate_boxes_of_each_image() -> None:
