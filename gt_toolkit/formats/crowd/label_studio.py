@@ -435,7 +435,9 @@ class LabelStudioSource(IndexedSource):
         if x is None or y is None or w is None or h is None:
             self.skip(self.location, where, SkipReason.MALFORMED, "x, y, width, height", value)
             return SkipReason.MALFORMED
-        # absent or null: upright; read as 0, a "90" or 1e400 turned box was taken as upright
+        # absent or null: upright; read as 0, a "90" or 1e400 turned box was taken as upright.
+        # The result's image_rotation is not read: the editor turns its canvas, not the
+        # regions, so the value is in the image's own frame (docs/crowd-sources.md)
         rotation = 0.0 if value.get("rotation") is None else coordinate(value["rotation"])
         if rotation is None:
             self.skip(self.location, where, SkipReason.MALFORMED, "rotation is not a number", value)

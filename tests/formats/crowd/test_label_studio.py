@@ -404,6 +404,35 @@ def test_a_rotation_that_is_no_number_is_malformed_not_upright(
         list(iter_crowd_images(path, "label-studio"))
 
 
+@pytest.mark.parametrize("image_rotation", [90, 180, 270, -90, 45, "90", None])
+def test_image_rotation_is_the_editors_view_and_leaves_the_box_as_drawn(
+    tmp_path: Path, image_rotation: Any
+) -> None:
+    # ``image_rotation`` is how the annotator had turned the image in the editor. Label
+    # Studio's editor turns its canvas, not the regions, and writes x, y, width, height and
+    # original_width/original_height in the image's own frame whatever the turn (its e2e
+    # test "Simple rotation" asserts the serialized results equal after every turn), so the
+    # reader leaves the box as drawn. On a 640x480 image, mapped back by 90 degrees the box
+    # would have moved and swapped its sides
+    place = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 10.0, "rotation": 0}
+    sized = {"to_name": "image", "original_width": 640, "original_height": 480}
+    task: dict[str, Any] = {"id": 3, "data": {"image": "s3://bkt/turned.jpg"}, "annotations": []}
+    for n, turn in enumerate([0, image_rotation]):
+        result = {
+            "id": f"r{n}", "type": "rectanglelabels", "from_name": "label", **sized,
+            "image_rotation": turn, "value": place | {"rectanglelabels": ["car"]},
+        }  # fmt: skip
+        task["annotations"].append({"id": n, "completed_by": n, "result": [result]})
+    rejects: list[CrowdReject] = []
+    path = write(tmp_path, [task])
+    with open_crowd_source(path, "label-studio", on_reject=rejects.append) as source:
+        (image,) = source.images()
+    upright, turned = (b[0] for b in image.boxes)
+    assert turned == upright == {"label": "car", "left": 64, "top": 96, "width": 192, "height": 48}
+    assert image.image_size == {"width": 640, "height": 480}
+    assert not rejects and source.report.rotated == 0
+
+
 def test_a_task_of_several_images_reads_only_the_boxes_on_the_data_key_image(
     tmp_path: Path,
 ) -> None:
