@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import ijson
 
@@ -270,13 +270,25 @@ class LabelStudioSource(IndexedSource):
         raw_size: tuple[Any, Any] = (None, None)  # the results of one annotation share it
         box_size: ImageSize | None = None
         # a region is one result per control: its RectangleLabels result is the box, and a
-        # Labels result of the same region (same id) says the same again
+        # Labels result of the same region (same id) says the same again. One whose
+        # RectangleLabels result gives no label (``[]``, or none: the annotator labelled it
+        # with the other control only) is the box its Labels result makes; read by the
+        # empty one, it was rejected and its annotator abstained
+        named = frozenset(
+            r["id"]
+            for r in results
+            if isinstance(r, dict)
+            and _box_labels(r, frozenset()) == "labels"
+            and isinstance(r.get("id"), str | int)
+            and _gives_label(r["value"].get("labels"))
+        )
         boxes = frozenset(
             r["id"]
             for r in results
             if isinstance(r, dict)
             and r.get("type") == _BOX_TYPE
             and isinstance(r.get("id"), str | int)
+            and not (r["id"] in named and _no_label(r.get("value")))
         )
         # a region of two Labels controls (<Labels name="kind"> beside "label") and no
         # RectangleLabels is one result per control: one box, labelled by the control whose
@@ -287,10 +299,7 @@ class LabelStudioSource(IndexedSource):
         for r in results:
             if isinstance(r, dict) and _box_labels(r, boxes) and r.get("type") == "labels":
                 region, control = r.get("id"), str(r.get("from_name"))
-                labels = r["value"].get("labels")
-                unlabelled = not (
-                    isinstance(labels, list) and labels and isinstance(labels[0], str)
-                )
+                unlabelled = not _gives_label(r["value"].get("labels"))
                 if isinstance(region, str | int) and (unlabelled, control) < first.get(
                     region, (True, control + "\0")
                 ):
@@ -316,6 +325,8 @@ class LabelStudioSource(IndexedSource):
                     labels_key = None  # another control's result of a region read
                 else:
                     labelled.add(region)
+            elif labels_key == _BOX_TYPE and _region_id(result) in named - boxes:
+                labels_key = None  # no label of its own: its Labels result is the box
             if labels_key is None:
                 kind = result.get("type") if isinstance(result, dict) else None
                 self.skip(self.location, here, SkipReason.NOT_A_BOX, f"type {kind!r}")
@@ -428,7 +439,7 @@ class LabelStudioSource(IndexedSource):
         and draws it from ``x + width`` to ``x``: that is the box read (counted as flipped).
         """
         labels = value.get(labels_key)
-        if not isinstance(labels, list) or not labels or not isinstance(labels[0], str):
+        if not _gives_label(labels):
             self.skip(self.location, where, SkipReason.MALFORMED, f"no {labels_key}", value)
             return SkipReason.MALFORMED
         x, y, w, h = (coordinate(value.get(k)) for k in ("x", "y", "width", "height"))
@@ -647,6 +658,26 @@ def _box_labels(result: dict[str, Any], boxes: frozenset[Any]) -> str | None:
         return None
     region = result.get("id")  # a region id is a string; anything else matches no box
     return "labels" if not isinstance(region, str | int) or region not in boxes else None
+
+
+def _region_id(result: dict[str, Any]) -> str | int | None:
+    """A result's region ``id``; ``None`` for none, or one of another JSON type (a list)."""
+    region = result.get("id")
+    return region if isinstance(region, str | int) else None
+
+
+def _gives_label(labels: Any) -> TypeGuard[list[Any]]:
+    """Whether a result's list of labels names one (its first is read)."""
+    return isinstance(labels, list) and bool(labels) and isinstance(labels[0], str)
+
+
+def _no_label(value: Any) -> bool:
+    """Whether a ``rectanglelabels`` value gives no label: ``[]``, ``null`` or none at all.
+
+    Anything else that names none (``[5]``, ``"car"``) is no empty choice but a broken one,
+    and stays ``malformed``.
+    """
+    return isinstance(value, dict) and value.get(_BOX_TYPE) in (None, [])
 
 
 def _is_region(kind: Any, value: Any) -> bool:

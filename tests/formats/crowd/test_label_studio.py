@@ -1181,6 +1181,52 @@ def test_a_region_whose_first_control_gives_no_label_takes_the_other_controls(
 
 
 @pytest.mark.parametrize(
+    ("rectangle", "labels", "read"),
+    [
+        ({"rectanglelabels": []}, ["Text"], "Text"),
+        ({}, ["Text"], "Text"),  # no key at all: JSON_MIN read it as the Labels box already
+        ({"rectanglelabels": None}, ["Text"], "Text"),
+        ({"rectanglelabels": ["Car"]}, ["Text"], "Car"),  # its own label stays the box's
+        ({"rectanglelabels": []}, [], None),  # no control labels it: still no label
+        ({"rectanglelabels": [5]}, ["Text"], None),  # a broken list is no empty choice
+    ],
+    ids=["empty", "absent", "null", "own-label", "no-label-anywhere", "broken"],
+)
+def test_a_rectangle_labelled_only_by_its_labels_control_is_that_box_in_both_exports(
+    tmp_path: Path, rectangle: dict[str, Any], labels: list[str], read: str | None
+) -> None:
+    # <RectangleLabels name="bbox"> and <Labels name="label"> on one image: a region the
+    # annotator labelled with "label" only is written as a rectanglelabels result with no
+    # label and a labels result of the same id (JSON_MIN: each value under its control's
+    # name). The empty result was taken for the box and rejected ("no rectanglelabels"), so
+    # its annotator abstained; and where the key was absent JSON_MIN read the box (as the
+    # labels value's) and the JSON export rejected it
+    place = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 10.0, "rotation": 0}
+    sized = {"to_name": "image", "original_width": 200, "original_height": 100}
+    result = [
+        {"id": "a", "type": "rectanglelabels", "from_name": "bbox", **sized,
+         "value": place | rectangle},
+        {"id": "a", "type": "labels", "from_name": "label", **sized,
+         "value": place | {"labels": labels}},
+    ]  # fmt: skip
+    task = {"id": 5, "data": {"image": "s3://bkt/sign.jpg"}}
+    task["annotations"] = [{"id": 1, "completed_by": 1, "result": result}]
+    for name, tasks in (("export.json", [task]), ("min.json", _as_json_min(task))):
+        rejects: list[CrowdReject] = []
+        path = write(tmp_path, tasks, name)
+        with open_crowd_source(path, "label-studio", on_reject=rejects.append) as source:
+            (image,) = source.images()
+        if read is None:
+            assert image.annotators == () and source.report.abstained == {"malformed": 1}, name
+            assert [r.reason.value for r in rejects] == ["malformed"], name
+            continue
+        want = {"label": read, "left": 20.0, "top": 20.0, "width": 60.0, "height": 10.0}
+        assert [list(boxes) for boxes in image.boxes] == [[want]], name
+        assert not rejects and not source.report.abstained, name
+        assert source.report.several_labels == (read != "Text"), name
+
+
+@pytest.mark.parametrize(
     "labels_place",
     [
         {"x": 10.0, "y": 20.0, "width": 30.0, "height": 10.0},  # no rotation
