@@ -24,7 +24,8 @@ What COCO says is kept, and what cannot be kept is said:
   and its turn there, degrees clockwise about its centre) is written as the axis-aligned
   envelope of the turned box, by the crowd readers' one rule
   (:func:`~gt_toolkit.formats.crowd.base.envelope`), and counted; read upright, it was
-  another box than CVAT showed, silently. A rotation that is not a number is a reject.
+  another box than CVAT showed, silently. A rotation that is not a number is a reject, and
+  so are ``attributes`` that are not an object (``null``, ``{}`` and ``[]`` are none).
 
 A results list (``[{"image_id", "category_id", "bbox", "score"}, ...]``, what detectors and
 ``COCO.loadRes`` use) has no images or categories of its own: they come from the COCO file
@@ -367,7 +368,9 @@ def _turned(
     degrees was written where CVAT did not show it, silently.
     """
     degrees = attribute_turn(attributes)
-    if degrees is None:
+    if degrees == "attributes":  # a list, a string, a number: not read as none
+        return f"attributes must be an object, got {attributes!r:.50}", False
+    if isinstance(degrees, str):
         turn = attributes.get("rotation") if isinstance(attributes, dict) else None
         return f"attributes.rotation must be a finite number, got {turn!r:.50}", False
     if not degrees % 360.0:

@@ -549,6 +549,31 @@ def test_a_rotation_attribute_that_is_no_number_is_a_reject(tmp_path: Path, turn
 
 
 @pytest.mark.parametrize(
+    "attributes",
+    [[{"rotation": 30}], "rotation=30", 30, False, [], {}, None],
+    ids=["list", "text", "number", "false", "empty-list", "empty-object", "null"],
+)
+def test_attributes_that_are_not_an_object_are_a_reject_not_none(
+    tmp_path: Path, attributes: Any
+) -> None:
+    # attributes that are a list, a string or a number were read as none: the box was
+    # written upright whatever turn they held, silently (the coco-* crowd readers reject
+    # it as malformed by the same rule). null, {} and [] are no attributes
+    odd = {**ANNOTATIONS[2], "id": 4, "attributes": attributes}
+    rejects = tmp_path / "rejects.jsonl"
+    result = _convert(
+        _coco(tmp_path, [*ANNOTATIONS, odd]), tmp_path / "o.manifest", rejects=rejects
+    )
+    if attributes in ([], {}, None):
+        assert (result.stats.boxes, result.stats.rejected) == (4, {})
+        return
+    assert (result.stats.boxes, result.stats.rejected) == (3, {"invalid-bbox": 1})
+    [item] = read_jsonl(rejects)
+    assert item["position"] == "annotations[3]"
+    assert item["detail"].startswith("attributes must be an object, got ")
+
+
+@pytest.mark.parametrize(
     "number", ["640.00000000000000000001", "2147483647.00000000001", "1E3", "640.5", "48"]
 )
 def test_an_image_side_is_read_as_the_manifest_readers_read_its_text(

@@ -310,18 +310,29 @@ def coordinate(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def attribute_turn(attributes: object) -> float | None:
-    """A COCO box's turn in ``attributes.rotation`` in degrees (0: none); ``None``: no number.
+def attribute_turn(attributes: object) -> float | Literal["attributes", "attributes.rotation"]:
+    """A COCO box's turn in ``attributes.rotation`` in degrees (0: none), else what is unread.
 
     CVAT's (datumaro's) COCO export keeps a turned box upright in ``bbox`` and its turn,
     clockwise about the centre, there: read without it, the box was taken for the upright
     one. The one reading of it for the crowd readers and ``from-coco`` (whose parser gives
     fractions as ``Decimal``).
+
+    ``attributes`` absent, ``null``, ``{}`` or ``[]`` (some tools write an empty list for
+    none) is no attributes. Anything else that is not an object (a list, a string, a
+    number) gives ``"attributes"``: read as none, a box whose turn it may hold was taken for
+    the upright one, silently. A rotation that is not a finite number gives
+    ``"attributes.rotation"``.
     """
-    turn = attributes.get("rotation") if isinstance(attributes, Mapping) else None
+    if attributes is None or attributes == []:
+        return 0.0
+    if not isinstance(attributes, Mapping):
+        return "attributes"
+    turn = attributes.get("rotation")
     if turn is None:
         return 0.0
-    return coordinate(float(turn) if isinstance(turn, Decimal) else turn)
+    degrees = coordinate(float(turn) if isinstance(turn, Decimal) else turn)
+    return "attributes.rotation" if degrees is None else degrees
 
 
 def positive_size(width: Any, height: Any) -> ImageSize | None:

@@ -273,9 +273,9 @@ class _CocoSource(IndexedSource):
             return key, extra, SkipReason.MALFORMED
         box: WorkerBox = {"label": label, "left": x, "top": y, "width": w, "height": h}
         rotation = attribute_turn(ann.get("attributes"))  # CVAT's COCO export turns boxes
-        if rotation is None:
-            detail = "attributes.rotation is not a number"
-            self.skip(location, where, SkipReason.MALFORMED, detail, ann)
+        if isinstance(rotation, str):
+            unread = "an object" if rotation == "attributes" else "a number"
+            self.skip(location, where, SkipReason.MALFORMED, f"{rotation} is not {unread}", ann)
             return key, extra, SkipReason.MALFORMED
         if rotation % 360.0:
             self.report.rotated += 1

@@ -796,3 +796,39 @@ def test_a_rotation_attribute_that_is_no_number_is_malformed(tmp_path: Path, tur
         ("annotations[0] (id 1)", "malformed", "attributes.rotation is not a number")
     ]
     assert [len(b) for b in image.boxes] == [1]
+
+
+@pytest.mark.parametrize("kind", ["coco-per-annotator", "coco-raters"])
+@pytest.mark.parametrize(
+    "attributes",
+    [[{"rotation": 30.0}], "rotation=30", 30, True, [], {}, None],
+    ids=["list", "text", "number", "true", "empty-list", "empty-object", "null"],
+)
+def test_attributes_that_are_not_an_object_are_malformed_not_none(
+    tmp_path: Path, kind: str, attributes: Any
+) -> None:
+    # an annotation's attributes that are a list, a string or a number were read as no
+    # attributes: the box was read upright whatever turn they held, silently. null, {} and
+    # [] (what some tools write for none) are no attributes: the box is read upright
+    doc = _cvat_coco([None, None])
+    doc["annotations"][0]["attributes"] = attributes
+    if kind == "coco-raters":
+        for ann in doc["annotations"]:
+            ann["rater_id"] = "r1"
+    path = tmp_path / "coco" / "alice.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(doc))
+    rejects: list[CrowdReject] = []
+    location = path.parent if kind == "coco-per-annotator" else path
+    with open_crowd_source(location, kind, on_reject=rejects.append) as source:
+        (image,) = source.images()
+    if attributes in ([], {}, None):
+        assert not rejects
+        assert image.boxes[0][0] == {
+            "label": "car", "left": 100.0, "top": 100.0, "width": 200.0, "height": 40.0
+        }  # fmt: skip
+        return
+    assert [(r.to_json()["file"], r.position, r.reason.value, r.detail) for r in rejects] == [
+        (str(path), "annotations[0] (id 1)", "malformed", "attributes is not an object")
+    ]
+    assert [len(b) for b in image.boxes] == [1]
