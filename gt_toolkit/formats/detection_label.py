@@ -34,6 +34,7 @@ __all__ = [
     "build_detection_label",
     "class_ids_for",
     "image_side",
+    "image_side_text",
     "label_attribute_problems",
     "label_boxes",
     "label_image_size",
@@ -247,8 +248,8 @@ def _pixels(size: Mapping[str, Any], key: str) -> int:
     side: int | None = None
     if value.__class__ is int or isinstance(value, float):
         side = image_side(value)
-    elif isinstance(value, str) and value.isascii() and value.isdigit():
-        side = image_side(int(value))
+    elif isinstance(value, str):
+        side = image_side_text(value)
     if side is None:
         raise LabelFormatError(f"image size {key} must be a whole number of pixels, got {value!r}")
     return side
@@ -268,6 +269,22 @@ def image_side(number: int | float | Decimal) -> int | None:
         return None
     whole = int(number)
     return whole if whole == number else None
+
+
+def image_side_text(text: str) -> int | None:
+    """An image side written as text (``"640"``), or ``None``: :func:`image_side`'s rule.
+
+    Text is ASCII digits only, the spelling of every reader that takes one (a manifest's
+    ``"640"``, a CVAT ``<image width="640">``): ``float`` also took ``" 640"``, ``"6_40"``,
+    ``"1e3"`` and ``"６４０"`` (full-width digits), which the other readers refuse, so one
+    file read two ways. An integer past Python's digit limit is no side either.
+    """
+    if not (text.isascii() and text.isdigit()):
+        return None
+    try:
+        return image_side(int(text))
+    except ValueError:  # more than 4,300 digits
+        return None
 
 
 def label_image_size(sizes: object) -> ImageSize | None:

@@ -35,12 +35,12 @@ from gt_toolkit.formats.crowd.base import (
     file_annotators,
     list_files,
     open_stream,
-    positive_size,
 )
 from gt_toolkit.formats.crowd.report import SkipReason, unread_reason
+from gt_toolkit.formats.detection_label import image_side_text
 from gt_toolkit.storage.files import iter_chunks
 from gt_toolkit.storage.s3 import S3Store, is_s3_uri
-from gt_toolkit.types import WorkerBox
+from gt_toolkit.types import ImageSize, WorkerBox
 
 __all__ = ["CVAT_EXTENSIONS", "CvatSource"]
 
@@ -150,7 +150,11 @@ class CvatSource(IndexedSource):
         name = elem.get("name")
         where = f"image {name!r} (id {elem.get('id')})"
         _not_merged(location, where, elem)
-        size = positive_size(_number(elem.get("width")), _number(elem.get("height")))
+        # the text rule of every reader (ASCII digits): float() took " 640" and "６４０"
+        width, height = (image_side_text(elem.get(k) or "") for k in ("width", "height"))
+        size: ImageSize | None = (
+            {"width": width, "height": height} if width is not None and height is not None else None
+        )
         if not name or size is None:
             self.skip(
                 location,

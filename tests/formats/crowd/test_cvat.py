@@ -20,6 +20,7 @@ from gt_toolkit.consolidation.reconsolidate import reconsolidate
 from gt_toolkit.errors import CrowdSourceError, GtToolkitError
 from gt_toolkit.formats.crowd.cvat import _events
 from gt_toolkit.formats.crowd.sources import open_crowd_source
+from gt_toolkit.formats.detection_label import parse_image_size
 from tests.helpers import CROWD, consolidated_boxes
 
 REPLICAS = CROWD / "cvat-replicas"
@@ -591,3 +592,43 @@ def test_a_label_of_another_shape_type_that_boxes_carry_stays_a_box_class(
         assert main([*argv, "--image-prefix", "s3://bkt-x/x/"]) == 0
         found.append(consolidated_boxes([json.loads(x) for x in out.read_text().splitlines()]))
     assert found[0] == found[1] and found[0]
+
+
+def _read_width(folder: Path, width: str) -> tuple[list[Any], list[Any]]:
+    """The images' sizes and the rejects, alice's img_b ``width`` written as given."""
+    text = (REPLICAS / "job_11_annotations.xml").read_text()
+    old = '<image id="1" name="img_b.jpg" width="640"'
+    assert old in text
+    (folder / "alice.xml").write_text(text.replace(old, old.replace("640", width)), "utf-8")
+    rejects: list[Any] = []
+    with open_crowd_source(folder, "cvat", on_reject=rejects.append) as source:
+        images = list(source.images())
+    return [i.image_size for i in images], rejects
+
+
+@pytest.mark.parametrize("width", [" 640", "640 ", "６４０", "٦٤٠", "6_40", "+640", "640.0", "1e3"])
+def test_an_image_size_in_another_spelling_than_digits_is_malformed(
+    tmp_path: Path, width: str
+) -> None:
+    # float() took " 640", "６４０" (full-width digits), "6_40" and "1e3", where the manifest
+    # and answers readers (and every JSON reader) refuse a size so written: one rule now
+    sizes, rejects = _read_width(tmp_path, width)
+    assert [(r.position, r.reason.value) for r in rejects] == [
+        ("image 'img_b.jpg' (id 1)", "malformed")
+    ]
+    assert sizes == [{"width": 640, "height": 480}]  # img_a; img_b's one record is rejected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(width=st.text(st.sampled_from("0123456789٠٦６ .e+-_"), min_size=1, max_size=12))
+def test_cvat_reads_an_image_side_as_the_manifest_reader_reads_its_text(width: str) -> None:
+    # the one size rule: a CVAT width is read where a manifest's "width" string is, and as
+    # the same number; refused (malformed) where the manifest refuses it
+    try:
+        want = parse_image_size({"width": width, "height": 480})
+    except ValueError:
+        want = None
+    with tempfile.TemporaryDirectory() as folder:
+        sizes, rejects = _read_width(Path(folder), width)
+    assert sizes[1:] == ([] if want is None else [want])
+    assert len(rejects) == (want is None)
