@@ -75,6 +75,105 @@ class _Answer:
     created: Any = None  # JSON_MIN's created_at: its records of a task come newest first
 
 
+@dataclass(frozen=True, slots=True)
+class _Pairing:
+    """How one annotation's results pair into regions, and which result of each is its box.
+
+    A region is one result per control, all with its ``id`` (JSON_MIN: its place,
+    :func:`_min_region`). Its RectangleLabels result is the box, and a Labels result of the
+    same region says the same again; one whose RectangleLabels result gives no label
+    (``[]``, or none: the annotator labelled it with the other control only) is the box its
+    Labels result makes (read by the empty one, it was rejected and its annotator
+    abstained). A region of Labels controls only (<Labels name="kind"> beside "label") is
+    one box, labelled by the control whose name sorts first (the exports list controls in
+    different orders; this is the same) of those that give it a label: one that gives
+    none (``"labels": []``) lost the box where another control labels it.
+    """
+
+    boxes: frozenset[Any]  # regions whose RectangleLabels result is the box
+    relabelled: frozenset[Any]  # regions whose RectangleLabels gives none, a Labels one does
+    first_control: dict[Any, str]  # a region read from a Labels result: by that control
+    # what a region's Labels results say: beside the label read, another is a region of
+    # several labels, counted as one with choice="multiple" is (one box, one class)
+    said: dict[Any, list[Any]]
+
+    @classmethod
+    def of(cls, results: list[Any]) -> _Pairing:
+        """The pairing of one annotation's (or JSON_MIN record's) results."""
+        named = _named_regions(results)
+        boxes = frozenset(
+            r["id"]
+            for r in results
+            if isinstance(r, dict)
+            and r.get("type") == _BOX_TYPE
+            and isinstance(r.get("id"), str | int)
+            and not (r["id"] in named and _no_label(r.get("value")))
+        )
+        return cls(boxes, named - boxes, _first_controls(results, boxes), _said(results))
+
+    def read_by(self, result: Any, labelled: set[Any]) -> str | None:
+        """The key of the labels ``result`` is read by as a box; ``None``: not read as one.
+
+        ``labelled``: the regions a Labels result was read as the box of already (this
+        adds to it); another control's result of such a region is that box again.
+        """
+        labels_key = _box_labels(result, self.boxes) if isinstance(result, dict) else None
+        if labels_key == "labels" and isinstance(result.get("id"), str | int):
+            region = result["id"]
+            if region in labelled or str(result.get("from_name")) != self.first_control[region]:
+                return None  # another control's result of a region read
+            labelled.add(region)
+        elif labels_key == _BOX_TYPE and _region_id(result) in self.relabelled:
+            return None  # no label of its own: its Labels result is the box
+        return labels_key
+
+    def also(self, result: dict[str, Any]) -> tuple[Any, ...]:
+        """The labels the Labels results of a box's region give it."""
+        region = _region_id(result)
+        return tuple(self.said.get(region, ())) if region is not None else ()
+
+
+def _named_regions(results: list[Any]) -> frozenset[Any]:
+    """The regions (ids) a Labels result of a rectangle's place gives a label."""
+    return frozenset(
+        r["id"]
+        for r in results
+        if isinstance(r, dict)
+        and _box_labels(r, frozenset()) == "labels"
+        and isinstance(r.get("id"), str | int)
+        and _gives_label(r["value"].get("labels"))
+    )
+
+
+def _first_controls(results: list[Any], boxes: frozenset[Any]) -> dict[Any, str]:
+    """Each region read from a Labels result: the control whose result is its box.
+
+    Of the controls that give it a label, the one whose name sorts first (by code point);
+    where none does, the first of all (its box is then rejected: no labels).
+    """
+    first: dict[Any, tuple[bool, str]] = {}
+    for r in results:
+        if isinstance(r, dict) and _box_labels(r, boxes) and r.get("type") == "labels":
+            region, control = r.get("id"), str(r.get("from_name"))
+            unlabelled = not _gives_label(r["value"].get("labels"))
+            if isinstance(region, str | int) and (unlabelled, control) < first.get(
+                region, (True, control + "\0")
+            ):
+                first[region] = (unlabelled, control)
+    return {region: control for region, (_, control) in first.items()}
+
+
+def _said(results: list[Any]) -> dict[Any, list[Any]]:
+    """What each region's Labels results say, every label of every control, in order."""
+    said: dict[Any, list[Any]] = {}
+    for r in results:
+        if isinstance(r, dict) and r.get("type") == "labels" and _box_labels(r, frozenset()):
+            labels = r["value"].get("labels")
+            if isinstance(r.get("id"), str | int) and isinstance(labels, list):
+                said.setdefault(r["id"], []).extend(labels)
+    return said
+
+
 class LabelStudioSource(IndexedSource):
     """A Label Studio JSON or JSON_MIN export file.
 
@@ -267,89 +366,18 @@ class LabelStudioSource(IndexedSource):
         abstention from this one.
         """
         answer = _Answer(annotator, where, lead_time=lead_time)
+        pairing = _Pairing.of(results)
+        labelled: set[Any] = set()  # regions (ids) a Labels result made a box of already
         raw_size: tuple[Any, Any] = (None, None)  # the results of one annotation share it
         box_size: ImageSize | None = None
-        # a region is one result per control: its RectangleLabels result is the box, and a
-        # Labels result of the same region (same id) says the same again. One whose
-        # RectangleLabels result gives no label (``[]``, or none: the annotator labelled it
-        # with the other control only) is the box its Labels result makes; read by the
-        # empty one, it was rejected and its annotator abstained
-        named = frozenset(
-            r["id"]
-            for r in results
-            if isinstance(r, dict)
-            and _box_labels(r, frozenset()) == "labels"
-            and isinstance(r.get("id"), str | int)
-            and _gives_label(r["value"].get("labels"))
-        )
-        boxes = frozenset(
-            r["id"]
-            for r in results
-            if isinstance(r, dict)
-            and r.get("type") == _BOX_TYPE
-            and isinstance(r.get("id"), str | int)
-            and not (r["id"] in named and _no_label(r.get("value")))
-        )
-        # a region of two Labels controls (<Labels name="kind"> beside "label") and no
-        # RectangleLabels is one result per control: one box, labelled by the control whose
-        # name sorts first (the exports list controls in different orders; this is the same)
-        # of those that give it a label: one that gives none (``"labels": []``) lost the
-        # box where another control labels it
-        first: dict[Any, tuple[bool, str]] = {}
-        for r in results:
-            if isinstance(r, dict) and _box_labels(r, boxes) and r.get("type") == "labels":
-                region, control = r.get("id"), str(r.get("from_name"))
-                unlabelled = not _gives_label(r["value"].get("labels"))
-                if isinstance(region, str | int) and (unlabelled, control) < first.get(
-                    region, (True, control + "\0")
-                ):
-                    first[region] = (unlabelled, control)
-        first_control = {region: control for region, (_, control) in first.items()}
-        # what a region's Labels results say: beside the label read, another is a region
-        # of several labels, counted as one with choice="multiple" is (one box, one class)
-        said: dict[Any, list[Any]] = {}
-        for r in results:
-            if isinstance(r, dict) and r.get("type") == "labels" and _box_labels(r, frozenset()):
-                labels = r["value"].get("labels")
-                if isinstance(r.get("id"), str | int) and isinstance(labels, list):
-                    said.setdefault(r["id"], []).extend(labels)
-        labelled: set[Any] = set()  # regions (ids) a Labels result made a box of already
         for k, result in enumerate(results):
             here = f"{where}, result {k}"
-            # parsed JSON: dict, not Mapping (whose isinstance costs eight times as much)
-            value = result.get("value") if isinstance(result, dict) else None
-            labels_key = _box_labels(result, boxes) if isinstance(result, dict) else None
-            if labels_key == "labels" and isinstance(result.get("id"), str | int):
-                region = result["id"]
-                if region in labelled or str(result.get("from_name")) != first_control[region]:
-                    labels_key = None  # another control's result of a region read
-                else:
-                    labelled.add(region)
-            elif labels_key == _BOX_TYPE and _region_id(result) in named - boxes:
-                labels_key = None  # no label of its own: its Labels result is the box
+            labels_key = pairing.read_by(result, labelled)
             if labels_key is None:
-                kind = result.get("type") if isinstance(result, dict) else None
-                self.skip(self.location, here, SkipReason.NOT_A_BOX, f"type {kind!r}")
-                to_name = result.get("to_name") if isinstance(result, dict) else None
-                elsewhere = shown is not None and isinstance(to_name, str) and to_name != shown
-                if _is_region(kind, value) and not elsewhere:  # a polygon on another image
-                    answer.unread = unread_reason(answer.unread, SkipReason.NOT_A_BOX)  # too
+                self._not_a_box(answer, result, here, shown)
                 continue
-            if not isinstance(value, dict):
-                self.skip(self.location, here, SkipReason.MALFORMED, "no value", result)
-                answer.unread = unread_reason(answer.unread, SkipReason.MALFORMED)
-                continue
-            if only is not None and result.get("to_name") != only:
-                detail = self._elsewhere(result.get("to_name"))
-                self.skip(self.location, here, SkipReason.MALFORMED, detail, result)
-                if not (shown is not None and isinstance(result.get("to_name"), str)):
-                    answer.unread = unread_reason(answer.unread, SkipReason.MALFORMED)
-                # a box on another image of the task says nothing of this one: whoever drew
-                # only there saw this image and drew nothing on it, an answer; taken as an
-                # abstention, their "nothing here" was lost and the others' boxes won
-                # support they did not have. Where no box of the task is on the image read
-                # (``shown`` false: perhaps a wrong --image-name), they abstain: no output
-                # says "nothing here" of an image whose boxes were all rejected
+            value = self._box_value(answer, result, here, only, shown)
+            if value is None:
                 continue
             raw = (result.get("original_width"), result.get("original_height"))
             if raw != raw_size:
@@ -366,10 +394,54 @@ class LabelStudioSource(IndexedSource):
                 continue
             where_size = (self.location, here)
             answer.size = _same_size(key, answer.size, box_size, annotator, where_size)
-            region_id = result.get("id")
-            also = tuple(said.get(region_id, ())) if isinstance(region_id, str | int) else ()
-            answer.regions.append((value, here, labels_key, also))
+            answer.regions.append((value, here, labels_key, pairing.also(result)))
         return answer
+
+    def _not_a_box(self, answer: _Answer, result: Any, here: str, shown: str | None) -> None:
+        """Skip a result that is not read as a box; a region of another shape is unread.
+
+        Its annotator abstains if nothing of theirs is read as a box, unless the region is
+        on another image of the task (``shown``: the image read): a polygon there says
+        nothing of this one.
+        """
+        # parsed JSON: dict, not Mapping (whose isinstance costs eight times as much)
+        kind = result.get("type") if isinstance(result, dict) else None
+        value = result.get("value") if isinstance(result, dict) else None
+        self.skip(self.location, here, SkipReason.NOT_A_BOX, f"type {kind!r}")
+        to_name = result.get("to_name") if isinstance(result, dict) else None
+        elsewhere = shown is not None and isinstance(to_name, str) and to_name != shown
+        if _is_region(kind, value) and not elsewhere:  # a polygon on another image
+            answer.unread = unread_reason(answer.unread, SkipReason.NOT_A_BOX)  # too
+
+    def _box_value(
+        self,
+        answer: _Answer,
+        result: dict[str, Any],
+        here: str,
+        only: str | None,
+        shown: str | None,
+    ) -> dict[str, Any] | None:
+        """A box result's value, if it has one and is on the image read; else it is rejected.
+
+        A box on another image of the task says nothing of this one: whoever drew only
+        there saw this image and drew nothing on it, an answer; taken as an abstention,
+        their "nothing here" was lost and the others' boxes won support they did not have.
+        Where no box of the task is on the image read (``shown`` false: perhaps a wrong
+        --image-name), they abstain: no output says "nothing here" of an image whose boxes
+        were all rejected.
+        """
+        value = result.get("value")
+        if not isinstance(value, dict):
+            self.skip(self.location, here, SkipReason.MALFORMED, "no value", result)
+            answer.unread = unread_reason(answer.unread, SkipReason.MALFORMED)
+            return None
+        if only is not None and result.get("to_name") != only:
+            detail = self._elsewhere(result.get("to_name"))
+            self.skip(self.location, here, SkipReason.MALFORMED, detail, result)
+            if not (shown is not None and isinstance(result.get("to_name"), str)):
+                answer.unread = unread_reason(answer.unread, SkipReason.MALFORMED)
+            return None
+        return value
 
     def _elsewhere(self, to_name: Any) -> str:
         """Why a box whose ``to_name`` is not the image read is rejected, and what to pass.
