@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import zipfile
 import zlib
@@ -387,11 +388,20 @@ def _not_merged(location: str, where: str, image: ET.Element) -> None:
             )
 
 
+# a number as CVAT writes one ("70.40", "-3.5", "1e-05"): ASCII, no spaces, no "_"
+_NUMBER_TEXT = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)
+
+
 def _number(text: str | None) -> float | None:
-    try:
-        return coordinate(float(text)) if text is not None else None
-    except ValueError:
+    """A coordinate or rotation written as a decimal number; ``None`` for anything else.
+
+    ``float`` also takes ``" 70.4"``, ``"7_0.4"``, ``"inf"`` and other scripts' digits
+    (``"７０.４"``), none of which CVAT writes and which JSON, the other sources' text of
+    numbers, refuses: read, one broken file was boxes here and rejects anywhere else.
+    """
+    if text is None or _NUMBER_TEXT.fullmatch(text) is None:
         return None
+    return coordinate(float(text))
 
 
 def _job_names(path: PurePosixPath) -> tuple[str, str]:

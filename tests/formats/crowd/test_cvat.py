@@ -632,3 +632,30 @@ def test_cvat_reads_an_image_side_as_the_manifest_reader_reads_its_text(width: s
         sizes, rejects = _read_width(Path(folder), width)
     assert sizes[1:] == ([] if want is None else [want])
     assert len(rejects) == (want is None)
+
+
+@pytest.mark.parametrize(
+    ("xtl", "read"),
+    [
+        ("70.40", 70.4), ("7.04e1", 70.4), ("+70.4", 70.4),
+        (" 70.40", None), ("70.40 ", None), ("７０.４０", None), ("٧٠.٤", None), ("7_0.40", None),
+        ("inf", None), ("-infinity", None), ("0x46", None),
+    ],
+)  # fmt: skip
+def test_a_coordinate_in_another_spelling_than_a_decimal_number_is_malformed(
+    tmp_path: Path, xtl: str, read: float | None
+) -> None:
+    # float() took " 70.40", "７０.４０" (full-width digits) and "7_0.40" as 70.4: boxes here
+    # that no JSON reader would read, where CVAT writes "70.40"
+    folder = edit("job_12_annotations.xml", 'xtl="70.40"', f'xtl="{xtl}"', tmp_path)
+    rejects: list[Any] = []
+    with open_crowd_source(folder, "cvat", on_reject=rejects.append) as source:
+        images = list(source.images())
+    if read is None:
+        assert [(r.position, r.reason.value) for r in rejects] == [
+            ("image 'img_a.jpg' (id 0), shape 0", "malformed")
+        ]
+        return
+    assert not rejects
+    job_12 = images[0].annotators.index("job_12_annotations")  # no assignee: the file's stem
+    assert images[0].boxes[job_12][0]["left"] == pytest.approx(read)
