@@ -5,11 +5,14 @@ holds the repository's samples: the python blocks of a section share one namespa
 bash blocks run with the virtualenv's ``gt-convert`` on PATH and ``AWS_ENDPOINT_URL`` pointing
 at moto. The README's own "Trying the examples" section (which creates and fills the buckets
 the examples use) runs first. A block preceded by ``<!-- not-run: reason -->`` is skipped;
-a failure names the README line, the section and the block.
+a failure names the README line, the section and the block. Every ``--flag`` the README names
+is checked against ``gt-convert``'s parser (on the command it is written with), and every
+option of every subcommand must be named somewhere in the README.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -22,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from gt_toolkit.cli import build_parser
 from tests.helpers import REGION, REPO
 
 pytestmark = pytest.mark.xdist_group("readme")  # one worker: sections share the moto state
@@ -87,6 +91,79 @@ def test_the_readme_is_parsed_and_markers_say_why() -> None:
         if block.not_run is not None:
             assert block.language in RUN, f"{block.where()}: not-run on a block nothing runs"
             assert len(block.not_run) > 10, f"{block.where()}: say why it cannot run"
+
+
+# Flags the README names that are no gt-convert option: the program each belongs to, and the
+# repository file that defines it (None: another tool's, e.g. ruff's or mypy's).
+OTHER_FLAGS: dict[str, tuple[str, str | None]] = {
+    "--arch": ("python -m gt_toolkit.sagemaker.lambda_zip", "gt_toolkit/sagemaker/lambda_zip.py"),
+    "--data": ("python bench/pedestrians.py", "bench/pedestrians.py"),
+    "--tasks": ("python bench/crowd_ingest.py", "bench/crowd_ingest.py"),
+    "--check": ("ruff format", None),
+    "--strict": ("mypy", None),
+}
+FLAG = re.compile(r"(?<![\w-])--[a-z0-9][a-z0-9-]*")
+
+
+def _cli_flags() -> tuple[set[str], dict[str, set[str]]]:
+    """``gt-convert``'s own flags, and each subcommand's, as its parser defines them."""
+    parser = build_parser()
+    top = {s for a in parser._actions for s in a.option_strings}
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    per_command = {
+        name: {s for a in sub._actions for s in a.option_strings if s.startswith("--")}
+        for name, sub in commands.choices.items()
+    }
+    return top, per_command
+
+
+def _command_lines(text: str, commands: set[str]) -> list[list[str]]:
+    """Every ``gt-convert CMD ...`` of the README: in code blocks, and in inline spans that
+    start with a subcommand (`` `coco -o c.json --summary c.json` ``)."""
+    found: list[list[str]] = []
+    for block in readme_blocks(text):
+        if block.language != "bash":
+            continue
+        joined = block.code.replace("\\\n", " ")
+        for line in joined.splitlines():
+            for part in re.split(r"\||&&|;", line.split("  #")[0]):
+                words = part.split()
+                if "gt-convert" in words:
+                    found.append(words[words.index("gt-convert") + 1 :])
+    prose = re.sub(r"^\s*```.*?^\s*```", "", text, flags=re.DOTALL | re.MULTILINE)
+    for span in re.findall(r"`([^`]+)`", prose):
+        words = span.split()
+        if words and words[0] == "gt-convert":
+            words = words[1:]
+        if words and words[0] in commands:
+            found.append(words)
+    return found
+
+
+def test_every_flag_the_readme_names_is_the_codes_and_every_flag_is_named() -> None:
+    """The README names no flag the parser lacks, nor one on a command that lacks it, and
+    every option of every subcommand is named somewhere (the help is not the only manual)."""
+    text = README.read_text(encoding="utf-8")
+    top, per_command = _cli_flags()
+    known = top.union(*per_command.values())
+    problems = []
+    for flag in sorted(set(FLAG.findall(text)) - known):
+        program, path = OTHER_FLAGS.get(flag, ("", None))
+        if not program:
+            problems.append(f"{flag}: no gt-convert command has it")
+        elif path is not None and f'"{flag}"' not in (REPO / path).read_text(encoding="utf-8"):
+            problems.append(f"{flag}: {program} ({path}) has no such option")
+    for words in _command_lines(text, set(per_command)):
+        command = words[0]
+        for flag in FLAG.findall(" ".join(words[1:])):
+            if flag.split("=")[0] not in per_command[command]:
+                problems.append(f"gt-convert {command} has no {flag}: {' '.join(words)}")
+    named = set(FLAG.findall(text))
+    for command, flags in per_command.items():
+        problems.extend(
+            f"gt-convert {command} {flag} is never named" for flag in sorted(flags - named)
+        )
+    assert not problems, "\n".join(problems)
 
 
 @pytest.fixture(scope="module")
