@@ -7,7 +7,8 @@ at moto. The README's own "Trying the examples" section (which creates and fills
 the examples use) runs first. A block preceded by ``<!-- not-run: reason -->`` is skipped;
 a failure names the README line, the section and the block. Every ``--flag`` the README names
 is checked against ``gt-convert``'s parser (on the command it is written with), and every
-option of every subcommand must be named somewhere in the README.
+option of every subcommand must be named somewhere in the README; the one-line refusals the
+README quotes are run and must print what it quotes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import traceback
@@ -164,6 +166,108 @@ def test_every_flag_the_readme_names_is_the_codes_and_every_flag_is_named() -> N
             f"gt-convert {command} {flag} is never named" for flag in sorted(flags - named)
         )
     assert not problems, "\n".join(problems)
+
+
+# The one-line refusals the README quotes, each with a run that must print it (in a folder
+# holding the samples and the files the README's examples name): the README and the CLI say
+# the same. A quote is matched with the README's line breaks read as spaces.
+QUOTED: list[tuple[str, str, list[str]]] = [
+    (
+        "rejects-in-cvat-folder",
+        "consolidate cvat --from cvat --image-prefix s3://gt-toolkit-demo/images/"
+        " -o out.manifest --rejects cvat/x.xml",
+        [
+            "is inside the CVAT folder cvat, whose .xml and .zip files the run reads: "
+            "give --rejects another path"
+        ],
+    ),
+    (
+        "output-is-source",
+        "consolidate ls.json --from label-studio -o ls.json",
+        ["the output ls.json is also the source: give -o another path"],
+    ),
+    (
+        "output-links-to-input-manifest",
+        "consolidate job -o hl.manifest",
+        ["the output hl.manifest is also the input manifest job/manifests/output/output.manifest"],
+    ),
+    (
+        "summary-is-output",
+        "coco samples/truth.manifest -o c.json --summary c.json",
+        ["the summary c.json is also the output: give --summary another path"],
+    ),
+    (
+        "s3-trailing-slash",
+        "coco samples/truth.manifest -o s3://b/ds/ --summary s3://b/ds"
+        " --endpoint-url http://127.0.0.1:9",
+        [
+            "the summary s3://b/ds differs from the output s3://b/ds/ only by a trailing '/' "
+            "(an object and a folder of one name)"
+        ],
+    ),
+    (
+        "summary-through-a-file",
+        "coco samples/truth.manifest -o x.json --summary s/x.json",
+        ["cannot write s/x.json: s is not a folder"],
+    ),
+    (
+        "default-meets-an-option",
+        "template -o t.html --labels ball --short-instructions a --full-instructions b"
+        " --write-label-config t.preview.html --preview samples/truth.manifest --offline",
+        ["give --preview-out another path"],
+    ),
+    (
+        "images-dir-is-the-copies-folder",
+        "coco samples/truth.manifest -o data/x.json --copy-images --images-dir data/images",
+        [
+            "the images folder data/images, where the run writes a file per image, is also the "
+            "--images-dir folder: give -o another path"
+        ],
+    ),
+    (
+        "agreement-pages-under-a-file",
+        "agreement ls.json --from label-studio -o ls.json",
+        ["the output folder ls.json is also the source"],
+    ),
+    (
+        "link-to-a-missing-folder",
+        "coco samples/truth.manifest -o y.json --summary s.json",
+        [
+            "cannot write s.json: it is a link to gone/s.json, whose folder ",
+            " does not exist (the link is followed, not replaced)",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("command", "quotes"), [q[1:] for q in QUOTED], ids=[q[0] for q in QUOTED])
+def test_the_refusals_the_readme_quotes_are_the_clis(
+    command: str,
+    quotes: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from gt_toolkit.cli import main
+
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    for quote in quotes:
+        assert quote in readme, f"README.md no longer quotes {quote!r}: update QUOTED"
+    samples = REPO / "samples"
+    (tmp_path / "samples").symlink_to(samples)
+    shutil.copytree(samples / "crowd" / "cvat", tmp_path / "cvat")
+    shutil.copy(samples / "crowd" / "label-studio.json", tmp_path / "ls.json")
+    shutil.copytree(samples / "job-output" / "samples-balls", tmp_path / "job")
+    (tmp_path / "hl.manifest").symlink_to("job/manifests/output/output.manifest")
+    (tmp_path / "s").write_text("a file, not a folder")
+    (tmp_path / "s.json").symlink_to("gone/s.json")
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert main(command.split()) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    for quote in quotes:
+        assert quote in err, err
 
 
 @pytest.fixture(scope="module")
