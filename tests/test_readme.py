@@ -8,7 +8,8 @@ the examples use) runs first. A block preceded by ``<!-- not-run: reason -->`` i
 a failure names the README line, the section and the block. Every ``--flag`` the README names
 is checked against ``gt-convert``'s parser (on the command it is written with), and every
 option of every subcommand must be named somewhere in the README; the one-line refusals the
-README quotes are run and must print what it quotes.
+README quotes are run and must print what it quotes; and the limits it states (line lengths,
+sizes, counts, defaults) are built from the code's constants and must be in its text.
 """
 
 from __future__ import annotations
@@ -337,3 +338,74 @@ def test_readme_section_runs(section: str, workdir: Path) -> None:
     namespace: dict[str, Any] = {"__name__": "readme"}
     for block in _runnable(section):
         _run(block, workdir, namespace)
+
+
+def _readme_numbers() -> list[tuple[str, str]]:
+    """(what, the README's phrase built from the code's value) for the limits it states."""
+    import inspect
+
+    from gt_toolkit.consolidation import reconsolidate
+    from gt_toolkit.convert import images
+    from gt_toolkit.evaluation import agreement, review
+    from gt_toolkit.formats.manifest import MAX_LINE_CHARS
+    from gt_toolkit.handlers import deadline, lambda_response, post_annotation
+    from gt_toolkit.sagemaker import labeling_job, lambda_deploy, lambda_zip, regions
+    from gt_toolkit.storage import s3
+    from gt_toolkit.worker_ui import lint, render
+
+    deploy = inspect.signature(lambda_deploy.deploy_lambdas).parameters
+    low_mb, high_mb = lambda_deploy._MEMORY_MB
+    low_s, high_s = lambda_deploy._TIMEOUT_S
+    threads = post_annotation.PostAnnotationSettings.__dataclass_fields__["fetch_threads"]
+    return [
+        ("manifest line", f"a line over {MAX_LINE_CHARS:,} characters"),
+        ("template size", f"templates over {lint.TEMPLATE_SIZE_LIMIT:,} characters"),
+        ("element labels", f"more than {lint.BOUNDING_BOX_ELEMENT_LABEL_LIMIT} labels (the"),
+        ("example side", f"shrunk to {render.DEFAULT_MAX_IMAGE_SIDE} px"),
+        (
+            "automated labeling",
+            f"fewer than {labeling_job.AUTOMATED_LABELING_MIN_OBJECTS:,} data objects",
+        ),
+        ("tasks", f"answers, {labeling_job.DEFAULT_MAX_CONCURRENT_TASKS} by default"),
+        ("quota", f"above {labeling_job._CONCURRENT_TASK_QUOTA:,} issues a"),
+        ("regions", f"accounts for all {len(regions.BUILTIN_LAMBDA_ACCOUNTS)} regions"),
+        ("image regions", f"known for the {len(regions.ALGORITHM_IMAGE_ACCOUNTS)} regions"),
+        ("zip", f"Lambda's {lambda_zip.MAX_UNZIPPED_BYTES // 2**20} MiB unzipped limit"),
+        ("memory", f"memory ({low_mb}-{high_mb:,} MB), timeout ({low_s}-{high_s} s)"),
+        ("variables", f"(strings, {lambda_deploy._MAX_VARIABLES // 1024} KB)"),
+        ("timeout", f"({deploy['timeout_s'].default} s as `deploy_lambdas` and"),
+        ("deadline", f"{deadline.FAIL_MS:g} ms per object, a {deadline.FLOOR_MS:g} ms floor"),
+        ("response", f"within {lambda_response.RESPONSE_BUDGET:,} bytes"),
+        ("texts", f"Every diagnostic text is cut to {lambda_response.TEXT_LIMIT:,} characters"),
+        ("fetch threads", f"kept at `s3Uri` ({threads.default})"),
+        ("body tries", f"({s3._BODY_ATTEMPTS} tries in all, the first GET included)"),
+        ("file names", f"a name over {images.MAX_NAME_BYTES} bytes in UTF-8"),
+        ("batch", f"consolidates {reconsolidate._CHUNK} images at a time"),
+        ("matrix", f"the page's matrix shows the {agreement.MATRIX_ANNOTATORS} who"),
+        ("report", f"at most {review._REPORT_WIDTH:,} px wide"),
+        ("pictures", f"at most {review._MAX_SIDE:,} px on their longer side"),
+        ("sheet", f"shows the {review.SHEET_IMAGES} lowest-agreement images"),
+        ("jpeg", f"inlined as a JPEG (quality {review._JPEG_QUALITY},"),
+    ]
+
+
+NUMBERS = _readme_numbers()
+
+
+@pytest.mark.parametrize(("what", "phrase"), NUMBERS, ids=[what for what, _ in NUMBERS])
+def test_the_limits_the_readme_states_are_the_codes(what: str, phrase: str) -> None:
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    assert phrase in readme, f"{what}: README.md does not say {phrase!r} (the code's value)"
+
+
+def test_the_cloudformation_template_deploys_the_timeout_deploy_lambdas_does() -> None:
+    """The README gives one timeout for both deployments ("300 s as `deploy_lambdas` and
+    `lambdas/template.yaml` deploy it"): the phrase above checks the first, this the second."""
+    import inspect
+
+    from gt_toolkit.sagemaker.lambda_deploy import deploy_lambdas
+
+    default = inspect.signature(deploy_lambdas).parameters["timeout_s"].default
+    template = (REPO / "lambdas" / "template.yaml").read_text(encoding="utf-8")
+    timeouts = re.findall(r"^\s+Timeout: (\d+)$", template, re.MULTILINE)
+    assert timeouts and set(timeouts) == {str(default)}, timeouts
