@@ -24,10 +24,11 @@ beyond, so its cost is bounded on any job.
 
 Reported: alpha overall, per class (the units whose consensus label it is, with their own
 ``D_e``), per image (``1 - D_o(image) / D_e``: the job's ``D_e`` makes images comparable and
-gives one-unit images a value), for each pair of annotators (``1 - mean d over the units
-either drew / D_e``), and per annotator the precision, recall, mean IoU and size bias
-against the consensus (:mod:`gt_toolkit.consolidation.worker_quality`), joined, when a
-worker model is given, by its fitted miss rate, false boxes per image and box noise.
+gives one-unit images a value), for each pair of annotators who shared a unit (``1 - mean
+d over the units either drew / D_e``; only those pairs are kept), and per annotator the
+precision, recall, mean IoU and size bias against the consensus
+(:mod:`gt_toolkit.consolidation.worker_quality`), joined, when a worker model is given, by its
+fitted miss rate, false boxes per image and box noise.
 """
 
 from __future__ import annotations
@@ -234,12 +235,31 @@ class AgreementReport:
     per_image: list[ImageAgreement]
     per_annotator: list[WorkerQuality]
     annotators: list[str]
-    pair_alpha: list[list[float | None]]
-    pair_units: list[list[int]]
+    pairs: dict[tuple[int, int], tuple[float | None, int]]
+    """Per pair of annotators ``(i, j)``, ``i < j`` indexes into ``annotators``, who shared
+    a unit: their alpha and units. Only those pairs: a job of 5,000 annotators, each on a few
+    images, has 12.5 million pairs, nearly all of whom never met (as a full matrix its JSON
+    took 569 MB and the run 1.6 GB)."""
     extra: dict[str, Any] = field(default_factory=dict)
     unknown_workers: list[str] | None = None
     """With a worker model: the annotators it has not seen, whose model columns are the
     crowd's figures (:meth:`WorkerModel.skill`), not theirs; ``None`` without a model."""
+
+    def pair(self, i: int, j: int) -> tuple[float | None, int]:
+        """Alpha and units of annotators ``i`` and ``j``: ``(None, 0)`` when they never met."""
+        return self.pairs.get((i, j) if i < j else (j, i), (None, 0))
+
+    @property
+    def pair_alpha(self) -> list[list[float | None]]:
+        """Alpha of every pair as a full matrix (its size grows with the square of the crowd)."""
+        n = len(self.annotators)
+        return [[self.pair(i, j)[0] for j in range(n)] for i in range(n)]
+
+    @property
+    def pair_units(self) -> list[list[int]]:
+        """Units of every pair as a full matrix (``0`` on the diagonal and for strangers)."""
+        n = len(self.annotators)
+        return [[self.pair(i, j)[1] for j in range(n)] for i in range(n)]
 
     def undefined_because(self) -> str | None:
         """Why ``alpha`` is ``None``, in words (``None`` when it is a number)."""
@@ -254,7 +274,14 @@ class AgreementReport:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON: images worst first (images without units last)."""
+        """Plain JSON: images worst first (images without units last).
+
+        ``matrix.pairs`` lists every pair that shared a unit as ``[i, j, alpha, units]``
+        (``i < j``, indexes into ``matrix.annotators``); ``matrix.alpha`` and
+        ``matrix.units`` are the full matrices up to :data:`JSON_MATRIX_ANNOTATORS`
+        annotators, ``null`` beyond (they grow with the square of the crowd).
+        """
+        full = len(self.annotators) <= JSON_MATRIX_ANNOTATORS
         return {
             "alpha": self.alpha,
             "alpha_undefined": self.undefined_because(),
@@ -269,12 +296,20 @@ class AgreementReport:
             "per_annotator": [q.to_json() for q in self.per_annotator],
             "matrix": {
                 "annotators": self.annotators,
-                "alpha": self.pair_alpha,
-                "units": self.pair_units,
+                "pairs": [
+                    [i, j, alpha, units] for (i, j), (alpha, units) in sorted(self.pairs.items())
+                ],
+                "alpha": self.pair_alpha if full else None,
+                "units": self.pair_units if full else None,
             },
             "unknown_workers": self.unknown_workers,
             **self.extra,
         }
+
+
+JSON_MATRIX_ANNOTATORS = 500
+"""Annotators up to which the JSON report also holds the full pair matrices (250,000 cells);
+its ``matrix.pairs`` holds every pair that met, however large the crowd."""
 
 
 def _plain(row: ClassAgreement | ImageAgreement) -> dict[str, Any]:
@@ -407,21 +442,10 @@ def _report(
     ]
     quality = tally.quality.result(worker_model)
     names = sorted({q.worker_id for q in quality})
-    alpha_matrix: list[list[float | None]] = []
-    units_matrix: list[list[int]] = []
-    for a in names:
-        row_alpha: list[float | None] = []
-        row_units: list[int] = []
-        for b in names:
-            sums = tally.pairs.get((a, b) if a < b else (b, a))
-            if sums is None:  # the diagonal, or two annotators who never shared an image
-                row_alpha.append(None)
-                row_units.append(0)
-                continue
-            row_alpha.append(_alpha(sums[0] / sums[1], expected))
-            row_units.append(int(sums[1]))
-        alpha_matrix.append(row_alpha)
-        units_matrix.append(row_units)
+    index = {name: i for i, name in enumerate(names)}
+    pairs: dict[tuple[int, int], tuple[float | None, int]] = {}
+    for (a, b), (distance, units) in tally.pairs.items():  # a < b, so index[a] < index[b]
+        pairs[index[a], index[b]] = (_alpha(distance / units, expected), int(units))
     return AgreementReport(
         alpha=_alpha(tally.overall.observed(), expected),
         observed_disagreement=tally.overall.observed(),
@@ -434,8 +458,7 @@ def _report(
         per_image=per_image,
         per_annotator=quality,
         annotators=names,
-        pair_alpha=alpha_matrix,
-        pair_units=units_matrix,
+        pairs=pairs,
         unknown_workers=(
             None if worker_model is None else [n for n in names if n not in worker_model.workers]
         ),
@@ -493,6 +516,11 @@ def _matrix_rows(report: AgreementReport, most: int) -> list[int]:
     return sorted(busiest[:most])
 
 
+def _cell(alpha: float | None, units: int) -> dict[str, Any]:
+    """One cell of the page's matrix."""
+    return {"alpha": _figure(alpha, 2), "units": units, "colour": _colour(alpha)}
+
+
 def page_context(
     report: AgreementReport,
     *,
@@ -536,14 +564,7 @@ def page_context(
             {
                 "number": number,
                 "name": report.annotators[i],
-                "cells": [
-                    {
-                        "alpha": _figure(report.pair_alpha[i][j], 2),
-                        "units": report.pair_units[i][j],
-                        "colour": _colour(report.pair_alpha[i][j]),
-                    }
-                    for j in shown
-                ],
+                "cells": [_cell(*report.pair(i, j)) for j in shown],
             }
             for number, i in enumerate(shown, start=1)
         ],

@@ -412,3 +412,38 @@ def test_an_earlier_page_that_is_a_link_is_put_back_as_the_link(tmp_path: Path) 
             model.write(b"{}")
     assert Path(written["json"]).is_symlink()
     assert Path(written["json"]).readlink() == shared
+
+
+def test_the_json_lists_the_pairs_that_met_and_grows_with_the_crowd_not_its_square() -> None:
+    # 5,000 annotators on a few images each made a 569 MB agreement.json (and a 1.6 GB run):
+    # a full matrix of 25 million cells, nearly all of pairs who never shared an image
+    from gt_toolkit.evaluation.agreement import JSON_MATRIX_ANNOTATORS
+    from gt_toolkit.storage.files import json_bytes
+
+    names = [f"w{n:04}" for n in range(2 * JSON_MATRIX_ANNOTATORS + 2)]
+    crowd = [
+        CrowdImage(
+            key=f"i{k}",
+            image_size={"width": 100, "height": 100},
+            annotators=(names[2 * k], names[2 * k + 1]),
+            boxes=([box("car", 10, 10)], [box("car", 10 + k % 7, 10)]),
+        )
+        for k in range(len(names) // 2)
+    ]
+    report = measure_agreement(crowd)
+    doc = report.to_json()
+    matrix = doc["matrix"]
+    assert matrix["annotators"] == names
+    assert matrix["alpha"] is None and matrix["units"] is None  # past the full matrix's cap
+    met = [(i, j, units) for i, j, _, units in matrix["pairs"]]
+    assert met == [(2 * k, 2 * k + 1, 1) for k in range(len(names) // 2)]
+    for i, j, alpha, _ in matrix["pairs"]:
+        assert alpha == report.pair(i, j)[0] == report.pair(j, i)[0]
+    assert report.pair(0, 2) == (None, 0)  # never met
+    assert len(json_bytes(doc)) < 500 * len(names)
+    # a small crowd keeps the full matrices, which say what the pairs say
+    small = measure_agreement(crowd[:3]).to_json()["matrix"]
+    for i, j, alpha, units in small["pairs"]:
+        assert small["alpha"][i][j] == small["alpha"][j][i] == alpha
+        assert small["units"][i][j] == small["units"][j][i] == units
+    assert sum(map(sum, small["units"])) == 2 * sum(p[3] for p in small["pairs"])
