@@ -496,11 +496,13 @@ def _worker_id(annotation: Any, index: int) -> tuple[str, str]:
     table: a table may hold a real worker of that name. For the table it is an anonymous
     answer (:func:`~gt_toolkit.formats.crowd.anonymous_worker`), a name no table read back
     holds (``WorkerModel.from_json`` drops them all): it takes the crowd's skills.
+    Only the output's name is cut to ``_NAME_LIMIT``: a table (an offline fit reads whole
+    ids) knows the worker by the whole id, and two ids alike in their first 127 characters
+    read the same once cut.
     """
     wid = annotation.get("workerId") if isinstance(annotation, Mapping) else None
     if isinstance(wid, str) and wid:
-        name = clip_text(wid, _NAME_LIMIT)
-        return name, name
+        return clip_text(wid, _NAME_LIMIT), wid
     return f"worker-{index}", anonymous_worker(0, index)
 
 

@@ -1020,6 +1020,48 @@ def test_worker_table_decides_with_gt_keep_model(store: S3Store, bucket: str) ->
         )
 
 
+def test_a_table_knows_workers_by_their_whole_id_however_long(store: S3Store, bucket: str) -> None:
+    # the table (an offline fit reads whole workerIds) was looked up with the id cut to 127
+    # characters for the response: "p" * 130 + "reliable" and "p" * 130 + "careless" both
+    # read "ppp... (11 more characters)", a worker the table does not hold, so both took
+    # the crowd's skills and the object was decided as if neither were known
+    from gt_toolkit.consolidation.worker_model import WorkerModel, WorkerSkill
+    from gt_toolkit.handlers.post_annotation import load_post_annotation_settings
+
+    box = {"label": "car", "left": 12, "top": 40, "width": 100, "height": 80}
+
+    def payload(reliable: str, careless: str) -> list[dict[str, Any]]:
+        def answer(worker: str, boxes: list[dict[str, Any]]) -> dict[str, Any]:
+            content = {"boundingBox": {"boundingBoxes": boxes}}
+            return {"workerId": worker, "annotationData": {"content": json.dumps(content)}}
+
+        return [
+            {
+                "datasetObjectId": "0",
+                "dataObject": {"s3Uri": f"s3://{bucket}/img1.png"},
+                "annotations": [answer(reliable, [box]), answer(careless, [])],
+            }
+        ]
+
+    decided = []
+    for prefix in ("", "p" * 130):
+        reliable, careless = prefix + "reliable", prefix + "careless"
+        skills = {
+            reliable: WorkerSkill(miss_rate=0.1, false_boxes=0.01, box_noise=0.1),
+            careless: WorkerSkill(miss_rate=0.6, false_boxes=2.0, box_noise=0.3),
+        }
+        crowd = WorkerSkill(miss_rate=0.9, false_boxes=3.0, box_noise=0.5)
+        uri = f"s3://{bucket}/models/{len(prefix)}.json"
+        store.put_bytes(uri, json.dumps(WorkerModel(skills, crowd, 1.0, 50.0).to_json()).encode())
+        env = {"GT_WORKER_MODEL_S3_URI": uri, "GT_KEEP": "model"}
+        loaded = load_post_annotation_settings(env, store=store)
+        [entry] = run(store, bucket, payload(reliable, careless), settings_=loaded)
+        label, meta = content_of(entry)
+        decided.append(([a["left"] for a in label["annotations"]], meta["objects"]))
+    assert decided[0][0] == [12]  # the reliable worker's box, kept by the table
+    assert decided[1] == decided[0]
+
+
 def test_the_table_an_offline_fit_writes_drives_the_lambda(
     store: S3Store, bucket: str, tmp_path: Path
 ) -> None:
