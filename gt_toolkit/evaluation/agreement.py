@@ -19,8 +19,9 @@ different labels and for a box against nothing, 0 for nothing against nothing. T
 which is Krippendorff's alpha with this distance (cross-checked against the ``krippendorff``
 package in the tests). ``D_e`` compares boxes across images by their position relative to
 the image size (where it is unknown, to the far corner of the image's boxes); it is computed
-from every value up to ``sample_size`` values and from a uniform (seeded) reservoir sample
-beyond, so its cost is bounded on any job.
+from every value up to ``sample_size`` values and from a uniform (seeded) sample beyond, so
+its cost is bounded on any job; the sample is chosen by the values' names (image, unit,
+annotator), so the same crowd in another order gives the same figures.
 
 Reported: alpha overall, per class (the units whose consensus label it is, with their own
 ``D_e``), per image (``1 - D_o(image) / D_e``: the job's ``D_e`` makes images comparable and
@@ -35,8 +36,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import heapq
 import math
-import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -155,21 +157,34 @@ def _pair_sum(values: Sequence[Value]) -> float:
 
 
 class _Reservoir:
-    """Every value up to ``size``, then a uniform sample of them (Algorithm R)."""
+    """Every value up to ``size``, then the ``size`` values whose names hash lowest.
 
-    def __init__(self, size: int, rng: random.Random) -> None:
-        self.size, self.rng = size, rng
-        self.values: list[Value] = []
+    A bottom-k sample: uniform, like Algorithm R, but chosen by each value's name (its
+    image, unit and annotator) under the seed, never by when it came: Algorithm R's sample,
+    drawn in reading order, gave the same crowd another alpha when its images or annotators
+    came in another order (-0.0085 and -0.0102 on one 6,000-value crowd).
+    """
+
+    def __init__(self, size: int, seed: bytes) -> None:
+        self.size, self.seed = size, seed
+        self._kept: list[tuple[int, int, Value]] = []  # a heap of (-hash, arrival, value)
         self.seen = 0
 
-    def add(self, value: Value) -> None:
+    def add(self, value: Value, name: str) -> None:
         self.seen += 1
-        if len(self.values) < self.size:
-            self.values.append(value)
-            return
-        slot = self.rng.randrange(self.seen)
-        if slot < self.size:
-            self.values[slot] = value
+        digest = hashlib.blake2b(
+            name.encode("utf-8", "surrogatepass"), digest_size=8, key=self.seed
+        ).digest()
+        entry = (-int.from_bytes(digest, "big"), self.seen, value)
+        if len(self._kept) < self.size:
+            heapq.heappush(self._kept, entry)
+        elif entry[0] > self._kept[0][0]:  # hashes lower than the highest kept one
+            heapq.heapreplace(self._kept, entry)
+
+    @property
+    def values(self) -> list[Value]:
+        """The kept values, by their hashes (the sums over them add up in one order)."""
+        return [value for _, _, value in sorted(self._kept, key=lambda e: (-e[0], e[1]))]
 
     def expected(self) -> float | None:
         n = len(self.values)
@@ -324,7 +339,7 @@ class _Tally:
     per image for the per-image table.
     """
 
-    rng: random.Random
+    seed: bytes
     sample_size: int
     overall: _Disagreement = field(default_factory=_Disagreement)
     reservoir: _Reservoir = field(init=False)
@@ -335,20 +350,24 @@ class _Tally:
     quality: QualityAccumulator = field(default_factory=QualityAccumulator)
 
     def __post_init__(self) -> None:
-        self.reservoir = _Reservoir(self.sample_size, self.rng)
+        self.reservoir = _Reservoir(self.sample_size, self.seed)
 
-    def unit(self, image: CrowdImage, values: list[Value], label: str, mine: _Disagreement) -> None:
+    def unit(
+        self, image: CrowdImage, number: int, values: list[Value], label: str, mine: _Disagreement
+    ) -> None:
+        """Account the image's unit ``number`` (its place among the image's units)."""
         pair_sum = _pair_sum(values)
         for slice_ in (self.overall, mine):
             slice_.add(pair_sum, len(values))
         if label not in self.classes:
-            self.classes[label] = (_Disagreement(), _Reservoir(self.sample_size, self.rng))
+            self.classes[label] = (_Disagreement(), _Reservoir(self.sample_size, self.seed))
         disagreement, reservoir = self.classes[label]
         disagreement.add(pair_sum, len(values))
         self.class_boxes[label] += sum(v is not None for v in values)
-        for value in values:
-            self.reservoir.add(value)
-            reservoir.add(value)
+        for annotator, value in zip(image.annotators, values, strict=True):
+            name = f"{image.key}\0{number}\0{annotator}"
+            self.reservoir.add(value, name)
+            reservoir.add(value, name)
         for (i, a), (j, b) in combinations(enumerate(image.annotators), 2):
             if values[i] is None and values[j] is None:
                 continue
@@ -386,7 +405,7 @@ def measure_agreement(
             the crowd's own).
     """
     consensus = consensus or ConsolidationSettings(iou_threshold=iou_threshold)
-    tally = _Tally(random.Random(seed), sample_size)
+    tally = _Tally(hashlib.blake2b(str(seed).encode(), digest_size=32).digest(), sample_size)
     wanted = None if labels is None else set(labels)
     for entry in images:
         image = entry.image if isinstance(entry, CrowdItem) else entry
@@ -396,8 +415,8 @@ def measure_agreement(
         boxes = sum(len(b) for b in image.boxes)
         if len(image.annotators) > 1:
             units, unit_labels = match_units(image, iou_threshold=iou_threshold, labels=labels)
-            for values, label in zip(units, unit_labels, strict=True):
-                tally.unit(image, values, label, mine)
+            for number, (values, label) in enumerate(zip(units, unit_labels, strict=True)):
+                tally.unit(image, number, values, label, mine)
         tally.images.append((image.key, mine, len(image.annotators), boxes))
         if image.annotators:
             result = consolidate_image(
@@ -435,7 +454,8 @@ def _report(
         ImageAgreement(key, _alpha(d.observed(), expected), d.units, annotators, boxes)
         for key, d, annotators, boxes in tally.images
     ]
-    per_image.sort(key=lambda r: (r.alpha is None, r.alpha if r.alpha is not None else 0.0))
+    # ties by key: the same crowd in another order lists its images in the same order
+    per_image.sort(key=lambda r: (r.alpha is None, r.alpha if r.alpha is not None else 0.0, r.key))
     per_class = [
         ClassAgreement(label, _alpha(d.observed(), r.expected()), d.units, tally.class_boxes[label])
         for label, (d, r) in sorted(tally.classes.items())

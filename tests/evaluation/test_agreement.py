@@ -447,3 +447,35 @@ def test_the_json_lists_the_pairs_that_met_and_grows_with_the_crowd_not_its_squa
         assert small["alpha"][i][j] == small["alpha"][j][i] == alpha
         assert small["units"][i][j] == small["units"][j][i] == units
     assert sum(map(sum, small["units"])) == 2 * sum(p[3] for p in small["pairs"])
+
+
+def _reordered(images: list[CrowdImage], seed: int) -> list[CrowdImage]:
+    """The same crowd with its images, each image's annotators and their boxes shuffled."""
+    rng = random.Random(seed)
+    out = []
+    for im in images:
+        order = list(range(len(im.annotators)))
+        rng.shuffle(order)
+        boxes = tuple(rng.sample(im.boxes[k], len(im.boxes[k])) for k in order)
+        names = tuple(im.annotators[k] for k in order)
+        out.append(dataclasses.replace(im, annotators=names, boxes=boxes))
+    rng.shuffle(out)
+    return out
+
+
+def test_a_sampled_expected_disagreement_does_not_depend_on_the_reading_order() -> None:
+    # beyond sample_size values D_e comes from a sample; drawn in reading order (Algorithm
+    # R) it gave the same crowd, its images or annotators in another order, another alpha
+    images = [im for seed in range(6) for im in crowd(seed, 4, 5)]
+    images = [dataclasses.replace(im, key=f"{n}/{im.key}") for n, im in enumerate(images)]
+    first = measure_agreement(images, sample_size=40)
+    assert first.values > 40 and first.sampled_values == 40  # a sample, not every value
+    for seed in range(3):
+        again = measure_agreement(_reordered(images, seed), sample_size=40)
+        assert again.expected_disagreement == pytest.approx(first.expected_disagreement, 1e-12)
+        assert again.alpha == pytest.approx(first.alpha, abs=1e-12)
+        for a, b in zip(again.per_class, first.per_class, strict=True):
+            assert (a.label, a.units) == (b.label, b.units)
+            assert a.alpha == pytest.approx(b.alpha, abs=1e-12)
+        assert [i.key for i in again.per_image] == [i.key for i in first.per_image]
+    assert measure_agreement(images, sample_size=40, seed=1).alpha != first.alpha
