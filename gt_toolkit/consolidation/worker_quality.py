@@ -25,7 +25,7 @@ costs constant memory.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -76,6 +76,51 @@ class WorkerQuality:
         return {k: row[k] for k in self.columns(with_model=self.miss_rate is not None)}
 
 
+class ExactSum:
+    """A sum of floats that is the same in any order of its terms.
+
+    Shewchuk's partials (what :func:`math.fsum` keeps): the exact sum, rounded once when
+    read. A plain ``+=`` rounds at every step, so the same crowd read in another order of
+    images, annotators or boxes gave figures that differed in their last digits, and
+    reports that differed byte for byte. Non-finite terms are summed apart (as ``fsum``).
+    """
+
+    __slots__ = ("_partials", "_special")
+
+    def __init__(self) -> None:
+        self._partials: list[float] = []
+        self._special = 0.0
+
+    def add(self, x: float) -> None:
+        """Add one term."""
+        if not math.isfinite(x):
+            self._special += x
+            return
+        i = 0
+        for y in self._partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo:
+                self._partials[i] = lo
+                i += 1
+            x = hi
+        self._partials[i:] = [x]
+
+    def extend(self, terms: Iterable[float]) -> None:
+        """Add every term."""
+        for x in terms:
+            self.add(x)
+
+    def __float__(self) -> float:
+        return (
+            self._special + math.fsum(self._partials)
+            if self._special
+            else math.fsum(self._partials)
+        )
+
+
 @dataclass
 class _Sums:
     images: int = 0
@@ -83,10 +128,10 @@ class _Sums:
     matched: int = 0
     found: int = 0  # consensus objects they drew (two boxes on one object count once)
     consensus: int = 0
-    iou: float = 0.0
+    iou: ExactSum = field(default_factory=ExactSum)
     same_label: int = 0
-    size: float = 0.0
-    time: float = 0.0
+    size: ExactSum = field(default_factory=ExactSum)
+    time: ExactSum = field(default_factory=ExactSum)
     timed: int = 0
 
 
@@ -136,7 +181,7 @@ class QualityAccumulator:
             if time_spent is not None and w < len(time_spent):
                 t = time_spent[w]
                 if t is not None and math.isfinite(t):
-                    s.time += t
+                    s.time.add(t)
                     s.timed += 1
             mine = [(b, c) for (ww, b), c in member_of.items() if ww == w]
             if not mine:
@@ -147,11 +192,11 @@ class QualityAccumulator:
             f = _xyxy(fused, None)
             s.matched += len(mine)
             s.found += len({_place(fb) for fb in fused})
-            s.iou += float(iou_pairs(a, f).sum())
+            s.iou.extend(iou_pairs(a, f).tolist())
             area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
             area_f = (f[:, 2] - f[:, 0]) * (f[:, 3] - f[:, 1])
             ratio = np.divide(area_a, area_f, out=np.ones_like(area_a), where=area_f > 0)
-            s.size += float((np.sqrt(ratio) - 1.0).sum())
+            s.size.extend((np.sqrt(ratio) - 1.0).tolist())
             s.same_label += sum(
                 1 for t, fb in zip(theirs, fused, strict=True) if t["label"] == fb["label"]
             )
@@ -172,12 +217,12 @@ class QualityAccumulator:
                     boxes=s.boxes,
                     matched=s.matched,
                     consensus_boxes=s.consensus,
-                    mean_iou=s.iou / s.matched if s.matched else 0.0,
+                    mean_iou=float(s.iou) / s.matched if s.matched else 0.0,
                     recall=s.found / s.consensus if s.consensus else 1.0,
                     precision=s.matched / s.boxes if s.boxes else 1.0,
                     label_agreement=s.same_label / s.matched if s.matched else 0.0,
-                    size_bias=s.size / s.matched if s.matched else 0.0,
-                    mean_time_spent=s.time / s.timed if s.timed else None,
+                    size_bias=float(s.size) / s.matched if s.matched else 0.0,
+                    mean_time_spent=float(s.time) / s.timed if s.timed else None,
                     miss_rate=skill.miss_rate if skill is not None else None,
                     false_boxes=skill.false_boxes if skill is not None else None,
                     box_noise=skill.box_noise if skill is not None else None,

@@ -50,7 +50,7 @@ import numpy as np
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
 from gt_toolkit.consolidation.geometry import box_iou, clip_xyxy, iou_matrix
 from gt_toolkit.consolidation.worker_model import WorkerModel
-from gt_toolkit.consolidation.worker_quality import QualityAccumulator, WorkerQuality
+from gt_toolkit.consolidation.worker_quality import ExactSum, QualityAccumulator, WorkerQuality
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.formats.crowd.base import CrowdItem
 from gt_toolkit.storage.files import AllOrNone, Location, join_location, json_bytes
@@ -146,8 +146,9 @@ def _pair_sum(values: Sequence[Value]) -> float:
     by_label: dict[str, list[tuple[float, ...]]] = defaultdict(list)
     for v in boxes:
         by_label[v[0]].append(v[1:])
-    for coords in by_label.values():
+    for _, coords in sorted(by_label.items()):  # labels, then boxes, in one order
         if len(coords) > 1:
+            coords.sort()
             arr = np.array(coords, dtype=np.float64)
             for start in range(0, len(arr), 512):  # bounded memory for big samples
                 block = iou_matrix(arr[start : start + 512], arr)
@@ -193,19 +194,19 @@ class _Reservoir:
 
 @dataclass
 class _Disagreement:
-    """Observed disagreement sums for one slice of the units."""
+    """Observed disagreement sums for one slice of the units (exact: any order, one sum)."""
 
-    weighted: float = 0.0  # sum over units of pair sum / (m_u - 1)
+    weighted: ExactSum = field(default_factory=ExactSum)  # of pair sum / (m_u - 1) per unit
     values: int = 0
     units: int = 0
 
     def add(self, pair_sum: float, values: int) -> None:
-        self.weighted += pair_sum / (values - 1)
+        self.weighted.add(pair_sum / (values - 1))
         self.values += values
         self.units += 1
 
     def observed(self) -> float | None:
-        return self.weighted / self.values if self.values else None
+        return float(self.weighted) / self.values if self.values else None
 
 
 def _alpha(observed: float | None, expected: float | None) -> float | None:
@@ -346,7 +347,7 @@ class _Tally:
     classes: dict[str, tuple[_Disagreement, _Reservoir]] = field(default_factory=dict)
     class_boxes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     images: list[tuple[str, _Disagreement, int, int]] = field(default_factory=list)
-    pairs: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    pairs: dict[tuple[str, str], tuple[ExactSum, list[int]]] = field(default_factory=dict)
     quality: QualityAccumulator = field(default_factory=QualityAccumulator)
 
     def __post_init__(self) -> None:
@@ -372,9 +373,11 @@ class _Tally:
             if values[i] is None and values[j] is None:
                 continue
             key = (a, b) if a < b else (b, a)
-            sums = self.pairs.setdefault(key, [0.0, 0])
-            sums[0] += value_distance(values[i], values[j])
-            sums[1] += 1
+            if key not in self.pairs:
+                self.pairs[key] = (ExactSum(), [0])
+            distance, units = self.pairs[key]
+            distance.add(value_distance(values[i], values[j]))
+            units[0] += 1
 
 
 def measure_agreement(
@@ -464,8 +467,8 @@ def _report(
     names = sorted({q.worker_id for q in quality})
     index = {name: i for i, name in enumerate(names)}
     pairs: dict[tuple[int, int], tuple[float | None, int]] = {}
-    for (a, b), (distance, units) in tally.pairs.items():  # a < b, so index[a] < index[b]
-        pairs[index[a], index[b]] = (_alpha(distance / units, expected), int(units))
+    for (a, b), (distance, (units,)) in tally.pairs.items():  # a < b: index[a] < index[b]
+        pairs[index[a], index[b]] = (_alpha(float(distance) / units, expected), units)
     return AgreementReport(
         alpha=_alpha(tally.overall.observed(), expected),
         observed_disagreement=tally.overall.observed(),
