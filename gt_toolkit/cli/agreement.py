@@ -43,7 +43,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_source_options(p)
     p.add_argument("-o", "--out", "--output", required=True, help="output folder (local or s3://)")
     p.add_argument("--iou-threshold", type=threshold, default=0.5, help="matching IoU (0.5)")
-    p.add_argument("--labels", nargs="+", help="label list (other labels are not counted)")
+    p.add_argument(
+        "--labels",
+        nargs="+",
+        help="label list (other labels are not counted; a listed label the crowd mostly "
+        "spelt otherwise, Ball for ball, is an error as in consolidate)",
+    )
     p.add_argument("--worst", type=positive_int, default=50, help="images on the page (50)")
     add_worker_model_option(p, use="show beside each annotator's figures", default="none")
     add_aws_options(p)

@@ -39,7 +39,7 @@ import dataclasses
 import hashlib
 import heapq
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -49,8 +49,10 @@ import numpy as np
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
 from gt_toolkit.consolidation.geometry import box_iou, clip_xyxy, iou_matrix
+from gt_toolkit.consolidation.label_check import label_mismatch
 from gt_toolkit.consolidation.worker_model import WorkerModel
 from gt_toolkit.consolidation.worker_quality import ExactSum, QualityAccumulator, WorkerQuality
+from gt_toolkit.errors import ConsolidationError
 from gt_toolkit.formats.crowd import CrowdImage
 from gt_toolkit.formats.crowd.base import CrowdItem
 from gt_toolkit.storage.files import AllOrNone, Location, join_location, json_bytes
@@ -398,7 +400,9 @@ def measure_agreement(
             spent where the tool records it (the per-annotator ``mean_time_spent``).
         iou_threshold: the IoU at which boxes of two annotators are matched.
         labels: the label list: boxes of other labels are left out of every figure (not
-            values, not in the per-annotator counts); ``None`` accepts all.
+            values, not in the per-annotator counts); ``None`` accepts all. A listed label
+            the crowd spelt otherwise more often (``Ball`` for the ``ball`` they drew) is an
+            error, as in consolidation.
         consensus: the settings of the consensus each annotator is scored against
             (default: the engine's defaults at ``iou_threshold``).
         sample_size: values kept to compute the expected disagreement (exact below it).
@@ -406,13 +410,26 @@ def measure_agreement(
         worker_model: a worker model fitted on the job, whose per-worker skills join the
             per-annotator rows; it changes no other figure (alpha and the consensus are
             the crowd's own).
+
+    Raises:
+        ConsolidationError: a listed label is spelt otherwise (case, surrounding spaces)
+            by more of the crowd's boxes
+            (:func:`~gt_toolkit.consolidation.label_check.label_mismatch`): every one of
+            its objects would be left out, and the report would say nobody drew them.
     """
     consensus = consensus or ConsolidationSettings(iou_threshold=iou_threshold)
     tally = _Tally(hashlib.blake2b(str(seed).encode(), digest_size=32).digest(), sample_size)
     wanted = None if labels is None else set(labels)
+    drawn: Counter[str] = Counter()
     for entry in images:
         image = entry.image if isinstance(entry, CrowdItem) else entry
         if wanted is not None:
+            drawn.update(
+                b["label"]
+                for answer in image.boxes
+                for b in answer
+                if isinstance(b.get("label"), str)
+            )
             image = _only_labels(image, wanted)
         mine = _Disagreement()
         boxes = sum(len(b) for b in image.boxes)
@@ -432,7 +449,32 @@ def measure_agreement(
                 image_size=image.image_size,
                 time_spent=entry.time_spent or None if isinstance(entry, CrowdItem) else None,
             )
+    if labels is not None:
+        _check_label_list(drawn, labels)
     return _report(tally, iou_threshold, worker_model)
+
+
+def _check_label_list(drawn: Counter[str], labels: Sequence[str]) -> None:
+    """Refuse a label list whose label the crowd spelt otherwise, mostly.
+
+    Only that rule of :func:`~gt_toolkit.consolidation.label_check.label_mismatch`: here the
+    list is a filter, and leaving most boxes out (``--labels car`` on a crowd of people) is
+    what it is for. ``--labels Ball`` on a crowd that drew ``ball`` left every box out and
+    exited 0, saying nobody drew anything on an image two annotators saw.
+
+    Raises:
+        ConsolidationError: with the label check's message.
+    """
+    wanted = set(labels)
+    unknown = Counter({name: n for name, n in drawn.items() if name not in wanted})
+    # misread=0 of answers=1: never "most boxes dropped", only a respelt listed label
+    mismatch = label_mismatch(
+        unknown, sum(drawn.values()), labels, answers=1, misread=0, drawn=drawn
+    )
+    if mismatch is not None:
+        raise ConsolidationError(
+            f"{mismatch.message} (agreement counts only the listed labels: fix --labels)"
+        )
 
 
 def _only_labels(image: CrowdImage, labels: set[str]) -> CrowdImage:

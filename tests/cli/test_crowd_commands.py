@@ -249,6 +249,20 @@ def test_agreement_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert capsys.readouterr().err.startswith("alpha ")
 
 
+def test_agreement_refuses_a_label_list_spelt_otherwise_than_the_crowd(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --labels Ball on a crowd that drew "ball" exited 0 with alpha undefined and "no
+    # object was drawn on an image two annotators saw"; consolidate refuses that list
+    out = tmp_path / "agreement"
+    args = ["agreement", str(SAMPLES / "crowd" / "coco-raters.json"), "--from", "coco-raters"]
+    assert main([*args, "-o", str(out), "--labels", "Ball"]) == 1
+    err = capsys.readouterr().err
+    assert "'ball' looks like 'Ball'" in err and "Traceback" not in err
+    assert not out.exists()
+    assert main([*args, "-o", str(out), "--labels", "ball"]) == 0
+
+
 def test_agreement_shows_the_worker_model_and_keeps_alpha(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

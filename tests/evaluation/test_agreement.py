@@ -510,3 +510,19 @@ def test_exact_sum_is_the_rounded_exact_sum_in_any_order() -> None:
     special = ExactSum()
     special.extend([1.0, math.inf, 2.0])
     assert float(special) == math.inf
+
+
+def test_a_label_list_the_crowd_spelt_otherwise_is_an_error_not_an_empty_report() -> None:
+    # labels=["Car"] on a crowd that drew "car" left every box out: alpha undefined,
+    # "no object was drawn", as if nobody had drawn anything
+    from gt_toolkit.errors import ConsolidationError
+
+    images = [im for seed in range(2) for im in crowd(seed, 3, 4)]  # cars and people
+    with pytest.raises(ConsolidationError, match="'car' looks like 'Car'"):
+        measure_agreement(images, labels=["Car", "person"])
+    with pytest.raises(ConsolidationError, match="looks like ' person'"):
+        measure_agreement(images, labels=[" person"])
+    only_cars = measure_agreement(images, labels=["car"])  # a filter: people left out
+    assert only_cars.units and {c.label for c in only_cars.per_class} == {"car"}
+    both = measure_agreement(images, labels=["car", "Car"])  # "car" listed too: no mismatch
+    assert both.to_json() == only_cars.to_json()
