@@ -230,6 +230,9 @@ class _Answer:
     failed: bool
     labels: LabelTally = field(default_factory=LabelTally)  # for the label-list check
     encode_s: float = 0.0  # seconds the encoding took, for the deadline
+    # with a worker table: answers consolidated, and those by workers the table does not know
+    table_answers: int = 0
+    unknown_answers: int = 0
 
     def metadata(self, attribute: str) -> dict[str, Any]:
         meta: dict[str, Any] = self.entry["consolidatedAnnotation"]["content"][
@@ -627,6 +630,10 @@ def _consolidate_item(item: _Item, batch: _Batch, fetched: _Fetched) -> _Answer:
         extra["dropped-boxes"] = returnable(dropped, batch.payload_uri)  # NaN edges read null
     answer = _answer(item, batch, result.boxes, size, extra, failed=False)
     answer.labels.add(boxes, result)
+    model = batch.settings.worker_model
+    if model is not None:
+        answer.table_answers = len(known_as)
+        answer.unknown_answers = sum(1 for name in known_as if name not in model.workers)
     return answer
 
 
@@ -884,6 +891,7 @@ def _respond(
             "post_annotation.diagnostics_trimmed %s", _for_log(fields), extra={"gt": fields}
         )
     too_large = _fail_biggest(answered, batch, budget)
+    _log_unknown_workers(answered, settings, uri)
     fields = {
         "labelingJobArn": event.get("labelingJobArn"),
         "payload": uri,
@@ -900,6 +908,33 @@ def _respond(
     }
     logger.info("post_annotation.done %s", _for_log(fields), extra={"gt": fields})
     return answered
+
+
+def _log_unknown_workers(
+    answered: Sequence[_Answer], settings: PostAnnotationSettings, uri: str
+) -> None:
+    """Warn when the worker table did not know the workers of some answers.
+
+    Their answers took the crowd's skills: a table fitted on another job (or another
+    workforce) decides with the crowd's figures alone, which ``gt-convert consolidate``
+    says ("N annotators unknown to the worker model") and the Lambda said nowhere.
+    """
+    if settings.worker_model is None:
+        return
+    unknown = sum(a.unknown_answers for a in answered)
+    if not unknown:
+        return
+    fields = {
+        "payload": uri,
+        "unknownAnswers": unknown,
+        "answers": sum(a.table_answers for a in answered),
+        "tableWorkers": len(settings.worker_model.workers),
+    }
+    logger.warning(
+        "post_annotation.workers_unknown_to_table %s (their answers take the crowd's skills)",
+        _for_log(fields),
+        extra={"gt": fields},
+    )
 
 
 def load_post_annotation_settings(

@@ -1062,6 +1062,41 @@ def test_a_table_knows_workers_by_their_whole_id_however_long(store: S3Store, bu
     assert decided[1] == decided[0]
 
 
+def test_answers_of_workers_the_table_does_not_know_are_logged(
+    store: S3Store, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a table from another job knows none of this job's workers: every answer took the
+    # crowd's skills, and nothing said so (the CLI prints "N annotators unknown")
+    from gt_toolkit.consolidation.worker_model import WorkerModel, WorkerSkill
+    from gt_toolkit.handlers.post_annotation import load_post_annotation_settings
+
+    skill = WorkerSkill(miss_rate=0.1, false_boxes=0.01, box_noise=0.1)
+    model = WorkerModel({"other-job-worker": skill}, skill, 1.0, 50.0)
+    uri = f"s3://{bucket}/models/other-job.json"
+    store.put_bytes(uri, json.dumps(model.to_json()).encode())
+    loaded = load_post_annotation_settings({"GT_WORKER_MODEL_S3_URI": uri}, store=store)
+    payload = [_object("0", ["car"], ["car"], ["car"]), _object("1", ["car"], ["car"])]
+    logger = "gt_toolkit.handlers.post_annotation"
+    with caplog.at_level(logging.INFO, logger=logger):
+        run(store, bucket, payload, settings_=loaded)
+    [warning] = [r for r in caplog.records if "workers_unknown_to_table" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert warning.gt == {  # type: ignore[attr-defined]
+        "payload": make_event(bucket)["payload"]["s3Uri"],
+        "unknownAnswers": 5,
+        "answers": 5,
+        "tableWorkers": 1,
+    }
+    caplog.clear()
+    known = WorkerModel({f"private.w{n}": skill for n in range(3)}, skill, 1.0, 50.0)
+    store.put_bytes(uri, json.dumps(known.to_json()).encode())
+    loaded = load_post_annotation_settings({"GT_WORKER_MODEL_S3_URI": uri}, store=store)
+    with caplog.at_level(logging.INFO, logger=logger):
+        run(store, bucket, payload, settings_=loaded)
+        run(store, bucket, payload)  # no table: nothing to know
+    assert not [r for r in caplog.records if "workers_unknown_to_table" in r.getMessage()]
+
+
 def test_the_table_an_offline_fit_writes_drives_the_lambda(
     store: S3Store, bucket: str, tmp_path: Path
 ) -> None:
