@@ -42,7 +42,8 @@ class Evidence(NamedTuple):
     Attributes:
         drawn: per answer (worker index), the log-odds a box of theirs adds.
         silent: the log-odds of an object nobody drew.
-        weights: per answer, the worker's weight in fusion and the label vote.
+        weights: per answer, the worker's weight in fusion and the label vote (only
+            their ratios count: over a power of two that puts the largest in [0.5, 1)).
         bias: per answer, the worker's edge offsets ``(answers, 4)`` (``box_bias``),
             taken out of their boxes before fusion.
     """

@@ -130,7 +130,7 @@ class WorkerModel:
         miss = np.array([s.miss_rate for s in skills], dtype=np.float64)
         false = np.array([s.false_boxes for s in skills], dtype=np.float64)
         drawn, silent = _log_odds_terms(miss, false, self.places)
-        weights = np.array([s.weight for s in skills], dtype=np.float64)
+        weights = _scaled(np.array([s.weight for s in skills], dtype=np.float64))
         bias = np.array([s.box_bias for s in skills], dtype=np.float64).reshape(-1, 4)
         for shared in (drawn, weights, bias):  # one image's terms serve the next ones too
             shared.setflags(write=False)
@@ -224,6 +224,22 @@ class WorkerModel:
 
 
 MODEL_NAME = "gt-toolkit-worker-model-1"
+
+
+def _scaled(weights: FloatArray) -> FloatArray:
+    """One image's fusion weights over a power of two that puts the largest in [0.5, 1).
+
+    Only their ratios count (rule 8, as the engine's own ``weights``), and a power of two
+    changes no ratio, no sum and no fused edge by a bit. Unscaled, five workers of box
+    noise 1.2e-154 (each weight finite, so the table was read) summed to an overflow and
+    failed every image they answered together with an OverflowError; a weight of 1e200
+    times an edge of 1e150 overflowed in the fusion. Non-finite weights stay as they are
+    (:meth:`WorkerModel._check_usable` refuses them).
+    """
+    top = float(weights.max(initial=0.0))
+    if not (math.isfinite(top) and top > 0):
+        return weights
+    return np.ldexp(weights, -math.frexp(top)[1])
 
 
 def _log_odds_terms(

@@ -270,7 +270,9 @@ def test_evidence_matches_the_model_figures() -> None:
     ev = model.evidence(["a", "a"])
     assert ev.silent == pytest.approx(math.log(1.5 / 30.0) + 2 * math.log(0.2))
     assert np.allclose(ev.drawn, math.log(30.0 * 0.8 / 0.1) - math.log(0.2))
-    assert np.allclose(ev.weights, 1 / 0.2**2)
+    # 1 / 0.2**2 = 25 over a power of two (32): only the ratios count, and in [0.5, 1)
+    # no sum or product of them can overflow
+    assert ev.weights.tolist() == [1 / 0.2**2 / 32] * 2
 
 
 def test_evidence_is_remembered_per_group_of_annotators_and_read_only() -> None:
@@ -513,3 +515,40 @@ def test_a_huge_image_gives_a_finite_capped_number_of_places() -> None:
     assert model.places == pytest.approx(math.exp(100.0))
     ordinary = fit_worker_model(job)
     assert 1.0 <= ordinary.places < math.exp(100.0)
+
+
+@pytest.mark.parametrize(("noise", "left"), [(1.2e-154, 100.0), (1e-100, 1e150)])
+def test_tiny_box_noises_fuse_as_any_equal_weights_do(noise: float, left: float) -> None:
+    # each weight 1 / noise**2 is finite, so the table was read; five of 6.9e307 summed to
+    # an overflow (OverflowError on every image they answered together), and a weight of
+    # 1e200 times an edge of 1e150 overflowed in the fusion
+    from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
+    from gt_toolkit.consolidation.worker_model import MODEL_NAME
+
+    names = [f"w{i}" for i in range(5)]
+
+    def table(box_noise: float) -> WorkerModel:
+        skill = {"miss_rate": 0.1, "false_boxes": 0.1, "box_noise": box_noise}
+        return WorkerModel.from_json(
+            {
+                "model": MODEL_NAME,
+                "objects": 1.0,
+                "places": 100.0,
+                "crowd": skill,
+                "workers": {n: skill for n in names},
+            }
+        )
+
+    size = left / 100
+    answers = [
+        [{"label": "car", "left": left + i * size / 50, "top": 0, "width": size, "height": size}]
+        for i in range(5)
+    ]
+    for keep in ("quorum", "model"):
+        settings = ConsolidationSettings(keep=keep)
+        tiny, usual = (
+            consolidate_image(answers, settings=settings, worker_model=table(n), annotators=names)
+            for n in (noise, 0.1)
+        )
+        assert len(tiny.boxes) == 1
+        assert tiny.boxes == usual.boxes  # only the weights' ratios count
