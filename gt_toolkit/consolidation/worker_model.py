@@ -336,7 +336,9 @@ def fit_worker_model(
 
     Args:
         images: the job, one :class:`~gt_toolkit.formats.crowd.CrowdImage` per image; the
-            annotators who drew nothing count (they are evidence of no object).
+            annotators who drew nothing count (they are evidence of no object), an image
+            nobody answered does not (it says nothing: counted as an image of no objects,
+            it lowered ``objects``, the prior of every cluster under ``keep="model"``).
         settings: the engine settings the job will be consolidated with (clustering).
         labels: the job's label list (boxes with other labels are left out).
         chunk_images: images whose candidates are held at once.
@@ -351,6 +353,8 @@ def fit_worker_model(
     sums = _Sums()
     chunk = _Chunk()
     for image in images:
+        if not image.annotators:  # no evidence of anything: counted, it diluted `objects`
+            continue
         chunk.add(image, ids, settings, labels)
         if chunk.images >= chunk_images:
             sums = sums.plus(_fit_chunk(chunk.arrays(), sums, len(ids), max_rounds))

@@ -552,3 +552,28 @@ def test_tiny_box_noises_fuse_as_any_equal_weights_do(noise: float, left: float)
         )
         assert len(tiny.boxes) == 1
         assert tiny.boxes == usual.boxes  # only the weights' ratios count
+
+
+def test_images_nobody_answered_change_no_figure_of_the_model() -> None:
+    # an image with no annotator (an expired task, a listed image nobody rated) counted as
+    # an image of no objects: 60 of them beside 30 answered took `objects` from 2.0 to
+    # 0.67, the prior of every cluster kept or dropped under keep="model"
+    size: ImageSize = {"width": 500, "height": 500}
+
+    def box(left: float) -> WorkerBox:
+        return {"label": "car", "left": left, "top": 10, "width": 30, "height": 30}
+
+    answered = [
+        CrowdImage(
+            key=f"i{i}",
+            image_size=size,
+            annotators=("a", "b", "c"),
+            boxes=([box(10 + i % 3), box(200)], [box(10), box(201)], [box(11)]),
+        )
+        for i in range(30)
+    ]
+    nobody = [CrowdImage(key=f"e{i}", image_size=size, annotators=(), boxes=()) for i in range(60)]
+    alone = fit_worker_model(answered)
+    assert alone.objects == pytest.approx(2.0, abs=0.01)
+    assert fit_worker_model(answered + nobody) == alone
+    assert fit_worker_model(nobody[:5] + answered + nobody[5:]) == alone
