@@ -109,9 +109,20 @@ class ExactSum:
         self._partials[i:] = [x]
 
     def extend(self, terms: Iterable[float]) -> None:
-        """Add every term."""
-        for x in terms:
-            self.add(x)
+        """Add the terms' sum, rounded once (``math.fsum``: the same in any order of them).
+
+        One image's terms come together: one exact addition per image, not per box
+        (``add`` runs in Python, about 0.5 us a term; the worker table's sums took a
+        box's share of the engine's time). Non-finite terms go one by one, as ``add``.
+        """
+        part = list(terms)
+        try:
+            total = math.fsum(part)
+        except (ValueError, OverflowError):  # inf - inf, or a finite overflow: term by term
+            for x in part:
+                self.add(x)
+            return
+        self.add(total)
 
     def __float__(self) -> float:
         return (

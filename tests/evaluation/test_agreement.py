@@ -510,6 +510,19 @@ def test_exact_sum_is_the_rounded_exact_sum_in_any_order() -> None:
     special = ExactSum()
     special.extend([1.0, math.inf, 2.0])
     assert float(special) == math.inf
+    # in parts (one image's terms a call): the same total in any order of parts and terms
+    parts = [terms[k : k + 37] for k in range(0, len(terms), 37)]
+    totals = set()
+    for _ in range(5):
+        rng.shuffle(parts)
+        total = ExactSum()
+        for part in parts:
+            total.extend(rng.sample(part, len(part)))
+        totals.add(float(total))
+    assert len(totals) == 1
+    mixed = ExactSum()
+    mixed.extend([math.inf, 1.0, -math.inf])  # fsum refuses inf - inf: term by term
+    assert math.isnan(float(mixed))
 
 
 def test_a_label_list_the_crowd_spelt_otherwise_is_an_error_not_an_empty_report() -> None:
