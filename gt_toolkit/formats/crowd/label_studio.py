@@ -87,11 +87,15 @@ class _Pairing:
     abstained). A region of Labels controls only (<Labels name="kind"> beside "label") is
     one box, labelled by the control whose name sorts first (the exports list controls in
     different orders; this is the same) of those that give it a label: one that gives
-    none (``"labels": []``) lost the box where another control labels it.
+    none (``"labels": []``) lost the box where another control labels it. So is a region
+    of two RectangleLabels controls (Label Studio puts a second control's label on the
+    selected rectangle): read by each, it was two boxes of one annotator on one object,
+    and an empty result beside the other's label a reject of a region read.
     """
 
     boxes: frozenset[Any]  # regions whose RectangleLabels result is the box
     relabelled: frozenset[Any]  # regions whose RectangleLabels gives none, a Labels one does
+    box_control: dict[Any, str]  # a region's RectangleLabels result read: that control's
     first_control: dict[Any, str]  # a region read from a Labels result: by that control
     # what a region's Labels results say: beside the label read, another is a region of
     # several labels, counted as one with choice="multiple" is (one box, one class)
@@ -101,15 +105,28 @@ class _Pairing:
     def of(cls, results: list[Any]) -> _Pairing:
         """The pairing of one annotation's (or JSON_MIN record's) results."""
         named = _named_regions(results)
-        boxes = frozenset(
-            r["id"]
-            for r in results
-            if isinstance(r, dict)
-            and r.get("type") == _BOX_TYPE
-            and isinstance(r.get("id"), str | int)
-            and not (r["id"] in named and _no_label(r.get("value")))
+        found: set[Any] = set()
+        first: dict[Any, tuple[bool, str]] = {}  # as _first_controls, in the same pass
+        for r in results:
+            if not (isinstance(r, dict) and r.get("type") == _BOX_TYPE):
+                continue
+            region, value = r.get("id"), r.get("value")
+            if not isinstance(region, str | int):
+                continue
+            if not (region in named and _no_label(value)):
+                found.add(region)
+            control = str(r.get("from_name"))
+            unlabelled = not (isinstance(value, dict) and _gives_label(value.get(_BOX_TYPE)))
+            if (unlabelled, control) < first.get(region, (True, control + "\0")):
+                first[region] = (unlabelled, control)
+        boxes = frozenset(found)
+        return cls(
+            boxes,
+            named - boxes,
+            {region: control for region, (_, control) in first.items()},
+            _first_controls(results, boxes),
+            _said(results),
         )
-        return cls(boxes, named - boxes, _first_controls(results, boxes), _said(results))
 
     def read_by(self, result: Any, labelled: set[Any]) -> str | None:
         """The key of the labels ``result`` is read by as a box; ``None``: not read as one.
@@ -123,8 +140,14 @@ class _Pairing:
             if region in labelled or str(result.get("from_name")) != self.first_control[region]:
                 return None  # another control's result of a region read
             labelled.add(region)
-        elif labels_key == _BOX_TYPE and _region_id(result) in self.relabelled:
-            return None  # no label of its own: its Labels result is the box
+        elif labels_key == _BOX_TYPE and (region := _region_id(result)) is not None:
+            if region in self.relabelled:
+                return None  # no label of its own: its Labels result is the box
+            value = result.get("value")
+            if str(result.get("from_name")) != self.box_control[region] and (
+                _no_label(value) or (isinstance(value, dict) and _gives_label(value[_BOX_TYPE]))
+            ):
+                return None  # another RectangleLabels control's result of a region read
         return labels_key
 
     def also(self, result: dict[str, Any]) -> tuple[Any, ...]:
@@ -164,11 +187,16 @@ def _first_controls(results: list[Any], boxes: frozenset[Any]) -> dict[Any, str]
 
 
 def _said(results: list[Any]) -> dict[Any, list[Any]]:
-    """What each region's Labels results say, every label of every control, in order."""
+    """What each region's Labels and RectangleLabels results say, every label, in order."""
     said: dict[Any, list[Any]] = {}
     for r in results:
-        if isinstance(r, dict) and r.get("type") == "labels" and _box_labels(r, frozenset()):
-            labels = r["value"].get("labels")
+        if not isinstance(r, dict):
+            continue
+        kind, value = r.get("type"), r.get("value")
+        if (kind == _BOX_TYPE or _box_labels(r, frozenset()) == "labels") and isinstance(
+            value, dict
+        ):
+            labels = value.get(kind)
             if isinstance(r.get("id"), str | int) and isinstance(labels, list):
                 said.setdefault(r["id"], []).extend(labels)
     return said
@@ -571,14 +599,17 @@ class LabelStudioSource(IndexedSource):
         named = record.get("annotator")
         annotator = None if named == "None" else _annotator(named)
         results: list[Any] = []
-        boxes_at: dict[str, int] = {}  # a place -> the rectanglelabels values there so far
         for name, value in record.items():
             if name == self.data_key or not isinstance(value, list):
                 continue
-            labels_at: dict[str, int] = {}  # the same for this control's labels values
+            # a place -> this control's values there so far: the n-th of each control at a
+            # place is one region (counted across two RectangleLabels controls, a region of
+            # both was two regions and two boxes, as it is not in the JSON export)
+            labels_at: dict[str, int] = {}
             for region in value:
                 if isinstance(region, Mapping) and _BOX_TYPE in region:
-                    sized = {"value": region, "id": _min_region(region, boxes_at)}
+                    sized = {"value": region, "id": _min_region(region, labels_at)}
+                    sized["from_name"] = name  # the box of a region of two such controls
                     results.append({"type": _BOX_TYPE, **sized, **_size_fields(region)})
                 elif isinstance(region, Mapping) and _min_kind(region) == "labels":
                     sized = {"value": region, "id": _min_region(region, labels_at)}

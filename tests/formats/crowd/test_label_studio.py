@@ -1227,6 +1227,65 @@ def test_a_rectangle_labelled_only_by_its_labels_control_is_that_box_in_both_exp
 
 
 @pytest.mark.parametrize(
+    ("controls", "read", "several"),
+    [
+        # Label Studio puts a second RectangleLabels control's label on the selected
+        # rectangle: one region, a result of each control with its id
+        ([("bbox", {"rectanglelabels": ["Car"]}), ("bbox2", {"rectanglelabels": ["Dent"]})],
+         "Car", True),
+        # the same, listed the other way (JSON_MIN groups values by control): the same box
+        ([("bbox2", {"rectanglelabels": ["Dent"]}), ("bbox", {"rectanglelabels": ["Car"]})],
+         "Car", True),
+        # the first control's label unselected, the region keeps the other's
+        ([("bbox", {"rectanglelabels": []}), ("bbox2", {"rectanglelabels": ["Dent"]})],
+         "Dent", False),
+        ([("bbox", {"rectanglelabels": None}), ("bbox2", {"rectanglelabels": ["Dent"]})],
+         "Dent", False),
+        # and a Labels control's label beside it: still the one box, of several labels
+        ([("bbox", {"rectanglelabels": []}), ("bbox2", {"rectanglelabels": ["Dent"]}),
+          ("label", {"labels": ["Text"]})], "Dent", True),
+        # no control labels it: one reject for the one region
+        ([("bbox", {"rectanglelabels": []}), ("bbox2", {"rectanglelabels": []})], None, False),
+    ],
+    ids=["both", "both-reversed", "one-empty", "one-null", "one-empty-and-labels", "none"],
+)  # fmt: skip
+def test_a_region_of_two_rectanglelabels_controls_is_one_box_in_both_exports(
+    tmp_path: Path,
+    controls: list[tuple[str, dict[str, Any]]],
+    read: str | None,
+    several: bool,
+) -> None:
+    # <RectangleLabels name="bbox"> and <RectangleLabels name="bbox2"> on one image. Each
+    # RectangleLabels result was read as a box: the region was two boxes of one annotator
+    # on one object (both exports), an empty one beside the other's label a reject of a
+    # region read (JSON export, exit 1), and with a Labels result too JSON_MIN (which
+    # counted both controls' values at a place as two regions) read two boxes where the
+    # JSON export read one
+    place = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 10.0, "rotation": 0}
+    sized = {"to_name": "image", "original_width": 200, "original_height": 100}
+    result = [
+        {"id": "a", "type": "labels" if name == "label" else "rectanglelabels",
+         "from_name": name, **sized, "value": place | labels}
+        for name, labels in controls
+    ]  # fmt: skip
+    task = {"id": 5, "data": {"image": "s3://bkt/sign.jpg"}}
+    task["annotations"] = [{"id": 1, "completed_by": 1, "result": result}]
+    for name, tasks in (("export.json", [task]), ("min.json", _as_json_min(task))):
+        rejects: list[CrowdReject] = []
+        path = write(tmp_path, tasks, name)
+        with open_crowd_source(path, "label-studio", on_reject=rejects.append) as source:
+            (image,) = source.images()
+        if read is None:
+            assert image.annotators == () and source.report.abstained == {"malformed": 1}, name
+            assert [r.reason.value for r in rejects] == ["malformed"], name
+            continue
+        want = {"label": read, "left": 20.0, "top": 20.0, "width": 60.0, "height": 10.0}
+        assert [list(boxes) for boxes in image.boxes] == [[want]], name
+        assert not rejects and not source.report.abstained, name
+        assert source.report.several_labels == several, name
+
+
+@pytest.mark.parametrize(
     "labels_place",
     [
         {"x": 10.0, "y": 20.0, "width": 30.0, "height": 10.0},  # no rotation
@@ -1383,3 +1442,80 @@ def test_json_and_json_min_read_the_same_boxes_where_places_tell_regions_apart(
             read.append(sorted((b["label"], b["left"]) for boxes in image.boxes for b in boxes))
     assert read[0] == read[1]
     assert len(read[0]) == len(regions)  # one box per region
+
+
+def test_a_broken_rectanglelabels_result_beside_another_controls_box_stays_a_reject(
+    tmp_path: Path,
+) -> None:
+    # a region of two RectangleLabels controls is one box, read by the control that labels
+    # it; the other's result is no box only where it gives no label ([]) or another one: a
+    # broken list ([5]) is a broken record, rejected with its position, as it always was
+    place = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 10.0, "rotation": 0}
+    sized = {"to_name": "image", "original_width": 200, "original_height": 100}
+    result = [
+        {"id": "a", "type": "rectanglelabels", "from_name": name, **sized, "value": place | v}
+        for name, v in (
+            ("bbox", {"rectanglelabels": [5]}),
+            ("bbox2", {"rectanglelabels": ["Dent"]}),
+        )
+    ]
+    task = {"id": 5, "data": {"image": "s3://bkt/sign.jpg"}}
+    task["annotations"] = [{"id": 1, "completed_by": 1, "result": result}]
+    for name, tasks in (("export.json", [task]), ("min.json", _as_json_min(task))):
+        rejects: list[CrowdReject] = []
+        path = write(tmp_path, tasks, name)
+        with open_crowd_source(path, "label-studio", on_reject=rejects.append) as source:
+            (image,) = source.images()
+        assert [[b["label"] for b in boxes] for boxes in image.boxes] == [["Dent"]], name
+        assert [(r.reason.value, r.detail) for r in rejects] == [
+            ("malformed", "no rectanglelabels")
+        ], name
+
+
+_REGION_CONTROLS = (
+    ("bbox", "rectanglelabels"),
+    ("bbox2", "rectanglelabels"),
+    ("label", "labels"),
+    ("kind", "labels"),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    regions=st.lists(
+        st.dictionaries(  # the controls of a region, each giving a label or none ([])
+            st.sampled_from(range(len(_REGION_CONTROLS))),
+            st.sampled_from(["Car", "Bus", ""]),
+            min_size=1,
+        ).filter(lambda controls: any(controls.values())),  # some control labels it
+        max_size=6,
+    )
+)
+def test_a_region_of_any_mix_of_controls_is_one_box_in_both_exports(
+    regions: list[dict[int, str]],
+) -> None:
+    # Property: a region is one box, whichever RectangleLabels and Labels controls label it
+    # and whichever of them give no label (an unselected one writes []): the same box in
+    # the JSON export (results paired by id) and in JSON_MIN (by place, each its own here),
+    # and nothing rejected
+    sized = {"to_name": "image", "original_width": 200, "original_height": 100}
+    result = []
+    for n, controls in enumerate(regions):
+        value = {"x": 10.0 * n, "y": 5.0, "width": 8.0, "height": 4.0, "rotation": 0}
+        for c, label in sorted(controls.items()):
+            name, kind = _REGION_CONTROLS[c]
+            result.append({"id": f"r{n}", "type": kind, "from_name": name, **sized,
+                           "value": value | {kind: [label] if label else []}})  # fmt: skip
+    task = {"id": 5, "data": {"image": "s3://bkt/sign.jpg"}}
+    task["annotations"] = [{"id": 1, "completed_by": 1, "result": result}]
+    read = []
+    with tempfile.TemporaryDirectory() as folder:
+        for name, tasks in (("export.json", [task]), ("min.json", _as_json_min(task))):
+            path = Path(folder) / name
+            path.write_text(json.dumps(tasks))
+            rejects: list[CrowdReject] = []
+            (image,) = iter_crowd_images(path, "label-studio", on_reject=rejects.append)
+            assert not rejects, name
+            read.append(sorted((b["left"], b["label"]) for boxes in image.boxes for b in boxes))
+    assert read[0] == read[1]
+    assert [left for left, _ in read[0]] == [20.0 * n for n in range(len(regions))]
