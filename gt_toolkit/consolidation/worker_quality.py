@@ -81,16 +81,21 @@ class WorkerQuality:
 class ExactSum:
     """A sum of floats that is the same in any order of its terms.
 
-    Shewchuk's partials (what :func:`math.fsum` keeps): the exact sum, rounded once when
-    read. A plain ``+=`` rounds at every step, so the same crowd read in another order of
-    images, annotators or boxes gave figures that differed in their last digits, and
-    reports that differed byte for byte. Non-finite terms are summed apart (as ``fsum``).
+    The exact sum, rounded once when read: every finite double is an integer multiple of
+    ``2**-1074``, so the sum is kept as that integer (Python's ints do not overflow) and
+    read by one correctly rounded division. A plain ``+=`` rounds at every step, so the
+    same crowd read in another order of images, annotators or boxes gave figures that
+    differed in their last digits, and reports that differed byte for byte. Non-finite
+    terms are summed apart (as ``fsum``); a sum beyond the largest float reads as an
+    infinity. (Shewchuk's float partials, kept before, overflowed on finite terms: two times
+    spent of 1e308 left partials of -inf and inf, and reading them raised ValueError, a
+    traceback in ``gt-convert agreement`` and ``consolidate``; a third term made them NaN.)
     """
 
-    __slots__ = ("_partials", "_special")
+    __slots__ = ("_scaled", "_special")
 
     def __init__(self) -> None:
-        self._partials: list[float] = []
+        self._scaled = 0  # the finite terms' exact sum, in units of 2**-1074
         self._special = 0.0
 
     def add(self, x: float) -> None:
@@ -98,17 +103,8 @@ class ExactSum:
         if not math.isfinite(x):
             self._special += x
             return
-        i = 0
-        for y in self._partials:
-            if abs(x) < abs(y):
-                x, y = y, x
-            hi = x + y
-            lo = y - (hi - x)
-            if lo:
-                self._partials[i] = lo
-                i += 1
-            x = hi
-        self._partials[i:] = [x]
+        numerator, denominator = x.as_integer_ratio()  # denominator: 2**k, k <= 1074
+        self._scaled += numerator << (_SCALE + 1 - denominator.bit_length())
 
     def extend(self, terms: Iterable[float]) -> None:
         """Add the terms' sum, rounded once (``math.fsum``: the same in any order of them).
@@ -127,11 +123,29 @@ class ExactSum:
         self.add(total)
 
     def __float__(self) -> float:
-        return (
-            self._special + math.fsum(self._partials)
-            if self._special
-            else math.fsum(self._partials)
-        )
+        try:
+            total = self._scaled / _ONE  # int / int: correctly rounded, as fsum
+        except OverflowError:  # beyond the largest float: as the running sum would read
+            total = math.inf if self._scaled > 0 else -math.inf
+        return total + self._special if self._special else total
+
+    def mean(self, count: int) -> float:
+        """The sum over ``count`` (> 0), as ``float(self) / count``.
+
+        Except where the sum overflows and the mean does not: two times spent of 1e308 have
+        a mean of 1e308, not an infinity.
+        """
+        total = float(self)
+        if math.isinf(total) and not self._special:
+            try:
+                return self._scaled / (_ONE * count)  # correctly rounded
+            except OverflowError:
+                return total
+        return total / count
+
+
+_SCALE = 1074  # the smallest float is 2**-1074: every finite float is a multiple of it
+_ONE = 1 << _SCALE
 
 
 @dataclass
@@ -232,12 +246,12 @@ class QualityAccumulator:
                     boxes=s.boxes,
                     matched=s.matched,
                     consensus_boxes=s.consensus,
-                    mean_iou=float(s.iou) / s.matched if s.matched else 0.0,
+                    mean_iou=s.iou.mean(s.matched) if s.matched else 0.0,
                     recall=s.found / s.consensus if s.consensus else 1.0,
                     precision=s.matched / s.boxes if s.boxes else 1.0,
                     label_agreement=s.same_label / s.matched if s.matched else 0.0,
-                    size_bias=float(s.size) / s.matched if s.matched else 0.0,
-                    mean_time_spent=float(s.time) / s.timed if s.timed else None,
+                    size_bias=s.size.mean(s.matched) if s.matched else 0.0,
+                    mean_time_spent=s.time.mean(s.timed) if s.timed else None,
                     miss_rate=skill.miss_rate if skill is not None else None,
                     false_boxes=skill.false_boxes if skill is not None else None,
                     box_noise=skill.box_noise if skill is not None else None,

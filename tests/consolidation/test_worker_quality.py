@@ -132,3 +132,50 @@ def test_a_worker_who_rightly_drew_nothing_keeps_full_weight() -> None:
     for _ in range(6):
         missed.add(["blind", "a", "b"], [[], [box], [box]], consolidate_image([[], [box], [box]]))
     assert quality_weights(missed.result())["blind"] == 0.1
+
+
+def test_exact_sums_of_huge_finite_terms_are_exact_and_never_raise() -> None:
+    # Shewchuk's float partials overflowed on finite terms: two times spent of 1e308 left
+    # partials of -inf and inf, and reading them raised "ValueError: -inf + inf in fsum"
+    # (a traceback in gt-convert agreement and consolidate); a third term made them NaN
+    import math
+    import random
+
+    from gt_toolkit.consolidation.worker_quality import ExactSum
+
+    terms = [1e308, 1e308, -1e308, 5e-324, -2.5, 1.7976931348623157e308, -1.7976931348623157e308]
+    rng = random.Random(5)
+    for _ in range(20):
+        rng.shuffle(terms)
+        one_by_one, at_once = ExactSum(), ExactSum()
+        for t in terms:
+            one_by_one.add(t)
+        at_once.extend(terms)
+        assert float(one_by_one) == float(at_once) == 1e308  # the exact sum, rounded once
+    over = ExactSum()
+    over.extend([1e308, 1e308])
+    assert float(over) == math.inf  # beyond the largest float, as a running sum reads it
+    under = ExactSum()
+    under.extend([-1e308, -1e308])
+    assert float(under) == -math.inf
+    mixed = ExactSum()
+    for t in (1e308, 1e308, -math.inf):
+        mixed.add(t)
+    assert math.isnan(float(mixed))  # inf - inf, as fsum's own terms
+    small = [rng.uniform(-1, 1) * 10.0 ** rng.randint(-320, 300) for _ in range(300)]
+    total = ExactSum()
+    total.extend(small)
+    assert float(total) == math.fsum(small)
+
+
+def test_a_worker_timed_at_1e308_twice_gets_a_mean_not_a_traceback() -> None:
+    skills = [
+        WorkerSkill("a", jitter=0.02, miss_rate=0.0, spurious_rate=0.0, duplicate_rate=0.0),
+        WorkerSkill("b", jitter=0.02, miss_rate=0.0, spurious_rate=0.0, duplicate_rate=0.0),
+    ]
+    acc = QualityAccumulator()
+    for img in simulate_crowd(images=2, boxes_per_image=2, skills=skills, seed=1):
+        result = consolidate_image(img.answers, image_size=img.image_size)
+        acc.add(img.worker_ids, img.answers, result, time_spent=[1e308, 2.0])
+    q = {x.worker_id: x for x in acc.result()}
+    assert q["a"].mean_time_spent == 1e308 and q["b"].mean_time_spent == 2.0
