@@ -368,7 +368,7 @@ class _Tally:
         disagreement.add(pair_sum, len(values))
         self.class_boxes[label] += sum(v is not None for v in values)
         for annotator, value in zip(image.annotators, values, strict=True):
-            name = f"{image.key}\0{number}\0{annotator}"
+            name = _value_name(image.key, number, annotator, value)
             self.reservoir.add(value, name)
             reservoir.add(value, name)
         for (i, a), (j, b) in combinations(enumerate(image.annotators), 2):
@@ -380,6 +380,19 @@ class _Tally:
             distance, units = self.pairs[key]
             distance.add(value_distance(values[i], values[j]))
             units[0] += 1
+
+
+def _value_name(key: str, unit: int, annotator: str, value: Value) -> str:
+    """The name a value is sampled by: one per value, whatever the order they come in.
+
+    The image's key and the annotator go with their lengths, so no two of them join into
+    one name around the NUL that parts them, and the value itself goes too: the
+    same image listed twice (two lines of a Ground Truth manifest, one ``source-ref``) gave
+    two different values one name, one hash, and the sample took whichever came first where
+    the two straddled its cut (the same crowd in another order had another ``D_e``). Equal
+    names now mean equal values, so which of them is kept changes no figure.
+    """
+    return f"{len(key)}:{key}\0{unit}\0{len(annotator)}:{annotator}\0{value!r}"
 
 
 def measure_agreement(
@@ -499,8 +512,18 @@ def _report(
         ImageAgreement(key, _alpha(d.observed(), expected), d.units, annotators, boxes)
         for key, d, annotators, boxes in tally.images
     ]
-    # ties by key: the same crowd in another order lists its images in the same order
-    per_image.sort(key=lambda r: (r.alpha is None, r.alpha if r.alpha is not None else 0.0, r.key))
+    # ties by key, then the rest of the row (one image listed twice has two rows of one key):
+    # the same crowd in another order lists its images in the same order
+    per_image.sort(
+        key=lambda r: (
+            r.alpha is None,
+            r.alpha if r.alpha is not None else 0.0,
+            r.key,
+            r.units,
+            r.annotators,
+            r.boxes,
+        )
+    )
     per_class = [
         ClassAgreement(label, _alpha(d.observed(), r.expected()), d.units, tally.class_boxes[label])
         for label, (d, r) in sorted(tally.classes.items())
