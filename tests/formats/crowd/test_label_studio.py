@@ -1180,6 +1180,28 @@ def test_a_region_whose_first_control_gives_no_label_takes_the_other_controls(
         assert not rejects and not source.report.abstained, name
 
 
+def _one_region_in_both_exports(
+    tmp_path: Path, result: list[dict[str, Any]], read: str | None, *, several: bool
+) -> None:
+    """One annotation's ``result`` (one region at 10, 20, 30 x 10 % of 200 x 100) read in
+    both exports: the one box labelled ``read``, or (``None``) one malformed reject."""
+    task = {"id": 5, "data": {"image": "s3://bkt/sign.jpg"}}
+    task["annotations"] = [{"id": 1, "completed_by": 1, "result": result}]
+    for name, tasks in (("export.json", [task]), ("min.json", _as_json_min(task))):
+        rejects: list[CrowdReject] = []
+        path = write(tmp_path, tasks, name)
+        with open_crowd_source(path, "label-studio", on_reject=rejects.append) as source:
+            (image,) = source.images()
+        if read is None:
+            assert image.annotators == () and source.report.abstained == {"malformed": 1}, name
+            assert [r.reason.value for r in rejects] == ["malformed"], name
+            continue
+        want = {"label": read, "left": 20.0, "top": 20.0, "width": 60.0, "height": 10.0}
+        assert [list(boxes) for boxes in image.boxes] == [[want]], name
+        assert not rejects and not source.report.abstained, name
+        assert source.report.several_labels == several, name
+
+
 @pytest.mark.parametrize(
     ("rectangle", "labels", "read"),
     [
@@ -1209,21 +1231,7 @@ def test_a_rectangle_labelled_only_by_its_labels_control_is_that_box_in_both_exp
         {"id": "a", "type": "labels", "from_name": "label", **sized,
          "value": place | {"labels": labels}},
     ]  # fmt: skip
-    task = {"id": 5, "data": {"image": "s3://bkt/sign.jpg"}}
-    task["annotations"] = [{"id": 1, "completed_by": 1, "result": result}]
-    for name, tasks in (("export.json", [task]), ("min.json", _as_json_min(task))):
-        rejects: list[CrowdReject] = []
-        path = write(tmp_path, tasks, name)
-        with open_crowd_source(path, "label-studio", on_reject=rejects.append) as source:
-            (image,) = source.images()
-        if read is None:
-            assert image.annotators == () and source.report.abstained == {"malformed": 1}, name
-            assert [r.reason.value for r in rejects] == ["malformed"], name
-            continue
-        want = {"label": read, "left": 20.0, "top": 20.0, "width": 60.0, "height": 10.0}
-        assert [list(boxes) for boxes in image.boxes] == [[want]], name
-        assert not rejects and not source.report.abstained, name
-        assert source.report.several_labels == (read != "Text"), name
+    _one_region_in_both_exports(tmp_path, result, read, several=read != "Text")
 
 
 @pytest.mark.parametrize(
@@ -1268,21 +1276,7 @@ def test_a_region_of_two_rectanglelabels_controls_is_one_box_in_both_exports(
          "from_name": name, **sized, "value": place | labels}
         for name, labels in controls
     ]  # fmt: skip
-    task = {"id": 5, "data": {"image": "s3://bkt/sign.jpg"}}
-    task["annotations"] = [{"id": 1, "completed_by": 1, "result": result}]
-    for name, tasks in (("export.json", [task]), ("min.json", _as_json_min(task))):
-        rejects: list[CrowdReject] = []
-        path = write(tmp_path, tasks, name)
-        with open_crowd_source(path, "label-studio", on_reject=rejects.append) as source:
-            (image,) = source.images()
-        if read is None:
-            assert image.annotators == () and source.report.abstained == {"malformed": 1}, name
-            assert [r.reason.value for r in rejects] == ["malformed"], name
-            continue
-        want = {"label": read, "left": 20.0, "top": 20.0, "width": 60.0, "height": 10.0}
-        assert [list(boxes) for boxes in image.boxes] == [[want]], name
-        assert not rejects and not source.report.abstained, name
-        assert source.report.several_labels == several, name
+    _one_region_in_both_exports(tmp_path, result, read, several=several)
 
 
 @pytest.mark.parametrize(
