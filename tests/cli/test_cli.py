@@ -237,18 +237,25 @@ def test_sample_count_must_not_be_negative(
 
 
 def _gt_convert(*args: str, fsize: int | None = None, **popen: Any) -> subprocess.Popen[str]:
-    """``gt-convert ARGS`` in a child; ``fsize`` caps the bytes one file may hold (EFBIG)."""
+    """``gt-convert ARGS`` in a child; ``fsize`` caps the bytes one file may hold (EFBIG).
+
+    The child takes Ctrl-C as a terminal's command would: a suite started in the background
+    (``.ci/run &``) passes SIGINT on ignored, and Python then never raises
+    KeyboardInterrupt (the Ctrl-C tests waited out their timeout).
+    """
 
     def limit() -> None:  # pragma: no cover - runs in the child
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap fails instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if fsize is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap fails instead
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
     return subprocess.Popen(
         [sys.executable, "-m", "gt_toolkit", *args],
         cwd=REPO,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=limit if fsize is not None else None,
+        preexec_fn=limit,
         **popen,
     )
 
