@@ -46,6 +46,7 @@ from gt_toolkit.consolidation.settings import (
     default_min_support,
 )
 from gt_toolkit.consolidation.votes import (
+    LEAST_WEIGHT,
     Ballot,
     Evidence,
     Verdict,
@@ -585,14 +586,11 @@ def _by_image(
     return clusters, of_cluster, of_cluster.searchsorted(np.arange(images + 1)).tolist()
 
 
-_LEAST_WEIGHT = 2.0**-100  # relative to the largest weight: below it, none
-
-
 def _checked_weights(weights: Sequence[float] | None, n: int) -> list[float] | None:
     """The weights as floats scaled to a largest of 1; ``None`` for equal weights.
 
-    All zero counts as equal weights. A weight under 2^-100 of the largest counts as 0: as a
-    near-subnormal, its products with small edges fell to 0 (a fused box of width 0).
+    All zero counts as equal weights; a weight under :data:`LEAST_WEIGHT` of the largest
+    counts as 0.
 
     Raises:
         ConsolidationError: the wrong length, or a negative or non-finite weight.
@@ -609,7 +607,7 @@ def _checked_weights(weights: Sequence[float] | None, n: int) -> list[float] | N
     # overflow nor underflow in the sums and products they go into
     if top <= 0:
         return [1.0] * n
-    return [share if (share := x / top) >= _LEAST_WEIGHT else 0.0 for x in w_all]
+    return [share if (share := x / top) >= LEAST_WEIGHT else 0.0 for x in w_all]
 
 
 def _in_output_order(

@@ -19,6 +19,7 @@ from gt_toolkit.consolidation.geometry import FloatArray
 from gt_toolkit.consolidation.settings import DropReason
 
 __all__ = [
+    "LEAST_WEIGHT",
     "Ballot",
     "Evidence",
     "Verdict",
@@ -29,6 +30,11 @@ __all__ = [
 ]
 
 _NONE: IntArray = np.zeros(0, dtype=np.intp)
+
+LEAST_WEIGHT = 2.0**-100
+"""A weight under this share of the largest counts as 0 (given weights and a worker
+model's alike): as a near-subnormal, its products with small edges fell to 0 (a fused
+box of width 0), and scaled by a power of two it lost bits."""
 
 
 class Evidence(NamedTuple):
@@ -43,7 +49,8 @@ class Evidence(NamedTuple):
         drawn: per answer (worker index), the log-odds a box of theirs adds.
         silent: the log-odds of an object nobody drew.
         weights: per answer, the worker's weight in fusion and the label vote (only
-            their ratios count: over a power of two that puts the largest in [0.5, 1)).
+            their ratios count: over a power of two that puts the largest in [0.5, 1), and
+            0 under :data:`LEAST_WEIGHT` of it).
         bias: per answer, the worker's edge offsets ``(answers, 4)`` (``box_bias``),
             taken out of their boxes before fusion.
     """

@@ -27,7 +27,7 @@ from gt_toolkit.consolidation.clusters import cluster_boxes, row_sums
 from gt_toolkit.consolidation.geometry import FloatArray
 from gt_toolkit.consolidation.repeats import find_repeats
 from gt_toolkit.consolidation.settings import ConsolidationSettings
-from gt_toolkit.consolidation.votes import Evidence
+from gt_toolkit.consolidation.votes import LEAST_WEIGHT, Evidence
 from gt_toolkit.errors import ConsolidationError
 from gt_toolkit.formats.crowd import CrowdImage, is_anonymous_worker
 from gt_toolkit.storage.files import Location, read_bytes
@@ -230,16 +230,20 @@ def _scaled(weights: FloatArray) -> FloatArray:
     """One image's fusion weights over a power of two that puts the largest in [0.5, 1).
 
     Only their ratios count (rule 8, as the engine's own ``weights``), and a power of two
-    changes no ratio, no sum and no fused edge by a bit. Unscaled, five workers of box
-    noise 1.2e-154 (each weight finite, so the table was read) summed to an overflow and
-    failed every image they answered together with an OverflowError; a weight of 1e200
-    times an edge of 1e150 overflowed in the fusion. Non-finite weights stay as they are
-    (:meth:`WorkerModel._check_usable` refuses them).
+    changes no ratio, no sum and no fused edge by a bit, once a weight under
+    :data:`~gt_toolkit.consolidation.votes.LEAST_WEIGHT` of the largest counts as 0, as
+    given weights do (scaled into the subnormals it lost bits and moved a fused edge).
+    Unscaled, five workers of box noise 1.2e-154 (each weight finite, so the table was
+    read) summed to an overflow and failed every image they answered together with an
+    OverflowError; a weight of 1e200 times an edge of 1e150 overflowed in the fusion.
+    Non-finite weights stay as they are (:meth:`WorkerModel._check_usable` refuses them).
     """
     top = float(weights.max(initial=0.0))
     if not (math.isfinite(top) and top > 0):
         return weights
-    return np.ldexp(weights, -math.frexp(top)[1])
+    scaled: FloatArray = np.ldexp(weights, -math.frexp(top)[1])
+    scaled[weights / top < LEAST_WEIGHT] = 0.0  # the engine's cut, to the bit
+    return scaled
 
 
 def _log_odds_terms(
