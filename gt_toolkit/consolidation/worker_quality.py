@@ -103,8 +103,7 @@ class ExactSum:
         if not math.isfinite(x):
             self._special += x
             return
-        numerator, denominator = x.as_integer_ratio()  # denominator: 2**k, k <= 1074
-        self._scaled += numerator << (_SCALE + 1 - denominator.bit_length())
+        self._scaled += _scaled(x)
 
     def extend(self, terms: Iterable[float]) -> None:
         """Add the terms' sum, rounded once (``math.fsum``: the same in any order of them).
@@ -116,11 +115,27 @@ class ExactSum:
         part = list(terms)
         try:
             total = math.fsum(part)
-        except (ValueError, OverflowError):  # inf - inf, or a finite overflow: term by term
-            for x in part:
-                self.add(x)
+        except (ValueError, OverflowError):  # inf - inf, or partials that overflowed
+            total = math.nan
+        if math.isfinite(total):  # every term finite: their exact sum, correctly rounded
+            self.add(total)
             return
-        self.add(total)
+        # Past here fsum's answer depends on the terms' order: its partials overflow on
+        # some orders of finite terms and not on others ([1, M, M, -M] raised, [-M, M, M, 1]
+        # gave M), and it drops the finite terms beside an infinity where it does not raise.
+        # So as fsum where it gives a figure, in any order: the finite terms' exact sum
+        # rounded once (kept exact where it is beyond the largest float), the non-finite
+        # ones one by one.
+        scaled = 0
+        for x in part:
+            if math.isfinite(x):
+                scaled += _scaled(x)
+            else:
+                self._special += x
+        try:
+            self._scaled += _scaled(scaled / _ONE)  # int / int: correctly rounded
+        except OverflowError:
+            self._scaled += scaled
 
     def __float__(self) -> float:
         try:
@@ -146,6 +161,12 @@ class ExactSum:
 
 _SCALE = 1074  # the smallest float is 2**-1074: every finite float is a multiple of it
 _ONE = 1 << _SCALE
+
+
+def _scaled(x: float) -> int:
+    """A finite float as an integer count of ``2**-1074`` (exact)."""
+    numerator, denominator = x.as_integer_ratio()  # denominator: 2**k, k <= 1074
+    return numerator << (_SCALE + 1 - denominator.bit_length())
 
 
 @dataclass

@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+import math
+import random
+import struct
+from fractions import Fraction
 from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gt_toolkit.consolidation.engine import ConsolidationSettings, consolidate_image
 from gt_toolkit.consolidation.worker_model import WorkerModel
 from gt_toolkit.consolidation.worker_model import WorkerSkill as ModelSkill
 from gt_toolkit.consolidation.worker_quality import (
+    ExactSum,
     QualityAccumulator,
     WorkerQuality,
     quality_weights,
@@ -179,3 +187,51 @@ def test_a_worker_timed_at_1e308_twice_gets_a_mean_not_a_traceback() -> None:
         acc.add(img.worker_ids, img.answers, result, time_spent=[1e308, 2.0])
     q = {x.worker_id: x for x in acc.result()}
     assert q["a"].mean_time_spent == 1e308 and q["b"].mean_time_spent == 2.0
+
+
+_BIG = 1.7976931348623157e308  # the largest float
+_TERMS = st.one_of(
+    st.floats(),  # NaN and the infinities too
+    st.sampled_from([_BIG, -_BIG, 1e308, -1e308, 1.0, -0.0, 5e-324, math.inf, -math.inf]),
+)
+
+
+def _bits(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+def test_one_extend_adds_the_same_in_any_order_of_its_terms() -> None:
+    # fsum's partials overflow on some orders of finite terms and not on others: the order
+    # that raised was added term by term, exactly (1 + M + M - M), the other as fsum's
+    # rounded M, so the same image's terms in two orders left 1.0 and 0.0 after a - M
+    reads = set()
+    for part in ([1.0, _BIG, _BIG, -_BIG], [-_BIG, _BIG, _BIG, 1.0]):
+        total = ExactSum()
+        total.extend(part)
+        total.add(-_BIG)
+        reads.add(_bits(float(total)))
+    assert reads == {_bits(0.0)}  # the part's sum rounded once: M, then M - M
+
+
+@settings(max_examples=400, deadline=None)
+@given(parts=st.lists(st.lists(_TERMS, max_size=6), max_size=4), rnd=st.randoms())
+def test_extend_reads_the_same_in_any_order_of_parts_and_terms(
+    parts: list[list[float]], rnd: random.Random
+) -> None:
+    def read(parts: list[list[float]]) -> tuple[bytes, bytes]:
+        total = ExactSum()
+        for part in parts:
+            total.extend(part)
+        return _bits(float(total)), _bits(total.mean(3))
+
+    shuffled = [rnd.sample(part, len(part)) for part in parts]
+    rnd.shuffle(shuffled)
+    assert read(parts) == read(shuffled)
+    if all(math.isfinite(x) for part in parts for x in part):
+        # each part's exact sum rounded once (as fsum, where its partials do not overflow)
+        try:
+            rounded = [float(sum(map(Fraction, part), Fraction(0))) for part in parts]
+            want = float(sum(map(Fraction, rounded), Fraction(0)))
+        except OverflowError:  # a part or the whole beyond the largest float
+            return
+        assert read(parts)[0] == _bits(want)
