@@ -390,8 +390,11 @@ def _value_name(key: str, unit: int, annotator: str, value: Value) -> str:
     same image listed twice (two lines of a Ground Truth manifest, one ``source-ref``) gave
     two different values one name, one hash, and the sample took whichever came first where
     the two straddled its cut (the same crowd in another order had another ``D_e``). Equal
-    names now mean equal values, so which of them is kept changes no figure.
+    names now mean equal values, so which of them is kept changes no figure. Both as text,
+    as the name always took them: an id given as a number (``annotators=(1, 2)``) was
+    measured before the lengths came, and ``len(1)`` then raised TypeError.
     """
+    key, annotator = str(key), str(annotator)
     return f"{len(key)}:{key}\0{unit}\0{len(annotator)}:{annotator}\0{value!r}"
 
 

@@ -570,3 +570,32 @@ def test_an_image_listed_twice_samples_and_lists_the_same_in_any_order() -> None
             for order in (crowd, crowd[::-1], [again, first, lone, lone_too])
         ]
         assert reports[0] == reports[1] == reports[2], sample_size
+
+
+def test_annotators_named_by_numbers_are_measured_as_their_text() -> None:
+    # the sample's name took the image key and the annotator as text (f-string); from
+    # 3021068 it measured their lengths first, and annotators=(1, 2) raised "TypeError:
+    # object of type 'int' has no len()" where an earlier run gave a figure
+    skills = make_skills(3, seed=4, spurious_rate=0.1)
+    crowd = simulate_crowd(images=6, boxes_per_image=4, skills=skills, seed=4)
+    as_text = [
+        CrowdImage(
+            key=img.as_source_image(str(k)).key,
+            image_size=img.image_size,
+            annotators=tuple(str(w) for w in range(len(img.answers))),
+            boxes=tuple(img.answers),
+        )
+        for k, img in enumerate(crowd)
+    ]
+    as_numbers: list[Any] = [
+        dataclasses.replace(img, annotators=tuple(range(len(img.annotators)))) for img in as_text
+    ]
+    for sample_size in (5, 2000):  # sampled, then exact
+        text = measure_agreement(as_text, sample_size=sample_size)
+        numbers = measure_agreement(as_numbers, sample_size=sample_size)
+        assert text.alpha is not None and text.sampled_values <= sample_size
+        assert (numbers.alpha, numbers.expected_disagreement, numbers.per_image) == (
+            text.alpha,
+            text.expected_disagreement,
+            text.per_image,
+        )
