@@ -103,7 +103,7 @@ class ExactSum:
         if not math.isfinite(x):
             self._special += x
             return
-        self._scaled += _scaled(x)
+        self._scaled += _units(x)
 
     def extend(self, terms: Iterable[float]) -> None:
         """Add the terms' sum, rounded once (``math.fsum``: the same in any order of them).
@@ -129,11 +129,11 @@ class ExactSum:
         scaled = 0
         for x in part:
             if math.isfinite(x):
-                scaled += _scaled(x)
+                scaled += _units(x)
             else:
                 self._special += x
         try:
-            self._scaled += _scaled(scaled / _ONE)  # int / int: correctly rounded
+            self._scaled += _units(scaled / _ONE)  # int / int: correctly rounded
         except OverflowError:
             self._scaled += scaled
 
@@ -163,7 +163,7 @@ _SCALE = 1074  # the smallest float is 2**-1074: every finite float is a multipl
 _ONE = 1 << _SCALE
 
 
-def _scaled(x: float) -> int:
+def _units(x: float) -> int:
     """A finite float as an integer count of ``2**-1074`` (exact)."""
     numerator, denominator = x.as_integer_ratio()  # denominator: 2**k, k <= 1074
     return numerator << (_SCALE + 1 - denominator.bit_length())
