@@ -188,6 +188,14 @@ _PLACE = itemgetter("left", "top", "width", "height")
 _LABEL = itemgetter("label")
 
 
+def _usable_time(t: float) -> bool:
+    """Whether a time spent counts: a finite number (an int past the float range is not)."""
+    try:
+        return math.isfinite(t)
+    except OverflowError:  # math.isfinite(10**400): no float holds it, as an infinity
+        return False
+
+
 def _label_of(answers: Sequence[Sequence[WorkerBox]], member: tuple[int, int]) -> Any:
     w, b = member
     return answers[w][b].get("label")
@@ -232,7 +240,7 @@ class QualityAccumulator:
             s.consensus += total
             if time_spent is not None and w < len(time_spent):
                 t = time_spent[w]
-                if t is not None and math.isfinite(t):
+                if t is not None and _usable_time(t):
                     s.time.add(t)
                     s.timed += 1
             mine = by_worker.get(w)
