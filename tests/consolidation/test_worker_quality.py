@@ -176,7 +176,8 @@ def test_exact_sums_of_huge_finite_terms_are_exact_and_never_raise() -> None:
     assert float(total) == math.fsum(small)
 
 
-def test_a_worker_timed_at_1e308_twice_gets_a_mean_not_a_traceback() -> None:
+def _mean_times(times: list[Any]) -> dict[str, float | None]:
+    """Each of two workers' mean time spent, timed ``times[w]`` on each of two images."""
     skills = [
         WorkerSkill("a", jitter=0.02, miss_rate=0.0, spurious_rate=0.0, duplicate_rate=0.0),
         WorkerSkill("b", jitter=0.02, miss_rate=0.0, spurious_rate=0.0, duplicate_rate=0.0),
@@ -184,24 +185,18 @@ def test_a_worker_timed_at_1e308_twice_gets_a_mean_not_a_traceback() -> None:
     acc = QualityAccumulator()
     for img in simulate_crowd(images=2, boxes_per_image=2, skills=skills, seed=1):
         result = consolidate_image(img.answers, image_size=img.image_size)
-        acc.add(img.worker_ids, img.answers, result, time_spent=[1e308, 2.0])
-    q = {x.worker_id: x for x in acc.result()}
-    assert q["a"].mean_time_spent == 1e308 and q["b"].mean_time_spent == 2.0
+        acc.add(img.worker_ids, img.answers, result, time_spent=times)
+    return {x.worker_id: x.mean_time_spent for x in acc.result()}
+
+
+def test_a_worker_timed_at_1e308_twice_gets_a_mean_not_a_traceback() -> None:
+    assert _mean_times([1e308, 2.0]) == {"a": 1e308, "b": 2.0}
 
 
 def test_a_time_spent_past_the_float_range_counts_as_none_not_a_traceback() -> None:
     # an int of 10**400 seconds (the API takes any number) made math.isfinite raise
     # OverflowError out of QualityAccumulator.add; an infinity was already left out
-    skills = [
-        WorkerSkill("a", jitter=0.02, miss_rate=0.0, spurious_rate=0.0, duplicate_rate=0.0),
-        WorkerSkill("b", jitter=0.02, miss_rate=0.0, spurious_rate=0.0, duplicate_rate=0.0),
-    ]
-    acc = QualityAccumulator()
-    for img in simulate_crowd(images=2, boxes_per_image=2, skills=skills, seed=1):
-        result = consolidate_image(img.answers, image_size=img.image_size)
-        acc.add(img.worker_ids, img.answers, result, time_spent=[10**400, 2.0])
-    q = {x.worker_id: x for x in acc.result()}
-    assert q["a"].mean_time_spent is None and q["b"].mean_time_spent == 2.0
+    assert _mean_times([10**400, 2.0]) == {"a": None, "b": 2.0}
 
 
 _BIG = 1.7976931348623157e308  # the largest float
