@@ -168,17 +168,15 @@ class _Reservoir:
     came in another order (-0.0085 and -0.0102 on one 6,000-value crowd).
     """
 
-    def __init__(self, size: int, seed: bytes) -> None:
-        self.size, self.seed = size, seed
+    def __init__(self, size: int) -> None:
+        self.size = size
         self._kept: list[tuple[int, int, Value]] = []  # a heap of (-hash, arrival, value)
         self.seen = 0
 
-    def add(self, value: Value, name: str) -> None:
+    def add(self, value: Value, rank: int) -> None:
+        """Add ``value``, its name's :func:`_rank` given (one hash serves every sample)."""
         self.seen += 1
-        digest = hashlib.blake2b(
-            name.encode("utf-8", "surrogatepass"), digest_size=8, key=self.seed
-        ).digest()
-        entry = (-int.from_bytes(digest, "big"), self.seen, value)
+        entry = (-rank, self.seen, value)
         if len(self._kept) < self.size:
             heapq.heappush(self._kept, entry)
         elif entry[0] > self._kept[0][0]:  # hashes lower than the highest kept one
@@ -190,8 +188,9 @@ class _Reservoir:
         return [value for _, _, value in sorted(self._kept, key=lambda e: (-e[0], e[1]))]
 
     def expected(self) -> float | None:
-        n = len(self.values)
-        return _pair_sum(self.values) / (n * (n - 1)) if n > 1 else None
+        values = self.values
+        n = len(values)
+        return _pair_sum(values) / (n * (n - 1)) if n > 1 else None
 
 
 @dataclass
@@ -353,7 +352,7 @@ class _Tally:
     quality: QualityAccumulator = field(default_factory=QualityAccumulator)
 
     def __post_init__(self) -> None:
-        self.reservoir = _Reservoir(self.sample_size, self.seed)
+        self.reservoir = _Reservoir(self.sample_size)
 
     def unit(
         self, image: CrowdImage, number: int, values: list[Value], label: str, mine: _Disagreement
@@ -363,14 +362,14 @@ class _Tally:
         for slice_ in (self.overall, mine):
             slice_.add(pair_sum, len(values))
         if label not in self.classes:
-            self.classes[label] = (_Disagreement(), _Reservoir(self.sample_size, self.seed))
+            self.classes[label] = (_Disagreement(), _Reservoir(self.sample_size))
         disagreement, reservoir = self.classes[label]
         disagreement.add(pair_sum, len(values))
         self.class_boxes[label] += sum(v is not None for v in values)
         for annotator, value in zip(image.annotators, values, strict=True):
-            name = _value_name(image.key, number, annotator, value)
-            self.reservoir.add(value, name)
-            reservoir.add(value, name)
+            rank = _rank(_value_name(image.key, number, annotator, value), self.seed)
+            self.reservoir.add(value, rank)
+            reservoir.add(value, rank)
         for (i, a), (j, b) in combinations(enumerate(image.annotators), 2):
             if values[i] is None and values[j] is None:
                 continue
@@ -380,6 +379,12 @@ class _Tally:
             distance, units = self.pairs[key]
             distance.add(value_distance(values[i], values[j]))
             units[0] += 1
+
+
+def _rank(name: str, seed: bytes) -> int:
+    """A value's place in every sample: its name's keyed hash (the lowest are kept)."""
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=8, key=seed)
+    return int.from_bytes(digest.digest(), "big")
 
 
 def _value_name(key: str, unit: int, annotator: str, value: Value) -> str:
