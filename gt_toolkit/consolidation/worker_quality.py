@@ -142,7 +142,11 @@ class ExactSum:
             total = self._scaled / _ONE  # int / int: correctly rounded, as fsum
         except OverflowError:  # beyond the largest float: as the running sum would read
             total = math.inf if self._scaled > 0 else -math.inf
-        return total + self._special if self._special else total
+        if not self._special:
+            return total
+        total += self._special
+        # one NaN: inf - inf and nan + x carry a sign bit that depends on the terms' order
+        return math.nan if math.isnan(total) else total
 
     def mean(self, count: int) -> float:
         """The sum over ``count`` (> 0), as ``float(self) / count``.
